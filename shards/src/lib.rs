@@ -1,0 +1,8 @@
+//! tailgate's thread-per-core side: which shard owns a trace, and (as it is built) the runtime,
+//! trace buffer and sampling policies each shard runs.
+//!
+//! Every span is owned by exactly one shard, chosen from its trace id alone, so every span of a
+//! trace meets the others on one core and a tail-sampling decision sees the whole trace without
+//! any cross-shard state.
+
+pub mod route;

@@ -1,0 +1,6 @@
+//! tailgate: a thread-per-core OTLP gateway with trace-consistent tail sampling.
+//!
+//! The crate follows a span's path: [`wire`] validates and reads OTLP requests in place and
+//! frames new ones from their bytes; routing by trace id lives in the `tailgate-shards` crate.
+
+pub mod wire;

@@ -1,0 +1,50 @@
+//! Log-record views over a validated `ExportLogsServiceRequest`.
+//!
+//! Logs pass through the gateway without sampling; a record is read only for the fields a
+//! summary or a trace correlation needs.
+
+use super::common::{last_bytes, last_varint, AnyValueView, KeyValues};
+use super::envelope::{last_message, Item};
+
+/// One `LogRecord`.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRecordView<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> LogRecordView<'a> {
+    /// A log item of a validated logs request.
+    pub fn new(item: Item<'a>) -> Self {
+        LogRecordView {
+            bytes: item.bytes,
+            offset: item.offset,
+        }
+    }
+
+    /// `SeverityNumber` as its integer value.
+    pub fn severity_number(&self) -> i32 {
+        last_varint(self.bytes, self.offset, 2) as i32
+    }
+
+    pub fn severity_text(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 3)
+    }
+
+    pub fn body(&self) -> AnyValueView<'a> {
+        last_message(self.bytes, self.offset, 5)
+            .map_or(AnyValueView::Empty, |(b, at)| AnyValueView::decode(b, at))
+    }
+
+    pub fn attributes(&self) -> KeyValues<'a> {
+        KeyValues::new(self.bytes, self.offset, 6)
+    }
+
+    pub fn trace_id(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 9)
+    }
+
+    pub fn span_id(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 10)
+    }
+}

@@ -1,0 +1,46 @@
+//! The OTLP wire layer: requests are validated and read in place, never decoded into owned
+//! structures on the data path.
+//!
+//! The path of a request through this module:
+//!
+//! 1. [`Request::parse`] (or [`TracesRequest::parse`]) validates the whole request once against
+//!    the OTLP schemas ([`schema`]): wrong wire types, truncation, bad varints, overrunning
+//!    lengths and excessive nesting are request errors ([`WireError`]) carrying the byte offset.
+//! 2. Views ([`SpanView`], [`ResourceView`], [`ScopeView`], [`KeyValueView`], ...) borrow from the
+//!    validated bytes; a span view reads the span's top-level fields, everything else is lazy.
+//!    A span with bad ids is rejected on its own ([`SpanDefect`]).
+//! 3. [`Split`] routes spans to the shard owning their trace, as byte ranges.
+//! 4. [`Framer`] writes new requests from those ranges, copying bytes and writing new length
+//!    prefixes; group headers (resource, scope, schema URL, unknown fields) travel as received.
+//!
+//! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that
+//! is the one place prost types are used outside tests.
+
+mod common;
+mod envelope;
+mod error;
+mod fields;
+mod frame;
+pub mod json;
+mod logs;
+mod metrics;
+mod proto;
+mod schema;
+mod split;
+mod trace;
+
+pub use common::{AnyValueView, ArrayView, KeyValueView, KeyValues, ResourceView, ScopeView};
+pub use envelope::{item_count, Header, Item, Request, ResourceGroup, ScopeGroup, Signal};
+pub use error::{SpanDefect, WireError, WireErrorKind};
+pub use frame::{Framer, Piece};
+pub use logs::LogRecordView;
+pub use metrics::MetricView;
+pub use proto::WireType;
+pub use split::{Split, SpanRef};
+pub use trace::{EventView, LinkView, SpanView, TracesRequest, STATUS_CODE_ERROR};
+
+/// How deep messages (and groups in unknown fields) may nest before a request is refused. A
+/// span attribute sits at depth 5 (request, resource group, scope group, span, key-value); the
+/// bound leaves room for deeply nested attribute values while keeping the validator's recursion,
+/// and so its stack use, bounded.
+pub const MAX_NESTING_DEPTH: usize = 64;

@@ -1,0 +1,326 @@
+//! Span views over a validated `ExportTraceServiceRequest`.
+//!
+//! Building a [`SpanView`] reads the span's top-level fields once — ids, name, kind, times,
+//! flags, status — and keeps slices into the request; attributes, events and links stay encoded
+//! until their iterators are walked. This is what routing and most sampling policies need, at
+//! the cost of one pass over a few dozen bytes of tags per span.
+
+use super::common::{last_bytes, last_varint, KeyValues};
+use super::envelope::{Item, Request, ScopeGroup, Signal};
+use super::error::{SpanDefect, WireError};
+use super::fields::{Fields, Repeated};
+use super::proto::Value;
+
+/// A validated `ExportTraceServiceRequest`.
+#[derive(Debug, Clone, Copy)]
+pub struct TracesRequest<'a> {
+    request: Request<'a>,
+}
+
+impl<'a> TracesRequest<'a> {
+    /// Validates `bytes` as an `ExportTraceServiceRequest`.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        Request::parse(Signal::Traces, bytes).map(|request| TracesRequest { request })
+    }
+
+    /// The signal-independent view of the same request.
+    pub fn request(&self) -> &Request<'a> {
+        &self.request
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.request.bytes()
+    }
+
+    /// Every span of the request, in wire order.
+    pub fn spans(&self) -> impl Iterator<Item = SpanView<'a>> + 'a {
+        self.request
+            .items()
+            .map(|(_, _, item)| SpanView::new(item))
+    }
+}
+
+impl<'a> ScopeGroup<'a> {
+    /// The group's items read as spans; only meaningful in a traces request.
+    pub fn spans(&self) -> impl Iterator<Item = SpanView<'a>> + 'a {
+        self.items().map(SpanView::new)
+    }
+}
+
+/// The span status code, as in `Status.StatusCode`.
+pub const STATUS_CODE_ERROR: i32 = 2;
+
+/// One span, its top-level fields read, the rest lazy.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanView<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    parent_span_id: &'a [u8],
+    trace_state: &'a [u8],
+    name: &'a [u8],
+    kind: i32,
+    start_time_unix_nano: u64,
+    end_time_unix_nano: u64,
+    flags: u32,
+    status_code: i32,
+    status_message: &'a [u8],
+    has_links: bool,
+}
+
+impl<'a> SpanView<'a> {
+    /// Reads a span's top-level fields. The item must come from a validated traces request.
+    pub fn new(item: Item<'a>) -> Self {
+        let mut view = SpanView {
+            bytes: item.bytes,
+            offset: item.offset,
+            trace_id: &[],
+            span_id: &[],
+            parent_span_id: &[],
+            trace_state: &[],
+            name: &[],
+            kind: 0,
+            start_time_unix_nano: 0,
+            end_time_unix_nano: 0,
+            flags: 0,
+            status_code: 0,
+            status_message: &[],
+            has_links: false,
+        };
+        // Scalars: the last occurrence wins. `status` is a message: occurrences merge field by
+        // field, as protobuf merges repeated singular messages.
+        for field in Fields::new(item.bytes, item.offset) {
+            match (field.number, field.value) {
+                (1, Value::Len(b, _)) => view.trace_id = b,
+                (2, Value::Len(b, _)) => view.span_id = b,
+                (3, Value::Len(b, _)) => view.trace_state = b,
+                (4, Value::Len(b, _)) => view.parent_span_id = b,
+                (5, Value::Len(b, _)) => view.name = b,
+                (6, Value::Varint(v)) => view.kind = v as i32,
+                (7, Value::I64(v)) => view.start_time_unix_nano = v,
+                (8, Value::I64(v)) => view.end_time_unix_nano = v,
+                (13, Value::Len(..)) => view.has_links = true,
+                (15, Value::Len(b, at)) => {
+                    for status_field in Fields::new(b, at) {
+                        match (status_field.number, status_field.value) {
+                            (2, Value::Len(m, _)) => view.status_message = m,
+                            (3, Value::Varint(c)) => view.status_code = c as i32,
+                            _ => {}
+                        }
+                    }
+                }
+                (16, Value::I32(v)) => view.flags = v,
+                _ => {}
+            }
+        }
+        view
+    }
+
+    /// The encoded `Span` message, exactly as received.
+    pub fn raw(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Absolute offset of the span's first byte in the request.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    pub fn trace_id(&self) -> &'a [u8] {
+        self.trace_id
+    }
+
+    /// The trace id as an array, when it is 16 bytes long.
+    pub fn trace_id_array(&self) -> Option<[u8; 16]> {
+        self.trace_id.try_into().ok()
+    }
+
+    pub fn span_id(&self) -> &'a [u8] {
+        self.span_id
+    }
+
+    pub fn parent_span_id(&self) -> &'a [u8] {
+        self.parent_span_id
+    }
+
+    pub fn trace_state(&self) -> &'a [u8] {
+        self.trace_state
+    }
+
+    pub fn name(&self) -> &'a [u8] {
+        self.name
+    }
+
+    /// `SpanKind` as its integer value.
+    pub fn kind(&self) -> i32 {
+        self.kind
+    }
+
+    pub fn start_time_unix_nano(&self) -> u64 {
+        self.start_time_unix_nano
+    }
+
+    pub fn end_time_unix_nano(&self) -> u64 {
+        self.end_time_unix_nano
+    }
+
+    /// W3C trace flags in the low 8 bits, and the OTLP `SpanFlags` context bits above.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// `Status.StatusCode` as its integer value (0 unset, 1 ok, 2 error).
+    pub fn status_code(&self) -> i32 {
+        self.status_code
+    }
+
+    pub fn status_message(&self) -> &'a [u8] {
+        self.status_message
+    }
+
+    /// The span's attributes, decoded lazily.
+    pub fn attributes(&self) -> KeyValues<'a> {
+        KeyValues::new(self.bytes, self.offset, 9)
+    }
+
+    pub fn dropped_attributes_count(&self) -> u32 {
+        last_varint(self.bytes, self.offset, 10) as u32
+    }
+
+    /// The span's events, decoded lazily.
+    pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + 'a {
+        Repeated::new(self.bytes, self.offset, 11).map(|(bytes, offset)| EventView { bytes, offset })
+    }
+
+    pub fn dropped_events_count(&self) -> u32 {
+        last_varint(self.bytes, self.offset, 12) as u32
+    }
+
+    /// The span's links, decoded lazily.
+    pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + 'a {
+        Repeated::new(self.bytes, self.offset, 13).map(|(bytes, offset)| LinkView::new(bytes, offset))
+    }
+
+    pub fn dropped_links_count(&self) -> u32 {
+        last_varint(self.bytes, self.offset, 14) as u32
+    }
+
+    /// Why this span must be rejected on its own, if it must: ids of the wrong length or all
+    /// zero. The Collector's decoder refuses such ids; rejecting just the span lets the rest of
+    /// the request through with a partial-success answer.
+    pub fn defect(&self) -> Option<SpanDefect> {
+        if self.trace_id.len() != 16 {
+            return Some(SpanDefect::TraceIdLength(self.trace_id.len()));
+        }
+        if self.trace_id.iter().all(|&b| b == 0) {
+            return Some(SpanDefect::TraceIdZero);
+        }
+        if self.span_id.len() != 8 {
+            return Some(SpanDefect::SpanIdLength(self.span_id.len()));
+        }
+        if self.span_id.iter().all(|&b| b == 0) {
+            return Some(SpanDefect::SpanIdZero);
+        }
+        if !matches!(self.parent_span_id.len(), 0 | 8) {
+            return Some(SpanDefect::ParentSpanIdLength(self.parent_span_id.len()));
+        }
+        if self.has_links {
+            for link in self.links() {
+                if !matches!(link.trace_id.len(), 0 | 16) {
+                    return Some(SpanDefect::LinkTraceIdLength(link.trace_id.len()));
+                }
+                if !matches!(link.span_id.len(), 0 | 8) {
+                    return Some(SpanDefect::LinkSpanIdLength(link.span_id.len()));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// One `Span.Event`.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> EventView<'a> {
+    pub fn time_unix_nano(&self) -> u64 {
+        Fields::new(self.bytes, self.offset).fold(0, |acc, f| match (f.number, f.value) {
+            (1, Value::I64(v)) => v,
+            _ => acc,
+        })
+    }
+
+    pub fn name(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 2)
+    }
+
+    pub fn attributes(&self) -> KeyValues<'a> {
+        KeyValues::new(self.bytes, self.offset, 3)
+    }
+
+    pub fn dropped_attributes_count(&self) -> u32 {
+        last_varint(self.bytes, self.offset, 4) as u32
+    }
+}
+
+/// One `Span.Link`.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkView<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    trace_state: &'a [u8],
+    flags: u32,
+}
+
+impl<'a> LinkView<'a> {
+    fn new(bytes: &'a [u8], offset: usize) -> Self {
+        let mut link = LinkView {
+            bytes,
+            offset,
+            trace_id: &[],
+            span_id: &[],
+            trace_state: &[],
+            flags: 0,
+        };
+        for field in Fields::new(bytes, offset) {
+            match (field.number, field.value) {
+                (1, Value::Len(b, _)) => link.trace_id = b,
+                (2, Value::Len(b, _)) => link.span_id = b,
+                (3, Value::Len(b, _)) => link.trace_state = b,
+                (6, Value::I32(v)) => link.flags = v,
+                _ => {}
+            }
+        }
+        link
+    }
+
+    pub fn trace_id(&self) -> &'a [u8] {
+        self.trace_id
+    }
+
+    pub fn span_id(&self) -> &'a [u8] {
+        self.span_id
+    }
+
+    pub fn trace_state(&self) -> &'a [u8] {
+        self.trace_state
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    pub fn attributes(&self) -> KeyValues<'a> {
+        KeyValues::new(self.bytes, self.offset, 4)
+    }
+
+    pub fn dropped_attributes_count(&self) -> u32 {
+        last_varint(self.bytes, self.offset, 5) as u32
+    }
+}
