@@ -34,7 +34,10 @@ impl<'a> AnyValueView<'a> {
                 (2, Value::Varint(v)) => AnyValueView::Bool(v != 0),
                 (3, Value::Varint(v)) => AnyValueView::Int(v as i64),
                 (4, Value::I64(v)) => AnyValueView::Double(f64::from_bits(v)),
-                (5, Value::Len(b, at)) => AnyValueView::Array(ArrayView { bytes: b, offset: at }),
+                (5, Value::Len(b, at)) => AnyValueView::Array(ArrayView {
+                    bytes: b,
+                    offset: at,
+                }),
                 (6, Value::Len(b, at)) => AnyValueView::KvList(KeyValues::new(b, at, 1)),
                 (7, Value::Len(b, _)) => AnyValueView::Bytes(b),
                 _ => continue,

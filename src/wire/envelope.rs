@@ -47,7 +47,7 @@ impl Signal {
 
 /// The field number of the child list in a request, a resource group and a scope group.
 const RESOURCE_GROUPS: u32 = 1;
-const CHILDREN: u32 = 2;
+pub(crate) const CHILDREN: u32 = 2;
 
 /// A validated export request of one signal, borrowed from its bytes.
 #[derive(Debug, Clone, Copy)]
@@ -89,11 +89,13 @@ impl<'a> Request<'a> {
     }
 
     /// Every item of the request with the groups it sits in, in wire order.
-    pub fn items(&self) -> impl Iterator<Item = (ResourceGroup<'a>, ScopeGroup<'a>, Item<'a>)> + 'a {
+    pub fn items(
+        &self,
+    ) -> impl Iterator<Item = (ResourceGroup<'a>, ScopeGroup<'a>, Item<'a>)> + 'a {
         self.resource_groups().flat_map(|resource| {
-            resource.scope_groups().flat_map(move |scope| {
-                scope.items().map(move |item| (resource, scope, item))
-            })
+            resource
+                .scope_groups()
+                .flat_map(move |scope| scope.items().map(move |item| (resource, scope, item)))
         })
     }
 }
@@ -205,7 +207,8 @@ impl<'a> ScopeGroup<'a> {
 
     /// The items (spans, metrics or log records), in wire order.
     pub fn items(&self) -> impl Iterator<Item = Item<'a>> + 'a {
-        Repeated::new(self.bytes, self.offset, CHILDREN).map(|(bytes, offset)| Item { bytes, offset })
+        Repeated::new(self.bytes, self.offset, CHILDREN)
+            .map(|(bytes, offset)| Item { bytes, offset })
     }
 }
 

@@ -68,7 +68,10 @@ impl fmt::Display for WireError {
             WireErrorKind::InvalidFieldNumber(n) => write!(f, "invalid field number {n}"),
             WireErrorKind::InvalidWireType(t) => write!(f, "invalid wire type {t}"),
             WireErrorKind::UnexpectedEndGroup { field } => {
-                write!(f, "end-group marker for field {field} without a start group")
+                write!(
+                    f,
+                    "end-group marker for field {field} without a start group"
+                )
             }
             WireErrorKind::WrongWireType {
                 message,

@@ -1,24 +1,69 @@
 //! Iteration over the fields of messages that have already been validated.
 //!
 //! Views are only ever built over bytes that [`super::schema::validate`] accepted, so reading
-//! them again cannot fail. These iterators still use the checked [`Reader`]; should a bug ever
-//! hand them unvalidated bytes they stop at the bad field (and assert in debug builds) rather
-//! than read out of bounds.
+//! them again cannot fail. These iterators still check every bound; should a bug ever hand them
+//! unvalidated bytes they stop at the bad field (and assert in debug builds) rather than read out
+//! of bounds or panic.
 
-use super::proto::{Field, Reader, Value};
+use super::proto::{read_varint, Field, Reader, Value};
 
 /// The fields of one validated message, in wire order.
 #[derive(Debug, Clone)]
 pub(crate) struct Fields<'a> {
-    reader: Reader<'a>,
+    buf: &'a [u8],
+    pos: usize,
+    /// Absolute offset of `buf[0]` in the request.
+    base: usize,
 }
 
 impl<'a> Fields<'a> {
     #[inline]
     pub(crate) fn new(bytes: &'a [u8], offset: usize) -> Self {
         Fields {
-            reader: Reader::new(bytes, offset),
+            buf: bytes,
+            pos: 0,
+            base: offset,
         }
+    }
+
+    /// Reads the field at the cursor; `None` at the end or on bytes that do not parse.
+    #[inline(always)]
+    fn read(&mut self) -> Option<Field<'a>> {
+        let buf = self.buf;
+        let start = self.pos;
+        let mut pos = start;
+        let tag = read_varint(buf, &mut pos).ok()?;
+        let value = match tag & 7 {
+            0 => Value::Varint(read_varint(buf, &mut pos).ok()?),
+            1 => {
+                let bytes = buf.get(pos..pos + 8)?;
+                pos += 8;
+                Value::I64(u64::from_le_bytes(bytes.try_into().ok()?))
+            }
+            5 => {
+                let bytes = buf.get(pos..pos + 4)?;
+                pos += 4;
+                Value::I32(u32::from_le_bytes(bytes.try_into().ok()?))
+            }
+            2 => {
+                let len = usize::try_from(read_varint(buf, &mut pos).ok()?).ok()?;
+                let payload = buf.get(pos..pos.checked_add(len)?)?;
+                let at = self.base + pos;
+                pos += len;
+                Value::Len(payload, at)
+            }
+            3 => {
+                pos = Reader::skip_group_at(buf, pos, self.base, (tag >> 3) as u32, 1).ok()?;
+                Value::Group
+            }
+            _ => return None,
+        };
+        self.pos = pos;
+        Some(Field {
+            number: (tag >> 3) as u32,
+            value,
+            raw: &buf[start..pos],
+        })
     }
 }
 
@@ -27,13 +72,19 @@ impl<'a> Iterator for Fields<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Field<'a>> {
-        match self.reader.next_field(0) {
-            Ok(field) => field,
-            Err(err) => {
-                debug_assert!(false, "view over unvalidated bytes: {err}");
-                None
-            }
+        if self.pos >= self.buf.len() {
+            return None;
         }
+        let field = self.read();
+        if field.is_none() {
+            debug_assert!(
+                false,
+                "view over unvalidated bytes at {}",
+                self.base + self.pos
+            );
+            self.pos = self.buf.len();
+        }
+        field
     }
 }
 
@@ -69,4 +120,12 @@ impl<'a> Iterator for Repeated<'a> {
         }
         None
     }
+}
+
+/// Reads `N` little-endian bytes at `*pos`, moving past them.
+#[inline(always)]
+pub(crate) fn fixed_at<const N: usize>(bytes: &[u8], pos: &mut usize) -> Option<[u8; N]> {
+    let value = bytes.get(*pos..*pos + N)?.try_into().ok()?;
+    *pos += N;
+    Some(value)
 }

@@ -36,7 +36,7 @@ pub use frame::{Framer, Piece};
 pub use logs::LogRecordView;
 pub use metrics::MetricView;
 pub use proto::WireType;
-pub use split::{Split, SpanRef};
+pub use split::{SpanRef, Split};
 pub use trace::{EventView, LinkView, SpanView, TracesRequest, STATUS_CODE_ERROR};
 
 /// How deep messages (and groups in unknown fields) may nest before a request is refused. A

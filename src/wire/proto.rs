@@ -61,30 +61,17 @@ pub(crate) enum Value<'a> {
     Group,
 }
 
-impl Value<'_> {
-    pub(crate) fn wire_type(&self) -> WireType {
-        match self {
-            Value::Varint(_) => WireType::Varint,
-            Value::I64(_) => WireType::I64,
-            Value::Len(..) => WireType::Len,
-            Value::I32(_) => WireType::I32,
-            Value::Group => WireType::StartGroup,
-        }
-    }
-}
-
-/// One decoded field: its number, its value, and where its tag began.
+/// One decoded field: its number, its value, and its encoding.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Field<'a> {
     pub number: u32,
     pub value: Value<'a>,
-    /// Absolute offset of the field's tag.
-    pub start: usize,
     /// The whole field as encoded: tag, length prefix and payload.
     pub raw: &'a [u8],
 }
 
-/// A cursor over the fields of one message.
+/// A cursor that skips groups: the one structure whose end is found only by reading through
+/// it. Unknown fields may be groups (a deprecated encoding that decoders must still skip).
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
@@ -94,22 +81,6 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8], base: usize) -> Self {
-        Reader { buf, pos: 0, base }
-    }
-
-    /// Absolute offset of the next unread byte.
-    #[inline]
-    pub(crate) fn offset(&self) -> usize {
-        self.base + self.pos
-    }
-
-    /// The bytes from `start` (absolute) up to the cursor.
-    #[inline]
-    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
-        &self.buf[start - self.base..self.pos]
-    }
-
     #[inline]
     fn err(&self, kind: WireErrorKind, at: usize) -> WireError {
         WireError::new(kind, self.base + at)
@@ -119,33 +90,7 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         let start = self.pos;
-        let Some(&first) = self.buf.get(start) else {
-            return Err(self.err(WireErrorKind::Truncated, start));
-        };
-        if first < 0x80 {
-            self.pos = start + 1;
-            return Ok(u64::from(first));
-        }
-        let mut value = u64::from(first & 0x7f);
-        for i in 1..10 {
-            let Some(&byte) = self.buf.get(start + i) else {
-                return Err(self.err(WireErrorKind::Truncated, start));
-            };
-            if i == 9 && byte > 1 {
-                let kind = if byte & 0x80 != 0 {
-                    WireErrorKind::VarintTooLong
-                } else {
-                    WireErrorKind::VarintOverflow
-                };
-                return Err(self.err(kind, start));
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                self.pos = start + i + 1;
-                return Ok(value);
-            }
-        }
-        unreachable!("the 10th byte either ends the varint or is rejected")
+        read_varint(self.buf, &mut self.pos).map_err(|kind| self.err(kind, start))
     }
 
     #[inline]
@@ -173,7 +118,10 @@ impl<'a> Reader<'a> {
         }
         let payload_start = self.pos;
         self.pos += len as usize;
-        Ok((&self.buf[payload_start..self.pos], self.base + payload_start))
+        Ok((
+            &self.buf[payload_start..self.pos],
+            self.base + payload_start,
+        ))
     }
 
     /// Reads a tag: field number and wire type.
@@ -192,42 +140,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The next field of the message, or `None` at its end.
-    ///
-    /// `depth` is the nesting depth of the message being read; it bounds how deep a group (which
-    /// is skipped here, field by field) may nest.
-    #[inline]
-    pub(crate) fn next_field(&mut self, depth: usize) -> Result<Option<Field<'a>>, WireError> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let start = self.offset();
-        let (number, wire_type) = self.tag()?;
-        let value = match wire_type {
-            WireType::Varint => Value::Varint(self.varint()?),
-            WireType::I64 => Value::I64(u64::from_le_bytes(self.fixed::<8>()?)),
-            WireType::Len => {
-                let (payload, at) = self.len_delimited()?;
-                Value::Len(payload, at)
-            }
-            WireType::I32 => Value::I32(u32::from_le_bytes(self.fixed::<4>()?)),
-            WireType::StartGroup => {
-                self.skip_group(number, depth + 1)?;
-                Value::Group
-            }
-            WireType::EndGroup => {
-                return Err(WireError::new(
-                    WireErrorKind::UnexpectedEndGroup { field: number },
-                    start,
-                ))
-            }
-        };
-        Ok(Some(Field {
-            number,
-            value,
-            start,
-            raw: self.since(start),
-        }))
+    /// Skips a group that starts at `pos` of `buf` (just after its start-group tag) and returns
+    /// the position after its end-group marker.
+    pub(crate) fn skip_group_at(
+        buf: &'a [u8],
+        pos: usize,
+        base: usize,
+        number: u32,
+        depth: usize,
+    ) -> Result<usize, WireError> {
+        let mut reader = Reader { buf, pos, base };
+        reader.skip_group(number, depth)?;
+        Ok(reader.pos)
     }
 
     /// Skips the fields of a group up to its matching end-group marker.
@@ -269,11 +193,52 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads the varint at `*pos` and moves past it. On error `*pos` is left where the varint
+/// starts, and the error kind is returned for the caller to place.
+#[inline(always)]
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireErrorKind> {
+    match buf.get(*pos..*pos + 2) {
+        Some(&[low, _]) if low < 0x80 => {
+            *pos += 1;
+            Ok(u64::from(low))
+        }
+        Some(&[low, high]) if high < 0x80 => {
+            *pos += 2;
+            Ok(u64::from(low & 0x7f) | u64::from(high) << 7)
+        }
+        _ => read_varint_long(buf, pos),
+    }
+}
+
+/// The general case of [`read_varint`]: three bytes or more, or the end of the input near.
+fn read_varint_long(buf: &[u8], pos: &mut usize) -> Result<u64, WireErrorKind> {
+    let start = *pos;
+    let mut value = 0u64;
+    for i in 0..10 {
+        let Some(&byte) = buf.get(start + i) else {
+            return Err(WireErrorKind::Truncated);
+        };
+        if i == 9 && byte > 1 {
+            return Err(if byte & 0x80 != 0 {
+                WireErrorKind::VarintTooLong
+            } else {
+                WireErrorKind::VarintOverflow
+            });
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            *pos = start + i + 1;
+            return Ok(value);
+        }
+    }
+    unreachable!("the 10th byte either ends the varint or is rejected")
+}
+
 /// Number of bytes `value` takes as a varint.
 #[inline]
 pub(crate) fn varint_len(value: u64) -> usize {
     // 1 byte per started group of 7 bits; 0 still takes one byte.
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `value` as a varint.
@@ -296,8 +261,8 @@ pub(crate) const fn len_tag(number: u32) -> u8 {
 mod tests {
     use super::*;
 
-    fn read(bytes: &[u8]) -> Result<u64, WireError> {
-        Reader::new(bytes, 0).varint()
+    fn read(bytes: &[u8]) -> Result<u64, WireErrorKind> {
+        read_varint(bytes, &mut 0)
     }
 
     #[test]
@@ -317,28 +282,27 @@ mod tests {
         assert_eq!(read(&ten), Ok(u64::MAX));
         let mut overflow = vec![0xff; 9];
         overflow.push(0x02);
-        assert_eq!(read(&overflow).unwrap_err().kind, WireErrorKind::VarintOverflow);
+        assert_eq!(read(&overflow).unwrap_err(), WireErrorKind::VarintOverflow);
         let mut eleven = vec![0xff; 10];
         eleven.push(0x00);
-        assert_eq!(read(&eleven).unwrap_err().kind, WireErrorKind::VarintTooLong);
-        assert_eq!(read(&[0x80, 0x80]).unwrap_err().kind, WireErrorKind::Truncated);
+        assert_eq!(read(&eleven).unwrap_err(), WireErrorKind::VarintTooLong);
+        assert_eq!(read(&[0x80, 0x80]).unwrap_err(), WireErrorKind::Truncated);
+        assert_eq!(read(&[]).unwrap_err(), WireErrorKind::Truncated);
         // Non-minimal encodings are valid protobuf.
         assert_eq!(read(&[0x81, 0x00]), Ok(1));
     }
 
     #[test]
-    fn groups_in_unknown_fields_are_skipped_and_must_balance() {
-        // field 7 start group, inner varint field 1 = 5, field 7 end group, then field 2 varint.
-        let bytes = [0x3b, 0x08, 0x05, 0x3c, 0x10, 0x01];
-        let mut reader = Reader::new(&bytes, 0);
-        assert!(matches!(
-            reader.next_field(0).unwrap().unwrap().value,
-            Value::Group
-        ));
-        assert_eq!(reader.next_field(0).unwrap().unwrap().number, 2);
-        let unbalanced = [0x3b, 0x08, 0x05, 0x44];
-        let err = Reader::new(&unbalanced, 0).next_field(0).unwrap_err();
+    fn groups_are_skipped_to_their_matching_end() {
+        // Group 7 holds varint field 1 = 5 and a nested group 8; then field 2 follows.
+        let bytes = [0x08, 0x05, 0x43, 0x44, 0x3c, 0x10, 0x01];
+        assert_eq!(Reader::skip_group_at(&bytes, 0, 100, 7, 1), Ok(5));
+        let unbalanced = [0x08, 0x05, 0x44];
+        let err = Reader::skip_group_at(&unbalanced, 0, 100, 7, 1).unwrap_err();
         assert_eq!(err.kind, WireErrorKind::UnexpectedEndGroup { field: 8 });
-        assert_eq!(err.offset, 3);
+        assert_eq!(err.offset, 102);
+        let unterminated = [0x08, 0x05];
+        let err = Reader::skip_group_at(&unterminated, 0, 0, 7, 1).unwrap_err();
+        assert_eq!(err.kind, WireErrorKind::Truncated);
     }
 }

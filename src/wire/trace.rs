@@ -7,9 +7,10 @@
 
 use super::common::{last_bytes, last_varint, KeyValues};
 use super::envelope::{Item, Request, ScopeGroup, Signal};
-use super::error::{SpanDefect, WireError};
-use super::fields::{Fields, Repeated};
-use super::proto::Value;
+use super::error::{SpanDefect, WireError, WireErrorKind};
+use super::fields::{fixed_at, Fields, Repeated};
+use super::proto::{read_varint, Value};
+use super::schema::{self, SPAN};
 
 /// A validated `ExportTraceServiceRequest`.
 #[derive(Debug, Clone, Copy)]
@@ -34,9 +35,7 @@ impl<'a> TracesRequest<'a> {
 
     /// Every span of the request, in wire order.
     pub fn spans(&self) -> impl Iterator<Item = SpanView<'a>> + 'a {
-        self.request
-            .items()
-            .map(|(_, _, item)| SpanView::new(item))
+        self.request.items().map(|(_, _, item)| SpanView::new(item))
     }
 }
 
@@ -72,7 +71,23 @@ pub struct SpanView<'a> {
 impl<'a> SpanView<'a> {
     /// Reads a span's top-level fields. The item must come from a validated traces request.
     pub fn new(item: Item<'a>) -> Self {
-        let mut view = SpanView {
+        match Self::read::<false>(item, 0) {
+            Ok(view) => view,
+            Err(err) => {
+                debug_assert!(false, "span view over unvalidated bytes: {err}");
+                Self::empty(item)
+            }
+        }
+    }
+
+    /// Validates a span (at nesting `depth`) and reads its top-level fields in the same pass,
+    /// with the same rules and errors as the schema validator.
+    pub(crate) fn parse(item: Item<'a>, depth: usize) -> Result<Self, WireError> {
+        Self::read::<true>(item, depth)
+    }
+
+    fn empty(item: Item<'a>) -> Self {
+        SpanView {
             bytes: item.bytes,
             offset: item.offset,
             trace_id: &[],
@@ -87,34 +102,93 @@ impl<'a> SpanView<'a> {
             status_code: 0,
             status_message: &[],
             has_links: false,
-        };
-        // Scalars: the last occurrence wins. `status` is a message: occurrences merge field by
-        // field, as protobuf merges repeated singular messages.
-        for field in Fields::new(item.bytes, item.offset) {
-            match (field.number, field.value) {
-                (1, Value::Len(b, _)) => view.trace_id = b,
-                (2, Value::Len(b, _)) => view.span_id = b,
-                (3, Value::Len(b, _)) => view.trace_state = b,
-                (4, Value::Len(b, _)) => view.parent_span_id = b,
-                (5, Value::Len(b, _)) => view.name = b,
-                (6, Value::Varint(v)) => view.kind = v as i32,
-                (7, Value::I64(v)) => view.start_time_unix_nano = v,
-                (8, Value::I64(v)) => view.end_time_unix_nano = v,
-                (13, Value::Len(..)) => view.has_links = true,
-                (15, Value::Len(b, at)) => {
-                    for status_field in Fields::new(b, at) {
-                        match (status_field.number, status_field.value) {
-                            (2, Value::Len(m, _)) => view.status_message = m,
-                            (3, Value::Varint(c)) => view.status_code = c as i32,
-                            _ => {}
+        }
+    }
+
+    /// The one loop over a span's fields. Scalars: the last occurrence wins. `status` is a
+    /// message: occurrences merge field by field, as protobuf merges repeated singular messages.
+    /// With `VALIDATE`, nested messages are validated too; fields this loop does not read, wrong
+    /// wire types and malformed tags go to the schema validator's general path, so a span is
+    /// judged exactly as [`schema::validate`] would judge it.
+    #[inline(always)]
+    fn read<const VALIDATE: bool>(item: Item<'a>, depth: usize) -> Result<Self, WireError> {
+        let mut view = Self::empty(item);
+        let (bytes, base) = (item.bytes, item.offset);
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let start = pos;
+            let Ok(tag) = read_varint(bytes, &mut pos) else {
+                pos = schema::validate_field(&SPAN, bytes, start, base, depth)?;
+                continue;
+            };
+            match tag {
+                // trace_id, span_id, trace_state, parent_span_id, name, attributes, events,
+                // links, status: length-delimited.
+                0x0a | 0x12 | 0x1a | 0x22 | 0x2a | 0x4a | 0x5a | 0x6a | 0x7a => {
+                    let (payload, at) = schema::read_payload(bytes, &mut pos, base)?;
+                    match tag {
+                        0x0a => view.trace_id = payload,
+                        0x12 => view.span_id = payload,
+                        0x1a => view.trace_state = payload,
+                        0x22 => view.parent_span_id = payload,
+                        0x2a => view.name = payload,
+                        0x4a if VALIDATE && !schema::simple_key_value(payload) => {
+                            schema::validate(&schema::KEY_VALUE, payload, at, depth + 1)?;
                         }
+                        0x5a if VALIDATE => {
+                            schema::validate(&schema::EVENT, payload, at, depth + 1)?;
+                        }
+                        0x6a => {
+                            if VALIDATE {
+                                schema::validate(&schema::LINK, payload, at, depth + 1)?;
+                            }
+                            view.has_links = true;
+                        }
+                        0x7a => {
+                            if VALIDATE {
+                                schema::validate(&schema::STATUS, payload, at, depth + 1)?;
+                            }
+                            view.merge_status(payload, at);
+                        }
+                        _ => {}
                     }
                 }
-                (16, Value::I32(v)) => view.flags = v,
+                0x30 => {
+                    let at = pos;
+                    view.kind = read_varint(bytes, &mut pos)
+                        .map_err(|kind| WireError::new(kind, base + at))?
+                        as i32;
+                }
+                0x39 | 0x41 => {
+                    let value = fixed_at::<8>(bytes, &mut pos)
+                        .ok_or_else(|| WireError::new(WireErrorKind::Truncated, base + pos))?;
+                    let value = u64::from_le_bytes(value);
+                    if tag == 0x39 {
+                        view.start_time_unix_nano = value;
+                    } else {
+                        view.end_time_unix_nano = value;
+                    }
+                }
+                // flags: field 16, fixed32.
+                0x85 => {
+                    let value = fixed_at::<4>(bytes, &mut pos)
+                        .ok_or_else(|| WireError::new(WireErrorKind::Truncated, base + pos))?;
+                    view.flags = u32::from_le_bytes(value);
+                }
+                _ => pos = schema::validate_field(&SPAN, bytes, start, base, depth)?,
+            }
+        }
+        Ok(view)
+    }
+
+    fn merge_status(&mut self, bytes: &'a [u8], offset: usize) {
+        for field in Fields::new(bytes, offset) {
+            match (field.number, field.value) {
+                (2, Value::Len(message, _)) => self.status_message = message,
+                (3, Value::Varint(code)) => self.status_code = code as i32,
                 _ => {}
             }
         }
-        view
     }
 
     /// The encoded `Span` message, exactly as received.
@@ -190,7 +264,8 @@ impl<'a> SpanView<'a> {
 
     /// The span's events, decoded lazily.
     pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + 'a {
-        Repeated::new(self.bytes, self.offset, 11).map(|(bytes, offset)| EventView { bytes, offset })
+        Repeated::new(self.bytes, self.offset, 11)
+            .map(|(bytes, offset)| EventView { bytes, offset })
     }
 
     pub fn dropped_events_count(&self) -> u32 {
@@ -199,7 +274,8 @@ impl<'a> SpanView<'a> {
 
     /// The span's links, decoded lazily.
     pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + 'a {
-        Repeated::new(self.bytes, self.offset, 13).map(|(bytes, offset)| LinkView::new(bytes, offset))
+        Repeated::new(self.bytes, self.offset, 13)
+            .map(|(bytes, offset)| LinkView::new(bytes, offset))
     }
 
     pub fn dropped_links_count(&self) -> u32 {
