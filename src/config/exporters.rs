@@ -1,0 +1,699 @@
+//! `exporters`: OTLP over gRPC (`otlp`), OTLP over HTTP (`otlphttp`) and `debug`, each also as
+//! `TYPE/NAME`, with the Collector's keys and defaults.
+//!
+//! TLS to the destination comes in a later release. Until then a destination must be reachable
+//! in plaintext, and the config must say so the way the Collector reads it: an `otlp` endpoint
+//! with `http://`, or a bare `host:port` with `tls: {insecure: true}`; an `otlphttp` URL with
+//! `http://`. Anything the Collector would dial with TLS is refused rather than sent in the clear.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::{Deserializer, IgnoredAny};
+use serde::Deserialize;
+
+use super::component::{in_range, Ctx, RawComponent, RawComponents};
+use super::error::{ConfigError, ConfigErrorKind};
+use super::locate::Target;
+use super::processors::duration_at_most;
+use super::scalar::{Dur, Float, UInt};
+use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
+use crate::wire::Signal;
+
+/// Exporter types tailgate has.
+pub const EXPORTER_KINDS: &[&str] = &["otlp", "otlphttp", "debug"];
+
+/// `timeout` when not given (the Collector's default).
+pub const EXPORT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// The longest `timeout` of one export request.
+pub const EXPORT_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// The longest `retry_on_failure.initial_interval` and `max_interval`.
+pub const RETRY_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+/// The longest `retry_on_failure.max_elapsed_time`.
+pub const RETRY_ELAPSED_MAX: Duration = Duration::from_secs(24 * 3600);
+/// The most `sending_queue.num_consumers` (concurrent requests per exporter).
+pub const NUM_CONSUMERS_MAX: u64 = 1024;
+/// The largest `sending_queue.queue_size`, in batches.
+pub const QUEUE_SIZE_MAX: u64 = 1_000_000;
+/// The most `headers` on one exporter.
+pub const HEADERS_MAX: usize = 64;
+
+/// The `exporters` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Exporters {
+    /// Every exporter defined, by id.
+    pub by_id: BTreeMap<ComponentId, Exporter>,
+}
+
+impl Exporters {
+    /// The exporter with this id.
+    pub fn get(&self, id: &ComponentId) -> Option<&Exporter> {
+        self.by_id.get(id)
+    }
+}
+
+/// One exporter's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exporter {
+    /// `otlp`: OTLP/gRPC.
+    Otlp(OtlpExporter),
+    /// `otlphttp`: OTLP/HTTP.
+    OtlpHttp(OtlpHttpExporter),
+    /// `debug`: prints what would be exported.
+    Debug(DebugExporter),
+}
+
+/// `otlp`: OTLP/gRPC to one destination, plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpExporter {
+    /// Where to connect (`http://` stripped; a bare `host:port` needs `tls.insecure: true`).
+    pub endpoint: Endpoint,
+    /// Extra request headers (gRPC metadata), as written.
+    pub headers: BTreeMap<String, String>,
+    /// Request compression (default gzip).
+    pub compression: Compression,
+    /// The deadline of one export request (default 5s).
+    pub timeout: Duration,
+    /// Retries of failed requests.
+    pub retry_on_failure: RetryOnFailure,
+    /// The bounded queue in front of the exporter.
+    pub sending_queue: SendingQueue,
+}
+
+/// `otlphttp`: OTLP/HTTP to one destination, plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpHttpExporter {
+    /// Where traces are posted: `traces_endpoint`, or `endpoint` + `/v1/traces`.
+    pub traces_url: Option<HttpUrl>,
+    /// Where metrics are posted: `metrics_endpoint`, or `endpoint` + `/v1/metrics`.
+    pub metrics_url: Option<HttpUrl>,
+    /// Where logs are posted: `logs_endpoint`, or `endpoint` + `/v1/logs`.
+    pub logs_url: Option<HttpUrl>,
+    /// Body encoding (default protobuf).
+    pub encoding: Encoding,
+    /// Extra request headers, as written.
+    pub headers: BTreeMap<String, String>,
+    /// Request compression (default gzip).
+    pub compression: Compression,
+    /// The deadline of one export request (default 5s).
+    pub timeout: Duration,
+    /// Retries of failed requests.
+    pub retry_on_failure: RetryOnFailure,
+    /// The bounded queue in front of the exporter.
+    pub sending_queue: SendingQueue,
+}
+
+impl OtlpHttpExporter {
+    /// Where data of `signal` is posted; every signal of a pipeline using this exporter has one.
+    pub fn url(&self, signal: Signal) -> Option<&HttpUrl> {
+        match signal {
+            Signal::Traces => self.traces_url.as_ref(),
+            Signal::Metrics => self.metrics_url.as_ref(),
+            Signal::Logs => self.logs_url.as_ref(),
+        }
+    }
+}
+
+/// `debug`: a summary (or more) of each batch on standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugExporter {
+    /// How much to print (default basic: a one-line summary).
+    pub verbosity: Verbosity,
+    /// Batches printed per second before sampling starts (default 2).
+    pub sampling_initial: u32,
+    /// Then one batch in this many is printed (default 1: all).
+    pub sampling_thereafter: u32,
+}
+
+/// `compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// `otlphttp.encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Proto,
+    Json,
+}
+
+/// `debug.verbosity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verbosity {
+    Basic,
+    Normal,
+    Detailed,
+}
+
+/// `retry_on_failure`: exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryOnFailure {
+    /// Whether failed requests are retried (default true).
+    pub enabled: bool,
+    /// The first wait (default 5s).
+    pub initial_interval: Duration,
+    /// Jitter: each wait is drawn from ± this share of the interval (default 0.5).
+    pub randomization_factor: f64,
+    /// Growth of the interval per attempt (default 1.5).
+    pub multiplier: f64,
+    /// The longest wait (default 30s).
+    pub max_interval: Duration,
+    /// Give up on a request after this long (default 300s; `None` when written as 0: retry
+    /// until the queue pushes back).
+    pub max_elapsed_time: Option<Duration>,
+}
+
+/// `sending_queue`: batches waiting for a consumer; when full, the pipeline pushes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendingQueue {
+    /// Whether requests are queued (default true); otherwise each waits for its send.
+    pub enabled: bool,
+    /// Concurrent requests (default 10).
+    pub num_consumers: u32,
+    /// Batches the queue holds (default 1000).
+    pub queue_size: u32,
+}
+
+impl Default for RetryOnFailure {
+    fn default() -> Self {
+        RetryOnFailure {
+            enabled: true,
+            initial_interval: Duration::from_secs(5),
+            randomization_factor: 0.5,
+            multiplier: 1.5,
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+impl Default for SendingQueue {
+    fn default() -> Self {
+        SendingQueue {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+        }
+    }
+}
+
+pub(crate) enum RawExporter {
+    Otlp(RawOtlp),
+    OtlpHttp(RawOtlpHttp),
+    Debug(RawDebug),
+    Unknown,
+}
+
+impl RawComponent for RawExporter {
+    fn from_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match kind {
+            "otlp" => RawExporter::Otlp(Option::<RawOtlp>::deserialize(d)?.unwrap_or_default()),
+            "otlphttp" => {
+                RawExporter::OtlpHttp(Option::<RawOtlpHttp>::deserialize(d)?.unwrap_or_default())
+            }
+            "debug" => RawExporter::Debug(Option::<RawDebug>::deserialize(d)?.unwrap_or_default()),
+            _ => {
+                IgnoredAny::deserialize(d)?;
+                RawExporter::Unknown
+            }
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawOtlp {
+    endpoint: Option<String>,
+    tls: Option<RawClientTls>,
+    headers: Option<BTreeMap<String, String>>,
+    compression: Option<String>,
+    timeout: Option<Dur>,
+    retry_on_failure: Option<RawRetry>,
+    sending_queue: Option<RawQueue>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawOtlpHttp {
+    endpoint: Option<String>,
+    traces_endpoint: Option<String>,
+    metrics_endpoint: Option<String>,
+    logs_endpoint: Option<String>,
+    encoding: Option<String>,
+    tls: Option<RawClientTls>,
+    headers: Option<BTreeMap<String, String>>,
+    compression: Option<String>,
+    timeout: Option<Dur>,
+    retry_on_failure: Option<RawRetry>,
+    sending_queue: Option<RawQueue>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawDebug {
+    verbosity: Option<String>,
+    sampling_initial: Option<UInt>,
+    sampling_thereafter: Option<UInt>,
+}
+
+/// The Collector's client TLS keys; only plaintext (`insecure: true`) is usable for now.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawClientTls {
+    insecure: Option<bool>,
+    insecure_skip_verify: Option<bool>,
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    server_name_override: Option<String>,
+}
+
+impl RawClientTls {
+    /// The first key that only means something over TLS.
+    fn tls_only_key(&self) -> Option<&'static str> {
+        [
+            ("ca_file", self.ca_file.is_some()),
+            ("cert_file", self.cert_file.is_some()),
+            ("key_file", self.key_file.is_some()),
+            ("server_name_override", self.server_name_override.is_some()),
+            (
+                "insecure_skip_verify",
+                self.insecure_skip_verify == Some(true),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(key, _)| key)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    enabled: Option<bool>,
+    initial_interval: Option<Dur>,
+    randomization_factor: Option<Float>,
+    multiplier: Option<Float>,
+    max_interval: Option<Dur>,
+    max_elapsed_time: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawQueue {
+    enabled: Option<bool>,
+    num_consumers: Option<UInt>,
+    queue_size: Option<UInt>,
+    storage: Option<String>,
+}
+
+pub(crate) fn check(
+    raw: RawComponents<RawExporter>,
+    ctx: &Ctx<'_>,
+) -> Result<Exporters, ConfigError> {
+    let section = KeyPath::root().key("exporters");
+    let mut by_id = BTreeMap::new();
+    for (key, raw) in raw.0 {
+        let id = ctx.component_id(&section, &key)?;
+        let path = section.key(key.as_str());
+        let exporter = match raw {
+            RawExporter::Otlp(raw) => Exporter::Otlp(check_otlp(raw, &path, ctx)?),
+            RawExporter::OtlpHttp(raw) => Exporter::OtlpHttp(check_otlphttp(raw, &path, ctx)?),
+            RawExporter::Debug(raw) => Exporter::Debug(check_debug(raw, &path, ctx)?),
+            RawExporter::Unknown => {
+                return Err(ctx.error(
+                    &path,
+                    Target::Key,
+                    ConfigErrorKind::UnknownComponent {
+                        section: "exporter",
+                        kind: id.kind,
+                        supported: EXPORTER_KINDS,
+                    },
+                ))
+            }
+        };
+        by_id.insert(id, exporter);
+    }
+    Ok(Exporters { by_id })
+}
+
+fn tls_unsupported(ctx: &Ctx<'_>, path: &KeyPath, why: &str) -> ConfigError {
+    ctx.error(
+        path,
+        Target::Value,
+        ConfigErrorKind::Unsupported(format!("TLS to exporters is not supported yet: {why}")),
+    )
+}
+
+fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporter, ConfigError> {
+    let Some(text) = raw.endpoint else {
+        return Err(ctx.missing(path, "endpoint"));
+    };
+    let endpoint_path = path.key("endpoint");
+    let (scheme, rest) = match Scheme::strip(&text) {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None if text.contains("://") => {
+            return Err(ctx.error(
+                &endpoint_path,
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{text}`: only host:port, http://host:port and https://host:port endpoints \
+                     are supported"
+                )),
+            ))
+        }
+        None => (None, text.as_str()),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') {
+        return Err(ctx.invalid(
+            &endpoint_path,
+            format!("`{text}`: a gRPC endpoint is host:port, without a path"),
+        ));
+    }
+    let endpoint = Endpoint::parse(rest).map_err(|why| ctx.invalid(&endpoint_path, why))?;
+    if endpoint.host.is_empty() || endpoint.port == 0 {
+        return Err(ctx.invalid(
+            &endpoint_path,
+            format!("`{text}` needs a host and a port other than 0"),
+        ));
+    }
+    let tls = raw.tls.unwrap_or_default();
+    let tls_path = path.key("tls");
+    if let Some(key) = tls.tls_only_key() {
+        return Err(tls_unsupported(
+            ctx,
+            &tls_path.key(key),
+            &format!("`{key}` configures TLS; remove it and use a plaintext endpoint"),
+        ));
+    }
+    match (scheme, tls.insecure) {
+        (Some(Scheme::Https), _) => {
+            return Err(tls_unsupported(
+                ctx,
+                &endpoint_path,
+                &format!(
+                    "`{text}` uses https, which the Collector dials with TLS whatever \
+                     tls.insecure says; use http:// or host:port with tls.insecure: true"
+                ),
+            ))
+        }
+        // `http://` means plaintext.
+        (Some(Scheme::Http), _) | (None, Some(true)) => {}
+        (None, Some(false) | None) => {
+            let at = if tls.insecure.is_some() {
+                tls_path.key("insecure")
+            } else {
+                endpoint_path.clone()
+            };
+            return Err(tls_unsupported(
+                ctx,
+                &at,
+                &format!(
+                    "without `tls: {{insecure: true}}` the Collector dials `{text}` with TLS; set \
+                     tls.insecure: true (or write http://{text}) to send plaintext"
+                ),
+            ));
+        }
+    }
+    Ok(OtlpExporter {
+        endpoint,
+        headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
+        compression: check_compression(raw.compression, &path.key("compression"), ctx)?,
+        timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
+        retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
+        sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
+    })
+}
+
+fn check_otlphttp(
+    raw: RawOtlpHttp,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<OtlpHttpExporter, ConfigError> {
+    let tls = raw.tls.unwrap_or_default();
+    if let Some(key) = tls.tls_only_key() {
+        return Err(tls_unsupported(
+            ctx,
+            &path.key("tls").key(key),
+            &format!("`{key}` configures TLS; remove it and use an http:// endpoint"),
+        ));
+    }
+    let url = |key: &str, text: Option<String>| -> Result<Option<HttpUrl>, ConfigError> {
+        let Some(text) = text else { return Ok(None) };
+        let at = path.key(key);
+        let url = HttpUrl::parse(&text).map_err(|why| ctx.invalid(&at, why))?;
+        if url.scheme == Scheme::Https {
+            return Err(tls_unsupported(
+                ctx,
+                &at,
+                &format!("`{text}` uses https; use an http:// URL"),
+            ));
+        }
+        Ok(Some(url))
+    };
+    let base = url("endpoint", raw.endpoint)?;
+    let signal_url = |key: &str, text: Option<String>, suffix: &str| {
+        Ok(match url(key, text)? {
+            Some(url) => Some(url),
+            // As the Collector composes it: the base path, `/` if missing, then `v1/<signal>`.
+            None => base.as_ref().map(|base| {
+                let mut url = base.clone();
+                if !url.path.ends_with('/') {
+                    url.path.push('/');
+                }
+                url.path.push_str(suffix);
+                url
+            }),
+        })
+    };
+    let traces_url = signal_url("traces_endpoint", raw.traces_endpoint, "v1/traces")?;
+    let metrics_url = signal_url("metrics_endpoint", raw.metrics_endpoint, "v1/metrics")?;
+    let logs_url = signal_url("logs_endpoint", raw.logs_endpoint, "v1/logs")?;
+    if traces_url.is_none() && metrics_url.is_none() && logs_url.is_none() {
+        return Err(ctx.missing(path, "endpoint"));
+    }
+    let encoding = match raw.encoding.as_deref() {
+        None | Some("proto") => Encoding::Proto,
+        Some("json") => Encoding::Json,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &path.key("encoding"),
+                format!("`{other}` is not an encoding; use proto or json"),
+            ))
+        }
+    };
+    Ok(OtlpHttpExporter {
+        traces_url,
+        metrics_url,
+        logs_url,
+        encoding,
+        headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
+        compression: check_compression(raw.compression, &path.key("compression"), ctx)?,
+        timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
+        retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
+        sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
+    })
+}
+
+fn check_debug(raw: RawDebug, path: &KeyPath, ctx: &Ctx<'_>) -> Result<DebugExporter, ConfigError> {
+    let verbosity = match raw.verbosity.as_deref() {
+        None | Some("basic") => Verbosity::Basic,
+        Some("normal") => Verbosity::Normal,
+        Some("detailed") => Verbosity::Detailed,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &path.key("verbosity"),
+                format!("`{other}` is not a verbosity; use basic, normal or detailed"),
+            ))
+        }
+    };
+    let count = |key: &str, value: Option<UInt>, default: u32| match value {
+        Some(UInt(v)) => in_range(ctx, &path.key(key), v, 1, u64::from(u32::MAX)).map(|v| v as u32),
+        None => Ok(default),
+    };
+    Ok(DebugExporter {
+        verbosity,
+        sampling_initial: count("sampling_initial", raw.sampling_initial, 2)?,
+        sampling_thereafter: count("sampling_thereafter", raw.sampling_thereafter, 1)?,
+    })
+}
+
+fn check_headers(
+    raw: Option<BTreeMap<String, String>>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let headers = raw.unwrap_or_default();
+    if headers.len() > HEADERS_MAX {
+        return Err(ctx.invalid(
+            path,
+            format!(
+                "has {} headers; at most {HEADERS_MAX} are allowed",
+                headers.len()
+            ),
+        ));
+    }
+    for (name, value) in &headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(ctx.error(
+                &path.key(name.as_str()),
+                Target::Key,
+                ConfigErrorKind::InvalidValue(format!("`{name}` is not an HTTP header name")),
+            ));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ctx.invalid(
+                &path.key(name.as_str()),
+                "a header value may not contain control characters or line breaks",
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+fn check_compression(
+    raw: Option<String>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Compression, ConfigError> {
+    match raw.as_deref() {
+        None | Some("gzip") => Ok(Compression::Gzip),
+        Some("zstd") => Ok(Compression::Zstd),
+        Some("none" | "") => Ok(Compression::None),
+        Some(other @ ("zlib" | "deflate" | "snappy" | "lz4")) => Err(ctx.error(
+            path,
+            Target::Value,
+            ConfigErrorKind::Unsupported(format!(
+                "`{other}` compression is not supported; use gzip, zstd or none"
+            )),
+        )),
+        Some(other) => Err(ctx.invalid(
+            path,
+            format!("`{other}` is not a compression; use gzip, zstd or none"),
+        )),
+    }
+}
+
+fn check_timeout(raw: Option<Dur>, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Duration, ConfigError> {
+    match raw {
+        None => Ok(EXPORT_TIMEOUT_DEFAULT),
+        // The Collector reads 0 as "no deadline"; tailgate bounds every request.
+        Some(Dur(d)) if d.is_zero() => Err(ctx.invalid(
+            path,
+            format!(
+                "must be above 0; every export has a deadline (default {})",
+                format_duration(EXPORT_TIMEOUT_DEFAULT)
+            ),
+        )),
+        Some(Dur(d)) => duration_at_most(ctx, path, d, EXPORT_TIMEOUT_MAX),
+    }
+}
+
+fn check_retry(
+    raw: Option<RawRetry>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<RetryOnFailure, ConfigError> {
+    let d = RetryOnFailure::default();
+    let Some(raw) = raw else { return Ok(d) };
+    let interval = |key: &str, value: Option<Dur>, default: Duration| match value {
+        Some(Dur(v)) if v.is_zero() => Err(ctx.invalid(&path.key(key), "must be above 0")),
+        Some(Dur(v)) => duration_at_most(ctx, &path.key(key), v, RETRY_INTERVAL_MAX),
+        None => Ok(default),
+    };
+    let initial_interval = interval("initial_interval", raw.initial_interval, d.initial_interval)?;
+    let max_interval = interval("max_interval", raw.max_interval, d.max_interval)?;
+    if max_interval < initial_interval {
+        return Err(ctx.invalid(
+            &path.key("max_interval"),
+            format!(
+                "{} is below initial_interval ({})",
+                format_duration(max_interval),
+                format_duration(initial_interval)
+            ),
+        ));
+    }
+    let randomization_factor = match raw.randomization_factor {
+        Some(Float(f)) if !(0.0..=1.0).contains(&f) => {
+            return Err(ctx.invalid(
+                &path.key("randomization_factor"),
+                format!("{f} is out of range; allowed: 0 to 1"),
+            ))
+        }
+        Some(Float(f)) => f,
+        None => d.randomization_factor,
+    };
+    let multiplier = match raw.multiplier {
+        // Below 1 the waits would shrink toward a busy retry loop.
+        Some(Float(m)) if !(1.0..=100.0).contains(&m) => {
+            return Err(ctx.invalid(
+                &path.key("multiplier"),
+                format!("{m} is out of range; allowed: 1 to 100"),
+            ))
+        }
+        Some(Float(m)) => m,
+        None => d.multiplier,
+    };
+    let max_elapsed_time = match raw.max_elapsed_time {
+        Some(Dur(v)) if v.is_zero() => None,
+        Some(Dur(v)) => {
+            let v = duration_at_most(ctx, &path.key("max_elapsed_time"), v, RETRY_ELAPSED_MAX)?;
+            if v < max_interval {
+                return Err(ctx.invalid(
+                    &path.key("max_elapsed_time"),
+                    format!(
+                        "{} is below max_interval ({}); use 0 for no limit",
+                        format_duration(v),
+                        format_duration(max_interval)
+                    ),
+                ));
+            }
+            Some(v)
+        }
+        None => d.max_elapsed_time,
+    };
+    Ok(RetryOnFailure {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        initial_interval,
+        randomization_factor,
+        multiplier,
+        max_interval,
+        max_elapsed_time,
+    })
+}
+
+fn check_queue(
+    raw: Option<RawQueue>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<SendingQueue, ConfigError> {
+    let d = SendingQueue::default();
+    let Some(raw) = raw else { return Ok(d) };
+    if let Some(storage) = &raw.storage {
+        return Err(ctx.unsupported(
+            &path.key("storage"),
+            format!(
+                "a persistent queue (storage extension `{storage}`) is not supported yet; \
+                 remove `storage` to queue in memory"
+            ),
+        ));
+    }
+    let num_consumers = match raw.num_consumers {
+        Some(UInt(v)) => in_range(ctx, &path.key("num_consumers"), v, 1, NUM_CONSUMERS_MAX)? as u32,
+        None => d.num_consumers,
+    };
+    let queue_size = match raw.queue_size {
+        Some(UInt(v)) => in_range(ctx, &path.key("queue_size"), v, 1, QUEUE_SIZE_MAX)? as u32,
+        None => d.queue_size,
+    };
+    Ok(SendingQueue {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        num_consumers,
+        queue_size,
+    })
+}

@@ -1,0 +1,312 @@
+//! Configuration: the OpenTelemetry Collector's YAML layout and key names, parsed strictly into
+//! typed settings.
+//!
+//! Users bring the Collector config they already run. Where tailgate has the Collector's concept,
+//! the keys, defaults and nesting are the Collector's (`receivers.otlp.protocols.grpc.endpoint`,
+//! `processors.tail_sampling.policies`, `exporters.otlp/NAME`, `service.pipelines`); `shards` is
+//! tailgate's own section. What the Collector has and tailgate does not is an error that says
+//! so, never silently ignored: unknown keys, unknown component types, settings parsed but not
+//! supported yet (TLS, auth, extensions, `ottl_condition`).
+//!
+//! # How a file becomes a [`Config`]
+//!
+//! 1. **Substitution** (`env`): `${env:VAR}`, `${env:VAR:-default}` and `$$` are replaced in
+//!    the text, outside comments, keeping each value one YAML scalar.
+//! 2. **Lint** (`locate::lint`): the text must be one well-formed YAML document with no key
+//!    repeated within a mapping.
+//! 3. **Typed parse**: serde_norway reads the text into raw structs that mirror the YAML, every
+//!    one `deny_unknown_fields`, every leaf optional. Errors here (unknown key, wrong type,
+//!    malformed duration or integer) come from the parser with their key path and position.
+//! 4. **Checks**: each section turns its raw structs into the public types below, applying
+//!    defaults and bounds and cross-checking values (a batch maximum below its size, a pipeline
+//!    naming a missing component). A check knows the key path of what it rejects;
+//!    `locate::locate` finds that key or value in the text for the line and column.
+//!
+//! Every error is a [`ConfigError`] that reads `FILE:LINE:COL: KEY.PATH: message`; the first
+//! problem found stops the load.
+//!
+//! # Who uses the result
+//!
+//! A [`Config`] is plain owned data, built once at start-up and read-only afterwards; shards
+//! read it (or the parts they are given) and never change it. Every count, size and duration in
+//! it is within a stated bound (the `*_MAX` constants of each section), so code sizing buffers
+//! and queues from it can rely on those bounds.
+
+mod component;
+mod env;
+mod error;
+mod exporters;
+mod locate;
+mod processors;
+mod receivers;
+mod scalar;
+mod service;
+mod shards;
+mod tail_sampling;
+mod values;
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::de::{Deserializer, IgnoredAny};
+use serde::Deserialize;
+
+pub use error::{ConfigError, ConfigErrorKind};
+pub use exporters::{
+    Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
+    RetryOnFailure, SendingQueue, Verbosity, EXPORTER_KINDS, EXPORT_TIMEOUT_DEFAULT,
+    EXPORT_TIMEOUT_MAX, HEADERS_MAX, NUM_CONSUMERS_MAX, QUEUE_SIZE_MAX, RETRY_ELAPSED_MAX,
+    RETRY_INTERVAL_MAX,
+};
+pub use processors::{
+    BatchProcessor, MemoryLimit, MemoryLimiter, Processor, Processors, BATCH_TIMEOUT_DEFAULT,
+    BATCH_TIMEOUT_MAX, CHECK_INTERVAL_MAX, LIMIT_MIB_MAX, PROCESSOR_KINDS, SEND_BATCH_SIZE_DEFAULT,
+    SEND_BATCH_SIZE_MAX,
+};
+pub use receivers::{
+    GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
+    HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_CONCURRENT_STREAMS_MAX,
+    MAX_RECV_MSG_SIZE_MIB_DEFAULT, MAX_RECV_MSG_SIZE_MIB_MAX, MAX_REQUEST_BODY_SIZE_DEFAULT,
+    MAX_REQUEST_BODY_SIZE_MAX, RECEIVER_KINDS,
+};
+pub use service::{
+    LogLevel, MetricsLevel, Pipeline, PipelineId, Service, Telemetry, TelemetryLogs,
+    TelemetryMetrics, PIPELINE_COMPONENTS_MAX, TELEMETRY_ADDRESS_DEFAULT,
+};
+pub use shards::{Cpus, Shards, CHANNEL_CAPACITY_DEFAULT, CHANNEL_CAPACITY_MAX, CPU_ID_MAX};
+pub use tail_sampling::{
+    BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
+    NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,
+    RateLimitingPolicy, SpanCountPolicy, StatusCode, StatusCodePolicy, StringAttributePolicy,
+    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, DECISION_WAIT_MAX, DEFAULT_HASH_SALT,
+    NUM_TRACES_DEFAULT, POLICIES_MAX, REGEX_CACHE_SIZE_DEFAULT, REGEX_CACHE_SIZE_MAX,
+    TRACE_COUNT_MAX, VALUES_MAX,
+};
+pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};
+
+use component::{Ctx, RawComponent, RawComponents};
+use error::split_serde_error;
+use exporters::RawExporter;
+use locate::{LintError, Target};
+use processors::RawProcessor;
+use receivers::RawReceiver;
+use service::{Components, RawService, EXTENSIONS_UNSUPPORTED};
+use shards::RawShards;
+use values::KeyPath;
+
+/// The largest configuration file read (4 MiB): far above any real one, and a bound on what a
+/// mistaken path (a log file, a binary) can make the loader hold.
+pub const CONFIG_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// [`Config::source`] of the embedded default.
+pub const EMBEDDED_SOURCE: &str = "<embedded default>";
+
+/// The configuration used when no file is given.
+const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+/// A complete, checked gateway configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `receivers`.
+    pub receivers: Receivers,
+    /// `processors`.
+    pub processors: Processors,
+    /// `exporters`.
+    pub exporters: Exporters,
+    /// `service`: pipelines and telemetry.
+    pub service: Service,
+    /// `shards` (tailgate's own section).
+    pub shards: Shards,
+    /// The file the configuration came from, or [`EMBEDDED_SOURCE`].
+    pub source: String,
+}
+
+impl Config {
+    /// Reads `path`, substitutes `${env:...}`, parses and checks it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        let read_error = |why: String| ConfigError::new(&source, ConfigErrorKind::Read(why));
+        let file = std::fs::File::open(path).map_err(|e| read_error(e.to_string()))?;
+        let mut bytes = Vec::new();
+        file.take(CONFIG_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| read_error(e.to_string()))?;
+        if bytes.len() > CONFIG_BYTES_MAX {
+            return Err(ConfigError::new(
+                &source,
+                ConfigErrorKind::TooLarge {
+                    len: bytes.len(),
+                    max: CONFIG_BYTES_MAX,
+                },
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read_error(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Config::from_yaml(&text, &source)
+    }
+
+    /// Substitutes `${env:...}` in `text`, parses and checks it; `source` names it in errors.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        parse(text, source, env::process_env)
+    }
+
+    /// The built-in configuration (`src/config/default.yaml`): OTLP on localhost 4317/4318,
+    /// errors + slow + 10 % of traces kept, everything printed by the `debug` exporter.
+    pub fn embedded_default() -> Config {
+        // The text is fixed at build time and has no `${env:...}`; a test parses it.
+        match parse(EMBEDDED_DEFAULT, EMBEDDED_SOURCE, |_| env::Lookup::Unset) {
+            Ok(config) => config,
+            Err(err) => panic!("the embedded default configuration is invalid: {err}"),
+        }
+    }
+}
+
+/// A section of component definitions tailgate accepts only empty (`extensions`,
+/// `connectors`): their contents are skipped, their presence reported.
+struct Ignored;
+
+impl RawComponent for Ignored {
+    fn from_kind<'de, D: Deserializer<'de>>(_kind: &str, d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d)?;
+        Ok(Ignored)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawDocument {
+    receivers: Option<RawComponents<RawReceiver>>,
+    processors: Option<RawComponents<RawProcessor>>,
+    exporters: Option<RawComponents<RawExporter>>,
+    connectors: Option<RawComponents<Ignored>>,
+    extensions: Option<RawComponents<Ignored>>,
+    service: Option<RawService>,
+    shards: Option<RawShards>,
+}
+
+fn parse(
+    text: &str,
+    source: &str,
+    lookup: impl Fn(&str) -> env::Lookup,
+) -> Result<Config, ConfigError> {
+    if text.len() > CONFIG_BYTES_MAX {
+        return Err(ConfigError::new(
+            source,
+            ConfigErrorKind::TooLarge {
+                len: text.len(),
+                max: CONFIG_BYTES_MAX,
+            },
+        ));
+    }
+    let substituted = env::substitute(text, lookup).map_err(|e| {
+        ConfigError::new(source, ConfigErrorKind::Substitution(e.message)).at(e.line, e.column)
+    })?;
+    let ctx = Ctx {
+        source,
+        text: &substituted.text,
+        columns: &substituted.columns,
+    };
+    lint(&ctx)?;
+    let raw: RawDocument =
+        serde_norway::from_str(ctx.text).map_err(|err| serde_error(&ctx, &err, false))?;
+    check(raw, &ctx)
+}
+
+/// A serde_norway error as a [`ConfigError`]; `syntax` for errors of the lint pass, which can
+/// only be about the YAML itself.
+fn serde_error(ctx: &Ctx<'_>, err: &serde_norway::Error, syntax: bool) -> ConfigError {
+    let parts = split_serde_error(err);
+    let kind = match parts.kind {
+        ConfigErrorKind::InvalidValue(message) if syntax => ConfigErrorKind::Syntax(message),
+        kind => kind,
+    };
+    let mut out = ConfigError::new(ctx.source, kind);
+    if let (Some(line), Some(column)) = (parts.line, parts.column) {
+        out = out.at(line, ctx.columns.original_column(line, column));
+    }
+    match parts.path {
+        Some(path) if !syntax => out.with_path(path),
+        _ => out,
+    }
+}
+
+fn lint(ctx: &Ctx<'_>) -> Result<(), ConfigError> {
+    match locate::lint(ctx.text) {
+        Ok(()) => Ok(()),
+        Err(LintError::Syntax(err)) => Err(serde_error(ctx, &err, true)),
+        Err(LintError::Duplicate {
+            parent,
+            key,
+            line,
+            column,
+        }) => {
+            let path = parent.key(key.as_str());
+            let first_line = locate::locate(ctx.text, &path, Target::Key).map(|(line, _)| line);
+            Err(ConfigError::new(
+                ctx.source,
+                ConfigErrorKind::DuplicateKey { key, first_line },
+            )
+            .at(line, ctx.columns.original_column(line, column))
+            .with_path(path.to_string()))
+        }
+    }
+}
+
+fn check(raw: RawDocument, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
+    let root = KeyPath::root();
+    for (section, what) in [
+        (&raw.extensions, "extensions"),
+        (&raw.connectors, "connectors"),
+    ] {
+        if let Some((key, _)) = section.as_ref().and_then(|s| s.0.first()) {
+            let message = if what == "extensions" {
+                EXTENSIONS_UNSUPPORTED.to_string()
+            } else {
+                "connectors are not supported; connect pipelines through shared receivers and \
+                 exporters instead"
+                    .to_string()
+            };
+            return Err(ctx.unsupported(&root.key(what).key(key.as_str()), message));
+        }
+    }
+    let receivers = receivers::check(raw.receivers.unwrap_or_default(), ctx)?;
+    let processors = processors::check(raw.processors.unwrap_or_default(), ctx)?;
+    let exporters = exporters::check(raw.exporters.unwrap_or_default(), ctx)?;
+    let Some(raw_service) = raw.service else {
+        return Err(ctx.missing(&root, "service"));
+    };
+    let service = service::check(
+        raw_service,
+        &Components {
+            receivers: &receivers,
+            processors: &processors,
+            exporters: &exporters,
+        },
+        ctx,
+    )?;
+    let shards = shards::check(raw.shards, ctx)?;
+    Ok(Config {
+        receivers,
+        processors,
+        exporters,
+        service,
+        shards,
+        source: ctx.source.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let config = Config::embedded_default();
+        assert_eq!(config.source, EMBEDDED_SOURCE);
+        assert_eq!(config.service.pipelines.len(), 3);
+    }
+}

@@ -1,0 +1,449 @@
+//! `receivers`: the OTLP receiver (`otlp`, `otlp/NAME`) with the Collector's keys and defaults.
+//!
+//! ```yaml
+//! receivers:
+//!   otlp:
+//!     protocols:
+//!       grpc:                       # present, even empty: enabled with defaults
+//!         endpoint: 0.0.0.0:4317
+//!       http:
+//!         endpoint: 0.0.0.0:4318
+//! ```
+//!
+//! Where the Collector leaves a limit unbounded (`max_concurrent_streams: 0`), tailgate sets a
+//! default and a ceiling: every buffer a client can make the gateway fill has a stated bound.
+
+use std::collections::BTreeMap;
+
+use serde::de::{Deserializer, IgnoredAny};
+use serde::Deserialize;
+
+use super::component::{in_range, Ctx, RawComponent, RawComponents};
+use super::error::{ConfigError, ConfigErrorKind};
+use super::locate::Target;
+use super::scalar::{present, UInt};
+use super::values::{ComponentId, Endpoint, KeyPath};
+
+/// Receiver types tailgate has.
+pub const RECEIVER_KINDS: &[&str] = &["otlp"];
+
+/// `protocols.grpc.endpoint` when not given.
+pub const GRPC_ENDPOINT_DEFAULT: &str = "0.0.0.0:4317";
+/// `protocols.http.endpoint` when not given.
+pub const HTTP_ENDPOINT_DEFAULT: &str = "0.0.0.0:4318";
+/// `max_recv_msg_size_mib` when not given: gRPC's default, as in the Collector.
+pub const MAX_RECV_MSG_SIZE_MIB_DEFAULT: u32 = 4;
+/// The largest `max_recv_msg_size_mib`: a request is held whole while it is scanned, so this
+/// bounds one request's memory.
+pub const MAX_RECV_MSG_SIZE_MIB_MAX: u32 = 1024;
+/// `max_concurrent_streams` when not given (the Collector's 0 means unlimited).
+pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 100;
+/// The largest `max_concurrent_streams`: with `max_recv_msg_size_mib`, it bounds what one
+/// connection can make the gateway buffer (streams × message size).
+pub const MAX_CONCURRENT_STREAMS_MAX: u32 = 1024;
+/// `max_request_body_size` when not given: 20 MiB, the Collector's default.
+pub const MAX_REQUEST_BODY_SIZE_DEFAULT: u64 = 20 * 1024 * 1024;
+/// The largest `max_request_body_size` (1 GiB), for the same reason as the gRPC bound.
+pub const MAX_REQUEST_BODY_SIZE_MAX: u64 = 1024 * 1024 * 1024;
+
+/// The `receivers` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Receivers {
+    /// Every receiver defined, by id.
+    pub by_id: BTreeMap<ComponentId, Receiver>,
+}
+
+impl Receivers {
+    /// The receiver with this id.
+    pub fn get(&self, id: &ComponentId) -> Option<&Receiver> {
+        self.by_id.get(id)
+    }
+}
+
+/// One receiver's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receiver {
+    /// `otlp`: OTLP over gRPC and/or HTTP.
+    Otlp(OtlpReceiver),
+}
+
+/// The OTLP receiver: at least one of its protocols is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpReceiver {
+    /// `protocols.grpc`, when enabled.
+    pub grpc: Option<GrpcReceiver>,
+    /// `protocols.http`, when enabled.
+    pub http: Option<HttpReceiver>,
+}
+
+/// `protocols.grpc`: OTLP/gRPC over HTTP/2, plaintext TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcReceiver {
+    /// Where to listen (default `0.0.0.0:4317`).
+    pub endpoint: Endpoint,
+    /// The largest request message accepted, in MiB (default 4, at most
+    /// [`MAX_RECV_MSG_SIZE_MIB_MAX`]).
+    pub max_recv_msg_size_mib: u32,
+    /// HTTP/2 streams one connection may have open (default 100, at most
+    /// [`MAX_CONCURRENT_STREAMS_MAX`]).
+    pub max_concurrent_streams: u32,
+}
+
+/// `protocols.http`: OTLP/HTTP, plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReceiver {
+    /// Where to listen (default `0.0.0.0:4318`).
+    pub endpoint: Endpoint,
+    /// The largest request body accepted, in bytes (default 20 MiB, at most
+    /// [`MAX_REQUEST_BODY_SIZE_MAX`]).
+    pub max_request_body_size: u64,
+    /// The path traces are posted to (default `/v1/traces`).
+    pub traces_url_path: String,
+    /// The path metrics are posted to (default `/v1/metrics`).
+    pub metrics_url_path: String,
+    /// The path logs are posted to (default `/v1/logs`).
+    pub logs_url_path: String,
+}
+
+pub(crate) enum RawReceiver {
+    Otlp(Box<RawOtlpReceiver>),
+    Unknown,
+}
+
+impl RawComponent for RawReceiver {
+    fn from_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "otlp" => Ok(RawReceiver::Otlp(Box::new(
+                Option::<RawOtlpReceiver>::deserialize(d)?.unwrap_or_default(),
+            ))),
+            _ => {
+                IgnoredAny::deserialize(d)?;
+                Ok(RawReceiver::Unknown)
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawOtlpReceiver {
+    protocols: Option<RawProtocols>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawProtocols {
+    #[serde(deserialize_with = "present")]
+    grpc: Option<RawGrpc>,
+    #[serde(deserialize_with = "present")]
+    http: Option<RawHttp>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawGrpc {
+    endpoint: Option<String>,
+    max_recv_msg_size_mib: Option<UInt>,
+    max_concurrent_streams: Option<UInt>,
+    transport: Option<String>,
+    tls: Option<RawServerTls>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    endpoint: Option<String>,
+    max_request_body_size: Option<UInt>,
+    traces_url_path: Option<String>,
+    metrics_url_path: Option<String>,
+    logs_url_path: Option<String>,
+    cors: Option<RawCors>,
+    tls: Option<RawServerTls>,
+    auth: Option<RawAuth>,
+}
+
+/// The Collector's server TLS keys, parsed so that typos are caught; TLS itself is not
+/// supported yet.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawServerTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_ca_file: Option<String>,
+}
+
+impl RawServerTls {
+    /// The keys given, for the not-supported message.
+    fn keys_given(&self) -> String {
+        let keys: Vec<&str> = [
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+            ("client_ca_file", &self.client_ca_file),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k)
+        .collect();
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" (it sets {})", keys.join(", "))
+        }
+    }
+}
+
+/// `auth: {authenticator: NAME}`, naming an authenticator extension.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAuth {
+    authenticator: Option<String>,
+}
+
+/// `cors`, for browsers posting OTLP/HTTP.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawCors {
+    allowed_origins: Option<Vec<String>>,
+    allowed_headers: Option<Vec<String>>,
+    max_age: Option<UInt>,
+}
+
+pub(crate) fn server_tls_unsupported(
+    ctx: &Ctx<'_>,
+    path: &KeyPath,
+    tls: &RawServerTls,
+) -> ConfigError {
+    ctx.unsupported(
+        &path.key("tls"),
+        format!(
+            "TLS is not supported yet{}; remove `tls` to serve plaintext (a later release adds \
+             TLS and mTLS with these keys)",
+            tls.keys_given()
+        ),
+    )
+}
+
+pub(crate) fn auth_unsupported(ctx: &Ctx<'_>, path: &KeyPath, auth: &RawAuth) -> ConfigError {
+    let named = auth
+        .authenticator
+        .as_deref()
+        .map(|a| format!(" (authenticator `{a}`)"))
+        .unwrap_or_default();
+    ctx.unsupported(
+        &path.key("auth"),
+        format!("authentication is not supported yet{named}; remove `auth`"),
+    )
+}
+
+pub(crate) fn check(
+    raw: RawComponents<RawReceiver>,
+    ctx: &Ctx<'_>,
+) -> Result<Receivers, ConfigError> {
+    let section = KeyPath::root().key("receivers");
+    let mut by_id = BTreeMap::new();
+    for (key, raw) in raw.0 {
+        let id = ctx.component_id(&section, &key)?;
+        let path = section.key(key.as_str());
+        let receiver = match raw {
+            RawReceiver::Otlp(otlp) => Receiver::Otlp(check_otlp(*otlp, &path, ctx)?),
+            RawReceiver::Unknown => {
+                return Err(ctx.error(
+                    &path,
+                    Target::Key,
+                    ConfigErrorKind::UnknownComponent {
+                        section: "receiver",
+                        kind: id.kind,
+                        supported: RECEIVER_KINDS,
+                    },
+                ))
+            }
+        };
+        by_id.insert(id, receiver);
+    }
+    Ok(Receivers { by_id })
+}
+
+fn check_otlp(
+    raw: RawOtlpReceiver,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<OtlpReceiver, ConfigError> {
+    let Some(protocols) = raw.protocols else {
+        return Err(ctx.missing(path, "protocols"));
+    };
+    let path = path.key("protocols");
+    if protocols.grpc.is_none() && protocols.http.is_none() {
+        return Err(ctx.invalid(
+            &path,
+            "enable at least one protocol: `grpc:`, `http:` or both",
+        ));
+    }
+    let grpc = match protocols.grpc {
+        Some(grpc) => Some(check_grpc(grpc, &path.key("grpc"), ctx)?),
+        None => None,
+    };
+    let http = match protocols.http {
+        Some(http) => Some(check_http(http, &path.key("http"), ctx)?),
+        None => None,
+    };
+    Ok(OtlpReceiver { grpc, http })
+}
+
+/// Parses a listen endpoint, or the default.
+pub(crate) fn listen_endpoint(
+    ctx: &Ctx<'_>,
+    path: &KeyPath,
+    raw: Option<String>,
+    default: &str,
+) -> Result<Endpoint, ConfigError> {
+    let text = raw.unwrap_or_else(|| default.to_string());
+    Endpoint::parse(&text).map_err(|why| ctx.invalid(path, why))
+}
+
+fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceiver, ConfigError> {
+    if let Some(tls) = &raw.tls {
+        return Err(server_tls_unsupported(ctx, path, tls));
+    }
+    if let Some(auth) = &raw.auth {
+        return Err(auth_unsupported(ctx, path, auth));
+    }
+    if let Some(transport) = raw.transport.as_deref() {
+        if transport != "tcp" {
+            return Err(ctx.error(
+                &path.key("transport"),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "transport `{transport}` is not supported; tailgate serves gRPC over `tcp`"
+                )),
+            ));
+        }
+    }
+    let endpoint = listen_endpoint(
+        ctx,
+        &path.key("endpoint"),
+        raw.endpoint,
+        GRPC_ENDPOINT_DEFAULT,
+    )?;
+    let max_recv_msg_size_mib = match raw.max_recv_msg_size_mib {
+        Some(UInt(v)) => in_range(
+            ctx,
+            &path.key("max_recv_msg_size_mib"),
+            v,
+            1,
+            u64::from(MAX_RECV_MSG_SIZE_MIB_MAX),
+        )? as u32,
+        None => MAX_RECV_MSG_SIZE_MIB_DEFAULT,
+    };
+    let max_concurrent_streams = match raw.max_concurrent_streams {
+        Some(UInt(v)) => in_range(
+            ctx,
+            &path.key("max_concurrent_streams"),
+            v,
+            1,
+            u64::from(MAX_CONCURRENT_STREAMS_MAX),
+        )? as u32,
+        None => MAX_CONCURRENT_STREAMS_DEFAULT,
+    };
+    Ok(GrpcReceiver {
+        endpoint,
+        max_recv_msg_size_mib,
+        max_concurrent_streams,
+    })
+}
+
+fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceiver, ConfigError> {
+    if let Some(tls) = &raw.tls {
+        return Err(server_tls_unsupported(ctx, path, tls));
+    }
+    if let Some(auth) = &raw.auth {
+        return Err(auth_unsupported(ctx, path, auth));
+    }
+    if let Some(cors) = &raw.cors {
+        let origins = cors.allowed_origins.as_ref().map_or(0, Vec::len);
+        let headers = cors.allowed_headers.as_ref().map_or(0, Vec::len);
+        let max_age = cors
+            .max_age
+            .map(|UInt(s)| format!(", max_age {s}s"))
+            .unwrap_or_default();
+        return Err(ctx.unsupported(
+            &path.key("cors"),
+            format!(
+                "CORS is not supported yet ({origins} allowed origins, {headers} allowed \
+                 headers{max_age}); remove `cors`"
+            ),
+        ));
+    }
+    let endpoint = listen_endpoint(
+        ctx,
+        &path.key("endpoint"),
+        raw.endpoint,
+        HTTP_ENDPOINT_DEFAULT,
+    )?;
+    let max_request_body_size = match raw.max_request_body_size {
+        Some(UInt(v)) => in_range(
+            ctx,
+            &path.key("max_request_body_size"),
+            v,
+            1,
+            MAX_REQUEST_BODY_SIZE_MAX,
+        )?,
+        None => MAX_REQUEST_BODY_SIZE_DEFAULT,
+    };
+    let url_path = |key: &str, raw: Option<String>, default: &str| {
+        let p = raw.unwrap_or_else(|| default.to_string());
+        if p.is_empty()
+            || p.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+        {
+            return Err(ctx.invalid(
+                &path.key(key),
+                format!("`{p}` is not a URL path (no spaces, `?` or `#`)"),
+            ));
+        }
+        // The Collector adds a missing leading `/`.
+        Ok(if p.starts_with('/') {
+            p
+        } else {
+            format!("/{p}")
+        })
+    };
+    let traces_url_path = url_path("traces_url_path", raw.traces_url_path, "/v1/traces")?;
+    let metrics_url_path = url_path("metrics_url_path", raw.metrics_url_path, "/v1/metrics")?;
+    let logs_url_path = url_path("logs_url_path", raw.logs_url_path, "/v1/logs")?;
+    let pairs = [
+        (
+            "metrics_url_path",
+            &metrics_url_path,
+            "traces_url_path",
+            &traces_url_path,
+        ),
+        (
+            "logs_url_path",
+            &logs_url_path,
+            "traces_url_path",
+            &traces_url_path,
+        ),
+        (
+            "logs_url_path",
+            &logs_url_path,
+            "metrics_url_path",
+            &metrics_url_path,
+        ),
+    ];
+    for (key, value, other_key, other) in pairs {
+        if value == other {
+            return Err(ctx.invalid(
+                &path.key(key),
+                format!("`{value}` is also `{other_key}`; each signal needs its own path"),
+            ));
+        }
+    }
+    Ok(HttpReceiver {
+        endpoint,
+        max_request_body_size,
+        traces_url_path,
+        metrics_url_path,
+        logs_url_path,
+    })
+}

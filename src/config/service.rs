@@ -1,0 +1,435 @@
+//! `service`: the pipelines that connect components, and the gateway's own telemetry.
+//!
+//! A pipeline is keyed by signal (`traces`, `metrics`, `logs`, each also as `SIGNAL/NAME`) and
+//! lists components by id, as in the Collector. The checks here are the ones that need the whole
+//! file: every id names a defined component that can serve the pipeline's signal.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::Deserializer;
+use serde::Deserialize;
+
+use super::component::{Ctx, RawComponent, RawComponents};
+use super::error::{ConfigError, ConfigErrorKind};
+use super::exporters::{Exporter, Exporters};
+use super::locate::Target;
+use super::processors::{Processor, Processors};
+use super::receivers::{listen_endpoint, Receivers};
+use super::values::{ComponentId, Endpoint, KeyPath};
+use crate::wire::Signal;
+
+/// `service.telemetry.metrics.address` when not given: loopback only, so self-metrics and
+/// health endpoints are not exposed unless asked for.
+pub const TELEMETRY_ADDRESS_DEFAULT: &str = "127.0.0.1:8888";
+/// The most components one pipeline may list in each role.
+pub const PIPELINE_COMPONENTS_MAX: usize = 64;
+
+/// The `service` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The pipelines, in file order; at least one.
+    pub pipelines: Vec<Pipeline>,
+    /// The gateway's own metrics and logs.
+    pub telemetry: Telemetry,
+}
+
+impl Service {
+    /// The pipeline with this id.
+    pub fn pipeline(&self, id: &PipelineId) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| &p.id == id)
+    }
+}
+
+/// A pipeline's id: its signal and optional name (`traces/sampled`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PipelineId {
+    /// The signal the pipeline carries.
+    pub signal: Signal,
+    /// The name after `/`, if any.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for PipelineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.signal.as_str())?;
+        if let Some(name) = &self.name {
+            write!(f, "/{name}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One pipeline: receivers → processors (in order) → exporters (fan-out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    /// Signal and name.
+    pub id: PipelineId,
+    /// Receivers feeding the pipeline; at least one, each defined in `receivers`.
+    pub receivers: Vec<ComponentId>,
+    /// Processors in order; each defined in `processors` and able to handle the signal.
+    pub processors: Vec<ComponentId>,
+    /// Exporters receiving everything the pipeline passes; at least one.
+    pub exporters: Vec<ComponentId>,
+}
+
+/// `service.telemetry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// `metrics`: where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics: TelemetryMetrics,
+    /// `logs`: the gateway's log level.
+    pub logs: TelemetryLogs,
+}
+
+/// `service.telemetry.metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryMetrics {
+    /// The admin listen address (default `127.0.0.1:8888`).
+    pub address: Endpoint,
+    /// How much to record (default normal).
+    pub level: MetricsLevel,
+}
+
+/// `service.telemetry.metrics.level`, as in the Collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetricsLevel {
+    None,
+    Basic,
+    Normal,
+    Detailed,
+}
+
+/// `service.telemetry.logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelemetryLogs {
+    /// The lowest level logged (default info).
+    pub level: LogLevel,
+}
+
+/// `service.telemetry.logs.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawService {
+    extensions: Option<Vec<String>>,
+    pipelines: Option<RawComponents<RawPipeline>>,
+    telemetry: Option<RawTelemetry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPipeline {
+    receivers: Option<Vec<String>>,
+    processors: Option<Vec<String>>,
+    exporters: Option<Vec<String>>,
+}
+
+impl RawComponent for RawPipeline {
+    fn from_kind<'de, D: Deserializer<'de>>(_signal: &str, d: D) -> Result<Self, D::Error> {
+        Ok(Option::<RawPipeline>::deserialize(d)?.unwrap_or_default())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTelemetry {
+    metrics: Option<RawTelemetryMetrics>,
+    logs: Option<RawTelemetryLogs>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTelemetryMetrics {
+    address: Option<String>,
+    level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTelemetryLogs {
+    level: Option<String>,
+}
+
+/// The components a pipeline may use.
+pub(crate) struct Components<'a> {
+    pub(crate) receivers: &'a Receivers,
+    pub(crate) processors: &'a Processors,
+    pub(crate) exporters: &'a Exporters,
+}
+
+/// The message for `extensions` in any form.
+pub(crate) const EXTENSIONS_UNSUPPORTED: &str = "extensions are not supported; tailgate serves \
+     /healthz and /readyz itself on the telemetry address (service.telemetry.metrics.address)";
+
+pub(crate) fn check(
+    raw: RawService,
+    components: &Components<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<Service, ConfigError> {
+    let path = KeyPath::root().key("service");
+    if raw.extensions.as_ref().is_some_and(|e| !e.is_empty()) {
+        return Err(ctx.unsupported(&path.key("extensions"), EXTENSIONS_UNSUPPORTED));
+    }
+    let pipelines_path = path.key("pipelines");
+    let raw_pipelines = match raw.pipelines {
+        Some(p) if !p.0.is_empty() => p.0,
+        _ => {
+            return Err(ctx.error(
+                &pipelines_path,
+                Target::Key,
+                ConfigErrorKind::InvalidValue(
+                    "at least one pipeline is needed (traces, metrics or logs)".into(),
+                ),
+            ))
+        }
+    };
+    let mut pipelines = Vec::with_capacity(raw_pipelines.len());
+    for (key, raw) in raw_pipelines {
+        pipelines.push(check_pipeline(&key, raw, &pipelines_path, components, ctx)?);
+    }
+    let telemetry = check_telemetry(
+        raw.telemetry.unwrap_or_default(),
+        &path.key("telemetry"),
+        ctx,
+    )?;
+    Ok(Service {
+        pipelines,
+        telemetry,
+    })
+}
+
+/// The roles a pipeline lists components in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Receiver,
+    Processor,
+    Exporter,
+}
+
+impl Role {
+    fn key(self) -> &'static str {
+        match self {
+            Role::Receiver => "receivers",
+            Role::Processor => "processors",
+            Role::Exporter => "exporters",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Role::Receiver => "receiver",
+            Role::Processor => "processor",
+            Role::Exporter => "exporter",
+        }
+    }
+}
+
+fn check_pipeline(
+    key: &str,
+    raw: RawPipeline,
+    section: &KeyPath,
+    components: &Components<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<Pipeline, ConfigError> {
+    let path = section.key(key);
+    let id = ctx.component_id(section, key)?;
+    let signal = match id.kind.as_str() {
+        "traces" => Signal::Traces,
+        "metrics" => Signal::Metrics,
+        "logs" => Signal::Logs,
+        "profiles" => {
+            return Err(ctx.unsupported(&path, "profiles pipelines are not supported"));
+        }
+        other => {
+            return Err(ctx.error(
+                &path,
+                Target::Key,
+                ConfigErrorKind::InvalidValue(format!(
+                    "`{other}` is not a signal; a pipeline is `traces`, `metrics` or `logs` \
+                     (optionally with `/NAME`)"
+                )),
+            ))
+        }
+    };
+    let id = PipelineId {
+        signal,
+        name: id.name,
+    };
+    let list = |role: Role, raw: Option<Vec<String>>| {
+        check_list(&id, role, raw.unwrap_or_default(), &path, components, ctx)
+    };
+    let receivers = list(Role::Receiver, raw.receivers)?;
+    let processors = list(Role::Processor, raw.processors)?;
+    let exporters = list(Role::Exporter, raw.exporters)?;
+    Ok(Pipeline {
+        id,
+        receivers,
+        processors,
+        exporters,
+    })
+}
+
+fn check_list(
+    pipeline: &PipelineId,
+    role: Role,
+    names: Vec<String>,
+    path: &KeyPath,
+    components: &Components<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<ComponentId>, ConfigError> {
+    let list_path = path.key(role.key());
+    if names.is_empty() && role != Role::Processor {
+        return Err(ctx.error(
+            path,
+            Target::Key,
+            ConfigErrorKind::Reference(format!(
+                "pipeline `{pipeline}` needs at least one {}",
+                role.noun()
+            )),
+        ));
+    }
+    if names.len() > PIPELINE_COMPONENTS_MAX {
+        return Err(ctx.invalid(
+            &list_path,
+            format!(
+                "lists {} {}; at most {PIPELINE_COMPONENTS_MAX} are allowed",
+                names.len(),
+                role.key()
+            ),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut ids = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let at = list_path.index(i);
+        let reference =
+            |why: String| ctx.error(&at, Target::Value, ConfigErrorKind::Reference(why));
+        let id = ComponentId::parse(name).map_err(|why| ctx.invalid(&at, why))?;
+        if !seen.insert(id.clone()) {
+            return Err(reference(format!(
+                "pipeline `{pipeline}` lists {} `{id}` twice",
+                role.noun()
+            )));
+        }
+        let exists = match role {
+            Role::Receiver => components.receivers.get(&id).is_some(),
+            Role::Processor => components.processors.get(&id).is_some(),
+            Role::Exporter => components.exporters.get(&id).is_some(),
+        };
+        if !exists {
+            let defined: Vec<String> = match role {
+                Role::Receiver => components
+                    .receivers
+                    .by_id
+                    .keys()
+                    .map(ToString::to_string)
+                    .collect(),
+                Role::Processor => components
+                    .processors
+                    .by_id
+                    .keys()
+                    .map(ToString::to_string)
+                    .collect(),
+                Role::Exporter => components
+                    .exporters
+                    .by_id
+                    .keys()
+                    .map(ToString::to_string)
+                    .collect(),
+            };
+            let defined = if defined.is_empty() {
+                format!("no {} are defined", role.key())
+            } else {
+                format!("defined: {}", defined.join(", "))
+            };
+            return Err(reference(format!(
+                "pipeline `{pipeline}` uses {} `{id}`, which is not defined under `{}` ({defined})",
+                role.noun(),
+                role.key()
+            )));
+        }
+        if role == Role::Processor && pipeline.signal != Signal::Traces {
+            if let Some(Processor::TailSampling(_)) = components.processors.get(&id) {
+                return Err(reference(format!(
+                    "pipeline `{pipeline}` uses `{id}`, but tail_sampling works on traces only"
+                )));
+            }
+        }
+        if role == Role::Exporter {
+            if let Some(Exporter::OtlpHttp(http)) = components.exporters.get(&id) {
+                if http.url(pipeline.signal).is_none() {
+                    let signal = pipeline.signal.as_str();
+                    return Err(reference(format!(
+                        "pipeline `{pipeline}` uses `{id}`, which has neither `endpoint` nor \
+                         `{signal}_endpoint` for {signal}"
+                    )));
+                }
+            }
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn check_telemetry(
+    raw: RawTelemetry,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Telemetry, ConfigError> {
+    let metrics = raw.metrics.unwrap_or_default();
+    let metrics_path = path.key("metrics");
+    let address = listen_endpoint(
+        ctx,
+        &metrics_path.key("address"),
+        metrics.address,
+        TELEMETRY_ADDRESS_DEFAULT,
+    )?;
+    // Level names are case-insensitive in the Collector.
+    let level = match metrics
+        .level
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("normal") => MetricsLevel::Normal,
+        Some("none") => MetricsLevel::None,
+        Some("basic") => MetricsLevel::Basic,
+        Some("detailed") => MetricsLevel::Detailed,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &metrics_path.key("level"),
+                format!("`{other}` is not a metrics level; use none, basic, normal or detailed"),
+            ))
+        }
+    };
+    let logs = raw.logs.unwrap_or_default();
+    let log_level = match logs
+        .level
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("info") => LogLevel::Info,
+        Some("debug") => LogLevel::Debug,
+        Some("warn") => LogLevel::Warn,
+        Some("error") => LogLevel::Error,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &path.key("logs").key("level"),
+                format!("`{other}` is not a log level; use debug, info, warn or error"),
+            ))
+        }
+    };
+    Ok(Telemetry {
+        metrics: TelemetryMetrics { address, level },
+        logs: TelemetryLogs { level: log_level },
+    })
+}

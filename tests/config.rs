@@ -1,0 +1,1932 @@
+//! The config layer against Collector YAML: real gateway configs load with every field where
+//! expected, and every class of mistake is an error naming the key path and the line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tailgate::config::*;
+use tailgate::wire::Signal;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs")
+        .join(name)
+}
+
+/// Parses `yaml` (a leading newline is dropped, so line 1 is the first line written).
+fn parse(yaml: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(yaml.strip_prefix('\n').unwrap_or(yaml), "test.yaml")
+}
+
+fn error(yaml: &str) -> ConfigError {
+    match parse(yaml) {
+        Ok(_) => panic!("expected an error for:\n{yaml}"),
+        Err(err) => err,
+    }
+}
+
+/// Asserts the error is at `line`, names `path`, and says `needle`.
+#[track_caller]
+fn assert_error(err: &ConfigError, line: usize, path: &str, needle: &str) {
+    let text = err.to_string();
+    assert_eq!(err.line(), Some(line), "wrong line: {text}");
+    assert_eq!(err.path(), Some(path), "wrong path: {text}");
+    assert!(
+        text.starts_with(&format!("test.yaml:{line}:")),
+        "no file:line prefix: {text}"
+    );
+    assert!(
+        text.contains(&format!(": {path}: ")),
+        "path not shown: {text}"
+    );
+    assert!(text.contains(needle), "`{needle}` not in: {text}");
+}
+
+fn id(text: &str) -> ComponentId {
+    ComponentId::parse(text).unwrap()
+}
+
+fn ids(texts: &[&str]) -> Vec<ComponentId> {
+    texts.iter().map(|t| id(t)).collect()
+}
+
+fn tail_sampling(config: &Config, name: &str) -> TailSampling {
+    match config.processors.get(&id(name)) {
+        Some(Processor::TailSampling(ts)) => ts.clone(),
+        other => panic!("{name} is not tail_sampling: {other:?}"),
+    }
+}
+
+const MINIMAL_SERVICE: &str = "
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+";
+
+// ---------------------------------------------------------------------------------------------
+// Configs that load.
+
+#[test]
+fn gateway_config_loads_with_every_field_in_place() {
+    let config = Config::load(&fixture("gateway.yaml")).unwrap();
+    assert!(config.source.ends_with("gateway.yaml"));
+
+    // Receivers.
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    let grpc = otlp.grpc.as_ref().unwrap();
+    assert_eq!(grpc.endpoint, Endpoint::parse("0.0.0.0:4317").unwrap());
+    assert_eq!(grpc.max_recv_msg_size_mib, 16);
+    assert_eq!(grpc.max_concurrent_streams, 200);
+    let http = otlp.http.as_ref().unwrap();
+    assert_eq!(http.endpoint.port, 4318);
+    assert_eq!(http.max_request_body_size, 10_485_760);
+    assert_eq!(
+        (
+            http.traces_url_path.as_str(),
+            http.metrics_url_path.as_str(),
+            http.logs_url_path.as_str()
+        ),
+        ("/v1/traces", "/v1/metrics", "/v1/logs")
+    );
+    let Some(Receiver::Otlp(internal)) = config.receivers.get(&id("otlp/internal")) else {
+        panic!("no otlp/internal receiver");
+    };
+    let grpc = internal.grpc.as_ref().unwrap();
+    assert_eq!(
+        (grpc.endpoint.host.as_str(), grpc.endpoint.port),
+        ("::1", 14317)
+    );
+    assert_eq!(grpc.max_recv_msg_size_mib, MAX_RECV_MSG_SIZE_MIB_DEFAULT);
+    assert!(internal.http.is_none());
+
+    // Processors.
+    assert_eq!(
+        config.processors.get(&id("memory_limiter")),
+        Some(&Processor::MemoryLimiter(MemoryLimiter {
+            check_interval: Duration::from_secs(1),
+            limit: MemoryLimit::Mib {
+                limit_mib: 4000,
+                spike_limit_mib: 800
+            },
+        }))
+    );
+    assert_eq!(
+        config.processors.get(&id("batch")),
+        Some(&Processor::Batch(BatchProcessor {
+            send_batch_size: 10_000,
+            send_batch_max_size: Some(11_000),
+            timeout: Duration::from_secs(10),
+        }))
+    );
+    assert_eq!(
+        config.processors.get(&id("batch/metrics")),
+        Some(&Processor::Batch(BatchProcessor {
+            send_batch_size: SEND_BATCH_SIZE_DEFAULT,
+            send_batch_max_size: None,
+            timeout: BATCH_TIMEOUT_DEFAULT,
+        }))
+    );
+
+    // Tail sampling: the top level...
+    let ts = tail_sampling(&config, "tail_sampling");
+    assert_eq!(ts.decision_wait, Duration::from_secs(10));
+    assert_eq!(ts.decision_wait_after_root_received, None);
+    assert_eq!(ts.num_traces, 100);
+    assert_eq!(ts.expected_new_traces_per_sec, 10);
+    assert_eq!(
+        ts.decision_cache,
+        DecisionCache {
+            sampled_cache_size: 100_000,
+            non_sampled_cache_size: 100_000
+        }
+    );
+    assert!(ts.sample_on_first_match);
+    assert!(ts.drop_pending_traces_on_shutdown);
+    assert!(!ts.block_on_overflow);
+    assert_eq!(ts.maximum_trace_size_bytes, None);
+
+    // ...and every policy type.
+    let names: Vec<&str> = ts.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.len(), 17);
+    assert_eq!(names[0], "test-policy-1");
+    assert_eq!(names[16], "composite-policy-1");
+    let kinds: Vec<&PolicyKind> = ts.policies.iter().map(|p| &p.kind).collect();
+    assert_eq!(kinds[0], &PolicyKind::AlwaysSample);
+    assert_eq!(
+        kinds[1],
+        &PolicyKind::Latency(LatencyPolicy {
+            threshold_ms: 5000,
+            upper_threshold_ms: Some(10_000)
+        })
+    );
+    assert_eq!(
+        kinds[2],
+        &PolicyKind::NumericAttribute(NumericAttributePolicy {
+            key: "key1".into(),
+            min_value: Some(50),
+            max_value: Some(100),
+            invert_match: false,
+        })
+    );
+    assert_eq!(
+        kinds[3],
+        &PolicyKind::Probabilistic(ProbabilisticPolicy {
+            hash_salt: "custom-salt".into(),
+            sampling_percentage: 10.0,
+        })
+    );
+    assert_eq!(
+        kinds[4],
+        &PolicyKind::StatusCode(StatusCodePolicy {
+            status_codes: vec![StatusCode::Error, StatusCode::Unset]
+        })
+    );
+    assert_eq!(
+        kinds[5],
+        &PolicyKind::StringAttribute(StringAttributePolicy {
+            key: "key2".into(),
+            values: vec!["value1".into(), "value2".into()],
+            enabled_regex_matching: false,
+            cache_max_size: REGEX_CACHE_SIZE_DEFAULT,
+            invert_match: false,
+        })
+    );
+    assert_eq!(
+        kinds[6],
+        &PolicyKind::StringAttribute(StringAttributePolicy {
+            key: "key2".into(),
+            values: vec!["value1".into(), "val*".into()],
+            enabled_regex_matching: true,
+            cache_max_size: 10,
+            invert_match: false,
+        })
+    );
+    assert_eq!(
+        kinds[7],
+        &PolicyKind::RateLimiting(RateLimitingPolicy {
+            spans_per_second: 35
+        })
+    );
+    assert_eq!(
+        kinds[8],
+        &PolicyKind::SpanCount(SpanCountPolicy {
+            min_spans: 2,
+            max_spans: Some(20)
+        })
+    );
+    assert_eq!(
+        kinds[9],
+        &PolicyKind::TraceState(TraceStatePolicy {
+            key: "key3".into(),
+            values: vec!["value1".into(), "value2".into()],
+        })
+    );
+    assert_eq!(
+        kinds[10],
+        &PolicyKind::BooleanAttribute(BooleanAttributePolicy {
+            key: "key4".into(),
+            value: true,
+            invert_match: false,
+        })
+    );
+    assert_eq!(
+        kinds[11],
+        &PolicyKind::BytesLimiting(BytesLimitingPolicy {
+            bytes_per_second: 1_048_576,
+            burst_capacity: 4_194_304,
+        })
+    );
+    assert_eq!(kinds[12], &PolicyKind::TraceFlags);
+    let PolicyKind::And(and) = kinds[13] else {
+        panic!("not an and policy: {:?}", kinds[13]);
+    };
+    assert_eq!(and.len(), 2);
+    assert_eq!(and[0].name, "test-and-policy-1");
+    assert!(matches!(and[1].kind, PolicyKind::StringAttribute(_)));
+    let PolicyKind::Drop(drop) = kinds[14] else {
+        panic!("not a drop policy: {:?}", kinds[14]);
+    };
+    let PolicyKind::StringAttribute(health) = &drop[0].kind else {
+        panic!("not a string_attribute sub-policy");
+    };
+    assert_eq!(health.values, vec!["\\/health", "\\/metrics"]);
+    assert!(health.enabled_regex_matching);
+    let PolicyKind::Not(not) = kinds[15] else {
+        panic!("not a not policy: {:?}", kinds[15]);
+    };
+    assert_eq!(
+        not.kind,
+        PolicyKind::BooleanAttribute(BooleanAttributePolicy {
+            key: "app.do_not_sample".into(),
+            value: true,
+            invert_match: true,
+        })
+    );
+    let PolicyKind::Composite(composite) = kinds[16] else {
+        panic!("not a composite policy: {:?}", kinds[16]);
+    };
+    assert_eq!(composite.max_total_spans_per_second, 1000);
+    assert_eq!(
+        composite.policy_order,
+        vec![
+            "test-composite-policy-1",
+            "test-composite-policy-2",
+            "test-composite-policy-3"
+        ]
+    );
+    assert_eq!(composite.sub_policies.len(), 3);
+    assert_eq!(
+        composite.sub_policies[0].kind,
+        PolicyKind::NumericAttribute(NumericAttributePolicy {
+            key: "key1".into(),
+            min_value: Some(50),
+            max_value: None,
+            invert_match: false,
+        })
+    );
+    assert_eq!(composite.sub_policies[2].kind, PolicyKind::AlwaysSample);
+    assert_eq!(
+        composite.rate_allocation,
+        vec![
+            RateAllocation {
+                policy: "test-composite-policy-1".into(),
+                percent: 50
+            },
+            RateAllocation {
+                policy: "test-composite-policy-2".into(),
+                percent: 25
+            },
+        ]
+    );
+
+    // Exporters.
+    let Some(Exporter::Otlp(central)) = config.exporters.get(&id("otlp/central")) else {
+        panic!("no otlp/central exporter");
+    };
+    assert_eq!(
+        central.endpoint,
+        Endpoint::parse("central.example.internal:4317").unwrap()
+    );
+    assert_eq!(
+        central.headers.get("x-tenant").map(String::as_str),
+        Some("platform")
+    );
+    assert_eq!(central.compression, Compression::Zstd);
+    assert_eq!(central.timeout, Duration::from_secs(15));
+    assert_eq!(
+        central.retry_on_failure,
+        RetryOnFailure {
+            enabled: true,
+            initial_interval: Duration::from_secs(1),
+            randomization_factor: 0.5,
+            multiplier: 1.5,
+            max_interval: Duration::from_secs(20),
+            max_elapsed_time: Some(Duration::from_secs(600)),
+        }
+    );
+    assert_eq!(
+        central.sending_queue,
+        SendingQueue {
+            enabled: true,
+            num_consumers: 20,
+            queue_size: 5000
+        }
+    );
+    let Some(Exporter::OtlpHttp(archive)) = config.exporters.get(&id("otlphttp/archive")) else {
+        panic!("no otlphttp/archive exporter");
+    };
+    assert_eq!(
+        archive.url(Signal::Traces).unwrap().to_string(),
+        "http://archive.example.internal:4318/otlp/v1/traces"
+    );
+    assert_eq!(
+        archive.url(Signal::Metrics).unwrap().to_string(),
+        "http://archive.example.internal:4318/otlp/v1/metrics"
+    );
+    assert_eq!(
+        archive.url(Signal::Logs).unwrap().to_string(),
+        "http://logs.example.internal:9000/ingest"
+    );
+    assert_eq!(archive.encoding, Encoding::Json);
+    assert_eq!(archive.compression, Compression::None);
+    assert_eq!(archive.timeout, EXPORT_TIMEOUT_DEFAULT);
+    assert_eq!(archive.retry_on_failure, RetryOnFailure::default());
+    assert_eq!(archive.sending_queue, SendingQueue::default());
+    assert_eq!(
+        config.exporters.get(&id("debug")),
+        Some(&Exporter::Debug(DebugExporter {
+            verbosity: Verbosity::Detailed,
+            sampling_initial: 2,
+            sampling_thereafter: 1,
+        }))
+    );
+
+    // Service.
+    let pipelines = &config.service.pipelines;
+    assert_eq!(pipelines.len(), 3);
+    let traces = config
+        .service
+        .pipeline(&PipelineId {
+            signal: Signal::Traces,
+            name: None,
+        })
+        .unwrap();
+    assert_eq!(traces.receivers, ids(&["otlp", "otlp/internal"]));
+    assert_eq!(
+        traces.processors,
+        ids(&["memory_limiter", "tail_sampling", "batch"])
+    );
+    assert_eq!(traces.exporters, ids(&["otlp/central", "otlphttp/archive"]));
+    assert_eq!(pipelines[1].id.signal, Signal::Metrics);
+    assert_eq!(pipelines[2].id.to_string(), "logs/archive");
+    assert_eq!(pipelines[2].exporters, ids(&["otlphttp/archive", "debug"]));
+    let telemetry = &config.service.telemetry;
+    assert_eq!(
+        telemetry.metrics.address,
+        Endpoint::parse("0.0.0.0:8888").unwrap()
+    );
+    assert_eq!(telemetry.metrics.level, MetricsLevel::Detailed);
+    assert_eq!(telemetry.logs.level, LogLevel::Warn);
+
+    // Shards.
+    assert_eq!(
+        config.shards,
+        Shards {
+            cpus: Cpus::List(vec![2, 3, 4, 5]),
+            channel_capacity: 128
+        }
+    );
+}
+
+#[test]
+fn readme_practical_example_loads_in_block_style() {
+    let config = Config::load(&fixture("practical_example.yaml")).unwrap();
+    let ts = tail_sampling(&config, "tail_sampling");
+    assert_eq!(ts.policies.len(), 5);
+    let PolicyKind::And(probe) = &ts.policies[1].kind else {
+        panic!("not an and policy");
+    };
+    assert_eq!(
+        probe[2].kind,
+        PolicyKind::Probabilistic(ProbabilisticPolicy {
+            hash_salt: DEFAULT_HASH_SALT.into(),
+            sampling_percentage: 0.1,
+        })
+    );
+    let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert_eq!(
+        otlp.endpoint,
+        Endpoint::parse("tempo.observability.svc:4317").unwrap()
+    );
+}
+
+#[test]
+fn embedded_default_listens_on_localhost_and_keeps_errors_slow_and_ten_percent() {
+    let config = Config::embedded_default();
+    assert_eq!(config.source, EMBEDDED_SOURCE);
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    assert_eq!(
+        otlp.grpc.as_ref().unwrap().endpoint,
+        Endpoint::parse("127.0.0.1:4317").unwrap()
+    );
+    assert_eq!(
+        otlp.http.as_ref().unwrap().endpoint,
+        Endpoint::parse("127.0.0.1:4318").unwrap()
+    );
+    let ts = tail_sampling(&config, "tail_sampling");
+    assert_eq!(ts.decision_wait, DECISION_WAIT_DEFAULT);
+    let kinds: Vec<&PolicyKind> = ts.policies.iter().map(|p| &p.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            &PolicyKind::StatusCode(StatusCodePolicy {
+                status_codes: vec![StatusCode::Error]
+            }),
+            &PolicyKind::Latency(LatencyPolicy {
+                threshold_ms: 1000,
+                upper_threshold_ms: None
+            }),
+            &PolicyKind::Probabilistic(ProbabilisticPolicy {
+                hash_salt: DEFAULT_HASH_SALT.into(),
+                sampling_percentage: 10.0
+            }),
+        ]
+    );
+    assert!(matches!(
+        config.exporters.get(&id("debug")),
+        Some(Exporter::Debug(_))
+    ));
+    let pipeline = |signal, processors: &[&str]| Pipeline {
+        id: PipelineId { signal, name: None },
+        receivers: ids(&["otlp"]),
+        processors: ids(processors),
+        exporters: ids(&["debug"]),
+    };
+    assert_eq!(
+        config.service.pipelines,
+        vec![
+            pipeline(Signal::Traces, &["tail_sampling", "batch"]),
+            pipeline(Signal::Metrics, &["batch"]),
+            pipeline(Signal::Logs, &["batch"]),
+        ]
+    );
+    assert_eq!(
+        config.service.telemetry.metrics.address,
+        Endpoint::parse(TELEMETRY_ADDRESS_DEFAULT).unwrap()
+    );
+    assert_eq!(config.shards, Shards::default());
+}
+
+#[test]
+fn a_protocol_key_without_value_is_enabled_with_defaults() {
+    let config = parse(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+{MINIMAL_SERVICE}"
+    ))
+    .unwrap();
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    assert_eq!(
+        otlp.grpc,
+        Some(GrpcReceiver {
+            endpoint: Endpoint::parse(GRPC_ENDPOINT_DEFAULT).unwrap(),
+            max_recv_msg_size_mib: 4,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
+        })
+    );
+    assert_eq!(otlp.http, None);
+}
+
+#[test]
+fn defaults_follow_the_collector() {
+    let config = parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+processors:
+  batch:
+  memory_limiter:
+    check_interval: 5s
+    limit_percentage: 80
+  tail_sampling:
+    policies: [{name: all, type: always_sample}]
+exporters:
+  otlp:
+    endpoint: http://backend:4317
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch, tail_sampling]
+      exporters: [otlp]
+",
+    )
+    .unwrap();
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    let http = otlp.http.as_ref().unwrap();
+    assert_eq!(
+        http.endpoint,
+        Endpoint::parse(HTTP_ENDPOINT_DEFAULT).unwrap()
+    );
+    assert_eq!(http.max_request_body_size, 20_971_520);
+    assert_eq!(
+        config.processors.get(&id("batch")),
+        Some(&Processor::Batch(BatchProcessor {
+            send_batch_size: 8192,
+            send_batch_max_size: None,
+            timeout: Duration::from_millis(200),
+        }))
+    );
+    assert_eq!(
+        config.processors.get(&id("memory_limiter")),
+        Some(&Processor::MemoryLimiter(MemoryLimiter {
+            check_interval: Duration::from_secs(5),
+            limit: MemoryLimit::Percentage {
+                limit_percentage: 80,
+                spike_limit_percentage: 16
+            },
+        }))
+    );
+    let ts = tail_sampling(&config, "tail_sampling");
+    assert_eq!(ts.decision_wait, Duration::from_secs(30));
+    assert_eq!(ts.num_traces, 50_000);
+    assert_eq!(ts.expected_new_traces_per_sec, 0);
+    assert_eq!(ts.decision_cache, DecisionCache::default());
+    assert!(!ts.sample_on_first_match && !ts.drop_pending_traces_on_shutdown);
+    let Some(Exporter::Otlp(exporter)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert_eq!(exporter.compression, Compression::Gzip);
+    assert_eq!(exporter.timeout, Duration::from_secs(5));
+    assert_eq!(
+        exporter.retry_on_failure,
+        RetryOnFailure {
+            enabled: true,
+            initial_interval: Duration::from_secs(5),
+            randomization_factor: 0.5,
+            multiplier: 1.5,
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Some(Duration::from_secs(300)),
+        }
+    );
+    assert_eq!(
+        exporter.sending_queue,
+        SendingQueue {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000
+        }
+    );
+    let telemetry = &config.service.telemetry;
+    assert_eq!(telemetry.metrics.address.to_string(), "127.0.0.1:8888");
+    assert_eq!(telemetry.metrics.level, MetricsLevel::Normal);
+    assert_eq!(telemetry.logs.level, LogLevel::Info);
+    assert_eq!(config.shards.cpus, Cpus::All);
+    assert_eq!(config.shards.channel_capacity, 64);
+}
+
+#[test]
+fn otlphttp_signal_urls_are_composed_like_the_collector() {
+    let config = parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  otlphttp:
+    endpoint: http://collector:4318/
+  otlphttp/traces-only:
+    traces_endpoint: http://traces:8080/api/traces
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp, otlphttp/traces-only]
+",
+    )
+    .unwrap();
+    let Some(Exporter::OtlpHttp(base)) = config.exporters.get(&id("otlphttp")) else {
+        panic!("no otlphttp exporter");
+    };
+    assert_eq!(
+        base.url(Signal::Logs).unwrap().to_string(),
+        "http://collector:4318/v1/logs"
+    );
+    let Some(Exporter::OtlpHttp(only)) = config.exporters.get(&id("otlphttp/traces-only")) else {
+        panic!("no otlphttp/traces-only exporter");
+    };
+    assert_eq!(
+        only.url(Signal::Traces).unwrap().path,
+        "/api/traces".to_string()
+    );
+    assert_eq!(only.url(Signal::Metrics), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys and component types.
+
+#[test]
+fn unknown_key_names_the_full_path_and_line() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+        endpoit: 0.0.0.0:4317
+",
+    );
+    assert_error(
+        &err,
+        6,
+        "receivers.otlp.protocols.grpc.endpoit",
+        "unknown key `endpoit`",
+    );
+    assert!(err.to_string().contains("`endpoint`"), "{err}");
+    assert!(matches!(err.kind(), ConfigErrorKind::UnknownKey { .. }));
+    assert_eq!(err.column(), Some(9));
+}
+
+#[test]
+fn unknown_key_in_a_flow_style_policy_block() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      [
+        {name: a, type: always_sample},
+        {name: slow, type: latency, latency: {threshold_ms: 10, lower_ms: 1}},
+      ]
+",
+    );
+    assert_error(
+        &err,
+        6,
+        "processors.tail_sampling.policies[1].latency.lower_ms",
+        "unknown key `lower_ms`",
+    );
+}
+
+#[test]
+fn unknown_key_from_a_file_names_the_file() {
+    let path = fixture("unknown_key.yaml");
+    let err = Config::load(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:6:9: ", path.display())),
+        "{text}"
+    );
+    assert_eq!(err.path(), Some("receivers.otlp.protocols.grpc.keepalive"));
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let err = error(
+        "
+receivers: {}
+recievers: {}
+",
+    );
+    assert_error(&err, 2, "recievers", "unknown key `recievers`");
+}
+
+#[test]
+fn unknown_component_types_name_the_supported_ones() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols: {grpc: }
+  kafka/in:
+    brokers: [a]
+",
+    );
+    assert_error(
+        &err,
+        4,
+        "receivers.kafka/in",
+        "unknown receiver type `kafka`",
+    );
+    assert!(err.to_string().contains("tailgate has `otlp`"), "{err}");
+
+    let err = error(
+        "
+processors:
+  filter:
+    traces: {}
+",
+    );
+    assert_error(
+        &err,
+        2,
+        "processors.filter",
+        "unknown processor type `filter`",
+    );
+    assert!(
+        err.to_string()
+            .contains("`batch`, `memory_limiter` and `tail_sampling`"),
+        "{err}"
+    );
+
+    let err = error(
+        "
+exporters:
+  debug:
+  loadbalancing:
+    routing_key: traceID
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "exporters.loadbalancing",
+        "unknown exporter type `loadbalancing`",
+    );
+    assert!(
+        err.to_string().contains("`otlp`, `otlphttp` and `debug`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_component_ids_are_errors() {
+    let err = error(
+        "
+exporters:
+  debug/:
+",
+    );
+    assert_error(&err, 2, "exporters.debug/", "name after `/` is empty");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad values.
+
+#[test]
+fn negative_sizes_are_errors() {
+    let err = error(
+        "
+processors:
+  batch:
+    send_batch_size: -1
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.batch.send_batch_size",
+        "must not be negative",
+    );
+}
+
+#[test]
+fn zero_where_not_allowed() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    num_traces: 0
+    policies: [{name: a, type: always_sample}]
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.tail_sampling.num_traces",
+        "0 is out of range; allowed: 1 to",
+    );
+
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        max_recv_msg_size_mib: 0
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.grpc.max_recv_msg_size_mib",
+        "allowed: 1 to 1024",
+    );
+
+    let err = error(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{grpc: }}
+{}
+shards:
+  channel_capacity: 0
+",
+        MINIMAL_SERVICE.trim()
+    ));
+    assert_error(&err, 12, "shards.channel_capacity", "allowed: 1 to 65536");
+
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: http://backend:4317
+    timeout: 0s
+",
+    );
+    assert_error(&err, 4, "exporters.otlp.timeout", "must be above 0");
+}
+
+#[test]
+fn malformed_durations_name_the_key() {
+    let err = error(
+        "
+processors:
+  batch:
+    timeout: 5 parsecs
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.batch.timeout",
+        "`5 parsecs` is not a duration",
+    );
+
+    // Go would read a bare number as nanoseconds; here it needs a unit.
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    decision_wait: 10
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.tail_sampling.decision_wait",
+        "a number has no unit",
+    );
+}
+
+#[test]
+fn wrong_types_are_reported_in_yaml_terms() {
+    let err = error(
+        "
+processors:
+  batch: 5
+",
+    );
+    assert_error(
+        &err,
+        2,
+        "processors.batch",
+        "expected a mapping of settings",
+    );
+    assert!(!err.to_string().contains("Raw"), "{err}");
+
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    sample_on_first_match: yes please
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.tail_sampling.sample_on_first_match",
+        "expected a boolean",
+    );
+}
+
+#[test]
+fn percentages_outside_0_to_100() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: some
+        type: probabilistic
+        probabilistic:
+          sampling_percentage: 150
+",
+    );
+    assert_error(
+        &err,
+        7,
+        "processors.tail_sampling.policies[0].probabilistic.sampling_percentage",
+        "150 is not a percentage",
+    );
+
+    let err = error(
+        "
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: 101
+",
+    );
+    assert_error(
+        &err,
+        4,
+        "processors.memory_limiter.limit_percentage",
+        "allowed: 1 to 100",
+    );
+}
+
+#[test]
+fn endpoints_must_be_host_port() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: localhost
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.http.endpoint",
+        "`localhost` is not host:port",
+    );
+
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: http://central
+",
+    );
+    assert_error(&err, 3, "exporters.otlp.endpoint", "the port is missing");
+
+    let err = error(
+        "
+exporters:
+  otlp:
+    tls: {insecure: true}
+",
+    );
+    assert_error(
+        &err,
+        2,
+        "exporters.otlp.endpoint",
+        "missing required key `endpoint`",
+    );
+}
+
+#[test]
+fn batch_max_below_batch_size() {
+    let err = error(
+        "
+processors:
+  batch:
+    send_batch_size: 1000
+    send_batch_max_size: 500
+",
+    );
+    assert_error(
+        &err,
+        4,
+        "processors.batch.send_batch_max_size",
+        "500 is below send_batch_size (1000)",
+    );
+}
+
+#[test]
+fn memory_limiter_rules() {
+    let err = error(
+        "
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 1000
+    spike_limit_mib: 1000
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "processors.memory_limiter.spike_limit_mib",
+        "must be below limit_mib (1000)",
+    );
+
+    let err = error(
+        "
+processors:
+  memory_limiter:
+    limit_mib: 1000
+",
+    );
+    assert_error(
+        &err,
+        2,
+        "processors.memory_limiter.check_interval",
+        "missing required key `check_interval`",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tail sampling policies.
+
+#[test]
+fn bad_regex_names_the_policy_and_the_key() {
+    let err = error(
+        r"
+processors:
+  tail_sampling:
+    policies:
+      - name: routes
+        type: string_attribute
+        string_attribute:
+          key: http.route
+          values: [/api/.*, /v1/(users]
+          enabled_regex_matching: true
+",
+    );
+    assert_error(
+        &err,
+        8,
+        "processors.tail_sampling.policies[0].string_attribute.values[1]",
+        "policy `routes`, attribute `http.route`: `/v1/(users` is not a valid regular expression",
+    );
+}
+
+#[test]
+fn ottl_condition_is_refused_with_a_reason() {
+    let err = error(
+        r#"
+processors:
+  tail_sampling:
+    policies:
+      - name: ottl
+        type: ottl_condition
+        ottl_condition:
+          error_mode: ignore
+          span: ['attributes["x"] == "y"']
+"#,
+    );
+    assert_error(
+        &err,
+        5,
+        "processors.tail_sampling.policies[0].type",
+        "does not support `ottl_condition`",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+}
+
+#[test]
+fn unknown_policy_type() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies: [{name: x, type: sometimes_sample}]
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.tail_sampling.policies[0].type",
+        "unknown policy type `sometimes_sample`",
+    );
+}
+
+#[test]
+fn a_block_of_another_type_is_an_error() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: flag
+        type: boolean_attribute
+        boolean_attribute: {key: a, value: true}
+        string_attribute: {key: a, values: [b]}
+",
+    );
+    assert_error(
+        &err,
+        7,
+        "processors.tail_sampling.policies[0].string_attribute",
+        "a `string_attribute` block does not belong here",
+    );
+}
+
+#[test]
+fn required_policy_settings() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: slow
+        type: latency
+        latency: {upper_threshold_ms: 10}
+",
+    );
+    assert_error(
+        &err,
+        6,
+        "processors.tail_sampling.policies[0].latency.threshold_ms",
+        "missing required key `threshold_ms`",
+    );
+
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - type: always_sample
+",
+    );
+    assert_error(
+        &err,
+        4,
+        "processors.tail_sampling.policies[0].name",
+        "missing required key `name`",
+    );
+
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    decision_wait: 5s
+",
+    );
+    assert_error(
+        &err,
+        2,
+        "processors.tail_sampling.policies",
+        "missing required key `policies`",
+    );
+}
+
+#[test]
+fn policy_names_are_unique_among_siblings() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - {name: keep, type: always_sample}
+      - {name: keep, type: trace_flags}
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "processors.tail_sampling.policies[1].name",
+        "policy name `keep` is used twice",
+    );
+}
+
+#[test]
+fn compound_policies_nest_as_in_the_collector() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: both
+        type: and
+        and:
+          and_sub_policy:
+            - {name: inner, type: drop, drop: {drop_sub_policy: [{name: x, type: always_sample}]}}
+",
+    );
+    assert_error(
+        &err,
+        8,
+        "processors.tail_sampling.policies[0].and.and_sub_policy[0].type",
+        "type `drop` cannot be an `and`, `drop` or `not` sub-policy",
+    );
+}
+
+#[test]
+fn composite_references_and_allocations() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: tiers
+        type: composite
+        composite:
+          max_total_spans_per_second: 100
+          policy_order: [errors, rest]
+          composite_sub_policy:
+            - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+            - {name: others, type: always_sample}
+",
+    );
+    assert_error(
+        &err,
+        8,
+        "processors.tail_sampling.policies[0].composite.policy_order[1]",
+        "`rest` is not the name of a composite_sub_policy",
+    );
+
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: tiers
+        type: composite
+        composite:
+          max_total_spans_per_second: 100
+          policy_order: [errors, others]
+          composite_sub_policy:
+            - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+            - {name: others, type: always_sample}
+          rate_allocation:
+            - {policy: errors, percent: 80}
+            - {policy: others, percent: 30}
+",
+    );
+    assert_error(
+        &err,
+        14,
+        "processors.tail_sampling.policies[0].composite.rate_allocation[1].percent",
+        "brings the allocations to 110 %",
+    );
+}
+
+#[test]
+fn numeric_attribute_bounds() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: codes
+        type: numeric_attribute
+        numeric_attribute:
+          key: http.status_code
+          min_value: 500
+          max_value: 400
+",
+    );
+    assert_error(
+        &err,
+        8,
+        "processors.tail_sampling.policies[0].numeric_attribute.min_value",
+        "500 is above max_value (400)",
+    );
+}
+
+#[test]
+fn status_codes_are_the_collectors() {
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: errors
+        type: status_code
+        status_code: {status_codes: [ERROR, error]}
+",
+    );
+    assert_error(
+        &err,
+        6,
+        "processors.tail_sampling.policies[0].status_code.status_codes[1]",
+        "`error` is not a status code; use OK, ERROR or UNSET",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings tailgate does not support yet.
+
+#[test]
+fn receiver_tls_auth_and_cors_are_not_supported_yet() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        tls:
+          cert_file: /etc/tls/server.crt
+          key_file: /etc/tls/server.key
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.grpc.tls",
+        "TLS is not supported yet",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        auth:
+          authenticator: bearertokenauth
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.http.auth",
+        "authentication is not supported yet (authenticator `bearertokenauth`)",
+    );
+
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        cors:
+          allowed_origins: [https://*.example.com]
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.http.cors",
+        "CORS is not supported yet",
+    );
+
+    // The TLS keys are still parsed: a typo in them is a typo.
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        tls:
+          cert: /etc/tls/server.crt
+",
+    );
+    assert_error(
+        &err,
+        6,
+        "receivers.otlp.protocols.grpc.tls.cert",
+        "unknown key `cert`",
+    );
+}
+
+#[test]
+fn exporters_refuse_what_would_need_tls() {
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: https://central:4317
+    tls:
+      insecure: false
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "exporters.otlp.endpoint",
+        "TLS to exporters is not supported yet",
+    );
+
+    // A bare host:port is TLS in the Collector unless `insecure: true`.
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: central:4317
+",
+    );
+    assert_error(&err, 3, "exporters.otlp.endpoint", "set tls.insecure: true");
+
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: central:4317
+    tls:
+      insecure: false
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "exporters.otlp.tls.insecure",
+        "set tls.insecure: true",
+    );
+
+    let err = error(
+        "
+exporters:
+  otlphttp:
+    endpoint: http://central:4318
+    tls:
+      ca_file: /etc/ca.pem
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "exporters.otlphttp.tls.ca_file",
+        "`ca_file` configures TLS",
+    );
+
+    let err = error(
+        "
+exporters:
+  otlphttp:
+    endpoint: https://central
+",
+    );
+    assert_error(&err, 3, "exporters.otlphttp.endpoint", "uses https");
+}
+
+#[test]
+fn exporter_enumerations() {
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: http://central:4317
+    compression: snappy
+",
+    );
+    assert_error(
+        &err,
+        4,
+        "exporters.otlp.compression",
+        "`snappy` compression is not supported; use gzip, zstd or none",
+    );
+
+    let err = error(
+        "
+exporters:
+  debug:
+    verbosity: loud
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "exporters.debug.verbosity",
+        "`loud` is not a verbosity; use basic, normal or detailed",
+    );
+
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: http://central:4317
+    sending_queue:
+      storage: file_storage
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "exporters.otlp.sending_queue.storage",
+        "persistent queue",
+    );
+}
+
+#[test]
+fn extensions_are_refused_unless_empty() {
+    let err = error(
+        "
+extensions:
+  health_check:
+",
+    );
+    assert_error(
+        &err,
+        2,
+        "extensions.health_check",
+        "extensions are not supported; tailgate serves /healthz and /readyz",
+    );
+
+    let err = error(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{grpc: }}
+{}
+  extensions: [pprof]
+",
+        MINIMAL_SERVICE.trim()
+    ));
+    assert_error(
+        &err,
+        11,
+        "service.extensions",
+        "extensions are not supported",
+    );
+
+    // Empty is fine.
+    parse(&format!(
+        "
+extensions: {{}}
+receivers:
+  otlp:
+    protocols: {{grpc: }}
+{}
+  extensions: []
+",
+        MINIMAL_SERVICE.trim()
+    ))
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipelines.
+
+const COMPONENTS: &str = "
+receivers:
+  otlp:
+    protocols: {grpc: }
+processors:
+  batch:
+  tail_sampling:
+    policies: [{name: all, type: always_sample}]
+exporters:
+  debug:
+  otlphttp/traces:
+    traces_endpoint: http://traces:4318/v1/traces
+";
+
+#[test]
+fn pipelines_must_name_defined_components() {
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug, otlp/backup]
+"
+    ));
+    assert_error(
+        &err,
+        17,
+        "service.pipelines.traces.exporters[1]",
+        "pipeline `traces` uses exporter `otlp/backup`, which is not defined under `exporters`",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Reference(_)));
+
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    logs/audit:
+      receivers: [otlp/other]
+      exporters: [debug]
+"
+    ));
+    assert_error(
+        &err,
+        15,
+        "service.pipelines.logs/audit.receivers[0]",
+        "pipeline `logs/audit` uses receiver `otlp/other`",
+    );
+}
+
+#[test]
+fn pipelines_need_a_receiver_and_an_exporter() {
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+"
+    ));
+    assert_error(
+        &err,
+        14,
+        "service.pipelines.metrics",
+        "pipeline `metrics` needs at least one exporter",
+    );
+
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines: {{}}
+"
+    ));
+    assert_error(
+        &err,
+        13,
+        "service.pipelines",
+        "at least one pipeline is needed",
+    );
+}
+
+#[test]
+fn tail_sampling_only_in_traces_pipelines() {
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+    metrics:
+      receivers: [otlp]
+      processors: [batch, tail_sampling]
+      exporters: [debug]
+"
+    ));
+    assert_error(
+        &err,
+        20,
+        "service.pipelines.metrics.processors[1]",
+        "tail_sampling works on traces only",
+    );
+}
+
+#[test]
+fn pipeline_lists_have_no_repeats() {
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    traces:
+      receivers: [otlp, otlp]
+      exporters: [debug]
+"
+    ));
+    assert_error(
+        &err,
+        15,
+        "service.pipelines.traces.receivers[1]",
+        "lists receiver `otlp` twice",
+    );
+}
+
+#[test]
+fn otlphttp_needs_a_url_for_each_signal_it_serves() {
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp/traces]
+"
+    ));
+    assert_error(
+        &err,
+        16,
+        "service.pipelines.logs.exporters[0]",
+        "has neither `endpoint` nor `logs_endpoint`",
+    );
+}
+
+#[test]
+fn unknown_signal_and_missing_service() {
+    let err = error(&format!(
+        "{COMPONENTS}service:
+  pipelines:
+    spans:
+      receivers: [otlp]
+      exporters: [debug]
+"
+    ));
+    assert_error(
+        &err,
+        14,
+        "service.pipelines.spans",
+        "`spans` is not a signal",
+    );
+
+    let err = error(COMPONENTS);
+    assert_eq!(err.path(), Some("service"));
+    assert!(
+        err.to_string().contains("missing required key `service`"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shards.
+
+#[test]
+fn shard_cpus_are_checked() {
+    let base = format!(
+        "
+receivers:
+  otlp:
+    protocols: {{grpc: }}
+{}
+shards:
+",
+        MINIMAL_SERVICE.trim()
+    );
+    let err = error(&format!("{base}  cpus: [0, 1, 1]\n"));
+    assert_error(&err, 12, "shards.cpus[2]", "CPU 1 is listed twice");
+    let err = error(&format!("{base}  cpus: [0, 4096]\n"));
+    assert_error(&err, 12, "shards.cpus[1]", "allowed: 0 to 4095");
+    let err = error(&format!("{base}  cpus: some\n"));
+    assert_error(
+        &err,
+        12,
+        "shards.cpus",
+        "expected `all` or a list of CPU ids",
+    );
+    let config = parse(&format!("{base}  cpus: all\n")).unwrap();
+    assert_eq!(config.shards.cpus, Cpus::All);
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML itself.
+
+#[test]
+fn duplicate_keys_are_errors() {
+    let err = error(
+        "
+processors:
+  batch:
+    timeout: 1s
+    send_batch_size: 10
+    timeout: 2s
+",
+    );
+    assert_error(&err, 5, "processors.batch.timeout", "appears twice");
+    assert!(err.to_string().contains("first on line 3"), "{err}");
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols: [grpc
+exporters:
+",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Syntax(_)), "{err}");
+    assert_eq!(err.line(), Some(4), "{err}");
+    assert!(err.to_string().starts_with("test.yaml:4:"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment substitution.
+
+#[test]
+fn env_references_are_substituted() {
+    // Names unique to this test: tests run in parallel in one process.
+    std::env::set_var("TAILGATE_CFG_TEST_GRPC_PORT", "14317");
+    std::env::set_var("TAILGATE_CFG_TEST_TOKEN", "s3cr\"t");
+    std::env::set_var("TAILGATE_CFG_TEST_PCT", "25");
+    let config = parse(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:${env:TAILGATE_CFG_TEST_GRPC_PORT}
+      http:
+        endpoint: ${env:TAILGATE_CFG_TEST_UNSET_HTTP:-127.0.0.1:24318}
+        traces_url_path: /cost$$/v1/traces   # ${env:NOT_EXPANDED_IN_COMMENTS}
+processors:
+  tail_sampling:
+    policies:
+      - name: some
+        type: probabilistic
+        probabilistic: {sampling_percentage: ${env:TAILGATE_CFG_TEST_PCT}}
+exporters:
+  otlp:
+    endpoint: http://backend:4317
+    headers:
+      authorization: "Bearer ${env:TAILGATE_CFG_TEST_TOKEN}"
+      x-literal: $${env:TAILGATE_CFG_TEST_TOKEN}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [otlp]
+"#,
+    )
+    .unwrap();
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    assert_eq!(otlp.grpc.as_ref().unwrap().endpoint.port, 14317);
+    let http = otlp.http.as_ref().unwrap();
+    assert_eq!(http.endpoint.to_string(), "127.0.0.1:24318");
+    assert_eq!(http.traces_url_path, "/cost$/v1/traces");
+    let ts = tail_sampling(&config, "tail_sampling");
+    assert_eq!(
+        ts.policies[0].kind,
+        PolicyKind::Probabilistic(ProbabilisticPolicy {
+            hash_salt: DEFAULT_HASH_SALT.into(),
+            sampling_percentage: 25.0
+        })
+    );
+    let Some(Exporter::Otlp(exporter)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert_eq!(exporter.headers["authorization"], "Bearer s3cr\"t");
+    assert_eq!(
+        exporter.headers["x-literal"],
+        "${env:TAILGATE_CFG_TEST_TOKEN}"
+    );
+}
+
+#[test]
+fn unset_env_variable_names_the_variable_and_line() {
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: ${env:TAILGATE_CFG_TEST_SURELY_UNSET}
+",
+    );
+    assert_eq!((err.line(), err.column()), (Some(3), Some(15)), "{err}");
+    assert!(matches!(err.kind(), ConfigErrorKind::Substitution(_)));
+    let text = err.to_string();
+    assert!(text.starts_with("test.yaml:3:15: "), "{text}");
+    assert!(
+        text.contains("environment variable TAILGATE_CFG_TEST_SURELY_UNSET is not set"),
+        "{text}"
+    );
+}
+
+#[test]
+fn env_references_need_the_env_provider() {
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: ${BACKEND}
+",
+    );
+    assert_eq!(err.line(), Some(3), "{err}");
+    assert!(err.to_string().contains("write `${env:BACKEND}`"), "{err}");
+
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: ${file:/etc/backend}
+",
+    );
+    assert!(err.to_string().contains("only `${env:VAR}`"), "{err}");
+}
+
+#[test]
+fn columns_after_substitution_point_into_the_file() {
+    std::env::set_var(
+        "TAILGATE_CFG_TEST_LONG_HOST",
+        "a-rather-long-host-name.example.com",
+    );
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: '${env:TAILGATE_CFG_TEST_LONG_HOST}:4317', transport: unix}
+",
+    );
+    // `unix` is at column 78 of the file, whatever the length of the substituted host.
+    assert_error(
+        &err,
+        4,
+        "receivers.otlp.protocols.grpc.transport",
+        "transport `unix` is not supported",
+    );
+    assert_eq!(err.column(), Some(78), "{err}");
+}
+
+#[test]
+fn load_reports_unreadable_files() {
+    let err = Config::load(&fixture("does-not-exist.yaml")).unwrap_err();
+    assert!(matches!(err.kind(), ConfigErrorKind::Read(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does-not-exist.yaml: cannot read the file"),
+        "{err}"
+    );
+}
