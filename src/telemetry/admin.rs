@@ -1,0 +1,354 @@
+//! The admin HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! It runs on one dedicated std thread with a blocking [`TcpListener`], far from the shards: a
+//! scrape costs the shards nothing but the relaxed loads of their cells. Connections are served
+//! one at a time, one request each (`Connection: close`): a scraper and a probe or two are all
+//! an admin port sees, and a serial loop keeps memory and threads fixed. Everything a client
+//! can influence is bounded: the request head ([`ADMIN_HEADER_BYTES_MAX`], 64 headers), the
+//! time to send it ([`ADMIN_READ_TIMEOUT_MS`]), the time to take the response, and what is read
+//! and discarded after responding. A client that breaks a bound gets an error status and is
+//! closed; the loop goes on to the next connection.
+//!
+//! Requests are parsed with `httparse`. Any method but GET on a known path is 405; an unknown
+//! path is 404.
+//!
+//! Shutdown: [`AdminServer::shutdown`] sets a stop flag and connects to the listener itself,
+//! which wakes the blocking `accept`; the thread sees the flag and exits. Reads on a connection
+//! time out every [`POLL_INTERVAL_MS`] to look at the flag, so a client holding a connection
+//! open delays shutdown by at most that long. This costs nothing while idle, unlike a
+//! non-blocking accept loop that would wake up on a timer.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::exposition;
+use super::health::Health;
+use super::registry::Registry;
+
+/// The most bytes a request line and headers may take; larger requests get 431.
+pub const ADMIN_HEADER_BYTES_MAX: usize = 8 * 1024;
+
+/// How long a client may take to send its request head; slower clients get 408.
+pub const ADMIN_READ_TIMEOUT_MS: u64 = 5_000;
+
+/// The most headers a request may carry; more get 431.
+const HEADERS_MAX: usize = 64;
+
+/// How long a client may take to accept the response.
+const WRITE_TIMEOUT_MS: u64 = 5_000;
+
+/// How often a blocked read looks at the stop flag.
+const POLL_INTERVAL_MS: u64 = 100;
+
+/// After responding, how much of what the client still sends is read and discarded, and for
+/// how long. Closing a socket with unread input makes the kernel send a reset, which can
+/// destroy the response before the client reads it (a 431 to an oversized request, a 405 to a
+/// request with a body); draining first lets the response arrive.
+const DRAIN_BYTES_MAX: usize = 64 * 1024;
+const DRAIN_TIME_MS: u64 = 1_000;
+
+/// Pause after a failed `accept` (out of file descriptors, say), so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
+
+/// How long `shutdown` waits to connect to its own listener.
+const WAKE_CONNECT_TIMEOUT_MS: u64 = 1_000;
+
+/// The admin endpoint's thread; see the module documentation.
+#[derive(Debug)]
+pub struct AdminServer {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AdminServer {
+    /// Binds `addr` and starts serving on a new thread named `tailgate-admin`. Bind to port 0 to
+    /// let the kernel pick one, then ask [`AdminServer::local_addr`].
+    pub fn start(
+        addr: SocketAddr,
+        registry: Arc<Registry>,
+        health: Arc<Health>,
+    ) -> io::Result<AdminServer> {
+        let listener = TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = thread::Builder::new()
+            .name("tailgate-admin".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || serve(&listener, &stop, &registry, &health)
+            })?;
+        Ok(AdminServer {
+            local_addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the endpoint listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the thread and waits for it: within about 100 ms, even while a client holds a
+    /// connection open.
+    ///
+    /// If the thread cannot be woken (connecting to its own listener failed), the error is
+    /// returned and the thread is left to exit on the next connection it accepts.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.stop.store(true, Ordering::Release);
+        // The listener's own address, with an unspecified IP (0.0.0.0, ::) made loopback.
+        let ip = match self.local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        TcpStream::connect_timeout(
+            &SocketAddr::new(ip, self.local_addr.port()),
+            Duration::from_millis(WAKE_CONNECT_TIMEOUT_MS),
+        )?;
+        thread
+            .join()
+            .map_err(|_| io::Error::other("the admin thread panicked"))
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        // Nothing to report to from a destructor; `shutdown` is the way to see the error.
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Buffers reused across connections, so serving allocates nothing after the first scrape.
+struct Buffers {
+    head: Box<[u8]>,
+    body: String,
+    response: Vec<u8>,
+}
+
+fn serve(listener: &TcpListener, stop: &AtomicBool, registry: &Registry, health: &Health) {
+    let mut bufs = Buffers {
+        head: vec![0; ADMIN_HEADER_BYTES_MAX].into_boxed_slice(),
+        body: String::new(),
+        response: Vec::new(),
+    };
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        match accepted {
+            // A connection that fails (reset, timeout) concerns that client only.
+            Ok((stream, _)) => {
+                let _ = serve_connection(stream, stop, registry, health, &mut bufs);
+            }
+            Err(_) => thread::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)),
+        }
+    }
+}
+
+/// What a request asked for, or what was wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Healthz,
+    Readyz,
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+    HeadTooLarge,
+    Timeout,
+}
+
+fn route(method: &str, target: &str) -> Route {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let known = match path {
+        "/metrics" => Route::Metrics,
+        "/healthz" => Route::Healthz,
+        "/readyz" => Route::Readyz,
+        _ => return Route::NotFound,
+    };
+    if method == "GET" {
+        known
+    } else {
+        Route::MethodNotAllowed
+    }
+}
+
+/// Reads one request head, within the bounds; `None` when the client went away or shutdown
+/// began.
+fn read_request(stream: &mut TcpStream, stop: &AtomicBool, head: &mut [u8]) -> Option<Route> {
+    let deadline = Instant::now() + Duration::from_millis(ADMIN_READ_TIMEOUT_MS);
+    let mut filled = 0;
+    loop {
+        if filled == head.len() {
+            return Some(Route::HeadTooLarge);
+        }
+        match stream.read(&mut head[filled..]) {
+            Ok(0) => return None,
+            Ok(n) => {
+                filled += n;
+                let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+                let mut request = httparse::Request::new(&mut headers);
+                match request.parse(&head[..filled]) {
+                    Ok(httparse::Status::Complete(_)) => {
+                        // A complete parse has both; their absence would be an httparse bug.
+                        let (Some(method), Some(path)) = (request.method, request.path) else {
+                            return Some(Route::BadRequest);
+                        };
+                        return Some(route(method, path));
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(httparse::Error::TooManyHeaders) => return Some(Route::HeadTooLarge),
+                    Err(_) => return Some(Route::BadRequest),
+                }
+            }
+            Err(e) if is_timeout(&e) => {
+                if stop.load(Ordering::Acquire) {
+                    return None;
+                }
+                if Instant::now() >= deadline {
+                    return Some(Route::Timeout);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn serve_connection(
+    mut stream: TcpStream,
+    stop: &AtomicBool,
+    registry: &Registry,
+    health: &Health,
+    bufs: &mut Buffers,
+) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
+    stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)))?;
+    stream.set_nodelay(true)?;
+
+    let Some(route) = read_request(&mut stream, stop, &mut bufs.head) else {
+        return Ok(());
+    };
+
+    bufs.body.clear();
+    let (status, content_type) = match route {
+        Route::Metrics => {
+            registry.render_prometheus(&mut bufs.body);
+            ("200 OK", exposition::CONTENT_TYPE)
+        }
+        Route::Healthz => {
+            bufs.body.push_str("ok\n");
+            ("200 OK", TEXT)
+        }
+        Route::Readyz => match health.readiness() {
+            Ok(()) => {
+                bufs.body.push_str("ready\n");
+                ("200 OK", TEXT)
+            }
+            Err(why) => {
+                bufs.body.push_str("not ready: ");
+                bufs.body.push_str(&why.to_string());
+                bufs.body.push('\n');
+                ("503 Service Unavailable", TEXT)
+            }
+        },
+        Route::NotFound => {
+            bufs.body
+                .push_str("not found; try /metrics, /healthz or /readyz\n");
+            ("404 Not Found", TEXT)
+        }
+        Route::MethodNotAllowed => {
+            bufs.body.push_str("only GET is served here\n");
+            ("405 Method Not Allowed", TEXT)
+        }
+        Route::BadRequest => {
+            bufs.body.push_str("malformed HTTP request\n");
+            ("400 Bad Request", TEXT)
+        }
+        Route::HeadTooLarge => {
+            bufs.body
+                .push_str("request head over 8 KiB or 64 headers\n");
+            ("431 Request Header Fields Too Large", TEXT)
+        }
+        Route::Timeout => {
+            bufs.body.push_str("request head not received in time\n");
+            ("408 Request Timeout", TEXT)
+        }
+    };
+
+    let response = &mut bufs.response;
+    response.clear();
+    write!(
+        response,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+        bufs.body.len()
+    )?;
+    if route == Route::MethodNotAllowed {
+        response.extend_from_slice(b"Allow: GET\r\n");
+    }
+    response.extend_from_slice(b"Connection: close\r\n\r\n");
+    response.extend_from_slice(bufs.body.as_bytes());
+    stream.write_all(response)?;
+    stream.flush()?;
+
+    stream.shutdown(Shutdown::Write)?;
+    drain(&mut stream, stop, &mut bufs.head);
+    Ok(())
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Reads and discards what the client still sends, until it closes or a bound is reached.
+fn drain(stream: &mut TcpStream, stop: &AtomicBool, scratch: &mut [u8]) {
+    let deadline = Instant::now() + Duration::from_millis(DRAIN_TIME_MS);
+    let mut drained = 0;
+    while drained < DRAIN_BYTES_MAX && Instant::now() < deadline {
+        match stream.read(scratch) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if is_timeout(&e) => {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A read timeout shows as `WouldBlock` on Unix and `TimedOut` on Windows.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("GET", "/metrics"), Route::Metrics);
+        assert_eq!(route("GET", "/metrics?name[]=x"), Route::Metrics);
+        assert_eq!(route("GET", "/healthz"), Route::Healthz);
+        assert_eq!(route("GET", "/readyz"), Route::Readyz);
+        assert_eq!(route("GET", "/"), Route::NotFound);
+        assert_eq!(route("POST", "/nope"), Route::NotFound);
+        assert_eq!(route("POST", "/metrics"), Route::MethodNotAllowed);
+        assert_eq!(route("HEAD", "/healthz"), Route::MethodNotAllowed);
+    }
+}

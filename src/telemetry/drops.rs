@@ -1,0 +1,147 @@
+//! Every item the gateway loses after accepting it is counted here, with a reason.
+//!
+//! `tailgate_dropped_spans{reason,shard}`, `tailgate_dropped_metric_points{reason,shard}` and
+//! `tailgate_dropped_log_records{reason,shard}` have one series per [`DropReason`], registered
+//! up front, so a reason that never happened reads as 0 instead of being absent (an alert on
+//! `increase(...) > 0` needs the series to exist). Reasons are a closed enum, so every drop has
+//! one and the label's cardinality is fixed.
+//!
+//! Items refused before acceptance (the sender is told, and may retry) are not drops: they are
+//! `otelcol_receiver_refused_*`. Traces not sampled by a policy decision are not drops either:
+//! they are counted by [`super::SamplingMetrics`]. With those, the accounting invariant is
+//! accepted = exported + not sampled + dropped (all reasons) + still buffered.
+
+use crate::wire::Signal;
+
+use super::cell::Counter;
+use super::registry::RegistryBuilder;
+
+/// Why an accepted item was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The item was rejected on its own inside an accepted request (a span with a bad trace or
+    /// span id); the request's partial-success answer told the sender.
+    InvalidSpan,
+    /// Bytes the gateway had accepted could not be decoded later (a cold-path transcoding or a
+    /// persisted batch that no longer decodes).
+    DecodeError,
+    /// A bounded queue (a shard mesh channel, an exporter's sending queue) was full and the item
+    /// could not wait.
+    QueueFull,
+    /// The exporter gave up: a permanent error, or retries exhausted.
+    ExportFailed,
+    /// The trace was removed from the buffer before its decision was due, to stay within
+    /// `num_traces` or the shard's memory budget.
+    TraceEvicted,
+    /// The gateway shut down with the item still pending (`drop_pending_traces_on_shutdown`, or
+    /// a drain deadline).
+    Shutdown,
+}
+
+impl DropReason {
+    /// Every reason, in the order their series are registered.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::InvalidSpan,
+        DropReason::DecodeError,
+        DropReason::QueueFull,
+        DropReason::ExportFailed,
+        DropReason::TraceEvicted,
+        DropReason::Shutdown,
+    ];
+
+    /// The value of the `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::InvalidSpan => "invalid_span",
+            DropReason::DecodeError => "decode_error",
+            DropReason::QueueFull => "queue_full",
+            DropReason::ExportFailed => "export_failed",
+            DropReason::TraceEvicted => "trace_evicted",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const REASONS: usize = DropReason::ALL.len();
+
+/// One shard's drop counters, per signal and reason.
+#[derive(Debug, Clone)]
+pub struct DropMetrics {
+    spans: [Counter; REASONS],
+    metric_points: [Counter; REASONS],
+    log_records: [Counter; REASONS],
+}
+
+impl DropMetrics {
+    /// Registers the drop families on `shard`, one series per reason.
+    pub fn register(builder: &mut RegistryBuilder, shard: usize) -> Self {
+        let shard = shard.to_string();
+        let mut family = |item: &str, item_help: &str| {
+            DropReason::ALL.map(|reason| {
+                builder.counter(
+                    &format!("tailgate_dropped_{item}"),
+                    &format!("Number of accepted {item_help} the gateway lost, by reason."),
+                    &[("reason", reason.as_str()), ("shard", shard.as_str())],
+                )
+            })
+        };
+        DropMetrics {
+            spans: family("spans", "spans"),
+            metric_points: family("metric_points", "metric points"),
+            log_records: family("log_records", "log records"),
+        }
+    }
+
+    /// Counts `n` items of `signal` lost for `reason`.
+    #[inline]
+    pub fn add(&self, signal: Signal, reason: DropReason, n: u64) {
+        self.counter(signal, reason).add(n);
+    }
+
+    /// The counter of `signal` and `reason`.
+    pub fn counter(&self, signal: Signal, reason: DropReason) -> &Counter {
+        let row = match signal {
+            Signal::Traces => &self.spans,
+            Signal::Metrics => &self.metric_points,
+            Signal::Logs => &self.log_records,
+        };
+        &row[reason.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_reason_in_index_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn every_reason_has_a_series_from_the_start() {
+        let mut b = RegistryBuilder::new();
+        let d = DropMetrics::register(&mut b, 1);
+        d.add(Signal::Traces, DropReason::QueueFull, 7);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        assert!(out.contains("tailgate_dropped_spans{reason=\"queue_full\",shard=\"1\"} 7\n"));
+        for reason in DropReason::ALL {
+            for family in [
+                "tailgate_dropped_spans",
+                "tailgate_dropped_metric_points",
+                "tailgate_dropped_log_records",
+            ] {
+                let prefix = format!("{family}{{reason=\"{}\",shard=\"1\"}} ", reason.as_str());
+                assert!(out.contains(&prefix), "missing {prefix}");
+            }
+        }
+        assert_eq!(d.counter(Signal::Traces, DropReason::QueueFull).get(), 7);
+    }
+}

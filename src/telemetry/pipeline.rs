@@ -1,0 +1,206 @@
+//! The receiver and exporter families, with the Collector's names, labels and help texts.
+//!
+//! The Collector counts per component instance: `receiver` and `transport` label the receiver
+//! families, `exporter` the exporter families, and the queue gauges also carry `data_type`
+//! (`traces`, `metrics`, `logs`) because a Collector exporter has one queue per pipeline signal.
+//! Each shard registers its own set with its `shard` label and is the only writer of it.
+//! Items are counted as the Collector counts them: spans, metric data points, log records.
+
+use crate::wire::Signal;
+
+use super::cell::{Counter, Gauge};
+use super::registry::RegistryBuilder;
+
+/// The receiver counters of one signal.
+#[derive(Debug, Clone)]
+pub struct ReceiverSignalMetrics {
+    /// Items successfully pushed into the pipeline.
+    pub accepted: Counter,
+    /// Items refused: not pushed into the pipeline, the sender told to retry or give up.
+    pub refused: Counter,
+    /// Items that failed inside the receiver (an internal error, not the sender's doing).
+    pub failed: Counter,
+}
+
+/// One receiver's counters on one shard, per signal.
+#[derive(Debug, Clone)]
+pub struct ReceiverMetrics {
+    /// `otelcol_receiver_{accepted,refused,failed}_spans`.
+    pub spans: ReceiverSignalMetrics,
+    /// `otelcol_receiver_{accepted,refused,failed}_metric_points`.
+    pub metric_points: ReceiverSignalMetrics,
+    /// `otelcol_receiver_{accepted,refused,failed}_log_records`.
+    pub log_records: ReceiverSignalMetrics,
+}
+
+impl ReceiverMetrics {
+    /// Registers the receiver families for `receiver` (the component id, e.g. `otlp`) over
+    /// `transport` (`grpc` or `http`) on `shard`.
+    pub fn register(
+        builder: &mut RegistryBuilder,
+        receiver: &str,
+        transport: &str,
+        shard: usize,
+    ) -> Self {
+        let shard = shard.to_string();
+        let labels = [
+            ("receiver", receiver),
+            ("transport", transport),
+            ("shard", shard.as_str()),
+        ];
+        let mut signal = |item: &str, item_help: &str| ReceiverSignalMetrics {
+            accepted: builder.counter(
+                &format!("otelcol_receiver_accepted_{item}"),
+                &format!("Number of {item_help} successfully pushed into the pipeline."),
+                &labels,
+            ),
+            refused: builder.counter(
+                &format!("otelcol_receiver_refused_{item}"),
+                &format!("Number of {item_help} that could not be pushed into the pipeline."),
+                &labels,
+            ),
+            failed: builder.counter(
+                &format!("otelcol_receiver_failed_{item}"),
+                &format!(
+                    "The number of {item_help} that failed to be processed by the receiver due \
+                     to internal errors."
+                ),
+                &labels,
+            ),
+        };
+        ReceiverMetrics {
+            spans: signal("spans", "spans"),
+            metric_points: signal("metric_points", "metric points"),
+            log_records: signal("log_records", "log records"),
+        }
+    }
+
+    /// The counters of `signal`.
+    pub fn signal(&self, signal: Signal) -> &ReceiverSignalMetrics {
+        match signal {
+            Signal::Traces => &self.spans,
+            Signal::Metrics => &self.metric_points,
+            Signal::Logs => &self.log_records,
+        }
+    }
+}
+
+/// The exporter cells of one signal.
+#[derive(Debug, Clone)]
+pub struct ExporterSignalMetrics {
+    /// Items successfully sent to the destination.
+    pub sent: Counter,
+    /// Items in failed attempts to send to the destination.
+    pub send_failed: Counter,
+    /// Items that could not be added to the sending queue.
+    pub enqueue_failed: Counter,
+    /// Current size of the sending queue, in batches.
+    pub queue_size: Gauge,
+    /// Fixed capacity of the sending queue, in batches.
+    pub queue_capacity: Gauge,
+}
+
+/// One exporter's cells on one shard, per signal.
+#[derive(Debug, Clone)]
+pub struct ExporterMetrics {
+    /// `otelcol_exporter_*_spans` and the queue gauges with `data_type="traces"`.
+    pub spans: ExporterSignalMetrics,
+    /// `otelcol_exporter_*_metric_points` and the queue gauges with `data_type="metrics"`.
+    pub metric_points: ExporterSignalMetrics,
+    /// `otelcol_exporter_*_log_records` and the queue gauges with `data_type="logs"`.
+    pub log_records: ExporterSignalMetrics,
+}
+
+impl ExporterMetrics {
+    /// Registers the exporter families for `exporter` (the component id, e.g. `otlp/central`)
+    /// on `shard`.
+    pub fn register(builder: &mut RegistryBuilder, exporter: &str, shard: usize) -> Self {
+        let shard = shard.to_string();
+        let labels = [("exporter", exporter), ("shard", shard.as_str())];
+        let mut signal = |item: &str, item_help: &str, data_type: Signal| {
+            let queue_labels = [
+                ("exporter", exporter),
+                ("data_type", data_type.as_str()),
+                ("shard", shard.as_str()),
+            ];
+            ExporterSignalMetrics {
+                sent: builder.counter(
+                    &format!("otelcol_exporter_sent_{item}"),
+                    &format!("Number of {item_help} successfully sent to destination."),
+                    &labels,
+                ),
+                send_failed: builder.counter(
+                    &format!("otelcol_exporter_send_failed_{item}"),
+                    &format!("Number of {item_help} in failed attempts to send to destination."),
+                    &labels,
+                ),
+                enqueue_failed: builder.counter(
+                    &format!("otelcol_exporter_enqueue_failed_{item}"),
+                    &format!("Number of {item_help} failed to be added to the sending queue."),
+                    &labels,
+                ),
+                queue_size: builder.gauge(
+                    "otelcol_exporter_queue_size",
+                    "Current size of the retry queue (in batches).",
+                    &queue_labels,
+                ),
+                queue_capacity: builder.gauge(
+                    "otelcol_exporter_queue_capacity",
+                    "Fixed capacity of the retry queue (in batches).",
+                    &queue_labels,
+                ),
+            }
+        };
+        ExporterMetrics {
+            spans: signal("spans", "spans", Signal::Traces),
+            metric_points: signal("metric_points", "metric points", Signal::Metrics),
+            log_records: signal("log_records", "log records", Signal::Logs),
+        }
+    }
+
+    /// The cells of `signal`.
+    pub fn signal(&self, signal: Signal) -> &ExporterSignalMetrics {
+        match signal {
+            Signal::Traces => &self.spans,
+            Signal::Metrics => &self.metric_points,
+            Signal::Logs => &self.log_records,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receiver_and_exporter_families_have_the_collector_names() {
+        let mut b = RegistryBuilder::new();
+        let r = ReceiverMetrics::register(&mut b, "otlp", "grpc", 3);
+        let e = ExporterMetrics::register(&mut b, "otlp/central", 3);
+        r.signal(Signal::Traces).accepted.add(5);
+        r.signal(Signal::Logs).refused.add(2);
+        e.signal(Signal::Traces).sent.add(4);
+        e.signal(Signal::Metrics).queue_capacity.set(1000);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        for line in [
+            "# TYPE otelcol_receiver_accepted_spans counter\n",
+            "otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\",shard=\"3\"} 5\n",
+            "otelcol_receiver_refused_log_records{receiver=\"otlp\",transport=\"grpc\",shard=\"3\"} 2\n",
+            "otelcol_receiver_accepted_metric_points{receiver=\"otlp\",transport=\"grpc\",shard=\"3\"} 0\n",
+            "otelcol_exporter_sent_spans{exporter=\"otlp/central\",shard=\"3\"} 4\n",
+            "otelcol_exporter_send_failed_log_records{exporter=\"otlp/central\",shard=\"3\"} 0\n",
+            "otelcol_exporter_enqueue_failed_metric_points{exporter=\"otlp/central\",shard=\"3\"} 0\n",
+            "# TYPE otelcol_exporter_queue_size gauge\n",
+            "otelcol_exporter_queue_capacity{exporter=\"otlp/central\",data_type=\"metrics\",shard=\"3\"} 1000\n",
+            "otelcol_exporter_queue_size{exporter=\"otlp/central\",data_type=\"logs\",shard=\"3\"} 0\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+        // One family per name: the queue gauges of three signals share one TYPE line.
+        assert_eq!(
+            out.matches("# TYPE otelcol_exporter_queue_size ").count(),
+            1
+        );
+    }
+}

@@ -1,0 +1,495 @@
+//! The set of metric families, built once at start-up and read-only afterwards.
+//!
+//! [`RegistryBuilder`] runs on the start-up thread: it hands out cell handles for the shards and
+//! records, per family, the name, help, type and the series (label sets) with their cells.
+//! [`RegistryBuilder::build`] freezes it into a [`Registry`] behind an `Arc`, which the admin
+//! thread renders on each scrape. Nothing is registered after start-up, so rendering takes no
+//! lock and the set of series, and with it the size of a scrape, is fixed.
+//!
+//! Registration mistakes (an invalid name, one name with two types or two help texts, the same
+//! label set twice, more than [`SERIES_MAX`] series) are programming errors in the code that
+//! builds the registry; they panic at start-up, before any traffic is accepted.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::cell::{Counter, Gauge, Histogram};
+use super::exposition;
+
+/// The most series one registry may hold. A series costs a few hundred bytes per scrape, so this
+/// bounds a scrape at a few tens of MiB; the gateway's own families need a few hundred per
+/// shard.
+pub const SERIES_MAX: usize = 65_536;
+
+/// The most labels one series may carry.
+pub const LABELS_PER_SERIES_MAX: usize = 16;
+
+/// The kind of a metric family, as the `# TYPE` line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl MetricType {
+    /// The type's name in the text format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
+
+/// Whether counter samples carry Prometheus' `_total` suffix. See the module documentation of
+/// [`crate::telemetry`] for why [`CounterSuffix::None`] is the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CounterSuffix {
+    /// `otelcol_receiver_accepted_spans`: what the Collector serves by default (its
+    /// `without_type_suffix: true`).
+    #[default]
+    None,
+    /// `otelcol_receiver_accepted_spans_total`: the Collector with `without_type_suffix: false`.
+    Total,
+}
+
+#[derive(Debug)]
+enum Cell {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+}
+
+#[derive(Debug)]
+struct Series {
+    /// Pre-rendered and escaped `k="v",k2="v2"`, in registration order; empty without labels.
+    labels: String,
+    cell: Cell,
+}
+
+#[derive(Debug)]
+struct Family {
+    name: String,
+    help: String,
+    kind: MetricType,
+    series: Vec<Series>,
+}
+
+/// Collects metric families at start-up; see the module documentation.
+#[derive(Debug, Default)]
+pub struct RegistryBuilder {
+    families: Vec<Family>,
+    by_name: HashMap<String, usize>,
+    /// Label sets already registered, per family index, sorted by label name.
+    seen: HashSet<(usize, Vec<(String, String)>)>,
+    series_total: usize,
+    counter_suffix: CounterSuffix,
+}
+
+impl RegistryBuilder {
+    /// An empty builder with [`CounterSuffix::None`].
+    pub fn new() -> Self {
+        RegistryBuilder::default()
+    }
+
+    /// Chooses whether counter samples get the `_total` suffix.
+    pub fn counter_suffix(mut self, suffix: CounterSuffix) -> Self {
+        self.counter_suffix = suffix;
+        self
+    }
+
+    /// Registers a counter series and returns its cell.
+    ///
+    /// `name` must not end in `_total`: the suffix is the exposition's business
+    /// ([`CounterSuffix`]).
+    ///
+    /// # Panics
+    ///
+    /// On the registration mistakes listed in the module documentation.
+    pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)]) -> Counter {
+        assert!(
+            !name.ends_with("_total"),
+            "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
+        );
+        let counter = Counter::new();
+        self.register(
+            name,
+            help,
+            MetricType::Counter,
+            labels,
+            Cell::Counter(counter.clone()),
+        );
+        counter
+    }
+
+    /// Registers a gauge series and returns its cell.
+    ///
+    /// # Panics
+    ///
+    /// On the registration mistakes listed in the module documentation.
+    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)]) -> Gauge {
+        let gauge = Gauge::new();
+        self.register(
+            name,
+            help,
+            MetricType::Gauge,
+            labels,
+            Cell::Gauge(gauge.clone()),
+        );
+        gauge
+    }
+
+    /// Registers a histogram series with inclusive upper bucket bounds `bounds` (an implicit
+    /// `+Inf` bucket follows) and returns its cell.
+    ///
+    /// # Panics
+    ///
+    /// On the registration mistakes listed in the module documentation, if a label is named `le`,
+    /// and if `bounds` is empty, too long or not strictly increasing.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &'static [u64],
+        labels: &[(&str, &str)],
+    ) -> Histogram {
+        let histogram = Histogram::new(bounds);
+        self.register(
+            name,
+            help,
+            MetricType::Histogram,
+            labels,
+            Cell::Histogram(histogram.clone()),
+        );
+        histogram
+    }
+
+    /// Freezes the registry for the admin thread.
+    pub fn build(self) -> Arc<Registry> {
+        Arc::new(Registry {
+            families: self.families,
+            counter_suffix: self.counter_suffix,
+        })
+    }
+
+    fn register(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        labels: &[(&str, &str)],
+        cell: Cell,
+    ) {
+        assert!(valid_metric_name(name), "invalid metric name {name:?}");
+        assert!(
+            labels.len() <= LABELS_PER_SERIES_MAX,
+            "{name}: {} labels, at most {LABELS_PER_SERIES_MAX}",
+            labels.len()
+        );
+        for (i, (label, _)) in labels.iter().enumerate() {
+            assert!(
+                valid_label_name(label),
+                "{name}: invalid label name {label:?}"
+            );
+            // `le` is the bucket label of histograms; keeping it out everywhere keeps one rule.
+            assert!(*label != "le", "{name}: the label name `le` is reserved");
+            assert!(
+                labels[..i].iter().all(|(l, _)| l != label),
+                "{name}: label {label:?} given twice"
+            );
+        }
+        assert!(
+            self.series_total < SERIES_MAX,
+            "{name}: more than {SERIES_MAX} series registered"
+        );
+
+        let index = match self.by_name.get(name) {
+            Some(&i) => {
+                let family = &self.families[i];
+                assert!(
+                    family.kind == kind,
+                    "metric {name:?} registered as {} and as {}",
+                    family.kind.as_str(),
+                    kind.as_str()
+                );
+                assert!(
+                    family.help == help,
+                    "metric {name:?} registered with two help texts: {:?} and {help:?}",
+                    family.help
+                );
+                i
+            }
+            None => {
+                self.families.push(Family {
+                    name: name.to_owned(),
+                    help: help.to_owned(),
+                    kind,
+                    series: Vec::new(),
+                });
+                let i = self.families.len() - 1;
+                self.by_name.insert(name.to_owned(), i);
+                i
+            }
+        };
+
+        let mut key: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        key.sort();
+        assert!(
+            self.seen.insert((index, key)),
+            "metric {name:?} registered twice with labels {labels:?}: a series has one writer"
+        );
+
+        let mut rendered = String::new();
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                rendered.push(',');
+            }
+            rendered.push_str(k);
+            rendered.push_str("=\"");
+            exposition::escape_label_value(&mut rendered, v);
+            rendered.push('"');
+        }
+        self.families[index].series.push(Series {
+            labels: rendered,
+            cell,
+        });
+        self.series_total += 1;
+    }
+}
+
+/// The frozen set of metric families; rendered by the admin thread. See the module documentation.
+#[derive(Debug)]
+pub struct Registry {
+    families: Vec<Family>,
+    counter_suffix: CounterSuffix,
+}
+
+impl Registry {
+    /// Appends every family in the Prometheus text format 0.0.4 to `out`, families in
+    /// registration order and each family's series in registration order. `out` is appended to,
+    /// not cleared, so a caller can reuse one buffer across scrapes.
+    pub fn render_prometheus(&self, out: &mut String) {
+        for family in &self.families {
+            let name = family.name.as_str();
+            match family.kind {
+                MetricType::Counter => {
+                    let suffix = match self.counter_suffix {
+                        CounterSuffix::None => "",
+                        CounterSuffix::Total => "_total",
+                    };
+                    let full = format!("{name}{suffix}");
+                    exposition::write_header(out, &full, &family.help, "counter");
+                    for s in &family.series {
+                        if let Cell::Counter(c) = &s.cell {
+                            exposition::write_sample(out, &full, "", &s.labels, "", c.get());
+                        }
+                    }
+                }
+                MetricType::Gauge => {
+                    exposition::write_header(out, name, &family.help, "gauge");
+                    for s in &family.series {
+                        if let Cell::Gauge(g) = &s.cell {
+                            exposition::write_sample(out, name, "", &s.labels, "", g.get());
+                        }
+                    }
+                }
+                MetricType::Histogram => {
+                    exposition::write_header(out, name, &family.help, "histogram");
+                    let mut le = String::new();
+                    for s in &family.series {
+                        if let Cell::Histogram(h) = &s.cell {
+                            let snap = h.snapshot();
+                            for (i, count) in snap.cumulative.iter().enumerate() {
+                                le.clear();
+                                match snap.bounds.get(i) {
+                                    Some(bound) => {
+                                        let _ = write!(le, "le=\"{bound}\"");
+                                    }
+                                    None => le.push_str("le=\"+Inf\""),
+                                }
+                                exposition::write_sample(
+                                    out, name, "_bucket", &s.labels, &le, count,
+                                );
+                            }
+                            let total = snap.cumulative.last().copied().unwrap_or(0);
+                            exposition::write_sample(out, name, "_sum", &s.labels, "", snap.sum);
+                            exposition::write_sample(out, name, "_count", &s.labels, "", total);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// How counters are named on the wire.
+    pub fn counter_suffix(&self) -> CounterSuffix {
+        self.counter_suffix
+    }
+
+    /// How many series the registry holds.
+    pub fn series_count(&self) -> usize {
+        self.families.iter().map(|f| f.series.len()).sum()
+    }
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, the Prometheus metric name syntax.
+fn valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with the reserved `__`.
+fn valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static BOUNDS: [u64; 3] = [1, 10, 100];
+
+    fn small() -> (Arc<Registry>, Counter, Counter, Gauge, Histogram) {
+        let mut b = RegistryBuilder::new();
+        let a0 = b.counter(
+            "otelcol_receiver_accepted_spans",
+            "Number of spans successfully pushed into the pipeline.",
+            &[("receiver", "otlp"), ("transport", "grpc"), ("shard", "0")],
+        );
+        let q = b.gauge(
+            "otelcol_exporter_queue_size",
+            "Current size of the retry queue (in batches).",
+            &[
+                ("exporter", "otlp"),
+                ("data_type", "traces"),
+                ("shard", "0"),
+            ],
+        );
+        let a1 = b.counter(
+            "otelcol_receiver_accepted_spans",
+            "Number of spans successfully pushed into the pipeline.",
+            &[("receiver", "otlp"), ("transport", "grpc"), ("shard", "1")],
+        );
+        let h = b.histogram("latency_us", "Latency.", &BOUNDS, &[("policy", "p")]);
+        (b.build(), a0, a1, q, h)
+    }
+
+    #[test]
+    fn renders_a_small_registry_exactly() {
+        let (registry, a0, a1, q, h) = small();
+        a0.add(10);
+        a1.add(3);
+        q.set(7);
+        for v in [1, 5, 50, 500] {
+            h.record(v);
+        }
+        let mut out = String::new();
+        registry.render_prometheus(&mut out);
+        assert_eq!(
+            out,
+            "# HELP otelcol_receiver_accepted_spans Number of spans successfully pushed into the pipeline.\n\
+             # TYPE otelcol_receiver_accepted_spans counter\n\
+             otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\",shard=\"0\"} 10\n\
+             otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\",shard=\"1\"} 3\n\
+             # HELP otelcol_exporter_queue_size Current size of the retry queue (in batches).\n\
+             # TYPE otelcol_exporter_queue_size gauge\n\
+             otelcol_exporter_queue_size{exporter=\"otlp\",data_type=\"traces\",shard=\"0\"} 7\n\
+             # HELP latency_us Latency.\n\
+             # TYPE latency_us histogram\n\
+             latency_us_bucket{policy=\"p\",le=\"1\"} 1\n\
+             latency_us_bucket{policy=\"p\",le=\"10\"} 2\n\
+             latency_us_bucket{policy=\"p\",le=\"100\"} 3\n\
+             latency_us_bucket{policy=\"p\",le=\"+Inf\"} 4\n\
+             latency_us_sum{policy=\"p\"} 556\n\
+             latency_us_count{policy=\"p\"} 4\n"
+        );
+        assert_eq!(registry.series_count(), 4);
+    }
+
+    #[test]
+    fn total_suffix_renames_counters_only() {
+        let mut b = RegistryBuilder::new().counter_suffix(CounterSuffix::Total);
+        let c = b.counter("otelcol_exporter_sent_spans", "Sent.", &[]);
+        let g = b.gauge("otelcol_exporter_queue_capacity", "Capacity.", &[]);
+        c.add(2);
+        g.set(1000);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        assert_eq!(
+            out,
+            "# HELP otelcol_exporter_sent_spans_total Sent.\n\
+             # TYPE otelcol_exporter_sent_spans_total counter\n\
+             otelcol_exporter_sent_spans_total 2\n\
+             # HELP otelcol_exporter_queue_capacity Capacity.\n\
+             # TYPE otelcol_exporter_queue_capacity gauge\n\
+             otelcol_exporter_queue_capacity 1000\n"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut b = RegistryBuilder::new();
+        b.counter("m", "h", &[("exporter", "otlp/\"a\\b\"\nc")]);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        assert!(
+            out.contains("m{exporter=\"otlp/\\\"a\\\\b\\\"\\nc\"} 0\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn histogram_without_labels() {
+        let mut b = RegistryBuilder::new();
+        b.histogram("h", "h", &BOUNDS, &[]).record(1000);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        assert!(out
+            .contains("h_bucket{le=\"100\"} 0\nh_bucket{le=\"+Inf\"} 1\nh_sum 1000\nh_count 1\n"));
+    }
+
+    #[test]
+    #[should_panic(expected = "registered as counter and as gauge")]
+    fn one_name_two_types_panics() {
+        let mut b = RegistryBuilder::new();
+        b.counter("m", "h", &[("shard", "0")]);
+        b.gauge("m", "h", &[("shard", "1")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "registered twice")]
+    fn the_same_series_twice_panics() {
+        let mut b = RegistryBuilder::new();
+        b.counter("m", "h", &[("a", "1"), ("b", "2")]);
+        b.counter("m", "h", &[("b", "2"), ("a", "1")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "without `_total`")]
+    fn counter_names_come_without_total() {
+        RegistryBuilder::new().counter("m_total", "h", &[]);
+    }
+
+    #[test]
+    fn names_follow_the_prometheus_syntax() {
+        assert!(valid_metric_name("otelcol_receiver_accepted_spans"));
+        assert!(valid_metric_name("a:b_1"));
+        assert!(!valid_metric_name("1a"));
+        assert!(!valid_metric_name("a-b"));
+        assert!(!valid_metric_name(""));
+        assert!(valid_label_name("shard"));
+        assert!(!valid_label_name("__name__"));
+        assert!(!valid_label_name("a:b"));
+        assert!(!valid_label_name(""));
+    }
+}

@@ -1,0 +1,201 @@
+//! The tail-sampling families, with the Collector's `tail_sampling` processor names.
+//!
+//! The Collector labels per-policy series with `policy` (the policy's configured name) and
+//! decisions with `sampled` (`true`/`false`) and `decision` (`sampled`, `not_sampled`,
+//! `dropped`); so do we, plus `shard`. The decision latency histogram keeps the Collector's unit
+//! (microseconds) and bucket bounds, so `le` thresholds in existing dashboards still mean the
+//! same latency. `tailgate_decided_spans` is ours: the Collector counts sampled *traces*
+//! globally, while the accounting invariant needs the *spans* each decision released or
+//! discarded.
+
+use super::cell::{Counter, Gauge, Histogram};
+use super::registry::RegistryBuilder;
+
+/// The Collector's bucket bounds for `sampling_decision_latency`, in microseconds.
+pub const DECISION_LATENCY_BOUNDS_US: [u64; 23] = [
+    1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 4000, 5000,
+    10000, 20000, 30000, 50000,
+];
+
+/// The outcome of a sampling decision, as the Collector labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    Sampled,
+    NotSampled,
+    /// A `drop` policy matched; drop wins over every sample.
+    Dropped,
+}
+
+impl Decision {
+    /// Every decision, in the order their series are registered.
+    pub const ALL: [Decision; 3] = [Decision::Sampled, Decision::NotSampled, Decision::Dropped];
+
+    /// The value of the `decision` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Sampled => "sampled",
+            Decision::NotSampled => "not_sampled",
+            Decision::Dropped => "dropped",
+        }
+    }
+
+    /// The value of the `sampled` label.
+    fn sampled(self) -> &'static str {
+        match self {
+            Decision::Sampled => "true",
+            Decision::NotSampled | Decision::Dropped => "false",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const DECISIONS: usize = Decision::ALL.len();
+
+/// One policy's cells on one shard.
+#[derive(Debug, Clone)]
+struct PolicyMetrics {
+    decision_latency_us: Histogram,
+    traces: [Counter; DECISIONS],
+}
+
+/// One shard's tail-sampling cells.
+#[derive(Debug, Clone)]
+pub struct SamplingMetrics {
+    policies: Vec<PolicyMetrics>,
+    global_traces: [Counter; DECISIONS],
+    decided_spans: [Counter; DECISIONS],
+    /// `otelcol_processor_tail_sampling_sampling_traces_on_memory`: traces buffered, awaiting or
+    /// past their decision.
+    pub traces_on_memory: Gauge,
+    /// `otelcol_processor_tail_sampling_new_trace_id_received`: first spans of traces.
+    pub new_trace_id_received: Counter,
+    /// `otelcol_processor_tail_sampling_sampling_trace_dropped_too_early`: traces evicted before
+    /// their decision was due.
+    pub trace_dropped_too_early: Counter,
+}
+
+impl SamplingMetrics {
+    /// Registers the tail-sampling families on `shard` for the top-level policies named
+    /// `policies`, in configuration order; later calls name a policy by its index there.
+    pub fn register(builder: &mut RegistryBuilder, shard: usize, policies: &[&str]) -> Self {
+        let shard = shard.to_string();
+        let shard = shard.as_str();
+        let policies = policies
+            .iter()
+            .map(|&policy| PolicyMetrics {
+                decision_latency_us: builder.histogram(
+                    "otelcol_processor_tail_sampling_sampling_decision_latency",
+                    "Latency (in microseconds) of a given sampling policy",
+                    &DECISION_LATENCY_BOUNDS_US,
+                    &[("policy", policy), ("shard", shard)],
+                ),
+                traces: Decision::ALL.map(|d| {
+                    builder.counter(
+                        "otelcol_processor_tail_sampling_count_traces_sampled",
+                        "Count of traces that were sampled or not per sampling policy",
+                        &[
+                            ("policy", policy),
+                            ("sampled", d.sampled()),
+                            ("decision", d.as_str()),
+                            ("shard", shard),
+                        ],
+                    )
+                }),
+            })
+            .collect();
+        let global_traces = Decision::ALL.map(|d| {
+            builder.counter(
+                "otelcol_processor_tail_sampling_global_count_traces_sampled",
+                "Global count of traces that were sampled or not by at least one policy",
+                &[
+                    ("sampled", d.sampled()),
+                    ("decision", d.as_str()),
+                    ("shard", shard),
+                ],
+            )
+        });
+        let decided_spans = Decision::ALL.map(|d| {
+            builder.counter(
+                "tailgate_decided_spans",
+                "Number of spans whose trace's final sampling decision released or discarded them.",
+                &[("decision", d.as_str()), ("shard", shard)],
+            )
+        });
+        let only_shard = [("shard", shard)];
+        SamplingMetrics {
+            policies,
+            global_traces,
+            decided_spans,
+            traces_on_memory: builder.gauge(
+                "otelcol_processor_tail_sampling_sampling_traces_on_memory",
+                "Tracks the number of traces current on memory",
+                &only_shard,
+            ),
+            new_trace_id_received: builder.counter(
+                "otelcol_processor_tail_sampling_new_trace_id_received",
+                "Counts the arrival of new traces",
+                &only_shard,
+            ),
+            trace_dropped_too_early: builder.counter(
+                "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early",
+                "Count of traces that needed to be dropped before the configured wait time",
+                &only_shard,
+            ),
+        }
+    }
+
+    /// Records one evaluation of policy `policy` (its index at registration): how long it took
+    /// and what it decided for the trace.
+    ///
+    /// # Panics
+    ///
+    /// If `policy` is not an index given at registration.
+    #[inline]
+    pub fn policy_evaluated(&self, policy: usize, latency_us: u64, decision: Decision) {
+        let p = &self.policies[policy];
+        p.decision_latency_us.record(latency_us);
+        p.traces[decision.index()].inc();
+    }
+
+    /// Records a trace's final decision, covering `spans` spans.
+    #[inline]
+    pub fn trace_decided(&self, decision: Decision, spans: u64) {
+        self.global_traces[decision.index()].inc();
+        self.decided_spans[decision.index()].add(spans);
+    }
+
+    /// Spans released or discarded with `decision` so far.
+    pub fn decided_spans(&self, decision: Decision) -> u64 {
+        self.decided_spans[decision.index()].get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_and_global_series_carry_the_collector_labels() {
+        let mut b = RegistryBuilder::new();
+        let s = SamplingMetrics::register(&mut b, 0, &["errors", "slow"]);
+        s.policy_evaluated(1, 30, Decision::Sampled);
+        s.trace_decided(Decision::Dropped, 12);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        for line in [
+            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"25\"} 0\n",
+            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"50\"} 1\n",
+            "otelcol_processor_tail_sampling_sampling_decision_latency_count{policy=\"slow\",shard=\"0\"} 1\n",
+            "otelcol_processor_tail_sampling_count_traces_sampled{policy=\"slow\",sampled=\"true\",decision=\"sampled\",shard=\"0\"} 1\n",
+            "otelcol_processor_tail_sampling_global_count_traces_sampled{sampled=\"false\",decision=\"dropped\",shard=\"0\"} 1\n",
+            "tailgate_decided_spans{decision=\"dropped\",shard=\"0\"} 12\n",
+            "otelcol_processor_tail_sampling_sampling_traces_on_memory{shard=\"0\"} 0\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+        assert_eq!(s.decided_spans(Decision::Dropped), 12);
+    }
+}

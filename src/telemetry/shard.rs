@@ -1,0 +1,47 @@
+//! Per-shard routing and buffer families.
+//!
+//! `tailgate_shard_owned_spans{shard}` counts the spans a shard received as their trace's owner,
+//! whether they arrived on its own connections or over the mesh from another shard. Routing is
+//! deliberately not counted per (from, to) pair: that is n² series for n shards, and the owner
+//! count already shows what matters, that each trace's spans land on one shard and that load
+//! spreads evenly. The buffer gauges give the "still buffered" term of the accounting invariant.
+
+use super::cell::{Counter, Gauge};
+use super::registry::RegistryBuilder;
+
+/// One shard's routing and buffer cells.
+#[derive(Debug, Clone)]
+pub struct ShardMetrics {
+    /// `tailgate_shard_owned_spans`: spans received as their trace's owner.
+    pub owned_spans: Counter,
+    /// `tailgate_shard_buffered_spans`: spans held in the trace buffer now.
+    pub buffered_spans: Gauge,
+    /// `tailgate_shard_buffered_bytes`: bytes of span data held in the trace buffer now, the
+    /// figure the shard's memory budget is enforced on.
+    pub buffered_bytes: Gauge,
+}
+
+impl ShardMetrics {
+    /// Registers the shard families for `shard`.
+    pub fn register(builder: &mut RegistryBuilder, shard: usize) -> Self {
+        let shard = shard.to_string();
+        let labels = [("shard", shard.as_str())];
+        ShardMetrics {
+            owned_spans: builder.counter(
+                "tailgate_shard_owned_spans",
+                "Number of spans this shard received as the owner of their trace.",
+                &labels,
+            ),
+            buffered_spans: builder.gauge(
+                "tailgate_shard_buffered_spans",
+                "Number of spans held in this shard's trace buffer.",
+                &labels,
+            ),
+            buffered_bytes: builder.gauge(
+                "tailgate_shard_buffered_bytes",
+                "Bytes of span data held in this shard's trace buffer.",
+                &labels,
+            ),
+        }
+    }
+}
