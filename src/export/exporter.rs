@@ -1,0 +1,484 @@
+//! One configured exporter on one shard: its sending queue, its consumer tasks, retries, and
+//! shutdown.
+//!
+//! # Who runs what
+//!
+//! [`Exporter::new`] runs on the shard's executor and spawns `num_consumers` consumer tasks
+//! there. [`Exporter::submit`] is called by the shard's pipeline tasks: it puts the batch on
+//! the sending queue, waiting while the queue is full — that wait is the backpressure the
+//! receivers feel; nothing is dropped to make room. A consumer takes the oldest batch and
+//! settles it: attempts, backoff sleeps between them, and the final count. With
+//! `sending_queue.enabled: false` there are no consumers: `submit` settles the batch in the
+//! caller's task and returns when it is settled.
+//!
+//! # Settling a batch
+//!
+//! A batch in the hands of a consumer is held by a `Claim`, which must end in exactly one
+//! report to the [`ExportObserver`]: sent (less any items the upstream rejected in a partial
+//! success), failed with a reason, or — if the claim is dropped unsettled, which happens only
+//! when shutdown's deadline cuts an attempt short — dropped with reason `shutdown`. So no path,
+//! cancellation included, loses a batch without a count.
+//!
+//! Each attempt is bounded by `timeout`; the attempts of one batch by `max_elapsed_time`
+//! (measured from the first attempt, checked before each wait, as the Collector does); the
+//! whole by shutdown's deadline.
+//!
+//! # Shutdown
+//!
+//! [`Exporter::shutdown`] enqueues the batcher's final batches past the queue bound, then
+//! closes the queue: waiting and later `submit`s are refused (and their batches counted as
+//! dropped), consumers keep draining what is queued until it is empty or the deadline passes;
+//! whatever is in flight or queued at the deadline is counted as dropped with reason
+//! `shutdown`.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::sync::{Gate, Pass, Semaphore};
+
+use super::batch::Batch;
+use super::debug::DebugPrinter;
+use super::error::SendError;
+use super::otlp_grpc::{self, GrpcClient};
+use super::otlp_http::{self, HttpClient};
+use super::queue::SendingQueue;
+use super::retry::{Backoff, Xorshift};
+use super::settings::{
+    validate_timeout, ExporterSettings, QueueSettings, RetrySettings, SettingsError,
+};
+use super::status::Delivered;
+use super::{reason, ExportObserver};
+
+/// Idle HTTP/1.1 connections kept by an `otlphttp` exporter without a queue, where the number
+/// of concurrent sends is the callers' and not known here.
+const INLINE_IDLE_CONNECTIONS: usize = 4;
+
+/// The debug exporter prints synchronously; its "attempt" cannot time out, but every attempt
+/// carries a bound.
+const DEBUG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why [`Exporter::submit`] did not take a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    /// Shutdown has begun; the batch was counted as dropped with reason `shutdown`.
+    ShutDown,
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::ShutDown => {
+                write!(
+                    f,
+                    "the exporter is shutting down; the batch was counted as dropped"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+/// One configured exporter on one shard.
+pub struct Exporter {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    transport: Transport,
+    retry: RetrySettings,
+    timeout: Duration,
+    queue: Option<SendingQueue<Batch>>,
+    queue_size: usize,
+    observer: Rc<dyn ExportObserver>,
+    /// Entered by consumers and by inline sends; shutdown closes it and waits for them.
+    gate: Gate,
+    shutdown: Shutdown,
+    rng: RefCell<Xorshift>,
+}
+
+enum Transport {
+    Grpc(GrpcClient),
+    Http(HttpClient),
+    Debug(DebugPrinter),
+}
+
+enum Prepared {
+    Grpc(otlp_grpc::Prepared),
+    Http(otlp_http::Prepared),
+    Debug,
+}
+
+impl Exporter {
+    /// Builds the exporter `name` (as configured, e.g. `otlp/primary`) for shard `shard`.
+    ///
+    /// Must run on the shard's executor: it spawns the consumer tasks there.
+    pub fn new(
+        name: &str,
+        shard: usize,
+        settings: ExporterSettings,
+        observer: Rc<dyn ExportObserver>,
+    ) -> Result<Exporter, SettingsError> {
+        let (transport, retry, timeout, queue) = match settings {
+            ExporterSettings::Otlp(s) => {
+                validate_timeout(s.timeout)?;
+                s.queue.validate()?;
+                let client = GrpcClient::new(&s)?;
+                (Transport::Grpc(client), s.retry, s.timeout, s.queue)
+            }
+            ExporterSettings::OtlpHttp(s) => {
+                validate_timeout(s.timeout)?;
+                s.queue.validate()?;
+                let max_idle = if s.queue.enabled {
+                    s.queue.num_consumers
+                } else {
+                    INLINE_IDLE_CONNECTIONS
+                };
+                let client = HttpClient::new(&s, max_idle)?;
+                (Transport::Http(client), s.retry, s.timeout, s.queue)
+            }
+            ExporterSettings::Debug(s) => (
+                Transport::Debug(DebugPrinter::new(shard, s.verbosity)),
+                RetrySettings {
+                    enabled: false,
+                    ..RetrySettings::default()
+                },
+                DEBUG_TIMEOUT,
+                QueueSettings {
+                    enabled: false,
+                    ..QueueSettings::default()
+                },
+            ),
+        };
+        let inner = Rc::new(Inner {
+            name: name.to_string(),
+            transport,
+            retry,
+            timeout,
+            queue: queue.enabled.then(|| SendingQueue::new(queue.queue_size)),
+            queue_size: if queue.enabled { queue.queue_size } else { 0 },
+            observer,
+            gate: Gate::new(),
+            shutdown: Shutdown::new(),
+            rng: RefCell::new(Xorshift::seeded(shard, name)),
+        });
+        if queue.enabled {
+            for _ in 0..queue.num_consumers {
+                let pass = inner.gate.enter().expect("a new gate is open");
+                glommio::spawn_local(consume(inner.clone(), pass)).detach();
+            }
+        }
+        Ok(Exporter { inner })
+    }
+
+    /// The exporter's configured name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Batches waiting in the sending queue (0 without a queue).
+    pub fn queue_len(&self) -> usize {
+        self.inner.queue.as_ref().map_or(0, SendingQueue::len)
+    }
+
+    /// The sending queue's bound in batches (0 without a queue).
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.queue_size
+    }
+
+    /// Hands a batch to the exporter, waiting while the sending queue is full (or, without a
+    /// queue, until the batch is settled). After shutdown has begun the batch is refused and
+    /// counted as dropped.
+    pub async fn submit(&self, batch: Batch) -> Result<(), SubmitError> {
+        let inner = &self.inner;
+        let pass = match inner.gate.enter() {
+            Ok(pass) if !inner.shutdown.has_begun() => pass,
+            _ => return Err(inner.refuse(batch)),
+        };
+        match &inner.queue {
+            None => {
+                inner.settle(batch).await;
+                drop(pass);
+                Ok(())
+            }
+            Some(queue) => match queue.push(batch).await {
+                Ok(()) => {
+                    inner.observer.queue_len(queue.len());
+                    Ok(())
+                }
+                Err(batch) => Err(inner.refuse(batch)),
+            },
+        }
+    }
+
+    /// Stops taking batches, sends `final_batches` (the batcher's last flush, enqueued past the
+    /// queue bound) and what is queued until `deadline`, then counts whatever is left as
+    /// dropped with reason `shutdown`. Returns when every batch is settled; a second call
+    /// returns at once.
+    pub async fn shutdown(&self, final_batches: Vec<Batch>, deadline: Instant) {
+        let inner = &self.inner;
+        if inner.shutdown.has_begun() {
+            return;
+        }
+        match &inner.queue {
+            Some(queue) => {
+                for batch in final_batches {
+                    queue.push_unbounded(batch);
+                }
+                inner.observer.queue_len(queue.len());
+            }
+            None => {
+                for batch in final_batches {
+                    let pass = inner.gate.enter().expect("the gate closes below");
+                    let task_inner = inner.clone();
+                    glommio::spawn_local(async move {
+                        task_inner.settle(batch).await;
+                        drop(pass);
+                    })
+                    .detach();
+                }
+            }
+        }
+        inner.shutdown.begin(deadline);
+        if let Some(queue) = &inner.queue {
+            queue.close();
+        }
+        // Consumers end once the queue is empty; inline sends end when settled. Both are cut
+        // short at the deadline, so this returns shortly after it at the latest.
+        let _ = inner.gate.close().await;
+        if let Some(queue) = &inner.queue {
+            for batch in queue.drain() {
+                inner
+                    .observer
+                    .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
+            }
+            inner.observer.queue_len(0);
+        }
+    }
+}
+
+impl Drop for Exporter {
+    /// An exporter dropped without [`Exporter::shutdown`] shuts down with a deadline of now:
+    /// consumers count what they hold and what is queued as dropped, then end.
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        if inner.shutdown.has_begun() {
+            return;
+        }
+        inner.shutdown.begin(Instant::now());
+        if let Some(queue) = &inner.queue {
+            queue.close();
+        }
+    }
+}
+
+impl Inner {
+    /// Counts a refused batch as dropped.
+    fn refuse(&self, batch: Batch) -> SubmitError {
+        self.observer
+            .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
+        SubmitError::ShutDown
+    }
+
+    /// Settles one batch: sends it with retries, unless shutdown's deadline comes first.
+    async fn settle(&self, batch: Batch) {
+        let claim = Claim {
+            signal: batch.signal,
+            items: batch.items,
+            observer: self.observer.clone(),
+            settled: false,
+        };
+        if self.shutdown.expired() {
+            return; // The claim's drop counts the batch.
+        }
+        future::or(self.send(batch, claim), self.shutdown.until_expired()).await;
+    }
+
+    async fn send(&self, batch: Batch, claim: Claim) {
+        let prepared = match self.transport.prepare(&batch) {
+            Ok(prepared) => prepared,
+            Err(err) => return claim.failed(&self.name, reason::PERMANENT, &err),
+        };
+        let first_attempt = Instant::now();
+        let mut backoff = Backoff::new(&self.retry);
+        loop {
+            let timeout = self.timeout;
+            let attempt = future::or(self.transport.attempt(&batch, &prepared), async {
+                glommio::timer::sleep(timeout).await;
+                Err(SendError::Timeout { after: timeout })
+            })
+            .await;
+            let err = match attempt {
+                Ok(delivered) => return claim.delivered(&self.name, delivered),
+                Err(err) => err,
+            };
+            if matches!(err, SendError::Timeout { .. }) {
+                self.transport.after_timeout();
+            }
+            if !err.is_retryable() {
+                return claim.failed(&self.name, reason::PERMANENT, &err);
+            }
+            if !self.retry.enabled {
+                return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
+            }
+            let backoff_delay = backoff.next_delay(&mut self.rng.borrow_mut());
+            let delay = backoff_delay.max(err.retry_delay().unwrap_or_default());
+            let max_elapsed = self.retry.max_elapsed_time;
+            if !max_elapsed.is_zero() && first_attempt.elapsed() + delay > max_elapsed {
+                return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
+            }
+            tracing::debug!(
+                exporter = %self.name,
+                signal = batch.signal.as_str(),
+                error = %err,
+                ?delay,
+                "export failed; retrying"
+            );
+            glommio::timer::sleep(delay).await;
+        }
+    }
+}
+
+/// A consumer task: settles queued batches until the queue is closed and empty.
+async fn consume(inner: Rc<Inner>, pass: Pass) {
+    let queue = inner
+        .queue
+        .as_ref()
+        .expect("consumers run only for exporters with a queue");
+    while let Some(batch) = queue.pop().await {
+        inner.observer.queue_len(queue.len());
+        inner.settle(batch).await;
+    }
+    drop(pass);
+}
+
+impl Transport {
+    fn prepare(&self, batch: &Batch) -> Result<Prepared, SendError> {
+        Ok(match self {
+            Transport::Grpc(client) => Prepared::Grpc(client.prepare(batch)?),
+            Transport::Http(client) => Prepared::Http(client.prepare(batch)?),
+            Transport::Debug(_) => Prepared::Debug,
+        })
+    }
+
+    async fn attempt(&self, batch: &Batch, prepared: &Prepared) -> Result<Delivered, SendError> {
+        match (self, prepared) {
+            (Transport::Grpc(client), Prepared::Grpc(prepared)) => {
+                client.attempt(batch, prepared).await
+            }
+            (Transport::Http(client), Prepared::Http(prepared)) => {
+                client.attempt(batch, prepared).await
+            }
+            (Transport::Debug(printer), _) => printer.print(batch),
+            _ => unreachable!("a batch is prepared by the transport that sends it"),
+        }
+    }
+
+    fn after_timeout(&self) {
+        if let Transport::Grpc(client) = self {
+            client.after_timeout();
+        }
+    }
+}
+
+/// Shutdown's state, shared by the exporter's tasks.
+struct Shutdown {
+    deadline: Cell<Option<Instant>>,
+    /// Never has units: closing it is how waiting tasks learn that shutdown began.
+    begun: Semaphore,
+}
+
+impl Shutdown {
+    fn new() -> Self {
+        Shutdown {
+            deadline: Cell::new(None),
+            begun: Semaphore::new(0),
+        }
+    }
+
+    fn begin(&self, deadline: Instant) {
+        self.deadline.set(Some(deadline));
+        self.begun.close();
+    }
+
+    fn has_begun(&self) -> bool {
+        self.deadline.get().is_some()
+    }
+
+    fn expired(&self) -> bool {
+        self.deadline.get().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Completes when shutdown has begun and its deadline has passed.
+    async fn until_expired(&self) {
+        // `acquire` can only fail, and fails when `begin` closes the semaphore.
+        let _ = self.begun.acquire(1).await;
+        if let Some(deadline) = self.deadline.get() {
+            glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        }
+    }
+}
+
+/// A batch being settled; see the module documentation.
+struct Claim {
+    signal: crate::wire::Signal,
+    items: u64,
+    observer: Rc<dyn ExportObserver>,
+    settled: bool,
+}
+
+impl Claim {
+    fn delivered(mut self, exporter: &str, delivered: Delivered) {
+        self.settled = true;
+        let rejected = delivered.rejected.min(self.items);
+        if self.items > rejected {
+            self.observer.sent(self.signal, self.items - rejected);
+        }
+        if rejected > 0 {
+            self.observer
+                .send_failed(self.signal, rejected, reason::REJECTED);
+            tracing::warn!(
+                exporter,
+                signal = self.signal.as_str(),
+                rejected,
+                message = %delivered.message,
+                "upstream rejected part of a batch"
+            );
+        } else if !delivered.message.is_empty() {
+            // OTLP: a partial success with nothing rejected is a warning from the server.
+            tracing::warn!(
+                exporter,
+                signal = self.signal.as_str(),
+                message = %delivered.message,
+                "upstream warning"
+            );
+        }
+    }
+
+    fn failed(mut self, exporter: &str, why: &'static str, err: &SendError) {
+        self.settled = true;
+        self.observer.send_failed(self.signal, self.items, why);
+        tracing::warn!(
+            exporter,
+            signal = self.signal.as_str(),
+            items = self.items,
+            reason = why,
+            error = %err,
+            "dropping a batch"
+        );
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.settled {
+            // Only shutdown's deadline abandons a batch mid-send.
+            self.observer
+                .send_failed(self.signal, self.items, reason::SHUTDOWN);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Export: batching sampled data and sending it upstream over OTLP/gRPC, OTLP/HTTP, or to stdout.
+//!
+//! # Who owns what, which thread runs it
+//!
+//! Everything here belongs to one shard and runs on that shard's single-threaded glommio
+//! executor: state is shared between the shard's tasks with `Rc`/`RefCell`, never across
+//! threads, and no lock is taken. Each shard builds its own pipeline from the same settings:
+//!
+//! ```text
+//!  ingest / decisions ──push──► Pipeline ──► Batcher (per signal) ──Batch──► Exporter ─► upstream
+//!                               flush timer ─┘                       (one per configured exporter,
+//!                                                                     each with its sending queue)
+//! ```
+//!
+//! - [`Batcher`] is pure logic (no executor, no clock of its own): it merges export requests of
+//!   one signal into [`Batch`]es by the Collector's `batch` processor rules. A batch is the
+//!   *concatenation* of the requests it holds: two encodings of the same protobuf message,
+//!   concatenated, are the encoding of their merge, and merging appends the repeated
+//!   `resource_*` field. Nothing is decoded or re-encoded on the way out.
+//! - [`Pipeline`] drives a batcher on the executor: it hands full batches to its exporters as
+//!   they form and runs the timer that flushes a batch `timeout` after its first item.
+//! - [`Exporter`] owns a bounded sending queue and `num_consumers` tasks that send from it, each
+//!   with retries and backoff. [`Exporter::submit`] *waits* while the queue is full: that wait is
+//!   the backpressure the receivers feel, and nothing is dropped to make room.
+//!
+//! # Accounting
+//!
+//! Every item handed to an exporter ends in exactly one of [`ExportObserver::sent`] or
+//! [`ExportObserver::send_failed`] with a reason from [`reason`]: delivered, refused by the
+//! upstream (partial success), failed permanently, out of retries, or dropped at shutdown. The
+//! telemetry layer implements the observer; this module only calls it.
+//!
+//! # Bounds
+//!
+//! A batch holds at most `send_batch_max_size` items (when set) and [`MAX_BATCH_BYTES_DEFAULT`]
+//! bytes (configurable), except that one request bigger than either travels alone: tailgate
+//! splits at request granularity, never inside a request. A sending queue holds `queue_size`
+//! batches; the shard-wide memory an exporter can pin is therefore about
+//! `(queue_size + num_consumers) × max_batch_bytes`. Retries stop after `max_elapsed_time`;
+//! responses are read up to [`MAX_RESPONSE_BYTES`]; shutdown stops at its deadline.
+
+mod batch;
+mod compression;
+mod connect;
+mod debug;
+mod error;
+mod exporter;
+mod otlp_grpc;
+mod otlp_http;
+mod pipeline;
+mod queue;
+mod retry;
+mod settings;
+mod status;
+
+pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings, MAX_BATCH_BYTES_DEFAULT};
+pub use error::{GrpcCode, SendError};
+pub use exporter::{Exporter, SubmitError};
+pub use pipeline::{Pipeline, PipelineClosed};
+pub use settings::{
+    Compression, DebugSettings, Encoding, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
+    QueueSettings, RetrySettings, SettingsError, Verbosity,
+};
+
+use crate::wire::Signal;
+
+/// The most response body an exporter reads (status details, partial-success messages);
+/// a longer response is a protocol error, so a misbehaving upstream cannot make a shard buffer
+/// without bound.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The reasons [`ExportObserver::send_failed`] is called with: a fixed set, so they can be
+/// metric labels.
+pub mod reason {
+    /// Still queued or in flight when the shutdown deadline passed, or submitted after
+    /// shutdown began.
+    pub const SHUTDOWN: &str = "shutdown";
+    /// Refused by the upstream in a partial-success response (`rejected_spans` and the like).
+    pub const REJECTED: &str = "rejected by upstream";
+    /// An error the OTLP rules say not to retry (HTTP 400, gRPC `INVALID_ARGUMENT`,
+    /// `RESOURCE_EXHAUSTED` without `RetryInfo`, a batch that cannot be encoded, ...).
+    pub const PERMANENT: &str = "permanent error";
+    /// A retryable error persisted past `max_elapsed_time`, or retry is disabled (a budget of
+    /// one attempt).
+    pub const RETRIES_EXHAUSTED: &str = "retries exhausted";
+}
+
+/// What an exporter reports about its work; the telemetry layer implements it on top of its
+/// per-shard counters (`otelcol_exporter_sent_spans`, `otelcol_exporter_send_failed_spans`,
+/// `otelcol_exporter_queue_size`, ...).
+///
+/// Called on the shard's thread from the exporter's tasks; implementations must not block.
+pub trait ExportObserver {
+    /// `items` of `signal` were accepted by the upstream.
+    fn sent(&self, signal: Signal, items: u64);
+    /// `items` of `signal` will never be delivered, for `reason` (one of [`reason`]).
+    fn send_failed(&self, signal: Signal, items: u64, reason: &'static str);
+    /// The sending queue now holds `len` batches.
+    fn queue_len(&self, len: usize);
+}

@@ -1,0 +1,401 @@
+//! The `otlp` exporter's transport: OTLP/gRPC over HTTP/2, with `h2` as the client.
+//!
+//! # Connection model
+//!
+//! One HTTP/2 connection per exporter per shard, shared by all of the exporter's consumer
+//! tasks: every batch is one stream, and the server's `SETTINGS_MAX_CONCURRENT_STREAMS` bounds
+//! how many are open at once ([`h2::client::SendRequest::ready`] waits for a slot). `h2` is
+//! runtime-agnostic but speaks tokio's `AsyncRead`/`AsyncWrite`; the glommio `TcpStream` is
+//! adapted with `tokio_util::compat` (traits only: no tokio runtime runs), and the connection's
+//! driver future runs as a task on the shard's executor.
+//!
+//! A connection is replaced when its driver ends (the server closed it or sent `GOAWAY`), when
+//! an attempt fails with an I/O or `GOAWAY` error, and when an attempt times out (a
+//! black-holed connection shows no other symptom). Only one task connects at a time; the others
+//! wait for its result rather than opening connections of their own.
+//!
+//! # The exchange
+//!
+//! `POST /opentelemetry.proto.collector.<signal>.v1.<Service>/Export` with `content-type:
+//! application/grpc`, `te: trailers`, `grpc-timeout`, `grpc-encoding` when compressing, and the
+//! user's headers. The body is one length-prefixed message: a compressed flag, a big-endian
+//! `u32` length, then the request (the batch, or its compressed form, built once and reused by
+//! every retry). The status comes in the trailers, or in the response headers of a
+//! trailers-only response; a non-OK status carries `grpc-message` and possibly
+//! `grpc-status-details-bin`, whose `RetryInfo` is the server's retry delay.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use h2::client::SendRequest;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
+use http::{Method, Request, Uri};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use super::batch::Batch;
+use super::compression::{self, compress, decompress_bounded};
+use super::connect::connect;
+use super::error::{GrpcCode, SendError};
+use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
+use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
+use super::{SettingsError, MAX_RESPONSE_BYTES};
+use crate::wire::Signal;
+
+/// The receive window for responses: export responses are small; the default is plenty.
+const RESPONSE_WINDOW_BYTES: u32 = 64 * 1024;
+
+/// The exporter's HTTP/2 client.
+pub(crate) struct GrpcClient {
+    target: Target,
+    /// The request URI per signal, built once.
+    uris: [Uri; 3],
+    /// The headers every export carries (content type, encoding, user headers).
+    headers: HeaderMap,
+    compression: Compression,
+    timeout: Duration,
+    connection: RefCell<Option<Connection>>,
+    /// One unit: held by the task that is connecting.
+    connecting: Semaphore,
+}
+
+struct Connection {
+    send: SendRequest<Bytes>,
+    /// Cleared by the connection's driver task when it ends.
+    alive: Rc<Cell<bool>>,
+}
+
+/// A batch framed for gRPC, kept across retries.
+pub(crate) struct Prepared {
+    prefix: Bytes,
+    message: Bytes,
+}
+
+impl GrpcClient {
+    pub fn new(settings: &OtlpGrpcSettings) -> Result<Self, SettingsError> {
+        let target = grpc_target(&settings.endpoint)?;
+        let uri = |service: &str| -> Result<Uri, SettingsError> {
+            format!("http://{}/{service}/Export", target.authority)
+                .parse()
+                .map_err(|_| SettingsError::Endpoint {
+                    endpoint: settings.endpoint.clone(),
+                    reason: "not a valid authority",
+                })
+        };
+        let uris = [
+            uri("opentelemetry.proto.collector.trace.v1.TraceService")?,
+            uri("opentelemetry.proto.collector.metrics.v1.MetricsService")?,
+            uri("opentelemetry.proto.collector.logs.v1.LogsService")?,
+        ];
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("tailgate/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(token) = settings.compression.token() {
+            headers.insert(
+                HeaderName::from_static("grpc-encoding"),
+                HeaderValue::from_static(token),
+            );
+        }
+        for (name, value) in parse_headers(&settings.headers)? {
+            headers.append(name, value);
+        }
+        Ok(GrpcClient {
+            target,
+            uris,
+            headers,
+            compression: settings.compression,
+            timeout: settings.timeout,
+            connection: RefCell::new(None),
+            connecting: Semaphore::new(1),
+        })
+    }
+
+    /// Frames (and compresses) a batch once for all its attempts.
+    pub fn prepare(&self, batch: &Batch) -> Result<Prepared, SendError> {
+        let (compressed, message) = match self.compression {
+            Compression::None => (0u8, batch.bytes.clone()),
+            kind => (
+                1u8,
+                Bytes::from(
+                    compress(kind, &batch.bytes).map_err(|e| SendError::Encode(e.to_string()))?,
+                ),
+            ),
+        };
+        let len = u32::try_from(message.len())
+            .map_err(|_| SendError::Encode("batch exceeds a gRPC message's 4 GiB".into()))?;
+        let mut prefix = [0u8; 5];
+        prefix[0] = compressed;
+        prefix[1..].copy_from_slice(&len.to_be_bytes());
+        Ok(Prepared {
+            prefix: Bytes::copy_from_slice(&prefix),
+            message,
+        })
+    }
+
+    /// One export call.
+    pub async fn attempt(
+        &self,
+        batch: &Batch,
+        prepared: &Prepared,
+    ) -> Result<Delivered, SendError> {
+        let (send, alive) = self.sender().await?;
+        let result = self.exchange(send, batch.signal, prepared).await;
+        if let Err(err) = &result {
+            if err.breaks_connection() {
+                self.forget(&alive);
+            }
+        }
+        result
+    }
+
+    /// Called when an attempt ran out of time: the connection may be black-holed, so the next
+    /// attempt gets a new one. Streams still open on the old one finish or time out on it.
+    pub fn after_timeout(&self) {
+        self.connection.borrow_mut().take();
+    }
+
+    /// The current connection's sender, connecting first if there is none.
+    async fn sender(&self) -> Result<(SendRequest<Bytes>, Rc<Cell<bool>>), SendError> {
+        if let Some(live) = self.live() {
+            return Ok(live);
+        }
+        // The semaphore is never closed, so the permit always comes.
+        let _permit = self.connecting.acquire_permit(1).await;
+        if let Some(live) = self.live() {
+            return Ok(live);
+        }
+        let stream = connect(&self.target).await?;
+        let (send, driver) = h2::client::Builder::new()
+            .initial_window_size(RESPONSE_WINDOW_BYTES)
+            .enable_push(false)
+            .handshake::<_, Bytes>(stream.compat())
+            .await
+            .map_err(SendError::from_h2)?;
+        let alive = Rc::new(Cell::new(true));
+        let flag = alive.clone();
+        let authority = self.target.authority.clone();
+        glommio::spawn_local(async move {
+            if let Err(err) = driver.await {
+                tracing::debug!(upstream = %authority, error = %err, "OTLP/gRPC connection ended");
+            }
+            flag.set(false);
+        })
+        .detach();
+        *self.connection.borrow_mut() = Some(Connection {
+            send: send.clone(),
+            alive: alive.clone(),
+        });
+        Ok((send, alive))
+    }
+
+    fn live(&self) -> Option<(SendRequest<Bytes>, Rc<Cell<bool>>)> {
+        let connection = self.connection.borrow();
+        let c = connection.as_ref().filter(|c| c.alive.get())?;
+        Some((c.send.clone(), c.alive.clone()))
+    }
+
+    /// Drops the connection `alive` belongs to, if it is still the current one.
+    fn forget(&self, alive: &Rc<Cell<bool>>) {
+        let mut connection = self.connection.borrow_mut();
+        if connection
+            .as_ref()
+            .is_some_and(|c| Rc::ptr_eq(&c.alive, alive))
+        {
+            *connection = None;
+        }
+    }
+
+    async fn exchange(
+        &self,
+        send: SendRequest<Bytes>,
+        signal: Signal,
+        prepared: &Prepared,
+    ) -> Result<Delivered, SendError> {
+        let mut send = send.ready().await.map_err(SendError::from_h2)?;
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uris[signal_index(signal)].clone();
+        *request.headers_mut() = self.headers.clone();
+        request.headers_mut().insert(
+            HeaderName::from_static("grpc-timeout"),
+            grpc_timeout(self.timeout),
+        );
+        let (response, mut stream) = send
+            .send_request(request, false)
+            .map_err(SendError::from_h2)?;
+        stream
+            .send_data(prepared.prefix.clone(), false)
+            .map_err(SendError::from_h2)?;
+        stream
+            .send_data(prepared.message.clone(), true)
+            .map_err(SendError::from_h2)?;
+        let (head, mut body) = response.await.map_err(SendError::from_h2)?.into_parts();
+
+        if head.headers.contains_key("grpc-status") {
+            // Trailers-only: the status is all there is.
+            check_status(&head.headers)?;
+            return Ok(Delivered::default());
+        }
+        if head.status != http::StatusCode::OK {
+            return Err(SendError::Grpc {
+                code: GrpcCode::from_http_status(head.status.as_u16()),
+                message: format!("HTTP status {} without grpc-status", head.status),
+                retry_delay: None,
+            });
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(SendError::from_h2)?;
+            // Flow control: hand the window back as the bytes are taken.
+            let _ = body.flow_control().release_capacity(chunk.len());
+            if data.len() + chunk.len() > MAX_RESPONSE_BYTES + 5 {
+                return Err(SendError::Protocol(format!(
+                    "response exceeds {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        let trailers = body
+            .trailers()
+            .await
+            .map_err(SendError::from_h2)?
+            .ok_or_else(|| SendError::Protocol("response without grpc-status".into()))?;
+        check_status(&trailers)?;
+        let encoding = head
+            .headers
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        response_message(&data, encoding)
+    }
+}
+
+fn signal_index(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+/// `Ok(())` for `grpc-status: 0`, the status as an error otherwise.
+fn check_status(headers: &HeaderMap) -> Result<(), SendError> {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .ok_or_else(|| SendError::Protocol("unreadable grpc-status".into()))?;
+    let code = GrpcCode::from_i32(code);
+    if code == GrpcCode::Ok {
+        return Ok(());
+    }
+    Err(SendError::Grpc {
+        code,
+        message: headers
+            .get("grpc-message")
+            .map(|v| grpc_message(v.as_bytes()))
+            .unwrap_or_default(),
+        retry_delay: headers
+            .get("grpc-status-details-bin")
+            .and_then(|v| retry_delay_from_details(v.as_bytes())),
+    })
+}
+
+/// Reads the length-prefixed `Export*ServiceResponse` of an OK call. No message at all is a
+/// full success too.
+fn response_message(data: &[u8], encoding: &str) -> Result<Delivered, SendError> {
+    if data.is_empty() {
+        return Ok(Delivered::default());
+    }
+    let protocol = |what: &str| SendError::Protocol(what.to_string());
+    let header: [u8; 5] = data
+        .get(..5)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| protocol("truncated gRPC message prefix"))?;
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let message = data
+        .get(5..5 + len)
+        .ok_or_else(|| protocol("truncated gRPC message"))?;
+    let decoded;
+    let message = if header[0] & 1 == 1 {
+        let kind = compression::from_token(encoding)
+            .ok_or_else(|| protocol("response compressed with an unknown grpc-encoding"))?;
+        decoded = decompress_bounded(kind, message, MAX_RESPONSE_BYTES)
+            .map_err(|e| SendError::Protocol(format!("cannot decompress the response: {e}")))?;
+        &decoded[..]
+    } else {
+        message
+    };
+    delivered_from_proto(message)
+        .map_err(|e| SendError::Protocol(format!("unreadable export response: {e}")))
+}
+
+/// The `grpc-timeout` value for `timeout`: at most 8 digits, in the finest unit that fits.
+fn grpc_timeout(timeout: Duration) -> HeaderValue {
+    const MAX_DIGITS_VALUE: u128 = 99_999_999;
+    let units: [(u128, char); 5] = [
+        (timeout.as_micros(), 'u'),
+        (timeout.as_millis(), 'm'),
+        (u128::from(timeout.as_secs()), 'S'),
+        (u128::from(timeout.as_secs() / 60), 'M'),
+        (u128::from(timeout.as_secs() / 3600), 'H'),
+    ];
+    let (value, unit) = units
+        .into_iter()
+        .find(|(value, _)| *value <= MAX_DIGITS_VALUE)
+        .unwrap_or((MAX_DIGITS_VALUE, 'H'));
+    HeaderValue::from_str(&format!("{value}{unit}")).expect("digits and a letter are a valid value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_uses_the_finest_unit_that_fits() {
+        assert_eq!(grpc_timeout(Duration::from_secs(5)), "5000000u");
+        assert_eq!(grpc_timeout(Duration::from_secs(1000)), "1000000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(grpc_timeout(Duration::from_secs(u64::MAX)), "99999999H");
+    }
+
+    #[test]
+    fn status_in_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert!(check_status(&headers).is_ok());
+        headers.insert("grpc-status", HeaderValue::from_static("14"));
+        headers.insert("grpc-message", HeaderValue::from_static("try%20later"));
+        match check_status(&headers) {
+            Err(SendError::Grpc {
+                code: GrpcCode::Unavailable,
+                message,
+                retry_delay: None,
+            }) => assert_eq!(message, "try later"),
+            other => panic!("unexpected {other:?}"),
+        }
+        headers.insert("grpc-status", HeaderValue::from_static("x"));
+        assert!(matches!(
+            check_status(&headers),
+            Err(SendError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn response_messages() {
+        assert_eq!(response_message(&[], "").unwrap(), Delivered::default());
+        assert_eq!(
+            response_message(&[0, 0, 0, 0, 0], "").unwrap(),
+            Delivered::default()
+        );
+        assert!(response_message(&[0, 0, 0, 0, 9, 1], "").is_err());
+        assert!(response_message(&[0, 0], "").is_err());
+        assert!(response_message(&[1, 0, 0, 0, 1, 1], "br").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! A shard's export pipeline: a [`Batcher`] driven on the executor, fanning batches out to
+//! exporters.
+//!
+//! # Who runs what
+//!
+//! [`Pipeline::push`] runs in the pushing task (a receiver's request task, or the sampler's
+//! decision task): it appends the request to the batcher and hands every batch that became
+//! full to each exporter in turn, awaiting each [`Exporter::submit`] — so a full sending queue
+//! holds the pusher back, and the pusher's own caller, up to the receiver. One timer task per
+//! pipeline, spawned by [`Pipeline::new`], sleeps until the oldest pending batch's timeout and
+//! hands out what expired; it sleeps without a deadline while nothing is pending and is woken
+//! by the push that makes something pending.
+//!
+//! Fan-out is sequential and complete: every exporter gets every batch (a `Bytes` clone, no
+//! copy), and one slow exporter slows the pipeline for all — as a Collector pipeline with
+//! blocking queues behaves. Batches of concurrent pushers may reach an exporter in either
+//! order; OTLP does not order requests.
+//!
+//! # Shutdown
+//!
+//! [`Pipeline::close`] refuses further pushes, stops the timer task and returns what the
+//! batcher still held; the caller passes those batches to [`Exporter::shutdown`]. For a
+//! pipeline that owns its exporters, [`Pipeline::shutdown`] does both. When exporters are
+//! shared between pipelines, close every pipeline first and shut each exporter down once with
+//! the final batches of all the pipelines feeding it.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use futures_lite::future;
+use glommio::task::JoinHandle;
+
+use super::batch::{Batch, Batcher};
+use super::exporter::Exporter;
+use crate::wire::Signal;
+
+/// [`Pipeline::push`] after [`Pipeline::close`]: the request was not taken, and the caller
+/// should refuse it upstream (retryably) rather than count it as accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineClosed;
+
+impl fmt::Display for PipelineClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the export pipeline is shutting down")
+    }
+}
+
+impl std::error::Error for PipelineClosed {}
+
+/// A batcher and the exporters its batches go to, on one shard.
+pub struct Pipeline {
+    inner: Rc<Inner>,
+    flusher: RefCell<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
+    batcher: RefCell<Batcher>,
+    exporters: Vec<Rc<Exporter>>,
+    wakeup: Wakeup,
+    closed: Cell<bool>,
+}
+
+impl Pipeline {
+    /// Builds the pipeline and spawns its timer task. Must run on the shard's executor.
+    pub fn new(batcher: Batcher, exporters: Vec<Rc<Exporter>>) -> Pipeline {
+        let inner = Rc::new(Inner {
+            batcher: RefCell::new(batcher),
+            exporters,
+            wakeup: Wakeup::default(),
+            closed: Cell::new(false),
+        });
+        let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
+        Pipeline {
+            inner,
+            flusher: RefCell::new(Some(flusher)),
+        }
+    }
+
+    /// The exporters this pipeline feeds.
+    pub fn exporters(&self) -> &[Rc<Exporter>] {
+        &self.inner.exporters
+    }
+
+    /// Adds one valid export request of `signal` holding `items` items, and hands every batch
+    /// it completes to the exporters, waiting while their queues are full.
+    pub async fn push(
+        &self,
+        signal: Signal,
+        bytes: &[u8],
+        items: u64,
+    ) -> Result<(), PipelineClosed> {
+        let inner = &self.inner;
+        if inner.closed.get() {
+            return Err(PipelineClosed);
+        }
+        let mut ready = Vec::new();
+        {
+            let mut batcher = inner.batcher.borrow_mut();
+            let was_idle = batcher.next_deadline().is_none();
+            batcher.push(signal, bytes, items, Instant::now(), &mut ready);
+            if was_idle && batcher.next_deadline().is_some() {
+                inner.wakeup.notify();
+            }
+        }
+        for batch in ready {
+            inner.hand_over(batch).await;
+        }
+        Ok(())
+    }
+
+    /// Refuses further pushes, stops the timer task (waiting for it until `deadline` at most)
+    /// and returns the batches the batcher still held, for [`Exporter::shutdown`].
+    pub async fn close(&self, deadline: Instant) -> Vec<Batch> {
+        let inner = &self.inner;
+        if inner.closed.replace(true) {
+            return Vec::new();
+        }
+        inner.wakeup.notify();
+        let flusher = self.flusher.borrow_mut().take();
+        if let Some(flusher) = flusher {
+            // The timer task may be waiting on a full queue with a batch in hand; past the
+            // deadline it is left to finish, and the exporter's shutdown refuses and counts
+            // that batch.
+            future::or(
+                async {
+                    flusher.await;
+                },
+                glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+        let mut last = Vec::new();
+        inner.batcher.borrow_mut().flush_all(&mut last);
+        last
+    }
+
+    /// [`Pipeline::close`], then shuts down every exporter of the pipeline with the final
+    /// batches and the same deadline. For pipelines that do not share exporters.
+    pub async fn shutdown(&self, deadline: Instant) {
+        let last = self.close(deadline).await;
+        // One after the other is as fast as all at once: the deadline is absolute, and every
+        // exporter's consumers keep draining while an earlier one shuts down.
+        for exporter in &self.inner.exporters {
+            exporter.shutdown(last.clone(), deadline).await;
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    /// Stops the timer task. Batches still pending cannot be sent from here (sending is
+    /// asynchronous): [`Pipeline::close`] is how a pipeline ends without loss, so a drop with
+    /// data pending is reported loudly.
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        if !inner.closed.replace(true) {
+            inner.wakeup.notify();
+            let batcher = inner.batcher.borrow();
+            let pending: u64 = [Signal::Traces, Signal::Metrics, Signal::Logs]
+                .into_iter()
+                .map(|signal| batcher.pending_items(signal))
+                .sum();
+            if pending > 0 {
+                tracing::error!(
+                    pending,
+                    "export pipeline dropped without close; pending items lost"
+                );
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn hand_over(&self, batch: Batch) {
+        for exporter in &self.exporters {
+            // A refusal means shutdown has begun; the exporter has counted the batch.
+            let _ = exporter.submit(batch.clone()).await;
+        }
+    }
+}
+
+/// The timer task: hands out batches whose timeout has passed.
+async fn flush_on_timeout(inner: Rc<Inner>) {
+    let mut ready = Vec::new();
+    loop {
+        if inner.closed.get() {
+            return;
+        }
+        let next = inner.batcher.borrow().next_deadline();
+        match next {
+            None => inner.wakeup.wait().await,
+            Some(at) => {
+                let sleep = glommio::timer::sleep(at.saturating_duration_since(Instant::now()));
+                future::or(sleep, inner.wakeup.wait()).await;
+            }
+        }
+        if inner.closed.get() {
+            return;
+        }
+        inner
+            .batcher
+            .borrow_mut()
+            .flush_expired(Instant::now(), &mut ready);
+        for batch in ready.drain(..) {
+            inner.hand_over(batch).await;
+        }
+    }
+}
+
+/// Wakes the one timer task; a notification given while it is not waiting is kept for its
+/// next wait, so none is lost.
+#[derive(Default)]
+struct Wakeup {
+    pending: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Wakeup {
+    fn notify(&self) {
+        self.pending.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        future::poll_fn(|cx| {
+            if self.pending.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,384 @@
+//! Exporter settings: plain structs with the Collector's field names and defaults, which the
+//! config layer fills from `exporters.otlp/NAME`, `exporters.otlphttp/NAME` and
+//! `exporters.debug`.
+//!
+//! Checking what can be checked without the network happens here, once, when an exporter is
+//! built ([`super::Exporter::new`]): endpoints parse, header names and values are legal, the
+//! queue has room and consumers. Transport errors come later, as [`super::SendError`]s.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+
+use crate::wire::Signal;
+
+/// Body compression, as the Collector's `compression` key spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The token in `grpc-encoding` and `Content-Encoding`; `None` has none.
+    pub fn token(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+}
+
+/// `retry_on_failure`: exponential backoff between attempts, as the Collector's exporter
+/// helper does it (multiplier 1.5, randomization factor 0.5; see `super::retry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub enabled: bool,
+    /// Wait before the first retry.
+    pub initial_interval: Duration,
+    /// Cap on the backoff interval (before randomization).
+    pub max_interval: Duration,
+    /// Give up once a retry would start this long after the first attempt; zero means never
+    /// give up, as in the Collector (shutdown's deadline still ends the attempts).
+    pub max_elapsed_time: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            enabled: true,
+            initial_interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `sending_queue`. The sizes are per shard: the config layer divides a node-wide figure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Without a queue, `submit` sends in the caller's task and returns when the batch is
+    /// settled.
+    pub enabled: bool,
+    /// Batches sent concurrently.
+    pub num_consumers: usize,
+    /// Batches waiting to be sent; `submit` waits while the queue holds this many.
+    pub queue_size: usize,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+        }
+    }
+}
+
+/// `exporters.otlp`: OTLP/gRPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpGrpcSettings {
+    /// `host:port`, or `http://host:port`. TLS (`https://`) is not supported yet.
+    pub endpoint: String,
+    /// Extra request headers (`headers:`), sent on every export.
+    pub headers: Vec<(String, String)>,
+    pub compression: Compression,
+    /// Bound on one attempt: connecting, sending and reading the response.
+    pub timeout: Duration,
+    pub retry: RetrySettings,
+    pub queue: QueueSettings,
+}
+
+impl Default for OtlpGrpcSettings {
+    fn default() -> Self {
+        OtlpGrpcSettings {
+            endpoint: String::new(),
+            headers: Vec::new(),
+            compression: Compression::Gzip,
+            timeout: Duration::from_secs(5),
+            retry: RetrySettings::default(),
+            queue: QueueSettings::default(),
+        }
+    }
+}
+
+/// `encoding` of `otlphttp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Proto,
+    Json,
+}
+
+/// `exporters.otlphttp`: OTLP/HTTP over HTTP/1.1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpHttpSettings {
+    /// Base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended to its path.
+    pub endpoint: String,
+    /// Full URLs that replace the base for one signal, used as given.
+    pub traces_endpoint: Option<String>,
+    pub metrics_endpoint: Option<String>,
+    pub logs_endpoint: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub compression: Compression,
+    pub encoding: Encoding,
+    /// Bound on one attempt: connecting, sending and reading the response.
+    pub timeout: Duration,
+    pub retry: RetrySettings,
+    pub queue: QueueSettings,
+}
+
+impl Default for OtlpHttpSettings {
+    fn default() -> Self {
+        OtlpHttpSettings {
+            endpoint: String::new(),
+            traces_endpoint: None,
+            metrics_endpoint: None,
+            logs_endpoint: None,
+            headers: Vec::new(),
+            compression: Compression::Gzip,
+            encoding: Encoding::Proto,
+            timeout: Duration::from_secs(30),
+            retry: RetrySettings::default(),
+            queue: QueueSettings::default(),
+        }
+    }
+}
+
+/// `verbosity` of the debug exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// One summary line per batch.
+    #[default]
+    Basic,
+    /// Plus one line per span, metric or log record.
+    Normal,
+    /// Plus resources, scopes and attributes.
+    Detailed,
+}
+
+/// `exporters.debug`. It prints in the caller's task, without a queue or retries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DebugSettings {
+    pub verbosity: Verbosity,
+}
+
+/// One configured exporter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExporterSettings {
+    Otlp(OtlpGrpcSettings),
+    OtlpHttp(OtlpHttpSettings),
+    Debug(DebugSettings),
+}
+
+/// Why exporter settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsError {
+    /// The endpoint does not parse as a URL or `host:port`.
+    Endpoint {
+        endpoint: String,
+        reason: &'static str,
+    },
+    /// `https://` endpoints need TLS, which the exporters do not have yet.
+    TlsUnsupported { endpoint: String },
+    /// A header name or value that HTTP does not allow (a newline in a value, say).
+    Header { name: String },
+    /// `sending_queue.num_consumers` or `queue_size` is 0 with the queue enabled.
+    EmptyQueue,
+    /// `timeout` is zero: no attempt could ever finish.
+    ZeroTimeout,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingsError::Endpoint { endpoint, reason } => {
+                write!(f, "invalid endpoint {endpoint:?}: {reason}")
+            }
+            SettingsError::TlsUnsupported { endpoint } => write!(
+                f,
+                "endpoint {endpoint:?} needs TLS, which tailgate's exporters do not support yet; \
+                 use an http:// endpoint"
+            ),
+            SettingsError::Header { name } => write!(f, "invalid header {name:?}"),
+            SettingsError::EmptyQueue => write!(
+                f,
+                "sending_queue needs num_consumers and queue_size above 0 when enabled"
+            ),
+            SettingsError::ZeroTimeout => write!(f, "timeout must be above 0"),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl QueueSettings {
+    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
+        if self.enabled && (self.num_consumers == 0 || self.queue_size == 0) {
+            return Err(SettingsError::EmptyQueue);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_timeout(timeout: Duration) -> Result<(), SettingsError> {
+    if timeout.is_zero() {
+        return Err(SettingsError::ZeroTimeout);
+    }
+    Ok(())
+}
+
+/// Where to connect and what to call it: the parsed form of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub host: String,
+    pub port: u16,
+    /// `host:port` as given, for `:authority` and `Host`.
+    pub authority: String,
+    /// The request path, beginning with `/`.
+    pub path: String,
+}
+
+/// Parses a gRPC endpoint: `host:port` or `http://host:port`; any path is ignored, as gRPC
+/// puts the method there.
+pub(crate) fn grpc_target(endpoint: &str) -> Result<Target, SettingsError> {
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let mut target = parse_url(endpoint, &with_scheme)?;
+    target.path = String::new();
+    Ok(target)
+}
+
+/// The URL an OTLP/HTTP exporter posts `signal` to: the per-signal override as given, or the
+/// base endpoint with `/v1/<signal>` appended to its path.
+pub(crate) fn http_target(
+    settings: &OtlpHttpSettings,
+    signal: Signal,
+) -> Result<Target, SettingsError> {
+    let overridden = match signal {
+        Signal::Traces => &settings.traces_endpoint,
+        Signal::Metrics => &settings.metrics_endpoint,
+        Signal::Logs => &settings.logs_endpoint,
+    };
+    if let Some(url) = overridden {
+        return parse_url(url, url);
+    }
+    let mut target = parse_url(&settings.endpoint, &settings.endpoint)?;
+    let base = target.path.trim_end_matches('/');
+    target.path = format!("{base}/v1/{}", signal.as_str());
+    Ok(target)
+}
+
+fn parse_url(endpoint: &str, url: &str) -> Result<Target, SettingsError> {
+    let bad = |reason| SettingsError::Endpoint {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let uri: Uri = url.parse().map_err(|_| bad("not a URL or host:port"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(SettingsError::TlsUnsupported {
+                endpoint: endpoint.to_string(),
+            })
+        }
+        _ => return Err(bad("the scheme must be http")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    let path = match uri.path_and_query() {
+        Some(pq) if !pq.as_str().is_empty() => pq.as_str().to_string(),
+        _ => "/".to_string(),
+    };
+    Ok(Target {
+        host: host.to_string(),
+        port,
+        authority: authority.as_str().to_string(),
+        path,
+    })
+}
+
+/// Checks user headers and returns them as typed values.
+pub(crate) fn parse_headers(
+    headers: &[(String, String)],
+) -> Result<Vec<(HeaderName, HeaderValue)>, SettingsError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let bad = || SettingsError::Header { name: name.clone() };
+            Ok((
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
+                HeaderValue::from_str(value).map_err(|_| bad())?,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_endpoints_parse_with_or_without_scheme() {
+        let t = grpc_target("collector:4317").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("collector", 4317));
+        assert_eq!(t.authority, "collector:4317");
+        let t = grpc_target("http://127.0.0.1:9000").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 9000));
+        let t = grpc_target("[::1]:4317").unwrap();
+        assert_eq!(t.host, "::1");
+        assert!(matches!(
+            grpc_target("https://collector:4317"),
+            Err(SettingsError::TlsUnsupported { .. })
+        ));
+        assert!(matches!(
+            grpc_target("unix:///tmp/sock"),
+            Err(SettingsError::Endpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn http_paths_append_the_signal_or_take_the_override() {
+        let mut s = OtlpHttpSettings {
+            endpoint: "http://collector:4318".into(),
+            ..Default::default()
+        };
+        assert_eq!(http_target(&s, Signal::Traces).unwrap().path, "/v1/traces");
+        s.endpoint = "http://collector:4318/otlp/".into();
+        assert_eq!(
+            http_target(&s, Signal::Metrics).unwrap().path,
+            "/otlp/v1/metrics"
+        );
+        s.logs_endpoint = Some("http://other:8080/ingest?tenant=a".into());
+        let t = http_target(&s, Signal::Logs).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("other", 8080));
+        assert_eq!(t.path, "/ingest?tenant=a");
+        s.endpoint = "http://collector".into();
+        assert_eq!(http_target(&s, Signal::Traces).unwrap().port, 80);
+    }
+
+    #[test]
+    fn headers_with_newlines_are_refused() {
+        assert!(parse_headers(&[("x-tenant".into(), "a".into())]).is_ok());
+        assert_eq!(
+            parse_headers(&[("x-tenant".into(), "a\r\nx: y".into())]),
+            Err(SettingsError::Header {
+                name: "x-tenant".into()
+            })
+        );
+        assert!(parse_headers(&[("bad name".into(), "a".into())]).is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! Reading what the upstream says back: export responses (partial success), gRPC status
+//! details (`RetryInfo`) and error bodies.
+//!
+//! A cold path: one small message per batch, decoded with prost. The messages are declared here
+//! rather than taken from `opentelemetry-proto`, which does not carry `google.rpc`, and because
+//! the three `Export*ServiceResponse`s share one shape: `partial_success` in field 1, whose
+//! `rejected_spans` / `rejected_data_points` / `rejected_log_records` is field 1 and
+//! `error_message` field 2 — so one declaration reads all three.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use prost::Message;
+use serde_json::Value;
+
+/// The `type_url` of a `google.rpc.RetryInfo` packed in an `Any`.
+const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+/// The most of an upstream's error text kept for a log line.
+const MAX_MESSAGE_BYTES: usize = 512;
+
+/// `google.rpc.Status`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct ProtoAny {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+/// `Export{Trace,Metrics,Logs}ServiceResponse`.
+#[derive(Clone, PartialEq, Message)]
+struct ExportResponse {
+    #[prost(message, optional, tag = "1")]
+    partial_success: Option<ProtoPartialSuccess>,
+}
+
+/// `Export{Trace,Metrics,Logs}PartialSuccess`.
+#[derive(Clone, PartialEq, Message)]
+struct ProtoPartialSuccess {
+    #[prost(int64, tag = "1")]
+    rejected: i64,
+    #[prost(string, tag = "2")]
+    error_message: String,
+}
+
+/// What a successful response said: how many items the upstream refused, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    pub rejected: u64,
+    pub message: String,
+}
+
+/// Reads a protobuf `Export*ServiceResponse`. An empty body is a full success.
+pub(crate) fn delivered_from_proto(body: &[u8]) -> Result<Delivered, prost::DecodeError> {
+    let response = ExportResponse::decode(body)?;
+    Ok(response
+        .partial_success
+        .map(|p| Delivered {
+            rejected: p.rejected.max(0) as u64,
+            message: truncate(p.error_message),
+        })
+        .unwrap_or_default())
+}
+
+/// Reads an OTLP/JSON `Export*ServiceResponse`; 64-bit counts may come as strings, and keys in
+/// lowerCamelCase or as proto field names. An empty body is a full success.
+pub(crate) fn delivered_from_json(body: &[u8]) -> Result<Delivered, serde_json::Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Delivered::default());
+    }
+    let tree: Value = serde_json::from_slice(body)?;
+    let Some(partial) = field(&tree, "partialSuccess", "partial_success") else {
+        return Ok(Delivered::default());
+    };
+    let rejected = [
+        ("rejectedSpans", "rejected_spans"),
+        ("rejectedDataPoints", "rejected_data_points"),
+        ("rejectedLogRecords", "rejected_log_records"),
+    ]
+    .iter()
+    .find_map(|(camel, snake)| field(partial, camel, snake))
+    .and_then(|v| match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    })
+    .unwrap_or(0);
+    let message = field(partial, "errorMessage", "error_message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok(Delivered {
+        rejected: rejected.max(0) as u64,
+        message: truncate(message.to_string()),
+    })
+}
+
+fn field<'a>(tree: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+    tree.get(camel).or_else(|| tree.get(snake))
+}
+
+/// The retry delay in a `grpc-status-details-bin` value (base64 of a `google.rpc.Status`), if
+/// the status carries a `RetryInfo`.
+pub(crate) fn retry_delay_from_details(value: &[u8]) -> Option<Duration> {
+    // gRPC sends binary headers unpadded but must accept padding.
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = engine.decode(value).ok()?;
+    let status = RpcStatus::decode(&bytes[..]).ok()?;
+    let info = status
+        .details
+        .iter()
+        .find(|any| any.type_url == RETRY_INFO_TYPE)?;
+    let delay = RetryInfo::decode(&info.value[..]).ok()?.retry_delay?;
+    let secs = u64::try_from(delay.seconds).unwrap_or(0);
+    let nanos = u32::try_from(delay.nanos).unwrap_or(0).min(999_999_999);
+    Some(Duration::new(secs, nanos))
+}
+
+/// Decodes a `grpc-message` value (percent-encoded UTF-8). Malformed escapes are kept as they
+/// are: the message is for a log line, not for a decision.
+pub(crate) fn grpc_message(value: &[u8]) -> String {
+    let mut out = Vec::with_capacity(value.len().min(MAX_MESSAGE_BYTES));
+    let mut i = 0;
+    while i < value.len() {
+        let byte = value[i];
+        let escaped = (byte == b'%')
+            .then(|| value.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 3;
+            }
+            None => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    truncate(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The human part of an HTTP error body: the `message` of a `google.rpc.Status` (protobuf or
+/// JSON, as OTLP/HTTP servers send it), or the body's text.
+pub(crate) fn http_error_message(body: &[u8], json: bool) -> String {
+    if body.is_empty() {
+        return String::new();
+    }
+    if json {
+        if let Ok(tree) = serde_json::from_slice::<Value>(body) {
+            if let Some(message) = tree.get("message").and_then(Value::as_str) {
+                return truncate(message.to_string());
+            }
+        }
+    } else if let Ok(status) = RpcStatus::decode(body) {
+        if !status.message.is_empty() {
+            return truncate(status.message);
+        }
+    }
+    truncate(String::from_utf8_lossy(body).into_owned())
+}
+
+fn truncate(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+
+    /// A `grpc-status-details-bin` value asking for `delay`.
+    fn details_with_retry_info(delay: Duration) -> String {
+        let info = RetryInfo {
+            retry_delay: Some(ProtoDuration {
+                seconds: delay.as_secs() as i64,
+                nanos: delay.subsec_nanos() as i32,
+            }),
+        };
+        let status = RpcStatus {
+            code: 8,
+            message: "slow down".into(),
+            details: vec![ProtoAny {
+                type_url: RETRY_INFO_TYPE.into(),
+                value: info.encode_to_vec(),
+            }],
+        };
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec())
+    }
+
+    #[test]
+    fn reads_retry_info_padded_or_not() {
+        let value = details_with_retry_info(Duration::from_millis(1500));
+        assert_eq!(
+            retry_delay_from_details(value.as_bytes()),
+            Some(Duration::from_millis(1500))
+        );
+        let padded = format!("{value}{}", "=".repeat((4 - value.len() % 4) % 4));
+        assert_eq!(
+            retry_delay_from_details(padded.as_bytes()),
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn status_without_retry_info_has_no_delay() {
+        let status = RpcStatus {
+            code: 8,
+            message: "full".into(),
+            details: vec![ProtoAny {
+                type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
+                value: vec![],
+            }],
+        };
+        let value = base64::engine::general_purpose::STANDARD.encode(status.encode_to_vec());
+        assert_eq!(retry_delay_from_details(value.as_bytes()), None);
+        assert_eq!(retry_delay_from_details(b"!!not base64"), None);
+    }
+
+    #[test]
+    fn reads_partial_success_from_the_real_message() {
+        let response = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "bad span".into(),
+            }),
+        };
+        assert_eq!(
+            delivered_from_proto(&response.encode_to_vec()).unwrap(),
+            Delivered {
+                rejected: 3,
+                message: "bad span".into()
+            }
+        );
+        assert_eq!(delivered_from_proto(&[]).unwrap(), Delivered::default());
+    }
+
+    #[test]
+    fn reads_partial_success_from_json() {
+        let body = br#"{"partialSuccess":{"rejectedLogRecords":"4","errorMessage":"x"}}"#;
+        assert_eq!(
+            delivered_from_json(body).unwrap(),
+            Delivered {
+                rejected: 4,
+                message: "x".into()
+            }
+        );
+        let body = br#"{"partial_success":{"rejected_data_points":2}}"#;
+        assert_eq!(delivered_from_json(body).unwrap().rejected, 2);
+        assert_eq!(delivered_from_json(b"{}").unwrap(), Delivered::default());
+        assert_eq!(delivered_from_json(b"").unwrap(), Delivered::default());
+    }
+
+    #[test]
+    fn decodes_grpc_message() {
+        assert_eq!(
+            grpc_message(b"bad%20request%3A%20%E2%9C%93"),
+            "bad request: ✓"
+        );
+        assert_eq!(grpc_message(b"100%"), "100%");
+        assert_eq!(
+            grpc_message(&[b'a'; 2000]).len(),
+            MAX_MESSAGE_BYTES + '…'.len_utf8()
+        );
+    }
+
+    #[test]
+    fn error_bodies() {
+        let status = RpcStatus {
+            code: 3,
+            message: "invalid trace id".into(),
+            details: vec![],
+        };
+        assert_eq!(
+            http_error_message(&status.encode_to_vec(), false),
+            "invalid trace id"
+        );
+        assert_eq!(
+            http_error_message(br#"{"code":3,"message":"nope"}"#, true),
+            "nope"
+        );
+        assert_eq!(http_error_message(b"plain text", true), "plain text");
+    }
+}
