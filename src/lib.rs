@@ -3,4 +3,10 @@
 //! The crate follows a span's path: [`wire`] validates and reads OTLP requests in place and
 //! frames new ones from their bytes; routing by trace id lives in the `tailgate-shards` crate.
 
+pub mod config;
+pub mod export;
+pub mod gateway;
+pub mod ingest;
+pub mod lifecycle;
+pub mod telemetry;
 pub mod wire;

@@ -1,16 +1,93 @@
 //! The `tailgate` gateway binary.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
+use tailgate::config::{Config, LogLevel};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-fn main() {
-    println!(
-        "tailgate {}: the OTLP wire layer is built; the gateway is not yet.\n\
-         When it is, this command will run one shard per CPU, receive OTLP on 0.0.0.0:4317 (gRPC) \
-         and 0.0.0.0:4318 (HTTP), route every span to the shard owning its trace, keep errors, \
-         slow traces and 10% of the rest, and print a summary of each exported batch.",
-        env!("CARGO_PKG_VERSION")
-    );
+/// tailgate: a thread-per-core OTLP gateway with trace-consistent tail sampling.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file (the Collector's YAML layout); without it, the embedded default.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate a configuration file and exit 0 if it is valid, 1 if not.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(path) => Config::load(path).map_err(|err| err.to_string()),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn init_logs(level: LogLevel) {
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match Config::load(&file) {
+            Ok(config) => {
+                println!(
+                    "{}: valid ({} pipeline(s))",
+                    config.source,
+                    config.service.pipelines.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Run) | None => {
+            let config = match load(cli.config.as_ref()) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logs(config.service.telemetry.logs.level);
+            match tailgate::gateway::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("tailgate: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -6,3 +6,4 @@
 //! any cross-shard state.
 
 pub mod route;
+pub mod runtime;

@@ -17,6 +17,7 @@
 //! is the one place prost types are used outside tests.
 
 mod common;
+pub mod encode;
 mod envelope;
 mod error;
 mod fields;

@@ -1,0 +1,577 @@
+//! Starting and stopping the gateway: from a [`Config`] to running shards, and back.
+//!
+//! Start-up happens on the main thread: the configuration becomes a [`Plan`] (plain values,
+//! cloned into every shard), every shard's metric cells are registered in one registry (which is
+//! read-only from then on), the admin server starts, and one shard per configured CPU is spawned.
+//! Each shard then builds its own pipelines, exporters and receivers on its own executor, binds
+//! its own SO_REUSEPORT listeners, and reports itself up.
+//!
+//! Shutdown (SIGTERM or SIGINT) runs in every shard in the same order, each step bounded by
+//! [`DRAIN_TIMEOUT`]: stop accepting; let in-flight requests finish; close this shard's mesh
+//! senders and wait until every peer has closed its own (so every span routed here has
+//! arrived); flush the batchers; drain the exporters' queues, counting anything still unsent at
+//! the deadline as dropped with reason `shutdown`. Then the process exits 0.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpListener;
+use tailgate_shards::runtime::{self, Shard};
+
+use crate::config::{self, Config, Cpus, Exporter as ExporterConfig, Processor};
+use crate::export::{
+    self, Batcher, BatcherSettings, DebugSettings, ExportObserver, Exporter, ExporterSettings,
+    OtlpGrpcSettings, OtlpHttpSettings, Pipeline, QueueSettings, RetrySettings,
+    MAX_BATCH_BYTES_DEFAULT,
+};
+use crate::ingest::grpc::{GrpcReceiver, GrpcSettings};
+use crate::ingest::http::{HttpReceiver, HttpSettings};
+use crate::ingest::stop::Stop;
+use crate::ingest::{Deliver, Delivery, Ingest, Limits};
+use crate::lifecycle;
+use crate::telemetry::{
+    AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
+    RegistryBuilder, ShardMetrics,
+};
+use crate::wire::Signal;
+
+/// How long each shutdown step may take before the gateway moves on.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration asks for something this build does not do.
+    Unsupported(String),
+    /// An address did not resolve, or a listener or thread could not be set up.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Unsupported(what) => f.write_str(what),
+            StartError::Io(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<io::Error> for StartError {
+    fn from(err: io::Error) -> Self {
+        StartError::Io(err)
+    }
+}
+
+/// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
+#[derive(Debug, Clone)]
+struct ReceiverPlan {
+    name: String,
+    grpc: Option<(SocketAddr, GrpcSettings)>,
+    http: Option<(SocketAddr, HttpSettings)>,
+}
+
+/// `Signal` as an ordered key.
+type SignalKey = u8;
+
+fn key(signal: Signal) -> SignalKey {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+/// One pipeline: its batching and its exporters.
+#[derive(Debug, Clone)]
+struct PipelinePlan {
+    signal: Signal,
+    batch: BatcherSettings,
+    exporters: Vec<(String, ExporterSettings)>,
+}
+
+/// Everything a shard needs to build itself, as plain values.
+#[derive(Debug, Clone)]
+struct Plan {
+    cpus: Vec<usize>,
+    channel_capacity: usize,
+    receivers: Vec<ReceiverPlan>,
+    pipelines: Vec<PipelinePlan>,
+    admin: SocketAddr,
+}
+
+fn resolve(endpoint: &config::Endpoint) -> Result<SocketAddr, StartError> {
+    format!("{}:{}", endpoint.host, endpoint.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| StartError::Unsupported(format!("{endpoint} does not resolve")))
+}
+
+fn retry(config: &config::RetryOnFailure) -> RetrySettings {
+    RetrySettings {
+        enabled: config.enabled,
+        initial_interval: config.initial_interval,
+        max_interval: config.max_interval,
+        // The Collector reads 0 as "retry forever"; tailgate keeps every loop bounded, so no
+        // limit becomes the longest the Collector documents as a default, an hour.
+        max_elapsed_time: config.max_elapsed_time.unwrap_or(Duration::from_secs(3600)),
+    }
+}
+
+fn queue(config: &config::SendingQueue) -> QueueSettings {
+    QueueSettings {
+        enabled: config.enabled,
+        num_consumers: config.num_consumers as usize,
+        queue_size: config.queue_size as usize,
+    }
+}
+
+fn compression(config: config::Compression) -> export::Compression {
+    match config {
+        config::Compression::None => export::Compression::None,
+        config::Compression::Gzip => export::Compression::Gzip,
+        config::Compression::Zstd => export::Compression::Zstd,
+    }
+}
+
+fn exporter_settings(config: &ExporterConfig) -> ExporterSettings {
+    match config {
+        ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
+            endpoint: otlp.endpoint.to_string(),
+            headers: otlp.headers.clone().into_iter().collect(),
+            compression: compression(otlp.compression),
+            timeout: otlp.timeout,
+            retry: retry(&otlp.retry_on_failure),
+            queue: queue(&otlp.sending_queue),
+        }),
+        ExporterConfig::OtlpHttp(http) => {
+            let url = |signal| http.url(signal).map(ToString::to_string);
+            ExporterSettings::OtlpHttp(OtlpHttpSettings {
+                endpoint: url(Signal::Traces).unwrap_or_default(),
+                traces_endpoint: url(Signal::Traces),
+                metrics_endpoint: url(Signal::Metrics),
+                logs_endpoint: url(Signal::Logs),
+                headers: http.headers.clone().into_iter().collect(),
+                compression: compression(http.compression),
+                encoding: match http.encoding {
+                    config::Encoding::Proto => export::Encoding::Proto,
+                    config::Encoding::Json => export::Encoding::Json,
+                },
+                timeout: http.timeout,
+                retry: retry(&http.retry_on_failure),
+                queue: queue(&http.sending_queue),
+            })
+        }
+        ExporterConfig::Debug(debug) => ExporterSettings::Debug(DebugSettings {
+            verbosity: match debug.verbosity {
+                config::Verbosity::Basic => export::Verbosity::Basic,
+                config::Verbosity::Normal => export::Verbosity::Normal,
+                config::Verbosity::Detailed => export::Verbosity::Detailed,
+            },
+        }),
+    }
+}
+
+impl Plan {
+    fn from_config(config: &Config) -> Result<Plan, StartError> {
+        let cpus = match &config.shards.cpus {
+            Cpus::All => runtime::all_cpus(),
+            Cpus::List(list) => list.iter().map(|&cpu| usize::from(cpu)).collect(),
+        };
+        // A delivery reaching its owner shard carries its signal, not the receiver it came
+        // through, so a signal's data goes to every pipeline of that signal: the pipelines of
+        // one signal must take the same receivers, or the Collector's routing would change.
+        let mut receivers_of: [Option<BTreeSet<String>>; 3] = Default::default();
+        let mut pipelines = Vec::new();
+        for pipeline in &config.service.pipelines {
+            let signal = pipeline.id.signal;
+            let names: BTreeSet<String> =
+                pipeline.receivers.iter().map(ToString::to_string).collect();
+            match &receivers_of[key(signal) as usize] {
+                Some(seen) if *seen != names => {
+                    return Err(StartError::Unsupported(format!(
+                        "the {} pipelines take different receivers; tailgate sends a signal's \
+                         data to every pipeline of that signal, so they must all list the same \
+                         receivers",
+                        signal.as_str()
+                    )))
+                }
+                _ => receivers_of[key(signal) as usize] = Some(names),
+            }
+            let mut batch = BatcherSettings {
+                send_batch_size: 1,
+                send_batch_max_size: 0,
+                timeout: Duration::ZERO,
+                max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
+            };
+            for id in &pipeline.processors {
+                match config.processors.by_id.get(id) {
+                    Some(Processor::Batch(b)) => {
+                        batch = BatcherSettings {
+                            send_batch_size: u64::from(b.send_batch_size),
+                            send_batch_max_size: b.send_batch_max_size.map_or(0, u64::from),
+                            timeout: b.timeout,
+                            max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
+                        }
+                    }
+                    Some(Processor::TailSampling(_)) => tracing::warn!(
+                        "processor {id} in pipeline {}: tail sampling is configured but not yet \
+                         acted on; traces pass through unsampled",
+                        pipeline.id
+                    ),
+                    Some(Processor::MemoryLimiter(_)) => tracing::warn!(
+                        "processor {id} in pipeline {}: the memory limiter is configured but not \
+                         yet acted on; bounded channels and queues apply backpressure instead",
+                        pipeline.id
+                    ),
+                    None => {}
+                }
+            }
+            let exporters = pipeline
+                .exporters
+                .iter()
+                .filter_map(|id| {
+                    let exporter = config.exporters.by_id.get(id)?;
+                    Some((id.to_string(), exporter_settings(exporter)))
+                })
+                .collect();
+            pipelines.push(PipelinePlan {
+                signal,
+                batch,
+                exporters,
+            });
+        }
+        let mut receivers = Vec::new();
+        for (id, receiver) in &config.receivers.by_id {
+            let config::Receiver::Otlp(otlp) = receiver;
+            let name = id.to_string();
+            // A receiver no pipeline takes from is not started, as in the Collector.
+            if !receivers_of
+                .iter()
+                .any(|names| names.as_ref().is_some_and(|n| n.contains(&name)))
+            {
+                continue;
+            }
+            let grpc = match &otlp.grpc {
+                Some(grpc) => Some((
+                    resolve(&grpc.endpoint)?,
+                    GrpcSettings {
+                        limits: Limits {
+                            max_message_bytes: grpc.max_recv_msg_size_mib as usize * (1 << 20),
+                        },
+                        max_concurrent_streams: grpc.max_concurrent_streams,
+                    },
+                )),
+                None => None,
+            };
+            let http = match &otlp.http {
+                Some(http) => Some((
+                    resolve(&http.endpoint)?,
+                    HttpSettings {
+                        limits: Limits {
+                            max_message_bytes: usize::try_from(http.max_request_body_size)
+                                .unwrap_or(usize::MAX),
+                        },
+                        traces_path: http.traces_url_path.clone(),
+                        metrics_path: http.metrics_url_path.clone(),
+                        logs_path: http.logs_url_path.clone(),
+                    },
+                )),
+                None => None,
+            };
+            receivers.push(ReceiverPlan { name, grpc, http });
+        }
+        Ok(Plan {
+            cpus,
+            channel_capacity: config.shards.channel_capacity as usize,
+            receivers,
+            pipelines,
+            admin: resolve(&config.service.telemetry.metrics.address)?,
+        })
+    }
+}
+
+/// One shard's metric cells, registered on the main thread before the shards start.
+struct ShardTelemetry {
+    receivers: Vec<(ReceiverMetrics, ReceiverMetrics)>,
+    shard: ShardMetrics,
+    exporters: Vec<ExporterMetrics>,
+    drops: DropMetrics,
+}
+
+/// Feeds an exporter's outcomes into its metrics and the shard's drop counters.
+struct Observer {
+    metrics: ExporterMetrics,
+    drops: DropMetrics,
+    signal: Signal,
+}
+
+impl ExportObserver for Observer {
+    fn sent(&self, signal: Signal, items: u64) {
+        self.metrics.signal(signal).sent.add(items);
+    }
+
+    fn send_failed(&self, signal: Signal, items: u64, reason: &'static str) {
+        self.metrics.signal(signal).send_failed.add(items);
+        let reason = if reason == export::reason::SHUTDOWN {
+            DropReason::Shutdown
+        } else {
+            DropReason::ExportFailed
+        };
+        self.drops.add(signal, reason, items);
+    }
+
+    fn queue_len(&self, len: usize) {
+        self.metrics.signal(self.signal).queue_size.set(len as i64);
+    }
+}
+
+/// A shard's pipelines, as the receivers' [`Deliver`].
+struct Pipelines {
+    by_signal: [Vec<Pipeline>; 3],
+}
+
+impl Deliver for Pipelines {
+    fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+        Box::pin(async move {
+            for pipeline in &self.by_signal[key(delivery.signal) as usize] {
+                // A closed pipeline means shutdown has passed its flush; the push is refused
+                // and the items are counted as dropped by the exporters' shutdown accounting.
+                let _ = pipeline
+                    .push(delivery.signal, &delivery.bytes, delivery.items)
+                    .await;
+            }
+        })
+    }
+}
+
+/// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.
+pub fn run(config: &Config) -> Result<(), StartError> {
+    let plan = Plan::from_config(config)?;
+    let shard_count = plan.cpus.len();
+    lifecycle::raise_open_files_limit();
+
+    let mut builder = RegistryBuilder::new();
+    let exporter_names: Vec<String> = plan
+        .pipelines
+        .iter()
+        .flat_map(|p| p.exporters.iter().map(|(name, _)| name.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let telemetry: Vec<Mutex<Option<ShardTelemetry>>> = (0..shard_count)
+        .map(|shard| {
+            Mutex::new(Some(ShardTelemetry {
+                receivers: plan
+                    .receivers
+                    .iter()
+                    .map(|r| {
+                        (
+                            ReceiverMetrics::register(&mut builder, &r.name, "grpc", shard),
+                            ReceiverMetrics::register(&mut builder, &r.name, "http", shard),
+                        )
+                    })
+                    .collect(),
+                shard: ShardMetrics::register(&mut builder, shard),
+                exporters: exporter_names
+                    .iter()
+                    .map(|name| ExporterMetrics::register(&mut builder, name, shard))
+                    .collect(),
+                drops: DropMetrics::register(&mut builder, shard),
+            }))
+        })
+        .collect();
+    let registry = builder.build();
+    let health = Arc::new(Health::new(shard_count));
+    let admin = AdminServer::start(plan.admin, registry, health.clone())?;
+    let flag = lifecycle::shutdown_flag()?;
+    tracing::info!(
+        "tailgate {}: {} shard(s) on CPUs {:?}; metrics on http://{}/metrics",
+        env!("CARGO_PKG_VERSION"),
+        shard_count,
+        plan.cpus,
+        admin.local_addr()
+    );
+
+    let telemetry = Arc::new(telemetry);
+    let shared_exporter_names = Arc::new(exporter_names);
+    let shards = runtime::start::<Delivery, _, _>(&plan.cpus, plan.channel_capacity, {
+        let plan = plan.clone();
+        move |shard| async move {
+            let mine = telemetry[shard.id]
+                .lock()
+                .expect("telemetry lock")
+                .take()
+                .expect("each shard takes its own telemetry once");
+            run_shard(shard, plan, mine, &shared_exporter_names, health, flag).await;
+        }
+    })?;
+    shards.join()?;
+    admin.shutdown()?;
+    tracing::info!("tailgate: drained, exiting");
+    Ok(())
+}
+
+async fn run_shard(
+    shard: Shard<Delivery>,
+    plan: Plan,
+    telemetry: ShardTelemetry,
+    exporter_names: &[String],
+    health: Arc<Health>,
+    flag: Arc<AtomicBool>,
+) {
+    let id = shard.id;
+    let mut by_signal: [Vec<Pipeline>; 3] = Default::default();
+    let mut exporters: Vec<Rc<Exporter>> = Vec::new();
+    for pipeline in &plan.pipelines {
+        let mut pipeline_exporters = Vec::new();
+        for (name, settings) in &pipeline.exporters {
+            let index = exporter_names
+                .iter()
+                .position(|n| n == name)
+                .expect("every exporter was registered");
+            let observer = Rc::new(Observer {
+                metrics: telemetry.exporters[index].clone(),
+                drops: telemetry.drops.clone(),
+                signal: pipeline.signal,
+            });
+            match Exporter::new(name, id, settings.clone(), observer) {
+                Ok(exporter) => {
+                    let exporter = Rc::new(exporter);
+                    telemetry.exporters[index]
+                        .signal(pipeline.signal)
+                        .queue_capacity
+                        .set(exporter.queue_capacity() as i64);
+                    exporters.push(exporter.clone());
+                    pipeline_exporters.push(exporter);
+                }
+                Err(err) => {
+                    tracing::error!("shard {id}: exporter {name}: {err}");
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
+        by_signal[key(pipeline.signal) as usize].push(Pipeline::new(batcher, pipeline_exporters));
+    }
+    let pipelines = Rc::new(Pipelines { by_signal });
+    let ingest = Rc::new(Ingest::new(
+        id,
+        shard.router,
+        shard.senders,
+        pipelines.clone(),
+        telemetry.shard.clone(),
+    ));
+    let stop = Rc::new(Stop::default());
+
+    // The mesh: one task per peer hands what that peer routed here to the pipelines.
+    let mut receivers = shard.receivers;
+    let mut mesh_tasks = Vec::new();
+    for (_peer, stream) in receivers.streams() {
+        let ingest = ingest.clone();
+        mesh_tasks.push(glommio::spawn_local(async move {
+            while let Some(delivery) = stream.recv().await {
+                ingest.receive_owned(delivery).await;
+            }
+        }));
+    }
+
+    let mut grpc_receivers = Vec::new();
+    let mut listener_tasks = Vec::new();
+    let mut failed = false;
+    for (receiver, (grpc_metrics, http_metrics)) in plan.receivers.iter().zip(telemetry.receivers) {
+        if let Some((addr, settings)) = &receiver.grpc {
+            match TcpListener::bind(addr) {
+                Ok(listener) => {
+                    let grpc = GrpcReceiver::new(
+                        ingest.clone(),
+                        grpc_metrics,
+                        *settings,
+                        health.clone(),
+                        stop.clone(),
+                    );
+                    grpc_receivers.push(grpc.clone());
+                    listener_tasks.push(glommio::spawn_local(grpc.serve(listener)));
+                }
+                Err(err) => {
+                    tracing::error!(
+                        "shard {id}: receiver {}: binding gRPC on {addr}: {err}",
+                        receiver.name
+                    );
+                    failed = true;
+                }
+            }
+        }
+        if let Some((addr, settings)) = &receiver.http {
+            match TcpListener::bind(addr) {
+                Ok(listener) => {
+                    let http = HttpReceiver::new(
+                        ingest.clone(),
+                        http_metrics,
+                        settings.clone(),
+                        stop.clone(),
+                    );
+                    listener_tasks.push(glommio::spawn_local(http.serve(listener)));
+                }
+                Err(err) => {
+                    tracing::error!(
+                        "shard {id}: receiver {}: binding HTTP on {addr}: {err}",
+                        receiver.name
+                    );
+                    failed = true;
+                }
+            }
+        }
+    }
+    if failed {
+        // A shard that cannot listen stops the whole gateway rather than run degraded.
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        health.shard_up();
+    }
+
+    lifecycle::watch(flag, stop.clone()).await;
+    health.start_draining();
+
+    // 1. Stop accepting; let in-flight requests finish.
+    for task in listener_tasks {
+        task.await;
+    }
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while grpc_receivers.iter().any(|r| r.open_connections() > 0) && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    // 2. Close this shard's senders; wait until every peer closed theirs and all was delivered.
+    ingest.close_mesh();
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    for task in mesh_tasks {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if glommio::timer::timeout(remaining, async {
+            task.await;
+            Ok(())
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("shard {id}: a peer did not finish its deliveries in time");
+            break;
+        }
+    }
+    // 3. Flush the batchers into the exporters, then drain the exporters.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    for pipelines in &pipelines.by_signal {
+        for pipeline in pipelines {
+            pipeline.shutdown(deadline).await;
+        }
+    }
+    drop(exporters);
+    health.shard_down();
+}

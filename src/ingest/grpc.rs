@@ -1,0 +1,339 @@
+//! The OTLP/gRPC receiver: HTTP/2 (the `h2` crate) on the shard's io_uring sockets.
+//!
+//! Each shard accepts on its own SO_REUSEPORT listener and runs every connection it accepts as a
+//! task of its own executor; the connection task drives HTTP/2 and spawns one task per call.
+//! A call's message is read under the size limit (flow-control capacity is released only as the
+//! body is consumed, so a shard that stops reading slows its clients), its gRPC framing and
+//! `grpc-encoding` decoded, and handed to [`Ingest::export`]. Answers follow the OTLP
+//! specification: OK with an `Export*ServiceResponse` (carrying partial success when spans were
+//! rejected), INVALID_ARGUMENT for undecodable data, RESOURCE_EXHAUSTED for a message over the
+//! limit, UNIMPLEMENTED for other methods and encodings, UNAVAILABLE while draining.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_lite::future;
+use glommio::net::{TcpListener, TcpStream};
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use super::body::{self, BodyError, Coding};
+use super::status::{rpc_status, IngestError};
+use super::stop::Stop;
+use super::{Ingest, Limits};
+use crate::telemetry::{Health, ReceiverMetrics};
+use crate::wire::encode::export_response;
+use crate::wire::Signal;
+
+const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// HTTP/2 flow-control windows: how much a client may send before the shard has read it.
+const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
+/// The largest HTTP/2 frame accepted, and the largest header block.
+const MAX_FRAME_BYTES: u32 = 1 << 20;
+const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+/// Connections one shard serves at once; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS_PER_SHARD: usize = 16_384;
+/// How long a client is asked to wait before retrying a refused call.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Settings of one shard's gRPC receiver.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcSettings {
+    pub limits: Limits,
+    pub max_concurrent_streams: u32,
+}
+
+/// One shard's gRPC receiver.
+pub struct GrpcReceiver {
+    ingest: Rc<Ingest>,
+    metrics: ReceiverMetrics,
+    settings: GrpcSettings,
+    health: Arc<Health>,
+    stop: Rc<Stop>,
+    connections: Cell<usize>,
+}
+
+impl GrpcReceiver {
+    pub fn new(
+        ingest: Rc<Ingest>,
+        metrics: ReceiverMetrics,
+        settings: GrpcSettings,
+        health: Arc<Health>,
+        stop: Rc<Stop>,
+    ) -> Rc<Self> {
+        Rc::new(GrpcReceiver {
+            ingest,
+            metrics,
+            settings,
+            health,
+            stop,
+            connections: Cell::new(0),
+        })
+    }
+
+    /// Accepts connections until the stop signal, then lets the open ones drain.
+    pub async fn serve(self: Rc<Self>, listener: TcpListener) {
+        loop {
+            let accepted = future::or(async { Some(listener.accept().await) }, async {
+                self.stop.wait().await;
+                None
+            })
+            .await;
+            let Some(accepted) = accepted else { break };
+            let Ok(stream) = accepted else { continue };
+            if self.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
+                drop(stream);
+                continue;
+            }
+            let receiver = self.clone();
+            glommio::spawn_local(async move { receiver.serve_connection(stream).await }).detach();
+        }
+    }
+
+    /// Number of connections this shard has open.
+    pub fn open_connections(&self) -> usize {
+        self.connections.get()
+    }
+
+    async fn serve_connection(self: Rc<Self>, stream: TcpStream) {
+        self.connections.set(self.connections.get() + 1);
+        let _ = stream.set_nodelay(true);
+        let handshake = h2::server::Builder::new()
+            .max_concurrent_streams(self.settings.max_concurrent_streams)
+            .initial_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .max_frame_size(MAX_FRAME_BYTES)
+            .max_header_list_size(MAX_HEADER_LIST_BYTES)
+            .handshake::<_, Bytes>(stream.compat());
+        let handshake = future::or(async { Some(handshake.await) }, async {
+            self.stop.wait().await;
+            None
+        });
+        if let Some(Ok(mut connection)) = handshake.await {
+            let mut draining = false;
+            loop {
+                // `accept` also drives the connection's I/O for the calls in flight, so it is
+                // polled until the connection ends, draining or not.
+                let next = if draining {
+                    connection.accept().await
+                } else {
+                    match future::or(async { Some(connection.accept().await) }, async {
+                        self.stop.wait().await;
+                        None
+                    })
+                    .await
+                    {
+                        Some(next) => next,
+                        None => {
+                            draining = true;
+                            connection.graceful_shutdown();
+                            continue;
+                        }
+                    }
+                };
+                let Some(Ok((request, respond))) = next else {
+                    break;
+                };
+                let receiver = self.clone();
+                glommio::spawn_local(async move { receiver.serve_call(request, respond).await })
+                    .detach();
+            }
+        }
+        self.connections.set(self.connections.get() - 1);
+    }
+
+    async fn serve_call(
+        &self,
+        request: http::Request<RecvStream>,
+        mut respond: SendResponse<Bytes>,
+    ) {
+        let is_grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        if !is_grpc {
+            // The gRPC protocol answers a non-gRPC content type at the HTTP level.
+            let response = Response::builder()
+                .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                .body(())
+                .expect("static response");
+            let _ = respond.send_response(response, true);
+            return;
+        }
+        let call = match request.uri().path() {
+            TRACE_EXPORT => Some(Signal::Traces),
+            METRICS_EXPORT => Some(Signal::Metrics),
+            LOGS_EXPORT => Some(Signal::Logs),
+            HEALTH_CHECK => None,
+            other => {
+                let err = IngestError::UnknownMethod(other.to_string());
+                return send_error(&mut respond, &err);
+            }
+        };
+        let result = match call {
+            Some(signal) => self.export(signal, request).await,
+            None => Ok(self.health_check()),
+        };
+        match result {
+            Ok(message) => send_message(&mut respond, &message),
+            Err(err) => send_error(&mut respond, &err),
+        }
+    }
+
+    fn health_check(&self) -> Vec<u8> {
+        // grpc.health.v1.HealthCheckResponse { status = 1 }: SERVING 1, NOT_SERVING 2.
+        let serving = self.health.readiness().is_ok() && !self.stop.is_triggered();
+        vec![0x08, if serving { 1 } else { 2 }]
+    }
+
+    async fn export(
+        &self,
+        signal: Signal,
+        request: http::Request<RecvStream>,
+    ) -> Result<Vec<u8>, IngestError> {
+        if self.stop.is_triggered() {
+            return Err(IngestError::Unavailable {
+                reason: "the gateway is shutting down",
+                retry_after: RETRY_AFTER,
+            });
+        }
+        let coding = match request.headers().get("grpc-encoding") {
+            None => Coding::Identity,
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(Coding::parse)
+                .ok_or_else(|| IngestError::Unsupported(format!("grpc-encoding {value:?}")))?,
+        };
+        let limit = self.settings.limits.max_message_bytes;
+        let mut framed = read_body(request.into_body(), limit + 5).await?;
+        let (compressed, len) = match framed.get(..5) {
+            Some(&[flag, a, b, c, d]) => (flag & 1 == 1, u32::from_be_bytes([a, b, c, d]) as usize),
+            _ => {
+                return Err(IngestError::Corrupt(
+                    "gRPC message shorter than its 5-byte prefix".into(),
+                ))
+            }
+        };
+        if len != framed.len() - 5 {
+            return Err(IngestError::Corrupt(format!(
+                "gRPC message prefix says {len} bytes, the stream carried {}",
+                framed.len() - 5
+            )));
+        }
+        framed.drain(..5);
+        let message = if compressed {
+            if coding == Coding::Identity {
+                return Err(IngestError::Corrupt(
+                    "compressed message without grpc-encoding".into(),
+                ));
+            }
+            body::decode(coding, framed, limit).map_err(|err| match err {
+                BodyError::TooLarge { limit } => IngestError::TooLarge { limit },
+                BodyError::Corrupt(err) => IngestError::Corrupt(err),
+            })?
+        } else {
+            framed
+        };
+        let outcome = self.ingest.export(signal, message, &self.metrics).await?;
+        Ok(export_response(outcome.rejected, &outcome.message))
+    }
+}
+
+/// Reads a call's whole body, refusing more than `limit` bytes, releasing flow-control capacity
+/// as it goes.
+async fn read_body(mut body: RecvStream, limit: usize) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|err| IngestError::Corrupt(format!("HTTP/2 stream: {err}")))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if out.len() + chunk.len() > limit {
+            return Err(IngestError::TooLarge { limit: limit - 5 });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn grpc_headers(response: &mut Response<()>) {
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+}
+
+/// Answers OK with one message.
+fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
+    let mut response = Response::new(());
+    grpc_headers(&mut response);
+    let Ok(mut stream) = respond.send_response(response, false) else {
+        return;
+    };
+    let mut frame = Vec::with_capacity(5 + message.len());
+    frame.push(0);
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    if stream.send_data(Bytes::from(frame), false).is_err() {
+        return;
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let _ = stream.send_trailers(trailers);
+}
+
+/// Answers with an error status, as a trailers-only response.
+fn send_error(respond: &mut SendResponse<Bytes>, err: &IngestError) {
+    let code = err.grpc_code();
+    let message = err.to_string();
+    let mut response = Response::new(());
+    grpc_headers(&mut response);
+    let headers = response.headers_mut();
+    headers.insert("grpc-status", HeaderValue::from(code as u16));
+    if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
+        headers.insert("grpc-message", value);
+    }
+    if let Some(delay) = err.retry_after() {
+        let details = rpc_status(code, &message, Some(delay));
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(details);
+        if let Ok(value) = HeaderValue::from_str(&encoded) {
+            headers.insert("grpc-status-details-bin", value);
+        }
+    }
+    let _ = respond.send_response(response, true);
+}
+
+/// Percent-encodes a `grpc-message` as the gRPC protocol asks: printable ASCII other than `%`
+/// stays, everything else becomes `%XX`.
+fn percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for &byte in message.as_bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_messages_are_percent_encoded() {
+        assert_eq!(percent_encode("bad id: 100%"), "bad id: 100%25");
+        assert_eq!(percent_encode("é\n"), "%C3%A9%0A");
+    }
+}

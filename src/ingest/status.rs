@@ -1,0 +1,118 @@
+//! What went wrong with a request, and how each receiver says so.
+//!
+//! Every refusal is an [`IngestError`]; this module is the one place that maps it to a gRPC
+//! status code and to an HTTP status, following the OTLP specification: undecodable data is a
+//! permanent error (INVALID_ARGUMENT / 400), an oversized message is RESOURCE_EXHAUSTED / 413,
+//! an unknown method UNIMPLEMENTED / 404, and pressure is a retryable refusal
+//! (RESOURCE_EXHAUSTED with `RetryInfo` / 429 or 503 with `Retry-After`).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::wire::WireError;
+
+/// gRPC status codes used by the receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GrpcCode {
+    Ok = 0,
+    InvalidArgument = 3,
+    ResourceExhausted = 8,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub enum IngestError {
+    /// The body is not a valid export request.
+    Decode(WireError),
+    /// The body is not valid OTLP/JSON.
+    Json(String),
+    /// A compressed body is corrupt.
+    Corrupt(String),
+    /// The message exceeds the receiver's size limit (after decompression too).
+    TooLarge { limit: usize },
+    /// An encoding or content type the receiver does not accept.
+    Unsupported(String),
+    /// No such method or path.
+    UnknownMethod(String),
+    /// The gateway is shutting down or overloaded; the client should retry after the delay.
+    Unavailable {
+        reason: &'static str,
+        retry_after: Duration,
+    },
+}
+
+impl IngestError {
+    pub fn grpc_code(&self) -> GrpcCode {
+        match self {
+            IngestError::Decode(_) | IngestError::Json(_) | IngestError::Corrupt(_) => {
+                GrpcCode::InvalidArgument
+            }
+            IngestError::TooLarge { .. } => GrpcCode::ResourceExhausted,
+            IngestError::Unsupported(_) | IngestError::UnknownMethod(_) => GrpcCode::Unimplemented,
+            IngestError::Unavailable { .. } => GrpcCode::Unavailable,
+        }
+    }
+
+    /// The HTTP status for OTLP/HTTP.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            IngestError::Decode(_) | IngestError::Json(_) | IngestError::Corrupt(_) => 400,
+            IngestError::TooLarge { .. } => 413,
+            IngestError::Unsupported(_) => 415,
+            IngestError::UnknownMethod(_) => 404,
+            IngestError::Unavailable { .. } => 503,
+        }
+    }
+
+    /// How long a client should wait before retrying, for retryable refusals.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            IngestError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IngestError::Decode(err) => write!(f, "invalid OTLP protobuf: {err}"),
+            IngestError::Json(err) => f.write_str(err),
+            IngestError::Corrupt(err) => write!(f, "corrupt compressed body: {err}"),
+            IngestError::TooLarge { limit } => {
+                write!(f, "message larger than the limit of {limit} bytes")
+            }
+            IngestError::Unsupported(what) => write!(f, "unsupported {what}"),
+            IngestError::UnknownMethod(path) => write!(f, "unknown method {path}"),
+            IngestError::Unavailable { reason, .. } => write!(f, "{reason}; retry later"),
+        }
+    }
+}
+
+/// Encodes a `google.rpc.Status` (code, message, and a `RetryInfo` detail when given), for the
+/// `grpc-status-details-bin` trailer and for OTLP/HTTP error bodies.
+pub fn rpc_status(code: GrpcCode, message: &str, retry_after: Option<Duration>) -> Vec<u8> {
+    use crate::wire::encode::{put_bytes_field, put_varint_field};
+    let mut out = Vec::new();
+    put_varint_field(&mut out, 1, code as u64);
+    put_bytes_field(&mut out, 2, message.as_bytes());
+    if let Some(delay) = retry_after {
+        // google.protobuf.Duration { seconds = 1, nanos = 2 }
+        let mut duration = Vec::new();
+        put_varint_field(&mut duration, 1, delay.as_secs());
+        put_varint_field(&mut duration, 2, u64::from(delay.subsec_nanos()));
+        // google.rpc.RetryInfo { retry_delay = 1 }
+        let mut retry_info = Vec::new();
+        put_bytes_field(&mut retry_info, 1, &duration);
+        // google.protobuf.Any { type_url = 1, value = 2 }
+        let mut any = Vec::new();
+        put_bytes_field(&mut any, 1, b"type.googleapis.com/google.rpc.RetryInfo");
+        put_bytes_field(&mut any, 2, &retry_info);
+        put_bytes_field(&mut out, 3, &any);
+    }
+    out
+}
