@@ -1,16 +1,32 @@
 //! `tailgate-bench`: the load generator, verifying sink and scenario runner.
 
+use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
+use tailgate_bench::sink::{self, SinkArgs};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+#[derive(Parser)]
+#[command(version, about = "tailgate's benchmark instruments")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive OTLP (gRPC and HTTP), count spans and traces, and report on SIGTERM/SIGINT.
+    Sink(SinkArgs),
+}
+
 fn main() {
-    println!(
-        "tailgate-bench {}: not built yet. It will generate OTLP load (`load`), receive and verify \
-         what a gateway forwards (`sink`), measure the cost of reading the same bytes from a socket \
-         (`floor`) and run whole scenarios against tailgate and its peers (`run`). Until then the \
-         wire-layer benchmark is `cargo bench --bench wire`.",
-        env!("CARGO_PKG_VERSION")
-    );
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sink(args) => sink::run(args),
+    };
+    if let Err(err) = result {
+        eprintln!("tailgate-bench: {err}");
+        std::process::exit(1);
+    }
 }

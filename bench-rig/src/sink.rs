@@ -1,0 +1,255 @@
+//! `tailgate-bench sink`: an OTLP/gRPC and OTLP/HTTP receiver that counts what it receives.
+//!
+//! It runs the gateway's own receivers ([`tailgate::ingest`]) on one glommio shard, with a
+//! pipeline that records instead of exporting: every span is counted by scanning its request
+//! (trace and span ids are read in place), each trace's spans are tallied, and a span whose
+//! (trace id, span id) was already seen is counted as a duplicate. With `--dump`, every request
+//! is also appended to a file (one byte of signal, a little-endian u32 length, the protobuf
+//! bytes) so a test can decode exactly what arrived. It runs until SIGTERM or SIGINT, then writes
+//! its report as JSON.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glommio::net::TcpListener;
+use tailgate::ingest::grpc::{GrpcReceiver, GrpcSettings};
+use tailgate::ingest::http::{HttpReceiver, HttpSettings};
+use tailgate::ingest::stop::Stop;
+use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
+use tailgate::lifecycle;
+use tailgate::telemetry::{Health, ReceiverMetrics, RegistryBuilder, ShardMetrics};
+use tailgate::wire::{item_count, Request, Signal, TracesRequest};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The largest request the sink accepts.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// What `tailgate-bench sink` is told.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkArgs {
+    /// OTLP/gRPC listen address.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// OTLP/HTTP listen address.
+    #[arg(long)]
+    pub http_listen: Option<SocketAddr>,
+    /// Where to write the JSON report on exit.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Record every request received into this file.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+    /// The CPU the sink's shard is pinned to.
+    #[arg(long, default_value_t = 0)]
+    pub cpu: usize,
+}
+
+/// What the sink counted.
+#[derive(Debug, Default)]
+struct Tally {
+    requests: u64,
+    spans: u64,
+    traces: HashMap<[u8; 16], u32>,
+    /// Hashes of (trace id, span id) seen; a 64-bit hash keeps the set at 8 bytes a span.
+    seen: HashSet<u64>,
+    duplicates: u64,
+    metric_points: u64,
+    log_records: u64,
+}
+
+struct Recorder {
+    tally: RefCell<Tally>,
+    dump: Option<RefCell<BufWriter<File>>>,
+}
+
+impl Deliver for Recorder {
+    fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+        self.record(&delivery);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl Recorder {
+    fn record(&self, delivery: &Delivery) {
+        let mut tally = self.tally.borrow_mut();
+        tally.requests += 1;
+        match delivery.signal {
+            Signal::Traces => {
+                // The receivers validated the request; a failure here would be a bug upstream of
+                // the sink, and is counted as nothing rather than crash the instrument.
+                if let Ok(request) = TracesRequest::parse(&delivery.bytes) {
+                    for span in request.spans() {
+                        let Some(trace_id) = span.trace_id_array() else {
+                            continue;
+                        };
+                        tally.spans += 1;
+                        *tally.traces.entry(trace_id).or_insert(0) += 1;
+                        let key = xxh3_64(&[&trace_id[..], span.span_id()].concat());
+                        if !tally.seen.insert(key) {
+                            tally.duplicates += 1;
+                        }
+                    }
+                }
+            }
+            Signal::Metrics => tally.metric_points += delivery.items,
+            Signal::Logs => tally.log_records += delivery.items,
+        }
+        if let Some(dump) = &self.dump {
+            let mut dump = dump.borrow_mut();
+            let tag = match delivery.signal {
+                Signal::Traces => 0u8,
+                Signal::Metrics => 1,
+                Signal::Logs => 2,
+            };
+            let written = dump
+                .write_all(&[tag])
+                .and_then(|()| dump.write_all(&(delivery.bytes.len() as u32).to_le_bytes()))
+                .and_then(|()| dump.write_all(&delivery.bytes));
+            if let Err(err) = written {
+                eprintln!("sink: writing the dump failed: {err}");
+            }
+        }
+    }
+}
+
+/// Runs the sink until SIGTERM or SIGINT; then writes the report.
+pub fn run(args: SinkArgs) -> io::Result<()> {
+    let flag = lifecycle::shutdown_flag()?;
+    let started = Instant::now();
+    let (report_tx, report_rx) = std::sync::mpsc::channel();
+    let shard_args = args.clone();
+    let shards = tailgate_shards::runtime::start::<Delivery, _, _>(
+        &[args.cpu],
+        1,
+        move |shard| async move {
+            let args = shard_args;
+            let mut builder = RegistryBuilder::new();
+            let grpc_metrics = ReceiverMetrics::register(&mut builder, "otlp", "grpc", shard.id);
+            let http_metrics = ReceiverMetrics::register(&mut builder, "otlp", "http", shard.id);
+            let shard_metrics = ShardMetrics::register(&mut builder, shard.id);
+            let _registry = builder.build();
+            let health = Arc::new(Health::new(1));
+            health.shard_up();
+
+            let dump = args.dump.as_ref().map(|path| {
+                File::create(path)
+                    .map(|file| RefCell::new(BufWriter::new(file)))
+                    .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()))
+            });
+            let recorder = Rc::new(Recorder {
+                tally: RefCell::new(Tally::default()),
+                dump,
+            });
+            let ingest = Rc::new(Ingest::new(
+                shard.id,
+                shard.router,
+                shard.senders,
+                recorder.clone(),
+                shard_metrics,
+            ));
+            let stop = Rc::new(Stop::default());
+            let limits = Limits {
+                max_message_bytes: MAX_MESSAGE_BYTES,
+            };
+            let grpc = GrpcReceiver::new(
+                ingest.clone(),
+                grpc_metrics,
+                GrpcSettings {
+                    limits,
+                    max_concurrent_streams: 1000,
+                },
+                health,
+                stop.clone(),
+            );
+            let listener = TcpListener::bind(args.listen).expect("bind the gRPC listener");
+            let mut tasks = vec![glommio::spawn_local(grpc.serve(listener))];
+            if let Some(http_listen) = args.http_listen {
+                let http = HttpReceiver::new(
+                    ingest.clone(),
+                    http_metrics,
+                    HttpSettings {
+                        limits,
+                        traces_path: "/v1/traces".into(),
+                        metrics_path: "/v1/metrics".into(),
+                        logs_path: "/v1/logs".into(),
+                    },
+                    stop.clone(),
+                );
+                let listener = TcpListener::bind(http_listen).expect("bind the HTTP listener");
+                tasks.push(glommio::spawn_local(http.serve(listener)));
+            }
+            lifecycle::watch(flag, stop).await;
+            for task in tasks {
+                task.await;
+            }
+            if let Some(dump) = &recorder.dump {
+                let _ = dump.borrow_mut().flush();
+            }
+            let tally = recorder.tally.borrow();
+            let _ = report_tx.send(serde_json::json!({
+                "requests_received": tally.requests,
+                "spans_received": tally.spans,
+                "traces_received": tally.traces.len(),
+                "duplicates": tally.duplicates,
+                "metric_points_received": tally.metric_points,
+                "log_records_received": tally.log_records,
+            }));
+        },
+    )?;
+    shards.join()?;
+    let mut report = report_rx
+        .recv()
+        .map_err(|_| io::Error::other("the sink's shard ended without a report"))?;
+    report["duration_s"] = serde_json::json!(started.elapsed().as_secs_f64());
+    std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
+    Ok(())
+}
+
+/// Reads a dump written with `--dump`: each request's signal and bytes.
+pub fn read_dump(bytes: &[u8]) -> io::Result<Vec<(Signal, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (&[tag, a, b, c, d], tail) = rest.split_first_chunk::<5>().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "dump ends inside a record header",
+            )
+        })?;
+        let len = u32::from_le_bytes([a, b, c, d]) as usize;
+        let signal = match tag {
+            0 => Signal::Traces,
+            1 => Signal::Metrics,
+            2 => Signal::Logs,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "unknown signal tag",
+                ))
+            }
+        };
+        if tail.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "dump ends inside a record",
+            ));
+        }
+        let (record, tail) = tail.split_at(len);
+        // Recorded requests passed the receivers' validation; check again all the same.
+        let request = Request::parse(signal, record)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
+        let _ = item_count(&request);
+        out.push((signal, record.to_vec()));
+        rest = tail;
+    }
+    Ok(out)
+}
