@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests; include with `mod common;`.
+
+pub mod python;
