@@ -258,6 +258,9 @@ impl Exporter {
             }
             inner.observer.queue_len(0);
         }
+        // Nothing more will be sent: let the upstream see the connections end now rather than
+        // when the exporter is dropped.
+        inner.transport.close_connections();
     }
 }
 
@@ -380,7 +383,15 @@ impl Transport {
 
     fn after_timeout(&self) {
         if let Transport::Grpc(client) = self {
-            client.after_timeout();
+            client.forget_connection();
+        }
+    }
+
+    fn close_connections(&self) {
+        match self {
+            Transport::Grpc(client) => client.forget_connection(),
+            Transport::Http(client) => client.close_idle(),
+            Transport::Debug(_) => {}
         }
     }
 }

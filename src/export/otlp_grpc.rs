@@ -154,9 +154,10 @@ impl GrpcClient {
         result
     }
 
-    /// Called when an attempt ran out of time: the connection may be black-holed, so the next
-    /// attempt gets a new one. Streams still open on the old one finish or time out on it.
-    pub fn after_timeout(&self) {
+    /// Drops the current connection, so the next attempt makes a new one: after an attempt ran
+    /// out of time (the connection may be black-holed), and at shutdown. Streams still open on
+    /// the old connection finish or time out on it; it closes when they are done.
+    pub fn forget_connection(&self) {
         self.connection.borrow_mut().take();
     }
 

@@ -189,6 +189,11 @@ impl HttpClient {
         }
     }
 
+    /// Closes the idle connections (at shutdown).
+    pub fn close_idle(&self) {
+        self.idle.borrow_mut().clear();
+    }
+
     fn take_idle(&self, authority: &str) -> Option<Conn> {
         let mut idle = self.idle.borrow_mut();
         let at = idle.iter().rposition(|(a, _)| a == authority)?;
