@@ -126,11 +126,13 @@ fn retry(config: &config::RetryOnFailure) -> RetrySettings {
     }
 }
 
-fn queue(config: &config::SendingQueue) -> QueueSettings {
+/// The Collector's queue figures are per exporter; tailgate runs one exporter instance per
+/// shard, so each gets its share, and the node holds what the configuration says.
+fn queue(config: &config::SendingQueue, shards: usize) -> QueueSettings {
     QueueSettings {
         enabled: config.enabled,
-        num_consumers: config.num_consumers as usize,
-        queue_size: config.queue_size as usize,
+        num_consumers: (config.num_consumers as usize).div_ceil(shards).max(1),
+        queue_size: (config.queue_size as usize).div_ceil(shards).max(1),
     }
 }
 
@@ -142,7 +144,7 @@ fn compression(config: config::Compression) -> export::Compression {
     }
 }
 
-fn exporter_settings(config: &ExporterConfig) -> ExporterSettings {
+fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings {
     match config {
         ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
             endpoint: otlp.endpoint.to_string(),
@@ -150,7 +152,7 @@ fn exporter_settings(config: &ExporterConfig) -> ExporterSettings {
             compression: compression(otlp.compression),
             timeout: otlp.timeout,
             retry: retry(&otlp.retry_on_failure),
-            queue: queue(&otlp.sending_queue),
+            queue: queue(&otlp.sending_queue, shards),
         }),
         ExporterConfig::OtlpHttp(http) => {
             let url = |signal| http.url(signal).map(ToString::to_string);
@@ -167,7 +169,7 @@ fn exporter_settings(config: &ExporterConfig) -> ExporterSettings {
                 },
                 timeout: http.timeout,
                 retry: retry(&http.retry_on_failure),
-                queue: queue(&http.sending_queue),
+                queue: queue(&http.sending_queue, shards),
             })
         }
         ExporterConfig::Debug(debug) => ExporterSettings::Debug(DebugSettings {
@@ -240,7 +242,7 @@ impl Plan {
                 .iter()
                 .filter_map(|id| {
                     let exporter = config.exporters.by_id.get(id)?;
-                    Some((id.to_string(), exporter_settings(exporter)))
+                    Some((id.to_string(), exporter_settings(exporter, cpus.len())))
                 })
                 .collect();
             pipelines.push(PipelinePlan {
