@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use glommio::net::TcpListener;
@@ -69,6 +70,7 @@ struct Tally {
 struct Recorder {
     tally: RefCell<Tally>,
     dump: Option<RefCell<BufWriter<File>>>,
+    kept: Option<RefCell<Vec<(Signal, Vec<u8>)>>>,
 }
 
 impl Deliver for Recorder {
@@ -103,6 +105,10 @@ impl Recorder {
             Signal::Metrics => tally.metric_points += delivery.items,
             Signal::Logs => tally.log_records += delivery.items,
         }
+        if let Some(kept) = &self.kept {
+            kept.borrow_mut()
+                .push((delivery.signal, delivery.bytes.clone()));
+        }
         if let Some(dump) = &self.dump {
             let mut dump = dump.borrow_mut();
             let tag = match delivery.signal {
@@ -121,96 +127,185 @@ impl Recorder {
     }
 }
 
+/// What the sink counted, and (when asked to keep them) every request it received.
+#[derive(Debug)]
+pub struct SinkResult {
+    /// The report, as `tailgate-bench sink --report` writes it.
+    pub report: serde_json::Value,
+    /// Every request received, with its signal, in arrival order (empty unless kept).
+    pub requests: Vec<(Signal, Vec<u8>)>,
+}
+
+/// A sink running on its own shard thread.
+pub struct Sink {
+    flag: Arc<AtomicBool>,
+    shards: tailgate_shards::runtime::Shards,
+    result: mpsc::Receiver<SinkResult>,
+    started: Instant,
+}
+
+impl Sink {
+    /// Starts a sink listening on `args`' addresses; with `keep_requests`, it keeps every
+    /// request it receives in memory for [`Sink::stop`] to return.
+    pub fn start(args: SinkArgs, keep_requests: bool) -> io::Result<Sink> {
+        Self::start_with_flag(args, keep_requests, Arc::new(AtomicBool::new(false)))
+    }
+
+    fn start_with_flag(
+        args: SinkArgs,
+        keep_requests: bool,
+        flag: Arc<AtomicBool>,
+    ) -> io::Result<Sink> {
+        let started = Instant::now();
+        let (result_tx, result) = mpsc::channel();
+        let (bound_tx, bound) = mpsc::channel();
+        let shard_flag = flag.clone();
+        let shards = tailgate_shards::runtime::start::<Delivery, _, _>(
+            &[args.cpu],
+            1,
+            move |shard| async move {
+                serve(shard, args, keep_requests, shard_flag, bound_tx, result_tx).await;
+            },
+        )?;
+        // Return once the listeners are bound, so a client may connect at once.
+        bound
+            .recv()
+            .map_err(|_| io::Error::other("the sink's shard ended before binding"))??;
+        Ok(Sink {
+            flag,
+            shards,
+            result,
+            started,
+        })
+    }
+
+    /// Stops the sink and returns what it received.
+    pub fn stop(self) -> io::Result<SinkResult> {
+        self.flag.store(true, Ordering::Relaxed);
+        self.wait()
+    }
+
+    fn wait(self) -> io::Result<SinkResult> {
+        self.shards.join()?;
+        let mut result = self
+            .result
+            .recv()
+            .map_err(|_| io::Error::other("the sink's shard ended without a report"))?;
+        result.report["duration_s"] = serde_json::json!(self.started.elapsed().as_secs_f64());
+        Ok(result)
+    }
+}
+
+async fn serve(
+    shard: tailgate_shards::runtime::Shard<Delivery>,
+    args: SinkArgs,
+    keep_requests: bool,
+    flag: Arc<AtomicBool>,
+    bound: mpsc::Sender<io::Result<()>>,
+    result: mpsc::Sender<SinkResult>,
+) {
+    let mut builder = RegistryBuilder::new();
+    let grpc_metrics = ReceiverMetrics::register(&mut builder, "otlp", "grpc", shard.id);
+    let http_metrics = ReceiverMetrics::register(&mut builder, "otlp", "http", shard.id);
+    let shard_metrics = ShardMetrics::register(&mut builder, shard.id);
+    let _registry = builder.build();
+    let health = Arc::new(Health::new(1));
+    health.shard_up();
+
+    let dump = match args.dump.as_ref().map(File::create).transpose() {
+        Ok(file) => file.map(|f| RefCell::new(BufWriter::new(f))),
+        Err(err) => {
+            let _ = bound.send(Err(err));
+            return;
+        }
+    };
+    let recorder = Rc::new(Recorder {
+        tally: RefCell::new(Tally::default()),
+        dump,
+        kept: keep_requests.then(|| RefCell::new(Vec::new())),
+    });
+    let ingest = Rc::new(Ingest::new(
+        shard.id,
+        shard.router,
+        shard.senders,
+        recorder.clone(),
+        shard_metrics,
+    ));
+    let stop = Rc::new(Stop::default());
+    let limits = Limits {
+        max_message_bytes: MAX_MESSAGE_BYTES,
+    };
+    let grpc = GrpcReceiver::new(
+        ingest.clone(),
+        grpc_metrics,
+        GrpcSettings {
+            limits,
+            max_concurrent_streams: 1000,
+        },
+        health,
+        stop.clone(),
+    );
+    let mut tasks = Vec::new();
+    match TcpListener::bind(args.listen) {
+        Ok(listener) => tasks.push(glommio::spawn_local(grpc.serve(listener))),
+        Err(err) => {
+            let _ = bound.send(Err(err.into()));
+            return;
+        }
+    }
+    if let Some(http_listen) = args.http_listen {
+        let http = HttpReceiver::new(
+            ingest.clone(),
+            http_metrics,
+            HttpSettings {
+                limits,
+                traces_path: "/v1/traces".into(),
+                metrics_path: "/v1/metrics".into(),
+                logs_path: "/v1/logs".into(),
+            },
+            stop.clone(),
+        );
+        match TcpListener::bind(http_listen) {
+            Ok(listener) => tasks.push(glommio::spawn_local(http.serve(listener))),
+            Err(err) => {
+                let _ = bound.send(Err(err.into()));
+                return;
+            }
+        }
+    }
+    let _ = bound.send(Ok(()));
+    lifecycle::watch(flag, stop).await;
+    for task in tasks {
+        task.await;
+    }
+    if let Some(dump) = &recorder.dump {
+        let _ = dump.borrow_mut().flush();
+    }
+    let tally = recorder.tally.borrow();
+    let _ = result.send(SinkResult {
+        report: serde_json::json!({
+            "requests_received": tally.requests,
+            "spans_received": tally.spans,
+            "traces_received": tally.traces.len(),
+            "duplicates": tally.duplicates,
+            "metric_points_received": tally.metric_points,
+            "log_records_received": tally.log_records,
+        }),
+        requests: recorder
+            .kept
+            .as_ref()
+            .map(|kept| kept.borrow_mut().drain(..).collect())
+            .unwrap_or_default(),
+    });
+}
+
 /// Runs the sink until SIGTERM or SIGINT; then writes the report.
 pub fn run(args: SinkArgs) -> io::Result<()> {
     let flag = lifecycle::shutdown_flag()?;
-    let started = Instant::now();
-    let (report_tx, report_rx) = std::sync::mpsc::channel();
-    let shard_args = args.clone();
-    let shards = tailgate_shards::runtime::start::<Delivery, _, _>(
-        &[args.cpu],
-        1,
-        move |shard| async move {
-            let args = shard_args;
-            let mut builder = RegistryBuilder::new();
-            let grpc_metrics = ReceiverMetrics::register(&mut builder, "otlp", "grpc", shard.id);
-            let http_metrics = ReceiverMetrics::register(&mut builder, "otlp", "http", shard.id);
-            let shard_metrics = ShardMetrics::register(&mut builder, shard.id);
-            let _registry = builder.build();
-            let health = Arc::new(Health::new(1));
-            health.shard_up();
-
-            let dump = args.dump.as_ref().map(|path| {
-                File::create(path)
-                    .map(|file| RefCell::new(BufWriter::new(file)))
-                    .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()))
-            });
-            let recorder = Rc::new(Recorder {
-                tally: RefCell::new(Tally::default()),
-                dump,
-            });
-            let ingest = Rc::new(Ingest::new(
-                shard.id,
-                shard.router,
-                shard.senders,
-                recorder.clone(),
-                shard_metrics,
-            ));
-            let stop = Rc::new(Stop::default());
-            let limits = Limits {
-                max_message_bytes: MAX_MESSAGE_BYTES,
-            };
-            let grpc = GrpcReceiver::new(
-                ingest.clone(),
-                grpc_metrics,
-                GrpcSettings {
-                    limits,
-                    max_concurrent_streams: 1000,
-                },
-                health,
-                stop.clone(),
-            );
-            let listener = TcpListener::bind(args.listen).expect("bind the gRPC listener");
-            let mut tasks = vec![glommio::spawn_local(grpc.serve(listener))];
-            if let Some(http_listen) = args.http_listen {
-                let http = HttpReceiver::new(
-                    ingest.clone(),
-                    http_metrics,
-                    HttpSettings {
-                        limits,
-                        traces_path: "/v1/traces".into(),
-                        metrics_path: "/v1/metrics".into(),
-                        logs_path: "/v1/logs".into(),
-                    },
-                    stop.clone(),
-                );
-                let listener = TcpListener::bind(http_listen).expect("bind the HTTP listener");
-                tasks.push(glommio::spawn_local(http.serve(listener)));
-            }
-            lifecycle::watch(flag, stop).await;
-            for task in tasks {
-                task.await;
-            }
-            if let Some(dump) = &recorder.dump {
-                let _ = dump.borrow_mut().flush();
-            }
-            let tally = recorder.tally.borrow();
-            let _ = report_tx.send(serde_json::json!({
-                "requests_received": tally.requests,
-                "spans_received": tally.spans,
-                "traces_received": tally.traces.len(),
-                "duplicates": tally.duplicates,
-                "metric_points_received": tally.metric_points,
-                "log_records_received": tally.log_records,
-            }));
-        },
-    )?;
-    shards.join()?;
-    let mut report = report_rx
-        .recv()
-        .map_err(|_| io::Error::other("the sink's shard ended without a report"))?;
-    report["duration_s"] = serde_json::json!(started.elapsed().as_secs_f64());
-    std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
+    let report_path = args.report.clone();
+    let sink = Sink::start_with_flag(args, false, flag)?;
+    let result = sink.wait()?;
+    std::fs::write(&report_path, serde_json::to_vec_pretty(&result.report)?)?;
     Ok(())
 }
 

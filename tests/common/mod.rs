@@ -1,3 +1,4 @@
 //! Helpers shared by the integration tests; include with `mod common;`.
 
+pub mod gateway;
 pub mod python;

@@ -1,0 +1,324 @@
+//! Driving the real `tailgate` binary in tests: a config on free loopback ports, the process
+//! started and awaited until ready, its `/metrics` scraped, and a SIGTERM that must end it with
+//! status 0. The upstream is `tailgate-bench`'s sink, running in the test process.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tailgate::wire::Signal;
+use tailgate_bench::sink::{Sink, SinkArgs, SinkResult};
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Starts a sink on free ports that keeps every request it receives.
+pub fn start_sink() -> (Sink, SocketAddr, SocketAddr) {
+    let (grpc, http) = (loopback(free_port()), loopback(free_port()));
+    let sink = Sink::start(
+        SinkArgs {
+            listen: grpc,
+            http_listen: Some(http),
+            report: PathBuf::from("/dev/null"),
+            dump: None,
+            cpu: 0,
+        },
+        true,
+    )
+    .expect("start the sink");
+    (sink, grpc, http)
+}
+
+/// Every span the sink received, with its resource, decoded with prost.
+pub fn received_spans(result: &SinkResult) -> Vec<(Option<Resource>, Span)> {
+    let mut spans = Vec::new();
+    for (signal, bytes) in &result.requests {
+        if *signal != Signal::Traces {
+            continue;
+        }
+        let request =
+            ExportTraceServiceRequest::decode(bytes.as_slice()).expect("sink got valid OTLP");
+        for rs in request.resource_spans {
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    spans.push((rs.resource.clone(), span));
+                }
+            }
+        }
+    }
+    spans
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Option<Child>,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    dir: PathBuf,
+}
+
+static INSTANCE: AtomicUsize = AtomicUsize::new(0);
+
+impl Gateway {
+    /// A gateway with `shards` shards exporting traces, metrics and logs over OTLP/gRPC to
+    /// `upstream`; `extra_receiver` is YAML appended under `protocols.grpc` (indented by 8).
+    pub fn start(upstream: SocketAddr, shards: usize, grpc_extra: &str) -> Gateway {
+        let (grpc, http, admin) = (
+            loopback(free_port()),
+            loopback(free_port()),
+            loopback(free_port()),
+        );
+        let cpus = (0..shards)
+            .map(|s| (s % std::thread::available_parallelism().map_or(1, |n| n.get())).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+{grpc_extra}
+      http:
+        endpoint: {http}
+        max_request_body_size: 1048576
+processors:
+  batch:
+    timeout: 50ms
+exporters:
+  otlp:
+    endpoint: {upstream}
+    tls:
+      insecure: true
+    retry_on_failure:
+      initial_interval: 100ms
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+    metrics:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+    logs:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [{cpus}]
+"
+        );
+        Self::start_with_config(&config, grpc, http, admin)
+    }
+
+    /// Starts the gateway on `config`, whose receivers and admin address are the ones given.
+    pub fn start_with_config(
+        config: &str,
+        grpc: SocketAddr,
+        http: SocketAddr,
+        admin: SocketAddr,
+    ) -> Gateway {
+        let dir = std::env::temp_dir().join(format!(
+            "tailgate-test-{}-{}",
+            std::process::id(),
+            INSTANCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config_path = dir.join("config.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        let child = Command::new(env!("CARGO_BIN_EXE_tailgate"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr file"))
+            .spawn()
+            .expect("start tailgate");
+        let mut gateway = Gateway {
+            child: Some(child),
+            grpc,
+            http,
+            admin,
+            dir,
+        };
+        gateway.wait_ready();
+        gateway
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "tailgate exited with {status} before ready:\n{}",
+                    self.stderr()
+                );
+            }
+            if let Ok((200, _)) = http_get(self.admin, "/readyz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tailgate not ready in 20 s:\n{}", self.stderr());
+    }
+
+    /// What the gateway wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// The `/metrics` page.
+    pub fn metrics(&self) -> String {
+        http_get(self.admin, "/metrics").expect("scrape /metrics").1
+    }
+
+    /// The value of the series `name{labels...}` whose labels include all of `labels`, summed
+    /// over the series that match.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric_value(&self.metrics(), name, labels)
+    }
+
+    /// Sends SIGTERM and waits for the process to end; returns its status.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) with a pid this test spawned and still holds; no memory is involved.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "tailgate did not exit within 60 s of SIGTERM:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sums the series of `name` whose labels include `labels`.
+pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if series_name != name {
+                return None;
+            }
+            let all = labels.iter().all(|(k, v)| {
+                series_labels
+                    .split(',')
+                    .any(|kv| kv == format!("{k}=\"{v}\""))
+            });
+            all.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// A bare HTTP/1.1 GET; returns the status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let (status, _, body) = http_request(addr, "GET", path, &[], b"")?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A bare HTTP/1.1 request with `Connection: close`; returns status, headers and body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    parse_response(&response)
+}
+
+/// Splits a raw HTTP/1.1 response into status, headers and body.
+pub fn parse_response(response: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let head_len = match parsed.parse(response) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not an HTTP response: {:?}",
+                    String::from_utf8_lossy(response)
+                ),
+            ))
+        }
+    };
+    let status = parsed.code.unwrap_or(0);
+    let headers = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    Ok((status, headers, response[head_len..].to_vec()))
+}

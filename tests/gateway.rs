@@ -1,0 +1,342 @@
+//! The gateway end to end: the real binary on loopback ports, real clients — the project's own
+//! OTLP exporter and the official OpenTelemetry Python SDK over gRPC, HTTP/protobuf and
+//! HTTP/JSON — and `tailgate-bench`'s sink as the upstream that checks what arrives.
+
+mod common;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::gateway::{received_spans, start_sink, Gateway};
+use common::python::{send_spans, SentSpan};
+use glommio::{LocalExecutorBuilder, Placement};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use tailgate::export::{
+    Batch, ExportObserver, Exporter, ExporterSettings, OtlpGrpcSettings, QueueSettings,
+    RetrySettings,
+};
+use tailgate::wire::Signal;
+use tailgate_shards::route::Router;
+
+/// Counts what an exporter reports.
+#[derive(Default)]
+struct Counts {
+    sent: Cell<u64>,
+    failed: Cell<u64>,
+}
+
+impl ExportObserver for Counts {
+    fn sent(&self, _: Signal, items: u64) {
+        self.sent.set(self.sent.get() + items);
+    }
+    fn send_failed(&self, _: Signal, items: u64, _: &'static str) {
+        self.failed.set(self.failed.get() + items);
+    }
+    fn queue_len(&self, _: usize) {}
+}
+
+/// Sends each request on its own connection with the project's own OTLP/gRPC exporter;
+/// returns (items sent, items failed).
+fn send_with_own_client(endpoint: SocketAddr, requests: Vec<(Vec<u8>, u64)>) -> (u64, u64) {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            let counts = Rc::new(Counts::default());
+            for (bytes, items) in requests {
+                let exporter = Exporter::new(
+                    "otlp/test-client",
+                    0,
+                    ExporterSettings::Otlp(OtlpGrpcSettings {
+                        endpoint: endpoint.to_string(),
+                        retry: RetrySettings {
+                            enabled: false,
+                            ..RetrySettings::default()
+                        },
+                        queue: QueueSettings {
+                            enabled: false,
+                            ..QueueSettings::default()
+                        },
+                        ..OtlpGrpcSettings::default()
+                    }),
+                    counts.clone(),
+                )
+                .expect("client settings");
+                exporter
+                    .submit(Batch {
+                        signal: Signal::Traces,
+                        bytes: Bytes::from(bytes),
+                        items,
+                    })
+                    .await
+                    .expect("submit");
+                exporter
+                    .shutdown(Vec::new(), Instant::now() + Duration::from_secs(10))
+                    .await;
+            }
+            (counts.sent.get(), counts.failed.get())
+        })
+        .expect("client executor")
+        .join()
+        .expect("client thread")
+}
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One trace of `spans` spans, cut into `parts` requests.
+fn one_trace(trace_id: [u8; 16], spans: usize, parts: usize) -> Vec<(Vec<u8>, u64)> {
+    let all: Vec<Span> = (0..spans)
+        .map(|i| Span {
+            trace_id: trace_id.to_vec(),
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            parent_span_id: if i == 0 {
+                vec![]
+            } else {
+                1u64.to_be_bytes().to_vec()
+            },
+            name: format!("op-{i}"),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+            end_time_unix_nano: 1_700_000_000_000_100_000 + i as u64,
+            attributes: vec![string_attribute("http.route", &format!("/r/{i}"))],
+            events: vec![span::Event {
+                time_unix_nano: 1_700_000_000_000_050_000,
+                name: "retry".into(),
+                ..Default::default()
+            }],
+            status: Some(Status {
+                message: if i == 3 { "boom".into() } else { String::new() },
+                code: if i == 3 { 2 } else { 0 },
+            }),
+            ..Default::default()
+        })
+        .collect();
+    all.chunks(spans.div_ceil(parts))
+        .map(|chunk| {
+            let request = ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![string_attribute("service.name", "own-client")],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans: chunk.to_vec(),
+                        ..Default::default()
+                    }],
+                    schema_url: String::new(),
+                }],
+            };
+            (request.encode_to_vec(), chunk.len() as u64)
+        })
+        .collect()
+}
+
+#[test]
+fn a_trace_sent_over_many_connections_meets_at_its_owner_shard() {
+    let (sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 2, "");
+    let trace_id = *b"\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36";
+    let requests = one_trace(trace_id, 40, 8);
+    let sent: Vec<Span> = requests
+        .iter()
+        .flat_map(|(bytes, _)| {
+            ExportTraceServiceRequest::decode(bytes.as_slice())
+                .unwrap()
+                .resource_spans
+                .into_iter()
+                .flat_map(|rs| rs.scope_spans)
+                .flat_map(|ss| ss.spans)
+        })
+        .collect();
+
+    let (ok, failed) = send_with_own_client(gateway.grpc, requests);
+    assert_eq!((ok, failed), (40, 0), "the gateway accepted every span");
+
+    let owner = Router::new(2).owner(&trace_id);
+    let metrics = gateway.metrics();
+    let owned = |shard: usize| {
+        common::gateway::metric_value(
+            &metrics,
+            "tailgate_shard_owned_spans",
+            &[("shard", &shard.to_string())],
+        )
+    };
+    assert_eq!(
+        owned(owner),
+        40.0,
+        "all spans of the trace at its owner:\n{metrics}"
+    );
+    assert_eq!(owned(1 - owner), 0.0, "none at the other shard:\n{metrics}");
+    assert_eq!(
+        common::gateway::metric_value(
+            &metrics,
+            "otelcol_receiver_accepted_spans",
+            &[("transport", "grpc")]
+        ),
+        40.0
+    );
+
+    let status = gateway.stop();
+    assert!(status.success(), "exit status {status}");
+    let result = sink.stop().expect("sink");
+    let mut received: Vec<Vec<u8>> = received_spans(&result)
+        .into_iter()
+        .map(|(resource, span)| {
+            let service = resource.expect("resource kept").attributes[0].clone();
+            assert_eq!(service, string_attribute("service.name", "own-client"));
+            span.encode_to_vec()
+        })
+        .collect();
+    let mut expected: Vec<Vec<u8>> = sent.iter().map(Message::encode_to_vec).collect();
+    received.sort();
+    expected.sort();
+    assert_eq!(
+        received, expected,
+        "every span upstream exactly once, unchanged"
+    );
+}
+
+/// Runs the Python SDK over `protocol` through a gateway and checks every span arrived upstream
+/// once, intact.
+fn python_sdk_round_trip(protocol: &str, compression: &str) {
+    let (sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 2, "");
+    let endpoint = match protocol {
+        "grpc" => format!("http://{}", gateway.grpc),
+        _ => format!("http://{}", gateway.http),
+    };
+    let sent = send_spans(protocol, &endpoint, 12, 6, 7, 4, compression);
+    assert_eq!(sent.len(), 72);
+    let status = gateway.stop();
+    assert!(status.success(), "exit status {status}");
+    let result = sink.stop().expect("sink");
+    let received = received_spans(&result);
+    assert_eq!(result.report["duplicates"], 0);
+
+    let mut by_id: HashMap<(Vec<u8>, Vec<u8>), Vec<(Option<Resource>, Span)>> = HashMap::new();
+    for (resource, span) in received {
+        by_id
+            .entry((span.trace_id.clone(), span.span_id.clone()))
+            .or_default()
+            .push((resource, span));
+    }
+    assert_eq!(
+        by_id.len(),
+        sent.len(),
+        "as many distinct spans upstream as sent"
+    );
+    for expected in &sent {
+        let found = by_id
+            .get(&(expected.trace_id.to_vec(), expected.span_id.to_vec()))
+            .unwrap_or_else(|| panic!("span {} missing upstream", expected.name));
+        assert_eq!(
+            found.len(),
+            1,
+            "span {} arrived {} times",
+            expected.name,
+            found.len()
+        );
+        check_span(expected, &found[0].0, &found[0].1);
+    }
+}
+
+fn check_span(expected: &SentSpan, resource: &Option<Resource>, span: &Span) {
+    assert_eq!(span.name, expected.name);
+    assert_eq!(span.kind, expected.kind, "{}", expected.name);
+    assert_eq!(
+        span.parent_span_id, expected.parent_span_id,
+        "{}",
+        expected.name
+    );
+    let status = span.status.clone().unwrap_or_default();
+    assert_eq!(status.code, expected.status_code, "{}", expected.name);
+    assert_eq!(status.message, expected.status_message, "{}", expected.name);
+    assert_eq!(
+        span.attributes.len(),
+        expected.attributes.len(),
+        "{}",
+        expected.name
+    );
+    for (key, value) in &expected.attributes {
+        let got = span
+            .attributes
+            .iter()
+            .find(|kv| &kv.key == key)
+            .and_then(|kv| kv.value.clone())
+            .unwrap_or_else(|| panic!("{}: attribute {key} missing", expected.name));
+        assert!(
+            same_value(value, &got),
+            "{}: {key}: sent {value}, got {got:?}",
+            expected.name
+        );
+    }
+    assert_eq!(
+        span.events.len(),
+        expected.events.len(),
+        "{}",
+        expected.name
+    );
+    for (event, (name, attributes)) in span.events.iter().zip(&expected.events) {
+        assert_eq!(&event.name, name);
+        assert_eq!(event.attributes.len(), attributes.len());
+    }
+    let service = resource
+        .as_ref()
+        .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+        .and_then(|kv| kv.value.clone());
+    assert!(
+        service.is_some_and(|v| same_value(
+            &serde_json::Value::from(expected.service_name.clone()),
+            &v
+        )),
+        "{}: resource service.name",
+        expected.name
+    );
+}
+
+fn same_value(expected: &serde_json::Value, got: &AnyValue) -> bool {
+    use any_value::Value as V;
+    match (expected, got.value.as_ref()) {
+        (serde_json::Value::String(s), Some(V::StringValue(g))) => s == g,
+        (serde_json::Value::Bool(b), Some(V::BoolValue(g))) => b == g,
+        (serde_json::Value::Number(n), Some(V::IntValue(g))) => n.as_i64() == Some(*g),
+        (serde_json::Value::Number(n), Some(V::DoubleValue(g))) => n.as_f64() == Some(*g),
+        (serde_json::Value::Array(items), Some(V::ArrayValue(array))) => {
+            items.len() == array.values.len()
+                && items
+                    .iter()
+                    .zip(&array.values)
+                    .all(|(e, g)| same_value(e, g))
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn python_sdk_over_grpc_arrives_intact() {
+    python_sdk_round_trip("grpc", "gzip");
+}
+
+#[test]
+fn python_sdk_over_http_protobuf_arrives_intact() {
+    python_sdk_round_trip("http/protobuf", "none");
+}
+
+#[test]
+fn python_sdk_over_http_json_arrives_intact() {
+    python_sdk_round_trip("http/json", "gzip");
+}
