@@ -2,6 +2,8 @@
 //!
 //! [`sink`] is an OTLP receiver (gRPC and HTTP) built from the gateway's own receivers, that
 //! counts what arrives — spans, traces, duplicates, metric points, log records — by scanning, not
-//! decoding, and can record every request it received for a test to inspect.
+//! decoding, and can record every request it received for a test to inspect. [`load`] sends
+//! OTLP load at a fixed rate or at the maximum and reports what was accepted and how fast.
 
+pub mod load;
 pub mod sink;

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
+use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::sink::{self, SinkArgs};
 
 #[global_allocator]
@@ -18,12 +19,15 @@ struct Cli {
 enum Command {
     /// Receive OTLP (gRPC and HTTP), count spans and traces, and report on SIGTERM/SIGINT.
     Sink(SinkArgs),
+    /// Send OTLP load at a fixed rate or at the maximum, and report what was accepted.
+    Load(LoadArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sink(args) => sink::run(args),
+        Command::Load(args) => load::run(args),
     };
     if let Err(err) = result {
         eprintln!("tailgate-bench: {err}");

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Pass-through over OTLP/gRPC: tailgate-bench load -> tailgate (N shards) -> tailgate-bench sink.
+# Reports sustained spans/s and the gateway's CPU time per span (process user+system time from
+# /proc, divided by spans accepted). Until `tailgate-bench run` exists, this script is the
+# scenario. Usage: bench-rig/scenarios/passthrough.sh [seconds] [connections] [spans/request]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-15}
+connections=${2:-4}
+spans=${3:-500}
+bin=target/release
+[ -x $bin/tailgate ] && [ -x $bin/tailgate-bench ] || cargo build --release -p tailgate -p tailgate-bench
+work=$(mktemp -d)
+trap 'kill $gw $sink 2>/dev/null || true; rm -rf "$work"' EXIT
+cat > "$work/gateway.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:24317
+processors:
+  batch:
+    send_batch_size: 8192
+    timeout: 200ms
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:14317
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:28888
+YAML
+$bin/tailgate-bench sink --listen 127.0.0.1:14317 --report "$work/sink.json" & sink=$!
+$bin/tailgate --config "$work/gateway.yaml" 2> "$work/gateway.log" & gw=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:28888/readyz >/dev/null && break; sleep 0.1; done
+ticks() { awk '{print $14 + $15}' /proc/$gw/stat; }
+before=$(ticks)
+$bin/tailgate-bench load --endpoint http://127.0.0.1:24317 --protocol grpc --connections "$connections" \
+  --rate max --duration "$seconds" --spans-per-request "$spans" --report "$work/load.json" > /dev/null
+after=$(ticks)
+kill -TERM $gw; wait $gw
+kill -TERM $sink; wait $sink
+hz=$(getconf CLK_TCK)
+python3 - "$work/load.json" "$work/sink.json" "$before" "$after" "$hz" <<'PY'
+import json, sys
+load = json.load(open(sys.argv[1])); sink = json.load(open(sys.argv[2]))
+cpu_s = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
+accepted = load["spans_accepted"]
+print(json.dumps({
+    "spans_accepted": accepted, "spans_refused": load["spans_refused"],
+    "spans_at_sink": sink["spans_received"], "duplicates_at_sink": sink["duplicates"],
+    "spans_per_s": round(load["spans_per_s"]), "duration_s": round(load["duration_s"], 2),
+    "gateway_cpu_s": cpu_s, "gateway_cpu_ns_per_span": round(cpu_s * 1e9 / max(accepted, 1)),
+    "generator_cpu_ns_per_span": round(load["generator_cpu_s"] * 1e9 / max(accepted, 1)),
+    "latency_us": load["latency_us"],
+}, indent=1))
+PY
