@@ -67,10 +67,13 @@ struct Tally {
     log_records: u64,
 }
 
+/// Requests kept for the test that started the sink, with their signal.
+type Kept = Vec<(Signal, Vec<u8>)>;
+
 struct Recorder {
     tally: RefCell<Tally>,
     dump: Option<RefCell<BufWriter<File>>>,
-    kept: Option<RefCell<Vec<(Signal, Vec<u8>)>>>,
+    kept: Option<RefCell<Kept>>,
 }
 
 impl Deliver for Recorder {
