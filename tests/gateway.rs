@@ -227,7 +227,8 @@ fn python_sdk_round_trip(protocol: &str, compression: &str) {
     let received = received_spans(&result);
     assert_eq!(result.report["duplicates"], 0);
 
-    let mut by_id: HashMap<(Vec<u8>, Vec<u8>), Vec<(Option<Resource>, Span)>> = HashMap::new();
+    type Received = Vec<(Option<Resource>, Span)>;
+    let mut by_id: HashMap<(Vec<u8>, Vec<u8>), Received> = HashMap::new();
     for (resource, span) in received {
         by_id
             .entry((span.trace_id.clone(), span.span_id.clone()))

@@ -189,6 +189,18 @@ shards:
         panic!("tailgate not ready in 20 s:\n{}", self.stderr());
     }
 
+    /// The gateway's process id (for signals and `/proc/<pid>`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process has ended (reaping it if so).
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// What the gateway wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
@@ -262,6 +274,9 @@ pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// An HTTP response: status, headers (names lower-cased) and body.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A bare HTTP/1.1 GET; returns the status and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let (status, _, body) = http_request(addr, "GET", path, &[], b"")?;
@@ -275,7 +290,7 @@ pub fn http_request(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut request = format!(
@@ -294,7 +309,7 @@ pub fn http_request(
 }
 
 /// Splits a raw HTTP/1.1 response into status, headers and body.
-pub fn parse_response(response: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn parse_response(response: &[u8]) -> std::io::Result<Response> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut parsed = httparse::Response::new(&mut headers);
     let head_len = match parsed.parse(response) {

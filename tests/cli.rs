@@ -1,0 +1,103 @@
+//! The `tailgate` command line: `check-config`, and running on the embedded default.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::gateway::{http_get, http_request};
+
+fn tailgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tailgate"))
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("tailgate-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_exits_0_for_a_valid_file_and_1_naming_the_problem_otherwise() {
+    let valid = temp_file(
+        "valid.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n",
+    );
+    let out = tailgate().arg("check-config").arg(&valid).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+
+    let invalid = temp_file(
+        "invalid.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpiont: 0.0.0.0:4317\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n",
+    );
+    let out = tailgate()
+        .arg("check-config")
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("endpiont"), "names the key: {message}");
+    assert!(message.contains(":5:"), "names the line: {message}");
+
+    let out = tailgate()
+        .arg("check-config")
+        .arg("/nonexistent/tailgate.yaml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_file(valid);
+    let _ = std::fs::remove_file(invalid);
+}
+
+#[test]
+fn without_a_config_it_runs_the_embedded_default_and_prints_batches() {
+    let stdout = temp_file("default.stdout", "");
+    let mut child = tailgate()
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin = "127.0.0.1:8888".parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http_get(admin, "/readyz"), Ok((200, _))) {
+        assert!(
+            Instant::now() < deadline,
+            "the default gateway did not become ready"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the default gateway exited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"checkout","status":{"code":2}}]}]}]}"#;
+    let (status, _, _) = http_request(
+        "127.0.0.1:4318".parse().unwrap(),
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    // SAFETY: kill(2) on the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let printed = std::fs::read_to_string(&stdout).unwrap();
+    assert!(
+        printed.contains("debug: traces"),
+        "the debug exporter printed a summary: {printed}"
+    );
+    assert!(printed.contains("spans=1"), "{printed}");
+    let _ = std::fs::remove_file(stdout);
+}
