@@ -487,6 +487,7 @@ async fn run_shard(
     }
 
     let mut grpc_receivers = Vec::new();
+    let mut http_receivers = Vec::new();
     let mut listener_tasks = Vec::new();
     let mut failed = false;
     for (receiver, (grpc_metrics, http_metrics)) in plan.receivers.iter().zip(telemetry.receivers) {
@@ -521,6 +522,7 @@ async fn run_shard(
                         settings.clone(),
                         stop.clone(),
                     );
+                    http_receivers.push(http.clone());
                     listener_tasks.push(glommio::spawn_local(http.serve(listener)));
                 }
                 Err(err) => {
@@ -548,7 +550,12 @@ async fn run_shard(
         task.await;
     }
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while grpc_receivers.iter().any(|r| r.open_connections() > 0) && Instant::now() < deadline {
+    // An HTTP connection reading a request when the signal came answers it (503, retryable)
+    // before it closes; without this wait the process could end first and reset it.
+    while (grpc_receivers.iter().any(|r| r.open_connections() > 0)
+        || http_receivers.iter().any(|r| r.open_connections() > 0))
+        && Instant::now() < deadline
+    {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     // 2. Close this shard's senders; wait until every peer closed theirs and all was delivered.

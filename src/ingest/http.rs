@@ -111,14 +111,23 @@ impl HttpReceiver {
             if self.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
                 continue;
             }
+            // Counted at accept, before the task first runs, so that the limit above and the
+            // drain (which waits for this count to reach zero) see the connection at once.
+            self.connections.set(self.connections.get() + 1);
             let receiver = self.clone();
             glommio::spawn_local(async move {
-                receiver.connections.set(receiver.connections.get() + 1);
                 receiver.serve_connection(stream).await;
                 receiver.connections.set(receiver.connections.get() - 1);
             })
             .detach();
         }
+    }
+
+    /// Number of connections this shard has open. Once the stop signal is given, idle ones close
+    /// at once and the others after answering the request they are in, so shutdown waits for
+    /// this to reach zero before it closes the mesh: a request read whole is always answered.
+    pub fn open_connections(&self) -> usize {
+        self.connections.get()
     }
 
     async fn serve_connection(&self, mut stream: TcpStream) {
@@ -353,6 +362,14 @@ async fn read_head(
             if let Some(end) = find_head_end(buffer) {
                 return Ok(Ok(end));
             }
+            // Bytes that cannot begin a request are refused now, rather than held until the
+            // header timeout while waiting for a blank line that garbage may never contain.
+            if cannot_be_a_request(buffer) {
+                return Ok(Err(Close::After(error_reply(
+                    &bad_request("malformed HTTP request"),
+                    Encoding::Protobuf,
+                ))));
+            }
             if buffer.len() >= MAX_HEADER_BYTES {
                 let reply = error_reply(
                     &bad_request(&format!("request head over {MAX_HEADER_BYTES} bytes")),
@@ -382,6 +399,13 @@ async fn read_head(
             }))
         }
     }
+}
+
+/// Whether the start of a head already fails to parse (`httparse` reports a partial head that
+/// is valid so far as incomplete, not as an error).
+fn cannot_be_a_request(partial: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    httparse::Request::new(&mut headers).parse(partial).is_err()
 }
 
 /// The end of the head (after its blank line), if the buffer holds it.
@@ -575,6 +599,14 @@ mod tests {
             Some(25)
         );
         assert_eq!(find_head_end(b"POST / HTTP/1.1\r\nA: b\r\n"), None);
+        assert!(!cannot_be_a_request(b"POST /v1/traces HTTP/1."));
+        assert!(!cannot_be_a_request(
+            b"POST /v1/traces HTTP/1.1\r\nContent-Ty"
+        ));
+        assert!(cannot_be_a_request(b"\x16\x03\x01\x02\x00\x01"));
+        assert!(cannot_be_a_request(
+            b"POST /v1/traces HTTP/1.1\r\nBad Name: x\r\n"
+        ));
         assert_eq!(
             media_type("application/json; charset=utf-8"),
             "application/json"
