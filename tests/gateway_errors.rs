@@ -1230,3 +1230,148 @@ fn a_thousand_idle_connections_do_not_stall_service() {
     drop(idle);
     assert_eq!(span_ids(&finish(gateway, sink)), vec![1, 2]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pressure: a retryable refusal instead of an ever longer wait
+// ---------------------------------------------------------------------------------------------
+
+/// An upstream that accepts connections, reads whatever arrives and never answers.
+fn black_hole() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the black hole");
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 64 << 10];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// A POST that gives up after `wait`; `None` when no answer came in time.
+fn post_within(addr: SocketAddr, body: &[u8], wait: Duration) -> Option<common::gateway::Response> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(wait)).ok()?;
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    common::gateway::parse_response(&response).ok()
+}
+
+#[test]
+fn a_shard_under_pressure_refuses_with_retry_hints_instead_of_stalling() {
+    let upstream = black_hole();
+    let ports: Vec<u16> = (0..3).map(|_| common::gateway::free_port()).collect();
+    let (grpc, http, admin): (SocketAddr, SocketAddr, SocketAddr) = (
+        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+        format!("127.0.0.1:{}", ports[2]).parse().unwrap(),
+    );
+    // One shard; batches of 10 spans; one sending consumer stuck on the black hole and a
+    // sending queue of one batch: the third batch has nowhere to go.
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    send_batch_size: 10
+    timeout: 10ms
+exporters:
+  otlp:
+    endpoint: {upstream}
+    tls:
+      insecure: true
+    timeout: 60s
+    retry_on_failure:
+      enabled: false
+    sending_queue:
+      queue_size: 1
+      num_consumers: 1
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+"
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let request = |n: u64| traces((0..10).map(|i| span(1, n * 100 + i + 1, "op")).collect());
+
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for n in 0..8 {
+        match post_within(gateway.http, &request(n), Duration::from_millis(1500)) {
+            Some((status, headers, _)) => {
+                statuses.push(status);
+                if status == 429 {
+                    refused = Some(headers);
+                    break;
+                }
+            }
+            // A request that waits on the full queue: the client gives up, the shard notes it.
+            None => statuses.push(0),
+        }
+    }
+    let headers = refused.unwrap_or_else(|| panic!("no 429 under pressure; statuses {statuses:?}"));
+    assert_eq!(
+        statuses[..2],
+        [200, 200],
+        "the first two batches fit: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&0),
+        "a request waited before pressure was declared: {statuses:?}"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(name, value)| name == "retry-after" && value == "1"),
+        "429 carries Retry-After: {headers:?}"
+    );
+
+    // gRPC under the same pressure: RESOURCE_EXHAUSTED with a RetryInfo detail.
+    let reply = grpc_traces(&gateway, &request(50));
+    assert_eq!(reply.code, "RESOURCE_EXHAUSTED", "{reply:?}");
+    assert!(
+        reply
+            .trailing_metadata
+            .iter()
+            .any(|(key, _)| key == "grpc-status-details-bin"),
+        "RetryInfo travels in grpc-status-details-bin: {reply:?}"
+    );
+
+    // Refused items are counted, on both transports.
+    let metrics = gateway.metrics();
+    let refused_http = common::gateway::metric_value(
+        &metrics,
+        "otelcol_receiver_refused_spans",
+        &[("transport", "http")],
+    );
+    let refused_grpc = common::gateway::metric_value(
+        &metrics,
+        "otelcol_receiver_refused_spans",
+        &[("transport", "grpc")],
+    );
+    assert!(refused_http >= 10.0 && refused_grpc >= 10.0, "{metrics}");
+    // The gateway is stuck on its upstream by design here; it is killed, not drained.
+    drop(gateway);
+}

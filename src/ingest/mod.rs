@@ -16,6 +16,13 @@
 //! The request is answered only after every part has been handed over, so an accepted item is
 //! always in some shard's pipeline; spans rejected on their own (bad ids) are counted as refused
 //! and reported back as partial success.
+//!
+//! Pressure: a hand-off that has waited [`PRESSURE_WAIT`] on a full queue puts its shard under
+//! pressure, for as long as any hand-off is still waiting that long and [`PRESSURE_HOLD`] after.
+//! Under pressure new requests are validated (so their items are counted) and refused whole with
+//! a retryable error — RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with `Retry-After` — rather
+//! than joining the wait: nothing is accepted that is not handed over, and clients back off
+//! instead of timing out.
 
 pub mod body;
 pub mod grpc;
@@ -23,10 +30,11 @@ pub mod http;
 pub mod status;
 pub mod stop;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
@@ -80,10 +88,19 @@ pub struct Ingest {
     /// await points, so a split is taken for the duration of one request).
     splits: RefCell<Vec<Split>>,
     framer: RefCell<Framer>,
+    /// Hand-offs waiting longer than [`PRESSURE_WAIT`] right now.
+    stalled: Cell<usize>,
+    /// Pressure lasts until then after the last long wait.
+    pressure_until: Cell<Option<Instant>>,
 }
 
 /// How many idle splits a shard keeps for reuse.
 const SPARE_SPLITS_MAX: usize = 64;
+
+/// A hand-off waiting this long on a full queue puts the shard under pressure.
+pub const PRESSURE_WAIT: Duration = Duration::from_millis(200);
+/// How long pressure lasts after the last long wait ended; also the retry delay clients are given.
+pub const PRESSURE_HOLD: Duration = Duration::from_secs(1);
 
 impl Ingest {
     pub fn new(
@@ -101,7 +118,49 @@ impl Ingest {
             shard_metrics,
             splits: RefCell::new(Vec::new()),
             framer: RefCell::new(Framer::new()),
+            stalled: Cell::new(0),
+            pressure_until: Cell::new(None),
         }
+    }
+
+    /// Whether new requests are refused for now (see the module documentation).
+    pub fn under_pressure(&self) -> bool {
+        self.stalled.get() > 0
+            || self
+                .pressure_until
+                .get()
+                .is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Awaits a hand-off, putting the shard under pressure while it waits too long.
+    async fn watched<T>(&self, handoff: impl Future<Output = T>) -> T {
+        let mut handoff = pin!(handoff);
+        let quick = futures_lite::future::or(async { Some(handoff.as_mut().await) }, async {
+            glommio::timer::sleep(PRESSURE_WAIT).await;
+            None
+        })
+        .await;
+        match quick {
+            Some(done) => done,
+            None => {
+                self.stalled.set(self.stalled.get() + 1);
+                let done = handoff.await;
+                self.stalled.set(self.stalled.get() - 1);
+                self.pressure_until
+                    .set(Some(Instant::now() + PRESSURE_HOLD));
+                done
+            }
+        }
+    }
+
+    fn refuse_under_pressure(&self, items: u64) -> Result<(), IngestError> {
+        if self.under_pressure() {
+            return Err(IngestError::Overloaded {
+                items,
+                retry_after: PRESSURE_HOLD,
+            });
+        }
+        Ok(())
     }
 
     pub fn shard(&self) -> usize {
@@ -129,25 +188,29 @@ impl Ingest {
             Signal::Traces => self.export_traces(body).await,
             Signal::Metrics | Signal::Logs => self.export_local(signal, body).await,
         };
-        // A request refused whole was not decoded, so its items are unknown and not counted;
-        // the refusal itself is the client's error (or retry) to act on.
-        if let Ok(outcome) = &result {
-            counters.accepted.add(outcome.accepted);
-            counters.refused.add(outcome.rejected);
+        // A request refused whole because it did not decode has no known item count; one
+        // refused under pressure was validated first, so its items are counted.
+        match &result {
+            Ok(outcome) => {
+                counters.accepted.add(outcome.accepted);
+                counters.refused.add(outcome.rejected);
+            }
+            Err(IngestError::Overloaded { items, .. }) => counters.refused.add(*items),
+            Err(_) => {}
         }
         result
     }
 
     async fn export_local(&self, signal: Signal, body: Vec<u8>) -> Result<Outcome, IngestError> {
         let items = item_count(&Request::parse(signal, &body).map_err(IngestError::Decode)?);
+        self.refuse_under_pressure(items)?;
         if items > 0 {
-            self.pipeline
-                .deliver(Delivery {
-                    signal,
-                    bytes: body,
-                    items,
-                })
-                .await;
+            self.watched(self.pipeline.deliver(Delivery {
+                signal,
+                bytes: body,
+                items,
+            }))
+            .await;
         }
         Ok(Outcome {
             accepted: items,
@@ -167,6 +230,13 @@ impl Ingest {
             return Err(IngestError::Decode(err));
         }
         let rejected = split.rejected();
+        let routed: u64 = (0..split.shard_count())
+            .map(|s| split.spans(s).len() as u64)
+            .sum();
+        if let Err(err) = self.refuse_under_pressure(routed + rejected) {
+            self.recycle(split);
+            return Err(err);
+        }
         let message = split
             .first_defect()
             .map(|(defect, offset)| {
@@ -218,8 +288,8 @@ impl Ingest {
             items,
         };
         if owner == self.shard {
-            self.receive_owned(delivery).await;
-        } else if let Err(err) = self.senders.send_to(owner, delivery).await {
+            self.watched(self.receive_owned(delivery)).await;
+        } else if let Err(err) = self.watched(self.senders.send_to(owner, delivery)).await {
             // The mesh closes only when a shard stops, during shutdown: keep the spans here
             // rather than lose them.
             match err {

@@ -3,8 +3,9 @@
 //! Every refusal is an [`IngestError`]; this module is the one place that maps it to a gRPC
 //! status code and to an HTTP status, following the OTLP specification: undecodable data is a
 //! permanent error (INVALID_ARGUMENT / 400), an oversized message is RESOURCE_EXHAUSTED / 413,
-//! an unknown method UNIMPLEMENTED / 404, and pressure is a retryable refusal
-//! (RESOURCE_EXHAUSTED with `RetryInfo` / 429 or 503 with `Retry-After`).
+//! an unknown method UNIMPLEMENTED / 404, pressure is a retryable refusal (RESOURCE_EXHAUSTED
+//! with `RetryInfo` / 429 with `Retry-After`), and draining is UNAVAILABLE / 503 with
+//! `Retry-After`.
 
 use std::fmt;
 use std::time::Duration;
@@ -38,11 +39,14 @@ pub enum IngestError {
     Unsupported(String),
     /// No such method or path.
     UnknownMethod(String),
-    /// The gateway is shutting down or overloaded; the client should retry after the delay.
+    /// The gateway is shutting down; the client should retry after the delay (elsewhere).
     Unavailable {
         reason: &'static str,
         retry_after: Duration,
     },
+    /// The shard is under pressure (its hand-offs are waiting on full queues): the request, of
+    /// `items` items, is refused whole and the client should retry after the delay.
+    Overloaded { items: u64, retry_after: Duration },
 }
 
 impl IngestError {
@@ -51,7 +55,9 @@ impl IngestError {
             IngestError::Decode(_) | IngestError::Json(_) | IngestError::Corrupt(_) => {
                 GrpcCode::InvalidArgument
             }
-            IngestError::TooLarge { .. } => GrpcCode::ResourceExhausted,
+            IngestError::TooLarge { .. } | IngestError::Overloaded { .. } => {
+                GrpcCode::ResourceExhausted
+            }
             IngestError::Unsupported(_) | IngestError::UnknownMethod(_) => GrpcCode::Unimplemented,
             IngestError::Unavailable { .. } => GrpcCode::Unavailable,
         }
@@ -65,13 +71,15 @@ impl IngestError {
             IngestError::Unsupported(_) => 415,
             IngestError::UnknownMethod(_) => 404,
             IngestError::Unavailable { .. } => 503,
+            IngestError::Overloaded { .. } => 429,
         }
     }
 
     /// How long a client should wait before retrying, for retryable refusals.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            IngestError::Unavailable { retry_after, .. } => Some(*retry_after),
+            IngestError::Unavailable { retry_after, .. }
+            | IngestError::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -89,6 +97,10 @@ impl fmt::Display for IngestError {
             IngestError::Unsupported(what) => write!(f, "unsupported {what}"),
             IngestError::UnknownMethod(path) => write!(f, "unknown method {path}"),
             IngestError::Unavailable { reason, .. } => write!(f, "{reason}; retry later"),
+            IngestError::Overloaded { items, .. } => write!(
+                f,
+                "the gateway is under pressure; {items} item(s) refused, retry later"
+            ),
         }
     }
 }
