@@ -19,11 +19,10 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 use tailgate::wire::{Framer, Split, TracesRequest};
+use tailgate_bench::generate::{sdk_shaped_request, Rng};
 use tailgate_shards::route::Router;
 
 /// The allocator every tailgate binary uses; prost's path allocates per field, so it matters.
@@ -31,99 +30,7 @@ use tailgate_shards::route::Router;
 static GLOBAL: MiMalloc = MiMalloc;
 
 const SPANS: usize = 1000;
-const SPANS_PER_TRACE: usize = 10;
 const SHARDS: usize = 2;
-
-/// splitmix64: a deterministic stream for ids and choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn text(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| (b'a' + (self.next() % 26) as u8) as char)
-            .collect()
-    }
-}
-
-fn string_kv(key: String, value: String) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
-fn realistic_request() -> Vec<u8> {
-    let mut rng = Rng(42);
-    let base_ns = 1_700_000_000_000_000_000u64;
-    let mut spans = Vec::with_capacity(SPANS);
-    let mut trace_id = Vec::new();
-    for i in 0..SPANS {
-        if i % SPANS_PER_TRACE == 0 {
-            trace_id = [rng.next().to_le_bytes(), rng.next().to_le_bytes()].concat();
-        }
-        let start = base_ns + rng.next() % 1_000_000_000;
-        let end = start + 1_000 + rng.next() % 50_000_000;
-        spans.push(Span {
-            trace_id: trace_id.clone(),
-            span_id: rng.next().to_le_bytes().to_vec(),
-            parent_span_id: rng.next().to_le_bytes().to_vec(),
-            name: format!("GET /api/v1/{}", rng.text(8)),
-            kind: 2,
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            attributes: (0..10)
-                .map(|_| string_kv(rng.text(20), rng.text(20)))
-                .collect(),
-            events: vec![span::Event {
-                time_unix_nano: start + 500,
-                name: "message".into(),
-                attributes: vec![string_kv("message.type".into(), "SENT".into())],
-                dropped_attributes_count: 0,
-            }],
-            status: Some(Status {
-                message: String::new(),
-                code: if rng.next() % 20 == 0 { 2 } else { 0 },
-            }),
-            flags: 0x301,
-            ..Default::default()
-        });
-    }
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    string_kv("service.name".into(), "checkout".into()),
-                    string_kv("service.version".into(), "1.4.2".into()),
-                    string_kv("host.name".into(), "ip-10-0-12-34".into()),
-                    string_kv("cloud.provider".into(), "aws".into()),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "io.opentelemetry.http".into(),
-                    version: "1.30.0".into(),
-                    ..Default::default()
-                }),
-                spans,
-                schema_url: "https://opentelemetry.io/schemas/1.24.0".into(),
-            }],
-            schema_url: String::new(),
-        }],
-    };
-    request.encode_to_vec()
-}
 
 /// The tailgate routing step; returns the framed bytes so nothing is optimised away.
 struct Tailgate {
@@ -231,7 +138,7 @@ fn median_ns_per_span(iters: u32, mut f: impl FnMut() -> usize) -> f64 {
 }
 
 fn main() {
-    let bytes = realistic_request();
+    let bytes = sdk_shaped_request(&mut Rng(42), SPANS);
     let router = Router::new(SHARDS);
     let mut tailgate = Tailgate::new();
     assert_eq!(tailgate.run(&bytes) > 0, prost_route(&bytes, &router) > 0);

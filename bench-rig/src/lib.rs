@@ -5,5 +5,6 @@
 //! decoding, and can record every request it received for a test to inspect. [`load`] sends
 //! OTLP load at a fixed rate or at the maximum and reports what was accepted and how fast.
 
+pub mod generate;
 pub mod load;
 pub mod sink;

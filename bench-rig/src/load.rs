@@ -1,8 +1,8 @@
 //! `tailgate-bench load`: OTLP load at a fixed rate or at the maximum, with latency measured
 //! honestly.
 //!
-//! Requests are generated before the run (SDK-shaped spans: 10 attributes of 20-character keys
-//! and values, one event, 10 spans per trace, distinct trace ids per request) and sent as they
+//! Requests are generated before the run ([`crate::generate`]: SDK-shaped spans, distinct trace
+//! ids per request) and sent as they
 //! are, so the generator spends its CPU on sending, not encoding. Each connection is one task of
 //! one glommio executor, using tailgate's own OTLP exporter with its queue and retries off: one
 //! request in flight per connection. At `--rate max` every connection sends as fast as answers
@@ -19,21 +19,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
-use prost::Message;
 use tailgate::export::{
     self, Batch, ExportObserver, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
     QueueSettings, RetrySettings,
 };
 use tailgate::wire::Signal;
 
+use crate::generate::{sdk_shaped_request, Rng};
+
 /// How many distinct requests are generated and cycled through.
 const DISTINCT_REQUESTS: usize = 64;
-/// Spans per trace in generated requests.
-const SPANS_PER_TRACE: usize = 10;
 /// The most connections one run opens.
 const MAX_CONNECTIONS: usize = 4096;
 
@@ -68,94 +63,6 @@ pub struct LoadArgs {
     /// The CPU the generator is pinned to; unpinned when absent.
     #[arg(long)]
     pub cpu: Option<usize>,
-}
-
-/// splitmix64, for deterministic ids and text.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn text(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| (b'a' + (self.next() % 26) as u8) as char)
-            .collect()
-    }
-}
-
-fn string_kv(key: String, value: String) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
-/// One SDK-shaped request of `spans` spans.
-fn sdk_shaped_request(rng: &mut Rng, spans: usize) -> Vec<u8> {
-    let base_ns = 1_700_000_000_000_000_000u64;
-    let mut out = Vec::with_capacity(spans);
-    let mut trace_id = Vec::new();
-    for i in 0..spans {
-        if i % SPANS_PER_TRACE == 0 {
-            trace_id = [rng.next().to_le_bytes(), rng.next().to_le_bytes()].concat();
-        }
-        let start = base_ns + rng.next() % 1_000_000_000;
-        out.push(Span {
-            trace_id: trace_id.clone(),
-            span_id: (rng.next() | 1).to_le_bytes().to_vec(),
-            parent_span_id: rng.next().to_le_bytes().to_vec(),
-            name: format!("GET /api/v1/{}", rng.text(8)),
-            kind: 2,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + 1_000 + rng.next() % 50_000_000,
-            attributes: (0..10)
-                .map(|_| string_kv(rng.text(20), rng.text(20)))
-                .collect(),
-            events: vec![span::Event {
-                time_unix_nano: start + 500,
-                name: "message".into(),
-                attributes: vec![string_kv("message.type".into(), "SENT".into())],
-                dropped_attributes_count: 0,
-            }],
-            status: Some(Status {
-                message: String::new(),
-                code: if rng.next() % 20 == 0 { 2 } else { 0 },
-            }),
-            flags: 0x301,
-            ..Default::default()
-        });
-    }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    string_kv("service.name".into(), "checkout".into()),
-                    string_kv("host.name".into(), "ip-10-0-12-34".into()),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "io.opentelemetry.http".into(),
-                    version: "1.30.0".into(),
-                    ..Default::default()
-                }),
-                spans: out,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
-    .encode_to_vec()
 }
 
 /// Counts one connection's answers.
