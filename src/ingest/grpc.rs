@@ -83,21 +83,21 @@ impl GrpcReceiver {
 
     /// Accepts connections until the stop signal, then lets the open ones drain.
     pub async fn serve(self: Rc<Self>, listener: TcpListener) {
-        loop {
-            let accepted = future::or(async { Some(listener.accept().await) }, async {
-                self.stop.wait().await;
-                None
-            })
-            .await;
-            let Some(accepted) = accepted else { break };
-            let Ok(stream) = accepted else { continue };
+        super::accept_until_stopped(&listener, &self.stop, |stream| {
             if self.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
-                drop(stream);
-                continue;
+                return;
             }
+            // Counted at accept, before the task first runs, so the limit and the drain see the
+            // connection at once.
+            self.connections.set(self.connections.get() + 1);
             let receiver = self.clone();
-            glommio::spawn_local(async move { receiver.serve_connection(stream).await }).detach();
-        }
+            glommio::spawn_local(async move {
+                receiver.serve_connection(stream).await;
+                receiver.connections.set(receiver.connections.get() - 1);
+            })
+            .detach();
+        })
+        .await;
     }
 
     /// Number of connections this shard has open.
@@ -105,8 +105,7 @@ impl GrpcReceiver {
         self.connections.get()
     }
 
-    async fn serve_connection(self: Rc<Self>, stream: TcpStream) {
-        self.connections.set(self.connections.get() + 1);
+    async fn serve_connection(self: &Rc<Self>, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let handshake = h2::server::Builder::new()
             .max_concurrent_streams(self.settings.max_concurrent_streams)
@@ -149,7 +148,6 @@ impl GrpcReceiver {
                     .detach();
             }
         }
-        self.connections.set(self.connections.get() - 1);
     }
 
     async fn serve_call(

@@ -100,16 +100,9 @@ impl HttpReceiver {
 
     /// Accepts connections until the stop signal; open connections finish their request.
     pub async fn serve(self: Rc<Self>, listener: TcpListener) {
-        loop {
-            let accepted = future::or(async { Some(listener.accept().await) }, async {
-                self.stop.wait().await;
-                None
-            })
-            .await;
-            let Some(accepted) = accepted else { break };
-            let Ok(stream) = accepted else { continue };
+        super::accept_until_stopped(&listener, &self.stop, |stream| {
             if self.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
-                continue;
+                return;
             }
             // Counted at accept, before the task first runs, so that the limit above and the
             // drain (which waits for this count to reach zero) see the connection at once.
@@ -120,7 +113,8 @@ impl HttpReceiver {
                 receiver.connections.set(receiver.connections.get() - 1);
             })
             .detach();
-        }
+        })
+        .await;
     }
 
     /// Number of connections this shard has open. Once the stop signal is given, idle ones close

@@ -37,12 +37,34 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::Senders;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
 
 use crate::telemetry::{ReceiverMetrics, ShardMetrics};
 use crate::wire::{item_count, Framer, Request, Signal, Split};
 use status::IngestError;
+
+/// Accepts connections on `listener` until `stop` is triggered, handing each to `on_accept`;
+/// the receivers' shared accept loop. A failed accept (the peer reset it first) is skipped.
+pub(crate) async fn accept_until_stopped(
+    listener: &TcpListener,
+    stop: &stop::Stop,
+    mut on_accept: impl FnMut(TcpStream),
+) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            stop.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok(stream)) => on_accept(stream),
+            Some(Err(_)) => continue,
+            None => break,
+        }
+    }
+}
 
 /// What one shard hands another (or itself): a valid export request of `signal` holding `items`
 /// items, all owned by the destination.
