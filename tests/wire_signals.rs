@@ -272,12 +272,12 @@ fn log(n: u64, severity: i32, body: Option<any_value::Value>) -> LogRecord {
         attributes: vec![kv("seq", any_value::Value::IntValue(n as i64))],
         dropped_attributes_count: n as u32 % 2,
         flags: (n % 2) as u32,
-        trace_id: if n % 2 == 0 {
+        trace_id: if n.is_multiple_of(2) {
             vec![n as u8; 16]
         } else {
             vec![]
         },
-        span_id: if n % 2 == 0 {
+        span_id: if n.is_multiple_of(2) {
             vec![n as u8 + 1; 8]
         } else {
             vec![]

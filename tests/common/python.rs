@@ -389,7 +389,7 @@ fn parse_report(text: &[u8]) -> Result<Vec<SentSpan>, String> {
 
 /// Lower-case or upper-case hex to bytes.
 pub fn hex(text: &str) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {text:?}"));
     }
     let digit = |c: u8| match c {
