@@ -215,22 +215,7 @@ impl GrpcReceiver {
                 .ok_or_else(|| IngestError::Unsupported(format!("grpc-encoding {value:?}")))?,
         };
         let limit = self.settings.limits.max_message_bytes;
-        let mut framed = read_body(request.into_body(), limit + 5).await?;
-        let (compressed, len) = match framed.get(..5) {
-            Some(&[flag, a, b, c, d]) => (flag & 1 == 1, u32::from_be_bytes([a, b, c, d]) as usize),
-            _ => {
-                return Err(IngestError::Corrupt(
-                    "gRPC message shorter than its 5-byte prefix".into(),
-                ))
-            }
-        };
-        if len != framed.len() - 5 {
-            return Err(IngestError::Corrupt(format!(
-                "gRPC message prefix says {len} bytes, the stream carried {}",
-                framed.len() - 5
-            )));
-        }
-        framed.drain(..5);
+        let (compressed, framed) = read_message(request.into_body(), limit).await?;
         let message = if compressed {
             if coding == Coding::Identity {
                 return Err(IngestError::Corrupt(
@@ -249,19 +234,57 @@ impl GrpcReceiver {
     }
 }
 
-/// Reads a call's whole body, refusing more than `limit` bytes, releasing flow-control capacity
-/// as it goes.
-async fn read_body(mut body: RecvStream, limit: usize) -> Result<Vec<u8>, IngestError> {
+/// Reads a unary call's one message: the 5-byte gRPC prefix (compressed flag, length) and the
+/// message itself, refusing a message over `limit` bytes and a stream whose length disagrees
+/// with its prefix. The prefix is read apart and the message buffer sized from it (within the
+/// limit), so the body is copied once, from the HTTP/2 frames into place. Flow-control
+/// capacity is released as the body is consumed.
+async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Vec<u8>), IngestError> {
+    let mut prefix = [0u8; 5];
+    let mut prefix_len = 0;
+    let mut declared = 0;
     let mut out = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|err| IngestError::Corrupt(format!("HTTP/2 stream: {err}")))?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        if out.len() + chunk.len() > limit {
-            return Err(IngestError::TooLarge { limit: limit - 5 });
+        let mut data = &chunk[..];
+        if prefix_len < 5 {
+            let n = (5 - prefix_len).min(data.len());
+            prefix[prefix_len..prefix_len + n].copy_from_slice(&data[..n]);
+            prefix_len += n;
+            data = &data[n..];
+            if prefix_len == 5 {
+                declared =
+                    u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+                if declared > limit {
+                    return Err(IngestError::TooLarge { limit });
+                }
+                out.reserve_exact(declared);
+            }
         }
-        out.extend_from_slice(&chunk);
+        if out.len() + data.len() > declared {
+            return Err(if out.len() + data.len() > limit {
+                IngestError::TooLarge { limit }
+            } else {
+                IngestError::Corrupt(format!(
+                    "gRPC message prefix says {declared} bytes, the stream carries more"
+                ))
+            });
+        }
+        out.extend_from_slice(data);
     }
-    Ok(out)
+    if prefix_len < 5 {
+        return Err(IngestError::Corrupt(
+            "gRPC message shorter than its 5-byte prefix".into(),
+        ));
+    }
+    if out.len() != declared {
+        return Err(IngestError::Corrupt(format!(
+            "gRPC message prefix says {declared} bytes, the stream carried {}",
+            out.len()
+        )));
+    }
+    Ok((prefix[0] & 1 == 1, out))
 }
 
 fn grpc_headers(response: &mut Response<()>) {
