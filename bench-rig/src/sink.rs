@@ -98,7 +98,13 @@ impl Recorder {
                         };
                         tally.spans += 1;
                         *tally.traces.entry(trace_id).or_insert(0) += 1;
-                        let key = xxh3_64(&[&trace_id[..], span.span_id()].concat());
+                        // (trace id, span id) hashed from a stack buffer: no allocation per span.
+                        let mut ids = [0u8; 24];
+                        ids[..16].copy_from_slice(&trace_id);
+                        let span_id = span.span_id();
+                        let n = span_id.len().min(8);
+                        ids[16..16 + n].copy_from_slice(&span_id[..n]);
+                        let key = xxh3_64(&ids);
                         if !tally.seen.insert(key) {
                             tally.duplicates += 1;
                         }
