@@ -8,5 +8,6 @@ pub mod export;
 pub mod gateway;
 pub mod ingest;
 pub mod lifecycle;
+pub mod sampling;
 pub mod telemetry;
 pub mod wire;

@@ -1,0 +1,389 @@
+//! The top-level policy list of one shard, and the final decision over it.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::policy::{Clock, Policy};
+use super::trace::Trace;
+use super::Decision;
+use crate::config::TailSampling;
+
+/// Why a policy set could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The shard count was 0.
+    NoShards,
+    /// A `string_attribute` policy's patterns did not compile together (each compiles alone,
+    /// which the configuration checks; a very large set can still exceed the regex size limit).
+    Regex { policy: String, reason: String },
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::NoShards => f.write_str("tail sampling needs at least one shard"),
+            PolicyError::Regex { policy, reason } => write!(
+                f,
+                "tail sampling policy `{policy}`: its regular expressions do not compile \
+                 together: {reason}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// One shard's tail-sampling policies.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// Compiled top-level policies, in configuration order.
+    policies: Vec<Policy>,
+    /// Their names, in configuration order.
+    names: Vec<String>,
+    /// Indices into `policies` in evaluation order: `drop` policies first.
+    order: Vec<usize>,
+    sample_on_first_match: bool,
+    /// The last decision's per-policy decisions, in configuration order.
+    decisions: Vec<Option<Decision>>,
+    /// The first decision's instant, from which the one-second rate windows are counted.
+    origin: Option<Instant>,
+}
+
+/// A trace's final decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinalDecision<'s> {
+    /// Whether the trace is kept.
+    pub sampled: bool,
+    /// [`Decision::Sampled`], [`Decision::NotSampled`] or [`Decision::Dropped`].
+    pub decision: Decision,
+    /// The policy behind the decision, by configuration index: the first that sampled (for an
+    /// inverted sample, the first InvertSampled), or the `drop` policy that dropped. `None` for
+    /// a trace not sampled. The Collector records this policy's name as `tailsampling.policy`.
+    pub policy: Option<usize>,
+    /// Each top-level policy's decision, by configuration index; `None` for policies not
+    /// evaluated because the evaluation stopped early (a drop, or `sample_on_first_match`).
+    pub per_policy: &'s [Option<Decision>],
+}
+
+impl PolicySet {
+    /// Compiles `config`'s policies for one of `shards` shards.
+    pub fn new(config: &TailSampling, shards: usize) -> Result<PolicySet, PolicyError> {
+        if shards == 0 {
+            return Err(PolicyError::NoShards);
+        }
+        let policies = config
+            .policies
+            .iter()
+            .map(|p| Policy::compile(p, shards as u64))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (drops, others): (Vec<usize>, Vec<usize>) =
+            (0..policies.len()).partition(|&i| policies[i].is_drop());
+        Ok(PolicySet {
+            names: config.policies.iter().map(|p| p.name.clone()).collect(),
+            order: drops.into_iter().chain(others).collect(),
+            decisions: vec![None; policies.len()],
+            policies,
+            sample_on_first_match: config.sample_on_first_match,
+            origin: None,
+        })
+    }
+
+    /// The top-level policy names, in configuration order (the order of
+    /// [`FinalDecision::per_policy`]).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Decides `trace` at `now`.
+    pub fn decide(&mut self, trace: &Trace<'_>, now: Instant) -> FinalDecision<'_> {
+        let origin = *self.origin.get_or_insert(now);
+        let clock = Clock {
+            now,
+            second: now.saturating_duration_since(origin).as_secs(),
+        };
+        self.decisions.fill(None);
+        // The first policy (in evaluation order) to give each decision.
+        let mut first = [None::<usize>; 5];
+        for &i in &self.order {
+            let decision = self.policies[i].evaluate(trace, clock);
+            self.decisions[i] = Some(decision);
+            first[index(decision)].get_or_insert(i);
+            if decision == Decision::Dropped
+                || (self.sample_on_first_match && decision == Decision::Sampled)
+            {
+                break;
+            }
+        }
+        let given = |d: Decision| first[index(d)];
+        let (decision, policy) = if let Some(p) = given(Decision::Dropped) {
+            (Decision::Dropped, Some(p))
+        } else if given(Decision::InvertNotSampled).is_some() {
+            (Decision::NotSampled, None)
+        } else if let Some(p) = given(Decision::Sampled) {
+            (Decision::Sampled, Some(p))
+        } else if let (Some(p), None) =
+            (given(Decision::InvertSampled), given(Decision::NotSampled))
+        {
+            (Decision::Sampled, Some(p))
+        } else {
+            (Decision::NotSampled, None)
+        };
+        FinalDecision {
+            sampled: decision == Decision::Sampled,
+            decision,
+            policy,
+            per_policy: &self.decisions,
+        }
+    }
+}
+
+fn index(decision: Decision) -> usize {
+    match decision {
+        Decision::Sampled => 0,
+        Decision::NotSampled => 1,
+        Decision::InvertSampled => 2,
+        Decision::InvertNotSampled => 3,
+        Decision::Dropped => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+
+    use super::super::testing::*;
+    use super::*;
+    use crate::config::{PolicyKind, RateLimitingPolicy, StringAttributePolicy};
+    use crate::telemetry;
+
+    fn route(value: &str, invert_match: bool) -> PolicyKind {
+        PolicyKind::StringAttribute(StringAttributePolicy {
+            key: "http.route".to_string(),
+            values: vec![value.to_string()],
+            enabled_regex_matching: false,
+            cache_max_size: 128,
+            invert_match,
+        })
+    }
+
+    fn drop_route(value: &str) -> PolicyKind {
+        PolicyKind::Drop(vec![policy("match", route(value, false))])
+    }
+
+    fn never() -> PolicyKind {
+        route("/never", false)
+    }
+
+    fn routed(value: &str) -> Vec<ResourceSpans> {
+        vec![group(
+            None,
+            vec![with_attrs(
+                span(0, 0, 1),
+                vec![str_attr("http.route", value)],
+            )],
+        )]
+    }
+
+    /// Decides `/healthz` with these policies and returns the decision and the record.
+    fn run(
+        policies: Vec<(&str, PolicyKind)>,
+        first_match: bool,
+    ) -> (FinalDecision<'static>, Vec<Option<Decision>>) {
+        let mut cfg = config(policies.into_iter().map(|(n, k)| policy(n, k)).collect());
+        cfg.sample_on_first_match = first_match;
+        let mut set = PolicySet::new(&cfg, 1).unwrap();
+        with_trace(routed("/healthz"), |trace| {
+            let d = set.decide(trace, Instant::now());
+            let record = d.per_policy.to_vec();
+            let d = FinalDecision {
+                per_policy: &[],
+                ..d
+            };
+            (d, record)
+        })
+    }
+
+    #[test]
+    fn drop_wins_even_when_listed_last_and_stops_the_evaluation() {
+        let (d, record) = run(
+            vec![
+                ("always", PolicyKind::AlwaysSample),
+                ("not-healthz", route("/healthz", true)),
+                ("drop-health", drop_route("/healthz")),
+            ],
+            false,
+        );
+        assert!(!d.sampled);
+        assert_eq!(d.decision, Decision::Dropped);
+        assert_eq!(d.policy, Some(2));
+        // Drop policies run first; after a drop nothing else runs.
+        assert_eq!(record, vec![None, None, Some(Decision::Dropped)]);
+    }
+
+    #[test]
+    fn a_drop_that_does_not_match_lets_the_others_decide() {
+        let (d, record) = run(
+            vec![
+                ("always", PolicyKind::AlwaysSample),
+                ("drop-checkout", drop_route("/checkout")),
+            ],
+            false,
+        );
+        assert!(d.sampled);
+        assert_eq!(d.policy, Some(0));
+        assert_eq!(
+            record,
+            vec![Some(Decision::Sampled), Some(Decision::NotSampled)]
+        );
+    }
+
+    #[test]
+    fn any_sample_samples_otherwise_not_sampled() {
+        let (d, _) = run(
+            vec![("never", never()), ("always", PolicyKind::AlwaysSample)],
+            false,
+        );
+        assert!(d.sampled);
+        assert_eq!(d.policy, Some(1));
+        let (d, _) = run(vec![("never", never())], false);
+        assert_eq!(
+            (d.sampled, d.decision, d.policy),
+            (false, Decision::NotSampled, None)
+        );
+    }
+
+    #[test]
+    fn an_inverted_not_sampled_beats_a_sample() {
+        let (d, record) = run(
+            vec![
+                ("always", PolicyKind::AlwaysSample),
+                ("not-healthz", route("/healthz", true)),
+            ],
+            false,
+        );
+        assert!(!d.sampled);
+        assert_eq!(d.decision, Decision::NotSampled);
+        assert_eq!(d.policy, None);
+        assert_eq!(
+            record,
+            vec![Some(Decision::Sampled), Some(Decision::InvertNotSampled)]
+        );
+    }
+
+    #[test]
+    fn an_inverted_sample_samples_only_without_a_not_sampled() {
+        let (d, _) = run(vec![("not-checkout", route("/checkout", true))], false);
+        assert!(d.sampled);
+        assert_eq!(d.decision, Decision::Sampled);
+        assert_eq!(d.policy, Some(0));
+        let (d, _) = run(
+            vec![
+                ("not-checkout", route("/checkout", true)),
+                ("never", never()),
+            ],
+            false,
+        );
+        assert!(!d.sampled);
+    }
+
+    #[test]
+    fn sample_on_first_match_stops_at_the_first_sample() {
+        let policies = || {
+            vec![
+                ("never", never()),
+                ("always", PolicyKind::AlwaysSample),
+                ("not-healthz", route("/healthz", true)),
+            ]
+        };
+        // Without it the inverted no wins; with it the evaluation ends before it is asked.
+        let (d, _) = run(policies(), false);
+        assert!(!d.sampled);
+        let (d, record) = run(policies(), true);
+        assert!(d.sampled);
+        assert_eq!(d.policy, Some(1));
+        assert_eq!(
+            record,
+            vec![Some(Decision::NotSampled), Some(Decision::Sampled), None]
+        );
+    }
+
+    #[test]
+    fn sample_on_first_match_is_not_stopped_by_an_inverted_sample() {
+        let (d, record) = run(
+            vec![
+                ("not-checkout", route("/checkout", true)),
+                ("never", never()),
+            ],
+            true,
+        );
+        assert!(!d.sampled, "the later NotSampled is still seen");
+        assert_eq!(
+            record,
+            vec![Some(Decision::InvertSampled), Some(Decision::NotSampled)]
+        );
+    }
+
+    #[test]
+    fn sample_on_first_match_still_runs_drop_policies_first() {
+        let (d, record) = run(
+            vec![
+                ("always", PolicyKind::AlwaysSample),
+                ("drop-health", drop_route("/healthz")),
+            ],
+            true,
+        );
+        assert_eq!(d.decision, Decision::Dropped);
+        assert_eq!(record, vec![None, Some(Decision::Dropped)]);
+    }
+
+    #[test]
+    fn policies_after_a_first_match_keep_their_state() {
+        let mut cfg = config(vec![
+            policy("route-a", route("/a", false)),
+            policy(
+                "rate",
+                PolicyKind::RateLimiting(RateLimitingPolicy {
+                    spans_per_second: 1,
+                }),
+            ),
+        ]);
+        cfg.sample_on_first_match = true;
+        let mut set = PolicySet::new(&cfg, 1).unwrap();
+        let t0 = Instant::now();
+        // "/a" traces stop at the first policy: the limiter (burst 2) is not consulted...
+        for _ in 0..5 {
+            assert!(decide(&mut set, routed("/a"), t0).sampled);
+        }
+        // ...so it still holds its two tokens for the others.
+        assert!(decide(&mut set, routed("/b"), t0).sampled);
+        assert!(decide(&mut set, routed("/b"), t0).sampled);
+        assert!(!decide(&mut set, routed("/b"), t0).sampled);
+        assert!(decide(&mut set, routed("/b"), t0 + Duration::from_secs(1)).sampled);
+    }
+
+    #[test]
+    fn names_and_metric_labels() {
+        let set = set(vec![
+            policy("a", PolicyKind::AlwaysSample),
+            policy("b", drop_route("/x")),
+        ]);
+        assert_eq!(set.names(), ["a", "b"]);
+        assert_eq!(
+            Decision::InvertSampled.metric(),
+            telemetry::Decision::Sampled
+        );
+        assert_eq!(
+            Decision::InvertNotSampled.metric(),
+            telemetry::Decision::NotSampled
+        );
+        assert_eq!(Decision::Dropped.metric(), telemetry::Decision::Dropped);
+    }
+
+    #[test]
+    fn no_shards_is_an_error() {
+        let cfg = config(vec![policy("a", PolicyKind::AlwaysSample)]);
+        assert_eq!(PolicySet::new(&cfg, 0).unwrap_err(), PolicyError::NoShards);
+    }
+}
