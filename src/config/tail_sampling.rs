@@ -166,7 +166,8 @@ pub enum PolicyKind {
 /// `latency`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatencyPolicy {
-    /// Traces at least this long match.
+    /// Without an upper threshold, traces at least this long match; with one, traces longer
+    /// than this (the bound becomes exclusive, as in the Collector).
     pub threshold_ms: u64,
     /// When set, traces longer than this do not match (above `threshold_ms`).
     pub upper_threshold_ms: Option<u64>,
@@ -817,9 +818,9 @@ fn check_latency(
     let Some(UInt(threshold_ms)) = raw.threshold_ms else {
         return Err(ctx.missing(path, "threshold_ms"));
     };
-    // The Collector reads an upper threshold of 0 as "none", and matches durations in
-    // `threshold_ms..=upper_threshold_ms`; an upper bound at or below the lower one would match
-    // nothing.
+    // The Collector reads an upper threshold of 0 as "none", and with one matches durations in
+    // `threshold_ms < d <= upper_threshold_ms`; an upper bound at or below the lower one would
+    // match nothing.
     let upper_threshold_ms = match raw.upper_threshold_ms {
         Some(UInt(0)) | None => None,
         Some(UInt(upper)) if upper <= threshold_ms => {
