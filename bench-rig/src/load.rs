@@ -1,11 +1,11 @@
 //! `tailgate-bench load`: OTLP load at a fixed rate or at the maximum, with latency measured
 //! honestly.
 //!
-//! Requests are generated before the run ([`crate::generate`]: SDK-shaped spans, distinct trace
-//! ids per request) and sent as they
-//! are, so the generator spends its CPU on sending, not encoding. Each connection is one task of
-//! one glommio executor, using tailgate's own OTLP exporter with its queue and retries off: one
-//! request in flight per connection. At `--rate max` every connection sends as fast as answers
+//! Requests are generated before the run ([`crate::generate`]: SDK-shaped spans) and only their
+//! ids are patched at send time, so every span sent is distinct (the sink's duplicate count means
+//! something) while the generator spends its CPU on sending, not encoding. Each connection is one
+//! task of one glommio executor, using tailgate's own OTLP exporter with its queue and retries
+//! off: one request in flight per connection. At `--rate max` every connection sends as fast as answers
 //! come back (closed loop). At a fixed rate each connection sends on a schedule, and a request's
 //! latency is measured from when it was *due*, not from when it was sent: a stall that delays
 //! the schedule shows in the percentiles instead of hiding (coordinated omission).
@@ -23,7 +23,7 @@ use tailgate::export::{
     self, Batch, ExportObserver, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
     QueueSettings, RetrySettings,
 };
-use tailgate::wire::Signal;
+use tailgate::wire::{Signal, TracesRequest};
 
 use crate::generate::{sdk_shaped_request, Rng};
 
@@ -63,6 +63,54 @@ pub struct LoadArgs {
     /// The CPU the generator is pinned to; unpinned when absent.
     #[arg(long)]
     pub cpu: Option<usize>,
+}
+
+/// A pre-encoded request and where its ids sit, so each send can carry fresh ids.
+struct Template {
+    bytes: Vec<u8>,
+    /// Offsets of every span's 16-byte trace id and 8-byte span id.
+    trace_ids: Vec<usize>,
+    span_ids: Vec<usize>,
+}
+
+impl Template {
+    fn new(bytes: Vec<u8>) -> io::Result<Template> {
+        let request = TracesRequest::parse(&bytes)
+            .map_err(|err| io::Error::other(format!("generated request: {err}")))?;
+        let base = bytes.as_ptr() as usize;
+        let mut trace_ids = Vec::new();
+        let mut span_ids = Vec::new();
+        for span in request.spans() {
+            trace_ids.push(span.trace_id().as_ptr() as usize - base);
+            span_ids.push(span.span_id().as_ptr() as usize - base);
+        }
+        Ok(Template {
+            bytes,
+            trace_ids,
+            span_ids,
+        })
+    }
+
+    /// The `n`th send of this request: every trace id and span id XORed with a value derived
+    /// from `n`, so ids never repeat across sends while the spans of a trace keep one trace id.
+    /// Costs one copy of the request, a few hundred bytes a span.
+    fn instance(&self, n: u64) -> Bytes {
+        let mut bytes = self.bytes.clone();
+        let salt = Rng(n).next_u64().to_le_bytes();
+        for &at in &self.trace_ids {
+            bytes[at..at + 8]
+                .iter_mut()
+                .zip(salt)
+                .for_each(|(b, s)| *b ^= s);
+        }
+        for &at in &self.span_ids {
+            bytes[at..at + 8]
+                .iter_mut()
+                .zip(salt)
+                .for_each(|(b, s)| *b ^= s);
+        }
+        Bytes::from(bytes)
+    }
 }
 
 /// Counts one connection's answers.
@@ -166,9 +214,10 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     };
     let settings = exporter_settings(&args)?;
     let mut rng = Rng(0x7a11_9a7e);
-    let requests: Vec<Bytes> = (0..DISTINCT_REQUESTS)
-        .map(|_| Bytes::from(sdk_shaped_request(&mut rng, args.spans_per_request)))
-        .collect();
+    let requests: Vec<Template> = (0..DISTINCT_REQUESTS)
+        .map(|_| Template::new(sdk_shaped_request(&mut rng, args.spans_per_request)))
+        .collect::<Result<_, _>>()?;
+    let requests = std::sync::Arc::new(requests);
     let duration = Duration::from_secs_f64(args.duration);
     let placement = args.cpu.map_or(Placement::Unbound, Placement::Fixed);
     let cpu_before = own_cpu_time();
@@ -209,7 +258,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
                         }
                         let batch = Batch {
                             signal: Signal::Traces,
-                            bytes: requests[i % requests.len()].clone(),
+                            bytes: requests[i % requests.len()].instance(i as u64),
                             items: spans_per_request,
                         };
                         i += connections;
@@ -266,4 +315,41 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    fn ids(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        TracesRequest::parse(bytes)
+            .expect("a patched request stays valid")
+            .spans()
+            .map(|s| (s.trace_id().to_vec(), s.span_id().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn each_send_carries_fresh_ids_and_keeps_traces_together() {
+        let template = Template::new(sdk_shaped_request(&mut Rng(1), 50)).unwrap();
+        let original = ids(&template.bytes);
+        let first = ids(&template.instance(1));
+        let second = ids(&template.instance(2));
+        assert_eq!(first.len(), 50);
+        // Spans that shared a trace id still share one, and only those.
+        for sends in [&first, &second] {
+            let mut traces: HashMap<&[u8], &[u8]> = HashMap::new();
+            for ((orig_trace, _), (trace, _)) in original.iter().zip(sends.iter()) {
+                assert_eq!(*traces.entry(orig_trace).or_insert(trace), trace.as_slice());
+            }
+            assert_eq!(traces.len(), 50 / crate::generate::SPANS_PER_TRACE);
+        }
+        // No span id or trace id repeats across sends.
+        let a: HashSet<_> = first.iter().collect();
+        assert!(second.iter().all(|id| !a.contains(id)));
+        assert!(first.iter().zip(&second).all(|(x, y)| x.0 != y.0));
+        // Only the ids changed: the rest of every span is as generated.
+        assert_eq!(template.instance(3).len(), template.bytes.len());
+    }
 }
