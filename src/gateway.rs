@@ -22,7 +22,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
 use tailgate_shards::runtime::{self, Shard};
 
 use crate::config::{self, Config, Cpus, Exporter as ExporterConfig, Processor};
@@ -405,23 +404,37 @@ pub fn run(config: &Config) -> Result<(), StartError> {
 
     let telemetry = Arc::new(telemetry);
     let shared_exporter_names = Arc::new(exporter_names);
+    // Set by a shard that could not start (a listener that would not bind); the gateway then
+    // stops every shard and exits non-zero.
+    let start_failed = Arc::new(AtomicBool::new(false));
+    let shard_start_failed = start_failed.clone();
     let shards = runtime::start::<Delivery, _, _>(&plan.cpus, plan.channel_capacity, {
         let plan = plan.clone();
+        let start_failed = shard_start_failed;
         move |shard| async move {
             let mine = telemetry[shard.id]
                 .lock()
                 .expect("telemetry lock")
                 .take()
                 .expect("each shard takes its own telemetry once");
-            run_shard(shard, plan, mine, &shared_exporter_names, health, flag).await;
+            let started = run_shard(shard, plan, mine, &shared_exporter_names, health, flag).await;
+            if !started {
+                start_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     })?;
     shards.join()?;
     admin.shutdown()?;
+    if start_failed.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(StartError::Io(io::Error::other(
+            "a shard could not start its receivers (see the errors above)",
+        )));
+    }
     tracing::info!("tailgate: drained, exiting");
     Ok(())
 }
 
+/// Runs one shard until shutdown; returns whether it started (its listeners bound).
 async fn run_shard(
     shard: Shard<Delivery>,
     plan: Plan,
@@ -429,7 +442,7 @@ async fn run_shard(
     exporter_names: &[String],
     health: Arc<Health>,
     flag: Arc<AtomicBool>,
-) {
+) -> bool {
     let id = shard.id;
     let mut by_signal: [Vec<Pipeline>; 3] = Default::default();
     let mut exporters: Vec<Rc<Exporter>> = Vec::new();
@@ -492,7 +505,7 @@ async fn run_shard(
     let mut failed = false;
     for (receiver, (grpc_metrics, http_metrics)) in plan.receivers.iter().zip(telemetry.receivers) {
         if let Some((addr, settings)) = &receiver.grpc {
-            match TcpListener::bind(addr) {
+            match crate::ingest::listen(*addr) {
                 Ok(listener) => {
                     let grpc = GrpcReceiver::new(
                         ingest.clone(),
@@ -514,7 +527,7 @@ async fn run_shard(
             }
         }
         if let Some((addr, settings)) = &receiver.http {
-            match TcpListener::bind(addr) {
+            match crate::ingest::listen(*addr) {
                 Ok(listener) => {
                     let http = HttpReceiver::new(
                         ingest.clone(),
@@ -541,6 +554,7 @@ async fn run_shard(
     } else {
         health.shard_up();
     }
+    let was_up = !failed;
 
     lifecycle::watch(flag, stop.clone()).await;
     health.start_draining();
@@ -582,5 +596,8 @@ async fn run_shard(
         }
     }
     drop(exporters);
-    health.shard_down();
+    if was_up {
+        health.shard_down();
+    }
+    was_up
 }

@@ -101,3 +101,29 @@ fn without_a_config_it_runs_the_embedded_default_and_prints_batches() {
     assert!(printed.contains("spans=1"), "{printed}");
     let _ = std::fs::remove_file(stdout);
 }
+
+#[test]
+fn a_port_in_use_stops_the_gateway_with_an_error_naming_it() {
+    // A listener without SO_REUSEPORT: the gateway's shards cannot share its port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let admin = common::gateway::free_port();
+    let config = temp_file(
+        "taken.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\n"
+        ),
+    );
+    let started = Instant::now();
+    let out = tailgate().arg("--config").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failed start exits 1");
+    assert!(started.elapsed() < Duration::from_secs(15), "and promptly");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "names the address: {log}"
+    );
+    assert!(!log.contains("panicked"), "without a panic: {log}");
+    drop(taken);
+    let _ = std::fs::remove_file(config);
+}

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use glommio::net::TcpListener;
 use tailgate::ingest::grpc::{GrpcReceiver, GrpcSettings};
 use tailgate::ingest::http::{HttpReceiver, HttpSettings};
 use tailgate::ingest::stop::Stop;
@@ -255,10 +254,10 @@ async fn serve(
         stop.clone(),
     );
     let mut tasks = Vec::new();
-    match TcpListener::bind(args.listen) {
+    match tailgate::ingest::listen(args.listen) {
         Ok(listener) => tasks.push(glommio::spawn_local(grpc.serve(listener))),
         Err(err) => {
-            let _ = bound.send(Err(err.into()));
+            let _ = bound.send(Err(err));
             return;
         }
     }
@@ -274,10 +273,10 @@ async fn serve(
             },
             stop.clone(),
         );
-        match TcpListener::bind(http_listen) {
+        match tailgate::ingest::listen(http_listen) {
             Ok(listener) => tasks.push(glommio::spawn_local(http.serve(listener))),
             Err(err) => {
-                let _ = bound.send(Err(err.into()));
+                let _ = bound.send(Err(err));
                 return;
             }
         }

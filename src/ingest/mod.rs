@@ -45,6 +45,31 @@ use crate::telemetry::{ReceiverMetrics, ShardMetrics};
 use crate::wire::{item_count, Framer, Request, Signal, Split};
 use status::IngestError;
 
+/// The listen backlog of each shard's sockets.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds one shard's listening socket on `addr`: SO_REUSEPORT so every shard binds the same
+/// address and the kernel spreads connections over them, and SO_REUSEADDR so a (re)start is not
+/// refused while connections of an earlier process sit in TIME_WAIT on the port. Must run on the
+/// shard's executor, which the listener belongs to.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket created above; `into_raw_fd` ends
+    // socket2's ownership of it, so the glommio listener built from it is its only owner.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
 /// Accepts connections on `listener` until `stop` is triggered, handing each to `on_accept`;
 /// the receivers' shared accept loop. A failed accept (the peer reset it first) is skipped.
 pub(crate) async fn accept_until_stopped(
