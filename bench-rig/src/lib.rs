@@ -4,7 +4,9 @@
 //! counts what arrives — spans, traces, duplicates, metric points, log records — by scanning, not
 //! decoding, and can record every request it received for a test to inspect. [`load`] sends
 //! OTLP load at a fixed rate or at the maximum and reports what was accepted and how fast.
+//! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
 
+pub mod floor;
 pub mod generate;
 pub mod load;
 pub mod sink;

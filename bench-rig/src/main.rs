@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
+use tailgate_bench::floor::{self, FloorArgs};
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::sink::{self, SinkArgs};
 
@@ -21,6 +22,8 @@ enum Command {
     Sink(SinkArgs),
     /// Send OTLP load at a fixed rate or at the maximum, and report what was accepted.
     Load(LoadArgs),
+    /// Measure the CPU cost per span of only reading the load's gRPC bytes from a loopback socket.
+    Floor(FloorArgs),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let result = match cli.command {
         Command::Sink(args) => sink::run(args),
         Command::Load(args) => load::run(args),
+        Command::Floor(args) => floor::run(args),
     };
     if let Err(err) = result {
         eprintln!("tailgate-bench: {err}");
