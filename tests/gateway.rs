@@ -167,7 +167,17 @@ fn a_trace_sent_over_many_connections_meets_at_its_owner_shard() {
     assert_eq!((ok, failed), (40, 0), "the gateway accepted every span");
 
     let owner = Router::new(2).owner(&trace_id);
-    let metrics = gateway.metrics();
+    // A client is answered once its spans are in the owner's channel; the owner counts them
+    // when it drains the channel, a moment later. Wait (bounded) for the count to settle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = gateway.metrics();
+        let total = common::gateway::metric_value(&metrics, "tailgate_shard_owned_spans", &[]);
+        if total >= 40.0 || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let owned = |shard: usize| {
         common::gateway::metric_value(
             &metrics,
