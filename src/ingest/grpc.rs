@@ -41,8 +41,6 @@ const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
 /// The largest HTTP/2 frame accepted, and the largest header block.
 const MAX_FRAME_BYTES: u32 = 1 << 20;
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
-/// Connections one shard serves at once; more are closed as soon as they are accepted.
-pub const MAX_CONNECTIONS_PER_SHARD: usize = 16_384;
 /// How long a client is asked to wait before retrying a refused call.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -60,7 +58,7 @@ pub struct GrpcReceiver {
     settings: GrpcSettings,
     health: Arc<Health>,
     stop: Rc<Stop>,
-    connections: Cell<usize>,
+    connections: Rc<Cell<usize>>,
 }
 
 impl GrpcReceiver {
@@ -77,25 +75,15 @@ impl GrpcReceiver {
             settings,
             health,
             stop,
-            connections: Cell::new(0),
+            connections: Rc::new(Cell::new(0)),
         })
     }
 
     /// Accepts connections until the stop signal, then lets the open ones drain.
     pub async fn serve(self: Rc<Self>, listener: TcpListener) {
-        super::accept_until_stopped(&listener, &self.stop, |stream| {
-            if self.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
-                return;
-            }
-            // Counted at accept, before the task first runs, so the limit and the drain see the
-            // connection at once.
-            self.connections.set(self.connections.get() + 1);
+        super::serve_connections(&listener, &self.stop, &self.connections, |stream| {
             let receiver = self.clone();
-            glommio::spawn_local(async move {
-                receiver.serve_connection(stream).await;
-                receiver.connections.set(receiver.connections.get() - 1);
-            })
-            .detach();
+            async move { receiver.serve_connection(stream).await }
         })
         .await;
     }

@@ -35,8 +35,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes asked of the socket per read.
 const READ_CHUNK_BYTES: usize = 64 << 10;
-/// Connections one shard serves at once; more are closed as soon as they are accepted.
-pub const MAX_CONNECTIONS_PER_SHARD: usize = 16_384;
 /// How long a client is asked to wait before retrying a refused request.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -55,7 +53,7 @@ pub struct HttpReceiver {
     metrics: ReceiverMetrics,
     settings: HttpSettings,
     stop: Rc<Stop>,
-    connections: Cell<usize>,
+    connections: Rc<Cell<usize>>,
 }
 
 /// How a body is encoded, from its content type.
@@ -94,25 +92,15 @@ impl HttpReceiver {
             metrics,
             settings,
             stop,
-            connections: Cell::new(0),
+            connections: Rc::new(Cell::new(0)),
         })
     }
 
     /// Accepts connections until the stop signal; open connections finish their request.
     pub async fn serve(self: Rc<Self>, listener: TcpListener) {
-        super::accept_until_stopped(&listener, &self.stop, |stream| {
-            if self.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
-                return;
-            }
-            // Counted at accept, before the task first runs, so that the limit above and the
-            // drain (which waits for this count to reach zero) see the connection at once.
-            self.connections.set(self.connections.get() + 1);
+        super::serve_connections(&listener, &self.stop, &self.connections, |stream| {
             let receiver = self.clone();
-            glommio::spawn_local(async move {
-                receiver.serve_connection(stream).await;
-                receiver.connections.set(receiver.connections.get() - 1);
-            })
-            .detach();
+            async move { receiver.serve_connection(stream).await }
         })
         .await;
     }

@@ -70,24 +70,46 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-/// Accepts connections on `listener` until `stop` is triggered, handing each to `on_accept`;
-/// the receivers' shared accept loop. A failed accept (the peer reset it first) is skipped.
-pub(crate) async fn accept_until_stopped(
+/// Connections one receiver transport serves on one shard at once; more are closed as soon as
+/// they are accepted.
+pub const MAX_CONNECTIONS_PER_SHARD: usize = 16_384;
+
+/// The receivers' shared accept loop: accepts connections on `listener` until `stop` is
+/// triggered and runs `serve(stream)` for each as a task of this shard, counting it in `open`
+/// from the moment it is accepted (so the limit and the shutdown drain, which waits for the
+/// count to reach zero, see it at once) until its task ends. A failed accept (the peer reset it
+/// first) is skipped; a connection over [`MAX_CONNECTIONS_PER_SHARD`] is closed.
+pub(crate) async fn serve_connections<F, Fut>(
     listener: &TcpListener,
     stop: &stop::Stop,
-    mut on_accept: impl FnMut(TcpStream),
-) {
+    open: &Rc<Cell<usize>>,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             stop.wait().await;
             None
         })
         .await;
-        match accepted {
-            Some(Ok(stream)) => on_accept(stream),
+        let stream = match accepted {
+            Some(Ok(stream)) => stream,
             Some(Err(_)) => continue,
             None => break,
+        };
+        if open.get() >= MAX_CONNECTIONS_PER_SHARD {
+            continue;
         }
+        open.set(open.get() + 1);
+        let connection = serve(stream);
+        let open = open.clone();
+        glommio::spawn_local(async move {
+            connection.await;
+            open.set(open.get() - 1);
+        })
+        .detach();
     }
 }
 
