@@ -338,17 +338,23 @@ impl ExportObserver for Observer {
 /// A shard's pipelines, as the receivers' [`Deliver`].
 struct Pipelines {
     by_signal: [Vec<Pipeline>; 3],
+    drops: DropMetrics,
 }
 
 impl Deliver for Pipelines {
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         Box::pin(async move {
             for pipeline in &self.by_signal[key(delivery.signal) as usize] {
-                // A closed pipeline means shutdown has passed its flush; the push is refused
-                // and the items are counted as dropped by the exporters' shutdown accounting.
-                let _ = pipeline
+                // A pipeline is closed only once shutdown has flushed it; a delivery that still
+                // arrives (a peer that missed its drain deadline) is lost, and counted so.
+                if pipeline
                     .push(delivery.signal, &delivery.bytes, delivery.items)
-                    .await;
+                    .await
+                    .is_err()
+                {
+                    self.drops
+                        .add(delivery.signal, DropReason::Shutdown, delivery.items);
+                }
             }
         })
     }
@@ -477,7 +483,10 @@ async fn run_shard(
         let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
         by_signal[key(pipeline.signal) as usize].push(Pipeline::new(batcher, pipeline_exporters));
     }
-    let pipelines = Rc::new(Pipelines { by_signal });
+    let pipelines = Rc::new(Pipelines {
+        by_signal,
+        drops: telemetry.drops.clone(),
+    });
     let ingest = Rc::new(Ingest::new(
         id,
         shard.router,
@@ -600,4 +609,57 @@ async fn run_shard(
         health.shard_down();
     }
     was_up
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery into a pipeline that shutdown already closed is counted as dropped.
+    #[test]
+    fn deliveries_after_close_are_counted_as_shutdown_drops() {
+        let mut builder = RegistryBuilder::new();
+        let drops = DropMetrics::register(&mut builder, 0);
+        let exporter_metrics = ExporterMetrics::register(&mut builder, "debug", 0);
+        let _registry = builder.build();
+        let counted = drops.clone();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let observer = Rc::new(Observer {
+                    metrics: exporter_metrics,
+                    drops: drops.clone(),
+                    signal: Signal::Traces,
+                });
+                let exporter = Exporter::new(
+                    "debug",
+                    0,
+                    ExporterSettings::Debug(DebugSettings::default()),
+                    observer,
+                )
+                .expect("debug exporter");
+                let batcher = Batcher::new(BatcherSettings::default()).expect("batcher");
+                let pipeline = Pipeline::new(batcher, vec![Rc::new(exporter)]);
+                pipeline
+                    .shutdown(Instant::now() + Duration::from_secs(1))
+                    .await;
+                let pipelines = Pipelines {
+                    by_signal: [vec![pipeline], Vec::new(), Vec::new()],
+                    drops,
+                };
+                pipelines
+                    .deliver(Delivery {
+                        signal: Signal::Traces,
+                        bytes: Vec::new(),
+                        items: 7,
+                    })
+                    .await;
+            })
+            .expect("executor")
+            .join()
+            .expect("test executor");
+        assert_eq!(
+            counted.counter(Signal::Traces, DropReason::Shutdown).get(),
+            7
+        );
+    }
 }
