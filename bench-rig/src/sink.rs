@@ -33,6 +33,11 @@ use xxhash_rust::xxh3::xxh3_64;
 /// The largest request the sink accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// How many spans the sink tracks per trace and for duplicates by default: the tracking costs
+/// about 30 bytes a span, so this bounds it near 600 MiB. Past the limit spans are still counted,
+/// and the report says that trace and duplicate counts cover only the tracked ones.
+pub const TRACKED_SPANS_DEFAULT: usize = 20_000_000;
+
 /// What `tailgate-bench sink` is told.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SinkArgs {
@@ -51,6 +56,9 @@ pub struct SinkArgs {
     /// The CPU the sink's shard is pinned to.
     #[arg(long, default_value_t = 0)]
     pub cpu: usize,
+    /// The most spans tracked for trace and duplicate counts (memory is about 30 bytes a span).
+    #[arg(long, default_value_t = TRACKED_SPANS_DEFAULT)]
+    pub track_max: usize,
 }
 
 /// What the sink counted.
@@ -62,6 +70,9 @@ struct Tally {
     /// Hashes of (trace id, span id) seen; a 64-bit hash keeps the set at 8 bytes a span.
     seen: HashSet<u64>,
     duplicates: u64,
+    /// The bound on `seen` (and so on `traces`), and the spans received past it.
+    track_max: usize,
+    untracked: u64,
     metric_points: u64,
     log_records: u64,
 }
@@ -96,6 +107,10 @@ impl Recorder {
                             continue;
                         };
                         tally.spans += 1;
+                        if tally.seen.len() >= tally.track_max {
+                            tally.untracked += 1;
+                            continue;
+                        }
                         *tally.traces.entry(trace_id).or_insert(0) += 1;
                         // (trace id, span id) hashed from a stack buffer: no allocation per span.
                         let mut ids = [0u8; 24];
@@ -228,7 +243,10 @@ async fn serve(
         }
     };
     let recorder = Rc::new(Recorder {
-        tally: RefCell::new(Tally::default()),
+        tally: RefCell::new(Tally {
+            track_max: args.track_max,
+            ..Tally::default()
+        }),
         dump,
         kept: keep_requests.then(|| RefCell::new(Vec::new())),
     });
@@ -296,6 +314,8 @@ async fn serve(
             "spans_received": tally.spans,
             "traces_received": tally.traces.len(),
             "duplicates": tally.duplicates,
+            "spans_untracked": tally.untracked,
+            "tracking_limit_reached": tally.untracked > 0,
             "metric_points_received": tally.metric_points,
             "log_records_received": tally.log_records,
         }),
@@ -355,4 +375,39 @@ pub fn read_dump(bytes: &[u8]) -> io::Result<Vec<(Signal, Vec<u8>)>> {
         rest = tail;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{sdk_shaped_request, Rng};
+
+    #[test]
+    fn tracking_stops_at_its_bound_and_says_so() {
+        let recorder = Recorder {
+            tally: RefCell::new(Tally {
+                track_max: 3,
+                ..Tally::default()
+            }),
+            dump: None,
+            kept: None,
+        };
+        let bytes = sdk_shaped_request(&mut Rng(9), 5);
+        recorder.record(&Delivery {
+            signal: Signal::Traces,
+            bytes: bytes.clone(),
+            items: 5,
+        });
+        // The same spans again: all past the bound, so counted but not checked.
+        recorder.record(&Delivery {
+            signal: Signal::Traces,
+            bytes,
+            items: 5,
+        });
+        let tally = recorder.tally.borrow();
+        assert_eq!(tally.spans, 10);
+        assert_eq!(tally.seen.len(), 3);
+        assert_eq!(tally.untracked, 7);
+        assert_eq!(tally.duplicates, 0);
+    }
 }
