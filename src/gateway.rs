@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 
 use tailgate_shards::runtime::{self, Shard};
 
-use crate::config::{self, Config, Cpus, Exporter as ExporterConfig, Processor};
+use crate::config::{
+    self, Config, Cpus, Exporter as ExporterConfig, MemoryLimit, MemoryLimiter, Processor,
+    TailSampling,
+};
 use crate::export::{
     self, Batcher, BatcherSettings, DebugSettings, ExportObserver, Exporter, ExporterSettings,
     OtlpGrpcSettings, OtlpHttpSettings, Pipeline, QueueSettings, RetrySettings,
@@ -35,9 +38,10 @@ use crate::ingest::http::{HttpReceiver, HttpSettings};
 use crate::ingest::stop::Stop;
 use crate::ingest::{Deliver, Delivery, Ingest, Limits};
 use crate::lifecycle;
+use crate::sampling::{Overload, PolicySet, Sampler, SamplerSettings};
 use crate::telemetry::{
     AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
-    RegistryBuilder, ShardMetrics,
+    RegistryBuilder, SamplingMetrics, ShardMetrics,
 };
 use crate::wire::Signal;
 
@@ -89,12 +93,76 @@ fn key(signal: Signal) -> SignalKey {
     }
 }
 
-/// One pipeline: its batching and its exporters.
+/// One pipeline: its tail sampling, its batching and its exporters.
 #[derive(Debug, Clone)]
 struct PipelinePlan {
     signal: Signal,
+    sampling: Option<SamplingPlan>,
     batch: BatcherSettings,
     exporters: Vec<(String, ExporterSettings)>,
+}
+
+/// A traces pipeline's `tail_sampling`, with each shard's share of its limits.
+#[derive(Debug, Clone)]
+struct SamplingPlan {
+    config: TailSampling,
+    settings: SamplerSettings,
+}
+
+/// The trace buffers' memory limit without a `memory_limiter` in the pipeline: half the
+/// machine's (or the cgroup's) memory, with the Collector's default spike allowance of a fifth
+/// of the limit.
+const DEFAULT_LIMIT_PERCENTAGE: u64 = 50;
+
+/// The memory this process may use: the cgroup's limit when there is one, else the machine's.
+fn total_memory() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    match (cgroup, machine) {
+        (Some(c), Some(m)) => Some(c.min(m)),
+        (c, m) => c.or(m),
+    }
+}
+
+/// The (soft, hard) byte limits of the node's trace buffers from `memory_limiter` (refusing
+/// starts at `limit - spike` in the Collector; here that is where early decisions start, and
+/// the limit itself is where refusing starts).
+fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError> {
+    const MIB: u64 = 1 << 20;
+    let of_total = |percent: u64| -> Result<u64, StartError> {
+        let total = total_memory().ok_or_else(|| {
+            StartError::Unsupported(
+                "cannot read the machine's memory size (/proc/meminfo) to size the trace buffers; \
+                 give memory_limiter a limit_mib"
+                    .to_string(),
+            )
+        })?;
+        Ok(total / 100 * percent)
+    };
+    let (hard, spike) = match limiter.map(|l| l.limit) {
+        Some(MemoryLimit::Mib {
+            limit_mib,
+            spike_limit_mib,
+        }) => (u64::from(limit_mib) * MIB, u64::from(spike_limit_mib) * MIB),
+        Some(MemoryLimit::Percentage {
+            limit_percentage,
+            spike_limit_percentage,
+        }) => (
+            of_total(u64::from(limit_percentage))?,
+            of_total(u64::from(spike_limit_percentage))?,
+        ),
+        None => {
+            let hard = of_total(DEFAULT_LIMIT_PERCENTAGE)?;
+            (hard, hard / 5)
+        }
+    };
+    Ok((hard.saturating_sub(spike), hard))
 }
 
 /// Everything a shard needs to build itself, as plain values.
@@ -191,6 +259,7 @@ impl Plan {
         // through, so a signal's data goes to every pipeline of that signal: the pipelines of
         // one signal must take the same receivers, or the Collector's routing would change.
         let mut receivers_of: [Option<BTreeSet<String>>; 3] = Default::default();
+        let mut sampled_pipeline: Option<String> = None;
         let mut pipelines = Vec::new();
         for pipeline in &config.service.pipelines {
             let signal = pipeline.id.signal;
@@ -207,6 +276,8 @@ impl Plan {
                 }
                 _ => receivers_of[key(signal) as usize] = Some(names),
             }
+            let mut sampling = None;
+            let mut limiter = None;
             let mut batch = BatcherSettings {
                 send_batch_size: 1,
                 send_batch_max_size: 0,
@@ -223,19 +294,42 @@ impl Plan {
                             max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
                         }
                     }
-                    Some(Processor::TailSampling(_)) => tracing::warn!(
-                        "processor {id} in pipeline {}: tail sampling is configured but not yet \
-                         acted on; traces pass through unsampled",
-                        pipeline.id
-                    ),
-                    Some(Processor::MemoryLimiter(_)) => tracing::warn!(
-                        "processor {id} in pipeline {}: the memory limiter is configured but not \
-                         yet acted on; bounded channels and queues apply backpressure instead",
-                        pipeline.id
-                    ),
+                    Some(Processor::TailSampling(config)) => {
+                        if sampled_pipeline.replace(pipeline.id.to_string()).is_some() {
+                            return Err(StartError::Unsupported(
+                                "more than one pipeline uses tail_sampling; tailgate runs one \
+                                 trace buffer per shard, for one sampled traces pipeline"
+                                    .to_string(),
+                            ));
+                        }
+                        sampling = Some(config.clone());
+                    }
+                    Some(Processor::MemoryLimiter(config)) => limiter = Some(config),
                     None => {}
                 }
             }
+            let sampling = match sampling {
+                Some(config) => {
+                    PolicySet::new(&config, cpus.len())
+                        .map_err(|err| StartError::Unsupported(err.to_string()))?;
+                    let (soft, hard) = byte_limits(limiter)?;
+                    Some(SamplingPlan {
+                        settings: SamplerSettings::for_shard(&config, soft, hard, cpus.len()),
+                        config,
+                    })
+                }
+                None => {
+                    if limiter.is_some() {
+                        tracing::warn!(
+                            "pipeline {}: memory_limiter bounds the trace buffers of a \
+                             tail_sampling pipeline; here bounded channels and queues apply \
+                             backpressure instead",
+                            pipeline.id
+                        );
+                    }
+                    None
+                }
+            };
             let exporters = pipeline
                 .exporters
                 .iter()
@@ -246,6 +340,7 @@ impl Plan {
                 .collect();
             pipelines.push(PipelinePlan {
                 signal,
+                sampling,
                 batch,
                 exporters,
             });
@@ -304,6 +399,7 @@ impl Plan {
 struct ShardTelemetry {
     receivers: Vec<(ReceiverMetrics, ReceiverMetrics)>,
     shard: ShardMetrics,
+    sampling: Option<SamplingMetrics>,
     exporters: Vec<ExporterMetrics>,
     drops: DropMetrics,
 }
@@ -335,16 +431,29 @@ impl ExportObserver for Observer {
     }
 }
 
+/// One pipeline of a shard: straight into its batcher, or through the tail sampler first.
+enum Stage {
+    Direct(Pipeline),
+    Sampled(Rc<Sampler>),
+}
+
 /// A shard's pipelines, as the receivers' [`Deliver`].
 struct Pipelines {
-    by_signal: [Vec<Pipeline>; 3],
+    by_signal: [Vec<Stage>; 3],
     drops: DropMetrics,
 }
 
 impl Deliver for Pipelines {
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         Box::pin(async move {
-            for pipeline in &self.by_signal[key(delivery.signal) as usize] {
+            for stage in &self.by_signal[key(delivery.signal) as usize] {
+                let pipeline = match stage {
+                    Stage::Sampled(sampler) => {
+                        sampler.accept(&delivery.bytes, delivery.items).await;
+                        continue;
+                    }
+                    Stage::Direct(pipeline) => pipeline,
+                };
                 // A pipeline is closed only once shutdown has flushed it; a delivery that still
                 // arrives (a peer that missed its drain deadline) is lost, and counted so.
                 if pipeline
@@ -388,6 +497,17 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                     })
                     .collect(),
                 shard: ShardMetrics::register(&mut builder, shard),
+                sampling: plan.pipelines.iter().find_map(|p| {
+                    let names: Vec<&str> = p
+                        .sampling
+                        .as_ref()?
+                        .config
+                        .policies
+                        .iter()
+                        .map(|policy| policy.name.as_str())
+                        .collect();
+                    Some(SamplingMetrics::register(&mut builder, shard, &names))
+                }),
                 exporters: exporter_names
                     .iter()
                     .map(|name| ExporterMetrics::register(&mut builder, name, shard))
@@ -414,6 +534,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     // stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let shard_start_failed = start_failed.clone();
+    let overload = Arc::new(Overload::new(shard_count));
     let shards = runtime::start::<Delivery, _, _>(&plan.cpus, plan.channel_capacity, {
         let plan = plan.clone();
         let start_failed = shard_start_failed;
@@ -423,7 +544,16 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                 .expect("telemetry lock")
                 .take()
                 .expect("each shard takes its own telemetry once");
-            let started = run_shard(shard, plan, mine, &shared_exporter_names, health, flag).await;
+            let started = run_shard(
+                shard,
+                plan,
+                mine,
+                &shared_exporter_names,
+                health,
+                flag,
+                overload,
+            )
+            .await;
             if !started {
                 start_failed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
@@ -448,9 +578,10 @@ async fn run_shard(
     exporter_names: &[String],
     health: Arc<Health>,
     flag: Arc<AtomicBool>,
+    overload: Arc<Overload>,
 ) -> bool {
     let id = shard.id;
-    let mut by_signal: [Vec<Pipeline>; 3] = Default::default();
+    let mut by_signal: [Vec<Stage>; 3] = Default::default();
     let mut exporters: Vec<Rc<Exporter>> = Vec::new();
     for pipeline in &plan.pipelines {
         let mut pipeline_exporters = Vec::new();
@@ -481,7 +612,26 @@ async fn run_shard(
             }
         }
         let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
-        by_signal[key(pipeline.signal) as usize].push(Pipeline::new(batcher, pipeline_exporters));
+        let direct = Pipeline::new(batcher, pipeline_exporters);
+        let stage = match (&pipeline.sampling, &telemetry.sampling) {
+            (Some(sampling), Some(metrics)) => {
+                let policies = PolicySet::new(&sampling.config, plan.cpus.len())
+                    .expect("policies compile: checked when the plan was made");
+                let sampler = Sampler::start(
+                    id,
+                    sampling.settings,
+                    policies,
+                    direct,
+                    metrics.clone(),
+                    telemetry.shard.clone(),
+                    telemetry.drops.clone(),
+                    overload.clone(),
+                );
+                Stage::Sampled(sampler)
+            }
+            _ => Stage::Direct(direct),
+        };
+        by_signal[key(pipeline.signal) as usize].push(stage);
     }
     let pipelines = Rc::new(Pipelines {
         by_signal,
@@ -493,6 +643,10 @@ async fn run_shard(
         shard.senders,
         pipelines.clone(),
         telemetry.shard.clone(),
+        plan.pipelines
+            .iter()
+            .any(|p| p.sampling.is_some())
+            .then(|| overload.clone()),
     ));
     let stop = Rc::new(Stop::default());
 
@@ -597,11 +751,19 @@ async fn run_shard(
             break;
         }
     }
-    // 3. Flush the batchers into the exporters, then drain the exporters.
+    // 3. Decide (or drop) the traces still buffered and push the kept ones.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    for pipelines in &pipelines.by_signal {
-        for pipeline in pipelines {
-            pipeline.shutdown(deadline).await;
+    for stage in pipelines.by_signal.iter().flatten() {
+        if let Stage::Sampled(sampler) = stage {
+            sampler.shutdown(deadline).await;
+        }
+    }
+    // 4. Flush the batchers into the exporters, then drain the exporters.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    for stage in pipelines.by_signal.iter().flatten() {
+        match stage {
+            Stage::Direct(pipeline) => pipeline.shutdown(deadline).await,
+            Stage::Sampled(sampler) => sampler.pipeline().shutdown(deadline).await,
         }
     }
     drop(exporters);
@@ -643,7 +805,7 @@ mod tests {
                     .shutdown(Instant::now() + Duration::from_secs(1))
                     .await;
                 let pipelines = Pipelines {
-                    by_signal: [vec![pipeline], Vec::new(), Vec::new()],
+                    by_signal: [vec![Stage::Direct(pipeline)], Vec::new(), Vec::new()],
                     drops,
                 };
                 pipelines

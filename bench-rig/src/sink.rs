@@ -256,6 +256,7 @@ async fn serve(
         shard.senders,
         recorder.clone(),
         shard_metrics,
+        None,
     ));
     let stop = Rc::new(Stop::default());
     let limits = Limits {

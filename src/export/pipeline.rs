@@ -209,23 +209,23 @@ async fn flush_on_timeout(inner: Rc<Inner>) {
     }
 }
 
-/// Wakes the one timer task; a notification given while it is not waiting is kept for its
-/// next wait, so none is lost.
+/// Wakes one waiting task; a notification given while it is not waiting is kept for its next
+/// wait, so none is lost.
 #[derive(Default)]
-struct Wakeup {
+pub(crate) struct Wakeup {
     pending: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Wakeup {
-    fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.pending.set(true);
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
         }
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         future::poll_fn(|cx| {
             if self.pending.replace(false) {
                 Poll::Ready(())

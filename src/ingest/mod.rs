@@ -17,6 +17,11 @@
 //! always in some shard's pipeline; spans rejected on their own (bad ids) are counted as refused
 //! and reported back as partial success.
 //!
+//! A full trace buffer: with tail sampling, a shard whose buffer reached its hard byte limit
+//! raises its [`Overload`] flag, and every shard refuses whole traces requests that would route
+//! spans to it (RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with `Retry-After`), counting them
+//! as refused, until its decisions bring it back under the limit.
+//!
 //! Pressure: a hand-off that has waited [`PRESSURE_WAIT`] on a full queue puts its shard under
 //! pressure, for as long as any hand-off is still waiting that long and [`PRESSURE_HOLD`] after.
 //! Under pressure new requests are validated (so their items are counted) and refused whole with
@@ -34,6 +39,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::Senders;
@@ -41,6 +47,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
 
+use crate::sampling::Overload;
 use crate::telemetry::{ReceiverMetrics, ShardMetrics};
 use crate::wire::{item_count, Framer, Request, Signal, Split};
 use status::IngestError;
@@ -161,6 +168,8 @@ pub struct Ingest {
     stalled: Cell<usize>,
     /// Pressure lasts until then after the last long wait.
     pressure_until: Cell<Option<Instant>>,
+    /// Which shards' trace buffers are full, when traces are tail-sampled.
+    overload: Option<Arc<Overload>>,
 }
 
 /// How many idle splits a shard keeps for reuse.
@@ -178,6 +187,7 @@ impl Ingest {
         senders: Senders<Delivery>,
         pipeline: Rc<dyn Deliver>,
         shard_metrics: ShardMetrics,
+        overload: Option<Arc<Overload>>,
     ) -> Self {
         Ingest {
             shard,
@@ -189,6 +199,7 @@ impl Ingest {
             framer: RefCell::new(Framer::new()),
             stalled: Cell::new(0),
             pressure_until: Cell::new(None),
+            overload,
         }
     }
 
@@ -305,6 +316,17 @@ impl Ingest {
         if let Err(err) = self.refuse_under_pressure(routed + rejected) {
             self.recycle(split);
             return Err(err);
+        }
+        // A shard whose trace buffer is full takes nothing more until decisions free it; the
+        // whole request is refused, retryably, rather than part of it accepted.
+        if let Some(overload) = &self.overload {
+            if (0..split.shard_count()).any(|s| !split.spans(s).is_empty() && overload.is_full(s)) {
+                self.recycle(split);
+                return Err(IngestError::Overloaded {
+                    items: routed + rejected,
+                    retry_after: PRESSURE_HOLD,
+                });
+            }
         }
         let message = split
             .first_defect()

@@ -76,6 +76,11 @@ impl Composite {
         })
     }
 
+    /// Whether a sub-policy may read the trace's spans (see [`Policy::reads_spans`]).
+    pub(crate) fn reads_spans(&self, zero_times: bool) -> bool {
+        self.subs.iter().any(|s| s.policy.reads_spans(zero_times))
+    }
+
     pub(crate) fn evaluate(&mut self, trace: &Trace<'_>, clock: Clock) -> Decision {
         if self.second != Some(clock.second) {
             self.second = Some(clock.second);

@@ -43,16 +43,20 @@
 //! turns them into plain ones. tailgate follows the default.
 
 mod attribute;
+mod buffer;
 mod composite;
 mod limiter;
 mod lru;
 mod policy;
 mod policy_set;
 mod probabilistic;
+mod sampler;
 mod trace;
 mod trace_state;
 
+pub use buffer::{BufferLimits, Due, Inserted, Round, TraceBuffer, CHUNK_BYTES};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
+pub use sampler::{Overload, Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};
 
 use crate::telemetry;

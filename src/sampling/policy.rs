@@ -101,6 +101,32 @@ impl Policy {
         matches!(self, Policy::Drop(_))
     }
 
+    /// Whether evaluating this policy may read the trace's spans (attributes, trace states, the
+    /// latency policy's span-by-span scan), rather than only the facts gathered as they arrived.
+    /// `zero_times`: whether the trace has a span with a zero timestamp, which turns the latency
+    /// policy's answer from the trace's duration into the span-by-span scan.
+    pub(crate) fn reads_spans(&self, zero_times: bool) -> bool {
+        match self {
+            Policy::AlwaysSample
+            | Policy::Probabilistic(_)
+            | Policy::StatusCode(_)
+            | Policy::TraceFlags
+            | Policy::RateLimiting(_)
+            | Policy::BytesLimiting(_)
+            | Policy::SpanCount { .. } => false,
+            Policy::Latency(latency) => zero_times || latency.upper_threshold_ms.is_some(),
+            Policy::NumericAttribute(_)
+            | Policy::StringAttribute(_)
+            | Policy::TraceState(_)
+            | Policy::BooleanAttribute(_) => true,
+            Policy::And(subs) | Policy::Drop(subs) => {
+                subs.iter().any(|p| p.reads_spans(zero_times))
+            }
+            Policy::Not(sub) => sub.reads_spans(zero_times),
+            Policy::Composite(composite) => composite.reads_spans(zero_times),
+        }
+    }
+
     /// The policy's decision for `trace`.
     pub(crate) fn evaluate(&mut self, trace: &Trace<'_>, clock: Clock) -> Decision {
         let sampled = |yes: bool| {

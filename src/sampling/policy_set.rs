@@ -45,6 +45,12 @@ pub struct PolicySet {
     sample_on_first_match: bool,
     /// The last decision's per-policy decisions, in configuration order.
     decisions: Vec<Option<Decision>>,
+    /// How long each policy took in the last decision, in microseconds (0 when not evaluated).
+    latencies_us: Vec<u64>,
+    /// Whether some policy reads spans whatever the trace (see [`PolicySet::reads_spans`]).
+    reads_spans: bool,
+    /// Whether some policy reads spans when the trace has a zero timestamp.
+    reads_spans_zero_times: bool,
     /// The first decision's instant, from which the one-second rate windows are counted.
     origin: Option<Instant>,
 }
@@ -63,6 +69,10 @@ pub struct FinalDecision<'s> {
     /// Each top-level policy's decision, by configuration index; `None` for policies not
     /// evaluated because the evaluation stopped early (a drop, or `sample_on_first_match`).
     pub per_policy: &'s [Option<Decision>],
+    /// How long each top-level policy took, in whole microseconds (as the Collector's
+    /// `sampling_decision_latency` records it), by configuration index; 0 for policies not
+    /// evaluated.
+    pub latencies_us: &'s [u64],
 }
 
 impl PolicySet {
@@ -78,7 +88,12 @@ impl PolicySet {
             .collect::<Result<Vec<_>, _>>()?;
         let (drops, others): (Vec<usize>, Vec<usize>) =
             (0..policies.len()).partition(|&i| policies[i].is_drop());
+        let reads_spans = policies.iter().any(|p| p.reads_spans(false));
+        let reads_spans_zero_times = policies.iter().any(|p| p.reads_spans(true));
         Ok(PolicySet {
+            latencies_us: vec![0; policies.len()],
+            reads_spans,
+            reads_spans_zero_times,
             names: config.policies.iter().map(|p| p.name.clone()).collect(),
             order: drops.into_iter().chain(others).collect(),
             decisions: vec![None; policies.len()],
@@ -94,6 +109,17 @@ impl PolicySet {
         &self.names
     }
 
+    /// Whether deciding a trace may read its spans, rather than only the facts gathered as they
+    /// arrived; `zero_times`: whether the trace has a span with a zero timestamp. When it is
+    /// false, [`PolicySet::decide`] may be given a trace without its spans.
+    pub(crate) fn reads_spans(&self, zero_times: bool) -> bool {
+        if zero_times {
+            self.reads_spans_zero_times
+        } else {
+            self.reads_spans
+        }
+    }
+
     /// Decides `trace` at `now`.
     pub fn decide(&mut self, trace: &Trace<'_>, now: Instant) -> FinalDecision<'_> {
         let origin = *self.origin.get_or_insert(now);
@@ -102,10 +128,13 @@ impl PolicySet {
             second: now.saturating_duration_since(origin).as_secs(),
         };
         self.decisions.fill(None);
+        self.latencies_us.fill(0);
         // The first policy (in evaluation order) to give each decision.
         let mut first = [None::<usize>; 5];
         for &i in &self.order {
+            let started = Instant::now();
             let decision = self.policies[i].evaluate(trace, clock);
+            self.latencies_us[i] = started.elapsed().as_micros() as u64;
             self.decisions[i] = Some(decision);
             first[index(decision)].get_or_insert(i);
             if decision == Decision::Dropped
@@ -133,6 +162,7 @@ impl PolicySet {
             decision,
             policy,
             per_policy: &self.decisions,
+            latencies_us: &self.latencies_us,
         }
     }
 }
@@ -199,6 +229,7 @@ mod tests {
             let record = d.per_policy.to_vec();
             let d = FinalDecision {
                 per_policy: &[],
+                latencies_us: &[],
                 ..d
             };
             (d, record)

@@ -155,6 +155,7 @@ pub(crate) fn decide(
             decision: d.decision,
             policy: d.policy,
             per_policy: &[],
+            latencies_us: &[],
         }
     })
 }

@@ -30,11 +30,11 @@ pub struct TraceSpan<'a> {
     pub resource: Option<ResourceView<'a>>,
 }
 
-/// A trace ready for a decision.
+/// What the policies need to know of a trace beyond its spans, kept up to date span by span as
+/// they arrive (so most policies never walk the spans).
 #[derive(Debug, Clone, Copy)]
-pub struct Trace<'a> {
-    trace_id: [u8; 16],
-    spans: &'a [TraceSpan<'a>],
+pub(crate) struct Facts {
+    spans: u64,
     bytes: u64,
     start_min_unix_nano: u64,
     end_max_unix_nano: u64,
@@ -45,34 +45,76 @@ pub struct Trace<'a> {
     sampled_flag: bool,
 }
 
-impl<'a> Trace<'a> {
-    /// A trace of `spans`, in the order they arrived, every one of them with `trace_id`.
-    pub fn new(trace_id: [u8; 16], spans: &'a [TraceSpan<'a>]) -> Self {
-        let mut trace = Trace {
-            trace_id,
-            spans,
+impl Default for Facts {
+    fn default() -> Self {
+        Facts {
+            spans: 0,
             bytes: 0,
             start_min_unix_nano: u64::MAX,
             end_max_unix_nano: 0,
             zero_times: false,
             statuses: 0,
             sampled_flag: false,
-        };
+        }
+    }
+}
+
+impl Facts {
+    /// Adds one span.
+    #[inline]
+    pub(crate) fn add(&mut self, span: &SpanView<'_>) {
+        self.spans += 1;
+        self.bytes += span.raw().len() as u64;
+        let (start, end) = (span.start_time_unix_nano(), span.end_time_unix_nano());
+        self.start_min_unix_nano = self.start_min_unix_nano.min(start);
+        self.end_max_unix_nano = self.end_max_unix_nano.max(end);
+        self.zero_times |= start == 0 || end == 0;
+        self.statuses |= status_bit(span.status_code());
+        self.sampled_flag |= span.flags() & FLAG_SAMPLED != 0;
+    }
+
+    pub(crate) fn span_count(&self) -> u64 {
+        self.spans
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub(crate) fn has_zero_times(&self) -> bool {
+        self.zero_times
+    }
+}
+
+/// A trace ready for a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Trace<'a> {
+    trace_id: [u8; 16],
+    spans: &'a [TraceSpan<'a>],
+    facts: Facts,
+}
+
+impl<'a> Trace<'a> {
+    /// A trace of `spans`, in the order they arrived, every one of them with `trace_id`.
+    pub fn new(trace_id: [u8; 16], spans: &'a [TraceSpan<'a>]) -> Self {
+        let mut facts = Facts::default();
         for s in spans {
-            let span = &s.span;
-            debug_assert_eq!(span.trace_id(), &trace_id[..], "span of another trace");
-            trace.bytes += span.raw().len() as u64;
-            let (start, end) = (span.start_time_unix_nano(), span.end_time_unix_nano());
-            trace.start_min_unix_nano = trace.start_min_unix_nano.min(start);
-            trace.end_max_unix_nano = trace.end_max_unix_nano.max(end);
-            trace.zero_times |= start == 0 || end == 0;
-            trace.statuses |= status_bit(span.status_code());
-            trace.sampled_flag |= span.flags() & FLAG_SAMPLED != 0;
+            debug_assert_eq!(s.span.trace_id(), &trace_id[..], "span of another trace");
+            facts.add(&s.span);
         }
-        if spans.is_empty() {
-            trace.start_min_unix_nano = 0;
+        Trace::with_facts(trace_id, facts, spans)
+    }
+
+    /// A trace whose facts were gathered as its spans arrived. `spans` may be empty when no
+    /// policy of the set reads spans (see [`super::PolicySet::reads_spans`]); otherwise it holds
+    /// every span the facts were gathered from, in arrival order.
+    pub(crate) fn with_facts(trace_id: [u8; 16], facts: Facts, spans: &'a [TraceSpan<'a>]) -> Self {
+        debug_assert!(spans.is_empty() || spans.len() as u64 == facts.spans);
+        Trace {
+            trace_id,
+            spans,
+            facts,
         }
-        trace
     }
 
     pub fn trace_id(&self) -> &[u8; 16] {
@@ -86,7 +128,7 @@ impl<'a> Trace<'a> {
 
     /// What `rate_limiting` and `composite` count.
     pub fn span_count(&self) -> u64 {
-        self.spans.len() as u64
+        self.facts.spans
     }
 
     /// What `bytes_limiting` counts: the sum of the spans' encoded lengths. The Collector counts
@@ -94,43 +136,47 @@ impl<'a> Trace<'a> {
     /// envelopes whose number depends on how the spans were batched; the spans themselves are
     /// the part that does not.
     pub fn bytes(&self) -> u64 {
-        self.bytes
+        self.facts.bytes
     }
 
     /// The earliest span start (0 for no spans).
     pub fn start_time_unix_nano(&self) -> u64 {
-        self.start_min_unix_nano
+        if self.facts.spans == 0 {
+            0
+        } else {
+            self.facts.start_min_unix_nano
+        }
     }
 
     /// The latest span end (0 for no spans).
     pub fn end_time_unix_nano(&self) -> u64 {
-        self.end_max_unix_nano
+        self.facts.end_max_unix_nano
     }
 
     /// Earliest start to latest end, in whole milliseconds, computed as the Collector computes
     /// it: nanoseconds read as `int64`, the difference saturated, the division truncated.
     pub fn duration_ms(&self) -> i64 {
-        go_duration_ms(self.start_min_unix_nano, self.end_max_unix_nano)
+        go_duration_ms(self.start_time_unix_nano(), self.facts.end_max_unix_nano)
     }
 
     /// Whether some span has status ERROR.
     pub fn has_error(&self) -> bool {
-        self.statuses & status_bit(crate::wire::STATUS_CODE_ERROR) != 0
+        self.facts.statuses & status_bit(crate::wire::STATUS_CODE_ERROR) != 0
     }
 
     /// The status codes present, as a [`StatusMask`].
     pub(crate) fn statuses(&self) -> StatusMask {
-        self.statuses
+        self.facts.statuses
     }
 
     /// Whether some span has the W3C `sampled` flag.
     pub(crate) fn has_sampled_flag(&self) -> bool {
-        self.sampled_flag
+        self.facts.sampled_flag
     }
 
     /// Whether some span has a start or end time of 0.
     pub(crate) fn has_zero_times(&self) -> bool {
-        self.zero_times
+        self.facts.zero_times
     }
 
     /// The Collector's latency scan: walking the spans in order, it keeps a running earliest

@@ -33,6 +33,9 @@ pub enum DropReason {
     /// The trace was removed from the buffer before its decision was due, to stay within
     /// `num_traces` or the shard's memory budget.
     TraceEvicted,
+    /// The trace grew past `maximum_trace_size_bytes` before its decision, and it and its later
+    /// spans were dropped.
+    TraceTooLarge,
     /// The gateway shut down with the item still pending (`drop_pending_traces_on_shutdown`, or
     /// a drain deadline).
     Shutdown,
@@ -40,12 +43,13 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::InvalidSpan,
         DropReason::DecodeError,
         DropReason::QueueFull,
         DropReason::ExportFailed,
         DropReason::TraceEvicted,
+        DropReason::TraceTooLarge,
         DropReason::Shutdown,
     ];
 
@@ -57,6 +61,7 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::ExportFailed => "export_failed",
             DropReason::TraceEvicted => "trace_evicted",
+            DropReason::TraceTooLarge => "trace_too_large",
             DropReason::Shutdown => "shutdown",
         }
     }

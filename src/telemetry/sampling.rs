@@ -75,7 +75,16 @@ pub struct SamplingMetrics {
     /// `otelcol_processor_tail_sampling_sampling_trace_dropped_too_early`: traces evicted before
     /// their decision was due.
     pub trace_dropped_too_early: Counter,
+    /// `tailgate_sampling_early_decisions{reason}`: traces decided before their wait ended.
+    early_decisions: [Counter; EARLY_REASONS.len()],
+    /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
+    late_spans: [Counter; 2],
 }
+
+/// Why a trace was decided before its wait ended, as `tailgate_sampling_early_decisions` labels
+/// it: the buffer held `num_traces` traces, or more bytes than its soft limit, or the gateway
+/// was shutting down.
+pub const EARLY_REASONS: [&str; 3] = ["num_traces", "memory", "shutdown"];
 
 impl SamplingMetrics {
     /// Registers the tail-sampling families on `shard` for the top-level policies named
@@ -125,7 +134,24 @@ impl SamplingMetrics {
             )
         });
         let only_shard = [("shard", shard)];
+        let early_decisions = EARLY_REASONS.map(|reason| {
+            builder.counter(
+                "tailgate_sampling_early_decisions",
+                "Number of traces decided before decision_wait ended, by reason.",
+                &[("reason", reason), ("shard", shard)],
+            )
+        });
+        let late_spans = [Decision::Sampled, Decision::NotSampled].map(|d| {
+            builder.counter(
+                "tailgate_sampling_late_spans",
+                "Number of spans that arrived after their trace was decided: forwarded when it \
+                 was sampled, dropped when not.",
+                &[("decision", d.as_str()), ("shard", shard)],
+            )
+        });
         SamplingMetrics {
+            early_decisions,
+            late_spans,
             policies,
             global_traces,
             decided_spans,
@@ -165,6 +191,23 @@ impl SamplingMetrics {
     pub fn trace_decided(&self, decision: Decision, spans: u64) {
         self.global_traces[decision.index()].inc();
         self.decided_spans[decision.index()].add(spans);
+    }
+
+    /// Counts a trace decided early for `reason`, one of [`EARLY_REASONS`].
+    #[inline]
+    pub fn decided_early(&self, reason: usize) {
+        self.early_decisions[reason].inc();
+    }
+
+    /// Counts `spans` late spans of traces decided `sampled` or not.
+    #[inline]
+    pub fn late_spans(&self, sampled: bool, spans: u64) {
+        self.late_spans[usize::from(!sampled)].add(spans);
+    }
+
+    /// Late spans so far, of sampled traces or not.
+    pub fn late_span_count(&self, sampled: bool) -> u64 {
+        self.late_spans[usize::from(!sampled)].get()
     }
 
     /// Spans released or discarded with `decision` so far.

@@ -19,6 +19,9 @@ pub struct ShardMetrics {
     /// `tailgate_shard_buffered_bytes`: bytes of span data held in the trace buffer now, the
     /// figure the shard's memory budget is enforced on.
     pub buffered_bytes: Gauge,
+    /// `tailgate_shard_buffered_span_bytes`: the encoded size of the spans held, without what
+    /// holding them costs (`buffered_bytes` less this is the buffer's overhead).
+    pub buffered_span_bytes: Gauge,
 }
 
 impl ShardMetrics {
@@ -39,7 +42,13 @@ impl ShardMetrics {
             ),
             buffered_bytes: builder.gauge(
                 "tailgate_shard_buffered_bytes",
-                "Bytes of span data held in this shard's trace buffer.",
+                "Bytes held by this shard's trace buffer (span bytes, their index and traces), \
+                 the figure its memory budget is enforced on.",
+                &labels,
+            ),
+            buffered_span_bytes: builder.gauge(
+                "tailgate_shard_buffered_span_bytes",
+                "Encoded size of the spans held in this shard's trace buffer.",
                 &labels,
             ),
         }

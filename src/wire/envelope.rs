@@ -73,6 +73,13 @@ impl<'a> Request<'a> {
         Ok(Request { bytes, signal })
     }
 
+    /// A request of `signal` over bytes this process validated before (a delivery framed or
+    /// checked by [`Request::parse`] on another shard); iterating bytes that are not valid ends
+    /// early or yields empty views, never panics.
+    pub(crate) fn trusted(signal: Signal, bytes: &'a [u8]) -> Self {
+        Request { bytes, signal }
+    }
+
     pub fn signal(&self) -> Signal {
         self.signal
     }
@@ -132,6 +139,12 @@ pub struct ResourceGroup<'a> {
 }
 
 impl<'a> ResourceGroup<'a> {
+    /// A resource group read from its header alone (the bytes [`Header::write_to`] wrote): its
+    /// resource and schema URL, and no scope groups.
+    pub(crate) fn from_header(bytes: &'a [u8]) -> Self {
+        ResourceGroup { bytes, offset: 0 }
+    }
+
     /// The encoded group, children included.
     pub fn raw(&self) -> &'a [u8] {
         self.bytes

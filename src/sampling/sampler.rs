@@ -1,0 +1,359 @@
+//! A shard's tail sampler: its [`TraceBuffer`] and [`PolicySet`] in front of the traces
+//! pipeline, driven on the shard's executor.
+//!
+//! Owned spans arrive through [`Sampler::accept`] (the shard's mesh drain and its own
+//! receivers), which buffers them and never waits: the request is answered once its spans are
+//! held. One decision task per shard does everything that waits: it decides traces as they come
+//! due (or early, when woken), frames the kept spans and pushes them into the pipeline, whose
+//! full exporter queue holds it back. Each step borrows the buffer only for work that does not
+//! wait; at most one framed round is held outside the buffer at a time.
+//!
+//! # Limits
+//!
+//! After every request the sampler publishes whether the shard is full, and wakes the decision
+//! task when `num_traces` or the soft byte limit calls for early decisions (oldest traces
+//! first). At the hard byte limit (or with `block_on_overflow`, at `num_traces`) the receivers
+//! of every shard refuse traces requests that would route spans here, with a retryable error,
+//! until decisions bring the buffer back under: an upstream that stalls, or a decision rate
+//! below the arrival rate, becomes refusals, never unbounded memory. The flags are the one piece
+//! of state shards share: one relaxed atomic per shard, written only by its owner.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::task::JoinHandle;
+
+use super::buffer::{BufferLimits, Due, TraceBuffer};
+use super::PolicySet;
+use crate::export::{Pipeline, Wakeup};
+use crate::ingest::stop::Stop;
+use crate::telemetry::{DropMetrics, DropReason, SamplingMetrics, ShardMetrics};
+use crate::wire::Signal;
+
+/// The longest the timer task sleeps: it also re-publishes the gauges.
+const TICK_MAX: Duration = Duration::from_millis(100);
+/// The shortest: due traces are decided in batches at least this far apart.
+const TICK_MIN: Duration = Duration::from_millis(5);
+
+/// Which shards are full (refusing traces they would own). Shared by all shards; each flag is
+/// written by its shard's sampler only.
+#[derive(Debug)]
+pub struct Overload {
+    full: Box<[AtomicBool]>,
+}
+
+impl Overload {
+    pub fn new(shards: usize) -> Self {
+        Overload {
+            full: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// Whether `shard` refuses new traces now.
+    #[inline]
+    pub fn is_full(&self, shard: usize) -> bool {
+        self.full[shard].load(Ordering::Relaxed)
+    }
+
+    fn set(&self, shard: usize, full: bool) {
+        if self.full[shard].load(Ordering::Relaxed) != full {
+            self.full[shard].store(full, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The sampler's settings on one shard.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplerSettings {
+    pub(crate) limits: BufferLimits,
+    pub(crate) expected_traces: usize,
+    pub(crate) block_on_overflow: bool,
+    pub(crate) drop_pending_on_shutdown: bool,
+}
+
+impl SamplerSettings {
+    /// One shard's share of the node-wide figures: `num_traces`, the caches and the byte
+    /// limits divided across `shards` (rounded up).
+    pub fn for_shard(
+        config: &crate::config::TailSampling,
+        soft_bytes: u64,
+        hard_bytes: u64,
+        shards: usize,
+    ) -> Self {
+        let share = |n: u64| usize::try_from(n.div_ceil(shards as u64)).unwrap_or(usize::MAX);
+        let num_traces = share(config.num_traces).max(1);
+        // The Collector keeps a decided trace in its table until `num_traces` newer ones push it
+        // out, and late spans follow its decision until then; the decision caches come on top.
+        let cache = |size: u64| share(config.num_traces.saturating_add(size));
+        let expected = config
+            .expected_new_traces_per_sec
+            .saturating_mul(config.decision_wait.as_secs().max(1));
+        SamplerSettings {
+            limits: BufferLimits {
+                decision_wait: config.decision_wait,
+                decision_wait_after_root: config.decision_wait_after_root_received,
+                num_traces,
+                evict_at_num_traces: !config.block_on_overflow,
+                soft_bytes: soft_bytes.div_ceil(shards as u64),
+                hard_bytes: hard_bytes.div_ceil(shards as u64),
+                sampled_cache: cache(config.decision_cache.sampled_cache_size),
+                not_sampled_cache: cache(config.decision_cache.non_sampled_cache_size),
+                max_trace_bytes: config.maximum_trace_size_bytes,
+            },
+            expected_traces: share(expected),
+            block_on_overflow: config.block_on_overflow,
+            drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
+        }
+    }
+}
+
+struct State {
+    buffer: TraceBuffer,
+    policies: PolicySet,
+    /// Late spans of kept traces, framed, waiting for the decision task to push them.
+    late: VecDeque<(Vec<u8>, u64)>,
+    late_bytes: u64,
+}
+
+/// One shard's tail sampler.
+pub struct Sampler {
+    shard: usize,
+    settings: SamplerSettings,
+    state: RefCell<State>,
+    pipeline: Pipeline,
+    metrics: SamplingMetrics,
+    shard_metrics: ShardMetrics,
+    drops: DropMetrics,
+    overload: Arc<Overload>,
+    /// Wakes the decision task early: late spans to push, or early decisions needed.
+    wakeup: Wakeup,
+    stop: Stop,
+    task: RefCell<Option<JoinHandle<()>>>,
+    /// Spans of the push in progress, counted as dropped if shutdown cuts it short.
+    pushing: Cell<u64>,
+    /// Set once shutdown has decided or dropped what was pending; later spans pass through.
+    closed: Cell<bool>,
+}
+
+impl Sampler {
+    /// A sampler feeding `pipeline`, with its decision task started. Must run on the shard's
+    /// executor.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        shard: usize,
+        settings: SamplerSettings,
+        policies: PolicySet,
+        pipeline: Pipeline,
+        metrics: SamplingMetrics,
+        shard_metrics: ShardMetrics,
+        drops: DropMetrics,
+        overload: Arc<Overload>,
+    ) -> Rc<Self> {
+        let sampler = Rc::new(Sampler {
+            shard,
+            state: RefCell::new(State {
+                buffer: TraceBuffer::new(settings.limits, settings.expected_traces),
+                policies,
+                late: VecDeque::new(),
+                late_bytes: 0,
+            }),
+            settings,
+            pipeline,
+            metrics,
+            shard_metrics,
+            drops,
+            overload,
+            wakeup: Wakeup::default(),
+            stop: Stop::default(),
+            task: RefCell::new(None),
+            pushing: Cell::new(0),
+            closed: Cell::new(false),
+        });
+        let task = glommio::spawn_local(sampler.clone().run_decisions()).detach();
+        *sampler.task.borrow_mut() = Some(task);
+        sampler
+    }
+
+    /// The pipeline the sampler feeds.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Takes one export request of traces this shard owns, holding `items` spans. Never waits
+    /// on the exporters: the spans are buffered (late spans of kept traces queued for the
+    /// decision task), so the request is answered at once; a full buffer is refused upstream.
+    pub async fn accept(&self, bytes: &[u8], items: u64) {
+        if self.closed.get() {
+            // After shutdown decided everything (a peer that missed its drain deadline).
+            self.push(bytes, items).await;
+            return;
+        }
+        let mut late = Vec::new();
+        let (inserted, wake) = {
+            let mut state = self.state.borrow_mut();
+            let inserted = state.buffer.insert(bytes, Instant::now(), &mut late);
+            if inserted.late_sampled > 0 {
+                state.late_bytes += late.len() as u64;
+                state.late.push_back((late, inserted.late_sampled));
+            }
+            (
+                inserted,
+                inserted.late_sampled > 0 || state.buffer.needs_early_decisions(),
+            )
+        };
+        self.metrics.new_trace_id_received.add(inserted.new_traces);
+        if inserted.late_not_sampled > 0 {
+            self.metrics.late_spans(false, inserted.late_not_sampled);
+        }
+        if inserted.late_sampled > 0 {
+            self.metrics.late_spans(true, inserted.late_sampled);
+        }
+        if inserted.too_large > 0 {
+            self.drops.add(
+                Signal::Traces,
+                DropReason::TraceTooLarge,
+                inserted.too_large,
+            );
+        }
+        self.publish();
+        if wake {
+            self.wakeup.notify();
+        }
+    }
+
+    /// Pushes the queued late spans, then decides rounds of due traces (every pending one with
+    /// `shutdown`) and pushes the kept spans, until nothing more is due.
+    async fn decide(&self, shutdown: bool) {
+        loop {
+            let next = self.state.borrow_mut().late.pop_front();
+            let Some((bytes, items)) = next else { break };
+            self.state.borrow_mut().late_bytes -= bytes.len() as u64;
+            self.push(&bytes, items).await;
+        }
+        loop {
+            let mut out = Vec::new();
+            let round = {
+                let mut state = self.state.borrow_mut();
+                let State {
+                    buffer, policies, ..
+                } = &mut *state;
+                let metrics = &self.metrics;
+                buffer.decide_round(
+                    Instant::now(),
+                    shutdown,
+                    policies,
+                    metrics,
+                    &mut |due| match due {
+                        Due::Wait => {}
+                        Due::NumTraces => metrics.decided_early(0),
+                        Due::Memory => metrics.decided_early(1),
+                        Due::Shutdown => metrics.decided_early(2),
+                    },
+                    &mut out,
+                )
+            };
+            self.publish();
+            if round.traces == 0 {
+                return;
+            }
+            if round.kept_spans > 0 {
+                self.push(&out, round.kept_spans).await;
+            }
+        }
+    }
+
+    async fn push(&self, bytes: &[u8], items: u64) {
+        self.pushing.set(items);
+        let pushed = self.pipeline.push(Signal::Traces, bytes, items).await;
+        self.pushing.set(0);
+        if pushed.is_err() {
+            self.drops.add(Signal::Traces, DropReason::Shutdown, items);
+        }
+    }
+
+    /// Updates the gauges and this shard's overload flag.
+    fn publish(&self) {
+        let state = self.state.borrow();
+        let buffer = &state.buffer;
+        let full = buffer.bytes() + state.late_bytes >= buffer.limits().hard_bytes
+            || (self.settings.block_on_overflow
+                && buffer.trace_count() >= buffer.limits().num_traces);
+        self.overload.set(self.shard, full && !self.closed.get());
+        self.metrics
+            .traces_on_memory
+            .set(buffer.trace_count() as i64);
+        self.shard_metrics
+            .buffered_spans
+            .set(buffer.span_count() as i64);
+        self.shard_metrics.buffered_bytes.set(buffer.bytes() as i64);
+        self.shard_metrics
+            .buffered_span_bytes
+            .set(buffer.span_bytes() as i64);
+    }
+
+    /// The decision task: decides traces as they come due, or when woken for early decisions
+    /// and late spans, until [`Sampler::shutdown`].
+    async fn run_decisions(self: Rc<Self>) {
+        while !self.stop.is_triggered() {
+            self.decide(false).await;
+            let now = Instant::now();
+            let next = self.state.borrow_mut().buffer.next_due();
+            let sleep = next
+                .map_or(TICK_MAX, |due| due.saturating_duration_since(now))
+                .clamp(TICK_MIN, TICK_MAX);
+            futures_lite::future::or(glommio::timer::sleep(sleep), self.wakeup.wait()).await;
+        }
+    }
+
+    /// Ends sampling, by `deadline`: stops the decision task (after the push it is in), then
+    /// decides every pending trace now (or, with `drop_pending_traces_on_shutdown`, drops them)
+    /// and pushes the kept spans. What is still pending at the deadline (an upstream that does
+    /// not take it) is dropped; every drop is counted with reason `shutdown`. Spans that arrive
+    /// later pass through unsampled.
+    pub async fn shutdown(&self, deadline: Instant) {
+        self.stop.trigger();
+        self.wakeup.notify();
+        let task = self.task.borrow_mut().take();
+        let left = || deadline.saturating_duration_since(Instant::now());
+        if let Some(task) = task {
+            futures_lite::future::or(
+                async {
+                    task.await;
+                },
+                glommio::timer::sleep(left()),
+            )
+            .await;
+        }
+        if self.settings.drop_pending_on_shutdown {
+            let dropped = self.state.borrow_mut().buffer.drop_all();
+            self.drops
+                .add(Signal::Traces, DropReason::Shutdown, dropped);
+        }
+        let finished = futures_lite::future::or(
+            async {
+                self.decide(true).await;
+                true
+            },
+            async {
+                glommio::timer::sleep(left()).await;
+                false
+            },
+        )
+        .await;
+        if !finished {
+            let mut state = self.state.borrow_mut();
+            let mut dropped = self.pushing.replace(0) + state.buffer.drop_all();
+            dropped += state.late.drain(..).map(|(_, items)| items).sum::<u64>();
+            state.late_bytes = 0;
+            drop(state);
+            self.drops
+                .add(Signal::Traces, DropReason::Shutdown, dropped);
+        }
+        self.closed.set(true);
+        self.publish();
+    }
+}
