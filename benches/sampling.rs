@@ -1,7 +1,7 @@
 //! The tail sampler's own cost per span: buffering owned requests and deciding their traces.
 //!
 //! Input: requests of 1000 SDK-shaped spans (10 attributes with 20-character keys and values,
-//! one event; 10 spans per trace), every trace's ids fresh. One iteration inserts one request
+//! one event; 10 spans per trace), every trace's id renewed at each use. One iteration inserts one request
 //! into a shard's [`TraceBuffer`] and decides the traces of the request inserted `IN_FLIGHT`
 //! requests earlier, so the buffer holds a steady `IN_FLIGHT × 1000` spans, as a shard does with
 //! traces waiting out `decision_wait`. The policies keep about 10 %: errors are not a policy
@@ -9,7 +9,9 @@
 //! latency threshold no trace reaches, and probabilistic at 10 %. Kept spans are framed into an
 //! export request, as the shard does before pushing them to its pipeline.
 //!
-//! After criterion's report, a fixed-iteration run prints `sampling: X ns/span (insert +
+//! With `SAMPLING_STEPS=N` set, it runs N steps after the setup and nothing else, for counting
+//! instructions under callgrind (see [`measured`]). Otherwise, after criterion's report, a
+//! fixed-iteration run prints `sampling: X ns/span (insert +
 //! decide), buffer holds Y bytes for Z span bytes` (median of 21 rounds).
 
 use std::hint::black_box;
@@ -20,6 +22,7 @@ use mimalloc::MiMalloc;
 use tailgate::config::{Config, Processor};
 use tailgate::sampling::{BufferLimits, PolicySet, TraceBuffer};
 use tailgate::telemetry::{RegistryBuilder, SamplingMetrics};
+use tailgate::wire::TracesRequest;
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
 
 #[global_allocator]
@@ -28,7 +31,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 const SPANS: usize = 1000;
 /// Requests buffered at any time: 200 × 1000 spans, about 100 MB of spans.
 const IN_FLIGHT: usize = 200;
-/// Distinct requests generated; ids repeat after this many, long after their traces are gone.
+/// Distinct requests generated (their trace ids are renewed at each use).
 const DISTINCT: usize = 400;
 
 const POLICIES: &str = "
@@ -58,8 +61,34 @@ service:
       exporters: [debug]
 ";
 
+/// A request and where its spans' trace ids are.
+struct Template {
+    bytes: Vec<u8>,
+    trace_ids: Vec<usize>,
+}
+
+impl Template {
+    fn new(bytes: Vec<u8>) -> Template {
+        let request = TracesRequest::parse(&bytes).expect("generated request");
+        let base = bytes.as_ptr() as usize;
+        let trace_ids = request
+            .spans()
+            .map(|s| s.trace_id().as_ptr() as usize - base)
+            .collect();
+        Template { bytes, trace_ids }
+    }
+
+    /// Gives every trace fresh ids for send `n`: the first 8 bytes of each trace id become `n`
+    /// (the other 8 keep traces within the request apart).
+    fn renew(&mut self, n: u64) {
+        for &at in &self.trace_ids {
+            self.bytes[at..at + 8].copy_from_slice(&n.to_le_bytes());
+        }
+    }
+}
+
 struct Bench {
-    requests: Vec<Vec<u8>>,
+    requests: Vec<Template>,
     buffer: TraceBuffer,
     policies: PolicySet,
     metrics: SamplingMetrics,
@@ -84,7 +113,7 @@ impl Bench {
             .expect("tail_sampling");
         let mut rng = Rng(7);
         let requests = (0..DISTINCT)
-            .map(|_| sdk_shaped_request(&mut rng, SPANS))
+            .map(|_| Template::new(sdk_shaped_request(&mut rng, SPANS)))
             .collect();
         let names: Vec<&str> = tail.policies.iter().map(|p| p.name.as_str()).collect();
         let metrics = SamplingMetrics::register(&mut RegistryBuilder::new(), 0, &names);
@@ -119,10 +148,12 @@ impl Bench {
     /// Inserts the next request, then decides what is due.
     fn step(&mut self) -> usize {
         self.clock += Duration::from_millis(1);
-        let request = &self.requests[self.next % DISTINCT];
+        let request = &mut self.requests[self.next % DISTINCT];
         self.next += 1;
+        request.renew(self.next as u64);
         self.late.clear();
-        self.buffer.insert(request, self.clock, &mut self.late);
+        self.buffer
+            .insert(&request.bytes, self.clock, &mut self.late);
         self.out.clear();
         loop {
             let round = self.buffer.decide_round(
@@ -141,8 +172,24 @@ impl Bench {
     }
 }
 
+/// `steps` steps, apart for instruction counting: `SAMPLING_STEPS=N valgrind --tool=callgrind
+/// --toggle-collect='*measured*' target/release/deps/sampling-*` counts what N steps cost,
+/// without setup or criterion.
+#[inline(never)]
+fn measured(bench: &mut Bench, steps: usize) -> usize {
+    (0..steps).map(|_| bench.step()).sum()
+}
+
 fn main() {
     let mut bench = Bench::new();
+    if let Some(steps) = std::env::var("SAMPLING_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        black_box(measured(&mut bench, steps));
+        println!("sampling: {steps} steps of {SPANS} spans");
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("sampling");
     group.throughput(Throughput::Elements(SPANS as u64));

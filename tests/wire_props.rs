@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use prost::Message;
-use tailgate::wire::{Framer, Request, Signal, Split, TracesRequest};
+use tailgate::wire::{Framer, Request, Signal, SpanFacts, Split, TracesRequest};
 use tailgate_shards::route::Router;
 
 use support::*;
@@ -95,6 +95,42 @@ proptest! {
         framed_raw.sort();
         prop_assert_eq!(original_raw, framed_raw.iter().map(|v| v.as_slice()).collect::<Vec<_>>());
         prop_assert_eq!(seen, span_contexts(&original));
+    }
+
+    /// The lean facts scan reads what the full span view reads, whatever else a span carries:
+    /// unknown fields of every wire type (a group makes it defer to the view), and a status
+    /// repeated, whose occurrences merge.
+    #[test]
+    fn facts_scan_agrees_with_the_span_view(
+        original in traces_request(),
+        extra in vec((0usize..5, any::<u32>()), 0..4),
+    ) {
+        let bytes = original.encode_to_vec();
+        let request = TracesRequest::parse(&bytes).expect("valid request");
+        for span in request.spans() {
+            prop_assert_eq!(SpanFacts::scan(span.raw()), Some(SpanFacts::from(&span)));
+            let mut raw = span.raw().to_vec();
+            let mut group = false;
+            for &(kind, value) in &extra {
+                match kind {
+                    // Unknown varint, fixed64, fixed32 fields.
+                    0 => { raw.extend([0xa0, 0x03]); raw.extend(varint(u64::from(value))); }
+                    1 => { raw.extend([0xa9, 0x03]); raw.extend(u64::from(value).to_le_bytes()); }
+                    2 => { raw.extend([0xad, 0x03]); raw.extend(value.to_le_bytes()); }
+                    // A status with only a message: the code already set stays.
+                    3 => raw.extend([0x7a, 0x03, 0x12, 0x01, b'x']),
+                    // An unknown group (field 52): start, one varint, end.
+                    _ => { raw.extend([0xa3, 0x03, 0x08, 0x01, 0xa4, 0x03]); group = true; }
+                }
+            }
+            let view = tailgate::wire::SpanView::new(tailgate::wire::Item { bytes: &raw, offset: 0 });
+            let scanned = SpanFacts::scan(&raw);
+            if group {
+                prop_assert_eq!(scanned, None);
+            } else {
+                prop_assert_eq!(scanned, Some(SpanFacts::from(&view)));
+            }
+        }
     }
 
     /// Spans with bad ids are set aside one by one; the others still go through.
@@ -231,4 +267,15 @@ fn to_span_lossy(span: &tailgate::wire::SpanView<'_>) -> usize {
             .links()
             .map(|l| l.attributes().map(|kv| value(kv.value)).sum::<usize>())
             .sum::<usize>()
+}
+
+/// `value` as a protobuf varint.
+fn varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+    out
 }

@@ -44,7 +44,9 @@ use std::time::{Duration, Instant};
 use super::trace::{Facts, Trace, TraceSpan};
 use super::{Decision, PolicySet};
 use crate::telemetry::SamplingMetrics;
-use crate::wire::{Framer, Item, Piece, Request, ResourceGroup, ResourceView, Signal, SpanView};
+use crate::wire::{
+    Framer, Item, Piece, Request, ResourceGroup, ResourceView, Signal, SpanFacts, SpanView,
+};
 
 /// "No slot".
 const NIL: u32 = u32::MAX;
@@ -618,7 +620,8 @@ impl TraceBuffer {
                 let mut header = NIL;
                 let mut late_header = None;
                 for item in scope_group.items() {
-                    let span = SpanView::new(item);
+                    let span = SpanFacts::scan(item.bytes)
+                        .unwrap_or_else(|| SpanFacts::from(&SpanView::new(item)));
                     let Some(id) = span.trace_id_array() else {
                         debug_assert!(false, "a delivered span without a valid trace id");
                         continue;
@@ -654,9 +657,9 @@ impl TraceBuffer {
                     if header == NIL {
                         header = self.headers.intern(&self.scratch, resource_len);
                     }
-                    self.append(entry, &span, header);
+                    self.append(entry, item.bytes, &span, header);
                     done.buffered += 1;
-                    if span.parent_span_id().is_empty() {
+                    if !span.has_parent {
                         self.root_arrived(entry, now);
                     }
                     if let Some(max) = self.limits.max_trace_bytes {
@@ -722,8 +725,7 @@ impl TraceBuffer {
     }
 
     #[inline]
-    fn append(&mut self, entry: u32, span: &SpanView<'_>, header: u32) {
-        let bytes = span.raw();
+    fn append(&mut self, entry: u32, bytes: &[u8], span: &SpanFacts<'_>, header: u32) {
         let (chunk, offset) = self.arena.push(bytes);
         let slot = SpanSlot {
             chunk,

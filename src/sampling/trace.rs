@@ -5,7 +5,7 @@
 //! slice holding them belongs to the caller, who can reuse it from one trace to the next, so
 //! assembling a trace allocates nothing.
 
-use crate::wire::{ResourceView, SpanView};
+use crate::wire::{ResourceView, SpanFacts, SpanView};
 
 /// The status codes a trace's spans carry, one bit per `Status.StatusCode` value (0 unset, 1 ok,
 /// 2 error); other values set no bit.
@@ -62,15 +62,15 @@ impl Default for Facts {
 impl Facts {
     /// Adds one span.
     #[inline]
-    pub(crate) fn add(&mut self, span: &SpanView<'_>) {
+    pub(crate) fn add(&mut self, span: &SpanFacts<'_>) {
         self.spans += 1;
-        self.bytes += span.raw().len() as u64;
-        let (start, end) = (span.start_time_unix_nano(), span.end_time_unix_nano());
+        self.bytes += span.len as u64;
+        let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
         self.start_min_unix_nano = self.start_min_unix_nano.min(start);
         self.end_max_unix_nano = self.end_max_unix_nano.max(end);
         self.zero_times |= start == 0 || end == 0;
-        self.statuses |= status_bit(span.status_code());
-        self.sampled_flag |= span.flags() & FLAG_SAMPLED != 0;
+        self.statuses |= status_bit(span.status_code);
+        self.sampled_flag |= span.flags & FLAG_SAMPLED != 0;
     }
 
     pub(crate) fn span_count(&self) -> u64 {
@@ -100,7 +100,7 @@ impl<'a> Trace<'a> {
         let mut facts = Facts::default();
         for s in spans {
             debug_assert_eq!(s.span.trace_id(), &trace_id[..], "span of another trace");
-            facts.add(&s.span);
+            facts.add(&SpanFacts::from(&s.span));
         }
         Trace::with_facts(trace_id, facts, spans)
     }

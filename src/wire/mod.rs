@@ -38,7 +38,7 @@ pub use logs::LogRecordView;
 pub use metrics::MetricView;
 pub use proto::WireType;
 pub use split::{SpanRef, Split};
-pub use trace::{EventView, LinkView, SpanView, TracesRequest, STATUS_CODE_ERROR};
+pub use trace::{EventView, LinkView, SpanFacts, SpanView, TracesRequest, STATUS_CODE_ERROR};
 
 /// How deep messages (and groups in unknown fields) may nest before a request is refused. A
 /// span attribute sits at depth 5 (request, resource group, scope group, span, key-value); the

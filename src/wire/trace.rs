@@ -12,6 +12,135 @@ use super::fields::{fixed_at, Fields, Repeated};
 use super::proto::{read_varint, Value};
 use super::schema::{self, SPAN};
 
+/// What a span's trace needs to know of it, read in one lean pass over the span's bytes: the
+/// trace id, whether it has a parent, its times, flags and status code, and its size. Nothing
+/// is validated (the span must come from a validated request); other fields are skipped by
+/// their length alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpanFacts<'a> {
+    pub trace_id: &'a [u8],
+    pub has_parent: bool,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    pub flags: u32,
+    pub status_code: i32,
+    /// The encoded span's length.
+    pub len: usize,
+}
+
+impl<'a> SpanFacts<'a> {
+    /// Scans the span `bytes` (the last occurrence of a field wins; `status` occurrences merge,
+    /// as protobuf merges them). `None` for what a validated span would not give as simply: a
+    /// group (deprecated wire types 3 and 4, possible in unknown fields) or bytes that do not
+    /// parse; [`SpanView`] reads those.
+    #[inline]
+    pub fn scan(bytes: &'a [u8]) -> Option<Self> {
+        let mut facts = SpanFacts {
+            len: bytes.len(),
+            ..SpanFacts::default()
+        };
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let tag = varint(bytes, &mut pos)?;
+            match tag & 7 {
+                2 => {
+                    let len = varint(bytes, &mut pos)? as usize;
+                    let end = pos.checked_add(len)?;
+                    // Spans carry mostly attributes, events and links: skipped by length.
+                    if tag > 0x22 && tag != 0x7a {
+                        if end > bytes.len() {
+                            return None;
+                        }
+                        pos = end;
+                        continue;
+                    }
+                    let payload = bytes.get(pos..end)?;
+                    pos = end;
+                    match tag {
+                        0x0a => facts.trace_id = payload,
+                        0x22 => facts.has_parent = !payload.is_empty(),
+                        0x7a => facts.status_code = status_code(payload, facts.status_code)?,
+                        _ => {}
+                    }
+                }
+                0 => {
+                    varint(bytes, &mut pos)?;
+                }
+                1 => {
+                    let value = u64::from_le_bytes(fixed_at::<8>(bytes, &mut pos)?);
+                    match tag {
+                        0x39 => facts.start_time_unix_nano = value,
+                        0x41 => facts.end_time_unix_nano = value,
+                        _ => {}
+                    }
+                }
+                5 => {
+                    let value = u32::from_le_bytes(fixed_at::<4>(bytes, &mut pos)?);
+                    if tag == 0x85 {
+                        facts.flags = value;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(facts)
+    }
+
+    /// The 16-byte trace id, if it is that long.
+    pub fn trace_id_array(&self) -> Option<[u8; 16]> {
+        self.trace_id.try_into().ok()
+    }
+}
+
+/// A varint, with the one-byte case first (tags and most lengths in a span).
+#[inline(always)]
+fn varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let byte = *bytes.get(*pos)?;
+    if byte < 0x80 {
+        *pos += 1;
+        return Some(u64::from(byte));
+    }
+    read_varint(bytes, pos).ok()
+}
+
+/// The code in an encoded `Status` (field 3), or `code` when it has none.
+fn status_code(bytes: &[u8], mut code: i32) -> Option<i32> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let tag = read_varint(bytes, &mut pos).ok()?;
+        match tag & 7 {
+            0 => {
+                let value = read_varint(bytes, &mut pos).ok()?;
+                if tag == 0x18 {
+                    code = value as i32;
+                }
+            }
+            1 => pos = pos.checked_add(8).filter(|&p| p <= bytes.len())?,
+            2 => {
+                let len = read_varint(bytes, &mut pos).ok()? as usize;
+                pos = pos.checked_add(len).filter(|&p| p <= bytes.len())?;
+            }
+            5 => pos = pos.checked_add(4).filter(|&p| p <= bytes.len())?,
+            _ => return None,
+        }
+    }
+    Some(code)
+}
+
+impl<'a> From<&SpanView<'a>> for SpanFacts<'a> {
+    fn from(span: &SpanView<'a>) -> Self {
+        SpanFacts {
+            trace_id: span.trace_id(),
+            has_parent: !span.parent_span_id().is_empty(),
+            start_time_unix_nano: span.start_time_unix_nano(),
+            end_time_unix_nano: span.end_time_unix_nano(),
+            flags: span.flags(),
+            status_code: span.status_code(),
+            len: span.raw().len(),
+        }
+    }
+}
+
 /// A validated `ExportTraceServiceRequest`.
 #[derive(Debug, Clone, Copy)]
 pub struct TracesRequest<'a> {
