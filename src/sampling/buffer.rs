@@ -28,7 +28,8 @@
 //! # Budget
 //!
 //! [`TraceBuffer::bytes`] is what the buffer holds: arena chunks (allocated capacity), span
-//! slots, trace entries with their map and queue slots, and header bytes. The shard's memory
+//! slots, trace entries with their map and queue slots, and header bytes; besides, up to
+//! [`SPARE_CHUNKS_MAX`] emptied chunks (4 MiB) are kept for reuse. The shard's memory
 //! budget is enforced on it: above the soft limit the oldest traces are decided early; at the
 //! hard limit the shard refuses new data (see [`super::sampler`]).
 //!
@@ -178,9 +179,17 @@ struct Arena {
     chunks: VecDeque<Chunk>,
     /// The sequence number of `chunks[0]` (wrapping).
     first: u32,
-    /// Capacity of every chunk held.
+    /// Capacity of every chunk in use (the spares, at most [`SPARE_CHUNKS_MAX`] of them, are
+    /// a fixed allowance outside the budget).
     allocated: u64,
+    /// Emptied chunks of [`CHUNK_BYTES`] kept for reuse: new chunks are needed as fast as old
+    /// ones die, and reusing them spares the allocator returning pages to the kernel and the
+    /// kernel zeroing fresh ones.
+    spare: Vec<Vec<u8>>,
 }
+
+/// The most spare chunks a shard keeps (4 MiB).
+const SPARE_CHUNKS_MAX: usize = 16;
 
 impl Arena {
     /// Copies `bytes` in; returns the chunk and offset they are at.
@@ -191,12 +200,15 @@ impl Arena {
             .back()
             .is_some_and(|c| c.data.capacity() - c.data.len() >= bytes.len());
         if !fits {
-            let capacity = CHUNK_BYTES.max(bytes.len());
-            self.chunks.push_back(Chunk {
-                data: Vec::with_capacity(capacity),
-                live: 0,
-            });
-            self.allocated += capacity as u64;
+            let data = match self.spare.pop() {
+                Some(data) if bytes.len() <= CHUNK_BYTES => data,
+                spare => {
+                    self.spare.extend(spare);
+                    Vec::with_capacity(CHUNK_BYTES.max(bytes.len()))
+                }
+            };
+            self.allocated += data.capacity() as u64;
+            self.chunks.push_back(Chunk { data, live: 0 });
         }
         let seq = self.first.wrapping_add(self.chunks.len() as u32 - 1);
         let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
@@ -227,8 +239,12 @@ impl Arena {
             chunk.data.clear();
             return;
         }
-        self.allocated -= chunk.data.capacity() as u64;
-        chunk.data = Vec::new();
+        let mut data = std::mem::take(&mut chunk.data);
+        self.allocated -= data.capacity() as u64;
+        if data.capacity() == CHUNK_BYTES && self.spare.len() < SPARE_CHUNKS_MAX {
+            data.clear();
+            self.spare.push(data);
+        }
         while self
             .chunks
             .front()
@@ -869,10 +885,9 @@ impl TraceBuffer {
                     }
                 }));
             }
-            let started = Instant::now();
             let decision = policies.decide(
                 &Trace::with_facts(trace.id.to_le_bytes(), trace.facts, &views),
-                started,
+                now,
             );
             for (i, d) in decision.per_policy.iter().enumerate() {
                 if let Some(d) = d {
@@ -1231,10 +1246,11 @@ mod tests {
         assert!(early.early.iter().all(|&d| d == Due::Memory));
         assert!(!early.early.is_empty());
         assert!(buffer.bytes() <= limit, "{} > {limit}", buffer.bytes());
-        // Everything decided: at most the chunk being filled is left besides the slabs.
+        // Everything decided: at most the chunk being filled and the spares are left.
         decide(&mut buffer, &mut policies, &metrics, t0, true);
         assert_eq!(buffer.span_count(), 0);
         assert!(buffer.arena.allocated <= CHUNK_BYTES as u64);
+        assert!(buffer.arena.spare.len() <= SPARE_CHUNKS_MAX);
     }
 
     #[test]
