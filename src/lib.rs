@@ -7,6 +7,7 @@ pub mod config;
 pub mod export;
 pub mod gateway;
 pub mod ingest;
+pub mod io;
 pub mod lifecycle;
 pub mod sampling;
 pub mod telemetry;

@@ -6,7 +6,7 @@
 //! tasks: every batch is one stream, and the server's `SETTINGS_MAX_CONCURRENT_STREAMS` bounds
 //! how many are open at once ([`h2::client::SendRequest::ready`] waits for a slot). `h2` is
 //! runtime-agnostic but speaks tokio's `AsyncRead`/`AsyncWrite`; the glommio `TcpStream` is
-//! adapted with `tokio_util::compat` (traits only: no tokio runtime runs), and the connection's
+//! adapted with [`crate::io::Stream`] (traits only: no tokio runtime runs), and the connection's
 //! driver future runs as a task on the shard's executor.
 //!
 //! A connection is replaced when its driver ends (the server closed it or sent `GOAWAY`), when
@@ -33,7 +33,6 @@ use glommio::sync::Semaphore;
 use h2::client::SendRequest;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
 use http::{Method, Request, Uri};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::batch::Batch;
 use super::compression::{self, compress, decompress_bounded};
@@ -175,7 +174,7 @@ impl GrpcClient {
         let (send, driver) = h2::client::Builder::new()
             .initial_window_size(RESPONSE_WINDOW_BYTES)
             .enable_push(false)
-            .handshake::<_, Bytes>(stream.compat())
+            .handshake::<_, Bytes>(crate::io::Stream::new(stream))
             .await
             .map_err(SendError::from_h2)?;
         let alive = Rc::new(Cell::new(true));

@@ -20,7 +20,6 @@ use glommio::net::{TcpListener, TcpStream};
 use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::body::{self, BodyError, Coding};
 use super::status::{rpc_status, IngestError};
@@ -101,7 +100,7 @@ impl GrpcReceiver {
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
             .max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .handshake::<_, Bytes>(stream.compat());
+            .handshake::<_, Bytes>(crate::io::Stream::new(stream));
         let handshake = future::or(async { Some(handshake.await) }, async {
             self.stop.wait().await;
             None
