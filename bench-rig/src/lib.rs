@@ -9,4 +9,6 @@
 pub mod floor;
 pub mod generate;
 pub mod load;
+pub mod oracle;
 pub mod sink;
+pub mod traces;
