@@ -12,3 +12,4 @@ pub mod load;
 pub mod oracle;
 pub mod sink;
 pub mod traces;
+pub mod verify;

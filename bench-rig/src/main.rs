@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use tailgate_bench::floor::{self, FloorArgs};
 use tailgate_bench::load::{self, LoadArgs};
-use tailgate_bench::sink::{self, SinkArgs};
+use tailgate_bench::sink::{self, SinkCommand};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive OTLP (gRPC and HTTP), count spans and traces, and report on SIGTERM/SIGINT.
-    Sink(SinkArgs),
+    Sink(SinkCommand),
     /// Send OTLP load at a fixed rate or at the maximum, and report what was accepted.
     Load(LoadArgs),
     /// Measure the CPU cost per span of only reading the load's gRPC bytes from a loopback socket.

@@ -2,16 +2,19 @@
 //!
 //! It runs the gateway's own receivers ([`tailgate::ingest`]) on one glommio shard, with a
 //! pipeline that records instead of exporting: every span is counted by scanning its request
-//! (trace and span ids are read in place), each trace's spans are tallied, and a span whose
-//! (trace id, span id) was already seen is counted as a duplicate. With `--dump`, every request
+//! ([`crate::verify::scan_span_ids`]: trace and span ids are read in place, nothing else), each
+//! trace's distinct spans are tallied, and a span whose (trace id, span id) was already seen is
+//! counted as a duplicate. With `--expect`, the tally is judged at exit against the expectation the
+//! load wrote ([`crate::verify`]): kept traces complete, partial or missing, traces kept wrongly. With `--dump`, every request
 //! is also appended to a file (one byte of signal, a little-endian u32 length, the protobuf
 //! bytes) so a test can decode exactly what arrived. It runs until SIGTERM or SIGINT, then writes
 //! its report as JSON.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::future::Future;
+use std::hash::BuildHasherDefault;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,8 +30,11 @@ use tailgate::ingest::stop::Stop;
 use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
 use tailgate::lifecycle;
 use tailgate::telemetry::{Health, ReceiverMetrics, RegistryBuilder, ShardMetrics};
-use tailgate::wire::{item_count, Request, Signal, TracesRequest};
+use tailgate::wire::{item_count, Request, Signal};
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::oracle::Expectation;
+use crate::verify::{scan_span_ids, verify, IdHasher, IdMap};
 
 /// The largest request the sink accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -61,14 +67,26 @@ pub struct SinkArgs {
     pub track_max: usize,
 }
 
+/// `tailgate-bench sink`'s command line: the sink, and what to verify at exit.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkCommand {
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// The load's expectation (`tailgate-bench load --expect-out`), read at exit, to judge what
+    /// arrived against.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+}
+
 /// What the sink counted.
 #[derive(Debug, Default)]
 struct Tally {
     requests: u64,
     spans: u64,
-    traces: HashMap<[u8; 16], u32>,
+    /// Distinct spans received per trace.
+    traces: IdMap<[u8; 16], u32>,
     /// Hashes of (trace id, span id) seen; a 64-bit hash keeps the set at 8 bytes a span.
-    seen: HashSet<u64>,
+    seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
     duplicates: u64,
     /// The bound on `seen` (and so on `traces`), and the spans received past it.
     track_max: usize,
@@ -99,31 +117,27 @@ impl Recorder {
         tally.requests += 1;
         match delivery.signal {
             Signal::Traces => {
-                // The receivers validated the request; a failure here would be a bug upstream of
-                // the sink, and is counted as nothing rather than crash the instrument.
-                if let Ok(request) = TracesRequest::parse(&delivery.bytes) {
-                    for span in request.spans() {
-                        let Some(trace_id) = span.trace_id_array() else {
-                            continue;
-                        };
-                        tally.spans += 1;
-                        if tally.seen.len() >= tally.track_max {
-                            tally.untracked += 1;
-                            continue;
-                        }
-                        *tally.traces.entry(trace_id).or_insert(0) += 1;
-                        // (trace id, span id) hashed from a stack buffer: no allocation per span.
-                        let mut ids = [0u8; 24];
-                        ids[..16].copy_from_slice(&trace_id);
-                        let span_id = span.span_id();
-                        let n = span_id.len().min(8);
-                        ids[16..16 + n].copy_from_slice(&span_id[..n]);
-                        let key = xxh3_64(&ids);
-                        if !tally.seen.insert(key) {
-                            tally.duplicates += 1;
-                        }
+                let tally = &mut *tally;
+                scan_span_ids(&delivery.bytes, |trace_id, span_id| {
+                    let Ok(trace_id) = <[u8; 16]>::try_from(trace_id) else {
+                        return;
+                    };
+                    tally.spans += 1;
+                    if tally.seen.len() >= tally.track_max {
+                        tally.untracked += 1;
+                        return;
                     }
-                }
+                    // (trace id, span id) hashed from a stack buffer: no allocation per span.
+                    let mut ids = [0u8; 24];
+                    ids[..16].copy_from_slice(&trace_id);
+                    let n = span_id.len().min(8);
+                    ids[16..16 + n].copy_from_slice(&span_id[..n]);
+                    if tally.seen.insert(xxh3_64(&ids)) {
+                        *tally.traces.entry(trace_id).or_insert(0) += 1;
+                    } else {
+                        tally.duplicates += 1;
+                    }
+                });
             }
             Signal::Metrics => tally.metric_points += delivery.items,
             Signal::Logs => tally.log_records += delivery.items,
@@ -171,13 +185,29 @@ impl Sink {
     /// Starts a sink listening on `args`' addresses; with `keep_requests`, it keeps every
     /// request it receives in memory for [`Sink::stop`] to return.
     pub fn start(args: SinkArgs, keep_requests: bool) -> io::Result<Sink> {
-        Self::start_with_flag(args, keep_requests, Arc::new(AtomicBool::new(false)))
+        Self::start_with_flag(args, keep_requests, Arc::new(AtomicBool::new(false)), None)
+    }
+
+    /// Starts a sink that judges what it received against the expectation at `expect` when
+    /// stopped (the file is read then, so the load may write it after the sink starts).
+    pub fn start_expecting(
+        args: SinkArgs,
+        keep_requests: bool,
+        expect: PathBuf,
+    ) -> io::Result<Sink> {
+        Self::start_with_flag(
+            args,
+            keep_requests,
+            Arc::new(AtomicBool::new(false)),
+            Some(expect),
+        )
     }
 
     fn start_with_flag(
         args: SinkArgs,
         keep_requests: bool,
         flag: Arc<AtomicBool>,
+        expect: Option<PathBuf>,
     ) -> io::Result<Sink> {
         let started = Instant::now();
         let (result_tx, result) = mpsc::channel();
@@ -187,7 +217,11 @@ impl Sink {
             &[args.cpu],
             1,
             move |shard| async move {
-                serve(shard, args, keep_requests, shard_flag, bound_tx, result_tx).await;
+                let options = ServeOptions {
+                    keep_requests,
+                    expect,
+                };
+                serve(shard, args, options, shard_flag, bound_tx, result_tx).await;
             },
         )?;
         // Return once the listeners are bound, so a client may connect at once.
@@ -219,10 +253,16 @@ impl Sink {
     }
 }
 
+/// What a sink does beyond its command line's listening.
+struct ServeOptions {
+    keep_requests: bool,
+    expect: Option<PathBuf>,
+}
+
 async fn serve(
     shard: tailgate_shards::runtime::Shard<Delivery>,
     args: SinkArgs,
-    keep_requests: bool,
+    options: ServeOptions,
     flag: Arc<AtomicBool>,
     bound: mpsc::Sender<io::Result<()>>,
     result: mpsc::Sender<SinkResult>,
@@ -248,7 +288,7 @@ async fn serve(
             ..Tally::default()
         }),
         dump,
-        kept: keep_requests.then(|| RefCell::new(Vec::new())),
+        kept: options.keep_requests.then(|| RefCell::new(Vec::new())),
     });
     let ingest = Rc::new(Ingest::new(
         shard.id,
@@ -300,6 +340,7 @@ async fn serve(
         }
     }
     let _ = bound.send(Ok(()));
+    let cpu_before = own_cpu_time();
     lifecycle::watch(flag, stop).await;
     for task in tasks {
         task.await;
@@ -307,18 +348,34 @@ async fn serve(
     if let Some(dump) = &recorder.dump {
         let _ = dump.borrow_mut().flush();
     }
+    let cpu_s = (own_cpu_time() - cpu_before).as_secs_f64();
     let tally = recorder.tally.borrow();
+    let mut report = serde_json::json!({
+        "requests_received": tally.requests,
+        "spans_received": tally.spans,
+        "traces_received": tally.traces.len(),
+        "duplicates": tally.duplicates,
+        "spans_untracked": tally.untracked,
+        "tracking_limit_reached": tally.untracked > 0,
+        "metric_points_received": tally.metric_points,
+        "log_records_received": tally.log_records,
+        "cpu_s": cpu_s,
+        "cpu_ns_per_span": cpu_s * 1e9 / tally.spans.max(1) as f64,
+    });
+    if let Some(path) = &options.expect {
+        match Expectation::read(path) {
+            Ok(expectation) => {
+                let verdict = verify(&tally.traces, &expectation);
+                let judged = verdict.to_json(tally.duplicates, tally.untracked == 0);
+                for (key, value) in judged.as_object().expect("an object") {
+                    report[key] = value.clone();
+                }
+            }
+            Err(err) => report["expect_error"] = serde_json::json!(err.to_string()),
+        }
+    }
     let _ = result.send(SinkResult {
-        report: serde_json::json!({
-            "requests_received": tally.requests,
-            "spans_received": tally.spans,
-            "traces_received": tally.traces.len(),
-            "duplicates": tally.duplicates,
-            "spans_untracked": tally.untracked,
-            "tracking_limit_reached": tally.untracked > 0,
-            "metric_points_received": tally.metric_points,
-            "log_records_received": tally.log_records,
-        }),
+        report,
         requests: recorder
             .kept
             .as_ref()
@@ -327,11 +384,25 @@ async fn serve(
     });
 }
 
+/// This process's CPU time (user + system): the sink's shard is its only busy thread.
+fn own_cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
+    // stack frame for the call.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    std::time::Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
 /// Runs the sink until SIGTERM or SIGINT; then writes the report.
-pub fn run(args: SinkArgs) -> io::Result<()> {
+pub fn run(command: SinkCommand) -> io::Result<()> {
     let flag = lifecycle::shutdown_flag()?;
+    let args = command.sink;
     let report_path = args.report.clone();
-    let sink = Sink::start_with_flag(args, false, flag)?;
+    let sink = Sink::start_with_flag(args, false, flag, command.expect)?;
     let result = sink.wait()?;
     std::fs::write(&report_path, serde_json::to_vec_pretty(&result.report)?)?;
     Ok(())
