@@ -2,19 +2,18 @@
 //!
 //! It runs the gateway's own receivers ([`tailgate::ingest`]) on one glommio shard, with a
 //! pipeline that records instead of exporting: every span is counted by scanning its request
-//! ([`crate::verify::scan_span_ids`]: trace and span ids are read in place, nothing else), each
-//! trace's distinct spans are tallied, and a span whose (trace id, span id) was already seen is
-//! counted as a duplicate. With `--expect`, the tally is judged at exit against the expectation the
-//! load wrote ([`crate::verify`]): kept traces complete, partial or missing, traces kept wrongly. With `--dump`, every request
+//! ([`crate::verify::scan_span_ids`]: trace and span ids are read in place, nothing else) and its
+//! ids are appended to a [`SpanLog`]; at exit the log is sorted to count each trace's distinct
+//! spans and the duplicates (a (trace id, span id) seen before). With `--expect`, that is judged
+//! against the expectation the load wrote ([`crate::verify`]): kept traces complete, partial or
+//! missing, traces kept wrongly. With `--dump`, every request
 //! is also appended to a file (one byte of signal, a little-endian u32 length, the protobuf
 //! bytes) so a test can decode exactly what arrived. It runs until SIGTERM or SIGINT, then writes
 //! its report as JSON.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fs::File;
 use std::future::Future;
-use std::hash::BuildHasherDefault;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,17 +30,17 @@ use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
 use tailgate::lifecycle;
 use tailgate::telemetry::{Health, ReceiverMetrics, RegistryBuilder, ShardMetrics};
 use tailgate::wire::{item_count, Request, Signal};
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::oracle::Expectation;
-use crate::verify::{scan_span_ids, verify, IdHasher, IdMap};
+use crate::verify::{scan_span_ids, verify, SpanLog};
 
 /// The largest request the sink accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// How many spans the sink tracks per trace and for duplicates by default: the tracking costs
-/// about 30 bytes a span, so this bounds it near 600 MiB. Past the limit spans are still counted,
-/// and the report says that trace and duplicate counts cover only the tracked ones.
+/// 24 bytes a span (reserved at start, resident as spans arrive), so this bounds it near
+/// 480 MiB. Past the limit spans are still counted, and the report says that trace and duplicate
+/// counts cover only the tracked ones.
 pub const TRACKED_SPANS_DEFAULT: usize = 20_000_000;
 
 /// What `tailgate-bench sink` is told.
@@ -62,7 +61,7 @@ pub struct SinkArgs {
     /// The CPU the sink's shard is pinned to.
     #[arg(long, default_value_t = 0)]
     pub cpu: usize,
-    /// The most spans tracked for trace and duplicate counts (memory is about 30 bytes a span).
+    /// The most spans tracked for trace and duplicate counts (24 bytes a span).
     #[arg(long, default_value_t = TRACKED_SPANS_DEFAULT)]
     pub track_max: usize,
 }
@@ -79,20 +78,28 @@ pub struct SinkCommand {
 }
 
 /// What the sink counted.
-#[derive(Debug, Default)]
 struct Tally {
     requests: u64,
     spans: u64,
-    /// Distinct spans received per trace.
-    traces: IdMap<[u8; 16], u32>,
-    /// Hashes of (trace id, span id) seen; a 64-bit hash keeps the set at 8 bytes a span.
-    seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
-    duplicates: u64,
-    /// The bound on `seen` (and so on `traces`), and the spans received past it.
-    track_max: usize,
+    /// The (trace id, span id) of every span received, up to its bound.
+    log: SpanLog,
+    /// Spans received past the log's bound.
     untracked: u64,
     metric_points: u64,
     log_records: u64,
+}
+
+impl Tally {
+    fn new(track_max: usize) -> Tally {
+        Tally {
+            requests: 0,
+            spans: 0,
+            log: SpanLog::new(track_max),
+            untracked: 0,
+            metric_points: 0,
+            log_records: 0,
+        }
+    }
 }
 
 /// Requests kept for the test that started the sink, with their signal.
@@ -123,19 +130,8 @@ impl Recorder {
                         return;
                     };
                     tally.spans += 1;
-                    if tally.seen.len() >= tally.track_max {
+                    if !tally.log.push(&trace_id, span_id) {
                         tally.untracked += 1;
-                        return;
-                    }
-                    // (trace id, span id) hashed from a stack buffer: no allocation per span.
-                    let mut ids = [0u8; 24];
-                    ids[..16].copy_from_slice(&trace_id);
-                    let n = span_id.len().min(8);
-                    ids[16..16 + n].copy_from_slice(&span_id[..n]);
-                    if tally.seen.insert(xxh3_64(&ids)) {
-                        *tally.traces.entry(trace_id).or_insert(0) += 1;
-                    } else {
-                        tally.duplicates += 1;
                     }
                 });
             }
@@ -283,10 +279,7 @@ async fn serve(
         }
     };
     let recorder = Rc::new(Recorder {
-        tally: RefCell::new(Tally {
-            track_max: args.track_max,
-            ..Tally::default()
-        }),
+        tally: RefCell::new(Tally::new(args.track_max)),
         dump,
         kept: options.keep_requests.then(|| RefCell::new(Vec::new())),
     });
@@ -349,12 +342,13 @@ async fn serve(
         let _ = dump.borrow_mut().flush();
     }
     let cpu_s = (own_cpu_time() - cpu_before).as_secs_f64();
-    let tally = recorder.tally.borrow();
+    let mut tally = recorder.tally.borrow_mut();
+    let counts = tally.log.count();
     let mut report = serde_json::json!({
         "requests_received": tally.requests,
         "spans_received": tally.spans,
-        "traces_received": tally.traces.len(),
-        "duplicates": tally.duplicates,
+        "traces_received": counts.traces.len(),
+        "duplicates": counts.duplicates,
         "spans_untracked": tally.untracked,
         "tracking_limit_reached": tally.untracked > 0,
         "metric_points_received": tally.metric_points,
@@ -365,8 +359,8 @@ async fn serve(
     if let Some(path) = &options.expect {
         match Expectation::read(path) {
             Ok(expectation) => {
-                let verdict = verify(&tally.traces, &expectation);
-                let judged = verdict.to_json(tally.duplicates, tally.untracked == 0);
+                let verdict = verify(&counts.traces, &expectation);
+                let judged = verdict.to_json(counts.duplicates, tally.untracked == 0);
                 for (key, value) in judged.as_object().expect("an object") {
                     report[key] = value.clone();
                 }
@@ -456,10 +450,7 @@ mod tests {
     #[test]
     fn tracking_stops_at_its_bound_and_says_so() {
         let recorder = Recorder {
-            tally: RefCell::new(Tally {
-                track_max: 3,
-                ..Tally::default()
-            }),
+            tally: RefCell::new(Tally::new(3)),
             dump: None,
             kept: None,
         };
@@ -475,10 +466,10 @@ mod tests {
             bytes,
             items: 5,
         });
-        let tally = recorder.tally.borrow();
+        let mut tally = recorder.tally.borrow_mut();
         assert_eq!(tally.spans, 10);
-        assert_eq!(tally.seen.len(), 3);
+        assert_eq!(tally.log.len(), 3);
         assert_eq!(tally.untracked, 7);
-        assert_eq!(tally.duplicates, 0);
+        assert_eq!(tally.log.count().duplicates, 0);
     }
 }
