@@ -75,7 +75,14 @@ pub struct SinkCommand {
     /// arrived against.
     #[arg(long)]
     pub expect: Option<PathBuf>,
+    /// Rewrite this file every 100 ms with the spans and requests received so far
+    /// (`SPANS REQUESTS`), for a runner waiting for an export to drain.
+    #[arg(long)]
+    pub progress_file: Option<PathBuf>,
 }
+
+/// How often `--progress-file` is rewritten.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the sink counted.
 struct Tally {
@@ -181,7 +188,12 @@ impl Sink {
     /// Starts a sink listening on `args`' addresses; with `keep_requests`, it keeps every
     /// request it receives in memory for [`Sink::stop`] to return.
     pub fn start(args: SinkArgs, keep_requests: bool) -> io::Result<Sink> {
-        Self::start_with_flag(args, keep_requests, Arc::new(AtomicBool::new(false)), None)
+        let options = ServeOptions {
+            keep_requests,
+            expect: None,
+            progress_file: None,
+        };
+        Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
     }
 
     /// Starts a sink that judges what it received against the expectation at `expect` when
@@ -191,19 +203,18 @@ impl Sink {
         keep_requests: bool,
         expect: PathBuf,
     ) -> io::Result<Sink> {
-        Self::start_with_flag(
-            args,
+        let options = ServeOptions {
             keep_requests,
-            Arc::new(AtomicBool::new(false)),
-            Some(expect),
-        )
+            expect: Some(expect),
+            progress_file: None,
+        };
+        Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
     }
 
     fn start_with_flag(
         args: SinkArgs,
-        keep_requests: bool,
+        options: ServeOptions,
         flag: Arc<AtomicBool>,
-        expect: Option<PathBuf>,
     ) -> io::Result<Sink> {
         let started = Instant::now();
         let (result_tx, result) = mpsc::channel();
@@ -213,10 +224,6 @@ impl Sink {
             &[args.cpu],
             1,
             move |shard| async move {
-                let options = ServeOptions {
-                    keep_requests,
-                    expect,
-                };
                 serve(shard, args, options, shard_flag, bound_tx, result_tx).await;
             },
         )?;
@@ -250,9 +257,33 @@ impl Sink {
 }
 
 /// What a sink does beyond its command line's listening.
+#[derive(Clone)]
 struct ServeOptions {
     keep_requests: bool,
     expect: Option<PathBuf>,
+    progress_file: Option<PathBuf>,
+}
+
+/// Rewrites `path` with the spans and requests received every [`PROGRESS_INTERVAL`] until
+/// `done`; written beside and renamed, so a reader never sees half a line.
+async fn write_progress(recorder: Rc<Recorder>, path: PathBuf, done: Rc<std::cell::Cell<bool>>) {
+    let mut temporary = path.clone().into_os_string();
+    temporary.push(".tmp");
+    loop {
+        let line = {
+            let tally = recorder.tally.borrow();
+            format!("{} {}\n", tally.spans, tally.requests)
+        };
+        let written =
+            std::fs::write(&temporary, line).and_then(|()| std::fs::rename(&temporary, &path));
+        if let Err(err) = written {
+            eprintln!("sink: writing {}: {err}", path.display());
+        }
+        if done.get() {
+            return;
+        }
+        glommio::timer::sleep(PROGRESS_INTERVAL).await;
+    }
 }
 
 async fn serve(
@@ -334,9 +365,18 @@ async fn serve(
     }
     let _ = bound.send(Ok(()));
     let cpu_before = own_cpu_time();
+    let done = Rc::new(std::cell::Cell::new(false));
+    let progress = options
+        .progress_file
+        .clone()
+        .map(|path| glommio::spawn_local(write_progress(recorder.clone(), path, done.clone())));
     lifecycle::watch(flag, stop).await;
     for task in tasks {
         task.await;
+    }
+    done.set(true);
+    if let Some(progress) = progress {
+        progress.await;
     }
     if let Some(dump) = &recorder.dump {
         let _ = dump.borrow_mut().flush();
@@ -396,7 +436,12 @@ pub fn run(command: SinkCommand) -> io::Result<()> {
     let flag = lifecycle::shutdown_flag()?;
     let args = command.sink;
     let report_path = args.report.clone();
-    let sink = Sink::start_with_flag(args, false, flag, command.expect)?;
+    let options = ServeOptions {
+        keep_requests: false,
+        expect: command.expect,
+        progress_file: command.progress_file,
+    };
+    let sink = Sink::start_with_flag(args, options, flag)?;
     let result = sink.wait()?;
     std::fs::write(&report_path, serde_json::to_vec_pretty(&result.report)?)?;
     Ok(())
