@@ -402,6 +402,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
         "oracle_policy": args.oracle_policy,
         "traces_sent": stream.record.traces_sent,
         "traces_kept_expected": stream.record.kept(),
+        "spans_kept_expected": stream.record.spans_kept,
         "latency_us": {
             "p50": histogram.value_at_quantile(0.50),
             "p90": histogram.value_at_quantile(0.90),

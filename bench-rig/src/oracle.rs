@@ -233,6 +233,8 @@ pub struct Expectation {
 pub struct Recorder {
     pub traces_sent: u64,
     pub spans_sent: u64,
+    /// Spans of the traces the policies keep.
+    pub spans_kept: u64,
     records: Vec<(u64, u32, u32)>,
 }
 
@@ -242,6 +244,7 @@ impl Recorder {
         self.traces_sent += 1;
         self.spans_sent += u64::from(spans);
         if kept {
+            self.spans_kept += u64::from(spans);
             self.records.push((k, spans, RECORD_KEPT));
         }
     }
