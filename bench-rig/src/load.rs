@@ -310,6 +310,8 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
         spread: Duration::from_millis(args.trace_spread_ms),
         oracle,
     };
+    // Drawn before the clock starts: the generator's CPU figure is about sending.
+    let stream = TraceStream::new(trace_settings)?;
     let duration = Duration::from_secs_f64(args.duration);
     let placement = args.cpu.map_or(Placement::Unbound, Placement::Fixed);
     let cpu_before = own_cpu_time();
@@ -325,9 +327,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
                     .map(|_| Rc::new(Counts::default()))
                     .collect();
                 let shared = Rc::new(Shared {
-                    stream: RefCell::new(
-                        TraceStream::new(trace_settings).expect("generated traces are valid"),
-                    ),
+                    stream: RefCell::new(stream),
                     histogram: RefCell::new(
                         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
                             .expect("histogram bounds"),

@@ -233,7 +233,7 @@ impl TraceStream {
         let shape = &self.shapes[waiting.shape as usize];
         let wave = &shape.waves[usize::from(waiting.wave)];
         let id = oracle::trace_id(self.settings.seed, waiting.k);
-        let salt = span_salt(self.settings.seed, waiting.k).to_le_bytes();
+        let salt = span_salt(self.settings.seed, waiting.k);
         let base = out.len();
         out.extend_from_slice(&wave.bytes);
         for &at in &wave.trace_ids {
@@ -242,10 +242,8 @@ impl TraceStream {
         }
         for &at in &wave.span_ids {
             let at = base + at as usize;
-            out[at..at + 8]
-                .iter_mut()
-                .zip(salt)
-                .for_each(|(b, s)| *b ^= s);
+            let id: &mut [u8; 8] = (&mut out[at..at + 8]).try_into().expect("8 bytes");
+            *id = (u64::from_le_bytes(*id) ^ salt).to_le_bytes();
         }
         parts.push((waiting.k, wave.spans));
         let spans = wave.spans as usize;
