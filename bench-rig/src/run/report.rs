@@ -104,6 +104,7 @@ fn draw(path: &Path, title: &str, points: &[Point]) -> Result<(), Box<dyn std::e
         .y_desc("end-to-end throughput (spans/s)")
         .x_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
         .y_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
+        .max_light_lines(4)
         .draw()?;
     chart
         .configure_secondary_axes()
