@@ -15,8 +15,8 @@
 //! Results go to `--out` (default `target/bench-results/NAME-UNIXTIME/`): `results.json` (every
 //! point, its reports and samples), `results.md` (the table, also printed), `chart.svg`
 //! (throughput and p99 latency against offered load), and per point the processes' logs, config
-//! and reports. A scenario whose `system.requires` names an executable not on PATH is skipped with
-//! a message. A failed check makes the command exit non-zero after writing everything.
+//! and reports. A scenario whose `system.requires` names an executable not on PATH, or none of
+//! whose points fits this machine's CPUs, is skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
 
 pub mod process;
 pub mod report;
@@ -225,9 +225,14 @@ pub fn run(args: RunArgs) -> io::Result<()> {
     }
 
     if points.is_empty() {
-        return Err(invalid(
-            "no point of the sweep can run on this machine".into(),
-        ));
+        let reason = "no point of the sweep fits this machine's CPUs";
+        println!("{}: skipped: {reason}", scenario.name);
+        let result = json!({"scenario": scenario.name, "skipped": reason});
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_vec_pretty(&result)?,
+        )?;
+        return Ok(());
     }
     let title = format!("{}: {}", scenario.name, scenario.system.name);
     let table = report::markdown(&title, &scenario.description, &points);
