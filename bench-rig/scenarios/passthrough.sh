@@ -5,8 +5,9 @@
 # sent every accepted span (a closed-loop load can outrun the upstream, and what is still queued
 # is not yet through). It reports the ingest rate, the end-to-end rate (spans accepted divided by
 # the time until all were exported), and the gateway's CPU time per span over that whole period
-# (process user+system time from /proc). Until `tailgate-bench run` exists, this script is the
-# scenario. Usage: bench-rig/scenarios/passthrough.sh [seconds] [connections] [spans/request] [rate]
+# (process user+system time from /proc). `tailgate-bench run bench-rig/scenarios/passthrough.yaml`
+# does the same with pinning, the oracle's verdict and a chart; this script stays for the
+# figures already recorded with it. Usage: bench-rig/scenarios/passthrough.sh [seconds] [connections] [spans/request] [rate]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-15}

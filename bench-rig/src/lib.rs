@@ -5,8 +5,14 @@
 //! decoding, and can record every request it received for a test to inspect. [`load`] sends
 //! OTLP load at a fixed rate or at the maximum and reports what was accepted and how fast.
 //! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
+//! [`traces`] draws the traces the load sends and [`oracle`] says which a tail-sampling gateway
+//! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML.
 
 pub mod floor;
 pub mod generate;
 pub mod load;
+pub mod oracle;
+pub mod run;
 pub mod sink;
+pub mod traces;
+pub mod verify;

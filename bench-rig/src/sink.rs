@@ -2,14 +2,16 @@
 //!
 //! It runs the gateway's own receivers ([`tailgate::ingest`]) on one glommio shard, with a
 //! pipeline that records instead of exporting: every span is counted by scanning its request
-//! (trace and span ids are read in place), each trace's spans are tallied, and a span whose
-//! (trace id, span id) was already seen is counted as a duplicate. With `--dump`, every request
+//! ([`crate::verify::scan_span_ids`]: trace and span ids are read in place, nothing else) and its
+//! ids are appended to a [`SpanLog`]; at exit the log is sorted to count each trace's distinct
+//! spans and the duplicates (a (trace id, span id) seen before). With `--expect`, that is judged
+//! against the expectation the load wrote ([`crate::verify`]): kept traces complete, partial or
+//! missing, traces kept wrongly. With `--dump`, every request
 //! is also appended to a file (one byte of signal, a little-endian u32 length, the protobuf
 //! bytes) so a test can decode exactly what arrived. It runs until SIGTERM or SIGINT, then writes
 //! its report as JSON.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, BufWriter, Write};
@@ -27,15 +29,18 @@ use tailgate::ingest::stop::Stop;
 use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
 use tailgate::lifecycle;
 use tailgate::telemetry::{Health, ReceiverMetrics, RegistryBuilder, ShardMetrics};
-use tailgate::wire::{item_count, Request, Signal, TracesRequest};
-use xxhash_rust::xxh3::xxh3_64;
+use tailgate::wire::{item_count, Request, Signal};
+
+use crate::oracle::Expectation;
+use crate::verify::{scan_span_ids, verify, SpanLog};
 
 /// The largest request the sink accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// How many spans the sink tracks per trace and for duplicates by default: the tracking costs
-/// about 30 bytes a span, so this bounds it near 600 MiB. Past the limit spans are still counted,
-/// and the report says that trace and duplicate counts cover only the tracked ones.
+/// 24 bytes a span (reserved at start, resident as spans arrive), so this bounds it near
+/// 480 MiB. Past the limit spans are still counted, and the report says that trace and duplicate
+/// counts cover only the tracked ones.
 pub const TRACKED_SPANS_DEFAULT: usize = 20_000_000;
 
 /// What `tailgate-bench sink` is told.
@@ -56,25 +61,52 @@ pub struct SinkArgs {
     /// The CPU the sink's shard is pinned to.
     #[arg(long, default_value_t = 0)]
     pub cpu: usize,
-    /// The most spans tracked for trace and duplicate counts (memory is about 30 bytes a span).
+    /// The most spans tracked for trace and duplicate counts (24 bytes a span).
     #[arg(long, default_value_t = TRACKED_SPANS_DEFAULT)]
     pub track_max: usize,
 }
 
+/// `tailgate-bench sink`'s command line: the sink, and what to verify at exit.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkCommand {
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// The load's expectation (`tailgate-bench load --expect-out`), read at exit, to judge what
+    /// arrived against.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+    /// Rewrite this file every 100 ms with the spans and requests received so far
+    /// (`SPANS REQUESTS`), for a runner waiting for an export to drain.
+    #[arg(long)]
+    pub progress_file: Option<PathBuf>,
+}
+
+/// How often `--progress-file` is rewritten.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What the sink counted.
-#[derive(Debug, Default)]
 struct Tally {
     requests: u64,
     spans: u64,
-    traces: HashMap<[u8; 16], u32>,
-    /// Hashes of (trace id, span id) seen; a 64-bit hash keeps the set at 8 bytes a span.
-    seen: HashSet<u64>,
-    duplicates: u64,
-    /// The bound on `seen` (and so on `traces`), and the spans received past it.
-    track_max: usize,
+    /// The (trace id, span id) of every span received, up to its bound.
+    log: SpanLog,
+    /// Spans received past the log's bound.
     untracked: u64,
     metric_points: u64,
     log_records: u64,
+}
+
+impl Tally {
+    fn new(track_max: usize) -> Tally {
+        Tally {
+            requests: 0,
+            spans: 0,
+            log: SpanLog::new(track_max),
+            untracked: 0,
+            metric_points: 0,
+            log_records: 0,
+        }
+    }
 }
 
 /// Requests kept for the test that started the sink, with their signal.
@@ -99,31 +131,16 @@ impl Recorder {
         tally.requests += 1;
         match delivery.signal {
             Signal::Traces => {
-                // The receivers validated the request; a failure here would be a bug upstream of
-                // the sink, and is counted as nothing rather than crash the instrument.
-                if let Ok(request) = TracesRequest::parse(&delivery.bytes) {
-                    for span in request.spans() {
-                        let Some(trace_id) = span.trace_id_array() else {
-                            continue;
-                        };
-                        tally.spans += 1;
-                        if tally.seen.len() >= tally.track_max {
-                            tally.untracked += 1;
-                            continue;
-                        }
-                        *tally.traces.entry(trace_id).or_insert(0) += 1;
-                        // (trace id, span id) hashed from a stack buffer: no allocation per span.
-                        let mut ids = [0u8; 24];
-                        ids[..16].copy_from_slice(&trace_id);
-                        let span_id = span.span_id();
-                        let n = span_id.len().min(8);
-                        ids[16..16 + n].copy_from_slice(&span_id[..n]);
-                        let key = xxh3_64(&ids);
-                        if !tally.seen.insert(key) {
-                            tally.duplicates += 1;
-                        }
+                let tally = &mut *tally;
+                scan_span_ids(&delivery.bytes, |trace_id, span_id| {
+                    let Ok(trace_id) = <[u8; 16]>::try_from(trace_id) else {
+                        return;
+                    };
+                    tally.spans += 1;
+                    if !tally.log.push(&trace_id, span_id) {
+                        tally.untracked += 1;
                     }
-                }
+                });
             }
             Signal::Metrics => tally.metric_points += delivery.items,
             Signal::Logs => tally.log_records += delivery.items,
@@ -171,12 +188,32 @@ impl Sink {
     /// Starts a sink listening on `args`' addresses; with `keep_requests`, it keeps every
     /// request it receives in memory for [`Sink::stop`] to return.
     pub fn start(args: SinkArgs, keep_requests: bool) -> io::Result<Sink> {
-        Self::start_with_flag(args, keep_requests, Arc::new(AtomicBool::new(false)))
+        let options = ServeOptions {
+            keep_requests,
+            expect: None,
+            progress_file: None,
+        };
+        Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Starts a sink that judges what it received against the expectation at `expect` when
+    /// stopped (the file is read then, so the load may write it after the sink starts).
+    pub fn start_expecting(
+        args: SinkArgs,
+        keep_requests: bool,
+        expect: PathBuf,
+    ) -> io::Result<Sink> {
+        let options = ServeOptions {
+            keep_requests,
+            expect: Some(expect),
+            progress_file: None,
+        };
+        Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
     }
 
     fn start_with_flag(
         args: SinkArgs,
-        keep_requests: bool,
+        options: ServeOptions,
         flag: Arc<AtomicBool>,
     ) -> io::Result<Sink> {
         let started = Instant::now();
@@ -187,7 +224,7 @@ impl Sink {
             &[args.cpu],
             1,
             move |shard| async move {
-                serve(shard, args, keep_requests, shard_flag, bound_tx, result_tx).await;
+                serve(shard, args, options, shard_flag, bound_tx, result_tx).await;
             },
         )?;
         // Return once the listeners are bound, so a client may connect at once.
@@ -219,10 +256,40 @@ impl Sink {
     }
 }
 
+/// What a sink does beyond its command line's listening.
+#[derive(Clone)]
+struct ServeOptions {
+    keep_requests: bool,
+    expect: Option<PathBuf>,
+    progress_file: Option<PathBuf>,
+}
+
+/// Rewrites `path` with the spans and requests received every [`PROGRESS_INTERVAL`] until
+/// `done`; written beside and renamed, so a reader never sees half a line.
+async fn write_progress(recorder: Rc<Recorder>, path: PathBuf, done: Rc<std::cell::Cell<bool>>) {
+    let mut temporary = path.clone().into_os_string();
+    temporary.push(".tmp");
+    loop {
+        let line = {
+            let tally = recorder.tally.borrow();
+            format!("{} {}\n", tally.spans, tally.requests)
+        };
+        let written =
+            std::fs::write(&temporary, line).and_then(|()| std::fs::rename(&temporary, &path));
+        if let Err(err) = written {
+            eprintln!("sink: writing {}: {err}", path.display());
+        }
+        if done.get() {
+            return;
+        }
+        glommio::timer::sleep(PROGRESS_INTERVAL).await;
+    }
+}
+
 async fn serve(
     shard: tailgate_shards::runtime::Shard<Delivery>,
     args: SinkArgs,
-    keep_requests: bool,
+    options: ServeOptions,
     flag: Arc<AtomicBool>,
     bound: mpsc::Sender<io::Result<()>>,
     result: mpsc::Sender<SinkResult>,
@@ -243,12 +310,9 @@ async fn serve(
         }
     };
     let recorder = Rc::new(Recorder {
-        tally: RefCell::new(Tally {
-            track_max: args.track_max,
-            ..Tally::default()
-        }),
+        tally: RefCell::new(Tally::new(args.track_max)),
         dump,
-        kept: keep_requests.then(|| RefCell::new(Vec::new())),
+        kept: options.keep_requests.then(|| RefCell::new(Vec::new())),
     });
     let ingest = Rc::new(Ingest::new(
         shard.id,
@@ -301,25 +365,52 @@ async fn serve(
         }
     }
     let _ = bound.send(Ok(()));
+    let cpu_before = own_cpu_time();
+    let done = Rc::new(std::cell::Cell::new(false));
+    let progress = options
+        .progress_file
+        .clone()
+        .map(|path| glommio::spawn_local(write_progress(recorder.clone(), path, done.clone())));
     lifecycle::watch(flag, stop).await;
     for task in tasks {
         task.await;
     }
+    done.set(true);
+    if let Some(progress) = progress {
+        progress.await;
+    }
     if let Some(dump) = &recorder.dump {
         let _ = dump.borrow_mut().flush();
     }
-    let tally = recorder.tally.borrow();
+    let cpu_s = (own_cpu_time() - cpu_before).as_secs_f64();
+    let mut tally = recorder.tally.borrow_mut();
+    let counts = tally.log.count();
+    let mut report = serde_json::json!({
+        "requests_received": tally.requests,
+        "spans_received": tally.spans,
+        "traces_received": counts.traces.len(),
+        "duplicates": counts.duplicates,
+        "spans_untracked": tally.untracked,
+        "tracking_limit_reached": tally.untracked > 0,
+        "metric_points_received": tally.metric_points,
+        "log_records_received": tally.log_records,
+        "cpu_s": cpu_s,
+        "cpu_ns_per_span": cpu_s * 1e9 / tally.spans.max(1) as f64,
+    });
+    if let Some(path) = &options.expect {
+        match Expectation::read(path) {
+            Ok(expectation) => {
+                let verdict = verify(&counts.traces, &expectation);
+                let judged = verdict.to_json(counts.duplicates, tally.untracked == 0);
+                for (key, value) in judged.as_object().expect("an object") {
+                    report[key] = value.clone();
+                }
+            }
+            Err(err) => report["expect_error"] = serde_json::json!(err.to_string()),
+        }
+    }
     let _ = result.send(SinkResult {
-        report: serde_json::json!({
-            "requests_received": tally.requests,
-            "spans_received": tally.spans,
-            "traces_received": tally.traces.len(),
-            "duplicates": tally.duplicates,
-            "spans_untracked": tally.untracked,
-            "tracking_limit_reached": tally.untracked > 0,
-            "metric_points_received": tally.metric_points,
-            "log_records_received": tally.log_records,
-        }),
+        report,
         requests: recorder
             .kept
             .as_ref()
@@ -328,11 +419,30 @@ async fn serve(
     });
 }
 
+/// This process's CPU time (user + system): the sink's shard is its only busy thread.
+fn own_cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
+    // stack frame for the call.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    std::time::Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
 /// Runs the sink until SIGTERM or SIGINT; then writes the report.
-pub fn run(args: SinkArgs) -> io::Result<()> {
+pub fn run(command: SinkCommand) -> io::Result<()> {
     let flag = lifecycle::shutdown_flag()?;
+    let args = command.sink;
     let report_path = args.report.clone();
-    let sink = Sink::start_with_flag(args, false, flag)?;
+    let options = ServeOptions {
+        keep_requests: false,
+        expect: command.expect,
+        progress_file: command.progress_file,
+    };
+    let sink = Sink::start_with_flag(args, options, flag)?;
     let result = sink.wait()?;
     std::fs::write(&report_path, serde_json::to_vec_pretty(&result.report)?)?;
     Ok(())
@@ -386,10 +496,7 @@ mod tests {
     #[test]
     fn tracking_stops_at_its_bound_and_says_so() {
         let recorder = Recorder {
-            tally: RefCell::new(Tally {
-                track_max: 3,
-                ..Tally::default()
-            }),
+            tally: RefCell::new(Tally::new(3)),
             dump: None,
             kept: None,
         };
@@ -405,10 +512,10 @@ mod tests {
             bytes,
             items: 5,
         });
-        let tally = recorder.tally.borrow();
+        let mut tally = recorder.tally.borrow_mut();
         assert_eq!(tally.spans, 10);
-        assert_eq!(tally.seen.len(), 3);
+        assert_eq!(tally.log.len(), 3);
         assert_eq!(tally.untracked, 7);
-        assert_eq!(tally.duplicates, 0);
+        assert_eq!(tally.log.count().duplicates, 0);
     }
 }

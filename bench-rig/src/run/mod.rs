@@ -1,0 +1,584 @@
+//! `tailgate-bench run SCENARIO.yaml`: one scenario, end to end, from a file.
+//!
+//! For every point of the scenario's sweep (each rate for each set of system CPUs) the runner
+//! starts, each pinned to its CPUs: a sink (`tailgate-bench sink`, judging arrivals against the
+//! oracle), the system under test (the scenario's command line, with the config it writes), and
+//! the load (`tailgate-bench load`, writing the oracle's expectation). While the load runs, a
+//! sampler reads the system's CPU time and RSS from `/proc`. After the load, the runner waits for
+//! the export to drain: until the sink holds every span the oracle expects (when nothing was
+//! refused) and then 200 ms more, or else until the sink's count has not moved for
+//! `drain.settle_ms`. The moment of the last change ends the point: end-to-end throughput is spans
+//! accepted over load start → that moment, and the system's CPU per span is its CPU time over the
+//! same span of time divided by spans accepted. Then the system and the sink are stopped
+//! (SIGTERM) and the sink's verdict read. Each point starts fresh processes.
+//!
+//! Results go to `--out` (default `target/bench-results/NAME-UNIXTIME/`): `results.json` (every
+//! point, its reports and samples), `results.md` (the table, also printed), `chart.svg`
+//! (throughput and p99 latency against offered load), and per point the processes' logs, config
+//! and reports. A scenario whose `system.requires` names an executable not on PATH, or none of
+//! whose points fits this machine's CPUs, is skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
+
+pub mod process;
+pub mod report;
+pub mod scenario;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use self::process::{Sample, Sampler};
+use self::report::Point;
+use self::scenario::{Rate, Scenario};
+
+/// How often the sink's progress file is read while draining.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// How long the sink's count must stay put once it reached what the oracle expects.
+const SETTLE_AT_TARGET: Duration = Duration::from_millis(200);
+/// How long the sink has to start listening.
+const SINK_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `tailgate-bench run` is told.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Where the results go; `target/bench-results/NAME-UNIXTIME` when absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seconds of load per point, instead of the scenario's `duration_s`.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Rates to sweep, comma-separated, instead of the scenario's `sweep.rates`.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<String>>,
+}
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped, so no error path leaves one
+/// running.
+struct Running {
+    name: &'static str,
+    child: Child,
+}
+
+impl Running {
+    fn stop(&mut self) -> io::Result<std::process::ExitStatus> {
+        process::stop(&mut self.child)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop() {
+            eprintln!("run: stopping the {}: {err}", self.name);
+        }
+    }
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
+}
+
+/// Whether `name` is an executable on PATH (or a path to one).
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        return executable(Path::new(name));
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(name))))
+        .unwrap_or(false)
+}
+
+fn cpus_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn read_json(path: &Path) -> io::Result<Value> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("{path:?}: {err}")))
+}
+
+/// Runs a scenario and writes its results.
+pub fn run(args: RunArgs) -> io::Result<()> {
+    let text = std::fs::read_to_string(&args.scenario)?;
+    let mut scenario = Scenario::parse(&text)
+        .map_err(|err| invalid(format!("{}: {err}", args.scenario.display())))?;
+    if let Some(duration) = args.duration {
+        if duration.is_nan() || duration <= 0.0 {
+            return Err(invalid(format!("--duration {duration}: positive seconds")));
+        }
+        scenario.duration_s = duration;
+    }
+    if let Some(rates) = args.rates {
+        for rate in &rates {
+            Rate::parse(rate).map_err(invalid)?;
+        }
+        scenario.sweep.rates = rates;
+    }
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from(format!("target/bench-results/{}-{stamp}", scenario.name))
+    });
+    std::fs::create_dir_all(&out)?;
+    if let Some(missing) = scenario.system.requires.iter().find(|r| !on_path(r)) {
+        let reason = format!("{missing} is not on PATH");
+        println!("{}: skipped: {reason}", scenario.name);
+        let result = json!({"scenario": scenario.name, "skipped": reason});
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_vec_pretty(&result)?,
+        )?;
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe
+        .parent()
+        .ok_or_else(|| io::Error::other("this binary has no folder"))?
+        .to_path_buf();
+    if let Some(setup) = &scenario.system.setup {
+        let values = BTreeMap::from([
+            ("bin_dir", bin_dir.display().to_string()),
+            ("work_dir", out.display().to_string()),
+        ]);
+        let setup = scenario::substitute(setup, &values).map_err(invalid)?;
+        eprintln!("run: setup: {setup}");
+        let status = Command::new("sh").arg("-c").arg(&setup).status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!("setup failed ({status})")));
+        }
+    }
+
+    let mut results = Vec::new();
+    let mut points = Vec::new();
+    let sets = scenario.system_cpu_sets();
+    let total = sets.len() * scenario.sweep.rates.len();
+    let allowed = process::allowed_cpus()?;
+    let missing = |cpus: &[usize]| cpus.iter().copied().find(|c| !allowed.contains(c));
+    if let Some(cpu) = missing(&[scenario.cpus.sink, scenario.cpus.load]) {
+        return Err(invalid(format!(
+            "cpu {cpu} for the sink or load is not available here"
+        )));
+    }
+    for cpus in &sets {
+        if let Some(cpu) = missing(cpus) {
+            eprintln!(
+                "run: skipping system cpus {}: cpu {cpu} is not available on this machine",
+                cpus_list(cpus)
+            );
+            continue;
+        }
+        let mut max_end_to_end: Option<f64> = None;
+        for rate_text in &scenario.sweep.rates {
+            let target = match Rate::parse(rate_text).map_err(invalid)? {
+                Rate::Max => None,
+                Rate::SpansPerS(r) => Some(r),
+                Rate::OfMax(share) => Some(
+                    share
+                        * max_end_to_end.ok_or_else(|| {
+                            invalid(format!(
+                                "rate {rate_text}: no `max` point before it on cpus {}",
+                                cpus_list(cpus)
+                            ))
+                        })?,
+                ),
+            };
+            let index = results.len() + 1;
+            eprintln!(
+                "run: point {index}/{total}: {} on cpus {} at {rate_text}{}",
+                scenario.system.name,
+                cpus_list(cpus),
+                target.map_or(String::new(), |t| format!(" ({t:.0} spans/s)")),
+            );
+            let point_dir = out.join(format!(
+                "{index:02}-cpus{}-{}",
+                cpus_list(cpus).replace(',', "_"),
+                rate_text.replace('%', "pct")
+            ));
+            std::fs::create_dir_all(&point_dir)?;
+            let (result, point) = run_point(
+                &scenario, cpus, rate_text, target, &point_dir, &exe, &bin_dir,
+            )?;
+            if target.is_none() && max_end_to_end.is_none() {
+                max_end_to_end = Some(point.end_to_end_spans_per_s);
+            }
+            results.push(result);
+            points.push(point);
+        }
+    }
+
+    if points.is_empty() {
+        let reason = "no point of the sweep fits this machine's CPUs";
+        println!("{}: skipped: {reason}", scenario.name);
+        let result = json!({"scenario": scenario.name, "skipped": reason});
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_vec_pretty(&result)?,
+        )?;
+        return Ok(());
+    }
+    let title = format!("{}: {}", scenario.name, scenario.system.name);
+    let table = report::markdown(&title, &scenario.description, &points);
+    println!("{table}");
+    std::fs::write(out.join("results.md"), &table)?;
+    report::chart(&out.join("chart.svg"), &title, &points)?;
+    let failed: Vec<String> = points
+        .iter()
+        .filter(|p| p.checks != "ok")
+        .map(|p| format!("{} at {}: {}", cpus_list(&p.cpus), p.offered, p.checks))
+        .collect();
+    let document = json!({
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "system": scenario.system.name,
+        "duration_s": scenario.duration_s,
+        "scenario_file": args.scenario,
+        "points": results,
+        "checks_failed": failed,
+    });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(&document)?,
+    )?;
+    eprintln!("run: results in {}", out.display());
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "checks failed: {}",
+            failed.join("; ")
+        )))
+    }
+}
+
+/// The addresses of one point.
+struct Addrs {
+    sink_grpc: SocketAddr,
+    system_grpc: SocketAddr,
+    system_http: SocketAddr,
+    system_metrics: SocketAddr,
+}
+
+fn spawn_logged(
+    name: &'static str,
+    mut command: Command,
+    cpus: &[usize],
+    log: &Path,
+) -> io::Result<Running> {
+    let log = File::create(log)?;
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    process::pin(&mut command, cpus)?;
+    let child = command
+        .spawn()
+        .map_err(|err| io::Error::other(format!("starting the {name}: {err}")))?;
+    Ok(Running { name, child })
+}
+
+/// Waits for the sink's count to settle; returns (spans at the sink, when it last changed,
+/// whether the wait timed out).
+fn drain(
+    progress: &Path,
+    target: Option<u64>,
+    settle: Duration,
+    timeout: Duration,
+    since: Instant,
+) -> (u64, Instant, bool) {
+    let read = || -> u64 {
+        std::fs::read_to_string(progress)
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + timeout;
+    let mut last = (read(), since.max(Instant::now()));
+    loop {
+        thread::sleep(DRAIN_POLL);
+        let now = Instant::now();
+        let spans = read();
+        if spans != last.0 {
+            last = (spans, now);
+        }
+        let quiet = if target.is_some_and(|t| spans >= t) {
+            SETTLE_AT_TARGET
+        } else {
+            settle
+        };
+        if now - last.1 >= quiet {
+            return (last.0, last.1, false);
+        }
+        if now >= deadline {
+            return (last.0, last.1, true);
+        }
+    }
+}
+
+fn run_point(
+    scenario: &Scenario,
+    cpus: &[usize],
+    rate_text: &str,
+    target: Option<f64>,
+    dir: &Path,
+    exe: &Path,
+    bin_dir: &Path,
+) -> io::Result<(Value, Point)> {
+    let addrs = Addrs {
+        sink_grpc: process::free_addr()?,
+        system_grpc: process::free_addr()?,
+        system_http: process::free_addr()?,
+        system_metrics: process::free_addr()?,
+    };
+    let config_file = dir.join("config.yaml");
+    let cpu_yaml = format!("[{}]", cpus_list(cpus).replace(',', ", "));
+    let values = BTreeMap::from([
+        ("bin_dir", bin_dir.display().to_string()),
+        ("work_dir", dir.display().to_string()),
+        ("config_file", config_file.display().to_string()),
+        ("sink_grpc", addrs.sink_grpc.to_string()),
+        ("system_grpc", addrs.system_grpc.to_string()),
+        ("system_http", addrs.system_http.to_string()),
+        ("system_metrics", addrs.system_metrics.to_string()),
+        ("system_cpus", cpu_yaml),
+        ("system_cpu_list", cpus_list(cpus)),
+    ]);
+    if let Some(config) = &scenario.system.config {
+        std::fs::write(
+            &config_file,
+            scenario::substitute(config, &values).map_err(invalid)?,
+        )?;
+    }
+    let command = scenario::substitute(&scenario.system.command, &values).map_err(invalid)?;
+    std::fs::write(dir.join("command.sh"), format!("{command}\n"))?;
+    let (sink_report, expect, progress, load_report) = (
+        dir.join("sink.json"),
+        dir.join("expect.bin"),
+        dir.join("sink.progress"),
+        dir.join("load.json"),
+    );
+
+    let mut sink_command = Command::new(exe);
+    sink_command
+        .arg("sink")
+        .args(["--listen", &addrs.sink_grpc.to_string()])
+        .args(["--cpu", &scenario.cpus.sink.to_string()])
+        .arg("--report")
+        .arg(&sink_report)
+        .arg("--expect")
+        .arg(&expect)
+        .arg("--progress-file")
+        .arg(&progress);
+    let mut sink = spawn_logged(
+        "sink",
+        sink_command,
+        &[scenario.cpus.sink],
+        &dir.join("sink.log"),
+    )?;
+    process::wait_listening(addrs.sink_grpc, SINK_READY_TIMEOUT, &mut sink.child)
+        .map_err(|err| io::Error::other(format!("sink: {err}")))?;
+
+    let mut system_command = Command::new("sh");
+    system_command.arg("-c").arg(format!("exec {command}"));
+    let mut system = spawn_logged("system", system_command, cpus, &dir.join("system.log"))?;
+    let endpoint = if scenario.load.protocol == "grpc" {
+        addrs.system_grpc
+    } else {
+        addrs.system_http
+    };
+    process::wait_listening(
+        endpoint,
+        Duration::from_secs_f64(scenario.system.ready_timeout_s),
+        &mut system.child,
+    )
+    .map_err(|err| {
+        io::Error::other(format!(
+            "{}: {err} (see {})",
+            scenario.system.name,
+            dir.join("system.log").display()
+        ))
+    })?;
+    let sampler = Sampler::start(system.child.id())?;
+
+    let load = &scenario.load;
+    let mut load_command = Command::new(exe);
+    load_command
+        .arg("load")
+        .args(["--endpoint", &format!("http://{endpoint}")])
+        .args(["--protocol", &load.protocol])
+        .args(["--connections", &load.connections.to_string()])
+        .args([
+            "--rate",
+            &target.map_or("max".to_string(), |r| format!("{r:.0}")),
+        ])
+        .args(["--duration", &scenario.duration_s.to_string()])
+        .args(["--spans-per-request", &load.spans_per_request.to_string()])
+        .args(["--cpu", &scenario.cpus.load.to_string()])
+        .args(["--trace-spread-ms", &load.trace_spread_ms.to_string()])
+        .args(["--oracle-policy", &load.oracle_policy])
+        .arg("--report")
+        .arg(&load_report)
+        .arg("--expect-out")
+        .arg(&expect)
+        .stdout(File::create(dir.join("load.out"))?);
+    if let Some(compression) = &load.compression {
+        load_command.args(["--compression", compression]);
+    }
+    if let Some(seed) = load.seed {
+        load_command.args(["--seed", &seed.to_string()]);
+    }
+    if let Some(rate) = load.error_rate {
+        load_command.args(["--error-rate", &rate.to_string()]);
+    }
+    if let Some(rate) = load.slow_rate {
+        load_command.args(["--slow-rate", &rate.to_string()]);
+    }
+    process::pin(&mut load_command, &[scenario.cpus.load])?;
+    let load_start = Instant::now();
+    let status = load_command.status()?;
+    let load_end = Instant::now();
+    if !status.success() {
+        return Err(io::Error::other(format!("the load failed ({status})")));
+    }
+    let load_json = read_json(&load_report)?;
+    let field = |v: &Value, key: &str| v[key].as_u64().unwrap_or(0);
+    let accepted = field(&load_json, "spans_accepted");
+    let refused = field(&load_json, "spans_refused");
+    let drain_target = (refused == 0).then(|| field(&load_json, "spans_kept_expected"));
+    let (_, drained_at, drain_timed_out) = drain(
+        &progress,
+        drain_target,
+        Duration::from_millis(scenario.drain.settle_ms),
+        Duration::from_secs_f64(scenario.drain.timeout_s),
+        load_end,
+    );
+    let samples = sampler.finish();
+    let system_status = system.stop()?;
+    drop(system);
+    sink.stop()?;
+    drop(sink);
+    let sink_json = read_json(&sink_report)?;
+
+    let through = drained_at.max(load_end) - load_start;
+    let cpu_s = match (
+        process::sample_at(&samples, load_start),
+        process::sample_after(&samples, drained_at.max(load_end)),
+    ) {
+        (Some(a), Some(b)) => b.cpu_s - a.cpu_s,
+        _ => 0.0,
+    };
+    let peak_rss = samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0);
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let at_sink = field(&sink_json, "spans_received");
+    let end_to_end = accepted as f64 / through.as_secs_f64();
+    let latency = |q: &str| load_json["latency_us"][q].as_u64().unwrap_or(0);
+
+    let pass_through = load.oracle_policy.trim() == "always";
+    let no_loss = if pass_through {
+        at_sink == accepted && field(&sink_json, "duplicates") == 0
+    } else {
+        field(&sink_json, "kept_traces_partial") == 0
+            && field(&sink_json, "kept_traces_missing") == 0
+    };
+    let mut checks = BTreeMap::new();
+    if scenario.checks.verified {
+        checks.insert("verified", sink_json["verified"] == true);
+    }
+    if scenario.checks.no_loss {
+        checks.insert("no_loss", no_loss);
+    }
+    if scenario.checks.refusals {
+        checks.insert("refusals", refused > 0);
+    }
+    if let Some(max) = scenario.checks.rss_max_mib {
+        checks.insert("rss_max_mib", mib(peak_rss) <= max);
+    }
+    if drain_timed_out {
+        checks.insert("drained", false);
+    }
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !**ok)
+        .map(|(name, _)| *name)
+        .collect();
+    let verdict = format!(
+        "{}/{} kept complete, {} partial, {} missing, {} wrongly kept, {} dup",
+        field(&sink_json, "kept_traces_complete"),
+        field(&sink_json, "expected_traces_kept"),
+        field(&sink_json, "kept_traces_partial"),
+        field(&sink_json, "kept_traces_missing"),
+        field(&sink_json, "traces_kept_wrongly"),
+        field(&sink_json, "duplicates"),
+    );
+    let point = Point {
+        system: scenario.system.name.clone(),
+        cpus: cpus.to_vec(),
+        offered: rate_text.to_string(),
+        offered_spans_per_s: target
+            .unwrap_or_else(|| load_json["spans_per_s"].as_f64().unwrap_or(0.0)),
+        spans_sent: field(&load_json, "spans_sent"),
+        spans_accepted: accepted,
+        spans_refused: refused,
+        spans_at_sink: at_sink,
+        end_to_end_spans_per_s: end_to_end,
+        latency_us_p50: latency("p50"),
+        latency_us_p99: latency("p99"),
+        latency_us_p999: latency("p999"),
+        system_cpu_ns_per_span: cpu_s * 1e9 / accepted.max(1) as f64,
+        peak_rss_mib: mib(peak_rss),
+        verdict,
+        checks: if failed.is_empty() {
+            "ok".into()
+        } else {
+            format!("FAILED: {}", failed.join(", "))
+        },
+    };
+    let timeline: Vec<Value> = samples
+        .iter()
+        .map(|s: &Sample| {
+            json!([
+                s.at.saturating_duration_since(load_start).as_secs_f64()
+                    - load_start.saturating_duration_since(s.at).as_secs_f64(),
+                s.cpu_s,
+                mib(s.rss_bytes)
+            ])
+        })
+        .collect();
+    let result = json!({
+        "system": scenario.system.name,
+        "system_cpus": cpus,
+        "command": command,
+        "offered": rate_text,
+        "rate_target_spans_per_s": target,
+        "end_to_end_spans_per_s": end_to_end,
+        "all_exported_after_s": through.as_secs_f64(),
+        "drain_timed_out": drain_timed_out,
+        "system_cpu_s": cpu_s,
+        "system_cpu_ns_per_span": point.system_cpu_ns_per_span,
+        "system_peak_rss_mib": mib(peak_rss),
+        "system_exit": system_status.to_string(),
+        "checks": checks,
+        "checks_passed": failed.is_empty(),
+        "load": load_json,
+        "sink": sink_json,
+        "samples_t_s_cpu_s_rss_mib": timeline,
+    });
+    Ok((result, point))
+}

@@ -1,0 +1,225 @@
+//! Child processes for a run: started pinned to CPUs, watched through `/proc`, stopped politely.
+//!
+//! Pinning is `sched_setaffinity` in the child between fork and exec, so every thread the
+//! program starts inherits the set. A [`Sampler`] thread reads the system's CPU time (utime +
+//! stime from `/proc/PID/stat`) and resident memory (`VmRSS` from `/proc/PID/status`) every
+//! [`SAMPLE_INTERVAL`] until stopped.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often the sampler reads `/proc`.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a stopped process has to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// A free loopback address (bound, read, released: another process could take it meanwhile, a
+/// risk a benchmark on its own machine takes).
+pub fn free_addr() -> io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// Waits until `addr` accepts a connection, for at most `timeout`.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration, child: &mut Child) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(io::Error::other(format!(
+                "exited ({status}) before listening on {addr}"
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("nothing listening on {addr} after {timeout:?}"),
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Makes `command` run on `cpus` only.
+pub fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data, zeroed is its empty set; CPU_SET is given indices below
+    // CPU_SETSIZE (checked).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cpu {cpu}"),
+            ));
+        }
+        // SAFETY: as above, the index is in range and the set lives on this frame.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: the closure runs in the forked child before exec; it only makes the
+    // sched_setaffinity system call (async-signal-safe) on a set copied into the closure.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it;
+    // CPU_ISSET reads indices below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect())
+    }
+}
+
+/// Sends SIGTERM and waits for the exit, then SIGKILL after [`STOP_GRACE`].
+pub fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    // SAFETY: kill with a pid of a child this process has not reaped yet (try_wait above saw it
+    // running), so the pid cannot have been reused.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait()
+}
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at: Instant,
+    /// User + system CPU time.
+    pub cpu_s: f64,
+    pub rss_bytes: u64,
+}
+
+/// Reads `pid`'s CPU time and RSS; `None` once it is gone.
+pub fn read_proc(pid: u32) -> Option<Sample> {
+    let at = Instant::now();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `fields[0]` is field 3 (state).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Some(Sample {
+        at,
+        cpu_s: (utime + stime) as f64 / ticks,
+        rss_bytes: rss_kib * 1024,
+    })
+}
+
+/// Samples a process on a thread of its own until stopped.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Vec<Sample>>,
+}
+
+impl Sampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32) -> io::Result<Sampler> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || {
+                let mut samples = Vec::new();
+                while !flag.load(Ordering::Relaxed) {
+                    match read_proc(pid) {
+                        Some(sample) => samples.push(sample),
+                        None => break,
+                    }
+                    thread::sleep(SAMPLE_INTERVAL);
+                }
+                samples
+            })?;
+        Ok(Sampler { stop, thread })
+    }
+
+    /// Stops sampling; returns the samples in time order.
+    pub fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// The last sample at or before `at`, else the first.
+pub fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
+    samples
+        .iter()
+        .rev()
+        .find(|s| s.at <= at)
+        .or(samples.first())
+        .copied()
+}
+
+/// The first sample at or after `at`, else the last.
+pub fn sample_after(samples: &[Sample], at: Instant) -> Option<Sample> {
+    samples
+        .iter()
+        .find(|s| s.at >= at)
+        .or(samples.last())
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn some_cpu_is_allowed() {
+        assert!(!allowed_cpus().unwrap().is_empty());
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let sample = read_proc(std::process::id()).expect("this process is readable");
+        assert!(sample.rss_bytes > 0);
+        assert!(sample.cpu_s >= 0.0);
+    }
+
+    #[test]
+    fn pinned_children_run_on_their_cpus() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "grep Cpus_allowed_list /proc/self/status"]);
+        pin(&mut command, &[0]).unwrap();
+        let out = command.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.trim().ends_with("\t0"), "{text}");
+    }
+}

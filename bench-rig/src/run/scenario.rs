@@ -1,0 +1,323 @@
+//! A scenario file: what to start, where to pin it, what load to offer, and what must hold.
+//!
+//! ```yaml
+//! name: passthrough-max
+//! duration_s: 10
+//! cpus: {sink: 0, load: 1, system: [1]}
+//! system:
+//!   name: tailgate
+//!   requires: []                    # executables that must be on PATH, else the run is skipped
+//!   setup: "..."                    # a shell command run once before the first point
+//!   command: "${bin_dir}/tailgate --config ${config_file}"
+//!   config: |                       # written to ${config_file}, placeholders replaced
+//!     ...
+//! load: {protocol: grpc, connections: 4, spans_per_request: 500, oracle_policy: always}
+//! sweep: {rates: [max, 50%, 90%], system_cpus: [[1], [1, 2]]}
+//! drain: {settle_ms: 1000, timeout_s: 120}
+//! checks: {verified: true, no_loss: true, refusals: false, rss_max_mib: 4096}
+//! ```
+//!
+//! Placeholders in `command`, `config` and `setup`: `${bin_dir}` (where this binary is),
+//! `${work_dir}` (the point's output folder), `${config_file}`, `${sink_grpc}` (the sink's
+//! host:port), `${system_grpc}`, `${system_http}`, `${system_metrics}` (free host:ports for the
+//! system), `${system_cpus}` (a YAML flow list, `[1, 2]`), `${system_cpu_list}` (`1,2`, for
+//! taskset-style flags).
+//!
+//! A rate is `max`, spans per second, or `P%`: P percent of the end-to-end rate the first `max`
+//! point with the same system CPUs reached in this run.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "duration_default")]
+    pub duration_s: f64,
+    pub cpus: Cpus,
+    pub system: System,
+    #[serde(default)]
+    pub load: Load,
+    #[serde(default)]
+    pub sweep: Sweep,
+    #[serde(default)]
+    pub drain: Drain,
+    #[serde(default)]
+    pub checks: Checks,
+}
+
+fn duration_default() -> f64 {
+    10.0
+}
+
+/// Where each process runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cpus {
+    pub sink: usize,
+    pub load: usize,
+    pub system: Vec<usize>,
+}
+
+/// The system under test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct System {
+    pub name: String,
+    /// A shell command line; run with `exec`, so its process is the one measured.
+    pub command: String,
+    #[serde(default)]
+    pub config: Option<String>,
+    #[serde(default)]
+    pub requires: Vec<String>,
+    #[serde(default)]
+    pub setup: Option<String>,
+    /// Seconds to wait for the system to accept connections.
+    #[serde(default = "ready_timeout_default")]
+    pub ready_timeout_s: f64,
+}
+
+fn ready_timeout_default() -> f64 {
+    30.0
+}
+
+/// The load offered at every point (see `tailgate-bench load`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Load {
+    pub protocol: String,
+    pub connections: usize,
+    pub spans_per_request: usize,
+    pub compression: Option<String>,
+    pub seed: Option<u64>,
+    pub error_rate: Option<f64>,
+    pub slow_rate: Option<f64>,
+    pub trace_spread_ms: u64,
+    pub oracle_policy: String,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            protocol: "grpc".into(),
+            connections: 4,
+            spans_per_request: 500,
+            compression: None,
+            seed: None,
+            error_rate: None,
+            slow_rate: None,
+            trace_spread_ms: 0,
+            oracle_policy: "always".into(),
+        }
+    }
+}
+
+/// The points of the run: every rate for every set of system CPUs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sweep {
+    pub rates: Vec<String>,
+    pub system_cpus: Option<Vec<Vec<usize>>>,
+}
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Sweep {
+            rates: vec!["max".into()],
+            system_cpus: None,
+        }
+    }
+}
+
+/// When the export counts as finished after the load ends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Drain {
+    /// Finished once the sink's span count has not changed for this long (or has reached what
+    /// the oracle expects, when it knows).
+    pub settle_ms: u64,
+    pub timeout_s: f64,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain {
+            settle_ms: 1000,
+            timeout_s: 120.0,
+        }
+    }
+}
+
+/// What must hold at every point.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Checks {
+    /// The sink's verdict against the oracle passed.
+    pub verified: bool,
+    /// Every accepted span arrived (pass-through: at sink == accepted).
+    pub no_loss: bool,
+    /// Some spans were refused (an overload point).
+    pub refusals: bool,
+    /// The system's peak RSS stayed under this.
+    pub rss_max_mib: Option<f64>,
+}
+
+/// An offered rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    Max,
+    SpansPerS(f64),
+    /// A share (1.0 = 100 %) of the first `max` point's end-to-end rate.
+    OfMax(f64),
+}
+
+impl Rate {
+    /// Parses `max`, `250000` or `50%`.
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let text = text.trim();
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if text == "max" {
+            Ok(Rate::Max)
+        } else if let Some(pct) = text.strip_suffix('%') {
+            pct.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| positive(*v))
+                .map(|v| Rate::OfMax(v / 100.0))
+                .ok_or_else(|| format!("rate {text:?}"))
+        } else {
+            text.parse::<f64>()
+                .ok()
+                .filter(|v| positive(*v))
+                .map(Rate::SpansPerS)
+                .ok_or_else(|| format!("rate {text:?}: max, spans/s or P%"))
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses a scenario and checks what the types cannot.
+    pub fn parse(yaml: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
+        if scenario.cpus.system.is_empty() {
+            return Err("cpus.system: at least one CPU".into());
+        }
+        if scenario.duration_s.is_nan() || scenario.duration_s <= 0.0 {
+            return Err("duration_s: positive".into());
+        }
+        for rate in &scenario.sweep.rates {
+            Rate::parse(rate)?;
+        }
+        if scenario.sweep.rates.is_empty() {
+            return Err("sweep.rates: at least one".into());
+        }
+        Ok(scenario)
+    }
+
+    /// The sets of system CPUs swept over.
+    pub fn system_cpu_sets(&self) -> Vec<Vec<usize>> {
+        self.sweep
+            .system_cpus
+            .clone()
+            .unwrap_or_else(|| vec![self.cpus.system.clone()])
+    }
+}
+
+/// Replaces every `${name}` in `text` with its value; an unknown name is an error.
+pub fn substitute(text: &str, values: &BTreeMap<&str, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in {text:?}"))?;
+        let name = &after[..end];
+        // `${env:VAR}` is left for the system's own substitution.
+        if name.starts_with("env:") {
+            out.push_str(&rest[at..at + 2 + end + 1]);
+        } else {
+            let value = values
+                .get(name)
+                .ok_or_else(|| format!("unknown placeholder ${{{name}}}"))?;
+            out.push_str(value);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_parses_with_defaults() {
+        let scenario = Scenario::parse(
+            "name: x\ncpus: {sink: 0, load: 1, system: [1]}\n\
+             system: {name: t, command: \"run ${config_file}\"}\nsweep: {rates: [max, 50%]}\n",
+        )
+        .unwrap();
+        assert_eq!(scenario.load.connections, 4);
+        assert_eq!(scenario.system_cpu_sets(), vec![vec![1]]);
+        assert!(
+            Scenario::parse("name: x\ncpus: {sink: 0, load: 1, system: [1]}\nbogus: 1\n").is_err()
+        );
+    }
+
+    #[test]
+    fn the_shipped_scenarios_parse_and_fill_every_placeholder() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let names = [
+            "bin_dir",
+            "work_dir",
+            "config_file",
+            "sink_grpc",
+            "system_grpc",
+            "system_http",
+            "system_metrics",
+            "system_cpus",
+            "system_cpu_list",
+        ];
+        let values: BTreeMap<&str, String> = names.iter().map(|n| (*n, "x".into())).collect();
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario = Scenario::parse(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            let system = &scenario.system;
+            for text in [Some(&system.command), system.config.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                substitute(text, &values).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            }
+            count += 1;
+        }
+        assert!(count >= 6);
+    }
+
+    #[test]
+    fn rates_and_placeholders() {
+        assert_eq!(Rate::parse("max"), Ok(Rate::Max));
+        assert_eq!(Rate::parse("50%"), Ok(Rate::OfMax(0.5)));
+        assert_eq!(Rate::parse("1000"), Ok(Rate::SpansPerS(1000.0)));
+        assert!(Rate::parse("-1").is_err());
+        let values = BTreeMap::from([("a", "1".to_string())]);
+        assert_eq!(
+            substitute("x ${a} ${env:HOME}", &values).unwrap(),
+            "x 1 ${env:HOME}"
+        );
+        assert!(substitute("${b}", &values).is_err());
+    }
+}
