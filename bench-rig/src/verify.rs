@@ -195,13 +195,26 @@ pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> u64 
                 if number != 2 {
                     return;
                 }
+                spans += 1;
+                // Every SDK writes a span's ids first: read them in place and skip the rest.
+                // (Protobuf lets a later duplicate field win; a span that repeats its ids after
+                // this prefix is read by the first ones.)
+                if let (Some(&[0x0a, 16]), Some(&[0x12, 8])) =
+                    (one_span.get(..2), one_span.get(18..20))
+                {
+                    if let (Some(trace_id), Some(span_id)) =
+                        (one_span.get(2..18), one_span.get(20..28))
+                    {
+                        span(trace_id, span_id);
+                        return;
+                    }
+                }
                 let (mut trace_id, mut span_id): (&[u8], &[u8]) = (&[], &[]);
                 for_each_len_field(one_span, |number, payload| match number {
                     1 => trace_id = payload,
                     2 => span_id = payload,
                     _ => {}
                 });
-                spans += 1;
                 span(trace_id, span_id);
             });
         });
@@ -317,6 +330,28 @@ mod tests {
         let n = scan_span_ids(&request, |t, s| scanned.push((t.to_vec(), s.to_vec())));
         assert_eq!(n, 40);
         assert_eq!(scanned, parsed);
+        // Ids written after other fields are found by the full walk.
+        let odd = [0x2a, 1, b'x', 0x12, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 16]
+            .iter()
+            .copied()
+            .chain([9u8; 16])
+            .collect::<Vec<u8>>();
+        let mut request = vec![
+            0x0a,
+            odd.len() as u8 + 4,
+            0x12,
+            odd.len() as u8 + 2,
+            0x12,
+            odd.len() as u8,
+        ];
+        request.extend_from_slice(&odd);
+        let mut found = Vec::new();
+        assert_eq!(
+            scan_span_ids(&request, |t, s| found.push((t.to_vec(), s.to_vec()))),
+            1
+        );
+        assert_eq!(found, vec![(vec![9u8; 16], vec![1, 2, 3, 4, 5, 6, 7, 8])]);
+        let request = sdk_shaped_request(&mut Rng(3), 40);
         // Cut anywhere: no panic, never more spans than whole.
         for cut in 0..request.len() {
             assert!(scan_span_ids(&request[..cut], |_, _| {}) <= 40);
