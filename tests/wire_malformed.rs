@@ -6,15 +6,9 @@ use tailgate::wire::{
     MAX_NESTING_DEPTH,
 };
 
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-    out
-}
+mod support;
+
+use support::varint;
 
 /// A length-delimited field.
 fn len_field(number: u32, payload: &[u8]) -> Vec<u8> {

@@ -268,14 +268,3 @@ fn to_span_lossy(span: &tailgate::wire::SpanView<'_>) -> usize {
             .map(|l| l.attributes().map(|kv| value(kv.value)).sum::<usize>())
             .sum::<usize>()
 }
-
-/// `value` as a protobuf varint.
-fn varint(mut value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-    out
-}

@@ -36,7 +36,8 @@ impl Rng {
     }
 }
 
-fn string_kv(key: String, value: String) -> KeyValue {
+/// A string attribute.
+pub(crate) fn string_kv(key: String, value: String) -> KeyValue {
     KeyValue {
         key,
         value: Some(AnyValue {

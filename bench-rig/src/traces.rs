@@ -24,11 +24,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use tailgate::wire::TracesRequest;
+
+use crate::generate::string_kv;
 
 use crate::generate::Rng;
 use crate::oracle::{self, Oracle, Recorder, TraceFacts};
@@ -279,16 +281,6 @@ fn normal(rng: &mut Rng) -> f64 {
     let u1 = 1.0 - unit(rng);
     let u2 = unit(rng);
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
-fn string_kv(key: String, value: String) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
 }
 
 /// Shape `i` of a run.

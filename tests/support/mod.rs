@@ -289,3 +289,14 @@ pub fn without_empty_statuses(mut request: ExportTraceServiceRequest) -> ExportT
     }
     request
 }
+
+/// `value` as a protobuf varint.
+pub fn varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+    out
+}
