@@ -139,14 +139,7 @@ pub fn run(args: RunArgs) -> io::Result<()> {
     });
     std::fs::create_dir_all(&out)?;
     if let Some(missing) = scenario.system.requires.iter().find(|r| !on_path(r)) {
-        let reason = format!("{missing} is not on PATH");
-        println!("{}: skipped: {reason}", scenario.name);
-        let result = json!({"scenario": scenario.name, "skipped": reason});
-        std::fs::write(
-            out.join("results.json"),
-            serde_json::to_vec_pretty(&result)?,
-        )?;
-        return Ok(());
+        return skip(&scenario.name, &out, &format!("{missing} is not on PATH"));
     }
     let exe = std::env::current_exe()?;
     let bin_dir = exe
@@ -225,14 +218,11 @@ pub fn run(args: RunArgs) -> io::Result<()> {
     }
 
     if points.is_empty() {
-        let reason = "no point of the sweep fits this machine's CPUs";
-        println!("{}: skipped: {reason}", scenario.name);
-        let result = json!({"scenario": scenario.name, "skipped": reason});
-        std::fs::write(
-            out.join("results.json"),
-            serde_json::to_vec_pretty(&result)?,
-        )?;
-        return Ok(());
+        return skip(
+            &scenario.name,
+            &out,
+            "no point of the sweep fits this machine's CPUs",
+        );
     }
     let title = format!("{}: {}", scenario.name, scenario.system.name);
     let table = report::markdown(&title, &scenario.description, &points);
@@ -581,4 +571,15 @@ fn run_point(
         "samples_t_s_cpu_s_rss_mib": timeline,
     });
     Ok((result, point))
+}
+
+/// Says why scenario `name` is skipped, and records it as its result in `out`.
+fn skip(name: &str, out: &std::path::Path, reason: &str) -> io::Result<()> {
+    println!("{name}: skipped: {reason}");
+    let result = json!({"scenario": name, "skipped": reason});
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(&result)?,
+    )?;
+    Ok(())
 }
