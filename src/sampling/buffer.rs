@@ -597,10 +597,15 @@ impl TraceBuffer {
     }
 
     /// Bytes held: what the memory budget is enforced on (see the module documentation).
+    ///
+    /// Slots and trace entries count while they are in use. The slabs keep the length of
+    /// their peak (freed slots are reused), which the budget itself bounded; counting that peak
+    /// instead would keep a buffer whose load has passed above its soft limit for good, and
+    /// every later trace would be decided as soon as it arrived.
     pub fn bytes(&self) -> u64 {
         self.arena.allocated
-            + self.slots.len() as u64 * SPAN_OVERHEAD
-            + self.entries.len() as u64 * TRACE_OVERHEAD
+            + self.spans * SPAN_OVERHEAD
+            + self.traces.len() as u64 * TRACE_OVERHEAD
             + self.headers.bytes
     }
 
@@ -1249,8 +1254,47 @@ mod tests {
         // Everything decided: at most the chunk being filled and the spares are left.
         decide(&mut buffer, &mut policies, &metrics, t0, true);
         assert_eq!(buffer.span_count(), 0);
+
         assert!(buffer.arena.allocated <= CHUNK_BYTES as u64);
         assert!(buffer.arena.spare.len() <= SPARE_CHUNKS_MAX);
+    }
+
+    #[test]
+    fn a_peak_that_has_passed_does_not_keep_the_buffer_over_its_limit() {
+        let mut buffer = TraceBuffer::new(limits(), 0);
+        let (mut policies, metrics) = (errors_policy(), metrics());
+        let t0 = Instant::now();
+        // A peak of 20,000 spans in 2,000 traces, all decided: the slabs keep that length.
+        for round in 0..200u32 {
+            let spans = (0..10u8)
+                .flat_map(|trace| (0..10u8).map(move |n| (trace, n)))
+                .map(|(trace, n)| Span {
+                    trace_id: [&round.to_le_bytes()[..], &[trace; 12]].concat(),
+                    ..span(trace, n, false)
+                })
+                .collect();
+            buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+        }
+        assert_eq!(buffer.trace_count(), 2000);
+        decide(&mut buffer, &mut policies, &metrics, t0, true);
+        let peak = buffer.slots.len() as u64 * SPAN_OVERHEAD
+            + buffer.entries.len() as u64 * TRACE_OVERHEAD;
+        // A soft limit below that peak but above one chunk: a new trace waits its turn.
+        buffer.limits.soft_bytes = CHUNK_BYTES as u64 + 64 * 1024;
+        assert!(peak > buffer.limits.soft_bytes, "{peak}");
+        buffer.insert(
+            &request(vec![("api", vec![span(1, 0, true)])]),
+            t0,
+            &mut Vec::new(),
+        );
+        let calm = decide(&mut buffer, &mut policies, &metrics, t0, false);
+        assert_eq!(
+            calm.round.traces,
+            0,
+            "decided on arrival at {} bytes",
+            buffer.bytes()
+        );
+        assert_eq!(buffer.trace_count(), 1);
     }
 
     #[test]

@@ -205,11 +205,6 @@ impl SamplingMetrics {
         self.late_spans[usize::from(!sampled)].add(spans);
     }
 
-    /// Late spans so far, of sampled traces or not.
-    pub fn late_span_count(&self, sampled: bool) -> u64 {
-        self.late_spans[usize::from(!sampled)].get()
-    }
-
     /// Spans released or discarded with `decision` so far.
     pub fn decided_spans(&self, decision: Decision) -> u64 {
         self.decided_spans[decision.index()].get()
