@@ -212,6 +212,10 @@ impl Sampler {
         if inserted.late_sampled > 0 {
             self.metrics.late_spans(true, inserted.late_sampled);
         }
+        if inserted.invalid > 0 {
+            self.drops
+                .add(Signal::Traces, DropReason::InvalidSpan, inserted.invalid);
+        }
         if inserted.too_large > 0 {
             self.drops.add(
                 Signal::Traces,
