@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::gateway::{http_get, received_spans, start_sink, Gateway};
+use common::gateway::{http_get, proc_status_bytes, received_spans, start_sink, Gateway};
 use common::python::{script_dir, venv, Venv};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -499,18 +499,6 @@ fn assert_still_serving(gateway: &Gateway, span_id: u64) {
 
 // ---------------------------------------------------------------------------------------------
 // Memory of the gateway process
-
-/// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
-fn proc_status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse::<u64>().ok())
-        .map(|kib| kib << 10)
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
 
 /// Watches how far the gateway's resident memory peaks above where it is now.
 struct PeakRss {

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::gateway::{free_port, http_request, received_spans, start_sink, Gateway};
+use common::gateway::{
+    free_port, http_request, loopback, proc_status_bytes, received_spans, start_sink, Gateway,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -24,10 +26,6 @@ use prost::Message;
 const MS: u64 = 1_000_000;
 const T0: u64 = 1_750_000_000_000_000_000;
 const PERCENT: f64 = 20.0;
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -511,13 +509,7 @@ impl Relay {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    proc_status_bytes(pid, "VmRSS") >> 10
 }
 
 /// Offered load above the byte budget while the upstream stalls: the gateway refuses with 429

@@ -26,7 +26,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn loopback(port: u16) -> SocketAddr {
+/// `127.0.0.1:port`.
+pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
@@ -337,4 +338,16 @@ pub fn parse_response(response: &[u8]) -> std::io::Result<Response> {
         })
         .collect();
     Ok((status, headers, response[head_len..].to_vec()))
+}
+
+/// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
+pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map(|kib| kib << 10)
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
