@@ -124,7 +124,6 @@ impl Bench {
             num_traces: usize::MAX,
             evict_at_num_traces: true,
             soft_bytes: u64::MAX,
-            hard_bytes: u64::MAX,
             sampled_cache: 50_000,
             not_sampled_cache: 50_000,
             max_trace_bytes: None,

@@ -38,7 +38,8 @@ use crate::ingest::http::{HttpReceiver, HttpSettings};
 use crate::ingest::stop::Stop;
 use crate::ingest::{Deliver, Delivery, Ingest, Limits};
 use crate::lifecycle;
-use crate::sampling::{Overload, PolicySet, Sampler, SamplerSettings};
+use crate::memory::{Overload, ShardMemory};
+use crate::sampling::{PolicySet, Sampler, SamplerSettings};
 use crate::telemetry::{
     AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
     RegistryBuilder, SamplingMetrics, ShardMetrics,
@@ -109,9 +110,8 @@ struct SamplingPlan {
     settings: SamplerSettings,
 }
 
-/// The trace buffers' memory limit without a `memory_limiter` in the pipeline: half the
-/// machine's (or the cgroup's) memory, with the Collector's default spike allowance of a fifth
-/// of the limit.
+/// The node's memory budget without a `memory_limiter` in any pipeline: half the machine's (or
+/// the cgroup's) memory, with the Collector's default spike allowance of a fifth of the limit.
 const DEFAULT_LIMIT_PERCENTAGE: u64 = 50;
 
 /// The memory this process may use: the cgroup's limit when there is one, else the machine's.
@@ -130,16 +130,16 @@ fn total_memory() -> Option<u64> {
     }
 }
 
-/// The (soft, hard) byte limits of the node's trace buffers from `memory_limiter` (refusing
-/// starts at `limit - spike` in the Collector; here that is where early decisions start, and
-/// the limit itself is where refusing starts).
+/// The (soft, hard) byte limits of a `memory_limiter` (refusing starts at `limit - spike` in the
+/// Collector; here that is where the trace buffer's early decisions start, and the limit itself,
+/// counting the exporters' batches too, is where refusing starts).
 fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError> {
     const MIB: u64 = 1 << 20;
     let of_total = |percent: u64| -> Result<u64, StartError> {
         let total = total_memory().ok_or_else(|| {
             StartError::Unsupported(
-                "cannot read the machine's memory size (/proc/meminfo) to size the trace buffers; \
-                 give memory_limiter a limit_mib"
+                "cannot read the machine's memory size (/proc/meminfo) to size the memory \
+                 budget; give memory_limiter a limit_mib"
                     .to_string(),
             )
         })?;
@@ -165,6 +165,39 @@ fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError
     Ok((hard.saturating_sub(spike), hard))
 }
 
+/// The node's (soft, hard) memory budget: the tightest `memory_limiter` any pipeline names (the
+/// Collector's limiters each watch the whole process, so the lowest one is the one that binds),
+/// or the default share of memory. Without a limiter and without a readable memory size, the
+/// budget is unbounded unless traces are sampled, whose buffers need one.
+fn memory_budget(config: &Config) -> Result<(u64, u64), StartError> {
+    let mut tightest: Option<(u64, u64)> = None;
+    for pipeline in &config.service.pipelines {
+        for id in &pipeline.processors {
+            if let Some(Processor::MemoryLimiter(limiter)) = config.processors.by_id.get(id) {
+                let limits = byte_limits(Some(limiter))?;
+                if tightest.is_none_or(|(_, hard)| limits.1 < hard) {
+                    tightest = Some(limits);
+                }
+            }
+        }
+    }
+    match (tightest, byte_limits(None)) {
+        (Some(limits), _) | (None, Ok(limits)) => Ok(limits),
+        (None, Err(err)) => {
+            let samples = config
+                .processors
+                .by_id
+                .values()
+                .any(|p| matches!(p, Processor::TailSampling(_)));
+            if samples {
+                return Err(err);
+            }
+            tracing::warn!("{err}; the memory budget is unbounded");
+            Ok((u64::MAX, u64::MAX))
+        }
+    }
+}
+
 /// Everything a shard needs to build itself, as plain values.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -172,6 +205,8 @@ struct Plan {
     channel_capacity: usize,
     receivers: Vec<ReceiverPlan>,
     pipelines: Vec<PipelinePlan>,
+    /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
+    memory_limit: u64,
     admin: SocketAddr,
 }
 
@@ -259,6 +294,7 @@ impl Plan {
         // through, so a signal's data goes to every pipeline of that signal: the pipelines of
         // one signal must take the same receivers, or the Collector's routing would change.
         let mut receivers_of: [Option<BTreeSet<String>>; 3] = Default::default();
+        let (soft, memory_limit) = memory_budget(config)?;
         let mut sampled_pipeline: Option<String> = None;
         let mut pipelines = Vec::new();
         for pipeline in &config.service.pipelines {
@@ -277,7 +313,6 @@ impl Plan {
                 _ => receivers_of[key(signal) as usize] = Some(names),
             }
             let mut sampling = None;
-            let mut limiter = None;
             let mut batch = BatcherSettings {
                 send_batch_size: 1,
                 send_batch_max_size: 0,
@@ -304,31 +339,20 @@ impl Plan {
                         }
                         sampling = Some(config.clone());
                     }
-                    Some(Processor::MemoryLimiter(config)) => limiter = Some(config),
-                    None => {}
+                    // Counted once for the node, in `memory_budget`.
+                    Some(Processor::MemoryLimiter(_)) | None => {}
                 }
             }
             let sampling = match sampling {
                 Some(config) => {
                     PolicySet::new(&config, cpus.len())
                         .map_err(|err| StartError::Unsupported(err.to_string()))?;
-                    let (soft, hard) = byte_limits(limiter)?;
                     Some(SamplingPlan {
-                        settings: SamplerSettings::for_shard(&config, soft, hard, cpus.len()),
+                        settings: SamplerSettings::for_shard(&config, soft, cpus.len()),
                         config,
                     })
                 }
-                None => {
-                    if limiter.is_some() {
-                        tracing::warn!(
-                            "pipeline {}: memory_limiter bounds the trace buffers of a \
-                             tail_sampling pipeline; here bounded channels and queues apply \
-                             backpressure instead",
-                            pipeline.id
-                        );
-                    }
-                    None
-                }
+                None => None,
             };
             let exporters = pipeline
                 .exporters
@@ -390,6 +414,7 @@ impl Plan {
             channel_capacity: config.shards.channel_capacity as usize,
             receivers,
             pipelines,
+            memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
         })
     }
@@ -409,6 +434,7 @@ struct Observer {
     metrics: ExporterMetrics,
     drops: DropMetrics,
     signal: Signal,
+    memory: Rc<ShardMemory>,
 }
 
 impl ExportObserver for Observer {
@@ -428,6 +454,10 @@ impl ExportObserver for Observer {
 
     fn queue_len(&self, len: usize) {
         self.metrics.signal(self.signal).queue_size.set(len as i64);
+    }
+
+    fn holding(&self, delta: i64) {
+        self.memory.exporting(delta);
     }
 }
 
@@ -581,6 +611,12 @@ async fn run_shard(
     overload: Arc<Overload>,
 ) -> bool {
     let id = shard.id;
+    let memory = Rc::new(ShardMemory::new(
+        id,
+        plan.memory_limit.div_ceil(plan.cpus.len() as u64),
+        overload.clone(),
+        telemetry.shard.export_bytes.clone(),
+    ));
     let mut by_signal: [Vec<Stage>; 3] = Default::default();
     let mut exporters: Vec<Rc<Exporter>> = Vec::new();
     for pipeline in &plan.pipelines {
@@ -594,6 +630,7 @@ async fn run_shard(
                 metrics: telemetry.exporters[index].clone(),
                 drops: telemetry.drops.clone(),
                 signal: pipeline.signal,
+                memory: memory.clone(),
             });
             match Exporter::new(name, id, settings.clone(), observer) {
                 Ok(exporter) => {
@@ -618,14 +655,13 @@ async fn run_shard(
                 let policies = PolicySet::new(&sampling.config, plan.cpus.len())
                     .expect("policies compile: checked when the plan was made");
                 let sampler = Sampler::start(
-                    id,
                     sampling.settings,
                     policies,
                     direct,
                     metrics.clone(),
                     telemetry.shard.clone(),
                     telemetry.drops.clone(),
-                    overload.clone(),
+                    memory.clone(),
                 );
                 Stage::Sampled(sampler)
             }
@@ -643,10 +679,7 @@ async fn run_shard(
         shard.senders,
         pipelines.clone(),
         telemetry.shard.clone(),
-        plan.pipelines
-            .iter()
-            .any(|p| p.sampling.is_some())
-            .then(|| overload.clone()),
+        Some(overload),
     ));
     let stop = Rc::new(Stop::default());
 
@@ -791,6 +824,12 @@ mod tests {
                     metrics: exporter_metrics,
                     drops: drops.clone(),
                     signal: Signal::Traces,
+                    memory: Rc::new(ShardMemory::new(
+                        0,
+                        u64::MAX,
+                        Arc::new(Overload::new(1)),
+                        Default::default(),
+                    )),
                 });
                 let exporter = Exporter::new(
                     "debug",

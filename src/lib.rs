@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod ingest;
 pub mod io;
 pub mod lifecycle;
+pub mod memory;
 pub mod sampling;
 pub mod telemetry;
 pub mod wire;

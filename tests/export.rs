@@ -40,6 +40,8 @@ use tailgate::wire::Signal;
 struct Recorder {
     sent: RefCell<Vec<(Signal, u64)>>,
     failed: RefCell<Vec<(Signal, u64, &'static str)>>,
+    /// The running sum of `holding`: bytes the exporter holds now.
+    held: Cell<i64>,
 }
 
 impl ExportObserver for Recorder {
@@ -50,6 +52,10 @@ impl ExportObserver for Recorder {
         self.failed.borrow_mut().push((signal, items, reason));
     }
     fn queue_len(&self, _len: usize) {}
+    fn holding(&self, delta: i64) {
+        self.held.set(self.held.get() + delta);
+        assert!(self.held.get() >= 0, "let go of more than was taken");
+    }
 }
 
 impl Recorder {
@@ -733,6 +739,7 @@ fn unreachable_upstream_exhausts_retries() {
         .unwrap();
         exporter.submit(traces_batch(1, "u")).await.unwrap();
         assert_eq!(recorder.failed_items(reason::RETRIES_EXHAUSTED), 5);
+        assert_eq!(recorder.held.get(), 0);
     });
 }
 
@@ -964,6 +971,8 @@ fn a_full_queue_makes_submit_wait_and_drops_nothing() {
         // One batch in flight (held by the upstream), one queued, the third waits for room.
         assert_eq!(done.get(), 2);
         assert_eq!(exporter.queue_len(), 1);
+        let one = traces_batch(1, "q0").bytes.len() as i64;
+        assert_eq!(recorder.held.get(), 2 * one, "in flight and queued");
         assert_eq!(recorder.all_failed_items(), 0);
         upstream.release.signal(3);
         for task in tasks {
@@ -972,6 +981,7 @@ fn a_full_queue_makes_submit_wait_and_drops_nothing() {
         exporter.shutdown(vec![], soon()).await;
         assert_eq!(recorder.sent_items(), 3);
         assert_eq!(recorder.all_failed_items(), 0);
+        assert_eq!(recorder.held.get(), 0);
         assert_eq!(upstream.calls.borrow().len(), 3);
     });
 }
@@ -1001,6 +1011,7 @@ fn shutdown_drains_the_queue() {
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(recorder.sent_items(), 15);
         assert_eq!(recorder.all_failed_items(), 0);
+        assert_eq!(recorder.held.get(), 0);
         assert_eq!(upstream.calls.borrow().len(), 7);
     });
 }
@@ -1033,6 +1044,7 @@ fn shutdown_counts_what_it_could_not_send_as_dropped() {
         assert_eq!(recorder.failed_items(reason::SHUTDOWN), 7);
         assert_eq!(recorder.sent_items(), 0);
         assert_eq!(exporter.queue_len(), 0);
+        assert_eq!(recorder.held.get(), 0, "dropped batches are let go of too");
 
         assert_eq!(
             exporter.submit(traces_batch(4, "late")).await,

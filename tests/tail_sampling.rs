@@ -8,14 +8,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::gateway::{
-    free_port, http_request, loopback, proc_status_bytes, received_spans, start_sink, Gateway,
+    free_port, http_request, loopback, received_spans, rss_kib, start_sink, Gateway, Relay,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -455,61 +453,6 @@ fn shutdown_can_drop_pending_traces_instead() {
     // possible, so the gateway's own shutdown accounting is checked through the sink instead.
     assert!(gateway.stop().success());
     assert!(received_spans(&sink.stop().expect("sink report")).is_empty());
-}
-
-/// A TCP relay in front of the sink that can stop reading from the gateway: the gateway's
-/// exports then stall as against an upstream that stopped answering.
-struct Relay {
-    addr: SocketAddr,
-    paused: Arc<AtomicBool>,
-}
-
-impl Relay {
-    fn start(to: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("relay listener");
-        let addr = listener.local_addr().unwrap();
-        let paused = Arc::new(AtomicBool::new(false));
-        let flag = paused.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(to) else {
-                    continue;
-                };
-                let pump =
-                    |mut from: TcpStream, mut to: TcpStream, flag: Option<Arc<AtomicBool>>| {
-                        std::thread::spawn(move || {
-                            let mut buf = vec![0u8; 64 * 1024];
-                            loop {
-                                while flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
-                                    std::thread::sleep(Duration::from_millis(10));
-                                }
-                                match from.read(&mut buf) {
-                                    Ok(0) | Err(_) => break,
-                                    Ok(n) => {
-                                        if to.write_all(&buf[..n]).is_err() {
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                            let _ = to.shutdown(std::net::Shutdown::Write);
-                        });
-                    };
-                pump(
-                    client.try_clone().unwrap(),
-                    server.try_clone().unwrap(),
-                    Some(flag.clone()),
-                );
-                pump(server, client, None);
-            }
-        });
-        Relay { addr, paused }
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    proc_status_bytes(pid, "VmRSS") >> 10
 }
 
 /// Offered load above the byte budget while the upstream stalls: the gateway refuses with 429

@@ -199,14 +199,17 @@ impl Exporter {
             Ok(pass) if !inner.shutdown.has_begun() => pass,
             _ => return Err(inner.refuse(batch)),
         };
+        let bytes = batch.bytes.len() as i64;
         match &inner.queue {
             None => {
+                inner.observer.holding(bytes);
                 inner.settle(batch).await;
                 drop(pass);
                 Ok(())
             }
             Some(queue) => match queue.push(batch).await {
                 Ok(()) => {
+                    inner.observer.holding(bytes);
                     inner.observer.queue_len(queue.len());
                     Ok(())
                 }
@@ -227,6 +230,7 @@ impl Exporter {
         match &inner.queue {
             Some(queue) => {
                 for batch in final_batches {
+                    inner.observer.holding(batch.bytes.len() as i64);
                     queue.push_unbounded(batch);
                 }
                 inner.observer.queue_len(queue.len());
@@ -234,6 +238,7 @@ impl Exporter {
             None => {
                 for batch in final_batches {
                     let pass = inner.gate.enter().expect("the gate closes below");
+                    inner.observer.holding(batch.bytes.len() as i64);
                     let task_inner = inner.clone();
                     glommio::spawn_local(async move {
                         task_inner.settle(batch).await;
@@ -255,6 +260,7 @@ impl Exporter {
                 inner
                     .observer
                     .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
+                inner.observer.holding(-(batch.bytes.len() as i64));
             }
             inner.observer.queue_len(0);
         }
@@ -292,6 +298,7 @@ impl Inner {
         let claim = Claim {
             signal: batch.signal,
             items: batch.items,
+            bytes: batch.bytes.len(),
             observer: self.observer.clone(),
             settled: false,
         };
@@ -434,10 +441,12 @@ impl Shutdown {
     }
 }
 
-/// A batch being settled; see the module documentation.
+/// A batch being settled; see the module documentation. Its end, whichever it is, lets go of
+/// the batch's bytes.
 struct Claim {
     signal: crate::wire::Signal,
     items: u64,
+    bytes: usize,
     observer: Rc<dyn ExportObserver>,
     settled: bool,
 }
@@ -486,6 +495,7 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        self.observer.holding(-(self.bytes as i64));
         if !self.settled {
             // Only shutdown's deadline abandons a batch mid-send.
             self.observer

@@ -98,4 +98,8 @@ pub trait ExportObserver {
     fn send_failed(&self, signal: Signal, items: u64, reason: &'static str);
     /// The sending queue now holds `len` batches.
     fn queue_len(&self, len: usize);
+    /// The exporter took (`delta > 0`) or let go of (`delta < 0`) batches of `delta` bytes:
+    /// every batch is counted once when queued (or, without a queue, when its send begins) and
+    /// once when settled, dropped or drained, so the running sum is what it holds.
+    fn holding(&self, _delta: i64) {}
 }

@@ -17,10 +17,11 @@
 //! always in some shard's pipeline; spans rejected on their own (bad ids) are counted as refused
 //! and reported back as partial success.
 //!
-//! A full trace buffer: with tail sampling, a shard whose buffer reached its hard byte limit
-//! raises its [`Overload`] flag, and every shard refuses whole traces requests that would route
-//! spans to it (RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with `Retry-After`), counting them
-//! as refused, until its decisions bring it back under the limit.
+//! A full shard: a shard holding its share of the memory budget (trace buffer and exporters'
+//! batches, see [`crate::memory`]) raises its [`Overload`] flag, and every shard refuses whole
+//! traces requests that would route spans to it, and a full shard refuses metrics and logs
+//! (which it would hold itself) — RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with
+//! `Retry-After` — counting them as refused, until exports and decisions bring it back under.
 //!
 //! Pressure: a hand-off that has waited [`PRESSURE_WAIT`] on a full queue puts its shard under
 //! pressure, for as long as any hand-off is still waiting that long and [`PRESSURE_HOLD`] after.
@@ -47,7 +48,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
 
-use crate::sampling::Overload;
+use crate::memory::Overload;
 use crate::telemetry::{ReceiverMetrics, ShardMetrics};
 use crate::wire::{item_count, Framer, Request, Signal, Split};
 use status::IngestError;
@@ -168,7 +169,7 @@ pub struct Ingest {
     stalled: Cell<usize>,
     /// Pressure lasts until then after the last long wait.
     pressure_until: Cell<Option<Instant>>,
-    /// Which shards' trace buffers are full, when traces are tail-sampled.
+    /// Which shards hold their share of the memory budget (none for a sink without one).
     overload: Option<Arc<Overload>>,
 }
 
@@ -284,6 +285,16 @@ impl Ingest {
     async fn export_local(&self, signal: Signal, body: Vec<u8>) -> Result<Outcome, IngestError> {
         let items = item_count(&Request::parse(signal, &body).map_err(IngestError::Decode)?);
         self.refuse_under_pressure(items)?;
+        if self
+            .overload
+            .as_ref()
+            .is_some_and(|overload| overload.is_full(self.shard))
+        {
+            return Err(IngestError::Overloaded {
+                items,
+                retry_after: PRESSURE_HOLD,
+            });
+        }
         if items > 0 {
             self.watched(self.pipeline.deliver(Delivery {
                 signal,
@@ -317,8 +328,8 @@ impl Ingest {
             self.recycle(split);
             return Err(err);
         }
-        // A shard whose trace buffer is full takes nothing more until decisions free it; the
-        // whole request is refused, retryably, rather than part of it accepted.
+        // A full shard takes nothing more until exports and decisions free it; the whole
+        // request is refused, retryably, rather than part of it accepted.
         if let Some(overload) = &self.overload {
             if (0..split.shard_count()).any(|s| !split.spans(s).is_empty() && overload.is_full(s)) {
                 self.recycle(split);

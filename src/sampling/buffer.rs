@@ -77,10 +77,9 @@ pub struct BufferLimits {
     /// Whether reaching `num_traces` decides the oldest trace early (not with
     /// `block_on_overflow`, where the shard refuses new data instead).
     pub evict_at_num_traces: bool,
-    /// Bytes held before the oldest traces are decided early.
+    /// Bytes held before the oldest traces are decided early. (Where the shard refuses new
+    /// data is the shard's memory budget, [`crate::memory::ShardMemory`].)
     pub soft_bytes: u64,
-    /// Bytes at which the shard refuses new data.
-    pub hard_bytes: u64,
     pub sampled_cache: usize,
     pub not_sampled_cache: usize,
     /// A trace past this many span bytes is dropped, with its later spans.
@@ -985,7 +984,6 @@ mod tests {
             num_traces: 1000,
             evict_at_num_traces: true,
             soft_bytes: u64::MAX,
-            hard_bytes: u64::MAX,
             sampled_cache: 100,
             not_sampled_cache: 100,
             max_trace_bytes: None,

@@ -56,7 +56,7 @@ mod trace_state;
 
 pub use buffer::{BufferLimits, Due, Inserted, Round, TraceBuffer, CHUNK_BYTES};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
-pub use sampler::{Overload, Sampler, SamplerSettings};
+pub use sampler::{Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};
 
 use crate::telemetry;

@@ -10,19 +10,17 @@
 //!
 //! # Limits
 //!
-//! After every request the sampler publishes whether the shard is full, and wakes the decision
-//! task when `num_traces` or the soft byte limit calls for early decisions (oldest traces
-//! first). At the hard byte limit (or with `block_on_overflow`, at `num_traces`) the receivers
-//! of every shard refuse traces requests that would route spans here, with a retryable error,
-//! until decisions bring the buffer back under: an upstream that stalls, or a decision rate
-//! below the arrival rate, becomes refusals, never unbounded memory. The flags are the one piece
-//! of state shards share: one relaxed atomic per shard, written only by its owner.
+//! After every request the sampler publishes the buffer's bytes to the shard's memory account
+//! ([`crate::memory`]), and wakes the decision task when `num_traces` or the soft byte limit
+//! calls for early decisions (oldest traces first). When the buffer and the exporters' batches
+//! together reach the shard's budget (or with `block_on_overflow`, at `num_traces`) the
+//! receivers of every shard refuse requests that would route spans here, with a retryable
+//! error, until decisions and exports bring it back under: an upstream that stalls, or a
+//! decision rate below the arrival rate, becomes refusals, never unbounded memory.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::task::JoinHandle;
@@ -31,6 +29,7 @@ use super::buffer::{BufferLimits, Due, TraceBuffer};
 use super::PolicySet;
 use crate::export::{Pipeline, Wakeup};
 use crate::ingest::stop::Stop;
+use crate::memory::ShardMemory;
 use crate::telemetry::{DropMetrics, DropReason, SamplingMetrics, ShardMetrics};
 use crate::wire::Signal;
 
@@ -38,33 +37,6 @@ use crate::wire::Signal;
 const TICK_MAX: Duration = Duration::from_millis(100);
 /// The shortest: due traces are decided in batches at least this far apart.
 const TICK_MIN: Duration = Duration::from_millis(5);
-
-/// Which shards are full (refusing traces they would own). Shared by all shards; each flag is
-/// written by its shard's sampler only.
-#[derive(Debug)]
-pub struct Overload {
-    full: Box<[AtomicBool]>,
-}
-
-impl Overload {
-    pub fn new(shards: usize) -> Self {
-        Overload {
-            full: (0..shards).map(|_| AtomicBool::new(false)).collect(),
-        }
-    }
-
-    /// Whether `shard` refuses new traces now.
-    #[inline]
-    pub fn is_full(&self, shard: usize) -> bool {
-        self.full[shard].load(Ordering::Relaxed)
-    }
-
-    fn set(&self, shard: usize, full: bool) {
-        if self.full[shard].load(Ordering::Relaxed) != full {
-            self.full[shard].store(full, Ordering::Relaxed);
-        }
-    }
-}
 
 /// The sampler's settings on one shard.
 #[derive(Debug, Clone, Copy)]
@@ -78,12 +50,7 @@ pub struct SamplerSettings {
 impl SamplerSettings {
     /// One shard's share of the node-wide figures: `num_traces`, the caches and the byte
     /// limits divided across `shards` (rounded up).
-    pub fn for_shard(
-        config: &crate::config::TailSampling,
-        soft_bytes: u64,
-        hard_bytes: u64,
-        shards: usize,
-    ) -> Self {
+    pub fn for_shard(config: &crate::config::TailSampling, soft_bytes: u64, shards: usize) -> Self {
         let share = |n: u64| usize::try_from(n.div_ceil(shards as u64)).unwrap_or(usize::MAX);
         let num_traces = share(config.num_traces).max(1);
         // The Collector keeps a decided trace in its table until `num_traces` newer ones push it
@@ -99,7 +66,6 @@ impl SamplerSettings {
                 num_traces,
                 evict_at_num_traces: !config.block_on_overflow,
                 soft_bytes: soft_bytes.div_ceil(shards as u64),
-                hard_bytes: hard_bytes.div_ceil(shards as u64),
                 sampled_cache: cache(config.decision_cache.sampled_cache_size),
                 not_sampled_cache: cache(config.decision_cache.non_sampled_cache_size),
                 max_trace_bytes: config.maximum_trace_size_bytes,
@@ -121,14 +87,13 @@ struct State {
 
 /// One shard's tail sampler.
 pub struct Sampler {
-    shard: usize,
     settings: SamplerSettings,
     state: RefCell<State>,
     pipeline: Pipeline,
     metrics: SamplingMetrics,
     shard_metrics: ShardMetrics,
     drops: DropMetrics,
-    overload: Arc<Overload>,
+    memory: Rc<ShardMemory>,
     /// Wakes the decision task early: late spans to push, or early decisions needed.
     wakeup: Wakeup,
     stop: Stop,
@@ -144,17 +109,15 @@ impl Sampler {
     /// executor.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
-        shard: usize,
         settings: SamplerSettings,
         policies: PolicySet,
         pipeline: Pipeline,
         metrics: SamplingMetrics,
         shard_metrics: ShardMetrics,
         drops: DropMetrics,
-        overload: Arc<Overload>,
+        memory: Rc<ShardMemory>,
     ) -> Rc<Self> {
         let sampler = Rc::new(Sampler {
-            shard,
             state: RefCell::new(State {
                 buffer: TraceBuffer::new(settings.limits, settings.expected_traces),
                 policies,
@@ -166,7 +129,7 @@ impl Sampler {
             metrics,
             shard_metrics,
             drops,
-            overload,
+            memory,
             wakeup: Wakeup::default(),
             stop: Stop::default(),
             task: RefCell::new(None),
@@ -283,10 +246,15 @@ impl Sampler {
     fn publish(&self) {
         let state = self.state.borrow();
         let buffer = &state.buffer;
-        let full = buffer.bytes() + state.late_bytes >= buffer.limits().hard_bytes
-            || (self.settings.block_on_overflow
-                && buffer.trace_count() >= buffer.limits().num_traces);
-        self.overload.set(self.shard, full && !self.closed.get());
+        // Once shutdown has decided what was pending, later spans pass through: nothing held.
+        if self.closed.get() {
+            self.memory.set_buffered(0, false);
+        } else {
+            let full = self.settings.block_on_overflow
+                && buffer.trace_count() >= buffer.limits().num_traces;
+            self.memory
+                .set_buffered(buffer.bytes() + state.late_bytes, full);
+        }
         self.metrics
             .traces_on_memory
             .set(buffer.trace_count() as i64);

@@ -22,6 +22,9 @@ pub struct ShardMetrics {
     /// `tailgate_shard_buffered_span_bytes`: the encoded size of the spans held, without what
     /// holding them costs (`buffered_bytes` less this is the buffer's overhead).
     pub buffered_span_bytes: Gauge,
+    /// `tailgate_shard_export_bytes`: bytes of batches this shard's exporters hold, queued or
+    /// being sent; with the trace buffer's bytes, what the shard's memory budget is enforced on.
+    pub export_bytes: Gauge,
 }
 
 impl ShardMetrics {
@@ -49,6 +52,12 @@ impl ShardMetrics {
             buffered_span_bytes: builder.gauge(
                 "tailgate_shard_buffered_span_bytes",
                 "Encoded size of the spans held in this shard's trace buffer.",
+                &labels,
+            ),
+            export_bytes: builder.gauge(
+                "tailgate_shard_export_bytes",
+                "Bytes of batches held by this shard's exporters, queued or being sent; with the \
+                 trace buffer's bytes, the figure its memory budget is enforced on.",
                 &labels,
             ),
         }

@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -350,4 +351,60 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
         .and_then(|kib| kib.trim().parse::<u64>().ok())
         .map(|kib| kib << 10)
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// A TCP relay in front of the sink that can stop reading from the gateway: the gateway's
+/// exports then stall as against an upstream that stopped answering.
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub paused: Arc<AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(to: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("relay listener");
+        let addr = listener.local_addr().unwrap();
+        let paused = Arc::new(AtomicBool::new(false));
+        let flag = paused.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(to) else {
+                    continue;
+                };
+                let pump =
+                    |mut from: TcpStream, mut to: TcpStream, flag: Option<Arc<AtomicBool>>| {
+                        std::thread::spawn(move || {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            loop {
+                                while flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+                                    std::thread::sleep(Duration::from_millis(10));
+                                }
+                                match from.read(&mut buf) {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => {
+                                        if to.write_all(&buf[..n]).is_err() {
+                                            break;
+                                        }
+                                    }
+                                }
+                            }
+                            let _ = to.shutdown(std::net::Shutdown::Write);
+                        });
+                    };
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Some(flag.clone()),
+                );
+                pump(server, client, None);
+            }
+        });
+        Relay { addr, paused }
+    }
+}
+
+/// The resident set of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    proc_status_bytes(pid, "VmRSS") >> 10
 }
