@@ -850,7 +850,7 @@ mod tests {
                 pipelines
                     .deliver(Delivery {
                         signal: Signal::Traces,
-                        bytes: Vec::new(),
+                        bytes: bytes::Bytes::new(),
                         items: 7,
                     })
                     .await;

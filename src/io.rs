@@ -4,12 +4,19 @@
 //! glommio's streams read into initialised `&mut [u8]` only, so an adapter must zero what it
 //! lends. `tokio_util::compat` zeroes all of the spare capacity on every read, and with large
 //! HTTP/2 frames (the receiver allows 1 MiB) that capacity is far larger than what one read
-//! returns: under load the zeroing was 3.4 % of gateway CPU. [`Stream`] zeroes a window that
-//! follows what reads return (doubling while reads fill it, else the last read plus 16 KiB; at
-//! most the spare capacity), so zeroing stays close to the bytes received. Writes pass straight
-//! through.
+//! returns: under load the zeroing was 3.4 % of gateway CPU.
+//!
+//! A [`Stream::socket`] reads with `recv(2)` straight into the uninitialised capacity, as
+//! glommio's own non-buffered streams do first (a non-blocking `recv`, and a readiness poll on
+//! the ring only when it would block), so nothing is zeroed and a read may fill all of h2's
+//! spare capacity. Only when the socket has nothing does it fall back to glommio's read, which
+//! registers for readiness; that read gets a zeroed window, which is also what a stream
+//! without a descriptor ([`Stream::new`]) always uses: a window that follows what reads return
+//! (doubling while reads fill it, else the last read plus 16 KiB; at most the spare capacity),
+//! so zeroing stays close to the bytes received. Writes pass straight through.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -22,17 +29,60 @@ const WINDOW_MIN: usize = 16 << 10;
 /// A futures-io stream as a tokio-io one.
 pub struct Stream<S> {
     inner: S,
-    /// How many bytes the next read may fill.
+    /// How many bytes the next zeroed read may fill.
     window: usize,
+    /// The socket, for reads into uninitialised memory.
+    fd: Option<RawFd>,
 }
 
 impl<S> Stream<S> {
+    /// A stream read through its `AsyncRead` only, into zeroed windows.
     pub fn new(inner: S) -> Self {
         Stream {
             inner,
             window: WINDOW_MIN,
+            fd: None,
         }
     }
+}
+
+impl<S: AsRawFd> Stream<S> {
+    /// A socket read with `recv(2)` into uninitialised memory while it has data, and through its
+    /// `AsyncRead` (which waits for readiness) when it has none. `inner` must be a non-blocking
+    /// socket whose reads have no state of their own (glommio's non-buffered streams).
+    pub fn socket(inner: S) -> Self {
+        Stream {
+            fd: Some(inner.as_raw_fd()),
+            inner,
+            window: WINDOW_MIN,
+        }
+    }
+}
+
+/// A non-blocking `recv` into `buf`'s unfilled part: `None` when the socket has nothing now.
+fn recv_uninit(fd: RawFd, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
+    // SAFETY: the unfilled part is only written, by the kernel, through a raw pointer; the
+    // bytes `recv` reports are initialised before `assume_init` says so.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let n = unsafe {
+        libc::recv(
+            fd,
+            unfilled.as_mut_ptr().cast(),
+            unfilled.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+            _ => Some(Err(err)),
+        };
+    }
+    let n = n as usize;
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Some(Ok(()))
 }
 
 impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for Stream<S> {
@@ -42,6 +92,11 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for Stream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(fd) = this.fd.filter(|_| buf.remaining() > 0) {
+            if let Some(done) = recv_uninit(fd, buf) {
+                return Poll::Ready(done);
+            }
+        }
         let want = buf.remaining().min(this.window);
         let slice = buf.initialize_unfilled_to(want);
         let read = ready!(Pin::new(&mut this.inner).poll_read(cx, slice))?;
@@ -146,5 +201,62 @@ mod tests {
             ]
         );
         assert!(stream.inner.asked.iter().all(|&n| n <= 128 << 10));
+    }
+
+    /// A real socket read through [`Stream::socket`]: what the socket holds arrives in one
+    /// read (a zeroed window would take 16 KiB), every byte arrives in order, and the end of the
+    /// stream reads as zero bytes.
+    #[test]
+    fn a_socket_reads_into_uninitialised_memory() {
+        use futures_lite::AsyncWriteExt;
+        glommio::LocalExecutor::default().run(async {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut client = glommio::net::TcpStream::connect(addr).await.unwrap();
+            let mut stream = Stream::socket(listener.accept().await.unwrap());
+            let mut storage = vec![std::mem::MaybeUninit::<u8>::uninit(); 1 << 20];
+            let mut read = async |stream: &mut Stream<_>| {
+                let mut buf = ReadBuf::uninit(&mut storage);
+                futures_lite::future::poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf))
+                    .await
+                    .unwrap();
+                buf.filled().to_vec()
+            };
+
+            // Small enough for the socket's buffers, so it is all there before the read.
+            client.write_all(&[9u8; 60_000]).await.unwrap();
+            client.flush().await.unwrap();
+            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+            let first = read(&mut stream).await;
+            assert!(
+                first.len() == 60_000 && first.iter().all(|&b| b == 9),
+                "the first read took {} bytes",
+                first.len()
+            );
+
+            let sent: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+            let writer = {
+                let sent = sent.clone();
+                glommio::spawn_local(async move {
+                    client.write_all(&sent).await.unwrap();
+                    client.close().await.unwrap();
+                })
+            };
+            let mut got = Vec::new();
+            loop {
+                let chunk = read(&mut stream).await;
+                if chunk.is_empty() {
+                    break;
+                }
+                got.extend_from_slice(&chunk);
+            }
+            writer.await;
+            assert!(
+                got == sent,
+                "{} bytes, not the {} sent",
+                got.len(),
+                sent.len()
+            );
+        });
     }
 }

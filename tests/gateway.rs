@@ -145,6 +145,123 @@ fn one_trace(trace_id: [u8; 16], spans: usize, parts: usize) -> Vec<(Vec<u8>, u6
         .collect()
 }
 
+/// The cuts a client's HTTP/2 frames may make in one gRPC message: all in one frame, the
+/// prefix alone, the prefix itself cut, the message cut in odd places. Every way must read the
+/// same message (one frame is kept as it came, the others gathered).
+const FRAME_CUTS: [&[usize]; 5] = [&[], &[5], &[3], &[2, 5, 105], &[5, 6, 1000, 1001]];
+
+/// Sends `message` as one gRPC call on `connection`, its prefix and bytes cut into DATA frames
+/// at `cuts`; returns the HTTP status and the `grpc-status` trailer.
+async fn call_in_frames(
+    client: &mut h2::client::SendRequest<Bytes>,
+    message: &[u8],
+    cuts: &[usize],
+) -> (u16, String) {
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    let request = http::Request::post(
+        "http://gateway/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    )
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    let mut at = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&framed.len())) {
+        body.reserve_capacity(cut - at);
+        body.send_data(
+            Bytes::copy_from_slice(&framed[at..cut]),
+            cut == framed.len(),
+        )
+        .expect("send_data");
+        at = cut;
+    }
+    let response = response.await.expect("response");
+    let status = response.status().as_u16();
+    let mut answer = response.into_body();
+    while let Some(chunk) = answer.data().await {
+        let chunk = chunk.expect("response body");
+        let _ = answer.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = answer
+        .trailers()
+        .await
+        .expect("trailers")
+        .unwrap_or_default();
+    let grpc_status = trailers
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, grpc_status)
+}
+
+#[test]
+fn a_grpc_message_is_read_whole_however_its_frames_cut_it() {
+    let (sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 2, "");
+    let requests: Vec<(Vec<u8>, u64)> = (0..FRAME_CUTS.len())
+        .map(|n| {
+            one_trace(
+                [0x5a, n as u8 + 1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 9],
+                12,
+                1,
+            )
+        })
+        .map(|mut parts| parts.remove(0))
+        .collect();
+    let sent: Vec<Vec<u8>> = requests.iter().map(|(bytes, _)| bytes.clone()).collect();
+    let target = gateway.grpc;
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            let stream = glommio::net::TcpStream::connect(target)
+                .await
+                .expect("connect");
+            let (mut client, connection) = h2::client::Builder::new()
+                .handshake::<_, Bytes>(tailgate::io::Stream::socket(stream))
+                .await
+                .expect("handshake");
+            let driver = glommio::spawn_local(async move {
+                let _ = connection.await;
+            })
+            .detach();
+            for (message, cuts) in sent.iter().zip(FRAME_CUTS) {
+                let answer = call_in_frames(&mut client, message, cuts).await;
+                assert_eq!(answer, (200, "0".to_string()), "cut at {cuts:?}");
+            }
+            drop(client);
+            driver.cancel();
+        })
+        .expect("client executor")
+        .join()
+        .expect("client thread");
+
+    assert!(gateway.stop().success());
+    let result = sink.stop().expect("sink");
+    let mut received: Vec<Vec<u8>> = received_spans(&result)
+        .into_iter()
+        .map(|(_, span)| span.encode_to_vec())
+        .collect();
+    let mut expected: Vec<Vec<u8>> = requests
+        .iter()
+        .flat_map(|(bytes, _)| {
+            ExportTraceServiceRequest::decode(bytes.as_slice())
+                .unwrap()
+                .resource_spans[0]
+                .scope_spans[0]
+                .spans
+                .iter()
+                .map(Message::encode_to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    received.sort();
+    expected.sort();
+    assert_eq!(received.len(), 12 * FRAME_CUTS.len());
+    assert!(received == expected, "the spans arrive as sent, each once");
+}
+
 #[test]
 fn a_trace_sent_over_many_connections_meets_at_its_owner_shard() {
     let (sink, sink_grpc, _) = start_sink();

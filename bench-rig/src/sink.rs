@@ -147,7 +147,7 @@ impl Recorder {
         }
         if let Some(kept) = &self.kept {
             kept.borrow_mut()
-                .push((delivery.signal, delivery.bytes.clone()));
+                .push((delivery.signal, delivery.bytes.to_vec()));
         }
         if let Some(dump) = &self.dump {
             let mut dump = dump.borrow_mut();
@@ -503,13 +503,13 @@ mod tests {
         let bytes = sdk_shaped_request(&mut Rng(9), 5);
         recorder.record(&Delivery {
             signal: Signal::Traces,
-            bytes: bytes.clone(),
+            bytes: bytes.clone().into(),
             items: 5,
         });
         // The same spans again: all past the bound, so counted but not checked.
         recorder.record(&Delivery {
             signal: Signal::Traces,
-            bytes,
+            bytes: bytes.into(),
             items: 5,
         });
         let mut tally = recorder.tally.borrow_mut();

@@ -211,7 +211,10 @@ impl Batcher {
         }
         if pending.is_empty() {
             pending.first_at = Some(now);
-            let expected = pending.last_len.max(bytes.len());
+            // Batches end on an item count, so the next may run past the last by up to a
+            // request: reserving only the last one's size made about every other batch grow,
+            // copying all of it (5 % of gateway CPU in pass-through).
+            let expected = (pending.last_len + pending.last_len / 8).max(bytes.len()) + bytes.len();
             pending
                 .bytes
                 .reserve(expected.min(settings.max_batch_bytes));

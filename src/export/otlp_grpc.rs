@@ -174,7 +174,7 @@ impl GrpcClient {
         let (send, driver) = h2::client::Builder::new()
             .initial_window_size(RESPONSE_WINDOW_BYTES)
             .enable_push(false)
-            .handshake::<_, Bytes>(crate::io::Stream::new(stream))
+            .handshake::<_, Bytes>(crate::io::Stream::socket(stream))
             .await
             .map_err(SendError::from_h2)?;
         let alive = Rc::new(Cell::new(true));

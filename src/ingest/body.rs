@@ -40,9 +40,18 @@ pub fn decode(coding: Coding, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, Bo
     match coding {
         Coding::Identity if body.len() > limit => Err(BodyError::TooLarge { limit }),
         Coding::Identity => Ok(body),
-        Coding::Gzip => inflate(flate2::read::MultiGzDecoder::new(body.as_slice()), limit),
+        Coding::Gzip | Coding::Zstd => decompress(coding, &body, limit),
+    }
+}
+
+/// Decodes `body` in `coding` into a new buffer, refusing to produce more than `limit` bytes
+/// (an identity body is copied).
+pub fn decompress(coding: Coding, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    match coding {
+        Coding::Identity => decode(coding, body.to_vec(), limit),
+        Coding::Gzip => inflate(flate2::read::MultiGzDecoder::new(body), limit),
         Coding::Zstd => {
-            let decoder = zstd::stream::read::Decoder::new(body.as_slice())
+            let decoder = zstd::stream::read::Decoder::new(body)
                 .map_err(|err| BodyError::Corrupt(err.to_string()))?;
             inflate(decoder, limit)
         }

@@ -100,7 +100,7 @@ impl GrpcReceiver {
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
             .max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .handshake::<_, Bytes>(crate::io::Stream::new(stream));
+            .handshake::<_, Bytes>(crate::io::Stream::socket(stream));
         let handshake = future::or(async { Some(handshake.await) }, async {
             self.stop.wait().await;
             None
@@ -209,10 +209,12 @@ impl GrpcReceiver {
                     "compressed message without grpc-encoding".into(),
                 ));
             }
-            body::decode(coding, framed, limit).map_err(|err| match err {
-                BodyError::TooLarge { limit } => IngestError::TooLarge { limit },
-                BodyError::Corrupt(err) => IngestError::Corrupt(err),
-            })?
+            Bytes::from(
+                body::decompress(coding, &framed, limit).map_err(|err| match err {
+                    BodyError::TooLarge { limit } => IngestError::TooLarge { limit },
+                    BodyError::Corrupt(err) => IngestError::Corrupt(err),
+                })?,
+            )
         } else {
             framed
         };
@@ -226,37 +228,51 @@ impl GrpcReceiver {
 /// with its prefix. The prefix is read apart and the message buffer sized from it (within the
 /// limit), so the body is copied once, from the HTTP/2 frames into place. Flow-control
 /// capacity is released as the body is consumed.
-async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Vec<u8>), IngestError> {
+async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Bytes), IngestError> {
     let mut prefix = [0u8; 5];
     let mut prefix_len = 0;
     let mut declared = 0;
     let mut out = Vec::new();
+    // The message, when one HTTP/2 frame carried all of it (the usual case with the frame
+    // size this receiver allows): kept as the frame's bytes, uncopied.
+    let mut whole: Option<Bytes> = None;
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|err| IngestError::Corrupt(format!("HTTP/2 stream: {err}")))?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        let mut data = &chunk[..];
+        let mut start = 0;
         if prefix_len < 5 {
-            let n = (5 - prefix_len).min(data.len());
-            prefix[prefix_len..prefix_len + n].copy_from_slice(&data[..n]);
+            let n = (5 - prefix_len).min(chunk.len());
+            prefix[prefix_len..prefix_len + n].copy_from_slice(&chunk[..n]);
             prefix_len += n;
-            data = &data[n..];
+            start = n;
             if prefix_len == 5 {
                 declared =
                     u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
                 if declared > limit {
                     return Err(IngestError::TooLarge { limit });
                 }
-                out.reserve_exact(declared);
             }
         }
-        if out.len() + data.len() > declared {
-            return Err(if out.len() + data.len() > limit {
+        let data = &chunk[start..];
+        if data.is_empty() {
+            continue;
+        }
+        let held = whole.as_ref().map_or(out.len(), Bytes::len);
+        if held + data.len() > declared {
+            return Err(if held + data.len() > limit {
                 IngestError::TooLarge { limit }
             } else {
                 IngestError::Corrupt(format!(
                     "gRPC message prefix says {declared} bytes, the stream carries more"
                 ))
             });
+        }
+        if held == 0 && data.len() == declared {
+            whole = Some(chunk.slice(start..));
+            continue;
+        }
+        if out.capacity() == 0 {
+            out.reserve_exact(declared);
         }
         out.extend_from_slice(data);
     }
@@ -265,13 +281,14 @@ async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Vec<u
             "gRPC message shorter than its 5-byte prefix".into(),
         ));
     }
-    if out.len() != declared {
+    let message = whole.unwrap_or_else(|| Bytes::from(out));
+    if message.len() != declared {
         return Err(IngestError::Corrupt(format!(
             "gRPC message prefix says {declared} bytes, the stream carried {}",
-            out.len()
+            message.len()
         )));
     }
-    Ok((prefix[0] & 1 == 1, out))
+    Ok((prefix[0] & 1 == 1, message))
 }
 
 fn grpc_headers(response: &mut Response<()>) {

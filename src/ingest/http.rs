@@ -238,7 +238,9 @@ impl HttpReceiver {
             Encoding::Json => json::to_protobuf(signal, &decoded)
                 .map_err(|err| IngestError::Json(err.to_string()))?,
         };
-        self.ingest.export(signal, protobuf, &self.metrics).await
+        self.ingest
+            .export(signal, bytes::Bytes::from(protobuf), &self.metrics)
+            .await
     }
 }
 

@@ -43,6 +43,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{GlommioError, ResourceType};
@@ -126,7 +127,9 @@ pub(crate) async fn serve_connections<F, Fut>(
 #[derive(Debug)]
 pub struct Delivery {
     pub signal: Signal,
-    pub bytes: Vec<u8>,
+    /// An export request: shared, so that a request that arrived in one HTTP/2 frame reaches
+    /// its pipeline without a copy.
+    pub bytes: Bytes,
     pub items: u64,
 }
 
@@ -261,7 +264,7 @@ impl Ingest {
     pub async fn export(
         &self,
         signal: Signal,
-        body: Vec<u8>,
+        body: Bytes,
         metrics: &ReceiverMetrics,
     ) -> Result<Outcome, IngestError> {
         let counters = metrics.signal(signal);
@@ -282,7 +285,7 @@ impl Ingest {
         result
     }
 
-    async fn export_local(&self, signal: Signal, body: Vec<u8>) -> Result<Outcome, IngestError> {
+    async fn export_local(&self, signal: Signal, body: Bytes) -> Result<Outcome, IngestError> {
         let items = item_count(&Request::parse(signal, &body).map_err(IngestError::Decode)?);
         self.refuse_under_pressure(items)?;
         if self
@@ -309,7 +312,7 @@ impl Ingest {
         })
     }
 
-    async fn export_traces(&self, body: Vec<u8>) -> Result<Outcome, IngestError> {
+    async fn export_traces(&self, body: Bytes) -> Result<Outcome, IngestError> {
         let mut split = self
             .splits
             .borrow_mut()
@@ -365,7 +368,7 @@ impl Ingest {
                         spans.iter().map(|s| (s.end - s.start) as usize + 4).sum();
                     let mut out = Vec::with_capacity(estimate + 256);
                     split.frame(&body, owner, &mut framer, &mut out);
-                    parts.push((owner, out, spans.len() as u64));
+                    parts.push((owner, Bytes::from(out), spans.len() as u64));
                 }
             }
             self.recycle(split);
@@ -383,7 +386,7 @@ impl Ingest {
 
     /// Gives `owner` its part of a traces request: kept here if this shard owns it, otherwise
     /// sent over the mesh, waiting while the channel is full.
-    async fn hand_over(&self, owner: usize, bytes: Vec<u8>, items: u64) {
+    async fn hand_over(&self, owner: usize, bytes: Bytes, items: u64) {
         let delivery = Delivery {
             signal: Signal::Traces,
             bytes,
