@@ -29,7 +29,7 @@ use tailgate::export::{
 };
 use tailgate::wire::Signal;
 
-use crate::oracle::Oracle;
+use crate::oracle::{Oracle, Recorder};
 use crate::traces::{Next, TraceSettings, TraceStream};
 
 /// The seed when none is given.
@@ -380,7 +380,12 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = (own_cpu_time() - cpu_before).as_secs_f64();
     if let Some(path) = &args.expect_out {
-        stream.record.write(path, args.seed, &args.oracle_policy)?;
+        Recorder::write(
+            std::slice::from_ref(&stream.record),
+            path,
+            args.seed,
+            &args.oracle_policy,
+        )?;
     }
     let report = serde_json::json!({
         "protocol": args.protocol,
