@@ -7,18 +7,31 @@
 //! encoding. The oracle ([`crate::oracle`], `--oracle-policy`) decides each trace as it starts;
 //! with `--expect-out` the load writes what a sink downstream of a tail-sampling gateway must see.
 //!
-//! Each connection is one task of one glommio executor, using tailgate's own OTLP exporter with
-//! its queue and retries off: one request in flight per connection. At `--rate max` every
-//! connection sends as fast as answers come back (closed loop). At a fixed rate each connection
-//! sends on a schedule, and a request's latency is measured from when it was *due*, not from when
-//! it was sent: a stall that delays the schedule shows in the percentiles instead of hiding
-//! (coordinated omission). After `--duration` no new trace starts; the waves still owed are sent
-//! when due, so every trace started is sent whole. A line of progress goes to stderr every second.
+//! The load runs one glommio executor thread per `--cpus` entry (pinned), or `--threads N`
+//! unpinned, or one (`--cpu N` pins it). The connections are dealt out over the threads, and each
+//! connection is one task of its thread's executor, using tailgate's own OTLP exporter with its
+//! queue and retries off: one request in flight per connection. At `--rate max` every connection
+//! sends as fast as answers come back (closed loop). At a fixed rate each connection sends on a
+//! schedule, the same share of `--rate` for every connection (so each thread offers the rate in
+//! proportion to its connections), and a request's latency is measured from when it was *due*,
+//! not from when it was sent: a stall that delays the schedule shows in the percentiles instead
+//! of hiding (coordinated omission). After `--duration` no new trace starts; the waves still owed
+//! are sent when due, so every trace started is sent whole.
+//!
+//! The threads share nothing while they run but the drawn trace shapes (read-only) and their own
+//! running totals, which only the main thread reads, for a line of progress on stderr every
+//! second. Each thread starts the trace numbers of its [`Partition`] (thread `t` of `T`: `t`,
+//! `t + T`, …), so no two send the same trace; it records what the oracle decided for them and
+//! keeps its own latency histogram. At the end the main thread sums the counts, adds the
+//! histograms, and writes one expectation for the union of the threads' traces.
 
 use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
@@ -29,7 +42,7 @@ use tailgate::export::{
 };
 use tailgate::wire::Signal;
 
-use crate::oracle::Oracle;
+use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
 use crate::traces::{Next, TraceSettings, TraceStream};
 
 /// The seed when none is given.
@@ -67,9 +80,15 @@ pub struct LoadArgs {
     /// Where to write the JSON report.
     #[arg(long)]
     pub report: PathBuf,
-    /// The CPU the generator is pinned to; unpinned when absent.
-    #[arg(long)]
+    /// The CPU the generator's one thread is pinned to; unpinned when absent.
+    #[arg(long, conflicts_with_all = ["cpus", "threads"])]
     pub cpu: Option<usize>,
+    /// One generator thread pinned to each of these CPUs, comma-separated (`0,1,2`).
+    #[arg(long, value_delimiter = ',', conflicts_with = "threads")]
+    pub cpus: Option<Vec<usize>>,
+    /// This many generator threads, unpinned.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// The seed traces and their ids are drawn from.
     #[arg(long, default_value_t = SEED_DEFAULT)]
     pub seed: u64,
@@ -94,21 +113,50 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-/// Counts one connection's answers.
-#[derive(Default)]
+/// Counts one connection's answers into its thread's totals, and its refusals, so the connection
+/// can tell which of its requests were refused.
 struct Counts {
-    accepted: Cell<u64>,
     refused: Cell<u64>,
+    totals: Arc<Totals>,
 }
 
 impl ExportObserver for Counts {
     fn sent(&self, _: Signal, items: u64) {
-        self.accepted.set(self.accepted.get() + items);
+        self.totals.accepted.fetch_add(items, Ordering::Relaxed);
     }
     fn send_failed(&self, _: Signal, items: u64, _: &'static str) {
         self.refused.set(self.refused.get() + items);
+        self.totals.refused.fetch_add(items, Ordering::Relaxed);
     }
     fn queue_len(&self, _: usize) {}
+}
+
+/// One thread's running totals: written only by that thread, once per request, and read by the
+/// main thread for the progress line and the report. Aligned to its own cache lines so threads
+/// never write a line another thread writes.
+#[derive(Default)]
+#[repr(align(128))]
+struct Totals {
+    spans_sent: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    traces_started: AtomicU64,
+}
+
+impl Totals {
+    /// (spans sent, accepted, refused, traces started) summed over `all`.
+    fn sum(all: &[Arc<Totals>]) -> [u64; 4] {
+        all.iter().fold([0; 4], |sum, t| {
+            let [a, b, c, d] = [&t.spans_sent, &t.accepted, &t.refused, &t.traces_started]
+                .map(|n| n.load(Ordering::Relaxed));
+            [sum[0] + a, sum[1] + b, sum[2] + c, sum[3] + d]
+        })
+    }
+}
+
+/// A latency histogram: 1 µs to a minute, three significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
 fn exporter_settings(args: &LoadArgs) -> io::Result<ExporterSettings> {
@@ -163,38 +211,65 @@ fn exporter_settings(args: &LoadArgs) -> io::Result<ExporterSettings> {
     })
 }
 
-/// This process's CPU time (user + system).
-fn own_cpu_time() -> Duration {
+/// CPU time (user + system) of this process (`libc::RUSAGE_SELF`: every thread) or of the
+/// calling thread (`libc::RUSAGE_THREAD`).
+fn cpu_time(who: libc::c_int) -> Duration {
     // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
     // stack frame for the call.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        libc::getrusage(who, &mut usage);
         usage
     };
     let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
-/// What every connection shares: the trace stream, the counts, the latency histogram.
+/// Where the load's threads run, one entry a thread: `Some(cpu)` pinned, `None` unpinned.
+fn thread_cpus(args: &LoadArgs) -> Result<Vec<Option<usize>>, String> {
+    let cpus: Vec<Option<usize>> = match (&args.cpus, args.threads) {
+        (Some(cpus), _) => {
+            let mut sorted = cpus.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != cpus.len() {
+                return Err(format!("--cpus {cpus:?}: each CPU once"));
+            }
+            cpus.iter().copied().map(Some).collect()
+        }
+        (None, Some(threads)) => vec![None; threads],
+        (None, None) => vec![args.cpu],
+    };
+    if !(1..=PARTS_MAX).contains(&cpus.len()) {
+        return Err(format!("threads must be 1..={PARTS_MAX}"));
+    }
+    if args.connections < cpus.len() {
+        return Err(format!(
+            "{} connections for {} threads: each thread needs one",
+            args.connections,
+            cpus.len()
+        ));
+    }
+    Ok(cpus)
+}
+
+/// Connections of thread `thread` of `threads` when `connections` are dealt out: as even as can
+/// be, the first threads taking one more.
+fn connections_of(thread: usize, threads: usize, connections: usize) -> std::ops::Range<usize> {
+    let start = |t: usize| t * (connections / threads) + t.min(connections % threads);
+    start(thread)..start(thread + 1)
+}
+
+/// What every connection of one thread shares: its part of the traces, the latency histogram,
+/// and the thread's totals.
 struct Shared {
     stream: RefCell<TraceStream>,
     histogram: RefCell<Histogram<u64>>,
     requests_sent: Cell<u64>,
-    spans_sent: Cell<u64>,
-    counts: Vec<Rc<Counts>>,
+    totals: Arc<Totals>,
 }
 
-impl Shared {
-    fn accepted(&self) -> u64 {
-        self.counts.iter().map(|c| c.accepted.get()).sum()
-    }
-    fn refused(&self) -> u64 {
-        self.counts.iter().map(|c| c.refused.get()).sum()
-    }
-}
-
-/// One connection: requests from the shared stream, one in flight, until the stream is done.
+/// One connection: requests from its thread's stream, one in flight, until the stream is done.
 async fn connection(
     shared: Rc<Shared>,
     exporter: Exporter,
@@ -229,6 +304,10 @@ async fn connection(
             }
             Next::Done => break,
         };
+        shared
+            .totals
+            .traces_started
+            .store(shared.stream.borrow().traces_started(), Ordering::Relaxed);
         let refused_before = counts.refused.get();
         let spans = request.spans;
         let batch = Batch {
@@ -248,7 +327,7 @@ async fn connection(
             break;
         }
         shared.requests_sent.set(shared.requests_sent.get() + 1);
-        shared.spans_sent.set(shared.spans_sent.get() + spans);
+        shared.totals.spans_sent.fetch_add(spans, Ordering::Relaxed);
         let latency_us = due.elapsed().as_micros() as u64;
         let _ = shared.histogram.borrow_mut().record(latency_us.max(1));
         if let Some(interval) = interval {
@@ -260,22 +339,94 @@ async fn connection(
         .await;
 }
 
-/// Writes a line of progress to stderr every second until `done`.
-async fn progress(shared: Rc<Shared>, done: Rc<Cell<bool>>, started: Instant) {
+/// What one thread hands back when its connections have ended.
+struct ThreadResult {
+    requests_sent: u64,
+    histogram: Histogram<u64>,
+    record: Recorder,
+    cpu_s: f64,
+}
+
+/// What one thread is given.
+struct ThreadPlan {
+    stream: TraceStream,
+    connections: std::ops::Range<usize>,
+    settings: ExporterSettings,
+    deadline: Instant,
+    interval: Option<Duration>,
+    spans_per_request: usize,
+    totals: Arc<Totals>,
+}
+
+/// Runs one thread's connections to the end.
+async fn thread_main(plan: ThreadPlan) -> ThreadResult {
+    let cpu_before = cpu_time(libc::RUSAGE_THREAD);
+    let shared = Rc::new(Shared {
+        stream: RefCell::new(plan.stream),
+        histogram: RefCell::new(latency_histogram()),
+        requests_sent: Cell::new(0),
+        totals: plan.totals.clone(),
+    });
+    let mut tasks = Vec::new();
+    for connection_index in plan.connections {
+        let counts = Rc::new(Counts {
+            refused: Cell::new(0),
+            totals: plan.totals.clone(),
+        });
+        let exporter = Exporter::new(
+            "load",
+            connection_index,
+            plan.settings.clone(),
+            counts.clone(),
+        )
+        .expect("load exporter settings");
+        tasks.push(glommio::spawn_local(connection(
+            shared.clone(),
+            exporter,
+            counts,
+            plan.deadline,
+            plan.interval,
+            plan.spans_per_request,
+        )));
+    }
+    for task in tasks {
+        task.await;
+    }
+    let shared = Rc::into_inner(shared).expect("every connection has ended");
+    ThreadResult {
+        requests_sent: shared.requests_sent.get(),
+        histogram: shared.histogram.into_inner(),
+        record: shared.stream.into_inner().record,
+        cpu_s: (cpu_time(libc::RUSAGE_THREAD) - cpu_before).as_secs_f64(),
+    }
+}
+
+/// Writes a line of progress (the sum over `totals`) to stderr every second until every sender
+/// of `running` is gone, that is until every thread has ended.
+fn progress(
+    totals: &[Arc<Totals>],
+    running: &mpsc::Receiver<Infallible>,
+    started: Instant,
+    quiet: bool,
+) {
     let mut last = (started, 0u64);
-    while !done.get() {
-        glommio::timer::sleep(PROGRESS_INTERVAL).await;
+    let mut next = started + PROGRESS_INTERVAL;
+    loop {
+        match running.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(never) => match never {},
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        next += PROGRESS_INTERVAL;
+        if quiet {
+            continue;
+        }
         let now = Instant::now();
-        let accepted = shared.accepted();
+        let [sent, accepted, refused, traces] = Totals::sum(totals);
         let rate = (accepted - last.1) as f64 / (now - last.0).as_secs_f64();
         eprintln!(
-            "load: {:>5.1}s sent {} accepted {} refused {} rate {:.0} spans/s traces {}",
+            "load: {:>5.1}s sent {sent} accepted {accepted} refused {refused} rate {rate:.0} spans/s traces {traces}",
             (now - started).as_secs_f64(),
-            shared.spans_sent.get(),
-            accepted,
-            shared.refused(),
-            rate,
-            shared.stream.borrow().traces_started(),
         );
         last = (now, accepted);
     }
@@ -301,6 +452,8 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
                 .ok_or_else(|| invalid(format!("rate {n:?}: spans/s or max")))?,
         ),
     };
+    let cpus = thread_cpus(&args).map_err(invalid)?;
+    let threads = cpus.len();
     let oracle = Oracle::parse(&args.oracle_policy).map_err(invalid)?;
     let settings = exporter_settings(&args)?;
     let trace_settings = TraceSettings {
@@ -313,96 +466,91 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     // Drawn before the clock starts: the generator's CPU figure is about sending.
     let stream = TraceStream::new(trace_settings)?;
     let duration = Duration::from_secs_f64(args.duration);
-    let placement = args.cpu.map_or(Placement::Unbound, Placement::Fixed);
-    let cpu_before = own_cpu_time();
-    let connections = args.connections;
-    let spans_per_request = args.spans_per_request;
-    let quiet = args.quiet;
+    // Each connection's share of the rate: one request every `interval`, so a thread offers the
+    // rate in proportion to its connections.
+    let interval = rate.map(|r| {
+        Duration::from_secs_f64(args.spans_per_request as f64 * args.connections as f64 / r)
+    });
+    let totals: Vec<Arc<Totals>> = (0..threads).map(|_| Arc::default()).collect();
+    let cpu_before = cpu_time(libc::RUSAGE_SELF);
     let started = Instant::now();
-    let (accepted, refused, sent_requests, spans_sent, histogram, stream) =
-        LocalExecutorBuilder::new(placement)
-            .name("tailgate-bench-load")
+    let deadline = started + duration;
+    // Each thread holds a sender until it ends; the progress loop ends when all are gone.
+    let (running, ended) = mpsc::channel::<Infallible>();
+    let mut handles = Vec::with_capacity(threads);
+    for (thread, (&cpu, partition)) in cpus.iter().zip(Partition::all(threads as u64)).enumerate() {
+        let plan = ThreadPlan {
+            stream: stream.part(partition),
+            connections: connections_of(thread, threads, args.connections),
+            settings: settings.clone(),
+            deadline,
+            interval,
+            spans_per_request: args.spans_per_request,
+            totals: totals[thread].clone(),
+        };
+        let running = running.clone();
+        let handle = LocalExecutorBuilder::new(cpu.map_or(Placement::Unbound, Placement::Fixed))
+            .name(&format!("tailgate-bench-load-{thread}"))
             .spawn(move || async move {
-                let counts: Vec<Rc<Counts>> = (0..connections)
-                    .map(|_| Rc::new(Counts::default()))
-                    .collect();
-                let shared = Rc::new(Shared {
-                    stream: RefCell::new(stream),
-                    histogram: RefCell::new(
-                        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                            .expect("histogram bounds"),
-                    ),
-                    requests_sent: Cell::new(0),
-                    spans_sent: Cell::new(0),
-                    counts: counts.clone(),
-                });
-                let deadline = Instant::now() + duration;
-                // Each connection's share of the rate: one request every `interval`.
-                let interval = rate.map(|r| {
-                    Duration::from_secs_f64(spans_per_request as f64 * connections as f64 / r)
-                });
-                let done = Rc::new(Cell::new(false));
-                let reporter = (!quiet)
-                    .then(|| glommio::spawn_local(progress(shared.clone(), done.clone(), started)));
-                let mut tasks = Vec::new();
-                for (connection_index, counts) in counts.into_iter().enumerate() {
-                    let exporter =
-                        Exporter::new("load", connection_index, settings.clone(), counts.clone())
-                            .expect("load exporter settings");
-                    tasks.push(glommio::spawn_local(connection(
-                        shared.clone(),
-                        exporter,
-                        counts,
-                        deadline,
-                        interval,
-                        spans_per_request,
-                    )));
-                }
-                for task in tasks {
-                    task.await;
-                }
-                done.set(true);
-                if let Some(reporter) = reporter {
-                    reporter.await;
-                }
-                let shared = Rc::into_inner(shared).expect("every connection has ended");
-                (
-                    shared.accepted(),
-                    shared.refused(),
-                    shared.requests_sent.get(),
-                    shared.spans_sent.get(),
-                    shared.histogram.into_inner(),
-                    shared.stream.into_inner(),
-                )
-            })?
-            .join()
-            .map_err(|err| io::Error::other(err.to_string()))?;
+                let result = thread_main(plan).await;
+                drop(running);
+                result
+            })?;
+        handles.push(handle);
+    }
+    drop(running);
+    progress(&totals, &ended, started, args.quiet);
+    let mut results = Vec::with_capacity(threads);
+    for handle in handles {
+        results.push(
+            handle
+                .join()
+                .map_err(|err| io::Error::other(err.to_string()))?,
+        );
+    }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (own_cpu_time() - cpu_before).as_secs_f64();
+    let cpu = (cpu_time(libc::RUSAGE_SELF) - cpu_before).as_secs_f64();
+    let mut histogram = latency_histogram();
+    for result in &results {
+        histogram
+            .add(&result.histogram)
+            .map_err(|err| io::Error::other(format!("merging latency histograms: {err}")))?;
+    }
+    // Every thread has ended: its last writes are visible after the join.
+    let [spans_sent, accepted, refused, _] = Totals::sum(&totals);
+    let requests_sent: u64 = results.iter().map(|r| r.requests_sent).sum();
+    let records: Vec<Recorder> = results
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.record))
+        .collect();
     if let Some(path) = &args.expect_out {
-        stream.record.write(path, args.seed, &args.oracle_policy)?;
+        Recorder::write(&records, path, args.seed, &args.oracle_policy)?;
     }
     let report = serde_json::json!({
         "protocol": args.protocol,
         "compression": args.compression.as_deref().unwrap_or("none"),
         "connections": args.connections,
+        "threads": threads,
+        "cpus": args.cpus.clone().or_else(|| args.cpu.map(|c| vec![c])),
         "spans_per_request": args.spans_per_request,
         "rate_target": rate,
         "duration_s": elapsed,
-        "requests_sent": sent_requests,
+        "requests_sent": requests_sent,
         "spans_sent": spans_sent,
         "spans_accepted": accepted,
         "spans_refused": refused,
         "spans_per_s": accepted as f64 / elapsed,
         "generator_cpu_s": cpu,
+        "generator_cpu_ns_per_span": cpu * 1e9 / spans_sent.max(1) as f64,
+        "generator_thread_cpu_s": results.iter().map(|r| r.cpu_s).collect::<Vec<_>>(),
         "seed": args.seed,
         "trace_spread_ms": args.trace_spread_ms,
         "error_rate": args.error_rate,
         "slow_rate": args.slow_rate,
         "oracle_policy": args.oracle_policy,
-        "traces_sent": stream.record.traces_sent,
-        "traces_kept_expected": stream.record.kept(),
-        "spans_kept_expected": stream.record.spans_kept,
+        "traces_sent": records.iter().map(|r| r.traces_sent).sum::<u64>(),
+        "traces_kept_expected": records.iter().map(Recorder::kept).sum::<usize>(),
+        "spans_kept_expected": records.iter().map(|r| r.spans_kept).sum::<u64>(),
         "latency_us": {
             "p50": histogram.value_at_quantile(0.50),
             "p90": histogram.value_at_quantile(0.90),
@@ -414,4 +562,61 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn placed(flags: &str) -> Result<Vec<Option<usize>>, String> {
+        let base = ["load", "--endpoint", "http://x", "--report", "r"];
+        let args = base.iter().copied().chain(flags.split_whitespace());
+        let cli = Cli::try_parse_from(args).map_err(|err| err.to_string())?;
+        thread_cpus(&cli.load)
+    }
+
+    #[test]
+    fn threads_are_placed_as_told() {
+        assert_eq!(placed(""), Ok(vec![None]));
+        assert_eq!(placed("--cpu 3"), Ok(vec![Some(3)]));
+        assert_eq!(placed("--cpus 2,0,1"), Ok(vec![Some(2), Some(0), Some(1)]));
+        assert_eq!(placed("--threads 3"), Ok(vec![None; 3]));
+        // One way at a time, each CPU once, and a connection for every thread.
+        assert!(placed("--cpu 1 --cpus 0,1").is_err());
+        assert!(placed("--cpu 1 --threads 2").is_err());
+        assert!(placed("--cpus 0,1 --threads 2").is_err());
+        assert!(placed("--cpus 1,1").is_err());
+        assert!(placed("--threads 0").is_err());
+        assert!(placed("--threads 5 --connections 4").is_err());
+        assert_eq!(
+            placed("--threads 4 --connections 4").map(|c| c.len()),
+            Ok(4)
+        );
+    }
+
+    #[test]
+    fn connections_are_dealt_out_evenly_and_all_of_them() {
+        for threads in 1..=9 {
+            for connections in threads..=40 {
+                let ranges: Vec<_> = (0..threads)
+                    .map(|t| connections_of(t, threads, connections))
+                    .collect();
+                assert_eq!(ranges[0].start, 0);
+                assert_eq!(ranges[threads - 1].end, connections);
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start);
+                }
+                let sizes: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+                let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(*min >= 1 && max - min <= 1, "{sizes:?}");
+            }
+        }
+    }
 }

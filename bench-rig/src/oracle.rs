@@ -12,9 +12,17 @@
 //! threshold), `probabilistic:PCT[:SALT]` (FNV-1a 64 over the salt then the 16 id bytes, kept when
 //! at most the Collector's threshold), and `always`. Any policy that samples keeps the trace.
 //!
+//! A load of several threads splits the trace numbers into [`Partition`]s, one per thread: thread
+//! `t` of `T` starts `t`, `t + T`, `t + 2T`, … so no two threads send the same trace, and the
+//! traces a thread started are exactly the first `n` numbers of its part. The expectation records
+//! the `n` of every part, and that says exactly which numbers were sent ([`Expectation::was_sent`])
+//! however far the threads got.
+//!
 //! The expectation file is one JSON header line and then fixed 16-byte records, little-endian:
 //! `k: u64`, `spans: u32`, `kind: u32` ([`RECORD_KEPT`]: a kept trace and all its spans;
 //! [`RECORD_REFUSED`]: spans of trace `k` the gateway refused, so its outcome is not judged).
+//! The header carries the traces started per part (`traces_sent_by_part`); a file without it is
+//! from a load of one thread, whose part is every number below `traces_sent`.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -38,6 +46,8 @@ const POLICY_FORMS: &str = "one of always, errors, latency:MS, probabilistic:PCT
 const MAGIC: &str = "tailgate-bench-expect/1";
 /// The most records an expectation file may hold (16 bytes each: 1 GiB).
 const RECORDS_MAX: u64 = 1 << 26;
+/// The most parts the trace numbers are split into: the most threads one load runs.
+pub const PARTS_MAX: usize = 256;
 
 /// FNV-1a 64 over `bytes`, continuing from `state` (start from [`fnv1a64_start`]).
 pub fn fnv1a64(state: u64, bytes: &[u8]) -> u64 {
@@ -214,13 +224,48 @@ pub fn trace_number(seed: u64, id: &[u8; 16]) -> Option<u64> {
     (id_mix(seed, k) == hi).then_some(k)
 }
 
+/// Which trace numbers one of the load's threads starts: part `index` of `count` starts
+/// `index`, `index + count`, `index + 2 × count`, … Parts never share a number, and the `n`
+/// traces a part started are its first `n` numbers, so one count per part says what was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Partition {
+    /// Every trace number: the part of a load of one thread.
+    pub const WHOLE: Partition = Partition { index: 0, count: 1 };
+
+    /// The `count` parts, in order.
+    pub fn all(count: u64) -> impl Iterator<Item = Partition> {
+        (0..count).map(move |index| Partition { index, count })
+    }
+
+    /// The `i`th trace number of this part.
+    pub fn trace_number(self, i: u64) -> u64 {
+        i.checked_mul(self.count)
+            .and_then(|k| k.checked_add(self.index))
+            .expect("trace numbers stay below 2^64")
+    }
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Partition::WHOLE
+    }
+}
+
 /// What the load tells the sink to expect.
 #[derive(Debug, Default, Clone)]
 pub struct Expectation {
     pub seed: u64,
     pub policy: String,
-    /// Traces started (every one with all its spans sent or refused).
+    /// Traces started (every one with all its spans sent or refused), over all parts.
     pub traces_sent: u64,
+    /// Traces started by each part of the trace numbers, in part order: part `t` of `T` started
+    /// the numbers `t + i × T` for `i` below its count.
+    pub traces_sent_by_part: Vec<u64>,
     pub spans_sent: u64,
     /// Kept traces: `k` → spans.
     pub kept: HashMap<u64, u32>,
@@ -228,9 +273,11 @@ pub struct Expectation {
     pub refused: HashMap<u64, u32>,
 }
 
-/// Records kept from an expectation's writer: appended while the load runs, cheaply.
+/// Records kept from an expectation's writer: appended while the load runs, cheaply, by the one
+/// thread that starts the traces of `partition`.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    pub partition: Partition,
     pub traces_sent: u64,
     pub spans_sent: u64,
     /// Spans of the traces the policies keep.
@@ -239,6 +286,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// An empty record of the traces of `partition`.
+    pub fn new(partition: Partition) -> Recorder {
+        Recorder {
+            partition,
+            ..Recorder::default()
+        }
+    }
+
     /// A trace was started: `spans` of it will be sent, and the policies keep it or not.
     pub fn started(&mut self, k: u64, spans: u32, kept: bool) {
         self.traces_sent += 1;
@@ -254,20 +309,36 @@ impl Recorder {
         self.records.push((k, spans, RECORD_REFUSED));
     }
 
-    /// Writes the expectation file.
-    pub fn write(&self, path: &Path, seed: u64, policy: &str) -> io::Result<()> {
+    /// Writes the expectation file for what `parts` started between them: one recorder per part
+    /// of the trace numbers, in part order (a load of one thread passes its one recorder).
+    pub fn write(parts: &[Recorder], path: &Path, seed: u64, policy: &str) -> io::Result<()> {
+        let count = parts.len() as u64;
+        if parts.is_empty()
+            || parts.len() > PARTS_MAX
+            || !parts
+                .iter()
+                .zip(Partition::all(count))
+                .all(|(recorder, part)| recorder.partition == part)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("an expectation needs the recorders of parts 0 to n − 1 of n (n ≤ {PARTS_MAX}), in order"),
+            ));
+        }
+        let by_part: Vec<u64> = parts.iter().map(|r| r.traces_sent).collect();
         let header = serde_json::json!({
             "format": MAGIC,
             "seed": seed,
             "policy": policy,
-            "traces_sent": self.traces_sent,
-            "spans_sent": self.spans_sent,
-            "records": self.records.len(),
+            "traces_sent": by_part.iter().sum::<u64>(),
+            "traces_sent_by_part": by_part,
+            "spans_sent": parts.iter().map(|r| r.spans_sent).sum::<u64>(),
+            "records": parts.iter().map(|r| r.records.len()).sum::<usize>(),
         });
         let mut out = io::BufWriter::new(std::fs::File::create(path)?);
         serde_json::to_writer(&mut out, &header)?;
         out.write_all(b"\n")?;
-        for &(k, spans, kind) in &self.records {
+        for &(k, spans, kind) in parts.iter().flat_map(|r| &r.records) {
             out.write_all(&k.to_le_bytes())?;
             out.write_all(&spans.to_le_bytes())?;
             out.write_all(&kind.to_le_bytes())?;
@@ -282,6 +353,12 @@ impl Recorder {
 }
 
 impl Expectation {
+    /// Whether the load started trace `k`.
+    pub fn was_sent(&self, k: u64) -> bool {
+        let parts = self.traces_sent_by_part.len() as u64;
+        parts > 0 && self.traces_sent_by_part[(k % parts) as usize] > k / parts
+    }
+
     /// Reads an expectation file written by [`Recorder::write`].
     pub fn read(path: &Path) -> io::Result<Expectation> {
         let bytes = std::fs::read(path)?;
@@ -310,10 +387,33 @@ impl Expectation {
         if records > RECORDS_MAX || body.len() as u64 != records * 16 {
             return Err(invalid("record count and file length disagree"));
         }
+        let traces_sent = field("traces_sent")?;
+        let traces_sent_by_part = match &header["traces_sent_by_part"] {
+            serde_json::Value::Null => vec![traces_sent],
+            serde_json::Value::Array(parts) if (1..=PARTS_MAX).contains(&parts.len()) => parts
+                .iter()
+                .map(serde_json::Value::as_u64)
+                .collect::<Option<Vec<u64>>>()
+                .ok_or_else(|| invalid("traces_sent_by_part holds a non-count"))?,
+            _ => {
+                return Err(invalid(&format!(
+                    "traces_sent_by_part: a list of 1 to {PARTS_MAX} counts"
+                )))
+            }
+        };
+        let sum = traces_sent_by_part
+            .iter()
+            .try_fold(0u64, |sum, &n| sum.checked_add(n));
+        if sum != Some(traces_sent) {
+            return Err(invalid(
+                "traces_sent_by_part does not add up to traces_sent",
+            ));
+        }
         let mut expectation = Expectation {
             seed: field("seed")?,
             policy: header["policy"].as_str().unwrap_or_default().to_string(),
-            traces_sent: field("traces_sent")?,
+            traces_sent,
+            traces_sent_by_part,
             spans_sent: field("spans_sent")?,
             ..Expectation::default()
         };
@@ -423,11 +523,75 @@ mod tests {
         recorder.started(1, 3, false);
         recorder.refused(1, 2);
         let path = std::env::temp_dir().join(format!("expect-{}.bin", std::process::id()));
-        recorder.write(&path, 9, "errors").unwrap();
+        Recorder::write(&[recorder], &path, 9, "errors").unwrap();
         let read = Expectation::read(&path).unwrap();
         let _ = std::fs::remove_file(&path);
         assert_eq!((read.seed, read.traces_sent, read.spans_sent), (9, 2, 8));
+        assert_eq!(read.traces_sent_by_part, vec![2]);
         assert_eq!(read.kept, HashMap::from([(0, 5)]));
         assert_eq!(read.refused, HashMap::from([(1, 2)]));
+    }
+
+    #[test]
+    fn partitions_are_disjoint_and_cover_the_numbers() {
+        for count in 1..=7u64 {
+            let mut seen = std::collections::HashSet::new();
+            for part in Partition::all(count) {
+                for i in 0..50 {
+                    let k = part.trace_number(i);
+                    assert_eq!(k % count, part.index);
+                    assert!(seen.insert(k), "{k} in two parts of {count}");
+                }
+            }
+            // The first 50 of every part are exactly the numbers below 50 × count.
+            assert_eq!(seen.len() as u64, 50 * count);
+            assert!(seen.iter().all(|&k| k < 50 * count));
+        }
+        assert_eq!(
+            Partition::all(1).collect::<Vec<_>>(),
+            vec![Partition::WHOLE]
+        );
+    }
+
+    #[test]
+    fn the_parts_of_a_load_merge_into_one_expectation() {
+        // Part 0 of 2 started traces 0, 2 and 4; part 1 started only trace 1.
+        let parts = Partition::all(2).collect::<Vec<_>>();
+        let mut first = Recorder::new(parts[0]);
+        for (i, kept) in [true, false, true].into_iter().enumerate() {
+            first.started(parts[0].trace_number(i as u64), 2, kept);
+        }
+        let mut second = Recorder::new(parts[1]);
+        second.started(parts[1].trace_number(0), 3, true);
+        second.refused(1, 1);
+        let path = std::env::temp_dir().join(format!("expect-parts-{}.bin", std::process::id()));
+        Recorder::write(&[first, second], &path, 9, "errors").unwrap();
+        let read = Expectation::read(&path).unwrap();
+        assert_eq!((read.traces_sent, read.spans_sent), (4, 9));
+        assert_eq!(read.traces_sent_by_part, vec![3, 1]);
+        assert_eq!(read.kept, HashMap::from([(0, 2), (4, 2), (1, 3)]));
+        assert_eq!(read.refused, HashMap::from([(1, 1)]));
+        // Trace 4 was sent though it is not below the 4 traces sent; 3 and 6 were not.
+        let sent: Vec<u64> = (0..10).filter(|&k| read.was_sent(k)).collect();
+        assert_eq!(sent, vec![0, 1, 2, 4]);
+        // Parts out of order, or missing one, are refused.
+        let swapped = [Recorder::new(parts[1]), Recorder::new(parts[0])];
+        assert!(Recorder::write(&swapped, &path, 9, "errors").is_err());
+        assert!(Recorder::write(&[Recorder::new(parts[1])], &path, 9, "errors").is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn an_expectation_without_parts_is_one_part() {
+        let path = std::env::temp_dir().join(format!("expect-old-{}.bin", std::process::id()));
+        let header = r#"{"format":"tailgate-bench-expect/1","seed":1,"policy":"always","traces_sent":3,"spans_sent":6,"records":0}"#;
+        std::fs::write(&path, format!("{header}\n")).unwrap();
+        let read = Expectation::read(&path).unwrap();
+        assert_eq!(read.traces_sent_by_part, vec![3]);
+        assert!(read.was_sent(2) && !read.was_sent(3));
+        let bad = header.replace(r#""records""#, r#""traces_sent_by_part":[1,1],"records""#);
+        std::fs::write(&path, format!("{bad}\n")).unwrap();
+        assert!(Expectation::read(&path).is_err(), "parts must add up");
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -11,7 +11,10 @@
 //! once as `ResourceSpans` entries (one per service), the bytes of an `ExportTraceServiceRequest`.
 //!
 //! While the load runs, the `k`th trace takes shape `pick(seed, k)` and id
-//! [`oracle::trace_id`]`(seed, k)`. Its wave `w` is due `w × spread` after its first wave. A
+//! [`oracle::trace_id`]`(seed, k)`. A load of several threads gives each a [`TraceStream::part`]:
+//! the shapes are shared, read-only, and each thread starts only the numbers of its
+//! [`Partition`], so the threads' traces are disjoint and the run's traces the same whatever the
+//! number of threads that started them. Its wave `w` is due `w × spread` after its first wave. A
 //! request is built by concatenating due waves (oldest first) and then first waves of new traces
 //! until it holds the span target, so each request mixes many traces and each trace is spread over
 //! several requests. Building costs a copy of the bytes plus patching each span's trace id and
@@ -20,6 +23,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +37,7 @@ use tailgate::wire::TracesRequest;
 use crate::generate::string_kv;
 
 use crate::generate::Rng;
-use crate::oracle::{self, Oracle, Recorder, TraceFacts};
+use crate::oracle::{self, Oracle, Partition, Recorder, TraceFacts};
 
 /// Distinct trace shapes drawn before the run.
 pub const SHAPES: usize = 1024;
@@ -136,11 +140,16 @@ pub enum Next {
     Done,
 }
 
-/// The run's traces: shapes, the waves still to send, and the oracle's record.
+/// The run's traces, or one thread's part of them: shapes, the waves still to send, and the
+/// oracle's record.
 pub struct TraceStream {
-    shapes: Vec<Shape>,
+    /// Drawn once per run; the parts of a run share them.
+    shapes: Arc<[Shape]>,
     settings: TraceSettings,
-    next_trace: u64,
+    /// The trace numbers this stream starts.
+    partition: Partition,
+    /// Traces started: the next trace is `partition.trace_number(started)`.
+    started: u64,
     /// `waiting[w - 1]`: traces whose wave `w` is next, in start order (so in due order).
     waiting: Vec<VecDeque<Waiting>>,
     bytes_per_span: usize,
@@ -149,27 +158,42 @@ pub struct TraceStream {
 }
 
 impl TraceStream {
-    /// Draws the shapes from `settings.seed`.
+    /// Draws the shapes from `settings.seed`; the stream starts every trace number.
     pub fn new(settings: TraceSettings) -> io::Result<TraceStream> {
         let shapes = (0..SHAPES)
             .map(|i| draw_shape(&settings, i as u64))
-            .collect::<io::Result<Vec<_>>>()?;
+            .collect::<io::Result<Arc<[_]>>>()?;
         let (bytes, spans) = shapes.iter().flat_map(|s| &s.waves).fold((0, 0), |acc, w| {
             (acc.0 + w.bytes.len(), acc.1 + w.spans as usize)
         });
         Ok(TraceStream {
             shapes,
             settings,
-            next_trace: 0,
+            partition: Partition::WHOLE,
+            started: 0,
             waiting: (1..WAVES_MAX).map(|_| VecDeque::new()).collect(),
             bytes_per_span: bytes / spans.max(1) + 1,
             record: Recorder::default(),
         })
     }
 
+    /// A fresh stream of this run's traces that starts only the numbers of `partition`, for one
+    /// of the load's threads; it shares this stream's shapes.
+    pub fn part(&self, partition: Partition) -> TraceStream {
+        TraceStream {
+            shapes: Arc::clone(&self.shapes),
+            settings: self.settings.clone(),
+            partition,
+            started: 0,
+            waiting: (1..WAVES_MAX).map(|_| VecDeque::new()).collect(),
+            bytes_per_span: self.bytes_per_span,
+            record: Recorder::new(partition),
+        }
+    }
+
     /// Traces started so far.
     pub fn traces_started(&self) -> u64 {
-        self.next_trace
+        self.started
     }
 
     /// The next request of about `spans_target` spans: due waves first, then (when `start_new`)
@@ -192,8 +216,8 @@ impl TraceStream {
             }
         }
         while start_new && spans < spans_target {
-            let k = self.next_trace;
-            self.next_trace += 1;
+            let k = self.partition.trace_number(self.started);
+            self.started += 1;
             let shape_index = pick(self.settings.seed, k, self.shapes.len());
             let shape = &self.shapes[shape_index];
             let kept = self.settings.oracle.keeps(&TraceFacts {
@@ -523,6 +547,51 @@ mod tests {
         assert_eq!(kept, stream.record.kept());
         let share = kept as f64 / traces.len() as f64;
         assert!((0.05..0.2).contains(&share), "kept share {share}");
+    }
+
+    /// Spans of each trace a stream sends until it has started `traces`, then drains.
+    fn send(stream: &mut TraceStream, traces: u64) -> HashMap<[u8; 16], HashSet<Vec<u8>>> {
+        let now = Instant::now();
+        let mut sent: HashMap<[u8; 16], HashSet<Vec<u8>>> = HashMap::new();
+        loop {
+            let start_new = stream.traces_started() < traces;
+            match stream.next(now, 100, start_new) {
+                Next::Request(request) => {
+                    for s in spans_of(&request.bytes) {
+                        assert!(sent.entry(s.0).or_default().insert(s.1), "a span twice");
+                    }
+                }
+                Next::WaitUntil(_) => unreachable!("no spread: every wave is due at once"),
+                Next::Done => return sent,
+            }
+        }
+    }
+
+    #[test]
+    fn parts_send_disjoint_traces_that_together_are_the_whole_streams() {
+        let whole = send(&mut stream(0, "always"), 400);
+        let base = stream(0, "always");
+        let mut seen: HashMap<[u8; 16], u64> = HashMap::new();
+        for partition in Partition::all(3) {
+            let mut part = base.part(partition);
+            let sent = send(&mut part, 100);
+            let started = part.traces_started();
+            assert!(started >= 100);
+            assert_eq!(part.record.partition, partition);
+            assert_eq!(part.record.traces_sent, started);
+            // Exactly this part's first `started` numbers, each sent as the whole stream sends it.
+            let mut numbers: Vec<u64> = sent
+                .keys()
+                .map(|id| oracle::trace_number(7, id).expect("a generated id"))
+                .collect();
+            numbers.sort_unstable();
+            let expected: Vec<u64> = (0..started).map(|i| partition.trace_number(i)).collect();
+            assert_eq!(numbers, expected);
+            for (id, spans) in &sent {
+                assert_eq!(Some(spans), whole.get(id), "trace {id:?} differs");
+                assert!(seen.insert(*id, partition.index).is_none(), "in two parts");
+            }
+        }
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub fn verify(received: &IdMap<[u8; 16], u32>, expectation: &Expectation) -> Ver
     }
     for id in received.keys() {
         match oracle::trace_number(seed, id) {
-            Some(k) if k < expectation.traces_sent => {
+            Some(k) if expectation.was_sent(k) => {
                 if expectation.refused.contains_key(&k) {
                     verdict.not_judged += 1;
                 } else if !expectation.kept.contains_key(&k) {
@@ -380,6 +380,7 @@ mod tests {
         let expectation = Expectation {
             seed,
             traces_sent: 6,
+            traces_sent_by_part: vec![6],
             kept: HashMap::from([(0, 3), (1, 3), (2, 3), (5, 2)]),
             refused: HashMap::from([(5, 1), (4, 1)]),
             ..Expectation::default()
@@ -408,5 +409,28 @@ mod tests {
             }
         );
         assert!(!verdict.passed(0));
+    }
+
+    #[test]
+    fn traces_are_judged_by_the_part_that_started_them() {
+        // Two threads: part 0 started 0, 2, 4 and 6 (all kept); part 1 started 1.
+        let seed = 8;
+        let expectation = Expectation {
+            seed,
+            traces_sent: 5,
+            traces_sent_by_part: vec![4, 1],
+            kept: HashMap::from([(0, 1), (2, 1), (4, 1), (6, 1), (1, 1)]),
+            ..Expectation::default()
+        };
+        let mut received = IdMap::default();
+        for k in [0, 1, 2, 4, 6] {
+            received.insert(oracle::trace_id(seed, k), 1);
+        }
+        // 3 is below the 5 traces sent but part 1 never got that far.
+        received.insert(oracle::trace_id(seed, 3), 1);
+        let verdict = verify(&received, &expectation);
+        assert_eq!(verdict.kept_complete, 5, "{verdict:?}");
+        assert_eq!(verdict.unknown, 1, "{verdict:?}");
+        assert_eq!(verdict.kept_wrongly, 0, "{verdict:?}");
     }
 }

@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
 use tailgate_bench::load::{self, LoadArgs};
+use tailgate_bench::run::process::allowed_cpus;
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
 
 fn free_addr() -> SocketAddr {
@@ -17,12 +18,14 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tailgate-bench-{}-{name}", std::process::id()))
 }
 
-/// Runs `protocol` load into a sink for half a second and returns (load report, sink report).
+/// Runs `protocol` load (its arguments changed by `adjust`) into a sink for half a second and
+/// returns (load report, sink report).
 fn run(
     name: &str,
     protocol: &str,
     compression: Option<&str>,
     policy: &str,
+    adjust: impl FnOnce(&mut LoadArgs),
 ) -> (serde_json::Value, serde_json::Value) {
     let (grpc, http) = (free_addr(), free_addr());
     let expect = temp(&format!("{name}.expect"));
@@ -41,7 +44,7 @@ fn run(
     .expect("start the sink");
     let endpoint = if protocol == "grpc" { grpc } else { http };
     let report = temp(&format!("{name}.json"));
-    load::run(LoadArgs {
+    let mut args = LoadArgs {
         endpoint: format!("http://{endpoint}"),
         protocol: protocol.into(),
         connections: 2,
@@ -51,6 +54,8 @@ fn run(
         compression: compression.map(str::to_string),
         report: report.clone(),
         cpu: None,
+        cpus: None,
+        threads: None,
         seed: 11,
         error_rate: 0.03,
         slow_rate: 0.02,
@@ -58,8 +63,9 @@ fn run(
         oracle_policy: policy.into(),
         expect_out: Some(expect.clone()),
         quiet: true,
-    })
-    .expect("the load runs");
+    };
+    adjust(&mut args);
+    load::run(args).expect("the load runs");
     let sink = sink.stop().expect("the sink stops").report;
     let load: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).expect("load report")).unwrap();
@@ -76,7 +82,13 @@ fn u(v: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn the_sink_tells_kept_traces_from_dropped_ones() {
-    let (load, sink) = run("grpc", "grpc", None, "errors,latency:500,probabilistic:5");
+    let (load, sink) = run(
+        "grpc",
+        "grpc",
+        None,
+        "errors,latency:500,probabilistic:5",
+        |_| {},
+    );
     assert!(u(&load, "spans_sent") > 5_000, "{load}");
     assert_eq!(u(&load, "spans_refused"), 0);
     assert_eq!(u(&sink, "spans_received"), u(&load, "spans_sent"));
@@ -97,7 +109,7 @@ fn the_sink_tells_kept_traces_from_dropped_ones() {
 
 #[test]
 fn http_json_with_gzip_arrives_whole() {
-    let (load, sink) = run("json", "http-json", Some("gzip"), "always");
+    let (load, sink) = run("json", "http-json", Some("gzip"), "always", |_| {});
     assert_eq!(load["compression"], "gzip");
     // Transcoding to JSON and gzip make this load slow on a busy machine (344 spans in one
     // run while compilers held both cores): a few requests' worth will do.
@@ -111,7 +123,57 @@ fn http_json_with_gzip_arrives_whole() {
 
 #[test]
 fn http_protobuf_with_zstd_arrives_whole() {
-    let (load, sink) = run("zstd", "http-protobuf", Some("zstd"), "always");
+    let (load, sink) = run("zstd", "http-protobuf", Some("zstd"), "always", |_| {});
     assert_eq!(u(&sink, "spans_received"), u(&load, "spans_sent"));
     assert_eq!(sink["verified"], true, "{sink}");
+}
+
+#[test]
+fn threads_on_two_cpus_send_disjoint_traces_and_the_sink_verifies_their_union() {
+    // The first two CPUs this test may use (one thread only where it may use one).
+    let cpus: Vec<usize> = allowed_cpus()
+        .expect("this process's CPUs")
+        .into_iter()
+        .take(2)
+        .collect();
+    let (load, sink) = run("cpus", "grpc", None, "always", |args| {
+        args.cpus = Some(cpus.clone());
+    });
+    assert_eq!(u(&load, "threads"), cpus.len() as u64);
+    assert_eq!(
+        load["generator_thread_cpu_s"].as_array().unwrap().len(),
+        cpus.len()
+    );
+    assert!(u(&load, "spans_sent") > 2_000, "{load}");
+    assert_eq!(u(&load, "spans_accepted"), u(&load, "spans_sent"));
+    assert_eq!(u(&sink, "spans_received"), u(&load, "spans_sent"));
+    assert_eq!(u(&sink, "duplicates"), 0);
+    // Every trace any thread started arrived whole, and the merged expectation knew each one.
+    assert_eq!(u(&sink, "expected_traces_sent"), u(&load, "traces_sent"));
+    assert_eq!(u(&sink, "traces_received"), u(&load, "traces_sent"));
+    assert_eq!(u(&sink, "kept_traces_complete"), u(&load, "traces_sent"));
+    assert_eq!(u(&sink, "traces_unknown"), 0);
+    assert_eq!(sink["verified"], true, "{sink}");
+}
+
+#[test]
+fn unpinned_threads_split_the_rate_and_the_oracle_judges_every_trace() {
+    let (load, sink) = run("threads", "grpc", None, "errors,probabilistic:10", |args| {
+        args.threads = Some(3);
+        args.connections = 4;
+    });
+    assert_eq!(u(&load, "threads"), 3);
+    assert_eq!(load["cpus"], serde_json::Value::Null);
+    // 20,000 spans/s in all, not each: half a second's schedule and the waves still owed after
+    // it stay well under what three threads at the full rate would send.
+    let sent = u(&load, "spans_sent");
+    assert!(sent > 2_000 && sent < 15_000, "{load}");
+    assert_eq!(u(&sink, "spans_received"), sent);
+    assert_eq!(u(&sink, "duplicates"), 0);
+    let (traces, kept) = (u(&load, "traces_sent"), u(&load, "traces_kept_expected"));
+    assert!(kept > 0 && kept < traces / 4, "kept {kept} of {traces}");
+    assert_eq!(u(&sink, "expected_traces_kept"), kept);
+    assert_eq!(u(&sink, "kept_traces_complete"), kept);
+    assert_eq!(u(&sink, "traces_kept_wrongly"), traces - kept);
+    assert_eq!(u(&sink, "traces_unknown"), 0);
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tailgate_bench::run::process::allowed_cpus;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tailgate-bench");
 
 fn temp(name: &str) -> PathBuf {
@@ -88,5 +90,60 @@ system: {name: absent, requires: [no-such-collector-here], command: "no-such-col
         json(&out.join("results.json"))["skipped"],
         "no-such-collector-here is not on PATH"
     );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_load_given_several_cpus_runs_a_thread_on_each() {
+    let load: Vec<usize> = allowed_cpus().unwrap().into_iter().take(2).collect();
+    let list = load
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let scenario = format!(
+        r#"
+name: load-cpus
+duration_s: 0.5
+cpus: {{sink: {sink}, load: [{list}], system: [{sink}]}}
+system:
+  name: inner-sink
+  command: "${{bin_dir}}/tailgate-bench sink --listen ${{system_grpc}} --cpu ${{system_cpu_list}} --report ${{work_dir}}/inner.json"
+load: {{connections: 4, spans_per_request: 100, oracle_policy: always}}
+sweep: {{rates: ["20000"]}}
+drain: {{settle_ms: 300, timeout_s: 10}}
+"#,
+        sink = load[0],
+    );
+    let (output, out) = run(&scenario, "load-cpus");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let point = &json(&out.join("results.json"))["points"][0];
+    assert_eq!(point["load_cpus"], serde_json::json!(load));
+    assert_eq!(point["load"]["threads"], load.len());
+    assert_eq!(point["load"]["cpus"], serde_json::json!(load));
+    assert!(
+        point["load"]["spans_accepted"].as_u64().unwrap() > 0,
+        "{point}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn load_cpus_this_machine_lacks_skip_the_scenario() {
+    let scenario = r#"
+name: big-machine
+cpus: {sink: 0, load: [0, 1000], system: [0]}
+system: {name: never-started, command: "false"}
+"#;
+    let (output, out) = run(scenario, "big-machine");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let reason = "cpu 1000 for the load is not available on this machine";
+    assert!(stdout.contains(&format!("skipped: {reason}")), "{stdout}");
+    assert_eq!(json(&out.join("results.json"))["skipped"], reason);
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -2,8 +2,9 @@
 //!
 //! For every point of the scenario's sweep (each rate for each set of system CPUs) the runner
 //! starts, each pinned to its CPUs: a sink (`tailgate-bench sink`, judging arrivals against the
-//! oracle), the system under test (the scenario's command line, with the config it writes), and
-//! the load (`tailgate-bench load`, writing the oracle's expectation). While the load runs, a
+//! oracle, one shard per sink CPU), the system under test (the scenario's command line, with the
+//! config it writes), and the load (`tailgate-bench load`, one thread per load CPU, writing the
+//! oracle's expectation). While the load runs, a
 //! sampler reads the system's CPU time and RSS from `/proc`. After the load, the runner waits for
 //! the export to drain: until the sink holds every span the oracle expects (when nothing was
 //! refused) and then 200 ms more, or else until the sink's count has not moved for
@@ -15,8 +16,9 @@
 //! Results go to `--out` (default `target/bench-results/NAME-UNIXTIME/`): `results.json` (every
 //! point, its reports and samples), `results.md` (the table, also printed), `chart.svg`
 //! (throughput and p99 latency against offered load), and per point the processes' logs, config
-//! and reports. A scenario whose `system.requires` names an executable not on PATH, or none of
-//! whose points fits this machine's CPUs, is skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
+//! and reports. A scenario whose `system.requires` names an executable not on PATH, whose sink or
+//! load CPUs are not all on this machine, or none of whose points fits this machine's CPUs, is
+//! skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
 
 pub mod process;
 pub mod report;
@@ -108,6 +110,15 @@ fn cpus_list(cpus: &[usize]) -> String {
         .join(",")
 }
 
+/// The flag that places a `tailgate-bench` sink or load on `cpus`: `--cpu N` for one, else
+/// `--cpus LIST` (a sink shard or load thread per CPU).
+fn cpu_flag(cpus: &[usize]) -> [String; 2] {
+    match cpus {
+        [cpu] => ["--cpu".into(), cpu.to_string()],
+        _ => ["--cpus".into(), cpus_list(cpus)],
+    }
+}
+
 fn read_json(path: &Path) -> io::Result<Value> {
     let bytes = std::fs::read(path)?;
     serde_json::from_slice(&bytes)
@@ -141,6 +152,17 @@ pub fn run(args: RunArgs) -> io::Result<()> {
     if let Some(missing) = scenario.system.requires.iter().find(|r| !on_path(r)) {
         return skip(&scenario.name, &out, &format!("{missing} is not on PATH"));
     }
+    let allowed = process::allowed_cpus()?;
+    let missing = |cpus: &[usize]| cpus.iter().copied().find(|c| !allowed.contains(c));
+    for (name, cpus) in [("sink", &scenario.cpus.sink), ("load", &scenario.cpus.load)] {
+        if let Some(cpu) = missing(cpus) {
+            return skip(
+                &scenario.name,
+                &out,
+                &format!("cpu {cpu} for the {name} is not available on this machine"),
+            );
+        }
+    }
     let exe = std::env::current_exe()?;
     let bin_dir = exe
         .parent()
@@ -163,13 +185,6 @@ pub fn run(args: RunArgs) -> io::Result<()> {
     let mut points = Vec::new();
     let sets = scenario.system_cpu_sets();
     let total = sets.len() * scenario.sweep.rates.len();
-    let allowed = process::allowed_cpus()?;
-    let missing = |cpus: &[usize]| cpus.iter().copied().find(|c| !allowed.contains(c));
-    if let Some(cpu) = missing(&[scenario.cpus.sink, scenario.cpus.load]) {
-        return Err(invalid(format!(
-            "cpu {cpu} for the sink or load is not available here"
-        )));
-    }
     for cpus in &sets {
         if let Some(cpu) = missing(cpus) {
             eprintln!(
@@ -369,7 +384,7 @@ fn run_point(
     sink_command
         .arg("sink")
         .args(["--listen", &addrs.sink_grpc.to_string()])
-        .args(["--cpu", &scenario.cpus.sink.to_string()])
+        .args(cpu_flag(&scenario.cpus.sink))
         .arg("--report")
         .arg(&sink_report)
         .arg("--expect")
@@ -379,7 +394,7 @@ fn run_point(
     let mut sink = spawn_logged(
         "sink",
         sink_command,
-        &[scenario.cpus.sink],
+        &scenario.cpus.sink,
         &dir.join("sink.log"),
     )?;
     process::wait_listening(addrs.sink_grpc, SINK_READY_TIMEOUT, &mut sink.child)
@@ -420,7 +435,7 @@ fn run_point(
         ])
         .args(["--duration", &scenario.duration_s.to_string()])
         .args(["--spans-per-request", &load.spans_per_request.to_string()])
-        .args(["--cpu", &scenario.cpus.load.to_string()])
+        .args(cpu_flag(&scenario.cpus.load))
         .args(["--trace-spread-ms", &load.trace_spread_ms.to_string()])
         .args(["--oracle-policy", &load.oracle_policy])
         .arg("--report")
@@ -440,7 +455,7 @@ fn run_point(
     if let Some(rate) = load.slow_rate {
         load_command.args(["--slow-rate", &rate.to_string()]);
     }
-    process::pin(&mut load_command, &[scenario.cpus.load])?;
+    process::pin(&mut load_command, &scenario.cpus.load)?;
     let load_start = Instant::now();
     let status = load_command.status()?;
     let load_end = Instant::now();
@@ -554,6 +569,8 @@ fn run_point(
     let result = json!({
         "system": scenario.system.name,
         "system_cpus": cpus,
+        "sink_cpus": scenario.cpus.sink,
+        "load_cpus": scenario.cpus.load,
         "command": command,
         "offered": rate_text,
         "rate_target_spans_per_s": target,
@@ -582,4 +599,15 @@ fn skip(name: &str, out: &std::path::Path, reason: &str) -> io::Result<()> {
         serde_json::to_vec_pretty(&result)?,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_cpu_is_cpu_and_more_are_cpus() {
+        assert_eq!(cpu_flag(&[3]), ["--cpu", "3"]);
+        assert_eq!(cpu_flag(&[8, 9]), ["--cpus", "8,9"]);
+    }
 }

@@ -3,7 +3,7 @@
 //! ```yaml
 //! name: passthrough-max
 //! duration_s: 10
-//! cpus: {sink: 0, load: 1, system: [1]}
+//! cpus: {sink: 0, load: [1, 2], system: [3]}   # sink and load: a CPU or a list of them
 //! system:
 //!   name: tailgate
 //!   requires: []                    # executables that must be on PATH, else the run is skipped
@@ -25,6 +25,9 @@
 //!
 //! A rate is `max`, spans per second, or `P%`: P percent of the end-to-end rate the first `max`
 //! point with the same system CPUs reached in this run.
+//!
+//! The load runs one thread per CPU it is given (`tailgate-bench load --cpus`), the sink one shard
+//! per CPU (`tailgate-bench sink --cpus`); with one CPU each gets `--cpu`.
 
 use std::collections::BTreeMap;
 
@@ -59,9 +62,27 @@ fn duration_default() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cpus {
-    pub sink: usize,
-    pub load: usize,
+    /// One sink shard per CPU.
+    #[serde(deserialize_with = "one_or_more")]
+    pub sink: Vec<usize>,
+    /// One load thread per CPU.
+    #[serde(deserialize_with = "one_or_more")]
+    pub load: Vec<usize>,
     pub system: Vec<usize>,
+}
+
+/// A CPU (`3`) or a list of them (`[2, 3]`).
+fn one_or_more<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Vec<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a CPU number or a list of CPU numbers")]
+    enum OneOrMore {
+        One(usize),
+        More(Vec<usize>),
+    }
+    Ok(match OneOrMore::deserialize(from)? {
+        OneOrMore::One(cpu) => vec![cpu],
+        OneOrMore::More(cpus) => cpus,
+    })
 }
 
 /// The system under test.
@@ -204,8 +225,17 @@ impl Scenario {
     /// Parses a scenario and checks what the types cannot.
     pub fn parse(yaml: &str) -> Result<Scenario, String> {
         let scenario: Scenario = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
-        if scenario.cpus.system.is_empty() {
-            return Err("cpus.system: at least one CPU".into());
+        for (name, cpus) in [
+            ("sink", &scenario.cpus.sink),
+            ("load", &scenario.cpus.load),
+            ("system", &scenario.cpus.system),
+        ] {
+            let mut sorted = cpus.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.is_empty() || sorted.len() != cpus.len() {
+                return Err(format!("cpus.{name}: at least one CPU, each once"));
+            }
         }
         if scenario.duration_s.is_nan() || scenario.duration_s <= 0.0 {
             return Err("duration_s: positive".into());
@@ -270,6 +300,54 @@ mod tests {
         assert!(
             Scenario::parse("name: x\ncpus: {sink: 0, load: 1, system: [1]}\nbogus: 1\n").is_err()
         );
+    }
+
+    #[test]
+    fn sink_and_load_take_a_cpu_or_a_list() {
+        let parse = |cpus: &str| {
+            Scenario::parse(&format!(
+                "name: x\ncpus: {cpus}\nsystem: {{name: t, command: c}}\n"
+            ))
+            .map(|s| (s.cpus.sink, s.cpus.load, s.cpus.system))
+        };
+        assert_eq!(
+            parse("{sink: 0, load: 1, system: [2]}"),
+            Ok((vec![0], vec![1], vec![2]))
+        );
+        assert_eq!(
+            parse("{sink: [8, 9], load: [10, 11, 12], system: [2, 3]}"),
+            Ok((vec![8, 9], vec![10, 11, 12], vec![2, 3]))
+        );
+        assert_eq!(
+            parse("{sink: [0], load: 0, system: [1]}"),
+            Ok((vec![0], vec![0], vec![1]))
+        );
+        let err = parse("{sink: x, load: 0, system: [1]}").unwrap_err();
+        assert!(
+            err.contains("a CPU number or a list of CPU numbers"),
+            "{err}"
+        );
+        assert!(parse("{sink: [], load: 0, system: [1]}").is_err());
+        assert!(parse("{sink: 0, load: [1, 1], system: [2]}").is_err());
+        assert!(parse("{sink: 0, load: 1, system: []}").is_err());
+    }
+
+    #[test]
+    fn the_scale_sweep_leaves_the_sink_and_load_cpus_alone() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/scale.yaml");
+        let scenario = Scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let (sink, load) = (&scenario.cpus.sink, &scenario.cpus.load);
+        assert!(
+            load.len() > 1,
+            "the load needs several CPUs to saturate many shards"
+        );
+        assert!(sink.iter().all(|c| !load.contains(c)));
+        for set in scenario.system_cpu_sets() {
+            assert!(
+                set.iter().all(|c| !sink.contains(c) && !load.contains(c)),
+                "{set:?}"
+            );
+        }
     }
 
     #[test]
