@@ -93,48 +93,17 @@ impl GrpcReceiver {
     }
 
     async fn serve_connection(self: &Rc<Self>, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let handshake = h2::server::Builder::new()
-            .max_concurrent_streams(self.settings.max_concurrent_streams)
-            .initial_window_size(STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-            .max_frame_size(MAX_FRAME_BYTES)
-            .max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .handshake::<_, Bytes>(crate::io::Stream::socket(stream));
-        let handshake = future::or(async { Some(handshake.await) }, async {
-            self.stop.wait().await;
-            None
-        });
-        if let Some(Ok(mut connection)) = handshake.await {
-            let mut draining = false;
-            loop {
-                // `accept` also drives the connection's I/O for the calls in flight, so it is
-                // polled until the connection ends, draining or not.
-                let next = if draining {
-                    connection.accept().await
-                } else {
-                    match future::or(async { Some(connection.accept().await) }, async {
-                        self.stop.wait().await;
-                        None
-                    })
-                    .await
-                    {
-                        Some(next) => next,
-                        None => {
-                            draining = true;
-                            connection.graceful_shutdown();
-                            continue;
-                        }
-                    }
-                };
-                let Some(Ok((request, respond))) = next else {
-                    break;
-                };
+        serve_http2(
+            stream,
+            self.settings.max_concurrent_streams,
+            &self.stop,
+            |request, respond| {
                 let receiver = self.clone();
                 glommio::spawn_local(async move { receiver.serve_call(request, respond).await })
                     .detach();
-            }
-        }
+            },
+        )
+        .await;
     }
 
     async fn serve_call(
@@ -142,29 +111,12 @@ impl GrpcReceiver {
         request: http::Request<RecvStream>,
         mut respond: SendResponse<Bytes>,
     ) {
-        let is_grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/grpc"));
-        if !is_grpc {
-            // The gRPC protocol answers a non-gRPC content type at the HTTP level.
-            let response = Response::builder()
-                .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
-                .body(())
-                .expect("static response");
-            let _ = respond.send_response(response, true);
+        let Some(call) = route_call(&request, &mut respond) else {
             return;
-        }
-        let call = match request.uri().path() {
-            TRACE_EXPORT => Some(Signal::Traces),
-            METRICS_EXPORT => Some(Signal::Metrics),
-            LOGS_EXPORT => Some(Signal::Logs),
-            HEALTH_CHECK => None,
-            other => {
-                let err = IngestError::UnknownMethod(other.to_string());
-                return send_error(&mut respond, &err);
-            }
+        };
+        let call = match call {
+            Call::Export(signal) => Some(signal),
+            Call::HealthCheck => None,
         };
         let result = match call {
             Some(signal) => self.export(signal, request).await,
@@ -193,34 +145,135 @@ impl GrpcReceiver {
                 retry_after: RETRY_AFTER,
             });
         }
-        let coding = match request.headers().get("grpc-encoding") {
-            None => Coding::Identity,
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(Coding::parse)
-                .ok_or_else(|| IngestError::Unsupported(format!("grpc-encoding {value:?}")))?,
-        };
-        let limit = self.settings.limits.max_message_bytes;
-        let (compressed, framed) = read_message(request.into_body(), limit).await?;
-        let message = if compressed {
-            if coding == Coding::Identity {
-                return Err(IngestError::Corrupt(
-                    "compressed message without grpc-encoding".into(),
-                ));
-            }
-            Bytes::from(
-                body::decompress(coding, &framed, limit).map_err(|err| match err {
-                    BodyError::TooLarge { limit } => IngestError::TooLarge { limit },
-                    BodyError::Corrupt(err) => IngestError::Corrupt(err),
-                })?,
-            )
-        } else {
-            framed
-        };
+        let message = read_request(request, self.settings.limits.max_message_bytes).await?;
         let outcome = self.ingest.export(signal, message, &self.metrics).await?;
         Ok(export_response(outcome.rejected, &outcome.message))
     }
+}
+
+/// Serves one HTTP/2 connection with this receiver's windows and limits, handing each call to
+/// `call` (which spawns its task) until the peer closes it; once `stop` is triggered the
+/// connection is shut down gracefully (GOAWAY) and driven until its calls in flight end.
+pub async fn serve_http2(
+    stream: TcpStream,
+    max_concurrent_streams: u32,
+    stop: &Stop,
+    mut call: impl FnMut(http::Request<RecvStream>, SendResponse<Bytes>),
+) {
+    let _ = stream.set_nodelay(true);
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(max_concurrent_streams)
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .handshake::<_, Bytes>(crate::io::Stream::socket(stream));
+    let handshake = future::or(async { Some(handshake.await) }, async {
+        stop.wait().await;
+        None
+    });
+    let Some(Ok(mut connection)) = handshake.await else {
+        return;
+    };
+    let mut draining = false;
+    loop {
+        // `accept` also drives the connection's I/O for the calls in flight, so it is polled
+        // until the connection ends, draining or not.
+        let next = if draining {
+            connection.accept().await
+        } else {
+            match future::or(async { Some(connection.accept().await) }, async {
+                stop.wait().await;
+                None
+            })
+            .await
+            {
+                Some(next) => next,
+                None => {
+                    draining = true;
+                    connection.graceful_shutdown();
+                    continue;
+                }
+            }
+        };
+        let Some(Ok((request, respond))) = next else {
+            break;
+        };
+        call(request, respond);
+    }
+}
+
+/// What a gRPC call asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// One of the OTLP `Export` methods.
+    Export(Signal),
+    /// `grpc.health.v1.Health/Check`.
+    HealthCheck,
+}
+
+/// Reads which method a call asks for; a call that is not gRPC (415, at the HTTP level, as the
+/// gRPC protocol says) or asks for another method (UNIMPLEMENTED) is answered here: `None`.
+pub fn route_call(
+    request: &http::Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
+) -> Option<Call> {
+    let is_grpc = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if !is_grpc {
+        let response = Response::builder()
+            .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .body(())
+            .expect("static response");
+        let _ = respond.send_response(response, true);
+        return None;
+    }
+    match request.uri().path() {
+        TRACE_EXPORT => Some(Call::Export(Signal::Traces)),
+        METRICS_EXPORT => Some(Call::Export(Signal::Metrics)),
+        LOGS_EXPORT => Some(Call::Export(Signal::Logs)),
+        HEALTH_CHECK => Some(Call::HealthCheck),
+        other => {
+            send_error(respond, &IngestError::UnknownMethod(other.to_string()));
+            None
+        }
+    }
+}
+
+/// Reads a unary call's request message: its `grpc-encoding`, its one gRPC-framed message under
+/// `limit` bytes ([`read_message`]), decompressed when the frame says so (within `limit` too).
+pub async fn read_request(
+    request: http::Request<RecvStream>,
+    limit: usize,
+) -> Result<Bytes, IngestError> {
+    let coding = match request.headers().get("grpc-encoding") {
+        None => Coding::Identity,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(Coding::parse)
+            .ok_or_else(|| IngestError::Unsupported(format!("grpc-encoding {value:?}")))?,
+    };
+    let (compressed, framed) = read_message(request.into_body(), limit).await?;
+    let message = if compressed {
+        if coding == Coding::Identity {
+            return Err(IngestError::Corrupt(
+                "compressed message without grpc-encoding".into(),
+            ));
+        }
+        Bytes::from(
+            body::decompress(coding, &framed, limit).map_err(|err| match err {
+                BodyError::TooLarge { limit } => IngestError::TooLarge { limit },
+                BodyError::Corrupt(err) => IngestError::Corrupt(err),
+            })?,
+        )
+    } else {
+        framed
+    };
+    Ok(message)
 }
 
 /// Reads a unary call's one message: the 5-byte gRPC prefix (compressed flag, length) and the
@@ -228,7 +281,10 @@ impl GrpcReceiver {
 /// with its prefix. The prefix is read apart and the message buffer sized from it (within the
 /// limit), so the body is copied once, from the HTTP/2 frames into place. Flow-control
 /// capacity is released as the body is consumed.
-async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Bytes), IngestError> {
+pub async fn read_message(
+    mut body: RecvStream,
+    limit: usize,
+) -> Result<(bool, Bytes), IngestError> {
     let mut prefix = [0u8; 5];
     let mut prefix_len = 0;
     let mut declared = 0;
@@ -299,7 +355,7 @@ fn grpc_headers(response: &mut Response<()>) {
 }
 
 /// Answers OK with one message.
-fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
+pub fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
     let mut response = Response::new(());
     grpc_headers(&mut response);
     let Ok(mut stream) = respond.send_response(response, false) else {
@@ -318,7 +374,7 @@ fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
 }
 
 /// Answers with an error status, as a trailers-only response.
-fn send_error(respond: &mut SendResponse<Bytes>, err: &IngestError) {
+pub fn send_error(respond: &mut SendResponse<Bytes>, err: &IngestError) {
     let code = err.grpc_code();
     let message = err.to_string();
     let mut response = Response::new(());

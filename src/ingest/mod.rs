@@ -88,7 +88,7 @@ pub const MAX_CONNECTIONS_PER_SHARD: usize = 16_384;
 /// from the moment it is accepted (so the limit and the shutdown drain, which waits for the
 /// count to reach zero, see it at once) until its task ends. A failed accept (the peer reset it
 /// first) is skipped; a connection over [`MAX_CONNECTIONS_PER_SHARD`] is closed.
-pub(crate) async fn serve_connections<F, Fut>(
+pub async fn serve_connections<F, Fut>(
     listener: &TcpListener,
     stop: &stop::Stop,
     open: &Rc<Cell<usize>>,
