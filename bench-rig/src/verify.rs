@@ -3,9 +3,9 @@
 //!
 //! [`scan_span_ids`] walks an `ExportTraceServiceRequest` only as deep as span ids:
 //! ResourceSpans (field 1) → ScopeSpans (field 2) → Span (field 2) → trace_id (1) and span_id
-//! (2); everything else (resources, attributes, events) is skipped by its length, unread. The
-//! sink's receivers have validated the request already; the scan still checks every length
-//! against its buffer and stops at the first malformed byte, so it cannot read out of bounds.
+//! (2); everything else (resources, attributes, events) is skipped by its length, unread. Every
+//! length is checked against its buffer and the scan stops at the first malformed byte, so it
+//! cannot read out of bounds, and says the request was malformed.
 //!
 //! [`SpanLog`] keeps every (trace id, span id) received in one array reserved up front, appended
 //! in arrival order: the hot path is a 24-byte write, with no hash table probe (a random cache
@@ -88,6 +88,17 @@ impl SpanLog {
         };
         self.records.push((half(0), half(8), span));
         true
+    }
+
+    /// Forgets the spans recorded after the first `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.records.truncate(len);
+    }
+
+    /// Takes in another log's spans (another shard's), beyond this log's own bound.
+    pub fn absorb(&mut self, other: SpanLog) {
+        self.records.extend(other.records);
+        self.limit += other.limit;
     }
 
     /// Spans recorded.
@@ -180,18 +191,21 @@ fn for_each_len_field<'a>(message: &'a [u8], mut field: impl FnMut(u64, &'a [u8]
 }
 
 /// Calls `span` with (trace id, span id) of every span in a traces request, in wire order, and
-/// returns how many spans it found.
-pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> u64 {
+/// returns how many there were; `None` when the request's framing is malformed (a length past
+/// its buffer, a bad varint or wire type) at any level walked, after calling `span` for the
+/// spans before the fault.
+pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> Option<u64> {
     let mut spans = 0u64;
-    for_each_len_field(request, |number, resource_spans| {
+    let mut whole = true;
+    whole &= for_each_len_field(request, |number, resource_spans| {
         if number != 1 {
             return;
         }
-        for_each_len_field(resource_spans, |number, scope_spans| {
+        whole &= for_each_len_field(resource_spans, |number, scope_spans| {
             if number != 2 {
                 return;
             }
-            for_each_len_field(scope_spans, |number, one_span| {
+            whole &= for_each_len_field(scope_spans, |number, one_span| {
                 if number != 2 {
                     return;
                 }
@@ -210,7 +224,7 @@ pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> u64 
                     }
                 }
                 let (mut trace_id, mut span_id): (&[u8], &[u8]) = (&[], &[]);
-                for_each_len_field(one_span, |number, payload| match number {
+                whole &= for_each_len_field(one_span, |number, payload| match number {
                     1 => trace_id = payload,
                     2 => span_id = payload,
                     _ => {}
@@ -219,7 +233,7 @@ pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> u64 
             });
         });
     });
-    spans
+    whole.then_some(spans)
 }
 
 /// How what arrived compares with what the oracle expects.
@@ -328,7 +342,7 @@ mod tests {
             .collect();
         let mut scanned = Vec::new();
         let n = scan_span_ids(&request, |t, s| scanned.push((t.to_vec(), s.to_vec())));
-        assert_eq!(n, 40);
+        assert_eq!(n, Some(40));
         assert_eq!(scanned, parsed);
         // Ids written after other fields are found by the full walk.
         let odd = [0x2a, 1, b'x', 0x12, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 16]
@@ -348,14 +362,20 @@ mod tests {
         let mut found = Vec::new();
         assert_eq!(
             scan_span_ids(&request, |t, s| found.push((t.to_vec(), s.to_vec()))),
-            1
+            Some(1)
         );
         assert_eq!(found, vec![(vec![9u8; 16], vec![1, 2, 3, 4, 5, 6, 7, 8])]);
         let request = sdk_shaped_request(&mut Rng(3), 40);
-        // Cut anywhere: no panic, never more spans than whole.
-        for cut in 0..request.len() {
-            assert!(scan_span_ids(&request[..cut], |_, _| {}) <= 40);
+        // Cut anywhere: no panic, and a cut request is found malformed (a cut inside the one
+        // ResourceSpans leaves its length past the end).
+        for cut in 1..request.len() {
+            assert_eq!(
+                scan_span_ids(&request[..cut], |_, _| {}),
+                None,
+                "cut at {cut}"
+            );
         }
+        assert_eq!(scan_span_ids(&[], |_, _| {}), Some(0));
     }
 
     #[test]

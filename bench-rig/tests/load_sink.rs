@@ -36,6 +36,7 @@ fn run(
             report: PathBuf::from("/dev/null"),
             dump: None,
             cpu: 0,
+            cpus: Vec::new(),
             track_max: TRACKED_SPANS_DEFAULT,
         },
         false,

@@ -42,6 +42,7 @@ pub fn start_sink() -> (Sink, SocketAddr, SocketAddr) {
             report: PathBuf::from("/dev/null"),
             dump: None,
             cpu: 0,
+            cpus: Vec::new(),
             track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
         },
         true,

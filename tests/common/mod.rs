@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests; include with `mod common;`.
 
 pub mod gateway;
+pub mod grpc;
 pub mod python;

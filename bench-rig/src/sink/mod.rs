@@ -1,17 +1,23 @@
 //! `tailgate-bench sink`: an OTLP/gRPC and OTLP/HTTP receiver that counts what it receives.
 //!
-//! It runs the gateway's own receivers ([`tailgate::ingest`]) on one glommio shard, with a
-//! pipeline that records instead of exporting: every span is counted by scanning its request
-//! ([`crate::verify::scan_span_ids`]: trace and span ids are read in place, nothing else) and its
-//! ids are appended to a [`SpanLog`]; at exit the log is sorted to count each trace's distinct
-//! spans and the duplicates (a (trace id, span id) seen before). With `--expect`, that is judged
-//! against the expectation the load wrote ([`crate::verify`]): kept traces complete, partial or
-//! missing, traces kept wrongly. With `--dump`, every request
-//! is also appended to a file (one byte of signal, a little-endian u32 length, the protobuf
-//! bytes) so a test can decode exactly what arrived. It runs until SIGTERM or SIGINT, then writes
-//! its report as JSON.
+//! It runs one glommio shard per CPU it is given, each with its own SO_REUSEPORT listeners.
+//! OTLP/gRPC is served by the sink's own receiver ([`grpc`]): the gateway's HTTP/2 serving and
+//! gRPC framing, but a traces request is only scanned ([`crate::verify::scan_span_ids`]: trace
+//! and span ids are read in place, nothing else), not validated, so the sink costs far less a
+//! span than the gateway it measures. OTLP/HTTP goes through the gateway's own receivers
+//! ([`tailgate::ingest`]), validated and routed between the sink's shards, into the same
+//! recorder. Every span's ids are appended to its shard's [`SpanLog`]; at exit the logs are
+//! merged and sorted to count each trace's distinct spans and the duplicates (a (trace id, span
+//! id) seen before, on any shard). With `--expect`, that is judged against the expectation the
+//! load wrote ([`crate::verify`]): kept traces complete, partial or missing, traces kept wrongly.
+//! With `--dump` (one shard only), every request is also appended to a file (one byte of signal,
+//! a little-endian u32 length, the protobuf bytes) so a test can decode exactly what arrived;
+//! requests dumped or kept are validated in full first. It runs until SIGTERM or SIGINT, then
+//! writes its report as JSON.
 
-use std::cell::RefCell;
+mod grpc;
+
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, BufWriter, Write};
@@ -19,16 +25,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tailgate::ingest::grpc::{GrpcReceiver, GrpcSettings};
+use bytes::Bytes;
 use tailgate::ingest::http::{HttpReceiver, HttpSettings};
+use tailgate::ingest::status::IngestError;
 use tailgate::ingest::stop::Stop;
 use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
 use tailgate::lifecycle;
-use tailgate::telemetry::{Health, ReceiverMetrics, RegistryBuilder, ShardMetrics};
+use tailgate::telemetry::{ReceiverMetrics, RegistryBuilder, ShardMetrics};
 use tailgate::wire::{item_count, Request, Signal};
 
 use crate::oracle::Expectation;
@@ -36,6 +43,12 @@ use crate::verify::{scan_span_ids, verify, SpanLog};
 
 /// The largest request the sink accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Deliveries queued between two sink shards (OTLP/HTTP spans routed to their trace's shard).
+const MESH_CAPACITY: usize = 64;
+
+/// How long a stopping shard waits for the calls in flight on its connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many spans the sink tracks per trace and for duplicates by default: the tracking costs
 /// 24 bytes a span (reserved at start, resident as spans arrive), so this bounds it near
@@ -55,15 +68,30 @@ pub struct SinkArgs {
     /// Where to write the JSON report on exit.
     #[arg(long)]
     pub report: PathBuf,
-    /// Record every request received into this file.
+    /// Record every request received into this file (with one shard only).
     #[arg(long)]
     pub dump: Option<PathBuf>,
-    /// The CPU the sink's shard is pinned to.
+    /// The CPU the sink's one shard is pinned to.
     #[arg(long, default_value_t = 0)]
     pub cpu: usize,
-    /// The most spans tracked for trace and duplicate counts (24 bytes a span).
+    /// One shard pinned to each of these CPUs, comma-separated (`8,9`); overrides `--cpu`.
+    #[arg(long, value_delimiter = ',', conflicts_with = "cpu")]
+    pub cpus: Vec<usize>,
+    /// The most spans tracked for trace and duplicate counts (24 bytes a span), all shards
+    /// together.
     #[arg(long, default_value_t = TRACKED_SPANS_DEFAULT)]
     pub track_max: usize,
+}
+
+impl SinkArgs {
+    /// The CPUs the sink's shards run on: `--cpus`, else `--cpu`.
+    pub fn shard_cpus(&self) -> Vec<usize> {
+        if self.cpus.is_empty() {
+            vec![self.cpu]
+        } else {
+            self.cpus.clone()
+        }
+    }
 }
 
 /// `tailgate-bench sink`'s command line: the sink, and what to verify at exit.
@@ -82,9 +110,9 @@ pub struct SinkCommand {
 }
 
 /// How often `--progress-file` is rewritten.
-const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What the sink counted.
+/// What one shard counted; merged across shards at exit.
 struct Tally {
     requests: u64,
     spans: u64,
@@ -92,6 +120,10 @@ struct Tally {
     log: SpanLog,
     /// Spans received past the log's bound.
     untracked: u64,
+    /// Spans whose trace id is not 16 bytes (counted, not tracked).
+    spans_bad_trace_id: u64,
+    /// Requests refused as undecodable (broken framing, corrupt compression, invalid OTLP).
+    malformed_requests: u64,
     metric_points: u64,
     log_records: u64,
 }
@@ -103,65 +135,134 @@ impl Tally {
             spans: 0,
             log: SpanLog::new(track_max),
             untracked: 0,
+            spans_bad_trace_id: 0,
+            malformed_requests: 0,
             metric_points: 0,
             log_records: 0,
         }
     }
+
+    fn absorb(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.spans += other.spans;
+        self.log.absorb(other.log);
+        self.untracked += other.untracked;
+        self.spans_bad_trace_id += other.spans_bad_trace_id;
+        self.malformed_requests += other.malformed_requests;
+        self.metric_points += other.metric_points;
+        self.log_records += other.log_records;
+    }
+}
+
+/// Spans and requests received so far by all shards, for `--progress-file`.
+#[derive(Default)]
+struct Progress {
+    spans: AtomicU64,
+    requests: AtomicU64,
 }
 
 /// Requests kept for the test that started the sink, with their signal.
 type Kept = Vec<(Signal, Vec<u8>)>;
 
+/// One shard's recording of what arrived.
 struct Recorder {
     tally: RefCell<Tally>,
+    progress: Arc<Progress>,
     dump: Option<RefCell<BufWriter<File>>>,
     kept: Option<RefCell<Kept>>,
 }
 
 impl Deliver for Recorder {
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
-        self.record(&delivery);
+        // OTLP/HTTP deliveries, validated by the gateway's receivers already.
+        if let Err(err) = self.record(delivery.signal, &delivery.bytes, Some(delivery.items)) {
+            eprintln!("sink: a validated request failed to record: {err}");
+        }
         Box::pin(std::future::ready(()))
     }
 }
 
 impl Recorder {
-    fn record(&self, delivery: &Delivery) {
-        let mut tally = self.tally.borrow_mut();
-        tally.requests += 1;
-        match delivery.signal {
+    /// Records one request. `items` is its item count when a receiver validated it already;
+    /// without it, a traces request is scanned (validated in full first when requests are kept
+    /// or dumped) and a metrics or logs request is validated. An undecodable request is
+    /// refused whole, with nothing of it recorded.
+    fn record(&self, signal: Signal, bytes: &Bytes, items: Option<u64>) -> Result<(), IngestError> {
+        let strict = self.dump.is_some() || self.kept.is_some();
+        let spans = match signal {
             Signal::Traces => {
-                let tally = &mut *tally;
-                scan_span_ids(&delivery.bytes, |trace_id, span_id| {
-                    let Ok(trace_id) = <[u8; 16]>::try_from(trace_id) else {
-                        return;
-                    };
-                    tally.spans += 1;
-                    if !tally.log.push(&trace_id, span_id) {
-                        tally.untracked += 1;
-                    }
-                });
+                if strict && items.is_none() {
+                    Request::parse(signal, bytes).map_err(IngestError::Decode)?;
+                }
+                self.record_spans(bytes)?
             }
-            Signal::Metrics => tally.metric_points += delivery.items,
-            Signal::Logs => tally.log_records += delivery.items,
-        }
+            Signal::Metrics | Signal::Logs => {
+                let items = match items {
+                    Some(items) => items,
+                    None => {
+                        item_count(&Request::parse(signal, bytes).map_err(IngestError::Decode)?)
+                    }
+                };
+                let mut tally = self.tally.borrow_mut();
+                match signal {
+                    Signal::Metrics => tally.metric_points += items,
+                    _ => tally.log_records += items,
+                }
+                0
+            }
+        };
+        self.tally.borrow_mut().requests += 1;
+        self.progress.spans.fetch_add(spans, Ordering::Relaxed);
+        self.progress.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(kept) = &self.kept {
-            kept.borrow_mut()
-                .push((delivery.signal, delivery.bytes.to_vec()));
+            kept.borrow_mut().push((signal, bytes.to_vec()));
         }
         if let Some(dump) = &self.dump {
             let mut dump = dump.borrow_mut();
-            let tag = match delivery.signal {
+            let tag = match signal {
                 Signal::Traces => 0u8,
                 Signal::Metrics => 1,
                 Signal::Logs => 2,
             };
             let written = dump
                 .write_all(&[tag])
-                .and_then(|()| dump.write_all(&(delivery.bytes.len() as u32).to_le_bytes()))
-                .and_then(|()| dump.write_all(&delivery.bytes));
+                .and_then(|()| dump.write_all(&(bytes.len() as u32).to_le_bytes()))
+                .and_then(|()| dump.write_all(bytes));
             if let Err(err) = written {
                 eprintln!("sink: writing the dump failed: {err}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Scans a traces request's span ids into the log; returns how many spans it held. A
+    /// request found malformed part-way is taken back out of the log.
+    fn record_spans(&self, bytes: &[u8]) -> Result<u64, IngestError> {
+        let mut tally = self.tally.borrow_mut();
+        let tally = &mut *tally;
+        let logged = tally.log.len();
+        let (untracked, bad) = (tally.untracked, tally.spans_bad_trace_id);
+        let scanned = scan_span_ids(bytes, |trace_id, span_id| {
+            let Ok(trace_id) = <[u8; 16]>::try_from(trace_id) else {
+                tally.spans_bad_trace_id += 1;
+                return;
+            };
+            if !tally.log.push(&trace_id, span_id) {
+                tally.untracked += 1;
+            }
+        });
+        match scanned {
+            Some(spans) => {
+                tally.spans += spans;
+                Ok(spans)
+            }
+            None => {
+                tally.log.truncate(logged);
+                tally.untracked = untracked;
+                tally.spans_bad_trace_id = bad;
+                Err(IngestError::Corrupt(
+                    "the traces request's protobuf framing is malformed".into(),
+                ))
             }
         }
     }
@@ -172,16 +273,26 @@ impl Recorder {
 pub struct SinkResult {
     /// The report, as `tailgate-bench sink --report` writes it.
     pub report: serde_json::Value,
-    /// Every request received, with its signal, in arrival order (empty unless kept).
+    /// Every request received, with its signal, in arrival order per shard (empty unless kept).
     pub requests: Vec<(Signal, Vec<u8>)>,
 }
 
-/// A sink running on its own shard thread.
+/// What one shard hands back when it ends.
+struct ShardResult {
+    tally: Tally,
+    kept: Kept,
+}
+
+/// A sink running on its own shard threads.
 pub struct Sink {
     flag: Arc<AtomicBool>,
     shards: tailgate_shards::runtime::Shards,
-    result: mpsc::Receiver<SinkResult>,
+    count: usize,
+    results: mpsc::Receiver<ShardResult>,
+    expect: Option<PathBuf>,
+    progress: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     started: Instant,
+    cpu_before: Duration,
 }
 
 impl Sink {
@@ -217,25 +328,58 @@ impl Sink {
         flag: Arc<AtomicBool>,
     ) -> io::Result<Sink> {
         let started = Instant::now();
-        let (result_tx, result) = mpsc::channel();
+        let cpus = args.shard_cpus();
+        if args.dump.is_some() && cpus.len() > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--dump writes one file from one shard: give the sink one CPU",
+            ));
+        }
+        let count = cpus.len();
+        let progress = Arc::new(Progress::default());
+        let (result_tx, results) = mpsc::channel();
         let (bound_tx, bound) = mpsc::channel();
         let shard_flag = flag.clone();
+        let shard_progress = progress.clone();
+        let keep_requests = options.keep_requests;
         let shards = tailgate_shards::runtime::start::<Delivery, _, _>(
-            &[args.cpu],
-            1,
+            &cpus,
+            MESH_CAPACITY,
             move |shard| async move {
-                serve(shard, args, options, shard_flag, bound_tx, result_tx).await;
+                let track_max = args.track_max / shard.count;
+                let recorder = Recorder {
+                    tally: RefCell::new(Tally::new(track_max)),
+                    progress: shard_progress,
+                    dump: None,
+                    kept: keep_requests.then(|| RefCell::new(Vec::new())),
+                };
+                serve(shard, args, recorder, shard_flag, bound_tx, result_tx).await;
             },
         )?;
-        // Return once the listeners are bound, so a client may connect at once.
-        bound
-            .recv()
-            .map_err(|_| io::Error::other("the sink's shard ended before binding"))??;
+        // Return once every shard's listeners are bound, so a client may connect at once.
+        for _ in 0..count {
+            let bound = bound
+                .recv()
+                .map_err(|_| io::Error::other("a sink shard ended before binding"))
+                .and_then(|bound| bound);
+            if let Err(err) = bound {
+                flag.store(true, Ordering::Relaxed);
+                let _ = shards.join();
+                return Err(err);
+            }
+        }
+        let progress = options
+            .progress_file
+            .map(|path| write_progress(progress, path));
         Ok(Sink {
             flag,
             shards,
-            result,
+            count,
+            results,
+            expect: options.expect,
+            progress,
             started,
+            cpu_before: own_cpu_time(),
         })
     }
 
@@ -247,12 +391,55 @@ impl Sink {
 
     fn wait(self) -> io::Result<SinkResult> {
         self.shards.join()?;
-        let mut result = self
-            .result
-            .recv()
-            .map_err(|_| io::Error::other("the sink's shard ended without a report"))?;
-        result.report["duration_s"] = serde_json::json!(self.started.elapsed().as_secs_f64());
-        Ok(result)
+        let cpu_s = (own_cpu_time() - self.cpu_before).as_secs_f64();
+        if let Some((writer, done)) = self.progress {
+            done.store(true, Ordering::Relaxed);
+            let _ = writer.join();
+        }
+        let mut merged: Option<Tally> = None;
+        let mut requests = Vec::new();
+        for _ in 0..self.count {
+            let shard = self
+                .results
+                .recv()
+                .map_err(|_| io::Error::other("a sink shard ended without a report"))?;
+            requests.extend(shard.kept);
+            match &mut merged {
+                Some(tally) => tally.absorb(shard.tally),
+                None => merged = Some(shard.tally),
+            }
+        }
+        let mut tally = merged.expect("at least one shard");
+        let counts = tally.log.count();
+        let mut report = serde_json::json!({
+            "shards": self.count,
+            "requests_received": tally.requests,
+            "malformed_requests": tally.malformed_requests,
+            "spans_received": tally.spans,
+            "spans_bad_trace_id": tally.spans_bad_trace_id,
+            "traces_received": counts.traces.len(),
+            "duplicates": counts.duplicates,
+            "spans_untracked": tally.untracked,
+            "tracking_limit_reached": tally.untracked > 0,
+            "metric_points_received": tally.metric_points,
+            "log_records_received": tally.log_records,
+            "cpu_s": cpu_s,
+            "cpu_ns_per_span": cpu_s * 1e9 / tally.spans.max(1) as f64,
+            "duration_s": self.started.elapsed().as_secs_f64(),
+        });
+        if let Some(path) = &self.expect {
+            match Expectation::read(path) {
+                Ok(expectation) => {
+                    let verdict = verify(&counts.traces, &expectation);
+                    let judged = verdict.to_json(counts.duplicates, tally.untracked == 0);
+                    for (key, value) in judged.as_object().expect("an object") {
+                        report[key] = value.clone();
+                    }
+                }
+                Err(err) => report["expect_error"] = serde_json::json!(err.to_string()),
+            }
+        }
+        Ok(SinkResult { report, requests })
     }
 }
 
@@ -264,56 +451,63 @@ struct ServeOptions {
     progress_file: Option<PathBuf>,
 }
 
-/// Rewrites `path` with the spans and requests received every [`PROGRESS_INTERVAL`] until
-/// `done`; written beside and renamed, so a reader never sees half a line.
-async fn write_progress(recorder: Rc<Recorder>, path: PathBuf, done: Rc<std::cell::Cell<bool>>) {
-    let mut temporary = path.clone().into_os_string();
-    temporary.push(".tmp");
-    loop {
-        let line = {
-            let tally = recorder.tally.borrow();
-            format!("{} {}\n", tally.spans, tally.requests)
-        };
-        let written =
-            std::fs::write(&temporary, line).and_then(|()| std::fs::rename(&temporary, &path));
-        if let Err(err) = written {
-            eprintln!("sink: writing {}: {err}", path.display());
+/// Starts a thread that rewrites `path` with the spans and requests received every
+/// [`PROGRESS_INTERVAL`], and once more when told to stop; written beside and renamed, so a
+/// reader never sees half a line.
+fn write_progress(
+    progress: Arc<Progress>,
+    path: PathBuf,
+) -> (std::thread::JoinHandle<()>, Arc<AtomicBool>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let writer = std::thread::spawn(move || {
+        let mut temporary = path.clone().into_os_string();
+        temporary.push(".tmp");
+        loop {
+            let finished = stop.load(Ordering::Relaxed);
+            let line = format!(
+                "{} {}\n",
+                progress.spans.load(Ordering::Relaxed),
+                progress.requests.load(Ordering::Relaxed)
+            );
+            let written =
+                std::fs::write(&temporary, line).and_then(|()| std::fs::rename(&temporary, &path));
+            if let Err(err) = written {
+                eprintln!("sink: writing {}: {err}", path.display());
+            }
+            if finished {
+                return;
+            }
+            std::thread::sleep(PROGRESS_INTERVAL);
         }
-        if done.get() {
-            return;
-        }
-        glommio::timer::sleep(PROGRESS_INTERVAL).await;
-    }
+    });
+    (writer, done)
 }
 
+/// One sink shard: its listeners until the stop flag, then a drain, then its tally.
 async fn serve(
     shard: tailgate_shards::runtime::Shard<Delivery>,
     args: SinkArgs,
-    options: ServeOptions,
+    mut recorder: Recorder,
     flag: Arc<AtomicBool>,
     bound: mpsc::Sender<io::Result<()>>,
-    result: mpsc::Sender<SinkResult>,
+    result: mpsc::Sender<ShardResult>,
 ) {
     let mut builder = RegistryBuilder::new();
-    let grpc_metrics = ReceiverMetrics::register(&mut builder, "otlp", "grpc", shard.id);
     let http_metrics = ReceiverMetrics::register(&mut builder, "otlp", "http", shard.id);
     let shard_metrics = ShardMetrics::register(&mut builder, shard.id);
     let _registry = builder.build();
-    let health = Arc::new(Health::new(1));
-    health.shard_up();
 
-    let dump = match args.dump.as_ref().map(File::create).transpose() {
-        Ok(file) => file.map(|f| RefCell::new(BufWriter::new(f))),
-        Err(err) => {
-            let _ = bound.send(Err(err));
-            return;
+    if let Some(path) = &args.dump {
+        match File::create(path) {
+            Ok(file) => recorder.dump = Some(RefCell::new(BufWriter::new(file))),
+            Err(err) => {
+                let _ = bound.send(Err(err));
+                return;
+            }
         }
-    };
-    let recorder = Rc::new(Recorder {
-        tally: RefCell::new(Tally::new(args.track_max)),
-        dump,
-        kept: options.keep_requests.then(|| RefCell::new(Vec::new())),
-    });
+    }
+    let recorder = Rc::new(recorder);
     let ingest = Rc::new(Ingest::new(
         shard.id,
         shard.router,
@@ -322,30 +516,39 @@ async fn serve(
         shard_metrics,
         None,
     ));
+    // OTLP/HTTP spans routed here by the other shards.
+    let mut receivers = shard.receivers;
+    let mut mesh_tasks = Vec::new();
+    for (_peer, stream) in receivers.streams() {
+        let ingest = ingest.clone();
+        mesh_tasks.push(glommio::spawn_local(async move {
+            while let Some(delivery) = stream.recv().await {
+                ingest.receive_owned(delivery).await;
+            }
+        }));
+    }
+
     let stop = Rc::new(Stop::default());
-    let limits = Limits {
-        max_message_bytes: MAX_MESSAGE_BYTES,
-    };
-    let grpc = GrpcReceiver::new(
-        ingest.clone(),
-        grpc_metrics,
-        GrpcSettings {
-            limits,
-            max_concurrent_streams: 1000,
-        },
-        health,
-        stop.clone(),
-    );
+    let grpc_open = Rc::new(Cell::new(0));
     let mut tasks = Vec::new();
     match tailgate::ingest::listen(args.listen) {
-        Ok(listener) => tasks.push(glommio::spawn_local(grpc.serve(listener))),
+        Ok(listener) => tasks.push(glommio::spawn_local(grpc::serve(
+            listener,
+            recorder.clone(),
+            stop.clone(),
+            grpc_open.clone(),
+        ))),
         Err(err) => {
             let _ = bound.send(Err(err));
             return;
         }
     }
+    let mut http = None;
     if let Some(http_listen) = args.http_listen {
-        let http = HttpReceiver::new(
+        let limits = Limits {
+            max_message_bytes: MAX_MESSAGE_BYTES,
+        };
+        let receiver = HttpReceiver::new(
             ingest.clone(),
             http_metrics,
             HttpSettings {
@@ -357,66 +560,41 @@ async fn serve(
             stop.clone(),
         );
         match tailgate::ingest::listen(http_listen) {
-            Ok(listener) => tasks.push(glommio::spawn_local(http.serve(listener))),
+            Ok(listener) => tasks.push(glommio::spawn_local(receiver.clone().serve(listener))),
             Err(err) => {
                 let _ = bound.send(Err(err));
                 return;
             }
         }
+        http = Some(receiver);
     }
     let _ = bound.send(Ok(()));
-    let cpu_before = own_cpu_time();
-    let done = Rc::new(std::cell::Cell::new(false));
-    let progress = options
-        .progress_file
-        .clone()
-        .map(|path| glommio::spawn_local(write_progress(recorder.clone(), path, done.clone())));
     lifecycle::watch(flag, stop).await;
     for task in tasks {
         task.await;
     }
-    done.set(true);
-    if let Some(progress) = progress {
-        progress.await;
+    // Let the calls in flight finish and be counted.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while (grpc_open.get() > 0 || http.as_ref().is_some_and(|h| h.open_connections() > 0))
+        && Instant::now() < deadline
+    {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
     }
+    ingest.close_mesh();
+    for task in mesh_tasks {
+        task.await;
+    }
+    drop(ingest);
     if let Some(dump) = &recorder.dump {
         let _ = dump.borrow_mut().flush();
     }
-    let cpu_s = (own_cpu_time() - cpu_before).as_secs_f64();
-    let mut tally = recorder.tally.borrow_mut();
-    let counts = tally.log.count();
-    let mut report = serde_json::json!({
-        "requests_received": tally.requests,
-        "spans_received": tally.spans,
-        "traces_received": counts.traces.len(),
-        "duplicates": counts.duplicates,
-        "spans_untracked": tally.untracked,
-        "tracking_limit_reached": tally.untracked > 0,
-        "metric_points_received": tally.metric_points,
-        "log_records_received": tally.log_records,
-        "cpu_s": cpu_s,
-        "cpu_ns_per_span": cpu_s * 1e9 / tally.spans.max(1) as f64,
-    });
-    if let Some(path) = &options.expect {
-        match Expectation::read(path) {
-            Ok(expectation) => {
-                let verdict = verify(&counts.traces, &expectation);
-                let judged = verdict.to_json(counts.duplicates, tally.untracked == 0);
-                for (key, value) in judged.as_object().expect("an object") {
-                    report[key] = value.clone();
-                }
-            }
-            Err(err) => report["expect_error"] = serde_json::json!(err.to_string()),
-        }
-    }
-    let _ = result.send(SinkResult {
-        report,
-        requests: recorder
-            .kept
-            .as_ref()
-            .map(|kept| kept.borrow_mut().drain(..).collect())
-            .unwrap_or_default(),
-    });
+    let kept = recorder
+        .kept
+        .as_ref()
+        .map(|kept| kept.take())
+        .unwrap_or_default();
+    let tally = recorder.tally.replace(Tally::new(0));
+    let _ = result.send(ShardResult { tally, kept });
 }
 
 /// This process's CPU time (user + system): the sink's shard is its only busy thread.
@@ -493,29 +671,93 @@ mod tests {
     use super::*;
     use crate::generate::{sdk_shaped_request, Rng};
 
-    #[test]
-    fn tracking_stops_at_its_bound_and_says_so() {
-        let recorder = Recorder {
-            tally: RefCell::new(Tally::new(3)),
+    fn recorder(track_max: usize) -> Recorder {
+        Recorder {
+            tally: RefCell::new(Tally::new(track_max)),
+            progress: Arc::default(),
             dump: None,
             kept: None,
-        };
-        let bytes = sdk_shaped_request(&mut Rng(9), 5);
-        recorder.record(&Delivery {
-            signal: Signal::Traces,
-            bytes: bytes.clone().into(),
-            items: 5,
-        });
+        }
+    }
+
+    #[test]
+    fn tracking_stops_at_its_bound_and_says_so() {
+        let recorder = recorder(3);
+        let bytes = Bytes::from(sdk_shaped_request(&mut Rng(9), 5));
+        recorder.record(Signal::Traces, &bytes, None).unwrap();
         // The same spans again: all past the bound, so counted but not checked.
-        recorder.record(&Delivery {
-            signal: Signal::Traces,
-            bytes: bytes.into(),
-            items: 5,
-        });
+        recorder.record(Signal::Traces, &bytes, None).unwrap();
         let mut tally = recorder.tally.borrow_mut();
         assert_eq!(tally.spans, 10);
         assert_eq!(tally.log.len(), 3);
         assert_eq!(tally.untracked, 7);
         assert_eq!(tally.log.count().duplicates, 0);
+        assert_eq!(recorder.progress.spans.load(Ordering::Relaxed), 10);
+        assert_eq!(recorder.progress.requests.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_malformed_request_is_refused_and_leaves_nothing_behind() {
+        let recorder = recorder(100);
+        let whole = sdk_shaped_request(&mut Rng(4), 8);
+        recorder
+            .record(Signal::Traces, &Bytes::from(whole.clone()), None)
+            .unwrap();
+        // Cut inside its last span: the spans before the cut were scanned, then taken back.
+        let cut = Bytes::copy_from_slice(&whole[..whole.len() - 3]);
+        let refused = recorder.record(Signal::Traces, &cut, None);
+        assert!(
+            matches!(refused, Err(IngestError::Corrupt(_))),
+            "{refused:?}"
+        );
+        let mut tally = recorder.tally.borrow_mut();
+        assert_eq!((tally.requests, tally.spans, tally.log.len()), (1, 8, 8));
+        assert_eq!(tally.log.count().duplicates, 0);
+    }
+
+    /// An `ExportTraceServiceRequest` of one resource, one scope and one span.
+    fn one_span_request(span: &[u8]) -> Bytes {
+        let scope = [&[0x12, span.len() as u8][..], span].concat();
+        let resource = [&[0x12, scope.len() as u8][..], &scope].concat();
+        Bytes::from([&[0x0a, resource.len() as u8][..], &resource].concat())
+    }
+
+    #[test]
+    fn kept_requests_are_validated_in_full() {
+        let mut recorder = recorder(100);
+        recorder.kept = Some(RefCell::new(Vec::new()));
+        // Ids first, then an attribute whose KeyValue is a truncated varint: the scan reads the
+        // ids and skips the rest, the full validation finds it.
+        let mut span = vec![0x0a, 16];
+        span.extend_from_slice(&[5; 16]);
+        span.extend_from_slice(&[0x12, 8]);
+        span.extend_from_slice(&[7; 8]);
+        span.extend_from_slice(&[0x4a, 1, 0xff]);
+        let request = one_span_request(&span);
+        let refused = recorder.record(Signal::Traces, &request, None);
+        assert!(
+            matches!(refused, Err(IngestError::Decode(_))),
+            "{refused:?}"
+        );
+        assert!(recorder.kept.as_ref().unwrap().borrow().is_empty());
+        assert_eq!(recorder.tally.borrow().spans, 0);
+        recorder.kept = None;
+        recorder.record(Signal::Traces, &request, None).unwrap();
+        assert_eq!(recorder.tally.borrow().spans, 1);
+    }
+
+    #[test]
+    fn spans_with_bad_trace_ids_are_counted_apart() {
+        let recorder = recorder(100);
+        let mut span = vec![0x0a, 3, 1, 2, 3, 0x12, 8];
+        span.extend_from_slice(&[7; 8]);
+        recorder
+            .record(Signal::Traces, &one_span_request(&span), None)
+            .unwrap();
+        let tally = recorder.tally.borrow();
+        assert_eq!(
+            (tally.spans, tally.spans_bad_trace_id, tally.log.len()),
+            (1, 1, 0)
+        );
     }
 }

@@ -1,0 +1,76 @@
+//! The sink's OTLP/gRPC receiver: the gateway's HTTP/2 serving and gRPC framing
+//! ([`tailgate::ingest::grpc`]), with the sink's [`Recorder`] where the gateway validates and
+//! routes. A traces request is only scanned for its span ids, so the sink spends far less a
+//! span than the gateway it measures; a request whose protobuf framing is broken is answered
+//! INVALID_ARGUMENT and counted. When requests are kept or dumped for a test, they are
+//! validated in full first, as the gateway validates what it receives.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::net::TcpListener;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use tailgate::ingest::grpc::{
+    read_request, route_call, send_error, send_message, serve_http2, Call,
+};
+use tailgate::ingest::serve_connections;
+use tailgate::ingest::status::IngestError;
+use tailgate::ingest::stop::Stop;
+
+use super::{Recorder, MAX_MESSAGE_BYTES};
+
+/// Calls one connection may have in flight.
+const MAX_CONCURRENT_STREAMS: u32 = 1000;
+
+/// Accepts gRPC connections on `listener` until `stop`, counting them in `open`.
+pub(super) async fn serve(
+    listener: TcpListener,
+    recorder: Rc<Recorder>,
+    stop: Rc<Stop>,
+    open: Rc<Cell<usize>>,
+) {
+    serve_connections(&listener, &stop, &open, |stream| {
+        let recorder = recorder.clone();
+        let stop = stop.clone();
+        async move {
+            serve_http2(stream, MAX_CONCURRENT_STREAMS, &stop, |request, respond| {
+                let recorder = recorder.clone();
+                glommio::spawn_local(async move { call(&recorder, request, respond).await })
+                    .detach();
+            })
+            .await;
+        }
+    })
+    .await;
+}
+
+async fn call(
+    recorder: &Recorder,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let signal = match route_call(&request, &mut respond) {
+        Some(Call::Export(signal)) => signal,
+        Some(Call::HealthCheck) => {
+            // grpc.health.v1.HealthCheckResponse { status: SERVING }.
+            return send_message(&mut respond, &[0x08, 1]);
+        }
+        None => return,
+    };
+    let recorded = match read_request(request, MAX_MESSAGE_BYTES).await {
+        Ok(message) => recorder.record(signal, &message, None),
+        Err(err) => Err(err),
+    };
+    match recorded {
+        // An empty Export*ServiceResponse: everything accepted.
+        Ok(()) => send_message(&mut respond, &[]),
+        Err(err) => {
+            if matches!(err, IngestError::Decode(_) | IngestError::Corrupt(_)) {
+                recorder.tally.borrow_mut().malformed_requests += 1;
+            }
+            send_error(&mut respond, &err)
+        }
+    }
+}
