@@ -4,7 +4,8 @@
 //! starts, each pinned to its CPUs: a sink (`tailgate-bench sink`, judging arrivals against the
 //! oracle, one shard per sink CPU), the system under test (the scenario's command line, with the
 //! config it writes), and the load (`tailgate-bench load`, one thread per load CPU, writing the
-//! oracle's expectation). While the load runs, a
+//! oracle's expectation, niced so that it yields a CPU it shares with the sink). While the load
+//! runs, a
 //! sampler reads the system's CPU time and RSS from `/proc`. After the load, the runner waits for
 //! the export to drain: until the sink holds every span the oracle expects (when nothing was
 //! refused) and then 200 ms more, or else until the sink's count has not moved for
@@ -45,6 +46,10 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 const SETTLE_AT_TARGET: Duration = Duration::from_millis(200);
 /// How long the sink has to start listening.
 const SINK_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The load runs at this niceness, so that where it shares a CPU with the sink the sink gets
+/// the time it needs: a closed-loop load at equal priority takes most of a shared core, the
+/// sink falls behind, and the system's export queue (not the system) becomes what is measured.
+const LOAD_NICENESS: i32 = 10;
 
 /// What `tailgate-bench run` is told.
 #[derive(Debug, Clone, clap::Args)]
@@ -456,6 +461,7 @@ fn run_point(
         load_command.args(["--slow-rate", &rate.to_string()]);
     }
     process::pin(&mut load_command, &scenario.cpus.load)?;
+    process::nice(&mut load_command, LOAD_NICENESS);
     let load_start = Instant::now();
     let status = load_command.status()?;
     let load_end = Instant::now();

@@ -76,6 +76,21 @@ pub fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `command` run at `niceness` (a positive value yields the CPU to other processes on it).
+pub fn nice(command: &mut Command, niceness: i32) {
+    // SAFETY: the closure runs in the forked child before exec; it only makes the setpriority
+    // system call (async-signal-safe) for the child itself.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, niceness) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it;
@@ -221,5 +236,18 @@ mod tests {
         let out = command.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.trim().ends_with("\t0"), "{text}");
+    }
+
+    #[test]
+    fn niced_children_run_at_their_niceness() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "cat /proc/self/stat"]);
+        nice(&mut command, 10);
+        let out = command.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // Field 19, counted after the parenthesised command name.
+        let after_name = &text[text.rfind(')').unwrap() + 2..];
+        let niceness: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+        assert_eq!(niceness, 10, "{text}");
     }
 }
