@@ -50,6 +50,13 @@ const SINK_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// the time it needs: a closed-loop load at equal priority takes most of a shared core, the
 /// sink falls behind, and the system's export queue (not the system) becomes what is measured.
 const LOAD_NICENESS: i32 = 10;
+/// The sink and the load keep the memory they free for reuse (mimalloc's purge delay, read from
+/// the environment at start): by default mimalloc gives a freed large block back to the system
+/// after 10 ms, and the sink, gathering each multi-megabyte export request into a fresh buffer,
+/// then page-faults it all in again on the core it shares with the load — which delayed the
+/// load's sends by tens to hundreds of milliseconds, latency that was the rig's, not the
+/// system's. The system under test runs with its own defaults.
+const INSTRUMENT_PURGE: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "-1");
 
 /// What `tailgate-bench run` is told.
 #[derive(Debug, Clone, clap::Args)]
@@ -387,6 +394,7 @@ fn run_point(
 
     let mut sink_command = Command::new(exe);
     sink_command
+        .env(INSTRUMENT_PURGE.0, INSTRUMENT_PURGE.1)
         .arg("sink")
         .args(["--listen", &addrs.sink_grpc.to_string()])
         .args(cpu_flag(&scenario.cpus.sink))
@@ -430,6 +438,7 @@ fn run_point(
     let load = &scenario.load;
     let mut load_command = Command::new(exe);
     load_command
+        .env(INSTRUMENT_PURGE.0, INSTRUMENT_PURGE.1)
         .arg("load")
         .args(["--endpoint", &format!("http://{endpoint}")])
         .args(["--protocol", &load.protocol])
