@@ -35,8 +35,16 @@ const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Ex
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 
 /// HTTP/2 flow-control windows: how much a client may send before the shard has read it.
-const STREAM_WINDOW_BYTES: u32 = 1 << 20;
-const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
+pub const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+pub const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
+
+/// How one HTTP/2 connection is served: calls in flight, and the flow-control windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Http2Settings {
+    pub max_concurrent_streams: u32,
+    pub stream_window: u32,
+    pub connection_window: u32,
+}
 /// The largest HTTP/2 frame accepted, and the largest header block.
 const MAX_FRAME_BYTES: u32 = 1 << 20;
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
@@ -95,7 +103,11 @@ impl GrpcReceiver {
     async fn serve_connection(self: &Rc<Self>, stream: TcpStream) {
         serve_http2(
             stream,
-            self.settings.max_concurrent_streams,
+            Http2Settings {
+                max_concurrent_streams: self.settings.max_concurrent_streams,
+                stream_window: STREAM_WINDOW_BYTES,
+                connection_window: CONNECTION_WINDOW_BYTES,
+            },
             &self.stop,
             |request, respond| {
                 let receiver = self.clone();
@@ -151,20 +163,20 @@ impl GrpcReceiver {
     }
 }
 
-/// Serves one HTTP/2 connection with this receiver's windows and limits, handing each call to
+/// Serves one HTTP/2 connection with `settings` and this receiver's frame limits, handing each call to
 /// `call` (which spawns its task) until the peer closes it; once `stop` is triggered the
 /// connection is shut down gracefully (GOAWAY) and driven until its calls in flight end.
 pub async fn serve_http2(
     stream: TcpStream,
-    max_concurrent_streams: u32,
+    settings: Http2Settings,
     stop: &Stop,
     mut call: impl FnMut(http::Request<RecvStream>, SendResponse<Bytes>),
 ) {
     let _ = stream.set_nodelay(true);
     let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(max_concurrent_streams)
-        .initial_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .initial_window_size(settings.stream_window)
+        .initial_connection_window_size(settings.connection_window)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
         .handshake::<_, Bytes>(crate::io::Stream::socket(stream));

@@ -13,7 +13,7 @@ use glommio::net::TcpListener;
 use h2::server::SendResponse;
 use h2::RecvStream;
 use tailgate::ingest::grpc::{
-    read_request, route_call, send_error, send_message, serve_http2, Call,
+    read_request, route_call, send_error, send_message, serve_http2, Call, Http2Settings,
 };
 use tailgate::ingest::serve_connections;
 use tailgate::ingest::status::IngestError;
@@ -21,8 +21,18 @@ use tailgate::ingest::stop::Stop;
 
 use super::{Recorder, MAX_MESSAGE_BYTES};
 
-/// Calls one connection may have in flight.
-const MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// Calls in flight on one connection, and windows wide enough for a whole multi-megabyte export
+/// request: a batch of the Collector's default 8,192 spans is about 5.5 MB, and with the
+/// gateway's own 1 MiB stream window each one took several flow-control round trips, which in
+/// pass-through raised the system's CPU a span by a quarter and its p99 latency from about 9 ms
+/// to hundreds (docs/BENCHMARKS.md). The sink stands for an upstream provisioned for such
+/// requests; tailgate's own receivers keep 1 MiB windows under their 4 MiB default message
+/// limit.
+const HTTP2: Http2Settings = Http2Settings {
+    max_concurrent_streams: 1000,
+    stream_window: 16 << 20,
+    connection_window: 64 << 20,
+};
 
 /// Accepts gRPC connections on `listener` until `stop`, counting them in `open`.
 pub(super) async fn serve(
@@ -35,7 +45,7 @@ pub(super) async fn serve(
         let recorder = recorder.clone();
         let stop = stop.clone();
         async move {
-            serve_http2(stream, MAX_CONCURRENT_STREAMS, &stop, |request, respond| {
+            serve_http2(stream, HTTP2, &stop, |request, respond| {
                 let recorder = recorder.clone();
                 glommio::spawn_local(async move { call(&recorder, request, respond).await })
                     .detach();
