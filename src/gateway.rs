@@ -684,16 +684,7 @@ async fn run_shard(
     let stop = Rc::new(Stop::default());
 
     // The mesh: one task per peer hands what that peer routed here to the pipelines.
-    let mut receivers = shard.receivers;
-    let mut mesh_tasks = Vec::new();
-    for (_peer, stream) in receivers.streams() {
-        let ingest = ingest.clone();
-        mesh_tasks.push(glommio::spawn_local(async move {
-            while let Some(delivery) = stream.recv().await {
-                ingest.receive_owned(delivery).await;
-            }
-        }));
-    }
+    let mesh_tasks = ingest.serve_mesh(shard.receivers);
 
     let mut grpc_receivers = Vec::new();
     let mut http_receivers = Vec::new();

@@ -5,32 +5,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::gateway::{free_port, http_request, loopback};
+use common::gateway::{http_request, start_sink_on};
 use common::grpc::{grpc_call, Payload};
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
-use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-fn start(cpus: Vec<usize>) -> (Sink, std::net::SocketAddr, std::net::SocketAddr) {
-    let (grpc, http) = (loopback(free_port()), loopback(free_port()));
-    let sink = Sink::start(
-        SinkArgs {
-            listen: grpc,
-            http_listen: Some(http),
-            report: PathBuf::from("/dev/null"),
-            dump: None,
-            cpu: 0,
-            cpus,
-            track_max: TRACKED_SPANS_DEFAULT,
-        },
-        false,
-    )
-    .expect("start the sink");
-    (sink, grpc, http)
-}
 
 fn count(report: &serde_json::Value, key: &str) -> u64 {
     report[key]
@@ -40,7 +19,7 @@ fn count(report: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn the_sink_answers_grpc_clients_and_refuses_what_it_cannot_scan() {
-    let (sink, grpc, _) = start(Vec::new());
+    let (sink, grpc, _) = start_sink_on(Vec::new(), false);
     let request = sdk_shaped_request(&mut Rng(21), 50);
 
     let plain = grpc_call(grpc, TRACE_EXPORT, Payload::Bytes(&request), "none");
@@ -78,7 +57,7 @@ fn the_sink_answers_grpc_clients_and_refuses_what_it_cannot_scan() {
 
 #[test]
 fn two_shards_merge_their_tallies_and_find_duplicates_across_them() {
-    let (sink, grpc, http) = start(vec![0, 1]);
+    let (sink, grpc, http) = start_sink_on(vec![0, 1], false);
     let request = sdk_shaped_request(&mut Rng(5), 40);
     let traces = {
         let mut ids = Vec::new();

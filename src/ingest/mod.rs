@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glommio::channels::channel_mesh::Senders;
+use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
@@ -258,6 +258,27 @@ impl Ingest {
             self.shard_metrics.owned_spans.add(delivery.items);
         }
         self.pipeline.deliver(delivery).await;
+    }
+
+    /// Starts one task per peer shard that hands what that peer routed here to this shard's
+    /// pipeline; each ends once its peer has closed its side ([`Ingest::close_mesh`]) and all
+    /// it sent was delivered.
+    pub fn serve_mesh(
+        self: &Rc<Self>,
+        mut receivers: Receivers<Delivery>,
+    ) -> Vec<glommio::Task<()>> {
+        receivers
+            .streams()
+            .into_iter()
+            .map(|(_peer, stream)| {
+                let ingest = self.clone();
+                glommio::spawn_local(async move {
+                    while let Some(delivery) = stream.recv().await {
+                        ingest.receive_owned(delivery).await;
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Validates, routes and hands over one decoded export request; counts it in `metrics`.

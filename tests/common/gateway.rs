@@ -34,6 +34,12 @@ pub fn loopback(port: u16) -> SocketAddr {
 
 /// Starts a sink on free ports that keeps every request it receives.
 pub fn start_sink() -> (Sink, SocketAddr, SocketAddr) {
+    start_sink_on(Vec::new(), true)
+}
+
+/// Starts a sink on free ports with a shard on each of `cpus` (one on CPU 0 when empty); with
+/// `keep`, it keeps every request it receives.
+pub fn start_sink_on(cpus: Vec<usize>, keep: bool) -> (Sink, SocketAddr, SocketAddr) {
     let (grpc, http) = (loopback(free_port()), loopback(free_port()));
     let sink = Sink::start(
         SinkArgs {
@@ -42,10 +48,10 @@ pub fn start_sink() -> (Sink, SocketAddr, SocketAddr) {
             report: PathBuf::from("/dev/null"),
             dump: None,
             cpu: 0,
-            cpus: Vec::new(),
+            cpus,
             track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
         },
-        true,
+        keep,
     )
     .expect("start the sink");
     (sink, grpc, http)

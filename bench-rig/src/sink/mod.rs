@@ -517,16 +517,7 @@ async fn serve(
         None,
     ));
     // OTLP/HTTP spans routed here by the other shards.
-    let mut receivers = shard.receivers;
-    let mut mesh_tasks = Vec::new();
-    for (_peer, stream) in receivers.streams() {
-        let ingest = ingest.clone();
-        mesh_tasks.push(glommio::spawn_local(async move {
-            while let Some(delivery) = stream.recv().await {
-                ingest.receive_owned(delivery).await;
-            }
-        }));
-    }
+    let mesh_tasks = ingest.serve_mesh(shard.receivers);
 
     let stop = Rc::new(Stop::default());
     let grpc_open = Rc::new(Cell::new(0));
