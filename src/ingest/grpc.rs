@@ -35,8 +35,8 @@ const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Ex
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 
 /// HTTP/2 flow-control windows: how much a client may send before the shard has read it.
-pub const STREAM_WINDOW_BYTES: u32 = 1 << 20;
-pub const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
+const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
 
 /// How one HTTP/2 connection is served: calls in flight, and the flow-control windows.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +45,7 @@ pub struct Http2Settings {
     pub stream_window: u32,
     pub connection_window: u32,
 }
+
 /// The largest HTTP/2 frame accepted, and the largest header block.
 const MAX_FRAME_BYTES: u32 = 1 << 20;
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
@@ -123,16 +124,10 @@ impl GrpcReceiver {
         request: http::Request<RecvStream>,
         mut respond: SendResponse<Bytes>,
     ) {
-        let Some(call) = route_call(&request, &mut respond) else {
-            return;
-        };
-        let call = match call {
-            Call::Export(signal) => Some(signal),
-            Call::HealthCheck => None,
-        };
-        let result = match call {
-            Some(signal) => self.export(signal, request).await,
-            None => Ok(self.health_check()),
+        let result = match route_call(&request, &mut respond) {
+            Some(Call::Export(signal)) => self.export(signal, request).await,
+            Some(Call::HealthCheck) => Ok(self.health_check()),
+            None => return,
         };
         match result {
             Ok(message) => send_message(&mut respond, &message),
@@ -163,9 +158,9 @@ impl GrpcReceiver {
     }
 }
 
-/// Serves one HTTP/2 connection with `settings` and this receiver's frame limits, handing each call to
-/// `call` (which spawns its task) until the peer closes it; once `stop` is triggered the
-/// connection is shut down gracefully (GOAWAY) and driven until its calls in flight end.
+/// Serves one HTTP/2 connection with `settings` and the receivers' frame limits, handing each
+/// call to `call` (which spawns its task) until the peer closes it; once `stop` is triggered
+/// the connection is shut down gracefully (GOAWAY) and driven until its calls in flight end.
 pub async fn serve_http2(
     stream: TcpStream,
     settings: Http2Settings,
@@ -293,10 +288,7 @@ pub async fn read_request(
 /// with its prefix. The prefix is read apart and the message buffer sized from it (within the
 /// limit), so the body is copied once, from the HTTP/2 frames into place. Flow-control
 /// capacity is released as the body is consumed.
-pub async fn read_message(
-    mut body: RecvStream,
-    limit: usize,
-) -> Result<(bool, Bytes), IngestError> {
+async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Bytes), IngestError> {
     let mut prefix = [0u8; 5];
     let mut prefix_len = 0;
     let mut declared = 0;

@@ -112,10 +112,9 @@ pub struct SinkCommand {
 /// How often `--progress-file` is rewritten.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What one shard counted; merged across shards at exit.
+/// What one shard counted beyond the requests and spans ([`Progress`] counts those for all
+/// shards); merged across shards at exit.
 struct Tally {
-    requests: u64,
-    spans: u64,
     /// The (trace id, span id) of every span received, up to its bound.
     log: SpanLog,
     /// Spans received past the log's bound.
@@ -131,8 +130,6 @@ struct Tally {
 impl Tally {
     fn new(track_max: usize) -> Tally {
         Tally {
-            requests: 0,
-            spans: 0,
             log: SpanLog::new(track_max),
             untracked: 0,
             spans_bad_trace_id: 0,
@@ -143,8 +140,6 @@ impl Tally {
     }
 
     fn absorb(&mut self, other: Tally) {
-        self.requests += other.requests;
-        self.spans += other.spans;
         self.log.absorb(other.log);
         self.untracked += other.untracked;
         self.spans_bad_trace_id += other.spans_bad_trace_id;
@@ -154,7 +149,8 @@ impl Tally {
     }
 }
 
-/// Spans and requests received so far by all shards, for `--progress-file`.
+/// Spans and requests received by all shards: for `--progress-file` while the sink runs, and for
+/// the report at exit.
 #[derive(Default)]
 struct Progress {
     spans: AtomicU64,
@@ -211,7 +207,6 @@ impl Recorder {
                 0
             }
         };
-        self.tally.borrow_mut().requests += 1;
         self.progress.spans.fetch_add(spans, Ordering::Relaxed);
         self.progress.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(kept) = &self.kept {
@@ -252,10 +247,7 @@ impl Recorder {
             }
         });
         match scanned {
-            Some(spans) => {
-                tally.spans += spans;
-                Ok(spans)
-            }
+            Some(spans) => Ok(spans),
             None => {
                 tally.log.truncate(logged);
                 tally.untracked = untracked;
@@ -290,7 +282,8 @@ pub struct Sink {
     count: usize,
     results: mpsc::Receiver<ShardResult>,
     expect: Option<PathBuf>,
-    progress: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    progress: Arc<Progress>,
+    progress_writer: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     started: Instant,
     cpu_before: Duration,
 }
@@ -368,9 +361,9 @@ impl Sink {
                 return Err(err);
             }
         }
-        let progress = options
+        let progress_writer = options
             .progress_file
-            .map(|path| write_progress(progress, path));
+            .map(|path| write_progress(progress.clone(), path));
         Ok(Sink {
             flag,
             shards,
@@ -378,6 +371,7 @@ impl Sink {
             results,
             expect: options.expect,
             progress,
+            progress_writer,
             started,
             cpu_before: own_cpu_time(),
         })
@@ -392,7 +386,7 @@ impl Sink {
     fn wait(self) -> io::Result<SinkResult> {
         self.shards.join()?;
         let cpu_s = (own_cpu_time() - self.cpu_before).as_secs_f64();
-        if let Some((writer, done)) = self.progress {
+        if let Some((writer, done)) = self.progress_writer {
             done.store(true, Ordering::Relaxed);
             let _ = writer.join();
         }
@@ -411,11 +405,12 @@ impl Sink {
         }
         let mut tally = merged.expect("at least one shard");
         let counts = tally.log.count();
+        let spans = self.progress.spans.load(Ordering::Relaxed);
         let mut report = serde_json::json!({
             "shards": self.count,
-            "requests_received": tally.requests,
+            "requests_received": self.progress.requests.load(Ordering::Relaxed),
             "malformed_requests": tally.malformed_requests,
-            "spans_received": tally.spans,
+            "spans_received": spans,
             "spans_bad_trace_id": tally.spans_bad_trace_id,
             "traces_received": counts.traces.len(),
             "duplicates": counts.duplicates,
@@ -424,7 +419,7 @@ impl Sink {
             "metric_points_received": tally.metric_points,
             "log_records_received": tally.log_records,
             "cpu_s": cpu_s,
-            "cpu_ns_per_span": cpu_s * 1e9 / tally.spans.max(1) as f64,
+            "cpu_ns_per_span": cpu_s * 1e9 / spans.max(1) as f64,
             "duration_s": self.started.elapsed().as_secs_f64(),
         });
         if let Some(path) = &self.expect {
@@ -662,6 +657,12 @@ mod tests {
     use super::*;
     use crate::generate::{sdk_shaped_request, Rng};
 
+    impl Recorder {
+        fn spans(&self) -> u64 {
+            self.progress.spans.load(Ordering::Relaxed)
+        }
+    }
+
     fn recorder(track_max: usize) -> Recorder {
         Recorder {
             tally: RefCell::new(Tally::new(track_max)),
@@ -679,7 +680,7 @@ mod tests {
         // The same spans again: all past the bound, so counted but not checked.
         recorder.record(Signal::Traces, &bytes, None).unwrap();
         let mut tally = recorder.tally.borrow_mut();
-        assert_eq!(tally.spans, 10);
+        assert_eq!(recorder.spans(), 10);
         assert_eq!(tally.log.len(), 3);
         assert_eq!(tally.untracked, 7);
         assert_eq!(tally.log.count().duplicates, 0);
@@ -702,7 +703,8 @@ mod tests {
             "{refused:?}"
         );
         let mut tally = recorder.tally.borrow_mut();
-        assert_eq!((tally.requests, tally.spans, tally.log.len()), (1, 8, 8));
+        let requests = recorder.progress.requests.load(Ordering::Relaxed);
+        assert_eq!((requests, recorder.spans(), tally.log.len()), (1, 8, 8));
         assert_eq!(tally.log.count().duplicates, 0);
     }
 
@@ -731,10 +733,10 @@ mod tests {
             "{refused:?}"
         );
         assert!(recorder.kept.as_ref().unwrap().borrow().is_empty());
-        assert_eq!(recorder.tally.borrow().spans, 0);
+        assert_eq!(recorder.spans(), 0);
         recorder.kept = None;
         recorder.record(Signal::Traces, &request, None).unwrap();
-        assert_eq!(recorder.tally.borrow().spans, 1);
+        assert_eq!(recorder.spans(), 1);
     }
 
     #[test]
@@ -747,7 +749,7 @@ mod tests {
             .unwrap();
         let tally = recorder.tally.borrow();
         assert_eq!(
-            (tally.spans, tally.spans_bad_trace_id, tally.log.len()),
+            (recorder.spans(), tally.spans_bad_trace_id, tally.log.len()),
             (1, 1, 0)
         );
     }
