@@ -19,12 +19,27 @@ use prost::Message;
 use tailgate::wire::Signal;
 use tailgate_bench::sink::{Sink, SinkArgs, SinkResult};
 
-/// A loopback port nobody listens on right now.
+/// The ports tests hand out: below Linux's ephemeral range (32768–60999 by default), so that no
+/// client connection of a test running alongside takes the port between the moment it is
+/// chosen and the moment the gateway binds it. (Ports the kernel chose, with bind to port 0,
+/// collided that way: a gateway failed to start with "Address already in use".)
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// A loopback port nobody listens on right now, never handed out before by this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let span = usize::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Each test process starts at its own offset, so processes running side by side rarely try
+    // the same ports; the bind below settles it when they do.
+    let offset = std::process::id() as usize * 97;
+    for _ in 0..span {
+        let index = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = TEST_PORTS.start + index as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 /// `127.0.0.1:port`.
