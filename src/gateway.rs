@@ -56,6 +56,18 @@ pub enum StartError {
     Unsupported(String),
     /// An address did not resolve, or a listener or thread could not be set up.
     Io(io::Error),
+    /// A shard failed while running (it panicked): the gateway stopped, fail-stop.
+    ShardFailed(io::Error),
+}
+
+impl StartError {
+    /// The process exit status this error ends the gateway with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Unsupported(_) | StartError::Io(_) => 1,
+            StartError::ShardFailed(_) => lifecycle::FATAL_EXIT_CODE as u8,
+        }
+    }
 }
 
 impl std::fmt::Display for StartError {
@@ -63,6 +75,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Unsupported(what) => f.write_str(what),
             StartError::Io(err) => write!(f, "{err}"),
+            StartError::ShardFailed(err) => write!(f, "stopped after a fatal error: {err}"),
         }
     }
 }
@@ -550,6 +563,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let health = Arc::new(Health::new(shard_count));
     let admin = AdminServer::start(plan.admin, registry, health.clone())?;
     let flag = lifecycle::shutdown_flag()?;
+    lifecycle::fail_stop_on_panic(flag.clone());
     tracing::info!(
         "tailgate {}: {} shard(s) on CPUs {:?}; metrics on http://{}/metrics",
         env!("CARGO_PKG_VERSION"),
@@ -589,7 +603,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             }
         }
     })?;
-    shards.join()?;
+    shards.join().map_err(StartError::ShardFailed)?;
     admin.shutdown()?;
     if start_failed.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(StartError::Io(io::Error::other(

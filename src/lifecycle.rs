@@ -51,3 +51,62 @@ pub async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>) {
     }
     stop.trigger();
 }
+
+/// The exit status of a gateway stopped by a fatal internal error (a panic on a shard):
+/// `EX_SOFTWARE` from sysexits(3), so a supervisor tells it from a refused configuration (1).
+pub const FATAL_EXIT_CODE: i32 = 70;
+
+/// How long the shards that are still running get to drain after a fatal error before the
+/// process exits regardless.
+pub const FATAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Makes any panic fatal to the whole process, cleanly: fail-stop, never half-serving.
+///
+/// A shard is one thread that owns its listeners, connections, trace buffer and queues. A panic
+/// unwinds that thread, but the process would go on: the dead shard's SO_REUSEPORT listeners
+/// stay bound, so the kernel keeps handing them a share of new connections that nobody will
+/// serve, and the traces it owned can no longer be decided. Containing the panic to one
+/// connection's task instead would keep serving on state (buffers, counters, queues shared by
+/// the shard's tasks) that the panic may have left half-updated. So the rule is fail-stop: the
+/// hook logs one clear line naming the thread, sets the process-wide shutdown flag so the
+/// other shards stop accepting and drain what they hold (sending it upstream), and ends the
+/// process with [`FATAL_EXIT_CODE`] once they have, or after [`FATAL_DRAIN_TIMEOUT`] at most —
+/// so that systemd (`Restart=on-failure`) or the orchestrator starts a fresh one.
+pub fn fail_stop_on_panic(flag: Arc<AtomicBool>) {
+    static FATAL: AtomicBool = AtomicBool::new(false);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("an unnamed thread");
+        tracing::error!(
+            "fatal: {name} panicked ({info}); stopping the gateway: the other shards drain, \
+             then the process exits with status {FATAL_EXIT_CODE} for its supervisor to restart it"
+        );
+        flag.store(true, Ordering::Relaxed);
+        if !FATAL.swap(true, Ordering::SeqCst) {
+            let _ = std::thread::Builder::new()
+                .name("tailgate-fail-stop".into())
+                .spawn(|| {
+                    std::thread::sleep(FATAL_DRAIN_TIMEOUT);
+                    tracing::error!(
+                        "fatal: the shards did not drain within {FATAL_DRAIN_TIMEOUT:?}; exiting"
+                    );
+                    std::process::exit(FATAL_EXIT_CODE);
+                });
+        }
+    }));
+}
+
+/// Fault injection for the fail-stop tests, in debug builds only: with
+/// `TAILGATE_FAULT_INJECTION=panic` in the environment, a request for [`FAULT_INJECTION_PATH`]
+/// panics the shard serving it. Release builds have no such path.
+#[cfg(debug_assertions)]
+pub fn fault_injected(path: &str) -> bool {
+    path == FAULT_INJECTION_PATH
+        && std::env::var("TAILGATE_FAULT_INJECTION").is_ok_and(|v| v == "panic")
+}
+
+/// The path that panics a shard when fault injection is on (debug builds only).
+#[cfg(debug_assertions)]
+pub const FAULT_INJECTION_PATH: &str = "/__tailgate/fault/panic";

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("tailgate: {err}");
-                    ExitCode::FAILURE
+                    ExitCode::from(err.exit_code())
                 }
             }
         }

@@ -1,11 +1,17 @@
 //! The OTLP/HTTP receiver: HTTP/1.1 on the shard's io_uring sockets, parsed with `httparse`.
 //!
 //! Each connection is one task on the shard that accepted it. Requests are read one at a time
-//! (pipelined bytes wait in the buffer): the header block within [`MAX_HEADER_BYTES`] and
-//! [`HEADER_TIMEOUT`], the body by `Content-Length` or chunked coding within the size limit —
-//! before decompression, and again after it, so a gzip bomb is refused at the limit — and the
-//! next read only after the request has been handed over, which is how a busy shard slows its
-//! clients. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs` (configurable); bodies are
+//! (pipelined bytes wait in the buffer): the header block within
+//! [`HEAD_BYTES_MAX`](super::http1::HEAD_BYTES_MAX) and [`HEADER_TIMEOUT`], the body by
+//! `Content-Length` or chunked coding within the size limit — before decompression, and again
+//! after it, so a gzip bomb is refused at the limit — and the next read only after the request
+//! has been handed over, which is how a busy shard slows its clients. Framing is decided in
+//! [`super::http1`], which does no I/O; this module reads the socket and answers.
+//!
+//! Memory: a connection between requests holds no read buffer (it waits for the next request's
+//! first byte in a one-byte slot), a head is read 4 KiB at a time, and a body is read into a
+//! buffer of its announced, checked size. Timeouts: [`IDLE_TIMEOUT`] between requests,
+//! [`HEADER_TIMEOUT`] for a whole head, and 30 s for each read inside a body. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs` (configurable); bodies are
 //! `application/x-protobuf` or `application/json`, plain, gzip or zstd. Errors answer with the
 //! OTLP status codes and a `google.rpc.Status` body in the request's encoding.
 
@@ -17,24 +23,26 @@ use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
 use super::body::{self, BodyError, Coding};
+use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
 use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
 use crate::wire::{encode::export_response, json, Signal};
 
-/// The largest request head (request line and headers) accepted.
-pub const MAX_HEADER_BYTES: usize = 16 << 10;
-/// The most headers one request may carry.
-const MAX_HEADERS: usize = 64;
 /// How long a client has to send a whole request head once it has started.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kept-alive connection may sit idle between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long one read of a body may wait for bytes.
+/// How long one read inside a body may wait for bytes.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes asked of the socket per read.
-const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Bytes asked of the socket per read while a head arrives: heads are small, and a slow one
+/// should hold little.
+const HEAD_READ_BYTES: usize = 4 << 10;
+/// Bytes asked of the socket per read of a chunked body.
+const BODY_READ_BYTES: usize = 64 << 10;
+/// A buffer larger than this is given back after a request rather than kept for the next.
+const KEPT_BUFFER_BYTES_MAX: usize = HEAD_READ_BYTES;
 /// How long a client is asked to wait before retrying a refused request.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -114,11 +122,15 @@ impl HttpReceiver {
 
     async fn serve_connection(&self, mut stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(BODY_READ_TIMEOUT));
-        let mut buffer: Vec<u8> = Vec::with_capacity(8 << 10);
+        // Empty until a request's first byte arrives: an idle connection holds no buffer.
+        let mut buffer: Vec<u8> = Vec::new();
         loop {
             match self.serve_request(&mut stream, &mut buffer).await {
-                Ok(keep_alive) if keep_alive && !self.stop.is_triggered() => continue,
+                Ok(keep_alive) if keep_alive && !self.stop.is_triggered() => {
+                    if buffer.is_empty() || buffer.capacity() > KEPT_BUFFER_BYTES_MAX {
+                        buffer.shrink_to(0);
+                    }
+                }
                 Ok(_) | Err(Close::Quietly) => return,
                 Err(Close::After(reply)) => {
                     let _ = write_reply(&mut stream, &reply, false).await;
@@ -134,20 +146,15 @@ impl HttpReceiver {
         stream: &mut TcpStream,
         buffer: &mut Vec<u8>,
     ) -> Result<bool, Close> {
-        let head_len = read_head(stream, buffer, &self.stop).await?;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buffer[..head_len]) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => {
-                return Err(Close::After(error_reply(
-                    &bad_request("malformed HTTP request"),
-                    Encoding::Protobuf,
-                )))
-            }
-        }
-        let head = Head::read(&request);
+        // The idle wait and the head have timeouts of their own; the socket's read timeout
+        // bounds each read inside a body.
+        let _ = stream.set_read_timeout(None);
+        let (head, head_len) = read_head(stream, buffer, &self.stop).await?;
         buffer.drain(..head_len);
+        #[cfg(debug_assertions)]
+        if crate::lifecycle::fault_injected(&head.path) {
+            panic!("fault injection: a request for {}", head.path);
+        }
 
         let signal = if head.path == self.settings.traces_path {
             Some(Signal::Traces)
@@ -194,9 +201,10 @@ impl HttpReceiver {
                 .map_err(|_| Close::Quietly)?;
         }
         let limit = self.settings.limits.max_message_bytes;
-        let raw = read_body(stream, buffer, &head, limit)
+        let _ = stream.set_read_timeout(Some(BODY_READ_TIMEOUT));
+        let raw = read_body(stream, buffer, head.body, limit)
             .await
-            .map_err(|err| Close::After(error_reply(&err, encoding)))?;
+            .map_err(|err| Close::After(framing_reply(&err, encoding)))?;
 
         let result = self.export(signal, encoding, coding, raw).await;
         let reply = match result {
@@ -244,88 +252,30 @@ impl HttpReceiver {
     }
 }
 
-/// What the receiver needs from a request head.
-struct Head {
-    method: String,
-    path: String,
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    content_length: Option<usize>,
-    chunked: bool,
-    keep_alive: bool,
-    expect_continue: bool,
-    bad_length: bool,
-}
-
-impl Head {
-    fn read(request: &httparse::Request<'_, '_>) -> Head {
-        let mut head = Head {
-            method: request.method.unwrap_or("").to_string(),
-            // The query string does not select the signal.
-            path: request
-                .path
-                .unwrap_or("")
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .to_string(),
-            content_type: None,
-            content_encoding: None,
-            content_length: None,
-            chunked: false,
-            keep_alive: request.version == Some(1),
-            expect_continue: false,
-            bad_length: false,
-        };
-        for header in request.headers.iter() {
-            let value = String::from_utf8_lossy(header.value).trim().to_string();
-            match header.name.to_ascii_lowercase().as_str() {
-                "content-type" => head.content_type = Some(value),
-                "content-encoding" => head.content_encoding = Some(value),
-                "content-length" => match value.parse::<usize>() {
-                    Ok(n) if head.content_length.is_none_or(|m| m == n) => {
-                        head.content_length = Some(n)
-                    }
-                    _ => head.bad_length = true,
-                },
-                "transfer-encoding" => {
-                    head.chunked = value.to_ascii_lowercase().ends_with("chunked")
-                }
-                "connection" => {
-                    let value = value.to_ascii_lowercase();
-                    if value.contains("close") {
-                        head.keep_alive = false;
-                    } else if value.contains("keep-alive") {
-                        head.keep_alive = true;
-                    }
-                }
-                "expect" => head.expect_continue = value.eq_ignore_ascii_case("100-continue"),
-                _ => {}
-            }
-        }
-        head
-    }
-}
-
 /// The media type of a `Content-Type` value, without parameters.
 fn media_type(value: &str) -> &str {
     value.split(';').next().unwrap_or("").trim()
 }
 
-/// Reads until `buffer` holds a whole request head; returns the head's length.
+/// Reads until `buffer` holds a whole request head, and reads it.
+///
+/// An empty buffer means the connection is between requests: it waits for the next request's
+/// first byte for up to [`IDLE_TIMEOUT`] (or until the stop signal) holding no buffer at all —
+/// the byte is read into the task's own one-byte slot — so an idle connection costs its task
+/// and its socket, not a read buffer. From that byte on, the whole head must come within
+/// [`HEADER_TIMEOUT`].
 async fn read_head(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     stop: &Stop,
-) -> Result<usize, Close> {
-    // Wait for the first byte of the next request as long as the connection may idle; after
-    // that the whole head must come within the header timeout.
+) -> Result<(Head, usize), Close> {
     if buffer.is_empty() {
-        let first = future::or(
+        let mut first = [0u8; 1];
+        let read = future::or(
             async {
                 Some(
                     glommio::timer::timeout(IDLE_TIMEOUT, async {
-                        Ok(read_more(stream, buffer).await)
+                        Ok(stream.read(&mut first).await)
                     })
                     .await,
                 )
@@ -336,35 +286,22 @@ async fn read_head(
             },
         )
         .await;
-        match first {
-            Some(Ok(Ok(n))) if n > 0 => {}
+        match read {
+            Some(Ok(Ok(1))) => {
+                buffer.reserve(HEAD_READ_BYTES);
+                buffer.push(first[0]);
+            }
             _ => return Err(Close::Quietly),
         }
     }
     let deadline = glommio::timer::timeout(HEADER_TIMEOUT, async {
         loop {
-            if let Some(end) = find_head_end(buffer) {
-                return Ok(Ok(end));
+            match parse_head(buffer) {
+                Ok(Some(head)) => return Ok(Ok(head)),
+                Ok(None) => {}
+                Err(err) => return Ok(Err(Close::After(framing_reply(&err, Encoding::Protobuf)))),
             }
-            // Bytes that cannot begin a request are refused now, rather than held until the
-            // header timeout while waiting for a blank line that garbage may never contain.
-            if cannot_be_a_request(buffer) {
-                return Ok(Err(Close::After(error_reply(
-                    &bad_request("malformed HTTP request"),
-                    Encoding::Protobuf,
-                ))));
-            }
-            if buffer.len() >= MAX_HEADER_BYTES {
-                let reply = error_reply(
-                    &bad_request(&format!("request head over {MAX_HEADER_BYTES} bytes")),
-                    Encoding::Protobuf,
-                );
-                return Ok(Err(Close::After(Reply {
-                    status: 431,
-                    ..reply
-                })));
-            }
-            match read_more(stream, buffer).await {
+            match read_more(stream, buffer, HEAD_READ_BYTES).await {
                 Ok(n) if n > 0 => {}
                 _ => return Ok(Err(Close::Quietly)),
             }
@@ -385,26 +322,31 @@ async fn read_head(
     }
 }
 
-/// Whether the start of a head already fails to parse (`httparse` reports a partial head that
-/// is valid so far as incomplete, not as an error).
-fn cannot_be_a_request(partial: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    httparse::Request::new(&mut headers).parse(partial).is_err()
+/// The answer to a request whose framing is refused: 431 for an oversized head, 413 for an
+/// oversized body, 501 for a transfer coding tailgate does not implement, else 400.
+fn framing_reply(err: &FramingError, encoding: Encoding) -> Reply {
+    let ingest_error = match err {
+        FramingError::BodyTooLarge { limit } => IngestError::TooLarge { limit: *limit },
+        other => bad_request(&other.to_string()),
+    };
+    let reply = error_reply(&ingest_error, encoding);
+    let status = match err {
+        FramingError::HeadTooLarge => 431,
+        FramingError::UnsupportedTransferCoding(_) => 501,
+        _ => reply.status,
+    };
+    Reply { status, ..reply }
 }
 
-/// The end of the head (after its blank line), if the buffer holds it.
-fn find_head_end(buffer: &[u8]) -> Option<usize> {
-    buffer
-        .windows(4)
-        .take(MAX_HEADER_BYTES)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| at + 4)
-}
-
-/// Reads whatever the socket has into the buffer's tail.
-async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+/// Reads whatever the socket has, up to `window` bytes, into the buffer's tail. Only the window
+/// is zeroed and grown into, so a slow head costs a few KiB, not a large read buffer.
+async fn read_more(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    window: usize,
+) -> std::io::Result<usize> {
     let start = buffer.len();
-    buffer.resize(start + READ_CHUNK_BYTES, 0);
+    buffer.resize(start + window, 0);
     let result = stream.read(&mut buffer[start..]).await;
     buffer.truncate(start + *result.as_ref().unwrap_or(&0));
     result
@@ -415,67 +357,49 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Res
 async fn read_body(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
-    head: &Head,
+    framing: BodyFraming,
     limit: usize,
-) -> Result<Vec<u8>, IngestError> {
-    if head.bad_length || (head.chunked && head.content_length.is_some()) {
-        return Err(bad_request("conflicting or invalid Content-Length"));
+) -> Result<Vec<u8>, FramingError> {
+    let len = match framing {
+        BodyFraming::Chunked => return read_chunked(stream, buffer, limit).await,
+        BodyFraming::Length(len) if len > limit => {
+            return Err(FramingError::BodyTooLarge { limit })
+        }
+        BodyFraming::Length(len) => len,
+    };
+    if buffer.len() >= len {
+        let rest = buffer.split_off(len);
+        return Ok(std::mem::replace(buffer, rest));
     }
-    if head.chunked {
-        return read_chunked(stream, buffer, limit).await;
-    }
-    let len = head.content_length.unwrap_or(0);
-    if len > limit {
-        return Err(IngestError::TooLarge { limit });
-    }
-    while buffer.len() < len {
-        match read_more(stream, buffer).await {
-            Ok(n) if n > 0 => {}
-            _ => return Err(bad_request("connection closed inside the body")),
+    // The body is read straight into a buffer of its announced (and checked) size.
+    let mut body = std::mem::take(buffer);
+    let mut filled = body.len();
+    body.resize(len, 0);
+    while filled < len {
+        match stream.read(&mut body[filled..]).await {
+            Ok(n) if n > 0 => filled += n,
+            _ => return Err(FramingError::Truncated),
         }
     }
-    let rest = buffer.split_off(len);
-    Ok(std::mem::replace(buffer, rest))
+    Ok(body)
 }
 
 async fn read_chunked(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     limit: usize,
-) -> Result<Vec<u8>, IngestError> {
+) -> Result<Vec<u8>, FramingError> {
+    let mut decoder = ChunkedDecoder::new(limit);
     let mut body = Vec::new();
     loop {
-        // The chunk-size line.
-        let (header_len, size) = loop {
-            match httparse::parse_chunk_size(buffer) {
-                Ok(httparse::Status::Complete((n, size))) => break (n, size as usize),
-                Ok(httparse::Status::Partial) if buffer.len() < 1024 => {
-                    match read_more(stream, buffer).await {
-                        Ok(n) if n > 0 => {}
-                        _ => return Err(bad_request("connection closed inside a chunk")),
-                    }
-                }
-                _ => return Err(bad_request("malformed chunk size")),
-            }
-        };
-        if body.len() + size > limit {
-            return Err(IngestError::TooLarge { limit });
-        }
-        // The chunk and its CRLF.
-        while buffer.len() < header_len + size + 2 {
-            match read_more(stream, buffer).await {
-                Ok(n) if n > 0 => {}
-                _ => return Err(bad_request("connection closed inside a chunk")),
-            }
-        }
-        if &buffer[header_len + size..header_len + size + 2] != b"\r\n" {
-            return Err(bad_request("chunk not followed by CRLF"));
-        }
-        body.extend_from_slice(&buffer[header_len..header_len + size]);
-        buffer.drain(..header_len + size + 2);
-        if size == 0 {
-            // Trailer fields are not used by OTLP; the last chunk's CRLF ended the body.
+        let decoded = decoder.decode(buffer, &mut body)?;
+        buffer.drain(..decoded.consumed);
+        if decoded.done {
             return Ok(body);
+        }
+        match read_more(stream, buffer, BODY_READ_BYTES).await {
+            Ok(n) if n > 0 => {}
+            _ => return Err(FramingError::Truncated),
         }
     }
 }
@@ -533,8 +457,10 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
-        431 => "Request Header Fields Too Large",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Error",
     }
@@ -577,23 +503,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn heads_are_found_and_media_types_read() {
-        assert_eq!(
-            find_head_end(b"POST / HTTP/1.1\r\nA: b\r\n\r\nbody"),
-            Some(25)
-        );
-        assert_eq!(find_head_end(b"POST / HTTP/1.1\r\nA: b\r\n"), None);
-        assert!(!cannot_be_a_request(b"POST /v1/traces HTTP/1."));
-        assert!(!cannot_be_a_request(
-            b"POST /v1/traces HTTP/1.1\r\nContent-Ty"
-        ));
-        assert!(cannot_be_a_request(b"\x16\x03\x01\x02\x00\x01"));
-        assert!(cannot_be_a_request(
-            b"POST /v1/traces HTTP/1.1\r\nBad Name: x\r\n"
-        ));
+    fn media_types_drop_their_parameters() {
         assert_eq!(
             media_type("application/json; charset=utf-8"),
             "application/json"
+        );
+        assert_eq!(
+            media_type(" application/x-protobuf"),
+            "application/x-protobuf"
         );
     }
 }

@@ -33,6 +33,7 @@
 pub mod body;
 pub mod grpc;
 pub mod http;
+pub mod http1;
 pub mod status;
 pub mod stop;
 

