@@ -33,6 +33,9 @@ use crate::export::{
     OtlpGrpcSettings, OtlpHttpSettings, Pipeline, QueueSettings, RetrySettings,
     MAX_BATCH_BYTES_DEFAULT,
 };
+use crate::ingest::accept::{
+    listen, open_files_limit, ConnectionBudget, CONNECTIONS_PER_LISTENER_MAX,
+};
 use crate::ingest::grpc::{GrpcReceiver, GrpcSettings};
 use crate::ingest::http::{HttpReceiver, HttpSettings};
 use crate::ingest::stop::Stop;
@@ -223,6 +226,45 @@ struct Plan {
     admin: SocketAddr,
 }
 
+impl Plan {
+    /// Caps every listener's connections so that all of them together cannot exhaust the
+    /// process's descriptors ([`ConnectionBudget`]); says so in the log.
+    fn budget_connections(&mut self) -> Result<(), StartError> {
+        let listeners = self.cpus.len()
+            * self
+                .receivers
+                .iter()
+                .map(|r| usize::from(r.grpc.is_some()) + usize::from(r.http.is_some()))
+                .sum::<usize>();
+        let exporters: usize = self.pipelines.iter().map(|p| p.exporters.len()).sum();
+        let budget = ConnectionBudget::from_limit(
+            open_files_limit()?,
+            self.cpus.len(),
+            listeners,
+            exporters,
+        )
+        .map_err(|err| StartError::Unsupported(err.to_string()))?;
+        tracing::info!(
+            "connections: at most {} per listener ({listeners} listeners over {} shard(s)), \
+             from an open-file limit of {} with {} descriptors kept for the runtime, \
+             exporters and admin",
+            budget.per_listener,
+            self.cpus.len(),
+            budget.descriptors,
+            budget.reserved
+        );
+        for receiver in &mut self.receivers {
+            if let Some((_, grpc)) = &mut receiver.grpc {
+                grpc.limits.connections_max = budget.per_listener;
+            }
+            if let Some((_, http)) = &mut receiver.http {
+                http.limits.connections_max = budget.per_listener;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn resolve(endpoint: &config::Endpoint) -> Result<SocketAddr, StartError> {
     format!("{}:{}", endpoint.host, endpoint.port)
         .to_socket_addrs()?
@@ -399,6 +441,7 @@ impl Plan {
                     GrpcSettings {
                         limits: Limits {
                             max_message_bytes: grpc.max_recv_msg_size_mib as usize * (1 << 20),
+                            connections_max: CONNECTIONS_PER_LISTENER_MAX,
                         },
                         max_concurrent_streams: grpc.max_concurrent_streams,
                     },
@@ -412,6 +455,7 @@ impl Plan {
                         limits: Limits {
                             max_message_bytes: usize::try_from(http.max_request_body_size)
                                 .unwrap_or(usize::MAX),
+                            connections_max: CONNECTIONS_PER_LISTENER_MAX,
                         },
                         traces_path: http.traces_url_path.clone(),
                         metrics_path: http.metrics_url_path.clone(),
@@ -514,9 +558,10 @@ impl Deliver for Pipelines {
 
 /// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.
 pub fn run(config: &Config) -> Result<(), StartError> {
-    let plan = Plan::from_config(config)?;
+    let mut plan = Plan::from_config(config)?;
     let shard_count = plan.cpus.len();
     lifecycle::raise_open_files_limit();
+    plan.budget_connections()?;
 
     let mut builder = RegistryBuilder::new();
     let exporter_names: Vec<String> = plan
@@ -706,7 +751,7 @@ async fn run_shard(
     let mut failed = false;
     for (receiver, (grpc_metrics, http_metrics)) in plan.receivers.iter().zip(telemetry.receivers) {
         if let Some((addr, settings)) = &receiver.grpc {
-            match crate::ingest::listen(*addr) {
+            match listen(*addr) {
                 Ok(listener) => {
                     let grpc = GrpcReceiver::new(
                         ingest.clone(),
@@ -728,7 +773,7 @@ async fn run_shard(
             }
         }
         if let Some((addr, settings)) = &receiver.http {
-            match crate::ingest::listen(*addr) {
+            match listen(*addr) {
                 Ok(listener) => {
                     let http = HttpReceiver::new(
                         ingest.clone(),

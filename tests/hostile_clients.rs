@@ -6,9 +6,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
 
-use common::gateway::{http_get, parse_response, start_sink, Gateway, Response};
+use common::gateway::{cpu_time, http_get, parse_response, start_sink, Gateway, Response};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -152,4 +153,104 @@ fn a_shard_that_panics_stops_the_whole_gateway_with_status_70() {
         stderr.contains("fatal: tailgate-shard-") && stderr.contains("panicked"),
         "{stderr}"
     );
+}
+
+/// Limits the child's open files (soft and hard) to `limit` before it runs.
+fn with_open_files_limit(command: &mut std::process::Command, limit: u64) {
+    // SAFETY: the closure runs in the forked child before exec and calls only setrlimit, which
+    // is async-signal-safe, on a struct on its own stack.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits until `condition` holds, for at most `limit`.
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+#[test]
+fn connections_past_the_descriptor_budget_are_refused_and_the_shards_never_spin() {
+    // Once: connections past the descriptor limit made every accept fail with EMFILE at once,
+    // the accept loop retried without yielding, and every shard spun at 100 % serving nothing
+    // and ignoring SIGTERM.
+    let (_sink, sink_grpc, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 2, "", "");
+    let gateway = Gateway::start_customised(&config, grpc, http, admin, |command| {
+        with_open_files_limit(command, 256)
+    });
+    // 256 descriptors, 2 shards, 3 exporters, 4 listeners: 64 + 2 × (32 + 3 × 8) + 4 = 180 are
+    // kept, and each listener takes (256 − 180) / 4 = 19 connections.
+    assert!(
+        gateway.stderr().contains("at most 19 per listener"),
+        "{}",
+        gateway.stderr()
+    );
+    let metrics = gateway.metrics();
+    assert_eq!(
+        common::gateway::metric_value(&metrics, "tailgate_receiver_connections_limit", &[]),
+        4.0 * 19.0,
+        "{metrics}"
+    );
+    let mut held = Vec::new();
+    for addr in [gateway.grpc, gateway.http] {
+        for _ in 0..150 {
+            held.push(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect"));
+        }
+    }
+    // Every connection past the caps is closed by the gateway as soon as it is accepted.
+    let refused = || {
+        gateway.metric(
+            "tailgate_receiver_connections_refused",
+            &[("reason", "limit")],
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || refused() >= 300.0 - 4.0 * 19.0),
+        "refused {}: {}",
+        refused(),
+        gateway.metrics()
+    );
+    let open = gateway.metric("tailgate_receiver_connections_open", &[]);
+    assert_eq!(open, 4.0 * 19.0, "{}", gateway.metrics());
+    // Held at the caps, the shards are idle, not spinning on failed accepts.
+    let before = cpu_time(gateway.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_time(gateway.pid()) - before;
+    assert!(
+        used < Duration::from_millis(500),
+        "{used:?} of CPU in 2 s at the caps"
+    );
+    assert_eq!(
+        gateway.metric("tailgate_receiver_accept_errors", &[]),
+        0.0,
+        "no accept ran out of descriptors"
+    );
+    // Released, the connections are closed and new ones served on every shard.
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(20), || gateway
+            .metric("tailgate_receiver_connections_open", &[])
+            == 0.0),
+        "{}",
+        gateway.metrics()
+    );
+    assert_every_shard_serves(&gateway, 8);
+    assert!(gateway.stop().success());
 }

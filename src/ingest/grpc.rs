@@ -9,7 +9,6 @@
 //! rejected), INVALID_ARGUMENT for undecodable data, RESOURCE_EXHAUSTED for a message over the
 //! limit, UNIMPLEMENTED for other methods and encodings, UNAVAILABLE while draining.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
+use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
@@ -66,7 +66,7 @@ pub struct GrpcReceiver {
     settings: GrpcSettings,
     health: Arc<Health>,
     stop: Rc<Stop>,
-    connections: Rc<Cell<usize>>,
+    connections: Rc<Connections>,
 }
 
 impl GrpcReceiver {
@@ -77,19 +77,21 @@ impl GrpcReceiver {
         health: Arc<Health>,
         stop: Rc<Stop>,
     ) -> Rc<Self> {
+        let connections =
+            Connections::new(settings.limits.connections_max, metrics.connections.clone());
         Rc::new(GrpcReceiver {
             ingest,
             metrics,
             settings,
             health,
             stop,
-            connections: Rc::new(Cell::new(0)),
+            connections,
         })
     }
 
     /// Accepts connections until the stop signal, then lets the open ones drain.
     pub async fn serve(self: Rc<Self>, listener: TcpListener) {
-        super::serve_connections(&listener, &self.stop, &self.connections, |stream| {
+        serve_connections(&listener, &self.stop, &self.connections, |stream| {
             let receiver = self.clone();
             async move { receiver.serve_connection(stream).await }
         })
@@ -98,7 +100,7 @@ impl GrpcReceiver {
 
     /// Number of connections this shard has open.
     pub fn open_connections(&self) -> usize {
-        self.connections.get()
+        self.connections.open()
     }
 
     async fn serve_connection(self: &Rc<Self>, stream: TcpStream) {

@@ -15,13 +15,13 @@
 //! `application/x-protobuf` or `application/json`, plain, gzip or zstd. Errors answer with the
 //! OTLP status codes and a `google.rpc.Status` body in the request's encoding.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
+use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
 use super::status::{rpc_status, IngestError};
@@ -61,7 +61,7 @@ pub struct HttpReceiver {
     metrics: ReceiverMetrics,
     settings: HttpSettings,
     stop: Rc<Stop>,
-    connections: Rc<Cell<usize>>,
+    connections: Rc<Connections>,
 }
 
 /// How a body is encoded, from its content type.
@@ -95,18 +95,20 @@ impl HttpReceiver {
         settings: HttpSettings,
         stop: Rc<Stop>,
     ) -> Rc<Self> {
+        let connections =
+            Connections::new(settings.limits.connections_max, metrics.connections.clone());
         Rc::new(HttpReceiver {
             ingest,
             metrics,
             settings,
             stop,
-            connections: Rc::new(Cell::new(0)),
+            connections,
         })
     }
 
     /// Accepts connections until the stop signal; open connections finish their request.
     pub async fn serve(self: Rc<Self>, listener: TcpListener) {
-        super::serve_connections(&listener, &self.stop, &self.connections, |stream| {
+        serve_connections(&listener, &self.stop, &self.connections, |stream| {
             let receiver = self.clone();
             async move { receiver.serve_connection(stream).await }
         })
@@ -117,7 +119,7 @@ impl HttpReceiver {
     /// at once and the others after answering the request they are in, so shutdown waits for
     /// this to reach zero before it closes the mesh: a request read whole is always answered.
     pub fn open_connections(&self) -> usize {
-        self.connections.get()
+        self.connections.open()
     }
 
     async fn serve_connection(&self, mut stream: TcpStream) {

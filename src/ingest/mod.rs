@@ -30,6 +30,7 @@
 //! than joining the wait: nothing is accepted that is not handed over, and clients back off
 //! instead of timing out.
 
+pub mod accept;
 pub mod body;
 pub mod grpc;
 pub mod http;
@@ -46,7 +47,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::channels::channel_mesh::{Receivers, Senders};
-use glommio::net::{TcpListener, TcpStream};
 use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
 
@@ -54,74 +54,6 @@ use crate::memory::Overload;
 use crate::telemetry::{ReceiverMetrics, ShardMetrics};
 use crate::wire::{item_count, Framer, Request, Signal, Split};
 use status::IngestError;
-
-/// The listen backlog of each shard's sockets.
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// Binds one shard's listening socket on `addr`: SO_REUSEPORT so every shard binds the same
-/// address and the kernel spreads connections over them, and SO_REUSEADDR so a (re)start is not
-/// refused while connections of an earlier process sit in TIME_WAIT on the port. Must run on the
-/// shard's executor, which the listener belongs to.
-pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::unix::io::{FromRawFd, IntoRawFd};
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: the descriptor is a bound, listening TCP socket created above; `into_raw_fd` ends
-    // socket2's ownership of it, so the glommio listener built from it is its only owner.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
-}
-
-/// Connections one receiver transport serves on one shard at once; more are closed as soon as
-/// they are accepted.
-pub const MAX_CONNECTIONS_PER_SHARD: usize = 16_384;
-
-/// The receivers' shared accept loop: accepts connections on `listener` until `stop` is
-/// triggered and runs `serve(stream)` for each as a task of this shard, counting it in `open`
-/// from the moment it is accepted (so the limit and the shutdown drain, which waits for the
-/// count to reach zero, see it at once) until its task ends. A failed accept (the peer reset it
-/// first) is skipped; a connection over [`MAX_CONNECTIONS_PER_SHARD`] is closed.
-pub async fn serve_connections<F, Fut>(
-    listener: &TcpListener,
-    stop: &stop::Stop,
-    open: &Rc<Cell<usize>>,
-    mut serve: F,
-) where
-    F: FnMut(TcpStream) -> Fut,
-    Fut: Future<Output = ()> + 'static,
-{
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            stop.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            Some(Ok(stream)) => stream,
-            Some(Err(_)) => continue,
-            None => break,
-        };
-        if open.get() >= MAX_CONNECTIONS_PER_SHARD {
-            continue;
-        }
-        open.set(open.get() + 1);
-        let connection = serve(stream);
-        let open = open.clone();
-        glommio::spawn_local(async move {
-            connection.await;
-            open.set(open.get() - 1);
-        })
-        .detach();
-    }
-}
 
 /// What one shard hands another (or itself): a valid export request of `signal` holding `items`
 /// items, all owned by the destination.
@@ -151,11 +83,14 @@ pub struct Outcome {
     pub message: String,
 }
 
-/// Size limits of one receiver.
+/// Size and connection limits of one receiver.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The largest message accepted, after decompression.
     pub max_message_bytes: usize,
+    /// The most connections the receiver's listener on one shard serves at once (from the
+    /// descriptor budget, [`accept::ConnectionBudget`]).
+    pub connections_max: usize,
 }
 
 /// One shard's receiving side: routing and hand-off, shared by its gRPC and HTTP receivers.

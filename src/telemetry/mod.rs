@@ -60,6 +60,7 @@
 
 mod admin;
 mod cell;
+mod connections;
 mod drops;
 mod exposition;
 mod health;
@@ -70,6 +71,7 @@ mod shard;
 
 pub use admin::{AdminServer, ADMIN_HEADER_BYTES_MAX, ADMIN_READ_TIMEOUT_MS};
 pub use cell::{Counter, Gauge, Histogram, HISTOGRAM_BUCKETS_MAX};
+pub use connections::ConnectionMetrics;
 pub use drops::{DropMetrics, DropReason};
 pub use health::{Health, NotReady};
 pub use pipeline::{

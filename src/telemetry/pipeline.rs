@@ -9,6 +9,7 @@
 use crate::wire::Signal;
 
 use super::cell::{Counter, Gauge};
+use super::connections::ConnectionMetrics;
 use super::registry::RegistryBuilder;
 
 /// The receiver counters of one signal.
@@ -31,6 +32,8 @@ pub struct ReceiverMetrics {
     pub metric_points: ReceiverSignalMetrics,
     /// `otelcol_receiver_{accepted,refused,failed}_log_records`.
     pub log_records: ReceiverSignalMetrics,
+    /// `tailgate_receiver_connections_*` and `tailgate_receiver_accept_errors`.
+    pub connections: ConnectionMetrics,
 }
 
 impl ReceiverMetrics {
@@ -68,10 +71,14 @@ impl ReceiverMetrics {
                 &labels,
             ),
         };
+        let spans = signal("spans", "spans");
+        let metric_points = signal("metric_points", "metric points");
+        let log_records = signal("log_records", "log records");
         ReceiverMetrics {
-            spans: signal("spans", "spans"),
-            metric_points: signal("metric_points", "metric points"),
-            log_records: signal("log_records", "log records"),
+            spans,
+            metric_points,
+            log_records,
+            connections: ConnectionMetrics::register(builder, receiver, transport, &shard),
         }
     }
 

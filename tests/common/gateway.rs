@@ -472,3 +472,16 @@ impl Relay {
 pub fn rss_kib(pid: u32) -> u64 {
     proc_status_bytes(pid, "VmRSS") >> 10
 }
+
+/// CPU time (user + system) the process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the command name (which may hold spaces) start at field 3, the state;
+    // utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf reads a constant of the system; no memory is involved.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}

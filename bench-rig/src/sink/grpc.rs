@@ -5,17 +5,16 @@
 //! INVALID_ARGUMENT and counted. When requests are kept or dumped for a test, they are
 //! validated in full first, as the gateway validates what it receives.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use glommio::net::TcpListener;
 use h2::server::SendResponse;
 use h2::RecvStream;
+use tailgate::ingest::accept::{serve_connections, Connections};
 use tailgate::ingest::grpc::{
     read_request, route_call, send_error, send_message, serve_http2, Call, Http2Settings,
 };
-use tailgate::ingest::serve_connections;
 use tailgate::ingest::status::IngestError;
 use tailgate::ingest::stop::Stop;
 
@@ -39,7 +38,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     recorder: Rc<Recorder>,
     stop: Rc<Stop>,
-    open: Rc<Cell<usize>>,
+    open: Rc<Connections>,
 ) {
     serve_connections(&listener, &stop, &open, |stream| {
         let recorder = recorder.clone();

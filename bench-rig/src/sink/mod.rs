@@ -17,7 +17,7 @@
 
 mod grpc;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, BufWriter, Write};
@@ -30,12 +30,13 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tailgate::ingest::accept::{Connections, CONNECTIONS_PER_LISTENER_MAX};
 use tailgate::ingest::http::{HttpReceiver, HttpSettings};
 use tailgate::ingest::status::IngestError;
 use tailgate::ingest::stop::Stop;
 use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
 use tailgate::lifecycle;
-use tailgate::telemetry::{ReceiverMetrics, RegistryBuilder, ShardMetrics};
+use tailgate::telemetry::{ConnectionMetrics, ReceiverMetrics, RegistryBuilder, ShardMetrics};
 use tailgate::wire::{item_count, Request, Signal};
 
 use crate::oracle::Expectation;
@@ -491,6 +492,8 @@ async fn serve(
     let mut builder = RegistryBuilder::new();
     let http_metrics = ReceiverMetrics::register(&mut builder, "otlp", "http", shard.id);
     let shard_metrics = ShardMetrics::register(&mut builder, shard.id);
+    let grpc_connections =
+        ConnectionMetrics::register(&mut builder, "otlp", "grpc", &shard.id.to_string());
     let _registry = builder.build();
 
     if let Some(path) = &args.dump {
@@ -515,9 +518,9 @@ async fn serve(
     let mesh_tasks = ingest.serve_mesh(shard.receivers);
 
     let stop = Rc::new(Stop::default());
-    let grpc_open = Rc::new(Cell::new(0));
+    let grpc_open = Connections::new(CONNECTIONS_PER_LISTENER_MAX, grpc_connections);
     let mut tasks = Vec::new();
-    match tailgate::ingest::listen(args.listen) {
+    match tailgate::ingest::accept::listen(args.listen) {
         Ok(listener) => tasks.push(glommio::spawn_local(grpc::serve(
             listener,
             recorder.clone(),
@@ -533,6 +536,7 @@ async fn serve(
     if let Some(http_listen) = args.http_listen {
         let limits = Limits {
             max_message_bytes: MAX_MESSAGE_BYTES,
+            connections_max: CONNECTIONS_PER_LISTENER_MAX,
         };
         let receiver = HttpReceiver::new(
             ingest.clone(),
@@ -545,7 +549,7 @@ async fn serve(
             },
             stop.clone(),
         );
-        match tailgate::ingest::listen(http_listen) {
+        match tailgate::ingest::accept::listen(http_listen) {
             Ok(listener) => tasks.push(glommio::spawn_local(receiver.clone().serve(listener))),
             Err(err) => {
                 let _ = bound.send(Err(err));
@@ -561,7 +565,7 @@ async fn serve(
     }
     // Let the calls in flight finish and be counted.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while (grpc_open.get() > 0 || http.as_ref().is_some_and(|h| h.open_connections() > 0))
+    while (grpc_open.open() > 0 || http.as_ref().is_some_and(|h| h.open_connections() > 0))
         && Instant::now() < deadline
     {
         glommio::timer::sleep(Duration::from_millis(10)).await;

@@ -1,0 +1,86 @@
+//! Per-listener connection families: how many are open, the cap, and what was refused or failed.
+//!
+//! The Collector has no metrics for its listeners' connections; these are tailgate's own. Each
+//! (receiver, transport, shard) listener has its series, written only by its shard.
+
+use super::cell::{Counter, Gauge};
+use super::registry::RegistryBuilder;
+
+/// One listener's connection cells.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    /// `tailgate_receiver_connections_open`: connections this listener's shard serves now.
+    pub open: Gauge,
+    /// `tailgate_receiver_connections_limit`: the most it serves at once (from the descriptor
+    /// budget, see `ingest::accept`).
+    pub limit: Gauge,
+    /// `tailgate_receiver_connections_refused{reason="limit"}`: connections closed on accept
+    /// because the listener was at its limit.
+    pub refused_at_limit: Counter,
+    /// `tailgate_receiver_connections_closed{reason="timeout"}`: connections closed because a
+    /// handshake, head or idle timeout passed.
+    pub closed_on_timeout: Counter,
+    /// `tailgate_receiver_accept_errors{reason="descriptors"}`: accepts that failed for want of
+    /// descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM); the listener backs off.
+    pub accept_errors_descriptors: Counter,
+    /// `tailgate_receiver_accept_errors{reason="other"}`: accepts that failed otherwise (a peer
+    /// that reset before it was accepted).
+    pub accept_errors_other: Counter,
+}
+
+impl ConnectionMetrics {
+    /// Registers the connection families of `receiver` over `transport` on `shard`.
+    pub fn register(
+        builder: &mut RegistryBuilder,
+        receiver: &str,
+        transport: &str,
+        shard: &str,
+    ) -> Self {
+        let labels = [
+            ("receiver", receiver),
+            ("transport", transport),
+            ("shard", shard),
+        ];
+        let with_reason = |reason: &'static str| {
+            [
+                ("receiver", receiver),
+                ("transport", transport),
+                ("shard", shard),
+                ("reason", reason),
+            ]
+        };
+        ConnectionMetrics {
+            open: builder.gauge(
+                "tailgate_receiver_connections_open",
+                "Number of connections the receiver serves on this shard now.",
+                &labels,
+            ),
+            limit: builder.gauge(
+                "tailgate_receiver_connections_limit",
+                "The most connections the receiver serves on this shard at once, derived from \
+                 the process's open-file limit.",
+                &labels,
+            ),
+            refused_at_limit: builder.counter(
+                "tailgate_receiver_connections_refused",
+                "Number of connections closed as soon as accepted, with the reason.",
+                &with_reason("limit"),
+            ),
+            closed_on_timeout: builder.counter(
+                "tailgate_receiver_connections_closed",
+                "Number of connections the receiver closed on its own, with the reason.",
+                &with_reason("timeout"),
+            ),
+            accept_errors_descriptors: builder.counter(
+                "tailgate_receiver_accept_errors",
+                "Number of failed accepts, with the reason; the listener backs off after each.",
+                &with_reason("descriptors"),
+            ),
+            accept_errors_other: builder.counter(
+                "tailgate_receiver_accept_errors",
+                "Number of failed accepts, with the reason; the listener backs off after each.",
+                &with_reason("other"),
+            ),
+        }
+    }
+}
