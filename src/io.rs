@@ -18,6 +18,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -26,6 +27,13 @@ use tokio::io::ReadBuf;
 /// The smallest read window.
 const WINDOW_MIN: usize = 16 << 10;
 
+/// Sees every byte read through a [`Stream`], in order (the gRPC receiver's keepalive rules
+/// follow the client's frames this way).
+pub trait Observe {
+    /// Called with the bytes each read returned.
+    fn received(&self, bytes: &[u8]);
+}
+
 /// A futures-io stream as a tokio-io one.
 pub struct Stream<S> {
     inner: S,
@@ -33,6 +41,8 @@ pub struct Stream<S> {
     window: usize,
     /// The socket, for reads into uninitialised memory.
     fd: Option<RawFd>,
+    /// Told of every read.
+    observer: Option<Rc<dyn Observe>>,
 }
 
 impl<S> Stream<S> {
@@ -42,7 +52,14 @@ impl<S> Stream<S> {
             inner,
             window: WINDOW_MIN,
             fd: None,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every read from now on.
+    pub fn observed_by(mut self, observer: Rc<dyn Observe>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 }
 
@@ -55,6 +72,7 @@ impl<S: AsRawFd> Stream<S> {
             fd: Some(inner.as_raw_fd()),
             inner,
             window: WINDOW_MIN,
+            observer: None,
         }
     }
 }
@@ -92,6 +110,18 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for Stream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = this.read(cx, buf);
+        if let (Some(observer), Poll::Ready(Ok(()))) = (&this.observer, &result) {
+            observer.received(&buf.filled()[before..]);
+        }
+        result
+    }
+}
+
+impl<S: AsyncRead + Unpin> Stream<S> {
+    fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         if let Some(fd) = this.fd.filter(|_| buf.remaining() > 0) {
             if let Some(done) = recv_uninit(fd, buf) {
                 return Poll::Ready(done);

@@ -507,9 +507,112 @@ receivers:
             endpoint: Endpoint::parse(GRPC_ENDPOINT_DEFAULT).unwrap(),
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
+            keepalive: tailgate::ingest::keepalive::Keepalive::default(),
         })
     );
     assert_eq!(otlp.http, None);
+}
+
+#[test]
+fn grpc_keepalive_and_http_timeouts_take_the_collectors_keys() {
+    let config = parse(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        keepalive:
+          server_parameters:
+            max_connection_idle: 11s
+            max_connection_age: 12s
+            max_connection_age_grace: 13s
+            time: 30s
+            timeout: 5s
+          enforcement_policy:
+            min_time: 10s
+            permit_without_stream: true
+      http:
+        read_timeout: 7s
+        read_header_timeout: 2s
+        write_timeout: 3s
+        idle_timeout: 1m
+{MINIMAL_SERVICE}"
+    ))
+    .unwrap();
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    let keepalive = otlp.grpc.as_ref().unwrap().keepalive;
+    assert_eq!(
+        keepalive,
+        tailgate::ingest::keepalive::Keepalive {
+            max_connection_idle: Some(Duration::from_secs(11)),
+            max_connection_age: Some(Duration::from_secs(12)),
+            max_connection_age_grace: Some(Duration::from_secs(13)),
+            time: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            min_time: Duration::from_secs(10),
+            permit_without_stream: true,
+        }
+    );
+    let timeouts = otlp.http.as_ref().unwrap().timeouts;
+    assert_eq!(
+        (
+            timeouts.read,
+            timeouts.read_header,
+            timeouts.write,
+            timeouts.idle
+        ),
+        (
+            Duration::from_secs(7),
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+            Duration::from_secs(60)
+        )
+    );
+    // 0 is gRPC's "unbounded" for the connection's idle time and age; HTTP timeouts must be
+    // above 0; unknown keys are named.
+    let unbounded = parse(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        keepalive:
+          server_parameters:
+            max_connection_idle: 0s
+{MINIMAL_SERVICE}"
+    ))
+    .unwrap();
+    let Some(Receiver::Otlp(otlp)) = unbounded.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    assert_eq!(
+        otlp.grpc.as_ref().unwrap().keepalive.max_connection_idle,
+        None
+    );
+    let err = error(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        idle_timeout: 0s
+{MINIMAL_SERVICE}"
+    ));
+    assert!(err.to_string().contains("idle_timeout"), "{err}");
+    let err = error(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        keepalive:
+          server_parameters:
+            max_idle: 1s
+{MINIMAL_SERVICE}"
+    ));
+    assert!(err.to_string().contains("max_idle"), "{err}");
 }
 
 #[test]
@@ -698,7 +801,7 @@ fn unknown_key_from_a_file_names_the_file() {
         text.starts_with(&format!("{}:6:9: ", path.display())),
         "{text}"
     );
-    assert_eq!(err.path(), Some("receivers.otlp.protocols.grpc.keepalive"));
+    assert_eq!(err.path(), Some("receivers.otlp.protocols.grpc.keepalives"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -252,5 +252,171 @@ fn connections_past_the_descriptor_budget_are_refused_and_the_shards_never_spin(
         gateway.metrics()
     );
     assert_every_shard_serves(&gateway, 8);
+    assert!(gateway.stop().success());
+}
+
+/// A raw HTTP/2 client connection: the preface and an empty SETTINGS sent.
+fn http2_client(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    stream
+}
+
+/// Reads frames until one of `kind` arrives; its flags and payload, or `None` if the
+/// connection ended (or `limit` passed) first.
+fn read_until_frame(stream: &mut TcpStream, kind: u8, limit: Duration) -> Option<(u8, Vec<u8>)> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    loop {
+        let mut header = [0u8; 9];
+        stream.read_exact(&mut header).ok()?;
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).ok()?;
+        if header[3] == kind {
+            return Some((header[4], payload));
+        }
+    }
+}
+
+/// Whether the peer has closed `stream` (EOF or reset), waiting up to `limit` for it.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+const GOAWAY: u8 = 0x7;
+const PING: u8 = 0x6;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+#[test]
+fn grpc_connections_are_bounded_in_time_and_pings() {
+    let (_sink, sink_grpc, _) = start_sink();
+    let keepalive = "        keepalive:
+          server_parameters:
+            max_connection_idle: 1s
+            time: 1s
+            timeout: 1s
+          enforcement_policy:
+            min_time: 10s";
+    let gateway = Gateway::start(sink_grpc, 1, keepalive);
+
+    // A connection that never sends its preface is closed at the handshake timeout.
+    let mut silent = TcpStream::connect_timeout(&gateway.grpc, Duration::from_secs(5)).unwrap();
+    // A client idle past max_connection_idle is sent GOAWAY (NO_ERROR).
+    let mut idle = http2_client(gateway.grpc);
+    let (_, payload) = read_until_frame(&mut idle, GOAWAY, Duration::from_secs(10))
+        .expect("GOAWAY for an idle connection");
+    assert_eq!(payload[4..8], [0, 0, 0, 0], "NO_ERROR");
+
+    // A client pinging every moment is struck out: GOAWAY ENHANCE_YOUR_CALM.
+    let mut pinger = http2_client(gateway.grpc);
+    for n in 0..4u8 {
+        pinger
+            .write_all(&[0, 0, 8, PING, 0, 0, 0, 0, 0, n, 0, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+    }
+    let (_, payload) = read_until_frame(&mut pinger, GOAWAY, Duration::from_secs(10))
+        .expect("GOAWAY for a client pinging too often");
+    let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+    assert_eq!(code, ENHANCE_YOUR_CALM);
+
+    // A client that does not answer the server's keepalive ping is closed: it reads nothing,
+    // so the PING goes unanswered.
+    let mut deaf = http2_client(gateway.grpc);
+    assert!(closed_within(&mut deaf, Duration::from_secs(15)), "closed");
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(20)),
+        "a silent connection is closed at the handshake timeout"
+    );
+    let timed_out = || {
+        gateway.metric(
+            "tailgate_receiver_connections_closed",
+            &[("reason", "timeout"), ("transport", "grpc")],
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || timed_out() >= 2.0),
+        "{}",
+        gateway.metrics()
+    );
+    assert_eq!(
+        gateway.metric(
+            "tailgate_receiver_connections_closed",
+            &[("reason", "too_many_pings")]
+        ),
+        1.0
+    );
+    assert_every_shard_serves(&gateway, 2);
+    assert!(gateway.stop().success());
+}
+
+#[test]
+fn http_connections_keep_their_idle_timeout_and_slow_bodies_time_out() {
+    let (_sink, sink_grpc, _) = start_sink();
+    let timeouts = "        idle_timeout: 4s
+        read_timeout: 1s";
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 1, "", timeouts);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+
+    // Once, every read — the wait for a kept-alive connection's next request too — had the
+    // body's read timeout: idle connections closed after it, not after the idle timeout.
+    let body = traces(0x60, 1);
+    let mut request = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let mut kept = TcpStream::connect_timeout(&gateway.http, Duration::from_secs(5)).unwrap();
+    kept.write_all(&request).unwrap();
+    let mut response = [0u8; 4096];
+    kept.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let n = kept.read(&mut response).unwrap();
+    assert!(
+        response[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &response[..n]
+    );
+    let idle_from = Instant::now();
+    assert!(
+        !closed_within(&mut kept, Duration::from_secs(2)),
+        "still open past the read timeout"
+    );
+    assert!(closed_within(&mut kept, Duration::from_secs(10)), "closed");
+    assert!(
+        idle_from.elapsed() >= Duration::from_secs(3),
+        "closed at the idle timeout, {:?}",
+        idle_from.elapsed()
+    );
+
+    // A body that stops arriving is answered 408 once the read timeout passes.
+    let mut slow = TcpStream::connect_timeout(&gateway.http, Duration::from_secs(5)).unwrap();
+    slow.write_all(&request[..request.len() - 5]).unwrap();
+    let mut answer = Vec::new();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.read_to_end(&mut answer)
+        .expect("an answer, then close");
+    let reply = parse_response(&answer).expect("an HTTP response");
+    assert_eq!(reply.0, 408, "{reply:?}");
+    assert_eq!(
+        gateway.metric(
+            "tailgate_receiver_connections_closed",
+            &[("reason", "timeout"), ("transport", "http")]
+        ),
+        2.0
+    );
     assert!(gateway.stop().success());
 }

@@ -67,7 +67,7 @@ pub use receivers::{
     GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
     HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_CONCURRENT_STREAMS_MAX,
     MAX_RECV_MSG_SIZE_MIB_DEFAULT, MAX_RECV_MSG_SIZE_MIB_MAX, MAX_REQUEST_BODY_SIZE_DEFAULT,
-    MAX_REQUEST_BODY_SIZE_MAX, RECEIVER_KINDS,
+    MAX_REQUEST_BODY_SIZE_MAX, RECEIVER_KINDS, RECEIVER_TIMEOUT_MAX,
 };
 pub use service::{
     LogLevel, MetricsLevel, Pipeline, PipelineId, Service, Telemetry, TelemetryLogs,

@@ -14,6 +14,7 @@
 //! default and a ceiling: every buffer a client can make the gateway fill has a stated bound.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
@@ -21,8 +22,11 @@ use serde::Deserialize;
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::locate::Target;
-use super::scalar::{present, UInt};
+use super::processors::duration_at_most;
+use super::scalar::{present, Dur, UInt};
 use super::values::{ComponentId, Endpoint, KeyPath};
+use crate::ingest::http::HttpTimeouts;
+use crate::ingest::keepalive::{Keepalive, TIME_MIN};
 
 /// Receiver types tailgate has.
 pub const RECEIVER_KINDS: &[&str] = &["otlp"];
@@ -45,6 +49,8 @@ pub const MAX_CONCURRENT_STREAMS_MAX: u32 = 1024;
 pub const MAX_REQUEST_BODY_SIZE_DEFAULT: u64 = 20 * 1024 * 1024;
 /// The largest `max_request_body_size` (1 GiB), for the same reason as the gRPC bound.
 pub const MAX_REQUEST_BODY_SIZE_MAX: u64 = 1024 * 1024 * 1024;
+/// The longest timeout any receiver key accepts: every connection is bounded in time.
+pub const RECEIVER_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
 
 /// The `receivers` section.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -87,6 +93,8 @@ pub struct GrpcReceiver {
     /// HTTP/2 streams one connection may have open (default 100, at most
     /// [`MAX_CONCURRENT_STREAMS_MAX`]).
     pub max_concurrent_streams: u32,
+    /// `keepalive.server_parameters` and `keepalive.enforcement_policy`.
+    pub keepalive: Keepalive,
 }
 
 /// `protocols.http`: OTLP/HTTP, plaintext.
@@ -103,6 +111,8 @@ pub struct HttpReceiver {
     pub metrics_url_path: String,
     /// The path logs are posted to (default `/v1/logs`).
     pub logs_url_path: String,
+    /// The connection's timeouts.
+    pub timeouts: HttpTimeouts,
 }
 
 pub(crate) enum RawReceiver {
@@ -146,8 +156,34 @@ struct RawGrpc {
     max_recv_msg_size_mib: Option<UInt>,
     max_concurrent_streams: Option<UInt>,
     transport: Option<String>,
+    keepalive: Option<RawKeepalive>,
     tls: Option<RawServerTls>,
     auth: Option<RawAuth>,
+}
+
+/// `keepalive`, as gRPC and the Collector's configgrpc spell it.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawKeepalive {
+    server_parameters: Option<RawServerParameters>,
+    enforcement_policy: Option<RawEnforcementPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawServerParameters {
+    max_connection_idle: Option<Dur>,
+    max_connection_age: Option<Dur>,
+    max_connection_age_grace: Option<Dur>,
+    time: Option<Dur>,
+    timeout: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawEnforcementPolicy {
+    min_time: Option<Dur>,
+    permit_without_stream: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -158,6 +194,10 @@ struct RawHttp {
     traces_url_path: Option<String>,
     metrics_url_path: Option<String>,
     logs_url_path: Option<String>,
+    read_timeout: Option<Dur>,
+    read_header_timeout: Option<Dur>,
+    write_timeout: Option<Dur>,
+    idle_timeout: Option<Dur>,
     cors: Option<RawCors>,
     tls: Option<RawServerTls>,
     auth: Option<RawAuth>,
@@ -345,10 +385,89 @@ fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceive
         )? as u32,
         None => MAX_CONCURRENT_STREAMS_DEFAULT,
     };
+    let keepalive = check_keepalive(
+        raw.keepalive.unwrap_or_default(),
+        &path.key("keepalive"),
+        ctx,
+    )?;
     Ok(GrpcReceiver {
         endpoint,
         max_recv_msg_size_mib,
         max_concurrent_streams,
+        keepalive,
+    })
+}
+
+/// A timeout key: above zero, at most [`RECEIVER_TIMEOUT_MAX`].
+fn timeout(
+    ctx: &Ctx<'_>,
+    path: &KeyPath,
+    raw: Option<Dur>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(Dur(d)) if d.is_zero() => Err(ctx.invalid(
+            path,
+            "must be above 0: every connection is bounded in time (give a long duration instead)",
+        )),
+        Some(Dur(d)) => duration_at_most(ctx, path, d, RECEIVER_TIMEOUT_MAX),
+    }
+}
+
+/// A keepalive duration that gRPC reads as "unbounded" when 0 or absent.
+fn optional_timeout(
+    ctx: &Ctx<'_>,
+    path: &KeyPath,
+    raw: Option<Dur>,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(Dur(d)) if d.is_zero() => Ok(None),
+        Some(Dur(d)) => duration_at_most(ctx, path, d, RECEIVER_TIMEOUT_MAX).map(Some),
+    }
+}
+
+fn check_keepalive(
+    raw: RawKeepalive,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Keepalive, ConfigError> {
+    let defaults = Keepalive::default();
+    let server = raw.server_parameters.unwrap_or_default();
+    let sp = path.key("server_parameters");
+    let policy = raw.enforcement_policy.unwrap_or_default();
+    let ep = path.key("enforcement_policy");
+    let time = timeout(ctx, &sp.key("time"), server.time, defaults.time)?.max(TIME_MIN);
+    Ok(Keepalive {
+        max_connection_idle: optional_timeout(
+            ctx,
+            &sp.key("max_connection_idle"),
+            server.max_connection_idle,
+            defaults.max_connection_idle,
+        )?,
+        max_connection_age: optional_timeout(
+            ctx,
+            &sp.key("max_connection_age"),
+            server.max_connection_age,
+            defaults.max_connection_age,
+        )?,
+        max_connection_age_grace: optional_timeout(
+            ctx,
+            &sp.key("max_connection_age_grace"),
+            server.max_connection_age_grace,
+            defaults.max_connection_age_grace,
+        )?,
+        time,
+        timeout: timeout(ctx, &sp.key("timeout"), server.timeout, defaults.timeout)?,
+        min_time: match policy.min_time {
+            None => defaults.min_time,
+            Some(Dur(d)) => duration_at_most(ctx, &ep.key("min_time"), d, RECEIVER_TIMEOUT_MAX)?,
+        },
+        permit_without_stream: policy
+            .permit_without_stream
+            .unwrap_or(defaults.permit_without_stream),
     })
 }
 
@@ -439,11 +558,39 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
             ));
         }
     }
+    let defaults = HttpTimeouts::default();
+    let timeouts = HttpTimeouts {
+        read_header: timeout(
+            ctx,
+            &path.key("read_header_timeout"),
+            raw.read_header_timeout,
+            defaults.read_header,
+        )?,
+        read: timeout(
+            ctx,
+            &path.key("read_timeout"),
+            raw.read_timeout,
+            defaults.read,
+        )?,
+        write: timeout(
+            ctx,
+            &path.key("write_timeout"),
+            raw.write_timeout,
+            defaults.write,
+        )?,
+        idle: timeout(
+            ctx,
+            &path.key("idle_timeout"),
+            raw.idle_timeout,
+            defaults.idle,
+        )?,
+    };
     Ok(HttpReceiver {
         endpoint,
         max_request_body_size,
         traces_url_path,
         metrics_url_path,
         logs_url_path,
+        timeouts,
     })
 }

@@ -204,6 +204,11 @@ impl Connections {
         self.metrics.closed_on_timeout.inc();
     }
 
+    /// Counts a connection ended because its client pinged too often.
+    pub fn too_many_pings(&self) {
+        self.metrics.closed_too_many_pings.inc();
+    }
+
     fn set_open(&self, open: usize) {
         self.open.set(open);
         self.metrics

@@ -9,8 +9,10 @@
 //! rejected), INVALID_ARGUMENT for undecodable data, RESOURCE_EXHAUSTED for a message over the
 //! limit, UNIMPLEMENTED for other methods and encodings, UNAVAILABLE while draining.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
+use super::keepalive::{Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
 use super::{Ingest, Limits};
@@ -38,12 +41,14 @@ const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 const STREAM_WINDOW_BYTES: u32 = 1 << 20;
 const CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
 
-/// How one HTTP/2 connection is served: calls in flight, and the flow-control windows.
+/// How one HTTP/2 connection is served: calls in flight, the flow-control windows, and the
+/// keepalive rules.
 #[derive(Debug, Clone, Copy)]
 pub struct Http2Settings {
     pub max_concurrent_streams: u32,
     pub stream_window: u32,
     pub connection_window: u32,
+    pub keepalive: Keepalive,
 }
 
 /// The largest HTTP/2 frame accepted, and the largest header block.
@@ -57,6 +62,7 @@ const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct GrpcSettings {
     pub limits: Limits,
     pub max_concurrent_streams: u32,
+    pub keepalive: Keepalive,
 }
 
 /// One shard's gRPC receiver.
@@ -104,21 +110,26 @@ impl GrpcReceiver {
     }
 
     async fn serve_connection(self: &Rc<Self>, stream: TcpStream) {
-        serve_http2(
+        let end = serve_http2(
             stream,
             Http2Settings {
                 max_concurrent_streams: self.settings.max_concurrent_streams,
                 stream_window: STREAM_WINDOW_BYTES,
                 connection_window: CONNECTION_WINDOW_BYTES,
+                keepalive: self.settings.keepalive,
             },
             &self.stop,
             |request, respond| {
                 let receiver = self.clone();
-                glommio::spawn_local(async move { receiver.serve_call(request, respond).await })
-                    .detach();
+                async move { receiver.serve_call(request, respond).await }
             },
         )
         .await;
+        match end {
+            ConnectionEnd::Closed => {}
+            ConnectionEnd::TimedOut => self.connections.timed_out(),
+            ConnectionEnd::TooManyPings => self.connections.too_many_pings(),
+        }
     }
 
     async fn serve_call(
@@ -160,56 +171,209 @@ impl GrpcReceiver {
     }
 }
 
-/// Serves one HTTP/2 connection with `settings` and the receivers' frame limits, handing each
-/// call to `call` (which spawns its task) until the peer closes it; once `stop` is triggered
-/// the connection is shut down gracefully (GOAWAY) and driven until its calls in flight end.
-pub async fn serve_http2(
+/// Why an HTTP/2 connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionEnd {
+    /// The client closed it or broke it, or it drained after GOAWAY (stop, age).
+    Closed,
+    /// The handshake did not complete in time, the connection idled past
+    /// `max_connection_idle`, a keepalive ping went unanswered, or the age grace ran out.
+    TimedOut,
+    /// The client pinged more often than the enforcement policy allows (GOAWAY
+    /// `ENHANCE_YOUR_CALM`).
+    TooManyPings,
+}
+
+/// What woke a connection's task.
+enum Event {
+    /// A new call (boxed: the request and its responder are large beside the other events).
+    Call(Box<(http::Request<RecvStream>, SendResponse<Bytes>)>),
+    /// The connection ended, or broke.
+    Ended,
+    Stop,
+    Tick,
+    Attention,
+}
+
+/// Serves one HTTP/2 connection with `settings` and the receivers' frame limits, running
+/// `call(request, respond)` as a task of its own for each call, until the peer closes it.
+///
+/// The handshake must complete within [`HANDSHAKE_TIMEOUT`] of accept. Then the keepalive
+/// rules ([`Keepalive`]) apply: GOAWAY after `max_connection_idle` without a call or at
+/// `max_connection_age` (the connection is closed `max_connection_age_grace` later if calls
+/// are still in flight), a PING to a client silent for `time` and the connection closed if it
+/// is not answered within `timeout`, and GOAWAY `ENHANCE_YOUR_CALM` for a client that pings too
+/// often. Once `stop` is triggered the connection is shut down gracefully (GOAWAY) and driven
+/// until its calls in flight end.
+pub async fn serve_http2<F, Fut>(
     stream: TcpStream,
     settings: Http2Settings,
     stop: &Stop,
-    mut call: impl FnMut(http::Request<RecvStream>, SendResponse<Bytes>),
-) {
+    mut call: F,
+) -> ConnectionEnd
+where
+    F: FnMut(http::Request<RecvStream>, SendResponse<Bytes>) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let _ = stream.set_nodelay(true);
+    let keepalive = settings.keepalive;
+    let inbound = Rc::new(Inbound::new(keepalive));
+    let opened = Instant::now();
+    let io = crate::io::Stream::socket(stream).observed_by(inbound.clone());
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_window_size(settings.stream_window)
         .initial_connection_window_size(settings.connection_window)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
-        .handshake::<_, Bytes>(crate::io::Stream::socket(stream));
-    let handshake = future::or(async { Some(handshake.await) }, async {
-        stop.wait().await;
-        None
-    });
-    let Some(Ok(mut connection)) = handshake.await else {
-        return;
+        .handshake::<_, Bytes>(io);
+    let handshake = future::or(
+        async {
+            Some(glommio::timer::timeout(HANDSHAKE_TIMEOUT, async { Ok(handshake.await) }).await)
+        },
+        async {
+            stop.wait().await;
+            None
+        },
+    );
+    let mut connection = match handshake.await {
+        Some(Ok(Ok(connection))) => connection,
+        Some(Err(_)) => return ConnectionEnd::TimedOut,
+        Some(Ok(Err(_))) | None => return ConnectionEnd::Closed,
     };
+    let mut ping_pong = connection.ping_pong();
+    let mut ping_sent: Option<Instant> = None;
+    let mut goaway_at: Option<Instant> = None;
     let mut draining = false;
+    let mut end = ConnectionEnd::Closed;
     loop {
+        let now = Instant::now();
+        let next = next_deadline(&keepalive, &inbound, opened, ping_sent, goaway_at, draining);
         // `accept` also drives the connection's I/O for the calls in flight, so it is polled
         // until the connection ends, draining or not.
-        let next = if draining {
-            connection.accept().await
-        } else {
-            match future::or(async { Some(connection.accept().await) }, async {
-                stop.wait().await;
-                None
-            })
-            .await
-            {
-                Some(next) => next,
-                None => {
-                    draining = true;
-                    connection.graceful_shutdown();
-                    continue;
+        let event = future::or(
+            async {
+                match connection.accept().await {
+                    Some(Ok(call)) => Event::Call(Box::new(call)),
+                    _ => Event::Ended,
                 }
+            },
+            future::or(
+                async {
+                    if draining {
+                        future::pending::<()>().await;
+                    }
+                    stop.wait().await;
+                    Event::Stop
+                },
+                future::or(
+                    async {
+                        glommio::timer::sleep(next.saturating_duration_since(now)).await;
+                        Event::Tick
+                    },
+                    async {
+                        inbound.attention().await;
+                        Event::Attention
+                    },
+                ),
+            ),
+        )
+        .await;
+        match event {
+            Event::Call(started) => {
+                let (request, respond) = *started;
+                inbound.call_started();
+                let call = call(request, respond);
+                let inbound = inbound.clone();
+                glommio::spawn_local(async move {
+                    call.await;
+                    inbound.call_ended();
+                })
+                .detach();
             }
-        };
-        let Some(Ok((request, respond))) = next else {
-            break;
-        };
-        call(request, respond);
+            Event::Ended => return end,
+            Event::Stop => {
+                draining = true;
+                connection.graceful_shutdown();
+            }
+            Event::Attention | Event::Tick => {}
+        }
+        let now = Instant::now();
+        if inbound.abusive() && end != ConnectionEnd::TooManyPings {
+            end = ConnectionEnd::TooManyPings;
+            draining = true;
+            connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+        }
+        if let (Some(at), Some(grace)) = (goaway_at, keepalive.max_connection_age_grace) {
+            if now >= at + grace {
+                return ConnectionEnd::TimedOut;
+            }
+        }
+        if let (Some(pings), Some(sent)) = (ping_pong.as_mut(), ping_sent) {
+            // `send_ping` and `poll_pong` are h2's non-blocking halves of `PingPong::ping`.
+            let pong = future::poll_once(std::future::poll_fn(|cx| pings.poll_pong(cx))).await;
+            if pong.is_some() {
+                ping_sent = None;
+            } else if now >= sent + keepalive.timeout {
+                if inbound.last_read() <= sent {
+                    return ConnectionEnd::TimedOut;
+                }
+                // The client is sending, only not the answer yet: give that another timeout.
+                ping_sent = Some(now);
+            }
+        } else if let Some(pings) = ping_pong.as_mut() {
+            if now >= inbound.last_read() + keepalive.time
+                && pings.send_ping(h2::Ping::opaque()).is_ok()
+            {
+                ping_sent = Some(now);
+            }
+        }
+        if draining {
+            continue;
+        }
+        let idle_over = keepalive
+            .max_connection_idle
+            .zip(inbound.idle_since())
+            .is_some_and(|(idle, since)| now >= since + idle);
+        let age_over = keepalive
+            .max_connection_age
+            .is_some_and(|age| now >= opened + age);
+        if idle_over || age_over {
+            if idle_over {
+                end = ConnectionEnd::TimedOut;
+            }
+            goaway_at = Some(now).filter(|_| age_over);
+            draining = true;
+            connection.graceful_shutdown();
+        }
     }
+}
+
+/// The next moment a keepalive rule needs looking at.
+fn next_deadline(
+    keepalive: &Keepalive,
+    inbound: &Inbound,
+    opened: Instant,
+    ping_sent: Option<Instant>,
+    goaway_at: Option<Instant>,
+    draining: bool,
+) -> Instant {
+    let mut next = match ping_sent {
+        Some(sent) => sent + keepalive.timeout,
+        None => inbound.last_read() + keepalive.time,
+    };
+    if let (Some(at), Some(grace)) = (goaway_at, keepalive.max_connection_age_grace) {
+        next = next.min(at + grace);
+    }
+    if !draining {
+        if let (Some(idle), Some(since)) = (keepalive.max_connection_idle, inbound.idle_since()) {
+            next = next.min(since + idle);
+        }
+        if let Some(age) = keepalive.max_connection_age {
+            next = next.min(opened + age);
+        }
+    }
+    next
 }
 
 /// What a gRPC call asks for.

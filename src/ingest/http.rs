@@ -2,7 +2,7 @@
 //!
 //! Each connection is one task on the shard that accepted it. Requests are read one at a time
 //! (pipelined bytes wait in the buffer): the header block within
-//! [`HEAD_BYTES_MAX`](super::http1::HEAD_BYTES_MAX) and [`HEADER_TIMEOUT`], the body by
+//! [`HEAD_BYTES_MAX`](super::http1::HEAD_BYTES_MAX) and `read_header_timeout`, the body by
 //! `Content-Length` or chunked coding within the size limit — before decompression, and again
 //! after it, so a gzip bomb is refused at the limit — and the next read only after the request
 //! has been handed over, which is how a busy shard slows its clients. Framing is decided in
@@ -10,8 +10,10 @@
 //!
 //! Memory: a connection between requests holds no read buffer (it waits for the next request's
 //! first byte in a one-byte slot), a head is read 4 KiB at a time, and a body is read into a
-//! buffer of its announced, checked size. Timeouts: [`IDLE_TIMEOUT`] between requests,
-//! [`HEADER_TIMEOUT`] for a whole head, and 30 s for each read inside a body. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs` (configurable); bodies are
+//! buffer of its announced, checked size. Timeouts ([`HttpTimeouts`]): `idle_timeout` between
+//! requests, `read_header_timeout` for a whole head (408), `read_timeout` for a whole body
+//! (408), `write_timeout` for a whole response; a slow client cannot hold a connection longer
+//! than their sum per request. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs` (configurable); bodies are
 //! `application/x-protobuf` or `application/json`, plain, gzip or zstd. Errors answer with the
 //! OTLP status codes and a `google.rpc.Status` body in the request's encoding.
 
@@ -30,12 +32,42 @@ use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
 use crate::wire::{encode::export_response, json, Signal};
 
-/// How long a client has to send a whole request head once it has started.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a kept-alive connection may sit idle between requests.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long one read inside a body may wait for bytes.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// `read_header_timeout` when not given: a whole request head within it.
+pub const READ_HEADER_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// `read_timeout` when not given: a whole body within it.
+pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+/// `write_timeout` when not given: a whole response within it.
+pub const WRITE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// `idle_timeout` when not given: a kept-alive connection idle between requests.
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(120);
+
+/// The OTLP/HTTP receiver's timeouts, with the Collector's (confighttp) key names. Go's server
+/// counts `read_timeout` from the start of the request; here the head has
+/// `read_header_timeout` of its own and `read_timeout` bounds the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// `read_header_timeout`: a request head must arrive whole within it (default 10 s).
+    pub read_header: Duration,
+    /// `read_timeout`: a request body must arrive whole within it (default 60 s).
+    pub read: Duration,
+    /// `write_timeout`: a response must be written within it (default 30 s).
+    pub write: Duration,
+    /// `idle_timeout`: a kept-alive connection may wait this long for its next request
+    /// (default 120 s).
+    pub idle: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            read_header: READ_HEADER_TIMEOUT_DEFAULT,
+            read: READ_TIMEOUT_DEFAULT,
+            write: WRITE_TIMEOUT_DEFAULT,
+            idle: IDLE_TIMEOUT_DEFAULT,
+        }
+    }
+}
+
 /// Bytes asked of the socket per read while a head arrives: heads are small, and a slow one
 /// should hold little.
 const HEAD_READ_BYTES: usize = 4 << 10;
@@ -50,6 +82,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub limits: Limits,
+    pub timeouts: HttpTimeouts,
     pub traces_path: String,
     pub metrics_path: String,
     pub logs_path: String,
@@ -82,8 +115,10 @@ struct Reply {
 
 /// Why a connection ends.
 enum Close {
-    /// The peer closed, timed out or broke the connection: nothing more to say.
+    /// The peer closed or broke the connection: nothing more to say.
     Quietly,
+    /// The connection idled past `idle_timeout`: closed without a word, counted.
+    Idle,
     /// Answer this, then close.
     After(Reply),
 }
@@ -134,8 +169,15 @@ impl HttpReceiver {
                     }
                 }
                 Ok(_) | Err(Close::Quietly) => return,
+                Err(Close::Idle) => {
+                    self.connections.timed_out();
+                    return;
+                }
                 Err(Close::After(reply)) => {
-                    let _ = write_reply(&mut stream, &reply, false).await;
+                    if reply.status == 408 {
+                        self.connections.timed_out();
+                    }
+                    let _ = self.write_reply(&mut stream, &reply, false).await;
                     return;
                 }
             }
@@ -148,10 +190,8 @@ impl HttpReceiver {
         stream: &mut TcpStream,
         buffer: &mut Vec<u8>,
     ) -> Result<bool, Close> {
-        // The idle wait and the head have timeouts of their own; the socket's read timeout
-        // bounds each read inside a body.
-        let _ = stream.set_read_timeout(None);
-        let (head, head_len) = read_head(stream, buffer, &self.stop).await?;
+        let timeouts = &self.settings.timeouts;
+        let (head, head_len) = read_head(stream, buffer, &self.stop, timeouts).await?;
         buffer.drain(..head_len);
         #[cfg(debug_assertions)]
         if crate::lifecycle::fault_injected(&head.path) {
@@ -203,10 +243,21 @@ impl HttpReceiver {
                 .map_err(|_| Close::Quietly)?;
         }
         let limit = self.settings.limits.max_message_bytes;
-        let _ = stream.set_read_timeout(Some(BODY_READ_TIMEOUT));
-        let raw = read_body(stream, buffer, head.body, limit)
-            .await
-            .map_err(|err| Close::After(framing_reply(&err, encoding)))?;
+        let body = glommio::timer::timeout(timeouts.read, async {
+            Ok(read_body(stream, buffer, head.body, limit).await)
+        });
+        let raw = match body.await {
+            Ok(Ok(raw)) => raw,
+            Ok(Err(err)) => return Err(Close::After(framing_reply(&err, encoding))),
+            Err(_) => {
+                let reply =
+                    error_reply(&bad_request("request body not received in time"), encoding);
+                return Err(Close::After(Reply {
+                    status: 408,
+                    ..reply
+                }));
+            }
+        };
 
         let result = self.export(signal, encoding, coding, raw).await;
         let reply = match result {
@@ -219,10 +270,24 @@ impl HttpReceiver {
             },
             Err(err) => error_reply(&err, encoding),
         };
-        write_reply(stream, &reply, head.keep_alive)
+        self.write_reply(stream, &reply, head.keep_alive)
             .await
             .map_err(|_| Close::Quietly)?;
         Ok(head.keep_alive)
+    }
+
+    /// Writes a response within `write_timeout`.
+    async fn write_reply(
+        &self,
+        stream: &mut TcpStream,
+        reply: &Reply,
+        keep_alive: bool,
+    ) -> std::io::Result<()> {
+        glommio::timer::timeout(self.settings.timeouts.write, async {
+            Ok(write_reply(stream, reply, keep_alive).await)
+        })
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
     }
 
     async fn export(
@@ -262,21 +327,22 @@ fn media_type(value: &str) -> &str {
 /// Reads until `buffer` holds a whole request head, and reads it.
 ///
 /// An empty buffer means the connection is between requests: it waits for the next request's
-/// first byte for up to [`IDLE_TIMEOUT`] (or until the stop signal) holding no buffer at all —
+/// first byte for up to `idle_timeout` (or until the stop signal) holding no buffer at all —
 /// the byte is read into the task's own one-byte slot — so an idle connection costs its task
 /// and its socket, not a read buffer. From that byte on, the whole head must come within
-/// [`HEADER_TIMEOUT`].
+/// `read_header_timeout`.
 async fn read_head(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     stop: &Stop,
+    timeouts: &HttpTimeouts,
 ) -> Result<(Head, usize), Close> {
     if buffer.is_empty() {
         let mut first = [0u8; 1];
         let read = future::or(
             async {
                 Some(
-                    glommio::timer::timeout(IDLE_TIMEOUT, async {
+                    glommio::timer::timeout(timeouts.idle, async {
                         Ok(stream.read(&mut first).await)
                     })
                     .await,
@@ -293,10 +359,11 @@ async fn read_head(
                 buffer.reserve(HEAD_READ_BYTES);
                 buffer.push(first[0]);
             }
+            Some(Err(_)) => return Err(Close::Idle),
             _ => return Err(Close::Quietly),
         }
     }
-    let deadline = glommio::timer::timeout(HEADER_TIMEOUT, async {
+    let deadline = glommio::timer::timeout(timeouts.read_header, async {
         loop {
             match parse_head(buffer) {
                 Ok(Some(head)) => return Ok(Ok(head)),

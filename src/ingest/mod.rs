@@ -35,6 +35,7 @@ pub mod body;
 pub mod grpc;
 pub mod http;
 pub mod http1;
+pub mod keepalive;
 pub mod status;
 pub mod stop;
 

@@ -20,6 +20,9 @@ pub struct ConnectionMetrics {
     /// `tailgate_receiver_connections_closed{reason="timeout"}`: connections closed because a
     /// handshake, head or idle timeout passed.
     pub closed_on_timeout: Counter,
+    /// `tailgate_receiver_connections_closed{reason="too_many_pings"}`: gRPC connections ended
+    /// with GOAWAY `ENHANCE_YOUR_CALM` for pinging more often than the enforcement policy allows.
+    pub closed_too_many_pings: Counter,
     /// `tailgate_receiver_accept_errors{reason="descriptors"}`: accepts that failed for want of
     /// descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM); the listener backs off.
     pub accept_errors_descriptors: Counter,
@@ -70,6 +73,11 @@ impl ConnectionMetrics {
                 "tailgate_receiver_connections_closed",
                 "Number of connections the receiver closed on its own, with the reason.",
                 &with_reason("timeout"),
+            ),
+            closed_too_many_pings: builder.counter(
+                "tailgate_receiver_connections_closed",
+                "Number of connections the receiver closed on its own, with the reason.",
+                &with_reason("too_many_pings"),
             ),
             accept_errors_descriptors: builder.counter(
                 "tailgate_receiver_accept_errors",

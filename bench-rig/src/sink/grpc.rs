@@ -15,6 +15,7 @@ use tailgate::ingest::accept::{serve_connections, Connections};
 use tailgate::ingest::grpc::{
     read_request, route_call, send_error, send_message, serve_http2, Call, Http2Settings,
 };
+use tailgate::ingest::keepalive::Keepalive;
 use tailgate::ingest::status::IngestError;
 use tailgate::ingest::stop::Stop;
 
@@ -27,7 +28,13 @@ use super::{Recorder, MAX_MESSAGE_BYTES};
 /// to hundreds (docs/BENCHMARKS.md). The sink stands for an upstream provisioned for such
 /// requests; tailgate's own receivers keep 1 MiB windows under their 4 MiB default message
 /// limit.
-const HTTP2: Http2Settings = Http2Settings {
+struct Http2Windows {
+    max_concurrent_streams: u32,
+    stream_window: u32,
+    connection_window: u32,
+}
+
+const HTTP2: Http2Windows = Http2Windows {
     max_concurrent_streams: 1000,
     stream_window: 16 << 20,
     connection_window: 64 << 20,
@@ -44,10 +51,15 @@ pub(super) async fn serve(
         let recorder = recorder.clone();
         let stop = stop.clone();
         async move {
-            serve_http2(stream, HTTP2, &stop, |request, respond| {
+            let settings = Http2Settings {
+                max_concurrent_streams: HTTP2.max_concurrent_streams,
+                stream_window: HTTP2.stream_window,
+                connection_window: HTTP2.connection_window,
+                keepalive: Keepalive::default(),
+            };
+            serve_http2(stream, settings, &stop, |request, respond| {
                 let recorder = recorder.clone();
-                glommio::spawn_local(async move { call(&recorder, request, respond).await })
-                    .detach();
+                async move { call(&recorder, request, respond).await }
             })
             .await;
         }

@@ -543,6 +543,7 @@ async fn serve(
             http_metrics,
             HttpSettings {
                 limits,
+                timeouts: Default::default(),
                 traces_path: "/v1/traces".into(),
                 metrics_path: "/v1/metrics".into(),
                 logs_path: "/v1/logs".into(),
