@@ -43,6 +43,8 @@ pub struct Stream<S> {
     fd: Option<RawFd>,
     /// Told of every read.
     observer: Option<Rc<dyn Observe>>,
+    /// A byte already read off the socket, returned before anything else.
+    first: Option<u8>,
 }
 
 impl<S> Stream<S> {
@@ -53,7 +55,15 @@ impl<S> Stream<S> {
             window: WINDOW_MIN,
             fd: None,
             observer: None,
+            first: None,
         }
+    }
+
+    /// Returns `byte` first, then what the stream reads: a byte the caller read already (to
+    /// learn that the peer speaks before it allocates for the conversation) goes back in front.
+    pub fn after(mut self, byte: u8) -> Self {
+        self.first = Some(byte);
+        self
     }
 
     /// Tells `observer` of every read from now on.
@@ -73,6 +83,7 @@ impl<S: AsRawFd> Stream<S> {
             inner,
             window: WINDOW_MIN,
             observer: None,
+            first: None,
         }
     }
 }
@@ -122,10 +133,22 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for Stream<S> {
 impl<S: AsyncRead + Unpin> Stream<S> {
     fn read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self;
+        if let Some(byte) = this.first.filter(|_| buf.remaining() > 0) {
+            this.first = None;
+            buf.put_slice(&[byte]);
+            return Poll::Ready(Ok(()));
+        }
         if let Some(fd) = this.fd.filter(|_| buf.remaining() > 0) {
             if let Some(done) = recv_uninit(fd, buf) {
                 return Poll::Ready(done);
             }
+            // The socket has nothing now: wait for readiness through a one-byte read, so no
+            // window of the caller's buffer is zeroed (and made resident) for a connection
+            // that is only waiting. The next read after the wake-up goes straight to `recv`.
+            let mut one = [0u8; 1];
+            let read = ready!(Pin::new(&mut this.inner).poll_read(cx, &mut one))?;
+            buf.put_slice(&one[..read]);
+            return Poll::Ready(Ok(()));
         }
         let want = buf.remaining().min(this.window);
         let slice = buf.initialize_unfilled_to(want);

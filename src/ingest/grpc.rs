@@ -206,7 +206,57 @@ enum Event {
 /// often. Once `stop` is triggered the connection is shut down gracefully (GOAWAY) and driven
 /// until its calls in flight end.
 pub async fn serve_http2<F, Fut>(
+    mut stream: TcpStream,
+    settings: Http2Settings,
+    stop: &Stop,
+    call: F,
+) -> ConnectionEnd
+where
+    F: FnMut(http::Request<RecvStream>, SendResponse<Bytes>) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let opened = Instant::now();
+    // h2 allocates its codec and writes its SETTINGS as soon as the handshake starts: wait for
+    // the client's first byte first (in a one-byte slot, holding no buffer), so a connection
+    // that never speaks costs its task and socket only, and the handshake timeout still counts
+    // from accept.
+    let mut first = [0u8; 1];
+    let first_byte = future::or(
+        async {
+            match glommio::timer::timeout(HANDSHAKE_TIMEOUT, async {
+                Ok(futures_lite::AsyncReadExt::read(&mut stream, &mut first).await)
+            })
+            .await
+            {
+                Ok(Ok(1)) => Ok(Some(first[0])),
+                Ok(_) => Ok(None),
+                Err(_) => Err(()),
+            }
+        },
+        async {
+            stop.wait().await;
+            Ok(None)
+        },
+    );
+    let first = match first_byte.await {
+        Ok(Some(byte)) => byte,
+        Ok(None) => return ConnectionEnd::Closed,
+        Err(()) => return ConnectionEnd::TimedOut,
+    };
+    // The conversation's state (h2's connection among it) is boxed, so a connection waiting
+    // for its first byte holds a small task, not room for all of it.
+    Box::pin(serve_conversation(
+        stream, first, opened, settings, stop, call,
+    ))
+    .await
+}
+
+/// Serves an HTTP/2 connection whose first byte, `first`, has been read.
+async fn serve_conversation<F, Fut>(
     stream: TcpStream,
+    first: u8,
+    opened: Instant,
     settings: Http2Settings,
     stop: &Stop,
     mut call: F,
@@ -215,11 +265,11 @@ where
     F: FnMut(http::Request<RecvStream>, SendResponse<Bytes>) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
-    let _ = stream.set_nodelay(true);
     let keepalive = settings.keepalive;
     let inbound = Rc::new(Inbound::new(keepalive));
-    let opened = Instant::now();
-    let io = crate::io::Stream::socket(stream).observed_by(inbound.clone());
+    let io = crate::io::Stream::socket(stream)
+        .after(first)
+        .observed_by(inbound.clone());
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_window_size(settings.stream_window)
@@ -227,10 +277,9 @@ where
         .max_frame_size(MAX_FRAME_BYTES)
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
         .handshake::<_, Bytes>(io);
+    let remaining = HANDSHAKE_TIMEOUT.saturating_sub(opened.elapsed());
     let handshake = future::or(
-        async {
-            Some(glommio::timer::timeout(HANDSHAKE_TIMEOUT, async { Ok(handshake.await) }).await)
-        },
+        async { Some(glommio::timer::timeout(remaining, async { Ok(handshake.await) }).await) },
         async {
             stop.wait().await;
             None

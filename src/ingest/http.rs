@@ -68,9 +68,9 @@ impl Default for HttpTimeouts {
     }
 }
 
-/// Bytes asked of the socket per read while a head arrives: heads are small, and a slow one
-/// should hold little.
-const HEAD_READ_BYTES: usize = 4 << 10;
+/// The first read window for a request head: OTLP heads are a few hundred bytes, and a slow
+/// one should hold little; the window doubles while a longer head arrives.
+const HEAD_READ_BYTES: usize = 1 << 10;
 /// Bytes asked of the socket per read of a chunked body.
 const BODY_READ_BYTES: usize = 64 << 10;
 /// A buffer larger than this is given back after a request rather than kept for the next.
@@ -370,7 +370,9 @@ async fn read_head(
                 Ok(None) => {}
                 Err(err) => return Ok(Err(Close::After(framing_reply(&err, Encoding::Protobuf)))),
             }
-            match read_more(stream, buffer, HEAD_READ_BYTES).await {
+            // Heads are small: start with a small window and double it while a head grows.
+            let window = buffer.len().max(HEAD_READ_BYTES);
+            match read_more(stream, buffer, window).await {
                 Ok(n) if n > 0 => {}
                 _ => return Ok(Err(Close::Quietly)),
             }
@@ -407,15 +409,17 @@ fn framing_reply(err: &FramingError, encoding: Encoding) -> Reply {
     Reply { status, ..reply }
 }
 
-/// Reads whatever the socket has, up to `window` bytes, into the buffer's tail. Only the window
-/// is zeroed and grown into, so a slow head costs a few KiB, not a large read buffer.
+/// Reads whatever the socket has into the buffer's spare capacity, or, when there is none, into
+/// `window` bytes grown onto it. Only that window is zeroed, so a slow head costs a few KiB, not
+/// a large read buffer.
 async fn read_more(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     window: usize,
 ) -> std::io::Result<usize> {
     let start = buffer.len();
-    buffer.resize(start + window, 0);
+    let spare = buffer.capacity() - start;
+    buffer.resize(start + if spare > 0 { spare } else { window }, 0);
     let result = stream.read(&mut buffer[start..]).await;
     buffer.truncate(start + *result.as_ref().unwrap_or(&0));
     result
