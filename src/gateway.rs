@@ -560,8 +560,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
 
     let telemetry = Arc::new(telemetry);
     let shared_exporter_names = Arc::new(exporter_names);
-    // Set by a shard that could not start (a listener that would not bind); the gateway then
-    // stops every shard and exits non-zero.
+    // Set by a shard that could not start (an exporter that would not build, a listener that
+    // would not bind); the gateway then stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let shard_start_failed = start_failed.clone();
     let overload = Arc::new(Overload::new(shard_count));
@@ -593,14 +593,15 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     admin.shutdown()?;
     if start_failed.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(StartError::Io(io::Error::other(
-            "a shard could not start its receivers (see the errors above)",
+            "a shard could not start its exporters or receivers (see the errors above)",
         )));
     }
     tracing::info!("tailgate: drained, exiting");
     Ok(())
 }
 
-/// Runs one shard until shutdown; returns whether it started (its listeners bound).
+/// Runs one shard until shutdown; returns whether it started (its exporters built, its
+/// listeners bound).
 async fn run_shard(
     shard: Shard<Delivery>,
     plan: Plan,
@@ -619,6 +620,9 @@ async fn run_shard(
     ));
     let mut by_signal: [Vec<Stage>; 3] = Default::default();
     let mut exporters: Vec<Rc<Exporter>> = Vec::new();
+    // A shard missing an exporter or a listener stops the whole gateway rather than run
+    // degraded (data for a missing exporter would be lost without a count).
+    let mut failed = false;
     for pipeline in &plan.pipelines {
         let mut pipeline_exporters = Vec::new();
         for (name, settings) in &pipeline.exporters {
@@ -643,8 +647,8 @@ async fn run_shard(
                     pipeline_exporters.push(exporter);
                 }
                 Err(err) => {
-                    tracing::error!("shard {id}: exporter {name}: {err}");
-                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("shard {id}: exporter {name} cannot start: {err}");
+                    failed = true;
                 }
             }
         }
@@ -689,7 +693,6 @@ async fn run_shard(
     let mut grpc_receivers = Vec::new();
     let mut http_receivers = Vec::new();
     let mut listener_tasks = Vec::new();
-    let mut failed = false;
     for (receiver, (grpc_metrics, http_metrics)) in plan.receivers.iter().zip(telemetry.receivers) {
         if let Some((addr, settings)) = &receiver.grpc {
             match crate::ingest::listen(*addr) {
@@ -736,7 +739,6 @@ async fn run_shard(
         }
     }
     if failed {
-        // A shard that cannot listen stops the whole gateway rather than run degraded.
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     } else {
         health.shard_up();

@@ -127,3 +127,59 @@ fn a_port_in_use_stops_the_gateway_with_an_error_naming_it() {
     drop(taken);
     let _ = std::fs::remove_file(config);
 }
+
+/// Runs the binary on `config` until it exits (within 30 s); returns its exit code and stderr.
+fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let stderr = config.with_extension("stderr");
+    let mut child = tailgate()
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tailgate did not exit within 30 s:\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    let _ = std::fs::remove_file(stderr);
+    (status.code(), log)
+}
+
+#[test]
+fn an_exporter_that_cannot_start_stops_the_gateway_with_a_failure_naming_it() {
+    let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
+    // The configuration accepts any header value without control characters; the OTLP/HTTP
+    // exporter writes visible ASCII only, so building it fails in every shard.
+    let config = temp_file(
+        "bad-exporter.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  otlphttp/upstream:\n    endpoint: http://127.0.0.1:9\n    headers:\n      x-team: \"caf\u{e9}\"\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/upstream]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: [0]\n"
+        ),
+    );
+    let (code, log) = run_to_exit(&config);
+    assert_eq!(
+        code,
+        Some(1),
+        "a gateway without its exporter exits 1: {log}"
+    );
+    assert!(
+        log.contains("otlphttp/upstream"),
+        "names the exporter: {log}"
+    );
+    assert!(log.contains("x-team"), "says why: {log}");
+    assert!(!log.contains("panicked"), "without a panic: {log}");
+    let _ = std::fs::remove_file(config);
+}
