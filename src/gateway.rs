@@ -54,8 +54,15 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     /// The configuration asks for something this build does not do.
     Unsupported(String),
-    /// An address did not resolve, or a listener or thread could not be set up.
+    /// An address did not resolve, or a thread could not be set up.
     Io(io::Error),
+    /// A listener could not bind its address.
+    Bind {
+        /// Which listener, with the key that sets its address.
+        listener: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -63,6 +70,17 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Unsupported(what) => f.write_str(what),
             StartError::Io(err) => write!(f, "{err}"),
+            StartError::Bind {
+                listener,
+                addr,
+                source,
+            } => {
+                write!(f, "{listener}: cannot listen on {addr}: {source}")?;
+                if source.kind() == io::ErrorKind::AddrInUse {
+                    f.write_str("; stop what listens there, or choose another address")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -548,7 +566,13 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         .collect();
     let registry = builder.build();
     let health = Arc::new(Health::new(shard_count));
-    let admin = AdminServer::start(plan.admin, registry, health.clone())?;
+    let admin = AdminServer::start(plan.admin, registry, health.clone()).map_err(|source| {
+        StartError::Bind {
+            listener: "the admin endpoint (service.telemetry.metrics.address)",
+            addr: plan.admin,
+            source,
+        }
+    })?;
     let flag = lifecycle::shutdown_flag()?;
     tracing::info!(
         "tailgate {}: {} shard(s) on CPUs {:?}; metrics on http://{}/metrics",

@@ -183,3 +183,51 @@ fn an_exporter_that_cannot_start_stops_the_gateway_with_a_failure_naming_it() {
     assert!(!log.contains("panicked"), "without a panic: {log}");
     let _ = std::fs::remove_file(config);
 }
+
+#[test]
+fn an_admin_port_in_use_stops_the_gateway_with_an_error_naming_the_endpoint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let grpc = common::gateway::free_port();
+    let config = temp_file(
+        "admin-taken.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{port}\nshards:\n  cpus: [0]\n"
+        ),
+    );
+    let (code, log) = run_to_exit(&config);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "names the address: {log}"
+    );
+    assert!(
+        log.contains("service.telemetry.metrics.address"),
+        "names the listener: {log}"
+    );
+    drop(taken);
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn an_http_receiver_port_in_use_stops_the_gateway_with_an_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let admin = common::gateway::free_port();
+    let config = temp_file(
+        "http-taken.yaml",
+        &format!(
+            "receivers:\n  otlp/edge:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp/edge]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: [0]\n"
+        ),
+    );
+    let (code, log) = run_to_exit(&config);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "names the address: {log}"
+    );
+    assert!(log.contains("otlp/edge"), "names the receiver: {log}");
+    assert!(log.contains("HTTP"), "names the transport: {log}");
+    drop(taken);
+    let _ = std::fs::remove_file(config);
+}
