@@ -305,7 +305,12 @@ fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings
 impl Plan {
     fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = match &config.shards.cpus {
-            Cpus::All => runtime::all_cpus(),
+            Cpus::All => runtime::all_cpus().map_err(|err| {
+                StartError::Unsupported(format!(
+                    "shards.cpus is `all`, but this process's CPU affinity cannot be read \
+                     ({err}); list the CPUs instead (shards.cpus: [0, 1])"
+                ))
+            })?,
             Cpus::List(list) => list.iter().map(|&cpu| usize::from(cpu)).collect(),
         };
         // A delivery reaching its owner shard carries its signal, not the receiver it came

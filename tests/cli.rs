@@ -231,3 +231,52 @@ fn an_http_receiver_port_in_use_stops_the_gateway_with_an_error_naming_it() {
     drop(taken);
     let _ = std::fs::remove_file(config);
 }
+
+#[test]
+fn cpus_all_runs_one_shard_per_cpu_of_the_affinity_mask() {
+    let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
+    let config = temp_file(
+        "taskset.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: all\n"
+        ),
+    );
+    let stderr = config.with_extension("stderr");
+    // `taskset -c 1`: the process may run on CPU 1 only, whatever the machine has.
+    let mut child = Command::new("taskset")
+        .arg("-c")
+        .arg("1")
+        .arg(env!("CARGO_BIN_EXE_tailgate"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let admin = common::gateway::loopback(admin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http_get(admin, "/readyz"), Ok((200, _))) {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        assert!(child.try_wait().unwrap().is_none(), "exited early: {log}");
+        assert!(Instant::now() < deadline, "not ready in 20 s: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = http_get(admin, "/metrics").unwrap().1;
+    // SAFETY: kill(2) on the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains("1 shard(s) on CPUs [1]"),
+        "one shard, on CPU 1: {log}"
+    );
+    assert!(
+        !metrics.contains("shard=\"1\""),
+        "one shard's metrics: {metrics}"
+    );
+    let _ = std::fs::remove_file(stderr);
+    let _ = std::fs::remove_file(config);
+}
