@@ -132,29 +132,13 @@ struct SamplingPlan {
 /// the cgroup's) memory, with the Collector's default spike allowance of a fifth of the limit.
 const DEFAULT_LIMIT_PERCENTAGE: u64 = 50;
 
-/// The memory this process may use: the cgroup's limit when there is one, else the machine's.
-fn total_memory() -> Option<u64> {
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    });
-    match (cgroup, machine) {
-        (Some(c), Some(m)) => Some(c.min(m)),
-        (c, m) => c.or(m),
-    }
-}
-
 /// The (soft, hard) byte limits of a `memory_limiter` (refusing starts at `limit - spike` in the
 /// Collector; here that is where the trace buffer's early decisions start, and the limit itself,
 /// counting the exporters' batches too, is where refusing starts).
 fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError> {
     const MIB: u64 = 1 << 20;
     let of_total = |percent: u64| -> Result<u64, StartError> {
-        let total = total_memory().ok_or_else(|| {
+        let total = crate::host::memory_bytes().ok_or_else(|| {
             StartError::Unsupported(
                 "cannot read the machine's memory size (/proc/meminfo) to size the memory \
                  budget; give memory_limiter a limit_mib"
