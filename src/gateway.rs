@@ -223,6 +223,8 @@ fn retry(config: &config::RetryOnFailure) -> RetrySettings {
     RetrySettings {
         enabled: config.enabled,
         initial_interval: config.initial_interval,
+        multiplier: config.multiplier,
+        randomization_factor: config.randomization_factor,
         max_interval: config.max_interval,
         // The Collector reads 0 as "retry forever"; tailgate keeps every loop bounded, so no
         // limit becomes the longest the Collector documents as a default, an hour.

@@ -132,6 +132,7 @@ fn fast_retry() -> RetrySettings {
         initial_interval: Duration::from_millis(10),
         max_interval: Duration::from_millis(40),
         max_elapsed_time: Duration::from_secs(3),
+        ..RetrySettings::default()
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 
+use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
 use crate::wire::Signal;
 
 /// Body compression, as the Collector's `compression` key spells it.
@@ -33,12 +34,16 @@ impl Compression {
 }
 
 /// `retry_on_failure`: exponential backoff between attempts, as the Collector's exporter
-/// helper does it (multiplier 1.5, randomization factor 0.5; see `super::retry`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// helper does it (see `super::retry`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetrySettings {
     pub enabled: bool,
     /// Wait before the first retry.
     pub initial_interval: Duration,
+    /// Growth of the interval after each attempt (default 1.5; at least 1).
+    pub multiplier: f64,
+    /// Each wait is drawn from `interval × [1 − f, 1 + f]` (default 0.5; 0 to 1, 0 = no jitter).
+    pub randomization_factor: f64,
     /// Cap on the backoff interval (before randomization).
     pub max_interval: Duration,
     /// Give up once a retry would start this long after the first attempt; zero means never
@@ -51,6 +56,8 @@ impl Default for RetrySettings {
         RetrySettings {
             enabled: true,
             initial_interval: Duration::from_secs(5),
+            multiplier: BACKOFF_MULTIPLIER_DEFAULT,
+            randomization_factor: BACKOFF_RANDOMIZATION_DEFAULT,
             max_interval: Duration::from_secs(30),
             max_elapsed_time: Duration::from_secs(300),
         }
@@ -80,7 +87,7 @@ impl Default for QueueSettings {
 }
 
 /// `exporters.otlp`: OTLP/gRPC.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpGrpcSettings {
     /// `host:port`, or `http://host:port`. TLS (`https://`) is not supported yet.
     pub endpoint: String,
@@ -114,7 +121,7 @@ pub enum Encoding {
 }
 
 /// `exporters.otlphttp`: OTLP/HTTP over HTTP/1.1.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpHttpSettings {
     /// Base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended to its path.
     pub endpoint: String,
