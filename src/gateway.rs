@@ -284,6 +284,9 @@ fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings
                 config::Verbosity::Normal => export::Verbosity::Normal,
                 config::Verbosity::Detailed => export::Verbosity::Detailed,
             },
+            // The Collector's figure is per second for the process; each shard prints its share.
+            sampling_initial: u64::from(debug.sampling_initial).div_ceil(shards as u64),
+            sampling_thereafter: u64::from(debug.sampling_thereafter),
         }),
     }
 }
@@ -817,6 +820,31 @@ async fn run_shard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `retry_on_failure` and debug `sampling_*` key reaches the exporter's settings.
+    #[test]
+    fn exporter_keys_reach_the_exporter_settings() {
+        let config = Config::from_yaml(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    retry_on_failure:\n      multiplier: 2.5\n      randomization_factor: 0\n  debug:\n    sampling_initial: 5\n    sampling_thereafter: 20\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp, debug]\n",
+            "test.yaml",
+        )
+        .expect("valid");
+        let ExporterSettings::Otlp(otlp) = exporter_settings(
+            &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
+            2,
+        ) else {
+            panic!("an otlp exporter");
+        };
+        assert_eq!(otlp.retry.multiplier, 2.5);
+        assert_eq!(otlp.retry.randomization_factor, 0.0);
+        let ExporterSettings::Debug(debug) = exporter_settings(
+            &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
+            2,
+        ) else {
+            panic!("a debug exporter");
+        };
+        assert_eq!((debug.sampling_initial, debug.sampling_thereafter), (3, 20));
+    }
 
     /// A delivery into a pipeline that shutdown already closed is counted as dropped.
     #[test]

@@ -142,7 +142,7 @@ impl Exporter {
                 (Transport::Http(client), s.retry, s.timeout, s.queue)
             }
             ExporterSettings::Debug(s) => (
-                Transport::Debug(DebugPrinter::new(shard, s.verbosity)),
+                Transport::Debug(DebugPrinter::new(shard, &s)),
                 RetrySettings {
                     enabled: false,
                     ..RetrySettings::default()

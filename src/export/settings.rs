@@ -168,13 +168,29 @@ pub enum Verbosity {
 }
 
 /// `exporters.debug`. It prints in the caller's task, without a queue or retries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebugSettings {
     pub verbosity: Verbosity,
+    /// Batches printed in each second before sampling starts (the Collector's default 2; at
+    /// least 1). Per exporter instance, so per shard: the config layer divides a node figure.
+    pub sampling_initial: u64,
+    /// Past `sampling_initial` in a second, one batch in this many is printed (default 1: all;
+    /// at least 1).
+    pub sampling_thereafter: u64,
+}
+
+impl Default for DebugSettings {
+    fn default() -> Self {
+        DebugSettings {
+            verbosity: Verbosity::Basic,
+            sampling_initial: 2,
+            sampling_thereafter: 1,
+        }
+    }
 }
 
 /// One configured exporter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ExporterSettings {
     Otlp(OtlpGrpcSettings),
     OtlpHttp(OtlpHttpSettings),
