@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use tailgate_shards::runtime::{self, Shard};
 
 use crate::config::{
-    self, Config, Cpus, Exporter as ExporterConfig, MemoryLimit, MemoryLimiter, Processor,
-    TailSampling,
+    self, Config, Cpus, Exporter as ExporterConfig, MemoryLimit, MemoryLimiter, MetricsLevel,
+    Processor, TailSampling,
 };
 use crate::export::{
     self, Batcher, BatcherSettings, DebugSettings, ExportObserver, Exporter, ExporterSettings,
@@ -560,6 +560,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         .collect();
     let registry = builder.build();
     let health = Arc::new(Health::new(shard_count));
+    let registry =
+        (config.service.telemetry.metrics.level != MetricsLevel::None).then_some(registry);
     let admin = AdminServer::start(plan.admin, registry, health.clone()).map_err(|source| {
         StartError::Bind {
             listener: "the admin endpoint (service.telemetry.metrics.address)",

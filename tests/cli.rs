@@ -280,3 +280,22 @@ fn cpus_all_runs_one_shard_per_cpu_of_the_affinity_mask() {
     let _ = std::fs::remove_file(stderr);
     let _ = std::fs::remove_file(config);
 }
+
+#[test]
+fn metrics_level_none_turns_metrics_off_and_keeps_health() {
+    let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
+    let config = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\n      level: none\nshards:\n  cpus: [0]\n"
+    );
+    let (grpc, admin) = (
+        common::gateway::loopback(grpc),
+        common::gateway::loopback(admin),
+    );
+    // Ready means /readyz answered 200.
+    let gateway = common::gateway::Gateway::start_with_config(&config, grpc, grpc, admin);
+    assert_eq!(http_get(admin, "/healthz").unwrap().0, 200);
+    let (status, body) = http_get(admin, "/metrics").unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("level: none"), "{body}");
+    assert!(gateway.stop().success());
+}

@@ -391,7 +391,7 @@ fn gateway_config_loads_with_every_field_in_place() {
         telemetry.metrics.address,
         Endpoint::parse("0.0.0.0:8888").unwrap()
     );
-    assert_eq!(telemetry.metrics.level, MetricsLevel::Detailed);
+    assert_eq!(telemetry.metrics.level, MetricsLevel::None);
     assert_eq!(telemetry.logs.level, LogLevel::Warn);
 
     // Shards.
@@ -1929,4 +1929,55 @@ fn load_reports_unreadable_files() {
             .contains("does-not-exist.yaml: cannot read the file"),
         "{err}"
     );
+}
+
+#[test]
+fn metrics_levels_other_than_normal_and_none_are_refused_naming_what_to_write() {
+    for level in ["basic", "detailed"] {
+        let err = error(&format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      level: {level}
+"
+        ));
+        assert_error(
+            &err,
+            14,
+            "service.telemetry.metrics.level",
+            "write `normal`",
+        );
+        assert!(err.to_string().contains(level), "{err}");
+    }
+    let config = parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      level: None
+",
+    )
+    .unwrap();
+    assert_eq!(config.service.telemetry.metrics.level, MetricsLevel::None);
 }

@@ -76,7 +76,12 @@ fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 fn start(builder: RegistryBuilder, health: Arc<Health>) -> AdminServer {
-    AdminServer::start("127.0.0.1:0".parse().unwrap(), builder.build(), health).expect("start")
+    AdminServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(builder.build()),
+        health,
+    )
+    .expect("start")
 }
 
 #[test]

@@ -91,13 +91,15 @@ pub struct TelemetryMetrics {
     pub level: MetricsLevel,
 }
 
-/// `service.telemetry.metrics.level`, as in the Collector.
+/// `service.telemetry.metrics.level`: the Collector's `none` and `normal`. tailgate has one
+/// set of self-metrics, the Collector's `normal` one, so `basic` and `detailed` (which would
+/// drop or add series) are refused rather than read as `normal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricsLevel {
+    /// No `/metrics`; `/healthz` and `/readyz` are still served.
     None,
-    Basic,
+    /// Every metric tailgate has (the default).
     Normal,
-    Detailed,
 }
 
 /// `service.telemetry.logs`.
@@ -401,8 +403,17 @@ fn check_telemetry(
     {
         None | Some("normal") => MetricsLevel::Normal,
         Some("none") => MetricsLevel::None,
-        Some("basic") => MetricsLevel::Basic,
-        Some("detailed") => MetricsLevel::Detailed,
+        Some(other @ ("basic" | "detailed")) => {
+            return Err(ctx.error(
+                &metrics_path.key("level"),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{other}` is not supported: tailgate has one set of self-metrics, the \
+                     Collector's normal level; write `normal` (or remove the key), or `none` to \
+                     turn /metrics off"
+                )),
+            ))
+        }
         Some(other) => {
             return Err(ctx.invalid(
                 &metrics_path.key("level"),

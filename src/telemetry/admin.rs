@@ -85,9 +85,10 @@ pub struct AdminServer {
 impl AdminServer {
     /// Binds `addr` and starts serving on a new thread named `tailgate-admin`. Bind to port 0 to
     /// let the kernel pick one, then ask [`AdminServer::local_addr`].
+    /// Without a registry (`service.telemetry.metrics.level: none`) `/metrics` is 404.
     pub fn start(
         addr: SocketAddr,
-        registry: Arc<Registry>,
+        registry: Option<Arc<Registry>>,
         health: Arc<Health>,
     ) -> io::Result<AdminServer> {
         let listener = TcpListener::bind(addr)?;
@@ -167,7 +168,7 @@ impl Drop for AdminServer {
 struct Shared {
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
-    registry: Arc<Registry>,
+    registry: Option<Arc<Registry>>,
     health: Arc<Health>,
 }
 
@@ -311,7 +312,7 @@ fn read_request(stream: &mut TcpStream, stop: &AtomicBool, head: &mut [u8]) -> O
 }
 
 fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> io::Result<()> {
-    let (stop, registry, health) = (&*shared.stop, &*shared.registry, &*shared.health);
+    let (stop, registry, health) = (&*shared.stop, shared.registry.as_deref(), &*shared.health);
     stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
     stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)))?;
     stream.set_nodelay(true)?;
@@ -322,10 +323,17 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
 
     bufs.body.clear();
     let (status, content_type) = match route {
-        Route::Metrics => {
-            registry.render_prometheus(&mut bufs.body);
-            ("200 OK", exposition::CONTENT_TYPE)
-        }
+        Route::Metrics => match registry {
+            Some(registry) => {
+                registry.render_prometheus(&mut bufs.body);
+                ("200 OK", exposition::CONTENT_TYPE)
+            }
+            None => {
+                bufs.body
+                    .push_str("metrics are off (service.telemetry.metrics.level: none)\n");
+                ("404 Not Found", TEXT)
+            }
+        },
         Route::Healthz => {
             bufs.body.push_str("ok\n");
             ("200 OK", TEXT)
