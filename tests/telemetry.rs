@@ -115,7 +115,7 @@ fn a_scrape_shows_what_each_shard_thread_counted_as_its_own_series() {
                 exporter.signal(Signal::Traces).sent.add(n - 1);
                 exporter.signal(Signal::Traces).queue_size.set(2);
                 exporter.signal(Signal::Traces).queue_capacity.set(1000);
-                drops.add(Signal::Traces, DropReason::QueueFull, 1);
+                drops.add(Signal::Traces, DropReason::TraceTooLarge, 1);
             })
         })
         .collect();
@@ -140,7 +140,7 @@ fn a_scrape_shows_what_each_shard_thread_counted_as_its_own_series() {
         "otelcol_exporter_sent_spans{exporter=\"otlp/central\",shard=\"1\"} 19",
         "otelcol_exporter_queue_size{exporter=\"otlp/central\",data_type=\"traces\",shard=\"1\"} 2",
         "otelcol_exporter_queue_capacity{exporter=\"otlp/central\",data_type=\"traces\",shard=\"0\"} 1000",
-        "tailgate_dropped_spans{reason=\"queue_full\",shard=\"0\"} 1",
+        "tailgate_dropped_spans{reason=\"trace_too_large\",shard=\"0\"} 1",
         "tailgate_dropped_spans{reason=\"export_failed\",shard=\"0\"} 0",
         "tailgate_shard_owned_spans{shard=\"0\"} 10",
         "tailgate_shard_owned_spans{shard=\"1\"} 20",

@@ -289,7 +289,7 @@ impl Inner {
     /// Counts a refused batch as dropped.
     fn refuse(&self, batch: Batch) -> SubmitError {
         self.observer
-            .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
+            .send_failed(batch.signal, batch.items, reason::NOT_QUEUED);
         SubmitError::ShutDown
     }
 
