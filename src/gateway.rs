@@ -54,6 +54,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     /// The configuration asks for something this build does not do.
     Unsupported(String),
+    /// The machine cannot give what the configuration asks (CPUs, the memory size, a name
+    /// that resolves): the same file may be right for another machine, so `check-config`
+    /// reports these as notes.
+    Machine(String),
     /// An address did not resolve, or a thread could not be set up.
     Io(io::Error),
     /// A listener could not bind its address.
@@ -68,7 +72,7 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Unsupported(what) => f.write_str(what),
+            StartError::Unsupported(what) | StartError::Machine(what) => f.write_str(what),
             StartError::Io(err) => write!(f, "{err}"),
             StartError::Bind {
                 listener,
@@ -139,7 +143,7 @@ fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError
     const MIB: u64 = 1 << 20;
     let of_total = |percent: u64| -> Result<u64, StartError> {
         let total = crate::host::memory_bytes().ok_or_else(|| {
-            StartError::Unsupported(
+            StartError::Machine(
                 "cannot read the machine's memory size (/proc/meminfo) to size the memory \
                  budget; give memory_limiter a limit_mib"
                     .to_string(),
@@ -213,10 +217,37 @@ struct Plan {
 }
 
 fn resolve(endpoint: &config::Endpoint) -> Result<SocketAddr, StartError> {
+    let unresolved = |why: String| {
+        StartError::Machine(format!(
+            "the listen address {endpoint} does not resolve on this machine{why}"
+        ))
+    };
     format!("{}:{}", endpoint.host, endpoint.port)
-        .to_socket_addrs()?
+        .to_socket_addrs()
+        .map_err(|err| unresolved(format!(": {err}")))?
         .next()
-        .ok_or_else(|| StartError::Unsupported(format!("{endpoint} does not resolve")))
+        .ok_or_else(|| unresolved(String::new()))
+}
+
+/// `shards.cpus` as listed, each one a CPU this process may run on.
+fn listed_cpus(list: &[u16]) -> Result<Vec<usize>, StartError> {
+    let cpus: Vec<usize> = list.iter().map(|&cpu| usize::from(cpu)).collect();
+    // Without a readable mask, pinning the shard itself reports a CPU that is not there.
+    let Ok(allowed) = runtime::allowed_cpus() else {
+        return Ok(cpus);
+    };
+    let missing: Vec<usize> = cpus
+        .iter()
+        .filter(|c| !allowed.contains(c))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(cpus);
+    }
+    Err(StartError::Machine(format!(
+        "shards.cpus lists CPU(s) {missing:?}, which this process may not run on here (it may \
+         run on {allowed:?}); list CPUs of this machine, or write `all`"
+    )))
 }
 
 fn retry(config: &config::RetryOnFailure) -> RetrySettings {
@@ -295,35 +326,22 @@ impl Plan {
     fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = match &config.shards.cpus {
             Cpus::All => runtime::all_cpus().map_err(|err| {
-                StartError::Unsupported(format!(
+                StartError::Machine(format!(
                     "shards.cpus is `all`, but this process's CPU affinity cannot be read \
                      ({err}); list the CPUs instead (shards.cpus: [0, 1])"
                 ))
             })?,
-            Cpus::List(list) => list.iter().map(|&cpu| usize::from(cpu)).collect(),
+            Cpus::List(list) => listed_cpus(list)?,
         };
-        // A delivery reaching its owner shard carries its signal, not the receiver it came
-        // through, so a signal's data goes to every pipeline of that signal: the pipelines of
-        // one signal must take the same receivers, or the Collector's routing would change.
+        // The receivers some pipeline takes, by signal (the configuration checked that the
+        // pipelines of one signal take the same ones).
         let mut receivers_of: [Option<BTreeSet<String>>; 3] = Default::default();
         let (soft, memory_limit) = memory_budget(config)?;
-        let mut sampled_pipeline: Option<String> = None;
         let mut pipelines = Vec::new();
         for pipeline in &config.service.pipelines {
             let signal = pipeline.id.signal;
-            let names: BTreeSet<String> =
-                pipeline.receivers.iter().map(ToString::to_string).collect();
-            match &receivers_of[key(signal) as usize] {
-                Some(seen) if *seen != names => {
-                    return Err(StartError::Unsupported(format!(
-                        "the {} pipelines take different receivers; tailgate sends a signal's \
-                         data to every pipeline of that signal, so they must all list the same \
-                         receivers",
-                        signal.as_str()
-                    )))
-                }
-                _ => receivers_of[key(signal) as usize] = Some(names),
-            }
+            receivers_of[key(signal) as usize] =
+                Some(pipeline.receivers.iter().map(ToString::to_string).collect());
             let mut sampling = None;
             let mut batch = BatcherSettings {
                 send_batch_size: 1,
@@ -341,16 +359,8 @@ impl Plan {
                             max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
                         }
                     }
-                    Some(Processor::TailSampling(config)) => {
-                        if sampled_pipeline.replace(pipeline.id.to_string()).is_some() {
-                            return Err(StartError::Unsupported(
-                                "more than one pipeline uses tail_sampling; tailgate runs one \
-                                 trace buffer per shard, for one sampled traces pipeline"
-                                    .to_string(),
-                            ));
-                        }
-                        sampling = Some(config.clone());
-                    }
+                    // The configuration checked that one pipeline at most samples.
+                    Some(Processor::TailSampling(config)) => sampling = Some(config.clone()),
                     // Counted once for the node, in `memory_budget`.
                     Some(Processor::MemoryLimiter(_)) | None => {}
                 }
@@ -518,6 +528,47 @@ impl Deliver for Pipelines {
             }
         })
     }
+}
+
+/// What `check-config` says about running `config` here: the start-up checks that depend on
+/// the machine (the same [`Plan`] start-up makes: CPUs, memory size, name resolution), and
+/// whether each listen address can be bound now. Each problem is a note, since the file may be
+/// meant for another machine; an error is a problem with the configuration itself.
+pub fn check_on_this_machine(config: &Config) -> Result<Vec<String>, StartError> {
+    let plan = match Plan::from_config(config) {
+        Ok(plan) => plan,
+        Err(StartError::Machine(note)) => return Ok(vec![note]),
+        Err(err) => return Err(err),
+    };
+    let mut listeners = vec![(
+        "the admin endpoint (service.telemetry.metrics.address)".to_string(),
+        plan.admin,
+    )];
+    for receiver in &plan.receivers {
+        let name = &receiver.name;
+        listeners.extend(
+            receiver
+                .grpc
+                .iter()
+                .map(|(a, _)| (format!("receiver {name} gRPC"), *a)),
+        );
+        listeners.extend(
+            receiver
+                .http
+                .iter()
+                .map(|(a, _)| (format!("receiver {name} HTTP"), *a)),
+        );
+    }
+    let mut notes = Vec::new();
+    for (listener, addr) in listeners {
+        // Port 0 takes any free port; the probe's listener closes at once.
+        if addr.port() != 0 {
+            if let Err(err) = std::net::TcpListener::bind(addr) {
+                notes.push(format!("{listener} cannot listen on {addr} now: {err}"));
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.

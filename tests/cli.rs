@@ -299,3 +299,70 @@ fn metrics_level_none_turns_metrics_off_and_keeps_health() {
     assert!(body.contains("level: none"), "{body}");
     assert!(gateway.stop().success());
 }
+
+/// `check-config` on `text`: exit code, stdout, stderr.
+fn check_config(name: &str, text: &str) -> (Option<i32>, String, String) {
+    let file = temp_file(name, text);
+    let out = tailgate().arg("check-config").arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(file);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_refuses_what_start_up_refuses() {
+    let (code, stdout, stderr) = check_config(
+        "two-samplers.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  tail_sampling:\n    policies: [{name: all, type: always_sample}]\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n      exporters: [debug]\n    traces/again:\n      receivers: [otlp]\n      processors: [tail_sampling]\n      exporters: [debug]\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stderr.contains(":18:"), "names the line: {stderr}");
+    assert!(stderr.contains("tail_sampling"), "{stderr}");
+
+    let (code, stdout, stderr) = check_config(
+        "split-receivers.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n  otlp/b:\n    protocols:\n      http:\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [debug]\n    logs/b:\n      receivers: [otlp/b]\n      exporters: [debug]\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stderr.contains(":16:"), "names the line: {stderr}");
+    assert!(stderr.contains("same receivers"), "{stderr}");
+}
+
+#[test]
+fn check_config_notes_what_this_machine_lacks_without_failing_and_start_up_refuses_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let admin = common::gateway::free_port();
+    // CPU 4095 is a valid id, on a machine this test does not run on.
+    let config = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: [0, 4095]\n"
+    );
+    let (code, stdout, stderr) = check_config("big-machine.yaml", &config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+    assert!(
+        stdout.contains("note: on this machine: shards.cpus lists CPU(s) [4095]"),
+        "{stdout}"
+    );
+
+    let file = temp_file("big-machine-run.yaml", &config);
+    let (code, log) = run_to_exit(&file);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("shards.cpus lists CPU(s) [4095]"), "{log}");
+    let _ = std::fs::remove_file(file);
+
+    // On a machine that has the CPUs, a port taken now is a note too.
+    let config = config.replace("cpus: [0, 4095]", "cpus: [0]");
+    let (code, stdout, stderr) = check_config("port-taken.yaml", &config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "note: on this machine: receiver otlp gRPC cannot listen on 127.0.0.1:{port} now"
+        )),
+        "{stdout}"
+    );
+    drop(taken);
+}
