@@ -376,14 +376,17 @@ impl Plan {
                 }
                 None => None,
             };
-            let exporters = pipeline
-                .exporters
-                .iter()
-                .filter_map(|id| {
-                    let exporter = config.exporters.by_id.get(id)?;
-                    Some((id.to_string(), exporter_settings(exporter, cpus.len())))
-                })
-                .collect();
+            let mut exporters = Vec::new();
+            for id in &pipeline.exporters {
+                let Some(exporter) = config.exporters.by_id.get(id) else {
+                    continue;
+                };
+                let settings = exporter_settings(exporter, cpus.len());
+                // What each shard's `Exporter::new` would refuse, refused once, before any starts.
+                Exporter::check(&settings)
+                    .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
+                exporters.push((id.to_string(), settings));
+            }
             pipelines.push(PipelinePlan {
                 signal,
                 sampling,

@@ -162,7 +162,9 @@ fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
 fn an_exporter_that_cannot_start_stops_the_gateway_with_a_failure_naming_it() {
     let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
     // The configuration accepts any header value without control characters; the OTLP/HTTP
-    // exporter writes visible ASCII only, so building it fails in every shard.
+    // exporter writes visible ASCII only. (Start-up now checks each exporter as its shards
+    // would build it, before any shard starts; a shard that still fails to build one stops
+    // the gateway the same way.)
     let config = temp_file(
         "bad-exporter.yaml",
         &format!(
@@ -329,6 +331,15 @@ fn check_config_refuses_what_start_up_refuses() {
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stderr.contains(":16:"), "names the line: {stderr}");
     assert!(stderr.contains("same receivers"), "{stderr}");
+
+    // An exporter its shards would refuse to build (the header value is not ASCII).
+    let (code, stdout, stderr) = check_config(
+        "bad-header.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlphttp/upstream:\n    endpoint: http://127.0.0.1:9\n    headers:\n      x-team: \"caf\u{e9}\"\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/upstream]\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stderr.contains("otlphttp/upstream"), "{stderr}");
+    assert!(stderr.contains("x-team"), "{stderr}");
 }
 
 #[test]

@@ -226,7 +226,11 @@ impl fmt::Display for SettingsError {
                 "endpoint {endpoint:?} needs TLS, which tailgate's exporters do not support yet; \
                  use an http:// endpoint"
             ),
-            SettingsError::Header { name } => write!(f, "invalid header {name:?}"),
+            SettingsError::Header { name } => write!(
+                f,
+                "header {name:?} cannot be sent: a name must be an HTTP token, a value printable \
+                 ASCII (no line breaks, no characters beyond ASCII)"
+            ),
             SettingsError::EmptyQueue => write!(
                 f,
                 "sending_queue needs num_consumers and queue_size above 0 when enabled"
