@@ -58,7 +58,7 @@ pub enum StartError {
     /// that resolves): the same file may be right for another machine, so `check-config`
     /// reports these as notes.
     Machine(String),
-    /// An address did not resolve, or a thread could not be set up.
+    /// A thread or the signal handlers could not be set up, or a shard failed (see the log).
     Io(io::Error),
     /// A listener could not bind its address.
     Bind {
