@@ -233,11 +233,22 @@ fn serve(listener: &TcpListener, shared: &Shared) {
 }
 
 /// Answers 503 without waiting on the client: one non-blocking write of a response that fits
-/// any socket buffer, then close.
+/// any socket buffer, then close. What the client already sent is read first (without
+/// waiting, at most [`DRAIN_BYTES_MAX`]): closing over unread input would make the kernel send
+/// a reset that can destroy the response.
 fn refuse_busy(stream: TcpStream) {
-    if stream.set_nonblocking(true).is_ok() {
-        let _ = (&stream).write(BUSY_RESPONSE);
-        let _ = stream.shutdown(Shutdown::Write);
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = (&stream).write(BUSY_RESPONSE);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut scratch = [0u8; 1024];
+    let mut drained = 0;
+    while drained < DRAIN_BYTES_MAX {
+        match (&stream).read(&mut scratch) {
+            Ok(n) if n > 0 => drained += n,
+            _ => return,
+        }
     }
 }
 
