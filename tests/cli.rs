@@ -244,10 +244,15 @@ fn cpus_all_runs_one_shard_per_cpu_of_the_affinity_mask() {
         ),
     );
     let stderr = config.with_extension("stderr");
-    // `taskset -c 1`: the process may run on CPU 1 only, whatever the machine has.
+    // `taskset -c N`, N the last CPU this test may use (1 on a 2-CPU machine): the gateway may
+    // run on that CPU only, whatever the machine has.
+    let cpu = *tailgate_shards::runtime::allowed_cpus()
+        .unwrap()
+        .last()
+        .unwrap();
     let mut child = Command::new("taskset")
         .arg("-c")
-        .arg("1")
+        .arg(cpu.to_string())
         .arg(env!("CARGO_BIN_EXE_tailgate"))
         .arg("--config")
         .arg(&config)
@@ -272,8 +277,8 @@ fn cpus_all_runs_one_shard_per_cpu_of_the_affinity_mask() {
     let log = std::fs::read_to_string(&stderr).unwrap_or_default();
     assert!(status.success(), "{status}: {log}");
     assert!(
-        log.contains("1 shard(s) on CPUs [1]"),
-        "one shard, on CPU 1: {log}"
+        log.contains(&format!("1 shard(s) on CPUs [{cpu}]")),
+        "one shard, on CPU {cpu}: {log}"
     );
     assert!(
         !metrics.contains("shard=\"1\""),
