@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use tailgate_shards::runtime::{self, Shard};
 
 use crate::config::{
-    self, Config, Cpus, Exporter as ExporterConfig, MemoryLimit, MemoryLimiter, Processor,
-    TailSampling,
+    self, Config, Cpus, Exporter as ExporterConfig, MemoryLimit, MemoryLimiter, MetricsLevel,
+    Processor, TailSampling,
 };
 use crate::export::{
     self, Batcher, BatcherSettings, DebugSettings, ExportObserver, Exporter, ExporterSettings,
@@ -57,8 +57,19 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     /// The configuration asks for something this build does not do.
     Unsupported(String),
-    /// An address did not resolve, or a listener or thread could not be set up.
+    /// The machine cannot give what the configuration asks (CPUs, the memory size, a name
+    /// that resolves): the same file may be right for another machine, so `check-config`
+    /// reports these as notes.
+    Machine(String),
+    /// A thread or the signal handlers could not be set up, or a shard failed (see the log).
     Io(io::Error),
+    /// A listener could not bind its address.
+    Bind {
+        /// Which listener, with the key that sets its address.
+        listener: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
     /// A shard failed while running (it panicked): the gateway stopped, fail-stop.
     ShardFailed(io::Error),
 }
@@ -67,8 +78,8 @@ impl StartError {
     /// The process exit status this error ends the gateway with.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Unsupported(_) | StartError::Io(_) => 1,
             StartError::ShardFailed(_) => lifecycle::FATAL_EXIT_CODE as u8,
+            _ => 1,
         }
     }
 }
@@ -76,9 +87,20 @@ impl StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Unsupported(what) => f.write_str(what),
+            StartError::Unsupported(what) | StartError::Machine(what) => f.write_str(what),
             StartError::Io(err) => write!(f, "{err}"),
             StartError::ShardFailed(err) => write!(f, "stopped after a fatal error: {err}"),
+            StartError::Bind {
+                listener,
+                addr,
+                source,
+            } => {
+                write!(f, "{listener}: cannot listen on {addr}: {source}")?;
+                if source.kind() == io::ErrorKind::AddrInUse {
+                    f.write_str("; stop what listens there, or choose another address")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -130,30 +152,14 @@ struct SamplingPlan {
 /// the cgroup's) memory, with the Collector's default spike allowance of a fifth of the limit.
 const DEFAULT_LIMIT_PERCENTAGE: u64 = 50;
 
-/// The memory this process may use: the cgroup's limit when there is one, else the machine's.
-fn total_memory() -> Option<u64> {
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    });
-    match (cgroup, machine) {
-        (Some(c), Some(m)) => Some(c.min(m)),
-        (c, m) => c.or(m),
-    }
-}
-
 /// The (soft, hard) byte limits of a `memory_limiter` (refusing starts at `limit - spike` in the
 /// Collector; here that is where the trace buffer's early decisions start, and the limit itself,
 /// counting the exporters' batches too, is where refusing starts).
 fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError> {
     const MIB: u64 = 1 << 20;
     let of_total = |percent: u64| -> Result<u64, StartError> {
-        let total = total_memory().ok_or_else(|| {
-            StartError::Unsupported(
+        let total = crate::host::memory_bytes().ok_or_else(|| {
+            StartError::Machine(
                 "cannot read the machine's memory size (/proc/meminfo) to size the memory \
                  budget; give memory_limiter a limit_mib"
                     .to_string(),
@@ -266,16 +272,45 @@ impl Plan {
 }
 
 fn resolve(endpoint: &config::Endpoint) -> Result<SocketAddr, StartError> {
+    let unresolved = |why: String| {
+        StartError::Machine(format!(
+            "the listen address {endpoint} does not resolve on this machine{why}"
+        ))
+    };
     format!("{}:{}", endpoint.host, endpoint.port)
-        .to_socket_addrs()?
+        .to_socket_addrs()
+        .map_err(|err| unresolved(format!(": {err}")))?
         .next()
-        .ok_or_else(|| StartError::Unsupported(format!("{endpoint} does not resolve")))
+        .ok_or_else(|| unresolved(String::new()))
+}
+
+/// `shards.cpus` as listed, each one a CPU this process may run on.
+fn listed_cpus(list: &[u16]) -> Result<Vec<usize>, StartError> {
+    let cpus: Vec<usize> = list.iter().map(|&cpu| usize::from(cpu)).collect();
+    // Without a readable mask, pinning the shard itself reports a CPU that is not there.
+    let Ok(allowed) = runtime::allowed_cpus() else {
+        return Ok(cpus);
+    };
+    let missing: Vec<usize> = cpus
+        .iter()
+        .filter(|c| !allowed.contains(c))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(cpus);
+    }
+    Err(StartError::Machine(format!(
+        "shards.cpus lists CPU(s) {missing:?}, which this process may not run on here (it may \
+         run on {allowed:?}); list CPUs of this machine, or write `all`"
+    )))
 }
 
 fn retry(config: &config::RetryOnFailure) -> RetrySettings {
     RetrySettings {
         enabled: config.enabled,
         initial_interval: config.initial_interval,
+        multiplier: config.multiplier,
+        randomization_factor: config.randomization_factor,
         max_interval: config.max_interval,
         // The Collector reads 0 as "retry forever"; tailgate keeps every loop bounded, so no
         // limit becomes the longest the Collector documents as a default, an hour.
@@ -335,6 +370,9 @@ fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings
                 config::Verbosity::Normal => export::Verbosity::Normal,
                 config::Verbosity::Detailed => export::Verbosity::Detailed,
             },
+            // The Collector's figure is per second for the process; each shard prints its share.
+            sampling_initial: u64::from(debug.sampling_initial).div_ceil(shards as u64),
+            sampling_thereafter: u64::from(debug.sampling_thereafter),
         }),
     }
 }
@@ -342,31 +380,23 @@ fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings
 impl Plan {
     fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = match &config.shards.cpus {
-            Cpus::All => runtime::all_cpus(),
-            Cpus::List(list) => list.iter().map(|&cpu| usize::from(cpu)).collect(),
+            Cpus::All => runtime::all_cpus().map_err(|err| {
+                StartError::Machine(format!(
+                    "shards.cpus is `all`, but this process's CPU affinity cannot be read \
+                     ({err}); list the CPUs instead (shards.cpus: [0, 1])"
+                ))
+            })?,
+            Cpus::List(list) => listed_cpus(list)?,
         };
-        // A delivery reaching its owner shard carries its signal, not the receiver it came
-        // through, so a signal's data goes to every pipeline of that signal: the pipelines of
-        // one signal must take the same receivers, or the Collector's routing would change.
+        // The receivers some pipeline takes, by signal (the configuration checked that the
+        // pipelines of one signal take the same ones).
         let mut receivers_of: [Option<BTreeSet<String>>; 3] = Default::default();
         let (soft, memory_limit) = memory_budget(config)?;
-        let mut sampled_pipeline: Option<String> = None;
         let mut pipelines = Vec::new();
         for pipeline in &config.service.pipelines {
             let signal = pipeline.id.signal;
-            let names: BTreeSet<String> =
-                pipeline.receivers.iter().map(ToString::to_string).collect();
-            match &receivers_of[key(signal) as usize] {
-                Some(seen) if *seen != names => {
-                    return Err(StartError::Unsupported(format!(
-                        "the {} pipelines take different receivers; tailgate sends a signal's \
-                         data to every pipeline of that signal, so they must all list the same \
-                         receivers",
-                        signal.as_str()
-                    )))
-                }
-                _ => receivers_of[key(signal) as usize] = Some(names),
-            }
+            receivers_of[key(signal) as usize] =
+                Some(pipeline.receivers.iter().map(ToString::to_string).collect());
             let mut sampling = None;
             let mut batch = BatcherSettings {
                 send_batch_size: 1,
@@ -384,16 +414,8 @@ impl Plan {
                             max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
                         }
                     }
-                    Some(Processor::TailSampling(config)) => {
-                        if sampled_pipeline.replace(pipeline.id.to_string()).is_some() {
-                            return Err(StartError::Unsupported(
-                                "more than one pipeline uses tail_sampling; tailgate runs one \
-                                 trace buffer per shard, for one sampled traces pipeline"
-                                    .to_string(),
-                            ));
-                        }
-                        sampling = Some(config.clone());
-                    }
+                    // The configuration checked that one pipeline at most samples.
+                    Some(Processor::TailSampling(config)) => sampling = Some(config.clone()),
                     // Counted once for the node, in `memory_budget`.
                     Some(Processor::MemoryLimiter(_)) | None => {}
                 }
@@ -409,14 +431,17 @@ impl Plan {
                 }
                 None => None,
             };
-            let exporters = pipeline
-                .exporters
-                .iter()
-                .filter_map(|id| {
-                    let exporter = config.exporters.by_id.get(id)?;
-                    Some((id.to_string(), exporter_settings(exporter, cpus.len())))
-                })
-                .collect();
+            let mut exporters = Vec::new();
+            for id in &pipeline.exporters {
+                let Some(exporter) = config.exporters.by_id.get(id) else {
+                    continue;
+                };
+                let settings = exporter_settings(exporter, cpus.len());
+                // What each shard's `Exporter::new` would refuse, refused once, before any starts.
+                Exporter::check(&settings)
+                    .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
+                exporters.push((id.to_string(), settings));
+            }
             pipelines.push(PipelinePlan {
                 signal,
                 sampling,
@@ -502,11 +527,20 @@ impl ExportObserver for Observer {
     }
 
     fn send_failed(&self, signal: Signal, items: u64, reason: &'static str) {
-        self.metrics.signal(signal).send_failed.add(items);
-        let reason = if reason == export::reason::SHUTDOWN {
-            DropReason::Shutdown
-        } else {
-            DropReason::ExportFailed
+        let cells = self.metrics.signal(signal);
+        let reason = match reason {
+            export::reason::NOT_QUEUED => {
+                cells.enqueue_failed.add(items);
+                DropReason::Shutdown
+            }
+            export::reason::SHUTDOWN => {
+                cells.send_failed.add(items);
+                DropReason::Shutdown
+            }
+            _ => {
+                cells.send_failed.add(items);
+                DropReason::ExportFailed
+            }
         };
         self.drops.add(signal, reason, items);
     }
@@ -556,6 +590,47 @@ impl Deliver for Pipelines {
             }
         })
     }
+}
+
+/// What `check-config` says about running `config` here: the start-up checks that depend on
+/// the machine (the same [`Plan`] start-up makes: CPUs, memory size, name resolution), and
+/// whether each listen address can be bound now. Each problem is a note, since the file may be
+/// meant for another machine; an error is a problem with the configuration itself.
+pub fn check_on_this_machine(config: &Config) -> Result<Vec<String>, StartError> {
+    let plan = match Plan::from_config(config) {
+        Ok(plan) => plan,
+        Err(StartError::Machine(note)) => return Ok(vec![note]),
+        Err(err) => return Err(err),
+    };
+    let mut listeners = vec![(
+        "the admin endpoint (service.telemetry.metrics.address)".to_string(),
+        plan.admin,
+    )];
+    for receiver in &plan.receivers {
+        let name = &receiver.name;
+        listeners.extend(
+            receiver
+                .grpc
+                .iter()
+                .map(|(a, _)| (format!("receiver {name} gRPC"), *a)),
+        );
+        listeners.extend(
+            receiver
+                .http
+                .iter()
+                .map(|(a, _)| (format!("receiver {name} HTTP"), *a)),
+        );
+    }
+    let mut notes = Vec::new();
+    for (listener, addr) in listeners {
+        // Port 0 takes any free port; the probe's listener closes at once.
+        if addr.port() != 0 {
+            if let Err(err) = std::net::TcpListener::bind(addr) {
+                notes.push(format!("{listener} cannot listen on {addr} now: {err}"));
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.
@@ -608,7 +683,15 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         .collect();
     let registry = builder.build();
     let health = Arc::new(Health::new(shard_count));
-    let admin = AdminServer::start(plan.admin, registry, health.clone())?;
+    let registry =
+        (config.service.telemetry.metrics.level != MetricsLevel::None).then_some(registry);
+    let admin = AdminServer::start(plan.admin, registry, health.clone()).map_err(|source| {
+        StartError::Bind {
+            listener: "the admin endpoint (service.telemetry.metrics.address)",
+            addr: plan.admin,
+            source,
+        }
+    })?;
     let flag = lifecycle::shutdown_flag()?;
     lifecycle::fail_stop_on_panic(flag.clone());
     tracing::info!(
@@ -621,8 +704,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
 
     let telemetry = Arc::new(telemetry);
     let shared_exporter_names = Arc::new(exporter_names);
-    // Set by a shard that could not start (a listener that would not bind); the gateway then
-    // stops every shard and exits non-zero.
+    // Set by a shard that could not start (an exporter that would not build, a listener that
+    // would not bind); the gateway then stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let shard_start_failed = start_failed.clone();
     let overload = Arc::new(Overload::new(shard_count));
@@ -654,14 +737,15 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     admin.shutdown()?;
     if start_failed.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(StartError::Io(io::Error::other(
-            "a shard could not start its receivers (see the errors above)",
+            "a shard could not start its exporters or receivers (see the errors above)",
         )));
     }
     tracing::info!("tailgate: drained, exiting");
     Ok(())
 }
 
-/// Runs one shard until shutdown; returns whether it started (its listeners bound).
+/// Runs one shard until shutdown; returns whether it started (its exporters built, its
+/// listeners bound).
 async fn run_shard(
     shard: Shard<Delivery>,
     plan: Plan,
@@ -680,6 +764,9 @@ async fn run_shard(
     ));
     let mut by_signal: [Vec<Stage>; 3] = Default::default();
     let mut exporters: Vec<Rc<Exporter>> = Vec::new();
+    // A shard missing an exporter or a listener stops the whole gateway rather than run
+    // degraded (data for a missing exporter would be lost without a count).
+    let mut failed = false;
     for pipeline in &plan.pipelines {
         let mut pipeline_exporters = Vec::new();
         for (name, settings) in &pipeline.exporters {
@@ -704,8 +791,8 @@ async fn run_shard(
                     pipeline_exporters.push(exporter);
                 }
                 Err(err) => {
-                    tracing::error!("shard {id}: exporter {name}: {err}");
-                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("shard {id}: exporter {name} cannot start: {err}");
+                    failed = true;
                 }
             }
         }
@@ -750,7 +837,6 @@ async fn run_shard(
     let mut grpc_receivers = Vec::new();
     let mut http_receivers = Vec::new();
     let mut listener_tasks = Vec::new();
-    let mut failed = false;
     for (receiver, (grpc_metrics, http_metrics)) in plan.receivers.iter().zip(telemetry.receivers) {
         if let Some((addr, settings)) = &receiver.grpc {
             match listen(*addr) {
@@ -797,7 +883,6 @@ async fn run_shard(
         }
     }
     if failed {
-        // A shard that cannot listen stops the whole gateway rather than run degraded.
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     } else {
         health.shard_up();
@@ -861,6 +946,84 @@ async fn run_shard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `retry_on_failure` and debug `sampling_*` key reaches the exporter's settings.
+    #[test]
+    fn exporter_keys_reach_the_exporter_settings() {
+        let config = Config::from_yaml(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    retry_on_failure:\n      multiplier: 2.5\n      randomization_factor: 0\n  debug:\n    sampling_initial: 5\n    sampling_thereafter: 20\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp, debug]\n",
+            "test.yaml",
+        )
+        .expect("valid");
+        let ExporterSettings::Otlp(otlp) = exporter_settings(
+            &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
+            2,
+        ) else {
+            panic!("an otlp exporter");
+        };
+        assert_eq!(otlp.retry.multiplier, 2.5);
+        assert_eq!(otlp.retry.randomization_factor, 0.0);
+        let ExporterSettings::Debug(debug) = exporter_settings(
+            &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
+            2,
+        ) else {
+            panic!("a debug exporter");
+        };
+        assert_eq!((debug.sampling_initial, debug.sampling_thereafter), (3, 20));
+    }
+
+    /// A batch handed to an exporter whose shutdown has begun is the Collector's
+    /// `enqueue_failed`, not a failed send, and a drop with reason `shutdown`.
+    #[test]
+    fn batches_refused_at_shutdown_count_as_enqueue_failed() {
+        let mut builder = RegistryBuilder::new();
+        let drops = DropMetrics::register(&mut builder, 0);
+        let exporter_metrics = ExporterMetrics::register(&mut builder, "debug", 0);
+        let _registry = builder.build();
+        let (counted_drops, counted) = (drops.clone(), exporter_metrics.clone());
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let observer = Rc::new(Observer {
+                    metrics: exporter_metrics,
+                    drops,
+                    signal: Signal::Traces,
+                    memory: Rc::new(ShardMemory::new(
+                        0,
+                        u64::MAX,
+                        Arc::new(Overload::new(1)),
+                        Default::default(),
+                    )),
+                });
+                let exporter = Exporter::new(
+                    "debug",
+                    0,
+                    ExporterSettings::Debug(DebugSettings::default()),
+                    observer,
+                )
+                .expect("debug exporter");
+                exporter
+                    .shutdown(Vec::new(), Instant::now() + Duration::from_secs(1))
+                    .await;
+                let late = export::Batch {
+                    signal: Signal::Traces,
+                    bytes: bytes::Bytes::new(),
+                    items: 5,
+                };
+                assert!(exporter.submit(late).await.is_err());
+            })
+            .expect("executor")
+            .join()
+            .expect("test executor");
+        let cells = counted.signal(Signal::Traces);
+        assert_eq!(cells.enqueue_failed.get(), 5);
+        assert_eq!(cells.send_failed.get(), 0);
+        assert_eq!(
+            counted_drops
+                .counter(Signal::Traces, DropReason::Shutdown)
+                .get(),
+            5
+        );
+    }
 
     /// A delivery into a pipeline that shutdown already closed is counted as dropped.
     #[test]

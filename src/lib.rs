@@ -6,6 +6,7 @@
 pub mod config;
 pub mod export;
 pub mod gateway;
+pub mod host;
 pub mod ingest;
 pub mod io;
 pub mod lifecycle;

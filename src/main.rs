@@ -26,7 +26,9 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default).
     Run,
-    /// Validate a configuration file and exit 0 if it is valid, 1 if not.
+    /// Validate a configuration file with the checks start-up runs, and exit 0 if it is valid,
+    /// 1 if not. What depends on this machine (CPUs, memory, free ports, name resolution) is
+    /// printed as `note: on this machine: ...` and does not fail the check.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
@@ -58,20 +60,32 @@ fn init_logs(level: LogLevel) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { file }) => match Config::load(&file) {
-            Ok(config) => {
-                println!(
-                    "{}: valid ({} pipeline(s))",
-                    config.source,
-                    config.service.pipelines.len()
-                );
-                ExitCode::SUCCESS
+        Some(Command::CheckConfig { file }) => {
+            let checked = Config::load(&file)
+                .map_err(|err| err.to_string())
+                .and_then(|config| {
+                    let notes = tailgate::gateway::check_on_this_machine(&config)
+                        .map_err(|err| format!("{}: {err}", config.source))?;
+                    Ok((config, notes))
+                });
+            match checked {
+                Ok((config, notes)) => {
+                    println!(
+                        "{}: valid ({} pipeline(s))",
+                        config.source,
+                        config.service.pipelines.len()
+                    );
+                    for note in notes {
+                        println!("note: on this machine: {note}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Some(Command::Run) | None => {
             let config = match load(cli.config.as_ref()) {
                 Ok(config) => config,

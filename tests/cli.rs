@@ -127,3 +127,258 @@ fn a_port_in_use_stops_the_gateway_with_an_error_naming_it() {
     drop(taken);
     let _ = std::fs::remove_file(config);
 }
+
+/// Runs the binary on `config` until it exits (within 30 s); returns its exit code and stderr.
+fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let stderr = config.with_extension("stderr");
+    let mut child = tailgate()
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tailgate did not exit within 30 s:\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    let _ = std::fs::remove_file(stderr);
+    (status.code(), log)
+}
+
+#[test]
+fn an_exporter_that_cannot_start_stops_the_gateway_with_a_failure_naming_it() {
+    let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
+    // The configuration accepts any header value without control characters; the OTLP/HTTP
+    // exporter writes visible ASCII only. (Start-up now checks each exporter as its shards
+    // would build it, before any shard starts; a shard that still fails to build one stops
+    // the gateway the same way.)
+    let config = temp_file(
+        "bad-exporter.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  otlphttp/upstream:\n    endpoint: http://127.0.0.1:9\n    headers:\n      x-team: \"caf\u{e9}\"\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/upstream]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: [0]\n"
+        ),
+    );
+    let (code, log) = run_to_exit(&config);
+    assert_eq!(
+        code,
+        Some(1),
+        "a gateway without its exporter exits 1: {log}"
+    );
+    assert!(
+        log.contains("otlphttp/upstream"),
+        "names the exporter: {log}"
+    );
+    assert!(log.contains("x-team"), "says why: {log}");
+    assert!(!log.contains("panicked"), "without a panic: {log}");
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn an_admin_port_in_use_stops_the_gateway_with_an_error_naming_the_endpoint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let grpc = common::gateway::free_port();
+    let config = temp_file(
+        "admin-taken.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{port}\nshards:\n  cpus: [0]\n"
+        ),
+    );
+    let (code, log) = run_to_exit(&config);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "names the address: {log}"
+    );
+    assert!(
+        log.contains("service.telemetry.metrics.address"),
+        "names the listener: {log}"
+    );
+    drop(taken);
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn an_http_receiver_port_in_use_stops_the_gateway_with_an_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let admin = common::gateway::free_port();
+    let config = temp_file(
+        "http-taken.yaml",
+        &format!(
+            "receivers:\n  otlp/edge:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp/edge]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: [0]\n"
+        ),
+    );
+    let (code, log) = run_to_exit(&config);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "names the address: {log}"
+    );
+    assert!(log.contains("otlp/edge"), "names the receiver: {log}");
+    assert!(log.contains("HTTP"), "names the transport: {log}");
+    drop(taken);
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn cpus_all_runs_one_shard_per_cpu_of_the_affinity_mask() {
+    let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
+    let config = temp_file(
+        "taskset.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: all\n"
+        ),
+    );
+    let stderr = config.with_extension("stderr");
+    // `taskset -c N`, N the last CPU this test may use (1 on a 2-CPU machine): the gateway may
+    // run on that CPU only, whatever the machine has.
+    let cpu = *tailgate_shards::runtime::allowed_cpus()
+        .unwrap()
+        .last()
+        .unwrap();
+    let mut child = Command::new("taskset")
+        .arg("-c")
+        .arg(cpu.to_string())
+        .arg(env!("CARGO_BIN_EXE_tailgate"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let admin = common::gateway::loopback(admin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http_get(admin, "/readyz"), Ok((200, _))) {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        assert!(child.try_wait().unwrap().is_none(), "exited early: {log}");
+        assert!(Instant::now() < deadline, "not ready in 20 s: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = http_get(admin, "/metrics").unwrap().1;
+    // SAFETY: kill(2) on the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains(&format!("1 shard(s) on CPUs [{cpu}]")),
+        "one shard, on CPU {cpu}: {log}"
+    );
+    assert!(
+        !metrics.contains("shard=\"1\""),
+        "one shard's metrics: {metrics}"
+    );
+    let _ = std::fs::remove_file(stderr);
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn metrics_level_none_turns_metrics_off_and_keeps_health() {
+    let (grpc, admin) = (common::gateway::free_port(), common::gateway::free_port());
+    let config = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\n      level: none\nshards:\n  cpus: [0]\n"
+    );
+    let (grpc, admin) = (
+        common::gateway::loopback(grpc),
+        common::gateway::loopback(admin),
+    );
+    // Ready means /readyz answered 200.
+    let gateway = common::gateway::Gateway::start_with_config(&config, grpc, grpc, admin);
+    assert_eq!(http_get(admin, "/healthz").unwrap().0, 200);
+    let (status, body) = http_get(admin, "/metrics").unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("level: none"), "{body}");
+    assert!(gateway.stop().success());
+}
+
+/// `check-config` on `text`: exit code, stdout, stderr.
+fn check_config(name: &str, text: &str) -> (Option<i32>, String, String) {
+    let file = temp_file(name, text);
+    let out = tailgate().arg("check-config").arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(file);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_refuses_what_start_up_refuses() {
+    let (code, stdout, stderr) = check_config(
+        "two-samplers.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  tail_sampling:\n    policies: [{name: all, type: always_sample}]\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [tail_sampling]\n      exporters: [debug]\n    traces/again:\n      receivers: [otlp]\n      processors: [tail_sampling]\n      exporters: [debug]\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stderr.contains(":18:"), "names the line: {stderr}");
+    assert!(stderr.contains("tail_sampling"), "{stderr}");
+
+    let (code, stdout, stderr) = check_config(
+        "split-receivers.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n  otlp/b:\n    protocols:\n      http:\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [debug]\n    logs/b:\n      receivers: [otlp/b]\n      exporters: [debug]\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stderr.contains(":16:"), "names the line: {stderr}");
+    assert!(stderr.contains("same receivers"), "{stderr}");
+
+    // An exporter its shards would refuse to build (the header value is not ASCII).
+    let (code, stdout, stderr) = check_config(
+        "bad-header.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlphttp/upstream:\n    endpoint: http://127.0.0.1:9\n    headers:\n      x-team: \"caf\u{e9}\"\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/upstream]\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stderr.contains("otlphttp/upstream"), "{stderr}");
+    assert!(stderr.contains("x-team"), "{stderr}");
+}
+
+#[test]
+fn check_config_notes_what_this_machine_lacks_without_failing_and_start_up_refuses_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let admin = common::gateway::free_port();
+    // CPU 4095 is a valid id, on a machine this test does not run on.
+    let config = format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{admin}\nshards:\n  cpus: [0, 4095]\n"
+    );
+    let (code, stdout, stderr) = check_config("big-machine.yaml", &config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+    assert!(
+        stdout.contains("note: on this machine: shards.cpus lists CPU(s) [4095]"),
+        "{stdout}"
+    );
+
+    let file = temp_file("big-machine-run.yaml", &config);
+    let (code, log) = run_to_exit(&file);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("shards.cpus lists CPU(s) [4095]"), "{log}");
+    let _ = std::fs::remove_file(file);
+
+    // On a machine that has the CPUs, a port taken now is a note too.
+    let config = config.replace("cpus: [0, 4095]", "cpus: [0]");
+    let (code, stdout, stderr) = check_config("port-taken.yaml", &config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "note: on this machine: receiver otlp gRPC cannot listen on 127.0.0.1:{port} now"
+        )),
+        "{stdout}"
+    );
+    drop(taken);
+}

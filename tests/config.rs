@@ -391,7 +391,7 @@ fn gateway_config_loads_with_every_field_in_place() {
         telemetry.metrics.address,
         Endpoint::parse("0.0.0.0:8888").unwrap()
     );
-    assert_eq!(telemetry.metrics.level, MetricsLevel::Detailed);
+    assert_eq!(telemetry.metrics.level, MetricsLevel::None);
     assert_eq!(telemetry.logs.level, LogLevel::Warn);
 
     // Shards.
@@ -2032,4 +2032,182 @@ fn load_reports_unreadable_files() {
             .contains("does-not-exist.yaml: cannot read the file"),
         "{err}"
     );
+}
+
+#[test]
+fn metrics_levels_other_than_normal_and_none_are_refused_naming_what_to_write() {
+    for level in ["basic", "detailed"] {
+        let err = error(&format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      level: {level}
+"
+        ));
+        assert_error(
+            &err,
+            14,
+            "service.telemetry.metrics.level",
+            "write `normal`",
+        );
+        assert!(err.to_string().contains(level), "{err}");
+    }
+    let config = parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      level: None
+",
+    )
+    .unwrap();
+    assert_eq!(config.service.telemetry.metrics.level, MetricsLevel::None);
+}
+
+#[test]
+fn pipelines_of_one_signal_must_take_the_same_receivers() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+  otlp/internal:
+    protocols:
+      http:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+    traces/internal:
+      receivers: [otlp/internal]
+      exporters: [debug]
+",
+    );
+    assert_error(
+        &err,
+        16,
+        "service.pipelines.traces/internal.receivers",
+        "all traces pipelines must list the same receivers",
+    );
+    // The same receivers in another order, and other signals with other receivers, are fine.
+    parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+  otlp/internal:
+    protocols:
+      http:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, otlp/internal]
+      exporters: [debug]
+    traces/copy:
+      receivers: [otlp/internal, otlp]
+      exporters: [debug]
+    logs:
+      receivers: [otlp/internal]
+      exporters: [debug]
+",
+    )
+    .unwrap();
+}
+
+#[test]
+fn one_pipeline_at_most_may_use_tail_sampling() {
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+processors:
+  batch:
+  tail_sampling:
+    policies: [{name: all, type: always_sample}]
+  tail_sampling/errors:
+    policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}]
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+    traces/errors:
+      receivers: [otlp]
+      processors: [batch, tail_sampling/errors]
+      exporters: [debug]
+",
+    );
+    assert_error(
+        &err,
+        21,
+        "service.pipelines.traces/errors.processors[1]",
+        "so does `traces`",
+    );
+}
+
+#[test]
+fn string_attribute_patterns_must_compile_together() {
+    // Each pattern fits the regex crate's size limit alone; two of them as one set do not.
+    let values: Vec<String> = (0..2).map(|i| format!("\"\\\\w{{200}}{i}\"")).collect();
+    let err = error(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+processors:
+  tail_sampling:
+    policies:
+      - name: long
+        type: string_attribute
+        string_attribute:
+          key: http.route
+          enabled_regex_matching: true
+          values: [{}]
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+",
+        values.join(", ")
+    ));
+    assert!(err.to_string().contains("do not compile together"), "{err}");
+    assert_eq!(err.line(), Some(13), "{err}");
 }

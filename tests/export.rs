@@ -132,6 +132,7 @@ fn fast_retry() -> RetrySettings {
         initial_interval: Duration::from_millis(10),
         max_interval: Duration::from_millis(40),
         max_elapsed_time: Duration::from_secs(3),
+        ..RetrySettings::default()
     }
 }
 
@@ -1050,7 +1051,8 @@ fn shutdown_counts_what_it_could_not_send_as_dropped() {
             exporter.submit(traces_batch(4, "late")).await,
             Err(SubmitError::ShutDown)
         );
-        assert_eq!(recorder.failed_items(reason::SHUTDOWN), 11);
+        assert_eq!(recorder.failed_items(reason::SHUTDOWN), 7);
+        assert_eq!(recorder.failed_items(reason::NOT_QUEUED), 4);
     });
 }
 

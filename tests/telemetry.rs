@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tailgate::telemetry::{
     AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
-    RegistryBuilder, ShardMetrics, ADMIN_HEADER_BYTES_MAX,
+    RegistryBuilder, ShardMetrics, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX,
 };
 use tailgate::wire::Signal;
 
@@ -76,7 +76,12 @@ fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 fn start(builder: RegistryBuilder, health: Arc<Health>) -> AdminServer {
-    AdminServer::start("127.0.0.1:0".parse().unwrap(), builder.build(), health).expect("start")
+    AdminServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(builder.build()),
+        health,
+    )
+    .expect("start")
 }
 
 #[test]
@@ -110,7 +115,7 @@ fn a_scrape_shows_what_each_shard_thread_counted_as_its_own_series() {
                 exporter.signal(Signal::Traces).sent.add(n - 1);
                 exporter.signal(Signal::Traces).queue_size.set(2);
                 exporter.signal(Signal::Traces).queue_capacity.set(1000);
-                drops.add(Signal::Traces, DropReason::QueueFull, 1);
+                drops.add(Signal::Traces, DropReason::TraceTooLarge, 1);
             })
         })
         .collect();
@@ -135,7 +140,7 @@ fn a_scrape_shows_what_each_shard_thread_counted_as_its_own_series() {
         "otelcol_exporter_sent_spans{exporter=\"otlp/central\",shard=\"1\"} 19",
         "otelcol_exporter_queue_size{exporter=\"otlp/central\",data_type=\"traces\",shard=\"1\"} 2",
         "otelcol_exporter_queue_capacity{exporter=\"otlp/central\",data_type=\"traces\",shard=\"0\"} 1000",
-        "tailgate_dropped_spans{reason=\"queue_full\",shard=\"0\"} 1",
+        "tailgate_dropped_spans{reason=\"trace_too_large\",shard=\"0\"} 1",
         "tailgate_dropped_spans{reason=\"export_failed\",shard=\"0\"} 0",
         "tailgate_shard_owned_spans{shard=\"0\"} 10",
         "tailgate_shard_owned_spans{shard=\"1\"} 20",
@@ -253,7 +258,7 @@ fn a_request_head_in_pieces_is_assembled() {
 fn shutdown_is_prompt_even_with_a_client_holding_a_connection() {
     let server = start(RegistryBuilder::new(), Arc::new(Health::new(0)));
     let addr = server.local_addr();
-    // A client that connects and sends nothing keeps the serial loop in its read.
+    // A client that connects and sends nothing keeps its connection thread in its read.
     let _idle = TcpStream::connect(addr).unwrap();
     thread::sleep(Duration::from_millis(50));
 
@@ -268,4 +273,78 @@ fn shutdown_is_prompt_even_with_a_client_holding_a_connection() {
         TcpStream::connect(addr).is_err(),
         "the listener is closed after shutdown"
     );
+}
+
+/// Whether `stream` has been answered or closed by the server (without waiting for it).
+fn answered(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let answered = match (&*stream).read(&mut byte) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).unwrap();
+    answered
+}
+
+#[test]
+fn a_client_that_sends_nothing_or_half_a_request_does_not_hold_up_healthz() {
+    let server = start(RegistryBuilder::new(), Arc::new(Health::new(0)));
+    let addr = server.local_addr();
+    let silent = TcpStream::connect(addr).unwrap();
+    let mut half = TcpStream::connect(addr).unwrap();
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHost: adm")
+        .unwrap();
+
+    let response = get(addr, "/healthz");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, "ok\n");
+    // Served one at a time, /healthz could only have been answered after both earlier
+    // connections had been (408 once their time to send a request ran out).
+    assert!(!answered(&silent), "the silent connection is still waiting");
+    assert!(!answered(&half), "the half request is still waiting");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn connections_over_the_bound_are_refused_with_503_and_the_rest_served() {
+    let server = start(RegistryBuilder::new(), Arc::new(Health::new(0)));
+    let addr = server.local_addr();
+    let held: Vec<TcpStream> = (0..ADMIN_CONNECTIONS_MAX)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // The accepting thread takes the held connections in order; once all are being served,
+    // the next is refused. A probe that finds a free slot, or whose answer a reset destroyed
+    // (the refusal closes without waiting for the request), is tried again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let busy = loop {
+        let mut probe = TcpStream::connect(addr).unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = probe.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n");
+        let mut raw = Vec::new();
+        if probe.read_to_end(&mut raw).is_ok() && raw.starts_with(b"HTTP/1.1 503 ") {
+            break String::from_utf8(raw).unwrap();
+        }
+        assert!(Instant::now() < deadline, "never refused");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(busy.contains("\r\nRetry-After: 1\r\n"), "{busy}");
+    let (head, body) = busy.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+        "{busy}"
+    );
+    assert!(held.iter().all(|s| !answered(s)), "the held ones wait on");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(addr, "/healthz").status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "slots are freed once clients leave"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    server.shutdown().unwrap();
 }

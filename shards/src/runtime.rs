@@ -58,10 +58,50 @@ impl Shards {
     }
 }
 
-/// The CPUs `cpus: all` means: every CPU this process may run on.
-pub fn all_cpus() -> Vec<usize> {
-    let count = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (0..count.min(MAX_SHARDS)).collect()
+/// The CPUs `cpus: all` means: every CPU this process may run on — its affinity mask, which
+/// `taskset`, systemd's `CPUAffinity=` and a cgroup cpuset narrow — at most [`MAX_SHARDS`]
+/// of them, lowest first.
+pub fn all_cpus() -> io::Result<Vec<usize>> {
+    let mut cpus = allowed_cpus()?;
+    cpus.truncate(MAX_SHARDS);
+    Ok(cpus)
+}
+
+/// The CPU ids a mask can name: `shards.cpus` accepts ids up to 4095, so the mask passed to
+/// the kernel has room for 4096 CPUs (the kernel refuses a mask smaller than its own).
+const MASK_CPUS: usize = 4096;
+
+/// The CPUs the calling thread may run on (`sched_getaffinity(2)`), in increasing order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let mut mask = vec![0u64; MASK_CPUS / 64];
+    // SAFETY: `mask` is a live, 8-byte-aligned buffer of exactly the size passed, which is what
+    // the kernel writes at most; `cpu_set_t` is itself an array of 64-bit words, so the pointer
+    // cast matches its layout. Pid 0 means the calling thread.
+    let rc = unsafe {
+        libc::sched_getaffinity(
+            0,
+            mask.len() * std::mem::size_of::<u64>(),
+            mask.as_mut_ptr().cast::<libc::cpu_set_t>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cpus_in_mask(&mask))
+}
+
+/// The CPU ids whose bits are set in an affinity mask of 64-bit words (CPU `n` is bit `n % 64`
+/// of word `n / 64`, the kernel's layout on 64-bit machines).
+fn cpus_in_mask(mask: &[u64]) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for (index, &word) in mask.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            cpus.push(index * 64 + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+    }
+    cpus
 }
 
 /// Starts one shard per entry of `cpus`, each pinned to its CPU, joined by channels of
@@ -152,6 +192,25 @@ mod tests {
             let expected: Vec<usize> = (0..3).filter(|&p| p != id).collect();
             assert_eq!(senders, expected);
         }
+    }
+
+    #[test]
+    fn a_mask_names_the_cpus_of_its_set_bits() {
+        assert_eq!(cpus_in_mask(&[0, 0]), Vec::<usize>::new());
+        assert_eq!(cpus_in_mask(&[0b1011]), vec![0, 1, 3]);
+        assert_eq!(cpus_in_mask(&[1 << 63, 1 << 2]), vec![63, 66]);
+        assert_eq!(cpus_in_mask(&[0, 0, 0, u64::MAX]).len(), 64);
+        assert_eq!(cpus_in_mask(&[0, 0, 0, u64::MAX])[0], 192);
+    }
+
+    #[test]
+    fn the_allowed_cpus_include_the_one_this_thread_runs_on() {
+        let allowed = allowed_cpus().unwrap();
+        // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+        let current = unsafe { libc::sched_getcpu() };
+        assert!(current >= 0);
+        assert!(allowed.contains(&(current as usize)), "{allowed:?}");
+        assert!(allowed.windows(2).all(|w| w[0] < w[1]), "{allowed:?}");
     }
 
     #[test]

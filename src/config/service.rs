@@ -91,13 +91,15 @@ pub struct TelemetryMetrics {
     pub level: MetricsLevel,
 }
 
-/// `service.telemetry.metrics.level`, as in the Collector.
+/// `service.telemetry.metrics.level`: the Collector's `none` and `normal`. tailgate has one
+/// set of self-metrics, the Collector's `normal` one, so `basic` and `detailed` (which would
+/// drop or add series) are refused rather than read as `normal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricsLevel {
+    /// No `/metrics`; `/healthz` and `/readyz` are still served.
     None,
-    Basic,
+    /// Every metric tailgate has (the default).
     Normal,
-    Detailed,
 }
 
 /// `service.telemetry.logs`.
@@ -191,9 +193,17 @@ pub(crate) fn check(
             ))
         }
     };
-    let mut pipelines = Vec::with_capacity(raw_pipelines.len());
+    let mut pipelines: Vec<Pipeline> = Vec::with_capacity(raw_pipelines.len());
     for (key, raw) in raw_pipelines {
-        pipelines.push(check_pipeline(&key, raw, &pipelines_path, components, ctx)?);
+        let pipeline = check_pipeline(&key, raw, &pipelines_path, components, ctx)?;
+        check_against_earlier(
+            &pipeline,
+            &pipelines,
+            &pipelines_path.key(key),
+            components,
+            ctx,
+        )?;
+        pipelines.push(pipeline);
     }
     let telemetry = check_telemetry(
         raw.telemetry.unwrap_or_default(),
@@ -379,6 +389,65 @@ fn check_list(
     Ok(ids)
 }
 
+/// What tailgate's routing needs of the pipelines together, checked as each is added: a
+/// delivery reaching the shard that owns it carries its signal, not the receiver it came
+/// through, so a signal's data goes to every pipeline of that signal, and those pipelines must
+/// take the same receivers (or the Collector's routing would change); and each shard runs one
+/// trace buffer, so one pipeline at most may use `tail_sampling`.
+fn check_against_earlier(
+    pipeline: &Pipeline,
+    earlier: &[Pipeline],
+    path: &KeyPath,
+    components: &Components<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let names = |p: &Pipeline| {
+        let mut names: Vec<String> = p.receivers.iter().map(ToString::to_string).collect();
+        names.sort();
+        names
+    };
+    let same_signal = earlier.iter().find(|p| p.id.signal == pipeline.id.signal);
+    if let Some(first) = same_signal.filter(|first| names(first) != names(pipeline)) {
+        let signal = pipeline.id.signal.as_str();
+        return Err(ctx.error(
+            &path.key("receivers"),
+            Target::Key,
+            ConfigErrorKind::Unsupported(format!(
+                "pipeline `{}` takes receivers [{}], but `{}` takes [{}]; tailgate sends a \
+                 signal's data to every pipeline of that signal, so all {signal} pipelines must \
+                 list the same receivers (to route by receiver, run one tailgate per route)",
+                pipeline.id,
+                names(pipeline).join(", "),
+                first.id,
+                names(first).join(", ")
+            )),
+        ));
+    }
+    let tail_sampling = |p: &Pipeline| {
+        p.processors.iter().position(|id| {
+            matches!(
+                components.processors.get(id),
+                Some(Processor::TailSampling(_))
+            )
+        })
+    };
+    if let Some(index) = tail_sampling(pipeline) {
+        if let Some(first) = earlier.iter().find(|p| tail_sampling(p).is_some()) {
+            return Err(ctx.error(
+                &path.key("processors").index(index),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "pipeline `{}` uses tail_sampling, and so does `{}`; tailgate runs one \
+                     trace buffer per shard, for one sampled traces pipeline: sample in one \
+                     pipeline and fan out to several exporters from it",
+                    pipeline.id, first.id
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_telemetry(
     raw: RawTelemetry,
     path: &KeyPath,
@@ -401,8 +470,17 @@ fn check_telemetry(
     {
         None | Some("normal") => MetricsLevel::Normal,
         Some("none") => MetricsLevel::None,
-        Some("basic") => MetricsLevel::Basic,
-        Some("detailed") => MetricsLevel::Detailed,
+        Some(other @ ("basic" | "detailed")) => {
+            return Err(ctx.error(
+                &metrics_path.key("level"),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{other}` is not supported: tailgate has one set of self-metrics, the \
+                     Collector's normal level; write `normal` (or remove the key), or `none` to \
+                     turn /metrics off"
+                )),
+            ))
+        }
         Some(other) => {
             return Err(ctx.invalid(
                 &metrics_path.key("level"),

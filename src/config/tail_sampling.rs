@@ -944,6 +944,19 @@ fn check_string_attribute(
                 ));
             }
         }
+        // The sampler matches the patterns as one set, which can exceed the regex crate's size
+        // limit when each pattern alone does not: compiled here as the sampler compiles it.
+        if let Err(err) = regex::bytes::RegexSet::new(&values) {
+            let reason = err.to_string();
+            let reason = reason.lines().last().unwrap_or_default().trim().to_string();
+            return Err(ctx.invalid(
+                &path.key("values"),
+                format!(
+                    "policy `{policy}`, attribute `{key}`: the patterns do not compile \
+                     together: {reason}; use fewer or simpler patterns"
+                ),
+            ));
+        }
     }
     let cache_max_size = match raw.cache_max_size {
         // The contrib processor uses its default for 0 and below.

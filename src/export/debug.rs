@@ -6,13 +6,20 @@
 //! scopes and attributes. Each batch is rendered into one string and written with one call, so
 //! lines from different shards do not interleave within a batch. Strings taken from the data
 //! are cut at [`MAX_VALUE_CHARS`] and their control characters escaped, so a line stays a line.
+//!
+//! Printing is sampled as the Collector samples its debug exporter's log lines (zap's sampler):
+//! in each one-second window the first `sampling_initial` batches are printed, then one in
+//! every `sampling_thereafter`. A batch not printed is still exported (the debug exporter's
+//! export is the printing, and skipping it loses nothing upstream), so it counts as sent.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use super::batch::Batch;
 use super::error::SendError;
-use super::settings::Verbosity;
+use super::settings::{DebugSettings, Verbosity};
 use super::status::Delivered;
 use crate::wire::{
     AnyValueView, KeyValues, LogRecordView, MetricView, Request, Signal, SpanView, WireError,
@@ -21,23 +28,68 @@ use crate::wire::{
 /// Longest string value printed before it is cut.
 const MAX_VALUE_CHARS: usize = 128;
 
+/// The window [`PrintSampling`] counts batches in.
+const SAMPLING_WINDOW: Duration = Duration::from_secs(1);
+
 pub(crate) struct DebugPrinter {
     shard: usize,
     verbosity: Verbosity,
+    sampling: PrintSampling,
 }
 
 impl DebugPrinter {
-    pub fn new(shard: usize, verbosity: Verbosity) -> Self {
-        DebugPrinter { shard, verbosity }
+    pub fn new(shard: usize, settings: &DebugSettings) -> Self {
+        DebugPrinter {
+            shard,
+            verbosity: settings.verbosity,
+            sampling: PrintSampling::new(settings.sampling_initial, settings.sampling_thereafter),
+        }
     }
 
-    /// Prints one batch.
+    /// Prints one batch, unless sampling passes over it.
     pub fn print(&self, batch: &Batch) -> Result<Delivered, SendError> {
+        if !self.sampling.admit(Instant::now()) {
+            return Ok(Delivered::default());
+        }
         let text = render(self.shard, self.verbosity, batch).map_err(SendError::Invalid)?;
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes()).map_err(SendError::Io)?;
         out.flush().map_err(SendError::Io)?;
         Ok(Delivered::default())
+    }
+}
+
+/// Which batches are printed: see the module documentation. Owned by one shard's exporter.
+struct PrintSampling {
+    initial: u64,
+    thereafter: u64,
+    window_start: Cell<Option<Instant>>,
+    seen_in_window: Cell<u64>,
+}
+
+impl PrintSampling {
+    fn new(initial: u64, thereafter: u64) -> Self {
+        PrintSampling {
+            initial: initial.max(1),
+            thereafter: thereafter.max(1),
+            window_start: Cell::new(None),
+            seen_in_window: Cell::new(0),
+        }
+    }
+
+    /// Counts one batch at `now`; whether it is printed.
+    fn admit(&self, now: Instant) -> bool {
+        let fresh = self
+            .window_start
+            .get()
+            .is_none_or(|start| now.saturating_duration_since(start) >= SAMPLING_WINDOW);
+        if fresh {
+            self.window_start.set(Some(now));
+            self.seen_in_window.set(0);
+        }
+        let n = self.seen_in_window.get().saturating_add(1);
+        self.seen_in_window.set(n);
+        n <= self.initial || (n - self.initial).is_multiple_of(self.thereafter)
     }
 }
 
@@ -271,6 +323,30 @@ mod tests {
         let detailed = render(0, Verbosity::Detailed, &batch).unwrap();
         assert!(detailed.contains(" \"http.route\"=\"/a\\nb\""));
         assert_eq!(detailed.lines().count(), 1 + 2 + 4 + 4);
+    }
+
+    #[test]
+    fn sampling_prints_the_first_batches_of_each_second_then_one_in_n() {
+        let sampling = PrintSampling::new(2, 3);
+        let start = Instant::now();
+        let printed: Vec<bool> = (0..9).map(|_| sampling.admit(start)).collect();
+        assert_eq!(
+            printed,
+            [true, true, false, false, true, false, false, true, false]
+        );
+        // A new second starts a new count.
+        let next = start + SAMPLING_WINDOW;
+        assert!(sampling.admit(next));
+        assert!(sampling.admit(next));
+        assert!(!sampling.admit(next + Duration::from_millis(999)));
+    }
+
+    #[test]
+    fn the_default_sampling_prints_every_batch() {
+        let defaults = DebugSettings::default();
+        let sampling = PrintSampling::new(defaults.sampling_initial, defaults.sampling_thereafter);
+        let now = Instant::now();
+        assert!((0..100).all(|_| sampling.admit(now)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! # Who runs what
 //!
+//! [`Exporter::check`] runs at start-up, on the main thread, and refuses what `new` would.
 //! [`Exporter::new`] runs on the shard's executor and spawns `num_consumers` consumer tasks
 //! there. [`Exporter::submit`] is called by the shard's pipeline tasks: it puts the batch on
 //! the sending queue, waiting while the queue is full — that wait is the backpressure the
@@ -107,23 +108,13 @@ enum Transport {
     Debug(DebugPrinter),
 }
 
-enum Prepared {
-    Grpc(otlp_grpc::Prepared),
-    Http(otlp_http::Prepared),
-    Debug,
-}
+/// A transport and the settings the exporter runs it with.
+type Parts = (Transport, RetrySettings, Duration, QueueSettings);
 
-impl Exporter {
-    /// Builds the exporter `name` (as configured, e.g. `otlp/primary`) for shard `shard`.
-    ///
-    /// Must run on the shard's executor: it spawns the consumer tasks there.
-    pub fn new(
-        name: &str,
-        shard: usize,
-        settings: ExporterSettings,
-        observer: Rc<dyn ExportObserver>,
-    ) -> Result<Exporter, SettingsError> {
-        let (transport, retry, timeout, queue) = match settings {
+impl Transport {
+    /// Checks `settings` and builds the transport for `shard`; connects nothing.
+    fn build(shard: usize, settings: ExporterSettings) -> Result<Parts, SettingsError> {
+        Ok(match settings {
             ExporterSettings::Otlp(s) => {
                 validate_timeout(s.timeout)?;
                 s.queue.validate()?;
@@ -142,7 +133,7 @@ impl Exporter {
                 (Transport::Http(client), s.retry, s.timeout, s.queue)
             }
             ExporterSettings::Debug(s) => (
-                Transport::Debug(DebugPrinter::new(shard, s.verbosity)),
+                Transport::Debug(DebugPrinter::new(shard, &s)),
                 RetrySettings {
                     enabled: false,
                     ..RetrySettings::default()
@@ -153,7 +144,27 @@ impl Exporter {
                     ..QueueSettings::default()
                 },
             ),
-        };
+        })
+    }
+}
+
+enum Prepared {
+    Grpc(otlp_grpc::Prepared),
+    Http(otlp_http::Prepared),
+    Debug,
+}
+
+impl Exporter {
+    /// Builds the exporter `name` (as configured, e.g. `otlp/primary`) for shard `shard`.
+    ///
+    /// Must run on the shard's executor: it spawns the consumer tasks there.
+    pub fn new(
+        name: &str,
+        shard: usize,
+        settings: ExporterSettings,
+        observer: Rc<dyn ExportObserver>,
+    ) -> Result<Exporter, SettingsError> {
+        let (transport, retry, timeout, queue) = Transport::build(shard, settings)?;
         let inner = Rc::new(Inner {
             name: name.to_string(),
             transport,
@@ -173,6 +184,13 @@ impl Exporter {
             }
         }
         Ok(Exporter { inner })
+    }
+
+    /// Checks `settings` exactly as [`Exporter::new`] does, starting nothing: start-up and
+    /// `check-config` run it before any shard exists, so a shard cannot refuse an exporter
+    /// the gateway accepted. Runs on any thread.
+    pub fn check(settings: &ExporterSettings) -> Result<(), SettingsError> {
+        Transport::build(0, settings.clone()).map(drop)
     }
 
     /// The exporter's configured name.
@@ -289,7 +307,7 @@ impl Inner {
     /// Counts a refused batch as dropped.
     fn refuse(&self, batch: Batch) -> SubmitError {
         self.observer
-            .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
+            .send_failed(batch.signal, batch.items, reason::NOT_QUEUED);
         SubmitError::ShutDown
     }
 

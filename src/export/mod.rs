@@ -73,9 +73,11 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// The reasons [`ExportObserver::send_failed`] is called with: a fixed set, so they can be
 /// metric labels.
 pub mod reason {
-    /// Still queued or in flight when the shutdown deadline passed, or submitted after
-    /// shutdown began.
+    /// Still queued or in flight when the shutdown deadline passed.
     pub const SHUTDOWN: &str = "shutdown";
+    /// Handed to the exporter after its shutdown had begun: never queued (the Collector's
+    /// `enqueue_failed`), and lost to the shutdown.
+    pub const NOT_QUEUED: &str = "not queued: shutting down";
     /// Refused by the upstream in a partial-success response (`rejected_spans` and the like).
     pub const REJECTED: &str = "rejected by upstream";
     /// An error the OTLP rules say not to retry (HTTP 400, gRPC `INVALID_ARGUMENT`,

@@ -1,11 +1,12 @@
 //! Backoff between attempts, and reading the delays upstreams ask for.
 //!
 //! The schedule is the Collector's exporter helper's (the `cenkalti/backoff` exponential
-//! policy): the interval starts at `initial_interval` and is multiplied by
-//! [`BACKOFF_MULTIPLIER`] after each attempt up to `max_interval`; each wait is drawn uniformly
-//! from `interval × [1 − 0.5, 1 + 0.5]` ([`BACKOFF_RANDOMIZATION`]), so that shards and gateways
-//! that failed together do not retry together. When the upstream names a delay (`RetryInfo`,
-//! `Retry-After`) the wait is the longer of the two, as in the Collector.
+//! policy): the interval starts at `initial_interval` and is multiplied by `multiplier`
+//! (default [`BACKOFF_MULTIPLIER_DEFAULT`]) after each attempt, up to `max_interval`; each wait
+//! is drawn uniformly from `interval × [1 − f, 1 + f]` where `f` is `randomization_factor`
+//! (default [`BACKOFF_RANDOMIZATION_DEFAULT`]), so that shards and gateways that failed together
+//! do not retry together. When the upstream names a delay (`RetryInfo`, `Retry-After`) the wait
+//! is the longer of the two, as in the Collector.
 //!
 //! The randomness is a per-exporter xorshift generator seeded from the shard, the exporter's
 //! name and the clock: no global RNG, nothing shared between shards.
@@ -14,10 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use super::settings::RetrySettings;
 
-/// Growth of the backoff interval after each attempt.
-pub const BACKOFF_MULTIPLIER: f64 = 1.5;
-/// Half-width of the jitter around the interval, as a fraction of it.
-pub const BACKOFF_RANDOMIZATION: f64 = 0.5;
+/// Growth of the backoff interval after each attempt, when `multiplier` is not given (the
+/// Collector's default).
+pub const BACKOFF_MULTIPLIER_DEFAULT: f64 = 1.5;
+/// Half-width of the jitter around the interval, as a fraction of it, when
+/// `randomization_factor` is not given (the Collector's default).
+pub const BACKOFF_RANDOMIZATION_DEFAULT: f64 = 0.5;
 
 /// The most a `Retry-After` in seconds is believed: a day. A larger value is more likely a
 /// misconfiguration than a plan, and `max_elapsed_time` bounds the wait anyway.
@@ -69,6 +72,8 @@ impl Xorshift {
 pub(crate) struct Backoff {
     interval: Duration,
     max_interval: Duration,
+    multiplier: f64,
+    randomization_factor: f64,
 }
 
 impl Backoff {
@@ -76,16 +81,20 @@ impl Backoff {
         Backoff {
             interval: settings.initial_interval,
             max_interval: settings.max_interval,
+            // The config layer keeps both in range; clamped again so no setting can make the
+            // waits shrink toward a busy loop or go negative.
+            multiplier: settings.multiplier.max(1.0),
+            randomization_factor: settings.randomization_factor.clamp(0.0, 1.0),
         }
     }
 
     /// The wait before the next attempt; advances the schedule.
     pub fn next_delay(&mut self, rng: &mut Xorshift) -> Duration {
         let interval = self.interval.as_secs_f64();
-        let low = interval * (1.0 - BACKOFF_RANDOMIZATION);
-        let high = interval * (1.0 + BACKOFF_RANDOMIZATION);
+        let low = interval * (1.0 - self.randomization_factor);
+        let high = interval * (1.0 + self.randomization_factor);
         let delay = Duration::from_secs_f64(low + rng.next_f64() * (high - low));
-        let next = interval * BACKOFF_MULTIPLIER;
+        let next = interval * self.multiplier;
         self.interval = if next >= self.max_interval.as_secs_f64() {
             self.max_interval
         } else {
@@ -117,7 +126,42 @@ mod tests {
             initial_interval: Duration::from_millis(initial_ms),
             max_interval: Duration::from_millis(max_ms),
             max_elapsed_time: Duration::from_secs(60),
+            ..RetrySettings::default()
         }
+    }
+
+    #[test]
+    fn the_multiplier_sets_the_growth_and_a_zero_factor_removes_the_jitter() {
+        let mut rng = Xorshift::from_seed(3);
+        let mut backoff = Backoff::new(&RetrySettings {
+            multiplier: 2.0,
+            randomization_factor: 0.0,
+            ..settings(100, 1000)
+        });
+        let delays_ms: Vec<u128> = (0..6)
+            .map(|_| backoff.next_delay(&mut rng).as_millis())
+            .collect();
+        assert_eq!(delays_ms, [100, 200, 400, 800, 1000, 1000]);
+    }
+
+    #[test]
+    fn the_randomization_factor_sets_the_jitter_width() {
+        let mut rng = Xorshift::from_seed(5);
+        let delays: Vec<f64> = (0..256)
+            .map(|_| {
+                let mut backoff = Backoff::new(&RetrySettings {
+                    randomization_factor: 0.1,
+                    ..settings(1000, 1000)
+                });
+                backoff.next_delay(&mut rng).as_secs_f64()
+            })
+            .collect();
+        assert!(delays
+            .iter()
+            .all(|&d| (0.9 - 1e-9..=1.1 + 1e-9).contains(&d)));
+        let spread = delays.iter().cloned().fold(f64::MIN, f64::max)
+            - delays.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(spread > 0.1, "uses the width it has: {spread}");
     }
 
     #[test]

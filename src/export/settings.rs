@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 
+use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
 use crate::wire::Signal;
 
 /// Body compression, as the Collector's `compression` key spells it.
@@ -33,12 +34,16 @@ impl Compression {
 }
 
 /// `retry_on_failure`: exponential backoff between attempts, as the Collector's exporter
-/// helper does it (multiplier 1.5, randomization factor 0.5; see `super::retry`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// helper does it (see `super::retry`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetrySettings {
     pub enabled: bool,
     /// Wait before the first retry.
     pub initial_interval: Duration,
+    /// Growth of the interval after each attempt (default 1.5; at least 1).
+    pub multiplier: f64,
+    /// Each wait is drawn from `interval × [1 − f, 1 + f]` (default 0.5; 0 to 1, 0 = no jitter).
+    pub randomization_factor: f64,
     /// Cap on the backoff interval (before randomization).
     pub max_interval: Duration,
     /// Give up once a retry would start this long after the first attempt; zero means never
@@ -51,6 +56,8 @@ impl Default for RetrySettings {
         RetrySettings {
             enabled: true,
             initial_interval: Duration::from_secs(5),
+            multiplier: BACKOFF_MULTIPLIER_DEFAULT,
+            randomization_factor: BACKOFF_RANDOMIZATION_DEFAULT,
             max_interval: Duration::from_secs(30),
             max_elapsed_time: Duration::from_secs(300),
         }
@@ -80,7 +87,7 @@ impl Default for QueueSettings {
 }
 
 /// `exporters.otlp`: OTLP/gRPC.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpGrpcSettings {
     /// `host:port`, or `http://host:port`. TLS (`https://`) is not supported yet.
     pub endpoint: String,
@@ -114,7 +121,7 @@ pub enum Encoding {
 }
 
 /// `exporters.otlphttp`: OTLP/HTTP over HTTP/1.1.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpHttpSettings {
     /// Base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended to its path.
     pub endpoint: String,
@@ -161,13 +168,29 @@ pub enum Verbosity {
 }
 
 /// `exporters.debug`. It prints in the caller's task, without a queue or retries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebugSettings {
     pub verbosity: Verbosity,
+    /// Batches printed in each second before sampling starts (the Collector's default 2; at
+    /// least 1). Per exporter instance, so per shard: the config layer divides a node figure.
+    pub sampling_initial: u64,
+    /// Past `sampling_initial` in a second, one batch in this many is printed (default 1: all;
+    /// at least 1).
+    pub sampling_thereafter: u64,
+}
+
+impl Default for DebugSettings {
+    fn default() -> Self {
+        DebugSettings {
+            verbosity: Verbosity::Basic,
+            sampling_initial: 2,
+            sampling_thereafter: 1,
+        }
+    }
 }
 
 /// One configured exporter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ExporterSettings {
     Otlp(OtlpGrpcSettings),
     OtlpHttp(OtlpHttpSettings),
@@ -203,7 +226,11 @@ impl fmt::Display for SettingsError {
                 "endpoint {endpoint:?} needs TLS, which tailgate's exporters do not support yet; \
                  use an http:// endpoint"
             ),
-            SettingsError::Header { name } => write!(f, "invalid header {name:?}"),
+            SettingsError::Header { name } => write!(
+                f,
+                "header {name:?} cannot be sent: a name must be an HTTP token, a value printable \
+                 ASCII (no line breaks, no characters beyond ASCII)"
+            ),
             SettingsError::EmptyQueue => write!(
                 f,
                 "sending_queue needs num_consumers and queue_size above 0 when enabled"

@@ -1,26 +1,29 @@
 //! The admin HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
 //!
-//! It runs on one dedicated std thread with a blocking [`TcpListener`], far from the shards: a
-//! scrape costs the shards nothing but the relaxed loads of their cells. Connections are served
-//! one at a time, one request each (`Connection: close`): a scraper and a probe or two are all
-//! an admin port sees, and a serial loop keeps memory and threads fixed. Everything a client
-//! can influence is bounded: the request head ([`ADMIN_HEADER_BYTES_MAX`], 64 headers), the
-//! time to send it ([`ADMIN_READ_TIMEOUT_MS`]), the time to take the response, and what is read
-//! and discarded after responding. A client that breaks a bound gets an error status and is
-//! closed; the loop goes on to the next connection.
+//! It runs on std threads with blocking sockets, far from the shards: a scrape costs the shards
+//! nothing but the relaxed loads of their cells. One thread (`tailgate-admin`) accepts; each
+//! connection is served on a thread of its own, one request each (`Connection: close`), so a
+//! slow scraper or a client that connects and sends nothing never holds up a health probe.
+//! At most [`ADMIN_CONNECTIONS_MAX`] connections are served at once; one more is answered
+//! 503 with `Retry-After` at once, without a thread, and closed. Everything else a client can
+//! influence is bounded too: the request head ([`ADMIN_HEADER_BYTES_MAX`], 64 headers), the
+//! time to send it ([`ADMIN_READ_TIMEOUT_MS`]), the time to take the response, and what is
+//! read and discarded after responding. A client that breaks a bound gets an error status and
+//! is closed.
 //!
 //! Requests are parsed with `httparse`. Any method but GET on a known path is 405; an unknown
 //! path is 404.
 //!
 //! Shutdown: [`AdminServer::shutdown`] sets a stop flag and connects to the listener itself,
-//! which wakes the blocking `accept`; the thread sees the flag and exits. Reads on a connection
-//! time out every [`POLL_INTERVAL_MS`] to look at the flag, so a client holding a connection
-//! open delays shutdown by at most that long. This costs nothing while idle, unlike a
-//! non-blocking accept loop that would wake up on a timer.
+//! which wakes the blocking `accept`; the accepting thread sees the flag and exits. Reads on a
+//! connection time out every [`POLL_INTERVAL_MS`] to look at the flag, so a client holding a
+//! connection open delays shutdown by at most that long; `shutdown` then waits for the
+//! connection threads to end. This costs nothing while idle, unlike a non-blocking accept loop
+//! that would wake up on a timer.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -57,34 +60,56 @@ const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 /// How long `shutdown` waits to connect to its own listener.
 const WAKE_CONNECT_TIMEOUT_MS: u64 = 1_000;
 
+/// The most connections served at once, each on its own thread: a scraper or two, probes, and
+/// room for clients that hold a connection without finishing their request.
+pub const ADMIN_CONNECTIONS_MAX: usize = 32;
+
+/// Stack of a connection thread: parsing and rendering keep their data on the heap.
+const CONNECTION_STACK_BYTES: usize = 256 * 1024;
+
+/// How long `shutdown` waits for connection threads after the accepting thread has ended: a
+/// read notices the stop flag within [`POLL_INTERVAL_MS`], a blocked write ends within
+/// [`WRITE_TIMEOUT_MS`], and the drain after a response within [`DRAIN_TIME_MS`].
+const CONNECTIONS_END_WAIT_MS: u64 = WRITE_TIMEOUT_MS + DRAIN_TIME_MS;
+
 /// The admin endpoint's thread; see the module documentation.
 #[derive(Debug)]
 pub struct AdminServer {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Connections being served now, one thread each.
+    active: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl AdminServer {
     /// Binds `addr` and starts serving on a new thread named `tailgate-admin`. Bind to port 0 to
     /// let the kernel pick one, then ask [`AdminServer::local_addr`].
+    /// Without a registry (`service.telemetry.metrics.level: none`) `/metrics` is 404.
     pub fn start(
         addr: SocketAddr,
-        registry: Arc<Registry>,
+        registry: Option<Arc<Registry>>,
         health: Arc<Health>,
     ) -> io::Result<AdminServer> {
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
         let thread = thread::Builder::new()
             .name("tailgate-admin".into())
             .spawn({
-                let stop = Arc::clone(&stop);
-                move || serve(&listener, &stop, &registry, &health)
+                let shared = Shared {
+                    stop: Arc::clone(&stop),
+                    active: Arc::clone(&active),
+                    registry,
+                    health,
+                };
+                move || serve(&listener, &shared)
             })?;
         Ok(AdminServer {
             local_addr,
             stop,
+            active,
             thread: Some(thread),
         })
     }
@@ -94,8 +119,9 @@ impl AdminServer {
         self.local_addr
     }
 
-    /// Stops the thread and waits for it: within about 100 ms, even while a client holds a
-    /// connection open.
+    /// Stops the threads and waits for them: within about 100 ms, even while a client holds a
+    /// connection open without sending (longer only while a client does not take a response:
+    /// at most [`WRITE_TIMEOUT_MS`] plus [`DRAIN_TIME_MS`]).
     ///
     /// If the thread cannot be woken (connecting to its own listener failed), the error is
     /// returned and the thread is left to exit on the next connection it accepts.
@@ -120,7 +146,12 @@ impl AdminServer {
         )?;
         thread
             .join()
-            .map_err(|_| io::Error::other("the admin thread panicked"))
+            .map_err(|_| io::Error::other("the admin thread panicked"))?;
+        let deadline = Instant::now() + Duration::from_millis(CONNECTIONS_END_WAIT_MS);
+        while self.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 }
 
@@ -131,30 +162,92 @@ impl Drop for AdminServer {
     }
 }
 
-/// Buffers reused across connections, so serving allocates nothing after the first scrape.
+/// What every connection thread reads: the stop flag, the count of connections being served,
+/// and what it serves.
+#[derive(Clone)]
+struct Shared {
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+    registry: Option<Arc<Registry>>,
+    health: Arc<Health>,
+}
+
+/// A connection's buffers: the request head, the body and the response.
 struct Buffers {
     head: Box<[u8]>,
     body: String,
     response: Vec<u8>,
 }
 
-fn serve(listener: &TcpListener, stop: &AtomicBool, registry: &Registry, health: &Health) {
-    let mut bufs = Buffers {
-        head: vec![0; ADMIN_HEADER_BYTES_MAX].into_boxed_slice(),
-        body: String::new(),
-        response: Vec::new(),
-    };
+/// One served connection in [`Shared::active`], for as long as this lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The answer to a connection over [`ADMIN_CONNECTIONS_MAX`].
+const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; \
+    charset=utf-8\r\nContent-Length: 34\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
+    too many admin connections; retry\n";
+
+fn serve(listener: &TcpListener, shared: &Shared) {
     loop {
         let accepted = listener.accept();
-        if stop.load(Ordering::Acquire) {
+        if shared.stop.load(Ordering::Acquire) {
             return;
         }
         match accepted {
-            // A connection that fails (reset, timeout) concerns that client only.
             Ok((stream, _)) => {
-                let _ = serve_connection(stream, stop, registry, health, &mut bufs);
+                if shared.active.fetch_add(1, Ordering::AcqRel) >= ADMIN_CONNECTIONS_MAX {
+                    shared.active.fetch_sub(1, Ordering::AcqRel);
+                    refuse_busy(stream);
+                    continue;
+                }
+                let slot = Slot(Arc::clone(&shared.active));
+                let connection = shared.clone();
+                let spawned = thread::Builder::new()
+                    .name("tailgate-admin-conn".into())
+                    .stack_size(CONNECTION_STACK_BYTES)
+                    .spawn(move || {
+                        let _slot = slot;
+                        let mut bufs = Buffers {
+                            head: vec![0; ADMIN_HEADER_BYTES_MAX].into_boxed_slice(),
+                            body: String::new(),
+                            response: Vec::new(),
+                        };
+                        // A connection that fails (reset, timeout) concerns that client only.
+                        let _ = serve_connection(stream, &connection, &mut bufs);
+                    });
+                // Out of threads: the connection (moved into the closure) is closed and its
+                // slot released; the next one may find a thread again.
+                if spawned.is_err() {
+                    thread::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS));
+                }
             }
             Err(_) => thread::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)),
+        }
+    }
+}
+
+/// Answers 503 without waiting on the client: one non-blocking write of a response that fits
+/// any socket buffer, then close. What the client already sent is read first (without
+/// waiting, at most [`DRAIN_BYTES_MAX`]): closing over unread input would make the kernel send
+/// a reset that can destroy the response.
+fn refuse_busy(stream: TcpStream) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = (&stream).write(BUSY_RESPONSE);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut scratch = [0u8; 1024];
+    let mut drained = 0;
+    while drained < DRAIN_BYTES_MAX {
+        match (&stream).read(&mut scratch) {
+            Ok(n) if n > 0 => drained += n,
+            _ => return,
         }
     }
 }
@@ -229,13 +322,8 @@ fn read_request(stream: &mut TcpStream, stop: &AtomicBool, head: &mut [u8]) -> O
     }
 }
 
-fn serve_connection(
-    mut stream: TcpStream,
-    stop: &AtomicBool,
-    registry: &Registry,
-    health: &Health,
-    bufs: &mut Buffers,
-) -> io::Result<()> {
+fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> io::Result<()> {
+    let (stop, registry, health) = (&*shared.stop, shared.registry.as_deref(), &*shared.health);
     stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
     stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)))?;
     stream.set_nodelay(true)?;
@@ -246,10 +334,17 @@ fn serve_connection(
 
     bufs.body.clear();
     let (status, content_type) = match route {
-        Route::Metrics => {
-            registry.render_prometheus(&mut bufs.body);
-            ("200 OK", exposition::CONTENT_TYPE)
-        }
+        Route::Metrics => match registry {
+            Some(registry) => {
+                registry.render_prometheus(&mut bufs.body);
+                ("200 OK", exposition::CONTENT_TYPE)
+            }
+            None => {
+                bufs.body
+                    .push_str("metrics are off (service.telemetry.metrics.level: none)\n");
+                ("404 Not Found", TEXT)
+            }
+        },
         Route::Healthz => {
             bufs.body.push_str("ok\n");
             ("200 OK", TEXT)

@@ -22,17 +22,8 @@ pub enum DropReason {
     /// The item was rejected on its own inside an accepted request (a span with a bad trace or
     /// span id); the request's partial-success answer told the sender.
     InvalidSpan,
-    /// Bytes the gateway had accepted could not be decoded later (a cold-path transcoding or a
-    /// persisted batch that no longer decodes).
-    DecodeError,
-    /// A bounded queue (a shard mesh channel, an exporter's sending queue) was full and the item
-    /// could not wait.
-    QueueFull,
     /// The exporter gave up: a permanent error, or retries exhausted.
     ExportFailed,
-    /// The trace was removed from the buffer before its decision was due, to stay within
-    /// `num_traces` or the shard's memory budget.
-    TraceEvicted,
     /// The trace grew past `maximum_trace_size_bytes` before its decision, and it and its later
     /// spans were dropped.
     TraceTooLarge,
@@ -43,12 +34,9 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 4] = [
         DropReason::InvalidSpan,
-        DropReason::DecodeError,
-        DropReason::QueueFull,
         DropReason::ExportFailed,
-        DropReason::TraceEvicted,
         DropReason::TraceTooLarge,
         DropReason::Shutdown,
     ];
@@ -57,10 +45,7 @@ impl DropReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::InvalidSpan => "invalid_span",
-            DropReason::DecodeError => "decode_error",
-            DropReason::QueueFull => "queue_full",
             DropReason::ExportFailed => "export_failed",
-            DropReason::TraceEvicted => "trace_evicted",
             DropReason::TraceTooLarge => "trace_too_large",
             DropReason::Shutdown => "shutdown",
         }
@@ -133,10 +118,10 @@ mod tests {
     fn every_reason_has_a_series_from_the_start() {
         let mut b = RegistryBuilder::new();
         let d = DropMetrics::register(&mut b, 1);
-        d.add(Signal::Traces, DropReason::QueueFull, 7);
+        d.add(Signal::Traces, DropReason::ExportFailed, 7);
         let mut out = String::new();
         b.build().render_prometheus(&mut out);
-        assert!(out.contains("tailgate_dropped_spans{reason=\"queue_full\",shard=\"1\"} 7\n"));
+        assert!(out.contains("tailgate_dropped_spans{reason=\"export_failed\",shard=\"1\"} 7\n"));
         for reason in DropReason::ALL {
             for family in [
                 "tailgate_dropped_spans",
@@ -147,6 +132,6 @@ mod tests {
                 assert!(out.contains(&prefix), "missing {prefix}");
             }
         }
-        assert_eq!(d.counter(Signal::Traces, DropReason::QueueFull).get(), 7);
+        assert_eq!(d.counter(Signal::Traces, DropReason::ExportFailed).get(), 7);
     }
 }

@@ -69,7 +69,9 @@ mod registry;
 mod sampling;
 mod shard;
 
-pub use admin::{AdminServer, ADMIN_HEADER_BYTES_MAX, ADMIN_READ_TIMEOUT_MS};
+pub use admin::{
+    AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX, ADMIN_READ_TIMEOUT_MS,
+};
 pub use cell::{Counter, Gauge, Histogram, HISTOGRAM_BUCKETS_MAX};
 pub use connections::ConnectionMetrics;
 pub use drops::{DropMetrics, DropReason};

@@ -19,18 +19,18 @@ pub struct ReceiverSignalMetrics {
     pub accepted: Counter,
     /// Items refused: not pushed into the pipeline, the sender told to retry or give up.
     pub refused: Counter,
-    /// Items that failed inside the receiver (an internal error, not the sender's doing).
-    pub failed: Counter,
 }
 
 /// One receiver's counters on one shard, per signal.
 #[derive(Debug, Clone)]
 pub struct ReceiverMetrics {
-    /// `otelcol_receiver_{accepted,refused,failed}_spans`.
+    /// `otelcol_receiver_{accepted,refused}_spans`. (The Collector's `failed_*` counts internal
+    /// errors after a receiver took data; a tailgate receiver hands everything it accepts to
+    /// the pipelines, waiting for room, so it has no such event and no such series.)
     pub spans: ReceiverSignalMetrics,
-    /// `otelcol_receiver_{accepted,refused,failed}_metric_points`.
+    /// `otelcol_receiver_{accepted,refused}_metric_points`.
     pub metric_points: ReceiverSignalMetrics,
-    /// `otelcol_receiver_{accepted,refused,failed}_log_records`.
+    /// `otelcol_receiver_{accepted,refused}_log_records`.
     pub log_records: ReceiverSignalMetrics,
     /// `tailgate_receiver_connections_*` and `tailgate_receiver_accept_errors`.
     pub connections: ConnectionMetrics,
@@ -62,14 +62,6 @@ impl ReceiverMetrics {
                 &format!("Number of {item_help} that could not be pushed into the pipeline."),
                 &labels,
             ),
-            failed: builder.counter(
-                &format!("otelcol_receiver_failed_{item}"),
-                &format!(
-                    "The number of {item_help} that failed to be processed by the receiver due \
-                     to internal errors."
-                ),
-                &labels,
-            ),
         };
         let spans = signal("spans", "spans");
         let metric_points = signal("metric_points", "metric points");
@@ -99,7 +91,8 @@ pub struct ExporterSignalMetrics {
     pub sent: Counter,
     /// Items in failed attempts to send to the destination.
     pub send_failed: Counter,
-    /// Items that could not be added to the sending queue.
+    /// Items that could not be added to the sending queue: handed to the exporter after its
+    /// shutdown had begun (a full queue makes the caller wait instead).
     pub enqueue_failed: Counter,
     /// Current size of the sending queue, in batches.
     pub queue_size: Gauge,

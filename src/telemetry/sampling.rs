@@ -72,9 +72,6 @@ pub struct SamplingMetrics {
     pub traces_on_memory: Gauge,
     /// `otelcol_processor_tail_sampling_new_trace_id_received`: first spans of traces.
     pub new_trace_id_received: Counter,
-    /// `otelcol_processor_tail_sampling_sampling_trace_dropped_too_early`: traces evicted before
-    /// their decision was due.
-    pub trace_dropped_too_early: Counter,
     /// `tailgate_sampling_early_decisions{reason}`: traces decided before their wait ended.
     early_decisions: [Counter; EARLY_REASONS.len()],
     /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
@@ -163,11 +160,6 @@ impl SamplingMetrics {
             new_trace_id_received: builder.counter(
                 "otelcol_processor_tail_sampling_new_trace_id_received",
                 "Counts the arrival of new traces",
-                &only_shard,
-            ),
-            trace_dropped_too_early: builder.counter(
-                "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early",
-                "Count of traces that needed to be dropped before the configured wait time",
                 &only_shard,
             ),
         }
