@@ -21,7 +21,7 @@ use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
-use crate::wire::{encode::export_response, json, Signal};
+use tailgate_wire::{encode::export_response, json, Signal};
 
 /// The largest request head (request line and headers) accepted.
 pub const MAX_HEADER_BYTES: usize = 16 << 10;
