@@ -22,8 +22,8 @@ use mimalloc::MiMalloc;
 use tailgate::config::{Config, Processor};
 use tailgate::sampling::{BufferLimits, PolicySet, TraceBuffer};
 use tailgate::telemetry::{RegistryBuilder, SamplingMetrics};
-use tailgate::wire::TracesRequest;
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
+use tailgate_wire::TracesRequest;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;

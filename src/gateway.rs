@@ -47,7 +47,7 @@ use crate::telemetry::{
     AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
     RegistryBuilder, SamplingMetrics, ShardMetrics,
 };
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// How long each shutdown step may take before the gateway moves on.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

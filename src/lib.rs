@@ -1,7 +1,8 @@
 //! tailgate: a thread-per-core OTLP gateway with trace-consistent tail sampling.
 //!
-//! The crate follows a span's path: [`wire`] validates and reads OTLP requests in place and
-//! frames new ones from their bytes; routing by trace id lives in the `tailgate-shards` crate.
+//! The crate follows a span's path: the `tailgate-wire` crate validates and reads OTLP requests
+//! in place and frames new ones from their bytes; routing by trace id lives in the
+//! `tailgate-shards` crate; [`ingest`] receives, [`sampling`] decides and [`export`] sends.
 
 pub mod config;
 pub mod export;
@@ -13,4 +14,3 @@ pub mod lifecycle;
 pub mod memory;
 pub mod sampling;
 pub mod telemetry;
-pub mod wire;

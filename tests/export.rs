@@ -31,7 +31,7 @@ use tailgate::export::{
     ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, Pipeline, PipelineClosed, QueueSettings,
     RetrySettings, SubmitError,
 };
-use tailgate::wire::Signal;
+use tailgate_wire::Signal;
 
 // ---------------------------------------------------------------------------------------------
 // Observer and data
@@ -818,7 +818,7 @@ fn http_json_encoding_sends_otlp_json() {
         assert_eq!(calls[0].header("content-type"), Some("application/json"));
         let json: serde_json::Value = serde_json::from_slice(&calls[0].body).unwrap();
         assert!(json["resourceSpans"][0]["scopeSpans"][0]["spans"].is_array());
-        let back = tailgate::wire::json::to_protobuf(Signal::Traces, &calls[0].body).unwrap();
+        let back = tailgate_wire::json::to_protobuf(Signal::Traces, &calls[0].body).unwrap();
         assert_eq!(
             ExportTraceServiceRequest::decode(&back[..]).unwrap(),
             ExportTraceServiceRequest::decode(&batch.bytes[..]).unwrap()

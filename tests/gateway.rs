@@ -23,8 +23,8 @@ use tailgate::export::{
     Batch, ExportObserver, Exporter, ExporterSettings, OtlpGrpcSettings, QueueSettings,
     RetrySettings,
 };
-use tailgate::wire::Signal;
 use tailgate_shards::route::Router;
+use tailgate_wire::Signal;
 
 /// Counts what an exporter reports.
 #[derive(Default)]

@@ -251,10 +251,9 @@ fn check_received(
         assert_eq!(r.content_type, content_type);
         assert_eq!(r.content_encoding, encoding);
         let proto = if json {
-            tailgate::wire::json::to_protobuf(tailgate::wire::Signal::Traces, &r.body)
-                .unwrap_or_else(|e| {
-                    panic!("OTLP/JSON from the Python exporter does not decode: {e:?}")
-                })
+            tailgate_wire::json::to_protobuf(tailgate_wire::Signal::Traces, &r.body).unwrap_or_else(
+                |e| panic!("OTLP/JSON from the Python exporter does not decode: {e:?}"),
+            )
         } else {
             r.body.clone()
         };

@@ -14,7 +14,7 @@ use prost::Message;
 
 use tailgate::config::{ComponentId, Config, Processor, TailSampling};
 use tailgate::sampling::{Decision, PolicySet, Trace, TraceSpan};
-use tailgate::wire::TracesRequest;
+use tailgate_wire::TracesRequest;
 
 const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000_000_000_000;

@@ -11,7 +11,7 @@ use tailgate::telemetry::{
     AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
     RegistryBuilder, ShardMetrics, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX,
 };
-use tailgate::wire::Signal;
+use tailgate_wire::Signal;
 
 struct Response {
     status: u16,

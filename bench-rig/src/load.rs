@@ -40,7 +40,7 @@ use tailgate::export::{
     self, Batch, ExportObserver, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
     QueueSettings, RetrySettings,
 };
-use tailgate::wire::Signal;
+use tailgate_wire::Signal;
 
 use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
 use crate::traces::{Next, TraceSettings, TraceStream};

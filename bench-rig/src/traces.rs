@@ -32,7 +32,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
-use tailgate::wire::TracesRequest;
+use tailgate_wire::TracesRequest;
 
 use crate::generate::string_kv;
 

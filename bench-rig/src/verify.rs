@@ -330,7 +330,7 @@ pub fn verify(received: &IdMap<[u8; 16], u32>, expectation: &Expectation) -> Ver
 mod tests {
     use super::*;
     use crate::generate::{sdk_shaped_request, Rng};
-    use tailgate::wire::TracesRequest;
+    use tailgate_wire::TracesRequest;
 
     #[test]
     fn the_scan_finds_what_the_parser_finds() {

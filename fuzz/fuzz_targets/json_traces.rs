@@ -14,8 +14,8 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tailgate::wire::json::{from_protobuf, to_protobuf};
-use tailgate::wire::{item_count, Request, Signal};
+use tailgate_wire::json::{from_protobuf, to_protobuf};
+use tailgate_wire::{item_count, Request, Signal};
 
 fn roundtrip() -> bool {
     static ROUNDTRIP: OnceLock<bool> = OnceLock::new();

@@ -14,7 +14,7 @@
 use std::hint::black_box;
 
 use libfuzzer_sys::fuzz_target;
-use tailgate::wire::{
+use tailgate_wire::{
     item_count, AnyValueView, Framer, KeyValues, LogRecordView, MetricView, Piece, Request,
     ResourceGroup, ScopeGroup, Signal, Split, SpanView, TracesRequest, MAX_NESTING_DEPTH,
 };
@@ -217,7 +217,7 @@ fn scan_other(signal: Signal, data: &[u8]) {
 }
 
 /// A request error points inside the request and can be displayed.
-fn check_error(err: &tailgate::wire::WireError, data: &[u8]) {
+fn check_error(err: &tailgate_wire::WireError, data: &[u8]) {
     assert!(
         err.offset <= data.len(),
         "error offset {} beyond the request's {} bytes: {err:?}",
@@ -239,7 +239,7 @@ fn check_slice(data: &[u8], offset: usize, bytes: &[u8]) {
 }
 
 /// A header's parts, concatenated, as the framer writes them.
-fn header_bytes(header: &tailgate::wire::Header<'_>) -> Vec<u8> {
+fn header_bytes(header: &tailgate_wire::Header<'_>) -> Vec<u8> {
     let mut parts = Vec::new();
     for part in header.parts() {
         assert!(!part.is_empty(), "a header part is a whole field");

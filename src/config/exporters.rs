@@ -18,7 +18,7 @@ use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{Dur, Float, UInt};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// Exporter types tailgate has.
 pub const EXPORTER_KINDS: &[&str] = &["otlp", "otlphttp", "debug"];

@@ -17,7 +17,7 @@ use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
 use super::values::{ComponentId, Endpoint, KeyPath};
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// `service.telemetry.metrics.address` when not given: loopback only, so self-metrics and
 /// health endpoints are not exposed unless asked for.

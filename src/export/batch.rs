@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// Default bound on a batch's encoded size: large enough that batches are bounded by items in
 /// practice, small enough that a queue of them has a predictable footprint and that it stays

@@ -21,7 +21,7 @@ use super::batch::Batch;
 use super::error::SendError;
 use super::settings::{DebugSettings, Verbosity};
 use super::status::Delivered;
-use crate::wire::{
+use tailgate_wire::{
     AnyValueView, KeyValues, LogRecordView, MetricView, Request, Signal, SpanView, WireError,
 };
 

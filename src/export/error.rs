@@ -17,8 +17,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::wire::json::JsonError;
-use crate::wire::WireError;
+use tailgate_wire::json::JsonError;
+use tailgate_wire::WireError;
 
 /// gRPC status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -462,7 +462,7 @@ impl Shutdown {
 /// A batch being settled; see the module documentation. Its end, whichever it is, lets go of
 /// the batch's bytes.
 struct Claim {
-    signal: crate::wire::Signal,
+    signal: tailgate_wire::Signal,
     items: u64,
     bytes: usize,
     observer: Rc<dyn ExportObserver>,

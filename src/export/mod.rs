@@ -63,7 +63,7 @@ pub use settings::{
     QueueSettings, RetrySettings, SettingsError, Verbosity,
 };
 
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// The most response body an exporter reads (status details, partial-success messages);
 /// a longer response is a protocol error, so a misbehaving upstream cannot make a shard buffer

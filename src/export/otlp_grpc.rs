@@ -41,7 +41,7 @@ use super::error::{GrpcCode, SendError};
 use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, MAX_RESPONSE_BYTES};
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// The receive window for responses: export responses are small; the default is plenty.
 const RESPONSE_WINDOW_BYTES: u32 = 64 * 1024;

@@ -15,9 +15,9 @@
 //! # The exchange
 //!
 //! `POST <path>` with `Content-Type: application/x-protobuf` (or `application/json` with
-//! `encoding: json`, converted by `wire::json`), `Content-Encoding` when compressing, and the
-//! user's headers; the body is built once per batch and reused by every retry. Responses are
-//! parsed with `httparse`: the head up to [`MAX_HEAD_BYTES`], then a body delimited by
+//! `encoding: json`, converted by `tailgate_wire::json`), `Content-Encoding` when compressing,
+//! and the user's headers; the body is built once per batch and reused by every retry. Responses
+//! are parsed with `httparse`: the head up to [`MAX_HEAD_BYTES`], then a body delimited by
 //! `Content-Length`, by chunked coding, or by the end of the connection, up to
 //! [`MAX_RESPONSE_BYTES`].
 
@@ -41,7 +41,7 @@ use super::settings::{
 };
 use super::status::{delivered_from_json, delivered_from_proto, http_error_message, Delivered};
 use super::{SettingsError, MAX_RESPONSE_BYTES};
-use crate::wire::{json, Signal};
+use tailgate_wire::{json, Signal};
 
 /// Bound on a response's status line and headers.
 const MAX_HEAD_BYTES: usize = 64 * 1024;

@@ -35,7 +35,7 @@ use glommio::task::JoinHandle;
 
 use super::batch::{Batch, Batcher};
 use super::exporter::Exporter;
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// [`Pipeline::push`] after [`Pipeline::close`]: the request was not taken, and the caller
 /// should refuse it upstream (retryably) rather than count it as accepted.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 
 use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// Body compression, as the Collector's `compression` key spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

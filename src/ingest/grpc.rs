@@ -29,8 +29,8 @@ use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
-use crate::wire::encode::export_response;
-use crate::wire::Signal;
+use tailgate_wire::encode::export_response;
+use tailgate_wire::Signal;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";

@@ -30,7 +30,7 @@ use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
-use crate::wire::{encode::export_response, json, Signal};
+use tailgate_wire::{encode::export_response, json, Signal};
 
 /// `read_header_timeout` when not given: a whole request head within it.
 pub const READ_HEADER_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 //! [`Ingest`]. A receiver reads a request body, decodes its transfer coding ([`body`]) and calls
 //! [`Ingest::export`], which is the same for both transports:
 //!
-//! - traces are validated and split by owning shard in one pass ([`crate::wire::Split`]); each
+//! - traces are validated and split by owning shard in one pass ([`tailgate_wire::Split`]); each
 //!   destination gets one [`Delivery`] holding all of that request's spans it owns, framed as an
 //!   export request of their own. The receiving shard keeps its own part, and sends the others
 //!   over the bounded mesh channels — waiting, when a channel is full, which slows the client's
@@ -53,8 +53,8 @@ use tailgate_shards::route::Router;
 
 use crate::memory::Overload;
 use crate::telemetry::{ReceiverMetrics, ShardMetrics};
-use crate::wire::{item_count, Framer, Request, Signal, Split};
 use status::IngestError;
+use tailgate_wire::{item_count, Framer, Request, Signal, Split};
 
 /// What one shard hands another (or itself): a valid export request of `signal` holding `items`
 /// items, all owned by the destination.

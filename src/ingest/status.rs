@@ -10,7 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::WireError;
+use tailgate_wire::WireError;
 
 /// gRPC status codes used by the receivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl fmt::Display for IngestError {
 /// Encodes a `google.rpc.Status` (code, message, and a `RetryInfo` detail when given), for the
 /// `grpc-status-details-bin` trailer and for OTLP/HTTP error bodies.
 pub fn rpc_status(code: GrpcCode, message: &str, retry_after: Option<Duration>) -> Vec<u8> {
-    use crate::wire::encode::{put_bytes_field, put_varint_field};
+    use tailgate_wire::encode::{put_bytes_field, put_varint_field};
     let mut out = Vec::new();
     put_varint_field(&mut out, 1, code as u64);
     put_bytes_field(&mut out, 2, message.as_bytes());

@@ -23,7 +23,7 @@ use super::lru::MatchCache;
 use super::trace::Trace;
 use super::Decision;
 use crate::config::{BooleanAttributePolicy, NumericAttributePolicy, StringAttributePolicy};
-use crate::wire::AnyValueView;
+use tailgate_wire::AnyValueView;
 
 /// Where an attribute was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

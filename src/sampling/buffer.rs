@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use super::trace::{Facts, Trace, TraceSpan};
 use super::{Decision, PolicySet};
 use crate::telemetry::SamplingMetrics;
-use crate::wire::{
+use tailgate_wire::{
     Framer, Item, Piece, Request, ResourceGroup, ResourceView, Signal, SpanFacts, SpanView,
 };
 

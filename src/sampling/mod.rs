@@ -13,7 +13,7 @@
 //! ([`Instant`](std::time::Instant)), so tests drive the rate windows with an injected clock.
 //!
 //! The shard's trace buffer assembles a [`Trace`]: the trace id and the spans as
-//! [`crate::wire::SpanView`]s, each with the [`crate::wire::ResourceView`] it arrived under.
+//! [`tailgate_wire::SpanView`]s, each with the [`tailgate_wire::ResourceView`] it arrived under.
 //! Facts several policies need (span count, bytes, earliest start and latest end, statuses,
 //! trace flags) are computed once when the trace is assembled; policies read attributes and
 //! trace states from the views in place. Evaluation allocates nothing, except the key of a regex

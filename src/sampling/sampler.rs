@@ -31,7 +31,7 @@ use crate::export::{Pipeline, Wakeup};
 use crate::ingest::stop::Stop;
 use crate::memory::ShardMemory;
 use crate::telemetry::{DropMetrics, DropReason, SamplingMetrics, ShardMetrics};
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 /// The longest the timer task sleeps: it also re-publishes the gauges.
 const TICK_MAX: Duration = Duration::from_millis(100);

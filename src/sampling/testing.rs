@@ -10,7 +10,7 @@ use prost::Message;
 
 use super::{FinalDecision, PolicySet, Trace, TraceSpan};
 use crate::config::{Policy, PolicyKind, TailSampling};
-use crate::wire::TracesRequest;
+use tailgate_wire::TracesRequest;
 
 /// The trace id the helpers use.
 pub(crate) const ID: [u8; 16] = [

@@ -5,7 +5,7 @@
 //! slice holding them belongs to the caller, who can reuse it from one trace to the next, so
 //! assembling a trace allocates nothing.
 
-use crate::wire::{ResourceView, SpanFacts, SpanView};
+use tailgate_wire::{ResourceView, SpanFacts, SpanView};
 
 /// The status codes a trace's spans carry, one bit per `Status.StatusCode` value (0 unset, 1 ok,
 /// 2 error); other values set no bit.
@@ -161,7 +161,7 @@ impl<'a> Trace<'a> {
 
     /// Whether some span has status ERROR.
     pub fn has_error(&self) -> bool {
-        self.facts.statuses & status_bit(crate::wire::STATUS_CODE_ERROR) != 0
+        self.facts.statuses & status_bit(tailgate_wire::STATUS_CODE_ERROR) != 0
     }
 
     /// The status codes present, as a [`StatusMask`].

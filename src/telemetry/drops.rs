@@ -11,7 +11,7 @@
 //! they are counted by [`super::SamplingMetrics`]. With those, the accounting invariant is
 //! accepted = exported + not sampled + dropped (all reasons) + still buffered.
 
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 use super::cell::Counter;
 use super::registry::RegistryBuilder;

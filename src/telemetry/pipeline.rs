@@ -6,7 +6,7 @@
 //! Each shard registers its own set with its `shard` label and is the only writer of it.
 //! Items are counted as the Collector counts them: spans, metric data points, log records.
 
-use crate::wire::Signal;
+use tailgate_wire::Signal;
 
 use super::cell::{Counter, Gauge};
 use super::connections::ConnectionMetrics;

@@ -16,8 +16,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use tailgate::wire::Signal;
 use tailgate_bench::sink::{Sink, SinkArgs, SinkResult};
+use tailgate_wire::Signal;
 
 /// The ports tests hand out: below Linux's ephemeral range (32768–60999 by default), so that no
 /// client connection of a test running alongside takes the port between the moment it is

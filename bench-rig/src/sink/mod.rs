@@ -37,7 +37,7 @@ use tailgate::ingest::stop::Stop;
 use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
 use tailgate::lifecycle;
 use tailgate::telemetry::{ConnectionMetrics, ReceiverMetrics, RegistryBuilder, ShardMetrics};
-use tailgate::wire::{item_count, Request, Signal};
+use tailgate_wire::{item_count, Request, Signal};
 
 use crate::oracle::Expectation;
 use crate::verify::{scan_span_ids, verify, SpanLog};

@@ -29,6 +29,7 @@ impl<'a> MetricView<'a> {
         }
     }
 
+    /// The metric's `name`.
     pub fn name(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 1)
     }

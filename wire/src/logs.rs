@@ -27,23 +27,28 @@ impl<'a> LogRecordView<'a> {
         last_varint(self.bytes, self.offset, 2) as i32
     }
 
+    /// The record's `severity_text`.
     pub fn severity_text(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 3)
     }
 
+    /// The record's `body`, [`AnyValueView::Empty`] when it has none.
     pub fn body(&self) -> AnyValueView<'a> {
         last_message(self.bytes, self.offset, 5)
             .map_or(AnyValueView::Empty, |(b, at)| AnyValueView::decode(b, at))
     }
 
+    /// The record's attributes, decoded lazily.
     pub fn attributes(&self) -> KeyValues<'a> {
         KeyValues::new(self.bytes, self.offset, 6)
     }
 
+    /// The record's `trace_id`: 16 bytes, or empty when the record is not in a trace.
     pub fn trace_id(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 9)
     }
 
+    /// The record's `span_id`: 8 bytes, or empty when the record is not in a span.
     pub fn span_id(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 10)
     }

@@ -18,11 +18,17 @@ use super::schema::{self, SPAN};
 /// their length alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SpanFacts<'a> {
+    /// The span's `trace_id` (16 bytes once validated).
     pub trace_id: &'a [u8],
+    /// Whether the span has a `parent_span_id`: a root span does not.
     pub has_parent: bool,
+    /// The span's `start_time_unix_nano`.
     pub start_time_unix_nano: u64,
+    /// The span's `end_time_unix_nano`.
     pub end_time_unix_nano: u64,
+    /// The span's `flags`: W3C trace flags in the low 8 bits, OTLP `SpanFlags` above.
     pub flags: u32,
+    /// The span's `Status.code` (0 unset, 1 ok, 2 error).
     pub status_code: i32,
     /// The encoded span's length.
     pub len: usize,
@@ -158,6 +164,7 @@ impl<'a> TracesRequest<'a> {
         &self.request
     }
 
+    /// The request's bytes.
     pub fn bytes(&self) -> &'a [u8] {
         self.request.bytes()
     }
@@ -330,6 +337,7 @@ impl<'a> SpanView<'a> {
         self.offset
     }
 
+    /// The span's `trace_id`, as received (16 bytes once validated).
     pub fn trace_id(&self) -> &'a [u8] {
         self.trace_id
     }
@@ -339,18 +347,22 @@ impl<'a> SpanView<'a> {
         self.trace_id.try_into().ok()
     }
 
+    /// The span's `span_id`, as received (8 bytes once validated).
     pub fn span_id(&self) -> &'a [u8] {
         self.span_id
     }
 
+    /// The span's `parent_span_id`: empty for a root span.
     pub fn parent_span_id(&self) -> &'a [u8] {
         self.parent_span_id
     }
 
+    /// The span's W3C `trace_state`.
     pub fn trace_state(&self) -> &'a [u8] {
         self.trace_state
     }
 
+    /// The span's `name`.
     pub fn name(&self) -> &'a [u8] {
         self.name
     }
@@ -360,10 +372,12 @@ impl<'a> SpanView<'a> {
         self.kind
     }
 
+    /// The span's `start_time_unix_nano`.
     pub fn start_time_unix_nano(&self) -> u64 {
         self.start_time_unix_nano
     }
 
+    /// The span's `end_time_unix_nano`.
     pub fn end_time_unix_nano(&self) -> u64 {
         self.end_time_unix_nano
     }
@@ -378,6 +392,7 @@ impl<'a> SpanView<'a> {
         self.status_code
     }
 
+    /// The span's `Status.message`.
     pub fn status_message(&self) -> &'a [u8] {
         self.status_message
     }
@@ -387,6 +402,7 @@ impl<'a> SpanView<'a> {
         KeyValues::new(self.bytes, self.offset, 9)
     }
 
+    /// How many attributes the sender dropped from the span.
     pub fn dropped_attributes_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 10) as u32
     }
@@ -397,6 +413,7 @@ impl<'a> SpanView<'a> {
             .map(|(bytes, offset)| EventView { bytes, offset })
     }
 
+    /// How many events the sender dropped from the span.
     pub fn dropped_events_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 12) as u32
     }
@@ -407,6 +424,7 @@ impl<'a> SpanView<'a> {
             .map(|(bytes, offset)| LinkView::new(bytes, offset))
     }
 
+    /// How many links the sender dropped from the span.
     pub fn dropped_links_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 14) as u32
     }
@@ -452,6 +470,7 @@ pub struct EventView<'a> {
 }
 
 impl<'a> EventView<'a> {
+    /// The event's `time_unix_nano`.
     pub fn time_unix_nano(&self) -> u64 {
         Fields::new(self.bytes, self.offset).fold(0, |acc, f| match (f.number, f.value) {
             (1, Value::I64(v)) => v,
@@ -459,14 +478,17 @@ impl<'a> EventView<'a> {
         })
     }
 
+    /// The event's `name`.
     pub fn name(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 2)
     }
 
+    /// The event's attributes, decoded lazily.
     pub fn attributes(&self) -> KeyValues<'a> {
         KeyValues::new(self.bytes, self.offset, 3)
     }
 
+    /// How many attributes the sender dropped from the event.
     pub fn dropped_attributes_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 4) as u32
     }
@@ -505,26 +527,32 @@ impl<'a> LinkView<'a> {
         link
     }
 
+    /// The linked span's `trace_id`.
     pub fn trace_id(&self) -> &'a [u8] {
         self.trace_id
     }
 
+    /// The linked span's `span_id`.
     pub fn span_id(&self) -> &'a [u8] {
         self.span_id
     }
 
+    /// The linked span's W3C `trace_state`.
     pub fn trace_state(&self) -> &'a [u8] {
         self.trace_state
     }
 
+    /// The link's `flags`, as for a span.
     pub fn flags(&self) -> u32 {
         self.flags
     }
 
+    /// The link's attributes, decoded lazily.
     pub fn attributes(&self) -> KeyValues<'a> {
         KeyValues::new(self.bytes, self.offset, 4)
     }
 
+    /// How many attributes the sender dropped from the link.
     pub fn dropped_attributes_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 5) as u32
     }

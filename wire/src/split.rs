@@ -27,6 +27,7 @@ pub struct SpanRef {
     pub group: u32,
     /// Byte range of the encoded span in the request.
     pub start: u32,
+    /// End of the byte range (exclusive).
     pub end: u32,
 }
 
@@ -163,6 +164,7 @@ impl Split {
         Ok(())
     }
 
+    /// How many owners the split routes to.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tailgate::wire::{AnyValueView, KeyValueView, SpanView, TracesRequest};
+use tailgate_wire::{AnyValueView, KeyValueView, SpanView, TracesRequest};
 
 pub fn text() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9._ é-]{0,12}"

@@ -42,7 +42,12 @@ pub enum JsonError {
     /// Not JSON, or JSON that does not have the shape of the request.
     Json(serde_json::Error),
     /// An enum value that is neither a known name nor an integer.
-    UnknownEnum { field: &'static str, value: String },
+    UnknownEnum {
+        /// The JSON key of the enum field.
+        field: &'static str,
+        /// The value found there.
+        value: String,
+    },
     /// The protobuf bytes to encode as JSON did not decode.
     Protobuf(prost::DecodeError),
 }

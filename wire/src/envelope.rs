@@ -21,8 +21,11 @@ use super::schema::{self, Schema};
 /// The three OTLP signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Signal {
+    /// `ExportTraceServiceRequest`: spans.
     Traces,
+    /// `ExportMetricsServiceRequest`: metrics.
     Metrics,
+    /// `ExportLogsServiceRequest`: log records.
     Logs,
 }
 
@@ -76,10 +79,11 @@ impl<'a> Request<'a> {
     /// A request of `signal` over bytes this process validated before (a delivery framed or
     /// checked by [`Request::parse`] on another shard); iterating bytes that are not valid ends
     /// early or yields empty views, never panics.
-    pub(crate) fn trusted(signal: Signal, bytes: &'a [u8]) -> Self {
+    pub fn trusted(signal: Signal, bytes: &'a [u8]) -> Self {
         Request { bytes, signal }
     }
 
+    /// Which signal the request carries.
     pub fn signal(&self) -> Signal {
         self.signal
     }
@@ -141,7 +145,7 @@ pub struct ResourceGroup<'a> {
 impl<'a> ResourceGroup<'a> {
     /// A resource group read from its header alone (the bytes [`Header::write_to`] wrote): its
     /// resource and schema URL, and no scope groups.
-    pub(crate) fn from_header(bytes: &'a [u8]) -> Self {
+    pub fn from_header(bytes: &'a [u8]) -> Self {
         ResourceGroup { bytes, offset: 0 }
     }
 
@@ -162,6 +166,7 @@ impl<'a> ResourceGroup<'a> {
             .map(|(b, at)| ResourceView::new(b, at))
     }
 
+    /// The schema URL of the resource group (`Resource{Spans,Metrics,Logs}.schema_url`).
     pub fn schema_url(&self) -> &'a [u8] {
         super::common::last_bytes(self.bytes, self.offset, 3)
     }
@@ -206,6 +211,7 @@ impl<'a> ScopeGroup<'a> {
             .map(|(b, at)| ScopeView::new(b, at))
     }
 
+    /// The schema URL of the scope group (`Scope{Spans,Metrics,Logs}.schema_url`).
     pub fn schema_url(&self) -> &'a [u8] {
         super::common::last_bytes(self.bytes, self.offset, 3)
     }
@@ -228,6 +234,7 @@ impl<'a> ScopeGroup<'a> {
 /// One item's encoded message (without its tag and length prefix) and where it starts.
 #[derive(Debug, Clone, Copy)]
 pub struct Item<'a> {
+    /// The item's encoded message: a `Span`, `Metric` or `LogRecord`.
     pub bytes: &'a [u8],
     /// Absolute offset of the item's first byte in the request.
     pub offset: usize,

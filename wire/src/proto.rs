@@ -14,11 +14,17 @@ use super::MAX_NESTING_DEPTH;
 /// The six wire types of protobuf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireType {
+    /// 0: int32, int64, uint32, uint64, sint32, sint64, bool, enum.
     Varint,
+    /// 1: fixed64, sfixed64, double.
     I64,
+    /// 2: length-delimited: strings, bytes, messages, packed repeated fields.
     Len,
+    /// 3: start of a group (deprecated; skipped).
     StartGroup,
+    /// 4: end of a group (deprecated; skipped).
     EndGroup,
+    /// 5: fixed32, sfixed32, float.
     I32,
 }
 

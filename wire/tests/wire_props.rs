@@ -10,8 +10,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use prost::Message;
-use tailgate::wire::{Framer, Request, Signal, SpanFacts, Split, TracesRequest};
 use tailgate_shards::route::Router;
+use tailgate_wire::{Framer, Request, Signal, SpanFacts, Split, TracesRequest};
 
 use support::*;
 
@@ -123,7 +123,7 @@ proptest! {
                     _ => { raw.extend([0xa3, 0x03, 0x08, 0x01, 0xa4, 0x03]); group = true; }
                 }
             }
-            let view = tailgate::wire::SpanView::new(tailgate::wire::Item { bytes: &raw, offset: 0 });
+            let view = tailgate_wire::SpanView::new(tailgate_wire::Item { bytes: &raw, offset: 0 });
             let scanned = SpanFacts::scan(&raw);
             if group {
                 prop_assert_eq!(scanned, None);
@@ -224,7 +224,7 @@ proptest! {
         }
         for signal in [Signal::Metrics, Signal::Logs] {
             if let Ok(request) = Request::parse(signal, &bytes) {
-                let _ = tailgate::wire::item_count(&request);
+                let _ = tailgate_wire::item_count(&request);
             }
         }
     }
@@ -249,9 +249,9 @@ fn walk(request: &TracesRequest<'_>) {
 }
 
 /// Walks every lazy part of a span without assuming UTF-8.
-fn to_span_lossy(span: &tailgate::wire::SpanView<'_>) -> usize {
-    fn value(v: tailgate::wire::AnyValueView<'_>) -> usize {
-        use tailgate::wire::AnyValueView as V;
+fn to_span_lossy(span: &tailgate_wire::SpanView<'_>) -> usize {
+    fn value(v: tailgate_wire::AnyValueView<'_>) -> usize {
+        use tailgate_wire::AnyValueView as V;
         match v {
             V::Array(a) => a.iter().map(value).sum::<usize>() + 1,
             V::KvList(kvs) => kvs.map(|kv| kv.key.len() + value(kv.value)).sum::<usize>() + 1,

@@ -28,25 +28,44 @@ pub enum WireErrorKind {
     /// A 10-byte varint whose last byte carries bits beyond the 64th.
     VarintOverflow,
     /// A length prefix claims more bytes than its enclosing message has left.
-    LengthOverrun { len: u64, available: usize },
+    LengthOverrun {
+        /// The length the prefix claims.
+        len: u64,
+        /// The bytes left in the enclosing message.
+        available: usize,
+    },
     /// A tag with field number 0 or one that does not fit in 29 bits.
     InvalidFieldNumber(u64),
     /// Wire type 6 or 7, which protobuf does not define.
     InvalidWireType(u8),
     /// An end-group marker with no matching start group.
-    UnexpectedEndGroup { field: u32 },
+    UnexpectedEndGroup {
+        /// The marker's field number.
+        field: u32,
+    },
     /// A known field encoded with a wire type its declaration does not allow.
     WrongWireType {
+        /// The message being read.
         message: &'static str,
+        /// The field's name in that message.
         field: &'static str,
+        /// The field's number.
         number: u32,
+        /// The wire type the field is declared with.
         expected: WireType,
+        /// The wire type the request used.
         found: WireType,
     },
     /// Messages (or groups) nested deeper than [`super::MAX_NESTING_DEPTH`].
-    TooDeep { limit: usize },
+    TooDeep {
+        /// The nesting depth allowed.
+        limit: usize,
+    },
     /// A request over 4 GiB, which offsets in the wire layer cannot address.
-    TooLarge { len: usize },
+    TooLarge {
+        /// The request's length in bytes.
+        len: usize,
+    },
 }
 
 impl WireError {

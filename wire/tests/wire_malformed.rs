@@ -1,7 +1,7 @@
 //! Malformed requests, each with the error and byte offset the wire layer must report, and the
 //! per-span defects that reject one span while the rest of a request goes through.
 
-use tailgate::wire::{
+use tailgate_wire::{
     Framer, Request, Signal, SpanDefect, Split, TracesRequest, WireErrorKind, WireType,
     MAX_NESTING_DEPTH,
 };

@@ -21,9 +21,9 @@ use mimalloc::MiMalloc;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
-use tailgate::wire::{Framer, Split, TracesRequest};
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
 use tailgate_shards::route::Router;
+use tailgate_wire::{Framer, Split, TracesRequest};
 
 /// The allocator every tailgate binary uses; prost's path allocates per field, so it matters.
 #[global_allocator]

@@ -14,12 +14,19 @@ use super::proto::Value;
 pub enum AnyValueView<'a> {
     /// No value set (an empty `AnyValue`, or none at all).
     Empty,
+    /// A `string_value`'s UTF-8 bytes, unchecked.
     String(&'a [u8]),
+    /// A `bool_value`.
     Bool(bool),
+    /// An `int_value`.
     Int(i64),
+    /// A `double_value`.
     Double(f64),
+    /// A `bytes_value`.
     Bytes(&'a [u8]),
+    /// An `array_value`, its elements decoded lazily.
     Array(ArrayView<'a>),
+    /// A `kvlist_value`, its pairs decoded lazily.
     KvList(KeyValues<'a>),
 }
 
@@ -64,7 +71,9 @@ impl<'a> ArrayView<'a> {
 /// One `KeyValue`: an attribute.
 #[derive(Debug, Clone)]
 pub struct KeyValueView<'a> {
+    /// The attribute's name, as received (UTF-8, unchecked).
     pub key: &'a [u8],
+    /// The attribute's value.
     pub value: AnyValueView<'a>,
 }
 
@@ -151,6 +160,7 @@ impl<'a> ResourceView<'a> {
         KeyValues::new(self.bytes, self.offset, 1)
     }
 
+    /// How many attributes the sender dropped from the resource.
     pub fn dropped_attributes_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 2) as u32
     }
@@ -173,10 +183,12 @@ impl<'a> ScopeView<'a> {
         self.bytes
     }
 
+    /// The scope's `name`.
     pub fn name(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 1)
     }
 
+    /// The scope's `version`.
     pub fn version(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 2)
     }
@@ -186,6 +198,7 @@ impl<'a> ScopeView<'a> {
         KeyValues::new(self.bytes, self.offset, 3)
     }
 
+    /// How many attributes the sender dropped from the scope.
     pub fn dropped_attributes_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 4) as u32
     }

@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use tailgate::wire::{
+use tailgate_wire::{
     item_count, AnyValueView, Framer, KeyValues, LogRecordView, MetricView, Piece, Request, Signal,
 };
 

@@ -29,8 +29,8 @@ use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Spa
 use prost::Message;
 use serde_json::Value;
 
-use tailgate::wire::json::{from_protobuf, to_protobuf, JsonError};
-use tailgate::wire::{
+use tailgate_wire::json::{from_protobuf, to_protobuf, JsonError};
+use tailgate_wire::{
     AnyValueView, LogRecordView, Request, Signal, SpanDefect, TracesRequest, STATUS_CODE_ERROR,
 };
 
@@ -1435,7 +1435,7 @@ fn hand_written_metrics_with_names_and_strings() {
     );
 
     let request = Request::parse(Signal::Metrics, &bytes).unwrap();
-    assert_eq!(tailgate::wire::item_count(&request), 2 + 1 + 1 + 1);
+    assert_eq!(tailgate_wire::item_count(&request), 2 + 1 + 1 + 1);
 }
 
 // --- the JSON we write -----------------------------------------------------------------------------
@@ -1644,7 +1644,7 @@ fn malformed_metric_data_is_an_error_not_a_metric_without_data() {
                                       {"asDouble":2.5}]}"#;
     let bytes = to_protobuf(Signal::Metrics, metric_json(good).as_bytes()).unwrap();
     let request = Request::parse(Signal::Metrics, &bytes).unwrap();
-    assert_eq!(tailgate::wire::item_count(&request), 2);
+    assert_eq!(tailgate_wire::item_count(&request), 2);
 }
 
 #[test]

@@ -45,6 +45,7 @@ pub struct Framer {
 }
 
 impl Framer {
+    /// A framer with empty buffers; they grow to the largest request framed and are kept.
     pub fn new() -> Self {
         Framer::default()
     }

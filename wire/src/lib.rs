@@ -16,6 +16,8 @@
 //! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that
 //! is the one place prost types are used outside tests.
 
+#![warn(missing_docs)]
+
 mod common;
 pub mod encode;
 mod envelope;
