@@ -97,8 +97,9 @@ impl ConnectionBudget {
     ) -> Result<ConnectionBudget, BudgetTooSmall> {
         let shards = shards as u64;
         let listeners = listeners as u64;
-        let per_shard =
-            RESERVED_DESCRIPTORS_PER_SHARD + exporters as u64 * RESERVED_DESCRIPTORS_PER_EXPORTER;
+        let per_shard = (exporters as u64)
+            .saturating_mul(RESERVED_DESCRIPTORS_PER_EXPORTER)
+            .saturating_add(RESERVED_DESCRIPTORS_PER_SHARD);
         let reserved = RESERVED_DESCRIPTORS
             .saturating_add(shards.saturating_mul(per_shard))
             .saturating_add(listeners);
@@ -110,7 +111,11 @@ impl ConnectionBudget {
                 needed,
             });
         }
-        let per_listener = (descriptors - reserved) / listeners;
+        // descriptors ≥ needed > reserved, and listeners > 0: checked above.
+        let per_listener = descriptors
+            .saturating_sub(reserved)
+            .checked_div(listeners)
+            .unwrap_or(0);
         Ok(ConnectionBudget {
             descriptors,
             reserved,
@@ -280,12 +285,12 @@ pub async fn serve_connections<F, Fut>(
             drop(stream);
             continue;
         }
-        connections.set_open(connections.open() + 1);
+        connections.set_open(connections.open().saturating_add(1));
         let connection = serve(stream);
         let connections = connections.clone();
         glommio::spawn_local(async move {
             connection.await;
-            connections.set_open(connections.open() - 1);
+            connections.set_open(connections.open().saturating_sub(1));
         })
         .detach();
     }

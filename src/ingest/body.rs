@@ -63,7 +63,7 @@ fn inflate(decoder: impl Read, limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "over it".
     let read = decoder
-        .take(limit as u64 + 1)
+        .take((limit as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|err| BodyError::Corrupt(err.to_string()))?;
     if read > limit {

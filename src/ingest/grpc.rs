@@ -24,7 +24,8 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
-use super::keepalive::{Inbound, Keepalive, HANDSHAKE_TIMEOUT};
+use super::grpc_message::{MessageError, MessageReader};
+use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{rpc_status, IngestError};
 use super::stop::Stop;
 use super::{Ingest, Limits};
@@ -354,7 +355,7 @@ where
             connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
         }
         if let (Some(at), Some(grace)) = (goaway_at, keepalive.max_connection_age_grace) {
-            if now >= at + grace {
+            if now >= deadline(at, grace) {
                 return ConnectionEnd::TimedOut;
             }
         }
@@ -363,7 +364,7 @@ where
             let pong = future::poll_once(std::future::poll_fn(|cx| pings.poll_pong(cx))).await;
             if pong.is_some() {
                 ping_sent = None;
-            } else if now >= sent + keepalive.timeout {
+            } else if now >= deadline(sent, keepalive.timeout) {
                 if inbound.last_read() <= sent {
                     return ConnectionEnd::TimedOut;
                 }
@@ -371,7 +372,7 @@ where
                 ping_sent = Some(now);
             }
         } else if let Some(pings) = ping_pong.as_mut() {
-            if now >= inbound.last_read() + keepalive.time
+            if now >= deadline(inbound.last_read(), keepalive.time)
                 && pings.send_ping(h2::Ping::opaque()).is_ok()
             {
                 ping_sent = Some(now);
@@ -383,10 +384,10 @@ where
         let idle_over = keepalive
             .max_connection_idle
             .zip(inbound.idle_since())
-            .is_some_and(|(idle, since)| now >= since + idle);
+            .is_some_and(|(idle, since)| now >= deadline(since, idle));
         let age_over = keepalive
             .max_connection_age
-            .is_some_and(|age| now >= opened + age);
+            .is_some_and(|age| now >= deadline(opened, age));
         if idle_over || age_over {
             if idle_over {
                 end = ConnectionEnd::TimedOut;
@@ -408,18 +409,18 @@ fn next_deadline(
     draining: bool,
 ) -> Instant {
     let mut next = match ping_sent {
-        Some(sent) => sent + keepalive.timeout,
-        None => inbound.last_read() + keepalive.time,
+        Some(sent) => deadline(sent, keepalive.timeout),
+        None => deadline(inbound.last_read(), keepalive.time),
     };
     if let (Some(at), Some(grace)) = (goaway_at, keepalive.max_connection_age_grace) {
-        next = next.min(at + grace);
+        next = next.min(deadline(at, grace));
     }
     if !draining {
         if let (Some(idle), Some(since)) = (keepalive.max_connection_idle, inbound.idle_since()) {
-            next = next.min(since + idle);
+            next = next.min(deadline(since, idle));
         }
         if let Some(age) = keepalive.max_connection_age {
-            next = next.min(opened + age);
+            next = next.min(deadline(opened, age));
         }
     }
     next
@@ -498,72 +499,23 @@ pub async fn read_request(
     Ok(message)
 }
 
-/// Reads a unary call's one message: the 5-byte gRPC prefix (compressed flag, length) and the
-/// message itself, refusing a message over `limit` bytes and a stream whose length disagrees
-/// with its prefix. The prefix is read apart and the message buffer sized from it (within the
-/// limit), so the body is copied once, from the HTTP/2 frames into place. Flow-control
-/// capacity is released as the body is consumed.
+/// Reads a unary call's one message ([`MessageReader`]), releasing flow-control capacity as
+/// the body is consumed.
 async fn read_message(mut body: RecvStream, limit: usize) -> Result<(bool, Bytes), IngestError> {
-    let mut prefix = [0u8; 5];
-    let mut prefix_len = 0;
-    let mut declared = 0;
-    let mut out = Vec::new();
-    // The message, when one HTTP/2 frame carried all of it (the usual case with the frame
-    // size this receiver allows): kept as the frame's bytes, uncopied.
-    let mut whole: Option<Bytes> = None;
+    let mut reader = MessageReader::new(limit);
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|err| IngestError::Corrupt(format!("HTTP/2 stream: {err}")))?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        let mut start = 0;
-        if prefix_len < 5 {
-            let n = (5 - prefix_len).min(chunk.len());
-            prefix[prefix_len..prefix_len + n].copy_from_slice(&chunk[..n]);
-            prefix_len += n;
-            start = n;
-            if prefix_len == 5 {
-                declared =
-                    u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-                if declared > limit {
-                    return Err(IngestError::TooLarge { limit });
-                }
-            }
-        }
-        let data = &chunk[start..];
-        if data.is_empty() {
-            continue;
-        }
-        let held = whole.as_ref().map_or(out.len(), Bytes::len);
-        if held + data.len() > declared {
-            return Err(if held + data.len() > limit {
-                IngestError::TooLarge { limit }
-            } else {
-                IngestError::Corrupt(format!(
-                    "gRPC message prefix says {declared} bytes, the stream carries more"
-                ))
-            });
-        }
-        if held == 0 && data.len() == declared {
-            whole = Some(chunk.slice(start..));
-            continue;
-        }
-        if out.capacity() == 0 {
-            out.reserve_exact(declared);
-        }
-        out.extend_from_slice(data);
+        reader.push(chunk).map_err(message_error)?;
     }
-    if prefix_len < 5 {
-        return Err(IngestError::Corrupt(
-            "gRPC message shorter than its 5-byte prefix".into(),
-        ));
+    reader.finish().map_err(message_error)
+}
+
+fn message_error(err: MessageError) -> IngestError {
+    match err {
+        MessageError::TooLarge { limit } => IngestError::TooLarge { limit },
+        other => IngestError::Corrupt(other.to_string()),
     }
-    let message = whole.unwrap_or_else(|| Bytes::from(out));
-    if message.len() != declared {
-        return Err(IngestError::Corrupt(format!(
-            "gRPC message prefix says {declared} bytes, the stream carried {}",
-            message.len()
-        )));
-    }
-    Ok((prefix[0] & 1 == 1, message))
 }
 
 fn grpc_headers(response: &mut Response<()>) {
@@ -580,7 +532,7 @@ pub fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
     let Ok(mut stream) = respond.send_response(response, false) else {
         return;
     };
-    let mut frame = Vec::with_capacity(5 + message.len());
+    let mut frame = Vec::with_capacity(message.len().saturating_add(5));
     frame.push(0);
     frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
     frame.extend_from_slice(message);

@@ -418,10 +418,13 @@ async fn read_more(
     window: usize,
 ) -> std::io::Result<usize> {
     let start = buffer.len();
-    let spare = buffer.capacity() - start;
-    buffer.resize(start + if spare > 0 { spare } else { window }, 0);
+    let spare = buffer.capacity().saturating_sub(start);
+    buffer.resize(
+        start.saturating_add(if spare > 0 { spare } else { window }),
+        0,
+    );
     let result = stream.read(&mut buffer[start..]).await;
-    buffer.truncate(start + *result.as_ref().unwrap_or(&0));
+    buffer.truncate(start.saturating_add(*result.as_ref().unwrap_or(&0)));
     result
 }
 
@@ -450,7 +453,7 @@ async fn read_body(
     body.resize(len, 0);
     while filled < len {
         match stream.read(&mut body[filled..]).await {
-            Ok(n) if n > 0 => filled += n,
+            Ok(n) if n > 0 => filled = filled.saturating_add(n),
             _ => return Err(FramingError::Truncated),
         }
     }

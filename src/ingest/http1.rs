@@ -258,7 +258,7 @@ impl ChunkedDecoder {
                 ChunkState::Data { remaining } => {
                     let n = remaining.min(rest.len());
                     body.extend_from_slice(&rest[..n]);
-                    self.state = match remaining - n {
+                    self.state = match remaining.saturating_sub(n) {
                         0 => ChunkState::DataEnd,
                         remaining => ChunkState::Data { remaining },
                     };
@@ -275,7 +275,7 @@ impl ChunkedDecoder {
                 ChunkState::Trailer { seen } => self.trailer_line(rest, seen)?,
             };
             match step {
-                Some(n) if n > 0 => at += n,
+                Some(n) if n > 0 => at = at.saturating_add(n),
                 _ => {
                     return Ok(Decoded {
                         consumed: at,
@@ -291,7 +291,8 @@ impl ChunkedDecoder {
         let Some(line_len) = line_length(rest, CHUNK_LINE_BYTES_MAX)? else {
             return Ok(None);
         };
-        let line = &rest[..line_len - 2];
+        // A line ends with CRLF, so it is at least 2 bytes long.
+        let line = &rest[..line_len.saturating_sub(2)];
         let digits = line
             .iter()
             .position(|b| !b.is_ascii_hexdigit())
@@ -344,10 +345,10 @@ fn line_length(rest: &[u8], max: usize) -> Result<Option<usize>, FramingError> {
     let window = &rest[..rest.len().min(max)];
     match window.iter().position(|&b| b == b'\n') {
         Some(0) => Err(FramingError::MalformedChunkSize),
-        Some(lf) if window[lf - 1] == b'\r' && !window[..lf - 1].contains(&b'\r') => {
-            Ok(Some(lf + 1))
-        }
-        Some(_) => Err(FramingError::MalformedChunkSize),
+        Some(lf) => match window[..lf].split_last() {
+            Some((b'\r', line)) if !line.contains(&b'\r') => Ok(Some(lf.saturating_add(1))),
+            _ => Err(FramingError::MalformedChunkSize),
+        },
         None if rest.len() >= max => Err(FramingError::MalformedChunkSize),
         None => Ok(None),
     }

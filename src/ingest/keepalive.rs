@@ -74,6 +74,12 @@ impl Default for Keepalive {
     }
 }
 
+/// `from + after`: durations here are at most a day (the configuration's bound), so the sum
+/// does not overflow; if it ever did, the deadline is `from`, and the rule it times applies now.
+pub fn deadline(from: Instant, after: Duration) -> Instant {
+    from.checked_add(after).unwrap_or(from)
+}
+
 /// An HTTP/2 frame header as read off the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
@@ -100,21 +106,24 @@ impl FrameSniffer {
     /// Feeds the next received bytes; calls `on_frame` for each frame header completed.
     pub fn feed(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(FrameHeader)) {
         if self.preface_seen < PREFACE_BYTES {
-            let n = (PREFACE_BYTES - self.preface_seen).min(bytes.len());
-            self.preface_seen += n;
+            let n = PREFACE_BYTES
+                .saturating_sub(self.preface_seen)
+                .min(bytes.len());
+            self.preface_seen = self.preface_seen.saturating_add(n);
             bytes = &bytes[n..];
         }
         while !bytes.is_empty() {
             if self.payload_left > 0 {
                 let n = bytes.len().min(self.payload_left as usize);
                 // n ≤ payload_left, which is a u32.
-                self.payload_left -= n as u32;
+                self.payload_left = self.payload_left.saturating_sub(n as u32);
                 bytes = &bytes[n..];
                 continue;
             }
-            let n = (9 - self.header_len).min(bytes.len());
-            self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
-            self.header_len += n;
+            let (filled, unfilled) = self.header.split_at_mut(self.header_len);
+            let n = unfilled.len().min(bytes.len());
+            unfilled[..n].copy_from_slice(&bytes[..n]);
+            self.header_len = filled.len().saturating_add(n);
             bytes = &bytes[n..];
             if self.header_len == 9 {
                 self.header_len = 0;
@@ -191,7 +200,7 @@ impl Inbound {
             .get()
             .is_some_and(|last| now.duration_since(last) < interval_min)
         {
-            self.strikes.set(self.strikes.get() + 1);
+            self.strikes.set(self.strikes.get().saturating_add(1));
             if self.strikes.get() > PING_STRIKES_MAX {
                 self.abusive.set(true);
                 self.wake();
@@ -212,7 +221,7 @@ impl Inbound {
 
     /// Notes a call starting (which also forgives earlier strikes, as gRPC does when it sends).
     pub fn call_started(&self) {
-        self.calls.set(self.calls.get() + 1);
+        self.calls.set(self.calls.get().saturating_add(1));
         self.idle_since.set(None);
         self.strikes.set(0);
     }

@@ -30,9 +30,14 @@
 //! than joining the wait: nothing is accepted that is not handed over, and clients back off
 //! instead of timing out.
 
+// Lengths and counts here come from the network: arithmetic on them is checked or saturating,
+// never wrapping or panicking (a wrapped chunk size once panicked a shard).
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 pub mod accept;
 pub mod body;
 pub mod grpc;
+pub mod grpc_message;
 pub mod http;
 pub mod http1;
 pub mod keepalive;
@@ -164,11 +169,11 @@ impl Ingest {
         match quick {
             Some(done) => done,
             None => {
-                self.stalled.set(self.stalled.get() + 1);
+                self.stalled.set(self.stalled.get().saturating_add(1));
                 let done = handoff.await;
-                self.stalled.set(self.stalled.get() - 1);
+                self.stalled.set(self.stalled.get().saturating_sub(1));
                 self.pressure_until
-                    .set(Some(Instant::now() + PRESSURE_HOLD));
+                    .set(Instant::now().checked_add(PRESSURE_HOLD));
                 done
             }
         }
@@ -285,7 +290,8 @@ impl Ingest {
         let routed: u64 = (0..split.shard_count())
             .map(|s| split.spans(s).len() as u64)
             .sum();
-        if let Err(err) = self.refuse_under_pressure(routed + rejected) {
+        let items = routed.saturating_add(rejected);
+        if let Err(err) = self.refuse_under_pressure(items) {
             self.recycle(split);
             return Err(err);
         }
@@ -295,7 +301,7 @@ impl Ingest {
             if (0..split.shard_count()).any(|s| !split.spans(s).is_empty() && overload.is_full(s)) {
                 self.recycle(split);
                 return Err(IngestError::Overloaded {
-                    items: routed + rejected,
+                    items,
                     retry_after: PRESSURE_HOLD,
                 });
             }
@@ -322,9 +328,12 @@ impl Ingest {
                 let mut framer = self.framer.borrow_mut();
                 for &owner in &owners {
                     let spans = split.spans(owner);
-                    let estimate: usize =
-                        spans.iter().map(|s| (s.end - s.start) as usize + 4).sum();
-                    let mut out = Vec::with_capacity(estimate + 256);
+                    let estimate: usize = spans.iter().fold(0usize, |sum, s| {
+                        // A span's range lies inside the request, which the split validated.
+                        sum.saturating_add(s.end.saturating_sub(s.start) as usize)
+                            .saturating_add(4)
+                    });
+                    let mut out = Vec::with_capacity(estimate.saturating_add(256));
                     split.frame(&body, owner, &mut framer, &mut out);
                     parts.push((owner, Bytes::from(out), spans.len() as u64));
                 }
@@ -332,7 +341,7 @@ impl Ingest {
             self.recycle(split);
             for (owner, bytes, items) in parts {
                 self.hand_over(owner, bytes, items).await;
-                accepted += items;
+                accepted = accepted.saturating_add(items);
             }
         }
         Ok(Outcome {
