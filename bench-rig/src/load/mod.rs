@@ -10,13 +10,13 @@
 //! The load runs one glommio executor thread per `--cpus` entry (pinned), or `--threads N`
 //! unpinned, or one (`--cpu N` pins it). The connections are dealt out over the threads, and each
 //! connection is one task of its thread's executor, with the load's own OTLP client
-//! ([`client`]: no queue, no retries): one request in flight per connection. At `--rate max` every connection
-//! sends as fast as answers come back (closed loop). At a fixed rate each connection sends on a
-//! schedule, the same share of `--rate` for every connection (so each thread offers the rate in
-//! proportion to its connections), and a request's latency is measured from when it was *due*,
-//! not from when it was sent: a stall that delays the schedule shows in the percentiles instead
-//! of hiding (coordinated omission). After `--duration` no new trace starts; the waves still owed
-//! are sent when due, so every trace started is sent whole.
+//! (`client.rs`: no queue, no retries): one request in flight per connection. At `--rate max`
+//! every connection sends as fast as answers come back (closed loop). At a fixed rate each
+//! connection sends on a schedule, the same share of `--rate` for every connection (so each
+//! thread offers the rate in proportion to its connections), and a request's latency is measured
+//! from when it was *due*, not from when it was sent: a stall that delays the schedule shows in
+//! the percentiles instead of hiding (coordinated omission). After `--duration` no new trace
+//! starts; the waves still owed are sent when due, so every trace started is sent whole.
 //!
 //! The threads share nothing while they run but the drawn trace shapes (read-only) and their own
 //! running totals, which only the main thread reads, for a line of progress on stderr every

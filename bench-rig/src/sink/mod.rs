@@ -1,9 +1,9 @@
 //! `tailgate-bench sink`: an OTLP/gRPC and OTLP/HTTP receiver that counts what it receives.
 //!
 //! It runs one glommio shard per CPU it is given, each with its own SO_REUSEPORT listeners and
-//! its own receivers: OTLP/gRPC with `h2` ([`grpc`]) and OTLP/HTTP with `httparse` ([`http`]),
+//! its own receivers: OTLP/gRPC with `h2` (`grpc.rs`) and OTLP/HTTP with `httparse` (`http.rs`),
 //! written for the sink alone: it measures the gateway, so it shares none of the gateway's code
-//! but the wire crate. Both hand each request to the shard's [`Recorder`], which only scans a
+//! but the wire crate. Both hand each request to the shard's `Recorder`, which only scans a
 //! traces request ([`crate::verify::scan_span_ids`]: trace and span ids are read in place,
 //! nothing else), so the sink costs far less a span than the gateway it measures; metrics and
 //! logs requests are validated and their items counted. The shards exchange nothing while they
