@@ -1,7 +1,8 @@
-//! `tailgate-bench sink`'s own OTLP/gRPC receiver, as real clients see it: grpcio
+//! `tailgate-bench sink`'s own OTLP receivers, as real clients see them: grpcio
 //! (`tests/python/grpc_call.py`) for gRPC, raw HTTP/1.1 for OTLP/HTTP, over loopback sockets.
 //! The sink only scans traces requests, so what it must still refuse (broken framing, unknown
-//! methods) is checked here, and so is a sink of two shards, whose tallies merge at exit.
+//! methods and paths) is checked here, and so is a sink of two shards, whose tallies merge at
+//! exit.
 
 mod common;
 
@@ -72,7 +73,7 @@ fn two_shards_merge_their_tallies_and_find_duplicates_across_them() {
         let reply = grpc_call(grpc, TRACE_EXPORT, Payload::Bytes(&request), "none");
         assert_eq!(reply.code, "OK", "{reply:?}");
     }
-    // OTLP/HTTP is validated and its spans routed to their trace's shard.
+    // OTLP/HTTP is scanned on the shard whose connection it came in on, as gRPC is.
     for _ in 0..2 {
         let (status, _, body) = http_request(
             http,
@@ -89,4 +90,43 @@ fn two_shards_merge_their_tallies_and_find_duplicates_across_them() {
     assert_eq!(count(&report, "spans_received"), 240, "{report}");
     assert_eq!(count(&report, "traces_received"), traces, "{report}");
     assert_eq!(count(&report, "duplicates"), 200, "{report}");
+}
+
+#[test]
+fn the_sink_answers_otlp_http_and_refuses_what_it_cannot_read() {
+    let (sink, _, http) = start_sink_on(Vec::new(), false);
+    let request = sdk_shaped_request(&mut Rng(8), 30);
+    let proto = [("Content-Type", "application/x-protobuf")];
+
+    let (status, headers, body) =
+        http_request(http, "POST", "/v1/traces", &proto, &request).expect("protobuf");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains(&("content-type".into(), "application/x-protobuf".into())));
+    assert!(body.is_empty(), "an empty, full success");
+
+    let json = tailgate_wire::json::from_protobuf(tailgate_wire::Signal::Traces, &request)
+        .expect("the request as OTLP/JSON");
+    let json_type = [("Content-Type", "application/json")];
+    let (status, _, body) =
+        http_request(http, "POST", "/v1/traces", &json_type, &json).expect("JSON");
+    assert_eq!((status, &body[..]), (200, &b"{}"[..]));
+
+    let cut = &request[..request.len() - 7];
+    let (status, _, body) = http_request(http, "POST", "/v1/traces", &proto, cut).expect("cut");
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("malformed"),
+        "{body:?}"
+    );
+    let (status, _, _) = http_request(http, "POST", "/v1/spans", &proto, &request).expect("path");
+    assert_eq!(status, 404);
+    let text = [("Content-Type", "text/plain")];
+    let (status, _, _) = http_request(http, "POST", "/v1/traces", &text, &request).expect("type");
+    assert_eq!(status, 415);
+
+    let report = sink.stop().expect("stop the sink").report;
+    assert_eq!(count(&report, "spans_received"), 60, "{report}");
+    assert_eq!(count(&report, "requests_received"), 2, "{report}");
+    assert_eq!(count(&report, "malformed_requests"), 1, "{report}");
+    assert_eq!(count(&report, "duplicates"), 30, "{report}");
 }

@@ -1,16 +1,21 @@
 //! `tailgate-bench`: the instruments tailgate's performance and correctness claims are made with.
 //!
-//! [`sink`] is an OTLP receiver (gRPC and HTTP, one shard per CPU), built on the gateway's HTTP/2
-//! serving and gRPC framing and its HTTP receiver, that counts what arrives — spans, traces,
-//! duplicates, metric points, log records — by scanning, not decoding, and can record every request it received for a test to inspect. [`load`] sends
-//! OTLP load at a fixed rate or at the maximum and reports what was accepted and how fast.
+//! [`sink`] is an OTLP receiver (gRPC and HTTP, one shard per CPU) that counts what arrives —
+//! spans, traces, duplicates, metric points, log records — by scanning, not decoding, and can
+//! record every request it received for a test to inspect. [`load`] sends OTLP load at a fixed
+//! rate or at the maximum and reports what was accepted and how fast.
 //! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
 //! [`traces`] draws the traces the load sends and [`oracle`] says which a tail-sampling gateway
 //! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML.
+//!
+//! The rig measures the gateway, so it shares none of the gateway's code: the sink's receivers
+//! and the load's client are its own (`h2` and `httparse` directly), and it depends only on the
+//! wire crate, the shards runtime and published crates.
 
 pub mod floor;
 pub mod generate;
 pub mod load;
+mod net;
 pub mod oracle;
 pub mod run;
 pub mod sink;

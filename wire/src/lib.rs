@@ -4,8 +4,9 @@
 //! The path of a request through this module:
 //!
 //! 1. [`Request::parse`] (or [`TracesRequest::parse`]) validates the whole request once against
-//!    the OTLP schemas ([`schema`]): wrong wire types, truncation, bad varints, overrunning
-//!    lengths and excessive nesting are request errors ([`WireError`]) carrying the byte offset.
+//!    the OTLP schemas (the `schema` tables): wrong wire types, truncation, bad varints,
+//!    overrunning lengths and excessive nesting are request errors ([`WireError`]) carrying the
+//!    byte offset.
 //! 2. Views ([`SpanView`], [`ResourceView`], [`ScopeView`], [`KeyValueView`], ...) borrow from the
 //!    validated bytes; a span view reads the span's top-level fields, everything else is lazy.
 //!    A span with bad ids is rejected on its own ([`SpanDefect`]).

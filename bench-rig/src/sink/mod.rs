@@ -1,12 +1,13 @@
 //! `tailgate-bench sink`: an OTLP/gRPC and OTLP/HTTP receiver that counts what it receives.
 //!
-//! It runs one glommio shard per CPU it is given, each with its own SO_REUSEPORT listeners.
-//! OTLP/gRPC is served by the sink's own receiver ([`grpc`]): the gateway's HTTP/2 serving and
-//! gRPC framing, but a traces request is only scanned ([`crate::verify::scan_span_ids`]: trace
-//! and span ids are read in place, nothing else), not validated, so the sink costs far less a
-//! span than the gateway it measures. OTLP/HTTP goes through the gateway's own receivers
-//! ([`tailgate::ingest`]), validated and routed between the sink's shards, into the same
-//! recorder. Every span's ids are appended to its shard's [`SpanLog`]; at exit the logs are
+//! It runs one glommio shard per CPU it is given, each with its own SO_REUSEPORT listeners and
+//! its own receivers: OTLP/gRPC with `h2` (`grpc.rs`) and OTLP/HTTP with `httparse` (`http.rs`),
+//! written for the sink alone: it measures the gateway, so it shares none of the gateway's code
+//! but the wire crate. Both hand each request to the shard's `Recorder`, which only scans a
+//! traces request ([`crate::verify::scan_span_ids`]: trace and span ids are read in place,
+//! nothing else), so the sink costs far less a span than the gateway it measures; metrics and
+//! logs requests are validated and their items counted. The shards exchange nothing while they
+//! run. Every span's ids are appended to its shard's [`SpanLog`]; at exit the logs are
 //! merged and sorted to count each trace's distinct spans and the duplicates (a (trace id, span
 //! id) seen before, on any shard). With `--expect`, that is judged against the expectation the
 //! load wrote ([`crate::verify`]): kept traces complete, partial or missing, traces kept wrongly.
@@ -16,37 +17,31 @@
 //! writes its report as JSON.
 
 mod grpc;
+mod http;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::fmt;
 use std::fs::File;
-use std::future::Future;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tailgate::ingest::accept::{Connections, CONNECTIONS_PER_LISTENER_MAX};
-use tailgate::ingest::http::{HttpReceiver, HttpSettings};
-use tailgate::ingest::status::IngestError;
-use tailgate::ingest::stop::Stop;
-use tailgate::ingest::{Deliver, Delivery, Ingest, Limits};
-use tailgate::lifecycle;
-use tailgate::telemetry::{ConnectionMetrics, ReceiverMetrics, RegistryBuilder, ShardMetrics};
-use tailgate_wire::{item_count, Request, Signal};
+use tailgate_wire::{item_count, Request, Signal, WireError};
 
+use crate::net::{listen, signal_flag, Stop};
 use crate::oracle::Expectation;
 use crate::verify::{scan_span_ids, verify, SpanLog};
 
-/// The largest request the sink accepts.
+/// The largest request the sink accepts, compressed or not.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// Deliveries queued between two sink shards (OTLP/HTTP spans routed to their trace's shard).
-const MESH_CAPACITY: usize = 64;
+/// The shards runtime joins its shards by a channel mesh; the sink's shards send nothing over
+/// it, so each channel holds one message.
+const MESH_CAPACITY: usize = 1;
 
 /// How long a stopping shard waits for the calls in flight on its connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -161,6 +156,78 @@ struct Progress {
 /// Requests kept for the test that started the sink, with their signal.
 type Kept = Vec<(Signal, Vec<u8>)>;
 
+/// Why the sink refused a request.
+#[derive(Debug)]
+enum Refusal {
+    /// Broken protobuf framing, gRPC or HTTP framing, compression or JSON: nothing of it kept.
+    Malformed(String),
+    /// Not valid OTLP: metrics and logs requests are validated in full, and traces requests
+    /// when they are kept or dumped for a test.
+    Invalid(WireError),
+    /// Over [`MAX_MESSAGE_BYTES`], compressed or not.
+    TooLarge,
+    /// A compression the sink does not read.
+    Unsupported(String),
+}
+
+impl Refusal {
+    /// Whether the request was unreadable (counted in `malformed_requests`).
+    fn is_malformed(&self) -> bool {
+        matches!(self, Refusal::Malformed(_) | Refusal::Invalid(_))
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Malformed(why) => write!(f, "malformed request: {why}"),
+            Refusal::Invalid(err) => write!(f, "invalid OTLP: {err}"),
+            Refusal::TooLarge => write!(f, "request over {MAX_MESSAGE_BYTES} bytes"),
+            Refusal::Unsupported(what) => write!(f, "unsupported {what}"),
+        }
+    }
+}
+
+/// How a request body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl Coding {
+    /// A `grpc-encoding` or `Content-Encoding` value.
+    fn parse(value: &[u8]) -> Option<Coding> {
+        match value {
+            b"identity" => Some(Coding::Identity),
+            b"gzip" => Some(Coding::Gzip),
+            b"zstd" => Some(Coding::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Decompresses `bytes`, refusing output over [`MAX_MESSAGE_BYTES`] (reading stops there, so a
+/// compression bomb costs no more).
+fn decompress(coding: Coding, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    let limit = MAX_MESSAGE_BYTES as u64 + 1;
+    let mut out = Vec::new();
+    let read = match coding {
+        Coding::Identity => return Ok(bytes.to_vec()),
+        Coding::Gzip => flate2::read::GzDecoder::new(bytes)
+            .take(limit)
+            .read_to_end(&mut out),
+        Coding::Zstd => zstd::stream::read::Decoder::new(bytes)
+            .and_then(|decoder| decoder.take(limit).read_to_end(&mut out)),
+    };
+    match read {
+        Ok(_) if out.len() > MAX_MESSAGE_BYTES => Err(Refusal::TooLarge),
+        Ok(_) => Ok(out),
+        Err(err) => Err(Refusal::Malformed(format!("{coding:?} body: {err}"))),
+    }
+}
+
 /// One shard's recording of what arrived.
 struct Recorder {
     tally: RefCell<Tally>,
@@ -169,37 +236,21 @@ struct Recorder {
     kept: Option<RefCell<Kept>>,
 }
 
-impl Deliver for Recorder {
-    fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
-        // OTLP/HTTP deliveries, validated by the gateway's receivers already.
-        if let Err(err) = self.record(delivery.signal, &delivery.bytes, Some(delivery.items)) {
-            eprintln!("sink: a validated request failed to record: {err}");
-        }
-        Box::pin(std::future::ready(()))
-    }
-}
-
 impl Recorder {
-    /// Records one request. `items` is its item count when a receiver validated it already;
-    /// without it, a traces request is scanned (validated in full first when requests are kept
-    /// or dumped) and a metrics or logs request is validated. An undecodable request is
-    /// refused whole, with nothing of it recorded.
-    fn record(&self, signal: Signal, bytes: &Bytes, items: Option<u64>) -> Result<(), IngestError> {
+    /// Records one request: a traces request is scanned (validated in full first when requests
+    /// are kept or dumped), a metrics or logs request validated and its items counted. An
+    /// unreadable request is refused whole, with nothing of it recorded.
+    fn record(&self, signal: Signal, bytes: &[u8]) -> Result<(), Refusal> {
         let strict = self.dump.is_some() || self.kept.is_some();
         let spans = match signal {
             Signal::Traces => {
-                if strict && items.is_none() {
-                    Request::parse(signal, bytes).map_err(IngestError::Decode)?;
+                if strict {
+                    Request::parse(signal, bytes).map_err(Refusal::Invalid)?;
                 }
                 self.record_spans(bytes)?
             }
             Signal::Metrics | Signal::Logs => {
-                let items = match items {
-                    Some(items) => items,
-                    None => {
-                        item_count(&Request::parse(signal, bytes).map_err(IngestError::Decode)?)
-                    }
-                };
+                let items = item_count(&Request::parse(signal, bytes).map_err(Refusal::Invalid)?);
                 let mut tally = self.tally.borrow_mut();
                 match signal {
                     Signal::Metrics => tally.metric_points += items,
@@ -231,9 +282,14 @@ impl Recorder {
         Ok(())
     }
 
+    /// Counts a request refused as unreadable.
+    fn count_malformed(&self) {
+        self.tally.borrow_mut().malformed_requests += 1;
+    }
+
     /// Scans a traces request's span ids into the log; returns how many spans it held. A
     /// request found malformed part-way is taken back out of the log.
-    fn record_spans(&self, bytes: &[u8]) -> Result<u64, IngestError> {
+    fn record_spans(&self, bytes: &[u8]) -> Result<u64, Refusal> {
         let mut tally = self.tally.borrow_mut();
         let tally = &mut *tally;
         let logged = tally.log.len();
@@ -253,8 +309,8 @@ impl Recorder {
                 tally.log.truncate(logged);
                 tally.untracked = untracked;
                 tally.spans_bad_trace_id = bad;
-                Err(IngestError::Corrupt(
-                    "the traces request's protobuf framing is malformed".into(),
+                Err(Refusal::Malformed(
+                    "the traces request's protobuf framing is broken".into(),
                 ))
             }
         }
@@ -336,7 +392,7 @@ impl Sink {
         let shard_flag = flag.clone();
         let shard_progress = progress.clone();
         let keep_requests = options.keep_requests;
-        let shards = tailgate_shards::runtime::start::<Delivery, _, _>(
+        let shards = tailgate_shards::runtime::start::<(), _, _>(
             &cpus,
             MESH_CAPACITY,
             move |shard| async move {
@@ -482,20 +538,15 @@ fn write_progress(
 
 /// One sink shard: its listeners until the stop flag, then a drain, then its tally.
 async fn serve(
-    shard: tailgate_shards::runtime::Shard<Delivery>,
+    shard: tailgate_shards::runtime::Shard<()>,
     args: SinkArgs,
     mut recorder: Recorder,
     flag: Arc<AtomicBool>,
     bound: mpsc::Sender<io::Result<()>>,
     result: mpsc::Sender<ShardResult>,
 ) {
-    let mut builder = RegistryBuilder::new();
-    let http_metrics = ReceiverMetrics::register(&mut builder, "otlp", "http", shard.id);
-    let shard_metrics = ShardMetrics::register(&mut builder, shard.id);
-    let grpc_connections =
-        ConnectionMetrics::register(&mut builder, "otlp", "grpc", &shard.id.to_string());
-    let _registry = builder.build();
-
+    // The mesh's ends are dropped: nothing travels between the sink's shards.
+    drop(shard);
     if let Some(path) = &args.dump {
         match File::create(path) {
             Ok(file) => recorder.dump = Some(RefCell::new(BufWriter::new(file))),
@@ -506,76 +557,36 @@ async fn serve(
         }
     }
     let recorder = Rc::new(recorder);
-    let ingest = Rc::new(Ingest::new(
-        shard.id,
-        shard.router,
-        shard.senders,
-        recorder.clone(),
-        shard_metrics,
-        None,
-    ));
-    // OTLP/HTTP spans routed here by the other shards.
-    let mesh_tasks = ingest.serve_mesh(shard.receivers);
-
     let stop = Rc::new(Stop::default());
-    let grpc_open = Connections::new(CONNECTIONS_PER_LISTENER_MAX, grpc_connections);
+    let open = Rc::new(Cell::new(0));
     let mut tasks = Vec::new();
-    match tailgate::ingest::accept::listen(args.listen) {
-        Ok(listener) => tasks.push(glommio::spawn_local(grpc::serve(
-            listener,
-            recorder.clone(),
-            stop.clone(),
-            grpc_open.clone(),
-        ))),
-        Err(err) => {
-            let _ = bound.send(Err(err));
-            return;
-        }
-    }
-    let mut http = None;
-    if let Some(http_listen) = args.http_listen {
-        let limits = Limits {
-            max_message_bytes: MAX_MESSAGE_BYTES,
-            connections_max: CONNECTIONS_PER_LISTENER_MAX,
-        };
-        let receiver = HttpReceiver::new(
-            ingest.clone(),
-            http_metrics,
-            HttpSettings {
-                limits,
-                timeouts: Default::default(),
-                traces_path: "/v1/traces".into(),
-                metrics_path: "/v1/metrics".into(),
-                logs_path: "/v1/logs".into(),
-            },
-            stop.clone(),
-        );
-        match tailgate::ingest::accept::listen(http_listen) {
-            Ok(listener) => tasks.push(glommio::spawn_local(receiver.clone().serve(listener))),
+    let addresses = [Some(args.listen), args.http_listen];
+    for (index, address) in addresses.into_iter().enumerate() {
+        let Some(address) = address else { continue };
+        let listener = match listen(address) {
+            Ok(listener) => listener,
             Err(err) => {
                 let _ = bound.send(Err(err));
                 return;
             }
-        }
-        http = Some(receiver);
+        };
+        let (recorder, stop, open) = (recorder.clone(), stop.clone(), open.clone());
+        tasks.push(if index == 0 {
+            glommio::spawn_local(grpc::serve(listener, recorder, stop, open))
+        } else {
+            glommio::spawn_local(http::serve(listener, recorder, stop, open))
+        });
     }
     let _ = bound.send(Ok(()));
-    lifecycle::watch(flag, stop).await;
+    stop.follow(flag).await;
     for task in tasks {
         task.await;
     }
     // Let the calls in flight finish and be counted.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while (grpc_open.open() > 0 || http.as_ref().is_some_and(|h| h.open_connections() > 0))
-        && Instant::now() < deadline
-    {
+    while open.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    ingest.close_mesh();
-    for task in mesh_tasks {
-        task.await;
-    }
-    drop(ingest);
     if let Some(dump) = &recorder.dump {
         let _ = dump.borrow_mut().flush();
     }
@@ -603,7 +614,7 @@ fn own_cpu_time() -> std::time::Duration {
 
 /// Runs the sink until SIGTERM or SIGINT; then writes the report.
 pub fn run(command: SinkCommand) -> io::Result<()> {
-    let flag = lifecycle::shutdown_flag()?;
+    let flag = signal_flag()?;
     let args = command.sink;
     let report_path = args.report.clone();
     let options = ServeOptions {
@@ -647,7 +658,7 @@ pub fn read_dump(bytes: &[u8]) -> io::Result<Vec<(Signal, Vec<u8>)>> {
             ));
         }
         let (record, tail) = tail.split_at(len);
-        // Recorded requests passed the receivers' validation; check again all the same.
+        // Recorded requests were validated before they were dumped; check again all the same.
         let request = Request::parse(signal, record)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
         let _ = item_count(&request);
@@ -680,10 +691,10 @@ mod tests {
     #[test]
     fn tracking_stops_at_its_bound_and_says_so() {
         let recorder = recorder(3);
-        let bytes = Bytes::from(sdk_shaped_request(&mut Rng(9), 5));
-        recorder.record(Signal::Traces, &bytes, None).unwrap();
+        let bytes = sdk_shaped_request(&mut Rng(9), 5);
+        recorder.record(Signal::Traces, &bytes).unwrap();
         // The same spans again: all past the bound, so counted but not checked.
-        recorder.record(Signal::Traces, &bytes, None).unwrap();
+        recorder.record(Signal::Traces, &bytes).unwrap();
         let mut tally = recorder.tally.borrow_mut();
         assert_eq!(recorder.spans(), 10);
         assert_eq!(tally.log.len(), 3);
@@ -697,16 +708,11 @@ mod tests {
     fn a_malformed_request_is_refused_and_leaves_nothing_behind() {
         let recorder = recorder(100);
         let whole = sdk_shaped_request(&mut Rng(4), 8);
-        recorder
-            .record(Signal::Traces, &Bytes::from(whole.clone()), None)
-            .unwrap();
+        recorder.record(Signal::Traces, &whole).unwrap();
         // Cut inside its last span: the spans before the cut were scanned, then taken back.
-        let cut = Bytes::copy_from_slice(&whole[..whole.len() - 3]);
-        let refused = recorder.record(Signal::Traces, &cut, None);
-        assert!(
-            matches!(refused, Err(IngestError::Corrupt(_))),
-            "{refused:?}"
-        );
+        let cut = &whole[..whole.len() - 3];
+        let refused = recorder.record(Signal::Traces, cut);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
         let mut tally = recorder.tally.borrow_mut();
         let requests = recorder.progress.requests.load(Ordering::Relaxed);
         assert_eq!((requests, recorder.spans(), tally.log.len()), (1, 8, 8));
@@ -714,10 +720,10 @@ mod tests {
     }
 
     /// An `ExportTraceServiceRequest` of one resource, one scope and one span.
-    fn one_span_request(span: &[u8]) -> Bytes {
+    fn one_span_request(span: &[u8]) -> Vec<u8> {
         let scope = [&[0x12, span.len() as u8][..], span].concat();
         let resource = [&[0x12, scope.len() as u8][..], &scope].concat();
-        Bytes::from([&[0x0a, resource.len() as u8][..], &resource].concat())
+        [&[0x0a, resource.len() as u8][..], &resource].concat()
     }
 
     #[test]
@@ -732,15 +738,12 @@ mod tests {
         span.extend_from_slice(&[7; 8]);
         span.extend_from_slice(&[0x4a, 1, 0xff]);
         let request = one_span_request(&span);
-        let refused = recorder.record(Signal::Traces, &request, None);
-        assert!(
-            matches!(refused, Err(IngestError::Decode(_))),
-            "{refused:?}"
-        );
+        let refused = recorder.record(Signal::Traces, &request);
+        assert!(matches!(refused, Err(Refusal::Invalid(_))), "{refused:?}");
         assert!(recorder.kept.as_ref().unwrap().borrow().is_empty());
         assert_eq!(recorder.spans(), 0);
         recorder.kept = None;
-        recorder.record(Signal::Traces, &request, None).unwrap();
+        recorder.record(Signal::Traces, &request).unwrap();
         assert_eq!(recorder.spans(), 1);
     }
 
@@ -750,7 +753,7 @@ mod tests {
         let mut span = vec![0x0a, 3, 1, 2, 3, 0x12, 8];
         span.extend_from_slice(&[7; 8]);
         recorder
-            .record(Signal::Traces, &one_span_request(&span), None)
+            .record(Signal::Traces, &one_span_request(&span))
             .unwrap();
         let tally = recorder.tally.borrow();
         assert_eq!(

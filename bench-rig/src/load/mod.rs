@@ -9,14 +9,14 @@
 //!
 //! The load runs one glommio executor thread per `--cpus` entry (pinned), or `--threads N`
 //! unpinned, or one (`--cpu N` pins it). The connections are dealt out over the threads, and each
-//! connection is one task of its thread's executor, using tailgate's own OTLP exporter with its
-//! queue and retries off: one request in flight per connection. At `--rate max` every connection
-//! sends as fast as answers come back (closed loop). At a fixed rate each connection sends on a
-//! schedule, the same share of `--rate` for every connection (so each thread offers the rate in
-//! proportion to its connections), and a request's latency is measured from when it was *due*,
-//! not from when it was sent: a stall that delays the schedule shows in the percentiles instead
-//! of hiding (coordinated omission). After `--duration` no new trace starts; the waves still owed
-//! are sent when due, so every trace started is sent whole.
+//! connection is one task of its thread's executor, with the load's own OTLP client
+//! (`client.rs`: no queue, no retries): one request in flight per connection. At `--rate max`
+//! every connection sends as fast as answers come back (closed loop). At a fixed rate each
+//! connection sends on a schedule, the same share of `--rate` for every connection (so each
+//! thread offers the rate in proportion to its connections), and a request's latency is measured
+//! from when it was *due*, not from when it was sent: a stall that delays the schedule shows in
+//! the percentiles instead of hiding (coordinated omission). After `--duration` no new trace
+//! starts; the waves still owed are sent when due, so every trace started is sent whole.
 //!
 //! The threads share nothing while they run but the drawn trace shapes (read-only) and their own
 //! running totals, which only the main thread reads, for a line of progress on stderr every
@@ -24,6 +24,8 @@
 //! `t + T`, …), so no two send the same trace; it records what the oracle decided for them and
 //! keeps its own latency histogram. At the end the main thread sums the counts, adds the
 //! histograms, and writes one expectation for the union of the threads' traces.
+
+mod client;
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -36,12 +38,8 @@ use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
-use tailgate::export::{
-    self, Batch, ExportObserver, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
-    QueueSettings, RetrySettings,
-};
-use tailgate_wire::Signal;
 
+use self::client::{Client, ClientSettings};
 use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
 use crate::traces::{Next, TraceSettings, TraceStream};
 
@@ -113,24 +111,6 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-/// Counts one connection's answers into its thread's totals, and its refusals, so the connection
-/// can tell which of its requests were refused.
-struct Counts {
-    refused: Cell<u64>,
-    totals: Arc<Totals>,
-}
-
-impl ExportObserver for Counts {
-    fn sent(&self, _: Signal, items: u64) {
-        self.totals.accepted.fetch_add(items, Ordering::Relaxed);
-    }
-    fn send_failed(&self, _: Signal, items: u64, _: &'static str) {
-        self.refused.set(self.refused.get() + items);
-        self.totals.refused.fetch_add(items, Ordering::Relaxed);
-    }
-    fn queue_len(&self, _: usize) {}
-}
-
 /// One thread's running totals: written only by that thread, once per request, and read by the
 /// main thread for the progress line and the report. Aligned to its own cache lines so threads
 /// never write a line another thread writes.
@@ -157,58 +137,6 @@ impl Totals {
 /// A latency histogram: 1 µs to a minute, three significant digits.
 fn latency_histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
-}
-
-fn exporter_settings(args: &LoadArgs) -> io::Result<ExporterSettings> {
-    let compression = match args.compression.as_deref() {
-        None | Some("none") => export::Compression::None,
-        Some("gzip") => export::Compression::Gzip,
-        Some("zstd") => export::Compression::Zstd,
-        Some(other) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("compression {other}"),
-            ))
-        }
-    };
-    let retry = RetrySettings {
-        enabled: false,
-        ..RetrySettings::default()
-    };
-    let queue = QueueSettings {
-        enabled: false,
-        ..QueueSettings::default()
-    };
-    let timeout = Duration::from_secs(30);
-    Ok(match args.protocol.as_str() {
-        "grpc" => ExporterSettings::Otlp(OtlpGrpcSettings {
-            endpoint: args.endpoint.clone(),
-            compression,
-            timeout,
-            retry,
-            queue,
-            ..OtlpGrpcSettings::default()
-        }),
-        "http-protobuf" | "http-json" => ExporterSettings::OtlpHttp(OtlpHttpSettings {
-            endpoint: args.endpoint.clone(),
-            compression,
-            encoding: if args.protocol == "http-json" {
-                export::Encoding::Json
-            } else {
-                export::Encoding::Proto
-            },
-            timeout,
-            retry,
-            queue,
-            ..OtlpHttpSettings::default()
-        }),
-        other => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("protocol {other}"),
-            ))
-        }
-    })
 }
 
 /// CPU time (user + system) of this process (`libc::RUSAGE_SELF`: every thread) or of the
@@ -272,8 +200,7 @@ struct Shared {
 /// One connection: requests from its thread's stream, one in flight, until the stream is done.
 async fn connection(
     shared: Rc<Shared>,
-    exporter: Exporter,
-    counts: Rc<Counts>,
+    mut client: Client,
     deadline: Instant,
     interval: Option<Duration>,
     spans_per_request: usize,
@@ -308,23 +235,19 @@ async fn connection(
             .totals
             .traces_started
             .store(shared.stream.borrow().traces_started(), Ordering::Relaxed);
-        let refused_before = counts.refused.get();
         let spans = request.spans;
-        let batch = Batch {
-            signal: Signal::Traces,
-            bytes: request.bytes,
-            items: spans,
-        };
-        let submitted = exporter.submit(batch).await;
-        if submitted.is_err() || counts.refused.get() > refused_before {
-            // The gateway saw none (or not all) of these spans: their traces are not judged.
+        let refused = client.send(request.bytes).await.unwrap_or(spans).min(spans);
+        let totals = &shared.totals;
+        totals
+            .accepted
+            .fetch_add(spans - refused, Ordering::Relaxed);
+        totals.refused.fetch_add(refused, Ordering::Relaxed);
+        if refused > 0 {
+            // The gateway took none (or not all) of these spans: their traces are not judged.
             let mut stream = shared.stream.borrow_mut();
             for &(k, n) in &request.parts {
                 stream.record.refused(k, n);
             }
-        }
-        if submitted.is_err() {
-            break;
         }
         shared.requests_sent.set(shared.requests_sent.get() + 1);
         shared.totals.spans_sent.fetch_add(spans, Ordering::Relaxed);
@@ -334,9 +257,6 @@ async fn connection(
             due += interval.mul_f64(spans as f64 / spans_per_request as f64);
         }
     }
-    exporter
-        .shutdown(Vec::new(), Instant::now() + Duration::from_secs(5))
-        .await;
 }
 
 /// What one thread hands back when its connections have ended.
@@ -351,7 +271,7 @@ struct ThreadResult {
 struct ThreadPlan {
     stream: TraceStream,
     connections: std::ops::Range<usize>,
-    settings: ExporterSettings,
+    settings: ClientSettings,
     deadline: Instant,
     interval: Option<Duration>,
     spans_per_request: usize,
@@ -368,22 +288,10 @@ async fn thread_main(plan: ThreadPlan) -> ThreadResult {
         totals: plan.totals.clone(),
     });
     let mut tasks = Vec::new();
-    for connection_index in plan.connections {
-        let counts = Rc::new(Counts {
-            refused: Cell::new(0),
-            totals: plan.totals.clone(),
-        });
-        let exporter = Exporter::new(
-            "load",
-            connection_index,
-            plan.settings.clone(),
-            counts.clone(),
-        )
-        .expect("load exporter settings");
+    for _ in plan.connections {
         tasks.push(glommio::spawn_local(connection(
             shared.clone(),
-            exporter,
-            counts,
+            Client::new(plan.settings.clone()),
             plan.deadline,
             plan.interval,
             plan.spans_per_request,
@@ -455,7 +363,8 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     let cpus = thread_cpus(&args).map_err(invalid)?;
     let threads = cpus.len();
     let oracle = Oracle::parse(&args.oracle_policy).map_err(invalid)?;
-    let settings = exporter_settings(&args)?;
+    let settings = ClientSettings::new(&args.endpoint, &args.protocol, args.compression.as_deref())
+        .map_err(invalid)?;
     let trace_settings = TraceSettings {
         seed: args.seed,
         error_rate: args.error_rate,

@@ -1,0 +1,459 @@
+//! The load's own OTLP client: one connection, one traces request in flight, over OTLP/gRPC
+//! (`h2`) or OTLP/HTTP (HTTP/1.1, the response read with `httparse`), protobuf or JSON,
+//! optionally gzip or zstd. It is written for the load alone, not the gateway's exporter: the
+//! rig measures the gateway, so it shares no code with it. No queue, no retries: a request
+//! either comes back accepted (less what a partial success rejected) or counts as refused, and
+//! a connection that failed is made anew for the next request.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use h2::client::SendRequest;
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use tailgate_wire::Signal;
+
+use crate::net::Socket;
+
+/// How long a request may take, answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The receive window for answers: export responses are small.
+const RESPONSE_WINDOW_BYTES: u32 = 64 << 10;
+/// The largest answer read (head and body).
+const RESPONSE_BYTES_MAX: usize = 64 << 10;
+/// gzip level 6 and zstd level 3: each library's default, which OTLP SDKs and the Collector use.
+const GZIP_LEVEL: u32 = 6;
+const ZSTD_LEVEL: i32 = 3;
+
+/// How the load talks to its endpoint.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The endpoint's address.
+    addr: SocketAddr,
+    /// `host:port` as given, for `:authority` and `Host`.
+    authority: String,
+    /// The path traces go to: the gRPC method, or the endpoint's path and `/v1/traces`.
+    path: String,
+    protocol: Protocol,
+    compression: Compression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The `grpc-encoding` / `Content-Encoding` token.
+    fn token(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+}
+
+impl ClientSettings {
+    /// Settings from the load's `--endpoint` (`http://host:port[/path]`), `--protocol` (grpc,
+    /// http-protobuf, http-json) and `--compression` (none, gzip, zstd).
+    pub fn new(endpoint: &str, protocol: &str, compression: Option<&str>) -> Result<Self, String> {
+        let protocol = match protocol {
+            "grpc" => Protocol::Grpc,
+            "http-protobuf" => Protocol::HttpProtobuf,
+            "http-json" => Protocol::HttpJson,
+            other => {
+                return Err(format!(
+                    "protocol {other}: grpc, http-protobuf or http-json"
+                ))
+            }
+        };
+        let compression = match compression {
+            None | Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some("zstd") => Compression::Zstd,
+            Some(other) => return Err(format!("compression {other}: none, gzip or zstd")),
+        };
+        let rest = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("endpoint {endpoint:?}: http://HOST:PORT"))?;
+        let (authority, base) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let addr = authority
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| format!("endpoint {endpoint:?}: no address for {authority:?}"))?;
+        let path = match protocol {
+            Protocol::Grpc => "/opentelemetry.proto.collector.trace.v1.TraceService/Export".into(),
+            _ => format!("{}/v1/traces", base.trim_end_matches('/')),
+        };
+        Ok(ClientSettings {
+            addr,
+            authority: authority.to_string(),
+            path,
+            protocol,
+            compression,
+        })
+    }
+}
+
+/// One connection's client.
+pub struct Client {
+    settings: ClientSettings,
+    connection: Option<Connection>,
+}
+
+enum Connection {
+    Grpc(SendRequest<Bytes>),
+    Http(TcpStream),
+}
+
+impl Client {
+    /// A client that connects when it first sends.
+    pub fn new(settings: ClientSettings) -> Client {
+        Client {
+            settings,
+            connection: None,
+        }
+    }
+
+    /// Sends one traces request: `Ok(rejected)` when it was answered OK (with how many spans a
+    /// partial success rejected), `Err(why)` when it was refused or failed. A failure that may
+    /// have broken the connection drops it, so the next request makes a new one.
+    pub async fn send(&mut self, request: Bytes) -> Result<u64, String> {
+        let body = self.encode(request)?;
+        let exchange = async {
+            match self.settings.protocol {
+                Protocol::Grpc => self.send_grpc(body).await,
+                Protocol::HttpProtobuf | Protocol::HttpJson => self.send_http(&body).await,
+            }
+        };
+        let timeout = async {
+            glommio::timer::sleep(REQUEST_TIMEOUT).await;
+            Err(Failure::Broken(format!(
+                "no answer within {REQUEST_TIMEOUT:?}"
+            )))
+        };
+        match futures_lite::future::or(exchange, timeout).await {
+            Ok(rejected) => Ok(rejected),
+            Err(Failure::Refused(why)) => Err(why),
+            Err(Failure::Broken(why)) => {
+                self.connection = None;
+                Err(why)
+            }
+        }
+    }
+
+    /// The request as it goes on the wire: JSON for http-json, then compressed.
+    fn encode(&self, request: Bytes) -> Result<Bytes, String> {
+        let request = if self.settings.protocol == Protocol::HttpJson {
+            tailgate_wire::json::from_protobuf(Signal::Traces, &request)
+                .map(Bytes::from)
+                .map_err(|err| format!("OTLP/JSON: {err}"))?
+        } else {
+            request
+        };
+        let compressed = match self.settings.compression {
+            Compression::None => return Ok(request),
+            Compression::Gzip => {
+                use std::io::Write;
+                let level = flate2::Compression::new(GZIP_LEVEL);
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+                encoder.write_all(&request).and_then(|()| encoder.finish())
+            }
+            Compression::Zstd => zstd::bulk::compress(&request, ZSTD_LEVEL),
+        };
+        compressed
+            .map(Bytes::from)
+            .map_err(|err| format!("compressing: {err}"))
+    }
+
+    async fn connect(&self) -> Result<TcpStream, Failure> {
+        let stream = TcpStream::connect(self.settings.addr)
+            .await
+            .map_err(|err| {
+                Failure::Broken(format!("connecting to {}: {err}", self.settings.addr))
+            })?;
+        // Requests are written whole and waited on; Nagle would only delay the tail.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn send_grpc(&mut self, body: Bytes) -> Result<u64, Failure> {
+        let send = match &self.connection {
+            Some(Connection::Grpc(send)) => send.clone(),
+            _ => {
+                let stream = self.connect().await?;
+                let (send, driver) = h2::client::Builder::new()
+                    .initial_window_size(RESPONSE_WINDOW_BYTES)
+                    .enable_push(false)
+                    .handshake::<_, Bytes>(Socket::new(stream))
+                    .await
+                    .map_err(broken)?;
+                // The connection's I/O runs in its own task; it ends with the connection.
+                glommio::spawn_local(async move {
+                    let _ = driver.await;
+                })
+                .detach();
+                self.connection = Some(Connection::Grpc(send.clone()));
+                send
+            }
+        };
+        let mut send = send.ready().await.map_err(broken)?;
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(self.settings.authority.as_str())
+            .path_and_query(self.settings.path.as_str())
+            .build()
+            .map_err(|err| Failure::Refused(format!("request URI: {err}")))?;
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+        let compressed = self.settings.compression.token().map(|token| {
+            headers.insert("grpc-encoding", HeaderValue::from_static(token));
+        });
+        let (response, mut stream) = send.send_request(request, false).map_err(broken)?;
+        let mut prefix = [0u8; 5];
+        prefix[0] = u8::from(compressed.is_some());
+        prefix[1..].copy_from_slice(&(body.len() as u32).to_be_bytes());
+        stream
+            .send_data(Bytes::copy_from_slice(&prefix), false)
+            .map_err(broken)?;
+        stream.send_data(body, true).map_err(broken)?;
+        let (head, mut answer) = response.await.map_err(broken)?.into_parts();
+        if head.headers.contains_key("grpc-status") {
+            // Trailers-only: the status is all there is.
+            return grpc_status(&head.headers).map(|()| 0);
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = answer.data().await {
+            let chunk = chunk.map_err(broken)?;
+            let _ = answer.flow_control().release_capacity(chunk.len());
+            if data.len() + chunk.len() > RESPONSE_BYTES_MAX {
+                return Err(Failure::Broken("an oversized answer".into()));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        let trailers =
+            answer.trailers().await.map_err(broken)?.ok_or_else(|| {
+                Failure::Refused(format!("HTTP {} without grpc-status", head.status))
+            })?;
+        grpc_status(&trailers)?;
+        // One uncompressed message, or none: an empty answer is a full success.
+        match data.get(5..) {
+            Some(message) if data[0] == 0 => rejected_protobuf(message),
+            Some(_) => Err(Failure::Refused("a compressed answer".into())),
+            None => Ok(0),
+        }
+    }
+
+    async fn send_http(&mut self, body: &[u8]) -> Result<u64, Failure> {
+        let mut stream = match self.connection.take() {
+            Some(Connection::Http(stream)) => stream,
+            _ => self.connect().await?,
+        };
+        let settings = &self.settings;
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            settings.path,
+            settings.authority,
+            if settings.protocol == Protocol::HttpJson {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            },
+            body.len()
+        );
+        if let Some(token) = settings.compression.token() {
+            head.push_str(&format!("Content-Encoding: {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.map_err(broken_io)?;
+        stream.write_all(body).await.map_err(broken_io)?;
+        let (status, answer, keep) = read_answer(&mut stream).await?;
+        if keep {
+            self.connection = Some(Connection::Http(stream));
+        }
+        if status != 200 {
+            let why = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
+            return Err(Failure::Refused(format!("HTTP {status}: {why}")));
+        }
+        if settings.protocol == Protocol::HttpJson {
+            rejected_json(&answer)
+        } else {
+            rejected_protobuf(&answer)
+        }
+    }
+}
+
+/// Why a request was not accepted.
+enum Failure {
+    /// The endpoint answered with a refusal; the connection is fine.
+    Refused(String),
+    /// The connection failed, or may be in an unknown state.
+    Broken(String),
+}
+
+fn broken(err: h2::Error) -> Failure {
+    Failure::Broken(format!("HTTP/2: {err}"))
+}
+
+fn broken_io(err: std::io::Error) -> Failure {
+    Failure::Broken(format!("HTTP/1.1: {err}"))
+}
+
+/// `Ok(())` for `grpc-status: 0`, the status and its message otherwise.
+fn grpc_status(headers: &HeaderMap) -> Result<(), Failure> {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match code {
+        Some(0) => Ok(()),
+        Some(code) => {
+            let message = headers
+                .get("grpc-message")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            Err(Failure::Refused(format!("gRPC status {code}: {message}")))
+        }
+        None => Err(Failure::Refused("an unreadable grpc-status".into())),
+    }
+}
+
+/// Spans a protobuf `ExportTraceServiceResponse` says were rejected.
+fn rejected_protobuf(message: &[u8]) -> Result<u64, Failure> {
+    let response = ExportTraceServiceResponse::decode(message)
+        .map_err(|err| Failure::Refused(format!("an unreadable answer: {err}")))?;
+    Ok(response
+        .partial_success
+        .map_or(0, |p| p.rejected_spans.max(0) as u64))
+}
+
+/// Spans an OTLP/JSON `ExportTraceServiceResponse` says were rejected (an int64, which JSON
+/// may write as a string or a number).
+fn rejected_json(body: &[u8]) -> Result<u64, Failure> {
+    if body.is_empty() {
+        return Ok(0);
+    }
+    let answer: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|err| Failure::Refused(format!("an unreadable answer: {err}")))?;
+    let rejected = &answer["partialSuccess"]["rejectedSpans"];
+    Ok(rejected
+        .as_u64()
+        .or_else(|| rejected.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0))
+}
+
+/// Reads an HTTP/1.1 answer: (status, body, whether the connection stays open). The body must
+/// have a `Content-Length`, as every OTLP/HTTP receiver's answers do.
+async fn read_answer(stream: &mut TcpStream) -> Result<(u16, Vec<u8>, bool), Failure> {
+    let mut buffer = vec![0u8; RESPONSE_BYTES_MAX];
+    let mut filled = 0;
+    loop {
+        let read = stream
+            .read(&mut buffer[filled..])
+            .await
+            .map_err(broken_io)?;
+        if read == 0 {
+            return Err(Failure::Broken(
+                "the connection closed before an answer".into(),
+            ));
+        }
+        filled += read;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(&buffer[..filled]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if filled < buffer.len() => continue,
+            Ok(httparse::Status::Partial) => {
+                return Err(Failure::Broken("an oversized answer head".into()))
+            }
+            Err(err) => return Err(Failure::Broken(format!("an unreadable answer: {err}"))),
+        };
+        let status = response.code.unwrap_or(0);
+        let mut length = None;
+        let mut keep = response.version == Some(1);
+        for header in response.headers.iter() {
+            if header.name.eq_ignore_ascii_case("content-length") {
+                length = std::str::from_utf8(header.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+            } else if header.name.eq_ignore_ascii_case("connection") {
+                keep &= !header.value.eq_ignore_ascii_case(b"close");
+            }
+        }
+        let length = length
+            .filter(|&length| head_len + length <= buffer.len())
+            .ok_or_else(|| Failure::Broken("an answer without a usable Content-Length".into()))?;
+        if filled < head_len + length {
+            stream
+                .read_exact(&mut buffer[filled..head_len + length])
+                .await
+                .map_err(broken_io)?;
+        } else if filled > head_len + length {
+            // Bytes past the answer: the connection's framing cannot be trusted any more.
+            keep = false;
+        }
+        buffer.truncate(head_len + length);
+        return Ok((status, buffer.split_off(head_len), keep));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_give_the_address_and_the_path() {
+        let grpc = ClientSettings::new("http://127.0.0.1:4317", "grpc", None).unwrap();
+        assert_eq!(grpc.addr, "127.0.0.1:4317".parse().unwrap());
+        assert_eq!(
+            grpc.path,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        );
+        let http = ClientSettings::new("http://127.0.0.1:4318/otlp/", "http-json", Some("gzip"));
+        let http = http.unwrap();
+        assert_eq!(
+            (http.authority.as_str(), http.path.as_str()),
+            ("127.0.0.1:4318", "/otlp/v1/traces")
+        );
+        assert_eq!(http.compression, Compression::Gzip);
+        assert!(ClientSettings::new("https://127.0.0.1:1", "grpc", None).is_err());
+        assert!(ClientSettings::new("http://127.0.0.1:1", "thrift", None).is_err());
+        assert!(ClientSettings::new("http://127.0.0.1:1", "grpc", Some("lz4")).is_err());
+    }
+
+    #[test]
+    fn partial_success_is_read_from_either_encoding() {
+        let response = ExportTraceServiceResponse {
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: 7,
+                    error_message: "bad ids".into(),
+                },
+            ),
+        };
+        assert_eq!(rejected_protobuf(&response.encode_to_vec()).ok(), Some(7));
+        assert_eq!(rejected_protobuf(&[]).ok(), Some(0));
+        let json = br#"{"partialSuccess":{"rejectedSpans":"3"}}"#;
+        assert_eq!(rejected_json(json).ok(), Some(3));
+        assert_eq!(rejected_json(b"{}").ok(), Some(0));
+    }
+}
