@@ -27,9 +27,9 @@ use super::body::{self, BodyError, Coding};
 use super::grpc_message::{MessageError, MessageReader};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{rpc_status, IngestError};
-use super::stop::Stop;
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
+use tailgate_shards::sync::Stop;
 use tailgate_wire::encode::export_response;
 use tailgate_wire::Signal;
 

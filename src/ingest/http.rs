@@ -27,9 +27,9 @@ use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
 use super::status::{rpc_status, IngestError};
-use super::stop::Stop;
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
+use tailgate_shards::sync::Stop;
 use tailgate_wire::{encode::export_response, json, Signal};
 
 /// `read_header_timeout` when not given: a whole request head within it.

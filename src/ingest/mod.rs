@@ -42,7 +42,6 @@ pub mod http;
 pub mod http1;
 pub mod keepalive;
 pub mod status;
-pub mod stop;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
