@@ -26,7 +26,7 @@ use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::grpc_message::{MessageError, MessageReader};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
-use super::status::{rpc_status, IngestError};
+use super::status::{rpc_status, IngestError, RETRY_AFTER};
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
 use tailgate_shards::sync::Stop;
@@ -55,8 +55,6 @@ pub struct Http2Settings {
 /// The largest HTTP/2 frame accepted, and the largest header block.
 const MAX_FRAME_BYTES: u32 = 1 << 20;
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
-/// How long a client is asked to wait before retrying a refused call.
-const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Settings of one shard's gRPC receiver.
 #[derive(Debug, Clone, Copy)]

@@ -26,7 +26,7 @@ use glommio::net::{TcpListener, TcpStream};
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
-use super::status::{rpc_status, IngestError};
+use super::status::{rpc_status, IngestError, RETRY_AFTER};
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
 use tailgate_shards::sync::Stop;
@@ -75,8 +75,6 @@ const HEAD_READ_BYTES: usize = 1 << 10;
 const BODY_READ_BYTES: usize = 64 << 10;
 /// A buffer larger than this is given back after a request rather than kept for the next.
 const KEPT_BUFFER_BYTES_MAX: usize = HEAD_READ_BYTES;
-/// How long a client is asked to wait before retrying a refused request.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Settings of one shard's HTTP receiver.
 #[derive(Debug, Clone)]

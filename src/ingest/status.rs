@@ -24,6 +24,10 @@ pub enum GrpcCode {
     Unavailable = 14,
 }
 
+/// How long a client is asked to wait before retrying a request refused while the gateway is
+/// shutting down.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Why a request was refused.
 #[derive(Debug)]
 pub enum IngestError {
