@@ -24,13 +24,13 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
-use super::grpc_message::{MessageError, MessageReader};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{rpc_status, IngestError, RETRY_AFTER};
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
 use tailgate_shards::sync::Stop;
 use tailgate_wire::encode::export_response;
+use tailgate_wire::grpc::{message_prefix, MessageError, MessageReader};
 use tailgate_wire::Signal;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -527,12 +527,16 @@ fn grpc_headers(response: &mut Response<()>) {
 pub fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
     let mut response = Response::new(());
     grpc_headers(&mut response);
+    let Some(prefix) = message_prefix(false, message.len()) else {
+        // An export response or health answer is a few bytes; one past 4 GiB is a bug here.
+        respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        return;
+    };
     let Ok(mut stream) = respond.send_response(response, false) else {
         return;
     };
-    let mut frame = Vec::with_capacity(message.len().saturating_add(5));
-    frame.push(0);
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    let mut frame = Vec::with_capacity(message.len().saturating_add(prefix.len()));
+    frame.extend_from_slice(&prefix);
     frame.extend_from_slice(message);
     if stream.send_data(Bytes::from(frame), false).is_err() {
         return;

@@ -37,7 +37,6 @@
 pub mod accept;
 pub mod body;
 pub mod grpc;
-pub mod grpc_message;
 pub mod http;
 pub mod http1;
 pub mod keepalive;

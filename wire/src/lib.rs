@@ -15,7 +15,8 @@
 //!    prefixes; group headers (resource, scope, schema URL, unknown fields) travel as received.
 //!
 //! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that
-//! is the one place prost types are used outside tests.
+//! is the one place prost types are used outside tests. [`grpc`] holds OTLP/gRPC at the wire:
+//! the message framing.
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ mod envelope;
 mod error;
 mod fields;
 mod frame;
+pub mod grpc;
 pub mod json;
 mod logs;
 mod metrics;
