@@ -54,7 +54,7 @@ mod settings;
 mod status;
 
 pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings, MAX_BATCH_BYTES_DEFAULT};
-pub use error::{GrpcCode, SendError};
+pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{

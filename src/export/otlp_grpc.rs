@@ -37,11 +37,11 @@ use http::{Method, Request, Uri};
 use super::batch::Batch;
 use super::compression::{self, compress, decompress_bounded};
 use super::connect::connect;
-use super::error::{GrpcCode, SendError};
+use super::error::SendError;
 use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, MAX_RESPONSE_BYTES};
-use tailgate_wire::grpc::{message_prefix, split_message, PREFIX_BYTES};
+use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
 /// The receive window for responses: export responses are small; the default is plenty.

@@ -553,7 +553,7 @@ pub fn send_error(respond: &mut SendResponse<Bytes>, err: &IngestError) {
     let mut response = Response::new(());
     grpc_headers(&mut response);
     let headers = response.headers_mut();
-    headers.insert("grpc-status", HeaderValue::from(code as u16));
+    headers.insert("grpc-status", HeaderValue::from(u16::from(code.value())));
     if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
         headers.insert("grpc-message", value);
     }

@@ -487,7 +487,7 @@ fn error_reply(err: &IngestError, encoding: Encoding) -> Reply {
     let body = match encoding {
         Encoding::Protobuf => rpc_status(err.grpc_code(), &message, err.retry_after()),
         Encoding::Json => serde_json::to_vec(&serde_json::json!({
-            "code": err.grpc_code() as u8,
+            "code": err.grpc_code().value(),
             "message": message,
         }))
         .unwrap_or_default(),

@@ -10,19 +10,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use tailgate_wire::grpc::GrpcCode;
 use tailgate_wire::WireError;
-
-/// gRPC status codes used by the receivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GrpcCode {
-    Ok = 0,
-    InvalidArgument = 3,
-    ResourceExhausted = 8,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-}
 
 /// How long a client is asked to wait before retrying a request refused while the gateway is
 /// shutting down.
@@ -54,6 +43,7 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// The gRPC status code for OTLP/gRPC (and the `code` of OTLP/HTTP error bodies).
     pub fn grpc_code(&self) -> GrpcCode {
         match self {
             IngestError::Decode(_) | IngestError::Json(_) | IngestError::Corrupt(_) => {
@@ -114,7 +104,7 @@ impl fmt::Display for IngestError {
 pub fn rpc_status(code: GrpcCode, message: &str, retry_after: Option<Duration>) -> Vec<u8> {
     use tailgate_wire::encode::{put_bytes_field, put_varint_field};
     let mut out = Vec::new();
-    put_varint_field(&mut out, 1, code as u64);
+    put_varint_field(&mut out, 1, u64::from(code.value()));
     put_bytes_field(&mut out, 2, message.as_bytes());
     if let Some(delay) = retry_after {
         // google.protobuf.Duration { seconds = 1, nanos = 2 }

@@ -16,7 +16,7 @@
 //!
 //! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that
 //! is the one place prost types are used outside tests. [`grpc`] holds OTLP/gRPC at the wire:
-//! the message framing.
+//! the status codes and the message framing.
 
 #![warn(missing_docs)]
 
