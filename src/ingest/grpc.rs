@@ -14,7 +14,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
 use bytes::Bytes;
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
@@ -25,12 +24,15 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
-use super::status::{rpc_status, IngestError, RETRY_AFTER};
+use super::status::{IngestError, RETRY_AFTER};
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
 use tailgate_shards::sync::Stop;
 use tailgate_wire::encode::export_response;
-use tailgate_wire::grpc::{message_prefix, MessageError, MessageReader};
+use tailgate_wire::grpc::{
+    encode_binary_header, encode_grpc_message, encode_status, message_prefix, MessageError,
+    MessageReader,
+};
 use tailgate_wire::Signal;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -554,40 +556,14 @@ pub fn send_error(respond: &mut SendResponse<Bytes>, err: &IngestError) {
     grpc_headers(&mut response);
     let headers = response.headers_mut();
     headers.insert("grpc-status", HeaderValue::from(u16::from(code.value())));
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
+    if let Ok(value) = HeaderValue::from_str(&encode_grpc_message(&message)) {
         headers.insert("grpc-message", value);
     }
     if let Some(delay) = err.retry_after() {
-        let details = rpc_status(code, &message, Some(delay));
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(details);
-        if let Ok(value) = HeaderValue::from_str(&encoded) {
+        let details = encode_status(code, &message, Some(delay));
+        if let Ok(value) = HeaderValue::from_str(&encode_binary_header(&details)) {
             headers.insert("grpc-status-details-bin", value);
         }
     }
     let _ = respond.send_response(response, true);
-}
-
-/// Percent-encodes a `grpc-message` as the gRPC protocol asks: printable ASCII other than `%`
-/// stays, everything else becomes `%XX`.
-fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for &byte in message.as_bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_messages_are_percent_encoded() {
-        assert_eq!(percent_encode("bad id: 100%"), "bad id: 100%25");
-        assert_eq!(percent_encode("é\n"), "%C3%A9%0A");
-    }
 }

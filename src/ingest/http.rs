@@ -26,10 +26,11 @@ use glommio::net::{TcpListener, TcpStream};
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
-use super::status::{rpc_status, IngestError, RETRY_AFTER};
+use super::status::{IngestError, RETRY_AFTER};
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
 use tailgate_shards::sync::Stop;
+use tailgate_wire::grpc::encode_status;
 use tailgate_wire::{encode::export_response, json, Signal};
 
 /// `read_header_timeout` when not given: a whole request head within it.
@@ -485,7 +486,7 @@ fn bad_request(message: &str) -> IngestError {
 fn error_reply(err: &IngestError, encoding: Encoding) -> Reply {
     let message = err.to_string();
     let body = match encoding {
-        Encoding::Protobuf => rpc_status(err.grpc_code(), &message, err.retry_after()),
+        Encoding::Protobuf => encode_status(err.grpc_code(), &message, err.retry_after()),
         Encoding::Json => serde_json::to_vec(&serde_json::json!({
             "code": err.grpc_code().value(),
             "message": message,

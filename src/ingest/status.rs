@@ -98,27 +98,3 @@ impl fmt::Display for IngestError {
         }
     }
 }
-
-/// Encodes a `google.rpc.Status` (code, message, and a `RetryInfo` detail when given), for the
-/// `grpc-status-details-bin` trailer and for OTLP/HTTP error bodies.
-pub fn rpc_status(code: GrpcCode, message: &str, retry_after: Option<Duration>) -> Vec<u8> {
-    use tailgate_wire::encode::{put_bytes_field, put_varint_field};
-    let mut out = Vec::new();
-    put_varint_field(&mut out, 1, u64::from(code.value()));
-    put_bytes_field(&mut out, 2, message.as_bytes());
-    if let Some(delay) = retry_after {
-        // google.protobuf.Duration { seconds = 1, nanos = 2 }
-        let mut duration = Vec::new();
-        put_varint_field(&mut duration, 1, delay.as_secs());
-        put_varint_field(&mut duration, 2, u64::from(delay.subsec_nanos()));
-        // google.rpc.RetryInfo { retry_delay = 1 }
-        let mut retry_info = Vec::new();
-        put_bytes_field(&mut retry_info, 1, &duration);
-        // google.protobuf.Any { type_url = 1, value = 2 }
-        let mut any = Vec::new();
-        put_bytes_field(&mut any, 1, b"type.googleapis.com/google.rpc.RetryInfo");
-        put_bytes_field(&mut any, 2, &retry_info);
-        put_bytes_field(&mut out, 3, &any);
-    }
-    out
-}

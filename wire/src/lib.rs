@@ -14,9 +14,10 @@
 //! 4. [`Framer`] writes new requests from those ranges, copying bytes and writing new length
 //!    prefixes; group headers (resource, scope, schema URL, unknown fields) travel as received.
 //!
-//! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that
-//! is the one place prost types are used outside tests. [`grpc`] holds OTLP/gRPC at the wire:
-//! the status codes and the message framing.
+//! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that,
+//! and [`grpc`]'s reading of an upstream's `google.rpc.Status`, are the places prost types are
+//! used outside tests. [`grpc`] holds the rest of OTLP/gRPC at the wire: status codes, message
+//! framing, status details and header encodings.
 
 #![warn(missing_docs)]
 
