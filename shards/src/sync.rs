@@ -93,3 +93,40 @@ impl Wakeup {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Context;
+
+    fn ready(future: std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
+        future
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+
+    #[test]
+    fn stop_releases_waiters_now_and_later() {
+        let stop = Stop::default();
+        let mut early = pin!(stop.wait());
+        assert!(!ready(early.as_mut()));
+        stop.trigger();
+        assert!(stop.is_triggered());
+        assert!(ready(early.as_mut()));
+        assert!(ready(pin!(stop.wait())));
+    }
+
+    #[test]
+    fn a_notification_is_kept_for_the_next_wait_and_merges_with_others() {
+        let wakeup = Wakeup::default();
+        wakeup.notify();
+        wakeup.notify();
+        assert!(ready(pin!(wakeup.wait())));
+        let mut next = pin!(wakeup.wait());
+        assert!(!ready(next.as_mut()));
+        wakeup.notify();
+        assert!(ready(next.as_mut()));
+    }
+}
