@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tailgate_shards::runtime::{self, Shard};
+use tailgate_shards::sync::Stop;
 
 use crate::config::{
     self, Config, Cpus, Exporter as ExporterConfig, MemoryLimit, MemoryLimiter, MetricsLevel,
@@ -38,7 +39,6 @@ use crate::ingest::accept::{
 };
 use crate::ingest::grpc::{GrpcReceiver, GrpcSettings};
 use crate::ingest::http::{HttpReceiver, HttpSettings};
-use crate::ingest::stop::Stop;
 use crate::ingest::{Deliver, Delivery, Ingest, Limits};
 use crate::lifecycle;
 use crate::memory::{Overload, ShardMemory};

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ingest::stop::Stop;
+use tailgate_shards::sync::Stop;
 
 /// How often a shard looks at the process-wide shutdown flag.
 pub const SIGNAL_POLL_MS: u64 = 20;

@@ -1,5 +1,5 @@
 //! Fuzzes what the gRPC receiver reads off an HTTP/2 connection: a unary call's message framing
-//! (`tailgate::ingest::grpc_message::MessageReader`) and the frame headers the keepalive rules
+//! (`tailgate_wire::grpc::MessageReader`) and the frame headers the keepalive rules
 //! follow (`tailgate::ingest::keepalive::FrameSniffer`).
 //!
 //! The first input byte picks a frame size; the rest is the stream. The message read from
@@ -11,8 +11,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tailgate::ingest::grpc_message::{MessageReader, PREFIX_BYTES};
 use tailgate::ingest::keepalive::{FrameHeader, FrameSniffer};
+use tailgate_wire::grpc::{MessageReader, PREFIX_BYTES};
 
 /// The message limit: small, so the fuzzer reaches it.
 const LIMIT: usize = 4 << 10;

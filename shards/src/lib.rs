@@ -1,5 +1,5 @@
-//! tailgate's thread-per-core side: which shard owns a trace, and (as it is built) the runtime,
-//! trace buffer and sampling policies each shard runs.
+//! tailgate's thread-per-core side: which shard owns a trace, the runtime, the signals between
+//! a shard's tasks, and (as it is built) the trace buffer and sampling policies each shard runs.
 //!
 //! Every span is owned by exactly one shard, chosen from its trace id alone, so every span of a
 //! trace meets the others on one core and a tail-sampling decision sees the whole trace without
@@ -7,3 +7,4 @@
 
 pub mod route;
 pub mod runtime;
+pub mod sync;

@@ -19,8 +19,9 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::route::{Router, MAX_SHARDS};
 
-/// The most messages one cross-shard channel may hold.
-pub const MAX_CHANNEL_CAPACITY: usize = 65_536;
+/// The most messages one cross-shard channel may hold: each shard has a channel to every other,
+/// so the mesh's memory grows with shards² × capacity.
+pub const CHANNEL_CAPACITY_MAX: usize = 65_536;
 
 /// What a shard's main future is given: who it is, who owns which trace, and its ends of the
 /// channel mesh.
@@ -122,10 +123,10 @@ where
             format!("shard count {} outside 1..={MAX_SHARDS}", cpus.len()),
         ));
     }
-    if !(1..=MAX_CHANNEL_CAPACITY).contains(&channel_capacity) {
+    if !(1..=CHANNEL_CAPACITY_MAX).contains(&channel_capacity) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("channel capacity {channel_capacity} outside 1..={MAX_CHANNEL_CAPACITY}"),
+            format!("channel capacity {channel_capacity} outside 1..={CHANNEL_CAPACITY_MAX}"),
         ));
     }
     let count = cpus.len();

@@ -73,7 +73,7 @@ pub use service::{
     LogLevel, MetricsLevel, Pipeline, PipelineId, Service, Telemetry, TelemetryLogs,
     TelemetryMetrics, PIPELINE_COMPONENTS_MAX, TELEMETRY_ADDRESS_DEFAULT,
 };
-pub use shards::{Cpus, Shards, CHANNEL_CAPACITY_DEFAULT, CHANNEL_CAPACITY_MAX, CPU_ID_MAX};
+pub use shards::{Cpus, Shards, CHANNEL_CAPACITY_DEFAULT, CPU_ID_MAX};
 pub use tail_sampling::{
     BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
     NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,

@@ -12,6 +12,7 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use tailgate_shards::runtime::CHANNEL_CAPACITY_MAX;
 
 use super::component::{in_range, Ctx};
 use super::error::ConfigError;
@@ -22,9 +23,6 @@ use super::values::KeyPath;
 pub const CPU_ID_MAX: u16 = 4095;
 /// `channel_capacity` when not given.
 pub const CHANNEL_CAPACITY_DEFAULT: u32 = 64;
-/// The largest `channel_capacity`: each shard has a channel to every other, so memory grows
-/// with shards² × capacity.
-pub const CHANNEL_CAPACITY_MAX: u32 = 65_536;
 
 /// The `shards` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +130,7 @@ pub(crate) fn check(raw: Option<RawShards>, ctx: &Ctx<'_>) -> Result<Shards, Con
             &path.key("channel_capacity"),
             v,
             1,
-            u64::from(CHANNEL_CAPACITY_MAX),
+            CHANNEL_CAPACITY_MAX as u64,
         )? as u32,
         None => CHANNEL_CAPACITY_DEFAULT,
     };

@@ -1,7 +1,8 @@
 //! Why one attempt to send a batch failed, and whether the OTLP rules allow another.
 //!
 //! Every transport error becomes a [`SendError`]; [`SendError::is_retryable`] is the one place
-//! the OTLP specification's table of retryable responses is applied:
+//! the OTLP specification's table of retryable responses is applied (its gRPC half is
+//! [`GrpcCode::is_retryable`], beside the codes in the wire crate):
 //!
 //! - gRPC: `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`, `UNAVAILABLE`,
 //!   `DATA_LOSS` are retryable; `RESOURCE_EXHAUSTED` only when the status carries a
@@ -17,115 +18,9 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use tailgate_wire::grpc::GrpcCode;
 use tailgate_wire::json::JsonError;
 use tailgate_wire::WireError;
-
-/// gRPC status codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrpcCode {
-    Ok,
-    Cancelled,
-    Unknown,
-    InvalidArgument,
-    DeadlineExceeded,
-    NotFound,
-    AlreadyExists,
-    PermissionDenied,
-    ResourceExhausted,
-    FailedPrecondition,
-    Aborted,
-    OutOfRange,
-    Unimplemented,
-    Internal,
-    Unavailable,
-    DataLoss,
-    Unauthenticated,
-}
-
-impl GrpcCode {
-    /// The code for a `grpc-status` value; unknown values are `UNKNOWN`, as gRPC says.
-    pub fn from_i32(code: i32) -> GrpcCode {
-        use GrpcCode::*;
-        match code {
-            0 => Ok,
-            1 => Cancelled,
-            3 => InvalidArgument,
-            4 => DeadlineExceeded,
-            5 => NotFound,
-            6 => AlreadyExists,
-            7 => PermissionDenied,
-            8 => ResourceExhausted,
-            9 => FailedPrecondition,
-            10 => Aborted,
-            11 => OutOfRange,
-            12 => Unimplemented,
-            13 => Internal,
-            14 => Unavailable,
-            15 => DataLoss,
-            16 => Unauthenticated,
-            _ => Unknown,
-        }
-    }
-
-    /// The code gRPC assigns to a non-200 HTTP status on a gRPC call (gRPC's
-    /// "HTTP to gRPC status code mapping").
-    pub fn from_http_status(status: u16) -> GrpcCode {
-        match status {
-            400 => GrpcCode::Internal,
-            401 => GrpcCode::Unauthenticated,
-            403 => GrpcCode::PermissionDenied,
-            404 => GrpcCode::Unimplemented,
-            429 | 502 | 503 | 504 => GrpcCode::Unavailable,
-            _ => GrpcCode::Unknown,
-        }
-    }
-
-    /// The code gRPC assigns to an HTTP/2 `RST_STREAM` or `GOAWAY` error code.
-    pub fn from_h2_reason(reason: h2::Reason) -> GrpcCode {
-        match reason {
-            h2::Reason::REFUSED_STREAM => GrpcCode::Unavailable,
-            h2::Reason::CANCEL => GrpcCode::Cancelled,
-            h2::Reason::ENHANCE_YOUR_CALM => GrpcCode::ResourceExhausted,
-            h2::Reason::INADEQUATE_SECURITY => GrpcCode::PermissionDenied,
-            _ => GrpcCode::Internal,
-        }
-    }
-
-    /// The code's name as gRPC spells it.
-    pub fn name(self) -> &'static str {
-        use GrpcCode::*;
-        match self {
-            Ok => "OK",
-            Cancelled => "CANCELLED",
-            Unknown => "UNKNOWN",
-            InvalidArgument => "INVALID_ARGUMENT",
-            DeadlineExceeded => "DEADLINE_EXCEEDED",
-            NotFound => "NOT_FOUND",
-            AlreadyExists => "ALREADY_EXISTS",
-            PermissionDenied => "PERMISSION_DENIED",
-            ResourceExhausted => "RESOURCE_EXHAUSTED",
-            FailedPrecondition => "FAILED_PRECONDITION",
-            Aborted => "ABORTED",
-            OutOfRange => "OUT_OF_RANGE",
-            Unimplemented => "UNIMPLEMENTED",
-            Internal => "INTERNAL",
-            Unavailable => "UNAVAILABLE",
-            DataLoss => "DATA_LOSS",
-            Unauthenticated => "UNAUTHENTICATED",
-        }
-    }
-
-    /// The OTLP table: whether a status with this code may be retried, given whether it
-    /// carried `RetryInfo`.
-    pub fn is_retryable(self, has_retry_info: bool) -> bool {
-        use GrpcCode::*;
-        match self {
-            Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => true,
-            ResourceExhausted => has_retry_info,
-            _ => false,
-        }
-    }
-}
 
 /// Why one attempt to send a batch failed.
 #[derive(Debug)]
@@ -189,9 +84,9 @@ impl SendError {
             // A lost or closing connection: the request may be resent on a new one.
             GrpcCode::Unavailable
         } else {
-            source
-                .reason()
-                .map_or(GrpcCode::Internal, GrpcCode::from_h2_reason)
+            source.reason().map_or(GrpcCode::Internal, |reason| {
+                GrpcCode::from_http2_error_code(reason.into())
+            })
         };
         SendError::Http2 { code, source }
     }
@@ -265,29 +160,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn otlp_retryable_grpc_codes() {
-        let retryable: Vec<_> = (0..18)
-            .map(GrpcCode::from_i32)
-            .filter(|c| c.is_retryable(false))
-            .map(GrpcCode::name)
-            .collect();
-        assert_eq!(
-            retryable,
-            [
-                "CANCELLED",
-                "DEADLINE_EXCEEDED",
-                "ABORTED",
-                "OUT_OF_RANGE",
-                "UNAVAILABLE",
-                "DATA_LOSS"
-            ]
-        );
-        assert!(!GrpcCode::ResourceExhausted.is_retryable(false));
-        assert!(GrpcCode::ResourceExhausted.is_retryable(true));
-        assert!(!GrpcCode::InvalidArgument.is_retryable(true));
-    }
-
-    #[test]
     fn otlp_retryable_http_statuses() {
         let retryable: Vec<u16> = (100..600)
             .filter(|&status| {
@@ -313,12 +185,5 @@ mod tests {
         let with = status(Some(Duration::from_millis(10)));
         assert!(with.is_retryable());
         assert_eq!(with.retry_delay(), Some(Duration::from_millis(10)));
-    }
-
-    #[test]
-    fn http_statuses_map_to_grpc_codes() {
-        assert_eq!(GrpcCode::from_http_status(503), GrpcCode::Unavailable);
-        assert_eq!(GrpcCode::from_http_status(400), GrpcCode::Internal);
-        assert_eq!(GrpcCode::from_http_status(418), GrpcCode::Unknown);
     }
 }

@@ -54,9 +54,8 @@ mod settings;
 mod status;
 
 pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings, MAX_BATCH_BYTES_DEFAULT};
-pub use error::{GrpcCode, SendError};
+pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
-pub(crate) use pipeline::Wakeup;
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{
     Compression, DebugSettings, Encoding, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,

@@ -37,10 +37,11 @@ use http::{Method, Request, Uri};
 use super::batch::Batch;
 use super::compression::{self, compress, decompress_bounded};
 use super::connect::connect;
-use super::error::{GrpcCode, SendError};
+use super::error::SendError;
 use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, MAX_RESPONSE_BYTES};
+use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
 /// The receive window for responses: export responses are small; the default is plenty.
@@ -118,19 +119,16 @@ impl GrpcClient {
     /// Frames (and compresses) a batch once for all its attempts.
     pub fn prepare(&self, batch: &Batch) -> Result<Prepared, SendError> {
         let (compressed, message) = match self.compression {
-            Compression::None => (0u8, batch.bytes.clone()),
+            Compression::None => (false, batch.bytes.clone()),
             kind => (
-                1u8,
+                true,
                 Bytes::from(
                     compress(kind, &batch.bytes).map_err(|e| SendError::Encode(e.to_string()))?,
                 ),
             ),
         };
-        let len = u32::try_from(message.len())
-            .map_err(|_| SendError::Encode("batch exceeds a gRPC message's 4 GiB".into()))?;
-        let mut prefix = [0u8; 5];
-        prefix[0] = compressed;
-        prefix[1..].copy_from_slice(&len.to_be_bytes());
+        let prefix = message_prefix(compressed, message.len())
+            .ok_or_else(|| SendError::Encode("batch exceeds a gRPC message's 4 GiB".into()))?;
         Ok(Prepared {
             prefix: Bytes::copy_from_slice(&prefix),
             message,
@@ -254,7 +252,7 @@ impl GrpcClient {
             let chunk = chunk.map_err(SendError::from_h2)?;
             // Flow control: hand the window back as the bytes are taken.
             let _ = body.flow_control().release_capacity(chunk.len());
-            if data.len() + chunk.len() > MAX_RESPONSE_BYTES + 5 {
+            if data.len() + chunk.len() > MAX_RESPONSE_BYTES + PREFIX_BYTES {
                 return Err(SendError::Protocol(format!(
                     "response exceeds {MAX_RESPONSE_BYTES} bytes"
                 )));
@@ -314,16 +312,10 @@ fn response_message(data: &[u8], encoding: &str) -> Result<Delivered, SendError>
         return Ok(Delivered::default());
     }
     let protocol = |what: &str| SendError::Protocol(what.to_string());
-    let header: [u8; 5] = data
-        .get(..5)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| protocol("truncated gRPC message prefix"))?;
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let message = data
-        .get(5..5 + len)
-        .ok_or_else(|| protocol("truncated gRPC message"))?;
+    let (compressed, message) =
+        split_message(data).map_err(|e| SendError::Protocol(format!("response: {e}")))?;
     let decoded;
-    let message = if header[0] & 1 == 1 {
+    let message = if compressed {
         let kind = compression::from_token(encoding)
             .ok_or_else(|| protocol("response compressed with an unknown grpc-encoding"))?;
         decoded = decompress_bounded(kind, message, MAX_RESPONSE_BYTES)

@@ -27,7 +27,6 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use futures_lite::future;
@@ -35,6 +34,7 @@ use glommio::task::JoinHandle;
 
 use super::batch::{Batch, Batcher};
 use super::exporter::Exporter;
+use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
 /// [`Pipeline::push`] after [`Pipeline::close`]: the request was not taken, and the caller
@@ -206,34 +206,5 @@ async fn flush_on_timeout(inner: Rc<Inner>) {
         for batch in ready.drain(..) {
             inner.hand_over(batch).await;
         }
-    }
-}
-
-/// Wakes one waiting task; a notification given while it is not waiting is kept for its next
-/// wait, so none is lost.
-#[derive(Default)]
-pub(crate) struct Wakeup {
-    pending: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Wakeup {
-    pub(crate) fn notify(&self) {
-        self.pending.set(true);
-        if let Some(waker) = self.waker.borrow_mut().take() {
-            waker.wake();
-        }
-    }
-
-    pub(crate) async fn wait(&self) {
-        future::poll_fn(|cx| {
-            if self.pending.replace(false) {
-                Poll::Ready(())
-            } else {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
     }
 }

@@ -1,59 +1,20 @@
 //! Reading what the upstream says back: export responses (partial success), gRPC status
-//! details (`RetryInfo`) and error bodies.
+//! details (`RetryInfo`) and error bodies, the latter two read by [`tailgate_wire::grpc`].
 //!
-//! A cold path: one small message per batch, decoded with prost. The messages are declared here
-//! rather than taken from `opentelemetry-proto`, which does not carry `google.rpc`, and because
-//! the three `Export*ServiceResponse`s share one shape: `partial_success` in field 1, whose
-//! `rejected_spans` / `rejected_data_points` / `rejected_log_records` is field 1 and
-//! `error_message` field 2 — so one declaration reads all three.
+//! A cold path: one small message per batch, decoded with prost. The response is declared here
+//! rather than taken from `opentelemetry-proto` because the three `Export*ServiceResponse`s
+//! share one shape: `partial_success` in field 1, whose `rejected_spans` /
+//! `rejected_data_points` / `rejected_log_records` is field 1 and `error_message` field 2 — so
+//! one declaration reads all three.
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use prost::Message;
 use serde_json::Value;
-
-/// The `type_url` of a `google.rpc.RetryInfo` packed in an `Any`.
-const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
+use tailgate_wire::grpc::{decode_binary_header, decode_grpc_message, decode_status};
 
 /// The most of an upstream's error text kept for a log line.
 const MAX_MESSAGE_BYTES: usize = 512;
-
-/// `google.rpc.Status`.
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-    #[prost(message, repeated, tag = "3")]
-    pub details: Vec<ProtoAny>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct ProtoAny {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    pub retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
-}
 
 /// `Export{Trace,Metrics,Logs}ServiceResponse`.
 #[derive(Clone, PartialEq, Message)]
@@ -129,48 +90,12 @@ fn field<'a>(tree: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
 /// The retry delay in a `grpc-status-details-bin` value (base64 of a `google.rpc.Status`), if
 /// the status carries a `RetryInfo`.
 pub(crate) fn retry_delay_from_details(value: &[u8]) -> Option<Duration> {
-    // gRPC sends binary headers unpadded but must accept padding.
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let bytes = engine.decode(value).ok()?;
-    let status = RpcStatus::decode(&bytes[..]).ok()?;
-    let info = status
-        .details
-        .iter()
-        .find(|any| any.type_url == RETRY_INFO_TYPE)?;
-    let delay = RetryInfo::decode(&info.value[..]).ok()?.retry_delay?;
-    let secs = u64::try_from(delay.seconds).unwrap_or(0);
-    let nanos = u32::try_from(delay.nanos).unwrap_or(0).min(999_999_999);
-    Some(Duration::new(secs, nanos))
+    decode_status(&decode_binary_header(value)?)?.retry_delay
 }
 
-/// Decodes a `grpc-message` value (percent-encoded UTF-8). Malformed escapes are kept as they
-/// are: the message is for a log line, not for a decision.
+/// Decodes a `grpc-message` value, truncated for a log line.
 pub(crate) fn grpc_message(value: &[u8]) -> String {
-    let mut out = Vec::with_capacity(value.len().min(MAX_MESSAGE_BYTES));
-    let mut i = 0;
-    while i < value.len() {
-        let byte = value[i];
-        let escaped = (byte == b'%')
-            .then(|| value.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(decoded) => {
-                out.push(decoded);
-                i += 3;
-            }
-            None => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    truncate(String::from_utf8_lossy(&out).into_owned())
+    truncate(decode_grpc_message(value))
 }
 
 /// The human part of an HTTP error body: the `message` of a `google.rpc.Status` (protobuf or
@@ -185,7 +110,7 @@ pub(crate) fn http_error_message(body: &[u8], json: bool) -> String {
                 return truncate(message.to_string());
             }
         }
-    } else if let Ok(status) = RpcStatus::decode(body) {
+    } else if let Some(status) = decode_status(body) {
         if !status.message.is_empty() {
             return truncate(status.message);
         }
@@ -211,24 +136,12 @@ mod tests {
     use opentelemetry_proto::tonic::collector::trace::v1::{
         ExportTracePartialSuccess, ExportTraceServiceResponse,
     };
+    use tailgate_wire::grpc::{encode_binary_header, encode_status, GrpcCode};
 
     /// A `grpc-status-details-bin` value asking for `delay`.
     fn details_with_retry_info(delay: Duration) -> String {
-        let info = RetryInfo {
-            retry_delay: Some(ProtoDuration {
-                seconds: delay.as_secs() as i64,
-                nanos: delay.subsec_nanos() as i32,
-            }),
-        };
-        let status = RpcStatus {
-            code: 8,
-            message: "slow down".into(),
-            details: vec![ProtoAny {
-                type_url: RETRY_INFO_TYPE.into(),
-                value: info.encode_to_vec(),
-            }],
-        };
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec())
+        let status = encode_status(GrpcCode::ResourceExhausted, "slow down", Some(delay));
+        encode_binary_header(&status)
     }
 
     #[test]
@@ -247,15 +160,8 @@ mod tests {
 
     #[test]
     fn status_without_retry_info_has_no_delay() {
-        let status = RpcStatus {
-            code: 8,
-            message: "full".into(),
-            details: vec![ProtoAny {
-                type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
-                value: vec![],
-            }],
-        };
-        let value = base64::engine::general_purpose::STANDARD.encode(status.encode_to_vec());
+        let status = encode_status(GrpcCode::ResourceExhausted, "full", None);
+        let value = encode_binary_header(&status);
         assert_eq!(retry_delay_from_details(value.as_bytes()), None);
         assert_eq!(retry_delay_from_details(b"!!not base64"), None);
     }
@@ -309,15 +215,8 @@ mod tests {
 
     #[test]
     fn error_bodies() {
-        let status = RpcStatus {
-            code: 3,
-            message: "invalid trace id".into(),
-            details: vec![],
-        };
-        assert_eq!(
-            http_error_message(&status.encode_to_vec(), false),
-            "invalid trace id"
-        );
+        let status = encode_status(GrpcCode::InvalidArgument, "invalid trace id", None);
+        assert_eq!(http_error_message(&status, false), "invalid trace id");
         assert_eq!(
             http_error_message(br#"{"code":3,"message":"nope"}"#, true),
             "nope"

@@ -32,8 +32,8 @@ use std::time::Duration;
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
 
-use super::stop::Stop;
 use crate::telemetry::ConnectionMetrics;
+use tailgate_shards::sync::Stop;
 
 /// The listen backlog of each shard's sockets.
 const LISTEN_BACKLOG: i32 = 1024;

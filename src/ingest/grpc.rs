@@ -14,7 +14,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
 use bytes::Bytes;
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
@@ -24,13 +23,16 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
-use super::grpc_message::{MessageError, MessageReader};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
-use super::status::{rpc_status, IngestError};
-use super::stop::Stop;
+use super::status::{IngestError, RETRY_AFTER};
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
+use tailgate_shards::sync::Stop;
 use tailgate_wire::encode::export_response;
+use tailgate_wire::grpc::{
+    encode_binary_header, encode_grpc_message, encode_status, message_prefix, MessageError,
+    MessageReader,
+};
 use tailgate_wire::Signal;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -55,8 +57,6 @@ pub struct Http2Settings {
 /// The largest HTTP/2 frame accepted, and the largest header block.
 const MAX_FRAME_BYTES: u32 = 1 << 20;
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
-/// How long a client is asked to wait before retrying a refused call.
-const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Settings of one shard's gRPC receiver.
 #[derive(Debug, Clone, Copy)]
@@ -529,12 +529,16 @@ fn grpc_headers(response: &mut Response<()>) {
 pub fn send_message(respond: &mut SendResponse<Bytes>, message: &[u8]) {
     let mut response = Response::new(());
     grpc_headers(&mut response);
+    let Some(prefix) = message_prefix(false, message.len()) else {
+        // An export response or health answer is a few bytes; one past 4 GiB is a bug here.
+        respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        return;
+    };
     let Ok(mut stream) = respond.send_response(response, false) else {
         return;
     };
-    let mut frame = Vec::with_capacity(message.len().saturating_add(5));
-    frame.push(0);
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    let mut frame = Vec::with_capacity(message.len().saturating_add(prefix.len()));
+    frame.extend_from_slice(&prefix);
     frame.extend_from_slice(message);
     if stream.send_data(Bytes::from(frame), false).is_err() {
         return;
@@ -551,41 +555,15 @@ pub fn send_error(respond: &mut SendResponse<Bytes>, err: &IngestError) {
     let mut response = Response::new(());
     grpc_headers(&mut response);
     let headers = response.headers_mut();
-    headers.insert("grpc-status", HeaderValue::from(code as u16));
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
+    headers.insert("grpc-status", HeaderValue::from(u16::from(code.value())));
+    if let Ok(value) = HeaderValue::from_str(&encode_grpc_message(&message)) {
         headers.insert("grpc-message", value);
     }
     if let Some(delay) = err.retry_after() {
-        let details = rpc_status(code, &message, Some(delay));
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(details);
-        if let Ok(value) = HeaderValue::from_str(&encoded) {
+        let details = encode_status(code, &message, Some(delay));
+        if let Ok(value) = HeaderValue::from_str(&encode_binary_header(&details)) {
             headers.insert("grpc-status-details-bin", value);
         }
     }
     let _ = respond.send_response(response, true);
-}
-
-/// Percent-encodes a `grpc-message` as the gRPC protocol asks: printable ASCII other than `%`
-/// stays, everything else becomes `%XX`.
-fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for &byte in message.as_bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_messages_are_percent_encoded() {
-        assert_eq!(percent_encode("bad id: 100%"), "bad id: 100%25");
-        assert_eq!(percent_encode("é\n"), "%C3%A9%0A");
-    }
 }

@@ -26,10 +26,11 @@ use glommio::net::{TcpListener, TcpStream};
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
-use super::status::{rpc_status, IngestError};
-use super::stop::Stop;
+use super::status::{IngestError, RETRY_AFTER};
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
+use tailgate_shards::sync::Stop;
+use tailgate_wire::grpc::encode_status;
 use tailgate_wire::{encode::export_response, json, Signal};
 
 /// `read_header_timeout` when not given: a whole request head within it.
@@ -75,8 +76,6 @@ const HEAD_READ_BYTES: usize = 1 << 10;
 const BODY_READ_BYTES: usize = 64 << 10;
 /// A buffer larger than this is given back after a request rather than kept for the next.
 const KEPT_BUFFER_BYTES_MAX: usize = HEAD_READ_BYTES;
-/// How long a client is asked to wait before retrying a refused request.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Settings of one shard's HTTP receiver.
 #[derive(Debug, Clone)]
@@ -487,9 +486,9 @@ fn bad_request(message: &str) -> IngestError {
 fn error_reply(err: &IngestError, encoding: Encoding) -> Reply {
     let message = err.to_string();
     let body = match encoding {
-        Encoding::Protobuf => rpc_status(err.grpc_code(), &message, err.retry_after()),
+        Encoding::Protobuf => encode_status(err.grpc_code(), &message, err.retry_after()),
         Encoding::Json => serde_json::to_vec(&serde_json::json!({
-            "code": err.grpc_code() as u8,
+            "code": err.grpc_code().value(),
             "message": message,
         }))
         .unwrap_or_default(),

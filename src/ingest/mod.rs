@@ -37,12 +37,10 @@
 pub mod accept;
 pub mod body;
 pub mod grpc;
-pub mod grpc_message;
 pub mod http;
 pub mod http1;
 pub mod keepalive;
 pub mod status;
-pub mod stop;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

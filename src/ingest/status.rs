@@ -10,19 +10,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use tailgate_wire::grpc::GrpcCode;
 use tailgate_wire::WireError;
 
-/// gRPC status codes used by the receivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GrpcCode {
-    Ok = 0,
-    InvalidArgument = 3,
-    ResourceExhausted = 8,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-}
+/// How long a client is asked to wait before retrying a request refused while the gateway is
+/// shutting down.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a request was refused.
 #[derive(Debug)]
@@ -50,6 +43,7 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// The gRPC status code for OTLP/gRPC (and the `code` of OTLP/HTTP error bodies).
     pub fn grpc_code(&self) -> GrpcCode {
         match self {
             IngestError::Decode(_) | IngestError::Json(_) | IngestError::Corrupt(_) => {
@@ -103,28 +97,4 @@ impl fmt::Display for IngestError {
             ),
         }
     }
-}
-
-/// Encodes a `google.rpc.Status` (code, message, and a `RetryInfo` detail when given), for the
-/// `grpc-status-details-bin` trailer and for OTLP/HTTP error bodies.
-pub fn rpc_status(code: GrpcCode, message: &str, retry_after: Option<Duration>) -> Vec<u8> {
-    use tailgate_wire::encode::{put_bytes_field, put_varint_field};
-    let mut out = Vec::new();
-    put_varint_field(&mut out, 1, code as u64);
-    put_bytes_field(&mut out, 2, message.as_bytes());
-    if let Some(delay) = retry_after {
-        // google.protobuf.Duration { seconds = 1, nanos = 2 }
-        let mut duration = Vec::new();
-        put_varint_field(&mut duration, 1, delay.as_secs());
-        put_varint_field(&mut duration, 2, u64::from(delay.subsec_nanos()));
-        // google.rpc.RetryInfo { retry_delay = 1 }
-        let mut retry_info = Vec::new();
-        put_bytes_field(&mut retry_info, 1, &duration);
-        // google.protobuf.Any { type_url = 1, value = 2 }
-        let mut any = Vec::new();
-        put_bytes_field(&mut any, 1, b"type.googleapis.com/google.rpc.RetryInfo");
-        put_bytes_field(&mut any, 2, &retry_info);
-        put_bytes_field(&mut out, 3, &any);
-    }
-    out
 }

@@ -27,10 +27,10 @@ use glommio::task::JoinHandle;
 
 use super::buffer::{BufferLimits, Due, TraceBuffer};
 use super::PolicySet;
-use crate::export::{Pipeline, Wakeup};
-use crate::ingest::stop::Stop;
+use crate::export::Pipeline;
 use crate::memory::ShardMemory;
 use crate::telemetry::{DropMetrics, DropReason, SamplingMetrics, ShardMetrics};
+use tailgate_shards::sync::{Stop, Wakeup};
 use tailgate_wire::Signal;
 
 /// The longest the timer task sleeps: it also re-publishes the gauges.

@@ -1,16 +1,17 @@
 //! Encoding the few small messages the gateway writes itself: export responses (with partial
-//! success) and `google.rpc.Status`. Everything else it sends is framed from received bytes.
+//! success) here, `google.rpc.Status` in [`crate::grpc`]. Everything else it sends is framed
+//! from received bytes.
 
 use super::proto::put_varint;
 
 /// Appends a varint field.
-pub fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
+pub(crate) fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
     put_varint(out, u64::from(number) << 3);
     put_varint(out, value);
 }
 
 /// Appends a length-delimited field.
-pub fn put_bytes_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_varint(out, u64::from(number) << 3 | 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);

@@ -14,8 +14,10 @@
 //! 4. [`Framer`] writes new requests from those ranges, copying bytes and writing new length
 //!    prefixes; group headers (resource, scope, schema URL, unknown fields) travel as received.
 //!
-//! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that
-//! is the one place prost types are used outside tests.
+//! [`json`] converts OTLP/JSON to protobuf bytes (which then take the same path) and back; that,
+//! and [`grpc`]'s reading of an upstream's `google.rpc.Status`, are the places prost types are
+//! used outside tests. [`grpc`] holds the rest of OTLP/gRPC at the wire: status codes, message
+//! framing, status details and header encodings.
 
 #![warn(missing_docs)]
 
@@ -25,6 +27,7 @@ mod envelope;
 mod error;
 mod fields;
 mod frame;
+pub mod grpc;
 pub mod json;
 mod logs;
 mod metrics;

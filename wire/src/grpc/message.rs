@@ -1,6 +1,6 @@
-//! The gRPC message framing of a unary call's request, without I/O: a 5-byte prefix
-//! (compressed flag, big-endian length) and the message, which arrives cut into HTTP/2 DATA
-//! frames anywhere.
+//! The gRPC message framing: a 5-byte prefix (compressed flag, big-endian length) before each
+//! message, written by [`message_prefix`] and read by [`MessageReader`] (a request, which
+//! arrives cut into HTTP/2 DATA frames anywhere) or [`split_message`] (a response, read whole).
 //!
 //! [`MessageReader`] takes the frames' payloads as they come and checks the declared length
 //! against the receiver's limit as soon as the prefix is whole, before it reserves anything;
@@ -15,6 +15,34 @@ use bytes::Bytes;
 
 /// The gRPC message prefix: a flag byte and a 4-byte length.
 pub const PREFIX_BYTES: usize = 5;
+
+/// The prefix of a message of `len` bytes, `compressed` or not; `None` past the 4 GiB a prefix
+/// can declare.
+pub fn message_prefix(compressed: bool, len: usize) -> Option<[u8; PREFIX_BYTES]> {
+    let [a, b, c, d] = u32::try_from(len).ok()?.to_be_bytes();
+    Some([u8::from(compressed), a, b, c, d])
+}
+
+/// What a prefix says: whether the message is compressed, and its length.
+fn read_prefix(prefix: [u8; PREFIX_BYTES]) -> (bool, u32) {
+    let [flag, a, b, c, d] = prefix;
+    (flag & 1 == 1, u32::from_be_bytes([a, b, c, d]))
+}
+
+/// The first message of a body held whole: whether it is compressed, and its bytes. Bytes after
+/// it are not read (a unary response carries one message).
+pub fn split_message(body: &[u8]) -> Result<(bool, &[u8]), MessageError> {
+    let (prefix, rest) = body
+        .split_first_chunk::<PREFIX_BYTES>()
+        .ok_or(MessageError::ShortPrefix)?;
+    let (compressed, declared) = read_prefix(*prefix);
+    let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+    let message = rest.get(..declared).ok_or(MessageError::Shorter {
+        declared,
+        received: rest.len(),
+    })?;
+    Ok((compressed, message))
+}
 
 /// Why a request's message framing is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +123,7 @@ impl MessageReader {
             self.prefix_len = filled.len().saturating_add(n);
             start = n;
             if self.prefix_len == PREFIX_BYTES {
-                let [_, a, b, c, d] = self.prefix;
-                let declared = u32::from_be_bytes([a, b, c, d]);
+                let (_, declared) = read_prefix(self.prefix);
                 self.declared = usize::try_from(declared)
                     .ok()
                     .filter(|&declared| declared <= self.limit)
@@ -144,7 +171,7 @@ impl MessageReader {
                 received,
             });
         }
-        let compressed = self.prefix[0] & 1 == 1;
+        let (compressed, _) = read_prefix(self.prefix);
         Ok((
             compressed,
             self.whole.unwrap_or_else(|| Bytes::from(self.assembled)),
@@ -160,9 +187,8 @@ impl MessageReader {
 mod tests {
     use super::*;
 
-    fn framed(flag: u8, message: &[u8]) -> Vec<u8> {
-        let mut out = vec![flag];
-        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    fn framed(compressed: bool, message: &[u8]) -> Vec<u8> {
+        let mut out = message_prefix(compressed, message.len()).unwrap().to_vec();
         out.extend_from_slice(message);
         out
     }
@@ -177,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_message_is_the_same_however_its_frames_cut_it() {
-        let stream = framed(1, b"the message");
+        let stream = framed(true, b"the message");
         for cut in 0..=stream.len() {
             let (compressed, message) = read(&[&stream[..cut], &stream[cut..]], 100).unwrap();
             assert!(compressed);
@@ -192,11 +218,11 @@ mod tests {
             Err(MessageError::TooLarge { limit: 1 << 20 })
         );
         assert_eq!(
-            read(&[&framed(0, b"abc"), b"d"], 100),
+            read(&[&framed(false, b"abc"), b"d"], 100),
             Err(MessageError::Longer { declared: 3 })
         );
         assert_eq!(
-            read(&[&framed(0, b"abc")[..6]], 100),
+            read(&[&framed(false, b"abc")[..6]], 100),
             Err(MessageError::Shorter {
                 declared: 3,
                 received: 1
@@ -204,5 +230,29 @@ mod tests {
         );
         assert_eq!(read(&[&[0, 0]], 100), Err(MessageError::ShortPrefix));
         assert_eq!(read(&[], 100), Err(MessageError::ShortPrefix));
+    }
+
+    #[test]
+    fn a_prefix_is_a_flag_and_a_big_endian_length() {
+        assert_eq!(message_prefix(false, 0x0102), Some([0, 0, 0, 1, 2]));
+        assert_eq!(message_prefix(true, 3), Some([1, 0, 0, 0, 3]));
+        assert_eq!(message_prefix(false, u32::MAX as usize + 1), None);
+    }
+
+    #[test]
+    fn a_whole_body_splits_into_its_first_message() {
+        assert_eq!(
+            split_message(&framed(true, b"abc")),
+            Ok((true, &b"abc"[..]))
+        );
+        assert_eq!(split_message(&[0; 5]), Ok((false, &b""[..])));
+        assert_eq!(split_message(&[0, 0]), Err(MessageError::ShortPrefix));
+        assert_eq!(
+            split_message(&[0, 0, 0, 0, 9, 1]),
+            Err(MessageError::Shorter {
+                declared: 9,
+                received: 1
+            })
+        );
     }
 }
