@@ -18,19 +18,9 @@ pub const SIGNAL_POLL_MS: u64 = 20;
 /// Raises this process's open-file limit to its hard limit: every client connection is a file
 /// descriptor, and the default soft limit (often 1024) is far below what a gateway holds.
 pub fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the `rlimit` struct passed by pointer,
-    // which lives on this stack frame for the duration of each call.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!("could not raise the open-file limit to {}", limit.rlim_max);
-            }
+    if let Ok((soft, hard)) = crate::sys::open_files_limits() {
+        if soft < hard && crate::sys::set_open_files_limits(hard, hard).is_err() {
+            tracing::warn!("could not raise the open-file limit to {hard}");
         }
     }
 }

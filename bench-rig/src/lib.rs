@@ -10,7 +10,10 @@
 //!
 //! The rig measures the gateway, so it shares none of the gateway's code: the sink's receivers
 //! and the load's client are its own (`h2` and `httparse` directly), and it depends only on the
-//! wire crate, the shards runtime and published crates.
+//! wire crate, the shards runtime and published crates. Its system calls that Rust cannot
+//! check live in one private module, `sys`, the only place in the crate allowed `unsafe`.
+
+#![deny(unsafe_code)]
 
 pub mod floor;
 pub mod generate;
@@ -19,5 +22,7 @@ mod net;
 pub mod oracle;
 pub mod run;
 pub mod sink;
+#[allow(unsafe_code)]
+mod sys;
 pub mod traces;
 pub mod verify;

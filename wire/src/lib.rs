@@ -20,6 +20,7 @@
 //! framing, status details and header encodings.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod common;
 pub mod encode;

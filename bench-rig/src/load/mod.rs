@@ -142,15 +142,7 @@ fn latency_histogram() -> Histogram<u64> {
 /// CPU time (user + system) of this process (`libc::RUSAGE_SELF`: every thread) or of the
 /// calling thread (`libc::RUSAGE_THREAD`).
 fn cpu_time(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
-    // stack frame for the call.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    crate::sys::cpu_time(who)
 }
 
 /// Where the load's threads run, one entry a thread: `Some(cpu)` pinned, `None` unpinned.

@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,61 +48,17 @@ pub fn wait_listening(addr: SocketAddr, timeout: Duration, child: &mut Child) ->
 
 /// Makes `command` run on `cpus` only.
 pub fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain data, zeroed is its empty set; CPU_SET is given indices below
-    // CPU_SETSIZE (checked).
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &cpu in cpus {
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cpu {cpu}"),
-            ));
-        }
-        // SAFETY: as above, the index is in range and the set lives on this frame.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    // SAFETY: the closure runs in the forked child before exec; it only makes the
-    // sched_setaffinity system call (async-signal-safe) on a set copied into the closure.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
-    Ok(())
+    crate::sys::pin_child(command, cpus)
 }
 
 /// Makes `command` run at `niceness` (a positive value yields the CPU to other processes on it).
 pub fn nice(command: &mut Command, niceness: i32) {
-    // SAFETY: the closure runs in the forked child before exec; it only makes the setpriority
-    // system call (async-signal-safe) for the child itself.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setpriority(libc::PRIO_PROCESS, 0, niceness) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
+    crate::sys::nice_child(command, niceness)
 }
 
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it;
-    // CPU_ISSET reads indices below CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((0..libc::CPU_SETSIZE as usize)
-            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
-            .collect())
-    }
+    crate::sys::allowed_cpus()
 }
 
 /// Sends SIGTERM and waits for the exit, then SIGKILL after [`STOP_GRACE`].
@@ -111,9 +66,7 @@ pub fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
     if let Some(status) = child.try_wait()? {
         return Ok(status);
     }
-    // SAFETY: kill with a pid of a child this process has not reaped yet (try_wait above saw it
-    // running), so the pid cannot have been reused.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    crate::sys::terminate(child);
     let deadline = Instant::now() + STOP_GRACE;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
@@ -143,8 +96,7 @@ pub fn read_proc(pid: u32) -> Option<Sample> {
     // utime and stime are fields 14 and 15; `fields[0]` is field 3 (state).
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = crate::sys::clock_ticks_per_second();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib: u64 = status
         .lines()
