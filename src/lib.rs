@@ -11,11 +11,11 @@
 pub mod config;
 pub mod export;
 pub mod gateway;
-pub mod host;
+pub(crate) mod host;
 pub mod ingest;
 pub mod io;
 pub mod lifecycle;
-pub mod memory;
+pub(crate) mod memory;
 pub mod sampling;
 #[allow(unsafe_code)]
 mod sys;

@@ -19,10 +19,10 @@ pub mod floor;
 pub mod generate;
 pub mod load;
 mod net;
-pub mod oracle;
+pub(crate) mod oracle;
 pub mod run;
 pub mod sink;
 #[allow(unsafe_code)]
 mod sys;
-pub mod traces;
+pub(crate) mod traces;
 pub mod verify;

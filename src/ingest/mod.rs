@@ -34,13 +34,13 @@
 // never wrapping or panicking (a wrapped chunk size once panicked a shard).
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
-pub mod accept;
-pub mod body;
-pub mod grpc;
-pub mod http;
+pub(crate) mod accept;
+pub(crate) mod body;
+pub(crate) mod grpc;
+pub(crate) mod http;
 pub mod http1;
 pub mod keepalive;
-pub mod status;
+pub(crate) mod status;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -62,7 +62,7 @@ use tailgate_wire::{item_count, Framer, Request, Signal, Split};
 /// What one shard hands another (or itself): a valid export request of `signal` holding `items`
 /// items, all owned by the destination.
 #[derive(Debug)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub signal: Signal,
     /// An export request: shared, so that a request that arrived in one HTTP/2 frame reaches
     /// its pipeline without a copy.
@@ -71,14 +71,14 @@ pub struct Delivery {
 }
 
 /// The shard's pipeline, as the receivers see it: it takes deliveries, waiting while it is full.
-pub trait Deliver {
+pub(crate) trait Deliver {
     /// Hands `delivery` to the pipeline; resolves once it has been taken.
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>>;
 }
 
 /// What became of an accepted request.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Items handed to the pipelines.
     pub accepted: u64,
     /// Items rejected on their own (partial success).
@@ -89,7 +89,7 @@ pub struct Outcome {
 
 /// Size and connection limits of one receiver.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The largest message accepted, after decompression.
     pub max_message_bytes: usize,
     /// The most connections the receiver's listener on one shard serves at once (from the
@@ -98,7 +98,7 @@ pub struct Limits {
 }
 
 /// One shard's receiving side: routing and hand-off, shared by its gRPC and HTTP receivers.
-pub struct Ingest {
+pub(crate) struct Ingest {
     shard: usize,
     router: Router,
     senders: Senders<Delivery>,
@@ -120,9 +120,9 @@ pub struct Ingest {
 const SPARE_SPLITS_MAX: usize = 64;
 
 /// A hand-off waiting this long on a full queue puts the shard under pressure.
-pub const PRESSURE_WAIT: Duration = Duration::from_millis(200);
+pub(crate) const PRESSURE_WAIT: Duration = Duration::from_millis(200);
 /// How long pressure lasts after the last long wait ended; also the retry delay clients are given.
-pub const PRESSURE_HOLD: Duration = Duration::from_secs(1);
+pub(crate) const PRESSURE_HOLD: Duration = Duration::from_secs(1);
 
 impl Ingest {
     pub fn new(
@@ -185,10 +185,6 @@ impl Ingest {
             });
         }
         Ok(())
-    }
-
-    pub fn shard(&self) -> usize {
-        self.shard
     }
 
     /// Hands a delivery that arrived over the mesh (or was kept locally) to this shard's

@@ -14,18 +14,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// How often the sampler reads `/proc`.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a stopped process has to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// A free loopback address (bound, read, released: another process could take it meanwhile, a
 /// risk a benchmark on its own machine takes).
-pub fn free_addr() -> io::Result<SocketAddr> {
+pub(crate) fn free_addr() -> io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 /// Waits until `addr` accepts a connection, for at most `timeout`.
-pub fn wait_listening(addr: SocketAddr, timeout: Duration, child: &mut Child) -> io::Result<()> {
+pub(crate) fn wait_listening(
+    addr: SocketAddr,
+    timeout: Duration,
+    child: &mut Child,
+) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -47,12 +51,12 @@ pub fn wait_listening(addr: SocketAddr, timeout: Duration, child: &mut Child) ->
 }
 
 /// Makes `command` run on `cpus` only.
-pub fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
+pub(crate) fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
     crate::sys::pin_child(command, cpus)
 }
 
 /// Makes `command` run at `niceness` (a positive value yields the CPU to other processes on it).
-pub fn nice(command: &mut Command, niceness: i32) {
+pub(crate) fn nice(command: &mut Command, niceness: i32) {
     crate::sys::nice_child(command, niceness)
 }
 
@@ -62,7 +66,7 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
 }
 
 /// Sends SIGTERM and waits for the exit, then SIGKILL after [`STOP_GRACE`].
-pub fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
+pub(crate) fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
     if let Some(status) = child.try_wait()? {
         return Ok(status);
     }
@@ -80,7 +84,7 @@ pub fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub at: Instant,
     /// User + system CPU time.
     pub cpu_s: f64,
@@ -88,7 +92,7 @@ pub struct Sample {
 }
 
 /// Reads `pid`'s CPU time and RSS; `None` once it is gone.
-pub fn read_proc(pid: u32) -> Option<Sample> {
+pub(crate) fn read_proc(pid: u32) -> Option<Sample> {
     let at = Instant::now();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
@@ -112,7 +116,7 @@ pub fn read_proc(pid: u32) -> Option<Sample> {
 }
 
 /// Samples a process on a thread of its own until stopped.
-pub struct Sampler {
+pub(crate) struct Sampler {
     stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<Vec<Sample>>,
 }
@@ -146,7 +150,7 @@ impl Sampler {
 }
 
 /// The last sample at or before `at`, else the first.
-pub fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
+pub(crate) fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
     samples
         .iter()
         .rev()
@@ -156,7 +160,7 @@ pub fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
 }
 
 /// The first sample at or after `at`, else the last.
-pub fn sample_after(samples: &[Sample], at: Instant) -> Option<Sample> {
+pub(crate) fn sample_after(samples: &[Sample], at: Instant) -> Option<Sample> {
     samples
         .iter()
         .find(|s| s.at >= at)
