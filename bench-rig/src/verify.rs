@@ -239,8 +239,9 @@ pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> Opti
 /// How what arrived compares with what the oracle expects.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// Traces the load started, and those of them the policies keep.
+    /// Traces the load started.
     pub traces_sent: u64,
+    /// Of those, the traces the policies keep.
     pub traces_expected: u64,
     /// Kept traces with every span, exactly the spans sent.
     pub kept_complete: u64,

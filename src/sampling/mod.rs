@@ -65,7 +65,9 @@ use crate::telemetry;
 /// `Unspecified` have no use here: no tailgate policy fails to evaluate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
+    /// The policy keeps the trace.
     Sampled,
+    /// The policy does not keep the trace (another policy still may).
     NotSampled,
     /// `invert_match` found no match: sampled unless another policy said NotSampled.
     InvertSampled,

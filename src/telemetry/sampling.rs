@@ -20,7 +20,9 @@ pub const DECISION_LATENCY_BOUNDS_US: [u64; 23] = [
 /// The outcome of a sampling decision, as the Collector labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
+    /// The policies kept the trace.
     Sampled,
+    /// No policy kept the trace.
     NotSampled,
     /// A `drop` policy matched; drop wins over every sample.
     Dropped,

@@ -93,6 +93,7 @@ impl SinkArgs {
 /// `tailgate-bench sink`'s command line: the sink, and what to verify at exit.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SinkCommand {
+    /// The sink itself.
     #[command(flatten)]
     pub sink: SinkArgs,
     /// The load's expectation (`tailgate-bench load --expect-out`), read at exit, to judge what
