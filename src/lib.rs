@@ -10,6 +10,10 @@
 
 pub mod config;
 pub mod export;
+#[expect(
+    missing_docs,
+    reason = "documented once the gateway split lands; remove this then"
+)]
 pub mod gateway;
 pub(crate) mod host;
 pub mod ingest;

@@ -42,6 +42,10 @@ mod receivers;
 mod scalar;
 mod service;
 mod shards;
+#[expect(
+    missing_docs,
+    reason = "documented once the gateway split lands; remove this then"
+)]
 mod tail_sampling;
 mod values;
 

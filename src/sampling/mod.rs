@@ -43,6 +43,10 @@
 //! turns them into plain ones. tailgate follows the default.
 
 mod attribute;
+#[expect(
+    missing_docs,
+    reason = "documented once the gateway split lands; remove this then"
+)]
 mod buffer;
 mod composite;
 mod limiter;
