@@ -2,7 +2,7 @@
 //!
 //! Signals arrive on one process-wide flag, set by `signal-hook`'s handler. Shards are
 //! single-threaded executors that share nothing, so each shard runs a small watcher task that
-//! looks at the flag every [`SIGNAL_POLL_MS`] milliseconds and, once it is set, triggers the
+//! looks at the flag every `SIGNAL_POLL_MS` milliseconds and, once it is set, triggers the
 //! shard's own [`Stop`]. The poll costs one atomic load per interval per shard.
 
 use std::rc::Rc;

@@ -12,7 +12,7 @@
 //! miss or two per span, which capped the sink near one million spans a second). The log is
 //! sorted once, at exit, to count distinct spans per trace and duplicates.
 //!
-//! [`verify`] takes the distinct spans received per trace id and an [`Expectation`] and sorts
+//! [`verify`] takes the distinct spans received per trace id and an `Expectation` and sorts
 //! every trace: kept and complete, kept but partial, kept but missing, kept though the policies
 //! drop it, not ours at all, or not judged (spans of it were refused upstream of the gateway).
 

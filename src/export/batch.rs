@@ -60,7 +60,7 @@ pub struct BatcherSettings {
     pub send_batch_max_size: u64,
     /// How long pending data may wait for more; zero sends every request as it arrives.
     pub timeout: Duration,
-    /// Upper bound on a merged batch's encoded size (see [`MAX_BATCH_BYTES_DEFAULT`]).
+    /// Upper bound on a merged batch's encoded size (see `MAX_BATCH_BYTES_DEFAULT`).
     pub max_batch_bytes: usize,
 }
 

@@ -32,12 +32,12 @@
 //!
 //! # Bounds
 //!
-//! A batch holds at most `send_batch_max_size` items (when set) and [`MAX_BATCH_BYTES_DEFAULT`]
+//! A batch holds at most `send_batch_max_size` items (when set) and `MAX_BATCH_BYTES_DEFAULT`
 //! bytes (configurable), except that one request bigger than either travels alone: tailgate
 //! splits at request granularity, never inside a request. A sending queue holds `queue_size`
 //! batches; the shard-wide memory an exporter can pin is therefore about
 //! `(queue_size + num_consumers) × max_batch_bytes`. Retries stop after `max_elapsed_time`;
-//! responses are read up to [`MAX_RESPONSE_BYTES`]; shutdown stops at its deadline.
+//! responses are read up to `MAX_RESPONSE_BYTES`; shutdown stops at its deadline.
 
 mod batch;
 mod compression;

@@ -2,11 +2,11 @@
 //! shards that own it.
 //!
 //! Every shard runs its own listeners (SO_REUSEPORT spreads connections over shards) and its own
-//! [`Ingest`]. A receiver reads a request body, decodes its transfer coding ([`body`]) and calls
-//! [`Ingest::export`], which is the same for both transports:
+//! `Ingest`. A receiver reads a request body, decodes its transfer coding (`body`) and calls
+//! `Ingest::export`, which is the same for both transports:
 //!
 //! - traces are validated and split by owning shard in one pass ([`tailgate_wire::Split`]); each
-//!   destination gets one [`Delivery`] holding all of that request's spans it owns, framed as an
+//!   destination gets one `Delivery` holding all of that request's spans it owns, framed as an
 //!   export request of their own. The receiving shard keeps its own part, and sends the others
 //!   over the bounded mesh channels — waiting, when a channel is full, which slows the client's
 //!   connection (its next read, or HTTP/2 flow control) rather than dropping anything;
@@ -18,13 +18,13 @@
 //! and reported back as partial success.
 //!
 //! A full shard: a shard holding its share of the memory budget (trace buffer and exporters'
-//! batches, see [`crate::memory`]) raises its [`Overload`] flag, and every shard refuses whole
+//! batches, see `memory`) raises its `Overload` flag, and every shard refuses whole
 //! traces requests that would route spans to it, and a full shard refuses metrics and logs
 //! (which it would hold itself) — RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with
 //! `Retry-After` — counting them as refused, until exports and decisions bring it back under.
 //!
-//! Pressure: a hand-off that has waited [`PRESSURE_WAIT`] on a full queue puts its shard under
-//! pressure, for as long as any hand-off is still waiting that long and [`PRESSURE_HOLD`] after.
+//! Pressure: a hand-off that has waited `PRESSURE_WAIT` on a full queue puts its shard under
+//! pressure, for as long as any hand-off is still waiting that long and `PRESSURE_HOLD` after.
 //! Under pressure new requests are validated (so their items are counted) and refused whole with
 //! a retryable error — RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with `Retry-After` — rather
 //! than joining the wait: nothing is accepted that is not handed over, and clients back off

@@ -187,7 +187,7 @@ impl SamplingMetrics {
         self.decided_spans[decision.index()].add(spans);
     }
 
-    /// Counts a trace decided early for `reason`, one of [`EARLY_REASONS`].
+    /// Counts a trace decided early for `reason`, one of `EARLY_REASONS`.
     #[inline]
     pub fn decided_early(&self, reason: usize) {
         self.early_decisions[reason].inc();

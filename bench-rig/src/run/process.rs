@@ -1,9 +1,9 @@
 //! Child processes for a run: started pinned to CPUs, watched through `/proc`, stopped politely.
 //!
 //! Pinning is `sched_setaffinity` in the child between fork and exec, so every thread the
-//! program starts inherits the set. A [`Sampler`] thread reads the system's CPU time (utime +
+//! program starts inherits the set. A `Sampler` thread reads the system's CPU time (utime +
 //! stime from `/proc/PID/stat`) and resident memory (`VmRSS` from `/proc/PID/status`) every
-//! [`SAMPLE_INTERVAL`] until stopped.
+//! `SAMPLE_INTERVAL` until stopped.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
