@@ -88,32 +88,6 @@ impl<S: AsRawFd> Stream<S> {
     }
 }
 
-/// A non-blocking `recv` into `buf`'s unfilled part: `None` when the socket has nothing now.
-fn recv_uninit(fd: RawFd, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
-    // SAFETY: the unfilled part is only written, by the kernel, through a raw pointer; the
-    // bytes `recv` reports are initialised before `assume_init` says so.
-    let unfilled = unsafe { buf.unfilled_mut() };
-    let n = unsafe {
-        libc::recv(
-            fd,
-            unfilled.as_mut_ptr().cast(),
-            unfilled.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
-            _ => Some(Err(err)),
-        };
-    }
-    let n = n as usize;
-    unsafe { buf.assume_init(n) };
-    buf.advance(n);
-    Some(Ok(()))
-}
-
 impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for Stream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -139,7 +113,7 @@ impl<S: AsyncRead + Unpin> Stream<S> {
             return Poll::Ready(Ok(()));
         }
         if let Some(fd) = this.fd.filter(|_| buf.remaining() > 0) {
-            if let Some(done) = recv_uninit(fd, buf) {
+            if let Some(done) = crate::sys::recv_uninit(fd, buf) {
                 return Poll::Ready(done);
             }
             // The socket has nothing now: wait for readiness through a one-byte read, so no

@@ -2,7 +2,7 @@
 //!
 //! Signals arrive on one process-wide flag, set by `signal-hook`'s handler. Shards are
 //! single-threaded executors that share nothing, so each shard runs a small watcher task that
-//! looks at the flag every [`SIGNAL_POLL_MS`] milliseconds and, once it is set, triggers the
+//! looks at the flag every `SIGNAL_POLL_MS` milliseconds and, once it is set, triggers the
 //! shard's own [`Stop`]. The poll costs one atomic load per interval per shard.
 
 use std::rc::Rc;
@@ -13,30 +13,20 @@ use std::time::Duration;
 use tailgate_shards::sync::Stop;
 
 /// How often a shard looks at the process-wide shutdown flag.
-pub const SIGNAL_POLL_MS: u64 = 20;
+pub(crate) const SIGNAL_POLL_MS: u64 = 20;
 
 /// Raises this process's open-file limit to its hard limit: every client connection is a file
 /// descriptor, and the default soft limit (often 1024) is far below what a gateway holds.
 pub fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the `rlimit` struct passed by pointer,
-    // which lives on this stack frame for the duration of each call.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!("could not raise the open-file limit to {}", limit.rlim_max);
-            }
+    if let Ok((soft, hard)) = crate::sys::open_files_limits() {
+        if soft < hard && crate::sys::set_open_files_limits(hard, hard).is_err() {
+            tracing::warn!("could not raise the open-file limit to {hard}");
         }
     }
 }
 
 /// Registers SIGTERM and SIGINT to set the returned flag.
-pub fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
+pub(crate) fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, flag.clone())?;
@@ -45,7 +35,7 @@ pub fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
 }
 
 /// Triggers `stop` once `flag` is set, or once `stop` is triggered by other means.
-pub async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>) {
+pub(crate) async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>) {
     while !flag.load(Ordering::Relaxed) && !stop.is_triggered() {
         glommio::timer::sleep(Duration::from_millis(SIGNAL_POLL_MS)).await;
     }
@@ -54,11 +44,11 @@ pub async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>) {
 
 /// The exit status of a gateway stopped by a fatal internal error (a panic on a shard):
 /// `EX_SOFTWARE` from sysexits(3), so a supervisor tells it from a refused configuration (1).
-pub const FATAL_EXIT_CODE: i32 = 70;
+pub(crate) const FATAL_EXIT_CODE: i32 = 70;
 
 /// How long the shards that are still running get to drain after a fatal error before the
 /// process exits regardless.
-pub const FATAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FATAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Makes any panic fatal to the whole process, cleanly: fail-stop, never half-serving.
 ///
@@ -72,7 +62,7 @@ pub const FATAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// other shards stop accepting and drain what they hold (sending it upstream), and ends the
 /// process with [`FATAL_EXIT_CODE`] once they have, or after [`FATAL_DRAIN_TIMEOUT`] at most —
 /// so that systemd (`Restart=on-failure`) or the orchestrator starts a fresh one.
-pub fn fail_stop_on_panic(flag: Arc<AtomicBool>) {
+pub(crate) fn fail_stop_on_panic(flag: Arc<AtomicBool>) {
     static FATAL: AtomicBool = AtomicBool::new(false);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -102,7 +92,7 @@ pub fn fail_stop_on_panic(flag: Arc<AtomicBool>) {
 /// `TAILGATE_FAULT_INJECTION=panic` in the environment, a request for [`FAULT_INJECTION_PATH`]
 /// panics the shard serving it. Release builds have no such path.
 #[cfg(debug_assertions)]
-pub fn fault_injected(path: &str) -> bool {
+pub(crate) fn fault_injected(path: &str) -> bool {
     path == FAULT_INJECTION_PATH
         && std::env::var("TAILGATE_FAULT_INJECTION").is_ok_and(|v| v == "panic")
 }

@@ -1,5 +1,7 @@
 //! The `tailgate` gateway binary.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

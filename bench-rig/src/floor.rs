@@ -52,37 +52,12 @@ pub struct FloorArgs {
 
 /// The calling thread's CPU time (user + system).
 fn thread_cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
-    // stack frame for the call.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
-        usage
-    };
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    crate::sys::cpu_time(libc::RUSAGE_THREAD)
 }
 
 /// Pins the calling thread to `cpu`.
 fn pin(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("cpu {cpu}"),
-        ));
-    }
-    // SAFETY: the cpu_set_t lives on this stack frame; CPU_SET is given an index below
-    // CPU_SETSIZE (checked above); sched_setaffinity reads the set for the calling thread (pid 0).
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::pin_thread(cpu)
 }
 
 /// What the reader saw.

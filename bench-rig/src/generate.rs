@@ -4,7 +4,7 @@
 //! with 20-character keys and values and one event, spans come in traces of
 //! [`SPANS_PER_TRACE`], one span in twenty has an error status. The wire benchmark and tests use
 //! it: one self-contained request. The load generator and the floor send the trace stream of
-//! [`crate::traces`] instead (same span shape; traces of varied size reported in waves).
+//! `traces` instead (same span shape; traces of varied size reported in waves).
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};

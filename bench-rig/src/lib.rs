@@ -5,19 +5,24 @@
 //! record every request it received for a test to inspect. [`load`] sends OTLP load at a fixed
 //! rate or at the maximum and reports what was accepted and how fast.
 //! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
-//! [`traces`] draws the traces the load sends and [`oracle`] says which a tail-sampling gateway
+//! `traces` draws the traces the load sends and `oracle` says which a tail-sampling gateway
 //! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML.
 //!
 //! The rig measures the gateway, so it shares none of the gateway's code: the sink's receivers
 //! and the load's client are its own (`h2` and `httparse` directly), and it depends only on the
-//! wire crate, the shards runtime and published crates.
+//! wire crate, the shards runtime and published crates. Its system calls that Rust cannot
+//! check live in one private module, `sys`, the only place in the crate allowed `unsafe`.
+
+#![deny(unsafe_code)]
 
 pub mod floor;
 pub mod generate;
 pub mod load;
 mod net;
-pub mod oracle;
+pub(crate) mod oracle;
 pub mod run;
 pub mod sink;
-pub mod traces;
+#[allow(unsafe_code)]
+mod sys;
+pub(crate) mod traces;
 pub mod verify;

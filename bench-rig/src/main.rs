@@ -1,5 +1,7 @@
 //! `tailgate-bench`: the load generator, verifying sink and scenario runner.
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use tailgate_bench::floor::{self, FloorArgs};

@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,9 +51,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: the descriptor is the bound, listening socket made above; `into_raw_fd` ends
-    // socket2's ownership, so the glommio listener is its only owner.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    Ok(crate::sys::listener_from_socket(socket))
 }
 
 /// Accepts connections on `listener` until `stop`, running `serve(stream)` for each as a task
@@ -162,33 +160,6 @@ impl Socket {
     }
 }
 
-/// A non-blocking `recv` into `buf`'s unfilled part: `None` when the socket has nothing now.
-fn recv_uninit(fd: RawFd, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
-    // SAFETY: the unfilled part is only written, by the kernel, through a raw pointer and a
-    // length that stay within it.
-    let unfilled = unsafe { buf.unfilled_mut() };
-    let n = unsafe {
-        libc::recv(
-            fd,
-            unfilled.as_mut_ptr().cast(),
-            unfilled.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
-            _ => Some(Err(err)),
-        };
-    }
-    let n = n as usize;
-    // SAFETY: `recv` wrote these `n` bytes.
-    unsafe { buf.assume_init(n) };
-    buf.advance(n);
-    Some(Ok(()))
-}
-
 impl tokio::io::AsyncRead for Socket {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -199,7 +170,7 @@ impl tokio::io::AsyncRead for Socket {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        if let Some(done) = recv_uninit(this.fd, buf) {
+        if let Some(done) = crate::sys::recv_uninit(this.fd, buf) {
             return Poll::Ready(done);
         }
         let want = buf.remaining().min(WAITING_READ_BYTES);

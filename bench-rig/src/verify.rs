@@ -12,7 +12,7 @@
 //! miss or two per span, which capped the sink near one million spans a second). The log is
 //! sorted once, at exit, to count distinct spans per trace and duplicates.
 //!
-//! [`verify`] takes the distinct spans received per trace id and an [`Expectation`] and sorts
+//! [`verify`] takes the distinct spans received per trace id and an `Expectation` and sorts
 //! every trace: kept and complete, kept but partial, kept but missing, kept though the policies
 //! drop it, not ours at all, or not judged (spans of it were refused upstream of the gateway).
 
@@ -239,8 +239,9 @@ pub fn scan_span_ids(request: &[u8], mut span: impl FnMut(&[u8], &[u8])) -> Opti
 /// How what arrived compares with what the oracle expects.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// Traces the load started, and those of them the policies keep.
+    /// Traces the load started.
     pub traces_sent: u64,
+    /// Of those, the traces the policies keep.
     pub traces_expected: u64,
     /// Kept traces with every span, exactly the spans sent.
     pub kept_complete: u64,

@@ -3,8 +3,11 @@
 //!
 //! Every span is owned by exactly one shard, chosen from its trace id alone, so every span of a
 //! trace meets the others on one core and a tail-sampling decision sees the whole trace without
-//! any cross-shard state.
+//! any cross-shard state. The runtime's CPU-affinity system calls are the crate's only `unsafe`.
+
+#![deny(unsafe_code)]
 
 pub mod route;
+#[allow(unsafe_code)]
 pub mod runtime;
 pub mod sync;

@@ -32,6 +32,7 @@ impl Router {
         }
     }
 
+    /// How many shards this router spreads traces over.
     pub fn shards(&self) -> usize {
         self.shards as usize
     }

@@ -27,17 +27,29 @@ pub enum ConfigErrorKind {
     /// The file could not be read.
     Read(String),
     /// The file is larger than any sane configuration.
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The file's length in bytes.
+        len: usize,
+        /// The most a configuration file may hold, in bytes.
+        max: usize,
+    },
     /// The text is not well-formed YAML.
     Syntax(String),
     /// The same key twice in one mapping (YAML forbids it; silently keeping one would hide a
     /// mistake).
     DuplicateKey {
+        /// The repeated key.
         key: String,
+        /// The line of its first occurrence, where known.
         first_line: Option<usize>,
     },
     /// A key this section does not have: a typo, or a Collector setting tailgate lacks.
-    UnknownKey { key: String, expected: String },
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The keys this section has, for the message.
+        expected: String,
+    },
     /// A key that must be present is absent.
     MissingKey(String),
     /// A value of the wrong type, out of range, or inconsistent with another value.

@@ -128,23 +128,31 @@ pub struct DebugExporter {
 /// `compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
+    /// `gzip`.
     Gzip,
+    /// `zstd`.
     Zstd,
+    /// `none`: bodies are sent as they are.
     None,
 }
 
 /// `otlphttp.encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
+    /// `proto`: binary protobuf.
     Proto,
+    /// `json`: OTLP/JSON.
     Json,
 }
 
 /// `debug.verbosity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verbosity {
+    /// `basic`: one summary line per batch.
     Basic,
+    /// `normal`: plus one line per span, metric or log record.
     Normal,
+    /// `detailed`: plus resources, scopes and attributes.
     Detailed,
 }
 

@@ -42,6 +42,10 @@ mod receivers;
 mod scalar;
 mod service;
 mod shards;
+#[expect(
+    missing_docs,
+    reason = "documented once the gateway split lands; remove this then"
+)]
 mod tail_sampling;
 mod values;
 
@@ -54,33 +58,29 @@ use serde::Deserialize;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{
     Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
-    RetryOnFailure, SendingQueue, Verbosity, EXPORTER_KINDS, EXPORT_TIMEOUT_DEFAULT,
-    EXPORT_TIMEOUT_MAX, HEADERS_MAX, NUM_CONSUMERS_MAX, QUEUE_SIZE_MAX, RETRY_ELAPSED_MAX,
-    RETRY_INTERVAL_MAX,
+    RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
 };
 pub use processors::{
     BatchProcessor, MemoryLimit, MemoryLimiter, Processor, Processors, BATCH_TIMEOUT_DEFAULT,
-    BATCH_TIMEOUT_MAX, CHECK_INTERVAL_MAX, LIMIT_MIB_MAX, PROCESSOR_KINDS, SEND_BATCH_SIZE_DEFAULT,
-    SEND_BATCH_SIZE_MAX,
+    SEND_BATCH_SIZE_DEFAULT,
 };
 pub use receivers::{
     GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
-    HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_CONCURRENT_STREAMS_MAX,
-    MAX_RECV_MSG_SIZE_MIB_DEFAULT, MAX_RECV_MSG_SIZE_MIB_MAX, MAX_REQUEST_BODY_SIZE_DEFAULT,
-    MAX_REQUEST_BODY_SIZE_MAX, RECEIVER_KINDS, RECEIVER_TIMEOUT_MAX,
+    HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_RECV_MSG_SIZE_MIB_DEFAULT,
 };
 pub use service::{
     LogLevel, MetricsLevel, Pipeline, PipelineId, Service, Telemetry, TelemetryLogs,
-    TelemetryMetrics, PIPELINE_COMPONENTS_MAX, TELEMETRY_ADDRESS_DEFAULT,
+    TelemetryMetrics, TELEMETRY_ADDRESS_DEFAULT,
 };
-pub use shards::{Cpus, Shards, CHANNEL_CAPACITY_DEFAULT, CPU_ID_MAX};
+pub use shards::{Cpus, Shards};
+#[cfg(test)]
+pub(crate) use tail_sampling::NUM_TRACES_DEFAULT;
 pub use tail_sampling::{
     BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
     NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,
     RateLimitingPolicy, SpanCountPolicy, StatusCode, StatusCodePolicy, StringAttributePolicy,
-    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, DECISION_WAIT_MAX, DEFAULT_HASH_SALT,
-    NUM_TRACES_DEFAULT, POLICIES_MAX, REGEX_CACHE_SIZE_DEFAULT, REGEX_CACHE_SIZE_MAX,
-    TRACE_COUNT_MAX, VALUES_MAX,
+    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, DEFAULT_HASH_SALT,
+    REGEX_CACHE_SIZE_DEFAULT,
 };
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};
 
@@ -96,7 +96,7 @@ use values::KeyPath;
 
 /// The largest configuration file read (4 MiB): far above any real one, and a bound on what a
 /// mistaken path (a log file, a binary) can make the loader hold.
-pub const CONFIG_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub(crate) const CONFIG_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// [`Config::source`] of the embedded default.
 pub const EMBEDDED_SOURCE: &str = "<embedded default>";

@@ -84,13 +84,17 @@ pub enum MemoryLimit {
     /// `limit_mib` and `spike_limit_mib` (default 20 % of the limit); refusing starts at
     /// `limit_mib - spike_limit_mib`.
     Mib {
+        /// `limit_mib`: the hard limit, in MiB.
         limit_mib: u32,
+        /// `spike_limit_mib`: headroom below the limit where refusing starts, in MiB.
         spike_limit_mib: u32,
     },
     /// `limit_percentage` and `spike_limit_percentage` of total memory (default spike: 20 % of
     /// the limit, rounded down).
     Percentage {
+        /// `limit_percentage`: the hard limit, in percent of total memory.
         limit_percentage: u32,
+        /// `spike_limit_percentage`: headroom below the limit, in percent of total memory.
         spike_limit_percentage: u32,
     },
 }

@@ -88,10 +88,10 @@ pub struct GrpcReceiver {
     /// Where to listen (default `0.0.0.0:4317`).
     pub endpoint: Endpoint,
     /// The largest request message accepted, in MiB (default 4, at most
-    /// [`MAX_RECV_MSG_SIZE_MIB_MAX`]).
+    /// `MAX_RECV_MSG_SIZE_MIB_MAX`).
     pub max_recv_msg_size_mib: u32,
     /// HTTP/2 streams one connection may have open (default 100, at most
-    /// [`MAX_CONCURRENT_STREAMS_MAX`]).
+    /// `MAX_CONCURRENT_STREAMS_MAX`).
     pub max_concurrent_streams: u32,
     /// `keepalive.server_parameters` and `keepalive.enforcement_policy`.
     pub keepalive: Keepalive,
@@ -103,7 +103,7 @@ pub struct HttpReceiver {
     /// Where to listen (default `0.0.0.0:4318`).
     pub endpoint: Endpoint,
     /// The largest request body accepted, in bytes (default 20 MiB, at most
-    /// [`MAX_REQUEST_BODY_SIZE_MAX`]).
+    /// `MAX_REQUEST_BODY_SIZE_MAX`).
     pub max_request_body_size: u64,
     /// The path traces are posted to (default `/v1/traces`).
     pub traces_url_path: String,

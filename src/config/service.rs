@@ -112,9 +112,13 @@ pub struct TelemetryLogs {
 /// `service.telemetry.logs.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {
+    /// `debug`: everything below, and detail for debugging.
     Debug,
+    /// `info`: everything below, and what the gateway is doing.
     Info,
+    /// `warn`: errors, and what went wrong but was handled.
     Warn,
+    /// `error`: errors only.
     Error,
 }
 

@@ -47,7 +47,7 @@ impl Default for Shards {
 pub enum Cpus {
     /// `all`: one shard per CPU the process may run on.
     All,
-    /// These CPU ids, in the order written: unique, each at most [`CPU_ID_MAX`].
+    /// These CPU ids, in the order written: unique, each at most `CPU_ID_MAX`.
     List(Vec<u16>),
 }
 

@@ -206,7 +206,9 @@ fn check_host(host: &str) -> Result<(), String> {
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
+    /// `http://`: plain text.
     Http,
+    /// `https://`: TLS.
     Https,
 }
 

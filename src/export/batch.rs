@@ -40,6 +40,7 @@ pub const MAX_BATCH_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
 /// Export requests of one signal merged into one, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    /// The signal every merged request carries.
     pub signal: Signal,
     /// The encoded export request: the concatenation of the merged requests' bytes.
     /// `Bytes` so that handing the batch to several exporters and to the HTTP/2 stack copies
@@ -59,7 +60,7 @@ pub struct BatcherSettings {
     pub send_batch_max_size: u64,
     /// How long pending data may wait for more; zero sends every request as it arrives.
     pub timeout: Duration,
-    /// Upper bound on a merged batch's encoded size (see [`MAX_BATCH_BYTES_DEFAULT`]).
+    /// Upper bound on a merged batch's encoded size (see `MAX_BATCH_BYTES_DEFAULT`).
     pub max_batch_bytes: usize,
 }
 
@@ -80,7 +81,9 @@ pub enum BatchSettingsError {
     /// The Collector refuses `send_batch_max_size` below `send_batch_size`, as a batch could
     /// never reach the size that sends it.
     MaxBelowSize {
+        /// The size that sends a batch.
         send_batch_size: u64,
+        /// The largest batch allowed, below `send_batch_size`.
         send_batch_max_size: u64,
     },
     /// `max_batch_bytes` must leave room for at least one byte.
@@ -157,6 +160,7 @@ fn index(signal: Signal) -> usize {
 const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
 impl Batcher {
+    /// A batcher with nothing pending, once `settings` are valid.
     pub fn new(settings: BatcherSettings) -> Result<Self, BatchSettingsError> {
         settings.validate()?;
         Ok(Batcher {
@@ -165,6 +169,7 @@ impl Batcher {
         })
     }
 
+    /// The settings this batcher was made with.
     pub fn settings(&self) -> &BatcherSettings {
         &self.settings
     }

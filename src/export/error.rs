@@ -26,29 +26,46 @@ use tailgate_wire::WireError;
 #[derive(Debug)]
 pub enum SendError {
     /// No connection could be made to `endpoint`.
-    Connect { endpoint: String, source: io::Error },
+    Connect {
+        /// The endpoint's `host:port`.
+        endpoint: String,
+        /// Why: the name did not resolve, or the last address tried refused.
+        source: io::Error,
+    },
     /// The connection failed while the request was sent or the response read.
     Io(io::Error),
     /// HTTP/2 failed, as the gRPC code that error maps to.
-    Http2 { code: GrpcCode, source: h2::Error },
+    Http2 {
+        /// The gRPC code the HTTP/2 error maps to.
+        code: GrpcCode,
+        /// The HTTP/2 error.
+        source: h2::Error,
+    },
     /// The attempt ran past the exporter's `timeout`.
-    Timeout { after: Duration },
+    Timeout {
+        /// The exporter's `timeout`, which the attempt ran past.
+        after: Duration,
+    },
     /// The upstream answered with a gRPC status other than OK.
     Grpc {
+        /// `grpc-status`.
         code: GrpcCode,
+        /// `grpc-message`, decoded (or a note on what stood in for a missing `grpc-status`).
         message: String,
         /// The delay a `google.rpc.RetryInfo` in `grpc-status-details-bin` asked for.
         retry_delay: Option<Duration>,
     },
     /// The upstream answered with an HTTP status other than 2xx.
     Http {
+        /// The HTTP status code.
         status: u16,
+        /// The body's `google.rpc.Status` message, or the body's text.
         message: String,
         /// From `Retry-After`, on the statuses where it means "retry then".
         retry_after: Option<Duration>,
     },
     /// The response broke the protocol (no `grpc-status`, an unreadable HTTP head, a body past
-    /// [`super::MAX_RESPONSE_BYTES`], ...).
+    /// `MAX_RESPONSE_BYTES`, ...).
     Protocol(String),
     /// The batch could not be encoded for the wire (JSON, compression).
     Encode(String),

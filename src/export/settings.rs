@@ -17,8 +17,11 @@ use tailgate_wire::Signal;
 /// Body compression, as the Collector's `compression` key spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// `none`: bodies are sent as they are.
     None,
+    /// `gzip`.
     Gzip,
+    /// `zstd`.
     Zstd,
 }
 
@@ -37,6 +40,7 @@ impl Compression {
 /// helper does it (see `super::retry`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySettings {
+    /// Whether a failed attempt that may be retried is retried at all.
     pub enabled: bool,
     /// Wait before the first retry.
     pub initial_interval: Duration,
@@ -93,10 +97,13 @@ pub struct OtlpGrpcSettings {
     pub endpoint: String,
     /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
+    /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// Bound on one attempt: connecting, sending and reading the response.
     pub timeout: Duration,
+    /// `retry_on_failure`.
     pub retry: RetrySettings,
+    /// `sending_queue`.
     pub queue: QueueSettings,
 }
 
@@ -116,7 +123,9 @@ impl Default for OtlpGrpcSettings {
 /// `encoding` of `otlphttp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
+    /// `proto`: binary protobuf (`application/x-protobuf`).
     Proto,
+    /// `json`: OTLP/JSON (`application/json`).
     Json,
 }
 
@@ -127,14 +136,21 @@ pub struct OtlpHttpSettings {
     pub endpoint: String,
     /// Full URLs that replace the base for one signal, used as given.
     pub traces_endpoint: Option<String>,
+    /// `metrics_endpoint`: the full URL for metrics, instead of the base's `/v1/metrics`.
     pub metrics_endpoint: Option<String>,
+    /// `logs_endpoint`: the full URL for logs, instead of the base's `/v1/logs`.
     pub logs_endpoint: Option<String>,
+    /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
+    /// `compression` of request bodies (default gzip).
     pub compression: Compression,
+    /// `encoding` of request bodies (default proto).
     pub encoding: Encoding,
     /// Bound on one attempt: connecting, sending and reading the response.
     pub timeout: Duration,
+    /// `retry_on_failure`.
     pub retry: RetrySettings,
+    /// `sending_queue`.
     pub queue: QueueSettings,
 }
 
@@ -170,6 +186,7 @@ pub enum Verbosity {
 /// `exporters.debug`. It prints in the caller's task, without a queue or retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebugSettings {
+    /// How much of each batch is printed.
     pub verbosity: Verbosity,
     /// Batches printed in each second before sampling starts (the Collector's default 2; at
     /// least 1). Per exporter instance, so per shard: the config layer divides a node figure.
@@ -192,8 +209,11 @@ impl Default for DebugSettings {
 /// One configured exporter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExporterSettings {
+    /// `otlp`: OTLP/gRPC.
     Otlp(OtlpGrpcSettings),
+    /// `otlphttp`: OTLP/HTTP.
     OtlpHttp(OtlpHttpSettings),
+    /// `debug`: printed to the log.
     Debug(DebugSettings),
 }
 
@@ -202,13 +222,21 @@ pub enum ExporterSettings {
 pub enum SettingsError {
     /// The endpoint does not parse as a URL or `host:port`.
     Endpoint {
+        /// The endpoint as configured.
         endpoint: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
     /// `https://` endpoints need TLS, which the exporters do not have yet.
-    TlsUnsupported { endpoint: String },
+    TlsUnsupported {
+        /// The endpoint as configured.
+        endpoint: String,
+    },
     /// A header name or value that HTTP does not allow (a newline in a value, say).
-    Header { name: String },
+    Header {
+        /// The header's name as configured.
+        name: String,
+    },
     /// `sending_queue.num_consumers` or `queue_size` is 0 with the queue enabled.
     EmptyQueue,
     /// `timeout` is zero: no attempt could ever finish.

@@ -128,16 +128,7 @@ impl ConnectionBudget {
 
 /// The process's current open-file limit (the soft limit).
 pub fn open_files_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only the `rlimit` struct passed by pointer, which lives on this
-    // stack frame for the duration of the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(limit.rlim_cur)
+    crate::sys::open_files_limits().map(|(soft, _)| soft)
 }
 
 /// Binds one shard's listening socket on `addr`: SO_REUSEPORT so every shard binds the same
@@ -146,7 +137,6 @@ pub fn open_files_limit() -> io::Result<u64> {
 /// shard's executor, which the listener belongs to.
 pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::unix::io::{FromRawFd, IntoRawFd};
     let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
@@ -157,9 +147,7 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: the descriptor is a bound, listening TCP socket created above; `into_raw_fd` ends
-    // socket2's ownership of it, so the glommio listener built from it is its only owner.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    Ok(crate::sys::listener_from_socket(socket))
 }
 
 /// Whether an accept error means the process or the kernel is out of descriptors or memory.

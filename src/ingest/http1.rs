@@ -1,7 +1,7 @@
 //! HTTP/1.1 request framing without I/O: where a request head ends, what it says, and how its
 //! body is delimited.
 //!
-//! The OTLP/HTTP receiver ([`super::http`]) reads bytes off the socket and hands them here; this
+//! The OTLP/HTTP receiver (`http`) reads bytes off the socket and hands them here; this
 //! module never waits and never allocates in proportion to a number it read off the wire before
 //! checking that number against a limit. That split keeps the parts a hostile client can reach
 //! small, synchronous and fuzzable (`fuzz/fuzz_targets/http1_request.rs`):

@@ -9,7 +9,7 @@
 //! than two hours after the previous) is a strike, strikes reset when a call starts, and a third
 //! strike ends the connection with GOAWAY `ENHANCE_YOUR_CALM`. The server side (idle, age,
 //! grace, and pinging a silent client) runs in the connection's task
-//! ([`super::grpc::serve_http2`]).
+//! (`grpc::serve_http2`).
 
 use std::cell::Cell;
 use std::task::Waker;

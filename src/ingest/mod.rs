@@ -2,11 +2,11 @@
 //! shards that own it.
 //!
 //! Every shard runs its own listeners (SO_REUSEPORT spreads connections over shards) and its own
-//! [`Ingest`]. A receiver reads a request body, decodes its transfer coding ([`body`]) and calls
-//! [`Ingest::export`], which is the same for both transports:
+//! `Ingest`. A receiver reads a request body, decodes its transfer coding (`body`) and calls
+//! `Ingest::export`, which is the same for both transports:
 //!
 //! - traces are validated and split by owning shard in one pass ([`tailgate_wire::Split`]); each
-//!   destination gets one [`Delivery`] holding all of that request's spans it owns, framed as an
+//!   destination gets one `Delivery` holding all of that request's spans it owns, framed as an
 //!   export request of their own. The receiving shard keeps its own part, and sends the others
 //!   over the bounded mesh channels — waiting, when a channel is full, which slows the client's
 //!   connection (its next read, or HTTP/2 flow control) rather than dropping anything;
@@ -18,13 +18,13 @@
 //! and reported back as partial success.
 //!
 //! A full shard: a shard holding its share of the memory budget (trace buffer and exporters'
-//! batches, see [`crate::memory`]) raises its [`Overload`] flag, and every shard refuses whole
+//! batches, see `memory`) raises its `Overload` flag, and every shard refuses whole
 //! traces requests that would route spans to it, and a full shard refuses metrics and logs
 //! (which it would hold itself) — RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with
 //! `Retry-After` — counting them as refused, until exports and decisions bring it back under.
 //!
-//! Pressure: a hand-off that has waited [`PRESSURE_WAIT`] on a full queue puts its shard under
-//! pressure, for as long as any hand-off is still waiting that long and [`PRESSURE_HOLD`] after.
+//! Pressure: a hand-off that has waited `PRESSURE_WAIT` on a full queue puts its shard under
+//! pressure, for as long as any hand-off is still waiting that long and `PRESSURE_HOLD` after.
 //! Under pressure new requests are validated (so their items are counted) and refused whole with
 //! a retryable error — RESOURCE_EXHAUSTED with `RetryInfo`, or 429 with `Retry-After` — rather
 //! than joining the wait: nothing is accepted that is not handed over, and clients back off
@@ -34,13 +34,13 @@
 // never wrapping or panicking (a wrapped chunk size once panicked a shard).
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
-pub mod accept;
-pub mod body;
-pub mod grpc;
-pub mod http;
+pub(crate) mod accept;
+pub(crate) mod body;
+pub(crate) mod grpc;
+pub(crate) mod http;
 pub mod http1;
 pub mod keepalive;
-pub mod status;
+pub(crate) mod status;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -62,7 +62,7 @@ use tailgate_wire::{item_count, Framer, Request, Signal, Split};
 /// What one shard hands another (or itself): a valid export request of `signal` holding `items`
 /// items, all owned by the destination.
 #[derive(Debug)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub signal: Signal,
     /// An export request: shared, so that a request that arrived in one HTTP/2 frame reaches
     /// its pipeline without a copy.
@@ -71,14 +71,14 @@ pub struct Delivery {
 }
 
 /// The shard's pipeline, as the receivers see it: it takes deliveries, waiting while it is full.
-pub trait Deliver {
+pub(crate) trait Deliver {
     /// Hands `delivery` to the pipeline; resolves once it has been taken.
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>>;
 }
 
 /// What became of an accepted request.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Items handed to the pipelines.
     pub accepted: u64,
     /// Items rejected on their own (partial success).
@@ -89,7 +89,7 @@ pub struct Outcome {
 
 /// Size and connection limits of one receiver.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The largest message accepted, after decompression.
     pub max_message_bytes: usize,
     /// The most connections the receiver's listener on one shard serves at once (from the
@@ -98,7 +98,7 @@ pub struct Limits {
 }
 
 /// One shard's receiving side: routing and hand-off, shared by its gRPC and HTTP receivers.
-pub struct Ingest {
+pub(crate) struct Ingest {
     shard: usize,
     router: Router,
     senders: Senders<Delivery>,
@@ -120,9 +120,9 @@ pub struct Ingest {
 const SPARE_SPLITS_MAX: usize = 64;
 
 /// A hand-off waiting this long on a full queue puts the shard under pressure.
-pub const PRESSURE_WAIT: Duration = Duration::from_millis(200);
+pub(crate) const PRESSURE_WAIT: Duration = Duration::from_millis(200);
 /// How long pressure lasts after the last long wait ended; also the retry delay clients are given.
-pub const PRESSURE_HOLD: Duration = Duration::from_secs(1);
+pub(crate) const PRESSURE_HOLD: Duration = Duration::from_secs(1);
 
 impl Ingest {
     pub fn new(
@@ -185,10 +185,6 @@ impl Ingest {
             });
         }
         Ok(())
-    }
-
-    pub fn shard(&self) -> usize {
-        self.shard
     }
 
     /// Hands a delivery that arrived over the mesh (or was kept locally) to this shard's

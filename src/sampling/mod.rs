@@ -43,6 +43,10 @@
 //! turns them into plain ones. tailgate follows the default.
 
 mod attribute;
+#[expect(
+    missing_docs,
+    reason = "documented once the gateway split lands; remove this then"
+)]
 mod buffer;
 mod composite;
 mod limiter;
@@ -54,7 +58,7 @@ mod sampler;
 mod trace;
 mod trace_state;
 
-pub use buffer::{BufferLimits, Due, Inserted, Round, TraceBuffer, CHUNK_BYTES};
+pub use buffer::{BufferLimits, Due, Inserted, Round, TraceBuffer};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
 pub use sampler::{Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};
@@ -65,7 +69,9 @@ use crate::telemetry;
 /// `Unspecified` have no use here: no tailgate policy fails to evaluate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
+    /// The policy keeps the trace.
     Sampled,
+    /// The policy does not keep the trace (another policy still may).
     NotSampled,
     /// `invert_match` found no match: sampled unless another policy said NotSampled.
     InvertSampled,

@@ -15,7 +15,12 @@ pub enum PolicyError {
     NoShards,
     /// A `string_attribute` policy's patterns did not compile together (each compiles alone,
     /// which the configuration checks; a very large set can still exceed the regex size limit).
-    Regex { policy: String, reason: String },
+    Regex {
+        /// The policy's name.
+        policy: String,
+        /// The regex crate's error.
+        reason: String,
+    },
 }
 
 impl fmt::Display for PolicyError {

@@ -26,7 +26,9 @@ const FLAG_SAMPLED: u32 = 0x01;
 /// `Resource`, which reads as a resource without attributes, as in the Collector).
 #[derive(Debug, Clone, Copy)]
 pub struct TraceSpan<'a> {
+    /// The span, read in place.
     pub span: SpanView<'a>,
+    /// The resource it arrived under.
     pub resource: Option<ResourceView<'a>>,
 }
 
@@ -117,6 +119,7 @@ impl<'a> Trace<'a> {
         }
     }
 
+    /// The id every span of this trace carries.
     pub fn trace_id(&self) -> &[u8; 16] {
         &self.trace_id
     }

@@ -121,7 +121,7 @@ impl AdminServer {
 
     /// Stops the threads and waits for them: within about 100 ms, even while a client holds a
     /// connection open without sending (longer only while a client does not take a response:
-    /// at most [`WRITE_TIMEOUT_MS`] plus [`DRAIN_TIME_MS`]).
+    /// at most `WRITE_TIMEOUT_MS` plus `DRAIN_TIME_MS`).
     ///
     /// If the thread cannot be woken (connecting to its own listener failed), the error is
     /// returned and the thread is left to exit on the next connection it accepts.

@@ -21,7 +21,12 @@ pub struct Health {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotReady {
     /// Fewer shards are up than configured: starting, or a shard was lost.
-    ShardsDown { up: usize, total: usize },
+    ShardsDown {
+        /// Shards running now.
+        up: usize,
+        /// Shards configured.
+        total: usize,
+    },
     /// Shutdown has begun; no new traffic should be sent here.
     Draining,
 }

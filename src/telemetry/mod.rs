@@ -69,18 +69,14 @@ mod registry;
 mod sampling;
 mod shard;
 
-pub use admin::{
-    AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX, ADMIN_READ_TIMEOUT_MS,
-};
-pub use cell::{Counter, Gauge, Histogram, HISTOGRAM_BUCKETS_MAX};
+pub use admin::{AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX};
+pub use cell::{Counter, Gauge, Histogram};
 pub use connections::ConnectionMetrics;
 pub use drops::{DropMetrics, DropReason};
 pub use health::{Health, NotReady};
 pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
 };
-pub use registry::{
-    CounterSuffix, MetricType, Registry, RegistryBuilder, LABELS_PER_SERIES_MAX, SERIES_MAX,
-};
-pub use sampling::{Decision, SamplingMetrics, DECISION_LATENCY_BOUNDS_US, EARLY_REASONS};
+pub use registry::{CounterSuffix, MetricType, Registry, RegistryBuilder};
+pub use sampling::{Decision, SamplingMetrics};
 pub use shard::ShardMetrics;

@@ -28,8 +28,11 @@ pub const LABELS_PER_SERIES_MAX: usize = 16;
 /// The kind of a metric family, as the `# TYPE` line spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {
+    /// `counter`: only ever grows.
     Counter,
+    /// `gauge`: goes up and down.
     Gauge,
+    /// `histogram`: buckets, a sum and a count.
     Histogram,
 }
 

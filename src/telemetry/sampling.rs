@@ -20,7 +20,9 @@ pub const DECISION_LATENCY_BOUNDS_US: [u64; 23] = [
 /// The outcome of a sampling decision, as the Collector labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
+    /// The policies kept the trace.
     Sampled,
+    /// No policy kept the trace.
     NotSampled,
     /// A `drop` policy matched; drop wins over every sample.
     Dropped,
@@ -185,7 +187,7 @@ impl SamplingMetrics {
         self.decided_spans[decision.index()].add(spans);
     }
 
-    /// Counts a trace decided early for `reason`, one of [`EARLY_REASONS`].
+    /// Counts a trace decided early for `reason`, one of `EARLY_REASONS`.
     #[inline]
     pub fn decided_early(&self, reason: usize) {
         self.early_decisions[reason].inc();

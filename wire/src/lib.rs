@@ -19,7 +19,7 @@
 //! used outside tests. [`grpc`] holds the rest of OTLP/gRPC at the wire: status codes, message
 //! framing, status details and header encodings.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod common;
 pub mod encode;

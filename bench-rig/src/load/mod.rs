@@ -1,10 +1,10 @@
 //! `tailgate-bench load`: OTLP load at a fixed rate or at the maximum, with latency measured
 //! honestly.
 //!
-//! The traces come from [`crate::traces`]: shapes drawn from `--seed` before the run, reported in
+//! The traces come from `traces`: shapes drawn from `--seed` before the run, reported in
 //! waves `--trace-spread-ms` apart and interleaved in requests, built at send time by copying
 //! pre-encoded waves and patching their ids, so the generator spends its CPU on sending, not
-//! encoding. The oracle ([`crate::oracle`], `--oracle-policy`) decides each trace as it starts;
+//! encoding. The oracle (`oracle`, `--oracle-policy`) decides each trace as it starts;
 //! with `--expect-out` the load writes what a sink downstream of a tail-sampling gateway must see.
 //!
 //! The load runs one glommio executor thread per `--cpus` entry (pinned), or `--threads N`
@@ -20,7 +20,7 @@
 //!
 //! The threads share nothing while they run but the drawn trace shapes (read-only) and their own
 //! running totals, which only the main thread reads, for a line of progress on stderr every
-//! second. Each thread starts the trace numbers of its [`Partition`] (thread `t` of `T`: `t`,
+//! second. Each thread starts the trace numbers of its `Partition` (thread `t` of `T`: `t`,
 //! `t + T`, …), so no two send the same trace; it records what the oracle decided for them and
 //! keeps its own latency histogram. At the end the main thread sums the counts, adds the
 //! histograms, and writes one expectation for the union of the threads' traces.
@@ -142,15 +142,7 @@ fn latency_histogram() -> Histogram<u64> {
 /// CPU time (user + system) of this process (`libc::RUSAGE_SELF`: every thread) or of the
 /// calling thread (`libc::RUSAGE_THREAD`).
 fn cpu_time(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
-    // stack frame for the call.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    crate::sys::cpu_time(who)
 }
 
 /// Where the load's threads run, one entry a thread: `Some(cpu)` pinned, `None` unpinned.

@@ -1,13 +1,12 @@
 //! Child processes for a run: started pinned to CPUs, watched through `/proc`, stopped politely.
 //!
 //! Pinning is `sched_setaffinity` in the child between fork and exec, so every thread the
-//! program starts inherits the set. A [`Sampler`] thread reads the system's CPU time (utime +
+//! program starts inherits the set. A `Sampler` thread reads the system's CPU time (utime +
 //! stime from `/proc/PID/stat`) and resident memory (`VmRSS` from `/proc/PID/status`) every
-//! [`SAMPLE_INTERVAL`] until stopped.
+//! `SAMPLE_INTERVAL` until stopped.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,18 +14,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// How often the sampler reads `/proc`.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a stopped process has to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// A free loopback address (bound, read, released: another process could take it meanwhile, a
 /// risk a benchmark on its own machine takes).
-pub fn free_addr() -> io::Result<SocketAddr> {
+pub(crate) fn free_addr() -> io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 /// Waits until `addr` accepts a connection, for at most `timeout`.
-pub fn wait_listening(addr: SocketAddr, timeout: Duration, child: &mut Child) -> io::Result<()> {
+pub(crate) fn wait_listening(
+    addr: SocketAddr,
+    timeout: Duration,
+    child: &mut Child,
+) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -48,72 +51,26 @@ pub fn wait_listening(addr: SocketAddr, timeout: Duration, child: &mut Child) ->
 }
 
 /// Makes `command` run on `cpus` only.
-pub fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain data, zeroed is its empty set; CPU_SET is given indices below
-    // CPU_SETSIZE (checked).
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &cpu in cpus {
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cpu {cpu}"),
-            ));
-        }
-        // SAFETY: as above, the index is in range and the set lives on this frame.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    // SAFETY: the closure runs in the forked child before exec; it only makes the
-    // sched_setaffinity system call (async-signal-safe) on a set copied into the closure.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
-    Ok(())
+pub(crate) fn pin(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
+    crate::sys::pin_child(command, cpus)
 }
 
 /// Makes `command` run at `niceness` (a positive value yields the CPU to other processes on it).
-pub fn nice(command: &mut Command, niceness: i32) {
-    // SAFETY: the closure runs in the forked child before exec; it only makes the setpriority
-    // system call (async-signal-safe) for the child itself.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setpriority(libc::PRIO_PROCESS, 0, niceness) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
+pub(crate) fn nice(command: &mut Command, niceness: i32) {
+    crate::sys::nice_child(command, niceness)
 }
 
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it;
-    // CPU_ISSET reads indices below CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((0..libc::CPU_SETSIZE as usize)
-            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
-            .collect())
-    }
+    crate::sys::allowed_cpus()
 }
 
 /// Sends SIGTERM and waits for the exit, then SIGKILL after [`STOP_GRACE`].
-pub fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
+pub(crate) fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
     if let Some(status) = child.try_wait()? {
         return Ok(status);
     }
-    // SAFETY: kill with a pid of a child this process has not reaped yet (try_wait above saw it
-    // running), so the pid cannot have been reused.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    crate::sys::terminate(child);
     let deadline = Instant::now() + STOP_GRACE;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
@@ -127,7 +84,7 @@ pub fn stop(child: &mut Child) -> io::Result<std::process::ExitStatus> {
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub at: Instant,
     /// User + system CPU time.
     pub cpu_s: f64,
@@ -135,7 +92,7 @@ pub struct Sample {
 }
 
 /// Reads `pid`'s CPU time and RSS; `None` once it is gone.
-pub fn read_proc(pid: u32) -> Option<Sample> {
+pub(crate) fn read_proc(pid: u32) -> Option<Sample> {
     let at = Instant::now();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
@@ -143,8 +100,7 @@ pub fn read_proc(pid: u32) -> Option<Sample> {
     // utime and stime are fields 14 and 15; `fields[0]` is field 3 (state).
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = crate::sys::clock_ticks_per_second();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib: u64 = status
         .lines()
@@ -160,7 +116,7 @@ pub fn read_proc(pid: u32) -> Option<Sample> {
 }
 
 /// Samples a process on a thread of its own until stopped.
-pub struct Sampler {
+pub(crate) struct Sampler {
     stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<Vec<Sample>>,
 }
@@ -194,7 +150,7 @@ impl Sampler {
 }
 
 /// The last sample at or before `at`, else the first.
-pub fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
+pub(crate) fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
     samples
         .iter()
         .rev()
@@ -204,7 +160,7 @@ pub fn sample_at(samples: &[Sample], at: Instant) -> Option<Sample> {
 }
 
 /// The first sample at or after `at`, else the last.
-pub fn sample_after(samples: &[Sample], at: Instant) -> Option<Sample> {
+pub(crate) fn sample_after(samples: &[Sample], at: Instant) -> Option<Sample> {
     samples
         .iter()
         .find(|s| s.at >= at)

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 /// One point of a run, as the table and chart need it.
 #[derive(Debug, Clone)]
-pub struct Point {
+pub(crate) struct Point {
     pub system: String,
     pub cpus: Vec<usize>,
     /// The rate as written in the scenario (`max`, `50%`, `200000`).
@@ -39,7 +39,7 @@ fn cpus_text(cpus: &[usize]) -> String {
 }
 
 /// The markdown table of a run.
-pub fn markdown(title: &str, description: &str, points: &[Point]) -> String {
+pub(crate) fn markdown(title: &str, description: &str, points: &[Point]) -> String {
     let mut out = format!("## {title}\n\n");
     if !description.is_empty() {
         out.push_str(description.trim());
@@ -79,7 +79,7 @@ pub fn markdown(title: &str, description: &str, points: &[Point]) -> String {
 
 /// Draws end-to-end throughput (left axis) and p99 latency (right axis, dashed) against offered
 /// load, one colour per set of system CPUs.
-pub fn chart(path: &Path, title: &str, points: &[Point]) -> io::Result<()> {
+pub(crate) fn chart(path: &Path, title: &str, points: &[Point]) -> io::Result<()> {
     draw(path, title, points).map_err(|err| io::Error::other(format!("chart: {err}")))
 }
 

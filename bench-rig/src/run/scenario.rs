@@ -36,7 +36,7 @@ use serde::Deserialize;
 /// A scenario file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -61,7 +61,7 @@ fn duration_default() -> f64 {
 /// Where each process runs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cpus {
+pub(crate) struct Cpus {
     /// One sink shard per CPU.
     #[serde(deserialize_with = "one_or_more")]
     pub sink: Vec<usize>,
@@ -88,7 +88,7 @@ fn one_or_more<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Vec<usize>, 
 /// The system under test.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct System {
+pub(crate) struct System {
     pub name: String,
     /// A shell command line; run with `exec`, so its process is the one measured.
     pub command: String,
@@ -110,7 +110,7 @@ fn ready_timeout_default() -> f64 {
 /// The load offered at every point (see `tailgate-bench load`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Load {
+pub(crate) struct Load {
     pub protocol: String,
     pub connections: usize,
     pub spans_per_request: usize,
@@ -141,7 +141,7 @@ impl Default for Load {
 /// The points of the run: every rate for every set of system CPUs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Sweep {
+pub(crate) struct Sweep {
     pub rates: Vec<String>,
     pub system_cpus: Option<Vec<Vec<usize>>>,
 }
@@ -158,7 +158,7 @@ impl Default for Sweep {
 /// When the export counts as finished after the load ends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Drain {
+pub(crate) struct Drain {
     /// Finished once the sink's span count has not changed for this long (or has reached what
     /// the oracle expects, when it knows).
     pub settle_ms: u64,
@@ -177,7 +177,7 @@ impl Default for Drain {
 /// What must hold at every point.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Checks {
+pub(crate) struct Checks {
     /// The sink's verdict against the oracle passed.
     pub verified: bool,
     /// Every accepted span arrived (pass-through: at sink == accepted).
@@ -190,7 +190,7 @@ pub struct Checks {
 
 /// An offered rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rate {
+pub(crate) enum Rate {
     Max,
     SpansPerS(f64),
     /// A share (1.0 = 100 %) of the first `max` point's end-to-end rate.
@@ -259,7 +259,7 @@ impl Scenario {
 }
 
 /// Replaces every `${name}` in `text` with its value; an unknown name is an error.
-pub fn substitute(text: &str, values: &BTreeMap<&str, String>) -> Result<String, String> {
+pub(crate) fn substitute(text: &str, values: &BTreeMap<&str, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("${") {

@@ -93,6 +93,7 @@ impl SinkArgs {
 /// `tailgate-bench sink`'s command line: the sink, and what to verify at exit.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SinkCommand {
+    /// The sink itself.
     #[command(flatten)]
     pub sink: SinkArgs,
     /// The load's expectation (`tailgate-bench load --expect-out`), read at exit, to judge what
@@ -601,15 +602,7 @@ async fn serve(
 
 /// This process's CPU time (user + system): the sink's shard is its only busy thread.
 fn own_cpu_time() -> std::time::Duration {
-    // SAFETY: getrusage only writes the rusage struct passed by pointer, which lives on this
-    // stack frame for the call.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    std::time::Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    crate::sys::cpu_time(libc::RUSAGE_SELF)
 }
 
 /// Runs the sink until SIGTERM or SIGINT; then writes the report.
