@@ -12,5 +12,7 @@ pub mod ingest;
 pub mod io;
 pub mod lifecycle;
 pub mod memory;
+mod plan;
 pub mod sampling;
+mod shard;
 pub mod telemetry;
