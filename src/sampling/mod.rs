@@ -54,7 +54,7 @@ mod sampler;
 mod trace;
 mod trace_state;
 
-pub use buffer::{BufferLimits, Due, Inserted, Round, TraceBuffer, CHUNK_BYTES};
+pub use buffer::{BufferLimits, Inserted, Round, TraceBuffer, CHUNK_BYTES};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
 pub use sampler::{Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};

@@ -82,5 +82,5 @@ pub use pipeline::{
 pub use registry::{
     CounterSuffix, MetricType, Registry, RegistryBuilder, LABELS_PER_SERIES_MAX, SERIES_MAX,
 };
-pub use sampling::{Decision, SamplingMetrics, DECISION_LATENCY_BOUNDS_US, EARLY_REASONS};
+pub use sampling::{Decision, EarlyReason, SamplingMetrics, DECISION_LATENCY_BOUNDS_US};
 pub use shard::ShardMetrics;
