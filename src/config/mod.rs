@@ -78,7 +78,7 @@ pub use tail_sampling::{
     BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
     NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,
     RateLimitingPolicy, SpanCountPolicy, StatusCode, StatusCodePolicy, StringAttributePolicy,
-    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, DECISION_WAIT_MAX, DEFAULT_HASH_SALT,
+    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, DECISION_WAIT_MAX, HASH_SALT_DEFAULT,
     NUM_TRACES_DEFAULT, POLICIES_MAX, REGEX_CACHE_SIZE_DEFAULT, REGEX_CACHE_SIZE_MAX,
     TRACE_COUNT_MAX, VALUES_MAX,
 };

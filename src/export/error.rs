@@ -153,7 +153,7 @@ pub enum SendError {
         retry_after: Option<Duration>,
     },
     /// The response broke the protocol (no `grpc-status`, an unreadable HTTP head, a body past
-    /// [`super::MAX_RESPONSE_BYTES`], ...).
+    /// [`super::RESPONSE_BYTES_MAX`], ...).
     Protocol(String),
     /// The batch could not be encoded for the wire (JSON, compression).
     Encode(String),

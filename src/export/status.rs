@@ -17,7 +17,7 @@ use serde_json::Value;
 const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
 /// The most of an upstream's error text kept for a log line.
-const MAX_MESSAGE_BYTES: usize = 512;
+const MESSAGE_BYTES_MAX: usize = 512;
 
 /// `google.rpc.Status`.
 #[derive(Clone, PartialEq, Message)]
@@ -150,7 +150,7 @@ pub(crate) fn retry_delay_from_details(value: &[u8]) -> Option<Duration> {
 /// Decodes a `grpc-message` value (percent-encoded UTF-8). Malformed escapes are kept as they
 /// are: the message is for a log line, not for a decision.
 pub(crate) fn grpc_message(value: &[u8]) -> String {
-    let mut out = Vec::with_capacity(value.len().min(MAX_MESSAGE_BYTES));
+    let mut out = Vec::with_capacity(value.len().min(MESSAGE_BYTES_MAX));
     let mut i = 0;
     while i < value.len() {
         let byte = value[i];
@@ -194,8 +194,8 @@ pub(crate) fn http_error_message(body: &[u8], json: bool) -> String {
 }
 
 fn truncate(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
+    if message.len() > MESSAGE_BYTES_MAX {
+        let mut end = MESSAGE_BYTES_MAX;
         while !message.is_char_boundary(end) {
             end -= 1;
         }
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(grpc_message(b"100%"), "100%");
         assert_eq!(
             grpc_message(&[b'a'; 2000]).len(),
-            MAX_MESSAGE_BYTES + '…'.len_utf8()
+            MESSAGE_BYTES_MAX + '…'.len_utf8()
         );
     }
 

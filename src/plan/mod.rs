@@ -16,7 +16,7 @@ use tailgate_shards::runtime;
 use tailgate_wire::Signal;
 
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
-use crate::export::{BatcherSettings, Exporter, ExporterSettings, MAX_BATCH_BYTES_DEFAULT};
+use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
 use crate::gateway::StartError;
 use crate::ingest::accept::{open_files_limit, ConnectionBudget, CONNECTIONS_PER_LISTENER_MAX};
 use crate::ingest::grpc::GrpcSettings;
@@ -146,7 +146,7 @@ impl PipelinePlan {
             send_batch_size: 1,
             send_batch_max_size: 0,
             timeout: Duration::ZERO,
-            max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
         };
         for id in &pipeline.processors {
             match config.processors.by_id.get(id) {
@@ -155,7 +155,7 @@ impl PipelinePlan {
                         send_batch_size: u64::from(b.send_batch_size),
                         send_batch_max_size: b.send_batch_max_size.map_or(0, u64::from),
                         timeout: b.timeout,
-                        max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
+                        batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
                     }
                 }
                 // The configuration checked that one pipeline at most samples.

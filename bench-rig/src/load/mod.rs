@@ -48,7 +48,7 @@ pub const SEED_DEFAULT: u64 = 0x7a11_9a7e;
 /// How often the progress line is written.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The most connections one run opens.
-const MAX_CONNECTIONS: usize = 4096;
+const CONNECTIONS_MAX: usize = 4096;
 
 /// What `tailgate-bench load` is told.
 #[derive(Debug, Clone, clap::Args)]
@@ -343,9 +343,9 @@ fn progress(
 /// Runs the load and writes the report.
 pub fn run(args: LoadArgs) -> io::Result<()> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
-    if !(1..=MAX_CONNECTIONS).contains(&args.connections) || args.spans_per_request == 0 {
+    if !(1..=CONNECTIONS_MAX).contains(&args.connections) || args.spans_per_request == 0 {
         return Err(invalid(format!(
-            "connections must be 1..={MAX_CONNECTIONS}, spans per request at least 1"
+            "connections must be 1..={CONNECTIONS_MAX}, spans per request at least 1"
         )));
     }
     if !(0.0..=1.0).contains(&args.error_rate) || !(0.0..=1.0).contains(&args.slow_rate) {

@@ -71,7 +71,7 @@ pub const REGEX_CACHE_SIZE_DEFAULT: usize = 128;
 pub const REGEX_CACHE_SIZE_MAX: u64 = 1_000_000;
 /// The salt `probabilistic` hashes with when `hash_salt` is empty, as the Collector does, so a
 /// mixed fleet agrees on every trace.
-pub const DEFAULT_HASH_SALT: &str = "default-hash-seed";
+pub const HASH_SALT_DEFAULT: &str = "default-hash-seed";
 
 /// The tail sampling processor's settings.
 #[derive(Debug, Clone, PartialEq)]

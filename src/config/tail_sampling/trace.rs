@@ -8,7 +8,7 @@ use super::super::error::ConfigError;
 use super::super::scalar::{Float, UInt};
 use super::super::values::KeyPath;
 use super::policy::required_values;
-use super::DEFAULT_HASH_SALT;
+use super::HASH_SALT_DEFAULT;
 
 /// `latency`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct LatencyPolicy {
 /// `probabilistic`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbabilisticPolicy {
-    /// The hash salt ([`DEFAULT_HASH_SALT`] when not given).
+    /// The hash salt ([`HASH_SALT_DEFAULT`] when not given).
     pub hash_salt: String,
     /// The share of traces sampled, 0 to 100.
     pub sampling_percentage: f64,
@@ -136,7 +136,7 @@ pub(super) fn check_probabilistic(
     }
     let hash_salt = match raw.hash_salt {
         Some(salt) if !salt.is_empty() => salt,
-        _ => DEFAULT_HASH_SALT.to_string(),
+        _ => HASH_SALT_DEFAULT.to_string(),
     };
     Ok(ProbabilisticPolicy {
         hash_salt,
