@@ -61,6 +61,32 @@ struct PolicyMetrics {
     traces: [Counter; DECISIONS],
 }
 
+impl PolicyMetrics {
+    /// Registers policy `policy`'s cells on `shard`.
+    fn register(builder: &mut RegistryBuilder, policy: &str, shard: &str) -> Self {
+        PolicyMetrics {
+            decision_latency_us: builder.histogram(
+                "otelcol_processor_tail_sampling_sampling_decision_latency",
+                "Latency (in microseconds) of a given sampling policy",
+                &DECISION_LATENCY_BOUNDS_US,
+                &[("policy", policy), ("shard", shard)],
+            ),
+            traces: Decision::ALL.map(|d| {
+                builder.counter(
+                    "otelcol_processor_tail_sampling_count_traces_sampled",
+                    "Count of traces that were sampled or not per sampling policy",
+                    &[
+                        ("policy", policy),
+                        ("sampled", d.sampled()),
+                        ("decision", d.as_str()),
+                        ("shard", shard),
+                    ],
+                )
+            }),
+        }
+    }
+}
+
 /// One shard's tail-sampling cells.
 #[derive(Debug, Clone)]
 pub struct SamplingMetrics {
@@ -120,26 +146,7 @@ impl SamplingMetrics {
         let shard = shard.as_str();
         let policies = policies
             .iter()
-            .map(|&policy| PolicyMetrics {
-                decision_latency_us: builder.histogram(
-                    "otelcol_processor_tail_sampling_sampling_decision_latency",
-                    "Latency (in microseconds) of a given sampling policy",
-                    &DECISION_LATENCY_BOUNDS_US,
-                    &[("policy", policy), ("shard", shard)],
-                ),
-                traces: Decision::ALL.map(|d| {
-                    builder.counter(
-                        "otelcol_processor_tail_sampling_count_traces_sampled",
-                        "Count of traces that were sampled or not per sampling policy",
-                        &[
-                            ("policy", policy),
-                            ("sampled", d.sampled()),
-                            ("decision", d.as_str()),
-                            ("shard", shard),
-                        ],
-                    )
-                }),
-            })
+            .map(|&policy| PolicyMetrics::register(builder, policy, shard))
             .collect();
         let global_traces = Decision::ALL.map(|d| {
             builder.counter(
