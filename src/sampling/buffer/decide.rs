@@ -59,6 +59,7 @@ impl<'a> Spans<'a> {
     }
 
     /// The policies' verdict on `trace` at `now`, recorded in `metrics`; `views` is scratch.
+    #[inline]
     fn decide(
         self,
         trace: &TraceEntry,
@@ -69,12 +70,15 @@ impl<'a> Spans<'a> {
     ) -> bool {
         views.clear();
         if policies.reads_spans(trace.facts.has_zero_times()) {
-            views.extend(self.walk(trace.head).map(|s| TraceSpan {
-                span: SpanView::new(Item {
-                    bytes: self.bytes(s),
-                    offset: 0,
-                }),
-                resource: self.headers.resource(self.slots[s as usize].header),
+            views.extend(self.walk(trace.head).map(|s| {
+                let slot = &self.slots[s as usize];
+                TraceSpan {
+                    span: SpanView::new(Item {
+                        bytes: self.arena.get(slot.chunk, slot.offset, slot.len),
+                        offset: 0,
+                    }),
+                    resource: self.headers.resource(slot.header),
+                }
             }));
         }
         let decision = policies.decide(

@@ -8,22 +8,22 @@
 //!   in the order their first span arrived, and a trace's spans arrive within its wait, chunks
 //!   die roughly in order, and the arena holds little besides live spans. There is no per-span
 //!   allocation.
-//! - **A span's index** is a 20-byte span slot in a slab ([`slots`]): where its bytes are, which interned
-//!   header it arrived under, and the next span of its trace. A trace's spans form a list in
-//!   arrival order.
+//! - **A span's index** is a 20-byte span slot in a slab ([`slots`]): where its bytes are,
+//!   which interned header it arrived under, and the next span of its trace. A trace's spans
+//!   form a list in arrival order.
 //! - **Headers** (a resource group's and a scope group's fields other than their children) are
 //!   interned ([`interner`]), counted by the spans that use them: a kept trace is framed under
 //!   the resources and scopes its spans came with, each written once per request.
-//! - **A trace** is an entry in a slab, found by id through a hash map keyed by [`hasher`], holding the
-//!   [`Facts`] the policies read (kept up to date as spans arrive) and the instant of its first
-//!   span. Entries are queued in first-arrival order ([`queues`]); as every trace
+//! - **A trace** is an entry in a slab, found by id through a hash map keyed by [`hasher`],
+//!   holding the [`Facts`] the policies read (kept up to date as spans arrive) and the instant
+//!   of its first span. Entries are queued in first-arrival order ([`queues`]); as every trace
 //!   waits the same `decision_wait`, that queue is also deadline order, so finding what is due
 //!   is O(1) per trace, with no scan or timer per trace. Traces whose root span arrived may be
 //!   due sooner (`decision_wait_after_root_received`); they are queued a second time, in root
 //!   arrival order, and an entry that was decided through one queue is skipped in the other.
-//! - **Decided trace ids** go into two fixed-size caches (sampled, not sampled; [`cache`]), so spans that
-//!   arrive after the decision follow it: those of a kept trace are forwarded at once, those of
-//!   a dropped one are dropped and counted.
+//! - **Decided trace ids** go into two fixed-size caches (sampled, not sampled; [`cache`]), so
+//!   spans that arrive after the decision follow it: those of a kept trace are forwarded at
+//!   once, those of a dropped one are dropped and counted.
 //!
 //! # Budget
 //!
