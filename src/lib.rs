@@ -10,17 +10,15 @@
 
 pub mod config;
 pub mod export;
-#[expect(
-    missing_docs,
-    reason = "documented once the gateway split lands; remove this then"
-)]
 pub mod gateway;
 pub(crate) mod host;
 pub mod ingest;
 pub mod io;
 pub mod lifecycle;
 pub(crate) mod memory;
+mod plan;
 pub mod sampling;
+mod shard;
 #[allow(unsafe_code)]
 mod sys;
 pub mod telemetry;

@@ -415,7 +415,7 @@ fn readme_practical_example_loads_in_block_style() {
     assert_eq!(
         probe[2].kind,
         PolicyKind::Probabilistic(ProbabilisticPolicy {
-            hash_salt: DEFAULT_HASH_SALT.into(),
+            hash_salt: HASH_SALT_DEFAULT.into(),
             sampling_percentage: 0.1,
         })
     );
@@ -457,7 +457,7 @@ fn embedded_default_listens_on_localhost_and_keeps_errors_slow_and_ten_percent()
                 upper_threshold_ms: None
             }),
             &PolicyKind::Probabilistic(ProbabilisticPolicy {
-                hash_salt: DEFAULT_HASH_SALT.into(),
+                hash_salt: HASH_SALT_DEFAULT.into(),
                 sampling_percentage: 10.0
             }),
         ]
@@ -1944,7 +1944,7 @@ service:
     assert_eq!(
         ts.policies[0].kind,
         PolicyKind::Probabilistic(ProbabilisticPolicy {
-            hash_salt: DEFAULT_HASH_SALT.into(),
+            hash_salt: HASH_SALT_DEFAULT.into(),
             sampling_percentage: 25.0
         })
     );

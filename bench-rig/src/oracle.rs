@@ -31,7 +31,7 @@ use std::path::Path;
 use crate::generate::Rng;
 
 /// The Collector's default salt for `probabilistic`.
-pub const DEFAULT_SALT: &str = "default-hash-seed";
+pub const SALT_DEFAULT: &str = "default-hash-seed";
 /// FNV-1a 64-bit offset basis.
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 /// FNV-1a 64-bit prime.
@@ -165,7 +165,7 @@ impl Oracle {
                         .ok()
                         .filter(|p: &f64| (0.0..=100.0).contains(p))
                         .ok_or_else(|| format!("sampling percentage {pct:?}: 0 to 100"))?;
-                    let salt = fields.next().unwrap_or(DEFAULT_SALT).to_string();
+                    let salt = fields.next().unwrap_or(SALT_DEFAULT).to_string();
                     Policy::Probabilistic {
                         percentage,
                         threshold: collector_threshold(percentage),
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn probabilistic_uses_salt_then_trace_id() {
         let id = [0x11u8; 16];
-        let mut input = DEFAULT_SALT.as_bytes().to_vec();
+        let mut input = SALT_DEFAULT.as_bytes().to_vec();
         input.extend_from_slice(&id);
         let h = fnv1a64(fnv1a64_start(), &input);
         let trace = TraceFacts {

@@ -16,7 +16,7 @@ use std::hint::black_box;
 use libfuzzer_sys::fuzz_target;
 use tailgate_wire::{
     item_count, AnyValueView, Framer, KeyValues, LogRecordView, MetricView, Piece, Request,
-    ResourceGroup, ScopeGroup, Signal, Split, SpanView, TracesRequest, MAX_NESTING_DEPTH,
+    ResourceGroup, ScopeGroup, Signal, Split, SpanView, TracesRequest, NESTING_DEPTH_MAX,
 };
 
 /// The shard count the split runs with, and the owner function it uses.
@@ -337,7 +337,7 @@ fn walk_span(span: &SpanView<'_>, data: &[u8]) {
 ///
 /// `depth` counts `AnyValue` levels. Each level is at least two nested messages (a `KeyValue` or
 /// `ArrayValue` and its `AnyValue`), and the validator refuses requests nested deeper than
-/// `MAX_NESTING_DEPTH` messages, so a validated request can never take the walk past that
+/// `NESTING_DEPTH_MAX` messages, so a validated request can never take the walk past that
 /// bound: the guard is an invariant, and it also keeps the recursion's stack use bounded.
 fn walk_attributes(attributes: KeyValues<'_>, depth: usize) {
     let clone = attributes.clone();
@@ -356,7 +356,7 @@ fn walk_attributes(attributes: KeyValues<'_>, depth: usize) {
 
 fn walk_value(value: &AnyValueView<'_>, depth: usize) {
     assert!(
-        depth <= MAX_NESTING_DEPTH,
+        depth <= NESTING_DEPTH_MAX,
         "attribute values nested {depth} deep in a validated request"
     );
     match value {

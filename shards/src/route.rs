@@ -12,7 +12,7 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The most shards a router spreads traces over.
-pub const MAX_SHARDS: usize = 4096;
+pub const SHARDS_MAX: usize = 4096;
 
 /// Maps trace ids to the shard that owns them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,11 +21,11 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router over `shards` shards, 1 to [`MAX_SHARDS`].
+    /// A router over `shards` shards, 1 to [`SHARDS_MAX`].
     pub fn new(shards: usize) -> Self {
         assert!(
-            (1..=MAX_SHARDS).contains(&shards),
-            "shard count {shards} outside 1..={MAX_SHARDS}"
+            (1..=SHARDS_MAX).contains(&shards),
+            "shard count {shards} outside 1..={SHARDS_MAX}"
         );
         Router {
             shards: shards as u32,

@@ -17,7 +17,7 @@ use std::io;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
-use crate::route::{Router, MAX_SHARDS};
+use crate::route::{Router, SHARDS_MAX};
 
 /// The most messages one cross-shard channel may hold: each shard has a channel to every other,
 /// so the mesh's memory grows with shards² × capacity.
@@ -60,11 +60,11 @@ impl Shards {
 }
 
 /// The CPUs `cpus: all` means: every CPU this process may run on — its affinity mask, which
-/// `taskset`, systemd's `CPUAffinity=` and a cgroup cpuset narrow — at most [`MAX_SHARDS`]
+/// `taskset`, systemd's `CPUAffinity=` and a cgroup cpuset narrow — at most [`SHARDS_MAX`]
 /// of them, lowest first.
 pub fn all_cpus() -> io::Result<Vec<usize>> {
     let mut cpus = allowed_cpus()?;
-    cpus.truncate(MAX_SHARDS);
+    cpus.truncate(SHARDS_MAX);
     Ok(cpus)
 }
 
@@ -117,10 +117,10 @@ where
     F: FnOnce(Shard<M>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    if cpus.is_empty() || cpus.len() > MAX_SHARDS {
+    if cpus.is_empty() || cpus.len() > SHARDS_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("shard count {} outside 1..={MAX_SHARDS}", cpus.len()),
+            format!("shard count {} outside 1..={SHARDS_MAX}", cpus.len()),
         ));
     }
     if !(1..=CHANNEL_CAPACITY_MAX).contains(&channel_capacity) {

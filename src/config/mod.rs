@@ -42,10 +42,6 @@ mod receivers;
 mod scalar;
 mod service;
 mod shards;
-#[expect(
-    missing_docs,
-    reason = "documented once the gateway split lands; remove this then"
-)]
 mod tail_sampling;
 mod values;
 
@@ -79,7 +75,7 @@ pub use tail_sampling::{
     BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
     NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,
     RateLimitingPolicy, SpanCountPolicy, StatusCode, StatusCodePolicy, StringAttributePolicy,
-    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, DEFAULT_HASH_SALT,
+    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT,
     REGEX_CACHE_SIZE_DEFAULT,
 };
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};

@@ -17,7 +17,7 @@
 //!   batch of its own.
 //! - `timeout`: pending data is handed out this long after its first item arrived (0: every
 //!   request is handed out as it arrives, unmerged).
-//! - `max_batch_bytes` (tailgate's own): the same rule as `send_batch_max_size`, on bytes, so a
+//! - `batch_bytes_max` (tailgate's own): the same rule as `send_batch_max_size`, on bytes, so a
 //!   batch's memory is bounded whatever its items weigh.
 //!
 //! The batcher holds no timer and reads no clock: callers pass `now`, ask
@@ -35,7 +35,7 @@ use tailgate_wire::Signal;
 /// Default bound on a batch's encoded size: large enough that batches are bounded by items in
 /// practice, small enough that a queue of them has a predictable footprint and that it stays
 /// under common upstream limits on request size (gRPC servers often refuse more than 4–16 MiB).
-pub const MAX_BATCH_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
+pub const BATCH_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
 
 /// Export requests of one signal merged into one, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +60,8 @@ pub struct BatcherSettings {
     pub send_batch_max_size: u64,
     /// How long pending data may wait for more; zero sends every request as it arrives.
     pub timeout: Duration,
-    /// Upper bound on a merged batch's encoded size (see `MAX_BATCH_BYTES_DEFAULT`).
-    pub max_batch_bytes: usize,
+    /// Upper bound on a merged batch's encoded size (see `BATCH_BYTES_MAX_DEFAULT`).
+    pub batch_bytes_max: usize,
 }
 
 impl Default for BatcherSettings {
@@ -70,7 +70,7 @@ impl Default for BatcherSettings {
             send_batch_size: 8192,
             send_batch_max_size: 0,
             timeout: Duration::from_millis(200),
-            max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -86,8 +86,8 @@ pub enum BatchSettingsError {
         /// The largest batch allowed, below `send_batch_size`.
         send_batch_max_size: u64,
     },
-    /// `max_batch_bytes` must leave room for at least one byte.
-    ZeroMaxBatchBytes,
+    /// `batch_bytes_max` must leave room for at least one byte.
+    ZeroBatchBytesMax,
 }
 
 impl fmt::Display for BatchSettingsError {
@@ -101,7 +101,7 @@ impl fmt::Display for BatchSettingsError {
                 "send_batch_max_size ({send_batch_max_size}) must be 0 or at least \
                  send_batch_size ({send_batch_size})"
             ),
-            BatchSettingsError::ZeroMaxBatchBytes => write!(f, "max_batch_bytes must be above 0"),
+            BatchSettingsError::ZeroBatchBytesMax => write!(f, "batch_bytes_max must be above 0"),
         }
     }
 }
@@ -117,8 +117,8 @@ impl BatcherSettings {
                 send_batch_max_size: self.send_batch_max_size,
             });
         }
-        if self.max_batch_bytes == 0 {
-            return Err(BatchSettingsError::ZeroMaxBatchBytes);
+        if self.batch_bytes_max == 0 {
+            return Err(BatchSettingsError::ZeroBatchBytesMax);
         }
         Ok(())
     }
@@ -199,10 +199,10 @@ impl Batcher {
         }
         let max_items = settings.send_batch_max_size;
         let alone_too_big =
-            (max_items != 0 && items > max_items) || bytes.len() > settings.max_batch_bytes;
+            (max_items != 0 && items > max_items) || bytes.len() > settings.batch_bytes_max;
         let pending = &mut self.pending[index(signal)];
         let overflows = (max_items != 0 && pending.items + items > max_items)
-            || pending.bytes.len() + bytes.len() > settings.max_batch_bytes;
+            || pending.bytes.len() + bytes.len() > settings.batch_bytes_max;
         if overflows && !pending.is_empty() {
             out.push(take(signal, pending));
         }
@@ -222,7 +222,7 @@ impl Batcher {
             let expected = (pending.last_len + pending.last_len / 8).max(bytes.len()) + bytes.len();
             pending
                 .bytes
-                .reserve(expected.min(settings.max_batch_bytes));
+                .reserve(expected.min(settings.batch_bytes_max));
         }
         pending.bytes.extend_from_slice(bytes);
         pending.items += items;
@@ -294,7 +294,7 @@ mod tests {
             send_batch_size: size,
             send_batch_max_size: max,
             timeout: Duration::from_millis(timeout_ms),
-            max_batch_bytes: max_bytes,
+            batch_bytes_max: max_bytes,
         }
     }
 
@@ -482,7 +482,7 @@ mod tests {
         );
         assert_eq!(
             Batcher::new(settings(100, 0, 200, 0)).err(),
-            Some(BatchSettingsError::ZeroMaxBatchBytes)
+            Some(BatchSettingsError::ZeroBatchBytesMax)
         );
         assert!(Batcher::new(settings(100, 100, 200, 1)).is_ok());
     }

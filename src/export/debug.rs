@@ -5,7 +5,7 @@
 //! request); `normal` adds a line per span, metric or log record; `detailed` adds resources,
 //! scopes and attributes. Each batch is rendered into one string and written with one call, so
 //! lines from different shards do not interleave within a batch. Strings taken from the data
-//! are cut at [`MAX_VALUE_CHARS`] and their control characters escaped, so a line stays a line.
+//! are cut at [`VALUE_CHARS_MAX`] and their control characters escaped, so a line stays a line.
 //!
 //! Printing is sampled as the Collector samples its debug exporter's log lines (zap's sampler):
 //! in each one-second window the first `sampling_initial` batches are printed, then one in
@@ -26,7 +26,7 @@ use tailgate_wire::{
 };
 
 /// Longest string value printed before it is cut.
-const MAX_VALUE_CHARS: usize = 128;
+const VALUE_CHARS_MAX: usize = 128;
 
 /// The window [`PrintSampling`] counts batches in.
 const SAMPLING_WINDOW: Duration = Duration::from_secs(1);
@@ -228,7 +228,7 @@ fn text(out: &mut String, bytes: &[u8]) {
     let s = String::from_utf8_lossy(bytes);
     out.push('"');
     let mut chars = s.chars();
-    for c in chars.by_ref().take(MAX_VALUE_CHARS) {
+    for c in chars.by_ref().take(VALUE_CHARS_MAX) {
         out.extend(c.escape_debug());
     }
     if chars.next().is_some() {

@@ -65,7 +65,7 @@ pub enum SendError {
         retry_after: Option<Duration>,
     },
     /// The response broke the protocol (no `grpc-status`, an unreadable HTTP head, a body past
-    /// `MAX_RESPONSE_BYTES`, ...).
+    /// `RESPONSE_BYTES_MAX`, ...).
     Protocol(String),
     /// The batch could not be encoded for the wire (JSON, compression).
     Encode(String),

@@ -32,12 +32,12 @@
 //!
 //! # Bounds
 //!
-//! A batch holds at most `send_batch_max_size` items (when set) and `MAX_BATCH_BYTES_DEFAULT`
+//! A batch holds at most `send_batch_max_size` items (when set) and `BATCH_BYTES_MAX_DEFAULT`
 //! bytes (configurable), except that one request bigger than either travels alone: tailgate
 //! splits at request granularity, never inside a request. A sending queue holds `queue_size`
 //! batches; the shard-wide memory an exporter can pin is therefore about
-//! `(queue_size + num_consumers) × max_batch_bytes`. Retries stop after `max_elapsed_time`;
-//! responses are read up to `MAX_RESPONSE_BYTES`; shutdown stops at its deadline.
+//! `(queue_size + num_consumers) × batch_bytes_max`. Retries stop after `max_elapsed_time`;
+//! responses are read up to `RESPONSE_BYTES_MAX`; shutdown stops at its deadline.
 
 mod batch;
 mod compression;
@@ -53,7 +53,7 @@ mod retry;
 mod settings;
 mod status;
 
-pub(crate) use batch::MAX_BATCH_BYTES_DEFAULT;
+pub(crate) use batch::BATCH_BYTES_MAX_DEFAULT;
 pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings};
 pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
@@ -68,7 +68,7 @@ use tailgate_wire::Signal;
 /// The most response body an exporter reads (status details, partial-success messages);
 /// a longer response is a protocol error, so a misbehaving upstream cannot make a shard buffer
 /// without bound.
-pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+pub(crate) const RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 
 /// The reasons [`ExportObserver::send_failed`] is called with: a fixed set, so they can be
 /// metric labels.

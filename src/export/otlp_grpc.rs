@@ -40,7 +40,7 @@ use super::connect::connect;
 use super::error::SendError;
 use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
-use super::{SettingsError, MAX_RESPONSE_BYTES};
+use super::{SettingsError, RESPONSE_BYTES_MAX};
 use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
@@ -252,9 +252,9 @@ impl GrpcClient {
             let chunk = chunk.map_err(SendError::from_h2)?;
             // Flow control: hand the window back as the bytes are taken.
             let _ = body.flow_control().release_capacity(chunk.len());
-            if data.len() + chunk.len() > MAX_RESPONSE_BYTES + PREFIX_BYTES {
+            if data.len() + chunk.len() > RESPONSE_BYTES_MAX + PREFIX_BYTES {
                 return Err(SendError::Protocol(format!(
-                    "response exceeds {MAX_RESPONSE_BYTES} bytes"
+                    "response exceeds {RESPONSE_BYTES_MAX} bytes"
                 )));
             }
             data.extend_from_slice(&chunk);
@@ -318,7 +318,7 @@ fn response_message(data: &[u8], encoding: &str) -> Result<Delivered, SendError>
     let message = if compressed {
         let kind = compression::from_token(encoding)
             .ok_or_else(|| protocol("response compressed with an unknown grpc-encoding"))?;
-        decoded = decompress_bounded(kind, message, MAX_RESPONSE_BYTES)
+        decoded = decompress_bounded(kind, message, RESPONSE_BYTES_MAX)
             .map_err(|e| SendError::Protocol(format!("cannot decompress the response: {e}")))?;
         &decoded[..]
     } else {
@@ -330,7 +330,7 @@ fn response_message(data: &[u8], encoding: &str) -> Result<Delivered, SendError>
 
 /// The `grpc-timeout` value for `timeout`: at most 8 digits, in the finest unit that fits.
 fn grpc_timeout(timeout: Duration) -> HeaderValue {
-    const MAX_DIGITS_VALUE: u128 = 99_999_999;
+    const DIGITS_VALUE_MAX: u128 = 99_999_999;
     let units: [(u128, char); 5] = [
         (timeout.as_micros(), 'u'),
         (timeout.as_millis(), 'm'),
@@ -340,8 +340,8 @@ fn grpc_timeout(timeout: Duration) -> HeaderValue {
     ];
     let (value, unit) = units
         .into_iter()
-        .find(|(value, _)| *value <= MAX_DIGITS_VALUE)
-        .unwrap_or((MAX_DIGITS_VALUE, 'H'));
+        .find(|(value, _)| *value <= DIGITS_VALUE_MAX)
+        .unwrap_or((DIGITS_VALUE_MAX, 'H'));
     HeaderValue::from_str(&format!("{value}{unit}")).expect("digits and a letter are a valid value")
 }
 

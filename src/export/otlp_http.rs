@@ -17,9 +17,9 @@
 //! `POST <path>` with `Content-Type: application/x-protobuf` (or `application/json` with
 //! `encoding: json`, converted by `tailgate_wire::json`), `Content-Encoding` when compressing,
 //! and the user's headers; the body is built once per batch and reused by every retry. Responses
-//! are parsed with `httparse`: the head up to [`MAX_HEAD_BYTES`], then a body delimited by
+//! are parsed with `httparse`: the head up to [`HEAD_BYTES_MAX`], then a body delimited by
 //! `Content-Length`, by chunked coding, or by the end of the connection, up to
-//! [`MAX_RESPONSE_BYTES`].
+//! [`RESPONSE_BYTES_MAX`].
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -40,19 +40,19 @@ use super::settings::{
     http_target, parse_headers, Compression, Encoding, OtlpHttpSettings, Target,
 };
 use super::status::{delivered_from_json, delivered_from_proto, http_error_message, Delivered};
-use super::{SettingsError, MAX_RESPONSE_BYTES};
+use super::{SettingsError, RESPONSE_BYTES_MAX};
 use tailgate_wire::{json, Signal};
 
 /// Bound on a response's status line and headers.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+const HEAD_BYTES_MAX: usize = 64 * 1024;
 /// Bound on the number of response header fields.
-const MAX_HEADERS: usize = 64;
+const HEADERS_MAX: usize = 64;
 /// Bytes asked of the socket per read.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Bodies up to this size are copied behind the head and written with it in one send.
 const COALESCE_BODY_BYTES: usize = 16 * 1024;
 /// Bound on the 1xx interim responses skipped before the final one.
-const MAX_INTERIM_RESPONSES: usize = 8;
+const INTERIM_RESPONSES_MAX: usize = 8;
 
 /// The exporter's HTTP/1.1 client.
 pub(crate) struct HttpClient {
@@ -210,7 +210,7 @@ impl HttpClient {
     fn outcome(&self, response: Response) -> Result<Delivered, SendError> {
         let body = match response.encoding.as_deref().map(compression::from_token) {
             None => response.body,
-            Some(Some(kind)) => decompress_bounded(kind, &response.body, MAX_RESPONSE_BYTES)
+            Some(Some(kind)) => decompress_bounded(kind, &response.body, RESPONSE_BYTES_MAX)
                 .map_err(|e| SendError::Protocol(format!("cannot decompress the response: {e}")))?,
             Some(None) => {
                 return Err(SendError::Protocol(
@@ -289,7 +289,7 @@ async fn exchange(conn: &mut Conn, head: &str, body: &[u8]) -> Result<Response, 
         let head = read_head(conn).await.map_err(late)?;
         if (100..200).contains(&head.status) && head.status != 101 {
             interim += 1;
-            if interim > MAX_INTERIM_RESPONSES {
+            if interim > INTERIM_RESPONSES_MAX {
                 return Err(late(SendError::Protocol("too many 1xx responses".into())));
             }
             continue;
@@ -343,7 +343,7 @@ struct Head {
 /// it from the buffer.
 async fn read_head(conn: &mut Conn) -> Result<Head, SendError> {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
         let mut response = httparse::Response::new(&mut headers);
         match response.parse(&conn.buf) {
             Ok(Status::Complete(head_len)) => {
@@ -352,9 +352,9 @@ async fn read_head(conn: &mut Conn) -> Result<Head, SendError> {
                 return Ok(head);
             }
             Ok(Status::Partial) => {
-                if conn.buf.len() >= MAX_HEAD_BYTES {
+                if conn.buf.len() >= HEAD_BYTES_MAX {
                     return Err(SendError::Protocol(format!(
-                        "response head exceeds {MAX_HEAD_BYTES} bytes"
+                        "response head exceeds {HEAD_BYTES_MAX} bytes"
                     )));
                 }
                 if read_more(conn).await.map_err(SendError::Io)? == 0 {
@@ -417,9 +417,9 @@ fn interpret(response: &httparse::Response<'_, '_>) -> Result<Head, SendError> {
     } else if chunked {
         Framing::Chunked
     } else if let Some(len) = length {
-        if len > MAX_RESPONSE_BYTES {
+        if len > RESPONSE_BYTES_MAX {
             return Err(SendError::Protocol(format!(
-                "response body of {len} bytes exceeds {MAX_RESPONSE_BYTES}"
+                "response body of {len} bytes exceeds {RESPONSE_BYTES_MAX}"
             )));
         }
         Framing::Length(len)
@@ -456,9 +456,9 @@ async fn read_exact_body(conn: &mut Conn, len: usize) -> Result<Vec<u8>, SendErr
 
 async fn read_to_close(conn: &mut Conn) -> Result<Vec<u8>, SendError> {
     while read_more(conn).await.map_err(SendError::Io)? > 0 {
-        if conn.buf.len() > MAX_RESPONSE_BYTES {
+        if conn.buf.len() > RESPONSE_BYTES_MAX {
             return Err(SendError::Protocol(format!(
-                "response exceeds {MAX_RESPONSE_BYTES} bytes"
+                "response exceeds {RESPONSE_BYTES_MAX} bytes"
             )));
         }
     }
@@ -483,9 +483,9 @@ async fn read_chunked_body(conn: &mut Conn) -> Result<Vec<u8>, SendError> {
         }
         let size = usize::try_from(size)
             .ok()
-            .filter(|s| body.len() + s <= MAX_RESPONSE_BYTES)
+            .filter(|s| body.len() + s <= RESPONSE_BYTES_MAX)
             .ok_or_else(|| {
-                SendError::Protocol(format!("response exceeds {MAX_RESPONSE_BYTES} bytes"))
+                SendError::Protocol(format!("response exceeds {RESPONSE_BYTES_MAX} bytes"))
             })?;
         while conn.buf.len() < size_len + size + 2 {
             more(conn).await?;
@@ -500,7 +500,7 @@ async fn read_chunked_body(conn: &mut Conn) -> Result<Vec<u8>, SendError> {
 
 async fn skip_trailers(conn: &mut Conn) -> Result<(), SendError> {
     loop {
-        let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut trailers = [httparse::EMPTY_HEADER; HEADERS_MAX];
         match httparse::parse_headers(&conn.buf, &mut trailers) {
             Ok(Status::Complete((len, _))) => {
                 conn.buf.drain(..len);
@@ -515,7 +515,7 @@ async fn skip_trailers(conn: &mut Conn) -> Result<(), SendError> {
 /// Reads more for the chunked decoder, within the head bound (a chunk-size line or trailer
 /// section longer than that is not an OTLP response).
 async fn more(conn: &mut Conn) -> Result<(), SendError> {
-    if conn.buf.len() > MAX_RESPONSE_BYTES + MAX_HEAD_BYTES {
+    if conn.buf.len() > RESPONSE_BYTES_MAX + HEAD_BYTES_MAX {
         return Err(SendError::Protocol("chunked framing too long".into()));
     }
     match read_more(conn).await.map_err(SendError::Io)? {

@@ -24,7 +24,7 @@ pub const BACKOFF_RANDOMIZATION_DEFAULT: f64 = 0.5;
 
 /// The most a `Retry-After` in seconds is believed: a day. A larger value is more likely a
 /// misconfiguration than a plan, and `max_elapsed_time` bounds the wait anyway.
-const MAX_RETRY_AFTER_SECS: u64 = 24 * 60 * 60;
+const RETRY_AFTER_SECS_MAX: u64 = 24 * 60 * 60;
 
 /// xorshift64*: tiny, fast, and good enough for jitter.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         let secs = value.parse::<u64>().unwrap_or(u64::MAX);
-        return Some(Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)));
+        return Some(Duration::from_secs(secs.min(RETRY_AFTER_SECS_MAX)));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -217,7 +217,7 @@ mod tests {
         );
         assert_eq!(
             parse_retry_after("99999999999999999999999", now),
-            Some(Duration::from_secs(MAX_RETRY_AFTER_SECS))
+            Some(Duration::from_secs(RETRY_AFTER_SECS_MAX))
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);

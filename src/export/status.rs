@@ -14,7 +14,7 @@ use serde_json::Value;
 use tailgate_wire::grpc::{decode_binary_header, decode_grpc_message, decode_status};
 
 /// The most of an upstream's error text kept for a log line.
-const MAX_MESSAGE_BYTES: usize = 512;
+const MESSAGE_BYTES_MAX: usize = 512;
 
 /// `Export{Trace,Metrics,Logs}ServiceResponse`.
 #[derive(Clone, PartialEq, Message)]
@@ -119,8 +119,8 @@ pub(crate) fn http_error_message(body: &[u8], json: bool) -> String {
 }
 
 fn truncate(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
+    if message.len() > MESSAGE_BYTES_MAX {
+        let mut end = MESSAGE_BYTES_MAX;
         while !message.is_char_boundary(end) {
             end -= 1;
         }
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(grpc_message(b"100%"), "100%");
         assert_eq!(
             grpc_message(&[b'a'; 2000]).len(),
-            MAX_MESSAGE_BYTES + '…'.len_utf8()
+            MESSAGE_BYTES_MAX + '…'.len_utf8()
         );
     }
 

@@ -55,8 +55,8 @@ pub struct Http2Settings {
 }
 
 /// The largest HTTP/2 frame accepted, and the largest header block.
-const MAX_FRAME_BYTES: u32 = 1 << 20;
-const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+const FRAME_BYTES_MAX: u32 = 1 << 20;
+const HEADER_LIST_BYTES_MAX: u32 = 16 << 10;
 
 /// Settings of one shard's gRPC receiver.
 #[derive(Debug, Clone, Copy)]
@@ -275,8 +275,8 @@ where
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_window_size(settings.stream_window)
         .initial_connection_window_size(settings.connection_window)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .max_frame_size(FRAME_BYTES_MAX)
+        .max_header_list_size(HEADER_LIST_BYTES_MAX)
         .handshake::<_, Bytes>(io);
     let remaining = HANDSHAKE_TIMEOUT.saturating_sub(opened.elapsed());
     let handshake = future::or(

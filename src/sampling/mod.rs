@@ -43,10 +43,6 @@
 //! turns them into plain ones. tailgate follows the default.
 
 mod attribute;
-#[expect(
-    missing_docs,
-    reason = "documented once the gateway split lands; remove this then"
-)]
 mod buffer;
 mod composite;
 mod limiter;
@@ -58,7 +54,7 @@ mod sampler;
 mod trace;
 mod trace_state;
 
-pub use buffer::{BufferLimits, Due, Inserted, Round, TraceBuffer};
+pub use buffer::{BufferLimits, Inserted, Round, TraceBuffer};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
 pub use sampler::{Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};

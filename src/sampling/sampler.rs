@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use glommio::task::JoinHandle;
 
-use super::buffer::{BufferLimits, Due, TraceBuffer};
+use super::buffer::{BufferLimits, TraceBuffer};
 use super::PolicySet;
 use crate::export::Pipeline;
 use crate::memory::ShardMemory;
@@ -214,12 +214,7 @@ impl Sampler {
                     shutdown,
                     policies,
                     metrics,
-                    &mut |due| match due {
-                        Due::Wait => {}
-                        Due::NumTraces => metrics.decided_early(0),
-                        Due::Memory => metrics.decided_early(1),
-                        Due::Shutdown => metrics.decided_early(2),
-                    },
+                    &mut |reason| metrics.decided_early(reason),
                     &mut out,
                 )
             };

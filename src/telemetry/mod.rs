@@ -78,5 +78,5 @@ pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
 };
 pub use registry::{CounterSuffix, MetricType, Registry, RegistryBuilder};
-pub use sampling::{Decision, SamplingMetrics};
+pub use sampling::{Decision, EarlyReason, SamplingMetrics};
 pub use shard::ShardMetrics;

@@ -63,6 +63,32 @@ struct PolicyMetrics {
     traces: [Counter; DECISIONS],
 }
 
+impl PolicyMetrics {
+    /// Registers policy `policy`'s cells on `shard`.
+    fn register(builder: &mut RegistryBuilder, policy: &str, shard: &str) -> Self {
+        PolicyMetrics {
+            decision_latency_us: builder.histogram(
+                "otelcol_processor_tail_sampling_sampling_decision_latency",
+                "Latency (in microseconds) of a given sampling policy",
+                &DECISION_LATENCY_BOUNDS_US,
+                &[("policy", policy), ("shard", shard)],
+            ),
+            traces: Decision::ALL.map(|d| {
+                builder.counter(
+                    "otelcol_processor_tail_sampling_count_traces_sampled",
+                    "Count of traces that were sampled or not per sampling policy",
+                    &[
+                        ("policy", policy),
+                        ("sampled", d.sampled()),
+                        ("decision", d.as_str()),
+                        ("shard", shard),
+                    ],
+                )
+            }),
+        }
+    }
+}
+
 /// One shard's tail-sampling cells.
 #[derive(Debug, Clone)]
 pub struct SamplingMetrics {
@@ -75,15 +101,44 @@ pub struct SamplingMetrics {
     /// `otelcol_processor_tail_sampling_new_trace_id_received`: first spans of traces.
     pub new_trace_id_received: Counter,
     /// `tailgate_sampling_early_decisions{reason}`: traces decided before their wait ended.
-    early_decisions: [Counter; EARLY_REASONS.len()],
+    early_decisions: [Counter; EarlyReason::ALL.len()],
     /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
     late_spans: [Counter; 2],
 }
 
 /// Why a trace was decided before its wait ended, as `tailgate_sampling_early_decisions` labels
-/// it: the buffer held `num_traces` traces, or more bytes than its soft limit, or the gateway
-/// was shutting down.
-pub const EARLY_REASONS: [&str; 3] = ["num_traces", "memory", "shutdown"];
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EarlyReason {
+    /// The buffer held `num_traces` traces.
+    NumTraces,
+    /// The buffer held more bytes than its soft limit.
+    Memory,
+    /// The gateway was shutting down.
+    Shutdown,
+}
+
+impl EarlyReason {
+    /// Every reason, in the order their series are registered.
+    pub const ALL: [EarlyReason; 3] = [
+        EarlyReason::NumTraces,
+        EarlyReason::Memory,
+        EarlyReason::Shutdown,
+    ];
+
+    /// The value of the `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EarlyReason::NumTraces => "num_traces",
+            EarlyReason::Memory => "memory",
+            EarlyReason::Shutdown => "shutdown",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 impl SamplingMetrics {
     /// Registers the tail-sampling families on `shard` for the top-level policies named
@@ -93,26 +148,7 @@ impl SamplingMetrics {
         let shard = shard.as_str();
         let policies = policies
             .iter()
-            .map(|&policy| PolicyMetrics {
-                decision_latency_us: builder.histogram(
-                    "otelcol_processor_tail_sampling_sampling_decision_latency",
-                    "Latency (in microseconds) of a given sampling policy",
-                    &DECISION_LATENCY_BOUNDS_US,
-                    &[("policy", policy), ("shard", shard)],
-                ),
-                traces: Decision::ALL.map(|d| {
-                    builder.counter(
-                        "otelcol_processor_tail_sampling_count_traces_sampled",
-                        "Count of traces that were sampled or not per sampling policy",
-                        &[
-                            ("policy", policy),
-                            ("sampled", d.sampled()),
-                            ("decision", d.as_str()),
-                            ("shard", shard),
-                        ],
-                    )
-                }),
-            })
+            .map(|&policy| PolicyMetrics::register(builder, policy, shard))
             .collect();
         let global_traces = Decision::ALL.map(|d| {
             builder.counter(
@@ -133,11 +169,11 @@ impl SamplingMetrics {
             )
         });
         let only_shard = [("shard", shard)];
-        let early_decisions = EARLY_REASONS.map(|reason| {
+        let early_decisions = EarlyReason::ALL.map(|reason| {
             builder.counter(
                 "tailgate_sampling_early_decisions",
                 "Number of traces decided before decision_wait ended, by reason.",
-                &[("reason", reason), ("shard", shard)],
+                &[("reason", reason.as_str()), ("shard", shard)],
             )
         });
         let late_spans = [Decision::Sampled, Decision::NotSampled].map(|d| {
@@ -187,10 +223,10 @@ impl SamplingMetrics {
         self.decided_spans[decision.index()].add(spans);
     }
 
-    /// Counts a trace decided early for `reason`, one of `EARLY_REASONS`.
+    /// Counts a trace decided early for `reason`.
     #[inline]
-    pub fn decided_early(&self, reason: usize) {
-        self.early_decisions[reason].inc();
+    pub fn decided_early(&self, reason: EarlyReason) {
+        self.early_decisions[reason.index()].inc();
     }
 
     /// Counts `spans` late spans of traces decided `sampled` or not.

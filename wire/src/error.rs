@@ -56,7 +56,7 @@ pub enum WireErrorKind {
         /// The wire type the request used.
         found: WireType,
     },
-    /// Messages (or groups) nested deeper than [`super::MAX_NESTING_DEPTH`].
+    /// Messages (or groups) nested deeper than [`super::NESTING_DEPTH_MAX`].
     TooDeep {
         /// The nesting depth allowed.
         limit: usize,

@@ -67,7 +67,7 @@ impl fmt::Display for JsonError {
 impl std::error::Error for JsonError {}
 
 /// How deep the normaliser follows nested JSON; serde_json's own parser stops at 128 levels.
-const MAX_JSON_DEPTH: usize = 128;
+const JSON_DEPTH_MAX: usize = 128;
 
 /// Decodes an OTLP/JSON export request of `signal` into protobuf bytes.
 pub fn to_protobuf(signal: Signal, json: &[u8]) -> Result<Vec<u8>, JsonError> {
@@ -412,7 +412,7 @@ fn normalise_message(
     shape: &Shape,
     depth: usize,
 ) -> Result<(), JsonError> {
-    if depth > MAX_JSON_DEPTH {
+    if depth > JSON_DEPTH_MAX {
         // serde_json refuses deeper input before this is reached; stop rather than recurse.
         return Ok(());
     }

@@ -50,4 +50,4 @@ pub use trace::{EventView, LinkView, SpanFacts, SpanView, TracesRequest, STATUS_
 /// span attribute sits at depth 5 (request, resource group, scope group, span, key-value); the
 /// bound leaves room for deeply nested attribute values while keeping the validator's recursion,
 /// and so its stack use, bounded.
-pub const MAX_NESTING_DEPTH: usize = 64;
+pub const NESTING_DEPTH_MAX: usize = 64;

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use super::error::{WireError, WireErrorKind};
-use super::MAX_NESTING_DEPTH;
+use super::NESTING_DEPTH_MAX;
 
 /// The six wire types of protobuf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,10 +162,10 @@ impl<'a> Reader<'a> {
 
     /// Skips the fields of a group up to its matching end-group marker.
     fn skip_group(&mut self, number: u32, depth: usize) -> Result<(), WireError> {
-        if depth > MAX_NESTING_DEPTH {
+        if depth > NESTING_DEPTH_MAX {
             return Err(self.err(
                 WireErrorKind::TooDeep {
-                    limit: MAX_NESTING_DEPTH,
+                    limit: NESTING_DEPTH_MAX,
                 },
                 self.pos,
             ));

@@ -5,7 +5,7 @@
 //! malformed field and a gateway never forwards bytes its upstream would refuse. The rules are
 //! those of a strict protobuf decoder: every known field must carry the wire type its
 //! declaration allows (a repeated scalar may be packed or not), varints are at most 10 bytes,
-//! length prefixes stay inside their parent, nesting is bounded by [`MAX_NESTING_DEPTH`], and
+//! length prefixes stay inside their parent, nesting is bounded by [`NESTING_DEPTH_MAX`], and
 //! unknown fields (groups included) are skipped and left in place. Strings are not checked for
 //! UTF-8, as the Collector's decoder does not check them either.
 //!
@@ -13,7 +13,7 @@
 
 use super::error::{WireError, WireErrorKind};
 use super::proto::{read_varint, Reader, WireType};
-use super::MAX_NESTING_DEPTH;
+use super::NESTING_DEPTH_MAX;
 
 /// How a declared field is encoded.
 #[derive(Debug, Clone, Copy)]
@@ -468,10 +468,10 @@ pub(crate) fn validate(
     base: usize,
     depth: usize,
 ) -> Result<(), WireError> {
-    if depth > MAX_NESTING_DEPTH {
+    if depth > NESTING_DEPTH_MAX {
         return Err(WireError::new(
             WireErrorKind::TooDeep {
-                limit: MAX_NESTING_DEPTH,
+                limit: NESTING_DEPTH_MAX,
             },
             base,
         ));

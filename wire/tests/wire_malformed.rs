@@ -3,7 +3,7 @@
 
 use tailgate_wire::{
     Framer, Request, Signal, SpanDefect, Split, TracesRequest, WireErrorKind, WireType,
-    MAX_NESTING_DEPTH,
+    NESTING_DEPTH_MAX,
 };
 
 mod support;
@@ -218,14 +218,14 @@ fn cases() -> Vec<Case> {
         },
     ];
 
-    let (bytes, innermost) = deep_attribute(MAX_NESTING_DEPTH);
+    let (bytes, innermost) = deep_attribute(NESTING_DEPTH_MAX);
     cases.push(Case {
         name: "attribute value nested past the depth bound",
         signal: Signal::Traces,
         offset: deepest_offset(&bytes, innermost),
         bytes,
         kind: WireErrorKind::TooDeep {
-            limit: MAX_NESTING_DEPTH,
+            limit: NESTING_DEPTH_MAX,
         },
     });
 
@@ -245,13 +245,13 @@ fn cases() -> Vec<Case> {
 
 /// The deep-nesting error is reported at the first message past the bound. Messages nest from
 /// the request (depth 0) through resource group, scope group, span, key-value and then pairs of
-/// AnyValue/ArrayValue: the message at depth `MAX_NESTING_DEPTH + 1` starts where its payload
+/// AnyValue/ArrayValue: the message at depth `NESTING_DEPTH_MAX + 1` starts where its payload
 /// does, which is found by walking back from the innermost payload.
 fn deepest_offset(bytes: &[u8], innermost: usize) -> usize {
     // Walk down from the request, following the last length-delimited field of each message.
     let mut at = 0;
     let mut end = bytes.len();
-    for _depth in 0..=MAX_NESTING_DEPTH {
+    for _depth in 0..=NESTING_DEPTH_MAX {
         let mut pos = at;
         let mut last = None;
         while pos < end {
@@ -301,7 +301,7 @@ fn each_malformed_request_reports_its_error_and_offset() {
 fn nesting_bound_is_exact() {
     // The attribute's AnyValue sits at depth 5 and each array layer adds two levels, so with
     // `k` layers the innermost AnyValue is at depth 5 + 2k.
-    let within = (MAX_NESTING_DEPTH - 5) / 2;
+    let within = (NESTING_DEPTH_MAX - 5) / 2;
     let (bytes, _) = deep_attribute(within);
     let request = TracesRequest::parse(&bytes).expect("within the bound");
     assert_eq!(request.spans().count(), 1);
@@ -310,7 +310,7 @@ fn nesting_bound_is_exact() {
     assert_eq!(
         err.kind,
         WireErrorKind::TooDeep {
-            limit: MAX_NESTING_DEPTH
+            limit: NESTING_DEPTH_MAX
         }
     );
 }

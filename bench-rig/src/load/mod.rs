@@ -48,7 +48,7 @@ pub const SEED_DEFAULT: u64 = 0x7a11_9a7e;
 /// How often the progress line is written.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The most connections one run opens.
-const MAX_CONNECTIONS: usize = 4096;
+const CONNECTIONS_MAX: usize = 4096;
 
 /// What `tailgate-bench load` is told.
 #[derive(Debug, Clone, clap::Args)]
@@ -334,24 +334,7 @@ fn progress(
 
 /// Runs the load and writes the report.
 pub fn run(args: LoadArgs) -> io::Result<()> {
-    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
-    if !(1..=MAX_CONNECTIONS).contains(&args.connections) || args.spans_per_request == 0 {
-        return Err(invalid(format!(
-            "connections must be 1..={MAX_CONNECTIONS}, spans per request at least 1"
-        )));
-    }
-    if !(0.0..=1.0).contains(&args.error_rate) || !(0.0..=1.0).contains(&args.slow_rate) {
-        return Err(invalid("error and slow rates are shares, 0 to 1".into()));
-    }
-    let rate: Option<f64> = match args.rate.as_str() {
-        "max" => None,
-        n => Some(
-            n.parse()
-                .ok()
-                .filter(|r: &f64| *r > 0.0)
-                .ok_or_else(|| invalid(format!("rate {n:?}: spans/s or max")))?,
-        ),
-    };
+    let rate = check_args(&args)?;
     let cpus = thread_cpus(&args).map_err(invalid)?;
     let threads = cpus.len();
     let oracle = Oracle::parse(&args.oracle_policy).map_err(invalid)?;
@@ -411,14 +394,57 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = (cpu_time(libc::RUSAGE_SELF) - cpu_before).as_secs_f64();
+    // Every thread has ended: its last writes are visible after the join.
+    let report = report(&args, rate, threads, (elapsed, cpu), &totals, results)?;
+    std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
+}
+
+/// Checks what the arguments cannot say by their types; returns the target rate in spans a
+/// second (`None`: as fast as the connections go).
+fn check_args(args: &LoadArgs) -> io::Result<Option<f64>> {
+    if !(1..=CONNECTIONS_MAX).contains(&args.connections) || args.spans_per_request == 0 {
+        return Err(invalid(format!(
+            "connections must be 1..={CONNECTIONS_MAX}, spans per request at least 1"
+        )));
+    }
+    if !(0.0..=1.0).contains(&args.error_rate) || !(0.0..=1.0).contains(&args.slow_rate) {
+        return Err(invalid("error and slow rates are shares, 0 to 1".into()));
+    }
+    Ok(match args.rate.as_str() {
+        "max" => None,
+        n => Some(
+            n.parse()
+                .ok()
+                .filter(|r: &f64| *r > 0.0)
+                .ok_or_else(|| invalid(format!("rate {n:?}: spans/s or max")))?,
+        ),
+    })
+}
+
+/// The load's report: what it sent and was answered, its CPU and latency, and the oracle's
+/// expectation; writes the expectation to `--expect-out` when given. `(elapsed, cpu)` are the
+/// run's wall and CPU seconds; `totals` and `results` are every thread's, all ended.
+fn report(
+    args: &LoadArgs,
+    rate: Option<f64>,
+    threads: usize,
+    (elapsed, cpu): (f64, f64),
+    totals: &[Arc<Totals>],
+    mut results: Vec<ThreadResult>,
+) -> io::Result<serde_json::Value> {
     let mut histogram = latency_histogram();
     for result in &results {
         histogram
             .add(&result.histogram)
             .map_err(|err| io::Error::other(format!("merging latency histograms: {err}")))?;
     }
-    // Every thread has ended: its last writes are visible after the join.
-    let [spans_sent, accepted, refused, _] = Totals::sum(&totals);
+    let [spans_sent, accepted, refused, _] = Totals::sum(totals);
     let requests_sent: u64 = results.iter().map(|r| r.requests_sent).sum();
     let records: Vec<Recorder> = results
         .iter_mut()
@@ -427,7 +453,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     if let Some(path) = &args.expect_out {
         Recorder::write(&records, path, args.seed, &args.oracle_policy)?;
     }
-    let report = serde_json::json!({
+    Ok(serde_json::json!({
         "protocol": args.protocol,
         "compression": args.compression.as_deref().unwrap_or("none"),
         "connections": args.connections,
@@ -459,10 +485,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
             "p999": histogram.value_at_quantile(0.999),
             "max": histogram.max(),
         },
-    });
-    std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    }))
 }
 
 #[cfg(test)]

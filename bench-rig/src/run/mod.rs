@@ -139,25 +139,11 @@ fn read_json(path: &Path) -> io::Result<Value> {
 
 /// Runs a scenario and writes its results.
 pub fn run(args: RunArgs) -> io::Result<()> {
-    let text = std::fs::read_to_string(&args.scenario)?;
-    let mut scenario = Scenario::parse(&text)
-        .map_err(|err| invalid(format!("{}: {err}", args.scenario.display())))?;
-    if let Some(duration) = args.duration {
-        if duration.is_nan() || duration <= 0.0 {
-            return Err(invalid(format!("--duration {duration}: positive seconds")));
-        }
-        scenario.duration_s = duration;
-    }
-    if let Some(rates) = args.rates {
-        for rate in &rates {
-            Rate::parse(rate).map_err(invalid)?;
-        }
-        scenario.sweep.rates = rates;
-    }
+    let scenario = load_scenario(&args)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let out = args.out.unwrap_or_else(|| {
+    let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("target/bench-results/{}-{stamp}", scenario.name))
     });
     std::fs::create_dir_all(&out)?;
@@ -165,9 +151,8 @@ pub fn run(args: RunArgs) -> io::Result<()> {
         return skip(&scenario.name, &out, &format!("{missing} is not on PATH"));
     }
     let allowed = process::allowed_cpus()?;
-    let missing = |cpus: &[usize]| cpus.iter().copied().find(|c| !allowed.contains(c));
     for (name, cpus) in [("sink", &scenario.cpus.sink), ("load", &scenario.cpus.load)] {
-        if let Some(cpu) = missing(cpus) {
+        if let Some(cpu) = missing_cpu(&allowed, cpus) {
             return skip(
                 &scenario.name,
                 &out,
@@ -181,24 +166,74 @@ pub fn run(args: RunArgs) -> io::Result<()> {
         .ok_or_else(|| io::Error::other("this binary has no folder"))?
         .to_path_buf();
     if let Some(setup) = &scenario.system.setup {
-        let values = BTreeMap::from([
-            ("bin_dir", bin_dir.display().to_string()),
-            ("work_dir", out.display().to_string()),
-        ]);
-        let setup = scenario::substitute(setup, &values).map_err(invalid)?;
-        eprintln!("run: setup: {setup}");
-        let status = Command::new("sh").arg("-c").arg(&setup).status()?;
-        if !status.success() {
-            return Err(io::Error::other(format!("setup failed ({status})")));
-        }
+        run_setup(setup, &bin_dir, &out)?;
     }
+    let (results, points) = sweep(&scenario, &allowed, &out, &exe, &bin_dir)?;
+    if points.is_empty() {
+        return skip(
+            &scenario.name,
+            &out,
+            "no point of the sweep fits this machine's CPUs",
+        );
+    }
+    write_results(&scenario, &args.scenario, &out, results, &points)
+}
 
+/// The scenario file, with the command line's `--duration` and `--rates` in place of its own.
+fn load_scenario(args: &RunArgs) -> io::Result<Scenario> {
+    let text = std::fs::read_to_string(&args.scenario)?;
+    let mut scenario = Scenario::parse(&text)
+        .map_err(|err| invalid(format!("{}: {err}", args.scenario.display())))?;
+    if let Some(duration) = args.duration {
+        if duration.is_nan() || duration <= 0.0 {
+            return Err(invalid(format!("--duration {duration}: positive seconds")));
+        }
+        scenario.duration_s = duration;
+    }
+    if let Some(rates) = &args.rates {
+        for rate in rates {
+            Rate::parse(rate).map_err(invalid)?;
+        }
+        scenario.sweep.rates = rates.clone();
+    }
+    Ok(scenario)
+}
+
+/// A CPU of `cpus` that this process may not run on, if any.
+fn missing_cpu(allowed: &[usize], cpus: &[usize]) -> Option<usize> {
+    cpus.iter().copied().find(|c| !allowed.contains(c))
+}
+
+/// Runs the system's `setup` command once, before the first point.
+fn run_setup(setup: &str, bin_dir: &Path, out: &Path) -> io::Result<()> {
+    let values = BTreeMap::from([
+        ("bin_dir", bin_dir.display().to_string()),
+        ("work_dir", out.display().to_string()),
+    ]);
+    let setup = scenario::substitute(setup, &values).map_err(invalid)?;
+    eprintln!("run: setup: {setup}");
+    let status = Command::new("sh").arg("-c").arg(&setup).status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("setup failed ({status})")));
+    }
+    Ok(())
+}
+
+/// Runs every point of the sweep that fits this machine's CPUs, each rate for each set of
+/// system CPUs; returns their JSON records and table rows.
+fn sweep(
+    scenario: &Scenario,
+    allowed: &[usize],
+    out: &Path,
+    exe: &Path,
+    bin_dir: &Path,
+) -> io::Result<(Vec<Value>, Vec<Point>)> {
     let mut results = Vec::new();
     let mut points = Vec::new();
     let sets = scenario.system_cpu_sets();
     let total = sets.len() * scenario.sweep.rates.len();
     for cpus in &sets {
-        if let Some(cpu) = missing(cpus) {
+        if let Some(cpu) = missing_cpu(allowed, cpus) {
             eprintln!(
                 "run: skipping system cpus {}: cpu {cpu} is not available on this machine",
                 cpus_list(cpus)
@@ -207,19 +242,7 @@ pub fn run(args: RunArgs) -> io::Result<()> {
         }
         let mut max_end_to_end: Option<f64> = None;
         for rate_text in &scenario.sweep.rates {
-            let target = match Rate::parse(rate_text).map_err(invalid)? {
-                Rate::Max => None,
-                Rate::SpansPerS(r) => Some(r),
-                Rate::OfMax(share) => Some(
-                    share
-                        * max_end_to_end.ok_or_else(|| {
-                            invalid(format!(
-                                "rate {rate_text}: no `max` point before it on cpus {}",
-                                cpus_list(cpus)
-                            ))
-                        })?,
-                ),
-            };
+            let target = rate_target(rate_text, max_end_to_end, cpus)?;
             let index = results.len() + 1;
             eprintln!(
                 "run: point {index}/{total}: {} on cpus {} at {rate_text}{}",
@@ -233,9 +256,8 @@ pub fn run(args: RunArgs) -> io::Result<()> {
                 rate_text.replace('%', "pct")
             ));
             std::fs::create_dir_all(&point_dir)?;
-            let (result, point) = run_point(
-                &scenario, cpus, rate_text, target, &point_dir, &exe, &bin_dir,
-            )?;
+            let (result, point) =
+                run_point(scenario, cpus, rate_text, target, &point_dir, exe, bin_dir)?;
             if target.is_none() && max_end_to_end.is_none() {
                 max_end_to_end = Some(point.end_to_end_spans_per_s);
             }
@@ -243,19 +265,44 @@ pub fn run(args: RunArgs) -> io::Result<()> {
             points.push(point);
         }
     }
+    Ok((results, points))
+}
 
-    if points.is_empty() {
-        return skip(
-            &scenario.name,
-            &out,
-            "no point of the sweep fits this machine's CPUs",
-        );
-    }
+/// The spans a second `rate_text` offers (`None`: as fast as the load goes); a share of the
+/// maximum needs the `max` point measured before it on the same `cpus`.
+fn rate_target(
+    rate_text: &str,
+    max_end_to_end: Option<f64>,
+    cpus: &[usize],
+) -> io::Result<Option<f64>> {
+    Ok(match Rate::parse(rate_text).map_err(invalid)? {
+        Rate::Max => None,
+        Rate::SpansPerS(r) => Some(r),
+        Rate::OfMax(share) => Some(
+            share
+                * max_end_to_end.ok_or_else(|| {
+                    invalid(format!(
+                        "rate {rate_text}: no `max` point before it on cpus {}",
+                        cpus_list(cpus)
+                    ))
+                })?,
+        ),
+    })
+}
+
+/// Writes the table (also printed), the chart and `results.json`; fails when a check failed.
+fn write_results(
+    scenario: &Scenario,
+    scenario_file: &Path,
+    out: &Path,
+    results: Vec<Value>,
+    points: &[Point],
+) -> io::Result<()> {
     let title = format!("{}: {}", scenario.name, scenario.system.name);
-    let table = report::markdown(&title, &scenario.description, &points);
+    let table = report::markdown(&title, &scenario.description, points);
     println!("{table}");
     std::fs::write(out.join("results.md"), &table)?;
-    report::chart(&out.join("chart.svg"), &title, &points)?;
+    report::chart(&out.join("chart.svg"), &title, points)?;
     let failed: Vec<String> = points
         .iter()
         .filter(|p| p.checks != "ok")
@@ -266,7 +313,7 @@ pub fn run(args: RunArgs) -> io::Result<()> {
         "description": scenario.description,
         "system": scenario.system.name,
         "duration_s": scenario.duration_s,
-        "scenario_file": args.scenario,
+        "scenario_file": scenario_file,
         "points": results,
         "checks_failed": failed,
     });
@@ -349,6 +396,8 @@ fn drain(
     }
 }
 
+/// Runs one point of the sweep: `scenario`'s system on `cpus` at the load's `target` rate
+/// (`None`: as fast as it goes), its files under `dir`; returns its JSON record and table row.
 fn run_point(
     scenario: &Scenario,
     cpus: &[usize],
@@ -364,12 +413,85 @@ fn run_point(
         system_http: process::free_addr()?,
         system_metrics: process::free_addr()?,
     };
-    let config_file = dir.join("config.yaml");
+    let files = PointFiles::in_dir(dir);
+    let command = write_system_files(scenario, cpus, &addrs, &files, bin_dir)?;
+    // Both are stopped when dropped, on every error path too.
+    let mut sink = start_sink(exe, scenario, &addrs, &files)?;
+    let (mut system, endpoint) = start_system(scenario, &command, cpus, &addrs, dir)?;
+    let sampler = Sampler::start(system.child.id())?;
+
+    let mut load_command = load_command(exe, scenario, endpoint, target, &files)?;
+    let load_start = Instant::now();
+    let status = load_command.status()?;
+    let load_end = Instant::now();
+    if !status.success() {
+        return Err(io::Error::other(format!("the load failed ({status})")));
+    }
+    let load_json = read_json(&files.load_report)?;
+    let refused = field(&load_json, "spans_refused");
+    let drain_target = (refused == 0).then(|| field(&load_json, "spans_kept_expected"));
+    let (_, drained_at, drain_timed_out) = drain(
+        &files.progress,
+        drain_target,
+        Duration::from_millis(scenario.drain.settle_ms),
+        Duration::from_secs_f64(scenario.drain.timeout_s),
+        load_end,
+    );
+    let samples = sampler.finish();
+    let system_status = system.stop()?;
+    drop(system);
+    sink.stop()?;
+    drop(sink);
+    let measured = Measured {
+        sink_json: read_json(&files.sink_report)?,
+        load_json,
+        samples,
+        load_start,
+        load_end,
+        drained_at,
+        drain_timed_out,
+    };
+    Ok(measured.report(scenario, cpus, rate_text, target, &command, system_status))
+}
+
+/// The files of one point, in its directory.
+struct PointFiles {
+    dir: PathBuf,
+    config: PathBuf,
+    sink_report: PathBuf,
+    expect: PathBuf,
+    progress: PathBuf,
+    load_report: PathBuf,
+}
+
+impl PointFiles {
+    fn in_dir(dir: &Path) -> PointFiles {
+        PointFiles {
+            dir: dir.to_path_buf(),
+            config: dir.join("config.yaml"),
+            sink_report: dir.join("sink.json"),
+            expect: dir.join("expect.bin"),
+            progress: dir.join("sink.progress"),
+            load_report: dir.join("load.json"),
+        }
+    }
+}
+
+/// Writes the system's config (when the scenario has one) and its command line, with the
+/// point's addresses, CPUs and paths filled in; returns the command line.
+fn write_system_files(
+    scenario: &Scenario,
+    cpus: &[usize],
+    addrs: &Addrs,
+    files: &PointFiles,
+    bin_dir: &Path,
+) -> io::Result<String> {
+    let dir = &files.dir;
     let cpu_yaml = format!("[{}]", cpus_list(cpus).replace(',', ", "));
     let values = BTreeMap::from([
         ("bin_dir", bin_dir.display().to_string()),
         ("work_dir", dir.display().to_string()),
-        ("config_file", config_file.display().to_string()),
+        ("config_file", files.config.display().to_string()),
         ("sink_grpc", addrs.sink_grpc.to_string()),
         ("system_grpc", addrs.system_grpc.to_string()),
         ("system_http", addrs.system_http.to_string()),
@@ -379,19 +501,22 @@ fn run_point(
     ]);
     if let Some(config) = &scenario.system.config {
         std::fs::write(
-            &config_file,
+            &files.config,
             scenario::substitute(config, &values).map_err(invalid)?,
         )?;
     }
     let command = scenario::substitute(&scenario.system.command, &values).map_err(invalid)?;
     std::fs::write(dir.join("command.sh"), format!("{command}\n"))?;
-    let (sink_report, expect, progress, load_report) = (
-        dir.join("sink.json"),
-        dir.join("expect.bin"),
-        dir.join("sink.progress"),
-        dir.join("load.json"),
-    );
+    Ok(command)
+}
 
+/// Starts the sink on its CPUs and waits until it listens.
+fn start_sink(
+    exe: &Path,
+    scenario: &Scenario,
+    addrs: &Addrs,
+    files: &PointFiles,
+) -> io::Result<Running> {
     let mut sink_command = Command::new(exe);
     sink_command
         .env(INSTRUMENT_PURGE.0, INSTRUMENT_PURGE.1)
@@ -399,20 +524,27 @@ fn run_point(
         .args(["--listen", &addrs.sink_grpc.to_string()])
         .args(cpu_flag(&scenario.cpus.sink))
         .arg("--report")
-        .arg(&sink_report)
+        .arg(&files.sink_report)
         .arg("--expect")
-        .arg(&expect)
+        .arg(&files.expect)
         .arg("--progress-file")
-        .arg(&progress);
-    let mut sink = spawn_logged(
-        "sink",
-        sink_command,
-        &scenario.cpus.sink,
-        &dir.join("sink.log"),
-    )?;
+        .arg(&files.progress);
+    let log = files.dir.join("sink.log");
+    let mut sink = spawn_logged("sink", sink_command, &scenario.cpus.sink, &log)?;
     process::wait_listening(addrs.sink_grpc, SINK_READY_TIMEOUT, &mut sink.child)
         .map_err(|err| io::Error::other(format!("sink: {err}")))?;
+    Ok(sink)
+}
 
+/// Starts the system under test on `cpus` and waits until it listens on the endpoint the load
+/// sends to; returns it and that endpoint.
+fn start_system(
+    scenario: &Scenario,
+    command: &str,
+    cpus: &[usize],
+    addrs: &Addrs,
+    dir: &Path,
+) -> io::Result<(Running, SocketAddr)> {
     let mut system_command = Command::new("sh");
     system_command.arg("-c").arg(format!("exec {command}"));
     let mut system = spawn_logged("system", system_command, cpus, &dir.join("system.log"))?;
@@ -433,8 +565,17 @@ fn run_point(
             dir.join("system.log").display()
         ))
     })?;
-    let sampler = Sampler::start(system.child.id())?;
+    Ok((system, endpoint))
+}
 
+/// The load's command line, pinned and niced, sending to `endpoint` at `target` spans a second.
+fn load_command(
+    exe: &Path,
+    scenario: &Scenario,
+    endpoint: SocketAddr,
+    target: Option<f64>,
+    files: &PointFiles,
+) -> io::Result<Command> {
     let load = &scenario.load;
     let mut load_command = Command::new(exe);
     load_command
@@ -453,10 +594,10 @@ fn run_point(
         .args(["--trace-spread-ms", &load.trace_spread_ms.to_string()])
         .args(["--oracle-policy", &load.oracle_policy])
         .arg("--report")
-        .arg(&load_report)
+        .arg(&files.load_report)
         .arg("--expect-out")
-        .arg(&expect)
-        .stdout(File::create(dir.join("load.out"))?);
+        .arg(&files.expect)
+        .stdout(File::create(files.dir.join("load.out"))?);
     if let Some(compression) = &load.compression {
         load_command.args(["--compression", compression]);
     }
@@ -471,138 +612,208 @@ fn run_point(
     }
     process::pin(&mut load_command, &scenario.cpus.load)?;
     process::nice(&mut load_command, LOAD_NICENESS);
-    let load_start = Instant::now();
-    let status = load_command.status()?;
-    let load_end = Instant::now();
-    if !status.success() {
-        return Err(io::Error::other(format!("the load failed ({status})")));
-    }
-    let load_json = read_json(&load_report)?;
-    let field = |v: &Value, key: &str| v[key].as_u64().unwrap_or(0);
-    let accepted = field(&load_json, "spans_accepted");
-    let refused = field(&load_json, "spans_refused");
-    let drain_target = (refused == 0).then(|| field(&load_json, "spans_kept_expected"));
-    let (_, drained_at, drain_timed_out) = drain(
-        &progress,
-        drain_target,
-        Duration::from_millis(scenario.drain.settle_ms),
-        Duration::from_secs_f64(scenario.drain.timeout_s),
-        load_end,
-    );
-    let samples = sampler.finish();
-    let system_status = system.stop()?;
-    drop(system);
-    sink.stop()?;
-    drop(sink);
-    let sink_json = read_json(&sink_report)?;
+    Ok(load_command)
+}
 
-    let through = drained_at.max(load_end) - load_start;
-    let cpu_s = match (
-        process::sample_at(&samples, load_start),
-        process::sample_after(&samples, drained_at.max(load_end)),
-    ) {
-        (Some(a), Some(b)) => b.cpu_s - a.cpu_s,
-        _ => 0.0,
-    };
-    let peak_rss = samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0);
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-    let at_sink = field(&sink_json, "spans_received");
-    let end_to_end = accepted as f64 / through.as_secs_f64();
-    let latency = |q: &str| load_json["latency_us"][q].as_u64().unwrap_or(0);
+/// A counter of a report, 0 when absent.
+fn field(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(0)
+}
 
-    let pass_through = load.oracle_policy.trim() == "always";
-    let no_loss = if pass_through {
-        at_sink == accepted && field(&sink_json, "duplicates") == 0
-    } else {
-        field(&sink_json, "kept_traces_partial") == 0
-            && field(&sink_json, "kept_traces_missing") == 0
-    };
-    let mut checks = BTreeMap::new();
-    if scenario.checks.verified {
-        checks.insert("verified", sink_json["verified"] == true);
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// A point's figures, from its samples and the load's report.
+#[derive(Clone, Copy)]
+struct Figures {
+    /// From the load's start to the moment the sink's count last changed.
+    through: Duration,
+    /// The system's CPU time over `through`.
+    cpu_s: f64,
+    peak_rss: u64,
+    /// Spans accepted over `through`, a second.
+    end_to_end: f64,
+}
+
+/// What one point measured: the load's and the sink's reports, the system's samples, and when
+/// the load ran and the export drained.
+struct Measured {
+    load_json: Value,
+    sink_json: Value,
+    samples: Vec<Sample>,
+    load_start: Instant,
+    load_end: Instant,
+    drained_at: Instant,
+    drain_timed_out: bool,
+}
+
+impl Measured {
+    /// The point's JSON record and table row.
+    fn report(
+        self,
+        scenario: &Scenario,
+        cpus: &[usize],
+        rate_text: &str,
+        target: Option<f64>,
+        command: &str,
+        system_status: std::process::ExitStatus,
+    ) -> (Value, Point) {
+        let figures = self.figures();
+        let Figures {
+            through,
+            cpu_s,
+            peak_rss,
+            end_to_end,
+        } = figures;
+        let checks = self.checks(scenario, peak_rss);
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(name, _)| *name)
+            .collect();
+        let point = self.point(scenario, cpus, rate_text, target, &figures, &failed);
+        let result = json!({
+            "system": scenario.system.name,
+            "system_cpus": cpus,
+            "sink_cpus": scenario.cpus.sink,
+            "load_cpus": scenario.cpus.load,
+            "command": command,
+            "offered": rate_text,
+            "rate_target_spans_per_s": target,
+            "end_to_end_spans_per_s": end_to_end,
+            "all_exported_after_s": through.as_secs_f64(),
+            "drain_timed_out": self.drain_timed_out,
+            "system_cpu_s": cpu_s,
+            "system_cpu_ns_per_span": point.system_cpu_ns_per_span,
+            "system_peak_rss_mib": mib(peak_rss),
+            "system_exit": system_status.to_string(),
+            "checks": checks,
+            "checks_passed": failed.is_empty(),
+            "load": self.load_json,
+            "sink": self.sink_json,
+            "samples_t_s_cpu_s_rss_mib": self.timeline(),
+        });
+        (result, point)
     }
-    if scenario.checks.no_loss {
-        checks.insert("no_loss", no_loss);
-    }
-    if scenario.checks.refusals {
-        checks.insert("refusals", refused > 0);
-    }
-    if let Some(max) = scenario.checks.rss_max_mib {
-        checks.insert("rss_max_mib", mib(peak_rss) <= max);
-    }
-    if drain_timed_out {
-        checks.insert("drained", false);
-    }
-    let failed: Vec<&str> = checks
-        .iter()
-        .filter(|(_, ok)| !**ok)
-        .map(|(name, _)| *name)
-        .collect();
-    let verdict = format!(
-        "{}/{} kept complete, {} partial, {} missing, {} wrongly kept, {} dup",
-        field(&sink_json, "kept_traces_complete"),
-        field(&sink_json, "expected_traces_kept"),
-        field(&sink_json, "kept_traces_partial"),
-        field(&sink_json, "kept_traces_missing"),
-        field(&sink_json, "traces_kept_wrongly"),
-        field(&sink_json, "duplicates"),
-    );
-    let point = Point {
-        system: scenario.system.name.clone(),
-        cpus: cpus.to_vec(),
-        offered: rate_text.to_string(),
-        offered_spans_per_s: target
-            .unwrap_or_else(|| load_json["spans_per_s"].as_f64().unwrap_or(0.0)),
-        spans_sent: field(&load_json, "spans_sent"),
-        spans_accepted: accepted,
-        spans_refused: refused,
-        spans_at_sink: at_sink,
-        end_to_end_spans_per_s: end_to_end,
-        latency_us_p50: latency("p50"),
-        latency_us_p99: latency("p99"),
-        latency_us_p999: latency("p999"),
-        system_cpu_ns_per_span: cpu_s * 1e9 / accepted.max(1) as f64,
-        peak_rss_mib: mib(peak_rss),
-        verdict,
-        checks: if failed.is_empty() {
-            "ok".into()
+
+    /// The scenario's checks, each passed or not; `drained` only when the drain timed out.
+    fn checks(&self, scenario: &Scenario, peak_rss: u64) -> BTreeMap<&'static str, bool> {
+        let (load_json, sink_json) = (&self.load_json, &self.sink_json);
+        let accepted = field(load_json, "spans_accepted");
+        let pass_through = scenario.load.oracle_policy.trim() == "always";
+        let no_loss = if pass_through {
+            field(sink_json, "spans_received") == accepted && field(sink_json, "duplicates") == 0
         } else {
-            format!("FAILED: {}", failed.join(", "))
-        },
-    };
-    let timeline: Vec<Value> = samples
-        .iter()
-        .map(|s: &Sample| {
-            json!([
-                s.at.saturating_duration_since(load_start).as_secs_f64()
-                    - load_start.saturating_duration_since(s.at).as_secs_f64(),
-                s.cpu_s,
-                mib(s.rss_bytes)
-            ])
-        })
-        .collect();
-    let result = json!({
-        "system": scenario.system.name,
-        "system_cpus": cpus,
-        "sink_cpus": scenario.cpus.sink,
-        "load_cpus": scenario.cpus.load,
-        "command": command,
-        "offered": rate_text,
-        "rate_target_spans_per_s": target,
-        "end_to_end_spans_per_s": end_to_end,
-        "all_exported_after_s": through.as_secs_f64(),
-        "drain_timed_out": drain_timed_out,
-        "system_cpu_s": cpu_s,
-        "system_cpu_ns_per_span": point.system_cpu_ns_per_span,
-        "system_peak_rss_mib": mib(peak_rss),
-        "system_exit": system_status.to_string(),
-        "checks": checks,
-        "checks_passed": failed.is_empty(),
-        "load": load_json,
-        "sink": sink_json,
-        "samples_t_s_cpu_s_rss_mib": timeline,
-    });
-    Ok((result, point))
+            field(sink_json, "kept_traces_partial") == 0
+                && field(sink_json, "kept_traces_missing") == 0
+        };
+        let mut checks = BTreeMap::new();
+        if scenario.checks.verified {
+            checks.insert("verified", sink_json["verified"] == true);
+        }
+        if scenario.checks.no_loss {
+            checks.insert("no_loss", no_loss);
+        }
+        if scenario.checks.refusals {
+            checks.insert("refusals", field(load_json, "spans_refused") > 0);
+        }
+        if let Some(max) = scenario.checks.rss_max_mib {
+            checks.insert("rss_max_mib", mib(peak_rss) <= max);
+        }
+        if self.drain_timed_out {
+            checks.insert("drained", false);
+        }
+        checks
+    }
+
+    /// The figures the point is judged by: end to end over load start -> drained.
+    fn figures(&self) -> Figures {
+        let accepted = field(&self.load_json, "spans_accepted");
+        let through = self.drained_at.max(self.load_end) - self.load_start;
+        let cpu_s = match (
+            process::sample_at(&self.samples, self.load_start),
+            process::sample_after(&self.samples, self.drained_at.max(self.load_end)),
+        ) {
+            (Some(a), Some(b)) => b.cpu_s - a.cpu_s,
+            _ => 0.0,
+        };
+        Figures {
+            through,
+            cpu_s,
+            peak_rss: self.samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
+            end_to_end: accepted as f64 / through.as_secs_f64(),
+        }
+    }
+
+    /// The point's row of the results table.
+    fn point(
+        &self,
+        scenario: &Scenario,
+        cpus: &[usize],
+        rate_text: &str,
+        target: Option<f64>,
+        figures: &Figures,
+        failed: &[&str],
+    ) -> Point {
+        let Figures {
+            cpu_s,
+            peak_rss,
+            end_to_end,
+            ..
+        } = *figures;
+        let (load_json, sink_json) = (&self.load_json, &self.sink_json);
+        let accepted = field(load_json, "spans_accepted");
+        let latency = |q: &str| load_json["latency_us"][q].as_u64().unwrap_or(0);
+        let verdict = format!(
+            "{}/{} kept complete, {} partial, {} missing, {} wrongly kept, {} dup",
+            field(sink_json, "kept_traces_complete"),
+            field(sink_json, "expected_traces_kept"),
+            field(sink_json, "kept_traces_partial"),
+            field(sink_json, "kept_traces_missing"),
+            field(sink_json, "traces_kept_wrongly"),
+            field(sink_json, "duplicates"),
+        );
+        Point {
+            system: scenario.system.name.clone(),
+            cpus: cpus.to_vec(),
+            offered: rate_text.to_string(),
+            offered_spans_per_s: target
+                .unwrap_or_else(|| load_json["spans_per_s"].as_f64().unwrap_or(0.0)),
+            spans_sent: field(load_json, "spans_sent"),
+            spans_accepted: accepted,
+            spans_refused: field(load_json, "spans_refused"),
+            spans_at_sink: field(sink_json, "spans_received"),
+            end_to_end_spans_per_s: end_to_end,
+            latency_us_p50: latency("p50"),
+            latency_us_p99: latency("p99"),
+            latency_us_p999: latency("p999"),
+            system_cpu_ns_per_span: cpu_s * 1e9 / accepted.max(1) as f64,
+            peak_rss_mib: mib(peak_rss),
+            verdict,
+            checks: if failed.is_empty() {
+                "ok".into()
+            } else {
+                format!("FAILED: {}", failed.join(", "))
+            },
+        }
+    }
+
+    /// The system's samples as (seconds since the load started, CPU seconds, RSS MiB).
+    fn timeline(&self) -> Vec<Value> {
+        let load_start = self.load_start;
+        self.samples
+            .iter()
+            .map(|s: &Sample| {
+                json!([
+                    s.at.saturating_duration_since(load_start).as_secs_f64()
+                        - load_start.saturating_duration_since(s.at).as_secs_f64(),
+                    s.cpu_s,
+                    mib(s.rss_bytes)
+                ])
+            })
+            .collect()
+    }
 }
 
 /// Says why scenario `name` is skipped, and records it as its result in `out`.

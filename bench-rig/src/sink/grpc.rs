@@ -2,7 +2,7 @@
 //! connection and one per call, each call's one message read whole and handed to the shard's
 //! [`Recorder`], which only scans a traces request for its span ids. It answers OK with an empty
 //! `Export*ServiceResponse`, INVALID_ARGUMENT for a request it cannot read (counted in
-//! `malformed_requests`), RESOURCE_EXHAUSTED over [`MAX_MESSAGE_BYTES`], UNIMPLEMENTED for
+//! `malformed_requests`), RESOURCE_EXHAUSTED over [`MESSAGE_BYTES_MAX`], UNIMPLEMENTED for
 //! other methods and encodings, and SERVING to `grpc.health.v1.Health/Check`.
 //!
 //! The windows are wide enough for a whole multi-megabyte export request: a batch of the
@@ -22,7 +22,7 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tailgate_wire::Signal;
 
-use super::{decompress, Coding, Recorder, Refusal, MAX_MESSAGE_BYTES};
+use super::{decompress, Coding, Recorder, Refusal, MESSAGE_BYTES_MAX};
 use crate::net::{accept_until, Socket, Stop};
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -177,7 +177,7 @@ async fn read_request(request: http::Request<RecvStream>) -> Result<Bytes, Refus
 }
 
 /// Reads a call's one message: the 5-byte prefix (compressed flag, length), then the message,
-/// refusing one over [`MAX_MESSAGE_BYTES`] or whose length disagrees with the prefix. A message
+/// refusing one over [`MESSAGE_BYTES_MAX`] or whose length disagrees with the prefix. A message
 /// that one DATA frame carries whole (the usual case with 1 MiB frames) is kept as a slice of
 /// that frame; a longer one is copied once into a buffer sized from the prefix. Flow-control
 /// capacity is handed back as the body is read.
@@ -199,7 +199,7 @@ async fn read_message(mut body: RecvStream) -> Result<(bool, Bytes), Refusal> {
             if prefix_len == 5 {
                 declared =
                     u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-                if declared > MAX_MESSAGE_BYTES {
+                if declared > MESSAGE_BYTES_MAX {
                     return Err(Refusal::TooLarge);
                 }
             }

@@ -6,7 +6,7 @@
 //! or zstd `Content-Encoding`, is handed to the shard's [`Recorder`] and answered 200 with an
 //! empty `Export*ServiceResponse` in the request's content type. What it cannot take is answered
 //! with the matching status (400 unreadable, 404, 405, 411 without a length, 413 over
-//! [`MAX_MESSAGE_BYTES`], 415) and the connection closed.
+//! [`MESSAGE_BYTES_MAX`], 415) and the connection closed.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -15,7 +15,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tailgate_wire::Signal;
 
-use super::{decompress, Coding, Recorder, Refusal, MAX_MESSAGE_BYTES};
+use super::{decompress, Coding, Recorder, Refusal, MESSAGE_BYTES_MAX};
 use crate::net::{accept_until, Stop};
 
 /// The largest request head read.
@@ -203,8 +203,8 @@ async fn exchange(
         let why = "the sink reads bodies of a Content-Length only".into();
         return Err(Answer::refused("411 Length Required", why));
     };
-    if length > MAX_MESSAGE_BYTES {
-        let why = format!("a body over {MAX_MESSAGE_BYTES} bytes");
+    if length > MESSAGE_BYTES_MAX {
+        let why = format!("a body over {MESSAGE_BYTES_MAX} bytes");
         return Err(Answer::refused("413 Content Too Large", why));
     }
     // The body is read before anything else is refused, so the connection closes cleanly

@@ -37,7 +37,7 @@ use crate::oracle::Expectation;
 use crate::verify::{scan_span_ids, verify, SpanLog};
 
 /// The largest request the sink accepts, compressed or not.
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
+const MESSAGE_BYTES_MAX: usize = 64 << 20;
 
 /// The shards runtime joins its shards by a channel mesh; the sink's shards send nothing over
 /// it, so each channel holds one message.
@@ -165,7 +165,7 @@ enum Refusal {
     /// Not valid OTLP: metrics and logs requests are validated in full, and traces requests
     /// when they are kept or dumped for a test.
     Invalid(WireError),
-    /// Over [`MAX_MESSAGE_BYTES`], compressed or not.
+    /// Over [`MESSAGE_BYTES_MAX`], compressed or not.
     TooLarge,
     /// A compression the sink does not read.
     Unsupported(String),
@@ -183,7 +183,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::Malformed(why) => write!(f, "malformed request: {why}"),
             Refusal::Invalid(err) => write!(f, "invalid OTLP: {err}"),
-            Refusal::TooLarge => write!(f, "request over {MAX_MESSAGE_BYTES} bytes"),
+            Refusal::TooLarge => write!(f, "request over {MESSAGE_BYTES_MAX} bytes"),
             Refusal::Unsupported(what) => write!(f, "unsupported {what}"),
         }
     }
@@ -209,10 +209,10 @@ impl Coding {
     }
 }
 
-/// Decompresses `bytes`, refusing output over [`MAX_MESSAGE_BYTES`] (reading stops there, so a
+/// Decompresses `bytes`, refusing output over [`MESSAGE_BYTES_MAX`] (reading stops there, so a
 /// compression bomb costs no more).
 fn decompress(coding: Coding, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
-    let limit = MAX_MESSAGE_BYTES as u64 + 1;
+    let limit = MESSAGE_BYTES_MAX as u64 + 1;
     let mut out = Vec::new();
     let read = match coding {
         Coding::Identity => return Ok(bytes.to_vec()),
@@ -223,7 +223,7 @@ fn decompress(coding: Coding, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
             .and_then(|decoder| decoder.take(limit).read_to_end(&mut out)),
     };
     match read {
-        Ok(_) if out.len() > MAX_MESSAGE_BYTES => Err(Refusal::TooLarge),
+        Ok(_) if out.len() > MESSAGE_BYTES_MAX => Err(Refusal::TooLarge),
         Ok(_) => Ok(out),
         Err(err) => Err(Refusal::Malformed(format!("{coding:?} body: {err}"))),
     }

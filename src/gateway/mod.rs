@@ -1,0 +1,166 @@
+//! Starting and stopping the gateway: from a [`Config`] to running shards, and back.
+//!
+//! Start-up happens on the main thread: the configuration becomes a [`Plan`] (plain values,
+//! cloned into every shard), every shard's metric cells are registered in one registry (which is
+//! read-only from then on), the admin server starts, and one shard per configured CPU is spawned.
+//! Each shard then builds its own pipelines, exporters and receivers on its own executor, binds
+//! its own SO_REUSEPORT listeners, and reports itself up ([`crate::shard`]).
+//!
+//! Shutdown (SIGTERM or SIGINT) runs in every shard in the same order, each step bounded by the
+//! drain timeout: stop accepting; let in-flight requests finish; close this shard's mesh
+//! senders and wait until every peer has closed its own (so every span routed here has
+//! arrived); flush the batchers; drain the exporters' queues, counting anything still unsent at
+//! the deadline as dropped with reason `shutdown`. Once every shard has drained, the admin
+//! server stops and the process exits 0; a shard that failed ends it with [`StartError`].
+
+mod error;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tailgate_shards::runtime;
+
+use crate::config::{Config, MetricsLevel};
+use crate::ingest::Delivery;
+use crate::lifecycle;
+use crate::memory::Overload;
+use crate::plan::Plan;
+use crate::shard::{self, ShardTelemetry};
+use crate::telemetry::{AdminServer, Health, Registry, RegistryBuilder};
+
+pub use error::StartError;
+
+/// What `check-config` says about running `config` here: the start-up checks that depend on
+/// the machine (the same [`Plan`] start-up makes: CPUs, memory size, name resolution), and
+/// whether each listen address can be bound now. Each problem is a note, since the file may be
+/// meant for another machine; an error is a problem with the configuration itself.
+pub fn check_on_this_machine(config: &Config) -> Result<Vec<String>, StartError> {
+    let plan = match Plan::from_config(config) {
+        Ok(plan) => plan,
+        Err(StartError::Machine(note)) => return Ok(vec![note]),
+        Err(err) => return Err(err),
+    };
+    let mut listeners = vec![(
+        "the admin endpoint (service.telemetry.metrics.address)".to_string(),
+        plan.admin,
+    )];
+    for receiver in &plan.receivers {
+        let name = &receiver.name;
+        listeners.extend(
+            receiver
+                .grpc
+                .iter()
+                .map(|(a, _)| (format!("receiver {name} gRPC"), *a)),
+        );
+        listeners.extend(
+            receiver
+                .http
+                .iter()
+                .map(|(a, _)| (format!("receiver {name} HTTP"), *a)),
+        );
+    }
+    let mut notes = Vec::new();
+    for (listener, addr) in listeners {
+        // Port 0 takes any free port; the probe's listener closes at once.
+        if addr.port() != 0 {
+            if let Err(err) = std::net::TcpListener::bind(addr) {
+                notes.push(format!("{listener} cannot listen on {addr} now: {err}"));
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.
+pub fn run(config: &Config) -> Result<(), StartError> {
+    let mut plan = Plan::from_config(config)?;
+    let shard_count = plan.cpus.len();
+    lifecycle::raise_open_files_limit();
+    plan.budget_connections()?;
+
+    let (registry, telemetry, exporter_names) = register(&plan);
+    let health = Arc::new(Health::new(shard_count));
+    let registry =
+        (config.service.telemetry.metrics.level != MetricsLevel::None).then_some(registry);
+    let admin = AdminServer::start(plan.admin, registry, health.clone()).map_err(|source| {
+        StartError::Bind {
+            listener: "the admin endpoint (service.telemetry.metrics.address)",
+            addr: plan.admin,
+            source,
+        }
+    })?;
+    let flag = lifecycle::shutdown_flag()?;
+    lifecycle::fail_stop_on_panic(flag.clone());
+    tracing::info!(
+        "tailgate {}: {} shard(s) on CPUs {:?}; metrics on http://{}/metrics",
+        env!("CARGO_PKG_VERSION"),
+        shard_count,
+        plan.cpus,
+        admin.local_addr()
+    );
+
+    // Set by a shard that could not start (an exporter that would not build, a listener that
+    // would not bind); the gateway then stops every shard and exits non-zero.
+    let start_failed = Arc::new(AtomicBool::new(false));
+    let overload = Arc::new(Overload::new(shard_count));
+    let shards = runtime::start::<Delivery, _, _>(&plan.cpus, plan.channel_capacity, {
+        let plan = plan.clone();
+        let start_failed = start_failed.clone();
+        let telemetry = Arc::new(telemetry);
+        let exporter_names = Arc::new(exporter_names);
+        move |shard| async move {
+            let mine = telemetry[shard.id]
+                .lock()
+                .expect("telemetry lock")
+                .take()
+                .expect("each shard takes its own telemetry once");
+            let started =
+                shard::run(shard, plan, mine, &exporter_names, health, flag, overload).await;
+            if !started {
+                start_failed.store(true, Ordering::Relaxed);
+            }
+        }
+    })?;
+    shards.join().map_err(StartError::ShardFailed)?;
+    admin.shutdown()?;
+    if start_failed.load(Ordering::Relaxed) {
+        return Err(StartError::Io(io::Error::other(
+            "a shard could not start its exporters or receivers (see the errors above)",
+        )));
+    }
+    tracing::info!("tailgate: drained, exiting");
+    Ok(())
+}
+
+/// Registers every shard's metric cells in one registry, before any shard starts; returns the
+/// registry, each shard's cells (each taken once, by its shard) and the exporter names the
+/// cells are registered under, in their order.
+fn register(
+    plan: &Plan,
+) -> (
+    Arc<Registry>,
+    Vec<Mutex<Option<ShardTelemetry>>>,
+    Vec<String>,
+) {
+    let mut builder = RegistryBuilder::new();
+    let exporter_names: Vec<String> = plan
+        .pipelines
+        .iter()
+        .flat_map(|p| p.exporters.iter().map(|(name, _)| name.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let telemetry = (0..plan.cpus.len())
+        .map(|shard| {
+            Mutex::new(Some(ShardTelemetry::register(
+                &mut builder,
+                plan,
+                shard,
+                &exporter_names,
+            )))
+        })
+        .collect();
+    (builder.build(), telemetry, exporter_names)
+}

@@ -1,0 +1,115 @@
+//! From the configuration's exporter types to the export layer's settings: the Collector's
+//! per-process figures become each shard's share, and every unbounded value gets a bound.
+
+use std::time::Duration;
+
+use tailgate_wire::Signal;
+
+use crate::config::{self, Exporter as ExporterConfig};
+use crate::export::{
+    self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
+    RetrySettings,
+};
+
+fn retry(config: &config::RetryOnFailure) -> RetrySettings {
+    RetrySettings {
+        enabled: config.enabled,
+        initial_interval: config.initial_interval,
+        multiplier: config.multiplier,
+        randomization_factor: config.randomization_factor,
+        max_interval: config.max_interval,
+        // The Collector reads 0 as "retry forever"; tailgate keeps every loop bounded, so no
+        // limit becomes the longest the Collector documents as a default, an hour.
+        max_elapsed_time: config.max_elapsed_time.unwrap_or(Duration::from_secs(3600)),
+    }
+}
+
+/// The Collector's queue figures are per exporter; tailgate runs one exporter instance per
+/// shard, so each gets its share, and the node holds what the configuration says.
+fn queue(config: &config::SendingQueue, shards: usize) -> QueueSettings {
+    QueueSettings {
+        enabled: config.enabled,
+        num_consumers: (config.num_consumers as usize).div_ceil(shards).max(1),
+        queue_size: (config.queue_size as usize).div_ceil(shards).max(1),
+    }
+}
+
+fn compression(config: config::Compression) -> export::Compression {
+    match config {
+        config::Compression::None => export::Compression::None,
+        config::Compression::Gzip => export::Compression::Gzip,
+        config::Compression::Zstd => export::Compression::Zstd,
+    }
+}
+
+pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings {
+    match config {
+        ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
+            endpoint: otlp.endpoint.to_string(),
+            headers: otlp.headers.clone().into_iter().collect(),
+            compression: compression(otlp.compression),
+            timeout: otlp.timeout,
+            retry: retry(&otlp.retry_on_failure),
+            queue: queue(&otlp.sending_queue, shards),
+        }),
+        ExporterConfig::OtlpHttp(http) => {
+            let url = |signal| http.url(signal).map(ToString::to_string);
+            ExporterSettings::OtlpHttp(OtlpHttpSettings {
+                endpoint: url(Signal::Traces).unwrap_or_default(),
+                traces_endpoint: url(Signal::Traces),
+                metrics_endpoint: url(Signal::Metrics),
+                logs_endpoint: url(Signal::Logs),
+                headers: http.headers.clone().into_iter().collect(),
+                compression: compression(http.compression),
+                encoding: match http.encoding {
+                    config::Encoding::Proto => export::Encoding::Proto,
+                    config::Encoding::Json => export::Encoding::Json,
+                },
+                timeout: http.timeout,
+                retry: retry(&http.retry_on_failure),
+                queue: queue(&http.sending_queue, shards),
+            })
+        }
+        ExporterConfig::Debug(debug) => ExporterSettings::Debug(DebugSettings {
+            verbosity: match debug.verbosity {
+                config::Verbosity::Basic => export::Verbosity::Basic,
+                config::Verbosity::Normal => export::Verbosity::Normal,
+                config::Verbosity::Detailed => export::Verbosity::Detailed,
+            },
+            // The Collector's figure is per second for the process; each shard prints its share.
+            sampling_initial: u64::from(debug.sampling_initial).div_ceil(shards as u64),
+            sampling_thereafter: u64::from(debug.sampling_thereafter),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// Every `retry_on_failure` and debug `sampling_*` key reaches the exporter's settings.
+    #[test]
+    fn exporter_keys_reach_the_exporter_settings() {
+        let config = Config::from_yaml(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    retry_on_failure:\n      multiplier: 2.5\n      randomization_factor: 0\n  debug:\n    sampling_initial: 5\n    sampling_thereafter: 20\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp, debug]\n",
+            "test.yaml",
+        )
+        .expect("valid");
+        let ExporterSettings::Otlp(otlp) = exporter_settings(
+            &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
+            2,
+        ) else {
+            panic!("an otlp exporter");
+        };
+        assert_eq!(otlp.retry.multiplier, 2.5);
+        assert_eq!(otlp.retry.randomization_factor, 0.0);
+        let ExporterSettings::Debug(debug) = exporter_settings(
+            &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
+            2,
+        ) else {
+            panic!("a debug exporter");
+        };
+        assert_eq!((debug.sampling_initial, debug.sampling_thereafter), (3, 20));
+    }
+}

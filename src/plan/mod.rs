@@ -1,0 +1,282 @@
+//! The plan: a [`Config`] turned into the plain values every shard builds itself from.
+//!
+//! Made once, on the main thread, before any shard starts: CPUs are read, addresses resolved,
+//! the memory budget sized ([`budget`]), each exporter's settings translated ([`exporters`])
+//! and checked, and every policy compiled once, so that what a shard would refuse is refused
+//! here, before anything listens. The plan is then cloned into each shard, which reads it only.
+
+mod budget;
+mod exporters;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use tailgate_shards::runtime;
+use tailgate_wire::Signal;
+
+use crate::config::{self, Config, Cpus, Processor, TailSampling};
+use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
+use crate::gateway::StartError;
+use crate::ingest::accept::{open_files_limit, ConnectionBudget, CONNECTIONS_PER_LISTENER_MAX};
+use crate::ingest::grpc::GrpcSettings;
+use crate::ingest::http::HttpSettings;
+use crate::ingest::Limits;
+use crate::sampling::{PolicySet, SamplerSettings};
+
+/// Everything a shard needs to build itself, as plain values.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) cpus: Vec<usize>,
+    pub(crate) channel_capacity: usize,
+    pub(crate) receivers: Vec<ReceiverPlan>,
+    pub(crate) pipelines: Vec<PipelinePlan>,
+    /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
+    pub(crate) memory_limit: u64,
+    pub(crate) admin: SocketAddr,
+}
+
+/// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceiverPlan {
+    pub(crate) name: String,
+    pub(crate) grpc: Option<(SocketAddr, GrpcSettings)>,
+    pub(crate) http: Option<(SocketAddr, HttpSettings)>,
+}
+
+/// One pipeline: its tail sampling, its batching and its exporters.
+#[derive(Debug, Clone)]
+pub(crate) struct PipelinePlan {
+    pub(crate) signal: Signal,
+    pub(crate) sampling: Option<SamplingPlan>,
+    pub(crate) batch: BatcherSettings,
+    pub(crate) exporters: Vec<(String, ExporterSettings)>,
+}
+
+/// A traces pipeline's `tail_sampling`, with each shard's share of its limits.
+#[derive(Debug, Clone)]
+pub(crate) struct SamplingPlan {
+    pub(crate) config: TailSampling,
+    pub(crate) settings: SamplerSettings,
+}
+
+impl Plan {
+    /// The plan for `config` on this machine; every check a shard's start would make, made once.
+    pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
+        let cpus = shard_cpus(&config.shards.cpus)?;
+        let (soft, memory_limit) = budget::memory_budget(config)?;
+        let pipelines = config
+            .service
+            .pipelines
+            .iter()
+            .map(|pipeline| PipelinePlan::from_config(config, pipeline, soft, cpus.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A receiver no pipeline takes from is not started, as in the Collector.
+        let taken: BTreeSet<String> = config
+            .service
+            .pipelines
+            .iter()
+            .flat_map(|pipeline| pipeline.receivers.iter().map(ToString::to_string))
+            .collect();
+        let mut receivers = Vec::new();
+        for (id, receiver) in &config.receivers.by_id {
+            let name = id.to_string();
+            if taken.contains(&name) {
+                receivers.push(ReceiverPlan::from_config(name, receiver)?);
+            }
+        }
+        Ok(Plan {
+            cpus,
+            channel_capacity: config.shards.channel_capacity as usize,
+            receivers,
+            pipelines,
+            memory_limit,
+            admin: resolve(&config.service.telemetry.metrics.address)?,
+        })
+    }
+
+    /// Caps every listener's connections so that all of them together cannot exhaust the
+    /// process's descriptors ([`ConnectionBudget`]); says so in the log.
+    pub(crate) fn budget_connections(&mut self) -> Result<(), StartError> {
+        let listeners = self.cpus.len()
+            * self
+                .receivers
+                .iter()
+                .map(|r| usize::from(r.grpc.is_some()) + usize::from(r.http.is_some()))
+                .sum::<usize>();
+        let exporters: usize = self.pipelines.iter().map(|p| p.exporters.len()).sum();
+        let budget = ConnectionBudget::from_limit(
+            open_files_limit()?,
+            self.cpus.len(),
+            listeners,
+            exporters,
+        )
+        .map_err(|err| StartError::Unsupported(err.to_string()))?;
+        tracing::info!(
+            "connections: at most {} per listener ({listeners} listeners over {} shard(s)), \
+             from an open-file limit of {} with {} descriptors kept for the runtime, \
+             exporters and admin",
+            budget.per_listener,
+            self.cpus.len(),
+            budget.descriptors,
+            budget.reserved
+        );
+        for receiver in &mut self.receivers {
+            if let Some((_, grpc)) = &mut receiver.grpc {
+                grpc.limits.connections_max = budget.per_listener;
+            }
+            if let Some((_, http)) = &mut receiver.http {
+                http.limits.connections_max = budget.per_listener;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PipelinePlan {
+    /// One pipeline of `config`; `soft` is the node's soft memory limit, split over `shards`.
+    fn from_config(
+        config: &Config,
+        pipeline: &config::Pipeline,
+        soft: u64,
+        shards: usize,
+    ) -> Result<PipelinePlan, StartError> {
+        let mut sampling = None;
+        let mut batch = BatcherSettings {
+            send_batch_size: 1,
+            send_batch_max_size: 0,
+            timeout: Duration::ZERO,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+        };
+        for id in &pipeline.processors {
+            match config.processors.by_id.get(id) {
+                Some(Processor::Batch(b)) => {
+                    batch = BatcherSettings {
+                        send_batch_size: u64::from(b.send_batch_size),
+                        send_batch_max_size: b.send_batch_max_size.map_or(0, u64::from),
+                        timeout: b.timeout,
+                        batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+                    }
+                }
+                // The configuration checked that one pipeline at most samples.
+                Some(Processor::TailSampling(config)) => sampling = Some(config.clone()),
+                // Counted once for the node, in `memory_budget`.
+                Some(Processor::MemoryLimiter(_)) | None => {}
+            }
+        }
+        let sampling = match sampling {
+            Some(config) => {
+                PolicySet::new(&config, shards)
+                    .map_err(|err| StartError::Unsupported(err.to_string()))?;
+                Some(SamplingPlan {
+                    settings: SamplerSettings::for_shard(&config, soft, shards),
+                    config,
+                })
+            }
+            None => None,
+        };
+        let mut exporters = Vec::new();
+        for id in &pipeline.exporters {
+            let Some(exporter) = config.exporters.by_id.get(id) else {
+                continue;
+            };
+            let settings = exporters::exporter_settings(exporter, shards);
+            // What each shard's `Exporter::new` would refuse, refused once, before any starts.
+            Exporter::check(&settings)
+                .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
+            exporters.push((id.to_string(), settings));
+        }
+        Ok(PipelinePlan {
+            signal: pipeline.id.signal,
+            sampling,
+            batch,
+            exporters,
+        })
+    }
+}
+
+impl ReceiverPlan {
+    /// The receiver `name`, its listen addresses resolved.
+    fn from_config(name: String, receiver: &config::Receiver) -> Result<ReceiverPlan, StartError> {
+        let config::Receiver::Otlp(otlp) = receiver;
+        let grpc = match &otlp.grpc {
+            Some(grpc) => Some((
+                resolve(&grpc.endpoint)?,
+                GrpcSettings {
+                    limits: Limits {
+                        max_message_bytes: grpc.max_recv_msg_size_mib as usize * (1 << 20),
+                        connections_max: CONNECTIONS_PER_LISTENER_MAX,
+                    },
+                    max_concurrent_streams: grpc.max_concurrent_streams,
+                    keepalive: grpc.keepalive,
+                },
+            )),
+            None => None,
+        };
+        let http = match &otlp.http {
+            Some(http) => Some((
+                resolve(&http.endpoint)?,
+                HttpSettings {
+                    limits: Limits {
+                        max_message_bytes: usize::try_from(http.max_request_body_size)
+                            .unwrap_or(usize::MAX),
+                        connections_max: CONNECTIONS_PER_LISTENER_MAX,
+                    },
+                    timeouts: http.timeouts,
+                    traces_path: http.traces_url_path.clone(),
+                    metrics_path: http.metrics_url_path.clone(),
+                    logs_path: http.logs_url_path.clone(),
+                },
+            )),
+            None => None,
+        };
+        Ok(ReceiverPlan { name, grpc, http })
+    }
+}
+
+/// The CPUs `shards.cpus` names, each one a CPU this process may run on.
+fn shard_cpus(cpus: &Cpus) -> Result<Vec<usize>, StartError> {
+    match cpus {
+        Cpus::All => runtime::all_cpus().map_err(|err| {
+            StartError::Machine(format!(
+                "shards.cpus is `all`, but this process's CPU affinity cannot be read \
+                 ({err}); list the CPUs instead (shards.cpus: [0, 1])"
+            ))
+        }),
+        Cpus::List(list) => listed_cpus(list),
+    }
+}
+
+fn resolve(endpoint: &config::Endpoint) -> Result<SocketAddr, StartError> {
+    let unresolved = |why: String| {
+        StartError::Machine(format!(
+            "the listen address {endpoint} does not resolve on this machine{why}"
+        ))
+    };
+    format!("{}:{}", endpoint.host, endpoint.port)
+        .to_socket_addrs()
+        .map_err(|err| unresolved(format!(": {err}")))?
+        .next()
+        .ok_or_else(|| unresolved(String::new()))
+}
+
+/// `shards.cpus` as listed, each one a CPU this process may run on.
+fn listed_cpus(list: &[u16]) -> Result<Vec<usize>, StartError> {
+    let cpus: Vec<usize> = list.iter().map(|&cpu| usize::from(cpu)).collect();
+    // Without a readable mask, pinning the shard itself reports a CPU that is not there.
+    let Ok(allowed) = runtime::allowed_cpus() else {
+        return Ok(cpus);
+    };
+    let missing: Vec<usize> = cpus
+        .iter()
+        .filter(|c| !allowed.contains(c))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(cpus);
+    }
+    Err(StartError::Machine(format!(
+        "shards.cpus lists CPU(s) {missing:?}, which this process may not run on here (it may \
+         run on {allowed:?}); list CPUs of this machine, or write `all`"
+    )))
+}

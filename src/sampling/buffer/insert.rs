@@ -1,0 +1,168 @@
+//! Inserting a request: each span is appended to its trace, or, when its trace was already
+//! decided, follows the decision — framed into the caller's request if the trace was kept,
+//! dropped and counted if not.
+
+use std::time::Instant;
+
+use tailgate_wire::{Item, Piece, Request, Signal, SpanFacts, SpanView};
+
+use super::slots::NIL;
+use super::TraceBuffer;
+
+/// What inserting a request did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    /// Spans buffered (some may have been dropped again, see `too_large`).
+    pub buffered: u64,
+    /// Traces seen for the first time.
+    pub new_traces: u64,
+    /// Late spans of kept traces, framed into the caller's `late` request.
+    pub late_sampled: u64,
+    /// Late spans of traces not kept, dropped.
+    pub late_not_sampled: u64,
+    /// Spans without a 16-byte trace id, dropped (receivers reject them before routing).
+    pub invalid: u64,
+    /// Buffered spans (of this request or earlier ones) dropped with their trace for passing
+    /// `maximum_trace_size_bytes`.
+    pub too_large: u64,
+}
+
+/// A late span of a kept trace, to be framed at the end of its request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LateSpan {
+    /// Its headers in `late_headers`: resource `[at, split)`, scope `[split, end)`.
+    at: u32,
+    split: u32,
+    end: u32,
+    /// Its bytes in the request.
+    start: u32,
+    len: u32,
+}
+
+/// Where a scope group's header is, once needed: interned on the group's first buffered span,
+/// copied for its first late one.
+struct GroupHeader {
+    /// Length of the resource group's header at the start of the buffer's scratch.
+    resource_len: usize,
+    interned: u32,
+    late: Option<(u32, u32, u32)>,
+}
+
+impl TraceBuffer {
+    /// Buffers the spans of `request`, an export request this process validated, all of whose
+    /// traces this shard owns. Late spans of kept traces are framed into `late` (one export
+    /// request, appended); late spans of traces not kept are dropped.
+    pub fn insert(&mut self, request: &[u8], now: Instant, late: &mut Vec<u8>) -> Inserted {
+        let mut done = Inserted::default();
+        self.late_headers.clear();
+        self.late.clear();
+        let request_view = Request::trusted(Signal::Traces, request);
+        let base = request.as_ptr() as usize;
+        for resource_group in request_view.resource_groups() {
+            self.scratch.clear();
+            resource_group.header().write_to(&mut self.scratch);
+            let resource_len = self.scratch.len();
+            for scope_group in resource_group.scope_groups() {
+                self.scratch.truncate(resource_len);
+                scope_group.header().write_to(&mut self.scratch);
+                let mut header = GroupHeader {
+                    resource_len,
+                    interned: NIL,
+                    late: None,
+                };
+                for item in scope_group.items() {
+                    self.insert_span(item, base, &mut header, now, &mut done);
+                }
+                // A group's header interned for spans that were all dropped again.
+                if header.interned != NIL && self.headers.unused(header.interned) {
+                    self.headers.forget(header.interned);
+                }
+            }
+        }
+        if !self.late.is_empty() {
+            let (headers, late_spans) = (&self.late_headers, &self.late);
+            self.framer.frame(
+                late_spans.iter().map(|l| Piece {
+                    resource: &headers[l.at as usize..l.split as usize],
+                    scope: &headers[l.split as usize..l.end as usize],
+                    item: &request[l.start as usize..(l.start + l.len) as usize],
+                }),
+                late,
+            );
+        }
+        done
+    }
+
+    /// Inserts one span of the scope group whose header is in the scratch; `base` is where the
+    /// request starts.
+    #[inline]
+    fn insert_span(
+        &mut self,
+        item: Item<'_>,
+        base: usize,
+        header: &mut GroupHeader,
+        now: Instant,
+        done: &mut Inserted,
+    ) {
+        let span =
+            SpanFacts::scan(item.bytes).unwrap_or_else(|| SpanFacts::from(&SpanView::new(item)));
+        let Some(id) = span.trace_id_array() else {
+            // Receivers set such spans aside before routing; should one get here, it is
+            // counted, not lost silently.
+            done.invalid += 1;
+            return;
+        };
+        let id = u128::from_le_bytes(id);
+        let entry = match self.traces.get(&id) {
+            Some(&entry) => entry,
+            None if self.sampled.contains(id) => {
+                self.late_span(item, base, header);
+                done.late_sampled += 1;
+                return;
+            }
+            None if self.not_sampled.contains(id) => {
+                done.late_not_sampled += 1;
+                return;
+            }
+            None => {
+                done.new_traces += 1;
+                self.new_trace(id, now)
+            }
+        };
+        if header.interned == NIL {
+            header.interned = self.headers.intern(&self.scratch, header.resource_len);
+        }
+        self.append(entry, item.bytes, &span, header.interned);
+        done.buffered += 1;
+        if !span.has_parent {
+            self.root_arrived(entry, now);
+        }
+        if let Some(max) = self.limits.max_trace_bytes {
+            if self.entries[entry as usize].facts.bytes() > max {
+                let trace = &self.entries[entry as usize];
+                let (spans, id) = (trace.facts.span_count(), trace.id);
+                self.release(entry);
+                self.not_sampled.insert(id);
+                done.too_large += spans;
+            }
+        }
+    }
+
+    /// Sets a late span of a kept trace aside, to be framed at the end of its request.
+    #[inline]
+    fn late_span(&mut self, item: Item<'_>, base: usize, header: &mut GroupHeader) {
+        let resource_len = header.resource_len as u32;
+        let (at, split, end) = *header.late.get_or_insert_with(|| {
+            let at = self.late_headers.len() as u32;
+            self.late_headers.extend_from_slice(&self.scratch);
+            (at, at + resource_len, self.late_headers.len() as u32)
+        });
+        self.late.push(LateSpan {
+            at,
+            split,
+            end,
+            start: (item.bytes.as_ptr() as usize - base) as u32,
+            len: item.bytes.len() as u32,
+        });
+    }
+}

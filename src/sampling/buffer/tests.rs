@@ -1,0 +1,487 @@
+//! The buffer's tests: requests built with prost, decided through real policies.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+use super::super::testing::{config, policy, str_attr, MS, T0};
+use super::arena::SPARE_CHUNKS_MAX;
+use super::*;
+use crate::config::{PolicyKind, StatusCode, StatusCodePolicy, StringAttributePolicy};
+use crate::sampling::PolicySet;
+use crate::telemetry::{self, EarlyReason, RegistryBuilder, SamplingMetrics};
+
+const WAIT: Duration = Duration::from_secs(2);
+
+fn limits() -> BufferLimits {
+    BufferLimits {
+        decision_wait: WAIT,
+        decision_wait_after_root: None,
+        num_traces: 1000,
+        evict_at_num_traces: true,
+        soft_bytes: u64::MAX,
+        sampled_cache: 100,
+        not_sampled_cache: 100,
+        max_trace_bytes: None,
+    }
+}
+
+fn id(trace: u8) -> Vec<u8> {
+    let mut id = vec![0x11; 16];
+    id[0] = trace;
+    id[15] = trace;
+    id
+}
+
+/// Span `n` of trace `trace`; an error span when `error`; a root when `n` is 0.
+fn span(trace: u8, n: u8, error: bool) -> Span {
+    Span {
+        trace_id: id(trace),
+        span_id: vec![n + 1, trace, 0, 0, 0, 0, 0, 1],
+        parent_span_id: if n == 0 {
+            vec![]
+        } else {
+            vec![1, trace, 0, 0, 0, 0, 0, 1]
+        },
+        name: format!("t{trace}-s{n}"),
+        start_time_unix_nano: T0 + u64::from(n) * MS,
+        end_time_unix_nano: T0 + (u64::from(n) + 1) * MS,
+        status: error.then(|| Status {
+            code: status::StatusCode::Error as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A request with one resource group per service, each holding `spans`.
+fn request(groups: Vec<(&str, Vec<Span>)>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: groups
+            .into_iter()
+            .map(|(service, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![str_attr("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+/// Span names by service in an export request.
+fn names(bytes: &[u8]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for group in ExportTraceServiceRequest::decode(bytes)
+        .unwrap()
+        .resource_spans
+    {
+        let service = match &group.resource.unwrap().attributes[0].value {
+            Some(v) => format!("{v:?}"),
+            None => String::new(),
+        };
+        let service = service.split('"').nth(1).unwrap_or_default().to_string();
+        for scope in group.scope_spans {
+            out.entry(service.clone())
+                .or_default()
+                .extend(scope.spans.into_iter().map(|s| s.name));
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+fn errors_policy() -> PolicySet {
+    PolicySet::new(
+        &config(vec![policy(
+            "errors",
+            PolicyKind::StatusCode(StatusCodePolicy {
+                status_codes: vec![StatusCode::Error],
+            }),
+        )]),
+        1,
+    )
+    .unwrap()
+}
+
+fn metrics() -> SamplingMetrics {
+    SamplingMetrics::register(&mut RegistryBuilder::new(), 0, &["errors"])
+}
+
+struct Rounds {
+    out: Vec<u8>,
+    round: Round,
+    early: Vec<EarlyReason>,
+}
+
+/// Decides every round due at `now`.
+fn decide(
+    buffer: &mut TraceBuffer,
+    policies: &mut PolicySet,
+    metrics: &SamplingMetrics,
+    now: Instant,
+    shutdown: bool,
+) -> Rounds {
+    let mut all = Rounds {
+        out: Vec::new(),
+        round: Round::default(),
+        early: Vec::new(),
+    };
+    loop {
+        let r = buffer.decide_round(
+            now,
+            shutdown,
+            policies,
+            metrics,
+            &mut |d| all.early.push(d),
+            &mut all.out,
+        );
+        if r.traces == 0 {
+            return all;
+        }
+        all.round.traces += r.traces;
+        all.round.kept_spans += r.kept_spans;
+        all.round.discarded_spans += r.discarded_spans;
+    }
+}
+
+#[test]
+fn traces_wait_then_keep_whole_under_their_resources() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    let mut late = Vec::new();
+    // Trace 1 (kept: one error span) and trace 2 (not kept), in two waves, from two
+    // services.
+    let first = request(vec![
+        ("api", vec![span(1, 0, false), span(2, 0, false)]),
+        ("db", vec![span(1, 1, false)]),
+    ]);
+    let second = request(vec![
+        ("db", vec![span(2, 1, false), span(1, 2, true)]),
+        ("api", vec![span(1, 3, false)]),
+    ]);
+    let done = buffer.insert(&first, t0, &mut late);
+    assert_eq!((done.buffered, done.new_traces), (3, 2));
+    let done = buffer.insert(&second, t0 + Duration::from_secs(1), &mut late);
+    assert_eq!((done.buffered, done.new_traces), (3, 0));
+    assert!(late.is_empty());
+    assert_eq!((buffer.trace_count(), buffer.span_count()), (2, 6));
+
+    let before = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT / 2, false);
+    assert_eq!(before.round.traces, 0);
+    assert_eq!(buffer.next_due(), Some(t0 + WAIT));
+
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!(
+        due.round,
+        Round {
+            traces: 2,
+            kept_spans: 4,
+            discarded_spans: 2
+        }
+    );
+    assert!(due.early.is_empty());
+    let kept = names(&due.out);
+    assert_eq!(kept["api"], ["t1-s0", "t1-s3"]);
+    assert_eq!(kept["db"], ["t1-s1", "t1-s2"]);
+    // Each service's resource group is written once.
+    let groups = ExportTraceServiceRequest::decode(&due.out[..])
+        .unwrap()
+        .resource_spans;
+    assert_eq!(groups.len(), 2);
+    assert_eq!((buffer.trace_count(), buffer.span_count()), (0, 0));
+    assert_eq!(buffer.next_due(), None);
+    assert_eq!(metrics.decided_spans(telemetry::Decision::Sampled), 4);
+    assert_eq!(metrics.decided_spans(telemetry::Decision::NotSampled), 2);
+
+    // Late spans follow their trace's decision.
+    let third = request(vec![("api", vec![span(1, 4, false), span(2, 2, true)])]);
+    let done = buffer.insert(&third, t0 + WAIT * 2, &mut late);
+    assert_eq!(
+        done,
+        Inserted {
+            late_sampled: 1,
+            late_not_sampled: 1,
+            ..Inserted::default()
+        }
+    );
+    assert_eq!(names(&late)["api"], ["t1-s4"]);
+    assert_eq!(buffer.trace_count(), 0);
+}
+
+#[test]
+fn kept_spans_are_the_bytes_received() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    let spans = vec![span(7, 0, true), span(7, 1, false)];
+    let bytes = request(vec![("api", spans.clone())]);
+    buffer.insert(&bytes, t0, &mut Vec::new());
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    let back = ExportTraceServiceRequest::decode(&due.out[..]).unwrap();
+    assert_eq!(back, ExportTraceServiceRequest::decode(&bytes[..]).unwrap());
+}
+
+#[test]
+fn num_traces_decides_the_oldest_early() {
+    let mut buffer = TraceBuffer::new(
+        BufferLimits {
+            num_traces: 2,
+            ..limits()
+        },
+        0,
+    );
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    for trace in 1..=3u8 {
+        let at = t0 + Duration::from_millis(u64::from(trace));
+        buffer.insert(
+            &request(vec![("api", vec![span(trace, 0, trace == 1)])]),
+            at,
+            &mut Vec::new(),
+        );
+    }
+    let now = t0 + Duration::from_millis(10);
+    let early = decide(&mut buffer, &mut policies, &metrics, now, false);
+    // Trace 1, the oldest, decided with what it had: its error span, so kept.
+    assert_eq!(early.early, [EarlyReason::NumTraces]);
+    assert_eq!(early.round.kept_spans, 1);
+    assert_eq!(names(&early.out)["api"], ["t1-s0"]);
+    assert_eq!(buffer.trace_count(), 2);
+}
+
+#[test]
+fn the_soft_limit_decides_early_and_the_arena_gives_memory_back() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    let empty = buffer.bytes();
+    // About 3 MB of spans in 200 traces.
+    let big = |trace: u8, n: u8| Span {
+        attributes: vec![str_attr("payload", &"x".repeat(1000))],
+        ..span(trace, n, false)
+    };
+    for trace in 0..200u8 {
+        let spans: Vec<Span> = (0..15).map(|n| big(trace, n)).collect();
+        buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+    }
+    let raw = buffer.span_bytes();
+    assert!(raw > 3_000_000);
+    let held = buffer.bytes() - empty;
+    // Chunks are filled: what the buffer holds is the span bytes, their slots and traces,
+    // plus at most the chunk being filled.
+    assert!(
+        held <= raw + buffer.span_count() * 64 + CHUNK_BYTES as u64,
+        "held {held} for {raw} span bytes"
+    );
+    let limit = buffer.bytes() / 2;
+    buffer.limits.soft_bytes = limit;
+    let early = decide(&mut buffer, &mut policies, &metrics, t0, false);
+    assert!(early.early.iter().all(|&d| d == EarlyReason::Memory));
+    assert!(!early.early.is_empty());
+    assert!(buffer.bytes() <= limit, "{} > {limit}", buffer.bytes());
+    // Everything decided: at most the chunk being filled and the spares are left.
+    decide(&mut buffer, &mut policies, &metrics, t0, true);
+    assert_eq!(buffer.span_count(), 0);
+
+    assert!(buffer.arena.allocated <= CHUNK_BYTES as u64);
+    assert!(buffer.arena.spare.len() <= SPARE_CHUNKS_MAX);
+}
+
+#[test]
+fn a_peak_that_has_passed_does_not_keep_the_buffer_over_its_limit() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    // A peak of 20,000 spans in 2,000 traces, all decided: the slabs keep that length.
+    for round in 0..200u32 {
+        let spans = (0..10u8)
+            .flat_map(|trace| (0..10u8).map(move |n| (trace, n)))
+            .map(|(trace, n)| Span {
+                trace_id: [&round.to_le_bytes()[..], &[trace; 12]].concat(),
+                ..span(trace, n, false)
+            })
+            .collect();
+        buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+    }
+    assert_eq!(buffer.trace_count(), 2000);
+    decide(&mut buffer, &mut policies, &metrics, t0, true);
+    let peak =
+        buffer.slots.len() as u64 * SPAN_OVERHEAD + buffer.entries.len() as u64 * TRACE_OVERHEAD;
+    // A soft limit below that peak but above one chunk: a new trace waits its turn.
+    buffer.limits.soft_bytes = CHUNK_BYTES as u64 + 64 * 1024;
+    assert!(peak > buffer.limits.soft_bytes, "{peak}");
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 0, true)])]),
+        t0,
+        &mut Vec::new(),
+    );
+    let calm = decide(&mut buffer, &mut policies, &metrics, t0, false);
+    assert_eq!(
+        calm.round.traces,
+        0,
+        "decided on arrival at {} bytes",
+        buffer.bytes()
+    );
+    assert_eq!(buffer.trace_count(), 1);
+}
+
+#[test]
+fn a_root_span_can_make_its_trace_due_sooner() {
+    let mut buffer = TraceBuffer::new(
+        BufferLimits {
+            decision_wait_after_root: Some(Duration::from_millis(100)),
+            ..limits()
+        },
+        0,
+    );
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    // Trace 1 gets its root at once; trace 2 (first seen later) never gets one.
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 1, true)])]),
+        t0,
+        &mut Vec::new(),
+    );
+    buffer.insert(
+        &request(vec![("api", vec![span(2, 1, true)])]),
+        t0 + Duration::from_millis(1),
+        &mut Vec::new(),
+    );
+    let root_at = t0 + Duration::from_millis(50);
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 0, false)])]),
+        root_at,
+        &mut Vec::new(),
+    );
+    assert_eq!(
+        buffer.next_due(),
+        Some(root_at + Duration::from_millis(100))
+    );
+    let soon = decide(
+        &mut buffer,
+        &mut policies,
+        &metrics,
+        root_at + Duration::from_millis(100),
+        false,
+    );
+    assert_eq!(soon.round.traces, 1);
+    assert_eq!(names(&soon.out)["api"], ["t1-s0", "t1-s1"]);
+    // Trace 1's first-arrival queue entry is stale now; trace 2 waits its full time.
+    assert_eq!(
+        buffer.next_due(),
+        Some(t0 + Duration::from_millis(1) + WAIT)
+    );
+    let rest = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT * 2, false);
+    assert_eq!(rest.round.traces, 1);
+    assert_eq!(names(&rest.out)["api"], ["t2-s1"]);
+}
+
+#[test]
+fn a_trace_past_its_size_limit_is_dropped_with_its_later_spans() {
+    let mut buffer = TraceBuffer::new(
+        BufferLimits {
+            max_trace_bytes: Some(100),
+            ..limits()
+        },
+        0,
+    );
+    let t0 = Instant::now();
+    let mut late = Vec::new();
+    let spans: Vec<Span> = (0..4).map(|n| span(3, n, true)).collect();
+    let done = buffer.insert(&request(vec![("api", spans)]), t0, &mut late);
+    assert!(done.too_large >= 2, "{done:?}");
+    assert!(done.late_not_sampled >= 1, "{done:?}");
+    assert_eq!(done.too_large + done.late_not_sampled, 4);
+    assert_eq!(buffer.span_count(), 0);
+    assert_eq!(buffer.headers.bytes, 0);
+}
+
+#[test]
+fn attribute_policies_see_span_and_resource_attributes() {
+    let route = |key: &str, value: &str| {
+        PolicyKind::StringAttribute(StringAttributePolicy {
+            key: key.to_string(),
+            values: vec![value.to_string()],
+            enabled_regex_matching: false,
+            cache_max_size: 128,
+            invert_match: false,
+        })
+    };
+    let mut policies = PolicySet::new(
+        &config(vec![
+            policy("by-span", route("http.route", "/checkout")),
+            policy("by-resource", route("service.name", "billing")),
+        ]),
+        1,
+    )
+    .unwrap();
+    let metrics = SamplingMetrics::register(&mut RegistryBuilder::new(), 0, &["a", "b"]);
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let t0 = Instant::now();
+    let checkout = Span {
+        attributes: vec![str_attr("http.route", "/checkout")],
+        ..span(1, 0, false)
+    };
+    buffer.insert(
+        &request(vec![
+            ("api", vec![checkout, span(2, 0, false)]),
+            ("billing", vec![span(3, 0, false)]),
+        ]),
+        t0,
+        &mut Vec::new(),
+    );
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    let kept = names(&due.out);
+    assert_eq!(kept["api"], ["t1-s0"]);
+    assert_eq!(kept["billing"], ["t3-s0"]);
+    assert_eq!(due.round.discarded_spans, 1);
+}
+
+#[test]
+fn a_span_without_a_trace_id_is_counted_not_buffered() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let short = Span {
+        trace_id: vec![7; 15],
+        ..span(9, 0, true)
+    };
+    let done = buffer.insert(
+        &request(vec![("api", vec![short, span(1, 0, false)])]),
+        Instant::now(),
+        &mut Vec::new(),
+    );
+    assert_eq!((done.invalid, done.buffered), (1, 1));
+    assert_eq!(buffer.span_count(), 1);
+}
+
+#[test]
+fn drop_all_frees_everything() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let t0 = Instant::now();
+    for trace in 0..10u8 {
+        buffer.insert(
+            &request(vec![(
+                "api",
+                vec![span(trace, 0, false), span(trace, 1, false)],
+            )]),
+            t0,
+            &mut Vec::new(),
+        );
+    }
+    assert_eq!(buffer.drop_all(), 20);
+    assert_eq!((buffer.trace_count(), buffer.span_count()), (0, 0));
+    assert_eq!(buffer.headers.bytes, 0);
+    assert_eq!(buffer.next_due(), None);
+}

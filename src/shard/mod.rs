@@ -1,0 +1,18 @@
+//! One shard's data path, from the spans it owns to its exporters.
+//!
+//! Each shard runs all of this on its own executor and shares none of it: the dispatcher that
+//! hands a delivery (from the shard's receivers or over the mesh) to the stages of its signal
+//! ([`dispatch`]), the stages themselves (the tail sampler, then a batcher and exporters), its
+//! listeners ([`listeners`]), the observer that counts what its exporters send and drop
+//! ([`observer`]) and the metric cells it alone writes ([`telemetry`]). [`run`] builds a shard
+//! from the plan and runs it; [`drain`] is its shutdown, step by step.
+
+mod dispatch;
+mod drain;
+mod listeners;
+mod observer;
+mod run;
+mod telemetry;
+
+pub(crate) use run::run;
+pub(crate) use telemetry::ShardTelemetry;

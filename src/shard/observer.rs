@@ -1,0 +1,115 @@
+//! The shard's export observer: each exporter's outcomes, as its metric cells, the shard's drop
+//! counters and the shard's memory account. One per exporter instance, on its shard's executor.
+
+use std::rc::Rc;
+
+use tailgate_wire::Signal;
+
+use crate::export::{self, ExportObserver};
+use crate::memory::ShardMemory;
+use crate::telemetry::{DropMetrics, DropReason, ExporterMetrics};
+
+/// Feeds an exporter's outcomes into its metrics and the shard's drop counters.
+pub(super) struct Observer {
+    pub(super) metrics: ExporterMetrics,
+    pub(super) drops: DropMetrics,
+    pub(super) signal: Signal,
+    pub(super) memory: Rc<ShardMemory>,
+}
+
+impl ExportObserver for Observer {
+    fn sent(&self, signal: Signal, items: u64) {
+        self.metrics.signal(signal).sent.add(items);
+    }
+
+    fn send_failed(&self, signal: Signal, items: u64, reason: &'static str) {
+        let cells = self.metrics.signal(signal);
+        let reason = match reason {
+            export::reason::NOT_QUEUED => {
+                cells.enqueue_failed.add(items);
+                DropReason::Shutdown
+            }
+            export::reason::SHUTDOWN => {
+                cells.send_failed.add(items);
+                DropReason::Shutdown
+            }
+            _ => {
+                cells.send_failed.add(items);
+                DropReason::ExportFailed
+            }
+        };
+        self.drops.add(signal, reason, items);
+    }
+
+    fn queue_len(&self, len: usize) {
+        self.metrics.signal(self.signal).queue_size.set(len as i64);
+    }
+
+    fn holding(&self, delta: i64) {
+        self.memory.exporting(delta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::export::{DebugSettings, Exporter, ExporterSettings};
+    use crate::memory::Overload;
+    use crate::telemetry::RegistryBuilder;
+
+    /// A batch handed to an exporter whose shutdown has begun is the Collector's
+    /// `enqueue_failed`, not a failed send, and a drop with reason `shutdown`.
+    #[test]
+    fn batches_refused_at_shutdown_count_as_enqueue_failed() {
+        let mut builder = RegistryBuilder::new();
+        let drops = DropMetrics::register(&mut builder, 0);
+        let exporter_metrics = ExporterMetrics::register(&mut builder, "debug", 0);
+        let _registry = builder.build();
+        let (counted_drops, counted) = (drops.clone(), exporter_metrics.clone());
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let observer = Rc::new(Observer {
+                    metrics: exporter_metrics,
+                    drops,
+                    signal: Signal::Traces,
+                    memory: Rc::new(ShardMemory::new(
+                        0,
+                        u64::MAX,
+                        Arc::new(Overload::new(1)),
+                        Default::default(),
+                    )),
+                });
+                let exporter = Exporter::new(
+                    "debug",
+                    0,
+                    ExporterSettings::Debug(DebugSettings::default()),
+                    observer,
+                )
+                .expect("debug exporter");
+                exporter
+                    .shutdown(Vec::new(), Instant::now() + Duration::from_secs(1))
+                    .await;
+                let late = export::Batch {
+                    signal: Signal::Traces,
+                    bytes: bytes::Bytes::new(),
+                    items: 5,
+                };
+                assert!(exporter.submit(late).await.is_err());
+            })
+            .expect("executor")
+            .join()
+            .expect("test executor");
+        let cells = counted.signal(Signal::Traces);
+        assert_eq!(cells.enqueue_failed.get(), 5);
+        assert_eq!(cells.send_failed.get(), 0);
+        assert_eq!(
+            counted_drops
+                .counter(Signal::Traces, DropReason::Shutdown)
+                .get(),
+            5
+        );
+    }
+}

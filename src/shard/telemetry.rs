@@ -1,0 +1,58 @@
+//! A shard's metric cells: registered for every shard on the main thread before any starts (so
+//! the registry is read-only from then on), then handed to the shard, which alone writes them.
+
+use crate::plan::Plan;
+use crate::telemetry::{
+    DropMetrics, ExporterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics,
+};
+
+/// One shard's metric cells, registered on the main thread before the shards start.
+pub(crate) struct ShardTelemetry {
+    /// Per receiver of the plan, in its order: the gRPC and the HTTP cells.
+    pub(super) receivers: Vec<(ReceiverMetrics, ReceiverMetrics)>,
+    pub(super) shard: ShardMetrics,
+    pub(super) sampling: Option<SamplingMetrics>,
+    /// Per exporter, in the order of the names they were registered with.
+    pub(super) exporters: Vec<ExporterMetrics>,
+    pub(super) drops: DropMetrics,
+}
+
+impl ShardTelemetry {
+    /// Registers shard `shard`'s cells for `plan`, one set per name of `exporter_names`.
+    pub(crate) fn register(
+        builder: &mut RegistryBuilder,
+        plan: &Plan,
+        shard: usize,
+        exporter_names: &[String],
+    ) -> ShardTelemetry {
+        ShardTelemetry {
+            receivers: plan
+                .receivers
+                .iter()
+                .map(|r| {
+                    (
+                        ReceiverMetrics::register(builder, &r.name, "grpc", shard),
+                        ReceiverMetrics::register(builder, &r.name, "http", shard),
+                    )
+                })
+                .collect(),
+            shard: ShardMetrics::register(builder, shard),
+            sampling: plan.pipelines.iter().find_map(|p| {
+                let names: Vec<&str> = p
+                    .sampling
+                    .as_ref()?
+                    .config
+                    .policies
+                    .iter()
+                    .map(|policy| policy.name.as_str())
+                    .collect();
+                Some(SamplingMetrics::register(builder, shard, &names))
+            }),
+            exporters: exporter_names
+                .iter()
+                .map(|name| ExporterMetrics::register(builder, name, shard))
+                .collect(),
+            drops: DropMetrics::register(builder, shard),
+        }
+    }
+}
