@@ -266,11 +266,61 @@ where
     F: FnMut(http::Request<RecvStream>, SendResponse<Bytes>) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
-    let keepalive = settings.keepalive;
-    let inbound = Rc::new(Inbound::new(keepalive));
+    let inbound = Rc::new(Inbound::new(settings.keepalive));
     let io = crate::io::Stream::socket(stream)
         .after(first)
         .observed_by(inbound.clone());
+    let mut connection = match handshake(io, &settings, opened, stop).await {
+        Ok(connection) => connection,
+        Err(end) => return end,
+    };
+    let mut rules = KeepaliveRules {
+        keepalive: settings.keepalive,
+        inbound,
+        opened,
+        ping_pong: connection.ping_pong(),
+        ping_sent: None,
+        goaway_at: None,
+        draining: false,
+        end: ConnectionEnd::Closed,
+    };
+    loop {
+        match rules.next_event(&mut connection, stop).await {
+            Event::Call(started) => {
+                let (request, respond) = *started;
+                rules.inbound.call_started();
+                let call = call(request, respond);
+                let inbound = rules.inbound.clone();
+                glommio::spawn_local(async move {
+                    call.await;
+                    inbound.call_ended();
+                })
+                .detach();
+            }
+            Event::Ended => return rules.end,
+            Event::Stop => {
+                rules.draining = true;
+                connection.graceful_shutdown();
+            }
+            Event::Attention | Event::Tick => {}
+        }
+        if let Some(end) = rules.apply(&mut connection).await {
+            return end;
+        }
+    }
+}
+
+/// An h2 server connection on a glommio socket.
+type Connection = h2::server::Connection<crate::io::Stream<TcpStream>, Bytes>;
+
+/// The HTTP/2 handshake with the receivers' frame limits, within what is left of
+/// [`HANDSHAKE_TIMEOUT`] since `opened`.
+async fn handshake(
+    io: crate::io::Stream<TcpStream>,
+    settings: &Http2Settings,
+    opened: Instant,
+    stop: &Stop,
+) -> Result<Connection, ConnectionEnd> {
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_window_size(settings.stream_window)
@@ -286,22 +336,39 @@ where
             None
         },
     );
-    let mut connection = match handshake.await {
-        Some(Ok(Ok(connection))) => connection,
-        Some(Err(_)) => return ConnectionEnd::TimedOut,
-        Some(Ok(Err(_))) | None => return ConnectionEnd::Closed,
-    };
-    let mut ping_pong = connection.ping_pong();
-    let mut ping_sent: Option<Instant> = None;
-    let mut goaway_at: Option<Instant> = None;
-    let mut draining = false;
-    let mut end = ConnectionEnd::Closed;
-    loop {
+    match handshake.await {
+        Some(Ok(Ok(connection))) => Ok(connection),
+        Some(Err(_)) => Err(ConnectionEnd::TimedOut),
+        Some(Ok(Err(_))) | None => Err(ConnectionEnd::Closed),
+    }
+}
+
+/// One connection's keepalive state: the rules of [`Keepalive`] applied to what [`Inbound`]
+/// saw and to the server's own pings.
+struct KeepaliveRules {
+    keepalive: Keepalive,
+    inbound: Rc<Inbound>,
+    opened: Instant,
+    ping_pong: Option<h2::PingPong>,
+    /// When the server's keepalive ping went out, while it waits for the answer.
+    ping_sent: Option<Instant>,
+    /// When GOAWAY went out for the connection's age (the grace counts from it).
+    goaway_at: Option<Instant>,
+    /// GOAWAY was sent: no more calls, the connection ends when its calls do.
+    draining: bool,
+    /// What to report when the connection ends.
+    end: ConnectionEnd,
+}
+
+impl KeepaliveRules {
+    /// Waits for the next call, the connection's end, the stop signal, a rule's deadline or a
+    /// note from [`Inbound`]. `accept` also drives the connection's I/O for the calls in
+    /// flight, so it is polled until the connection ends, draining or not.
+    async fn next_event(&self, connection: &mut Connection, stop: &Stop) -> Event {
         let now = Instant::now();
-        let next = next_deadline(&keepalive, &inbound, opened, ping_sent, goaway_at, draining);
-        // `accept` also drives the connection's I/O for the calls in flight, so it is polled
-        // until the connection ends, draining or not.
-        let event = future::or(
+        let next = self.next_deadline();
+        let draining = self.draining;
+        future::or(
             async {
                 match connection.accept().await {
                     Some(Ok(call)) => Event::Call(Box::new(call)),
@@ -322,108 +389,102 @@ where
                         Event::Tick
                     },
                     async {
-                        inbound.attention().await;
+                        self.inbound.attention().await;
                         Event::Attention
                     },
                 ),
             ),
         )
-        .await;
-        match event {
-            Event::Call(started) => {
-                let (request, respond) = *started;
-                inbound.call_started();
-                let call = call(request, respond);
-                let inbound = inbound.clone();
-                glommio::spawn_local(async move {
-                    call.await;
-                    inbound.call_ended();
-                })
-                .detach();
-            }
-            Event::Ended => return end,
-            Event::Stop => {
-                draining = true;
-                connection.graceful_shutdown();
-            }
-            Event::Attention | Event::Tick => {}
-        }
+        .await
+    }
+
+    /// Applies every rule whose moment has come; `Some` when the connection must close now.
+    async fn apply(&mut self, connection: &mut Connection) -> Option<ConnectionEnd> {
         let now = Instant::now();
-        if inbound.abusive() && end != ConnectionEnd::TooManyPings {
-            end = ConnectionEnd::TooManyPings;
-            draining = true;
+        if self.inbound.abusive() && self.end != ConnectionEnd::TooManyPings {
+            self.end = ConnectionEnd::TooManyPings;
+            self.draining = true;
             connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
         }
-        if let (Some(at), Some(grace)) = (goaway_at, keepalive.max_connection_age_grace) {
+        if let (Some(at), Some(grace)) = (self.goaway_at, self.keepalive.max_connection_age_grace) {
             if now >= deadline(at, grace) {
-                return ConnectionEnd::TimedOut;
+                return Some(ConnectionEnd::TimedOut);
             }
         }
-        if let (Some(pings), Some(sent)) = (ping_pong.as_mut(), ping_sent) {
-            // `send_ping` and `poll_pong` are h2's non-blocking halves of `PingPong::ping`.
-            let pong = future::poll_once(std::future::poll_fn(|cx| pings.poll_pong(cx))).await;
-            if pong.is_some() {
-                ping_sent = None;
-            } else if now >= deadline(sent, keepalive.timeout) {
-                if inbound.last_read() <= sent {
-                    return ConnectionEnd::TimedOut;
-                }
-                // The client is sending, only not the answer yet: give that another timeout.
-                ping_sent = Some(now);
-            }
-        } else if let Some(pings) = ping_pong.as_mut() {
-            if now >= deadline(inbound.last_read(), keepalive.time)
-                && pings.send_ping(h2::Ping::opaque()).is_ok()
-            {
-                ping_sent = Some(now);
-            }
+        if let Some(end) = self.ping(now).await {
+            return Some(end);
         }
-        if draining {
-            continue;
+        if self.draining {
+            return None;
         }
-        let idle_over = keepalive
+        let idle_over = self
+            .keepalive
             .max_connection_idle
-            .zip(inbound.idle_since())
+            .zip(self.inbound.idle_since())
             .is_some_and(|(idle, since)| now >= deadline(since, idle));
-        let age_over = keepalive
+        let age_over = self
+            .keepalive
             .max_connection_age
-            .is_some_and(|age| now >= deadline(opened, age));
+            .is_some_and(|age| now >= deadline(self.opened, age));
         if idle_over || age_over {
             if idle_over {
-                end = ConnectionEnd::TimedOut;
+                self.end = ConnectionEnd::TimedOut;
             }
-            goaway_at = Some(now).filter(|_| age_over);
-            draining = true;
+            self.goaway_at = Some(now).filter(|_| age_over);
+            self.draining = true;
             connection.graceful_shutdown();
         }
+        None
     }
-}
 
-/// The next moment a keepalive rule needs looking at.
-fn next_deadline(
-    keepalive: &Keepalive,
-    inbound: &Inbound,
-    opened: Instant,
-    ping_sent: Option<Instant>,
-    goaway_at: Option<Instant>,
-    draining: bool,
-) -> Instant {
-    let mut next = match ping_sent {
-        Some(sent) => deadline(sent, keepalive.timeout),
-        None => deadline(inbound.last_read(), keepalive.time),
-    };
-    if let (Some(at), Some(grace)) = (goaway_at, keepalive.max_connection_age_grace) {
-        next = next.min(deadline(at, grace));
-    }
-    if !draining {
-        if let (Some(idle), Some(since)) = (keepalive.max_connection_idle, inbound.idle_since()) {
-            next = next.min(deadline(since, idle));
+    /// Pings a client silent for `time`, and closes the connection if the answer does not
+    /// come within `timeout` while the client sends nothing else either.
+    async fn ping(&mut self, now: Instant) -> Option<ConnectionEnd> {
+        let pings = self.ping_pong.as_mut()?;
+        let Some(sent) = self.ping_sent else {
+            if now >= deadline(self.inbound.last_read(), self.keepalive.time)
+                && pings.send_ping(h2::Ping::opaque()).is_ok()
+            {
+                self.ping_sent = Some(now);
+            }
+            return None;
+        };
+        // `send_ping` and `poll_pong` are h2's non-blocking halves of `PingPong::ping`.
+        let pong = future::poll_once(std::future::poll_fn(|cx| pings.poll_pong(cx))).await;
+        if pong.is_some() {
+            self.ping_sent = None;
+        } else if now >= deadline(sent, self.keepalive.timeout) {
+            if self.inbound.last_read() <= sent {
+                return Some(ConnectionEnd::TimedOut);
+            }
+            // The client is sending, only not the answer yet: give that another timeout.
+            self.ping_sent = Some(now);
         }
-        if let Some(age) = keepalive.max_connection_age {
-            next = next.min(deadline(opened, age));
-        }
+        None
     }
-    next
+
+    /// The next moment a keepalive rule needs looking at.
+    fn next_deadline(&self) -> Instant {
+        let keepalive = &self.keepalive;
+        let mut next = match self.ping_sent {
+            Some(sent) => deadline(sent, keepalive.timeout),
+            None => deadline(self.inbound.last_read(), keepalive.time),
+        };
+        if let (Some(at), Some(grace)) = (self.goaway_at, keepalive.max_connection_age_grace) {
+            next = next.min(deadline(at, grace));
+        }
+        if !self.draining {
+            if let (Some(idle), Some(since)) =
+                (keepalive.max_connection_idle, self.inbound.idle_since())
+            {
+                next = next.min(deadline(since, idle));
+            }
+            if let Some(age) = keepalive.max_connection_age {
+                next = next.min(deadline(self.opened, age));
+            }
+        }
+        next
+    }
 }
 
 /// What a gRPC call asks for.
