@@ -197,44 +197,7 @@ impl HttpReceiver {
             panic!("fault injection: a request for {}", head.path);
         }
 
-        let signal = if head.path == self.settings.traces_path {
-            Some(Signal::Traces)
-        } else if head.path == self.settings.metrics_path {
-            Some(Signal::Metrics)
-        } else if head.path == self.settings.logs_path {
-            Some(Signal::Logs)
-        } else {
-            None
-        };
-        let Some(signal) = signal else {
-            let err = IngestError::UnknownMethod(head.path.clone());
-            return Err(Close::After(error_reply(&err, Encoding::Protobuf)));
-        };
-        if head.method != "POST" {
-            let mut reply = error_reply(
-                &IngestError::Unsupported(format!("method {}", head.method)),
-                Encoding::Protobuf,
-            );
-            reply.status = 405;
-            reply.allow_post = true;
-            return Err(Close::After(reply));
-        }
-        let encoding = match head.content_type.as_deref().map(media_type) {
-            Some("application/x-protobuf") => Encoding::Protobuf,
-            Some("application/json") => Encoding::Json,
-            other => {
-                let err =
-                    IngestError::Unsupported(format!("content type {:?}", other.unwrap_or("")));
-                return Err(Close::After(error_reply(&err, Encoding::Protobuf)));
-            }
-        };
-        let Some(coding) = Coding::parse(head.content_encoding.as_deref().unwrap_or("")) else {
-            let err = IngestError::Unsupported(format!(
-                "content encoding {:?}",
-                head.content_encoding.unwrap_or_default()
-            ));
-            return Err(Close::After(error_reply(&err, encoding)));
-        };
+        let (signal, encoding, coding) = self.classify(&head).map_err(Close::After)?;
         if head.expect_continue {
             stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -242,21 +205,9 @@ impl HttpReceiver {
                 .map_err(|_| Close::Quietly)?;
         }
         let limit = self.settings.limits.max_message_bytes;
-        let body = glommio::timer::timeout(timeouts.read, async {
-            Ok(read_body(stream, buffer, head.body, limit).await)
-        });
-        let raw = match body.await {
-            Ok(Ok(raw)) => raw,
-            Ok(Err(err)) => return Err(Close::After(framing_reply(&err, encoding))),
-            Err(_) => {
-                let reply =
-                    error_reply(&bad_request("request body not received in time"), encoding);
-                return Err(Close::After(Reply {
-                    status: 408,
-                    ..reply
-                }));
-            }
-        };
+        let raw = read_body_within(stream, buffer, head.body, limit, timeouts.read)
+            .await
+            .map_err(|err| Close::After(framing_reply(&err, encoding)))?;
 
         let result = self.export(signal, encoding, coding, raw).await;
         let reply = match result {
@@ -273,6 +224,44 @@ impl HttpReceiver {
             .await
             .map_err(|_| Close::Quietly)?;
         Ok(head.keep_alive)
+    }
+
+    /// What a request head asks for: its signal (by path), the body's encoding (by content
+    /// type) and compression; or the refusal to answer with (404, 405, 415).
+    fn classify(&self, head: &Head) -> Result<(Signal, Encoding, Coding), Reply> {
+        let signal = if head.path == self.settings.traces_path {
+            Signal::Traces
+        } else if head.path == self.settings.metrics_path {
+            Signal::Metrics
+        } else if head.path == self.settings.logs_path {
+            Signal::Logs
+        } else {
+            let err = IngestError::UnknownMethod(head.path.clone());
+            return Err(error_reply(&err, Encoding::Protobuf));
+        };
+        if head.method != "POST" {
+            let unsupported = IngestError::Unsupported(format!("method {}", head.method));
+            return Err(Reply {
+                status: 405,
+                allow_post: true,
+                ..error_reply(&unsupported, Encoding::Protobuf)
+            });
+        }
+        let encoding = match head.content_type.as_deref().map(media_type) {
+            Some("application/x-protobuf") => Encoding::Protobuf,
+            Some("application/json") => Encoding::Json,
+            other => {
+                let err =
+                    IngestError::Unsupported(format!("content type {:?}", other.unwrap_or("")));
+                return Err(error_reply(&err, Encoding::Protobuf));
+            }
+        };
+        let content_encoding = head.content_encoding.as_deref().unwrap_or("");
+        let Some(coding) = Coding::parse(content_encoding) else {
+            let err = IngestError::Unsupported(format!("content encoding {content_encoding:?}"));
+            return Err(error_reply(&err, encoding));
+        };
+        Ok((signal, encoding, coding))
     }
 
     /// Writes a response within `write_timeout`.
@@ -402,6 +391,7 @@ fn framing_reply(err: &FramingError, encoding: Encoding) -> Reply {
     let reply = error_reply(&ingest_error, encoding);
     let status = match err {
         FramingError::HeadTooLarge => 431,
+        FramingError::TimedOut => 408,
         FramingError::UnsupportedTransferCoding(_) => 501,
         _ => reply.status,
     };
@@ -457,6 +447,21 @@ async fn read_body(
         }
     }
     Ok(body)
+}
+
+/// [`read_body`] within `timeout` for the whole body.
+async fn read_body_within(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    framing: BodyFraming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, FramingError> {
+    glommio::timer::timeout(timeout, async {
+        Ok(read_body(stream, buffer, framing, limit).await)
+    })
+    .await
+    .unwrap_or(Err(FramingError::TimedOut))
 }
 
 async fn read_chunked(

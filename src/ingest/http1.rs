@@ -52,6 +52,8 @@ pub enum FramingError {
     MalformedTrailer,
     /// The connection ended inside the body.
     Truncated,
+    /// The body did not arrive whole within the receiver's `read_timeout`.
+    TimedOut,
     /// The body would pass `limit` bytes.
     BodyTooLarge {
         /// The receiver's limit on a body before decompression.
@@ -82,6 +84,7 @@ impl fmt::Display for FramingError {
             FramingError::MissingChunkEnd => f.write_str("chunk not followed by CRLF"),
             FramingError::MalformedTrailer => f.write_str("malformed chunked trailer"),
             FramingError::Truncated => f.write_str("connection closed inside the body"),
+            FramingError::TimedOut => f.write_str("request body not received in time"),
             FramingError::BodyTooLarge { limit } => {
                 write!(f, "message larger than the limit of {limit} bytes")
             }
