@@ -71,7 +71,7 @@ impl Default for HttpTimeouts {
 
 /// The first read window for a request head: OTLP heads are a few hundred bytes, and a slow
 /// one should hold little; the window doubles while a longer head arrives.
-const HEAD_READ_BYTES: usize = 1 << 10;
+const HEAD_READ_BYTES: usize = 512;
 /// Bytes asked of the socket per read of a chunked body.
 const BODY_READ_BYTES: usize = 64 << 10;
 /// A buffer larger than this is given back after a request rather than kept for the next.
@@ -161,7 +161,20 @@ impl HttpReceiver {
         // Empty until a request's first byte arrives: an idle connection holds no buffer.
         let mut buffer: Vec<u8> = Vec::new();
         loop {
-            match self.serve_request(&mut stream, &mut buffer).await {
+            // Between requests the task holds only this wait; the state of serving a request
+            // is boxed, and allocated once a request has begun.
+            let served = match wait_for_request(
+                &mut stream,
+                &mut buffer,
+                &self.stop,
+                &self.settings.timeouts,
+            )
+            .await
+            {
+                Ok(()) => Box::pin(self.serve_request(&mut stream, &mut buffer)).await,
+                Err(close) => Err(close),
+            };
+            match served {
                 Ok(keep_alive) if keep_alive && !self.stop.is_triggered() => {
                     if buffer.is_empty() || buffer.capacity() > KEPT_BUFFER_BYTES_MAX {
                         buffer.shrink_to(0);
@@ -190,7 +203,7 @@ impl HttpReceiver {
         buffer: &mut Vec<u8>,
     ) -> Result<bool, Close> {
         let timeouts = &self.settings.timeouts;
-        let (head, head_len) = read_head(stream, buffer, &self.stop, timeouts).await?;
+        let (head, head_len) = read_head(stream, buffer, timeouts).await?;
         buffer.drain(..head_len);
         #[cfg(debug_assertions)]
         if crate::lifecycle::fault_injected(&head.path) {
@@ -312,19 +325,16 @@ fn media_type(value: &str) -> &str {
     value.split(';').next().unwrap_or("").trim()
 }
 
-/// Reads until `buffer` holds a whole request head, and reads it.
-///
-/// An empty buffer means the connection is between requests: it waits for the next request's
-/// first byte for up to `idle_timeout` (or until the stop signal) holding no buffer at all —
-/// the byte is read into the task's own one-byte slot — so an idle connection costs its task
-/// and its socket, not a read buffer. From that byte on, the whole head must come within
-/// `read_header_timeout`.
-async fn read_head(
+/// Waits for the next request on a connection whose buffer is empty: for its first byte, for up
+/// to `idle_timeout` (or until the stop signal), holding no buffer at all — the byte is read into
+/// a one-byte slot — so an idle connection costs its task and its socket, not a read buffer.
+/// Pipelined bytes already in `buffer` are a request begun.
+async fn wait_for_request(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     stop: &Stop,
     timeouts: &HttpTimeouts,
-) -> Result<(Head, usize), Close> {
+) -> Result<(), Close> {
     if buffer.is_empty() {
         let mut first = [0u8; 1];
         let read = future::or(
@@ -351,6 +361,16 @@ async fn read_head(
             _ => return Err(Close::Quietly),
         }
     }
+    Ok(())
+}
+
+/// Reads until `buffer` (which holds the request's first bytes, [`wait_for_request`]) holds a
+/// whole request head, and reads it: the whole head must come within `read_header_timeout`.
+async fn read_head(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    timeouts: &HttpTimeouts,
+) -> Result<(Head, usize), Close> {
     let deadline = glommio::timer::timeout(timeouts.read_header, async {
         loop {
             match parse_head(buffer) {
