@@ -425,7 +425,7 @@ fn http_connections_keep_their_idle_timeout_and_slow_bodies_time_out() {
 /// HTTP/2: silent, or partway through an HTTP/1.1 head.
 const IDLE_CONNECTION_BYTES_MAX: u64 = 8 << 10;
 /// The most an idle gRPC connection may cost once its HTTP/2 handshake is done: h2's per-
-/// connection state (codec buffers, HPACK tables, stream store) is about 42 KiB resident, over
+/// connection state (codec buffers, HPACK tables, stream store) is about 41 KiB resident, over
 /// the 8 KiB aim (see docs/OPERATIONS.md); this bound catches it growing further.
 const IDLE_HTTP2_CONNECTION_BYTES_MAX: u64 = 64 << 10;
 /// Idle connections opened per kind in the memory test: 10,000 in all.
