@@ -9,7 +9,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use common::gateway::{cpu_time, http_get, parse_response, start_sink, Gateway, Response};
+use common::gateway::{
+    cpu_time, http_get, parse_response, start_sink, wait_for, Gateway, Response,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -36,6 +38,9 @@ fn traces(trace: u8, id: u64) -> Vec<u8> {
     }
     .encode_to_vec()
 }
+
+/// What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame.
+const CLIENT_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 
 /// Sends `bytes` on a new connection and reads until the gateway closes it (or 10 s pass).
 fn exchange(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Response> {
@@ -65,12 +70,9 @@ fn assert_every_shard_serves(gateway: &Gateway, connections: u64) {
     for n in 0..connections {
         let reply = post(gateway.http, &traces(0x5e, 1000 + n)).expect("HTTP still served");
         assert_eq!(reply.0, 200, "{reply:?}");
-        let mut grpc = TcpStream::connect_timeout(&gateway.grpc, Duration::from_secs(5))
-            .expect("gRPC port accepts");
         // An HTTP/2 server answers the client preface with its SETTINGS.
+        let mut grpc = http2_client(gateway.grpc);
         grpc.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
             .unwrap();
         let mut frame = [0u8; 9];
         grpc.read_exact(&mut frame)
@@ -173,18 +175,6 @@ fn with_open_files_limit(command: &mut std::process::Command, limit: u64) {
     }
 }
 
-/// Waits until `condition` holds, for at most `limit`.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
-
 #[test]
 fn connections_past_the_descriptor_budget_are_refused_and_the_shards_never_spin() {
     // Once: connections past the descriptor limit made every accept fail with EMFILE at once,
@@ -222,7 +212,7 @@ fn connections_past_the_descriptor_budget_are_refused_and_the_shards_never_spin(
         )
     };
     assert!(
-        wait_until(Duration::from_secs(20), || refused() >= 300.0 - 4.0 * 19.0),
+        wait_for(Duration::from_secs(20), || refused() >= 300.0 - 4.0 * 19.0),
         "refused {}: {}",
         refused(),
         gateway.metrics()
@@ -245,7 +235,7 @@ fn connections_past_the_descriptor_budget_are_refused_and_the_shards_never_spin(
     // Released, the connections are closed and new ones served on every shard.
     drop(held);
     assert!(
-        wait_until(Duration::from_secs(20), || gateway
+        wait_for(Duration::from_secs(20), || gateway
             .metric("tailgate_receiver_connections_open", &[])
             == 0.0),
         "{}",
@@ -258,9 +248,7 @@ fn connections_past_the_descriptor_budget_are_refused_and_the_shards_never_spin(
 /// A raw HTTP/2 client connection: the preface and an empty SETTINGS sent.
 fn http2_client(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .unwrap();
+    stream.write_all(CLIENT_PREFACE).unwrap();
     stream
 }
 
@@ -345,7 +333,7 @@ fn grpc_connections_are_bounded_in_time_and_pings() {
         )
     };
     assert!(
-        wait_until(Duration::from_secs(10), || timed_out() >= 2.0),
+        wait_for(Duration::from_secs(10), || timed_out() >= 2.0),
         "{}",
         gateway.metrics()
     );
@@ -450,7 +438,7 @@ fn open_idle(
         held.push(stream);
     }
     assert!(
-        wait_until(Duration::from_secs(60), || gateway
+        wait_for(Duration::from_secs(60), || gateway
             .metric("tailgate_receiver_connections_open", &[])
             as usize
             == expect_open),
@@ -473,7 +461,6 @@ fn idle_connections_cost_at_most_8_kib_each() {
     let mut held = Vec::new();
     let mut open = 0;
     let mut report = Vec::new();
-    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
     for (kind, addr, greeting, bound) in [
         (
             "HTTP/1.1, silent",
@@ -496,7 +483,7 @@ fn idle_connections_cost_at_most_8_kib_each() {
         (
             "gRPC, after the HTTP/2 handshake",
             gateway.grpc,
-            &preface[..],
+            CLIENT_PREFACE,
             IDLE_HTTP2_CONNECTION_BYTES_MAX,
         ),
     ] {

@@ -10,10 +10,11 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::gateway::{
-    free_port, http_request, loopback, received_spans, rss_kib, start_sink, Gateway, Relay,
+    free_port, http_request, loopback, received_spans, rss_kib, start_sink, wait_for, Gateway,
+    Relay,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -288,18 +289,6 @@ fn by_trace(spans: &[(Option<Resource>, Span)]) -> BTreeMap<Vec<u8>, Vec<String>
         names.sort();
     }
     out
-}
-
-/// Waits until `cond` holds, up to `limit`.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 /// Each trace's spans arrive in two waves of requests on different connections, then a late
