@@ -6,12 +6,27 @@
 //!     protocols:
 //!       grpc:                       # present, even empty: enabled with defaults
 //!         endpoint: 0.0.0.0:4317
+//!         keepalive:                # configgrpc's keys; 0 means unbounded where gRPC says so
+//!           server_parameters:
+//!             max_connection_idle: 5m       # gRPC: unbounded; tailgate bounds it
+//!             max_connection_age: 0s
+//!             max_connection_age_grace: 0s
+//!             time: 2h
+//!             timeout: 20s
+//!           enforcement_policy:
+//!             min_time: 5m
+//!             permit_without_stream: false
 //!       http:
 //!         endpoint: 0.0.0.0:4318
+//!         read_header_timeout: 10s  # confighttp's keys; each above 0, at most a day
+//!         read_timeout: 60s         # the whole body (the head has its own)
+//!         write_timeout: 30s
+//!         idle_timeout: 120s
 //! ```
 //!
 //! Where the Collector leaves a limit unbounded (`max_concurrent_streams: 0`), tailgate sets a
-//! default and a ceiling: every buffer a client can make the gateway fill has a stated bound.
+//! default and a ceiling: every buffer a client can make the gateway fill has a stated bound,
+//! and every connection a bound in time (docs/OPERATIONS.md, "What a hostile client meets").
 
 use std::collections::BTreeMap;
 use std::time::Duration;
