@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::corpus::Corpus;
 use crate::load::SEED_DEFAULT;
 use crate::oracle::Oracle;
 use crate::traces::{Next, TraceSettings, TraceStream};
@@ -155,6 +156,7 @@ pub fn run(args: FloorArgs) -> io::Result<()> {
         slow_rate: 0.02,
         spread: Duration::ZERO,
         oracle: Oracle::parse("always").map_err(io::Error::other)?,
+        corpus: Corpus::Benchmark,
     })?;
     let started = Instant::now();
     let mut frames: Vec<(Vec<u8>, u64)> = Vec::with_capacity(DISTINCT_REQUESTS);

@@ -1,7 +1,8 @@
 //! SDK-shaped OTLP requests, generated deterministically from a seed.
 //!
 //! The shape is the OpenTelemetry SDK benchmark specification's: every span has 10 attributes
-//! with 20-character keys and values and one event, spans come in traces of
+//! with 20-character keys and values (or, in [`request_of`], the attributes of another
+//! [`Corpus`]) and one event, spans come in traces of
 //! [`SPANS_PER_TRACE`], one span in twenty has an error status. The wire benchmark and tests use
 //! it: one self-contained request. The load generator and the floor send the trace stream of
 //! `traces` instead (same span shape; traces of varied size reported in waves).
@@ -11,6 +12,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, Instrumentatio
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
+
+use crate::corpus::{Corpus, OPERATIONS};
 
 /// Spans per trace in generated requests.
 pub const SPANS_PER_TRACE: usize = 10;
@@ -47,8 +50,14 @@ pub(crate) fn string_kv(key: String, value: String) -> KeyValue {
     }
 }
 
-/// One request of `spans` SDK-shaped spans, from `rng`.
+/// One request of `count` SDK-shaped spans, from `rng`.
 pub fn sdk_shaped_request(rng: &mut Rng, count: usize) -> Vec<u8> {
+    request_of(Corpus::Benchmark, rng, count)
+}
+
+/// One request of `count` spans whose attributes come from `corpus`: with
+/// [`Corpus::Benchmark`], exactly what [`sdk_shaped_request`] gives.
+pub fn request_of(corpus: Corpus, rng: &mut Rng, count: usize) -> Vec<u8> {
     let base_ns = 1_700_000_000_000_000_000u64;
     let mut spans = Vec::with_capacity(count);
     let mut trace_id = Vec::new();
@@ -58,17 +67,30 @@ pub fn sdk_shaped_request(rng: &mut Rng, count: usize) -> Vec<u8> {
         }
         let start = base_ns + rng.next_u64() % 1_000_000_000;
         let end = start + 1_000 + rng.next_u64() % 50_000_000;
+        let span_id = rng.next_u64().to_le_bytes().to_vec();
+        let parent_span_id = rng.next_u64().to_le_bytes().to_vec();
+        let (name, attributes) = match corpus {
+            Corpus::Benchmark => {
+                let name = format!("GET /api/v1/{}", rng.text(8));
+                (name, corpus.attributes(rng, 0))
+            }
+            Corpus::Semantic => {
+                let operation = (rng.next_u64() % OPERATIONS.len() as u64) as usize;
+                (
+                    OPERATIONS[operation].to_string(),
+                    corpus.attributes(rng, operation),
+                )
+            }
+        };
         spans.push(Span {
             trace_id: trace_id.clone(),
-            span_id: rng.next_u64().to_le_bytes().to_vec(),
-            parent_span_id: rng.next_u64().to_le_bytes().to_vec(),
-            name: format!("GET /api/v1/{}", rng.text(8)),
+            span_id,
+            parent_span_id,
+            name,
             kind: 2,
             start_time_unix_nano: start,
             end_time_unix_nano: end,
-            attributes: (0..10)
-                .map(|_| string_kv(rng.text(20), rng.text(20)))
-                .collect(),
+            attributes,
             events: vec![span::Event {
                 time_unix_nano: start + 500,
                 name: "message".into(),

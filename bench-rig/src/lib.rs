@@ -5,7 +5,7 @@
 //! record every request it received for a test to inspect. [`load`] sends OTLP load at a fixed
 //! rate or at the maximum and reports what was accepted and how fast.
 //! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
-//! `traces` draws the traces the load sends and `oracle` says which a tail-sampling gateway
+//! `traces` draws the traces the load sends, their attributes from a [`corpus`], and `oracle` says which a tail-sampling gateway
 //! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML.
 //!
 //! The rig measures the gateway, so it shares none of the gateway's code: the sink's receivers
@@ -15,6 +15,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod corpus;
 pub mod floor;
 pub mod generate;
 pub mod load;

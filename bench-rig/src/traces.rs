@@ -5,9 +5,8 @@
 //! each has a span count (log-normal, median [`SPANS_MEDIAN`]), one to four services from a pool
 //! of twelve, an operation per span, a parent tree, a duration (log-normal with median
 //! [`DURATION_MEDIAN_MS`], and a slow tail: `slow_rate` of the shapes take 10–40× as long), and with
-//! probability `error_rate` one span with status ERROR. Every span carries the OpenTelemetry SDK
-//! benchmark's 10 attributes of 20-character keys and values and one event. The spans, ordered by
-//! end time as an SDK exports them, are split into two or three *waves*, and each wave is encoded
+//! probability `error_rate` one span with status ERROR. Every span carries the attributes of the
+//! run's [`Corpus`] and one event. The spans, ordered by end time as an SDK exports them, are split into two or three *waves*, and each wave is encoded
 //! once as `ResourceSpans` entries (one per service), the bytes of an `ExportTraceServiceRequest`.
 //!
 //! While the load runs, the `k`th trace takes shape `pick(seed, k)` and id
@@ -34,9 +33,8 @@ use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Spa
 use prost::Message;
 use tailgate_wire::TracesRequest;
 
-use crate::generate::string_kv;
-
-use crate::generate::Rng;
+use crate::corpus::{Corpus, OPERATIONS};
+use crate::generate::{string_kv, Rng};
 use crate::oracle::{self, Oracle, Partition, Recorder, TraceFacts};
 
 /// Distinct trace shapes drawn before the run.
@@ -72,16 +70,6 @@ const SERVICES: [&str; 12] = [
     "currency",
     "ads",
 ];
-const OPERATIONS: [&str; 8] = [
-    "GET /api/v1/items",
-    "POST /api/v1/orders",
-    "SELECT orders",
-    "UPDATE inventory",
-    "redis GET",
-    "kafka publish",
-    "grpc Charge",
-    "render template",
-];
 
 /// How traces are drawn and reported.
 #[derive(Debug, Clone)]
@@ -95,6 +83,8 @@ pub struct TraceSettings {
     pub spread: Duration,
     /// Which traces a tail-sampling gateway must keep.
     pub oracle: Oracle,
+    /// What the spans' attributes say.
+    pub corpus: Corpus,
 }
 
 /// One wave of one shape, pre-encoded, with where its ids sit.
@@ -342,19 +332,17 @@ fn draw_shape(settings: &TraceSettings, i: u64) -> io::Result<Shape> {
             let service = services[(rng.next_u64() % service_count as u64) as usize];
             (start, end.min(pe), spans[p].0.span_id.clone(), service)
         };
-        let operation = OPERATIONS[(rng.next_u64() % OPERATIONS.len() as u64) as usize];
+        let operation = (rng.next_u64() % OPERATIONS.len() as u64) as usize;
         spans.push((
             Span {
                 trace_id: vec![0; 16],
                 span_id: rng.next_u64().to_le_bytes().to_vec(),
                 parent_span_id: parent,
-                name: operation.to_string(),
+                name: OPERATIONS[operation].to_string(),
                 kind: if index == 0 { 2 } else { 3 },
                 start_time_unix_nano: start,
                 end_time_unix_nano: end,
-                attributes: (0..10)
-                    .map(|_| string_kv(rng.text(20), rng.text(20)))
-                    .collect(),
+                attributes: settings.corpus.attributes(&mut rng, operation),
                 events: vec![span::Event {
                     time_unix_nano: start,
                     name: "message".into(),
@@ -460,6 +448,7 @@ mod tests {
             slow_rate: 0.02,
             spread: Duration::from_millis(spread_ms),
             oracle: Oracle::parse(policy).unwrap(),
+            corpus: Corpus::Benchmark,
         })
         .unwrap()
     }

@@ -40,6 +40,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
 
 use self::client::{Client, ClientSettings};
+use crate::corpus::Corpus;
 use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
 use crate::traces::{Next, TraceSettings, TraceStream};
 
@@ -75,6 +76,10 @@ pub struct LoadArgs {
     /// gzip or zstd request compression.
     #[arg(long)]
     pub compression: Option<String>,
+    /// What the spans' attributes say: `benchmark` (the SDK benchmark's random text) or
+    /// `semantic` (semantic-convention attributes, compressing like real traffic).
+    #[arg(long, default_value = "benchmark")]
+    pub corpus: String,
     /// Where to write the JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -346,6 +351,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
         slow_rate: args.slow_rate,
         spread: Duration::from_millis(args.trace_spread_ms),
         oracle,
+        corpus: Corpus::parse(&args.corpus).map_err(invalid)?,
     };
     // Drawn before the clock starts: the generator's CPU figure is about sending.
     let stream = TraceStream::new(trace_settings)?;
@@ -456,6 +462,7 @@ fn report(
     Ok(serde_json::json!({
         "protocol": args.protocol,
         "compression": args.compression.as_deref().unwrap_or("none"),
+        "corpus": args.corpus,
         "connections": args.connections,
         "threads": threads,
         "cpus": args.cpus.clone().or_else(|| args.cpu.map(|c| vec![c])),

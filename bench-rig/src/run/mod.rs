@@ -601,6 +601,9 @@ fn load_command(
     if let Some(compression) = &load.compression {
         load_command.args(["--compression", compression]);
     }
+    if let Some(corpus) = &load.corpus {
+        load_command.args(["--corpus", corpus]);
+    }
     if let Some(seed) = load.seed {
         load_command.args(["--seed", &seed.to_string()]);
     }
