@@ -1,23 +1,39 @@
-//! Compression candidates for export batches and request bodies, on the bytes the gateway sends:
-//! an 8,192-span export request shaped as the OpenTelemetry SDK benchmark describes (10
-//! attributes of 20-character keys and values, one event, traces of 10 spans), the batch size
-//! of `passthrough.yaml`.
+//! Compression candidates for export batches and request bodies, on the bytes the gateway sees:
+//! requests built by the bench rig's generator with each of its corpora
+//! ([`Corpus::Benchmark`]: the OpenTelemetry SDK benchmark's random attribute text, the worst
+//! case for a compressor; [`Corpus::Semantic`]: semantic-convention attributes that compress like
+//! real traffic).
 //!
-//! `cargo bench --bench compression` prints, per candidate, the time per batch (criterion) and,
-//! first, the compressed bytes per span, so that levels are compared on cost *and* size. The
-//! gateway's exporters use the first candidate today (flate2 on miniz_oxide, level 6, the
-//! Collector's default gzip level).
+//! `cargo bench --bench compression` prints, per corpus and candidate, the compressed bytes per
+//! span first, then criterion's time per batch, so levels are compared on cost *and* size:
+//!
+//! - deflating an 8,192-span export batch (`send_batch_size` of the pass-through scenario) with
+//!   gzip (miniz_oxide, zlib-rs, libdeflate; levels 1 and 6) and zstd (levels 1 and 3);
+//! - inflating a 500-span client request (the load's request size), gzip and zstd, the way a
+//!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd).
+//!
+//! miniz_oxide is called directly (raw deflate plus the gzip trailer's CRC-32), because flate2
+//! runs on one backend per build and tailgate's is zlib-rs.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
 
 use criterion::{Criterion, Throughput};
-use tailgate_bench::generate::{sdk_shaped_request, Rng};
+use tailgate_bench::corpus::Corpus;
+use tailgate_bench::generate::{request_of, Rng};
 
-/// Spans in the batch: `send_batch_size` of the pass-through scenario.
-const SPANS: usize = 8192;
+/// Spans in an export batch: `send_batch_size` of the pass-through scenario.
+const BATCH_SPANS: usize = 8192;
+/// Spans in a client request: the load's `spans_per_request`.
+const REQUEST_SPANS: usize = 500;
 
-fn gzip_miniz(data: &[u8], level: u32) -> Vec<u8> {
+fn gzip_miniz_oxide(data: &[u8], level: u8) -> Vec<u8> {
+    let mut out = miniz_oxide::deflate::compress_to_vec(data, level);
+    out.extend_from_slice(&libdeflater::crc32(data).to_le_bytes());
+    out
+}
+
+fn gzip_zlib_rs(data: &[u8], level: u32) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 4),
         flate2::Compression::new(level),
@@ -26,77 +42,134 @@ fn gzip_miniz(data: &[u8], level: u32) -> Vec<u8> {
     encoder.finish().expect("in memory")
 }
 
-fn gzip_libdeflate(data: &[u8], level: i32) -> Vec<u8> {
-    let mut compressor =
-        libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).expect("level"));
+fn gzip_libdeflate(compressor: &mut libdeflater::Compressor, data: &[u8]) -> Vec<u8> {
     let mut out = vec![0; compressor.gzip_compress_bound(data.len())];
     let len = compressor.gzip_compress(data, &mut out).expect("bound");
     out.truncate(len);
     out
 }
 
-fn zstd_level(data: &[u8], level: i32) -> Vec<u8> {
-    zstd::bulk::compress(data, level).expect("in memory")
+fn libdeflate(level: i32) -> libdeflater::Compressor {
+    libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).expect("level"))
+}
+
+type Compress = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
+
+fn candidates() -> Vec<(&'static str, Compress)> {
+    let mut libdeflate_6 = libdeflate(6);
+    let mut libdeflate_1 = libdeflate(1);
+    let mut zstd_3 = zstd::bulk::Compressor::new(3).expect("level");
+    let mut zstd_1 = zstd::bulk::Compressor::new(1).expect("level");
+    vec![
+        ("gzip_miniz_oxide_6", Box::new(|d| gzip_miniz_oxide(d, 6))),
+        ("gzip_miniz_oxide_1", Box::new(|d| gzip_miniz_oxide(d, 1))),
+        ("gzip_zlib_rs_6", Box::new(|d| gzip_zlib_rs(d, 6))),
+        ("gzip_zlib_rs_1", Box::new(|d| gzip_zlib_rs(d, 1))),
+        (
+            "gzip_libdeflate_6",
+            Box::new(move |d| gzip_libdeflate(&mut libdeflate_6, d)),
+        ),
+        (
+            "gzip_libdeflate_1",
+            Box::new(move |d| gzip_libdeflate(&mut libdeflate_1, d)),
+        ),
+        (
+            "zstd_3",
+            Box::new(move |d| zstd_3.compress(d).expect("in memory")),
+        ),
+        (
+            "zstd_1",
+            Box::new(move |d| zstd_1.compress(d).expect("in memory")),
+        ),
+    ]
 }
 
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
-    let batch = sdk_shaped_request(&mut Rng(7), SPANS);
-    type Candidate = (&'static str, Box<dyn Fn(&[u8]) -> Vec<u8>>);
-    let candidates: Vec<Candidate> = vec![
-        ("gzip_miniz_oxide_6", Box::new(|d| gzip_miniz(d, 6))),
-        ("gzip_miniz_oxide_1", Box::new(|d| gzip_miniz(d, 1))),
-        ("gzip_libdeflate_6", Box::new(|d| gzip_libdeflate(d, 6))),
-        ("gzip_libdeflate_1", Box::new(|d| gzip_libdeflate(d, 1))),
-        ("zstd_3", Box::new(|d| zstd_level(d, 3))),
-        ("zstd_1", Box::new(|d| zstd_level(d, 1))),
-    ];
-    eprintln!(
-        "batch: {SPANS} spans, {} bytes ({} a span)",
-        batch.len(),
-        batch.len() / SPANS
-    );
-    for (name, compress) in &candidates {
-        let out = compress(&batch);
+    for corpus in [Corpus::Semantic, Corpus::Benchmark] {
+        let batch = request_of(corpus, &mut Rng(7), BATCH_SPANS);
         eprintln!(
-            "{name}: {} bytes, {:.1} bytes a span, ratio {:.1}",
-            out.len(),
-            out.len() as f64 / SPANS as f64,
-            batch.len() as f64 / out.len() as f64
+            "{} corpus, export batch: {BATCH_SPANS} spans, {} bytes ({} a span)",
+            corpus.name(),
+            batch.len(),
+            batch.len() / BATCH_SPANS
         );
-    }
-    let mut group = criterion.benchmark_group("compress_8192_spans");
-    group.throughput(Throughput::Elements(SPANS as u64));
-    for (name, compress) in &candidates {
-        group.bench_function(*name, |b| b.iter(|| compress(black_box(&batch))));
-    }
-    group.finish();
+        let mut candidates = candidates();
+        for (name, compress) in candidates.iter_mut() {
+            let out = compress(&batch);
+            eprintln!(
+                "  {name}: {} bytes, {:.1} bytes a span, ratio {:.2}",
+                out.len(),
+                out.len() as f64 / BATCH_SPANS as f64,
+                batch.len() as f64 / out.len() as f64
+            );
+        }
+        let mut group = criterion.benchmark_group(format!("compress_8192_spans/{}", corpus.name()));
+        group.throughput(Throughput::Elements(BATCH_SPANS as u64));
+        for (name, compress) in candidates.iter_mut() {
+            group.bench_function(*name, |b| b.iter(|| compress(black_box(&batch))));
+        }
+        group.finish();
 
-    // Inflating what clients send: a gzip body, as the receivers decode it today (flate2 on
-    // miniz_oxide, streaming) and with libdeflate (whole buffer, the size bounded by the limit).
-    let gzipped = gzip_miniz(&batch, 6);
-    let mut group = criterion.benchmark_group("inflate_8192_spans");
-    group.throughput(Throughput::Elements(SPANS as u64));
-    group.bench_function("gunzip_miniz_oxide", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(batch.len());
-            flate2::read::MultiGzDecoder::new(black_box(&gzipped[..]))
-                .read_to_end(&mut out)
-                .expect("valid gzip");
-            out
-        })
-    });
-    group.bench_function("gunzip_libdeflate", |b| {
-        let mut decompressor = libdeflater::Decompressor::new();
-        b.iter(|| {
-            let mut out = vec![0; batch.len()];
-            let len = decompressor
-                .gzip_decompress(black_box(&gzipped), &mut out)
-                .expect("valid gzip");
-            out.truncate(len);
-            out
-        })
-    });
-    group.finish();
+        // Inflating what a client sends: one request, gzip at the Collector's default level 6
+        // (the compressor does not change how fast it inflates much) and zstd at level 3.
+        let request = request_of(corpus, &mut Rng(11), REQUEST_SPANS);
+        let gzipped = gzip_zlib_rs(&request, 6);
+        let zstded = zstd::bulk::compress(&request, 3).expect("in memory");
+        let raw_deflate = miniz_oxide::deflate::compress_to_vec(&request, 6);
+        let mut group = criterion.benchmark_group(format!("inflate_500_spans/{}", corpus.name()));
+        group.throughput(Throughput::Elements(REQUEST_SPANS as u64));
+        group.bench_function("gunzip_miniz_oxide", |b| {
+            b.iter(|| {
+                miniz_oxide::inflate::decompress_to_vec(black_box(&raw_deflate)).expect("valid")
+            })
+        });
+        group.bench_function("gunzip_zlib_rs_streaming", |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(request.len());
+                flate2::read::MultiGzDecoder::new(black_box(&gzipped[..]))
+                    .read_to_end(&mut out)
+                    .expect("valid gzip");
+                out
+            })
+        });
+        group.bench_function("gunzip_zlib_rs_reused_state", |b| {
+            let mut state = flate2::Decompress::new(false);
+            b.iter(|| {
+                // The gzip header written by flate2 with no name is 10 bytes; the trailer 8.
+                let deflated = &gzipped[10..gzipped.len() - 8];
+                let mut out = Vec::with_capacity(request.len() + 1);
+                state.reset(false);
+                state
+                    .decompress_vec(
+                        black_box(deflated),
+                        &mut out,
+                        flate2::FlushDecompress::Finish,
+                    )
+                    .expect("valid");
+                out
+            })
+        });
+        group.bench_function("gunzip_libdeflate", |b| {
+            let mut decompressor = libdeflater::Decompressor::new();
+            b.iter(|| {
+                let mut out = vec![0; request.len()];
+                let len = decompressor
+                    .gzip_decompress(black_box(&gzipped), &mut out)
+                    .expect("valid gzip");
+                out.truncate(len);
+                out
+            })
+        });
+        group.bench_function("unzstd_bulk", |b| {
+            let mut decompressor = zstd::bulk::Decompressor::new().expect("context");
+            b.iter(|| {
+                decompressor
+                    .decompress(black_box(&zstded), request.len())
+                    .expect("valid zstd")
+            })
+        });
+        group.finish();
+    }
     criterion.final_summary();
 }
