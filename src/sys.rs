@@ -80,3 +80,91 @@ pub(crate) fn recv_uninit(fd: RawFd, buf: &mut ReadBuf<'_>) -> Option<io::Result
     buf.advance(n);
     Some(Ok(()))
 }
+
+/// Why one gzip member could not be inflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GzipMemberError {
+    /// The bytes are not a valid gzip member (header, DEFLATE data, CRC-32 or size).
+    BadData,
+    /// The member inflates to more than the room it was given.
+    InsufficientSpace,
+}
+
+/// libdeflate's whole-buffer gzip decoder, one member at a time.
+///
+/// libdeflate inflates about twice as fast as a streaming inflater (docs/BENCHMARKS.md,
+/// "Compression"), because it decodes a whole member into one buffer. Its safe wrapper crate
+/// calls the variant that does not report how much input a member used, so bytes after the
+/// first member would go unseen; this calls `libdeflate_gzip_decompress_ex`, which does, so a
+/// body of several members (which RFC 1952 allows) is read whole.
+pub(crate) struct GzipInflater {
+    decompressor: std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>,
+}
+
+impl GzipInflater {
+    /// A new decompressor (about 10 KiB of tables, allocated once and reused).
+    pub(crate) fn new() -> GzipInflater {
+        // SAFETY: takes no arguments; returns an owned decompressor or null when out of memory.
+        let raw = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+        let decompressor = std::ptr::NonNull::new(raw)
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(std::alloc::Layout::new::<u64>()));
+        GzipInflater { decompressor }
+    }
+
+    /// Inflates the gzip member at the start of `input`, appending at most `room` bytes to
+    /// `out` (reserving them first): the count of input bytes the member took, header and
+    /// trailer included. On an error nothing is appended.
+    pub(crate) fn member(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        room: usize,
+    ) -> Result<usize, GzipMemberError> {
+        out.reserve_exact(room);
+        let spare = out.spare_capacity_mut();
+        let room = room.min(spare.len());
+        let mut consumed = 0usize;
+        let mut produced = 0usize;
+        // SAFETY: the decompressor is this value's own, live until drop, and used by one thread
+        // at a time (`&mut self`). `input` is valid for reads of its length for the call. The
+        // output pointer and `room` describe part of `out`'s spare capacity, which the call may
+        // write and which nothing reads meanwhile; libdeflate writes at most `room` bytes there
+        // and reads no output byte it has not written. The two counts are locals it writes.
+        let result = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                self.decompressor.as_ptr(),
+                input.as_ptr().cast(),
+                input.len(),
+                spare.as_mut_ptr().cast(),
+                room,
+                &mut consumed,
+                &mut produced,
+            )
+        };
+        match result {
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS => {
+                assert!(produced <= room && consumed <= input.len());
+                let len = out.len() + produced;
+                // SAFETY: on success libdeflate wrote exactly `produced` bytes from the start of
+                // the spare capacity (checked to lie within `room`, itself within the spare
+                // capacity), so the first `len` bytes of `out` are initialised.
+                unsafe { out.set_len(len) };
+                Ok(consumed)
+            }
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => {
+                Err(GzipMemberError::InsufficientSpace)
+            }
+            // BAD_DATA, and SHORT_OUTPUT, which the `_ex` form with an output count never
+            // returns.
+            _ => Err(GzipMemberError::BadData),
+        }
+    }
+}
+
+impl Drop for GzipInflater {
+    fn drop(&mut self) {
+        // SAFETY: the decompressor was allocated by `libdeflate_alloc_decompressor`, is owned by
+        // this value alone, and is freed once, here.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.decompressor.as_ptr()) }
+    }
+}

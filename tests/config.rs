@@ -745,6 +745,80 @@ service:
     assert_eq!(only.url(Signal::Metrics), None);
 }
 
+#[test]
+fn compression_levels_are_checked_as_the_collector_checks_them() {
+    let config = |exporter: &str| {
+        format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+{exporter}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+"
+        )
+    };
+    let level = |yaml: &str| {
+        let config = parse(yaml).unwrap();
+        match config.exporters.get(&id("otlp")) {
+            Some(Exporter::Otlp(otlp)) => (otlp.compression, otlp.compression_level),
+            _ => panic!("no otlp exporter"),
+        }
+    };
+    let otlp = |body: &str| {
+        config(&format!(
+            "  otlp:\n    endpoint: http://central:4317\n{body}"
+        ))
+    };
+    assert_eq!(level(&otlp("")), (Compression::Gzip, None));
+    assert_eq!(
+        level(&otlp("    compression_params:\n      level: 1\n")),
+        (Compression::Gzip, Some(1))
+    );
+    assert_eq!(
+        level(&otlp(
+            "    compression: zstd\n    compression_params:\n      level: 11\n"
+        )),
+        (Compression::Zstd, Some(11))
+    );
+    assert_eq!(
+        level(&otlp("    compression_params: {level: -1}\n")),
+        (Compression::Gzip, Some(-1))
+    );
+    assert_error(
+        &error(&otlp("    compression_params:\n      level: 12\n")),
+        9,
+        "exporters.otlp.compression_params.level",
+        "1 to 9",
+    );
+    assert_error(
+        &error(&otlp("    compression_params:\n      level: -2\n")),
+        9,
+        "exporters.otlp.compression_params.level",
+        "Huffman-only",
+    );
+    assert_error(
+        &error(&otlp(
+            "    compression: none\n    compression_params:\n      level: 3\n",
+        )),
+        10,
+        "exporters.otlp.compression_params.level",
+        "needs a compression",
+    );
+    assert_error(
+        &error(&otlp("    compression_params:\n      speed: 3\n")),
+        9,
+        "exporters.otlp.compression_params.speed",
+        "unknown",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Unknown keys and component types.
 

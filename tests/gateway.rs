@@ -340,8 +340,16 @@ fn a_trace_sent_over_many_connections_meets_at_its_owner_shard() {
 /// Runs the Python SDK over `protocol` through a gateway and checks every span arrived upstream
 /// once, intact.
 fn python_sdk_round_trip(protocol: &str, compression: &str) {
+    python_sdk_round_trip_exporting(protocol, compression, "")
+}
+
+/// [`python_sdk_round_trip`] with `exporter_keys` (indented by 4) added to the gateway's `otlp`
+/// exporter.
+fn python_sdk_round_trip_exporting(protocol: &str, compression: &str, exporter_keys: &str) {
     let (sink, sink_grpc, _) = start_sink();
-    let gateway = Gateway::start(sink_grpc, 2, "");
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 2, "", "");
+    let config = config.replacen("    tls:\n", &format!("{exporter_keys}    tls:\n"), 1);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     let endpoint = match protocol {
         "grpc" => format!("http://{}", gateway.grpc),
         _ => format!("http://{}", gateway.http),
@@ -467,4 +475,20 @@ fn python_sdk_over_http_protobuf_arrives_intact() {
 #[test]
 fn python_sdk_over_http_json_arrives_intact() {
     python_sdk_round_trip("http/json", "gzip");
+}
+
+#[test]
+fn exports_at_the_configured_compression_levels_arrive_intact() {
+    // gzip at the fastest level, and zstd at a high one (any zstd level is taken, as the
+    // Collector takes it).
+    python_sdk_round_trip_exporting(
+        "grpc",
+        "gzip",
+        "    compression: gzip\n    compression_params:\n      level: 1\n",
+    );
+    python_sdk_round_trip_exporting(
+        "http/protobuf",
+        "gzip",
+        "    compression: zstd\n    compression_params:\n      level: 19\n",
+    );
 }

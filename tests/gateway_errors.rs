@@ -863,6 +863,55 @@ fn http_gzip_bomb_is_413_with_bounded_memory() {
 }
 
 #[test]
+fn http_bodies_of_several_gzip_members_and_unsized_zstd_frames_are_read_whole() {
+    let (sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 2, "");
+    let post = |encoding: &str, body: &[u8]| {
+        http(
+            gateway.http,
+            "POST",
+            "/v1/traces",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", encoding),
+            ],
+            body,
+        )
+    };
+    // Two gzip members (RFC 1952 allows several): the protobuf of both requests, concatenated,
+    // is one request holding the spans of both.
+    let mut members = gzip(&traces(
+        (1..=3).map(|i| span(0x91, i, "first member")).collect(),
+    ));
+    members.extend(gzip(&traces(
+        (4..=5).map(|i| span(0x91, i, "second member")).collect(),
+    )));
+    let reply = post("gzip", &members);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // zstd written by a streaming encoder, which does not state the size, in two frames.
+    let frame = |ids: std::ops::RangeInclusive<u64>| {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder
+            .write_all(&traces(ids.map(|i| span(0x92, i, "zstd frame")).collect()))
+            .unwrap();
+        encoder.finish().unwrap()
+    };
+    let reply = post("zstd", &[frame(1..=2), frame(3..=3)].concat());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // Bytes after the last member that are not a member: refused, not ignored.
+    let mut trailing = gzip(&traces(vec![span(0x93, 1, "trailing")]));
+    trailing.extend_from_slice(b"not a gzip member");
+    let reply = post("gzip", &trailing);
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_still_serving(&gateway, 1);
+    assert_eq!(
+        span_ids(&finish(gateway, sink)),
+        vec![1, 1, 1, 1, 2, 2, 3, 3, 4, 5]
+    );
+}
+
+#[test]
 fn http_chunked_body_is_accepted() {
     let (sink, sink_grpc, _) = start_sink();
     let gateway = Gateway::start(sink_grpc, 2, "");

@@ -16,7 +16,7 @@ use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::locate::Target;
 use super::processors::duration_at_most;
-use super::scalar::{Dur, Float, UInt};
+use super::scalar::{Dur, Float, SInt, UInt};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
 use tailgate_wire::Signal;
 
@@ -72,6 +72,8 @@ pub struct OtlpExporter {
     pub headers: BTreeMap<String, String>,
     /// Request compression (default gzip).
     pub compression: Compression,
+    /// `compression_params.level` (`None`: gzip 6, zstd 3, as the Collector).
+    pub compression_level: Option<i32>,
     /// The deadline of one export request (default 5s).
     pub timeout: Duration,
     /// Retries of failed requests.
@@ -95,6 +97,8 @@ pub struct OtlpHttpExporter {
     pub headers: BTreeMap<String, String>,
     /// Request compression (default gzip).
     pub compression: Compression,
+    /// `compression_params.level` (`None`: gzip 6, zstd 3, as the Collector).
+    pub compression_level: Option<i32>,
     /// The deadline of one export request (default 5s).
     pub timeout: Duration,
     /// Retries of failed requests.
@@ -238,6 +242,7 @@ pub(crate) struct RawOtlp {
     tls: Option<RawClientTls>,
     headers: Option<BTreeMap<String, String>>,
     compression: Option<String>,
+    compression_params: Option<RawCompressionParams>,
     timeout: Option<Dur>,
     retry_on_failure: Option<RawRetry>,
     sending_queue: Option<RawQueue>,
@@ -254,6 +259,7 @@ pub(crate) struct RawOtlpHttp {
     tls: Option<RawClientTls>,
     headers: Option<BTreeMap<String, String>>,
     compression: Option<String>,
+    compression_params: Option<RawCompressionParams>,
     timeout: Option<Dur>,
     retry_on_failure: Option<RawRetry>,
     sending_queue: Option<RawQueue>,
@@ -296,6 +302,12 @@ impl RawClientTls {
         .find(|(_, set)| *set)
         .map(|(key, _)| key)
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawCompressionParams {
+    level: Option<SInt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -427,10 +439,17 @@ fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporte
             ));
         }
     }
+    let compression = check_compression(raw.compression, &path.key("compression"), ctx)?;
     Ok(OtlpExporter {
         endpoint,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
-        compression: check_compression(raw.compression, &path.key("compression"), ctx)?,
+        compression,
+        compression_level: check_compression_level(
+            compression,
+            raw.compression_params,
+            &path.key("compression_params").key("level"),
+            ctx,
+        )?,
         timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
         retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
         sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
@@ -494,13 +513,20 @@ fn check_otlphttp(
             ))
         }
     };
+    let compression = check_compression(raw.compression, &path.key("compression"), ctx)?;
     Ok(OtlpHttpExporter {
         traces_url,
         metrics_url,
         logs_url,
         encoding,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
-        compression: check_compression(raw.compression, &path.key("compression"), ctx)?,
+        compression,
+        compression_level: check_compression_level(
+            compression,
+            raw.compression_params,
+            &path.key("compression_params").key("level"),
+            ctx,
+        )?,
         timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
         retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
         sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
@@ -583,6 +609,40 @@ fn check_compression(
         Some(other) => Err(ctx.invalid(
             path,
             format!("`{other}` is not a compression; use gzip, zstd or none"),
+        )),
+    }
+}
+
+/// `compression_params.level`, checked as the Collector checks it: gzip takes -1 (its default),
+/// 0 (stored, no compression) and 1 to 9; zstd any level (0: its default; others are taken to
+/// the nearest level libzstd has, 1 to 19); `none` no level at all.
+fn check_compression_level(
+    compression: Compression,
+    raw: Option<RawCompressionParams>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<i32>, ConfigError> {
+    let Some(SInt(level)) = raw.and_then(|params| params.level) else {
+        return Ok(None);
+    };
+    match (compression, level) {
+        (Compression::Gzip, -1..=9) | (Compression::Zstd, _) => {
+            Ok(Some(level.clamp(i32::MIN.into(), i32::MAX.into()) as i32))
+        }
+        (Compression::Gzip, -2) => Err(ctx.error(
+            path,
+            Target::Value,
+            ConfigErrorKind::Unsupported(
+                "gzip level -2 (Huffman-only) is not supported; use 1 for the fastest gzip".into(),
+            ),
+        )),
+        (Compression::Gzip, _) => Err(ctx.invalid(
+            path,
+            format!("{level} is not a gzip level; use -1 (the default, 6), 0 (stored) or 1 to 9"),
+        )),
+        (Compression::None, _) => Err(ctx.invalid(
+            path,
+            "a level needs a compression; set compression: gzip or zstd, or remove the level",
         )),
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct GrpcClient {
     /// The headers every export carries (content type, encoding, user headers).
     headers: HeaderMap,
     compression: Compression,
+    /// `compression_params.level`.
+    compression_level: Option<i32>,
     timeout: Duration,
     connection: RefCell<Option<Connection>>,
     /// One unit: held by the task that is connecting.
@@ -110,6 +112,7 @@ impl GrpcClient {
             uris,
             headers,
             compression: settings.compression,
+            compression_level: settings.compression_level,
             timeout: settings.timeout,
             connection: RefCell::new(None),
             connecting: Semaphore::new(1),
@@ -123,7 +126,8 @@ impl GrpcClient {
             kind => (
                 true,
                 Bytes::from(
-                    compress(kind, &batch.bytes).map_err(|e| SendError::Encode(e.to_string()))?,
+                    compress(kind, self.compression_level, &batch.bytes)
+                        .map_err(|e| SendError::Encode(e.to_string()))?,
                 ),
             ),
         };

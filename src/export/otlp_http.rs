@@ -60,6 +60,8 @@ pub(crate) struct HttpClient {
     /// Per signal: the request head up to (not including) `Content-Length`.
     heads: [String; 3],
     compression: Compression,
+    /// `compression_params.level`.
+    compression_level: Option<i32>,
     encoding: Encoding,
     idle: RefCell<Vec<(String, Conn)>>,
     max_idle: usize,
@@ -130,6 +132,7 @@ impl HttpClient {
             targets,
             heads,
             compression: settings.compression,
+            compression_level: settings.compression_level,
             encoding: settings.encoding,
             idle: RefCell::new(Vec::new()),
             max_idle: max_idle.max(1),
@@ -144,9 +147,10 @@ impl HttpClient {
         };
         let body = match self.compression {
             Compression::None => encoded,
-            kind => {
-                Bytes::from(compress(kind, &encoded).map_err(|e| SendError::Encode(e.to_string()))?)
-            }
+            kind => Bytes::from(
+                compress(kind, self.compression_level, &encoded)
+                    .map_err(|e| SendError::Encode(e.to_string()))?,
+            ),
         };
         Ok(Prepared { body })
     }

@@ -99,6 +99,8 @@ pub struct OtlpGrpcSettings {
     pub headers: Vec<(String, String)>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
+    /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
+    pub compression_level: Option<i32>,
     /// Bound on one attempt: connecting, sending and reading the response.
     pub timeout: Duration,
     /// `retry_on_failure`.
@@ -113,6 +115,7 @@ impl Default for OtlpGrpcSettings {
             endpoint: String::new(),
             headers: Vec::new(),
             compression: Compression::Gzip,
+            compression_level: None,
             timeout: Duration::from_secs(5),
             retry: RetrySettings::default(),
             queue: QueueSettings::default(),
@@ -144,6 +147,8 @@ pub struct OtlpHttpSettings {
     pub headers: Vec<(String, String)>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
+    /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
+    pub compression_level: Option<i32>,
     /// `encoding` of request bodies (default proto).
     pub encoding: Encoding,
     /// Bound on one attempt: connecting, sending and reading the response.
@@ -163,6 +168,7 @@ impl Default for OtlpHttpSettings {
             logs_endpoint: None,
             headers: Vec::new(),
             compression: Compression::Gzip,
+            compression_level: None,
             encoding: Encoding::Proto,
             timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),

@@ -48,6 +48,7 @@ pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> Expor
             endpoint: otlp.endpoint.to_string(),
             headers: otlp.headers.clone().into_iter().collect(),
             compression: compression(otlp.compression),
+            compression_level: otlp.compression_level,
             timeout: otlp.timeout,
             retry: retry(&otlp.retry_on_failure),
             queue: queue(&otlp.sending_queue, shards),
@@ -61,6 +62,7 @@ pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> Expor
                 logs_endpoint: url(Signal::Logs),
                 headers: http.headers.clone().into_iter().collect(),
                 compression: compression(http.compression),
+                compression_level: http.compression_level,
                 encoding: match http.encoding {
                     config::Encoding::Proto => export::Encoding::Proto,
                     config::Encoding::Json => export::Encoding::Json,
