@@ -21,6 +21,7 @@
 //! load CPUs are not all on this machine, or none of whose points fits this machine's CPUs, is
 //! skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
 
+mod chart;
 pub mod process;
 pub mod report;
 pub mod scenario;
@@ -302,7 +303,7 @@ fn write_results(
     let table = report::markdown(&title, &scenario.description, points);
     println!("{table}");
     std::fs::write(out.join("results.md"), &table)?;
-    report::chart(&out.join("chart.svg"), &title, points)?;
+    chart::write(&out.join("chart.svg"), &title, points)?;
     let failed: Vec<String> = points
         .iter()
         .filter(|p| p.checks != "ok")
