@@ -16,11 +16,13 @@
 //!
 //! Results go to `--out` (default `target/bench-results/NAME-UNIXTIME/`): `results.json` (every
 //! point, its reports and samples), `results.md` (the table, also printed), `chart.svg`
-//! (throughput and p99 latency against offered load), and per point the processes' logs, config
+//! (throughput and p99 latency: a labelled bar per system and CPU set when each has one point,
+//! else lines against offered load), and per point the processes' logs, config
 //! and reports. A scenario whose `system.requires` names an executable not on PATH, whose sink or
 //! load CPUs are not all on this machine, or none of whose points fits this machine's CPUs, is
 //! skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
 
+mod chart;
 pub mod process;
 pub mod report;
 pub mod scenario;
@@ -302,7 +304,7 @@ fn write_results(
     let table = report::markdown(&title, &scenario.description, points);
     println!("{table}");
     std::fs::write(out.join("results.md"), &table)?;
-    report::chart(&out.join("chart.svg"), &title, points)?;
+    chart::write(&out.join("chart.svg"), &title, points)?;
     let failed: Vec<String> = points
         .iter()
         .filter(|p| p.checks != "ok")

@@ -1,10 +1,5 @@
-//! A run's results as a markdown table and an SVG chart of throughput and p99 latency against
-//! offered load.
-
-use std::io;
-use std::path::Path;
-
-use plotters::prelude::*;
+//! A run's points as the markdown table of its results (the chart is drawn from the same points
+//! by `chart`).
 
 /// One point of a run, as the table and chart need it.
 #[derive(Debug, Clone)]
@@ -31,7 +26,8 @@ pub(crate) struct Point {
     pub checks: String,
 }
 
-fn cpus_text(cpus: &[usize]) -> String {
+/// A CPU set as the table and the chart write it: `1,2`.
+pub(crate) fn cpus_text(cpus: &[usize]) -> String {
     cpus.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
@@ -77,86 +73,6 @@ pub(crate) fn markdown(title: &str, description: &str, points: &[Point]) -> Stri
     out
 }
 
-/// Draws end-to-end throughput (left axis) and p99 latency (right axis, dashed) against offered
-/// load, one colour per set of system CPUs.
-pub(crate) fn chart(path: &Path, title: &str, points: &[Point]) -> io::Result<()> {
-    draw(path, title, points).map_err(|err| io::Error::other(format!("chart: {err}")))
-}
-
-fn draw(path: &Path, title: &str, points: &[Point]) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let max_of = |f: &dyn Fn(&Point) -> f64| points.iter().map(f).fold(0.0f64, f64::max);
-    let x_max = (max_of(&|p| p.offered_spans_per_s) * 1.1).max(1.0);
-    let y_max = (max_of(&|p| p.end_to_end_spans_per_s.max(p.offered_spans_per_s)) * 1.1).max(1.0);
-    let p99_max = (max_of(&|p| p.latency_us_p99 as f64 / 1000.0) * 1.2).max(1.0);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(80)
-        .right_y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
-        .set_secondary_coord(0f64..x_max, 0f64..p99_max);
-    chart
-        .configure_mesh()
-        .x_desc("offered load (spans/s)")
-        .y_desc("end-to-end throughput (spans/s)")
-        .x_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
-        .y_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
-        .max_light_lines(4)
-        .draw()?;
-    chart
-        .configure_secondary_axes()
-        .y_desc("p99 request latency (ms)")
-        .draw()?;
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for p in points {
-        if !groups.contains(&p.cpus) {
-            groups.push(p.cpus.clone());
-        }
-    }
-    for (i, cpus) in groups.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let mut series: Vec<&Point> = points.iter().filter(|p| &p.cpus == cpus).collect();
-        series.sort_by(|a, b| a.offered_spans_per_s.total_cmp(&b.offered_spans_per_s));
-        let throughput: Vec<(f64, f64)> = series
-            .iter()
-            .map(|p| (p.offered_spans_per_s, p.end_to_end_spans_per_s))
-            .collect();
-        let p99: Vec<(f64, f64)> = series
-            .iter()
-            .map(|p| (p.offered_spans_per_s, p.latency_us_p99 as f64 / 1000.0))
-            .collect();
-        let label = format!("{} on cpus {}", series[0].system, cpus_text(cpus));
-        chart
-            .draw_series(LineSeries::new(throughput.clone(), color.stroke_width(2)))?
-            .label(format!("{label}: throughput"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        chart.draw_series(
-            throughput
-                .iter()
-                .map(|&xy| Circle::new(xy, 4, color.filled())),
-        )?;
-        chart
-            .draw_secondary_series(DashedLineSeries::new(p99.clone(), 6, 4, color.into()))?
-            .label(format!("{label}: p99 latency"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.5)));
-        chart.draw_secondary_series(
-            p99.iter()
-                .map(|&xy| TriangleMarker::new(xy, 5, color.filled())),
-        )?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +99,7 @@ mod tests {
     }
 
     #[test]
-    fn table_and_chart() {
+    fn a_row_per_point() {
         let points = vec![
             point(100_000.0, vec![1]),
             point(200_000.0, vec![1]),
@@ -197,10 +113,5 @@ mod tests {
                 .count(),
             3
         );
-        let path = std::env::temp_dir().join(format!("chart-{}.svg", std::process::id()));
-        chart(&path, "t", &points).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert!(svg.starts_with("<svg") && svg.contains("p99 request latency"));
     }
 }
