@@ -10,7 +10,8 @@
 //! - deflating an 8,192-span export batch (`send_batch_size` of the pass-through scenario) with
 //!   gzip (miniz_oxide, zlib-rs, libdeflate; levels 1 and 6) and zstd (levels 1 and 3);
 //! - inflating a 500-span client request (the load's request size), gzip and zstd, the way a
-//!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd).
+//!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd);
+//! - reassembling that request from 16 KiB DATA frames, compressed and not.
 //!
 //! miniz_oxide is called directly (raw deflate plus the gzip trailer's CRC-32), because flate2
 //! runs on one backend per build and tailgate's is zlib-rs.
@@ -26,6 +27,8 @@ use tailgate_bench::generate::{request_of, Rng};
 const BATCH_SPANS: usize = 8192;
 /// Spans in a client request: the load's `spans_per_request`.
 const REQUEST_SPANS: usize = 500;
+/// The HTTP/2 DATA frame size grpc-go and grpc-java send.
+const FRAME_BYTES: usize = 16 << 10;
 
 fn gzip_miniz_oxide(data: &[u8], level: u8) -> Vec<u8> {
     let mut out = miniz_oxide::deflate::compress_to_vec(data, level);
@@ -169,6 +172,27 @@ fn main() {
                     .expect("valid zstd")
             })
         });
+        group.finish();
+
+        // What gRPC's message reassembly costs when a request comes in 16 KiB DATA frames (as
+        // grpc-go and grpc-java send): one copy of the message's bytes, compressed or not,
+        // into one buffer. Set beside the inflating cost above, it says whether decompressing
+        // straight from the frames would pay.
+        let mut group =
+            criterion.benchmark_group(format!("reassemble_500_spans/{}", corpus.name()));
+        group.throughput(Throughput::Elements(REQUEST_SPANS as u64));
+        for (name, message) in [("gzip_message", &gzipped), ("plain_message", &request)] {
+            let frames: Vec<&[u8]> = message.chunks(FRAME_BYTES).collect();
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let mut whole = Vec::with_capacity(message.len());
+                    for frame in black_box(&frames) {
+                        whole.extend_from_slice(frame);
+                    }
+                    whole
+                })
+            });
+        }
         group.finish();
     }
     criterion.final_summary();

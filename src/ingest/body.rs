@@ -19,8 +19,11 @@ use crate::sys::{GzipInflater, GzipMemberError};
 /// A body's content coding, as `grpc-encoding` or `Content-Encoding` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
+    /// `identity` (or no header): the body as it is.
     Identity,
+    /// `gzip` (or `x-gzip`): one or more gzip members.
     Gzip,
+    /// `zstd`: one or more zstd frames.
     Zstd,
 }
 
@@ -40,7 +43,10 @@ impl Coding {
 #[derive(Debug, PartialEq, Eq)]
 pub enum BodyError {
     /// The decoded body would exceed `limit` bytes.
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit it would pass.
+        limit: usize,
+    },
     /// The compressed stream is corrupt.
     Corrupt(String),
 }

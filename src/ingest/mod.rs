@@ -35,7 +35,7 @@
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub(crate) mod accept;
-pub(crate) mod body;
+pub mod body;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub mod http1;
