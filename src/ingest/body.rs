@@ -91,7 +91,8 @@ const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 /// when it is short the member is inflated again into one twice the size, up to `limit`.
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     if body.is_empty() {
-        return Ok(Vec::new());
+        // As Go's gzip reader and flate2's say: no member is not a gzip stream.
+        return Err(BodyError::Corrupt("gzip: empty body".into()));
     }
     if !body.starts_with(&GZIP_MAGIC) {
         return Err(BodyError::Corrupt("gzip: not gzip data".into()));

@@ -322,12 +322,10 @@ impl Ingest {
                 let mut framer = self.framer.borrow_mut();
                 for &owner in &owners {
                     let spans = split.spans(owner);
-                    let estimate: usize = spans.iter().fold(0usize, |sum, s| {
-                        // A span's range lies inside the request, which the split validated.
-                        sum.saturating_add(s.end.saturating_sub(s.start) as usize)
-                            .saturating_add(4)
-                    });
-                    let mut out = Vec::with_capacity(estimate.saturating_add(256));
+                    // Empty: `frame` measures the request first and reserves exactly its length
+                    // (an estimate reserved here would be copied by that reservation's realloc
+                    // whenever the headers made it short).
+                    let mut out = Vec::new();
                     split.frame(&body, owner, &mut framer, &mut out);
                     parts.push((owner, Bytes::from(out), spans.len() as u64));
                 }
