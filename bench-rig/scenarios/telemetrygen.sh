@@ -29,7 +29,7 @@ rate=${4:-0}
 batch=${5:-100}
 bin=target/release
 [ -x $bin/tailgate ] && [ -x $bin/tailgate-bench ] || cargo build --release -p tailgate -p tailgate-bench
-bash bench-rig/peers/build.sh
+bash bench-rig/peers/build.sh >&2
 telemetrygen=target/peers/telemetrygen
 case $protocol in
   grpc) endpoint=(--otlp-endpoint 127.0.0.1:24317) ;;
