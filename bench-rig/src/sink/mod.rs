@@ -435,6 +435,12 @@ impl Sink {
         })
     }
 
+    /// Spans received so far by all shards (what `--progress-file` writes), for a caller
+    /// waiting for an export to drain before it stops the sink.
+    pub fn spans_received(&self) -> u64 {
+        self.progress.spans.load(Ordering::Relaxed)
+    }
+
     /// Stops the sink and returns what it received.
     pub fn stop(self) -> io::Result<SinkResult> {
         self.flag.store(true, Ordering::Relaxed);
