@@ -168,3 +168,57 @@ impl Drop for GzipInflater {
         unsafe { libdeflate_sys::libdeflate_free_decompressor(self.decompressor.as_ptr()) }
     }
 }
+
+/// mimalloc's `mi_option_purge_delay`, by its place in `mi_option_e` (mimalloc v3's
+/// `include/mimalloc.h`, the version libmimalloc-sys 0.1.49 builds; its Rust bindings name
+/// the options before and after it, 14 and 16, but not this one).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// mimalloc v3's default purge delay, in milliseconds: what the option reads before it is set,
+/// which tells that [`MI_OPTION_PURGE_DELAY`] is the option meant.
+const MI_PURGE_DELAY_DEFAULT_MS: std::os::raw::c_long = 1000;
+
+/// Tells the allocator to keep the memory the gateway frees instead of returning it to the
+/// system a second later (mimalloc's purge), unless `MIMALLOC_PURGE_DELAY` says otherwise.
+///
+/// Tail sampling frees what it buffered a decision wait after allocating it, and allocates as
+/// much again for new traces. Returned to the system, that memory came back as fresh pages the
+/// kernel had to zero: on the realistic scenario, 20 times the page faults, and page zeroing
+/// was the largest single cost of the gateway (docs/BENCHMARKS.md). What the gateway holds is
+/// bounded by its memory budget, so what the allocator keeps is bounded by the budget's peak.
+/// Returns the delay the allocator had, or `None` when the option did not read as expected
+/// (another mimalloc), in which case nothing is changed.
+pub(crate) fn keep_freed_memory() -> Option<std::os::raw::c_long> {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return None;
+    }
+    // SAFETY: reads one option by index; any index below the option count is valid, and 15
+    // is below mimalloc v3's 40-odd options.
+    let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+    if before != MI_PURGE_DELAY_DEFAULT_MS {
+        return None;
+    }
+    // SAFETY: sets that same option; mimalloc reads the purge delay on each purge, so setting it
+    // while threads allocate is allowed (options are plain integers it reads atomically).
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    Some(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_is_the_option_set_and_it_is_set_once() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            assert_eq!(keep_freed_memory(), None);
+            return;
+        }
+        // The first call finds mimalloc v3's default purge delay at index 15, and sets it.
+        assert_eq!(keep_freed_memory(), Some(MI_PURGE_DELAY_DEFAULT_MS));
+        // SAFETY: reads the option just set.
+        let now = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(now, -1);
+        // Set already: a second call changes nothing.
+        assert_eq!(keep_freed_memory(), None);
+    }
+}

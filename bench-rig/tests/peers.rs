@@ -192,6 +192,7 @@ service:
         duration: 1.0,
         spans_per_request: 100,
         compression: None,
+        corpus: "semantic".into(),
         report: report.clone(),
         cpu: None,
         cpus: None,

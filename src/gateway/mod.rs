@@ -78,6 +78,11 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let mut plan = Plan::from_config(config)?;
     let shard_count = plan.cpus.len();
     lifecycle::raise_open_files_limit();
+    if crate::sys::keep_freed_memory().is_none() {
+        tracing::debug!(
+            "allocator: purge delay left as it is (MIMALLOC_PURGE_DELAY, or not mimalloc v3)"
+        );
+    }
     plan.budget_connections()?;
 
     let (registry, telemetry, exporter_names) = register(&plan);
