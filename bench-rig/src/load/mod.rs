@@ -53,7 +53,7 @@ use self::client::{Client, ClientSettings, Encoder};
 use self::pool::{Pool, PoolPlan};
 use crate::corpus::Corpus;
 use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
-use crate::traces::{Next, Part, TraceSettings, TraceStream};
+use crate::traces::{Next, Part, TraceSettings, TraceStream, GRPC_PREFIX_BYTES};
 
 /// The seed when none is given.
 pub const SEED_DEFAULT: u64 = 0x7a11_9a7e;
@@ -161,6 +161,8 @@ struct Totals {
     accepted: AtomicU64,
     refused: AtomicU64,
     traces_started: AtomicU64,
+    /// Request bytes sent (gRPC messages without their prefix, HTTP bodies).
+    wire_bytes: AtomicU64,
 }
 
 impl Totals {
@@ -403,12 +405,16 @@ async fn connection(
             }
         };
         let spans = request.spans;
+        let wire_bytes = request.wire.len() - GRPC_PREFIX_BYTES;
         let refused = client.send(request.wire).await.unwrap_or(spans).min(spans);
         let totals = &shared.totals;
         totals
             .accepted
             .fetch_add(spans - refused, Ordering::Relaxed);
         totals.refused.fetch_add(refused, Ordering::Relaxed);
+        totals
+            .wire_bytes
+            .fetch_add(wire_bytes as u64, Ordering::Relaxed);
         if refused > 0 {
             // The gateway took none (or not all) of these spans: their traces are not judged.
             shared.refused(&request.parts);
@@ -750,6 +756,10 @@ fn report(
             .map_err(|err| io::Error::other(format!("merging latency histograms: {err}")))?;
     }
     let [spans_sent, accepted, refused, _] = Totals::sum(totals);
+    let wire_bytes: u64 = totals
+        .iter()
+        .map(|t| t.wire_bytes.load(Ordering::Relaxed))
+        .sum();
     let requests_sent: u64 = results.iter().map(|r| r.requests_sent).sum();
     let records: Vec<Recorder> = results
         .iter_mut()
@@ -790,6 +800,8 @@ fn report(
         "spans_accepted": accepted,
         "spans_refused": refused,
         "spans_per_s": accepted as f64 / elapsed,
+        "wire_bytes_sent": wire_bytes,
+        "wire_bytes_per_span": wire_bytes as f64 / spans_sent.max(1) as f64,
         "generator_cpu_s": cpu,
         "generator_cpu_ns_per_span": cpu * 1e9 / spans_sent.max(1) as f64,
         "generator_thread_cpu_s": results.iter().map(|r| r.cpu_s).collect::<Vec<_>>(),

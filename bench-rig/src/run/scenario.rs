@@ -115,6 +115,13 @@ pub(crate) struct Load {
     pub connections: usize,
     pub spans_per_request: usize,
     pub compression: Option<String>,
+    /// `--compression-level`.
+    pub compression_level: Option<i32>,
+    /// `--frame-size`: the largest HTTP/2 DATA frame of a gRPC request.
+    pub frame_size: Option<usize>,
+    /// `--pool-rate` and `--pool-spans`: a compressed load's pool.
+    pub pool_rate: Option<f64>,
+    pub pool_spans: Option<u64>,
     pub corpus: Option<String>,
     pub seed: Option<u64>,
     pub error_rate: Option<f64>,
@@ -130,6 +137,10 @@ impl Default for Load {
             connections: 4,
             spans_per_request: 500,
             compression: None,
+            compression_level: None,
+            frame_size: None,
+            pool_rate: None,
+            pool_spans: None,
             corpus: None,
             seed: None,
             error_rate: None,
