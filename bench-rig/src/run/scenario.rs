@@ -12,6 +12,8 @@
 //!   config: |                       # written to ${config_file}, placeholders replaced
 //!     ...
 //! load: {protocol: grpc, connections: 4, spans_per_request: 500, oracle_policy: always}
+//! # also compression, compression_level, frame_size, pool_rate, pool_spans, corpus, seed,
+//! # error_rate, slow_rate, trace_spread_ms: the load's flags of those names
 //! sweep: {rates: [max, 50%, 90%], system_cpus: [[1], [1, 2]]}
 //! drain: {settle_ms: 1000, timeout_s: 120}
 //! checks: {verified: true, no_loss: true, refusals: false, rss_max_mib: 4096}
