@@ -234,9 +234,43 @@ impl Coding {
     }
 }
 
+/// The most a deflate stream expands: 258 bytes from about 2 bits (RFC 1951's longest match
+/// in the shortest code), rounded up.
+const DEFLATE_RATIO_MAX: usize = 1032;
+
+thread_local! {
+    /// Each shard's libdeflate state, reused from request to request.
+    static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+        std::cell::RefCell::new(libdeflater::Decompressor::new());
+}
+
+/// Inflates a one-member gzip body whole with libdeflate (half the CPU of streaming: see
+/// docs/BENCHMARKS.md), into a buffer of the size its trailer states — believed only up to
+/// [`MESSAGE_BYTES_MAX`] and what deflate can expand the body to. `None` when that does not
+/// give the body (several members, a cut or corrupt body, a trailer that lies): the streaming
+/// path decides then.
+fn inflate_whole(bytes: &[u8]) -> Option<Vec<u8>> {
+    let trailer = bytes.len().checked_sub(4).map(|at| &bytes[at..])?;
+    let size = u32::from_le_bytes(trailer.try_into().expect("4 bytes")) as usize;
+    if size > MESSAGE_BYTES_MAX || size > bytes.len().saturating_mul(DEFLATE_RATIO_MAX) {
+        return None;
+    }
+    let mut out = vec![0; size];
+    let inflated = INFLATER.with(|inflater| inflater.borrow_mut().gzip_decompress(bytes, &mut out));
+    match inflated {
+        Ok(n) if n == size => Some(out),
+        _ => None,
+    }
+}
+
 /// Decompresses `bytes`, refusing output over [`MESSAGE_BYTES_MAX`] (reading stops there, so a
 /// compression bomb costs no more).
 fn decompress(coding: Coding, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    if coding == Coding::Gzip {
+        if let Some(inflated) = inflate_whole(bytes) {
+            return Ok(inflated);
+        }
+    }
     let limit = MESSAGE_BYTES_MAX as u64 + 1;
     let mut out = Vec::new();
     let read = match coding {
@@ -796,6 +830,29 @@ mod tests {
         recorder.kept = None;
         recorder.record(Signal::Traces, &request, 0).unwrap();
         assert_eq!(recorder.spans(), 1);
+    }
+
+    #[test]
+    fn gzip_bodies_inflate_whole_and_lying_trailers_are_refused() {
+        let request = sdk_shaped_request(&mut Rng(5), 50);
+        let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+        let mut body = vec![0; compressor.gzip_compress_bound(request.len())];
+        let n = compressor.gzip_compress(&request, &mut body).unwrap();
+        body.truncate(n);
+        assert_eq!(decompress(Coding::Gzip, &body).unwrap(), request);
+        let at = body.len() - 4;
+        // A trailer claiming more than was compressed: the whole-buffer inflate gives way to the
+        // streaming one, which finds the lie.
+        let mut lying = body.clone();
+        lying[at..].copy_from_slice(&(request.len() as u32 + 1).to_le_bytes());
+        let refused = decompress(Coding::Gzip, &lying);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
+        let mut huge = body.clone();
+        huge[at..].copy_from_slice(&(MESSAGE_BYTES_MAX as u32 + 1).to_le_bytes());
+        let refused = decompress(Coding::Gzip, &huge);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
+        let refused = decompress(Coding::Gzip, &body[..body.len() / 2]);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
     }
 
     #[test]
