@@ -78,7 +78,8 @@ pub(super) fn build(
     settings: &ClientSettings,
     spans_per_request: usize,
 ) -> io::Result<Vec<Pool>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Every CPU online, not only those the load is pinned to.
+    let workers = crate::sys::online_cpus();
     let (jobs, queue) = mpsc::sync_channel::<(usize, usize, Bytes)>(QUEUED_REQUESTS_MAX);
     let queue = Mutex::new(queue);
     let (done, results) = mpsc::channel::<(usize, usize, Result<Bytes, String>)>();
