@@ -194,12 +194,16 @@ fn f(v: &serde_json::Value, key: &str) -> f64 {
 /// every span arrives once, every trace started is whole (the deadline, not the pool, ends a
 /// fixed-rate run, so the owed waves are composed after it and the oracle forgets the pooled
 /// traces not started), the frames arrive as sent, and the wire carries less than it decodes to.
-fn pooled_16k_frames(compression: &str) {
+/// With several threads, each builds and sends its own pool of its own traces.
+fn pooled_16k_frames(compression: &str, threads: usize) {
     let (load, sink) = run(compression, "grpc", Some(compression), "always", |args| {
         args.corpus = "semantic".into();
         args.frame_size = Some(16_384);
         args.spans_per_request = 500;
+        args.threads = Some(threads);
+        args.connections = 2 * threads;
     });
+    assert_eq!(u(&load, "threads"), threads as u64);
     assert_eq!(load["compression"], compression);
     let pool = &load["pool"];
     assert!(u(pool, "spans") > 10_000, "{load}");
@@ -230,12 +234,12 @@ fn pooled_16k_frames(compression: &str) {
 
 #[test]
 fn pooled_gzip_in_16k_frames_arrives_whole() {
-    pooled_16k_frames("gzip");
+    pooled_16k_frames("gzip", 1);
 }
 
 #[test]
-fn pooled_zstd_in_16k_frames_arrives_whole() {
-    pooled_16k_frames("zstd");
+fn pooled_zstd_in_16k_frames_from_two_threads_arrives_whole() {
+    pooled_16k_frames("zstd", 2);
 }
 
 #[test]
@@ -273,6 +277,12 @@ fn sixty_four_connections_from_one_thread() {
         args.frame_size = Some(16_384);
     });
     assert_eq!(u(&load, "threads"), 1);
+    // Each connection's schedule starts with a request, and the pool holds them all.
+    assert_eq!(
+        load["pool_exhausted_at_s"],
+        serde_json::Value::Null,
+        "{load}"
+    );
     // Each connection sends its first request at once: all 64 are open together.
     assert_eq!(u(&sink, "grpc_connections"), 64, "{sink}");
     assert_eq!(u(&sink, "grpc_connections_open_max"), 64, "{sink}");

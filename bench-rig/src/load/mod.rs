@@ -63,9 +63,6 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 const CONNECTIONS_MAX: usize = 4096;
 /// The rate a pool's virtual clock advances at when the load runs at `max`.
 pub const POOL_RATE_DEFAULT: f64 = 1_000_000.0;
-/// At a fixed rate the pool holds this much more than the schedule sends by the deadline, so the
-/// deadline, not the pool, ends the run (requests are whole, a schedule may run a request ahead).
-const POOL_FIXED_RATE_HEADROOM: f64 = 1.1;
 /// The most spans a pool holds by default: about 600 MB gzip-compressed for the semantic corpus,
 /// 3.5 GB for the benchmark's random text.
 pub const POOL_SPANS_DEFAULT: u64 = 10_000_000;
@@ -562,12 +559,13 @@ fn build_pools(
     let began = Instant::now();
     let cpu_before = cpu_time(libc::RUSAGE_SELF);
     let rate_spans_per_s = rate.unwrap_or(args.pool_rate);
-    let headroom = if rate.is_some() {
-        POOL_FIXED_RATE_HEADROOM
-    } else {
-        1.0
+    // At a fixed rate each connection's schedule starts with a request and may end one past the
+    // rate (requests are whole): a request a connection more, so the deadline ends the run.
+    let headroom = match rate {
+        Some(_) => (args.connections * args.spans_per_request) as f64,
+        None => 0.0,
     };
-    let spans = ((rate_spans_per_s * args.duration * headroom) as u64).min(args.pool_spans);
+    let spans = ((rate_spans_per_s * args.duration + headroom) as u64).min(args.pool_spans);
     let threads = streams.len();
     // Each thread offers the rate in proportion to its connections.
     let plans = streams

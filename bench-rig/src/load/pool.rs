@@ -82,6 +82,7 @@ pub(super) fn build(
     let workers = crate::sys::online_cpus();
     let (jobs, queue) = mpsc::sync_channel::<(usize, usize, Bytes)>(QUEUED_REQUESTS_MAX);
     let queue = Mutex::new(queue);
+    // One message a request: bounded by the pool itself.
     let (done, results) = mpsc::channel::<(usize, usize, Result<Bytes, String>)>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
