@@ -164,11 +164,8 @@ pub fn run(args: FloorArgs) -> io::Result<()> {
         let Next::Request(request) = stream.next(started, args.spans_per_request, true) else {
             return Err(io::Error::other("the trace stream ended"));
         };
-        let mut frame = Vec::with_capacity(5 + request.bytes.len());
-        frame.push(0); // not compressed
-        frame.extend_from_slice(&(request.bytes.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&request.bytes);
-        frames.push((frame, request.spans));
+        // Composed as one uncompressed gRPC message, prefix included.
+        frames.push((request.framed.to_vec(), request.spans));
     }
 
     let listener = TcpListener::bind("127.0.0.1:0")?;

@@ -346,6 +346,24 @@ impl Recorder {
         out.flush()
     }
 
+    /// Forgets every trace after the first `traces` this part started, which hold `spans_sent`
+    /// spans between them: a load that recorded its traces ahead of sending them (the pool)
+    /// keeps only the ones it sent.
+    pub fn truncate(&mut self, traces: u64, spans_sent: u64) {
+        let partition = self.partition;
+        let index = |k: u64| (k - partition.index) / partition.count;
+        self.records
+            .retain(|&(k, _, kind)| kind != RECORD_KEPT || index(k) < traces);
+        self.traces_sent = self.traces_sent.min(traces);
+        self.spans_sent = self.spans_sent.min(spans_sent);
+        self.spans_kept = self
+            .records
+            .iter()
+            .filter(|r| r.2 == RECORD_KEPT)
+            .map(|r| u64::from(r.1))
+            .sum();
+    }
+
     /// Kept traces recorded so far.
     pub fn kept(&self) -> usize {
         self.records.iter().filter(|r| r.2 == RECORD_KEPT).count()
@@ -579,6 +597,22 @@ mod tests {
         assert!(Recorder::write(&swapped, &path, 9, "errors").is_err());
         assert!(Recorder::write(&[Recorder::new(parts[1])], &path, 9, "errors").is_err());
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn truncating_forgets_the_traces_not_sent() {
+        let part = Partition { index: 1, count: 3 };
+        let mut recorder = Recorder::new(part);
+        for i in 0..10 {
+            recorder.started(part.trace_number(i), 4, i % 2 == 0);
+        }
+        recorder.refused(part.trace_number(1), 2);
+        assert_eq!((recorder.kept(), recorder.spans_kept), (5, 20));
+        recorder.truncate(5, 20);
+        // Traces 0, 2 and 4 of the part are kept; the refusal stays.
+        assert_eq!((recorder.traces_sent, recorder.spans_sent), (5, 20));
+        assert_eq!((recorder.kept(), recorder.spans_kept), (3, 12));
+        assert_eq!(recorder.records.len(), 4);
     }
 
     #[test]

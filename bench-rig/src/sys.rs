@@ -57,6 +57,26 @@ pub(crate) fn pin_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// The CPUs online, whatever this process is pinned to.
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: sysconf only reads a system setting.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    (online.max(1) as usize).min(libc::CPU_SETSIZE as usize)
+}
+
+/// Lets the calling thread run on every online CPU, whatever its process was pinned to.
+pub(crate) fn unpin_thread() -> io::Result<()> {
+    let cpus: Vec<usize> = (0..online_cpus()).collect();
+    let set = cpu_set(&cpus)?;
+    // SAFETY: as in `pin_thread`: the set lives on this frame for the call.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Makes `command` run on `cpus` only: the child pins itself between fork and exec.
 pub(crate) fn pin_child(command: &mut Command, cpus: &[usize]) -> io::Result<()> {
     let set = cpu_set(cpus)?;

@@ -113,12 +113,45 @@ struct Waiting {
     wave: u8,
 }
 
+/// The gRPC message prefix every composed request starts with: a compressed flag and the
+/// message's big-endian length.
+pub const GRPC_PREFIX_BYTES: usize = 5;
+
+/// One wave of one trace in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// The trace number.
+    pub k: u64,
+    /// Which of the trace's waves.
+    pub wave: u8,
+    pub spans: u32,
+}
+
 /// A request ready to send.
 pub struct Composed {
-    pub bytes: Bytes,
+    /// The request as one uncompressed gRPC message: [`GRPC_PREFIX_BYTES`] of prefix, then the
+    /// `ExportTraceServiceRequest` ([`Composed::body`]), so gRPC sends it without a copy.
+    pub framed: Bytes,
     pub spans: u64,
-    /// (trace number, spans) of each wave in the request, to record a refusal.
-    pub parts: Vec<(u64, u32)>,
+    /// Each wave in the request, to record a refusal (and for the pool, to finish its traces).
+    pub parts: Vec<Part>,
+}
+
+#[cfg(test)]
+impl Composed {
+    /// The `ExportTraceServiceRequest` without the gRPC prefix.
+    pub fn body(&self) -> Bytes {
+        self.framed.slice(GRPC_PREFIX_BYTES..)
+    }
+}
+
+/// `out` made a gRPC message: its first [`GRPC_PREFIX_BYTES`] (reserved) become the prefix of
+/// an uncompressed message of the bytes after them.
+pub fn frame(mut out: Vec<u8>) -> Bytes {
+    let length = (out.len() - GRPC_PREFIX_BYTES) as u32;
+    out[0] = 0;
+    out[1..GRPC_PREFIX_BYTES].copy_from_slice(&length.to_be_bytes());
+    Bytes::from(out)
 }
 
 /// What [`TraceStream::next`] has.
@@ -189,7 +222,10 @@ impl TraceStream {
     /// The next request of about `spans_target` spans: due waves first, then (when `start_new`)
     /// new traces.
     pub fn next(&mut self, now: Instant, spans_target: usize, start_new: bool) -> Next {
-        let mut out = Vec::with_capacity(self.bytes_per_span * (spans_target + SPANS_MAX));
+        let mut out = Vec::with_capacity(
+            GRPC_PREFIX_BYTES + self.bytes_per_span * (spans_target + SPANS_MAX),
+        );
+        out.resize(GRPC_PREFIX_BYTES, 0);
         let mut parts = Vec::new();
         let mut spans = 0usize;
         // Later waves belong to older traces: send them first.
@@ -226,7 +262,7 @@ impl TraceStream {
         }
         if spans > 0 {
             return Next::Request(Composed {
-                bytes: Bytes::from(out),
+                framed: frame(out),
                 spans: spans as u64,
                 parts,
             });
@@ -245,11 +281,44 @@ impl TraceStream {
 
     /// Appends `waiting`'s wave to `out` with its ids patched, queues its next wave, and returns
     /// its span count.
-    fn emit(&mut self, out: &mut Vec<u8>, parts: &mut Vec<(u64, u32)>, waiting: Waiting) -> usize {
+    fn emit(&mut self, out: &mut Vec<u8>, parts: &mut Vec<Part>, waiting: Waiting) -> usize {
         let shape = &self.shapes[waiting.shape as usize];
-        let wave = &shape.waves[usize::from(waiting.wave)];
-        let id = oracle::trace_id(self.settings.seed, waiting.k);
-        let salt = span_salt(self.settings.seed, waiting.k);
+        self.write_wave(out, waiting.k, waiting.shape as usize, waiting.wave);
+        let spans = shape.waves[usize::from(waiting.wave)].spans;
+        parts.push(Part {
+            k: waiting.k,
+            wave: waiting.wave,
+            spans,
+        });
+        let next = waiting.wave + 1;
+        if usize::from(next) < shape.waves.len() {
+            self.waiting[usize::from(next) - 1].push_back(Waiting {
+                wave: next,
+                ..waiting
+            });
+        }
+        spans as usize
+    }
+
+    /// The request of exactly `parts` (waves of traces this stream started), as one
+    /// uncompressed gRPC message: how the pooled load finishes, after its deadline, the traces
+    /// whose later waves it had not sent.
+    pub fn compose(&self, parts: &[Part]) -> Bytes {
+        let spans: usize = parts.iter().map(|p| p.spans as usize).sum();
+        let mut out = Vec::with_capacity(GRPC_PREFIX_BYTES + self.bytes_per_span * spans);
+        out.resize(GRPC_PREFIX_BYTES, 0);
+        for part in parts {
+            let shape = pick(self.settings.seed, part.k, self.shapes.len());
+            self.write_wave(&mut out, part.k, shape, part.wave);
+        }
+        frame(out)
+    }
+
+    /// Appends wave `wave` of shape `shape` to `out` as trace `k`'s: its ids patched.
+    fn write_wave(&self, out: &mut Vec<u8>, k: u64, shape: usize, wave: u8) {
+        let wave = &self.shapes[shape].waves[usize::from(wave)];
+        let id = oracle::trace_id(self.settings.seed, k);
+        let salt = span_salt(self.settings.seed, k);
         let base = out.len();
         out.extend_from_slice(&wave.bytes);
         for &at in &wave.trace_ids {
@@ -261,16 +330,11 @@ impl TraceStream {
             let id: &mut [u8; 8] = (&mut out[at..at + 8]).try_into().expect("8 bytes");
             *id = (u64::from_le_bytes(*id) ^ salt).to_le_bytes();
         }
-        parts.push((waiting.k, wave.spans));
-        let spans = wave.spans as usize;
-        let next = waiting.wave + 1;
-        if usize::from(next) < shape.waves.len() {
-            self.waiting[usize::from(next) - 1].push_back(Waiting {
-                wave: next,
-                ..waiting
-            });
-        }
-        spans
+    }
+
+    /// The part of the trace numbers this stream starts.
+    pub fn partition(&self) -> Partition {
+        self.partition
     }
 }
 
@@ -487,7 +551,7 @@ mod tests {
             let start_new = at < t0 + Duration::from_secs(1);
             match stream.next(at, 200, start_new) {
                 Next::Request(request) => {
-                    let spans = spans_of(&request.bytes);
+                    let spans = spans_of(&request.body());
                     assert_eq!(spans.len() as u64, request.spans);
                     for s in &spans {
                         requests_per_trace.entry(s.0).or_default().insert(r);
@@ -546,7 +610,7 @@ mod tests {
             let start_new = stream.traces_started() < traces;
             match stream.next(now, 100, start_new) {
                 Next::Request(request) => {
-                    for s in spans_of(&request.bytes) {
+                    for s in spans_of(&request.body()) {
                         assert!(sent.entry(s.0).or_default().insert(s.1), "a span twice");
                     }
                 }
@@ -584,10 +648,24 @@ mod tests {
     }
 
     #[test]
+    fn composing_a_requests_parts_again_gives_its_bytes() {
+        let mut stream = stream(100, "always");
+        let now = Instant::now();
+        for _ in 0..5 {
+            let Next::Request(request) = stream.next(now, 300, true) else {
+                panic!("a request");
+            };
+            assert_eq!(stream.compose(&request.parts), request.framed);
+            let spans: u32 = request.parts.iter().map(|p| p.spans).sum();
+            assert_eq!(u64::from(spans), request.spans);
+        }
+    }
+
+    #[test]
     fn the_same_seed_draws_the_same_requests() {
         let now = Instant::now();
         let bytes = |mut s: TraceStream| match s.next(now, 100, true) {
-            Next::Request(r) => r.bytes,
+            Next::Request(r) => r.framed,
             _ => panic!("a request"),
         };
         assert_eq!(bytes(stream(0, "always")), bytes(stream(0, "always")));

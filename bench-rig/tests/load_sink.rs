@@ -53,9 +53,11 @@ fn run(
         duration: 0.5,
         spans_per_request: 100,
         compression: compression.map(str::to_string),
-        // The semantic corpus here (the scenarios run the benchmark one too): its spans pass
-        // the sink's validation as the random ones do.
-        corpus: "semantic".into(),
+        compression_level: None,
+        frame_size: None,
+        pool_rate: load::POOL_RATE_DEFAULT,
+        pool_spans: load::POOL_SPANS_DEFAULT,
+        corpus: "benchmark".into(),
         report: report.clone(),
         cpu: None,
         cpus: None,
@@ -180,4 +182,112 @@ fn unpinned_threads_split_the_rate_and_the_oracle_judges_every_trace() {
     assert_eq!(u(&sink, "kept_traces_complete"), kept);
     assert_eq!(u(&sink, "traces_kept_wrongly"), traces - kept);
     assert_eq!(u(&sink, "traces_unknown"), 0);
+}
+
+fn f(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// A compressed load of semantic spans from its pool, in 16 KiB DATA frames, into the sink:
+/// every span arrives once, every trace started is whole (the deadline, not the pool, ends a
+/// fixed-rate run, so the owed waves are composed after it and the oracle forgets the pooled
+/// traces not started), the frames arrive as sent, and the wire carries less than it decodes to.
+/// With several threads, each builds and sends its own pool of its own traces.
+fn pooled_16k_frames(compression: &str, threads: usize) {
+    let (load, sink) = run(compression, "grpc", Some(compression), "always", |args| {
+        args.corpus = "semantic".into();
+        args.frame_size = Some(16_384);
+        args.spans_per_request = 500;
+        args.threads = Some(threads);
+        args.connections = 2 * threads;
+    });
+    assert_eq!(u(&load, "threads"), threads as u64);
+    assert_eq!(load["compression"], compression);
+    let pool = &load["pool"];
+    assert!(u(pool, "spans") > 10_000, "{load}");
+    assert_eq!(
+        load["pool_exhausted_at_s"],
+        serde_json::Value::Null,
+        "{load}"
+    );
+    let sent = u(&load, "spans_sent");
+    assert!(sent > 5_000 && sent < u(pool, "spans"), "{load}");
+    assert_eq!(u(&load, "spans_accepted"), sent);
+    assert_eq!(u(&sink, "spans_received"), sent);
+    assert_eq!(u(&sink, "duplicates"), 0);
+    assert_eq!(u(&sink, "traces_received"), u(&load, "traces_sent"));
+    assert_eq!(u(&sink, "kept_traces_complete"), u(&load, "traces_sent"));
+    assert_eq!(sink["verified"], true, "{sink}");
+    // 500 semantic spans compress to about 28 KB: two or more frames a request, none over 16 KiB.
+    let frames = u(&sink, "data_frames");
+    assert!(frames > u(&sink, "requests_received"), "{sink}");
+    let largest = u(&sink, "data_frame_bytes_max");
+    assert!(largest > 0 && largest <= 16_384, "{sink}");
+    let (wire, decoded) = (
+        f(&sink, "wire_bytes_per_span"),
+        f(&sink, "decoded_bytes_per_span"),
+    );
+    assert!(wire > 0.0 && wire * 3.0 < decoded, "{sink}");
+}
+
+#[test]
+fn pooled_gzip_in_16k_frames_arrives_whole() {
+    pooled_16k_frames("gzip", 1);
+}
+
+#[test]
+fn pooled_zstd_in_16k_frames_from_two_threads_arrives_whole() {
+    pooled_16k_frames("zstd", 2);
+}
+
+#[test]
+fn a_pool_that_runs_dry_ends_the_run_and_says_so() {
+    let (load, sink) = run(
+        "dry",
+        "grpc",
+        Some("gzip"),
+        "errors,probabilistic:10",
+        |args| {
+            args.pool_spans = 2_000;
+        },
+    );
+    // Half a second at 20,000 spans/s wants 10,000 spans; the pool holds about 2,000 and every
+    // one of its traces whole, sent once.
+    let exhausted = f(&load, "pool_exhausted_at_s");
+    assert!(exhausted < 0.5, "{load}");
+    let pooled = u(&load["pool"], "spans");
+    assert!((2_000..2_000 + 500).contains(&pooled), "{load}");
+    assert_eq!(u(&load, "spans_sent"), pooled);
+    assert_eq!(u(&sink, "spans_received"), pooled);
+    assert_eq!(u(&sink, "duplicates"), 0);
+    let (traces, kept) = (u(&load, "traces_sent"), u(&load, "traces_kept_expected"));
+    assert!(kept > 0, "{load}");
+    assert_eq!(u(&sink, "kept_traces_complete"), kept);
+    assert_eq!(u(&sink, "traces_kept_wrongly"), traces - kept);
+    assert_eq!(u(&sink, "traces_unknown"), 0);
+}
+
+#[test]
+fn sixty_four_connections_from_one_thread() {
+    let (load, sink) = run("64", "grpc", Some("gzip"), "always", |args| {
+        args.connections = 64;
+        args.threads = Some(1);
+        args.frame_size = Some(16_384);
+    });
+    assert_eq!(u(&load, "threads"), 1);
+    // Each connection's schedule starts with a request, and the pool holds them all.
+    assert_eq!(
+        load["pool_exhausted_at_s"],
+        serde_json::Value::Null,
+        "{load}"
+    );
+    // Each connection sends its first request at once: all 64 are open together.
+    assert_eq!(u(&sink, "grpc_connections"), 64, "{sink}");
+    assert_eq!(u(&sink, "grpc_connections_open_max"), 64, "{sink}");
+    assert!(u(&load, "requests_sent") >= 64, "{load}");
+    assert_eq!(u(&load, "spans_refused"), 0);
+    assert_eq!(u(&sink, "spans_received"), u(&load, "spans_sent"));
+    assert_eq!(sink["verified"], true, "{sink}");
 }

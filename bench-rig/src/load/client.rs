@@ -4,6 +4,12 @@
 //! rig measures the gateway, so it shares no code with it. No queue, no retries: a request
 //! either comes back accepted (less what a partial success rejected) or counts as refused, and
 //! a connection that failed is made anew for the next request.
+//!
+//! A request reaches the client already on its wire form ([`Encoder`]: JSON for http-json, then
+//! compressed, behind the gRPC message prefix), so the client only sends bytes. Over gRPC the
+//! message goes out in DATA frames of at most `--frame-size` bytes, each a slice of the
+//! request (grpc-go and grpc-java send 16 KiB frames); without it, h2 cuts frames at the
+//! peer's largest.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -18,6 +24,7 @@ use prost::Message;
 use tailgate_wire::Signal;
 
 use crate::net::Socket;
+use crate::traces::GRPC_PREFIX_BYTES;
 
 /// How long a request may take, answer included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,8 +33,13 @@ const RESPONSE_WINDOW_BYTES: u32 = 64 << 10;
 /// The largest answer read (head and body).
 const RESPONSE_BYTES_MAX: usize = 64 << 10;
 /// gzip level 6 and zstd level 3: each library's default, which OTLP SDKs and the Collector use.
-const GZIP_LEVEL: u32 = 6;
-const ZSTD_LEVEL: i32 = 3;
+const GZIP_LEVEL_DEFAULT: i32 = 6;
+const ZSTD_LEVEL_DEFAULT: i32 = 3;
+/// The levels each compressor takes (libdeflate's 1–12, zstd's 1–22).
+const GZIP_LEVELS: std::ops::RangeInclusive<i32> = 1..=12;
+const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
+/// The smallest and largest HTTP/2 DATA frame payloads (RFC 9113 §4.2, §6.5.2).
+const FRAME_BYTES: std::ops::RangeInclusive<usize> = 16_384..=16_777_215;
 
 /// How the load talks to its endpoint.
 #[derive(Debug, Clone)]
@@ -40,6 +52,10 @@ pub struct ClientSettings {
     path: String,
     protocol: Protocol,
     compression: Compression,
+    /// The compression level.
+    level: i32,
+    /// The largest DATA frame a gRPC request is sent in; `None`: as large as the peer takes.
+    frame_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +85,8 @@ impl Compression {
 
 impl ClientSettings {
     /// Settings from the load's `--endpoint` (`http://host:port[/path]`), `--protocol` (grpc,
-    /// http-protobuf, http-json) and `--compression` (none, gzip, zstd).
+    /// http-protobuf, http-json) and `--compression` (none, gzip, zstd), with each
+    /// compressor's default level and frames as large as the peer takes.
     pub fn new(endpoint: &str, protocol: &str, compression: Option<&str>) -> Result<Self, String> {
         let protocol = match protocol {
             "grpc" => Protocol::Grpc,
@@ -106,7 +123,131 @@ impl ClientSettings {
             path,
             protocol,
             compression,
+            level: match compression {
+                Compression::Zstd => ZSTD_LEVEL_DEFAULT,
+                _ => GZIP_LEVEL_DEFAULT,
+            },
+            frame_bytes: None,
         })
+    }
+
+    /// These settings with compression level `level` (`--compression-level`).
+    pub fn with_level(mut self, level: i32) -> Result<Self, String> {
+        let levels = match self.compression {
+            Compression::None => return Err("a compression level without compression".into()),
+            Compression::Gzip => GZIP_LEVELS,
+            Compression::Zstd => ZSTD_LEVELS,
+        };
+        if !levels.contains(&level) {
+            return Err(format!(
+                "compression level {level}: {}..={} for {:?}",
+                levels.start(),
+                levels.end(),
+                self.compression
+            ));
+        }
+        self.level = level;
+        Ok(self)
+    }
+
+    /// These settings sending gRPC requests in DATA frames of at most `bytes` (`--frame-size`).
+    pub fn with_frame_bytes(mut self, bytes: usize) -> Result<Self, String> {
+        if !FRAME_BYTES.contains(&bytes) {
+            return Err(format!(
+                "frame size {bytes}: HTTP/2 frames carry {}..={} bytes",
+                FRAME_BYTES.start(),
+                FRAME_BYTES.end()
+            ));
+        }
+        self.frame_bytes = Some(bytes);
+        Ok(self)
+    }
+
+    /// Whether requests are compressed.
+    pub fn compressed(&self) -> bool {
+        self.compression != Compression::None
+    }
+}
+
+/// Puts composed requests in their wire form: the body as JSON for http-json, then compressed
+/// at the settings' level (gzip with libdeflate, zstd with its bulk compressor, each reusing
+/// its state from request to request), behind a gRPC message prefix that says so.
+pub struct Encoder {
+    json: bool,
+    coder: Coder,
+}
+
+enum Coder {
+    None,
+    Gzip(libdeflater::Compressor),
+    Zstd(zstd::bulk::Compressor<'static>),
+}
+
+impl Encoder {
+    /// An encoder for requests sent with `settings`.
+    pub fn new(settings: &ClientSettings) -> Result<Encoder, String> {
+        let coder = match settings.compression {
+            Compression::None => Coder::None,
+            Compression::Gzip => {
+                let level = libdeflater::CompressionLvl::new(settings.level)
+                    .map_err(|err| format!("gzip level {}: {err:?}", settings.level))?;
+                Coder::Gzip(libdeflater::Compressor::new(level))
+            }
+            Compression::Zstd => Coder::Zstd(
+                zstd::bulk::Compressor::new(settings.level)
+                    .map_err(|err| format!("zstd level {}: {err}", settings.level))?,
+            ),
+        };
+        Ok(Encoder {
+            json: settings.protocol == Protocol::HttpJson,
+            coder,
+        })
+    }
+
+    /// `framed` (a composed request: an uncompressed gRPC message) in its wire form, a gRPC
+    /// message whose body is what OTLP/HTTP sends. Protobuf without compression is `framed`
+    /// itself, not a copy.
+    pub fn encode(&mut self, framed: &Bytes) -> Result<Bytes, String> {
+        let body = &framed[GRPC_PREFIX_BYTES..];
+        let json;
+        let body = if self.json {
+            json = tailgate_wire::json::from_protobuf(Signal::Traces, body)
+                .map_err(|err| format!("OTLP/JSON: {err}"))?;
+            &json[..]
+        } else {
+            body
+        };
+        let mut out = Vec::new();
+        let length = match &mut self.coder {
+            Coder::None if !self.json => return Ok(framed.clone()),
+            Coder::None => {
+                out.extend_from_slice(&[0; GRPC_PREFIX_BYTES]);
+                out.extend_from_slice(body);
+                body.len()
+            }
+            Coder::Gzip(compressor) => {
+                out.resize(
+                    GRPC_PREFIX_BYTES + compressor.gzip_compress_bound(body.len()),
+                    0,
+                );
+                compressor
+                    .gzip_compress(body, &mut out[GRPC_PREFIX_BYTES..])
+                    .map_err(|err| format!("gzip: {err:?}"))?
+            }
+            Coder::Zstd(compressor) => {
+                out.resize(
+                    GRPC_PREFIX_BYTES + zstd::zstd_safe::compress_bound(body.len()),
+                    0,
+                );
+                compressor
+                    .compress_to_buffer(body, &mut out[GRPC_PREFIX_BYTES..])
+                    .map_err(|err| format!("zstd: {err}"))?
+            }
+        };
+        out.truncate(GRPC_PREFIX_BYTES + length);
+        out[0] = u8::from(!matches!(self.coder, Coder::None));
+        out[1..GRPC_PREFIX_BYTES].copy_from_slice(&(length as u32).to_be_bytes());
+        Ok(Bytes::from(out))
     }
 }
 
@@ -130,15 +271,17 @@ impl Client {
         }
     }
 
-    /// Sends one traces request: `Ok(rejected)` when it was answered OK (with how many spans a
-    /// partial success rejected), `Err(why)` when it was refused or failed. A failure that may
-    /// have broken the connection drops it, so the next request makes a new one.
-    pub async fn send(&mut self, request: Bytes) -> Result<u64, String> {
-        let body = self.encode(request)?;
+    /// Sends one traces request, in its wire form ([`Encoder::encode`]): `Ok(rejected)` when
+    /// it was answered OK (with how many spans a partial success rejected), `Err(why)` when it
+    /// was refused or failed. A failure that may have broken the connection drops it, so the
+    /// next request makes a new one.
+    pub async fn send(&mut self, wire: Bytes) -> Result<u64, String> {
         let exchange = async {
             match self.settings.protocol {
-                Protocol::Grpc => self.send_grpc(body).await,
-                Protocol::HttpProtobuf | Protocol::HttpJson => self.send_http(&body).await,
+                Protocol::Grpc => self.send_grpc(wire).await,
+                Protocol::HttpProtobuf | Protocol::HttpJson => {
+                    self.send_http(&wire[GRPC_PREFIX_BYTES..]).await
+                }
             }
         };
         let timeout = async {
@@ -157,30 +300,6 @@ impl Client {
         }
     }
 
-    /// The request as it goes on the wire: JSON for http-json, then compressed.
-    fn encode(&self, request: Bytes) -> Result<Bytes, String> {
-        let request = if self.settings.protocol == Protocol::HttpJson {
-            tailgate_wire::json::from_protobuf(Signal::Traces, &request)
-                .map(Bytes::from)
-                .map_err(|err| format!("OTLP/JSON: {err}"))?
-        } else {
-            request
-        };
-        let compressed = match self.settings.compression {
-            Compression::None => return Ok(request),
-            Compression::Gzip => {
-                use std::io::Write;
-                let level = flate2::Compression::new(GZIP_LEVEL);
-                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
-                encoder.write_all(&request).and_then(|()| encoder.finish())
-            }
-            Compression::Zstd => zstd::bulk::compress(&request, ZSTD_LEVEL),
-        };
-        compressed
-            .map(Bytes::from)
-            .map_err(|err| format!("compressing: {err}"))
-    }
-
     async fn connect(&self) -> Result<TcpStream, Failure> {
         let stream = TcpStream::connect(self.settings.addr)
             .await
@@ -192,7 +311,8 @@ impl Client {
         Ok(stream)
     }
 
-    async fn send_grpc(&mut self, body: Bytes) -> Result<u64, Failure> {
+    /// Sends `message` (a gRPC message, prefix and body) as one call.
+    async fn send_grpc(&mut self, message: Bytes) -> Result<u64, Failure> {
         let send = match &self.connection {
             Some(Connection::Grpc(send)) => send.clone(),
             _ => {
@@ -225,17 +345,21 @@ impl Client {
         let headers = request.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("application/grpc"));
         headers.insert("te", HeaderValue::from_static("trailers"));
-        let compressed = self.settings.compression.token().map(|token| {
+        if let Some(token) = self.settings.compression.token() {
             headers.insert("grpc-encoding", HeaderValue::from_static(token));
-        });
+        }
         let (response, mut stream) = send.send_request(request, false).map_err(broken)?;
-        let mut prefix = [0u8; 5];
-        prefix[0] = u8::from(compressed.is_some());
-        prefix[1..].copy_from_slice(&(body.len() as u32).to_be_bytes());
-        stream
-            .send_data(Bytes::copy_from_slice(&prefix), false)
-            .map_err(broken)?;
-        stream.send_data(body, true).map_err(broken)?;
+        // h2 sends each `send_data` as its own DATA frames, so slices of the frame size are
+        // frames of the frame size.
+        let frame = self.settings.frame_bytes.unwrap_or(message.len()).max(1);
+        let mut at = 0;
+        while at < message.len() {
+            let end = (at + frame).min(message.len());
+            stream
+                .send_data(message.slice(at..end), end == message.len())
+                .map_err(broken)?;
+            at = end;
+        }
         let (head, mut answer) = response.await.map_err(broken)?.into_parts();
         if head.headers.contains_key("grpc-status") {
             // Trailers-only: the status is all there is.

@@ -2,9 +2,11 @@
 //! honestly.
 //!
 //! The traces come from `traces`: shapes drawn from `--seed` before the run, reported in
-//! waves `--trace-spread-ms` apart and interleaved in requests, built at send time by copying
-//! pre-encoded waves and patching their ids, so the generator spends its CPU on sending, not
-//! encoding. The oracle (`oracle`, `--oracle-policy`) decides each trace as it starts;
+//! waves `--trace-spread-ms` apart and interleaved in requests. An uncompressed load builds each
+//! request at send time by copying pre-encoded waves and patching their ids, so the generator
+//! spends its CPU on sending, not encoding. A compressed load (`--compression`) builds all its
+//! requests before the clock starts and compresses them on every CPU (`pool.rs`), so the timed
+//! run only sends bytes: compressing at send time had capped one thread near 30 K spans/s. The oracle (`oracle`, `--oracle-policy`) decides each trace as it starts;
 //! with `--expect-out` the load writes what a sink downstream of a tail-sampling gateway must see.
 //!
 //! The load runs one glommio executor thread per `--cpus` entry (pinned), or `--threads N`
@@ -16,7 +18,11 @@
 //! thread offers the rate in proportion to its connections), and a request's latency is measured
 //! from when it was *due*, not from when it was sent: a stall that delays the schedule shows in
 //! the percentiles instead of hiding (coordinated omission). After `--duration` no new trace
-//! starts; the waves still owed are sent when due, so every trace started is sent whole.
+//! starts; the waves still owed are sent when due, so every trace started is sent whole. A
+//! pooled load sends its pool's requests in order; at the deadline it sends the owed waves of
+//! the traces it started at once (composed and compressed then), and the oracle forgets the
+//! traces pooled but not started; a pool that runs dry before the deadline ends the run early
+//! (`pool_exhausted_at_s`) — ids are never sent twice.
 //!
 //! The threads share nothing while they run but the drawn trace shapes (read-only) and their own
 //! running totals, which only the main thread reads, for a line of progress on stderr every
@@ -26,8 +32,10 @@
 //! histograms, and writes one expectation for the union of the threads' traces.
 
 mod client;
+mod pool;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::path::PathBuf;
@@ -39,10 +47,13 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
 
-use self::client::{Client, ClientSettings};
+use bytes::Bytes;
+
+use self::client::{Client, ClientSettings, Encoder};
+use self::pool::{Pool, PoolPlan};
 use crate::corpus::Corpus;
 use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
-use crate::traces::{Next, TraceSettings, TraceStream};
+use crate::traces::{Next, Part, TraceSettings, TraceStream, GRPC_PREFIX_BYTES};
 
 /// The seed when none is given.
 pub const SEED_DEFAULT: u64 = 0x7a11_9a7e;
@@ -50,6 +61,11 @@ pub const SEED_DEFAULT: u64 = 0x7a11_9a7e;
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The most connections one run opens.
 const CONNECTIONS_MAX: usize = 4096;
+/// The rate a pool's virtual clock advances at when the load runs at `max`.
+pub const POOL_RATE_DEFAULT: f64 = 1_000_000.0;
+/// The most spans a pool holds by default: about 600 MB gzip-compressed for the semantic corpus,
+/// 3.5 GB for the benchmark's random text.
+pub const POOL_SPANS_DEFAULT: u64 = 10_000_000;
 
 /// What `tailgate-bench load` is told.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,9 +89,25 @@ pub struct LoadArgs {
     /// Spans per request.
     #[arg(long, default_value_t = 500)]
     pub spans_per_request: usize,
-    /// gzip or zstd request compression.
+    /// gzip or zstd request compression; a compressed load sends requests built and
+    /// compressed before the clock starts (the pool).
     #[arg(long)]
     pub compression: Option<String>,
+    /// The compression level (gzip 1-12 with libdeflate, default 6; zstd 1-22, default 3).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Send each gRPC request in HTTP/2 DATA frames of at most this many bytes (grpc-go and
+    /// grpc-java send 16384); by default as large as the peer takes.
+    #[arg(long)]
+    pub frame_size: Option<usize>,
+    /// At `--rate max`, the rate in spans/s the pool's traces are composed at: their waves
+    /// come due on a clock of this rate, and the pool holds this rate times `--duration` spans.
+    #[arg(long, default_value_t = POOL_RATE_DEFAULT)]
+    pub pool_rate: f64,
+    /// The most spans the pool holds (about 60 bytes a span gzip-compressed for the semantic
+    /// corpus, 350 for the benchmark's); the run ends early if it runs dry.
+    #[arg(long, default_value_t = POOL_SPANS_DEFAULT)]
+    pub pool_spans: u64,
     /// What the spans' attributes say: `benchmark` (the SDK benchmark's random text) or
     /// `semantic` (semantic-convention attributes, compressing like real traffic).
     #[arg(long, default_value = "benchmark")]
@@ -126,6 +158,8 @@ struct Totals {
     accepted: AtomicU64,
     refused: AtomicU64,
     traces_started: AtomicU64,
+    /// Request bytes sent (gRPC messages without their prefix, HTTP bodies).
+    wire_bytes: AtomicU64,
 }
 
 impl Totals {
@@ -185,16 +219,155 @@ fn connections_of(thread: usize, threads: usize, connections: usize) -> std::ops
     start(thread)..start(thread + 1)
 }
 
-/// What every connection of one thread shares: its part of the traces, the latency histogram,
-/// and the thread's totals.
+/// Where one thread's requests come from.
+enum Source {
+    /// Composed at send time (an uncompressed load).
+    Stream,
+    /// Taken from the pool in order, then the owed waves composed after the deadline.
+    Pool(PoolSource),
+}
+
+/// A pooled thread's position in its pool.
+struct PoolSource {
+    pool: Pool,
+    /// The next request to take.
+    next: Cell<usize>,
+    /// The owed waves still to send, once the deadline has passed (`None` before).
+    tail: RefCell<Option<VecDeque<Part>>>,
+    /// When the pool ran dry before the deadline.
+    exhausted_at: Cell<Option<Instant>>,
+}
+
+/// Which waves a request taken holds, for recording a refusal.
+enum Parts {
+    /// Those of the pool's request of this index.
+    Pooled(usize),
+    Owned(Vec<Part>),
+}
+
+/// A request taken to send.
+struct Outgoing {
+    wire: Bytes,
+    spans: u64,
+    parts: Parts,
+}
+
+/// What a connection does next.
+enum Take {
+    Send(Outgoing),
+    WaitUntil(Instant),
+    Done,
+}
+
+/// What every connection of one thread shares: its part of the traces (and its pool), the
+/// encoder, the latency histogram, and the thread's totals.
 struct Shared {
     stream: RefCell<TraceStream>,
+    source: Source,
+    encoder: RefCell<Encoder>,
     histogram: RefCell<Histogram<u64>>,
     requests_sent: Cell<u64>,
     totals: Arc<Totals>,
 }
 
-/// One connection: requests from its thread's stream, one in flight, until the stream is done.
+impl Shared {
+    /// The next request of about `spans_target` spans; `start_new` is false after the deadline.
+    fn take(&self, spans_target: usize, start_new: bool) -> Result<Take, String> {
+        let Source::Pool(source) = &self.source else {
+            let next = self
+                .stream
+                .borrow_mut()
+                .next(Instant::now(), spans_target, start_new);
+            let request = match next {
+                Next::Request(request) => request,
+                Next::WaitUntil(at) => return Ok(Take::WaitUntil(at)),
+                Next::Done => return Ok(Take::Done),
+            };
+            self.totals
+                .traces_started
+                .store(self.stream.borrow().traces_started(), Ordering::Relaxed);
+            return Ok(Take::Send(Outgoing {
+                wire: self.encoder.borrow_mut().encode(&request.framed)?,
+                spans: request.spans,
+                parts: Parts::Owned(request.parts),
+            }));
+        };
+        let requests = &source.pool.requests;
+        let mut tail = source.tail.borrow_mut();
+        if start_new && tail.is_none() {
+            let index = source.next.get();
+            let Some(request) = requests.get(index) else {
+                if source.exhausted_at.get().is_none() {
+                    source.exhausted_at.set(Some(Instant::now()));
+                }
+                return Ok(Take::Done);
+            };
+            source.next.set(index + 1);
+            self.totals
+                .traces_started
+                .store(request.traces_started, Ordering::Relaxed);
+            return Ok(Take::Send(Outgoing {
+                wire: request.wire.clone(),
+                spans: u64::from(request.spans),
+                parts: Parts::Pooled(index),
+            }));
+        }
+        let tail = tail.get_or_insert_with(|| self.owed_waves(source));
+        let mut parts = Vec::new();
+        let mut spans = 0;
+        while spans < spans_target as u64 {
+            let Some(part) = tail.pop_front() else { break };
+            spans += u64::from(part.spans);
+            parts.push(part);
+        }
+        if parts.is_empty() {
+            return Ok(Take::Done);
+        }
+        let framed = self.stream.borrow().compose(&parts);
+        Ok(Take::Send(Outgoing {
+            wire: self.encoder.borrow_mut().encode(&framed)?,
+            spans,
+            parts: Parts::Owned(parts),
+        }))
+    }
+
+    /// At the deadline: the waves, in pool order, of the traces started by the requests taken
+    /// so far that those requests did not hold; the oracle forgets the traces not started.
+    fn owed_waves(&self, source: &PoolSource) -> VecDeque<Part> {
+        let requests = &source.pool.requests;
+        let taken = source.next.get();
+        if taken == requests.len() {
+            return VecDeque::new();
+        }
+        let (traces, spans) = taken.checked_sub(1).map_or((0, 0), |last| {
+            (requests[last].traces_started, requests[last].spans_started)
+        });
+        let mut stream = self.stream.borrow_mut();
+        stream.record.truncate(traces, spans);
+        let partition = stream.partition();
+        requests[taken..]
+            .iter()
+            .flat_map(|r| r.parts.iter())
+            .filter(|part| (part.k - partition.index) / partition.count < traces)
+            .copied()
+            .collect()
+    }
+
+    /// Records that the gateway refused `parts`' waves: their traces are not judged.
+    fn refused(&self, parts: &Parts) {
+        let mut stream = self.stream.borrow_mut();
+        let parts = match (parts, &self.source) {
+            (Parts::Owned(parts), _) => &parts[..],
+            (Parts::Pooled(index), Source::Pool(source)) => &source.pool.requests[*index].parts,
+            (Parts::Pooled(_), Source::Stream) => unreachable!("a pooled request from a pool"),
+        };
+        for part in parts {
+            stream.record.refused(part.k, part.spans);
+        }
+    }
+}
+
+/// One connection: requests from its thread's stream or pool, one in flight, until they end.
 async fn connection(
     shared: Rc<Shared>,
     mut client: Client,
@@ -216,35 +389,32 @@ async fn connection(
             _ => due = Instant::now(),
         }
         let start_new = Instant::now() < deadline;
-        let next = shared
-            .stream
-            .borrow_mut()
-            .next(Instant::now(), spans_per_request, start_new);
-        let request = match next {
-            Next::Request(request) => request,
-            Next::WaitUntil(at) => {
+        let request = match shared.take(spans_per_request, start_new) {
+            Ok(Take::Send(request)) => request,
+            Ok(Take::WaitUntil(at)) => {
                 glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
                 continue;
             }
-            Next::Done => break,
+            Ok(Take::Done) => break,
+            Err(why) => {
+                eprintln!("load: encoding a request failed: {why}");
+                break;
+            }
         };
-        shared
-            .totals
-            .traces_started
-            .store(shared.stream.borrow().traces_started(), Ordering::Relaxed);
         let spans = request.spans;
-        let refused = client.send(request.bytes).await.unwrap_or(spans).min(spans);
+        let wire_bytes = request.wire.len() - GRPC_PREFIX_BYTES;
+        let refused = client.send(request.wire).await.unwrap_or(spans).min(spans);
         let totals = &shared.totals;
         totals
             .accepted
             .fetch_add(spans - refused, Ordering::Relaxed);
         totals.refused.fetch_add(refused, Ordering::Relaxed);
+        totals
+            .wire_bytes
+            .fetch_add(wire_bytes as u64, Ordering::Relaxed);
         if refused > 0 {
             // The gateway took none (or not all) of these spans: their traces are not judged.
-            let mut stream = shared.stream.borrow_mut();
-            for &(k, n) in &request.parts {
-                stream.record.refused(k, n);
-            }
+            shared.refused(&request.parts);
         }
         shared.requests_sent.set(shared.requests_sent.get() + 1);
         shared.totals.spans_sent.fetch_add(spans, Ordering::Relaxed);
@@ -262,11 +432,14 @@ struct ThreadResult {
     histogram: Histogram<u64>,
     record: Recorder,
     cpu_s: f64,
+    /// When its pool ran dry before the deadline.
+    pool_exhausted_at: Option<Instant>,
 }
 
 /// What one thread is given.
 struct ThreadPlan {
     stream: TraceStream,
+    pool: Option<Pool>,
     connections: std::ops::Range<usize>,
     settings: ClientSettings,
     deadline: Instant,
@@ -276,10 +449,21 @@ struct ThreadPlan {
 }
 
 /// Runs one thread's connections to the end.
-async fn thread_main(plan: ThreadPlan) -> ThreadResult {
+async fn thread_main(plan: ThreadPlan) -> Result<ThreadResult, String> {
     let cpu_before = cpu_time(libc::RUSAGE_THREAD);
+    let source = match plan.pool {
+        None => Source::Stream,
+        Some(pool) => Source::Pool(PoolSource {
+            pool,
+            next: Cell::new(0),
+            tail: RefCell::new(None),
+            exhausted_at: Cell::new(None),
+        }),
+    };
     let shared = Rc::new(Shared {
         stream: RefCell::new(plan.stream),
+        source,
+        encoder: RefCell::new(Encoder::new(&plan.settings)?),
         histogram: RefCell::new(latency_histogram()),
         requests_sent: Cell::new(0),
         totals: plan.totals.clone(),
@@ -298,12 +482,17 @@ async fn thread_main(plan: ThreadPlan) -> ThreadResult {
         task.await;
     }
     let shared = Rc::into_inner(shared).expect("every connection has ended");
-    ThreadResult {
+    let pool_exhausted_at = match &shared.source {
+        Source::Pool(source) => source.exhausted_at.get(),
+        Source::Stream => None,
+    };
+    Ok(ThreadResult {
         requests_sent: shared.requests_sent.get(),
         histogram: shared.histogram.into_inner(),
         record: shared.stream.into_inner().record,
         cpu_s: (cpu_time(libc::RUSAGE_THREAD) - cpu_before).as_secs_f64(),
-    }
+        pool_exhausted_at,
+    })
 }
 
 /// Writes a line of progress (the sum over `totals`) to stderr every second until every sender
@@ -337,14 +526,91 @@ fn progress(
     }
 }
 
+/// What the pool held and cost to build, for the report.
+struct PoolFigures {
+    requests: usize,
+    spans: u64,
+    bytes: usize,
+    rate_spans_per_s: f64,
+    build_s: f64,
+    build_cpu_s: f64,
+}
+
+/// The client's settings from the arguments.
+fn client_settings(args: &LoadArgs) -> Result<ClientSettings, String> {
+    let mut settings =
+        ClientSettings::new(&args.endpoint, &args.protocol, args.compression.as_deref())?;
+    if let Some(level) = args.compression_level {
+        settings = settings.with_level(level)?;
+    }
+    if let Some(bytes) = args.frame_size {
+        settings = settings.with_frame_bytes(bytes)?;
+    }
+    Ok(settings)
+}
+
+/// Builds the pools of a compressed load, one per thread, and says what they hold.
+fn build_pools(
+    args: &LoadArgs,
+    rate: Option<f64>,
+    settings: &ClientSettings,
+    streams: &mut [TraceStream],
+) -> io::Result<(Vec<Pool>, PoolFigures)> {
+    let began = Instant::now();
+    let cpu_before = cpu_time(libc::RUSAGE_SELF);
+    let rate_spans_per_s = rate.unwrap_or(args.pool_rate);
+    // At a fixed rate each connection's schedule starts with a request and may end one past the
+    // rate (requests are whole): a request a connection more, so the deadline ends the run.
+    let headroom = match rate {
+        Some(_) => (args.connections * args.spans_per_request) as f64,
+        None => 0.0,
+    };
+    let spans = ((rate_spans_per_s * args.duration + headroom) as u64).min(args.pool_spans);
+    let threads = streams.len();
+    // Each thread offers the rate in proportion to its connections.
+    let plans = streams
+        .iter_mut()
+        .enumerate()
+        .map(|(thread, stream)| {
+            let share = connections_of(thread, threads, args.connections).len() as f64
+                / args.connections as f64;
+            PoolPlan {
+                stream,
+                spans: (spans as f64 * share).ceil() as u64,
+                rate_spans_per_s: rate_spans_per_s * share,
+            }
+        })
+        .collect();
+    let pools = pool::build(plans, settings, args.spans_per_request)?;
+    let figures = PoolFigures {
+        requests: pools.iter().map(|p| p.requests.len()).sum(),
+        spans: pools.iter().map(Pool::spans).sum(),
+        bytes: pools.iter().map(Pool::bytes).sum(),
+        rate_spans_per_s,
+        build_s: began.elapsed().as_secs_f64(),
+        build_cpu_s: (cpu_time(libc::RUSAGE_SELF) - cpu_before).as_secs_f64(),
+    };
+    if !args.quiet {
+        eprintln!(
+            "load: pool of {} requests, {} spans, {:.1} MB ({:.0} bytes a span) built in {:.1} s",
+            figures.requests,
+            figures.spans,
+            figures.bytes as f64 / 1e6,
+            figures.bytes as f64 / figures.spans.max(1) as f64,
+            figures.build_s
+        );
+    }
+    Ok((pools, figures))
+}
+
 /// Runs the load and writes the report.
 pub fn run(args: LoadArgs) -> io::Result<()> {
+    let entered = Instant::now();
     let rate = check_args(&args)?;
     let cpus = thread_cpus(&args).map_err(invalid)?;
     let threads = cpus.len();
     let oracle = Oracle::parse(&args.oracle_policy).map_err(invalid)?;
-    let settings = ClientSettings::new(&args.endpoint, &args.protocol, args.compression.as_deref())
-        .map_err(invalid)?;
+    let settings = client_settings(&args).map_err(invalid)?;
     let trace_settings = TraceSettings {
         seed: args.seed,
         error_rate: args.error_rate,
@@ -355,6 +621,15 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     };
     // Drawn before the clock starts: the generator's CPU figure is about sending.
     let stream = TraceStream::new(trace_settings)?;
+    let mut streams: Vec<TraceStream> = Partition::all(threads as u64)
+        .map(|partition| stream.part(partition))
+        .collect();
+    let (mut pools, pool_figures) = if settings.compressed() {
+        let (pools, figures) = build_pools(&args, rate, &settings, &mut streams)?;
+        (pools.into_iter().map(Some).collect(), Some(figures))
+    } else {
+        ((0..threads).map(|_| None).collect::<Vec<_>>(), None)
+    };
     let duration = Duration::from_secs_f64(args.duration);
     // Each connection's share of the rate: one request every `interval`, so a thread offers the
     // rate in proportion to its connections.
@@ -368,9 +643,10 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     // Each thread holds a sender until it ends; the progress loop ends when all are gone.
     let (running, ended) = mpsc::channel::<Infallible>();
     let mut handles = Vec::with_capacity(threads);
-    for (thread, (&cpu, partition)) in cpus.iter().zip(Partition::all(threads as u64)).enumerate() {
+    for (thread, (&cpu, stream)) in cpus.iter().zip(streams).enumerate() {
         let plan = ThreadPlan {
-            stream: stream.part(partition),
+            stream,
+            pool: pools[thread].take(),
             connections: connections_of(thread, threads, args.connections),
             settings: settings.clone(),
             deadline,
@@ -392,19 +668,41 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
     progress(&totals, &ended, started, args.quiet);
     let mut results = Vec::with_capacity(threads);
     for handle in handles {
-        results.push(
-            handle
-                .join()
-                .map_err(|err| io::Error::other(err.to_string()))?,
-        );
+        let result = handle
+            .join()
+            .map_err(|err| io::Error::other(err.to_string()))?;
+        results.push(result.map_err(invalid)?);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = (cpu_time(libc::RUSAGE_SELF) - cpu_before).as_secs_f64();
+    let run = Run {
+        elapsed,
+        cpu,
+        started_after_s: (started - entered).as_secs_f64(),
+        pool: pool_figures,
+        pool_exhausted_at_s: results
+            .iter()
+            .filter_map(|r| r.pool_exhausted_at)
+            .min()
+            .map(|at| (at - started).as_secs_f64()),
+    };
     // Every thread has ended: its last writes are visible after the join.
-    let report = report(&args, rate, threads, (elapsed, cpu), &totals, results)?;
+    let report = report(&args, rate, threads, &run, &totals, results)?;
     std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// How the run went, beside the threads' counts.
+struct Run {
+    /// Wall and CPU seconds from the clock's start to the last thread's end.
+    elapsed: f64,
+    cpu: f64,
+    /// Seconds from the command's start to the clock's (the pool's build, mostly).
+    started_after_s: f64,
+    pool: Option<PoolFigures>,
+    /// When the first thread's pool ran dry before the deadline, seconds after the start.
+    pool_exhausted_at_s: Option<f64>,
 }
 
 fn invalid(what: String) -> io::Error {
@@ -422,6 +720,11 @@ fn check_args(args: &LoadArgs) -> io::Result<Option<f64>> {
     if !(0.0..=1.0).contains(&args.error_rate) || !(0.0..=1.0).contains(&args.slow_rate) {
         return Err(invalid("error and slow rates are shares, 0 to 1".into()));
     }
+    if !(args.pool_rate > 0.0 && args.pool_rate.is_finite()) || args.pool_spans == 0 {
+        return Err(invalid(
+            "the pool's rate must be positive spans/s, its spans at least 1".into(),
+        ));
+    }
     Ok(match args.rate.as_str() {
         "max" => None,
         n => Some(
@@ -433,14 +736,14 @@ fn check_args(args: &LoadArgs) -> io::Result<Option<f64>> {
     })
 }
 
-/// The load's report: what it sent and was answered, its CPU and latency, and the oracle's
-/// expectation; writes the expectation to `--expect-out` when given. `(elapsed, cpu)` are the
-/// run's wall and CPU seconds; `totals` and `results` are every thread's, all ended.
+/// The load's report: what it sent and was answered, its CPU and latency, its pool, and the
+/// oracle's expectation; writes the expectation to `--expect-out` when given. `totals` and
+/// `results` are every thread's, all ended.
 fn report(
     args: &LoadArgs,
     rate: Option<f64>,
     threads: usize,
-    (elapsed, cpu): (f64, f64),
+    run: &Run,
     totals: &[Arc<Totals>],
     mut results: Vec<ThreadResult>,
 ) -> io::Result<serde_json::Value> {
@@ -451,6 +754,10 @@ fn report(
             .map_err(|err| io::Error::other(format!("merging latency histograms: {err}")))?;
     }
     let [spans_sent, accepted, refused, _] = Totals::sum(totals);
+    let wire_bytes: u64 = totals
+        .iter()
+        .map(|t| t.wire_bytes.load(Ordering::Relaxed))
+        .sum();
     let requests_sent: u64 = results.iter().map(|r| r.requests_sent).sum();
     let records: Vec<Recorder> = results
         .iter_mut()
@@ -459,9 +766,26 @@ fn report(
     if let Some(path) = &args.expect_out {
         Recorder::write(&records, path, args.seed, &args.oracle_policy)?;
     }
+    let (elapsed, cpu) = (run.elapsed, run.cpu);
+    let pool = run.pool.as_ref().map(|pool| {
+        serde_json::json!({
+            "requests": pool.requests,
+            "spans": pool.spans,
+            "bytes": pool.bytes,
+            "bytes_per_span": pool.bytes as f64 / pool.spans.max(1) as f64,
+            "rate_spans_per_s": pool.rate_spans_per_s,
+            "build_s": pool.build_s,
+            "build_cpu_s": pool.build_cpu_s,
+        })
+    });
     Ok(serde_json::json!({
         "protocol": args.protocol,
         "compression": args.compression.as_deref().unwrap_or("none"),
+        "compression_level": args.compression_level,
+        "frame_size": args.frame_size,
+        "pool": pool,
+        "pool_exhausted_at_s": run.pool_exhausted_at_s,
+        "started_after_s": run.started_after_s,
         "corpus": args.corpus,
         "connections": args.connections,
         "threads": threads,
@@ -474,6 +798,8 @@ fn report(
         "spans_accepted": accepted,
         "spans_refused": refused,
         "spans_per_s": accepted as f64 / elapsed,
+        "wire_bytes_sent": wire_bytes,
+        "wire_bytes_per_span": wire_bytes as f64 / spans_sent.max(1) as f64,
         "generator_cpu_s": cpu,
         "generator_cpu_ns_per_span": cpu * 1e9 / spans_sent.max(1) as f64,
         "generator_thread_cpu_s": results.iter().map(|r| r.cpu_s).collect::<Vec<_>>(),

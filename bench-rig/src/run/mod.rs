@@ -430,6 +430,9 @@ fn run_point(
         return Err(io::Error::other(format!("the load failed ({status})")));
     }
     let load_json = read_json(&files.load_report)?;
+    // A compressed load builds its pool first: its clock, and the point's, start after that.
+    let load_start =
+        load_start + Duration::from_secs_f64(load_json["started_after_s"].as_f64().unwrap_or(0.0));
     let refused = field(&load_json, "spans_refused");
     let drain_target = (refused == 0).then(|| field(&load_json, "spans_kept_expected"));
     let (_, drained_at, drain_timed_out) = drain(
@@ -606,6 +609,18 @@ fn load_command(
     if let Some(corpus) = &load.corpus {
         load_command.args(["--corpus", corpus]);
     }
+    if let Some(level) = load.compression_level {
+        load_command.args(["--compression-level", &level.to_string()]);
+    }
+    if let Some(bytes) = load.frame_size {
+        load_command.args(["--frame-size", &bytes.to_string()]);
+    }
+    if let Some(rate) = load.pool_rate {
+        load_command.args(["--pool-rate", &rate.to_string()]);
+    }
+    if let Some(spans) = load.pool_spans {
+        load_command.args(["--pool-spans", &spans.to_string()]);
+    }
     if let Some(seed) = load.seed {
         load_command.args(["--seed", &seed.to_string()]);
     }
@@ -691,6 +706,8 @@ impl Measured {
             "drain_timed_out": self.drain_timed_out,
             "system_cpu_s": cpu_s,
             "system_cpu_ns_per_span": point.system_cpu_ns_per_span,
+            "wire_bytes_per_span_in": point.load_wire_bytes_per_span,
+            "wire_bytes_per_span_out": point.sink_wire_bytes_per_span,
             "system_peak_rss_mib": mib(peak_rss),
             "system_exit": system_status.to_string(),
             "checks": checks,
@@ -794,6 +811,8 @@ impl Measured {
             latency_us_p99: latency("p99"),
             latency_us_p999: latency("p999"),
             system_cpu_ns_per_span: cpu_s * 1e9 / accepted.max(1) as f64,
+            load_wire_bytes_per_span: load_json["wire_bytes_per_span"].as_f64().unwrap_or(0.0),
+            sink_wire_bytes_per_span: sink_json["wire_bytes_per_span"].as_f64().unwrap_or(0.0),
             peak_rss_mib: mib(peak_rss),
             verdict,
             checks: if failed.is_empty() {

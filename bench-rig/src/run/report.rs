@@ -19,6 +19,9 @@ pub(crate) struct Point {
     pub latency_us_p99: u64,
     pub latency_us_p999: u64,
     pub system_cpu_ns_per_span: f64,
+    /// Request bytes a span on the wire: the load's into the system, the system's into the sink.
+    pub load_wire_bytes_per_span: f64,
+    pub sink_wire_bytes_per_span: f64,
     pub peak_rss_mib: f64,
     /// The sink's verdict against the oracle, in a few words.
     pub verdict: String,
@@ -43,15 +46,15 @@ pub(crate) fn markdown(title: &str, description: &str, points: &[Point]) -> Stri
     }
     out.push_str(
         "| system | cpus | offered | offered spans/s | sent | accepted | refused | at sink | \
-         end-to-end spans/s | p50 ms | p99 ms | p999 ms | CPU ns/span | peak RSS MiB | \
-         verdict | checks |\n",
+         end-to-end spans/s | p50 ms | p99 ms | p999 ms | CPU ns/span | wire B/span in, out | \
+         peak RSS MiB | verdict | checks |\n",
     );
-    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n");
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n");
     let ms = |us: u64| us as f64 / 1000.0;
     for p in points {
         out.push_str(&format!(
             "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | \
-             {:.0} | {} | {} |\n",
+             {:.0}, {:.0} | {:.0} | {} | {} |\n",
             p.system,
             cpus_text(&p.cpus),
             p.offered,
@@ -65,6 +68,8 @@ pub(crate) fn markdown(title: &str, description: &str, points: &[Point]) -> Stri
             ms(p.latency_us_p99),
             ms(p.latency_us_p999),
             p.system_cpu_ns_per_span,
+            p.load_wire_bytes_per_span,
+            p.sink_wire_bytes_per_span,
             p.peak_rss_mib,
             p.verdict,
             p.checks,
@@ -92,6 +97,8 @@ mod tests {
             latency_us_p99: 2_500,
             latency_us_p999: 9_000,
             system_cpu_ns_per_span: 700.0,
+            load_wire_bytes_per_span: 60.0,
+            sink_wire_bytes_per_span: 65.0,
             peak_rss_mib: 60.0,
             verdict: "verified".into(),
             checks: "ok".into(),

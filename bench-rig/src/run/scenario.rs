@@ -12,6 +12,8 @@
 //!   config: |                       # written to ${config_file}, placeholders replaced
 //!     ...
 //! load: {protocol: grpc, connections: 4, spans_per_request: 500, oracle_policy: always}
+//! # also compression, compression_level, frame_size, pool_rate, pool_spans, corpus, seed,
+//! # error_rate, slow_rate, trace_spread_ms: the load's flags of those names
 //! sweep: {rates: [max, 50%, 90%], system_cpus: [[1], [1, 2]]}
 //! drain: {settle_ms: 1000, timeout_s: 120}
 //! checks: {verified: true, no_loss: true, refusals: false, rss_max_mib: 4096}
@@ -115,6 +117,13 @@ pub(crate) struct Load {
     pub connections: usize,
     pub spans_per_request: usize,
     pub compression: Option<String>,
+    /// `--compression-level`.
+    pub compression_level: Option<i32>,
+    /// `--frame-size`: the largest HTTP/2 DATA frame of a gRPC request.
+    pub frame_size: Option<usize>,
+    /// `--pool-rate` and `--pool-spans`: a compressed load's pool.
+    pub pool_rate: Option<f64>,
+    pub pool_spans: Option<u64>,
     pub corpus: Option<String>,
     pub seed: Option<u64>,
     pub error_rate: Option<f64>,
@@ -130,6 +139,10 @@ impl Default for Load {
             connections: 4,
             spans_per_request: 500,
             compression: None,
+            compression_level: None,
+            frame_size: None,
+            pool_rate: None,
+            pool_spans: None,
             corpus: None,
             seed: None,
             error_rate: None,

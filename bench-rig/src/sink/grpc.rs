@@ -55,7 +55,11 @@ pub(super) async fn serve(
     accept_until(&listener, &stop, &open, |stream| {
         let recorder = recorder.clone();
         let stop = stop.clone();
-        async move { connection(stream, recorder, &stop).await }
+        async move {
+            recorder.connection_opened();
+            connection(stream, recorder.clone(), &stop).await;
+            recorder.connection_closed();
+        }
     })
     .await;
 }
@@ -135,8 +139,8 @@ async fn call(
             return send_status(&mut respond, UNIMPLEMENTED, &message);
         }
     };
-    let recorded = match read_request(request).await {
-        Ok(message) => recorder.record(signal, &message),
+    let recorded = match read_request(recorder, request).await {
+        Ok((message, wire_bytes)) => recorder.record(signal, &message, wire_bytes),
         Err(refusal) => Err(refusal),
     };
     match recorded {
@@ -157,31 +161,36 @@ async fn call(
 }
 
 /// A unary call's request message: its one gRPC-framed message, decompressed as its
-/// `grpc-encoding` says when the frame is flagged compressed.
-async fn read_request(request: http::Request<RecvStream>) -> Result<Bytes, Refusal> {
+/// `grpc-encoding` says when the frame is flagged compressed, and its length as received.
+async fn read_request(
+    recorder: &Recorder,
+    request: http::Request<RecvStream>,
+) -> Result<(Bytes, usize), Refusal> {
     let coding = match request.headers().get("grpc-encoding") {
         None => Coding::Identity,
         Some(value) => Coding::parse(value.as_bytes())
             .ok_or_else(|| Refusal::Unsupported(format!("grpc-encoding {value:?}")))?,
     };
-    let (compressed, message) = read_message(request.into_body()).await?;
+    let (compressed, message) = read_message(recorder, request.into_body()).await?;
+    let wire_bytes = message.len();
     if !compressed {
-        return Ok(message);
+        return Ok((message, wire_bytes));
     }
     if coding == Coding::Identity {
         return Err(Refusal::Malformed(
             "a compressed message without grpc-encoding".into(),
         ));
     }
-    decompress(coding, &message).map(Bytes::from)
+    decompress(coding, &message).map(|decoded| (Bytes::from(decoded), wire_bytes))
 }
 
 /// Reads a call's one message: the 5-byte prefix (compressed flag, length), then the message,
 /// refusing one over [`MESSAGE_BYTES_MAX`] or whose length disagrees with the prefix. A message
 /// that one DATA frame carries whole (the usual case with 1 MiB frames) is kept as a slice of
 /// that frame; a longer one is copied once into a buffer sized from the prefix. Flow-control
-/// capacity is handed back as the body is read.
-async fn read_message(mut body: RecvStream) -> Result<(bool, Bytes), Refusal> {
+/// capacity is handed back as the body is read. h2 hands over each DATA frame's payload as one
+/// chunk, so the chunks are the frames the client sent: counted in the recorder.
+async fn read_message(recorder: &Recorder, mut body: RecvStream) -> Result<(bool, Bytes), Refusal> {
     let mut prefix = [0u8; 5];
     let mut prefix_len = 0;
     let mut declared = 0;
@@ -190,6 +199,7 @@ async fn read_message(mut body: RecvStream) -> Result<(bool, Bytes), Refusal> {
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|err| Refusal::Malformed(format!("HTTP/2 stream: {err}")))?;
         let _ = body.flow_control().release_capacity(chunk.len());
+        recorder.count_data_frame(chunk.len());
         let mut start = 0;
         if prefix_len < 5 {
             let n = (5 - prefix_len).min(chunk.len());

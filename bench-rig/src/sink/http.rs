@@ -233,8 +233,9 @@ async fn exchange(
         let why = "Content-Encoding must be gzip, zstd or none".into();
         return Err(Answer::refused("415 Unsupported Media Type", why));
     };
-    let recorded =
-        decode(signal, coding, json, body).and_then(|bytes| recorder.record(signal, &bytes));
+    let wire_bytes = body.len();
+    let recorded = decode(signal, coding, json, body)
+        .and_then(|bytes| recorder.record(signal, &bytes, wire_bytes));
     if let Err(refusal) = recorded {
         if refusal.is_malformed() {
             recorder.count_malformed();

@@ -122,6 +122,17 @@ struct Tally {
     malformed_requests: u64,
     metric_points: u64,
     log_records: u64,
+    /// Traces requests' bodies as received (the gRPC message without its prefix, the HTTP
+    /// body), and after decompression.
+    traces_wire_bytes: u64,
+    traces_decoded_bytes: u64,
+    /// gRPC DATA frames received (every call's), and the largest one's payload.
+    data_frames: u64,
+    data_frame_bytes_max: usize,
+    /// gRPC connections accepted, open now, and open at once at most.
+    connections: u64,
+    connections_open: u64,
+    connections_open_max: u64,
 }
 
 impl Tally {
@@ -133,6 +144,13 @@ impl Tally {
             malformed_requests: 0,
             metric_points: 0,
             log_records: 0,
+            traces_wire_bytes: 0,
+            traces_decoded_bytes: 0,
+            data_frames: 0,
+            data_frame_bytes_max: 0,
+            connections: 0,
+            connections_open: 0,
+            connections_open_max: 0,
         }
     }
 
@@ -143,6 +161,13 @@ impl Tally {
         self.malformed_requests += other.malformed_requests;
         self.metric_points += other.metric_points;
         self.log_records += other.log_records;
+        self.traces_wire_bytes += other.traces_wire_bytes;
+        self.traces_decoded_bytes += other.traces_decoded_bytes;
+        self.data_frames += other.data_frames;
+        self.data_frame_bytes_max = self.data_frame_bytes_max.max(other.data_frame_bytes_max);
+        self.connections += other.connections;
+        // Each shard's peak: their sum bounds the sink's (exact with one shard).
+        self.connections_open_max += other.connections_open_max;
     }
 }
 
@@ -209,9 +234,43 @@ impl Coding {
     }
 }
 
+/// The most a deflate stream expands: 258 bytes from about 2 bits (RFC 1951's longest match
+/// in the shortest code), rounded up.
+const DEFLATE_RATIO_MAX: usize = 1032;
+
+thread_local! {
+    /// Each shard's libdeflate state, reused from request to request.
+    static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+        std::cell::RefCell::new(libdeflater::Decompressor::new());
+}
+
+/// Inflates a one-member gzip body whole with libdeflate (half the CPU of streaming: see
+/// docs/BENCHMARKS.md), into a buffer of the size its trailer states — believed only up to
+/// [`MESSAGE_BYTES_MAX`] and what deflate can expand the body to. `None` when that does not
+/// give the body (several members, a cut or corrupt body, a trailer that lies): the streaming
+/// path decides then.
+fn inflate_whole(bytes: &[u8]) -> Option<Vec<u8>> {
+    let trailer = bytes.len().checked_sub(4).map(|at| &bytes[at..])?;
+    let size = u32::from_le_bytes(trailer.try_into().expect("4 bytes")) as usize;
+    if size > MESSAGE_BYTES_MAX || size > bytes.len().saturating_mul(DEFLATE_RATIO_MAX) {
+        return None;
+    }
+    let mut out = vec![0; size];
+    let inflated = INFLATER.with(|inflater| inflater.borrow_mut().gzip_decompress(bytes, &mut out));
+    match inflated {
+        Ok(n) if n == size => Some(out),
+        _ => None,
+    }
+}
+
 /// Decompresses `bytes`, refusing output over [`MESSAGE_BYTES_MAX`] (reading stops there, so a
 /// compression bomb costs no more).
 fn decompress(coding: Coding, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    if coding == Coding::Gzip {
+        if let Some(inflated) = inflate_whole(bytes) {
+            return Ok(inflated);
+        }
+    }
     let limit = MESSAGE_BYTES_MAX as u64 + 1;
     let mut out = Vec::new();
     let read = match coding {
@@ -238,17 +297,22 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Records one request: a traces request is scanned (validated in full first when requests
-    /// are kept or dumped), a metrics or logs request validated and its items counted. An
-    /// unreadable request is refused whole, with nothing of it recorded.
-    fn record(&self, signal: Signal, bytes: &[u8]) -> Result<(), Refusal> {
+    /// Records one request, `wire_bytes` long as received and `bytes` decoded: a traces request
+    /// is scanned (validated in full first when requests are kept or dumped), a metrics or logs
+    /// request validated and its items counted. An unreadable request is refused whole, with
+    /// nothing of it recorded.
+    fn record(&self, signal: Signal, bytes: &[u8], wire_bytes: usize) -> Result<(), Refusal> {
         let strict = self.dump.is_some() || self.kept.is_some();
         let spans = match signal {
             Signal::Traces => {
                 if strict {
                     Request::parse(signal, bytes).map_err(Refusal::Invalid)?;
                 }
-                self.record_spans(bytes)?
+                let spans = self.record_spans(bytes)?;
+                let mut tally = self.tally.borrow_mut();
+                tally.traces_wire_bytes += wire_bytes as u64;
+                tally.traces_decoded_bytes += bytes.len() as u64;
+                spans
             }
             Signal::Metrics | Signal::Logs => {
                 let items = item_count(&Request::parse(signal, bytes).map_err(Refusal::Invalid)?);
@@ -281,6 +345,26 @@ impl Recorder {
             }
         }
         Ok(())
+    }
+
+    /// Counts one gRPC DATA frame of `bytes` payload.
+    fn count_data_frame(&self, bytes: usize) {
+        let mut tally = self.tally.borrow_mut();
+        tally.data_frames += 1;
+        tally.data_frame_bytes_max = tally.data_frame_bytes_max.max(bytes);
+    }
+
+    /// Counts a gRPC connection accepted.
+    fn connection_opened(&self) {
+        let mut tally = self.tally.borrow_mut();
+        tally.connections += 1;
+        tally.connections_open += 1;
+        tally.connections_open_max = tally.connections_open_max.max(tally.connections_open);
+    }
+
+    /// Counts a gRPC connection ended.
+    fn connection_closed(&self) {
+        self.tally.borrow_mut().connections_open -= 1;
     }
 
     /// Counts a request refused as unreadable.
@@ -484,6 +568,14 @@ impl Sink {
             "log_records_received": tally.log_records,
             "cpu_s": cpu_s,
             "cpu_ns_per_span": cpu_s * 1e9 / spans.max(1) as f64,
+            "traces_wire_bytes": tally.traces_wire_bytes,
+            "traces_decoded_bytes": tally.traces_decoded_bytes,
+            "wire_bytes_per_span": tally.traces_wire_bytes as f64 / spans.max(1) as f64,
+            "decoded_bytes_per_span": tally.traces_decoded_bytes as f64 / spans.max(1) as f64,
+            "data_frames": tally.data_frames,
+            "data_frame_bytes_max": tally.data_frame_bytes_max,
+            "grpc_connections": tally.connections,
+            "grpc_connections_open_max": tally.connections_open_max,
             "duration_s": self.started.elapsed().as_secs_f64(),
         });
         if let Some(path) = &self.expect {
@@ -691,9 +783,9 @@ mod tests {
     fn tracking_stops_at_its_bound_and_says_so() {
         let recorder = recorder(3);
         let bytes = sdk_shaped_request(&mut Rng(9), 5);
-        recorder.record(Signal::Traces, &bytes).unwrap();
+        recorder.record(Signal::Traces, &bytes, 0).unwrap();
         // The same spans again: all past the bound, so counted but not checked.
-        recorder.record(Signal::Traces, &bytes).unwrap();
+        recorder.record(Signal::Traces, &bytes, 0).unwrap();
         let mut tally = recorder.tally.borrow_mut();
         assert_eq!(recorder.spans(), 10);
         assert_eq!(tally.log.len(), 3);
@@ -707,10 +799,10 @@ mod tests {
     fn a_malformed_request_is_refused_and_leaves_nothing_behind() {
         let recorder = recorder(100);
         let whole = sdk_shaped_request(&mut Rng(4), 8);
-        recorder.record(Signal::Traces, &whole).unwrap();
+        recorder.record(Signal::Traces, &whole, 0).unwrap();
         // Cut inside its last span: the spans before the cut were scanned, then taken back.
         let cut = &whole[..whole.len() - 3];
-        let refused = recorder.record(Signal::Traces, cut);
+        let refused = recorder.record(Signal::Traces, cut, cut.len());
         assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
         let mut tally = recorder.tally.borrow_mut();
         let requests = recorder.progress.requests.load(Ordering::Relaxed);
@@ -737,13 +829,36 @@ mod tests {
         span.extend_from_slice(&[7; 8]);
         span.extend_from_slice(&[0x4a, 1, 0xff]);
         let request = one_span_request(&span);
-        let refused = recorder.record(Signal::Traces, &request);
+        let refused = recorder.record(Signal::Traces, &request, 0);
         assert!(matches!(refused, Err(Refusal::Invalid(_))), "{refused:?}");
         assert!(recorder.kept.as_ref().unwrap().borrow().is_empty());
         assert_eq!(recorder.spans(), 0);
         recorder.kept = None;
-        recorder.record(Signal::Traces, &request).unwrap();
+        recorder.record(Signal::Traces, &request, 0).unwrap();
         assert_eq!(recorder.spans(), 1);
+    }
+
+    #[test]
+    fn gzip_bodies_inflate_whole_and_lying_trailers_are_refused() {
+        let request = sdk_shaped_request(&mut Rng(5), 50);
+        let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+        let mut body = vec![0; compressor.gzip_compress_bound(request.len())];
+        let n = compressor.gzip_compress(&request, &mut body).unwrap();
+        body.truncate(n);
+        assert_eq!(decompress(Coding::Gzip, &body).unwrap(), request);
+        let at = body.len() - 4;
+        // A trailer claiming more than was compressed: the whole-buffer inflate gives way to the
+        // streaming one, which finds the lie.
+        let mut lying = body.clone();
+        lying[at..].copy_from_slice(&(request.len() as u32 + 1).to_le_bytes());
+        let refused = decompress(Coding::Gzip, &lying);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
+        let mut huge = body.clone();
+        huge[at..].copy_from_slice(&(MESSAGE_BYTES_MAX as u32 + 1).to_le_bytes());
+        let refused = decompress(Coding::Gzip, &huge);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
+        let refused = decompress(Coding::Gzip, &body[..body.len() / 2]);
+        assert!(matches!(refused, Err(Refusal::Malformed(_))), "{refused:?}");
     }
 
     #[test]
@@ -752,7 +867,7 @@ mod tests {
         let mut span = vec![0x0a, 3, 1, 2, 3, 0x12, 8];
         span.extend_from_slice(&[7; 8]);
         recorder
-            .record(Signal::Traces, &one_span_request(&span))
+            .record(Signal::Traces, &one_span_request(&span), 0)
             .unwrap();
         let tally = recorder.tally.borrow();
         assert_eq!(
