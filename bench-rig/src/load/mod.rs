@@ -496,27 +496,30 @@ async fn thread_main(plan: ThreadPlan) -> Result<ThreadResult, String> {
 }
 
 /// Writes a line of progress (the sum over `totals`) to stderr every second until every sender
-/// of `running` is gone, that is until every thread has ended.
+/// of `running` is gone, that is until every thread has ended; returns the spans accepted by
+/// then at each second, as (seconds since `started`, spans).
 fn progress(
     totals: &[Arc<Totals>],
     running: &mpsc::Receiver<Infallible>,
     started: Instant,
     quiet: bool,
-) {
+) -> Vec<(f64, u64)> {
+    let mut timeline = Vec::new();
     let mut last = (started, 0u64);
     let mut next = started + PROGRESS_INTERVAL;
     loop {
         match running.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return timeline,
             Ok(never) => match never {},
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         next += PROGRESS_INTERVAL;
+        let now = Instant::now();
+        let [sent, accepted, refused, traces] = Totals::sum(totals);
+        timeline.push(((now - started).as_secs_f64(), accepted));
         if quiet {
             continue;
         }
-        let now = Instant::now();
-        let [sent, accepted, refused, traces] = Totals::sum(totals);
         let rate = (accepted - last.1) as f64 / (now - last.0).as_secs_f64();
         eprintln!(
             "load: {:>5.1}s sent {sent} accepted {accepted} refused {refused} rate {rate:.0} spans/s traces {traces}",
@@ -665,7 +668,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
         handles.push(handle);
     }
     drop(running);
-    progress(&totals, &ended, started, args.quiet);
+    let accepted_by_second = progress(&totals, &ended, started, args.quiet);
     let mut results = Vec::with_capacity(threads);
     for handle in handles {
         let result = handle
@@ -679,6 +682,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
         elapsed,
         cpu,
         started_after_s: (started - entered).as_secs_f64(),
+        accepted_by_second,
         pool: pool_figures,
         pool_exhausted_at_s: results
             .iter()
@@ -700,6 +704,8 @@ struct Run {
     cpu: f64,
     /// Seconds from the command's start to the clock's (the pool's build, mostly).
     started_after_s: f64,
+    /// Spans accepted by each second of the clock, as (seconds, spans).
+    accepted_by_second: Vec<(f64, u64)>,
     pool: Option<PoolFigures>,
     /// When the first thread's pool ran dry before the deadline, seconds after the start.
     pool_exhausted_at_s: Option<f64>,
@@ -786,6 +792,7 @@ fn report(
         "pool": pool,
         "pool_exhausted_at_s": run.pool_exhausted_at_s,
         "started_after_s": run.started_after_s,
+        "accepted_by_second": run.accepted_by_second,
         "corpus": args.corpus,
         "connections": args.connections,
         "threads": threads,

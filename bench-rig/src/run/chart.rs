@@ -661,6 +661,7 @@ mod tests {
             latency_us_p99: p99_us,
             latency_us_p999: p99_us * 2,
             system_cpu_ns_per_span: 700.0,
+            steady: None,
             load_wire_bytes_per_span: 60.0,
             sink_wire_bytes_per_span: 65.0,
             peak_rss_mib: 60.0,

@@ -654,6 +654,9 @@ struct Figures {
     peak_rss: u64,
     /// Spans accepted over `through`, a second.
     end_to_end: f64,
+    /// From the scenario's `steady_after_s` to the load's last whole second: spans accepted a
+    /// second and the system's CPU nanoseconds a span.
+    steady: Option<(f64, f64)>,
 }
 
 /// What one point measured: the load's and the sink's reports, the system's samples, and when
@@ -679,12 +682,13 @@ impl Measured {
         command: &str,
         system_status: std::process::ExitStatus,
     ) -> (Value, Point) {
-        let figures = self.figures();
+        let figures = self.figures(scenario.steady_after_s);
         let Figures {
             through,
             cpu_s,
             peak_rss,
             end_to_end,
+            steady,
         } = figures;
         let checks = self.checks(scenario, peak_rss);
         let failed: Vec<&str> = checks
@@ -706,6 +710,9 @@ impl Measured {
             "drain_timed_out": self.drain_timed_out,
             "system_cpu_s": cpu_s,
             "system_cpu_ns_per_span": point.system_cpu_ns_per_span,
+            "steady_after_s": scenario.steady_after_s,
+            "steady_spans_per_s": steady.map(|s| s.0),
+            "steady_system_cpu_ns_per_span": steady.map(|s| s.1),
             "wire_bytes_per_span_in": point.load_wire_bytes_per_span,
             "wire_bytes_per_span_out": point.sink_wire_bytes_per_span,
             "system_peak_rss_mib": mib(peak_rss),
@@ -749,8 +756,9 @@ impl Measured {
         checks
     }
 
-    /// The figures the point is judged by: end to end over load start -> drained.
-    fn figures(&self) -> Figures {
+    /// The figures the point is judged by: end to end over load start -> drained; and, with
+    /// `steady_after` seconds, the steady state's.
+    fn figures(&self, steady_after: Option<f64>) -> Figures {
         let accepted = field(&self.load_json, "spans_accepted");
         let through = self.drained_at.max(self.load_end) - self.load_start;
         let cpu_s = match (
@@ -765,7 +773,29 @@ impl Measured {
             cpu_s,
             peak_rss: self.samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
             end_to_end: accepted as f64 / through.as_secs_f64(),
+            steady: steady_after.and_then(|after| self.steady(after)),
         }
+    }
+
+    /// Spans accepted a second and the system's CPU nanoseconds a span from the load's first
+    /// whole second at or after `after` to its last whole second; `None` when the load did not
+    /// run that long.
+    fn steady(&self, after: f64) -> Option<(f64, f64)> {
+        let seconds: Vec<(f64, u64)> = self.load_json["accepted_by_second"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_u64()?)))
+            .collect();
+        let &(from, accepted_from) = seconds.iter().find(|(t, _)| *t >= after)?;
+        let &(to, accepted_to) = seconds.last()?;
+        if to <= from || accepted_to <= accepted_from {
+            return None;
+        }
+        let at = |t: f64| self.load_start + Duration::from_secs_f64(t);
+        let cpu_s = process::sample_after(&self.samples, at(to))?.cpu_s
+            - process::sample_at(&self.samples, at(from))?.cpu_s;
+        let spans = (accepted_to - accepted_from) as f64;
+        Some((spans / (to - from), cpu_s * 1e9 / spans))
     }
 
     /// The point's row of the results table.
@@ -811,6 +841,7 @@ impl Measured {
             latency_us_p99: latency("p99"),
             latency_us_p999: latency("p999"),
             system_cpu_ns_per_span: cpu_s * 1e9 / accepted.max(1) as f64,
+            steady: figures.steady,
             load_wire_bytes_per_span: load_json["wire_bytes_per_span"].as_f64().unwrap_or(0.0),
             sink_wire_bytes_per_span: sink_json["wire_bytes_per_span"].as_f64().unwrap_or(0.0),
             peak_rss_mib: mib(peak_rss),
@@ -859,5 +890,44 @@ mod tests {
     fn one_cpu_is_cpu_and_more_are_cpus() {
         assert_eq!(cpu_flag(&[3]), ["--cpu", "3"]);
         assert_eq!(cpu_flag(&[8, 9]), ["--cpus", "8,9"]);
+    }
+
+    /// A load of 4 seconds whose first second is slow: the steady state counts from second 2
+    /// to second 4, spans and CPU alike.
+    #[test]
+    fn the_steady_state_counts_from_its_first_whole_second() {
+        let start = Instant::now();
+        let sample = |t: f64, cpu_s: f64| Sample {
+            at: start + Duration::from_secs_f64(t),
+            cpu_s,
+            rss_bytes: 0,
+        };
+        let measured = Measured {
+            load_json: json!({
+                "spans_accepted": 4_000,
+                "accepted_by_second": [[1.0, 500], [2.0, 1_500], [3.0, 2_700], [4.0, 4_000]],
+            }),
+            sink_json: json!({}),
+            samples: (0..=50)
+                .map(|i| {
+                    let t = i as f64 / 10.0;
+                    // 1 CPU-second in the first second, 0.5 a second after it.
+                    sample(t, if t <= 1.0 { t } else { 1.0 + (t - 1.0) / 2.0 })
+                })
+                .collect(),
+            load_start: start,
+            load_end: start + Duration::from_secs(4),
+            drained_at: start + Duration::from_secs(5),
+            drain_timed_out: false,
+        };
+        let (rate, ns) = measured.steady(1.5).expect("a steady state");
+        assert_eq!(rate, 1_250.0);
+        // 1 CPU-second from t=2 to t=4 over 2,500 spans.
+        assert!((ns - 400_000.0).abs() < 1.0, "{ns}");
+        assert!(
+            measured.steady(4.5).is_none(),
+            "no whole second after 4.5 s"
+        );
+        assert!(measured.figures(None).steady.is_none());
     }
 }

@@ -19,6 +19,9 @@ pub(crate) struct Point {
     pub latency_us_p99: u64,
     pub latency_us_p999: u64,
     pub system_cpu_ns_per_span: f64,
+    /// The steady state, where the scenario asks for it: spans accepted a second and the
+    /// system's CPU nanoseconds a span.
+    pub steady: Option<(f64, f64)>,
     /// Request bytes a span on the wire: the load's into the system, the system's into the sink.
     pub load_wire_bytes_per_span: f64,
     pub sink_wire_bytes_per_span: f64,
@@ -46,14 +49,14 @@ pub(crate) fn markdown(title: &str, description: &str, points: &[Point]) -> Stri
     }
     out.push_str(
         "| system | cpus | offered | offered spans/s | sent | accepted | refused | at sink | \
-         end-to-end spans/s | p50 ms | p99 ms | p999 ms | CPU ns/span | wire B/span in, out | \
-         peak RSS MiB | verdict | checks |\n",
+         end-to-end spans/s | p50 ms | p99 ms | p999 ms | CPU ns/span | steady spans/s, CPU ns/span | \
+         wire B/span in, out | peak RSS MiB | verdict | checks |\n",
     );
-    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n");
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n");
     let ms = |us: u64| us as f64 / 1000.0;
     for p in points {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | \
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {} | \
              {:.0}, {:.0} | {:.0} | {} | {} |\n",
             p.system,
             cpus_text(&p.cpus),
@@ -68,6 +71,7 @@ pub(crate) fn markdown(title: &str, description: &str, points: &[Point]) -> Stri
             ms(p.latency_us_p99),
             ms(p.latency_us_p999),
             p.system_cpu_ns_per_span,
+            p.steady.map_or("–".to_string(), |(rate, cpu)| format!("{rate:.0}, {cpu:.0}")),
             p.load_wire_bytes_per_span,
             p.sink_wire_bytes_per_span,
             p.peak_rss_mib,
@@ -97,6 +101,7 @@ mod tests {
             latency_us_p99: 2_500,
             latency_us_p999: 9_000,
             system_cpu_ns_per_span: 700.0,
+            steady: None,
             load_wire_bytes_per_span: 60.0,
             sink_wire_bytes_per_span: 65.0,
             peak_rss_mib: 60.0,
@@ -120,5 +125,10 @@ mod tests {
                 .count(),
             3
         );
+        assert!(table.contains("| – |"), "no steady state: a dash\n{table}");
+        let mut steady = point(100_000.0, vec![1]);
+        steady.steady = Some((1_280_000.0, 1_351.4));
+        let table = markdown("t", "", &[steady]);
+        assert!(table.contains("| 1280000, 1351 |"), "{table}");
     }
 }

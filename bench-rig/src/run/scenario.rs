@@ -44,6 +44,12 @@ pub(crate) struct Scenario {
     pub description: String,
     #[serde(default = "duration_default")]
     pub duration_s: f64,
+    /// When set, each point also reports its steady state: spans accepted a second and the
+    /// system's CPU a span from this many seconds after the load's clock starts to the load's
+    /// last whole second. Start-up costs (a sampler's buffers growing to their working size, the
+    /// memory they fault in) then count in the whole run's figures only.
+    #[serde(default)]
+    pub steady_after_s: Option<f64>,
     pub cpus: Cpus,
     pub system: System,
     #[serde(default)]
