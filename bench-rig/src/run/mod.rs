@@ -817,15 +817,25 @@ impl Measured {
         let (load_json, sink_json) = (&self.load_json, &self.sink_json);
         let accepted = field(load_json, "spans_accepted");
         let latency = |q: &str| load_json["latency_us"][q].as_u64().unwrap_or(0);
-        let verdict = format!(
-            "{}/{} kept complete, {} partial, {} missing, {} wrongly kept, {} dup",
-            field(sink_json, "kept_traces_complete"),
-            field(sink_json, "expected_traces_kept"),
-            field(sink_json, "kept_traces_partial"),
-            field(sink_json, "kept_traces_missing"),
-            field(sink_json, "traces_kept_wrongly"),
-            field(sink_json, "duplicates"),
-        );
+        let untracked = field(sink_json, "spans_untracked");
+        let verdict = if untracked > 0 {
+            // Traces past the sink's tracking limit are not judged; calling them missing
+            // would blame the system for the rig's bound.
+            format!(
+                "not judged: {untracked} spans arrived past the sink's tracking limit (a shorter \
+                 run fits it)"
+            )
+        } else {
+            format!(
+                "{}/{} kept complete, {} partial, {} missing, {} wrongly kept, {} dup",
+                field(sink_json, "kept_traces_complete"),
+                field(sink_json, "expected_traces_kept"),
+                field(sink_json, "kept_traces_partial"),
+                field(sink_json, "kept_traces_missing"),
+                field(sink_json, "traces_kept_wrongly"),
+                field(sink_json, "duplicates"),
+            )
+        };
         Point {
             system: scenario.system.name.clone(),
             cpus: cpus.to_vec(),
