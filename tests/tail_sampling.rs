@@ -373,6 +373,53 @@ fn whole_traces_are_kept_or_dropped_as_the_policies_say() {
     );
     assert_eq!(gateway.metric("tailgate_dropped_spans", &[]), 0.0);
 
+    // The Collector's other sampling series: spans per policy decision, executions, the late
+    // spans under the Collector's name, each trace's age when it left memory (after the 1 s
+    // wait), and the decision runs.
+    assert_eq!(
+        gateway.metric(
+            "otelcol_processor_tail_sampling_count_spans_sampled",
+            &[("policy", "no-health-checks"), ("decision", "dropped")]
+        ),
+        (dropped_by_policy * 6) as f64
+    );
+    // Every trace meets the drop policy first; a drop ends the evaluation before the others.
+    let executions = |policy: &str| {
+        gateway.metric(
+            "otelcol_processor_tail_sampling_sampling_policy_execution_count",
+            &[("policy", policy)],
+        ) as usize
+    };
+    assert_eq!(executions("no-health-checks"), traces.len());
+    assert_eq!(executions("errors"), traces.len() - dropped_by_policy);
+    let released = |sampled: &str| {
+        gateway.metric(
+            "otelcol_processor_tail_sampling_early_releases_from_cache_decision",
+            &[("sampled", sampled)],
+        ) as usize
+    };
+    assert_eq!(released("true"), expected.len());
+    assert_eq!(released("false"), traces.len() - expected.len());
+    let removal_age = |series: &str, labels: &[(&str, &str)]| {
+        gateway.metric(
+            &format!("otelcol_processor_tail_sampling_sampling_trace_removal_age_{series}"),
+            labels,
+        )
+    };
+    assert_eq!(removal_age("count", &[]), traces.len() as f64);
+    assert_eq!(
+        removal_age("bucket", &[("le", "0")]),
+        0.0,
+        "decided before the wait"
+    );
+    assert!(removal_age("sum", &[]) >= traces.len() as f64);
+    assert!(
+        gateway.metric(
+            "otelcol_processor_tail_sampling_sampling_decision_timer_latency_count",
+            &[]
+        ) > 0.0
+    );
+
     assert!(gateway.stop().success());
     let result = sink.stop().expect("sink report");
     let got = by_trace(&received_spans(&result));

@@ -195,6 +195,13 @@ impl Sampler {
     /// Pushes the queued late spans, then decides rounds of due traces (every pending one with
     /// `shutdown`) and pushes the kept spans, until nothing more is due.
     async fn decide(&self, shutdown: bool) {
+        let started = Instant::now();
+        self.decide_all(shutdown).await;
+        self.metrics.decision_run(started.elapsed());
+    }
+
+    /// [`Sampler::decide`]'s work.
+    async fn decide_all(&self, shutdown: bool) {
         loop {
             let next = self.state.borrow_mut().late.pop_front();
             let Some((bytes, items)) = next else { break };

@@ -8,13 +8,22 @@
 //! globally, while the accounting invariant needs the *spans* each decision released or
 //! discarded.
 
+use std::time::Duration;
+
 use super::cell::{Counter, Gauge, Histogram};
 use super::registry::RegistryBuilder;
 
-/// The Collector's bucket bounds for `sampling_decision_latency`, in microseconds.
+/// The Collector's bucket bounds for `sampling_decision_latency`, in microseconds, and for
+/// `sampling_decision_timer_latency`, in milliseconds.
 pub const DECISION_LATENCY_BOUNDS_US: [u64; 23] = [
     1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 4000, 5000,
     10000, 20000, 30000, 50000,
+];
+
+/// The OpenTelemetry SDK's default bucket bounds, which the Collector's histograms without bounds
+/// of their own (`sampling_trace_removal_age`, in whole seconds) use.
+pub const SDK_DEFAULT_BOUNDS: [u64; 15] = [
+    0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
 ];
 
 /// The outcome of a sampling decision, as the Collector labels it.
@@ -61,6 +70,9 @@ const DECISIONS: usize = Decision::ALL.len();
 struct PolicyMetrics {
     decision_latency_us: Histogram,
     traces: [Counter; DECISIONS],
+    spans: [Counter; DECISIONS],
+    executions: Counter,
+    execution_time_us: Counter,
 }
 
 impl PolicyMetrics {
@@ -85,6 +97,28 @@ impl PolicyMetrics {
                     ],
                 )
             }),
+            spans: Decision::ALL.map(|d| {
+                builder.counter(
+                    "otelcol_processor_tail_sampling_count_spans_sampled",
+                    "Count of spans that were sampled or not per sampling policy",
+                    &[
+                        ("policy", policy),
+                        ("sampled", d.sampled()),
+                        ("decision", d.as_str()),
+                        ("shard", shard),
+                    ],
+                )
+            }),
+            executions: builder.counter(
+                "otelcol_processor_tail_sampling_sampling_policy_execution_count",
+                "Total number of executions of a specific sampling policy",
+                &[("policy", policy), ("shard", shard)],
+            ),
+            execution_time_us: builder.counter(
+                "otelcol_processor_tail_sampling_sampling_policy_execution_time_sum",
+                "Total time spent (in microseconds) executing a specific sampling policy",
+                &[("policy", policy), ("shard", shard)],
+            ),
         }
     }
 }
@@ -104,6 +138,12 @@ pub struct SamplingMetrics {
     early_decisions: [Counter; EarlyReason::ALL.len()],
     /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
     late_spans: [Counter; 2],
+    /// The Collector's name for the same spans: `early_releases_from_cache_decision{sampled}`.
+    early_releases: [Counter; 2],
+    /// `sampling_trace_removal_age`: seconds from a trace's first span to its decision.
+    removal_age_s: Histogram,
+    /// `sampling_decision_timer_latency`: milliseconds each run of the decision timer took.
+    timer_latency_ms: Histogram,
 }
 
 /// Why a trace was decided before its wait ended, as `tailgate_sampling_early_decisions` labels
@@ -184,9 +224,30 @@ impl SamplingMetrics {
                 &[("decision", d.as_str()), ("shard", shard)],
             )
         });
+        let early_releases = ["true", "false"].map(|sampled| {
+            builder.counter(
+                "otelcol_processor_tail_sampling_early_releases_from_cache_decision",
+                "Number of spans that were able to be immediately released due to a decision \
+                 cache hit.",
+                &[("sampled", sampled), ("shard", shard)],
+            )
+        });
         SamplingMetrics {
             early_decisions,
             late_spans,
+            early_releases,
+            removal_age_s: builder.histogram(
+                "otelcol_processor_tail_sampling_sampling_trace_removal_age",
+                "Time (in seconds) from arrival of a new trace until its removal from memory",
+                &SDK_DEFAULT_BOUNDS,
+                &only_shard,
+            ),
+            timer_latency_ms: builder.histogram(
+                "otelcol_processor_tail_sampling_sampling_decision_timer_latency",
+                "Latency (in milliseconds) of each run of the sampling decision timer",
+                &DECISION_LATENCY_BOUNDS_US,
+                &only_shard,
+            ),
             policies,
             global_traces,
             decided_spans,
@@ -204,23 +265,35 @@ impl SamplingMetrics {
     }
 
     /// Records one evaluation of policy `policy` (its index at registration): how long it took
-    /// and what it decided for the trace.
+    /// and what it decided for the trace of `spans` spans.
     ///
     /// # Panics
     ///
     /// If `policy` is not an index given at registration.
     #[inline]
-    pub fn policy_evaluated(&self, policy: usize, latency_us: u64, decision: Decision) {
+    pub fn policy_evaluated(&self, policy: usize, latency_us: u64, decision: Decision, spans: u64) {
         let p = &self.policies[policy];
         p.decision_latency_us.record(latency_us);
         p.traces[decision.index()].inc();
+        p.spans[decision.index()].add(spans);
+        p.executions.inc();
+        p.execution_time_us.add(latency_us);
     }
 
-    /// Records a trace's final decision, covering `spans` spans.
+    /// Records a trace's final decision, covering `spans` spans, `age` after its first span
+    /// arrived (the trace leaves memory with its decision).
     #[inline]
-    pub fn trace_decided(&self, decision: Decision, spans: u64) {
+    pub fn trace_decided(&self, decision: Decision, spans: u64, age: Duration) {
         self.global_traces[decision.index()].inc();
         self.decided_spans[decision.index()].add(spans);
+        self.removal_age_s.record(age.as_secs());
+    }
+
+    /// Records one run of the decision timer (late spans pushed, due traces decided).
+    #[inline]
+    pub fn decision_run(&self, took: Duration) {
+        self.timer_latency_ms
+            .record(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
     }
 
     /// Counts a trace decided early for `reason`.
@@ -233,6 +306,7 @@ impl SamplingMetrics {
     #[inline]
     pub fn late_spans(&self, sampled: bool, spans: u64) {
         self.late_spans[usize::from(!sampled)].add(spans);
+        self.early_releases[usize::from(!sampled)].add(spans);
     }
 
     /// Spans released or discarded with `decision` so far.
@@ -249,18 +323,34 @@ mod tests {
     fn policy_and_global_series_carry_the_collector_labels() {
         let mut b = RegistryBuilder::new();
         let s = SamplingMetrics::register(&mut b, 0, &["errors", "slow"]);
-        s.policy_evaluated(1, 30, Decision::Sampled);
-        s.trace_decided(Decision::Dropped, 12);
+        s.policy_evaluated(1, 30, Decision::Sampled, 7);
+        s.policy_evaluated(1, 20, Decision::NotSampled, 3);
+        s.trace_decided(Decision::Dropped, 12, Duration::from_millis(2_900));
+        s.late_spans(true, 4);
+        s.decision_run(Duration::from_micros(3_500));
         let mut out = String::new();
         b.build().render_prometheus(&mut out);
         for line in [
-            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"25\"} 0\n",
-            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"50\"} 1\n",
-            "otelcol_processor_tail_sampling_sampling_decision_latency_count{policy=\"slow\",shard=\"0\"} 1\n",
+            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"10\"} 0\n",
+            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"25\"} 1\n",
+            "otelcol_processor_tail_sampling_sampling_decision_latency_bucket{policy=\"slow\",shard=\"0\",le=\"50\"} 2\n",
+            "otelcol_processor_tail_sampling_sampling_decision_latency_count{policy=\"slow\",shard=\"0\"} 2\n",
             "otelcol_processor_tail_sampling_count_traces_sampled{policy=\"slow\",sampled=\"true\",decision=\"sampled\",shard=\"0\"} 1\n",
             "otelcol_processor_tail_sampling_global_count_traces_sampled{sampled=\"false\",decision=\"dropped\",shard=\"0\"} 1\n",
             "tailgate_decided_spans{decision=\"dropped\",shard=\"0\"} 12\n",
             "otelcol_processor_tail_sampling_sampling_traces_on_memory{shard=\"0\"} 0\n",
+            "otelcol_processor_tail_sampling_count_spans_sampled{policy=\"slow\",sampled=\"true\",decision=\"sampled\",shard=\"0\"} 7\n",
+            "otelcol_processor_tail_sampling_count_spans_sampled{policy=\"slow\",sampled=\"false\",decision=\"not_sampled\",shard=\"0\"} 3\n",
+            "otelcol_processor_tail_sampling_sampling_policy_execution_count{policy=\"slow\",shard=\"0\"} 2\n",
+            "otelcol_processor_tail_sampling_sampling_policy_execution_time_sum{policy=\"slow\",shard=\"0\"} 50\n",
+            "otelcol_processor_tail_sampling_sampling_policy_execution_count{policy=\"errors\",shard=\"0\"} 0\n",
+            "otelcol_processor_tail_sampling_sampling_trace_removal_age_bucket{shard=\"0\",le=\"0\"} 0\n",
+            "otelcol_processor_tail_sampling_sampling_trace_removal_age_bucket{shard=\"0\",le=\"5\"} 1\n",
+            "otelcol_processor_tail_sampling_sampling_trace_removal_age_sum{shard=\"0\"} 2\n",
+            "otelcol_processor_tail_sampling_early_releases_from_cache_decision{sampled=\"true\",shard=\"0\"} 4\n",
+            "tailgate_sampling_late_spans{decision=\"sampled\",shard=\"0\"} 4\n",
+            "otelcol_processor_tail_sampling_sampling_decision_timer_latency_bucket{shard=\"0\",le=\"2\"} 0\n",
+            "otelcol_processor_tail_sampling_sampling_decision_timer_latency_bucket{shard=\"0\",le=\"5\"} 1\n",
         ] {
             assert!(out.contains(line), "missing {line:?} in\n{out}");
         }

@@ -87,10 +87,19 @@ impl<'a> Spans<'a> {
         );
         for (i, d) in decision.per_policy.iter().enumerate() {
             if let Some(d) = d {
-                metrics.policy_evaluated(i, decision.latencies_us[i], d.metric());
+                metrics.policy_evaluated(
+                    i,
+                    decision.latencies_us[i],
+                    d.metric(),
+                    trace.facts.span_count(),
+                );
             }
         }
-        metrics.trace_decided(decision.decision.metric(), trace.facts.span_count());
+        metrics.trace_decided(
+            decision.decision.metric(),
+            trace.facts.span_count(),
+            now.saturating_duration_since(trace.first),
+        );
         if !decision.sampled {
             debug_assert!(matches!(
                 decision.decision,
