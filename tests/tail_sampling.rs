@@ -400,6 +400,14 @@ fn whole_traces_are_kept_or_dropped_as_the_policies_say() {
     };
     assert_eq!(released("true"), expected.len());
     assert_eq!(released("false"), traces.len() - expected.len());
+    assert_eq!(
+        gateway.metric(
+            "otelcol_processor_tail_sampling_sampling_late_span_age_count",
+            &[]
+        ),
+        traces.len() as f64,
+        "an age for each late span"
+    );
     let removal_age = |series: &str, labels: &[(&str, &str)]| {
         gateway.metric(
             &format!("otelcol_processor_tail_sampling_sampling_trace_removal_age_{series}"),

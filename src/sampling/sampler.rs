@@ -159,6 +159,9 @@ impl Sampler {
         let (inserted, wake) = {
             let mut state = self.state.borrow_mut();
             let inserted = state.buffer.insert(bytes, Instant::now(), &mut late);
+            for &age in state.buffer.late_ages_s() {
+                self.metrics.late_span_age(age);
+            }
             if inserted.late_sampled > 0 {
                 state.late_bytes += late.len() as u64;
                 state.late.push_back((late, inserted.late_sampled));

@@ -142,6 +142,8 @@ pub struct SamplingMetrics {
     early_releases: [Counter; 2],
     /// `sampling_trace_removal_age`: seconds from a trace's first span to its decision.
     removal_age_s: Histogram,
+    /// `sampling_late_span_age`: seconds from a trace's decision to a late span's arrival.
+    late_span_age_s: Histogram,
     /// `sampling_decision_timer_latency`: milliseconds each run of the decision timer took.
     timer_latency_ms: Histogram,
 }
@@ -242,6 +244,13 @@ impl SamplingMetrics {
                 &SDK_DEFAULT_BOUNDS,
                 &only_shard,
             ),
+            late_span_age_s: builder.histogram(
+                "otelcol_processor_tail_sampling_sampling_late_span_age",
+                "Time (in seconds) from the sampling decision was taken and the arrival of a late \
+                 span",
+                &SDK_DEFAULT_BOUNDS,
+                &only_shard,
+            ),
             timer_latency_ms: builder.histogram(
                 "otelcol_processor_tail_sampling_sampling_decision_timer_latency",
                 "Latency (in milliseconds) of each run of the sampling decision timer",
@@ -289,6 +298,12 @@ impl SamplingMetrics {
         self.removal_age_s.record(age.as_secs());
     }
 
+    /// Records a late span that arrived `age_s` whole seconds after its trace's decision.
+    #[inline]
+    pub fn late_span_age(&self, age_s: u32) {
+        self.late_span_age_s.record(u64::from(age_s));
+    }
+
     /// Records one run of the decision timer (late spans pushed, due traces decided).
     #[inline]
     pub fn decision_run(&self, took: Duration) {
@@ -327,6 +342,7 @@ mod tests {
         s.policy_evaluated(1, 20, Decision::NotSampled, 3);
         s.trace_decided(Decision::Dropped, 12, Duration::from_millis(2_900));
         s.late_spans(true, 4);
+        s.late_span_age(7);
         s.decision_run(Duration::from_micros(3_500));
         let mut out = String::new();
         b.build().render_prometheus(&mut out);
@@ -349,6 +365,8 @@ mod tests {
             "otelcol_processor_tail_sampling_sampling_trace_removal_age_sum{shard=\"0\"} 2\n",
             "otelcol_processor_tail_sampling_early_releases_from_cache_decision{sampled=\"true\",shard=\"0\"} 4\n",
             "tailgate_sampling_late_spans{decision=\"sampled\",shard=\"0\"} 4\n",
+            "otelcol_processor_tail_sampling_sampling_late_span_age_bucket{shard=\"0\",le=\"5\"} 0\n",
+            "otelcol_processor_tail_sampling_sampling_late_span_age_bucket{shard=\"0\",le=\"10\"} 1\n",
             "otelcol_processor_tail_sampling_sampling_decision_timer_latency_bucket{shard=\"0\",le=\"2\"} 0\n",
             "otelcol_processor_tail_sampling_sampling_decision_timer_latency_bucket{shard=\"0\",le=\"5\"} 1\n",
         ] {

@@ -1,7 +1,8 @@
 //! The decision caches: fixed-size sets of decided trace ids (one for sampled, one for not
-//! sampled), so spans that arrive after their trace's decision follow it.
+//! sampled), so spans that arrive after their trace's decision follow it; each id with the
+//! second it was decided at, for the late spans' age.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::hasher::IdHash;
 
@@ -11,7 +12,8 @@ pub(super) struct DecisionCache {
     ring: Vec<u128>,
     next: usize,
     capacity: usize,
-    set: HashSet<u128, IdHash>,
+    /// Each cached id and the second (of the buffer's clock) its trace was decided at.
+    set: HashMap<u128, u32, IdHash>,
 }
 
 impl DecisionCache {
@@ -21,19 +23,28 @@ impl DecisionCache {
             ring: Vec::new(),
             next: 0,
             capacity,
-            set: HashSet::with_hasher(hash),
+            set: HashMap::with_hasher(hash),
         }
     }
 
-    /// Whether `id` is cached.
+    /// The second `id` was decided at, if it is cached.
     #[inline]
-    pub(super) fn contains(&self, id: u128) -> bool {
-        self.capacity > 0 && self.set.contains(&id)
+    pub(super) fn decided_at(&self, id: u128) -> Option<u32> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.set.get(&id).copied()
     }
 
-    /// Caches `id`, forgetting the oldest id when full.
-    pub(super) fn insert(&mut self, id: u128) {
-        if self.capacity == 0 || !self.set.insert(id) {
+    /// Whether `id` is cached.
+    #[cfg(test)]
+    fn contains(&self, id: u128) -> bool {
+        self.decided_at(id).is_some()
+    }
+
+    /// Caches `id`, decided at second `at`, forgetting the oldest id when full.
+    pub(super) fn insert(&mut self, id: u128, at: u32) {
+        if self.capacity == 0 || self.set.insert(id, at).is_some() {
             return;
         }
         if self.ring.len() < self.capacity {
@@ -54,14 +65,20 @@ mod tests {
     fn the_decision_caches_forget_the_oldest() {
         let mut cache = DecisionCache::new(2, IdHash::random());
         for id in 1..=3u128 {
-            cache.insert(id);
+            cache.insert(id, id as u32);
         }
         assert!(!cache.contains(1));
         assert!(cache.contains(2) && cache.contains(3));
-        cache.insert(3);
-        cache.insert(4);
+        cache.insert(3, 9);
+        cache.insert(4, 4);
         assert!(!cache.contains(2));
         assert!(cache.contains(3) && cache.contains(4));
+        assert_eq!(
+            cache.decided_at(3),
+            Some(9),
+            "a second decision updates the time"
+        );
+        assert_eq!(cache.decided_at(4), Some(4));
         assert!(!DecisionCache::new(0, IdHash::random()).contains(0));
     }
 }

@@ -165,10 +165,10 @@ impl TraceBuffer {
                 );
                 kept_bytes += trace.facts.bytes();
                 round.kept_spans += count;
-                self.sampled.insert(trace.id);
+                self.sampled.insert(trace.id, self.second_of(now));
             } else {
                 round.discarded_spans += count;
-                self.not_sampled.insert(trace.id);
+                self.not_sampled.insert(trace.id, self.second_of(now));
             }
         }
         drop(views);

@@ -56,6 +56,7 @@ impl TraceBuffer {
         let mut done = Inserted::default();
         self.late_headers.clear();
         self.late.clear();
+        self.late_ages_s.clear();
         let request_view = Request::trusted(Signal::Traces, request);
         let base = request.as_ptr() as usize;
         for resource_group in request_view.resource_groups() {
@@ -115,12 +116,16 @@ impl TraceBuffer {
         let id = u128::from_le_bytes(id);
         let entry = match self.traces.get(&id) {
             Some(&entry) => entry,
-            None if self.sampled.contains(id) => {
+            None if let Some(at) = self.sampled.decided_at(id) => {
                 self.late_span(item, base, header);
+                self.late_ages_s
+                    .push(self.second_of(now).saturating_sub(at));
                 done.late_sampled += 1;
                 return;
             }
-            None if self.not_sampled.contains(id) => {
+            None if let Some(at) = self.not_sampled.decided_at(id) => {
+                self.late_ages_s
+                    .push(self.second_of(now).saturating_sub(at));
                 done.late_not_sampled += 1;
                 return;
             }
@@ -142,7 +147,7 @@ impl TraceBuffer {
                 let trace = &self.entries[entry as usize];
                 let (spans, id) = (trace.facts.span_count(), trace.id);
                 self.release(entry);
-                self.not_sampled.insert(id);
+                self.not_sampled.insert(id, self.second_of(now));
                 done.too_large += spans;
             }
         }

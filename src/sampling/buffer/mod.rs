@@ -121,6 +121,10 @@ pub struct TraceBuffer {
     scratch: Vec<u8>,
     late_headers: Vec<u8>,
     late: Vec<LateSpan>,
+    /// Scratch: the last request's late spans' ages, in whole seconds since their decision.
+    late_ages_s: Vec<u32>,
+    /// When the buffer was made: the decision caches keep the second since then.
+    epoch: Instant,
     /// Scratch: a round's kept spans, as (header, slot).
     kept: Vec<(u32, u32)>,
     /// Scratch: a round's decided entries.
@@ -148,10 +152,25 @@ impl TraceBuffer {
             scratch: Vec::new(),
             late_headers: Vec::new(),
             late: Vec::new(),
+            late_ages_s: Vec::new(),
+            epoch: Instant::now(),
             kept: Vec::new(),
             decided: Vec::new(),
             limits,
         }
+    }
+
+    /// The ages of the last inserted request's late spans: whole seconds from their trace's
+    /// decision to their arrival.
+    pub fn late_ages_s(&self) -> &[u32] {
+        &self.late_ages_s
+    }
+
+    /// `now` as whole seconds of the buffer's clock (from its creation), as the decision caches
+    /// keep it.
+    #[inline]
+    fn second_of(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn limits(&self) -> &BufferLimits {
