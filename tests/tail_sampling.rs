@@ -606,3 +606,120 @@ fn a_full_buffer_refuses_and_loses_nothing_it_accepted() {
     assert_eq!(result.report["spans_received"], accepted_spans);
     assert_eq!(result.report["duplicates"], 0);
 }
+
+/// One trace that grows for the whole run, with no `maximum_trace_size_bytes`: once it holds
+/// more than an eighth of its shard's soft limit it is decided at once (kept: it has an error),
+/// its later spans follow the decision as they come, counted as the oversized trace's, and the
+/// other traces, meanwhile, are sampled by their wait as usual. Nothing is refused or lost.
+#[test]
+fn a_trace_that_keeps_growing_is_decided_early_and_the_others_are_not_disturbed() {
+    let (sink, upstream, _) = start_sink();
+    // Soft limit 32 MiB over 2 shards: the bound is 2 MiB of one trace's spans.
+    let gateway = start(
+        upstream,
+        &format!(
+            "  memory_limiter:
+    check_interval: 1s
+    limit_mib: 40
+    spike_limit_mib: 8
+  tail_sampling:
+    decision_wait: 1s
+{POLICIES}"
+        ),
+        "memory_limiter, tail_sampling",
+    );
+    let huge = Shape {
+        error: true,
+        slow: false,
+        health_check: false,
+        ..Shape::new(1_000_001)
+    };
+    let pad = "h".repeat(2_000);
+    // 60 requests of 50 spans of about 2 KB: 6 MB of one trace, three times the bound, each
+    // request carrying a wave of ordinary traces too.
+    let mut huge_spans = 0u32;
+    let mut others: Vec<Shape> = Vec::new();
+    for r in 0..60u32 {
+        let wave: Vec<Shape> = (0..10).map(|t| Shape::new(r * 10 + t + 1)).collect();
+        let mut body = ExportTraceServiceRequest::decode(&request(&wave, 0..6)[..]).unwrap();
+        body.resource_spans.push(ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "batch-job")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..50)
+                    .map(|_| {
+                        huge_spans += 1;
+                        Span {
+                            span_id: (u64::from(huge_spans) + 1).to_le_bytes().to_vec(),
+                            name: format!("step-{huge_spans}"),
+                            attributes: vec![kv("pad", &pad)],
+                            status: (huge_spans == 1).then(|| Status {
+                                code: status::StatusCode::Error as i32,
+                                ..Default::default()
+                            }),
+                            ..huge.span(1)
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(post(gateway.http, &body.encode_to_vec()), 200);
+        others.extend(wave);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every ordinary trace decided by its wait, the huge one early.
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            gateway.metric(
+                "otelcol_processor_tail_sampling_global_count_traces_sampled",
+                &[],
+            ) >= (others.len() + 1) as f64
+        }),
+        "decisions not made:\n{}",
+        gateway.metrics()
+    );
+    let early =
+        |reason: &str| gateway.metric("tailgate_sampling_early_decisions", &[("reason", reason)]);
+    assert_eq!(early("trace_size"), 1.0, "{}", gateway.metrics());
+    assert_eq!(early("memory") + early("num_traces"), 0.0);
+    let oversized_late = gateway.metric(
+        "tailgate_sampling_oversized_late_spans",
+        &[("decision", "sampled")],
+    );
+    // Decided past 2 MiB (about 1,000 spans in): most of the 3,000 came after.
+    assert!(
+        oversized_late > 1_000.0 && oversized_late < f64::from(huge_spans),
+        "{oversized_late}"
+    );
+    assert_eq!(
+        gateway.metric("tailgate_sampling_late_spans", &[("decision", "sampled")]),
+        oversized_late,
+        "the only late spans are the huge trace's"
+    );
+    assert_eq!(gateway.metric("otelcol_receiver_refused_spans", &[]), 0.0);
+    assert!(gateway.stop().success());
+
+    let got = by_trace(&received_spans(&sink.stop().expect("sink report")));
+    assert_eq!(
+        got.get(huge.id.as_slice()).map(Vec::len),
+        Some(huge_spans as usize),
+        "every span of the huge trace, once"
+    );
+    let expected: BTreeSet<Vec<u8>> = others
+        .iter()
+        .filter(|t| t.kept())
+        .map(|t| t.id.to_vec())
+        .chain([huge.id.to_vec()])
+        .collect();
+    let got_ids: BTreeSet<Vec<u8>> = got.keys().cloned().collect();
+    assert_eq!(got_ids, expected, "kept traces differ");
+    for (id, names) in &got {
+        if id != &huge.id.to_vec() {
+            assert_eq!(names.len(), 6, "trace {id:02x?} incomplete");
+        }
+    }
+}

@@ -54,7 +54,7 @@ mod sampler;
 mod trace;
 mod trace_state;
 
-pub use buffer::{BufferLimits, Inserted, Round, TraceBuffer};
+pub use buffer::{oversized_bytes, BufferLimits, Inserted, Round, TraceBuffer};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
 pub use sampler::{Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};

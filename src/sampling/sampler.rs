@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use glommio::task::JoinHandle;
 
-use super::buffer::{BufferLimits, TraceBuffer};
+use super::buffer::{oversized_bytes, BufferLimits, TraceBuffer};
 use super::PolicySet;
 use crate::export::Pipeline;
 use crate::memory::ShardMemory;
@@ -66,6 +66,7 @@ impl SamplerSettings {
                 num_traces,
                 evict_at_num_traces: !config.block_on_overflow,
                 soft_bytes: soft_bytes.div_ceil(shards as u64),
+                oversized_bytes: oversized_bytes(soft_bytes.div_ceil(shards as u64)),
                 sampled_cache: cache(config.decision_cache.sampled_cache_size),
                 not_sampled_cache: cache(config.decision_cache.non_sampled_cache_size),
                 max_trace_bytes: config.maximum_trace_size_bytes,
@@ -168,7 +169,9 @@ impl Sampler {
             }
             (
                 inserted,
-                inserted.late_sampled > 0 || state.buffer.needs_early_decisions(),
+                inserted.late_sampled > 0
+                    || inserted.oversized > 0
+                    || state.buffer.needs_early_decisions(),
             )
         };
         self.metrics.new_trace_id_received.add(inserted.new_traces);
@@ -177,6 +180,12 @@ impl Sampler {
         }
         if inserted.late_sampled > 0 {
             self.metrics.late_spans(true, inserted.late_sampled);
+        }
+        if inserted.late_oversized_sampled + inserted.late_oversized_not_sampled > 0 {
+            self.metrics
+                .oversized_late_spans(true, inserted.late_oversized_sampled);
+            self.metrics
+                .oversized_late_spans(false, inserted.late_oversized_not_sampled);
         }
         if inserted.invalid > 0 {
             self.drops

@@ -140,6 +140,9 @@ pub struct SamplingMetrics {
     late_spans: [Counter; 2],
     /// The Collector's name for the same spans: `early_releases_from_cache_decision{sampled}`.
     early_releases: [Counter; 2],
+    /// `tailgate_sampling_oversized_late_spans{decision}`: of the late spans, those of traces
+    /// decided early for their size.
+    oversized_late_spans: [Counter; 2],
     /// `sampling_trace_removal_age`: seconds from a trace's first span to its decision.
     removal_age_s: Histogram,
     /// `sampling_late_span_age`: seconds from a trace's decision to a late span's arrival.
@@ -158,14 +161,17 @@ pub enum EarlyReason {
     Memory,
     /// The gateway was shutting down.
     Shutdown,
+    /// The trace alone passed the oversized bound (an eighth of its shard's soft limit).
+    TraceSize,
 }
 
 impl EarlyReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [EarlyReason; 3] = [
+    pub const ALL: [EarlyReason; 4] = [
         EarlyReason::NumTraces,
         EarlyReason::Memory,
         EarlyReason::Shutdown,
+        EarlyReason::TraceSize,
     ];
 
     /// The value of the `reason` label.
@@ -174,6 +180,7 @@ impl EarlyReason {
             EarlyReason::NumTraces => "num_traces",
             EarlyReason::Memory => "memory",
             EarlyReason::Shutdown => "shutdown",
+            EarlyReason::TraceSize => "trace_size",
         }
     }
 
@@ -234,10 +241,19 @@ impl SamplingMetrics {
                 &[("sampled", sampled), ("shard", shard)],
             )
         });
+        let oversized_late_spans = [Decision::Sampled, Decision::NotSampled].map(|d| {
+            builder.counter(
+                "tailgate_sampling_oversized_late_spans",
+                "Number of late spans of traces decided early for their size (reason trace_size): \
+                 forwarded when the trace was sampled, dropped when not.",
+                &[("decision", d.as_str()), ("shard", shard)],
+            )
+        });
         SamplingMetrics {
             early_decisions,
             late_spans,
             early_releases,
+            oversized_late_spans,
             removal_age_s: builder.histogram(
                 "otelcol_processor_tail_sampling_sampling_trace_removal_age",
                 "Time (in seconds) from arrival of a new trace until its removal from memory",
@@ -296,6 +312,12 @@ impl SamplingMetrics {
         self.global_traces[decision.index()].inc();
         self.decided_spans[decision.index()].add(spans);
         self.removal_age_s.record(age.as_secs());
+    }
+
+    /// Counts `spans` late spans of traces decided early for their size, `sampled` or not.
+    #[inline]
+    pub fn oversized_late_spans(&self, sampled: bool, spans: u64) {
+        self.oversized_late_spans[usize::from(!sampled)].add(spans);
     }
 
     /// Records a late span that arrived `age_s` whole seconds after its trace's decision.

@@ -6,6 +6,10 @@ use std::collections::HashMap;
 
 use super::hasher::IdHash;
 
+/// Set in a cached second when the trace was decided early for its size (the second itself is
+/// in the other 31 bits).
+pub(super) const OVERSIZED: u32 = 1 << 31;
+
 /// A fixed-size set of trace ids, forgetting the oldest first.
 #[derive(Debug)]
 pub(super) struct DecisionCache {

@@ -165,10 +165,11 @@ impl TraceBuffer {
                 );
                 kept_bytes += trace.facts.bytes();
                 round.kept_spans += count;
-                self.sampled.insert(trace.id, self.second_of(now));
+                self.sampled.insert(trace.id, self.decided_mark(trace, now));
             } else {
                 round.discarded_spans += count;
-                self.not_sampled.insert(trace.id, self.second_of(now));
+                self.not_sampled
+                    .insert(trace.id, self.decided_mark(trace, now));
             }
         }
         drop(views);

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tailgate_wire::{Item, Piece, Request, Signal, SpanFacts, SpanView};
 
+use super::cache::OVERSIZED;
 use super::slots::NIL;
 use super::TraceBuffer;
 
@@ -25,6 +26,13 @@ pub struct Inserted {
     /// Buffered spans (of this request or earlier ones) dropped with their trace for passing
     /// `maximum_trace_size_bytes`.
     pub too_large: u64,
+    /// Traces that passed the oversized bound with this request, queued to be decided at once.
+    pub oversized: u64,
+    /// Of the late spans, those of traces decided early for their size: forwarded (kept) and
+    /// dropped (not kept).
+    pub late_oversized_sampled: u64,
+    /// See `late_oversized_sampled`.
+    pub late_oversized_not_sampled: u64,
 }
 
 /// A late span of a kept trace, to be framed at the end of its request.
@@ -119,14 +127,16 @@ impl TraceBuffer {
             None if let Some(at) = self.sampled.decided_at(id) => {
                 self.late_span(item, base, header);
                 self.late_ages_s
-                    .push(self.second_of(now).saturating_sub(at));
+                    .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
                 done.late_sampled += 1;
+                done.late_oversized_sampled += u64::from(at & OVERSIZED != 0);
                 return;
             }
             None if let Some(at) = self.not_sampled.decided_at(id) => {
                 self.late_ages_s
-                    .push(self.second_of(now).saturating_sub(at));
+                    .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
                 done.late_not_sampled += 1;
+                done.late_oversized_not_sampled += u64::from(at & OVERSIZED != 0);
                 return;
             }
             None => {
@@ -142,8 +152,18 @@ impl TraceBuffer {
         if !span.has_parent {
             self.root_arrived(entry, now);
         }
+        let bytes = self.entries[entry as usize].facts.bytes();
+        if self.limits.max_trace_bytes.is_none()
+            && bytes > self.limits.oversized_bytes
+            && !self.entries[entry as usize].oversized
+        {
+            let trace = &mut self.entries[entry as usize];
+            trace.oversized = true;
+            self.queues.oversized(entry, trace.generation);
+            done.oversized += 1;
+        }
         if let Some(max) = self.limits.max_trace_bytes {
-            if self.entries[entry as usize].facts.bytes() > max {
+            if bytes > max {
                 let trace = &self.entries[entry as usize];
                 let (spans, id) = (trace.facts.span_count(), trace.id);
                 self.release(entry);

@@ -97,6 +97,21 @@ pub struct BufferLimits {
     pub not_sampled_cache: usize,
     /// A trace past this many span bytes is dropped, with its later spans.
     pub max_trace_bytes: Option<u64>,
+    /// Without `max_trace_bytes`, a trace past this many span bytes is decided at once (its
+    /// later spans follow the decision): one huge trace cannot hold the buffer's memory for
+    /// its whole wait. [`oversized_bytes`] of the shard's soft limit.
+    pub oversized_bytes: u64,
+}
+
+/// The share of a shard's soft byte limit one trace may hold before it is decided early, when
+/// no `maximum_trace_size_bytes` is set: an eighth, so that several huge traces at once still
+/// leave most of the buffer to the others.
+pub const OVERSIZED_SHARE: u64 = 8;
+
+/// The span bytes past which a trace is decided early on a shard whose soft limit is
+/// `soft_bytes` (at least 1 MiB, so a tiny budget does not decide ordinary traces early).
+pub fn oversized_bytes(soft_bytes: u64) -> u64 {
+    (soft_bytes / OVERSIZED_SHARE).max(1 << 20)
 }
 
 /// One shard's trace buffer.
@@ -167,10 +182,20 @@ impl TraceBuffer {
     }
 
     /// `now` as whole seconds of the buffer's clock (from its creation), as the decision caches
-    /// keep it.
+    /// keep it (31 bits: 68 years).
     #[inline]
     fn second_of(&self, now: Instant) -> u32 {
-        u32::try_from(now.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
+        u32::try_from(now.saturating_duration_since(self.epoch).as_secs())
+            .unwrap_or(u32::MAX)
+            .min(cache::OVERSIZED - 1)
+    }
+
+    /// What the decision caches keep for `trace` decided at `now`: the second, and whether it
+    /// was decided early for its size.
+    #[inline]
+    fn decided_mark(&self, trace: &TraceEntry, now: Instant) -> u32 {
+        let oversized = if trace.oversized { cache::OVERSIZED } else { 0 };
+        self.second_of(now) | oversized
     }
 
     pub(crate) fn limits(&self) -> &BufferLimits {
@@ -222,6 +247,7 @@ impl TraceBuffer {
             generation: 0,
             live: true,
             root_seen: false,
+            oversized: false,
         };
         let index = match self.free_entries.pop() {
             Some(index) => {

@@ -28,6 +28,8 @@ pub(super) struct Queues {
     order: VecDeque<(u32, u32)>,
     /// Traces whose root arrived, by root arrival, with their deadline.
     roots: VecDeque<(u32, u32, Instant)>,
+    /// Traces past the oversized bound, due at once.
+    oversized: VecDeque<(u32, u32)>,
 }
 
 impl Queues {
@@ -41,10 +43,16 @@ impl Queues {
         self.roots.push_back((entry, generation, due));
     }
 
+    /// Queues a trace that passed the oversized bound, to be decided at once.
+    pub(super) fn oversized(&mut self, entry: u32, generation: u32) {
+        self.oversized.push_back((entry, generation));
+    }
+
     /// Forgets every queued trace.
     pub(super) fn clear(&mut self) {
         self.order.clear();
         self.roots.clear();
+        self.oversized.clear();
     }
 
     /// When the next trace is due, if any is queued.
@@ -54,6 +62,10 @@ impl Queues {
         limits: &BufferLimits,
     ) -> Option<Instant> {
         self.skip_stale(entries);
+        if let Some(&(e, _)) = self.oversized.front() {
+            // Due already: its first arrival is in the past.
+            return Some(entries[e as usize].first);
+        }
         let by_wait = self
             .order
             .front()
@@ -83,6 +95,12 @@ impl Queues {
             }
             self.roots.pop_front();
         }
+        while let Some(&(e, g)) = self.oversized.front() {
+            if live(e, g) {
+                break;
+            }
+            self.oversized.pop_front();
+        }
     }
 
     /// The next trace to decide at `now`, and why, given the traces and bytes still held; the
@@ -96,6 +114,9 @@ impl Queues {
         now: Instant,
         shutdown: bool,
     ) -> Option<(u32, Due)> {
+        if let Some((e, _)) = self.oversized.pop_front() {
+            return Some((e, Due::Early(EarlyReason::TraceSize)));
+        }
         if let Some(&(e, _, due)) = self.roots.front() {
             if due <= now {
                 self.roots.pop_front();

@@ -35,4 +35,6 @@ pub(super) struct TraceEntry {
     pub(super) live: bool,
     /// Whether its root span arrived (queued in `roots`).
     pub(super) root_seen: bool,
+    /// Whether it passed the oversized bound (queued in `oversized`, decided at once).
+    pub(super) oversized: bool,
 }

@@ -26,6 +26,7 @@ fn limits() -> BufferLimits {
         sampled_cache: 100,
         not_sampled_cache: 100,
         max_trace_bytes: None,
+        oversized_bytes: u64::MAX,
     }
 }
 
@@ -407,6 +408,62 @@ fn a_trace_past_its_size_limit_is_dropped_with_its_later_spans() {
     assert_eq!(done.too_large + done.late_not_sampled, 4);
     assert_eq!(buffer.span_count(), 0);
     assert_eq!(buffer.headers.bytes, 0);
+}
+
+/// Without `maximum_trace_size_bytes`, a trace past the oversized bound is decided at the next
+/// round, long before its wait ends, while an ordinary trace waits; the oversized trace's later
+/// spans follow its decision and are told apart from other late spans.
+#[test]
+fn an_oversized_trace_is_decided_at_once_and_its_later_spans_follow() {
+    let mut buffer = TraceBuffer::new(
+        BufferLimits {
+            oversized_bytes: 100,
+            ..limits()
+        },
+        0,
+    );
+    let mut policies = errors_policy();
+    let metrics = metrics();
+    let t0 = Instant::now();
+    let mut late = Vec::new();
+    // Trace 7 (an error, so kept) grows past 100 bytes; trace 8 stays small.
+    let huge: Vec<Span> = (0..4).map(|n| span(7, n, n == 3)).collect();
+    let done = buffer.insert(
+        &request(vec![("api", huge), ("web", vec![span(8, 0, true)])]),
+        t0,
+        &mut late,
+    );
+    assert_eq!(done.oversized, 1, "{done:?}");
+    assert_eq!(done.buffered, 5);
+    assert_eq!(buffer.next_due(), Some(t0), "due at once");
+    let first = decide(&mut buffer, &mut policies, &metrics, t0, false);
+    assert_eq!(first.round.traces, 1, "only the oversized trace");
+    assert_eq!(first.early, [EarlyReason::TraceSize]);
+    assert_eq!(names(&first.out)["api"].len(), 4);
+    assert_eq!(buffer.trace_count(), 1);
+    // Its later spans follow the decision, counted as the oversized trace's.
+    let done = buffer.insert(
+        &request(vec![("api", vec![span(7, 4, false), span(7, 5, false)])]),
+        t0 + Duration::from_millis(5),
+        &mut late,
+    );
+    assert_eq!(done.late_sampled, 2);
+    assert_eq!(done.late_oversized_sampled, 2);
+    assert_eq!(done.oversized, 0);
+    assert_eq!(buffer.late_ages_s(), [0, 0]);
+    assert_eq!(names(&late)["api"], ["t7-s4", "t7-s5"]);
+    // The small trace waits its turn.
+    let rest = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!(rest.round.traces, 1);
+    assert!(rest.early.is_empty());
+    // A late span of the small trace is late, not oversized.
+    let done = buffer.insert(
+        &request(vec![("web", vec![span(8, 1, false)])]),
+        t0 + WAIT + Duration::from_secs(2),
+        &mut late,
+    );
+    assert_eq!((done.late_sampled, done.late_oversized_sampled), (1, 0));
+    assert_eq!(buffer.late_ages_s(), [2]);
 }
 
 #[test]
