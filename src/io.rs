@@ -113,7 +113,7 @@ impl<S: AsyncRead + Unpin> Stream<S> {
             return Poll::Ready(Ok(()));
         }
         if let Some(fd) = this.fd.filter(|_| buf.remaining() > 0) {
-            if let Some(done) = crate::sys::recv_uninit(fd, buf) {
+            if let Some(done) = tailgate_shards::net::recv_uninit(fd, buf) {
                 return Poll::Ready(done);
             }
             // The socket has nothing now: wait for readiness through a one-byte read, so no

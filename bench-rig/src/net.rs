@@ -51,7 +51,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    Ok(crate::sys::listener_from_socket(socket))
+    Ok(tailgate_shards::net::listener_from_socket(socket))
 }
 
 /// Accepts connections on `listener` until `stop`, running `serve(stream)` for each as a task
@@ -170,7 +170,7 @@ impl tokio::io::AsyncRead for Socket {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        if let Some(done) = crate::sys::recv_uninit(this.fd, buf) {
+        if let Some(done) = tailgate_shards::net::recv_uninit(this.fd, buf) {
             return Poll::Ready(done);
         }
         let want = buf.remaining().min(WAITING_READ_BYTES);

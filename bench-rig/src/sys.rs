@@ -6,13 +6,9 @@
 //! for what the kernel does with them, and who owns what afterwards.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
-
-use glommio::net::TcpListener;
-use tokio::io::ReadBuf;
 
 /// CPU time (user + system) of this process (`libc::RUSAGE_SELF`: every thread) or of the
 /// calling thread (`libc::RUSAGE_THREAD`).
@@ -139,44 +135,4 @@ pub(crate) fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf takes no pointers and only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     ticks.max(1) as f64
-}
-
-/// A glommio listener that takes over `socket`, which must be bound and listening.
-pub(crate) fn listener_from_socket(socket: socket2::Socket) -> TcpListener {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    // SAFETY: the descriptor is the caller's open TCP socket; `into_raw_fd` ends socket2's
-    // ownership, so the glommio listener is its only owner and the only one to close it.
-    unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) }
-}
-
-/// A non-blocking `recv(2)` on `fd` into `buf`'s unfilled (uninitialised) part, never zeroing
-/// it: `None` when the socket has nothing now.
-pub(crate) fn recv_uninit(fd: RawFd, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
-    // SAFETY: `unfilled_mut` is unsafe because it hands out possibly uninitialised bytes, which
-    // must not be de-initialised again; this slice is only passed to `recv` below as a raw
-    // pointer and length, which the kernel writes to and never reads from.
-    let unfilled = unsafe { buf.unfilled_mut() };
-    // SAFETY: the pointer and length describe `unfilled`, memory this call may write for its
-    // whole duration; `recv` writes at most `len` bytes and returns how many, or -1.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            unfilled.as_mut_ptr().cast(),
-            unfilled.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
-            _ => Some(Err(err)),
-        };
-    }
-    let n = n as usize;
-    // SAFETY: `recv` returned `n` (non-negative, at most `unfilled.len()`): it wrote the first
-    // `n` bytes of the unfilled part, so they are initialised.
-    unsafe { buf.assume_init(n) };
-    buf.advance(n);
-    Some(Ok(()))
 }

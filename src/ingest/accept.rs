@@ -147,7 +147,7 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    Ok(crate::sys::listener_from_socket(socket))
+    Ok(tailgate_shards::net::listener_from_socket(socket))
 }
 
 /// Whether an accept error means the process or the kernel is out of descriptors or memory.
