@@ -77,6 +77,6 @@ pub use health::{Health, NotReady};
 pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
 };
-pub use registry::{CounterSuffix, MetricType, Registry, RegistryBuilder};
+pub use registry::{CounterSuffix, HistogramPart, MetricType, Registry, RegistryBuilder};
 pub use sampling::{Decision, EarlyReason, SamplingMetrics};
 pub use shard::ShardMetrics;

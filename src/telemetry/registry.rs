@@ -64,6 +64,17 @@ enum Cell {
     Counter(Counter),
     Gauge(Gauge),
     Histogram(Histogram),
+    /// A counter series that serves a histogram's count or sum.
+    HistogramPart(Histogram, HistogramPart),
+}
+
+/// What of a histogram a counter series serves (see [`RegistryBuilder::counter_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramPart {
+    /// How many observations it recorded.
+    Count,
+    /// The sum of the observations.
+    Sum,
 }
 
 #[derive(Debug)]
@@ -126,6 +137,60 @@ impl RegistryBuilder {
             Cell::Counter(counter.clone()),
         );
         counter
+    }
+
+    /// Registers `counter`'s cell again, as the series `name{labels}`: one count served under
+    /// two names (the Collector's and ours) is kept once.
+    ///
+    /// # Panics
+    ///
+    /// As [`RegistryBuilder::counter`].
+    pub fn counter_alias(
+        &mut self,
+        counter: &Counter,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+    ) {
+        assert!(
+            !name.ends_with("_total"),
+            "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
+        );
+        self.register(
+            name,
+            help,
+            MetricType::Counter,
+            labels,
+            Cell::Counter(counter.clone()),
+        );
+    }
+
+    /// Registers a counter series that serves `part` of `histogram`: a count the histogram
+    /// keeps already (the Collector's counters of executions and their total time beside its
+    /// latency histogram) is not counted twice.
+    ///
+    /// # Panics
+    ///
+    /// As [`RegistryBuilder::counter`].
+    pub fn counter_of(
+        &mut self,
+        histogram: &Histogram,
+        part: HistogramPart,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+    ) {
+        assert!(
+            !name.ends_with("_total"),
+            "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
+        );
+        self.register(
+            name,
+            help,
+            MetricType::Counter,
+            labels,
+            Cell::HistogramPart(histogram.clone(), part),
+        );
     }
 
     /// Registers a gauge series and returns its cell.
@@ -289,9 +354,13 @@ impl Registry {
                     let full = format!("{name}{suffix}");
                     exposition::write_header(out, &full, &family.help, "counter");
                     for s in &family.series {
-                        if let Cell::Counter(c) = &s.cell {
-                            exposition::write_sample(out, &full, "", &s.labels, "", c.get());
-                        }
+                        let value = match &s.cell {
+                            Cell::Counter(c) => c.get(),
+                            Cell::HistogramPart(h, HistogramPart::Count) => h.count(),
+                            Cell::HistogramPart(h, HistogramPart::Sum) => h.sum(),
+                            Cell::Gauge(_) | Cell::Histogram(_) => continue,
+                        };
+                        exposition::write_sample(out, &full, "", &s.labels, "", value);
                     }
                 }
                 MetricType::Gauge => {

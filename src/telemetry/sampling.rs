@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::cell::{Counter, Gauge, Histogram};
-use super::registry::RegistryBuilder;
+use super::registry::{HistogramPart, RegistryBuilder};
 
 /// The Collector's bucket bounds for `sampling_decision_latency`, in microseconds, and for
 /// `sampling_decision_timer_latency`, in milliseconds.
@@ -71,20 +71,34 @@ struct PolicyMetrics {
     decision_latency_us: Histogram,
     traces: [Counter; DECISIONS],
     spans: [Counter; DECISIONS],
-    executions: Counter,
-    execution_time_us: Counter,
 }
 
 impl PolicyMetrics {
     /// Registers policy `policy`'s cells on `shard`.
     fn register(builder: &mut RegistryBuilder, policy: &str, shard: &str) -> Self {
+        let decision_latency_us = builder.histogram(
+            "otelcol_processor_tail_sampling_sampling_decision_latency",
+            "Latency (in microseconds) of a given sampling policy",
+            &DECISION_LATENCY_BOUNDS_US,
+            &[("policy", policy), ("shard", shard)],
+        );
+        // The Collector's newer pair is the histogram's count and sum.
+        builder.counter_of(
+            &decision_latency_us,
+            HistogramPart::Count,
+            "otelcol_processor_tail_sampling_sampling_policy_execution_count",
+            "Total number of executions of a specific sampling policy",
+            &[("policy", policy), ("shard", shard)],
+        );
+        builder.counter_of(
+            &decision_latency_us,
+            HistogramPart::Sum,
+            "otelcol_processor_tail_sampling_sampling_policy_execution_time_sum",
+            "Total time spent (in microseconds) executing a specific sampling policy",
+            &[("policy", policy), ("shard", shard)],
+        );
         PolicyMetrics {
-            decision_latency_us: builder.histogram(
-                "otelcol_processor_tail_sampling_sampling_decision_latency",
-                "Latency (in microseconds) of a given sampling policy",
-                &DECISION_LATENCY_BOUNDS_US,
-                &[("policy", policy), ("shard", shard)],
-            ),
+            decision_latency_us,
             traces: Decision::ALL.map(|d| {
                 builder.counter(
                     "otelcol_processor_tail_sampling_count_traces_sampled",
@@ -109,16 +123,6 @@ impl PolicyMetrics {
                     ],
                 )
             }),
-            executions: builder.counter(
-                "otelcol_processor_tail_sampling_sampling_policy_execution_count",
-                "Total number of executions of a specific sampling policy",
-                &[("policy", policy), ("shard", shard)],
-            ),
-            execution_time_us: builder.counter(
-                "otelcol_processor_tail_sampling_sampling_policy_execution_time_sum",
-                "Total time spent (in microseconds) executing a specific sampling policy",
-                &[("policy", policy), ("shard", shard)],
-            ),
         }
     }
 }
@@ -138,8 +142,6 @@ pub struct SamplingMetrics {
     early_decisions: [Counter; EarlyReason::ALL.len()],
     /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
     late_spans: [Counter; 2],
-    /// The Collector's name for the same spans: `early_releases_from_cache_decision{sampled}`.
-    early_releases: [Counter; 2],
     /// `tailgate_sampling_oversized_late_spans{decision}`: of the late spans, those of traces
     /// decided early for their size.
     oversized_late_spans: [Counter; 2],
@@ -233,14 +235,16 @@ impl SamplingMetrics {
                 &[("decision", d.as_str()), ("shard", shard)],
             )
         });
-        let early_releases = ["true", "false"].map(|sampled| {
-            builder.counter(
+        // The Collector's name for the same spans, served from the same cells.
+        for (counter, sampled) in late_spans.iter().zip(["true", "false"]) {
+            builder.counter_alias(
+                counter,
                 "otelcol_processor_tail_sampling_early_releases_from_cache_decision",
                 "Number of spans that were able to be immediately released due to a decision \
                  cache hit.",
                 &[("sampled", sampled), ("shard", shard)],
-            )
-        });
+            );
+        }
         let oversized_late_spans = [Decision::Sampled, Decision::NotSampled].map(|d| {
             builder.counter(
                 "tailgate_sampling_oversized_late_spans",
@@ -252,7 +256,6 @@ impl SamplingMetrics {
         SamplingMetrics {
             early_decisions,
             late_spans,
-            early_releases,
             oversized_late_spans,
             removal_age_s: builder.histogram(
                 "otelcol_processor_tail_sampling_sampling_trace_removal_age",
@@ -301,8 +304,6 @@ impl SamplingMetrics {
         p.decision_latency_us.record(latency_us);
         p.traces[decision.index()].inc();
         p.spans[decision.index()].add(spans);
-        p.executions.inc();
-        p.execution_time_us.add(latency_us);
     }
 
     /// Records a trace's final decision, covering `spans` spans, `age` after its first span
@@ -343,7 +344,6 @@ impl SamplingMetrics {
     #[inline]
     pub fn late_spans(&self, sampled: bool, spans: u64) {
         self.late_spans[usize::from(!sampled)].add(spans);
-        self.early_releases[usize::from(!sampled)].add(spans);
     }
 
     /// Spans released or discarded with `decision` so far.
