@@ -17,6 +17,7 @@ rate=${4:-max}
 bin=target/release
 [ -x $bin/tailgate ] && [ -x $bin/tailgate-bench ] || cargo build --release -p tailgate -p tailgate-bench
 work=$(mktemp -d)
+source bench-rig/scenarios/lib.sh
 trap 'kill $gw $sink 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/gateway.yaml" <<YAML
 receivers:
@@ -44,17 +45,13 @@ service:
     metrics:
       address: 127.0.0.1:28888
 YAML
-$bin/tailgate-bench sink --listen 127.0.0.1:14317 --report "$work/sink.json" & sink=$!
-$bin/tailgate --config "$work/gateway.yaml" 2> "$work/gateway.log" & gw=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:28888/readyz >/dev/null && break; sleep 0.1; done
-ticks() { awk '{print $14 + $15}' /proc/$gw/stat; }
-sent() { curl -s http://127.0.0.1:28888/metrics | awk '/^otelcol_exporter_sent_spans/ {s += $NF} END {print s + 0}'; }
+start_gateway_and_sink $bin/tailgate "$work/gateway.yaml"
 before=$(ticks)
 start=$(date +%s.%N)
 $bin/tailgate-bench load --endpoint http://127.0.0.1:24317 --protocol grpc --connections "$connections" \
   --rate "$rate" --duration "$seconds" --spans-per-request "$spans" --report "$work/load.json" > /dev/null
 accepted=$(python3 -c "import json; print(json.load(open('$work/load.json'))['spans_accepted'])")
-for _ in $(seq 1200); do [ "$(sent)" -ge "$accepted" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ "$(metric otelcol_exporter_sent_spans)" -ge "$accepted" ] && break; sleep 0.05; done
 drained=$(date +%s.%N)
 after=$(ticks)
 curl -s http://127.0.0.1:28888/metrics > "$work/metrics.before-stop"

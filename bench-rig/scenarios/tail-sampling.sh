@@ -18,6 +18,7 @@ seconds=${1:-15}; connections=${2:-4}; spans=${3:-500}; rate=${4:-max}
 bin=target/release; gwbin=${GWBIN:-target/release/tailgate}
 [ -x $bin/tailgate ] && [ -x $bin/tailgate-bench ] || cargo build --release -p tailgate -p tailgate-bench
 work=$(mktemp -d)
+source bench-rig/scenarios/lib.sh
 trap 'kill $gw $sink 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/gateway.yaml" <<YAML
 receivers:
@@ -57,11 +58,7 @@ service:
     metrics:
       address: 127.0.0.1:28888
 YAML
-$bin/tailgate-bench sink --listen 127.0.0.1:14317 --report "$work/sink.json" & sink=$!
-$gwbin --config "$work/gateway.yaml" 2> "$work/gateway.log" & gw=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:28888/readyz >/dev/null && break; sleep 0.1; done
-ticks() { awk '{print $14 + $15}' /proc/$gw/stat; }
-metric() { curl -s http://127.0.0.1:28888/metrics | awk -v n="$1" '$1 ~ "^"n"[{ ]" || $1 == n {s += $NF} END {printf "%d\n", s + 0}'; }
+start_gateway_and_sink "$gwbin" "$work/gateway.yaml"
 rss0=$(awk '/VmRSS/ {print $2}' /proc/$gw/status)
 before=$(ticks); start=$(date +%s.%N)
 $bin/tailgate-bench load --endpoint http://127.0.0.1:24317 --protocol grpc --connections "$connections" \

@@ -37,6 +37,7 @@ case $protocol in
   *) echo "protocol: grpc or http, not $protocol" >&2; exit 2 ;;
 esac
 work=$(mktemp -d)
+source bench-rig/scenarios/lib.sh
 trap 'kill $gw $sink 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/gateway.yaml" <<YAML
 receivers:
@@ -68,11 +69,7 @@ service:
 shards:
   cpus: [1]
 YAML
-$bin/tailgate-bench sink --listen 127.0.0.1:14317 --cpu 0 --report "$work/sink.json" & sink=$!
-$bin/tailgate --config "$work/gateway.yaml" 2> "$work/gateway.log" & gw=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:28888/readyz >/dev/null && break; sleep 0.1; done
-ticks() { awk '{print $14 + $15}' /proc/$gw/stat; }
-metric() { curl -s http://127.0.0.1:28888/metrics | awk -v m="$1" '{split($1, name, "{")} name[1] == m {s += $NF} END {print s + 0}'; }
+start_gateway_and_sink $bin/tailgate "$work/gateway.yaml" --cpu 0
 before=$(ticks)
 start=$(date +%s%N)
 nice -n 10 taskset -c 0 $telemetrygen traces --otlp-insecure "${endpoint[@]}" \
