@@ -7,37 +7,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::gateway::{start_sink, wait_for, Gateway};
+use tailgate_bench::peers;
 
 /// telemetrygen's traces: a parent and one child span each (`--child-spans` left at 1).
 const SPANS_PER_TRACE: u64 = 2;
-
-fn go_on_path() -> bool {
-    Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs the peers' build script; the telemetrygen binary it built or found up to date.
-fn build_telemetrygen() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new("bash")
-        .arg(root.join("bench-rig/peers/build.sh"))
-        .output()
-        .expect("run bench-rig/peers/build.sh");
-    assert!(
-        output.status.success(),
-        "build.sh failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    root.join("target/peers/telemetrygen")
-}
 
 /// Runs telemetrygen to the end: `workers` workers of `traces` traces each, 2,000 spans a second
 /// each (slow enough that its SDK's 2048-span queue never fills and drops a span).
@@ -77,13 +55,15 @@ fn telemetrygen(binary: &Path, endpoint: &[String], workers: u64, traces: u64) {
 
 #[test]
 fn telemetrygen_over_grpc_and_http_reaches_the_sink_through_the_gateway_whole() {
-    if !go_on_path() {
+    if !peers::go_on_path() {
         println!(
             "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build telemetrygen"
         );
         return;
     }
-    let binary = build_telemetrygen();
+    let binary = peers::build()
+        .unwrap_or_else(|err| panic!("{err}"))
+        .join("telemetrygen");
     let (sink, upstream, _) = start_sink();
     let gateway = Gateway::start(upstream, 1, "");
     let (workers, traces) = (2, 500);

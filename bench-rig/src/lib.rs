@@ -6,7 +6,8 @@
 //! rate or at the maximum and reports what was accepted and how fast.
 //! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
 //! `traces` draws the traces the load sends, their attributes from a [`corpus`], and `oracle` says which a tail-sampling gateway
-//! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML.
+//! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML, and
+//! [`peers`] builds the Collector and telemetrygen for the tests that run them.
 //!
 //! The rig measures the gateway, so it shares none of the gateway's code: the sink's receivers
 //! and the load's client are its own (`h2` and `httparse` directly), and it depends only on the
@@ -21,6 +22,7 @@ pub mod generate;
 pub mod load;
 mod net;
 pub(crate) mod oracle;
+pub mod peers;
 pub mod run;
 pub mod sink;
 #[allow(unsafe_code)]

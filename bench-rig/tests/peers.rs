@@ -6,40 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tailgate_bench::load::{self, LoadArgs};
+use tailgate_bench::peers;
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
-
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench-rig sits in the repository")
-}
-
-fn go_on_path() -> bool {
-    Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs the peers' build script; the folder the binaries are in.
-fn build_peers() -> PathBuf {
-    let output = Command::new("bash")
-        .arg(repo_root().join("bench-rig/peers/build.sh"))
-        .output()
-        .expect("run bench-rig/peers/build.sh");
-    assert!(
-        output.status.success(),
-        "build.sh failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    repo_root().join("target/peers")
-}
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -102,13 +75,13 @@ impl Drop for Collector {
 
 #[test]
 fn the_collector_built_from_its_modules_forwards_every_span_of_the_load() {
-    if !go_on_path() {
+    if !peers::go_on_path() {
         println!(
             "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
         );
         return;
     }
-    let peers = build_peers();
+    let peers = peers::build().unwrap_or_else(|err| panic!("{err}"));
     let (sink_grpc, receiver, health) = (free_addr(), free_addr(), free_addr());
     let expect = temp("collector.expect");
     let sink = Sink::start_expecting(
