@@ -16,6 +16,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod certs;
 pub mod corpus;
 pub mod floor;
 pub mod generate;

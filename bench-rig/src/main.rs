@@ -30,6 +30,19 @@ enum Command {
     /// Run a scenario file: sink, system under test and load, pinned and measured, for each
     /// point of its sweep; write a table, JSON and a chart.
     Run(RunArgs),
+    /// Write a private CA, a server certificate and a client certificate (ECDSA P-256, PEM)
+    /// into a directory, for TLS tests and scenarios.
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args)]
+struct CertsArgs {
+    /// The directory to write ca.pem, server.pem, server-key.pem, client.pem, client-key.pem.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Names and addresses the server certificate is valid for.
+    #[arg(long = "host", default_values = ["localhost", "127.0.0.1"])]
+    hosts: Vec<String>,
 }
 
 fn main() {
@@ -39,6 +52,10 @@ fn main() {
         Command::Load(args) => load::run(args),
         Command::Floor(args) => floor::run(args),
         Command::Run(args) => run::run(args),
+        Command::Certs(args) => {
+            let hosts: Vec<&str> = args.hosts.iter().map(String::as_str).collect();
+            tailgate_bench::certs::write_set(&args.out, &hosts).map(|_| ())
+        }
     };
     if let Err(err) = result {
         eprintln!("tailgate-bench: {err}");
