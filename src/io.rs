@@ -73,6 +73,20 @@ impl<S> Stream<S> {
     }
 }
 
+impl Stream<crate::tls::Conn> {
+    /// A connection: read like [`Stream::socket`] when it is plaintext, through its `AsyncRead`
+    /// (rustls) when it is TLS.
+    pub fn conn(conn: crate::tls::Conn) -> Self {
+        Stream {
+            fd: conn.plain_fd(),
+            inner: conn,
+            window: WINDOW_MIN,
+            observer: None,
+            first: None,
+        }
+    }
+}
+
 impl<S: AsRawFd> Stream<S> {
     /// A socket read with `recv(2)` into uninitialised memory while it has data, and through its
     /// `AsyncRead` (which waits for readiness) when it has none. `inner` must be a non-blocking

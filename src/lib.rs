@@ -22,3 +22,4 @@ mod shard;
 #[allow(unsafe_code)]
 mod sys;
 pub mod telemetry;
+pub mod tls;

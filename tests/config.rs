@@ -508,6 +508,7 @@ receivers:
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
             keepalive: tailgate::ingest::keepalive::Keepalive::default(),
+            tls: None,
         })
     );
     assert_eq!(otlp.http, None);
@@ -1507,25 +1508,6 @@ fn receiver_tls_auth_and_cors_are_not_supported_yet() {
 receivers:
   otlp:
     protocols:
-      grpc:
-        tls:
-          cert_file: /etc/tls/server.crt
-          key_file: /etc/tls/server.key
-",
-    );
-    assert_error(
-        &err,
-        5,
-        "receivers.otlp.protocols.grpc.tls",
-        "TLS is not supported yet",
-    );
-    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
-
-    let err = error(
-        "
-receivers:
-  otlp:
-    protocols:
       http:
         auth:
           authenticator: bearertokenauth
@@ -1554,70 +1536,38 @@ receivers:
         "receivers.otlp.protocols.http.cors",
         "CORS is not supported yet",
     );
-
-    // The TLS keys are still parsed: a typo in them is a typo.
-    let err = error(
-        "
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        tls:
-          cert: /etc/tls/server.crt
-",
-    );
-    assert_error(
-        &err,
-        6,
-        "receivers.otlp.protocols.grpc.tls.cert",
-        "unknown key `cert`",
-    );
 }
 
 #[test]
-fn exporters_refuse_what_would_need_tls() {
-    let err = error(
-        "
-exporters:
-  otlp:
-    endpoint: https://central:4317
-    tls:
-      insecure: false
-",
-    );
-    assert_error(
-        &err,
-        3,
-        "exporters.otlp.endpoint",
-        "TLS to exporters is not supported yet",
-    );
-
-    // A bare host:port is TLS in the Collector unless `insecure: true`.
-    let err = error(
-        "
-exporters:
-  otlp:
-    endpoint: central:4317
-",
-    );
-    assert_error(&err, 3, "exporters.otlp.endpoint", "set tls.insecure: true");
-
-    let err = error(
-        "
-exporters:
-  otlp:
-    endpoint: central:4317
-    tls:
-      insecure: false
-",
-    );
-    assert_error(
-        &err,
-        5,
-        "exporters.otlp.tls.insecure",
-        "set tls.insecure: true",
+fn exporters_choose_tls_as_the_collector_does() {
+    let exporter = |yaml: &str| {
+        let config = parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n{yaml}\nservice:\n  \
+             pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n"
+        ))
+        .unwrap();
+        match config.exporters.get(&id("otlp")) {
+            Some(Exporter::Otlp(otlp)) => otlp.tls.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    // https://, and a bare host:port without `insecure: true`, are TLS; http:// is not.
+    assert!(exporter("  otlp:\n    endpoint: https://central:4317").is_some());
+    assert!(exporter("  otlp:\n    endpoint: central:4317").is_some());
+    let tls = exporter(
+        "  otlp:\n    endpoint: central:4317\n    tls:\n      ca_file: /etc/ca.pem\n      \
+         server_name_override: central.example\n      min_version: \"1.3\"",
+    )
+    .unwrap();
+    assert_eq!(tls.common.ca, Some(Pem::File("/etc/ca.pem".into())));
+    assert_eq!(tls.server_name_override.as_deref(), Some("central.example"));
+    assert_eq!(tls.common.min_version, TlsVersion::V1_3);
+    assert!(exporter("  otlp:\n    endpoint: http://central:4317").is_none());
+    assert!(
+        exporter("  otlp:\n    endpoint: central:4317\n    tls:\n      insecure: true").is_none()
     );
 
+    // TLS keys on an exporter that sends plaintext would be silently unused: refused.
     let err = error(
         "
 exporters:
@@ -1631,17 +1581,120 @@ exporters:
         &err,
         5,
         "exporters.otlphttp.tls.ca_file",
-        "`ca_file` configures TLS",
+        "`ca_file` configures TLS, but the endpoint is plaintext (http://)",
     );
-
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: central:4317
+    tls:
+      insecure: true
+      cert_file: /etc/client.pem
+      key_file: /etc/client-key.pem
+",
+    );
+    assert_error(
+        &err,
+        6,
+        "exporters.otlp.tls.cert_file",
+        "but tls.insecure is true",
+    );
+    // One otlphttp exporter is TLS or plaintext, not both.
     let err = error(
         "
 exporters:
   otlphttp:
     endpoint: https://central
+    logs_endpoint: http://other:4318/v1/logs
 ",
     );
-    assert_error(&err, 3, "exporters.otlphttp.endpoint", "uses https");
+    assert_error(
+        &err,
+        4,
+        "exporters.otlphttp.logs_endpoint",
+        "mixes http and https",
+    );
+}
+
+#[test]
+fn tls_keys_are_checked_as_configtls_reads_them() {
+    let receiver = |tls: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        tls:\n{tls}\n\
+             exporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: \
+             [otlp]\n      exporters: [debug]\n"
+        ))
+    };
+    let config = receiver(
+        "          cert_file: /etc/tls/server.crt\n          key_file: /etc/tls/server.key\n          \
+         client_ca_file: /etc/tls/ca.crt\n          reload_interval: 1h\n          \
+         cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n          \
+         curve_preferences: [X25519, P256]",
+    )
+    .unwrap();
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    let tls = otlp.grpc.as_ref().unwrap().tls.as_ref().unwrap();
+    assert_eq!(tls.client_ca, Some(Pem::File("/etc/tls/ca.crt".into())));
+    assert_eq!(tls.common.reload_interval, Some(Duration::from_secs(3600)));
+    assert_eq!(tls.common.min_version, TlsVersion::V1_2);
+
+    let refused = |tls: &str, at: &str, says: &str| {
+        let err = receiver(tls).unwrap_err();
+        assert!(
+            err.to_string().contains(at) && err.to_string().contains(says),
+            "{tls}: {err}"
+        );
+    };
+    let pair = "          cert_file: /c\n          key_file: /k\n";
+    refused(
+        "          key_file: /k",
+        "receivers.otlp.protocols.grpc.tls.cert_file",
+        "missing",
+    );
+    refused(
+        &format!("{pair}          cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]"),
+        "tls.cipher_suites[0]",
+        "CBC",
+    );
+    refused(
+        &format!("{pair}          curve_preferences: [P521]"),
+        "tls.curve_preferences[0]",
+        "P521 is not implemented",
+    );
+    refused(
+        &format!("{pair}          max_version: \"1.1\""),
+        "tls.max_version",
+        "rustls does not implement it",
+    );
+    refused(
+        &format!("{pair}          min_version: \"1.3\"\n          max_version: \"1.2\""),
+        "tls.min_version",
+        "above max_version",
+    );
+    refused(
+        &format!("{pair}          insecure_skip_verify: true"),
+        "tls.insecure_skip_verify",
+        "exporter's (client) setting",
+    );
+    refused(
+        &format!("{pair}          cert_pem: x"),
+        "tls.cert_pem",
+        "not both",
+    );
+    refused(
+        &format!("{pair}          tpm: {{enabled: true}}"),
+        "tls.tpm",
+        "TPM",
+    );
+    // A typo in a TLS key is a typo.
+    refused(
+        "          cert: /etc/tls/server.crt",
+        "receivers.otlp.protocols.grpc.tls.cert",
+        "unknown key `cert`",
+    );
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! `exporters`: OTLP over gRPC (`otlp`), OTLP over HTTP (`otlphttp`) and `debug`, each also as
 //! `TYPE/NAME`, with the Collector's keys and defaults.
 //!
-//! TLS to the destination comes in a later release. Until then a destination must be reachable
-//! in plaintext, and the config must say so the way the Collector reads it: an `otlp` endpoint
-//! with `http://`, or a bare `host:port` with `tls: {insecure: true}`; an `otlphttp` URL with
-//! `http://`. Anything the Collector would dial with TLS is refused rather than sent in the clear.
+//! TLS is decided the way the Collector decides it: an `otlp` endpoint with `https://`, or a bare
+//! `host:port` without `tls: {insecure: true}`, is dialled with TLS; `http://` is plaintext. An
+//! `otlphttp` URL's scheme decides. TLS keys on an exporter that sends plaintext are refused,
+//! naming the key, rather than silently unused.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use super::error::{ConfigError, ConfigErrorKind};
 use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{Dur, Float, SInt, UInt};
+use super::tls::{check_client, RawTls, TlsClientSettings};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
 use tailgate_wire::Signal;
 
@@ -63,11 +64,14 @@ pub enum Exporter {
     Debug(DebugExporter),
 }
 
-/// `otlp`: OTLP/gRPC to one destination, plaintext.
+/// `otlp`: OTLP/gRPC to one destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpExporter {
-    /// Where to connect (`http://` stripped; a bare `host:port` needs `tls.insecure: true`).
+    /// Where to connect (the scheme stripped).
     pub endpoint: Endpoint,
+    /// TLS to the destination: `https://`, or a bare `host:port` without `tls.insecure: true`;
+    /// `None`: plaintext.
+    pub tls: Option<TlsClientSettings>,
     /// Extra request headers (gRPC metadata), as written.
     pub headers: BTreeMap<String, String>,
     /// Request compression (default gzip).
@@ -82,9 +86,11 @@ pub struct OtlpExporter {
     pub sending_queue: SendingQueue,
 }
 
-/// `otlphttp`: OTLP/HTTP to one destination, plaintext.
+/// `otlphttp`: OTLP/HTTP to one destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpHttpExporter {
+    /// TLS to the destination (`https://` URLs); `None`: plaintext (`http://`).
+    pub tls: Option<TlsClientSettings>,
     /// Where traces are posted: `traces_endpoint`, or `endpoint` + `/v1/traces`.
     pub traces_url: Option<HttpUrl>,
     /// Where metrics are posted: `metrics_endpoint`, or `endpoint` + `/v1/metrics`.
@@ -239,7 +245,7 @@ impl RawComponent for RawExporter {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawOtlp {
     endpoint: Option<String>,
-    tls: Option<RawClientTls>,
+    tls: Option<RawTls>,
     headers: Option<BTreeMap<String, String>>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
@@ -256,7 +262,7 @@ pub(crate) struct RawOtlpHttp {
     metrics_endpoint: Option<String>,
     logs_endpoint: Option<String>,
     encoding: Option<String>,
-    tls: Option<RawClientTls>,
+    tls: Option<RawTls>,
     headers: Option<BTreeMap<String, String>>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
@@ -271,37 +277,6 @@ pub(crate) struct RawDebug {
     verbosity: Option<String>,
     sampling_initial: Option<UInt>,
     sampling_thereafter: Option<UInt>,
-}
-
-/// The Collector's client TLS keys; only plaintext (`insecure: true`) is usable for now.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct RawClientTls {
-    insecure: Option<bool>,
-    insecure_skip_verify: Option<bool>,
-    ca_file: Option<String>,
-    cert_file: Option<String>,
-    key_file: Option<String>,
-    server_name_override: Option<String>,
-}
-
-impl RawClientTls {
-    /// The first key that only means something over TLS.
-    fn tls_only_key(&self) -> Option<&'static str> {
-        [
-            ("ca_file", self.ca_file.is_some()),
-            ("cert_file", self.cert_file.is_some()),
-            ("key_file", self.key_file.is_some()),
-            ("server_name_override", self.server_name_override.is_some()),
-            (
-                "insecure_skip_verify",
-                self.insecure_skip_verify == Some(true),
-            ),
-        ]
-        .into_iter()
-        .find(|(_, set)| *set)
-        .map(|(key, _)| key)
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -360,12 +335,27 @@ pub(crate) fn check(
     Ok(Exporters { by_id })
 }
 
-fn tls_unsupported(ctx: &Ctx<'_>, path: &KeyPath, why: &str) -> ConfigError {
-    ctx.error(
-        path,
-        Target::Value,
-        ConfigErrorKind::Unsupported(format!("TLS to exporters is not supported yet: {why}")),
-    )
+/// An exporter's `tls` when the endpoint says TLS (`tls` at `tls_path`), or `None` for plaintext
+/// after checking that no TLS key is set (a CA or certificate on a plaintext exporter would be
+/// silently unused: refused instead, naming the key).
+fn client_tls(
+    raw: Option<RawTls>,
+    secure: bool,
+    plaintext_because: &str,
+    tls_path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<TlsClientSettings>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    if secure {
+        return check_client(raw, tls_path, ctx).map(Some);
+    }
+    if let Some(key) = raw.tls_key_set() {
+        return Err(ctx.invalid(
+            &tls_path.key(key),
+            format!("`{key}` configures TLS, but {plaintext_because}; remove it, or use TLS"),
+        ));
+    }
+    Ok(None)
 }
 
 fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporter, ConfigError> {
@@ -401,47 +391,20 @@ fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporte
             format!("`{text}` needs a host and a port other than 0"),
         ));
     }
-    let tls = raw.tls.unwrap_or_default();
-    let tls_path = path.key("tls");
-    if let Some(key) = tls.tls_only_key() {
-        return Err(tls_unsupported(
-            ctx,
-            &tls_path.key(key),
-            &format!("`{key}` configures TLS; remove it and use a plaintext endpoint"),
-        ));
-    }
-    match (scheme, tls.insecure) {
-        (Some(Scheme::Https), _) => {
-            return Err(tls_unsupported(
-                ctx,
-                &endpoint_path,
-                &format!(
-                    "`{text}` uses https, which the Collector dials with TLS whatever \
-                     tls.insecure says; use http:// or host:port with tls.insecure: true"
-                ),
-            ))
-        }
-        // `http://` means plaintext.
-        (Some(Scheme::Http), _) | (None, Some(true)) => {}
-        (None, Some(false) | None) => {
-            let at = if tls.insecure.is_some() {
-                tls_path.key("insecure")
-            } else {
-                endpoint_path.clone()
-            };
-            return Err(tls_unsupported(
-                ctx,
-                &at,
-                &format!(
-                    "without `tls: {{insecure: true}}` the Collector dials `{text}` with TLS; set \
-                     tls.insecure: true (or write http://{text}) to send plaintext"
-                ),
-            ));
-        }
-    }
+    // As configgrpc reads it: https:// is TLS, http:// plaintext, and a bare host:port TLS
+    // unless `tls.insecure: true`.
+    let insecure = raw.tls.as_ref().and_then(|t| t.insecure);
+    let (secure, because) = match (scheme, insecure) {
+        (Some(Scheme::Https), _) => (true, String::new()),
+        (Some(Scheme::Http), _) => (false, format!("`{text}` is plaintext (http://)")),
+        (None, Some(true)) => (false, "tls.insecure is true".to_string()),
+        (None, Some(false) | None) => (true, String::new()),
+    };
+    let tls = client_tls(raw.tls, secure, &because, &path.key("tls"), ctx)?;
     let compression = check_compression(raw.compression, &path.key("compression"), ctx)?;
     Ok(OtlpExporter {
         endpoint,
+        tls,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
         compression,
         compression_level: check_compression_level(
@@ -461,25 +424,10 @@ fn check_otlphttp(
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<OtlpHttpExporter, ConfigError> {
-    let tls = raw.tls.unwrap_or_default();
-    if let Some(key) = tls.tls_only_key() {
-        return Err(tls_unsupported(
-            ctx,
-            &path.key("tls").key(key),
-            &format!("`{key}` configures TLS; remove it and use an http:// endpoint"),
-        ));
-    }
     let url = |key: &str, text: Option<String>| -> Result<Option<HttpUrl>, ConfigError> {
         let Some(text) = text else { return Ok(None) };
         let at = path.key(key);
         let url = HttpUrl::parse(&text).map_err(|why| ctx.invalid(&at, why))?;
-        if url.scheme == Scheme::Https {
-            return Err(tls_unsupported(
-                ctx,
-                &at,
-                &format!("`{text}` uses https; use an http:// URL"),
-            ));
-        }
         Ok(Some(url))
     };
     let base = url("endpoint", raw.endpoint)?;
@@ -503,6 +451,42 @@ fn check_otlphttp(
     if traces_url.is_none() && metrics_url.is_none() && logs_url.is_none() {
         return Err(ctx.missing(path, "endpoint"));
     }
+    // As confighttp reads it: the URL's scheme decides; every URL of one exporter shares its
+    // TLS settings, so they must agree.
+    let urls: Vec<(&str, &HttpUrl)> = [
+        ("traces_endpoint", &traces_url),
+        ("metrics_endpoint", &metrics_url),
+        ("logs_endpoint", &logs_url),
+    ]
+    .into_iter()
+    .filter_map(|(k, u)| u.as_ref().map(|u| (k, u)))
+    .collect();
+    let secure = urls[0].1.scheme == Scheme::Https;
+    if let Some((key, url)) = urls
+        .iter()
+        .find(|(_, u)| (u.scheme == Scheme::Https) != secure)
+    {
+        return Err(ctx.invalid(
+            &path.key(*key),
+            format!(
+                "`{}://{}` mixes http and https with the exporter's other URLs; one exporter \
+                 is TLS or plaintext",
+                if url.scheme == Scheme::Https {
+                    "https"
+                } else {
+                    "http"
+                },
+                url.endpoint
+            ),
+        ));
+    }
+    let tls = client_tls(
+        raw.tls,
+        secure,
+        "the endpoint is plaintext (http://)",
+        &path.key("tls"),
+        ctx,
+    )?;
     let encoding = match raw.encoding.as_deref() {
         None | Some("proto") => Encoding::Proto,
         Some("json") => Encoding::Json,
@@ -515,6 +499,7 @@ fn check_otlphttp(
     };
     let compression = check_compression(raw.compression, &path.key("compression"), ctx)?;
     Ok(OtlpHttpExporter {
+        tls,
         traces_url,
         metrics_url,
         logs_url,

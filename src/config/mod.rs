@@ -43,6 +43,7 @@ mod scalar;
 mod service;
 mod shards;
 mod tail_sampling;
+mod tls;
 mod values;
 
 use std::io::Read;
@@ -78,6 +79,7 @@ pub use tail_sampling::{
     TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT,
     REGEX_CACHE_SIZE_DEFAULT,
 };
+pub use tls::{Pem, TlsClientSettings, TlsCommon, TlsServerSettings, TlsVersion};
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};
 
 use component::{Ctx, RawComponent, RawComponents};

@@ -22,6 +22,11 @@
 //!         read_timeout: 60s         # the whole body (the head has its own)
 //!         write_timeout: 30s
 //!         idle_timeout: 120s
+//!         tls:                      # configtls's server keys (config/tls.rs)
+//!           cert_file: server.pem
+//!           key_file: server-key.pem
+//!           client_ca_file: ca.pem  # mTLS: client certificates required and verified
+//!           reload_interval: 1h     # rotated files are picked up without a restart
 //! ```
 //!
 //! Where the Collector leaves a limit unbounded (`max_concurrent_streams: 0`), tailgate sets a
@@ -39,6 +44,7 @@ use super::error::{ConfigError, ConfigErrorKind};
 use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{present, Dur, UInt};
+use super::tls::{check_server, RawTls, TlsServerSettings};
 use super::values::{ComponentId, Endpoint, KeyPath};
 use crate::ingest::http::HttpTimeouts;
 use crate::ingest::keepalive::{Keepalive, TIME_MIN};
@@ -97,7 +103,7 @@ pub struct OtlpReceiver {
     pub http: Option<HttpReceiver>,
 }
 
-/// `protocols.grpc`: OTLP/gRPC over HTTP/2, plaintext TCP.
+/// `protocols.grpc`: OTLP/gRPC over HTTP/2, over TCP or TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcReceiver {
     /// Where to listen (default `0.0.0.0:4317`).
@@ -110,9 +116,11 @@ pub struct GrpcReceiver {
     pub max_concurrent_streams: u32,
     /// `keepalive.server_parameters` and `keepalive.enforcement_policy`.
     pub keepalive: Keepalive,
+    /// `tls`: TLS (and mTLS with `client_ca_file`); `None`: plaintext.
+    pub tls: Option<TlsServerSettings>,
 }
 
-/// `protocols.http`: OTLP/HTTP, plaintext.
+/// `protocols.http`: OTLP/HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpReceiver {
     /// Where to listen (default `0.0.0.0:4318`).
@@ -128,6 +136,8 @@ pub struct HttpReceiver {
     pub logs_url_path: String,
     /// The connection's timeouts.
     pub timeouts: HttpTimeouts,
+    /// `tls`: TLS (and mTLS with `client_ca_file`); `None`: plaintext.
+    pub tls: Option<TlsServerSettings>,
 }
 
 pub(crate) enum RawReceiver {
@@ -172,7 +182,7 @@ struct RawGrpc {
     max_concurrent_streams: Option<UInt>,
     transport: Option<String>,
     keepalive: Option<RawKeepalive>,
-    tls: Option<RawServerTls>,
+    tls: Option<RawTls>,
     auth: Option<RawAuth>,
 }
 
@@ -214,38 +224,8 @@ struct RawHttp {
     write_timeout: Option<Dur>,
     idle_timeout: Option<Dur>,
     cors: Option<RawCors>,
-    tls: Option<RawServerTls>,
+    tls: Option<RawTls>,
     auth: Option<RawAuth>,
-}
-
-/// The Collector's server TLS keys, parsed so that typos are caught; TLS itself is not
-/// supported yet.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct RawServerTls {
-    cert_file: Option<String>,
-    key_file: Option<String>,
-    client_ca_file: Option<String>,
-}
-
-impl RawServerTls {
-    /// The keys given, for the not-supported message.
-    fn keys_given(&self) -> String {
-        let keys: Vec<&str> = [
-            ("cert_file", &self.cert_file),
-            ("key_file", &self.key_file),
-            ("client_ca_file", &self.client_ca_file),
-        ]
-        .into_iter()
-        .filter(|(_, v)| v.is_some())
-        .map(|(k, _)| k)
-        .collect();
-        if keys.is_empty() {
-            String::new()
-        } else {
-            format!(" (it sets {})", keys.join(", "))
-        }
-    }
 }
 
 /// `auth: {authenticator: NAME}`, naming an authenticator extension.
@@ -262,21 +242,6 @@ struct RawCors {
     allowed_origins: Option<Vec<String>>,
     allowed_headers: Option<Vec<String>>,
     max_age: Option<UInt>,
-}
-
-pub(crate) fn server_tls_unsupported(
-    ctx: &Ctx<'_>,
-    path: &KeyPath,
-    tls: &RawServerTls,
-) -> ConfigError {
-    ctx.unsupported(
-        &path.key("tls"),
-        format!(
-            "TLS is not supported yet{}; remove `tls` to serve plaintext (a later release adds \
-             TLS and mTLS with these keys)",
-            tls.keys_given()
-        ),
-    )
 }
 
 pub(crate) fn auth_unsupported(ctx: &Ctx<'_>, path: &KeyPath, auth: &RawAuth) -> ConfigError {
@@ -357,9 +322,6 @@ pub(crate) fn listen_endpoint(
 }
 
 fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceiver, ConfigError> {
-    if let Some(tls) = &raw.tls {
-        return Err(server_tls_unsupported(ctx, path, tls));
-    }
     if let Some(auth) = &raw.auth {
         return Err(auth_unsupported(ctx, path, auth));
     }
@@ -405,11 +367,16 @@ fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceive
         &path.key("keepalive"),
         ctx,
     )?;
+    let tls = match raw.tls {
+        Some(tls) => Some(check_server(tls, &path.key("tls"), ctx)?),
+        None => None,
+    };
     Ok(GrpcReceiver {
         endpoint,
         max_recv_msg_size_mib,
         max_concurrent_streams,
         keepalive,
+        tls,
     })
 }
 
@@ -487,9 +454,6 @@ fn check_keepalive(
 }
 
 fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceiver, ConfigError> {
-    if let Some(tls) = &raw.tls {
-        return Err(server_tls_unsupported(ctx, path, tls));
-    }
     if let Some(auth) = &raw.auth {
         return Err(auth_unsupported(ctx, path, auth));
     }
@@ -600,6 +564,10 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
             defaults.idle,
         )?,
     };
+    let tls = match raw.tls {
+        Some(tls) => Some(check_server(tls, &path.key("tls"), ctx)?),
+        None => None,
+    };
     Ok(HttpReceiver {
         endpoint,
         max_request_body_size,
@@ -607,5 +575,6 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
         metrics_url_path,
         logs_url_path,
         timeouts,
+        tls,
     })
 }

@@ -1,4 +1,5 @@
-//! Opening a TCP connection to an upstream, on the shard's io_uring.
+//! Opening a connection to an upstream, on the shard's io_uring: TCP, then TLS when the
+//! exporter is configured for it.
 //!
 //! Name resolution uses the system resolver (`getaddrinfo`), which blocks the shard's thread.
 //! It runs only when a connection is (re)made, a cold path; endpoints given as IP addresses
@@ -12,9 +13,44 @@ use glommio::net::TcpStream;
 
 use super::error::SendError;
 use super::settings::Target;
+use crate::tls::{failure_reason, Conn};
 
-/// Connects to `target`, trying each of its addresses.
-pub(crate) async fn connect(target: &Target) -> Result<TcpStream, SendError> {
+/// Connects to `target` (each of its addresses in turn), and sets up TLS when it has TLS.
+///
+/// A failed TLS handshake is a [`SendError::Tls`], retryable like any failure to connect; it
+/// is logged once when TLS to the target starts failing or fails differently, and once when it
+/// works again, not on every attempt.
+pub(crate) async fn connect(target: &Target) -> Result<Conn, SendError> {
+    let stream = connect_tcp(target).await?;
+    let Some(tls) = &target.tls else {
+        return Ok(Conn::Plain(stream));
+    };
+    let name = tls
+        .server_name(&target.host)
+        .map_err(|source| SendError::Connect {
+            endpoint: target.authority.clone(),
+            source,
+        })?;
+    let connector = futures_rustls::TlsConnector::from(tls.config());
+    match connector.connect(name, stream).await {
+        Ok(session) => {
+            tls.handshake_succeeded(&target.authority);
+            Ok(Conn::Client(Box::new(session)))
+        }
+        Err(source) => {
+            let reason = failure_reason(&source);
+            tls.handshake_failed(&target.authority, reason, &source);
+            Err(SendError::Tls {
+                endpoint: target.authority.clone(),
+                reason,
+                source,
+            })
+        }
+    }
+}
+
+/// Connects to `target` over TCP, trying each of its addresses.
+async fn connect_tcp(target: &Target) -> Result<TcpStream, SendError> {
     let failed = |source| SendError::Connect {
         endpoint: target.authority.clone(),
         source,

@@ -32,6 +32,16 @@ pub enum SendError {
         /// Why: the name did not resolve, or the last address tried refused.
         source: io::Error,
     },
+    /// The TLS handshake with `endpoint` failed: its certificate was not trusted, or no
+    /// version, suite or protocol was shared, or the upstream refused the gateway's own.
+    Tls {
+        /// The endpoint's `host:port`.
+        endpoint: String,
+        /// Why, as a metric label would say it (`certificate_unknown_issuer`, ...).
+        reason: &'static str,
+        /// What rustls said.
+        source: io::Error,
+    },
     /// The connection failed while the request was sent or the response read.
     Io(io::Error),
     /// HTTP/2 failed, as the gRPC code that error maps to.
@@ -77,7 +87,12 @@ impl SendError {
     /// Whether the OTLP rules allow another attempt (see the module documentation).
     pub fn is_retryable(&self) -> bool {
         match self {
-            SendError::Connect { .. } | SendError::Io(_) | SendError::Timeout { .. } => true,
+            // A certificate may be fixed on the upstream's side (renewed, or its CA rolled out),
+            // so a failed handshake is retried like a refused connection.
+            SendError::Connect { .. }
+            | SendError::Tls { .. }
+            | SendError::Io(_)
+            | SendError::Timeout { .. } => true,
             SendError::Http2 { code, .. } => code.is_retryable(false),
             SendError::Grpc {
                 code, retry_delay, ..
@@ -124,6 +139,11 @@ impl fmt::Display for SendError {
             SendError::Connect { endpoint, source } => {
                 write!(f, "cannot connect to {endpoint}: {source}")
             }
+            SendError::Tls {
+                endpoint,
+                reason,
+                source,
+            } => write!(f, "TLS with {endpoint} failed ({reason}): {source}"),
             SendError::Io(err) => write!(f, "connection failed: {err}"),
             SendError::Http2 { code, source } => {
                 write!(f, "HTTP/2 error ({}): {source}", code.name())

@@ -77,7 +77,7 @@ pub(crate) struct Prepared {
 
 impl GrpcClient {
     pub fn new(settings: &OtlpGrpcSettings) -> Result<Self, SettingsError> {
-        let target = grpc_target(&settings.endpoint)?;
+        let target = grpc_target(&settings.endpoint, settings.tls.as_ref())?;
         let uri = |service: &str| -> Result<Uri, SettingsError> {
             format!("http://{}/{service}/Export", target.authority)
                 .parse()
@@ -176,7 +176,7 @@ impl GrpcClient {
         let (send, driver) = h2::client::Builder::new()
             .initial_window_size(RESPONSE_WINDOW_BYTES)
             .enable_push(false)
-            .handshake::<_, Bytes>(crate::io::Stream::socket(stream))
+            .handshake::<_, Bytes>(crate::io::Stream::conn(stream))
             .await
             .map_err(SendError::from_h2)?;
         let alive = Rc::new(Cell::new(true));

@@ -26,9 +26,9 @@ use std::fmt::Write as _;
 use std::io;
 use std::time::SystemTime;
 
+use crate::tls;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use httparse::Status;
 
 use super::batch::Batch;
@@ -73,7 +73,7 @@ pub(crate) struct Prepared {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: tls::Conn,
     /// Bytes read from the socket and not yet consumed.
     buf: Vec<u8>,
 }

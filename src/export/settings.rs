@@ -7,9 +7,12 @@
 //! queue has room and consumers. Transport errors come later, as [`super::SendError`]s.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
+
+use crate::tls::ClientTls;
 
 use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
 use tailgate_wire::Signal;
@@ -93,8 +96,11 @@ impl Default for QueueSettings {
 /// `exporters.otlp`: OTLP/gRPC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpGrpcSettings {
-    /// `host:port`, or `http://host:port`. TLS (`https://`) is not supported yet.
+    /// `host:port`, `http://host:port` or `https://host:port`.
     pub endpoint: String,
+    /// TLS to the destination (`https://`, or a bare `host:port` dialled with TLS); `None`:
+    /// plaintext.
+    pub tls: Option<Arc<ClientTls>>,
     /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
     /// `compression` of request bodies (default gzip).
@@ -113,6 +119,7 @@ impl Default for OtlpGrpcSettings {
     fn default() -> Self {
         OtlpGrpcSettings {
             endpoint: String::new(),
+            tls: None,
             headers: Vec::new(),
             compression: Compression::Gzip,
             compression_level: None,
@@ -137,6 +144,8 @@ pub enum Encoding {
 pub struct OtlpHttpSettings {
     /// Base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended to its path.
     pub endpoint: String,
+    /// TLS to the destination (`https://` URLs); `None`: plaintext.
+    pub tls: Option<Arc<ClientTls>>,
     /// Full URLs that replace the base for one signal, used as given.
     pub traces_endpoint: Option<String>,
     /// `metrics_endpoint`: the full URL for metrics, instead of the base's `/v1/metrics`.
@@ -163,6 +172,7 @@ impl Default for OtlpHttpSettings {
     fn default() -> Self {
         OtlpHttpSettings {
             endpoint: String::new(),
+            tls: None,
             traces_endpoint: None,
             metrics_endpoint: None,
             logs_endpoint: None,
@@ -233,8 +243,8 @@ pub enum SettingsError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// `https://` endpoints need TLS, which the exporters do not have yet.
-    TlsUnsupported {
+    /// An `https://` endpoint without TLS settings, or an `http://` one with them.
+    TlsMismatch {
         /// The endpoint as configured.
         endpoint: String,
     },
@@ -255,10 +265,9 @@ impl fmt::Display for SettingsError {
             SettingsError::Endpoint { endpoint, reason } => {
                 write!(f, "invalid endpoint {endpoint:?}: {reason}")
             }
-            SettingsError::TlsUnsupported { endpoint } => write!(
+            SettingsError::TlsMismatch { endpoint } => write!(
                 f,
-                "endpoint {endpoint:?} needs TLS, which tailgate's exporters do not support yet; \
-                 use an http:// endpoint"
+                "endpoint {endpoint:?}: https:// needs TLS settings and http:// takes none"
             ),
             SettingsError::Header { name } => write!(
                 f,
@@ -293,10 +302,12 @@ pub(crate) fn validate_timeout(timeout: Duration) -> Result<(), SettingsError> {
 }
 
 /// Where to connect and what to call it: the parsed form of an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub host: String,
     pub port: u16,
+    /// TLS to the destination; `None`: plaintext.
+    pub tls: Option<Arc<ClientTls>>,
     /// `host:port` as given, for `:authority` and `Host`.
     pub authority: String,
     /// The request path, beginning with `/`.
@@ -305,13 +316,18 @@ pub(crate) struct Target {
 
 /// Parses a gRPC endpoint: `host:port` or `http://host:port`; any path is ignored, as gRPC
 /// puts the method there.
-pub(crate) fn grpc_target(endpoint: &str) -> Result<Target, SettingsError> {
+pub(crate) fn grpc_target(
+    endpoint: &str,
+    tls: Option<&Arc<ClientTls>>,
+) -> Result<Target, SettingsError> {
     let with_scheme = if endpoint.contains("://") {
         endpoint.to_string()
+    } else if tls.is_some() {
+        format!("https://{endpoint}")
     } else {
         format!("http://{endpoint}")
     };
-    let mut target = parse_url(endpoint, &with_scheme)?;
+    let mut target = parse_url(endpoint, &with_scheme, tls)?;
     target.path = String::new();
     Ok(target)
 }
@@ -327,30 +343,36 @@ pub(crate) fn http_target(
         Signal::Metrics => &settings.metrics_endpoint,
         Signal::Logs => &settings.logs_endpoint,
     };
+    let tls = settings.tls.as_ref();
     if let Some(url) = overridden {
-        return parse_url(url, url);
+        return parse_url(url, url, tls);
     }
-    let mut target = parse_url(&settings.endpoint, &settings.endpoint)?;
+    let mut target = parse_url(&settings.endpoint, &settings.endpoint, tls)?;
     let base = target.path.trim_end_matches('/');
     target.path = format!("{base}/v1/{}", signal.as_str());
     Ok(target)
 }
 
-fn parse_url(endpoint: &str, url: &str) -> Result<Target, SettingsError> {
+fn parse_url(
+    endpoint: &str,
+    url: &str,
+    tls: Option<&Arc<ClientTls>>,
+) -> Result<Target, SettingsError> {
     let bad = |reason| SettingsError::Endpoint {
         endpoint: endpoint.to_string(),
         reason,
     };
     let uri: Uri = url.parse().map_err(|_| bad("not a URL or host:port"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(SettingsError::TlsUnsupported {
+    let default_port = match (uri.scheme_str(), tls) {
+        (Some("http"), None) => 80,
+        (Some("https"), Some(_)) => 443,
+        (Some("http" | "https"), _) => {
+            return Err(SettingsError::TlsMismatch {
                 endpoint: endpoint.to_string(),
             })
         }
-        _ => return Err(bad("the scheme must be http")),
-    }
+        _ => return Err(bad("the scheme must be http or https")),
+    };
     let authority = uri.authority().ok_or_else(|| bad("no host"))?;
     let host = authority
         .host()
@@ -359,7 +381,7 @@ fn parse_url(endpoint: &str, url: &str) -> Result<Target, SettingsError> {
     if host.is_empty() {
         return Err(bad("no host"));
     }
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority.port_u16().unwrap_or(default_port);
     let path = match uri.path_and_query() {
         Some(pq) if !pq.as_str().is_empty() => pq.as_str().to_string(),
         _ => "/".to_string(),
@@ -367,6 +389,7 @@ fn parse_url(endpoint: &str, url: &str) -> Result<Target, SettingsError> {
     Ok(Target {
         host: host.to_string(),
         port,
+        tls: tls.cloned(),
         authority: authority.as_str().to_string(),
         path,
     })
@@ -394,19 +417,19 @@ mod tests {
 
     #[test]
     fn grpc_endpoints_parse_with_or_without_scheme() {
-        let t = grpc_target("collector:4317").unwrap();
+        let t = grpc_target("collector:4317", None).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("collector", 4317));
         assert_eq!(t.authority, "collector:4317");
-        let t = grpc_target("http://127.0.0.1:9000").unwrap();
+        let t = grpc_target("http://127.0.0.1:9000", None).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 9000));
-        let t = grpc_target("[::1]:4317").unwrap();
+        let t = grpc_target("[::1]:4317", None).unwrap();
         assert_eq!(t.host, "::1");
         assert!(matches!(
-            grpc_target("https://collector:4317"),
-            Err(SettingsError::TlsUnsupported { .. })
+            grpc_target("https://collector:4317", None),
+            Err(SettingsError::TlsMismatch { .. })
         ));
         assert!(matches!(
-            grpc_target("unix:///tmp/sock"),
+            grpc_target("unix:///tmp/sock", None),
             Err(SettingsError::Endpoint { .. })
         ));
     }

@@ -52,13 +52,13 @@ pub fn check_on_this_machine(config: &Config) -> Result<Vec<String>, StartError>
             receiver
                 .grpc
                 .iter()
-                .map(|(a, _)| (format!("receiver {name} gRPC"), *a)),
+                .map(|(a, _, _)| (format!("receiver {name} gRPC"), *a)),
         );
         listeners.extend(
             receiver
                 .http
                 .iter()
-                .map(|(a, _)| (format!("receiver {name} HTTP"), *a)),
+                .map(|(a, _, _)| (format!("receiver {name} HTTP"), *a)),
         );
     }
     let mut notes = Vec::new();
@@ -85,7 +85,15 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     }
     plan.budget_connections()?;
 
-    let (registry, telemetry, exporter_names) = register(&plan);
+    let Registered {
+        registry,
+        telemetry,
+        exporter_names,
+        tls: tls_watched,
+    } = register(&plan);
+    // Certificates rotated on disk are picked up by this thread; it stops when dropped, after
+    // the shards.
+    let _tls_reloader = crate::tls::reload::Reloader::start(tls_watched)?;
     let health = Arc::new(Health::new(shard_count));
     let registry =
         (config.service.telemetry.metrics.level != MetricsLevel::None).then_some(registry);
@@ -139,17 +147,25 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Registers every shard's metric cells in one registry, before any shard starts; returns the
-/// registry, each shard's cells (each taken once, by its shard) and the exporter names the
-/// cells are registered under, in their order.
-fn register(
-    plan: &Plan,
-) -> (
-    Arc<Registry>,
-    Vec<Mutex<Option<ShardTelemetry>>>,
-    Vec<String>,
-) {
+/// What [`register`] made.
+struct Registered {
+    registry: Arc<Registry>,
+    /// Each shard's cells, each taken once, by its shard.
+    telemetry: Vec<Mutex<Option<ShardTelemetry>>>,
+    /// The exporter names the cells are registered under, in their order.
+    exporter_names: Vec<String>,
+    /// The TLS configurations, with their reload counters.
+    tls: Vec<crate::tls::reload::Watched>,
+}
+
+/// Registers every shard's metric cells in one registry, before any shard starts.
+fn register(plan: &Plan) -> Registered {
     let mut builder = RegistryBuilder::new();
+    let tls = plan
+        .tls
+        .iter()
+        .map(|config| crate::tls::reload::Watched::register(&mut builder, config.clone()))
+        .collect();
     let exporter_names: Vec<String> = plan
         .pipelines
         .iter()
@@ -167,5 +183,10 @@ fn register(
             )))
         })
         .collect();
-    (builder.build(), telemetry, exporter_names)
+    Registered {
+        registry: builder.build(),
+        telemetry,
+        exporter_names,
+        tls,
+    }
 }

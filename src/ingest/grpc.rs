@@ -25,8 +25,10 @@ use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{IngestError, RETRY_AFTER};
+use super::tls_accept::{Refused, TlsAcceptor};
 use super::{Ingest, Limits};
 use crate::telemetry::{Health, ReceiverMetrics};
+use crate::tls::{Conn, ServerTls};
 use tailgate_shards::sync::Stop;
 use tailgate_wire::encode::export_response;
 use tailgate_wire::grpc::{
@@ -74,18 +76,30 @@ pub struct GrpcReceiver {
     health: Arc<Health>,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
+    /// TLS, on a TLS listener.
+    tls: Option<TlsAcceptor>,
 }
 
 impl GrpcReceiver {
+    /// A receiver; with `tls`, every connection is a TLS session (its handshake counted in the
+    /// listener's TLS metrics).
     pub fn new(
         ingest: Rc<Ingest>,
         metrics: ReceiverMetrics,
         settings: GrpcSettings,
         health: Arc<Health>,
         stop: Rc<Stop>,
+        tls: Option<Arc<ServerTls>>,
     ) -> Rc<Self> {
         let connections =
             Connections::new(settings.limits.connections_max, metrics.connections.clone());
+        let tls = tls.map(|tls| {
+            let cells =
+                metrics.connections.tls.clone().unwrap_or_else(|| {
+                    unreachable!("a TLS listener's metrics are registered with it")
+                });
+            TlsAcceptor::new(tls, cells)
+        });
         Rc::new(GrpcReceiver {
             ingest,
             metrics,
@@ -93,6 +107,7 @@ impl GrpcReceiver {
             health,
             stop,
             connections,
+            tls,
         })
     }
 
@@ -113,6 +128,7 @@ impl GrpcReceiver {
     async fn serve_connection(self: &Rc<Self>, stream: TcpStream) {
         let end = serve_http2(
             stream,
+            self.tls.as_ref(),
             Http2Settings {
                 max_concurrent_streams: self.settings.max_concurrent_streams,
                 stream_window: STREAM_WINDOW_BYTES,
@@ -206,8 +222,9 @@ enum Event {
 /// is not answered within `timeout`, and GOAWAY `ENHANCE_YOUR_CALM` for a client that pings too
 /// often. Once `stop` is triggered the connection is shut down gracefully (GOAWAY) and driven
 /// until its calls in flight end.
-pub async fn serve_http2<F, Fut>(
+pub(crate) async fn serve_http2<F, Fut>(
     mut stream: TcpStream,
+    tls: Option<&TlsAcceptor>,
     settings: Http2Settings,
     stop: &Stop,
     call: F,
@@ -218,6 +235,29 @@ where
 {
     let _ = stream.set_nodelay(true);
     let opened = Instant::now();
+    if let Some(tls) = tls {
+        // The handshake waits for the first byte itself, within its own timeout; its state is
+        // boxed with the conversation's.
+        return Box::pin(async {
+            match tls.accept(stream, opened, stop).await {
+                Ok(session) => {
+                    serve_conversation(
+                        crate::io::Stream::conn(session),
+                        opened,
+                        settings,
+                        stop,
+                        call,
+                    )
+                    .await
+                }
+                // Counted in the listener's TLS metrics, timeouts among them.
+                Err(Refused::Failed | Refused::Closed | Refused::NotTls(_)) => {
+                    ConnectionEnd::Closed
+                }
+            }
+        })
+        .await;
+    }
     // h2 allocates its codec and writes its SETTINGS as soon as the handshake starts: wait for
     // the client's first byte first (in a one-byte slot, holding no buffer), so a connection
     // that never speaks costs its task and socket only, and the handshake timeout still counts
@@ -247,16 +287,13 @@ where
     };
     // The conversation's state (h2's connection among it) is boxed, so a connection waiting
     // for its first byte holds a small task, not room for all of it.
-    Box::pin(serve_conversation(
-        stream, first, opened, settings, stop, call,
-    ))
-    .await
+    let io = crate::io::Stream::conn(Conn::Plain(stream)).after(first);
+    Box::pin(serve_conversation(io, opened, settings, stop, call)).await
 }
 
-/// Serves an HTTP/2 connection whose first byte, `first`, has been read.
+/// Serves an HTTP/2 connection on `io` (for plaintext, its first byte put back in front).
 async fn serve_conversation<F, Fut>(
-    stream: TcpStream,
-    first: u8,
+    io: crate::io::Stream<Conn>,
     opened: Instant,
     settings: Http2Settings,
     stop: &Stop,
@@ -267,9 +304,7 @@ where
     Fut: Future<Output = ()> + 'static,
 {
     let inbound = Rc::new(Inbound::new(settings.keepalive));
-    let io = crate::io::Stream::socket(stream)
-        .after(first)
-        .observed_by(inbound.clone());
+    let io = io.observed_by(inbound.clone());
     let mut connection = match handshake(io, &settings, opened, stop).await {
         Ok(connection) => connection,
         Err(end) => return end,
@@ -311,12 +346,12 @@ where
 }
 
 /// An h2 server connection on a glommio socket.
-type Connection = h2::server::Connection<crate::io::Stream<TcpStream>, Bytes>;
+type Connection = h2::server::Connection<crate::io::Stream<Conn>, Bytes>;
 
 /// The HTTP/2 handshake with the receivers' frame limits, within what is left of
 /// [`HANDSHAKE_TIMEOUT`] since `opened`.
 async fn handshake(
-    io: crate::io::Stream<TcpStream>,
+    io: crate::io::Stream<Conn>,
     settings: &Http2Settings,
     opened: Instant,
     stop: &Stop,

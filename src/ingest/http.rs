@@ -18,7 +18,8 @@
 //! OTLP status codes and a `google.rpc.Status` body in the request's encoding.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -27,8 +28,10 @@ use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
 use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
 use super::status::{IngestError, RETRY_AFTER};
+use super::tls_accept::{Refused, TlsAcceptor};
 use super::{Ingest, Limits, Outcome};
 use crate::telemetry::ReceiverMetrics;
+use crate::tls::{Conn, ServerTls};
 use tailgate_shards::sync::Stop;
 use tailgate_wire::grpc::encode_status;
 use tailgate_wire::{encode::export_response, json, Signal};
@@ -94,6 +97,8 @@ pub struct HttpReceiver {
     settings: HttpSettings,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
+    /// TLS, on a TLS listener.
+    tls: Option<TlsAcceptor>,
 }
 
 /// How a body is encoded, from its content type.
@@ -122,21 +127,36 @@ enum Close {
     After(Reply),
 }
 
+/// The answer to plaintext sent to a TLS port.
+const PLAINTEXT_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+    Content-Length: 45\r\nConnection: close\r\n\r\nThis port speaks TLS: send OTLP to https://\r\n\r\n";
+
 impl HttpReceiver {
+    /// A receiver; with `tls`, every connection is a TLS session (its handshake counted in the
+    /// listener's TLS metrics).
     pub fn new(
         ingest: Rc<Ingest>,
         metrics: ReceiverMetrics,
         settings: HttpSettings,
         stop: Rc<Stop>,
+        tls: Option<Arc<ServerTls>>,
     ) -> Rc<Self> {
         let connections =
             Connections::new(settings.limits.connections_max, metrics.connections.clone());
+        let tls = tls.map(|tls| {
+            let cells =
+                metrics.connections.tls.clone().unwrap_or_else(|| {
+                    unreachable!("a TLS listener's metrics are registered with it")
+                });
+            TlsAcceptor::new(tls, cells)
+        });
         Rc::new(HttpReceiver {
             ingest,
             metrics,
             settings,
             stop,
             connections,
+            tls,
         })
     }
 
@@ -156,8 +176,22 @@ impl HttpReceiver {
         self.connections.open()
     }
 
-    async fn serve_connection(&self, mut stream: TcpStream) {
+    async fn serve_connection(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        let mut stream = match &self.tls {
+            None => Conn::Plain(stream),
+            Some(tls) => match Box::pin(tls.accept(stream, Instant::now(), &self.stop)).await {
+                Ok(session) => session,
+                Err(Refused::NotTls(mut plain)) => {
+                    // Plaintext HTTP (or garbage) on a TLS port: say so, in plaintext, as Go's
+                    // servers do, and close.
+                    let _ = plain.write_all(PLAINTEXT_ON_TLS_PORT).await;
+                    let _ = plain.close().await;
+                    return;
+                }
+                Err(Refused::Failed | Refused::Closed) => return,
+            },
+        };
         // Empty until a request's first byte arrives: an idle connection holds no buffer.
         let mut buffer: Vec<u8> = Vec::new();
         loop {
@@ -197,11 +231,7 @@ impl HttpReceiver {
     }
 
     /// Reads, serves and answers one request; returns whether the connection stays open.
-    async fn serve_request(
-        &self,
-        stream: &mut TcpStream,
-        buffer: &mut Vec<u8>,
-    ) -> Result<bool, Close> {
+    async fn serve_request(&self, stream: &mut Conn, buffer: &mut Vec<u8>) -> Result<bool, Close> {
         let timeouts = &self.settings.timeouts;
         let (head, head_len) = read_head(stream, buffer, timeouts).await?;
         buffer.drain(..head_len);
@@ -280,7 +310,7 @@ impl HttpReceiver {
     /// Writes a response within `write_timeout`.
     async fn write_reply(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut Conn,
         reply: &Reply,
         keep_alive: bool,
     ) -> std::io::Result<()> {
@@ -330,7 +360,7 @@ fn media_type(value: &str) -> &str {
 /// a one-byte slot — so an idle connection costs its task and its socket, not a read buffer.
 /// Pipelined bytes already in `buffer` are a request begun.
 async fn wait_for_request(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buffer: &mut Vec<u8>,
     stop: &Stop,
     timeouts: &HttpTimeouts,
@@ -367,7 +397,7 @@ async fn wait_for_request(
 /// Reads until `buffer` (which holds the request's first bytes, [`wait_for_request`]) holds a
 /// whole request head, and reads it: the whole head must come within `read_header_timeout`.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buffer: &mut Vec<u8>,
     timeouts: &HttpTimeouts,
 ) -> Result<(Head, usize), Close> {
@@ -422,7 +452,7 @@ fn framing_reply(err: &FramingError, encoding: Encoding) -> Reply {
 /// `window` bytes grown onto it. Only that window is zeroed, so a slow head costs a few KiB, not
 /// a large read buffer.
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buffer: &mut Vec<u8>,
     window: usize,
 ) -> std::io::Result<usize> {
@@ -440,7 +470,7 @@ async fn read_more(
 /// Reads the body the head announces, at most `limit` bytes of it; leaves what follows (a
 /// pipelined request) in `buffer`.
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buffer: &mut Vec<u8>,
     framing: BodyFraming,
     limit: usize,
@@ -471,7 +501,7 @@ async fn read_body(
 
 /// [`read_body`] within `timeout` for the whole body.
 async fn read_body_within(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buffer: &mut Vec<u8>,
     framing: BodyFraming,
     limit: usize,
@@ -485,7 +515,7 @@ async fn read_body_within(
 }
 
 async fn read_chunked(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buffer: &mut Vec<u8>,
     limit: usize,
 ) -> Result<Vec<u8>, FramingError> {
@@ -566,11 +596,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn write_reply(
-    stream: &mut TcpStream,
-    reply: &Reply,
-    keep_alive: bool,
-) -> std::io::Result<()> {
+async fn write_reply(stream: &mut Conn, reply: &Reply, keep_alive: bool) -> std::io::Result<()> {
     let content_type = match reply.encoding {
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",

@@ -41,6 +41,7 @@ pub(crate) mod http;
 pub mod http1;
 pub mod keepalive;
 pub(crate) mod status;
+pub(crate) mod tls_accept;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

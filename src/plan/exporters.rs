@@ -1,6 +1,7 @@
 //! From the configuration's exporter types to the export layer's settings: the Collector's
 //! per-process figures become each shard's share, and every unbounded value gets a bound.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tailgate_wire::Signal;
@@ -10,6 +11,7 @@ use crate::export::{
     self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
     RetrySettings,
 };
+use crate::tls::ClientTls;
 
 fn retry(config: &config::RetryOnFailure) -> RetrySettings {
     RetrySettings {
@@ -42,10 +44,16 @@ fn compression(config: config::Compression) -> export::Compression {
     }
 }
 
-pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings {
+/// The export layer's settings for `config`; `tls` is its TLS configuration, files read.
+pub(crate) fn exporter_settings(
+    config: &ExporterConfig,
+    shards: usize,
+    tls: Option<Arc<ClientTls>>,
+) -> ExporterSettings {
     match config {
         ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
             endpoint: otlp.endpoint.to_string(),
+            tls,
             headers: otlp.headers.clone().into_iter().collect(),
             compression: compression(otlp.compression),
             compression_level: otlp.compression_level,
@@ -57,6 +65,7 @@ pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> Expor
             let url = |signal| http.url(signal).map(ToString::to_string);
             ExporterSettings::OtlpHttp(OtlpHttpSettings {
                 endpoint: url(Signal::Traces).unwrap_or_default(),
+                tls,
                 traces_endpoint: url(Signal::Traces),
                 metrics_endpoint: url(Signal::Metrics),
                 logs_endpoint: url(Signal::Logs),
@@ -101,6 +110,7 @@ mod tests {
         let ExporterSettings::Otlp(otlp) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
             2,
+            None,
         ) else {
             panic!("an otlp exporter");
         };
@@ -109,6 +119,7 @@ mod tests {
         let ExporterSettings::Debug(debug) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
             2,
+            None,
         ) else {
             panic!("a debug exporter");
         };

@@ -8,8 +8,9 @@
 mod budget;
 mod exporters;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tailgate_shards::runtime;
@@ -23,6 +24,7 @@ use crate::ingest::grpc::GrpcSettings;
 use crate::ingest::http::HttpSettings;
 use crate::ingest::Limits;
 use crate::sampling::{PolicySet, SamplerSettings};
+use crate::tls::{ClientTls, Reload, ServerTls};
 
 /// Everything a shard needs to build itself, as plain values.
 #[derive(Debug, Clone)]
@@ -34,14 +36,16 @@ pub(crate) struct Plan {
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
     pub(crate) admin: SocketAddr,
+    /// Every TLS configuration (listeners and exporters), for the reload thread.
+    pub(crate) tls: Vec<Arc<dyn Reload>>,
 }
 
 /// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
 #[derive(Debug, Clone)]
 pub(crate) struct ReceiverPlan {
     pub(crate) name: String,
-    pub(crate) grpc: Option<(SocketAddr, GrpcSettings)>,
-    pub(crate) http: Option<(SocketAddr, HttpSettings)>,
+    pub(crate) grpc: Option<(SocketAddr, GrpcSettings, Option<Arc<ServerTls>>)>,
+    pub(crate) http: Option<(SocketAddr, HttpSettings, Option<Arc<ServerTls>>)>,
 }
 
 /// One pipeline: its tail sampling, its batching and its exporters.
@@ -65,11 +69,30 @@ impl Plan {
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = shard_cpus(&config.shards.cpus)?;
         let (soft, memory_limit) = budget::memory_budget(config)?;
+        let mut tls: Vec<Arc<dyn Reload>> = Vec::new();
+        let mut exporter_tls = BTreeMap::new();
+        for (id, exporter) in &config.exporters.by_id {
+            let (settings, alpn) = match exporter {
+                config::Exporter::Otlp(otlp) => (&otlp.tls, crate::tls::ALPN_H2),
+                config::Exporter::OtlpHttp(http) => (&http.tls, crate::tls::ALPN_HTTP1),
+                config::Exporter::Debug(_) => continue,
+            };
+            if let Some(settings) = settings {
+                let loaded = ClientTls::load(format!("exporter {id}"), settings.clone(), alpn)
+                    .map_err(|why| {
+                        tls_error(&format!("exporters.{id}.tls"), &settings.common, why)
+                    })?;
+                tls.push(loaded.clone());
+                exporter_tls.insert(id.clone(), loaded);
+            }
+        }
         let pipelines = config
             .service
             .pipelines
             .iter()
-            .map(|pipeline| PipelinePlan::from_config(config, pipeline, soft, cpus.len()))
+            .map(|pipeline| {
+                PipelinePlan::from_config(config, pipeline, soft, cpus.len(), &exporter_tls)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // A receiver no pipeline takes from is not started, as in the Collector.
         let taken: BTreeSet<String> = config
@@ -82,7 +105,18 @@ impl Plan {
         for (id, receiver) in &config.receivers.by_id {
             let name = id.to_string();
             if taken.contains(&name) {
-                receivers.push(ReceiverPlan::from_config(name, receiver)?);
+                let receiver = ReceiverPlan::from_config(name, receiver)?;
+                let listeners = [
+                    receiver.grpc.as_ref().and_then(|(_, _, t)| t.clone()),
+                    receiver.http.as_ref().and_then(|(_, _, t)| t.clone()),
+                ];
+                tls.extend(
+                    listeners
+                        .into_iter()
+                        .flatten()
+                        .map(|t| t as Arc<dyn Reload>),
+                );
+                receivers.push(receiver);
             }
         }
         Ok(Plan {
@@ -92,6 +126,7 @@ impl Plan {
             pipelines,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
+            tls,
         })
     }
 
@@ -122,10 +157,10 @@ impl Plan {
             budget.reserved
         );
         for receiver in &mut self.receivers {
-            if let Some((_, grpc)) = &mut receiver.grpc {
+            if let Some((_, grpc, _)) = &mut receiver.grpc {
                 grpc.limits.connections_max = budget.per_listener;
             }
-            if let Some((_, http)) = &mut receiver.http {
+            if let Some((_, http, _)) = &mut receiver.http {
                 http.limits.connections_max = budget.per_listener;
             }
         }
@@ -140,6 +175,7 @@ impl PipelinePlan {
         pipeline: &config::Pipeline,
         soft: u64,
         shards: usize,
+        exporter_tls: &BTreeMap<config::ComponentId, Arc<ClientTls>>,
     ) -> Result<PipelinePlan, StartError> {
         let mut sampling = None;
         let mut batch = BatcherSettings {
@@ -180,7 +216,8 @@ impl PipelinePlan {
             let Some(exporter) = config.exporters.by_id.get(id) else {
                 continue;
             };
-            let settings = exporters::exporter_settings(exporter, shards);
+            let settings =
+                exporters::exporter_settings(exporter, shards, exporter_tls.get(id).cloned());
             // What each shard's `Exporter::new` would refuse, refused once, before any starts.
             Exporter::check(&settings)
                 .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
@@ -210,6 +247,7 @@ impl ReceiverPlan {
                     max_concurrent_streams: grpc.max_concurrent_streams,
                     keepalive: grpc.keepalive,
                 },
+                server_tls(&name, "grpc", grpc.tls.as_ref(), crate::tls::ALPN_H2)?,
             )),
             None => None,
         };
@@ -227,10 +265,48 @@ impl ReceiverPlan {
                     metrics_path: http.metrics_url_path.clone(),
                     logs_path: http.logs_url_path.clone(),
                 },
+                server_tls(&name, "http", http.tls.as_ref(), crate::tls::ALPN_HTTP1)?,
             )),
             None => None,
         };
         Ok(ReceiverPlan { name, grpc, http })
+    }
+}
+
+/// A TLS listener's configuration, its files read.
+fn server_tls(
+    receiver: &str,
+    protocol: &str,
+    settings: Option<&config::TlsServerSettings>,
+    alpn: &'static [u8],
+) -> Result<Option<Arc<ServerTls>>, StartError> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let label = format!("receiver {receiver} {protocol}");
+    ServerTls::load(label, settings.clone(), alpn)
+        .map(Some)
+        .map_err(|why| {
+            tls_error(
+                &format!("receivers.{receiver}.protocols.{protocol}.tls"),
+                &settings.common,
+                why,
+            )
+        })
+}
+
+/// A TLS configuration that did not load: a file may be right on the machine the gateway is
+/// meant for, so one that names files is a machine note for `check-config`; PEM given inline is
+/// the configuration's own fault.
+fn tls_error(key: &str, common: &config::TlsCommon, why: String) -> StartError {
+    let files = [&common.ca, &common.cert, &common.key]
+        .into_iter()
+        .any(|pem| matches!(pem, Some(config::Pem::File(_))));
+    let message = format!("{key}: {why}");
+    if files {
+        StartError::Machine(message)
+    } else {
+        StartError::Unsupported(message)
     }
 }
 

@@ -40,7 +40,7 @@ impl Listeners {
         };
         let mut failed = false;
         for (receiver, (grpc_metrics, http_metrics)) in plans.iter().zip(metrics) {
-            if let Some((addr, settings)) = &receiver.grpc {
+            if let Some((addr, settings, tls)) = &receiver.grpc {
                 match listen(*addr) {
                     Ok(listener) => {
                         let grpc = GrpcReceiver::new(
@@ -49,6 +49,7 @@ impl Listeners {
                             *settings,
                             health.clone(),
                             stop.clone(),
+                            tls.clone(),
                         );
                         listeners.grpc.push(grpc.clone());
                         listeners
@@ -64,7 +65,7 @@ impl Listeners {
                     }
                 }
             }
-            if let Some((addr, settings)) = &receiver.http {
+            if let Some((addr, settings, tls)) = &receiver.http {
                 match listen(*addr) {
                     Ok(listener) => {
                         let http = HttpReceiver::new(
@@ -72,6 +73,7 @@ impl Listeners {
                             http_metrics,
                             settings.clone(),
                             stop.clone(),
+                            tls.clone(),
                         );
                         listeners.http.push(http.clone());
                         listeners

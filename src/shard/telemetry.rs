@@ -4,6 +4,7 @@
 use crate::plan::Plan;
 use crate::telemetry::{
     DropMetrics, ExporterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics,
+    TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -30,10 +31,17 @@ impl ShardTelemetry {
                 .receivers
                 .iter()
                 .map(|r| {
-                    (
-                        ReceiverMetrics::register(builder, &r.name, "grpc", shard),
-                        ReceiverMetrics::register(builder, &r.name, "http", shard),
-                    )
+                    let mut grpc = ReceiverMetrics::register(builder, &r.name, "grpc", shard);
+                    let mut http = ReceiverMetrics::register(builder, &r.name, "http", shard);
+                    if matches!(r.grpc, Some((_, _, Some(_)))) {
+                        grpc.connections.tls =
+                            Some(TlsMetrics::register(builder, &r.name, "grpc", shard));
+                    }
+                    if matches!(r.http, Some((_, _, Some(_)))) {
+                        http.connections.tls =
+                            Some(TlsMetrics::register(builder, &r.name, "http", shard));
+                    }
+                    (grpc, http)
                 })
                 .collect(),
             shard: ShardMetrics::register(builder, shard),

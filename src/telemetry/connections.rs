@@ -29,6 +29,98 @@ pub struct ConnectionMetrics {
     /// `tailgate_receiver_accept_errors{reason="other"}`: accepts that failed otherwise (a peer
     /// that reset before it was accepted).
     pub accept_errors_other: Counter,
+    /// TLS handshakes, on a TLS listener.
+    pub tls: Option<TlsMetrics>,
+}
+
+/// Why a TLS handshake failed, as `tailgate_receiver_tls_handshake_failures{reason}` says it.
+pub const TLS_FAILURE_REASONS: &[&str] = &[
+    // No ClientHello (or no complete handshake) within the handshake timeout.
+    "timeout",
+    // The first byte is not a TLS record: plaintext or garbage sent to a TLS port.
+    "not_tls",
+    // mTLS: the client sent no certificate.
+    "no_client_certificate",
+    // mTLS: the client's certificate has expired (or is not yet valid).
+    "certificate_expired",
+    // mTLS: the client's certificate is not from the configured client CA.
+    "certificate_unknown_issuer",
+    // mTLS: the client's certificate is otherwise unusable (wrong usage, bad signature).
+    "certificate_invalid",
+    // No version, suite, group or ALPN protocol in common.
+    "incompatible",
+    // The client aborted with an alert (it did not accept the gateway's certificate, often).
+    "alert_received",
+    // The client broke the protocol.
+    "protocol",
+    // The connection ended during the handshake.
+    "closed",
+];
+
+/// One TLS listener's handshake counters on one shard.
+#[derive(Debug, Clone)]
+pub struct TlsMetrics {
+    /// `tailgate_receiver_tls_handshakes`: handshakes completed.
+    pub handshakes: Counter,
+    /// `tailgate_receiver_tls_handshakes_in_progress`: handshakes begun and not yet ended
+    /// (bounded per listener and shard).
+    pub in_progress: Gauge,
+    /// `tailgate_receiver_tls_handshake_failures{reason}`, in [`TLS_FAILURE_REASONS`]' order.
+    failures: Vec<Counter>,
+}
+
+impl TlsMetrics {
+    /// Registers the TLS families of `receiver` over `transport` on `shard`.
+    pub fn register(
+        builder: &mut RegistryBuilder,
+        receiver: &str,
+        transport: &str,
+        shard: usize,
+    ) -> Self {
+        let shard = shard.to_string();
+        let labels = [
+            ("receiver", receiver),
+            ("transport", transport),
+            ("shard", shard.as_str()),
+        ];
+        TlsMetrics {
+            handshakes: builder.counter(
+                "tailgate_receiver_tls_handshakes",
+                "Number of TLS handshakes the receiver completed.",
+                &labels,
+            ),
+            in_progress: builder.gauge(
+                "tailgate_receiver_tls_handshakes_in_progress",
+                "Number of TLS handshakes in progress on this shard's listener.",
+                &labels,
+            ),
+            failures: TLS_FAILURE_REASONS
+                .iter()
+                .map(|reason| {
+                    builder.counter(
+                        "tailgate_receiver_tls_handshake_failures",
+                        "Number of connections closed because their TLS handshake failed, with \
+                         the reason.",
+                        &[
+                            ("receiver", receiver),
+                            ("transport", transport),
+                            ("shard", shard.as_str()),
+                            ("reason", reason),
+                        ],
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts a failed handshake; `reason` is one of [`TLS_FAILURE_REASONS`] (else `protocol`).
+    pub fn failed(&self, reason: &str) {
+        let i = TLS_FAILURE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(TLS_FAILURE_REASONS.len() - 2);
+        self.failures[i].inc();
+    }
 }
 
 impl ConnectionMetrics {
@@ -89,6 +181,7 @@ impl ConnectionMetrics {
                 "Number of failed accepts, with the reason; the listener backs off after each.",
                 &with_reason("other"),
             ),
+            tls: None,
         }
     }
 }

@@ -71,7 +71,7 @@ mod shard;
 
 pub use admin::{AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX};
 pub use cell::{Counter, Gauge, Histogram};
-pub use connections::ConnectionMetrics;
+pub use connections::{ConnectionMetrics, TlsMetrics, TLS_FAILURE_REASONS};
 pub use drops::{DropMetrics, DropReason};
 pub use health::{Health, NotReady};
 pub use pipeline::{
