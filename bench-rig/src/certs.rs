@@ -133,8 +133,18 @@ pub struct CertFiles {
 /// Writes a new authority (`ca.pem`), a server certificate for `hosts` (`server.pem`,
 /// `server-key.pem`) and a client certificate (`client.pem`, `client-key.pem`) into `dir`.
 pub fn write_set(dir: &Path, hosts: &[&str]) -> io::Result<CertFiles> {
+    write_set_keeping(dir, hosts).map(|(_, files)| files)
+}
+
+/// [`write_set`], returning the authority too, to issue more certificates from it (a rotated
+/// server certificate, an expired client one).
+pub fn write_set_keeping(dir: &Path, hosts: &[&str]) -> io::Result<(Authority, CertFiles)> {
     fs::create_dir_all(dir)?;
-    let ca = Authority::new("tailgate test CA")?;
+    // Named after its directory, so two sets' CAs are told apart by name as well as by key.
+    let name = dir
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let ca = Authority::new(&format!("tailgate test CA {name}"))?;
     let server = ca.issue(Leaf::Server(hosts), Validity::Current)?;
     let client = ca.issue(Leaf::Client("tailgate test client"), Validity::Current)?;
     let files = CertFiles {
@@ -149,5 +159,5 @@ pub fn write_set(dir: &Path, hosts: &[&str]) -> io::Result<CertFiles> {
     fs::write(&files.server_key, &server.key_pem)?;
     fs::write(&files.client_cert, &client.cert_pem)?;
     fs::write(&files.client_key, &client.key_pem)?;
-    Ok(files)
+    Ok((ca, files))
 }

@@ -131,6 +131,11 @@ enum Close {
 const PLAINTEXT_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
     Content-Length: 45\r\nConnection: close\r\n\r\nThis port speaks TLS: send OTLP to https://\r\n\r\n";
 
+/// How long, and how much, a plaintext request on a TLS port is read before the connection
+/// closes.
+const PLAINTEXT_DRAIN_TIME: Duration = Duration::from_millis(200);
+const PLAINTEXT_DRAIN_BYTES: usize = 64 << 10;
+
 impl HttpReceiver {
     /// A receiver; with `tls`, every connection is a TLS session (its handshake counted in the
     /// listener's TLS metrics).
@@ -184,8 +189,22 @@ impl HttpReceiver {
                 Ok(session) => session,
                 Err(Refused::NotTls(mut plain)) => {
                     // Plaintext HTTP (or garbage) on a TLS port: say so, in plaintext, as Go's
-                    // servers do, and close.
+                    // servers do, and close. What the client sent is read first (a little, for
+                    // a moment): closing on unread bytes would reset the connection, and the
+                    // client could lose the answer.
                     let _ = plain.write_all(PLAINTEXT_ON_TLS_PORT).await;
+                    let _ = glommio::timer::timeout(PLAINTEXT_DRAIN_TIME, async {
+                        let mut scratch = [0u8; 4096];
+                        let mut drained = 0usize;
+                        while drained < PLAINTEXT_DRAIN_BYTES {
+                            match plain.read(&mut scratch).await {
+                                Ok(n) if n > 0 => drained = drained.saturating_add(n),
+                                _ => break,
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await;
                     let _ = plain.close().await;
                     return;
                 }

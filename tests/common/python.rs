@@ -292,7 +292,11 @@ pub fn try_send_spans(
         .arg(&out_file.0)
         .args(extra_args)
         .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME");
+        .env_remove("PYTHONHOME")
+        // These override the HTTP exporter's `certificate_file` (requests reads them first):
+        // a test's own CA is what the client must trust.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
     // Test endpoints are local: keep the exporters (requests, urllib3, grpc) off any proxy.
     for var in [
         "http_proxy",

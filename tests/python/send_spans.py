@@ -132,15 +132,33 @@ def http_url(endpoint: str) -> str:
     return endpoint
 
 
-def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float) -> SpanExporter:
+def read_file(path):
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float, tls) -> SpanExporter:
+    """`tls` is (ca_file, client_cert_file, client_key_file), each None when not given."""
     gzip = compression == "gzip"
+    ca_file, cert_file, key_file = tls
     if protocol == "grpc":
         import grpc
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+        secure = endpoint.startswith("https://")
+        credentials = None
+        if secure and ca_file is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=read_file(ca_file),
+                private_key=read_file(key_file),
+                certificate_chain=read_file(cert_file),
+            )
         return OTLPSpanExporter(
             endpoint=endpoint,
-            insecure=not endpoint.startswith("https://"),
+            insecure=not secure,
+            credentials=credentials,
             compression=grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression,
             timeout=timeout,
         )
@@ -150,6 +168,9 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
 
         return OTLPSpanExporter(
             endpoint=http_url(endpoint),
+            certificate_file=ca_file,
+            client_certificate_file=cert_file,
+            client_key_file=key_file,
             compression=Compression.Gzip if gzip else Compression.NoCompression,
             timeout=timeout,
         )
@@ -233,6 +254,9 @@ def main() -> int:
     p.add_argument("--compression", choices=("none", "gzip"), default="none")
     p.add_argument("--batch-size", type=int, default=512, help="BatchSpanProcessor max_export_batch_size")
     p.add_argument("--timeout", type=float, default=10.0, help="exporter timeout, seconds")
+    p.add_argument("--ca-file", help="TLS: trust only this CA (https:// endpoints)")
+    p.add_argument("--client-cert", help="TLS: present this client certificate (mTLS)")
+    p.add_argument("--client-key", help="TLS: the client certificate's key")
     args = p.parse_args()
     if args.traces < 0 or args.spans_per_trace < 1 or args.error_every < 0 or args.batch_size < 1:
         p.error("need --traces >= 0, --spans-per-trace >= 1, --error-every >= 0, --batch-size >= 1")
@@ -240,7 +264,13 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
     expected = args.traces * args.spans_per_trace
-    recorder = RecordingExporter(make_exporter(args.protocol, args.endpoint, args.compression, args.timeout))
+    recorder = RecordingExporter(make_exporter(
+            args.protocol,
+            args.endpoint,
+            args.compression,
+            args.timeout,
+            (args.ca_file, args.client_cert, args.client_key),
+        ))
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"tailgate-test-{args.protocol}"}),
         id_generator=SeededIdGenerator(args.seed),
