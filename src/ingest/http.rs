@@ -183,32 +183,13 @@ impl HttpReceiver {
 
     async fn serve_connection(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        // The TLS handshake's state is boxed and gone once it is done: an idle connection's
+        // task holds only the session.
         let mut stream = match &self.tls {
             None => Conn::Plain(stream),
-            Some(tls) => match Box::pin(tls.accept(stream, Instant::now(), &self.stop)).await {
-                Ok(session) => session,
-                Err(Refused::NotTls(mut plain)) => {
-                    // Plaintext HTTP (or garbage) on a TLS port: say so, in plaintext, as Go's
-                    // servers do, and close. What the client sent is read first (a little, for
-                    // a moment): closing on unread bytes would reset the connection, and the
-                    // client could lose the answer.
-                    let _ = plain.write_all(PLAINTEXT_ON_TLS_PORT).await;
-                    let _ = glommio::timer::timeout(PLAINTEXT_DRAIN_TIME, async {
-                        let mut scratch = [0u8; 4096];
-                        let mut drained = 0usize;
-                        while drained < PLAINTEXT_DRAIN_BYTES {
-                            match plain.read(&mut scratch).await {
-                                Ok(n) if n > 0 => drained = drained.saturating_add(n),
-                                _ => break,
-                            }
-                        }
-                        Ok(())
-                    })
-                    .await;
-                    let _ = plain.close().await;
-                    return;
-                }
-                Err(Refused::Failed | Refused::Closed) => return,
+            Some(tls) => match Box::pin(start_tls(tls, stream, &self.stop)).await {
+                Some(session) => session,
+                None => return,
             },
         };
         // Empty until a request's first byte arrives: an idle connection holds no buffer.
@@ -366,6 +347,36 @@ impl HttpReceiver {
         self.ingest
             .export(signal, bytes::Bytes::from(protobuf), &self.metrics)
             .await
+    }
+}
+
+/// The server side of a TLS handshake on `stream`; `None` when it failed (counted) or the
+/// client sent plaintext, which is answered in plaintext and closed.
+async fn start_tls(tls: &TlsAcceptor, stream: TcpStream, stop: &Stop) -> Option<Conn> {
+    match tls.accept(stream, Instant::now(), stop).await {
+        Ok(session) => Some(session),
+        Err(Refused::NotTls(mut plain)) => {
+            // Plaintext HTTP (or garbage) on a TLS port: say so, in plaintext, as Go's servers
+            // do, and close. What the client sent is read first (a little, for a moment):
+            // closing on unread bytes would reset the connection, and the client could lose
+            // the answer.
+            let _ = plain.write_all(PLAINTEXT_ON_TLS_PORT).await;
+            let _ = glommio::timer::timeout(PLAINTEXT_DRAIN_TIME, async {
+                let mut scratch = [0u8; 4096];
+                let mut drained = 0usize;
+                while drained < PLAINTEXT_DRAIN_BYTES {
+                    match plain.read(&mut scratch).await {
+                        Ok(n) if n > 0 => drained = drained.saturating_add(n),
+                        _ => break,
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            let _ = plain.close().await;
+            None
+        }
+        Err(Refused::Failed | Refused::Closed) => None,
     }
 }
 
