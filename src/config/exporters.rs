@@ -14,9 +14,10 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::extensions::{check_auth, RawAuth};
 use super::locate::Target;
 use super::processors::duration_at_most;
-use super::scalar::{Dur, Float, SInt, UInt};
+use super::scalar::{present, Dur, Float, SInt, UInt};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
 use tailgate_wire::Signal;
 
@@ -70,6 +71,8 @@ pub struct OtlpExporter {
     pub endpoint: Endpoint,
     /// Extra request headers (gRPC metadata), as written.
     pub headers: BTreeMap<String, String>,
+    /// `auth.authenticator`: the extension whose credentials every request carries.
+    pub auth: Option<ComponentId>,
     /// Request compression (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: gzip 6, zstd 3, as the Collector).
@@ -95,6 +98,8 @@ pub struct OtlpHttpExporter {
     pub encoding: Encoding,
     /// Extra request headers, as written.
     pub headers: BTreeMap<String, String>,
+    /// `auth.authenticator`: the extension whose credentials every request carries.
+    pub auth: Option<ComponentId>,
     /// Request compression (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: gzip 6, zstd 3, as the Collector).
@@ -241,6 +246,8 @@ pub(crate) struct RawOtlp {
     endpoint: Option<String>,
     tls: Option<RawClientTls>,
     headers: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "present")]
+    auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
     timeout: Option<Dur>,
@@ -258,6 +265,8 @@ pub(crate) struct RawOtlpHttp {
     encoding: Option<String>,
     tls: Option<RawClientTls>,
     headers: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "present")]
+    auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
     timeout: Option<Dur>,
@@ -443,6 +452,7 @@ fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporte
     Ok(OtlpExporter {
         endpoint,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
+        auth: check_auth(raw.auth, path, ctx)?,
         compression,
         compression_level: check_compression_level(
             compression,
@@ -520,6 +530,7 @@ fn check_otlphttp(
         logs_url,
         encoding,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
+        auth: check_auth(raw.auth, path, ctx)?,
         compression,
         compression_level: check_compression_level(
             compression,

@@ -36,6 +36,7 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::extensions::{check_auth, RawAuth};
 use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{present, Dur, UInt};
@@ -102,6 +103,8 @@ pub struct OtlpReceiver {
 pub struct GrpcReceiver {
     /// Where to listen (default `0.0.0.0:4317`).
     pub endpoint: Endpoint,
+    /// `auth.authenticator`: the extension every call's credentials are checked with.
+    pub auth: Option<ComponentId>,
     /// The largest request message accepted, in MiB (default 4, at most
     /// `MAX_RECV_MSG_SIZE_MIB_MAX`).
     pub max_recv_msg_size_mib: u32,
@@ -117,6 +120,8 @@ pub struct GrpcReceiver {
 pub struct HttpReceiver {
     /// Where to listen (default `0.0.0.0:4318`).
     pub endpoint: Endpoint,
+    /// `auth.authenticator`: the extension every request's credentials are checked with.
+    pub auth: Option<ComponentId>,
     /// The largest request body accepted, in bytes (default 20 MiB, at most
     /// `MAX_REQUEST_BODY_SIZE_MAX`).
     pub max_request_body_size: u64,
@@ -173,6 +178,7 @@ struct RawGrpc {
     transport: Option<String>,
     keepalive: Option<RawKeepalive>,
     tls: Option<RawServerTls>,
+    #[serde(deserialize_with = "present")]
     auth: Option<RawAuth>,
 }
 
@@ -215,6 +221,7 @@ struct RawHttp {
     idle_timeout: Option<Dur>,
     cors: Option<RawCors>,
     tls: Option<RawServerTls>,
+    #[serde(deserialize_with = "present")]
     auth: Option<RawAuth>,
 }
 
@@ -248,13 +255,6 @@ impl RawServerTls {
     }
 }
 
-/// `auth: {authenticator: NAME}`, naming an authenticator extension.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct RawAuth {
-    authenticator: Option<String>,
-}
-
 /// `cors`, for browsers posting OTLP/HTTP.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -276,18 +276,6 @@ pub(crate) fn server_tls_unsupported(
              TLS and mTLS with these keys)",
             tls.keys_given()
         ),
-    )
-}
-
-pub(crate) fn auth_unsupported(ctx: &Ctx<'_>, path: &KeyPath, auth: &RawAuth) -> ConfigError {
-    let named = auth
-        .authenticator
-        .as_deref()
-        .map(|a| format!(" (authenticator `{a}`)"))
-        .unwrap_or_default();
-    ctx.unsupported(
-        &path.key("auth"),
-        format!("authentication is not supported yet{named}; remove `auth`"),
     )
 }
 
@@ -360,9 +348,6 @@ fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceive
     if let Some(tls) = &raw.tls {
         return Err(server_tls_unsupported(ctx, path, tls));
     }
-    if let Some(auth) = &raw.auth {
-        return Err(auth_unsupported(ctx, path, auth));
-    }
     if let Some(transport) = raw.transport.as_deref() {
         if transport != "tcp" {
             return Err(ctx.error(
@@ -407,6 +392,7 @@ fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceive
     )?;
     Ok(GrpcReceiver {
         endpoint,
+        auth: check_auth(raw.auth, path, ctx)?,
         max_recv_msg_size_mib,
         max_concurrent_streams,
         keepalive,
@@ -489,9 +475,6 @@ fn check_keepalive(
 fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceiver, ConfigError> {
     if let Some(tls) = &raw.tls {
         return Err(server_tls_unsupported(ctx, path, tls));
-    }
-    if let Some(auth) = &raw.auth {
-        return Err(auth_unsupported(ctx, path, auth));
     }
     if let Some(cors) = &raw.cors {
         let origins = cors.allowed_origins.as_ref().map_or(0, Vec::len);
@@ -602,6 +585,7 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
     };
     Ok(HttpReceiver {
         endpoint,
+        auth: check_auth(raw.auth, path, ctx)?,
         max_request_body_size,
         traces_url_path,
         metrics_url_path,

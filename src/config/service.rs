@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::component::{Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
+use super::extensions::{check_enabled, Extensions};
 use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
@@ -30,6 +31,8 @@ pub const PIPELINE_COMPONENTS_MAX: usize = 64;
 pub struct Service {
     /// The pipelines, in file order; at least one.
     pub pipelines: Vec<Pipeline>,
+    /// `extensions`: the extensions started, each defined under `extensions`.
+    pub extensions: Vec<ComponentId>,
     /// The gateway's own metrics and logs.
     pub telemetry: Telemetry,
 }
@@ -169,11 +172,8 @@ pub(crate) struct Components<'a> {
     pub(crate) receivers: &'a Receivers,
     pub(crate) processors: &'a Processors,
     pub(crate) exporters: &'a Exporters,
+    pub(crate) extensions: &'a Extensions,
 }
-
-/// The message for `extensions` in any form.
-pub(crate) const EXTENSIONS_UNSUPPORTED: &str = "extensions are not supported; tailgate serves \
-     /healthz and /readyz itself on the telemetry address (service.telemetry.metrics.address)";
 
 pub(crate) fn check(
     raw: RawService,
@@ -181,9 +181,12 @@ pub(crate) fn check(
     ctx: &Ctx<'_>,
 ) -> Result<Service, ConfigError> {
     let path = KeyPath::root().key("service");
-    if raw.extensions.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(ctx.unsupported(&path.key("extensions"), EXTENSIONS_UNSUPPORTED));
-    }
+    let extensions = check_enabled(
+        raw.extensions.unwrap_or_default(),
+        components.extensions,
+        &path.key("extensions"),
+        ctx,
+    )?;
     let pipelines_path = path.key("pipelines");
     let raw_pipelines = match raw.pipelines {
         Some(p) if !p.0.is_empty() => p.0,
@@ -216,6 +219,7 @@ pub(crate) fn check(
     )?;
     Ok(Service {
         pipelines,
+        extensions,
         telemetry,
     })
 }
