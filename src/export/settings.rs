@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 
 use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
+use crate::auth::ClientAuth;
 use tailgate_wire::Signal;
 
 /// Body compression, as the Collector's `compression` key spells it.
@@ -97,6 +98,8 @@ pub struct OtlpGrpcSettings {
     pub endpoint: String,
     /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
+    /// `auth.authenticator`: the credentials every export carries.
+    pub auth: Option<ClientAuth>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
@@ -114,6 +117,7 @@ impl Default for OtlpGrpcSettings {
         OtlpGrpcSettings {
             endpoint: String::new(),
             headers: Vec::new(),
+            auth: None,
             compression: Compression::Gzip,
             compression_level: None,
             timeout: Duration::from_secs(5),
@@ -145,6 +149,8 @@ pub struct OtlpHttpSettings {
     pub logs_endpoint: Option<String>,
     /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
+    /// `auth.authenticator`: the credentials every export carries.
+    pub auth: Option<ClientAuth>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
@@ -167,6 +173,7 @@ impl Default for OtlpHttpSettings {
             metrics_endpoint: None,
             logs_endpoint: None,
             headers: Vec::new(),
+            auth: None,
             compression: Compression::Gzip,
             compression_level: None,
             encoding: Encoding::Proto,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tailgate_wire::Signal;
 
+use crate::auth::Authenticators;
 use crate::config::{self, Exporter as ExporterConfig};
 use crate::export::{
     self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
@@ -42,11 +43,19 @@ fn compression(config: config::Compression) -> export::Compression {
     }
 }
 
-pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings {
+/// The settings of one exporter on each of `shards` shards, with its authenticator from
+/// `auth` (the configuration checked that it names an enabled client authenticator).
+pub(crate) fn exporter_settings(
+    config: &ExporterConfig,
+    shards: usize,
+    auth: &Authenticators,
+) -> ExporterSettings {
+    let client = |id: &Option<config::ComponentId>| id.as_ref().and_then(|id| auth.client(id));
     match config {
         ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
             endpoint: otlp.endpoint.to_string(),
             headers: otlp.headers.clone().into_iter().collect(),
+            auth: client(&otlp.auth),
             compression: compression(otlp.compression),
             compression_level: otlp.compression_level,
             timeout: otlp.timeout,
@@ -61,6 +70,7 @@ pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> Expor
                 metrics_endpoint: url(Signal::Metrics),
                 logs_endpoint: url(Signal::Logs),
                 headers: http.headers.clone().into_iter().collect(),
+                auth: client(&http.auth),
                 compression: compression(http.compression),
                 compression_level: http.compression_level,
                 encoding: match http.encoding {
@@ -101,6 +111,7 @@ mod tests {
         let ExporterSettings::Otlp(otlp) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
             2,
+            &Authenticators::default(),
         ) else {
             panic!("an otlp exporter");
         };
@@ -109,6 +120,7 @@ mod tests {
         let ExporterSettings::Debug(debug) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
             2,
+            &Authenticators::default(),
         ) else {
             panic!("a debug exporter");
         };

@@ -12,9 +12,12 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tailgate_shards::runtime;
 use tailgate_wire::Signal;
 
+use crate::auth::{Authenticators, ServerAuth, WatchedFile};
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
 use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
 use crate::gateway::StartError;
@@ -34,6 +37,8 @@ pub(crate) struct Plan {
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
     pub(crate) admin: SocketAddr,
+    /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
+    pub(crate) token_files: Vec<WatchedFile>,
 }
 
 /// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
@@ -42,6 +47,15 @@ pub(crate) struct ReceiverPlan {
     pub(crate) name: String,
     pub(crate) grpc: Option<(SocketAddr, GrpcSettings)>,
     pub(crate) http: Option<(SocketAddr, HttpSettings)>,
+    /// The authenticators each protocol checks requests with.
+    pub(crate) auth: ReceiverAuth,
+}
+
+/// A receiver's `auth.authenticator`s, per protocol.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReceiverAuth {
+    pub(crate) grpc: Option<Arc<ServerAuth>>,
+    pub(crate) http: Option<Arc<ServerAuth>>,
 }
 
 /// One pipeline: its tail sampling, its batching and its exporters.
@@ -65,11 +79,14 @@ impl Plan {
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = shard_cpus(&config.shards.cpus)?;
         let (soft, memory_limit) = budget::memory_budget(config)?;
+        // Token and htpasswd files are this machine's: a missing one is a note for check-config.
+        let auth = Authenticators::from_config(config)
+            .map_err(|err| StartError::Machine(err.to_string()))?;
         let pipelines = config
             .service
             .pipelines
             .iter()
-            .map(|pipeline| PipelinePlan::from_config(config, pipeline, soft, cpus.len()))
+            .map(|pipeline| PipelinePlan::from_config(config, pipeline, soft, cpus.len(), &auth))
             .collect::<Result<Vec<_>, _>>()?;
         // A receiver no pipeline takes from is not started, as in the Collector.
         let taken: BTreeSet<String> = config
@@ -82,7 +99,7 @@ impl Plan {
         for (id, receiver) in &config.receivers.by_id {
             let name = id.to_string();
             if taken.contains(&name) {
-                receivers.push(ReceiverPlan::from_config(name, receiver)?);
+                receivers.push(ReceiverPlan::from_config(name, receiver, &auth)?);
             }
         }
         Ok(Plan {
@@ -92,6 +109,7 @@ impl Plan {
             pipelines,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
+            token_files: auth.watched_files(),
         })
     }
 
@@ -140,6 +158,7 @@ impl PipelinePlan {
         pipeline: &config::Pipeline,
         soft: u64,
         shards: usize,
+        auth: &Authenticators,
     ) -> Result<PipelinePlan, StartError> {
         let mut sampling = None;
         let mut batch = BatcherSettings {
@@ -180,7 +199,7 @@ impl PipelinePlan {
             let Some(exporter) = config.exporters.by_id.get(id) else {
                 continue;
             };
-            let settings = exporters::exporter_settings(exporter, shards);
+            let settings = exporters::exporter_settings(exporter, shards, auth);
             // What each shard's `Exporter::new` would refuse, refused once, before any starts.
             Exporter::check(&settings)
                 .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
@@ -197,8 +216,18 @@ impl PipelinePlan {
 
 impl ReceiverPlan {
     /// The receiver `name`, its listen addresses resolved.
-    fn from_config(name: String, receiver: &config::Receiver) -> Result<ReceiverPlan, StartError> {
+    fn from_config(
+        name: String,
+        receiver: &config::Receiver,
+        authenticators: &Authenticators,
+    ) -> Result<ReceiverPlan, StartError> {
         let config::Receiver::Otlp(otlp) = receiver;
+        // The configuration checked that each names an enabled server authenticator.
+        let server = |id: Option<&config::ComponentId>| id.and_then(|id| authenticators.server(id));
+        let auth = ReceiverAuth {
+            grpc: server(otlp.grpc.as_ref().and_then(|g| g.auth.as_ref())),
+            http: server(otlp.http.as_ref().and_then(|h| h.auth.as_ref())),
+        };
         let grpc = match &otlp.grpc {
             Some(grpc) => Some((
                 resolve(&grpc.endpoint)?,
@@ -230,7 +259,12 @@ impl ReceiverPlan {
             )),
             None => None,
         };
-        Ok(ReceiverPlan { name, grpc, http })
+        Ok(ReceiverPlan {
+            name,
+            grpc,
+            http,
+            auth,
+        })
     }
 }
 

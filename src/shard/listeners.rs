@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use glommio::Task;
 
+use crate::auth::Gatekeeper;
 use crate::ingest::accept::listen;
 use crate::ingest::grpc::GrpcReceiver;
 use crate::ingest::http::HttpReceiver;
@@ -43,12 +44,22 @@ impl Listeners {
             if let Some((addr, settings)) = &receiver.grpc {
                 match listen(*addr) {
                     Ok(listener) => {
+                        let gatekeeper = receiver.auth.grpc.clone().map(|auth| {
+                            Gatekeeper::new(
+                                auth,
+                                grpc_metrics.auth.clone(),
+                                &receiver.name,
+                                "grpc",
+                                id,
+                            )
+                        });
                         let grpc = GrpcReceiver::new(
                             ingest.clone(),
                             grpc_metrics,
                             *settings,
                             health.clone(),
                             stop.clone(),
+                            gatekeeper,
                         );
                         listeners.grpc.push(grpc.clone());
                         listeners
@@ -67,11 +78,21 @@ impl Listeners {
             if let Some((addr, settings)) = &receiver.http {
                 match listen(*addr) {
                     Ok(listener) => {
+                        let gatekeeper = receiver.auth.http.clone().map(|auth| {
+                            Gatekeeper::new(
+                                auth,
+                                http_metrics.auth.clone(),
+                                &receiver.name,
+                                "http",
+                                id,
+                            )
+                        });
                         let http = HttpReceiver::new(
                             ingest.clone(),
                             http_metrics,
                             settings.clone(),
                             stop.clone(),
+                            gatekeeper,
                         );
                         listeners.http.push(http.clone());
                         listeners
