@@ -20,6 +20,9 @@ random.Random seeded with --seed, so a given seed always produces the same ids.
 Every --error-every-th trace (trace indexes K-1, 2K-1, ...) has status ERROR with a
 description on its root; all other spans have status UNSET.
 
+--header NAME=VALUE (repeatable) is sent with every export: the exporter's own
+`headers` (gRPC metadata names are lower-cased, as gRPC requires).
+
 --out receives a JSON document:
   {"protocol", "endpoint", "seed", "expected_spans",
    "export_calls": [{"spans": n, "result": "SUCCESS"|"FAILURE"}],
@@ -132,7 +135,9 @@ def http_url(endpoint: str) -> str:
     return endpoint
 
 
-def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float) -> SpanExporter:
+def make_exporter(
+    protocol: str, endpoint: str, compression: str, timeout: float, headers: dict[str, str]
+) -> SpanExporter:
     gzip = compression == "gzip"
     if protocol == "grpc":
         import grpc
@@ -143,6 +148,7 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
             insecure=not endpoint.startswith("https://"),
             compression=grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression,
             timeout=timeout,
+            headers={k.lower(): v for k, v in headers.items()},
         )
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http import Compression
@@ -152,6 +158,7 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
             endpoint=http_url(endpoint),
             compression=Compression.Gzip if gzip else Compression.NoCompression,
             timeout=timeout,
+            headers=headers,
         )
     if protocol == "http/json":
         from opentelemetry.exporter.otlp.common.http import Compression
@@ -161,6 +168,7 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
             endpoint=http_url(endpoint),
             compression=Compression.GZIP if gzip else Compression.NONE,
             timeout=timeout,
+            headers=headers,
         )
     raise ValueError(f"unknown protocol {protocol!r}")
 
@@ -233,6 +241,7 @@ def main() -> int:
     p.add_argument("--compression", choices=("none", "gzip"), default="none")
     p.add_argument("--batch-size", type=int, default=512, help="BatchSpanProcessor max_export_batch_size")
     p.add_argument("--timeout", type=float, default=10.0, help="exporter timeout, seconds")
+    p.add_argument("--header", action="append", default=[], help="NAME=VALUE sent with every export")
     args = p.parse_args()
     if args.traces < 0 or args.spans_per_trace < 1 or args.error_every < 0 or args.batch_size < 1:
         p.error("need --traces >= 0, --spans-per-trace >= 1, --error-every >= 0, --batch-size >= 1")
@@ -240,7 +249,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
     expected = args.traces * args.spans_per_trace
-    recorder = RecordingExporter(make_exporter(args.protocol, args.endpoint, args.compression, args.timeout))
+    headers = dict(h.split("=", 1) for h in args.header)
+    recorder = RecordingExporter(
+        make_exporter(args.protocol, args.endpoint, args.compression, args.timeout, headers)
+    )
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"tailgate-test-{args.protocol}"}),
         id_generator=SeededIdGenerator(args.seed),
