@@ -1522,7 +1522,7 @@ receivers:
     );
     assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
 
-    let err = error(&format!(
+    let err = error(
         "
 receivers:
   otlp:
@@ -1530,8 +1530,8 @@ receivers:
       http:
         auth:
           authenticator: bearertokenauth
-{MINIMAL_SERVICE}"
-    ));
+",
+    );
     assert_error(
         &err,
         6,

@@ -14,10 +14,11 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
-use super::extensions::{check_auth, RawAuth};
+use super::extensions::check_auth;
 use super::locate::Target;
 use super::processors::duration_at_most;
-use super::scalar::{present, Dur, Float, SInt, UInt};
+use super::receivers::RawAuth;
+use super::scalar::{Dur, Float, SInt, UInt};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
 use tailgate_wire::Signal;
 
@@ -246,7 +247,6 @@ pub(crate) struct RawOtlp {
     endpoint: Option<String>,
     tls: Option<RawClientTls>,
     headers: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "present")]
     auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
@@ -265,7 +265,6 @@ pub(crate) struct RawOtlpHttp {
     encoding: Option<String>,
     tls: Option<RawClientTls>,
     headers: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "present")]
     auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,

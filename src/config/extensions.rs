@@ -51,8 +51,8 @@ use serde::Deserialize;
 use super::component::{Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
-use super::locate::Target;
-use super::receivers::{Receiver, Receivers};
+use super::locate::{has_key, Target};
+use super::receivers::{RawAuth, Receiver, Receivers};
 use super::values::{ComponentId, KeyPath};
 use crate::auth::{check_token, Htpasswd, HTPASSWD_BYTES_MAX, TOKENS_MAX};
 
@@ -229,13 +229,6 @@ struct RawClientAuth {
     username_file: Option<String>,
     password_file: Option<String>,
     aws_secrets_manager: Option<IgnoredAny>,
-}
-
-/// `auth: {authenticator: NAME}` on a receiver protocol or an exporter.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct RawAuth {
-    authenticator: Option<String>,
 }
 
 /// The message for an extension type tailgate does not have.
@@ -431,11 +424,18 @@ fn check_client_auth(
 /// `auth.authenticator` of a receiver protocol or an exporter at `path`, as an id.
 pub(crate) fn check_auth(
     raw: Option<RawAuth>,
-    path: &KeyPath,
+    parent: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<Option<ComponentId>, ConfigError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let path = path.key("auth");
+    let path = parent.key("auth");
+    let Some(raw) = raw else {
+        // `auth:` with nothing under it reads as no `auth` at all; a receiver would then take
+        // every request, so a written but empty `auth` is refused.
+        if has_key(ctx.text, &path) {
+            return Err(ctx.missing(&path, "authenticator"));
+        }
+        return Ok(None);
+    };
     let Some(name) = raw.authenticator else {
         return Err(ctx.missing(&path, "authenticator"));
     };
@@ -703,6 +703,49 @@ mod tests {
             assert!(err.contains(&format!(": {path}: ")), "{yaml}: {err}");
             assert!(err.contains(message), "{yaml}: {err}");
         }
+    }
+
+    #[test]
+    fn an_empty_auth_and_request_params_are_refused() {
+        let config = |auth: &str| {
+            Config::from_yaml(
+                &format!(
+                    "extensions:\n  bearertokenauth:\n    token: t\nreceivers:\n  otlp:\n    protocols:\n      http:\n        auth:{auth}\nexporters:\n  debug:\nservice:\n  extensions: [bearertokenauth]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n"
+                ),
+                "t.yaml",
+            )
+            .map_err(|e| e.to_string())
+        };
+        let ok = config("\n          authenticator: bearertokenauth").unwrap();
+        let crate::config::Receiver::Otlp(otlp) = &ok.receivers.by_id.values().next().unwrap();
+        assert_eq!(
+            otlp.http
+                .as_ref()
+                .unwrap()
+                .auth
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("bearertokenauth")
+        );
+        let err = config("").unwrap_err();
+        assert!(
+            err.contains("receivers.otlp.protocols.http.auth.authenticator: missing required key"),
+            "{err}"
+        );
+        let err = config(" {}").unwrap_err();
+        assert!(
+            err.contains("missing required key `authenticator`"),
+            "{err}"
+        );
+        let err = config(
+            "\n          authenticator: bearertokenauth\n          request_params: [tenant]",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("receivers.otlp.protocols.http.auth.request_params: request parameters"),
+            "{err}"
+        );
     }
 
     #[test]

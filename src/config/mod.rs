@@ -273,24 +273,30 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let receivers = receivers::check(raw.receivers.unwrap_or_default(), ctx)?;
     let processors = processors::check(raw.processors.unwrap_or_default(), ctx)?;
     let exporters = exporters::check(raw.exporters.unwrap_or_default(), ctx)?;
-    let Some(raw_service) = raw.service else {
+    // Authenticator references first: a receiver left open by a mistake there matters more
+    // than whatever else is wrong.
+    let mut raw_service = raw.service;
+    let enabled = extensions::check_enabled(
+        raw_service
+            .as_mut()
+            .and_then(RawService::take_extensions)
+            .unwrap_or_default(),
+        &extensions,
+        &root.key("service").key("extensions"),
+        ctx,
+    )?;
+    extensions::check_references(&receivers, &exporters, &extensions, &enabled, ctx)?;
+    let Some(raw_service) = raw_service else {
         return Err(ctx.missing(&root, "service"));
     };
     let service = service::check(
         raw_service,
+        enabled,
         &Components {
             receivers: &receivers,
             processors: &processors,
             exporters: &exporters,
-            extensions: &extensions,
         },
-        ctx,
-    )?;
-    extensions::check_references(
-        &receivers,
-        &exporters,
-        &extensions,
-        &service.extensions,
         ctx,
     )?;
     let shards = shards::check(raw.shards, ctx)?;

@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
-use super::extensions::{check_auth, RawAuth};
+use super::extensions::check_auth;
 use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{present, Dur, UInt};
@@ -178,7 +178,6 @@ struct RawGrpc {
     transport: Option<String>,
     keepalive: Option<RawKeepalive>,
     tls: Option<RawServerTls>,
-    #[serde(deserialize_with = "present")]
     auth: Option<RawAuth>,
 }
 
@@ -221,7 +220,6 @@ struct RawHttp {
     idle_timeout: Option<Dur>,
     cors: Option<RawCors>,
     tls: Option<RawServerTls>,
-    #[serde(deserialize_with = "present")]
     auth: Option<RawAuth>,
 }
 
@@ -255,6 +253,16 @@ impl RawServerTls {
     }
 }
 
+/// `auth: {authenticator: NAME}`, naming an authenticator extension.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAuth {
+    pub(crate) authenticator: Option<String>,
+    /// confighttp's query parameters handed to the authenticator; bearertokenauth and
+    /// basicauth read headers only.
+    pub(crate) request_params: Option<Vec<String>>,
+}
+
 /// `cors`, for browsers posting OTLP/HTTP.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -275,6 +283,17 @@ pub(crate) fn server_tls_unsupported(
             "TLS is not supported yet{}; remove `tls` to serve plaintext (a later release adds \
              TLS and mTLS with these keys)",
             tls.keys_given()
+        ),
+    )
+}
+
+pub(crate) fn auth_unsupported(ctx: &Ctx<'_>, path: &KeyPath, auth: &RawAuth) -> ConfigError {
+    let params = auth.request_params.as_ref().map_or(0, Vec::len);
+    ctx.unsupported(
+        &path.key("auth").key("request_params"),
+        format!(
+            "request parameters are not handed to authenticators ({params} given): \
+             bearertokenauth and basicauth read headers only; remove `request_params`"
         ),
     )
 }
@@ -347,6 +366,11 @@ pub(crate) fn listen_endpoint(
 fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceiver, ConfigError> {
     if let Some(tls) = &raw.tls {
         return Err(server_tls_unsupported(ctx, path, tls));
+    }
+    if let Some(auth) = &raw.auth {
+        if auth.request_params.is_some() {
+            return Err(auth_unsupported(ctx, path, auth));
+        }
     }
     if let Some(transport) = raw.transport.as_deref() {
         if transport != "tcp" {
@@ -475,6 +499,11 @@ fn check_keepalive(
 fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceiver, ConfigError> {
     if let Some(tls) = &raw.tls {
         return Err(server_tls_unsupported(ctx, path, tls));
+    }
+    if let Some(auth) = &raw.auth {
+        if auth.request_params.is_some() {
+            return Err(auth_unsupported(ctx, path, auth));
+        }
     }
     if let Some(cors) = &raw.cors {
         let origins = cors.allowed_origins.as_ref().map_or(0, Vec::len);

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use super::component::{Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
-use super::extensions::{check_enabled, Extensions};
 use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
@@ -172,21 +171,23 @@ pub(crate) struct Components<'a> {
     pub(crate) receivers: &'a Receivers,
     pub(crate) processors: &'a Processors,
     pub(crate) exporters: &'a Exporters,
-    pub(crate) extensions: &'a Extensions,
 }
 
+impl RawService {
+    /// `service.extensions`, taken out to be checked against `extensions` first.
+    pub(crate) fn take_extensions(&mut self) -> Option<Vec<String>> {
+        self.extensions.take()
+    }
+}
+
+/// Checks `raw`; `extensions` is `service.extensions`, checked already.
 pub(crate) fn check(
     raw: RawService,
+    extensions: Vec<ComponentId>,
     components: &Components<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<Service, ConfigError> {
     let path = KeyPath::root().key("service");
-    let extensions = check_enabled(
-        raw.extensions.unwrap_or_default(),
-        components.extensions,
-        &path.key("extensions"),
-        ctx,
-    )?;
     let pipelines_path = path.key("pipelines");
     let raw_pipelines = match raw.pipelines {
         Some(p) if !p.0.is_empty() => p.0,

@@ -74,33 +74,33 @@ pub struct GrpcSettings {
 pub struct GrpcReceiver {
     ingest: Rc<Ingest>,
     metrics: ReceiverMetrics,
+    /// Checks every export's credentials, when the receiver has an authenticator.
+    gatekeeper: Option<Gatekeeper>,
     settings: GrpcSettings,
     health: Arc<Health>,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
-    /// Checks every export's credentials, when the receiver has an authenticator.
-    gatekeeper: Option<Gatekeeper>,
 }
 
 impl GrpcReceiver {
     pub fn new(
         ingest: Rc<Ingest>,
         metrics: ReceiverMetrics,
+        gatekeeper: Option<Gatekeeper>,
         settings: GrpcSettings,
         health: Arc<Health>,
         stop: Rc<Stop>,
-        gatekeeper: Option<Gatekeeper>,
     ) -> Rc<Self> {
         let connections =
             Connections::new(settings.limits.connections_max, metrics.connections.clone());
         Rc::new(GrpcReceiver {
             ingest,
             metrics,
+            gatekeeper,
             settings,
             health,
             stop,
             connections,
-            gatekeeper,
         })
     }
 

@@ -97,11 +97,11 @@ pub struct HttpSettings {
 pub struct HttpReceiver {
     ingest: Rc<Ingest>,
     metrics: ReceiverMetrics,
+    /// Checks every request's credentials, when the receiver has an authenticator.
+    gatekeeper: Option<Gatekeeper>,
     settings: HttpSettings,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
-    /// Checks every request's credentials, when the receiver has an authenticator.
-    gatekeeper: Option<Gatekeeper>,
 }
 
 /// How a body is encoded, from its content type.
@@ -136,19 +136,19 @@ impl HttpReceiver {
     pub fn new(
         ingest: Rc<Ingest>,
         metrics: ReceiverMetrics,
+        gatekeeper: Option<Gatekeeper>,
         settings: HttpSettings,
         stop: Rc<Stop>,
-        gatekeeper: Option<Gatekeeper>,
     ) -> Rc<Self> {
         let connections =
             Connections::new(settings.limits.connections_max, metrics.connections.clone());
         Rc::new(HttpReceiver {
             ingest,
             metrics,
+            gatekeeper,
             settings,
             stop,
             connections,
-            gatekeeper,
         })
     }
 

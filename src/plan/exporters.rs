@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use tailgate_wire::Signal;
 
-use crate::auth::Authenticators;
 use crate::config::{self, Exporter as ExporterConfig};
 use crate::export::{
     self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
@@ -43,22 +42,16 @@ fn compression(config: config::Compression) -> export::Compression {
     }
 }
 
-/// The settings of one exporter on each of `shards` shards, with its authenticator from
-/// `auth` (the configuration checked that it names an enabled client authenticator).
-pub(crate) fn exporter_settings(
-    config: &ExporterConfig,
-    shards: usize,
-    auth: &Authenticators,
-) -> ExporterSettings {
-    let client = |id: &Option<config::ComponentId>| id.as_ref().and_then(|id| auth.client(id));
+pub(crate) fn exporter_settings(config: &ExporterConfig, shards: usize) -> ExporterSettings {
     match config {
         ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
             endpoint: otlp.endpoint.to_string(),
             headers: otlp.headers.clone().into_iter().collect(),
-            auth: client(&otlp.auth),
             compression: compression(otlp.compression),
             compression_level: otlp.compression_level,
             timeout: otlp.timeout,
+            // Set from the enabled authenticators once every exporter is planned.
+            auth: None,
             retry: retry(&otlp.retry_on_failure),
             queue: queue(&otlp.sending_queue, shards),
         }),
@@ -70,7 +63,6 @@ pub(crate) fn exporter_settings(
                 metrics_endpoint: url(Signal::Metrics),
                 logs_endpoint: url(Signal::Logs),
                 headers: http.headers.clone().into_iter().collect(),
-                auth: client(&http.auth),
                 compression: compression(http.compression),
                 compression_level: http.compression_level,
                 encoding: match http.encoding {
@@ -78,6 +70,7 @@ pub(crate) fn exporter_settings(
                     config::Encoding::Json => export::Encoding::Json,
                 },
                 timeout: http.timeout,
+                auth: None,
                 retry: retry(&http.retry_on_failure),
                 queue: queue(&http.sending_queue, shards),
             })
@@ -111,7 +104,6 @@ mod tests {
         let ExporterSettings::Otlp(otlp) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
             2,
-            &Authenticators::default(),
         ) else {
             panic!("an otlp exporter");
         };
@@ -120,7 +112,6 @@ mod tests {
         let ExporterSettings::Debug(debug) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
             2,
-            &Authenticators::default(),
         ) else {
             panic!("a debug exporter");
         };

@@ -12,8 +12,6 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use tailgate_shards::runtime;
 use tailgate_wire::Signal;
 
@@ -33,29 +31,22 @@ pub(crate) struct Plan {
     pub(crate) cpus: Vec<usize>,
     pub(crate) channel_capacity: usize,
     pub(crate) receivers: Vec<ReceiverPlan>,
+    /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
+    pub(crate) token_files: Vec<WatchedFile>,
     pub(crate) pipelines: Vec<PipelinePlan>,
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
     pub(crate) admin: SocketAddr,
-    /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
-    pub(crate) token_files: Vec<WatchedFile>,
 }
 
 /// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
 #[derive(Debug, Clone)]
 pub(crate) struct ReceiverPlan {
+    /// The authenticators each protocol checks requests with.
+    pub(crate) auth: ReceiverAuth,
     pub(crate) name: String,
     pub(crate) grpc: Option<(SocketAddr, GrpcSettings)>,
     pub(crate) http: Option<(SocketAddr, HttpSettings)>,
-    /// The authenticators each protocol checks requests with.
-    pub(crate) auth: ReceiverAuth,
-}
-
-/// A receiver's `auth.authenticator`s, per protocol.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ReceiverAuth {
-    pub(crate) grpc: Option<Arc<ServerAuth>>,
-    pub(crate) http: Option<Arc<ServerAuth>>,
 }
 
 /// One pipeline: its tail sampling, its batching and its exporters.
@@ -74,20 +65,46 @@ pub(crate) struct SamplingPlan {
     pub(crate) settings: SamplerSettings,
 }
 
+/// A receiver's `auth.authenticator`s, per protocol.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReceiverAuth {
+    pub(crate) grpc: Option<std::sync::Arc<ServerAuth>>,
+    pub(crate) http: Option<std::sync::Arc<ServerAuth>>,
+}
+
+impl ReceiverAuth {
+    /// The authenticators of receiver `name` (the configuration checked that each names an
+    /// enabled server authenticator).
+    fn from_config(config: &Config, name: &str, auth: &Authenticators) -> ReceiverAuth {
+        let receiver = config::ComponentId::parse(name)
+            .ok()
+            .and_then(|id| config.receivers.get(&id));
+        let Some(config::Receiver::Otlp(otlp)) = receiver else {
+            return ReceiverAuth::default();
+        };
+        let server = |id: Option<&config::ComponentId>| id.and_then(|id| auth.server(id));
+        ReceiverAuth {
+            grpc: server(otlp.grpc.as_ref().and_then(|g| g.auth.as_ref())),
+            http: server(otlp.http.as_ref().and_then(|h| h.auth.as_ref())),
+        }
+    }
+}
+
 impl Plan {
     /// The plan for `config` on this machine; every check a shard's start would make, made once.
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = shard_cpus(&config.shards.cpus)?;
-        let (soft, memory_limit) = budget::memory_budget(config)?;
         // Token and htpasswd files are this machine's: a missing one is a note for check-config.
         let auth = Authenticators::from_config(config)
             .map_err(|err| StartError::Machine(err.to_string()))?;
+        let (soft, memory_limit) = budget::memory_budget(config)?;
         let pipelines = config
             .service
             .pipelines
             .iter()
-            .map(|pipeline| PipelinePlan::from_config(config, pipeline, soft, cpus.len(), &auth))
+            .map(|pipeline| PipelinePlan::from_config(config, pipeline, soft, cpus.len()))
             .collect::<Result<Vec<_>, _>>()?;
+        let pipelines = with_client_auth(pipelines, config, &auth);
         // A receiver no pipeline takes from is not started, as in the Collector.
         let taken: BTreeSet<String> = config
             .service
@@ -99,17 +116,20 @@ impl Plan {
         for (id, receiver) in &config.receivers.by_id {
             let name = id.to_string();
             if taken.contains(&name) {
-                receivers.push(ReceiverPlan::from_config(name, receiver, &auth)?);
+                receivers.push(ReceiverPlan::from_config(name, receiver)?);
             }
+        }
+        for receiver in &mut receivers {
+            receiver.auth = ReceiverAuth::from_config(config, &receiver.name, &auth);
         }
         Ok(Plan {
             cpus,
             channel_capacity: config.shards.channel_capacity as usize,
             receivers,
+            token_files: auth.watched_files(),
             pipelines,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
-            token_files: auth.watched_files(),
         })
     }
 
@@ -158,7 +178,6 @@ impl PipelinePlan {
         pipeline: &config::Pipeline,
         soft: u64,
         shards: usize,
-        auth: &Authenticators,
     ) -> Result<PipelinePlan, StartError> {
         let mut sampling = None;
         let mut batch = BatcherSettings {
@@ -199,7 +218,7 @@ impl PipelinePlan {
             let Some(exporter) = config.exporters.by_id.get(id) else {
                 continue;
             };
-            let settings = exporters::exporter_settings(exporter, shards, auth);
+            let settings = exporters::exporter_settings(exporter, shards);
             // What each shard's `Exporter::new` would refuse, refused once, before any starts.
             Exporter::check(&settings)
                 .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
@@ -214,20 +233,36 @@ impl PipelinePlan {
     }
 }
 
+/// Gives each exporter of `pipelines` the client authenticator its configuration names (the
+/// configuration checked that it is an enabled one).
+fn with_client_auth(
+    mut pipelines: Vec<PipelinePlan>,
+    config: &Config,
+    auth: &Authenticators,
+) -> Vec<PipelinePlan> {
+    for (name, settings) in pipelines.iter_mut().flat_map(|p| p.exporters.iter_mut()) {
+        let exporter = config::ComponentId::parse(name)
+            .ok()
+            .and_then(|id| config.exporters.get(&id));
+        let client = match exporter {
+            Some(config::Exporter::Otlp(otlp)) => otlp.auth.as_ref(),
+            Some(config::Exporter::OtlpHttp(http)) => http.auth.as_ref(),
+            Some(config::Exporter::Debug(_)) | None => None,
+        }
+        .and_then(|id| auth.client(id));
+        match settings {
+            ExporterSettings::Otlp(otlp) => otlp.auth = client,
+            ExporterSettings::OtlpHttp(http) => http.auth = client,
+            ExporterSettings::Debug(_) => {}
+        }
+    }
+    pipelines
+}
+
 impl ReceiverPlan {
     /// The receiver `name`, its listen addresses resolved.
-    fn from_config(
-        name: String,
-        receiver: &config::Receiver,
-        authenticators: &Authenticators,
-    ) -> Result<ReceiverPlan, StartError> {
+    fn from_config(name: String, receiver: &config::Receiver) -> Result<ReceiverPlan, StartError> {
         let config::Receiver::Otlp(otlp) = receiver;
-        // The configuration checked that each names an enabled server authenticator.
-        let server = |id: Option<&config::ComponentId>| id.and_then(|id| authenticators.server(id));
-        let auth = ReceiverAuth {
-            grpc: server(otlp.grpc.as_ref().and_then(|g| g.auth.as_ref())),
-            http: server(otlp.http.as_ref().and_then(|h| h.auth.as_ref())),
-        };
         let grpc = match &otlp.grpc {
             Some(grpc) => Some((
                 resolve(&grpc.endpoint)?,
@@ -260,10 +295,10 @@ impl ReceiverPlan {
             None => None,
         };
         Ok(ReceiverPlan {
+            auth: ReceiverAuth::default(),
             name,
             grpc,
             http,
-            auth,
         })
     }
 }

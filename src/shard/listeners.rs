@@ -45,21 +45,16 @@ impl Listeners {
                 match listen(*addr) {
                     Ok(listener) => {
                         let gatekeeper = receiver.auth.grpc.clone().map(|auth| {
-                            Gatekeeper::new(
-                                auth,
-                                grpc_metrics.auth.clone(),
-                                &receiver.name,
-                                "grpc",
-                                id,
-                            )
+                            let metrics = grpc_metrics.auth.clone();
+                            Gatekeeper::new(auth, metrics, &receiver.name, "grpc", id)
                         });
                         let grpc = GrpcReceiver::new(
                             ingest.clone(),
                             grpc_metrics,
+                            gatekeeper,
                             *settings,
                             health.clone(),
                             stop.clone(),
-                            gatekeeper,
                         );
                         listeners.grpc.push(grpc.clone());
                         listeners
@@ -79,20 +74,15 @@ impl Listeners {
                 match listen(*addr) {
                     Ok(listener) => {
                         let gatekeeper = receiver.auth.http.clone().map(|auth| {
-                            Gatekeeper::new(
-                                auth,
-                                http_metrics.auth.clone(),
-                                &receiver.name,
-                                "http",
-                                id,
-                            )
+                            let metrics = http_metrics.auth.clone();
+                            Gatekeeper::new(auth, metrics, &receiver.name, "http", id)
                         });
                         let http = HttpReceiver::new(
                             ingest.clone(),
                             http_metrics,
+                            gatekeeper,
                             settings.clone(),
                             stop.clone(),
-                            gatekeeper,
                         );
                         listeners.http.push(http.clone());
                         listeners

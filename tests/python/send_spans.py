@@ -20,8 +20,8 @@ random.Random seeded with --seed, so a given seed always produces the same ids.
 Every --error-every-th trace (trace indexes K-1, 2K-1, ...) has status ERROR with a
 description on its root; all other spans have status UNSET.
 
---header NAME=VALUE (repeatable) is sent with every export: the exporter's own
-`headers` (gRPC metadata names are lower-cased, as gRPC requires).
+--header NAME=VALUE (repeatable) is sent with every export, configured the way an SDK user
+configures it: through OTEL_EXPORTER_OTLP_HEADERS (values URL-encoded).
 
 --out receives a JSON document:
   {"protocol", "endpoint", "seed", "expected_spans",
@@ -47,7 +47,7 @@ import os
 import random
 import sys
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 # Ambient OTEL_* settings (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, ...) must not
 # change what the tests send; drop them before the SDK reads its environment.
@@ -135,9 +135,7 @@ def http_url(endpoint: str) -> str:
     return endpoint
 
 
-def make_exporter(
-    protocol: str, endpoint: str, compression: str, timeout: float, headers: dict[str, str]
-) -> SpanExporter:
+def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float) -> SpanExporter:
     gzip = compression == "gzip"
     if protocol == "grpc":
         import grpc
@@ -148,7 +146,6 @@ def make_exporter(
             insecure=not endpoint.startswith("https://"),
             compression=grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression,
             timeout=timeout,
-            headers={k.lower(): v for k, v in headers.items()},
         )
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http import Compression
@@ -158,7 +155,6 @@ def make_exporter(
             endpoint=http_url(endpoint),
             compression=Compression.Gzip if gzip else Compression.NoCompression,
             timeout=timeout,
-            headers=headers,
         )
     if protocol == "http/json":
         from opentelemetry.exporter.otlp.common.http import Compression
@@ -168,7 +164,6 @@ def make_exporter(
             endpoint=http_url(endpoint),
             compression=Compression.GZIP if gzip else Compression.NONE,
             timeout=timeout,
-            headers=headers,
         )
     raise ValueError(f"unknown protocol {protocol!r}")
 
@@ -231,6 +226,7 @@ def describe(span) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--header", action="append", default=[], help="NAME=VALUE sent with every export")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--traces", type=int, required=True)
@@ -241,18 +237,17 @@ def main() -> int:
     p.add_argument("--compression", choices=("none", "gzip"), default="none")
     p.add_argument("--batch-size", type=int, default=512, help="BatchSpanProcessor max_export_batch_size")
     p.add_argument("--timeout", type=float, default=10.0, help="exporter timeout, seconds")
-    p.add_argument("--header", action="append", default=[], help="NAME=VALUE sent with every export")
     args = p.parse_args()
     if args.traces < 0 or args.spans_per_trace < 1 or args.error_every < 0 or args.batch_size < 1:
         p.error("need --traces >= 0, --spans-per-trace >= 1, --error-every >= 0, --batch-size >= 1")
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.header:
+        pairs = (h.split("=", 1) for h in args.header)
+        os.environ["OTEL_EXPORTER_OTLP_HEADERS"] = ",".join(f"{n}={quote(v)}" for n, v in pairs)
 
     expected = args.traces * args.spans_per_trace
-    headers = dict(h.split("=", 1) for h in args.header)
-    recorder = RecordingExporter(
-        make_exporter(args.protocol, args.endpoint, args.compression, args.timeout, headers)
-    )
+    recorder = RecordingExporter(make_exporter(args.protocol, args.endpoint, args.compression, args.timeout))
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"tailgate-test-{args.protocol}"}),
         id_generator=SeededIdGenerator(args.seed),
