@@ -6,6 +6,8 @@
 //!     protocols:
 //!       grpc:                       # present, even empty: enabled with defaults
 //!         endpoint: 0.0.0.0:4317
+//!         auth:                     # an enabled extension (extensions.rs); also under http
+//!           authenticator: bearertokenauth
 //!         keepalive:                # configgrpc's keys; 0 means unbounded where gRPC says so
 //!           server_parameters:
 //!             max_connection_idle: 5m       # gRPC: unbounded; tailgate bounds it
