@@ -105,9 +105,16 @@ impl Watcher {
             .into_iter()
             .filter_map(|file| {
                 let path = file.cell.file()?.to_path_buf();
-                // What was loaded at start counts as seen, so it is not announced again.
+                // The file may have changed since start-up read it: what is there now is
+                // published, quietly (it is what start-up would have read), and counts as seen.
                 let seen = match read_token_file(&path) {
-                    Ok(bytes) => Seen::Good(bytes),
+                    Ok(bytes) => match tokens_of(&bytes) {
+                        Ok(tokens) => {
+                            file.cell.publish(&tokens);
+                            Seen::Good(bytes)
+                        }
+                        Err(_) => Seen::Refused(bytes),
+                    },
                     Err(err) => Seen::Unreadable(err.to_string()),
                 };
                 Some(Follow { file, path, seen })

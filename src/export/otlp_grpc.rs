@@ -19,11 +19,12 @@
 //! `POST /opentelemetry.proto.collector.<signal>.v1.<Service>/Export` with `content-type:
 //! application/grpc`, `te: trailers`, `grpc-timeout`, `grpc-encoding` when compressing, the
 //! user's headers, and the authenticator's header (`auth.authenticator`), taken per request so
-//! that a rotated token is used from the next export on. The body is one length-prefixed message: a compressed flag, a big-endian
-//! `u32` length, then the request (the batch, or its compressed form, built once and reused by
-//! every retry). The status comes in the trailers, or in the response headers of a
-//! trailers-only response; a non-OK status carries `grpc-message` and possibly
-//! `grpc-status-details-bin`, whose `RetryInfo` is the server's retry delay.
+//! that a rotated token is used from the next export on. The body is one length-prefixed
+//! message: a compressed flag, a big-endian `u32` length, then the request (the batch, or its
+//! compressed form, built once and reused by every retry). The status comes in the trailers,
+//! or in the response headers of a trailers-only response; a non-OK status carries
+//! `grpc-message` and possibly `grpc-status-details-bin`, whose `RetryInfo` is the server's
+//! retry delay.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

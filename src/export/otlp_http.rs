@@ -17,8 +17,8 @@
 //! `POST <path>` with `Content-Type: application/x-protobuf` (or `application/json` with
 //! `encoding: json`, converted by `tailgate_wire::json`), `Content-Encoding` when compressing,
 //! the user's headers and the authenticator's header (taken per request, so a rotated token is
-//! used from the next export on); the body is built once per batch and reused by every retry. Responses
-//! are parsed with `httparse`: the head up to [`HEAD_BYTES_MAX`], then a body delimited by
+//! used from the next export on); the body is built once per batch and reused by every retry.
+//! Responses are parsed with `httparse`: the head up to [`HEAD_BYTES_MAX`], then a body delimited by
 //! `Content-Length`, by chunked coding, or by the end of the connection, up to
 //! [`RESPONSE_BYTES_MAX`].
 
