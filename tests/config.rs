@@ -505,6 +505,7 @@ receivers:
         otlp.grpc,
         Some(GrpcReceiver {
             endpoint: Endpoint::parse(GRPC_ENDPOINT_DEFAULT).unwrap(),
+            auth: None,
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
             keepalive: tailgate::ingest::keepalive::Keepalive::default(),
@@ -1515,9 +1516,10 @@ receivers:
     );
     assert_error(
         &err,
-        5,
-        "receivers.otlp.protocols.http.auth",
-        "authentication is not supported yet (authenticator `bearertokenauth`)",
+        6,
+        "receivers.otlp.protocols.http.auth.authenticator",
+        "authenticator `bearertokenauth` is not defined under `extensions` (no extensions are \
+         defined)",
     );
 
     let err = error(
@@ -1746,7 +1748,7 @@ exporters:
 }
 
 #[test]
-fn extensions_are_refused_unless_empty() {
+fn extensions_other_than_authenticators_are_refused() {
     let err = error(
         "
 extensions:
@@ -1757,7 +1759,8 @@ extensions:
         &err,
         2,
         "extensions.health_check",
-        "extensions are not supported; tailgate serves /healthz and /readyz",
+        "extension type `health_check` is not supported; tailgate has the authenticators \
+         `bearertokenauth` and `basicauth`, and serves /healthz and /readyz itself",
     );
 
     let err = error(&format!(
@@ -1773,8 +1776,8 @@ receivers:
     assert_error(
         &err,
         11,
-        "service.extensions",
-        "extensions are not supported",
+        "service.extensions[0]",
+        "extension `pprof` is not defined under `extensions` (no extensions are defined)",
     );
 
     // Empty is fine.

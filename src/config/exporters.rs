@@ -14,8 +14,10 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::extensions::check_auth;
 use super::locate::Target;
 use super::processors::duration_at_most;
+use super::receivers::RawAuth;
 use super::scalar::{Dur, Float, SInt, UInt};
 use super::tls::{check_client, RawTls, TlsClientSettings};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
@@ -74,6 +76,8 @@ pub struct OtlpExporter {
     pub tls: Option<TlsClientSettings>,
     /// Extra request headers (gRPC metadata), as written.
     pub headers: BTreeMap<String, String>,
+    /// `auth.authenticator`: the extension whose credentials every request carries.
+    pub auth: Option<ComponentId>,
     /// Request compression (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: gzip 6, zstd 3, as the Collector).
@@ -101,6 +105,8 @@ pub struct OtlpHttpExporter {
     pub encoding: Encoding,
     /// Extra request headers, as written.
     pub headers: BTreeMap<String, String>,
+    /// `auth.authenticator`: the extension whose credentials every request carries.
+    pub auth: Option<ComponentId>,
     /// Request compression (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: gzip 6, zstd 3, as the Collector).
@@ -247,6 +253,7 @@ pub(crate) struct RawOtlp {
     endpoint: Option<String>,
     tls: Option<RawTls>,
     headers: Option<BTreeMap<String, String>>,
+    auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
     timeout: Option<Dur>,
@@ -264,6 +271,7 @@ pub(crate) struct RawOtlpHttp {
     encoding: Option<String>,
     tls: Option<RawTls>,
     headers: Option<BTreeMap<String, String>>,
+    auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
     timeout: Option<Dur>,
@@ -406,6 +414,7 @@ fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporte
         endpoint,
         tls,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
+        auth: check_auth(raw.auth, path, ctx)?,
         compression,
         compression_level: check_compression_level(
             compression,
@@ -505,6 +514,7 @@ fn check_otlphttp(
         logs_url,
         encoding,
         headers: check_headers(raw.headers, &path.key("headers"), ctx)?,
+        auth: check_auth(raw.auth, path, ctx)?,
         compression,
         compression_level: check_compression_level(
             compression,

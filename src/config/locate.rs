@@ -15,7 +15,7 @@
 //! The same walker, visiting everything, rejects duplicate keys in a mapping: serde would keep the
 //! last silently, and the Collector's YAML decoder refuses them too.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fmt;
 
@@ -56,6 +56,7 @@ pub(crate) fn lint(text: &str) -> Result<(), LintError> {
     let walk = Walk {
         target: None,
         duplicate: RefCell::new(None),
+        exact: Cell::new(false),
     };
     let seed = NodeSeed {
         walk: &walk,
@@ -83,6 +84,7 @@ pub(crate) fn locate(text: &str, path: &KeyPath, target: Target) -> Option<(usiz
     let walk = Walk {
         target: Some((path.segs(), target)),
         duplicate: RefCell::new(None),
+        exact: Cell::new(false),
     };
     let seed = NodeSeed {
         walk: &walk,
@@ -96,12 +98,30 @@ pub(crate) fn locate(text: &str, path: &KeyPath, target: Target) -> Option<(usiz
     }
 }
 
+/// Whether `text` has the key at `path`, whatever its value (`auth:` with nothing after it
+/// included, which the typed parse reads as absent).
+pub(crate) fn has_key(text: &str, path: &KeyPath) -> bool {
+    let walk = Walk {
+        target: Some((path.segs(), Target::Key)),
+        duplicate: RefCell::new(None),
+        exact: Cell::new(false),
+    };
+    let seed = NodeSeed {
+        walk: &walk,
+        path: KeyPath::root(),
+    };
+    let _ = seed.deserialize(serde_norway::Deserializer::from_str(text));
+    walk.exact.get()
+}
+
 /// What a walk looks for, and what it found.
 struct Walk<'p> {
     /// `None` for a lint walk over every node.
     target: Option<(&'p [Seg], Target)>,
     /// The duplicate key a lint walk stopped at, with its mapping's path.
     duplicate: RefCell<Option<(KeyPath, String)>>,
+    /// Whether the walk stopped at the target itself rather than at an ancestor.
+    exact: Cell<bool>,
 }
 
 impl Walk<'_> {
@@ -148,6 +168,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
         if self.walk.is_target(&self.path, Target::Value)
             || self.walk.is_target(&self.path, Target::Key)
         {
+            self.walk.exact.set(true);
             return d.deserialize_any(Stop);
         }
         d.deserialize_any(NodeVisitor {
@@ -311,6 +332,7 @@ impl KeySeed<'_, '_, '_> {
             .walk
             .is_target(&self.parent.key(key.as_str()), Target::Key)
         {
+            self.walk.exact.set(true);
             return Err(found());
         }
         Ok(Some(key))
@@ -437,6 +459,18 @@ impl<'de> Visitor<'de> for Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_key_sees_keys_with_empty_values_and_not_absent_ones() {
+        let text = "a:\n  b:\n  c: 1\nd: [x]\n";
+        let path = |keys: &[&str]| keys.iter().fold(KeyPath::root(), |p, k| p.key(*k));
+        assert!(has_key(text, &path(&["a", "b"])));
+        assert!(has_key(text, &path(&["a", "c"])));
+        assert!(has_key(text, &path(&["d"])));
+        assert!(!has_key(text, &path(&["a", "e"])));
+        assert!(!has_key(text, &path(&["a", "b", "f"])));
+        assert!(!has_key(text, &path(&["z"])));
+    }
 
     const DOC: &str = "\
 a:

@@ -6,7 +6,7 @@
 //! `processors.tail_sampling.policies`, `exporters.otlp/NAME`, `service.pipelines`); `shards` is
 //! tailgate's own section. What the Collector has and tailgate does not is an error that says
 //! so, never silently ignored: unknown keys, unknown component types, settings parsed but not
-//! supported yet (TLS, auth, extensions, `ottl_condition`).
+//! supported yet (TLS, extensions other than the authenticators, `ottl_condition`).
 //!
 //! # How a file becomes a [`Config`]
 //!
@@ -36,6 +36,7 @@ mod component;
 mod env;
 mod error;
 mod exporters;
+mod extensions;
 mod locate;
 mod processors;
 mod receivers;
@@ -56,6 +57,10 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{
     Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
     RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
+};
+pub use extensions::{
+    BasicAuth, BearerTokenAuth, BearerTokens, Extension, Extensions, HtpasswdSource, Secret,
+    BEARER_HEADER_DEFAULT, BEARER_SCHEME_DEFAULT,
 };
 pub use processors::{
     BatchProcessor, MemoryLimit, MemoryLimiter, Processor, Processors, BATCH_TIMEOUT_DEFAULT,
@@ -85,10 +90,11 @@ pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};
 use component::{Ctx, RawComponent, RawComponents};
 use error::split_serde_error;
 use exporters::RawExporter;
+use extensions::RawExtension;
 use locate::{LintError, Target};
 use processors::RawProcessor;
 use receivers::RawReceiver;
-use service::{Components, RawService, EXTENSIONS_UNSUPPORTED};
+use service::{Components, RawService};
 use shards::RawShards;
 use values::KeyPath;
 
@@ -111,7 +117,9 @@ pub struct Config {
     pub processors: Processors,
     /// `exporters`.
     pub exporters: Exporters,
-    /// `service`: pipelines and telemetry.
+    /// `extensions`: the authenticators (enabled when `service.extensions` lists them).
+    pub extensions: Extensions,
+    /// `service`: pipelines, enabled extensions and telemetry.
     pub service: Service,
     /// `shards` (tailgate's own section).
     pub shards: Shards,
@@ -163,8 +171,8 @@ impl Config {
     }
 }
 
-/// A section of component definitions tailgate accepts only empty (`extensions`,
-/// `connectors`): their contents are skipped, their presence reported.
+/// A section of component definitions tailgate accepts only empty (`connectors`): their
+/// contents are skipped, their presence reported.
 struct Ignored;
 
 impl RawComponent for Ignored {
@@ -181,7 +189,7 @@ struct RawDocument {
     processors: Option<RawComponents<RawProcessor>>,
     exporters: Option<RawComponents<RawExporter>>,
     connectors: Option<RawComponents<Ignored>>,
-    extensions: Option<RawComponents<Ignored>>,
+    extensions: Option<RawComponents<RawExtension>>,
     service: Option<RawService>,
     shards: Option<RawShards>,
 }
@@ -256,29 +264,36 @@ fn lint(ctx: &Ctx<'_>) -> Result<(), ConfigError> {
 
 fn check(raw: RawDocument, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let root = KeyPath::root();
-    for (section, what) in [
-        (&raw.extensions, "extensions"),
-        (&raw.connectors, "connectors"),
-    ] {
-        if let Some((key, _)) = section.as_ref().and_then(|s| s.0.first()) {
-            let message = if what == "extensions" {
-                EXTENSIONS_UNSUPPORTED.to_string()
-            } else {
-                "connectors are not supported; connect pipelines through shared receivers and \
-                 exporters instead"
-                    .to_string()
-            };
-            return Err(ctx.unsupported(&root.key(what).key(key.as_str()), message));
-        }
+    if let Some((key, _)) = raw.connectors.as_ref().and_then(|s| s.0.first()) {
+        return Err(ctx.unsupported(
+            &root.key("connectors").key(key.as_str()),
+            "connectors are not supported; connect pipelines through shared receivers and \
+             exporters instead",
+        ));
     }
+    let extensions = extensions::check(raw.extensions.unwrap_or_default(), ctx)?;
     let receivers = receivers::check(raw.receivers.unwrap_or_default(), ctx)?;
     let processors = processors::check(raw.processors.unwrap_or_default(), ctx)?;
     let exporters = exporters::check(raw.exporters.unwrap_or_default(), ctx)?;
-    let Some(raw_service) = raw.service else {
+    // Authenticator references first: a receiver left open by a mistake there matters more
+    // than whatever else is wrong.
+    let mut raw_service = raw.service;
+    let enabled = extensions::check_enabled(
+        raw_service
+            .as_mut()
+            .and_then(RawService::take_extensions)
+            .unwrap_or_default(),
+        &extensions,
+        &root.key("service").key("extensions"),
+        ctx,
+    )?;
+    extensions::check_references(&receivers, &exporters, &extensions, &enabled, ctx)?;
+    let Some(raw_service) = raw_service else {
         return Err(ctx.missing(&root, "service"));
     };
     let service = service::check(
         raw_service,
+        enabled,
         &Components {
             receivers: &receivers,
             processors: &processors,
@@ -291,6 +306,7 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         receivers,
         processors,
         exporters,
+        extensions,
         service,
         shards,
         source: ctx.source.to_string(),

@@ -6,6 +6,8 @@
 //!     protocols:
 //!       grpc:                       # present, even empty: enabled with defaults
 //!         endpoint: 0.0.0.0:4317
+//!         auth:                     # an enabled extension (extensions.rs); also under http
+//!           authenticator: bearertokenauth
 //!         keepalive:                # configgrpc's keys; 0 means unbounded where gRPC says so
 //!           server_parameters:
 //!             max_connection_idle: 5m       # gRPC: unbounded; tailgate bounds it
@@ -41,6 +43,7 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::extensions::check_auth;
 use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{present, Dur, UInt};
@@ -108,6 +111,8 @@ pub struct OtlpReceiver {
 pub struct GrpcReceiver {
     /// Where to listen (default `0.0.0.0:4317`).
     pub endpoint: Endpoint,
+    /// `auth.authenticator`: the extension every call's credentials are checked with.
+    pub auth: Option<ComponentId>,
     /// The largest request message accepted, in MiB (default 4, at most
     /// `MAX_RECV_MSG_SIZE_MIB_MAX`).
     pub max_recv_msg_size_mib: u32,
@@ -125,6 +130,8 @@ pub struct GrpcReceiver {
 pub struct HttpReceiver {
     /// Where to listen (default `0.0.0.0:4318`).
     pub endpoint: Endpoint,
+    /// `auth.authenticator`: the extension every request's credentials are checked with.
+    pub auth: Option<ComponentId>,
     /// The largest request body accepted, in bytes (default 20 MiB, at most
     /// `MAX_REQUEST_BODY_SIZE_MAX`).
     pub max_request_body_size: u64,
@@ -232,7 +239,10 @@ struct RawHttp {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawAuth {
-    authenticator: Option<String>,
+    pub(crate) authenticator: Option<String>,
+    /// confighttp's query parameters handed to the authenticator; bearertokenauth and
+    /// basicauth read headers only.
+    pub(crate) request_params: Option<Vec<String>>,
 }
 
 /// `cors`, for browsers posting OTLP/HTTP.
@@ -245,14 +255,13 @@ struct RawCors {
 }
 
 pub(crate) fn auth_unsupported(ctx: &Ctx<'_>, path: &KeyPath, auth: &RawAuth) -> ConfigError {
-    let named = auth
-        .authenticator
-        .as_deref()
-        .map(|a| format!(" (authenticator `{a}`)"))
-        .unwrap_or_default();
+    let params = auth.request_params.as_ref().map_or(0, Vec::len);
     ctx.unsupported(
-        &path.key("auth"),
-        format!("authentication is not supported yet{named}; remove `auth`"),
+        &path.key("auth").key("request_params"),
+        format!(
+            "request parameters are not handed to authenticators ({params} given): \
+             bearertokenauth and basicauth read headers only; remove `request_params`"
+        ),
     )
 }
 
@@ -323,7 +332,9 @@ pub(crate) fn listen_endpoint(
 
 fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceiver, ConfigError> {
     if let Some(auth) = &raw.auth {
-        return Err(auth_unsupported(ctx, path, auth));
+        if auth.request_params.is_some() {
+            return Err(auth_unsupported(ctx, path, auth));
+        }
     }
     if let Some(transport) = raw.transport.as_deref() {
         if transport != "tcp" {
@@ -373,6 +384,7 @@ fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceive
     };
     Ok(GrpcReceiver {
         endpoint,
+        auth: check_auth(raw.auth, path, ctx)?,
         max_recv_msg_size_mib,
         max_concurrent_streams,
         keepalive,
@@ -455,7 +467,9 @@ fn check_keepalive(
 
 fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceiver, ConfigError> {
     if let Some(auth) = &raw.auth {
-        return Err(auth_unsupported(ctx, path, auth));
+        if auth.request_params.is_some() {
+            return Err(auth_unsupported(ctx, path, auth));
+        }
     }
     if let Some(cors) = &raw.cors {
         let origins = cors.allowed_origins.as_ref().map_or(0, Vec::len);
@@ -570,6 +584,7 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
     };
     Ok(HttpReceiver {
         endpoint,
+        auth: check_auth(raw.auth, path, ctx)?,
         max_request_body_size,
         traces_url_path,
         metrics_url_path,

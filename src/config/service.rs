@@ -30,6 +30,8 @@ pub const PIPELINE_COMPONENTS_MAX: usize = 64;
 pub struct Service {
     /// The pipelines, in file order; at least one.
     pub pipelines: Vec<Pipeline>,
+    /// `extensions`: the extensions started, each defined under `extensions`.
+    pub extensions: Vec<ComponentId>,
     /// The gateway's own metrics and logs.
     pub telemetry: Telemetry,
 }
@@ -171,19 +173,21 @@ pub(crate) struct Components<'a> {
     pub(crate) exporters: &'a Exporters,
 }
 
-/// The message for `extensions` in any form.
-pub(crate) const EXTENSIONS_UNSUPPORTED: &str = "extensions are not supported; tailgate serves \
-     /healthz and /readyz itself on the telemetry address (service.telemetry.metrics.address)";
+impl RawService {
+    /// `service.extensions`, taken out to be checked against `extensions` first.
+    pub(crate) fn take_extensions(&mut self) -> Option<Vec<String>> {
+        self.extensions.take()
+    }
+}
 
+/// Checks `raw`; `extensions` is `service.extensions`, checked already.
 pub(crate) fn check(
     raw: RawService,
+    extensions: Vec<ComponentId>,
     components: &Components<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<Service, ConfigError> {
     let path = KeyPath::root().key("service");
-    if raw.extensions.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(ctx.unsupported(&path.key("extensions"), EXTENSIONS_UNSUPPORTED));
-    }
     let pipelines_path = path.key("pipelines");
     let raw_pipelines = match raw.pipelines {
         Some(p) if !p.0.is_empty() => p.0,
@@ -216,6 +220,7 @@ pub(crate) fn check(
     )?;
     Ok(Service {
         pipelines,
+        extensions,
         telemetry,
     })
 }

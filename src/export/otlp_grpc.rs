@@ -17,12 +17,14 @@
 //! # The exchange
 //!
 //! `POST /opentelemetry.proto.collector.<signal>.v1.<Service>/Export` with `content-type:
-//! application/grpc`, `te: trailers`, `grpc-timeout`, `grpc-encoding` when compressing, and the
-//! user's headers. The body is one length-prefixed message: a compressed flag, a big-endian
-//! `u32` length, then the request (the batch, or its compressed form, built once and reused by
-//! every retry). The status comes in the trailers, or in the response headers of a
-//! trailers-only response; a non-OK status carries `grpc-message` and possibly
-//! `grpc-status-details-bin`, whose `RetryInfo` is the server's retry delay.
+//! application/grpc`, `te: trailers`, `grpc-timeout`, `grpc-encoding` when compressing, the
+//! user's headers, and the authenticator's header (`auth.authenticator`), taken per request so
+//! that a rotated token is used from the next export on. The body is one length-prefixed
+//! message: a compressed flag, a big-endian `u32` length, then the request (the batch, or its
+//! compressed form, built once and reused by every retry). The status comes in the trailers,
+//! or in the response headers of a trailers-only response; a non-OK status carries
+//! `grpc-message` and possibly `grpc-status-details-bin`, whose `RetryInfo` is the server's
+//! retry delay.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -41,6 +43,7 @@ use super::error::SendError;
 use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
+use crate::auth::{AuthHeader, ClientAuth};
 use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
@@ -54,6 +57,8 @@ pub(crate) struct GrpcClient {
     uris: [Uri; 3],
     /// The headers every export carries (content type, encoding, user headers).
     headers: HeaderMap,
+    /// The authenticator's header, when the exporter has one.
+    auth: Option<AuthHeader>,
     compression: Compression,
     /// `compression_params.level`.
     compression_level: Option<i32>,
@@ -111,6 +116,7 @@ impl GrpcClient {
             target,
             uris,
             headers,
+            auth: settings.auth.as_ref().map(ClientAuth::for_shard),
             compression: settings.compression,
             compression_level: settings.compression_level,
             timeout: settings.timeout,
@@ -224,6 +230,11 @@ impl GrpcClient {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uris[signal_index(signal)].clone();
         *request.headers_mut() = self.headers.clone();
+        if let Some(auth) = &self.auth {
+            request
+                .headers_mut()
+                .insert(auth.name().clone(), auth.value());
+        }
         request.headers_mut().insert(
             HeaderName::from_static("grpc-timeout"),
             grpc_timeout(self.timeout),

@@ -16,8 +16,9 @@
 //!
 //! `POST <path>` with `Content-Type: application/x-protobuf` (or `application/json` with
 //! `encoding: json`, converted by `tailgate_wire::json`), `Content-Encoding` when compressing,
-//! and the user's headers; the body is built once per batch and reused by every retry. Responses
-//! are parsed with `httparse`: the head up to [`HEAD_BYTES_MAX`], then a body delimited by
+//! the user's headers and the authenticator's header (taken per request, so a rotated token is
+//! used from the next export on); the body is built once per batch and reused by every retry.
+//! Responses are parsed with `httparse`: the head up to [`HEAD_BYTES_MAX`], then a body delimited by
 //! `Content-Length`, by chunked coding, or by the end of the connection, up to
 //! [`RESPONSE_BYTES_MAX`].
 
@@ -41,6 +42,7 @@ use super::settings::{
 };
 use super::status::{delivered_from_json, delivered_from_proto, http_error_message, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
+use crate::auth::{AuthHeader, ClientAuth};
 use tailgate_wire::{json, Signal};
 
 /// Bound on a response's status line and headers.
@@ -59,6 +61,8 @@ pub(crate) struct HttpClient {
     targets: [Target; 3],
     /// Per signal: the request head up to (not including) `Content-Length`.
     heads: [String; 3],
+    /// The authenticator's header, when the exporter has one.
+    auth: Option<AuthHeader>,
     compression: Compression,
     /// `compression_params.level`.
     compression_level: Option<i32>,
@@ -131,6 +135,7 @@ impl HttpClient {
         Ok(HttpClient {
             targets,
             heads,
+            auth: settings.auth.as_ref().map(ClientAuth::for_shard),
             compression: settings.compression,
             compression_level: settings.compression_level,
             encoding: settings.encoding,
@@ -173,7 +178,8 @@ impl HttpClient {
                     buf: Vec::new(),
                 },
             };
-            match exchange(&mut conn, &self.heads[index], &prepared.body).await {
+            let (head, auth) = (&self.heads[index], self.auth.as_ref());
+            match exchange(&mut conn, head, auth, &prepared.body).await {
                 Ok(response) => {
                     if response.keep_alive {
                         self.put_idle(&target.authority, conn);
@@ -250,8 +256,14 @@ fn signal_index(signal: Signal) -> usize {
     }
 }
 
-/// Writes one request and reads its response.
-async fn exchange(conn: &mut Conn, head: &str, body: &[u8]) -> Result<Response, Failure> {
+/// Writes one request (its fixed head, then the authenticator's header when there is one) and
+/// reads its response.
+async fn exchange(
+    conn: &mut Conn,
+    head: &str,
+    auth: Option<&AuthHeader>,
+    body: &[u8],
+) -> Result<Response, Failure> {
     let early = |error| Failure {
         error,
         before_response: true,
@@ -262,6 +274,9 @@ async fn exchange(conn: &mut Conn, head: &str, body: &[u8]) -> Result<Response, 
     };
     let mut request = Vec::with_capacity(head.len() + 32 + body.len().min(COALESCE_BODY_BYTES));
     request.extend_from_slice(head.as_bytes());
+    if let Some(auth) = auth {
+        auth.write_line(&mut request);
+    }
     request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     if body.len() <= COALESCE_BODY_BYTES {
         request.extend_from_slice(body);

@@ -15,6 +15,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use crate::tls::ClientTls;
 
 use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
+use crate::auth::ClientAuth;
 use tailgate_wire::Signal;
 
 /// Body compression, as the Collector's `compression` key spells it.
@@ -103,6 +104,8 @@ pub struct OtlpGrpcSettings {
     pub tls: Option<Arc<ClientTls>>,
     /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
+    /// `auth.authenticator`: the credentials every export carries.
+    pub auth: Option<ClientAuth>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
@@ -121,6 +124,7 @@ impl Default for OtlpGrpcSettings {
             endpoint: String::new(),
             tls: None,
             headers: Vec::new(),
+            auth: None,
             compression: Compression::Gzip,
             compression_level: None,
             timeout: Duration::from_secs(5),
@@ -154,6 +158,8 @@ pub struct OtlpHttpSettings {
     pub logs_endpoint: Option<String>,
     /// Extra request headers (`headers:`), sent on every export.
     pub headers: Vec<(String, String)>,
+    /// `auth.authenticator`: the credentials every export carries.
+    pub auth: Option<ClientAuth>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
@@ -177,6 +183,7 @@ impl Default for OtlpHttpSettings {
             metrics_endpoint: None,
             logs_endpoint: None,
             headers: Vec::new(),
+            auth: None,
             compression: Compression::Gzip,
             compression_level: None,
             encoding: Encoding::Proto,

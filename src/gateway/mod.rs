@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tailgate_shards::runtime;
 
+use crate::auth::Watcher;
 use crate::config::{Config, MetricsLevel};
 use crate::ingest::Delivery;
 use crate::lifecycle;
@@ -106,6 +107,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     })?;
     let flag = lifecycle::shutdown_flag()?;
     lifecycle::fail_stop_on_panic(flag.clone());
+    // Follows bearer token files until the shards have drained (dropped at the end of `run`).
+    let _token_watcher = Watcher::start(plan.token_files.clone())?;
     tracing::info!(
         "tailgate {}: {} shard(s) on CPUs {:?}; metrics on http://{}/metrics",
         env!("CARGO_PKG_VERSION"),

@@ -7,7 +7,10 @@
 //! `grpc-encoding` decoded, and handed to [`Ingest::export`]. Answers follow the OTLP
 //! specification: OK with an `Export*ServiceResponse` (carrying partial success when spans were
 //! rejected), INVALID_ARGUMENT for undecodable data, RESOURCE_EXHAUSTED for a message over the
-//! limit, UNIMPLEMENTED for other methods and encodings, UNAVAILABLE while draining.
+//! limit, UNIMPLEMENTED for other methods and encodings, UNAVAILABLE while draining, and
+//! UNAUTHENTICATED for an export without valid credentials when the receiver has an
+//! authenticator (checked before the message is read; the health check stays open, as load
+//! balancers probe it without credentials).
 
 use std::future::Future;
 use std::rc::Rc;
@@ -27,6 +30,7 @@ use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{IngestError, RETRY_AFTER};
 use super::tls_accept::{Refused, TlsAcceptor};
 use super::{Ingest, Limits};
+use crate::auth::Gatekeeper;
 use crate::telemetry::{Health, ReceiverMetrics};
 use crate::tls::{Conn, ServerTls};
 use tailgate_shards::sync::Stop;
@@ -72,6 +76,8 @@ pub struct GrpcSettings {
 pub struct GrpcReceiver {
     ingest: Rc<Ingest>,
     metrics: ReceiverMetrics,
+    /// Checks every export's credentials, when the receiver has an authenticator.
+    gatekeeper: Option<Gatekeeper>,
     settings: GrpcSettings,
     health: Arc<Health>,
     stop: Rc<Stop>,
@@ -86,6 +92,7 @@ impl GrpcReceiver {
     pub fn new(
         ingest: Rc<Ingest>,
         metrics: ReceiverMetrics,
+        gatekeeper: Option<Gatekeeper>,
         settings: GrpcSettings,
         health: Arc<Health>,
         stop: Rc<Stop>,
@@ -103,6 +110,7 @@ impl GrpcReceiver {
         Rc::new(GrpcReceiver {
             ingest,
             metrics,
+            gatekeeper,
             settings,
             health,
             stop,
@@ -182,9 +190,26 @@ impl GrpcReceiver {
                 retry_after: RETRY_AFTER,
             });
         }
+        self.authenticate(&request).await?;
         let message = read_request(request, self.settings.limits.max_message_bytes).await?;
         let outcome = self.ingest.export(signal, message, &self.metrics).await?;
         Ok(export_response(outcome.rejected, &outcome.message))
+    }
+
+    /// Checks the call's credentials (gRPC metadata is HTTP/2 headers), when the receiver has
+    /// an authenticator.
+    async fn authenticate(&self, request: &http::Request<RecvStream>) -> Result<(), IngestError> {
+        let Some(gatekeeper) = &self.gatekeeper else {
+            return Ok(());
+        };
+        let value = request.headers().get(gatekeeper.header());
+        gatekeeper
+            .check(value.map(HeaderValue::as_bytes))
+            .await
+            .map_err(|refusal| IngestError::Unauthenticated {
+                refusal,
+                challenge: None,
+            })
     }
 }
 

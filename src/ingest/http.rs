@@ -16,6 +16,11 @@
 //! than their sum per request. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs` (configurable); bodies are
 //! `application/x-protobuf` or `application/json`, plain, gzip or zstd. Errors answer with the
 //! OTLP status codes and a `google.rpc.Status` body in the request's encoding.
+//!
+//! With an authenticator, a request's credentials are checked as soon as its head is read; a
+//! refused request's body is still read (within the same limits) and discarded, so that the
+//! 401 arrives on a connection that stays usable rather than one reset under the client's
+//! unsent bytes. A refused `Expect: 100-continue` request is answered 401 at once instead.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,10 +31,11 @@ use glommio::net::{TcpListener, TcpStream};
 
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
-use super::http1::{parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
+use super::http1::{header_value, parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
 use super::status::{IngestError, RETRY_AFTER};
 use super::tls_accept::{Refused, TlsAcceptor};
 use super::{Ingest, Limits, Outcome};
+use crate::auth::Gatekeeper;
 use crate::telemetry::ReceiverMetrics;
 use crate::tls::{Conn, ServerTls};
 use tailgate_shards::sync::Stop;
@@ -94,6 +100,8 @@ pub struct HttpSettings {
 pub struct HttpReceiver {
     ingest: Rc<Ingest>,
     metrics: ReceiverMetrics,
+    /// Checks every request's credentials, when the receiver has an authenticator.
+    gatekeeper: Option<Gatekeeper>,
     settings: HttpSettings,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
@@ -115,6 +123,8 @@ struct Reply {
     body: Vec<u8>,
     retry_after: Option<Duration>,
     allow_post: bool,
+    /// `WWW-Authenticate`, on a 401.
+    challenge: Option<Rc<str>>,
 }
 
 /// Why a connection ends.
@@ -142,6 +152,7 @@ impl HttpReceiver {
     pub fn new(
         ingest: Rc<Ingest>,
         metrics: ReceiverMetrics,
+        gatekeeper: Option<Gatekeeper>,
         settings: HttpSettings,
         stop: Rc<Stop>,
         tls: Option<Arc<ServerTls>>,
@@ -158,6 +169,7 @@ impl HttpReceiver {
         Rc::new(HttpReceiver {
             ingest,
             metrics,
+            gatekeeper,
             settings,
             stop,
             connections,
@@ -234,6 +246,7 @@ impl HttpReceiver {
     async fn serve_request(&self, stream: &mut Conn, buffer: &mut Vec<u8>) -> Result<bool, Close> {
         let timeouts = &self.settings.timeouts;
         let (head, head_len) = read_head(stream, buffer, timeouts).await?;
+        let auth = self.authenticate(&buffer[..head_len]).await;
         buffer.drain(..head_len);
         #[cfg(debug_assertions)]
         if crate::lifecycle::fault_injected(&head.path) {
@@ -241,6 +254,9 @@ impl HttpReceiver {
         }
 
         let (signal, encoding, coding) = self.classify(&head).map_err(Close::After)?;
+        if let (Err(err), true) = (&auth, head.expect_continue) {
+            return Err(Close::After(error_reply(err, encoding)));
+        }
         if head.expect_continue {
             stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -252,7 +268,10 @@ impl HttpReceiver {
             .await
             .map_err(|err| Close::After(framing_reply(&err, encoding)))?;
 
-        let result = self.export(signal, encoding, coding, raw).await;
+        let result = match auth {
+            Ok(()) => self.export(signal, encoding, coding, raw).await,
+            Err(err) => Err(err),
+        };
         let reply = match result {
             Ok(outcome) => Reply {
                 status: 200,
@@ -260,6 +279,7 @@ impl HttpReceiver {
                 body: success_body(signal, encoding, &outcome),
                 retry_after: None,
                 allow_post: false,
+                challenge: None,
             },
             Err(err) => error_reply(&err, encoding),
         };
@@ -305,6 +325,20 @@ impl HttpReceiver {
             return Err(error_reply(&err, encoding));
         };
         Ok((signal, encoding, coding))
+    }
+
+    /// Checks the credentials in a request head, when the receiver has an authenticator.
+    async fn authenticate(&self, head: &[u8]) -> Result<(), IngestError> {
+        let Some(gatekeeper) = &self.gatekeeper else {
+            return Ok(());
+        };
+        gatekeeper
+            .check(header_value(head, gatekeeper.header()))
+            .await
+            .map_err(|refusal| IngestError::Unauthenticated {
+                refusal,
+                challenge: gatekeeper.challenge(),
+            })
     }
 
     /// Writes a response within `write_timeout`.
@@ -584,6 +618,7 @@ fn error_reply(err: &IngestError, encoding: Encoding) -> Reply {
         body,
         retry_after: err.retry_after(),
         allow_post: false,
+        challenge: err.challenge(),
     }
 }
 
@@ -612,6 +647,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -642,6 +678,9 @@ async fn write_reply(stream: &mut Conn, reply: &Reply, keep_alive: bool) -> std:
     }
     if reply.allow_post {
         head.push_str("Allow: POST\r\n");
+    }
+    if let Some(challenge) = &reply.challenge {
+        head.push_str(&format!("WWW-Authenticate: {challenge}\r\n"));
     }
     head.push_str(if keep_alive {
         "Connection: keep-alive\r\n\r\n"

@@ -191,6 +191,23 @@ fn read_head(request: &httparse::Request<'_, '_>) -> Result<Head, FramingError> 
     Ok(head)
 }
 
+/// The value of the first `name` field (any case) of a complete request head, trimmed; `None`
+/// when the head has none. For the fields [`Head`] does not keep, such as the one an
+/// authenticator reads, whose name is configured.
+pub fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut fields = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut fields);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return None,
+    }
+    request
+        .headers
+        .iter()
+        .find(|field| field.name.eq_ignore_ascii_case(name))
+        .map(|field| field.value.trim_ascii())
+}
+
 /// A `Content-Length` value: one or more ASCII digits, nothing else, within `usize`.
 fn parse_content_length(value: &str) -> Result<usize, FramingError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -360,6 +377,18 @@ fn line_length(rest: &[u8], max: usize) -> Result<Option<usize>, FramingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_found_in_any_case() {
+        let head = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nAUTHORIZATION:  Bearer t \r\nx-api-key: k\r\nx-api-key: second\r\n\r\n";
+        assert_eq!(header_value(head, "authorization"), Some(&b"Bearer t"[..]));
+        assert_eq!(header_value(head, "X-Api-Key"), Some(&b"k"[..]));
+        assert_eq!(header_value(head, "cookie"), None);
+        assert_eq!(
+            header_value(b"POST / HTTP/1.1\r\nAuthorization: x\r\n", "authorization"),
+            None
+        );
+    }
 
     fn head(text: &str) -> Result<Option<(Head, usize)>, FramingError> {
         parse_head(text.as_bytes())

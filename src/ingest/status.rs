@@ -4,11 +4,15 @@
 //! status code and to an HTTP status, following the OTLP specification: undecodable data is a
 //! permanent error (INVALID_ARGUMENT / 400), an oversized message is RESOURCE_EXHAUSTED / 413,
 //! an unknown method UNIMPLEMENTED / 404, pressure is a retryable refusal (RESOURCE_EXHAUSTED
-//! with `RetryInfo` / 429 with `Retry-After`), and draining is UNAVAILABLE / 503 with
-//! `Retry-After`.
+//! with `RetryInfo` / 429 with `Retry-After`), draining is UNAVAILABLE / 503 with
+//! `Retry-After`, and missing or wrong credentials are UNAUTHENTICATED / 401 with
+//! `WWW-Authenticate` where a scheme applies.
 
 use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
+
+use crate::auth::Refusal;
 
 use tailgate_wire::grpc::GrpcCode;
 use tailgate_wire::WireError;
@@ -40,6 +44,12 @@ pub enum IngestError {
     /// The shard is under pressure (its hand-offs are waiting on full queues): the request, of
     /// `items` items, is refused whole and the client should retry after the delay.
     Overloaded { items: u64, retry_after: Duration },
+    /// The receiver's authenticator refused the request's credentials; `challenge` is the
+    /// `WWW-Authenticate` value an HTTP answer carries, where one applies.
+    Unauthenticated {
+        refusal: Refusal,
+        challenge: Option<Rc<str>>,
+    },
 }
 
 impl IngestError {
@@ -54,6 +64,7 @@ impl IngestError {
             }
             IngestError::Unsupported(_) | IngestError::UnknownMethod(_) => GrpcCode::Unimplemented,
             IngestError::Unavailable { .. } => GrpcCode::Unavailable,
+            IngestError::Unauthenticated { .. } => GrpcCode::Unauthenticated,
         }
     }
 
@@ -66,6 +77,7 @@ impl IngestError {
             IngestError::UnknownMethod(_) => 404,
             IngestError::Unavailable { .. } => 503,
             IngestError::Overloaded { .. } => 429,
+            IngestError::Unauthenticated { .. } => 401,
         }
     }
 
@@ -74,6 +86,14 @@ impl IngestError {
         match self {
             IngestError::Unavailable { retry_after, .. }
             | IngestError::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of an HTTP refusal, where one applies.
+    pub fn challenge(&self) -> Option<Rc<str>> {
+        match self {
+            IngestError::Unauthenticated { challenge, .. } => challenge.clone(),
             _ => None,
         }
     }
@@ -95,6 +115,7 @@ impl fmt::Display for IngestError {
                 f,
                 "the gateway is under pressure; {items} item(s) refused, retry later"
             ),
+            IngestError::Unauthenticated { refusal, .. } => write!(f, "unauthenticated: {refusal}"),
         }
     }
 }

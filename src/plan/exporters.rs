@@ -58,6 +58,8 @@ pub(crate) fn exporter_settings(
             compression: compression(otlp.compression),
             compression_level: otlp.compression_level,
             timeout: otlp.timeout,
+            // Set from the enabled authenticators once every exporter is planned.
+            auth: None,
             retry: retry(&otlp.retry_on_failure),
             queue: queue(&otlp.sending_queue, shards),
         }),
@@ -77,6 +79,7 @@ pub(crate) fn exporter_settings(
                     config::Encoding::Json => export::Encoding::Json,
                 },
                 timeout: http.timeout,
+                auth: None,
                 retry: retry(&http.retry_on_failure),
                 queue: queue(&http.sending_queue, shards),
             })

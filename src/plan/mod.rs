@@ -16,6 +16,7 @@ use std::time::Duration;
 use tailgate_shards::runtime;
 use tailgate_wire::Signal;
 
+use crate::auth::{Authenticators, ServerAuth, WatchedFile};
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
 use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
 use crate::gateway::StartError;
@@ -32,6 +33,8 @@ pub(crate) struct Plan {
     pub(crate) cpus: Vec<usize>,
     pub(crate) channel_capacity: usize,
     pub(crate) receivers: Vec<ReceiverPlan>,
+    /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
+    pub(crate) token_files: Vec<WatchedFile>,
     pub(crate) pipelines: Vec<PipelinePlan>,
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
@@ -43,6 +46,8 @@ pub(crate) struct Plan {
 /// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
 #[derive(Debug, Clone)]
 pub(crate) struct ReceiverPlan {
+    /// The authenticators each protocol checks requests with.
+    pub(crate) auth: ReceiverAuth,
     pub(crate) name: String,
     pub(crate) grpc: Option<(SocketAddr, GrpcSettings, Option<Arc<ServerTls>>)>,
     pub(crate) http: Option<(SocketAddr, HttpSettings, Option<Arc<ServerTls>>)>,
@@ -64,10 +69,38 @@ pub(crate) struct SamplingPlan {
     pub(crate) settings: SamplerSettings,
 }
 
+/// A receiver's `auth.authenticator`s, per protocol.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReceiverAuth {
+    pub(crate) grpc: Option<std::sync::Arc<ServerAuth>>,
+    pub(crate) http: Option<std::sync::Arc<ServerAuth>>,
+}
+
+impl ReceiverAuth {
+    /// The authenticators of receiver `name` (the configuration checked that each names an
+    /// enabled server authenticator).
+    fn from_config(config: &Config, name: &str, auth: &Authenticators) -> ReceiverAuth {
+        let receiver = config::ComponentId::parse(name)
+            .ok()
+            .and_then(|id| config.receivers.get(&id));
+        let Some(config::Receiver::Otlp(otlp)) = receiver else {
+            return ReceiverAuth::default();
+        };
+        let server = |id: Option<&config::ComponentId>| id.and_then(|id| auth.server(id));
+        ReceiverAuth {
+            grpc: server(otlp.grpc.as_ref().and_then(|g| g.auth.as_ref())),
+            http: server(otlp.http.as_ref().and_then(|h| h.auth.as_ref())),
+        }
+    }
+}
+
 impl Plan {
     /// The plan for `config` on this machine; every check a shard's start would make, made once.
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = shard_cpus(&config.shards.cpus)?;
+        // Token and htpasswd files are this machine's: a missing one is a note for check-config.
+        let auth = Authenticators::from_config(config)
+            .map_err(|err| StartError::Machine(err.to_string()))?;
         let (soft, memory_limit) = budget::memory_budget(config)?;
         let mut tls: Vec<Arc<dyn Reload>> = Vec::new();
         let mut exporter_tls = BTreeMap::new();
@@ -94,6 +127,7 @@ impl Plan {
                 PipelinePlan::from_config(config, pipeline, soft, cpus.len(), &exporter_tls)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let pipelines = with_client_auth(pipelines, config, &auth);
         // A receiver no pipeline takes from is not started, as in the Collector.
         let taken: BTreeSet<String> = config
             .service
@@ -119,10 +153,14 @@ impl Plan {
                 receivers.push(receiver);
             }
         }
+        for receiver in &mut receivers {
+            receiver.auth = ReceiverAuth::from_config(config, &receiver.name, &auth);
+        }
         Ok(Plan {
             cpus,
             channel_capacity: config.shards.channel_capacity as usize,
             receivers,
+            token_files: auth.watched_files(),
             pipelines,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
@@ -232,6 +270,32 @@ impl PipelinePlan {
     }
 }
 
+/// Gives each exporter of `pipelines` the client authenticator its configuration names (the
+/// configuration checked that it is an enabled one).
+fn with_client_auth(
+    mut pipelines: Vec<PipelinePlan>,
+    config: &Config,
+    auth: &Authenticators,
+) -> Vec<PipelinePlan> {
+    for (name, settings) in pipelines.iter_mut().flat_map(|p| p.exporters.iter_mut()) {
+        let exporter = config::ComponentId::parse(name)
+            .ok()
+            .and_then(|id| config.exporters.get(&id));
+        let client = match exporter {
+            Some(config::Exporter::Otlp(otlp)) => otlp.auth.as_ref(),
+            Some(config::Exporter::OtlpHttp(http)) => http.auth.as_ref(),
+            Some(config::Exporter::Debug(_)) | None => None,
+        }
+        .and_then(|id| auth.client(id));
+        match settings {
+            ExporterSettings::Otlp(otlp) => otlp.auth = client,
+            ExporterSettings::OtlpHttp(http) => http.auth = client,
+            ExporterSettings::Debug(_) => {}
+        }
+    }
+    pipelines
+}
+
 impl ReceiverPlan {
     /// The receiver `name`, its listen addresses resolved.
     fn from_config(name: String, receiver: &config::Receiver) -> Result<ReceiverPlan, StartError> {
@@ -269,7 +333,12 @@ impl ReceiverPlan {
             )),
             None => None,
         };
-        Ok(ReceiverPlan { name, grpc, http })
+        Ok(ReceiverPlan {
+            auth: ReceiverAuth::default(),
+            name,
+            grpc,
+            http,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use glommio::Task;
 
+use crate::auth::Gatekeeper;
 use crate::ingest::accept::listen;
 use crate::ingest::grpc::GrpcReceiver;
 use crate::ingest::http::HttpReceiver;
@@ -43,9 +44,14 @@ impl Listeners {
             if let Some((addr, settings, tls)) = &receiver.grpc {
                 match listen(*addr) {
                     Ok(listener) => {
+                        let gatekeeper = receiver.auth.grpc.clone().map(|auth| {
+                            let metrics = grpc_metrics.auth.clone();
+                            Gatekeeper::new(auth, metrics, &receiver.name, "grpc", id)
+                        });
                         let grpc = GrpcReceiver::new(
                             ingest.clone(),
                             grpc_metrics,
+                            gatekeeper,
                             *settings,
                             health.clone(),
                             stop.clone(),
@@ -68,9 +74,14 @@ impl Listeners {
             if let Some((addr, settings, tls)) = &receiver.http {
                 match listen(*addr) {
                     Ok(listener) => {
+                        let gatekeeper = receiver.auth.http.clone().map(|auth| {
+                            let metrics = http_metrics.auth.clone();
+                            Gatekeeper::new(auth, metrics, &receiver.name, "http", id)
+                        });
                         let http = HttpReceiver::new(
                             ingest.clone(),
                             http_metrics,
+                            gatekeeper,
                             settings.clone(),
                             stop.clone(),
                             tls.clone(),

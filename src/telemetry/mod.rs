@@ -59,6 +59,7 @@
 //! a dashboard's `le` thresholds mean the same thing on both.
 
 mod admin;
+mod auth;
 mod cell;
 mod connections;
 mod drops;
@@ -70,6 +71,7 @@ mod sampling;
 mod shard;
 
 pub use admin::{AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX};
+pub use auth::AuthMetrics;
 pub use cell::{Counter, Gauge, Histogram};
 pub use connections::{ConnectionMetrics, TlsMetrics, TLS_FAILURE_REASONS};
 pub use drops::{DropMetrics, DropReason};

@@ -8,6 +8,7 @@
 
 use tailgate_wire::Signal;
 
+use super::auth::AuthMetrics;
 use super::cell::{Counter, Gauge};
 use super::connections::ConnectionMetrics;
 use super::registry::RegistryBuilder;
@@ -34,6 +35,8 @@ pub struct ReceiverMetrics {
     pub log_records: ReceiverSignalMetrics,
     /// `tailgate_receiver_connections_*` and `tailgate_receiver_accept_errors`.
     pub connections: ConnectionMetrics,
+    /// `tailgate_receiver_auth_failures`.
+    pub auth: AuthMetrics,
 }
 
 impl ReceiverMetrics {
@@ -71,6 +74,7 @@ impl ReceiverMetrics {
             metric_points,
             log_records,
             connections: ConnectionMetrics::register(builder, receiver, transport, &shard),
+            auth: AuthMetrics::register(builder, receiver, transport, &shard),
         }
     }
 

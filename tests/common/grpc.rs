@@ -55,6 +55,17 @@ pub fn grpc_call(
     payload: Payload,
     compression: &str,
 ) -> GrpcReply {
+    grpc_call_with(target, method, payload, compression, &[])
+}
+
+/// [`grpc_call`] with call `metadata` (keys lower-case).
+pub fn grpc_call_with(
+    target: SocketAddr,
+    method: &str,
+    payload: Payload,
+    compression: &str,
+    metadata: &[(&str, &str)],
+) -> GrpcReply {
     let python = venv(Venv::Proto);
     let out = temp_path("reply.json");
     let mut cmd = Command::new(&python);
@@ -63,6 +74,11 @@ pub fn grpc_call(
         .args(["--compression", compression])
         .arg("--out")
         .arg(&out)
+        .args(
+            metadata
+                .iter()
+                .flat_map(|(key, value)| ["--metadata".to_string(), format!("{key}={value}")]),
+        )
         .env_remove("PYTHONPATH")
         .env_remove("PYTHONHOME")
         .stdin(Stdio::null())

@@ -5,11 +5,13 @@ Usage:
   grpc_call.py --target 127.0.0.1:4317 --method /pkg.Service/Method
                (--request-file FILE | --request-zeros N)
                [--compression none|gzip] [--timeout SECONDS] [--out FILE]
+               [--metadata KEY=VALUE ...]
 
 The request message is the file's bytes as they are (no serializer), or N zero bytes
 (--request-zeros: a large, highly compressible message without a file of that size).
 With --compression gzip the call is made with grpc.Compression.Gzip, so grpcio itself
-compresses the message and sends grpc-encoding: gzip.
+compresses the message and sends grpc-encoding: gzip. Each --metadata pair is sent as
+call metadata (keys lower-case, as gRPC requires).
 
 The result is written as JSON to --out (stdout when not given):
   {"code": grpc.StatusCode name ("OK", "INVALID_ARGUMENT", ...),
@@ -50,7 +52,9 @@ def main() -> int:
     p.add_argument("--compression", choices=("none", "gzip"), default="none")
     p.add_argument("--timeout", type=float, default=20.0, help="call deadline, seconds")
     p.add_argument("--out")
+    p.add_argument("--metadata", action="append", default=[], help="KEY=VALUE call metadata")
     args = p.parse_args()
+    metadata = [tuple(pair.split("=", 1)) for pair in args.metadata]
 
     if args.request_file is not None:
         with open(args.request_file, "rb") as f:
@@ -69,7 +73,9 @@ def main() -> int:
     with grpc.insecure_channel(args.target, options=options) as channel:
         call = channel.unary_unary(args.method, request_serializer=None, response_deserializer=None)
         try:
-            response, outcome = call.with_call(request, timeout=args.timeout, compression=compression)
+            response, outcome = call.with_call(
+                request, timeout=args.timeout, compression=compression, metadata=metadata
+            )
             result = {
                 "code": outcome.code().name,
                 "details": outcome.details(),

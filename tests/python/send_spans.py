@@ -20,6 +20,9 @@ random.Random seeded with --seed, so a given seed always produces the same ids.
 Every --error-every-th trace (trace indexes K-1, 2K-1, ...) has status ERROR with a
 description on its root; all other spans have status UNSET.
 
+--header NAME=VALUE (repeatable) is sent with every export, configured the way an SDK user
+configures it: through OTEL_EXPORTER_OTLP_HEADERS (values URL-encoded).
+
 --out receives a JSON document:
   {"protocol", "endpoint", "seed", "expected_spans",
    "export_calls": [{"spans": n, "result": "SUCCESS"|"FAILURE"}],
@@ -44,7 +47,7 @@ import os
 import random
 import sys
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 # Ambient OTEL_* settings (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, ...) must not
 # change what the tests send; drop them before the SDK reads its environment.
@@ -244,6 +247,7 @@ def describe(span) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--header", action="append", default=[], help="NAME=VALUE sent with every export")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--traces", type=int, required=True)
@@ -262,6 +266,9 @@ def main() -> int:
         p.error("need --traces >= 0, --spans-per-trace >= 1, --error-every >= 0, --batch-size >= 1")
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.header:
+        pairs = (h.split("=", 1) for h in args.header)
+        os.environ["OTEL_EXPORTER_OTLP_HEADERS"] = ",".join(f"{n}={quote(v)}" for n, v in pairs)
 
     expected = args.traces * args.spans_per_trace
     recorder = RecordingExporter(make_exporter(

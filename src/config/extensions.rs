@@ -1,0 +1,760 @@
+//! `extensions`: the Collector's authenticators `bearertokenauth` and `basicauth` (each also as
+//! `TYPE/NAME`), the `auth.authenticator` keys of receivers and exporters that use them, and
+//! the rule that ties the two together.
+//!
+//! ```yaml
+//! extensions:
+//!   bearertokenauth/in:
+//!     scheme: Bearer            # default; "" sends and expects the token alone
+//!     header: Authorization     # default
+//!     tokens: [t1, t2]          # or `token: t1`, or `filename: /run/secrets/token`
+//!   basicauth/in:
+//!     htpasswd:
+//!       file: /etc/tailgate/htpasswd
+//!       inline: |
+//!         ${env:USER}:${env:PASSWORD}
+//!   basicauth/out:
+//!     client_auth:
+//!       username: gateway
+//!       password: ${env:UPSTREAM_PASSWORD}
+//! receivers:
+//!   otlp:
+//!     protocols:
+//!       grpc:
+//!         auth:
+//!           authenticator: bearertokenauth/in
+//! exporters:
+//!   otlp:
+//!     auth:
+//!       authenticator: basicauth/out
+//! service:
+//!   extensions: [bearertokenauth/in, basicauth/out]
+//! ```
+//!
+//! As in the Collector, an extension is started only when `service.extensions` lists it, so an
+//! `auth.authenticator` must name an extension that is defined *and* listed; a `basicauth` is
+//! either a server (`htpasswd`) or a client (`client_auth`), and is usable on that side only.
+//! `bearertokenauth` works on both. Each of these is checked here, with the key path of the
+//! `authenticator` that is wrong. Files (`filename`, `htpasswd.file`) are read at start, not
+//! here: the same configuration may be checked on another machine.
+//!
+//! Other extension types (`health_check`, `pprof`, `zpages`, ...) are refused, as before:
+//! tailgate serves `/healthz` and `/readyz` itself.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{Deserializer, IgnoredAny};
+use serde::Deserialize;
+
+use super::component::{Ctx, RawComponent, RawComponents};
+use super::error::{ConfigError, ConfigErrorKind};
+use super::exporters::{Exporter, Exporters};
+use super::locate::{has_key, Target};
+use super::receivers::{RawAuth, Receiver, Receivers};
+use super::values::{ComponentId, KeyPath};
+use crate::auth::{check_token, Htpasswd, HTPASSWD_BYTES_MAX, TOKENS_MAX};
+
+/// Extension types tailgate has.
+pub const EXTENSION_KINDS: &[&str] = &["bearertokenauth", "basicauth"];
+
+/// `bearertokenauth.header` when not given.
+pub const BEARER_HEADER_DEFAULT: &str = "Authorization";
+/// `bearertokenauth.scheme` when not given.
+pub const BEARER_SCHEME_DEFAULT: &str = "Bearer";
+
+/// A credential from the configuration: its `Debug` form hides it, so a configuration printed
+/// for debugging does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The credential itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The `extensions` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extensions {
+    /// Every extension defined, by id (enabled or not: see `service.extensions`).
+    pub by_id: BTreeMap<ComponentId, Extension>,
+}
+
+impl Extensions {
+    /// The extension with this id.
+    pub fn get(&self, id: &ComponentId) -> Option<&Extension> {
+        self.by_id.get(id)
+    }
+}
+
+/// One extension's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extension {
+    /// `bearertokenauth`: a token in a header, on receivers and exporters.
+    BearerTokenAuth(BearerTokenAuth),
+    /// `basicauth`: HTTP Basic authentication, on receivers or on exporters.
+    BasicAuth(BasicAuth),
+}
+
+/// `bearertokenauth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerTokenAuth {
+    /// `header` (default `Authorization`).
+    pub header: String,
+    /// `scheme` (default `Bearer`): the value is `SCHEME TOKEN`, or the token alone when empty.
+    pub scheme: String,
+    /// Where the tokens come from.
+    pub tokens: BearerTokens,
+}
+
+/// The tokens of a `bearertokenauth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerTokens {
+    /// `token`, or `tokens`: a server accepts any, a client sends the first.
+    Inline(Vec<Secret>),
+    /// `filename`: a token a line, re-read while running. `ignores_inline` when `token` or
+    /// `tokens` was given too (the file wins, as in the Collector; start-up says so).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Whether `token` or `tokens` was set and is ignored.
+        ignores_inline: bool,
+    },
+}
+
+/// `basicauth`: a server or a client, never both (the Collector's rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BasicAuth {
+    /// `htpasswd`: the users a receiver accepts.
+    Server(HtpasswdSource),
+    /// `client_auth`: what an exporter sends.
+    Client {
+        /// `client_auth.username`.
+        username: String,
+        /// `client_auth.password`.
+        password: Secret,
+    },
+}
+
+/// `basicauth.htpasswd`: `file`, `inline` or both (inline lines win for a user in both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtpasswdSource {
+    /// `htpasswd.file`, read at start.
+    pub file: Option<PathBuf>,
+    /// `htpasswd.inline`, already checked.
+    pub inline: Option<Secret>,
+}
+
+impl Extension {
+    /// Whether a receiver can use it.
+    pub fn serves(&self) -> bool {
+        !matches!(self, Extension::BasicAuth(BasicAuth::Client { .. }))
+    }
+
+    /// Whether an exporter can use it.
+    pub fn signs(&self) -> bool {
+        !matches!(self, Extension::BasicAuth(BasicAuth::Server(_)))
+    }
+
+    /// The request header it reads or writes.
+    pub fn header(&self) -> &str {
+        match self {
+            Extension::BearerTokenAuth(bearer) => &bearer.header,
+            Extension::BasicAuth(_) => "Authorization",
+        }
+    }
+}
+
+pub(crate) enum RawExtension {
+    BearerTokenAuth(RawBearer),
+    BasicAuth(RawBasic),
+    Unknown,
+}
+
+impl RawComponent for RawExtension {
+    fn from_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match kind {
+            "bearertokenauth" => {
+                RawExtension::BearerTokenAuth(Option::deserialize(d)?.unwrap_or_default())
+            }
+            "basicauth" => RawExtension::BasicAuth(Option::deserialize(d)?.unwrap_or_default()),
+            _ => {
+                IgnoredAny::deserialize(d)?;
+                RawExtension::Unknown
+            }
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawBearer {
+    header: Option<String>,
+    scheme: Option<String>,
+    token: Option<String>,
+    tokens: Option<Vec<String>>,
+    filename: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawBasic {
+    #[serde(deserialize_with = "super::scalar::present")]
+    htpasswd: Option<RawHtpasswd>,
+    #[serde(deserialize_with = "super::scalar::present")]
+    client_auth: Option<RawClientAuth>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawHtpasswd {
+    file: Option<String>,
+    inline: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawClientAuth {
+    username: Option<String>,
+    password: Option<String>,
+    username_file: Option<String>,
+    password_file: Option<String>,
+    aws_secrets_manager: Option<IgnoredAny>,
+}
+
+/// The message for an extension type tailgate does not have.
+fn unknown_kind(kind: &str) -> String {
+    let kinds: Vec<String> = EXTENSION_KINDS.iter().map(|k| format!("`{k}`")).collect();
+    format!(
+        "extension type `{kind}` is not supported; tailgate has the authenticators {}, and \
+         serves /healthz and /readyz itself on the telemetry address \
+         (service.telemetry.metrics.address)",
+        kinds.join(" and ")
+    )
+}
+
+pub(crate) fn check(
+    raw: RawComponents<RawExtension>,
+    ctx: &Ctx<'_>,
+) -> Result<Extensions, ConfigError> {
+    let section = KeyPath::root().key("extensions");
+    let mut by_id = BTreeMap::new();
+    for (key, raw) in raw.0 {
+        let id = ctx.component_id(&section, &key)?;
+        let path = section.key(key.as_str());
+        let extension = match raw {
+            RawExtension::BearerTokenAuth(raw) => {
+                Extension::BearerTokenAuth(check_bearer(raw, &path, ctx)?)
+            }
+            RawExtension::BasicAuth(raw) => Extension::BasicAuth(check_basic(raw, &path, ctx)?),
+            RawExtension::Unknown => return Err(ctx.unsupported(&path, unknown_kind(&id.kind))),
+        };
+        by_id.insert(id, extension);
+    }
+    Ok(Extensions { by_id })
+}
+
+fn check_bearer(
+    raw: RawBearer,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<BearerTokenAuth, ConfigError> {
+    let header = raw
+        .header
+        .unwrap_or_else(|| BEARER_HEADER_DEFAULT.to_string());
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if header.is_empty() || !header.chars().all(is_token_char) {
+        return Err(ctx.invalid(
+            &path.key("header"),
+            format!("`{header}` is not an HTTP header name"),
+        ));
+    }
+    let scheme = raw
+        .scheme
+        .unwrap_or_else(|| BEARER_SCHEME_DEFAULT.to_string());
+    if !scheme.chars().all(is_token_char) {
+        return Err(ctx.invalid(
+            &path.key("scheme"),
+            format!(
+                "`{scheme}` is not an authentication scheme name (letters, digits and \
+                 !#$%&'*+-.^_`|~; empty for the token alone)"
+            ),
+        ));
+    }
+    // The Collector reads an empty `token` as not given.
+    let token = raw.token.filter(|t| !t.is_empty());
+    let tokens = raw.tokens.unwrap_or_default();
+    if token.is_some() && !tokens.is_empty() {
+        return Err(ctx.invalid(
+            &path.key("tokens"),
+            "either `token` or `tokens` can be given, not both",
+        ));
+    }
+    if tokens.len() > TOKENS_MAX {
+        return Err(ctx.invalid(
+            &path.key("tokens"),
+            format!(
+                "lists {} tokens; at most {TOKENS_MAX} are allowed",
+                tokens.len()
+            ),
+        ));
+    }
+    let inline: Vec<(KeyPath, String)> = match token {
+        Some(token) => vec![(path.key("token"), token)],
+        None => tokens
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (path.key("tokens").index(i), t))
+            .collect(),
+    };
+    for (at, token) in &inline {
+        check_token(token).map_err(|why| ctx.invalid(at, why))?;
+    }
+    let tokens = match raw.filename.filter(|f| !f.is_empty()) {
+        Some(file) => BearerTokens::File {
+            path: PathBuf::from(file),
+            ignores_inline: !inline.is_empty(),
+        },
+        None if inline.is_empty() => {
+            return Err(ctx.invalid(path, "no bearer token: set `token`, `tokens` or `filename`"))
+        }
+        None => BearerTokens::Inline(inline.into_iter().map(|(_, t)| Secret(t)).collect()),
+    };
+    Ok(BearerTokenAuth {
+        header,
+        scheme,
+        tokens,
+    })
+}
+
+fn check_basic(raw: RawBasic, path: &KeyPath, ctx: &Ctx<'_>) -> Result<BasicAuth, ConfigError> {
+    match (raw.htpasswd, raw.client_auth) {
+        (Some(_), Some(_)) => Err(ctx.invalid(
+            &path.key("client_auth"),
+            "a basicauth extension has `htpasswd` (to check a receiver's clients) or \
+             `client_auth` (to sign an exporter's requests), not both; define two extensions",
+        )),
+        (None, None) => Err(ctx.invalid(
+            path,
+            "set `htpasswd` (to check a receiver's clients) or `client_auth` (to sign an \
+             exporter's requests)",
+        )),
+        (Some(htpasswd), None) => check_htpasswd(htpasswd, &path.key("htpasswd"), ctx),
+        (None, Some(client)) => check_client_auth(client, &path.key("client_auth"), ctx),
+    }
+}
+
+fn check_htpasswd(
+    raw: RawHtpasswd,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<BasicAuth, ConfigError> {
+    let file = raw.file.filter(|f| !f.is_empty()).map(PathBuf::from);
+    let inline = raw.inline.filter(|text| !text.trim().is_empty());
+    if file.is_none() && inline.is_none() {
+        return Err(ctx.invalid(path, "set `file`, `inline` or both"));
+    }
+    if let Some(text) = &inline {
+        let at = path.key("inline");
+        if text.len() > HTPASSWD_BYTES_MAX {
+            return Err(ctx.invalid(
+                &at,
+                format!("is {} bytes; at most {HTPASSWD_BYTES_MAX}", text.len()),
+            ));
+        }
+        Htpasswd::parse(text).map_err(|err| ctx.invalid(&at, err.to_string()))?;
+    }
+    Ok(BasicAuth::Server(HtpasswdSource {
+        file,
+        inline: inline.map(Secret),
+    }))
+}
+
+fn check_client_auth(
+    raw: RawClientAuth,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<BasicAuth, ConfigError> {
+    for (key, set) in [
+        ("username_file", raw.username_file.is_some()),
+        ("password_file", raw.password_file.is_some()),
+        ("aws_secrets_manager", raw.aws_secrets_manager.is_some()),
+    ] {
+        if set {
+            return Err(ctx.unsupported(
+                &path.key(key),
+                format!(
+                    "`{key}` is not supported yet; give `username` and `password` (a \
+                     `${{env:VAR}}` keeps a password out of the file)"
+                ),
+            ));
+        }
+    }
+    let Some(username) = raw.username.filter(|u| !u.is_empty()) else {
+        return Err(ctx.missing(path, "username"));
+    };
+    if username.contains(':') || username.chars().any(char::is_control) {
+        return Err(ctx.invalid(
+            &path.key("username"),
+            "a Basic username may not contain `:` or control characters",
+        ));
+    }
+    let password = raw.password.unwrap_or_default();
+    if password.chars().any(char::is_control) {
+        return Err(ctx.invalid(
+            &path.key("password"),
+            "the password may not contain control characters or line breaks",
+        ));
+    }
+    Ok(BasicAuth::Client {
+        username,
+        password: Secret(password),
+    })
+}
+
+/// `auth.authenticator` of a receiver protocol or an exporter at `path`, as an id.
+pub(crate) fn check_auth(
+    raw: Option<RawAuth>,
+    parent: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<ComponentId>, ConfigError> {
+    let path = parent.key("auth");
+    let Some(raw) = raw else {
+        // `auth:` with nothing under it reads as no `auth` at all; a receiver would then take
+        // every request, so a written but empty `auth` is refused.
+        if has_key(ctx.text, &path) {
+            return Err(ctx.missing(&path, "authenticator"));
+        }
+        return Ok(None);
+    };
+    let Some(name) = raw.authenticator else {
+        return Err(ctx.missing(&path, "authenticator"));
+    };
+    ComponentId::parse(&name)
+        .map(Some)
+        .map_err(|why| ctx.invalid(&path.key("authenticator"), why))
+}
+
+/// `service.extensions`: each entry defined, none twice.
+pub(crate) fn check_enabled(
+    names: Vec<String>,
+    extensions: &Extensions,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<ComponentId>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut enabled = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let at = path.index(i);
+        let id = ComponentId::parse(name).map_err(|why| ctx.invalid(&at, why))?;
+        if extensions.get(&id).is_none() {
+            return Err(ctx.error(
+                &at,
+                Target::Value,
+                ConfigErrorKind::Reference(format!(
+                    "extension `{id}` is not defined under `extensions` ({})",
+                    defined(extensions)
+                )),
+            ));
+        }
+        if !seen.insert(id.clone()) {
+            return Err(ctx.error(
+                &at,
+                Target::Value,
+                ConfigErrorKind::Reference(format!("extension `{id}` is listed twice")),
+            ));
+        }
+        enabled.push(id);
+    }
+    Ok(enabled)
+}
+
+fn defined(extensions: &Extensions) -> String {
+    if extensions.by_id.is_empty() {
+        "no extensions are defined".to_string()
+    } else {
+        let ids: Vec<String> = extensions.by_id.keys().map(ToString::to_string).collect();
+        format!("defined: {}", ids.join(", "))
+    }
+}
+
+/// Every `auth.authenticator` names an enabled extension that can serve its side; an exporter
+/// does not also set the authenticator's header in `headers`.
+pub(crate) fn check_references(
+    receivers: &Receivers,
+    exporters: &Exporters,
+    extensions: &Extensions,
+    enabled: &[ComponentId],
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    for (id, receiver) in &receivers.by_id {
+        let Receiver::Otlp(otlp) = receiver;
+        let protocols = KeyPath::root()
+            .key("receivers")
+            .key(id.to_string())
+            .key("protocols");
+        let uses = [
+            ("grpc", otlp.grpc.as_ref().and_then(|g| g.auth.as_ref())),
+            ("http", otlp.http.as_ref().and_then(|h| h.auth.as_ref())),
+        ];
+        for (protocol, auth) in uses {
+            if let Some(auth) = auth {
+                let at = protocols.key(protocol).key("auth").key("authenticator");
+                resolve(auth, Side::Server, extensions, enabled, &at, ctx)?;
+            }
+        }
+    }
+    for (id, exporter) in &exporters.by_id {
+        let (auth, headers) = match exporter {
+            Exporter::Otlp(e) => (&e.auth, &e.headers),
+            Exporter::OtlpHttp(e) => (&e.auth, &e.headers),
+            Exporter::Debug(_) => continue,
+        };
+        let Some(auth) = auth else { continue };
+        let path = KeyPath::root().key("exporters").key(id.to_string());
+        let at = path.key("auth").key("authenticator");
+        let extension = resolve(auth, Side::Client, extensions, enabled, &at, ctx)?;
+        let header = extension.header();
+        if let Some(name) = headers.keys().find(|n| n.eq_ignore_ascii_case(header)) {
+            return Err(ctx.error(
+                &path.key("headers").key(name.as_str()),
+                Target::Key,
+                ConfigErrorKind::InvalidValue(format!(
+                    "`{name}` is also set by auth.authenticator `{auth}`; remove one of them"
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Server,
+    Client,
+}
+
+fn resolve<'a>(
+    id: &ComponentId,
+    side: Side,
+    extensions: &'a Extensions,
+    enabled: &[ComponentId],
+    at: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<&'a Extension, ConfigError> {
+    let reference = |why: String| ctx.error(at, Target::Value, ConfigErrorKind::Reference(why));
+    let Some(extension) = extensions.get(id) else {
+        return Err(reference(format!(
+            "authenticator `{id}` is not defined under `extensions` ({})",
+            defined(extensions)
+        )));
+    };
+    if !enabled.contains(id) {
+        return Err(reference(format!(
+            "authenticator `{id}` is defined but not enabled: list it in `service.extensions` \
+             (as in the Collector, only the extensions listed there are started)"
+        )));
+    }
+    match side {
+        Side::Server if !extension.serves() => Err(reference(format!(
+            "`{id}` has `client_auth`, which signs an exporter's requests; a receiver needs a \
+             basicauth extension with `htpasswd`, or a bearertokenauth"
+        ))),
+        Side::Client if !extension.signs() => Err(reference(format!(
+            "`{id}` has `htpasswd`, which checks a receiver's clients; an exporter needs a \
+             basicauth extension with `client_auth`, or a bearertokenauth"
+        ))),
+        _ => Ok(extension),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{BasicAuth, BearerTokens, Config, Extension};
+
+    const PIPELINE: &str = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n";
+
+    fn parse(extensions: &str) -> Result<Config, String> {
+        Config::from_yaml(&format!("extensions:\n{extensions}{PIPELINE}"), "t.yaml")
+            .map_err(|e| e.to_string())
+    }
+
+    fn extension(yaml: &str) -> Extension {
+        let config = parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+        config
+            .extensions
+            .by_id
+            .into_values()
+            .next()
+            .expect("one extension")
+    }
+
+    #[test]
+    fn bearer_defaults_and_token_sources() {
+        let Extension::BearerTokenAuth(b) = extension("  bearertokenauth:\n    token: abc\n")
+        else {
+            panic!("bearer")
+        };
+        assert_eq!(
+            (b.header.as_str(), b.scheme.as_str()),
+            ("Authorization", "Bearer")
+        );
+        assert!(
+            matches!(&b.tokens, BearerTokens::Inline(t) if t.len() == 1 && t[0].expose() == "abc")
+        );
+        let Extension::BearerTokenAuth(b) = extension(
+            "  bearertokenauth/x:\n    scheme: \"\"\n    header: X-Api-Key\n    tokens: [a, b]\n    filename: /t\n",
+        ) else {
+            panic!("bearer")
+        };
+        assert_eq!((b.header.as_str(), b.scheme.as_str()), ("X-Api-Key", ""));
+        assert!(matches!(
+            &b.tokens,
+            BearerTokens::File { path, ignores_inline: true } if path.to_str() == Some("/t")
+        ));
+        assert!(
+            !format!("{:?}", extension("  bearertokenauth:\n    token: s3cret\n"))
+                .contains("s3cret")
+        );
+    }
+
+    #[test]
+    fn bearer_mistakes_name_their_key() {
+        for (yaml, path, message) in [
+            (
+                "  bearertokenauth:\n",
+                "extensions.bearertokenauth",
+                "no bearer token",
+            ),
+            (
+                "  bearertokenauth:\n    token: \"\"\n",
+                "extensions.bearertokenauth",
+                "no bearer token",
+            ),
+            (
+                "  bearertokenauth:\n    token: a\n    tokens: [b]\n",
+                "extensions.bearertokenauth.tokens",
+                "not both",
+            ),
+            (
+                "  bearertokenauth:\n    tokens: [ok, \"bad\\ttoken\"]\n",
+                "extensions.bearertokenauth.tokens[1]",
+                "printable ASCII",
+            ),
+            (
+                "  bearertokenauth:\n    token: a\n    header: \"X Token\"\n",
+                "extensions.bearertokenauth.header",
+                "not an HTTP header name",
+            ),
+            (
+                "  bearertokenauth:\n    token: a\n    scheme: \"Bear er\"\n",
+                "extensions.bearertokenauth.scheme",
+                "not an authentication scheme",
+            ),
+            (
+                "  bearertokenauth:\n    token: a\n    tokenz: b\n",
+                "extensions.bearertokenauth.tokenz",
+                "unknown key",
+            ),
+        ] {
+            let err = parse(yaml).expect_err(yaml);
+            assert!(err.contains(&format!(": {path}: ")), "{yaml}: {err}");
+            assert!(err.contains(message), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn basicauth_is_a_server_or_a_client() {
+        let Extension::BasicAuth(BasicAuth::Server(source)) =
+            extension("  basicauth/in:\n    htpasswd:\n      file: /etc/htpasswd\n      inline: |\n        u:{SHA}87u9ZqY9S/F0eUBXjsPQEDUw4h0=\n")
+        else {
+            panic!("server")
+        };
+        assert_eq!(
+            source.file.as_deref(),
+            Some(std::path::Path::new("/etc/htpasswd"))
+        );
+        assert!(source.inline.is_some());
+        let Extension::BasicAuth(BasicAuth::Client { username, password }) =
+            extension("  basicauth/out:\n    client_auth:\n      username: u\n      password: p\n")
+        else {
+            panic!("client")
+        };
+        assert_eq!((username.as_str(), password.expose()), ("u", "p"));
+        for (yaml, path, message) in [
+            ("  basicauth:\n", "extensions.basicauth", "set `htpasswd`"),
+            ("  basicauth:\n    htpasswd:\n    client_auth:\n      username: u\n", "extensions.basicauth.client_auth", "not both"),
+            ("  basicauth:\n    htpasswd:\n", "extensions.basicauth.htpasswd", "set `file`, `inline`"),
+            ("  basicauth:\n    htpasswd:\n      inline: |\n        ok:pw\n        md5:$apr1$x$y\n", "extensions.basicauth.htpasswd.inline", "line 2: the password is MD5-crypt"),
+            ("  basicauth:\n    client_auth:\n      password: p\n", "extensions.basicauth.client_auth.username", "missing required key"),
+            ("  basicauth:\n    client_auth:\n      username: \"a:b\"\n", "extensions.basicauth.client_auth.username", "may not contain `:`"),
+            ("  basicauth:\n    client_auth:\n      username: u\n      password_file: /p\n", "extensions.basicauth.client_auth.password_file", "not supported yet"),
+        ] {
+            let err = parse(yaml).expect_err(yaml);
+            assert!(err.contains(&format!(": {path}: ")), "{yaml}: {err}");
+            assert!(err.contains(message), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_empty_auth_and_request_params_are_refused() {
+        let config = |auth: &str| {
+            Config::from_yaml(
+                &format!(
+                    "extensions:\n  bearertokenauth:\n    token: t\nreceivers:\n  otlp:\n    protocols:\n      http:\n        auth:{auth}\nexporters:\n  debug:\nservice:\n  extensions: [bearertokenauth]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n"
+                ),
+                "t.yaml",
+            )
+            .map_err(|e| e.to_string())
+        };
+        let ok = config("\n          authenticator: bearertokenauth").unwrap();
+        let crate::config::Receiver::Otlp(otlp) = &ok.receivers.by_id.values().next().unwrap();
+        assert_eq!(
+            otlp.http
+                .as_ref()
+                .unwrap()
+                .auth
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("bearertokenauth")
+        );
+        let err = config("").unwrap_err();
+        assert!(
+            err.contains("receivers.otlp.protocols.http.auth.authenticator: missing required key"),
+            "{err}"
+        );
+        let err = config(" {}").unwrap_err();
+        assert!(
+            err.contains("missing required key `authenticator`"),
+            "{err}"
+        );
+        let err = config(
+            "\n          authenticator: bearertokenauth\n          request_params: [tenant]",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("receivers.otlp.protocols.http.auth.request_params: request parameters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_extension_types_are_refused_as_before() {
+        let err = parse("  health_check:\n").unwrap_err();
+        assert!(
+            err.contains("extensions.health_check: extension type `health_check` is not supported"),
+            "{err}"
+        );
+        assert!(err.contains("/healthz and /readyz"), "{err}");
+    }
+}
