@@ -1503,7 +1503,7 @@ processors:
 // Settings tailgate does not support yet.
 
 #[test]
-fn receiver_tls_auth_and_cors_are_not_supported_yet() {
+fn receiver_auth_must_name_a_defined_authenticator_and_cors_is_not_supported() {
     let err = error(
         "
 receivers:
