@@ -76,12 +76,13 @@ impl ClientTlsArgs {
     }
 
     /// The client's TLS towards `host` (the server name unless `--tls-server-name` says
-    /// otherwise), offering `alpn`, with `provider` and protocol `versions`; `None` without
-    /// `--tls-ca`. Sessions are never resumed: each connection is one full handshake.
+    /// otherwise), offering the ALPN protocols `alpn`, with `provider` and protocol `versions`;
+    /// `None` without `--tls-ca`. Sessions are never resumed: each connection is one full
+    /// handshake.
     pub fn client(
         &self,
         host: &str,
-        alpn: &[u8],
+        alpn: &[&[u8]],
         provider: CryptoProvider,
         versions: &[&'static SupportedProtocolVersion],
     ) -> Result<Option<ClientTls>, TlsError> {
@@ -99,7 +100,7 @@ impl ClientTlsArgs {
                 .map_err(|err| TlsError::new("--tls-key", key, Problem::Refused(err)))?,
             _ => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![alpn.to_vec()];
+        config.alpn_protocols = alpn.iter().map(|id| id.to_vec()).collect();
         config.resumption = Resumption::disabled();
         let name = self.tls_server_name.as_deref().unwrap_or(host);
         let server_name = ServerName::try_from(name.to_string()).map_err(|_| TlsError {
@@ -364,7 +365,7 @@ mod tests {
             tls_key: Some(files.client_key.clone()),
         };
         let versions = rustls::DEFAULT_VERSIONS;
-        let tls = client.client("127.0.0.1", ALPN_H2, provider(), versions);
+        let tls = client.client("127.0.0.1", &[ALPN_H2], provider(), versions);
         let tls = tls.unwrap().expect("TLS on");
         assert_eq!(tls.server_name, ServerName::try_from("127.0.0.1").unwrap());
         assert_eq!(tls.config.alpn_protocols, vec![b"h2".to_vec()]);
@@ -376,7 +377,7 @@ mod tests {
         let config = server.server(ALPN_HTTP1).unwrap().expect("TLS on");
         assert_eq!(config.send_tls13_tickets, 0);
         assert!(ClientTlsArgs::default()
-            .client("x", ALPN_H2, provider(), versions)
+            .client("x", &[ALPN_H2], provider(), versions)
             .unwrap()
             .is_none());
         assert!(ServerTlsArgs::default().server(ALPN_H2).unwrap().is_none());
@@ -395,7 +396,7 @@ mod tests {
                 tls_cert: cert.map(Path::to_path_buf),
                 tls_key: key.map(Path::to_path_buf),
             }
-            .client("localhost", ALPN_H2, provider(), versions)
+            .client("localhost", &[ALPN_H2], provider(), versions)
             .map(|_| ())
             .unwrap_err()
             .to_string()
@@ -427,7 +428,7 @@ mod tests {
             tls_server_name: Some("not a name!".into()),
             ..ClientTlsArgs::default()
         };
-        let err = named.client("localhost", ALPN_H2, provider(), versions);
+        let err = named.client("localhost", &[ALPN_H2], provider(), versions);
         let err = err.map(|_| ()).unwrap_err().to_string();
         assert!(err.starts_with("--tls-server-name not a name!"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

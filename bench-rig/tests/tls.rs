@@ -1,12 +1,15 @@
 //! The load and the sink over TLS, with certificates from `tailgate_bench::certs`: what arrives
 //! is judged as in the clear, and a TLS misconfiguration (the wrong authority, the wrong name, a
 //! client certificate missing) stops the load with an error that says what to change.
+//! `tailgate-bench handshakes` against a TLS sink: full handshakes counted at both ends, a
+//! thousand connections held at once, failures told by reason.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tailgate_bench::certs::{self, CertFiles};
+use tailgate_bench::handshakes::HandshakeArgs;
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
 use tailgate_bench::tls::{ClientTlsArgs, ServerTlsArgs};
@@ -249,4 +252,119 @@ fn https_without_an_authority_to_trust_is_refused_before_sending() {
     assert!(err.contains("TLS needs --tls-ca"), "{err}");
     assert_eq!(u(&sink, "grpc_connections"), 0, "{sink}");
     let _ = std::fs::remove_dir_all(temp("no-ca"));
+}
+
+/// `tailgate-bench handshakes` against a TLS sink on `grpc` (changed by `adjust`); returns the
+/// command's outcome and its report.
+fn handshakes(
+    name: &str,
+    grpc: SocketAddr,
+    tls: ClientTlsArgs,
+    adjust: impl FnOnce(&mut HandshakeArgs),
+) -> (Result<(), String>, serde_json::Value) {
+    let report = temp(&format!("{name}.handshakes.json"));
+    let mut args = HandshakeArgs {
+        addr: grpc.to_string(),
+        tls,
+        alpn: Some("h2".into()),
+        key_exchange: None,
+        threads: 1,
+        connections: 4,
+        duration: 1.0,
+        hold: false,
+        report: Some(report.clone()),
+        quiet: true,
+    };
+    adjust(&mut args);
+    let outcome = tailgate_bench::handshakes::run(args).map_err(|err| err.to_string());
+    let json = serde_json::from_slice(&std::fs::read(&report).expect("handshakes report"))
+        .expect("a JSON report");
+    let _ = std::fs::remove_file(&report);
+    (outcome, json)
+}
+
+/// A sink serving TLS from `files` on a free gRPC address (and no HTTP listener).
+fn tls_sink(files: &CertFiles, mutual: bool) -> (Sink, SocketAddr) {
+    let grpc = free_addr();
+    let args = SinkArgs {
+        listen: grpc,
+        http_listen: None,
+        report: PathBuf::from("/dev/null"),
+        dump: None,
+        cpu: 0,
+        cpus: Vec::new(),
+        track_max: 1000,
+    };
+    let sink = Sink::start_tls(args, &sink_tls(files, mutual), false, None).expect("the sink");
+    (sink, grpc)
+}
+
+#[test]
+fn handshakes_repeat_full_tls13_handshakes_and_the_server_counts_each() {
+    let files = cert_set("handshakes");
+    let (sink, grpc) = tls_sink(&files, true);
+    let (outcome, report) = handshakes("repeat", grpc, load_tls(&files.ca, &files, true), |_| {});
+    let sink = sink.stop().expect("the sink stops").report;
+    outcome.expect("handshakes completed");
+    let completed = u(&report, "handshakes_completed");
+    assert!(completed > 20, "{report}");
+    assert_eq!(u(&report, "handshakes_failed"), 0, "{report}");
+    let negotiated = &report["negotiated"];
+    assert_eq!(negotiated["protocol_version"], "TLSv1_3", "{report}");
+    assert_eq!(negotiated["alpn"], "h2", "{report}");
+    // Every handshake the client completed was a full one at the server; the last few may
+    // still have been closing when the sink stopped.
+    let at_sink = u(&sink, "tls_handshakes");
+    assert!(
+        at_sink <= completed && at_sink + 4 >= completed,
+        "{sink} {report}"
+    );
+    assert_eq!(u(&sink, "tls_handshakes_failed"), 0, "{sink}");
+    let _ = std::fs::remove_dir_all(temp("handshakes"));
+}
+
+#[test]
+fn a_thousand_tls_connections_are_held_at_once() {
+    let files = cert_set("hold");
+    let (sink, grpc) = tls_sink(&files, false);
+    let (outcome, report) = handshakes("hold", grpc, load_tls(&files.ca, &files, false), |args| {
+        args.hold = true;
+        args.threads = 2;
+        args.connections = 1000;
+        args.duration = 5.0;
+        args.key_exchange = Some("secp256r1".into());
+    });
+    let sink = sink.stop().expect("the sink stops").report;
+    outcome.expect("handshakes completed");
+    assert_eq!(u(&report, "handshakes_completed"), 1000, "{report}");
+    assert_eq!(u(&report, "connections_held"), 1000, "{report}");
+    assert_eq!(report["failures"], serde_json::json!({}), "{report}");
+    assert_eq!(
+        report["negotiated"]["key_exchange"], "secp256r1",
+        "{report}"
+    );
+    assert_eq!(u(&sink, "tls_handshakes"), 1000, "{sink}");
+    assert_eq!(u(&sink, "grpc_connections_open_max"), 1000, "{sink}");
+    let _ = std::fs::remove_dir_all(temp("hold"));
+}
+
+#[test]
+fn handshakes_with_the_wrong_authority_fail_by_reason() {
+    let (files, other) = (cert_set("hs-sink"), cert_set("hs-other"));
+    let (sink, grpc) = tls_sink(&files, false);
+    let (outcome, report) = handshakes("wrong", grpc, load_tls(&other.ca, &other, false), |_| {});
+    drop(sink.stop());
+    let err = outcome.expect_err("no handshake can complete");
+    assert!(err.contains("no handshake completed"), "{err}");
+    assert_eq!(u(&report, "handshakes_completed"), 0, "{report}");
+    let failures = report["failures"].as_object().expect("failures by reason");
+    assert_eq!(failures.len(), 1, "{report}");
+    let (reason, count) = failures.iter().next().unwrap();
+    assert!(
+        reason.starts_with("tls: invalid peer certificate"),
+        "{report}"
+    );
+    assert!(count.as_u64().unwrap() > 4, "{report}");
+    let _ = std::fs::remove_dir_all(temp("hs-sink"));
+    let _ = std::fs::remove_dir_all(temp("hs-other"));
 }

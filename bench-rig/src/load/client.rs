@@ -165,7 +165,7 @@ impl ClientSettings {
         let host = tls::host_of(&self.authority);
         let versions = rustls::DEFAULT_VERSIONS;
         self.tls = args
-            .client(host, alpn, tls::provider(), versions)
+            .client(host, &[alpn], tls::provider(), versions)
             .map_err(|err| err.to_string())?;
         if self.https && self.tls.is_none() {
             return Err(format!(
