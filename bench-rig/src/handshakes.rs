@@ -7,7 +7,9 @@
 //! connect, a full TLS 1.3 handshake, close_notify and close, then the next — so that many
 //! handshakes are in flight at once, always. Nothing resumes: the client keeps no session
 //! cache and offers no ticket, so the server can only do the full handshake, which is what a
-//! fleet of agents reconnecting costs it. With `--hold` each task handshakes once and keeps its
+//! fleet of agents reconnecting costs it. The client verifies the server's chain in full once
+//! and then remembers it (`tls::RememberingVerifier`), checking each handshake's signature:
+//! the server does all its work every time, the client a fifth less. With `--hold` each task handshakes once and keeps its
 //! connection open to the end, reading and dropping whatever the server sends; the connections
 //! still open at the end were all open at once (`connections_held`), which is how a test shows
 //! a server takes 1,000 concurrent TLS connections. A server that closes one early is counted as
@@ -222,8 +224,9 @@ pub fn run(args: HandshakeArgs) -> io::Result<()> {
     let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
     let tls = args
         .tls
-        .client(tls::host_of(&args.addr), &alpn, provider, tls13)?
-        .expect("--tls-ca was given");
+        .client(tls::host_of(&args.addr), &alpn, provider.clone(), tls13)?
+        .expect("--tls-ca was given")
+        .remembering(&args.tls, provider)?;
 
     let totals: Vec<Arc<Totals>> = (0..args.threads).map(|_| Arc::default()).collect();
     let cpu_before = crate::sys::cpu_time(libc::RUSAGE_SELF);
