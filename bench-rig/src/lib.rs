@@ -7,7 +7,10 @@
 //! [`floor`] measures what only reading the load's bytes from a loopback socket costs per span.
 //! `traces` draws the traces the load sends, their attributes from a [`corpus`], and `oracle` says which a tail-sampling gateway
 //! must keep; [`verify`] is how the sink checks. [`run`] drives whole scenarios from YAML, and
-//! [`peers`] builds the Collector and telemetrygen for the tests that run them.
+//! [`peers`] builds the Collector and telemetrygen for the tests that run them. [`tls`] gives the
+//! load, the sink and the handshake benchmark their rustls configurations (aws-lc-rs), from the
+//! PEM files [`certs`] writes or the operator's own; [`handshakes`] measures what full TLS
+//! handshakes cost a server.
 //!
 //! The rig measures the gateway, so it shares none of the gateway's code: the sink's receivers
 //! and the load's client are its own (`h2` and `httparse` directly), and it depends only on the
@@ -20,6 +23,7 @@ pub mod certs;
 pub mod corpus;
 pub mod floor;
 pub mod generate;
+pub mod handshakes;
 pub mod load;
 mod net;
 pub(crate) mod oracle;
@@ -28,5 +32,6 @@ pub mod run;
 pub mod sink;
 #[allow(unsafe_code)]
 mod sys;
+pub mod tls;
 pub(crate) mod traces;
 pub mod verify;

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use tailgate_bench::floor::{self, FloorArgs};
+use tailgate_bench::handshakes::{self, HandshakeArgs};
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::run::{self, RunArgs};
 use tailgate_bench::sink::{self, SinkCommand};
@@ -30,6 +31,10 @@ enum Command {
     /// Run a scenario file: sink, system under test and load, pinned and measured, for each
     /// point of its sweep; write a table, JSON and a chart.
     Run(RunArgs),
+    /// Open TLS connections and perform full TLS 1.3 handshakes (no resumption) as fast as the
+    /// server takes them, or hold many open at once (`--hold`); report handshakes a second and
+    /// failures by reason.
+    Handshakes(HandshakeArgs),
     /// Write a private CA, a server certificate and a client certificate (ECDSA P-256, PEM)
     /// into a directory, for TLS tests and scenarios.
     Certs(CertsArgs),
@@ -52,6 +57,7 @@ fn main() {
         Command::Load(args) => load::run(args),
         Command::Floor(args) => floor::run(args),
         Command::Run(args) => run::run(args),
+        Command::Handshakes(args) => handshakes::run(args),
         Command::Certs(args) => {
             let hosts: Vec<&str> = args.hosts.iter().map(String::as_str).collect();
             tailgate_bench::certs::write_set(&args.out, &hosts).map(|_| ())

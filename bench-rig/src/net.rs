@@ -1,5 +1,5 @@
 //! The rig's own sockets on glommio: listening sockets shared by the sink's shards, the sockets
-//! as the tokio I/O traits `h2` drives, and a shard's stop signal.
+//! (in the clear or over TLS) as the tokio I/O traits `h2` drives, and a shard's stop signal.
 //!
 //! None of this is the gateway's: the rig measures the gateway, so it shares no code with its
 //! receivers or exporters, only the wire crate, the shards runtime and published crates.
@@ -31,6 +31,14 @@ const CONNECTIONS_MAX: usize = 16_384;
 /// How much a read that must wait for the socket may fill: it goes through glommio, which
 /// takes an initialised buffer, so this much is zeroed first.
 const WAITING_READ_BYTES: usize = 16 << 10;
+
+/// How much of h2's read buffer one read of a TLS stream may fill: rustls reads into an
+/// initialised slice, so this much is zeroed first. A TLS record carries at most 16 KiB of
+/// plaintext, so a longer read would rarely fill.
+const TLS_READ_BYTES: usize = 16 << 10;
+
+/// How long a client has to finish its TLS handshake before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a shard looks at the process-wide stop flag.
 const FLAG_POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -90,6 +98,61 @@ pub async fn accept_until<F, Fut>(
         })
         .detach();
     }
+}
+
+/// How a server's TLS handshake with a client ended.
+pub enum Accepted {
+    /// The connection speaks TLS now.
+    Established(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    /// TLS refused the client, or the client the server (a certificate missing or not trusted,
+    /// nothing in common), after its ClientHello.
+    Refused(rustls::Error),
+    /// The client closed the connection after its ClientHello, before the handshake ended (a
+    /// rustls client that distrusts the server's certificate closes without a word).
+    BrokenOff(io::Error),
+    /// The client did not finish within [`HANDSHAKE_TIMEOUT`].
+    TimedOut,
+    /// The client went away before saying hello, or the shard is stopping: no TLS failure (a
+    /// readiness probe connects and closes).
+    Abandoned,
+}
+
+/// Performs the server's side of a TLS handshake on `stream` with `config`, for at most
+/// [`HANDSHAKE_TIMEOUT`] and no longer than until `stop`. The ClientHello is read first, so a
+/// connection that never said hello is told from a handshake that failed.
+pub async fn accept_tls(
+    config: &Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    stop: &Stop,
+) -> Accepted {
+    let handshake = async {
+        let acceptor = rustls::server::Acceptor::default();
+        let hello = match futures_rustls::LazyConfigAcceptor::new(acceptor, stream).await {
+            Ok(hello) => hello,
+            Err(err) => {
+                return match crate::tls::rustls_error(&err) {
+                    Some(tls) => Accepted::Refused(tls.clone()),
+                    None => Accepted::Abandoned,
+                }
+            }
+        };
+        match hello.into_stream(config.clone()).await {
+            Ok(tls) => Accepted::Established(Box::new(tls)),
+            Err(err) => match crate::tls::rustls_error(&err) {
+                Some(tls) => Accepted::Refused(tls.clone()),
+                None => Accepted::BrokenOff(err),
+            },
+        }
+    };
+    let timeout = async {
+        glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+        Accepted::TimedOut
+    };
+    let stopped = async {
+        stop.wait().await;
+        Accepted::Abandoned
+    };
+    futures_lite::future::or(handshake, futures_lite::future::or(timeout, stopped)).await
 }
 
 /// A shard's stop signal: many tasks wait on it, one call releases them all.
@@ -204,6 +267,94 @@ impl tokio::io::AsyncWrite for Socket {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
+
+/// A TLS stream (either side, futures-io) as the tokio I/O traits `h2` needs. A read goes
+/// through the TLS stream, which decrypts into an initialised slice, so up to
+/// [`TLS_READ_BYTES`] of h2's spare capacity is zeroed first ([`Socket`]'s read into
+/// uninitialised memory is for a plain socket alone). The TLS error that ended the stream, if
+/// one did, is kept in its [`TlsFailure`]: h2 passes I/O errors on as text, and the load must
+/// tell a certificate refused from a connection lost.
+pub struct TlsSocket<S> {
+    inner: S,
+    failure: TlsFailure,
+}
+
+/// The TLS error that ended a [`TlsSocket`], read by whoever owns the connection.
+#[derive(Clone, Default)]
+pub struct TlsFailure(Rc<Cell<Option<rustls::Error>>>);
+
+impl TlsFailure {
+    /// The error, once the stream has failed with one.
+    pub fn take(&self) -> Option<rustls::Error> {
+        self.0.take()
+    }
+}
+
+impl<S> TlsSocket<S> {
+    /// Wraps an established TLS stream; its failure is told to `failure`.
+    pub fn new(inner: S, failure: TlsFailure) -> Self {
+        TlsSocket { inner, failure }
+    }
+
+    /// `result`, its TLS error (if any) kept first.
+    fn noted<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(err)) = &result {
+            if let Some(tls) = crate::tls::rustls_error(err) {
+                self.failure.0.set(Some(tls.clone()));
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TlsSocket<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let want = buf.remaining().min(TLS_READ_BYTES);
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf.initialize_unfilled_to(want));
+        let read = ready!(this.noted(polled))?;
+        buf.advance(read);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TlsSocket<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.noted(polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.noted(polled)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.noted(polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_close(cx);
+        this.noted(polled)
     }
 }
 

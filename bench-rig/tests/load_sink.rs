@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::run::process::allowed_cpus;
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
+use tailgate_bench::tls::ClientTlsArgs;
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -47,6 +48,7 @@ fn run(
     let report = temp(&format!("{name}.json"));
     let mut args = LoadArgs {
         endpoint: format!("http://{endpoint}"),
+        tls: ClientTlsArgs::default(),
         protocol: protocol.into(),
         connections: 2,
         rate: "20000".into(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::peers;
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
+use tailgate_bench::tls::ClientTlsArgs;
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -159,6 +160,7 @@ service:
     let report = temp("collector-load.json");
     load::run(LoadArgs {
         endpoint: format!("http://{receiver}"),
+        tls: ClientTlsArgs::default(),
         protocol: "grpc".into(),
         connections: 2,
         rate: "20000".into(),

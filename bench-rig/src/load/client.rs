@@ -10,12 +10,21 @@
 //! message goes out in DATA frames of at most `--frame-size` bytes, each a slice of the
 //! request (grpc-go and grpc-java send 16 KiB frames); without it, h2 cuts frames at the
 //! peer's largest.
+//!
+//! With `--tls-ca` every connection is TLS (rustls, `crate::tls`), offering ALPN `h2` over gRPC
+//! and `http/1.1` over HTTP, never resuming a session: a full handshake each time a connection
+//! is made, none while it lasts. The exchange is the same code over the TLS stream as over the
+//! socket, each its own monomorphic copy, so the plaintext path is what it was. A TLS error that
+//! says the two ends cannot talk as configured (a certificate not trusted, a client certificate
+//! required) is not a refusal to count and retry: the client reports it, and the load stops.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::client::TlsStream;
+use futures_rustls::TlsConnector;
 use glommio::net::TcpStream;
 use h2::client::SendRequest;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
@@ -23,7 +32,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message;
 use tailgate_wire::Signal;
 
-use crate::net::Socket;
+use crate::net::{Socket, TlsFailure, TlsSocket};
+use crate::tls::{self, ClientTls, ClientTlsArgs, ALPN_H2, ALPN_HTTP1};
 use crate::traces::GRPC_PREFIX_BYTES;
 
 /// How long a request may take, answer included.
@@ -56,6 +66,10 @@ pub struct ClientSettings {
     level: i32,
     /// The largest DATA frame a gRPC request is sent in; `None`: as large as the peer takes.
     frame_bytes: Option<usize>,
+    /// Whether the endpoint was given as `https://`.
+    https: bool,
+    /// TLS towards the endpoint; `None`: in the clear.
+    tls: Option<ClientTls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +98,10 @@ impl Compression {
 }
 
 impl ClientSettings {
-    /// Settings from the load's `--endpoint` (`http://host:port[/path]`), `--protocol` (grpc,
-    /// http-protobuf, http-json) and `--compression` (none, gzip, zstd), with each
-    /// compressor's default level and frames as large as the peer takes.
+    /// Settings from the load's `--endpoint` (`http://host:port[/path]`, or `https://` with
+    /// TLS), `--protocol` (grpc, http-protobuf, http-json) and `--compression` (none, gzip,
+    /// zstd), with each compressor's default level, frames as large as the peer takes, and no
+    /// TLS until [`ClientSettings::with_tls`].
     pub fn new(endpoint: &str, protocol: &str, compression: Option<&str>) -> Result<Self, String> {
         let protocol = match protocol {
             "grpc" => Protocol::Grpc,
@@ -104,9 +119,15 @@ impl ClientSettings {
             Some("zstd") => Compression::Zstd,
             Some(other) => return Err(format!("compression {other}: none, gzip or zstd")),
         };
-        let rest = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("endpoint {endpoint:?}: http://HOST:PORT"))?;
+        let (https, rest) = match endpoint.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
+            _ => {
+                return Err(format!(
+                    "endpoint {endpoint:?}: http://HOST:PORT or https://"
+                ))
+            }
+        };
         let (authority, base) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let addr = authority
             .to_socket_addrs()
@@ -128,7 +149,31 @@ impl ClientSettings {
                 _ => GZIP_LEVEL_DEFAULT,
             },
             frame_bytes: None,
+            https,
+            tls: None,
         })
+    }
+
+    /// These settings speaking TLS as `args` says (`--tls-*`), offering ALPN `h2` over gRPC and
+    /// `http/1.1` over HTTP, the server known by the endpoint's host unless
+    /// `--tls-server-name` says otherwise; in the clear without `--tls-ca`.
+    pub fn with_tls(mut self, args: &ClientTlsArgs) -> Result<Self, String> {
+        let alpn = match self.protocol {
+            Protocol::Grpc => ALPN_H2,
+            Protocol::HttpProtobuf | Protocol::HttpJson => ALPN_HTTP1,
+        };
+        let host = tls::host_of(&self.authority);
+        let versions = rustls::DEFAULT_VERSIONS;
+        self.tls = args
+            .client(host, &[alpn], tls::provider(), versions)
+            .map_err(|err| err.to_string())?;
+        if self.https && self.tls.is_none() {
+            return Err(format!(
+                "endpoint https://{}: TLS needs --tls-ca, the authority to trust",
+                self.authority
+            ));
+        }
+        Ok(self)
     }
 
     /// These settings with compression level `level` (`--compression-level`).
@@ -258,8 +303,28 @@ pub struct Client {
 }
 
 enum Connection {
-    Grpc(SendRequest<Bytes>),
-    Http(TcpStream),
+    /// An HTTP/2 connection, and over TLS where its TLS error is kept.
+    Grpc {
+        send: SendRequest<Bytes>,
+        tls: Option<TlsFailure>,
+    },
+    Http(HttpStream),
+}
+
+/// An HTTP/1.1 connection's stream.
+enum HttpStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Why a request was not accepted.
+pub enum NotAccepted {
+    /// Refused, failed or unanswered, and why: the next request goes on, on a new connection
+    /// when this one broke.
+    Failed(String),
+    /// TLS cannot work with the endpoint as configured ([`tls::is_misconfiguration`]): no
+    /// request will be accepted. Says what went wrong and what to do.
+    TlsMisconfigured(String),
 }
 
 impl Client {
@@ -272,10 +337,10 @@ impl Client {
     }
 
     /// Sends one traces request, in its wire form ([`Encoder::encode`]): `Ok(rejected)` when
-    /// it was answered OK (with how many spans a partial success rejected), `Err(why)` when it
-    /// was refused or failed. A failure that may have broken the connection drops it, so the
-    /// next request makes a new one.
-    pub async fn send(&mut self, wire: Bytes) -> Result<u64, String> {
+    /// it was answered OK (with how many spans a partial success rejected), else why not. A
+    /// failure that may have broken the connection drops it, so the next request makes a new
+    /// one.
+    pub async fn send(&mut self, wire: Bytes) -> Result<u64, NotAccepted> {
         let exchange = async {
             match self.settings.protocol {
                 Protocol::Grpc => self.send_grpc(wire).await,
@@ -290,14 +355,34 @@ impl Client {
                 "no answer within {REQUEST_TIMEOUT:?}"
             )))
         };
-        match futures_lite::future::or(exchange, timeout).await {
-            Ok(rejected) => Ok(rejected),
-            Err(Failure::Refused(why)) => Err(why),
-            Err(Failure::Broken(why)) => {
-                self.connection = None;
-                Err(why)
+        let failure = match futures_lite::future::or(exchange, timeout).await {
+            Ok(rejected) => return Ok(rejected),
+            Err(Failure::Refused(why)) => return Err(NotAccepted::Failed(why)),
+            Err(failure) => failure,
+        };
+        // The connection is gone; over HTTP/2 and TLS, h2 passed the TLS error on as text,
+        // and the socket kept it.
+        let tls = match (self.connection.take(), failure) {
+            (_, Failure::Tls(err)) => err,
+            (Some(Connection::Grpc { tls: Some(tls), .. }), Failure::Broken(why)) => {
+                match tls.take() {
+                    Some(err) if tls::is_misconfiguration(&err) => err,
+                    _ => return Err(NotAccepted::Failed(why)),
+                }
             }
-        }
+            (_, Failure::Broken(why) | Failure::Refused(why)) => {
+                return Err(NotAccepted::Failed(why))
+            }
+        };
+        let server = match &self.settings.tls {
+            Some(tls) => tls.server_name.to_str().into_owned(),
+            None => String::new(),
+        };
+        Err(NotAccepted::TlsMisconfigured(format!(
+            "TLS with {} (server name {server}): {}",
+            self.settings.addr,
+            tls::explain(&tls)
+        )))
     }
 
     async fn connect(&self) -> Result<TcpStream, Failure> {
@@ -311,30 +396,64 @@ impl Client {
         Ok(stream)
     }
 
+    /// The client's side of a full TLS handshake on `stream`.
+    async fn handshake(
+        &self,
+        tls: &ClientTls,
+        stream: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, Failure> {
+        let connector = TlsConnector::from(tls.config.clone());
+        connector
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map_err(|err| match tls::rustls_error(&err) {
+                Some(tls) if tls::is_misconfiguration(tls) => Failure::Tls(tls.clone()),
+                _ => Failure::Broken(format!("TLS handshake with {}: {err}", self.settings.addr)),
+            })
+    }
+
+    /// A new HTTP/2 connection (over TLS when the settings say so, with where its TLS error
+    /// will be kept), its I/O driven by a task of its own.
+    async fn connect_grpc(&self) -> Result<(SendRequest<Bytes>, Option<TlsFailure>), Failure> {
+        let stream = self.connect().await?;
+        let Some(tls) = &self.settings.tls else {
+            return Ok((start_h2(Socket::new(stream)).await?, None));
+        };
+        let stream = self.handshake(tls, stream).await?;
+        let failure = TlsFailure::default();
+        let send = start_h2(TlsSocket::new(stream, failure.clone())).await?;
+        Ok((send, Some(failure)))
+    }
+
+    /// A new HTTP/1.1 connection, over TLS when the settings say so.
+    async fn connect_http(&self) -> Result<HttpStream, Failure> {
+        let stream = self.connect().await?;
+        Ok(match &self.settings.tls {
+            None => HttpStream::Plain(stream),
+            Some(tls) => HttpStream::Tls(Box::new(self.handshake(tls, stream).await?)),
+        })
+    }
+
     /// Sends `message` (a gRPC message, prefix and body) as one call.
     async fn send_grpc(&mut self, message: Bytes) -> Result<u64, Failure> {
         let send = match &self.connection {
-            Some(Connection::Grpc(send)) => send.clone(),
+            Some(Connection::Grpc { send, .. }) => send.clone(),
             _ => {
-                let stream = self.connect().await?;
-                let (send, driver) = h2::client::Builder::new()
-                    .initial_window_size(RESPONSE_WINDOW_BYTES)
-                    .enable_push(false)
-                    .handshake::<_, Bytes>(Socket::new(stream))
-                    .await
-                    .map_err(broken)?;
-                // The connection's I/O runs in its own task; it ends with the connection.
-                glommio::spawn_local(async move {
-                    let _ = driver.await;
-                })
-                .detach();
-                self.connection = Some(Connection::Grpc(send.clone()));
+                let (send, tls) = self.connect_grpc().await?;
+                self.connection = Some(Connection::Grpc {
+                    send: send.clone(),
+                    tls,
+                });
                 send
             }
         };
         let mut send = send.ready().await.map_err(broken)?;
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(if self.settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            })
             .authority(self.settings.authority.as_str())
             .path_and_query(self.settings.path.as_str())
             .build()
@@ -388,10 +507,44 @@ impl Client {
     }
 
     async fn send_http(&mut self, body: &[u8]) -> Result<u64, Failure> {
-        let mut stream = match self.connection.take() {
+        let stream = match self.connection.take() {
             Some(Connection::Http(stream)) => stream,
-            _ => self.connect().await?,
+            _ => self.connect_http().await?,
         };
+        let (status, answer) = match stream {
+            HttpStream::Plain(mut stream) => {
+                let (status, answer, keep) = self.exchange_http(&mut stream, body).await?;
+                if keep {
+                    self.connection = Some(Connection::Http(HttpStream::Plain(stream)));
+                }
+                (status, answer)
+            }
+            HttpStream::Tls(mut stream) => {
+                let (status, answer, keep) = self.exchange_http(&mut stream, body).await?;
+                if keep {
+                    self.connection = Some(Connection::Http(HttpStream::Tls(stream)));
+                }
+                (status, answer)
+            }
+        };
+        if status != 200 {
+            let why = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
+            return Err(Failure::Refused(format!("HTTP {status}: {why}")));
+        }
+        if self.settings.protocol == Protocol::HttpJson {
+            rejected_json(&answer)
+        } else {
+            rejected_protobuf(&answer)
+        }
+    }
+
+    /// Writes one request on `stream` and reads its answer: (status, body, whether the
+    /// connection stays open).
+    async fn exchange_http<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>, bool), Failure> {
         let settings = &self.settings;
         let mut head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
@@ -410,20 +563,29 @@ impl Client {
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.map_err(broken_io)?;
         stream.write_all(body).await.map_err(broken_io)?;
-        let (status, answer, keep) = read_answer(&mut stream).await?;
-        if keep {
-            self.connection = Some(Connection::Http(stream));
-        }
-        if status != 200 {
-            let why = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
-            return Err(Failure::Refused(format!("HTTP {status}: {why}")));
-        }
-        if settings.protocol == Protocol::HttpJson {
-            rejected_json(&answer)
-        } else {
-            rejected_protobuf(&answer)
-        }
+        // Over TLS the request's last record may still be buffered in the session.
+        stream.flush().await.map_err(broken_io)?;
+        read_answer(stream).await
     }
+}
+
+/// An HTTP/2 client connection on `io`, its I/O driven by a task of its own that ends with
+/// the connection.
+async fn start_h2<T>(io: T) -> Result<SendRequest<Bytes>, Failure>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (send, driver) = h2::client::Builder::new()
+        .initial_window_size(RESPONSE_WINDOW_BYTES)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(broken)?;
+    glommio::spawn_local(async move {
+        let _ = driver.await;
+    })
+    .detach();
+    Ok(send)
 }
 
 /// Why a request was not accepted.
@@ -432,6 +594,8 @@ enum Failure {
     Refused(String),
     /// The connection failed, or may be in an unknown state.
     Broken(String),
+    /// TLS cannot work with the endpoint as configured.
+    Tls(rustls::Error),
 }
 
 fn broken(err: h2::Error) -> Failure {
@@ -439,7 +603,10 @@ fn broken(err: h2::Error) -> Failure {
 }
 
 fn broken_io(err: std::io::Error) -> Failure {
-    Failure::Broken(format!("HTTP/1.1: {err}"))
+    match tls::rustls_error(&err) {
+        Some(tls) if tls::is_misconfiguration(tls) => Failure::Tls(tls.clone()),
+        _ => Failure::Broken(format!("HTTP/1.1: {err}")),
+    }
 }
 
 /// `Ok(())` for `grpc-status: 0`, the status and its message otherwise.
@@ -487,7 +654,9 @@ fn rejected_json(body: &[u8]) -> Result<u64, Failure> {
 
 /// Reads an HTTP/1.1 answer: (status, body, whether the connection stays open). The body must
 /// have a `Content-Length`, as every OTLP/HTTP receiver's answers do.
-async fn read_answer(stream: &mut TcpStream) -> Result<(u16, Vec<u8>, bool), Failure> {
+async fn read_answer<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(u16, Vec<u8>, bool), Failure> {
     let mut buffer = vec![0u8; RESPONSE_BYTES_MAX];
     let mut filled = 0;
     loop {
@@ -559,7 +728,17 @@ mod tests {
             ("127.0.0.1:4318", "/otlp/v1/traces")
         );
         assert_eq!(http.compression, Compression::Gzip);
-        assert!(ClientSettings::new("https://127.0.0.1:1", "grpc", None).is_err());
+        assert!(ClientSettings::new("ftp://127.0.0.1:1", "grpc", None).is_err());
+        // https:// needs the authority to trust.
+        let https = ClientSettings::new("https://127.0.0.1:1", "grpc", None).unwrap();
+        let err = https.with_tls(&ClientTlsArgs::default()).unwrap_err();
+        assert!(err.contains("--tls-ca"), "{err}");
+        let plain = ClientSettings::new("http://127.0.0.1:1", "grpc", None).unwrap();
+        assert!(plain
+            .with_tls(&ClientTlsArgs::default())
+            .unwrap()
+            .tls
+            .is_none());
         assert!(ClientSettings::new("http://127.0.0.1:1", "thrift", None).is_err());
         assert!(ClientSettings::new("http://127.0.0.1:1", "grpc", Some("lz4")).is_err());
     }

@@ -49,10 +49,11 @@ use hdrhistogram::Histogram;
 
 use bytes::Bytes;
 
-use self::client::{Client, ClientSettings, Encoder};
+use self::client::{Client, ClientSettings, Encoder, NotAccepted};
 use self::pool::{Pool, PoolPlan};
 use crate::corpus::Corpus;
 use crate::oracle::{Oracle, Partition, Recorder, PARTS_MAX};
+use crate::tls::ClientTlsArgs;
 use crate::traces::{Next, Part, TraceSettings, TraceStream, GRPC_PREFIX_BYTES};
 
 /// The seed when none is given.
@@ -71,9 +72,12 @@ pub const POOL_SPANS_DEFAULT: u64 = 10_000_000;
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
     /// The gateway's OTLP endpoint, e.g. `http://127.0.0.1:4317` (gRPC) or
-    /// `http://127.0.0.1:4318` (HTTP).
+    /// `http://127.0.0.1:4318` (HTTP); `https://` with `--tls-ca`.
     #[arg(long)]
     pub endpoint: String,
+    /// TLS towards the endpoint (`--tls-ca` turns it on).
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// grpc, http-protobuf or http-json.
     #[arg(long, default_value = "grpc")]
     pub protocol: String,
@@ -268,6 +272,11 @@ struct Shared {
     histogram: RefCell<Histogram<u64>>,
     requests_sent: Cell<u64>,
     totals: Arc<Totals>,
+    /// Why the thread's first failed request failed, for the report.
+    first_failure: RefCell<Option<String>>,
+    /// Why TLS with the endpoint cannot work, once a connection found out: every connection of
+    /// the thread stops, and the load with them.
+    tls_misconfigured: RefCell<Option<String>>,
 }
 
 impl Shared {
@@ -377,6 +386,9 @@ async fn connection(
 ) {
     let mut due = Instant::now();
     loop {
+        if shared.tls_misconfigured.borrow().is_some() {
+            break;
+        }
         let start_new = Instant::now() < deadline;
         match interval {
             Some(_) if start_new => {
@@ -403,7 +415,17 @@ async fn connection(
         };
         let spans = request.spans;
         let wire_bytes = request.wire.len() - GRPC_PREFIX_BYTES;
-        let refused = client.send(request.wire).await.unwrap_or(spans).min(spans);
+        let refused = match client.send(request.wire).await {
+            Ok(rejected) => rejected.min(spans),
+            Err(NotAccepted::Failed(why)) => {
+                shared.first_failure.borrow_mut().get_or_insert(why);
+                spans
+            }
+            Err(NotAccepted::TlsMisconfigured(why)) => {
+                shared.tls_misconfigured.borrow_mut().get_or_insert(why);
+                spans
+            }
+        };
         let totals = &shared.totals;
         totals
             .accepted
@@ -429,6 +451,7 @@ async fn connection(
 /// What one thread hands back when its connections have ended.
 struct ThreadResult {
     requests_sent: u64,
+    first_failure: Option<String>,
     histogram: Histogram<u64>,
     record: Recorder,
     cpu_s: f64,
@@ -467,6 +490,8 @@ async fn thread_main(plan: ThreadPlan) -> Result<ThreadResult, String> {
         histogram: RefCell::new(latency_histogram()),
         requests_sent: Cell::new(0),
         totals: plan.totals.clone(),
+        first_failure: RefCell::new(None),
+        tls_misconfigured: RefCell::new(None),
     });
     let mut tasks = Vec::new();
     for _ in plan.connections {
@@ -482,12 +507,16 @@ async fn thread_main(plan: ThreadPlan) -> Result<ThreadResult, String> {
         task.await;
     }
     let shared = Rc::into_inner(shared).expect("every connection has ended");
+    if let Some(why) = shared.tls_misconfigured.into_inner() {
+        return Err(format!("the load stopped: {why}"));
+    }
     let pool_exhausted_at = match &shared.source {
         Source::Pool(source) => source.exhausted_at.get(),
         Source::Stream => None,
     };
     Ok(ThreadResult {
         requests_sent: shared.requests_sent.get(),
+        first_failure: shared.first_failure.into_inner(),
         histogram: shared.histogram.into_inner(),
         record: shared.stream.into_inner().record,
         cpu_s: (cpu_time(libc::RUSAGE_THREAD) - cpu_before).as_secs_f64(),
@@ -542,7 +571,8 @@ struct PoolFigures {
 /// The client's settings from the arguments.
 fn client_settings(args: &LoadArgs) -> Result<ClientSettings, String> {
     let mut settings =
-        ClientSettings::new(&args.endpoint, &args.protocol, args.compression.as_deref())?;
+        ClientSettings::new(&args.endpoint, &args.protocol, args.compression.as_deref())?
+            .with_tls(&args.tls)?;
     if let Some(level) = args.compression_level {
         settings = settings.with_level(level)?;
     }
@@ -789,6 +819,7 @@ fn report(
         "compression": args.compression.as_deref().unwrap_or("none"),
         "compression_level": args.compression_level,
         "frame_size": args.frame_size,
+        "tls": args.tls.enabled(),
         "pool": pool,
         "pool_exhausted_at_s": run.pool_exhausted_at_s,
         "started_after_s": run.started_after_s,
@@ -801,6 +832,7 @@ fn report(
         "rate_target": rate,
         "duration_s": elapsed,
         "requests_sent": requests_sent,
+        "first_failure": results.iter().find_map(|r| r.first_failure.clone()),
         "spans_sent": spans_sent,
         "spans_accepted": accepted,
         "spans_refused": refused,

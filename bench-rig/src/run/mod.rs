@@ -18,7 +18,9 @@
 //! point, its reports and samples), `results.md` (the table, also printed), `chart.svg`
 //! (throughput and p99 latency: a labelled bar per system and CPU set when each has one point,
 //! else lines against offered load), and per point the processes' logs, config
-//! and reports. A scenario whose `system.requires` names an executable not on PATH, whose sink or
+//! and reports. With `tls`, the run's certificate set is written to `tls/` first, and the sink,
+//! the load and the system's config take it for the links the scenario puts TLS on. A scenario
+//! whose `system.requires` names an executable not on PATH, whose sink or
 //! load CPUs are not all on this machine, or none of whose points fits this machine's CPUs, is
 //! skipped with a message (exit status 0). A failed check makes the command exit non-zero after writing everything.
 
@@ -41,6 +43,7 @@ use serde_json::{json, Value};
 use self::process::{Sample, Sampler};
 use self::report::Point;
 use self::scenario::{Rate, Scenario};
+use crate::certs::{self, CertFiles};
 
 /// How often the sink's progress file is read while draining.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
@@ -74,6 +77,18 @@ pub struct RunArgs {
     /// Rates to sweep, comma-separated, instead of the scenario's `sweep.rates`.
     #[arg(long, value_delimiter = ',')]
     pub rates: Option<Vec<String>>,
+}
+
+/// The names and address the run's server certificate is for: the sink and the system listen
+/// on loopback, and are addressed by IP (the load's default server name) or as localhost.
+const TLS_HOSTS: [&str; 2] = ["localhost", "127.0.0.1"];
+
+/// What every point of a run starts the instruments with: this binary, its folder (where the
+/// system's binary is looked for too), and the run's certificate set when the scenario has TLS.
+struct Instruments<'a> {
+    exe: &'a Path,
+    bin_dir: &'a Path,
+    certs: Option<&'a CertFiles>,
 }
 
 /// A child process stopped (SIGTERM, then SIGKILL) when dropped, so no error path leaves one
@@ -170,7 +185,17 @@ pub fn run(args: RunArgs) -> io::Result<()> {
     if let Some(setup) = &scenario.system.setup {
         run_setup(setup, &bin_dir, &out)?;
     }
-    let (results, points) = sweep(&scenario, &allowed, &out, &exe, &bin_dir)?;
+    let certs = scenario
+        .tls
+        .any()
+        .then(|| certs::write_set(&std::path::absolute(out.join("tls"))?, &TLS_HOSTS))
+        .transpose()?;
+    let instruments = Instruments {
+        exe: &exe,
+        bin_dir: &bin_dir,
+        certs: certs.as_ref(),
+    };
+    let (results, points) = sweep(&scenario, &allowed, &out, &instruments)?;
     if points.is_empty() {
         return skip(
             &scenario.name,
@@ -227,8 +252,7 @@ fn sweep(
     scenario: &Scenario,
     allowed: &[usize],
     out: &Path,
-    exe: &Path,
-    bin_dir: &Path,
+    instruments: &Instruments<'_>,
 ) -> io::Result<(Vec<Value>, Vec<Point>)> {
     let mut results = Vec::new();
     let mut points = Vec::new();
@@ -259,7 +283,7 @@ fn sweep(
             ));
             std::fs::create_dir_all(&point_dir)?;
             let (result, point) =
-                run_point(scenario, cpus, rate_text, target, &point_dir, exe, bin_dir)?;
+                run_point(scenario, cpus, rate_text, target, &point_dir, instruments)?;
             if target.is_none() && max_end_to_end.is_none() {
                 max_end_to_end = Some(point.end_to_end_spans_per_s);
             }
@@ -406,9 +430,13 @@ fn run_point(
     rate_text: &str,
     target: Option<f64>,
     dir: &Path,
-    exe: &Path,
-    bin_dir: &Path,
+    instruments: &Instruments<'_>,
 ) -> io::Result<(Value, Point)> {
+    let Instruments {
+        exe,
+        bin_dir,
+        certs,
+    } = *instruments;
     let addrs = Addrs {
         sink_grpc: process::free_addr()?,
         system_grpc: process::free_addr()?,
@@ -416,13 +444,13 @@ fn run_point(
         system_metrics: process::free_addr()?,
     };
     let files = PointFiles::in_dir(dir);
-    let command = write_system_files(scenario, cpus, &addrs, &files, bin_dir)?;
+    let command = write_system_files(scenario, cpus, &addrs, &files, bin_dir, certs)?;
     // Both are stopped when dropped, on every error path too.
-    let mut sink = start_sink(exe, scenario, &addrs, &files)?;
+    let mut sink = start_sink(exe, scenario, &addrs, &files, certs)?;
     let (mut system, endpoint) = start_system(scenario, &command, cpus, &addrs, dir)?;
     let sampler = Sampler::start(system.child.id())?;
 
-    let mut load_command = load_command(exe, scenario, endpoint, target, &files)?;
+    let mut load_command = load_command(exe, scenario, endpoint, target, &files, certs)?;
     let load_start = Instant::now();
     let status = load_command.status()?;
     let load_end = Instant::now();
@@ -483,17 +511,19 @@ impl PointFiles {
 }
 
 /// Writes the system's config (when the scenario has one) and its command line, with the
-/// point's addresses, CPUs and paths filled in; returns the command line.
+/// point's addresses, CPUs and paths (and the run's certificates, when it has some) filled in;
+/// returns the command line.
 fn write_system_files(
     scenario: &Scenario,
     cpus: &[usize],
     addrs: &Addrs,
     files: &PointFiles,
     bin_dir: &Path,
+    certs: Option<&CertFiles>,
 ) -> io::Result<String> {
     let dir = &files.dir;
     let cpu_yaml = format!("[{}]", cpus_list(cpus).replace(',', ", "));
-    let values = BTreeMap::from([
+    let mut values = BTreeMap::from([
         ("bin_dir", bin_dir.display().to_string()),
         ("work_dir", dir.display().to_string()),
         ("config_file", files.config.display().to_string()),
@@ -504,23 +534,44 @@ fn write_system_files(
         ("system_cpus", cpu_yaml),
         ("system_cpu_list", cpus_list(cpus)),
     ]);
-    if let Some(config) = &scenario.system.config {
-        std::fs::write(
-            &files.config,
-            scenario::substitute(config, &values).map_err(invalid)?,
-        )?;
+    if let Some(certs) = certs {
+        for (name, path) in [
+            ("tls_ca", &certs.ca),
+            ("tls_server_cert", &certs.server_cert),
+            ("tls_server_key", &certs.server_key),
+            ("tls_client_cert", &certs.client_cert),
+            ("tls_client_key", &certs.client_key),
+        ] {
+            values.insert(name, path.display().to_string());
+        }
     }
-    let command = scenario::substitute(&scenario.system.command, &values).map_err(invalid)?;
+    let substitute = |text: &str| {
+        scenario::substitute(text, &values).map_err(|err| {
+            if err.contains("${tls_") {
+                invalid(format!(
+                    "{err}: certificates are made for a scenario with `tls:`"
+                ))
+            } else {
+                invalid(err)
+            }
+        })
+    };
+    if let Some(config) = &scenario.system.config {
+        std::fs::write(&files.config, substitute(config)?)?;
+    }
+    let command = substitute(&scenario.system.command)?;
     std::fs::write(dir.join("command.sh"), format!("{command}\n"))?;
     Ok(command)
 }
 
-/// Starts the sink on its CPUs and waits until it listens.
+/// Starts the sink on its CPUs (serving TLS with `certs` when the scenario puts TLS on its link)
+/// and waits until it listens.
 fn start_sink(
     exe: &Path,
     scenario: &Scenario,
     addrs: &Addrs,
     files: &PointFiles,
+    certs: Option<&CertFiles>,
 ) -> io::Result<Running> {
     let mut sink_command = Command::new(exe);
     sink_command
@@ -534,6 +585,16 @@ fn start_sink(
         .arg(&files.expect)
         .arg("--progress-file")
         .arg(&files.progress);
+    if let Some(certs) = certs.filter(|_| scenario.tls.sink) {
+        sink_command
+            .arg("--tls-cert")
+            .arg(&certs.server_cert)
+            .arg("--tls-key")
+            .arg(&certs.server_key);
+        if scenario.tls.client_certs {
+            sink_command.arg("--tls-client-ca").arg(&certs.ca);
+        }
+    }
     let log = files.dir.join("sink.log");
     let mut sink = spawn_logged("sink", sink_command, &scenario.cpus.sink, &log)?;
     process::wait_listening(addrs.sink_grpc, SINK_READY_TIMEOUT, &mut sink.child)
@@ -573,20 +634,24 @@ fn start_system(
     Ok((system, endpoint))
 }
 
-/// The load's command line, pinned and niced, sending to `endpoint` at `target` spans a second.
+/// The load's command line, pinned and niced, sending to `endpoint` at `target` spans a second
+/// (over TLS, trusting `certs`' authority, when the scenario puts TLS on its link).
 fn load_command(
     exe: &Path,
     scenario: &Scenario,
     endpoint: SocketAddr,
     target: Option<f64>,
     files: &PointFiles,
+    certs: Option<&CertFiles>,
 ) -> io::Result<Command> {
     let load = &scenario.load;
+    let tls = certs.filter(|_| scenario.tls.load);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut load_command = Command::new(exe);
     load_command
         .env(INSTRUMENT_PURGE.0, INSTRUMENT_PURGE.1)
         .arg("load")
-        .args(["--endpoint", &format!("http://{endpoint}")])
+        .args(["--endpoint", &format!("{scheme}://{endpoint}")])
         .args(["--protocol", &load.protocol])
         .args(["--connections", &load.connections.to_string()])
         .args([
@@ -603,6 +668,16 @@ fn load_command(
         .arg("--expect-out")
         .arg(&files.expect)
         .stdout(File::create(files.dir.join("load.out"))?);
+    if let Some(certs) = tls {
+        load_command.arg("--tls-ca").arg(&certs.ca);
+        if scenario.tls.client_certs {
+            load_command
+                .arg("--tls-cert")
+                .arg(&certs.client_cert)
+                .arg("--tls-key")
+                .arg(&certs.client_key);
+        }
+    }
     if let Some(compression) = &load.compression {
         load_command.args(["--compression", compression]);
     }
@@ -703,6 +778,7 @@ impl Measured {
             "sink_cpus": scenario.cpus.sink,
             "load_cpus": scenario.cpus.load,
             "command": command,
+            "tls": scenario.tls,
             "offered": rate_text,
             "rate_target_spans_per_s": target,
             "end_to_end_spans_per_s": end_to_end,
@@ -895,6 +971,99 @@ fn skip(name: &str, out: &std::path::Path, reason: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args_of(command: &Command) -> Vec<String> {
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// realistic-tls.yaml's configuration gets the run's certificates where the Collector's
+    /// layout puts them, and the load and the sink are started with their TLS flags.
+    #[test]
+    fn a_tls_scenario_hands_its_certificates_to_the_system_the_load_and_the_sink() {
+        let dir =
+            std::env::temp_dir().join(format!("tailgate-bench-run-tls-{}", std::process::id()));
+        let certs = certs::write_set(&dir.join("tls"), &TLS_HOSTS).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/realistic-tls.yaml");
+        let scenario = Scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(scenario.tls.load && scenario.tls.sink && !scenario.tls.client_certs);
+        let addrs = Addrs {
+            sink_grpc: "127.0.0.1:14317".parse().unwrap(),
+            system_grpc: "127.0.0.1:24317".parse().unwrap(),
+            system_http: "127.0.0.1:24318".parse().unwrap(),
+            system_metrics: "127.0.0.1:28888".parse().unwrap(),
+        };
+        let files = PointFiles::in_dir(&dir);
+        write_system_files(&scenario, &[0, 1], &addrs, &files, &dir, Some(&certs)).unwrap();
+        let config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&files.config).unwrap()).unwrap();
+        let text = |v: &serde_norway::Value| v.as_str().map(str::to_string);
+        let path = |p: &Path| Some(p.display().to_string());
+        let grpc = &config["receivers"]["otlp"]["protocols"]["grpc"];
+        assert_eq!(text(&grpc["endpoint"]), Some("127.0.0.1:24317".into()));
+        assert_eq!(text(&grpc["tls"]["cert_file"]), path(&certs.server_cert));
+        assert_eq!(text(&grpc["tls"]["key_file"]), path(&certs.server_key));
+        let exporter = &config["exporters"]["otlp"];
+        assert_eq!(text(&exporter["endpoint"]), Some("127.0.0.1:14317".into()));
+        assert_eq!(text(&exporter["tls"]["ca_file"]), path(&certs.ca));
+        assert!(exporter["tls"].get("insecure").is_none(), "{config:?}");
+
+        let exe = Path::new("tailgate-bench");
+        let load = load_command(
+            exe,
+            &scenario,
+            addrs.system_grpc,
+            None,
+            &files,
+            Some(&certs),
+        );
+        let load = args_of(&load.unwrap());
+        assert!(load
+            .windows(2)
+            .any(|w| w == ["--endpoint", "https://127.0.0.1:24317"]));
+        let ca = certs.ca.display().to_string();
+        assert!(
+            load.windows(2).any(|w| w[0] == "--tls-ca" && w[1] == ca),
+            "{load:?}"
+        );
+        assert!(!load.contains(&"--tls-cert".to_string()), "{load:?}");
+        // realistic.yaml, the same load in the clear.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/realistic.yaml");
+        let plain = Scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let load = load_command(exe, &plain, addrs.system_grpc, None, &files, None);
+        let load = args_of(&load.unwrap());
+        assert!(load
+            .windows(2)
+            .any(|w| w == ["--endpoint", "http://127.0.0.1:24317"]));
+        assert!(!load.iter().any(|a| a.starts_with("--tls")), "{load:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A scenario without `tls:` that names a certificate is told where certificates come from.
+    #[test]
+    fn a_certificate_without_tls_is_an_error_that_says_so() {
+        let scenario = Scenario::parse(
+            "name: x\ncpus: {sink: 0, load: 0, system: [0]}\n\
+             system: {name: t, command: \"run --cert ${tls_server_cert}\"}\n",
+        )
+        .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("tailgate-bench-run-notls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let addrs = Addrs {
+            sink_grpc: addr,
+            system_grpc: addr,
+            system_http: addr,
+            system_metrics: addr,
+        };
+        let files = PointFiles::in_dir(&dir);
+        let err = write_system_files(&scenario, &[0], &addrs, &files, &dir, None).unwrap_err();
+        assert!(err.to_string().contains("a scenario with `tls:`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn one_cpu_is_cpu_and_more_are_cpus() {

@@ -17,13 +17,23 @@
 //! sweep: {rates: [max, 50%, 90%], system_cpus: [[1], [1, 2]]}
 //! drain: {settle_ms: 1000, timeout_s: 120}
 //! checks: {verified: true, no_loss: true, refusals: false, rss_max_mib: 4096}
+//! tls: true                         # or {load: true, sink: false, client_certs: false}
 //! ```
 //!
 //! Placeholders in `command`, `config` and `setup`: `${bin_dir}` (where this binary is),
 //! `${work_dir}` (the point's output folder), `${config_file}`, `${sink_grpc}` (the sink's
 //! host:port), `${system_grpc}`, `${system_http}`, `${system_metrics}` (free host:ports for the
 //! system), `${system_cpus}` (a YAML flow list, `[1, 2]`), `${system_cpu_list}` (`1,2`, for
-//! taskset-style flags).
+//! taskset-style flags); with `tls`, the certificate set's files: `${tls_ca}`,
+//! `${tls_server_cert}`, `${tls_server_key}`, `${tls_client_cert}`, `${tls_client_key}`.
+//!
+//! `tls` puts TLS on the system's links: `load` (the load sends to the system over TLS,
+//! trusting only the set's authority), `sink` (the sink serves TLS with the set's server
+//! certificate, for the system's exporter), and `client_certs` (on the links TLS is on, the
+//! load presents the set's client certificate and the sink requires one). `tls: true` is
+//! `{load: true, sink: true}`. The runner writes one certificate set (ECDSA P-256, for
+//! `localhost` and `127.0.0.1`) into the run's folder, `tls/`; the system's config takes it
+//! through the placeholders.
 //!
 //! A rate is `max`, spans per second, or `P%`: P percent of the end-to-end rate the first `max`
 //! point with the same system CPUs reached in this run.
@@ -60,6 +70,8 @@ pub(crate) struct Scenario {
     pub drain: Drain,
     #[serde(default)]
     pub checks: Checks,
+    #[serde(default)]
+    pub tls: Tls,
 }
 
 fn duration_default() -> f64 {
@@ -195,6 +207,60 @@ impl Default for Drain {
     }
 }
 
+/// TLS on a scenario's links; none by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Tls {
+    /// The load sends to the system over TLS.
+    pub load: bool,
+    /// The sink serves TLS to the system's exporter.
+    pub sink: bool,
+    /// On those links the client presents a certificate, and the sink requires one.
+    pub client_certs: bool,
+}
+
+impl Tls {
+    /// Whether any link speaks TLS (so the run needs certificates).
+    pub fn any(&self) -> bool {
+        self.load || self.sink
+    }
+}
+
+impl<'de> Deserialize<'de> for Tls {
+    fn deserialize<D: serde::Deserializer<'de>>(from: D) -> Result<Tls, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Links {
+            #[serde(default)]
+            load: bool,
+            #[serde(default)]
+            sink: bool,
+            #[serde(default)]
+            client_certs: bool,
+        }
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "true, false, or {load: BOOL, sink: BOOL, client_certs: BOOL}"
+        )]
+        enum Given {
+            All(bool),
+            Links(Links),
+        }
+        Ok(match Given::deserialize(from)? {
+            Given::All(on) => Tls {
+                load: on,
+                sink: on,
+                client_certs: false,
+            },
+            Given::Links(links) => Tls {
+                load: links.load,
+                sink: links.sink,
+                client_certs: links.client_certs,
+            },
+        })
+    }
+}
+
 /// What must hold at every point.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -266,6 +332,9 @@ impl Scenario {
         }
         if scenario.sweep.rates.is_empty() {
             return Err("sweep.rates: at least one".into());
+        }
+        if scenario.tls.client_certs && !scenario.tls.any() {
+            return Err("tls.client_certs: on a link with TLS (tls.load or tls.sink)".into());
         }
         Ok(scenario)
     }
@@ -384,6 +453,11 @@ mod tests {
             "system_metrics",
             "system_cpus",
             "system_cpu_list",
+            "tls_ca",
+            "tls_server_cert",
+            "tls_server_key",
+            "tls_client_cert",
+            "tls_client_key",
         ];
         let values: BTreeMap<&str, String> = names.iter().map(|n| (*n, "x".into())).collect();
         let mut count = 0;
@@ -404,6 +478,33 @@ mod tests {
             count += 1;
         }
         assert!(count >= 6);
+    }
+
+    #[test]
+    fn tls_is_a_switch_or_a_choice_of_links() {
+        let parse = |tls: &str| {
+            Scenario::parse(&format!(
+                "name: x\ncpus: {{sink: 0, load: 1, system: [1]}}\n\
+                 system: {{name: t, command: c}}\n{tls}"
+            ))
+            .map(|s| s.tls)
+        };
+        let tls = |load, sink, client_certs| Tls {
+            load,
+            sink,
+            client_certs,
+        };
+        assert_eq!(parse(""), Ok(tls(false, false, false)));
+        assert_eq!(parse("tls: true\n"), Ok(tls(true, true, false)));
+        assert_eq!(parse("tls: false\n"), Ok(tls(false, false, false)));
+        assert_eq!(parse("tls: {load: true}\n"), Ok(tls(true, false, false)));
+        assert_eq!(
+            parse("tls: {sink: true, client_certs: true}\n"),
+            Ok(tls(false, true, true))
+        );
+        let err = parse("tls: {loud: true}\n").unwrap_err();
+        assert!(err.contains("client_certs: BOOL"), "{err}");
+        assert!(parse("tls: {client_certs: true}\n").is_err());
     }
 
     #[test]

@@ -10,9 +10,14 @@
 //! window each one took several flow-control round trips, which in pass-through raised the
 //! system's CPU a span by a quarter and its p99 latency from about 9 ms to hundreds
 //! (docs/BENCHMARKS.md). The sink stands for an upstream provisioned for such requests.
+//!
+//! Over TLS (ALPN `h2`) each connection's handshake comes first, in the connection's task; the
+//! HTTP/2 connection is then the same code over the TLS stream, and in the clear over the socket
+//! itself, each its own monomorphic copy.
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_lite::future;
@@ -23,7 +28,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tailgate_wire::Signal;
 
 use super::{decompress, Coding, Recorder, Refusal, MESSAGE_BYTES_MAX};
-use crate::net::{accept_until, Socket, Stop};
+use crate::net::{accept_tls, accept_until, Socket, Stop, TlsFailure, TlsSocket};
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
@@ -45,19 +50,31 @@ const INVALID_ARGUMENT: u16 = 3;
 const RESOURCE_EXHAUSTED: u16 = 8;
 const UNIMPLEMENTED: u16 = 12;
 
-/// Accepts gRPC connections on `listener` until `stop`, counting them in `open`.
+/// Accepts gRPC connections on `listener` until `stop`, counting them in `open`; over TLS
+/// when `tls` is given.
 pub(super) async fn serve(
     listener: TcpListener,
     recorder: Rc<Recorder>,
     stop: Rc<Stop>,
     open: Rc<Cell<usize>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    accept_until(&listener, &stop, &open, |stream| {
+    accept_until(&listener, &stop, &open, |stream: TcpStream| {
         let recorder = recorder.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         async move {
             recorder.connection_opened();
-            connection(stream, recorder.clone(), &stop).await;
+            match tls {
+                None => connection(Socket::new(stream), recorder.clone(), &stop).await,
+                Some(tls) => {
+                    let accepted = accept_tls(&tls, stream, &stop).await;
+                    if let Some(stream) = recorder.tls_handshake(accepted) {
+                        let socket = TlsSocket::new(stream, TlsFailure::default());
+                        connection(socket, recorder.clone(), &stop).await;
+                    }
+                }
+            }
             recorder.connection_closed();
         }
     })
@@ -66,14 +83,17 @@ pub(super) async fn serve(
 
 /// Serves one HTTP/2 connection until the peer closes it; once `stop` is triggered it is shut
 /// down gracefully (GOAWAY) and driven until its calls in flight end.
-async fn connection(stream: TcpStream, recorder: Rc<Recorder>, stop: &Stop) {
+async fn connection<T>(io: T, recorder: Rc<Recorder>, stop: &Stop)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(STREAMS_MAX)
         .initial_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .max_frame_size(FRAME_BYTES_MAX)
         .max_header_list_size(HEADER_LIST_BYTES_MAX)
-        .handshake::<_, Bytes>(Socket::new(stream));
+        .handshake::<_, Bytes>(io);
     let handshake = future::or(async { Some(handshake.await) }, async {
         stop.wait().await;
         None

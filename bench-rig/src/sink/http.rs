@@ -7,16 +7,21 @@
 //! empty `Export*ServiceResponse` in the request's content type. What it cannot take is answered
 //! with the matching status (400 unreadable, 404, 405, 411 without a length, 413 over
 //! [`MESSAGE_BYTES_MAX`], 415) and the connection closed.
+//!
+//! Over TLS (ALPN `http/1.1`) each connection's handshake comes first, in the connection's
+//! task; the exchange is then the same code over the TLS stream, and in the clear over the
+//! socket itself, each its own monomorphic copy.
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tailgate_wire::Signal;
 
 use super::{decompress, Coding, Recorder, Refusal, MESSAGE_BYTES_MAX};
-use crate::net::{accept_until, Stop};
+use crate::net::{accept_tls, accept_until, Stop};
 
 /// The largest request head read.
 const HEAD_BYTES_MAX: usize = 16 << 10;
@@ -25,17 +30,30 @@ const HEADERS_MAX: usize = 32;
 /// How much one read of a head takes.
 const READ_BYTES: usize = 4 << 10;
 
-/// Accepts OTLP/HTTP connections on `listener` until `stop`, counting them in `open`.
+/// Accepts OTLP/HTTP connections on `listener` until `stop`, counting them in `open`; over
+/// TLS when `tls` is given.
 pub(super) async fn serve(
     listener: TcpListener,
     recorder: Rc<Recorder>,
     stop: Rc<Stop>,
     open: Rc<Cell<usize>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    accept_until(&listener, &stop, &open, |stream| {
+    accept_until(&listener, &stop, &open, |stream: TcpStream| {
         let recorder = recorder.clone();
         let stop = stop.clone();
-        async move { connection(stream, &recorder, &stop).await }
+        let tls = tls.clone();
+        async move {
+            match tls {
+                None => connection(stream, &recorder, &stop).await,
+                Some(tls) => {
+                    let accepted = accept_tls(&tls, stream, &stop).await;
+                    if let Some(stream) = recorder.tls_handshake(accepted) {
+                        connection(stream, &recorder, &stop).await;
+                    }
+                }
+            }
+        }
     })
     .await;
 }
@@ -73,7 +91,11 @@ impl Answer {
 
 /// Serves requests on one connection until the peer closes it, a request is refused, or `stop`
 /// is triggered while the connection is idle.
-async fn connection(mut stream: TcpStream, recorder: &Recorder, stop: &Stop) {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    recorder: &Recorder,
+    stop: &Stop,
+) {
     let mut buffer = Vec::with_capacity(READ_BYTES);
     loop {
         let head = match read_head(&mut stream, &mut buffer, stop).await {
@@ -97,8 +119,8 @@ async fn connection(mut stream: TcpStream, recorder: &Recorder, stop: &Stop) {
 
 /// Reads one request's head into `buffer`; `None` when the peer closed the connection, or
 /// `stop` came, between requests.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buffer: &mut Vec<u8>,
     stop: &Stop,
 ) -> Result<Option<Head>, Answer> {
@@ -193,8 +215,8 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Answer> {
 
 /// Reads the body `head` announces (part of it may be in `buffer` already, which keeps what
 /// follows it) and records it.
-async fn exchange(
-    stream: &mut TcpStream,
+async fn exchange<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buffer: &mut Vec<u8>,
     recorder: &Recorder,
     head: &Head,
@@ -274,7 +296,7 @@ fn decode(signal: Signal, coding: Coding, json: bool, body: Vec<u8>) -> Result<V
 }
 
 /// Writes `answer`; an error when the connection should end (it failed, or the answer closes it).
-async fn respond(stream: &mut TcpStream, answer: Answer) -> std::io::Result<()> {
+async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, answer: Answer) -> std::io::Result<()> {
     let mut out = format!(
         "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}\r\n",
         answer.status,

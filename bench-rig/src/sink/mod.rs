@@ -15,6 +15,13 @@
 //! a little-endian u32 length, the protobuf bytes) so a test can decode exactly what arrived;
 //! requests dumped or kept are validated in full first. It runs until SIGTERM or SIGINT, then
 //! writes its report as JSON.
+//!
+//! With `--tls-cert` and `--tls-key` both listeners speak TLS (rustls, `crate::tls`): ALPN `h2`
+//! on gRPC, `http/1.1` on HTTP, and with `--tls-client-ca` a client certificate from that
+//! authority is required. The configuration is built before the shards start and shared by them
+//! read-only; each connection's handshake runs in its own task on its shard, bounded in time.
+//! What arrives over TLS is recorded and judged exactly as in the clear; handshakes completed
+//! and refused are counted beside it.
 
 mod grpc;
 mod http;
@@ -32,8 +39,9 @@ use std::time::{Duration, Instant};
 
 use tailgate_wire::{item_count, Request, Signal, WireError};
 
-use crate::net::{listen, signal_flag, Stop};
+use crate::net::{listen, signal_flag, Accepted, Stop};
 use crate::oracle::Expectation;
+use crate::tls::{ServerTlsArgs, ALPN_H2, ALPN_HTTP1};
 use crate::verify::{scan_span_ids, verify, SpanLog};
 
 /// The largest request the sink accepts, compressed or not.
@@ -96,6 +104,9 @@ pub struct SinkCommand {
     /// The sink itself.
     #[command(flatten)]
     pub sink: SinkArgs,
+    /// TLS on its listeners.
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
     /// The load's expectation (`tailgate-bench load --expect-out`), read at exit, to judge what
     /// arrived against.
     #[arg(long)]
@@ -133,6 +144,9 @@ struct Tally {
     connections: u64,
     connections_open: u64,
     connections_open_max: u64,
+    /// TLS handshakes completed, and refused or timed out (both listeners).
+    tls_handshakes: u64,
+    tls_handshakes_failed: u64,
 }
 
 impl Tally {
@@ -151,6 +165,8 @@ impl Tally {
             connections: 0,
             connections_open: 0,
             connections_open_max: 0,
+            tls_handshakes: 0,
+            tls_handshakes_failed: 0,
         }
     }
 
@@ -168,6 +184,8 @@ impl Tally {
         self.connections += other.connections;
         // Each shard's peak: their sum bounds the sink's (exact with one shard).
         self.connections_open_max += other.connections_open_max;
+        self.tls_handshakes += other.tls_handshakes;
+        self.tls_handshakes_failed += other.tls_handshakes_failed;
     }
 }
 
@@ -367,6 +385,30 @@ impl Recorder {
         self.tally.borrow_mut().connections_open -= 1;
     }
 
+    /// Counts how a TLS handshake ended; the stream when it was established. The shard's first
+    /// failure is told on stderr, the rest only counted.
+    fn tls_handshake(
+        &self,
+        accepted: Accepted,
+    ) -> Option<Box<futures_rustls::server::TlsStream<glommio::net::TcpStream>>> {
+        let mut tally = self.tally.borrow_mut();
+        let why = match accepted {
+            Accepted::Established(stream) => {
+                tally.tls_handshakes += 1;
+                return Some(stream);
+            }
+            Accepted::Abandoned => return None,
+            Accepted::Refused(err) => err.to_string(),
+            Accepted::BrokenOff(err) => format!("the client broke it off ({err})"),
+            Accepted::TimedOut => "not finished within the time allowed".into(),
+        };
+        tally.tls_handshakes_failed += 1;
+        if tally.tls_handshakes_failed == 1 {
+            eprintln!("sink: a TLS handshake failed: {why} (further failures are only counted)");
+        }
+        None
+    }
+
     /// Counts a request refused as unreadable.
     fn count_malformed(&self) {
         self.tally.borrow_mut().malformed_requests += 1;
@@ -438,6 +480,24 @@ impl Sink {
             keep_requests,
             expect: None,
             progress_file: None,
+            tls: None,
+        };
+        Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Starts a sink whose listeners speak TLS as `tls` says, judging what it received against
+    /// the expectation at `expect`, when given, when stopped.
+    pub fn start_tls(
+        args: SinkArgs,
+        tls: &ServerTlsArgs,
+        keep_requests: bool,
+        expect: Option<PathBuf>,
+    ) -> io::Result<Sink> {
+        let options = ServeOptions {
+            keep_requests,
+            expect,
+            progress_file: None,
+            tls: SinkTls::new(tls)?,
         };
         Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
     }
@@ -453,6 +513,7 @@ impl Sink {
             keep_requests,
             expect: Some(expect),
             progress_file: None,
+            tls: None,
         };
         Self::start_with_flag(args, options, Arc::new(AtomicBool::new(false)))
     }
@@ -477,6 +538,7 @@ impl Sink {
         let shard_flag = flag.clone();
         let shard_progress = progress.clone();
         let keep_requests = options.keep_requests;
+        let tls = options.tls.clone();
         let shards = tailgate_shards::runtime::start::<(), _, _>(
             &cpus,
             MESH_CAPACITY,
@@ -488,7 +550,7 @@ impl Sink {
                     dump: None,
                     kept: keep_requests.then(|| RefCell::new(Vec::new())),
                 };
-                serve(shard, args, recorder, shard_flag, bound_tx, result_tx).await;
+                serve(shard, args, tls, recorder, shard_flag, bound_tx, result_tx).await;
             },
         )?;
         // Return once every shard's listeners are bound, so a client may connect at once.
@@ -576,6 +638,8 @@ impl Sink {
             "data_frame_bytes_max": tally.data_frame_bytes_max,
             "grpc_connections": tally.connections,
             "grpc_connections_open_max": tally.connections_open_max,
+            "tls_handshakes": tally.tls_handshakes,
+            "tls_handshakes_failed": tally.tls_handshakes_failed,
             "duration_s": self.started.elapsed().as_secs_f64(),
         });
         if let Some(path) = &self.expect {
@@ -600,6 +664,24 @@ struct ServeOptions {
     keep_requests: bool,
     expect: Option<PathBuf>,
     progress_file: Option<PathBuf>,
+    tls: Option<SinkTls>,
+}
+
+/// The listeners' TLS, one configuration each (they differ in ALPN), shared by every shard.
+#[derive(Clone)]
+struct SinkTls {
+    grpc: Arc<rustls::ServerConfig>,
+    http: Arc<rustls::ServerConfig>,
+}
+
+impl SinkTls {
+    /// The listeners' TLS from `args`; `None` without `--tls-cert`.
+    fn new(args: &ServerTlsArgs) -> io::Result<Option<SinkTls>> {
+        let (Some(grpc), Some(http)) = (args.server(ALPN_H2)?, args.server(ALPN_HTTP1)?) else {
+            return Ok(None);
+        };
+        Ok(Some(SinkTls { grpc, http }))
+    }
 }
 
 /// Starts a thread that rewrites `path` with the spans and requests received every
@@ -635,10 +717,12 @@ fn write_progress(
     (writer, done)
 }
 
-/// One sink shard: its listeners until the stop flag, then a drain, then its tally.
+/// One sink shard: its listeners (over TLS when `tls` is given) until the stop flag, then a
+/// drain, then its tally.
 async fn serve(
     shard: tailgate_shards::runtime::Shard<()>,
     args: SinkArgs,
+    tls: Option<SinkTls>,
     mut recorder: Recorder,
     flag: Arc<AtomicBool>,
     bound: mpsc::Sender<io::Result<()>>,
@@ -671,9 +755,11 @@ async fn serve(
         };
         let (recorder, stop, open) = (recorder.clone(), stop.clone(), open.clone());
         tasks.push(if index == 0 {
-            glommio::spawn_local(grpc::serve(listener, recorder, stop, open))
+            let tls = tls.as_ref().map(|tls| tls.grpc.clone());
+            glommio::spawn_local(grpc::serve(listener, recorder, stop, open, tls))
         } else {
-            glommio::spawn_local(http::serve(listener, recorder, stop, open))
+            let tls = tls.as_ref().map(|tls| tls.http.clone());
+            glommio::spawn_local(http::serve(listener, recorder, stop, open, tls))
         });
     }
     let _ = bound.send(Ok(()));
@@ -712,6 +798,7 @@ pub fn run(command: SinkCommand) -> io::Result<()> {
         keep_requests: false,
         expect: command.expect,
         progress_file: command.progress_file,
+        tls: SinkTls::new(&command.tls)?,
     };
     let sink = Sink::start_with_flag(args, options, flag)?;
     let result = sink.wait()?;
