@@ -208,7 +208,7 @@ fn the_recommended_policies_keep_errors_slow_traces_and_a_share_and_drop_health_
                 "payments",
                 vec![
                     span(error, 1, 10, 90, 2, "/charge"),
-                    span(slow, 1, 20, 1_000, 0, "/index"), // 1 000 ms: inclusive
+                    span(slow, 1, 20, 1_001, 0, "/index"), // 1 001 ms: over 1 000, which is exclusive
                 ],
             ),
         ]),

@@ -8,8 +8,8 @@
 //! the few touched by a refused request) and the sink still classifies every trace it receives.
 //!
 //! The policies are the Collector's `tail_sampling` rules for a generated trace: `errors` (any span
-//! with status ERROR), `latency:THRESHOLD_MS` (earliest start to latest end at least the
-//! threshold), `probabilistic:PCT[:SALT]` (FNV-1a 64 over the salt then the 16 id bytes, kept when
+//! with status ERROR), `latency:THRESHOLD_MS` (earliest start to latest end, in whole
+//! milliseconds, above the threshold), `probabilistic:PCT[:SALT]` (FNV-1a 64 over the salt then the 16 id bytes, kept when
 //! at most the Collector's threshold), and `always`. Any policy that samples keeps the trace.
 //!
 //! A load of several threads splits the trace numbers into [`Partition`]s, one per thread: thread
@@ -190,8 +190,10 @@ impl Oracle {
         self.policies.iter().any(|policy| match policy {
             Policy::Always => true,
             Policy::Errors => trace.has_error,
+            // The Collector (v0.161.0) keeps a trace whose duration in whole milliseconds is
+            // above the threshold: at least threshold + 1 ms.
             Policy::Latency { threshold_ms } => {
-                trace.duration_ns >= threshold_ms.saturating_mul(1_000_000)
+                trace.duration_ns >= threshold_ms.saturating_add(1).saturating_mul(1_000_000)
             }
             Policy::Probabilistic {
                 salt, threshold, ..
@@ -517,8 +519,10 @@ mod tests {
             duration_ns,
         };
         assert!(oracle.keeps(&trace(true, 0)));
-        assert!(oracle.keeps(&trace(false, 500_000_000)));
-        assert!(!oracle.keeps(&trace(false, 499_999_999)));
+        // Above 500 whole milliseconds, as the Collector (v0.161.0) reads `threshold_ms`.
+        assert!(oracle.keeps(&trace(false, 501_000_000)));
+        assert!(!oracle.keeps(&trace(false, 500_999_999)));
+        assert!(!oracle.keeps(&trace(false, 500_000_000)));
         assert!(Oracle::parse("latency").is_err());
         assert!(Oracle::parse("probabilistic:101").is_err());
         assert!(Oracle::parse("").is_err());

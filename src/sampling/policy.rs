@@ -192,9 +192,11 @@ impl Policy {
     }
 }
 
-/// The Collector's `latency` evaluator. Without an upper threshold it matches when the trace
-/// lasts at least `threshold_ms` (inclusive); with one, when it lasts more than `threshold_ms`
-/// (exclusive) and at most `upper_threshold_ms`. It judges the running duration after each span
+/// The Collector's `latency` evaluator. It matches when the trace lasts more than `threshold_ms`
+/// (exclusive, in whole milliseconds) and, with an upper threshold, at most
+/// `upper_threshold_ms`. The lower bound is exclusive with or without an upper one: that is what
+/// contrib v0.161.0 does (tests/collector_parity.rs found a trace of exactly the threshold kept
+/// here and not there; older releases' source read `>=` without an upper bound). It judges the running duration after each span
 /// in arrival order and matches at the first span where the test holds, so with an upper
 /// threshold a trace whose first spans fit the window matches even if later spans stretch it
 /// past the upper bound. Without an upper threshold, and with no zero timestamps, the running
@@ -202,8 +204,8 @@ impl Policy {
 fn latency_matches(latency: &LatencyPolicy, trace: &Trace<'_>) -> bool {
     let lower = i64::try_from(latency.threshold_ms).unwrap_or(i64::MAX);
     match latency.upper_threshold_ms {
-        None if trace.span_count() > 0 && !trace.has_zero_times() => trace.duration_ms() >= lower,
-        None => trace.any_running_duration_ms(|ms| ms >= lower),
+        None if trace.span_count() > 0 && !trace.has_zero_times() => trace.duration_ms() > lower,
+        None => trace.any_running_duration_ms(|ms| ms > lower),
         Some(upper) => {
             let upper = i64::try_from(upper).unwrap_or(i64::MAX);
             trace.any_running_duration_ms(|ms| lower < ms && ms <= upper)
@@ -263,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn latency_without_upper_bound_is_inclusive() {
+    fn latency_without_upper_bound_is_exclusive() {
         // Earliest start to latest end, whichever spans carry them.
         let t = || {
             spans(vec![
@@ -272,16 +274,16 @@ mod tests {
                 span(2, 250, 1_000),
             ])
         };
-        assert_eq!(evaluate_one(latency(1_000, None), t()), Decision::Sampled);
+        assert_eq!(evaluate_one(latency(999, None), t()), Decision::Sampled);
         assert_eq!(
-            evaluate_one(latency(1_001, None), t()),
+            evaluate_one(latency(1_000, None), t()),
             Decision::NotSampled
         );
         // Sub-millisecond remainders are truncated.
         let mut almost = span(0, 0, 0);
         almost.end_time_unix_nano = T0 + 1_000 * MS - 1;
         assert_eq!(
-            evaluate_one(latency(1_000, None), spans(vec![almost])),
+            evaluate_one(latency(999, None), spans(vec![almost])),
             Decision::NotSampled
         );
     }
