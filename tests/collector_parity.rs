@@ -147,7 +147,7 @@ fn trace(i: u64) -> (Trace, ResourceSpans) {
         "rojo=1,vendor=c",
         "vendor=a,x=y",
     ][(r >> 28) as usize % 5];
-    let sampled_flag = (r >> 32) % 3 != 0;
+    let sampled_flag = !(r >> 32).is_multiple_of(3);
     let duration_ms = (r >> 36) % 1_900;
     let start = 1_700_000_000_000_000_000u64 + i * 1_000_000;
     let spans_out = (0..spans)
