@@ -246,7 +246,9 @@ impl HttpReceiver {
     async fn serve_request(&self, stream: &mut Conn, buffer: &mut Vec<u8>) -> Result<bool, Close> {
         let timeouts = &self.settings.timeouts;
         let (head, head_len) = read_head(stream, buffer, timeouts).await?;
-        let auth = self.authenticate(&buffer[..head_len]).await;
+        // Boxed: the check's state (a bcrypt hand-off among it) is allocated while it runs, not
+        // carried by every connection that is reading a head.
+        let auth = Box::pin(self.authenticate(&buffer[..head_len])).await;
         buffer.drain(..head_len);
         #[cfg(debug_assertions)]
         if crate::lifecycle::fault_injected(&head.path) {
@@ -269,7 +271,9 @@ impl HttpReceiver {
             .map_err(|err| Close::After(framing_reply(&err, encoding)))?;
 
         let result = match auth {
-            Ok(()) => self.export(signal, encoding, coding, raw).await,
+            // Boxed, as the credential check is: a request still reading its head does not carry
+            // room for the hand-off's state.
+            Ok(()) => Box::pin(self.export(signal, encoding, coding, raw)).await,
             Err(err) => Err(err),
         };
         let reply = match result {
