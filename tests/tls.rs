@@ -738,3 +738,92 @@ fn a_thousand_tls_handshakes_at_once_all_complete() {
     gateway.stop();
     sink.stop().unwrap();
 }
+
+#[test]
+fn the_exporter_checks_the_name_it_is_told_and_can_skip_verification() {
+    let certs = Certs::new("names");
+    let (sink, upstream, _) = start_sink();
+    // The central's certificate names localhost and 127.0.0.1.
+    let block = certs.server_block("");
+    let (config, central_grpc, central_http, admin) =
+        Gateway::standard_config(upstream, 1, &block, "");
+    let central = Gateway::start_with_config(&config, central_grpc, central_http, admin);
+    let ca = certs.files.ca.display().to_string();
+
+    // server_name_override: the certificate is checked against that name, not the address.
+    let edge = start_edge(
+        &format!(
+            "  otlp:\n    endpoint: {central_grpc}\n    tls:\n      ca_file: {ca}\n      \
+             server_name_override: localhost\n"
+        ),
+        "otlp",
+    );
+    let sent = send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        2,
+        3,
+        51,
+        0,
+        "none",
+    );
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received()
+        >= sent.len() as u64));
+    edge.stop();
+
+    // A name the certificate does not carry: refused by the exporter, logged once.
+    let edge = start_edge(
+        &format!(
+            "  otlp:\n    endpoint: {central_grpc}\n    tls:\n      ca_file: {ca}\n      \
+             server_name_override: central.example\n"
+        ),
+        "otlp",
+    );
+    send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        1,
+        2,
+        52,
+        0,
+        "none",
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || edge
+            .stderr()
+            .contains("(certificate_invalid")),
+        "{}",
+        edge.stderr()
+    );
+    edge.stop();
+    let before = sink.spans_received();
+
+    // insecure_skip_verify: no CA at all, and still TLS (the central counts a handshake).
+    let handshakes = total(&central, "tailgate_receiver_tls_handshakes", &[]);
+    let edge = start_edge(
+        &format!(
+            "  otlp:\n    endpoint: {central_grpc}\n    tls:\n      insecure_skip_verify: true\n"
+        ),
+        "otlp",
+    );
+    assert!(
+        edge.stderr().contains("insecure_skip_verify is set"),
+        "the start warns: {}",
+        edge.stderr()
+    );
+    let sent = send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        2,
+        3,
+        53,
+        0,
+        "none",
+    );
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received()
+        >= before + sent.len() as u64));
+    assert!(total(&central, "tailgate_receiver_tls_handshakes", &[]) > handshakes);
+    edge.stop();
+    central.stop();
+    sink.stop().unwrap();
+}
