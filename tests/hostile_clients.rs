@@ -10,33 +10,12 @@ use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use common::gateway::{
-    cpu_time, http_get, parse_response, start_sink, wait_for, Gateway, Response,
+    cpu_time, http_get, one_span_request, parse_response, start_sink, wait_for, Gateway, Response,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
 
-/// A traces request of one span of trace `trace` (16 bytes of that value) with span id `id`.
+/// A traces request of one span of trace `trace` with span id `id`.
 fn traces(trace: u8, id: u64) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![trace; 16],
-                    span_id: id.to_be_bytes().to_vec(),
-                    name: "hostile".into(),
-                    start_time_unix_nano: 1,
-                    end_time_unix_nano: 2,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    one_span_request(trace, id, "hostile")
 }
 
 /// What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame.

@@ -16,10 +16,6 @@ use std::time::Duration;
 
 use common::gateway::*;
 use common::python::{send_spans, try_send_spans};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tailgate_bench::certs::{self, Authority, Leaf, Validity};
@@ -69,24 +65,7 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// A traces request of one span of trace `trace` with span id `id`.
 fn traces(trace: u8, id: u64) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![trace; 16],
-                    span_id: id.to_be_bytes().to_vec(),
-                    name: "tls".into(),
-                    start_time_unix_nano: 1,
-                    end_time_unix_nano: 2,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    one_span_request(trace, id, "tls")
 }
 
 /// A rustls client configuration trusting `ca` (PEM), with a client certificate if given.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tailgate_bench::sink::{Sink, SinkArgs, SinkResult};
 use tailgate_wire::Signal;
@@ -70,6 +70,29 @@ pub fn start_sink_on(cpus: Vec<usize>, keep: bool) -> (Sink, SocketAddr, SocketA
     )
     .expect("start the sink");
     (sink, grpc, http)
+}
+
+/// A traces request of one span named `name` of trace `trace` (16 bytes of that value) with
+/// span id `id`.
+pub fn one_span_request(trace: u8, id: u64, name: &str) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource::default()),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![trace; 16],
+                    span_id: id.to_be_bytes().to_vec(),
+                    name: name.into(),
+                    start_time_unix_nano: 1,
+                    end_time_unix_nano: 2,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
 }
 
 /// Every span the sink received, with its resource, decoded with prost.
