@@ -100,13 +100,7 @@ impl GrpcReceiver {
     ) -> Rc<Self> {
         let connections =
             Connections::new(settings.limits.connections_max, metrics.connections.clone());
-        let tls = tls.map(|tls| {
-            let cells =
-                metrics.connections.tls.clone().unwrap_or_else(|| {
-                    unreachable!("a TLS listener's metrics are registered with it")
-                });
-            TlsAcceptor::new(tls, cells)
-        });
+        let tls = tls.map(|tls| TlsAcceptor::new(tls, &metrics.connections));
         Rc::new(GrpcReceiver {
             ingest,
             metrics,

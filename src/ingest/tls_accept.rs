@@ -18,7 +18,7 @@ use futures_lite::future;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
-use crate::telemetry::TlsMetrics;
+use crate::telemetry::{ConnectionMetrics, TlsMetrics};
 use crate::tls::{failure_reason, Conn, ServerTls};
 use tailgate_shards::sync::Stop;
 
@@ -48,8 +48,13 @@ pub(crate) struct TlsAcceptor {
 }
 
 impl TlsAcceptor {
-    /// The acceptor of a listener whose configuration is `tls`.
-    pub(crate) fn new(tls: Arc<ServerTls>, metrics: TlsMetrics) -> TlsAcceptor {
+    /// The acceptor of a listener whose configuration is `tls`, counting into the listener's
+    /// TLS cells (registered with it whenever it has TLS).
+    pub(crate) fn new(tls: Arc<ServerTls>, connections: &ConnectionMetrics) -> TlsAcceptor {
+        let metrics = connections
+            .tls
+            .clone()
+            .unwrap_or_else(|| unreachable!("a TLS listener's metrics are registered with it"));
         TlsAcceptor {
             tls,
             permits: Rc::new(Semaphore::new(TLS_HANDSHAKES_IN_PROGRESS_MAX)),

@@ -115,11 +115,10 @@ impl TlsMetrics {
 
     /// Counts a failed handshake; `reason` is one of [`TLS_FAILURE_REASONS`] (else `protocol`).
     pub fn failed(&self, reason: &str) {
-        let i = TLS_FAILURE_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(TLS_FAILURE_REASONS.len() - 2);
-        self.failures[i].inc();
+        let at = |name: &str| TLS_FAILURE_REASONS.iter().position(|r| *r == name);
+        if let Some(i) = at(reason).or_else(|| at("protocol")) {
+            self.failures[i].inc();
+        }
     }
 }
 

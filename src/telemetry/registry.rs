@@ -124,19 +124,18 @@ impl RegistryBuilder {
     ///
     /// On the registration mistakes listed in the module documentation.
     pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)]) -> Counter {
+        let counter = Counter::new();
+        self.register_counter(name, help, labels, Cell::Counter(counter.clone()));
+        counter
+    }
+
+    /// Registers `cell` as the counter series `name{labels}`, refusing a `_total` name.
+    fn register_counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], cell: Cell) {
         assert!(
             !name.ends_with("_total"),
             "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
         );
-        let counter = Counter::new();
-        self.register(
-            name,
-            help,
-            MetricType::Counter,
-            labels,
-            Cell::Counter(counter.clone()),
-        );
-        counter
+        self.register(name, help, MetricType::Counter, labels, cell);
     }
 
     /// Registers `counter`'s cell again, as the series `name{labels}`: one count served under
@@ -152,17 +151,7 @@ impl RegistryBuilder {
         help: &str,
         labels: &[(&str, &str)],
     ) {
-        assert!(
-            !name.ends_with("_total"),
-            "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
-        );
-        self.register(
-            name,
-            help,
-            MetricType::Counter,
-            labels,
-            Cell::Counter(counter.clone()),
-        );
+        self.register_counter(name, help, labels, Cell::Counter(counter.clone()));
     }
 
     /// Registers a counter series that serves `part` of `histogram`: a count the histogram
@@ -180,14 +169,9 @@ impl RegistryBuilder {
         help: &str,
         labels: &[(&str, &str)],
     ) {
-        assert!(
-            !name.ends_with("_total"),
-            "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
-        );
-        self.register(
+        self.register_counter(
             name,
             help,
-            MetricType::Counter,
             labels,
             Cell::HistogramPart(histogram.clone(), part),
         );

@@ -27,7 +27,6 @@ mod stream;
 
 use std::fmt;
 use std::io;
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -316,11 +315,6 @@ impl ServerTls {
     /// The configuration new connections use.
     pub fn config(&self) -> Arc<ServerConfig> {
         self.current.read().expect("tls config lock").clone()
-    }
-
-    /// Whether clients must present a certificate.
-    pub fn requires_client_certificates(&self) -> bool {
-        self.settings.client_ca.is_some()
     }
 }
 
@@ -700,9 +694,4 @@ impl Reload for ClientTls {
             |files| client_config(&self.settings, files, self.alpn),
         )
     }
-}
-
-/// Whether `path` names a file (for messages that tell a missing file from a bad one).
-pub fn file_exists(path: &Path) -> bool {
-    path.is_file()
 }

@@ -27,11 +27,6 @@ impl Conn {
             _ => None,
         }
     }
-
-    /// Whether this is a TLS session.
-    pub fn is_tls(&self) -> bool {
-        !matches!(self, Conn::Plain(_))
-    }
 }
 
 impl AsyncRead for Conn {
