@@ -12,8 +12,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::gateway::*;
@@ -248,15 +246,6 @@ fn sum(addr: SocketAddr, name: &str, label: &str) -> f64 {
         .sum()
 }
 
-struct Collector(Child, PathBuf);
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The `tail_sampling` block both systems run.
 fn tail_sampling(policies: &str) -> String {
     // The batch processor after it: the Collector exports each decided trace as a request of
@@ -275,7 +264,7 @@ fn tail_sampling(policies: &str) -> String {
 
 /// Runs one case through both systems; returns the trace ids each kept.
 fn run_case(
-    otelcol: &std::path::Path,
+    peers: &std::path::Path,
     policies: &str,
     bodies: &[Vec<u8>],
     traces: &[Trace],
@@ -367,26 +356,13 @@ service:
     )
     .unwrap();
     let log = config.with_extension("log");
-    let mut theirs = Collector(
-        Command::new(otelcol)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the Collector"),
-        log,
-    );
+    let mut theirs = peers::Collector::start(peers, &config, log).expect("start the Collector");
     let ready = wait_for(Duration::from_secs(30), || {
-        theirs.0.try_wait().ok().flatten().is_none()
+        theirs.running()
             && http_get(their_metrics, "/metrics").is_ok_and(|(s, _)| s == 200)
             && std::net::TcpStream::connect(their_http).is_ok()
     });
-    assert!(
-        ready,
-        "the Collector did not start:\n{}",
-        std::fs::read_to_string(&theirs.1).unwrap_or_default()
-    );
+    assert!(ready, "the Collector did not start:\n{}", theirs.log());
 
     for body in bodies {
         for addr in [http, their_http] {
@@ -460,8 +436,7 @@ fn every_deterministic_policy_decides_as_the_collector_does() {
         );
         return;
     }
-    let peers = peers::build().unwrap_or_else(|err| panic!("{err}"));
-    let otelcol = peers.join("otelcol");
+    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
     let count: u64 = std::env::var("TAILGATE_PARITY_TRACES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -470,7 +445,7 @@ fn every_deterministic_policy_decides_as_the_collector_does() {
     let mut report = Vec::new();
     let mut differences = Vec::new();
     for (name, policies) in CASES {
-        let (ours, theirs) = run_case(&otelcol, policies, &bodies, &traces);
+        let (ours, theirs) = run_case(&built, policies, &bodies, &traces);
         report.push(format!(
             "{name}: tailgate kept {}, the Collector {}",
             ours.len(),

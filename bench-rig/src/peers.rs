@@ -35,3 +35,41 @@ pub fn build() -> Result<PathBuf, String> {
     }
     Ok(repo_root().join("target/peers"))
 }
+
+/// A Collector started on a configuration file for a test, its stderr in `log`; killed and
+/// reaped (and its log removed) when dropped.
+pub struct Collector {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Collector {
+    /// Starts `peers/otelcol` (from [`build`]'s folder) on `config`, writing its stderr to `log`.
+    pub fn start(peers: &Path, config: &Path, log: PathBuf) -> std::io::Result<Collector> {
+        let child = Command::new(peers.join("otelcol"))
+            .arg("--config")
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        Ok(Collector { child, log })
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

@@ -7,7 +7,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tailgate_bench::load::{self, LoadArgs};
@@ -52,26 +51,6 @@ fn http_status(addr: SocketAddr) -> Option<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split(' ').nth(1)?.parse().ok()
-}
-
-/// A Collector process, killed when dropped.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
 }
 
 #[test]
@@ -138,18 +117,10 @@ service:
     )
     .unwrap();
     let log = temp("collector.log");
-    let mut collector = Collector {
-        child: Command::new(peers.join("otelcol"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start target/peers/otelcol"),
-        log,
-    };
+    let mut collector =
+        peers::Collector::start(&peers, &config, log).expect("start target/peers/otelcol");
     let ready = wait_for(Duration::from_secs(30), || {
-        collector.child.try_wait().ok().flatten().is_none() && http_status(health) == Some(200)
+        collector.running() && http_status(health) == Some(200)
     });
     assert!(
         ready,
