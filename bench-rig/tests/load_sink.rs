@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::run::process::allowed_cpus;
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
-use tailgate_bench::tls::ClientTlsArgs;
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -47,30 +46,19 @@ fn run(
     let endpoint = if protocol == "grpc" { grpc } else { http };
     let report = temp(&format!("{name}.json"));
     let mut args = LoadArgs {
-        endpoint: format!("http://{endpoint}"),
-        tls: ClientTlsArgs::default(),
         protocol: protocol.into(),
         connections: 2,
         rate: "20000".into(),
         duration: 0.5,
         spans_per_request: 100,
         compression: compression.map(str::to_string),
-        compression_level: None,
-        frame_size: None,
-        pool_rate: load::POOL_RATE_DEFAULT,
-        pool_spans: load::POOL_SPANS_DEFAULT,
-        corpus: "benchmark".into(),
-        report: report.clone(),
-        cpu: None,
-        cpus: None,
-        threads: None,
         seed: 11,
         error_rate: 0.03,
-        slow_rate: 0.02,
         trace_spread_ms: 50,
         oracle_policy: policy.into(),
         expect_out: Some(expect.clone()),
         quiet: true,
+        ..LoadArgs::new(&format!("http://{endpoint}"), &report)
     };
     adjust(&mut args);
     load::run(args).expect("the load runs");

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use tailgate_bench::load::{self, LoadArgs};
 use tailgate_bench::peers;
 use tailgate_bench::sink::{Sink, SinkArgs, TRACKED_SPANS_DEFAULT};
-use tailgate_bench::tls::ClientTlsArgs;
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -130,30 +129,20 @@ service:
 
     let report = temp("collector-load.json");
     load::run(LoadArgs {
-        endpoint: format!("http://{receiver}"),
-        tls: ClientTlsArgs::default(),
         protocol: "grpc".into(),
         connections: 2,
         rate: "20000".into(),
         duration: 1.0,
         spans_per_request: 100,
         compression: None,
-        compression_level: None,
-        frame_size: None,
-        pool_rate: load::POOL_RATE_DEFAULT,
-        pool_spans: load::POOL_SPANS_DEFAULT,
         corpus: "semantic".into(),
-        report: report.clone(),
-        cpu: None,
-        cpus: None,
-        threads: None,
         seed: 13,
         error_rate: 0.03,
-        slow_rate: 0.02,
         trace_spread_ms: 50,
         oracle_policy: "always".into(),
         expect_out: Some(expect.clone()),
         quiet: true,
+        ..LoadArgs::new(&format!("http://{receiver}"), &report)
     })
     .expect("the load runs");
     let load: serde_json::Value =

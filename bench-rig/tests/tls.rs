@@ -75,30 +75,19 @@ fn run(
     let endpoint = if protocol == "grpc" { grpc } else { http };
     let report = temp(&format!("{name}.json"));
     let mut args = LoadArgs {
-        endpoint: format!("https://{endpoint}"),
         tls,
         protocol: protocol.into(),
         connections: 2,
         rate: "20000".into(),
         duration: 0.5,
         spans_per_request: 100,
-        compression: None,
-        compression_level: None,
-        frame_size: None,
-        pool_rate: load::POOL_RATE_DEFAULT,
-        pool_spans: load::POOL_SPANS_DEFAULT,
-        corpus: "benchmark".into(),
-        report: report.clone(),
-        cpu: None,
-        cpus: None,
-        threads: None,
         seed: 17,
         error_rate: 0.03,
-        slow_rate: 0.02,
         trace_spread_ms: 50,
         oracle_policy: "errors,latency:500,probabilistic:10".into(),
         expect_out: Some(expect.clone()),
         quiet: true,
+        ..LoadArgs::new(&format!("https://{endpoint}"), &report)
     };
     adjust(&mut args);
     let outcome = load::run(args)

@@ -152,6 +152,27 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
+impl LoadArgs {
+    /// The command line's defaults, sending to `endpoint` and reporting to `report`: what a
+    /// test starts from before it sets what it needs.
+    pub fn new(endpoint: &str, report: &std::path::Path) -> LoadArgs {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: LoadArgs,
+        }
+        let report = report.to_string_lossy();
+        <Command as clap::Parser>::parse_from([
+            "load",
+            "--endpoint",
+            endpoint,
+            "--report",
+            report.as_ref(),
+        ])
+        .args
+    }
+}
+
 /// One thread's running totals: written only by that thread, once per request, and read by the
 /// main thread for the progress line and the report. Aligned to its own cache lines so threads
 /// never write a line another thread writes.
