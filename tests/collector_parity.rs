@@ -230,20 +230,13 @@ fn load(traces: u64) -> (Vec<Trace>, Vec<Vec<u8>>) {
     (all, bodies)
 }
 
-/// The sum of every series of `name` (with or without the `_total` suffix) whose labels
-/// include `label`, on the Prometheus page at `addr`.
-fn sum(addr: SocketAddr, name: &str, label: &str) -> f64 {
+/// The sum of every series of `name` (with or without the `_total` suffix, which the
+/// Collector's exposition may add) on the Prometheus page at `addr`; -1 when there is no page.
+fn sum(addr: SocketAddr, name: &str) -> f64 {
     let Ok((200, page)) = http_get(addr, "/metrics") else {
         return -1.0;
     };
-    page.lines()
-        .filter(|l| {
-            l.strip_prefix(name).is_some_and(|rest| {
-                rest.starts_with('{') || rest.starts_with(' ') || rest.starts_with("_total")
-            }) && l.contains(label)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_value(&page, name, &[]) + metric_value(&page, &format!("{name}_total"), &[])
 }
 
 /// The `tail_sampling` block both systems run.
@@ -384,7 +377,6 @@ service:
         sum(
             metrics,
             "otelcol_processor_tail_sampling_global_count_traces_sampled",
-            "",
         )
     };
     let n = traces.len() as f64;
@@ -401,9 +393,9 @@ service:
     for (metrics, sink) in [(admin, &ours_sink), (their_metrics, &theirs_sink)] {
         let mut quiet = 0;
         let settled = wait_for(Duration::from_secs(30), || {
-            let sent = sum(metrics, "otelcol_exporter_sent_spans", "");
-            let idle = sum(metrics, "otelcol_exporter_queue_size", "") == 0.0
-                && sum(metrics, "otelcol_exporter_in_flight_requests", "") <= 0.0
+            let sent = sum(metrics, "otelcol_exporter_sent_spans");
+            let idle = sum(metrics, "otelcol_exporter_queue_size") == 0.0
+                && sum(metrics, "otelcol_exporter_in_flight_requests") <= 0.0
                 && sink.spans_received() as f64 == sent;
             quiet = if idle { quiet + 1 } else { 0 };
             std::thread::sleep(Duration::from_millis(100));
@@ -413,7 +405,7 @@ service:
             settled,
             "{metrics}: the sink has {} spans, the exporter reports {} sent",
             sink.spans_received(),
-            sum(metrics, "otelcol_exporter_sent_spans", "")
+            sum(metrics, "otelcol_exporter_sent_spans")
         );
     }
     drop(theirs);

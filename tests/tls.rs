@@ -134,23 +134,8 @@ fn post_tls(
     Ok((status, peer))
 }
 
-/// The sum of a gateway metric over every series with these labels (all shards).
-fn total(gateway: &Gateway, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let page = gateway.metrics();
-    page.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn tls_failures(gateway: &Gateway, transport: &str, reason: &str) -> f64 {
-    total(
-        gateway,
+    gateway.metric(
         "tailgate_receiver_tls_handshake_failures",
         &[("transport", transport), ("reason", reason)],
     )
@@ -177,8 +162,7 @@ fn the_python_sdk_sends_over_tls_to_both_receivers_with_a_private_ca() {
         >= sent.len() as u64));
     for transport in ["grpc", "http"] {
         assert!(
-            total(
-                &gateway,
+            gateway.metric(
                 "tailgate_receiver_tls_handshakes",
                 &[("transport", transport)]
             ) >= 1.0,
@@ -438,11 +422,9 @@ fn a_rotated_certificate_is_served_without_a_restart_and_no_request_fails() {
     // A broken file first (a half-written rotation): the old certificate stays, counted.
     std::fs::write(&cert, b"-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     assert!(
-        wait_for(Duration::from_secs(15), || total(
-            &gateway,
-            "tailgate_tls_reloads",
-            &[("outcome", "failed")]
-        ) >= 1.0),
+        wait_for(Duration::from_secs(15), || gateway
+            .metric("tailgate_tls_reloads", &[("outcome", "failed")])
+            >= 1.0),
         "the broken file was not noticed"
     );
     // Then a new certificate and key from the same CA, key first (as a rotation writes them):
@@ -457,11 +439,9 @@ fn a_rotated_certificate_is_served_without_a_restart_and_no_request_fails() {
         .unwrap()
         .to_vec();
     assert!(
-        wait_for(Duration::from_secs(15), || total(
-            &gateway,
-            "tailgate_tls_reloads",
-            &[("outcome", "swapped")]
-        ) >= 1.0),
+        wait_for(Duration::from_secs(15), || gateway
+            .metric("tailgate_tls_reloads", &[("outcome", "swapped")])
+            >= 1.0),
         "the new certificate was not loaded"
     );
     // New connections get the new certificate.
@@ -567,16 +547,8 @@ fn the_exporter_verifies_its_upstream_and_presents_its_certificate() {
         edge.stderr()
     );
     assert!(
-        total(
-            &central,
-            "tailgate_receiver_tls_handshakes",
-            &[("transport", "grpc")]
-        ) >= 1.0
-            && total(
-                &central,
-                "tailgate_receiver_tls_handshakes",
-                &[("transport", "http")]
-            ) >= 1.0
+        central.metric("tailgate_receiver_tls_handshakes", &[("transport", "grpc")]) >= 1.0
+            && central.metric("tailgate_receiver_tls_handshakes", &[("transport", "http")]) >= 1.0
     );
     edge.stop();
     let delivered = sink.spans_received();
@@ -703,15 +675,11 @@ fn a_thousand_tls_handshakes_at_once_all_complete() {
     );
     assert_eq!(done, CONNECTIONS);
     assert_eq!(
-        total(
-            &gateway,
-            "tailgate_receiver_tls_handshakes",
-            &[("transport", "grpc")]
-        ),
+        gateway.metric("tailgate_receiver_tls_handshakes", &[("transport", "grpc")]),
         CONNECTIONS as f64
     );
     assert_eq!(
-        total(&gateway, "tailgate_receiver_tls_handshake_failures", &[]),
+        gateway.metric("tailgate_receiver_tls_handshake_failures", &[]),
         0.0
     );
     gateway.stop();
@@ -778,7 +746,7 @@ fn the_exporter_checks_the_name_it_is_told_and_can_skip_verification() {
     let before = sink.spans_received();
 
     // insecure_skip_verify: no CA at all, and still TLS (the central counts a handshake).
-    let handshakes = total(&central, "tailgate_receiver_tls_handshakes", &[]);
+    let handshakes = central.metric("tailgate_receiver_tls_handshakes", &[]);
     let edge = start_edge(
         &format!(
             "  otlp:\n    endpoint: {central_grpc}\n    tls:\n      insecure_skip_verify: true\n"
@@ -801,7 +769,7 @@ fn the_exporter_checks_the_name_it_is_told_and_can_skip_verification() {
     );
     assert!(wait_for(Duration::from_secs(20), || sink.spans_received()
         >= before + sent.len() as u64));
-    assert!(total(&central, "tailgate_receiver_tls_handshakes", &[]) > handshakes);
+    assert!(central.metric("tailgate_receiver_tls_handshakes", &[]) > handshakes);
     edge.stop();
     central.stop();
     sink.stop().unwrap();
