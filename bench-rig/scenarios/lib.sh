@@ -8,13 +8,21 @@ admin=127.0.0.1:28888
 
 # start_gateway_and_sink GATEWAY CONFIG [sink flags...]: starts the sink on 127.0.0.1:14317
 # (its report in $work/sink.json) and the gateway on CONFIG (its log in $work/gateway.log);
-# sets $sink and $gw and waits until the gateway is ready.
+# sets $sink and $gw and waits until the gateway is ready. A gateway that exits or is not ready
+# within 10 s fails the call with its log on stderr (the caller's EXIT trap stops the sink).
 start_gateway_and_sink() {
   local gateway=$1 config=$2
   shift 2
   $bin/tailgate-bench sink --listen 127.0.0.1:14317 --report "$work/sink.json" "$@" & sink=$!
   $gateway --config "$config" 2> "$work/gateway.log" & gw=$!
-  for _ in $(seq 100); do curl -sf "http://$admin/readyz" > /dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    kill -0 "$gw" 2> /dev/null || break
+    curl -sf "http://$admin/readyz" > /dev/null && return 0
+    sleep 0.1
+  done
+  echo "$(basename "$0"): the gateway did not become ready; its log:" >&2
+  cat "$work/gateway.log" >&2
+  return 1
 }
 
 # The gateway's CPU time (user + system) in clock ticks.
