@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
-use tailgate::config::{Config, LogLevel};
+use tailgate::config::{Config, FeatureGates, LogLevel};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -20,6 +20,10 @@ struct Cli {
     /// The configuration file (the Collector's YAML layout); without it, the embedded default.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// The Collector's feature gates: `ID`, `+ID` (on) or `-ID` (off), comma-separated; may be
+    /// given more than once. tailgate has `processor.tailsamplingprocessor.usetracestate`.
+    #[arg(long = "feature-gates", global = true, value_name = "GATES")]
+    feature_gates: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -37,11 +41,21 @@ enum Command {
     },
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, String> {
-    match path {
-        Some(path) => Config::load(path).map_err(|err| err.to_string()),
-        None => Ok(Config::embedded_default()),
+fn load(path: Option<&PathBuf>, gates: FeatureGates) -> Result<Config, String> {
+    let mut config = match path {
+        Some(path) => Config::load(path).map_err(|err| err.to_string())?,
+        None => Config::embedded_default(),
+    };
+    config.apply_feature_gates(gates);
+    Ok(config)
+}
+
+fn feature_gates(values: &[String]) -> Result<FeatureGates, String> {
+    let mut gates = FeatureGates::default();
+    for value in values {
+        gates.apply(value).map_err(|err| err.to_string())?;
     }
+    Ok(gates)
 }
 
 fn init_logs(level: LogLevel) {
@@ -61,11 +75,16 @@ fn init_logs(level: LogLevel) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let gates = match feature_gates(&cli.feature_gates) {
+        Ok(gates) => gates,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
         Some(Command::CheckConfig { file }) => {
-            let checked = Config::load(&file)
-                .map_err(|err| err.to_string())
-                .and_then(|config| {
+            let checked = load(Some(&file), gates).and_then(|config| {
                     let notes = tailgate::gateway::check_on_this_machine(&config)
                         .map_err(|err| format!("{}: {err}", config.source))?;
                     Ok((config, notes))
@@ -89,7 +108,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Run) | None => {
-            let config = match load(cli.config.as_ref()) {
+            let config = match load(cli.config.as_ref(), gates) {
                 Ok(config) => config,
                 Err(err) => {
                     eprintln!("{err}");

@@ -37,6 +37,7 @@ mod env;
 mod error;
 mod exporters;
 mod extensions;
+mod feature_gates;
 mod locate;
 mod processors;
 mod receivers;
@@ -54,6 +55,7 @@ use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrorKind};
+pub use feature_gates::{FeatureGates, UnknownGate, COUNT_SPANS_SAMPLED, USE_TRACESTATE};
 pub use exporters::{
     Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
     RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
@@ -128,6 +130,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Applies the command line's feature gates to the components they concern.
+    pub fn apply_feature_gates(&mut self, gates: FeatureGates) {
+        for processor in self.processors.by_id.values_mut() {
+            if let Processor::TailSampling(sampling) = processor {
+                sampling.use_tracestate = gates.use_tracestate;
+            }
+        }
+    }
+
     /// Reads `path`, substitutes `${env:...}`, parses and checks it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source = path.display().to_string();

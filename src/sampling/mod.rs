@@ -45,6 +45,7 @@
 mod attribute;
 mod buffer;
 mod composite;
+mod consistent;
 mod limiter;
 mod lru;
 mod policy;

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use super::attribute::{BooleanFilter, NumericFilter, StringFilter};
 use super::composite::Composite;
-use super::limiter::TokenBucket;
+use super::consistent::{Threshold, TraceRandomness};
+use super::limiter::{Limiter, TokenBucket};
 use super::probabilistic::Probabilistic;
 use super::trace::{status_bit, StatusMask, Trace};
 use super::trace_state::TraceStateFilter;
@@ -35,8 +36,8 @@ pub(crate) enum Policy {
     StringAttribute(StringFilter),
     TraceState(TraceStateFilter),
     TraceFlags,
-    RateLimiting(TokenBucket),
-    BytesLimiting(TokenBucket),
+    RateLimiting(Limiter),
+    BytesLimiting(Limiter),
     SpanCount { min: u64, max: Option<u64> },
     BooleanAttribute(BooleanFilter),
     And(Vec<Policy>),
@@ -77,13 +78,17 @@ impl Policy {
                 // The Collector's default burst: twice the rate (its `burst_capacity` key for this
                 // policy is not in tailgate's configuration yet).
                 let burst = p.spans_per_second.saturating_mul(2);
-                Policy::RateLimiting(TokenBucket::new(p.spans_per_second, burst, shards))
+                Policy::RateLimiting(Limiter::new(TokenBucket::new(
+                    p.spans_per_second,
+                    burst,
+                    shards,
+                )))
             }
-            PolicyKind::BytesLimiting(p) => Policy::BytesLimiting(TokenBucket::new(
+            PolicyKind::BytesLimiting(p) => Policy::BytesLimiting(Limiter::new(TokenBucket::new(
                 p.bytes_per_second,
                 p.burst_capacity,
                 shards,
-            )),
+            ))),
             PolicyKind::SpanCount(p) => Policy::SpanCount {
                 min: u64::from(p.min_spans),
                 max: p.max_spans.map(u64::from),
@@ -150,8 +155,10 @@ impl Policy {
                     .any(|s| filter.matches(s.span.trace_state())),
             ),
             Policy::TraceFlags => sampled(trace.has_sampled_flag()),
-            Policy::RateLimiting(bucket) => sampled(bucket.allow(trace.span_count(), clock.now)),
-            Policy::BytesLimiting(bucket) => sampled(bucket.allow(trace.bytes(), clock.now)),
+            Policy::RateLimiting(limiter) => {
+                sampled(limiter.allow(trace.span_count(), clock.now))
+            }
+            Policy::BytesLimiting(limiter) => sampled(limiter.allow(trace.bytes(), clock.now)),
             Policy::SpanCount { min, max } => {
                 let n = trace.span_count();
                 sampled(n >= *min && max.is_none_or(|max| n <= max))
@@ -188,6 +195,114 @@ impl Policy {
                 Decision::Dropped
             }
             Policy::Composite(composite) => composite.evaluate(trace, clock),
+        }
+    }
+
+    /// The policy's decision for `trace` under the tracestate gate, with the threshold it
+    /// reports (meaningful when it samples; see `super::consistent`). `rate_limiting` and
+    /// `bytes_limiting` decide against their round's cut once rounds are budgeted (only those at
+    /// the top level or in a top-level `and` are: see [`Policy::budgets_rounds`]).
+    pub(crate) fn evaluate_consistently(
+        &mut self,
+        trace: &Trace<'_>,
+        clock: Clock,
+        randomness: &TraceRandomness,
+    ) -> (Decision, Threshold) {
+        let decided = |(kept, threshold): (bool, Threshold)| {
+            if kept {
+                (Decision::Sampled, threshold)
+            } else {
+                (Decision::NotSampled, Threshold::ALWAYS)
+            }
+        };
+        match self {
+            Policy::Probabilistic(p) => {
+                let (kept, threshold) = p.samples_consistently(trace.trace_id(), randomness);
+                // Reported whatever the decision, as the Collector's evaluator does; only a
+                // sampled decision's threshold is used.
+                let decision = if kept {
+                    Decision::Sampled
+                } else {
+                    Decision::NotSampled
+                };
+                (decision, threshold)
+            }
+            Policy::RateLimiting(limiter) => decided(limiter.allow_consistently(
+                trace.span_count(),
+                randomness.value,
+                clock.now,
+            )),
+            Policy::BytesLimiting(limiter) => decided(limiter.allow_consistently(
+                trace.bytes(),
+                randomness.value,
+                clock.now,
+            )),
+            Policy::And(subs) => {
+                // Kept only when every sub-policy keeps it, so with the strictest threshold.
+                let mut strictest = Threshold::ALWAYS;
+                for sub in subs {
+                    let (decision, threshold) =
+                        sub.evaluate_consistently(trace, clock, randomness);
+                    if matches!(decision, Decision::NotSampled | Decision::InvertNotSampled) {
+                        return (Decision::NotSampled, Threshold::ALWAYS);
+                    }
+                    strictest = strictest.max(threshold);
+                }
+                (Decision::Sampled, strictest)
+            }
+            other => (other.evaluate(trace, clock), Threshold::ALWAYS),
+        }
+    }
+
+    /// Whether the policy budgets whole decision rounds under the tracestate gate: a limiter,
+    /// or an `and` holding one (the Collector's batch evaluators at the top level).
+    pub(crate) fn budgets_rounds(&self) -> bool {
+        match self {
+            Policy::RateLimiting(_) | Policy::BytesLimiting(_) => true,
+            Policy::And(subs) => subs.iter().any(Policy::budgets_rounds),
+            _ => false,
+        }
+    }
+
+    /// Adds `trace` to the round a limiter budgets; an `and` adds it to its limiters when every
+    /// other sub-policy samples it (a trace it cannot keep takes no budget).
+    pub(crate) fn add_candidate(
+        &mut self,
+        trace: &Trace<'_>,
+        clock: Clock,
+        randomness: &TraceRandomness,
+    ) {
+        match self {
+            Policy::RateLimiting(limiter) => {
+                limiter.add_candidate(randomness.value, trace.span_count())
+            }
+            Policy::BytesLimiting(limiter) => limiter.add_candidate(randomness.value, trace.bytes()),
+            Policy::And(subs) => {
+                let eligible = subs.iter_mut().all(|sub| {
+                    sub.budgets_rounds()
+                        || !matches!(
+                            sub.evaluate(trace, clock),
+                            Decision::NotSampled | Decision::InvertNotSampled
+                        )
+                });
+                if eligible {
+                    for sub in subs.iter_mut().filter(|sub| sub.budgets_rounds()) {
+                        sub.add_candidate(trace, clock, randomness);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Budgets the round the candidates were added to.
+    pub(crate) fn close_round(&mut self, now: Instant) {
+        match self {
+            Policy::RateLimiting(limiter) | Policy::BytesLimiting(limiter) => {
+                limiter.close_round(now)
+            }
+            Policy::And(subs) => subs.iter_mut().for_each(|sub| sub.close_round(now)),
+            _ => {}
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Instant;
 
+use super::consistent::{Threshold, TraceRandomness};
 use super::policy::{Clock, Policy};
 use super::trace::Trace;
 use super::Decision;
@@ -58,6 +59,23 @@ pub struct PolicySet {
     reads_spans_zero_times: bool,
     /// The first decision's instant, from which the one-second rate windows are counted.
     origin: Option<Instant>,
+    /// The tracestate gate (`processor.tailsamplingprocessor.usetracestate`): policies report
+    /// thresholds, and a kept trace's threshold goes into its spans' tracestates.
+    use_tracestate: bool,
+    /// Under the gate, the top-level policies that budget whole rounds (rate and bytes
+    /// limiters, and `and` policies holding one), by configuration index.
+    round_budgets: Vec<usize>,
+}
+
+/// Which policies [`PolicySet::evaluate`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drops {
+    /// All, `drop` policies first.
+    Evaluate,
+    /// The `drop` policies only.
+    Only,
+    /// All but the `drop` policies, which were evaluated and did not drop the trace.
+    Passed,
 }
 
 /// A trace's final decision.
@@ -78,6 +96,10 @@ pub struct FinalDecision<'s> {
     /// `sampling_decision_latency` records it), by configuration index; 0 for policies not
     /// evaluated.
     pub latencies_us: &'s [u64],
+    /// Under the tracestate gate, the threshold a kept trace's spans are to carry: the least
+    /// among the policies that sampled it. `None` without the gate, for a trace not kept, and
+    /// for one kept only by an inverted match.
+    pub(crate) threshold: Option<Threshold>,
 }
 
 impl PolicySet {
@@ -93,9 +115,17 @@ impl PolicySet {
             .collect::<Result<Vec<_>, _>>()?;
         let (drops, others): (Vec<usize>, Vec<usize>) =
             (0..policies.len()).partition(|&i| policies[i].is_drop());
-        let reads_spans = policies.iter().any(|p| p.reads_spans(false));
-        let reads_spans_zero_times = policies.iter().any(|p| p.reads_spans(true));
+        // Under the gate every trace's spans are read for their randomness.
+        let use_tracestate = config.use_tracestate;
+        let reads_spans = use_tracestate || policies.iter().any(|p| p.reads_spans(false));
+        let reads_spans_zero_times =
+            use_tracestate || policies.iter().any(|p| p.reads_spans(true));
+        let round_budgets = (0..policies.len())
+            .filter(|&i| use_tracestate && policies[i].budgets_rounds())
+            .collect();
         Ok(PolicySet {
+            use_tracestate,
+            round_budgets,
             latencies_us: vec![0; policies.len()],
             reads_spans,
             reads_spans_zero_times,
@@ -127,18 +157,93 @@ impl PolicySet {
 
     /// Decides `trace` at `now`.
     pub fn decide(&mut self, trace: &Trace<'_>, now: Instant) -> FinalDecision<'_> {
+        self.evaluate(trace, now, Drops::Evaluate)
+    }
+
+    /// Whether deciding takes whole rounds: under the tracestate gate, with a policy that
+    /// budgets rounds. Each trace of a round then goes through [`PolicySet::enter_round`], the
+    /// round through [`PolicySet::close_round`], and each trace that entered through
+    /// [`PolicySet::decide_entered`], in that order.
+    pub(crate) fn decides_rounds(&self) -> bool {
+        !self.round_budgets.is_empty()
+    }
+
+    /// A round's first pass on `trace`: the `drop` policies decide, and a trace they do not
+    /// drop becomes a candidate of every round budget (`None`). A dropped trace's final
+    /// decision is returned; it takes no further part.
+    pub(crate) fn enter_round(
+        &mut self,
+        trace: &Trace<'_>,
+        now: Instant,
+    ) -> Option<FinalDecision<'_>> {
+        let clock = self.clock(now);
+        let drops = self.evaluate(trace, now, Drops::Only);
+        if drops.decision == Decision::Dropped {
+            let policy = drops.policy;
+            let mut dropped = self.evaluate_done(Decision::Dropped, None);
+            dropped.policy = policy;
+            return Some(dropped);
+        }
+        let randomness = TraceRandomness::of(trace);
+        for &i in &self.round_budgets {
+            self.policies[i].add_candidate(trace, clock, &randomness);
+        }
+        None
+    }
+
+    /// Budgets the round whose traces entered.
+    pub(crate) fn close_round(&mut self, now: Instant) {
+        for &i in &self.round_budgets {
+            self.policies[i].close_round(now);
+        }
+    }
+
+    /// Decides a trace that entered the round and was not dropped.
+    pub(crate) fn decide_entered(&mut self, trace: &Trace<'_>, now: Instant) -> FinalDecision<'_> {
+        self.evaluate(trace, now, Drops::Passed)
+    }
+
+    fn clock(&mut self, now: Instant) -> Clock {
         let origin = *self.origin.get_or_insert(now);
-        let clock = Clock {
+        Clock {
             now,
             second: now.saturating_duration_since(origin).as_secs(),
-        };
+        }
+    }
+
+    /// Runs the policies `drops` says on `trace` and makes the final decision.
+    fn evaluate(&mut self, trace: &Trace<'_>, now: Instant, drops: Drops) -> FinalDecision<'_> {
+        let clock = self.clock(now);
+        let randomness = self.use_tracestate.then(|| TraceRandomness::of(trace));
+        // The least threshold among the policies that sampled.
+        let mut least: Option<Threshold> = None;
         self.decisions.fill(None);
         self.latencies_us.fill(0);
         let mut started = Instant::now();
         // The first policy (in evaluation order) to give each decision.
         let mut first = [None::<usize>; 5];
         for &i in &self.order {
-            let decision = self.policies[i].evaluate(trace, clock);
+            let is_drop = self.policies[i].is_drop();
+            if drops == Drops::Only && !is_drop {
+                break;
+            }
+            if drops == Drops::Passed && is_drop {
+                // Evaluated in the round's first pass (its time is not measured again).
+                self.decisions[i] = Some(Decision::NotSampled);
+                first[index(Decision::NotSampled)].get_or_insert(i);
+                continue;
+            }
+            let decision = match &randomness {
+                Some(randomness) => {
+                    let (decision, threshold) =
+                        self.policies[i].evaluate_consistently(trace, clock, randomness);
+                    if decision == Decision::Sampled {
+                        least = Some(least.map_or(threshold, |l| l.min(threshold)));
+                    }
+                    decision
+                }
+                None => self.policies[i].evaluate(trace, clock),
+            };
             // One clock read per policy: each policy's time runs from the previous one's end.
             let ended = Instant::now();
             self.latencies_us[i] = ended.saturating_duration_since(started).as_micros() as u64;
@@ -165,12 +270,25 @@ impl PolicySet {
         } else {
             (Decision::NotSampled, None)
         };
+        let threshold = if decision == Decision::Sampled {
+            least
+        } else {
+            None
+        };
+        let mut decided = self.evaluate_done(decision, threshold);
+        decided.policy = policy;
+        decided
+    }
+
+    /// The final decision, with the per-policy record of the last evaluation.
+    fn evaluate_done(&self, decision: Decision, threshold: Option<Threshold>) -> FinalDecision<'_> {
         FinalDecision {
             sampled: decision == Decision::Sampled,
             decision,
-            policy,
+            policy: None,
             per_policy: &self.decisions,
             latencies_us: &self.latencies_us,
+            threshold,
         }
     }
 }

@@ -9,6 +9,8 @@
 //! exactly in `u128` arithmetic. (A plain `f64` product would not: 2^64 − 1 is not an `f64`,
 //! and at 10 % the `f64` answer is off by one.)
 
+use super::consistent::{Threshold, TraceRandomness};
+
 /// FNV-1a 64-bit offset basis.
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 /// FNV-1a 64-bit prime.
@@ -81,6 +83,8 @@ pub(crate) struct Probabilistic {
     /// The FNV state after the salt, which every trace continues.
     salted: u64,
     threshold: u64,
+    /// The same share as an OTEP-235 threshold, for the tracestate gate.
+    consistent: Threshold,
 }
 
 impl Probabilistic {
@@ -88,12 +92,30 @@ impl Probabilistic {
         Probabilistic {
             salted: fnv1a64(FNV_OFFSET, hash_salt.as_bytes()),
             threshold: threshold(sampling_percentage),
+            consistent: Threshold::from_probability(sampling_percentage / 100.0),
         }
     }
 
     /// Whether the trace id's hash falls under the threshold.
     pub(crate) fn samples(&self, trace_id: &[u8; 16]) -> bool {
         fnv1a64(self.salted, trace_id) <= self.threshold
+    }
+
+    /// The decision under the tracestate gate, and the threshold it reports either way: a
+    /// trace that carries OpenTelemetry sampling fields is decided on its randomness (its
+    /// `rv`, or its trace id's), as every consistent sampler decides it; any other on the
+    /// salted hash, as without the gate.
+    pub(crate) fn samples_consistently(
+        &self,
+        trace_id: &[u8; 16],
+        randomness: &TraceRandomness,
+    ) -> (bool, Threshold) {
+        let kept = if randomness.carries_sampling_fields {
+            self.consistent.keeps(randomness.value)
+        } else {
+            self.samples(trace_id)
+        };
+        (kept, self.consistent)
     }
 }
 

@@ -175,6 +175,9 @@ impl Sampler {
             )
         };
         self.metrics.new_trace_id_received.add(inserted.new_traces);
+        self.metrics
+            .unparseable_tracestates
+            .add(inserted.unparseable_tracestates);
         if inserted.late_not_sampled > 0 {
             self.metrics.late_spans(false, inserted.late_not_sampled);
         }
@@ -238,6 +241,9 @@ impl Sampler {
                 )
             };
             self.publish();
+            self.metrics
+                .unparseable_tracestates
+                .add(round.unparseable_tracestates);
             if round.traces == 0 {
                 return;
             }

@@ -134,6 +134,7 @@ pub(crate) fn config(policies: Vec<Policy>) -> TailSampling {
         block_on_overflow: false,
         maximum_trace_size_bytes: None,
         policies,
+        use_tracestate: false,
     }
 }
 
@@ -156,6 +157,7 @@ pub(crate) fn decide(
             policy: d.policy,
             per_policy: &[],
             latencies_us: &[],
+            threshold: d.threshold,
         }
     })
 }

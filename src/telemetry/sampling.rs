@@ -138,6 +138,9 @@ pub struct SamplingMetrics {
     pub traces_on_memory: Gauge,
     /// `otelcol_processor_tail_sampling_new_trace_id_received`: first spans of traces.
     pub new_trace_id_received: Counter,
+    /// `otelcol_processor_tail_sampling_count_spans_with_unparseable_tracestate`: kept spans
+    /// whose tracestate could not take their trace's threshold (the tracestate gate).
+    pub unparseable_tracestates: Counter,
     /// `tailgate_sampling_early_decisions{reason}`: traces decided before their wait ended.
     early_decisions: [Counter; EarlyReason::ALL.len()],
     /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
@@ -287,6 +290,12 @@ impl SamplingMetrics {
             new_trace_id_received: builder.counter(
                 "otelcol_processor_tail_sampling_new_trace_id_received",
                 "Counts the arrival of new traces",
+                &only_shard,
+            ),
+            unparseable_tracestates: builder.counter(
+                "otelcol_processor_tail_sampling_count_spans_with_unparseable_tracestate",
+                "Count of spans whose tracestate could not be parsed when writing the sampling \
+                 threshold",
                 &only_shard,
             ),
         }

@@ -32,6 +32,7 @@ pub mod json;
 mod logs;
 mod metrics;
 mod proto;
+mod rewrite;
 mod schema;
 mod split;
 mod trace;
@@ -43,6 +44,7 @@ pub use frame::{Framer, Piece};
 pub use logs::LogRecordView;
 pub use metrics::MetricView;
 pub use proto::WireType;
+pub use rewrite::span_with_trace_state;
 pub use split::{SpanRef, Split};
 pub use trace::{EventView, LinkView, SpanFacts, SpanView, TracesRequest, STATUS_CODE_ERROR};
 

@@ -98,6 +98,9 @@ pub struct TailSampling {
     pub maximum_trace_size_bytes: Option<u64>,
     /// The policies, in order; at least one.
     pub policies: Vec<Policy>,
+    /// Consistent probability sampling: set by the `processor.tailsamplingprocessor.usetracestate`
+    /// feature gate (`--feature-gates`), not by a key, as in the Collector.
+    pub use_tracestate: bool,
 }
 
 /// `decision_cache`: LRU caches of trace ids by decision; 0 disables a cache.
@@ -199,5 +202,6 @@ pub(crate) fn check(
         block_on_overflow: raw.block_on_overflow.unwrap_or(false),
         maximum_trace_size_bytes,
         policies,
+        use_tracestate: false,
     })
 }

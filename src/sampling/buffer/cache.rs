@@ -1,10 +1,16 @@
 //! The decision caches: fixed-size sets of decided trace ids (one for sampled, one for not
 //! sampled), so spans that arrive after their trace's decision follow it; each id with the
-//! second it was decided at, for the late spans' age.
+//! second it was decided at, for the late spans' age, and under the tracestate gate the
+//! threshold its kept spans carry, for its late ones. (An id and both values take 32 bytes,
+//! the id's alignment, as the id and the second alone did.)
 
 use std::collections::HashMap;
 
 use super::hasher::IdHash;
+use crate::sampling::consistent::Threshold;
+
+/// No threshold, in a cached value.
+const NO_THRESHOLD: u64 = u64::MAX;
 
 /// Set in a cached second when the trace was decided early for its size (the second itself is
 /// in the other 31 bits).
@@ -16,8 +22,9 @@ pub(super) struct DecisionCache {
     ring: Vec<u128>,
     next: usize,
     capacity: usize,
-    /// Each cached id and the second (of the buffer's clock) its trace was decided at.
-    set: HashMap<u128, u32, IdHash>,
+    /// Each cached id, the second (of the buffer's clock) its trace was decided at, and its
+    /// threshold's bits or [`NO_THRESHOLD`].
+    set: HashMap<u128, (u32, u64), IdHash>,
 }
 
 impl DecisionCache {
@@ -34,10 +41,17 @@ impl DecisionCache {
     /// The second `id` was decided at, if it is cached.
     #[inline]
     pub(super) fn decided_at(&self, id: u128) -> Option<u32> {
+        self.decided(id).map(|(at, _)| at)
+    }
+
+    /// The second `id` was decided at and the threshold it was kept with, if it is cached.
+    #[inline]
+    pub(super) fn decided(&self, id: u128) -> Option<(u32, Option<Threshold>)> {
         if self.capacity == 0 {
             return None;
         }
-        self.set.get(&id).copied()
+        let &(at, bits) = self.set.get(&id)?;
+        Some((at, (bits != NO_THRESHOLD).then(|| Threshold::from_bits(bits))))
     }
 
     /// Whether `id` is cached.
@@ -48,7 +62,13 @@ impl DecisionCache {
 
     /// Caches `id`, decided at second `at`, forgetting the oldest id when full.
     pub(super) fn insert(&mut self, id: u128, at: u32) {
-        if self.capacity == 0 || self.set.insert(id, at).is_some() {
+        self.insert_kept(id, at, None);
+    }
+
+    /// Caches `id`, decided at second `at` and kept with `threshold`.
+    pub(super) fn insert_kept(&mut self, id: u128, at: u32, threshold: Option<Threshold>) {
+        let bits = threshold.map_or(NO_THRESHOLD, Threshold::bits);
+        if self.capacity == 0 || self.set.insert(id, (at, bits)).is_some() {
             return;
         }
         if self.ring.len() < self.capacity {

@@ -1,24 +1,31 @@
 //! Deciding a round: the due traces, oldest first, each read by the policies (through span
 //! views built only when a policy reads spans), the kept ones' spans framed as one export
 //! request under the headers they arrived with, and every decided trace freed.
+//!
+//! A round is taken first, then decided. Usually each trace is decided on its own; under the
+//! tracestate gate with a rate or bytes limiter, the round is decided as a whole: the `drop`
+//! policies pass over every trace, the limiters budget the traces left, then each of those is
+//! decided (see `crate::sampling::consistent`). A kept trace's threshold is then written into
+//! its spans' tracestates.
 
 use std::time::Instant;
 
-use tailgate_wire::{Item, Piece, SpanView};
+use tailgate_wire::{span_with_trace_state, Framer, Item, Piece, SpanView};
 
 use super::arena::Arena;
 use super::interner::Headers;
 use super::queues::Due;
 use super::slots::{SpanSlot, TraceEntry, NIL};
 use super::{TraceBuffer, SPAN_OVERHEAD, TRACE_OVERHEAD};
+use crate::sampling::consistent::{write_threshold, Threshold, Written};
 use crate::sampling::trace::{Trace, TraceSpan};
-use crate::sampling::{Decision, PolicySet};
+use crate::sampling::{Decision, FinalDecision, PolicySet};
 use crate::telemetry::{EarlyReason, SamplingMetrics};
 
-/// The most traces one decision round takes, and the most kept span bytes it frames: a round
-/// becomes one export request, which must stay well under the usual 4 MiB message limit.
+/// The most traces one decision round takes, and the most span bytes: a round becomes one
+/// export request, which must stay well under the usual 4 MiB message limit.
 const ROUND_TRACES_MAX: usize = 1024;
-const ROUND_KEPT_BYTES_MAX: u64 = 1 << 20;
+const ROUND_BYTES_MAX: u64 = 1 << 20;
 
 /// What a decision round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +36,17 @@ pub struct Round {
     pub kept_spans: u64,
     /// Spans of traces not kept.
     pub discarded_spans: u64,
+    /// Kept spans whose tracestate could not take the trace's threshold, as it does not parse
+    /// (forwarded as they were).
+    pub unparseable_tracestates: u64,
 }
 
 /// The buffered spans, read-only: where each span's bytes and headers are.
 #[derive(Clone, Copy)]
-struct Spans<'a> {
-    arena: &'a Arena,
-    slots: &'a [SpanSlot],
-    headers: &'a Headers,
+pub(super) struct Spans<'a> {
+    pub(super) arena: &'a Arena,
+    pub(super) slots: &'a [SpanSlot],
+    pub(super) headers: &'a Headers,
 }
 
 impl<'a> Spans<'a> {
@@ -58,63 +68,147 @@ impl<'a> Spans<'a> {
         self.arena.get(slot.chunk, slot.offset, slot.len)
     }
 
-    /// The policies' verdict on `trace` at `now`, recorded in `metrics`; `views` is scratch.
-    #[inline]
-    fn decide(
+    /// `trace` as the policies see it, its span views built into `views` when they read spans.
+    fn trace<'v>(
         self,
         trace: &TraceEntry,
-        views: &mut Vec<TraceSpan<'a>>,
-        policies: &mut PolicySet,
-        metrics: &SamplingMetrics,
-        now: Instant,
-    ) -> bool {
+        policies: &PolicySet,
+        views: &'v mut Vec<TraceSpan<'a>>,
+    ) -> Trace<'v> {
         views.clear();
         if policies.reads_spans(trace.facts.has_zero_times()) {
-            views.extend(self.walk(trace.head).map(|s| {
-                let slot = &self.slots[s as usize];
-                TraceSpan {
-                    span: SpanView::new(Item {
-                        bytes: self.arena.get(slot.chunk, slot.offset, slot.len),
-                        offset: 0,
-                    }),
-                    resource: self.headers.resource(slot.header),
-                }
+            views.extend(self.walk(trace.head).map(|s| TraceSpan {
+                span: SpanView::new(Item {
+                    bytes: self.bytes(s),
+                    offset: 0,
+                }),
+                resource: self.headers.resource(self.slots[s as usize].header),
             }));
         }
-        let decision = policies.decide(
-            &Trace::with_facts(trace.id.to_le_bytes(), trace.facts, views),
-            now,
-        );
-        for (i, d) in decision.per_policy.iter().enumerate() {
-            if let Some(d) = d {
-                metrics.policy_evaluated(
-                    i,
-                    decision.latencies_us[i],
-                    d.metric(),
-                    trace.facts.span_count(),
-                );
+        Trace::with_facts(trace.id.to_le_bytes(), trace.facts, views)
+    }
+}
+
+/// Records a trace's decision in the metrics; returns whether it is kept, and with what
+/// threshold.
+fn record(
+    decision: &FinalDecision<'_>,
+    trace: &TraceEntry,
+    metrics: &SamplingMetrics,
+    now: Instant,
+) -> (bool, Option<Threshold>) {
+    for (i, d) in decision.per_policy.iter().enumerate() {
+        if let Some(d) = d {
+            metrics.policy_evaluated(
+                i,
+                decision.latencies_us[i],
+                d.metric(),
+                trace.facts.span_count(),
+            );
+        }
+    }
+    metrics.trace_decided(
+        decision.decision.metric(),
+        trace.facts.span_count(),
+        now.saturating_duration_since(trace.first),
+    );
+    if !decision.sampled {
+        debug_assert!(matches!(
+            decision.decision,
+            Decision::NotSampled | Decision::Dropped
+        ));
+    }
+    (decision.sampled, decision.threshold)
+}
+
+/// A round's kept spans, and the rewritten bytes of those whose tracestate took a threshold.
+#[derive(Debug, Default)]
+pub(super) struct KeptSpans {
+    /// (header, slot, rewrite): `rewrite` is [`NIL`] or an index into `ranges`.
+    spans: Vec<(u32, u32, u32)>,
+    /// Rewritten spans, back to back, and where each is.
+    rewritten: Vec<u8>,
+    ranges: Vec<(u32, u32)>,
+    /// Scratch: a new tracestate.
+    state: String,
+}
+
+impl KeptSpans {
+    fn clear(&mut self) {
+        self.spans.clear();
+        self.rewritten.clear();
+        self.ranges.clear();
+    }
+
+    /// Adds a kept trace's spans, `views` being their views when built; with a threshold
+    /// (which comes with views: the gate reads spans), each span's tracestate takes it.
+    /// Returns the spans whose tracestate did not parse.
+    fn add(
+        &mut self,
+        spans: Spans<'_>,
+        trace: &TraceEntry,
+        views: &[TraceSpan<'_>],
+        threshold: Option<Threshold>,
+    ) -> u64 {
+        let mut unparseable = 0;
+        for (i, s) in spans.walk(trace.head).enumerate() {
+            let header = spans.slots[s as usize].header;
+            let mut rewrite = NIL;
+            if let (Some(threshold), Some(view)) = (threshold, views.get(i)) {
+                match write_threshold(view.span.trace_state(), threshold, &mut self.state) {
+                    Written::Changed => {
+                        let start = self.rewritten.len();
+                        span_with_trace_state(
+                            spans.bytes(s),
+                            self.state.as_bytes(),
+                            &mut self.rewritten,
+                        );
+                        rewrite = self.ranges.len() as u32;
+                        self.ranges
+                            .push((start as u32, (self.rewritten.len() - start) as u32));
+                    }
+                    Written::Unparseable => unparseable += 1,
+                    Written::Same | Written::Stricter => {}
+                }
             }
+            self.spans.push((header, s, rewrite));
         }
-        metrics.trace_decided(
-            decision.decision.metric(),
-            trace.facts.span_count(),
-            now.saturating_duration_since(trace.first),
+        unparseable
+    }
+
+    /// Frames the kept spans into `out`, sorted so that spans under one header pair sit
+    /// together and each header is written once.
+    fn frame(&mut self, spans: Spans<'_>, framer: &mut Framer, out: &mut Vec<u8>) {
+        if self.spans.is_empty() {
+            return;
+        }
+        self.spans.sort_unstable();
+        let (rewritten, ranges) = (&self.rewritten, &self.ranges);
+        framer.frame(
+            self.spans.iter().map(|&(header, s, rewrite)| {
+                let (resource, scope) = spans.headers.get(header);
+                let item = if rewrite == NIL {
+                    spans.bytes(s)
+                } else {
+                    let (start, len) = ranges[rewrite as usize];
+                    &rewritten[start as usize..(start + len) as usize]
+                };
+                Piece {
+                    resource,
+                    scope,
+                    item,
+                }
+            }),
+            out,
         );
-        if !decision.sampled {
-            debug_assert!(matches!(
-                decision.decision,
-                Decision::NotSampled | Decision::Dropped
-            ));
-        }
-        decision.sampled
     }
 }
 
 impl TraceBuffer {
-    /// Decides one round of due traces (at most [`ROUND_TRACES_MAX`]; fewer when the kept spans
-    /// reach [`ROUND_KEPT_BYTES_MAX`]), frames the kept spans into `out` (one export request,
-    /// appended) and frees every decided trace. Returns what it did; call again while it decided
-    /// something. `early` counts the traces decided before their wait, by reason.
+    /// Decides one round of due traces (at most [`ROUND_TRACES_MAX`], and [`ROUND_BYTES_MAX`]
+    /// of span bytes), frames the kept spans into `out` (one export request, appended) and
+    /// frees every decided trace. Returns what it did; call again while it decided something.
+    /// `early` counts the traces decided before their wait, by reason.
     pub fn decide_round(
         &mut self,
         now: Instant,
@@ -124,14 +218,82 @@ impl TraceBuffer {
         early: &mut impl FnMut(EarlyReason),
         out: &mut Vec<u8>,
     ) -> Round {
-        let mut round = Round::default();
+        self.take_round(now, shutdown, early);
+        let spans = Spans {
+            arena: &self.arena,
+            slots: &self.slots,
+            headers: &self.headers,
+        };
+        let mut views: Vec<TraceSpan<'_>> = Vec::new();
+        let outcomes = &mut self.outcomes;
+        outcomes.clear();
+        if policies.decides_rounds() {
+            // The drop policies on every trace, the budgets on those left, then the decisions.
+            let mut entered = Vec::with_capacity(self.decided.len());
+            for &e in &self.decided {
+                let trace = &self.entries[e as usize];
+                let view = spans.trace(trace, policies, &mut views);
+                match policies.enter_round(&view, now) {
+                    Some(dropped) => outcomes.push((e, record(&dropped, trace, metrics, now))),
+                    None => entered.push(e),
+                }
+            }
+            policies.close_round(now);
+            for e in entered {
+                let trace = &self.entries[e as usize];
+                let view = spans.trace(trace, policies, &mut views);
+                let decision = policies.decide_entered(&view, now);
+                outcomes.push((e, record(&decision, trace, metrics, now)));
+            }
+        } else {
+            for &e in &self.decided {
+                let trace = &self.entries[e as usize];
+                let view = spans.trace(trace, policies, &mut views);
+                let decision = policies.decide(&view, now);
+                outcomes.push((e, record(&decision, trace, metrics, now)));
+            }
+        }
+        let mut round = Round {
+            traces: self.decided.len() as u64,
+            ..Round::default()
+        };
         self.kept.clear();
+        for &(e, (kept, threshold)) in self.outcomes.iter() {
+            let trace = &self.entries[e as usize];
+            let count = trace.facts.span_count();
+            let mark = self.decided_mark(trace, now);
+            if kept {
+                // A threshold comes with the gate, under which the policies read spans.
+                if threshold.is_some() {
+                    spans.trace(trace, policies, &mut views);
+                }
+                round.unparseable_tracestates += self.kept.add(spans, trace, &views, threshold);
+                round.kept_spans += count;
+                self.sampled.insert_kept(trace.id, mark, threshold);
+            } else {
+                round.discarded_spans += count;
+                self.not_sampled.insert(trace.id, mark);
+            }
+        }
+        drop(views);
+        self.kept.frame(spans, &mut self.framer, out);
+        let decided = std::mem::take(&mut self.decided);
+        for &e in &decided {
+            self.release(e);
+        }
+        self.decided = decided;
         self.decided.clear();
-        let mut kept_bytes = 0;
+        round
+    }
+
+    /// Takes the round's traces into `self.decided`, marking each decided (so that the other
+    /// queue's entry for it is stale from now on).
+    fn take_round(&mut self, now: Instant, shutdown: bool, early: &mut impl FnMut(EarlyReason)) {
+        self.decided.clear();
+        let mut taken_bytes = 0;
         // An estimate of what the round frees, for the memory test of the traces after it.
         let mut released = 0;
-        let mut views: Vec<TraceSpan<'_>> = Vec::new();
-        while self.decided.len() < ROUND_TRACES_MAX && kept_bytes < ROUND_KEPT_BYTES_MAX {
+        while self.decided.len() < ROUND_TRACES_MAX && taken_bytes < ROUND_BYTES_MAX {
             self.queues.skip_stale(&self.entries);
             let unreleased = self.bytes().saturating_sub(released);
             let pending = self.traces.len() - self.decided.len();
@@ -146,65 +308,11 @@ impl TraceBuffer {
                 early(reason);
             }
             self.decided.push(e);
-            // Decided: the other queue's entry for it is stale from now on.
-            self.entries[e as usize].live = false;
-            let trace = &self.entries[e as usize];
-            let spans = Spans {
-                arena: &self.arena,
-                slots: &self.slots,
-                headers: &self.headers,
-            };
+            let trace = &mut self.entries[e as usize];
+            trace.live = false;
             let count = trace.facts.span_count();
             released += trace.facts.bytes() + count * SPAN_OVERHEAD + TRACE_OVERHEAD;
-            round.traces += 1;
-            if spans.decide(trace, &mut views, policies, metrics, now) {
-                self.kept.extend(
-                    spans
-                        .walk(trace.head)
-                        .map(|s| (spans.slots[s as usize].header, s)),
-                );
-                kept_bytes += trace.facts.bytes();
-                round.kept_spans += count;
-                self.sampled.insert(trace.id, self.decided_mark(trace, now));
-            } else {
-                round.discarded_spans += count;
-                self.not_sampled
-                    .insert(trace.id, self.decided_mark(trace, now));
-            }
+            taken_bytes += trace.facts.bytes();
         }
-        drop(views);
-        self.frame_kept(out);
-        let decided = std::mem::take(&mut self.decided);
-        for &e in &decided {
-            self.release(e);
-        }
-        self.decided = decided;
-        self.decided.clear();
-        round
-    }
-
-    /// Frames the round's kept spans into `out`, sorted so that spans under one header pair
-    /// sit together and each header is written once.
-    fn frame_kept(&mut self, out: &mut Vec<u8>) {
-        if self.kept.is_empty() {
-            return;
-        }
-        self.kept.sort_unstable();
-        let spans = Spans {
-            arena: &self.arena,
-            slots: &self.slots,
-            headers: &self.headers,
-        };
-        self.framer.frame(
-            self.kept.iter().map(|&(header, s)| {
-                let (resource, scope) = spans.headers.get(header);
-                Piece {
-                    resource,
-                    scope,
-                    item: spans.bytes(s),
-                }
-            }),
-            out,
-        );
     }
 }

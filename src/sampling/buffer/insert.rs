@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
-use tailgate_wire::{Item, Piece, Request, Signal, SpanFacts, SpanView};
+use tailgate_wire::{span_with_trace_state, Item, Piece, Request, Signal, SpanFacts, SpanView};
 
 use super::cache::OVERSIZED;
+use crate::sampling::consistent::{write_threshold, Threshold, Written};
 use super::slots::NIL;
 use super::TraceBuffer;
 
@@ -33,6 +34,9 @@ pub struct Inserted {
     pub late_oversized_sampled: u64,
     /// See `late_oversized_sampled`.
     pub late_oversized_not_sampled: u64,
+    /// Late spans of kept traces whose tracestate could not take the trace's threshold, as it
+    /// does not parse (forwarded as they were).
+    pub unparseable_tracestates: u64,
 }
 
 /// A late span of a kept trace, to be framed at the end of its request.
@@ -42,9 +46,10 @@ pub(super) struct LateSpan {
     at: u32,
     split: u32,
     end: u32,
-    /// Its bytes in the request.
+    /// Its bytes: in the request, or (`rewritten`) in the buffer's `late_rewritten`.
     start: u32,
     len: u32,
+    rewritten: bool,
 }
 
 /// Where a scope group's header is, once needed: interned on the group's first buffered span,
@@ -64,6 +69,7 @@ impl TraceBuffer {
         let mut done = Inserted::default();
         self.late_headers.clear();
         self.late.clear();
+        self.late_rewritten.clear();
         self.late_ages_s.clear();
         let request_view = Request::trusted(Signal::Traces, request);
         let base = request.as_ptr() as usize;
@@ -90,11 +96,15 @@ impl TraceBuffer {
         }
         if !self.late.is_empty() {
             let (headers, late_spans) = (&self.late_headers, &self.late);
+            let rewritten = &self.late_rewritten;
             self.framer.frame(
-                late_spans.iter().map(|l| Piece {
-                    resource: &headers[l.at as usize..l.split as usize],
-                    scope: &headers[l.split as usize..l.end as usize],
-                    item: &request[l.start as usize..(l.start + l.len) as usize],
+                late_spans.iter().map(|l| {
+                    let bytes = if l.rewritten { &rewritten[..] } else { request };
+                    Piece {
+                        resource: &headers[l.at as usize..l.split as usize],
+                        scope: &headers[l.split as usize..l.end as usize],
+                        item: &bytes[l.start as usize..(l.start + l.len) as usize],
+                    }
                 }),
                 late,
             );
@@ -124,8 +134,10 @@ impl TraceBuffer {
         let id = u128::from_le_bytes(id);
         let entry = match self.traces.get(&id) {
             Some(&entry) => entry,
-            None if let Some(at) = self.sampled.decided_at(id) => {
-                self.late_span(item, base, header);
+            None if let Some((at, threshold)) = self.sampled.decided(id) => {
+                if !self.late_span(item, base, header, threshold) {
+                    done.unparseable_tracestates += 1;
+                }
                 self.late_ages_s
                     .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
                 done.late_sampled += 1;
@@ -173,21 +185,52 @@ impl TraceBuffer {
         }
     }
 
-    /// Sets a late span of a kept trace aside, to be framed at the end of its request.
+    /// Sets a late span of a kept trace aside, to be framed at the end of its request; with
+    /// the trace's threshold, its tracestate takes it first (the Collector forwards late spans
+    /// as they came; here they carry what their trace's other spans carry, so that a backend
+    /// weighs them alike). Returns false when the tracestate does not parse.
     #[inline]
-    fn late_span(&mut self, item: Item<'_>, base: usize, header: &mut GroupHeader) {
+    fn late_span(
+        &mut self,
+        item: Item<'_>,
+        base: usize,
+        header: &mut GroupHeader,
+        threshold: Option<Threshold>,
+    ) -> bool {
         let resource_len = header.resource_len as u32;
         let (at, split, end) = *header.late.get_or_insert_with(|| {
             let at = self.late_headers.len() as u32;
             self.late_headers.extend_from_slice(&self.scratch);
             (at, at + resource_len, self.late_headers.len() as u32)
         });
-        self.late.push(LateSpan {
+        let mut span = LateSpan {
             at,
             split,
             end,
             start: (item.bytes.as_ptr() as usize - base) as u32,
             len: item.bytes.len() as u32,
-        });
+            rewritten: false,
+        };
+        let mut parsed = true;
+        if let Some(threshold) = threshold {
+            let state = SpanView::new(item).trace_state();
+            match write_threshold(state, threshold, &mut self.late_state) {
+                Written::Changed => {
+                    let start = self.late_rewritten.len();
+                    span_with_trace_state(
+                        item.bytes,
+                        self.late_state.as_bytes(),
+                        &mut self.late_rewritten,
+                    );
+                    span.start = start as u32;
+                    span.len = (self.late_rewritten.len() - start) as u32;
+                    span.rewritten = true;
+                }
+                Written::Unparseable => parsed = false,
+                Written::Same | Written::Stricter => {}
+            }
+        }
+        self.late.push(span);
+        parsed
     }
 }

@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use tailgate_wire::{Framer, SpanFacts};
 
+use super::consistent::Threshold;
 use super::trace::Facts;
 use arena::Arena;
 use cache::DecisionCache;
@@ -67,6 +68,7 @@ use slots::{SpanSlot, TraceEntry, NIL};
 #[cfg(test)]
 use arena::CHUNK_BYTES;
 pub use decide::Round;
+use decide::KeptSpans;
 pub use insert::Inserted;
 
 /// What one buffered span costs besides its bytes.
@@ -136,12 +138,18 @@ pub struct TraceBuffer {
     scratch: Vec<u8>,
     late_headers: Vec<u8>,
     late: Vec<LateSpan>,
+    /// Scratch: the current request's late spans whose tracestate took a threshold, and a new
+    /// tracestate.
+    late_rewritten: Vec<u8>,
+    late_state: String,
     /// Scratch: the last request's late spans' ages, in whole seconds since their decision.
     late_ages_s: Vec<u32>,
     /// When the buffer was made: the decision caches keep the second since then.
     epoch: Instant,
-    /// Scratch: a round's kept spans, as (header, slot).
-    kept: Vec<(u32, u32)>,
+    /// Scratch: a round's kept spans.
+    kept: KeptSpans,
+    /// Scratch: a round's decisions: each trace's entry, whether it is kept, and its threshold.
+    outcomes: Vec<(u32, (bool, Option<Threshold>))>,
     /// Scratch: a round's decided entries.
     decided: Vec<u32>,
 }
@@ -167,9 +175,12 @@ impl TraceBuffer {
             scratch: Vec::new(),
             late_headers: Vec::new(),
             late: Vec::new(),
+            late_rewritten: Vec::new(),
+            late_state: String::new(),
             late_ages_s: Vec::new(),
             epoch: Instant::now(),
-            kept: Vec::new(),
+            kept: KeptSpans::default(),
+            outcomes: Vec::new(),
             decided: Vec::new(),
             limits,
         }

@@ -154,6 +154,7 @@ fn decide(
         all.round.traces += r.traces;
         all.round.kept_spans += r.kept_spans;
         all.round.discarded_spans += r.discarded_spans;
+        all.round.unparseable_tracestates += r.unparseable_tracestates;
     }
 }
 
@@ -190,7 +191,8 @@ fn traces_wait_then_keep_whole_under_their_resources() {
         Round {
             traces: 2,
             kept_spans: 4,
-            discarded_spans: 2
+            discarded_spans: 2,
+            unparseable_tracestates: 0,
         }
     );
     assert!(due.early.is_empty());
@@ -541,4 +543,118 @@ fn drop_all_frees_everything() {
     assert_eq!((buffer.trace_count(), buffer.span_count()), (0, 0));
     assert_eq!(buffer.headers.bytes, 0);
     assert_eq!(buffer.next_due(), None);
+}
+
+/// Span `n` of trace `trace` carrying `tracestate`.
+fn span_with_state(trace: u8, n: u8, error: bool, tracestate: &str) -> Span {
+    Span {
+        trace_state: tracestate.to_string(),
+        ..span(trace, n, error)
+    }
+}
+
+/// Each kept span's tracestate, by span name.
+fn tracestates(bytes: &[u8]) -> BTreeMap<String, String> {
+    ExportTraceServiceRequest::decode(bytes)
+        .unwrap()
+        .resource_spans
+        .into_iter()
+        .flat_map(|g| g.scope_spans)
+        .flat_map(|s| s.spans)
+        .map(|s| (s.name, s.trace_state))
+        .collect()
+}
+
+fn gated(policies: Vec<crate::config::Policy>) -> (PolicySet, SamplingMetrics) {
+    let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+    let mut cfg = config(policies);
+    cfg.use_tracestate = true;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    (
+        PolicySet::new(&cfg, 1).unwrap(),
+        SamplingMetrics::register(&mut RegistryBuilder::new(), 0, &names),
+    )
+}
+
+#[test]
+fn under_the_tracestate_gate_kept_spans_carry_their_traces_threshold() {
+    use crate::config::ProbabilisticPolicy;
+    let (mut policies, metrics) = gated(vec![
+        policy(
+            "errors",
+            PolicyKind::StatusCode(StatusCodePolicy {
+                status_codes: vec![StatusCode::Error],
+            }),
+        ),
+        policy(
+            "half",
+            PolicyKind::Probabilistic(ProbabilisticPolicy {
+                hash_salt: "default-hash-seed".to_string(),
+                sampling_percentage: 50.0,
+            }),
+        ),
+    ]);
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let t0 = Instant::now();
+    let mut late = Vec::new();
+    // Trace 1: an error (kept for certain). Trace 2: high randomness, so the 50 % policy keeps
+    // it. Trace 3: low randomness, not kept. One span of trace 1 has a tracestate that does not
+    // parse; one of trace 2 already carries a stricter threshold.
+    let first = request(vec![(
+        "api",
+        vec![
+            span_with_state(1, 0, true, "vendor=a"),
+            span_with_state(1, 1, false, "bad key=1"),
+            span_with_state(2, 0, false, "ot=rv:ffffffffffffff"),
+            span_with_state(2, 1, false, "ot=rv:ffffffffffffff;th:c, b=2"),
+            span_with_state(3, 0, false, "ot=rv:00000000000000"),
+        ],
+    )]);
+    buffer.insert(&first, t0, &mut late);
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!((due.round.kept_spans, due.round.unparseable_tracestates), (4, 1));
+    let states = tracestates(&due.out);
+    assert_eq!(states["t1-s0"], "ot=th:0,vendor=a");
+    assert_eq!(states["t1-s1"], "bad key=1", "unparseable: left as it was");
+    assert_eq!(states["t2-s0"], "ot=rv:ffffffffffffff;th:8");
+    assert_eq!(states["t2-s1"], "ot=rv:ffffffffffffff;th:c, b=2", "stricter: kept");
+    assert!(!states.contains_key("t3-s0"));
+    // A late span of trace 2 carries the same threshold.
+    let done = buffer.insert(
+        &request(vec![("api", vec![span_with_state(2, 2, false, "")])]),
+        t0 + WAIT * 2,
+        &mut late,
+    );
+    assert_eq!((done.late_sampled, done.unparseable_tracestates), (1, 0));
+    assert_eq!(tracestates(&late)["t2-s2"], "ot=th:8");
+}
+
+#[test]
+fn under_the_tracestate_gate_a_rate_limit_keeps_the_highest_randomness_and_says_where_it_cut() {
+    use crate::config::RateLimitingPolicy;
+    // 2 spans a second: a burst of 4, so two of the three 2-span traces fit.
+    let (mut policies, metrics) = gated(vec![policy(
+        "rate",
+        PolicyKind::RateLimiting(RateLimitingPolicy {
+            spans_per_second: 2,
+        }),
+    )]);
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let t0 = Instant::now();
+    let rv = ["", "ot=rv:40000000000000", "ot=rv:c0000000000000", "ot=rv:80000000000000"];
+    let spans = (1..=3u8)
+        .flat_map(|t| (0..2).map(move |n| span_with_state(t, n, false, rv[t as usize])))
+        .collect();
+    buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    let states = tracestates(&due.out);
+    assert_eq!(
+        states.keys().collect::<Vec<_>>(),
+        ["t2-s0", "t2-s1", "t3-s0", "t3-s1"],
+        "the two of highest randomness"
+    );
+    // The cut is just above trace 1's randomness: a backend weighs each kept span by
+    // 2^56 / (2^56 - 0x40000000000001), about 4/3.
+    assert_eq!(states["t2-s0"], "ot=rv:c0000000000000;th:40000000000001");
+    assert_eq!(states["t3-s1"], "ot=rv:80000000000000;th:40000000000001");
 }

@@ -1,0 +1,95 @@
+//! Rewriting one field of a span: the one place span bytes are not forwarded as received.
+//!
+//! Consistent probability sampling (OTEP 235) records a sampler's threshold in the span's W3C
+//! `trace_state` (`Span` field 3). A kept span whose trace state changes is copied field by
+//! field with the new `trace_state` in place of the old; every other field, unknown ones
+//! included, keeps its bytes and its order. The span's length prefix is the framer's to write,
+//! as for every span.
+
+use super::encode::put_bytes_field;
+use super::fields::Fields;
+use super::proto::Value;
+
+/// `Span.trace_state`.
+const TRACE_STATE: u32 = 3;
+
+/// Appends `span` (the bytes of a validated `Span` message, without its tag and length) to
+/// `out` with its `trace_state` set to `trace_state`: written where the first `trace_state`
+/// field was, or, without one, before the first field numbered above it (the order encoders
+/// write). Every other occurrence is left out, since the last one would otherwise win. An
+/// empty `trace_state` is left out altogether, as proto3 encodes its default.
+pub fn span_with_trace_state(span: &[u8], trace_state: &[u8], out: &mut Vec<u8>) {
+    let mut written = trace_state.is_empty();
+    for field in Fields::new(span, 0) {
+        let is_trace_state =
+            field.number == TRACE_STATE && matches!(field.value, Value::Len(..));
+        if !written && (is_trace_state || field.number > TRACE_STATE) {
+            put_bytes_field(out, TRACE_STATE, trace_state);
+            written = true;
+        }
+        if !is_trace_state {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    if !written {
+        put_bytes_field(out, TRACE_STATE, trace_state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message;
+
+    fn rewritten(span: &Span, state: &str) -> Span {
+        let bytes = span.encode_to_vec();
+        let mut out = Vec::new();
+        span_with_trace_state(&bytes, state.as_bytes(), &mut out);
+        Span::decode(out.as_slice()).unwrap()
+    }
+
+    fn span(state: &str) -> Span {
+        Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            trace_state: state.to_string(),
+            name: "op".to_string(),
+            start_time_unix_nano: 7,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn replaces_adds_and_removes_the_trace_state_keeping_the_rest() {
+        for (before, after) in [
+            ("vendor=a", "ot=th:8,vendor=a"),
+            ("", "ot=th:0"),
+            ("ot=th:8", ""),
+        ] {
+            let got = rewritten(&span(before), after);
+            assert_eq!(got, span(after), "{before:?} → {after:?}");
+        }
+        // Written in field order, so an encoder's output stays byte for byte an encoder's.
+        assert_eq!(
+            {
+                let mut out = Vec::new();
+                span_with_trace_state(&span("").encode_to_vec(), b"ot=th:0", &mut out);
+                out
+            },
+            span("ot=th:0").encode_to_vec()
+        );
+    }
+
+    #[test]
+    fn every_occurrence_is_replaced_and_unknown_fields_stay() {
+        let mut bytes = span("a=1").encode_to_vec();
+        // A second trace_state (which would win on decoding) and an unknown field 99.
+        bytes.extend_from_slice(&[0x1a, 3, b'b', b'=', b'2']);
+        bytes.extend_from_slice(&[0x98, 0x06, 0x05]);
+        let mut out = Vec::new();
+        span_with_trace_state(&bytes, b"c=3", &mut out);
+        assert_eq!(Span::decode(out.as_slice()).unwrap(), span("c=3"));
+        assert!(out.ends_with(&[0x98, 0x06, 0x05]));
+    }
+}
