@@ -85,10 +85,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => {
             let checked = load(Some(&file), gates).and_then(|config| {
-                    let notes = tailgate::gateway::check_on_this_machine(&config)
-                        .map_err(|err| format!("{}: {err}", config.source))?;
-                    Ok((config, notes))
-                });
+                let notes = tailgate::gateway::check_on_this_machine(&config)
+                    .map_err(|err| format!("{}: {err}", config.source))?;
+                Ok((config, notes))
+            });
             match checked {
                 Ok((config, notes)) => {
                     println!(

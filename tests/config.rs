@@ -210,7 +210,8 @@ fn gateway_config_loads_with_every_field_in_place() {
     assert_eq!(
         kinds[7],
         &PolicyKind::RateLimiting(RateLimitingPolicy {
-            spans_per_second: 35
+            spans_per_second: 35,
+            burst_capacity: 50,
         })
     );
     assert_eq!(

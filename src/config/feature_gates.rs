@@ -74,11 +74,15 @@ mod tests {
         let mut gates = FeatureGates::default();
         gates.apply(USE_TRACESTATE).unwrap();
         assert!(gates.use_tracestate);
-        gates.apply(&format!("-{USE_TRACESTATE}, {COUNT_SPANS_SAMPLED}")).unwrap();
+        gates
+            .apply(&format!("-{USE_TRACESTATE}, {COUNT_SPANS_SAMPLED}"))
+            .unwrap();
         assert!(!gates.use_tracestate);
         gates.apply(&format!("+{USE_TRACESTATE},")).unwrap();
         assert!(gates.use_tracestate);
         let err = gates.apply("exporter.otlp.fancy").unwrap_err();
-        assert!(err.to_string().contains("no feature gate `exporter.otlp.fancy`"));
+        assert!(err
+            .to_string()
+            .contains("no feature gate `exporter.otlp.fancy`"));
     }
 }

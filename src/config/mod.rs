@@ -55,7 +55,6 @@ use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrorKind};
-pub use feature_gates::{FeatureGates, UnknownGate, COUNT_SPANS_SAMPLED, USE_TRACESTATE};
 pub use exporters::{
     Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
     RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
@@ -64,6 +63,7 @@ pub use extensions::{
     BasicAuth, BearerTokenAuth, BearerTokens, Extension, Extensions, HtpasswdSource, Secret,
     BEARER_HEADER_DEFAULT, BEARER_SCHEME_DEFAULT,
 };
+pub use feature_gates::{FeatureGates, UnknownGate, COUNT_SPANS_SAMPLED, USE_TRACESTATE};
 pub use processors::{
     BatchProcessor, MemoryLimit, MemoryLimiter, Processor, Processors, BATCH_TIMEOUT_DEFAULT,
     SEND_BATCH_SIZE_DEFAULT,

@@ -202,9 +202,19 @@ mod tests {
         // By randomness: 400, 300 and 200 take 18 of the 20 tokens, 100 needs 8 more; 500 is
         // above the burst and takes no part.
         assert_eq!(limiter.cut, Some(Threshold::above(r(100))));
-        assert_eq!(limiter.allow_consistently(2, r(200), t0), (true, Threshold::above(r(100))));
-        assert_eq!(limiter.allow_consistently(8, r(100), t0), (false, Threshold::ALWAYS));
-        assert_eq!(limiter.allow_consistently(30, r(500), t0), (false, Threshold::ALWAYS), "above the burst");
+        assert_eq!(
+            limiter.allow_consistently(2, r(200), t0),
+            (true, Threshold::above(r(100)))
+        );
+        assert_eq!(
+            limiter.allow_consistently(8, r(100), t0),
+            (false, Threshold::ALWAYS)
+        );
+        assert_eq!(
+            limiter.allow_consistently(30, r(500), t0),
+            (false, Threshold::ALWAYS),
+            "above the burst"
+        );
         // The 18 tokens were taken: 2 left, so a round of one 3-span trace keeps nothing.
         limiter.add_candidate(r(900), 3);
         limiter.close_round(t0);
@@ -235,8 +245,14 @@ mod tests {
         let t0 = Instant::now();
         let mut limiter = Limiter::new(TokenBucket::new(5, 10, 1));
         let r = Randomness::from_u56(1);
-        assert_eq!(limiter.allow_consistently(10, r, t0), (true, Threshold::ALWAYS));
-        assert_eq!(limiter.allow_consistently(1, r, t0), (false, Threshold::ALWAYS));
+        assert_eq!(
+            limiter.allow_consistently(10, r, t0),
+            (true, Threshold::ALWAYS)
+        );
+        assert_eq!(
+            limiter.allow_consistently(1, r, t0),
+            (false, Threshold::ALWAYS)
+        );
     }
 
     #[test]

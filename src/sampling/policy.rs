@@ -74,16 +74,11 @@ impl Policy {
                 Policy::TraceState(TraceStateFilter::new(&p.key, &p.values))
             }
             PolicyKind::TraceFlags => Policy::TraceFlags,
-            PolicyKind::RateLimiting(p) => {
-                // The Collector's default burst: twice the rate (its `burst_capacity` key for this
-                // policy is not in tailgate's configuration yet).
-                let burst = p.spans_per_second.saturating_mul(2);
-                Policy::RateLimiting(Limiter::new(TokenBucket::new(
-                    p.spans_per_second,
-                    burst,
-                    shards,
-                )))
-            }
+            PolicyKind::RateLimiting(p) => Policy::RateLimiting(Limiter::new(TokenBucket::new(
+                p.spans_per_second,
+                p.burst_capacity,
+                shards,
+            ))),
             PolicyKind::BytesLimiting(p) => Policy::BytesLimiting(Limiter::new(TokenBucket::new(
                 p.bytes_per_second,
                 p.burst_capacity,
@@ -155,9 +150,7 @@ impl Policy {
                     .any(|s| filter.matches(s.span.trace_state())),
             ),
             Policy::TraceFlags => sampled(trace.has_sampled_flag()),
-            Policy::RateLimiting(limiter) => {
-                sampled(limiter.allow(trace.span_count(), clock.now))
-            }
+            Policy::RateLimiting(limiter) => sampled(limiter.allow(trace.span_count(), clock.now)),
             Policy::BytesLimiting(limiter) => sampled(limiter.allow(trace.bytes(), clock.now)),
             Policy::SpanCount { min, max } => {
                 let n = trace.span_count();
@@ -227,22 +220,17 @@ impl Policy {
                 };
                 (decision, threshold)
             }
-            Policy::RateLimiting(limiter) => decided(limiter.allow_consistently(
-                trace.span_count(),
-                randomness.value,
-                clock.now,
-            )),
-            Policy::BytesLimiting(limiter) => decided(limiter.allow_consistently(
-                trace.bytes(),
-                randomness.value,
-                clock.now,
-            )),
+            Policy::RateLimiting(limiter) => {
+                decided(limiter.allow_consistently(trace.span_count(), randomness.value, clock.now))
+            }
+            Policy::BytesLimiting(limiter) => {
+                decided(limiter.allow_consistently(trace.bytes(), randomness.value, clock.now))
+            }
             Policy::And(subs) => {
                 // Kept only when every sub-policy keeps it, so with the strictest threshold.
                 let mut strictest = Threshold::ALWAYS;
                 for sub in subs {
-                    let (decision, threshold) =
-                        sub.evaluate_consistently(trace, clock, randomness);
+                    let (decision, threshold) = sub.evaluate_consistently(trace, clock, randomness);
                     if matches!(decision, Decision::NotSampled | Decision::InvertNotSampled) {
                         return (Decision::NotSampled, Threshold::ALWAYS);
                     }
@@ -276,7 +264,9 @@ impl Policy {
             Policy::RateLimiting(limiter) => {
                 limiter.add_candidate(randomness.value, trace.span_count())
             }
-            Policy::BytesLimiting(limiter) => limiter.add_candidate(randomness.value, trace.bytes()),
+            Policy::BytesLimiting(limiter) => {
+                limiter.add_candidate(randomness.value, trace.bytes())
+            }
             Policy::And(subs) => {
                 let eligible = subs.iter_mut().all(|sub| {
                     sub.budgets_rounds()
@@ -541,6 +531,7 @@ mod tests {
         let kind = || {
             PolicyKind::RateLimiting(RateLimitingPolicy {
                 spans_per_second: 10,
+                burst_capacity: 20,
             })
         };
         let mut set = set(vec![policy("rate", kind())]);
@@ -566,6 +557,7 @@ mod tests {
             "rate",
             PolicyKind::RateLimiting(RateLimitingPolicy {
                 spans_per_second: 40,
+                burst_capacity: 80,
             }),
         )]);
         let mut set = PolicySet::new(&cfg, 4).unwrap();
@@ -610,6 +602,7 @@ mod tests {
                 "rate",
                 PolicyKind::RateLimiting(RateLimitingPolicy {
                     spans_per_second: 1,
+                    burst_capacity: 2,
                 }),
             )
         };

@@ -118,8 +118,7 @@ impl PolicySet {
         // Under the gate every trace's spans are read for their randomness.
         let use_tracestate = config.use_tracestate;
         let reads_spans = use_tracestate || policies.iter().any(|p| p.reads_spans(false));
-        let reads_spans_zero_times =
-            use_tracestate || policies.iter().any(|p| p.reads_spans(true));
+        let reads_spans_zero_times = use_tracestate || policies.iter().any(|p| p.reads_spans(true));
         let round_budgets = (0..policies.len())
             .filter(|&i| use_tracestate && policies[i].budgets_rounds())
             .collect();
@@ -503,6 +502,7 @@ mod tests {
                 "rate",
                 PolicyKind::RateLimiting(RateLimitingPolicy {
                     spans_per_second: 1,
+                    burst_capacity: 2,
                 }),
             ),
         ]);

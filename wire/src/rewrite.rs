@@ -21,8 +21,7 @@ const TRACE_STATE: u32 = 3;
 pub fn span_with_trace_state(span: &[u8], trace_state: &[u8], out: &mut Vec<u8>) {
     let mut written = trace_state.is_empty();
     for field in Fields::new(span, 0) {
-        let is_trace_state =
-            field.number == TRACE_STATE && matches!(field.value, Value::Len(..));
+        let is_trace_state = field.number == TRACE_STATE && matches!(field.value, Value::Len(..));
         if !written && (is_trace_state || field.number > TRACE_STATE) {
             put_bytes_field(out, TRACE_STATE, trace_state);
             written = true;

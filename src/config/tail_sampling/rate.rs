@@ -1,5 +1,5 @@
-//! Rate policies: `rate_limiting` (spans a second) and `bytes_limiting` (bytes a second,
-//! with a burst).
+//! Rate policies: `rate_limiting` (spans a second) and `bytes_limiting` (bytes a second), each
+//! with a burst.
 
 use serde::Deserialize;
 
@@ -13,6 +13,9 @@ use super::super::values::KeyPath;
 pub struct RateLimitingPolicy {
     /// Spans per second across the gateway; above 0.
     pub spans_per_second: u64,
+    /// The bucket size in spans (default twice `spans_per_second`); a larger trace never
+    /// passes.
+    pub burst_capacity: u64,
 }
 
 /// `bytes_limiting`.
@@ -28,6 +31,7 @@ pub struct BytesLimitingPolicy {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawRateLimiting {
     pub(super) spans_per_second: Option<UInt>,
+    pub(super) burst_capacity: Option<UInt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,16 +50,19 @@ pub(super) fn check_bytes_limiting(
         return Err(ctx.missing(path, "bytes_per_second"));
     };
     let bytes_per_second = in_range(ctx, &path.key("bytes_per_second"), rate, 1, u64::MAX)?;
-    // The contrib processor: "If not specified, defaults to 2x BytesPerSecond"; 0 is read as
-    // not specified. A burst below the rate is allowed: it only caps single traces lower.
-    let burst_capacity = match raw.burst_capacity {
-        Some(UInt(0)) | None => bytes_per_second.saturating_mul(2),
-        Some(UInt(burst)) => burst,
-    };
     Ok(BytesLimitingPolicy {
         bytes_per_second,
-        burst_capacity,
+        burst_capacity: burst_capacity(raw.burst_capacity, bytes_per_second),
     })
+}
+
+/// `burst_capacity`: the contrib processor's "if not specified, defaults to 2x" the rate; 0 is
+/// read as not specified. A burst below the rate is allowed: it only caps single traces lower.
+fn burst_capacity(raw: Option<UInt>, rate: u64) -> u64 {
+    match raw {
+        Some(UInt(0)) | None => rate.saturating_mul(2),
+        Some(UInt(burst)) => burst,
+    }
 }
 
 pub(super) fn check_rate_limiting(
@@ -67,5 +74,8 @@ pub(super) fn check_rate_limiting(
         return Err(ctx.missing(path, "spans_per_second"));
     };
     let spans_per_second = in_range(ctx, &path.key("spans_per_second"), rate, 1, u64::MAX)?;
-    Ok(RateLimitingPolicy { spans_per_second })
+    Ok(RateLimitingPolicy {
+        spans_per_second,
+        burst_capacity: burst_capacity(raw.burst_capacity, spans_per_second),
+    })
 }

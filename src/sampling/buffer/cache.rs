@@ -51,7 +51,10 @@ impl DecisionCache {
             return None;
         }
         let &(at, bits) = self.set.get(&id)?;
-        Some((at, (bits != NO_THRESHOLD).then(|| Threshold::from_bits(bits))))
+        Some((
+            at,
+            (bits != NO_THRESHOLD).then(|| Threshold::from_bits(bits)),
+        ))
     }
 
     /// Whether `id` is cached.

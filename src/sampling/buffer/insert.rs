@@ -7,9 +7,9 @@ use std::time::Instant;
 use tailgate_wire::{span_with_trace_state, Item, Piece, Request, Signal, SpanFacts, SpanView};
 
 use super::cache::OVERSIZED;
-use crate::sampling::consistent::{write_threshold, Threshold, Written};
 use super::slots::NIL;
 use super::TraceBuffer;
+use crate::sampling::consistent::{write_threshold, Threshold, Written};
 
 /// What inserting a request did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

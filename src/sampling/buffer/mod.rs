@@ -67,8 +67,8 @@ use slots::{SpanSlot, TraceEntry, NIL};
 
 #[cfg(test)]
 use arena::CHUNK_BYTES;
-pub use decide::Round;
 use decide::KeptSpans;
+pub use decide::Round;
 pub use insert::Inserted;
 
 /// What one buffered span costs besides its bytes.

@@ -612,12 +612,18 @@ fn under_the_tracestate_gate_kept_spans_carry_their_traces_threshold() {
     )]);
     buffer.insert(&first, t0, &mut late);
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
-    assert_eq!((due.round.kept_spans, due.round.unparseable_tracestates), (4, 1));
+    assert_eq!(
+        (due.round.kept_spans, due.round.unparseable_tracestates),
+        (4, 1)
+    );
     let states = tracestates(&due.out);
     assert_eq!(states["t1-s0"], "ot=th:0,vendor=a");
     assert_eq!(states["t1-s1"], "bad key=1", "unparseable: left as it was");
     assert_eq!(states["t2-s0"], "ot=rv:ffffffffffffff;th:8");
-    assert_eq!(states["t2-s1"], "ot=rv:ffffffffffffff;th:c, b=2", "stricter: kept");
+    assert_eq!(
+        states["t2-s1"], "ot=rv:ffffffffffffff;th:c, b=2",
+        "stricter: kept"
+    );
     assert!(!states.contains_key("t3-s0"));
     // A late span of trace 2 carries the same threshold.
     let done = buffer.insert(
@@ -637,11 +643,17 @@ fn under_the_tracestate_gate_a_rate_limit_keeps_the_highest_randomness_and_says_
         "rate",
         PolicyKind::RateLimiting(RateLimitingPolicy {
             spans_per_second: 2,
+            burst_capacity: 4,
         }),
     )]);
     let mut buffer = TraceBuffer::new(limits(), 0);
     let t0 = Instant::now();
-    let rv = ["", "ot=rv:40000000000000", "ot=rv:c0000000000000", "ot=rv:80000000000000"];
+    let rv = [
+        "",
+        "ot=rv:40000000000000",
+        "ot=rv:c0000000000000",
+        "ot=rv:80000000000000",
+    ];
     let spans = (1..=3u8)
         .flat_map(|t| (0..2).map(move |n| span_with_state(t, n, false, rv[t as usize])))
         .collect();

@@ -156,9 +156,17 @@ mod tests {
         assert_eq!(Threshold::parse(b"8"), Some(Threshold(1 << 55)));
         assert_eq!(Threshold::parse(b"08"), Some(Threshold(1 << 51)));
         assert_eq!(Threshold::parse(b"0"), Some(Threshold::ALWAYS));
-        assert_eq!(Threshold::parse(b"FFFFFFFFFFFFFF"), Some(Threshold((1 << 56) - 1)));
+        assert_eq!(
+            Threshold::parse(b"FFFFFFFFFFFFFF"),
+            Some(Threshold((1 << 56) - 1))
+        );
         for bad in [&b""[..], b"fffffffffffffff", b"g", b"+1", b"0x1"] {
-            assert_eq!(Threshold::parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Threshold::parse(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let th = Threshold::parse(b"c").unwrap();
         assert!(th.keeps(Randomness(0xc0_0000_0000_0000)));
@@ -170,7 +178,10 @@ mod tests {
         let mut id = [0xff; 16];
         id[9..].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(Randomness::of_trace_id(id), Randomness(0x01_0203_0405_0607));
-        assert_eq!(Randomness::parse(b"0102030405060A"), Some(Randomness(0x01_0203_0405_060a)));
+        assert_eq!(
+            Randomness::parse(b"0102030405060A"),
+            Some(Randomness(0x01_0203_0405_060a))
+        );
         assert_eq!(Randomness::parse(b"010203040506"), None);
         assert_eq!(Threshold::above(Randomness(5)), Threshold(6));
     }

@@ -67,7 +67,11 @@ pub(crate) enum Written {
 
 /// Sets `th` to `threshold` in `tracestate`, writing the new text into `out` (cleared first)
 /// when it differs from the old.
-pub(crate) fn write_threshold(tracestate: &[u8], threshold: Threshold, out: &mut String) -> Written {
+pub(crate) fn write_threshold(
+    tracestate: &[u8],
+    threshold: Threshold,
+    out: &mut String,
+) -> Written {
     out.clear();
     let Some(parsed) = parse(tracestate) else {
         return Written::Unparseable;
@@ -139,8 +143,8 @@ fn parse(input: &[u8]) -> Option<Parsed<'_>> {
     }
     // Members as the Collector's scanner counts them: empty ones too, but not after a
     // trailing comma.
-    let members = input.iter().filter(|&&b| b == b',').count() + 1
-        - usize::from(input.ends_with(b","));
+    let members =
+        input.iter().filter(|&&b| b == b',').count() + 1 - usize::from(input.ends_with(b","));
     if input.len() > W3C_LEN_MAX || members >= W3C_MEMBERS_LIMIT {
         return None;
     }
@@ -209,7 +213,10 @@ fn ot_members(ot: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 fn last_value<'a>(ot: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    ot_members(ot).filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+    ot_members(ot)
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .last()
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -292,16 +299,16 @@ mod tests {
             "the last ot counts"
         );
         for bad in [
-            "ot=rv:123",            // rv of 3 digits
-            "ot=th:",               // empty th
-            "ot=th:8;",             // trailing ;
-            "ot=Th:8",              // key case
-            "ot=th:8;x:a+b",        // value character
-            "Vendor=1",             // key case
-            "a=1=2",                // = in a value
-            "a=b ,c",               // a member without =
-            "t@=1",                 // empty system
-            "1a=1",                 // key starts with a digit
+            "ot=rv:123",     // rv of 3 digits
+            "ot=th:",        // empty th
+            "ot=th:8;",      // trailing ;
+            "ot=Th:8",       // key case
+            "ot=th:8;x:a+b", // value character
+            "Vendor=1",      // key case
+            "a=1=2",         // = in a value
+            "a=b ,c",        // a member without =
+            "t@=1",          // empty system
+            "1a=1",          // key starts with a digit
         ] {
             assert_eq!(read(bad), None, "{bad:?}");
         }
@@ -318,17 +325,26 @@ mod tests {
         assert_eq!(write("", always), (Written::Changed, "ot=th:0".into()));
         assert_eq!(
             write("vendor=a, ot=rv:0102030405060a;x:1", th("c")),
-            (Written::Changed, "ot=rv:0102030405060a;th:c;x:1,vendor=a".into())
+            (
+                Written::Changed,
+                "ot=rv:0102030405060a;th:c;x:1,vendor=a".into()
+            )
         );
         assert_eq!(write("ot=th:c", th("c")), (Written::Same, "ot=th:c".into()));
         // A lower probability (a greater threshold) replaces a higher one...
-        assert_eq!(write("ot=th:8", th("c")), (Written::Changed, "ot=th:c".into()));
+        assert_eq!(
+            write("ot=th:8", th("c")),
+            (Written::Changed, "ot=th:c".into())
+        );
         // ...never the other way round.
         assert_eq!(write("ot=th:c", th("8")).0, Written::Stricter);
         assert_eq!(write("ot=th:c,", always).0, Written::Stricter);
         assert_eq!(write("a=1=2", always).0, Written::Unparseable);
         // Keeping none leaves no th; an ot with nothing else goes.
-        assert_eq!(write("ot=th:8,b=2", Threshold::NEVER), (Written::Changed, "b=2".into()));
+        assert_eq!(
+            write("ot=th:8,b=2", Threshold::NEVER),
+            (Written::Changed, "b=2".into())
+        );
         assert_eq!(
             write("a=1,,b=2", always),
             (Written::Changed, "ot=th:0,a=1,b=2".into())
