@@ -2342,3 +2342,86 @@ service:
     assert!(err.to_string().contains("do not compile together"), "{err}");
     assert_eq!(err.line(), Some(13), "{err}");
 }
+
+#[test]
+fn sampling_strategy_num_shards_and_tail_storage_are_read_as_the_collector_defines_them() {
+    let config = parse(
+        r#"
+processors:
+  tail_sampling:
+    sampling_strategy: span-ingest
+    num_shards: 8
+    policies:
+      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: slow, type: latency, latency: {threshold_ms: 500}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [tail_sampling], exporters: [debug]}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+"#,
+    )
+    .unwrap();
+    let sampling = tail_sampling(&config, "tail_sampling");
+    assert_eq!(sampling.sampling_strategy, SamplingStrategy::SpanIngest);
+    assert_eq!(sampling.num_shards, 8);
+
+    let err = error(
+        r#"
+processors:
+  tail_sampling:
+    sampling_strategy: span-ingest
+    policies:
+      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: rate, type: rate_limiting, rate_limiting: {spans_per_second: 10}}
+"#,
+    );
+    assert_error(
+        &err,
+        6,
+        "processors.tail_sampling.policies[1]",
+        "requires all policies to be stateless, but policy `rate` is stateful",
+    );
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    sampling_strategy: span_ingest
+    policies: [{name: a, type: always_sample}]
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.tail_sampling.sampling_strategy",
+        "expected `trace-complete` or `span-ingest`",
+    );
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    num_shards: 257
+    policies: [{name: a, type: always_sample}]
+",
+    );
+    assert_error(&err, 3, "processors.tail_sampling.num_shards", "256");
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    tail_storage: file_storage/traces
+    policies: [{name: a, type: always_sample}]
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.tail_sampling.tail_storage",
+        "no tail storage extensions",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+}

@@ -82,9 +82,9 @@ pub(crate) use tail_sampling::NUM_TRACES_DEFAULT;
 pub use tail_sampling::{
     BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
     NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,
-    RateLimitingPolicy, SpanCountPolicy, StatusCode, StatusCodePolicy, StringAttributePolicy,
-    TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT,
-    REGEX_CACHE_SIZE_DEFAULT,
+    RateLimitingPolicy, SamplingStrategy, SpanCountPolicy, StatusCode, StatusCodePolicy,
+    StringAttributePolicy, TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT,
+    HASH_SALT_DEFAULT, REGEX_CACHE_SIZE_DEFAULT,
 };
 pub use tls::{Pem, TlsClientSettings, TlsCommon, TlsServerSettings, TlsVersion};
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};

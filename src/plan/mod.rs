@@ -240,6 +240,14 @@ impl PipelinePlan {
         }
         let sampling = match sampling {
             Some(config) => {
+                if config.num_shards > 1 {
+                    tracing::warn!(
+                        "tail_sampling.num_shards ({}) is the Collector's count of event loops; \
+                         tailgate decides traces on every shard it runs (shards.cpus: {shards} \
+                         here) and ignores it",
+                        config.num_shards
+                    );
+                }
                 PolicySet::new(&config, shards)
                     .map_err(|err| StartError::Unsupported(err.to_string()))?;
                 Some(SamplingPlan {

@@ -134,6 +134,8 @@ pub(crate) fn config(policies: Vec<Policy>) -> TailSampling {
         block_on_overflow: false,
         maximum_trace_size_bytes: None,
         policies,
+        sampling_strategy: Default::default(),
+        num_shards: 1,
         use_tracestate: false,
     }
 }

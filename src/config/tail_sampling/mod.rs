@@ -9,7 +9,10 @@
 //!   `num_traces` (50000), `expected_new_traces_per_sec` (0), `decision_cache.sampled_cache_size`
 //!   and `decision_cache.non_sampled_cache_size` (0: no cache), `sample_on_first_match`,
 //!   `drop_pending_traces_on_shutdown` and `block_on_overflow` (false),
-//!   `maximum_trace_size_bytes` (0: no limit), and `policies` (required).
+//!   `maximum_trace_size_bytes` (0: no limit), `sampling_strategy` (`trace-complete`, or
+//!   `span-ingest`, which needs stateless policies), `num_shards` (1 to 256; the Collector's
+//!   count of event loops, which tailgate reads as a no-op: its shards are its cores) and
+//!   `policies` (required). `tail_storage` is refused: tailgate's buffer is its own.
 //! - A policy is `{name, type, <block named after the type>}`. `always_sample` and `trace_flags`
 //!   have no block.
 //! - Nesting, as the Collector builds evaluators: `and` and `composite` sub-policies may not be
@@ -35,7 +38,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::component::{in_range, Ctx};
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigErrorKind};
+use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{Dur, UInt};
 use super::values::KeyPath;
@@ -98,10 +102,32 @@ pub struct TailSampling {
     pub maximum_trace_size_bytes: Option<u64>,
     /// The policies, in order; at least one.
     pub policies: Vec<Policy>,
+    /// When decisions are made (default [`SamplingStrategy::TraceComplete`]).
+    pub sampling_strategy: SamplingStrategy,
+    /// `num_shards` as given (1 when not): the Collector's count of event loops. tailgate runs
+    /// one shard per core whatever it says, and warns when it is above 1.
+    pub num_shards: u32,
     /// Consistent probability sampling: set by the `processor.tailsamplingprocessor.usetracestate`
     /// feature gate (`--feature-gates`), not by a key, as in the Collector.
     pub use_tracestate: bool,
 }
+
+/// `sampling_strategy`: when decisions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SamplingStrategy {
+    /// `trace-complete`: each trace is decided once, `decision_wait` after its first span (or
+    /// sooner, see `decision_wait_after_root_received`), on all its spans.
+    #[default]
+    TraceComplete,
+    /// `span-ingest`: each request's spans of a trace are evaluated as they arrive; the first
+    /// that samples (or drops) decides the trace, its held spans go with it and later ones
+    /// follow; a trace still undecided at `decision_wait` is not sampled. Stateless policies
+    /// only.
+    SpanIngest,
+}
+
+/// The most `num_shards` the Collector accepts.
+pub const NUM_SHARDS_MAX: u64 = 256;
 
 /// `decision_cache`: LRU caches of trace ids by decision; 0 disables a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,6 +150,9 @@ pub(crate) struct RawTailSampling {
     drop_pending_traces_on_shutdown: Option<bool>,
     block_on_overflow: Option<bool>,
     maximum_trace_size_bytes: Option<UInt>,
+    sampling_strategy: Option<String>,
+    num_shards: Option<UInt>,
+    tail_storage: Option<serde::de::IgnoredAny>,
     policies: Option<Vec<RawPolicy>>,
 }
 
@@ -187,10 +216,54 @@ pub(crate) fn check(
     let maximum_trace_size_bytes = raw
         .maximum_trace_size_bytes
         .and_then(|UInt(v)| (v != 0).then_some(v));
+    if raw.tail_storage.is_some() {
+        return Err(ctx.error(
+            &path.key("tail_storage"),
+            Target::Key,
+            ConfigErrorKind::Unsupported(
+                "tailgate has no tail storage extensions: each shard holds its traces in memory, \
+                 bounded by the memory_limiter budget and num_traces (docs/OPERATIONS.md, \
+                 \"Behaviour under pressure\")"
+                    .to_string(),
+            ),
+        ));
+    }
+    let sampling_strategy = match raw.sampling_strategy.as_deref() {
+        None | Some("trace-complete") => SamplingStrategy::TraceComplete,
+        Some("span-ingest") => SamplingStrategy::SpanIngest,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &path.key("sampling_strategy"),
+                format!(
+                    "invalid sampling_strategy `{other}`, expected `trace-complete` or \
+                     `span-ingest`"
+                ),
+            ))
+        }
+    };
+    let num_shards = match raw.num_shards {
+        // 0 is the Collector's "not set": one loop.
+        Some(UInt(0)) | None => 1,
+        Some(UInt(n)) => in_range(ctx, &path.key("num_shards"), n, 1, NUM_SHARDS_MAX)? as u32,
+    };
     let Some(policies) = raw.policies else {
         return Err(ctx.missing(path, "policies"));
     };
-    let policies = check_policies(policies, &path.key("policies"), Level::Top, ctx)?;
+    let policies_path = path.key("policies");
+    let policies = check_policies(policies, &policies_path, Level::Top, ctx)?;
+    if sampling_strategy == SamplingStrategy::SpanIngest {
+        if let Some(i) = policies.iter().position(|p| p.is_stateful()) {
+            return Err(ctx.invalid(
+                &policies_path.index(i),
+                format!(
+                    "sampling_strategy `span-ingest` requires all policies to be stateless, but \
+                     policy `{}` is stateful (rate_limiting, bytes_limiting, latency with \
+                     upper_threshold_ms, span_count with max_spans, or a policy holding one)",
+                    policies[i].name
+                ),
+            ));
+        }
+    }
     Ok(TailSampling {
         decision_wait,
         decision_wait_after_root_received,
@@ -202,6 +275,8 @@ pub(crate) fn check(
         block_on_overflow: raw.block_on_overflow.unwrap_or(false),
         maximum_trace_size_bytes,
         policies,
+        sampling_strategy,
+        num_shards,
         use_tracestate: false,
     })
 }

@@ -149,6 +149,22 @@ impl RawPolicy {
     }
 }
 
+impl Policy {
+    /// Whether the Collector counts the policy stateful (its `IsStateful`): its decision may
+    /// depend on earlier evaluations, so `sampling_strategy: span-ingest` refuses it.
+    pub fn is_stateful(&self) -> bool {
+        match &self.kind {
+            PolicyKind::RateLimiting(_) | PolicyKind::BytesLimiting(_) => true,
+            PolicyKind::Latency(p) => p.upper_threshold_ms.is_some(),
+            PolicyKind::SpanCount(p) => p.max_spans.is_some(),
+            PolicyKind::And(subs) | PolicyKind::Drop(subs) => subs.iter().any(Policy::is_stateful),
+            PolicyKind::Not(sub) => sub.is_stateful(),
+            PolicyKind::Composite(c) => c.sub_policies.iter().any(Policy::is_stateful),
+            _ => false,
+        }
+    }
+}
+
 /// Where a policy list sits, which decides the types allowed in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Level {
