@@ -7,7 +7,7 @@ use super::consistent::{Threshold, TraceRandomness};
 use super::policy::{Clock, Policy};
 use super::trace::Trace;
 use super::Decision;
-use crate::config::TailSampling;
+use crate::config::{SamplingStrategy, TailSampling};
 
 /// Why a policy set could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct PolicySet {
     /// Under the gate, the top-level policies that budget whole rounds (rate and bytes
     /// limiters, and `and` policies holding one), by configuration index.
     round_budgets: Vec<usize>,
+    /// `sampling_strategy: span-ingest`.
+    at_ingest: bool,
 }
 
 /// Which policies [`PolicySet::evaluate`] runs.
@@ -125,6 +127,7 @@ impl PolicySet {
         Ok(PolicySet {
             use_tracestate,
             round_budgets,
+            at_ingest: config.sampling_strategy == SamplingStrategy::SpanIngest,
             latencies_us: vec![0; policies.len()],
             reads_spans,
             reads_spans_zero_times,
@@ -157,6 +160,68 @@ impl PolicySet {
     /// Decides `trace` at `now`.
     pub fn decide(&mut self, trace: &Trace<'_>, now: Instant) -> FinalDecision<'_> {
         self.evaluate(trace, now, Drops::Evaluate)
+    }
+
+    /// Whether traces are decided as their spans arrive (`sampling_strategy: span-ingest`):
+    /// through [`PolicySet::decide_at_ingest`]; a trace still undecided when its wait ends is
+    /// not sampled, without evaluation.
+    pub(crate) fn decides_at_ingest(&self) -> bool {
+        self.at_ingest
+    }
+
+    /// `span-ingest`: the decision on one request's spans of a trace (`trace`, whose facts
+    /// count every span of the trace so far), as the Collector's `makeDecisionOnSpanIngest`
+    /// makes it. The `drop` policies first: one that drops them drops the trace; one that does
+    /// not leaves the trace pending (a later request might match it). Then the first policy
+    /// that samples them samples the trace, reporting its own threshold under the gate.
+    /// Otherwise the trace stays pending, given as `NotSampled` with no policy (there is no
+    /// final "not sampled" at ingest).
+    pub(crate) fn decide_at_ingest(
+        &mut self,
+        trace: &Trace<'_>,
+        now: Instant,
+    ) -> FinalDecision<'_> {
+        let clock = self.clock(now);
+        let randomness = self.use_tracestate.then(|| TraceRandomness::of(trace));
+        self.decisions.fill(None);
+        self.latencies_us.fill(0);
+        let mut started = Instant::now();
+        let mut drop_pending = false;
+        let mut decided = (Decision::NotSampled, None, None);
+        for &i in &self.order {
+            let is_drop = self.policies[i].is_drop();
+            if !is_drop && drop_pending {
+                break;
+            }
+            let (decision, threshold) = match &randomness {
+                Some(randomness) => {
+                    self.policies[i].evaluate_consistently(trace, clock, randomness)
+                }
+                None => (self.policies[i].evaluate(trace, clock), Threshold::ALWAYS),
+            };
+            let ended = Instant::now();
+            self.latencies_us[i] = ended.saturating_duration_since(started).as_micros() as u64;
+            started = ended;
+            self.decisions[i] = Some(decision);
+            if decision == Decision::Dropped {
+                decided = (Decision::Dropped, Some(i), None);
+                break;
+            }
+            if is_drop {
+                drop_pending = true;
+            } else if decision == Decision::Sampled {
+                decided = (
+                    Decision::Sampled,
+                    Some(i),
+                    randomness.is_some().then_some(threshold),
+                );
+                break;
+            }
+        }
+        let (decision, policy, threshold) = decided;
+        let mut final_decision = self.evaluate_done(decision, threshold);
+        final_decision.policy = policy;
+        final_decision
     }
 
     /// Whether deciding takes whole rounds: under the tracestate gate, with a policy that

@@ -70,6 +70,8 @@ impl SamplerSettings {
                 sampled_cache: cache(config.decision_cache.sampled_cache_size),
                 not_sampled_cache: cache(config.decision_cache.non_sampled_cache_size),
                 max_trace_bytes: config.maximum_trace_size_bytes,
+                decide_at_ingest: config.sampling_strategy
+                    == crate::config::SamplingStrategy::SpanIngest,
             },
             expected_traces: share(expected),
             block_on_overflow: config.block_on_overflow,
@@ -159,19 +161,27 @@ impl Sampler {
         let mut late = Vec::new();
         let (inserted, wake) = {
             let mut state = self.state.borrow_mut();
-            let inserted = state.buffer.insert(bytes, Instant::now(), &mut late);
+            let State {
+                buffer, policies, ..
+            } = &mut *state;
+            let now = Instant::now();
+            let inserted = if policies.decides_at_ingest() {
+                buffer.insert_deciding(bytes, now, &mut late, policies, &self.metrics)
+            } else {
+                buffer.insert(bytes, now, &mut late)
+            };
             for &age in state.buffer.late_ages_s() {
                 self.metrics.late_span_age(age);
             }
-            if inserted.late_sampled > 0 {
+            // Late spans of kept traces, and under span-ingest the spans of traces kept now.
+            let forwarded = inserted.late_sampled + inserted.ingest_sampled;
+            if forwarded > 0 {
                 state.late_bytes += late.len() as u64;
-                state.late.push_back((late, inserted.late_sampled));
+                state.late.push_back((late, forwarded));
             }
             (
                 inserted,
-                inserted.late_sampled > 0
-                    || inserted.oversized > 0
-                    || state.buffer.needs_early_decisions(),
+                forwarded > 0 || inserted.oversized > 0 || state.buffer.needs_early_decisions(),
             )
         };
         self.metrics.new_trace_id_received.add(inserted.new_traces);

@@ -86,6 +86,19 @@ impl Facts {
     pub(crate) fn has_zero_times(&self) -> bool {
         self.zero_times
     }
+
+    /// The facts of `spans` alone, but with `total`'s span count and bytes: what
+    /// `sampling_strategy: span-ingest` evaluates one request's spans of a trace on (the
+    /// Collector gives its evaluators that request's spans and the trace's running counts).
+    pub(crate) fn of_batch(spans: &[TraceSpan<'_>], total: &Facts) -> Facts {
+        let mut facts = Facts::default();
+        for span in spans {
+            facts.add(&SpanFacts::from(&span.span));
+        }
+        facts.spans = total.spans;
+        facts.bytes = total.bytes;
+        facts
+    }
 }
 
 /// A trace ready for a decision.
@@ -112,6 +125,16 @@ impl<'a> Trace<'a> {
     /// every span the facts were gathered from, in arrival order.
     pub(crate) fn with_facts(trace_id: [u8; 16], facts: Facts, spans: &'a [TraceSpan<'a>]) -> Self {
         debug_assert!(spans.is_empty() || spans.len() as u64 == facts.spans);
+        Trace {
+            trace_id,
+            spans,
+            facts,
+        }
+    }
+
+    /// One batch of a trace's spans with the trace's running span count and bytes (see
+    /// [`Facts::of_batch`]): what `sampling_strategy: span-ingest` evaluates.
+    pub(crate) fn batch(trace_id: [u8; 16], facts: Facts, spans: &'a [TraceSpan<'a>]) -> Self {
         Trace {
             trace_id,
             spans,

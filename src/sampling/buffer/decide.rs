@@ -51,7 +51,7 @@ pub(super) struct Spans<'a> {
 
 impl<'a> Spans<'a> {
     /// The slots of a trace's spans, in arrival order, from its `head`.
-    fn walk(self, mut at: u32) -> impl Iterator<Item = u32> + 'a {
+    pub(super) fn walk(self, mut at: u32) -> impl Iterator<Item = u32> + 'a {
         let slots = self.slots;
         std::iter::from_fn(move || {
             (at != NIL).then(|| {
@@ -68,6 +68,17 @@ impl<'a> Spans<'a> {
         self.arena.get(slot.chunk, slot.offset, slot.len)
     }
 
+    /// The view of the span in slot `s`, with its resource.
+    pub(super) fn view(self, s: u32) -> TraceSpan<'a> {
+        TraceSpan {
+            span: SpanView::new(Item {
+                bytes: self.bytes(s),
+                offset: 0,
+            }),
+            resource: self.headers.resource(self.slots[s as usize].header),
+        }
+    }
+
     /// `trace` as the policies see it, its span views built into `views` when they read spans.
     fn trace<'v>(
         self,
@@ -77,13 +88,7 @@ impl<'a> Spans<'a> {
     ) -> Trace<'v> {
         views.clear();
         if policies.reads_spans(trace.facts.has_zero_times()) {
-            views.extend(self.walk(trace.head).map(|s| TraceSpan {
-                span: SpanView::new(Item {
-                    bytes: self.bytes(s),
-                    offset: 0,
-                }),
-                resource: self.headers.resource(self.slots[s as usize].header),
-            }));
+            views.extend(self.walk(trace.head).map(|s| self.view(s)));
         }
         Trace::with_facts(trace.id.to_le_bytes(), trace.facts, views)
     }
@@ -134,7 +139,7 @@ pub(super) struct KeptSpans {
 }
 
 impl KeptSpans {
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.spans.clear();
         self.rewritten.clear();
         self.ranges.clear();
@@ -143,7 +148,7 @@ impl KeptSpans {
     /// Adds a kept trace's spans, `views` being their views when built; with a threshold
     /// (which comes with views: the gate reads spans), each span's tracestate takes it.
     /// Returns the spans whose tracestate did not parse.
-    fn add(
+    pub(super) fn add(
         &mut self,
         spans: Spans<'_>,
         trace: &TraceEntry,
@@ -178,7 +183,7 @@ impl KeptSpans {
 
     /// Frames the kept spans into `out`, sorted so that spans under one header pair sit
     /// together and each header is written once.
-    fn frame(&mut self, spans: Spans<'_>, framer: &mut Framer, out: &mut Vec<u8>) {
+    pub(super) fn frame(&mut self, spans: Spans<'_>, framer: &mut Framer, out: &mut Vec<u8>) {
         if self.spans.is_empty() {
             return;
         }
@@ -244,6 +249,17 @@ impl TraceBuffer {
                 let view = spans.trace(trace, policies, &mut views);
                 let decision = policies.decide_entered(&view, now);
                 outcomes.push((e, record(&decision, trace, metrics, now)));
+            }
+        } else if policies.decides_at_ingest() {
+            // span-ingest: what no request's spans decided is not sampled, unevaluated.
+            for &e in &self.decided {
+                let trace = &self.entries[e as usize];
+                metrics.trace_decided(
+                    Decision::NotSampled.metric(),
+                    trace.facts.span_count(),
+                    now.saturating_duration_since(trace.first),
+                );
+                outcomes.push((e, (false, None)));
             }
         } else {
             for &e in &self.decided {

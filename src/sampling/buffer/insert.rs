@@ -10,6 +10,8 @@ use super::cache::OVERSIZED;
 use super::slots::NIL;
 use super::TraceBuffer;
 use crate::sampling::consistent::{write_threshold, Threshold, Written};
+use crate::sampling::PolicySet;
+use crate::telemetry::SamplingMetrics;
 
 /// What inserting a request did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,10 @@ pub struct Inserted {
     /// Late spans of kept traces whose tracestate could not take the trace's threshold, as it
     /// does not parse (forwarded as they were).
     pub unparseable_tracestates: u64,
+    /// Under `sampling_strategy: span-ingest`, spans of traces sampled as this request
+    /// arrived (their buffered spans and the request's), framed into the caller's `late`
+    /// request.
+    pub ingest_sampled: u64,
 }
 
 /// A late span of a kept trace, to be framed at the end of its request.
@@ -66,6 +72,30 @@ impl TraceBuffer {
     /// traces this shard owns. Late spans of kept traces are framed into `late` (one export
     /// request, appended); late spans of traces not kept are dropped.
     pub fn insert(&mut self, request: &[u8], now: Instant, late: &mut Vec<u8>) -> Inserted {
+        self.insert_with(request, now, late, None)
+    }
+
+    /// [`TraceBuffer::insert`] under `sampling_strategy: span-ingest`: after each resource
+    /// group, the traces it added to are evaluated on its spans (see [`super::ingest`]); the
+    /// spans of those sampled go into `late` too.
+    pub fn insert_deciding(
+        &mut self,
+        request: &[u8],
+        now: Instant,
+        late: &mut Vec<u8>,
+        policies: &mut PolicySet,
+        metrics: &SamplingMetrics,
+    ) -> Inserted {
+        self.insert_with(request, now, late, Some((policies, metrics)))
+    }
+
+    fn insert_with(
+        &mut self,
+        request: &[u8],
+        now: Instant,
+        late: &mut Vec<u8>,
+        mut ingest: Option<(&mut PolicySet, &SamplingMetrics)>,
+    ) -> Inserted {
         let mut done = Inserted::default();
         self.late_headers.clear();
         self.late.clear();
@@ -92,6 +122,9 @@ impl TraceBuffer {
                 if header.interned != NIL && self.headers.unused(header.interned) {
                     self.headers.forget(header.interned);
                 }
+            }
+            if let Some((policies, metrics)) = ingest.as_mut() {
+                self.decide_group(now, policies, metrics, late, &mut done);
             }
         }
         if !self.late.is_empty() {
@@ -161,6 +194,9 @@ impl TraceBuffer {
         }
         self.append(entry, item.bytes, &span, header.interned);
         done.buffered += 1;
+        if self.limits.decide_at_ingest {
+            self.touched_at_ingest(entry);
+        }
         if !span.has_parent {
             self.root_arrived(entry, now);
         }

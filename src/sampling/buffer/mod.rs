@@ -42,6 +42,7 @@ mod arena;
 mod cache;
 mod decide;
 mod hasher;
+mod ingest;
 mod insert;
 mod interner;
 mod queues;
@@ -99,6 +100,9 @@ pub struct BufferLimits {
     pub not_sampled_cache: usize,
     /// A trace past this many span bytes is dropped, with its later spans.
     pub max_trace_bytes: Option<u64>,
+    /// `sampling_strategy: span-ingest`: each request's spans of a trace are evaluated as they
+    /// arrive (see [`ingest`]).
+    pub decide_at_ingest: bool,
     /// Without `max_trace_bytes`, a trace past this many span bytes is decided at once (its
     /// later spans follow the decision): one huge trace cannot hold the buffer's memory for
     /// its whole wait. [`oversized_bytes`] of the shard's soft limit.
@@ -152,6 +156,8 @@ pub struct TraceBuffer {
     outcomes: Vec<(u32, (bool, Option<Threshold>))>,
     /// Scratch: a round's decided entries.
     decided: Vec<u32>,
+    /// Scratch (span-ingest): the entries the resource group being inserted added spans to.
+    ingest_touched: Vec<u32>,
 }
 
 impl TraceBuffer {
@@ -182,6 +188,7 @@ impl TraceBuffer {
             kept: KeptSpans::default(),
             outcomes: Vec::new(),
             decided: Vec::new(),
+            ingest_touched: Vec::new(),
             limits,
         }
     }
@@ -259,6 +266,7 @@ impl TraceBuffer {
             live: true,
             root_seen: false,
             oversized: false,
+            ingest_first: NIL,
         };
         let index = match self.free_entries.pop() {
             Some(index) => {

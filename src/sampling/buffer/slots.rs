@@ -37,4 +37,7 @@ pub(super) struct TraceEntry {
     pub(super) root_seen: bool,
     /// Whether it passed the oversized bound (queued in `oversized`, decided at once).
     pub(super) oversized: bool,
+    /// Under `sampling_strategy: span-ingest`, the first slot the resource group being
+    /// inserted added to it, or [`NIL`] (the entry's size is unchanged: it fits the padding).
+    pub(super) ingest_first: u32,
 }

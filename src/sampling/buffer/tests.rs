@@ -26,6 +26,7 @@ fn limits() -> BufferLimits {
         sampled_cache: 100,
         not_sampled_cache: 100,
         max_trace_bytes: None,
+        decide_at_ingest: false,
         oversized_bytes: u64::MAX,
     }
 }
@@ -669,4 +670,117 @@ fn under_the_tracestate_gate_a_rate_limit_keeps_the_highest_randomness_and_says_
     // 2^56 / (2^56 - 0x40000000000001), about 4/3.
     assert_eq!(states["t2-s0"], "ot=rv:c0000000000000;th:40000000000001");
     assert_eq!(states["t3-s1"], "ot=rv:80000000000000;th:40000000000001");
+}
+
+fn at_ingest(policies: Vec<crate::config::Policy>) -> (TraceBuffer, PolicySet, SamplingMetrics) {
+    let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+    let mut cfg = config(policies);
+    cfg.sampling_strategy = crate::config::SamplingStrategy::SpanIngest;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let limits = BufferLimits {
+        decide_at_ingest: true,
+        ..limits()
+    };
+    (
+        TraceBuffer::new(limits, 0),
+        PolicySet::new(&cfg, 1).unwrap(),
+        SamplingMetrics::register(&mut RegistryBuilder::new(), 0, &names),
+    )
+}
+
+fn errors() -> crate::config::Policy {
+    policy(
+        "errors",
+        PolicyKind::StatusCode(StatusCodePolicy {
+            status_codes: vec![StatusCode::Error],
+        }),
+    )
+}
+
+#[test]
+fn span_ingest_decides_a_trace_on_the_request_that_samples_it() {
+    let (mut buffer, mut policies, metrics) = at_ingest(vec![errors()]);
+    let t0 = Instant::now();
+    let mut late = Vec::new();
+    let mut insert =
+        |buffer: &mut TraceBuffer, spans: Vec<Span>, at: Instant, late: &mut Vec<u8>| {
+            late.clear();
+            buffer.insert_deciding(
+                &request(vec![("api", spans)]),
+                at,
+                late,
+                &mut policies,
+                &metrics,
+            )
+        };
+    // Nothing samples the first request's spans: both traces wait.
+    let done = insert(
+        &mut buffer,
+        vec![span(1, 0, false), span(2, 0, false)],
+        t0,
+        &mut late,
+    );
+    assert_eq!((done.buffered, done.ingest_sampled), (2, 0));
+    assert!(late.is_empty());
+    // Trace 1's error arrives: the trace is decided, its held span goes with the new one.
+    let done = insert(&mut buffer, vec![span(1, 1, true)], t0, &mut late);
+    assert_eq!(done.ingest_sampled, 2);
+    assert_eq!(names(&late)["api"], ["t1-s0", "t1-s1"]);
+    assert_eq!(buffer.trace_count(), 1);
+    // Its later spans follow the decision.
+    let done = insert(&mut buffer, vec![span(1, 2, false)], t0, &mut late);
+    assert_eq!(done.late_sampled, 1);
+    assert_eq!(names(&late)["api"], ["t1-s2"]);
+    drop(insert);
+    // Trace 2 is not sampled when its wait ends, without evaluation.
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!(
+        (
+            due.round.traces,
+            due.round.kept_spans,
+            due.round.discarded_spans
+        ),
+        (1, 0, 1)
+    );
+}
+
+#[test]
+fn span_ingest_with_a_drop_policy_drops_at_ingest_and_samples_nothing_as_the_collector_does() {
+    // The Collector's makeDecisionOnSpanIngest: a drop policy that does not match a batch
+    // might match a later one, so no batch can sample the trace.
+    let drop = policy(
+        "health",
+        PolicyKind::Drop(vec![policy(
+            "route",
+            PolicyKind::StringAttribute(StringAttributePolicy {
+                key: "service.name".to_string(),
+                values: vec!["health".to_string()],
+                enabled_regex_matching: false,
+                cache_max_size: 128,
+                invert_match: false,
+            }),
+        )]),
+    );
+    let (mut buffer, mut policies, metrics) = at_ingest(vec![errors(), drop]);
+    let t0 = Instant::now();
+    let mut late = Vec::new();
+    let done = buffer.insert_deciding(
+        &request(vec![
+            ("health", vec![span(1, 0, true)]),
+            ("api", vec![span(2, 0, true)]),
+        ]),
+        t0,
+        &mut late,
+        &mut policies,
+        &metrics,
+    );
+    assert_eq!(done.ingest_sampled, 0);
+    assert!(late.is_empty());
+    assert_eq!(
+        buffer.trace_count(),
+        1,
+        "trace 1 dropped at once, trace 2 waits"
+    );
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!((due.round.kept_spans, due.round.discarded_spans), (0, 1));
 }
