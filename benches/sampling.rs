@@ -127,6 +127,7 @@ impl Bench {
             sampled_cache: 50_000,
             not_sampled_cache: 50_000,
             max_trace_bytes: None,
+            decide_at_ingest: false,
             oversized_bytes: tailgate::sampling::oversized_bytes(u64::MAX),
         };
         let mut bench = Bench {

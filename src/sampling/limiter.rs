@@ -151,7 +151,7 @@ impl Limiter {
         let budget = self.bucket.tokens_at(now);
         let round = &mut self.round;
         // Highest randomness first; equal randomness in arrival order.
-        round.sort_by(|a, b| b.0.cmp(&a.0));
+        round.sort_by_key(|&(randomness, _)| std::cmp::Reverse(randomness));
         let mut spent = 0u64;
         let mut kept = round.len();
         for (i, &(_, cost)) in round.iter().enumerate() {

@@ -731,7 +731,6 @@ fn span_ingest_decides_a_trace_on_the_request_that_samples_it() {
     let done = insert(&mut buffer, vec![span(1, 2, false)], t0, &mut late);
     assert_eq!(done.late_sampled, 1);
     assert_eq!(names(&late)["api"], ["t1-s2"]);
-    drop(insert);
     // Trace 2 is not sampled when its wait ends, without evaluation.
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!(

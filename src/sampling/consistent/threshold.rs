@@ -29,8 +29,7 @@ impl Threshold {
         if probability >= 1.0 {
             return Threshold::ALWAYS;
         }
-        // NaN fails this test too.
-        if !(probability >= 1.0 / MAX_ADJUSTED_COUNT as f64) {
+        if probability.is_nan() || probability < 1.0 / MAX_ADJUSTED_COUNT as f64 {
             return Threshold::NEVER;
         }
         // p * 2^56 is exact in floating point (a power-of-two scaling) and below 2^56.
