@@ -5,16 +5,20 @@
 //! time-dependent, so it has none). Every trace is sent whole in one request, well inside
 //! `decision_wait`, so both decide on the whole trace.
 //!
+//! Two more tests hold tailgate to the Collector where it goes beyond decisions: under the
+//! `usetracestate` feature gate, every kept span's tracestate must be the Collector's, byte for
+//! byte (thresholds from probabilistic, `and` and rate-limit policies, upstream `rv` and `th`,
+//! whitespace, unparseable states); and with `sampling_strategy: span-ingest`, with every trace
+//! split over two requests, the same spans must be kept.
+//!
 //! `TAILGATE_PARITY_TRACES` sets the traces per case (default 2,000; docs/BENCHMARKS.md records
 //! a run of 100,000). Skipped, with a message, only where `go` is not on PATH.
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use common::gateway::*;
+use common::parity;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -124,10 +128,19 @@ fn text(value: &str) -> any_value::Value {
     any_value::Value::StringValue(value.into())
 }
 
+/// The tracestates of the decision cases: W3C vendor entries, no OpenTelemetry ones.
+const VENDOR_STATES: &[&str] = &[
+    "",
+    "vendor=a",
+    "vendor=b",
+    "rojo=1,vendor=c",
+    "vendor=a,x=y",
+];
+
 /// Trace `i`: 1–6 spans, a service, a duration of 0–1.9 s, an error one time in 13, an HTTP
-/// status, a route, a retry flag one time in 5, a tracestate, a sampled flag, all drawn from
-/// `i`. Returns the trace and its resource group.
-fn trace(i: u64) -> (Trace, ResourceSpans) {
+/// status, a route, a retry flag one time in 5, a tracestate (`tracestate` of the trace's draw),
+/// a sampled flag, all drawn from `i`. Returns the trace and its resource group.
+fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
     let r = mix(i);
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&mix(r).to_be_bytes());
@@ -138,13 +151,7 @@ fn trace(i: u64) -> (Trace, ResourceSpans) {
     let http_status = [200i64, 404, 500, 503, 201, 599, 600][(r >> 16) as usize % 7];
     let error = (r >> 20).is_multiple_of(13);
     let retry = (r >> 24).is_multiple_of(5);
-    let trace_state = [
-        "",
-        "vendor=a",
-        "vendor=b",
-        "rojo=1,vendor=c",
-        "vendor=a,x=y",
-    ][(r >> 28) as usize % 5];
+    let trace_state = tracestate(r);
     let sampled_flag = !(r >> 32).is_multiple_of(3);
     let duration_ms = (r >> 36) % 1_900;
     let start = 1_700_000_000_000_000_000u64 + i * 1_000_000;
@@ -172,7 +179,7 @@ fn trace(i: u64) -> (Trace, ResourceSpans) {
                 } else {
                     mix(r ^ 1).max(1).to_be_bytes().to_vec()
                 },
-                trace_state: trace_state.into(),
+                trace_state: trace_state.clone(),
                 flags: if sampled_flag { 0x101 } else { 0x100 },
                 name: format!("op{n}"),
                 kind: 2,
@@ -211,213 +218,54 @@ fn trace(i: u64) -> (Trace, ResourceSpans) {
 
 /// The load as OTLP/HTTP request bodies of 50 traces each.
 fn load(traces: u64) -> (Vec<Trace>, Vec<Vec<u8>>) {
+    load_with(
+        traces,
+        |r| VENDOR_STATES[(r >> 28) as usize % 5].to_string(),
+        false,
+    )
+}
+
+/// The load with tracestates from `tracestate`; with `split`, each trace of two spans or more
+/// is sent in two requests, one after the other: its later spans (one time in two, its root
+/// among them) with the next 50 traces' first spans.
+fn load_with(
+    traces: u64,
+    tracestate: fn(u64) -> String,
+    split: bool,
+) -> (Vec<Trace>, Vec<Vec<u8>>) {
     let mut all = Vec::new();
     let mut bodies = Vec::new();
-    let mut groups = Vec::new();
+    // This body's groups, and the later spans that go with the next body.
+    let (mut groups, mut rest) = (Vec::new(), Vec::new());
+    let mut in_body = 0;
     for i in 0..traces {
-        let (t, group) = trace(i);
+        let (t, mut group) = trace(i, tracestate);
         all.push(t);
+        if split && group.scope_spans[0].spans.len() > 1 {
+            let mut later = group.clone();
+            let spans = &mut group.scope_spans[0].spans;
+            later.scope_spans[0].spans = spans.split_off(spans.len() / 2);
+            if mix(i ^ 0xabc) % 2 == 0 {
+                std::mem::swap(&mut group, &mut later);
+            }
+            rest.push(later);
+        }
         groups.push(group);
-        if groups.len() == 50 || i + 1 == traces {
+        in_body += 1;
+        if in_body == 50 || i + 1 == traces {
+            if i + 1 == traces {
+                groups.append(&mut rest);
+            }
             bodies.push(
                 ExportTraceServiceRequest {
-                    resource_spans: std::mem::take(&mut groups),
+                    resource_spans: std::mem::replace(&mut groups, std::mem::take(&mut rest)),
                 }
                 .encode_to_vec(),
             );
+            in_body = 0;
         }
     }
     (all, bodies)
-}
-
-/// The sum of every series of `name` (with or without the `_total` suffix, which the
-/// Collector's exposition may add) on the Prometheus page at `addr`; -1 when there is no page.
-fn sum(addr: SocketAddr, name: &str) -> f64 {
-    let Ok((200, page)) = http_get(addr, "/metrics") else {
-        return -1.0;
-    };
-    metric_value(&page, name, &[]) + metric_value(&page, &format!("{name}_total"), &[])
-}
-
-/// The `tail_sampling` block both systems run.
-fn tail_sampling(policies: &str) -> String {
-    // The batch processor after it: the Collector exports each decided trace as a request of
-    // its own otherwise, and its sending queue (1,000 requests) overflows at a decision tick.
-    format!(
-        "  batch:
-    timeout: 100ms
-  tail_sampling:
-    decision_wait: 1s
-    num_traces: 200000
-    policies:
-{policies}
-"
-    )
-}
-
-/// Runs one case through both systems; returns the trace ids each kept.
-fn run_case(
-    peers: &std::path::Path,
-    policies: &str,
-    bodies: &[Vec<u8>],
-    traces: &[Trace],
-) -> (BTreeSet<[u8; 16]>, BTreeSet<[u8; 16]>) {
-    let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
-    let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
-    let sampling = tail_sampling(policies);
-
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let ours = Gateway::start_with_config(
-        &format!(
-            "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-processors:
-{sampling}exporters:
-  otlp:
-    endpoint: {ours_upstream}
-    tls:
-      insecure: true
-    compression: none
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [tail_sampling, batch]
-      exporters: [otlp]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0, 1]
-"
-        ),
-        grpc,
-        http,
-        admin,
-    );
-
-    let (their_http, their_metrics) = (loopback(free_port()), loopback(free_port()));
-    let config = std::env::temp_dir().join(format!(
-        "tailgate-parity-{}-{}.yaml",
-        std::process::id(),
-        their_http.port()
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: {their_http}
-processors:
-{sampling}exporters:
-  otlp:
-    endpoint: {theirs_upstream}
-    tls:
-      insecure: true
-    compression: none
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [tail_sampling, batch]
-      exporters: [otlp]
-  telemetry:
-    logs:
-      level: warn
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: {}
-",
-            their_metrics.port()
-        ),
-    )
-    .unwrap();
-    let log = config.with_extension("log");
-    let mut theirs = peers::Collector::start(peers, &config, log).expect("start the Collector");
-    let ready = wait_for(Duration::from_secs(30), || {
-        theirs.running()
-            && http_get(their_metrics, "/metrics").is_ok_and(|(s, _)| s == 200)
-            && std::net::TcpStream::connect(their_http).is_ok()
-    });
-    assert!(ready, "the Collector did not start:\n{}", theirs.log());
-
-    for body in bodies {
-        for addr in [http, their_http] {
-            let (status, _, reply) = http_request(
-                addr,
-                "POST",
-                "/v1/traces",
-                &[("Content-Type", "application/x-protobuf")],
-                body,
-            )
-            .expect("a response");
-            assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
-        }
-    }
-
-    // Both decide every trace; then what they kept reaches their sinks (the exporter's queue
-    // empty, and the sink holding every span the exporter reports sent).
-    let decided = |metrics: SocketAddr| {
-        sum(
-            metrics,
-            "otelcol_processor_tail_sampling_global_count_traces_sampled",
-        )
-    };
-    let n = traces.len() as f64;
-    assert!(
-        wait_for(Duration::from_secs(60), || decided(admin) >= n
-            && decided(their_metrics) >= n),
-        "not every trace was decided: tailgate {}, Collector {} of {n}",
-        decided(admin),
-        decided(their_metrics)
-    );
-    // An exporter's request leaves the queue before it is in flight, and is counted sent only
-    // when answered: what the sink holds is final once, on five polls in a row (half a second),
-    // the queue is empty, nothing is in flight and the sink holds exactly what was sent.
-    for (metrics, sink) in [(admin, &ours_sink), (their_metrics, &theirs_sink)] {
-        let mut quiet = 0;
-        let settled = wait_for(Duration::from_secs(30), || {
-            let sent = sum(metrics, "otelcol_exporter_sent_spans");
-            let idle = sum(metrics, "otelcol_exporter_queue_size") == 0.0
-                && sum(metrics, "otelcol_exporter_in_flight_requests") <= 0.0
-                && sink.spans_received() as f64 == sent;
-            quiet = if idle { quiet + 1 } else { 0 };
-            std::thread::sleep(Duration::from_millis(100));
-            quiet >= 5
-        });
-        assert!(
-            settled,
-            "{metrics}: the sink has {} spans, the exporter reports {} sent",
-            sink.spans_received(),
-            sum(metrics, "otelcol_exporter_sent_spans")
-        );
-    }
-    drop(theirs);
-    ours.stop();
-    let kept = |sink: tailgate_bench::sink::Sink| -> BTreeSet<[u8; 16]> {
-        received_spans(&sink.stop().unwrap())
-            .iter()
-            .map(|(_, s)| s.trace_id.clone().try_into().unwrap())
-            .collect()
-    };
-    let _ = std::fs::remove_file(&config);
-    (kept(ours_sink), kept(theirs_sink))
 }
 
 #[test]
@@ -437,7 +285,13 @@ fn every_deterministic_policy_decides_as_the_collector_does() {
     let mut report = Vec::new();
     let mut differences = Vec::new();
     for (name, policies) in CASES {
-        let (ours, theirs) = run_case(&built, policies, &bodies, &traces);
+        let case = parity::Case {
+            policies,
+            settings: "",
+            gates: &[],
+        };
+        let (ours, theirs) = parity::run(&built, &case, &bodies, traces.len());
+        let (ours, theirs) = (parity::trace_ids(&ours), parity::trace_ids(&theirs));
         report.push(format!(
             "{name}: tailgate kept {}, the Collector {}",
             ours.len(),
@@ -470,5 +324,192 @@ fn every_deterministic_policy_decides_as_the_collector_does() {
     eprintln!("{} traces a case:\n{}", traces.len(), report.join("\n"));
     let spans: usize = traces.iter().map(|t| t.spans).sum();
     assert!(spans > traces.len());
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// Tracestates with OpenTelemetry sampling fields for the tracestate gate's cases: none, a
+/// vendor's, an explicit `rv` (drawn), an upstream threshold, both, optional whitespace, one
+/// that does not parse, a very strict upstream threshold.
+fn otel_states(r: u64) -> String {
+    match (r >> 28) % 8 {
+        0 => String::new(),
+        1 => "vendor=a".into(),
+        2 => format!("ot=rv:{:014x}", mix(r) >> 8),
+        3 => "ot=th:8".into(),
+        4 => format!("ot=rv:{:014x};th:c,vendor=b", mix(r ^ 7) >> 8),
+        5 => " ot=th:0 , x=y".into(),
+        6 => "bad key=1".into(),
+        _ => "ot=th:fe".into(),
+    }
+}
+
+/// Each kept span's tracestate, by trace and span id.
+fn tracestates(
+    spans: &[opentelemetry_proto::tonic::trace::v1::Span],
+) -> BTreeMap<(Vec<u8>, Vec<u8>), String> {
+    spans
+        .iter()
+        .map(|s| {
+            (
+                (s.trace_id.clone(), s.span_id.clone()),
+                s.trace_state.clone(),
+            )
+        })
+        .collect()
+}
+
+/// How many traces a run of the cases below takes (`TAILGATE_PARITY_TRACES`, default 2,000).
+fn parity_traces() -> u64 {
+    std::env::var("TAILGATE_PARITY_TRACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+/// Under the Collector's `usetracestate` gate, both keep the same traces and write the same
+/// threshold into every kept span's tracestate.
+#[test]
+fn under_the_tracestate_gate_kept_spans_carry_the_collectors_thresholds() {
+    if !peers::go_on_path() {
+        println!("skipped: go is not on PATH");
+        return;
+    }
+    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    let (traces, bodies) = load_with(parity_traces(), otel_states, false);
+    let cases: &[(&str, &str)] = &[
+        (
+            "probabilistic 30 %",
+            "      - {name: p, type: probabilistic, probabilistic: {sampling_percentage: 30}}",
+        ),
+        (
+            "errors or 20 %",
+            "      - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: p, type: probabilistic, probabilistic: {sampling_percentage: 20}}",
+        ),
+        (
+            "and: checkout at 50 %",
+            "      - name: a
+        type: and
+        and:
+          and_sub_policy:
+            - {name: c, type: string_attribute, string_attribute: {key: service.name, values: [checkout]}}
+            - {name: p, type: probabilistic, probabilistic: {sampling_percentage: 50}}",
+        ),
+        (
+            "a rate limit that keeps all, beside 10 %",
+            "      - {name: r, type: rate_limiting, rate_limiting: {spans_per_second: 100000000}}
+      - {name: p, type: probabilistic, probabilistic: {sampling_percentage: 10}}",
+        ),
+    ];
+    let mut differences = Vec::new();
+    for (name, policies) in cases {
+        let case = parity::Case {
+            policies,
+            settings: "",
+            gates: &["+processor.tailsamplingprocessor.usetracestate"],
+        };
+        let (ours, theirs) = parity::run(&built, &case, &bodies, traces.len());
+        let (ours, theirs) = (tracestates(&ours), tracestates(&theirs));
+        let rewritten = theirs
+            .iter()
+            .filter(|(_, state)| state.contains("th:"))
+            .count();
+        eprintln!(
+            "{name}: tailgate kept {} spans, the Collector {} ({rewritten} with a th)",
+            ours.len(),
+            theirs.len()
+        );
+        assert!(rewritten > 0, "{name}: no span carries a threshold");
+        let differing: Vec<_> = theirs
+            .iter()
+            .filter(|(key, state)| ours.get(*key) != Some(*state))
+            .map(|(key, state)| (state, ours.get(key)))
+            .chain(
+                ours.iter()
+                    .filter(|(key, _)| !theirs.contains_key(*key))
+                    .map(|(_, state)| (state, None)),
+            )
+            .take(6)
+            .collect();
+        if ours != theirs {
+            differences.push(format!(
+                "{name}: kept spans or tracestates differ (the Collector's, tailgate's): \
+                 {differing:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// With `sampling_strategy: span-ingest`, traces sent in two requests each are decided as the
+/// Collector decides them: on the request whose spans a policy samples (or drops), and
+/// otherwise not sampled when their wait ends.
+#[test]
+fn span_ingest_decides_on_the_same_request_as_the_collector() {
+    if !peers::go_on_path() {
+        println!("skipped: go is not on PATH");
+        return;
+    }
+    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    let (traces, bodies) = load_with(
+        parity_traces(),
+        |r| VENDOR_STATES[(r >> 28) as usize % 5].to_string(),
+        true,
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "errors",
+            "      - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}",
+        ),
+        (
+            "errors or 20 %",
+            "      - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: p, type: probabilistic, probabilistic: {sampling_percentage: 20}}",
+        ),
+        (
+            "latency over 700 ms, per request",
+            "      - {name: l, type: latency, latency: {threshold_ms: 700}}",
+        ),
+        (
+            // The retry flag is on the root only: a request without the root has no retry
+            // flag, so `not` samples the trace there, which a whole-trace decision would not.
+            "not a retried trace, per request",
+            "      - name: n
+        type: not
+        not:
+          not_sub_policy: {name: b, type: boolean_attribute, boolean_attribute: {key: retry, value: true}}",
+        ),
+        (
+            "with a drop policy, nothing is sampled",
+            "      - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+      - name: d
+        type: drop
+        drop:
+          drop_sub_policy:
+            - {name: h, type: string_attribute, string_attribute: {key: http.route, values: [/health]}}",
+        ),
+    ];
+    let mut differences = Vec::new();
+    for (name, policies) in cases {
+        let case = parity::Case {
+            policies,
+            settings: "    sampling_strategy: span-ingest\n",
+            gates: &[],
+        };
+        let (ours, theirs) = parity::run(&built, &case, &bodies, traces.len());
+        let (ours, theirs) = (tracestates(&ours), tracestates(&theirs));
+        eprintln!(
+            "{name}: tailgate kept {} spans, the Collector {}",
+            ours.len(),
+            theirs.len()
+        );
+        if ours.keys().ne(theirs.keys()) {
+            differences.push(format!(
+                "{name}: {} spans kept by tailgate only, {} by the Collector only",
+                ours.keys().filter(|k| !theirs.contains_key(*k)).count(),
+                theirs.keys().filter(|k| !ours.contains_key(*k)).count()
+            ));
+        }
+    }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }

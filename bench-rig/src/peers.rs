@@ -46,9 +46,20 @@ pub struct Collector {
 impl Collector {
     /// Starts `peers/otelcol` (from [`build`]'s folder) on `config`, writing its stderr to `log`.
     pub fn start(peers: &Path, config: &Path, log: PathBuf) -> std::io::Result<Collector> {
+        Self::start_with(peers, config, log, &[] as &[&str])
+    }
+
+    /// [`Collector::start`] with further command-line arguments (`--feature-gates=...`).
+    pub fn start_with(
+        peers: &Path,
+        config: &Path,
+        log: PathBuf,
+        args: &[impl AsRef<std::ffi::OsStr>],
+    ) -> std::io::Result<Collector> {
         let child = Command::new(peers.join("otelcol"))
             .arg("--config")
             .arg(config)
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;

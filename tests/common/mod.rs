@@ -2,4 +2,5 @@
 
 pub mod gateway;
 pub mod grpc;
+pub mod parity;
 pub mod python;

@@ -1,0 +1,235 @@
+//! Running the same load through tailgate and the OpenTelemetry Collector (built from its
+//! modules by `bench-rig/peers/build.sh`), each with the same `tail_sampling` settings and
+//! exporting to a sink of its own, and returning what each sink received.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use tailgate_bench::peers;
+
+use super::gateway::*;
+
+/// One parity run's settings.
+pub struct Case<'a> {
+    /// YAML list items under `policies:` (indented by 6).
+    pub policies: &'a str,
+    /// Further `tail_sampling` keys, each a line indented by 4 (empty for none).
+    pub settings: &'a str,
+    /// `--feature-gates` values, given to both.
+    pub gates: &'a [&'a str],
+}
+
+/// The sum of every series of `name` (with or without the `_total` suffix, which the
+/// Collector's exposition may add) on the Prometheus page at `addr`; -1 when there is no page.
+pub fn sum(addr: SocketAddr, name: &str) -> f64 {
+    let Ok((200, page)) = http_get(addr, "/metrics") else {
+        return -1.0;
+    };
+    metric_value(&page, name, &[]) + metric_value(&page, &format!("{name}_total"), &[])
+}
+
+/// The processors both systems run: `tail_sampling`, then a batch processor (the Collector
+/// exports each decided trace as a request of its own otherwise, and its sending queue of
+/// 1,000 requests overflows at a decision tick).
+fn processors(case: &Case<'_>) -> String {
+    format!(
+        "  batch:
+    timeout: 100ms
+  tail_sampling:
+    decision_wait: 1s
+    num_traces: 200000
+{}    policies:
+{}
+",
+        case.settings, case.policies
+    )
+}
+
+/// Runs `case` through both systems on `bodies` (OTLP/HTTP protobuf requests, sent in order to
+/// each), holding `traces` traces; returns the spans each sink received (tailgate's, the
+/// Collector's) once both have decided every trace and exported what they kept.
+pub fn run(
+    peers: &Path,
+    case: &Case<'_>,
+    bodies: &[Vec<u8>],
+    traces: usize,
+) -> (Vec<Span>, Vec<Span>) {
+    let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
+    let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
+    let processors = processors(case);
+    let gates: Vec<String> = case
+        .gates
+        .iter()
+        .map(|g| format!("--feature-gates={g}"))
+        .collect();
+
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let ours = Gateway::start_customised(
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+{processors}exporters:
+  otlp:
+    endpoint: {ours_upstream}
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling, batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, 1]
+"
+        ),
+        grpc,
+        http,
+        admin,
+        |command| {
+            command.args(&gates);
+        },
+    );
+
+    let (their_http, their_metrics) = (loopback(free_port()), loopback(free_port()));
+    let config = std::env::temp_dir().join(format!(
+        "tailgate-parity-{}-{}.yaml",
+        std::process::id(),
+        their_http.port()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: {their_http}
+processors:
+{processors}exporters:
+  otlp:
+    endpoint: {theirs_upstream}
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling, batch]
+      exporters: [otlp]
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: {}
+",
+            their_metrics.port()
+        ),
+    )
+    .unwrap();
+    let log = config.with_extension("log");
+    let mut theirs =
+        peers::Collector::start_with(peers, &config, log, &gates).expect("start the Collector");
+    let ready = wait_for(Duration::from_secs(30), || {
+        theirs.running()
+            && http_get(their_metrics, "/metrics").is_ok_and(|(s, _)| s == 200)
+            && std::net::TcpStream::connect(their_http).is_ok()
+    });
+    assert!(ready, "the Collector did not start:\n{}", theirs.log());
+
+    for body in bodies {
+        for addr in [http, their_http] {
+            let (status, _, reply) = http_request(
+                addr,
+                "POST",
+                "/v1/traces",
+                &[("Content-Type", "application/x-protobuf")],
+                body,
+            )
+            .expect("a response");
+            assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
+        }
+    }
+
+    // Both decide every trace; then what they kept reaches their sinks (the exporter's queue
+    // empty, and the sink holding every span the exporter reports sent).
+    let decided = |metrics: SocketAddr| {
+        sum(
+            metrics,
+            "otelcol_processor_tail_sampling_global_count_traces_sampled",
+        )
+    };
+    let n = traces as f64;
+    assert!(
+        wait_for(Duration::from_secs(60), || decided(admin) >= n
+            && decided(their_metrics) >= n),
+        "not every trace was decided: tailgate {}, Collector {} of {n}",
+        decided(admin),
+        decided(their_metrics)
+    );
+    // An exporter's request leaves the queue before it is in flight, and is counted sent only
+    // when answered: what the sink holds is final once, on five polls in a row (half a second),
+    // the queue is empty, nothing is in flight and the sink holds exactly what was sent.
+    for (metrics, sink) in [(admin, &ours_sink), (their_metrics, &theirs_sink)] {
+        let mut quiet = 0;
+        let settled = wait_for(Duration::from_secs(30), || {
+            let sent = sum(metrics, "otelcol_exporter_sent_spans");
+            let idle = sum(metrics, "otelcol_exporter_queue_size") == 0.0
+                && sum(metrics, "otelcol_exporter_in_flight_requests") <= 0.0
+                && sink.spans_received() as f64 == sent;
+            quiet = if idle { quiet + 1 } else { 0 };
+            std::thread::sleep(Duration::from_millis(100));
+            quiet >= 5
+        });
+        assert!(
+            settled,
+            "{metrics}: the sink has {} spans, the exporter reports {} sent",
+            sink.spans_received(),
+            sum(metrics, "otelcol_exporter_sent_spans")
+        );
+    }
+    drop(theirs);
+    ours.stop();
+    let spans = |sink: tailgate_bench::sink::Sink| -> Vec<Span> {
+        received_spans(&sink.stop().unwrap())
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let _ = std::fs::remove_file(&config);
+    (spans(ours_sink), spans(theirs_sink))
+}
+
+/// The trace ids of `spans`.
+pub fn trace_ids(spans: &[Span]) -> BTreeSet<[u8; 16]> {
+    spans
+        .iter()
+        .map(|s| s.trace_id.clone().try_into().unwrap())
+        .collect()
+}
