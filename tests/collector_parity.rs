@@ -245,7 +245,7 @@ fn load_with(
             let mut later = group.clone();
             let spans = &mut group.scope_spans[0].spans;
             later.scope_spans[0].spans = spans.split_off(spans.len() / 2);
-            if mix(i ^ 0xabc) % 2 == 0 {
+            if mix(i ^ 0xabc).is_multiple_of(2) {
                 std::mem::swap(&mut group, &mut later);
             }
             rest.push(later);
