@@ -2,7 +2,8 @@
 //!
 //! The crate follows a span's path: the `tailgate-wire` crate validates and reads OTLP requests
 //! in place and frames new ones from their bytes; routing by trace id lives in the
-//! `tailgate-shards` crate; [`ingest`] receives, [`sampling`] decides and [`export`] sends.
+//! `tailgate-shards` crate; [`ingest`] receives, [`sampling`] decides (reading `ottl_condition`
+//! policies through [`ottl`]) and [`export`] sends.
 //! The few system calls Rust cannot check live in one private module, `sys`, the only place
 //! in the crate allowed `unsafe`.
 
@@ -17,6 +18,7 @@ pub mod ingest;
 pub mod io;
 pub mod lifecycle;
 pub(crate) mod memory;
+pub mod ottl;
 mod plan;
 pub mod sampling;
 mod shard;

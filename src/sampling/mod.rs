@@ -53,7 +53,7 @@ mod policy_set;
 mod probabilistic;
 mod sampler;
 mod trace;
-mod trace_state;
+pub(crate) mod trace_state;
 
 pub use buffer::{oversized_bytes, BufferLimits, Inserted, Round, TraceBuffer};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};

@@ -46,6 +46,19 @@ impl TraceStateFilter {
 /// `ParseTraceState(trace_state).Get(key)`: the value of `key`, or `None` when the key is
 /// absent or the trace state does not parse.
 pub(crate) fn lookup<'t>(trace_state: &'t [u8], key: &[u8]) -> Option<&'t [u8]> {
+    parse_get(trace_state, key).ok().flatten()
+}
+
+/// A trace state OpenTelemetry-Go's `ParseTraceState` refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unparsable;
+
+/// `ParseTraceState(trace_state)`, then `Get(key)` on the result: `Ok(None)` when the key is
+/// absent (Go's `Get` answers ""), [`Unparsable`] when the trace state does not parse.
+pub(crate) fn parse_get<'t>(
+    trace_state: &'t [u8],
+    key: &[u8],
+) -> Result<Option<&'t [u8]>, Unparsable> {
     let mut keys: [&[u8]; MEMBERS_MAX] = [&[]; MEMBERS_MAX];
     let mut count = 0;
     let mut found = None;
@@ -53,14 +66,14 @@ pub(crate) fn lookup<'t>(trace_state: &'t [u8], key: &[u8]) -> Option<&'t [u8]> 
         if member.is_empty() {
             continue;
         }
-        let eq = member.iter().position(|&b| b == b'=')?;
+        let eq = member.iter().position(|&b| b == b'=').ok_or(Unparsable)?;
         let k = trim_start(&member[..eq]);
         let v = trim_end(&member[eq + 1..]);
         if !valid_key(k) || !valid_value(v) || keys[..count].contains(&k) {
-            return None;
+            return Err(Unparsable);
         }
         if count == MEMBERS_MAX {
-            return None;
+            return Err(Unparsable);
         }
         keys[count] = k;
         count += 1;
@@ -68,7 +81,7 @@ pub(crate) fn lookup<'t>(trace_state: &'t [u8], key: &[u8]) -> Option<&'t [u8]> 
             found = Some(v);
         }
     }
-    found
+    Ok(found)
 }
 
 fn is_blank(b: u8) -> bool {

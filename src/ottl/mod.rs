@@ -1,0 +1,334 @@
+//! A subset of the OpenTelemetry Transformation Language's conditions (contrib `pkg/ottl`
+//! v0.161.0), parsed and type-checked at start, evaluated against spans and span events read in
+//! place.
+//!
+//! # Model
+//!
+//! [`Condition::parse`] turns one condition's text into a typed expression for a context (the
+//! span or the span event context, as the Collector's `ottlspan` and `ottlspanevent` define
+//! them): paths resolved to the fields they read, enums to their numbers, literals to values,
+//! `IsMatch` patterns compiled. Anything outside the subset is refused there, with the byte
+//! offset and what is not supported, so a configuration that starts evaluates only what the
+//! subset has. A parsed condition is immutable and cheap to clone; each user (a shard's policy)
+//! clones its own and keeps a [`Scratch`] beside it. [`Condition::eval`] reads a [`Subject`] —
+//! the span's, resource's, scope's and event's views — and allocates nothing after its scratch
+//! has grown, except for `IsMatch` on a map value (see `render.rs`).
+//!
+//! The subset was chosen to be usable by other components (a routing connector's resource
+//! conditions) as well as by `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
+//! traces or policies.
+//!
+//! # The subset
+//!
+//! - `and`, `or`, `not`, parentheses, `true`, `false`.
+//! - Comparisons `==`, `!=`, `<`, `<=`, `>`, `>=` between a path and a literal, in either order.
+//!   Literals: strings (Go escapes), integers, floats, either with a sign, `true`, `false`,
+//!   `nil`, and the enums `SPAN_KIND_*` and `STATUS_CODE_*`. Comparison follows
+//!   `compare.go` (see `value.rs`): mixed int/float compare as numbers, other mixed types are
+//!   unequal and never an error, nil equals only nil.
+//! - Converters: `IsMatch(path, "regex")` (Go regexp syntax, unanchored; a target that is not
+//!   a string is matched as the Collector renders it, see `render.rs`), and `IsRootSpan()`
+//!   (span context).
+//! - Span context paths (bare, or after `span.`): `name`, `kind`, `status.code`,
+//!   `status.message`, `attributes["k"]`, `trace_state`, `trace_state["k"]`,
+//!   `start_time_unix_nano`, `end_time_unix_nano`, `flags`, `dropped_attributes_count`,
+//!   `dropped_events_count`, `dropped_links_count`; `resource.attributes["k"]`,
+//!   `resource.dropped_attributes_count`; `instrumentation_scope.` (or `scope.`) `name`,
+//!   `version`, `attributes["k"]`, `dropped_attributes_count`.
+//! - Spanevent context paths (bare, or after `spanevent.`): `name`, `attributes["k"]`,
+//!   `time_unix_nano`, `dropped_attributes_count`; and every span context path after `span.`,
+//!   plus `resource.…` and `instrumentation_scope.…`/`scope.…` as above.
+//!
+//! Refused: arithmetic, other converters and editors, list, map and bytes literals, comparing
+//! two paths or a converter's result, indexes other than one string (`attributes[0]`,
+//! `attributes["a"]["b"]`), whole maps and structures (`attributes`, `status`, `events`), ids,
+//! `start_time`/`end_time`/`time` as time values, `kind.string`, `schema_url`, `cache`,
+//! `otelcol`, `event_index`, named arguments, integers with a leading zero (Go would read them
+//! as octal). The limits: [`CONDITION_LEN_MAX`], [`NESTING_DEPTH_MAX`], and for each pattern
+//! [`REGEX_SIZE_MAX`] and [`REGEX_NEST_MAX`].
+//!
+//! # Evaluation errors
+//!
+//! Type-checking at start leaves one error possible at evaluation, as in the Collector:
+//! `IsMatch` on a float that is NaN or infinite, or on a map or list holding one, since Go's
+//! `json.Marshal` cannot render it ([`EvalError`]). What follows depends on the user's
+//! `error_mode`, as the Collector's `ConditionSequence` has it.
+
+mod lexer;
+mod parser;
+mod path;
+mod pattern;
+mod render;
+mod value;
+
+use std::fmt;
+
+use tailgate_wire::{EventView, ResourceView, ScopeView, SpanView};
+
+use lexer::CmpOp;
+use path::Path;
+use value::{compare, Value};
+
+/// The longest condition, in bytes.
+pub const CONDITION_LEN_MAX: usize = 4096;
+/// The deepest nesting of parentheses in a condition.
+pub const NESTING_DEPTH_MAX: usize = 32;
+/// The largest compiled `IsMatch` pattern, in bytes of the regex crate's program (and of its
+/// lazy DFA's cache).
+pub const REGEX_SIZE_MAX: usize = 1 << 20;
+/// The deepest nesting inside one `IsMatch` pattern.
+pub const REGEX_NEST_MAX: u32 = 64;
+/// The scratch buffer's capacity kept between evaluations; a larger rendering (a huge map
+/// matched with `IsMatch`) gives the excess back.
+const SCRATCH_KEEP_MAX: usize = 64 * 1024;
+
+/// Which OTTL context a condition is written for: what its bare paths mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKind {
+    /// `ottlspan`: bare paths read the span.
+    Span,
+    /// `ottlspanevent`: bare paths read the span event.
+    SpanEvent,
+}
+
+/// What a condition reads: the span (and, in the spanevent context, one of its events) with
+/// the resource and scope it arrived under. A missing resource or scope reads as an empty one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Subject<'a> {
+    /// The resource.
+    pub resource: Option<ResourceView<'a>>,
+    /// The instrumentation scope.
+    pub scope: Option<ScopeView<'a>>,
+    /// The span: required by span and spanevent conditions.
+    pub span: Option<SpanView<'a>>,
+    /// The span event: required by spanevent conditions.
+    pub event: Option<EventView<'a>>,
+}
+
+/// A condition that cannot be used: where (a byte offset into it) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// Byte offset of the problem in the condition.
+    pub at: usize,
+    /// What is wrong.
+    pub kind: ParseErrorKind,
+}
+
+/// Why a condition was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// The Collector refuses it too: a syntax error, an unknown path or enum, a bad pattern.
+    Invalid(String),
+    /// Valid OTTL that tailgate's subset does not have.
+    Unsupported(String),
+}
+
+impl ParseError {
+    pub(crate) fn new(at: usize, kind: ParseErrorKind) -> ParseError {
+        ParseError { at, kind }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ParseErrorKind::Invalid(why) => f.write_str(why),
+            ParseErrorKind::Unsupported(what) => {
+                write!(f, "tailgate's OTTL subset does not support {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A condition that failed at evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalError {
+    /// `IsMatch` on a NaN or infinite float (or a map or list holding one), which Go's
+    /// `json.Marshal` refuses to render.
+    NonFiniteFloat,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalError::NonFiniteFloat => f.write_str(
+                "IsMatch: the value holds a NaN or infinite float, which has no string form",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+/// Reusable memory for evaluations: the text `IsMatch` matches when it is not a string.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    text: String,
+}
+
+/// A parsed condition.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    text: Box<str>,
+    context: ContextKind,
+    expr: Expr,
+}
+
+impl PartialEq for Condition {
+    /// Two conditions are the same when written the same for the same context.
+    fn eq(&self, other: &Condition) -> bool {
+        self.text == other.text && self.context == other.context
+    }
+}
+
+impl Condition {
+    /// Parses and checks `text` as a condition of `context`.
+    pub fn parse(text: &str, context: ContextKind) -> Result<Condition, ParseError> {
+        Ok(Condition {
+            expr: parser::parse(text, context)?,
+            text: text.into(),
+            context,
+        })
+    }
+
+    /// The condition as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether some path reads the instrumentation scope.
+    pub fn reads_scope(&self) -> bool {
+        self.expr.reads_scope()
+    }
+
+    /// Whether the condition holds for `subject`.
+    pub fn eval(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Result<bool, EvalError> {
+        debug_assert!(subject.span.is_some());
+        debug_assert!(self.context == ContextKind::Span || subject.event.is_some());
+        let result = self.expr.eval(subject, scratch);
+        if scratch.text.capacity() > SCRATCH_KEEP_MAX {
+            scratch.text = String::new();
+        }
+        result
+    }
+}
+
+/// A literal as written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Literal {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Box<[u8]>),
+}
+
+impl Literal {
+    fn value(&self) -> Value<'_> {
+        match self {
+            Literal::Nil => Value::Nil,
+            Literal::Bool(b) => Value::Bool(*b),
+            Literal::Int(i) => Value::Int(*i),
+            Literal::Float(f) => Value::Float(*f),
+            Literal::Str(s) => Value::Str(s),
+        }
+    }
+}
+
+/// A path compared with a literal; `path_left` keeps the order written (`compare.go` is not
+/// symmetric in how it swaps a nil, so the order is kept rather than the operator flipped).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Comparison {
+    path: Path,
+    op: CmpOp,
+    literal: Literal,
+    path_left: bool,
+}
+
+/// `IsMatch(target, pattern)`.
+#[derive(Debug, Clone)]
+pub(crate) struct IsMatch {
+    target: Path,
+    /// The pattern as written (unquoted), which identifies the compiled one.
+    pattern: Box<str>,
+    regex: regex::bytes::Regex,
+}
+
+impl PartialEq for IsMatch {
+    fn eq(&self, other: &IsMatch) -> bool {
+        self.target == other.target && self.pattern == other.pattern
+    }
+}
+
+/// A typed condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Const(bool),
+    Not(Box<Expr>),
+    And(Box<[Expr]>),
+    Or(Box<[Expr]>),
+    Compare(Box<Comparison>),
+    IsMatch(Box<IsMatch>),
+    /// The span's `parent_span_id` is empty or all zero.
+    IsRootSpan,
+}
+
+impl Expr {
+    fn reads_scope(&self) -> bool {
+        match self {
+            Expr::Const(_) | Expr::IsRootSpan => false,
+            Expr::Not(e) => e.reads_scope(),
+            Expr::And(es) | Expr::Or(es) => es.iter().any(Expr::reads_scope),
+            Expr::Compare(c) => c.path.reads_scope(),
+            Expr::IsMatch(m) => m.target.reads_scope(),
+        }
+    }
+
+    /// Evaluates left to right, stopping where the answer is known, as the Collector does (so a
+    /// failing part after the deciding one does not fail the condition).
+    fn eval(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Result<bool, EvalError> {
+        Ok(match self {
+            Expr::Const(b) => *b,
+            Expr::Not(e) => !e.eval(subject, scratch)?,
+            Expr::And(es) => {
+                for e in es.iter() {
+                    if !e.eval(subject, scratch)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Expr::Or(es) => {
+                for e in es.iter() {
+                    if e.eval(subject, scratch)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Expr::Compare(c) => {
+                let (read, literal) = (c.path.read(subject), c.literal.value());
+                if c.path_left {
+                    compare(&read, &literal, c.op)
+                } else {
+                    compare(&literal, &read, c.op)
+                }
+            }
+            Expr::IsMatch(m) => {
+                let value = m.target.read(subject);
+                match render::match_text(&value, &mut scratch.text)? {
+                    Some(text) => m.regex.is_match(text.as_bytes()),
+                    None => false,
+                }
+            }
+            Expr::IsRootSpan => subject
+                .span
+                .is_some_and(|s| s.parent_span_id().iter().all(|&b| b == 0)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
