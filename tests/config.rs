@@ -1256,25 +1256,203 @@ processors:
     );
 }
 
-#[test]
-fn ottl_condition_is_refused_with_a_reason() {
-    let err = error(
-        r#"
+/// A config whose traces pipeline runs `tail_sampling` with these policies (YAML list items
+/// indented by 6).
+fn with_policies(policies: &str) -> String {
+    format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
 processors:
   tail_sampling:
     policies:
-      - name: ottl
+{policies}
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+"
+    )
+}
+
+#[test]
+fn ottl_condition_loads_wherever_the_collector_allows_it() {
+    let config = parse(&with_policies(
+        r#"      - name: errors
         type: ottl_condition
         ottl_condition:
-          error_mode: ignore
-          span: ['attributes["x"] == "y"']
+          error_mode: IGNORE
+          span: ['status.code == STATUS_CODE_ERROR', 'IsMatch(attributes["http.route"], "^/pay/")']
+          spanevent: ['name == "exception"']
+      - name: events-only
+        type: ottl_condition
+        ottl_condition: {spanevent: ['attributes["exception.type"] != nil']}
+      - name: and
+        type: and
+        and:
+          and_sub_policy:
+            - {name: o, type: ottl_condition, ottl_condition: {span: ['kind == SPAN_KIND_SERVER']}}
+            - {name: p, type: ottl_condition, ottl_condition: {span: ['flags == 1']}}
+      - name: not
+        type: not
+        not:
+          not_sub_policy: {name: o, type: ottl_condition, ottl_condition: {span: ['IsRootSpan()']}}
+      - name: drop
+        type: drop
+        drop:
+          drop_sub_policy:
+            - {name: o, type: ottl_condition, ottl_condition: {error_mode: propagate, span: ['name == "health"']}}
+      - name: c
+        type: composite
+        composite:
+          max_total_spans_per_second: 100
+          policy_order: [o]
+          composite_sub_policy:
+            - {name: o, type: ottl_condition, ottl_condition: {error_mode: silent, span: ['resource.attributes["tier"] == "gold"']}}
 "#,
+    ))
+    .unwrap_or_else(|err| panic!("{err}"));
+    let ts = tail_sampling(&config, "tail_sampling");
+    let PolicyKind::OttlCondition(errors) = &ts.policies[0].kind else {
+        panic!("{:?}", ts.policies[0].kind);
+    };
+    assert_eq!(errors.error_mode, ErrorMode::Ignore);
+    let texts = |list: &[tailgate::ottl::Condition]| -> Vec<String> {
+        list.iter().map(|c| c.text().to_string()).collect()
+    };
+    assert_eq!(
+        texts(&errors.span),
+        [
+            "status.code == STATUS_CODE_ERROR",
+            r#"IsMatch(attributes["http.route"], "^/pay/")"#
+        ]
     );
+    assert_eq!(texts(&errors.spanevent), [r#"name == "exception""#]);
+    let PolicyKind::OttlCondition(events) = &ts.policies[1].kind else {
+        panic!("{:?}", ts.policies[1].kind);
+    };
+    // Left out, the mode behaves as the Collector's empty one: silent.
+    assert_eq!(events.error_mode, ErrorMode::Silent);
+    assert!(events.span.is_empty() && events.spanevent.len() == 1);
+    let PolicyKind::Drop(drop) = &ts.policies[4].kind else {
+        panic!("{:?}", ts.policies[4].kind);
+    };
+    assert!(matches!(
+        &drop[0].kind,
+        PolicyKind::OttlCondition(p) if p.error_mode == ErrorMode::Propagate
+    ));
+}
+
+#[test]
+fn ottl_conditions_outside_the_subset_are_refused_naming_policy_and_condition() {
+    let err = error(&with_policies(
+        r#"      - name: slow
+        type: ottl_condition
+        ottl_condition:
+          span:
+            - 'name == "a"'
+            - 'attributes["n"] * 2 > 10'
+"#,
+    ));
     assert_error(
         &err,
-        5,
-        "processors.tail_sampling.policies[0].type",
-        "does not support `ottl_condition`",
+        13,
+        "processors.tail_sampling.policies[0].ottl_condition.span[1]",
+        "policy `slow`: the OTTL condition `attributes[\"n\"] * 2 > 10`, at character 17: \
+         tailgate's OTTL subset does not support arithmetic",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+
+    // What the Collector refuses too is an invalid value, not an unsupported one.
+    let err = error(&with_policies(
+        r#"      - name: typo
+        type: ottl_condition
+        ottl_condition: {spanevent: ['span.stauts.code == 2']}
+"#,
+    ));
+    assert_error(
+        &err,
+        10,
+        "processors.tail_sampling.policies[0].ottl_condition.spanevent[0]",
+        "policy `typo`: the OTTL condition `span.stauts.code == 2`, at character 1: path \
+         `span.stauts.code`: the span context has no `stauts`",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::InvalidValue(_)));
+
+    // Inside a compound policy, with its full path.
+    let err = error(&with_policies(
+        r#"      - name: both
+        type: and
+        and:
+          and_sub_policy:
+            - {name: o, type: ottl_condition, ottl_condition: {span: ['Concat(["a"], "") == name']}}
+"#,
+    ));
+    assert_error(
+        &err,
+        12,
+        "processors.tail_sampling.policies[0].and.and_sub_policy[0].ottl_condition.span[0]",
+        "does not support the converter `Concat`",
+    );
+}
+
+#[test]
+fn ottl_condition_settings_are_checked() {
+    let err = error(&with_policies(
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition: {error_mode: loud, span: ['name == "a"']}
+"#,
+    ));
+    assert_error(
+        &err,
+        10,
+        "processors.tail_sampling.policies[0].ottl_condition.error_mode",
+        "`loud` is not an error mode; use propagate, ignore or silent",
+    );
+    let err = error(&with_policies(
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition: {error_mode: ignore, span: []}
+"#,
+    ));
+    assert_error(
+        &err,
+        10,
+        "processors.tail_sampling.policies[0].ottl_condition",
+        "missing required key `span` or `spanevent`",
+    );
+    let many = vec!["'true'"; OTTL_CONDITIONS_MAX + 1].join(", ");
+    let err = error(&with_policies(&format!(
+        "      - name: o
+        type: ottl_condition
+        ottl_condition: {{span: [{many}]}}
+"
+    )));
+    assert_error(
+        &err,
+        10,
+        "processors.tail_sampling.policies[0].ottl_condition.span",
+        "65 conditions; at most 64 are allowed",
+    );
+    // The trace buffer keeps each span's resource but not its scope.
+    let err = error(&with_policies(
+        r#"      - name: lib
+        type: ottl_condition
+        ottl_condition: {span: ['instrumentation_scope.name == "okhttp"']}
+"#,
+    ));
+    assert_error(
+        &err,
+        10,
+        "processors.tail_sampling.policies[0].ottl_condition.span[0]",
+        "reads the instrumentation scope, which tail sampling does not keep",
     );
     assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
 }

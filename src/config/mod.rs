@@ -6,7 +6,8 @@
 //! `processors.tail_sampling.policies`, `exporters.otlp/NAME`, `service.pipelines`); `shards` is
 //! tailgate's own section. What the Collector has and tailgate does not is an error that says
 //! so, never silently ignored: unknown keys, unknown component types, settings parsed but not
-//! supported yet (TLS, extensions other than the authenticators, `ottl_condition`).
+//! supported yet (TLS, extensions other than the authenticators, OTTL beyond the subset
+//! `ottl_condition` policies accept).
 //!
 //! # How a file becomes a [`Config`]
 //!
@@ -80,11 +81,11 @@ pub use shards::{Cpus, Shards};
 #[cfg(test)]
 pub(crate) use tail_sampling::NUM_TRACES_DEFAULT;
 pub use tail_sampling::{
-    BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, LatencyPolicy,
-    NumericAttributePolicy, Policy, PolicyKind, ProbabilisticPolicy, RateAllocation,
-    RateLimitingPolicy, SamplingStrategy, SpanCountPolicy, StatusCode, StatusCodePolicy,
-    StringAttributePolicy, TailSampling, TraceStatePolicy, DECISION_WAIT_DEFAULT,
-    HASH_SALT_DEFAULT, REGEX_CACHE_SIZE_DEFAULT,
+    BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, ErrorMode,
+    LatencyPolicy, NumericAttributePolicy, OttlConditionPolicy, Policy, PolicyKind,
+    ProbabilisticPolicy, RateAllocation, RateLimitingPolicy, SamplingStrategy, SpanCountPolicy,
+    StatusCode, StatusCodePolicy, StringAttributePolicy, TailSampling, TraceStatePolicy,
+    DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT, OTTL_CONDITIONS_MAX, REGEX_CACHE_SIZE_DEFAULT,
 };
 pub use tls::{Pem, TlsClientSettings, TlsCommon, TlsServerSettings, TlsVersion};
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};

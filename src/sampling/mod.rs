@@ -16,8 +16,9 @@
 //! [`tailgate_wire::SpanView`]s, each with the [`tailgate_wire::ResourceView`] it arrived under.
 //! Facts several policies need (span count, bytes, earliest start and latest end, statuses,
 //! trace flags) are computed once when the trace is assembled; policies read attributes and
-//! trace states from the views in place. Evaluation allocates nothing, except the key of a regex
-//! result when it is first cached.
+//! trace states from the views in place; `ottl_condition` policies evaluate conditions parsed at
+//! start ([`crate::ottl`]). Evaluation allocates nothing, except the key of a regex result when
+//! it is first cached, and an `ottl_condition` policy's scratch buffer while it grows.
 //!
 //! # Decisions
 //!
@@ -48,6 +49,7 @@ mod composite;
 mod consistent;
 mod limiter;
 mod lru;
+mod ottl_condition;
 mod policy;
 mod policy_set;
 mod probabilistic;
@@ -63,7 +65,8 @@ pub use trace::{Trace, TraceSpan};
 use crate::telemetry;
 
 /// A policy's decision, as the Collector's evaluators answer (its `Error`, `Pending` and
-/// `Unspecified` have no use here: no tailgate policy fails to evaluate).
+/// `Unspecified` have no use here: the one policy that can fail to evaluate, `ottl_condition`
+/// with `error_mode: propagate`, answers NotSampled instead; see `ottl_condition.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     /// The policy keeps the trace.

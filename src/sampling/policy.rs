@@ -10,6 +10,7 @@ use super::attribute::{BooleanFilter, NumericFilter, StringFilter};
 use super::composite::Composite;
 use super::consistent::{Threshold, TraceRandomness};
 use super::limiter::{Limiter, TokenBucket};
+use super::ottl_condition::OttlFilter;
 use super::probabilistic::Probabilistic;
 use super::trace::{status_bit, StatusMask, Trace};
 use super::trace_state::TraceStateFilter;
@@ -40,6 +41,7 @@ pub(crate) enum Policy {
     BytesLimiting(Limiter),
     SpanCount { min: u64, max: Option<u64> },
     BooleanAttribute(BooleanFilter),
+    OttlCondition(OttlFilter),
     And(Vec<Policy>),
     Not(Box<Policy>),
     Drop(Vec<Policy>),
@@ -89,6 +91,7 @@ impl Policy {
                 max: p.max_spans.map(u64::from),
             },
             PolicyKind::BooleanAttribute(p) => Policy::BooleanAttribute(BooleanFilter::new(p)),
+            PolicyKind::OttlCondition(p) => Policy::OttlCondition(OttlFilter::new(&cfg.name, p)),
             PolicyKind::And(subs) => Policy::And(all(subs)?),
             PolicyKind::Not(sub) => Policy::Not(Box::new(Policy::compile(sub, shards)?)),
             PolicyKind::Drop(subs) => Policy::Drop(all(subs)?),
@@ -118,7 +121,8 @@ impl Policy {
             Policy::NumericAttribute(_)
             | Policy::StringAttribute(_)
             | Policy::TraceState(_)
-            | Policy::BooleanAttribute(_) => true,
+            | Policy::BooleanAttribute(_)
+            | Policy::OttlCondition(_) => true,
             Policy::And(subs) | Policy::Drop(subs) => {
                 subs.iter().any(|p| p.reads_spans(zero_times))
             }
@@ -157,6 +161,7 @@ impl Policy {
                 sampled(n >= *min && max.is_none_or(|max| n <= max))
             }
             Policy::BooleanAttribute(filter) => filter.evaluate(trace),
+            Policy::OttlCondition(filter) => filter.evaluate(trace),
             Policy::And(subs) => {
                 // Every sub-policy must sample; the first that does not ends the evaluation,
                 // so stateful sub-policies after it are not consulted.

@@ -22,13 +22,23 @@
 //! Stricter than the Collector, on purpose: a policy may carry only its own type's block (the
 //! Collector ignores the others, so a block under the wrong type silently does nothing), a
 //! required setting left out is an error rather than a zero that samples everything or nothing,
-//! and every count has a ceiling. `ottl_condition` is refused: tailgate does not implement OTTL.
+//! and every count has a ceiling.
+//!
+//! `ottl_condition` (`error_mode`, `span`, `spanevent`) is accepted for the OTTL subset that
+//! [`crate::ottl`] implements, which its module documentation lists. Every condition is parsed
+//! and type-checked here: a condition outside the subset is an error naming the policy, the
+//! condition and what is not supported; so is one the Collector would refuse. Conditions on
+//! `instrumentation_scope` (or `scope`) paths are refused in this policy for now, because the
+//! trace buffer keeps each span's resource but not its scope. `error_mode` takes the
+//! Collector's values, case-insensitively; left out it behaves as `silent`, as the Collector's
+//! empty mode does.
 //!
 //! Where the Collector's semantics were not certain from its sources, the choice is noted beside
 //! the check.
 
 mod attribute;
 mod composite;
+mod ottl;
 mod policy;
 mod rate;
 mod trace;
@@ -49,6 +59,7 @@ pub use attribute::{
     BooleanAttributePolicy, NumericAttributePolicy, StringAttributePolicy, TraceStatePolicy,
 };
 pub use composite::{CompositePolicy, RateAllocation};
+pub use ottl::{ErrorMode, OttlConditionPolicy, OTTL_CONDITIONS_MAX};
 pub use policy::{Policy, PolicyKind};
 pub use rate::{BytesLimitingPolicy, RateLimitingPolicy};
 pub use trace::{

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::super::component::Ctx;
@@ -18,6 +17,7 @@ use super::composite::{
     check_and, check_composite, check_drop, check_not, CompositePolicy, RawAnd, RawComposite,
     RawDrop, RawNot,
 };
+use super::ottl::{check_ottl_condition, OttlConditionPolicy, RawOttlCondition};
 use super::rate::{
     check_bytes_limiting, check_rate_limiting, BytesLimitingPolicy, RateLimitingPolicy,
     RawBytesLimiting, RawRateLimiting,
@@ -46,6 +46,7 @@ const POLICY_TYPES: &[&str] = &[
     "bytes_limiting",
     "span_count",
     "boolean_attribute",
+    "ottl_condition",
     "and",
     "not",
     "drop",
@@ -88,6 +89,8 @@ pub enum PolicyKind {
     SpanCount(SpanCountPolicy),
     /// `boolean_attribute`: a boolean attribute with this value.
     BooleanAttribute(BooleanAttributePolicy),
+    /// `ottl_condition`: a span or span event that meets an OTTL condition.
+    OttlCondition(OttlConditionPolicy),
     /// `and`: samples when every sub-policy samples.
     And(Vec<Policy>),
     /// `not`: inverts its sub-policy's decision.
@@ -115,7 +118,7 @@ pub(super) struct RawPolicy {
     pub(super) bytes_limiting: Option<RawBytesLimiting>,
     pub(super) span_count: Option<RawSpanCount>,
     pub(super) boolean_attribute: Option<RawBooleanAttribute>,
-    pub(super) ottl_condition: Option<IgnoredAny>,
+    pub(super) ottl_condition: Option<RawOttlCondition>,
     pub(super) and: Option<RawAnd>,
     pub(super) not: Option<RawNot>,
     pub(super) drop: Option<RawDrop>,
@@ -284,17 +287,6 @@ fn check_type(
     type_path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<(), ConfigError> {
-    if kind == "ottl_condition" {
-        return Err(ctx.error(
-            type_path,
-            Target::Value,
-            ConfigErrorKind::Unsupported(format!(
-                "policy `{name}`: tailgate does not support `ottl_condition` policies (it does \
-                 not implement OTTL); combine string_attribute, numeric_attribute, \
-                 boolean_attribute or status_code policies with `and` instead"
-            )),
-        ));
-    }
     if !POLICY_TYPES.contains(&kind) {
         return Err(ctx.invalid(
             type_path,
@@ -380,6 +372,12 @@ fn check_block(
         )?),
         "boolean_attribute" => PolicyKind::BooleanAttribute(check_boolean_attribute(
             raw.boolean_attribute.ok_or_else(missing)?,
+            at,
+            ctx,
+        )?),
+        "ottl_condition" => PolicyKind::OttlCondition(check_ottl_condition(
+            raw.ottl_condition.ok_or_else(missing)?,
+            name,
             at,
             ctx,
         )?),

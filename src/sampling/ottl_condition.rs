@@ -1,0 +1,272 @@
+//! `ottl_condition`: the Collector's OTTL condition evaluator (contrib `internal/sampling/ottl.go`)
+//! over a trace's spans read in place.
+//!
+//! As in the Collector, the spans are walked in the order they arrived; for each span the
+//! `span` conditions are tried first, then the `spanevent` conditions on each of its events, in
+//! order. The first condition that holds samples the trace; none holding is NotSampled. The
+//! conditions were parsed and type-checked when the configuration loaded, so evaluation only
+//! reads views; a shard's policy owns its copy of the conditions and the scratch buffer they
+//! share, so nothing is allocated per span once that buffer has grown (see [`crate::ottl`]).
+//!
+//! A condition fails only when `IsMatch` meets a NaN or infinite float. `ignore` and `silent`
+//! count that condition as false and go on (`ignore` logs, at most once a minute with a count,
+//! where the Collector logs each failure); `propagate` ends the evaluation as NotSampled. The
+//! Collector's `propagate` ends it with an error instead: the policy is then skipped for the
+//! trace and `sampling_policy_evaluation_error` counted, and a `not`, `and`, `drop` or
+//! `composite` above it fails too. The final decision is the same unless the policy sits under
+//! `not` (tailgate samples) or `composite` (tailgate asks the next sub-policy), or an
+//! `invert_match` policy answered InvertSampled.
+
+use std::time::{Duration, Instant};
+
+use super::trace::Trace;
+use super::Decision;
+use crate::config::{ErrorMode, OttlConditionPolicy};
+use crate::ottl::{Condition, EvalError, Scratch, Subject};
+
+/// How often `ignore` mode may log the failures it skipped.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A compiled `ottl_condition` policy.
+#[derive(Debug, Clone)]
+pub(crate) struct OttlFilter {
+    policy: Box<str>,
+    span: Box<[Condition]>,
+    spanevent: Box<[Condition]>,
+    error_mode: ErrorMode,
+    scratch: Scratch,
+    failures: FailureLog,
+}
+
+/// Failures skipped in `ignore` mode and not yet logged.
+#[derive(Debug, Clone, Default)]
+struct FailureLog {
+    unreported: u64,
+    last: Option<Instant>,
+}
+
+impl FailureLog {
+    fn record(&mut self, policy: &str, condition: &Condition, err: EvalError) {
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < FAILURE_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            policy,
+            condition = condition.text(),
+            error = %err,
+            "{} OTTL condition evaluation(s) failed since the last report and counted as false \
+             (error_mode: ignore); logged at most once a minute",
+            self.unreported
+        );
+        self.last = Some(now);
+        self.unreported = 0;
+    }
+}
+
+impl OttlFilter {
+    pub(crate) fn new(policy: &str, cfg: &OttlConditionPolicy) -> Self {
+        OttlFilter {
+            policy: policy.into(),
+            span: cfg.span.clone().into(),
+            spanevent: cfg.spanevent.clone().into(),
+            error_mode: cfg.error_mode,
+            scratch: Scratch::default(),
+            failures: FailureLog::default(),
+        }
+    }
+
+    pub(crate) fn evaluate(&mut self, trace: &Trace<'_>) -> Decision {
+        match self.any_span_matches(trace) {
+            Ok(true) => Decision::Sampled,
+            Ok(false) | Err(_) => Decision::NotSampled,
+        }
+    }
+
+    /// Whether some span or span event meets a condition; `Err` only in `propagate` mode.
+    fn any_span_matches(&mut self, trace: &Trace<'_>) -> Result<bool, EvalError> {
+        let OttlFilter {
+            policy,
+            span,
+            spanevent,
+            error_mode,
+            scratch,
+            failures,
+        } = self;
+        let mut any = |conditions: &[Condition], subject: &Subject<'_>| {
+            for condition in conditions {
+                match condition.eval(subject, scratch) {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => {}
+                    Err(err) => match error_mode {
+                        ErrorMode::Propagate => return Err(err),
+                        ErrorMode::Ignore => failures.record(policy, condition, err),
+                        ErrorMode::Silent => {}
+                    },
+                }
+            }
+            Ok(false)
+        };
+        for s in trace.spans() {
+            let mut subject = Subject {
+                resource: s.resource,
+                // Scope paths are refused in this policy's configuration: the buffer does not
+                // keep a span's scope.
+                scope: None,
+                span: Some(s.span),
+                event: None,
+            };
+            if !span.is_empty() && any(span, &subject)? {
+                return Ok(true);
+            }
+            if !spanevent.is_empty() {
+                for event in s.span.events() {
+                    subject.event = Some(event);
+                    if any(spanevent, &subject)? {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::trace::v1::span::Event;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+
+    use super::super::testing::*;
+    use super::*;
+    use crate::config::PolicyKind;
+    use crate::ottl::ContextKind;
+
+    fn ottl(error_mode: ErrorMode, span: &[&str], spanevent: &[&str]) -> PolicyKind {
+        let parse = |list: &[&str], context| {
+            list.iter()
+                .map(|c| Condition::parse(c, context).unwrap())
+                .collect()
+        };
+        PolicyKind::OttlCondition(OttlConditionPolicy {
+            error_mode,
+            span: parse(span, ContextKind::Span),
+            spanevent: parse(spanevent, ContextKind::SpanEvent),
+        })
+    }
+
+    fn named(mut span: Span, name: &str) -> Span {
+        span.name = name.to_string();
+        span
+    }
+
+    fn with_event(mut span: Span, name: &str) -> Span {
+        span.events.push(Event {
+            name: name.to_string(),
+            ..Default::default()
+        });
+        span
+    }
+
+    fn trace(spans: Vec<Span>) -> Vec<ResourceSpans> {
+        vec![group(Some(vec![str_attr("service.name", "api")]), spans)]
+    }
+
+    #[test]
+    fn any_span_or_event_matching_any_condition_samples() {
+        let kind = || {
+            ottl(
+                ErrorMode::Silent,
+                &["name == \"b\"", "attributes[\"x\"] > 10"],
+                &["name == \"exception\" and span.name == \"c\""],
+            )
+        };
+        let t = |spans| evaluate_one(kind(), trace(spans));
+        assert_eq!(
+            t(vec![named(span(0, 0, 1), "a"), named(span(1, 0, 1), "b")]),
+            Decision::Sampled
+        );
+        assert_eq!(
+            t(vec![with_attrs(span(0, 0, 1), vec![int_attr("x", 11)])]),
+            Decision::Sampled
+        );
+        assert_eq!(
+            t(vec![with_event(named(span(0, 0, 1), "c"), "exception")]),
+            Decision::Sampled
+        );
+        assert_eq!(
+            t(vec![
+                with_event(named(span(0, 0, 1), "a"), "exception"),
+                with_event(named(span(1, 0, 1), "c"), "retry"),
+            ]),
+            Decision::NotSampled,
+            "the event condition needs both on one event"
+        );
+        assert_eq!(
+            evaluate_one(
+                ottl(
+                    ErrorMode::Silent,
+                    &["resource.attributes[\"service.name\"] == \"api\""],
+                    &[]
+                ),
+                trace(vec![span(0, 0, 1)])
+            ),
+            Decision::Sampled
+        );
+    }
+
+    #[test]
+    fn error_modes_decide_what_a_failing_condition_does() {
+        // The first span's IsMatch fails (a NaN); the second span matches the other condition.
+        let spans = || {
+            trace(vec![
+                with_attrs(named(span(0, 0, 1), "a"), vec![double_attr("f", f64::NAN)]),
+                named(span(1, 0, 1), "b"),
+            ])
+        };
+        let conditions = ["IsMatch(attributes[\"f\"], \"1\")", "name == \"b\""];
+        for mode in [ErrorMode::Ignore, ErrorMode::Silent] {
+            assert_eq!(
+                evaluate_one(ottl(mode, &conditions, &[]), spans()),
+                Decision::Sampled,
+                "{mode:?}: the failing condition counts as false"
+            );
+        }
+        assert_eq!(
+            evaluate_one(ottl(ErrorMode::Propagate, &conditions, &[]), spans()),
+            Decision::NotSampled,
+            "propagate: the evaluation ends at the failure"
+        );
+        // A condition that holds before the failure still samples under propagate.
+        let first_holds = ["name == \"a\"", "IsMatch(attributes[\"f\"], \"1\")"];
+        assert_eq!(
+            evaluate_one(ottl(ErrorMode::Propagate, &first_holds, &[]), spans()),
+            Decision::Sampled
+        );
+    }
+
+    #[test]
+    fn sits_under_and_and_not() {
+        let is_b = || policy("b", ottl(ErrorMode::Silent, &["name == \"b\""], &[]));
+        let t = || trace(vec![named(span(0, 0, 1), "b")]);
+        assert_eq!(
+            evaluate_one(PolicyKind::Not(Box::new(is_b())), t()),
+            Decision::NotSampled
+        );
+        assert_eq!(
+            evaluate_one(
+                PolicyKind::And(vec![is_b(), policy("all", PolicyKind::AlwaysSample)]),
+                t()
+            ),
+            Decision::Sampled
+        );
+        assert_eq!(
+            evaluate_one(PolicyKind::Drop(vec![is_b()]), t()),
+            Decision::Dropped
+        );
+    }
+}
