@@ -257,6 +257,9 @@ impl<'s> Parser<'s> {
                     Some(Tok::Int(_) | Tok::Float(_)) => {
                         Operand::Literal(self.number(sign == b'-')?)
                     }
+                    Some(Tok::AddSub(_)) | None => {
+                        return Err(self.expected("a number after the sign"))
+                    }
                     _ => {
                         return Err(
                             self.unsupported_at(t.at, "arithmetic; only a number may carry a sign")

@@ -39,12 +39,19 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, ParseErrorKind> {
         .parse(pattern)
         .map_err(|err| {
             ParseErrorKind::Invalid(format!(
-                "the pattern `{pattern}` does not compile: {}",
+                "the pattern `{pattern}` does not compile: {} (Go's syntax as tailgate reads it, \
+                 which has no `\\Q…\\E`, no `\\p{{^…}}` and no literal `{{`: write `\\{{`)",
                 err.kind()
             ))
         })?;
-    let edits = ast::visit(&ast, Check::default())
-        .map_err(|why| ParseErrorKind::Unsupported(format!("the pattern `{pattern}`: {why}")))?;
+    let edits = ast::visit(&ast, Check::default()).map_err(|refusal| match refusal {
+        Refusal::GoRefuses(why) => {
+            ParseErrorKind::Invalid(format!("the pattern `{pattern}` is not valid in Go: {why}"))
+        }
+        Refusal::ReadsDifferently(why) => {
+            ParseErrorKind::Unsupported(format!("the pattern `{pattern}`: {why}"))
+        }
+    })?;
     let mut translated = String::with_capacity(pattern.len() + 16 * edits.len());
     let mut from = 0;
     for (span, replacement) in edits {
@@ -68,25 +75,37 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, ParseErrorKind> {
         })
 }
 
+/// Why a pattern is refused.
+enum Refusal {
+    /// Go's `regexp` refuses it too.
+    GoRefuses(String),
+    /// Go accepts it but reads it differently from the Rust regex crate.
+    ReadsDifferently(String),
+}
+
 /// Walks a parsed pattern: collects the rewrites (by span, in pattern order) and stops at the
-/// first construct Go and Rust read differently.
+/// first construct Go refuses or reads differently.
 #[derive(Default)]
 struct Check {
     edits: Vec<(ast::Span, &'static str)>,
 }
 
 impl Check {
-    fn literal(&mut self, lit: &ast::Literal) -> Result<(), String> {
+    fn literal(&mut self, lit: &ast::Literal) -> Result<(), Refusal> {
         match lit.kind {
             LiteralKind::HexFixed(HexLiteralKind::UnicodeShort | HexLiteralKind::UnicodeLong)
             | LiteralKind::HexBrace(HexLiteralKind::UnicodeShort | HexLiteralKind::UnicodeLong) => {
-                Err("Go has no `\\u` or `\\U` escape; write `\\x{…}`".to_string())
+                Err(Refusal::GoRefuses(
+                    "it has no `\\u` or `\\U` escape; write `\\x{…}`".to_string(),
+                ))
             }
             // `\1`…`\7` alone: Go reads a backreference and refuses it.
             LiteralKind::Octal
                 if lit.span.end.offset - lit.span.start.offset == 2 && lit.c != '\0' =>
             {
-                Err("Go does not support backreferences like `\\1`".to_string())
+                Err(Refusal::GoRefuses(
+                    "it has no backreferences like `\\1`".to_string(),
+                ))
             }
             _ => Ok(()),
         }
@@ -95,35 +114,35 @@ impl Check {
 
 impl ast::Visitor for Check {
     type Output = Vec<(ast::Span, &'static str)>;
-    type Err = String;
+    type Err = Refusal;
 
-    fn finish(self) -> Result<Self::Output, String> {
+    fn finish(self) -> Result<Self::Output, Refusal> {
         let mut edits = self.edits;
         edits.sort_by_key(|(span, _)| span.start.offset);
         Ok(edits)
     }
 
-    fn visit_pre(&mut self, ast: &Ast) -> Result<(), String> {
+    fn visit_pre(&mut self, ast: &Ast) -> Result<(), Refusal> {
         match ast {
             Ast::ClassPerl(p) => {
                 self.edits
                     .push((p.span, perl_class(&p.kind, p.negated, false)));
             }
-            Ast::Assertion(a) => {
-                match a.kind {
-                    AssertionKind::WordBoundary => self.edits.push((a.span, r"(?-u:\b)")),
-                    AssertionKind::NotWordBoundary => self.edits.push((a.span, r"(?-u:\B)")),
-                    AssertionKind::StartLine
-                    | AssertionKind::EndLine
-                    | AssertionKind::StartText
-                    | AssertionKind::EndText => {}
-                    _ => return Err(
-                        "`\\<`, `\\>` and `\\b{…}` are literal text in Go; escape the brace or \
-                         drop the backslash"
+            Ast::Assertion(a) => match a.kind {
+                AssertionKind::WordBoundary => self.edits.push((a.span, r"(?-u:\b)")),
+                AssertionKind::NotWordBoundary => self.edits.push((a.span, r"(?-u:\B)")),
+                AssertionKind::StartLine
+                | AssertionKind::EndLine
+                | AssertionKind::StartText
+                | AssertionKind::EndText => {}
+                _ => {
+                    return Err(Refusal::ReadsDifferently(
+                        "`\\<`, `\\>` and `\\b{…}` are literal text in Go; escape the brace \
+                             or drop the backslash"
                             .to_string(),
-                    ),
+                    ))
                 }
-            }
+            },
             Ast::Flags(f) => flags(&f.flags)?,
             Ast::Group(g) => match &g.kind {
                 GroupKind::NonCapturing(f) => flags(f)?,
@@ -133,10 +152,10 @@ impl ast::Visitor for Check {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_')
                     {
-                        return Err(format!(
-                            "Go allows only letters, digits and `_` in a group name, not `{}`",
+                        return Err(Refusal::GoRefuses(format!(
+                            "it allows only letters, digits and `_` in a group name, not `{}`",
                             name.name
-                        ));
+                        )));
                     }
                 }
                 GroupKind::CaptureIndex(_) => {}
@@ -149,9 +168,9 @@ impl ast::Visitor for Check {
                 ) = r.op.kind
                 {
                     if n > REPEAT_MAX {
-                        return Err(format!(
-                            "Go allows repetition counts up to {REPEAT_MAX}, not {n}"
-                        ));
+                        return Err(Refusal::GoRefuses(format!(
+                            "it allows repetition counts up to {REPEAT_MAX}, not {n}"
+                        )));
                     }
                 }
             }
@@ -161,18 +180,18 @@ impl ast::Visitor for Check {
         Ok(())
     }
 
-    fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), String> {
+    fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), Refusal> {
         match item {
             ClassSetItem::Perl(p) => {
                 self.edits
                     .push((p.span, perl_class(&p.kind, p.negated, true)));
             }
             ClassSetItem::Bracketed(_) => {
-                return Err(
+                return Err(Refusal::ReadsDifferently(
                     "a `[` inside a character class is a literal `[` in Go but a nested class \
                      here; write `\\[`"
                         .to_string(),
-                )
+                ))
             }
             ClassSetItem::Literal(lit) => self.literal(lit)?,
             ClassSetItem::Range(r) => {
@@ -184,17 +203,20 @@ impl ast::Visitor for Check {
         Ok(())
     }
 
-    fn visit_class_set_binary_op_pre(&mut self, _op: &ast::ClassSetBinaryOp) -> Result<(), String> {
-        Err(
+    fn visit_class_set_binary_op_pre(
+        &mut self,
+        _op: &ast::ClassSetBinaryOp,
+    ) -> Result<(), Refusal> {
+        Err(Refusal::ReadsDifferently(
             "`&&`, `--` and `~~` inside a class are literal characters in Go; escape them \
              (`\\&\\&`)"
                 .to_string(),
-        )
+        ))
     }
 }
 
 /// The flags Go has: `i`, `m`, `s`, `U`.
-fn flags(f: &ast::Flags) -> Result<(), String> {
+fn flags(f: &ast::Flags) -> Result<(), Refusal> {
     for item in &f.items {
         if let FlagsItemKind::Flag(flag @ (Flag::Unicode | Flag::CRLF | Flag::IgnoreWhitespace)) =
             &item.kind
@@ -204,7 +226,9 @@ fn flags(f: &ast::Flags) -> Result<(), String> {
                 Flag::CRLF => 'R',
                 _ => 'x',
             };
-            return Err(format!("Go has no `{letter}` flag (it has i, m, s and U)"));
+            return Err(Refusal::GoRefuses(format!(
+                "it has no `{letter}` flag (it has i, m, s and U)"
+            )));
         }
     }
     Ok(())
@@ -276,13 +300,29 @@ mod tests {
         assert!(refusal("[a&&b]").contains("literal characters in Go"));
         assert!(refusal(r"\<word\>").contains("literal text in Go"));
         assert!(refusal(r"\b{start}x").contains("literal text in Go"));
-        assert!(refusal(r"\u0041").contains("no `\\u`"));
-        assert!(refusal("(?x) a").contains("no `x` flag"));
-        assert!(refusal(r"(a)\1").contains("backreferences"));
-        assert!(refusal("(?P<a.b>x)").contains("group name"));
-        assert!(refusal("a{1001}").contains("up to 1000"));
+        assert!(refusal(r"\p{^Greek}").contains("does not compile"));
         assert!(refusal(r"\Qa.b\E").contains("does not compile"));
         assert!(refusal("(").contains("does not compile"));
+    }
+
+    #[test]
+    fn what_go_refuses_is_invalid() {
+        for (pattern, says) in [
+            (r"\u0041", "no `\\u`"),
+            ("(?x) a", "no `x` flag"),
+            (r"(a)\1", "backreferences"),
+            ("(?P<a.b>x)", "group name"),
+            ("a{1001}", "up to 1000"),
+        ] {
+            match compile(pattern) {
+                Err(ParseErrorKind::Invalid(why)) => assert!(why.contains(says), "{why}"),
+                other => panic!("`{pattern}`: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            compile("[a[b]]"),
+            Err(ParseErrorKind::Unsupported(_))
+        ));
     }
 
     #[test]

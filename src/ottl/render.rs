@@ -5,18 +5,22 @@
 //! - A string: itself. Go's regexp reads each byte of invalid UTF-8 as U+FFFD; so does this
 //!   (the Rust regex crate matches only valid UTF-8 text).
 //! - Bytes: lowercase hex (`hex.EncodeToString`).
-//! - An int, a float, a bool, a map or a slice: Go's `json.Marshal` of the value (a map or a
-//!   slice as pdata's `AsRaw` gives it): map keys sorted byte-wise, the last of duplicate keys
-//!   kept, strings escaped as `encoding/json` escapes them (HTML characters, control bytes,
-//!   U+2028/U+2029, each invalid byte as `\ufffd`), bytes inside as standard base64, floats in
-//!   `encoding/json`'s form (`1e+21`, `1e-7`, `0.5`).
+//! - An int, a float, a bool, a map or a slice: `json.Marshal` of the value (a map or a slice as
+//!   pdata's `AsRaw` gives it), where `json` is `github.com/goccy/go-json`, not Go's
+//!   `encoding/json`, and the two differ: floats in `strconv`'s shortest form, exponent notation
+//!   below 1e-6 and from 1e21 with at least two exponent digits (`1e-07`, `1e+21`); map keys
+//!   sorted by their encoded form (quote and escapes included) after the last of duplicate keys
+//!   won; strings with `"`, `\`, `\n`, `\r`, `\t` escaped by a backslash, other control bytes and
+//!   `<`, `>`, `&` as `\u00XX`, U+2028 and U+2029 escaped, each invalid byte as `\ufffd`; bytes
+//!   inside as standard base64, an empty bytes value (pdata's nil slice) as `null`.
 //!
 //! A NaN or infinite float has no JSON form: `json.Marshal` fails, and so does `IsMatch` — the
 //! one evaluation error of tailgate's OTTL subset ([`EvalError`]).
 //!
 //! Strings that are valid UTF-8 are matched in place; everything else is written into a
 //! scratch buffer the caller keeps from one evaluation to the next, so rendering allocates
-//! only while that buffer grows, and for maps (whose keys are sorted in a temporary list).
+//! only while that buffer grows, and for maps (whose encoded keys are sorted in a temporary
+//! list).
 
 use std::fmt::Write as _;
 
@@ -65,21 +69,25 @@ fn push_lossy(bytes: &[u8], out: &mut String) {
     }
 }
 
-/// A float64 as `encoding/json` writes it: shortest round-trip digits, plain notation from
-/// 1e-6 up to 1e21, exponent notation (`1e+21`, `1.5e-7`) outside.
+/// A float64 as go-json writes it: shortest round-trip digits, plain notation from 1e-6 up to
+/// 1e21, `strconv`'s exponent notation outside (`1e-07`, `1.5e+300`).
 fn push_json_float(f: f64, out: &mut String) -> Result<(), EvalError> {
     if !f.is_finite() {
         return Err(EvalError::NonFiniteFloat);
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        // Rust writes `1e21` and `1.5e-7`; Go writes a sign on every exponent, and after its
-        // clean-up no leading zero.
+        // Rust writes `1e21` and `1.5e-7`; Go writes a sign and at least two digits.
         let start = out.len();
         let _ = write!(out, "{f:e}");
         if let Some(e) = out[start..].find('e') {
-            if out.as_bytes().get(start + e + 1) != Some(&b'-') {
-                out.insert(start + e + 1, '+');
+            let at = start + e + 1;
+            let negative = out.as_bytes()[at] == b'-';
+            if !negative {
+                out.insert(at, '+');
+            }
+            if out.len() - (at + 1) < 2 {
+                out.insert(at + 1, '0');
             }
         }
     } else {
@@ -88,7 +96,7 @@ fn push_json_float(f: f64, out: &mut String) -> Result<(), EvalError> {
     Ok(())
 }
 
-/// A string as `encoding/json` writes it, HTML escaping on (as `json.Marshal`).
+/// A string as go-json's `Marshal` writes it (HTML escaping and UTF-8 normalising on).
 fn push_json_string(s: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
@@ -97,8 +105,6 @@ fn push_json_string(s: &[u8], out: &mut String) {
             match c {
                 '\\' => out.push_str("\\\\"),
                 '"' => out.push_str("\\\""),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
@@ -156,20 +162,27 @@ fn push_json_slice(array: &ArrayView<'_>, out: &mut String) -> Result<(), EvalEr
 }
 
 /// A map as Go's `map[string]any`: one entry per key (the last written wins, as `AsRaw`
-/// assigns them in order), in byte-wise key order.
+/// assigns them in order), ordered as go-json orders them: by the encoded key.
 fn push_json_map(map: KeyValues<'_>, out: &mut String) -> Result<(), EvalError> {
-    let mut entries: Vec<_> = map.enumerate().collect();
-    // By key, and for equal keys the last first, so `dedup` keeps the one Go keeps.
-    entries.sort_by(|(i, a), (j, b)| a.key.cmp(b.key).then(j.cmp(i)));
-    entries.dedup_by(|(_, later), (_, kept)| later.key == kept.key);
+    let mut entries: Vec<(usize, String, AnyValueView<'_>)> = map
+        .enumerate()
+        .map(|(i, kv)| {
+            let mut key = String::new();
+            push_json_string(kv.key, &mut key);
+            (i, key, kv.value)
+        })
+        .collect();
+    // Equal keys, the last first, so that `dedup` keeps the one Go keeps.
+    entries.sort_by(|(i, a, _), (j, b, _)| a.cmp(b).then(j.cmp(i)));
+    entries.dedup_by(|(_, later, _), (_, kept, _)| later == kept);
     out.push('{');
-    for (n, (_, kv)) in entries.into_iter().enumerate() {
+    for (n, (_, key, value)) in entries.into_iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
-        push_json_string(kv.key, out);
+        out.push_str(&key);
         out.push(':');
-        push_json_any(kv.value, out)?;
+        push_json_any(value, out)?;
     }
     out.push('}');
     Ok(())
@@ -186,15 +199,16 @@ mod tests {
     }
 
     #[test]
-    fn floats_as_encoding_json() {
+    fn floats_as_go_json() {
         assert_eq!(float(0.0), "0");
         assert_eq!(float(-0.0), "-0");
         assert_eq!(float(1.0), "1");
         assert_eq!(float(1.5), "1.5");
         assert_eq!(float(0.1), "0.1");
         assert_eq!(float(1e-6), "0.000001");
-        assert_eq!(float(1e-7), "1e-7");
+        assert_eq!(float(1e-7), "1e-07");
         assert_eq!(float(1.25e-10), "1.25e-10");
+        assert_eq!(float(5e-324), "5e-324");
         assert_eq!(float(1e20), "100000000000000000000");
         assert_eq!(float(1e21), "1e+21");
         assert_eq!(float(-2.5e300), "-2.5e+300");
@@ -204,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn strings_as_encoding_json() {
+    fn strings_as_go_json() {
         let json = |s: &[u8]| {
             let mut out = String::new();
             push_json_string(s, &mut out);
@@ -215,7 +229,7 @@ mod tests {
         assert_eq!(json(b"<a&b>"), r#""\u003ca\u0026b\u003e""#);
         assert_eq!(
             json(b"\x01\x08\x0c\n\r\t\x1f\x7f"),
-            "\"\\u0001\\b\\f\\n\\r\\t\\u001f\u{7f}\""
+            "\"\\u0001\\u0008\\u000c\\n\\r\\t\\u001f\u{7f}\""
         );
         assert_eq!(json("é\u{2028}".as_bytes()), "\"é\\u2028\"");
         assert_eq!(json(b"a\xe2\x82z\xff"), r#""a\ufffd\ufffdz\ufffd""#);

@@ -43,6 +43,7 @@ fn span() -> Span {
             kv("http.status_code", any_value::Value::IntValue(503)),
             kv("load", any_value::Value::DoubleValue(1.5)),
             kv("big", any_value::Value::DoubleValue(1e21)),
+            kv("small", any_value::Value::DoubleValue(1e-7)),
             kv("nan", any_value::Value::DoubleValue(f64::NAN)),
             kv("retry", any_value::Value::BoolValue(true)),
             kv("raw", any_value::Value::BytesValue(vec![0xde, 0xad])),
@@ -62,6 +63,16 @@ fn span() -> Span {
                         kv("z", any_value::Value::BoolValue(false)),
                         kv("b", any_value::Value::BytesValue(b"hi".to_vec())),
                         kv("f", any_value::Value::DoubleValue(0.5)),
+                    ],
+                }),
+            ),
+            kv(
+                "order",
+                any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![
+                        kv("a", any_value::Value::IntValue(3)),
+                        kv("a!", any_value::Value::IntValue(2)),
+                        kv("<", any_value::Value::IntValue(1)),
                     ],
                 }),
             ),
@@ -424,6 +435,7 @@ fn is_match_reads_non_strings_as_the_collector_renders_them() {
     ));
     assert!(on_span("IsMatch(attributes[\"load\"], \"^1\\\\.5$\")"));
     assert!(on_span("IsMatch(attributes[\"big\"], \"^1e\\\\+21$\")"));
+    assert!(on_span("IsMatch(attributes[\"small\"], \"^1e-07$\")"));
     assert!(on_span("IsMatch(attributes[\"retry\"], \"^true$\")"));
     assert!(on_span("IsMatch(attributes[\"raw\"], \"^dead$\")"));
     assert!(
