@@ -2,8 +2,10 @@
 //! to tailgate and to the Collector built from its modules (`bench-rig/peers/build.sh`, contrib's
 //! `tail_sampling` v0.161.0), with the same `tail_sampling` policies, must leave the same set of
 //! trace ids at each one's sink. One case per deterministic policy kind (rate limiting is
-//! time-dependent, so it has none). Every trace is sent whole in one request, well inside
-//! `decision_wait`, so both decide on the whole trace.
+//! time-dependent, so it has none), and `ottl_condition` cases over tailgate's OTTL subset
+//! (attribute, resource, kind, status and span event paths, comparisons across types, IsMatch on
+//! strings and non-strings, error modes, nesting). Every trace is sent whole in one request,
+//! well inside `decision_wait`, so both decide on the whole trace.
 //!
 //! Two more tests hold tailgate to the Collector where it goes beyond decisions: under the
 //! `usetracestate` feature gate, every kept span's tracestate must be the Collector's, byte for
@@ -22,6 +24,7 @@ use common::parity;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use tailgate_bench::peers;
@@ -98,6 +101,80 @@ const CASES: &[(&str, &str)] = &[
           drop_sub_policy:
             - {name: h, type: string_attribute, string_attribute: {key: http.route, values: [/health]}}",
     ),
+    (
+        "ottl: attribute equality, resource, nil and mixed types",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          span:
+            - 'attributes["http.route"] == "/b" and attributes["tier"] == nil'
+            - 'resource.attributes["deployment.environment"] == "staging" and attributes["tier"] != "gold" and attributes["tier"] != nil'"#,
+    ),
+    (
+        "ottl: IsMatch on strings and non-strings, error_mode ignore",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          error_mode: ignore
+          span:
+            - 'IsMatch(attributes["load"], "e[-+]")'
+            - 'IsMatch(attributes["http.route"], "^/pay/w") and IsMatch(attributes["tier"], "^(1|true)$")'"#,
+    ),
+    (
+        "ottl: numeric comparisons, int against float",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          span:
+            - 'attributes["http.status_code"] >= 500.0 and attributes["http.status_code"] < 600'
+            - 'attributes["load"] > 1 and attributes["load"] <= 2 and end_time_unix_nano > 1700000000050000000'"#,
+    ),
+    (
+        "ottl: status code and message",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          span: ['status.code == STATUS_CODE_ERROR and status.message != "timeout"']"#,
+    ),
+    (
+        "ottl: span kind",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          span:
+            - 'kind == SPAN_KIND_PRODUCER'
+            - 'span.kind == SPAN_KIND_CONSUMER and not IsRootSpan() and name != "op1"'"#,
+    ),
+    (
+        "ottl: span events",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          spanevent:
+            - 'name == "exception" and attributes["exception.type"] == "TimeoutError"'
+            - 'attributes["attempt"] >= 3 and span.kind == SPAN_KIND_CLIENT'"#,
+    ),
+    (
+        "ottl under and and not, with trace_state",
+        r#"      - name: a
+        type: and
+        and:
+          and_sub_policy:
+            - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+            - {name: o, type: ottl_condition, ottl_condition: {span: ['resource.attributes["service.name"] != "batch"']}}
+      - name: n
+        type: not
+        not:
+          not_sub_policy: {name: o, type: ottl_condition, ottl_condition: {span: ['trace_state["vendor"] != "a" or attributes["retry"] == false']}}"#,
+    ),
+    (
+        "ottl: error_mode propagate on a NaN",
+        r#"      - name: o
+        type: ottl_condition
+        ottl_condition:
+          error_mode: propagate
+          span: ['IsMatch(attributes["load"], "^2$")', 'attributes["http.route"] == "/a"']"#,
+    ),
 ];
 
 /// One trace of the recorded load: its id and its spans' request.
@@ -139,7 +216,11 @@ const VENDOR_STATES: &[&str] = &[
 
 /// Trace `i`: 1–6 spans, a service, a duration of 0–1.9 s, an error one time in 13, an HTTP
 /// status, a route, a retry flag one time in 5, a tracestate (`tracestate` of the trace's draw),
-/// a sampled flag, all drawn from `i`. Returns the trace and its resource group.
+/// a sampled flag, all drawn from `i`; and, for the `ottl_condition` cases, drawn from a second
+/// word so that the draws above (and the other cases' results) stay as they were: an
+/// environment, a `load` double (NaN one time in 16), a `tier` of mixed types, span kinds, an
+/// error message, and 0–2 events with attributes on each span. Returns the trace and its
+/// resource group.
 fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
     let r = mix(i);
     let mut id = [0u8; 16];
@@ -155,6 +236,24 @@ fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
     let sampled_flag = !(r >> 32).is_multiple_of(3);
     let duration_ms = (r >> 36) % 1_900;
     let start = 1_700_000_000_000_000_000u64 + i * 1_000_000;
+    // The OTTL cases' draws, from their own word.
+    let q = mix(r ^ 0x0771_0771_0771_0771);
+    let environment = ["prod", "staging"][q as usize % 2];
+    let load = [0.25, 1.5, 2.0, 1e21, 1e-7, 3.0, 1.0, f64::NAN][(q >> 4) as usize % 8];
+    let load = if load.is_nan() && !(q >> 8).is_multiple_of(2) {
+        2.0
+    } else {
+        load
+    };
+    let tier = [
+        Some(text("gold")),
+        Some(text("silver")),
+        Some(any_value::Value::IntValue(1)),
+        Some(any_value::Value::BoolValue(true)),
+        None,
+    ][(q >> 12) as usize % 5]
+        .clone();
+    let message = ["timeout", "refused", ""][(q >> 16) as usize % 3];
     let spans_out = (0..spans)
         .map(|n| {
             let root = n == 0;
@@ -165,7 +264,34 @@ fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
                     any_value::Value::IntValue(http_status),
                 ));
                 attributes.push(kv("retry", any_value::Value::BoolValue(retry)));
+                attributes.push(kv("load", any_value::Value::DoubleValue(load)));
+                if let Some(tier) = tier.clone() {
+                    attributes.push(kv("tier", tier));
+                }
             }
+            let e = mix(q ^ (n as u64 + 1));
+            let kind = if root {
+                2
+            } else {
+                [2, 3, 1, 4, 5][e as usize % 5]
+            };
+            let events = (0..(e >> 8) % 3)
+                .map(|k| Event {
+                    time_unix_nano: start + 1_500 + k,
+                    name: ["exception", "retry", "cache.miss"][(e >> (12 + k)) as usize % 3].into(),
+                    attributes: vec![
+                        kv(
+                            "exception.type",
+                            text(["TimeoutError", "IOError"][(e >> (16 + k)) as usize % 2]),
+                        ),
+                        kv(
+                            "attempt",
+                            any_value::Value::IntValue(1 + ((e >> (20 + k)) % 4) as i64),
+                        ),
+                    ],
+                    ..Default::default()
+                })
+                .collect();
             let (begin, end) = if root {
                 (start, start + duration_ms * 1_000_000)
             } else {
@@ -182,17 +308,22 @@ fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
                 trace_state: trace_state.clone(),
                 flags: if sampled_flag { 0x101 } else { 0x100 },
                 name: format!("op{n}"),
-                kind: 2,
+                kind,
                 start_time_unix_nano: begin,
                 end_time_unix_nano: end,
                 attributes,
+                events,
                 status: Some(Status {
                     code: if root && error {
                         status::StatusCode::Error as i32
                     } else {
                         status::StatusCode::Unset as i32
                     },
-                    message: String::new(),
+                    message: if root && error {
+                        message.to_string()
+                    } else {
+                        String::new()
+                    },
                 }),
                 ..Default::default()
             }
@@ -200,7 +331,10 @@ fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
         .collect();
     let group = ResourceSpans {
         resource: Some(Resource {
-            attributes: vec![kv("service.name", text(service))],
+            attributes: vec![
+                kv("service.name", text(service)),
+                kv("deployment.environment", text(environment)),
+            ],
             ..Default::default()
         }),
         scope_spans: vec![ScopeSpans {
@@ -211,7 +345,8 @@ fn trace(i: u64, tracestate: fn(u64) -> String) -> (Trace, ResourceSpans) {
     };
     let drawn = format!(
         "trace {i}: {spans} spans, {service}, {route}, {duration_ms} ms, status {http_status}, \
-         error {error}, retry {retry}, tracestate {trace_state:?}, sampled flag {sampled_flag}"
+         error {error}, retry {retry}, tracestate {trace_state:?}, sampled flag {sampled_flag}; \
+         {environment}, load {load}, tier {tier:?}, message {message:?}"
     );
     (Trace { id, spans, drawn }, group)
 }
