@@ -50,9 +50,10 @@
 //! # Evaluation errors
 //!
 //! Type-checking at start leaves one error possible at evaluation, as in the Collector:
-//! `IsMatch` on a float that is NaN or infinite, or on a map or list holding one, since Go's
-//! `json.Marshal` cannot render it ([`EvalError`]). What follows depends on the user's
-//! `error_mode`, as the Collector's `ConditionSequence` has it.
+//! `IsMatch` on a float that is NaN or infinite, or on a map or list holding one, since the
+//! JSON encoder the Collector renders such targets with (go-json) refuses it ([`EvalError`]).
+//! What follows is the user's choice (`error_mode`), as the Collector's `ConditionSequence` has
+//! it.
 
 mod lexer;
 mod parser;
@@ -145,8 +146,8 @@ impl std::error::Error for ParseError {}
 /// A condition that failed at evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalError {
-    /// `IsMatch` on a NaN or infinite float (or a map or list holding one), which Go's
-    /// `json.Marshal` refuses to render.
+    /// `IsMatch` on a NaN or infinite float (or a map or list holding one), which the
+    /// Collector's JSON encoder refuses to render.
     NonFiniteFloat,
 }
 

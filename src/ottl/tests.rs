@@ -556,3 +556,31 @@ fn reads_scope_names_conditions_on_the_scope() {
     // Folded away: never read.
     assert!(!reads("scope.name == \"a\" and false"));
 }
+
+#[test]
+fn any_text_is_parsed_or_refused_without_a_panic() {
+    // Fragments of OTTL and of its mistakes, glued at random: a cheap stand-in for the fuzz
+    // target (fuzz/fuzz_targets/ottl_condition.rs) that runs with every test run.
+    const FRAGMENTS: &str = "name|attributes|[\"k\"]|[0]|[|]|.|span|spanevent|resource|scope|\
+        status|code|==|!=|<|>=|=|and|or|not|(|)|true|nil|1|-|+|1.5e3|.5|0x1f|\"a\\\"b\"|\
+        \"\\u00e9\"|\"|\\|IsMatch|IsRootSpan|Concat|SPAN_KIND_SERVER|,|\"[a\"|é| |\u{2028}|{|}|=>|_";
+    let fragments: Vec<&str> = FRAGMENTS.split('|').collect();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..20_000 {
+        let mut text = String::new();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for k in 0..(x % 12) {
+            text.push_str(fragments[((x >> (k * 5)) % fragments.len() as u64) as usize]);
+        }
+        for context in [ContextKind::Span, ContextKind::SpanEvent] {
+            if let Err(err) = Condition::parse(&text, context) {
+                assert!(
+                    err.at <= text.len() && text.is_char_boundary(err.at),
+                    "{text}: {err:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Fuzzes the OTTL condition parser (`tailgate::ottl::Condition::parse`) in both contexts.
+//!
+//! The input, read as UTF-8 with replacement (configuration text is UTF-8), is parsed as a span
+//! and as a spanevent condition. Whatever the text: no crash, and a refusal points inside it,
+//! at a character boundary. An accepted condition keeps its text.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tailgate::ottl::{Condition, ContextKind};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    for context in [ContextKind::Span, ContextKind::SpanEvent] {
+        match Condition::parse(&text, context) {
+            Ok(condition) => assert_eq!(condition.text(), text),
+            Err(err) => {
+                assert!(err.at <= text.len(), "{err:?} points past the text");
+                assert!(text.is_char_boundary(err.at), "{err:?} splits a character");
+            }
+        }
+    }
+});
