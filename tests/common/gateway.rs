@@ -424,8 +424,44 @@ pub fn parse_response(response: &[u8]) -> std::io::Result<Response> {
                 String::from_utf8_lossy(h.value).into_owned(),
             )
         })
-        .collect();
-    Ok((status, headers, response[head_len..].to_vec()))
+        .collect::<Vec<(String, String)>>();
+    let chunked = headers.iter().any(|(name, value)| {
+        name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked")
+    });
+    let body = &response[head_len..];
+    // Go's HTTP servers (the Collector's Prometheus page among them) send large bodies chunked;
+    // left framed, a chunk boundary inside a line would cut a series in two.
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
+    Ok((status, headers, body))
+}
+
+/// A chunked body without its framing (chunk extensions and trailers dropped).
+fn dechunk(mut framed: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    let mut body = Vec::new();
+    loop {
+        let line = framed
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| bad("a chunk size line without CRLF"))?;
+        let size = std::str::from_utf8(&framed[..line])
+            .ok()
+            .and_then(|text| usize::from_str_radix(text.split(';').next()?.trim(), 16).ok())
+            .ok_or_else(|| bad("a chunk size that is not hexadecimal"))?;
+        framed = &framed[line + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = framed
+            .get(..size)
+            .ok_or_else(|| bad("a chunk longer than the response"))?;
+        body.extend_from_slice(chunk);
+        framed = framed.get(size + 2..).unwrap_or_default();
+    }
 }
 
 /// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
