@@ -52,6 +52,7 @@ mod policy;
 mod policy_set;
 mod probabilistic;
 mod sampler;
+pub mod stress_relief;
 mod trace;
 mod trace_state;
 
