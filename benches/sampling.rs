@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
 use tailgate::config::{Config, Processor};
-use tailgate::sampling::stress_relief::Threshold;
+use tailgate::sampling::stress_relief::ArrivalSampling;
 use tailgate::sampling::{BufferLimits, PolicySet, TraceBuffer};
 use tailgate::telemetry::{RegistryBuilder, SamplingMetrics};
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
@@ -195,12 +195,16 @@ fn main() {
     {
         bench
             .buffer
-            .set_stress_relief(Some(Threshold::from_percentage(percent)));
+            .set_stress_relief(Some(ArrivalSampling::new(percent, false)));
         // The traces buffered before are decided at their wait.
         for _ in 0..IN_FLIGHT {
             bench.step();
         }
-        assert_eq!(bench.buffer.span_count(), 0, "nothing buffered in stress relief");
+        assert_eq!(
+            bench.buffer.span_count(),
+            0,
+            "nothing buffered in stress relief"
+        );
     }
     if let Some(steps) = std::env::var("SAMPLING_STEPS")
         .ok()

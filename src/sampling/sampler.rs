@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use glommio::task::JoinHandle;
 
 use super::buffer::{oversized_bytes, BufferLimits, Inserted, TraceBuffer};
-use super::stress_relief::{ReliefLog, ReliefState, Threshold, Transition};
+use super::stress_relief::{ArrivalSampling, ReliefLog, ReliefState, Transition};
 use super::PolicySet;
 use crate::config::StressRelief;
 use crate::export::Pipeline;
@@ -57,6 +57,9 @@ pub struct SamplerSettings {
     pub(crate) block_on_overflow: bool,
     pub(crate) drop_pending_on_shutdown: bool,
     pub(crate) stress_relief: StressRelief,
+    /// How stress relief decides new traces (its percentage; under the tracestate gate kept
+    /// spans carry its threshold).
+    pub(crate) relief_sampling: ArrivalSampling,
 }
 
 impl SamplerSettings {
@@ -89,6 +92,10 @@ impl SamplerSettings {
             block_on_overflow: config.block_on_overflow,
             drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
             stress_relief: config.stress_relief,
+            relief_sampling: ArrivalSampling::new(
+                config.stress_relief.sampling_percentage,
+                config.use_tracestate,
+            ),
         }
     }
 }
@@ -111,8 +118,8 @@ pub struct Sampler {
     shard_metrics: ShardMetrics,
     drops: DropMetrics,
     memory: Rc<ShardMemory>,
-    /// What stress relief keeps of new traces while on.
-    relief_threshold: Threshold,
+    /// How stress relief decides new traces while on.
+    relief_sampling: ArrivalSampling,
     /// The node's stress relief log lines, shared by its shards.
     relief_log: Arc<ReliefLog>,
     /// Wakes the decision task early: late spans to push, or early decisions needed.
@@ -140,11 +147,9 @@ impl Sampler {
         relief_log: Arc<ReliefLog>,
     ) -> Rc<Self> {
         let relief = ReliefState::new(&settings.stress_relief, memory.limit(), Instant::now());
-        let relief_threshold =
-            Threshold::from_percentage(settings.stress_relief.sampling_percentage);
         let mut buffer = TraceBuffer::new(settings.limits, settings.expected_traces);
         if relief.is_active() {
-            buffer.set_stress_relief(Some(relief_threshold));
+            buffer.set_stress_relief(Some(settings.relief_sampling));
             metrics.stress_relief_active.set(1);
             if memory.shard() == 0 {
                 tracing::info!(
@@ -168,7 +173,7 @@ impl Sampler {
             shard_metrics,
             drops,
             memory,
-            relief_threshold,
+            relief_sampling: settings.relief_sampling,
             relief_log,
             wakeup: Wakeup::default(),
             stop: Stop::default(),
@@ -273,8 +278,8 @@ impl Sampler {
         }
         let held = self.memory.held();
         let transition = state.relief.update(held, now)?;
-        let threshold = state.relief.is_active().then_some(self.relief_threshold);
-        state.buffer.set_stress_relief(threshold);
+        let sampling = state.relief.is_active().then_some(self.relief_sampling);
+        state.buffer.set_stress_relief(sampling);
         Some((transition, held))
     }
 

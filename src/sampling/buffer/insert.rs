@@ -202,9 +202,11 @@ impl TraceBuffer {
                 done.late_oversized_not_sampled += u64::from(at & OVERSIZED != 0);
                 return;
             }
-            None if let Some(threshold) = self.relief => {
-                if self.decide_at_arrival(id, threshold, now, done) {
-                    self.late_span(item, base, header, None);
+            None if let Some(relief) = self.relief => {
+                if self.decide_at_arrival(id, relief, now, done)
+                    && !self.late_span(item, base, header, relief.tracestate_threshold())
+                {
+                    done.unparseable_tracestates += 1;
                 }
                 return;
             }

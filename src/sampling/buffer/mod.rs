@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 use tailgate_wire::{Framer, SpanFacts};
 
 use super::consistent::Threshold;
-use super::stress_relief::Threshold as ReliefThreshold;
+use super::stress_relief::ArrivalSampling;
 use super::trace::Facts;
 use arena::Arena;
 use cache::DecisionCache;
@@ -163,8 +163,8 @@ pub struct TraceBuffer {
     decided: Vec<u32>,
     /// Scratch (span-ingest): the entries the resource group being inserted added spans to.
     ingest_touched: Vec<u32>,
-    /// In stress relief, the threshold new traces are decided at on arrival.
-    relief: Option<ReliefThreshold>,
+    /// In stress relief, how new traces are decided at arrival.
+    relief: Option<ArrivalSampling>,
 }
 
 impl TraceBuffer {

@@ -10,36 +10,38 @@ use std::time::Instant;
 
 use super::cache::RELIEF;
 use super::{Inserted, TraceBuffer};
-use crate::sampling::stress_relief::{keeps, Threshold};
+use crate::sampling::stress_relief::ArrivalSampling;
 
 impl TraceBuffer {
-    /// From now on, decides new traces at arrival at `threshold`; with `None`, buffers them
+    /// From now on, decides new traces at arrival with `sampling`; with `None`, buffers them
     /// again. Traces already buffered are not touched either way.
-    pub fn set_stress_relief(&mut self, threshold: Option<Threshold>) {
-        self.relief = threshold;
+    pub fn set_stress_relief(&mut self, sampling: Option<ArrivalSampling>) {
+        self.relief = sampling;
     }
 
-    /// The threshold new traces are decided at on arrival, while stress relief is on.
-    pub fn stress_relief(&self) -> Option<Threshold> {
+    /// How new traces are decided at arrival, while stress relief is on.
+    pub fn stress_relief(&self) -> Option<ArrivalSampling> {
         self.relief
     }
 
-    /// Decides the trace `id`, neither buffered nor decided, at `threshold` on the arrival of its
-    /// first span at `now`; remembers the decision and counts the trace and that span in `done`.
-    /// Returns whether it is kept: the caller frames the span then.
+    /// Decides the trace `id`, neither buffered nor decided, with `sampling` on the arrival of
+    /// its first span at `now`; remembers the decision (with the threshold its kept spans carry,
+    /// under the tracestate gate) and counts the trace and that span in `done`. Returns whether
+    /// it is kept: the caller frames the span then.
     #[inline]
     pub(super) fn decide_at_arrival(
         &mut self,
         id: u128,
-        threshold: Threshold,
+        sampling: ArrivalSampling,
         now: Instant,
         done: &mut Inserted,
     ) -> bool {
         done.new_traces += 1;
         let at = self.second_of(now) | RELIEF;
         // The id's bytes as they came: the buffer keys traces by `u128::from_le_bytes`.
-        if keeps(&id.to_le_bytes(), threshold) {
-            self.sampled.insert(id, at);
+        if sampling.keeps(id.to_le_bytes()) {
+            self.sampled
+                .insert_kept(id, at, sampling.tracestate_threshold());
             done.relief_traces_sampled += 1;
             done.relief_sampled += 1;
             true

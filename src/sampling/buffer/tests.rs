@@ -819,9 +819,9 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
         t0,
         &mut late,
     );
-    buffer.set_stress_relief(Some(
-        super::super::stress_relief::Threshold::from_percentage(50.0),
-    ));
+    buffer.set_stress_relief(Some(super::super::stress_relief::ArrivalSampling::new(
+        50.0, false,
+    )));
     // Randomness 0xc0… is above half of 2^56, 0x10… below.
     let (kept, dropped) = (relief_id(0xc0, 1), relief_id(0x10, 2));
     let done = buffer.insert(
@@ -906,7 +906,7 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
 /// other exactly when the policies keep it.
 #[test]
 fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
-    use super::super::stress_relief::{keeps, Threshold};
+    use super::super::stress_relief::ArrivalSampling;
     let mut buffer = TraceBuffer::new(
         BufferLimits {
             sampled_cache: 10_000,
@@ -917,7 +917,7 @@ fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
         0,
     );
     let (mut policies, metrics) = (errors_policy(), metrics());
-    let threshold = Threshold::from_percentage(30.0);
+    let sampling = ArrivalSampling::new(30.0, false);
     let t0 = Instant::now();
     let trace_id = |k: u32| {
         let mut x = u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151;
@@ -952,7 +952,7 @@ fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
     };
     let mut spans_out = 0u64;
     for r in 0..requests {
-        buffer.set_stress_relief(relieved(r).then_some(threshold));
+        buffer.set_stress_relief(relieved(r).then_some(sampling));
         let spans: Vec<Span> = (0..3u32)
             .filter_map(|wave| r.checked_sub(wave).map(|first| (wave, first)))
             .flat_map(|(wave, first)| (first * 10..first * 10 + 10).map(move |k| (wave, k)))
@@ -986,8 +986,8 @@ fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
     for k in 0..traces {
         let id = trace_id(k);
         let expected = if relieved(k / 10) {
-            relief_kept += u32::from(keeps(&id, threshold));
-            keeps(&id, threshold)
+            relief_kept += u32::from(sampling.keeps(id));
+            sampling.keeps(id)
         } else {
             error(k)
         };
@@ -1002,4 +1002,32 @@ fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
     }
     // 100 traces met stress relief; about 30 % of them were kept.
     assert!((15..=45).contains(&relief_kept), "{relief_kept}");
+}
+
+/// Under the tracestate gate, the spans stress relief keeps carry its threshold in their
+/// tracestate, the first one and the later ones, as the policies' kept spans carry theirs.
+#[test]
+fn under_the_tracestate_gate_spans_stress_relief_keeps_carry_its_threshold() {
+    use super::super::stress_relief::ArrivalSampling;
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    buffer.set_stress_relief(Some(ArrivalSampling::new(10.0, true)));
+    let t0 = Instant::now();
+    // Randomness 0xf0… clears 10 %'s threshold, 0xe666….
+    let kept = relief_id(0xf0, 1);
+    let mut late = Vec::new();
+    let first = Span {
+        trace_state: "vendor=x".to_string(),
+        ..span_of(kept, "k0", false)
+    };
+    let done = buffer.insert(&request(vec![("api", vec![first])]), t0, &mut late);
+    assert_eq!((done.relief_sampled, done.unparseable_tracestates), (1, 0));
+    assert_eq!(tracestates(&late)["k0"], "ot=th:e6666666666666,vendor=x");
+    buffer.set_stress_relief(None);
+    late.clear();
+    buffer.insert(
+        &request(vec![("api", vec![span_of(kept, "k1", false)])]),
+        t0,
+        &mut late,
+    );
+    assert_eq!(tracestates(&late)["k1"], "ot=th:e6666666666666");
 }

@@ -13,8 +13,9 @@
 //! and the refusals it prevents are per shard; no shard waits on another's state.
 //!
 //! While on, a span whose trace is neither buffered nor already decided is decided at once by
-//! [`keeps`]: the OTEP-235 consistent-sampling rule on the trace id's 56 bits of randomness,
-//! against the [`Threshold`] of `sampling_percentage`. Every shard and every node with the same
+//! [`ArrivalSampling`]: the OTEP-235 consistent-sampling rule on the trace id's 56 bits of
+//! randomness, against the threshold of `sampling_percentage` (under the tracestate gate, kept
+//! spans carry that threshold in their tracestate). Every shard and every node with the same
 //! percentage makes the same decision for a trace, whoever is under stress, so a trace split
 //! across gateways is kept or dropped whole. The decision goes into the shard's decision caches,
 //! marked as stress relief's, so the trace's later spans follow it (kept traces stay complete)
@@ -29,10 +30,10 @@
 //! [`LOG_INTERVAL`], so a node of many shards flapping together writes a few lines, not one a
 //! shard a flap.
 
+mod arrival;
 mod log;
 mod state;
-mod threshold;
 
+pub use arrival::ArrivalSampling;
 pub use log::{ReliefLog, LOG_INTERVAL};
 pub use state::{ReliefState, Transition};
-pub use threshold::{keeps, randomness, Threshold, RANDOMNESS_VALUES};
