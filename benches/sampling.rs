@@ -9,6 +9,11 @@
 //! latency threshold no trace reaches, and probabilistic at 10 %. Kept spans are framed into an
 //! export request, as the shard does before pushing them to its pipeline.
 //!
+//! With `SAMPLING_STRESS_RELIEF=PCT` set, the buffer is put in stress relief at `PCT` % after
+//! the setup, and the buffered traces are left to be decided before anything is measured: every
+//! trace is then decided at its arrival by its id, and nothing is buffered (the cost of a span
+//! in stress relief, against the cost of buffering and deciding it).
+//!
 //! With `SAMPLING_STEPS=N` set, it runs N steps after the setup and nothing else, for counting
 //! instructions under callgrind (see [`measured`]). Otherwise, after criterion's report, a
 //! fixed-iteration run prints `sampling: X ns/span (insert +
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
 use tailgate::config::{Config, Processor};
+use tailgate::sampling::stress_relief::ArrivalSampling;
 use tailgate::sampling::{BufferLimits, PolicySet, TraceBuffer};
 use tailgate::telemetry::{RegistryBuilder, SamplingMetrics};
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
@@ -183,6 +189,23 @@ fn measured(bench: &mut Bench, steps: usize) -> usize {
 
 fn main() {
     let mut bench = Bench::new();
+    if let Some(percent) = std::env::var("SAMPLING_STRESS_RELIEF")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        bench
+            .buffer
+            .set_stress_relief(Some(ArrivalSampling::new(percent, false)));
+        // The traces buffered before are decided at their wait.
+        for _ in 0..IN_FLIGHT {
+            bench.step();
+        }
+        assert_eq!(
+            bench.buffer.span_count(),
+            0,
+            "nothing buffered in stress relief"
+        );
+    }
     if let Some(steps) = std::env::var("SAMPLING_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -77,6 +77,11 @@ impl ShardMemory {
         }
     }
 
+    /// The shard this account is of.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
     /// The shard's share of the node's budget.
     pub fn limit(&self) -> u64 {
         self.limit

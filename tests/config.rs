@@ -678,6 +678,8 @@ service:
     assert_eq!(ts.expected_new_traces_per_sec, 0);
     assert_eq!(ts.decision_cache, DecisionCache::default());
     assert!(!ts.sample_on_first_match && !ts.drop_pending_traces_on_shutdown);
+    // tailgate's own key: off unless asked for.
+    assert_eq!(ts.stress_relief.mode, StressReliefMode::Never);
     let Some(Exporter::Otlp(exporter)) = config.exporters.get(&id("otlp")) else {
         panic!("no otlp exporter");
     };
@@ -2602,4 +2604,103 @@ processors:
         "no tail storage extensions",
     );
     assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+}
+
+/// `tail_sampling.stress_relief` (tailgate's own): its defaults, and each bad value an error
+/// naming the key, with the reason a user can act on.
+#[test]
+fn stress_relief_takes_bounded_levels_below_refusing() {
+    let with = |block: &str| {
+        format!(
+            "
+processors:
+  tail_sampling:
+    policies: [{{name: a, type: always_sample}}]
+    stress_relief:
+{block}"
+        )
+    };
+    let whole = |block: &str| {
+        format!(
+            "{}receivers:\n  otlp:\n    protocols: {{grpc: }}\n{}",
+            with(block),
+            MINIMAL_SERVICE.trim_start()
+        )
+    };
+    let config = parse(&whole(
+        "      mode: monitor\n      sampling_percentage: 5\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        tail_sampling(&config, "tail_sampling").stress_relief,
+        StressRelief {
+            mode: StressReliefMode::Monitor,
+            activation_level: ACTIVATION_LEVEL_DEFAULT,
+            deactivation_level: DEACTIVATION_LEVEL_DEFAULT,
+            sampling_percentage: 5.0,
+            minimum_activation_duration: MINIMUM_ACTIVATION_DURATION_DEFAULT,
+        }
+    );
+    assert_eq!(
+        (ACTIVATION_LEVEL_DEFAULT, DEACTIVATION_LEVEL_DEFAULT),
+        (90.0, 75.0)
+    );
+    let config = parse(&whole(
+        "      mode: always
+      activation_level: 60
+      deactivation_level: 40.5
+      sampling_percentage: 12.5
+      minimum_activation_duration: 1m
+",
+    ))
+    .unwrap();
+    let relief = tail_sampling(&config, "tail_sampling").stress_relief;
+    assert_eq!(relief.mode, StressReliefMode::Always);
+    assert_eq!(
+        (relief.activation_level, relief.deactivation_level),
+        (60.0, 40.5)
+    );
+    assert_eq!(relief.minimum_activation_duration, Duration::from_secs(60));
+
+    let key = |k: &str| format!("processors.tail_sampling.stress_relief.{k}");
+    let err = error(&with("      mode: sometimes\n"));
+    assert_error(&err, 5, &key("mode"), "use never, monitor or always");
+    let err = error(&with("      mode: monitor\n"));
+    assert_error(&err, 4, &key("sampling_percentage"), "sampling_percentage");
+    // At 100 % of its budget a shard refuses: stress relief must start before that.
+    let err = error(&with(
+        "      mode: monitor\n      sampling_percentage: 5\n      activation_level: 100\n",
+    ));
+    assert_error(
+        &err,
+        7,
+        &key("activation_level"),
+        "a shard refuses new data at 100 % of its memory budget",
+    );
+    let err = error(&with(
+        "      activation_level: 80\n      deactivation_level: 80\n",
+    ));
+    assert_error(
+        &err,
+        6,
+        &key("deactivation_level"),
+        "below activation_level (80)",
+    );
+    // An activation level under the default deactivation level needs one of its own.
+    let err = error(&with("      activation_level: 70\n"));
+    assert_error(
+        &err,
+        5,
+        &key("activation_level"),
+        "set deactivation_level below it",
+    );
+    let err = error(&with("      sampling_percentage: 101\n"));
+    assert_error(&err, 5, &key("sampling_percentage"), "allowed: 0 to 100");
+    let err = error(&with("      minimum_activation_duration: 2h\n"));
+    assert_error(&err, 5, &key("minimum_activation_duration"), "at most 1h");
+    let err = error(&with("      activation: 80\n"));
+    assert!(
+        err.to_string().contains("activation"),
+        "unknown key named: {err}"
+    );
 }

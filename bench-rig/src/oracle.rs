@@ -11,6 +11,11 @@
 //! with status ERROR), `latency:THRESHOLD_MS` (earliest start to latest end, in whole
 //! milliseconds, above the threshold), `probabilistic:PCT[:SALT]` (FNV-1a 64 over the salt then the 16 id bytes, kept when
 //! at most the Collector's threshold), and `always`. Any policy that samples keeps the trace.
+//! `consistent:PCT` is OTEP-235 consistent sampling on the id's last 56 bits (kept when at least
+//! `round((1 - p) * 2^56)`): what a gateway's stress relief keeps of the traces it decides at
+//! arrival. With it beside the policies the expectation is the union of both; a run in which
+//! stress relief decided some traces and the policies others then has no trace kept wrongly and
+//! no kept trace partial, while some expected traces are missing by design.
 //!
 //! A load of several threads splits the trace numbers into [`Partition`]s, one per thread: thread
 //! `t` of `T` starts `t`, `t + T`, `t + 2T`, … so no two threads send the same trace, and the
@@ -41,7 +46,8 @@ pub const RECORD_KEPT: u32 = 1;
 /// Record kind: spans of a trace in a request the gateway refused.
 pub const RECORD_REFUSED: u32 = 2;
 /// The policies [`Oracle::parse`] knows, for error messages.
-const POLICY_FORMS: &str = "one of always, errors, latency:MS, probabilistic:PCT[:SALT]";
+const POLICY_FORMS: &str =
+    "one of always, errors, latency:MS, probabilistic:PCT[:SALT], consistent:PCT";
 /// The first bytes of an expectation file's header line.
 const MAGIC: &str = "tailgate-bench-expect/1";
 /// The most records an expectation file may hold (16 bytes each: 1 GiB).
@@ -125,6 +131,21 @@ pub enum Policy {
         salt: String,
         threshold: u64,
     },
+    /// Keeps a trace whose id's 56 bits of randomness are at least the threshold (OTEP 235).
+    Consistent { percentage: f64, threshold: u64 },
+}
+
+/// OTEP 235's rejection threshold for keeping `percentage` percent: `round((1 - p) * 2^56)`,
+/// computed as `2^56 - round(p * 2^56)` (exact where `1 - p` would round).
+pub fn consistent_threshold(percentage: f64) -> u64 {
+    const VALUES: u64 = 1 << 56;
+    let p = (percentage / 100.0).clamp(0.0, 1.0);
+    VALUES - ((p * VALUES as f64).round() as u64).min(VALUES)
+}
+
+/// A trace id's 56 bits of randomness: its last 7 bytes, big-endian.
+pub fn randomness(trace_id: &[u8; 16]) -> u64 {
+    u64::from_be_bytes(trace_id[8..].try_into().expect("8 bytes")) & ((1 << 56) - 1)
 }
 
 /// The policies of one run: a trace is kept when any keeps it.
@@ -144,7 +165,7 @@ pub struct TraceFacts {
 }
 
 impl Oracle {
-    /// Parses `errors,latency:500,probabilistic:5[:salt]` or `always`.
+    /// Parses `errors,latency:500,probabilistic:5[:salt],consistent:10` or `always`.
     pub fn parse(spec: &str) -> Result<Oracle, String> {
         let mut policies = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -170,6 +191,17 @@ impl Oracle {
                         percentage,
                         threshold: collector_threshold(percentage),
                         salt,
+                    }
+                }
+                ("consistent", Some(pct)) => {
+                    let percentage: f64 = pct
+                        .parse()
+                        .ok()
+                        .filter(|p: &f64| (0.0..=100.0).contains(p))
+                        .ok_or_else(|| format!("consistent percentage {pct:?}: 0 to 100"))?;
+                    Policy::Consistent {
+                        percentage,
+                        threshold: consistent_threshold(percentage),
                     }
                 }
                 _ => return Err(format!("policy {part:?}: {POLICY_FORMS}")),
@@ -201,6 +233,7 @@ impl Oracle {
                 let h = fnv1a64(fnv1a64(fnv1a64_start(), salt.as_bytes()), &trace.trace_id);
                 h <= *threshold
             }
+            Policy::Consistent { threshold, .. } => randomness(&trace.trace_id) >= *threshold,
         })
     }
 }
@@ -470,6 +503,27 @@ mod tests {
         // Continuing a hash is hashing the concatenation.
         let split = fnv1a64(fnv1a64(fnv1a64_start(), b"foo"), b"bar");
         assert_eq!(split, 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn consistent_sampling_is_otep_235s() {
+        assert_eq!(consistent_threshold(10.0), 0xe6_6666_6666_6666);
+        assert_eq!(consistent_threshold(100.0), 0);
+        assert_eq!(consistent_threshold(0.0), 1 << 56);
+        // The W3C Trace Context example id: randomness 0xce929d0e0e4736, 0.807 of 2^56.
+        let mut w3c = [0u8; 16];
+        w3c[8..].copy_from_slice(&0xa3ce_929d_0e0e_4736u64.to_be_bytes());
+        assert_eq!(randomness(&w3c), 0xce_929d_0e0e_4736);
+        let oracle = |spec: &str| Oracle::parse(spec).unwrap();
+        let facts = TraceFacts {
+            trace_id: w3c,
+            has_error: false,
+            duration_ns: 0,
+        };
+        assert!(oracle("consistent:20").keeps(&facts));
+        assert!(!oracle("consistent:19").keeps(&facts));
+        assert!(oracle("consistent:19,always").keeps(&facts));
+        assert!(Oracle::parse("consistent:101").is_err());
     }
 
     #[test]

@@ -84,8 +84,10 @@ pub use tail_sampling::{
     BooleanAttributePolicy, BytesLimitingPolicy, CompositePolicy, DecisionCache, ErrorMode,
     LatencyPolicy, NumericAttributePolicy, OttlConditionPolicy, Policy, PolicyKind,
     ProbabilisticPolicy, RateAllocation, RateLimitingPolicy, SamplingStrategy, SpanCountPolicy,
-    StatusCode, StatusCodePolicy, StringAttributePolicy, TailSampling, TraceStatePolicy,
-    DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT, OTTL_CONDITIONS_MAX, REGEX_CACHE_SIZE_DEFAULT,
+    StatusCode, StatusCodePolicy, StressRelief, StressReliefMode, StringAttributePolicy,
+    TailSampling, TraceStatePolicy, ACTIVATION_LEVEL_DEFAULT, DEACTIVATION_LEVEL_DEFAULT,
+    DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT, MINIMUM_ACTIVATION_DURATION_DEFAULT,
+    MINIMUM_ACTIVATION_DURATION_MAX, OTTL_CONDITIONS_MAX, REGEX_CACHE_SIZE_DEFAULT,
 };
 pub use tls::{Pem, TlsClientSettings, TlsCommon, TlsServerSettings, TlsVersion};
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};

@@ -24,6 +24,7 @@ use crate::ingest::accept::{open_files_limit, ConnectionBudget, CONNECTIONS_PER_
 use crate::ingest::grpc::GrpcSettings;
 use crate::ingest::http::HttpSettings;
 use crate::ingest::Limits;
+use crate::sampling::stress_relief::ReliefLog;
 use crate::sampling::{PolicySet, SamplerSettings};
 use crate::tls::{ClientTls, Reload, ServerTls};
 
@@ -67,6 +68,8 @@ pub(crate) struct PipelinePlan {
 pub(crate) struct SamplingPlan {
     pub(crate) config: TailSampling,
     pub(crate) settings: SamplerSettings,
+    /// The node's stress relief log, shared by the shards' samplers.
+    pub(crate) relief_log: Arc<ReliefLog>,
 }
 
 /// A receiver's `auth.authenticator`s, per protocol.
@@ -252,6 +255,7 @@ impl PipelinePlan {
                     .map_err(|err| StartError::Unsupported(err.to_string()))?;
                 Some(SamplingPlan {
                     settings: SamplerSettings::for_shard(&config, soft, shards),
+                    relief_log: Arc::new(ReliefLog::new(shards)),
                     config,
                 })
             }

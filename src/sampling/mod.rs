@@ -54,6 +54,7 @@ mod policy;
 mod policy_set;
 mod probabilistic;
 mod sampler;
+pub mod stress_relief;
 mod trace;
 pub(crate) mod trace_state;
 

@@ -17,16 +17,27 @@
 //! receivers of every shard refuse requests that would route spans here, with a retryable
 //! error, until decisions and exports bring it back under: an upstream that stalls, or a
 //! decision rate below the arrival rate, becomes refusals, never unbounded memory.
+//!
+//! # Stress relief
+//!
+//! With `stress_relief` on, the sampler keeps the shard's [`ReliefState`]: before each request
+//! it compares what the shard holds with the activation and deactivation levels (and the
+//! decision task does on each tick, so the state also ends while nothing arrives). While on,
+//! the buffer decides new traces at arrival ([`TraceBuffer::set_stress_relief`]); their kept
+//! spans join the late spans' queue. See [`super::stress_relief`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::task::JoinHandle;
 
-use super::buffer::{oversized_bytes, BufferLimits, TraceBuffer};
+use super::buffer::{oversized_bytes, BufferLimits, Inserted, TraceBuffer};
+use super::stress_relief::{ArrivalSampling, ReliefLog, ReliefState, Transition};
 use super::PolicySet;
+use crate::config::StressRelief;
 use crate::export::Pipeline;
 use crate::memory::ShardMemory;
 use crate::telemetry::{DropMetrics, DropReason, SamplingMetrics, ShardMetrics};
@@ -45,6 +56,10 @@ pub struct SamplerSettings {
     pub(crate) expected_traces: usize,
     pub(crate) block_on_overflow: bool,
     pub(crate) drop_pending_on_shutdown: bool,
+    pub(crate) stress_relief: StressRelief,
+    /// How stress relief decides new traces (its percentage; under the tracestate gate kept
+    /// spans carry its threshold).
+    pub(crate) relief_sampling: ArrivalSampling,
 }
 
 impl SamplerSettings {
@@ -76,6 +91,11 @@ impl SamplerSettings {
             expected_traces: share(expected),
             block_on_overflow: config.block_on_overflow,
             drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
+            stress_relief: config.stress_relief,
+            relief_sampling: ArrivalSampling::new(
+                config.stress_relief.sampling_percentage,
+                config.use_tracestate,
+            ),
         }
     }
 }
@@ -86,6 +106,7 @@ struct State {
     /// Late spans of kept traces, framed, waiting for the decision task to push them.
     late: VecDeque<(Vec<u8>, u64)>,
     late_bytes: u64,
+    relief: ReliefState,
 }
 
 /// One shard's tail sampler.
@@ -97,6 +118,10 @@ pub struct Sampler {
     shard_metrics: ShardMetrics,
     drops: DropMetrics,
     memory: Rc<ShardMemory>,
+    /// How stress relief decides new traces while on.
+    relief_sampling: ArrivalSampling,
+    /// The node's stress relief log lines, shared by its shards.
+    relief_log: Arc<ReliefLog>,
     /// Wakes the decision task early: late spans to push, or early decisions needed.
     wakeup: Wakeup,
     stop: Stop,
@@ -119,13 +144,28 @@ impl Sampler {
         shard_metrics: ShardMetrics,
         drops: DropMetrics,
         memory: Rc<ShardMemory>,
+        relief_log: Arc<ReliefLog>,
     ) -> Rc<Self> {
+        let relief = ReliefState::new(&settings.stress_relief, memory.limit(), Instant::now());
+        let mut buffer = TraceBuffer::new(settings.limits, settings.expected_traces);
+        if relief.is_active() {
+            buffer.set_stress_relief(Some(settings.relief_sampling));
+            metrics.stress_relief_active.set(1);
+            if memory.shard() == 0 {
+                tracing::info!(
+                    "stress relief is always on (tail_sampling.stress_relief.mode: always): \
+                     every new trace is decided at arrival, keeping {} % by trace id",
+                    settings.stress_relief.sampling_percentage
+                );
+            }
+        }
         let sampler = Rc::new(Sampler {
             state: RefCell::new(State {
-                buffer: TraceBuffer::new(settings.limits, settings.expected_traces),
+                buffer,
                 policies,
                 late: VecDeque::new(),
                 late_bytes: 0,
+                relief,
             }),
             settings,
             pipeline,
@@ -133,6 +173,8 @@ impl Sampler {
             shard_metrics,
             drops,
             memory,
+            relief_sampling: settings.relief_sampling,
+            relief_log,
             wakeup: Wakeup::default(),
             stop: Stop::default(),
             task: RefCell::new(None),
@@ -159,12 +201,13 @@ impl Sampler {
             return;
         }
         let mut late = Vec::new();
-        let (inserted, wake) = {
+        let now = Instant::now();
+        let (inserted, wake, relief) = {
             let mut state = self.state.borrow_mut();
+            let relief = self.watch_relief(&mut state, now);
             let State {
                 buffer, policies, ..
             } = &mut *state;
-            let now = Instant::now();
             let inserted = if policies.decides_at_ingest() {
                 buffer.insert_deciding(bytes, now, &mut late, policies, &self.metrics)
             } else {
@@ -173,8 +216,10 @@ impl Sampler {
             for &age in state.buffer.late_ages_s() {
                 self.metrics.late_span_age(age);
             }
-            // Late spans of kept traces, and under span-ingest the spans of traces kept now.
-            let forwarded = inserted.late_sampled + inserted.ingest_sampled;
+            // Late spans of kept traces, spans stress relief kept, and under span-ingest the
+            // spans of traces kept now: framed together.
+            let forwarded =
+                inserted.late_sampled + inserted.relief_sampled + inserted.ingest_sampled;
             if forwarded > 0 {
                 state.late_bytes += late.len() as u64;
                 state.late.push_back((late, forwarded));
@@ -182,8 +227,15 @@ impl Sampler {
             (
                 inserted,
                 forwarded > 0 || inserted.oversized > 0 || state.buffer.needs_early_decisions(),
+                relief,
             )
         };
+        if let Some((transition, held)) = relief {
+            self.relief_changed(transition, held, now);
+        }
+        if inserted.relief_sampled + inserted.relief_not_sampled > 0 {
+            self.count_relief(&inserted);
+        }
         self.metrics.new_trace_id_received.add(inserted.new_traces);
         self.metrics
             .unparseable_tracestates
@@ -215,6 +267,109 @@ impl Sampler {
         if wake {
             self.wakeup.notify();
         }
+    }
+
+    /// Updates the shard's stress relief state from what it holds at `now`, and the buffer's
+    /// with it; returns the change and the bytes held, if it changed.
+    #[inline]
+    fn watch_relief(&self, state: &mut State, now: Instant) -> Option<(Transition, u64)> {
+        if !state.relief.watches() {
+            return None;
+        }
+        let held = self.memory.held();
+        let transition = state.relief.update(held, now)?;
+        let sampling = state.relief.is_active().then_some(self.relief_sampling);
+        state.buffer.set_stress_relief(sampling);
+        Some((transition, held))
+    }
+
+    /// Shows a change of stress relief state: the gauge, the activations, and the node's log
+    /// line when it may write one.
+    #[cold]
+    fn relief_changed(&self, transition: Transition, held: u64, now: Instant) {
+        let settings = &self.settings.stress_relief;
+        let shard = self.memory.shard();
+        let percent = |bytes: u64| bytes as f64 * 100.0 / self.memory.limit().max(1) as f64;
+        let line = self.relief_log.changed(transition, now);
+        match transition {
+            Transition::Activated => {
+                self.metrics.stress_relief_active.set(1);
+                self.metrics.stress_relief_activations.inc();
+                if let Some(line) = line {
+                    tracing::warn!(
+                        "stress relief on for shard {shard}: it holds {held} bytes, {:.1} % of its \
+                         memory budget (activation_level {} %); new traces are decided at arrival, \
+                         keeping {} % by trace id, until it holds less than {} % for at least {:?}; \
+                         {} of {} shards in stress relief, {} activations and {} deactivations \
+                         since the last line",
+                        percent(held),
+                        settings.activation_level,
+                        settings.sampling_percentage,
+                        settings.deactivation_level,
+                        settings.minimum_activation_duration,
+                        line.active,
+                        line.shards,
+                        line.activations,
+                        line.deactivations,
+                    );
+                }
+            }
+            Transition::Deactivated { active_for } => {
+                self.metrics.stress_relief_active.set(0);
+                if let Some(line) = line {
+                    tracing::info!(
+                        "stress relief off for shard {shard} after {:.1} s: it holds {held} bytes, \
+                         {:.1} % of its memory budget (deactivation_level {} %); new traces are \
+                         buffered again; {} of {} shards in stress relief, {} activations and {} \
+                         deactivations since the last line",
+                        active_for.as_secs_f64(),
+                        percent(held),
+                        settings.deactivation_level,
+                        line.active,
+                        line.shards,
+                        line.activations,
+                        line.deactivations,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The decision task's tick: stress relief may end while nothing arrives, and changes the
+    /// node's log held back are told once it may write again.
+    fn tick_relief(&self, now: Instant) {
+        let relief = {
+            let mut state = self.state.borrow_mut();
+            if !state.relief.watches() {
+                return;
+            }
+            self.watch_relief(&mut state, now)
+        };
+        if let Some((transition, held)) = relief {
+            self.relief_changed(transition, held, now);
+        } else if let Some(line) = self.relief_log.pending(now) {
+            let text = format!(
+                "stress relief: {} of {} shards in stress relief; {} activations and {} \
+                 deactivations since the last line",
+                line.active, line.shards, line.activations, line.deactivations
+            );
+            if line.active > 0 {
+                tracing::warn!("{text}");
+            } else {
+                tracing::info!("{text}");
+            }
+        }
+    }
+
+    /// Counts what stress relief decided in one request.
+    fn count_relief(&self, inserted: &Inserted) {
+        self.metrics.stress_relief(
+            [
+                inserted.relief_traces_sampled,
+                inserted.relief_traces_not_sampled,
+            ],
+            [inserted.relief_sampled, inserted.relief_not_sampled],
+        );
     }
 
     /// Pushes the queued late spans, then decides rounds of due traces (every pending one with
@@ -303,6 +458,7 @@ impl Sampler {
         while !self.stop.is_triggered() {
             self.decide(false).await;
             let now = Instant::now();
+            self.tick_relief(now);
             let next = self.state.borrow_mut().buffer.next_due();
             let sleep = next
                 .map_or(TICK_MAX, |due| due.saturating_duration_since(now))

@@ -133,6 +133,7 @@ pub(crate) fn config(policies: Vec<Policy>) -> TailSampling {
         drop_pending_traces_on_shutdown: false,
         block_on_overflow: false,
         maximum_trace_size_bytes: None,
+        stress_relief: Default::default(),
         policies,
         sampling_strategy: Default::default(),
         num_shards: 1,

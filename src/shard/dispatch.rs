@@ -58,6 +58,7 @@ impl Stage {
                     telemetry.shard.clone(),
                     telemetry.drops.clone(),
                     memory.clone(),
+                    sampling.relief_log.clone(),
                 ))
             }
             _ => Stage::Direct(pipeline),

@@ -7,6 +7,12 @@
 //! same latency. `tailgate_decided_spans` is ours: the Collector counts sampled *traces*
 //! globally, while the accounting invariant needs the *spans* each decision released or
 //! discarded.
+//!
+//! The stress relief families are ours too (the Collector has no stress relief), per shard
+//! like the state they show: `tailgate_sampling_stress_relief_active` (0 or 1),
+//! `_activations`, and the traces and spans it decided at arrival by `decision`. Spans it
+//! decided are in none of the other decision counters: not in `tailgate_decided_spans` (no
+//! policy saw them) and not in the late spans.
 
 use std::time::Duration;
 
@@ -154,6 +160,15 @@ pub struct SamplingMetrics {
     late_span_age_s: Histogram,
     /// `sampling_decision_timer_latency`: milliseconds each run of the decision timer took.
     timer_latency_ms: Histogram,
+    /// `tailgate_sampling_stress_relief_active`: 1 while the shard is in stress relief.
+    pub stress_relief_active: Gauge,
+    /// `tailgate_sampling_stress_relief_activations`: times the shard went into stress relief.
+    pub stress_relief_activations: Counter,
+    /// `tailgate_sampling_stress_relief_traces{decision}`: traces decided at arrival.
+    stress_relief_traces: [Counter; 2],
+    /// `tailgate_sampling_stress_relief_spans{decision}`: spans of those traces, forwarded or
+    /// dropped, whenever they arrived.
+    stress_relief_spans: [Counter; 2],
 }
 
 /// Why a trace was decided before its wait ended, as `tailgate_sampling_early_decisions` labels
@@ -256,7 +271,33 @@ impl SamplingMetrics {
                 &[("decision", d.as_str()), ("shard", shard)],
             )
         });
+        let mut relief = |name: &str, help: &str| {
+            [Decision::Sampled, Decision::NotSampled]
+                .map(|d| builder.counter(name, help, &[("decision", d.as_str()), ("shard", shard)]))
+        };
+        let stress_relief_traces = relief(
+            "tailgate_sampling_stress_relief_traces",
+            "Number of traces stress relief decided at their arrival, by trace id: kept \
+             (sampled) or not.",
+        );
+        let stress_relief_spans = relief(
+            "tailgate_sampling_stress_relief_spans",
+            "Number of spans of traces stress relief decided: forwarded (sampled) or dropped \
+             (not_sampled), the first span and every later one.",
+        );
         SamplingMetrics {
+            stress_relief_active: builder.gauge(
+                "tailgate_sampling_stress_relief_active",
+                "1 while this shard is in stress relief (new traces decided at arrival), else 0.",
+                &only_shard,
+            ),
+            stress_relief_activations: builder.counter(
+                "tailgate_sampling_stress_relief_activations",
+                "Number of times this shard went into stress relief.",
+                &only_shard,
+            ),
+            stress_relief_traces,
+            stress_relief_spans,
             early_decisions,
             late_spans,
             oversized_late_spans,
@@ -355,6 +396,15 @@ impl SamplingMetrics {
         self.late_spans[usize::from(!sampled)].add(spans);
     }
 
+    /// Counts what stress relief decided in one request: traces and spans, kept or not.
+    #[inline]
+    pub fn stress_relief(&self, traces: [u64; 2], spans: [u64; 2]) {
+        for i in 0..2 {
+            self.stress_relief_traces[i].add(traces[i]);
+            self.stress_relief_spans[i].add(spans[i]);
+        }
+    }
+
     /// Spans released or discarded with `decision` so far.
     pub fn decided_spans(&self, decision: Decision) -> u64 {
         self.decided_spans[decision.index()].get()
@@ -404,5 +454,27 @@ mod tests {
             assert!(out.contains(line), "missing {line:?} in\n{out}");
         }
         assert_eq!(s.decided_spans(Decision::Dropped), 12);
+    }
+
+    #[test]
+    fn stress_relief_series_carry_the_shard_and_the_decision() {
+        let mut b = RegistryBuilder::new();
+        let s = SamplingMetrics::register(&mut b, 3, &["errors"]);
+        s.stress_relief_active.set(1);
+        s.stress_relief_activations.inc();
+        s.stress_relief([2, 5], [7, 0]);
+        let mut out = String::new();
+        b.build().render_prometheus(&mut out);
+        for line in [
+            "tailgate_sampling_stress_relief_active{shard=\"3\"} 1\n",
+            "tailgate_sampling_stress_relief_activations{shard=\"3\"} 1\n",
+            "tailgate_sampling_stress_relief_traces{decision=\"sampled\",shard=\"3\"} 2\n",
+            "tailgate_sampling_stress_relief_traces{decision=\"not_sampled\",shard=\"3\"} 5\n",
+            "tailgate_sampling_stress_relief_spans{decision=\"sampled\",shard=\"3\"} 7\n",
+            // Every series exists before its first count.
+            "tailgate_sampling_stress_relief_spans{decision=\"not_sampled\",shard=\"3\"} 0\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
     }
 }

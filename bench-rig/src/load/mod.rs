@@ -141,7 +141,8 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 0)]
     pub trace_spread_ms: u64,
     /// The policies the oracle applies: `always`, or any of `errors`, `latency:MS`,
-    /// `probabilistic:PCT[:SALT]`, comma-separated.
+    /// `probabilistic:PCT[:SALT]`, `consistent:PCT` (OTEP 235, as stress relief keeps),
+    /// comma-separated.
     #[arg(long, default_value = "always")]
     pub oracle_policy: String,
     /// Where to write the oracle's expectation, for `tailgate-bench sink --expect`.

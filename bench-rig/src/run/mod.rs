@@ -820,6 +820,15 @@ impl Measured {
         if scenario.checks.no_loss {
             checks.insert("no_loss", no_loss);
         }
+        if scenario.checks.complete {
+            checks.insert(
+                "complete",
+                field(sink_json, "kept_traces_partial") == 0
+                    && field(sink_json, "traces_kept_wrongly") == 0
+                    && field(sink_json, "traces_unknown") == 0
+                    && field(sink_json, "duplicated_spans") == 0,
+            );
+        }
         if scenario.checks.refusals {
             checks.insert("refusals", field(load_json, "spans_refused") > 0);
         }

@@ -16,7 +16,7 @@
 //! # error_rate, slow_rate, trace_spread_ms: the load's flags of those names
 //! sweep: {rates: [max, 50%, 90%], system_cpus: [[1], [1, 2]]}
 //! drain: {settle_ms: 1000, timeout_s: 120}
-//! checks: {verified: true, no_loss: true, refusals: false, rss_max_mib: 4096}
+//! checks: {verified: true, no_loss: true, complete: false, refusals: false, rss_max_mib: 4096}
 //! tls: true                         # or {load: true, sink: false, client_certs: false}
 //! ```
 //!
@@ -269,6 +269,9 @@ pub(crate) struct Checks {
     pub verified: bool,
     /// Every accepted span arrived (pass-through: at sink == accepted).
     pub no_loss: bool,
+    /// Every trace that arrived was expected and is whole, each span once; expected traces may
+    /// be missing (stress relief drops some by design: see the oracle's `consistent:PCT`).
+    pub complete: bool,
     /// Some spans were refused (an overload point).
     pub refusals: bool,
     /// The system's peak RSS stayed under this.

@@ -35,12 +35,16 @@
 //!
 //! Where the Collector's semantics were not certain from its sources, the choice is noted beside
 //! the check.
+//!
+//! One key is tailgate's own: `stress_relief` (see its module), which a Collector
+//! configuration never has; the Collector would refuse it as an unknown key.
 
 mod attribute;
 mod composite;
 mod ottl;
 mod policy;
 mod rate;
+mod stress_relief;
 mod trace;
 
 use std::time::Duration;
@@ -62,6 +66,11 @@ pub use composite::{CompositePolicy, RateAllocation};
 pub use ottl::{ErrorMode, OttlConditionPolicy, OTTL_CONDITIONS_MAX};
 pub use policy::{Policy, PolicyKind};
 pub use rate::{BytesLimitingPolicy, RateLimitingPolicy};
+use stress_relief::{check_stress_relief, RawStressRelief};
+pub use stress_relief::{
+    StressRelief, StressReliefMode, ACTIVATION_LEVEL_DEFAULT, DEACTIVATION_LEVEL_DEFAULT,
+    MINIMUM_ACTIVATION_DURATION_DEFAULT, MINIMUM_ACTIVATION_DURATION_MAX,
+};
 pub use trace::{
     LatencyPolicy, ProbabilisticPolicy, SpanCountPolicy, StatusCode, StatusCodePolicy,
 };
@@ -121,6 +130,8 @@ pub struct TailSampling {
     /// Consistent probability sampling: set by the `processor.tailsamplingprocessor.usetracestate`
     /// feature gate (`--feature-gates`), not by a key, as in the Collector.
     pub use_tracestate: bool,
+    /// tailgate's own: deciding new traces at arrival while a shard's memory is high.
+    pub stress_relief: StressRelief,
 }
 
 /// `sampling_strategy`: when decisions are made.
@@ -165,6 +176,7 @@ pub(crate) struct RawTailSampling {
     num_shards: Option<UInt>,
     tail_storage: Option<serde::de::IgnoredAny>,
     policies: Option<Vec<RawPolicy>>,
+    stress_relief: Option<RawStressRelief>,
 }
 
 #[derive(Deserialize, Default)]
@@ -275,6 +287,10 @@ pub(crate) fn check(
             ));
         }
     }
+    let stress_relief = match raw.stress_relief {
+        Some(raw) => check_stress_relief(raw, &path.key("stress_relief"), ctx)?,
+        None => StressRelief::default(),
+    };
     Ok(TailSampling {
         decision_wait,
         decision_wait_after_root_received,
@@ -289,5 +305,6 @@ pub(crate) fn check(
         sampling_strategy,
         num_shards,
         use_tracestate: false,
+        stress_relief,
     })
 }

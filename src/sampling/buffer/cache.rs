@@ -12,9 +12,11 @@ use crate::sampling::consistent::Threshold;
 /// No threshold, in a cached value.
 const NO_THRESHOLD: u64 = u64::MAX;
 
-/// Set in a cached second when the trace was decided early for its size (the second itself is
-/// in the other 31 bits).
+/// Set in a cached second when the trace was decided early for its size.
 pub(super) const OVERSIZED: u32 = 1 << 31;
+/// Set in a cached second when stress relief decided the trace at its arrival. The second itself
+/// is in the other 30 bits (34 years).
+pub(super) const RELIEF: u32 = 1 << 30;
 
 /// A fixed-size set of trace ids, forgetting the oldest first.
 #[derive(Debug)]

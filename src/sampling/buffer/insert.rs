@@ -1,12 +1,13 @@
 //! Inserting a request: each span is appended to its trace, or, when its trace was already
 //! decided, follows the decision — framed into the caller's request if the trace was kept,
-//! dropped and counted if not.
+//! dropped and counted if not. In stress relief a new trace is decided at arrival instead of
+//! being buffered ([`super::relief`]), and then its spans follow that decision.
 
 use std::time::Instant;
 
 use tailgate_wire::{span_with_trace_state, Item, Piece, Request, Signal, SpanFacts, SpanView};
 
-use super::cache::OVERSIZED;
+use super::cache::{OVERSIZED, RELIEF};
 use super::slots::NIL;
 use super::TraceBuffer;
 use crate::sampling::consistent::{write_threshold, Threshold, Written};
@@ -43,6 +44,15 @@ pub struct Inserted {
     /// arrived (their buffered spans and the request's), framed into the caller's `late`
     /// request.
     pub ingest_sampled: u64,
+    /// Traces decided at arrival by stress relief: kept.
+    pub relief_traces_sampled: u64,
+    /// Traces decided at arrival by stress relief: not kept.
+    pub relief_traces_not_sampled: u64,
+    /// Spans of traces stress relief kept (the first span and later ones), framed into the
+    /// caller's `late` request with the late spans.
+    pub relief_sampled: u64,
+    /// Spans of traces stress relief did not keep, dropped.
+    pub relief_not_sampled: u64,
 }
 
 /// A late span of a kept trace, to be framed at the end of its request.
@@ -171,6 +181,10 @@ impl TraceBuffer {
                 if !self.late_span(item, base, header, threshold) {
                     done.unparseable_tracestates += 1;
                 }
+                if at & RELIEF != 0 {
+                    done.relief_sampled += 1;
+                    return;
+                }
                 self.late_ages_s
                     .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
                 done.late_sampled += 1;
@@ -178,10 +192,22 @@ impl TraceBuffer {
                 return;
             }
             None if let Some(at) = self.not_sampled.decided_at(id) => {
+                if at & RELIEF != 0 {
+                    done.relief_not_sampled += 1;
+                    return;
+                }
                 self.late_ages_s
                     .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
                 done.late_not_sampled += 1;
                 done.late_oversized_not_sampled += u64::from(at & OVERSIZED != 0);
+                return;
+            }
+            None if let Some(relief) = self.relief => {
+                if self.decide_at_arrival(id, relief, now, done)
+                    && !self.late_span(item, base, header, relief.tracestate_threshold())
+                {
+                    done.unparseable_tracestates += 1;
+                }
                 return;
             }
             None => {

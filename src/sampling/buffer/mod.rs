@@ -24,6 +24,9 @@
 //! - **Decided trace ids** go into two fixed-size caches (sampled, not sampled; [`cache`]), so
 //!   spans that arrive after the decision follow it: those of a kept trace are forwarded at
 //!   once, those of a dropped one are dropped and counted.
+//! - **In stress relief** a trace neither buffered nor decided is decided at its arrival, by
+//!   trace id ([`relief`]): nothing of it is buffered; its id goes into the decision caches,
+//!   and its spans take the late spans' path.
 //!
 //! # Budget
 //!
@@ -46,6 +49,7 @@ mod ingest;
 mod insert;
 mod interner;
 mod queues;
+mod relief;
 mod slots;
 #[cfg(test)]
 mod tests;
@@ -57,6 +61,7 @@ use std::time::{Duration, Instant};
 use tailgate_wire::{Framer, SpanFacts};
 
 use super::consistent::Threshold;
+use super::stress_relief::ArrivalSampling;
 use super::trace::Facts;
 use arena::Arena;
 use cache::DecisionCache;
@@ -158,6 +163,8 @@ pub struct TraceBuffer {
     decided: Vec<u32>,
     /// Scratch (span-ingest): the entries the resource group being inserted added spans to.
     ingest_touched: Vec<u32>,
+    /// In stress relief, how new traces are decided at arrival.
+    relief: Option<ArrivalSampling>,
 }
 
 impl TraceBuffer {
@@ -189,6 +196,7 @@ impl TraceBuffer {
             outcomes: Vec::new(),
             decided: Vec::new(),
             ingest_touched: Vec::new(),
+            relief: None,
             limits,
         }
     }
@@ -200,12 +208,12 @@ impl TraceBuffer {
     }
 
     /// `now` as whole seconds of the buffer's clock (from its creation), as the decision caches
-    /// keep it (31 bits: 68 years).
+    /// keep it (30 bits: 34 years).
     #[inline]
     fn second_of(&self, now: Instant) -> u32 {
         u32::try_from(now.saturating_duration_since(self.epoch).as_secs())
             .unwrap_or(u32::MAX)
-            .min(cache::OVERSIZED - 1)
+            .min(cache::RELIEF - 1)
     }
 
     /// What the decision caches keep for `trace` decided at `now`: the second, and whether it

@@ -783,3 +783,251 @@ fn span_ingest_with_a_drop_policy_drops_at_ingest_and_samples_nothing_as_the_col
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!((due.round.kept_spans, due.round.discarded_spans), (0, 1));
 }
+
+/// A trace id whose randomness (its last 7 bytes) starts with `high`.
+fn relief_id(high: u8, n: u8) -> [u8; 16] {
+    let mut id = [0x22; 16];
+    id[8] = 0xff;
+    id[9] = high;
+    id[15] = n;
+    id
+}
+
+/// A span named `name` of the trace `trace_id`.
+fn span_of(trace_id: [u8; 16], name: &str, error: bool) -> Span {
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: vec![name.len() as u8, trace_id[15], 0, 0, 0, 0, 0, 2],
+        name: name.to_string(),
+        ..span(0, 1, error)
+    }
+}
+
+/// In stress relief, a trace neither buffered nor decided is decided at its arrival by its id:
+/// kept spans are framed with the late ones, nothing is buffered, and the trace's later spans
+/// follow the decision, counted as stress relief's, also once it is off. A trace buffered before
+/// goes on as usual, and once off new traces are buffered again.
+#[test]
+fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    let ms = Duration::from_millis(1);
+    let mut late = Vec::new();
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 0, true)])]),
+        t0,
+        &mut late,
+    );
+    buffer.set_stress_relief(Some(super::super::stress_relief::ArrivalSampling::new(
+        50.0, false,
+    )));
+    // Randomness 0xc0… is above half of 2^56, 0x10… below.
+    let (kept, dropped) = (relief_id(0xc0, 1), relief_id(0x10, 2));
+    let done = buffer.insert(
+        &request(vec![(
+            "api",
+            vec![
+                span(1, 1, false),
+                span_of(kept, "k0", false),
+                span_of(dropped, "d0", true),
+                span_of(kept, "k1", false),
+                span_of(dropped, "d1", false),
+            ],
+        )]),
+        t0 + ms,
+        &mut late,
+    );
+    assert_eq!(
+        done,
+        Inserted {
+            buffered: 1,
+            new_traces: 2,
+            relief_traces_sampled: 1,
+            relief_traces_not_sampled: 1,
+            relief_sampled: 2,
+            relief_not_sampled: 2,
+            ..Inserted::default()
+        }
+    );
+    assert_eq!(names(&late)["api"], ["k0", "k1"]);
+    assert!(buffer.late_ages_s().is_empty(), "not late spans");
+    assert_eq!((buffer.trace_count(), buffer.span_count()), (1, 2));
+
+    buffer.set_stress_relief(None);
+    late.clear();
+    let done = buffer.insert(
+        &request(vec![(
+            "db",
+            vec![
+                span_of(kept, "k2", false),
+                span_of(dropped, "d2", false),
+                span(2, 0, false),
+            ],
+        )]),
+        t0 + 2 * ms,
+        &mut late,
+    );
+    assert_eq!(
+        done,
+        Inserted {
+            buffered: 1,
+            new_traces: 1,
+            relief_sampled: 1,
+            relief_not_sampled: 1,
+            ..Inserted::default()
+        }
+    );
+    assert_eq!(names(&late)["db"], ["k2"]);
+    // The buffered traces are decided by the policies, at their wait.
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!(
+        due.round,
+        Round {
+            traces: 1,
+            kept_spans: 2,
+            ..Round::default()
+        }
+    );
+    let due = decide(
+        &mut buffer,
+        &mut policies,
+        &metrics,
+        t0 + WAIT + 2 * ms,
+        false,
+    );
+    assert_eq!(due.round.discarded_spans, 1);
+    assert_eq!(buffer.trace_count(), 0);
+}
+
+/// Spans in = spans framed out + spans not kept + spans buffered, after every request, with
+/// stress relief coming and going; every trace that goes out goes out whole, once; a trace
+/// whose first span met stress relief is kept exactly when its id clears the threshold, any
+/// other exactly when the policies keep it.
+#[test]
+fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
+    use super::super::stress_relief::ArrivalSampling;
+    let mut buffer = TraceBuffer::new(
+        BufferLimits {
+            sampled_cache: 10_000,
+            not_sampled_cache: 10_000,
+            num_traces: 10_000,
+            ..limits()
+        },
+        0,
+    );
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let sampling = ArrivalSampling::new(30.0, false);
+    let t0 = Instant::now();
+    let trace_id = |k: u32| {
+        let mut x = u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151;
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&k.to_be_bytes());
+        id[8..].copy_from_slice(&x.to_be_bytes());
+        id
+    };
+    let error = |k: u32| k.is_multiple_of(4);
+    // Trace k's spans come in requests k/10, k/10 + 1 and k/10 + 2; stress relief is on for
+    // requests 10 to 19.
+    let relieved = |request: u32| (10..20).contains(&request);
+    let (traces, requests) = (300u32, 32u32);
+    let (mut spans_in, mut not_kept) = (0u64, 0u64);
+    let mut out: BTreeMap<[u8; 16], Vec<String>> = BTreeMap::new();
+    let take = |bytes: &[u8], out: &mut BTreeMap<[u8; 16], Vec<String>>| {
+        let mut n = 0;
+        for group in ExportTraceServiceRequest::decode(bytes)
+            .unwrap()
+            .resource_spans
+        {
+            for span in group.scope_spans.into_iter().flat_map(|s| s.spans) {
+                out.entry(span.trace_id.try_into().unwrap())
+                    .or_default()
+                    .push(span.name);
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut spans_out = 0u64;
+    for r in 0..requests {
+        buffer.set_stress_relief(relieved(r).then_some(sampling));
+        let spans: Vec<Span> = (0..3u32)
+            .filter_map(|wave| r.checked_sub(wave).map(|first| (wave, first)))
+            .flat_map(|(wave, first)| (first * 10..first * 10 + 10).map(move |k| (wave, k)))
+            .filter(|&(_, k)| k < traces)
+            .map(|(wave, k)| span_of(trace_id(k), &format!("{k}-{wave}"), wave == 2 && error(k)))
+            .collect();
+        spans_in += spans.len() as u64;
+        let mut late = Vec::new();
+        let now = t0 + Duration::from_millis(u64::from(r));
+        let done = buffer.insert(&request(vec![("api", spans)]), now, &mut late);
+        not_kept += done.late_not_sampled + done.relief_not_sampled;
+        if !late.is_empty() {
+            let framed = take(&late, &mut out);
+            assert_eq!(framed, done.late_sampled + done.relief_sampled);
+            spans_out += framed;
+        }
+        assert_eq!(
+            spans_in,
+            spans_out + not_kept + buffer.span_count(),
+            "request {r}"
+        );
+    }
+    let rest = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, true);
+    spans_out += take(&rest.out, &mut out);
+    not_kept += rest.round.discarded_spans;
+    assert_eq!(buffer.span_count(), 0);
+    assert_eq!(spans_in, spans_out + not_kept);
+    assert_eq!(spans_in, u64::from(traces) * 3);
+
+    let mut relief_kept = 0;
+    for k in 0..traces {
+        let id = trace_id(k);
+        let expected = if relieved(k / 10) {
+            relief_kept += u32::from(sampling.keeps(id));
+            sampling.keeps(id)
+        } else {
+            error(k)
+        };
+        match out.get_mut(&id) {
+            Some(names) => {
+                names.sort();
+                assert!(expected, "trace {k} kept wrongly");
+                assert_eq!(names, &[0, 1, 2].map(|w| format!("{k}-{w}")), "trace {k}");
+            }
+            None => assert!(!expected, "trace {k} missing"),
+        }
+    }
+    // 100 traces met stress relief; about 30 % of them were kept.
+    assert!((15..=45).contains(&relief_kept), "{relief_kept}");
+}
+
+/// Under the tracestate gate, the spans stress relief keeps carry its threshold in their
+/// tracestate, the first one and the later ones, as the policies' kept spans carry theirs.
+#[test]
+fn under_the_tracestate_gate_spans_stress_relief_keeps_carry_its_threshold() {
+    use super::super::stress_relief::ArrivalSampling;
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    buffer.set_stress_relief(Some(ArrivalSampling::new(10.0, true)));
+    let t0 = Instant::now();
+    // Randomness 0xf0… clears 10 %'s threshold, 0xe666….
+    let kept = relief_id(0xf0, 1);
+    let mut late = Vec::new();
+    let first = Span {
+        trace_state: "vendor=x".to_string(),
+        ..span_of(kept, "k0", false)
+    };
+    let done = buffer.insert(&request(vec![("api", vec![first])]), t0, &mut late);
+    assert_eq!((done.relief_sampled, done.unparseable_tracestates), (1, 0));
+    assert_eq!(tracestates(&late)["k0"], "ot=th:e6666666666666,vendor=x");
+    buffer.set_stress_relief(None);
+    late.clear();
+    buffer.insert(
+        &request(vec![("api", vec![span_of(kept, "k1", false)])]),
+        t0,
+        &mut late,
+    );
+    assert_eq!(tracestates(&late)["k1"], "ot=th:e6666666666666");
+}
