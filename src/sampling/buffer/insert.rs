@@ -70,7 +70,7 @@ pub(super) struct LateSpan {
 
 /// Where a scope group's header is, once needed: interned on the group's first buffered span,
 /// copied for its first late one.
-struct GroupHeader {
+pub(super) struct GroupHeader {
     /// Length of the resource group's header at the start of the buffer's scratch.
     resource_len: usize,
     interned: u32,
@@ -203,11 +203,7 @@ impl TraceBuffer {
                 return;
             }
             None if let Some(relief) = self.relief => {
-                if self.decide_at_arrival(id, relief, now, done)
-                    && !self.late_span(item, base, header, relief.tracestate_threshold())
-                {
-                    done.unparseable_tracestates += 1;
-                }
+                self.decide_at_arrival(item, base, header, id, relief, now, done);
                 return;
             }
             None => {
@@ -252,7 +248,7 @@ impl TraceBuffer {
     /// as they came; here they carry what their trace's other spans carry, so that a backend
     /// weighs them alike). Returns false when the tracestate does not parse.
     #[inline]
-    fn late_span(
+    pub(super) fn late_span(
         &mut self,
         item: Item<'_>,
         base: usize,

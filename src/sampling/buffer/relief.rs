@@ -8,7 +8,10 @@
 
 use std::time::Instant;
 
+use tailgate_wire::Item;
+
 use super::cache::RELIEF;
+use super::insert::GroupHeader;
 use super::{Inserted, TraceBuffer};
 use crate::sampling::stress_relief::ArrivalSampling;
 
@@ -25,31 +28,39 @@ impl TraceBuffer {
     }
 
     /// Decides the trace `id`, neither buffered nor decided, with `sampling` on the arrival of
-    /// its first span at `now`; remembers the decision (with the threshold its kept spans carry,
-    /// under the tracestate gate) and counts the trace and that span in `done`. Returns whether
-    /// it is kept: the caller frames the span then.
-    #[inline]
+    /// its first span, `item` at `now`: remembers the decision (with the threshold its kept
+    /// spans carry, under the tracestate gate), sets the span aside to be framed when kept, and
+    /// counts the trace and the span in `done`.
+    ///
+    /// Not inlined: it runs once a trace and only in stress relief, and kept out of line it
+    /// leaves the insert loop, which every span runs, as it was.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn decide_at_arrival(
         &mut self,
+        item: Item<'_>,
+        base: usize,
+        header: &mut GroupHeader,
         id: u128,
         sampling: ArrivalSampling,
         now: Instant,
         done: &mut Inserted,
-    ) -> bool {
+    ) {
         done.new_traces += 1;
         let at = self.second_of(now) | RELIEF;
         // The id's bytes as they came: the buffer keys traces by `u128::from_le_bytes`.
         if sampling.keeps(id.to_le_bytes()) {
-            self.sampled
-                .insert_kept(id, at, sampling.tracestate_threshold());
+            let threshold = sampling.tracestate_threshold();
+            self.sampled.insert_kept(id, at, threshold);
+            if !self.late_span(item, base, header, threshold) {
+                done.unparseable_tracestates += 1;
+            }
             done.relief_traces_sampled += 1;
             done.relief_sampled += 1;
-            true
         } else {
             self.not_sampled.insert(id, at);
             done.relief_traces_not_sampled += 1;
             done.relief_not_sampled += 1;
-            false
         }
     }
 }
