@@ -1583,7 +1583,58 @@ processors:
         &err,
         8,
         "processors.tail_sampling.policies[0].and.and_sub_policy[0].type",
-        "type `drop` cannot be an `and`, `drop` or `not` sub-policy",
+        "type `drop` cannot be an `and` or `drop` sub-policy",
+    );
+    // `not` may sit in `and` and `drop` (the Collector's AndSubPolicyCfg), but holds a simple
+    // policy only.
+    let config = parse(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: both
+        type: and
+        and:
+          and_sub_policy:
+            - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+            - {name: not-health, type: not, not: {not_sub_policy: {name: h, type: string_attribute, string_attribute: {key: service.name, values: [health]}}}}
+      - name: quiet
+        type: drop
+        drop:
+          drop_sub_policy:
+            - {name: not-errors, type: not, not: {not_sub_policy: {name: e, type: status_code, status_code: {status_codes: [ERROR]}}}}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [tail_sampling], exporters: [debug]}
+",
+    )
+    .unwrap();
+    let sampling = tail_sampling(&config, "tail_sampling");
+    assert!(
+        matches!(&sampling.policies[0].kind, PolicyKind::And(subs) if matches!(subs[1].kind, PolicyKind::Not(_)))
+    );
+    let err = error(
+        "
+processors:
+  tail_sampling:
+    policies:
+      - name: n
+        type: not
+        not:
+          not_sub_policy: {name: inner, type: not, not: {not_sub_policy: {name: a, type: always_sample}}}
+",
+    );
+    assert_error(
+        &err,
+        7,
+        "processors.tail_sampling.policies[0].not.not_sub_policy.type",
+        "type `not` cannot be a `not` sub-policy",
     );
 }
 

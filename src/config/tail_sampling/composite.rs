@@ -199,7 +199,7 @@ pub(super) fn check_and(
     let subs = raw
         .and_sub_policy
         .ok_or_else(|| ctx.missing(path, "and_sub_policy"))?;
-    check_policies(subs, &path.key("and_sub_policy"), Level::Simple, ctx)
+    check_policies(subs, &path.key("and_sub_policy"), Level::AndSub, ctx)
 }
 
 pub(super) fn check_drop(
@@ -210,7 +210,7 @@ pub(super) fn check_drop(
     let subs = raw
         .drop_sub_policy
         .ok_or_else(|| ctx.missing(path, "drop_sub_policy"))?;
-    check_policies(subs, &path.key("drop_sub_policy"), Level::Simple, ctx)
+    check_policies(subs, &path.key("drop_sub_policy"), Level::AndSub, ctx)
 }
 
 pub(super) fn check_not(raw: RawNot, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Policy, ConfigError> {

@@ -175,7 +175,10 @@ pub(super) enum Level {
     Top,
     /// `composite_sub_policy`: simple types and `and`.
     CompositeSub,
-    /// `and_sub_policy`, `drop_sub_policy`, `not_sub_policy`: simple types only.
+    /// `and_sub_policy`, `drop_sub_policy`: simple types and `not` (the Collector's
+    /// `AndSubPolicyCfg`, which both lists use).
+    AndSub,
+    /// `not_sub_policy`: simple types only.
     Simple,
 }
 
@@ -299,12 +302,14 @@ fn check_type(
     let allowed = match level {
         Level::Top => true,
         Level::CompositeSub => !matches!(kind, "not" | "drop" | "composite"),
+        Level::AndSub => !matches!(kind, "and" | "drop" | "composite"),
         Level::Simple => !matches!(kind, "and" | "not" | "drop" | "composite"),
     };
     if !allowed {
         let where_ = match level {
             Level::CompositeSub => "a `composite` sub-policy (simple types and `and` only)",
-            _ => "an `and`, `drop` or `not` sub-policy (simple types only)",
+            Level::AndSub => "an `and` or `drop` sub-policy (simple types and `not` only)",
+            _ => "a `not` sub-policy (simple types only)",
         };
         return Err(ctx.invalid(
             type_path,
