@@ -141,13 +141,15 @@ fn by_trace<'a>(requests: &[TracesRequest<'a>]) -> BTreeMap<[u8; 16], Vec<TraceS
     for request in requests {
         for group in request.request().resource_groups() {
             let resource = group.resource();
-            for scope in group.scope_groups() {
-                for span in scope.spans() {
+            for scope_group in group.scope_groups() {
+                let scope = scope_group.scope();
+                for span in scope_group.spans() {
                     let id = span.trace_id_array().expect("16-byte trace id");
-                    traces
-                        .entry(id)
-                        .or_default()
-                        .push(TraceSpan { span, resource });
+                    traces.entry(id).or_default().push(TraceSpan {
+                        span,
+                        resource,
+                        scope,
+                    });
                 }
             }
         }

@@ -114,9 +114,7 @@ impl OttlFilter {
         for s in trace.spans() {
             let mut subject = Subject {
                 resource: s.resource,
-                // Scope paths are refused in this policy's configuration: the buffer does not
-                // keep a span's scope.
-                scope: None,
+                scope: s.scope,
                 span: Some(s.span),
                 event: None,
             };
@@ -213,6 +211,37 @@ mod tests {
                     &["resource.attributes[\"service.name\"] == \"api\""],
                     &[]
                 ),
+                trace(vec![span(0, 0, 1)])
+            ),
+            Decision::Sampled
+        );
+    }
+
+    #[test]
+    fn scope_paths_read_the_scope_each_span_arrived_under() {
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        let mut groups = trace(vec![span(0, 0, 1)]);
+        groups[0].scope_spans[0].scope = Some(InstrumentationScope {
+            name: "okhttp".to_string(),
+            version: "4.12".to_string(),
+            ..Default::default()
+        });
+        let kind = |condition: &str| ottl(ErrorMode::Silent, &[condition], &[]);
+        assert_eq!(
+            evaluate_one(
+                kind("instrumentation_scope.name == \"okhttp\" and scope.version == \"4.12\""),
+                groups.clone()
+            ),
+            Decision::Sampled
+        );
+        assert_eq!(
+            evaluate_one(kind("instrumentation_scope.name == \"grpc\""), groups),
+            Decision::NotSampled
+        );
+        // No scope message at all reads as an empty scope.
+        assert_eq!(
+            evaluate_one(
+                kind("instrumentation_scope.name == \"\""),
                 trace(vec![span(0, 0, 1)])
             ),
             Decision::Sampled

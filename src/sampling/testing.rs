@@ -100,7 +100,12 @@ pub(crate) fn spans_of<'a>(request: &TracesRequest<'a>) -> Vec<TraceSpan<'a>> {
     for group in request.request().resource_groups() {
         let resource = group.resource();
         for scope in group.scope_groups() {
-            out.extend(scope.spans().map(|span| TraceSpan { span, resource }));
+            let scope_view = scope.scope();
+            out.extend(scope.spans().map(|span| TraceSpan {
+                span,
+                resource,
+                scope: scope_view,
+            }));
         }
     }
     out

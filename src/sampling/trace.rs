@@ -5,7 +5,7 @@
 //! slice holding them belongs to the caller, who can reuse it from one trace to the next, so
 //! assembling a trace allocates nothing.
 
-use tailgate_wire::{ResourceView, SpanFacts, SpanView};
+use tailgate_wire::{ResourceView, ScopeView, SpanFacts, SpanView};
 
 /// The status codes a trace's spans carry, one bit per `Status.StatusCode` value (0 unset, 1 ok,
 /// 2 error); other values set no bit.
@@ -30,6 +30,8 @@ pub struct TraceSpan<'a> {
     pub span: SpanView<'a>,
     /// The resource it arrived under.
     pub resource: Option<ResourceView<'a>>,
+    /// The instrumentation scope it arrived under (`None`: its scope group had none).
+    pub scope: Option<ScopeView<'a>>,
 }
 
 /// What the policies need to know of a trace beyond its spans, kept up to date span by span as

@@ -194,6 +194,12 @@ pub struct ScopeGroup<'a> {
 }
 
 impl<'a> ScopeGroup<'a> {
+    /// A scope group read from its header alone (its fields other than its children, as the
+    /// framer writes them), as a trace buffer keeps it.
+    pub fn from_header(bytes: &'a [u8]) -> Self {
+        ScopeGroup { bytes, offset: 0 }
+    }
+
     /// The encoded group, children included.
     pub fn raw(&self) -> &'a [u8] {
         self.bytes

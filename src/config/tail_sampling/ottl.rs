@@ -127,18 +127,6 @@ fn conditions(
             };
             ctx.error(&at, Target::Value, kind)
         })?;
-        if condition.reads_scope() {
-            return Err(ctx.error(
-                &at,
-                Target::Value,
-                ConfigErrorKind::Unsupported(format!(
-                    "policy `{policy}`: the OTTL condition `{text}` reads the instrumentation \
-                     scope, which tail sampling does not keep beside each buffered span yet; \
-                     tailgate supports instrumentation_scope paths in OTTL but not in this \
-                     policy"
-                )),
-            ));
-        }
         out.push(condition);
     }
     Ok(out)

@@ -76,6 +76,7 @@ impl<'a> Spans<'a> {
                 offset: 0,
             }),
             resource: self.headers.resource(self.slots[s as usize].header),
+            scope: self.headers.scope(self.slots[s as usize].header),
         }
     }
 

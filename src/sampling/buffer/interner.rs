@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use tailgate_wire::{ResourceGroup, ResourceView};
+use tailgate_wire::{ResourceGroup, ResourceView, ScopeGroup, ScopeView};
 
 use super::hasher::IdHash;
 
@@ -121,5 +121,10 @@ impl Headers {
     /// The resource of header `id`, when it has one.
     pub(super) fn resource(&self, id: u32) -> Option<ResourceView<'_>> {
         ResourceGroup::from_header(self.get(id).0).resource()
+    }
+
+    /// The instrumentation scope of header `id`, when it has one.
+    pub(super) fn scope(&self, id: u32) -> Option<ScopeView<'_>> {
+        ScopeGroup::from_header(self.get(id).1).scope()
     }
 }
