@@ -368,3 +368,81 @@ fn stress_relief_takes_a_load_that_is_refused_without_it_and_keeps_traces_whole(
         "nothing but the load's traces"
     );
 }
+
+/// `mode: always`: nothing is buffered from the start; each trace is forwarded or dropped as its
+/// spans arrive, by its id; no policy sees any.
+#[test]
+fn always_decides_every_trace_at_arrival() {
+    let (sink, upstream, _) = start_sink();
+    let gateway = start(
+        upstream,
+        "    stress_relief:
+      mode: always
+      sampling_percentage: 10",
+    );
+    assert_eq!(
+        gateway.metric("tailgate_sampling_stress_relief_active", &[]),
+        2.0
+    );
+    assert!(gateway
+        .stderr()
+        .contains("stress relief is always on (tail_sampling.stress_relief.mode: always)"));
+    let pad = "p".repeat(100);
+    let requests = 4;
+    for r in 0..=requests {
+        let (body, _) = request(r, &pad);
+        let status = http_request(
+            gateway.http,
+            "POST",
+            "/v1/traces",
+            &[("Content-Type", "application/x-protobuf")],
+            &body,
+        )
+        .expect("POST /v1/traces")
+        .0;
+        assert_eq!(status, 200);
+    }
+    // Traces of the first `requests` batches sent whole; the last batch's first wave only.
+    let kept = |batches: std::ops::Range<u32>| {
+        batches
+            .flat_map(|b| b * TRACES_PER_REQUEST..(b + 1) * TRACES_PER_REQUEST)
+            .filter(|&k| relief_keeps(&trace_id(k), PERCENT))
+            .count() as f64
+    };
+    let kept_spans =
+        kept(0..requests) * SPANS_PER_TRACE as f64 + kept(requests..requests + 1) * 2.0;
+    assert!(
+        wait_for(Duration::from_secs(30), || gateway
+            .metric("otelcol_exporter_sent_spans", &[])
+            >= kept_spans),
+        "{}",
+        gateway.metrics()
+    );
+    assert_eq!(
+        gateway.metric("otelcol_exporter_sent_spans", &[]),
+        kept_spans
+    );
+    assert_eq!(gateway.metric("tailgate_shard_buffered_spans", &[]), 0.0);
+    assert_eq!(
+        gateway.metric(
+            "tailgate_sampling_stress_relief_traces",
+            &[("decision", "sampled")]
+        ),
+        kept(0..requests + 1)
+    );
+    assert_eq!(
+        gateway.metric(
+            "otelcol_processor_tail_sampling_global_count_traces_sampled",
+            &[]
+        ),
+        0.0,
+        "no policy decided anything"
+    );
+    assert_eq!(
+        gateway.metric("tailgate_sampling_stress_relief_activations", &[]),
+        0.0,
+        "always on is not an activation"
+    );
+    assert!(gateway.stop().success());
+    drop(sink);
+}

@@ -11,8 +11,9 @@
 //! refused) and then 200 ms more, or else until the sink's count has not moved for
 //! `drain.settle_ms`. The moment of the last change ends the point: end-to-end throughput is spans
 //! accepted over load start → that moment, and the system's CPU per span is its CPU time over the
-//! same span of time divided by spans accepted. Then the system and the sink are stopped
-//! (SIGTERM) and the sink's verdict read. Each point starts fresh processes.
+//! same span of time divided by spans accepted. Then the system's `/metrics` page is saved, when
+//! it serves one at `${system_metrics}` (`system-metrics.txt`), the system and the sink are
+//! stopped (SIGTERM) and the sink's verdict read. Each point starts fresh processes.
 //!
 //! Results go to `--out` (default `target/bench-results/NAME-UNIXTIME/`): `results.json` (every
 //! point, its reports and samples), `results.md` (the table, also printed), `chart.svg`
@@ -471,6 +472,11 @@ fn run_point(
         load_end,
     );
     let samples = sampler.finish();
+    // The system's own account of the point, when it serves one (tailgate's /metrics: what
+    // stress relief or early decisions did, what the buffers held), for the record.
+    if let Ok(page) = process::scrape_metrics(addrs.system_metrics) {
+        std::fs::write(dir.join("system-metrics.txt"), page)?;
+    }
     let system_status = system.stop()?;
     drop(system);
     sink.stop()?;

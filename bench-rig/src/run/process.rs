@@ -5,7 +5,7 @@
 //! stime from `/proc/PID/stat`) and resident memory (`VmRSS` from `/proc/PID/status`) every
 //! `SAMPLE_INTERVAL` until stopped.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +47,27 @@ pub(crate) fn wait_listening(
             ));
         }
         thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The body of `GET /metrics` at `addr` (HTTP/1.0, at most `SCRAPE_BYTES_MAX` bytes, 2 s).
+pub(crate) fn scrape_metrics(addr: SocketAddr) -> io::Result<String> {
+    const SCRAPE_BYTES_MAX: u64 = 16 << 20;
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream
+        .take(SCRAPE_BYTES_MAX)
+        .read_to_string(&mut response)?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
+            Ok(body.to_string())
+        }
+        _ => Err(io::Error::other(format!(
+            "GET /metrics on {addr}: no 200 answer"
+        ))),
     }
 }
 
