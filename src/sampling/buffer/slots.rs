@@ -16,7 +16,7 @@ pub(super) struct SpanSlot {
     pub(super) offset: u32,
     pub(super) len: u32,
     pub(super) header: u32,
-    /// The trace's next span, or the next free slot.
+    /// The trace's next span.
     pub(super) next: u32,
 }
 
