@@ -1974,19 +1974,19 @@ exporters:
 }
 
 #[test]
-fn extensions_other_than_authenticators_are_refused() {
+fn extensions_other_than_authenticators_and_health_check_are_refused() {
     let err = error(
         "
 extensions:
-  health_check:
+  zpages:
 ",
     );
     assert_error(
         &err,
         2,
-        "extensions.health_check",
-        "extension type `health_check` is not supported; tailgate has the authenticators \
-         `bearertokenauth` and `basicauth`, and serves /healthz and /readyz itself",
+        "extensions.zpages",
+        "extension type `zpages` is not supported; tailgate has the authenticators \
+         `bearertokenauth` and `basicauth`, and `health_check`",
     );
 
     let err = error(&format!(

@@ -81,6 +81,8 @@ impl Authenticators {
                         .map_err(|why| error(format!("client_auth: {why}")))?;
                     built.clients.insert(id.clone(), client);
                 }
+                // Served by the gateway beside the admin endpoint, not an authenticator.
+                Extension::HealthCheck(_) => {}
             }
         }
         Ok(built)

@@ -38,8 +38,11 @@
 //! `authenticator` that is wrong. Files (`filename`, `htpasswd.file`) are read at start, not
 //! here: the same configuration may be checked on another machine.
 //!
-//! Other extension types (`health_check`, `pprof`, `zpages`, ...) are refused, as before:
-//! tailgate serves `/healthz` and `/readyz` itself.
+//! `health_check` is the Collector's health endpoint (`healthcheckextension`, its legacy
+//! configuration): `endpoint`, `path`, `response_body` and `check_collector_pipeline` (which
+//! the Collector keeps for compatibility and ignores; so does tailgate), served beside the
+//! admin endpoint's `/healthz` and `/readyz`. Other extension types (`pprof`, `zpages`, ...)
+//! are refused.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -53,11 +56,14 @@ use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
 use super::locate::{has_key, Target};
 use super::receivers::{RawAuth, Receiver, Receivers};
-use super::values::{ComponentId, KeyPath};
+use super::values::{ComponentId, Endpoint, KeyPath};
 use crate::auth::{check_token, Htpasswd, HTPASSWD_BYTES_MAX, TOKENS_MAX};
 
-/// Extension types tailgate has.
-pub const EXTENSION_KINDS: &[&str] = &["bearertokenauth", "basicauth"];
+/// `health_check.endpoint` when not given (the Collector's default since it stopped listening
+/// on every interface by default).
+pub const HEALTH_CHECK_ENDPOINT_DEFAULT: &str = "localhost:13133";
+/// The longest `health_check.path` and `response_body` text.
+pub const HEALTH_CHECK_TEXT_MAX: usize = 4096;
 
 /// `bearertokenauth.header` when not given.
 pub const BEARER_HEADER_DEFAULT: &str = "Authorization";
@@ -103,6 +109,40 @@ pub enum Extension {
     BearerTokenAuth(BearerTokenAuth),
     /// `basicauth`: HTTP Basic authentication, on receivers or on exporters.
     BasicAuth(BasicAuth),
+    /// `health_check`: the Collector's health endpoint.
+    HealthCheck(HealthCheck),
+}
+
+/// `health_check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// `endpoint` (default [`HEALTH_CHECK_ENDPOINT_DEFAULT`]).
+    pub endpoint: Endpoint,
+    /// `path` (default `/`). As Go's HTTP mux reads it, a path ending in `/` answers every path
+    /// under it (`/` answers all), any other only itself.
+    pub path: String,
+    /// `response_body`: what to answer instead of the Collector's JSON status.
+    pub response_body: Option<ResponseBody>,
+}
+
+/// `health_check.response_body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseBody {
+    /// `healthy`: the body of a 200.
+    pub healthy: String,
+    /// `unhealthy`: the body of a 503.
+    pub unhealthy: String,
+}
+
+impl HealthCheck {
+    /// Whether a request for `path` (without its query) is answered with the health status.
+    pub fn answers(&self, path: &str) -> bool {
+        if self.path.ends_with('/') {
+            path.starts_with(&self.path)
+        } else {
+            path == self.path
+        }
+    }
 }
 
 /// `bearertokenauth`.
@@ -155,21 +195,28 @@ pub struct HtpasswdSource {
 }
 
 impl Extension {
+    /// Whether it is an authenticator (bearertokenauth or basicauth).
+    pub fn authenticates(&self) -> bool {
+        !matches!(self, Extension::HealthCheck(_))
+    }
+
     /// Whether a receiver can use it.
     pub fn serves(&self) -> bool {
-        !matches!(self, Extension::BasicAuth(BasicAuth::Client { .. }))
+        self.authenticates() && !matches!(self, Extension::BasicAuth(BasicAuth::Client { .. }))
     }
 
     /// Whether an exporter can use it.
     pub fn signs(&self) -> bool {
-        !matches!(self, Extension::BasicAuth(BasicAuth::Server(_)))
+        self.authenticates() && !matches!(self, Extension::BasicAuth(BasicAuth::Server(_)))
     }
 
-    /// The request header it reads or writes.
+    /// The request header it reads or writes (empty for an extension that is no
+    /// authenticator).
     pub fn header(&self) -> &str {
         match self {
             Extension::BearerTokenAuth(bearer) => &bearer.header,
             Extension::BasicAuth(_) => "Authorization",
+            Extension::HealthCheck(_) => "",
         }
     }
 }
@@ -177,6 +224,7 @@ impl Extension {
 pub(crate) enum RawExtension {
     BearerTokenAuth(RawBearer),
     BasicAuth(RawBasic),
+    HealthCheck(RawHealthCheck),
     Unknown,
 }
 
@@ -187,12 +235,34 @@ impl RawComponent for RawExtension {
                 RawExtension::BearerTokenAuth(Option::deserialize(d)?.unwrap_or_default())
             }
             "basicauth" => RawExtension::BasicAuth(Option::deserialize(d)?.unwrap_or_default()),
+            "health_check" => {
+                RawExtension::HealthCheck(Option::deserialize(d)?.unwrap_or_default())
+            }
             _ => {
                 IgnoredAny::deserialize(d)?;
                 RawExtension::Unknown
             }
         })
     }
+}
+
+/// The legacy `health_check` configuration. Its v2 keys (`use_v2`, `http`, `grpc`,
+/// `component_health`) and confighttp's server keys besides `endpoint` (`tls`, `cors`, `auth`,
+/// ...) are unknown keys here, refused by name.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHealthCheck {
+    endpoint: Option<String>,
+    path: Option<String>,
+    response_body: Option<RawResponseBody>,
+    check_collector_pipeline: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawResponseBody {
+    healthy: Option<String>,
+    unhealthy: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,12 +303,10 @@ struct RawClientAuth {
 
 /// The message for an extension type tailgate does not have.
 fn unknown_kind(kind: &str) -> String {
-    let kinds: Vec<String> = EXTENSION_KINDS.iter().map(|k| format!("`{k}`")).collect();
     format!(
-        "extension type `{kind}` is not supported; tailgate has the authenticators {}, and \
-         serves /healthz and /readyz itself on the telemetry address \
-         (service.telemetry.metrics.address)",
-        kinds.join(" and ")
+        "extension type `{kind}` is not supported; tailgate has the authenticators \
+         `bearertokenauth` and `basicauth`, and `health_check` (and serves /healthz, /readyz \
+         and /metrics itself on service.telemetry.metrics.address)"
     )
 }
 
@@ -256,11 +324,57 @@ pub(crate) fn check(
                 Extension::BearerTokenAuth(check_bearer(raw, &path, ctx)?)
             }
             RawExtension::BasicAuth(raw) => Extension::BasicAuth(check_basic(raw, &path, ctx)?),
+            RawExtension::HealthCheck(raw) => {
+                Extension::HealthCheck(check_health_check(raw, &path, ctx)?)
+            }
             RawExtension::Unknown => return Err(ctx.unsupported(&path, unknown_kind(&id.kind))),
         };
         by_id.insert(id, extension);
     }
     Ok(Extensions { by_id })
+}
+
+fn check_health_check(
+    raw: RawHealthCheck,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<HealthCheck, ConfigError> {
+    let text = |key: &KeyPath, value: Option<String>| -> Result<Option<String>, ConfigError> {
+        match value {
+            Some(v) if v.len() > HEALTH_CHECK_TEXT_MAX => Err(ctx.invalid(
+                key,
+                format!("is {} bytes; at most {HEALTH_CHECK_TEXT_MAX}", v.len()),
+            )),
+            other => Ok(other),
+        }
+    };
+    let endpoint_text = raw
+        .endpoint
+        .unwrap_or_else(|| HEALTH_CHECK_ENDPOINT_DEFAULT.to_string());
+    let endpoint =
+        Endpoint::parse(&endpoint_text).map_err(|why| ctx.invalid(&path.key("endpoint"), why))?;
+    let url_path = text(&path.key("path"), raw.path)?.unwrap_or_else(|| "/".to_string());
+    if !url_path.starts_with('/') {
+        return Err(ctx.invalid(
+            &path.key("path"),
+            format!("`{url_path}` must start with `/`, as the Collector requires"),
+        ));
+    }
+    let response_body = match raw.response_body {
+        Some(body) => {
+            let at = path.key("response_body");
+            Some(ResponseBody {
+                healthy: text(&at.key("healthy"), body.healthy)?.unwrap_or_default(),
+                unhealthy: text(&at.key("unhealthy"), body.unhealthy)?.unwrap_or_default(),
+            })
+        }
+        None => None,
+    };
+    Ok(HealthCheck {
+        endpoint,
+        path: url_path,
+        response_body,
+    })
 }
 
 fn check_bearer(
@@ -564,6 +678,12 @@ fn resolve<'a>(
              (as in the Collector, only the extensions listed there are started)"
         )));
     }
+    if !extension.authenticates() {
+        return Err(reference(format!(
+            "`{id}` is a health_check extension, not an authenticator (bearertokenauth or \
+             basicauth)"
+        )));
+    }
     match side {
         Side::Server if !extension.serves() => Err(reference(format!(
             "`{id}` has `client_auth`, which signs an exporter's requests; a receiver needs a \
@@ -579,7 +699,9 @@ fn resolve<'a>(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{BasicAuth, BearerTokens, Config, Extension};
+    use crate::config::{
+        BasicAuth, BearerTokens, Config, Extension, ResponseBody, HEALTH_CHECK_ENDPOINT_DEFAULT,
+    };
 
     const PIPELINE: &str = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n";
 
@@ -750,11 +872,62 @@ mod tests {
 
     #[test]
     fn other_extension_types_are_refused_as_before() {
-        let err = parse("  health_check:\n").unwrap_err();
+        let err = parse("  pprof:\n").unwrap_err();
         assert!(
-            err.contains("extensions.health_check: extension type `health_check` is not supported"),
+            err.contains("extensions.pprof: extension type `pprof` is not supported"),
             "{err}"
         );
-        assert!(err.contains("/healthz and /readyz"), "{err}");
+        assert!(err.contains("`health_check`"), "{err}");
+    }
+
+    #[test]
+    fn health_check_takes_the_collectors_legacy_keys() {
+        let Extension::HealthCheck(defaults) = extension("  health_check:\n") else {
+            panic!("a health check");
+        };
+        assert_eq!(defaults.endpoint.to_string(), HEALTH_CHECK_ENDPOINT_DEFAULT);
+        assert_eq!(defaults.path, "/");
+        assert!(defaults.answers("/") && defaults.answers("/anything"));
+        let Extension::HealthCheck(custom) = extension(
+            "  health_check:\n    endpoint: 0.0.0.0:13134\n    path: /health/status\n    \
+             response_body: {healthy: up}\n    check_collector_pipeline: {enabled: true}\n",
+        ) else {
+            panic!("a health check");
+        };
+        assert_eq!(custom.path, "/health/status");
+        assert!(custom.answers("/health/status") && !custom.answers("/health/status/x"));
+        assert_eq!(
+            custom.response_body,
+            Some(ResponseBody {
+                healthy: "up".to_string(),
+                unhealthy: String::new()
+            })
+        );
+        let err = parse("  health_check:\n    path: health\n").unwrap_err();
+        assert!(
+            err.contains("health_check.path: `health` must start with `/`"),
+            "{err}"
+        );
+        let err = parse("  health_check:\n    tls: {cert_file: a.pem}\n").unwrap_err();
+        assert!(err.contains("tls"), "{err}");
+        let err = parse("  health_check:\n    use_v2: true\n").unwrap_err();
+        assert!(err.contains("use_v2"), "{err}");
+    }
+
+    #[test]
+    fn a_health_check_is_no_authenticator() {
+        let err = Config::from_yaml(
+            "extensions:\n  health_check:\nreceivers:\n  otlp:\n    protocols:\n      grpc:\n        \
+             auth: {authenticator: health_check}\nexporters:\n  debug:\nservice:\n  \
+             extensions: [health_check]\n  pipelines:\n    traces: {receivers: [otlp], \
+             exporters: [debug]}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("is a health_check extension, not an authenticator"),
+            "{err}"
+        );
     }
 }

@@ -105,6 +105,18 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             source,
         }
     })?;
+    // Each enabled health_check extension, on its own address, stopped when dropped.
+    let mut health_checks = Vec::new();
+    for (addr, health_check) in plan.health_checks.iter().cloned() {
+        let server = AdminServer::start_health_check(addr, health_check, health.clone()).map_err(
+            |source| StartError::Bind {
+                listener: "a health_check extension (extensions.health_check.endpoint)",
+                addr,
+                source,
+            },
+        )?;
+        health_checks.push(server);
+    }
     let flag = lifecycle::shutdown_flag()?;
     lifecycle::fail_stop_on_panic(flag.clone());
     // Follows bearer token files until the shards have drained (dropped at the end of `run`).

@@ -40,6 +40,8 @@ pub(crate) struct Plan {
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
     pub(crate) admin: SocketAddr,
+    /// The enabled `health_check` extensions, each with the address it listens on.
+    pub(crate) health_checks: Vec<(SocketAddr, config::HealthCheck)>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
     pub(crate) tls: Vec<Arc<dyn Reload>>,
 }
@@ -167,6 +169,7 @@ impl Plan {
             pipelines,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
+            health_checks: health_checks(config)?,
             tls,
         })
     }
@@ -402,6 +405,17 @@ fn shard_cpus(cpus: &Cpus) -> Result<Vec<usize>, StartError> {
         }),
         Cpus::List(list) => listed_cpus(list),
     }
+}
+
+/// The `health_check` extensions `service.extensions` enables, with their addresses.
+fn health_checks(config: &Config) -> Result<Vec<(SocketAddr, config::HealthCheck)>, StartError> {
+    let mut out = Vec::new();
+    for id in &config.service.extensions {
+        if let Some(config::Extension::HealthCheck(health_check)) = config.extensions.get(id) {
+            out.push((resolve(&health_check.endpoint)?, health_check.clone()));
+        }
+    }
+    Ok(out)
 }
 
 fn resolve(endpoint: &config::Endpoint) -> Result<SocketAddr, StartError> {

@@ -1,4 +1,6 @@
-//! The admin HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+//! The admin HTTP endpoint: `/metrics`, `/healthz`, `/readyz`; and the same server, on an
+//! address of its own, for the `health_check` extension (its configured path only; see
+//! `health_check`).
 //!
 //! It runs on std threads with blocking sockets, far from the shards: a scrape costs the shards
 //! nothing but the relaxed loads of their cells. One thread (`tailgate-admin`) accepts; each
@@ -30,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use super::exposition;
 use super::health::Health;
+use super::health_check;
 use super::registry::Registry;
+use crate::config::HealthCheck;
 
 /// The most bytes a request line and headers may take; larger requests get 431.
 pub const ADMIN_HEADER_BYTES_MAX: usize = 8 * 1024;
@@ -91,21 +95,43 @@ impl AdminServer {
         registry: Option<Arc<Registry>>,
         health: Arc<Health>,
     ) -> io::Result<AdminServer> {
+        Self::start_serving(addr, Serves::Admin(registry), health, "tailgate-admin")
+    }
+
+    /// Binds `addr` and serves the `health_check` extension `config` there, on a thread named
+    /// `tailgate-health`, with the admin endpoint's bounds.
+    pub fn start_health_check(
+        addr: SocketAddr,
+        config: HealthCheck,
+        health: Arc<Health>,
+    ) -> io::Result<AdminServer> {
+        Self::start_serving(
+            addr,
+            Serves::HealthCheck(Arc::new(config)),
+            health,
+            "tailgate-health",
+        )
+    }
+
+    fn start_serving(
+        addr: SocketAddr,
+        serves: Serves,
+        health: Arc<Health>,
+        name: &str,
+    ) -> io::Result<AdminServer> {
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
-        let thread = thread::Builder::new()
-            .name("tailgate-admin".into())
-            .spawn({
-                let shared = Shared {
-                    stop: Arc::clone(&stop),
-                    active: Arc::clone(&active),
-                    registry,
-                    health,
-                };
-                move || serve(&listener, &shared)
-            })?;
+        let thread = thread::Builder::new().name(name.into()).spawn({
+            let shared = Shared {
+                stop: Arc::clone(&stop),
+                active: Arc::clone(&active),
+                serves,
+                health,
+            };
+            move || serve(&listener, &shared)
+        })?;
         Ok(AdminServer {
             local_addr,
             stop,
@@ -168,8 +194,35 @@ impl Drop for AdminServer {
 struct Shared {
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
-    registry: Option<Arc<Registry>>,
+    serves: Serves,
     health: Arc<Health>,
+}
+
+/// What a server answers.
+#[derive(Clone)]
+enum Serves {
+    /// The admin endpoint; without a registry (`service.telemetry.metrics.level: none`)
+    /// `/metrics` is 404.
+    Admin(Option<Arc<Registry>>),
+    /// A `health_check` extension.
+    HealthCheck(Arc<HealthCheck>),
+}
+
+impl Serves {
+    fn route(&self, method: &str, target: &str) -> Route {
+        match self {
+            Serves::Admin(_) => route(method, target),
+            // Any method, as the Collector's handler answers.
+            Serves::HealthCheck(config) => {
+                let path = target.split_once('?').map_or(target, |(path, _)| path);
+                if config.answers(path) {
+                    Route::HealthCheck
+                } else {
+                    Route::NotFound
+                }
+            }
+        }
+    }
 }
 
 /// A connection's buffers: the request head, the body and the response.
@@ -258,6 +311,7 @@ enum Route {
     Metrics,
     Healthz,
     Readyz,
+    HealthCheck,
     NotFound,
     MethodNotAllowed,
     BadRequest,
@@ -282,7 +336,12 @@ fn route(method: &str, target: &str) -> Route {
 
 /// Reads one request head, within the bounds; `None` when the client went away or shutdown
 /// began.
-fn read_request(stream: &mut TcpStream, stop: &AtomicBool, head: &mut [u8]) -> Option<Route> {
+fn read_request(
+    stream: &mut TcpStream,
+    stop: &AtomicBool,
+    serves: &Serves,
+    head: &mut [u8],
+) -> Option<Route> {
     let deadline = Instant::now() + Duration::from_millis(ADMIN_READ_TIMEOUT_MS);
     let mut filled = 0;
     loop {
@@ -301,7 +360,7 @@ fn read_request(stream: &mut TcpStream, stop: &AtomicBool, head: &mut [u8]) -> O
                         let (Some(method), Some(path)) = (request.method, request.path) else {
                             return Some(Route::BadRequest);
                         };
-                        return Some(route(method, path));
+                        return Some(serves.route(method, path));
                     }
                     Ok(httparse::Status::Partial) => {}
                     Err(httparse::Error::TooManyHeaders) => return Some(Route::HeadTooLarge),
@@ -323,12 +382,16 @@ fn read_request(stream: &mut TcpStream, stop: &AtomicBool, head: &mut [u8]) -> O
 }
 
 fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> io::Result<()> {
-    let (stop, registry, health) = (&*shared.stop, shared.registry.as_deref(), &*shared.health);
+    let (stop, health) = (&*shared.stop, &*shared.health);
+    let registry = match &shared.serves {
+        Serves::Admin(registry) => registry.as_deref(),
+        Serves::HealthCheck(_) => None,
+    };
     stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
     stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)))?;
     stream.set_nodelay(true)?;
 
-    let Some(route) = read_request(&mut stream, stop, &mut bufs.head) else {
+    let Some(route) = read_request(&mut stream, stop, &shared.serves, &mut bufs.head) else {
         return Ok(());
     };
 
@@ -361,9 +424,23 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
                 ("503 Service Unavailable", TEXT)
             }
         },
+        Route::HealthCheck => match &shared.serves {
+            Serves::HealthCheck(config) => {
+                health_check::answer(config, health, std::time::SystemTime::now(), &mut bufs.body)
+            }
+            Serves::Admin(_) => unreachable!("the admin endpoint has no health_check route"),
+        },
         Route::NotFound => {
-            bufs.body
-                .push_str("not found; try /metrics, /healthz or /readyz\n");
+            match &shared.serves {
+                Serves::Admin(_) => bufs
+                    .body
+                    .push_str("not found; try /metrics, /healthz or /readyz\n"),
+                Serves::HealthCheck(config) => {
+                    bufs.body.push_str("not found; the health check is at ");
+                    bufs.body.push_str(&config.path);
+                    bufs.body.push('\n');
+                }
+            }
             ("404 Not Found", TEXT)
         }
         Route::MethodNotAllowed => {

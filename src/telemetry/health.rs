@@ -8,6 +8,8 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
 /// Shard counts and the draining flag.
 #[derive(Debug)]
@@ -15,6 +17,8 @@ pub struct Health {
     shards_total: usize,
     shards_up: AtomicUsize,
     draining: AtomicBool,
+    /// When every shard was first up (the `health_check` extension's `upSince`).
+    up_since: OnceLock<SystemTime>,
 }
 
 /// Why the gateway is not ready.
@@ -47,6 +51,7 @@ impl Health {
             shards_total,
             shards_up: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            up_since: OnceLock::new(),
         }
     }
 
@@ -63,6 +68,14 @@ impl Health {
             "shard_up called more often than there are shards ({})",
             self.shards_total
         );
+        if before + 1 == self.shards_total {
+            self.up_since.get_or_init(SystemTime::now);
+        }
+    }
+
+    /// When every shard was first up, if they have been.
+    pub fn up_since(&self) -> Option<SystemTime> {
+        self.up_since.get().copied()
     }
 
     /// A shard has stopped (its executor ended, or it failed).

@@ -65,6 +65,7 @@ mod connections;
 mod drops;
 mod exposition;
 mod health;
+mod health_check;
 mod pipeline;
 mod registry;
 mod sampling;

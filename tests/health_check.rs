@@ -1,0 +1,85 @@
+//! The `health_check` extension through the binary: a Collector configuration's
+//! `extensions: health_check` (and `service.extensions: [health_check]`) serves the Collector's
+//! health answer on its own address, on its path, while the gateway is ready.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+
+use common::gateway::*;
+
+/// [`Gateway::standard_config`] with `extensions` added and `service.extensions` enabling
+/// `enabled`.
+fn start_with(extensions: &str, enabled: &str) -> Gateway {
+    let (_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let config = config.replace(
+        "service:\n",
+        &format!("extensions:\n{extensions}service:\n  extensions: [{enabled}]\n"),
+    );
+    Gateway::start_with_config(&config, grpc, http, admin)
+}
+
+#[test]
+fn health_check_answers_as_the_collector_on_its_own_address() {
+    let port = loopback(free_port());
+    let gateway = start_with(
+        &format!("  health_check:\n    endpoint: {port}\n"),
+        "health_check",
+    );
+    let (status, _, body) = http_request(port, "GET", "/", &[], b"").expect("an answer");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("{\"status\":\"Server available\",\"upSince\":\"")
+            && body.contains("Z\",\"uptime\":\"")
+            && body.ends_with("s\"}"),
+        "{body}"
+    );
+    // Path `/` answers every path, as Go's mux reads it, and any method.
+    let (status, _, _) = http_request(port, "HEAD", "/anything?x=1", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    // The admin endpoint is still where it was.
+    assert_eq!(http_get(gateway.admin, "/readyz").unwrap().0, 200);
+    let code = gateway.stop();
+    assert!(code.success(), "{code}");
+    assert!(
+        TcpStream::connect(port).is_err(),
+        "the health check stopped with the gateway"
+    );
+}
+
+#[test]
+fn a_path_and_response_bodies_are_served_as_configured() {
+    let port = loopback(free_port());
+    let gateway = start_with(
+        &format!(
+            "  health_check/custom:
+    endpoint: {port}
+    path: /health/status
+    response_body:
+      healthy: I'm OK
+      unhealthy: I'm not well
+    check_collector_pipeline:
+      enabled: false
+"
+        ),
+        "health_check/custom",
+    );
+    let (status, _, body) = http_request(port, "GET", "/health/status", &[], b"").unwrap();
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "I'm OK")
+    );
+    let (status, _, body) = http_request(port, "GET", "/health", &[], b"").unwrap();
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    gateway.stop();
+}
+
+#[test]
+fn a_health_check_not_enabled_in_service_extensions_is_not_served() {
+    let port: SocketAddr = loopback(free_port());
+    let gateway = start_with(&format!("  health_check:\n    endpoint: {port}\n"), "");
+    assert!(TcpStream::connect(port).is_err());
+    gateway.stop();
+}
