@@ -2749,3 +2749,66 @@ processors:
         "unknown key named: {err}"
     );
 }
+
+#[test]
+fn the_collectors_readers_layout_places_the_metrics_endpoint() {
+    let with = |telemetry: &str| {
+        parse(&format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [debug]}}
+  telemetry:
+    metrics:
+{telemetry}"
+        ))
+    };
+    let config = with(
+        "      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 0.0.0.0
+                port: 9464
+",
+    )
+    .unwrap();
+    assert_eq!(
+        config.service.telemetry.metrics.address.to_string(),
+        "0.0.0.0:9464"
+    );
+    let config = with("      readers: [{pull: {exporter: {prometheus: {}}}}]\n").unwrap();
+    assert_eq!(
+        config.service.telemetry.metrics.address.to_string(),
+        "localhost:8888"
+    );
+
+    let err = with(
+        "      address: 127.0.0.1:8888
+      readers: [{pull: {exporter: {prometheus: {port: 8888}}}}]
+",
+    )
+    .unwrap_err();
+    assert_eq!(err.path(), Some("service.telemetry.metrics.readers"));
+    assert!(err.to_string().contains("not both"), "{err}");
+    let err = with(
+        "      readers: [{periodic: {exporter: {otlp: {protocol: grpc, endpoint: http://x:4317}}}}]\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.path(),
+        Some("service.telemetry.metrics.readers[0].periodic")
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+    let err = with(
+        "      readers: [{pull: {exporter: {prometheus: {port: 8888, without_type_suffix: true}}}}]\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("without_type_suffix"), "{err}");
+}

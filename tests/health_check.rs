@@ -1,6 +1,7 @@
-//! The `health_check` extension through the binary: a Collector configuration's
-//! `extensions: health_check` (and `service.extensions: [health_check]`) serves the Collector's
-//! health answer on its own address, on its path, while the gateway is ready.
+//! Collector configuration a user meets on day one, through the binary: the `health_check`
+//! extension (`extensions: health_check` and `service.extensions: [health_check]`) serves the
+//! Collector's health answer on its own address, on its path, while the gateway is ready; and
+//! the Collector's current `service.telemetry.metrics.readers` layout places `/metrics`.
 
 mod common;
 
@@ -81,5 +82,31 @@ fn a_health_check_not_enabled_in_service_extensions_is_not_served() {
     let port: SocketAddr = loopback(free_port());
     let gateway = start_with(&format!("  health_check:\n    endpoint: {port}\n"), "");
     assert!(TcpStream::connect(port).is_err());
+    gateway.stop();
+}
+
+#[test]
+fn the_readers_layout_serves_metrics_where_it_says() {
+    let (_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let config = config.replace(
+        &format!("      address: {admin}\n"),
+        &format!(
+            "      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: {}
+                port: {}
+",
+            admin.ip(),
+            admin.port()
+        ),
+    );
+    assert!(config.contains("readers:"));
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let (status, page) = http_get(admin, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("otelcol_receiver_accepted_spans"), "{page}");
     gateway.stop();
 }

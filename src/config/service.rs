@@ -7,15 +7,16 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::Deserializer;
+use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
-use super::component::{Ctx, RawComponent, RawComponents};
+use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
 use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
+use super::scalar::UInt;
 use super::values::{ComponentId, Endpoint, KeyPath};
 use tailgate_wire::Signal;
 
@@ -158,7 +159,43 @@ struct RawTelemetry {
 struct RawTelemetryMetrics {
     address: Option<String>,
     level: Option<String>,
+    readers: Option<Vec<RawReader>>,
 }
+
+/// `service.telemetry.metrics.readers[]`: the Collector's current layout for where its
+/// self-metrics go. tailgate serves one pull reader, a Prometheus endpoint.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawReader {
+    pull: Option<RawPull>,
+    periodic: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPull {
+    exporter: Option<RawPullExporter>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPullExporter {
+    prometheus: Option<RawPrometheus>,
+}
+
+/// A Prometheus pull exporter: where `/metrics` is served. Its naming options
+/// (`without_units`, `without_type_suffix`, ...) are unknown keys here, refused by name.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPrometheus {
+    host: Option<String>,
+    port: Option<UInt>,
+}
+
+/// `readers[].pull.exporter.prometheus.host` when not given.
+const PROMETHEUS_HOST_DEFAULT: &str = "localhost";
+/// `readers[].pull.exporter.prometheus.port` when not given.
+const PROMETHEUS_PORT_DEFAULT: u64 = 8888;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -457,6 +494,63 @@ fn check_against_earlier(
     Ok(())
 }
 
+/// `readers`: one Prometheus pull reader, whose host and port are where `/metrics` (and the
+/// admin endpoint's other paths) are served.
+fn pull_reader(
+    readers: Vec<RawReader>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Endpoint, ConfigError> {
+    let count = readers.len();
+    let Some(reader) = readers.into_iter().next().filter(|_| count == 1) else {
+        return Err(ctx.invalid(
+            path,
+            format!(
+                "has {count} readers; tailgate serves its self-metrics through one Prometheus \
+                 pull reader"
+            ),
+        ));
+    };
+    let at = path.index(0);
+    if reader.periodic.is_some() {
+        return Err(ctx.error(
+            &at.key("periodic"),
+            Target::Key,
+            ConfigErrorKind::Unsupported(
+                "periodic readers (pushing self-metrics over OTLP) are not supported; tailgate \
+                 serves them for scraping: use `pull: {exporter: {prometheus: {host, port}}}`"
+                    .to_string(),
+            ),
+        ));
+    }
+    let Some(pull) = reader.pull else {
+        return Err(ctx.missing(&at, "pull"));
+    };
+    let at = at.key("pull");
+    let Some(exporter) = pull.exporter else {
+        return Err(ctx.missing(&at, "exporter"));
+    };
+    let at = at.key("exporter");
+    let Some(prometheus) = exporter.prometheus else {
+        return Err(ctx.missing(&at, "prometheus"));
+    };
+    let at = at.key("prometheus");
+    let port = match prometheus.port {
+        Some(UInt(port)) => in_range(ctx, &at.key("port"), port, 0, u64::from(u16::MAX))?,
+        None => PROMETHEUS_PORT_DEFAULT,
+    };
+    let host = prometheus
+        .host
+        .unwrap_or_else(|| PROMETHEUS_HOST_DEFAULT.to_string());
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let text = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Endpoint::parse(&text).map_err(|why| ctx.invalid(&at.key("host"), why))
+}
+
 fn check_telemetry(
     raw: RawTelemetry,
     path: &KeyPath,
@@ -464,12 +558,25 @@ fn check_telemetry(
 ) -> Result<Telemetry, ConfigError> {
     let metrics = raw.metrics.unwrap_or_default();
     let metrics_path = path.key("metrics");
-    let address = listen_endpoint(
-        ctx,
-        &metrics_path.key("address"),
-        metrics.address,
-        TELEMETRY_ADDRESS_DEFAULT,
-    )?;
+    let address = match metrics.readers {
+        Some(readers) => {
+            let readers_path = metrics_path.key("readers");
+            if metrics.address.is_some() {
+                return Err(ctx.invalid(
+                    &readers_path,
+                    "give `address` or `readers`, not both (`address` is the Collector's older \
+                     layout of the same setting)",
+                ));
+            }
+            pull_reader(readers, &readers_path, ctx)?
+        }
+        None => listen_endpoint(
+            ctx,
+            &metrics_path.key("address"),
+            metrics.address,
+            TELEMETRY_ADDRESS_DEFAULT,
+        )?,
+    };
     // Level names are case-insensitive in the Collector.
     let level = match metrics
         .level
