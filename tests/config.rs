@@ -1978,14 +1978,14 @@ fn extensions_other_than_authenticators_and_health_check_are_refused() {
     let err = error(
         "
 extensions:
-  zpages:
+  file_storage:
 ",
     );
     assert_error(
         &err,
         2,
-        "extensions.zpages",
-        "extension type `zpages` is not supported; tailgate has the authenticators \
+        "extensions.file_storage",
+        "extension type `file_storage` is not supported; tailgate has the authenticators \
          `bearertokenauth` and `basicauth`, and `health_check`",
     );
 

@@ -1,7 +1,8 @@
 //! Collector configuration a user meets on day one, through the binary: the `health_check`
 //! extension (`extensions: health_check` and `service.extensions: [health_check]`) serves the
 //! Collector's health answer on its own address, on its path, while the gateway is ready; and
-//! the Collector's current `service.telemetry.metrics.readers` layout places `/metrics`.
+//! the Collector's current `service.telemetry.metrics.readers` layout places `/metrics`; and
+//! `pprof` and `zpages` load (with a warning) without being served.
 
 mod common;
 
@@ -108,5 +109,21 @@ fn the_readers_layout_serves_metrics_where_it_says() {
     let (status, page) = http_get(admin, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(page.contains("otelcol_receiver_accepted_spans"), "{page}");
+    gateway.stop();
+}
+
+#[test]
+fn pprof_and_zpages_load_with_a_warning_and_are_not_served() {
+    let gateway = start_with(
+        "  pprof:\n    endpoint: localhost:1777\n  zpages:\n    endpoint: localhost:55679\n",
+        "pprof, zpages",
+    );
+    assert_eq!(http_get(gateway.admin, "/readyz").unwrap().0, 200);
+    let log = gateway.stderr();
+    assert!(
+        log.contains("extension pprof: tailgate accepts `pprof`")
+            && log.contains("extension zpages: tailgate accepts `zpages`"),
+        "{log}"
+    );
     gateway.stop();
 }

@@ -81,8 +81,9 @@ impl Authenticators {
                         .map_err(|why| error(format!("client_auth: {why}")))?;
                     built.clients.insert(id.clone(), client);
                 }
-                // Served by the gateway beside the admin endpoint, not an authenticator.
-                Extension::HealthCheck(_) => {}
+                // Served by the gateway beside the admin endpoint, or not at all: no
+                // authenticators.
+                Extension::HealthCheck(_) | Extension::Unserved(_) => {}
             }
         }
         Ok(built)

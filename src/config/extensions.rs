@@ -41,8 +41,9 @@
 //! `health_check` is the Collector's health endpoint (`healthcheckextension`, its legacy
 //! configuration): `endpoint`, `path`, `response_body` and `check_collector_pipeline` (which
 //! the Collector keeps for compatibility and ignores; so does tailgate), served beside the
-//! admin endpoint's `/healthz` and `/readyz`. Other extension types (`pprof`, `zpages`, ...)
-//! are refused.
+//! admin endpoint's `/healthz` and `/readyz`. `pprof` and `zpages` are accepted, whatever
+//! their keys, and not served (start-up warns), so a Collector configuration loads; other
+//! extension types are refused.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -111,6 +112,9 @@ pub enum Extension {
     BasicAuth(BasicAuth),
     /// `health_check`: the Collector's health endpoint.
     HealthCheck(HealthCheck),
+    /// `pprof` or `zpages` (the kind): the Collector's debugging endpoints, accepted so that a
+    /// Collector configuration loads, and not served (start-up warns when one is enabled).
+    Unserved(String),
 }
 
 /// `health_check`.
@@ -197,7 +201,10 @@ pub struct HtpasswdSource {
 impl Extension {
     /// Whether it is an authenticator (bearertokenauth or basicauth).
     pub fn authenticates(&self) -> bool {
-        !matches!(self, Extension::HealthCheck(_))
+        matches!(
+            self,
+            Extension::BearerTokenAuth(_) | Extension::BasicAuth(_)
+        )
     }
 
     /// Whether a receiver can use it.
@@ -216,7 +223,7 @@ impl Extension {
         match self {
             Extension::BearerTokenAuth(bearer) => &bearer.header,
             Extension::BasicAuth(_) => "Authorization",
-            Extension::HealthCheck(_) => "",
+            Extension::HealthCheck(_) | Extension::Unserved(_) => "",
         }
     }
 }
@@ -225,6 +232,7 @@ pub(crate) enum RawExtension {
     BearerTokenAuth(RawBearer),
     BasicAuth(RawBasic),
     HealthCheck(RawHealthCheck),
+    Unserved(String),
     Unknown,
 }
 
@@ -237,6 +245,10 @@ impl RawComponent for RawExtension {
             "basicauth" => RawExtension::BasicAuth(Option::deserialize(d)?.unwrap_or_default()),
             "health_check" => {
                 RawExtension::HealthCheck(Option::deserialize(d)?.unwrap_or_default())
+            }
+            "pprof" | "zpages" => {
+                IgnoredAny::deserialize(d)?;
+                RawExtension::Unserved(kind.to_string())
             }
             _ => {
                 IgnoredAny::deserialize(d)?;
@@ -305,8 +317,9 @@ struct RawClientAuth {
 fn unknown_kind(kind: &str) -> String {
     format!(
         "extension type `{kind}` is not supported; tailgate has the authenticators \
-         `bearertokenauth` and `basicauth`, and `health_check` (and serves /healthz, /readyz \
-         and /metrics itself on service.telemetry.metrics.address)"
+         `bearertokenauth` and `basicauth`, and `health_check`; it accepts `pprof` and \
+         `zpages` without serving them (and serves /healthz, /readyz and /metrics itself on \
+         service.telemetry.metrics.address)"
     )
 }
 
@@ -327,6 +340,7 @@ pub(crate) fn check(
             RawExtension::HealthCheck(raw) => {
                 Extension::HealthCheck(check_health_check(raw, &path, ctx)?)
             }
+            RawExtension::Unserved(kind) => Extension::Unserved(kind),
             RawExtension::Unknown => return Err(ctx.unsupported(&path, unknown_kind(&id.kind))),
         };
         by_id.insert(id, extension);
@@ -680,8 +694,7 @@ fn resolve<'a>(
     }
     if !extension.authenticates() {
         return Err(reference(format!(
-            "`{id}` is a health_check extension, not an authenticator (bearertokenauth or \
-             basicauth)"
+            "`{id}` is not an authenticator (bearertokenauth or basicauth)"
         )));
     }
     match side {
@@ -872,12 +885,20 @@ mod tests {
 
     #[test]
     fn other_extension_types_are_refused_as_before() {
-        let err = parse("  pprof:\n").unwrap_err();
+        let err = parse("  file_storage:\n").unwrap_err();
         assert!(
-            err.contains("extensions.pprof: extension type `pprof` is not supported"),
+            err.contains("extensions.file_storage: extension type `file_storage` is not supported"),
             "{err}"
         );
         assert!(err.contains("`health_check`"), "{err}");
+        assert_eq!(
+            extension("  pprof:\n    endpoint: localhost:1777\n"),
+            Extension::Unserved("pprof".to_string())
+        );
+        assert_eq!(
+            extension("  zpages:\n"),
+            Extension::Unserved("zpages".to_string())
+        );
     }
 
     #[test]
@@ -926,7 +947,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("is a health_check extension, not an authenticator"),
+            err.contains("`health_check` is not an authenticator"),
             "{err}"
         );
     }

@@ -105,6 +105,14 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             source,
         }
     })?;
+    for id in &config.service.extensions {
+        if let Some(crate::config::Extension::Unserved(kind)) = config.extensions.get(id) {
+            tracing::warn!(
+                "extension {id}: tailgate accepts `{kind}` so that a Collector configuration \
+                 loads, but does not serve it (its profiles and pages are the Collector's)"
+            );
+        }
+    }
     // Each enabled health_check extension, on its own address, stopped when dropped.
     let mut health_checks = Vec::new();
     for (addr, health_check) in plan.health_checks.iter().cloned() {
