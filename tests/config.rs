@@ -2806,9 +2806,26 @@ service:
         Some("service.telemetry.metrics.readers[0].periodic")
     );
     assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+    // `without_type_suffix: false` turns `_total` on; the unit suffixes and scope labels stay
+    // off.
+    let config = with(
+        "      readers: [{pull: {exporter: {prometheus: {port: 8888, without_type_suffix: false}}}}]\n",
+    )
+    .unwrap();
+    assert!(config.service.telemetry.metrics.counter_total);
+    let config = with("      readers: [{pull: {exporter: {prometheus: {without_type_suffix: true, without_units: true}}}}]\n").unwrap();
+    assert!(!config.service.telemetry.metrics.counter_total);
     let err = with(
-        "      readers: [{pull: {exporter: {prometheus: {port: 8888, without_type_suffix: true}}}}]\n",
+        "      readers: [{pull: {exporter: {prometheus: {port: 8888, without_units: false}}}}]\n",
     )
     .unwrap_err();
-    assert!(err.to_string().contains("without_type_suffix"), "{err}");
+    assert_eq!(
+        err.path(),
+        Some("service.telemetry.metrics.readers[0].pull.exporter.prometheus.without_units")
+    );
+    let err = with(
+        "      readers: [{pull: {exporter: {prometheus: {port: 8888, translation_strategy: x}}}}]\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("translation_strategy"), "{err}");
 }

@@ -1,7 +1,8 @@
 //! Collector configuration a user meets on day one, through the binary: the `health_check`
 //! extension (`extensions: health_check` and `service.extensions: [health_check]`) serves the
 //! Collector's health answer on its own address, on its path, while the gateway is ready; and
-//! the Collector's current `service.telemetry.metrics.readers` layout places `/metrics`; and
+//! the Collector's current `service.telemetry.metrics.readers` layout places `/metrics` (and its
+//! `without_type_suffix` chooses `_total`); and
 //! `pprof` and `zpages` load (with a warning) without being served.
 
 mod common;
@@ -99,6 +100,7 @@ fn the_readers_layout_serves_metrics_where_it_says() {
               prometheus:
                 host: {}
                 port: {}
+                without_type_suffix: false
 ",
             admin.ip(),
             admin.port()
@@ -108,7 +110,11 @@ fn the_readers_layout_serves_metrics_where_it_says() {
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     let (status, page) = http_get(admin, "/metrics").unwrap();
     assert_eq!(status, 200);
-    assert!(page.contains("otelcol_receiver_accepted_spans"), "{page}");
+    // `without_type_suffix: false`: counters carry `_total`, as that Collector reader serves.
+    assert!(
+        page.contains("\notelcol_receiver_accepted_spans_total{"),
+        "{page}"
+    );
     gateway.stop();
 }
 

@@ -92,6 +92,9 @@ pub struct TelemetryMetrics {
     pub address: Endpoint,
     /// How much to record (default normal).
     pub level: MetricsLevel,
+    /// Whether counter samples carry Prometheus' `_total` suffix: a Prometheus reader's
+    /// `without_type_suffix: false` (default: no suffix, as the Collector serves by default).
+    pub counter_total: bool,
 }
 
 /// `service.telemetry.metrics.level`: the Collector's `none` and `normal`. tailgate has one
@@ -183,13 +186,16 @@ struct RawPullExporter {
     prometheus: Option<RawPrometheus>,
 }
 
-/// A Prometheus pull exporter: where `/metrics` is served. Its naming options
-/// (`without_units`, `without_type_suffix`, ...) are unknown keys here, refused by name.
+/// A Prometheus pull exporter: where `/metrics` is served, and whether counters carry
+/// `_total`. Its other options are unknown keys here, refused by name.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawPrometheus {
     host: Option<String>,
     port: Option<UInt>,
+    without_type_suffix: Option<bool>,
+    without_units: Option<bool>,
+    without_scope_info: Option<bool>,
 }
 
 /// `readers[].pull.exporter.prometheus.host` when not given.
@@ -495,12 +501,14 @@ fn check_against_earlier(
 }
 
 /// `readers`: one Prometheus pull reader, whose host and port are where `/metrics` (and the
-/// admin endpoint's other paths) are served.
+/// admin endpoint's other paths) are served; and whether counters carry `_total`
+/// (`without_type_suffix: false`; the current Collector's default for a configured reader is
+/// `true`, as it is for the unit suffixes and scope labels, which tailgate never adds).
 fn pull_reader(
     readers: Vec<RawReader>,
     path: &KeyPath,
     ctx: &Ctx<'_>,
-) -> Result<Endpoint, ConfigError> {
+) -> Result<(Endpoint, bool), ConfigError> {
     let count = readers.len();
     let Some(reader) = readers.into_iter().next().filter(|_| count == 1) else {
         return Err(ctx.invalid(
@@ -539,6 +547,22 @@ fn pull_reader(
         Some(UInt(port)) => in_range(ctx, &at.key("port"), port, 0, u64::from(u16::MAX))?,
         None => PROMETHEUS_PORT_DEFAULT,
     };
+    for (key, value) in [
+        ("without_units", prometheus.without_units),
+        ("without_scope_info", prometheus.without_scope_info),
+    ] {
+        if value == Some(false) {
+            return Err(ctx.error(
+                &at.key(key),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{key}: false` is not supported: tailgate serves the Collector's names \
+                     without unit suffixes and without scope labels"
+                )),
+            ));
+        }
+    }
+    let counter_total = prometheus.without_type_suffix == Some(false);
     let host = prometheus
         .host
         .unwrap_or_else(|| PROMETHEUS_HOST_DEFAULT.to_string());
@@ -548,7 +572,8 @@ fn pull_reader(
     } else {
         format!("{host}:{port}")
     };
-    Endpoint::parse(&text).map_err(|why| ctx.invalid(&at.key("host"), why))
+    let endpoint = Endpoint::parse(&text).map_err(|why| ctx.invalid(&at.key("host"), why))?;
+    Ok((endpoint, counter_total))
 }
 
 fn check_telemetry(
@@ -558,7 +583,7 @@ fn check_telemetry(
 ) -> Result<Telemetry, ConfigError> {
     let metrics = raw.metrics.unwrap_or_default();
     let metrics_path = path.key("metrics");
-    let address = match metrics.readers {
+    let (address, counter_total) = match metrics.readers {
         Some(readers) => {
             let readers_path = metrics_path.key("readers");
             if metrics.address.is_some() {
@@ -570,12 +595,15 @@ fn check_telemetry(
             }
             pull_reader(readers, &readers_path, ctx)?
         }
-        None => listen_endpoint(
-            ctx,
-            &metrics_path.key("address"),
-            metrics.address,
-            TELEMETRY_ADDRESS_DEFAULT,
-        )?,
+        None => (
+            listen_endpoint(
+                ctx,
+                &metrics_path.key("address"),
+                metrics.address,
+                TELEMETRY_ADDRESS_DEFAULT,
+            )?,
+            false,
+        ),
     };
     // Level names are case-insensitive in the Collector.
     let level = match metrics
@@ -623,7 +651,11 @@ fn check_telemetry(
         }
     };
     Ok(Telemetry {
-        metrics: TelemetryMetrics { address, level },
+        metrics: TelemetryMetrics {
+            address,
+            level,
+            counter_total,
+        },
         logs: TelemetryLogs { level: log_level },
     })
 }

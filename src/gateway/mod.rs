@@ -183,7 +183,12 @@ struct Registered {
 
 /// Registers every shard's metric cells in one registry, before any shard starts.
 fn register(plan: &Plan) -> Registered {
-    let mut builder = RegistryBuilder::new();
+    let suffix = if plan.counter_total {
+        crate::telemetry::CounterSuffix::Total
+    } else {
+        crate::telemetry::CounterSuffix::None
+    };
+    let mut builder = RegistryBuilder::new().counter_suffix(suffix);
     let tls = plan
         .tls
         .iter()

@@ -40,6 +40,8 @@ pub(crate) struct Plan {
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
     pub(crate) admin: SocketAddr,
+    /// Whether counter samples carry `_total` (`without_type_suffix: false`).
+    pub(crate) counter_total: bool,
     /// The enabled `health_check` extensions, each with the address it listens on.
     pub(crate) health_checks: Vec<(SocketAddr, config::HealthCheck)>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
@@ -169,6 +171,7 @@ impl Plan {
             pipelines,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
+            counter_total: config.service.telemetry.metrics.counter_total,
             health_checks: health_checks(config)?,
             tls,
         })

@@ -48,8 +48,9 @@
 //! So the bare name is what the Collector serves by default before and after that episode, what
 //! its documentation's metric tables list, and what most dashboards query: it is our default
 //! ([`CounterSuffix::None`]). A fleet whose dashboards were moved to `_total` picks
-//! [`CounterSuffix::Total`], the equivalent of `without_type_suffix: false`; the choice is made
-//! once for the whole registry, as the Collector makes it per reader. Unit suffixes
+//! [`CounterSuffix::Total`] with the Collector's own key, a Prometheus reader's
+//! `without_type_suffix: false` (`service.telemetry.metrics.readers`); the choice is made once
+//! for the whole registry, as the Collector makes it per reader. Unit suffixes
 //! (`without_units: false`, which briefly produced names like `..._spans__total`) are never
 //! added, and neither are the OTel SDK's `otel_scope_*` labels, which no Collector dashboard
 //! filters on.
