@@ -115,6 +115,19 @@ fn the_readers_layout_serves_metrics_where_it_says() {
         page.contains("\notelcol_receiver_accepted_spans_total{"),
         "{page}"
     );
+    // The Collector's process families, read at the scrape.
+    assert!(page.contains("\notelcol_process_uptime_total "), "{page}");
+    assert!(
+        page.contains("\notelcol_process_cpu_seconds_total "),
+        "{page}"
+    );
+    let rss: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("otelcol_process_memory_rss "))
+        .expect("otelcol_process_memory_rss")
+        .parse()
+        .unwrap();
+    assert!(rss > 1 << 20);
     gateway.stop();
 }
 

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use super::exposition;
 use super::health::Health;
 use super::health_check;
-use super::registry::Registry;
+use super::process;
+use super::registry::{CounterSuffix, Registry};
 use crate::config::HealthCheck;
 
 /// The most bytes a request line and headers may take; larger requests get 431.
@@ -129,6 +130,7 @@ impl AdminServer {
                 active: Arc::clone(&active),
                 serves,
                 health,
+                started: Instant::now(),
             };
             move || serve(&listener, &shared)
         })?;
@@ -196,6 +198,8 @@ struct Shared {
     active: Arc<AtomicUsize>,
     serves: Serves,
     health: Arc<Health>,
+    /// When the server started (at the process's start): `otelcol_process_uptime`.
+    started: Instant,
 }
 
 /// What a server answers.
@@ -400,6 +404,11 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
         Route::Metrics => match registry {
             Some(registry) => {
                 registry.render_prometheus(&mut bufs.body);
+                let suffix = match registry.counter_suffix() {
+                    CounterSuffix::None => "",
+                    CounterSuffix::Total => "_total",
+                };
+                process::render(&mut bufs.body, shared.started, suffix);
                 ("200 OK", exposition::CONTENT_TYPE)
             }
             None => {

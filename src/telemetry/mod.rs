@@ -68,6 +68,7 @@ mod exposition;
 mod health;
 mod health_check;
 mod pipeline;
+mod process;
 mod registry;
 mod sampling;
 mod shard;

@@ -1,0 +1,84 @@
+//! The Collector's process families, read from `/proc/self` by the admin thread at scrape time
+//! (nothing on the shards): `otelcol_process_uptime` (seconds since start),
+//! `otelcol_process_cpu_seconds` (user and system CPU of every thread) and
+//! `otelcol_process_memory_rss` (resident bytes). The Collector's Go runtime families
+//! (`otelcol_process_runtime_*`: heap, allocations, memory from the OS) have no counterpart in
+//! a Rust process and are not served.
+
+use std::time::Instant;
+
+use super::exposition;
+
+/// Appends the process families to a Prometheus page; `counter_suffix` is `""` or `"_total"`,
+/// as for every counter.
+pub(super) fn render(out: &mut String, started: Instant, counter_suffix: &str) {
+    let uptime_s = started.elapsed().as_secs_f64();
+    let name = format!("otelcol_process_uptime{counter_suffix}");
+    exposition::write_header(out, &name, "Uptime of the process", "counter");
+    out.push_str(&format!("{name} {uptime_s}\n"));
+    if let Some(cpu_s) = cpu_seconds() {
+        let name = format!("otelcol_process_cpu_seconds{counter_suffix}");
+        exposition::write_header(
+            out,
+            &name,
+            "Total CPU user and system time in seconds",
+            "counter",
+        );
+        out.push_str(&format!("{name} {cpu_s}\n"));
+    }
+    if let Some(rss) = rss_bytes() {
+        let name = "otelcol_process_memory_rss";
+        exposition::write_header(
+            out,
+            name,
+            "Total physical memory (resident set size)",
+            "gauge",
+        );
+        out.push_str(&format!("{name} {rss}\n"));
+    }
+}
+
+/// User and system CPU seconds of the whole process (`/proc/self/stat` fields 14 and 15).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count from the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
+}
+
+/// Resident bytes (`/proc/self/statm` field 2, in pages).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * crate::sys::page_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_families_are_read_from_proc() {
+        let mut page = String::new();
+        render(&mut page, Instant::now(), "");
+        assert!(page.contains("# TYPE otelcol_process_uptime counter\notelcol_process_uptime "));
+        let cpu = page
+            .lines()
+            .find_map(|l| l.strip_prefix("otelcol_process_cpu_seconds "))
+            .expect("cpu seconds");
+        assert!(cpu.parse::<f64>().unwrap() >= 0.0);
+        let rss: u64 = page
+            .lines()
+            .find_map(|l| l.strip_prefix("otelcol_process_memory_rss "))
+            .expect("rss")
+            .parse()
+            .unwrap();
+        assert!(rss > 1 << 20, "a process holds more than 1 MiB: {rss}");
+        let mut total = String::new();
+        render(&mut total, Instant::now(), "_total");
+        assert!(total.contains("\notelcol_process_uptime_total "));
+    }
+}
