@@ -157,6 +157,22 @@ pub(crate) fn keep_freed_memory() -> Option<std::os::raw::c_long> {
     Some(before)
 }
 
+/// The kernel's clock ticks a second (`sysconf(_SC_CLK_TCK)`), the unit of `/proc` CPU times;
+/// 100 when the call fails.
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf reads a configuration value; it takes no pointers.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// The size of a memory page in bytes (`sysconf(_SC_PAGESIZE)`), the unit of
+/// `/proc/self/statm`; 4096 when the call fails.
+pub(crate) fn page_bytes() -> u64 {
+    // SAFETY: sysconf reads a configuration value; it takes no pointers.
+    let bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(bytes).ok().filter(|&b| b > 0).unwrap_or(4096)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,20 +191,4 @@ mod tests {
         // Set already: a second call changes nothing.
         assert_eq!(keep_freed_memory(), None);
     }
-}
-
-/// The kernel's clock ticks a second (`sysconf(_SC_CLK_TCK)`), the unit of `/proc` CPU times;
-/// 100 when the call fails.
-pub(crate) fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf reads a configuration value; it takes no pointers.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
-}
-
-/// The size of a memory page in bytes (`sysconf(_SC_PAGESIZE)`), the unit of
-/// `/proc/self/statm`; 4096 when the call fails.
-pub(crate) fn page_bytes() -> u64 {
-    // SAFETY: sysconf reads a configuration value; it takes no pointers.
-    let bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(bytes).ok().filter(|&b| b > 0).unwrap_or(4096)
 }
