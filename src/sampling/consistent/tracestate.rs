@@ -79,36 +79,35 @@ pub(crate) fn write_threshold(
     if parsed.sampling.threshold.is_some_and(|old| old > threshold) {
         return Written::Stricter;
     }
-    // The `ot` entry: rv, th, then its other members in order.
-    let mut ot = String::new();
+    // The `ot` entry, written straight into `out` (no scratch: this runs for every kept span
+    // under the gate): rv, th, then its other members in order; taken back out if empty.
+    out.push_str("ot=");
+    let members_from = out.len();
     let sep = |s: &mut String| {
-        if !s.is_empty() {
+        if s.len() > members_from {
             s.push(';');
         }
     };
     if let Some(value) = parsed.ot.and_then(|ot| last_value(ot, b"rv")) {
-        sep(&mut ot);
-        ot.push_str("rv:");
-        push_ascii(&mut ot, value);
+        sep(out);
+        out.push_str("rv:");
+        push_ascii(out, value);
     }
-    let mut th = String::new();
-    threshold.write_tvalue(&mut th);
-    if !th.is_empty() {
-        sep(&mut ot);
-        ot.push_str("th:");
-        ot.push_str(&th);
+    if threshold != Threshold::NEVER {
+        sep(out);
+        out.push_str("th:");
+        threshold.write_tvalue(out);
     }
     for (key, value) in parsed.ot.into_iter().flat_map(ot_members) {
         if key != b"rv" && key != b"th" {
-            sep(&mut ot);
-            push_ascii(&mut ot, key);
-            ot.push(':');
-            push_ascii(&mut ot, value);
+            sep(out);
+            push_ascii(out, key);
+            out.push(':');
+            push_ascii(out, value);
         }
     }
-    if !ot.is_empty() {
-        out.push_str("ot=");
-        out.push_str(&ot);
+    if out.len() == members_from {
+        out.clear();
     }
     for (key, value) in w3c_members(parsed.input) {
         if key != b"ot" {
