@@ -235,7 +235,8 @@ impl TraceBuffer {
         outcomes.clear();
         if policies.decides_rounds() {
             // The drop policies on every trace, the budgets on those left, then the decisions.
-            let mut entered = Vec::with_capacity(self.decided.len());
+            let entered = &mut self.entered;
+            entered.clear();
             for &e in &self.decided {
                 let trace = &self.entries[e as usize];
                 let view = spans.trace(trace, policies, &mut views);
@@ -245,7 +246,7 @@ impl TraceBuffer {
                 }
             }
             policies.close_round(now);
-            for e in entered {
+            for &e in entered.iter() {
                 let trace = &self.entries[e as usize];
                 let view = spans.trace(trace, policies, &mut views);
                 let decision = policies.decide_entered(&view, now);

@@ -175,17 +175,8 @@ impl TraceBuffer {
             return;
         };
         let id = u128::from_le_bytes(id);
-        // Spans of one trace often sit together in a request: the entry the last span went to
-        // saves the map lookup (two cache misses in a large buffer). It is checked, since a
-        // trace may have been released (and its entry reused) since.
-        let recent = self.recent_entry;
-        let recent = (recent != NIL && {
-            let trace = &self.entries[recent as usize];
-            trace.live && trace.id == id
-        })
-        .then_some(recent);
-        let entry = match recent.or_else(|| self.traces.get(&id).copied()) {
-            Some(entry) => entry,
+        let entry = match self.traces.get(&id) {
+            Some(&entry) => entry,
             None if let Some((at, threshold)) = self.sampled.decided(id) => {
                 if !self.late_span(item, base, header, threshold) {
                     done.unparseable_tracestates += 1;
@@ -224,7 +215,6 @@ impl TraceBuffer {
             header.interned = self.headers.intern(&self.scratch, header.resource_len);
         }
         self.append(entry, item.bytes, &span, header.interned);
-        self.recent_entry = entry;
         done.buffered += 1;
         if self.limits.decide_at_ingest {
             self.touched_at_ingest(entry);

@@ -164,8 +164,8 @@ pub struct TraceBuffer {
     outcomes: Vec<(u32, (bool, Option<Threshold>))>,
     /// Scratch: a round's decided entries.
     decided: Vec<u32>,
-    /// The entry the last inserted span went to, or [`NIL`] (see `insert`).
-    recent_entry: u32,
+    /// Scratch: of a round decided as a whole, the entries the `drop` policies left.
+    entered: Vec<u32>,
     /// Scratch (span-ingest): the entries the resource group being inserted added spans to.
     ingest_touched: Vec<u32>,
     /// In stress relief, how new traces are decided at arrival.
@@ -200,7 +200,7 @@ impl TraceBuffer {
             kept: KeptSpans::default(),
             outcomes: Vec::new(),
             decided: Vec::new(),
-            recent_entry: NIL,
+            entered: Vec::new(),
             ingest_touched: Vec::new(),
             relief: None,
             limits,
