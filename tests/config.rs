@@ -400,7 +400,8 @@ fn gateway_config_loads_with_every_field_in_place() {
         config.shards,
         Shards {
             cpus: Cpus::List(vec![2, 3, 4, 5]),
-            channel_capacity: 128
+            channel_capacity: 128,
+            ..Shards::default()
         }
     );
 }
@@ -2214,6 +2215,138 @@ shards:
     );
     let config = parse(&format!("{base}  cpus: all\n")).unwrap();
     assert_eq!(config.shards.cpus, Cpus::All);
+}
+
+#[test]
+fn shard_tuning_keys_are_read_and_bounded() {
+    let base = format!(
+        "
+receivers:
+  otlp:
+    protocols: {{grpc: }}
+{}
+shards:
+",
+        MINIMAL_SERVICE.trim()
+    );
+    let config = parse(&format!(
+        "{base}  cpus: [2, 3]\n  irq_cpus: [0, 1]\n  numa_bind: true\n  memory_per_shard_mib: 512\n  \
+         ring_depth: 256\n  spin_before_park_us: 50\n  socket_receive_buffer_bytes: 4194304\n  \
+         socket_send_buffer_bytes: 1048576\n  incoming_cpu: true\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.shards,
+        Shards {
+            profile: None,
+            cpus: Cpus::List(vec![2, 3]),
+            irq_cpus: vec![0, 1],
+            numa_bind: true,
+            memory_per_shard_mib: Some(512),
+            ring_depth: 256,
+            spin_before_park: Duration::from_micros(50),
+            socket_receive_buffer_bytes: 4 << 20,
+            socket_send_buffer_bytes: 1 << 20,
+            incoming_cpu: true,
+            channel_capacity: 64,
+        }
+    );
+    let err = error(&format!("{base}  ring_depth: 100\n"));
+    assert_error(&err, 12, "shards.ring_depth", "not a power of two");
+    let err = error(&format!("{base}  ring_depth: 65536\n"));
+    assert_error(&err, 12, "shards.ring_depth", "allowed: 8 to 32768");
+    let err = error(&format!("{base}  spin_before_park_us: 20000\n"));
+    assert_error(
+        &err,
+        12,
+        "shards.spin_before_park_us",
+        "allowed: 0 to 10000",
+    );
+    let err = error(&format!("{base}  irq_cpus: [0, 0]\n"));
+    assert_error(&err, 12, "shards.irq_cpus[1]", "CPU 0 is listed twice");
+    let err = error(&format!("{base}  cpus: [0, 1]\n  irq_cpus: [1]\n"));
+    assert_error(
+        &err,
+        12,
+        "shards.cpus",
+        "CPU 1 is both a shard's and in irq_cpus",
+    );
+    let err = error(&format!("{base}  memory_per_shard_mib: 0\n"));
+    assert_error(&err, 12, "shards.memory_per_shard_mib", "allowed: 1 to");
+}
+
+/// A configuration `gateway.yaml` and a profile `profile.yaml` in a fresh folder.
+fn with_profile(name: &str, config_shards: &str, profile: &str) -> Result<Config, ConfigError> {
+    let dir = std::env::temp_dir().join(format!("tailgate-profile-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tuning")).unwrap();
+    std::fs::write(dir.join("tuning/profile.yaml"), profile).unwrap();
+    let config = format!(
+        "receivers:\n  otlp:\n    protocols: {{grpc: }}\n{}\nshards:\n  profile: \
+         tuning/profile.yaml\n{config_shards}",
+        MINIMAL_SERVICE.trim()
+    );
+    std::fs::write(dir.join("gateway.yaml"), config).unwrap();
+    let loaded = Config::load(&dir.join("gateway.yaml"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    loaded
+}
+
+#[test]
+fn a_profile_fills_in_the_shards_section_and_the_configuration_wins() {
+    let profile = "# a 16-core server\nshards:\n  cpus: [2, 3, 4]\n  irq_cpus: [0, 1]\n  \
+                   ring_depth: 256\n  spin_before_park_us: 50\n  numa_bind: true\n";
+    let config = with_profile("fills", "  spin_before_park_us: 0\n", profile).unwrap();
+    let shards = &config.shards;
+    assert!(shards
+        .profile
+        .as_ref()
+        .unwrap()
+        .ends_with("tuning/profile.yaml"));
+    assert_eq!(shards.cpus, Cpus::List(vec![2, 3, 4]));
+    assert_eq!(shards.irq_cpus, vec![0, 1]);
+    assert_eq!(shards.ring_depth, 256);
+    assert!(shards.numa_bind);
+    assert_eq!(
+        shards.spin_before_park,
+        Duration::ZERO,
+        "the configuration's key wins"
+    );
+    assert_eq!(shards.channel_capacity, 64);
+
+    // A profile's mistake is reported at the profile's own line and key.
+    let err = with_profile("bad", "", "shards:\n  cpus: [0]\n  ring_depth: 3\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("profile.yaml:3:"), "{text}");
+    assert_eq!(err.path(), Some("shards.ring_depth"), "{text}");
+    let err = with_profile("unknown", "", "shards:\n  rings: 3\n").unwrap_err();
+    assert!(err.to_string().contains("profile.yaml:2:"), "{err}");
+    let err = with_profile("nested", "", "shards:\n  profile: other.yaml\n").unwrap_err();
+    assert!(
+        err.to_string().contains("cannot name another profile"),
+        "{err}"
+    );
+    let err = with_profile("top", "", "receivers: {}\nshards: {}\n").unwrap_err();
+    assert!(err.to_string().contains("profile.yaml:1:"), "{err}");
+    // An overlap across the two documents is the configuration's, naming the profile.
+    let err = with_profile("overlap", "  cpus: [0, 5]\n", profile).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("CPU 0 is both"), "{text}");
+    assert!(text.contains("profile.yaml"), "{text}");
+}
+
+#[test]
+fn a_missing_profile_is_an_error_at_the_profile_key() {
+    let text = format!(
+        "receivers:\n  otlp:\n    protocols: {{grpc: }}\n{}\nshards:\n  profile: /nonexistent/p.yaml\n",
+        MINIMAL_SERVICE.trim()
+    );
+    let err = Config::from_yaml(&text, "test.yaml").unwrap_err();
+    assert_eq!(err.path(), Some("shards.profile"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/p.yaml cannot be used"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
@@ -105,11 +106,40 @@ fn cpus_in_mask(mask: &[u64]) -> Vec<usize> {
     cpus
 }
 
-/// Starts one shard per entry of `cpus`, each pinned to its CPU, joined by channels of
-/// `channel_capacity` messages, each running `shard_main`.
+/// The bounds of [`Executor::ring_depth`]: io_uring rings are powers of two up to 32768 entries.
+pub const RING_DEPTH_MIN: usize = 8;
+/// See [`RING_DEPTH_MIN`].
+pub const RING_DEPTH_MAX: usize = 32_768;
+
+/// How each shard's executor is set up: the tuning profile's part of the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executor {
+    /// io_uring submission entries of each shard's ring.
+    pub ring_depth: usize,
+    /// How long an idle shard busy-polls its ring before parking in the kernel: trades a CPU
+    /// that spins for fewer wake-ups and syscalls under steady load.
+    pub spin_before_park: Duration,
+    /// The NUMA node each shard's memory is bound to, by position in the CPU list; `None`
+    /// leaves placement to first touch.
+    pub memory_nodes: Option<Vec<usize>>,
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        Executor {
+            ring_depth: 128,
+            spin_before_park: Duration::ZERO,
+            memory_nodes: None,
+        }
+    }
+}
+
+/// Starts one shard per entry of `cpus`, each pinned to its CPU and set up as `executor` says,
+/// joined by channels of `channel_capacity` messages, each running `shard_main`.
 pub fn start<M, F, Fut>(
     cpus: &[usize],
     channel_capacity: usize,
+    executor: &Executor,
     shard_main: F,
 ) -> io::Result<Shards>
 where
@@ -129,6 +159,20 @@ where
             format!("channel capacity {channel_capacity} outside 1..={CHANNEL_CAPACITY_MAX}"),
         ));
     }
+    if !(RING_DEPTH_MIN..=RING_DEPTH_MAX).contains(&executor.ring_depth)
+        || !executor.ring_depth.is_power_of_two()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "ring depth {} is not a power of two in {RING_DEPTH_MIN}..={RING_DEPTH_MAX}",
+                executor.ring_depth
+            ),
+        ));
+    }
+    if let Some(nodes) = &executor.memory_nodes {
+        assert_eq!(nodes.len(), cpus.len(), "one memory node per shard CPU");
+    }
     let count = cpus.len();
     let router = Router::new(count);
     let mesh = MeshBuilder::<M, _>::full(count, channel_capacity);
@@ -136,9 +180,22 @@ where
     for (id, &cpu) in cpus.iter().enumerate() {
         let mesh = mesh.clone();
         let shard_main = shard_main.clone();
+        let node = executor.memory_nodes.as_ref().map(|nodes| nodes[id]);
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("tailgate-shard-{id}"))
+            .ring_depth(executor.ring_depth)
+            .spin_before_park(executor.spin_before_park)
             .spawn(move || async move {
+                if let Some(node) = node {
+                    // Checked on the main thread before the shards start, so a refusal here is
+                    // a surprise worth a log line, not a reason to stop a running shard.
+                    if let Err(err) = crate::numa::bind_thread_memory(node) {
+                        tracing::warn!(
+                            "shard {id}: binding its memory to NUMA node {node} failed ({err}); \
+                             it allocates as the kernel places pages"
+                        );
+                    }
+                }
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 // The mesh numbers peers in join order; shard ids follow the mesh so that
                 // `senders.send_to(owner)` reaches the shard `router` names.
@@ -168,21 +225,22 @@ mod tests {
     fn shards_reach_each_other_through_the_mesh() {
         let cpus = vec![0; 3];
         let (done, results) = mpsc::channel();
-        let shards = start::<(usize, u64), _, _>(&cpus, 4, move |shard| async move {
-            for peer in 0..shard.count {
-                if peer != shard.id {
-                    shard.senders.send_to(peer, (shard.id, 7)).await.unwrap();
+        let shards =
+            start::<(usize, u64), _, _>(&cpus, 4, &Executor::default(), move |shard| async move {
+                for peer in 0..shard.count {
+                    if peer != shard.id {
+                        shard.senders.send_to(peer, (shard.id, 7)).await.unwrap();
+                    }
                 }
-            }
-            let mut got = Vec::new();
-            for peer in 0..shard.count {
-                if peer != shard.id {
-                    got.push(shard.receivers.recv_from(peer).await.unwrap().unwrap());
+                let mut got = Vec::new();
+                for peer in 0..shard.count {
+                    if peer != shard.id {
+                        got.push(shard.receivers.recv_from(peer).await.unwrap().unwrap());
+                    }
                 }
-            }
-            done.send((shard.id, got)).unwrap();
-        })
-        .unwrap();
+                done.send((shard.id, got)).unwrap();
+            })
+            .unwrap();
         shards.join().unwrap();
         let mut all: Vec<_> = results.try_iter().collect();
         all.sort();
@@ -216,7 +274,14 @@ mod tests {
 
     #[test]
     fn bounds_are_checked() {
-        assert!(start::<(), _, _>(&[], 4, |_| async {}).is_err());
-        assert!(start::<(), _, _>(&[0], 0, |_| async {}).is_err());
+        assert!(start::<(), _, _>(&[], 4, &Executor::default(), |_| async {}).is_err());
+        assert!(start::<(), _, _>(&[0], 0, &Executor::default(), |_| async {}).is_err());
+        for ring_depth in [4, 100, 65_536] {
+            let executor = Executor {
+                ring_depth,
+                ..Executor::default()
+            };
+            assert!(start::<(), _, _>(&[0], 4, &executor, |_| async {}).is_err());
+        }
     }
 }

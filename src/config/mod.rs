@@ -143,43 +143,28 @@ impl Config {
         }
     }
 
-    /// Reads `path`, substitutes `${env:...}`, parses and checks it.
+    /// Reads `path`, substitutes `${env:...}`, parses and checks it. A `shards.profile` in it is
+    /// read relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source = path.display().to_string();
-        let read_error = |why: String| ConfigError::new(&source, ConfigErrorKind::Read(why));
-        let file = std::fs::File::open(path).map_err(|e| read_error(e.to_string()))?;
-        let mut bytes = Vec::new();
-        file.take(CONFIG_BYTES_MAX as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| read_error(e.to_string()))?;
-        if bytes.len() > CONFIG_BYTES_MAX {
-            return Err(ConfigError::new(
-                &source,
-                ConfigErrorKind::TooLarge {
-                    len: bytes.len(),
-                    max: CONFIG_BYTES_MAX,
-                },
-            ));
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            read_error(format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
-        Config::from_yaml(&text, &source)
+        let text = read_text(path, &source)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        parse(&text, &source, Some(base), &env::process_env)
     }
 
     /// Substitutes `${env:...}` in `text`, parses and checks it; `source` names it in errors.
+    /// A relative `shards.profile` is read relative to the working directory.
     pub fn from_yaml(text: &str, source: &str) -> Result<Config, ConfigError> {
-        parse(text, source, env::process_env)
+        parse(text, source, None, &env::process_env)
     }
 
     /// The built-in configuration (`src/config/default.yaml`): OTLP on localhost 4317/4318,
     /// errors + slow + 10 % of traces kept, everything printed by the `debug` exporter.
     pub fn embedded_default() -> Config {
         // The text is fixed at build time and has no `${env:...}`; a test parses it.
-        match parse(EMBEDDED_DEFAULT, EMBEDDED_SOURCE, |_| env::Lookup::Unset) {
+        match parse(EMBEDDED_DEFAULT, EMBEDDED_SOURCE, None, &|_| {
+            env::Lookup::Unset
+        }) {
             Ok(config) => config,
             Err(err) => panic!("the embedded default configuration is invalid: {err}"),
         }
@@ -209,11 +194,60 @@ struct RawDocument {
     shards: Option<RawShards>,
 }
 
+/// Reads a configuration or profile file as UTF-8 text of at most [`CONFIG_BYTES_MAX`] bytes;
+/// `source` names it in errors.
+fn read_text(path: &Path, source: &str) -> Result<String, ConfigError> {
+    let read_error = |why: String| ConfigError::new(source, ConfigErrorKind::Read(why));
+    let file = std::fs::File::open(path).map_err(|e| read_error(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(CONFIG_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_error(e.to_string()))?;
+    if bytes.len() > CONFIG_BYTES_MAX {
+        return Err(ConfigError::new(
+            source,
+            ConfigErrorKind::TooLarge {
+                len: bytes.len(),
+                max: CONFIG_BYTES_MAX,
+            },
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_error(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// What a document is read with: where relative paths in it start, and how `${env:...}` is
+/// looked up.
+struct Reading<'a> {
+    base: Option<&'a Path>,
+    lookup: &'a dyn Fn(&str) -> env::Lookup,
+}
+
 fn parse(
     text: &str,
     source: &str,
-    lookup: impl Fn(&str) -> env::Lookup,
+    base: Option<&Path>,
+    lookup: &dyn Fn(&str) -> env::Lookup,
 ) -> Result<Config, ConfigError> {
+    let reading = Reading { base, lookup };
+    parse_document(text, source, lookup, |raw: RawDocument, ctx| {
+        check(raw, ctx, &reading)
+    })
+}
+
+/// Steps 1 to 3 of the load for any document (the configuration, or a tuning profile it names):
+/// substitution, lint and the typed parse into `T`, whose checks `then` runs with the document's
+/// context, so that their errors point into this document.
+fn parse_document<T: serde::de::DeserializeOwned, R>(
+    text: &str,
+    source: &str,
+    lookup: &dyn Fn(&str) -> env::Lookup,
+    then: impl FnOnce(T, &Ctx<'_>) -> Result<R, ConfigError>,
+) -> Result<R, ConfigError> {
     if text.len() > CONFIG_BYTES_MAX {
         return Err(ConfigError::new(
             source,
@@ -232,9 +266,8 @@ fn parse(
         columns: &substituted.columns,
     };
     lint(&ctx)?;
-    let raw: RawDocument =
-        serde_norway::from_str(ctx.text).map_err(|err| serde_error(&ctx, &err, false))?;
-    check(raw, &ctx)
+    let raw: T = serde_norway::from_str(ctx.text).map_err(|err| serde_error(&ctx, &err, false))?;
+    then(raw, &ctx)
 }
 
 /// A serde_norway error as a [`ConfigError`]; `syntax` for errors of the lint pass, which can
@@ -277,7 +310,7 @@ fn lint(ctx: &Ctx<'_>) -> Result<(), ConfigError> {
     }
 }
 
-fn check(raw: RawDocument, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
+fn check(raw: RawDocument, ctx: &Ctx<'_>, reading: &Reading<'_>) -> Result<Config, ConfigError> {
     let root = KeyPath::root();
     if let Some((key, _)) = raw.connectors.as_ref().and_then(|s| s.0.first()) {
         return Err(ctx.unsupported(
@@ -316,7 +349,7 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         },
         ctx,
     )?;
-    let shards = shards::check(raw.shards, ctx)?;
+    let shards = shards::check(raw.shards, ctx, reading)?;
     Ok(Config {
         receivers,
         processors,

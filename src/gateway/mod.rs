@@ -74,6 +74,40 @@ pub fn check_on_this_machine(config: &Config) -> Result<Vec<String>, StartError>
     Ok(notes)
 }
 
+/// One line on how the shards are tuned, so that an operator sees which profile took effect.
+fn tuning_summary(config: &Config, plan: &Plan) -> String {
+    let shards = &config.shards;
+    let mut parts = vec![match &shards.profile {
+        Some(file) => format!("profile {}", file.display()),
+        None => "no profile".to_string(),
+    }];
+    if !shards.irq_cpus.is_empty() {
+        parts.push(format!("CPUs {:?} left for interrupts", shards.irq_cpus));
+    }
+    parts.push(format!("ring depth {}", plan.executor.ring_depth));
+    parts.push(format!(
+        "spin before park {} µs",
+        plan.executor.spin_before_park.as_micros()
+    ));
+    match &plan.executor.memory_nodes {
+        Some(nodes) => parts.push(format!("memory bound to NUMA nodes {nodes:?}")),
+        None => parts.push("memory placed by first touch".to_string()),
+    }
+    let buffer = |bytes: u32| match bytes {
+        0 => "kernel default".to_string(),
+        n => format!("{n} B"),
+    };
+    parts.push(format!(
+        "socket buffers receive {}, send {}",
+        buffer(plan.listen.receive_buffer_bytes),
+        buffer(plan.listen.send_buffer_bytes)
+    ));
+    if plan.incoming_cpu {
+        parts.push("SO_INCOMING_CPU on".to_string());
+    }
+    parts.join("; ")
+}
+
 /// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.
 pub fn run(config: &Config) -> Result<(), StartError> {
     let mut plan = Plan::from_config(config)?;
@@ -136,29 +170,35 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         plan.cpus,
         admin.local_addr()
     );
+    tracing::info!("tuning: {}", tuning_summary(config, &plan));
 
     // Set by a shard that could not start (an exporter that would not build, a listener that
     // would not bind); the gateway then stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let overload = Arc::new(Overload::new(shard_count));
-    let shards = runtime::start::<Delivery, _, _>(&plan.cpus, plan.channel_capacity, {
-        let plan = plan.clone();
-        let start_failed = start_failed.clone();
-        let telemetry = Arc::new(telemetry);
-        let exporter_names = Arc::new(exporter_names);
-        move |shard| async move {
-            let mine = telemetry[shard.id]
-                .lock()
-                .expect("telemetry lock")
-                .take()
-                .expect("each shard takes its own telemetry once");
-            let started =
-                shard::run(shard, plan, mine, &exporter_names, health, flag, overload).await;
-            if !started {
-                start_failed.store(true, Ordering::Relaxed);
+    let shards = runtime::start::<Delivery, _, _>(
+        &plan.cpus,
+        plan.channel_capacity,
+        &plan.executor.clone(),
+        {
+            let plan = plan.clone();
+            let start_failed = start_failed.clone();
+            let telemetry = Arc::new(telemetry);
+            let exporter_names = Arc::new(exporter_names);
+            move |shard| async move {
+                let mine = telemetry[shard.id]
+                    .lock()
+                    .expect("telemetry lock")
+                    .take()
+                    .expect("each shard takes its own telemetry once");
+                let started =
+                    shard::run(shard, plan, mine, &exporter_names, health, flag, overload).await;
+                if !started {
+                    start_failed.store(true, Ordering::Relaxed);
+                }
             }
-        }
-    })?;
+        },
+    )?;
     shards.join().map_err(StartError::ShardFailed)?;
     admin.shutdown()?;
     if start_failed.load(Ordering::Relaxed) {

@@ -131,11 +131,26 @@ pub fn open_files_limit() -> io::Result<u64> {
     crate::sys::open_files_limits().map(|(soft, _)| soft)
 }
 
+/// Socket options of a shard's listening sockets, from the tuning profile; the connections
+/// accepted on a listener inherit its buffer sizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// SO_RCVBUF; 0 leaves the kernel's default and its receive-buffer autotuning.
+    pub receive_buffer_bytes: u32,
+    /// SO_SNDBUF; 0 leaves the kernel's default.
+    pub send_buffer_bytes: u32,
+    /// SO_INCOMING_CPU: among the SO_REUSEPORT listeners of an address, the kernel gives a
+    /// new connection to the one whose CPU handled its packets (the NIC queue's interrupt CPU),
+    /// so the connection's data stays in that CPU's cache.
+    pub incoming_cpu: Option<usize>,
+}
+
 /// Binds one shard's listening socket on `addr`: SO_REUSEPORT so every shard binds the same
 /// address and the kernel spreads connections over them, and SO_REUSEADDR so a (re)start is not
-/// refused while connections of an earlier process sit in TIME_WAIT on the port. Must run on the
-/// shard's executor, which the listener belongs to.
-pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+/// refused while connections of an earlier process sit in TIME_WAIT on the port. Buffer sizes
+/// are set before `listen`, so the window scale a connection agrees in its handshake fits them.
+/// Must run on the shard's executor, which the listener belongs to.
+pub fn listen(addr: std::net::SocketAddr, options: ListenOptions) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let domain = if addr.is_ipv6() {
         Domain::IPV6
@@ -145,6 +160,15 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    if options.receive_buffer_bytes > 0 {
+        socket.set_recv_buffer_size(options.receive_buffer_bytes as usize)?;
+    }
+    if options.send_buffer_bytes > 0 {
+        socket.set_send_buffer_size(options.send_buffer_bytes as usize)?;
+    }
+    if let Some(cpu) = options.incoming_cpu {
+        socket.set_cpu_affinity(cpu)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(tailgate_shards::net::listener_from_socket(socket))
@@ -304,6 +328,38 @@ mod tests {
         let err = ConnectionBudget::from_limit(100, 2, 4, 1).unwrap_err();
         assert_eq!(err.needed, 152);
         assert!(err.to_string().contains("RLIMIT_NOFILE"), "{err}");
+    }
+
+    #[test]
+    fn listen_options_reach_the_connections_accepted() {
+        // The listener's fd is glommio's; a connection accepted on it inherits its buffers.
+        let receive_buffer = |options: ListenOptions| {
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .spawn(move || async move {
+                    let listener = listen("127.0.0.1:0".parse().unwrap(), options).unwrap();
+                    let addr = listener.local_addr().unwrap();
+                    let client = glommio::net::TcpStream::connect(addr).await.unwrap();
+                    let accepted = listener.accept().await.unwrap();
+                    let socket = socket2::SockRef::from(&accepted);
+                    let sizes = (
+                        socket.recv_buffer_size().unwrap(),
+                        socket.send_buffer_size().unwrap(),
+                    );
+                    drop(client);
+                    sizes
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        let tuned = ListenOptions {
+            receive_buffer_bytes: 100_000,
+            send_buffer_bytes: 50_000,
+            incoming_cpu: Some(0),
+        };
+        // Linux doubles what is asked for, for its own bookkeeping (socket(7)).
+        assert_eq!(receive_buffer(tuned), (2 * 100_000, 2 * 50_000));
+        assert_ne!(receive_buffer(ListenOptions::default()).0, 2 * 100_000);
     }
 
     #[test]

@@ -45,9 +45,25 @@ fn byte_limits(limiter: Option<&MemoryLimiter>) -> Result<(u64, u64), StartError
 
 /// The node's (soft, hard) memory budget: the tightest `memory_limiter` any pipeline names (the
 /// Collector's limiters each watch the whole process, so the lowest one is the one that binds),
-/// or the default share of memory. Without a limiter and without a readable memory size, the
-/// budget is unbounded unless traces are sampled, whose buffers need one.
-pub(crate) fn memory_budget(config: &Config) -> Result<(u64, u64), StartError> {
+/// or the default share of memory; then capped at `shards.memory_per_shard_mib` × `shards`
+/// where the profile sets it, keeping the spike allowance's share of the limit. Without a
+/// limiter and without a readable memory size, the budget is unbounded unless traces are
+/// sampled, whose buffers need one.
+pub(crate) fn memory_budget(config: &Config, shards: usize) -> Result<(u64, u64), StartError> {
+    let (soft, hard) = uncapped_budget(config)?;
+    let Some(per_shard_mib) = config.shards.memory_per_shard_mib else {
+        return Ok((soft, hard));
+    };
+    let cap = u64::from(per_shard_mib) * (1 << 20) * shards as u64;
+    if cap >= hard {
+        return Ok((soft, hard));
+    }
+    // The spike allowance keeps its share: soft / hard as before, in u128 so no product wraps.
+    let soft_capped = (u128::from(cap) * u128::from(soft) / u128::from(hard.max(1))) as u64;
+    Ok((soft_capped, cap))
+}
+
+fn uncapped_budget(config: &Config) -> Result<(u64, u64), StartError> {
     let mut tightest: Option<(u64, u64)> = None;
     for pipeline in &config.service.pipelines {
         for id in &pipeline.processors {

@@ -20,7 +20,9 @@ use crate::auth::{Authenticators, ServerAuth, WatchedFile};
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
 use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
 use crate::gateway::StartError;
-use crate::ingest::accept::{open_files_limit, ConnectionBudget, CONNECTIONS_PER_LISTENER_MAX};
+use crate::ingest::accept::{
+    open_files_limit, ConnectionBudget, ListenOptions, CONNECTIONS_PER_LISTENER_MAX,
+};
 use crate::ingest::grpc::GrpcSettings;
 use crate::ingest::http::HttpSettings;
 use crate::ingest::Limits;
@@ -33,6 +35,12 @@ use crate::tls::{ClientTls, Reload, ServerTls};
 pub(crate) struct Plan {
     pub(crate) cpus: Vec<usize>,
     pub(crate) channel_capacity: usize,
+    /// Each shard's executor: ring depth, spinning, NUMA binding.
+    pub(crate) executor: runtime::Executor,
+    /// The receivers' listening-socket options (without the CPU, which is each shard's).
+    pub(crate) listen: ListenOptions,
+    /// Whether each shard's listeners ask for the connections its CPU handles.
+    pub(crate) incoming_cpu: bool,
     pub(crate) receivers: Vec<ReceiverPlan>,
     /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
     pub(crate) token_files: Vec<WatchedFile>,
@@ -104,11 +112,20 @@ impl ReceiverAuth {
 impl Plan {
     /// The plan for `config` on this machine; every check a shard's start would make, made once.
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
-        let cpus = shard_cpus(&config.shards.cpus)?;
+        let cpus = shard_cpus(&config.shards)?;
+        let executor = runtime::Executor {
+            ring_depth: config.shards.ring_depth as usize,
+            spin_before_park: config.shards.spin_before_park,
+            memory_nodes: if config.shards.numa_bind {
+                Some(memory_nodes(&cpus)?)
+            } else {
+                None
+            },
+        };
         // Token and htpasswd files are this machine's: a missing one is a note for check-config.
         let auth = Authenticators::from_config(config)
             .map_err(|err| StartError::Machine(err.to_string()))?;
-        let (soft, memory_limit) = budget::memory_budget(config)?;
+        let (soft, memory_limit) = budget::memory_budget(config, cpus.len())?;
         let mut tls: Vec<Arc<dyn Reload>> = Vec::new();
         let mut exporter_tls = BTreeMap::new();
         for (id, exporter) in &config.exporters.by_id {
@@ -166,6 +183,13 @@ impl Plan {
         Ok(Plan {
             cpus,
             channel_capacity: config.shards.channel_capacity as usize,
+            executor,
+            listen: ListenOptions {
+                receive_buffer_bytes: config.shards.socket_receive_buffer_bytes,
+                send_buffer_bytes: config.shards.socket_send_buffer_bytes,
+                incoming_cpu: None,
+            },
+            incoming_cpu: config.shards.incoming_cpu,
             receivers,
             token_files: auth.watched_files(),
             pipelines,
@@ -397,17 +421,50 @@ fn tls_error(key: &str, common: &config::TlsCommon, why: String) -> StartError {
     }
 }
 
-/// The CPUs `shards.cpus` names, each one a CPU this process may run on.
-fn shard_cpus(cpus: &Cpus) -> Result<Vec<usize>, StartError> {
-    match cpus {
-        Cpus::All => runtime::all_cpus().map_err(|err| {
-            StartError::Machine(format!(
-                "shards.cpus is `all`, but this process's CPU affinity cannot be read \
-                 ({err}); list the CPUs instead (shards.cpus: [0, 1])"
-            ))
-        }),
+/// The CPUs `shards.cpus` names, each one a CPU this process may run on. `all` is every CPU
+/// the process may run on but the `irq_cpus`, or all of them where the `irq_cpus` are all of
+/// them (a small machine, whose interrupts and shards share every CPU).
+fn shard_cpus(shards: &config::Shards) -> Result<Vec<usize>, StartError> {
+    match &shards.cpus {
+        Cpus::All => {
+            let allowed = runtime::allowed_cpus().map_err(|err| {
+                StartError::Machine(format!(
+                    "shards.cpus is `all`, but this process's CPU affinity cannot be read \
+                     ({err}); list the CPUs instead (shards.cpus: [0, 1])"
+                ))
+            })?;
+            let mut cpus: Vec<usize> = allowed
+                .iter()
+                .copied()
+                .filter(|cpu| !shards.irq_cpus.contains(&(*cpu as u16)))
+                .collect();
+            if cpus.is_empty() {
+                cpus = allowed;
+            }
+            cpus.truncate(tailgate_shards::route::SHARDS_MAX);
+            Ok(cpus)
+        }
         Cpus::List(list) => listed_cpus(list),
     }
+}
+
+/// The NUMA node of each shard CPU, for `numa_bind`; checks on this thread that the kernel lets
+/// the process bind memory at all (a container's seccomp profile may not), so that a refusal is
+/// a start-up error naming the setting rather than a warning from every shard.
+fn memory_nodes(cpus: &[usize]) -> Result<Vec<usize>, StartError> {
+    let machine = |why: String| StartError::Machine(format!("shards.numa_bind: {why}"));
+    let nodes = tailgate_shards::numa::nodes_of(std::path::Path::new("/"), cpus)
+        .map_err(|err| machine(format!("cannot read the NUMA layout: {err}")))?;
+    tailgate_shards::numa::bind_thread_memory(nodes[0])
+        .and_then(|()| tailgate_shards::numa::unbind_thread_memory())
+        .map_err(|err| {
+            machine(format!(
+                "the kernel refuses to bind memory to a node (set_mempolicy: {err}); set \
+                 numa_bind: false, or allow set_mempolicy (a container needs CAP_SYS_NICE \
+                 or a seccomp profile that permits it)"
+            ))
+        })?;
+    Ok(nodes)
 }
 
 /// The `health_check` extensions `service.extensions` enables, with their addresses.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use glommio::Task;
 
 use crate::auth::Gatekeeper;
-use crate::ingest::accept::listen;
+use crate::ingest::accept::{listen, ListenOptions};
 use crate::ingest::grpc::GrpcReceiver;
 use crate::ingest::http::HttpReceiver;
 use crate::ingest::Ingest;
@@ -24,11 +24,12 @@ pub(super) struct Listeners {
 }
 
 impl Listeners {
-    /// Binds every receiver of `plans` on shard `id` and starts accepting; returns the
-    /// listeners and whether any failed to bind (each failure is logged).
+    /// Binds every receiver of `plans` on shard `id` with `options` and starts accepting;
+    /// returns the listeners and whether any failed to bind (each failure is logged).
     pub(super) fn bind(
         id: usize,
         plans: &[ReceiverPlan],
+        options: ListenOptions,
         metrics: Vec<(ReceiverMetrics, ReceiverMetrics)>,
         ingest: &Rc<Ingest>,
         health: &Arc<Health>,
@@ -42,7 +43,7 @@ impl Listeners {
         let mut failed = false;
         for (receiver, (grpc_metrics, http_metrics)) in plans.iter().zip(metrics) {
             if let Some((addr, settings, tls)) = &receiver.grpc {
-                match listen(*addr) {
+                match listen(*addr, options) {
                     Ok(listener) => {
                         let gatekeeper = receiver.auth.grpc.clone().map(|auth| {
                             let metrics = grpc_metrics.auth.clone();
@@ -72,7 +73,7 @@ impl Listeners {
                 }
             }
             if let Some((addr, settings, tls)) = &receiver.http {
-                match listen(*addr) {
+                match listen(*addr, options) {
                     Ok(listener) => {
                         let gatekeeper = receiver.auth.http.clone().map(|auth| {
                             let metrics = http_metrics.auth.clone();

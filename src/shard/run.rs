@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tailgate_shards::runtime::Shard;
 
 use crate::export::{Batcher, Exporter, Pipeline};
+use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle;
 use crate::memory::{Overload, ShardMemory};
@@ -56,9 +57,14 @@ pub(crate) async fn run(
     let stop = Rc::new(Stop::default());
     // The mesh: one task per peer hands what that peer routed here to the pipelines.
     let mesh_tasks = ingest.serve_mesh(shard.receivers);
+    let options = ListenOptions {
+        incoming_cpu: plan.incoming_cpu.then_some(shard.cpu),
+        ..plan.listen
+    };
     let (listeners, listeners_failed) = Listeners::bind(
         id,
         &plan.receivers,
+        options,
         telemetry.receivers,
         &ingest,
         &health,

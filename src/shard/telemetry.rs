@@ -44,7 +44,14 @@ impl ShardTelemetry {
                     (grpc, http)
                 })
                 .collect(),
-            shard: ShardMetrics::register(builder, shard),
+            shard: {
+                let metrics = ShardMetrics::register(builder, shard);
+                let limit = plan.memory_limit.div_ceil(plan.cpus.len() as u64);
+                metrics
+                    .memory_limit_bytes
+                    .set(i64::try_from(limit).unwrap_or(i64::MAX));
+                metrics
+            },
             sampling: plan.pipelines.iter().find_map(|p| {
                 let names: Vec<&str> = p
                     .sampling

@@ -25,6 +25,9 @@ pub struct ShardMetrics {
     /// `tailgate_shard_export_bytes`: bytes of batches this shard's exporters hold, queued or
     /// being sent; with the trace buffer's bytes, what the shard's memory budget is enforced on.
     pub export_bytes: Gauge,
+    /// `tailgate_shard_memory_limit_bytes`: the shard's share of the memory budget, where
+    /// refusing starts (set once at start-up).
+    pub memory_limit_bytes: Gauge,
 }
 
 impl ShardMetrics {
@@ -58,6 +61,12 @@ impl ShardMetrics {
                 "tailgate_shard_export_bytes",
                 "Bytes of batches held by this shard's exporters, queued or being sent; with the \
                  trace buffer's bytes, the figure its memory budget is enforced on.",
+                &labels,
+            ),
+            memory_limit_bytes: builder.gauge(
+                "tailgate_shard_memory_limit_bytes",
+                "This shard's share of the memory budget in bytes: buffered and export bytes \
+                 above it are refused.",
                 &labels,
             ),
         }

@@ -542,6 +542,7 @@ impl Sink {
         let shards = tailgate_shards::runtime::start::<(), _, _>(
             &cpus,
             MESH_CAPACITY,
+            &tailgate_shards::runtime::Executor::default(),
             move |shard| async move {
                 let track_max = args.track_max / shard.count;
                 let recorder = Recorder {
