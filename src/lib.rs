@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod io;
 pub mod lifecycle;
 pub(crate) mod memory;
+pub mod notify;
 pub mod ottl;
 mod plan;
 pub mod sampling;

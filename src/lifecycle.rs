@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tailgate_shards::sync::Stop;
 
+use crate::telemetry::Health;
+
 /// How often a shard looks at the process-wide shutdown flag.
 pub(crate) const SIGNAL_POLL_MS: u64 = 20;
 
@@ -34,9 +36,11 @@ pub(crate) fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// Triggers `stop` once `flag` is set, or once `stop` is triggered by other means.
-pub(crate) async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>) {
+/// Triggers `stop` once `flag` is set, or once `stop` is triggered by other means; beats
+/// shard `shard`'s heartbeat in `health` each time it looks.
+pub(crate) async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>, health: &Health, shard: usize) {
     while !flag.load(Ordering::Relaxed) && !stop.is_triggered() {
+        health.beat(shard);
         glommio::timer::sleep(Duration::from_millis(SIGNAL_POLL_MS)).await;
     }
     stop.trigger();

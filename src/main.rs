@@ -39,6 +39,9 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the embedded default configuration (what runs without --config), to start a file
+    /// of your own from.
+    PrintDefaultConfig,
 }
 
 fn load(path: Option<&PathBuf>, gates: FeatureGates) -> Result<Config, String> {
@@ -83,6 +86,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Some(Command::PrintDefaultConfig) => {
+            print!("{}", Config::embedded_default_text());
+            ExitCode::SUCCESS
+        }
         Some(Command::CheckConfig { file }) => {
             let checked = load(Some(&file), gates).and_then(|config| {
                 let notes = tailgate::gateway::check_on_this_machine(&config)

@@ -158,6 +158,11 @@ impl Config {
         parse(text, source, None, &env::process_env)
     }
 
+    /// The text of the built-in configuration, as `tailgate print-default-config` prints it.
+    pub fn embedded_default_text() -> &'static str {
+        EMBEDDED_DEFAULT
+    }
+
     /// The built-in configuration (`src/config/default.yaml`): OTLP on localhost 4317/4318,
     /// errors + slow + 10 % of traces kept, everything printed by the `debug` exporter.
     pub fn embedded_default() -> Config {

@@ -161,6 +161,19 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     }
     let flag = lifecycle::shutdown_flag()?;
     lifecycle::fail_stop_on_panic(flag.clone());
+    // Under systemd (`Type=notify`): READY=1, the watchdog and STOPPING=1, until `run` returns.
+    let _notifier = match crate::notify::Notifier::from_env() {
+        Ok(Some(notifier)) => Some(crate::notify::NotifierThread::start(
+            notifier,
+            health.clone(),
+            crate::notify::watchdog_ping_interval(),
+        )?),
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!("NOTIFY_SOCKET is set but unusable ({err}); systemd is not notified");
+            None
+        }
+    };
     // Follows bearer token files until the shards have drained (dropped at the end of `run`).
     let _token_watcher = Watcher::start(plan.token_files.clone())?;
     tracing::info!(

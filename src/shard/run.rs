@@ -77,7 +77,7 @@ pub(crate) async fn run(
         flag.store(true, Ordering::Relaxed);
     }
 
-    lifecycle::watch(flag, stop.clone()).await;
+    lifecycle::watch(flag, stop.clone(), &health, id).await;
     health.start_draining();
     drain(id, listeners, &ingest, mesh_tasks, &pipelines).await;
     if up {

@@ -5,9 +5,14 @@
 //! path, so plain atomic read-modify-writes are fine here. The gateway is ready when every shard
 //! is up and it is not draining; a load balancer stops sending new connections as soon as
 //! draining starts, while the shards finish what they hold.
+//!
+//! Each shard also beats: its shutdown watcher, a task woken every few milliseconds, counts up
+//! a heartbeat. A shard whose heartbeat stops is alive as a thread but no longer runs its tasks
+//! (a task that never yields, a blocking call); systemd's watchdog ping ([`crate::notify`]) is
+//! withheld then, so the supervisor restarts what `/readyz` alone would call healthy.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
@@ -19,6 +24,8 @@ pub struct Health {
     draining: AtomicBool,
     /// When every shard was first up (the `health_check` extension's `upSince`).
     up_since: OnceLock<SystemTime>,
+    /// Per shard, how many times its watcher task has run.
+    heartbeats: Vec<AtomicU64>,
 }
 
 /// Why the gateway is not ready.
@@ -52,7 +59,21 @@ impl Health {
             shards_up: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             up_since: OnceLock::new(),
+            heartbeats: (0..shards_total).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Shard `shard` is running its tasks (called by its watcher, every few milliseconds).
+    pub fn beat(&self, shard: usize) {
+        self.heartbeats[shard].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every shard's heartbeat count now, by shard id.
+    pub fn heartbeats(&self) -> Vec<u64> {
+        self.heartbeats
+            .iter()
+            .map(|beats| beats.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// A shard has started and is serving. Called once per shard.
