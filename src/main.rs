@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 use tailgate::config::{Config, FeatureGates, LogLevel};
 
@@ -14,30 +14,48 @@ use tailgate::config::{Config, FeatureGates, LogLevel};
 static GLOBAL: MiMalloc = MiMalloc;
 
 /// tailgate: a thread-per-core OTLP gateway with trace-consistent tail sampling.
+///
+/// Without a subcommand it runs the gateway, as `run` does.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// The configuration file (the Collector's YAML layout); without it, the embedded default.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// The Collector's feature gates: `ID`, `+ID` (on) or `-ID` (off), comma-separated; may be
-    /// given more than once. tailgate has `processor.tailsamplingprocessor.usetracestate`.
-    #[arg(long = "feature-gates", global = true, value_name = "GATES")]
-    feature_gates: Vec<String>,
+    #[command(flatten)]
+    run: RunArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// What running the gateway takes.
+#[derive(Args)]
+struct RunArgs {
+    /// The configuration file (the Collector's YAML layout); without it, the embedded default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    gates: GateArgs,
+}
+
+/// The Collector's `--feature-gates` flag.
+#[derive(Args)]
+struct GateArgs {
+    /// The Collector's feature gates: `ID`, `+ID` (on) or `-ID` (off), comma-separated; may be
+    /// given more than once. tailgate has `processor.tailsamplingprocessor.usetracestate`.
+    #[arg(long = "feature-gates", value_name = "GATES")]
+    feature_gates: Vec<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (the default).
-    Run,
+    Run(RunArgs),
     /// Validate a configuration file with the checks start-up runs, and exit 0 if it is valid,
     /// 1 if not. What depends on this machine (CPUs, memory, free ports, name resolution) is
     /// printed as `note: on this machine: ...` and does not fail the check.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+        #[command(flatten)]
+        gates: GateArgs,
     },
     /// Print the embedded default configuration (what runs without --config), to start a file
     /// of your own from.
@@ -78,58 +96,60 @@ fn init_logs(level: LogLevel) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let gates = match feature_gates(&cli.feature_gates) {
-        Ok(gates) => gates,
-        Err(err) => {
-            eprintln!("{err}");
-            return ExitCode::FAILURE;
-        }
-    };
     match cli.command {
         Some(Command::PrintDefaultConfig) => {
             print!("{}", Config::embedded_default_text());
             ExitCode::SUCCESS
         }
-        Some(Command::CheckConfig { file }) => {
-            let checked = load(Some(&file), gates).and_then(|config| {
-                let notes = tailgate::gateway::check_on_this_machine(&config)
-                    .map_err(|err| format!("{}: {err}", config.source))?;
-                Ok((config, notes))
-            });
-            match checked {
-                Ok((config, notes)) => {
-                    println!(
-                        "{}: valid ({} pipeline(s))",
-                        config.source,
-                        config.service.pipelines.len()
-                    );
-                    for note in notes {
-                        println!("note: on this machine: {note}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("{err}");
-                    ExitCode::FAILURE
-                }
+        Some(Command::CheckConfig { file, gates }) => check_config(&file, &gates),
+        Some(Command::Run(args)) => run(&args),
+        None => run(&cli.run),
+    }
+}
+
+fn check_config(file: &PathBuf, gates: &GateArgs) -> ExitCode {
+    let checked = feature_gates(&gates.feature_gates)
+        .and_then(|gates| load(Some(file), gates))
+        .and_then(|config| {
+            let notes = tailgate::gateway::check_on_this_machine(&config)
+                .map_err(|err| format!("{}: {err}", config.source))?;
+            Ok((config, notes))
+        });
+    match checked {
+        Ok((config, notes)) => {
+            println!(
+                "{}: valid ({} pipeline(s))",
+                config.source,
+                config.service.pipelines.len()
+            );
+            for note in notes {
+                println!("note: on this machine: {note}");
             }
+            ExitCode::SUCCESS
         }
-        Some(Command::Run) | None => {
-            let config = match load(cli.config.as_ref(), gates) {
-                Ok(config) => config,
-                Err(err) => {
-                    eprintln!("{err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            init_logs(config.service.telemetry.logs.level);
-            match tailgate::gateway::run(&config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    tracing::error!("tailgate: {err}");
-                    ExitCode::from(err.exit_code())
-                }
-            }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let config = match feature_gates(&args.gates.feature_gates)
+        .and_then(|gates| load(args.config.as_ref(), gates))
+    {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logs(config.service.telemetry.logs.level);
+    match tailgate::gateway::run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("tailgate: {err}");
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,9 +60,10 @@ fn check_config_exits_0_for_a_valid_file_and_1_naming_the_problem_otherwise() {
 #[test]
 fn without_a_config_it_runs_the_embedded_default_and_prints_batches() {
     let stdout = temp_file("default.stdout", "");
+    let stderr = temp_file("default.stderr", "");
     let mut child = tailgate()
         .stdout(std::fs::File::create(&stdout).unwrap())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
     let admin = "127.0.0.1:8888".parse().unwrap();
@@ -99,7 +101,17 @@ fn without_a_config_it_runs_the_embedded_default_and_prints_batches() {
         "the debug exporter printed a summary: {printed}"
     );
     assert!(printed.contains("spans=1"), "{printed}");
+    // Where a first-time user waits for output, the log says why.
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        log.contains(
+            "pipeline traces: tail sampling decides each trace 30s (decision_wait) after its first \
+             span"
+        ),
+        "{log}"
+    );
     let _ = std::fs::remove_file(stdout);
+    let _ = std::fs::remove_file(stderr);
 }
 
 #[test]
@@ -381,4 +393,80 @@ fn check_config_notes_what_this_machine_lacks_without_failing_and_start_up_refus
         "{stdout}"
     );
     drop(taken);
+}
+
+#[test]
+fn print_default_config_prints_the_embedded_default_which_checks_valid() {
+    let out = tailgate().arg("print-default-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, tailgate::config::Config::embedded_default_text());
+    let file = temp_file("printed-default.yaml", &text);
+    let out = tailgate().arg("check-config").arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn options_of_one_command_are_refused_on_another() {
+    let file = temp_file(
+        "stray.yaml",
+        tailgate::config::Config::embedded_default_text(),
+    );
+    // check-config takes its file as its argument, not --config; and a run option before a
+    // subcommand is not silently ignored.
+    for args in [
+        vec!["check-config", "--config", "x.yaml", file.to_str().unwrap()],
+        vec![
+            "--config",
+            file.to_str().unwrap(),
+            "check-config",
+            file.to_str().unwrap(),
+        ],
+        vec!["print-default-config", "--config", "x.yaml"],
+    ] {
+        let out = tailgate().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--config"), "{args:?}: {stderr}");
+    }
+    // The feature gates do belong to check-config.
+    let out = tailgate()
+        .args(["check-config", "--feature-gates"])
+        .arg("+processor.tailsamplingprocessor.usetracestate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_example_configs_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let out = tailgate().arg("check-config").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "the README names three examples; found {checked}"
+    );
 }

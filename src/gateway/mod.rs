@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use tailgate_shards::runtime;
 
 use crate::auth::Watcher;
-use crate::config::{Config, MetricsLevel};
+use crate::config::{Config, MetricsLevel, SamplingStrategy};
 use crate::ingest::Delivery;
 use crate::lifecycle;
 use crate::memory::Overload;
@@ -184,6 +184,22 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         admin.local_addr()
     );
     tracing::info!("tuning: {}", tuning_summary(config, &plan));
+    for (pipeline, planned) in config.service.pipelines.iter().zip(&plan.pipelines) {
+        if let Some(sampling) = &planned.sampling {
+            let wait = sampling.config.decision_wait;
+            let first = match sampling.config.sampling_strategy {
+                SamplingStrategy::SpanIngest => "as its spans arrive".to_string(),
+                SamplingStrategy::TraceComplete => {
+                    format!("{wait:?} (decision_wait) after its first span")
+                }
+            };
+            tracing::info!(
+                "pipeline {}: tail sampling decides each trace {first}; kept traces reach the \
+                 exporters from then on, not before",
+                pipeline.id
+            );
+        }
+    }
 
     // Set by a shard that could not start (an exporter that would not build, a listener that
     // would not bind); the gateway then stops every shard and exits non-zero.
