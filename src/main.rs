@@ -39,6 +39,18 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Check this machine against what the gateway needs (io_uring, limits, network sysctls,
+    /// huge pages, CPU governor, clock source, shard CPUs, NUMA), with a fix for each finding.
+    /// Exits 0 when all is ok, 1 with warnings, 2 with failures.
+    Doctor {
+        /// Print the findings as a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Read /proc and /sys files under this directory instead of / (io_uring, limits and
+        /// the affinity mask are always this process's own).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        sysfs_root: PathBuf,
+    },
 }
 
 fn load(path: Option<&PathBuf>, gates: FeatureGates) -> Result<Config, String> {
@@ -83,6 +95,22 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Some(Command::Doctor { json, sysfs_root }) => {
+            let config = match load(cli.config.as_ref(), gates) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return ExitCode::from(2);
+                }
+            };
+            let report = tailgate::doctor::run(&config, &sysfs_root);
+            if json {
+                println!("{}", tailgate::doctor::render_json(&report));
+            } else {
+                print!("{}", tailgate::doctor::render_text(&report));
+            }
+            ExitCode::from(report.exit_code())
+        }
         Some(Command::CheckConfig { file }) => {
             let checked = load(Some(&file), gates).and_then(|config| {
                 let notes = tailgate::gateway::check_on_this_machine(&config)
