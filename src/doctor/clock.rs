@@ -13,7 +13,12 @@ const AVAILABLE: &str = "/sys/devices/system/clocksource/clocksource0/available_
 
 /// Clock sources the vDSO reads in user space: the CPU's counter, and the paravirtual clocks of
 /// KVM and Hyper-V guests.
-const FAST: [&str; 4] = ["tsc", "kvm-clock", "arch_sys_counter", "hyperv_clocksource_tsc_page"];
+const FAST: [&str; 4] = [
+    "tsc",
+    "kvm-clock",
+    "arch_sys_counter",
+    "hyperv_clocksource_tsc_page",
+];
 
 /// Clock sources that cost a system call (and a slow device read) per timestamp.
 const SLOW: [&str; 5] = ["hpet", "acpi_pm", "jiffies", "refined-jiffies", "pit"];

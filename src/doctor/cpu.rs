@@ -47,7 +47,10 @@ pub fn governor(tree: &Tree, shard_cpus: &[usize]) -> Finding {
         .map(|(governor, cpus)| format!("{governor} on CPU {}", format_cpu_list(cpus)))
         .collect();
     if !unexposed.is_empty() {
-        parts.push(format!("not exposed on CPU {}", format_cpu_list(&unexposed)));
+        parts.push(format!(
+            "not exposed on CPU {}",
+            format_cpu_list(&unexposed)
+        ));
     }
     let found = parts.join("; ");
     let slow: Vec<usize> = by_governor
@@ -158,7 +161,10 @@ mod tests {
 
     #[test]
     fn a_listed_cpu_outside_the_mask_fails() {
-        let f = affinity(&Cpus::List(vec![0, 4000]), &shards(vec![0, 4000], vec![0, 1]));
+        let f = affinity(
+            &Cpus::List(vec![0, 4000]),
+            &shards(vec![0, 4000], vec![0, 1]),
+        );
         assert_eq!(f.level, Level::Fail);
         assert!(f.found.contains("4000"), "{}", f.found);
         let f = affinity(&Cpus::List(vec![1]), &shards(vec![1], vec![0, 1]));

@@ -113,7 +113,9 @@ impl RingError {
                  shell: ulimit -l unlimited), or run a kernel of 5.12 or later"
                 .to_string(),
             RingError::Other(_) => "see io_uring_setup(2) for the error".to_string(),
-            RingError::NoProbe(_) => "run a kernel of 5.8 or later, as glommio requires".to_string(),
+            RingError::NoProbe(_) => {
+                "run a kernel of 5.8 or later, as glommio requires".to_string()
+            }
         }
     }
 }

@@ -134,7 +134,11 @@ pub fn nofile() -> Finding {
 }
 
 fn nofile_finding(soft: u64, hard: u64) -> Finding {
-    let found = format!("soft {}, hard {}", limit_text_count(soft), limit_text_count(hard));
+    let found = format!(
+        "soft {}, hard {}",
+        limit_text_count(soft),
+        limit_text_count(hard)
+    );
     if hard == libc::RLIM_INFINITY || hard >= NOFILE_RECOMMENDED {
         return Finding::ok(
             CHECK_NOFILE,
@@ -193,9 +197,15 @@ mod tests {
 
     #[test]
     fn memlock_below_the_registered_memory_warns_without_the_capability() {
-        assert_eq!(memlock_finding(8 * MIB, false, 2, 60 * MIB).level, Level::Warn);
+        assert_eq!(
+            memlock_finding(8 * MIB, false, 2, 60 * MIB).level,
+            Level::Warn
+        );
         assert_eq!(memlock_finding(8 * MIB, true, 2, 60 * MIB).level, Level::Ok);
-        assert_eq!(memlock_finding(60 * MIB, false, 2, 60 * MIB).level, Level::Ok);
+        assert_eq!(
+            memlock_finding(60 * MIB, false, 2, 60 * MIB).level,
+            Level::Ok
+        );
         let unlimited = memlock_finding(libc::RLIM_INFINITY, false, 2, 60 * MIB);
         assert_eq!(unlimited.level, Level::Ok);
         assert!(unlimited.found.contains("unlimited"));

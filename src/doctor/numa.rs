@@ -160,7 +160,10 @@ mod tests {
             numa_against_profile(&two_nodes(), &shards, false).level,
             Level::Warn
         );
-        assert_eq!(numa_against_profile(&two_nodes(), &shards, true).level, Level::Ok);
+        assert_eq!(
+            numa_against_profile(&two_nodes(), &shards, true).level,
+            Level::Ok
+        );
     }
 
     #[test]

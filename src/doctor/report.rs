@@ -92,10 +92,15 @@ mod tests {
     #[test]
     fn text_shows_why_and_fix_only_for_findings_that_are_not_ok() {
         let text = text(&report());
-        assert!(text.starts_with("ok    a: fine\nwarn  b: low \"quoted\"\n"), "{text}");
+        assert!(
+            text.starts_with("ok    a: fine\nwarn  b: low \"quoted\"\n"),
+            "{text}"
+        );
         assert!(text.contains("      why: it matters\n      fix: raise it\n"));
         assert!(!text.contains("because"));
-        assert!(text.ends_with("1 ok, 1 warning(s), 0 failure(s): the gateway runs, with the warnings above\n"));
+        assert!(text.ends_with(
+            "1 ok, 1 warning(s), 0 failure(s): the gateway runs, with the warnings above\n"
+        ));
     }
 
     #[test]

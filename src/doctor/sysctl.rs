@@ -49,8 +49,10 @@ fn unread(check: &'static str, err: ReadError, why: &str) -> Finding {
     match err {
         ReadError::Missing { path } => Finding::ok(
             check,
-            format!("{path} is not there: not visible here (a container's network namespace \
-                     shows only its own sysctls); check it on the host"),
+            format!(
+                "{path} is not there: not visible here (a container's network namespace \
+                     shows only its own sysctls); check it on the host"
+            ),
             why,
         ),
         err => Finding::flag(

@@ -50,7 +50,10 @@ impl fmt::Display for ReadError {
             ReadError::Missing { path } => write!(f, "{path} is not there"),
             ReadError::Unreadable { path, reason } => write!(f, "cannot read {path}: {reason}"),
             ReadError::Malformed { path, text } => {
-                write!(f, "{path} holds `{text}`, which is not what the kernel writes there")
+                write!(
+                    f,
+                    "{path} holds `{text}`, which is not what the kernel writes there"
+                )
             }
         }
     }
@@ -140,7 +143,10 @@ pub fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
     let mut cpus = Vec::new();
     for part in text.trim().split(',').filter(|p| !p.is_empty()) {
         let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?),
+            Some((a, b)) => (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ),
             None => {
                 let id = part.trim().parse::<usize>().ok()?;
                 (id, id)
@@ -185,7 +191,10 @@ mod tests {
 
     #[test]
     fn cpu_lists_parse_as_the_kernel_writes_them() {
-        assert_eq!(parse_cpu_list("0-3,8,10-11"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11"),
+            Some(vec![0, 1, 2, 3, 8, 10, 11])
+        );
         assert_eq!(parse_cpu_list("5"), Some(vec![5]));
         assert_eq!(parse_cpu_list(""), Some(vec![]));
         assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
@@ -210,7 +219,10 @@ mod tests {
 
     #[test]
     fn integer_tuples_need_exactly_their_count() {
-        assert_eq!(parse_u64s::<3>("4096\t131072\t6291456"), Some([4096, 131072, 6291456]));
+        assert_eq!(
+            parse_u64s::<3>("4096\t131072\t6291456"),
+            Some([4096, 131072, 6291456])
+        );
         assert_eq!(parse_u64s::<2>("32768 60999"), Some([32768, 60999]));
         assert_eq!(parse_u64s::<2>("32768"), None);
         assert_eq!(parse_u64s::<2>("1 2 3"), None);
