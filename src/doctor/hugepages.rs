@@ -1,11 +1,13 @@
-//! Transparent huge pages: tailgate prefers `madvise` (or `never`).
+//! Transparent huge pages: tailgate prefers `madvise` (`never` is fine too).
 //!
-//! With `always`, the kernel backs any large enough anonymous mapping with 2 MiB pages: the
-//! allocator's arenas, which hold buffered span bytes, are only partly touched, so resident
-//! memory runs ahead of the bytes the memory budget counts, and khugepaged spends CPU collapsing
-//! pages behind the shards. With `defrag` at `always` a page fault on a shard may also stall in
-//! direct compaction, a latency spike on every request that shard holds. `madvise` leaves huge
-//! pages to the mappings that ask for them.
+//! The gateway's allocator, mimalloc, already asks for huge pages (`MADV_HUGEPAGE`) on its
+//! segments, where they pay off: large, long-lived and densely used by the shard that owns them.
+//! `madvise` gives it that and nothing more. `always` extends huge pages to every other
+//! anonymous mapping (glommio's I/O memory, thread stacks, the TLS and compression libraries'
+//! buffers): a first touch there zeroes 2 MiB instead of 4 KiB on the shard's thread, sparsely
+//! used mappings grow resident memory the memory budget does not count, and khugepaged spends
+//! CPU collapsing pages behind the shards. `defrag` is reported but not judged: under `madvise`
+//! it governs only the mappings that asked.
 
 use super::tree::{ReadError, Tree};
 use super::{Finding, Level};
@@ -24,9 +26,10 @@ fn selected(text: &str) -> Option<&str> {
 
 /// The THP finding: `enabled` and `defrag` under `tree`.
 pub fn check(tree: &Tree) -> Finding {
-    let why = "with `always`, huge pages back the allocator's partly used arenas, so resident \
-               memory runs ahead of the memory budget, khugepaged spends CPU behind the \
-               shards, and with defrag `always` a page fault may stall in compaction";
+    let why = "the allocator asks for huge pages where they pay off; `always` puts every other \
+               mapping on 2 MiB pages too, so a first touch zeroes 2 MiB on a shard's thread, \
+               resident memory grows past what the memory budget counts, and khugepaged \
+               spends CPU behind the shards";
     let enabled = match tree.read(ENABLED) {
         Ok(text) => text,
         Err(ReadError::Missing { .. }) => {
@@ -57,7 +60,8 @@ pub fn check(tree: &Tree) -> Finding {
         Some(defrag) => format!("enabled {mode}, defrag {defrag}"),
         None => format!("enabled {mode}"),
     };
-    if mode == "always" || (mode != "never" && defrag == Some("always")) {
+    // `defrag` alone is not judged: under `madvise` it applies only to the mappings that ask.
+    if mode == "always" {
         Finding::flag(
             CHECK,
             Level::Warn,

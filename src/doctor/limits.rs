@@ -166,9 +166,9 @@ fn nofile_finding(soft: u64, hard: u64) -> Finding {
 fn limit_text(bytes: u64) -> String {
     if bytes == libc::RLIM_INFINITY {
         "unlimited".to_string()
-    } else if bytes >= MIB && bytes % MIB == 0 {
+    } else if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes >= KIB && bytes % KIB == 0 {
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
         format!("{} KiB", bytes / KIB)
     } else {
         format!("{bytes} bytes")
