@@ -89,11 +89,6 @@ impl Tree {
         Ok(text.trim().to_string())
     }
 
-    /// Whether `path` (as the machine names it) exists under the tree.
-    pub fn exists(&self, path: &str) -> bool {
-        self.root.join(path.trim_start_matches('/')).exists()
-    }
-
     /// The names of the entries of directory `path`, sorted; empty when it cannot be listed.
     pub fn list(&self, path: &str) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.root.join(path.trim_start_matches('/'))) else {
