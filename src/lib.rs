@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod doctor;
 pub mod export;
 pub mod gateway;
 pub(crate) mod host;

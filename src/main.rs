@@ -60,6 +60,22 @@ enum Command {
     /// Print the embedded default configuration (what runs without --config), to start a file
     /// of your own from.
     PrintDefaultConfig,
+    /// Check this machine against what the gateway needs (io_uring, limits, network sysctls,
+    /// huge pages, CPU governor, clock source, shard CPUs, NUMA), with a fix for each finding.
+    /// Exits 0 when all is ok, 1 with warnings, 2 with failures.
+    Doctor {
+        /// The configuration whose shards (CPUs, profile) are checked; without it, the
+        /// embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the findings as a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Read /proc and /sys files under this directory instead of / (io_uring, limits and
+        /// the affinity mask are always this process's own).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        sysfs_root: PathBuf,
+    },
 }
 
 fn load(path: Option<&PathBuf>, gates: FeatureGates) -> Result<Config, String> {
@@ -102,6 +118,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::CheckConfig { file, gates }) => check_config(&file, &gates),
+        Some(Command::Doctor {
+            config,
+            json,
+            sysfs_root,
+        }) => doctor(config.as_ref(), json, &sysfs_root),
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }
@@ -132,6 +153,23 @@ fn check_config(file: &PathBuf, gates: &GateArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn doctor(config: Option<&PathBuf>, json: bool, sysfs_root: &std::path::Path) -> ExitCode {
+    let config = match load(config, FeatureGates::default()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = tailgate::doctor::run(&config, sysfs_root);
+    if json {
+        println!("{}", tailgate::doctor::render_json(&report));
+    } else {
+        print!("{}", tailgate::doctor::render_text(&report));
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn run(args: &RunArgs) -> ExitCode {

@@ -21,6 +21,21 @@ pub(crate) fn open_files_limits() -> io::Result<(u64, u64)> {
     Ok((limit.rlim_cur, limit.rlim_max))
 }
 
+/// The process's `RLIMIT_MEMLOCK` in bytes: (soft limit, hard limit); `libc::RLIM_INFINITY`
+/// for no limit.
+pub(crate) fn locked_memory_limits() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the `rlimit` struct passed by pointer, which lives on this
+    // stack frame for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
 /// Sets the process's `RLIMIT_NOFILE` to `soft` (and `hard`).
 pub(crate) fn set_open_files_limits(soft: u64, hard: u64) -> io::Result<()> {
     let limit = libc::rlimit {

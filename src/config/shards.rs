@@ -104,6 +104,24 @@ impl Default for Shards {
     }
 }
 
+impl Shards {
+    /// The CPUs `cpus: all` runs shards on, among the CPUs this process may run on (`allowed`):
+    /// all of them but the `irq_cpus`, or all of them where the `irq_cpus` leave none (a small
+    /// machine, whose interrupts and shards share every CPU); the first `max`.
+    pub fn all_cpus_within(&self, allowed: &[usize], max: usize) -> Vec<usize> {
+        let mut cpus: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|&cpu| u16::try_from(cpu).map_or(true, |cpu| !self.irq_cpus.contains(&cpu)))
+            .collect();
+        if cpus.is_empty() {
+            cpus = allowed.to_vec();
+        }
+        cpus.truncate(max);
+        cpus
+    }
+}
+
 /// `shards.cpus`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cpus {

@@ -36,7 +36,7 @@ use crate::telemetry::ConnectionMetrics;
 use tailgate_shards::sync::Stop;
 
 /// The listen backlog of each shard's sockets.
-const LISTEN_BACKLOG: i32 = 1024;
+pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 
 /// Descriptors kept for the process as a whole: standard streams, the admin listener and its
 /// connections, log files, signal handling.

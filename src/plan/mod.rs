@@ -433,16 +433,7 @@ fn shard_cpus(shards: &config::Shards) -> Result<Vec<usize>, StartError> {
                      ({err}); list the CPUs instead (shards.cpus: [0, 1])"
                 ))
             })?;
-            let mut cpus: Vec<usize> = allowed
-                .iter()
-                .copied()
-                .filter(|cpu| !shards.irq_cpus.contains(&(*cpu as u16)))
-                .collect();
-            if cpus.is_empty() {
-                cpus = allowed;
-            }
-            cpus.truncate(tailgate_shards::route::SHARDS_MAX);
-            Ok(cpus)
+            Ok(shards.all_cpus_within(&allowed, tailgate_shards::route::SHARDS_MAX))
         }
         Cpus::List(list) => listed_cpus(list),
     }
