@@ -186,6 +186,21 @@ fn a_stalled_upstream_is_refused_at_the_budget_and_loses_nothing() {
         gateway.metric("otelcol_receiver_refused_spans", &[]),
         (refused * 200) as f64
     );
+    // The Collector's memory_limiter families count what the budget refused (queue pressure,
+    // the other retryable refusal, is the receivers' alone) and what went in past it.
+    let limiter = [("processor", "memory_limiter")];
+    let limiter_refused =
+        gateway.metric("otelcol_processor_memory_limiter_refused_spans", &limiter);
+    assert!(
+        limiter_refused > 0.0 && limiter_refused <= (refused * 200) as f64,
+        "{limiter_refused} refused by the limiter of {} refused:\n{}",
+        refused * 200,
+        gateway.metrics()
+    );
+    assert_eq!(
+        gateway.metric("otelcol_processor_memory_limiter_accepted_spans", &limiter),
+        accepted_spans as f64
+    );
 
     // Logs go to the receiving shard's own pipeline: whichever shard takes the connection is
     // full now, so they are refused as well, and counted.

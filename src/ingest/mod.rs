@@ -56,7 +56,7 @@ use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
 
 use crate::memory::Overload;
-use crate::telemetry::{ReceiverMetrics, ShardMetrics};
+use crate::telemetry::{MemoryLimiterMetrics, ReceiverMetrics, ShardMetrics};
 use status::IngestError;
 use tailgate_wire::{item_count, Framer, Request, Signal, Split};
 
@@ -115,6 +115,8 @@ pub(crate) struct Ingest {
     pressure_until: Cell<Option<Instant>>,
     /// Which shards hold their share of the memory budget (none for a sink without one).
     overload: Option<Arc<Overload>>,
+    /// The `memory_limiter` processors' counters.
+    memory_limiters: MemoryLimiterMetrics,
 }
 
 /// How many idle splits a shard keeps for reuse.
@@ -133,6 +135,7 @@ impl Ingest {
         pipeline: Rc<dyn Deliver>,
         shard_metrics: ShardMetrics,
         overload: Option<Arc<Overload>>,
+        memory_limiters: MemoryLimiterMetrics,
     ) -> Self {
         Ingest {
             shard,
@@ -145,6 +148,7 @@ impl Ingest {
             stalled: Cell::new(0),
             pressure_until: Cell::new(None),
             overload,
+            memory_limiters,
         }
     }
 
@@ -236,8 +240,13 @@ impl Ingest {
             Ok(outcome) => {
                 counters.accepted.add(outcome.accepted);
                 counters.refused.add(outcome.rejected);
+                self.memory_limiters.accepted(signal, outcome.accepted);
             }
             Err(IngestError::Overloaded { items, .. }) => counters.refused.add(*items),
+            Err(IngestError::OverMemory { items, .. }) => {
+                counters.refused.add(*items);
+                self.memory_limiters.refused(signal, *items);
+            }
             Err(_) => {}
         }
         result
@@ -251,7 +260,7 @@ impl Ingest {
             .as_ref()
             .is_some_and(|overload| overload.is_full(self.shard))
         {
-            return Err(IngestError::Overloaded {
+            return Err(IngestError::OverMemory {
                 items,
                 retry_after: PRESSURE_HOLD,
             });
@@ -295,7 +304,7 @@ impl Ingest {
         if let Some(overload) = &self.overload {
             if (0..split.shard_count()).any(|s| !split.spans(s).is_empty() && overload.is_full(s)) {
                 self.recycle(split);
-                return Err(IngestError::Overloaded {
+                return Err(IngestError::OverMemory {
                     items,
                     retry_after: PRESSURE_HOLD,
                 });

@@ -44,6 +44,10 @@ pub enum IngestError {
     /// The shard is under pressure (its hand-offs are waiting on full queues): the request, of
     /// `items` items, is refused whole and the client should retry after the delay.
     Overloaded { items: u64, retry_after: Duration },
+    /// A shard the request would reach holds its share of the memory budget (the
+    /// `memory_limiter`): the request, of `items` items, is refused whole and the client
+    /// should retry after the delay.
+    OverMemory { items: u64, retry_after: Duration },
     /// The receiver's authenticator refused the request's credentials; `challenge` is the
     /// `WWW-Authenticate` value an HTTP answer carries, where one applies.
     Unauthenticated {
@@ -59,9 +63,9 @@ impl IngestError {
             IngestError::Decode(_) | IngestError::Json(_) | IngestError::Corrupt(_) => {
                 GrpcCode::InvalidArgument
             }
-            IngestError::TooLarge { .. } | IngestError::Overloaded { .. } => {
-                GrpcCode::ResourceExhausted
-            }
+            IngestError::TooLarge { .. }
+            | IngestError::Overloaded { .. }
+            | IngestError::OverMemory { .. } => GrpcCode::ResourceExhausted,
             IngestError::Unsupported(_) | IngestError::UnknownMethod(_) => GrpcCode::Unimplemented,
             IngestError::Unavailable { .. } => GrpcCode::Unavailable,
             IngestError::Unauthenticated { .. } => GrpcCode::Unauthenticated,
@@ -76,7 +80,7 @@ impl IngestError {
             IngestError::Unsupported(_) => 415,
             IngestError::UnknownMethod(_) => 404,
             IngestError::Unavailable { .. } => 503,
-            IngestError::Overloaded { .. } => 429,
+            IngestError::Overloaded { .. } | IngestError::OverMemory { .. } => 429,
             IngestError::Unauthenticated { .. } => 401,
         }
     }
@@ -85,7 +89,8 @@ impl IngestError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             IngestError::Unavailable { retry_after, .. }
-            | IngestError::Overloaded { retry_after, .. } => Some(*retry_after),
+            | IngestError::Overloaded { retry_after, .. }
+            | IngestError::OverMemory { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -114,6 +119,11 @@ impl fmt::Display for IngestError {
             IngestError::Overloaded { items, .. } => write!(
                 f,
                 "the gateway is under pressure; {items} item(s) refused, retry later"
+            ),
+            IngestError::OverMemory { items, .. } => write!(
+                f,
+                "the gateway's memory limit is reached (memory_limiter); {items} item(s) \
+                 refused, retry later"
             ),
             IngestError::Unauthenticated { refusal, .. } => write!(f, "unauthenticated: {refusal}"),
         }

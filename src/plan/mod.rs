@@ -73,6 +73,8 @@ pub(crate) struct PipelinePlan {
     pub(crate) sampling: Option<SamplingPlan>,
     pub(crate) batch: BatcherSettings,
     pub(crate) exporters: Vec<(String, ExporterSettings)>,
+    /// The ids of the pipeline's `memory_limiter` processors, for their metric families.
+    pub(crate) memory_limiters: Vec<String>,
 }
 
 /// A traces pipeline's `tail_sampling`, with each shard's share of its limits.
@@ -249,6 +251,7 @@ impl PipelinePlan {
         exporter_tls: &BTreeMap<config::ComponentId, Arc<ClientTls>>,
     ) -> Result<PipelinePlan, StartError> {
         let mut sampling = None;
+        let mut memory_limiters = Vec::new();
         let mut batch = BatcherSettings {
             send_batch_size: 1,
             send_batch_max_size: 0,
@@ -268,7 +271,8 @@ impl PipelinePlan {
                 // The configuration checked that one pipeline at most samples.
                 Some(Processor::TailSampling(config)) => sampling = Some(config.clone()),
                 // Counted once for the node, in `memory_budget`.
-                Some(Processor::MemoryLimiter(_)) | None => {}
+                Some(Processor::MemoryLimiter(_)) => memory_limiters.push(id.to_string()),
+                None => {}
             }
         }
         let sampling = match sampling {
@@ -308,6 +312,7 @@ impl PipelinePlan {
             sampling,
             batch,
             exporters,
+            memory_limiters,
         })
     }
 }

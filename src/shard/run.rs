@@ -53,6 +53,7 @@ pub(crate) async fn run(
         pipelines.clone(),
         telemetry.shard.clone(),
         Some(overload),
+        telemetry.memory_limiters.clone(),
     ));
     let stop = Rc::new(Stop::default());
     // The mesh: one task per peer hands what that peer routed here to the pipelines.

@@ -3,8 +3,8 @@
 
 use crate::plan::Plan;
 use crate::telemetry::{
-    DropMetrics, ExporterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics,
-    TlsMetrics,
+    DropMetrics, ExporterMetrics, MemoryLimiterMetrics, ReceiverMetrics, RegistryBuilder,
+    SamplingMetrics, ShardMetrics, TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -16,6 +16,7 @@ pub(crate) struct ShardTelemetry {
     /// Per exporter, in the order of the names they were registered with.
     pub(super) exporters: Vec<ExporterMetrics>,
     pub(super) drops: DropMetrics,
+    pub(super) memory_limiters: MemoryLimiterMetrics,
 }
 
 impl ShardTelemetry {
@@ -68,6 +69,15 @@ impl ShardTelemetry {
                 .map(|name| ExporterMetrics::register(builder, name, shard))
                 .collect(),
             drops: DropMetrics::register(builder, shard),
+            memory_limiters: MemoryLimiterMetrics::register(
+                builder,
+                &plan
+                    .pipelines
+                    .iter()
+                    .flat_map(|p| p.memory_limiters.iter().map(|id| (p.signal, id.clone())))
+                    .collect::<Vec<_>>(),
+                shard,
+            ),
         }
     }
 }

@@ -67,6 +67,7 @@ mod drops;
 mod exposition;
 mod health;
 mod health_check;
+mod memory_limiter;
 mod pipeline;
 mod process;
 mod registry;
@@ -79,6 +80,7 @@ pub use cell::{Counter, Gauge, Histogram};
 pub use connections::{ConnectionMetrics, TlsMetrics, TLS_FAILURE_REASONS};
 pub use drops::{DropMetrics, DropReason};
 pub use health::{Health, NotReady};
+pub use memory_limiter::MemoryLimiterMetrics;
 pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
 };
