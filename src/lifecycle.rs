@@ -36,6 +36,14 @@ pub(crate) fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// Registers SIGHUP to set the returned flag: a configuration reload, which the main thread
+/// makes (see `crate::gateway`). Without it SIGHUP's default action would end the process.
+pub(crate) fn reload_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, flag.clone())?;
+    Ok(flag)
+}
+
 /// Triggers `stop` once `flag` is set, or once `stop` is triggered by other means; beats
 /// shard `shard`'s heartbeat in `health` each time it looks.
 pub(crate) async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>, health: &Health, shard: usize) {

@@ -173,17 +173,17 @@ fn doctor(config: Option<&PathBuf>, json: bool, sysfs_root: &std::path::Path) ->
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let config = match feature_gates(&args.gates.feature_gates)
-        .and_then(|gates| load(args.config.as_ref(), gates))
-    {
-        Ok(config) => config,
+    let loaded = feature_gates(&args.gates.feature_gates)
+        .and_then(|gates| load(args.config.as_ref(), gates).map(|config| (config, gates)));
+    let (config, gates) = match loaded {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("{err}");
             return ExitCode::FAILURE;
         }
     };
     init_logs(config.service.telemetry.logs.level);
-    match tailgate::gateway::run(&config) {
+    match tailgate::gateway::run(&config, gates) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("tailgate: {err}");

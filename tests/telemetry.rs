@@ -8,8 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tailgate::telemetry::{
-    AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, ReceiverMetrics,
-    RegistryBuilder, ShardMetrics, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX,
+    AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, PublishedRegistry,
+    ReceiverMetrics, RegistryBuilder, ShardMetrics, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX,
 };
 use tailgate_wire::Signal;
 
@@ -78,7 +78,7 @@ fn get(addr: SocketAddr, path: &str) -> Response {
 fn start(builder: RegistryBuilder, health: Arc<Health>) -> AdminServer {
     AdminServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        Some(builder.build()),
+        Some(Arc::new(PublishedRegistry::new(builder.build()))),
         health,
     )
     .expect("start")

@@ -14,6 +14,7 @@
 //! server stops and the process exits 0; a shard that failed ends it with [`StartError`].
 
 mod error;
+mod reload;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -23,13 +24,13 @@ use std::sync::{Arc, Mutex};
 use tailgate_shards::runtime;
 
 use crate::auth::Watcher;
-use crate::config::{Config, MetricsLevel, SamplingStrategy};
+use crate::config::{Config, FeatureGates, MetricsLevel, SamplingStrategy};
 use crate::ingest::Delivery;
 use crate::lifecycle;
 use crate::memory::Overload;
 use crate::plan::Plan;
 use crate::shard::{self, ShardTelemetry};
-use crate::telemetry::{AdminServer, Health, Registry, RegistryBuilder};
+use crate::telemetry::{AdminServer, Health, PublishedRegistry, Registry, RegistryBuilder};
 
 pub use error::StartError;
 
@@ -108,8 +109,12 @@ fn tuning_summary(config: &Config, plan: &Plan) -> String {
     parts.join("; ")
 }
 
-/// Runs the gateway until SIGTERM or SIGINT; returns once it has drained.
-pub fn run(config: &Config) -> Result<(), StartError> {
+/// How often the main thread looks for a reload (SIGHUP) while the shards run.
+const RELOAD_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs the gateway until SIGTERM or SIGINT, reloading `config`'s file on SIGHUP (with the same
+/// `gates`); returns once it has drained.
+pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     let mut plan = Plan::from_config(config)?;
     let shard_count = plan.cpus.len();
     lifecycle::raise_open_files_limit();
@@ -125,20 +130,23 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         telemetry,
         exporter_names,
         tls: tls_watched,
-    } = register(&plan);
+        reload_metrics,
+    } = register(&plan, None);
+    reload_metrics.started();
     // Certificates rotated on disk are picked up by this thread; it stops when dropped, after
     // the shards.
-    let _tls_reloader = crate::tls::reload::Reloader::start(tls_watched)?;
+    let tls_reloader = crate::tls::reload::Reloader::start(tls_watched)?;
     let health = Arc::new(Health::new(shard_count));
-    let registry =
-        (config.service.telemetry.metrics.level != MetricsLevel::None).then_some(registry);
-    let admin = AdminServer::start(plan.admin, registry, health.clone()).map_err(|source| {
-        StartError::Bind {
-            listener: "the admin endpoint (service.telemetry.metrics.address)",
-            addr: plan.admin,
-            source,
-        }
-    })?;
+    let registry = (config.service.telemetry.metrics.level != MetricsLevel::None)
+        .then(|| Arc::new(PublishedRegistry::new(registry)));
+    let admin =
+        AdminServer::start(plan.admin, registry.clone(), health.clone()).map_err(|source| {
+            StartError::Bind {
+                listener: "the admin endpoint (service.telemetry.metrics.address)",
+                addr: plan.admin,
+                source,
+            }
+        })?;
     for id in &config.service.extensions {
         if let Some(crate::config::Extension::Unserved(kind)) = config.extensions.get(id) {
             tracing::warn!(
@@ -161,6 +169,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     }
     let flag = lifecycle::shutdown_flag()?;
     lifecycle::fail_stop_on_panic(flag.clone());
+    let reload_requested = lifecycle::reload_flag()?;
     // Under systemd (`Type=notify`): READY=1, the watchdog and STOPPING=1, until `run` returns.
     let _notifier = match crate::notify::Notifier::from_env() {
         Ok(Some(notifier)) => Some(crate::notify::NotifierThread::start(
@@ -205,6 +214,19 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     // would not bind); the gateway then stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let overload = Arc::new(Overload::new(shard_count));
+    let (answers_to, answers) = std::sync::mpsc::channel();
+    let reloads = Arc::new(shard::Reloads::new(shard_count, answers_to));
+    let mut reloader = reload::Reloader {
+        config: config.clone(),
+        gates,
+        plan: plan.clone(),
+        registry,
+        metrics: reload_metrics,
+        reloads: reloads.clone(),
+        answers,
+        tls: tls_reloader,
+        requested: reload_requested,
+    };
     let shards = runtime::start::<Delivery, _, _>(
         &plan.cpus,
         plan.channel_capacity,
@@ -220,15 +242,38 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                     .expect("telemetry lock")
                     .take()
                     .expect("each shard takes its own telemetry once");
-                let started =
-                    shard::run(shard, plan, mine, &exporter_names, health, flag, overload).await;
+                let node = shard::Node {
+                    health,
+                    flag,
+                    overload,
+                    reloads,
+                };
+                let started = shard::run(shard, plan, mine, &exporter_names, node).await;
                 if !started {
                     start_failed.store(true, Ordering::Relaxed);
                 }
             }
         },
     )?;
-    shards.join().map_err(StartError::ShardFailed)?;
+    // The main thread serves reloads until the shards have drained.
+    let (joined_to, joined) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("tailgate-join".into())
+        .spawn(move || {
+            let _ = joined_to.send(shards.join());
+        })?;
+    let result = loop {
+        match joined.recv_timeout(RELOAD_POLL) {
+            Ok(result) => break result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => reloader.poll(),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(io::Error::other(
+                    "the shards' join thread ended without a result",
+                ))
+            }
+        }
+    };
+    result.map_err(StartError::ShardFailed)?;
     admin.shutdown()?;
     if start_failed.load(Ordering::Relaxed) {
         return Err(StartError::Io(io::Error::other(
@@ -240,7 +285,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
 }
 
 /// What [`register`] made.
-struct Registered {
+pub(super) struct Registered {
     registry: Arc<Registry>,
     /// Each shard's cells, each taken once, by its shard.
     telemetry: Vec<Mutex<Option<ShardTelemetry>>>,
@@ -248,16 +293,24 @@ struct Registered {
     exporter_names: Vec<String>,
     /// The TLS configurations, with their reload counters.
     tls: Vec<crate::tls::reload::Watched>,
+    /// The reload families.
+    reload_metrics: reload::ReloadMetrics,
 }
 
-/// Registers every shard's metric cells in one registry, before any shard starts.
-fn register(plan: &Plan) -> Registered {
+/// Registers every shard's metric cells in one registry: before any shard starts, and again
+/// (reusing `previous`'s cells) for a reload. On the main thread, always.
+pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
     let suffix = if plan.counter_total {
         crate::telemetry::CounterSuffix::Total
     } else {
         crate::telemetry::CounterSuffix::None
     };
-    let mut builder = RegistryBuilder::new().counter_suffix(suffix);
+    let mut builder = match previous {
+        Some(previous) => RegistryBuilder::reusing(previous),
+        None => RegistryBuilder::new(),
+    }
+    .counter_suffix(suffix);
+    let reload_metrics = reload::ReloadMetrics::register(&mut builder);
     let tls = plan
         .tls
         .iter()
@@ -285,5 +338,6 @@ fn register(plan: &Plan) -> Registered {
         telemetry,
         exporter_names,
         tls,
+        reload_metrics,
     }
 }

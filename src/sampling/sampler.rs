@@ -50,7 +50,7 @@ const TICK_MAX: Duration = Duration::from_millis(100);
 const TICK_MIN: Duration = Duration::from_millis(5);
 
 /// The sampler's settings on one shard.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerSettings {
     pub(crate) limits: BufferLimits,
     pub(crate) expected_traces: usize,
@@ -112,7 +112,9 @@ struct State {
 /// One shard's tail sampler.
 pub struct Sampler {
     settings: SamplerSettings,
-    state: RefCell<State>,
+    /// Shared with the sampler a reload hands it to ([`Sampler::take_over`]): the buffered
+    /// traces, their decision caches and the late spans go on to the new policies unchanged.
+    state: Rc<RefCell<State>>,
     pipeline: Pipeline,
     metrics: SamplingMetrics,
     shard_metrics: ShardMetrics,
@@ -160,13 +162,13 @@ impl Sampler {
             }
         }
         let sampler = Rc::new(Sampler {
-            state: RefCell::new(State {
+            state: Rc::new(RefCell::new(State {
                 buffer,
                 policies,
                 late: VecDeque::new(),
                 late_bytes: 0,
                 relief,
-            }),
+            })),
             settings,
             pipeline,
             metrics,
@@ -184,6 +186,55 @@ impl Sampler {
         let task = glommio::spawn_local(sampler.clone().run_decisions()).detach();
         *sampler.task.borrow_mut() = Some(task);
         sampler
+    }
+
+    /// A live reload: a sampler with `policies`, feeding `pipeline`, that takes over what
+    /// `previous` holds — its buffered traces (decided by `policies` when they come due), its
+    /// decision caches, late spans and stress relief state — with its decision task started.
+    /// `previous` decides nothing more once its task has stopped; [`Sampler::retire`] waits for
+    /// that and then drains its pipeline. Must run on the shard's executor.
+    pub fn take_over(
+        previous: &Sampler,
+        policies: PolicySet,
+        pipeline: Pipeline,
+        metrics: SamplingMetrics,
+        shard_metrics: ShardMetrics,
+    ) -> Rc<Self> {
+        previous.stop.trigger();
+        previous.wakeup.notify();
+        previous.state.borrow_mut().policies = policies;
+        let relief_active = previous.state.borrow().relief.is_active();
+        metrics.stress_relief_active.set(i64::from(relief_active));
+        let sampler = Rc::new(Sampler {
+            state: previous.state.clone(),
+            settings: previous.settings,
+            pipeline,
+            metrics,
+            shard_metrics,
+            drops: previous.drops.clone(),
+            memory: previous.memory.clone(),
+            relief_sampling: previous.relief_sampling,
+            relief_log: previous.relief_log.clone(),
+            wakeup: Wakeup::default(),
+            stop: Stop::default(),
+            task: RefCell::new(None),
+            pushing: Cell::new(0),
+            closed: Cell::new(false),
+        });
+        let task = glommio::spawn_local(sampler.clone().run_decisions()).detach();
+        *sampler.task.borrow_mut() = Some(task);
+        sampler.wakeup.notify();
+        sampler
+    }
+
+    /// After [`Sampler::take_over`]: waits for this sampler's decision task to finish the push
+    /// it is in, then closes its pipeline, sending what it holds by `deadline`.
+    pub async fn retire(&self, deadline: Instant) {
+        let task = self.task.borrow_mut().take();
+        if let Some(task) = task {
+            task.await;
+        }
+        self.pipeline.shutdown(deadline).await;
     }
 
     /// The pipeline the sampler feeds.

@@ -5,11 +5,18 @@
 //! [`Deliver`]: it hands each delivery to every stage of its signal. A stage knows how to take
 //! a delivery and how to drain at shutdown, so a new kind of stage is written here and nowhere
 //! else. Everything here belongs to one shard and runs on its executor.
+//!
+//! A live reload replaces the stages whole ([`Pipelines::replace`]): deliveries from then on go
+//! to the new ones, while each old stage retires in a task of its own — once no delivery still
+//! holds it, its batcher is flushed and its exporters drain their queues, so what it had taken
+//! is sent, not dropped. A sampled stage first hands its buffered traces to its successor
+//! ([`Sampler::take_over`]).
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tailgate_wire::Signal;
 
@@ -22,8 +29,8 @@ use crate::telemetry::{DropMetrics, DropReason};
 
 use super::ShardTelemetry;
 
-/// `Signal` as an index into [`Pipelines`].
-fn index(signal: Signal) -> usize {
+/// `Signal` as an index into [`Stages`].
+pub(super) fn index(signal: Signal) -> usize {
     match signal {
         Signal::Traces => 0,
         Signal::Metrics => 1,
@@ -38,18 +45,29 @@ pub(super) enum Stage {
 }
 
 impl Stage {
-    /// The stage `plan` asks for in front of `pipeline`, on a node of `shards` shards.
+    /// The stage `plan` asks for in front of `pipeline`, on a node of `shards` shards; a
+    /// sampled stage takes over `previous`'s buffered traces where a reload gives one.
     pub(super) fn new(
         plan: &PipelinePlan,
         pipeline: Pipeline,
         shards: usize,
         telemetry: &ShardTelemetry,
         memory: &Rc<ShardMemory>,
+        previous: Option<&Rc<Sampler>>,
     ) -> Stage {
         match (&plan.sampling, &telemetry.sampling) {
             (Some(sampling), Some(metrics)) => {
                 let policies = PolicySet::new(&sampling.config, shards)
                     .expect("policies compile: checked when the plan was made");
+                if let Some(previous) = previous {
+                    return Stage::Sampled(Sampler::take_over(
+                        previous,
+                        policies,
+                        pipeline,
+                        metrics.clone(),
+                        telemetry.shard.clone(),
+                    ));
+                }
                 Stage::Sampled(Sampler::start(
                     sampling.settings,
                     policies,
@@ -62,6 +80,23 @@ impl Stage {
                 ))
             }
             _ => Stage::Direct(pipeline),
+        }
+    }
+
+    /// The sampler of a sampled stage.
+    pub(super) fn sampler(&self) -> Option<&Rc<Sampler>> {
+        match self {
+            Stage::Sampled(sampler) => Some(sampler),
+            Stage::Direct(_) => None,
+        }
+    }
+
+    /// After a reload replaced it: drains what it holds by `deadline` (a sampled stage's
+    /// successor has taken its traces already).
+    async fn retire(&self, deadline: Instant) {
+        match self {
+            Stage::Direct(pipeline) => pipeline.shutdown(deadline).await,
+            Stage::Sampled(sampler) => sampler.retire(deadline).await,
         }
     }
 
@@ -101,9 +136,27 @@ impl Stage {
     }
 }
 
+/// Every stage of a shard, by signal.
+pub(super) type Stages = [Vec<Stage>; 3];
+
+/// How long a stage a reload replaced may take to send what it holds: its exporters keep
+/// retrying for this long (a central that is down at the reload), then count the rest dropped.
+pub(super) const RETIRE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How often a retiring stage looks whether deliveries still hold it.
+const RETIRE_POLL: Duration = Duration::from_millis(5);
+
+/// A retiring stage's task, and whether it finished.
+type Retiring = (Rc<Cell<bool>>, glommio::task::JoinHandle<()>);
+
 /// A shard's pipelines, as the receivers' [`Deliver`].
 pub(super) struct Pipelines {
-    by_signal: [Vec<Stage>; 3],
+    /// The current stages; a delivery holds the `Rc` it started with for its whole length, so a
+    /// reload never pulls a stage from under one.
+    stages: RefCell<Rc<Stages>>,
+    /// Stages a reload replaced, still sending what they hold (with whether they finished,
+    /// so the list holds only those still running).
+    retiring: RefCell<Vec<Retiring>>,
     drops: DropMetrics,
 }
 
@@ -111,27 +164,76 @@ impl Pipelines {
     /// No stages yet; drops after shutdown are counted in `drops`.
     pub(super) fn new(drops: DropMetrics) -> Pipelines {
         Pipelines {
-            by_signal: Default::default(),
+            stages: RefCell::new(Rc::new(Default::default())),
+            retiring: RefCell::new(Vec::new()),
             drops,
         }
     }
 
-    /// Adds `stage` to the stages every delivery of `signal` goes through, in order.
-    pub(super) fn push(&mut self, signal: Signal, stage: Stage) {
-        self.by_signal[index(signal)].push(stage);
+    /// The first stages, before any delivery.
+    pub(super) fn set(&mut self, stages: Stages) {
+        *self.stages.get_mut() = Rc::new(stages);
+    }
+
+    /// The current stages.
+    pub(super) fn current(&self) -> Rc<Stages> {
+        self.stages.borrow().clone()
+    }
+
+    /// A reload: `stages` take every delivery from now on; the replaced ones retire in a task
+    /// each (see the module documentation).
+    pub(super) fn replace(&self, stages: Stages) {
+        let old = self.stages.replace(Rc::new(stages));
+        let done = Rc::new(Cell::new(false));
+        let finished = done.clone();
+        let task = glommio::spawn_local(async move {
+            let deadline = Instant::now() + RETIRE_TIMEOUT;
+            // Deliveries that began before the swap finish on the old stages first.
+            while Rc::strong_count(&old) > 1 && Instant::now() < deadline {
+                glommio::timer::sleep(RETIRE_POLL).await;
+            }
+            for stage in old.iter().flatten() {
+                stage.retire(deadline).await;
+            }
+            finished.set(true);
+        })
+        .detach();
+        let mut retiring = self.retiring.borrow_mut();
+        retiring.retain(|(done, _)| !done.get());
+        retiring.push((done, task));
     }
 
     /// Settles every stage (see [`Stage::settle`]), each by `deadline`.
     pub(super) async fn settle(&self, deadline: Instant) {
-        for stage in self.by_signal.iter().flatten() {
+        let stages = self.current();
+        for stage in stages.iter().flatten() {
             stage.settle(deadline).await;
         }
     }
 
-    /// Flushes every stage (see [`Stage::flush`]), each by `deadline`.
+    /// Flushes every stage (see [`Stage::flush`]), each by `deadline`, and waits (until then)
+    /// for the stages a reload replaced to finish sending.
     pub(super) async fn flush(&self, deadline: Instant) {
-        for stage in self.by_signal.iter().flatten() {
+        let stages = self.current();
+        for stage in stages.iter().flatten() {
             stage.flush(deadline).await;
+        }
+        let retiring: Vec<_> = self.retiring.borrow_mut().drain(..).collect();
+        for (_, task) in retiring {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if glommio::timer::timeout(left, async {
+                task.await;
+                Ok(())
+            })
+            .await
+            .is_err()
+            {
+                tracing::warn!(
+                    "a pipeline a reload replaced was still sending at shutdown; what it held \
+                     is counted in otelcol_exporter_send_failed_*"
+                );
+                break;
+            }
         }
     }
 }
@@ -139,7 +241,8 @@ impl Pipelines {
 impl Deliver for Pipelines {
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         Box::pin(async move {
-            for stage in &self.by_signal[index(delivery.signal)] {
+            let stages = self.current();
+            for stage in &stages[index(delivery.signal)] {
                 stage.deliver(&delivery, &self.drops).await;
             }
         })
@@ -191,7 +294,9 @@ mod tests {
                     .shutdown(Instant::now() + Duration::from_secs(1))
                     .await;
                 let mut pipelines = Pipelines::new(drops);
-                pipelines.push(Signal::Traces, Stage::Direct(pipeline));
+                let mut stages = Stages::default();
+                stages[index(Signal::Traces)].push(Stage::Direct(pipeline));
+                pipelines.set(stages);
                 pipelines
                     .deliver(Delivery {
                         signal: Signal::Traces,

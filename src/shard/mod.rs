@@ -11,8 +11,10 @@ mod dispatch;
 mod drain;
 mod listeners;
 mod observer;
+mod reload;
 mod run;
 mod telemetry;
 
-pub(crate) use run::run;
+pub(crate) use reload::{Reloads, ShardAnswer, ShardReload};
+pub(crate) use run::{run, Node};
 pub(crate) use telemetry::ShardTelemetry;

@@ -17,11 +17,24 @@ use crate::plan::{PipelinePlan, Plan};
 use crate::telemetry::Health;
 use tailgate_shards::sync::Stop;
 
-use super::dispatch::{Pipelines, Stage};
+use super::dispatch::{index, Pipelines, Stage, Stages};
 use super::drain::drain;
 use super::listeners::Listeners;
 use super::observer::Observer;
+use super::reload::Reloads;
 use super::ShardTelemetry;
+
+/// What every shard shares with the node.
+pub(crate) struct Node {
+    /// Readiness and heartbeats.
+    pub(crate) health: Arc<Health>,
+    /// The process-wide stop flag (signals, a shard that could not start).
+    pub(crate) flag: Arc<AtomicBool>,
+    /// Which shards hold their share of the memory budget.
+    pub(crate) overload: Arc<Overload>,
+    /// The reload mailboxes.
+    pub(crate) reloads: Arc<Reloads>,
+}
 
 /// Runs one shard until shutdown; returns whether it started (its exporters built, its
 /// listeners bound). A shard missing an exporter or a listener raises `flag`, stopping the
@@ -32,10 +45,14 @@ pub(crate) async fn run(
     plan: Plan,
     telemetry: ShardTelemetry,
     exporter_names: &[String],
-    health: Arc<Health>,
-    flag: Arc<AtomicBool>,
-    overload: Arc<Overload>,
+    node: Node,
 ) -> bool {
+    let Node {
+        health,
+        flag,
+        overload,
+        reloads,
+    } = node;
     let id = shard.id;
     let memory = Rc::new(ShardMemory::new(
         id,
@@ -43,8 +60,10 @@ pub(crate) async fn run(
         overload.clone(),
         telemetry.shard.export_bytes.clone(),
     ));
-    let (pipelines, exporters_failed) =
-        build_pipelines(id, &plan, &telemetry, exporter_names, &memory);
+    let mut pipelines = Pipelines::new(telemetry.drops.clone());
+    let (stages, failed) = build_stages(id, &plan, &telemetry, exporter_names, &memory, None);
+    pipelines.set(stages);
+    let exporters_failed = !failed.is_empty();
     let pipelines = Rc::new(pipelines);
     let ingest = Rc::new(Ingest::new(
         id,
@@ -56,6 +75,14 @@ pub(crate) async fn run(
         telemetry.memory_limiters.clone(),
     ));
     let stop = Rc::new(Stop::default());
+    let reload_task = glommio::spawn_local(super::reload::serve(
+        id,
+        reloads,
+        pipelines.clone(),
+        memory.clone(),
+        stop.clone(),
+    ))
+    .detach();
     // The mesh: one task per peer hands what that peer routed here to the pipelines.
     let mesh_tasks = ingest.serve_mesh(shard.receivers);
     let options = ListenOptions {
@@ -80,6 +107,8 @@ pub(crate) async fn run(
 
     lifecycle::watch(flag, stop.clone(), &health, id).await;
     health.start_draining();
+    // A reload in progress finishes its swap first: the drain then sees the stages it left.
+    reload_task.await;
     drain(id, listeners, &ingest, mesh_tasks, &pipelines).await;
     if up {
         health.shard_down();
@@ -87,30 +116,50 @@ pub(crate) async fn run(
     up
 }
 
-/// Every pipeline of the plan as a stage of shard `id`; returns them and whether an exporter
-/// failed to build (each failure is logged).
-fn build_pipelines(
+/// Every pipeline of the plan as a stage of shard `id`, and why any exporter would not build
+/// (each logged): at start-up the stages hold the exporters that did build, and the shard runs
+/// them until the gateway stops (a shard that cannot start stops them all). With `previous` (a
+/// reload) no stage is built unless every exporter is, and the sampled stage takes over
+/// `previous`'s sampler.
+pub(super) fn build_stages(
     id: usize,
     plan: &Plan,
     telemetry: &ShardTelemetry,
     exporter_names: &[String],
     memory: &Rc<ShardMemory>,
-) -> (Pipelines, bool) {
-    let mut pipelines = Pipelines::new(telemetry.drops.clone());
-    let mut failed = false;
+    previous: Option<&Stages>,
+) -> (Stages, Vec<String>) {
+    // Exporters first: a reload hands nothing over unless the whole new set stands.
+    let mut built = Vec::with_capacity(plan.pipelines.len());
+    let mut errors = Vec::new();
     for pipeline in &plan.pipelines {
-        let (exporters, exporter_failed) =
-            build_exporters(id, pipeline, telemetry, exporter_names, memory);
-        failed |= exporter_failed;
+        let (exporters, failed) = build_exporters(id, pipeline, telemetry, exporter_names, memory);
+        errors.extend(failed);
+        built.push(exporters);
+    }
+    if previous.is_some() && !errors.is_empty() {
+        return (Stages::default(), errors);
+    }
+    let previous_sampler =
+        previous.and_then(|stages| stages.iter().flatten().find_map(Stage::sampler));
+    let mut stages = Stages::default();
+    for (pipeline, exporters) in plan.pipelines.iter().zip(built) {
         let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
         let direct = Pipeline::new(batcher, exporters);
-        let stage = Stage::new(pipeline, direct, plan.cpus.len(), telemetry, memory);
-        pipelines.push(pipeline.signal, stage);
+        let stage = Stage::new(
+            pipeline,
+            direct,
+            plan.cpus.len(),
+            telemetry,
+            memory,
+            previous_sampler,
+        );
+        stages[index(pipeline.signal)].push(stage);
     }
-    (pipelines, failed)
+    (stages, errors)
 }
 
-/// The exporters of `pipeline` on shard `id`; returns those that built and whether any failed
+/// The exporters of `pipeline` on shard `id`; returns those that built and why others did not
 /// (each failure is logged).
 fn build_exporters(
     id: usize,
@@ -118,9 +167,9 @@ fn build_exporters(
     telemetry: &ShardTelemetry,
     exporter_names: &[String],
     memory: &Rc<ShardMemory>,
-) -> (Vec<Rc<Exporter>>, bool) {
+) -> (Vec<Rc<Exporter>>, Vec<String>) {
     let mut exporters = Vec::new();
-    let mut failed = false;
+    let mut failed = Vec::new();
     for (name, settings) in &pipeline.exporters {
         let index = exporter_names
             .iter()
@@ -141,8 +190,9 @@ fn build_exporters(
                 exporters.push(Rc::new(exporter));
             }
             Err(err) => {
-                tracing::error!("shard {id}: exporter {name} cannot start: {err}");
-                failed = true;
+                let why = format!("shard {id}: exporter {name} cannot start: {err}");
+                tracing::error!("{why}");
+                failed.push(why);
             }
         }
     }

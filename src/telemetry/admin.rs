@@ -34,7 +34,7 @@ use super::exposition;
 use super::health::Health;
 use super::health_check;
 use super::process;
-use super::registry::{CounterSuffix, Registry};
+use super::registry::{CounterSuffix, PublishedRegistry};
 use crate::config::HealthCheck;
 
 /// The most bytes a request line and headers may take; larger requests get 431.
@@ -93,7 +93,7 @@ impl AdminServer {
     /// Without a registry (`service.telemetry.metrics.level: none`) `/metrics` is 404.
     pub fn start(
         addr: SocketAddr,
-        registry: Option<Arc<Registry>>,
+        registry: Option<Arc<PublishedRegistry>>,
         health: Arc<Health>,
     ) -> io::Result<AdminServer> {
         Self::start_serving(addr, Serves::Admin(registry), health, "tailgate-admin")
@@ -207,7 +207,7 @@ struct Shared {
 enum Serves {
     /// The admin endpoint; without a registry (`service.telemetry.metrics.level: none`)
     /// `/metrics` is 404.
-    Admin(Option<Arc<Registry>>),
+    Admin(Option<Arc<PublishedRegistry>>),
     /// A `health_check` extension.
     HealthCheck(Arc<HealthCheck>),
 }
@@ -387,8 +387,9 @@ fn read_request(
 
 fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> io::Result<()> {
     let (stop, health) = (&*shared.stop, &*shared.health);
+    // The registry of this scrape: a reload replaces it between scrapes.
     let registry = match &shared.serves {
-        Serves::Admin(registry) => registry.as_deref(),
+        Serves::Admin(registry) => registry.as_deref().map(PublishedRegistry::current),
         Serves::HealthCheck(_) => None,
     };
     stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
@@ -401,7 +402,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
 
     bufs.body.clear();
     let (status, content_type) = match route {
-        Route::Metrics => match registry {
+        Route::Metrics => match registry.as_deref() {
             Some(registry) => {
                 registry.render_prometheus(&mut bufs.body);
                 let suffix = match registry.counter_suffix() {

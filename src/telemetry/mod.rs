@@ -84,6 +84,8 @@ pub use memory_limiter::MemoryLimiterMetrics;
 pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
 };
-pub use registry::{CounterSuffix, HistogramPart, MetricType, Registry, RegistryBuilder};
+pub use registry::{
+    CounterSuffix, HistogramPart, MetricType, PublishedRegistry, Registry, RegistryBuilder,
+};
 pub use sampling::{Decision, EarlyReason, SamplingMetrics};
 pub use shard::ShardMetrics;

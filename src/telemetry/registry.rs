@@ -1,10 +1,15 @@
 //! The set of metric families, built once at start-up and read-only afterwards.
 //!
-//! [`RegistryBuilder`] runs on the start-up thread: it hands out cell handles for the shards and
+//! [`RegistryBuilder`] runs on the main thread: it hands out cell handles for the shards and
 //! records, per family, the name, help, type and the series (label sets) with their cells.
 //! [`RegistryBuilder::build`] freezes it into a [`Registry`] behind an `Arc`, which the admin
-//! thread renders on each scrape. Nothing is registered after start-up, so rendering takes no
-//! lock and the set of series, and with it the size of a scrape, is fixed.
+//! thread renders on each scrape. Nothing is registered into a built registry, so rendering it
+//! takes no lock and its set of series, and with it the size of a scrape, is fixed.
+//!
+//! A configuration reload builds a whole new registry on the main thread
+//! ([`RegistryBuilder::reusing`]): a series it registers again under the same name and labels
+//! gets the previous registry's cell, so its count goes on; [`PublishedRegistry`] is where the
+//! admin thread picks up the current one, once per scrape.
 //!
 //! Registration mistakes (an invalid name, one name with two types or two help texts, the same
 //! label set twice, more than [`SERIES_MAX`] series) are programming errors in the code that
@@ -59,7 +64,7 @@ pub enum CounterSuffix {
     Total,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Cell {
     Counter(Counter),
     Gauge(Gauge),
@@ -101,9 +106,36 @@ pub struct RegistryBuilder {
     seen: HashSet<(usize, Vec<(String, String)>)>,
     series_total: usize,
     counter_suffix: CounterSuffix,
+    /// The cells of the registry this one replaces, by name and rendered labels.
+    previous: HashMap<(String, String), Cell>,
 }
 
 impl RegistryBuilder {
+    /// A builder whose series take `previous`'s cells where name and labels match, so that a
+    /// reload keeps every count that stays.
+    pub fn reusing(previous: &Registry) -> Self {
+        let mut builder = RegistryBuilder::new().counter_suffix(previous.counter_suffix);
+        for family in &previous.families {
+            for series in &family.series {
+                builder.previous.insert(
+                    (family.name.clone(), series.labels.clone()),
+                    series.cell.clone(),
+                );
+            }
+        }
+        builder
+    }
+
+    /// The previous registry's cell of `name{labels}`, if it had that series.
+    fn previous_cell(&self, name: &str, labels: &[(&str, &str)]) -> Option<Cell> {
+        if self.previous.is_empty() {
+            return None;
+        }
+        self.previous
+            .get(&(name.to_owned(), render_labels(labels)))
+            .cloned()
+    }
+
     /// An empty builder with [`CounterSuffix::None`].
     pub fn new() -> Self {
         RegistryBuilder::default()
@@ -124,7 +156,10 @@ impl RegistryBuilder {
     ///
     /// On the registration mistakes listed in the module documentation.
     pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)]) -> Counter {
-        let counter = Counter::new();
+        let counter = match self.previous_cell(name, labels) {
+            Some(Cell::Counter(counter)) => counter,
+            _ => Counter::new(),
+        };
         self.register_counter(name, help, labels, Cell::Counter(counter.clone()));
         counter
     }
@@ -183,7 +218,10 @@ impl RegistryBuilder {
     ///
     /// On the registration mistakes listed in the module documentation.
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)]) -> Gauge {
-        let gauge = Gauge::new();
+        let gauge = match self.previous_cell(name, labels) {
+            Some(Cell::Gauge(gauge)) => gauge,
+            _ => Gauge::new(),
+        };
         self.register(
             name,
             help,
@@ -208,7 +246,10 @@ impl RegistryBuilder {
         bounds: &'static [u64],
         labels: &[(&str, &str)],
     ) -> Histogram {
-        let histogram = Histogram::new(bounds);
+        let histogram = match self.previous_cell(name, labels) {
+            Some(Cell::Histogram(histogram)) if histogram.bounds() == bounds => histogram,
+            _ => Histogram::new(bounds),
+        };
         self.register(
             name,
             help,
@@ -297,21 +338,51 @@ impl RegistryBuilder {
             "metric {name:?} registered twice with labels {labels:?}: a series has one writer"
         );
 
-        let mut rendered = String::new();
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                rendered.push(',');
-            }
-            rendered.push_str(k);
-            rendered.push_str("=\"");
-            exposition::escape_label_value(&mut rendered, v);
-            rendered.push('"');
-        }
         self.families[index].series.push(Series {
-            labels: rendered,
+            labels: render_labels(labels),
             cell,
         });
         self.series_total += 1;
+    }
+}
+
+/// `k="v",k2="v2"`, escaped, in the order given; empty without labels.
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut rendered = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            rendered.push(',');
+        }
+        rendered.push_str(k);
+        rendered.push_str("=\"");
+        exposition::escape_label_value(&mut rendered, v);
+        rendered.push('"');
+    }
+    rendered
+}
+
+/// The registry the admin thread serves: the one built at start-up, then each reload's.
+#[derive(Debug)]
+pub struct PublishedRegistry {
+    current: std::sync::RwLock<Arc<Registry>>,
+}
+
+impl PublishedRegistry {
+    /// Serves `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        PublishedRegistry {
+            current: std::sync::RwLock::new(registry),
+        }
+    }
+
+    /// The registry to render now.
+    pub fn current(&self) -> Arc<Registry> {
+        self.current.read().expect("registry lock").clone()
+    }
+
+    /// Serves `registry` from the next scrape on.
+    pub fn replace(&self, registry: Arc<Registry>) {
+        *self.current.write().expect("registry lock") = registry;
     }
 }
 
@@ -414,6 +485,41 @@ mod tests {
     use super::*;
 
     static BOUNDS: [u64; 3] = [1, 10, 100];
+
+    #[test]
+    fn a_reload_keeps_the_cells_of_the_series_it_registers_again() {
+        let mut first = RegistryBuilder::new().counter_suffix(CounterSuffix::Total);
+        let kept = first.counter("tailgate_kept", "Kept.", &[("shard", "0")]);
+        let gone = first.counter("tailgate_gone", "Gone.", &[]);
+        let gauge = first.gauge("tailgate_level", "Level.", &[]);
+        let histogram = first.histogram("tailgate_wait", "Wait.", &BOUNDS, &[]);
+        let first = first.build();
+        kept.add(5);
+        gone.add(3);
+        gauge.set(-2);
+        histogram.record(7);
+
+        let mut second = RegistryBuilder::reusing(&first);
+        let again = second.counter("tailgate_kept", "Kept.", &[("shard", "0")]);
+        let other_labels = second.counter("tailgate_kept", "Kept.", &[("shard", "1")]);
+        let gauge_again = second.gauge("tailgate_level", "Level.", &[]);
+        let histogram_again = second.histogram("tailgate_wait", "Wait.", &BOUNDS, &[]);
+        let second = second.build();
+        again.add(1);
+        assert_eq!(kept.get(), 6, "one cell: the count goes on");
+        assert_eq!(other_labels.get(), 0);
+        assert_eq!(gauge_again.get(), -2);
+        assert_eq!(histogram_again.count(), 1);
+        assert_eq!(second.counter_suffix(), CounterSuffix::Total);
+        let mut out = String::new();
+        second.render_prometheus(&mut out);
+        assert!(out.contains("tailgate_kept_total{shard=\"0\"} 6"), "{out}");
+        assert!(!out.contains("tailgate_gone"), "{out}");
+
+        let published = PublishedRegistry::new(first);
+        published.replace(second.clone());
+        assert!(Arc::ptr_eq(&published.current(), &second));
+    }
 
     fn small() -> (Arc<Registry>, Counter, Counter, Gauge, Histogram) {
         let mut b = RegistryBuilder::new();

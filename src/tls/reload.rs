@@ -5,6 +5,9 @@
 //! a moment while a rotation writes the two files one after the other), keeps the configuration
 //! in use; the failure is logged once per distinct cause and counted, and the next interval
 //! tries again. Files are compared by content, so touching a file changes nothing.
+//!
+//! A configuration reload hands the thread the new set ([`Reloader::replace`]): the same
+//! thread goes on, so the counters it writes keep one writer.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -50,56 +53,88 @@ impl Watched {
 
 /// The reload thread; it stops when dropped.
 pub struct Reloader {
-    stop: Option<mpsc::Sender<()>>,
+    /// New sets to watch; dropping it stops the thread.
+    sets: Option<mpsc::Sender<Vec<Watched>>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The configurations of `watched` that have an interval.
+fn with_interval(watched: Vec<Watched>) -> Vec<Watched> {
+    watched
+        .into_iter()
+        .filter(|w| w.config.interval().is_some())
+        .collect()
 }
 
 impl Reloader {
     /// Starts watching every configuration of `watched` that has an interval; none: no thread.
     pub fn start(watched: Vec<Watched>) -> std::io::Result<Reloader> {
-        let watched: Vec<Watched> = watched
-            .into_iter()
-            .filter(|w| w.config.interval().is_some())
-            .collect();
-        if watched.is_empty() {
-            return Ok(Reloader {
-                stop: None,
-                thread: None,
-            });
+        let mut reloader = Reloader {
+            sets: None,
+            thread: None,
+        };
+        reloader.replace(watched)?;
+        Ok(reloader)
+    }
+
+    /// Watches `watched` instead of what it watched (a configuration reload), on the same
+    /// thread; starts the thread if it had nothing to watch before.
+    pub fn replace(&mut self, watched: Vec<Watched>) -> std::io::Result<()> {
+        let watched = with_interval(watched);
+        if let Some(sets) = &self.sets {
+            // The thread runs until this side is dropped, so the send reaches it.
+            let _ = sets.send(watched);
+            return Ok(());
         }
-        let (stop, stopped) = mpsc::channel();
+        if watched.is_empty() {
+            return Ok(());
+        }
+        let (sets, received) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tls-reload".into())
-            .spawn(move || run(watched, &stopped))?;
-        Ok(Reloader {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+            .spawn(move || run(watched, &received))?;
+        self.sets = Some(sets);
+        self.thread = Some(thread);
+        Ok(())
     }
 }
 
 impl Drop for Reloader {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.sets.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn run(watched: Vec<Watched>, stopped: &mpsc::Receiver<()>) {
-    let start = Instant::now();
-    let mut due: Vec<Instant> = watched
-        .iter()
-        .map(|w| start + w.config.interval().unwrap_or(Duration::MAX / 4))
-        .collect();
+fn run(mut watched: Vec<Watched>, sets: &mpsc::Receiver<Vec<Watched>>) {
+    let schedule = |watched: &[Watched]| -> Vec<Instant> {
+        let start = Instant::now();
+        watched
+            .iter()
+            .map(|w| start + w.config.interval().unwrap_or(Duration::MAX / 4))
+            .collect()
+    };
+    let mut due = schedule(&watched);
     let mut last_failure: Vec<Option<String>> = vec![None; watched.len()];
     loop {
-        let next = due.iter().min().copied().unwrap_or(start);
-        match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+        // With nothing to watch (a reload removed it all), wait for the next set.
+        let next = due
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or(Instant::now() + Duration::from_secs(3600));
+        match sets.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Err(RecvTimeoutError::Timeout) => {}
-            // Stopped (the sender is dropped; nothing is ever sent).
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(set) => {
+                watched = set;
+                due = schedule(&watched);
+                last_failure = vec![None; watched.len()];
+                continue;
+            }
+            // Stopped: the sender is dropped.
+            Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
         for (i, w) in watched.iter().enumerate() {

@@ -264,6 +264,11 @@ shards:
         panic!("tailgate not ready in 20 s:\n{}", self.stderr());
     }
 
+    /// The file the gateway was started with (rewrite it, then SIGHUP, to reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.yaml")
+    }
+
     /// The gateway's process id (for signals and `/proc/<pid>`).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()

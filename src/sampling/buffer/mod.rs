@@ -84,7 +84,7 @@ pub const SPAN_OVERHEAD: u64 = size_of::<SpanSlot>() as u64;
 pub const TRACE_OVERHEAD: u64 = size_of::<TraceEntry>() as u64 + 24 * 8 / 7 + 4 + 16;
 
 /// The limits a buffer works within (its shard's share of the node's).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BufferLimits {
     /// How long after its first span a trace is decided (`decision_wait`).
     pub decision_wait: Duration,
