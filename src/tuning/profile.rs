@@ -88,16 +88,20 @@ fn machine_comment(out: &mut String, machine: &Machine, plan: &Plan) {
     for nic in &machine.nics {
         let _ = writeln!(out, "#   NIC {}: {}", nic.name, nic_interrupts(nic));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "# This process may use CPUs {} (affinity mask {}",
+        "# This process may use CPUs {}: online, in its affinity mask ({})",
         plan.usable, machine.allowed
     );
     match &machine.cpuset {
         Some(cpuset) => {
-            let _ = writeln!(out, ", cgroup {} cpuset {}).", cpuset.cgroup, cpuset.cpus);
+            let _ = writeln!(
+                out,
+                "#   and in the cpuset of cgroup {} ({}).",
+                cpuset.cgroup, cpuset.cpus
+            );
         }
-        None => out.push_str(", no cgroup cpuset).\n"),
+        None => out.push_str("#   and in no cgroup cpuset.\n"),
     }
     out.push_str("#\n");
 }
@@ -111,7 +115,7 @@ fn nic_interrupts(nic: &Nic) -> String {
         [] => "no MSI interrupts (legacy INTx: not steered by this profile)".to_string(),
         [only] => format!("1 interrupt, {}", label(only)),
         [first, .., last] => format!(
-            "{} interrupts, {} .. {}",
+            "{} interrupts,\n#     {} .. {}",
             nic.irqs.len(),
             label(first),
             label(last)
@@ -135,12 +139,13 @@ fn plan_comment(out: &mut String, plan: &Plan) {
             "{cores} cores, above 16: one whole core per 16 cores, {per_node} on each NUMA node"
         ),
     };
-    let _ = writeln!(out, "# Interrupt CPUs {}: {chosen}.", plan.irq_cpus);
+    let _ = writeln!(out, "# Interrupt CPUs {}:\n#   {chosen}.", plan.irq_cpus);
     if plan.rule != IrqRule::Given {
         out.push_str(
-            "#   The rule is ScyllaDB perftune.py's: every CPU up to 4 hardware threads, one\n\
-             #   thread up to 4 cores, one core up to 16 cores, then one core per 16 cores spread\n\
-             #   evenly over the NUMA nodes (nodes of unequal size need --irq-cpus).\n",
+            "#   The rule is ScyllaDB perftune.py's: every CPU up to 4 hardware threads, one thread\n\
+             #   up to 4 cores, one core up to 16 cores, then one core per 16 cores spread evenly\n\
+             #   over the NUMA nodes (nodes of unequal size need --irq-cpus). Interrupt CPUs also\n\
+             #   run the OS; shards run on the rest, unless every CPU is shared.\n",
         );
     }
     let per_node: Vec<String> = plan
@@ -157,8 +162,10 @@ fn plan_comment(out: &mut String, plan: &Plan) {
     );
     let _ = writeln!(
         out,
-        "# Memory per shard: 3/4 of each node's memory over its shards, the smallest share; the\n\
-         #   last quarter is room for the kernel, the page cache and the interrupt CPUs' buffers."
+        "# Memory per shard: {} MiB, the smallest over the nodes of 3/4 of the node's memory over\n\
+         #   its shards; the last quarter is room for the kernel, the page cache and the network\n\
+         #   buffers of the interrupt CPUs.",
+        plan.memory_per_shard_mib
     );
     if plan.numa_bind {
         out.push_str("# numa_bind: shards on more than one node keep their memory on their own.\n");
@@ -166,8 +173,8 @@ fn plan_comment(out: &mut String, plan: &Plan) {
     if plan.spin_before_park_us > 0 {
         let _ = writeln!(
             out,
-            "# spin_before_park_us: --busy-poll; an idle shard spins {} us before parking, \
-             trading CPU for wake-up latency.",
+            "# spin_before_park_us (--busy-poll): an idle shard spins {} us before parking,\n\
+             #   trading CPU time for wake-up latency.",
             plan.spin_before_park_us
         );
     }
