@@ -43,8 +43,13 @@ fn profile(shape: &str, extra: &[&str]) -> String {
 }
 
 fn expected(shape: &str) -> String {
-    std::fs::read_to_string(repo().join("tuning/fixtures").join(shape).join("expected.yaml"))
-        .unwrap()
+    std::fs::read_to_string(
+        repo()
+            .join("tuning/fixtures")
+            .join(shape)
+            .join("expected.yaml"),
+    )
+    .unwrap()
 }
 
 fn assert_plan(shape: &str, extra: &[&str]) {
@@ -100,7 +105,8 @@ fn asymmetric_numa_is_refused_without_irq_cpus_and_planned_with_them() {
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("asymmetric NUMA (node 0: 12 cores, 12 threads; node 1: 4 cores, 4 threads)")
+        stderr
+            .contains("asymmetric NUMA (node 0: 12 cores, 12 threads; node 1: 4 cores, 4 threads)")
             && stderr.contains("--irq-cpus"),
         "{stderr}"
     );
@@ -111,14 +117,26 @@ fn asymmetric_numa_is_refused_without_irq_cpus_and_planned_with_them() {
 fn bad_arguments_and_trees_exit_1_with_one_line() {
     let root = fixture("vm-2cpu");
     for (args, says) in [
-        (vec!["--sysfs-root", &root, "--irq-cpus", "0-x"], "--irq-cpus: `0-x`"),
-        (vec!["--sysfs-root", &root, "--irq-cpus", "5"], "not usable here"),
-        (vec!["--sysfs-root", "/nonexistent/tree"], "sys/devices/system/cpu/online"),
+        (
+            vec!["--sysfs-root", &root, "--irq-cpus", "0-x"],
+            "--irq-cpus: `0-x`",
+        ),
+        (
+            vec!["--sysfs-root", &root, "--irq-cpus", "5"],
+            "not usable here",
+        ),
+        (
+            vec!["--sysfs-root", "/nonexistent/tree"],
+            "sys/devices/system/cpu/online",
+        ),
     ] {
         let out = tune(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.starts_with("tailgate tune: ") && stderr.contains(says), "{stderr}");
+        assert!(
+            stderr.starts_with("tailgate tune: ") && stderr.contains(says),
+            "{stderr}"
+        );
     }
 }
 
@@ -172,7 +190,13 @@ fn this_machine_gets_a_profile_that_parses() {
         .get("shards")
         .and_then(serde_norway::Value::as_mapping)
         .expect("a `shards` map");
-    for key in ["cpus", "irq_cpus", "numa_bind", "memory_per_shard_mib", "ring_depth"] {
+    for key in [
+        "cpus",
+        "irq_cpus",
+        "numa_bind",
+        "memory_per_shard_mib",
+        "ring_depth",
+    ] {
         assert!(shards.contains_key(key), "no `{key}`");
     }
 }

@@ -298,7 +298,10 @@ fn choose_irq_cpus(
 ) -> Result<(CpuSet, IrqRule), PlanError> {
     let shape = |cores: &[CpuSet]| (cores.len(), cores.iter().map(CpuSet::len).sum::<usize>());
     let first_shape = shape(&node_cores[0].1);
-    if node_cores.iter().any(|(_, cores)| shape(cores) != first_shape) {
+    if node_cores
+        .iter()
+        .any(|(_, cores)| shape(cores) != first_shape)
+    {
         return Err(PlanError::AsymmetricNuma {
             nodes: node_cores
                 .iter()
@@ -474,8 +477,9 @@ mod tests {
         assert_eq!(plan.rule, IrqRule::Given);
         assert_eq!(plan.shard_cpus, list("1-11,13-15"));
         assert!(plan.numa_bind);
-        // Node 1: 8 GiB × 3/4 over 3 shards is the smaller share.
-        assert_eq!(plan.memory_per_shard_mib, 2048);
+        // Node 0's 24 GiB × 3/4 over 11 shards is a smaller share than node 1's 8 GiB × 3/4
+        // over 3: the smallest is what every shard gets.
+        assert_eq!(plan.memory_per_shard_mib, 18432 / 11);
         assert_eq!(plan.spin_before_park_us, BUSY_POLL_SPIN_US);
     }
 

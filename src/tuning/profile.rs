@@ -59,7 +59,11 @@ fn machine_comment(out: &mut String, machine: &Machine, plan: &Plan) {
     let sizes: BTreeSet<usize> = cores.iter().map(Vec::len).collect();
     let packages: BTreeSet<u32> = machine.cpus.iter().map(|cpu| cpu.package).collect();
     let shape = match sizes.iter().collect::<Vec<_>>()[..] {
-        [&threads] => format!("{} x {}", count(cores.len(), "core"), count(threads, "thread")),
+        [&threads] => format!(
+            "{} x {}",
+            count(cores.len(), "core"),
+            count(threads, "thread")
+        ),
         _ => format!("{} cores of unequal thread counts", cores.len()),
     };
     let _ = writeln!(
@@ -132,9 +136,9 @@ fn plan_comment(out: &mut String, plan: &Plan) {
         IrqRule::OneThread { cores } => {
             format!("{cores} cores, at most 4: the first thread takes interrupts")
         }
-        IrqRule::OneCore { cores } => format!(
-            "{cores} cores, at most 16: the first core, all its threads, takes interrupts"
-        ),
+        IrqRule::OneCore { cores } => {
+            format!("{cores} cores, at most 16: the first core, all its threads, takes interrupts")
+        }
         IrqRule::CorePerSixteen { cores, per_node } => format!(
             "{cores} cores, above 16: one whole core per 16 cores, {per_node} on each NUMA node"
         ),

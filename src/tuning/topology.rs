@@ -248,7 +248,10 @@ fn read_nodes(root: &Path, online: &CpuSet) -> Result<Vec<Node>, TopologyError> 
     let dir = root.join("sys/devices/system/node");
     let mut nodes = Vec::new();
     for (name, path) in list_dir_if_present(&dir, NODES_MAX)? {
-        let Some(id) = name.strip_prefix("node").and_then(|n| n.parse::<u16>().ok()) else {
+        let Some(id) = name
+            .strip_prefix("node")
+            .and_then(|n| n.parse::<u16>().ok())
+        else {
             continue;
         };
         let cpus = read_cpu_list(&path.join("cpulist"))?.intersection(online);
@@ -265,6 +268,16 @@ fn read_nodes(root: &Path, online: &CpuSet) -> Result<Vec<Node>, TopologyError> 
         });
     }
     nodes.sort_by_key(|node| node.id);
+    let covered = nodes
+        .iter()
+        .fold(CpuSet::new(), |set, node| set.union(&node.cpus));
+    if !nodes.is_empty() && covered != *online {
+        // The plan counts shards and memory per node: a CPU in no node would escape both.
+        return Err(TopologyError::Malformed {
+            path: dir,
+            expected: "node cpulists that together hold every online CPU",
+        });
+    }
     if nodes.is_empty() {
         // A kernel built without NUMA has no node directory: one node, the whole machine.
         let meminfo = root.join("proc/meminfo");
@@ -550,8 +563,11 @@ mod tests {
     fn mem_total_lines() {
         let path = Path::new("meminfo");
         assert_eq!(
-            parse_mem_total(path, "Node 0 MemTotal:       24683772 kB\nNode 0 MemFree: 1 kB\n")
-                .unwrap(),
+            parse_mem_total(
+                path,
+                "Node 0 MemTotal:       24683772 kB\nNode 0 MemFree: 1 kB\n"
+            )
+            .unwrap(),
             24683772
         );
         assert_eq!(
@@ -572,6 +588,76 @@ mod tests {
                 ),
                 "{bad:?}"
             );
+        }
+    }
+
+    /// A minimal tree under the temp directory: one CPU, no node directory, the given extras.
+    fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("tailgate-topology-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let base = [
+            ("sys/devices/system/cpu/online", "0\n"),
+            ("proc/meminfo", "MemTotal: 1048576 kB\n"),
+            ("proc/self/status", "Cpus_allowed_list:\t0\n"),
+        ];
+        for (path, text) in base.iter().chain(files) {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn a_bare_tree_is_one_cpu_on_one_node() {
+        let root = tree("bare", &[]);
+        let machine = Machine::read(&root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(machine.cpus.len(), 1);
+        assert_eq!(machine.nodes.len(), 1);
+        assert_eq!(machine.nodes[0].memory_kib, 1048576);
+        assert!(machine.nics.is_empty());
+        assert_eq!(machine.cpuset, None);
+    }
+
+    #[test]
+    fn hostile_trees_are_errors_naming_the_file() {
+        let cases: [(&str, &[(&str, &str)], &str); 4] = [
+            (
+                "big-id",
+                &[("sys/devices/system/cpu/online", "0-5000\n")],
+                "online: CPU id 5000 is above",
+            ),
+            (
+                "escape",
+                &[("proc/self/cgroup", "0::/../../etc\n")],
+                "cgroup: expected a cgroup path without",
+            ),
+            (
+                "uncovered",
+                &[
+                    ("sys/devices/system/cpu/online", "0-1\n"),
+                    ("proc/self/status", "Cpus_allowed_list:\t0-1\n"),
+                    ("sys/devices/system/node/node0/cpulist", "0\n"),
+                    (
+                        "sys/devices/system/node/node0/meminfo",
+                        "Node 0 MemTotal: 1 kB\n",
+                    ),
+                ],
+                "node: expected node cpulists",
+            ),
+            (
+                "no-mask",
+                &[("proc/self/status", "Name:\ttailgate\n")],
+                "status: expected a `Cpus_allowed_list:` line",
+            ),
+        ];
+        for (name, files, says) in cases {
+            let root = tree(name, files);
+            let err = Machine::read(&root).unwrap_err().to_string();
+            fs::remove_dir_all(&root).unwrap();
+            assert!(err.contains(says), "{name}: {err}");
         }
     }
 
