@@ -18,7 +18,8 @@ const WORDS: usize = (CPU_ID_MAX as usize + 1) / 64;
 /// A set of CPU ids, each at most [`CPU_ID_MAX`], iterated in ascending order.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CpuSet {
-    words: [u64; WORDS],
+    // Boxed: 512 bytes inline would make every error and plan carrying a set that large.
+    words: Box<[u64; WORDS]>,
 }
 
 /// Why a CPU list did not parse.
@@ -71,8 +72,10 @@ impl Default for CpuSet {
 
 impl CpuSet {
     /// The empty set.
-    pub const fn new() -> Self {
-        CpuSet { words: [0; WORDS] }
+    pub fn new() -> Self {
+        CpuSet {
+            words: Box::new([0; WORDS]),
+        }
     }
 
     /// Parses the kernel's list syntax: comma-separated ids and `A-B` ranges, surrounding

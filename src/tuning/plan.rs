@@ -217,6 +217,13 @@ pub fn plan(machine: &Machine, options: &Options) -> Result<Plan, PlanError> {
         })
         .filter(|(_, cores)| !cores.is_empty())
         .collect();
+    // A machine read from a tree always has its CPUs in nodes; one assembled by hand may not,
+    // and then counts as a single node.
+    let node_cores = if node_cores.is_empty() {
+        vec![(0, cores.clone())]
+    } else {
+        node_cores
+    };
 
     let (irq_cpus, rule) = match &options.irq_cpus {
         Some(given) => {

@@ -591,8 +591,11 @@ mod tests {
         }
     }
 
+    /// Files of a tree: path under the root, content.
+    type Files<'a> = &'a [(&'a str, &'a str)];
+
     /// A minimal tree under the temp directory: one CPU, no node directory, the given extras.
-    fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    fn tree(name: &str, files: Files) -> PathBuf {
         let root =
             std::env::temp_dir().join(format!("tailgate-topology-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
@@ -623,7 +626,8 @@ mod tests {
 
     #[test]
     fn hostile_trees_are_errors_naming_the_file() {
-        let cases: [(&str, &[(&str, &str)], &str); 4] = [
+        // (name, files over the bare tree, what the error says)
+        let cases: [(&str, Files, &str); 4] = [
             (
                 "big-id",
                 &[("sys/devices/system/cpu/online", "0-5000\n")],
