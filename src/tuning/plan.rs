@@ -86,8 +86,6 @@ pub struct NodeShards {
     pub node: u16,
     /// Shards (CPUs) on it.
     pub shards: usize,
-    /// The node's memory, in KiB.
-    pub memory_kib: u64,
 }
 
 /// The profile's values and how they were reached.
@@ -95,8 +93,6 @@ pub struct NodeShards {
 pub struct Plan {
     /// Online ∩ affinity ∩ cpuset.
     pub usable: CpuSet,
-    /// Usable cores: distinct sets of usable SMT siblings.
-    pub cores: usize,
     /// The CPUs that run a shard, one each.
     pub shard_cpus: CpuSet,
     /// Whether `shard_cpus` is every online CPU, written `cpus: all`.
@@ -139,6 +135,11 @@ pub enum PlanError {
         /// The usable CPUs.
         usable: CpuSet,
     },
+    /// Usable CPUs that belong to no NUMA node.
+    CpusOutsideNodes {
+        /// Those CPUs.
+        cpus: CpuSet,
+    },
     /// A node's memory gives its shards less than 1 MiB each.
     TooLittleMemory {
         /// The node.
@@ -179,6 +180,9 @@ impl fmt::Display for PlanError {
                 f,
                 "--irq-cpus names CPUs {outside} that are not usable here (usable: {usable})"
             ),
+            PlanError::CpusOutsideNodes { cpus } => {
+                write!(f, "CPUs {cpus} belong to no NUMA node")
+            }
             PlanError::TooLittleMemory {
                 node,
                 memory_kib,
@@ -203,6 +207,16 @@ pub fn plan(machine: &Machine, options: &Options) -> Result<Plan, PlanError> {
             cpuset: machine.cpuset.as_ref().map(|c| c.cpus.clone()),
         });
     }
+    // Shards and memory are counted per node, so a CPU outside every node would escape both.
+    // `Machine::read` refuses such trees; a machine assembled another way is checked here.
+    let in_nodes = machine
+        .nodes
+        .iter()
+        .fold(CpuSet::new(), |set, node| set.union(&node.cpus));
+    let outside = usable.difference(&in_nodes);
+    if !outside.is_empty() {
+        return Err(PlanError::CpusOutsideNodes { cpus: outside });
+    }
     let cores = usable_cores(machine, &usable);
     let node_cores: Vec<(u16, Vec<CpuSet>)> = machine
         .nodes
@@ -217,13 +231,6 @@ pub fn plan(machine: &Machine, options: &Options) -> Result<Plan, PlanError> {
         })
         .filter(|(_, cores)| !cores.is_empty())
         .collect();
-    // A machine read from a tree always has its CPUs in nodes; one assembled by hand may not,
-    // and then counts as a single node.
-    let node_cores = if node_cores.is_empty() {
-        vec![(0, cores.clone())]
-    } else {
-        node_cores
-    };
 
     let (irq_cpus, rule) = match &options.irq_cpus {
         Some(given) => {
@@ -261,13 +268,11 @@ pub fn plan(machine: &Machine, options: &Options) -> Result<Plan, PlanError> {
         nodes.push(NodeShards {
             node: node.id,
             shards,
-            memory_kib: node.memory_kib,
         });
     }
 
     Ok(Plan {
         all_cpus: shard_cpus == machine.online(),
-        cores: cores.len(),
         numa_bind: nodes.len() > 1,
         nodes,
         usable,
@@ -529,6 +534,16 @@ mod tests {
         let plan = plan(&machine(8, 1, 1, GIB_KIB), &given).unwrap();
         assert_eq!(plan.shard_cpus, list("0-7"));
         assert!(plan.all_cpus);
+    }
+
+    #[test]
+    fn cpus_in_no_node_are_refused() {
+        let mut machine = machine(8, 1, 1, GIB_KIB);
+        machine.nodes[0].cpus = list("0-5");
+        assert_eq!(
+            plan(&machine, &Options::default()),
+            Err(PlanError::CpusOutsideNodes { cpus: list("6-7") })
+        );
     }
 
     #[test]

@@ -22,8 +22,9 @@ const SMALL_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// The largest `/proc/interrupts` read: 4096 CPU columns of 11 bytes over a few hundred lines
 /// stays well under it.
 const INTERRUPTS_BYTES_MAX: u64 = 16 * 1024 * 1024;
-/// NUMA nodes read: the kernel's own limit (`MAX_NUMNODES` with `NODES_SHIFT` = 10).
-const NODES_MAX: usize = 1024;
+/// Entries of `sys/devices/system/node` read: the kernel's limit on nodes (`MAX_NUMNODES` with
+/// `NODES_SHIFT` = 10) and the few files beside them (`online`, `possible`, `has_cpu`, ...).
+const NODE_DIR_ENTRIES_MAX: usize = 1024 + 16;
 /// Network interfaces read.
 const NICS_MAX: usize = 256;
 /// Interrupts read per NIC (MSI-X allows 2048 vectors per function).
@@ -187,6 +188,7 @@ impl Machine {
             .iter()
             .map(|id| read_cpu(&cpu_dir.join(format!("cpu{id}")), id, &online))
             .collect::<Result<Vec<_>, _>>()?;
+        check_siblings(&cpu_dir, &cpus)?;
         let nodes = read_nodes(root, &online)?;
         let nics = read_nics(root)?;
         let status = root.join("proc/self/status");
@@ -244,10 +246,28 @@ fn read_cpu(dir: &Path, id: u16, online: &CpuSet) -> Result<Cpu, TopologyError> 
     })
 }
 
+/// Every CPU's siblings name it back with the same list: cores are told apart by their sibling
+/// sets, so lists that disagree would put one CPU in two cores.
+fn check_siblings(cpu_dir: &Path, cpus: &[Cpu]) -> Result<(), TopologyError> {
+    for cpu in cpus {
+        for sibling in cpu.siblings.iter() {
+            // `cpus` is in ascending id order, as `online` iterates.
+            let theirs = cpus.binary_search_by_key(&sibling, |other| other.id);
+            if theirs.is_ok_and(|at| cpus[at].siblings != cpu.siblings) {
+                return Err(TopologyError::Malformed {
+                    path: cpu_dir.join(format!("cpu{sibling}/topology/thread_siblings_list")),
+                    expected: "the same sibling list as each of its siblings",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read_nodes(root: &Path, online: &CpuSet) -> Result<Vec<Node>, TopologyError> {
     let dir = root.join("sys/devices/system/node");
     let mut nodes = Vec::new();
-    for (name, path) in list_dir_if_present(&dir, NODES_MAX)? {
+    for (name, path) in list_dir_if_present(&dir, NODE_DIR_ENTRIES_MAX)? {
         let Some(id) = name
             .strip_prefix("node")
             .and_then(|n| n.parse::<u16>().ok())
@@ -627,7 +647,23 @@ mod tests {
     #[test]
     fn hostile_trees_are_errors_naming_the_file() {
         // (name, files over the bare tree, what the error says)
-        let cases: [(&str, Files, &str); 4] = [
+        let cases: [(&str, Files, &str); 5] = [
+            (
+                "siblings",
+                &[
+                    ("sys/devices/system/cpu/online", "0-1\n"),
+                    ("proc/self/status", "Cpus_allowed_list:\t0-1\n"),
+                    (
+                        "sys/devices/system/cpu/cpu0/topology/thread_siblings_list",
+                        "0-1\n",
+                    ),
+                    (
+                        "sys/devices/system/cpu/cpu1/topology/thread_siblings_list",
+                        "1\n",
+                    ),
+                ],
+                "cpu1/topology/thread_siblings_list: expected the same sibling list",
+            ),
             (
                 "big-id",
                 &[("sys/devices/system/cpu/online", "0-5000\n")],
