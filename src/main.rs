@@ -78,10 +78,9 @@ fn tune(
     match out {
         Some(path) => std::fs::write(path, profile)
             .map_err(|err| format!("{}: cannot write: {err}", path.display())),
-        None => {
-            print!("{profile}");
-            Ok(())
-        }
+        // Not `print!`, which panics when the reader has gone (`tailgate tune | head`).
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), profile.as_bytes())
+            .map_err(|err| format!("standard output: {err}")),
     }
 }
 
