@@ -95,7 +95,9 @@ pub struct Plan {
     pub usable: CpuSet,
     /// The CPUs that run a shard, one each.
     pub shard_cpus: CpuSet,
-    /// Whether `shard_cpus` is every online CPU, written `cpus: all`.
+    /// Whether `shard_cpus` is every usable CPU, written `cpus: all`: the runtime reads `all`
+    /// as every CPU the process may use, and the profile format allows `irq_cpus` to overlap
+    /// `cpus` only in that form.
     pub all_cpus: bool,
     /// The CPUs left for NIC interrupts and the OS.
     pub irq_cpus: CpuSet,
@@ -272,7 +274,7 @@ pub fn plan(machine: &Machine, options: &Options) -> Result<Plan, PlanError> {
     }
 
     Ok(Plan {
-        all_cpus: shard_cpus == machine.online(),
+        all_cpus: shard_cpus == usable,
         numa_bind: nodes.len() > 1,
         nodes,
         usable,
@@ -523,6 +525,19 @@ mod tests {
             super::plan(&machine, &Options::default()),
             Err(PlanError::NoUsableCpus { .. })
         ));
+    }
+
+    #[test]
+    fn a_cpuset_of_four_threads_or_fewer_shares_them_as_all() {
+        let mut machine = machine(16, 2, 1, 64 * GIB_KIB);
+        machine.cpuset = Some(Cpuset {
+            cgroup: "/small".into(),
+            cpus: list("4,20"),
+        });
+        let plan = plan(&machine, &Options::default()).unwrap();
+        assert_eq!(plan.rule, IrqRule::Shared { threads: 2 });
+        assert_eq!(plan.irq_cpus, list("4,20"));
+        assert!(plan.all_cpus);
     }
 
     #[test]
