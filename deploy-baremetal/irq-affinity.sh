@@ -7,7 +7,8 @@
 # --profile  a tuning profile (tuning/*.yaml, or what `tailgate tune` wrote); its one-line
 #            `irq_cpus: [0, 1, 32, 33]` is the plan.
 # --nic      a NIC to steer (repeatable); without it, every NIC with MSI interrupts
-#            (/sys/class/net/*/device/msi_irqs), which skips loopback and virtual devices.
+#            (/sys/class/net/*/device/msi_irqs, or the PCI device above a virtio NIC), which
+#            skips loopback and virtual devices.
 # --dry-run  prints what would be written, changes nothing.
 # --root     reads and writes sys/ and proc/ under DIR instead of / (for tests).
 #
@@ -76,10 +77,21 @@ for cpu in "${cpus[@]}"; do
 	}
 done
 
+# A NIC's MSI interrupts: on its PCI device, or for a virtio NIC on the PCI device above the
+# virtio device (`device/..`). Prints the directory, or nothing.
+msi_dir() {
+	local device="$root/sys/class/net/$1/device"
+	if [[ -d "$device/msi_irqs" ]]; then
+		echo "$device/msi_irqs"
+	elif [[ -d "$device/../msi_irqs" ]]; then
+		echo "$device/../msi_irqs"
+	fi
+}
+
 if [[ ${#nics[@]} -eq 0 ]]; then
 	for dir in "$root"/sys/class/net/*/; do
 		name=$(basename "$dir")
-		[[ -d "$dir/device/msi_irqs" ]] && nics+=("$name")
+		[[ -n "$(msi_dir "$name")" ]] && nics+=("$name")
 	done
 fi
 if [[ ${#nics[@]} -eq 0 ]]; then
@@ -95,9 +107,9 @@ fi
 failed=0
 next=0
 for nic in "${nics[@]}"; do
-	irq_dir="$root/sys/class/net/$nic/device/msi_irqs"
-	if [[ ! -d "$irq_dir" ]]; then
-		echo "irq-affinity.sh: $nic has no MSI interrupts ($irq_dir)" >&2
+	irq_dir=$(msi_dir "$nic")
+	if [[ -z "$irq_dir" ]]; then
+		echo "irq-affinity.sh: $nic has no MSI interrupts (no msi_irqs on its device)" >&2
 		failed=1
 		continue
 	fi

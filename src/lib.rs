@@ -28,3 +28,4 @@ mod shard;
 mod sys;
 pub mod telemetry;
 pub mod tls;
+pub mod tuning;

@@ -76,6 +76,49 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/")]
         sysfs_root: PathBuf,
     },
+    /// Read this machine's CPUs, NUMA nodes and NIC interrupts and write a tuning profile: which
+    /// CPUs take interrupts (ScyllaDB perftune.py's rule), which run shards, memory per shard.
+    Tune {
+        /// Write the profile to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Read the machine from this tree laid out like `/` (holding `sys/` and `proc/`), such
+        /// as a recorded one under `tuning/fixtures/`.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        sysfs_root: PathBuf,
+        /// The interrupt CPUs, as a list like `0,16` or `0-1,32-33`, instead of the rule's
+        /// choice; needed on machines whose NUMA nodes differ in size.
+        #[arg(long, value_name = "LIST")]
+        irq_cpus: Option<String>,
+        /// Busy-poll 50 µs before an idle shard parks: lower wake-up latency for more CPU.
+        #[arg(long)]
+        busy_poll: bool,
+    },
+}
+
+/// `tailgate tune`: the profile to standard output or `out`; every failure is one line.
+fn tune(
+    out: Option<&PathBuf>,
+    root: &std::path::Path,
+    irq_cpus: Option<&str>,
+    busy_poll: bool,
+) -> Result<(), String> {
+    let irq_cpus = irq_cpus
+        .map(tailgate::tuning::CpuSet::parse)
+        .transpose()
+        .map_err(|err| format!("--irq-cpus: {err}"))?;
+    let options = tailgate::tuning::Options {
+        irq_cpus,
+        busy_poll,
+    };
+    let profile = tailgate::tuning::tune(root, &options).map_err(|err| err.to_string())?;
+    match out {
+        Some(path) => std::fs::write(path, profile)
+            .map_err(|err| format!("{}: cannot write: {err}", path.display())),
+        // Not `print!`, which panics when the reader has gone (`tailgate tune | head`).
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), profile.as_bytes())
+            .map_err(|err| format!("standard output: {err}")),
+    }
 }
 
 fn load(path: Option<&PathBuf>, gates: FeatureGates) -> Result<Config, String> {
@@ -123,6 +166,18 @@ fn main() -> ExitCode {
             json,
             sysfs_root,
         }) => doctor(config.as_ref(), json, &sysfs_root),
+        Some(Command::Tune {
+            out,
+            sysfs_root,
+            irq_cpus,
+            busy_poll,
+        }) => match tune(out.as_ref(), &sysfs_root, irq_cpus.as_deref(), busy_poll) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("tailgate tune: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }

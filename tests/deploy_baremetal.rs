@@ -25,7 +25,7 @@ fn run<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> Output {
         .expect("bash runs")
 }
 
-fn text(output: &Output) -> String {
+fn text_of(output: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
         output.status,
@@ -80,7 +80,7 @@ fn irq_affinity_applies_the_profiles_plan_round_robin() {
     // A dry run prints the plan and changes nothing.
     let dry = args(&["--dry-run"]);
     let out = run("irq-affinity.sh", &dry);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in [
         "eth0: IRQ 40 -> CPU 0 (now 0-15)",
@@ -90,7 +90,11 @@ fn irq_affinity_applies_the_profiles_plan_round_robin() {
         "eth1: IRQ 50 -> CPU 0 (now 0-15)",
         "eth1: IRQ 51 -> CPU 8 (now 0-15)",
     ] {
-        assert!(stdout.contains(line), "`{line}` missing:\n{}", text(&out));
+        assert!(
+            stdout.contains(line),
+            "`{line}` missing:\n{}",
+            text_of(&out)
+        );
     }
     assert!(!stdout.contains("lo:"), "loopback has no MSI interrupts");
     assert_eq!(affinity(&root, 40), "0-15", "a dry run writes nothing");
@@ -98,7 +102,7 @@ fn irq_affinity_applies_the_profiles_plan_round_robin() {
     // Applied, for one NIC only.
     let one = args(&["--nic", "eth1"]);
     let out = run("irq-affinity.sh", &one);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     assert_eq!(
         (affinity(&root, 50), affinity(&root, 51)),
         ("0".into(), "8".into())
@@ -108,7 +112,7 @@ fn irq_affinity_applies_the_profiles_plan_round_robin() {
     // Applied to every NIC.
     let all = args(&[]);
     let out = run("irq-affinity.sh", &all);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     let got: Vec<String> = [40, 41, 42, 43]
         .iter()
         .map(|&i| affinity(&root, i))
@@ -118,29 +122,29 @@ fn irq_affinity_applies_the_profiles_plan_round_robin() {
     // An interrupt whose affinity cannot be written fails the run, naming it.
     std::fs::remove_dir_all(root.join("proc/irq/43")).unwrap();
     let out = run("irq-affinity.sh", &all);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", text_of(&out));
     assert!(
-        text(&out).contains("eth0: IRQ 43: cannot write"),
+        text_of(&out).contains("eth0: IRQ 43: cannot write"),
         "{}",
-        text(&out)
+        text_of(&out)
     );
 
     // A profile without a plan is refused; one that reserves nothing is a no-op.
     std::fs::write(&profile, "shards:\n  cpus: all\n").unwrap();
     let out = run("irq-affinity.sh", &all);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
     assert!(
-        text(&out).contains("no one-line 'irq_cpus: [...]'"),
+        text_of(&out).contains("no one-line 'irq_cpus: [...]'"),
         "{}",
-        text(&out)
+        text_of(&out)
     );
     std::fs::write(&profile, "shards:\n  irq_cpus: []\n").unwrap();
     let out = run("irq-affinity.sh", &all);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     assert!(
-        text(&out).contains("leaves no CPUs for interrupts"),
+        text_of(&out).contains("leaves no CPUs for interrupts"),
         "{}",
-        text(&out)
+        text_of(&out)
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -169,7 +173,7 @@ fn install_rollback_and_uninstall_stage_under_a_root() {
             &stage_arg,
         ],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     for file in [
         "usr/local/bin/tailgate",
         "usr/local/lib/tailgate/irq-affinity.sh",
@@ -182,7 +186,7 @@ fn install_rollback_and_uninstall_stage_under_a_root() {
         assert!(
             stage.join(file).exists(),
             "{file} not installed:\n{}",
-            text(&out)
+            text_of(&out)
         );
     }
     // Without --config, the embedded default, which the binary checks.
@@ -207,7 +211,7 @@ fn install_rollback_and_uninstall_stage_under_a_root() {
     )
     .unwrap();
     let out = run("install.sh", &["--binary", binary, "--root", &stage_arg]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     assert!(stage.join("usr/local/bin/tailgate.previous").exists());
     let kept = std::fs::read_to_string(stage.join("etc/tailgate/config.yaml")).unwrap();
     assert!(kept.starts_with("# mine\n"));
@@ -233,20 +237,20 @@ fn install_rollback_and_uninstall_stage_under_a_root() {
             fresh.to_str().unwrap(),
         ],
     );
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", text_of(&out));
     assert!(
         !fresh.join("usr/local/bin/tailgate").exists(),
         "{}",
-        text(&out)
+        text_of(&out)
     );
 
     let out = run("rollback.sh", &["--root", &stage_arg]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     assert!(stage.join("usr/local/bin/tailgate.rolled-back").exists());
     assert!(!stage.join("usr/local/bin/tailgate.previous").exists());
 
     let out = run("uninstall.sh", &["--root", &stage_arg]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     assert!(!stage.join("usr/local/bin/tailgate").exists());
     assert!(!stage.join("etc/systemd/system/tailgate.service").exists());
     assert!(
@@ -254,7 +258,7 @@ fn install_rollback_and_uninstall_stage_under_a_root() {
         "configuration kept without --purge"
     );
     let out = run("uninstall.sh", &["--purge", "--root", &stage_arg]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     assert!(!stage.join("etc/tailgate").exists());
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -289,7 +293,7 @@ fn the_unit_passes_systemd_analyze_verify() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("tailgate.service:"),
@@ -311,5 +315,53 @@ fn the_scripts_pass_shellcheck() {
     scripts.sort();
     assert!(scripts.len() >= 4, "{scripts:?}");
     let out = Command::new("shellcheck").args(&scripts).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
+}
+
+#[test]
+fn irq_affinity_plans_the_recorded_machines_from_their_profiles() {
+    // tune's recorded trees (tuning/fixtures) and the profiles it writes for them: every NIC
+    // interrupt goes to one of the profile's interrupt CPUs, none to a shard's.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning/fixtures");
+    for (fixture, nic_irqs) in [("vm-2cpu", 3), ("server-16c-smt", 1), ("numa-2s-64c", 8)] {
+        let root = fixtures.join(fixture);
+        let profile = root.join("expected.yaml");
+        let text = std::fs::read_to_string(&profile).unwrap();
+        let irq_line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("irq_cpus:"))
+            .unwrap();
+        let irq_cpus: Vec<String> = irq_line
+            [irq_line.find('[').unwrap() + 1..irq_line.find(']').unwrap()]
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .collect();
+        let out = run(
+            "irq-affinity.sh",
+            &[
+                "--profile",
+                profile.to_str().unwrap(),
+                "--root",
+                root.to_str().unwrap(),
+                "--dry-run",
+            ],
+        );
+        assert!(out.status.success(), "{fixture}: {}", text_of(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let planned: Vec<&str> = stdout.lines().collect();
+        assert!(planned.len() >= nic_irqs, "{fixture}: {stdout}");
+        for line in planned {
+            let cpu = line
+                .split("-> CPU ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            assert!(
+                irq_cpus.iter().any(|c| c == cpu),
+                "{fixture}: {line} not in {irq_cpus:?}"
+            );
+        }
+    }
 }

@@ -147,3 +147,31 @@ fn cpus_all_leaves_the_interrupt_cpus_to_the_kernel() {
     assert!(gateway.stop().success());
     sink.stop().unwrap();
 }
+
+#[test]
+fn every_shipped_and_recorded_profile_loads_as_a_profile() {
+    let tuning = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning");
+    let mut profiles: Vec<std::path::PathBuf> = std::fs::read_dir(&tuning)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    for fixture in std::fs::read_dir(tuning.join("fixtures")).unwrap() {
+        let expected = fixture.unwrap().path().join("expected.yaml");
+        if expected.exists() {
+            profiles.push(expected);
+        }
+    }
+    assert!(profiles.len() >= 9, "{profiles:?}");
+    for profile in profiles {
+        let text = format!(
+            "receivers:\n  otlp:\n    protocols: {{grpc: }}\nexporters:\n  debug: {{}}\n\
+             service:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [debug]}}\n\
+             shards:\n  profile: {}\n",
+            profile.display()
+        );
+        let config = tailgate::config::Config::from_yaml(&text, "profile-test.yaml")
+            .unwrap_or_else(|err| panic!("{}: {err}", profile.display()));
+        assert_eq!(config.shards.profile.as_deref(), Some(profile.as_path()));
+    }
+}

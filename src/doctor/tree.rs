@@ -5,14 +5,12 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::tuning::CpuSet;
+
 /// The most bytes read from one file: every file the doctor reads is a line or a short table
 /// (the longest, `/proc/net/softnet_stat`, is one 100-byte line per CPU), so this bounds a
 /// hostile or mistaken tree without cutting a real one.
 const READ_BYTES_MAX: u64 = 1 << 20;
-
-/// The most CPU ids a CPU list may name (Linux's `NR_CPUS` ceiling is 8192 on the largest
-/// configurations); a list naming more is refused rather than expanded.
-const CPU_LIST_IDS_MAX: usize = 8192;
 
 /// A directory the doctor reads `/proc` and `/sys` files under.
 #[derive(Debug, Clone)]
@@ -132,52 +130,23 @@ fn parse_u64s<const N: usize>(text: &str) -> Option<[u64; N]> {
 }
 
 /// A kernel CPU list (`0-3,8,10-11`, as in `cpulist` files): the ids in increasing order, or
-/// `None` when it is not one or names more than [`CPU_LIST_IDS_MAX`] CPUs. An empty text is
-/// an empty list (a memory-only NUMA node has one).
+/// `None` when it is not one (the parser is `tune`'s, [`CpuSet::parse`]). An empty text is an
+/// empty list (a memory-only NUMA node has one).
 pub fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
-    let mut cpus = Vec::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.trim().parse::<usize>().ok()?,
-                b.trim().parse::<usize>().ok()?,
-            ),
-            None => {
-                let id = part.trim().parse::<usize>().ok()?;
-                (id, id)
-            }
-        };
-        // `cpus` never holds more than the maximum, so the subtraction cannot wrap.
-        if first > last || last - first >= CPU_LIST_IDS_MAX - cpus.len() {
-            return None;
-        }
-        cpus.extend(first..=last);
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Some(cpus)
+    CpuSet::parse(text)
+        .ok()
+        .map(|set| set.iter().map(usize::from).collect())
 }
 
-/// CPU ids written compactly as a kernel CPU list (`0-3,8`).
+/// CPU ids written compactly as a kernel CPU list (`0-3,8`); empty for none.
 pub(crate) fn format_cpu_list(cpus: &[usize]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if j == i {
-            out.push_str(&cpus[i].to_string());
-        } else {
-            out.push_str(&format!("{}-{}", cpus[i], cpus[j]));
-        }
-        i = j + 1;
+    if cpus.is_empty() {
+        return String::new();
     }
-    out
+    cpus.iter()
+        .filter_map(|&cpu| u16::try_from(cpu).ok())
+        .collect::<CpuSet>()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -199,10 +168,10 @@ mod tests {
     }
 
     #[test]
-    fn cpu_lists_naming_too_many_cpus_are_refused() {
+    fn cpu_lists_naming_cpus_past_the_bound_are_refused() {
         assert_eq!(parse_cpu_list("0-18446744073709551614"), None);
-        assert_eq!(parse_cpu_list("0-8191").map(|c| c.len()), Some(8192));
-        assert_eq!(parse_cpu_list("0-8191,9000"), None);
+        assert_eq!(parse_cpu_list("0-4095").map(|c| c.len()), Some(4096));
+        assert_eq!(parse_cpu_list("0-4095,9000"), None);
     }
 
     #[test]

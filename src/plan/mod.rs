@@ -449,8 +449,22 @@ fn shard_cpus(shards: &config::Shards) -> Result<Vec<usize>, StartError> {
 /// a start-up error naming the setting rather than a warning from every shard.
 fn memory_nodes(cpus: &[usize]) -> Result<Vec<usize>, StartError> {
     let machine = |why: String| StartError::Machine(format!("shards.numa_bind: {why}"));
-    let nodes = tailgate_shards::numa::nodes_of(std::path::Path::new("/"), cpus)
+    let layout = crate::tuning::Machine::read(std::path::Path::new("/"))
         .map_err(|err| machine(format!("cannot read the NUMA layout: {err}")))?;
+    let nodes = cpus
+        .iter()
+        .map(|&cpu| {
+            let on = |node: &&crate::tuning::Node| {
+                u16::try_from(cpu).is_ok_and(|cpu| node.cpus.contains(cpu))
+            };
+            layout
+                .nodes
+                .iter()
+                .find(on)
+                .map(|node| usize::from(node.id))
+                .ok_or_else(|| machine(format!("CPU {cpu} is on no NUMA node")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     tailgate_shards::numa::bind_thread_memory(nodes[0])
         .and_then(|()| tailgate_shards::numa::unbind_thread_memory())
         .map_err(|err| {
