@@ -33,15 +33,7 @@ pub fn check(tree: &Tree) -> Finding {
         Err(ReadError::Missing { .. }) => {
             return Finding::ok(CHECK, "not exposed here", why);
         }
-        Err(err) => {
-            return Finding::flag(
-                CHECK,
-                Level::Warn,
-                err.to_string(),
-                why,
-                "run the doctor where /sys is mounted and readable",
-            )
-        }
+        Err(err) => return Finding::unreadable(CHECK, err.to_string(), why),
     };
     if FAST.contains(&current.as_str()) {
         return Finding::ok(CHECK, current, why);

@@ -24,15 +24,7 @@ pub fn governor(tree: &Tree, shard_cpus: &[usize]) -> Finding {
         match tree.read(&path) {
             Ok(governor) => by_governor.entry(governor).or_default().push(cpu),
             Err(ReadError::Missing { .. }) => unexposed.push(cpu),
-            Err(err) => {
-                return Finding::flag(
-                    CHECK_GOVERNOR,
-                    Level::Warn,
-                    err.to_string(),
-                    why,
-                    "run the doctor where /sys is mounted and readable",
-                )
-            }
+            Err(err) => return Finding::unreadable(CHECK_GOVERNOR, err.to_string(), why),
         }
     }
     if by_governor.is_empty() {

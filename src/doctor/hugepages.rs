@@ -35,23 +35,13 @@ pub fn check(tree: &Tree) -> Finding {
         Err(ReadError::Missing { .. }) => {
             return Finding::ok(CHECK, "not built into this kernel", why);
         }
-        Err(err) => {
-            return Finding::flag(
-                CHECK,
-                Level::Warn,
-                err.to_string(),
-                why,
-                "run the doctor where /sys is mounted and readable",
-            )
-        }
+        Err(err) => return Finding::unreadable(CHECK, err.to_string(), why),
     };
     let Some(mode) = selected(&enabled) else {
-        return Finding::flag(
+        return Finding::unreadable(
             CHECK,
-            Level::Warn,
             format!("{ENABLED} holds `{enabled}`, with no selected mode"),
             why,
-            "run the doctor where /sys is mounted and readable",
         );
     };
     let defrag_text = tree.read(DEFRAG).ok();

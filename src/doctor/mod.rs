@@ -118,6 +118,22 @@ impl Finding {
             fix: Some(fix.into()),
         }
     }
+
+    /// A warning that `found` (a file that could not be read, or read but not understood)
+    /// leaves the check unmade.
+    fn unreadable(
+        check: &'static str,
+        found: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Finding {
+        Finding::flag(
+            check,
+            Level::Warn,
+            found,
+            why,
+            "run the doctor where /proc and /sys are mounted and readable",
+        )
+    }
 }
 
 /// Every check's name, in the order the report lists them.

@@ -55,13 +55,7 @@ fn unread(check: &'static str, err: ReadError, why: &str) -> Finding {
             ),
             why,
         ),
-        err => Finding::flag(
-            check,
-            Level::Warn,
-            err.to_string(),
-            why,
-            "run the doctor where /proc/sys is mounted and readable",
-        ),
+        err => Finding::unreadable(check, err.to_string(), why),
     }
 }
 

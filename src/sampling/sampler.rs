@@ -161,14 +161,15 @@ impl Sampler {
                 );
             }
         }
-        let sampler = Rc::new(Sampler {
-            state: Rc::new(RefCell::new(State {
-                buffer,
-                policies,
-                late: VecDeque::new(),
-                late_bytes: 0,
-                relief,
-            })),
+        let state = Rc::new(RefCell::new(State {
+            buffer,
+            policies,
+            late: VecDeque::new(),
+            late_bytes: 0,
+            relief,
+        }));
+        Sampler::launch(Sampler {
+            state,
             settings,
             pipeline,
             metrics,
@@ -182,9 +183,16 @@ impl Sampler {
             task: RefCell::new(None),
             pushing: Cell::new(0),
             closed: Cell::new(false),
-        });
+        })
+    }
+
+    /// `sampler`, shared, with its decision task started.
+    fn launch(sampler: Sampler) -> Rc<Self> {
+        let sampler = Rc::new(sampler);
         let task = glommio::spawn_local(sampler.clone().run_decisions()).detach();
         *sampler.task.borrow_mut() = Some(task);
+        // Whatever the state holds already (a reload's) is looked at now, not at the next tick.
+        sampler.wakeup.notify();
         sampler
     }
 
@@ -205,7 +213,7 @@ impl Sampler {
         previous.state.borrow_mut().policies = policies;
         let relief_active = previous.state.borrow().relief.is_active();
         metrics.stress_relief_active.set(i64::from(relief_active));
-        let sampler = Rc::new(Sampler {
+        Sampler::launch(Sampler {
             state: previous.state.clone(),
             settings: previous.settings,
             pipeline,
@@ -220,11 +228,7 @@ impl Sampler {
             task: RefCell::new(None),
             pushing: Cell::new(0),
             closed: Cell::new(false),
-        });
-        let task = glommio::spawn_local(sampler.clone().run_decisions()).detach();
-        *sampler.task.borrow_mut() = Some(task);
-        sampler.wakeup.notify();
-        sampler
+        })
     }
 
     /// After [`Sampler::take_over`]: waits for this sampler's decision task to finish the push
