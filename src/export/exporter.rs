@@ -341,9 +341,14 @@ impl Inner {
             })
             .await;
             let err = match attempt {
-                Ok(delivered) => return claim.delivered(&self.name, delivered),
+                Ok(delivered) => {
+                    self.observer.attempt_answered();
+                    return claim.delivered(&self.name, delivered);
+                }
                 Err(err) => err,
             };
+            self.observer
+                .attempt_failed(&err, self.queue.as_ref().map_or(0, SendingQueue::len));
             if matches!(err, SendError::Timeout { .. }) {
                 self.transport.after_timeout();
             }

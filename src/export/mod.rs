@@ -52,6 +52,7 @@ mod queue;
 mod retry;
 mod settings;
 mod status;
+pub mod upstream;
 
 pub(crate) use batch::BATCH_BYTES_MAX_DEFAULT;
 pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings};
@@ -104,4 +105,9 @@ pub trait ExportObserver {
     /// every batch is counted once when queued (or, without a queue, when its send begins) and
     /// once when settled, dropped or drained, so the running sum is what it holds.
     fn holding(&self, _delta: i64) {}
+    /// An attempt to send failed with `err` (it may be retried); the sending queue holds
+    /// `queued` batches.
+    fn attempt_failed(&self, _err: &SendError, _queued: usize) {}
+    /// An attempt reached the upstream and was answered (accepted, or in part rejected).
+    fn attempt_answered(&self) {}
 }

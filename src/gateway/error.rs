@@ -28,13 +28,25 @@ pub enum StartError {
     },
     /// A shard failed while running (it panicked): the gateway stopped, fail-stop.
     ShardFailed(io::Error),
+    /// The gateway stopped, but what it had accepted was not all sent: the spans, metric points
+    /// and log records still held at the drain's deadline (a central that did not take them).
+    LostAtShutdown {
+        /// Spans, metric points and log records lost.
+        items: [u64; 3],
+    },
 }
+
+/// The exit status of a shutdown that left accepted data unsent: `EX_TEMPFAIL` from
+/// sysexits(3), so a supervisor tells it from a clean stop (0), a refused configuration (1) and
+/// a fatal error (70).
+pub const LOST_AT_SHUTDOWN_EXIT_CODE: u8 = 75;
 
 impl StartError {
     /// The process exit status this error ends the gateway with.
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::ShardFailed(_) => lifecycle::FATAL_EXIT_CODE as u8,
+            StartError::LostAtShutdown { .. } => LOST_AT_SHUTDOWN_EXIT_CODE,
             _ => 1,
         }
     }
@@ -46,6 +58,15 @@ impl std::fmt::Display for StartError {
             StartError::Unsupported(what) | StartError::Machine(what) => f.write_str(what),
             StartError::Io(err) => write!(f, "{err}"),
             StartError::ShardFailed(err) => write!(f, "stopped after a fatal error: {err}"),
+            StartError::LostAtShutdown {
+                items: [spans, points, records],
+            } => write!(
+                f,
+                "stopped, but {spans} span(s), {points} metric point(s) and {records} log \
+                 record(s) it had accepted were still unsent at the drain's deadline and are \
+                 lost (tailgate_dropped_*{{reason=\"shutdown\"}}); there is no on-disk queue \
+                 to keep them"
+            ),
             StartError::Bind {
                 listener,
                 addr,

@@ -30,7 +30,10 @@ use crate::lifecycle;
 use crate::memory::Overload;
 use crate::plan::Plan;
 use crate::shard::{self, ShardTelemetry};
-use crate::telemetry::{AdminServer, Health, PublishedRegistry, Registry, RegistryBuilder};
+use crate::telemetry::{
+    AdminServer, DropMetrics, DropReason, Health, PublishedRegistry, Registry, RegistryBuilder,
+};
+use tailgate_wire::Signal;
 
 pub use error::StartError;
 
@@ -214,6 +217,20 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     // would not bind); the gateway then stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let overload = Arc::new(Overload::new(shard_count));
+    // What the shards drop at shutdown, read once they have drained (a reload's cells for these
+    // series are the same cells).
+    let drops: Vec<DropMetrics> = telemetry
+        .iter()
+        .map(|cells| {
+            cells
+                .lock()
+                .expect("telemetry lock")
+                .as_ref()
+                .expect("cells registered")
+                .drops()
+                .clone()
+        })
+        .collect();
     let (answers_to, answers) = std::sync::mpsc::channel();
     let reloads = Arc::new(shard::Reloads::new(shard_count, answers_to));
     let mut reloader = reload::Reloader {
@@ -280,7 +297,16 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
             "a shard could not start its exporters or receivers (see the errors above)",
         )));
     }
-    tracing::info!("tailgate: drained, exiting");
+    let lost = [Signal::Traces, Signal::Metrics, Signal::Logs].map(|signal| {
+        drops
+            .iter()
+            .map(|shard| shard.counter(signal, DropReason::Shutdown).get())
+            .sum::<u64>()
+    });
+    if lost.iter().any(|&items| items > 0) {
+        return Err(StartError::LostAtShutdown { items: lost });
+    }
+    tracing::info!("tailgate: drained, everything accepted was sent or decided; exiting");
     Ok(())
 }
 

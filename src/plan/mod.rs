@@ -18,6 +18,7 @@ use tailgate_wire::Signal;
 
 use crate::auth::{Authenticators, ServerAuth, WatchedFile};
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
+use crate::export::upstream::UpstreamHealth;
 use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
 use crate::gateway::StartError;
 use crate::ingest::accept::{
@@ -41,6 +42,8 @@ pub(crate) struct Plan {
     pub(crate) listen: ListenOptions,
     /// Whether each shard's listeners ask for the connections its CPU handles.
     pub(crate) incoming_cpu: bool,
+    /// Each exporter's upstream, watched for the node (`crate::export::upstream`).
+    pub(crate) upstreams: BTreeMap<String, Arc<UpstreamHealth>>,
     pub(crate) receivers: Vec<ReceiverPlan>,
     /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
     pub(crate) token_files: Vec<WatchedFile>,
@@ -182,6 +185,26 @@ impl Plan {
         for receiver in &mut receivers {
             receiver.auth = ReceiverAuth::from_config(config, &receiver.name, &auth);
         }
+        let upstreams = config
+            .exporters
+            .by_id
+            .iter()
+            .map(|(id, exporter)| {
+                let endpoint = match exporter {
+                    config::Exporter::Otlp(otlp) => otlp.endpoint.to_string(),
+                    config::Exporter::OtlpHttp(http) => {
+                        [Signal::Traces, Signal::Metrics, Signal::Logs]
+                            .into_iter()
+                            .find_map(|signal| http.url(signal))
+                            .map_or_else(String::new, ToString::to_string)
+                    }
+                    config::Exporter::Debug(_) => "standard output".to_string(),
+                };
+                let name = id.to_string();
+                let health = UpstreamHealth::new(&name, &endpoint, cpus.len());
+                (name, health)
+            })
+            .collect();
         Ok(Plan {
             cpus,
             channel_capacity: config.shards.channel_capacity as usize,
@@ -192,6 +215,7 @@ impl Plan {
                 incoming_cpu: None,
             },
             incoming_cpu: config.shards.incoming_cpu,
+            upstreams,
             receivers,
             token_files: auth.watched_files(),
             pipelines,

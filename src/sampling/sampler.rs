@@ -544,7 +544,7 @@ impl Sampler {
         if self.settings.drop_pending_on_shutdown {
             let dropped = self.state.borrow_mut().buffer.drop_all();
             self.drops
-                .add(Signal::Traces, DropReason::Shutdown, dropped);
+                .add(Signal::Traces, DropReason::DropPending, dropped);
         }
         let finished = futures_lite::future::or(
             async {

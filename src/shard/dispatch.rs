@@ -280,6 +280,7 @@ mod tests {
                         Arc::new(Overload::new(1)),
                         Default::default(),
                     )),
+                    upstream: None,
                 });
                 let exporter = Exporter::new(
                     "debug",

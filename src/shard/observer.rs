@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use tailgate_wire::Signal;
 
-use crate::export::{self, ExportObserver};
+use crate::export::upstream::ShardUpstream;
+use crate::export::{self, ExportObserver, SendError};
 use crate::memory::ShardMemory;
 use crate::telemetry::{DropMetrics, DropReason, ExporterMetrics};
 
@@ -15,6 +16,8 @@ pub(super) struct Observer {
     pub(super) drops: DropMetrics,
     pub(super) signal: Signal,
     pub(super) memory: Rc<ShardMemory>,
+    /// Whether the upstream answers, told to the node's log; none in tests that do not watch.
+    pub(super) upstream: Option<ShardUpstream>,
 }
 
 impl ExportObserver for Observer {
@@ -47,6 +50,18 @@ impl ExportObserver for Observer {
 
     fn holding(&self, delta: i64) {
         self.memory.exporting(delta);
+    }
+
+    fn attempt_failed(&self, err: &SendError, queued: usize) {
+        if let Some(upstream) = &self.upstream {
+            upstream.failed(err, queued);
+        }
+    }
+
+    fn attempt_answered(&self) {
+        if let Some(upstream) = &self.upstream {
+            upstream.answered();
+        }
     }
 }
 
@@ -81,6 +96,7 @@ mod tests {
                         Arc::new(Overload::new(1)),
                         Default::default(),
                     )),
+                    upstream: None,
                 });
                 let exporter = Exporter::new(
                     "debug",

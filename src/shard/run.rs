@@ -2,12 +2,14 @@
 //! the shard builds its exporters and stages, joins the mesh, binds its listeners, reports
 //! itself up, and runs until the stop signal; then it drains ([`super::drain`]).
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tailgate_shards::runtime::Shard;
 
+use crate::export::upstream::{ShardUpstream, UpstreamHealth};
 use crate::export::{Batcher, Exporter, Pipeline};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
@@ -133,7 +135,14 @@ pub(super) fn build_stages(
     let mut built = Vec::with_capacity(plan.pipelines.len());
     let mut errors = Vec::new();
     for pipeline in &plan.pipelines {
-        let (exporters, failed) = build_exporters(id, pipeline, telemetry, exporter_names, memory);
+        let (exporters, failed) = build_exporters(
+            id,
+            &plan.upstreams,
+            pipeline,
+            telemetry,
+            exporter_names,
+            memory,
+        );
         errors.extend(failed);
         built.push(exporters);
     }
@@ -163,6 +172,7 @@ pub(super) fn build_stages(
 /// (each failure is logged).
 fn build_exporters(
     id: usize,
+    upstreams: &BTreeMap<String, Arc<UpstreamHealth>>,
     pipeline: &PipelinePlan,
     telemetry: &ShardTelemetry,
     exporter_names: &[String],
@@ -175,11 +185,16 @@ fn build_exporters(
             .iter()
             .position(|n| n == name)
             .expect("every exporter was registered");
+        let metrics = telemetry.exporters[index].clone();
+        let upstream = upstreams
+            .get(name)
+            .map(|health| ShardUpstream::new(health.clone(), id, metrics.upstream_failing.clone()));
         let observer = Rc::new(Observer {
-            metrics: telemetry.exporters[index].clone(),
+            metrics,
             drops: telemetry.drops.clone(),
             signal: pipeline.signal,
             memory: memory.clone(),
+            upstream,
         });
         match Exporter::new(name, id, settings.clone(), observer) {
             Ok(exporter) => {

@@ -20,6 +20,11 @@ pub(crate) struct ShardTelemetry {
 }
 
 impl ShardTelemetry {
+    /// The shard's drop counters (the main thread reads them once the shards have drained).
+    pub(crate) fn drops(&self) -> &DropMetrics {
+        &self.drops
+    }
+
     /// Registers shard `shard`'s cells for `plan`, one set per name of `exporter_names`.
     pub(crate) fn register(
         builder: &mut RegistryBuilder,

@@ -27,18 +27,22 @@ pub enum DropReason {
     /// The trace grew past `maximum_trace_size_bytes` before its decision, and it and its later
     /// spans were dropped.
     TraceTooLarge,
-    /// The gateway shut down with the item still pending (`drop_pending_traces_on_shutdown`, or
-    /// a drain deadline).
+    /// The gateway shut down with the item still unsent at a drain deadline (or handed to a
+    /// pipeline already closed): data the operator did not choose to lose.
     Shutdown,
+    /// The trace was still buffered at shutdown and `drop_pending_traces_on_shutdown` asked for
+    /// it to be dropped rather than decided: lost by choice.
+    DropPending,
 }
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
         DropReason::Shutdown,
+        DropReason::DropPending,
     ];
 
     /// The value of the `reason` label.
@@ -48,6 +52,7 @@ impl DropReason {
             DropReason::ExportFailed => "export_failed",
             DropReason::TraceTooLarge => "trace_too_large",
             DropReason::Shutdown => "shutdown",
+            DropReason::DropPending => "drop_pending_on_shutdown",
         }
     }
 

@@ -113,6 +113,9 @@ pub struct ExporterMetrics {
     pub metric_points: ExporterSignalMetrics,
     /// `otelcol_exporter_*_log_records` and the queue gauges with `data_type="logs"`.
     pub log_records: ExporterSignalMetrics,
+    /// `tailgate_exporter_upstream_failing`: 1 while the exporter's last attempt on this shard
+    /// failed (see `crate::export::upstream`).
+    pub upstream_failing: Gauge,
 }
 
 impl ExporterMetrics {
@@ -155,10 +158,19 @@ impl ExporterMetrics {
                 ),
             }
         };
+        let spans = signal("spans", "spans", Signal::Traces);
+        let metric_points = signal("metric_points", "metric points", Signal::Metrics);
+        let log_records = signal("log_records", "log records", Signal::Logs);
         ExporterMetrics {
-            spans: signal("spans", "spans", Signal::Traces),
-            metric_points: signal("metric_points", "metric points", Signal::Metrics),
-            log_records: signal("log_records", "log records", Signal::Logs),
+            spans,
+            metric_points,
+            log_records,
+            upstream_failing: builder.gauge(
+                "tailgate_exporter_upstream_failing",
+                "1 while this exporter's last attempt to send on this shard failed (the upstream \
+                 unreachable, timing out or refusing), 0 once it answers.",
+                &labels,
+            ),
         }
     }
 

@@ -312,8 +312,18 @@ shards:
         }
     }
 
+    /// [`Gateway::stop`], with what the gateway logged to the end.
+    pub fn stop_with_log(mut self) -> (ExitStatus, String) {
+        let status = self.stop_in_place();
+        (status, self.stderr())
+    }
+
     /// Sends SIGTERM and waits for the process to end; returns its status.
     pub fn stop(mut self) -> ExitStatus {
+        self.stop_in_place()
+    }
+
+    fn stop_in_place(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) with a pid this test spawned and still holds; no memory is involved.
         unsafe {

@@ -1,0 +1,124 @@
+//! A failing upstream is visible, through the real binary: the first failed attempt is logged
+//! at once (not when a batch runs out of retries minutes later) with the endpoint, the error and
+//! what waits in the queue; the recovery is logged too; `tailgate_exporter_upstream_failing`
+//! shows it per shard; and a shutdown that leaves accepted data unsent says how much and exits
+//! 75 instead of 0.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::gateway::{
+    free_port, http_request, loopback, one_span_request, start_sink, wait_for, Gateway, Relay,
+};
+
+/// The standard one-shard configuration exporting to `upstream`, each attempt bounded by 300 ms.
+fn start(upstream: SocketAddr) -> Gateway {
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let retry = "    retry_on_failure:\n      initial_interval: 100ms\n";
+    assert!(config.contains(retry));
+    let config = config.replace(retry, &format!("    timeout: 300ms\n{retry}"));
+    Gateway::start_with_config(&config, grpc, http, admin)
+}
+
+fn post_span(gateway: &Gateway, id: u64) {
+    let (status, _, _) = http_request(
+        gateway.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &one_span_request(3, id, "upstream-test"),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn an_upstream_that_stops_answering_is_logged_at_once_and_so_is_its_recovery() {
+    let (sink, sink_grpc, _) = start_sink();
+    let relay = Relay::start(sink_grpc);
+    let gateway = start(relay.addr);
+    relay.paused.store(true, Ordering::Relaxed);
+    post_span(&gateway, 1);
+
+    // The first attempt times out after 300 ms: logged then, not after max_elapsed_time.
+    assert!(
+        wait_for(Duration::from_secs(10), || gateway
+            .stderr()
+            .contains("the upstream is failing")),
+        "{}",
+        gateway.stderr()
+    );
+    let log = gateway.stderr();
+    assert!(
+        log.contains(&format!("exporter otlp ({})", relay.addr)),
+        "{log}"
+    );
+    assert!(log.contains("no response within 300ms"), "{log}");
+    assert_eq!(
+        gateway.metric(
+            "tailgate_exporter_upstream_failing",
+            &[("exporter", "otlp")]
+        ),
+        1.0
+    );
+    // Retries go on quietly: one line, not one per attempt.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        gateway.stderr().matches("the upstream is failing").count(),
+        1,
+        "{}",
+        gateway.stderr()
+    );
+
+    relay.paused.store(false, Ordering::Relaxed);
+    assert!(
+        wait_for(Duration::from_secs(20), || gateway
+            .stderr()
+            .contains("the upstream answers again")),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 1));
+    assert_eq!(
+        gateway.metric(
+            "tailgate_exporter_upstream_failing",
+            &[("exporter", "otlp")]
+        ),
+        0.0
+    );
+    let status = gateway.stop();
+    assert!(status.success(), "nothing was lost: {status}");
+    sink.stop().unwrap();
+}
+
+#[test]
+fn a_shutdown_that_leaves_accepted_data_unsent_says_so_and_exits_75() {
+    // Nothing listens there: every attempt is refused.
+    let nowhere = loopback(free_port());
+    let gateway = start(nowhere);
+    for id in 1..=5 {
+        post_span(&gateway, id);
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || gateway
+            .stderr()
+            .contains("the upstream is failing")),
+        "{}",
+        gateway.stderr()
+    );
+    let log_before = gateway.stderr();
+    assert!(log_before.contains(&format!("({nowhere})")), "{log_before}");
+    let (status, log) = gateway.stop_with_log();
+    assert_eq!(status.code(), Some(75), "{status}\n{log}");
+    assert!(
+        log.contains("stopped, but 5 span(s), 0 metric point(s) and 0 log record(s) it had accepted were still unsent"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("drained, everything accepted was sent"),
+        "{log}"
+    );
+}
