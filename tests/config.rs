@@ -336,7 +336,8 @@ fn gateway_config_loads_with_every_field_in_place() {
         SendingQueue {
             enabled: true,
             num_consumers: 20,
-            queue_size: 5000
+            queue_size: 5000,
+            sizer: QueueSizer::Requests,
         }
     );
     let Some(Exporter::OtlpHttp(archive)) = config.exporters.get(&id("otlphttp/archive")) else {
@@ -702,7 +703,8 @@ service:
         SendingQueue {
             enabled: true,
             num_consumers: 10,
-            queue_size: 1000
+            queue_size: 1000,
+            sizer: QueueSizer::Requests,
         }
     );
     let telemetry = &config.service.telemetry;
@@ -1971,6 +1973,59 @@ exporters:
         5,
         "exporters.otlp.sending_queue.storage",
         "persistent queue",
+    );
+}
+
+#[test]
+fn a_sending_queue_is_bounded_in_the_sizer_it_names() {
+    let queue = |body: &str| {
+        format!(
+            "
+receivers:
+  otlp:
+    protocols: {{grpc: }}
+exporters:
+  otlp:
+    endpoint: http://central:4317
+    sending_queue:
+{body}service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlp]}}
+"
+        )
+    };
+    let config = parse(&queue("      sizer: bytes\n      queue_size: 536870912\n")).unwrap();
+    let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert_eq!(otlp.sending_queue.sizer, QueueSizer::Bytes);
+    assert_eq!(otlp.sending_queue.queue_size, 512 << 20);
+    let config = parse(&queue("      sizer: items\n      queue_size: 200000\n")).unwrap();
+    let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert_eq!(otlp.sending_queue.sizer, QueueSizer::Items);
+
+    let err = error(&queue("      sizer: pages\n      queue_size: 10\n"));
+    assert_error(
+        &err,
+        8,
+        "exporters.otlp.sending_queue.sizer",
+        "`pages` is not a sizer; use requests, items or bytes",
+    );
+    // 1000, the default, is meant in batches: a byte or item bound must be given.
+    let err = error(&queue("      sizer: bytes\n"));
+    assert_eq!(
+        err.path(),
+        Some("exporters.otlp.sending_queue.queue_size"),
+        "{err}"
+    );
+    let err = error(&queue("      queue_size: 2000000\n"));
+    assert_error(
+        &err,
+        8,
+        "exporters.otlp.sending_queue.queue_size",
+        "allowed: 1 to 1000000",
     );
 }
 

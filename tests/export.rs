@@ -29,7 +29,7 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tailgate::export::{
     reason, Batch, Batcher, BatcherSettings, Compression, Encoding, ExportObserver, Exporter,
     ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, Pipeline, PipelineClosed, QueueSettings,
-    RetrySettings, SubmitError,
+    QueueSizer, RetrySettings, SubmitError,
 };
 use tailgate_wire::Signal;
 
@@ -42,6 +42,8 @@ struct Recorder {
     failed: RefCell<Vec<(Signal, u64, &'static str)>>,
     /// The running sum of `holding`: bytes the exporter holds now.
     held: Cell<i64>,
+    /// The last queue size reported, in the queue's unit.
+    queue_len: Cell<usize>,
 }
 
 impl ExportObserver for Recorder {
@@ -51,7 +53,9 @@ impl ExportObserver for Recorder {
     fn send_failed(&self, signal: Signal, items: u64, reason: &'static str) {
         self.failed.borrow_mut().push((signal, items, reason));
     }
-    fn queue_len(&self, _len: usize) {}
+    fn queue_len(&self, len: usize) {
+        self.queue_len.set(len);
+    }
     fn holding(&self, delta: i64) {
         self.held.set(self.held.get() + delta);
         assert!(self.held.get() >= 0, "let go of more than was taken");
@@ -953,6 +957,7 @@ fn a_full_queue_makes_submit_wait_and_drops_nothing() {
             enabled: true,
             num_consumers: 1,
             queue_size: 1,
+            ..QueueSettings::default()
         };
         let exporter = Rc::new(exporter(ExporterSettings::Otlp(settings), &recorder));
         let done = Rc::new(Cell::new(0));
@@ -988,6 +993,49 @@ fn a_full_queue_makes_submit_wait_and_drops_nothing() {
 }
 
 #[test]
+fn a_queue_bounded_in_bytes_waits_while_a_batch_does_not_fit() {
+    LocalExecutor::default().run(async {
+        let upstream = grpc_upstream(vec![GrpcReply::Held; 4], false);
+        let recorder = Rc::new(Recorder::default());
+        let one = traces_batch(10, "b0").bytes.len();
+        let mut settings = grpc_settings(upstream.addr);
+        // Room for two batches' bytes, not three (and many more batches than that).
+        settings.queue = QueueSettings {
+            enabled: true,
+            num_consumers: 1,
+            queue_size: 2 * one + one / 2,
+            sizer: QueueSizer::Bytes,
+        };
+        let exporter = Rc::new(exporter(ExporterSettings::Otlp(settings), &recorder));
+        let done = Rc::new(Cell::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let (exporter, done) = (exporter.clone(), done.clone());
+            tasks.push(glommio::spawn_local(async move {
+                exporter
+                    .submit(traces_batch(10, &format!("b{i}")))
+                    .await
+                    .unwrap();
+                done.set(done.get() + 1);
+            }));
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+        }
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        // One in flight, two queued (their bytes fit), the fourth waits for room.
+        assert_eq!(done.get(), 3);
+        assert_eq!(exporter.queue_len(), 2);
+        assert_eq!(recorder.queue_len.get(), 2 * one, "the queue reports bytes");
+        upstream.release.signal(4);
+        for task in tasks {
+            task.await;
+        }
+        exporter.shutdown(vec![], soon()).await;
+        assert_eq!(recorder.sent_items(), 40);
+        assert_eq!(recorder.all_failed_items(), 0);
+    });
+}
+
+#[test]
 fn shutdown_drains_the_queue() {
     LocalExecutor::default().run(async {
         let upstream = grpc_upstream(vec![], false);
@@ -997,6 +1045,7 @@ fn shutdown_drains_the_queue() {
             enabled: true,
             num_consumers: 2,
             queue_size: 10,
+            ..QueueSettings::default()
         };
         let exporter = exporter(ExporterSettings::Otlp(settings), &recorder);
         for i in 0..6 {
@@ -1028,6 +1077,7 @@ fn shutdown_counts_what_it_could_not_send_as_dropped() {
             enabled: true,
             num_consumers: 1,
             queue_size: 4,
+            ..QueueSettings::default()
         };
         let exporter = exporter(ExporterSettings::Otlp(settings), &recorder);
         for i in 0..3 {
@@ -1132,6 +1182,7 @@ fn settings_errors_name_the_problem() {
                 enabled: true,
                 num_consumers: 0,
                 queue_size: 10,
+                ..QueueSettings::default()
             },
             ..Default::default()
         });

@@ -36,8 +36,13 @@ pub const RETRY_INTERVAL_MAX: Duration = Duration::from_secs(3600);
 pub const RETRY_ELAPSED_MAX: Duration = Duration::from_secs(24 * 3600);
 /// The most `sending_queue.num_consumers` (concurrent requests per exporter).
 pub const NUM_CONSUMERS_MAX: u64 = 1024;
-/// The largest `sending_queue.queue_size`, in batches.
+/// The largest `sending_queue.queue_size` with `sizer: requests` (batches).
 pub const QUEUE_SIZE_MAX: u64 = 1_000_000;
+/// The largest `sending_queue.queue_size` with `sizer: items` (spans, points, records).
+pub const QUEUE_ITEMS_MAX: u64 = 1_000_000_000;
+/// The largest `sending_queue.queue_size` with `sizer: bytes` (1 TiB: the memory budget is
+/// the bound that binds first).
+pub const QUEUE_BYTES_MAX: u64 = 1 << 40;
 /// The most `headers` on one exporter.
 pub const HEADERS_MAX: usize = 64;
 
@@ -197,8 +202,22 @@ pub struct SendingQueue {
     pub enabled: bool,
     /// Concurrent requests (default 10).
     pub num_consumers: u32,
-    /// Batches the queue holds (default 1000).
-    pub queue_size: u32,
+    /// What the queue holds, in `sizer` units (default 1000 batches).
+    pub queue_size: u64,
+    /// How `queue_size` is counted (default `requests`, the Collector's default).
+    pub sizer: QueueSizer,
+}
+
+/// `sending_queue.sizer`: the unit of `queue_size`, as the Collector's exporterhelper names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueSizer {
+    /// `requests`: batches.
+    #[default]
+    Requests,
+    /// `items`: spans, metric data points or log records.
+    Items,
+    /// `bytes`: the batches' encoded (uncompressed) size.
+    Bytes,
 }
 
 impl Default for RetryOnFailure {
@@ -220,6 +239,7 @@ impl Default for SendingQueue {
             enabled: true,
             num_consumers: 10,
             queue_size: 1000,
+            sizer: QueueSizer::Requests,
         }
     }
 }
@@ -310,6 +330,7 @@ struct RawQueue {
     enabled: Option<bool>,
     num_consumers: Option<UInt>,
     queue_size: Option<UInt>,
+    sizer: Option<String>,
     storage: Option<String>,
 }
 
@@ -750,13 +771,35 @@ fn check_queue(
         Some(UInt(v)) => in_range(ctx, &path.key("num_consumers"), v, 1, NUM_CONSUMERS_MAX)? as u32,
         None => d.num_consumers,
     };
+    let sizer = match raw.sizer.as_deref() {
+        None | Some("requests") => QueueSizer::Requests,
+        Some("items") => QueueSizer::Items,
+        Some("bytes") => QueueSizer::Bytes,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &path.key("sizer"),
+                format!("`{other}` is not a sizer; use requests, items or bytes"),
+            ))
+        }
+    };
+    let max = match sizer {
+        QueueSizer::Requests => QUEUE_SIZE_MAX,
+        QueueSizer::Items => QUEUE_ITEMS_MAX,
+        QueueSizer::Bytes => QUEUE_BYTES_MAX,
+    };
     let queue_size = match raw.queue_size {
-        Some(UInt(v)) => in_range(ctx, &path.key("queue_size"), v, 1, QUEUE_SIZE_MAX)? as u32,
+        Some(UInt(v)) => in_range(ctx, &path.key("queue_size"), v, 1, max)?,
+        // The Collector's default, 1000, is meant in batches; in items or bytes it would hold
+        // less than one batch, so a sizer other than requests wants its own size.
+        None if sizer != QueueSizer::Requests => {
+            return Err(ctx.missing(path, "queue_size"));
+        }
         None => d.queue_size,
     };
     Ok(SendingQueue {
         enabled: raw.enabled.unwrap_or(d.enabled),
         num_consumers,
         queue_size,
+        sizer,
     })
 }

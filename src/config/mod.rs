@@ -58,7 +58,7 @@ use serde::Deserialize;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{
     Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
-    RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
+    QueueSizer, RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
 };
 pub use extensions::{
     BasicAuth, BearerTokenAuth, BearerTokens, Extension, Extensions, HealthCheck, HtpasswdSource,

@@ -48,7 +48,7 @@ use super::otlp_http::{self, HttpClient};
 use super::queue::SendingQueue;
 use super::retry::{Backoff, Xorshift};
 use super::settings::{
-    validate_timeout, ExporterSettings, QueueSettings, RetrySettings, SettingsError,
+    validate_timeout, ExporterSettings, QueueSettings, QueueSizer, RetrySettings, SettingsError,
 };
 use super::status::Delivered;
 use super::{reason, ExportObserver};
@@ -95,6 +95,8 @@ struct Inner {
     timeout: Duration,
     queue: Option<SendingQueue<Batch>>,
     queue_size: usize,
+    /// What a batch weighs in the queue.
+    sizer: QueueSizer,
     observer: Rc<dyn ExportObserver>,
     /// Entered by consumers and by inline sends; shutdown closes it and waits for them.
     gate: Gate,
@@ -172,6 +174,7 @@ impl Exporter {
             timeout,
             queue: queue.enabled.then(|| SendingQueue::new(queue.queue_size)),
             queue_size: if queue.enabled { queue.queue_size } else { 0 },
+            sizer: queue.sizer,
             observer,
             gate: Gate::new(),
             shutdown: Shutdown::new(),
@@ -198,12 +201,12 @@ impl Exporter {
         &self.inner.name
     }
 
-    /// Batches waiting in the sending queue (0 without a queue).
+    /// Batches waiting in the sending queue (0 without a queue), however the queue counts them.
     pub fn queue_len(&self) -> usize {
         self.inner.queue.as_ref().map_or(0, SendingQueue::len)
     }
 
-    /// The sending queue's bound in batches (0 without a queue).
+    /// The sending queue's bound in its sizer's unit (0 without a queue).
     pub fn queue_capacity(&self) -> usize {
         self.inner.queue_size
     }
@@ -218,6 +221,7 @@ impl Exporter {
             _ => return Err(inner.refuse(batch)),
         };
         let bytes = batch.bytes.len() as i64;
+        let weight = inner.sizer.weight(&batch);
         match &inner.queue {
             None => {
                 inner.observer.holding(bytes);
@@ -225,10 +229,10 @@ impl Exporter {
                 drop(pass);
                 Ok(())
             }
-            Some(queue) => match queue.push(batch).await {
+            Some(queue) => match queue.push(batch, weight).await {
                 Ok(()) => {
                     inner.observer.holding(bytes);
-                    inner.observer.queue_len(queue.len());
+                    inner.observer.queue_len(queue.used());
                     Ok(())
                 }
                 Err(batch) => Err(inner.refuse(batch)),
@@ -251,7 +255,7 @@ impl Exporter {
                     inner.observer.holding(batch.bytes.len() as i64);
                     queue.push_unbounded(batch);
                 }
-                inner.observer.queue_len(queue.len());
+                inner.observer.queue_len(queue.used());
             }
             None => {
                 for batch in final_batches {
@@ -383,7 +387,7 @@ async fn consume(inner: Rc<Inner>, pass: Pass) {
         .as_ref()
         .expect("consumers run only for exporters with a queue");
     while let Some(batch) = queue.pop().await {
-        inner.observer.queue_len(queue.len());
+        inner.observer.queue_len(queue.used());
         inner.settle(batch).await;
     }
     drop(pass);

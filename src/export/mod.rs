@@ -35,8 +35,9 @@
 //! A batch holds at most `send_batch_max_size` items (when set) and `BATCH_BYTES_MAX_DEFAULT`
 //! bytes (configurable), except that one request bigger than either travels alone: tailgate
 //! splits at request granularity, never inside a request. A sending queue holds `queue_size`
-//! batches; the shard-wide memory an exporter can pin is therefore about
-//! `(queue_size + num_consumers) × batch_bytes_max`. Retries stop after `max_elapsed_time`;
+//! units of its `sizer`: batches (the default; the memory an exporter can pin on a shard is then
+//! about `(queue_size + num_consumers) × batch_bytes_max`), items, or bytes (then about
+//! `queue_size + num_consumers × batch_bytes_max`). Retries stop after `max_elapsed_time`;
 //! responses are read up to `RESPONSE_BYTES_MAX`; shutdown stops at its deadline.
 
 mod batch;
@@ -61,7 +62,7 @@ pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{
     Compression, DebugSettings, Encoding, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
-    QueueSettings, RetrySettings, SettingsError, Verbosity,
+    QueueSettings, QueueSizer, RetrySettings, SettingsError, Verbosity,
 };
 
 use tailgate_wire::Signal;

@@ -1,10 +1,13 @@
 //! The sending queue: a bounded FIFO between `submit` and the exporter's consumer tasks.
 //!
-//! Two glommio semaphores count it: `free` holds a unit per empty slot, `filled` a unit per
-//! queued item. A producer takes a `free` unit before it may push (so it waits, FIFO, while the
-//! queue is full: the backpressure), a consumer takes a `filled` unit before it may pop. Units
-//! are taken and the deque changed with no await in between, so at every await point
-//! `filled == len` and `free == capacity - len`. glommio's semaphores are shard-local (`Rc`,
+//! It is bounded in units of the exporter's `sizer` — batches, items or bytes — and each item
+//! weighs what it measures in them (at most the whole capacity, so one batch larger than the
+//! queue still goes through, alone). Two glommio semaphores count it: `free` holds a unit per
+//! unit of room, `filled` one per queued item. A producer takes its item's weight of `free`
+//! before it may push (so it waits, FIFO, while the item does not fit: the backpressure), a
+//! consumer takes a `filled` unit before it may pop and gives the item's weight back to `free`.
+//! Units are taken and the deque changed with no await in between, so at every await point
+//! `filled == len` and `free == capacity - weight of what is queued`. glommio's semaphores are shard-local (`Rc`,
 //! no atomics) and drop a cancelled waiter from their list, so a producer that gives up leaves
 //! no trace.
 //!
@@ -19,27 +22,41 @@ use glommio::sync::Semaphore;
 
 #[derive(Debug)]
 pub(crate) struct SendingQueue<T> {
-    items: RefCell<VecDeque<T>>,
+    /// Each item with the units it took from `free` (none for one pushed past the bound).
+    items: RefCell<VecDeque<(T, u64)>>,
     free: Semaphore,
     filled: Semaphore,
+    capacity: u64,
+    /// Units taken by what is queued now.
+    used: std::cell::Cell<u64>,
 }
 
+/// How many items to reserve room for up front: a queue bounded in bytes or items may hold many
+/// more, and grows to them as needed.
+const PREALLOCATED_MAX: usize = 1024;
+
 impl<T> SendingQueue<T> {
+    /// A queue of `capacity` units.
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a sending queue needs room for one item");
         SendingQueue {
-            items: RefCell::new(VecDeque::with_capacity(capacity)),
+            items: RefCell::new(VecDeque::with_capacity(capacity.min(PREALLOCATED_MAX))),
             free: Semaphore::new(capacity as u64),
             filled: Semaphore::new(0),
+            capacity: capacity as u64,
+            used: std::cell::Cell::new(0),
         }
     }
 
-    /// Appends `item`, waiting while the queue is full; hands it back if the queue is closed.
-    pub async fn push(&self, item: T) -> Result<(), T> {
-        if self.free.acquire(1).await.is_err() {
+    /// Appends `item`, of `weight` units, waiting until it fits; hands it back if the queue is
+    /// closed. An item heavier than the whole queue weighs the whole queue.
+    pub async fn push(&self, item: T, weight: usize) -> Result<(), T> {
+        let units = (weight as u64).clamp(1, self.capacity);
+        if self.free.acquire(units).await.is_err() {
             return Err(item);
         }
-        self.items.borrow_mut().push_back(item);
+        self.items.borrow_mut().push_back((item, units));
+        self.used.set(self.used.get() + units);
         self.filled.signal(1);
         Ok(())
     }
@@ -47,23 +64,32 @@ impl<T> SendingQueue<T> {
     /// Appends `item` without waiting for room, past the bound: only for the batcher's final
     /// flush at shutdown, which is at most one batch per signal per pipeline.
     pub fn push_unbounded(&self, item: T) {
-        self.items.borrow_mut().push_back(item);
+        self.items.borrow_mut().push_back((item, 0));
         self.filled.signal(1);
     }
 
     /// The oldest item, waiting while the queue is empty and open; `None` once it is closed
     /// and empty.
     pub async fn pop(&self) -> Option<T> {
-        match self.filled.acquire(1).await {
+        let popped = match self.filled.acquire(1).await {
             Ok(()) => {
-                let item = self.items.borrow_mut().pop_front();
-                debug_assert!(item.is_some(), "a filled unit stands for a queued item");
-                self.free.signal(1);
-                item
+                let popped = self.items.borrow_mut().pop_front();
+                debug_assert!(popped.is_some(), "a filled unit stands for a queued item");
+                popped
             }
             // Closed: no producer can add anything, so what is left is drained as it is.
             Err(_) => self.items.borrow_mut().pop_front(),
-        }
+        };
+        popped.map(|(item, units)| {
+            self.used.set(self.used.get() - units);
+            self.free.signal(units);
+            item
+        })
+    }
+
+    /// Units taken by what is queued now (batches, items or bytes, as the queue counts).
+    pub fn used(&self) -> usize {
+        self.used.get() as usize
     }
 
     /// Refuses producers from now on (waiting ones get their items back) and lets consumers
@@ -75,7 +101,12 @@ impl<T> SendingQueue<T> {
 
     /// Takes everything still queued.
     pub fn drain(&self) -> Vec<T> {
-        self.items.borrow_mut().drain(..).collect()
+        self.used.set(0);
+        self.items
+            .borrow_mut()
+            .drain(..)
+            .map(|(item, _)| item)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -96,11 +127,11 @@ mod tests {
     fn full_queue_makes_producers_wait_in_order() {
         LocalExecutor::default().run(async {
             let q = Rc::new(SendingQueue::new(2));
-            q.push(1).await.unwrap();
-            q.push(2).await.unwrap();
+            q.push(1, 1).await.unwrap();
+            q.push(2, 1).await.unwrap();
             let waiting = {
                 let q = q.clone();
-                glommio::spawn_local(async move { q.push(3).await })
+                glommio::spawn_local(async move { q.push(3, 1).await })
             };
             glommio::timer::sleep(Duration::from_millis(5)).await;
             assert_eq!(q.len(), 2, "the third push waits");
@@ -115,17 +146,41 @@ mod tests {
     fn close_hands_back_waiting_items_and_drains() {
         LocalExecutor::default().run(async {
             let q = Rc::new(SendingQueue::new(1));
-            q.push(1).await.unwrap();
+            q.push(1, 1).await.unwrap();
             let waiting = {
                 let q = q.clone();
-                glommio::spawn_local(async move { q.push(2).await })
+                glommio::spawn_local(async move { q.push(2, 1).await })
             };
             glommio::timer::sleep(Duration::from_millis(5)).await;
             q.close();
             assert_eq!(waiting.await, Err(2));
-            assert_eq!(q.push(3).await, Err(3));
+            assert_eq!(q.push(3, 1).await, Err(3));
             assert_eq!(q.pop().await, Some(1));
             assert_eq!(q.pop().await, None);
+        });
+    }
+
+    #[test]
+    fn items_weigh_what_they_measure_and_a_huge_one_passes_alone() {
+        LocalExecutor::default().run(async {
+            let q = Rc::new(SendingQueue::new(100));
+            q.push("a", 60).await.unwrap();
+            assert_eq!(q.used(), 60);
+            let waiting = {
+                let q = q.clone();
+                glommio::spawn_local(async move { q.push("b", 50).await })
+            };
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            assert_eq!(q.len(), 1, "50 more does not fit in the 40 left");
+            assert_eq!(q.pop().await, Some("a"));
+            waiting.await.unwrap();
+            assert_eq!(q.used(), 50);
+            assert_eq!(q.pop().await, Some("b"));
+            // Heavier than the queue: it takes the whole queue, once empty.
+            q.push("huge", 1_000).await.unwrap();
+            assert_eq!(q.used(), 100);
+            assert_eq!(q.pop().await, Some("huge"));
+            assert_eq!(q.used(), 0);
         });
     }
 
@@ -133,10 +188,10 @@ mod tests {
     fn a_cancelled_producer_leaves_no_trace() {
         LocalExecutor::default().run(async {
             let q = SendingQueue::new(1);
-            q.push(1).await.unwrap();
+            q.push(1, 1).await.unwrap();
             let gave_up = future::or(
                 async {
-                    q.push(2).await.unwrap();
+                    q.push(2, 1).await.unwrap();
                     false
                 },
                 async {
@@ -147,7 +202,7 @@ mod tests {
             .await;
             assert!(gave_up);
             assert_eq!(q.pop().await, Some(1));
-            q.push(3).await.unwrap();
+            q.push(3, 1).await.unwrap();
             assert_eq!(q.drain(), vec![3]);
         });
     }

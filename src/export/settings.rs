@@ -80,8 +80,33 @@ pub struct QueueSettings {
     pub enabled: bool,
     /// Batches sent concurrently.
     pub num_consumers: usize,
-    /// Batches waiting to be sent; `submit` waits while the queue holds this many.
+    /// What the queue holds, in `sizer` units; `submit` waits while a batch does not fit.
     pub queue_size: usize,
+    /// The unit of `queue_size`.
+    pub sizer: QueueSizer,
+}
+
+/// The unit a sending queue is bounded in (`sending_queue.sizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueSizer {
+    /// Batches.
+    #[default]
+    Requests,
+    /// Spans, metric data points or log records.
+    Items,
+    /// Encoded bytes of the batches.
+    Bytes,
+}
+
+impl QueueSizer {
+    /// What `batch` weighs in this unit.
+    pub fn weight(self, batch: &super::Batch) -> usize {
+        match self {
+            QueueSizer::Requests => 1,
+            QueueSizer::Items => usize::try_from(batch.items).unwrap_or(usize::MAX),
+            QueueSizer::Bytes => batch.bytes.len(),
+        }
+    }
 }
 
 impl Default for QueueSettings {
@@ -90,6 +115,7 @@ impl Default for QueueSettings {
             enabled: true,
             num_consumers: 10,
             queue_size: 1000,
+            sizer: QueueSizer::Requests,
         }
     }
 }

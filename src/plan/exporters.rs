@@ -9,7 +9,7 @@ use tailgate_wire::Signal;
 use crate::config::{self, Exporter as ExporterConfig};
 use crate::export::{
     self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
-    RetrySettings,
+    QueueSizer, RetrySettings,
 };
 use crate::tls::ClientTls;
 
@@ -32,7 +32,14 @@ fn queue(config: &config::SendingQueue, shards: usize) -> QueueSettings {
     QueueSettings {
         enabled: config.enabled,
         num_consumers: (config.num_consumers as usize).div_ceil(shards).max(1),
-        queue_size: (config.queue_size as usize).div_ceil(shards).max(1),
+        queue_size: usize::try_from(config.queue_size.div_ceil(shards as u64))
+            .unwrap_or(usize::MAX)
+            .max(1),
+        sizer: match config.sizer {
+            config::QueueSizer::Requests => QueueSizer::Requests,
+            config::QueueSizer::Items => QueueSizer::Items,
+            config::QueueSizer::Bytes => QueueSizer::Bytes,
+        },
     }
 }
 
