@@ -338,6 +338,7 @@ fn gateway_config_loads_with_every_field_in_place() {
             num_consumers: 20,
             queue_size: 5000,
             sizer: QueueSizer::Requests,
+            block_on_overflow: true,
         }
     );
     let Some(Exporter::OtlpHttp(archive)) = config.exporters.get(&id("otlphttp/archive")) else {
@@ -705,6 +706,7 @@ service:
             num_consumers: 10,
             queue_size: 1000,
             sizer: QueueSizer::Requests,
+            block_on_overflow: true,
         }
     );
     let telemetry = &config.service.telemetry;
@@ -2005,6 +2007,15 @@ exporters:
         panic!("no otlp exporter");
     };
     assert_eq!(otlp.sending_queue.sizer, QueueSizer::Items);
+    assert!(
+        otlp.sending_queue.block_on_overflow,
+        "tailgate waits by default"
+    );
+    let config = parse(&queue("      block_on_overflow: false\n")).unwrap();
+    let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert!(!otlp.sending_queue.block_on_overflow);
 
     let err = error(&queue("      sizer: pages\n      queue_size: 10\n"));
     assert_error(

@@ -583,6 +583,29 @@ fn grpc_batches_arrive_as_the_concatenation_with_headers() {
 }
 
 #[test]
+fn a_named_endpoint_is_resolved_and_each_of_its_addresses_tried() {
+    // `localhost` may resolve to ::1 before 127.0.0.1; the upstream listens on the IPv4
+    // address only, so whichever a connection starts at, it ends connected there.
+    LocalExecutor::default().run(async {
+        let upstream = grpc_upstream(vec![], true);
+        let recorder = Rc::new(Recorder::default());
+        let mut settings = grpc_settings(upstream.addr);
+        settings.endpoint = format!("localhost:{}", upstream.addr.port());
+        let exporter = exporter(ExporterSettings::Otlp(settings), &recorder);
+        for i in 0..4 {
+            exporter
+                .submit(traces_batch(1, &format!("n{i}")))
+                .await
+                .unwrap();
+        }
+        exporter.shutdown(vec![], soon()).await;
+        assert_eq!(recorder.sent_items(), 4);
+        assert_eq!(recorder.all_failed_items(), 0);
+        assert_eq!(upstream.calls.borrow().len(), 4);
+    });
+}
+
+#[test]
 fn grpc_gzip_and_zstd_bodies_decode_to_the_batch() {
     LocalExecutor::default().run(async {
         let upstream = grpc_upstream(vec![], false);
@@ -1005,6 +1028,7 @@ fn a_queue_bounded_in_bytes_waits_while_a_batch_does_not_fit() {
             num_consumers: 1,
             queue_size: 2 * one + one / 2,
             sizer: QueueSizer::Bytes,
+            ..QueueSettings::default()
         };
         let exporter = Rc::new(exporter(ExporterSettings::Otlp(settings), &recorder));
         let done = Rc::new(Cell::new(0));
@@ -1032,6 +1056,37 @@ fn a_queue_bounded_in_bytes_waits_while_a_batch_does_not_fit() {
         exporter.shutdown(vec![], soon()).await;
         assert_eq!(recorder.sent_items(), 40);
         assert_eq!(recorder.all_failed_items(), 0);
+    });
+}
+
+#[test]
+fn without_block_on_overflow_a_batch_that_does_not_fit_is_dropped_and_counted_at_once() {
+    LocalExecutor::default().run(async {
+        let upstream = grpc_upstream(vec![GrpcReply::Held; 3], false);
+        let recorder = Rc::new(Recorder::default());
+        let mut settings = grpc_settings(upstream.addr);
+        settings.queue = QueueSettings {
+            enabled: true,
+            num_consumers: 1,
+            queue_size: 1,
+            block_on_overflow: false,
+            ..QueueSettings::default()
+        };
+        let exporter = exporter(ExporterSettings::Otlp(settings), &recorder);
+        exporter.submit(traces_batch(1, "f0")).await.unwrap();
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        exporter.submit(traces_batch(2, "f1")).await.unwrap();
+        // In flight, queued, and now no room: this one is dropped without waiting.
+        let started = Instant::now();
+        exporter.submit(traces_batch(3, "f2")).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert_eq!(recorder.failed_items(reason::QUEUE_FULL), 3);
+        assert_eq!(exporter.queue_len(), 1);
+        upstream.release.signal(3);
+        exporter.shutdown(vec![], soon()).await;
+        assert_eq!(recorder.sent_items(), 3);
+        assert_eq!(recorder.failed_items(reason::QUEUE_FULL), 3);
+        assert_eq!(recorder.held.get(), 0);
     });
 }
 

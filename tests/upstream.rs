@@ -122,3 +122,87 @@ fn a_shutdown_that_leaves_accepted_data_unsent_says_so_and_exits_75() {
         "{log}"
     );
 }
+
+#[test]
+fn a_stalled_destination_set_to_drop_fills_only_its_own_queue() {
+    let (sink, sink_grpc, _) = start_sink();
+    let relay = Relay::start(sink_grpc);
+    relay.paused.store(true, Ordering::Relaxed);
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+  otlp/healthy:
+    endpoint: {sink_grpc}
+    tls: {{insecure: true}}
+  otlp/stalled:
+    endpoint: {}
+    tls: {{insecure: true}}
+    timeout: 300ms
+    sending_queue:
+      num_consumers: 1
+      queue_size: 2
+      block_on_overflow: false
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp/healthy, otlp/stalled]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+",
+        relay.addr
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    for id in 1..=40 {
+        post_span(&gateway, id);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // The healthy destination gets everything, though the other has stopped answering.
+    assert!(
+        wait_for(Duration::from_secs(20), || sink.spans_received() >= 40),
+        "{} of 40 at the healthy sink:\n{}",
+        sink.spans_received(),
+        gateway.metrics()
+    );
+    let stalled = [("exporter", "otlp/stalled")];
+    let dropped = gateway.metric("otelcol_exporter_enqueue_failed_spans", &stalled);
+    assert!(dropped > 0.0, "{}", gateway.metrics());
+    assert_eq!(
+        gateway.metric("tailgate_dropped_spans", &[("reason", "queue_full")]),
+        dropped
+    );
+    assert_eq!(
+        gateway.metric(
+            "otelcol_exporter_enqueue_failed_spans",
+            &[("exporter", "otlp/healthy")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        gateway.metric("otelcol_receiver_refused_spans", &[]),
+        0.0,
+        "no push-back to clients"
+    );
+    // What the stalled exporter still holds is lost at shutdown, and the exit status says so.
+    let (status, _) = gateway.stop_with_log();
+    assert_eq!(status.code(), Some(75));
+    sink.stop().unwrap();
+}

@@ -206,6 +206,9 @@ pub struct SendingQueue {
     pub queue_size: u64,
     /// How `queue_size` is counted (default `requests`, the Collector's default).
     pub sizer: QueueSizer,
+    /// When a batch does not fit: wait for room, pushing back on the pipeline and so on the
+    /// clients (true, tailgate's default), or drop it, counted (false).
+    pub block_on_overflow: bool,
 }
 
 /// `sending_queue.sizer`: the unit of `queue_size`, as the Collector's exporterhelper names it.
@@ -240,6 +243,7 @@ impl Default for SendingQueue {
             num_consumers: 10,
             queue_size: 1000,
             sizer: QueueSizer::Requests,
+            block_on_overflow: true,
         }
     }
 }
@@ -331,6 +335,7 @@ struct RawQueue {
     num_consumers: Option<UInt>,
     queue_size: Option<UInt>,
     sizer: Option<String>,
+    block_on_overflow: Option<bool>,
     storage: Option<String>,
 }
 
@@ -801,5 +806,6 @@ fn check_queue(
         num_consumers,
         queue_size,
         sizer,
+        block_on_overflow: raw.block_on_overflow.unwrap_or(d.block_on_overflow),
     })
 }

@@ -1,13 +1,12 @@
 //! Opening a connection to an upstream, on the shard's io_uring: TCP, then TLS when the
 //! exporter is configured for it.
 //!
-//! Name resolution uses the system resolver (`getaddrinfo`), which blocks the shard's thread.
-//! It runs only when a connection is (re)made, a cold path; endpoints given as IP addresses
-//! never touch the resolver. Each resolved address is tried in order, so a name with an
-//! unreachable IPv6 address and a reachable IPv4 one still connects.
+//! The addresses come from the target's resolver (`super::resolve`): resolved off the shard's
+//! thread, each connection starting at the next address in turn and trying the others after
+//! it, so a name with an unreachable IPv6 address and a reachable IPv4 one still connects, and
+//! a name with several upstreams spreads connections over them.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 
 use glommio::net::TcpStream;
 
@@ -55,13 +54,7 @@ async fn connect_tcp(target: &Target) -> Result<TcpStream, SendError> {
         endpoint: target.authority.clone(),
         source,
     };
-    let addrs: Vec<SocketAddr> = match target.host.parse() {
-        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-        Err(_) => (target.host.as_str(), target.port)
-            .to_socket_addrs()
-            .map_err(failed)?
-            .collect(),
-    };
+    let addrs = target.resolver.addresses().await.map_err(failed)?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -73,5 +66,7 @@ async fn connect_tcp(target: &Target) -> Result<TcpStream, SendError> {
             Err(err) => last = err.into(),
         }
     }
+    // None answered: the name may point elsewhere now.
+    target.resolver.all_failed();
     Err(failed(last))
 }

@@ -97,6 +97,8 @@ struct Inner {
     queue_size: usize,
     /// What a batch weighs in the queue.
     sizer: QueueSizer,
+    /// Wait for room (true), or drop a batch that does not fit.
+    block_on_overflow: bool,
     observer: Rc<dyn ExportObserver>,
     /// Entered by consumers and by inline sends; shutdown closes it and waits for them.
     gate: Gate,
@@ -121,6 +123,7 @@ impl Transport {
                 validate_timeout(s.timeout)?;
                 s.queue.validate()?;
                 let client = GrpcClient::new(&s)?;
+                client.spread_from(shard);
                 (Transport::Grpc(client), s.retry, s.timeout, s.queue)
             }
             ExporterSettings::OtlpHttp(s) => {
@@ -132,6 +135,7 @@ impl Transport {
                     INLINE_IDLE_CONNECTIONS
                 };
                 let client = HttpClient::new(&s, max_idle)?;
+                client.spread_from(shard);
                 (Transport::Http(client), s.retry, s.timeout, s.queue)
             }
             ExporterSettings::Debug(s) => (
@@ -175,6 +179,7 @@ impl Exporter {
             queue: queue.enabled.then(|| SendingQueue::new(queue.queue_size)),
             queue_size: if queue.enabled { queue.queue_size } else { 0 },
             sizer: queue.sizer,
+            block_on_overflow: queue.block_on_overflow,
             observer,
             gate: Gate::new(),
             shutdown: Shutdown::new(),
@@ -227,6 +232,21 @@ impl Exporter {
                 inner.observer.holding(bytes);
                 inner.settle(batch).await;
                 drop(pass);
+                Ok(())
+            }
+            Some(queue) if !inner.block_on_overflow => {
+                let (signal, items) = (batch.signal, batch.items);
+                match queue.try_push(batch, weight) {
+                    Ok(()) => {
+                        inner.observer.holding(bytes);
+                        inner.observer.queue_len(queue.used());
+                    }
+                    // Full (or closing): dropped here, counted, and the pipeline goes on to its
+                    // other exporters without waiting for this one.
+                    Err(_) => inner
+                        .observer
+                        .send_failed(signal, items, reason::QUEUE_FULL),
+                }
                 Ok(())
             }
             Some(queue) => match queue.push(batch, weight).await {

@@ -50,6 +50,7 @@ mod otlp_grpc;
 mod otlp_http;
 mod pipeline;
 mod queue;
+mod resolve;
 mod retry;
 mod settings;
 mod status;
@@ -88,6 +89,9 @@ pub mod reason {
     /// A retryable error persisted past `max_elapsed_time`, or retry is disabled (a budget of
     /// one attempt).
     pub const RETRIES_EXHAUSTED: &str = "retries exhausted";
+    /// The sending queue had no room and `block_on_overflow: false` asked to drop rather than
+    /// wait: never queued (the Collector's `enqueue_failed`).
+    pub const QUEUE_FULL: &str = "queue full";
 }
 
 /// What an exporter reports about its work; the telemetry layer implements it on top of its

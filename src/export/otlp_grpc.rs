@@ -81,6 +81,11 @@ pub(crate) struct Prepared {
 }
 
 impl GrpcClient {
+    /// Shard `n`'s first connection starts at the endpoint's `n`th address.
+    pub fn spread_from(&self, shard: usize) {
+        self.target.resolver.start_at(shard);
+    }
+
     pub fn new(settings: &OtlpGrpcSettings) -> Result<Self, SettingsError> {
         let target = grpc_target(&settings.endpoint, settings.tls.as_ref())?;
         let uri = |service: &str| -> Result<Uri, SettingsError> {

@@ -99,6 +99,13 @@ struct Failure {
 }
 
 impl HttpClient {
+    /// Shard `n`'s first connections start at each endpoint's `n`th address.
+    pub fn spread_from(&self, shard: usize) {
+        for target in &self.targets {
+            target.resolver.start_at(shard);
+        }
+    }
+
     pub fn new(settings: &OtlpHttpSettings, max_idle: usize) -> Result<Self, SettingsError> {
         let targets = [
             http_target(settings, Signal::Traces)?,

@@ -61,6 +61,19 @@ impl<T> SendingQueue<T> {
         Ok(())
     }
 
+    /// Appends `item`, of `weight` units, if it fits now; hands it back if it does not, or if
+    /// the queue is closed.
+    pub fn try_push(&self, item: T, weight: usize) -> Result<(), T> {
+        let units = (weight as u64).clamp(1, self.capacity);
+        if !self.free.try_acquire(units).unwrap_or(false) {
+            return Err(item);
+        }
+        self.items.borrow_mut().push_back((item, units));
+        self.used.set(self.used.get() + units);
+        self.filled.signal(1);
+        Ok(())
+    }
+
     /// Appends `item` without waiting for room, past the bound: only for the batcher's final
     /// flush at shutdown, which is at most one batch per signal per pipeline.
     pub fn push_unbounded(&self, item: T) {

@@ -84,6 +84,8 @@ pub struct QueueSettings {
     pub queue_size: usize,
     /// The unit of `queue_size`.
     pub sizer: QueueSizer,
+    /// Whether `submit` waits for room (true) or drops a batch that does not fit, counted.
+    pub block_on_overflow: bool,
 }
 
 /// The unit a sending queue is bounded in (`sending_queue.sizer`).
@@ -116,6 +118,7 @@ impl Default for QueueSettings {
             num_consumers: 10,
             queue_size: 1000,
             sizer: QueueSizer::Requests,
+            block_on_overflow: true,
         }
     }
 }
@@ -338,13 +341,14 @@ pub(crate) fn validate_timeout(timeout: Duration) -> Result<(), SettingsError> {
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub host: String,
-    pub port: u16,
     /// TLS to the destination; `None`: plaintext.
     pub tls: Option<Arc<ClientTls>>,
     /// `host:port` as given, for `:authority` and `Host`.
     pub authority: String,
     /// The request path, beginning with `/`.
     pub path: String,
+    /// The host's addresses, resolved when connecting (shared by the clones of one target).
+    pub resolver: std::rc::Rc<super::resolve::Resolver>,
 }
 
 /// Parses a gRPC endpoint: `host:port` or `http://host:port`; any path is ignored, as gRPC
@@ -421,10 +425,10 @@ fn parse_url(
     };
     Ok(Target {
         host: host.to_string(),
-        port,
         tls: tls.cloned(),
         authority: authority.as_str().to_string(),
         path,
+        resolver: std::rc::Rc::new(super::resolve::Resolver::new(host, port)),
     })
 }
 
@@ -451,10 +455,10 @@ mod tests {
     #[test]
     fn grpc_endpoints_parse_with_or_without_scheme() {
         let t = grpc_target("collector:4317", None).unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("collector", 4317));
+        assert_eq!((t.host.as_str(), t.resolver.port()), ("collector", 4317));
         assert_eq!(t.authority, "collector:4317");
         let t = grpc_target("http://127.0.0.1:9000", None).unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 9000));
+        assert_eq!((t.host.as_str(), t.resolver.port()), ("127.0.0.1", 9000));
         let t = grpc_target("[::1]:4317", None).unwrap();
         assert_eq!(t.host, "::1");
         assert!(matches!(
@@ -481,10 +485,10 @@ mod tests {
         );
         s.logs_endpoint = Some("http://other:8080/ingest?tenant=a".into());
         let t = http_target(&s, Signal::Logs).unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("other", 8080));
+        assert_eq!((t.host.as_str(), t.resolver.port()), ("other", 8080));
         assert_eq!(t.path, "/ingest?tenant=a");
         s.endpoint = "http://collector".into();
-        assert_eq!(http_target(&s, Signal::Traces).unwrap().port, 80);
+        assert_eq!(http_target(&s, Signal::Traces).unwrap().resolver.port(), 80);
     }
 
     #[test]

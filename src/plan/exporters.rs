@@ -40,6 +40,7 @@ fn queue(config: &config::SendingQueue, shards: usize) -> QueueSettings {
             config::QueueSizer::Items => QueueSizer::Items,
             config::QueueSizer::Bytes => QueueSizer::Bytes,
         },
+        block_on_overflow: config.block_on_overflow,
     }
 }
 

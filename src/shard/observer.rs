@@ -36,6 +36,10 @@ impl ExportObserver for Observer {
                 cells.send_failed.add(items);
                 DropReason::Shutdown
             }
+            export::reason::QUEUE_FULL => {
+                cells.enqueue_failed.add(items);
+                DropReason::QueueFull
+            }
             _ => {
                 cells.send_failed.add(items);
                 DropReason::ExportFailed

@@ -33,16 +33,20 @@ pub enum DropReason {
     /// The trace was still buffered at shutdown and `drop_pending_traces_on_shutdown` asked for
     /// it to be dropped rather than decided: lost by choice.
     DropPending,
+    /// An exporter's sending queue had no room and its `block_on_overflow: false` asked to drop
+    /// rather than push back.
+    QueueFull,
 }
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
         DropReason::Shutdown,
         DropReason::DropPending,
+        DropReason::QueueFull,
     ];
 
     /// The value of the `reason` label.
@@ -53,6 +57,7 @@ impl DropReason {
             DropReason::TraceTooLarge => "trace_too_large",
             DropReason::Shutdown => "shutdown",
             DropReason::DropPending => "drop_pending_on_shutdown",
+            DropReason::QueueFull => "queue_full",
         }
     }
 
