@@ -1091,6 +1091,59 @@ fn without_block_on_overflow_a_batch_that_does_not_fit_is_dropped_and_counted_at
 }
 
 #[test]
+fn a_full_exporter_does_not_delay_the_others_copy_of_a_batch() {
+    LocalExecutor::default().run(async {
+        let stalled = grpc_upstream(vec![GrpcReply::Held; 3], false);
+        let healthy = grpc_upstream(vec![], false);
+        let (slow_recorder, fast_recorder) =
+            (Rc::new(Recorder::default()), Rc::new(Recorder::default()));
+        let mut slow = grpc_settings(stalled.addr);
+        slow.queue = QueueSettings {
+            enabled: true,
+            num_consumers: 1,
+            queue_size: 1,
+            ..QueueSettings::default()
+        };
+        let slow = Rc::new(exporter(ExporterSettings::Otlp(slow), &slow_recorder));
+        let fast = Rc::new(exporter(
+            ExporterSettings::Otlp(grpc_settings(healthy.addr)),
+            &fast_recorder,
+        ));
+        let batcher = Batcher::new(BatcherSettings {
+            send_batch_size: 1,
+            timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .unwrap();
+        // The slow exporter first: sequential fan-out would hold the fast one's copy behind it.
+        let pipeline = Rc::new(Pipeline::new(batcher, vec![slow.clone(), fast.clone()]));
+        for i in 0..2 {
+            let request = traces_request(1, &format!("p{i}"));
+            pipeline.push(Signal::Traces, &request, 1).await.unwrap();
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+        }
+        // The slow one has one batch in flight and one queued: the third waits for it...
+        let third = {
+            let pipeline = pipeline.clone();
+            glommio::spawn_local(async move {
+                let request = traces_request(1, "p2");
+                pipeline.push(Signal::Traces, &request, 1).await.unwrap();
+            })
+        };
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        // ...but the fast one already has it, and has sent it.
+        assert_eq!(healthy.calls.borrow().len(), 3);
+        assert_eq!(fast_recorder.sent_items(), 3);
+        assert_eq!(slow.queue_len(), 1);
+        stalled.release.signal(3);
+        third.await;
+        pipeline.shutdown(soon()).await;
+        assert_eq!(slow_recorder.sent_items(), 3);
+        assert_eq!(slow_recorder.all_failed_items(), 0);
+    });
+}
+
+#[test]
 fn shutdown_drains_the_queue() {
     LocalExecutor::default().run(async {
         let upstream = grpc_upstream(vec![], false);

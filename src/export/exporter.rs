@@ -234,19 +234,10 @@ impl Exporter {
                 drop(pass);
                 Ok(())
             }
-            Some(queue) if !inner.block_on_overflow => {
-                let (signal, items) = (batch.signal, batch.items);
-                match queue.try_push(batch, weight) {
-                    Ok(()) => {
-                        inner.observer.holding(bytes);
-                        inner.observer.queue_len(queue.used());
-                    }
-                    // Full (or closing): dropped here, counted, and the pipeline goes on to its
-                    // other exporters without waiting for this one.
-                    Err(_) => inner
-                        .observer
-                        .send_failed(signal, items, reason::QUEUE_FULL),
-                }
+            Some(_) if !inner.block_on_overflow => {
+                drop(pass);
+                // Never waits: queued, or dropped and counted.
+                let _ = self.try_submit(batch);
                 Ok(())
             }
             Some(queue) => match queue.push(batch, weight).await {
@@ -257,6 +248,39 @@ impl Exporter {
                 }
                 Err(batch) => Err(inner.refuse(batch)),
             },
+        }
+    }
+
+    /// Hands a batch over if that takes no waiting: `Ok` once it is taken — queued, or dropped
+    /// and counted (shutdown has begun, or the queue is full and `block_on_overflow` is off) —
+    /// and the batch back if taking it means waiting (a full queue that blocks, or no queue,
+    /// where the send itself is the wait): then [`Exporter::submit`] it.
+    pub fn try_submit(&self, batch: Batch) -> Result<(), Batch> {
+        let inner = &self.inner;
+        if !inner.gate.is_open() || inner.shutdown.has_begun() {
+            let _ = inner.refuse(batch);
+            return Ok(());
+        }
+        let Some(queue) = &inner.queue else {
+            return Err(batch);
+        };
+        let (bytes, weight) = (batch.bytes.len() as i64, inner.sizer.weight(&batch));
+        let (signal, items) = (batch.signal, batch.items);
+        match queue.try_push(batch, weight) {
+            Ok(()) => {
+                inner.observer.holding(bytes);
+                inner.observer.queue_len(queue.used());
+                Ok(())
+            }
+            Err(batch) if inner.block_on_overflow => Err(batch),
+            // Full: dropped for this exporter only, counted; the pipeline goes on to its other
+            // exporters without waiting for this one.
+            Err(_) => {
+                inner
+                    .observer
+                    .send_failed(signal, items, reason::QUEUE_FULL);
+                Ok(())
+            }
         }
     }
 

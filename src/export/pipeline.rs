@@ -11,10 +11,13 @@
 //! hands out what expired; it sleeps without a deadline while nothing is pending and is woken
 //! by the push that makes something pending.
 //!
-//! Fan-out is sequential and complete: every exporter gets every batch (a `Bytes` clone, no
-//! copy), and one slow exporter slows the pipeline for all — as a Collector pipeline with
-//! blocking queues behaves. Batches of concurrent pushers may reach an exporter in either
-//! order; OTLP does not order requests.
+//! Fan-out is complete: every exporter gets every batch (a `Bytes` clone, no copy). Each
+//! exporter with room takes the batch at once; only then does the pusher wait, one exporter at a
+//! time, on those whose full queue blocks (`block_on_overflow`, the default). So a slow
+//! destination delays neither the others' copy of a batch nor their sending; it holds the
+//! pusher, and with it the next batches, until it has room — the push-back that exporter asked
+//! for. One set to drop (`block_on_overflow: false`) never holds the pusher. Batches of
+//! concurrent pushers may reach an exporter in either order; OTLP does not order requests.
 //!
 //! # Shutdown
 //!
@@ -174,9 +177,16 @@ impl Drop for Pipeline {
 
 impl Inner {
     async fn hand_over(&self, batch: Batch) {
+        // Every exporter with room first, then the ones that make the pusher wait.
+        let mut waiting = Vec::new();
         for exporter in &self.exporters {
+            if let Err(batch) = exporter.try_submit(batch.clone()) {
+                waiting.push((exporter, batch));
+            }
+        }
+        for (exporter, batch) in waiting {
             // A refusal means shutdown has begun; the exporter has counted the batch.
-            let _ = exporter.submit(batch.clone()).await;
+            let _ = exporter.submit(batch).await;
         }
     }
 }
