@@ -243,6 +243,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         answers,
         tls: tls_reloader,
         requested: reload_requested,
+        health: health.clone(),
     };
     let shards = runtime::start::<Delivery, _, _>(
         &plan.cpus,

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::config::{Config, FeatureGates, Processor, TailSampling, EMBEDDED_SOURCE};
 use crate::plan::Plan;
 use crate::shard::{Reloads, ShardAnswer, ShardReload};
-use crate::telemetry::{Counter, Gauge, PublishedRegistry, RegistryBuilder};
+use crate::telemetry::{Counter, Gauge, Health, PublishedRegistry, RegistryBuilder};
 use crate::tls::reload::Reloader as TlsReloader;
 
 use super::{register, Registered};
@@ -41,6 +41,8 @@ use super::{register, Registered};
 /// How long the main thread waits for every shard to switch: each looks at its mailbox every
 /// few milliseconds and builds a few exporters, so this is only reached by a stuck shard.
 const SHARD_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the wait for the shards' answers looks whether a shutdown began.
+const ANSWER_POLL: Duration = Duration::from_millis(100);
 
 /// The reload families, registered in every registry the node builds.
 #[derive(Clone)]
@@ -115,12 +117,18 @@ pub(super) struct Reloader {
     pub(super) tls: TlsReloader,
     /// Set by SIGHUP.
     pub(super) requested: Arc<AtomicBool>,
+    /// Whether the shards are draining: a reload then has no shard left to take it.
+    pub(super) health: Arc<Health>,
 }
 
 impl Reloader {
     /// Reloads if SIGHUP asked since the last call.
     pub(super) fn poll(&mut self) {
         if self.requested.swap(false, Ordering::Relaxed) {
+            if self.health.is_draining() {
+                tracing::warn!("reload ignored: the gateway is shutting down");
+                return;
+            }
             let ok = match self.reload() {
                 Ok(summary) => {
                     tracing::info!("reload: {summary}");
@@ -192,17 +200,29 @@ impl Reloader {
         }
         let mut failed = Vec::new();
         let deadline = Instant::now() + SHARD_ANSWER_TIMEOUT;
-        for _ in 0..plan.cpus.len() {
+        let mut answered = 0;
+        while answered < plan.cpus.len() {
+            // A shutdown that begins meanwhile ends the shards' reload tasks: stop waiting.
+            if self.health.is_draining() {
+                failed.push("the gateway began shutting down during the reload".to_string());
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.answers.recv_timeout(left) {
-                Ok((_, Ok(()))) => {}
+            if left.is_zero() {
+                failed.push(format!(
+                    "not every shard answered within {SHARD_ANSWER_TIMEOUT:?}"
+                ));
+                break;
+            }
+            match self.answers.recv_timeout(left.min(ANSWER_POLL)) {
+                Ok((_, Ok(()))) => answered += 1,
                 Ok((shard, Err(why))) => {
-                    failed.push(format!("shard {shard} kept the running pipelines: {why}"))
+                    answered += 1;
+                    failed.push(format!("shard {shard} kept the running pipelines: {why}"));
                 }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    failed.push(format!(
-                        "not every shard answered within {SHARD_ANSWER_TIMEOUT:?}"
-                    ));
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    failed.push("the shards are gone".to_string());
                     break;
                 }
             }
