@@ -49,7 +49,7 @@ impl NumaLayout {
     }
 
     /// The node CPU `cpu` belongs to.
-    fn node_of(&self, cpu: usize) -> Option<usize> {
+    pub fn node_of(&self, cpu: usize) -> Option<usize> {
         self.nodes
             .iter()
             .find(|(_, cpus)| cpus.binary_search(&cpu).is_ok())

@@ -27,8 +27,6 @@ pub(crate) struct SendingQueue<T> {
     free: Semaphore,
     filled: Semaphore,
     capacity: u64,
-    /// Units taken by what is queued now.
-    used: std::cell::Cell<u64>,
 }
 
 /// How many items to reserve room for up front: a queue bounded in bytes or items may hold many
@@ -44,7 +42,6 @@ impl<T> SendingQueue<T> {
             free: Semaphore::new(capacity as u64),
             filled: Semaphore::new(0),
             capacity: capacity as u64,
-            used: std::cell::Cell::new(0),
         }
     }
 
@@ -56,7 +53,6 @@ impl<T> SendingQueue<T> {
             return Err(item);
         }
         self.items.borrow_mut().push_back((item, units));
-        self.used.set(self.used.get() + units);
         self.filled.signal(1);
         Ok(())
     }
@@ -69,7 +65,6 @@ impl<T> SendingQueue<T> {
             return Err(item);
         }
         self.items.borrow_mut().push_back((item, units));
-        self.used.set(self.used.get() + units);
         self.filled.signal(1);
         Ok(())
     }
@@ -94,15 +89,15 @@ impl<T> SendingQueue<T> {
             Err(_) => self.items.borrow_mut().pop_front(),
         };
         popped.map(|(item, units)| {
-            self.used.set(self.used.get() - units);
             self.free.signal(units);
             item
         })
     }
 
-    /// Units taken by what is queued now (batches, items or bytes, as the queue counts).
+    /// Units taken by what is queued now (batches, items or bytes, as the queue counts): the
+    /// room the free semaphore lacks.
     pub fn used(&self) -> usize {
-        self.used.get() as usize
+        (self.capacity - self.free.available()) as usize
     }
 
     /// Refuses producers from now on (waiting ones get their items back) and lets consumers
@@ -114,12 +109,10 @@ impl<T> SendingQueue<T> {
 
     /// Takes everything still queued.
     pub fn drain(&self) -> Vec<T> {
-        self.used.set(0);
-        self.items
-            .borrow_mut()
-            .drain(..)
-            .map(|(item, _)| item)
-            .collect()
+        let drained: Vec<(T, u64)> = self.items.borrow_mut().drain(..).collect();
+        self.free
+            .signal(drained.iter().map(|(_, units)| units).sum());
+        drained.into_iter().map(|(item, _)| item).collect()
     }
 
     pub fn len(&self) -> usize {

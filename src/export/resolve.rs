@@ -36,6 +36,10 @@ pub(crate) struct Resolver {
     answer: RefCell<Answer>,
     /// Where the next connection starts in the answer.
     next: Cell<usize>,
+    /// A lookup is under way: others use the last answer instead of starting one more, so a
+    /// DNS server that hangs queues at most one lookup per [`RESOLVE_TIMEOUT`] per endpoint on
+    /// the blocking-task thread, however many connections are being made.
+    resolving: Cell<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +62,7 @@ impl Resolver {
                 .map(|ip| SocketAddr::new(ip, port)),
             answer: RefCell::new(Answer::default()),
             next: Cell::new(0),
+            resolving: Cell::new(false),
         }
     }
 
@@ -74,7 +79,19 @@ impl Resolver {
                     .resolved_at
                     .is_none_or(|at| at.elapsed() >= REFRESH_INTERVAL)
         };
+        if due && self.resolving.get() && !self.answer.borrow().addresses.is_empty() {
+            return Ok(self.rotated());
+        }
+        if due && self.resolving.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("resolving {} is still under way", self.host),
+            ));
+        }
         if due {
+            // Cleared however the lookup ends, a connection attempt that times out and drops
+            // this future included.
+            let _resolving = Resolving::start(&self.resolving);
             match self.resolve().await {
                 Ok(addresses) => self.answered(addresses),
                 // Keep using what worked; resolve again on the next connection.
@@ -169,6 +186,22 @@ impl Resolver {
     }
 }
 
+/// Marks a lookup under way for as long as it lives.
+struct Resolving<'a>(&'a Cell<bool>);
+
+impl<'a> Resolving<'a> {
+    fn start(flag: &'a Cell<bool>) -> Self {
+        flag.set(true);
+        Resolving(flag)
+    }
+}
+
+impl Drop for Resolving<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +241,34 @@ mod tests {
         run(resolver.addresses()).unwrap();
         assert!(resolver.answer.borrow().resolved_at.unwrap() > first);
         assert!(!resolver.answer.borrow().stale);
+    }
+
+    #[test]
+    fn a_lookup_under_way_is_not_started_twice() {
+        let resolver = Resolver::new("central.example", 4317);
+        let known: SocketAddr = "10.0.0.9:4317".parse().unwrap();
+        resolver.resolving.set(true);
+        let err = run(resolver.addresses()).unwrap_err();
+        assert!(err.to_string().contains("still under way"), "{err}");
+        resolver.answered(vec![known]);
+        resolver.all_failed();
+        assert_eq!(
+            run(resolver.addresses()).unwrap(),
+            vec![known],
+            "the last answer"
+        );
+        assert!(
+            resolver.resolving.get(),
+            "no second lookup was started or ended"
+        );
+        // A lookup whose caller gives up clears the mark.
+        resolver.resolving.set(false);
+        run(async {
+            let lookup = resolver.addresses();
+            let _ =
+                glommio::timer::timeout(Duration::from_micros(1), async { Ok(lookup.await) }).await;
+        });
+        assert!(!resolver.resolving.get());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tailgate_wire::Signal;
 
 use crate::auth::{Authenticators, ServerAuth, WatchedFile};
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
+use crate::doctor::{NumaLayout, Tree};
 use crate::export::upstream::UpstreamHealth;
 use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
 use crate::gateway::StartError;
@@ -473,20 +474,16 @@ fn shard_cpus(shards: &config::Shards) -> Result<Vec<usize>, StartError> {
 /// a start-up error naming the setting rather than a warning from every shard.
 fn memory_nodes(cpus: &[usize]) -> Result<Vec<usize>, StartError> {
     let machine = |why: String| StartError::Machine(format!("shards.numa_bind: {why}"));
-    let layout = crate::tuning::Machine::read(std::path::Path::new("/"))
-        .map_err(|err| machine(format!("cannot read the NUMA layout: {err}")))?;
+    let layout = NumaLayout::read(&Tree::new(std::path::Path::new("/")));
     let nodes = cpus
         .iter()
-        .map(|&cpu| {
-            let on = |node: &&crate::tuning::Node| {
-                u16::try_from(cpu).is_ok_and(|cpu| node.cpus.contains(cpu))
-            };
-            layout
-                .nodes
-                .iter()
-                .find(on)
-                .map(|node| usize::from(node.id))
-                .ok_or_else(|| machine(format!("CPU {cpu} is on no NUMA node")))
+        .map(|&cpu| match layout.node_of(cpu) {
+            Some(node) => Ok(node),
+            // A kernel without NUMA exposes no nodes: one memory domain, node 0.
+            None if layout.nodes.is_empty() => Ok(0),
+            None => Err(machine(format!(
+                "CPU {cpu} is on no NUMA node in /sys/devices/system/node"
+            ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     tailgate_shards::numa::bind_thread_memory(nodes[0])

@@ -143,6 +143,11 @@ pub(super) type Stages = [Vec<Stage>; 3];
 /// retrying for this long (a central that is down at the reload), then count the rest dropped.
 pub(super) const RETIRE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The most generations of replaced stages a shard keeps draining at once: each holds its
+/// exporters' queues and connections for up to [`RETIRE_TIMEOUT`], so reloads in quick
+/// succession against a central that is down would otherwise pile them up.
+pub(super) const RETIRING_MAX: usize = 4;
+
 /// How often a retiring stage looks whether deliveries still hold it.
 const RETIRE_POLL: Duration = Duration::from_millis(5);
 
@@ -175,6 +180,13 @@ impl Pipelines {
         *self.stages.get_mut() = Rc::new(stages);
     }
 
+    /// How many generations of replaced stages are still draining.
+    pub(super) fn retiring(&self) -> usize {
+        let mut retiring = self.retiring.borrow_mut();
+        retiring.retain(|(done, _)| !done.get());
+        retiring.len()
+    }
+
     /// The current stages.
     pub(super) fn current(&self) -> Rc<Stages> {
         self.stages.borrow().clone()
@@ -198,9 +210,7 @@ impl Pipelines {
             finished.set(true);
         })
         .detach();
-        let mut retiring = self.retiring.borrow_mut();
-        retiring.retain(|(done, _)| !done.get());
-        retiring.push((done, task));
+        self.retiring.borrow_mut().push((done, task));
     }
 
     /// Settles every stage (see [`Stage::settle`]), each by `deadline`.
@@ -219,21 +229,11 @@ impl Pipelines {
             stage.flush(deadline).await;
         }
         let retiring: Vec<_> = self.retiring.borrow_mut().drain(..).collect();
-        for (_, task) in retiring {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if glommio::timer::timeout(left, async {
-                task.await;
-                Ok(())
-            })
-            .await
-            .is_err()
-            {
-                tracing::warn!(
-                    "a pipeline a reload replaced was still sending at shutdown; what it held \
-                     is counted in otelcol_exporter_send_failed_*"
-                );
-                break;
-            }
+        if !super::join_by(deadline, retiring.into_iter().map(|(_, task)| task)).await {
+            tracing::warn!(
+                "a pipeline a reload replaced was still sending at shutdown; what it held is \
+                 counted in otelcol_exporter_send_failed_*"
+            );
         }
     }
 }

@@ -27,19 +27,8 @@ pub(super) async fn drain(
     listeners.close(DRAIN_TIMEOUT).await;
     // 2. Close this shard's senders; wait until every peer closed theirs and all was delivered.
     ingest.close_mesh();
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    for task in mesh_tasks {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if glommio::timer::timeout(remaining, async {
-            task.await;
-            Ok(())
-        })
-        .await
-        .is_err()
-        {
-            tracing::warn!("shard {id}: a peer did not finish its deliveries in time");
-            break;
-        }
+    if !super::join_by(Instant::now() + DRAIN_TIMEOUT, mesh_tasks).await {
+        tracing::warn!("shard {id}: a peer did not finish its deliveries in time");
     }
     // 3. Decide (or drop) the traces still buffered and push the kept ones.
     pipelines.settle(Instant::now() + DRAIN_TIMEOUT).await;

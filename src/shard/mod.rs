@@ -16,5 +16,27 @@ mod run;
 mod telemetry;
 
 pub(crate) use reload::{Reloads, ShardAnswer, ShardReload};
+
+use std::future::Future;
+use std::time::Instant;
+
+/// Awaits `tasks` in turn until `deadline`; whether all of them finished by then.
+async fn join_by<T>(deadline: Instant, tasks: impl IntoIterator<Item = T>) -> bool
+where
+    T: Future,
+{
+    for task in tasks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let finished = glommio::timer::timeout(left, async {
+            task.await;
+            Ok(())
+        })
+        .await;
+        if finished.is_err() {
+            return false;
+        }
+    }
+    true
+}
 pub(crate) use run::{run, Node};
 pub(crate) use telemetry::ShardTelemetry;

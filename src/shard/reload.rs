@@ -21,7 +21,7 @@ use crate::lifecycle::SIGNAL_POLL_MS;
 use crate::memory::ShardMemory;
 use crate::plan::Plan;
 
-use super::dispatch::Pipelines;
+use super::dispatch::{Pipelines, RETIRING_MAX};
 use super::run::build_stages;
 use super::ShardTelemetry;
 
@@ -84,6 +84,17 @@ pub(super) async fn serve(
 ) {
     while !stop.is_triggered() {
         if let Some(reload) = reloads.take(id) {
+            let draining = pipelines.retiring();
+            if draining >= RETIRING_MAX {
+                reloads.answer((
+                    id,
+                    Err(format!(
+                        "{draining} earlier reloads' exporters are still sending what they \
+                         hold (at most {RETIRING_MAX} at once); reload again once they have"
+                    )),
+                ));
+                continue;
+            }
             let (stages, errors) = build_stages(
                 id,
                 &reload.plan,
