@@ -48,6 +48,7 @@ mod error;
 mod exporter;
 mod otlp_grpc;
 mod otlp_http;
+mod persist;
 mod pipeline;
 mod queue;
 mod resolve;
@@ -63,7 +64,7 @@ pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{
     Compression, DebugSettings, Encoding, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
-    QueueSettings, QueueSizer, RetrySettings, SettingsError, Verbosity,
+    QueueSettings, QueueSizer, RetrySettings, SettingsError, StorageSettings, Verbosity,
 };
 
 use tailgate_wire::Signal;
@@ -92,6 +93,9 @@ pub mod reason {
     /// The sending queue had no room and `block_on_overflow: false` asked to drop rather than
     /// wait: never queued (the Collector's `enqueue_failed`).
     pub const QUEUE_FULL: &str = "queue full";
+    /// The sending queue had no room, and `drop_oldest_on_overflow` asked to make room by
+    /// dropping the oldest queued batch: this one.
+    pub const QUEUE_FULL_OLDEST: &str = "queue full: oldest dropped";
 }
 
 /// What an exporter reports about its work; the telemetry layer implements it on top of its
@@ -115,4 +119,18 @@ pub trait ExportObserver {
     fn attempt_failed(&self, _err: &SendError, _queued: usize) {}
     /// An attempt reached the upstream and was answered (accepted, or in part rejected).
     fn attempt_answered(&self) {}
+    /// A persistent queue read back a batch of `items` of `signal` that an earlier run left.
+    fn queue_recovered(&self, _signal: Signal, _items: u64) {}
+    /// A persistent queue found `bytes` of damaged records (claiming `items` of `signal`, when
+    /// a header was readable) and skipped them: data lost, counted.
+    fn queue_damaged(&self, _signal: Option<Signal>, _items: u64, _bytes: u64) {}
+    /// A persistent queue's disk refused `operation` (`write`, `fsync`, `read`, `ack`,
+    /// `delete`, `recover`).
+    fn queue_disk_error(&self, _operation: &'static str) {}
+    /// A persistent queue's segments now take `bytes` on disk and hold `items` not yet
+    /// settled.
+    fn queue_disk_usage(&self, _bytes: u64, _items: u64) {}
+    /// At shutdown, `items` of `signal` were left in a persistent queue for the next start:
+    /// not sent, not lost.
+    fn left_on_disk(&self, _signal: Signal, _items: u64) {}
 }

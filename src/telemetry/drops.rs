@@ -36,17 +36,22 @@ pub enum DropReason {
     /// An exporter's sending queue had no room and its `block_on_overflow: false` asked to drop
     /// rather than push back.
     QueueFull,
+    /// A persistent queue found the item's record damaged on disk (a write cut short by a
+    /// crash or power loss, bytes changed) and skipped it. The count is what the damaged
+    /// record's header claimed, when it was readable.
+    QueueDamaged,
 }
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
         DropReason::Shutdown,
         DropReason::DropPending,
         DropReason::QueueFull,
+        DropReason::QueueDamaged,
     ];
 
     /// The value of the `reason` label.
@@ -58,6 +63,7 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::DropPending => "drop_pending_on_shutdown",
             DropReason::QueueFull => "queue_full",
+            DropReason::QueueDamaged => "queue_damaged",
         }
     }
 
