@@ -474,3 +474,102 @@ fn a_full_disk_means_refusals_a_log_line_and_a_metric_never_a_crash() {
     assert!(status.success(), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reload_hands_the_open_queue_to_the_new_exporter_and_loses_nothing() {
+    let dir = queue_dir("reload");
+    let upstream = loopback(free_port());
+    let (config, grpc, http, admin) = config(upstream, 2, &dir, "", "");
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    send_accepted(&gateway, 10, 10);
+    wait_on_disk(&gateway, 100.0);
+
+    // A reload that changes the pipeline (the batch timeout): the retiring exporters hold the
+    // queues open while their successors start on the same directories.
+    std::fs::write(
+        gateway.config_path(),
+        config.replace("    timeout: 50ms\n", "    timeout: 80ms\n"),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on the gateway process this test spawned; no memory is involved.
+    unsafe {
+        libc::kill(gateway.pid() as i32, libc::SIGHUP);
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || gateway
+            .metric("tailgate_config_reloads", &[])
+            == 1.0),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(
+        gateway.metric("tailgate_config_reload_failures", &[]),
+        0.0,
+        "{}",
+        gateway.stderr()
+    );
+    // More data after the reload, then the central comes back: both arrive.
+    for r in 10..20 {
+        assert_eq!(post(&gateway, &request(r, r * 10, 10, 16)), 200);
+    }
+    wait_on_disk(&gateway, 200.0);
+    let sink = sink_at(upstream);
+    assert!(
+        wait_for(Duration::from_secs(30), || sink.spans_received() >= 200),
+        "received {}\n{}",
+        sink.spans_received(),
+        gateway.stderr()
+    );
+    let (status, log) = gateway.stop_with_log();
+    assert!(status.success(), "{log}");
+    let ids = received_ids(sink);
+    let missing: Vec<u64> = (0..200).filter(|id| !ids.contains_key(id)).collect();
+    assert!(missing.is_empty(), "missing {missing:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn drop_oldest_on_overflow_keeps_the_newest_and_counts_the_rest() {
+    let dir = queue_dir("oldest");
+    let upstream = loopback(free_port());
+    let (config, grpc, http, admin) = config(
+        upstream,
+        1,
+        &dir,
+        "      queue_size: 3\n      num_consumers: 1\n      block_on_overflow: false\n      \
+         drop_oldest_on_overflow: true\n",
+        "",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    // One batch per request (the batcher's 50 ms timeout passes between them).
+    for r in 0..10 {
+        assert_eq!(post(&gateway, &request(r, r * 10, 10, 16)), 200);
+        let flushed = wait_for(Duration::from_secs(5), || {
+            sum(&gateway, "tailgate_exporter_queue_disk_items", &[])
+                + sum(
+                    &gateway,
+                    "tailgate_dropped_spans",
+                    &[("reason", "queue_full")],
+                )
+                == ((r + 1) * 10) as f64
+        });
+        assert!(flushed, "{}", gateway.metrics());
+    }
+    let dropped = sum(
+        &gateway,
+        "tailgate_dropped_spans",
+        &[("reason", "queue_full")],
+    );
+    // Three queued and one in its consumer's hands: the other six batches were dropped.
+    assert_eq!(dropped, 60.0, "{}", gateway.stderr());
+    let sink = sink_at(upstream);
+    assert!(wait_for(Duration::from_secs(30), || sink.spans_received()
+        >= 40));
+    let (status, log) = gateway.stop_with_log();
+    assert!(status.success(), "{log}");
+    let ids = received_ids(sink);
+    // The batch in flight when the queue filled (the first) and the newest three.
+    let expected: Vec<u64> = (0..10).chain(70..100).collect();
+    assert_eq!(ids.keys().copied().collect::<Vec<_>>(), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -508,7 +508,7 @@ impl Inner {
 
     /// Settles one batch: sends it with retries, unless shutdown's deadline comes first.
     /// Returns whether it was settled (sent, or dropped and counted); a batch cut short by the
-    /// deadline is counted by its claim — as left on disk if `persisted`, as lost otherwise.
+    /// deadline is counted by its claim as lost, unless `persisted`: then the caller decides.
     async fn settle(&self, batch: Batch, persisted: bool) -> bool {
         let claim = Claim {
             signal: batch.signal,
@@ -630,8 +630,14 @@ async fn consume_disk(inner: Rc<Inner>, pass: Pass) {
         let Some((batch, ack)) = disk.load(entry).await else {
             continue; // Damaged on disk: counted and marked settled by `load`.
         };
+        let (signal, items) = (batch.signal, batch.items);
         if inner.settle(batch, persisted).await {
             disk.ack(ack).await;
+        } else if persisted && !disk.is_closed() {
+            // Cut short while retiring after a reload: the successor sends it.
+            disk.requeue(ack);
+        } else if persisted {
+            inner.observer.left_on_disk(signal, items);
         }
     }
     drop(pass);
@@ -776,10 +782,9 @@ impl Drop for Claim {
     fn drop(&mut self) {
         self.observer.holding(-(self.bytes as i64));
         if !self.settled {
-            // Only shutdown's deadline abandons a batch mid-send.
-            if self.persisted {
-                self.observer.left_on_disk(self.signal, self.items);
-            } else {
+            // Only shutdown's deadline abandons a batch mid-send. One that is on disk is not
+            // lost: its consumer hands it back to the queue or counts it as left on disk.
+            if !self.persisted {
                 self.observer
                     .send_failed(self.signal, self.items, reason::SHUTDOWN);
             }

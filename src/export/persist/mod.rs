@@ -121,7 +121,7 @@ impl Entry {
 pub(crate) struct Ack {
     seq: Option<u64>,
     offset: u64,
-    items: u64,
+    header: Header,
 }
 
 struct Segment {
@@ -607,7 +607,7 @@ impl DiskQueue {
         let ack = Ack {
             seq: entry.seq,
             offset: entry.offset,
-            items: entry.header.items,
+            header: entry.header,
         };
         if let Some(bytes) = entry.cached {
             let batch = Batch {
@@ -657,13 +657,32 @@ impl DiskQueue {
         Some((batch, ack))
     }
 
+    /// Puts back a batch a consumer took and did not settle (a retiring exporter's, cut short
+    /// by its deadline) for the queue's other consumers; read from disk again when its turn
+    /// comes.
+    pub fn requeue(&self, ack: Ack) {
+        if ack.seq.is_none() {
+            return;
+        }
+        let weight = self.weight(&ack.header);
+        self.index.push_recovered(
+            Entry {
+                seq: ack.seq,
+                offset: ack.offset,
+                header: ack.header,
+                cached: None,
+            },
+            weight,
+        );
+    }
+
     /// Marks a queued batch settled without sending it: dropped (counted by the caller) to
     /// make room.
     pub async fn discard(&self, entry: Entry) {
         let ack = Ack {
             seq: entry.seq,
             offset: entry.offset,
-            items: entry.header.items,
+            header: entry.header,
         };
         self.ack(ack).await;
     }
@@ -678,7 +697,7 @@ impl DiskQueue {
     pub async fn ack(&self, ack: Ack) {
         let Some(seq) = ack.seq else { return };
         self.disk_items
-            .set(self.disk_items.get().saturating_sub(ack.items));
+            .set(self.disk_items.get().saturating_sub(ack.header.items));
         self.report_disk();
         let last = {
             let mut log = self.log.borrow_mut();
