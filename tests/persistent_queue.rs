@@ -563,8 +563,7 @@ fn drop_oldest_on_overflow_keeps_the_newest_and_counts_the_rest() {
     // Three queued and one in its consumer's hands: the other six batches were dropped.
     assert_eq!(dropped, 60.0, "{}", gateway.stderr());
     let sink = sink_at(upstream);
-    assert!(wait_for(Duration::from_secs(30), || sink.spans_received()
-        >= 40));
+    assert!(wait_for(Duration::from_secs(30), || sink.spans_received() >= 40));
     let (status, log) = gateway.stop_with_log();
     assert!(status.success(), "{log}");
     let ids = received_ids(sink);

@@ -271,11 +271,11 @@ impl Exporter {
             drop(pass);
             return result;
         }
-        let bytes = batch.bytes.len() as i64;
         let weight = inner.sizer.weight(&batch);
+        let (signal, items, bytes) = (batch.signal, batch.items, batch.bytes.len());
         match &inner.queue {
             None => {
-                inner.observer.holding(bytes);
+                inner.took(signal, items, bytes);
                 inner.settle(batch, false).await;
                 drop(pass);
                 Ok(())
@@ -288,7 +288,7 @@ impl Exporter {
             }
             Some(queue) => match queue.push(batch, weight).await {
                 Ok(()) => {
-                    inner.observer.holding(bytes);
+                    inner.took(signal, items, bytes);
                     inner.observer.queue_len(queue.used());
                     Ok(())
                 }
@@ -321,13 +321,13 @@ impl Exporter {
                     break;
                 };
                 inner.drop_for_room(oldest.signal, oldest.items);
-                inner.observer.holding(-(oldest.bytes.len() as i64));
+                inner.let_go(oldest.signal, oldest.items, oldest.bytes.len());
                 pushed = queue.try_push(batch, weight);
             }
         }
         match pushed {
             Ok(()) => {
-                inner.observer.holding(bytes);
+                inner.took(signal, items, bytes as usize);
                 inner.observer.queue_len(queue.used());
                 Ok(())
             }
@@ -374,7 +374,7 @@ impl Exporter {
         match &inner.queue {
             Some(queue) => {
                 for batch in final_batches {
-                    inner.observer.holding(batch.bytes.len() as i64);
+                    inner.took(batch.signal, batch.items, batch.bytes.len());
                     queue.push_unbounded(batch);
                 }
                 inner.observer.queue_len(queue.used());
@@ -382,7 +382,7 @@ impl Exporter {
             None => {
                 for batch in final_batches {
                     let pass = inner.gate.enter().expect("the gate closes below");
-                    inner.observer.holding(batch.bytes.len() as i64);
+                    inner.took(batch.signal, batch.items, batch.bytes.len());
                     let task_inner = inner.clone();
                     glommio::spawn_local(async move {
                         task_inner.settle(batch, false).await;
@@ -404,7 +404,7 @@ impl Exporter {
                 inner
                     .observer
                     .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
-                inner.observer.holding(-(batch.bytes.len() as i64));
+                inner.let_go(batch.signal, batch.items, batch.bytes.len());
             }
             inner.observer.queue_len(0);
         }
@@ -435,6 +435,18 @@ impl Drop for Exporter {
 }
 
 impl Inner {
+    /// The exporter took a batch of `items` (queued, or being sent), `bytes` of it in memory.
+    fn took(&self, signal: tailgate_wire::Signal, items: u64, bytes: usize) {
+        self.observer.holding(bytes as i64);
+        self.observer.pending(signal, items as i64);
+    }
+
+    /// The exporter let go of a batch it took, unsent: dropped, or left on disk.
+    fn let_go(&self, signal: tailgate_wire::Signal, items: u64, bytes: usize) {
+        self.observer.holding(-(bytes as i64));
+        self.observer.pending(signal, -(items as i64));
+    }
+
     /// Batches queued, in memory or on disk.
     fn queued(&self) -> usize {
         match (&self.queue, &self.disk) {
@@ -457,7 +469,7 @@ impl Inner {
         if self.drop_oldest {
             while let Some(oldest) = disk.pop_now() {
                 self.drop_for_room(oldest.signal(), oldest.items());
-                self.observer.holding(-(oldest.cached_bytes() as i64));
+                self.let_go(oldest.signal(), oldest.items(), oldest.cached_bytes());
                 disk.discard(oldest).await;
                 match disk.push(batch, false).await {
                     Ok(()) => return,
@@ -484,7 +496,7 @@ impl Inner {
     fn leave_on_disk(&self, disk: &DiskQueue) {
         let (mut batches, mut items) = (0u64, 0u64);
         for entry in disk.drain() {
-            self.observer.holding(-(entry.cached_bytes() as i64));
+            self.let_go(entry.signal(), entry.items(), entry.cached_bytes());
             if entry.persisted() {
                 batches += 1;
                 items += entry.items();
@@ -781,6 +793,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         self.observer.holding(-(self.bytes as i64));
+        self.observer.pending(self.signal, -(self.items as i64));
         if !self.settled {
             // Only shutdown's deadline abandons a batch mid-send. One that is on disk is not
             // lost: its consumer hands it back to the queue or counts it as left on disk.

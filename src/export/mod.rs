@@ -114,6 +114,12 @@ pub trait ExportObserver {
     /// every batch is counted once when queued (or, without a queue, when its send begins) and
     /// once when settled, dropped or drained, so the running sum is what it holds.
     fn holding(&self, _delta: i64) {}
+    /// The exporter took (`delta > 0`) or let go of (`delta < 0`) `delta` items of `signal`:
+    /// every item is counted once when it is queued (in memory or on disk, or read back from
+    /// disk at start) or its send begins, and once when it is sent, dropped or left on disk, so
+    /// the running sum is what the exporter has yet to settle — the accounting's "still
+    /// queued" term.
+    fn pending(&self, _signal: Signal, _delta: i64) {}
     /// An attempt to send failed with `err` (it may be retried); the sending queue holds
     /// `queued` batches.
     fn attempt_failed(&self, _err: &SendError, _queued: usize) {}

@@ -72,6 +72,10 @@ impl ExportObserver for Observer {
         }
     }
 
+    fn pending(&self, signal: Signal, delta: i64) {
+        self.metrics.signal(signal).pending.add(delta);
+    }
+
     fn queue_recovered(&self, signal: Signal, items: u64) {
         self.metrics.signal(signal).recovered.add(items);
     }

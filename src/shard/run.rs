@@ -155,6 +155,10 @@ pub(super) fn build_stages(
     for (pipeline, exporters) in plan.pipelines.iter().zip(built) {
         let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
         let direct = Pipeline::new(batcher, exporters);
+        let batching = telemetry.shard.batching.clone();
+        direct.observe_batching(Rc::new(move |signal, delta| {
+            batching[index(signal)].add(delta);
+        }));
         let stage = Stage::new(
             pipeline,
             direct,

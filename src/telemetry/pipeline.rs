@@ -106,6 +106,9 @@ pub struct ExporterSignalMetrics {
     pub recovered: Counter,
     /// Items a shutdown left in a persistent queue for the next start.
     pub left_on_disk: Counter,
+    /// `tailgate_exporter_pending_*`: items handed to the exporter and not yet settled
+    /// (queued in memory or on disk, or being sent): the accounting's "still queued" term.
+    pub pending: Gauge,
     /// `tailgate_exporter_queue_disk_bytes`: what a persistent queue's segments take on disk.
     pub queue_disk_bytes: Gauge,
     /// `tailgate_exporter_queue_disk_items`: items in a persistent queue's records not yet
@@ -177,6 +180,14 @@ impl ExporterMetrics {
                     &format!(
                         "Number of {item_help} a persistent sending queue read back at start, \
                          left by an earlier run."
+                    ),
+                    &labels,
+                ),
+                pending: builder.gauge(
+                    &format!("tailgate_exporter_pending_{item}"),
+                    &format!(
+                        "Number of {item_help} handed to the exporter and not yet settled: \
+                         queued in memory or on disk, or being sent."
                     ),
                     &labels,
                 ),

@@ -433,6 +433,7 @@ impl DiskQueue {
                 (None, 0)
             }
         };
+        self.observer.pending(header.signal, header.items as i64);
         let len = batch.bytes.len();
         let cache = seq.is_none() || self.cache_bytes.get() + len <= CACHE_BYTES_MAX;
         let cached = cache.then(|| {
@@ -665,6 +666,8 @@ impl DiskQueue {
             return;
         }
         let weight = self.weight(&ack.header);
+        self.observer
+            .pending(ack.header.signal, ack.header.items as i64);
         self.index.push_recovered(
             Entry {
                 seq: ack.seq,
@@ -688,6 +691,8 @@ impl DiskQueue {
     }
 
     fn damaged(&self, entry: &Entry, bytes: u64) {
+        self.observer
+            .pending(entry.header.signal, -(entry.header.items as i64));
         self.observer
             .queue_damaged(Some(entry.header.signal), entry.header.items, bytes);
     }
@@ -959,6 +964,7 @@ async fn recover_segment(queue: &DiskQueue, seq: u64) -> io::Result<Vec<(Signal,
         }
         live += 1;
         queue.disk_items.set(queue.disk_items.get() + header.items);
+        queue.observer.pending(header.signal, header.items as i64);
         found.push((header.signal, header.items));
         let weight = queue.weight(&header);
         queue.index.push_recovered(
