@@ -642,13 +642,18 @@ pub(crate) fn check_references(
         }
     }
     for (id, exporter) in &exporters.by_id {
-        let (auth, headers) = match exporter {
-            Exporter::Otlp(e) => (&e.auth, &e.headers),
-            Exporter::OtlpHttp(e) => (&e.auth, &e.headers),
+        let path = KeyPath::root().key("exporters").key(id.to_string());
+        let (auth, headers, path) = match exporter {
+            Exporter::Otlp(e) => (&e.auth, &e.headers, path),
+            Exporter::OtlpHttp(e) => (&e.auth, &e.headers, path),
+            Exporter::LoadBalancing(e) => (
+                &e.protocol.auth,
+                &e.protocol.headers,
+                path.key("protocol").key("otlp"),
+            ),
             Exporter::Debug(_) => continue,
         };
         let Some(auth) = auth else { continue };
-        let path = KeyPath::root().key("exporters").key(id.to_string());
         let at = path.key("auth").key("authenticator");
         let extension = resolve(auth, Side::Client, extensions, enabled, &at, ctx)?;
         let header = extension.header();
