@@ -1,0 +1,456 @@
+//! The `loadbalancing` exporter through the real binary, over real sockets: a front tailgate
+//! spreading traces over sinks on their own loopback addresses (127.0.0.2, .3, ...), as a tier
+//! of gateways spreads them over peer nodes.
+//!
+//! - every trace lands whole on exactly one backend, and the backends share the load;
+//! - a backend that stops: its traces go to the others, whole, and nothing accepted is lost;
+//! - a backend that joins (a reload adding it): about 1/N of the traces move, all to it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use tailgate_bench::sink::{Sink, SinkArgs};
+
+use common::gateway::{free_port, http_request, loopback, received_spans, wait_for, Gateway};
+
+/// Spans per trace; each goes in a request of its own, so a trace's spans cross the front
+/// gateway in different batches.
+const SPANS_PER_TRACE: u64 = 3;
+
+/// A sink keeping every request, listening for OTLP/gRPC on `127.0.0.<host>`.
+fn sink_at(host: u8) -> (Sink, SocketAddr) {
+    let grpc = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), free_port());
+    let sink = Sink::start(
+        SinkArgs {
+            listen: grpc,
+            http_listen: None,
+            report: PathBuf::from("/dev/null"),
+            dump: None,
+            cpu: 0,
+            cpus: Vec::new(),
+            track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
+        },
+        true,
+    )
+    .expect("start a sink");
+    (sink, grpc)
+}
+
+/// A front gateway of two shards whose traces go through `loadbalancing` to `backends`, on
+/// free ports.
+fn front_config(backends: &[SocketAddr]) -> (String, SocketAddr, SocketAddr, SocketAddr) {
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    (
+        front_config_at(backends, grpc, http, admin),
+        grpc,
+        http,
+        admin,
+    )
+}
+
+/// [`front_config`] on the given receiver and admin addresses.
+fn front_config_at(
+    backends: &[SocketAddr],
+    grpc: SocketAddr,
+    http: SocketAddr,
+    admin: SocketAddr,
+) -> String {
+    let hostnames = backends
+        .iter()
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1);
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        timeout: 1s
+        tls:
+          insecure: true
+        retry_on_failure:
+          initial_interval: 50ms
+          max_interval: 200ms
+    resolver:
+      static:
+        hostnames: [{hostnames}]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [loadbalancing]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, {second_cpu}]
+"
+    )
+}
+
+/// Trace `trace`'s id; never all zeros (an invalid id, which receivers refuse).
+fn trace_id(trace: u64) -> Vec<u8> {
+    let trace = trace + 1;
+    let mut id = vec![0u8; 16];
+    id[..8].copy_from_slice(&trace.to_be_bytes());
+    id[8..].copy_from_slice(&(trace.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_be_bytes());
+    id
+}
+
+/// Span `span` of every trace in `traces`, in one request; span ids say `round`, the trace and
+/// the span, so every span sent is told apart.
+fn request(traces: std::ops::Range<u64>, span: u64, round: u64) -> Vec<u8> {
+    let spans = traces
+        .map(|t| Span {
+            trace_id: trace_id(t),
+            span_id: ((round << 48) | (t << 8) | span).to_be_bytes().to_vec(),
+            name: format!("op-{span}"),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource::default()),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Sends every span of `traces`, one request per span index and chunk of 50 traces.
+fn send(front: &Gateway, traces: std::ops::Range<u64>, round: u64) {
+    for span in 0..SPANS_PER_TRACE {
+        let mut first = traces.start;
+        while first < traces.end {
+            let last = (first + 50).min(traces.end);
+            let (status, _, body) = http_request(
+                front.http,
+                "POST",
+                "/v1/traces",
+                &[("Content-Type", "application/x-protobuf")],
+                &request(first..last, span, round),
+            )
+            .expect("post traces");
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            first = last;
+        }
+    }
+}
+
+/// Per sink, per trace id: the span ids it received.
+type Received = Vec<BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>>;
+
+fn stop_all(sinks: Vec<Sink>) -> Received {
+    sinks
+        .into_iter()
+        .map(|sink| {
+            let mut traces: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
+            for (_, span) in received_spans(&sink.stop().expect("stop a sink")) {
+                traces
+                    .entry(span.trace_id)
+                    .or_default()
+                    .insert(span.span_id);
+            }
+            traces
+        })
+        .collect()
+}
+
+/// The round of a span id.
+fn round_of(span_id: &[u8]) -> u64 {
+    u64::from_be_bytes(span_id.try_into().expect("8 bytes")) >> 48
+}
+
+/// Per trace of `round`, the sinks its spans of that round reached.
+fn owners(received: &Received, round: u64) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
+    let mut owners: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
+    for (sink, traces) in received.iter().enumerate() {
+        for (trace, spans) in traces {
+            if spans.iter().any(|s| round_of(s) == round) {
+                owners.entry(trace.clone()).or_default().insert(sink);
+            }
+        }
+    }
+    owners
+}
+
+/// The distinct spans of `round` received over all sinks.
+fn spans_of_round(received: &Received, round: u64) -> BTreeSet<Vec<u8>> {
+    received
+        .iter()
+        .flat_map(|traces| traces.values().flatten())
+        .filter(|s| round_of(s) == round)
+        .cloned()
+        .collect()
+}
+
+fn received_total(sinks: &[&Sink]) -> u64 {
+    sinks.iter().map(|s| s.spans_received()).sum()
+}
+
+#[test]
+fn traces_spread_over_three_backends_each_whole_on_one() {
+    let backends: Vec<(Sink, SocketAddr)> = (2..=4).map(sink_at).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|(_, a)| *a).collect();
+    let (config, grpc, http, admin) = front_config(&addrs);
+    let front = Gateway::start_with_config(&config, grpc, http, admin);
+    const TRACES: u64 = 600;
+    send(&front, 0..TRACES, 1);
+    let sinks: Vec<&Sink> = backends.iter().map(|(s, _)| s).collect();
+    assert!(
+        wait_for(Duration::from_secs(30), || received_total(&sinks)
+            >= TRACES * SPANS_PER_TRACE),
+        "received {} of {}",
+        received_total(&sinks),
+        TRACES * SPANS_PER_TRACE
+    );
+    let metrics = front.metrics();
+    let metric =
+        |name: &str, labels: &[(&str, &str)]| common::gateway::metric_value(&metrics, name, labels);
+    assert_eq!(
+        metric(
+            "otelcol_exporter_sent_spans",
+            &[("exporter", "loadbalancing")]
+        ),
+        (TRACES * SPANS_PER_TRACE) as f64
+    );
+    assert_eq!(
+        metric(
+            "otelcol_loadbalancer_num_backends",
+            &[("resolver", "static")]
+        ),
+        6.0,
+        "3 backends on each of 2 shards"
+    );
+    for addr in &addrs {
+        let endpoint = addr.to_string();
+        assert!(
+            metric(
+                "otelcol_loadbalancer_backend_outcome",
+                &[("endpoint", endpoint.as_str()), ("success", "true")]
+            ) > 0.0,
+            "{endpoint}:\n{metrics}"
+        );
+        assert!(
+            metric(
+                "otelcol_loadbalancer_backend_latency_count",
+                &[("endpoint", endpoint.as_str())]
+            ) > 0.0
+        );
+    }
+    assert_eq!(
+        metric(
+            "otelcol_loadbalancer_backend_outcome",
+            &[("success", "false")]
+        ),
+        0.0
+    );
+    front.stop();
+
+    let received = stop_all(backends.into_iter().map(|(s, _)| s).collect());
+    let owners = owners(&received, 1);
+    assert_eq!(owners.len() as u64, TRACES, "every trace arrived");
+    for (trace, sinks) in &owners {
+        assert_eq!(sinks.len(), 1, "trace {trace:?} reached sinks {sinks:?}");
+    }
+    assert_eq!(
+        spans_of_round(&received, 1).len() as u64,
+        TRACES * SPANS_PER_TRACE,
+        "every span once"
+    );
+    let total_spans: usize = received
+        .iter()
+        .flat_map(|t| t.values())
+        .map(BTreeSet::len)
+        .sum();
+    assert_eq!(
+        total_spans as u64,
+        TRACES * SPANS_PER_TRACE,
+        "no duplicates"
+    );
+    for (sink, traces) in received.iter().enumerate() {
+        let share = traces.len() as f64 / TRACES as f64;
+        eprintln!("backend {sink}: {:.1} % of traces", share * 100.0);
+        assert!(
+            (0.2..0.47).contains(&share),
+            "backend {sink} got {share} of the traces"
+        );
+    }
+}
+
+#[test]
+fn a_stopped_backend_s_traces_go_to_the_others_whole_and_nothing_is_lost() {
+    let mut backends: Vec<(Sink, SocketAddr)> = (5..=7).map(sink_at).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|(_, a)| *a).collect();
+    let (config, grpc, http, admin) = front_config(&addrs);
+    let front = Gateway::start_with_config(&config, grpc, http, admin);
+    const TRACES: u64 = 300;
+    send(&front, 0..TRACES, 1);
+    {
+        let sinks: Vec<&Sink> = backends.iter().map(|(s, _)| s).collect();
+        assert!(wait_for(Duration::from_secs(30), || received_total(&sinks)
+            >= TRACES * SPANS_PER_TRACE));
+    }
+
+    // The third backend goes away; the same traces (new spans) are sent again.
+    let (stopped, stopped_addr) = backends.pop().expect("three");
+    let before_stop = stop_all(vec![stopped]);
+    send(&front, 0..TRACES, 2);
+    let sinks: Vec<&Sink> = backends.iter().map(|(s, _)| s).collect();
+    // Its round-1 share reached it; round 2 must reach the others, all of it.
+    assert!(
+        wait_for(Duration::from_secs(60), || received_total(&sinks)
+            >= TRACES * SPANS_PER_TRACE * 2
+                - before_stop[0].values().map(BTreeSet::len).sum::<usize>()
+                    as u64),
+        "received {}:\n{}",
+        received_total(&sinks),
+        front.stderr()
+    );
+    let endpoint = stopped_addr.to_string();
+    let metrics = front.metrics();
+    let metric =
+        |name: &str, labels: &[(&str, &str)]| common::gateway::metric_value(&metrics, name, labels);
+    assert!(
+        metric(
+            "otelcol_loadbalancer_backend_outcome",
+            &[("endpoint", endpoint.as_str()), ("success", "false")]
+        ) > 0.0,
+        "attempts to the stopped backend failed, and were counted"
+    );
+    assert_eq!(
+        metric(
+            "otelcol_exporter_send_failed_spans",
+            &[("exporter", "loadbalancing")]
+        ),
+        0.0,
+        "nothing was given up"
+    );
+    assert_eq!(metric("tailgate_dropped_spans", &[]), 0.0, "{metrics}");
+    assert!(
+        front
+            .stderr()
+            .contains("taken out of the ring, its data goes to the next backends"),
+        "{}",
+        front.stderr()
+    );
+    front.stop();
+
+    let mut received = stop_all(backends.into_iter().map(|(s, _)| s).collect());
+    let stopped_round_1: BTreeSet<Vec<u8>> = before_stop[0].keys().cloned().collect();
+    assert!(
+        !stopped_round_1.is_empty(),
+        "the stopped backend had owned traces"
+    );
+    received.extend(before_stop);
+    assert_eq!(
+        spans_of_round(&received, 2).len() as u64,
+        TRACES * SPANS_PER_TRACE,
+        "every round-2 span reached a running backend"
+    );
+    let round_2 = owners(&received, 2);
+    for (trace, sinks) in &round_2 {
+        assert_eq!(sinks.len(), 1, "trace {trace:?} split over {sinks:?}");
+        assert!(!sinks.contains(&2), "nothing reached the stopped backend");
+    }
+    // The traces that stayed with a running backend did not move.
+    let round_1 = owners(&received, 1);
+    for (trace, sinks) in &round_1 {
+        if !stopped_round_1.contains(trace) {
+            assert_eq!(&round_2[trace], sinks, "a running backend's trace moved");
+        }
+    }
+}
+
+#[test]
+fn a_backend_joining_three_takes_about_a_quarter_of_the_traces_and_only_those_move() {
+    let mut backends: Vec<(Sink, SocketAddr)> = (8..=11).map(sink_at).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|(_, a)| *a).collect();
+    let (config, grpc, http, admin) = front_config(&addrs[..3]);
+    let front = Gateway::start_with_config(&config, grpc, http, admin);
+    const TRACES: u64 = 800;
+    send(&front, 0..TRACES, 1);
+    {
+        let sinks: Vec<&Sink> = backends.iter().map(|(s, _)| s).collect();
+        assert!(wait_for(Duration::from_secs(30), || received_total(&sinks)
+            >= TRACES * SPANS_PER_TRACE));
+    }
+
+    // The fourth joins: the configuration now lists it, and a reload takes it in.
+    let four = front_config_at(&addrs, grpc, http, admin);
+    std::fs::write(front.config_path(), four).expect("rewrite the config");
+    // SAFETY: kill(2) on the gateway process this test spawned; no memory is involved.
+    unsafe {
+        libc::kill(front.pid() as i32, libc::SIGHUP);
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || front
+            .metric("tailgate_config_reloads", &[])
+            >= 1.0),
+        "{}",
+        front.stderr()
+    );
+    send(&front, 0..TRACES, 2);
+    {
+        let sinks: Vec<&Sink> = backends.iter().map(|(s, _)| s).collect();
+        assert!(wait_for(Duration::from_secs(30), || received_total(&sinks)
+            >= TRACES * SPANS_PER_TRACE * 2));
+    }
+    front.stop();
+    let joined = backends.len() - 1;
+    let received = stop_all(backends.drain(..).map(|(s, _)| s).collect());
+    let (before, after) = (owners(&received, 1), owners(&received, 2));
+    let mut moved = 0;
+    for (trace, sinks) in &after {
+        assert_eq!(sinks.len(), 1, "trace {trace:?} split over {sinks:?}");
+        let was = &before[trace];
+        assert!(
+            !was.contains(&joined),
+            "the fourth owned nothing before it joined"
+        );
+        if was != sinks {
+            moved += 1;
+            assert!(
+                sinks.contains(&joined),
+                "a trace moved between staying backends"
+            );
+        }
+    }
+    let share = moved as f64 / TRACES as f64;
+    eprintln!(
+        "3 -> 4 backends: {moved} of {TRACES} traces moved ({:.1} %, ideal 25 %)",
+        share * 100.0
+    );
+    assert!((0.15..0.35).contains(&share), "moved {share}");
+}
