@@ -454,3 +454,250 @@ fn a_backend_joining_three_takes_about_a_quarter_of_the_traces_and_only_those_mo
     );
     assert!((0.15..0.35).contains(&share), "moved {share}");
 }
+
+/// A DNS server (dnslib, from PyPI) on `127.53.X.1:53` answering for one name from a records
+/// file; ends when dropped.
+struct DnsServer {
+    child: std::process::Child,
+    address: Ipv4Addr,
+    records: PathBuf,
+}
+
+impl DnsServer {
+    const NAME: &'static str = "backends.tailgate.test";
+
+    fn start(records: &[Ipv4Addr]) -> DnsServer {
+        let python = common::python::venv(common::python::Venv::Dns);
+        // An address of its own per test process: several may run on one machine.
+        let address = Ipv4Addr::new(127, 53, (std::process::id() % 250) as u8 + 1, 1);
+        let dir = common::grpc::temp_path("dns");
+        std::fs::create_dir_all(&dir).expect("a directory for the records");
+        let mut server = DnsServer {
+            child: std::process::Command::new(python)
+                .arg(common::python::script_dir().join("dns_server.py"))
+                .arg(address.to_string())
+                .arg(Self::NAME)
+                .arg(dir.join("records"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("start the DNS server"),
+            address,
+            records: dir.join("records"),
+        };
+        server.set(records);
+        let mut line = String::new();
+        let stdout = server.child.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("the DNS server's first line");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the DNS server did not start (port 53 on {address} needs root)"
+        );
+        server
+    }
+
+    /// Makes `records` the answer from the next query on.
+    fn set(&self, records: &[Ipv4Addr]) {
+        let text: Vec<String> = records.iter().map(ToString::to_string).collect();
+        let temporary = self.records.with_extension("new");
+        std::fs::write(&temporary, text.join("\n")).expect("write the records");
+        std::fs::rename(&temporary, &self.records).expect("replace the records");
+    }
+
+    /// A `resolv.conf` naming this server alone.
+    fn resolv_conf(&self) -> PathBuf {
+        let path = self.records.with_file_name("resolv.conf");
+        std::fs::write(
+            &path,
+            format!(
+                "nameserver {}\noptions timeout:1 attempts:1\n",
+                self.address
+            ),
+        )
+        .expect("write resolv.conf");
+        path
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `config` with `resolv_conf` as the gateway's /etc/resolv.conf: the process gets a
+/// private mount namespace of its own in which that file is bind-mounted over the system's, so
+/// the gateway resolves through the test's DNS server with the Collector's configuration keys
+/// and nothing else (the rest of the machine keeps its resolver).
+fn start_with_resolver(
+    config: &str,
+    (grpc, http, admin): (SocketAddr, SocketAddr, SocketAddr),
+    resolv_conf: &std::path::Path,
+) -> Gateway {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let source = CString::new(resolv_conf.as_os_str().as_bytes()).expect("a path");
+    let target = CString::new("/etc/resolv.conf").expect("a path");
+    let root = CString::new("/").expect("a path");
+    Gateway::start_customised(config, grpc, http, admin, move |command| {
+        // SAFETY: runs in the forked child before exec, and only makes system calls (unshare,
+        // mount) on strings allocated before the fork; no lock or allocator is touched.
+        unsafe {
+            command.pre_exec(move || {
+                let null = std::ptr::null();
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        null,
+                        root.as_ptr(),
+                        null,
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        null.cast(),
+                    ) != 0
+                    || libc::mount(
+                        source.as_ptr(),
+                        target.as_ptr(),
+                        null,
+                        libc::MS_BIND,
+                        null.cast(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    })
+}
+
+#[test]
+fn dns_membership_changes_move_about_one_nth_and_lose_nothing() {
+    let port = free_port();
+    let ips: Vec<Ipv4Addr> = (31..=33).map(|h| Ipv4Addr::new(127, 0, 0, h)).collect();
+    let mut sinks: Vec<Sink> = ips
+        .iter()
+        .map(|ip| {
+            Sink::start(
+                SinkArgs {
+                    listen: SocketAddr::new(IpAddr::V4(*ip), port),
+                    http_listen: None,
+                    report: PathBuf::from("/dev/null"),
+                    dump: None,
+                    cpu: 0,
+                    cpus: Vec::new(),
+                    track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
+                },
+                true,
+            )
+            .expect("start a sink")
+        })
+        .collect();
+    let dns = DnsServer::start(&ips[..2]);
+    let (static_config, grpc, http, admin) = front_config(&[loopback(port)]);
+    let config = static_config.replace(
+        &format!("      static:\n        hostnames: [\"{}\"]\n", loopback(port)),
+        &format!(
+            "      dns:\n        hostname: {}\n        port: {port}\n        interval: 100ms\n        timeout: 1s\n",
+            DnsServer::NAME
+        ),
+    );
+    assert!(config.contains("dns:"), "{config}");
+    let front = start_with_resolver(&config, (grpc, http, admin), &dns.resolv_conf());
+    let backends = |n: f64| {
+        wait_for(Duration::from_secs(30), || {
+            front.metric("otelcol_loadbalancer_num_backends", &[("resolver", "dns")]) == n * 2.0
+        })
+    };
+    let all_received = |spans: u64| {
+        let sinks: Vec<&Sink> = sinks.iter().collect();
+        wait_for(Duration::from_secs(30), || received_total(&sinks) >= spans)
+    };
+    const TRACES: u64 = 600;
+    let round = TRACES * SPANS_PER_TRACE;
+    assert!(backends(2.0), "{}", front.stderr());
+    send(&front, 0..TRACES, 1);
+    assert!(all_received(round));
+
+    dns.set(&ips);
+    assert!(
+        backends(3.0),
+        "the third backend joined: {}",
+        front.stderr()
+    );
+    send(&front, 0..TRACES, 2);
+    assert!(all_received(2 * round));
+
+    // The second leaves the answer (scaled down; it still runs).
+    dns.set(&[ips[0], ips[2]]);
+    assert!(backends(2.0), "the second left: {}", front.stderr());
+    send(&front, 0..TRACES, 3);
+    assert!(all_received(3 * round));
+
+    // The DNS server goes away: lookups fail, counted, and the last set stays.
+    drop(dns);
+    assert!(wait_for(Duration::from_secs(30), || front.metric(
+        "otelcol_loadbalancer_num_resolutions",
+        &[("resolver", "dns"), ("success", "false")]
+    ) > 0.0));
+    assert_eq!(
+        front.metric("otelcol_loadbalancer_num_backends", &[("resolver", "dns")]),
+        4.0
+    );
+    let metrics = front.metrics();
+    let metric =
+        |name: &str, labels: &[(&str, &str)]| common::gateway::metric_value(&metrics, name, labels);
+    assert_eq!(
+        metric(
+            "otelcol_exporter_sent_spans",
+            &[("exporter", "loadbalancing")]
+        ),
+        (3 * round) as f64
+    );
+    assert_eq!(metric("otelcol_exporter_send_failed_spans", &[]), 0.0);
+    assert!(
+        metric(
+            "otelcol_loadbalancer_num_backend_updates",
+            &[("resolver", "dns")]
+        ) >= 6.0,
+        "three sets on each of two shards"
+    );
+    front.stop();
+
+    let received = stop_all(std::mem::take(&mut sinks));
+    for round in 1..=3 {
+        assert_eq!(
+            spans_of_round(&received, round).len() as u64,
+            TRACES * SPANS_PER_TRACE,
+            "round {round}: every span arrived"
+        );
+    }
+    let (one, two, three) = (
+        owners(&received, 1),
+        owners(&received, 2),
+        owners(&received, 3),
+    );
+    let mut moved_in = 0;
+    for trace in one.keys() {
+        for owners in [&one[trace], &two[trace], &three[trace]] {
+            assert_eq!(owners.len(), 1, "trace {trace:?} split over {owners:?}");
+        }
+        assert!(!one[trace].contains(&2), "the third had not joined");
+        if one[trace] != two[trace] {
+            moved_in += 1;
+            assert!(two[trace].contains(&2), "moved between staying backends");
+        }
+        assert!(!three[trace].contains(&1), "the second had left");
+        if !two[trace].contains(&1) {
+            assert_eq!(two[trace], three[trace], "a staying backend's trace moved");
+        }
+    }
+    let share = moved_in as f64 / TRACES as f64;
+    eprintln!(
+        "DNS 2 -> 3 backends: {moved_in} of {TRACES} traces moved ({:.1} %, ideal 33.3 %)",
+        share * 100.0
+    );
+    assert!((0.22..0.45).contains(&share), "moved {share}");
+}

@@ -396,6 +396,11 @@ impl Shared {
                 ),
             }
         }
+        if backends.is_empty() && !self.state.borrow().backends.is_empty() {
+            // Every new backend failed to build (logged above): routing to none would stall
+            // the pipeline, so the last set stays.
+            return;
+        }
         if changed {
             tracing::info!(
                 exporter = %self.name,
