@@ -701,3 +701,95 @@ fn dns_membership_changes_move_about_one_nth_and_lose_nothing() {
     );
     assert!((0.22..0.45).contains(&share), "moved {share}");
 }
+
+/// Where the Collector loses data (contrib #35378, #36717): a backend leaves the DNS answer
+/// while it holds batches — here one that accepts connections and never answers, so its
+/// batches sit in its queue and in attempts that will time out. They go to the new owners.
+#[test]
+fn a_backend_leaving_with_batches_queued_hands_them_to_the_new_owners() {
+    let port = free_port();
+    let (staying, leaving) = (
+        [Ipv4Addr::new(127, 0, 0, 41), Ipv4Addr::new(127, 0, 0, 43)],
+        Ipv4Addr::new(127, 0, 0, 42),
+    );
+    let sinks: Vec<Sink> = staying
+        .iter()
+        .map(|ip| {
+            Sink::start(
+                SinkArgs {
+                    listen: SocketAddr::new(IpAddr::V4(*ip), port),
+                    http_listen: None,
+                    report: PathBuf::from("/dev/null"),
+                    dump: None,
+                    cpu: 0,
+                    cpus: Vec::new(),
+                    track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
+                },
+                true,
+            )
+            .expect("start a sink")
+        })
+        .collect();
+    // Connections complete in the kernel's backlog, and nothing ever answers on them.
+    let _black_hole = std::net::TcpListener::bind((leaving, port)).expect("bind the black hole");
+    let dns = DnsServer::start(&[staying[0], leaving, staying[1]]);
+    let (static_config, grpc, http, admin) = front_config(&[loopback(port)]);
+    let config = static_config
+        .replace(
+            &format!(
+                "      static:\n        hostnames: [\"{}\"]\n",
+                loopback(port)
+            ),
+            &format!(
+                "      dns:\n        hostname: {}\n        port: {port}\n        interval: 100ms\n",
+                DnsServer::NAME
+            ),
+        )
+        .replace(
+            "        timeout: 1s\n",
+            "        timeout: 2s\n        sending_queue:\n          num_consumers: 2\n",
+        );
+    let front = start_with_resolver(&config, (grpc, http, admin), &dns.resolv_conf());
+    let backends = |n: f64| {
+        wait_for(Duration::from_secs(30), || {
+            front.metric("otelcol_loadbalancer_num_backends", &[("resolver", "dns")]) == n * 2.0
+        })
+    };
+    assert!(backends(3.0), "{}", front.stderr());
+    const TRACES: u64 = 600;
+    send(&front, 0..TRACES, 1);
+    // The black hole's share waits in its queue and in attempts that have not timed out.
+    assert!(wait_for(Duration::from_secs(30), || front.metric(
+        "otelcol_exporter_queue_size",
+        &[("exporter", "loadbalancing")]
+    ) > 0.0));
+    dns.set(&staying);
+    assert!(backends(2.0), "{}", front.stderr());
+    let all: Vec<&Sink> = sinks.iter().collect();
+    assert!(
+        wait_for(Duration::from_secs(60), || received_total(&all)
+            >= TRACES * SPANS_PER_TRACE),
+        "received {}: {}",
+        received_total(&all),
+        front.stderr()
+    );
+    let metrics = front.metrics();
+    let metric =
+        |name: &str, labels: &[(&str, &str)]| common::gateway::metric_value(&metrics, name, labels);
+    assert_eq!(metric("otelcol_exporter_send_failed_spans", &[]), 0.0);
+    assert_eq!(metric("tailgate_dropped_spans", &[]), 0.0);
+    assert_eq!(
+        metric(
+            "otelcol_exporter_queue_size",
+            &[("exporter", "loadbalancing")]
+        ),
+        0.0
+    );
+    front.stop();
+    let received = stop_all(sinks);
+    assert_eq!(
+        spans_of_round(&received, 1).len() as u64,
+        TRACES * SPANS_PER_TRACE,
+        "every span reached a staying backend"
+    );
+}
