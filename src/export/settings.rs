@@ -290,6 +290,15 @@ pub enum Backends {
 }
 
 impl Backends {
+    /// The most backends this resolver can name: the static list's length, or the most
+    /// addresses one DNS answer is taken for.
+    pub fn most(&self) -> usize {
+        match self {
+            Backends::Static(list) => list.len(),
+            Backends::Dns { .. } => super::resolve::ADDRESSES_MAX,
+        }
+    }
+
     /// The `resolver` metric label: `static` or `dns`.
     pub fn label(&self) -> &'static str {
         match self {

@@ -250,7 +250,16 @@ impl Plan {
                 .iter()
                 .map(|r| usize::from(r.grpc.is_some()) + usize::from(r.http.is_some()))
                 .sum::<usize>();
-        let exporters: usize = self.pipelines.iter().map(|p| p.exporters.len()).sum();
+        // A load balancer holds connections to each of its backends.
+        let exporters: usize = self
+            .pipelines
+            .iter()
+            .flat_map(|p| p.exporters.iter())
+            .map(|(_, settings)| match settings {
+                ExporterSettings::LoadBalancing(lb) => lb.backends.most(),
+                _ => 1,
+            })
+            .sum();
         let budget = ConnectionBudget::from_limit(
             open_files_limit()?,
             self.cpus.len(),
