@@ -468,8 +468,14 @@ impl DnsServer {
 
     fn start(records: &[Ipv4Addr]) -> DnsServer {
         let python = common::python::venv(common::python::Venv::Dns);
-        // An address of its own per test process: several may run on one machine.
-        let address = Ipv4Addr::new(127, 53, (std::process::id() % 250) as u8 + 1, 1);
+        // An address of its own per test process and server: several may run at once.
+        static SERVERS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+        let address = Ipv4Addr::new(
+            127,
+            53,
+            (std::process::id() % 250) as u8 + 1,
+            SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
         let dir = common::grpc::temp_path("dns");
         std::fs::create_dir_all(&dir).expect("a directory for the records");
         let mut server = DnsServer {
