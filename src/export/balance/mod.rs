@@ -276,8 +276,11 @@ impl Shared {
                 return Err(SubmitError::ShutDown);
             }
             let Some(parts) = self.route(&batch) else {
-                // No backend yet (a DNS name not resolved so far): closed at the first one.
+                // No backend yet (a DNS name not resolved so far). The semaphore is closed once
+                // there is one — the set never empties again — or at shutdown, after `closing`
+                // is set; so this waits, and never spins.
                 let _ = self.first_backends.acquire(1).await;
+                debug_assert!(self.closing.get() || !self.state.borrow().backends.is_empty());
                 continue;
             };
             let backends = self.state.borrow().backends.clone();
