@@ -945,18 +945,14 @@ processors:
         "
 exporters:
   debug:
-  loadbalancing:
-    routing_key: traceID
+  kafka:
+    brokers: [a]
 ",
     );
-    assert_error(
-        &err,
-        3,
-        "exporters.loadbalancing",
-        "unknown exporter type `loadbalancing`",
-    );
+    assert_error(&err, 3, "exporters.kafka", "unknown exporter type `kafka`");
     assert!(
-        err.to_string().contains("`otlp`, `otlphttp` and `debug`"),
+        err.to_string()
+            .contains("`otlp`, `otlphttp`, `debug` and `loadbalancing`"),
         "{err}"
     );
 }
@@ -3031,4 +3027,139 @@ service:
     )
     .unwrap_err();
     assert!(err.to_string().contains("translation_strategy"), "{err}");
+}
+
+fn loadbalancing(exporter: &str, signal: &str) -> String {
+    format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  loadbalancing:\n{exporter}service:\n  pipelines:\n    {signal}:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n"
+    )
+}
+
+#[test]
+fn loadbalancing_takes_the_collectors_layout() {
+    let config = parse(&loadbalancing(
+        "    routing_key: service\n    protocol:\n      otlp:\n        timeout: 2s\n        tls:\n          insecure: true\n        sending_queue:\n          queue_size: 50\n    resolver:\n      static:\n        hostnames: [backend-1, \"backend-2:4318\", \"[::1]:4319\"]\n",
+        "traces",
+    ))
+    .expect("valid");
+    let Some(Exporter::LoadBalancing(lb)) = config.exporters.get(&id("loadbalancing")) else {
+        panic!("a loadbalancing exporter");
+    };
+    assert_eq!(lb.routing_key, Some(RoutingKey::Service));
+    assert_eq!(lb.protocol.timeout, Duration::from_secs(2));
+    assert_eq!(lb.protocol.tls, None, "insecure: plaintext");
+    assert_eq!(lb.protocol.sending_queue.queue_size, 50);
+    let BackendResolver::Static { hostnames } = &lb.resolver else {
+        panic!("static");
+    };
+    let written: Vec<String> = hostnames.iter().map(ToString::to_string).collect();
+    assert_eq!(written, ["backend-1:4317", "backend-2:4318", "[::1]:4319"]);
+
+    let config = parse(&loadbalancing(
+        "    protocol:\n      otlp: {}\n    resolver:\n      dns:\n        hostname: tier.svc\n        interval: 2s\n",
+        "logs",
+    ))
+    .expect("valid");
+    let Some(Exporter::LoadBalancing(lb)) = config.exporters.get(&id("loadbalancing")) else {
+        panic!("a loadbalancing exporter");
+    };
+    assert!(
+        lb.protocol.tls.is_some(),
+        "a bare backend is dialled with TLS, as the Collector"
+    );
+    assert_eq!(
+        lb.resolver,
+        BackendResolver::Dns {
+            hostname: "tier.svc".into(),
+            port: 4317,
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+        }
+    );
+    assert_eq!(lb.routing_key(Signal::Logs), Some(RoutingKey::TraceId));
+    assert_eq!(lb.routing_key(Signal::Metrics), Some(RoutingKey::Service));
+}
+
+#[test]
+fn loadbalancing_mistakes_name_the_key_and_line() {
+    let static_ = "    resolver:\n      static:\n        hostnames: [a]\n";
+    let err = error(&loadbalancing(
+        &format!("    protocol:\n      otlp:\n        endpoint: x:4317\n{static_}"),
+        "traces",
+    ));
+    assert_error(
+        &err,
+        9,
+        "exporters.loadbalancing.protocol.otlp.endpoint",
+        "comes from the resolver",
+    );
+    let err = error(&loadbalancing(
+        &format!("    routing_key: spanID\n    protocol:\n      otlp: {{}}\n{static_}"),
+        "traces",
+    ));
+    assert_error(
+        &err,
+        7,
+        "exporters.loadbalancing.routing_key",
+        "not a routing key",
+    );
+    let err = error(&loadbalancing(
+        &format!(
+            "    sending_queue:\n      enabled: true\n    protocol:\n      otlp: {{}}\n{static_}"
+        ),
+        "traces",
+    ));
+    assert_error(
+        &err,
+        7,
+        "exporters.loadbalancing.sending_queue",
+        "per backend",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+    let err = error(&loadbalancing(
+        "    protocol:\n      otlp: {}\n    resolver:\n      k8s:\n        service: lb\n",
+        "traces",
+    ));
+    assert_error(
+        &err,
+        10,
+        "exporters.loadbalancing.resolver.k8s",
+        "not supported",
+    );
+    let err = error(&loadbalancing(
+        "    protocol:\n      otlp: {}\n    resolver:\n      static:\n        hostnames: [a, \"a:4317\"]\n",
+        "traces",
+    ));
+    assert_error(
+        &err,
+        11,
+        "exporters.loadbalancing.resolver.static.hostnames[1]",
+        "listed twice",
+    );
+    let err = error(&loadbalancing(
+        "    protocol:\n      otlp: {}\n    resolver:\n      dns:\n        port: 4317\n",
+        "traces",
+    ));
+    assert_error(
+        &err,
+        10,
+        "exporters.loadbalancing.resolver.dns.hostname",
+        "hostname",
+    );
+    let err = error(&loadbalancing(
+        &format!("    routing_key: resource\n    protocol:\n      otlp: {{}}\n{static_}"),
+        "traces",
+    ));
+    assert!(matches!(err.kind(), ConfigErrorKind::Reference(_)), "{err}");
+    assert!(err.to_string().contains("does not route traces"), "{err}");
+    let err = error(&loadbalancing(
+        "    protocol:\n      otlp:\n        tls:\n          insecure: true\n          ca_file: /x\n    resolver:\n      static:\n        hostnames: [a]\n",
+        "traces",
+    ));
+    assert_error(
+        &err,
+        11,
+        "exporters.loadbalancing.protocol.otlp.tls.ca_file",
+        "configures TLS",
+    );
 }

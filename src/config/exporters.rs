@@ -1,5 +1,5 @@
-//! `exporters`: OTLP over gRPC (`otlp`), OTLP over HTTP (`otlphttp`) and `debug`, each also as
-//! `TYPE/NAME`, with the Collector's keys and defaults.
+//! `exporters`: OTLP over gRPC (`otlp`), OTLP over HTTP (`otlphttp`), `debug` and
+//! `loadbalancing`, each also as `TYPE/NAME`, with the Collector's keys and defaults.
 //!
 //! TLS is decided the way the Collector decides it: an `otlp` endpoint with `https://`, or a bare
 //! `host:port` without `tls: {insecure: true}`, is dialled with TLS; `http://` is plaintext. An
@@ -24,7 +24,7 @@ use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Sc
 use tailgate_wire::Signal;
 
 /// Exporter types tailgate has.
-pub const EXPORTER_KINDS: &[&str] = &["otlp", "otlphttp", "debug"];
+pub const EXPORTER_KINDS: &[&str] = &["otlp", "otlphttp", "debug", "loadbalancing"];
 
 /// `timeout` when not given (the Collector's default).
 pub const EXPORT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
@@ -45,6 +45,15 @@ pub const QUEUE_ITEMS_MAX: u64 = 1_000_000_000;
 pub const QUEUE_BYTES_MAX: u64 = 1 << 40;
 /// The most `headers` on one exporter.
 pub const HEADERS_MAX: usize = 64;
+/// The most `resolver.static.hostnames` of one `loadbalancing` exporter.
+pub const BACKENDS_MAX: usize = 256;
+/// `resolver.dns.interval` when not given (the Collector's default).
+pub const DNS_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
+/// `resolver.dns.timeout` when not given (the Collector's default).
+pub const DNS_TIMEOUT_DEFAULT: Duration = Duration::from_secs(1);
+/// The port of a backend written without one, and of `resolver.dns` without `port` (the
+/// Collector's `defaultPort`).
+pub const BACKEND_PORT_DEFAULT: u16 = 4317;
 
 /// The `exporters` section.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -69,6 +78,94 @@ pub enum Exporter {
     OtlpHttp(OtlpHttpExporter),
     /// `debug`: prints what would be exported.
     Debug(DebugExporter),
+    /// `loadbalancing`: spreads data over backends by consistent hashing.
+    LoadBalancing(LoadBalancingExporter),
+}
+
+/// `loadbalancing`: every backend the resolver finds gets an `otlp` exporter built from
+/// `protocol.otlp`; data goes to the backend its routing key hashes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancingExporter {
+    /// What data is routed by, as written; `None` takes the signal's default
+    /// ([`LoadBalancingExporter::routing_key`]).
+    pub routing_key: Option<RoutingKey>,
+    /// Each backend's `otlp` settings; the endpoint is the backend's, so this one's is unset.
+    pub protocol: OtlpExporter,
+    /// Where the backends come from.
+    pub resolver: BackendResolver,
+}
+
+impl LoadBalancingExporter {
+    /// The routing key for `signal`, as the Collector picks it: traces by `traceID` unless
+    /// `service` is asked for; metrics by `service` unless `resource` is; logs always by the
+    /// log records' trace ids. `None`: `signal` cannot be routed by the key written.
+    pub fn routing_key(&self, signal: Signal) -> Option<RoutingKey> {
+        match (signal, self.routing_key) {
+            (Signal::Traces, None) => Some(RoutingKey::TraceId),
+            (Signal::Traces, Some(key @ (RoutingKey::TraceId | RoutingKey::Service))) => Some(key),
+            (Signal::Metrics, None) => Some(RoutingKey::Service),
+            (Signal::Metrics, Some(key @ (RoutingKey::Service | RoutingKey::Resource))) => {
+                Some(key)
+            }
+            (Signal::Logs, None | Some(RoutingKey::TraceId)) => Some(RoutingKey::TraceId),
+            _ => None,
+        }
+    }
+}
+
+/// `loadbalancing.routing_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingKey {
+    /// `traceID` (the default for traces and logs): every span of a trace, and every log record
+    /// of a trace, to one backend.
+    TraceId,
+    /// `service` (the default for metrics): every resource group with the same `service.name`
+    /// to one backend.
+    Service,
+    /// `resource` (metrics): every resource group with the same resource to one backend.
+    Resource,
+}
+
+impl RoutingKey {
+    /// The key as the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingKey::TraceId => "traceID",
+            RoutingKey::Service => "service",
+            RoutingKey::Resource => "resource",
+        }
+    }
+}
+
+/// `loadbalancing.resolver`: exactly one of `static` and `dns`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendResolver {
+    /// `static.hostnames`: a fixed list, each `host` or `host:port` (port 4317 when absent).
+    Static {
+        /// The backends, in the order written (the ring does not depend on it).
+        hostnames: Vec<Endpoint>,
+    },
+    /// `dns`: every address `hostname` resolves to is a backend on `port`.
+    Dns {
+        /// The name to resolve (a headless Kubernetes Service, say).
+        hostname: String,
+        /// The port every backend listens on (default 4317).
+        port: u16,
+        /// How often the name is resolved again (default 5s).
+        interval: Duration,
+        /// The bound on one resolution (default 1s).
+        timeout: Duration,
+    },
+}
+
+impl BackendResolver {
+    /// The resolver's name as the `resolver` metric label spells it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BackendResolver::Static { .. } => "static",
+            BackendResolver::Dns { .. } => "dns",
+        }
+    }
 }
 
 /// `otlp`: OTLP/gRPC to one destination.
@@ -259,6 +356,7 @@ pub(crate) enum RawExporter {
     Otlp(RawOtlp),
     OtlpHttp(RawOtlpHttp),
     Debug(RawDebug),
+    LoadBalancing(RawLoadBalancing),
     Unknown,
 }
 
@@ -270,6 +368,9 @@ impl RawComponent for RawExporter {
                 RawExporter::OtlpHttp(Option::<RawOtlpHttp>::deserialize(d)?.unwrap_or_default())
             }
             "debug" => RawExporter::Debug(Option::<RawDebug>::deserialize(d)?.unwrap_or_default()),
+            "loadbalancing" => RawExporter::LoadBalancing(
+                Option::<RawLoadBalancing>::deserialize(d)?.unwrap_or_default(),
+            ),
             _ => {
                 IgnoredAny::deserialize(d)?;
                 RawExporter::Unknown
@@ -320,6 +421,49 @@ pub(crate) struct RawDebug {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLoadBalancing {
+    routing_key: Option<String>,
+    routing_attributes: Option<IgnoredAny>,
+    protocol: Option<RawProtocol>,
+    resolver: Option<RawResolver>,
+    timeout: Option<IgnoredAny>,
+    retry_on_failure: Option<IgnoredAny>,
+    sending_queue: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawProtocol {
+    otlp: Option<RawOtlp>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawResolver {
+    #[serde(rename = "static")]
+    static_list: Option<RawStaticResolver>,
+    dns: Option<RawDnsResolver>,
+    k8s: Option<IgnoredAny>,
+    aws_cloud_map: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawStaticResolver {
+    hostnames: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawDnsResolver {
+    hostname: Option<String>,
+    port: Option<UInt>,
+    interval: Option<Dur>,
+    timeout: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct RawCompressionParams {
     level: Option<SInt>,
 }
@@ -360,6 +504,9 @@ pub(crate) fn check(
             RawExporter::Otlp(raw) => Exporter::Otlp(check_otlp(raw, &path, ctx)?),
             RawExporter::OtlpHttp(raw) => Exporter::OtlpHttp(check_otlphttp(raw, &path, ctx)?),
             RawExporter::Debug(raw) => Exporter::Debug(check_debug(raw, &path, ctx)?),
+            RawExporter::LoadBalancing(raw) => {
+                Exporter::LoadBalancing(check_loadbalancing(raw, &path, ctx)?)
+            }
             RawExporter::Unknown => {
                 return Err(ctx.error(
                     &path,
@@ -400,8 +547,12 @@ fn client_tls(
     Ok(None)
 }
 
-fn check_otlp(raw: RawOtlp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<OtlpExporter, ConfigError> {
-    let Some(text) = raw.endpoint else {
+fn check_otlp(
+    mut raw: RawOtlp,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<OtlpExporter, ConfigError> {
+    let Some(text) = raw.endpoint.take() else {
         return Err(ctx.missing(path, "endpoint"));
     };
     let endpoint_path = path.key("endpoint");
@@ -831,4 +982,200 @@ fn check_queue(
         drop_oldest_on_overflow,
         storage,
     })
+}
+
+/// The most a `resolver.dns.interval` may be: a longer one would follow a changed backend set
+/// too late to be of use.
+const DNS_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+/// The most a `resolver.dns.timeout` may be.
+const DNS_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+
+fn check_loadbalancing(
+    raw: RawLoadBalancing,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<LoadBalancingExporter, ConfigError> {
+    // The Collector's exporter-level queue and retry sit in front of the routing, so what they
+    // hold is lost when a backend leaves; tailgate queues and retries per backend, where a
+    // leaving backend's batches can be routed again.
+    for (key, set) in [
+        ("sending_queue", raw.sending_queue.is_some()),
+        ("retry_on_failure", raw.retry_on_failure.is_some()),
+        ("timeout", raw.timeout.is_some()),
+    ] {
+        if set {
+            return Err(ctx.unsupported(
+                &path.key(key),
+                format!(
+                    "tailgate queues, retries and times out per backend, so that a backend that \
+                     leaves hands its data to the others; set protocol.otlp.{key} instead"
+                ),
+            ));
+        }
+    }
+    if raw.routing_attributes.is_some() {
+        return Err(ctx.unsupported(
+            &path.key("routing_attributes"),
+            "routing by attributes is not supported; use routing_key: traceID, service or resource",
+        ));
+    }
+    let routing_key = match raw.routing_key.as_deref() {
+        None | Some("") => None,
+        Some("traceID") => Some(RoutingKey::TraceId),
+        Some("service") => Some(RoutingKey::Service),
+        Some("resource") => Some(RoutingKey::Resource),
+        Some(other @ ("metric" | "streamID" | "attributes")) => {
+            return Err(ctx.error(
+                &path.key("routing_key"),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "routing_key `{other}` is not supported; use traceID, service or resource"
+                )),
+            ))
+        }
+        Some(other) => {
+            return Err(ctx.invalid(
+                &path.key("routing_key"),
+                format!("`{other}` is not a routing key; use traceID, service or resource"),
+            ))
+        }
+    };
+    let protocol_path = path.key("protocol");
+    let Some(otlp) = raw.protocol.and_then(|p| p.otlp) else {
+        return Err(ctx.missing(&protocol_path, "otlp"));
+    };
+    let otlp_path = protocol_path.key("otlp");
+    if otlp.endpoint.is_some() {
+        return Err(ctx.invalid(
+            &otlp_path.key("endpoint"),
+            "each backend's endpoint comes from the resolver; remove endpoint",
+        ));
+    }
+    // As the Collector builds it: the backend's `host:port`, dialled with TLS unless
+    // `tls.insecure: true`.
+    let otlp = RawOtlp {
+        endpoint: Some(format!("placeholder:{BACKEND_PORT_DEFAULT}")),
+        ..otlp
+    };
+    let protocol = check_otlp(otlp, &otlp_path, ctx)?;
+    let resolver = check_resolver(raw.resolver, &path.key("resolver"), path, ctx)?;
+    Ok(LoadBalancingExporter {
+        routing_key,
+        protocol,
+        resolver,
+    })
+}
+
+fn check_resolver(
+    raw: Option<RawResolver>,
+    path: &KeyPath,
+    exporter: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<BackendResolver, ConfigError> {
+    let Some(raw) = raw else {
+        return Err(ctx.missing(exporter, "resolver"));
+    };
+    for (key, set) in [
+        ("k8s", raw.k8s.is_some()),
+        ("aws_cloud_map", raw.aws_cloud_map.is_some()),
+    ] {
+        if set {
+            return Err(ctx.unsupported(
+                &path.key(key),
+                format!(
+                    "the {key} resolver is not supported; use dns (for Kubernetes, the \
+                     headless Service's name) or static"
+                ),
+            ));
+        }
+    }
+    match (raw.static_list, raw.dns) {
+        (Some(_), Some(_)) => Err(ctx.invalid(
+            &path.key("dns"),
+            "give one resolver: static or dns, not both",
+        )),
+        (None, None) => Err(ctx.missing(path, "static")),
+        (Some(list), None) => {
+            let list_path = path.key("static").key("hostnames");
+            let hostnames = list.hostnames.unwrap_or_default();
+            if hostnames.is_empty() {
+                return Err(ctx.invalid(&list_path, "needs at least one backend"));
+            }
+            if hostnames.len() > BACKENDS_MAX {
+                return Err(ctx.invalid(
+                    &list_path,
+                    format!(
+                        "has {} backends; at most {BACKENDS_MAX} are allowed",
+                        hostnames.len()
+                    ),
+                ));
+            }
+            let mut parsed: Vec<Endpoint> = Vec::with_capacity(hostnames.len());
+            for (i, text) in hostnames.iter().enumerate() {
+                let at = list_path.index(i);
+                let endpoint = backend_endpoint(text).map_err(|why| ctx.invalid(&at, why))?;
+                if parsed.contains(&endpoint) {
+                    return Err(ctx.invalid(&at, format!("`{text}` is listed twice")));
+                }
+                parsed.push(endpoint);
+            }
+            Ok(BackendResolver::Static { hostnames: parsed })
+        }
+        (None, Some(dns)) => {
+            let dns_path = path.key("dns");
+            let hostname = match dns.hostname {
+                Some(h) if !h.trim().is_empty() => h,
+                _ => return Err(ctx.missing(&dns_path, "hostname")),
+            };
+            if hostname.contains(':') || hostname.contains('/') {
+                return Err(ctx.invalid(
+                    &dns_path.key("hostname"),
+                    format!("`{hostname}` is not a host name; the port goes under `port`"),
+                ));
+            }
+            let port = match dns.port {
+                Some(UInt(p)) => in_range(ctx, &dns_path.key("port"), p, 1, 65535)? as u16,
+                None => BACKEND_PORT_DEFAULT,
+            };
+            let bounded = |key: &str, value: Option<Dur>, default: Duration, max: Duration| {
+                match value {
+                    // The Collector reads 0 as its default.
+                    Some(Dur(v)) if v.is_zero() => Ok(default),
+                    Some(Dur(v)) => duration_at_most(ctx, &dns_path.key(key), v, max),
+                    None => Ok(default),
+                }
+            };
+            Ok(BackendResolver::Dns {
+                hostname,
+                port,
+                interval: bounded(
+                    "interval",
+                    dns.interval,
+                    DNS_INTERVAL_DEFAULT,
+                    DNS_INTERVAL_MAX,
+                )?,
+                timeout: bounded("timeout", dns.timeout, DNS_TIMEOUT_DEFAULT, DNS_TIMEOUT_MAX)?,
+            })
+        }
+    }
+}
+
+/// A static backend: `host`, `host:port` or `[v6]:port`; port 4317 when absent, as the
+/// Collector's `endpointWithPort`.
+fn backend_endpoint(text: &str) -> Result<Endpoint, String> {
+    if text.contains("://") || text.contains('/') {
+        return Err(format!(
+            "`{text}`: a backend is host or host:port, without a scheme or path"
+        ));
+    }
+    let with_port = if text.contains(':') {
+        text.to_string()
+    } else {
+        format!("{text}:{BACKEND_PORT_DEFAULT}")
+    };
+    let endpoint = Endpoint::parse(&with_port)?;
+    if endpoint.host.is_empty() || endpoint.port == 0 {
+        return Err(format!("`{text}` needs a host and a port other than 0"));
+    }
+    Ok(endpoint)
 }

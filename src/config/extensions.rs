@@ -749,6 +749,24 @@ pub(crate) fn check_references(
         let queue = match exporter {
             Exporter::Otlp(e) => &e.sending_queue,
             Exporter::OtlpHttp(e) => &e.sending_queue,
+            Exporter::LoadBalancing(e) => {
+                if e.protocol.sending_queue.storage.is_some() {
+                    let at = KeyPath::root()
+                        .key("exporters")
+                        .key(id.to_string())
+                        .key("protocol")
+                        .key("otlp")
+                        .key("sending_queue")
+                        .key("storage");
+                    return Err(ctx.unsupported(
+                        &at,
+                        "a load balancer's backends come and go, and each queues in memory; a \
+                         persistent queue per backend is not supported (put the persistent \
+                         queue on the exporters of the tier behind it)",
+                    ));
+                }
+                continue;
+            }
             Exporter::Debug(_) => continue,
         };
         let Some(storage) = &queue.storage else {
@@ -783,13 +801,18 @@ pub(crate) fn check_references(
         }
     }
     for (id, exporter) in &exporters.by_id {
-        let (auth, headers) = match exporter {
-            Exporter::Otlp(e) => (&e.auth, &e.headers),
-            Exporter::OtlpHttp(e) => (&e.auth, &e.headers),
+        let path = KeyPath::root().key("exporters").key(id.to_string());
+        let (auth, headers, path) = match exporter {
+            Exporter::Otlp(e) => (&e.auth, &e.headers, path),
+            Exporter::OtlpHttp(e) => (&e.auth, &e.headers, path),
+            Exporter::LoadBalancing(e) => (
+                &e.protocol.auth,
+                &e.protocol.headers,
+                path.key("protocol").key("otlp"),
+            ),
             Exporter::Debug(_) => continue,
         };
         let Some(auth) = auth else { continue };
-        let path = KeyPath::root().key("exporters").key(id.to_string());
         let at = path.key("auth").key("authenticator");
         let extension = resolve(auth, Side::Client, extensions, enabled, &at, ctx)?;
         let header = extension.header();

@@ -57,8 +57,9 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{
-    Compression, DebugExporter, Encoding, Exporter, Exporters, OtlpExporter, OtlpHttpExporter,
-    QueueSizer, RetryOnFailure, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
+    BackendResolver, Compression, DebugExporter, Encoding, Exporter, Exporters,
+    LoadBalancingExporter, OtlpExporter, OtlpHttpExporter, QueueSizer, RetryOnFailure, RoutingKey,
+    SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
 };
 pub use extensions::{
     BasicAuth, BearerTokenAuth, BearerTokens, Extension, Extensions, HealthCheck, HtpasswdSource,

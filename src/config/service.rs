@@ -426,6 +426,17 @@ fn check_list(
             }
         }
         if role == Role::Exporter {
+            if let Some(Exporter::LoadBalancing(lb)) = components.exporters.get(&id) {
+                if lb.routing_key(pipeline.signal).is_none() {
+                    let written = lb.routing_key.map_or("", |k| k.as_str());
+                    return Err(reference(format!(
+                        "pipeline `{pipeline}` uses `{id}`, whose routing_key `{written}` does \
+                         not route {}: traces take traceID or service, metrics service or \
+                         resource, logs traceID",
+                        pipeline.signal.as_str()
+                    )));
+                }
+            }
             if let Some(Exporter::OtlpHttp(http)) = components.exporters.get(&id) {
                 if http.url(pipeline.signal).is_none() {
                     let signal = pipeline.signal.as_str();

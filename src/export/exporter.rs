@@ -31,6 +31,15 @@
 //! dropped), consumers keep draining what is queued until it is empty or the deadline passes;
 //! whatever is in flight or queued at the deadline is counted as dropped with reason
 //! `shutdown`.
+//!
+//! # Handing batches back
+//!
+//! A load balancer's backend ([`super::balance`]) is built with a *handback*: while the
+//! balancer has it diverted (taken out of the ring, or gone from the resolver's answer), the
+//! exporter sends nothing more. Its queued batches, a batch that fails an attempt, a batch
+//! popped or submitted while diverted, all go to the handback instead of being retried here or
+//! dropped; the balancer routes them again to the backends that own them now. A batch handed
+//! back is settled without a count: it is counted where it is finally delivered or dropped.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -40,6 +49,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::sync::{Gate, Pass, Semaphore};
 
+use super::balance::LoadBalancer;
 use super::batch::Batch;
 use super::debug::DebugPrinter;
 use super::error::SendError;
@@ -49,7 +59,8 @@ use super::persist::{DiskQueue, Refused};
 use super::queue::SendingQueue;
 use super::retry::{Backoff, Xorshift};
 use super::settings::{
-    validate_timeout, ExporterSettings, QueueSettings, QueueSizer, RetrySettings, SettingsError,
+    validate_timeout, ExporterSettings, OtlpGrpcSettings, QueueSettings, QueueSizer, RetrySettings,
+    SettingsError,
 };
 use super::status::Delivered;
 use super::{reason, ExportObserver};
@@ -86,8 +97,18 @@ impl std::error::Error for SubmitError {}
 
 /// One configured exporter on one shard.
 pub struct Exporter {
-    inner: Rc<Inner>,
+    kind: Kind,
 }
+
+enum Kind {
+    /// One destination.
+    Single(Rc<Inner>),
+    /// `loadbalancing`: one [`Exporter`] per backend, behind a ring.
+    Balanced(LoadBalancer),
+}
+
+/// Where a backend's exporter hands back the batches it gives up while diverted.
+pub(crate) type Handback = Rc<dyn Fn(Batch)>;
 
 struct Inner {
     name: String,
@@ -110,6 +131,9 @@ struct Inner {
     gate: Gate,
     shutdown: Shutdown,
     rng: RefCell<Xorshift>,
+    /// A load balancer's backend: where batches go while `diverted`.
+    handback: Option<Handback>,
+    diverted: Cell<bool>,
 }
 
 enum Transport {
@@ -144,6 +168,9 @@ impl Transport {
                 client.spread_from(shard);
                 (Transport::Http(client), s.retry, s.timeout, s.queue)
             }
+            ExporterSettings::LoadBalancing(_) => {
+                unreachable!("a load balancer is built by LoadBalancer::new, its backends as otlp")
+            }
             ExporterSettings::Debug(s) => (
                 Transport::Debug(DebugPrinter::new(shard, &s)),
                 RetrySettings {
@@ -175,6 +202,40 @@ impl Exporter {
         shard: usize,
         settings: ExporterSettings,
         observer: Rc<dyn ExportObserver>,
+    ) -> Result<Exporter, SettingsError> {
+        if let ExporterSettings::LoadBalancing(settings) = settings {
+            let balancer = LoadBalancer::new(name, shard, settings, observer)?;
+            return Ok(Exporter {
+                kind: Kind::Balanced(balancer),
+            });
+        }
+        Exporter::single(name, shard, settings, observer, None)
+    }
+
+    /// A load balancer's backend: an `otlp` exporter that hands batches back to `handback`
+    /// while diverted (see the module documentation).
+    pub(crate) fn backend(
+        name: &str,
+        shard: usize,
+        settings: OtlpGrpcSettings,
+        observer: Rc<dyn ExportObserver>,
+        handback: Handback,
+    ) -> Result<Exporter, SettingsError> {
+        Exporter::single(
+            name,
+            shard,
+            ExporterSettings::Otlp(settings),
+            observer,
+            Some(handback),
+        )
+    }
+
+    fn single(
+        name: &str,
+        shard: usize,
+        settings: ExporterSettings,
+        observer: Rc<dyn ExportObserver>,
+        handback: Option<Handback>,
     ) -> Result<Exporter, SettingsError> {
         let (transport, retry, timeout, queue) = Transport::build(shard, settings)?;
         let disk = match (&queue.storage, queue.enabled) {
@@ -209,6 +270,8 @@ impl Exporter {
             gate: Gate::new(),
             shutdown: Shutdown::new(),
             rng: RefCell::new(Xorshift::seeded(shard, name)),
+            handback,
+            diverted: Cell::new(false),
         });
         if queue.enabled {
             for _ in 0..queue.num_consumers {
@@ -220,40 +283,94 @@ impl Exporter {
                 }
             }
         }
-        Ok(Exporter { inner })
+        Ok(Exporter {
+            kind: Kind::Single(inner),
+        })
     }
 
     /// Checks `settings` exactly as [`Exporter::new`] does, starting nothing: start-up and
     /// `check-config` run it before any shard exists, so a shard cannot refuse an exporter
     /// the gateway accepted. Runs on any thread.
     pub fn check(settings: &ExporterSettings) -> Result<(), SettingsError> {
-        Transport::build(0, settings.clone()).map(drop)
+        match settings {
+            ExporterSettings::LoadBalancing(settings) => LoadBalancer::check(settings),
+            _ => Transport::build(0, settings.clone()).map(drop),
+        }
     }
 
     /// The exporter's configured name.
     pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    /// Batches waiting in the sending queue (0 without a queue), however the queue counts them.
-    pub fn queue_len(&self) -> usize {
-        match (&self.inner.queue, &self.inner.disk) {
-            (Some(queue), _) => queue.len(),
-            (None, Some(disk)) => disk.len(),
-            (None, None) => 0,
+        match &self.kind {
+            Kind::Single(inner) => &inner.name,
+            Kind::Balanced(balancer) => balancer.name(),
         }
     }
 
-    /// The sending queue's bound in its sizer's unit (0 without a queue).
+    /// Batches waiting in the sending queue (0 without a queue), however the queue counts them;
+    /// a load balancer's, over all its backends.
+    pub fn queue_len(&self) -> usize {
+        match &self.kind {
+            Kind::Single(inner) => inner.queued(),
+            Kind::Balanced(balancer) => balancer.queue_len(),
+        }
+    }
+
+    /// The sending queue's bound in its sizer's unit (0 without a queue); a load balancer's is
+    /// each backend's.
     pub fn queue_capacity(&self) -> usize {
-        self.inner.queue_size
+        match &self.kind {
+            Kind::Single(inner) => inner.queue_size,
+            Kind::Balanced(balancer) => balancer.queue_capacity(),
+        }
+    }
+
+    /// A backend taken out of its balancer's ring (`true`) or back in it: while diverted,
+    /// everything queued and every batch that fails an attempt goes to the handback. Only for
+    /// exporters built by [`Exporter::backend`].
+    pub(crate) fn divert(&self, diverted: bool) {
+        let Kind::Single(inner) = &self.kind else {
+            return;
+        };
+        let Some(handback) = &inner.handback else {
+            return;
+        };
+        if inner.diverted.replace(diverted) || !diverted {
+            return;
+        }
+        if let Some(queue) = &inner.queue {
+            let taken = queue.take_all();
+            inner.observer.queue_len(queue.used());
+            for batch in taken {
+                inner.let_go(batch.signal, batch.items, batch.bytes.len());
+                handback(batch);
+            }
+        }
+    }
+
+    /// Whether the exporter hands its batches back rather than sending them.
+    pub(crate) fn is_diverted(&self) -> bool {
+        matches!(&self.kind, Kind::Single(inner) if inner.diverted.get())
     }
 
     /// Hands a batch to the exporter, waiting while the sending queue is full (or, without a
     /// queue, until the batch is settled). After shutdown has begun the batch is refused and
     /// counted as dropped.
     pub async fn submit(&self, batch: Batch) -> Result<(), SubmitError> {
-        let inner = &self.inner;
+        match &self.kind {
+            Kind::Single(_) => self.submit_direct(batch).await,
+            Kind::Balanced(balancer) => balancer.submit(batch).await,
+        }
+    }
+
+    /// [`Exporter::submit`] to one destination: a load balancer's backend.
+    pub(crate) async fn submit_direct(&self, batch: Batch) -> Result<(), SubmitError> {
+        let Kind::Single(inner) = &self.kind else {
+            unreachable!("a load balancer's backends are single exporters");
+        };
+        if inner.hands_back() {
+            inner.hand_back_unclaimed(batch);
+            return Ok(());
+        }
         let pass = match inner.gate.enter() {
             Ok(pass) if !inner.shutdown.has_begun() => pass,
             _ => return Err(inner.refuse(batch)),
@@ -302,7 +419,16 @@ impl Exporter {
     /// and the batch back if taking it means waiting (a full queue that blocks, or no queue,
     /// where the send itself is the wait): then [`Exporter::submit`] it.
     pub fn try_submit(&self, batch: Batch) -> Result<(), Batch> {
-        let inner = &self.inner;
+        let inner = match &self.kind {
+            Kind::Single(inner) => inner,
+            // Routing and the backends' queues are the balancer's; it takes a batch in
+            // `submit`, after the pipeline's other exporters took theirs.
+            Kind::Balanced(_) => return Err(batch),
+        };
+        if inner.hands_back() {
+            inner.hand_back_unclaimed(batch);
+            return Ok(());
+        }
         if !inner.gate.is_open() || inner.shutdown.has_begun() {
             let _ = inner.refuse(batch);
             return Ok(());
@@ -348,7 +474,17 @@ impl Exporter {
     /// dropped with reason `shutdown`. Returns when every batch is settled; a second call
     /// returns at once.
     pub async fn shutdown(&self, final_batches: Vec<Batch>, deadline: Instant) {
-        let inner = &self.inner;
+        match &self.kind {
+            Kind::Single(_) => self.shutdown_direct(final_batches, deadline).await,
+            Kind::Balanced(balancer) => balancer.shutdown(final_batches, deadline).await,
+        }
+    }
+
+    /// [`Exporter::shutdown`] of one destination: a load balancer's backend.
+    pub(crate) async fn shutdown_direct(&self, final_batches: Vec<Batch>, deadline: Instant) {
+        let Kind::Single(inner) = &self.kind else {
+            unreachable!("a load balancer's backends are single exporters");
+        };
         if inner.shutdown.has_begun() {
             return;
         }
@@ -418,7 +554,10 @@ impl Drop for Exporter {
     /// An exporter dropped without [`Exporter::shutdown`] shuts down with a deadline of now:
     /// consumers count what they hold and what is queued as dropped, then end.
     fn drop(&mut self) {
-        let inner = &self.inner;
+        let Kind::Single(inner) = &self.kind else {
+            // The balancer's backends are exporters of their own, dropped with it.
+            return;
+        };
         if inner.shutdown.has_begun() {
             return;
         }
@@ -453,6 +592,19 @@ impl Inner {
             (Some(queue), _) => queue.len(),
             (None, Some(disk)) => disk.len(),
             (None, None) => 0,
+        }
+    }
+
+    /// Whether `batch` goes to the handback rather than the queue: diverted, and not shutting
+    /// down (shutdown's own rules count what is left then).
+    fn hands_back(&self) -> bool {
+        self.diverted.get() && self.handback.is_some() && !self.shutdown.has_begun()
+    }
+
+    /// Hands back a batch this exporter never took.
+    fn hand_back_unclaimed(&self, batch: Batch) {
+        if let Some(handback) = &self.handback {
+            handback(batch);
         }
     }
 
@@ -554,12 +706,18 @@ impl Inner {
         let first_attempt = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
         loop {
+            if self.hands_back() {
+                return self.hand_back(batch, claim);
+            }
             let timeout = self.timeout;
+            let started = Instant::now();
             let attempt = future::or(self.transport.attempt(&batch, &prepared), async {
                 glommio::timer::sleep(timeout).await;
                 Err(SendError::Timeout { after: timeout })
             })
             .await;
+            self.observer
+                .attempt_took(started.elapsed(), attempt.is_ok());
             let err = match attempt {
                 Ok(delivered) => {
                     self.observer.attempt_answered();
@@ -573,6 +731,9 @@ impl Inner {
             }
             if !err.is_retryable() {
                 return claim.failed(&self.name, reason::PERMANENT, &err);
+            }
+            if self.hands_back() {
+                return self.hand_back(batch, claim);
             }
             if !self.retry.enabled {
                 return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
@@ -592,6 +753,16 @@ impl Inner {
             );
             glommio::timer::sleep(delay).await;
         }
+    }
+}
+
+impl Inner {
+    /// Gives a claimed batch to the handback: settled here without a count, counted where it
+    /// is delivered in the end.
+    fn hand_back(&self, batch: Batch, mut claim: Claim) {
+        claim.settled = true;
+        drop(claim);
+        self.hand_back_unclaimed(batch);
     }
 }
 

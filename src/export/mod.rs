@@ -40,6 +40,7 @@
 //! `queue_size + num_consumers × batch_bytes_max`). Retries stop after `max_elapsed_time`;
 //! responses are read up to `RESPONSE_BYTES_MAX`; shutdown stops at its deadline.
 
+mod balance;
 mod batch;
 mod compression;
 mod connect;
@@ -57,15 +58,19 @@ mod settings;
 mod status;
 pub mod upstream;
 
+pub use balance::Routing;
 pub(crate) use batch::BATCH_BYTES_MAX_DEFAULT;
 pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings};
 pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{
-    Compression, DebugSettings, Encoding, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
-    QueueSettings, QueueSizer, RetrySettings, SettingsError, StorageSettings, Verbosity,
+    Backends, Compression, DebugSettings, Encoding, ExporterSettings, LoadBalancingSettings,
+    OtlpGrpcSettings, OtlpHttpSettings, QueueSettings, QueueSizer, RetrySettings, SettingsError,
+    StorageSettings, Verbosity,
 };
+
+use std::time::Duration;
 
 use tailgate_wire::Signal;
 
@@ -139,4 +144,15 @@ pub trait ExportObserver {
     /// At shutdown, `items` of `signal` were left in a persistent queue for the next start:
     /// not sent, not lost.
     fn left_on_disk(&self, _signal: Signal, _items: u64) {}
+    /// An attempt ended after `elapsed`, answered by the upstream or not.
+    fn attempt_took(&self, _elapsed: Duration, _answered: bool) {}
+    /// A load balancer's attempt to send to `endpoint` ended after `elapsed`, answered or not
+    /// (`otelcol_loadbalancer_backend_outcome`, `_backend_latency`).
+    fn backend_attempt(&self, _endpoint: &str, _answered: bool, _elapsed: Duration) {}
+    /// A load balancer routes over `count` backends now (`otelcol_loadbalancer_num_backends`);
+    /// `changed`: the set differs from the one before (`_num_backend_updates`).
+    fn backends(&self, _count: usize, _changed: bool) {}
+    /// A load balancer's resolver looked its backends up, successfully or not
+    /// (`otelcol_loadbalancer_num_resolutions`).
+    fn resolution(&self, _success: bool) {}
 }

@@ -164,6 +164,19 @@ impl<T> SendingQueue<T> {
         drained.into_iter().map(|(item, _)| item).collect()
     }
 
+    /// Takes everything queued now and leaves the queue open: a load balancer's backend that
+    /// was taken out hands its batches to the others. Nothing, once the queue is closed
+    /// (shutdown drains it then).
+    pub fn take_all(&self) -> Vec<T> {
+        let queued = self.items.borrow().len() as u64;
+        // The filled units of the items taken go with them, so no consumer waits for an item
+        // that is gone; at every await point there is one unit per queued item.
+        if queued == 0 || !self.filled.try_acquire(queued).unwrap_or(false) {
+            return Vec::new();
+        }
+        self.drain()
+    }
+
     pub fn len(&self) -> usize {
         self.items.borrow().len()
     }
@@ -216,6 +229,29 @@ mod tests {
             assert_eq!(waiting.await, Err(2));
             assert_eq!(q.push(3, 1).await, Err(3));
             assert_eq!(q.pop().await, Some(1));
+            assert_eq!(q.pop().await, None);
+        });
+    }
+
+    #[test]
+    fn take_all_leaves_the_queue_open_and_consistent() {
+        LocalExecutor::default().run(async {
+            let q = Rc::new(SendingQueue::new(2));
+            q.push(1, 1).await.unwrap();
+            q.push(2, 1).await.unwrap();
+            assert_eq!(q.take_all(), vec![1, 2]);
+            assert_eq!((q.len(), q.used()), (0, 0));
+            // Room came back, and a consumer waits for the next item rather than finding the
+            // taken ones' units.
+            q.push(3, 1).await.unwrap();
+            q.push(4, 1).await.unwrap();
+            assert_eq!(q.pop().await, Some(3));
+            q.close();
+            assert!(
+                q.take_all().is_empty(),
+                "a closed queue is shutdown's to drain"
+            );
+            assert_eq!(q.pop().await, Some(4));
             assert_eq!(q.pop().await, None);
         });
     }

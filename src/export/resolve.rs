@@ -126,30 +126,7 @@ impl Resolver {
 
     /// The name's addresses, from the blocking-task thread, within [`RESOLVE_TIMEOUT`].
     async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
-        let (host, port) = (self.host.clone(), self.port);
-        let lookup = glommio::executor().spawn_blocking(move || {
-            (host.as_str(), port)
-                .to_socket_addrs()
-                .map(|addrs| addrs.take(ADDRESSES_MAX).collect::<Vec<_>>())
-        });
-        let answer = glommio::timer::timeout(RESOLVE_TIMEOUT, async { Ok(lookup.await) })
-            .await
-            .map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "resolving {} took longer than {RESOLVE_TIMEOUT:?}",
-                        self.host
-                    ),
-                )
-            })??;
-        if answer.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "the name resolved to no address",
-            ));
-        }
-        Ok(answer)
+        lookup(&self.host, self.port, RESOLVE_TIMEOUT).await
     }
 
     fn answered(&self, mut addresses: Vec<SocketAddr>) {
@@ -184,6 +161,37 @@ impl Resolver {
             .copied()
             .collect()
     }
+}
+
+/// The addresses of `host` on `port`, looked up on the executor's blocking-task thread within
+/// `timeout` (at most [`ADDRESSES_MAX`], in the resolver's order); an error when there are
+/// none. Must run on a glommio executor.
+pub(crate) async fn lookup(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> io::Result<Vec<SocketAddr>> {
+    let owned = host.to_string();
+    let lookup = glommio::executor().spawn_blocking(move || {
+        (owned.as_str(), port)
+            .to_socket_addrs()
+            .map(|addrs| addrs.take(ADDRESSES_MAX).collect::<Vec<_>>())
+    });
+    let answer = glommio::timer::timeout(timeout, async { Ok(lookup.await) })
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("resolving {host} took longer than {timeout:?}"),
+            )
+        })??;
+    if answer.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the name resolved to no address",
+        ));
+    }
+    Ok(answer)
 }
 
 /// Marks a lookup under way for as long as it lives.

@@ -283,6 +283,56 @@ impl Default for DebugSettings {
     }
 }
 
+/// `exporters.loadbalancing`: where the backends come from, how data is routed over them, and
+/// the `otlp` settings every backend's exporter is built with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancingSettings {
+    /// What the pipeline's data is routed by.
+    pub routing: super::Routing,
+    /// Each backend's exporter settings; the endpoint is replaced by the backend's.
+    pub otlp: OtlpGrpcSettings,
+    /// Where the backends come from.
+    pub backends: Backends,
+}
+
+/// A load balancer's resolver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backends {
+    /// A fixed list of `host:port` endpoints.
+    Static(Vec<String>),
+    /// Every address `hostname` resolves to, on `port`, looked up every `interval` (each
+    /// lookup bounded by `timeout`).
+    Dns {
+        /// The name looked up.
+        hostname: String,
+        /// The backends' port.
+        port: u16,
+        /// Between lookups.
+        interval: Duration,
+        /// The bound on one lookup.
+        timeout: Duration,
+    },
+}
+
+impl Backends {
+    /// The most backends this resolver can name: the static list's length, or the most
+    /// addresses one DNS answer is taken for.
+    pub fn most(&self) -> usize {
+        match self {
+            Backends::Static(list) => list.len(),
+            Backends::Dns { .. } => super::resolve::ADDRESSES_MAX,
+        }
+    }
+
+    /// The `resolver` metric label: `static` or `dns`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backends::Static(_) => "static",
+            Backends::Dns { .. } => "dns",
+        }
+    }
+}
+
 /// One configured exporter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExporterSettings {
@@ -292,6 +342,8 @@ pub enum ExporterSettings {
     OtlpHttp(OtlpHttpSettings),
     /// `debug`: printed to the log.
     Debug(DebugSettings),
+    /// `loadbalancing`: routed over backends by consistent hashing.
+    LoadBalancing(LoadBalancingSettings),
 }
 
 /// Why exporter settings were refused.
@@ -326,6 +378,8 @@ pub enum SettingsError {
         /// What the system said.
         error: String,
     },
+    /// A load balancer without a backend to route to.
+    NoBackends,
 }
 
 impl fmt::Display for SettingsError {
@@ -353,6 +407,7 @@ impl fmt::Display for SettingsError {
                 "sending_queue needs num_consumers and queue_size above 0 when enabled"
             ),
             SettingsError::ZeroTimeout => write!(f, "timeout must be above 0"),
+            SettingsError::NoBackends => write!(f, "a load balancer needs at least one backend"),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::os::unix::fs::DirBuilderExt;
 
 use crate::config::{self, Config, Exporter as ExporterConfig};
 use crate::export::{
-    self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
-    QueueSizer, RetrySettings, StorageSettings,
+    self, Backends, DebugSettings, ExporterSettings, LoadBalancingSettings, OtlpGrpcSettings,
+    OtlpHttpSettings, QueueSettings, QueueSizer, RetrySettings, Routing, StorageSettings,
 };
 use crate::gateway::StartError;
 use crate::tls::ClientTls;
@@ -81,7 +81,7 @@ pub(crate) fn storage(
     let queue = match config {
         ExporterConfig::Otlp(otlp) => &otlp.sending_queue,
         ExporterConfig::OtlpHttp(http) => &http.sending_queue,
-        ExporterConfig::Debug(_) => return Ok(None),
+        ExporterConfig::Debug(_) | ExporterConfig::LoadBalancing(_) => return Ok(None),
     };
     let Some(extension_id) = &queue.storage else {
         return Ok(None);
@@ -163,25 +163,66 @@ fn compression(config: config::Compression) -> export::Compression {
     }
 }
 
-/// The export layer's settings for `config`; `tls` is its TLS configuration, files read.
+fn otlp_settings(
+    otlp: &config::OtlpExporter,
+    shards: usize,
+    tls: Option<Arc<ClientTls>>,
+) -> OtlpGrpcSettings {
+    OtlpGrpcSettings {
+        endpoint: otlp.endpoint.to_string(),
+        tls,
+        headers: otlp.headers.clone().into_iter().collect(),
+        compression: compression(otlp.compression),
+        compression_level: otlp.compression_level,
+        timeout: otlp.timeout,
+        // Set from the enabled authenticators once every exporter is planned.
+        auth: None,
+        retry: retry(&otlp.retry_on_failure),
+        queue: queue(&otlp.sending_queue, shards),
+    }
+}
+
+/// The export layer's settings for `config` in a pipeline of `signal`; `tls` is its TLS
+/// configuration, files read.
 pub(crate) fn exporter_settings(
     config: &ExporterConfig,
+    signal: Signal,
     shards: usize,
     tls: Option<Arc<ClientTls>>,
 ) -> ExporterSettings {
     match config {
-        ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(OtlpGrpcSettings {
-            endpoint: otlp.endpoint.to_string(),
-            tls,
-            headers: otlp.headers.clone().into_iter().collect(),
-            compression: compression(otlp.compression),
-            compression_level: otlp.compression_level,
-            timeout: otlp.timeout,
-            // Set from the enabled authenticators once every exporter is planned.
-            auth: None,
-            retry: retry(&otlp.retry_on_failure),
-            queue: queue(&otlp.sending_queue, shards),
-        }),
+        ExporterConfig::Otlp(otlp) => ExporterSettings::Otlp(otlp_settings(otlp, shards, tls)),
+        ExporterConfig::LoadBalancing(lb) => {
+            ExporterSettings::LoadBalancing(LoadBalancingSettings {
+                routing: match lb.routing_key(signal) {
+                    Some(config::RoutingKey::TraceId) => Routing::TraceId,
+                    Some(config::RoutingKey::Service) => Routing::Service,
+                    Some(config::RoutingKey::Resource) => Routing::Resource,
+                    None => {
+                        unreachable!("the configuration checked the routing key of each pipeline")
+                    }
+                },
+                // Every backend gets the `protocol.otlp` settings; its queue is per backend, so the
+                // node holds queue_size per backend, as the Collector does.
+                otlp: otlp_settings(&lb.protocol, shards, tls),
+                backends: match &lb.resolver {
+                    config::BackendResolver::Static { hostnames } => {
+                        Backends::Static(hostnames.iter().map(ToString::to_string).collect())
+                    }
+                    config::BackendResolver::Dns {
+                        hostname,
+                        port,
+                        interval,
+                        timeout,
+                    } => Backends::Dns {
+                        hostname: hostname.clone(),
+                        port: *port,
+                        interval: *interval,
+                        timeout: *timeout,
+                    },
+                },
+            })
+        }
         ExporterConfig::OtlpHttp(http) => {
             let url = |signal| http.url(signal).map(ToString::to_string);
             ExporterSettings::OtlpHttp(OtlpHttpSettings {
@@ -231,6 +272,7 @@ mod tests {
         .expect("valid");
         let ExporterSettings::Otlp(otlp) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("otlp").unwrap()],
+            Signal::Traces,
             2,
             None,
         ) else {
@@ -240,6 +282,7 @@ mod tests {
         assert_eq!(otlp.retry.randomization_factor, 0.0);
         let ExporterSettings::Debug(debug) = exporter_settings(
             &config.exporters.by_id[&config::ComponentId::parse("debug").unwrap()],
+            Signal::Traces,
             2,
             None,
         ) else {

@@ -135,15 +135,18 @@ impl Plan {
         let mut tls: Vec<Arc<dyn Reload>> = Vec::new();
         let mut exporter_tls = BTreeMap::new();
         for (id, exporter) in &config.exporters.by_id {
-            let (settings, alpn) = match exporter {
-                config::Exporter::Otlp(otlp) => (&otlp.tls, crate::tls::ALPN_H2),
-                config::Exporter::OtlpHttp(http) => (&http.tls, crate::tls::ALPN_HTTP1),
+            let (settings, alpn, key) = match exporter {
+                config::Exporter::Otlp(otlp) => (&otlp.tls, crate::tls::ALPN_H2, "tls"),
+                config::Exporter::OtlpHttp(http) => (&http.tls, crate::tls::ALPN_HTTP1, "tls"),
+                config::Exporter::LoadBalancing(lb) => {
+                    (&lb.protocol.tls, crate::tls::ALPN_H2, "protocol.otlp.tls")
+                }
                 config::Exporter::Debug(_) => continue,
             };
             if let Some(settings) = settings {
                 let loaded = ClientTls::load(format!("exporter {id}"), settings.clone(), alpn)
                     .map_err(|why| {
-                        tls_error(&format!("exporters.{id}.tls"), &settings.common, why)
+                        tls_error(&format!("exporters.{id}.{key}"), &settings.common, why)
                     })?;
                 tls.push(loaded.clone());
                 exporter_tls.insert(id.clone(), loaded);
@@ -200,6 +203,16 @@ impl Plan {
                             .map_or_else(String::new, ToString::to_string)
                     }
                     config::Exporter::Debug(_) => "standard output".to_string(),
+                    config::Exporter::LoadBalancing(lb) => match &lb.resolver {
+                        config::BackendResolver::Static { hostnames } => hostnames
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        config::BackendResolver::Dns { hostname, port, .. } => {
+                            format!("{hostname}:{port} (dns)")
+                        }
+                    },
                 };
                 let name = id.to_string();
                 let health = UpstreamHealth::new(&name, &endpoint, cpus.len());
@@ -237,7 +250,16 @@ impl Plan {
                 .iter()
                 .map(|r| usize::from(r.grpc.is_some()) + usize::from(r.http.is_some()))
                 .sum::<usize>();
-        let exporters: usize = self.pipelines.iter().map(|p| p.exporters.len()).sum();
+        // A load balancer holds connections to each of its backends.
+        let exporters: usize = self
+            .pipelines
+            .iter()
+            .flat_map(|p| p.exporters.iter())
+            .map(|(_, settings)| match settings {
+                ExporterSettings::LoadBalancing(lb) => lb.backends.most(),
+                _ => 1,
+            })
+            .sum();
         let budget = ConnectionBudget::from_limit(
             open_files_limit()?,
             self.cpus.len(),
@@ -325,13 +347,17 @@ impl PipelinePlan {
             let Some(exporter) = config.exporters.by_id.get(id) else {
                 continue;
             };
-            let mut settings =
-                exporters::exporter_settings(exporter, shards, exporter_tls.get(id).cloned());
+            let mut settings = exporters::exporter_settings(
+                exporter,
+                pipeline.id.signal,
+                shards,
+                exporter_tls.get(id).cloned(),
+            );
             let storage = exporters::storage(config, id, exporter, &pipeline.id, shards)?;
             match &mut settings {
                 ExporterSettings::Otlp(s) => s.queue.storage = storage,
                 ExporterSettings::OtlpHttp(s) => s.queue.storage = storage,
-                ExporterSettings::Debug(_) => {}
+                ExporterSettings::Debug(_) | ExporterSettings::LoadBalancing(_) => {}
             }
             // What each shard's `Exporter::new` would refuse, refused once, before any starts.
             Exporter::check(&settings)
@@ -362,12 +388,14 @@ fn with_client_auth(
         let client = match exporter {
             Some(config::Exporter::Otlp(otlp)) => otlp.auth.as_ref(),
             Some(config::Exporter::OtlpHttp(http)) => http.auth.as_ref(),
+            Some(config::Exporter::LoadBalancing(lb)) => lb.protocol.auth.as_ref(),
             Some(config::Exporter::Debug(_)) | None => None,
         }
         .and_then(|id| auth.client(id));
         match settings {
             ExporterSettings::Otlp(otlp) => otlp.auth = client,
             ExporterSettings::OtlpHttp(http) => http.auth = client,
+            ExporterSettings::LoadBalancing(lb) => lb.otlp.auth = client,
             ExporterSettings::Debug(_) => {}
         }
     }

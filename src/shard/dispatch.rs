@@ -281,6 +281,7 @@ mod tests {
                         Default::default(),
                     )),
                     upstream: None,
+                    balancer: None,
                 });
                 let exporter = Exporter::new(
                     "debug",

@@ -1,14 +1,20 @@
 //! The shard's export observer: each exporter's outcomes, as its metric cells, the shard's drop
 //! counters and the shard's memory account. One per exporter instance, on its shard's executor.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tailgate_wire::Signal;
 
 use crate::export::upstream::ShardUpstream;
 use crate::export::{self, ExportObserver, SendError};
 use crate::memory::ShardMemory;
-use crate::telemetry::{DropMetrics, DropReason, ExporterMetrics, QUEUE_DISK_OPERATIONS};
+use crate::telemetry::{
+    BackendMetrics, DropMetrics, DropReason, ExporterMetrics, LoadBalancerMetrics,
+    QUEUE_DISK_OPERATIONS,
+};
 
 /// Feeds an exporter's outcomes into its metrics and the shard's drop counters.
 pub(super) struct Observer {
@@ -18,6 +24,24 @@ pub(super) struct Observer {
     pub(super) memory: Rc<ShardMemory>,
     /// Whether the upstream answers, told to the node's log; none in tests that do not watch.
     pub(super) upstream: Option<ShardUpstream>,
+    /// A `loadbalancing` exporter's own cells.
+    pub(super) balancer: Option<BalancerCells>,
+}
+
+/// A load balancer's cells, with each backend's found once.
+pub(super) struct BalancerCells {
+    metrics: LoadBalancerMetrics,
+    /// Per endpoint; `None` where the late families were full.
+    backends: RefCell<HashMap<String, Option<BackendMetrics>>>,
+}
+
+impl BalancerCells {
+    pub(super) fn new(metrics: LoadBalancerMetrics) -> Self {
+        BalancerCells {
+            metrics,
+            backends: RefCell::new(HashMap::new()),
+        }
+    }
 }
 
 impl ExportObserver for Observer {
@@ -106,6 +130,45 @@ impl ExportObserver for Observer {
     fn left_on_disk(&self, signal: Signal, items: u64) {
         self.metrics.signal(signal).left_on_disk.add(items);
     }
+
+    fn backend_attempt(&self, endpoint: &str, answered: bool, elapsed: Duration) {
+        let Some(balancer) = &self.balancer else {
+            return;
+        };
+        let mut backends = balancer.backends.borrow_mut();
+        if !backends.contains_key(endpoint) {
+            let cells = balancer.metrics.backend(endpoint);
+            backends.insert(endpoint.to_string(), cells);
+        }
+        if let Some(Some(cells)) = backends.get(endpoint) {
+            if answered {
+                cells.succeeded.inc();
+            } else {
+                cells.failed.inc();
+            }
+            let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            cells.latency_ms.record(ms);
+        }
+    }
+
+    fn backends(&self, count: usize, changed: bool) {
+        if let Some(balancer) = &self.balancer {
+            balancer.metrics.num_backends.set(count as i64);
+            if changed {
+                balancer.metrics.backend_updates.inc();
+            }
+        }
+    }
+
+    fn resolution(&self, success: bool) {
+        if let Some(balancer) = &self.balancer {
+            if success {
+                balancer.metrics.resolutions_succeeded.inc();
+            } else {
+                balancer.metrics.resolutions_failed.inc();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +203,7 @@ mod tests {
                         Default::default(),
                     )),
                     upstream: None,
+                    balancer: None,
                 });
                 let exporter = Exporter::new(
                     "debug",

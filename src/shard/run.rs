@@ -22,7 +22,7 @@ use tailgate_shards::sync::Stop;
 use super::dispatch::{index, Pipelines, Stage, Stages};
 use super::drain::drain;
 use super::listeners::Listeners;
-use super::observer::Observer;
+use super::observer::{BalancerCells, Observer};
 use super::reload::Reloads;
 use super::ShardTelemetry;
 
@@ -199,6 +199,7 @@ fn build_exporters(
             signal: pipeline.signal,
             memory: memory.clone(),
             upstream,
+            balancer: telemetry.balancers[index].clone().map(BalancerCells::new),
         });
         match Exporter::new(name, id, settings.clone(), observer) {
             Ok(exporter) => {

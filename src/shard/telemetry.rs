@@ -1,10 +1,11 @@
 //! A shard's metric cells: registered for every shard on the main thread before any starts (so
 //! the registry is read-only from then on), then handed to the shard, which alone writes them.
 
+use crate::export::ExporterSettings;
 use crate::plan::Plan;
 use crate::telemetry::{
-    DropMetrics, ExporterMetrics, MemoryLimiterMetrics, ReceiverMetrics, RegistryBuilder,
-    SamplingMetrics, ShardMetrics, TlsMetrics,
+    DropMetrics, ExporterMetrics, LoadBalancerMetrics, MemoryLimiterMetrics, ReceiverMetrics,
+    RegistryBuilder, SamplingMetrics, ShardMetrics, TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -15,6 +16,8 @@ pub(crate) struct ShardTelemetry {
     pub(super) sampling: Option<SamplingMetrics>,
     /// Per exporter, in the order of the names they were registered with.
     pub(super) exporters: Vec<ExporterMetrics>,
+    /// Per exporter, in the same order: a `loadbalancing` exporter's own families.
+    pub(super) balancers: Vec<Option<LoadBalancerMetrics>>,
     pub(super) drops: DropMetrics,
     pub(super) memory_limiters: MemoryLimiterMetrics,
 }
@@ -77,6 +80,24 @@ impl ShardTelemetry {
             exporters: exporter_names
                 .iter()
                 .map(|name| ExporterMetrics::register(builder, name, shard))
+                .collect(),
+            balancers: exporter_names
+                .iter()
+                .map(|name| {
+                    let resolver = plan
+                        .pipelines
+                        .iter()
+                        .flat_map(|p| p.exporters.iter())
+                        .find_map(|(n, settings)| match settings {
+                            ExporterSettings::LoadBalancing(lb) if n == name => {
+                                Some(lb.backends.label())
+                            }
+                            _ => None,
+                        })?;
+                    Some(LoadBalancerMetrics::register(
+                        builder, name, resolver, shard,
+                    ))
+                })
                 .collect(),
             drops: DropMetrics::register(builder, shard),
             memory_limiters: MemoryLimiterMetrics::register(

@@ -61,6 +61,7 @@
 
 mod admin;
 mod auth;
+mod balancer;
 mod cell;
 mod connections;
 mod drops;
@@ -76,6 +77,7 @@ mod shard;
 
 pub use admin::{AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX};
 pub use auth::AuthMetrics;
+pub use balancer::{BackendMetrics, LoadBalancerMetrics, BACKEND_LATENCY_MS_BOUNDS};
 pub use cell::{Counter, Gauge, Histogram};
 pub use connections::{ConnectionMetrics, TlsMetrics, TLS_FAILURE_REASONS};
 pub use drops::{DropMetrics, DropReason};
@@ -86,7 +88,8 @@ pub use pipeline::{
     QUEUE_DISK_OPERATIONS,
 };
 pub use registry::{
-    CounterSuffix, HistogramPart, MetricType, PublishedRegistry, Registry, RegistryBuilder,
+    CounterSuffix, HistogramPart, LateFamily, MetricType, PublishedRegistry, Registry,
+    RegistryBuilder,
 };
 pub use sampling::{Decision, EarlyReason, SamplingMetrics};
 pub use shard::ShardMetrics;

@@ -11,6 +11,12 @@
 //! gets the previous registry's cell, so its count goes on; [`PublishedRegistry`] is where the
 //! admin thread picks up the current one, once per scrape.
 //!
+//! A few series are known only while running — a load balancer's backends, which DNS answers
+//! name — and are registered then, each once, in a [`LateFamily`]: the one lock in the registry,
+//! taken when a series is first asked for (a backend joining) and by each scrape, never on the
+//! data path; a shard keeps the cell it got and writes it as any other. A late family holds at
+//! most [`LATE_SERIES_MAX`] series, and keeps them (and their counts) across reloads.
+//!
 //! Registration mistakes (an invalid name, one name with two types or two help texts, the same
 //! label set twice, more than [`SERIES_MAX`] series) are programming errors in the code that
 //! builds the registry; they panic at start-up, before any traffic is accepted.
@@ -29,6 +35,10 @@ pub const SERIES_MAX: usize = 65_536;
 
 /// The most labels one series may carry.
 pub const LABELS_PER_SERIES_MAX: usize = 16;
+
+/// The most series one [`LateFamily`] may hold: a few thousand backends' series on a node
+/// of many shards, and a bound on what a DNS name that keeps changing can add.
+pub const LATE_SERIES_MAX: usize = 8192;
 
 /// The kind of a metric family, as the `# TYPE` line spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +105,81 @@ struct Family {
     help: String,
     kind: MetricType,
     series: Vec<Series>,
+    /// Series registered while running, for a family made by `late_counter` or
+    /// `late_histogram`.
+    late: Option<Arc<LateSeries>>,
+}
+
+/// The series of a late family; see the module documentation.
+#[derive(Debug)]
+struct LateSeries {
+    name: String,
+    kind: MetricType,
+    /// A histogram's bucket bounds.
+    bounds: &'static [u64],
+    series: std::sync::Mutex<Vec<Series>>,
+}
+
+/// A family whose series are registered while running (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct LateFamily {
+    series: Arc<LateSeries>,
+}
+
+impl LateFamily {
+    /// The counter `name{labels}`, registered now if it is new; `None` when it is new and the
+    /// family already holds [`LATE_SERIES_MAX`] series. The family must be a counter family.
+    pub fn counter(&self, labels: &[(&str, &str)]) -> Option<Counter> {
+        match self.cell(labels, || Cell::Counter(Counter::new()))? {
+            Cell::Counter(counter) => Some(counter),
+            _ => panic!("{}: not a counter family", self.series.name),
+        }
+    }
+
+    /// The histogram `name{labels}`, as [`LateFamily::counter`].
+    pub fn histogram(&self, labels: &[(&str, &str)]) -> Option<Histogram> {
+        let bounds = self.series.bounds;
+        match self.cell(labels, || Cell::Histogram(Histogram::new(bounds)))? {
+            Cell::Histogram(histogram) => Some(histogram),
+            _ => panic!("{}: not a histogram family", self.series.name),
+        }
+    }
+
+    fn cell(&self, labels: &[(&str, &str)], new: impl FnOnce() -> Cell) -> Option<Cell> {
+        let name = &self.series.name;
+        assert!(
+            labels.len() <= LABELS_PER_SERIES_MAX,
+            "{name}: too many labels"
+        );
+        for (label, _) in labels {
+            assert!(
+                valid_label_name(label) && *label != "le",
+                "{name}: invalid label name {label:?}"
+            );
+        }
+        let rendered = render_labels(labels);
+        let mut series = self.series.series.lock().expect("late series lock");
+        if let Some(found) = series.iter().find(|s| s.labels == rendered) {
+            return Some(found.cell.clone());
+        }
+        if series.len() >= LATE_SERIES_MAX {
+            return None;
+        }
+        let cell = new();
+        debug_assert!(
+            matches!(
+                (&cell, self.series.kind),
+                (Cell::Counter(_), MetricType::Counter)
+                    | (Cell::Histogram(_), MetricType::Histogram)
+            ),
+            "{name}: a cell of the family's type"
+        );
+        series.push(Series {
+            labels: rendered,
+            cell: cell.clone(),
+        });
+        Some(cell)
+    }
 }
 
 /// Collects metric families at start-up; see the module documentation.
@@ -108,6 +193,8 @@ pub struct RegistryBuilder {
     counter_suffix: CounterSuffix,
     /// The cells of the registry this one replaces, by name and rendered labels.
     previous: HashMap<(String, String), Cell>,
+    /// The late families of the registry this one replaces, by name.
+    previous_late: HashMap<String, Arc<LateSeries>>,
 }
 
 impl RegistryBuilder {
@@ -116,6 +203,11 @@ impl RegistryBuilder {
     pub fn reusing(previous: &Registry) -> Self {
         let mut builder = RegistryBuilder::new().counter_suffix(previous.counter_suffix);
         for family in &previous.families {
+            if let Some(late) = &family.late {
+                builder
+                    .previous_late
+                    .insert(family.name.clone(), late.clone());
+            }
             for series in &family.series {
                 builder.previous.insert(
                     (family.name.clone(), series.labels.clone()),
@@ -260,6 +352,74 @@ impl RegistryBuilder {
         histogram
     }
 
+    /// A counter family whose series are registered while running ([`LateFamily::counter`]);
+    /// asking twice for one name gives the same family.
+    ///
+    /// # Panics
+    ///
+    /// On an invalid name, or one registered already as another kind of family.
+    pub fn late_counter(&mut self, name: &str, help: &str) -> LateFamily {
+        assert!(
+            !name.ends_with("_total"),
+            "counter {name:?}: register the name without `_total`; CounterSuffix adds it"
+        );
+        self.late(name, help, MetricType::Counter, &[])
+    }
+
+    /// A histogram family whose series are registered while running, as
+    /// [`RegistryBuilder::late_counter`].
+    pub fn late_histogram(&mut self, name: &str, help: &str, bounds: &'static [u64]) -> LateFamily {
+        assert!(
+            !bounds.is_empty() && bounds.windows(2).all(|w| w[0] < w[1]),
+            "{name}: bounds must be non-empty and strictly increasing"
+        );
+        self.late(name, help, MetricType::Histogram, bounds)
+    }
+
+    fn late(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        bounds: &'static [u64],
+    ) -> LateFamily {
+        assert!(valid_metric_name(name), "invalid metric name {name:?}");
+        if let Some(&i) = self.by_name.get(name) {
+            let family = &self.families[i];
+            let late = family.late.as_ref().unwrap_or_else(|| {
+                panic!("metric {name:?} registered both at start-up and as a late family")
+            });
+            assert!(
+                family.kind == kind,
+                "metric {name:?} registered as two types"
+            );
+            return LateFamily {
+                series: late.clone(),
+            };
+        }
+        let late = match self.previous_late.get(name) {
+            Some(previous) if previous.kind == kind && previous.bounds == bounds => {
+                previous.clone()
+            }
+            _ => Arc::new(LateSeries {
+                name: name.to_owned(),
+                kind,
+                bounds,
+                series: std::sync::Mutex::new(Vec::new()),
+            }),
+        };
+        self.families.push(Family {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind,
+            series: Vec::new(),
+            late: Some(late.clone()),
+        });
+        self.by_name
+            .insert(name.to_owned(), self.families.len() - 1);
+        LateFamily { series: late }
+    }
+
     /// Freezes the registry for the admin thread.
     pub fn build(self) -> Arc<Registry> {
         Arc::new(Registry {
@@ -303,6 +463,10 @@ impl RegistryBuilder {
             Some(&i) => {
                 let family = &self.families[i];
                 assert!(
+                    family.late.is_none(),
+                    "metric {name:?} registered both at start-up and as a late family"
+                );
+                assert!(
                     family.kind == kind,
                     "metric {name:?} registered as {} and as {}",
                     family.kind.as_str(),
@@ -321,6 +485,7 @@ impl RegistryBuilder {
                     help: help.to_owned(),
                     kind,
                     series: Vec::new(),
+                    late: None,
                 });
                 let i = self.families.len() - 1;
                 self.by_name.insert(name.to_owned(), i);
@@ -400,6 +565,14 @@ impl Registry {
     pub fn render_prometheus(&self, out: &mut String) {
         for family in &self.families {
             let name = family.name.as_str();
+            let late = family
+                .late
+                .as_ref()
+                .map(|late| late.series.lock().expect("late series lock"));
+            let series = family
+                .series
+                .iter()
+                .chain(late.iter().flat_map(|late| late.iter()));
             match family.kind {
                 MetricType::Counter => {
                     let suffix = match self.counter_suffix {
@@ -408,7 +581,7 @@ impl Registry {
                     };
                     let full = format!("{name}{suffix}");
                     exposition::write_header(out, &full, &family.help, "counter");
-                    for s in &family.series {
+                    for s in series {
                         let value = match &s.cell {
                             Cell::Counter(c) => c.get(),
                             Cell::HistogramPart(h, HistogramPart::Count) => h.count(),
@@ -420,7 +593,7 @@ impl Registry {
                 }
                 MetricType::Gauge => {
                     exposition::write_header(out, name, &family.help, "gauge");
-                    for s in &family.series {
+                    for s in series {
                         if let Cell::Gauge(g) = &s.cell {
                             exposition::write_sample(out, name, "", &s.labels, "", g.get());
                         }
@@ -429,7 +602,7 @@ impl Registry {
                 MetricType::Histogram => {
                     exposition::write_header(out, name, &family.help, "histogram");
                     let mut le = String::new();
-                    for s in &family.series {
+                    for s in series {
                         if let Cell::Histogram(h) = &s.cell {
                             let snap = h.snapshot();
                             for (i, count) in snap.cumulative.iter().enumerate() {
@@ -459,9 +632,17 @@ impl Registry {
         self.counter_suffix
     }
 
-    /// How many series the registry holds.
+    /// How many series the registry holds, late ones included.
     pub fn series_count(&self) -> usize {
-        self.families.iter().map(|f| f.series.len()).sum()
+        self.families
+            .iter()
+            .map(|f| {
+                f.series.len()
+                    + f.late.as_ref().map_or(0, |late| {
+                        late.series.lock().expect("late series lock").len()
+                    })
+            })
+            .sum()
     }
 }
 
@@ -485,6 +666,62 @@ mod tests {
     use super::*;
 
     static BOUNDS: [u64; 3] = [1, 10, 100];
+
+    #[test]
+    fn late_series_appear_once_each_and_outlive_a_reload() {
+        let mut first = RegistryBuilder::new();
+        let outcomes = first.late_counter("tailgate_late", "Late.");
+        let latency = first.late_histogram("tailgate_late_ms", "Late ms.", &BOUNDS);
+        let first = first.build();
+        let mut out = String::new();
+        first.render_prometheus(&mut out);
+        assert!(out.contains("# TYPE tailgate_late counter"), "{out}");
+        assert!(!out.contains("tailgate_late{"), "no series yet: {out}");
+
+        let a = outcomes.counter(&[("endpoint", "10.0.0.1:4317")]).unwrap();
+        a.add(2);
+        let again = outcomes.counter(&[("endpoint", "10.0.0.1:4317")]).unwrap();
+        again.add(1);
+        latency
+            .histogram(&[("endpoint", "10.0.0.1:4317")])
+            .unwrap()
+            .record(7);
+        out.clear();
+        first.render_prometheus(&mut out);
+        assert!(
+            out.contains("tailgate_late{endpoint=\"10.0.0.1:4317\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tailgate_late_ms_bucket{endpoint=\"10.0.0.1:4317\",le=\"10\"} 1"),
+            "{out}"
+        );
+        assert_eq!(first.series_count(), 2);
+
+        let mut second = RegistryBuilder::reusing(&first);
+        let reloaded = second.late_counter("tailgate_late", "Late.");
+        let second = second.build();
+        reloaded
+            .counter(&[("endpoint", "10.0.0.1:4317")])
+            .unwrap()
+            .add(1);
+        assert_eq!(a.get(), 4, "one cell across the reload");
+        out.clear();
+        second.render_prometheus(&mut out);
+        assert!(
+            out.contains("tailgate_late{endpoint=\"10.0.0.1:4317\"} 4"),
+            "{out}"
+        );
+
+        for i in 0..LATE_SERIES_MAX {
+            let endpoint = format!("e{i}");
+            let _ = reloaded.counter(&[("endpoint", endpoint.as_str())]);
+        }
+        assert!(
+            reloaded.counter(&[("endpoint", "one-too-many")]).is_none(),
+            "bounded"
+        );
+    }
 
     #[test]
     fn a_reload_keeps_the_cells_of_the_series_it_registers_again() {

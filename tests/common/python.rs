@@ -25,6 +25,8 @@ pub enum Venv {
     Proto,
     /// `opentelemetry-exporter-otlp-json-http` (`requirements-json.txt`).
     Json,
+    /// `dnslib`, for a DNS server whose records a test changes (`requirements-dns.txt`).
+    Dns,
 }
 
 impl Venv {
@@ -32,6 +34,7 @@ impl Venv {
         match self {
             Venv::Proto => "proto",
             Venv::Json => "json",
+            Venv::Dns => "dns",
         }
     }
 
@@ -103,9 +106,11 @@ fn venv_python(dir: &Path) -> PathBuf {
 pub fn venv(kind: Venv) -> PathBuf {
     static PROTO: OnceLock<PathBuf> = OnceLock::new();
     static JSON: OnceLock<PathBuf> = OnceLock::new();
+    static DNS: OnceLock<PathBuf> = OnceLock::new();
     let cell = match kind {
         Venv::Proto => &PROTO,
         Venv::Json => &JSON,
+        Venv::Dns => &DNS,
     };
     cell.get_or_init(|| ensure_venv(kind)).clone()
 }
