@@ -200,6 +200,60 @@ pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes `parts`, one after the other, at `offset` of the open file `fd`, with `pwritev`:
+/// the kernel copies straight from them, so a caller holding a record's header and body apart
+/// needs no buffer joining them. A short write (a disk nearly full) goes on with the rest; a
+/// write that takes nothing is an error. Blocks the calling thread for the copy into the page
+/// cache (and, on a filesystem that needs it, block allocation).
+pub(crate) fn pwrite_all(fd: std::os::fd::RawFd, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+    const IOVECS_MAX: usize = 8;
+    assert!(parts.len() <= IOVECS_MAX, "at most {IOVECS_MAX} parts");
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0usize;
+    while done < total {
+        let mut iovecs = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; IOVECS_MAX];
+        let mut count = 0;
+        let mut skip = done;
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            let rest = &part[skip..];
+            skip = 0;
+            iovecs[count] = libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            };
+            count += 1;
+        }
+        let at = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past off_t"))?;
+        // SAFETY: each iovec points into a slice of `parts`, borrowed for the whole call, with
+        // its exact length; pwritev only reads through them. `count` ≤ IOVECS_MAX entries are
+        // initialised.
+        let written = unsafe { libc::pwritev(fd, iovecs.as_ptr(), count as libc::c_int, at) };
+        if written < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("the file took no bytes after {done} of {total} (is the disk full?)"),
+            ));
+        }
+        done += written as usize;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

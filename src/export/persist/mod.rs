@@ -7,8 +7,9 @@
 //! Each exporter instance (one per shard) owns a directory, `{directory}/{exporter}/shard-N`,
 //! and nothing else touches it: a `lock` file held with `flock` keeps a second process out. In
 //! it, the queue is a log of numbered **segments** (`{seq}.seg`), each records end to end (see
-//! [`record`]), appended through the shard's io_uring (glommio's buffered file I/O) one write
-//! at a time. Beside each segment, `{seq}.ack` lists the records already settled — sent, or
+//! [`record`]), appended one at a time with `pwritev` straight from the batch's bytes (see
+//! [`DiskQueue::append`] for why not a ring operation); syncs, reads, opens and deletes go
+//! through the shard's io_uring (glommio's file I/O). Beside each segment, `{seq}.ack` lists the records already settled — sent, or
 //! dropped and counted — so a restart does not send them again; it is an optimisation, written
 //! without `fsync`: losing its tail costs duplicates, never data. A segment is deleted once every
 //! record in it is settled, and that is how disk space comes back.
@@ -45,6 +46,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -270,21 +272,6 @@ async fn open_segment(path: &Path, create: bool) -> io::Result<BufferedFile> {
     Ok(options.buffered_open(path).await?)
 }
 
-/// Writes `bytes` at `at` in one write. A short write — which the kernel does only when the
-/// disk or a limit is nearly reached — is an error like a refused one: the caller treats the
-/// record as not written (recovery skips what part of it landed).
-async fn write_all(file: &BufferedFile, bytes: Vec<u8>, at: u64) -> io::Result<()> {
-    let len = bytes.len();
-    let written = file.write_at(bytes, at).await?;
-    if written < len {
-        return Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("a short write: {written} of {len} bytes (is the disk full?)"),
-        ));
-    }
-    Ok(())
-}
-
 impl DiskQueue {
     /// Opens shard `shard`'s queue for `exporter` and starts reading back what is on disk.
     /// Must run on the shard's executor.
@@ -414,8 +401,8 @@ impl DiskQueue {
 
     /// Appends the batch's record; the entry for it, held in memory only if the write failed.
     async fn write(&self, batch: Batch, header: Header, disk_units: u64) -> Entry {
-        let appended = match record::encode(batch.signal, batch.items, &batch.bytes) {
-            Some(record) => self.append(record, disk_units).await,
+        let appended = match record::header_for(batch.signal, batch.items, &batch.bytes) {
+            Some(head) => self.append(&head, &batch.bytes, disk_units).await,
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a batch of 4 GiB or more has no record format",
@@ -449,10 +436,17 @@ impl DiskQueue {
         }
     }
 
-    /// Appends `record` to the current segment (opening one if needed) and, with `fsync`, waits
-    /// until it is synced. Returns the segment and offset.
-    async fn append(&self, record: Vec<u8>, charged: u64) -> io::Result<(u64, u64)> {
-        let len = record.len() as u64;
+    /// Appends the record `head` + `body` to the current segment (opening one if needed) and,
+    /// with `fsync`, waits until it is synced. Returns the segment and offset.
+    ///
+    /// The write itself is one `pwritev` on the shard's thread, not a ring operation: the kernel
+    /// copies from the batch's own bytes, where glommio's buffered write wants them joined in a
+    /// buffer of its own first — an allocation and a copy of every batch, which measured as the
+    /// largest cost of the queue (docs/BENCHMARKS.md). The copy into the page cache is the
+    /// same work either way, and on the ring it ran on an io_uring worker bound to the shard's
+    /// CPU. Syncs, reads, opens and deletes stay on the ring.
+    async fn append(&self, head: &[u8], body: &[u8], charged: u64) -> io::Result<(u64, u64)> {
+        let len = (head.len() + body.len()) as u64;
         let permit = self
             .write_lock
             .acquire_permit(1)
@@ -468,7 +462,7 @@ impl DiskQueue {
             segment.live += 1;
             segment.charged += charged;
         }
-        if let Err(err) = write_all(&file, record, offset).await {
+        if let Err(err) = crate::sys::pwrite_all(file.as_raw_fd(), &[head, body], offset) {
             // A failed write may leave part of the record behind: nothing more is appended
             // after it (recovery skips the stretch), and the next write opens a new segment.
             {
@@ -754,7 +748,7 @@ impl DiskQueue {
             at
         };
         // Offset + 1, so the zeros of a write that never happened read as no ack.
-        write_all(&acks, (offset + 1).to_le_bytes().to_vec(), at).await
+        crate::sys::pwrite_all(acks.as_raw_fd(), &[&(offset + 1).to_le_bytes()], at)
     }
 
     /// Deletes segment `seq` if no record in it is unsettled. The segment being appended to is
@@ -783,18 +777,30 @@ impl DiskQueue {
         };
         self.disk.signal(segment.charged);
         self.report_disk();
+        // Unlinking a file the kernel must free (and, on a filesystem mounted with `discard`,
+        // trim) can take a long time; no writer or consumer waits for it.
         let ack = segment_path(&self.dir, seq, "ack");
-        for path in [&segment.path, &ack] {
-            match glommio::io::remove(path).await {
-                Ok(()) => {}
-                Err(err) => {
+        let observer = self.observer.clone();
+        let exporter = self.exporter.clone();
+        glommio::spawn_local(async move {
+            for path in [&segment.path, &ack] {
+                if let Err(err) = glommio::io::remove(path).await {
                     let err = io::Error::from(err);
                     if err.kind() != io::ErrorKind::NotFound {
-                        self.disk_failed("delete", &err);
+                        observer.queue_disk_error("delete");
+                        tracing::error!(
+                            exporter = %exporter,
+                            path = %path.display(),
+                            error = %err,
+                            "persistent queue: a settled segment could not be deleted; its \
+                             space is not given back until it is"
+                        );
                     }
                 }
             }
-        }
+            drop(segment);
+        })
+        .detach();
         true
     }
 
