@@ -118,6 +118,11 @@ impl ReceiverAuth {
 impl Plan {
     /// The plan for `config` on this machine; every check a shard's start would make, made once.
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
+        if let Some(id) = config.connectors.by_id.keys().next() {
+            return Err(StartError::Unsupported(format!(
+                "connectors.{id}: connectors are checked but the shards do not run them yet"
+            )));
+        }
         let cpus = shard_cpus(&config.shards)?;
         let executor = runtime::Executor {
             ring_depth: config.shards.ring_depth as usize,
