@@ -16,7 +16,8 @@
 //!
 //! A batch in the hands of a consumer is held by a `Claim`, which must end in exactly one
 //! report to the [`ExportObserver`]: sent (less any items the upstream rejected in a partial
-//! success), failed with a reason, or — if the claim is dropped unsettled, which happens only
+//! success), failed with a reason, handed on to the exporter's [`Fallback`] (a failover
+//! connector, which then owns the batch), or — if the claim is dropped unsettled, which happens only
 //! when shutdown's deadline cuts an attempt short — dropped with reason `shutdown`. So no path,
 //! cancellation included, loses a batch without a count.
 //!
@@ -34,7 +35,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -51,7 +52,7 @@ use super::settings::{
     validate_timeout, ExporterSettings, QueueSettings, QueueSizer, RetrySettings, SettingsError,
 };
 use super::status::Delivered;
-use super::{reason, ExportObserver};
+use super::{reason, ExportObserver, Fallback};
 
 /// Idle HTTP/1.1 connections kept by an `otlphttp` exporter without a queue, where the number
 /// of concurrent sends is the callers' and not known here.
@@ -104,6 +105,9 @@ struct Inner {
     gate: Gate,
     shutdown: Shutdown,
     rng: RefCell<Xorshift>,
+    /// Where a batch that cannot be delivered goes instead of being dropped (a failover
+    /// connector), with the index it knows this exporter by.
+    fallback: RefCell<Option<(Weak<dyn Fallback>, usize)>>,
 }
 
 enum Transport {
@@ -184,6 +188,7 @@ impl Exporter {
             gate: Gate::new(),
             shutdown: Shutdown::new(),
             rng: RefCell::new(Xorshift::seeded(shard, name)),
+            fallback: RefCell::new(None),
         });
         if queue.enabled {
             for _ in 0..queue.num_consumers {
@@ -204,6 +209,13 @@ impl Exporter {
     /// The exporter's configured name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// From now on, a batch this exporter cannot deliver (out of retries, a permanent error, no
+    /// room in a queue that drops) goes to `fallback` as exporter `index` instead of being
+    /// dropped, and every delivery is reported to it, for as long as `fallback` lives.
+    pub fn set_fallback(&self, fallback: Weak<dyn Fallback>, index: usize) {
+        *self.inner.fallback.borrow_mut() = Some((fallback, index));
     }
 
     /// Batches waiting in the sending queue (0 without a queue), however the queue counts them.
@@ -273,12 +285,17 @@ impl Exporter {
                 Ok(())
             }
             Err(batch) if inner.block_on_overflow => Err(batch),
-            // Full: dropped for this exporter only, counted; the pipeline goes on to its other
-            // exporters without waiting for this one.
-            Err(_) => {
-                inner
-                    .observer
-                    .send_failed(signal, items, reason::QUEUE_FULL);
+            // Full: dropped for this exporter only (or handed to its fallback), counted; the
+            // pipeline goes on to its other exporters without waiting for this one.
+            Err(batch) => {
+                if let Some((fallback, index)) = inner.fallback() {
+                    inner.observer.handed_on(signal, items, reason::QUEUE_FULL);
+                    fallback.failed(index, batch, reason::QUEUE_FULL);
+                } else {
+                    inner
+                        .observer
+                        .send_failed(signal, items, reason::QUEUE_FULL);
+                }
                 Ok(())
             }
         }
@@ -352,6 +369,25 @@ impl Drop for Exporter {
 }
 
 impl Inner {
+    /// The fallback, while it lives.
+    fn fallback(&self) -> Option<(Rc<dyn Fallback>, usize)> {
+        let fallback = self.fallback.borrow();
+        let (weak, index) = fallback.as_ref()?;
+        Some((weak.upgrade()?, *index))
+    }
+
+    /// Ends `claim` for `batch`, which failed for `why`: handed to the fallback if there is one,
+    /// otherwise dropped and counted.
+    fn give_up(&self, claim: Claim, batch: Batch, why: &'static str, err: &SendError) {
+        match self.fallback() {
+            Some((fallback, index)) => {
+                claim.handed_on(&self.name, why, err);
+                fallback.failed(index, batch, why);
+            }
+            None => claim.failed(&self.name, why, err),
+        }
+    }
+
     /// Counts a refused batch as dropped.
     fn refuse(&self, batch: Batch) -> SubmitError {
         self.observer
@@ -377,7 +413,7 @@ impl Inner {
     async fn send(&self, batch: Batch, claim: Claim) {
         let prepared = match self.transport.prepare(&batch) {
             Ok(prepared) => prepared,
-            Err(err) => return claim.failed(&self.name, reason::PERMANENT, &err),
+            Err(err) => return self.give_up(claim, batch, reason::PERMANENT, &err),
         };
         let first_attempt = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
@@ -391,6 +427,9 @@ impl Inner {
             let err = match attempt {
                 Ok(delivered) => {
                     self.observer.attempt_answered();
+                    if let Some((fallback, index)) = self.fallback() {
+                        fallback.delivered(index);
+                    }
                     return claim.delivered(&self.name, delivered);
                 }
                 Err(err) => err,
@@ -401,16 +440,16 @@ impl Inner {
                 self.transport.after_timeout();
             }
             if !err.is_retryable() {
-                return claim.failed(&self.name, reason::PERMANENT, &err);
+                return self.give_up(claim, batch, reason::PERMANENT, &err);
             }
             if !self.retry.enabled {
-                return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
+                return self.give_up(claim, batch, reason::RETRIES_EXHAUSTED, &err);
             }
             let backoff_delay = backoff.next_delay(&mut self.rng.borrow_mut());
             let delay = backoff_delay.max(err.retry_delay().unwrap_or_default());
             let max_elapsed = self.retry.max_elapsed_time;
             if !max_elapsed.is_zero() && first_attempt.elapsed() + delay > max_elapsed {
-                return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
+                return self.give_up(claim, batch, reason::RETRIES_EXHAUSTED, &err);
             }
             tracing::debug!(
                 exporter = %self.name,
@@ -560,6 +599,21 @@ impl Claim {
             reason = why,
             error = %err,
             "dropping a batch"
+        );
+    }
+}
+
+impl Claim {
+    fn handed_on(mut self, exporter: &str, why: &'static str, err: &SendError) {
+        self.settled = true;
+        self.observer.handed_on(self.signal, self.items, why);
+        tracing::debug!(
+            exporter,
+            signal = self.signal.as_str(),
+            items = self.items,
+            reason = why,
+            error = %err,
+            "handing a batch to the failover connector"
         );
     }
 }

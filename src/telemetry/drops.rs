@@ -36,17 +36,28 @@ pub enum DropReason {
     /// An exporter's sending queue had no room and its `block_on_overflow: false` asked to drop
     /// rather than push back.
     QueueFull,
+    /// A routing connector's resource group met no route and the connector has no
+    /// `default_pipelines`.
+    Unrouted,
+    /// A routing condition failed to evaluate under `error_mode: propagate`: the Collector
+    /// fails the whole request, and so does tailgate, after accepting it.
+    RoutingError,
+    /// A failover connector's lowest priority level failed the data too.
+    FailoverExhausted,
 }
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
         DropReason::Shutdown,
         DropReason::DropPending,
         DropReason::QueueFull,
+        DropReason::Unrouted,
+        DropReason::RoutingError,
+        DropReason::FailoverExhausted,
     ];
 
     /// The value of the `reason` label.
@@ -58,6 +69,9 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::DropPending => "drop_pending_on_shutdown",
             DropReason::QueueFull => "queue_full",
+            DropReason::Unrouted => "unrouted",
+            DropReason::RoutingError => "routing_error",
+            DropReason::FailoverExhausted => "failover_exhausted",
         }
     }
 

@@ -1030,7 +1030,10 @@ fn resource_groups_written_alone_are_requests_of_their_own() {
             counted += group.item_count(signal);
             all.extend_from_slice(&alone);
         }
-        assert!(request.resource_groups().count() > 1, "the test needs several groups");
+        assert!(
+            request.resource_groups().count() > 1,
+            "the test needs several groups"
+        );
         assert_eq!(counted, item_count(&request));
         assert_eq!(&all, bytes);
     }
