@@ -658,18 +658,22 @@ service:
     fn a_cycle_through_connectors_is_refused() {
         let err = refused(
             "connectors:
-  failover:
-    priority_levels: [[traces/b]]
-  failover/back:
-    priority_levels: [[traces/a]]
+  routing:
+    table:
+      - condition: attributes[\"x\"] == 1
+        pipelines: [traces/b]
+  routing/back:
+    table:
+      - condition: attributes[\"x\"] == 2
+        pipelines: [traces/a]
 service:
   pipelines:
     traces/a:
-      receivers: [otlp, failover/back]
-      exporters: [failover]
+      receivers: [otlp, routing/back]
+      exporters: [routing]
     traces/b:
-      receivers: [failover]
-      exporters: [failover/back]
+      receivers: [routing]
+      exporters: [routing/back]
 ",
         );
         assert!(err.contains("cycle"), "{err}");
@@ -722,6 +726,18 @@ service:
         assert!(err.contains("max_retries"), "{err}");
         let err = refused(&base.replace("[traces/backup]", "[traces/primary]"));
         assert!(err.contains("priority levels 0 and 1"), "{err}");
+        let err = refused(&base.replace(
+            "      receivers: [failover]\n      exporters: [debug]",
+            "      receivers: [failover, otlp]\n      exporters: [debug]",
+        ));
+        assert!(
+            err.contains("service.pipelines.traces/primary.receivers[1]"),
+            "{err}"
+        );
+        assert!(
+            err.contains("take data from their failover connector only"),
+            "{err}"
+        );
         let err = refused(&base.replace(
             "failover:\n    priority_levels",
             "failover:\n    priorities",

@@ -664,6 +664,9 @@ fn check_connections(
                 ));
             }
         }
+        if let Connector::Failover(failover) = connector {
+            check_levels_fed_only_by(id, failover, pipelines, keys, section, ctx)?;
+        }
         for target in connector.targets() {
             if !sinks.iter().any(|&p| &pipelines[p].id == target) {
                 let exists = pipelines.iter().any(|p| &p.id == target);
@@ -680,6 +683,40 @@ fn check_connections(
         }
     }
     check_no_cycle(pipelines, keys, section, components, ctx)
+}
+
+/// A failover level's pipelines take data from that failover connector only: the level's
+/// health is read from the pipelines' exporters, and what they fail is handed to the next
+/// level, which would be wrong for data that came another way.
+fn check_levels_fed_only_by(
+    id: &ComponentId,
+    failover: &super::connectors::Failover,
+    pipelines: &[Pipeline],
+    keys: &[String],
+    section: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    for level in &failover.priority_levels {
+        for target in level {
+            let Some(p) = pipelines.iter().position(|p| &p.id == target) else {
+                continue;
+            };
+            if let Some(i) = pipelines[p].receivers.iter().position(|r| r != id) {
+                return Err(ctx.error(
+                    &section.key(keys[p].as_str()).key("receivers").index(i),
+                    Target::Value,
+                    ConfigErrorKind::Unsupported(format!(
+                        "pipeline `{}` is a priority level of failover connector `{id}` and \
+                         also takes data from `{}`; tailgate reads a level's health from its \
+                         pipelines' exporters and hands what they fail to the next level, so a \
+                         level's pipelines take data from their failover connector only",
+                        pipelines[p].id, pipelines[p].receivers[i]
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a loop of pipelines through connectors (the Collector refuses it too): data would
