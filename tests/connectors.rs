@@ -242,6 +242,90 @@ fn resource_groups_are_routed_by_tenant_to_two_sinks_and_the_default() {
 }
 
 #[test]
+fn a_sampled_pipeline_behind_the_router_sees_whole_traces() {
+    let (acme, acme_addr, _) = start_sink();
+    let (other, other_addr, _) = start_sink();
+    let exporters = [
+        otlp("otlp/acme", acme_addr, ""),
+        otlp("otlp/other", other_addr, ""),
+    ]
+    .concat();
+    let (config, grpc, http, admin) = config(
+        "0, 1",
+        &exporters,
+        "  routing:
+    default_pipelines: [traces/other]
+    table:
+      - condition: attributes[\"tenant\"] == \"acme\"
+        pipelines: [traces/acme]
+",
+        "    traces/in:
+      receivers: [otlp]
+      exporters: [routing]
+    traces/acme:
+      receivers: [routing]
+      processors: [tail_sampling]
+      exporters: [otlp/acme]
+    traces/other:
+      receivers: [routing]
+      exporters: [otlp/other]
+",
+    );
+    let config = config.replace(
+        "processors:\n",
+        "processors:\n  tail_sampling:\n    decision_wait: 1s\n    policies:\n      - name: errors\n        type: status_code\n        status_code:\n          status_codes: [ERROR]\n",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    // Two acme traces whose spans come in separate requests, mixed with another tenant's: the
+    // trace with an error span is kept whole, the other is not kept.
+    let span = |trace: u8, id: u64, error: bool| Span {
+        trace_id: vec![trace; 16],
+        span_id: id.to_be_bytes().to_vec(),
+        name: format!("span-{id}"),
+        start_time_unix_nano: 1,
+        end_time_unix_nano: 2,
+        status: error.then(|| opentelemetry_proto::tonic::trace::v1::Status {
+            code: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let with = |tenant: &str, spans: Vec<Span>| {
+        let mut g = group(Some(tenant), &[]);
+        g.scope_spans[0].spans = spans;
+        g
+    };
+    for (id, error) in [(1, false), (2, true), (3, false)] {
+        post(
+            &gateway,
+            vec![
+                with(
+                    "acme",
+                    vec![span(0xa1, id, error), span(0xb2, 10 + id, false)],
+                ),
+                with("initech", vec![span(0xa1, 20 + id, false)]),
+            ],
+        );
+    }
+    assert!(
+        wait_for(WAIT, || acme.spans_received() == 3
+            && other.spans_received() == 3),
+        "acme {}, other {}\n{}",
+        acme.spans_received(),
+        other.spans_received(),
+        gateway.stderr()
+    );
+    let status = gateway.stop();
+    assert!(status.success(), "{status}");
+    let acme = spans_by_name(acme);
+    assert_eq!(
+        acme.keys().cloned().collect::<Vec<_>>(),
+        ["span-1", "span-2", "span-3"]
+    );
+    assert_eq!(spans_by_name(other).len(), 3);
+}
+
+#[test]
 fn failover_moves_to_the_backup_when_the_primary_stops_and_back_when_it_returns() {
     let primary_addr = loopback(free_port());
     let start_primary = || {
