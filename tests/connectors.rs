@@ -1,7 +1,7 @@
 //! The Collector's `routing` and `failover` connectors through the real binary, over real
 //! sockets, into real sinks: resource groups routed by a resource attribute to two sinks and
 //! the default; a failover to a backup when the primary stops, and back when it returns, with
-//! every span delivered once; OTTL outside the subset refused at start, naming the expression.
+//! every span delivered once and no data tried on a primary whose health service is down; OTTL outside the subset refused at start, naming the expression.
 
 mod common;
 
@@ -414,15 +414,38 @@ fn failover_moves_to_the_backup_when_the_primary_stops_and_back_when_it_returns(
         1,
         "{log}"
     );
-    assert_eq!(
+    let failures = || {
         gateway.metric(
             "otelcol_connector_failover_count",
-            &[("connector", "failover"), ("level", "0")]
-        ),
-        1.0
-    );
+            &[("connector", "failover"), ("level", "0")],
+        )
+    };
+    assert!(failures() >= 1.0);
 
-    // The primary returns: a retry finds it, and data goes there again.
+    // While it is down, the retries ask its grpc.health.v1 first and get no answer: no data is
+    // tried on it, everything goes to the backup.
+    let primary_failed = || {
+        gateway.metric(
+            "otelcol_exporter_send_failed_spans",
+            &[("exporter", "otlp/primary")],
+        )
+    };
+    let failed_before = primary_failed();
+    assert!(
+        wait_for(WAIT, || {
+            send(&gateway);
+            failures() >= 3.0
+        }),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(gateway
+        .stderr()
+        .contains("priority level 0 (traces/primary) does not serve (grpc.health.v1)"));
+    assert_eq!(primary_failed(), failed_before);
+    assert_eq!(level(), 1.0);
+
+    // The primary returns: a retry finds it serving, and data goes there again.
     let primary = start_primary();
     assert!(
         wait_for(Duration::from_secs(60), || {

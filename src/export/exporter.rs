@@ -211,6 +211,21 @@ impl Exporter {
         &self.inner.name
     }
 
+    /// Whether the upstream says it serves, on `grpc.health.v1` (see
+    /// [`otlp_grpc::GrpcClient::health`]): `None` where that says nothing — not an `otlp`
+    /// exporter, an upstream without the service, or an exporter shutting down.
+    pub async fn upstream_serving(&self) -> Option<bool> {
+        let inner = &self.inner;
+        match &inner.transport {
+            Transport::Grpc(client) if !inner.shutdown.has_begun() => match client.health().await {
+                otlp_grpc::Health::Serving => Some(true),
+                otlp_grpc::Health::NotServing => Some(false),
+                otlp_grpc::Health::Unknown => None,
+            },
+            _ => None,
+        }
+    }
+
     /// From now on, a batch this exporter cannot deliver (out of retries, a permanent error, no
     /// room in a queue that drops) goes to `fallback` as exporter `index` instead of being
     /// dropped, and every delivery is reported to it, for as long as `fallback` lives.

@@ -17,6 +17,10 @@
 //!   `retry_gap`: it makes that level current, for the data that comes. A delivery there makes
 //!   it the stable level (logged); a failure there counts a retry of that level and returns to
 //!   the stable one. A level that failed `max_retries` tries is not tried again (0: no limit).
+//! - Before it tries a level, it asks the `grpc.health.v1` service of the level's `otlp`
+//!   exporters' upstreams: a level one of whose centrals does not answer `SERVING` (or does not
+//!   answer) is not tried this round, and that counts as a failed retry. Where no upstream has
+//!   the service (or the exporters are not `otlp`), the data itself is the test.
 //! - A batch a level gave up on goes to the current level if that is lower, otherwise to the
 //!   next level down; never back to the level that failed it. Past the last level it is
 //!   dropped and counted (`failover_exhausted`).
@@ -46,7 +50,7 @@ use std::time::Duration;
 
 use tailgate_wire::Signal;
 
-use crate::export::{Batch, Connect, Fallback};
+use crate::export::{Batch, Connect, Exporter, Fallback};
 use crate::ingest::Delivery;
 use crate::telemetry::{DropMetrics, DropReason, FailoverMetrics};
 
@@ -270,6 +274,23 @@ impl Failover {
                         }
                     }
                     glommio::timer::sleep(retry.gap).await;
+                    // Where the level's centrals serve grpc.health.v1, ask them first: no data
+                    // is risked on one that says it does not serve.
+                    let exporters: Vec<Rc<Exporter>> = match me.upgrade() {
+                        Some(failover) => failover.levels[level]
+                            .iter()
+                            .flat_map(|stage| stage.exporters().iter().cloned())
+                            .collect(),
+                        None => return,
+                    };
+                    let mut serving = true;
+                    for exporter in &exporters {
+                        if exporter.upstream_serving().await == Some(false) {
+                            serving = false;
+                            break;
+                        }
+                    }
+                    drop(exporters);
                     let Some(failover) = me.upgrade() else { return };
                     let mut state = failover.state.borrow_mut();
                     if state.timer != timer {
@@ -277,6 +298,21 @@ impl Failover {
                     }
                     if level >= state.stable {
                         break;
+                    }
+                    if !serving {
+                        state.retries[level] += 1;
+                        drop(state);
+                        tracing::info!(
+                            connector = %failover.name,
+                            "failover: priority level {level} ({}) does not serve \
+                             (grpc.health.v1); not trying it this round",
+                            failover.names[level]
+                        );
+                        if let Some(metrics) = &failover.metrics {
+                            metrics.failed[level].inc();
+                        }
+                        level += 1;
+                        continue;
                     }
                     state.current = level;
                     drop(state);
