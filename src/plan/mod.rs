@@ -212,7 +212,10 @@ impl ConnectorPlan {
 
 /// The order a shard drains `pipelines` in (see [`Plan::order`]): Kahn's algorithm over the
 /// edges from each pipeline to the pipelines its connectors send to, and from each failover
-/// level to the next; ties, and whatever a loop of those extra edges leaves, in file order.
+/// level to the next; ties in file order. The configuration refuses cycles, and a level's
+/// pipelines take data from their failover connector only, so the level edges close no loop
+/// either (one would need a path from a level back to its connector's sources: a cycle); the
+/// fallback to file order only keeps the function total.
 fn drain_order(pipelines: &[PipelinePlan], connectors: &[ConnectorPlan]) -> Vec<usize> {
     let n = pipelines.len();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -742,4 +745,87 @@ fn listed_cpus(list: &[u16]) -> Result<Vec<usize>, StartError> {
         "shards.cpus lists CPU(s) {missing:?}, which this process may not run on here (it may \
          run on {allowed:?}); list CPUs of this machine, or write `all`"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config whose pipelines are listed downstream first, so file order is the wrong one.
+    const CHAINED: &str = "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+exporters:
+  debug:
+connectors:
+  routing:
+    default_pipelines: [traces/central]
+    table:
+      - condition: attributes[\"tenant\"] == \"acme\"
+        pipelines: [traces/acme]
+  failover:
+    priority_levels: [[traces/backup2], [traces/backup]]
+service:
+  pipelines:
+    traces/backup:
+      receivers: [failover]
+      exporters: [debug]
+    traces/backup2:
+      receivers: [failover]
+      exporters: [debug]
+    traces/central:
+      receivers: [routing]
+      exporters: [failover]
+    traces/acme:
+      receivers: [routing]
+      exporters: [debug]
+    traces/in:
+      receivers: [otlp]
+      exporters: [routing]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+shards:
+  cpus: [0]
+";
+
+    #[test]
+    fn pipelines_drain_before_those_their_connectors_feed_and_levels_in_priority() {
+        let config = Config::from_yaml(CHAINED, "test.yaml").expect("valid");
+        let plan = Plan::from_config(&config).expect("a plan");
+        let order: Vec<&str> = plan
+            .order
+            .iter()
+            .map(|&p| plan.pipelines[p].name.as_str())
+            .collect();
+        let at = |name: &str| order.iter().position(|n| *n == name).unwrap();
+        assert!(at("traces/in") < at("traces/central"), "{order:?}");
+        assert!(at("traces/in") < at("traces/acme"), "{order:?}");
+        assert!(at("traces/central") < at("traces/backup2"), "{order:?}");
+        assert!(at("traces/backup2") < at("traces/backup"), "{order:?}");
+        let entry: Vec<&str> = plan
+            .pipelines
+            .iter()
+            .filter(|p| p.entry)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(entry, ["traces/in"]);
+        assert_eq!(plan.connectors.len(), 2);
+        let ConnectorKind::Failover { levels, .. } = &plan
+            .connectors
+            .iter()
+            .find(|c| c.name == "failover")
+            .unwrap()
+            .kind
+        else {
+            panic!("a failover plan");
+        };
+        let names: Vec<Vec<&str>> = levels
+            .iter()
+            .map(|l| l.iter().map(|&p| plan.pipelines[p].name.as_str()).collect())
+            .collect();
+        assert_eq!(names, [["traces/backup2"], ["traces/backup"]]);
+    }
 }
