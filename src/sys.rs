@@ -188,6 +188,18 @@ pub(crate) fn page_bytes() -> u64 {
     u64::try_from(bytes).ok().filter(|&b| b > 0).unwrap_or(4096)
 }
 
+/// Takes an exclusive `flock` on `file` without waiting: `Err` with `WouldBlock` if another
+/// open file description holds it. Released when the file is closed.
+pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock takes a descriptor and flags, no pointers; `file` keeps the descriptor open
+    // for the duration of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

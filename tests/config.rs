@@ -339,6 +339,8 @@ fn gateway_config_loads_with_every_field_in_place() {
             queue_size: 5000,
             sizer: QueueSizer::Requests,
             block_on_overflow: true,
+            drop_oldest_on_overflow: false,
+            storage: None,
         }
     );
     let Some(Exporter::OtlpHttp(archive)) = config.exporters.get(&id("otlphttp/archive")) else {
@@ -707,6 +709,8 @@ service:
             queue_size: 1000,
             sizer: QueueSizer::Requests,
             block_on_overflow: true,
+            drop_oldest_on_overflow: false,
+            storage: None,
         }
     );
     let telemetry = &config.service.telemetry;
@@ -1974,7 +1978,7 @@ exporters:
         &err,
         5,
         "exporters.otlp.sending_queue.storage",
-        "persistent queue",
+        "storage `file_storage` is not defined under `extensions`",
     );
 }
 
@@ -2045,15 +2049,15 @@ fn extensions_other_than_authenticators_and_health_check_are_refused() {
     let err = error(
         "
 extensions:
-  file_storage:
+  oauth2client:
 ",
     );
     assert_error(
         &err,
         2,
-        "extensions.file_storage",
-        "extension type `file_storage` is not supported; tailgate has the authenticators \
-         `bearertokenauth` and `basicauth`, and `health_check`",
+        "extensions.oauth2client",
+        "extension type `oauth2client` is not supported; tailgate has the authenticators \
+         `bearertokenauth` and `basicauth`, `health_check`, and `file_storage`",
     );
 
     let err = error(&format!(

@@ -83,7 +83,7 @@ impl Authenticators {
                 }
                 // Served by the gateway beside the admin endpoint, or not at all: no
                 // authenticators.
-                Extension::HealthCheck(_) | Extension::Unserved(_) => {}
+                Extension::HealthCheck(_) | Extension::FileStorage(_) | Extension::Unserved(_) => {}
             }
         }
         Ok(built)

@@ -196,7 +196,7 @@ pub struct RetryOnFailure {
 }
 
 /// `sending_queue`: batches waiting for a consumer; when full, the pipeline pushes back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendingQueue {
     /// Whether requests are queued (default true); otherwise each waits for its send.
     pub enabled: bool,
@@ -209,6 +209,11 @@ pub struct SendingQueue {
     /// When a batch does not fit: wait for room, pushing back on the pipeline and so on the
     /// clients (true, tailgate's default), or drop it, counted (false).
     pub block_on_overflow: bool,
+    /// `drop_oldest_on_overflow` (tailgate's own, default false): with `block_on_overflow:
+    /// false`, make room by dropping the oldest queued batches instead of the new one.
+    pub drop_oldest_on_overflow: bool,
+    /// `storage`: the `file_storage` extension that keeps the queue on disk.
+    pub storage: Option<ComponentId>,
 }
 
 /// `sending_queue.sizer`: the unit of `queue_size`, as the Collector's exporterhelper names it.
@@ -244,6 +249,8 @@ impl Default for SendingQueue {
             queue_size: 1000,
             sizer: QueueSizer::Requests,
             block_on_overflow: true,
+            drop_oldest_on_overflow: false,
+            storage: None,
         }
     }
 }
@@ -336,6 +343,7 @@ struct RawQueue {
     queue_size: Option<UInt>,
     sizer: Option<String>,
     block_on_overflow: Option<bool>,
+    drop_oldest_on_overflow: Option<bool>,
     storage: Option<String>,
 }
 
@@ -763,13 +771,26 @@ fn check_queue(
 ) -> Result<SendingQueue, ConfigError> {
     let d = SendingQueue::default();
     let Some(raw) = raw else { return Ok(d) };
-    if let Some(storage) = &raw.storage {
-        return Err(ctx.unsupported(
+    let storage = match &raw.storage {
+        Some(name) => {
+            Some(ComponentId::parse(name).map_err(|why| ctx.invalid(&path.key("storage"), why))?)
+        }
+        None => None,
+    };
+    if storage.is_some() && raw.enabled == Some(false) {
+        return Err(ctx.invalid(
             &path.key("storage"),
-            format!(
-                "a persistent queue (storage extension `{storage}`) is not supported yet; \
-                 remove `storage` to queue in memory"
-            ),
+            "keeps the sending queue on disk, but `enabled: false` turns the queue off; \
+             remove one of them",
+        ));
+    }
+    let block_on_overflow = raw.block_on_overflow.unwrap_or(d.block_on_overflow);
+    let drop_oldest_on_overflow = raw.drop_oldest_on_overflow.unwrap_or(false);
+    if drop_oldest_on_overflow && block_on_overflow {
+        return Err(ctx.invalid(
+            &path.key("drop_oldest_on_overflow"),
+            "drops to make room, but `block_on_overflow` is true (the default), which waits for \
+             room instead; set `block_on_overflow: false` to drop",
         ));
     }
     let num_consumers = match raw.num_consumers {
@@ -806,6 +827,8 @@ fn check_queue(
         num_consumers,
         queue_size,
         sizer,
-        block_on_overflow: raw.block_on_overflow.unwrap_or(d.block_on_overflow),
+        block_on_overflow,
+        drop_oldest_on_overflow,
+        storage,
     })
 }

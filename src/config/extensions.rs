@@ -52,11 +52,12 @@ use std::path::PathBuf;
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
-use super::component::{Ctx, RawComponent, RawComponents};
+use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
 use super::locate::{has_key, Target};
 use super::receivers::{RawAuth, Receiver, Receivers};
+use super::scalar::UInt;
 use super::values::{ComponentId, Endpoint, KeyPath};
 use crate::auth::{check_token, Htpasswd, HTPASSWD_BYTES_MAX, TOKENS_MAX};
 
@@ -112,9 +113,40 @@ pub enum Extension {
     BasicAuth(BasicAuth),
     /// `health_check`: the Collector's health endpoint.
     HealthCheck(HealthCheck),
+    /// `file_storage`: a directory for persistent sending queues.
+    FileStorage(FileStorage),
     /// `pprof` or `zpages` (the kind): the Collector's debugging endpoints, accepted so that a
     /// Collector configuration loads, and not served (start-up warns when one is enabled).
     Unserved(String),
+}
+
+/// `file_storage.directory` when not given: the Collector's, so its configurations keep working.
+pub const FILE_STORAGE_DIRECTORY_DEFAULT: &str = "/var/lib/otelcol/file_storage";
+/// `file_storage.directory_permissions` when not given (the Collector's).
+pub const FILE_STORAGE_PERMISSIONS_DEFAULT: u32 = 0o750;
+/// The largest `file_storage.max_size` (1 PiB): a typo cannot read as "no limit".
+pub const FILE_STORAGE_MAX_SIZE_MAX: u64 = 1 << 50;
+
+/// `file_storage`: where persistent sending queues live, in the Collector's layout. tailgate
+/// keeps a queue as checksummed segment files (see `export::persist`), not a bbolt database, so
+/// the Collector's bbolt keys (`compaction`, `recreate`, `timeout`) are accepted and have
+/// nothing to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStorage {
+    /// `directory` (default [`FILE_STORAGE_DIRECTORY_DEFAULT`]): each exporter that uses the
+    /// extension keeps its queue in a directory of its own inside.
+    pub directory: PathBuf,
+    /// `create_directory` (default false): create `directory` at start if it is missing;
+    /// otherwise a missing directory is a start-up error, as in the Collector.
+    pub create_directory: bool,
+    /// `directory_permissions` (octal, default `0750`): the mode of a directory created.
+    pub directory_permissions: u32,
+    /// `fsync` (tailgate's default **true**, the Collector's false): each write reaches the
+    /// device before its batch counts as queued, so a power loss loses nothing queued.
+    pub fsync: bool,
+    /// `max_size` in bytes: the disk an exporter's queue may use, over all shards (0 or absent:
+    /// bounded by `sending_queue.queue_size` alone).
+    pub max_size: Option<u64>,
 }
 
 /// `health_check`.
@@ -223,7 +255,7 @@ impl Extension {
         match self {
             Extension::BearerTokenAuth(bearer) => &bearer.header,
             Extension::BasicAuth(_) => "Authorization",
-            Extension::HealthCheck(_) | Extension::Unserved(_) => "",
+            Extension::HealthCheck(_) | Extension::FileStorage(_) | Extension::Unserved(_) => "",
         }
     }
 }
@@ -232,6 +264,7 @@ pub(crate) enum RawExtension {
     BearerTokenAuth(RawBearer),
     BasicAuth(RawBasic),
     HealthCheck(RawHealthCheck),
+    FileStorage(RawFileStorage),
     Unserved(String),
     Unknown,
 }
@@ -245,6 +278,9 @@ impl RawComponent for RawExtension {
             "basicauth" => RawExtension::BasicAuth(Option::deserialize(d)?.unwrap_or_default()),
             "health_check" => {
                 RawExtension::HealthCheck(Option::deserialize(d)?.unwrap_or_default())
+            }
+            "file_storage" => {
+                RawExtension::FileStorage(Option::deserialize(d)?.unwrap_or_default())
             }
             "pprof" | "zpages" => {
                 IgnoredAny::deserialize(d)?;
@@ -268,6 +304,19 @@ pub(crate) struct RawHealthCheck {
     path: Option<String>,
     response_body: Option<RawResponseBody>,
     check_collector_pipeline: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawFileStorage {
+    directory: Option<String>,
+    create_directory: Option<bool>,
+    directory_permissions: Option<String>,
+    fsync: Option<bool>,
+    max_size: Option<UInt>,
+    timeout: Option<IgnoredAny>,
+    compaction: Option<IgnoredAny>,
+    recreate: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,7 +366,8 @@ struct RawClientAuth {
 fn unknown_kind(kind: &str) -> String {
     format!(
         "extension type `{kind}` is not supported; tailgate has the authenticators \
-         `bearertokenauth` and `basicauth`, and `health_check`; it accepts `pprof` and \
+         `bearertokenauth` and `basicauth`, `health_check`, and `file_storage` for persistent \
+         sending queues; it accepts `pprof` and \
          `zpages` without serving them (and serves /healthz, /readyz and /metrics itself on \
          service.telemetry.metrics.address)"
     )
@@ -340,12 +390,66 @@ pub(crate) fn check(
             RawExtension::HealthCheck(raw) => {
                 Extension::HealthCheck(check_health_check(raw, &path, ctx)?)
             }
+            RawExtension::FileStorage(raw) => {
+                Extension::FileStorage(check_file_storage(raw, &path, ctx)?)
+            }
             RawExtension::Unserved(kind) => Extension::Unserved(kind),
             RawExtension::Unknown => return Err(ctx.unsupported(&path, unknown_kind(&id.kind))),
         };
         by_id.insert(id, extension);
     }
     Ok(Extensions { by_id })
+}
+
+fn check_file_storage(
+    raw: RawFileStorage,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<FileStorage, ConfigError> {
+    let directory = match raw.directory {
+        Some(dir) if dir.is_empty() => {
+            return Err(ctx.invalid(&path.key("directory"), "is empty; name a directory"))
+        }
+        Some(dir) if !dir.starts_with('/') => {
+            return Err(ctx.invalid(
+                &path.key("directory"),
+                format!(
+                    "`{dir}` is relative; write an absolute path, so the queue does not move                      with the working directory"
+                ),
+            ))
+        }
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(FILE_STORAGE_DIRECTORY_DEFAULT),
+    };
+    let directory_permissions = match raw.directory_permissions.as_deref() {
+        None => FILE_STORAGE_PERMISSIONS_DEFAULT,
+        Some(text) => match u32::from_str_radix(text, 8) {
+            Ok(mode) if mode <= 0o777 => mode,
+            _ => {
+                return Err(ctx.invalid(
+                    &path.key("directory_permissions"),
+                    format!("`{text}` is not a permission mode; write octal digits, like 0750"),
+                ))
+            }
+        },
+    };
+    let max_size = match raw.max_size {
+        None | Some(UInt(0)) => None,
+        Some(UInt(v)) => Some(in_range(
+            ctx,
+            &path.key("max_size"),
+            v,
+            1024 * 1024,
+            FILE_STORAGE_MAX_SIZE_MAX,
+        )?),
+    };
+    Ok(FileStorage {
+        directory,
+        create_directory: raw.create_directory.unwrap_or(false),
+        directory_permissions,
+        fsync: raw.fsync.unwrap_or(true),
+        max_size,
+    })
 }
 
 fn check_health_check(
@@ -642,6 +746,43 @@ pub(crate) fn check_references(
         }
     }
     for (id, exporter) in &exporters.by_id {
+        let queue = match exporter {
+            Exporter::Otlp(e) => &e.sending_queue,
+            Exporter::OtlpHttp(e) => &e.sending_queue,
+            Exporter::Debug(_) => continue,
+        };
+        let Some(storage) = &queue.storage else {
+            continue;
+        };
+        let at = KeyPath::root()
+            .key("exporters")
+            .key(id.to_string())
+            .key("sending_queue")
+            .key("storage");
+        let reference =
+            |why: String| ctx.error(&at, Target::Value, ConfigErrorKind::Reference(why));
+        match extensions.get(storage) {
+            None => {
+                return Err(reference(format!(
+                    "storage `{storage}` is not defined under `extensions` ({})",
+                    defined(extensions)
+                )))
+            }
+            Some(Extension::FileStorage(_)) => {}
+            Some(_) => {
+                return Err(reference(format!(
+                    "`{storage}` is not a storage extension; define a `file_storage` extension"
+                )))
+            }
+        }
+        if !enabled.contains(storage) {
+            return Err(reference(format!(
+                "storage `{storage}` is defined but not enabled: list it in `service.extensions` \
+                 (as in the Collector, only the extensions listed there are started)"
+            )));
+        }
+    }
+    for (id, exporter) in &exporters.by_id {
         let (auth, headers) = match exporter {
             Exporter::Otlp(e) => (&e.auth, &e.headers),
             Exporter::OtlpHttp(e) => (&e.auth, &e.headers),
@@ -712,6 +853,9 @@ fn resolve<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use super::FILE_STORAGE_DIRECTORY_DEFAULT;
     use crate::config::{
         BasicAuth, BearerTokens, Config, Extension, ResponseBody, HEALTH_CHECK_ENDPOINT_DEFAULT,
     };
@@ -884,10 +1028,114 @@ mod tests {
     }
 
     #[test]
+    fn file_storage_keys_defaults_and_refusals() {
+        let Extension::FileStorage(fs) = extension("  file_storage:\n") else {
+            panic!("a file_storage");
+        };
+        assert_eq!(fs.directory, PathBuf::from(FILE_STORAGE_DIRECTORY_DEFAULT));
+        assert!(fs.fsync, "tailgate syncs unless told not to");
+        assert!(!fs.create_directory);
+        assert_eq!(fs.directory_permissions, 0o750);
+        assert_eq!(fs.max_size, None);
+        let Extension::FileStorage(fs) = extension(
+            "  file_storage/q:\n    directory: /var/q\n    fsync: false\n    create_directory: \
+             true\n    directory_permissions: \"0700\"\n    max_size: 1073741824\n    \
+             timeout: 1s\n    compaction:\n      on_start: true\n    recreate: true\n",
+        ) else {
+            panic!("a file_storage");
+        };
+        assert_eq!(
+            (
+                fs.directory,
+                fs.fsync,
+                fs.create_directory,
+                fs.directory_permissions
+            ),
+            (PathBuf::from("/var/q"), false, true, 0o700)
+        );
+        assert_eq!(fs.max_size, Some(1 << 30));
+        for (yaml, says) in [
+            ("    directory: queue\n", "is relative"),
+            (
+                "    directory_permissions: \"0999\"\n",
+                "not a permission mode",
+            ),
+            ("    max_size: 1000\n", "extensions.file_storage.max_size"),
+            ("    sync: true\n", "sync"),
+        ] {
+            let err = parse(&format!("  file_storage:\n{yaml}")).unwrap_err();
+            assert!(err.contains(says), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_sending_queue_storage_names_an_enabled_file_storage() {
+        let config = |storage: &str, extensions: &str, enabled: &str| {
+            Config::from_yaml(
+                &format!(
+                    "extensions:\n{extensions}receivers:\n  otlp:\n    protocols:\n      \
+                     grpc:\nexporters:\n  otlp:\n    endpoint: http://c:4317\n    \
+                     sending_queue:\n{storage}service:\n  extensions: [{enabled}]\n  \
+                     pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n"
+                ),
+                "t.yaml",
+            )
+            .map_err(|e| e.to_string())
+        };
+        let fs = "  file_storage/q:\n    directory: /var/q\n  bearertokenauth:\n    token: t\n";
+        let ok = config("      storage: file_storage/q\n", fs, "file_storage/q").unwrap();
+        let crate::config::Exporter::Otlp(otlp) =
+            ok.exporters.by_id.values().next().expect("one exporter")
+        else {
+            panic!("otlp");
+        };
+        assert_eq!(
+            otlp.sending_queue.storage.as_ref().map(ToString::to_string),
+            Some("file_storage/q".to_string())
+        );
+        for (storage, enabled, says) in [
+            (
+                "      storage: file_storage/q\n",
+                "bearertokenauth",
+                "defined but not enabled",
+            ),
+            (
+                "      storage: bearertokenauth\n",
+                "bearertokenauth",
+                "not a storage extension",
+            ),
+            (
+                "      storage: file_storage/x\n",
+                "file_storage/q",
+                "is not defined",
+            ),
+            (
+                "      storage: file_storage/q\n      enabled: false\n",
+                "file_storage/q",
+                "turns the queue off",
+            ),
+            (
+                "      drop_oldest_on_overflow: true\n",
+                "file_storage/q",
+                "set `block_on_overflow: false` to drop",
+            ),
+        ] {
+            let err = config(storage, fs, enabled).unwrap_err();
+            assert!(err.contains(says), "{storage}: {err}");
+        }
+        assert!(config(
+            "      block_on_overflow: false\n      drop_oldest_on_overflow: true\n",
+            fs,
+            "file_storage/q"
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn other_extension_types_are_refused_as_before() {
-        let err = parse("  file_storage:\n").unwrap_err();
+        let err = parse("  oauth2client:\n").unwrap_err();
         assert!(
-            err.contains("extensions.file_storage: extension type `file_storage` is not supported"),
+            err.contains("extensions.oauth2client: extension type `oauth2client` is not supported"),
             "{err}"
         );
         assert!(err.contains("`health_check`"), "{err}");

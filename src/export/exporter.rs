@@ -46,6 +46,7 @@ use super::debug::DebugPrinter;
 use super::error::SendError;
 use super::otlp_grpc::{self, GrpcClient};
 use super::otlp_http::{self, HttpClient};
+use super::persist::{DiskQueue, Refused};
 use super::queue::SendingQueue;
 use super::retry::{Backoff, Xorshift};
 use super::settings::{
@@ -94,12 +95,17 @@ struct Inner {
     transport: Transport,
     retry: RetrySettings,
     timeout: Duration,
+    /// The in-memory sending queue; `None` without a queue or with a persistent one.
     queue: Option<SendingQueue<Batch>>,
+    /// The persistent sending queue (`sending_queue.storage`).
+    disk: Option<Rc<DiskQueue>>,
     queue_size: usize,
     /// What a batch weighs in the queue.
     sizer: QueueSizer,
     /// Wait for room (true), or drop a batch that does not fit.
     block_on_overflow: bool,
+    /// Dropping to make room drops the oldest queued batches rather than the new one.
+    drop_oldest: bool,
     observer: Rc<dyn ExportObserver>,
     /// Entered by consumers and by inline sends; shutdown closes it and waits for them.
     gate: Gate,
@@ -175,15 +181,34 @@ impl Exporter {
         observer: Rc<dyn ExportObserver>,
     ) -> Result<Exporter, SettingsError> {
         let (transport, retry, timeout, queue) = Transport::build(shard, settings)?;
+        let disk = match (&queue.storage, queue.enabled) {
+            (Some(storage), true) => Some(
+                DiskQueue::open(
+                    name,
+                    shard,
+                    storage,
+                    queue.queue_size,
+                    queue.sizer,
+                    observer.clone(),
+                )
+                .map_err(|err| SettingsError::Storage {
+                    directory: storage.directory.clone(),
+                    error: err.to_string(),
+                })?,
+            ),
+            _ => None,
+        };
         let inner = Rc::new(Inner {
             name: name.to_string(),
             transport,
             retry,
             timeout,
-            queue: queue.enabled.then(|| SendingQueue::new(queue.queue_size)),
+            queue: (queue.enabled && disk.is_none()).then(|| SendingQueue::new(queue.queue_size)),
+            disk,
             queue_size: if queue.enabled { queue.queue_size } else { 0 },
             sizer: queue.sizer,
             block_on_overflow: queue.block_on_overflow,
+            drop_oldest: queue.drop_oldest,
             observer,
             gate: Gate::new(),
             shutdown: Shutdown::new(),
@@ -193,7 +218,11 @@ impl Exporter {
         if queue.enabled {
             for _ in 0..queue.num_consumers {
                 let pass = inner.gate.enter().expect("a new gate is open");
-                glommio::spawn_local(consume(inner.clone(), pass)).detach();
+                if inner.disk.is_some() {
+                    glommio::spawn_local(consume_disk(inner.clone(), pass)).detach();
+                } else {
+                    glommio::spawn_local(consume(inner.clone(), pass)).detach();
+                }
             }
         }
         Ok(Exporter { inner })
@@ -235,7 +264,11 @@ impl Exporter {
 
     /// Batches waiting in the sending queue (0 without a queue), however the queue counts them.
     pub fn queue_len(&self) -> usize {
-        self.inner.queue.as_ref().map_or(0, SendingQueue::len)
+        match (&self.inner.queue, &self.inner.disk) {
+            (Some(queue), _) => queue.len(),
+            (None, Some(disk)) => disk.len(),
+            (None, None) => 0,
+        }
     }
 
     /// The sending queue's bound in its sizer's unit (0 without a queue).
@@ -252,12 +285,25 @@ impl Exporter {
             Ok(pass) if !inner.shutdown.has_begun() => pass,
             _ => return Err(inner.refuse(batch)),
         };
-        let bytes = batch.bytes.len() as i64;
+        if let Some(disk) = &inner.disk {
+            let result = match disk.push(batch, inner.block_on_overflow).await {
+                Ok(()) => Ok(()),
+                Err(Refused::Closed(batch)) => Err(inner.refuse(batch)),
+                Err(Refused::Full(batch)) => {
+                    inner.overflow_to_disk(disk, batch).await;
+                    Ok(())
+                }
+            };
+            inner.observer.queue_len(disk.used());
+            drop(pass);
+            return result;
+        }
         let weight = inner.sizer.weight(&batch);
+        let (signal, items, bytes) = (batch.signal, batch.items, batch.bytes.len());
         match &inner.queue {
             None => {
-                inner.observer.holding(bytes);
-                inner.settle(batch).await;
+                inner.took(signal, items, bytes);
+                inner.settle(batch, false).await;
                 drop(pass);
                 Ok(())
             }
@@ -269,7 +315,7 @@ impl Exporter {
             }
             Some(queue) => match queue.push(batch, weight).await {
                 Ok(()) => {
-                    inner.observer.holding(bytes);
+                    inner.took(signal, items, bytes);
                     inner.observer.queue_len(queue.used());
                     Ok(())
                 }
@@ -288,14 +334,27 @@ impl Exporter {
             let _ = inner.refuse(batch);
             return Ok(());
         }
+        // A persistent queue writes before it queues: that is a wait, done in `submit`.
         let Some(queue) = &inner.queue else {
             return Err(batch);
         };
         let (bytes, weight) = (batch.bytes.len() as i64, inner.sizer.weight(&batch));
         let (signal, items) = (batch.signal, batch.items);
-        match queue.try_push(batch, weight) {
+        let mut pushed = queue.try_push(batch, weight);
+        if inner.drop_oldest && !inner.block_on_overflow {
+            while let Err(batch) = pushed {
+                let Some(oldest) = queue.pop_now() else {
+                    pushed = Err(batch);
+                    break;
+                };
+                inner.drop_for_room(oldest.signal, oldest.items);
+                inner.let_go(oldest.signal, oldest.items, oldest.bytes.len());
+                pushed = queue.try_push(batch, weight);
+            }
+        }
+        match pushed {
             Ok(()) => {
-                inner.observer.holding(bytes);
+                inner.took(signal, items, bytes as usize);
                 inner.observer.queue_len(queue.used());
                 Ok(())
             }
@@ -325,10 +384,29 @@ impl Exporter {
         if inner.shutdown.has_begun() {
             return;
         }
+        if let Some(disk) = &inner.disk {
+            for batch in final_batches {
+                disk.push_unbounded(batch).await;
+            }
+            inner.observer.queue_len(disk.used());
+            // Handed over to a reload's new exporter, the queue stays open and its consumers
+            // go on; only the last user drains it and leaves the rest on disk.
+            let last = disk.leave();
+            inner.shutdown.begin(deadline);
+            if last {
+                disk.close();
+            }
+            let _ = inner.gate.close().await;
+            if last {
+                inner.leave_on_disk(disk);
+            }
+            inner.transport.close_connections();
+            return;
+        }
         match &inner.queue {
             Some(queue) => {
                 for batch in final_batches {
-                    inner.observer.holding(batch.bytes.len() as i64);
+                    inner.took(batch.signal, batch.items, batch.bytes.len());
                     queue.push_unbounded(batch);
                 }
                 inner.observer.queue_len(queue.used());
@@ -336,10 +414,10 @@ impl Exporter {
             None => {
                 for batch in final_batches {
                     let pass = inner.gate.enter().expect("the gate closes below");
-                    inner.observer.holding(batch.bytes.len() as i64);
+                    inner.took(batch.signal, batch.items, batch.bytes.len());
                     let task_inner = inner.clone();
                     glommio::spawn_local(async move {
-                        task_inner.settle(batch).await;
+                        task_inner.settle(batch, false).await;
                         drop(pass);
                     })
                     .detach();
@@ -358,7 +436,7 @@ impl Exporter {
                 inner
                     .observer
                     .send_failed(batch.signal, batch.items, reason::SHUTDOWN);
-                inner.observer.holding(-(batch.bytes.len() as i64));
+                inner.let_go(batch.signal, batch.items, batch.bytes.len());
             }
             inner.observer.queue_len(0);
         }
@@ -379,6 +457,11 @@ impl Drop for Exporter {
         inner.shutdown.begin(Instant::now());
         if let Some(queue) = &inner.queue {
             queue.close();
+        }
+        if let Some(disk) = &inner.disk {
+            if disk.leave() {
+                disk.close();
+            }
         }
     }
 }
@@ -403,6 +486,27 @@ impl Inner {
         }
     }
 
+    /// The exporter took a batch of `items` (queued, or being sent), `bytes` of it in memory.
+    fn took(&self, signal: tailgate_wire::Signal, items: u64, bytes: usize) {
+        self.observer.holding(bytes as i64);
+        self.observer.pending(signal, items as i64);
+    }
+
+    /// The exporter let go of a batch it took, unsent: dropped, or left on disk.
+    fn let_go(&self, signal: tailgate_wire::Signal, items: u64, bytes: usize) {
+        self.observer.holding(-(bytes as i64));
+        self.observer.pending(signal, -(items as i64));
+    }
+
+    /// Batches queued, in memory or on disk.
+    fn queued(&self) -> usize {
+        match (&self.queue, &self.disk) {
+            (Some(queue), _) => queue.len(),
+            (None, Some(disk)) => disk.len(),
+            (None, None) => 0,
+        }
+    }
+
     /// Counts a refused batch as dropped.
     fn refuse(&self, batch: Batch) -> SubmitError {
         self.observer
@@ -410,19 +514,87 @@ impl Inner {
         SubmitError::ShutDown
     }
 
+    /// Makes room in a full persistent queue for `batch` by dropping the oldest queued
+    /// batches (`drop_oldest`), or drops `batch` itself; either way counted.
+    async fn overflow_to_disk(&self, disk: &DiskQueue, mut batch: Batch) {
+        if self.drop_oldest {
+            while let Some(oldest) = disk.pop_now() {
+                self.drop_for_room(oldest.signal(), oldest.items());
+                self.let_go(oldest.signal(), oldest.items(), oldest.cached_bytes());
+                disk.discard(oldest).await;
+                match disk.push(batch, false).await {
+                    Ok(()) => return,
+                    Err(Refused::Full(back)) => batch = back,
+                    Err(Refused::Closed(back)) => {
+                        let _ = self.refuse(back);
+                        return;
+                    }
+                }
+            }
+        }
+        self.observer
+            .send_failed(batch.signal, batch.items, reason::QUEUE_FULL);
+    }
+
+    /// Counts a queued batch dropped to make room for a newer one.
+    fn drop_for_room(&self, signal: tailgate_wire::Signal, items: u64) {
+        self.observer
+            .send_failed(signal, items, reason::QUEUE_FULL_OLDEST);
+    }
+
+    /// At shutdown, after the consumers are done: what is still queued stays on disk for the
+    /// next start (said in the log); batches the disk refused, held in memory, are lost.
+    fn leave_on_disk(&self, disk: &DiskQueue) {
+        let (mut batches, mut items) = (0u64, 0u64);
+        for entry in disk.drain() {
+            self.let_go(entry.signal(), entry.items(), entry.cached_bytes());
+            if entry.persisted() {
+                batches += 1;
+                items += entry.items();
+                self.observer.left_on_disk(entry.signal(), entry.items());
+            } else {
+                self.observer
+                    .send_failed(entry.signal(), entry.items(), reason::SHUTDOWN);
+            }
+        }
+        self.observer.queue_len(0);
+        if batches > 0 {
+            tracing::info!(
+                exporter = %self.name,
+                directory = %disk.directory().display(),
+                batches,
+                items,
+                "persistent queue: unsent batches stay on disk; the next start sends them"
+            );
+        }
+    }
+
     /// Settles one batch: sends it with retries, unless shutdown's deadline comes first.
-    async fn settle(&self, batch: Batch) {
+    /// Returns whether it was settled (sent, or dropped and counted); a batch cut short by the
+    /// deadline is counted by its claim as lost, unless `persisted`: then the caller decides.
+    async fn settle(&self, batch: Batch, persisted: bool) -> bool {
         let claim = Claim {
             signal: batch.signal,
             items: batch.items,
             bytes: batch.bytes.len(),
             observer: self.observer.clone(),
             settled: false,
+            persisted,
         };
         if self.shutdown.expired() {
-            return; // The claim's drop counts the batch.
+            return false; // The claim's drop counts the batch.
         }
-        future::or(self.send(batch, claim), self.shutdown.until_expired()).await;
+        future::or(
+            async {
+                self.send(batch, claim).await;
+                true
+            },
+            async {
+                self.shutdown.until_expired().await;
+                false
+            },
+        )
+        .await
     }
 
     async fn send(&self, batch: Batch, claim: Claim) {
@@ -449,8 +621,7 @@ impl Inner {
                 }
                 Err(err) => err,
             };
-            self.observer
-                .attempt_failed(&err, self.queue.as_ref().map_or(0, SendingQueue::len));
+            self.observer.attempt_failed(&err, self.queued());
             if matches!(err, SendError::Timeout { .. }) {
                 self.transport.after_timeout();
             }
@@ -486,7 +657,54 @@ async fn consume(inner: Rc<Inner>, pass: Pass) {
         .expect("consumers run only for exporters with a queue");
     while let Some(batch) = queue.pop().await {
         inner.observer.queue_len(queue.used());
-        inner.settle(batch).await;
+        inner.settle(batch, false).await;
+    }
+    drop(pass);
+}
+
+/// A consumer task of a persistent queue: settles queued batches, marking each settled on
+/// disk, until the queue is closed and empty or shutdown's deadline passes (what is left stays
+/// on disk).
+async fn consume_disk(inner: Rc<Inner>, pass: Pass) {
+    let disk = inner
+        .disk
+        .clone()
+        .expect("disk consumers run only for exporters with a persistent queue");
+    while !inner.shutdown.expired() {
+        let entry = if inner.shutdown.has_begun() {
+            if !disk.is_closed() {
+                break; // Handed over: the successor's consumers send the rest.
+            }
+            match disk.pop().await {
+                Some(entry) => entry,
+                None => break,
+            }
+        } else {
+            let popped = future::or(async { Some(disk.pop().await) }, async {
+                inner.shutdown.until_begun().await;
+                None
+            })
+            .await;
+            match popped {
+                Some(Some(entry)) => entry,
+                Some(None) => break,
+                None => continue, // Shutdown began: look again at how.
+            }
+        };
+        inner.observer.queue_len(disk.used());
+        let persisted = entry.persisted();
+        let Some((batch, ack)) = disk.load(entry).await else {
+            continue; // Damaged on disk: counted and marked settled by `load`.
+        };
+        let (signal, items) = (batch.signal, batch.items);
+        if inner.settle(batch, persisted).await {
+            disk.ack(ack).await;
+        } else if persisted && !disk.is_closed() {
+            // Cut short while retiring after a reload: the successor sends it.
+            disk.requeue(ack);
+        } else if persisted {
+            inner.observer.left_on_disk(signal, items);
+        }
     }
     drop(pass);
 }
@@ -556,6 +774,12 @@ impl Shutdown {
         self.deadline.get().is_some_and(|d| Instant::now() >= d)
     }
 
+    /// Completes when shutdown has begun.
+    async fn until_begun(&self) {
+        // `acquire` can only fail, and fails when `begin` closes the semaphore.
+        let _ = self.begun.acquire(1).await;
+    }
+
     /// Completes when shutdown has begun and its deadline has passed.
     async fn until_expired(&self) {
         // `acquire` can only fail, and fails when `begin` closes the semaphore.
@@ -574,6 +798,8 @@ struct Claim {
     bytes: usize,
     observer: Rc<dyn ExportObserver>,
     settled: bool,
+    /// The batch is also on disk: cut short, it stays there rather than being lost.
+    persisted: bool,
 }
 
 impl Claim {
@@ -616,9 +842,7 @@ impl Claim {
             "dropping a batch"
         );
     }
-}
 
-impl Claim {
     fn handed_on(mut self, exporter: &str, why: &'static str, err: &SendError) {
         self.settled = true;
         self.observer.handed_on(self.signal, self.items, why);
@@ -636,10 +860,14 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         self.observer.holding(-(self.bytes as i64));
+        self.observer.pending(self.signal, -(self.items as i64));
         if !self.settled {
-            // Only shutdown's deadline abandons a batch mid-send.
-            self.observer
-                .send_failed(self.signal, self.items, reason::SHUTDOWN);
+            // Only shutdown's deadline abandons a batch mid-send. One that is on disk is not
+            // lost: its consumer hands it back to the queue or counts it as left on disk.
+            if !self.persisted {
+                self.observer
+                    .send_failed(self.signal, self.items, reason::SHUTDOWN);
+            }
         }
     }
 }

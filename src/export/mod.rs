@@ -53,6 +53,7 @@ mod error;
 mod exporter;
 mod otlp_grpc;
 mod otlp_http;
+mod persist;
 mod pipeline;
 mod queue;
 mod resolve;
@@ -68,7 +69,7 @@ pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{
     Compression, DebugSettings, Encoding, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
-    QueueSettings, QueueSizer, RetrySettings, SettingsError, Verbosity,
+    QueueSettings, QueueSizer, RetrySettings, SettingsError, StorageSettings, Verbosity,
 };
 
 use std::future::Future;
@@ -100,6 +101,9 @@ pub mod reason {
     /// The sending queue had no room and `block_on_overflow: false` asked to drop rather than
     /// wait: never queued (the Collector's `enqueue_failed`).
     pub const QUEUE_FULL: &str = "queue full";
+    /// The sending queue had no room, and `drop_oldest_on_overflow` asked to make room by
+    /// dropping the oldest queued batch: this one.
+    pub const QUEUE_FULL_OLDEST: &str = "queue full: oldest dropped";
 }
 
 /// Where a [`Pipeline`] hands its batches besides its exporters: a connector (routing,
@@ -138,6 +142,12 @@ pub trait ExportObserver {
     /// every batch is counted once when queued (or, without a queue, when its send begins) and
     /// once when settled, dropped or drained, so the running sum is what it holds.
     fn holding(&self, _delta: i64) {}
+    /// The exporter took (`delta > 0`) or let go of (`delta < 0`) `delta` items of `signal`:
+    /// every item is counted once when it is queued (in memory or on disk, or read back from
+    /// disk at start) or its send begins, and once when it is sent, dropped or left on disk, so
+    /// the running sum is what the exporter has yet to settle — the accounting's "still
+    /// queued" term.
+    fn pending(&self, _signal: Signal, _delta: i64) {}
     /// An attempt to send failed with `err` (it may be retried); the sending queue holds
     /// `queued` batches.
     fn attempt_failed(&self, _err: &SendError, _queued: usize) {}
@@ -146,4 +156,18 @@ pub trait ExportObserver {
     /// `items` of `signal` failed to send for `reason` and were handed to the exporter's
     /// [`Fallback`]: a failed send (`otelcol_exporter_send_failed_*`), not a loss.
     fn handed_on(&self, _signal: Signal, _items: u64, _reason: &'static str) {}
+    /// A persistent queue read back a batch of `items` of `signal` that an earlier run left.
+    fn queue_recovered(&self, _signal: Signal, _items: u64) {}
+    /// A persistent queue found `bytes` of damaged records (claiming `items` of `signal`, when
+    /// a header was readable) and skipped them: data lost, counted.
+    fn queue_damaged(&self, _signal: Option<Signal>, _items: u64, _bytes: u64) {}
+    /// A persistent queue's disk refused `operation` (`write`, `fsync`, `read`, `ack`,
+    /// `delete`, `recover`).
+    fn queue_disk_error(&self, _operation: &'static str) {}
+    /// A persistent queue's segments now take `bytes` on disk and hold `items` not yet
+    /// settled.
+    fn queue_disk_usage(&self, _bytes: u64, _items: u64) {}
+    /// At shutdown, `items` of `signal` were left in a persistent queue for the next start:
+    /// not sent, not lost.
+    fn left_on_disk(&self, _signal: Signal, _items: u64) {}
 }

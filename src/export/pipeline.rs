@@ -68,6 +68,22 @@ struct Inner {
     connectors: Vec<Rc<dyn Connect>>,
     wakeup: Wakeup,
     closed: Cell<bool>,
+    /// Told how many items the batcher holds, per signal, as it changes.
+    batching: RefCell<Option<BatchingObserver>>,
+    /// What it was last told, per signal.
+    reported: Cell<[u64; 3]>,
+}
+
+/// Told the change in the items a pipeline's batcher holds of a signal (for the accounting's
+/// "still batched" term).
+pub type BatchingObserver = Rc<dyn Fn(Signal, i64)>;
+
+fn slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
 }
 
 impl Pipeline {
@@ -88,12 +104,20 @@ impl Pipeline {
             connectors,
             wakeup: Wakeup::default(),
             closed: Cell::new(false),
+            batching: RefCell::new(None),
+            reported: Cell::new([0; 3]),
         });
         let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
         Pipeline {
             inner,
             flusher: RefCell::new(Some(flusher)),
         }
+    }
+
+    /// Tells `observer` how the items in the batcher change from now on.
+    pub fn observe_batching(&self, observer: BatchingObserver) {
+        *self.inner.batching.borrow_mut() = Some(observer);
+        self.inner.report_batching();
     }
 
     /// The exporters this pipeline feeds.
@@ -122,6 +146,7 @@ impl Pipeline {
                 inner.wakeup.notify();
             }
         }
+        inner.report_batching();
         for batch in ready {
             inner.hand_over(batch).await;
         }
@@ -151,6 +176,7 @@ impl Pipeline {
         }
         let mut last = Vec::new();
         inner.batcher.borrow_mut().flush_all(&mut last);
+        inner.report_batching();
         last
     }
 
@@ -197,6 +223,24 @@ impl Drop for Pipeline {
 }
 
 impl Inner {
+    fn report_batching(&self) {
+        let observer = self.batching.borrow();
+        let Some(observer) = observer.as_ref() else {
+            return;
+        };
+        let batcher = self.batcher.borrow();
+        let mut reported = self.reported.get();
+        for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+            let now = batcher.pending_items(signal);
+            let was = &mut reported[slot(signal)];
+            if now != *was {
+                observer(signal, now as i64 - *was as i64);
+                *was = now;
+            }
+        }
+        self.reported.set(reported);
+    }
+
     async fn hand_over(&self, batch: Batch) {
         // Every exporter with room first, then the ones that make the pusher wait.
         let mut waiting = Vec::new();
@@ -237,6 +281,7 @@ async fn flush_on_timeout(inner: Rc<Inner>) {
             .batcher
             .borrow_mut()
             .flush_expired(Instant::now(), &mut ready);
+        inner.report_batching();
         for batch in ready.drain(..) {
             inner.hand_over(batch).await;
         }

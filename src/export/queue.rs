@@ -27,6 +27,7 @@ pub(crate) struct SendingQueue<T> {
     free: Semaphore,
     filled: Semaphore,
     capacity: u64,
+    closed: std::cell::Cell<bool>,
 }
 
 /// How many items to reserve room for up front: a queue bounded in bytes or items may hold many
@@ -42,6 +43,7 @@ impl<T> SendingQueue<T> {
             free: Semaphore::new(capacity as u64),
             filled: Semaphore::new(0),
             capacity: capacity as u64,
+            closed: std::cell::Cell::new(false),
         }
     }
 
@@ -67,6 +69,52 @@ impl<T> SendingQueue<T> {
         self.items.borrow_mut().push_back((item, units));
         self.filled.signal(1);
         Ok(())
+    }
+
+    /// Takes room for `weight` units, waiting until it is there (`wait`) or not at all; the
+    /// units for [`SendingQueue::push_reserved`] or [`SendingQueue::unreserve`]. `None` if the
+    /// room is not there now (without `wait`) or the queue is closed. For producers that must
+    /// do something slow between taking room and queueing (the persistent queue's write).
+    pub async fn reserve(&self, weight: usize, wait: bool) -> Option<u64> {
+        let units = (weight as u64).clamp(1, self.capacity);
+        let taken = if wait {
+            self.free.acquire(units).await.is_ok()
+        } else {
+            self.free.try_acquire(units).unwrap_or(false)
+        };
+        taken.then_some(units)
+    }
+
+    /// Appends `item` into room taken by [`SendingQueue::reserve`].
+    pub fn push_reserved(&self, item: T, units: u64) {
+        self.items.borrow_mut().push_back((item, units));
+        self.filled.signal(1);
+    }
+
+    /// Gives back room taken by [`SendingQueue::reserve`] and not used.
+    pub fn unreserve(&self, units: u64) {
+        self.free.signal(units);
+    }
+
+    /// Appends `item`, of `weight` units, taking what room there is and never waiting: for a
+    /// backlog read back at start, which is sent whatever the bound says now.
+    pub fn push_recovered(&self, item: T, weight: usize) {
+        let units = (weight as u64).min(self.free.available());
+        if units > 0 {
+            let _ = self.free.try_acquire(units);
+        }
+        self.push_reserved(item, units);
+    }
+
+    /// The oldest item if there is one, without waiting: what a queue that drops its oldest
+    /// on overflow gives up.
+    pub fn pop_now(&self) -> Option<T> {
+        if !self.filled.try_acquire(1).unwrap_or(false) {
+            return None;
+        }
+        let (item, units) = self.items.borrow_mut().pop_front()?;
+        self.free.signal(units);
+        Some(item)
     }
 
     /// Appends `item` without waiting for room, past the bound: only for the batcher's final
@@ -103,6 +151,7 @@ impl<T> SendingQueue<T> {
     /// Refuses producers from now on (waiting ones get their items back) and lets consumers
     /// drain without waiting.
     pub fn close(&self) {
+        self.closed.set(true);
         self.free.close();
         self.filled.close();
     }
@@ -117,6 +166,11 @@ impl<T> SendingQueue<T> {
 
     pub fn len(&self) -> usize {
         self.items.borrow().len()
+    }
+
+    /// Whether [`SendingQueue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 }
 

@@ -86,6 +86,29 @@ pub struct QueueSettings {
     pub sizer: QueueSizer,
     /// Whether `submit` waits for room (true) or drops a batch that does not fit, counted.
     pub block_on_overflow: bool,
+    /// Without `block_on_overflow`: make room by dropping the oldest queued batches (true)
+    /// rather than the new one (false, the Collector's behaviour). Either way counted.
+    pub drop_oldest: bool,
+    /// `storage`: keep the queue on disk; `None` keeps it in memory.
+    pub storage: Option<StorageSettings>,
+}
+
+/// A persistent sending queue's place and promises (`sending_queue.storage` naming a
+/// `file_storage` extension). Per exporter; each shard keeps its own directory inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// The extension's id, for logs (`file_storage/queue`).
+    pub extension: String,
+    /// This exporter's directory: the extension's `directory` joined with the exporter's id.
+    pub directory: std::path::PathBuf,
+    /// `fsync`: each write reaches the disk before its batch counts as queued.
+    pub fsync: bool,
+    /// The disk bytes one shard's queue may hold (its share of `max_size`); `None`: bounded by
+    /// `queue_size` alone.
+    pub max_bytes: Option<u64>,
+    /// How many shards this run has: a shard also takes over the directories of shards beyond
+    /// that count, left by a run with more shards.
+    pub shards: usize,
 }
 
 /// The unit a sending queue is bounded in (`sending_queue.sizer`).
@@ -119,6 +142,8 @@ impl Default for QueueSettings {
             queue_size: 1000,
             sizer: QueueSizer::Requests,
             block_on_overflow: true,
+            drop_oldest: false,
+            storage: None,
         }
     }
 }
@@ -293,6 +318,14 @@ pub enum SettingsError {
     EmptyQueue,
     /// `timeout` is zero: no attempt could ever finish.
     ZeroTimeout,
+    /// The persistent queue's directory cannot be used (not creatable, locked by another
+    /// process, unreadable).
+    Storage {
+        /// The directory.
+        directory: std::path::PathBuf,
+        /// What the system said.
+        error: String,
+    },
 }
 
 impl fmt::Display for SettingsError {
@@ -309,6 +342,11 @@ impl fmt::Display for SettingsError {
                 f,
                 "header {name:?} cannot be sent: a name must be an HTTP token, a value printable \
                  ASCII (no line breaks, no characters beyond ASCII)"
+            ),
+            SettingsError::Storage { directory, error } => write!(
+                f,
+                "the persistent queue in {} cannot be opened: {error}",
+                directory.display()
             ),
             SettingsError::EmptyQueue => write!(
                 f,

@@ -31,7 +31,8 @@ use crate::memory::Overload;
 use crate::plan::Plan;
 use crate::shard::{self, ShardTelemetry};
 use crate::telemetry::{
-    AdminServer, DropMetrics, DropReason, Health, PublishedRegistry, Registry, RegistryBuilder,
+    AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, PublishedRegistry, Registry,
+    RegistryBuilder,
 };
 use tailgate_wire::Signal;
 
@@ -231,6 +232,18 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
                 .clone()
         })
         .collect();
+    let exporter_cells: Vec<ExporterMetrics> = telemetry
+        .iter()
+        .flat_map(|cells| {
+            cells
+                .lock()
+                .expect("telemetry lock")
+                .as_ref()
+                .expect("cells registered")
+                .exporters()
+                .to_vec()
+        })
+        .collect();
     let (answers_to, answers) = std::sync::mpsc::channel();
     let reloads = Arc::new(shard::Reloads::new(shard_count, answers_to));
     let mut reloader = reload::Reloader {
@@ -306,6 +319,23 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     });
     if lost.iter().any(|&items| items > 0) {
         return Err(StartError::LostAtShutdown { items: lost });
+    }
+    let [spans, metric_points, log_records] =
+        [Signal::Traces, Signal::Metrics, Signal::Logs].map(|signal| {
+            exporter_cells
+                .iter()
+                .map(|cells| cells.signal(signal).left_on_disk.get())
+                .sum::<u64>()
+        });
+    if spans + metric_points + log_records > 0 {
+        tracing::info!(
+            spans,
+            metric_points,
+            log_records,
+            "tailgate: drained; what was not sent waits in the persistent queues (the next \
+             start sends it first), the rest was sent or decided; exiting"
+        );
+        return Ok(());
     }
     tracing::info!("tailgate: drained, everything accepted was sent or decided; exiting");
     Ok(())

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use tailgate_wire::Signal;
 
-use crate::config::{self, Exporter as ExporterConfig};
+use std::os::unix::fs::DirBuilderExt;
+
+use crate::config::{self, Config, Exporter as ExporterConfig};
 use crate::export::{
     self, DebugSettings, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings,
-    QueueSizer, RetrySettings,
+    QueueSizer, RetrySettings, StorageSettings,
 };
+use crate::gateway::StartError;
 use crate::tls::ClientTls;
 
 fn retry(config: &config::RetryOnFailure) -> RetrySettings {
@@ -41,7 +44,115 @@ fn queue(config: &config::SendingQueue, shards: usize) -> QueueSettings {
             config::QueueSizer::Bytes => QueueSizer::Bytes,
         },
         block_on_overflow: config.block_on_overflow,
+        drop_oldest: config.drop_oldest_on_overflow,
+        // Set by `storage` at start, once the directory is checked.
+        storage: None,
     }
+}
+
+/// The directory an exporter's queue for one pipeline takes inside a `file_storage` directory
+/// (each pipeline runs its own instance of the exporter): the exporter's and the pipeline's
+/// ids with every character but letters, digits, `-` and `.` written as `_`, as the Collector
+/// names its storage clients (`otlp/central` in `traces` → `exporter_otlp_central_traces`).
+fn queue_directory_name(exporter: &config::ComponentId, pipeline: &config::PipelineId) -> String {
+    let id: String = format!("{exporter}_{pipeline}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("exporter_{id}")
+}
+
+/// The persistent queue of `exporter` (whose configuration is `config`), if its
+/// `sending_queue.storage` names one: the `file_storage` directory checked — created if it is
+/// missing and `create_directory` says so — and each shard's share of `max_size`.
+pub(crate) fn storage(
+    root: &Config,
+    id: &config::ComponentId,
+    config: &ExporterConfig,
+    pipeline: &config::PipelineId,
+    shards: usize,
+) -> Result<Option<StorageSettings>, StartError> {
+    let queue = match config {
+        ExporterConfig::Otlp(otlp) => &otlp.sending_queue,
+        ExporterConfig::OtlpHttp(http) => &http.sending_queue,
+        ExporterConfig::Debug(_) => return Ok(None),
+    };
+    let Some(extension_id) = &queue.storage else {
+        return Ok(None);
+    };
+    // The configuration checked that it names an enabled file_storage.
+    let Some(config::Extension::FileStorage(storage)) = root.extensions.get(extension_id) else {
+        return Ok(None);
+    };
+    let key = format!("extensions.{extension_id}.directory");
+    let dir = &storage.directory;
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(StartError::Machine(format!(
+                "{key}: {} is not a directory",
+                dir.display()
+            )))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && storage.create_directory => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(storage.directory_permissions)
+                .create(dir)
+                .map_err(|err| {
+                    StartError::Machine(format!("{key}: cannot create {}: {err}", dir.display()))
+                })?;
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StartError::Machine(format!(
+                "{key}: {} does not exist; create it, or set `create_directory: true` (as in \
+                 the Collector, a missing directory is not created unless asked)",
+                dir.display()
+            )))
+        }
+        Err(err) => {
+            return Err(StartError::Machine(format!(
+                "{key}: cannot use {}: {err}",
+                dir.display()
+            )))
+        }
+    }
+    let directory = dir.join(queue_directory_name(id, pipeline));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(storage.directory_permissions)
+        .create(&directory)
+        .map_err(|err| {
+            StartError::Machine(format!(
+                "{key}: cannot create the queue directory {}: {err}",
+                directory.display()
+            ))
+        })?;
+    let max_bytes = storage.max_size.map(|bytes| bytes / shards as u64);
+    // A batch weighs up to `BATCH_BYTES_MAX_DEFAULT`; a cap of fewer than two would leave a
+    // queue room for one batch at a time, or none.
+    let least = 2 * export::BATCH_BYTES_MAX_DEFAULT as u64;
+    if let Some(share) = max_bytes.filter(|&share| share < least) {
+        return Err(StartError::Unsupported(format!(
+            "extensions.{extension_id}.max_size: gives each of the {shards} shard(s) {share} \
+             bytes for exporter {id}'s queue; each needs at least {least} (two batches of \
+             the largest size), so max_size must be at least {}",
+            least * shards as u64
+        )));
+    }
+    Ok(Some(StorageSettings {
+        extension: extension_id.to_string(),
+        directory,
+        fsync: storage.fsync,
+        max_bytes,
+        shards,
+    }))
 }
 
 fn compression(config: config::Compression) -> export::Compression {

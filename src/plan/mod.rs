@@ -526,8 +526,14 @@ impl PipelinePlan {
             let Some(exporter) = config.exporters.by_id.get(id) else {
                 continue;
             };
-            let settings =
+            let mut settings =
                 exporters::exporter_settings(exporter, shards, exporter_tls.get(id).cloned());
+            let storage = exporters::storage(config, id, exporter, &pipeline.id, shards)?;
+            match &mut settings {
+                ExporterSettings::Otlp(s) => s.queue.storage = storage,
+                ExporterSettings::OtlpHttp(s) => s.queue.storage = storage,
+                ExporterSettings::Debug(_) => {}
+            }
             // What each shard's `Exporter::new` would refuse, refused once, before any starts.
             Exporter::check(&settings)
                 .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;

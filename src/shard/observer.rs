@@ -8,7 +8,7 @@ use tailgate_wire::Signal;
 use crate::export::upstream::ShardUpstream;
 use crate::export::{self, ExportObserver, SendError};
 use crate::memory::ShardMemory;
-use crate::telemetry::{DropMetrics, DropReason, ExporterMetrics};
+use crate::telemetry::{DropMetrics, DropReason, ExporterMetrics, QUEUE_DISK_OPERATIONS};
 
 /// Feeds an exporter's outcomes into its metrics and the shard's drop counters.
 pub(super) struct Observer {
@@ -38,6 +38,10 @@ impl ExportObserver for Observer {
             }
             export::reason::QUEUE_FULL => {
                 cells.enqueue_failed.add(items);
+                DropReason::QueueFull
+            }
+            export::reason::QUEUE_FULL_OLDEST => {
+                cells.send_failed.add(items);
                 DropReason::QueueFull
             }
             _ => {
@@ -76,6 +80,41 @@ impl ExportObserver for Observer {
         if let Some(upstream) = &self.upstream {
             upstream.answered();
         }
+    }
+
+    fn pending(&self, signal: Signal, delta: i64) {
+        self.metrics.signal(signal).pending.add(delta);
+    }
+
+    fn queue_recovered(&self, signal: Signal, items: u64) {
+        self.metrics.signal(signal).recovered.add(items);
+    }
+
+    fn queue_damaged(&self, signal: Option<Signal>, items: u64, bytes: u64) {
+        self.metrics.queue_damaged_bytes.add(bytes);
+        if let Some(signal) = signal {
+            self.drops.add(signal, DropReason::QueueDamaged, items);
+        }
+    }
+
+    fn queue_disk_error(&self, operation: &'static str) {
+        if let Some(at) = QUEUE_DISK_OPERATIONS.iter().position(|op| *op == operation) {
+            self.metrics.queue_disk_errors[at].add(1);
+        }
+    }
+
+    fn queue_disk_usage(&self, bytes: u64, items: u64) {
+        let cells = self.metrics.signal(self.signal);
+        cells
+            .queue_disk_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        cells
+            .queue_disk_items
+            .set(i64::try_from(items).unwrap_or(i64::MAX));
+    }
+
+    fn left_on_disk(&self, signal: Signal, items: u64) {
+        self.metrics.signal(signal).left_on_disk.add(items);
     }
 }
 

@@ -170,6 +170,10 @@ pub(super) fn build_stages(
         let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
         let exporters = built[p].take().expect("each pipeline is built once");
         let direct = Pipeline::with_connectors(batcher, exporters, feeds);
+        let batching = telemetry.shard.batching.clone();
+        direct.observe_batching(Rc::new(move |signal, delta| {
+            batching[index(signal)].add(delta);
+        }));
         all[p] = Some(Rc::new(Stage::new(
             pipeline,
             direct,

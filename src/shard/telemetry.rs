@@ -27,6 +27,11 @@ impl ShardTelemetry {
         &self.drops
     }
 
+    /// The shard's exporter cells (the main thread reads what shutdown left on disk).
+    pub(crate) fn exporters(&self) -> &[ExporterMetrics] {
+        &self.exporters
+    }
+
     /// Registers shard `shard`'s cells for `plan`, one set per name of `exporter_names`.
     pub(crate) fn register(
         builder: &mut RegistryBuilder,

@@ -36,6 +36,10 @@ pub enum DropReason {
     /// An exporter's sending queue had no room and its `block_on_overflow: false` asked to drop
     /// rather than push back.
     QueueFull,
+    /// A persistent queue found the item's record damaged on disk (a write cut short by a
+    /// crash or power loss, bytes changed) and skipped it. The count is what the damaged
+    /// record's header claimed, when it was readable.
+    QueueDamaged,
     /// A routing connector's resource group met no route and the connector has no
     /// `default_pipelines`.
     Unrouted,
@@ -48,13 +52,14 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
         DropReason::Shutdown,
         DropReason::DropPending,
         DropReason::QueueFull,
+        DropReason::QueueDamaged,
         DropReason::Unrouted,
         DropReason::RoutingError,
         DropReason::FailoverExhausted,
@@ -69,6 +74,7 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::DropPending => "drop_pending_on_shutdown",
             DropReason::QueueFull => "queue_full",
+            DropReason::QueueDamaged => "queue_damaged",
             DropReason::Unrouted => "unrouted",
             DropReason::RoutingError => "routing_error",
             DropReason::FailoverExhausted => "failover_exhausted",

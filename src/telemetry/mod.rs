@@ -85,6 +85,7 @@ pub use health::{Health, NotReady};
 pub use memory_limiter::MemoryLimiterMetrics;
 pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
+    QUEUE_DISK_OPERATIONS,
 };
 pub use registry::{
     CounterSuffix, HistogramPart, MetricType, PublishedRegistry, Registry, RegistryBuilder,

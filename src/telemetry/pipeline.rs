@@ -102,7 +102,22 @@ pub struct ExporterSignalMetrics {
     pub queue_size: Gauge,
     /// Fixed capacity of the sending queue, in batches.
     pub queue_capacity: Gauge,
+    /// Items a persistent queue read back at start, left by an earlier run.
+    pub recovered: Counter,
+    /// Items a shutdown left in a persistent queue for the next start.
+    pub left_on_disk: Counter,
+    /// `tailgate_exporter_pending_*`: items handed to the exporter and not yet settled
+    /// (queued in memory or on disk, or being sent): the accounting's "still queued" term.
+    pub pending: Gauge,
+    /// `tailgate_exporter_queue_disk_bytes`: what a persistent queue's segments take on disk.
+    pub queue_disk_bytes: Gauge,
+    /// `tailgate_exporter_queue_disk_items`: items in a persistent queue's records not yet
+    /// settled (the backlog an outage left).
+    pub queue_disk_items: Gauge,
 }
+
+/// The operations of a persistent queue's disk that can fail, in the order of their series.
+pub const QUEUE_DISK_OPERATIONS: [&str; 6] = ["write", "fsync", "read", "ack", "delete", "recover"];
 
 /// One exporter's cells on one shard, per signal.
 #[derive(Debug, Clone)]
@@ -116,6 +131,10 @@ pub struct ExporterMetrics {
     /// `tailgate_exporter_upstream_failing`: 1 while the exporter's last attempt on this shard
     /// failed (see `crate::export::upstream`).
     pub upstream_failing: Gauge,
+    /// `tailgate_exporter_queue_damaged_bytes`: damaged records a persistent queue skipped.
+    pub queue_damaged_bytes: Counter,
+    /// `tailgate_exporter_queue_disk_errors{operation}`, in [`QUEUE_DISK_OPERATIONS`] order.
+    pub queue_disk_errors: Vec<Counter>,
 }
 
 impl ExporterMetrics {
@@ -156,6 +175,41 @@ impl ExporterMetrics {
                     "Fixed capacity of the retry queue (in batches).",
                     &queue_labels,
                 ),
+                recovered: builder.counter(
+                    &format!("tailgate_exporter_queue_recovered_{item}"),
+                    &format!(
+                        "Number of {item_help} a persistent sending queue read back at start, \
+                         left by an earlier run."
+                    ),
+                    &labels,
+                ),
+                pending: builder.gauge(
+                    &format!("tailgate_exporter_pending_{item}"),
+                    &format!(
+                        "Number of {item_help} handed to the exporter and not yet settled: \
+                         queued in memory or on disk, or being sent."
+                    ),
+                    &labels,
+                ),
+                queue_disk_bytes: builder.gauge(
+                    "tailgate_exporter_queue_disk_bytes",
+                    "Bytes a persistent sending queue's segments take on disk.",
+                    &queue_labels,
+                ),
+                queue_disk_items: builder.gauge(
+                    "tailgate_exporter_queue_disk_items",
+                    "Spans, metric points or log records in a persistent sending queue's \
+                     records not yet settled: the backlog on disk.",
+                    &queue_labels,
+                ),
+                left_on_disk: builder.counter(
+                    &format!("tailgate_exporter_queue_left_on_disk_{item}"),
+                    &format!(
+                        "Number of {item_help} a shutdown left in a persistent sending queue \
+                         for the next start: not sent, not lost."
+                    ),
+                    &labels,
+                ),
             }
         };
         let spans = signal("spans", "spans", Signal::Traces);
@@ -171,6 +225,28 @@ impl ExporterMetrics {
                  unreachable, timing out or refusing), 0 once it answers.",
                 &labels,
             ),
+            queue_damaged_bytes: builder.counter(
+                "tailgate_exporter_queue_damaged_bytes",
+                "Bytes of damaged records (a write cut short, bytes changed on disk) a \
+                 persistent sending queue skipped; their items are in tailgate_dropped_* with \
+                 reason queue_damaged.",
+                &labels,
+            ),
+            queue_disk_errors: QUEUE_DISK_OPERATIONS
+                .iter()
+                .map(|operation| {
+                    builder.counter(
+                        "tailgate_exporter_queue_disk_errors",
+                        "Operations a persistent sending queue's disk refused (a full disk, an \
+                         I/O error), by operation.",
+                        &[
+                            ("exporter", exporter),
+                            ("shard", shard.as_str()),
+                            ("operation", operation),
+                        ],
+                    )
+                })
+                .collect(),
         }
     }
 

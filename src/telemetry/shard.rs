@@ -28,6 +28,9 @@ pub struct ShardMetrics {
     /// `tailgate_shard_memory_limit_bytes`: the shard's share of the memory budget, where
     /// refusing starts (set once at start-up).
     pub memory_limit_bytes: Gauge,
+    /// `tailgate_shard_batching_spans`, `_metric_points`, `_log_records`: items in the shard's
+    /// batchers, not yet handed to an exporter (by signal, in `Signal` order).
+    pub batching: [Gauge; 3],
 }
 
 impl ShardMetrics {
@@ -69,6 +72,20 @@ impl ShardMetrics {
                  above it are refused.",
                 &labels,
             ),
+            batching: [
+                ("spans", "spans"),
+                ("metric_points", "metric points"),
+                ("log_records", "log records"),
+            ]
+            .map(|(item, help)| {
+                builder.gauge(
+                    &format!("tailgate_shard_batching_{item}"),
+                    &format!(
+                        "Number of {help} in this shard's batchers, not yet handed to an exporter."
+                    ),
+                    &labels,
+                )
+            }),
         }
     }
 }

@@ -1,0 +1,1298 @@
+//! The persistent sending queue: an exporter's queue kept in files on one shard, so that a
+//! central that is down for longer than memory can hold, a crash, or a restart loses nothing
+//! that reached the queue.
+//!
+//! # The model
+//!
+//! Each exporter instance (one per shard) owns a directory, `{directory}/{exporter}/shard-N`,
+//! and nothing else touches it: a `lock` file held with `flock` keeps a second process out. In
+//! it, the queue is a log of numbered **segments** (`{seq}.seg`), each records end to end (see
+//! [`record`]), appended through the shard's io_uring (glommio's buffered file I/O) one write
+//! at a time. Beside each segment, `{seq}.ack` lists the records already settled — sent, or
+//! dropped and counted — so a restart does not send them again; it is an optimisation, written
+//! without `fsync`: losing its tail costs duplicates, never data. A segment is deleted once every
+//! record in it is settled, and that is how disk space comes back.
+//!
+//! In memory the queue keeps only an index — segment, offset, header — in a [`SendingQueue`]
+//! bounded by `queue_size` in the exporter's sizer, plus a bounded cache of recent batches'
+//! bytes ([`CACHE_BYTES_MAX`]), so a consumer that keeps up sends from memory and one that
+//! catches up after an outage reads back from the page cache or the disk. Disk use is bounded by
+//! a semaphore of `max_size` bytes, taken per record as it is written and given back per
+//! segment as it is deleted.
+//!
+//! # What is promised
+//!
+//! A batch counts as queued once its record is written (and, with `fsync`, synced: writers
+//! that wait together share one `fdatasync`). From then on it is delivered or counted, across
+//! any number of restarts; a crash can only cause it to be sent twice (if it was settled but
+//! its ack not yet written). Records are checksummed: at start every segment is read back, and
+//! a damaged stretch (a write cut by a crash or a power loss, bytes changed on disk) is skipped
+//! up to the next intact record and counted — never a crash, never a silent loss. A write that
+//! fails (a full disk, an I/O error) keeps the batch in memory, counted and logged: the
+//! exporter goes on as a memory queue while the disk refuses, and its bound then pushes back on
+//! the clients.
+//!
+//! # Who runs what
+//!
+//! Everything runs on the shard's executor. [`DiskQueue::open`] takes the lock and lists the
+//! files on the calling thread (quick metadata calls at start); reading the segments back runs
+//! in a task it spawns, and pushes wait for it, so what was on disk is sent first.
+
+mod record;
+mod scan;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glommio::io::{BufferedFile, OpenOptions};
+use glommio::sync::Semaphore;
+use tailgate_shards::sync::Stop;
+use tailgate_wire::Signal;
+
+use self::record::{Header, HEADER_BYTES};
+use super::batch::Batch;
+use super::queue::SendingQueue;
+use super::settings::{QueueSizer, StorageSettings};
+use super::ExportObserver;
+
+/// The largest segment: big enough that files are few, small enough that one settled segment
+/// gives its space back soon.
+const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// The smallest segment, whatever the disk cap.
+const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+/// The most batch bytes a queue keeps in memory beside their records, so a consumer that keeps
+/// up does not read back what it just wrote.
+pub(crate) const CACHE_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// How often a disk that keeps failing is logged again.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+thread_local! {
+    /// The queues open on this thread (a shard's), by directory: a reload's new exporter takes
+    /// over the queue its predecessor still has open, instead of finding it locked.
+    static OPEN: RefCell<HashMap<PathBuf, Weak<DiskQueue>>> = RefCell::new(HashMap::new());
+}
+
+/// Why [`DiskQueue::push`] did not queue a batch.
+pub(crate) enum Refused {
+    /// No room now, and the caller asked not to wait.
+    Full(Batch),
+    /// The queue is closed.
+    Closed(Batch),
+}
+
+/// A queued batch: where its record is, and its bytes while cached.
+pub(crate) struct Entry {
+    /// The segment holding it; `None` for a batch whose write failed, held in memory only.
+    seq: Option<u64>,
+    offset: u64,
+    header: Header,
+    cached: Option<Bytes>,
+}
+
+impl Entry {
+    /// The batch's signal.
+    pub fn signal(&self) -> Signal {
+        self.header.signal
+    }
+
+    /// The batch's items.
+    pub fn items(&self) -> u64 {
+        self.header.items
+    }
+
+    /// Whether the batch is on disk (so a shutdown leaves it there rather than losing it).
+    pub fn persisted(&self) -> bool {
+        self.seq.is_some()
+    }
+
+    /// The batch's bytes held in memory (0 unless cached).
+    pub fn cached_bytes(&self) -> usize {
+        self.cached.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// Where a settled batch's record is, to mark it settled.
+pub(crate) struct Ack {
+    seq: Option<u64>,
+    offset: u64,
+    header: Header,
+}
+
+struct Segment {
+    path: PathBuf,
+    file: Rc<BufferedFile>,
+    /// Bytes appended (the next record's offset while it is the current segment).
+    len: u64,
+    /// Records written or being written that are not settled.
+    live: u64,
+    /// Disk units taken for its records.
+    charged: u64,
+    acks: Option<Rc<BufferedFile>>,
+    acks_len: u64,
+}
+
+#[derive(Default)]
+struct Log {
+    segments: BTreeMap<u64, Segment>,
+    /// The segment appended to; `None` until the next write opens one.
+    current: Option<u64>,
+    next_seq: u64,
+}
+
+/// One exporter's persistent queue on one shard. See the module documentation.
+pub(crate) struct DiskQueue {
+    exporter: String,
+    dir: PathBuf,
+    fsync: bool,
+    sizer: QueueSizer,
+    index: SendingQueue<Entry>,
+    /// Disk bytes left under the cap.
+    disk: Semaphore,
+    /// Writers waiting for disk room.
+    disk_waiting: Cell<usize>,
+    disk_cap: u64,
+    segment_bytes: u64,
+    log: RefCell<Log>,
+    /// One append at a time, so a segment is records end to end with no hole.
+    write_lock: Semaphore,
+    /// One `fdatasync` at a time; writers queued behind one are covered by the next.
+    sync_lock: Semaphore,
+    /// Records appended, and how many of them are known synced.
+    written: Cell<u64>,
+    synced: Cell<u64>,
+    cache_bytes: Cell<usize>,
+    /// Items in records on disk not yet settled.
+    disk_items: Cell<u64>,
+    /// Triggered when what was on disk at start is back in the index.
+    recovered: Stop,
+    observer: Rc<dyn ExportObserver>,
+    last_error_log: Cell<Option<Instant>>,
+    /// Exporter instances using the queue: more than one while a reload's new exporter runs
+    /// beside its retiring predecessor.
+    users: Cell<usize>,
+    /// Held for the queue's life: the `flock` that keeps other processes out.
+    _lock: fs::File,
+}
+
+fn segment_path(dir: &Path, seq: u64, suffix: &str) -> PathBuf {
+    dir.join(format!("{seq:020}.{suffix}"))
+}
+
+/// Takes `dir/lock` for this process, or says who has it.
+fn lock(dir: &Path) -> io::Result<fs::File> {
+    let path = dir.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    if let Err(err) = crate::sys::try_lock_exclusive(&file) {
+        return Err(io::Error::new(
+            err.kind(),
+            format!(
+                "{} is locked by another process ({err}); two gateways cannot share a \
+                 persistent queue",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// The segment numbers in `dir`, sorted.
+fn segments_in(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut seqs = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(seq) = name.strip_suffix(".seg").and_then(|s| s.parse().ok()) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Moves the segments of shard directories that this run has no shard for (a run with more
+/// shards left them) into `own`, numbered after `next`, the orphan with number `j` going to
+/// shard `j % shards`. Returns the next free number.
+fn adopt(root: &Path, own: &Path, shard: usize, shards: usize, mut next: u64) -> io::Result<u64> {
+    let mut orphans = Vec::new();
+    for entry in fs::read_dir(root)? {
+        let name = entry?.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix("shard-")) else {
+            continue;
+        };
+        match n.parse::<usize>() {
+            Ok(j) if j >= shards && j % shards == shard => orphans.push(j),
+            _ => {}
+        }
+    }
+    orphans.sort_unstable();
+    for j in orphans {
+        let dir = root.join(format!("shard-{j}"));
+        let held = lock(&dir)?;
+        for seq in segments_in(&dir)? {
+            let ack = segment_path(&dir, seq, "ack");
+            if ack.exists() {
+                fs::rename(&ack, segment_path(own, next, "ack"))?;
+            }
+            fs::rename(
+                segment_path(&dir, seq, "seg"),
+                segment_path(own, next, "seg"),
+            )?;
+            next += 1;
+        }
+        drop(held);
+        fs::remove_file(dir.join("lock"))?;
+        fs::remove_dir(&dir)?;
+        tracing::info!(
+            from = %dir.display(),
+            to = %own.display(),
+            "persistent queue: took over the segments of a shard this run does not have"
+        );
+    }
+    Ok(next)
+}
+
+async fn open_segment(path: &Path, create: bool) -> io::Result<BufferedFile> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    if create {
+        options.create_new(true);
+    }
+    Ok(options.buffered_open(path).await?)
+}
+
+/// Writes `bytes` at `at` in one write. A short write — which the kernel does only when the
+/// disk or a limit is nearly reached — is an error like a refused one: the caller treats the
+/// record as not written (recovery skips what part of it landed).
+async fn write_all(file: &BufferedFile, bytes: Vec<u8>, at: u64) -> io::Result<()> {
+    let len = bytes.len();
+    let written = file.write_at(bytes, at).await?;
+    if written < len {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("a short write: {written} of {len} bytes (is the disk full?)"),
+        ));
+    }
+    Ok(())
+}
+
+impl DiskQueue {
+    /// Opens shard `shard`'s queue for `exporter` and starts reading back what is on disk.
+    /// Must run on the shard's executor.
+    pub fn open(
+        exporter: &str,
+        shard: usize,
+        storage: &StorageSettings,
+        queue_size: usize,
+        sizer: QueueSizer,
+        observer: Rc<dyn ExportObserver>,
+    ) -> io::Result<Rc<DiskQueue>> {
+        let dir = storage.directory.join(format!("shard-{shard}"));
+        let open = OPEN.with(|open| open.borrow().get(&dir).and_then(Weak::upgrade));
+        if let Some(queue) = open {
+            // Settings the open queue was made with stay until the next start.
+            queue.users.set(queue.users.get() + 1);
+            queue.observer.queue_len(queue.used());
+            return Ok(queue);
+        }
+        fs::create_dir_all(&dir).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot create {}: {err}", dir.display()),
+            )
+        })?;
+        let held = lock(&dir)?;
+        let own = segments_in(&dir)?;
+        let next = own.last().map_or(0, |last| last + 1);
+        let next = adopt(&storage.directory, &dir, shard, storage.shards.max(1), next)?;
+        let disk_cap = storage.max_bytes.unwrap_or(u64::MAX >> 2).max(1);
+        let queue = Rc::new(DiskQueue {
+            exporter: exporter.to_string(),
+            fsync: storage.fsync,
+            sizer,
+            index: SendingQueue::new(queue_size),
+            disk: Semaphore::new(disk_cap),
+            disk_waiting: Cell::new(0),
+            disk_cap,
+            segment_bytes: (disk_cap / 8).clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX),
+            log: RefCell::new(Log {
+                next_seq: next,
+                ..Log::default()
+            }),
+            write_lock: Semaphore::new(1),
+            sync_lock: Semaphore::new(1),
+            written: Cell::new(0),
+            synced: Cell::new(0),
+            cache_bytes: Cell::new(0),
+            disk_items: Cell::new(0),
+            recovered: Stop::default(),
+            observer,
+            last_error_log: Cell::new(None),
+            users: Cell::new(1),
+            _lock: held,
+            dir,
+        });
+        let seqs = segments_in(&queue.dir)?;
+        OPEN.with(|open| {
+            let mut open = open.borrow_mut();
+            open.retain(|_, queue| queue.strong_count() > 0);
+            open.insert(queue.dir.clone(), Rc::downgrade(&queue));
+        });
+        glommio::spawn_local(recover(queue.clone(), seqs)).detach();
+        Ok(queue)
+    }
+
+    fn weight(&self, header: &Header) -> usize {
+        match self.sizer {
+            QueueSizer::Requests => 1,
+            QueueSizer::Items => usize::try_from(header.items).unwrap_or(usize::MAX),
+            QueueSizer::Bytes => header.body_len as usize,
+        }
+    }
+
+    /// Writes `batch` and queues it, waiting for room (`wait`) or refusing it if there is none.
+    pub async fn push(&self, batch: Batch, wait: bool) -> Result<(), Refused> {
+        self.recovered.wait().await;
+        let header = Header {
+            body_len: u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX),
+            items: batch.items,
+            signal: batch.signal,
+        };
+        let Some(units) = self.index.reserve(self.weight(&header), wait).await else {
+            return Err(if self.index.is_closed() {
+                Refused::Closed(batch)
+            } else {
+                Refused::Full(batch)
+            });
+        };
+        let disk_units = header.record_len().min(self.disk_cap);
+        let room = if wait {
+            if self.disk.available() < disk_units {
+                self.disk_waiting.set(self.disk_waiting.get() + 1);
+                self.release_current_if_settled().await;
+            }
+            let room = self.disk.acquire(disk_units).await.is_ok();
+            self.disk_waiting
+                .set(self.disk_waiting.get().saturating_sub(1));
+            room
+        } else {
+            self.disk.try_acquire(disk_units).unwrap_or(false)
+        };
+        if !room {
+            self.index.unreserve(units);
+            return Err(if self.index.is_closed() {
+                Refused::Closed(batch)
+            } else {
+                Refused::Full(batch)
+            });
+        }
+        let entry = self.write(batch, header, disk_units).await;
+        self.index.push_reserved(entry, units);
+        Ok(())
+    }
+
+    /// Writes `batch` and queues it past every bound: the batcher's last batches at shutdown.
+    pub async fn push_unbounded(&self, batch: Batch) {
+        self.recovered.wait().await;
+        let header = Header {
+            body_len: u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX),
+            items: batch.items,
+            signal: batch.signal,
+        };
+        let entry = self.write(batch, header, 0).await;
+        self.index.push_reserved(entry, 0);
+    }
+
+    /// Appends the batch's record; the entry for it, held in memory only if the write failed.
+    async fn write(&self, batch: Batch, header: Header, disk_units: u64) -> Entry {
+        let appended = match record::encode(batch.signal, batch.items, &batch.bytes) {
+            Some(record) => self.append(record, disk_units).await,
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a batch of 4 GiB or more has no record format",
+            )),
+        };
+        let (seq, offset) = match appended {
+            Ok(at) => {
+                self.disk_items.set(self.disk_items.get() + header.items);
+                self.report_disk();
+                (Some(at.0), at.1)
+            }
+            Err(err) => {
+                self.disk.signal(disk_units);
+                self.disk_failed("write", &err);
+                (None, 0)
+            }
+        };
+        self.observer.pending(header.signal, header.items as i64);
+        let len = batch.bytes.len();
+        let cache = seq.is_none() || self.cache_bytes.get() + len <= CACHE_BYTES_MAX;
+        let cached = cache.then(|| {
+            self.cache_bytes.set(self.cache_bytes.get() + len);
+            self.observer.holding(len as i64);
+            batch.bytes
+        });
+        Entry {
+            seq,
+            offset,
+            header,
+            cached,
+        }
+    }
+
+    /// Appends `record` to the current segment (opening one if needed) and, with `fsync`, waits
+    /// until it is synced. Returns the segment and offset.
+    async fn append(&self, record: Vec<u8>, charged: u64) -> io::Result<(u64, u64)> {
+        let len = record.len() as u64;
+        let permit = self
+            .write_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| io::Error::other("the queue's writer is closed"))?;
+        let (seq, file, offset) = self.current_segment(len).await?;
+        {
+            let mut log = self.log.borrow_mut();
+            let segment = log
+                .segments
+                .get_mut(&seq)
+                .expect("the current segment is listed");
+            segment.live += 1;
+            segment.charged += charged;
+        }
+        if let Err(err) = write_all(&file, record, offset).await {
+            // A failed write may leave part of the record behind: nothing more is appended
+            // after it (recovery skips the stretch), and the next write opens a new segment.
+            {
+                let mut log = self.log.borrow_mut();
+                let segment = log.segments.get_mut(&seq).expect("listed while written");
+                segment.live -= 1;
+                segment.charged -= charged;
+                segment.len = offset + len;
+                log.current = None;
+            }
+            self.release_if_settled(seq).await;
+            return Err(err);
+        }
+        {
+            let mut log = self.log.borrow_mut();
+            let segment = log.segments.get_mut(&seq).expect("listed while written");
+            segment.len = offset + len;
+        }
+        self.written.set(self.written.get() + 1);
+        let ticket = self.written.get();
+        drop(permit);
+        if self.fsync {
+            if let Err(err) = self.sync_through(ticket).await {
+                // The record is written but maybe not on the device: a power loss could lose
+                // it. It stays queued (a crash of the process alone does not), and the
+                // failure is counted and logged.
+                self.disk_failed("fsync", &err);
+            }
+        }
+        Ok((seq, offset))
+    }
+
+    /// The segment a record of `len` bytes goes to, and its offset there; rolls to a new
+    /// segment when the current one is full. Runs under the write lock.
+    async fn current_segment(&self, len: u64) -> io::Result<(u64, Rc<BufferedFile>, u64)> {
+        let current = {
+            let log = self.log.borrow();
+            log.current.and_then(|seq| {
+                let segment = &log.segments[&seq];
+                let fits = segment.len == 0 || segment.len + len <= self.segment_bytes;
+                fits.then(|| (seq, segment.file.clone(), segment.len))
+            })
+        };
+        if let Some(current) = current {
+            return Ok(current);
+        }
+        // Seal the full segment: with fsync, what it holds is synced before writes move on,
+        // so a sync of the new segment covers every earlier write.
+        let sealed = self.log.borrow_mut().current.take();
+        if let Some(seq) = sealed {
+            if self.fsync {
+                let file = self.log.borrow().segments[&seq].file.clone();
+                file.fdatasync().await?;
+                self.synced.set(self.written.get());
+            }
+            self.release_if_settled(seq).await;
+        }
+        let seq = {
+            let mut log = self.log.borrow_mut();
+            let seq = log.next_seq;
+            log.next_seq += 1;
+            seq
+        };
+        let path = segment_path(&self.dir, seq, "seg");
+        let file = Rc::new(open_segment(&path, true).await?);
+        if self.fsync {
+            glommio::io::Directory::open(&self.dir)
+                .await?
+                .sync()
+                .await?;
+        }
+        let mut log = self.log.borrow_mut();
+        log.segments.insert(
+            seq,
+            Segment {
+                path,
+                file: file.clone(),
+                len: 0,
+                live: 0,
+                charged: 0,
+                acks: None,
+                acks_len: 0,
+            },
+        );
+        log.current = Some(seq);
+        Ok((seq, file, 0))
+    }
+
+    /// Waits until the write numbered `ticket` is synced, syncing if no one else is.
+    async fn sync_through(&self, ticket: u64) -> io::Result<()> {
+        if self.synced.get() >= ticket {
+            return Ok(());
+        }
+        let _permit = self
+            .sync_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| io::Error::other("the queue's syncer is closed"))?;
+        if self.synced.get() >= ticket {
+            return Ok(()); // A sync that began after this write covered it.
+        }
+        let target = self.written.get();
+        let file = {
+            let log = self.log.borrow();
+            match log.current {
+                Some(seq) => log.segments[&seq].file.clone(),
+                // Sealed since the write, and sealing synced it.
+                None => return Ok(()),
+            }
+        };
+        file.fdatasync().await?;
+        self.synced.set(self.synced.get().max(target));
+        Ok(())
+    }
+
+    /// The oldest queued batch, waiting while there is none and the queue is open; `None`
+    /// once it is closed and empty.
+    pub async fn pop(&self) -> Option<Entry> {
+        let entry = self.index.pop().await?;
+        Some(self.uncache(entry))
+    }
+
+    /// The oldest queued batch without waiting (to drop it and make room).
+    pub fn pop_now(&self) -> Option<Entry> {
+        self.index.pop_now().map(|entry| self.uncache(entry))
+    }
+
+    fn uncache(&self, entry: Entry) -> Entry {
+        self.cache_bytes
+            .set(self.cache_bytes.get() - entry.cached_bytes());
+        entry
+    }
+
+    /// The batch of `entry`, read back if it is not cached, with the ack that marks it
+    /// settled; `None` if its record is damaged (then counted, and marked settled).
+    pub async fn load(&self, entry: Entry) -> Option<(Batch, Ack)> {
+        let ack = Ack {
+            seq: entry.seq,
+            offset: entry.offset,
+            header: entry.header,
+        };
+        if let Some(bytes) = entry.cached {
+            let batch = Batch {
+                signal: entry.header.signal,
+                bytes,
+                items: entry.header.items,
+            };
+            return Some((batch, ack));
+        }
+        let seq = entry.seq.expect("an entry not on disk is cached");
+        let file = self.log.borrow().segments.get(&seq).map(|s| s.file.clone());
+        let read = match file {
+            Some(file) => file
+                .read_at(entry.offset, entry.header.record_len() as usize)
+                .await
+                .map_err(io::Error::from),
+            None => Err(io::Error::other("the segment is gone")),
+        };
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                self.disk_failed("read", &err);
+                self.damaged(&entry, entry.header.record_len());
+                self.ack(ack).await;
+                return None;
+            }
+        };
+        if record::verify(&bytes).ok() != Some(entry.header) {
+            tracing::warn!(
+                exporter = %self.exporter,
+                segment = %segment_path(&self.dir, seq, "seg").display(),
+                offset = entry.offset,
+                "persistent queue: a record changed on disk since it was written; skipped and \
+                 counted"
+            );
+            self.damaged(&entry, entry.header.record_len());
+            self.ack(ack).await;
+            return None;
+        }
+        let body = Bytes::copy_from_slice(&bytes[HEADER_BYTES..]);
+        self.observer.holding(body.len() as i64);
+        let batch = Batch {
+            signal: entry.header.signal,
+            bytes: body,
+            items: entry.header.items,
+        };
+        Some((batch, ack))
+    }
+
+    /// Puts back a batch a consumer took and did not settle (a retiring exporter's, cut short
+    /// by its deadline) for the queue's other consumers; read from disk again when its turn
+    /// comes.
+    pub fn requeue(&self, ack: Ack) {
+        if ack.seq.is_none() {
+            return;
+        }
+        let weight = self.weight(&ack.header);
+        self.observer
+            .pending(ack.header.signal, ack.header.items as i64);
+        self.index.push_recovered(
+            Entry {
+                seq: ack.seq,
+                offset: ack.offset,
+                header: ack.header,
+                cached: None,
+            },
+            weight,
+        );
+    }
+
+    /// Marks a queued batch settled without sending it: dropped (counted by the caller) to
+    /// make room.
+    pub async fn discard(&self, entry: Entry) {
+        let ack = Ack {
+            seq: entry.seq,
+            offset: entry.offset,
+            header: entry.header,
+        };
+        self.ack(ack).await;
+    }
+
+    fn damaged(&self, entry: &Entry, bytes: u64) {
+        self.observer
+            .pending(entry.header.signal, -(entry.header.items as i64));
+        self.observer
+            .queue_damaged(Some(entry.header.signal), entry.header.items, bytes);
+    }
+
+    /// Marks a batch settled: no restart sends it again, and its segment goes once every
+    /// record in it is settled.
+    pub async fn ack(&self, ack: Ack) {
+        let Some(seq) = ack.seq else { return };
+        self.disk_items
+            .set(self.disk_items.get().saturating_sub(ack.header.items));
+        self.report_disk();
+        let last = {
+            let mut log = self.log.borrow_mut();
+            let Some(segment) = log.segments.get_mut(&seq) else {
+                return;
+            };
+            segment.live -= 1;
+            segment.live == 0
+        };
+        if last && self.release_if_settled(seq).await {
+            return;
+        }
+        if let Err(err) = self.write_ack(seq, ack.offset).await {
+            self.disk_failed("ack", &err);
+        }
+    }
+
+    async fn write_ack(&self, seq: u64, offset: u64) -> io::Result<()> {
+        let existing = self.log.borrow().segments[&seq].acks.clone();
+        let acks = match existing {
+            Some(acks) => acks,
+            None => {
+                let path = segment_path(&self.dir, seq, "ack");
+                let mut options = OpenOptions::new();
+                options.read(true).write(true).create(true);
+                let acks = Rc::new(options.buffered_open(&path).await?);
+                let len = acks.file_size().await?;
+                let mut log = self.log.borrow_mut();
+                let Some(segment) = log.segments.get_mut(&seq) else {
+                    return Ok(()); // Deleted while the file opened.
+                };
+                match &segment.acks {
+                    Some(opened) => opened.clone(),
+                    None => {
+                        segment.acks = Some(acks.clone());
+                        segment.acks_len = len;
+                        acks
+                    }
+                }
+            }
+        };
+        let at = {
+            let mut log = self.log.borrow_mut();
+            let Some(segment) = log.segments.get_mut(&seq) else {
+                return Ok(());
+            };
+            let at = segment.acks_len;
+            segment.acks_len += 8;
+            at
+        };
+        // Offset + 1, so the zeros of a write that never happened read as no ack.
+        write_all(&acks, (offset + 1).to_le_bytes().to_vec(), at).await
+    }
+
+    /// Deletes segment `seq` if no record in it is unsettled. The segment being appended to is
+    /// deleted too (the next write opens a new one) once it is half full or a writer waits for
+    /// disk room — otherwise a queue that empties after every batch would create and delete a
+    /// file per batch, and one whose cap is reached inside its current segment would wait
+    /// forever for room that only deleting it gives back.
+    /// Returns whether it was deleted.
+    async fn release_if_settled(&self, seq: u64) -> bool {
+        let segment = {
+            let mut log = self.log.borrow_mut();
+            let Some(segment) = log.segments.get(&seq) else {
+                return false;
+            };
+            if segment.live > 0 {
+                return false;
+            }
+            if log.current == Some(seq) {
+                let worth_it = segment.len >= self.segment_bytes / 2 || self.disk_waiting.get() > 0;
+                if !worth_it {
+                    return false;
+                }
+                log.current = None;
+            }
+            log.segments.remove(&seq).expect("checked above")
+        };
+        self.disk.signal(segment.charged);
+        self.report_disk();
+        let ack = segment_path(&self.dir, seq, "ack");
+        for path in [&segment.path, &ack] {
+            match glommio::io::remove(path).await {
+                Ok(()) => {}
+                Err(err) => {
+                    let err = io::Error::from(err);
+                    if err.kind() != io::ErrorKind::NotFound {
+                        self.disk_failed("delete", &err);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    async fn release_current_if_settled(&self) {
+        let current = self.log.borrow().current;
+        if let Some(seq) = current {
+            self.release_if_settled(seq).await;
+        }
+    }
+
+    fn report_disk(&self) {
+        self.observer
+            .queue_disk_usage(self.disk_bytes(), self.disk_items.get());
+    }
+
+    /// Disk bytes held by unsettled segments.
+    pub fn disk_bytes(&self) -> u64 {
+        self.log
+            .borrow()
+            .segments
+            .values()
+            .map(|segment| segment.len)
+            .sum()
+    }
+
+    fn disk_failed(&self, operation: &'static str, err: &io::Error) {
+        self.observer.queue_disk_error(operation);
+        let now = Instant::now();
+        let due = self
+            .last_error_log
+            .get()
+            .is_none_or(|last| now.duration_since(last) >= ERROR_LOG_INTERVAL);
+        if due {
+            self.last_error_log.set(Some(now));
+            tracing::error!(
+                exporter = %self.exporter,
+                directory = %self.dir.display(),
+                operation,
+                error = %err,
+                "persistent queue: the disk refused an operation; batches that cannot be \
+                 written are held in memory (counted in the queue's bound) and the clients \
+                 are pushed back once it is full (logged again every 30 s while it lasts)"
+            );
+        }
+    }
+
+    /// Units queued (in the sizer's unit).
+    pub fn used(&self) -> usize {
+        self.index.used()
+    }
+
+    /// Batches queued.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// An exporter stops using the queue; true if it was the last, which then shuts it down.
+    pub fn leave(&self) -> bool {
+        let users = self.users.get().saturating_sub(1);
+        self.users.set(users);
+        users == 0
+    }
+
+    /// Whether [`DiskQueue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.index.is_closed()
+    }
+
+    /// Refuses producers from now on and lets consumers drain without waiting.
+    pub fn close(&self) {
+        self.index.close();
+        self.disk.close();
+        self.recovered.trigger();
+    }
+
+    /// Takes every queued entry: at shutdown, those on disk stay there for the next start.
+    pub fn drain(&self) -> Vec<Entry> {
+        self.index
+            .drain()
+            .into_iter()
+            .map(|entry| self.uncache(entry))
+            .collect()
+    }
+
+    /// The queue's directory, for logs.
+    pub fn directory(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Reads back the segments `seqs` at start: every intact record not yet settled is queued, in
+/// order, before any new batch; damage is counted; settled segments are deleted.
+async fn recover(queue: Rc<DiskQueue>, seqs: Vec<u64>) {
+    let mut batches = 0u64;
+    let mut items = [0u64; 3];
+    for seq in seqs {
+        match recover_segment(&queue, seq).await {
+            Ok(found) => {
+                for (signal, n) in found {
+                    batches += 1;
+                    items[signal_slot(signal)] += n;
+                    queue.observer.queue_recovered(signal, n);
+                }
+            }
+            Err(err) => {
+                // Left where it is for the next start; the gateway goes on without it.
+                queue.disk_failed("recover", &err);
+            }
+        }
+    }
+    queue.report_disk();
+    queue.observer.queue_len(queue.index.used());
+    if batches > 0 {
+        tracing::info!(
+            exporter = %queue.exporter,
+            directory = %queue.dir.display(),
+            batches,
+            spans = items[0],
+            metric_points = items[1],
+            log_records = items[2],
+            "persistent queue: recovered what an earlier run left; it is sent first"
+        );
+    }
+    queue.recovered.trigger();
+}
+
+fn signal_slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+/// Reads segment `seq` back; returns the signal and items of each record it queued.
+async fn recover_segment(queue: &DiskQueue, seq: u64) -> io::Result<Vec<(Signal, u64)>> {
+    let path = segment_path(&queue.dir, seq, "seg");
+    let file = Rc::new(open_segment(&path, false).await?);
+    let size = file.file_size().await?;
+    let bytes = file.read_at(0, size as usize).await?;
+    let scanned = scan::scan(&bytes);
+    let acked = read_acks(&segment_path(&queue.dir, seq, "ack")).await?;
+    for damaged in &scanned.damaged {
+        let claimed = damaged.claimed;
+        queue.observer.queue_damaged(
+            claimed.map(|h| h.signal),
+            damaged.claimed_items,
+            damaged.bytes,
+        );
+        tracing::warn!(
+            exporter = %queue.exporter,
+            segment = %path.display(),
+            offset = damaged.offset,
+            bytes = damaged.bytes,
+            claimed_items = damaged.claimed_items,
+            "persistent queue: a damaged stretch (a write cut short, or bytes changed on disk) \
+             was skipped up to the next intact record; its loss is counted"
+        );
+    }
+    let charged = size.min(queue.disk.available());
+    let _ = queue.disk.try_acquire(charged);
+    let mut found = Vec::new();
+    let mut live = 0;
+    for (offset, header) in scanned.records {
+        if acked.contains(&offset) {
+            continue;
+        }
+        live += 1;
+        queue.disk_items.set(queue.disk_items.get() + header.items);
+        queue.observer.pending(header.signal, header.items as i64);
+        found.push((header.signal, header.items));
+        let weight = queue.weight(&header);
+        queue.index.push_recovered(
+            Entry {
+                seq: Some(seq),
+                offset,
+                header,
+                cached: None,
+            },
+            weight,
+        );
+    }
+    queue.log.borrow_mut().segments.insert(
+        seq,
+        Segment {
+            path,
+            file,
+            len: size,
+            live,
+            charged,
+            acks: None,
+            acks_len: 0,
+        },
+    );
+    if live == 0 {
+        queue.release_if_settled(seq).await;
+    }
+    Ok(found)
+}
+
+/// The offsets an ack file lists (zeros — writes that never happened — skipped).
+async fn read_acks(path: &Path) -> io::Result<HashSet<u64>> {
+    let file = match BufferedFile::open(path).await {
+        Ok(file) => file,
+        Err(err) => {
+            let err = io::Error::from(err);
+            if err.kind() == io::ErrorKind::NotFound {
+                return Ok(HashSet::new());
+            }
+            return Err(err);
+        }
+    };
+    let size = file.file_size().await?;
+    let bytes = file.read_at(0, size as usize).await?;
+    let _ = file.close().await;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+        .filter(|&n| n > 0)
+        .map(|n| n - 1)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell as StdRefCell;
+
+    use glommio::LocalExecutor;
+
+    use crate::export::SendError;
+
+    #[derive(Default)]
+    struct Seen {
+        recovered: Cell<u64>,
+        damaged_items: Cell<u64>,
+        damaged_bytes: Cell<u64>,
+        errors: StdRefCell<Vec<&'static str>>,
+        holding: Cell<i64>,
+    }
+
+    impl ExportObserver for Seen {
+        fn sent(&self, _: Signal, _: u64) {}
+        fn send_failed(&self, _: Signal, _: u64, _: &'static str) {}
+        fn queue_len(&self, _: usize) {}
+        fn holding(&self, delta: i64) {
+            self.holding.set(self.holding.get() + delta);
+        }
+        fn attempt_failed(&self, _: &SendError, _: usize) {}
+        fn queue_recovered(&self, _: Signal, items: u64) {
+            self.recovered.set(self.recovered.get() + items);
+        }
+        fn queue_damaged(&self, _: Option<Signal>, items: u64, bytes: u64) {
+            self.damaged_items.set(self.damaged_items.get() + items);
+            self.damaged_bytes.set(self.damaged_bytes.get() + bytes);
+        }
+        fn queue_disk_error(&self, operation: &'static str) {
+            self.errors.borrow_mut().push(operation);
+        }
+    }
+
+    fn storage(dir: &Path, max_bytes: Option<u64>) -> StorageSettings {
+        StorageSettings {
+            extension: "file_storage".into(),
+            directory: dir.to_path_buf(),
+            fsync: true,
+            max_bytes,
+            shards: 1,
+        }
+    }
+
+    fn batch(n: u64) -> Batch {
+        Batch {
+            signal: Signal::Traces,
+            bytes: Bytes::from(format!("batch number {n}").into_bytes()),
+            items: n,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tailgate-persist-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Runs `f` with a queue opened on `dir` (recovery done), then drops the queue.
+    fn with_queue<F, Fut>(dir: &Path, max_bytes: Option<u64>, seen: Rc<Seen>, f: F)
+    where
+        F: FnOnce(Rc<DiskQueue>) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let settings = storage(dir, max_bytes);
+        LocalExecutor::default().run(async move {
+            let queue =
+                DiskQueue::open("otlp", 0, &settings, 1000, QueueSizer::Requests, seen).unwrap();
+            queue.recovered.wait().await;
+            f(queue).await;
+        });
+    }
+
+    async fn pop_items(queue: &DiskQueue, n: usize) -> Vec<(u64, Ack)> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let entry = queue.pop().await.unwrap();
+            let (batch, ack) = queue.load(entry).await.unwrap();
+            assert_eq!(batch.bytes, batch_bytes(batch.items));
+            out.push((batch.items, ack));
+        }
+        out
+    }
+
+    fn batch_bytes(n: u64) -> Bytes {
+        batch(n).bytes
+    }
+
+    #[test]
+    fn what_is_queued_survives_a_restart_and_what_is_settled_does_not_return() {
+        let dir = temp_dir("restart");
+        let seen = Rc::new(Seen::default());
+        with_queue(&dir, None, seen.clone(), |queue| async move {
+            for n in 1..=5 {
+                queue.push(batch(n), true).await.ok().unwrap();
+            }
+            // Settle the first two; the other three stay queued.
+            for (_, ack) in pop_items(&queue, 2).await {
+                queue.ack(ack).await;
+            }
+        });
+        let again = Rc::new(Seen::default());
+        with_queue(&dir, None, again.clone(), |queue| async move {
+            assert_eq!(queue.len(), 3);
+            let items: Vec<u64> = pop_items(&queue, 3)
+                .await
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(
+                items,
+                vec![3, 4, 5],
+                "read back in order, settled ones skipped"
+            );
+        });
+        assert_eq!(again.recovered.get(), 3 + 4 + 5);
+        assert_eq!(again.damaged_bytes.get(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_segment_is_deleted_once_everything_in_it_is_settled() {
+        let dir = temp_dir("delete");
+        let seen = Rc::new(Seen::default());
+        let shard_dir = dir.join("shard-0");
+        with_queue(&dir, None, seen.clone(), move |queue| async move {
+            queue.push(batch(1), true).await.ok().unwrap();
+            assert_eq!(segments_in(&shard_dir).unwrap().len(), 1);
+            assert!(queue.disk_bytes() > 0);
+            // Roll to a new segment so the first is sealed, then settle everything.
+            queue.log.borrow_mut().current = None;
+            queue.push(batch(2), true).await.ok().unwrap();
+            for (_, ack) in pop_items(&queue, 2).await {
+                queue.ack(ack).await;
+            }
+            let left = segments_in(&shard_dir).unwrap();
+            assert_eq!(
+                left.len(),
+                1,
+                "the sealed segment is gone, the current one stays"
+            );
+        });
+        let again = Rc::new(Seen::default());
+        with_queue(&dir, None, again.clone(), |queue| async move {
+            assert_eq!(queue.len(), 0);
+        });
+        assert_eq!(again.recovered.get(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_and_counted_and_the_rest_is_sent() {
+        let dir = temp_dir("damage");
+        let seen = Rc::new(Seen::default());
+        with_queue(&dir, None, seen, |queue| async move {
+            for n in 1..=3 {
+                queue.push(batch(n), true).await.ok().unwrap();
+            }
+        });
+        // Flip a byte in the second record's body.
+        let shard_dir = dir.join("shard-0");
+        let seq = segments_in(&shard_dir).unwrap()[0];
+        let path = segment_path(&shard_dir, seq, "seg");
+        let mut bytes = fs::read(&path).unwrap();
+        let second = record::encode(Signal::Traces, 1, &batch_bytes(1))
+            .unwrap()
+            .len();
+        bytes[second + HEADER_BYTES + 2] ^= 0xff;
+        // And cut the file in the middle of the third.
+        bytes.truncate(bytes.len() - 3);
+        fs::write(&path, &bytes).unwrap();
+        let again = Rc::new(Seen::default());
+        with_queue(&dir, None, again.clone(), |queue| async move {
+            let items: Vec<u64> = pop_items(&queue, 1)
+                .await
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(items, vec![1]);
+            assert_eq!(queue.len(), 0);
+        });
+        assert_eq!(again.recovered.get(), 1);
+        assert_eq!(
+            again.damaged_items.get(),
+            2 + 3,
+            "what the damaged headers claimed"
+        );
+        assert!(again.damaged_bytes.get() > 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_disk_cap_refuses_or_waits_until_a_segment_is_settled() {
+        let dir = temp_dir("cap");
+        let seen = Rc::new(Seen::default());
+        let cap = SEGMENT_BYTES_MIN;
+        with_queue(&dir, Some(cap), seen, move |queue| async move {
+            let big = move |n: u64| Batch {
+                signal: Signal::Traces,
+                bytes: Bytes::from(vec![n as u8; (cap / 3) as usize]),
+                items: n,
+            };
+            queue.push(big(1), false).await.ok().unwrap();
+            queue.push(big(2), false).await.ok().unwrap();
+            assert!(matches!(
+                queue.push(big(3), false).await,
+                Err(Refused::Full(_))
+            ));
+            // A waiting writer gets room once the consumer settles what is queued.
+            let writer = {
+                let queue = queue.clone();
+                glommio::spawn_local(async move { queue.push(big(3), true).await.is_ok() })
+            };
+            for _ in 0..2 {
+                let entry = queue.pop().await.unwrap();
+                let (_, ack) = queue.load(entry).await.unwrap();
+                queue.ack(ack).await;
+            }
+            assert!(writer.await, "room came back");
+            assert_eq!(queue.len(), 1);
+        });
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_second_process_cannot_share_the_directory() {
+        let dir = temp_dir("lock");
+        let shard_dir = dir.join("shard-0");
+        fs::create_dir_all(&shard_dir).unwrap();
+        let held = lock(&shard_dir).unwrap();
+        let err = lock(&shard_dir).unwrap_err();
+        assert!(
+            err.to_string().contains("locked by another process"),
+            "{err}"
+        );
+        drop(held);
+        assert!(lock(&shard_dir).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_shard_takes_over_the_queues_of_shards_a_smaller_run_lacks() {
+        let dir = temp_dir("adopt");
+        // A run with two shards leaves a batch on shard 1.
+        let two = StorageSettings {
+            shards: 2,
+            ..storage(&dir, None)
+        };
+        LocalExecutor::default().run({
+            let two = two.clone();
+            async move {
+                let seen: Rc<dyn ExportObserver> = Rc::new(Seen::default());
+                let queue =
+                    DiskQueue::open("otlp", 1, &two, 10, QueueSizer::Requests, seen).unwrap();
+                queue.recovered.wait().await;
+                queue.push(batch(7), true).await.ok().unwrap();
+            }
+        });
+        // A run with one shard finds it.
+        let seen = Rc::new(Seen::default());
+        with_queue(&dir, None, seen.clone(), |queue| async move {
+            let items: Vec<u64> = pop_items(&queue, 1)
+                .await
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(items, vec![7]);
+        });
+        assert!(!dir.join("shard-1").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
