@@ -157,8 +157,9 @@ fn the_books_balance(dir: Option<PathBuf>) {
     // Every trace decided and every batch handed to the exporter, which cannot send.
     assert!(
         wait_for(Duration::from_secs(20), || {
+            // Nothing left in a trace buffer or a batcher: all of it decided and handed over.
             let t = terms(&gateway);
-            t.accepted == 600.0 && t.pending > 0.0 && balances(&t)
+            t.accepted == 600.0 && t.pending > 0.0 && t.held == t.pending && balances(&t)
         }),
         "{}\n{}",
         describe(&terms(&gateway)),

@@ -6,8 +6,8 @@
 //! `processors.tail_sampling.policies`, `exporters.otlp/NAME`, `service.pipelines`); `shards` is
 //! tailgate's own section. What the Collector has and tailgate does not is an error that says
 //! so, never silently ignored: unknown keys, unknown component types, settings parsed but not
-//! supported yet (TLS, extensions other than the authenticators, OTTL beyond the subset
-//! `ottl_condition` policies accept).
+//! supported yet (routing contexts other than `resource`, OTTL beyond the subset
+//! `ottl_condition` policies and routing conditions accept).
 //!
 //! # How a file becomes a [`Config`]
 //!
@@ -34,6 +34,7 @@
 //! and queues from it can rely on those bounds.
 
 mod component;
+mod connectors;
 mod env;
 mod error;
 mod exporters;
@@ -52,9 +53,13 @@ mod values;
 use std::io::Read;
 use std::path::Path;
 
-use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
+pub use connectors::{
+    Connector, Connectors, Failover, Route, RouteAction, Routing, CONNECTOR_KINDS,
+    MAX_RETRIES_DEFAULT, PRIORITY_LEVELS_MAX, RETRY_GAP_DEFAULT, RETRY_INTERVAL_DEFAULT,
+    ROUTES_MAX,
+};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{
     BackendResolver, Compression, DebugExporter, Encoding, Exporter, Exporters,
@@ -94,7 +99,8 @@ pub use tail_sampling::{
 pub use tls::{Pem, TlsClientSettings, TlsCommon, TlsServerSettings, TlsVersion};
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};
 
-use component::{Ctx, RawComponent, RawComponents};
+use component::{Ctx, RawComponents};
+use connectors::RawConnector;
 use error::split_serde_error;
 use exporters::RawExporter;
 use extensions::RawExtension;
@@ -124,6 +130,9 @@ pub struct Config {
     pub processors: Processors,
     /// `exporters`.
     pub exporters: Exporters,
+    /// `connectors`: `routing` and `failover`, each the exporter of some pipelines and the
+    /// receiver of others.
+    pub connectors: Connectors,
     /// `extensions`: the authenticators (enabled when `service.extensions` lists them).
     pub extensions: Extensions,
     /// `service`: pipelines, enabled extensions and telemetry.
@@ -177,24 +186,13 @@ impl Config {
     }
 }
 
-/// A section of component definitions tailgate accepts only empty (`connectors`): their
-/// contents are skipped, their presence reported.
-struct Ignored;
-
-impl RawComponent for Ignored {
-    fn from_kind<'de, D: Deserializer<'de>>(_kind: &str, d: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(d)?;
-        Ok(Ignored)
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawDocument {
     receivers: Option<RawComponents<RawReceiver>>,
     processors: Option<RawComponents<RawProcessor>>,
     exporters: Option<RawComponents<RawExporter>>,
-    connectors: Option<RawComponents<Ignored>>,
+    connectors: Option<RawComponents<RawConnector>>,
     extensions: Option<RawComponents<RawExtension>>,
     service: Option<RawService>,
     shards: Option<RawShards>,
@@ -318,17 +316,11 @@ fn lint(ctx: &Ctx<'_>) -> Result<(), ConfigError> {
 
 fn check(raw: RawDocument, ctx: &Ctx<'_>, reading: &Reading<'_>) -> Result<Config, ConfigError> {
     let root = KeyPath::root();
-    if let Some((key, _)) = raw.connectors.as_ref().and_then(|s| s.0.first()) {
-        return Err(ctx.unsupported(
-            &root.key("connectors").key(key.as_str()),
-            "connectors are not supported; connect pipelines through shared receivers and \
-             exporters instead",
-        ));
-    }
     let extensions = extensions::check(raw.extensions.unwrap_or_default(), ctx)?;
     let receivers = receivers::check(raw.receivers.unwrap_or_default(), ctx)?;
     let processors = processors::check(raw.processors.unwrap_or_default(), ctx)?;
     let exporters = exporters::check(raw.exporters.unwrap_or_default(), ctx)?;
+    let connectors = connectors::check(raw.connectors.unwrap_or_default(), ctx)?;
     // Authenticator references first: a receiver left open by a mistake there matters more
     // than whatever else is wrong.
     let mut raw_service = raw.service;
@@ -352,6 +344,7 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>, reading: &Reading<'_>) -> Result<Confi
             receivers: &receivers,
             processors: &processors,
             exporters: &exporters,
+            connectors: &connectors,
         },
         ctx,
     )?;
@@ -360,6 +353,7 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>, reading: &Reading<'_>) -> Result<Confi
         receivers,
         processors,
         exporters,
+        connectors,
         extensions,
         service,
         shards,

@@ -2,7 +2,9 @@
 //!
 //! A pipeline is keyed by signal (`traces`, `metrics`, `logs`, each also as `SIGNAL/NAME`) and
 //! lists components by id, as in the Collector. The checks here are the ones that need the whole
-//! file: every id names a defined component that can serve the pipeline's signal.
+//! file: every id names a defined component that can serve the pipeline's signal, and every
+//! connector joins pipelines of one signal, without a cycle, sending only to pipelines that
+//! list it as a receiver.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -11,6 +13,7 @@ use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
+use super::connectors::{Connector, Connectors};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
 use super::locate::Target;
@@ -63,17 +66,28 @@ impl fmt::Display for PipelineId {
     }
 }
 
-/// One pipeline: receivers → processors (in order) → exporters (fan-out).
+/// One pipeline: receivers → processors (in order) → exporters (fan-out). A receiver or an
+/// exporter may be a connector (`Config::connectors`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pipeline {
     /// Signal and name.
     pub id: PipelineId,
-    /// Receivers feeding the pipeline; at least one, each defined in `receivers`.
+    /// Receivers feeding the pipeline; at least one, each defined in `receivers` or
+    /// `connectors`.
     pub receivers: Vec<ComponentId>,
     /// Processors in order; each defined in `processors` and able to handle the signal.
     pub processors: Vec<ComponentId>,
-    /// Exporters receiving everything the pipeline passes; at least one.
+    /// Exporters receiving everything the pipeline passes, each defined in `exporters` or
+    /// `connectors`; at least one.
     pub exporters: Vec<ComponentId>,
+}
+
+impl Pipeline {
+    /// Whether the pipeline takes data from the gateway's receivers (and not only from
+    /// connectors): every delivery of its signal reaches it.
+    pub fn is_entry(&self, connectors: &Connectors) -> bool {
+        self.receivers.iter().any(|id| connectors.get(id).is_none())
+    }
 }
 
 /// `service.telemetry`.
@@ -214,6 +228,7 @@ pub(crate) struct Components<'a> {
     pub(crate) receivers: &'a Receivers,
     pub(crate) processors: &'a Processors,
     pub(crate) exporters: &'a Exporters,
+    pub(crate) connectors: &'a Connectors,
 }
 
 impl RawService {
@@ -244,18 +259,22 @@ pub(crate) fn check(
             ))
         }
     };
+    check_connector_ids(components, ctx)?;
     let mut pipelines: Vec<Pipeline> = Vec::with_capacity(raw_pipelines.len());
+    let mut keys = Vec::with_capacity(raw_pipelines.len());
     for (key, raw) in raw_pipelines {
         let pipeline = check_pipeline(&key, raw, &pipelines_path, components, ctx)?;
         check_against_earlier(
             &pipeline,
             &pipelines,
-            &pipelines_path.key(key),
+            &pipelines_path.key(key.as_str()),
             components,
             ctx,
         )?;
         pipelines.push(pipeline);
+        keys.push(key);
     }
+    check_connections(&pipelines, &keys, &pipelines_path, components, ctx)?;
     let telemetry = check_telemetry(
         raw.telemetry.unwrap_or_default(),
         &path.key("telemetry"),
@@ -381,11 +400,13 @@ fn check_list(
                 role.noun()
             )));
         }
-        let exists = match role {
-            Role::Receiver => components.receivers.get(&id).is_some(),
-            Role::Processor => components.processors.get(&id).is_some(),
-            Role::Exporter => components.exporters.get(&id).is_some(),
-        };
+        let connector = components.connectors.get(&id).is_some() && role != Role::Processor;
+        let exists = connector
+            || match role {
+                Role::Receiver => components.receivers.get(&id).is_some(),
+                Role::Processor => components.processors.get(&id).is_some(),
+                Role::Exporter => components.exporters.get(&id).is_some(),
+            };
         if !exists {
             let defined: Vec<String> = match role {
                 Role::Receiver => components
@@ -407,15 +428,23 @@ fn check_list(
                     .map(ToString::to_string)
                     .collect(),
             };
+            let mut defined = defined;
+            if role != Role::Processor {
+                defined.extend(components.connectors.by_id.keys().map(ToString::to_string));
+            }
             let defined = if defined.is_empty() {
                 format!("no {} are defined", role.key())
             } else {
                 format!("defined: {}", defined.join(", "))
             };
+            let sections = match role {
+                Role::Processor => "`processors`".to_string(),
+                _ => format!("`{}` or `connectors`", role.key()),
+            };
             return Err(reference(format!(
-                "pipeline `{pipeline}` uses {} `{id}`, which is not defined under `{}` ({defined})",
+                "pipeline `{pipeline}` uses {} `{id}`, which is not defined under {sections} \
+                 ({defined})",
                 role.noun(),
-                role.key()
             )));
         }
         if role == Role::Processor && pipeline.signal != Signal::Traces {
@@ -454,9 +483,10 @@ fn check_list(
 
 /// What tailgate's routing needs of the pipelines together, checked as each is added: a
 /// delivery reaching the shard that owns it carries its signal, not the receiver it came
-/// through, so a signal's data goes to every pipeline of that signal, and those pipelines must
-/// take the same receivers (or the Collector's routing would change); and each shard runs one
-/// trace buffer, so one pipeline at most may use `tail_sampling`.
+/// through, so a signal's data goes to every entry pipeline of that signal (one that takes from
+/// the gateway's receivers, not only from connectors), and those pipelines must take the same
+/// receivers (or the Collector's routing would change); and each shard runs one trace buffer,
+/// so one pipeline at most may use `tail_sampling`.
 fn check_against_earlier(
     pipeline: &Pipeline,
     earlier: &[Pipeline],
@@ -464,13 +494,25 @@ fn check_against_earlier(
     components: &Components<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<(), ConfigError> {
+    // Connectors feed only the pipelines they name; the gateway's receivers feed every entry
+    // pipeline of their signal.
+    let connectors = components.connectors;
     let names = |p: &Pipeline| {
-        let mut names: Vec<String> = p.receivers.iter().map(ToString::to_string).collect();
+        let mut names: Vec<String> = p
+            .receivers
+            .iter()
+            .filter(|id| connectors.get(id).is_none())
+            .map(ToString::to_string)
+            .collect();
         names.sort();
         names
     };
-    let same_signal = earlier.iter().find(|p| p.id.signal == pipeline.id.signal);
-    if let Some(first) = same_signal.filter(|first| names(first) != names(pipeline)) {
+    let same_signal = earlier
+        .iter()
+        .filter(|p| p.is_entry(connectors))
+        .find(|p| p.id.signal == pipeline.id.signal);
+    let entry = pipeline.is_entry(connectors);
+    if let Some(first) = same_signal.filter(|first| entry && names(first) != names(pipeline)) {
         let signal = pipeline.id.signal.as_str();
         return Err(ctx.error(
             &path.key("receivers"),
@@ -478,7 +520,8 @@ fn check_against_earlier(
             ConfigErrorKind::Unsupported(format!(
                 "pipeline `{}` takes receivers [{}], but `{}` takes [{}]; tailgate sends a \
                  signal's data to every pipeline of that signal, so all {signal} pipelines must \
-                 list the same receivers (to route by receiver, run one tailgate per route)",
+                 list the same receivers (to route by a resource attribute, use the `routing` \
+                 connector; to route by receiver, run one tailgate per route)",
                 pipeline.id,
                 names(pipeline).join(", "),
                 first.id,
@@ -506,6 +549,251 @@ fn check_against_earlier(
                     pipeline.id, first.id
                 )),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A connector's id may not also be a receiver's or an exporter's: a pipeline naming it would
+/// be ambiguous (the Collector refuses it too).
+fn check_connector_ids(components: &Components<'_>, ctx: &Ctx<'_>) -> Result<(), ConfigError> {
+    for id in components.connectors.by_id.keys() {
+        let clash = if components.receivers.get(id).is_some() {
+            Some("receiver")
+        } else if components.exporters.get(id).is_some() {
+            Some("exporter")
+        } else {
+            None
+        };
+        if let Some(what) = clash {
+            return Err(ctx.invalid(
+                &KeyPath::root().key("connectors").key(id.to_string()),
+                format!("connector `{id}` has the id of a defined {what}; rename one of them"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where connector `id`'s settings name pipeline `target`, for errors.
+fn target_path(id: &ComponentId, connector: &Connector, target: &PipelineId) -> KeyPath {
+    let at = KeyPath::root().key("connectors").key(id.to_string());
+    match connector {
+        Connector::Routing(routing) => {
+            for (i, route) in routing.table.iter().enumerate() {
+                if let Some(j) = route.pipelines.iter().position(|p| p == target) {
+                    return at.key("table").index(i).key("pipelines").index(j);
+                }
+            }
+            match routing.default_pipelines.iter().position(|p| p == target) {
+                Some(j) => at.key("default_pipelines").index(j),
+                None => at,
+            }
+        }
+        Connector::Failover(failover) => {
+            for (i, level) in failover.priority_levels.iter().enumerate() {
+                if let Some(j) = level.iter().position(|p| p == target) {
+                    return at.key("priority_levels").index(i).index(j);
+                }
+            }
+            at
+        }
+    }
+}
+
+/// What connectors need of the pipelines together, checked once all are read: a connector
+/// used on one side is used on the other; it joins pipelines of one signal (`routing` and
+/// `failover` connect a signal to itself); it names only pipelines that list it as a receiver;
+/// and no data can come back round to a pipeline it left.
+fn check_connections(
+    pipelines: &[Pipeline],
+    keys: &[String],
+    section: &KeyPath,
+    components: &Components<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let reference = |path: &KeyPath, why: String| {
+        ctx.error(path, Target::Value, ConfigErrorKind::Reference(why))
+    };
+    // Where pipeline `p` lists `id` in `role`.
+    let listed_at = |p: usize, role: Role, id: &ComponentId| {
+        let list = match role {
+            Role::Receiver => &pipelines[p].receivers,
+            _ => &pipelines[p].exporters,
+        };
+        let i = list.iter().position(|x| x == id).unwrap_or(0);
+        section.key(keys[p].as_str()).key(role.key()).index(i)
+    };
+    for (id, connector) in &components.connectors.by_id {
+        let sources: Vec<usize> = (0..pipelines.len())
+            .filter(|&p| pipelines[p].exporters.contains(id))
+            .collect();
+        let sinks: Vec<usize> = (0..pipelines.len())
+            .filter(|&p| pipelines[p].receivers.contains(id))
+            .collect();
+        match (sources.first(), sinks.first()) {
+            (None, None) => continue,
+            (Some(&p), None) => {
+                return Err(reference(
+                    &listed_at(p, Role::Exporter, id),
+                    format!(
+                        "connector `{id}` is an exporter of pipeline `{}` but no pipeline lists \
+                         it as a receiver",
+                        pipelines[p].id
+                    ),
+                ))
+            }
+            (None, Some(&p)) => {
+                return Err(reference(
+                    &listed_at(p, Role::Receiver, id),
+                    format!(
+                        "connector `{id}` is a receiver of pipeline `{}` but no pipeline lists \
+                         it as an exporter",
+                        pipelines[p].id
+                    ),
+                ))
+            }
+            (Some(_), Some(_)) => {}
+        }
+        let signal = pipelines[sources[0]].id.signal;
+        for (&p, role) in sources
+            .iter()
+            .map(|p| (p, Role::Exporter))
+            .chain(sinks.iter().map(|p| (p, Role::Receiver)))
+        {
+            if pipelines[p].id.signal != signal {
+                return Err(reference(
+                    &listed_at(p, role, id),
+                    format!(
+                        "connector `{id}` joins {} and {} pipelines (`{}` and `{}`); routing \
+                         and failover connect pipelines of one signal",
+                        signal.as_str(),
+                        pipelines[p].id.signal.as_str(),
+                        pipelines[sources[0]].id,
+                        pipelines[p].id
+                    ),
+                ));
+            }
+        }
+        if let Connector::Failover(failover) = connector {
+            check_levels_fed_only_by(id, failover, pipelines, keys, section, ctx)?;
+        }
+        for target in connector.targets() {
+            if !sinks.iter().any(|&p| &pipelines[p].id == target) {
+                let exists = pipelines.iter().any(|p| &p.id == target);
+                let why = if exists {
+                    format!(
+                        "connector `{id}` sends to pipeline `{target}`, which does not list \
+                         `{id}` among its receivers"
+                    )
+                } else {
+                    format!("connector `{id}` sends to pipeline `{target}`, which is not defined")
+                };
+                return Err(reference(&target_path(id, connector, target), why));
+            }
+        }
+    }
+    check_no_cycle(pipelines, keys, section, components, ctx)
+}
+
+/// A failover level's pipelines take data from that failover connector only: the level's
+/// health is read from the pipelines' exporters, and what they fail is handed to the next
+/// level, which would be wrong for data that came another way.
+fn check_levels_fed_only_by(
+    id: &ComponentId,
+    failover: &super::connectors::Failover,
+    pipelines: &[Pipeline],
+    keys: &[String],
+    section: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    for level in &failover.priority_levels {
+        for target in level {
+            let Some(p) = pipelines.iter().position(|p| &p.id == target) else {
+                continue;
+            };
+            if let Some(i) = pipelines[p].receivers.iter().position(|r| r != id) {
+                return Err(ctx.error(
+                    &section.key(keys[p].as_str()).key("receivers").index(i),
+                    Target::Value,
+                    ConfigErrorKind::Unsupported(format!(
+                        "pipeline `{}` is a priority level of failover connector `{id}` and \
+                         also takes data from `{}`; tailgate reads a level's health from its \
+                         pipelines' exporters and hands what they fail to the next level, so a \
+                         level's pipelines take data from their failover connector only",
+                        pipelines[p].id, pipelines[p].receivers[i]
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a loop of pipelines through connectors (the Collector refuses it too): data would
+/// circle without end.
+fn check_no_cycle(
+    pipelines: &[Pipeline],
+    keys: &[String],
+    section: &KeyPath,
+    components: &Components<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    // next[p]: the pipelines p's connectors send to.
+    let next: Vec<Vec<usize>> = pipelines
+        .iter()
+        .map(|p| {
+            p.exporters
+                .iter()
+                .filter_map(|id| components.connectors.get(id).map(|c| (id, c)))
+                .flat_map(|(id, c)| {
+                    c.targets()
+                        .into_iter()
+                        .filter_map(|t| pipelines.iter().position(|q| &q.id == t))
+                        .filter(move |&q| pipelines[q].receivers.contains(id))
+                })
+                .collect()
+        })
+        .collect();
+    // Depth-first with colours: 0 unseen, 1 on the current path, 2 done. Iterative, so a long
+    // chain cannot exhaust the stack.
+    let mut colour = vec![0u8; pipelines.len()];
+    for start in 0..pipelines.len() {
+        if colour[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        colour[start] = 1;
+        while let Some(&mut (p, ref mut i)) = stack.last_mut() {
+            if let Some(&q) = next[p].get(*i) {
+                *i += 1;
+                match colour[q] {
+                    0 => {
+                        colour[q] = 1;
+                        stack.push((q, 0));
+                    }
+                    1 => {
+                        let path: Vec<String> = stack
+                            .iter()
+                            .skip_while(|(x, _)| *x != q)
+                            .map(|(x, _)| pipelines[*x].id.to_string())
+                            .chain(std::iter::once(pipelines[q].id.to_string()))
+                            .collect();
+                        return Err(ctx.error(
+                            &section.key(keys[q].as_str()),
+                            Target::Key,
+                            ConfigErrorKind::Reference(format!(
+                                "pipelines form a cycle through connectors: {}",
+                                path.join(" → ")
+                            )),
+                        ));
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[p] = 2;
+                stack.pop();
+            }
         }
     }
     Ok(())

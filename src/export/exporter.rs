@@ -16,7 +16,8 @@
 //!
 //! A batch in the hands of a consumer is held by a `Claim`, which must end in exactly one
 //! report to the [`ExportObserver`]: sent (less any items the upstream rejected in a partial
-//! success), failed with a reason, or — if the claim is dropped unsettled, which happens only
+//! success), failed with a reason, handed on to the exporter's [`Fallback`] (a failover
+//! connector, which then owns the batch), or — if the claim is dropped unsettled, which happens only
 //! when shutdown's deadline cuts an attempt short — dropped with reason `shutdown`. So no path,
 //! cancellation included, loses a batch without a count.
 //!
@@ -43,7 +44,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -63,7 +64,7 @@ use super::settings::{
     SettingsError,
 };
 use super::status::Delivered;
-use super::{reason, ExportObserver};
+use super::{reason, ExportObserver, Fallback};
 
 /// Idle HTTP/1.1 connections kept by an `otlphttp` exporter without a queue, where the number
 /// of concurrent sends is the callers' and not known here.
@@ -134,6 +135,9 @@ struct Inner {
     /// A load balancer's backend: where batches go while `diverted`.
     handback: Option<Handback>,
     diverted: Cell<bool>,
+    /// Where a batch that cannot be delivered goes instead of being dropped (a failover
+    /// connector), with the index it knows this exporter by.
+    fallback: RefCell<Option<(Weak<dyn Fallback>, usize)>>,
 }
 
 enum Transport {
@@ -272,6 +276,7 @@ impl Exporter {
             rng: RefCell::new(Xorshift::seeded(shard, name)),
             handback,
             diverted: Cell::new(false),
+            fallback: RefCell::new(None),
         });
         if queue.enabled {
             for _ in 0..queue.num_consumers {
@@ -303,6 +308,34 @@ impl Exporter {
         match &self.kind {
             Kind::Single(inner) => &inner.name,
             Kind::Balanced(balancer) => balancer.name(),
+        }
+    }
+
+    /// Whether the upstream says it serves, on `grpc.health.v1` (see
+    /// [`otlp_grpc::GrpcClient::health`]): `None` where that says nothing — not an `otlp`
+    /// exporter, an upstream without the service, a load balancer, or an exporter shutting
+    /// down.
+    pub async fn upstream_serving(&self) -> Option<bool> {
+        let Kind::Single(inner) = &self.kind else {
+            return None;
+        };
+        match &inner.transport {
+            Transport::Grpc(client) if !inner.shutdown.has_begun() => match client.health().await {
+                otlp_grpc::Health::Serving => Some(true),
+                otlp_grpc::Health::NotServing => Some(false),
+                otlp_grpc::Health::Unknown => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// From now on, a batch this exporter cannot deliver (out of retries, a permanent error, no
+    /// room in a queue that drops) goes to `fallback` as exporter `index` instead of being
+    /// dropped, and every delivery is reported to it, for as long as `fallback` lives. A load
+    /// balancer re-routes what its backends cannot deliver itself, and takes no fallback.
+    pub fn set_fallback(&self, fallback: Weak<dyn Fallback>, index: usize) {
+        if let Kind::Single(inner) = &self.kind {
+            *inner.fallback.borrow_mut() = Some((fallback, index));
         }
     }
 
@@ -458,12 +491,17 @@ impl Exporter {
                 Ok(())
             }
             Err(batch) if inner.block_on_overflow => Err(batch),
-            // Full: dropped for this exporter only, counted; the pipeline goes on to its other
-            // exporters without waiting for this one.
-            Err(_) => {
-                inner
-                    .observer
-                    .send_failed(signal, items, reason::QUEUE_FULL);
+            // Full: dropped for this exporter only (or handed to its fallback), counted; the
+            // pipeline goes on to its other exporters without waiting for this one.
+            Err(batch) => {
+                if let Some((fallback, index)) = inner.fallback() {
+                    inner.observer.handed_on(signal, items, reason::QUEUE_FULL);
+                    fallback.failed(index, batch, reason::QUEUE_FULL);
+                } else {
+                    inner
+                        .observer
+                        .send_failed(signal, items, reason::QUEUE_FULL);
+                }
                 Ok(())
             }
         }
@@ -574,6 +612,25 @@ impl Drop for Exporter {
 }
 
 impl Inner {
+    /// The fallback, while it lives.
+    fn fallback(&self) -> Option<(Rc<dyn Fallback>, usize)> {
+        let fallback = self.fallback.borrow();
+        let (weak, index) = fallback.as_ref()?;
+        Some((weak.upgrade()?, *index))
+    }
+
+    /// Ends `claim` for `batch`, which failed for `why`: handed to the fallback if there is one,
+    /// otherwise dropped and counted.
+    fn give_up(&self, claim: Claim, batch: Batch, why: &'static str, err: &SendError) {
+        match self.fallback() {
+            Some((fallback, index)) => {
+                claim.handed_on(&self.name, why, err);
+                fallback.failed(index, batch, why);
+            }
+            None => claim.failed(&self.name, why, err),
+        }
+    }
+
     /// The exporter took a batch of `items` (queued, or being sent), `bytes` of it in memory.
     fn took(&self, signal: tailgate_wire::Signal, items: u64, bytes: usize) {
         self.observer.holding(bytes as i64);
@@ -701,7 +758,7 @@ impl Inner {
     async fn send(&self, batch: Batch, claim: Claim) {
         let prepared = match self.transport.prepare(&batch) {
             Ok(prepared) => prepared,
-            Err(err) => return claim.failed(&self.name, reason::PERMANENT, &err),
+            Err(err) => return self.give_up(claim, batch, reason::PERMANENT, &err),
         };
         let first_attempt = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
@@ -721,6 +778,9 @@ impl Inner {
             let err = match attempt {
                 Ok(delivered) => {
                     self.observer.attempt_answered();
+                    if let Some((fallback, index)) = self.fallback() {
+                        fallback.delivered(index);
+                    }
                     return claim.delivered(&self.name, delivered);
                 }
                 Err(err) => err,
@@ -730,19 +790,19 @@ impl Inner {
                 self.transport.after_timeout();
             }
             if !err.is_retryable() {
-                return claim.failed(&self.name, reason::PERMANENT, &err);
+                return self.give_up(claim, batch, reason::PERMANENT, &err);
             }
             if self.hands_back() {
                 return self.hand_back(batch, claim);
             }
             if !self.retry.enabled {
-                return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
+                return self.give_up(claim, batch, reason::RETRIES_EXHAUSTED, &err);
             }
             let backoff_delay = backoff.next_delay(&mut self.rng.borrow_mut());
             let delay = backoff_delay.max(err.retry_delay().unwrap_or_default());
             let max_elapsed = self.retry.max_elapsed_time;
             if !max_elapsed.is_zero() && first_attempt.elapsed() + delay > max_elapsed {
-                return claim.failed(&self.name, reason::RETRIES_EXHAUSTED, &err);
+                return self.give_up(claim, batch, reason::RETRIES_EXHAUSTED, &err);
             }
             tracing::debug!(
                 exporter = %self.name,
@@ -957,6 +1017,19 @@ impl Claim {
             reason = why,
             error = %err,
             "dropping a batch"
+        );
+    }
+
+    fn handed_on(mut self, exporter: &str, why: &'static str, err: &SendError) {
+        self.settled = true;
+        self.observer.handed_on(self.signal, self.items, why);
+        tracing::debug!(
+            exporter,
+            signal = self.signal.as_str(),
+            items = self.items,
+            reason = why,
+            error = %err,
+            "handing a batch to the failover connector"
         );
     }
 }

@@ -25,10 +25,15 @@
 //!
 //! # Accounting
 //!
-//! Every item handed to an exporter ends in exactly one of [`ExportObserver::sent`] or
-//! [`ExportObserver::send_failed`] with a reason from [`reason`]: delivered, refused by the
-//! upstream (partial success), failed permanently, out of retries, or dropped at shutdown. The
-//! telemetry layer implements the observer; this module only calls it.
+//! Every item handed to an exporter ends in exactly one of [`ExportObserver::sent`],
+//! [`ExportObserver::send_failed`] with a reason from [`reason`] (refused by the upstream in a
+//! partial success, failed permanently, out of retries, or dropped at shutdown), or
+//! [`ExportObserver::handed_on`] to the exporter's [`Fallback`] (a failover connector's lower
+//! level), which then accounts for it. The telemetry layer implements the observer; this
+//! module only calls it.
+//!
+//! A pipeline may also hand its batches to [`Connect`]ors (routing, failover), which feed other
+//! pipelines of the same shard; the shard's dispatcher implements both hooks.
 //!
 //! # Bounds
 //!
@@ -70,6 +75,8 @@ pub use settings::{
     StorageSettings, Verbosity,
 };
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tailgate_wire::Signal;
@@ -103,6 +110,26 @@ pub mod reason {
     pub const QUEUE_FULL_OLDEST: &str = "queue full: oldest dropped";
 }
 
+/// Where a [`Pipeline`] hands its batches besides its exporters: a connector (routing,
+/// failover) that feeds other pipelines of the shard. Implemented by the shard's dispatcher.
+pub trait Connect {
+    /// Takes `batch`, a valid export request; resolves once the pipelines behind the connector
+    /// have taken it (waiting while they push back). Whatever it cannot deliver, it counts.
+    fn consume<'a>(&'a self, batch: &'a Batch) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+}
+
+/// Where an exporter hands a batch it could not deliver, instead of dropping it: the failover
+/// connector, which sends it on to a lower priority level. Implemented by the shard's
+/// dispatcher; an exporter holds it weakly, so the connector's end ends the hand-off.
+pub trait Fallback {
+    /// The exporter `exporter` (an index the fallback gave it) delivered a batch: the level
+    /// it serves works.
+    fn delivered(&self, exporter: usize);
+    /// The exporter `exporter` gave up on `batch` (`reason`, one of [`reason`]); the fallback
+    /// now owns it and accounts for it.
+    fn failed(&self, exporter: usize, batch: Batch, reason: &'static str);
+}
+
 /// What an exporter reports about its work; the telemetry layer implements it on top of its
 /// per-shard counters (`otelcol_exporter_sent_spans`, `otelcol_exporter_send_failed_spans`,
 /// `otelcol_exporter_queue_size`, ...).
@@ -130,6 +157,9 @@ pub trait ExportObserver {
     fn attempt_failed(&self, _err: &SendError, _queued: usize) {}
     /// An attempt reached the upstream and was answered (accepted, or in part rejected).
     fn attempt_answered(&self) {}
+    /// `items` of `signal` failed to send for `reason` and were handed to the exporter's
+    /// [`Fallback`]: a failed send (`otelcol_exporter_send_failed_*`), not a loss.
+    fn handed_on(&self, _signal: Signal, _items: u64, _reason: &'static str) {}
     /// A persistent queue read back a batch of `items` of `signal` that an earlier run left.
     fn queue_recovered(&self, _signal: Signal, _items: u64) {}
     /// A persistent queue found `bytes` of damaged records (claiming `items` of `signal`, when

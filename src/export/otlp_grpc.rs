@@ -25,6 +25,13 @@
 //! or in the response headers of a trailers-only response; a non-OK status carries
 //! `grpc-message` and possibly `grpc-status-details-bin`, whose `RetryInfo` is the server's
 //! retry delay.
+//!
+//! # Health
+//!
+//! [`GrpcClient::health`] asks the upstream's `grpc.health.v1.Health/Check` (service `""`, the
+//! server as a whole) over the same connection, for the failover connector: whether a central
+//! that failed is worth trying again. A server without the health service (`UNIMPLEMENTED`)
+//! says nothing either way.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -49,6 +56,18 @@ use tailgate_wire::Signal;
 
 /// The receive window for responses: export responses are small; the default is plenty.
 const RESPONSE_WINDOW_BYTES: u32 = 64 * 1024;
+
+/// What an upstream's `grpc.health.v1` service said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// `SERVING`.
+    Serving,
+    /// `NOT_SERVING`, or the call failed: the upstream is not worth data now.
+    NotServing,
+    /// No health service (`UNIMPLEMENTED`), or a status that says neither (`UNKNOWN`,
+    /// `SERVICE_UNKNOWN`).
+    Unknown,
+}
 
 /// The exporter's HTTP/2 client.
 pub(crate) struct GrpcClient {
@@ -166,6 +185,98 @@ impl GrpcClient {
         result
     }
 
+    /// Asks the upstream's `grpc.health.v1` service whether it serves (see the module
+    /// documentation); a failed call is [`Health::NotServing`]. Bounded by the exporter's
+    /// `timeout` as an export is.
+    pub async fn health(&self) -> Health {
+        let call = async {
+            let (send, alive) = self.sender().await?;
+            let result = self.check(send).await;
+            if let Err(err) = &result {
+                if err.breaks_connection() {
+                    self.forget(&alive);
+                }
+            }
+            result
+        };
+        let timeout = self.timeout;
+        let answer = futures_lite::future::or(call, async {
+            glommio::timer::sleep(timeout).await;
+            Err(SendError::Timeout { after: timeout })
+        })
+        .await;
+        match answer {
+            Ok(health) => health,
+            Err(SendError::Grpc {
+                code: GrpcCode::Unimplemented,
+                ..
+            }) => Health::Unknown,
+            Err(err) => {
+                tracing::debug!(upstream = %self.target.authority, error = %err, "health check failed");
+                Health::NotServing
+            }
+        }
+    }
+
+    async fn check(&self, send: SendRequest<Bytes>) -> Result<Health, SendError> {
+        let mut send = send.ready().await.map_err(SendError::from_h2)?;
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        // Built per call (a failover retry at most every `retry_gap`), from the authority the
+        // export URIs were built from.
+        *request.uri_mut() = format!(
+            "http://{}/grpc.health.v1.Health/Check",
+            self.target.authority
+        )
+        .parse()
+        .map_err(|_| SendError::Protocol("health: not a valid authority".into()))?;
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            HeaderName::from_static("grpc-timeout"),
+            grpc_timeout(self.timeout),
+        );
+        if let Some(auth) = &self.auth {
+            headers.insert(auth.name().clone(), auth.value());
+        }
+        let (response, mut stream) = send
+            .send_request(request, false)
+            .map_err(SendError::from_h2)?;
+        // An empty HealthCheckRequest: the server as a whole.
+        stream
+            .send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+            .map_err(SendError::from_h2)?;
+        let Some((data, _)) = reply(response).await? else {
+            return Ok(Health::Unknown);
+        };
+        let (compressed, message) =
+            split_message(&data).map_err(|e| SendError::Protocol(format!("health: {e}")))?;
+        if compressed {
+            return Ok(Health::Unknown);
+        }
+        // HealthCheckResponse { status = 1 }: the last varint of field 1.
+        let mut status = 0;
+        let mut at = 0;
+        while at < message.len() {
+            let (tag, n) = varint(&message[at..])?;
+            at += n;
+            match tag {
+                8 => {
+                    let (value, n) = varint(&message[at..])?;
+                    status = value;
+                    at += n;
+                }
+                _ => return Ok(Health::Unknown),
+            }
+        }
+        Ok(match status {
+            1 => Health::Serving,
+            2 => Health::NotServing,
+            _ => Health::Unknown,
+        })
+    }
+
     /// Drops the current connection, so the next attempt makes a new one: after an attempt ran
     /// out of time (the connection may be black-holed), and at shutdown. Streams still open on
     /// the old connection finish or time out on it; it closes when they are done.
@@ -253,45 +364,66 @@ impl GrpcClient {
         stream
             .send_data(prepared.message.clone(), true)
             .map_err(SendError::from_h2)?;
-        let (head, mut body) = response.await.map_err(SendError::from_h2)?.into_parts();
-
-        if head.headers.contains_key("grpc-status") {
-            // Trailers-only: the status is all there is.
-            check_status(&head.headers)?;
+        let Some((data, headers)) = reply(response).await? else {
             return Ok(Delivered::default());
-        }
-        if head.status != http::StatusCode::OK {
-            return Err(SendError::Grpc {
-                code: GrpcCode::from_http_status(head.status.as_u16()),
-                message: format!("HTTP status {} without grpc-status", head.status),
-                retry_delay: None,
-            });
-        }
-        let mut data = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(SendError::from_h2)?;
-            // Flow control: hand the window back as the bytes are taken.
-            let _ = body.flow_control().release_capacity(chunk.len());
-            if data.len() + chunk.len() > RESPONSE_BYTES_MAX + PREFIX_BYTES {
-                return Err(SendError::Protocol(format!(
-                    "response exceeds {RESPONSE_BYTES_MAX} bytes"
-                )));
-            }
-            data.extend_from_slice(&chunk);
-        }
-        let trailers = body
-            .trailers()
-            .await
-            .map_err(SendError::from_h2)?
-            .ok_or_else(|| SendError::Protocol("response without grpc-status".into()))?;
-        check_status(&trailers)?;
-        let encoding = head
-            .headers
+        };
+        let encoding = headers
             .get("grpc-encoding")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         response_message(&data, encoding)
     }
+}
+
+/// A unary call's reply: its message bytes (length prefix included) and response headers, or
+/// `None` for an OK trailers-only response; a non-OK status as an error.
+async fn reply(
+    response: h2::client::ResponseFuture,
+) -> Result<Option<(Vec<u8>, HeaderMap)>, SendError> {
+    let (head, mut body) = response.await.map_err(SendError::from_h2)?.into_parts();
+    if head.headers.contains_key("grpc-status") {
+        // Trailers-only: the status is all there is.
+        check_status(&head.headers)?;
+        return Ok(None);
+    }
+    if head.status != http::StatusCode::OK {
+        return Err(SendError::Grpc {
+            code: GrpcCode::from_http_status(head.status.as_u16()),
+            message: format!("HTTP status {} without grpc-status", head.status),
+            retry_delay: None,
+        });
+    }
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(SendError::from_h2)?;
+        // Flow control: hand the window back as the bytes are taken.
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if data.len() + chunk.len() > RESPONSE_BYTES_MAX + PREFIX_BYTES {
+            return Err(SendError::Protocol(format!(
+                "response exceeds {RESPONSE_BYTES_MAX} bytes"
+            )));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body
+        .trailers()
+        .await
+        .map_err(SendError::from_h2)?
+        .ok_or_else(|| SendError::Protocol("response without grpc-status".into()))?;
+    check_status(&trailers)?;
+    Ok(Some((data, head.headers)))
+}
+
+/// A protobuf varint at the start of `bytes` and its length.
+fn varint(bytes: &[u8]) -> Result<(u64, usize), SendError> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(SendError::Protocol("health: a truncated varint".into()))
 }
 
 fn signal_index(signal: Signal) -> usize {

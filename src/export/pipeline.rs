@@ -11,7 +11,9 @@
 //! hands out what expired; it sleeps without a deadline while nothing is pending and is woken
 //! by the push that makes something pending.
 //!
-//! Fan-out is complete: every exporter gets every batch (a `Bytes` clone, no copy). Each
+//! Fan-out is complete: every exporter and every connector gets every batch (a `Bytes` clone,
+//! no copy); connectors take it after the exporters with room and before the pusher waits on
+//! full ones. Each
 //! exporter with room takes the batch at once; only then does the pusher wait, one exporter at a
 //! time, on those whose full queue blocks (`block_on_overflow`, the default). So a slow
 //! destination delays neither the others' copy of a batch nor their sending; it holds the
@@ -37,6 +39,7 @@ use glommio::task::JoinHandle;
 
 use super::batch::{Batch, Batcher};
 use super::exporter::Exporter;
+use super::Connect;
 use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
@@ -62,6 +65,7 @@ pub struct Pipeline {
 struct Inner {
     batcher: RefCell<Batcher>,
     exporters: Vec<Rc<Exporter>>,
+    connectors: Vec<Rc<dyn Connect>>,
     wakeup: Wakeup,
     closed: Cell<bool>,
     /// Told how many items the batcher holds, per signal, as it changes.
@@ -85,9 +89,19 @@ fn slot(signal: Signal) -> usize {
 impl Pipeline {
     /// Builds the pipeline and spawns its timer task. Must run on the shard's executor.
     pub fn new(batcher: Batcher, exporters: Vec<Rc<Exporter>>) -> Pipeline {
+        Pipeline::with_connectors(batcher, exporters, Vec::new())
+    }
+
+    /// [`Pipeline::new`] for a pipeline that also hands every batch to `connectors`.
+    pub fn with_connectors(
+        batcher: Batcher,
+        exporters: Vec<Rc<Exporter>>,
+        connectors: Vec<Rc<dyn Connect>>,
+    ) -> Pipeline {
         let inner = Rc::new(Inner {
             batcher: RefCell::new(batcher),
             exporters,
+            connectors,
             wakeup: Wakeup::default(),
             closed: Cell::new(false),
             batching: RefCell::new(None),
@@ -170,6 +184,13 @@ impl Pipeline {
     /// batches and the same deadline. For pipelines that do not share exporters.
     pub async fn shutdown(&self, deadline: Instant) {
         let last = self.close(deadline).await;
+        // Connectors first: the pipelines behind them close after this one (the dispatcher
+        // flushes in that order), so they still take these batches.
+        for connector in &self.inner.connectors {
+            for batch in &last {
+                connector.consume(batch).await;
+            }
+        }
         // One after the other is as fast as all at once: the deadline is absolute, and every
         // exporter's consumers keep draining while an earlier one shuts down.
         for exporter in &self.inner.exporters {
@@ -227,6 +248,9 @@ impl Inner {
             if let Err(batch) = exporter.try_submit(batch.clone()) {
                 waiting.push((exporter, batch));
             }
+        }
+        for connector in &self.connectors {
+            connector.consume(&batch).await;
         }
         for (exporter, batch) in waiting {
             // A refusal means shutdown has begun; the exporter has counted the batch.

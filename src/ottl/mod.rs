@@ -14,9 +14,9 @@
 //! the span's, resource's, scope's and event's views — and allocates nothing after its scratch
 //! has grown, except for `IsMatch` on a map value (see `render.rs`).
 //!
-//! The subset was chosen to be usable by other components (a routing connector's resource
-//! conditions) as well as by `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
-//! traces or policies.
+//! The subset serves the routing connector's resource conditions (the `resource` context,
+//! `ottlresource`) as well as `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
+//! traces, routes or policies.
 //!
 //! # The subset
 //!
@@ -38,6 +38,8 @@
 //! - Spanevent context paths (bare, or after `spanevent.`): `name`, `attributes["k"]`,
 //!   `time_unix_nano`, `dropped_attributes_count`; and every span context path after `span.`,
 //!   plus `resource.…` and `instrumentation_scope.…`/`scope.…` as above.
+//! - Resource context paths (bare, or after `resource.`): `attributes["k"]`,
+//!   `dropped_attributes_count`. The context has no enums and no `IsRootSpan`.
 //!
 //! Refused: arithmetic, other converters and editors, list, map and bytes literals, comparing
 //! two paths or a converter's result, indexes other than one string (`attributes[0]`,
@@ -90,10 +92,13 @@ pub enum ContextKind {
     Span,
     /// `ottlspanevent`: bare paths read the span event.
     SpanEvent,
+    /// `ottlresource`: bare paths read the resource; nothing else can be read.
+    Resource,
 }
 
 /// What a condition reads: the span (and, in the spanevent context, one of its events) with
-/// the resource and scope it arrived under. A missing resource or scope reads as an empty one.
+/// the resource and scope it arrived under, or (in the resource context) the resource alone. A
+/// missing resource or scope reads as an empty one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Subject<'a> {
     /// The resource.
@@ -206,8 +211,8 @@ impl Condition {
 
     /// Whether the condition holds for `subject`.
     pub fn eval(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Result<bool, EvalError> {
-        debug_assert!(subject.span.is_some());
-        debug_assert!(self.context == ContextKind::Span || subject.event.is_some());
+        debug_assert!(self.context == ContextKind::Resource || subject.span.is_some());
+        debug_assert!(self.context != ContextKind::SpanEvent || subject.event.is_some());
         let result = self.expr.eval(subject, scratch);
         if scratch.text.capacity() > SCRATCH_KEEP_MAX {
             scratch.text = String::new();

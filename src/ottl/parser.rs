@@ -338,6 +338,9 @@ impl<'s> Parser<'s> {
         if self.pos - start != 1 {
             return Err(self.invalid_at(at, format!("`{name}` is neither an enum nor a call")));
         }
+        if self.context == ContextKind::Resource {
+            return Err(self.invalid_at(at, format!("`{name}`: the resource context has no enums")));
+        }
         let value = enum_value(&name).ok_or_else(|| {
             self.invalid_at(
                 at,
@@ -392,8 +395,8 @@ impl<'s> Parser<'s> {
                 if self.context != ContextKind::Span {
                     return Err(self.invalid_at(
                         at,
-                        "IsRootSpan is a span context converter; in a spanevent condition it \
-                         does not exist"
+                        "IsRootSpan is a span context converter; in a spanevent or resource \
+                         condition it does not exist"
                             .to_string(),
                     ));
                 }

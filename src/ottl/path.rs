@@ -1,5 +1,5 @@
 //! Paths: resolving `span.attributes["k"]`, `status.code`, `resource.attributes["k"]`… as the
-//! Collector's span and spanevent contexts resolve them, and reading them from a [`Subject`].
+//! Collector's span, spanevent and resource contexts resolve them, and reading them from a [`Subject`].
 //!
 //! A path is dot-separated lowercase names, each optionally indexed (`attributes["k"]`). As in
 //! the Collector with path context names on (how `tail_sampling` parses its conditions), a
@@ -188,6 +188,7 @@ fn context_names(context: ContextKind) -> &'static [&'static str] {
             "instrumentation_scope",
             "otelcol",
         ],
+        ContextKind::Resource => &["resource", "otelcol"],
     }
 }
 
@@ -209,6 +210,7 @@ pub(crate) fn resolve(
             match context {
                 ContextKind::Span => "span",
                 ContextKind::SpanEvent => "spanevent",
+                ContextKind::Resource => "resource",
             },
             &segments[..],
         ),

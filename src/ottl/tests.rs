@@ -574,7 +574,11 @@ fn any_text_is_parsed_or_refused_without_a_panic() {
         for k in 0..(x % 12) {
             text.push_str(fragments[((x >> (k * 5)) % fragments.len() as u64) as usize]);
         }
-        for context in [ContextKind::Span, ContextKind::SpanEvent] {
+        for context in [
+            ContextKind::Span,
+            ContextKind::SpanEvent,
+            ContextKind::Resource,
+        ] {
             if let Err(err) = Condition::parse(&text, context) {
                 assert!(
                     err.at <= text.len() && text.is_char_boundary(err.at),
@@ -583,4 +587,66 @@ fn any_text_is_parsed_or_refused_without_a_panic() {
             }
         }
     }
+}
+
+/// Evaluates a resource-context `condition` on the resource of `bytes`' first group, with no
+/// span in the subject: what the routing connector hands it.
+fn on_resource(bytes: &[u8], condition: &str) -> bool {
+    let cond = Condition::parse(condition, ContextKind::Resource)
+        .unwrap_or_else(|err| panic!("`{condition}` refused: {err}"));
+    let request = TracesRequest::parse(bytes).expect("a valid request");
+    let group = request.request().resource_groups().next().unwrap();
+    let subject = Subject {
+        resource: group.resource(),
+        ..Subject::default()
+    };
+    cond.eval(&subject, &mut Scratch::default()).unwrap()
+}
+
+#[test]
+fn the_resource_context_reads_resource_attributes_bare_or_named() {
+    let with = encode(span(), true, true);
+    let without = encode(span(), false, true);
+    assert!(on_resource(
+        &with,
+        r#"attributes["service.name"] == "checkout""#
+    ));
+    assert!(on_resource(
+        &with,
+        r#"resource.attributes["service.name"] == "checkout""#
+    ));
+    assert!(on_resource(
+        &with,
+        r#"IsMatch(attributes["service.name"], "^check")"#
+    ));
+    assert!(on_resource(&with, "dropped_attributes_count == 2"));
+    assert!(!on_resource(
+        &with,
+        r#"attributes["service.name"] != "checkout""#
+    ));
+    assert!(on_resource(&with, r#"attributes["tenant"] == nil"#));
+    // No resource reads as an empty one.
+    assert!(!on_resource(
+        &without,
+        r#"attributes["service.name"] == "checkout""#
+    ));
+    assert!(on_resource(
+        &without,
+        r#"attributes["service.name"] == nil"#
+    ));
+}
+
+#[test]
+fn the_resource_context_refuses_what_is_not_the_resource() {
+    let refused = |condition: &str| match Condition::parse(condition, ContextKind::Resource) {
+        Ok(_) => panic!("`{condition}` was accepted in the resource context"),
+        Err(err) => err.to_string(),
+    };
+    assert!(refused("name == \"a\"").contains("the resource context has no `name`"));
+    assert!(refused("span.name == \"a\"").contains("has no `span`"));
+    assert!(refused("scope.name == \"a\"").contains("has no `scope`"));
+    assert!(refused("IsRootSpan()").contains("IsRootSpan"));
+    assert!(refused("dropped_attributes_count == SPAN_KIND_SERVER").contains("no enums"));
+    assert!(refused("Concat([\"a\"], \"\") == attributes[\"x\"]").contains("Concat"));
+    assert!(refused("schema_url == \"\"").contains("schema URLs"));
 }

@@ -49,6 +49,12 @@ pub(crate) struct Plan {
     /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
     pub(crate) token_files: Vec<WatchedFile>,
     pub(crate) pipelines: Vec<PipelinePlan>,
+    /// The connectors, each sending to pipelines by their index in `pipelines`.
+    pub(crate) connectors: Vec<ConnectorPlan>,
+    /// Indexes into `pipelines`, every pipeline before those its connectors send to (and a
+    /// failover's higher levels before its lower ones): the order a shard drains them in, so
+    /// what an upstream pipeline flushes still finds its downstream pipelines open.
+    pub(crate) order: Vec<usize>,
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
     pub(crate) admin: SocketAddr,
@@ -70,15 +76,183 @@ pub(crate) struct ReceiverPlan {
     pub(crate) http: Option<(SocketAddr, HttpSettings, Option<Arc<ServerTls>>)>,
 }
 
-/// One pipeline: its tail sampling, its batching and its exporters.
+/// One pipeline: its tail sampling, its batching, its exporters and its connectors.
 #[derive(Debug, Clone)]
 pub(crate) struct PipelinePlan {
+    /// The pipeline's id (`traces/acme`), for logs.
+    pub(crate) name: String,
     pub(crate) signal: Signal,
+    /// Whether the receivers' deliveries reach it (it lists a receiver, not only connectors).
+    pub(crate) entry: bool,
+    /// The connectors it exports to, as indexes into [`Plan::connectors`].
+    pub(crate) connectors: Vec<usize>,
     pub(crate) sampling: Option<SamplingPlan>,
     pub(crate) batch: BatcherSettings,
     pub(crate) exporters: Vec<(String, ExporterSettings)>,
     /// The ids of the pipeline's `memory_limiter` processors, for their metric families.
     pub(crate) memory_limiters: Vec<String>,
+}
+
+/// The most pipelines one connector may send to: a routing connector marks each resource group
+/// with the set of its targets in one 64-bit word.
+pub(crate) const CONNECTOR_TARGETS_MAX: usize = 64;
+
+/// One connector (`routing`, `failover`) as each shard builds it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectorPlan {
+    /// The connector's id (`routing/tenants`).
+    pub(crate) name: String,
+    /// The signal of every pipeline it joins.
+    pub(crate) signal: Signal,
+    pub(crate) kind: ConnectorKind,
+}
+
+/// What a connector does, with its pipelines as indexes into [`Plan::pipelines`].
+#[derive(Debug, Clone)]
+pub(crate) enum ConnectorKind {
+    /// `routing`: resource groups to pipelines by condition.
+    Routing {
+        routes: Vec<RoutePlan>,
+        /// `default_pipelines`.
+        default: Vec<usize>,
+        error_mode: config::ErrorMode,
+    },
+    /// `failover`: everything to the highest healthy level.
+    Failover {
+        levels: Vec<Vec<usize>>,
+        retry_interval: Duration,
+        retry_gap: Duration,
+        max_retries: u32,
+    },
+}
+
+/// One route of a routing table.
+#[derive(Debug, Clone)]
+pub(crate) struct RoutePlan {
+    pub(crate) condition: crate::ottl::Condition,
+    /// `action: copy`: the group stays on offer to the routes after this one.
+    pub(crate) copy: bool,
+    pub(crate) pipelines: Vec<usize>,
+}
+
+impl ConnectorPlan {
+    /// Every pipeline `connector` (named `name`) of `config` sends to, as indexes into its
+    /// pipelines (which the configuration checked exist).
+    fn from_config(
+        config: &Config,
+        name: String,
+        connector: &config::Connector,
+    ) -> Result<ConnectorPlan, StartError> {
+        let pipelines = &config.service.pipelines;
+        let index = |id: &config::PipelineId| {
+            pipelines
+                .iter()
+                .position(|p| &p.id == id)
+                .expect("the configuration checked that connectors name defined pipelines")
+        };
+        let list = |ids: &[config::PipelineId]| ids.iter().map(index).collect::<Vec<_>>();
+        let targets = connector.targets();
+        if targets.len() > CONNECTOR_TARGETS_MAX {
+            return Err(StartError::Unsupported(format!(
+                "connectors.{name}: sends to {} pipelines; at most {CONNECTOR_TARGETS_MAX} are \
+                 allowed",
+                targets.len()
+            )));
+        }
+        let signal = pipelines[index(targets[0])].id.signal;
+        let kind = match connector {
+            config::Connector::Routing(routing) => ConnectorKind::Routing {
+                routes: routing
+                    .table
+                    .iter()
+                    .map(|route| RoutePlan {
+                        condition: route.condition.clone(),
+                        copy: route.action == config::RouteAction::Copy,
+                        pipelines: list(&route.pipelines),
+                    })
+                    .collect(),
+                default: list(&routing.default_pipelines),
+                error_mode: routing.error_mode,
+            },
+            config::Connector::Failover(failover) => ConnectorKind::Failover {
+                levels: failover
+                    .priority_levels
+                    .iter()
+                    .map(|level| list(level))
+                    .collect(),
+                retry_interval: failover.retry_interval,
+                retry_gap: failover.retry_gap,
+                max_retries: failover.max_retries,
+            },
+        };
+        Ok(ConnectorPlan { name, signal, kind })
+    }
+
+    /// The pipelines the connector sends to, as indexes; for a failover, level by level.
+    pub(crate) fn targets(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let all: Vec<usize> = match &self.kind {
+            ConnectorKind::Routing {
+                routes, default, ..
+            } => routes
+                .iter()
+                .flat_map(|r| r.pipelines.iter().copied())
+                .chain(default.iter().copied())
+                .collect(),
+            ConnectorKind::Failover { levels, .. } => levels.iter().flatten().copied().collect(),
+        };
+        for p in all {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// The order a shard drains `pipelines` in (see [`Plan::order`]): Kahn's algorithm over the
+/// edges from each pipeline to the pipelines its connectors send to, and from each failover
+/// level to the next; ties in file order. The configuration refuses cycles, and a level's
+/// pipelines take data from their failover connector only, so the level edges close no loop
+/// either (one would need a path from a level back to its connector's sources: a cycle); the
+/// fallback to file order only keeps the function total.
+fn drain_order(pipelines: &[PipelinePlan], connectors: &[ConnectorPlan]) -> Vec<usize> {
+    let n = pipelines.len();
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (p, pipeline) in pipelines.iter().enumerate() {
+        for &c in &pipeline.connectors {
+            edges[p].extend(connectors[c].targets());
+        }
+    }
+    for connector in connectors {
+        if let ConnectorKind::Failover { levels, .. } = &connector.kind {
+            for pair in levels.windows(2) {
+                for &from in &pair[0] {
+                    edges[from].extend(pair[1].iter().copied());
+                }
+            }
+        }
+    }
+    let mut incoming = vec![0usize; n];
+    for targets in &edges {
+        for &t in targets {
+            incoming[t] += 1;
+        }
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut done = vec![false; n];
+    while order.len() < n {
+        let next = (0..n)
+            .find(|&p| !done[p] && incoming[p] == 0)
+            .or_else(|| (0..n).find(|&p| !done[p]))
+            .expect("a pipeline is left");
+        done[next] = true;
+        order.push(next);
+        for &t in &edges[next] {
+            incoming[t] = incoming[t].saturating_sub(1);
+        }
+    }
+    order
 }
 
 /// A traces pipeline's `tail_sampling`, with each shard's share of its limits.
@@ -160,7 +334,32 @@ impl Plan {
                 PipelinePlan::from_config(config, pipeline, soft, cpus.len(), &exporter_tls)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let pipelines = with_client_auth(pipelines, config, &auth);
+        let mut pipelines = with_client_auth(pipelines, config, &auth);
+        let connectors = config
+            .connectors
+            .by_id
+            .iter()
+            .filter(|(id, _)| {
+                // A connector no pipeline uses is not built, as in the Collector.
+                config
+                    .service
+                    .pipelines
+                    .iter()
+                    .any(|p| p.exporters.contains(id))
+            })
+            .map(|(id, c)| ConnectorPlan::from_config(config, id.to_string(), c))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (plan, pipeline) in pipelines.iter_mut().zip(&config.service.pipelines) {
+            plan.connectors = pipeline
+                .exporters
+                .iter()
+                .filter_map(|id| {
+                    let name = id.to_string();
+                    connectors.iter().position(|c| c.name == name)
+                })
+                .collect();
+        }
+        let order = drain_order(&pipelines, &connectors);
         // A receiver no pipeline takes from is not started, as in the Collector.
         let taken: BTreeSet<String> = config
             .service
@@ -233,6 +432,8 @@ impl Plan {
             receivers,
             token_files: auth.watched_files(),
             pipelines,
+            connectors,
+            order,
             memory_limit,
             admin: resolve(&config.service.telemetry.metrics.address)?,
             counter_total: config.service.telemetry.metrics.counter_total,
@@ -365,7 +566,10 @@ impl PipelinePlan {
             exporters.push((id.to_string(), settings));
         }
         Ok(PipelinePlan {
+            name: pipeline.id.to_string(),
             signal: pipeline.id.signal,
+            entry: pipeline.is_entry(&config.connectors),
+            connectors: Vec::new(),
             sampling,
             batch,
             exporters,
@@ -575,4 +779,87 @@ fn listed_cpus(list: &[u16]) -> Result<Vec<usize>, StartError> {
         "shards.cpus lists CPU(s) {missing:?}, which this process may not run on here (it may \
          run on {allowed:?}); list CPUs of this machine, or write `all`"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config whose pipelines are listed downstream first, so file order is the wrong one.
+    const CHAINED: &str = "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+exporters:
+  debug:
+connectors:
+  routing:
+    default_pipelines: [traces/central]
+    table:
+      - condition: attributes[\"tenant\"] == \"acme\"
+        pipelines: [traces/acme]
+  failover:
+    priority_levels: [[traces/backup2], [traces/backup]]
+service:
+  pipelines:
+    traces/backup:
+      receivers: [failover]
+      exporters: [debug]
+    traces/backup2:
+      receivers: [failover]
+      exporters: [debug]
+    traces/central:
+      receivers: [routing]
+      exporters: [failover]
+    traces/acme:
+      receivers: [routing]
+      exporters: [debug]
+    traces/in:
+      receivers: [otlp]
+      exporters: [routing]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+shards:
+  cpus: [0]
+";
+
+    #[test]
+    fn pipelines_drain_before_those_their_connectors_feed_and_levels_in_priority() {
+        let config = Config::from_yaml(CHAINED, "test.yaml").expect("valid");
+        let plan = Plan::from_config(&config).expect("a plan");
+        let order: Vec<&str> = plan
+            .order
+            .iter()
+            .map(|&p| plan.pipelines[p].name.as_str())
+            .collect();
+        let at = |name: &str| order.iter().position(|n| *n == name).unwrap();
+        assert!(at("traces/in") < at("traces/central"), "{order:?}");
+        assert!(at("traces/in") < at("traces/acme"), "{order:?}");
+        assert!(at("traces/central") < at("traces/backup2"), "{order:?}");
+        assert!(at("traces/backup2") < at("traces/backup"), "{order:?}");
+        let entry: Vec<&str> = plan
+            .pipelines
+            .iter()
+            .filter(|p| p.entry)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(entry, ["traces/in"]);
+        assert_eq!(plan.connectors.len(), 2);
+        let ConnectorKind::Failover { levels, .. } = &plan
+            .connectors
+            .iter()
+            .find(|c| c.name == "failover")
+            .unwrap()
+            .kind
+        else {
+            panic!("a failover plan");
+        };
+        let names: Vec<Vec<&str>> = levels
+            .iter()
+            .map(|l| l.iter().map(|&p| plan.pipelines[p].name.as_str()).collect())
+            .collect();
+        assert_eq!(names, [["traces/backup2"], ["traces/backup"]]);
+    }
 }

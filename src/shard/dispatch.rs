@@ -2,9 +2,16 @@
 //!
 //! Every configured pipeline becomes one [`Stage`] on each shard: straight into the pipeline's
 //! batcher, or through the tail sampler first. [`Pipelines`] is the receivers' and the mesh's
-//! [`Deliver`]: it hands each delivery to every stage of its signal. A stage knows how to take
-//! a delivery and how to drain at shutdown, so a new kind of stage is written here and nowhere
-//! else. Everything here belongs to one shard and runs on its executor.
+//! [`Deliver`]: it hands each delivery to every *entry* stage of its signal (a pipeline that
+//! lists one of the gateway's receivers). The other stages are fed by connectors
+//! ([`super::routing`], [`super::failover`]), which the pipelines exporting to them hand their
+//! batches to; the stages and connectors of a shard form the configuration's graph of
+//! pipelines, without cycles. A stage knows how to take a delivery and how to drain at
+//! shutdown, so a new kind of stage is written here and nowhere else. Everything here belongs
+//! to one shard and runs on its executor.
+//!
+//! Draining follows the graph: a stage settles and flushes before the stages its connectors
+//! feed (the plan's `order`), so what it flushes last still finds them open.
 //!
 //! A live reload replaces the stages whole ([`Pipelines::replace`]): deliveries from then on go
 //! to the new ones, while each old stage retires in a task of its own — once no delivery still
@@ -20,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tailgate_wire::Signal;
 
-use crate::export::Pipeline;
+use crate::export::{Exporter, Pipeline};
 use crate::ingest::{Deliver, Delivery};
 use crate::memory::ShardMemory;
 use crate::plan::PipelinePlan;
@@ -83,6 +90,14 @@ impl Stage {
         }
     }
 
+    /// The exporters the stage's pipeline feeds.
+    pub(super) fn exporters(&self) -> &[Rc<Exporter>] {
+        match self {
+            Stage::Direct(pipeline) => pipeline.exporters(),
+            Stage::Sampled(sampler) => sampler.pipeline().exporters(),
+        }
+    }
+
     /// The sampler of a sampled stage.
     pub(super) fn sampler(&self) -> Option<&Rc<Sampler>> {
         match self {
@@ -100,7 +115,8 @@ impl Stage {
         }
     }
 
-    async fn deliver(&self, delivery: &Delivery, drops: &DropMetrics) {
+    /// Takes `delivery`, waiting while the pipeline pushes back.
+    pub(super) async fn deliver(&self, delivery: &Delivery, drops: &DropMetrics) {
         let pipeline = match self {
             Stage::Sampled(sampler) => {
                 sampler.accept(&delivery.bytes, delivery.items).await;
@@ -136,8 +152,31 @@ impl Stage {
     }
 }
 
-/// Every stage of a shard, by signal.
-pub(super) type Stages = [Vec<Stage>; 3];
+/// Every stage of a shard: one per pipeline of the plan, in its order.
+#[derive(Default)]
+pub(super) struct Stages {
+    /// The stages, by the plan's pipeline index.
+    pub(super) all: Vec<Rc<Stage>>,
+    /// The entry stages of each signal (see the module documentation).
+    pub(super) entry: [Vec<usize>; 3],
+    /// The order to drain them in: each before those its connectors feed.
+    pub(super) order: Vec<usize>,
+    /// Whether a connector feeds each stage: such a stage settles when it flushes, once
+    /// what feeds it has flushed.
+    pub(super) fed: Vec<bool>,
+}
+
+impl Stages {
+    /// The stages in drain order, each with whether a connector feeds it.
+    fn in_order(&self) -> impl Iterator<Item = (&Stage, bool)> + '_ {
+        self.order.iter().map(|&i| (&*self.all[i], self.fed[i]))
+    }
+
+    /// The sampler of the sampled stage, if there is one.
+    pub(super) fn sampler(&self) -> Option<&Rc<Sampler>> {
+        self.all.iter().find_map(|stage| stage.sampler())
+    }
+}
 
 /// How long a stage a reload replaced may take to send what it holds: its exporters keep
 /// retrying for this long (a central that is down at the reload), then count the rest dropped.
@@ -204,7 +243,7 @@ impl Pipelines {
             while Rc::strong_count(&old) > 1 && Instant::now() < deadline {
                 glommio::timer::sleep(RETIRE_POLL).await;
             }
-            for stage in old.iter().flatten() {
+            for (stage, _) in old.in_order() {
                 stage.retire(deadline).await;
             }
             finished.set(true);
@@ -213,19 +252,25 @@ impl Pipelines {
         self.retiring.borrow_mut().push((done, task));
     }
 
-    /// Settles every stage (see [`Stage::settle`]), each by `deadline`.
+    /// Settles every stage no connector feeds (see [`Stage::settle`]), each by `deadline`.
     pub(super) async fn settle(&self, deadline: Instant) {
         let stages = self.current();
-        for stage in stages.iter().flatten() {
-            stage.settle(deadline).await;
+        for (stage, fed) in stages.in_order() {
+            if !fed {
+                stage.settle(deadline).await;
+            }
         }
     }
 
-    /// Flushes every stage (see [`Stage::flush`]), each by `deadline`, and waits (until then)
-    /// for the stages a reload replaced to finish sending.
+    /// Flushes every stage (see [`Stage::flush`]) in drain order, settling first those a
+    /// connector feeds, each by `deadline`, and waits (until then) for the stages a reload
+    /// replaced to finish sending.
     pub(super) async fn flush(&self, deadline: Instant) {
         let stages = self.current();
-        for stage in stages.iter().flatten() {
+        for (stage, fed) in stages.in_order() {
+            if fed {
+                stage.settle(deadline).await;
+            }
             stage.flush(deadline).await;
         }
         let retiring: Vec<_> = self.retiring.borrow_mut().drain(..).collect();
@@ -242,8 +287,8 @@ impl Deliver for Pipelines {
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         Box::pin(async move {
             let stages = self.current();
-            for stage in &stages[index(delivery.signal)] {
-                stage.deliver(&delivery, &self.drops).await;
+            for &i in &stages.entry[index(delivery.signal)] {
+                stages.all[i].deliver(&delivery, &self.drops).await;
             }
         })
     }
@@ -255,7 +300,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::export::{Batcher, BatcherSettings, DebugSettings, Exporter, ExporterSettings};
+    use crate::export::{Batcher, BatcherSettings, DebugSettings, ExporterSettings};
     use crate::memory::Overload;
     use crate::shard::observer::Observer;
     use crate::telemetry::{ExporterMetrics, RegistryBuilder};
@@ -297,7 +342,10 @@ mod tests {
                     .await;
                 let mut pipelines = Pipelines::new(drops);
                 let mut stages = Stages::default();
-                stages[index(Signal::Traces)].push(Stage::Direct(pipeline));
+                stages.all.push(Rc::new(Stage::Direct(pipeline)));
+                stages.entry[index(Signal::Traces)].push(0);
+                stages.order.push(0);
+                stages.fed.push(false);
                 pipelines.set(stages);
                 pipelines
                     .deliver(Delivery {

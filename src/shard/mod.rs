@@ -2,16 +2,19 @@
 //!
 //! Each shard runs all of this on its own executor and shares none of it: the dispatcher that
 //! hands a delivery (from the shard's receivers or over the mesh) to the stages of its signal
-//! ([`dispatch`]), the stages themselves (the tail sampler, then a batcher and exporters), its
+//! ([`dispatch`]), the stages themselves (the tail sampler, then a batcher and exporters), the
+//! connectors between them ([`routing`], [`failover`]), its
 //! listeners ([`listeners`]), the observer that counts what its exporters send and drop
 //! ([`observer`]) and the metric cells it alone writes ([`telemetry`]). [`run`] builds a shard
 //! from the plan and runs it; [`drain`] is its shutdown, step by step.
 
 mod dispatch;
 mod drain;
+mod failover;
 mod listeners;
 mod observer;
 mod reload;
+mod routing;
 mod run;
 mod telemetry;
 

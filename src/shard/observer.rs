@@ -76,6 +76,16 @@ impl ExportObserver for Observer {
         self.drops.add(signal, reason, items);
     }
 
+    fn handed_on(&self, signal: Signal, items: u64, reason: &'static str) {
+        // A failed send (or enqueue) for this exporter; the failover connector it went to
+        // counts it if it is lost after all.
+        let cells = self.metrics.signal(signal);
+        match reason {
+            export::reason::QUEUE_FULL => cells.enqueue_failed.add(items),
+            _ => cells.send_failed.add(items),
+        }
+    }
+
     fn queue_len(&self, len: usize) {
         self.metrics.signal(self.signal).queue_size.set(len as i64);
     }

@@ -10,20 +10,22 @@ use std::sync::Arc;
 use tailgate_shards::runtime::Shard;
 
 use crate::export::upstream::{ShardUpstream, UpstreamHealth};
-use crate::export::{Batcher, Exporter, Pipeline};
+use crate::export::{Batcher, Connect, Exporter, Pipeline};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle;
 use crate::memory::{Overload, ShardMemory};
-use crate::plan::{PipelinePlan, Plan};
+use crate::plan::{ConnectorKind, PipelinePlan, Plan};
 use crate::telemetry::Health;
 use tailgate_shards::sync::Stop;
 
 use super::dispatch::{index, Pipelines, Stage, Stages};
 use super::drain::drain;
+use super::failover::{Failover, Retry};
 use super::listeners::Listeners;
 use super::observer::{BalancerCells, Observer};
 use super::reload::Reloads;
+use super::routing::{Route, Router};
 use super::ShardTelemetry;
 
 /// What every shard shares with the node.
@@ -149,27 +151,141 @@ pub(super) fn build_stages(
     if previous.is_some() && !errors.is_empty() {
         return (Stages::default(), errors);
     }
-    let previous_sampler =
-        previous.and_then(|stages| stages.iter().flatten().find_map(Stage::sampler));
-    let mut stages = Stages::default();
-    for (pipeline, exporters) in plan.pipelines.iter().zip(built) {
+    let previous_sampler = previous.and_then(Stages::sampler);
+    let n = plan.pipelines.len();
+    let mut all: Vec<Option<Rc<Stage>>> = vec![None; n];
+    let mut connectors: Vec<Option<Rc<dyn Connect>>> = vec![None; plan.connectors.len()];
+    let mut built: Vec<Option<Vec<Rc<Exporter>>>> = built.into_iter().map(Some).collect();
+    // Downstream first: the stages a connector feeds exist before the connector, and the
+    // connector before the pipelines that export to it.
+    for &p in plan.order.iter().rev() {
+        let pipeline = &plan.pipelines[p];
+        let mut feeds: Vec<Rc<dyn Connect>> = Vec::with_capacity(pipeline.connectors.len());
+        for &c in &pipeline.connectors {
+            if connectors[c].is_none() {
+                connectors[c] = Some(build_connector(id, plan, c, &all, telemetry));
+            }
+            feeds.extend(connectors[c].clone());
+        }
         let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
-        let direct = Pipeline::new(batcher, exporters);
+        let exporters = built[p].take().expect("each pipeline is built once");
+        let direct = Pipeline::with_connectors(batcher, exporters, feeds);
         let batching = telemetry.shard.batching.clone();
         direct.observe_batching(Rc::new(move |signal, delta| {
             batching[index(signal)].add(delta);
         }));
-        let stage = Stage::new(
+        all[p] = Some(Rc::new(Stage::new(
             pipeline,
             direct,
             plan.cpus.len(),
             telemetry,
             memory,
             previous_sampler,
-        );
-        stages[index(pipeline.signal)].push(stage);
+        )));
+    }
+    let mut stages = Stages {
+        all: all
+            .into_iter()
+            .map(|s| s.expect("the order lists every pipeline"))
+            .collect(),
+        order: plan.order.clone(),
+        fed: vec![false; n],
+        ..Stages::default()
+    };
+    for connector in &plan.connectors {
+        for target in connector.targets() {
+            stages.fed[target] = true;
+        }
+    }
+    for (p, pipeline) in plan.pipelines.iter().enumerate() {
+        if pipeline.entry {
+            stages.entry[index(pipeline.signal)].push(p);
+        }
     }
     (stages, errors)
+}
+
+/// Connector `c` of the plan on shard `id`, over the stages of `all` it sends to (built
+/// already: they drain after the pipelines that feed it).
+fn build_connector(
+    id: usize,
+    plan: &Plan,
+    c: usize,
+    all: &[Option<Rc<Stage>>],
+    telemetry: &ShardTelemetry,
+) -> Rc<dyn Connect> {
+    let connector = &plan.connectors[c];
+    let stage = |p: usize| {
+        all[p]
+            .clone()
+            .expect("a connector's pipelines are built before it")
+    };
+    match &connector.kind {
+        ConnectorKind::Routing {
+            routes,
+            default,
+            error_mode,
+        } => {
+            let targets = connector.targets();
+            let set = |pipelines: &[usize]| {
+                pipelines.iter().fold(0u64, |acc, p| {
+                    let bit = targets.iter().position(|t| t == p).expect("a target");
+                    acc | 1 << bit
+                })
+            };
+            let routes = routes
+                .iter()
+                .map(|route| Route {
+                    condition: route.condition.clone(),
+                    copy: route.copy,
+                    targets: set(&route.pipelines),
+                })
+                .collect();
+            Rc::new(Router::new(
+                connector.name.clone(),
+                connector.signal,
+                routes,
+                set(default),
+                *error_mode,
+                targets.iter().map(|&p| stage(p)).collect(),
+                telemetry.drops.clone(),
+            ))
+        }
+        ConnectorKind::Failover {
+            levels,
+            retry_interval,
+            retry_gap,
+            max_retries,
+        } => {
+            let names = levels
+                .iter()
+                .map(|level| {
+                    let names: Vec<&str> = level
+                        .iter()
+                        .map(|&p| plan.pipelines[p].name.as_str())
+                        .collect();
+                    names.join(", ")
+                })
+                .collect();
+            tracing::debug!(shard = id, connector = %connector.name, "failover connector built");
+            Failover::new(
+                connector.name.clone(),
+                connector.signal,
+                levels
+                    .iter()
+                    .map(|level| level.iter().map(|&p| stage(p)).collect())
+                    .collect(),
+                names,
+                Retry {
+                    interval: *retry_interval,
+                    gap: *retry_gap,
+                    max_retries: *max_retries,
+                },
+                telemetry.connectors[c].clone(),
+                telemetry.drops.clone(),
+            )
+        }
+    }
 }
 
 /// The exporters of `pipeline` on shard `id`; returns those that built and why others did not

@@ -2,10 +2,10 @@
 //! the registry is read-only from then on), then handed to the shard, which alone writes them.
 
 use crate::export::ExporterSettings;
-use crate::plan::Plan;
+use crate::plan::{ConnectorKind, Plan};
 use crate::telemetry::{
-    DropMetrics, ExporterMetrics, LoadBalancerMetrics, MemoryLimiterMetrics, ReceiverMetrics,
-    RegistryBuilder, SamplingMetrics, ShardMetrics, TlsMetrics,
+    DropMetrics, ExporterMetrics, FailoverMetrics, LoadBalancerMetrics, MemoryLimiterMetrics,
+    ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics, TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -20,6 +20,8 @@ pub(crate) struct ShardTelemetry {
     pub(super) balancers: Vec<Option<LoadBalancerMetrics>>,
     pub(super) drops: DropMetrics,
     pub(super) memory_limiters: MemoryLimiterMetrics,
+    /// Per connector of the plan, in its order: a failover's cells (none for a routing one).
+    pub(super) connectors: Vec<Option<FailoverMetrics>>,
 }
 
 impl ShardTelemetry {
@@ -109,6 +111,19 @@ impl ShardTelemetry {
                     .collect::<Vec<_>>(),
                 shard,
             ),
+            connectors: plan
+                .connectors
+                .iter()
+                .map(|c| match &c.kind {
+                    ConnectorKind::Failover { levels, .. } => Some(FailoverMetrics::register(
+                        builder,
+                        &c.name,
+                        levels.len(),
+                        shard,
+                    )),
+                    ConnectorKind::Routing { .. } => None,
+                })
+                .collect(),
         }
     }
 }

@@ -40,11 +40,19 @@ pub enum DropReason {
     /// crash or power loss, bytes changed) and skipped it. The count is what the damaged
     /// record's header claimed, when it was readable.
     QueueDamaged,
+    /// A routing connector's resource group met no route and the connector has no
+    /// `default_pipelines`.
+    Unrouted,
+    /// A routing condition failed to evaluate under `error_mode: propagate`: the Collector
+    /// fails the whole request, and so does tailgate, after accepting it.
+    RoutingError,
+    /// A failover connector's lowest priority level failed the data too.
+    FailoverExhausted,
 }
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
@@ -52,6 +60,9 @@ impl DropReason {
         DropReason::DropPending,
         DropReason::QueueFull,
         DropReason::QueueDamaged,
+        DropReason::Unrouted,
+        DropReason::RoutingError,
+        DropReason::FailoverExhausted,
     ];
 
     /// The value of the `reason` label.
@@ -64,6 +75,9 @@ impl DropReason {
             DropReason::DropPending => "drop_pending_on_shutdown",
             DropReason::QueueFull => "queue_full",
             DropReason::QueueDamaged => "queue_damaged",
+            DropReason::Unrouted => "unrouted",
+            DropReason::RoutingError => "routing_error",
+            DropReason::FailoverExhausted => "failover_exhausted",
         }
     }
 

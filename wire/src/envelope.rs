@@ -184,6 +184,25 @@ impl<'a> ResourceGroup<'a> {
         Repeated::new(self.bytes, self.offset, CHILDREN)
             .map(|(bytes, offset)| ScopeGroup { bytes, offset })
     }
+
+    /// Appends the group to `out` as one resource group field of an export request: its tag
+    /// and length, then its bytes as received. Requests made of such fields, concatenated, are
+    /// valid requests of the same signal: how a request is split by resource without
+    /// re-encoding anything inside a group.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        super::encode::put_bytes_field(out, RESOURCE_GROUPS, self.bytes);
+    }
+
+    /// The group's items as [`item_count`] counts them for a request of `signal`.
+    pub fn item_count(&self, signal: Signal) -> u64 {
+        let items = self.scope_groups().flat_map(|scope| scope.items());
+        match signal {
+            Signal::Traces | Signal::Logs => items.count() as u64,
+            Signal::Metrics => items
+                .map(|item| super::metrics::MetricView::new(item).data_point_count())
+                .sum(),
+        }
+    }
 }
 
 /// One scope group: `ScopeSpans`, `ScopeMetrics` or `ScopeLogs`.

@@ -1009,3 +1009,32 @@ fn unknown_fields_in_group_headers_travel_with_the_items() {
         ExportLogsServiceRequest::decode(bytes.as_slice()).unwrap()
     );
 }
+
+/// Splitting by resource group: every group written on its own is a valid request of the same
+/// signal holding exactly that group, its items counted as the whole request counts them, and
+/// the groups written back to back are the original request.
+#[test]
+fn resource_groups_written_alone_are_requests_of_their_own() {
+    let metrics = metrics_request().encode_to_vec();
+    let logs = logs_request().encode_to_vec();
+    for (signal, bytes) in [(Signal::Metrics, &metrics), (Signal::Logs, &logs)] {
+        let request = Request::parse(signal, bytes).expect("valid");
+        let mut all = Vec::new();
+        let mut counted = 0;
+        for group in request.resource_groups() {
+            let mut alone = Vec::new();
+            group.write_to(&mut alone);
+            let parsed = Request::parse(signal, &alone).expect("a group alone is a request");
+            assert_eq!(parsed.resource_groups().count(), 1);
+            assert_eq!(item_count(&parsed), group.item_count(signal));
+            counted += group.item_count(signal);
+            all.extend_from_slice(&alone);
+        }
+        assert!(
+            request.resource_groups().count() > 1,
+            "the test needs several groups"
+        );
+        assert_eq!(counted, item_count(&request));
+        assert_eq!(&all, bytes);
+    }
+}

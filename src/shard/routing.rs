@@ -1,0 +1,379 @@
+//! The `routing` connector on one shard: the batches of the pipelines that export to it,
+//! split by resource group and handed to the pipelines its table picks.
+//!
+//! # Model
+//!
+//! A batch is a valid export request (the batcher concatenates requests). The router reads its
+//! resource groups in place and evaluates the table's conditions — tailgate's OTTL subset in the
+//! resource context — against each group's `Resource`, as the Collector's routing connector
+//! does: routes in table order, a `move` route that matches ends the search, a `copy` route
+//! that matches adds its pipelines and the search goes on, and a group no `move` route took
+//! also goes to `default_pipelines` (so a group only `copy` routes matched reaches the defaults
+//! too, as in the Collector). A group without default pipelines to go to is dropped and counted
+//! (`unrouted`). A group reaches each pipeline once, however many routes name it.
+//!
+//! Nothing inside a group is decoded: when every group goes to the same pipelines, the batch's
+//! bytes go on as they are (a `Bytes` clone); otherwise each pipeline gets a new request made
+//! of its groups' byte ranges, copied, each under its field tag and length.
+//!
+//! # Where it runs
+//!
+//! On the shard that owns the data, after the receivers split requests by trace id: a trace's
+//! spans from one resource stay on the trace's shard whichever pipeline they are routed to, so
+//! a pipeline that samples behind the router still sees all of the trace's spans that the
+//! router sends it. Spans of one trace under resources that route differently go to different
+//! pipelines, and each pipeline sees its part — routing by resource cuts traces where their
+//! resources differ, in the Collector as here.
+//!
+//! Everything here belongs to one shard and runs on its executor; the scratch space is reused
+//! from batch to batch and never held across an await.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use tailgate_wire::{Request, Signal};
+
+use crate::config::ErrorMode;
+use crate::export::{Batch, Connect};
+use crate::ingest::Delivery;
+use crate::ottl::{Condition, Scratch, Subject};
+use crate::plan::CONNECTOR_TARGETS_MAX;
+use crate::telemetry::{DropMetrics, DropReason};
+
+use super::dispatch::Stage;
+
+/// One route: its condition, whether it moves or copies, and its pipelines as a set of bits
+/// over [`Router::targets`].
+pub(super) struct Route {
+    pub(super) condition: Condition,
+    pub(super) copy: bool,
+    pub(super) targets: u64,
+}
+
+/// A routing connector on one shard.
+pub(super) struct Router {
+    name: String,
+    signal: Signal,
+    routes: Vec<Route>,
+    /// `default_pipelines`, as bits over `targets`.
+    default: u64,
+    error_mode: ErrorMode,
+    /// The stages of every pipeline the connector may send to; bit `i` of a set is `targets[i]`.
+    targets: Vec<Rc<Stage>>,
+    drops: DropMetrics,
+    scratch: RefCell<Scratch>,
+    /// Each resource group's set of targets, for the batch being split.
+    marks: RefCell<Vec<u64>>,
+}
+
+/// Where one batch goes: a request for each target stage, with its item count.
+type Split = Vec<(usize, Bytes, u64)>;
+
+impl Router {
+    /// The router `name` for `signal`; each route's and the default's bits index `targets`
+    /// (at most [`CONNECTOR_TARGETS_MAX`]).
+    pub(super) fn new(
+        name: String,
+        signal: Signal,
+        routes: Vec<Route>,
+        default: u64,
+        error_mode: ErrorMode,
+        targets: Vec<Rc<Stage>>,
+        drops: DropMetrics,
+    ) -> Router {
+        assert!(
+            targets.len() <= CONNECTOR_TARGETS_MAX,
+            "the plan bounds a connector's targets"
+        );
+        Router {
+            name,
+            signal,
+            routes,
+            default,
+            error_mode,
+            targets,
+            drops,
+            scratch: RefCell::new(Scratch::default()),
+            marks: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The targets of one resource, or `None` when a condition failed under `propagate`.
+    fn route(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Option<u64> {
+        let mut targets = 0;
+        for route in &self.routes {
+            match route.condition.eval(subject, scratch) {
+                Ok(true) => {
+                    targets |= route.targets;
+                    if !route.copy {
+                        return Some(targets);
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => match self.error_mode {
+                    ErrorMode::Propagate => {
+                        tracing::warn!(
+                            connector = %self.name,
+                            condition = route.condition.text(),
+                            error = %err,
+                            "a routing condition failed; the batch is dropped (error_mode: \
+                             propagate)"
+                        );
+                        return None;
+                    }
+                    ErrorMode::Ignore => tracing::warn!(
+                        connector = %self.name,
+                        condition = route.condition.text(),
+                        error = %err,
+                        "a routing condition failed; read as false (error_mode: ignore)"
+                    ),
+                    ErrorMode::Silent => {}
+                },
+            }
+        }
+        Some(targets | self.default)
+    }
+
+    /// Splits `batch` by resource group: the request each target stage gets. Counts what goes
+    /// nowhere.
+    fn split(&self, batch: &Batch) -> Split {
+        let request = Request::trusted(self.signal, &batch.bytes);
+        let mut marks = self.marks.borrow_mut();
+        marks.clear();
+        {
+            let mut scratch = self.scratch.borrow_mut();
+            for group in request.resource_groups() {
+                let subject = Subject {
+                    resource: group.resource(),
+                    ..Subject::default()
+                };
+                match self.route(&subject, &mut scratch) {
+                    Some(targets) => marks.push(targets),
+                    None => {
+                        self.drops
+                            .add(self.signal, DropReason::RoutingError, batch.items);
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        let mut out = Split::new();
+        // The common case: one tenant per request, or one route for all.
+        if let Some(&first) = marks.first() {
+            if marks.iter().all(|&m| m == first) {
+                if first == 0 {
+                    self.drops
+                        .add(self.signal, DropReason::Unrouted, batch.items);
+                }
+                for target in bits(first) {
+                    out.push((target, batch.bytes.clone(), batch.items));
+                }
+                return out;
+            }
+        }
+        let unrouted: u64 = request
+            .resource_groups()
+            .zip(marks.iter())
+            .filter(|(_, &m)| m == 0)
+            .map(|(group, _)| group.item_count(self.signal))
+            .sum();
+        if unrouted > 0 {
+            self.drops.add(self.signal, DropReason::Unrouted, unrouted);
+        }
+        let all = marks.iter().fold(0, |acc, &m| acc | m);
+        for target in bits(all) {
+            let mut bytes = Vec::new();
+            let mut items = 0;
+            for (group, _) in request
+                .resource_groups()
+                .zip(marks.iter())
+                .filter(|(_, &m)| m & (1 << target) != 0)
+            {
+                group.write_to(&mut bytes);
+                items += group.item_count(self.signal);
+            }
+            out.push((target, Bytes::from(bytes), items));
+        }
+        out
+    }
+}
+
+/// The indexes of the bits set in `set`, lowest first.
+fn bits(mut set: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if set == 0 {
+            return None;
+        }
+        let bit = set.trailing_zeros() as usize;
+        set &= set - 1;
+        Some(bit)
+    })
+}
+
+impl Connect for Router {
+    fn consume<'a>(&'a self, batch: &'a Batch) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+        Box::pin(async move {
+            for (target, bytes, items) in self.split(batch) {
+                let delivery = Delivery {
+                    signal: self.signal,
+                    bytes,
+                    items,
+                };
+                self.targets[target].deliver(&delivery, &self.drops).await;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    use super::*;
+    use crate::ottl::ContextKind;
+    use crate::telemetry::RegistryBuilder;
+
+    /// A resource group with `spans` spans under `tenant` (none: no such attribute).
+    fn group(tenant: Option<&str>, spans: usize) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: tenant
+                    .map(|t| KeyValue {
+                        key: "tenant".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(t.into())),
+                        }),
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..spans)
+                    .map(|i| Span {
+                        trace_id: vec![1; 16],
+                        span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                        name: format!("{tenant:?}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn batch(groups: Vec<ResourceSpans>) -> Batch {
+        let request = ExportTraceServiceRequest {
+            resource_spans: groups,
+        };
+        let items = request
+            .resource_spans
+            .iter()
+            .map(|g| g.scope_spans[0].spans.len() as u64)
+            .sum();
+        Batch {
+            signal: Signal::Traces,
+            bytes: Bytes::from(request.encode_to_vec()),
+            items,
+        }
+    }
+
+    /// Routes: tenant acme moves to 0; a tenant starting with `o` is copied to 1; the default
+    /// is 2 (or nothing).
+    fn router(default: u64) -> (Router, DropMetrics) {
+        let mut builder = RegistryBuilder::new();
+        let drops = DropMetrics::register(&mut builder, 0);
+        let route = |text: &str, copy, targets| Route {
+            condition: Condition::parse(text, ContextKind::Resource).unwrap(),
+            copy,
+            targets,
+        };
+        let routes = vec![
+            route(r#"attributes["tenant"] == "acme""#, false, 0b001),
+            route(r#"IsMatch(attributes["tenant"], "^o")"#, true, 0b010),
+        ];
+        let router = Router::new(
+            "routing".into(),
+            Signal::Traces,
+            routes,
+            default,
+            ErrorMode::Propagate,
+            Vec::new(),
+            drops.clone(),
+        );
+        (router, drops)
+    }
+
+    /// The spans of a request the router wrote, by name, decoded with prost.
+    fn names(bytes: &[u8]) -> Vec<String> {
+        ExportTraceServiceRequest::decode(bytes)
+            .expect("valid")
+            .resource_spans
+            .iter()
+            .flat_map(|g| g.scope_spans[0].spans.iter().map(|s| s.name.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn groups_go_where_the_table_says_copy_routes_reach_the_default_too() {
+        let (router, drops) = router(0b100);
+        let batch = batch(vec![
+            group(Some("acme"), 2),
+            group(Some("other"), 1),
+            group(None, 3),
+        ]);
+        let split = router.split(&batch);
+        let targets: Vec<(usize, u64)> = split.iter().map(|(t, _, n)| (*t, *n)).collect();
+        // acme moved to 0; other copied to 1 and, no move route taking it, on to the default;
+        // the group without a tenant to the default.
+        assert_eq!(targets, [(0, 2), (1, 1), (2, 4)]);
+        assert_eq!(names(&split[0].1), ["Some(\"acme\")"; 2]);
+        assert_eq!(names(&split[1].1), ["Some(\"other\")"]);
+        assert_eq!(
+            names(&split[2].1),
+            ["Some(\"other\")", "None", "None", "None"]
+        );
+        assert_eq!(drops.counter(Signal::Traces, DropReason::Unrouted).get(), 0);
+    }
+
+    #[test]
+    fn a_batch_for_one_place_goes_on_uncopied() {
+        let (router, _) = router(0b100);
+        let batch = batch(vec![group(Some("acme"), 2), group(Some("acme"), 1)]);
+        let split = router.split(&batch);
+        assert_eq!(split.len(), 1);
+        assert_eq!(split[0].0, 0);
+        assert_eq!(split[0].2, 3);
+        // The same bytes, not a copy.
+        assert_eq!(split[0].1.as_ptr(), batch.bytes.as_ptr());
+    }
+
+    #[test]
+    fn without_default_pipelines_what_no_route_takes_is_counted() {
+        let (router, drops) = router(0);
+        let batch = batch(vec![group(Some("acme"), 2), group(None, 3)]);
+        let split = router.split(&batch);
+        assert_eq!(split.len(), 1);
+        assert_eq!((split[0].0, split[0].2), (0, 2));
+        assert_eq!(drops.counter(Signal::Traces, DropReason::Unrouted).get(), 3);
+        let all_unrouted = router.split(&super::tests::batch(vec![group(None, 4)]));
+        assert!(all_unrouted.is_empty());
+        assert_eq!(drops.counter(Signal::Traces, DropReason::Unrouted).get(), 7);
+    }
+
+    #[test]
+    fn bits_lists_set_bits_in_order() {
+        assert_eq!(bits(0).count(), 0);
+        assert_eq!(bits(0b1011).collect::<Vec<_>>(), [0, 1, 3]);
+        assert_eq!(bits(1 << 63).collect::<Vec<_>>(), [63]);
+    }
+}
