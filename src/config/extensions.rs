@@ -57,7 +57,7 @@ use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
 use super::locate::{has_key, Target};
 use super::receivers::{RawAuth, Receiver, Receivers};
-use super::scalar::UInt;
+use super::scalar::{Dur, UInt};
 use super::values::{ComponentId, Endpoint, KeyPath};
 use crate::auth::{check_token, Htpasswd, HTPASSWD_BYTES_MAX, TOKENS_MAX};
 
@@ -147,7 +147,20 @@ pub struct FileStorage {
     /// `max_size` in bytes: the disk an exporter's queue may use, over all shards (0 or absent:
     /// bounded by `sending_queue.queue_size` alone).
     pub max_size: Option<u64>,
+    /// `write_delay` (tailgate's own, default [`FILE_STORAGE_WRITE_DELAY_DEFAULT`]): how long a
+    /// queued batch may wait in memory before its record is written; one sent within it is
+    /// never written. `0s` writes (and with `fsync` syncs) every batch before it counts as
+    /// queued.
+    pub write_delay: std::time::Duration,
 }
+
+/// `file_storage.write_delay` when not given: the `batch` processor's default timeout, so a
+/// batch is on disk within about twice the time it may spend in the batcher, and one the
+/// upstream takes at once is never written.
+pub const FILE_STORAGE_WRITE_DELAY_DEFAULT: std::time::Duration =
+    std::time::Duration::from_millis(200);
+/// The longest `file_storage.write_delay`: a queue's unwritten batches stay bounded in time.
+pub const FILE_STORAGE_WRITE_DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `health_check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +327,7 @@ pub(crate) struct RawFileStorage {
     directory_permissions: Option<String>,
     fsync: Option<bool>,
     max_size: Option<UInt>,
+    write_delay: Option<Dur>,
     timeout: Option<IgnoredAny>,
     compaction: Option<IgnoredAny>,
     recreate: Option<bool>,
@@ -443,7 +457,18 @@ fn check_file_storage(
             FILE_STORAGE_MAX_SIZE_MAX,
         )?),
     };
+    let write_delay = match raw.write_delay {
+        None => FILE_STORAGE_WRITE_DELAY_DEFAULT,
+        Some(Dur(delay)) if delay > FILE_STORAGE_WRITE_DELAY_MAX => {
+            return Err(ctx.invalid(
+                &path.key("write_delay"),
+                "is longer than 10s; a queued batch must reach the disk soon",
+            ))
+        }
+        Some(Dur(delay)) => delay,
+    };
     Ok(FileStorage {
+        write_delay,
         directory,
         create_directory: raw.create_directory.unwrap_or(false),
         directory_permissions,
@@ -1060,6 +1085,11 @@ mod tests {
         assert!(!fs.create_directory);
         assert_eq!(fs.directory_permissions, 0o750);
         assert_eq!(fs.max_size, None);
+        assert_eq!(fs.write_delay, super::FILE_STORAGE_WRITE_DELAY_DEFAULT);
+        let Extension::FileStorage(fs) = extension("  file_storage:\n    write_delay: 0s\n") else {
+            panic!("a file_storage");
+        };
+        assert!(fs.write_delay.is_zero());
         let Extension::FileStorage(fs) = extension(
             "  file_storage/q:\n    directory: /var/q\n    fsync: false\n    create_directory: \
              true\n    directory_permissions: \"0700\"\n    max_size: 1073741824\n    \
@@ -1085,6 +1115,7 @@ mod tests {
             ),
             ("    max_size: 1000\n", "extensions.file_storage.max_size"),
             ("    sync: true\n", "sync"),
+            ("    write_delay: 1m\n", "longer than 10s"),
         ] {
             let err = parse(&format!("  file_storage:\n{yaml}")).unwrap_err();
             assert!(err.contains(says), "{yaml}: {err}");

@@ -532,8 +532,11 @@ impl Exporter {
             }
             inner.observer.queue_len(disk.used());
             // Handed over to a reload's new exporter, the queue stays open and its consumers
-            // go on; only the last user drains it and leaves the rest on disk.
+            // go on; only the last user drains it and leaves the rest on disk, written now.
             let last = disk.leave();
+            if last {
+                disk.flush(true).await;
+            }
             inner.shutdown.begin(deadline);
             if last {
                 disk.close();
@@ -678,7 +681,8 @@ impl Inner {
         if self.drop_oldest {
             while let Some(oldest) = disk.pop_now() {
                 self.drop_for_room(oldest.signal(), oldest.items());
-                self.let_go(oldest.signal(), oldest.items(), oldest.cached_bytes());
+                // The queue lets go of the batch's memory as it discards it.
+                self.let_go(oldest.signal(), oldest.items(), 0);
                 disk.discard(oldest).await;
                 match disk.push(batch, false).await {
                     Ok(()) => return,
@@ -705,7 +709,7 @@ impl Inner {
     fn leave_on_disk(&self, disk: &DiskQueue) {
         let (mut batches, mut items) = (0u64, 0u64);
         for entry in disk.drain() {
-            self.let_go(entry.signal(), entry.items(), entry.cached_bytes());
+            self.let_go(entry.signal(), entry.items(), 0);
             if entry.persisted() {
                 batches += 1;
                 items += entry.items();
@@ -869,18 +873,22 @@ async fn consume_disk(inner: Rc<Inner>, pass: Pass) {
             }
         };
         inner.observer.queue_len(disk.used());
-        let persisted = entry.persisted();
         let Some((batch, ack)) = disk.load(entry).await else {
             continue; // Damaged on disk: counted and marked settled by `load`.
         };
         let (signal, items) = (batch.signal, batch.items);
-        if inner.settle(batch, persisted).await {
+        // A batch cut short is counted here, not by its claim: it may still be sent.
+        if inner.settle(batch, true).await {
             disk.ack(ack).await;
-        } else if persisted && !disk.is_closed() {
+        } else if !disk.is_closed() {
             // Cut short while retiring after a reload: the successor sends it.
             disk.requeue(ack);
-        } else if persisted {
+        } else if ack.persisted() {
             inner.observer.left_on_disk(signal, items);
+        } else {
+            // Held in memory only (the disk refused it): lost with the process.
+            inner.observer.send_failed(signal, items, reason::SHUTDOWN);
+            disk.ack(ack).await;
         }
     }
     drop(pass);

@@ -101,8 +101,11 @@ pub struct StorageSettings {
     pub extension: String,
     /// This exporter's directory: the extension's `directory` joined with the exporter's id.
     pub directory: std::path::PathBuf,
-    /// `fsync`: each write reaches the disk before its batch counts as queued.
+    /// `fsync`: each write reaches the disk before the writer goes on.
     pub fsync: bool,
+    /// `write_delay`: how long a batch may wait in memory before its record is written (a
+    /// batch settled within it is never written); zero writes it before it counts as queued.
+    pub write_delay: std::time::Duration,
     /// The disk bytes one shard's queue may hold (its share of `max_size`); `None`: bounded by
     /// `queue_size` alone.
     pub max_bytes: Option<u64>,

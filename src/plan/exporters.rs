@@ -150,6 +150,7 @@ pub(crate) fn storage(
         extension: extension_id.to_string(),
         directory,
         fsync: storage.fsync,
+        write_delay: storage.write_delay,
         max_bytes,
         shards,
     }))

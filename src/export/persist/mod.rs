@@ -43,7 +43,7 @@ mod record;
 mod scan;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glommio::io::{BufferedFile, OpenOptions};
 use glommio::sync::Semaphore;
-use tailgate_shards::sync::Stop;
+use tailgate_shards::sync::{Stop, Wakeup};
 use tailgate_wire::Signal;
 
 use self::record::{Header, HEADER_BYTES};
@@ -71,6 +71,9 @@ const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
 /// The most batch bytes a queue keeps in memory beside their records, so a consumer that keeps
 /// up does not read back what it just wrote.
 pub(crate) const CACHE_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// The most batch bytes waiting for the writer: past it, a push writes what waits before it
+/// returns, so a disk slower than the ingest pushes back instead of filling memory.
+const UNWRITTEN_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How often a disk that keeps failing is logged again.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -88,42 +91,63 @@ pub(crate) enum Refused {
     Closed(Batch),
 }
 
-/// A queued batch: where its record is, and its bytes while cached.
-pub(crate) struct Entry {
-    /// The segment holding it; `None` for a batch whose write failed, held in memory only.
-    seq: Option<u64>,
-    offset: u64,
+/// Where a queued batch stands with the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Waiting for the writer (at most `write_delay`); its bytes are in memory.
+    Unwritten,
+    /// Its record is in segment `seq` at `offset`.
+    Written { seq: u64, offset: u64 },
+    /// Settled before the writer reached it: never written.
+    SettledUnwritten,
+    /// The disk refused its write: held in memory only.
+    Failed,
+}
+
+/// A queued batch, shared by the index, the writer and the consumer that takes it.
+struct Slot {
     header: Header,
-    cached: Option<Bytes>,
+    stored: Cell<Stored>,
+    /// Disk units taken for it: given to its segment once written, given back otherwise.
+    charged: u64,
+    /// Its bytes while in memory: until written, and after that while the cache has room.
+    bytes: RefCell<Option<Bytes>>,
+}
+
+/// A queued batch, as the exporter sees it.
+pub(crate) struct Entry {
+    slot: Rc<Slot>,
 }
 
 impl Entry {
     /// The batch's signal.
     pub fn signal(&self) -> Signal {
-        self.header.signal
+        self.slot.header.signal
     }
 
     /// The batch's items.
     pub fn items(&self) -> u64 {
-        self.header.items
+        self.slot.header.items
     }
 
-    /// Whether the batch is on disk (so a shutdown leaves it there rather than losing it).
+    /// Whether the batch's record is on disk (so a shutdown leaves it there rather than
+    /// losing it).
     pub fn persisted(&self) -> bool {
-        self.seq.is_some()
-    }
-
-    /// The batch's bytes held in memory (0 unless cached).
-    pub fn cached_bytes(&self) -> usize {
-        self.cached.as_ref().map_or(0, Bytes::len)
+        matches!(self.slot.stored.get(), Stored::Written { .. })
     }
 }
 
-/// Where a settled batch's record is, to mark it settled.
+/// A batch a consumer took: to mark it settled, or hand it back.
 pub(crate) struct Ack {
-    seq: Option<u64>,
-    offset: u64,
-    header: Header,
+    slot: Rc<Slot>,
+}
+
+impl Ack {
+    /// Whether the batch can wait for another try: on disk, or still in memory (unwritten, or
+    /// refused by the disk).
+    pub fn persisted(&self) -> bool {
+        matches!(self.slot.stored.get(), Stored::Written { .. })
+    }
 }
 
 struct Segment {
@@ -153,7 +177,14 @@ pub(crate) struct DiskQueue {
     dir: PathBuf,
     fsync: bool,
     sizer: QueueSizer,
-    index: SendingQueue<Entry>,
+    index: SendingQueue<Rc<Slot>>,
+    /// Batches waiting for the writer, oldest first, with when they came.
+    unwritten: RefCell<VecDeque<(Rc<Slot>, Instant)>>,
+    unwritten_bytes: Cell<usize>,
+    /// How long a batch may wait in memory before its record is written.
+    write_delay: Duration,
+    /// Wakes the writer task when the first batch is waiting.
+    writer_wakeup: Wakeup,
     /// Disk bytes left under the cap.
     disk: Semaphore,
     /// Writers waiting for disk room.
@@ -307,6 +338,10 @@ impl DiskQueue {
             fsync: storage.fsync,
             sizer,
             index: SendingQueue::new(queue_size),
+            unwritten: RefCell::new(VecDeque::new()),
+            unwritten_bytes: Cell::new(0),
+            write_delay: storage.write_delay,
+            writer_wakeup: Wakeup::default(),
             disk: Semaphore::new(disk_cap),
             disk_waiting: Cell::new(0),
             disk_cap,
@@ -335,6 +370,9 @@ impl DiskQueue {
             open.insert(queue.dir.clone(), Rc::downgrade(&queue));
         });
         glommio::spawn_local(recover(queue.clone(), seqs)).detach();
+        if !queue.write_delay.is_zero() {
+            glommio::spawn_local(write_behind(queue.clone())).detach();
+        }
         Ok(queue)
     }
 
@@ -382,12 +420,11 @@ impl DiskQueue {
                 Refused::Full(batch)
             });
         }
-        let entry = self.write(batch, header, disk_units).await;
-        self.index.push_reserved(entry, units);
+        self.enqueue(batch, header, disk_units, units).await;
         Ok(())
     }
 
-    /// Writes `batch` and queues it past every bound: the batcher's last batches at shutdown.
+    /// Queues `batch` past every bound: the batcher's last batches at shutdown.
     pub async fn push_unbounded(&self, batch: Batch) {
         self.recovered.wait().await;
         let header = Header {
@@ -395,49 +432,115 @@ impl DiskQueue {
             items: batch.items,
             signal: batch.signal,
         };
-        let entry = self.write(batch, header, 0).await;
-        self.index.push_reserved(entry, 0);
+        self.enqueue(batch, header, 0, 0).await;
     }
 
-    /// Appends the batch's record; the entry for it, held in memory only if the write failed.
-    async fn write(&self, batch: Batch, header: Header, disk_units: u64) -> Entry {
-        let appended = match record::header_for(batch.signal, batch.items, &batch.bytes) {
-            Some(head) => self.append(&head, &batch.bytes, disk_units).await,
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a batch of 4 GiB or more has no record format",
-            )),
-        };
-        let (seq, offset) = match appended {
-            Ok(at) => {
-                self.disk_items.set(self.disk_items.get() + header.items);
-                self.report_disk();
-                (Some(at.0), at.1)
-            }
-            Err(err) => {
-                self.disk.signal(disk_units);
-                self.disk_failed("write", &err);
-                (None, 0)
-            }
-        };
-        self.observer.pending(header.signal, header.items as i64);
+    /// Queues a batch whose room (`units` of the queue, `charged` of the disk) is taken. Its
+    /// record is written by the writer task within `write_delay`, unless it is settled first;
+    /// with no delay, or with more than [`UNWRITTEN_BYTES_MAX`] waiting, it is written (and
+    /// with `fsync`, synced) before this returns.
+    async fn enqueue(&self, batch: Batch, header: Header, charged: u64, units: u64) {
         let len = batch.bytes.len();
-        let cache = seq.is_none() || self.cache_bytes.get() + len <= CACHE_BYTES_MAX;
-        let cached = cache.then(|| {
-            self.cache_bytes.set(self.cache_bytes.get() + len);
-            self.observer.holding(len as i64);
-            batch.bytes
-        });
-        Entry {
-            seq,
-            offset,
+        let slot = Rc::new(Slot {
             header,
-            cached,
+            stored: Cell::new(Stored::Unwritten),
+            charged,
+            bytes: RefCell::new(Some(batch.bytes)),
+        });
+        self.cache_bytes.set(self.cache_bytes.get() + len);
+        self.observer.holding(len as i64);
+        self.observer.pending(header.signal, header.items as i64);
+        let first = self.unwritten.borrow().is_empty();
+        self.unwritten
+            .borrow_mut()
+            .push_back((slot.clone(), Instant::now()));
+        self.unwritten_bytes.set(self.unwritten_bytes.get() + len);
+        if self.write_delay.is_zero() || self.unwritten_bytes.get() > UNWRITTEN_BYTES_MAX {
+            self.flush(true).await;
+        } else if first {
+            self.writer_wakeup.notify();
+        }
+        self.index.push_reserved(slot, units);
+    }
+
+    /// Writes the waiting batches that are due — all of them with `force` — in order, skipping
+    /// those settled meanwhile; with `fsync`, one sync covers the group.
+    pub async fn flush(&self, force: bool) {
+        let Ok(_permit) = self.write_lock.acquire_permit(1).await else {
+            return;
+        };
+        let now = Instant::now();
+        let mut synced_through = None;
+        loop {
+            let next = {
+                let mut unwritten = self.unwritten.borrow_mut();
+                match unwritten.front() {
+                    Some((_, at)) if force || now.duration_since(*at) >= self.write_delay => {
+                        unwritten.pop_front()
+                    }
+                    _ => None,
+                }
+            };
+            let Some((slot, _)) = next else { break };
+            let bytes = slot
+                .bytes
+                .borrow()
+                .clone()
+                .expect("a batch waiting for the writer is in memory");
+            self.unwritten_bytes
+                .set(self.unwritten_bytes.get().saturating_sub(bytes.len()));
+            if slot.stored.get() != Stored::Unwritten {
+                // Settled before its turn: never written.
+                self.disk.signal(slot.charged);
+                self.drop_bytes(&slot);
+                continue;
+            }
+            let header = slot.header;
+            let appended = match record::header_for(header.signal, header.items, &bytes) {
+                Some(head) => self.append(&head, &bytes, slot.charged).await,
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a batch of 4 GiB or more has no record format",
+                )),
+            };
+            match appended {
+                Ok((seq, offset, ticket)) => {
+                    slot.stored.set(Stored::Written { seq, offset });
+                    self.disk_items.set(self.disk_items.get() + header.items);
+                    synced_through = Some(ticket);
+                    if self.cache_bytes.get() > CACHE_BYTES_MAX {
+                        self.drop_bytes(&slot);
+                    }
+                }
+                Err(err) => {
+                    self.disk.signal(slot.charged);
+                    slot.stored.set(Stored::Failed);
+                    self.disk_failed("write", &err);
+                }
+            }
+        }
+        self.report_disk();
+        if let (true, Some(ticket)) = (self.fsync, synced_through) {
+            if let Err(err) = self.sync_through(ticket).await {
+                // Written but maybe not on the device: a power loss could lose it. It stays
+                // queued (a crash of the process alone does not lose it); counted and logged.
+                self.disk_failed("fsync", &err);
+            }
         }
     }
 
-    /// Appends the record `head` + `body` to the current segment (opening one if needed) and,
-    /// with `fsync`, waits until it is synced. Returns the segment and offset.
+    /// Lets go of a batch's bytes held in memory.
+    fn drop_bytes(&self, slot: &Slot) {
+        if let Some(bytes) = slot.bytes.borrow_mut().take() {
+            self.cache_bytes
+                .set(self.cache_bytes.get().saturating_sub(bytes.len()));
+            self.observer.holding(-(bytes.len() as i64));
+        }
+    }
+
+    /// Appends the record `head` + `body` to the current segment (opening one if needed).
+    /// Returns the segment, the offset and the write's number, for [`DiskQueue::sync_through`].
+    /// The caller holds the write lock.
     ///
     /// The write itself is one `pwritev` on the shard's thread, not a ring operation: the kernel
     /// copies from the batch's own bytes, where glommio's buffered write wants them joined in a
@@ -445,13 +548,8 @@ impl DiskQueue {
     /// largest cost of the queue (docs/BENCHMARKS.md). The copy into the page cache is the
     /// same work either way, and on the ring it ran on an io_uring worker bound to the shard's
     /// CPU. Syncs, reads, opens and deletes stay on the ring.
-    async fn append(&self, head: &[u8], body: &[u8], charged: u64) -> io::Result<(u64, u64)> {
+    async fn append(&self, head: &[u8], body: &[u8], charged: u64) -> io::Result<(u64, u64, u64)> {
         let len = (head.len() + body.len()) as u64;
-        let permit = self
-            .write_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| io::Error::other("the queue's writer is closed"))?;
         let (seq, file, offset) = self.current_segment(len).await?;
         {
             let mut log = self.log.borrow_mut();
@@ -482,17 +580,7 @@ impl DiskQueue {
             segment.len = offset + len;
         }
         self.written.set(self.written.get() + 1);
-        let ticket = self.written.get();
-        drop(permit);
-        if self.fsync {
-            if let Err(err) = self.sync_through(ticket).await {
-                // The record is written but maybe not on the device: a power loss could lose
-                // it. It stays queued (a crash of the process alone does not), and the
-                // failure is counted and logged.
-                self.disk_failed("fsync", &err);
-            }
-        }
-        Ok((seq, offset))
+        Ok((seq, offset, self.written.get()))
     }
 
     /// The segment a record of `len` bytes goes to, and its offset there; rolls to a new
@@ -581,42 +669,45 @@ impl DiskQueue {
     /// The oldest queued batch, waiting while there is none and the queue is open; `None`
     /// once it is closed and empty.
     pub async fn pop(&self) -> Option<Entry> {
-        let entry = self.index.pop().await?;
-        Some(self.uncache(entry))
+        self.index.pop().await.map(|slot| Entry { slot })
     }
 
     /// The oldest queued batch without waiting (to drop it and make room).
     pub fn pop_now(&self) -> Option<Entry> {
-        self.index.pop_now().map(|entry| self.uncache(entry))
+        self.index.pop_now().map(|slot| Entry { slot })
     }
 
-    fn uncache(&self, entry: Entry) -> Entry {
-        self.cache_bytes
-            .set(self.cache_bytes.get() - entry.cached_bytes());
-        entry
-    }
-
-    /// The batch of `entry`, read back if it is not cached, with the ack that marks it
+    /// The batch of `entry` — from memory, or read back from disk — with the ack that marks it
     /// settled; `None` if its record is damaged (then counted, and marked settled).
     pub async fn load(&self, entry: Entry) -> Option<(Batch, Ack)> {
-        let ack = Ack {
-            seq: entry.seq,
-            offset: entry.offset,
-            header: entry.header,
-        };
-        if let Some(bytes) = entry.cached {
+        let slot = entry.slot;
+        let header = slot.header;
+        let cached = slot.bytes.borrow().clone();
+        if let Some(bytes) = cached {
+            if matches!(slot.stored.get(), Stored::Written { .. }) {
+                // The batch's memory passes to the consumer, which lets go of it when settled.
+                slot.bytes.borrow_mut().take();
+                self.cache_bytes
+                    .set(self.cache_bytes.get().saturating_sub(bytes.len()));
+            } else {
+                // The writer, or a retry after a refused write, still needs the queue's copy:
+                // the consumer's counts too (the same memory, counted twice for a while).
+                self.observer.holding(bytes.len() as i64);
+            }
             let batch = Batch {
-                signal: entry.header.signal,
+                signal: header.signal,
                 bytes,
-                items: entry.header.items,
+                items: header.items,
             };
-            return Some((batch, ack));
+            return Some((batch, Ack { slot }));
         }
-        let seq = entry.seq.expect("an entry not on disk is cached");
+        let Stored::Written { seq, offset } = slot.stored.get() else {
+            unreachable!("a batch not in memory is on disk");
+        };
         let file = self.log.borrow().segments.get(&seq).map(|s| s.file.clone());
         let read = match file {
             Some(file) => file
-                .read_at(entry.offset, entry.header.record_len() as usize)
+                .read_at(offset, header.record_len() as usize)
                 .await
                 .map_err(io::Error::from),
             None => Err(io::Error::other("the segment is gone")),
@@ -625,78 +716,73 @@ impl DiskQueue {
             Ok(bytes) => bytes,
             Err(err) => {
                 self.disk_failed("read", &err);
-                self.damaged(&entry, entry.header.record_len());
-                self.ack(ack).await;
+                self.damaged(&header, header.record_len());
+                self.ack(Ack { slot }).await;
                 return None;
             }
         };
-        if record::verify(&bytes).ok() != Some(entry.header) {
+        if record::verify(&bytes).ok() != Some(header) {
             tracing::warn!(
                 exporter = %self.exporter,
                 segment = %segment_path(&self.dir, seq, "seg").display(),
-                offset = entry.offset,
+                offset,
                 "persistent queue: a record changed on disk since it was written; skipped and \
                  counted"
             );
-            self.damaged(&entry, entry.header.record_len());
-            self.ack(ack).await;
+            self.damaged(&header, header.record_len());
+            self.ack(Ack { slot }).await;
             return None;
         }
         let body = Bytes::copy_from_slice(&bytes[HEADER_BYTES..]);
         self.observer.holding(body.len() as i64);
         let batch = Batch {
-            signal: entry.header.signal,
+            signal: header.signal,
             bytes: body,
-            items: entry.header.items,
+            items: header.items,
         };
-        Some((batch, ack))
+        Some((batch, Ack { slot }))
     }
 
     /// Puts back a batch a consumer took and did not settle (a retiring exporter's, cut short
-    /// by its deadline) for the queue's other consumers; read from disk again when its turn
-    /// comes.
+    /// by its deadline) for the queue's other consumers.
     pub fn requeue(&self, ack: Ack) {
-        if ack.seq.is_none() {
-            return;
-        }
-        let weight = self.weight(&ack.header);
-        self.observer
-            .pending(ack.header.signal, ack.header.items as i64);
-        self.index.push_recovered(
-            Entry {
-                seq: ack.seq,
-                offset: ack.offset,
-                header: ack.header,
-                cached: None,
-            },
-            weight,
-        );
+        let header = ack.slot.header;
+        self.observer.pending(header.signal, header.items as i64);
+        self.index.push_recovered(ack.slot, self.weight(&header));
     }
 
     /// Marks a queued batch settled without sending it: dropped (counted by the caller) to
     /// make room.
     pub async fn discard(&self, entry: Entry) {
-        let ack = Ack {
-            seq: entry.seq,
-            offset: entry.offset,
-            header: entry.header,
-        };
-        self.ack(ack).await;
+        self.ack(Ack { slot: entry.slot }).await;
     }
 
-    fn damaged(&self, entry: &Entry, bytes: u64) {
+    fn damaged(&self, header: &Header, bytes: u64) {
+        self.observer.pending(header.signal, -(header.items as i64));
         self.observer
-            .pending(entry.header.signal, -(entry.header.items as i64));
-        self.observer
-            .queue_damaged(Some(entry.header.signal), entry.header.items, bytes);
+            .queue_damaged(Some(header.signal), header.items, bytes);
     }
 
-    /// Marks a batch settled: no restart sends it again, and its segment goes once every
-    /// record in it is settled.
+    /// Marks a batch settled: never written if the writer has not reached it, and otherwise
+    /// not sent again after a restart; its segment goes once every record in it is settled.
     pub async fn ack(&self, ack: Ack) {
-        let Some(seq) = ack.seq else { return };
+        let slot = ack.slot;
+        let (seq, offset) = match slot.stored.get() {
+            Stored::Unwritten => {
+                // The writer skips it, and lets go of its bytes and disk room then.
+                slot.stored.set(Stored::SettledUnwritten);
+                return;
+            }
+            Stored::SettledUnwritten => return,
+            Stored::Failed => {
+                self.drop_bytes(&slot);
+                return;
+            }
+            Stored::Written { seq, offset } => (seq, offset),
+        };
+        self.drop_bytes(&slot);
         self.disk_items
-            .set(self.disk_items.get().saturating_sub(ack.header.items));
+            .set(self.disk_items.get().saturating_sub(slot.header.items));
         self.report_disk();
         let last = {
             let mut log = self.log.borrow_mut();
@@ -709,7 +795,7 @@ impl DiskQueue {
         if last && self.release_if_settled(seq).await {
             return;
         }
-        if let Err(err) = self.write_ack(seq, ack.offset).await {
+        if let Err(err) = self.write_ack(seq, offset).await {
             self.disk_failed("ack", &err);
         }
     }
@@ -874,6 +960,7 @@ impl DiskQueue {
         self.index.close();
         self.disk.close();
         self.recovered.trigger();
+        self.writer_wakeup.notify();
     }
 
     /// Takes every queued entry: at shutdown, those on disk stay there for the next start.
@@ -881,13 +968,42 @@ impl DiskQueue {
         self.index
             .drain()
             .into_iter()
-            .map(|entry| self.uncache(entry))
+            .map(|slot| {
+                self.drop_bytes(&slot);
+                Entry { slot }
+            })
             .collect()
     }
 
     /// The queue's directory, for logs.
     pub fn directory(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The writer task: writes each batch `write_delay` after it was queued, unless it was settled
+/// first; ends when the queue closes (shutdown writes what is left itself).
+async fn write_behind(queue: Rc<DiskQueue>) {
+    loop {
+        if queue.is_closed() {
+            return;
+        }
+        let due = queue
+            .unwritten
+            .borrow()
+            .front()
+            .map(|(_, at)| *at + queue.write_delay);
+        match due {
+            None => queue.writer_wakeup.wait().await,
+            Some(due) => {
+                let sleep = glommio::timer::sleep(due.saturating_duration_since(Instant::now()));
+                futures_lite::future::or(sleep, queue.writer_wakeup.wait()).await;
+            }
+        }
+        if queue.is_closed() {
+            return;
+        }
+        queue.flush(false).await;
     }
 }
 
@@ -974,12 +1090,12 @@ async fn recover_segment(queue: &DiskQueue, seq: u64) -> io::Result<Vec<(Signal,
         found.push((header.signal, header.items));
         let weight = queue.weight(&header);
         queue.index.push_recovered(
-            Entry {
-                seq: Some(seq),
-                offset,
+            Rc::new(Slot {
                 header,
-                cached: None,
-            },
+                stored: Cell::new(Stored::Written { seq, offset }),
+                charged: 0,
+                bytes: RefCell::new(None),
+            }),
             weight,
         );
     }
@@ -1067,6 +1183,7 @@ mod tests {
             extension: "file_storage".into(),
             directory: dir.to_path_buf(),
             fsync: true,
+            write_delay: Duration::ZERO,
             max_bytes,
             shards: 1,
         }
@@ -1250,6 +1367,48 @@ mod tests {
             }
             assert!(writer.await, "room came back");
             assert_eq!(queue.len(), 1);
+        });
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_batch_settled_within_the_write_delay_is_never_written() {
+        let dir = temp_dir("behind");
+        let settings = StorageSettings {
+            write_delay: Duration::from_millis(50),
+            ..storage(&dir, None)
+        };
+        let seen = Rc::new(Seen::default());
+        LocalExecutor::default().run({
+            let seen = seen.clone();
+            async move {
+                let queue =
+                    DiskQueue::open("otlp", 0, &settings, 100, QueueSizer::Requests, seen).unwrap();
+                queue.recovered.wait().await;
+                for n in 1..=3 {
+                    queue.push(batch(n), true).await.ok().unwrap();
+                }
+                assert_eq!(queue.disk_items.get(), 0, "nothing written yet");
+                // The first is sent at once; the other two wait out the delay.
+                let (_, ack) = pop_items(&queue, 1).await.pop().unwrap();
+                queue.ack(ack).await;
+                glommio::timer::sleep(Duration::from_millis(200)).await;
+                assert_eq!(
+                    queue.disk_items.get(),
+                    2 + 3,
+                    "the two unsettled were written"
+                );
+                queue.close();
+            }
+        });
+        let again = Rc::new(Seen::default());
+        with_queue(&dir, None, again.clone(), |queue| async move {
+            let items: Vec<u64> = pop_items(&queue, 2)
+                .await
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(items, vec![2, 3]);
         });
         let _ = fs::remove_dir_all(&dir);
     }
