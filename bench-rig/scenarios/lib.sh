@@ -31,5 +31,5 @@ ticks() { awk '{print $14 + $15}' "/proc/$gw/stat"; }
 # metric NAME: the sum of NAME's series on the gateway's /metrics, as a whole number.
 metric() {
   curl -s "http://$admin/metrics" |
-    awk -v m="$1" '{split($1, name, "{")} name[1] == m {s += $NF} END {printf "%d\n", s + 0}'
+    awk -v m="$1" '{split($1, name, "{")} name[1] == m {s += $NF} END {printf "%.0f\n", s + 0}'
 }

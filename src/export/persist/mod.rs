@@ -71,8 +71,10 @@ const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
 /// The most batch bytes a queue keeps in memory beside their records, so a consumer that keeps
 /// up does not read back what it just wrote.
 pub(crate) const CACHE_BYTES_MAX: usize = 32 * 1024 * 1024;
-/// The most batch bytes waiting for the writer: past it, a push writes what waits before it
-/// returns, so a disk slower than the ingest pushes back instead of filling memory.
+/// Batch bytes waiting for the writer (queued, not in a consumer's hands) past which the writer
+/// writes them at once instead of at their delay: a backlog goes to disk as it forms. What the
+/// queue holds in memory meanwhile is in the shard's memory account, so a disk slower than the
+/// ingest ends in the memory budget's refusals, not in unbounded memory.
 const UNWRITTEN_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How often a disk that keeps failing is logged again.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
@@ -112,6 +114,15 @@ struct Slot {
     charged: u64,
     /// Its bytes while in memory: until written, and after that while the cache has room.
     bytes: RefCell<Option<Bytes>>,
+    /// Counted in the queue's `unwritten_bytes`: unwritten, and not in a consumer's hands
+    /// (which hold its bytes whatever the writer does).
+    waiting: Cell<bool>,
+}
+
+impl Slot {
+    fn len(&self) -> usize {
+        self.header.body_len as usize
+    }
 }
 
 /// A queued batch, as the exporter sees it.
@@ -436,9 +447,9 @@ impl DiskQueue {
     }
 
     /// Queues a batch whose room (`units` of the queue, `charged` of the disk) is taken. Its
-    /// record is written by the writer task within `write_delay`, unless it is settled first;
-    /// with no delay, or with more than [`UNWRITTEN_BYTES_MAX`] waiting, it is written (and
-    /// with `fsync`, synced) before this returns.
+    /// record is written by the writer task within `write_delay` (at once with more than
+    /// [`UNWRITTEN_BYTES_MAX`] waiting), unless it is settled first; with no delay it is
+    /// written (and with `fsync`, synced) before this returns.
     async fn enqueue(&self, batch: Batch, header: Header, charged: u64, units: u64) {
         let len = batch.bytes.len();
         let slot = Rc::new(Slot {
@@ -446,6 +457,7 @@ impl DiskQueue {
             stored: Cell::new(Stored::Unwritten),
             charged,
             bytes: RefCell::new(Some(batch.bytes)),
+            waiting: Cell::new(true),
         });
         self.cache_bytes.set(self.cache_bytes.get() + len);
         self.observer.holding(len as i64);
@@ -455,9 +467,9 @@ impl DiskQueue {
             .borrow_mut()
             .push_back((slot.clone(), Instant::now()));
         self.unwritten_bytes.set(self.unwritten_bytes.get() + len);
-        if self.write_delay.is_zero() || self.unwritten_bytes.get() > UNWRITTEN_BYTES_MAX {
+        if self.write_delay.is_zero() {
             self.flush(true).await;
-        } else if first {
+        } else if first || self.unwritten_bytes.get() > UNWRITTEN_BYTES_MAX {
             self.writer_wakeup.notify();
         }
         self.index.push_reserved(slot, units);
@@ -482,29 +494,27 @@ impl DiskQueue {
                 }
             };
             let Some((slot, _)) = next else { break };
+            if slot.stored.get() != Stored::Unwritten {
+                continue; // Settled before its turn: never written (its ack let go of it).
+            }
             let bytes = slot
                 .bytes
                 .borrow()
                 .clone()
                 .expect("a batch waiting for the writer is in memory");
-            self.unwritten_bytes
-                .set(self.unwritten_bytes.get().saturating_sub(bytes.len()));
-            if slot.stored.get() != Stored::Unwritten {
-                // Settled before its turn: never written.
-                self.disk.signal(slot.charged);
-                self.drop_bytes(&slot);
-                continue;
-            }
+            self.stop_waiting(&slot);
             let header = slot.header;
             let appended = match record::header_for(header.signal, header.items, &bytes) {
-                Some(head) => self.append(&head, &bytes, slot.charged).await,
+                Some(head) => self.append(&slot, &head, &bytes).await,
                 None => Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "a batch of 4 GiB or more has no record format",
                 )),
             };
             match appended {
-                Ok((seq, offset, ticket)) => {
+                // Settled while the segment opened: never written after all.
+                Ok(None) => {}
+                Ok(Some((seq, offset, ticket))) => {
                     slot.stored.set(Stored::Written { seq, offset });
                     self.disk_items.set(self.disk_items.get() + header.items);
                     synced_through = Some(ticket);
@@ -529,6 +539,14 @@ impl DiskQueue {
         }
     }
 
+    /// Takes a batch out of the count that makes pushes wait for the writer.
+    fn stop_waiting(&self, slot: &Slot) {
+        if slot.waiting.replace(false) {
+            self.unwritten_bytes
+                .set(self.unwritten_bytes.get().saturating_sub(slot.len()));
+        }
+    }
+
     /// Lets go of a batch's bytes held in memory.
     fn drop_bytes(&self, slot: &Slot) {
         if let Some(bytes) = slot.bytes.borrow_mut().take() {
@@ -540,7 +558,8 @@ impl DiskQueue {
 
     /// Appends the record `head` + `body` to the current segment (opening one if needed).
     /// Returns the segment, the offset and the write's number, for [`DiskQueue::sync_through`].
-    /// The caller holds the write lock.
+    /// The caller holds the write lock. `None` if `slot` was settled while the segment opened:
+    /// then nothing is written.
     ///
     /// The write itself is one `pwritev` on the shard's thread, not a ring operation: the kernel
     /// copies from the batch's own bytes, where glommio's buffered write wants them joined in a
@@ -548,9 +567,19 @@ impl DiskQueue {
     /// largest cost of the queue (docs/BENCHMARKS.md). The copy into the page cache is the
     /// same work either way, and on the ring it ran on an io_uring worker bound to the shard's
     /// CPU. Syncs, reads, opens and deletes stay on the ring.
-    async fn append(&self, head: &[u8], body: &[u8], charged: u64) -> io::Result<(u64, u64, u64)> {
+    async fn append(
+        &self,
+        slot: &Slot,
+        head: &[u8],
+        body: &[u8],
+    ) -> io::Result<Option<(u64, u64, u64)>> {
         let len = (head.len() + body.len()) as u64;
+        let charged = slot.charged;
         let (seq, file, offset) = self.current_segment(len).await?;
+        if slot.stored.get() != Stored::Unwritten {
+            return Ok(None);
+        }
+        // From here to the return nothing awaits: no consumer settles the slot meanwhile.
         {
             let mut log = self.log.borrow_mut();
             let segment = log
@@ -580,7 +609,7 @@ impl DiskQueue {
             segment.len = offset + len;
         }
         self.written.set(self.written.get() + 1);
-        Ok((seq, offset, self.written.get()))
+        Ok(Some((seq, offset, self.written.get())))
     }
 
     /// The segment a record of `len` bytes goes to, and its offset there; rolls to a new
@@ -691,8 +720,10 @@ impl DiskQueue {
                     .set(self.cache_bytes.get().saturating_sub(bytes.len()));
             } else {
                 // The writer, or a retry after a refused write, still needs the queue's copy:
-                // the consumer's counts too (the same memory, counted twice for a while).
+                // the consumer's counts too (the same memory, counted twice for a while). In
+                // a consumer's hands it no longer makes pushes wait for the writer.
                 self.observer.holding(bytes.len() as i64);
+                self.stop_waiting(&slot);
             }
             let batch = Batch {
                 signal: header.signal,
@@ -747,6 +778,10 @@ impl DiskQueue {
     /// by its deadline) for the queue's other consumers.
     pub fn requeue(&self, ack: Ack) {
         let header = ack.slot.header;
+        if ack.slot.stored.get() == Stored::Unwritten && !ack.slot.waiting.replace(true) {
+            self.unwritten_bytes
+                .set(self.unwritten_bytes.get() + ack.slot.len());
+        }
         self.observer.pending(header.signal, header.items as i64);
         self.index.push_recovered(ack.slot, self.weight(&header));
     }
@@ -769,8 +804,11 @@ impl DiskQueue {
         let slot = ack.slot;
         let (seq, offset) = match slot.stored.get() {
             Stored::Unwritten => {
-                // The writer skips it, and lets go of its bytes and disk room then.
+                // The writer skips it when its turn comes; its memory and disk room go now.
                 slot.stored.set(Stored::SettledUnwritten);
+                self.stop_waiting(&slot);
+                self.disk.signal(slot.charged);
+                self.drop_bytes(&slot);
                 return;
             }
             Stored::SettledUnwritten => return,
@@ -1003,7 +1041,8 @@ async fn write_behind(queue: Rc<DiskQueue>) {
         if queue.is_closed() {
             return;
         }
-        queue.flush(false).await;
+        let urgent = queue.unwritten_bytes.get() > UNWRITTEN_BYTES_MAX;
+        queue.flush(urgent).await;
     }
 }
 
@@ -1095,6 +1134,7 @@ async fn recover_segment(queue: &DiskQueue, seq: u64) -> io::Result<Vec<(Signal,
                 stored: Cell::new(Stored::Written { seq, offset }),
                 charged: 0,
                 bytes: RefCell::new(None),
+                waiting: Cell::new(false),
             }),
             weight,
         );
