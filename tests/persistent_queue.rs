@@ -572,3 +572,60 @@ fn drop_oldest_on_overflow_keeps_the_newest_and_counts_the_rest() {
     assert_eq!(ids.keys().copied().collect::<Vec<_>>(), expected);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn fan_out_with_one_central_down_sends_everything_to_the_other_and_spools_the_rest() {
+    let dir = queue_dir("fanout");
+    let (up, up_grpc, _) = common::gateway::start_sink();
+    let down = loopback(free_port());
+    let (config, grpc, http, admin) = Gateway::standard_config(up_grpc, 1, "", "");
+    // A second exporter to a central that is down, its queue on disk; the pipelines send to both.
+    let config = config
+        .replace(
+            "service:\n  pipelines:",
+            &format!(
+                "  otlp/down:\n    endpoint: {down}\n    tls:\n      insecure: true\n    \
+                 timeout: 500ms\n    retry_on_failure:\n      initial_interval: 100ms\n      \
+                 max_interval: 500ms\n    sending_queue:\n      storage: file_storage\n\
+                 extensions:\n  file_storage:\n    directory: {}\n    create_directory: true\n\
+                 service:\n  extensions: [file_storage]\n  pipelines:",
+                dir.display()
+            ),
+        )
+        .replace(
+            "    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp]\n",
+            "    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp, otlp/down]\n",
+        );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    const REQUESTS: u64 = 50;
+    send_accepted(&gateway, REQUESTS, 20);
+    let spans = REQUESTS * 20;
+    // The central that is up gets everything at once, whatever the other does.
+    assert!(
+        wait_for(Duration::from_secs(20), || up.spans_received() >= spans),
+        "the central that is up received {} of {spans}\n{}",
+        up.spans_received(),
+        gateway.stderr()
+    );
+    // The other's copy waits on disk, and arrives when its central comes back.
+    assert!(
+        wait_for(Duration::from_secs(20), || sum(
+            &gateway,
+            "tailgate_exporter_queue_disk_items",
+            &[("exporter", "otlp/down")]
+        ) == spans as f64),
+        "{}",
+        gateway.metrics()
+    );
+    let late = sink_at(down);
+    assert!(
+        wait_for(Duration::from_secs(30), || late.spans_received() >= spans),
+        "{}",
+        gateway.stderr()
+    );
+    let (status, log) = gateway.stop_with_log();
+    assert!(status.success(), "{log}");
+    assert_eq!(received_ids(late).len() as u64, spans);
+    assert_eq!(received_ids(up).len() as u64, spans);
+    let _ = std::fs::remove_dir_all(&dir);
+}
