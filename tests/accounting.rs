@@ -13,7 +13,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use tailgate_bench::sink::{Sink, SinkArgs};
 
 /// Two shards sampling half the traces by id, exporting to `upstream`, through a persistent
 /// queue in `dir` if given.
@@ -122,22 +121,6 @@ fn describe(t: &Terms) -> String {
     )
 }
 
-fn sink_at(addr: SocketAddr) -> Sink {
-    Sink::start(
-        SinkArgs {
-            listen: addr,
-            http_listen: None,
-            report: PathBuf::from("/dev/null"),
-            dump: None,
-            cpu: 0,
-            cpus: Vec::new(),
-            track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
-        },
-        true,
-    )
-    .expect("start the sink")
-}
-
 /// Load during an outage, then the central back: the books balance at each quiet point, with
 /// what the exporters hold as their "still queued" term.
 fn the_books_balance(dir: Option<PathBuf>) {
@@ -169,7 +152,7 @@ fn the_books_balance(dir: Option<PathBuf>) {
     assert_eq!(during.sent, 0.0);
     assert!(during.decided_out > 0.0, "{}", describe(&during));
 
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     assert!(
         wait_for(Duration::from_secs(30), || {
             let t = terms(&gateway);

@@ -28,20 +28,7 @@ const SPANS_PER_TRACE: u64 = 3;
 /// A sink keeping every request, listening for OTLP/gRPC on `127.0.0.<host>`.
 fn sink_at(host: u8) -> (Sink, SocketAddr) {
     let grpc = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), free_port());
-    let sink = Sink::start(
-        SinkArgs {
-            listen: grpc,
-            http_listen: None,
-            report: PathBuf::from("/dev/null"),
-            dump: None,
-            cpu: 0,
-            cpus: Vec::new(),
-            track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
-        },
-        true,
-    )
-    .expect("start a sink");
-    (sink, grpc)
+    (common::gateway::start_sink_at(grpc), grpc)
 }
 
 /// A front gateway of two shards whose traces go through `loadbalancing` to `backends`, on

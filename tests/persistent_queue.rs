@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use tailgate_bench::sink::{Sink, SinkArgs};
+use tailgate_bench::sink::Sink;
 
 /// A fresh directory for a test's queue.
 fn queue_dir(name: &str) -> PathBuf {
@@ -130,23 +130,6 @@ fn kill_9(gateway: Gateway) {
     assert!(gateway.wait_exit(Duration::from_secs(10)).is_some());
 }
 
-/// A sink on `addr`, keeping every request.
-fn sink_at(addr: SocketAddr) -> Sink {
-    Sink::start(
-        SinkArgs {
-            listen: addr,
-            http_listen: None,
-            report: PathBuf::from("/dev/null"),
-            dump: None,
-            cpu: 0,
-            cpus: Vec::new(),
-            track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
-        },
-        true,
-    )
-    .expect("start the sink")
-}
-
 /// How many times the sink received each span id.
 fn received_ids(sink: Sink) -> BTreeMap<u64, u32> {
     let result = sink.stop().expect("sink result");
@@ -193,7 +176,7 @@ fn spans_accepted_during_an_outage_survive_kill_9_and_all_arrive_after_the_resta
     kill_9(gateway);
 
     // The central comes back; a new gateway process on the same directory sends the backlog.
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     assert!(
         wait_for(Duration::from_secs(30), || sink.spans_received() >= SPANS),
@@ -238,7 +221,7 @@ fn a_shutdown_during_an_outage_leaves_the_backlog_on_disk_and_exits_0() {
     assert!(status.success(), "nothing was lost: exit 0\n{log}");
     assert!(log.contains("waits in the persistent queues"), "{log}");
 
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     assert!(
         wait_for(Duration::from_secs(30), || sink.spans_received() >= 100),
@@ -299,7 +282,7 @@ fn a_damaged_segment_is_read_past_the_damage_and_the_loss_is_counted() {
     }
     std::fs::write(&segment, &bytes).unwrap();
 
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     let lost = || {
         sum(
@@ -461,7 +444,7 @@ fn a_full_disk_means_refusals_a_log_line_and_a_metric_never_a_crash() {
         200
     );
     // The central comes back: what the disk refused was held in memory and is sent too.
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     assert!(
         wait_for(Duration::from_secs(30), || sink.spans_received()
             >= accepted * 10),
@@ -513,7 +496,7 @@ fn a_reload_hands_the_open_queue_to_the_new_exporter_and_loses_nothing() {
         assert_eq!(post(&gateway, &request(r, r * 10, 10, 16)), 200);
     }
     wait_on_disk(&gateway, 200.0);
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     assert!(
         wait_for(Duration::from_secs(30), || sink.spans_received() >= 200),
         "received {}\n{}",
@@ -562,7 +545,7 @@ fn drop_oldest_on_overflow_keeps_the_newest_and_counts_the_rest() {
     );
     // Three queued and one in its consumer's hands: the other six batches were dropped.
     assert_eq!(dropped, 60.0, "{}", gateway.stderr());
-    let sink = sink_at(upstream);
+    let sink = common::gateway::start_sink_at(upstream);
     assert!(wait_for(Duration::from_secs(30), || sink.spans_received() >= 40));
     let (status, log) = gateway.stop_with_log();
     assert!(status.success(), "{log}");
@@ -617,7 +600,7 @@ fn fan_out_with_one_central_down_sends_everything_to_the_other_and_spools_the_re
         "{}",
         gateway.metrics()
     );
-    let late = sink_at(down);
+    let late = common::gateway::start_sink_at(down);
     assert!(
         wait_for(Duration::from_secs(30), || late.spans_received() >= spans),
         "{}",

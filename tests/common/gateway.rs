@@ -72,6 +72,24 @@ pub fn start_sink_on(cpus: Vec<usize>, keep: bool) -> (Sink, SocketAddr, SocketA
     (sink, grpc, http)
 }
 
+/// Starts a sink keeping every request, listening for OTLP/gRPC on `addr` only (a central that
+/// comes back on the address an exporter was given).
+pub fn start_sink_at(addr: SocketAddr) -> Sink {
+    Sink::start(
+        SinkArgs {
+            listen: addr,
+            http_listen: None,
+            report: PathBuf::from("/dev/null"),
+            dump: None,
+            cpu: 0,
+            cpus: Vec::new(),
+            track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
+        },
+        true,
+    )
+    .expect("start the sink")
+}
+
 /// A traces request of one span named `name` of trace `trace` (16 bytes of that value) with
 /// span id `id`.
 pub fn one_span_request(trace: u8, id: u64, name: &str) -> Vec<u8> {
