@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use tailgate_bench::sink::{Sink, SinkArgs};
+use tailgate_bench::sink::Sink;
 
 use common::gateway::{free_port, http_request, loopback, received_spans, wait_for, Gateway};
 
@@ -572,21 +572,7 @@ fn dns_membership_changes_move_about_one_nth_and_lose_nothing() {
     let ips: Vec<Ipv4Addr> = (31..=33).map(|h| Ipv4Addr::new(127, 0, 0, h)).collect();
     let mut sinks: Vec<Sink> = ips
         .iter()
-        .map(|ip| {
-            Sink::start(
-                SinkArgs {
-                    listen: SocketAddr::new(IpAddr::V4(*ip), port),
-                    http_listen: None,
-                    report: PathBuf::from("/dev/null"),
-                    dump: None,
-                    cpu: 0,
-                    cpus: Vec::new(),
-                    track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
-                },
-                true,
-            )
-            .expect("start a sink")
-        })
+        .map(|ip| common::gateway::start_sink_at(SocketAddr::new(IpAddr::V4(*ip), port)))
         .collect();
     let dns = DnsServer::start(&ips[..2]);
     let (static_config, grpc, http, admin) = front_config(&[loopback(port)]);
@@ -707,21 +693,7 @@ fn a_backend_leaving_with_batches_queued_hands_them_to_the_new_owners() {
     );
     let sinks: Vec<Sink> = staying
         .iter()
-        .map(|ip| {
-            Sink::start(
-                SinkArgs {
-                    listen: SocketAddr::new(IpAddr::V4(*ip), port),
-                    http_listen: None,
-                    report: PathBuf::from("/dev/null"),
-                    dump: None,
-                    cpu: 0,
-                    cpus: Vec::new(),
-                    track_max: tailgate_bench::sink::TRACKED_SPANS_DEFAULT,
-                },
-                true,
-            )
-            .expect("start a sink")
-        })
+        .map(|ip| common::gateway::start_sink_at(SocketAddr::new(IpAddr::V4(*ip), port)))
         .collect();
     // Connections complete in the kernel's backlog, and nothing ever answers on them.
     let _black_hole = std::net::TcpListener::bind((leaving, port)).expect("bind the black hole");

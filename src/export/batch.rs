@@ -149,16 +149,6 @@ pub struct Batcher {
     pending: [Pending; 3],
 }
 
-fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
-const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
 impl Batcher {
     /// A batcher with nothing pending, once `settings` are valid.
     pub fn new(settings: BatcherSettings) -> Result<Self, BatchSettingsError> {
@@ -200,7 +190,7 @@ impl Batcher {
         let max_items = settings.send_batch_max_size;
         let alone_too_big =
             (max_items != 0 && items > max_items) || bytes.len() > settings.batch_bytes_max;
-        let pending = &mut self.pending[index(signal)];
+        let pending = &mut self.pending[signal.index()];
         let overflows = (max_items != 0 && pending.items + items > max_items)
             || pending.bytes.len() + bytes.len() > settings.batch_bytes_max;
         if overflows && !pending.is_empty() {
@@ -243,7 +233,7 @@ impl Batcher {
     /// Appends to `out` every pending batch whose timeout has passed at `now`.
     pub fn flush_expired(&mut self, now: Instant, out: &mut Vec<Batch>) {
         let timeout = self.settings.timeout;
-        for (signal, pending) in SIGNALS.into_iter().zip(self.pending.iter_mut()) {
+        for (signal, pending) in Signal::ALL.into_iter().zip(self.pending.iter_mut()) {
             if pending.first_at.is_some_and(|first| first + timeout <= now) {
                 out.push(take(signal, pending));
             }
@@ -252,7 +242,7 @@ impl Batcher {
 
     /// Appends every pending batch to `out`, whatever its age: for shutdown.
     pub fn flush_all(&mut self, out: &mut Vec<Batch>) {
-        for (signal, pending) in SIGNALS.into_iter().zip(self.pending.iter_mut()) {
+        for (signal, pending) in Signal::ALL.into_iter().zip(self.pending.iter_mut()) {
             if !pending.is_empty() {
                 out.push(take(signal, pending));
             }
@@ -261,12 +251,12 @@ impl Batcher {
 
     /// Items pending for `signal`.
     pub fn pending_items(&self, signal: Signal) -> u64 {
-        self.pending[index(signal)].items
+        self.pending[signal.index()].items
     }
 
     /// Bytes pending for `signal`.
     pub fn pending_bytes(&self, signal: Signal) -> usize {
-        self.pending[index(signal)].bytes.len()
+        self.pending[signal.index()].bytes.len()
     }
 }
 
@@ -458,7 +448,7 @@ mod tests {
         let mut b = Batcher::new(BatcherSettings::default()).unwrap();
         let mut out = Vec::new();
         let now = Instant::now();
-        for signal in SIGNALS {
+        for signal in Signal::ALL {
             b.push(signal, &request(1, 3), 2, now, &mut out);
         }
         b.push(Signal::Traces, &[], 0, now, &mut out);

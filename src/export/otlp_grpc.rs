@@ -344,7 +344,7 @@ impl GrpcClient {
         let mut send = send.ready().await.map_err(SendError::from_h2)?;
         let mut request = Request::new(());
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uris[signal_index(signal)].clone();
+        *request.uri_mut() = self.uris[signal.index()].clone();
         *request.headers_mut() = self.headers.clone();
         if let Some(auth) = &self.auth {
             request
@@ -424,14 +424,6 @@ fn varint(bytes: &[u8]) -> Result<(u64, usize), SendError> {
         }
     }
     Err(SendError::Protocol("health: a truncated varint".into()))
-}
-
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
 }
 
 /// `Ok(())` for `grpc-status: 0`, the status as an error otherwise.

@@ -173,7 +173,7 @@ impl HttpClient {
         batch: &Batch,
         prepared: &Prepared,
     ) -> Result<Delivered, SendError> {
-        let index = signal_index(batch.signal);
+        let index = batch.signal.index();
         let target = &self.targets[index];
         let mut reused = self.take_idle(&target.authority);
         loop {
@@ -252,14 +252,6 @@ impl HttpClient {
             message: http_error_message(&body, response.json),
             retry_after,
         })
-    }
-}
-
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
     }
 }
 

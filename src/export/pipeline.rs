@@ -78,14 +78,6 @@ struct Inner {
 /// "still batched" term).
 pub type BatchingObserver = Rc<dyn Fn(Signal, i64)>;
 
-fn slot(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
 impl Pipeline {
     /// Builds the pipeline and spawns its timer task. Must run on the shard's executor.
     pub fn new(batcher: Batcher, exporters: Vec<Rc<Exporter>>) -> Pipeline {
@@ -146,7 +138,7 @@ impl Pipeline {
                 inner.wakeup.notify();
             }
         }
-        inner.report_batching();
+        inner.report_batching_of(signal);
         for batch in ready {
             inner.hand_over(batch).await;
         }
@@ -208,7 +200,7 @@ impl Drop for Pipeline {
         if !inner.closed.replace(true) {
             inner.wakeup.notify();
             let batcher = inner.batcher.borrow();
-            let pending: u64 = [Signal::Traces, Signal::Metrics, Signal::Logs]
+            let pending: u64 = Signal::ALL
                 .into_iter()
                 .map(|signal| batcher.pending_items(signal))
                 .sum();
@@ -223,22 +215,28 @@ impl Drop for Pipeline {
 }
 
 impl Inner {
+    /// Tells the batching observer what changed, for every signal.
     fn report_batching(&self) {
+        for signal in Signal::ALL {
+            self.report_batching_of(signal);
+        }
+    }
+
+    /// Tells the batching observer how the items pending for `signal` changed: on the push
+    /// path only the pushed signal can have.
+    fn report_batching_of(&self, signal: Signal) {
         let observer = self.batching.borrow();
         let Some(observer) = observer.as_ref() else {
             return;
         };
-        let batcher = self.batcher.borrow();
+        let now = self.batcher.borrow().pending_items(signal);
         let mut reported = self.reported.get();
-        for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
-            let now = batcher.pending_items(signal);
-            let was = &mut reported[slot(signal)];
-            if now != *was {
-                observer(signal, now as i64 - *was as i64);
-                *was = now;
-            }
+        let was = &mut reported[signal.index()];
+        if now != *was {
+            observer(signal, now as i64 - *was as i64);
+            *was = now;
+            self.reported.set(reported);
         }
-        self.reported.set(reported);
     }
 
     async fn hand_over(&self, batch: Batch) {

@@ -311,7 +311,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
             "a shard could not start its exporters or receivers (see the errors above)",
         )));
     }
-    let lost = [Signal::Traces, Signal::Metrics, Signal::Logs].map(|signal| {
+    let lost = Signal::ALL.map(|signal| {
         drops
             .iter()
             .map(|shard| shard.counter(signal, DropReason::Shutdown).get())
@@ -320,13 +320,12 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     if lost.iter().any(|&items| items > 0) {
         return Err(StartError::LostAtShutdown { items: lost });
     }
-    let [spans, metric_points, log_records] =
-        [Signal::Traces, Signal::Metrics, Signal::Logs].map(|signal| {
-            exporter_cells
-                .iter()
-                .map(|cells| cells.signal(signal).left_on_disk.get())
-                .sum::<u64>()
-        });
+    let [spans, metric_points, log_records] = Signal::ALL.map(|signal| {
+        exporter_cells
+            .iter()
+            .map(|cells| cells.signal(signal).left_on_disk.get())
+            .sum::<u64>()
+    });
     if spans + metric_points + log_records > 0 {
         tracing::info!(
             spans,

@@ -395,12 +395,10 @@ impl Plan {
             .map(|(id, exporter)| {
                 let endpoint = match exporter {
                     config::Exporter::Otlp(otlp) => otlp.endpoint.to_string(),
-                    config::Exporter::OtlpHttp(http) => {
-                        [Signal::Traces, Signal::Metrics, Signal::Logs]
-                            .into_iter()
-                            .find_map(|signal| http.url(signal))
-                            .map_or_else(String::new, ToString::to_string)
-                    }
+                    config::Exporter::OtlpHttp(http) => Signal::ALL
+                        .into_iter()
+                        .find_map(|signal| http.url(signal))
+                        .map_or_else(String::new, ToString::to_string),
                     config::Exporter::Debug(_) => "standard output".to_string(),
                     config::Exporter::LoadBalancing(lb) => match &lb.resolver {
                         config::BackendResolver::Static { hostnames } => hostnames

@@ -25,8 +25,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tailgate_wire::Signal;
-
 use crate::export::{Exporter, Pipeline};
 use crate::ingest::{Deliver, Delivery};
 use crate::memory::ShardMemory;
@@ -35,15 +33,6 @@ use crate::sampling::{PolicySet, Sampler};
 use crate::telemetry::{DropMetrics, DropReason};
 
 use super::ShardTelemetry;
-
-/// `Signal` as an index into [`Stages`].
-pub(super) fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
 
 /// One pipeline of a shard: straight into its batcher, or through the tail sampler first.
 pub(super) enum Stage {
@@ -287,7 +276,7 @@ impl Deliver for Pipelines {
     fn deliver(&self, delivery: Delivery) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         Box::pin(async move {
             let stages = self.current();
-            for &i in &stages.entry[index(delivery.signal)] {
+            for &i in &stages.entry[delivery.signal.index()] {
                 stages.all[i].deliver(&delivery, &self.drops).await;
             }
         })
@@ -304,6 +293,7 @@ mod tests {
     use crate::memory::Overload;
     use crate::shard::observer::Observer;
     use crate::telemetry::{ExporterMetrics, RegistryBuilder};
+    use tailgate_wire::Signal;
 
     /// A delivery into a pipeline that shutdown already closed is counted as dropped.
     #[test]
@@ -343,7 +333,7 @@ mod tests {
                 let mut pipelines = Pipelines::new(drops);
                 let mut stages = Stages::default();
                 stages.all.push(Rc::new(Stage::Direct(pipeline)));
-                stages.entry[index(Signal::Traces)].push(0);
+                stages.entry[Signal::Traces.index()].push(0);
                 stages.order.push(0);
                 stages.fed.push(false);
                 pipelines.set(stages);

@@ -19,7 +19,7 @@ use crate::plan::{ConnectorKind, PipelinePlan, Plan};
 use crate::telemetry::Health;
 use tailgate_shards::sync::Stop;
 
-use super::dispatch::{index, Pipelines, Stage, Stages};
+use super::dispatch::{Pipelines, Stage, Stages};
 use super::drain::drain;
 use super::failover::{Failover, Retry};
 use super::listeners::Listeners;
@@ -172,7 +172,7 @@ pub(super) fn build_stages(
         let direct = Pipeline::with_connectors(batcher, exporters, feeds);
         let batching = telemetry.shard.batching.clone();
         direct.observe_batching(Rc::new(move |signal, delta| {
-            batching[index(signal)].add(delta);
+            batching[signal.index()].add(delta);
         }));
         all[p] = Some(Rc::new(Stage::new(
             pipeline,
@@ -199,7 +199,7 @@ pub(super) fn build_stages(
     }
     for (p, pipeline) in plan.pipelines.iter().enumerate() {
         if pipeline.entry {
-            stages.entry[index(pipeline.signal)].push(p);
+            stages.entry[pipeline.signal.index()].push(p);
         }
     }
     (stages, errors)

@@ -38,6 +38,18 @@ impl Signal {
         }
     }
 
+    /// Every signal, in [`Signal::index`] order.
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The signal's place in [`Signal::ALL`]: an index for per-signal arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        }
+    }
+
     /// The signal's name as OTLP paths and metric labels spell it.
     pub fn as_str(self) -> &'static str {
         match self {

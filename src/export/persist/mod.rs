@@ -154,8 +154,8 @@ pub(crate) struct Ack {
 }
 
 impl Ack {
-    /// Whether the batch can wait for another try: on disk, or still in memory (unwritten, or
-    /// refused by the disk).
+    /// Whether the batch's record is on disk (a shutdown leaves it there); otherwise it is in
+    /// memory only (not written yet, or refused by the disk).
     pub fn persisted(&self) -> bool {
         matches!(self.slot.stored.get(), Stored::Written { .. })
     }
@@ -1056,7 +1056,7 @@ async fn recover(queue: Rc<DiskQueue>, seqs: Vec<u64>) {
             Ok(found) => {
                 for (signal, n) in found {
                     batches += 1;
-                    items[signal_slot(signal)] += n;
+                    items[signal.index()] += n;
                     queue.observer.queue_recovered(signal, n);
                 }
             }
@@ -1080,14 +1080,6 @@ async fn recover(queue: Rc<DiskQueue>, seqs: Vec<u64>) {
         );
     }
     queue.recovered.trigger();
-}
-
-fn signal_slot(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
 }
 
 /// Reads segment `seq` back; returns the signal and items of each record it queued.
