@@ -27,5 +27,6 @@ mod shard;
 #[allow(unsafe_code)]
 mod sys;
 pub mod telemetry;
+pub(crate) mod tier;
 pub mod tls;
 pub mod tuning;

@@ -8,18 +8,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
 use tailgate_bench::sink::Sink;
 
-use common::gateway::{free_port, http_request, loopback, received_spans, wait_for, Gateway};
+use common::dns::{start_with_resolver, DnsServer};
+use common::gateway::{free_port, http_request, loopback, wait_for, Gateway};
+use common::spread::{owners, request, spans_of_round, stop_all};
 
 /// Spans per trace; each goes in a request of its own, so a trace's spans cross the front
 /// gateway in different batches.
@@ -100,41 +97,6 @@ shards:
     )
 }
 
-/// Trace `trace`'s id; never all zeros (an invalid id, which receivers refuse).
-fn trace_id(trace: u64) -> Vec<u8> {
-    let trace = trace + 1;
-    let mut id = vec![0u8; 16];
-    id[..8].copy_from_slice(&trace.to_be_bytes());
-    id[8..].copy_from_slice(&(trace.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_be_bytes());
-    id
-}
-
-/// Span `span` of every trace in `traces`, in one request; span ids say `round`, the trace and
-/// the span, so every span sent is told apart.
-fn request(traces: std::ops::Range<u64>, span: u64, round: u64) -> Vec<u8> {
-    let spans = traces
-        .map(|t| Span {
-            trace_id: trace_id(t),
-            span_id: ((round << 48) | (t << 8) | span).to_be_bytes().to_vec(),
-            name: format!("op-{span}"),
-            start_time_unix_nano: 1,
-            end_time_unix_nano: 2,
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
 /// Sends every span of `traces`, one request per span index and chunk of 50 traces.
 fn send(front: &Gateway, traces: std::ops::Range<u64>, round: u64) {
     for span in 0..SPANS_PER_TRACE {
@@ -153,53 +115,6 @@ fn send(front: &Gateway, traces: std::ops::Range<u64>, round: u64) {
             first = last;
         }
     }
-}
-
-/// Per sink, per trace id: the span ids it received.
-type Received = Vec<BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>>;
-
-fn stop_all(sinks: Vec<Sink>) -> Received {
-    sinks
-        .into_iter()
-        .map(|sink| {
-            let mut traces: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
-            for (_, span) in received_spans(&sink.stop().expect("stop a sink")) {
-                traces
-                    .entry(span.trace_id)
-                    .or_default()
-                    .insert(span.span_id);
-            }
-            traces
-        })
-        .collect()
-}
-
-/// The round of a span id.
-fn round_of(span_id: &[u8]) -> u64 {
-    u64::from_be_bytes(span_id.try_into().expect("8 bytes")) >> 48
-}
-
-/// Per trace of `round`, the sinks its spans of that round reached.
-fn owners(received: &Received, round: u64) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
-    let mut owners: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
-    for (sink, traces) in received.iter().enumerate() {
-        for (trace, spans) in traces {
-            if spans.iter().any(|s| round_of(s) == round) {
-                owners.entry(trace.clone()).or_default().insert(sink);
-            }
-        }
-    }
-    owners
-}
-
-/// The distinct spans of `round` received over all sinks.
-fn spans_of_round(received: &Received, round: u64) -> BTreeSet<Vec<u8>> {
-    received
-        .iter()
-        .flat_map(|traces| traces.values().flatten())
-        .filter(|s| round_of(s) == round)
-        .cloned()
-        .collect()
 }
 
 fn received_total(sinks: &[&Sink]) -> u64 {
@@ -440,130 +355,6 @@ fn a_backend_joining_three_takes_about_a_quarter_of_the_traces_and_only_those_mo
         share * 100.0
     );
     assert!((0.15..0.35).contains(&share), "moved {share}");
-}
-
-/// A DNS server (dnslib, from PyPI) on `127.53.X.1:53` answering for one name from a records
-/// file; ends when dropped.
-struct DnsServer {
-    child: std::process::Child,
-    address: Ipv4Addr,
-    records: PathBuf,
-}
-
-impl DnsServer {
-    const NAME: &'static str = "backends.tailgate.test";
-
-    fn start(records: &[Ipv4Addr]) -> DnsServer {
-        let python = common::python::venv(common::python::Venv::Dns);
-        // An address of its own per test process and server: several may run at once.
-        static SERVERS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
-        let address = Ipv4Addr::new(
-            127,
-            53,
-            (std::process::id() % 250) as u8 + 1,
-            SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        );
-        let dir = common::grpc::temp_path("dns");
-        std::fs::create_dir_all(&dir).expect("a directory for the records");
-        let mut server = DnsServer {
-            child: std::process::Command::new(python)
-                .arg(common::python::script_dir().join("dns_server.py"))
-                .arg(address.to_string())
-                .arg(Self::NAME)
-                .arg(dir.join("records"))
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .expect("start the DNS server"),
-            address,
-            records: dir.join("records"),
-        };
-        server.set(records);
-        let mut line = String::new();
-        let stdout = server.child.stdout.take().expect("piped");
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-            .expect("the DNS server's first line");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "the DNS server did not start (port 53 on {address} needs root)"
-        );
-        server
-    }
-
-    /// Makes `records` the answer from the next query on.
-    fn set(&self, records: &[Ipv4Addr]) {
-        let text: Vec<String> = records.iter().map(ToString::to_string).collect();
-        let temporary = self.records.with_extension("new");
-        std::fs::write(&temporary, text.join("\n")).expect("write the records");
-        std::fs::rename(&temporary, &self.records).expect("replace the records");
-    }
-
-    /// A `resolv.conf` naming this server alone.
-    fn resolv_conf(&self) -> PathBuf {
-        let path = self.records.with_file_name("resolv.conf");
-        std::fs::write(
-            &path,
-            format!(
-                "nameserver {}\noptions timeout:1 attempts:1\n",
-                self.address
-            ),
-        )
-        .expect("write resolv.conf");
-        path
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `config` with `resolv_conf` as the gateway's /etc/resolv.conf: the process gets a
-/// private mount namespace of its own in which that file is bind-mounted over the system's, so
-/// the gateway resolves through the test's DNS server with the Collector's configuration keys
-/// and nothing else (the rest of the machine keeps its resolver).
-fn start_with_resolver(
-    config: &str,
-    (grpc, http, admin): (SocketAddr, SocketAddr, SocketAddr),
-    resolv_conf: &std::path::Path,
-) -> Gateway {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::process::CommandExt;
-    let source = CString::new(resolv_conf.as_os_str().as_bytes()).expect("a path");
-    let target = CString::new("/etc/resolv.conf").expect("a path");
-    let root = CString::new("/").expect("a path");
-    Gateway::start_customised(config, grpc, http, admin, move |command| {
-        // SAFETY: runs in the forked child before exec, and only makes system calls (unshare,
-        // mount) on strings allocated before the fork; no lock or allocator is touched.
-        unsafe {
-            command.pre_exec(move || {
-                let null = std::ptr::null();
-                if libc::unshare(libc::CLONE_NEWNS) != 0
-                    || libc::mount(
-                        null,
-                        root.as_ptr(),
-                        null,
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        null.cast(),
-                    ) != 0
-                    || libc::mount(
-                        source.as_ptr(),
-                        target.as_ptr(),
-                        null,
-                        libc::MS_BIND,
-                        null.cast(),
-                    ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    })
 }
 
 #[test]

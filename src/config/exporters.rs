@@ -433,13 +433,13 @@ pub(crate) struct RawLoadBalancing {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-struct RawProtocol {
+pub(super) struct RawProtocol {
     otlp: Option<RawOtlp>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-struct RawResolver {
+pub(super) struct RawResolver {
     #[serde(rename = "static")]
     static_list: Option<RawStaticResolver>,
     dns: Option<RawDnsResolver>,
@@ -1040,9 +1040,24 @@ fn check_loadbalancing(
             ))
         }
     };
-    let protocol_path = path.key("protocol");
-    let Some(otlp) = raw.protocol.and_then(|p| p.otlp) else {
-        return Err(ctx.missing(&protocol_path, "otlp"));
+    let protocol = check_protocol(raw.protocol, &path.key("protocol"), ctx)?;
+    let resolver = check_resolver(raw.resolver, &path.key("resolver"), path, ctx)?;
+    Ok(LoadBalancingExporter {
+        routing_key,
+        protocol,
+        resolver,
+    })
+}
+
+/// `protocol.otlp` of a load balancer (or of the tier): every `otlp` key but `endpoint`, which
+/// each backend's address fills in.
+pub(super) fn check_protocol(
+    raw: Option<RawProtocol>,
+    protocol_path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<OtlpExporter, ConfigError> {
+    let Some(otlp) = raw.and_then(|p| p.otlp) else {
+        return Err(ctx.missing(protocol_path, "otlp"));
     };
     let otlp_path = protocol_path.key("otlp");
     if otlp.endpoint.is_some() {
@@ -1057,16 +1072,12 @@ fn check_loadbalancing(
         endpoint: Some(format!("placeholder:{BACKEND_PORT_DEFAULT}")),
         ..otlp
     };
-    let protocol = check_otlp(otlp, &otlp_path, ctx)?;
-    let resolver = check_resolver(raw.resolver, &path.key("resolver"), path, ctx)?;
-    Ok(LoadBalancingExporter {
-        routing_key,
-        protocol,
-        resolver,
-    })
+    check_otlp(otlp, &otlp_path, ctx)
 }
 
-fn check_resolver(
+/// `resolver` of a load balancer (or of the tier): exactly one of `static` and `dns`;
+/// `exporter` is the section it belongs to, for the error when it is missing.
+pub(super) fn check_resolver(
     raw: Option<RawResolver>,
     path: &KeyPath,
     exporter: &KeyPath,

@@ -47,6 +47,7 @@ mod scalar;
 mod service;
 mod shards;
 mod tail_sampling;
+mod tier;
 mod tls;
 mod values;
 
@@ -96,6 +97,7 @@ pub use tail_sampling::{
     DECISION_WAIT_DEFAULT, HASH_SALT_DEFAULT, MINIMUM_ACTIVATION_DURATION_DEFAULT,
     MINIMUM_ACTIVATION_DURATION_MAX, OTTL_CONDITIONS_MAX, REGEX_CACHE_SIZE_DEFAULT,
 };
+pub use tier::Tier;
 pub use tls::{Pem, TlsClientSettings, TlsCommon, TlsServerSettings, TlsVersion};
 pub use values::{ComponentId, Endpoint, HttpUrl, Scheme};
 
@@ -139,6 +141,8 @@ pub struct Config {
     pub service: Service,
     /// `shards` (tailgate's own section).
     pub shards: Shards,
+    /// `tier` (tailgate's own section): the nodes that share trace ownership, if any.
+    pub tier: Option<Tier>,
     /// The file the configuration came from, or [`EMBEDDED_SOURCE`].
     pub source: String,
 }
@@ -196,6 +200,7 @@ struct RawDocument {
     extensions: Option<RawComponents<RawExtension>>,
     service: Option<RawService>,
     shards: Option<RawShards>,
+    tier: Option<tier::RawTier>,
 }
 
 /// Reads a configuration or profile file as UTF-8 text of at most [`CONFIG_BYTES_MAX`] bytes;
@@ -349,6 +354,7 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>, reading: &Reading<'_>) -> Result<Confi
         ctx,
     )?;
     let shards = shards::check(raw.shards, ctx, reading)?;
+    let tier = tier::check(raw.tier, ctx)?;
     Ok(Config {
         receivers,
         processors,
@@ -357,6 +363,7 @@ fn check(raw: RawDocument, ctx: &Ctx<'_>, reading: &Reading<'_>) -> Result<Confi
         extensions,
         service,
         shards,
+        tier,
         source: ctx.source.to_string(),
     })
 }

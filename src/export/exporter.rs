@@ -303,6 +303,14 @@ impl Exporter {
         }
     }
 
+    /// The load balancer, for a `loadbalancing` exporter (or the tier's forwarder).
+    pub(crate) fn balancer(&self) -> Option<&LoadBalancer> {
+        match &self.kind {
+            Kind::Balanced(balancer) => Some(balancer),
+            Kind::Single(_) => None,
+        }
+    }
+
     /// The exporter's configured name.
     pub fn name(&self) -> &str {
         match &self.kind {

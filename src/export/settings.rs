@@ -296,6 +296,48 @@ pub struct LoadBalancingSettings {
     pub otlp: OtlpGrpcSettings,
     /// Where the backends come from.
     pub backends: Backends,
+    /// Which backend is this node, for the tier (`crate::tier`); `None` for an exporter.
+    pub local: Option<Local>,
+}
+
+/// How a tier's node recognises itself among the members a resolver names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Local {
+    /// The member written exactly so (a static list's entry, found at start).
+    Endpoint(String),
+    /// The member with this address (`tier.self`).
+    Address(std::net::SocketAddr),
+    /// The member at an address a gRPC receiver of this node listens on: the same address, or
+    /// the same port where the receiver listens on every interface and the member's IP is one
+    /// of this machine's.
+    Listening(Vec<std::net::SocketAddr>),
+}
+
+impl Local {
+    /// Whether `endpoint` (a member as its resolver names it) is this node.
+    pub fn is(&self, endpoint: &str) -> bool {
+        match self {
+            Local::Endpoint(mine) => mine == endpoint,
+            Local::Address(mine) => endpoint.parse::<std::net::SocketAddr>() == Ok(*mine),
+            Local::Listening(listening) => endpoint
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|member| is_listening_on(listening, member)),
+        }
+    }
+}
+
+/// Whether a receiver listening on one of `listening` takes connections to `member`.
+pub fn is_listening_on(listening: &[std::net::SocketAddr], member: std::net::SocketAddr) -> bool {
+    listening.iter().any(|bound| {
+        bound.port() == member.port()
+            && (bound.ip() == member.ip()
+                || (bound.ip().is_unspecified() && is_this_machines(member.ip())))
+    })
+}
+
+/// Whether `ip` is an address of this machine: one a socket can be bound to.
+fn is_this_machines(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// A load balancer's resolver.

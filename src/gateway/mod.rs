@@ -376,6 +376,11 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
         .pipelines
         .iter()
         .flat_map(|p| p.exporters.iter().map(|(name, _)| name.clone()))
+        .chain(
+            plan.tier
+                .is_some()
+                .then(|| crate::tier::EXPORTER_NAME.to_string()),
+        )
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();

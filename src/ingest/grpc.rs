@@ -29,7 +29,7 @@ use super::body::{self, BodyError, Coding};
 use super::keepalive::{deadline, Inbound, Keepalive, HANDSHAKE_TIMEOUT};
 use super::status::{IngestError, RETRY_AFTER};
 use super::tls_accept::{Refused, TlsAcceptor};
-use super::{Ingest, Limits};
+use super::{Ingest, Limits, Origin};
 use crate::auth::Gatekeeper;
 use crate::telemetry::{Health, ReceiverMetrics};
 use crate::tls::{Conn, ServerTls};
@@ -185,8 +185,20 @@ impl GrpcReceiver {
             });
         }
         self.authenticate(&request).await?;
+        let origin = if request
+            .headers()
+            .get(crate::tier::FORWARDED_HEADER)
+            .is_some_and(|v| v.as_bytes() == crate::tier::FORWARDED_VALUE.as_bytes())
+        {
+            Origin::Member
+        } else {
+            Origin::Client
+        };
         let message = read_request(request, self.settings.limits.max_message_bytes).await?;
-        let outcome = self.ingest.export(signal, message, &self.metrics).await?;
+        let outcome = self
+            .ingest
+            .export(signal, message, origin, &self.metrics)
+            .await?;
         Ok(export_response(outcome.rejected, &outcome.message))
     }
 

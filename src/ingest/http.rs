@@ -377,7 +377,12 @@ impl HttpReceiver {
                 .map_err(|err| IngestError::Json(err.to_string()))?,
         };
         self.ingest
-            .export(signal, bytes::Bytes::from(protobuf), &self.metrics)
+            .export(
+                signal,
+                bytes::Bytes::from(protobuf),
+                super::Origin::Client,
+                &self.metrics,
+            )
             .await
     }
 }

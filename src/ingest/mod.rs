@@ -57,6 +57,8 @@ use tailgate_shards::route::Router;
 
 use crate::memory::Overload;
 use crate::telemetry::{MemoryLimiterMetrics, ReceiverMetrics, ShardMetrics};
+pub(crate) use crate::tier::Origin;
+use crate::tier::Tier;
 use status::IngestError;
 use tailgate_wire::{item_count, Framer, Request, Signal, Split};
 
@@ -117,6 +119,9 @@ pub(crate) struct Ingest {
     overload: Option<Arc<Overload>>,
     /// The `memory_limiter` processors' counters.
     memory_limiters: MemoryLimiterMetrics,
+    /// The tier this node is part of, if any: spans of traces another member owns go to its
+    /// forwarder, which is destination `router.shards()` of a split.
+    tier: Option<Rc<Tier>>,
 }
 
 /// How many idle splits a shard keeps for reuse.
@@ -149,7 +154,19 @@ impl Ingest {
             pressure_until: Cell::new(None),
             overload,
             memory_limiters,
+            tier: None,
         }
+    }
+
+    /// This ingest, routing clients' spans over `tier` first.
+    pub fn with_tier(mut self, tier: Option<Rc<Tier>>) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// The tier's forwarder of this shard, for shutdown.
+    pub fn tier(&self) -> Option<&Rc<Tier>> {
+        self.tier.as_ref()
     }
 
     /// Whether new requests are refused for now (see the module documentation).
@@ -222,16 +239,18 @@ impl Ingest {
             .collect()
     }
 
-    /// Validates, routes and hands over one decoded export request; counts it in `metrics`.
+    /// Validates, routes and hands over one decoded export request from `origin`; counts it
+    /// in `metrics`.
     pub async fn export(
         &self,
         signal: Signal,
         body: Bytes,
+        origin: Origin,
         metrics: &ReceiverMetrics,
     ) -> Result<Outcome, IngestError> {
         let counters = metrics.signal(signal);
         let result = match signal {
-            Signal::Traces => self.export_traces(body).await,
+            Signal::Traces => self.export_traces(body, origin).await,
             Signal::Metrics | Signal::Logs => self.export_local(signal, body).await,
         };
         // A request refused whole because it did not decode has no known item count; one
@@ -279,14 +298,37 @@ impl Ingest {
         })
     }
 
-    async fn export_traces(&self, body: Bytes) -> Result<Outcome, IngestError> {
+    async fn export_traces(&self, body: Bytes, origin: Origin) -> Result<Outcome, IngestError> {
+        let shards = self.router.shards();
+        // With a tier, destination `shards` is its forwarder.
         let mut split = self
             .splits
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| Split::new(self.router.shards()));
+            .unwrap_or_else(|| Split::new(shards + usize::from(self.tier.is_some())));
         let router = self.router;
-        if let Err(err) = split.run(&body, |id| router.owner(id)) {
+        let run = match (&self.tier, origin) {
+            (None, _) => split.run(&body, |id| router.owner(id)),
+            (Some(tier), Origin::Client) => tier.with_ownership(|mine| {
+                split.run(&body, |id| if mine(id) { router.owner(id) } else { shards })
+            }),
+            // Forwarded by a member: decided here, whatever this node's ring says.
+            (Some(tier), Origin::Member) => {
+                let (owned, other) = (Cell::new(0u64), Cell::new(0u64));
+                let run = tier.with_ownership(|mine| {
+                    split.run(&body, |id| {
+                        let count = if mine(id) { &owned } else { &other };
+                        count.set(count.get().saturating_add(1));
+                        router.owner(id)
+                    })
+                });
+                if run.is_ok() {
+                    tier.received(owned.get(), other.get());
+                }
+                run
+            }
+        };
+        if let Err(err) = run {
             self.recycle(split);
             return Err(IngestError::Decode(err));
         }
@@ -302,7 +344,7 @@ impl Ingest {
         // A full shard takes nothing more until exports and decisions free it; the whole
         // request is refused, retryably, rather than part of it accepted.
         if let Some(overload) = &self.overload {
-            if (0..split.shard_count()).any(|s| !split.spans(s).is_empty() && overload.is_full(s)) {
+            if (0..shards).any(|s| !split.spans(s).is_empty() && overload.is_full(s)) {
                 self.recycle(split);
                 return Err(IngestError::OverMemory {
                     items,
@@ -353,9 +395,27 @@ impl Ingest {
         })
     }
 
-    /// Gives `owner` its part of a traces request: kept here if this shard owns it, otherwise
-    /// sent over the mesh, waiting while the channel is full.
+    /// Gives `owner` its part of a traces request: kept here if this shard owns it, forwarded
+    /// to the tier's members if another node does, otherwise sent over the mesh, waiting while
+    /// the channel or the forwarder is full.
     async fn hand_over(&self, owner: usize, bytes: Bytes, items: u64) {
+        if owner == self.router.shards() {
+            let tier = self
+                .tier
+                .as_ref()
+                .expect("only a tier routes past the shards");
+            if self.watched(tier.forward(&bytes, items)).await {
+                return;
+            }
+            // The forwarder closes after the receivers, at shutdown: a request still arriving
+            // then is kept on this node rather than lost.
+            let delivery = Delivery {
+                signal: Signal::Traces,
+                bytes,
+                items,
+            };
+            return self.receive_owned(delivery).await;
+        }
         let delivery = Delivery {
             signal: Signal::Traces,
             bytes,

@@ -164,7 +164,27 @@ fn compression(config: config::Compression) -> export::Compression {
     }
 }
 
-fn otlp_settings(
+/// The export layer's form of a `resolver` section.
+pub(super) fn backends(resolver: &config::BackendResolver) -> Backends {
+    match resolver {
+        config::BackendResolver::Static { hostnames } => {
+            Backends::Static(hostnames.iter().map(ToString::to_string).collect())
+        }
+        config::BackendResolver::Dns {
+            hostname,
+            port,
+            interval,
+            timeout,
+        } => Backends::Dns {
+            hostname: hostname.clone(),
+            port: *port,
+            interval: *interval,
+            timeout: *timeout,
+        },
+    }
+}
+
+pub(super) fn otlp_settings(
     otlp: &config::OtlpExporter,
     shards: usize,
     tls: Option<Arc<ClientTls>>,
@@ -206,22 +226,8 @@ pub(crate) fn exporter_settings(
                 // Every backend gets the `protocol.otlp` settings; its queue is per backend, so the
                 // node holds queue_size per backend, as the Collector does.
                 otlp: otlp_settings(&lb.protocol, shards, tls),
-                backends: match &lb.resolver {
-                    config::BackendResolver::Static { hostnames } => {
-                        Backends::Static(hostnames.iter().map(ToString::to_string).collect())
-                    }
-                    config::BackendResolver::Dns {
-                        hostname,
-                        port,
-                        interval,
-                        timeout,
-                    } => Backends::Dns {
-                        hostname: hostname.clone(),
-                        port: *port,
-                        interval: *interval,
-                        timeout: *timeout,
-                    },
-                },
+                backends: backends(&lb.resolver),
+                local: None,
             })
         }
         ExporterConfig::OtlpHttp(http) => {

@@ -7,6 +7,7 @@
 
 mod budget;
 mod exporters;
+mod tier;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -64,6 +65,8 @@ pub(crate) struct Plan {
     pub(crate) health_checks: Vec<(SocketAddr, config::HealthCheck)>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
     pub(crate) tls: Vec<Arc<dyn Reload>>,
+    /// The tier's forwarder (`crate::tier`), if the node is part of one.
+    pub(crate) tier: Option<crate::export::LoadBalancingSettings>,
 }
 
 /// One OTLP receiver instance (`otlp`, `otlp/NAME`) and what it listens on.
@@ -388,6 +391,7 @@ impl Plan {
         for receiver in &mut receivers {
             receiver.auth = ReceiverAuth::from_config(config, &receiver.name, &auth);
         }
+        let tier = tier::plan(config, &receivers, cpus.len(), &mut tls)?;
         let upstreams = config
             .exporters
             .by_id
@@ -437,6 +441,7 @@ impl Plan {
             counter_total: config.service.telemetry.metrics.counter_total,
             health_checks: health_checks(config)?,
             tls,
+            tier,
         })
     }
 

@@ -23,8 +23,12 @@ pub(super) async fn drain(
     mesh_tasks: Vec<Task<()>>,
     pipelines: &Pipelines,
 ) {
-    // 1. Stop accepting; let in-flight requests finish.
+    // 1. Stop accepting; let in-flight requests finish; send on what they left for the tier's
+    //    other members.
     listeners.close(DRAIN_TIMEOUT).await;
+    if let Some(tier) = ingest.tier() {
+        tier.shutdown(Instant::now() + DRAIN_TIMEOUT).await;
+    }
     // 2. Close this shard's senders; wait until every peer closed theirs and all was delivered.
     ingest.close_mesh();
     if !super::join_by(Instant::now() + DRAIN_TIMEOUT, mesh_tasks).await {

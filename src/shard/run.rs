@@ -10,14 +10,16 @@ use std::sync::Arc;
 use tailgate_shards::runtime::Shard;
 
 use crate::export::upstream::{ShardUpstream, UpstreamHealth};
-use crate::export::{Batcher, Connect, Exporter, Pipeline};
+use crate::export::{Batcher, Connect, Exporter, ExporterSettings, Pipeline};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle;
 use crate::memory::{Overload, ShardMemory};
 use crate::plan::{ConnectorKind, PipelinePlan, Plan};
 use crate::telemetry::Health;
+use crate::tier::{self, Tier};
 use tailgate_shards::sync::Stop;
+use tailgate_wire::Signal;
 
 use super::dispatch::{Pipelines, Stage, Stages};
 use super::drain::drain;
@@ -69,15 +71,19 @@ pub(crate) async fn run(
     pipelines.set(stages);
     let exporters_failed = !failed.is_empty();
     let pipelines = Rc::new(pipelines);
-    let ingest = Rc::new(Ingest::new(
-        id,
-        shard.router,
-        shard.senders,
-        pipelines.clone(),
-        telemetry.shard.clone(),
-        Some(overload),
-        telemetry.memory_limiters.clone(),
-    ));
+    let (tier, tier_failed) = build_tier(id, &plan, &telemetry, exporter_names, &memory);
+    let ingest = Rc::new(
+        Ingest::new(
+            id,
+            shard.router,
+            shard.senders,
+            pipelines.clone(),
+            telemetry.shard.clone(),
+            Some(overload),
+            telemetry.memory_limiters.clone(),
+        )
+        .with_tier(tier),
+    );
     let stop = Rc::new(Stop::default());
     let reload_task = glommio::spawn_local(super::reload::serve(
         id,
@@ -102,7 +108,7 @@ pub(crate) async fn run(
         &health,
         &stop,
     );
-    let up = !(exporters_failed || listeners_failed);
+    let up = !(exporters_failed || tier_failed || listeners_failed);
     if up {
         health.shard_up();
     } else {
@@ -290,6 +296,47 @@ fn build_connector(
 
 /// The exporters of `pipeline` on shard `id`; returns those that built and why others did not
 /// (each failure is logged).
+/// Shard `id`'s part of the tier, if the plan has one: its forwarder, a load balancer over the
+/// members counted as the exporter `tier`; and whether it failed to build (logged).
+fn build_tier(
+    id: usize,
+    plan: &Plan,
+    telemetry: &ShardTelemetry,
+    exporter_names: &[String],
+    memory: &Rc<ShardMemory>,
+) -> (Option<Rc<Tier>>, bool) {
+    let (Some(settings), Some(metrics)) = (&plan.tier, &telemetry.tier) else {
+        return (None, false);
+    };
+    let index = exporter_names
+        .iter()
+        .position(|n| n == tier::EXPORTER_NAME)
+        .expect("the tier's forwarder was registered");
+    let observer = Rc::new(Observer {
+        metrics: telemetry.exporters[index].clone(),
+        drops: telemetry.drops.clone(),
+        signal: Signal::Traces,
+        memory: memory.clone(),
+        upstream: None,
+        balancer: telemetry.balancers[index].clone().map(BalancerCells::new),
+    });
+    match Exporter::new(
+        tier::EXPORTER_NAME,
+        id,
+        ExporterSettings::LoadBalancing(settings.clone()),
+        observer,
+    ) {
+        Ok(forwarder) => (
+            Some(Rc::new(Tier::new(Rc::new(forwarder), metrics.clone()))),
+            false,
+        ),
+        Err(err) => {
+            tracing::error!("shard {id}: the tier's forwarder cannot start: {err}");
+            (None, true)
+        }
+    }
+}
+
 fn build_exporters(
     id: usize,
     upstreams: &BTreeMap<String, Arc<UpstreamHealth>>,

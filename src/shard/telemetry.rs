@@ -5,7 +5,7 @@ use crate::export::ExporterSettings;
 use crate::plan::{ConnectorKind, Plan};
 use crate::telemetry::{
     DropMetrics, ExporterMetrics, FailoverMetrics, LoadBalancerMetrics, MemoryLimiterMetrics,
-    ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics, TlsMetrics,
+    ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics, TierMetrics, TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -22,6 +22,8 @@ pub(crate) struct ShardTelemetry {
     pub(super) memory_limiters: MemoryLimiterMetrics,
     /// Per connector of the plan, in its order: a failover's cells (none for a routing one).
     pub(super) connectors: Vec<Option<FailoverMetrics>>,
+    /// The tier's cells, if the node is part of one.
+    pub(super) tier: Option<TierMetrics>,
 }
 
 impl ShardTelemetry {
@@ -95,12 +97,22 @@ impl ShardTelemetry {
                                 Some(lb.backends.label())
                             }
                             _ => None,
+                        })
+                        .or_else(|| {
+                            plan.tier
+                                .as_ref()
+                                .filter(|_| name == crate::tier::EXPORTER_NAME)
+                                .map(|tier| tier.backends.label())
                         })?;
                     Some(LoadBalancerMetrics::register(
                         builder, name, resolver, shard,
                     ))
                 })
                 .collect(),
+            tier: plan
+                .tier
+                .as_ref()
+                .map(|_| TierMetrics::register(builder, shard)),
             drops: DropMetrics::register(builder, shard),
             memory_limiters: MemoryLimiterMetrics::register(
                 builder,

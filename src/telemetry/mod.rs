@@ -75,6 +75,7 @@ mod process;
 mod registry;
 mod sampling;
 mod shard;
+mod tier;
 
 pub use admin::{AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX};
 pub use auth::AuthMetrics;
@@ -95,3 +96,4 @@ pub use registry::{
 };
 pub use sampling::{Decision, EarlyReason, SamplingMetrics};
 pub use shard::ShardMetrics;
+pub use tier::TierMetrics;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests; include with `mod common;`.
 
+pub mod dns;
 pub mod gateway;
 pub mod grpc;
 pub mod parity;
 pub mod python;
+pub mod spread;

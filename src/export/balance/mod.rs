@@ -112,6 +112,8 @@ struct State {
     backends: Vec<Rc<Backend>>,
     ring: Ring,
     router: Router,
+    /// The index in `backends` of this node, for the tier (`LoadBalancingSettings::local`).
+    local: Option<usize>,
 }
 
 impl LoadBalancer {
@@ -131,6 +133,7 @@ impl LoadBalancer {
                 backends: Vec::new(),
                 ring: Ring::default(),
                 router: Router::new(settings.routing, Xorshift::seeded(shard, name)),
+                local: None,
             }),
             settings,
             observer,
@@ -203,6 +206,34 @@ impl LoadBalancer {
         } else {
             0
         }
+    }
+
+    /// Calls `f` with a function telling, for a trace id, whether the ring as it stands gives
+    /// the trace to this node (the tier's local member, `LoadBalancingSettings::local`): with
+    /// the backends taken out skipped, as [`LoadBalancer::submit`] routes. Before the first
+    /// membership every trace is this node's (it decides rather than waits); a node that is
+    /// not a member owns none.
+    pub(crate) fn with_ownership<R>(&self, f: impl FnOnce(&dyn Fn(&[u8]) -> bool) -> R) -> R {
+        let state = self.shared.state.borrow();
+        if state.backends.is_empty() {
+            return f(&|_| true);
+        }
+        let Some(local) = state.local else {
+            return f(&|_| false);
+        };
+        let now = Instant::now();
+        let usable: Vec<bool> = state
+            .backends
+            .iter()
+            .map(|b| b.health.usable(now))
+            .collect();
+        let ring = &state.ring;
+        f(&|trace_id| ring.owner(ring::key_of(trace_id), |b| usable[b]) == Some(local))
+    }
+
+    /// Whether this node is a member of the current set (always false for an exporter).
+    pub(crate) fn is_member(&self) -> bool {
+        self.shared.state.borrow().local.is_some()
     }
 
     /// Routes `batch` and hands each part to its backend, waiting while a backend's queue is
@@ -300,6 +331,7 @@ impl Shared {
             backends,
             ring,
             router,
+            ..
         } = &mut *state;
         if backends.is_empty() {
             return None;
@@ -412,8 +444,22 @@ impl Shared {
                 "load balancer backends"
             );
         }
+        let local = self.settings.local.as_ref().and_then(|local| {
+            let mine: Vec<usize> = (0..backends.len())
+                .filter(|&b| local.is(&backends[b].endpoint))
+                .collect();
+            if mine.len() > 1 {
+                tracing::error!(
+                    exporter = %self.name,
+                    members = ?mine.iter().map(|&b| &backends[b].endpoint).collect::<Vec<_>>(),
+                    "several members are this node; the first is taken (set tier.self)"
+                );
+            }
+            mine.first().copied()
+        });
         {
             let mut state = self.state.borrow_mut();
+            state.local = local;
             state.ring = Ring::new(
                 &backends
                     .iter()

@@ -1,0 +1,400 @@
+//! A tier of tailgate nodes through the real binary, over real sockets: three (then four)
+//! gateway processes on their own loopback addresses (127.0.0.x, one port), each tail
+//! sampling and exporting to a sink of its own, with clients sending every trace's spans to
+//! different nodes.
+//!
+//! - steady membership: every trace is decided once, on one node, with all its spans;
+//! - membership from a DNS name the test changes: a node killed, its traces re-routed once the
+//!   answer drops it; a node added, about 1/N of the traces move to it;
+//! - the two-tier layout: a front tailgate's `loadbalancing` exporter over sampling tailgates.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tailgate_bench::sink::Sink;
+
+use common::dns::{start_with_resolver, DnsServer};
+use common::gateway::{free_port, http_request, loopback, wait_for, Gateway};
+use common::spread::{owners, request, spans_of_round, stop_all, Received};
+
+/// Spans per trace; each goes in a request of its own, to another node.
+const SPANS_PER_TRACE: u64 = 3;
+
+/// One node of a tier: its gateway and the sink it exports what it keeps to.
+struct Node {
+    gateway: Gateway,
+    /// Where members reach it: `127.0.0.<host>:<the tier's port>`.
+    member: SocketAddr,
+}
+
+/// What the members are found by.
+enum Membership {
+    Static(Vec<SocketAddr>),
+    Dns { port: u16 },
+}
+
+/// The configuration of a node listening for members on `member`, exporting to `sink`, tail
+/// sampling by `policy` (YAML under `policies:`), two shards.
+fn node_config(
+    member: SocketAddr,
+    (http, admin): (SocketAddr, SocketAddr),
+    sink: SocketAddr,
+    membership: &Membership,
+    policy: &str,
+) -> String {
+    let resolver = match membership {
+        Membership::Static(members) => format!(
+            "    static:\n      hostnames: [{}]\n",
+            members
+                .iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Membership::Dns { port } => format!(
+            "    dns:\n      hostname: {}\n      port: {port}\n      interval: 200ms\n      timeout: 1s\n",
+            DnsServer::NAME
+        ),
+    };
+    let second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1);
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {member}
+      http:
+        endpoint: {http}
+processors:
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+{policy}
+exporters:
+  otlp:
+    endpoint: {sink}
+    tls:
+      insecure: true
+tier:
+  resolver:
+{resolver}  protocol:
+    otlp:
+      compression: zstd
+      timeout: 1s
+      tls:
+        insecure: true
+      retry_on_failure:
+        initial_interval: 50ms
+        max_interval: 200ms
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, {second_cpu}]
+"
+    )
+}
+
+/// Keeps about half the traces, by trace id.
+const HALF: &str = "      - name: half
+        type: probabilistic
+        probabilistic:
+          sampling_percentage: 50";
+
+/// Keeps every trace.
+const ALL: &str = "      - name: all
+        type: always_sample";
+
+fn address(host: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), port)
+}
+
+/// A sink on `127.0.0.<host>`.
+fn sink_at(host: u8) -> (Sink, SocketAddr) {
+    let addr = address(host, free_port());
+    (common::gateway::start_sink_at(addr), addr)
+}
+
+/// Starts a node at `127.0.0.<host>:<port>`; through `dns`'s resolver when given.
+fn start_node(
+    host: u8,
+    port: u16,
+    sink: SocketAddr,
+    membership: &Membership,
+    policy: &str,
+    dns: Option<&DnsServer>,
+) -> Node {
+    let member = address(host, port);
+    let (http, admin) = (loopback(free_port()), loopback(free_port()));
+    let config = node_config(member, (http, admin), sink, membership, policy);
+    let gateway = match dns {
+        Some(dns) => start_with_resolver(&config, (member, http, admin), &dns.resolv_conf()),
+        None => Gateway::start_with_config(&config, member, http, admin),
+    };
+    Node { gateway, member }
+}
+
+/// Sends every span of `traces` in round `round`: span `k` of the traces in chunk `c` goes, in
+/// one request, to node `(c + k) mod n`, so each trace's spans reach several nodes.
+fn send(nodes: &[&Node], traces: std::ops::Range<u64>, round: u64) {
+    for span in 0..SPANS_PER_TRACE {
+        let mut first = traces.start;
+        let mut chunk = 0;
+        while first < traces.end {
+            let last = (first + 50).min(traces.end);
+            let node = nodes[(chunk + span as usize) % nodes.len()];
+            let (status, _, body) = http_request(
+                node.gateway.http,
+                "POST",
+                "/v1/traces",
+                &[("Content-Type", "application/x-protobuf")],
+                &request(first..last, span, round),
+            )
+            .expect("post traces");
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            first = last;
+            chunk += 1;
+        }
+    }
+}
+
+/// `name{labels}` summed over `nodes`.
+fn total(nodes: &[&Node], name: &str, labels: &[(&str, &str)]) -> f64 {
+    nodes.iter().map(|n| n.gateway.metric(name, labels)).sum()
+}
+
+/// Decisions made on `nodes` together.
+fn decisions(nodes: &[&Node]) -> f64 {
+    total(
+        nodes,
+        "otelcol_processor_tail_sampling_global_count_traces_sampled",
+        &[],
+    )
+}
+
+/// Waits until `nodes` together have made `n` decisions.
+fn await_decisions(nodes: &[&Node], n: u64) {
+    assert!(
+        wait_for(Duration::from_secs(30), || decisions(nodes) >= n as f64),
+        "{} of {n} decisions:\n{}",
+        decisions(nodes),
+        nodes[0].gateway.stderr()
+    );
+}
+
+/// Waits until every node of `nodes` counts `members` members (on each of its two shards).
+fn await_members(nodes: &[&Node], members: usize) -> bool {
+    wait_for(Duration::from_secs(30), || {
+        nodes.iter().all(|n| {
+            n.gateway
+                .metric("otelcol_loadbalancer_num_backends", &[("exporter", "tier")])
+                == (2 * members) as f64
+        })
+    })
+}
+
+/// Checks round `round` of `traces` traces at the sinks: every trace kept is whole on exactly
+/// one sink, and every trace not kept left no span anywhere. Returns how many were kept.
+fn check_decided_once(received: &Received, round: u64, traces: u64) -> u64 {
+    let owners = owners(received, round);
+    let spans = spans_of_round(received, round);
+    for (trace, sinks) in &owners {
+        assert_eq!(sinks.len(), 1, "trace {trace:?} reached sinks {sinks:?}");
+        let sink = *sinks.iter().next().expect("one");
+        let whole = received[sink][trace]
+            .iter()
+            .filter(|s| common::spread::round_of(s) == round)
+            .count() as u64;
+        assert_eq!(
+            whole, SPANS_PER_TRACE,
+            "trace {trace:?} kept with {whole} of its spans"
+        );
+    }
+    assert_eq!(spans.len() as u64, owners.len() as u64 * SPANS_PER_TRACE);
+    assert!(owners.len() as u64 <= traces);
+    owners.len() as u64
+}
+
+#[test]
+fn three_nodes_decide_every_trace_once_with_all_its_spans() {
+    let port = free_port();
+    let members: Vec<SocketAddr> = (41..=43).map(|h| address(h, port)).collect();
+    let (sinks, sink_addrs): (Vec<Sink>, Vec<SocketAddr>) = (51..=53).map(sink_at).unzip();
+    let membership = Membership::Static(members.clone());
+    let nodes: Vec<Node> = (41..=43)
+        .zip(&sink_addrs)
+        .map(|(host, sink)| start_node(host, port, *sink, &membership, HALF, None))
+        .collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    const TRACES: u64 = 900;
+    send(&all, 0..TRACES, 1);
+    await_decisions(&all, TRACES);
+
+    // Decided once: one decision a trace over the whole tier; no span forwarded twice or
+    // decided against the ring.
+    let forwarded = total(&all, "tailgate_tier_forwarded_spans", &[]);
+    let received_owned = total(&all, "tailgate_tier_received_spans", &[("owner", "self")]);
+    let received_other = total(&all, "tailgate_tier_received_spans", &[("owner", "other")]);
+    assert_eq!(decisions(&all), TRACES as f64);
+    assert_eq!(received_other, 0.0);
+    let spans = (TRACES * SPANS_PER_TRACE) as f64;
+    // Each span reaches an owner that is not its node two times in three.
+    assert!(
+        (0.5..0.8).contains(&(forwarded / spans)),
+        "forwarded {forwarded} of {spans}"
+    );
+    assert!(wait_for(Duration::from_secs(10), || total(
+        &all,
+        "tailgate_tier_received_spans",
+        &[("owner", "self")]
+    ) == forwarded));
+    assert!(received_owned <= forwarded);
+    assert_eq!(
+        total(
+            &all,
+            "otelcol_exporter_send_failed_spans",
+            &[("exporter", "tier")]
+        ),
+        0.0
+    );
+    assert_eq!(total(&all, "tailgate_tier_member", &[]), 6.0);
+    // Every node decides a share.
+    for node in &nodes {
+        assert!(
+            node.gateway.metric(
+                "otelcol_processor_tail_sampling_global_count_traces_sampled",
+                &[]
+            ) > (TRACES / 6) as f64,
+            "{} decides too little",
+            node.member
+        );
+    }
+    for node in nodes {
+        assert!(node.gateway.stop().success());
+    }
+    let received = stop_all(sinks);
+    let kept = check_decided_once(&received, 1, TRACES);
+    assert!(
+        (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
+        "kept {kept} of {TRACES}"
+    );
+}
+
+#[test]
+fn dns_membership_a_node_killed_and_a_node_added() {
+    let port = free_port();
+    let hosts = [61u8, 62, 63, 64];
+    let ips: Vec<Ipv4Addr> = hosts.iter().map(|h| Ipv4Addr::new(127, 0, 0, *h)).collect();
+    let dns = DnsServer::start(&ips[..3]);
+    let (mut sinks, sink_addrs): (Vec<Sink>, Vec<SocketAddr>) = (71..=74).map(sink_at).unzip();
+    let membership = Membership::Dns { port };
+    let mut nodes: Vec<Option<Node>> = hosts[..3]
+        .iter()
+        .zip(&sink_addrs)
+        .map(|(host, sink)| Some(start_node(*host, port, *sink, &membership, ALL, Some(&dns))))
+        .collect();
+    const TRACES: u64 = 600;
+    /// The traces of rounds 2 and 3: other ids than round 1's, which the nodes have decided.
+    const ROUND_TWO: std::ops::Range<u64> = 1000..1000 + TRACES;
+    {
+        let all: Vec<&Node> = nodes.iter().flatten().collect();
+        assert!(await_members(&all, 3), "{}", all[0].gateway.stderr());
+        send(&all, 0..TRACES, 1);
+        await_decisions(&all, TRACES);
+    }
+
+    // A node dies (kill -9), and leaves the DNS answer.
+    let dead = nodes[2].take().expect("running");
+    let pid = dead.gateway.pid() as i32;
+    // SAFETY: kill(2) on a process this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    drop(dead);
+    let killed = Instant::now();
+    dns.set(&ips[..2]);
+    {
+        let live: Vec<&Node> = nodes.iter().flatten().collect();
+        assert!(await_members(&live, 2), "{}", live[0].gateway.stderr());
+        eprintln!(
+            "a killed node left the ring {:?} after the kill (resolver interval 200 ms)",
+            killed.elapsed()
+        );
+        let before = decisions(&live);
+        send(&live, ROUND_TWO, 2);
+        await_decisions(&live, before as u64 + TRACES);
+        assert_eq!(decisions(&live), before + TRACES as f64, "decided once");
+    }
+
+    // A node joins: 127.0.0.64, added to the answer.
+    nodes.push(Some(start_node(
+        hosts[3],
+        port,
+        sink_addrs[3],
+        &membership,
+        ALL,
+        Some(&dns),
+    )));
+    dns.set(&[ips[0], ips[1], ips[3]]);
+    {
+        let live: Vec<&Node> = nodes.iter().flatten().collect();
+        assert!(await_members(&live, 3), "{}", live[0].gateway.stderr());
+        // The same traces again: those that stayed with their owner follow its decision
+        // (their spans are late spans of a kept trace); those that moved are decided anew, by
+        // the new node alone.
+        let sent = || {
+            total(
+                &live,
+                "otelcol_exporter_sent_spans",
+                &[("exporter", "otlp")],
+            )
+        };
+        let (before, sent_before) = (decisions(&live), sent());
+        send(&live, ROUND_TWO, 3);
+        assert!(wait_for(Duration::from_secs(30), || sent()
+            >= sent_before + (TRACES * SPANS_PER_TRACE) as f64));
+        let moved = decisions(&live) - before;
+        assert_eq!(
+            moved,
+            live[2].gateway.metric(
+                "otelcol_processor_tail_sampling_global_count_traces_sampled",
+                &[]
+            ),
+            "only the new node decided anew"
+        );
+        assert_eq!(
+            total(&live, "tailgate_tier_received_spans", &[("owner", "other")]),
+            0.0
+        );
+    }
+    for node in nodes.into_iter().flatten() {
+        assert!(node.gateway.stop().success());
+    }
+    let received = stop_all(std::mem::take(&mut sinks));
+    // Rounds 2 and 3 were sent to live nodes only: everything arrived, each trace whole on one
+    // node (every trace is kept).
+    for round in [2, 3] {
+        assert_eq!(check_decided_once(&received, round, TRACES), TRACES);
+    }
+    let (two, three) = (owners(&received, 2), owners(&received, 3));
+    let mut moved = 0;
+    for (trace, sinks) in &three {
+        assert!(!sinks.contains(&2), "the killed node took nothing");
+        if two[trace] != *sinks {
+            moved += 1;
+            assert!(sinks.contains(&3), "a trace moved between staying nodes");
+        }
+    }
+    let share = moved as f64 / TRACES as f64;
+    eprintln!(
+        "DNS 2 -> 3 members: {moved} of {TRACES} traces moved ({:.1} %, ideal 33.3 %)",
+        share * 100.0
+    );
+    assert!((0.2..0.47).contains(&share), "moved {share}");
+}
