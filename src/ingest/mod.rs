@@ -300,24 +300,34 @@ impl Ingest {
 
     async fn export_traces(&self, body: Bytes, origin: Origin) -> Result<Outcome, IngestError> {
         let shards = self.router.shards();
-        // With a tier, destination `shards` is its forwarder.
         let mut split = self
             .splits
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| Split::new(shards + usize::from(self.tier.is_some())));
+            .unwrap_or_else(|| Split::new(shards));
         let router = self.router;
-        let run = match (&self.tier, origin) {
-            (None, _) => split.run(&body, |id| router.owner(id)),
-            (Some(tier), Origin::Client) => tier.with_ownership(|mine| {
-                split.run(&body, |id| if mine(id) { router.owner(id) } else { shards })
+        // With a tier, destinations past the shards are its members: `shards + member`.
+        let (run, generation) = match (&self.tier, origin) {
+            (None, _) => (split.run(&body, |id| router.owner(id)), 0),
+            (Some(tier), Origin::Client) => tier.with_owners(|owner, members| {
+                if split.shard_count() != shards + members {
+                    split = Split::new(shards + members);
+                }
+                split.run(&body, |id| match owner(id) {
+                    None => router.owner(id),
+                    Some(member) => shards + member,
+                })
             }),
             // Forwarded by a member: decided here, whatever this node's ring says.
             (Some(tier), Origin::Member) => {
                 let (owned, other) = (Cell::new(0u64), Cell::new(0u64));
-                let run = tier.with_ownership(|mine| {
+                let (run, generation) = tier.with_owners(|owner, members| {
+                    // The size clients' requests need, so that splits are reused across both.
+                    if split.shard_count() != shards + members {
+                        split = Split::new(shards + members);
+                    }
                     split.run(&body, |id| {
-                        let count = if mine(id) { &owned } else { &other };
+                        let count = if owner(id).is_none() { &owned } else { &other };
                         count.set(count.get().saturating_add(1));
                         router.owner(id)
                     })
@@ -325,7 +335,7 @@ impl Ingest {
                 if run.is_ok() {
                     tier.received(owned.get(), other.get());
                 }
-                run
+                (run, generation)
             }
         };
         if let Err(err) = run {
@@ -366,7 +376,7 @@ impl Ingest {
         if let ([owner], 0) = (owners.as_slice(), rejected) {
             let items = split.spans(*owner).len() as u64;
             self.recycle(split);
-            self.hand_over(*owner, body, items).await;
+            self.hand_over(*owner, generation, body, items).await;
             accepted = items;
         } else {
             let mut parts = Vec::with_capacity(owners.len());
@@ -384,7 +394,7 @@ impl Ingest {
             }
             self.recycle(split);
             for (owner, bytes, items) in parts {
-                self.hand_over(owner, bytes, items).await;
+                self.hand_over(owner, generation, bytes, items).await;
                 accepted = accepted.saturating_add(items);
             }
         }
@@ -396,15 +406,16 @@ impl Ingest {
     }
 
     /// Gives `owner` its part of a traces request: kept here if this shard owns it, forwarded
-    /// to the tier's members if another node does, otherwise sent over the mesh, waiting while
-    /// the channel or the forwarder is full.
-    async fn hand_over(&self, owner: usize, bytes: Bytes, items: u64) {
-        if owner == self.router.shards() {
-            let tier = self
-                .tier
-                .as_ref()
-                .expect("only a tier routes past the shards");
-            if self.watched(tier.forward(&bytes, items)).await {
+    /// to the member that owns it (`owner` past the shards, of membership `generation`) if
+    /// another node does, otherwise sent over the mesh; waiting while the channel or the
+    /// member's queue is full.
+    async fn hand_over(&self, owner: usize, generation: u64, bytes: Bytes, items: u64) {
+        if let Some(member) = owner.checked_sub(self.router.shards()) {
+            let tier = self.tier.as_ref().expect("only a tier routes past the shards");
+            if self
+                .watched(tier.forward(member, generation, bytes.clone(), items))
+                .await
+            {
                 return;
             }
             // The forwarder closes after the receivers, at shutdown: a request still arriving

@@ -11,11 +11,14 @@
 //! leaving moves about 1/N of the traces. A node finds itself among the members by its gRPC
 //! receivers' addresses, or by `tier.self`.
 //!
-//! On each shard, the receivers ask [`Tier::with_ownership`] of every span of a client's
-//! request: the spans this node owns go on to their owning shard as before; the others are
-//! framed (their original bytes, under their resource and scope) and pushed into the shard's
-//! forwarder, a batcher in front of a load balancer over the other members — each with its own
-//! `otlp` exporter, queue and retries from `tier.protocol.otlp`, compressed as that says.
+//! On each shard, the receivers' one pass over a client's request ([`tailgate_wire::Split`])
+//! asks [`Tier::with_owners`] who owns each span's trace: the spans this node owns go on to
+//! their owning shard as before; the others are framed per member (their original bytes,
+//! under their resource and scope) and handed straight to that member's `otlp` exporter in the
+//! shard's forwarder — a load balancer over the members, each with its own queue and retries
+//! from `tier.protocol.otlp`, compressed as that says. A span is read once on the node that
+//! forwards it and once on the node that decides it; nothing is batched again (a client's
+//! request already is a batch) or split twice.
 //!
 //! # Loop prevention
 //!
@@ -37,11 +40,12 @@
 //! buffered (see docs/OPERATIONS.md, "A tier of gateways").
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use bytes::Bytes;
 use tailgate_wire::Signal;
 
-use crate::export::{Batcher, BatcherSettings, Exporter, Pipeline};
+use crate::export::{Batch, Exporter};
 use crate::telemetry::TierMetrics;
 
 /// The gRPC metadata key that marks a request forwarded by a member.
@@ -52,10 +56,6 @@ pub(crate) const FORWARDED_VALUE: &str = "forwarded";
 /// The exporter name the forwarder's metrics carry.
 pub(crate) const EXPORTER_NAME: &str = "tier";
 
-/// How long the forwarder's batcher lets spans for other members wait for more: short next to
-/// any `decision_wait`, long enough to send requests of thousands of spans.
-const BATCH_TIMEOUT: Duration = Duration::from_millis(50);
-
 /// Where a traces request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
@@ -65,57 +65,53 @@ pub(crate) enum Origin {
     Member,
 }
 
-/// The batcher settings of the forwarder.
-pub(crate) fn batcher_settings() -> BatcherSettings {
-    BatcherSettings {
-        timeout: BATCH_TIMEOUT,
-        ..BatcherSettings::default()
-    }
-}
-
 /// One shard's part of the tier: the forwarder and the tier's counters.
 pub(crate) struct Tier {
-    /// A batcher in front of the forwarder (a load balancer over the members).
-    pipeline: Pipeline,
+    /// A load balancer over the members.
     forwarder: Rc<Exporter>,
     metrics: TierMetrics,
 }
 
 impl Tier {
     /// The tier of one shard, around `forwarder` (a load balancer built from the plan's tier
-    /// settings). Must run on the shard's executor.
+    /// settings).
     pub(crate) fn new(forwarder: Rc<Exporter>, metrics: TierMetrics) -> Tier {
         assert!(
             forwarder.balancer().is_some(),
             "the tier forwards through a load balancer"
         );
-        let batcher =
-            Batcher::new(batcher_settings()).expect("the tier's batch settings are valid");
-        Tier {
-            pipeline: Pipeline::new(batcher, vec![forwarder.clone()]),
-            forwarder,
-            metrics,
-        }
+        Tier { forwarder, metrics }
     }
 
-    /// Calls `f` with a function telling, for a trace id, whether this node owns the trace
-    /// (see [`crate::export`]'s `LoadBalancer::with_ownership`).
-    pub(crate) fn with_ownership<R>(&self, f: impl FnOnce(&dyn Fn(&[u8]) -> bool) -> R) -> R {
+    /// Calls `f` with the owner of each trace id (`None`: this node; else the member's index)
+    /// and the number of members; returns its result and the membership's generation, for
+    /// [`Tier::forward`].
+    pub(crate) fn with_owners<R>(
+        &self,
+        f: impl FnOnce(&dyn Fn(&[u8]) -> Option<usize>, usize) -> R,
+    ) -> (R, u64) {
         let balancer = self.forwarder.balancer().expect("checked in new");
         self.metrics.member.set(i64::from(balancer.is_member()));
-        balancer.with_ownership(f)
+        balancer.with_owners(f)
     }
 
-    /// Forwards an export request of `items` spans that other members own, waiting while the
-    /// forwarder's queues are full. A forwarder closed by shutdown refuses it: `false`, and the
-    /// caller keeps the spans.
-    pub(crate) async fn forward(&self, request: &[u8], items: u64) -> bool {
-        if self
-            .pipeline
-            .push(Signal::Traces, request, items)
-            .await
-            .is_err()
-        {
+    /// Forwards `request`, an export request of `items` spans that member `member` of
+    /// membership `generation` owns, waiting while that member's queue is full. `false` once
+    /// shutdown has begun: the caller keeps the spans.
+    pub(crate) async fn forward(
+        &self,
+        member: usize,
+        generation: u64,
+        request: Bytes,
+        items: u64,
+    ) -> bool {
+        let balancer = self.forwarder.balancer().expect("checked in new");
+        let batch = Batch {
+            signal: Signal::Traces,
+            bytes: request,
+            items,
+        };
+        if balancer.submit_to(member, generation, batch).await.is_err() {
             return false;
         }
         self.metrics.forwarded.add(items);
@@ -129,8 +125,8 @@ impl Tier {
         self.metrics.received_other.add(other);
     }
 
-    /// Flushes the batcher and drains the forwarder, until `deadline`.
+    /// Drains the forwarder, until `deadline`.
     pub(crate) async fn shutdown(&self, deadline: Instant) {
-        self.pipeline.shutdown(deadline).await;
+        self.forwarder.shutdown(Vec::new(), deadline).await;
     }
 }

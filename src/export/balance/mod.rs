@@ -114,6 +114,8 @@ struct State {
     router: Router,
     /// The index in `backends` of this node, for the tier (`LoadBalancingSettings::local`).
     local: Option<usize>,
+    /// Counts the backend sets: indexes into `backends` hold within one generation.
+    generation: u64,
 }
 
 impl LoadBalancer {
@@ -134,6 +136,7 @@ impl LoadBalancer {
                 ring: Ring::default(),
                 router: Router::new(settings.routing, Xorshift::seeded(shard, name)),
                 local: None,
+                generation: 0,
             }),
             settings,
             observer,
@@ -208,27 +211,52 @@ impl LoadBalancer {
         }
     }
 
-    /// Calls `f` with a function telling, for a trace id, whether the ring as it stands gives
-    /// the trace to this node (the tier's local member, `LoadBalancingSettings::local`): with
-    /// the backends taken out skipped, as [`LoadBalancer::submit`] routes. Before the first
-    /// membership every trace is this node's (it decides rather than waits); a node that is
-    /// not a member owns none.
-    pub(crate) fn with_ownership<R>(&self, f: impl FnOnce(&dyn Fn(&[u8]) -> bool) -> R) -> R {
+    /// Calls `f` with the owner of each trace as the ring stands (the tier's view): a function
+    /// giving, for a trace id, `None` when this node (the tier's local member,
+    /// `LoadBalancingSettings::local`) owns it and otherwise the owning member's index, with
+    /// the backends taken out skipped as [`LoadBalancer::submit`] routes; and the number of
+    /// members. Before the first membership every trace is this node's (it decides rather than
+    /// waits); a node that is not a member owns none. Returns `f`'s result and the membership's
+    /// generation, for [`LoadBalancer::submit_to`].
+    pub(crate) fn with_owners<R>(
+        &self,
+        f: impl FnOnce(&dyn Fn(&[u8]) -> Option<usize>, usize) -> R,
+    ) -> (R, u64) {
         let state = self.shared.state.borrow();
+        let generation = state.generation;
         if state.backends.is_empty() {
-            return f(&|_| true);
+            return (f(&|_| None, 0), generation);
         }
-        let Some(local) = state.local else {
-            return f(&|_| false);
-        };
         let now = Instant::now();
-        let usable: Vec<bool> = state
-            .backends
-            .iter()
-            .map(|b| b.health.usable(now))
-            .collect();
-        let ring = &state.ring;
-        f(&|trace_id| ring.owner(ring::key_of(trace_id), |b| usable[b]) == Some(local))
+        let usable: Vec<bool> = state.backends.iter().map(|b| b.health.usable(now)).collect();
+        let (ring, local) = (&state.ring, state.local);
+        let owner = |trace_id: &[u8]| {
+            let owner = ring.owner(ring::key_of(trace_id), |b| usable[b]);
+            owner.filter(|&b| Some(b) != local)
+        };
+        (f(&owner, state.backends.len()), generation)
+    }
+
+    /// Hands `batch`, all of whose traces member `member` of membership `generation` owns (see
+    /// [`LoadBalancer::with_owners`]), to that member's exporter; routes it again if the
+    /// membership has changed since. Waits while the member's queue is full.
+    pub(crate) async fn submit_to(
+        &self,
+        member: usize,
+        generation: u64,
+        batch: Batch,
+    ) -> Result<(), SubmitError> {
+        let backend = {
+            let state = self.shared.state.borrow();
+            (state.generation == generation && !self.shared.closing.get())
+                .then(|| state.backends.get(member).cloned())
+                .flatten()
+        };
+        match backend {
+            // A refusal means shutdown has begun; the backend counted the part.
+            Some(backend) => backend.exporter.submit_direct(batch).await,
+            None => self.shared.deliver(batch).await,
+        }
     }
 
     /// Whether this node is a member of the current set (always false for an exporter).
@@ -460,6 +488,7 @@ impl Shared {
         {
             let mut state = self.state.borrow_mut();
             state.local = local;
+            state.generation += 1;
             state.ring = Ring::new(
                 &backends
                     .iter()

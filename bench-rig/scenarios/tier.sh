@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# A tier of three tailgates against one tailgate alone, same load, in alternating pairs: what
+# forwarding a span to the member that owns its trace costs, sending and receiving node
+# together, and whether the tier decides every trace once with all its spans.
+#
+# Both layouts tail sample (probabilistic 10 %, decision_wait 2s) and export to one
+# tailgate-bench sink that judges what arrives against the load's oracle. The load goes to the
+# first node only (as an L4 balancer with one target would send it), so about 2/3 of the spans
+# are forwarded, over OTLP/gRPC with zstd, to 127.0.0.2 and 127.0.0.3. The load is what users
+# send: gzip-compressed requests of 500 spans in 16 KiB DATA frames, from the semantic corpus
+# (spans that compress like real telemetry; CORPUS=benchmark for the SDK benchmark's text).
+#
+#   single: load -> tailgate A (1 shard)                      -> sink
+#   tier:   load -> tailgate A -> {A, B, C} by trace ownership -> sink
+#
+# CPU ns per forwarded span = (CPU of A + B + C in the tier - CPU of A alone) / spans forwarded,
+# each from /proc, over the whole run (load, decisions, export) and over the steady window (4 s
+# into the load to 1 s before its end, once the trace buffers have filled: their first fill
+# costs the kernel's page clearing, once per process, which a short run would charge to the
+# tier's extra processes). Also reported: decisions over the tier
+# against traces sent (decided once), and the sink's verdict (kept traces complete, none extra).
+# Usage: bench-rig/scenarios/tier.sh [seconds] [spans/s] [pairs] [compression[:level]]
+# (GWBIN=path runs another gateway binary; PERF=FILE records a perf profile of the tier's first
+# node over the steady window there, PERF_NODE=1 or 2 of another node.)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}; rate=${2:-200000}; pairs=${3:-3}; compression=${4:-zstd}
+bin=target/release; gwbin=${GWBIN:-target/release/tailgate}
+[ -x $bin/tailgate ] && [ -x $bin/tailgate-bench ] || cargo build --release -p tailgate -p tailgate-bench
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# config HOST ADMIN_PORT CPU TIER: a node's configuration on 127.0.0.HOST:24317.
+config() {
+  local host=$1 admin=$2 cpu=$3 tier=$4
+  cat <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.$host:24317
+processors:
+  batch:
+    send_batch_size: 8192
+    timeout: 200ms
+  tail_sampling:
+    decision_wait: 2s
+    num_traces: 2000000
+    policies:
+      - name: some
+        type: probabilistic
+        probabilistic:
+          sampling_percentage: 10
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:14317
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling, batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:$admin
+shards:
+  cpus: [$cpu]
+YAML
+  if [ "$tier" = yes ]; then
+    cat <<YAML
+tier:
+  resolver:
+    static:
+      hostnames: [127.0.0.1:24317, 127.0.0.2:24317, 127.0.0.3:24317]
+  protocol:
+    otlp:
+      compression: ${compression%%:*}
+$([ "$compression" != "${compression#*:}" ] && printf '      compression_params:\n        level: %s\n' "${compression#*:}")
+      tls:
+        insecure: true
+YAML
+  fi
+}
+
+# metric ADMIN_PORT NAME [LABEL_FILTER]: the sum of NAME's series matching the filter.
+metric() {
+  curl -s "http://127.0.0.1:$1/metrics" |
+    awk -v m="$2" -v f="${3:-}" '{split($1, name, "{")} name[1] == m && index($1, f) {s += $NF} END {printf "%.0f\n", s + 0}'
+}
+# sum NAME [FILTER]: over the running nodes.
+sum() { local t=0; for a in "${admins[@]}"; do t=$((t + $(metric "$a" "$@"))); done; echo $t; }
+ticks() { local t=0; for p in "${gws[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+# each_ticks: every node's ticks, space-separated.
+each_ticks() { for p in "${gws[@]}"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done; }
+
+# run MODE: one measurement; prints a JSON line.
+run() {
+  local mode=$1 hosts
+  if [ "$mode" = tier ]; then hosts="1 2 3"; else hosts="1"; fi
+  $bin/tailgate-bench sink --listen 127.0.0.1:14317 --cpu 0 --report "$work/sink.json" \
+    --expect "$work/expect.json" & local sink=$!
+  pids=($sink); gws=(); admins=()
+  local cpu=0
+  for h in $hosts; do
+    config "$h" $((28887 + h)) $cpu $([ "$mode" = tier ] && echo yes || echo no) > "$work/node$h.yaml"
+    $gwbin --config "$work/node$h.yaml" 2> "$work/node$h.log" & gws+=($!); pids+=($!)
+    admins+=($((28887 + h))); cpu=1
+  done
+  for a in "${admins[@]}"; do
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$a/readyz" > /dev/null && break; sleep 0.1; done
+  done
+  local before each_before; before=$(ticks); each_before=$(each_ticks)
+  $bin/tailgate-bench load --endpoint http://127.0.0.1:24317 --protocol grpc --connections 4 \
+    --rate "$rate" --duration "$seconds" --spans-per-request 500 --cpu 1 --quiet \
+    --corpus "${CORPUS:-semantic}" --compression gzip --frame-size 16384 \
+    --oracle-policy probabilistic:10 --expect-out "$work/expect.json" \
+    --report "$work/load.json" > /dev/null & local lp=$!
+  # The steady window: from 4 s into the load (the trace buffers have filled: decision_wait is
+  # 2 s) to 1 s before its end; CPU over the tier's nodes, spans as the first node accepted
+  # them from the client.
+  sleep 4
+  if [ -n "${PERF:-}" ] && [ "$mode" = tier ]; then
+    perf record -F 999 -g -p "${gws[${PERF_NODE:-0}]}" -o "$PERF" -- sleep $((seconds - 5)) > /dev/null 2>&1 &
+  fi
+  local t1 a1 f1; t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans)
+  sleep $((seconds - 5))
+  local t2 a2 f2; t2=$(ticks); a2=$(metric 28888 otelcol_receiver_accepted_spans); f2=$(sum tailgate_tier_forwarded_spans)
+  wait $lp
+  local accepted; accepted=$(python3 -c "import json; print(json.load(open('$work/load.json'))['spans_accepted'])")
+  for _ in $(seq 1200); do [ "$(sum tailgate_decided_spans)" -ge "$accepted" ] && break; sleep 0.05; done
+  local kept; kept=$(sum tailgate_decided_spans 'decision="sampled"')
+  for _ in $(seq 1200); do [ "$(sum otelcol_exporter_sent_spans 'exporter="otlp"')" -ge "$kept" ] && break; sleep 0.05; done
+  local after each_after; after=$(ticks); each_after=$(each_ticks)
+  local forwarded received other decisions
+  forwarded=$(sum tailgate_tier_forwarded_spans); received=$(sum tailgate_tier_received_spans 'owner="self"')
+  other=$(sum tailgate_tier_received_spans 'owner="other"')
+  decisions=$(sum otelcol_processor_tail_sampling_global_count_traces_sampled)
+  for p in "${gws[@]}"; do kill -TERM "$p"; wait "$p" || true; done
+  kill -TERM $sink; wait $sink || true
+  python3 - "$mode" "$work/load.json" "$work/sink.json" "$before" "$after" "$(getconf CLK_TCK)" \
+    "$forwarded" "$received" "$other" "$decisions" "$each_before" "$each_after" \
+    "$t1 $t2 $a1 $a2 $f1 $f2" <<'PY'
+import json, sys
+mode = sys.argv[1]
+load = json.load(open(sys.argv[2])); sink = json.load(open(sys.argv[3]))
+cpu_s = (int(sys.argv[5]) - int(sys.argv[4])) / int(sys.argv[6])
+accepted = load["spans_accepted"]
+t1, t2, a1, a2, f1, f2 = (int(x) for x in sys.argv[13].split())
+steady = {"cpu_s": round((t2 - t1) / int(sys.argv[6]), 2), "spans": a2 - a1, "forwarded": f2 - f1,
+          "cpu_ns_per_span": round((t2 - t1) / int(sys.argv[6]) * 1e9 / max(a2 - a1, 1))}
+print(json.dumps({
+    "mode": mode, "spans_accepted": accepted, "spans_refused": load["spans_refused"],
+    "ingest_spans_per_s": round(load["spans_per_s"]),
+    "cpu_s": round(cpu_s, 2), "cpu_ns_per_span": round(cpu_s * 1e9 / max(accepted, 1)),
+    "forwarded": int(sys.argv[7]), "received_from_members": int(sys.argv[8]),
+    "received_not_owned": int(sys.argv[9]),
+    "decisions": int(sys.argv[10]), "traces_sent": sink.get("expected_traces_sent"),
+    "kept_complete": sink.get("kept_traces_complete"), "kept_partial": sink.get("kept_traces_partial"),
+    "kept_missing": sink.get("kept_traces_missing"), "kept_wrongly": sink.get("traces_kept_wrongly"),
+    "duplicates": sink.get("duplicated_spans"), "verified": sink.get("verified"),
+    "node_cpu_s": [round((int(b) - int(a)) / int(sys.argv[6]), 2)
+                   for a, b in zip(sys.argv[11].split(), sys.argv[12].split())],
+    "steady": steady,
+}))
+PY
+}
+
+for pair in $(seq "$pairs"); do
+  single=$(run single); echo "$single"
+  tier=$(run tier); echo "$tier"
+  python3 - "$single" "$tier" <<'PY'
+import json, sys
+s, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+extra = t["cpu_s"] * 1e9 - s["cpu_s"] * 1e9 * t["spans_accepted"] / max(s["spans_accepted"], 1)
+ss, ts = s["steady"], t["steady"]
+steady = ts["cpu_s"] * 1e9 - ss["cpu_s"] * 1e9 * ts["spans"] / max(ss["spans"], 1)
+print(json.dumps({"pair_cpu_ns_per_forwarded_span": round(extra / max(t["forwarded"], 1)),
+                  "pair_steady_cpu_ns_per_forwarded_span": round(steady / max(ts["forwarded"], 1)),
+                  "forwarded_share": round(t["forwarded"] / max(t["spans_accepted"], 1), 3)}))
+PY
+done
