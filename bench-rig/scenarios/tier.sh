@@ -115,7 +115,7 @@ run() {
   done
   local before each_before; before=$(ticks); each_before=$(each_ticks)
   $bin/tailgate-bench load --endpoint http://127.0.0.1:24317 --protocol grpc --connections 4 \
-    --rate "$rate" --duration "$seconds" --spans-per-request 500 --cpu 1 --quiet \
+    --rate "$rate" --duration "$seconds" --spans-per-request "${SPANS:-500}" --cpu 1 --quiet \
     --corpus "${CORPUS:-semantic}" --compression gzip --frame-size 16384 \
     --oracle-policy probabilistic:10 --expect-out "$work/expect.json" \
     --report "$work/load.json" > /dev/null & local lp=$!

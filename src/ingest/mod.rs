@@ -371,32 +371,67 @@ impl Ingest {
         let owners: Vec<usize> = (0..split.shard_count())
             .filter(|&s| !split.spans(s).is_empty())
             .collect();
-        let mut accepted = 0;
-        // One owner and nothing rejected: the request goes on as it came, uncopied.
-        if let ([owner], 0) = (owners.as_slice(), rejected) {
+        let mut accepted = 0u64;
+        // The parts other members own go into their outboxes now, framed there.
+        let mut outgoing = Vec::new();
+        let mut forwarded = 0u64;
+        let mut local_owners = Vec::with_capacity(owners.len());
+        for &owner in &owners {
+            let (Some(tier), Some(member)) = (&self.tier, owner.checked_sub(shards)) else {
+                local_owners.push(owner);
+                continue;
+            };
+            let items = split.spans(owner).len() as u64;
+            let mut framer = self.framer.borrow_mut();
+            match tier.append(member, generation, items, |out| {
+                if owners.len() == 1 && rejected == 0 {
+                    // The whole request is the member's: as it came.
+                    out.extend_from_slice(&body);
+                } else {
+                    split.frame(&body, owner, &mut framer, out);
+                }
+            }) {
+                Some(ready) => {
+                    outgoing.extend(ready);
+                    forwarded = forwarded.saturating_add(items);
+                }
+                // Shutdown has begun: this shard keeps them.
+                None => local_owners.push(owner),
+            }
+        }
+        accepted = accepted.saturating_add(forwarded);
+        // A member's part kept at shutdown goes to this shard.
+        let kept_here = |owner: usize| if owner >= shards { self.shard } else { owner };
+        // One owner, on this node, and nothing rejected: the request goes on as it came,
+        // uncopied.
+        if let ([owner], 0, 1) = (local_owners.as_slice(), rejected, owners.len()) {
             let items = split.spans(*owner).len() as u64;
+            let owner = kept_here(*owner);
             self.recycle(split);
-            self.hand_over(*owner, generation, body, items).await;
-            accepted = items;
+            self.hand_over(owner, body, items).await;
+            accepted = accepted.saturating_add(items);
         } else {
-            let mut parts = Vec::with_capacity(owners.len());
+            let mut parts = Vec::with_capacity(local_owners.len());
             {
                 let mut framer = self.framer.borrow_mut();
-                for &owner in &owners {
+                for &owner in &local_owners {
                     let spans = split.spans(owner);
-                    // Empty: `frame` measures the request first and reserves exactly its length
-                    // (an estimate reserved here would be copied by that reservation's realloc
-                    // whenever the headers made it short).
+                    // Empty: `frame` measures the request first and reserves exactly its
+                    // length (an estimate reserved here would be copied by that reservation's
+                    // realloc whenever the headers made it short).
                     let mut out = Vec::new();
                     split.frame(&body, owner, &mut framer, &mut out);
-                    parts.push((owner, Bytes::from(out), spans.len() as u64));
+                    parts.push((kept_here(owner), Bytes::from(out), spans.len() as u64));
                 }
             }
             self.recycle(split);
             for (owner, bytes, items) in parts {
-                self.hand_over(owner, generation, bytes, items).await;
+                self.hand_over(owner, bytes, items).await;
                 accepted = accepted.saturating_add(items);
             }
+        }
+        if let (Some(tier), false) = (&self.tier, outgoing.is_empty()) {
+            self.watched(tier.send(outgoing)).await;
         }
         Ok(Outcome {
             accepted,
@@ -405,28 +440,9 @@ impl Ingest {
         })
     }
 
-    /// Gives `owner` its part of a traces request: kept here if this shard owns it, forwarded
-    /// to the member that owns it (`owner` past the shards, of membership `generation`) if
-    /// another node does, otherwise sent over the mesh; waiting while the channel or the
-    /// member's queue is full.
-    async fn hand_over(&self, owner: usize, generation: u64, bytes: Bytes, items: u64) {
-        if let Some(member) = owner.checked_sub(self.router.shards()) {
-            let tier = self.tier.as_ref().expect("only a tier routes past the shards");
-            if self
-                .watched(tier.forward(member, generation, bytes.clone(), items))
-                .await
-            {
-                return;
-            }
-            // The forwarder closes after the receivers, at shutdown: a request still arriving
-            // then is kept on this node rather than lost.
-            let delivery = Delivery {
-                signal: Signal::Traces,
-                bytes,
-                items,
-            };
-            return self.receive_owned(delivery).await;
-        }
+    /// Gives `owner` its part of a traces request: kept here if this shard owns it, otherwise
+    /// sent over the mesh, waiting while the channel is full.
+    async fn hand_over(&self, owner: usize, bytes: Bytes, items: u64) {
         let delivery = Delivery {
             signal: Signal::Traces,
             bytes,

@@ -327,7 +327,11 @@ fn build_tier(
         observer,
     ) {
         Ok(forwarder) => (
-            Some(Rc::new(Tier::new(Rc::new(forwarder), metrics.clone()))),
+            Some(Tier::new(
+                Rc::new(forwarder),
+                metrics.clone(),
+                telemetry.shard.batching[Signal::Traces.index()].clone(),
+            )),
             false,
         ),
         Err(err) => {

@@ -16,9 +16,11 @@
 //! their owning shard as before; the others are framed per member (their original bytes,
 //! under their resource and scope) and handed straight to that member's `otlp` exporter in the
 //! shard's forwarder — a load balancer over the members, each with its own queue and retries
-//! from `tier.protocol.otlp`, compressed as that says. A span is read once on the node that
-//! forwards it and once on the node that decides it; nothing is batched again (a client's
-//! request already is a batch) or split twice.
+//! from `tier.protocol.otlp`, compressed as that says. The parts are framed straight into a
+//! per-member outbox, sent when it holds [`OUTBOX_SPANS`] spans or [`OUTBOX_BYTES`] bytes, or
+//! [`OUTBOX_WAIT`] after its first part: a span is read once on the node that forwards it and
+//! once on the node that decides it, copied once into its outbox, and travels in requests of
+//! thousands of spans, whatever size the clients' requests are.
 //!
 //! # Loop prevention
 //!
@@ -39,14 +41,16 @@
 //! what its exporter held is routed again, not dropped. A member that dies loses what it had
 //! buffered (see docs/OPERATIONS.md, "A tier of gateways").
 
-use std::rc::Rc;
-use std::time::Instant;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use futures_lite::future;
+use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
 use crate::export::{Batch, Exporter};
-use crate::telemetry::TierMetrics;
+use crate::telemetry::{Gauge, TierMetrics};
 
 /// The gRPC metadata key that marks a request forwarded by a member.
 pub(crate) const FORWARDED_HEADER: &str = "tailgate-tier";
@@ -65,27 +69,71 @@ pub(crate) enum Origin {
     Member,
 }
 
-/// One shard's part of the tier: the forwarder and the tier's counters.
+/// An outbox is sent once it holds this many spans...
+pub(crate) const OUTBOX_SPANS: u64 = 8192;
+/// ... or this many bytes...
+pub(crate) const OUTBOX_BYTES: usize = 4 << 20;
+/// ... or this long after its first part: short next to any `decision_wait`.
+pub(crate) const OUTBOX_WAIT: Duration = Duration::from_millis(50);
+
+/// The spans framed for one member, not yet sent: an export request.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    items: u64,
+    /// The membership the member's index belongs to.
+    generation: u64,
+    /// When its first part came.
+    opened: Option<Instant>,
+}
+
+/// An outbox taken to be sent.
+pub(crate) struct Ready {
+    member: usize,
+    generation: u64,
+    batch: Batch,
+}
+
+/// One shard's part of the tier: the forwarder, the outboxes in front of it and the tier's
+/// counters.
 pub(crate) struct Tier {
     /// A load balancer over the members.
     forwarder: Rc<Exporter>,
+    /// By member index.
+    outboxes: RefCell<Vec<Outbox>>,
+    /// Wakes the task that sends outboxes whose time is up.
+    wakeup: Wakeup,
+    /// Set at shutdown: parts are no longer taken.
+    closed: Cell<bool>,
     metrics: TierMetrics,
+    /// The shard's `tailgate_shard_batching_spans`, which counts what the outboxes hold.
+    batching: Gauge,
 }
 
 impl Tier {
     /// The tier of one shard, around `forwarder` (a load balancer built from the plan's tier
-    /// settings).
-    pub(crate) fn new(forwarder: Rc<Exporter>, metrics: TierMetrics) -> Tier {
+    /// settings); starts the task that sends outboxes whose time is up. Must run on the
+    /// shard's executor.
+    pub(crate) fn new(forwarder: Rc<Exporter>, metrics: TierMetrics, batching: Gauge) -> Rc<Tier> {
         assert!(
             forwarder.balancer().is_some(),
             "the tier forwards through a load balancer"
         );
-        Tier { forwarder, metrics }
+        let tier = Rc::new(Tier {
+            forwarder,
+            outboxes: RefCell::new(Vec::new()),
+            wakeup: Wakeup::default(),
+            closed: Cell::new(false),
+            metrics,
+            batching,
+        });
+        glommio::spawn_local(send_on_time(Rc::downgrade(&tier))).detach();
+        tier
     }
 
     /// Calls `f` with the owner of each trace id (`None`: this node; else the member's index)
     /// and the number of members; returns its result and the membership's generation, for
-    /// [`Tier::forward`].
+    /// [`Tier::append`].
     pub(crate) fn with_owners<R>(
         &self,
         f: impl FnOnce(&dyn Fn(&[u8]) -> Option<usize>, usize) -> R,
@@ -95,27 +143,59 @@ impl Tier {
         balancer.with_owners(f)
     }
 
-    /// Forwards `request`, an export request of `items` spans that member `member` of
-    /// membership `generation` owns, waiting while that member's queue is full. `false` once
-    /// shutdown has begun: the caller keeps the spans.
-    pub(crate) async fn forward(
+    /// Adds `items` spans that member `member` of membership `generation` owns to its outbox:
+    /// `frame` appends them, as an export request, to the outbox's bytes. Returns the outboxes
+    /// now ready to be sent ([`Tier::send`]); `None` once shutdown has begun, when the caller
+    /// keeps the spans.
+    pub(crate) fn append(
         &self,
         member: usize,
         generation: u64,
-        request: Bytes,
         items: u64,
-    ) -> bool {
-        let balancer = self.forwarder.balancer().expect("checked in new");
-        let batch = Batch {
-            signal: Signal::Traces,
-            bytes: request,
-            items,
-        };
-        if balancer.submit_to(member, generation, batch).await.is_err() {
-            return false;
+        frame: impl FnOnce(&mut Vec<u8>),
+    ) -> Option<Vec<Ready>> {
+        if self.closed.get() {
+            return None;
         }
-        self.metrics.forwarded.add(items);
-        true
+        let mut ready = Vec::new();
+        let mut outboxes = self.outboxes.borrow_mut();
+        if outboxes.len() <= member {
+            outboxes.resize_with(member + 1, Outbox::default);
+        }
+        let outbox = &mut outboxes[member];
+        if outbox.items > 0 && outbox.generation != generation {
+            // Framed for another membership: sent as it is, routed again on the way.
+            ready.extend(self.take(member, outbox));
+        }
+        if outbox.opened.is_none() {
+            outbox.opened = Some(Instant::now());
+            outbox.generation = generation;
+            self.wakeup.notify();
+        }
+        frame(&mut outbox.bytes);
+        outbox.items += items;
+        self.batching.add(items as i64);
+        if outbox.items >= OUTBOX_SPANS || outbox.bytes.len() >= OUTBOX_BYTES {
+            ready.extend(self.take(member, outbox));
+        }
+        Some(ready)
+    }
+
+    /// Sends outboxes taken by [`Tier::append`], waiting while a member's queue is full.
+    pub(crate) async fn send(&self, ready: Vec<Ready>) {
+        let balancer = self.forwarder.balancer().expect("checked in new");
+        for Ready {
+            member,
+            generation,
+            batch,
+        } in ready
+        {
+            let items = batch.items;
+            // A refusal means shutdown has begun; the forwarder counted the spans.
+            if balancer.submit_to(member, generation, batch).await.is_ok() {
+                self.metrics.forwarded.add(items);
+            }
+        }
     }
 
     /// Counts spans a member forwarded here: `owned` that this node's ring gives to it,
@@ -125,8 +205,82 @@ impl Tier {
         self.metrics.received_other.add(other);
     }
 
-    /// Drains the forwarder, until `deadline`.
+    /// Takes no more parts, sends what the outboxes hold and drains the forwarder, until
+    /// `deadline`.
     pub(crate) async fn shutdown(&self, deadline: Instant) {
+        self.closed.set(true);
+        self.wakeup.notify();
+        let ready = self.take_expired(None);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = glommio::timer::timeout(left, async {
+            self.send(ready).await;
+            Ok(())
+        })
+        .await;
         self.forwarder.shutdown(Vec::new(), deadline).await;
+    }
+
+    /// Empties `outbox` (member `member`'s) into a [`Ready`].
+    fn take(&self, member: usize, outbox: &mut Outbox) -> Option<Ready> {
+        if outbox.items == 0 {
+            return None;
+        }
+        let items = std::mem::take(&mut outbox.items);
+        outbox.opened = None;
+        self.batching.add(-(items as i64));
+        Some(Ready {
+            member,
+            generation: outbox.generation,
+            batch: Batch {
+                signal: Signal::Traces,
+                bytes: std::mem::take(&mut outbox.bytes).into(),
+                items,
+            },
+        })
+    }
+
+    /// Takes the outboxes opened before `before` (all of them with `None`).
+    fn take_expired(&self, before: Option<Instant>) -> Vec<Ready> {
+        let mut outboxes = self.outboxes.borrow_mut();
+        let mut ready = Vec::new();
+        for (member, outbox) in outboxes.iter_mut().enumerate() {
+            if before.is_none_or(|before| outbox.opened.is_some_and(|at| at <= before)) {
+                ready.extend(self.take(member, outbox));
+            }
+        }
+        ready
+    }
+
+    /// When the oldest outbox's time is up.
+    fn next_due(&self) -> Option<Instant> {
+        self.outboxes
+            .borrow()
+            .iter()
+            .filter_map(|o| o.opened)
+            .min()
+            .map(|at| at + OUTBOX_WAIT)
+    }
+}
+
+/// Sends each outbox [`OUTBOX_WAIT`] after its first part; ends at the tier's shutdown (which
+/// wakes it), or with the tier.
+async fn send_on_time(tier: Weak<Tier>) {
+    loop {
+        let Some(tier) = tier.upgrade() else { return };
+        if tier.closed.get() {
+            return;
+        }
+        match tier.next_due() {
+            None => tier.wakeup.wait().await,
+            Some(at) => {
+                let sleep = glommio::timer::sleep(at.saturating_duration_since(Instant::now()));
+                future::or(sleep, tier.wakeup.wait()).await;
+            }
+        }
+        if tier.closed.get() {
+            return;
+        }
+        let ready = tier.take_expired(Instant::now().checked_sub(OUTBOX_WAIT));
+        tier.send(ready).await;
     }
 }
