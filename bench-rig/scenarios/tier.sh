@@ -14,9 +14,9 @@
 #   tier:   load -> tailgate A -> {A, B, C} by trace ownership -> sink
 #
 # CPU ns per forwarded span = (CPU of A + B + C in the tier - CPU of A alone) / spans forwarded,
-# each from /proc, over the whole run (load, decisions, export) and over the steady window (4 s
-# into the load to 1 s before its end, once the trace buffers have filled: their first fill
-# costs the kernel's page clearing, once per process, which a short run would charge to the
+# each from /proc, over the whole run (load, decisions, export) and over the steady window (the
+# second half of the load but its last second, once the trace buffers have filled: their first
+# fill costs the kernel's page clearing, once per process, which a short run would charge to the
 # tier's extra processes). Also reported: decisions over the tier
 # against traces sent (decided once), and the sink's verdict (kept traces complete, none extra).
 # Usage: bench-rig/scenarios/tier.sh [seconds] [spans/s] [pairs] [compression[:level]]
@@ -119,15 +119,16 @@ run() {
     --corpus "${CORPUS:-semantic}" --compression gzip --frame-size 16384 \
     --oracle-policy probabilistic:10 --expect-out "$work/expect.json" \
     --report "$work/load.json" > /dev/null & local lp=$!
-  # The steady window: from 4 s into the load (the trace buffers have filled: decision_wait is
-  # 2 s) to 1 s before its end; CPU over the tier's nodes, spans as the first node accepted
-  # them from the client.
-  sleep 4
+  # The steady window: from half-way through the load (at least 4 s in: the trace buffers have
+  # filled, decision_wait is 2 s, and the allocator has its pages) to 1 s before its end; CPU
+  # over the tier's nodes, spans as the first node accepted them from the client.
+  local warm=$(( seconds / 2 > 4 ? seconds / 2 : 4 ))
+  sleep $warm
   if [ -n "${PERF:-}" ] && [ "$mode" = tier ]; then
-    perf record -F 999 -g -p "${gws[${PERF_NODE:-0}]}" -o "$PERF" -- sleep $((seconds - 5)) > /dev/null 2>&1 &
+    perf record -F 999 -g -p "${gws[${PERF_NODE:-0}]}" -o "$PERF" -- sleep $((seconds - warm - 1)) > /dev/null 2>&1 &
   fi
   local t1 a1 f1; t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans)
-  sleep $((seconds - 5))
+  sleep $((seconds - warm - 1))
   local t2 a2 f2; t2=$(ticks); a2=$(metric 28888 otelcol_receiver_accepted_spans); f2=$(sum tailgate_tier_forwarded_spans)
   wait $lp
   local accepted; accepted=$(python3 -c "import json; print(json.load(open('$work/load.json'))['spans_accepted'])")

@@ -228,7 +228,11 @@ impl LoadBalancer {
             return (f(&|_| None, 0), generation);
         }
         let now = Instant::now();
-        let usable: Vec<bool> = state.backends.iter().map(|b| b.health.usable(now)).collect();
+        let usable: Vec<bool> = state
+            .backends
+            .iter()
+            .map(|b| b.health.usable(now))
+            .collect();
         let (ring, local) = (&state.ring, state.local);
         let owner = |trace_id: &[u8]| {
             let owner = ring.owner(ring::key_of(trace_id), |b| usable[b]);

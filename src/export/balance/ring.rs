@@ -32,11 +32,18 @@ pub(super) fn key_of(bytes: &[u8]) -> u64 {
     xxh3_64_with_seed(bytes, KEY_SEED)
 }
 
+/// The circle is cut into `1 << SLICE_BITS` slices by the top bits of a position, each
+/// indexed, so that a lookup searches one slice's few points instead of all of them.
+const SLICE_BITS: u32 = 12;
+
 /// Backends placed on the circle; a backend is its index in the list the ring was built from.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Ring {
     /// (position, backend), sorted by position.
     points: Vec<(u64, u32)>,
+    /// For each slice, the index of its first point; one more entry, `points.len()`, ends the
+    /// last slice. Empty for an empty ring.
+    slices: Vec<u32>,
 }
 
 impl Ring {
@@ -56,7 +63,26 @@ impl Ring {
         // Two endpoints landing on one position (a 64-bit collision) are ordered by their
         // index; endpoints are kept sorted, so every node orders them alike.
         points.sort_unstable();
-        Ring { points }
+        let slices = if points.is_empty() {
+            Vec::new()
+        } else {
+            (0..=1u64 << SLICE_BITS)
+                .map(|slice| {
+                    let first =
+                        points.partition_point(|&(at, _)| (at >> (64 - SLICE_BITS)) < slice);
+                    u32::try_from(first).expect("points are bounded")
+                })
+                .collect()
+        };
+        Ring { points, slices }
+    }
+
+    /// The index of the first point at or after `key` (`points.len()` past the last): within
+    /// `key`'s slice, whose points are the only ones that can be on either side of it.
+    fn first_at_or_after(&self, key: u64) -> usize {
+        let slice = (key >> (64 - SLICE_BITS)) as usize;
+        let (from, to) = (self.slices[slice] as usize, self.slices[slice + 1] as usize);
+        from + self.points[from..to].partition_point(|&(at, _)| at < key)
     }
 
     /// The backend that owns `key`, or — where `usable` refuses it — the first backend after it
@@ -67,7 +93,7 @@ impl Ring {
         if len == 0 {
             return None;
         }
-        let start = self.points.partition_point(|&(at, _)| at < key) % len;
+        let start = self.first_at_or_after(key) % len;
         let first = self.points[start].1 as usize;
         if usable(first) {
             return Some(first);
@@ -119,6 +145,28 @@ mod tests {
                 key_of(&id)
             })
             .collect()
+    }
+
+    /// The slice index finds the point a search over the whole circle finds, for keys at
+    /// points, just before and after them, at slice bounds and at both ends of the circle.
+    #[test]
+    fn the_sliced_lookup_finds_the_point_a_whole_search_finds() {
+        for n in [1, 3, 17] {
+            let ring = Ring::new(&endpoints(n));
+            let mut keys = trace_keys(20_000);
+            for &(at, _) in &ring.points {
+                keys.extend([at, at.wrapping_sub(1), at.wrapping_add(1)]);
+            }
+            for slice in 0..(1u64 << SLICE_BITS) {
+                let start = slice << (64 - SLICE_BITS);
+                keys.extend([start, start.wrapping_sub(1)]);
+            }
+            keys.extend([0, u64::MAX]);
+            for key in keys {
+                let whole = ring.points.partition_point(|&(at, _)| at < key);
+                assert_eq!(ring.first_at_or_after(key), whole, "key {key:#x}");
+            }
+        }
     }
 
     #[test]
