@@ -470,3 +470,19 @@ fn the_example_configs_are_valid() {
         "the README names three examples; found {checked}"
     );
 }
+
+/// Two members of a static tier list that are both this node (a receiver on every interface
+/// takes both loopback addresses): a note of check-config (it depends on this machine's
+/// addresses), and refused at start, asking for tier.self.
+#[test]
+fn a_tier_list_naming_this_node_twice_is_refused() {
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 0.0.0.0:24999\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\ntier:\n  resolver:\n    static:\n      hostnames: [127.0.0.1:24999, 127.0.0.2:24999]\n  protocol:\n    otlp:\n      tls:\n        insecure: true\n";
+    let (_, stdout, stderr) = check_config("tier-twice.yaml", text);
+    let said = format!("{stdout}{stderr}");
+    assert!(said.contains("set tier.self"), "{said}");
+    let file = temp_file("tier-twice-run.yaml", text);
+    let (code, log) = run_to_exit(&file);
+    let _ = std::fs::remove_file(file);
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains("set tier.self"), "{log}");
+}

@@ -3163,3 +3163,58 @@ fn loadbalancing_mistakes_name_the_key_and_line() {
         "configures TLS",
     );
 }
+
+/// The `tier` section: the resolver and `protocol.otlp` checked as the loadbalancing
+/// exporter's are; `self` an address; storage and auth refused with what to do instead.
+#[test]
+fn the_tier_section_is_checked_where_it_is_written() {
+    let base = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:4317
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+tier:
+";
+    let config = parse(&format!(
+        "{base}  resolver:\n    dns:\n      hostname: tailgates.example\n  self: 10.0.0.5:4317\n  protocol:\n    otlp:\n      compression: zstd\n"
+    ))
+    .expect("a valid tier");
+    let tier = config.tier.expect("a tier");
+    assert_eq!(tier.self_address, Some("10.0.0.5:4317".parse().unwrap()));
+    assert!(matches!(
+        tier.resolver,
+        tailgate::config::BackendResolver::Dns { port: 4317, .. }
+    ));
+    assert!(parse(base.trim_end_matches("tier:\n"))
+        .unwrap()
+        .tier
+        .is_none());
+
+    let err = error(&format!(
+        "{base}  resolver:\n    static:\n      hostnames: [a:4317]\n  self: node-a\n  protocol:\n    otlp: {{}}\n"
+    ));
+    assert_error(&err, 17, "tier.self", "not an IP address and port");
+    let err = error(&format!("{base}  protocol:\n    otlp: {{}}\n"));
+    assert_error(&err, 13, "tier.resolver", "missing");
+    let err = error(&format!(
+        "{base}  resolver:\n    static:\n      hostnames: [a:4317]\n  protocol:\n    otlp:\n      sending_queue:\n        storage: file_storage\n"
+    ));
+    assert_error(
+        &err,
+        20,
+        "tier.protocol.otlp.sending_queue.storage",
+        "held in memory",
+    );
+    let err = error(&format!(
+        "{base}  resolver:\n    static:\n      hostnames: [a:4317]\n  protocol:\n    otlp:\n      endpoint: a:4317\n"
+    ));
+    assert_error(&err, 19, "tier.protocol.otlp.endpoint", "from the resolver");
+}

@@ -29,10 +29,12 @@ struct Node {
     member: SocketAddr,
 }
 
-/// What the members are found by.
+/// What the members are found by; `None` for a sampling node that is not in a tier (the
+/// second tier of the two-tier layout).
 enum Membership {
     Static(Vec<SocketAddr>),
     Dns { port: u16 },
+    None,
 }
 
 /// The configuration of a node listening for members on `member`, exporting to `sink`, tail
@@ -44,6 +46,18 @@ fn node_config(
     membership: &Membership,
     policy: &str,
 ) -> String {
+    let tier = match membership {
+        Membership::None => return without_tier(member, (http, admin), sink, policy),
+        membership => tier_section(membership),
+    };
+    format!(
+        "{}{tier}",
+        without_tier(member, (http, admin), sink, policy)
+    )
+}
+
+/// The `tier` section for `membership`.
+fn tier_section(membership: &Membership) -> String {
     let resolver = match membership {
         Membership::Static(members) => format!(
             "    static:\n      hostnames: [{}]\n",
@@ -57,7 +71,31 @@ fn node_config(
             "    dns:\n      hostname: {}\n      port: {port}\n      interval: 200ms\n      timeout: 1s\n",
             DnsServer::NAME
         ),
+        Membership::None => unreachable!("no tier section"),
     };
+    format!(
+        "tier:
+  resolver:
+{resolver}  protocol:
+    otlp:
+      compression: zstd
+      timeout: 1s
+      tls:
+        insecure: true
+      retry_on_failure:
+        initial_interval: 50ms
+        max_interval: 200ms
+"
+    )
+}
+
+/// A sampling node's configuration without the `tier` section.
+fn without_tier(
+    member: SocketAddr,
+    (http, admin): (SocketAddr, SocketAddr),
+    sink: SocketAddr,
+    policy: &str,
+) -> String {
     let second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1);
     format!(
         "receivers:
@@ -77,17 +115,6 @@ exporters:
     endpoint: {sink}
     tls:
       insecure: true
-tier:
-  resolver:
-{resolver}  protocol:
-    otlp:
-      compression: zstd
-      timeout: 1s
-      tls:
-        insecure: true
-      retry_on_failure:
-        initial_interval: 50ms
-        max_interval: 200ms
 service:
   pipelines:
     traces:
@@ -373,10 +400,29 @@ fn dns_membership_a_node_killed_and_a_node_added() {
             0.0
         );
     }
+    {
+        let live: Vec<&Node> = nodes.iter().flatten().collect();
+        // What the survivors had for the killed node was routed again, not dropped.
+        assert_eq!(
+            total(
+                &live,
+                "otelcol_exporter_send_failed_spans",
+                &[("exporter", "tier")]
+            ),
+            0.0
+        );
+    }
     for node in nodes.into_iter().flatten() {
         assert!(node.gateway.stop().success());
     }
     let received = stop_all(std::mem::take(&mut sinks));
+    // Round 1 was decided before the kill; what the killed node had not yet exported died
+    // with it (its sink shows what it had).
+    let lost = TRACES * SPANS_PER_TRACE - spans_of_round(&received, 1).len() as u64;
+    eprintln!(
+        "round 1: {lost} of {} spans lost with the killed node",
+        TRACES * SPANS_PER_TRACE
+    );
     // Rounds 2 and 3 were sent to live nodes only: everything arrived, each trace whole on one
     // node (every trace is kept).
     for round in [2, 3] {
@@ -397,4 +443,85 @@ fn dns_membership_a_node_killed_and_a_node_added() {
         share * 100.0
     );
     assert!((0.2..0.47).contains(&share), "moved {share}");
+}
+
+/// The Collector's two-tier layout, with tailgates in both tiers: a front tailgate's
+/// `loadbalancing` exporter spreads traces over three sampling tailgates (not in a tier): every
+/// trace decided once, whole, by one of them.
+#[test]
+fn two_tiers_front_load_balancer_over_sampling_tailgates() {
+    let port = free_port();
+    let samplers_at: Vec<SocketAddr> = (81..=83).map(|h| address(h, port)).collect();
+    let (sinks, sink_addrs): (Vec<Sink>, Vec<SocketAddr>) = (91..=93).map(sink_at).unzip();
+    let samplers: Vec<Node> = (81..=83)
+        .zip(&sink_addrs)
+        .map(|(host, sink)| start_node(host, port, *sink, &Membership::None, HALF, None))
+        .collect();
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let hostnames = samplers_at
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let front = Gateway::start_with_config(
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        compression: zstd
+        tls:
+          insecure: true
+    resolver:
+      static:
+        hostnames: [{hostnames}]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [loadbalancing]
+  telemetry:
+    metrics:
+      address: {admin}
+"
+        ),
+        grpc,
+        http,
+        admin,
+    );
+    let front = Node {
+        gateway: front,
+        member: grpc,
+    };
+    const TRACES: u64 = 900;
+    send(&[&front], 0..TRACES, 1);
+    let all: Vec<&Node> = samplers.iter().collect();
+    await_decisions(&all, TRACES);
+    assert_eq!(decisions(&all), TRACES as f64, "decided once");
+    assert!(front.gateway.stop().success());
+    for node in samplers {
+        assert!(node.gateway.stop().success());
+    }
+    let received = stop_all(sinks);
+    let kept = check_decided_once(&received, 1, TRACES);
+    assert!(
+        (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
+        "kept {kept} of {TRACES}"
+    );
 }

@@ -7,8 +7,8 @@
 //! `batch`), their exporters (endpoints, TLS, compression, queues, retries; exporters added or
 //! removed) and which exporters each pipeline sends to. What needs a restart is refused, naming
 //! it, and the running configuration stays: the receivers (their listeners are bound), the
-//! extensions (authenticators, `health_check`), `service.telemetry`, `shards`, the memory budget
-//! (`memory_limiter`), and the trace buffer's own settings (everything in `tail_sampling` but
+//! extensions (authenticators, `health_check`), `service.telemetry`, `shards`, `tier`, the
+//! memory budget (`memory_limiter`), and the trace buffer's own settings (everything in `tail_sampling` but
 //! `policies` and `sample_on_first_match`), since the traces buffered now were admitted under
 //! them.
 //!
@@ -266,6 +266,9 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     }
     if old.shards != new.shards {
         return restart("shards");
+    }
+    if old.tier != new.tier {
+        return restart("tier");
     }
     let receivers = |config: &Config| {
         let mut taken: Vec<String> = config
