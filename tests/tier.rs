@@ -172,7 +172,17 @@ fn start_node(
 /// Sends every span of `traces` in round `round`: span `k` of the traces in chunk `c` goes, in
 /// one request, to node `(c + k) mod n`, so each trace's spans reach several nodes.
 fn send(nodes: &[&Node], traces: std::ops::Range<u64>, round: u64) {
-    for span in 0..SPANS_PER_TRACE {
+    send_spans(nodes, traces, round, 0..SPANS_PER_TRACE);
+}
+
+/// [`send`] for the spans `spans` of each trace only.
+fn send_spans(
+    nodes: &[&Node],
+    traces: std::ops::Range<u64>,
+    round: u64,
+    spans: std::ops::Range<u64>,
+) {
+    for span in spans {
         let mut first = traces.start;
         let mut chunk = 0;
         while first < traces.end {
@@ -369,7 +379,7 @@ fn dns_membership_a_node_killed_and_a_node_added() {
         Some(&dns),
     )));
     dns.set(&[ips[0], ips[1], ips[3]]);
-    {
+    let moved = {
         let live: Vec<&Node> = nodes.iter().flatten().collect();
         assert!(await_members(&live, 3), "{}", live[0].gateway.stderr());
         // The same traces again: those that stayed with their owner follow its decision
@@ -399,7 +409,43 @@ fn dns_membership_a_node_killed_and_a_node_added() {
             total(&live, "tailgate_tier_received_spans", &[("owner", "other")]),
             0.0
         );
-    }
+        moved
+    };
+    // A change while traces are in flight: the first span of each trace is sent, the new
+    // node leaves the answer, then the other spans. The traces it owned are decided twice, in
+    // parts — by it, from the first span, and by their new owner, from the rest — and nothing
+    // is lost (the documented rule: each node decides what it holds).
+    const ROUND_FOUR: std::ops::Range<u64> = 3000..3000 + TRACES;
+    let split = {
+        let live: Vec<&Node> = nodes.iter().flatten().collect();
+        let sent = || {
+            total(
+                &live,
+                "otelcol_exporter_sent_spans",
+                &[("exporter", "otlp")],
+            )
+        };
+        let (before, sent_before) = (decisions(&live), sent());
+        send_spans(&live, ROUND_FOUR, 4, 0..1);
+        dns.set(&ips[..2]);
+        assert!(await_members(&live[..2], 2), "{}", live[0].gateway.stderr());
+        send_spans(&live, ROUND_FOUR, 4, 1..SPANS_PER_TRACE);
+        // Every span kept (each part of a split trace by its own decision), so once all are
+        // sent every decision has been made.
+        assert!(wait_for(Duration::from_secs(30), || sent()
+            >= sent_before + (TRACES * SPANS_PER_TRACE) as f64));
+        let split = decisions(&live) - before - TRACES as f64;
+        eprintln!(
+            "a member leaving with traces in flight: {split} of {TRACES} traces decided in two \
+             parts ({:.1} %; it had taken {moved} of {TRACES} when it joined)",
+            100.0 * split / TRACES as f64
+        );
+        assert!(
+            split > 0.0 && split <= (TRACES / 2) as f64,
+            "split decisions {split}"
+        );
+        split
+    };
     {
         let live: Vec<&Node> = nodes.iter().flatten().collect();
         // What the survivors had for the killed node was routed again, not dropped.
@@ -428,6 +474,16 @@ fn dns_membership_a_node_killed_and_a_node_added() {
     for round in [2, 3] {
         assert_eq!(check_decided_once(&received, round, TRACES), TRACES);
     }
+    // Round 4: every span arrived; the split traces at two sinks.
+    assert_eq!(
+        spans_of_round(&received, 4).len() as u64,
+        TRACES * SPANS_PER_TRACE
+    );
+    let at_two = owners(&received, 4)
+        .values()
+        .filter(|sinks| sinks.len() == 2)
+        .count();
+    assert_eq!(at_two as f64, split, "each split trace reached two nodes");
     let (two, three) = (owners(&received, 2), owners(&received, 3));
     let mut moved = 0;
     for (trace, sinks) in &three {

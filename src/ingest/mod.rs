@@ -10,6 +10,9 @@
 //!   export request of their own. The receiving shard keeps its own part, and sends the others
 //!   over the bounded mesh channels — waiting, when a channel is full, which slows the client's
 //!   connection (its next read, or HTTP/2 flow control) rather than dropping anything;
+//! - with a tier (`crate::tier`), a client's spans whose trace another node owns are framed into
+//!   that node's outbox in the same pass, and sent to it; a request a member forwarded here is
+//!   routed to this node's shards only, never forwarded again;
 //! - metrics and logs are validated and go to the receiving shard's own pipeline: they are not
 //!   sampled, so any shard may forward them.
 //!
@@ -119,8 +122,8 @@ pub(crate) struct Ingest {
     overload: Option<Arc<Overload>>,
     /// The `memory_limiter` processors' counters.
     memory_limiters: MemoryLimiterMetrics,
-    /// The tier this node is part of, if any: spans of traces another member owns go to its
-    /// forwarder, which is destination `router.shards()` of a split.
+    /// The tier this node is part of, if any: spans of traces another member owns go to that
+    /// member's outbox; member `m` is destination `router.shards() + m` of a split.
     tier: Option<Rc<Tier>>,
 }
 

@@ -170,6 +170,9 @@ impl Tier {
         if outbox.opened.is_none() {
             outbox.opened = Some(Instant::now());
             outbox.generation = generation;
+            // Room for the outbox and the part that fills it, so that appending never copies
+            // what it holds (growing by doubling would copy each span about once more).
+            outbox.bytes.reserve(OUTBOX_BYTES + OUTBOX_BYTES / 4);
             self.wakeup.notify();
         }
         frame(&mut outbox.bytes);
