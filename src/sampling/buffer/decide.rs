@@ -301,6 +301,9 @@ impl TraceBuffer {
         }
         self.decided = decided;
         self.decided.clear();
+        metrics
+            .policy_evaluation_errors
+            .add(policies.take_evaluation_errors());
         round
     }
 

@@ -104,6 +104,9 @@ impl TraceBuffer {
         }
         decided.clear();
         self.decided = decided;
+        metrics
+            .policy_evaluation_errors
+            .add(policies.take_evaluation_errors());
         self.ingest_touched = touched;
         self.ingest_touched.clear();
     }
