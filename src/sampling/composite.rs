@@ -81,6 +81,16 @@ impl Composite {
         self.subs.iter().any(|s| s.policy.reads_spans(zero_times))
     }
 
+    /// Whether a sub-policy's evaluation can fail (see [`Policy::may_fail`]).
+    pub(crate) fn may_fail(&self) -> bool {
+        self.subs.iter().any(|s| s.policy.may_fail())
+    }
+
+    /// The sub-policies' failed evaluations since the last call (see [`Policy::take_failures`]).
+    pub(crate) fn take_failures(&mut self) -> u64 {
+        self.subs.iter_mut().map(|s| s.policy.take_failures()).sum()
+    }
+
     pub(crate) fn evaluate(&mut self, trace: &Trace<'_>, clock: Clock) -> Decision {
         if self.second != Some(clock.second) {
             self.second = Some(clock.second);

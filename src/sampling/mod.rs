@@ -67,7 +67,8 @@ use crate::telemetry;
 
 /// A policy's decision, as the Collector's evaluators answer (its `Error`, `Pending` and
 /// `Unspecified` have no use here: the one policy that can fail to evaluate, `ottl_condition`
-/// with `error_mode: propagate`, answers NotSampled instead; see `ottl_condition.rs`).
+/// with `error_mode: propagate`, answers NotSampled instead, and the failure is counted; see
+/// `ottl_condition.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     /// The policy keeps the trace.

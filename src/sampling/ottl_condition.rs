@@ -10,12 +10,14 @@
 //!
 //! A condition fails only when `IsMatch` meets a NaN or infinite float. `ignore` and `silent`
 //! count that condition as false and go on (`ignore` logs, at most once a minute with a count,
-//! where the Collector logs each failure); `propagate` ends the evaluation as NotSampled. The
-//! Collector's `propagate` ends it with an error instead: the policy is then skipped for the
-//! trace and `sampling_policy_evaluation_error` counted, and a `not`, `and`, `drop` or
-//! `composite` above it fails too. The final decision is the same unless the policy sits under
-//! `not` (tailgate samples) or `composite` (tailgate asks the next sub-policy), or an
-//! `invert_match` policy answered InvertSampled.
+//! where the Collector logs each failure); `propagate` ends the evaluation as NotSampled, and
+//! the failure is noted for the policy set to count in `sampling_policy_evaluation_error`, once
+//! for the top-level policy it happened under, as the Collector counts it (see
+//! [`OttlFilter::take_failures`]). The Collector's `propagate` ends the evaluation with an error
+//! instead: the policy is then skipped for the trace, and a `not`, `and`, `drop` or `composite`
+//! above it fails too. The final decision is the same unless the policy sits under `not`
+//! (tailgate samples) or `composite` (tailgate asks the next sub-policy), or an `invert_match`
+//! policy answered InvertSampled.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,8 @@ pub(crate) struct OttlFilter {
     error_mode: ErrorMode,
     scratch: Scratch,
     failures: FailureLog,
+    /// `propagate` failures since the policy set last took them.
+    propagated: u64,
 }
 
 /// Failures skipped in `ignore` mode and not yet logged.
@@ -77,14 +81,30 @@ impl OttlFilter {
             error_mode: cfg.error_mode,
             scratch: Scratch::default(),
             failures: FailureLog::default(),
+            propagated: 0,
         }
+    }
+
+    /// Whether an evaluation can fail (`error_mode: propagate`): only then are there failures
+    /// to take.
+    pub(crate) fn may_fail(&self) -> bool {
+        self.error_mode == ErrorMode::Propagate
     }
 
     pub(crate) fn evaluate(&mut self, trace: &Trace<'_>) -> Decision {
         match self.any_span_matches(trace) {
             Ok(true) => Decision::Sampled,
-            Ok(false) | Err(_) => Decision::NotSampled,
+            Ok(false) => Decision::NotSampled,
+            Err(_) => {
+                self.propagated += 1;
+                Decision::NotSampled
+            }
         }
+    }
+
+    /// The evaluations that failed under `propagate` since the last call.
+    pub(crate) fn take_failures(&mut self) -> u64 {
+        std::mem::take(&mut self.propagated)
     }
 
     /// Whether some span or span event meets a condition; `Err` only in `propagate` mode.
@@ -96,6 +116,7 @@ impl OttlFilter {
             error_mode,
             scratch,
             failures,
+            propagated: _,
         } = self;
         let mut any = |conditions: &[Condition], subject: &Subject<'_>| {
             for condition in conditions {
@@ -276,6 +297,36 @@ mod tests {
             evaluate_one(ottl(ErrorMode::Propagate, &first_holds, &[]), spans()),
             Decision::Sampled
         );
+    }
+
+    #[test]
+    fn propagated_failures_count_once_per_top_level_policy() {
+        let nan = || {
+            trace(vec![with_attrs(
+                span(0, 0, 1),
+                vec![double_attr("f", f64::NAN)],
+            )])
+        };
+        let failing = |mode| ottl(mode, &["IsMatch(attributes[\"f\"], \"1\")"], &[]);
+        let mut set = set(vec![
+            policy("top", failing(ErrorMode::Propagate)),
+            policy(
+                "not",
+                PolicyKind::Not(Box::new(policy("inner", failing(ErrorMode::Propagate)))),
+            ),
+            policy("ignored", failing(ErrorMode::Ignore)),
+            policy("silent", failing(ErrorMode::Silent)),
+        ]);
+        with_trace(nan(), |trace| set.decide(trace, Instant::now()).decision);
+        assert_eq!(
+            set.take_evaluation_errors(),
+            2,
+            "the top-level policy and the one under `not`; ignore and silent do not fail"
+        );
+        assert_eq!(set.take_evaluation_errors(), 0, "taken");
+        let fine = trace(vec![span(0, 0, 1)]);
+        with_trace(fine, |trace| set.decide(trace, Instant::now()).decision);
+        assert_eq!(set.take_evaluation_errors(), 0, "no NaN, no failure");
     }
 
     #[test]

@@ -131,6 +131,33 @@ impl Policy {
         }
     }
 
+    /// Whether evaluating this policy can fail: an `ottl_condition` policy with `error_mode:
+    /// propagate`, here or under it.
+    pub(crate) fn may_fail(&self) -> bool {
+        match self {
+            Policy::OttlCondition(filter) => filter.may_fail(),
+            Policy::And(subs) | Policy::Drop(subs) => subs.iter().any(Policy::may_fail),
+            Policy::Not(sub) => sub.may_fail(),
+            Policy::Composite(composite) => composite.may_fail(),
+            _ => false,
+        }
+    }
+
+    /// The evaluations that failed, here or under this policy, since the last call: the
+    /// failing `ottl_condition` policies read as NotSampled and note it, for the policy set to
+    /// count.
+    pub(crate) fn take_failures(&mut self) -> u64 {
+        match self {
+            Policy::OttlCondition(filter) => filter.take_failures(),
+            Policy::And(subs) | Policy::Drop(subs) => {
+                subs.iter_mut().map(Policy::take_failures).sum()
+            }
+            Policy::Not(sub) => sub.take_failures(),
+            Policy::Composite(composite) => composite.take_failures(),
+            _ => 0,
+        }
+    }
+
     /// The policy's decision for `trace`.
     pub(crate) fn evaluate(&mut self, trace: &Trace<'_>, clock: Clock) -> Decision {
         let sampled = |yes: bool| {

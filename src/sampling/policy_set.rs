@@ -67,6 +67,12 @@ pub struct PolicySet {
     round_budgets: Vec<usize>,
     /// `sampling_strategy: span-ingest`.
     at_ingest: bool,
+    /// Whether each top-level policy's evaluation can fail (see [`Policy::may_fail`]), by
+    /// configuration index.
+    may_fail: Vec<bool>,
+    /// Top-level policy evaluations that failed and were not yet taken (see
+    /// [`PolicySet::take_evaluation_errors`]).
+    evaluation_errors: u64,
 }
 
 /// Which policies [`PolicySet::evaluate`] runs.
@@ -125,6 +131,8 @@ impl PolicySet {
             .filter(|&i| use_tracestate && policies[i].budgets_rounds())
             .collect();
         Ok(PolicySet {
+            may_fail: policies.iter().map(Policy::may_fail).collect(),
+            evaluation_errors: 0,
             use_tracestate,
             round_budgets,
             at_ingest: config.sampling_strategy == SamplingStrategy::SpanIngest,
@@ -199,6 +207,7 @@ impl PolicySet {
                 }
                 None => (self.policies[i].evaluate(trace, clock), Threshold::ALWAYS),
             };
+            self.evaluation_errors += failed(&mut self.policies[i], self.may_fail[i]);
             let ended = Instant::now();
             self.latencies_us[i] = ended.saturating_duration_since(started).as_micros() as u64;
             started = ended;
@@ -267,6 +276,15 @@ impl PolicySet {
         self.evaluate(trace, now, Drops::Passed)
     }
 
+    /// The top-level policy evaluations that failed since the last call: an `ottl_condition`
+    /// policy with `error_mode: propagate`, at the top or under an `and`, `not`, `drop` or
+    /// `composite`, met a condition that could not be evaluated. The Collector counts these in
+    /// `sampling_policy_evaluation_error`, once for each top-level policy that returned the
+    /// error; so does this count, however many conditions failed under that policy.
+    pub(crate) fn take_evaluation_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.evaluation_errors)
+    }
+
     fn clock(&mut self, now: Instant) -> Clock {
         let origin = *self.origin.get_or_insert(now);
         Clock {
@@ -308,6 +326,7 @@ impl PolicySet {
                 }
                 None => self.policies[i].evaluate(trace, clock),
             };
+            self.evaluation_errors += failed(&mut self.policies[i], self.may_fail[i]);
             // One clock read per policy: each policy's time runs from the previous one's end.
             let ended = Instant::now();
             self.latencies_us[i] = ended.saturating_duration_since(started).as_micros() as u64;
@@ -355,6 +374,14 @@ impl PolicySet {
             threshold,
         }
     }
+}
+
+/// 1 when the evaluation of top-level `policy` that just ended failed (looked for only where it
+/// `may_fail`), else 0: however many conditions failed under it, as the Collector counts the one
+/// error the policy returned.
+#[inline]
+fn failed(policy: &mut Policy, may_fail: bool) -> u64 {
+    u64::from(may_fail && policy.take_failures() > 0)
 }
 
 fn index(decision: Decision) -> usize {

@@ -147,6 +147,9 @@ pub struct SamplingMetrics {
     /// `otelcol_processor_tail_sampling_count_spans_with_unparseable_tracestate`: kept spans
     /// whose tracestate could not take their trace's threshold (the tracestate gate).
     pub unparseable_tracestates: Counter,
+    /// `otelcol_processor_tail_sampling_sampling_policy_evaluation_error`: top-level policy
+    /// evaluations that failed (an `ottl_condition` under `error_mode: propagate`).
+    pub policy_evaluation_errors: Counter,
     /// `tailgate_sampling_early_decisions{reason}`: traces decided before their wait ended.
     early_decisions: [Counter; EarlyReason::ALL.len()],
     /// `tailgate_sampling_late_spans{decision}`: spans that arrived after their trace's decision.
@@ -331,6 +334,11 @@ impl SamplingMetrics {
             new_trace_id_received: builder.counter(
                 "otelcol_processor_tail_sampling_new_trace_id_received",
                 "Counts the arrival of new traces",
+                &only_shard,
+            ),
+            policy_evaluation_errors: builder.counter(
+                "otelcol_processor_tail_sampling_sampling_policy_evaluation_error",
+                "Count of sampling policy evaluation errors",
                 &only_shard,
             ),
             unparseable_tracestates: builder.counter(

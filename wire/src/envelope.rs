@@ -140,6 +140,9 @@ impl<'a> Header<'a> {
     }
 
     /// Appends the header's fields to `out`, in wire order.
+    // Inlined for the reason `Repeated::next` is: an out-of-line call reads the header it is
+    // given with a load that waits for the store buffer to drain.
+    #[inline]
     pub fn write_to(&self, out: &mut Vec<u8>) {
         for part in self.parts() {
             out.extend_from_slice(part);

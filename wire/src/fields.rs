@@ -109,7 +109,11 @@ impl<'a> Iterator for Repeated<'a> {
     /// The payload and its absolute offset.
     type Item = (&'a [u8], usize);
 
-    #[inline]
+    // Always inlined: called out of line, it hands its item back through memory, which the
+    // caller reads as one 16-byte load over two 8-byte stores; that load cannot be forwarded
+    // and waits for the store buffer to drain, behind the trace buffer's span copies (8 % of a
+    // tail-sampling shard's time stalled there; see docs/BENCHMARKS.md).
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         for field in self.fields.by_ref() {
             if field.number == self.number {

@@ -28,8 +28,8 @@ pub struct OttlConditionPolicy {
 /// can meet is `IsMatch` on a NaN or infinite float (see [`crate::ottl`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorMode {
-    /// `propagate`: the policy fails for the trace. The Collector then skips the policy and
-    /// counts `sampling_policy_evaluation_error`; tailgate reads the failure as not sampled.
+    /// `propagate`: the policy fails for the trace, counted in `sampling_policy_evaluation_error`.
+    /// The Collector then skips the policy; tailgate reads the failure as not sampled.
     Propagate,
     /// `ignore`: the failing condition counts as false and the next is tried; logged.
     Ignore,

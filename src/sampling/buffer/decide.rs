@@ -287,10 +287,10 @@ impl TraceBuffer {
                 }
                 round.unparseable_tracestates += self.kept.add(spans, trace, &views, threshold);
                 round.kept_spans += count;
-                self.sampled.insert_kept(trace.id, mark, threshold);
+                self.decisions.insert_sampled(trace.id, mark, threshold);
             } else {
                 round.discarded_spans += count;
-                self.not_sampled.insert(trace.id, mark);
+                self.decisions.insert_not_sampled(trace.id, mark);
             }
         }
         drop(views);
@@ -301,6 +301,9 @@ impl TraceBuffer {
         }
         self.decided = decided;
         self.decided.clear();
+        metrics
+            .policy_evaluation_errors
+            .add(policies.take_evaluation_errors());
         round
     }
 

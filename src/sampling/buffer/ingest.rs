@@ -88,9 +88,9 @@ impl TraceBuffer {
                 }
                 done.unparseable_tracestates += self.kept.add(spans, trace, &views, threshold);
                 done.ingest_sampled += count;
-                self.sampled.insert_kept(trace.id, mark, threshold);
+                self.decisions.insert_sampled(trace.id, mark, threshold);
             } else {
-                self.not_sampled.insert(trace.id, mark);
+                self.decisions.insert_not_sampled(trace.id, mark);
             }
             decided.push(e);
         }
@@ -104,6 +104,9 @@ impl TraceBuffer {
         }
         decided.clear();
         self.decided = decided;
+        metrics
+            .policy_evaluation_errors
+            .add(policies.take_evaluation_errors());
         self.ingest_touched = touched;
         self.ingest_touched.clear();
     }

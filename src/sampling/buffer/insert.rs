@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tailgate_wire::{span_with_trace_state, Item, Piece, Request, Signal, SpanFacts, SpanView};
 
-use super::cache::{OVERSIZED, RELIEF};
+use super::cache::{Cached, OVERSIZED, RELIEF};
 use super::slots::NIL;
 use super::TraceBuffer;
 use crate::sampling::consistent::{write_threshold, Threshold, Written};
@@ -177,29 +177,8 @@ impl TraceBuffer {
         let id = u128::from_le_bytes(id);
         let entry = match self.traces.get(&id) {
             Some(&entry) => entry,
-            None if let Some((at, threshold)) = self.sampled.decided(id) => {
-                if !self.late_span(item, base, header, threshold) {
-                    done.unparseable_tracestates += 1;
-                }
-                if at & RELIEF != 0 {
-                    done.relief_sampled += 1;
-                    return;
-                }
-                self.late_ages_s
-                    .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
-                done.late_sampled += 1;
-                done.late_oversized_sampled += u64::from(at & OVERSIZED != 0);
-                return;
-            }
-            None if let Some(at) = self.not_sampled.decided_at(id) => {
-                if at & RELIEF != 0 {
-                    done.relief_not_sampled += 1;
-                    return;
-                }
-                self.late_ages_s
-                    .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
-                done.late_not_sampled += 1;
-                done.late_oversized_not_sampled += u64::from(at & OVERSIZED != 0);
+            None if let Some(cached) = self.decisions.decided(id) => {
+                self.follow_decision(item, base, header, cached, now, done);
                 return;
             }
             None if let Some(relief) = self.relief => {
@@ -237,9 +216,51 @@ impl TraceBuffer {
                 let trace = &self.entries[entry as usize];
                 let (spans, id) = (trace.facts.span_count(), trace.id);
                 self.release(entry);
-                self.not_sampled.insert(id, self.second_of(now));
+                self.decisions.insert_not_sampled(id, self.second_of(now));
                 done.too_large += spans;
             }
+        }
+    }
+
+    /// A span of a trace decided before it arrived follows the cached decision: set aside to be
+    /// framed when the trace was kept, dropped when not, and counted as a late span (or as
+    /// stress relief's, when relief decided the trace at its arrival).
+    #[inline]
+    fn follow_decision(
+        &mut self,
+        item: Item<'_>,
+        base: usize,
+        header: &mut GroupHeader,
+        cached: Cached,
+        now: Instant,
+        done: &mut Inserted,
+    ) {
+        let (at, sampled) = match cached {
+            Cached::Sampled { at, threshold } => {
+                if !self.late_span(item, base, header, threshold) {
+                    done.unparseable_tracestates += 1;
+                }
+                (at, true)
+            }
+            Cached::NotSampled { at } => (at, false),
+        };
+        if at & RELIEF != 0 {
+            if sampled {
+                done.relief_sampled += 1;
+            } else {
+                done.relief_not_sampled += 1;
+            }
+            return;
+        }
+        self.late_ages_s
+            .push(self.second_of(now).saturating_sub(at & !OVERSIZED));
+        let oversized = u64::from(at & OVERSIZED != 0);
+        if sampled {
+            done.late_sampled += 1;
+            done.late_oversized_sampled += oversized;
+        } else {
+            done.late_not_sampled += 1;
+            done.late_oversized_not_sampled += oversized;
         }
     }
 

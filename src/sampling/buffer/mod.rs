@@ -21,9 +21,9 @@
 //!   is O(1) per trace, with no scan or timer per trace. Traces whose root span arrived may be
 //!   due sooner (`decision_wait_after_root_received`); they are queued a second time, in root
 //!   arrival order, and an entry that was decided through one queue is skipped in the other.
-//! - **Decided trace ids** go into two fixed-size caches (sampled, not sampled; [`cache`]), so
-//!   spans that arrive after the decision follow it: those of a kept trace are forwarded at
-//!   once, those of a dropped one are dropped and counted.
+//! - **Decided trace ids** go into two fixed-size caches (sampled, not sampled) over one map
+//!   ([`cache`]), so spans that arrive after the decision follow it: those of a kept trace are
+//!   forwarded at once, those of a dropped one are dropped and counted.
 //! - **In stress relief** a trace neither buffered nor decided is decided at its arrival, by
 //!   trace id ([`relief`]): nothing of it is buffered; its id goes into the decision caches,
 //!   and its spans take the late spans' path.
@@ -64,7 +64,7 @@ use super::consistent::Threshold;
 use super::stress_relief::ArrivalSampling;
 use super::trace::Facts;
 use arena::Arena;
-use cache::DecisionCache;
+use cache::DecisionCaches;
 use hasher::IdHash;
 use insert::LateSpan;
 use interner::Headers;
@@ -140,8 +140,7 @@ pub struct TraceBuffer {
     free_slots: Vec<u32>,
     arena: Arena,
     headers: Headers,
-    sampled: DecisionCache,
-    not_sampled: DecisionCache,
+    decisions: DecisionCaches,
     /// Buffered spans, and their bytes.
     spans: u64,
     span_bytes: u64,
@@ -185,8 +184,7 @@ impl TraceBuffer {
             free_slots: Vec::new(),
             arena: Arena::default(),
             headers: Headers::new(hash),
-            sampled: DecisionCache::new(limits.sampled_cache, hash),
-            not_sampled: DecisionCache::new(limits.not_sampled_cache, hash),
+            decisions: DecisionCaches::new(limits.sampled_cache, limits.not_sampled_cache, hash),
             spans: 0,
             span_bytes: 0,
             framer: Framer::new(),

@@ -51,14 +51,14 @@ impl TraceBuffer {
         // The id's bytes as they came: the buffer keys traces by `u128::from_le_bytes`.
         if sampling.keeps(id.to_le_bytes()) {
             let threshold = sampling.tracestate_threshold();
-            self.sampled.insert_kept(id, at, threshold);
+            self.decisions.insert_sampled(id, at, threshold);
             if !self.late_span(item, base, header, threshold) {
                 done.unparseable_tracestates += 1;
             }
             done.relief_traces_sampled += 1;
             done.relief_sampled += 1;
         } else {
-            self.not_sampled.insert(id, at);
+            self.decisions.insert_not_sampled(id, at);
             done.relief_traces_not_sampled += 1;
             done.relief_not_sampled += 1;
         }

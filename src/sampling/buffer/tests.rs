@@ -7,10 +7,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 
-use super::super::testing::{config, policy, str_attr, MS, T0};
+use super::super::testing::{config, double_attr, policy, str_attr, MS, T0};
 use super::arena::SPARE_CHUNKS_MAX;
 use super::*;
-use crate::config::{PolicyKind, StatusCode, StatusCodePolicy, StringAttributePolicy};
+use crate::config::{
+    ErrorMode, OttlConditionPolicy, PolicyKind, StatusCode, StatusCodePolicy, StringAttributePolicy,
+};
+use crate::ottl::{Condition, ContextKind};
 use crate::sampling::PolicySet;
 use crate::telemetry::{self, EarlyReason, RegistryBuilder, SamplingMetrics};
 
@@ -1030,4 +1033,31 @@ fn under_the_tracestate_gate_spans_stress_relief_keeps_carry_its_threshold() {
         &mut late,
     );
     assert_eq!(tracestates(&late)["k1"], "ot=th:e6666666666666");
+}
+
+#[test]
+fn failed_policy_evaluations_are_counted_in_the_metrics() {
+    // `IsMatch` on a NaN fails; under `error_mode: propagate` the policy's evaluation fails.
+    let condition =
+        Condition::parse("IsMatch(attributes[\"f\"], \"1\")", ContextKind::Span).unwrap();
+    let kind = PolicyKind::OttlCondition(OttlConditionPolicy {
+        error_mode: ErrorMode::Propagate,
+        span: vec![condition],
+        spanevent: Vec::new(),
+    });
+    let mut policies = PolicySet::new(&config(vec![policy("nan", kind)]), 1).unwrap();
+    let metrics = SamplingMetrics::register(&mut RegistryBuilder::new(), 0, &["nan"]);
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let mut nan = span(1, 0, false);
+    nan.attributes.push(double_attr("f", f64::NAN));
+    let t0 = Instant::now();
+    let request = request(vec![("api", vec![nan, span(2, 0, false)])]);
+    buffer.insert(&request, t0, &mut Vec::new());
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!(due.round.traces, 2);
+    assert_eq!(
+        metrics.policy_evaluation_errors.get(),
+        1,
+        "trace 1's evaluation failed, trace 2's did not"
+    );
 }
