@@ -313,12 +313,14 @@ impl Ingest {
         let (run, generation) = match (&self.tier, origin) {
             (None, _) => (split.run(&body, |id| router.owner(id)), 0),
             (Some(tier), Origin::Client) => tier.with_owners(|owner, members| {
-                if split.shard_count() != shards + members {
-                    split = Split::new(shards + members);
+                // Both are bounded (4096 CPUs, 256 members): no sum here comes near overflow.
+                let destinations = shards.saturating_add(members);
+                if split.shard_count() != destinations {
+                    split = Split::new(destinations);
                 }
                 split.run(&body, |id| match owner(id) {
                     None => router.owner(id),
-                    Some(member) => shards + member,
+                    Some(member) => shards.saturating_add(member),
                 })
             }),
             // Forwarded by a member: decided here, whatever this node's ring says.
@@ -326,8 +328,9 @@ impl Ingest {
                 let (owned, other) = (Cell::new(0u64), Cell::new(0u64));
                 let (run, generation) = tier.with_owners(|owner, members| {
                     // The size clients' requests need, so that splits are reused across both.
-                    if split.shard_count() != shards + members {
-                        split = Split::new(shards + members);
+                    let destinations = shards.saturating_add(members);
+                    if split.shard_count() != destinations {
+                        split = Split::new(destinations);
                     }
                     split.run(&body, |id| {
                         let count = if owner(id).is_none() { &owned } else { &other };
