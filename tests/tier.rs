@@ -13,6 +13,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use tailgate_bench::certs::CertFiles;
 use tailgate_bench::sink::Sink;
 
 use common::dns::{start_with_resolver, DnsServer};
@@ -580,4 +581,93 @@ service:
         (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
         "kept {kept} of {TRACES}"
     );
+}
+
+/// `config` with mutual TLS between the members: each node's gRPC receiver (where members
+/// forward) serves `certs`' server certificate and requires a client certificate from its
+/// authority, and the tier's exporters present the client certificate and trust only that
+/// authority. Clients keep plaintext HTTP.
+fn with_member_mtls(config: &str, member: SocketAddr, certs: &CertFiles) -> String {
+    let receiver = format!("      grpc:\n        endpoint: {member}\n");
+    let served = format!(
+        "{receiver}        tls:\n          cert_file: {}\n          key_file: {}\n          client_ca_file: {}\n",
+        certs.server_cert.display(),
+        certs.server_key.display(),
+        certs.ca.display()
+    );
+    let insecure = "      tls:\n        insecure: true\n      retry_on_failure:";
+    let presented = format!(
+        "      tls:\n        ca_file: {}\n        cert_file: {}\n        key_file: {}\n      retry_on_failure:",
+        certs.ca.display(),
+        certs.client_cert.display(),
+        certs.client_key.display()
+    );
+    assert!(config.contains(&receiver) && config.contains(insecure));
+    config
+        .replace(&receiver, &served)
+        .replace(insecure, &presented)
+}
+
+/// TLS everywhere: members forward to each other over mutual TLS, with certificates for their
+/// addresses from a private authority; every trace is still decided once, whole.
+#[test]
+fn members_forward_over_mutual_tls() {
+    let port = free_port();
+    let hosts = [101u8, 102, 103];
+    let dir = std::env::temp_dir().join(format!("tailgate-tier-mtls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names: Vec<String> = hosts.iter().map(|h| format!("127.0.0.{h}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (_, certs) = tailgate_bench::certs::write_set_keeping(&dir, &names).expect("certificates");
+    let members: Vec<SocketAddr> = hosts.iter().map(|h| address(*h, port)).collect();
+    let (sinks, sink_addrs): (Vec<Sink>, Vec<SocketAddr>) = (111..=113).map(sink_at).unzip();
+    let membership = Membership::Static(members.clone());
+    let nodes: Vec<Node> = hosts
+        .iter()
+        .zip(&sink_addrs)
+        .map(|(host, sink)| {
+            let member = address(*host, port);
+            let (http, admin) = (loopback(free_port()), loopback(free_port()));
+            let config = with_member_mtls(
+                &node_config(member, (http, admin), *sink, &membership, HALF),
+                member,
+                &certs,
+            );
+            Node {
+                gateway: Gateway::start_with_config(&config, member, http, admin),
+                member,
+            }
+        })
+        .collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    const TRACES: u64 = 600;
+    send(&all, 0..TRACES, 1);
+    await_decisions(&all, TRACES);
+    assert_eq!(decisions(&all), TRACES as f64, "decided once");
+    assert!(total(&all, "tailgate_tier_forwarded_spans", &[]) > 0.0);
+    assert_eq!(
+        total(
+            &all,
+            "otelcol_exporter_send_failed_spans",
+            &[("exporter", "tier")]
+        ),
+        0.0
+    );
+    // Every handshake between members succeeded (the receivers require a client certificate:
+    // tests/tls.rs shows them refusing one without).
+    assert_eq!(
+        total(&all, "tailgate_receiver_tls_handshake_failures", &[]),
+        0.0
+    );
+    assert!(total(&all, "tailgate_receiver_tls_handshakes", &[]) > 0.0);
+    for node in nodes {
+        assert!(node.gateway.stop().success());
+    }
+    let received = stop_all(sinks);
+    let kept = check_decided_once(&received, 1, TRACES);
+    assert!(
+        (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
+        "kept {kept} of {TRACES}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
