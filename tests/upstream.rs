@@ -206,3 +206,56 @@ shards:
     assert_eq!(status.code(), Some(75));
     sink.stop().unwrap();
 }
+
+/// An upstream given by name follows the name (a DNS failover, a headless Service's pods
+/// replaced): the gateway resolves through a DNS server the test controls (its own
+/// resolv.conf in a private mount namespace); when the name moves to another address and the
+/// old one stops answering, the exporter resolves again, says so in the log, and delivers there,
+/// losing nothing.
+#[test]
+fn an_upstream_name_that_moves_to_another_address_is_followed() {
+    use std::net::{IpAddr, Ipv4Addr};
+    let port = free_port();
+    let at = |host: u8| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), port);
+    let (first, second) = (at(121), at(122));
+    let first_sink = common::gateway::start_sink_at(first);
+    let second_sink = common::gateway::start_sink_at(second);
+    let dns = common::dns::DnsServer::start(&[Ipv4Addr::new(127, 0, 0, 121)]);
+    let (config, grpc, http, admin) = Gateway::standard_config(loopback(port), 1, "", "");
+    let named = format!("endpoint: {}:{port}", common::dns::DnsServer::NAME);
+    let config = config.replace(&format!("endpoint: {}", loopback(port)), &named);
+    assert!(config.contains(&named), "{config}");
+    let gateway =
+        common::dns::start_with_resolver(&config, (grpc, http, admin), &dns.resolv_conf());
+
+    post_span(&gateway, 1);
+    assert!(
+        wait_for(Duration::from_secs(20), || first_sink.spans_received() >= 1),
+        "{}",
+        gateway.stderr()
+    );
+    // The name moves; the old address goes away.
+    dns.set(&[Ipv4Addr::new(127, 0, 0, 122)]);
+    first_sink.stop().expect("stop the first sink");
+    for id in 2..=11 {
+        post_span(&gateway, id);
+    }
+    assert!(
+        wait_for(Duration::from_secs(60), || second_sink.spans_received()
+            >= 10),
+        "the new address got {} of 10:\n{}",
+        second_sink.spans_received(),
+        gateway.stderr()
+    );
+    assert!(
+        gateway.stderr().contains("now resolves to"),
+        "the change is logged:\n{}",
+        gateway.stderr()
+    );
+    assert_eq!(
+        gateway.metric("otelcol_exporter_send_failed_spans", &[]),
+        0.0
+    );
+    assert!(gateway.stop().success());
+    second_sink.stop().expect("stop the second sink");
+}
