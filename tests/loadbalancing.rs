@@ -16,7 +16,7 @@ use tailgate_bench::sink::Sink;
 
 use common::dns::{start_with_resolver, DnsServer};
 use common::gateway::{free_port, http_request, loopback, wait_for, Gateway};
-use common::spread::{owners, request, spans_of_round, stop_all};
+use common::spread::{front_config, front_config_at, owners, request, spans_of_round, stop_all};
 
 /// Spans per trace; each goes in a request of its own, so a trace's spans cross the front
 /// gateway in different batches.
@@ -26,75 +26,6 @@ const SPANS_PER_TRACE: u64 = 3;
 fn sink_at(host: u8) -> (Sink, SocketAddr) {
     let grpc = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), free_port());
     (common::gateway::start_sink_at(grpc), grpc)
-}
-
-/// A front gateway of two shards whose traces go through `loadbalancing` to `backends`, on
-/// free ports.
-fn front_config(backends: &[SocketAddr]) -> (String, SocketAddr, SocketAddr, SocketAddr) {
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    (
-        front_config_at(backends, grpc, http, admin),
-        grpc,
-        http,
-        admin,
-    )
-}
-
-/// [`front_config`] on the given receiver and admin addresses.
-fn front_config_at(
-    backends: &[SocketAddr],
-    grpc: SocketAddr,
-    http: SocketAddr,
-    admin: SocketAddr,
-) -> String {
-    let hostnames = backends
-        .iter()
-        .map(|b| format!("\"{b}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1);
-    format!(
-        "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-processors:
-  batch:
-    timeout: 20ms
-exporters:
-  loadbalancing:
-    routing_key: traceID
-    protocol:
-      otlp:
-        timeout: 1s
-        tls:
-          insecure: true
-        retry_on_failure:
-          initial_interval: 50ms
-          max_interval: 200ms
-    resolver:
-      static:
-        hostnames: [{hostnames}]
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [loadbalancing]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0, {second_cpu}]
-"
-    )
 }
 
 /// Sends every span of `traces`, one request per span index and chunk of 50 traces.

@@ -18,7 +18,7 @@ use tailgate_bench::sink::Sink;
 
 use common::dns::{start_with_resolver, DnsServer};
 use common::gateway::{free_port, http_request, loopback, wait_for, Gateway};
-use common::spread::{owners, request, spans_of_round, stop_all, Received};
+use common::spread::{front_config_at, owners, request, spans_of_round, stop_all, Received};
 
 /// Spans per trace; each goes in a request of its own, to another node.
 const SPANS_PER_TRACE: u64 = 3;
@@ -261,6 +261,29 @@ fn check_decided_once(received: &Received, round: u64, traces: u64) -> u64 {
     owners.len() as u64
 }
 
+/// Stops `nodes` and then `sinks`, and checks round 1 of `traces` traces at the sinks (see
+/// [`check_decided_once`]) with about half of them kept (the `HALF` policy).
+fn stop_and_check_half_kept(nodes: Vec<Node>, sinks: Vec<Sink>, traces: u64) {
+    for node in nodes {
+        assert!(node.gateway.stop().success());
+    }
+    let received = stop_all(sinks);
+    let kept = check_decided_once(&received, 1, traces);
+    assert!(
+        (traces * 3 / 10..traces * 7 / 10).contains(&kept),
+        "kept {kept} of {traces}"
+    );
+}
+
+/// Spans `nodes` exported to their sinks, together.
+fn exported(nodes: &[&Node]) -> f64 {
+    total(
+        nodes,
+        "otelcol_exporter_sent_spans",
+        &[("exporter", "otlp")],
+    )
+}
+
 #[test]
 fn three_nodes_decide_every_trace_once_with_all_its_spans() {
     let port = free_port();
@@ -315,15 +338,7 @@ fn three_nodes_decide_every_trace_once_with_all_its_spans() {
             node.member
         );
     }
-    for node in nodes {
-        assert!(node.gateway.stop().success());
-    }
-    let received = stop_all(sinks);
-    let kept = check_decided_once(&received, 1, TRACES);
-    assert!(
-        (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
-        "kept {kept} of {TRACES}"
-    );
+    stop_and_check_half_kept(nodes, sinks, TRACES);
 }
 
 #[test]
@@ -386,13 +401,7 @@ fn dns_membership_a_node_killed_and_a_node_added() {
         // The same traces again: those that stayed with their owner follow its decision
         // (their spans are late spans of a kept trace); those that moved are decided anew, by
         // the new node alone.
-        let sent = || {
-            total(
-                &live,
-                "otelcol_exporter_sent_spans",
-                &[("exporter", "otlp")],
-            )
-        };
+        let sent = || exported(&live);
         let (before, sent_before) = (decisions(&live), sent());
         send(&live, ROUND_TWO, 3);
         assert!(wait_for(Duration::from_secs(30), || sent()
@@ -419,13 +428,7 @@ fn dns_membership_a_node_killed_and_a_node_added() {
     const ROUND_FOUR: std::ops::Range<u64> = 3000..3000 + TRACES;
     let split = {
         let live: Vec<&Node> = nodes.iter().flatten().collect();
-        let sent = || {
-            total(
-                &live,
-                "otelcol_exporter_sent_spans",
-                &[("exporter", "otlp")],
-            )
-        };
+        let sent = || exported(&live);
         let (before, sent_before) = (decisions(&live), sent());
         send_spans(&live, ROUND_FOUR, 4, 0..1);
         dns.set(&ips[..2]);
@@ -519,45 +522,8 @@ fn two_tiers_front_load_balancer_over_sampling_tailgates() {
         loopback(free_port()),
         loopback(free_port()),
     );
-    let hostnames = samplers_at
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     let front = Gateway::start_with_config(
-        &format!(
-            "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-processors:
-  batch:
-    timeout: 20ms
-exporters:
-  loadbalancing:
-    routing_key: traceID
-    protocol:
-      otlp:
-        compression: zstd
-        tls:
-          insecure: true
-    resolver:
-      static:
-        hostnames: [{hostnames}]
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [loadbalancing]
-  telemetry:
-    metrics:
-      address: {admin}
-"
-        ),
+        &front_config_at(&samplers_at, grpc, http, admin),
         grpc,
         http,
         admin,
@@ -572,15 +538,7 @@ service:
     await_decisions(&all, TRACES);
     assert_eq!(decisions(&all), TRACES as f64, "decided once");
     assert!(front.gateway.stop().success());
-    for node in samplers {
-        assert!(node.gateway.stop().success());
-    }
-    let received = stop_all(sinks);
-    let kept = check_decided_once(&received, 1, TRACES);
-    assert!(
-        (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
-        "kept {kept} of {TRACES}"
-    );
+    stop_and_check_half_kept(samplers, sinks, TRACES);
 }
 
 /// `config` with mutual TLS between the members: each node's gRPC receiver (where members
@@ -660,14 +618,6 @@ fn members_forward_over_mutual_tls() {
         0.0
     );
     assert!(total(&all, "tailgate_receiver_tls_handshakes", &[]) > 0.0);
-    for node in nodes {
-        assert!(node.gateway.stop().success());
-    }
-    let received = stop_all(sinks);
-    let kept = check_decided_once(&received, 1, TRACES);
-    assert!(
-        (TRACES * 3 / 10..TRACES * 7 / 10).contains(&kept),
-        "kept {kept} of {TRACES}"
-    );
+    stop_and_check_half_kept(nodes, sinks, TRACES);
     let _ = std::fs::remove_dir_all(&dir);
 }

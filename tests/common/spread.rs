@@ -1,6 +1,7 @@
 //! Traces built to be told apart at the sinks, for tests where a tier of gateways (or a load
 //! balancer) spreads them over several sinks: span ids that say the round, the trace and the
-//! span, and what each sink received, per trace.
+//! span, what each sink received, per trace, and the front gateway's configuration whose
+//! `loadbalancing` exporter does the spreading.
 
 #![allow(dead_code)]
 
@@ -12,7 +13,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tailgate_bench::sink::Sink;
 
-use super::gateway::received_spans;
+use std::net::SocketAddr;
+
+use super::gateway::{free_port, loopback, received_spans};
 
 /// Trace `trace`'s id; never all zeros (an invalid id, which receivers refuse).
 pub fn trace_id(trace: u64) -> Vec<u8> {
@@ -94,4 +97,73 @@ pub fn spans_of_round(received: &Received, round: u64) -> BTreeSet<Vec<u8>> {
         .filter(|s| round_of(s) == round)
         .cloned()
         .collect()
+}
+
+/// A front gateway of two shards whose traces go through `loadbalancing` to `backends`, on
+/// free ports.
+pub fn front_config(backends: &[SocketAddr]) -> (String, SocketAddr, SocketAddr, SocketAddr) {
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    (
+        front_config_at(backends, grpc, http, admin),
+        grpc,
+        http,
+        admin,
+    )
+}
+
+/// [`front_config`] on the given receiver and admin addresses.
+pub fn front_config_at(
+    backends: &[SocketAddr],
+    grpc: SocketAddr,
+    http: SocketAddr,
+    admin: SocketAddr,
+) -> String {
+    let hostnames = backends
+        .iter()
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1);
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        timeout: 1s
+        tls:
+          insecure: true
+        retry_on_failure:
+          initial_interval: 50ms
+          max_interval: 200ms
+    resolver:
+      static:
+        hostnames: [{hostnames}]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [loadbalancing]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, {second_cpu}]
+"
+    )
 }
