@@ -208,19 +208,21 @@ impl Tier {
         self.metrics.received_other.add(other);
     }
 
-    /// Takes no more parts, sends what the outboxes hold and drains the forwarder, until
-    /// `deadline`.
+    /// Takes no more parts and hands what the outboxes hold to the forwarder's shutdown, which
+    /// routes it to the members and drains every member's exporter until `deadline`, counting
+    /// as dropped (`reason="shutdown"`) whatever is still unsent then.
     pub(crate) async fn shutdown(&self, deadline: Instant) {
         self.closed.set(true);
         self.wakeup.notify();
-        let ready = self.take_expired(None);
-        let left = deadline.saturating_duration_since(Instant::now());
-        let _ = glommio::timer::timeout(left, async {
-            self.send(ready).await;
-            Ok(())
-        })
-        .await;
-        self.forwarder.shutdown(Vec::new(), deadline).await;
+        let last: Vec<Batch> = self
+            .take_expired(None)
+            .into_iter()
+            .map(|ready| ready.batch)
+            .collect();
+        self.metrics
+            .forwarded
+            .add(last.iter().map(|batch| batch.items).sum());
+        self.forwarder.shutdown(last, deadline).await;
     }
 
     /// Empties `outbox` (member `member`'s) into a [`Ready`].
