@@ -331,6 +331,7 @@ fn build_tier(
                 Rc::new(forwarder),
                 metrics.clone(),
                 telemetry.shard.batching[Signal::Traces.index()].clone(),
+                memory.clone(),
             )),
             false,
         ),

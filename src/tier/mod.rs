@@ -50,6 +50,7 @@ use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
 use crate::export::{Batch, Exporter};
+use crate::memory::ShardMemory;
 use crate::telemetry::{Gauge, TierMetrics};
 
 /// The gRPC metadata key that marks a request forwarded by a member.
@@ -108,13 +109,21 @@ pub(crate) struct Tier {
     metrics: TierMetrics,
     /// The shard's `tailgate_shard_batching_spans`, which counts what the outboxes hold.
     batching: Gauge,
+    /// The shard's memory account: the outboxes' bytes are in its budget, with the exporters'
+    /// batches, so a full shard refuses rather than let outboxes for many members grow.
+    memory: Rc<ShardMemory>,
 }
 
 impl Tier {
     /// The tier of one shard, around `forwarder` (a load balancer built from the plan's tier
     /// settings); starts the task that sends outboxes whose time is up. Must run on the
     /// shard's executor.
-    pub(crate) fn new(forwarder: Rc<Exporter>, metrics: TierMetrics, batching: Gauge) -> Rc<Tier> {
+    pub(crate) fn new(
+        forwarder: Rc<Exporter>,
+        metrics: TierMetrics,
+        batching: Gauge,
+        memory: Rc<ShardMemory>,
+    ) -> Rc<Tier> {
         assert!(
             forwarder.balancer().is_some(),
             "the tier forwards through a load balancer"
@@ -126,6 +135,7 @@ impl Tier {
             closed: Cell::new(false),
             metrics,
             batching,
+            memory,
         });
         glommio::spawn_local(send_on_time(Rc::downgrade(&tier))).detach();
         tier
@@ -175,7 +185,9 @@ impl Tier {
             outbox.bytes.reserve(OUTBOX_BYTES + OUTBOX_BYTES / 4);
             self.wakeup.notify();
         }
+        let before = outbox.bytes.len();
         frame(&mut outbox.bytes);
+        self.memory.exporting((outbox.bytes.len() - before) as i64);
         outbox.items += items;
         self.batching.add(items as i64);
         if outbox.items >= OUTBOX_SPANS || outbox.bytes.len() >= OUTBOX_BYTES {
@@ -233,6 +245,8 @@ impl Tier {
         let items = std::mem::take(&mut outbox.items);
         outbox.opened = None;
         self.batching.add(-(items as i64));
+        // The forwarder's exporter accounts for the bytes from here on.
+        self.memory.exporting(-(outbox.bytes.len() as i64));
         Some(Ready {
             member,
             generation: outbox.generation,
