@@ -8,7 +8,8 @@
 //! span first, then criterion's time per batch, so levels are compared on cost *and* size:
 //!
 //! - deflating an 8,192-span export batch (`send_batch_size` of the pass-through scenario) with
-//!   gzip (miniz_oxide, zlib-rs, libdeflate; levels 1 and 6) and zstd (levels 1 and 3);
+//!   gzip (miniz_oxide, zlib-rs, libdeflate; levels 1 and 6) and zstd (levels 3 and 1, and the
+//!   fast levels -1 and -5: the tier forwards at -1);
 //! - inflating a 500-span client request (the load's request size), gzip and zstd, the way a
 //!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd);
 //! - reassembling that request from 16 KiB DATA frames, compressed and not.
@@ -63,6 +64,8 @@ fn candidates() -> Vec<(&'static str, Compress)> {
     let mut libdeflate_1 = libdeflate(1);
     let mut zstd_3 = zstd::bulk::Compressor::new(3).expect("level");
     let mut zstd_1 = zstd::bulk::Compressor::new(1).expect("level");
+    let mut zstd_fast_1 = zstd::bulk::Compressor::new(-1).expect("level");
+    let mut zstd_fast_5 = zstd::bulk::Compressor::new(-5).expect("level");
     vec![
         ("gzip_miniz_oxide_6", Box::new(|d| gzip_miniz_oxide(d, 6))),
         ("gzip_miniz_oxide_1", Box::new(|d| gzip_miniz_oxide(d, 1))),
@@ -83,6 +86,14 @@ fn candidates() -> Vec<(&'static str, Compress)> {
         (
             "zstd_1",
             Box::new(move |d| zstd_1.compress(d).expect("in memory")),
+        ),
+        (
+            "zstd_-1",
+            Box::new(move |d| zstd_fast_1.compress(d).expect("in memory")),
+        ),
+        (
+            "zstd_-5",
+            Box::new(move |d| zstd_fast_5.compress(d).expect("in memory")),
         ),
     ]
 }
@@ -164,14 +175,18 @@ fn main() {
                 out
             })
         });
-        group.bench_function("unzstd_bulk", |b| {
-            let mut decompressor = zstd::bulk::Decompressor::new().expect("context");
-            b.iter(|| {
-                decompressor
-                    .decompress(black_box(&zstded), request.len())
-                    .expect("valid zstd")
-            })
-        });
+        // zstd at level 3 and at the tier's -1: a faster level also inflates faster.
+        let zstded_fast = zstd::bulk::compress(&request, -1).expect("in memory");
+        for (name, compressed) in [("unzstd_bulk", &zstded), ("unzstd_bulk_-1", &zstded_fast)] {
+            group.bench_function(name, |b| {
+                let mut decompressor = zstd::bulk::Decompressor::new().expect("context");
+                b.iter(|| {
+                    decompressor
+                        .decompress(black_box(compressed), request.len())
+                        .expect("valid zstd")
+                })
+            });
+        }
         group.finish();
 
         // What gRPC's message reassembly costs when a request comes in 16 KiB DATA frames (as

@@ -3197,6 +3197,33 @@ tier:
         .unwrap()
         .tier
         .is_none());
+    // Compression as written; left out, zstd at its first fast level (not the otlp
+    // exporter's gzip), at the level given or -1.
+    assert_eq!(
+        (tier.protocol.compression, tier.protocol.compression_level),
+        (Compression::Zstd, None)
+    );
+    let protocol = |otlp: &str| {
+        parse(&format!(
+            "{base}  resolver:\n    static:\n      hostnames: [a:4317]\n  protocol:\n    otlp:\n{otlp}"
+        ))
+        .expect("a valid tier")
+        .tier
+        .expect("a tier")
+        .protocol
+    };
+    let fast = protocol("      tls: {insecure: true}\n");
+    assert_eq!(
+        (fast.compression, fast.compression_level),
+        (Compression::Zstd, Some(-1))
+    );
+    let none = protocol("      compression: none\n");
+    assert_eq!(
+        (none.compression, none.compression_level),
+        (Compression::None, None)
+    );
+    let zstd_5 = protocol("      compression: zstd\n      compression_params: {level: -5}\n");
+    assert_eq!(zstd_5.compression_level, Some(-5));
 
     let err = error(&format!(
         "{base}  resolver:\n    static:\n      hostnames: [a:4317]\n  self: node-a\n  protocol:\n    otlp: {{}}\n"

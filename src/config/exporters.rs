@@ -437,6 +437,24 @@ pub(super) struct RawProtocol {
     otlp: Option<RawOtlp>,
 }
 
+impl RawProtocol {
+    /// Sets `compression` (and its level, unless one is given) where the section leaves
+    /// compression out: for a section whose default is not the `otlp` exporter's gzip.
+    pub(super) fn default_compression(&mut self, compression: &str, level: i64) {
+        let Some(otlp) = self.otlp.as_mut() else {
+            return;
+        };
+        if otlp.compression.is_none() {
+            otlp.compression = Some(compression.to_owned());
+            if otlp.compression_params.is_none() {
+                otlp.compression_params = Some(RawCompressionParams {
+                    level: Some(SInt(level)),
+                });
+            }
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawResolver {

@@ -26,6 +26,9 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 /// The highest zstd level; higher levels are taken as this one, as the Collector maps any level
 /// to the nearest it has.
 pub const ZSTD_LEVEL_MAX: i32 = 19;
+/// The lowest: libzstd's fast levels run from -1 (the slowest of them) down to this one
+/// (`ZSTD_minCLevel`), each faster and compressing less than the one above it.
+pub const ZSTD_LEVEL_MIN: i32 = -(1 << 17);
 
 /// The libdeflate level `level` asks for (`None` or the Collector's -1: the default).
 fn gzip_level(level: Option<i32>) -> i32 {
@@ -35,11 +38,11 @@ fn gzip_level(level: Option<i32>) -> i32 {
     }
 }
 
-/// The libzstd level `level` asks for (`None` or 0: the default).
+/// The libzstd level `level` asks for (`None` or 0: the default; below 0: a fast level).
 fn zstd_level(level: Option<i32>) -> i32 {
     match level {
         None | Some(0) => ZSTD_LEVEL_DEFAULT,
-        Some(level) => level.clamp(1, ZSTD_LEVEL_MAX),
+        Some(level) => level.clamp(ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX),
     }
 }
 
@@ -170,7 +173,9 @@ mod tests {
         assert_eq!(gzip_level(Some(9)), 9);
         assert_eq!(zstd_level(None), 3);
         assert_eq!(zstd_level(Some(0)), 3);
-        assert_eq!(zstd_level(Some(-5)), 1);
+        assert_eq!(zstd_level(Some(1)), 1);
+        assert_eq!(zstd_level(Some(-5)), -5, "a fast level");
+        assert_eq!(zstd_level(Some(i32::MIN)), ZSTD_LEVEL_MIN);
         assert_eq!(zstd_level(Some(40)), ZSTD_LEVEL_MAX);
         // A higher level gives fewer bytes on compressible data, so the level is really used.
         let text: Vec<u8> = (0..20_000u32)
