@@ -11,8 +11,8 @@
 //!       timeout: 1s
 //!   self: ${env:POD_IP}:4317   # optional: which member this node is (found when left out)
 //!   protocol:
-//!     otlp:                    # every otlp exporter key but endpoint (and storage, auth)
-//!       compression: zstd
+//!     otlp:                    # every otlp exporter key but endpoint (and storage, auth);
+//!                              # compression left out: zstd at level -1
 //!       tls:
 //!         insecure: true
 //! ```
