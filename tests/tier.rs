@@ -57,7 +57,8 @@ fn node_config(
     )
 }
 
-/// The `tier` section for `membership`.
+/// The `tier` section for `membership`; compression left out, so members forward with the
+/// tier's default, zstd at a fast level.
 fn tier_section(membership: &Membership) -> String {
     let resolver = match membership {
         Membership::Static(members) => format!(
@@ -79,7 +80,6 @@ fn tier_section(membership: &Membership) -> String {
   resolver:
 {resolver}  protocol:
     otlp:
-      compression: zstd
       timeout: 1s
       tls:
         insecure: true
