@@ -6,9 +6,10 @@
 # Both layouts tail sample (probabilistic 10 %, decision_wait 2s) and export to one
 # tailgate-bench sink that judges what arrives against the load's oracle. The load goes to the
 # first node only (as an L4 balancer with one target would send it), so about 2/3 of the spans
-# are forwarded, over OTLP/gRPC with zstd, to 127.0.0.2 and 127.0.0.3. The load is what users
-# send: gzip-compressed requests of 500 spans in 16 KiB DATA frames, from the semantic corpus
-# (spans that compress like real telemetry; CORPUS=benchmark for the SDK benchmark's text).
+# are forwarded, over OTLP/gRPC with zstd at level -1 (the tier's default), to 127.0.0.2 and
+# 127.0.0.3. The load is what users send: gzip-compressed requests of 500 spans in 16 KiB DATA
+# frames, from the semantic corpus (spans that compress like real telemetry; CORPUS=benchmark
+# for the SDK benchmark's text).
 #
 #   single: load -> tailgate A (1 shard)                      -> sink
 #   tier:   load -> tailgate A -> {A, B, C} by trace ownership -> sink
@@ -21,15 +22,21 @@
 # against traces sent (decided once), and the sink's verdict (kept traces complete, none extra).
 # Usage: bench-rig/scenarios/tier.sh [seconds] [spans/s] [pairs] [compression[:level]]
 # (GWBIN=path runs another gateway binary; PERF=FILE records a perf profile of the tier's first
-# node over the steady window there, PERF_NODE=1 or 2 of another node.)
+# node over the steady window there, PERF_NODE=1 or 2 of another node; TLS=1 puts every hop on
+# mutual TLS — the clients' to the first node, and the members' to each other, with certificates
+# from a private authority — in both layouts, so the difference is still forwarding alone.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=${1:-10}; rate=${2:-200000}; pairs=${3:-3}; compression=${4:-zstd}
+seconds=${1:-10}; rate=${2:-200000}; pairs=${3:-3}; compression=${4:-zstd:-1}
 bin=target/release; gwbin=${GWBIN:-target/release/tailgate}
 [ -x $bin/tailgate ] && [ -x $bin/tailgate-bench ] || cargo build --release -p tailgate -p tailgate-bench
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+tls=${TLS:-0}
+if [ "$tls" = 1 ]; then
+  $bin/tailgate-bench certs --out "$work/certs" --host 127.0.0.1 --host 127.0.0.2 --host 127.0.0.3
+fi
 
 # config HOST ADMIN_PORT CPU TIER: a node's configuration on 127.0.0.HOST:24317.
 config() {
@@ -40,6 +47,8 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.$host:24317
+$([ "$tls" = 1 ] && printf '        tls:\n          cert_file: %s\n          key_file: %s\n          client_ca_file: %s\n' \
+    "$work/certs/server.pem" "$work/certs/server-key.pem" "$work/certs/ca.pem")
 processors:
   batch:
     send_batch_size: 8192
@@ -80,8 +89,12 @@ tier:
     otlp:
       compression: ${compression%%:*}
 $([ "$compression" != "${compression#*:}" ] && printf '      compression_params:\n        level: %s\n' "${compression#*:}")
-      tls:
-        insecure: true
+$(if [ "$tls" = 1 ]; then
+    printf '      tls:\n        ca_file: %s\n        cert_file: %s\n        key_file: %s\n' \
+      "$work/certs/ca.pem" "$work/certs/client.pem" "$work/certs/client-key.pem"
+  else
+    printf '      tls:\n        insecure: true\n'
+  fi)
 YAML
   fi
 }
@@ -114,7 +127,13 @@ run() {
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$a/readyz" > /dev/null && break; sleep 0.1; done
   done
   local before each_before; before=$(ticks); each_before=$(each_ticks)
-  $bin/tailgate-bench load --endpoint http://127.0.0.1:24317 --protocol grpc --connections 4 \
+  local endpoint=http://127.0.0.1:24317 tls_args=()
+  if [ "$tls" = 1 ]; then
+    endpoint=https://127.0.0.1:24317
+    tls_args=(--tls-ca "$work/certs/ca.pem" --tls-cert "$work/certs/client.pem"
+      --tls-key "$work/certs/client-key.pem")
+  fi
+  $bin/tailgate-bench load --endpoint $endpoint "${tls_args[@]}" --protocol grpc --connections 4 \
     --rate "$rate" --duration "$seconds" --spans-per-request "${SPANS:-500}" --cpu 1 --quiet \
     --corpus "${CORPUS:-semantic}" --compression gzip --frame-size 16384 \
     --oracle-policy probabilistic:10 --expect-out "$work/expect.json" \
