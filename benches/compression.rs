@@ -9,7 +9,7 @@
 //!
 //! - deflating an 8,192-span export batch (`send_batch_size` of the pass-through scenario) with
 //!   gzip (miniz_oxide, zlib-rs, libdeflate; levels 1 and 6) and zstd (levels 3 and 1, and the
-//!   fast levels -1 and -5: the tier forwards at -1);
+//!   fast levels -1 and -5: the tier forwards at -1) and snappy (its framing format);
 //! - inflating a 500-span client request (the load's request size), gzip and zstd, the way a
 //!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd);
 //! - reassembling that request from 16 KiB DATA frames, compressed and not.
@@ -57,6 +57,13 @@ fn libdeflate(level: i32) -> libdeflater::Compressor {
     libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).expect("level"))
 }
 
+/// snappy's framing format, as the exporters write it.
+fn snappy_framed(data: &[u8]) -> Vec<u8> {
+    let mut encoder = snap::write::FrameEncoder::new(Vec::new());
+    encoder.write_all(data).expect("in memory");
+    encoder.into_inner().expect("in memory")
+}
+
 type Compress = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
 
 fn candidates() -> Vec<(&'static str, Compress)> {
@@ -95,6 +102,7 @@ fn candidates() -> Vec<(&'static str, Compress)> {
             "zstd_-5",
             Box::new(move |d| zstd_fast_5.compress(d).expect("in memory")),
         ),
+        ("snappy_framed", Box::new(snappy_framed)),
     ]
 }
 
@@ -187,6 +195,17 @@ fn main() {
                 })
             });
         }
+        // snappy's framing format, read as the receivers read it (each chunk's CRC checked).
+        let snapped = snappy_framed(&request);
+        group.bench_function("unsnappy_framed", |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(request.len());
+                snap::read::FrameDecoder::new(black_box(&snapped[..]))
+                    .read_to_end(&mut out)
+                    .expect("valid snappy");
+                out
+            })
+        });
         group.finish();
 
         // What gRPC's message reassembly costs when a request comes in 16 KiB DATA frames (as

@@ -817,6 +817,18 @@ service:
         "exporters.otlp.compression_params.level",
         "Huffman-only",
     );
+    assert_eq!(
+        level(&otlp("    compression: snappy\n")),
+        (Compression::Snappy, None)
+    );
+    assert_error(
+        &error(&otlp(
+            "    compression: snappy\n    compression_params:\n      level: 1\n",
+        )),
+        10,
+        "exporters.otlp.compression_params.level",
+        "snappy has no levels",
+    );
     assert_error(
         &error(&otlp(
             "    compression: none\n    compression_params:\n      level: 3\n",
@@ -1937,14 +1949,14 @@ fn exporter_enumerations() {
 exporters:
   otlp:
     endpoint: http://central:4317
-    compression: snappy
+    compression: lz4
 ",
     );
     assert_error(
         &err,
         4,
         "exporters.otlp.compression",
-        "`snappy` compression is not supported; use gzip, zstd or none",
+        "`lz4` compression is not supported; use gzip, zstd, snappy or none",
     );
 
     let err = error(

@@ -102,3 +102,180 @@ fn telemetrygen_over_grpc_and_http_reaches_the_sink_through_the_gateway_whole() 
     assert_eq!(report["traces_received"], 2 * workers * traces, "{report}");
     assert_eq!(report["spans_bad_trace_id"], 0, "{report}");
 }
+
+/// snappy with the Collector on both sides of the gateway: telemetrygen sends to a Collector
+/// whose `otlp` and `otlphttp` exporters compress with `compression: snappy` (grpc-go's snappy
+/// codec, and confighttp's snappy) into the gateway's receivers; the gateway's own `otlp` and
+/// `otlphttp` exporters, with `compression: snappy`, send everything to a second receiver of
+/// the same Collector, which passes it to the sink uncompressed. Every span must arrive at the
+/// sink once through each of the four snappy links: four times in all, nothing refused or
+/// failed on the way.
+#[test]
+fn snappy_from_and_to_the_collector_over_grpc_and_http() {
+    if !peers::go_on_path() {
+        println!(
+            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
+        );
+        return;
+    }
+    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    let (sink, upstream, _) = start_sink();
+    let (collector_in, back_grpc, back_http) = (
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+    );
+    let (grpc, http, admin) = (
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+    );
+    let gateway = Gateway::start_with_config(
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 50ms
+exporters:
+  otlp:
+    endpoint: {back_grpc}
+    tls:
+      insecure: true
+    compression: snappy
+  otlphttp:
+    endpoint: http://{back_http}
+    compression: snappy
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp, otlphttp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+"
+        ),
+        grpc,
+        http,
+        admin,
+    );
+    let config = std::env::temp_dir().join(format!(
+        "tailgate-snappy-{}-{}.yaml",
+        std::process::id(),
+        collector_in.port()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  otlp/in:
+    protocols:
+      grpc:
+        endpoint: {collector_in}
+  otlp/back:
+    protocols:
+      grpc:
+        endpoint: {back_grpc}
+      http:
+        endpoint: {back_http}
+exporters:
+  otlp/snappy:
+    endpoint: {grpc}
+    tls:
+      insecure: true
+    compression: snappy
+  otlphttp/snappy:
+    endpoint: http://{http}
+    compression: snappy
+  otlp/sink:
+    endpoint: {upstream}
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces/in:
+      receivers: [otlp/in]
+      exporters: [otlp/snappy, otlphttp/snappy]
+    traces/out:
+      receivers: [otlp/back]
+      exporters: [otlp/sink]
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: none
+"
+        ),
+    )
+    .expect("write the Collector's configuration");
+    let log = config.with_extension("log");
+    let mut collector = peers::Collector::start(&built, &config, log).expect("start the Collector");
+    let listening = wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(collector_in).is_ok()
+            && std::net::TcpStream::connect(back_grpc).is_ok()
+            && std::net::TcpStream::connect(back_http).is_ok()
+    });
+    assert!(
+        listening,
+        "the Collector did not listen:\n{}",
+        collector.log()
+    );
+
+    let (workers, traces) = (2, 300);
+    let sent = workers * traces * SPANS_PER_TRACE;
+    let endpoint = vec!["--otlp-endpoint".to_string(), collector_in.to_string()];
+    telemetrygen(&built.join("telemetrygen"), &endpoint, workers, traces);
+
+    let accepted = |transport: &str| {
+        gateway.metric(
+            "otelcol_receiver_accepted_spans",
+            &[("transport", transport)],
+        ) as u64
+    };
+    let sent_by = |exporter: &str| {
+        gateway.metric("otelcol_exporter_sent_spans", &[("exporter", exporter)]) as u64
+    };
+    let through = wait_for(Duration::from_secs(60), || {
+        accepted("grpc") == sent
+            && accepted("http") == sent
+            && sent_by("otlp") == 2 * sent
+            && sent_by("otlphttp") == 2 * sent
+            && sink.spans_received() == 4 * sent
+    });
+    assert!(
+        through,
+        "{sent} sent: accepted {} over gRPC and {} over HTTP; exported {} over gRPC and {} over \
+         HTTP; {} at the sink (want {})\ngateway:\n{}\nCollector:\n{}",
+        accepted("grpc"),
+        accepted("http"),
+        sent_by("otlp"),
+        sent_by("otlphttp"),
+        sink.spans_received(),
+        4 * sent,
+        gateway.stderr(),
+        collector.log()
+    );
+    assert_eq!(gateway.metric("otelcol_receiver_refused_spans", &[]), 0.0);
+    assert_eq!(
+        gateway.metric("otelcol_exporter_send_failed_spans", &[]),
+        0.0
+    );
+    assert!(collector.running(), "{}", collector.log());
+    drop(collector);
+    assert!(gateway.stop().success());
+    let report = sink.stop().expect("stop the sink").report;
+    assert_eq!(report["spans_received"], 4 * sent, "{report}");
+    assert_eq!(report["traces_received"], workers * traces, "{report}");
+    assert_eq!(report["spans_bad_trace_id"], 0, "{report}");
+    let _ = std::fs::remove_file(&config);
+}

@@ -250,6 +250,8 @@ pub enum Compression {
     Gzip,
     /// `zstd`.
     Zstd,
+    /// `snappy`: snappy's framing format (what the Collector sends under that name).
+    Snappy,
     /// `none`: bodies are sent as they are.
     None,
 }
@@ -796,17 +798,18 @@ fn check_compression(
     match raw.as_deref() {
         None | Some("gzip") => Ok(Compression::Gzip),
         Some("zstd") => Ok(Compression::Zstd),
+        Some("snappy") => Ok(Compression::Snappy),
         Some("none" | "") => Ok(Compression::None),
-        Some(other @ ("zlib" | "deflate" | "snappy" | "lz4")) => Err(ctx.error(
+        Some(other @ ("zlib" | "deflate" | "lz4")) => Err(ctx.error(
             path,
             Target::Value,
             ConfigErrorKind::Unsupported(format!(
-                "`{other}` compression is not supported; use gzip, zstd or none"
+                "`{other}` compression is not supported; use gzip, zstd, snappy or none"
             )),
         )),
         Some(other) => Err(ctx.invalid(
             path,
-            format!("`{other}` is not a compression; use gzip, zstd or none"),
+            format!("`{other}` is not a compression; use gzip, zstd, snappy or none"),
         )),
     }
 }
@@ -837,6 +840,12 @@ fn check_compression_level(
         (Compression::Gzip, _) => Err(ctx.invalid(
             path,
             format!("{level} is not a gzip level; use -1 (the default, 6), 0 (stored) or 1 to 9"),
+        )),
+        // 0 is the Collector's "no level", which snappy takes.
+        (Compression::Snappy, 0) => Ok(None),
+        (Compression::Snappy, _) => Err(ctx.invalid(
+            path,
+            "snappy has no levels; remove the level, or use gzip or zstd for one",
         )),
         (Compression::None, _) => Err(ctx.invalid(
             path,

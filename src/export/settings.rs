@@ -27,6 +27,8 @@ pub enum Compression {
     Gzip,
     /// `zstd`.
     Zstd,
+    /// `snappy`, in snappy's framing format.
+    Snappy,
 }
 
 impl Compression {
@@ -36,6 +38,7 @@ impl Compression {
             Compression::None => None,
             Compression::Gzip => Some("gzip"),
             Compression::Zstd => Some("zstd"),
+            Compression::Snappy => Some("snappy"),
         }
     }
 }

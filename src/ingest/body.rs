@@ -4,6 +4,8 @@
 //! limit: decompression stops at the limit and the request is refused, so a gzip bomb costs at
 //! most `limit` bytes of memory and the time to inflate them, never more.
 //!
+//! snappy comes in either of its two formats under the one name (see [`unsnappy`]).
+//!
 //! gzip is inflated whole-buffer by libdeflate, zstd in one call when the frame states its
 //! size: both about twice as fast as streaming (docs/BENCHMARKS.md, "Compression"). Each
 //! shard keeps its decoders' state in thread-locals, so a request allocates only its output.
@@ -25,6 +27,8 @@ pub enum Coding {
     Gzip,
     /// `zstd`: one or more zstd frames.
     Zstd,
+    /// `snappy` (or `x-snappy-framed`): snappy's framing format, or one raw block.
+    Snappy,
 }
 
 impl Coding {
@@ -34,6 +38,7 @@ impl Coding {
             "" | "identity" => Some(Coding::Identity),
             "gzip" | "x-gzip" => Some(Coding::Gzip),
             "zstd" => Some(Coding::Zstd),
+            "snappy" | "x-snappy-framed" => Some(Coding::Snappy),
             _ => None,
         }
     }
@@ -56,7 +61,7 @@ pub fn decode(coding: Coding, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, Bo
     match coding {
         Coding::Identity if body.len() > limit => Err(BodyError::TooLarge { limit }),
         Coding::Identity => Ok(body),
-        Coding::Gzip | Coding::Zstd => decompress(coding, &body, limit),
+        Coding::Gzip | Coding::Zstd | Coding::Snappy => decompress(coding, &body, limit),
     }
 }
 
@@ -67,6 +72,7 @@ pub fn decompress(coding: Coding, body: &[u8], limit: usize) -> Result<Vec<u8>, 
         Coding::Identity => decode(coding, body.to_vec(), limit),
         Coding::Gzip => gunzip(body, limit),
         Coding::Zstd => unzstd(body, limit),
+        Coding::Snappy => unsnappy(body, limit),
     }
 }
 
@@ -200,6 +206,34 @@ fn unzstd(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let decoder = zstd::stream::read::Decoder::new(body)
         .map_err(|err| BodyError::Corrupt(err.to_string()))?;
     inflate(decoder, limit)
+}
+
+/// The stream identifier chunk that opens snappy's framing format: chunk type 0xff, a length
+/// of 6, and "sNaPpY".
+const SNAPPY_STREAM_IDENTIFIER: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+
+/// Decodes a snappy body in whichever of snappy's two formats it is, as the Collector's
+/// receivers do: the framing format (chunks of at most 64 KiB, each with a CRC-32C of its
+/// data, checked here) when it opens with the stream identifier — what grpc-go's snappy codec
+/// and the Collector's HTTP client send under `snappy`, and what `x-snappy-framed` names — and
+/// otherwise one raw block, whose stated length is checked against `limit` before anything is
+/// allocated (the block format of Prometheus remote write and of clients that follow the
+/// content coding's registration).
+pub(crate) fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    if body.starts_with(SNAPPY_STREAM_IDENTIFIER) {
+        return inflate(snap::read::FrameDecoder::new(body), limit).map_err(|err| match err {
+            BodyError::Corrupt(why) => BodyError::Corrupt(format!("snappy: {why}")),
+            other => other,
+        });
+    }
+    let len = snap::raw::decompress_len(body)
+        .map_err(|err| BodyError::Corrupt(format!("snappy: {err}")))?;
+    if len > limit {
+        return Err(BodyError::TooLarge { limit });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|err| BodyError::Corrupt(format!("snappy: {err}")))
 }
 
 /// Reads a decoder to its end, at most `limit` bytes.
@@ -347,6 +381,57 @@ mod tests {
         assert!(matches!(
             decode(Coding::Gzip, Vec::new(), 10),
             Err(BodyError::Corrupt(_))
+        ));
+    }
+
+    /// snappy in either format under one name, as the Collector's receivers take it: framed
+    /// (grpc-go, the Collector's HTTP client), and one raw block (Prometheus remote write's
+    /// format); bounded either way; corrupt data refused, a framed chunk's CRC checked.
+    #[test]
+    fn snappy_framed_or_one_block() {
+        let data: Vec<u8> = (0..60_000u32)
+            .flat_map(|i| format!("{} ", i % 89).into_bytes())
+            .collect();
+        let mut encoder = snap::write::FrameEncoder::new(Vec::new());
+        encoder.write_all(&data).unwrap();
+        let framed = encoder.into_inner().unwrap();
+        let block = snap::raw::Encoder::new().compress_vec(&data).unwrap();
+        for name in ["snappy", "x-snappy-framed", "Snappy"] {
+            let coding = Coding::parse(name).unwrap();
+            assert_eq!(decode(coding, framed.clone(), data.len()).unwrap(), data);
+            assert_eq!(decode(coding, block.clone(), data.len()).unwrap(), data);
+        }
+        for body in [&framed, &block] {
+            assert_eq!(
+                decode(Coding::Snappy, body.clone(), data.len() - 1),
+                Err(BodyError::TooLarge {
+                    limit: data.len() - 1
+                })
+            );
+        }
+        // A block stating a length past the limit is refused before anything is allocated.
+        let mut huge = Vec::new();
+        let mut len = 1u64 << 40;
+        while len >= 0x80 {
+            huge.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        huge.push(len as u8);
+        huge.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            decode(Coding::Snappy, huge, 1 << 20),
+            Err(BodyError::TooLarge { .. }) | Err(BodyError::Corrupt(_))
+        ));
+        let mut bad_crc = framed.clone();
+        // The first data chunk's CRC: after the 10-byte identifier, its 4-byte header.
+        bad_crc[14] ^= 0xff;
+        assert!(matches!(
+            decode(Coding::Snappy, bad_crc, data.len()),
+            Err(BodyError::Corrupt(why)) if why.starts_with("snappy")
+        ));
+        assert!(matches!(
+            decode(Coding::Snappy, b"not snappy at all".to_vec(), 1000),
+            Err(BodyError::Corrupt(_)) | Err(BodyError::TooLarge { .. })
         ));
     }
 

@@ -161,6 +161,7 @@ fn compression(config: config::Compression) -> export::Compression {
         config::Compression::None => export::Compression::None,
         config::Compression::Gzip => export::Compression::Gzip,
         config::Compression::Zstd => export::Compression::Zstd,
+        config::Compression::Snappy => export::Compression::Snappy,
     }
 }
 
