@@ -862,6 +862,58 @@ fn http_gzip_bomb_is_413_with_bounded_memory() {
     assert_eq!(span_ids(&finish(gateway, sink)), vec![1, 1, 7]);
 }
 
+/// snappy in either format: a framed stream and a raw block, each 16 MiB of zeros squeezed
+/// under the receiver's 1 MiB limit, are refused with 413 without the gateway holding what
+/// they would inflate to; a small body in each format is accepted.
+#[test]
+fn http_snappy_bombs_framed_or_block_are_413_with_bounded_memory() {
+    let (sink, sink_grpc, _) = start_sink();
+    let gateway = Gateway::start(sink_grpc, 2, "");
+    let zeros = vec![0u8; 16 << 20];
+    let framed = |data: &[u8]| {
+        let mut encoder = snap::write::FrameEncoder::new(Vec::new());
+        encoder.write_all(data).unwrap();
+        encoder.into_inner().unwrap()
+    };
+    let block = |data: &[u8]| snap::raw::Encoder::new().compress_vec(data).unwrap();
+    let post = |encoding: &str, body: &[u8]| {
+        http(
+            gateway.http,
+            "POST",
+            "/v1/traces",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", encoding),
+            ],
+            body,
+        )
+    };
+    let peak = PeakRss::start(gateway.pid());
+    for (encoding, bomb) in [
+        ("snappy", framed(&zeros)),
+        ("x-snappy-framed", framed(&zeros)),
+        ("snappy", block(&zeros)),
+    ] {
+        assert!(bomb.len() < HTTP_LIMIT, "{} bytes", bomb.len());
+        let reply = post(encoding, &bomb);
+        assert_eq!(reply.status, 413, "{encoding}: {reply:?}");
+    }
+    let growth = peak.growth();
+    assert!(
+        growth < BOMB_RSS_GROWTH_MAX,
+        "peak RSS grew by {} MiB refusing 16 MiB snappy bombs",
+        growth >> 20
+    );
+    let reply = post("snappy", &framed(&traces(vec![span(0x72, 8, "framed")])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = post("snappy", &block(&traces(vec![span(0x73, 9, "block")])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = post("snappy", b"\xff\x06\x00\x00sNaPpY\x00\x05\x00\x00broken");
+    assert_eq!(reply.status, 400, "a corrupt framed body: {reply:?}");
+    assert_still_serving(&gateway, 1);
+    assert_eq!(span_ids(&finish(gateway, sink)), vec![1, 1, 8, 9]);
+}
+
 #[test]
 fn http_bodies_of_several_gzip_members_and_unsized_zstd_frames_are_read_whole() {
     let (sink, sink_grpc, _) = start_sink();

@@ -1,10 +1,12 @@
 //! Fuzzes the receivers' body decoding (`tailgate::ingest::body::decode`): gzip through
-//! libdeflate's whole-buffer decoder, member by member, and zstd in one call or streaming.
+//! libdeflate's whole-buffer decoder, member by member, zstd in one call or streaming, and
+//! snappy framed or as one block.
 //!
 //! The first input byte picks the coding, the second the output limit (in 256-byte steps); the
 //! rest is the body. Whatever the bytes: no crash, no output over the limit, and an accepted
-//! body is exactly what a streaming reference decoder (flate2's multi-member gzip reader, or
-//! zstd's streaming reader) makes of it. A body the reference reads whole within the limit is
+//! body is exactly what a streaming reference decoder (flate2's multi-member gzip reader,
+//! zstd's streaming reader, snap's frame reader for a body opening with snappy's stream
+//! identifier and its raw decoder otherwise) makes of it. A body the reference reads whole within the limit is
 //! accepted too.
 
 #![no_main]
@@ -26,6 +28,17 @@ fn reference(coding: Coding, body: &[u8], limit: usize) -> Option<Vec<u8>> {
             .ok()?
             .take(bound)
             .read_to_end(&mut out),
+        Coding::Snappy if body.starts_with(b"\xff\x06\x00\x00sNaPpY") => {
+            snap::read::FrameDecoder::new(body)
+                .take(bound)
+                .read_to_end(&mut out)
+        }
+        // A block states its length first: the reference allocates only within the limit.
+        Coding::Snappy if snap::raw::decompress_len(body).ok()? > limit => return None,
+        Coding::Snappy => {
+            out = snap::raw::Decoder::new().decompress_vec(body).ok()?;
+            Ok(out.len())
+        }
     };
     (read.is_ok() && out.len() <= limit).then_some(out)
 }
@@ -34,10 +47,11 @@ fuzz_target!(|data: &[u8]| {
     let [which, limit, body @ ..] = data else {
         return;
     };
-    let coding = match which % 3 {
+    let coding = match which % 4 {
         0 => Coding::Identity,
         1 => Coding::Gzip,
-        _ => Coding::Zstd,
+        2 => Coding::Zstd,
+        _ => Coding::Snappy,
     };
     let limit = usize::from(*limit) * 256;
     let ours = decode(coding, body.to_vec(), limit);
