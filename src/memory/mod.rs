@@ -13,6 +13,16 @@
 //! the held bytes are counted exactly instead, so a refusal never depends on when a garbage
 //! collector last ran. The allowance for spikes is where the trace buffer starts deciding
 //! traces early (see `crate::sampling`).
+//!
+//! The budget bounds the process, not only the held bytes: what the process's resident memory
+//! holds besides them (binary, connection buffers, indexes, allocator slack; see [`process`])
+//! is taken off each shard's share, every [`MEASURE_INTERVAL`], down to a floor of
+//! [`LIMIT_FLOOR_PERCENT`] of the share. The shard's soft limit and stress relief levels, shares
+//! of its limit, follow (see `crate::sampling::Sampler`).
+
+mod process;
+
+pub use process::{rss_bytes, ProcessMemory, MEASURE_INTERVAL};
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,12 +57,40 @@ impl Overload {
     }
 }
 
+/// The least share of a shard's configured limit the overhead leaves it, in percent: a process
+/// whose fixed costs alone exceed the budget still buffers, decides and exports (and its RSS
+/// goes over the budget by that much, visible as `tailgate_memory_overhead_bytes`).
+pub const LIMIT_FLOOR_PERCENT: u64 = 25;
+
+/// The limit a shard enforces when its configured share is `limit` bytes and its share of the
+/// process's overhead is `overhead` bytes: the share less the overhead, but never below
+/// [`LIMIT_FLOOR_PERCENT`] of it. An unbounded budget (`u64::MAX`) stays unbounded.
+pub fn effective_limit(limit: u64, overhead: u64) -> u64 {
+    if limit == u64::MAX {
+        return limit;
+    }
+    let floor = (u128::from(limit) * u128::from(LIMIT_FLOOR_PERCENT) / 100) as u64;
+    limit.saturating_sub(overhead).max(floor)
+}
+
+/// `bytes`, a share of `configured`, as the same share of `effective` (a soft limit following
+/// its shard's effective limit).
+pub fn scaled(bytes: u64, configured: u64, effective: u64) -> u64 {
+    if effective >= configured {
+        return bytes;
+    }
+    (u128::from(bytes) * u128::from(effective) / u128::from(configured.max(1))) as u64
+}
+
 /// One shard's account of the bytes it holds, against its share of the budget. Shard-local:
 /// only the shard's own tasks touch it.
 #[derive(Debug)]
 pub struct ShardMemory {
     shard: usize,
+    /// The shard's configured share of the budget.
     limit: u64,
+    /// What it enforces now: [`effective_limit`] of `limit` and the process's overhead.
+    effective: Cell<u64>,
     overload: Arc<Overload>,
     /// The trace buffer's bytes, as its sampler last published them.
     buffered: Cell<u64>,
@@ -69,6 +107,7 @@ impl ShardMemory {
         ShardMemory {
             shard,
             limit,
+            effective: Cell::new(limit),
             overload,
             buffered: Cell::new(0),
             buffer_full: Cell::new(false),
@@ -82,9 +121,27 @@ impl ShardMemory {
         self.shard
     }
 
-    /// The shard's share of the node's budget.
+    /// The limit the shard enforces now: its share of the node's budget less its share of the
+    /// process's overhead.
     pub fn limit(&self) -> u64 {
+        self.effective.get()
+    }
+
+    /// The shard's configured share of the node's budget.
+    pub fn configured_limit(&self) -> u64 {
         self.limit
+    }
+
+    /// The shard's share of the process's overhead is `overhead` bytes now: its limit becomes
+    /// [`effective_limit`] of them. Returns whether the limit changed.
+    pub fn follow_overhead(&self, overhead: u64) -> bool {
+        let effective = effective_limit(self.limit, overhead);
+        if effective == self.effective.get() {
+            return false;
+        }
+        self.effective.set(effective);
+        self.refresh();
+        true
     }
 
     /// Everything the shard holds now.
@@ -110,7 +167,7 @@ impl ShardMemory {
     fn refresh(&self) {
         self.overload.set(
             self.shard,
-            self.buffer_full.get() || self.held() >= self.limit,
+            self.buffer_full.get() || self.held() >= self.effective.get(),
         );
     }
 }
@@ -139,5 +196,54 @@ mod tests {
         );
         memory.set_buffered(0, false);
         assert!(!overload.is_full(1));
+    }
+
+    #[test]
+    fn the_effective_limit_leaves_room_for_the_overhead_down_to_a_floor() {
+        assert_eq!(effective_limit(1000, 0), 1000);
+        assert_eq!(effective_limit(1000, 300), 700);
+        assert_eq!(effective_limit(1000, 750), 250, "the floor exactly");
+        assert_eq!(effective_limit(1000, 900), 250, "a quarter, however large");
+        assert_eq!(effective_limit(1000, u64::MAX), 250);
+        assert_eq!(effective_limit(u64::MAX, 1 << 40), u64::MAX, "unbounded");
+        assert_eq!(effective_limit(3, 3), 0, "a quarter of 3 bytes rounds down");
+    }
+
+    #[test]
+    fn soft_limits_keep_their_share_of_the_effective_limit() {
+        assert_eq!(scaled(750, 1000, 1000), 750);
+        assert_eq!(scaled(750, 1000, 400), 300);
+        assert_eq!(
+            scaled(750, 1000, 2000),
+            750,
+            "never above the configured soft limit"
+        );
+        assert_eq!(scaled(u64::MAX / 2, u64::MAX, u64::MAX / 2), u64::MAX / 4);
+    }
+
+    #[test]
+    fn the_flag_follows_the_effective_limit() {
+        let overload = Arc::new(Overload::new(1));
+        let memory = ShardMemory::new(0, 1000, overload.clone(), Gauge::default());
+        memory.set_buffered(600, false);
+        assert!(!overload.is_full(0));
+        assert!(
+            memory.follow_overhead(400),
+            "1000 - 400 = 600: the limit changed"
+        );
+        assert_eq!(memory.limit(), 600);
+        assert_eq!(memory.configured_limit(), 1000);
+        assert!(
+            overload.is_full(0),
+            "600 held reaches the effective limit at once"
+        );
+        assert!(
+            !memory.follow_overhead(400),
+            "the same overhead changes nothing"
+        );
+        assert!(memory.follow_overhead(100));
+        assert!(!overload.is_full(0), "room again once the overhead shrinks");
+        memory.follow_overhead(10_000);
+        assert_eq!(memory.limit(), 250, "the floor");
     }
 }
