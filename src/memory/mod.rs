@@ -73,6 +73,23 @@ pub fn effective_limit(limit: u64, overhead: u64) -> u64 {
     limit.saturating_sub(overhead).max(floor)
 }
 
+/// The share of a shard's configured limit its refusal limit stays above what it holds while
+/// the effective limit falls: an eighth.
+pub const DESCENT_HEADROOM_SHARE: u64 = 8;
+
+/// Where a shard refuses after a tick, when it refused at `previous`, its effective limit is
+/// `target` and it holds `held` bytes: at the target when that rises or is already above what
+/// the shard holds; while the target falls below that, no lower than `held + headroom`, so a
+/// sudden rise of the overhead is met by early decisions and stress relief (which follow the
+/// target at once) shedding bytes, not by refusals, and the refusal limit comes down with the
+/// bytes held.
+pub fn refusal_limit(previous: u64, target: u64, held: u64, headroom: u64) -> u64 {
+    if target >= previous {
+        return target;
+    }
+    target.max(previous.min(held.saturating_add(headroom)))
+}
+
 /// `bytes`, a share of `configured`, as the same share of `effective` (a soft limit following
 /// its shard's effective limit).
 pub fn scaled(bytes: u64, configured: u64, effective: u64) -> u64 {
@@ -89,7 +106,10 @@ pub struct ShardMemory {
     shard: usize,
     /// The shard's configured share of the budget.
     limit: u64,
-    /// What it enforces now: [`effective_limit`] of `limit` and the process's overhead.
+    /// [`effective_limit`] of `limit` and the process's overhead, which the soft limit and the
+    /// stress relief levels follow.
+    target: Cell<u64>,
+    /// Where it refuses now: [`refusal_limit`], the target once what it holds allows.
     effective: Cell<u64>,
     overload: Arc<Overload>,
     /// The trace buffer's bytes, as its sampler last published them.
@@ -107,6 +127,7 @@ impl ShardMemory {
         ShardMemory {
             shard,
             limit,
+            target: Cell::new(limit),
             effective: Cell::new(limit),
             overload,
             buffered: Cell::new(0),
@@ -121,10 +142,16 @@ impl ShardMemory {
         self.shard
     }
 
-    /// The limit the shard enforces now: its share of the node's budget less its share of the
-    /// process's overhead.
+    /// Where the shard refuses now: its share of the node's budget less its share of the
+    /// process's overhead, or while that falls, a little above what it holds.
     pub fn limit(&self) -> u64 {
         self.effective.get()
+    }
+
+    /// The shard's share of the node's budget less its share of the process's overhead: what
+    /// its soft limit and stress relief levels are shares of.
+    pub fn target(&self) -> u64 {
+        self.target.get()
     }
 
     /// The shard's configured share of the node's budget.
@@ -132,13 +159,17 @@ impl ShardMemory {
         self.limit
     }
 
-    /// The shard's share of the process's overhead is `overhead` bytes now: its limit becomes
-    /// [`effective_limit`] of them. Returns whether the limit changed.
+    /// The shard's share of the process's overhead is `overhead` bytes now: its target becomes
+    /// [`effective_limit`] of them, and its refusal limit [`refusal_limit`]. Returns whether
+    /// either changed.
     pub fn follow_overhead(&self, overhead: u64) -> bool {
-        let effective = effective_limit(self.limit, overhead);
-        if effective == self.effective.get() {
+        let target = effective_limit(self.limit, overhead);
+        let headroom = self.limit / DESCENT_HEADROOM_SHARE;
+        let effective = refusal_limit(self.effective.get(), target, self.held(), headroom);
+        if (target, effective) == (self.target.get(), self.effective.get()) {
             return false;
         }
+        self.target.set(target);
         self.effective.set(effective);
         self.refresh();
         true
@@ -222,28 +253,50 @@ mod tests {
     }
 
     #[test]
+    fn the_refusal_limit_comes_down_with_the_bytes_held() {
+        // Rising, or falling to where nothing held is in the way: the target at once.
+        assert_eq!(refusal_limit(500, 800, 700, 100), 800);
+        assert_eq!(refusal_limit(1000, 600, 0, 125), 600);
+        assert_eq!(
+            refusal_limit(1000, 600, 400, 125),
+            600,
+            "525 is below the target"
+        );
+        // The overhead jumps while the shard holds 700: it refuses above 825, not above 600.
+        assert_eq!(refusal_limit(1000, 600, 700, 125), 825);
+        // Early decisions shed bytes: the limit follows them down to the target.
+        assert_eq!(refusal_limit(825, 600, 650, 125), 775);
+        assert_eq!(refusal_limit(775, 600, 500, 125), 625);
+        assert_eq!(refusal_limit(625, 600, 300, 125), 600);
+        // Never above where it was: bytes taken meanwhile do not raise it.
+        assert_eq!(refusal_limit(775, 600, 900, 125), 775);
+    }
+
+    #[test]
     fn the_flag_follows_the_effective_limit() {
         let overload = Arc::new(Overload::new(1));
         let memory = ShardMemory::new(0, 1000, overload.clone(), Gauge::default());
-        memory.set_buffered(600, false);
-        assert!(!overload.is_full(0));
         assert!(
             memory.follow_overhead(400),
             "1000 - 400 = 600: the limit changed"
         );
-        assert_eq!(memory.limit(), 600);
+        assert_eq!((memory.target(), memory.limit()), (600, 600));
         assert_eq!(memory.configured_limit(), 1000);
-        assert!(
-            overload.is_full(0),
-            "600 held reaches the effective limit at once"
-        );
+        memory.set_buffered(600, false);
+        assert!(overload.is_full(0), "600 held reaches the effective limit");
         assert!(
             !memory.follow_overhead(400),
             "the same overhead changes nothing"
         );
         assert!(memory.follow_overhead(100));
         assert!(!overload.is_full(0), "room again once the overhead shrinks");
+        // A jump of the overhead while 600 are held: the target is the floor at once, the
+        // refusal limit an eighth of the share above what is held.
         memory.follow_overhead(10_000);
-        assert_eq!(memory.limit(), 250, "the floor");
+        assert_eq!((memory.target(), memory.limit()), (250, 725));
+        assert!(!overload.is_full(0));
+        memory.set_buffered(100, false);
+        memory.follow_overhead(10_000);
+        assert_eq!(memory.limit(), 250, "down to the floor with the bytes held");
     }
 }

@@ -22,7 +22,11 @@
 //! the most, is the one closest to the true overhead) and rises towards a higher one by
 //! 1/[`OVERHEAD_RISE_TICKS`] of the gap a tick (a time constant of 5 s): a stress relief or
 //! early-decision cycle brings it back down before it has risen far, while a lasting rise (new
-//! connections, a larger index) is followed within seconds. Where the overhead still takes more
+//! connections, a larger index) is followed within seconds. Once resident memory reaches
+//! [`PRESSED_PERCENT`] of the budget, a higher measurement is taken at once instead: the lag
+//! would let a fresh process under a sudden load grow past its budget before the figure caught
+//! up (by 3-5 % on the overload scenario), and memory the allocator keeps is returned below.
+//! Where the overhead still takes more
 //! than half the budget, the allocator is told to return freed memory after all (mimalloc's
 //! purge delay back to its default) until it takes less than [`PURGE_OFF_PERCENT`]: memory is
 //! then worth more than the page faults that returning it costs.
@@ -36,16 +40,20 @@ use crate::telemetry::Gauge;
 pub const MEASURE_INTERVAL: Duration = Duration::from_millis(100);
 /// A measured overhead above the figure in use closes 1/this of the gap each tick.
 pub const OVERHEAD_RISE_TICKS: u64 = 50;
+/// Resident memory, in percent of the node's budget, from which a higher overhead is taken at
+/// once.
+pub const PRESSED_PERCENT: u64 = 90;
 /// Overhead, in percent of the node's budget, above which the allocator returns freed memory.
 pub const PURGE_ON_PERCENT: u64 = 50;
 /// Overhead, in percent of the node's budget, below which it keeps freed memory again.
 pub const PURGE_OFF_PERCENT: u64 = 40;
 
 /// The overhead figure the budget uses after measuring `measured` bytes, when it used
-/// `previous` (`None` before the first measurement): down at once, up by a share of the gap.
-pub fn next_overhead(previous: Option<u64>, measured: u64) -> u64 {
+/// `previous` (`None` before the first measurement): down at once, up by a share of the gap,
+/// or at once when `pressed` (resident memory near the budget).
+pub fn next_overhead(previous: Option<u64>, measured: u64, pressed: bool) -> u64 {
     match previous {
-        Some(previous) if measured > previous => {
+        Some(previous) if measured > previous && !pressed => {
             previous + (measured - previous).div_ceil(OVERHEAD_RISE_TICKS)
         }
         _ => measured,
@@ -139,7 +147,9 @@ impl ProcessMemory {
             .measured
             .swap(true, Ordering::Relaxed)
             .then(|| self.overhead.load(Ordering::Relaxed));
-        let overhead = next_overhead(previous, rss.saturating_sub(held));
+        let pressed =
+            u128::from(rss) * 100 >= u128::from(self.budget) * u128::from(PRESSED_PERCENT);
+        let overhead = next_overhead(previous, rss.saturating_sub(held), pressed);
         self.overhead.store(overhead, Ordering::Relaxed);
         self.steer_allocator(overhead, rss);
         self.rss_gauge.set(i64::try_from(rss).unwrap_or(i64::MAX));
@@ -225,27 +235,30 @@ mod tests {
     #[test]
     fn the_overhead_falls_at_once_and_rises_slowly() {
         assert_eq!(
-            next_overhead(None, 700),
+            next_overhead(None, 700, false),
             700,
             "the first measurement as it is"
         );
-        assert_eq!(next_overhead(Some(700), 300), 300, "down at once");
-        assert_eq!(next_overhead(Some(300), 300), 300);
+        assert_eq!(next_overhead(Some(700), 300, false), 300, "down at once");
+        assert_eq!(next_overhead(Some(300), 300, false), 300);
         assert_eq!(
-            next_overhead(Some(300), 300 + 50 * OVERHEAD_RISE_TICKS),
+            next_overhead(Some(300), 300 + 50 * OVERHEAD_RISE_TICKS, false),
             350,
             "up by a share of the gap"
         );
-        assert_eq!(next_overhead(Some(300), 301), 301, "at least a byte");
+        assert_eq!(next_overhead(Some(300), 301, false), 301, "at least a byte");
         // The allocator keeps what the shards freed: the held bytes fall by 400 and resident
         // memory does not. A measurement a tick for 1 s leaves the figure far from 700 ...
         let mut overhead = 300;
         for _ in 0..10 {
-            overhead = next_overhead(Some(overhead), 700);
+            overhead = next_overhead(Some(overhead), 700, false);
         }
         assert!((300..400).contains(&overhead), "{overhead}");
         // ... and the next time the shards hold as much again, it is back at once.
-        assert_eq!(next_overhead(Some(overhead), 300), 300);
+        assert_eq!(next_overhead(Some(overhead), 300, false), 300);
+        // Near the budget, a higher figure is taken at once.
+        assert_eq!(next_overhead(Some(300), 700, true), 700);
+        assert_eq!(next_overhead(Some(700), 300, true), 300);
     }
 
     #[test]
@@ -264,13 +277,20 @@ mod tests {
     #[test]
     fn a_rising_overhead_is_followed_by_a_share_a_tick() {
         let overhead = Gauge::default();
-        let process = ProcessMemory::new(1, 1 << 40, false, Gauge::default(), overhead.clone());
+        let process = ProcessMemory::new(1, 10_000, false, Gauge::default(), overhead.clone());
         process.record(1000);
         process.publish_held(0, 0);
         process.record(1000 + 100 * OVERHEAD_RISE_TICKS);
         assert_eq!(overhead.get(), 1100);
         process.record(500);
         assert_eq!(overhead.get(), 500);
+        process.record(8999);
+        assert_eq!(
+            overhead.get(),
+            500 + 8499_u64.div_ceil(OVERHEAD_RISE_TICKS) as i64
+        );
+        process.record(9000);
+        assert_eq!(overhead.get(), 9000, "at 90 % of the budget, at once");
     }
 
     #[test]

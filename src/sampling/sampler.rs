@@ -353,7 +353,7 @@ impl Sampler {
     fn relief_changed(&self, transition: Transition, held: u64, now: Instant) {
         let settings = &self.settings.stress_relief;
         let shard = self.memory.shard();
-        let percent = |bytes: u64| bytes as f64 * 100.0 / self.memory.limit().max(1) as f64;
+        let percent = |bytes: u64| bytes as f64 * 100.0 / self.memory.target().max(1) as f64;
         let line = self.relief_log.changed(transition, now);
         match transition {
             Transition::Activated => {
@@ -403,7 +403,7 @@ impl Sampler {
     /// process's overhead has moved it (once a tick at most; see `crate::memory`). Each keeps
     /// its configured share of the limit.
     fn follow_limit(&self) {
-        let limit = self.memory.limit();
+        let limit = self.memory.target();
         let mut state = self.state.borrow_mut();
         if limit == state.followed_limit {
             return;
