@@ -42,7 +42,7 @@ pub const MEASURE_INTERVAL: Duration = Duration::from_millis(100);
 pub const OVERHEAD_RISE_TICKS: u64 = 50;
 /// Resident memory, in percent of the node's budget, from which a higher overhead is taken at
 /// once.
-pub const PRESSED_PERCENT: u64 = 90;
+pub const PRESSED_PERCENT: u64 = 80;
 /// Overhead, in percent of the node's budget, above which the allocator returns freed memory.
 pub const PURGE_ON_PERCENT: u64 = 50;
 /// Overhead, in percent of the node's budget, below which it keeps freed memory again.
@@ -284,13 +284,15 @@ mod tests {
         assert_eq!(overhead.get(), 1100);
         process.record(500);
         assert_eq!(overhead.get(), 500);
-        process.record(8999);
+        // Just below the pressed level of 10,000 bytes, slowly; at it, at once.
+        let pressed = 10_000 * PRESSED_PERCENT / 100;
+        process.record(pressed - 1);
         assert_eq!(
             overhead.get(),
-            500 + 8499_u64.div_ceil(OVERHEAD_RISE_TICKS) as i64
+            500 + (pressed - 501).div_ceil(OVERHEAD_RISE_TICKS) as i64
         );
-        process.record(9000);
-        assert_eq!(overhead.get(), 9000, "at 90 % of the budget, at once");
+        process.record(pressed);
+        assert_eq!(overhead.get(), pressed as i64);
     }
 
     #[test]
