@@ -144,7 +144,7 @@ impl Drop for GzipInflater {
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// mimalloc v3's default purge delay, in milliseconds: what the option reads before it is set,
 /// which tells that [`MI_OPTION_PURGE_DELAY`] is the option meant.
-const MI_PURGE_DELAY_DEFAULT_MS: std::os::raw::c_long = 1000;
+pub(crate) const MI_PURGE_DELAY_DEFAULT_MS: std::os::raw::c_long = 1000;
 
 /// Tells the allocator to keep the memory the gateway frees instead of returning it to the
 /// system a second later (mimalloc's purge), unless `MIMALLOC_PURGE_DELAY` says otherwise.
@@ -170,6 +170,14 @@ pub(crate) fn keep_freed_memory() -> Option<std::os::raw::c_long> {
     // while threads allocate is allowed (options are plain integers it reads atomically).
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     Some(before)
+}
+
+/// Sets the allocator's purge delay to `delay_ms` (-1: keep freed memory; 0: return it at
+/// once). Only for a process where [`keep_freed_memory`] found the option it expects.
+pub(crate) fn set_purge_delay(delay_ms: std::os::raw::c_long) {
+    // SAFETY: as in `keep_freed_memory`: sets one option, by an index below the option count,
+    // which mimalloc reads atomically on each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay_ms) };
 }
 
 /// The kernel's clock ticks a second (`sysconf(_SC_CLK_TCK)`), the unit of `/proc` CPU times;

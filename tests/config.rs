@@ -2310,7 +2310,8 @@ shards:
     let config = parse(&format!(
         "{base}  cpus: [2, 3]\n  irq_cpus: [0, 1]\n  numa_bind: true\n  memory_per_shard_mib: 512\n  \
          ring_depth: 256\n  spin_before_park_us: 50\n  socket_receive_buffer_bytes: 4194304\n  \
-         socket_send_buffer_bytes: 1048576\n  incoming_cpu: true\n"
+         socket_send_buffer_bytes: 1048576\n  incoming_cpu: true\n  \
+         memory_budget_whole_process: false\n"
     ))
     .unwrap();
     assert_eq!(
@@ -2321,6 +2322,7 @@ shards:
             irq_cpus: vec![0, 1],
             numa_bind: true,
             memory_per_shard_mib: Some(512),
+            memory_budget_whole_process: false,
             ring_depth: 256,
             spin_before_park: Duration::from_micros(50),
             socket_receive_buffer_bytes: 4 << 20,

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::gateway::{free_port, http_request, loopback, rss_kib, start_sink, Gateway, Relay};
+use common::gateway::{
+    free_port, http_request, loopback, rss_kib, start_sink, wait_for, Gateway, Relay,
+};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -18,8 +20,10 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 /// A pass-through gateway (2 shards) with `memory_limiter` at 8 MiB and the Collector's default
-/// sending queue (1000 batches), exporting to `upstream`.
-fn start(upstream: SocketAddr) -> Gateway {
+/// sending queue (1000 batches), exporting to `upstream`; with `whole_process`, the budget
+/// bounds the process's resident memory, which alone is larger than 8 MiB, and without it only
+/// the bytes the shards hold.
+fn start(upstream: SocketAddr, whole_process: bool) -> Gateway {
     let (grpc, http, admin) = (
         loopback(free_port()),
         loopback(free_port()),
@@ -65,6 +69,7 @@ service:
       address: {admin}
 shards:
   cpus: [0, 1]
+  memory_budget_whole_process: {whole_process}
 "
     );
     Gateway::start_with_config(&config, grpc, http, admin)
@@ -129,7 +134,7 @@ fn post(gateway: SocketAddr, path: &str, body: &[u8]) -> u16 {
 fn a_stalled_upstream_is_refused_at_the_budget_and_loses_nothing() {
     let (sink, upstream, _) = start_sink();
     let relay = Relay::start(upstream);
-    let gateway = start(relay.addr);
+    let gateway = start(relay.addr, false);
     let baseline = rss_kib(gateway.pid());
     relay.paused.store(true, Ordering::Relaxed);
     // 200 MB in 200 kB requests, in two halves. The default queue alone would take all of it
@@ -243,4 +248,97 @@ fn a_stalled_upstream_is_refused_at_the_budget_and_loses_nothing() {
     let result = sink.stop().expect("sink report");
     assert_eq!(result.report["spans_received"], accepted_spans);
     assert_eq!(result.report["duplicates"], 0);
+}
+
+/// The budget bounds the process, not only what the shards hold: the process's resident memory
+/// less what they hold is taken off each shard's share. The 8 MiB budget here is smaller than
+/// the process alone, so each shard keeps its floor, a quarter of its 4 MiB share, and a
+/// stalled upstream is refused once a shard's exporter holds 1 MiB, never its 4 MiB; with
+/// `memory_budget_whole_process: false` the same load is refused only at the full share.
+#[test]
+fn the_budget_leaves_room_for_the_process_and_refuses_before_the_share_is_held() {
+    const SHARE: f64 = (4u64 << 20) as f64;
+    const FLOOR: f64 = SHARE / 4.0;
+    // Most bytes a shard's exporter holds when the first request is refused, for each setting.
+    let held_at_refusal = |whole_process: bool| -> f64 {
+        let (sink, upstream, _) = start_sink();
+        let relay = Relay::start(upstream);
+        let gateway = start(relay.addr, whole_process);
+        let limits = |g: &Gateway| {
+            ["0", "1"].map(|s| {
+                g.metric(
+                    "tailgate_shard_memory_effective_limit_bytes",
+                    &[("shard", s)],
+                )
+            })
+        };
+        if whole_process {
+            assert!(
+                wait_for(Duration::from_secs(30), || limits(&gateway) == [FLOOR; 2]),
+                "the limits did not follow the process's memory:\n{}",
+                gateway.metrics()
+            );
+            let rss = gateway.metric("tailgate_memory_rss_bytes", &[]);
+            let overhead = gateway.metric("tailgate_memory_overhead_bytes", &[]);
+            assert!(
+                overhead >= 2.0 * (SHARE - FLOOR) && rss >= overhead,
+                "RSS {rss}, overhead {overhead}"
+            );
+        } else {
+            assert_eq!(limits(&gateway), [SHARE; 2]);
+        }
+        relay.paused.store(true, Ordering::Relaxed);
+        let mut accepted_spans = 0u64;
+        let mut refused = false;
+        for r in 0..500u32 {
+            match post(gateway.http, "/v1/traces", &traces_request(r * 1000 + 1)) {
+                200 => accepted_spans += 200,
+                429 => {
+                    refused = true;
+                    break;
+                }
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        let held = ["0", "1"]
+            .map(|s| gateway.metric("tailgate_shard_export_bytes", &[("shard", s)]))
+            .into_iter()
+            .fold(0.0, f64::max);
+        assert!(refused, "nothing refused:\n{}", gateway.metrics());
+        assert!(
+            gateway.metric(
+                "otelcol_processor_memory_limiter_refused_spans",
+                &[("processor", "memory_limiter")]
+            ) > 0.0,
+            "refused by the budget, not for another reason:\n{}",
+            gateway.metrics()
+        );
+        if whole_process {
+            assert_eq!(limits(&gateway), [FLOOR; 2], "held at the floor under load");
+        }
+        relay.paused.store(false, Ordering::Relaxed);
+        assert!(
+            wait_for(Duration::from_secs(30), || gateway
+                .metric("otelcol_exporter_sent_spans", &[])
+                >= accepted_spans as f64),
+            "not all exported:\n{}",
+            gateway.metrics()
+        );
+        assert!(gateway.stop().success());
+        let result = sink.stop().expect("sink report");
+        assert_eq!(result.report["spans_received"], accepted_spans);
+        held
+    };
+    // A shard refuses at its floor; one batch (up to 1,100 spans of about 1 kB) may take it
+    // past, and what its batcher held may follow: together still under the configured share.
+    let whole = held_at_refusal(true);
+    assert!(
+        (FLOOR..SHARE).contains(&whole),
+        "the first refusal came with {whole} bytes held, not between the floor and the share"
+    );
+    let held_only = held_at_refusal(false);
+    assert!(
+        held_only >= SHARE,
+        "held bytes alone: refused with {held_only} bytes held, below the share"
+    );
 }

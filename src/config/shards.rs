@@ -10,6 +10,7 @@
 //!   irq_cpus: [0, 1]            # left for NIC interrupts and the OS, never a shard's
 //!   numa_bind: false            # bind each shard's memory to its CPU's NUMA node
 //!   memory_per_shard_mib: 4096  # caps the memory budget at this × shards
+//!   memory_budget_whole_process: true  # the budget bounds resident memory, not only held bytes
 //!   ring_depth: 128             # io_uring entries per shard ring
 //!   spin_before_park_us: 0      # busy-poll this long before an idle shard parks
 //!   socket_receive_buffer_bytes: 0  # SO_RCVBUF of received connections; 0: the kernel's
@@ -71,6 +72,10 @@ pub struct Shards {
     pub numa_bind: bool,
     /// A cap on the memory budget: this many MiB per shard.
     pub memory_per_shard_mib: Option<u32>,
+    /// Whether the memory budget bounds the process's resident memory (the default: what the
+    /// shards do not hold is taken off their limits, see `crate::memory`) or only the bytes the
+    /// shards hold.
+    pub memory_budget_whole_process: bool,
     /// io_uring submission entries per shard ring.
     pub ring_depth: u32,
     /// How long an idle shard busy-polls before it parks in the kernel.
@@ -94,6 +99,7 @@ impl Default for Shards {
             irq_cpus: Vec::new(),
             numa_bind: false,
             memory_per_shard_mib: None,
+            memory_budget_whole_process: true,
             ring_depth: RING_DEPTH_DEFAULT,
             spin_before_park: Duration::ZERO,
             socket_receive_buffer_bytes: 0,
@@ -139,6 +145,7 @@ pub(crate) struct RawShards {
     irq_cpus: Option<Vec<UInt>>,
     numa_bind: Option<bool>,
     memory_per_shard_mib: Option<UInt>,
+    memory_budget_whole_process: Option<bool>,
     ring_depth: Option<UInt>,
     spin_before_park_us: Option<UInt>,
     socket_receive_buffer_bytes: Option<UInt>,
@@ -201,6 +208,7 @@ struct Given {
     irq_cpus: Option<Vec<u16>>,
     numa_bind: Option<bool>,
     memory_per_shard_mib: Option<u32>,
+    memory_budget_whole_process: Option<bool>,
     ring_depth: Option<u32>,
     spin_before_park: Option<Duration>,
     socket_receive_buffer_bytes: Option<u32>,
@@ -217,6 +225,9 @@ impl Given {
             irq_cpus: self.irq_cpus.or(under.irq_cpus),
             numa_bind: self.numa_bind.or(under.numa_bind),
             memory_per_shard_mib: self.memory_per_shard_mib.or(under.memory_per_shard_mib),
+            memory_budget_whole_process: self
+                .memory_budget_whole_process
+                .or(under.memory_budget_whole_process),
             ring_depth: self.ring_depth.or(under.ring_depth),
             spin_before_park: self.spin_before_park.or(under.spin_before_park),
             socket_receive_buffer_bytes: self
@@ -283,6 +294,7 @@ pub(crate) fn check(
         irq_cpus,
         numa_bind: given.numa_bind.unwrap_or(false),
         memory_per_shard_mib: given.memory_per_shard_mib,
+        memory_budget_whole_process: given.memory_budget_whole_process.unwrap_or(true),
         ring_depth: given.ring_depth.unwrap_or(RING_DEPTH_DEFAULT),
         spin_before_park: given.spin_before_park.unwrap_or(Duration::ZERO),
         socket_receive_buffer_bytes: given.socket_receive_buffer_bytes.unwrap_or(0),
@@ -367,6 +379,7 @@ fn check_given(raw: RawShards, ctx: &Ctx<'_>) -> Result<Given, ConfigError> {
             1,
             MEMORY_PER_SHARD_MIB_MAX,
         )?,
+        memory_budget_whole_process: raw.memory_budget_whole_process,
         ring_depth,
         spin_before_park: spin_us.map(|us| Duration::from_micros(u64::from(us))),
         socket_receive_buffer_bytes: uint(

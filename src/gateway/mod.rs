@@ -27,12 +27,12 @@ use crate::auth::Watcher;
 use crate::config::{Config, FeatureGates, MetricsLevel, SamplingStrategy};
 use crate::ingest::Delivery;
 use crate::lifecycle;
-use crate::memory::Overload;
+use crate::memory::{Overload, ProcessMemory};
 use crate::plan::Plan;
 use crate::shard::{self, ShardTelemetry};
 use crate::telemetry::{
-    AdminServer, DropMetrics, DropReason, ExporterMetrics, Health, PublishedRegistry, Registry,
-    RegistryBuilder,
+    AdminServer, DropMetrics, DropReason, ExporterMetrics, Gauge, Health, PublishedRegistry,
+    Registry, RegistryBuilder,
 };
 use tailgate_wire::Signal;
 
@@ -113,8 +113,9 @@ fn tuning_summary(config: &Config, plan: &Plan) -> String {
     parts.join("; ")
 }
 
-/// How often the main thread looks for a reload (SIGHUP) while the shards run.
-const RELOAD_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often the main thread looks for a reload (SIGHUP) and measures the process's memory for
+/// the budget while the shards run.
+const MAIN_POLL: std::time::Duration = crate::memory::MEASURE_INTERVAL;
 
 /// Runs the gateway until SIGTERM or SIGINT, reloading `config`'s file on SIGHUP (with the same
 /// `gates`); returns once it has drained.
@@ -122,7 +123,8 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     let mut plan = Plan::from_config(config)?;
     let shard_count = plan.cpus.len();
     lifecycle::raise_open_files_limit();
-    if crate::sys::keep_freed_memory().is_none() {
+    let manages_allocator = crate::sys::keep_freed_memory().is_some();
+    if !manages_allocator {
         tracing::debug!(
             "allocator: purge delay left as it is (MIMALLOC_PURGE_DELAY, or not mimalloc v3)"
         );
@@ -135,6 +137,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         exporter_names,
         tls: tls_watched,
         reload_metrics,
+        memory_gauges: (rss_gauge, overhead_gauge),
     } = register(&plan, None);
     reload_metrics.started();
     // Certificates rotated on disk are picked up by this thread; it stops when dropped, after
@@ -218,6 +221,13 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     // would not bind); the gateway then stops every shard and exits non-zero.
     let start_failed = Arc::new(AtomicBool::new(false));
     let overload = Arc::new(Overload::new(shard_count));
+    let process_memory = Arc::new(ProcessMemory::new(
+        shard_count,
+        plan.memory_limit,
+        manages_allocator && plan.memory_whole_process,
+        rss_gauge,
+        overhead_gauge,
+    ));
     // What the shards drop at shutdown, read once they have drained (a reload's cells for these
     // series are the same cells).
     let drops: Vec<DropMetrics> = telemetry
@@ -265,6 +275,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         {
             let plan = plan.clone();
             let start_failed = start_failed.clone();
+            let process_memory = process_memory.clone();
             let telemetry = Arc::new(telemetry);
             let exporter_names = Arc::new(exporter_names);
             move |shard| async move {
@@ -277,6 +288,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
                     health,
                     flag,
                     overload,
+                    process_memory,
                     reloads,
                 };
                 let started = shard::run(shard, plan, mine, &exporter_names, node).await;
@@ -294,9 +306,13 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
             let _ = joined_to.send(shards.join());
         })?;
     let result = loop {
-        match joined.recv_timeout(RELOAD_POLL) {
+        match joined.recv_timeout(MAIN_POLL) {
             Ok(result) => break result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => reloader.poll(),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // The memory budget's one measurement (`crate::memory::ProcessMemory`).
+                process_memory.measure();
+                reloader.poll();
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 break Err(io::Error::other(
                     "the shards' join thread ended without a result",
@@ -351,6 +367,8 @@ pub(super) struct Registered {
     tls: Vec<crate::tls::reload::Watched>,
     /// The reload families.
     reload_metrics: reload::ReloadMetrics,
+    /// The node's resident memory and the overhead its budget leaves room for.
+    memory_gauges: (Gauge, Gauge),
 }
 
 /// Registers every shard's metric cells in one registry: before any shard starts, and again
@@ -367,6 +385,21 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
     }
     .counter_suffix(suffix);
     let reload_metrics = reload::ReloadMetrics::register(&mut builder);
+    let memory_gauges = (
+        builder.gauge(
+            "tailgate_memory_rss_bytes",
+            "Resident memory of the process in bytes, as the memory budget last measured it \
+             (every 100 ms).",
+            &[],
+        ),
+        builder.gauge(
+            "tailgate_memory_overhead_bytes",
+            "Resident memory the shards do not account for (binary, connection buffers, \
+             indexes, allocator slack): taken off the memory budget, so the process stays \
+             within memory_limiter's limit.",
+            &[],
+        ),
+    );
     let tls = plan
         .tls
         .iter()
@@ -400,5 +433,6 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
         exporter_names,
         tls,
         reload_metrics,
+        memory_gauges,
     }
 }

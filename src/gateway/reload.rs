@@ -182,6 +182,8 @@ impl Reloader {
             exporter_names,
             tls,
             reload_metrics,
+            // The same cells as the first registration's, which the node's measurement sets.
+            memory_gauges: _,
         } = register(&plan, previous.as_deref());
         let exporter_names = Arc::new(exporter_names);
         for (shard, cells) in telemetry.into_iter().enumerate() {

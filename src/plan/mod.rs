@@ -58,6 +58,9 @@ pub(crate) struct Plan {
     pub(crate) order: Vec<usize>,
     /// The node's memory budget in bytes, split evenly across shards (see [`crate::memory`]).
     pub(crate) memory_limit: u64,
+    /// Whether the budget bounds the process's resident memory, not only what the shards hold
+    /// (`shards.memory_budget_whole_process`).
+    pub(crate) memory_whole_process: bool,
     pub(crate) admin: SocketAddr,
     /// Whether counter samples carry `_total` (`without_type_suffix: false`).
     pub(crate) counter_total: bool,
@@ -437,6 +440,7 @@ impl Plan {
             connectors,
             order,
             memory_limit,
+            memory_whole_process: config.shards.memory_budget_whole_process,
             admin: resolve(&config.service.telemetry.metrics.address)?,
             counter_total: config.service.telemetry.metrics.counter_total,
             health_checks: health_checks(config)?,

@@ -107,6 +107,9 @@ struct State {
     late: VecDeque<(Vec<u8>, u64)>,
     late_bytes: u64,
     relief: ReliefState,
+    /// The shard's memory limit the soft limit and the stress relief levels were last set
+    /// from.
+    followed_limit: u64,
 }
 
 /// One shard's tail sampler.
@@ -148,7 +151,12 @@ impl Sampler {
         memory: Rc<ShardMemory>,
         relief_log: Arc<ReliefLog>,
     ) -> Rc<Self> {
-        let relief = ReliefState::new(&settings.stress_relief, memory.limit(), Instant::now());
+        // Configured levels first; the decision task's first round follows the current limit.
+        let relief = ReliefState::new(
+            &settings.stress_relief,
+            memory.configured_limit(),
+            Instant::now(),
+        );
         let mut buffer = TraceBuffer::new(settings.limits, settings.expected_traces);
         if relief.is_active() {
             buffer.set_stress_relief(Some(settings.relief_sampling));
@@ -167,6 +175,7 @@ impl Sampler {
             late: VecDeque::new(),
             late_bytes: 0,
             relief,
+            followed_limit: memory.configured_limit(),
         }));
         Sampler::launch(Sampler {
             state,
@@ -344,7 +353,7 @@ impl Sampler {
     fn relief_changed(&self, transition: Transition, held: u64, now: Instant) {
         let settings = &self.settings.stress_relief;
         let shard = self.memory.shard();
-        let percent = |bytes: u64| bytes as f64 * 100.0 / self.memory.limit().max(1) as f64;
+        let percent = |bytes: u64| bytes as f64 * 100.0 / self.memory.target().max(1) as f64;
         let line = self.relief_log.changed(transition, now);
         match transition {
             Transition::Activated => {
@@ -388,6 +397,25 @@ impl Sampler {
                 }
             }
         }
+    }
+
+    /// Sets the soft limit and the stress relief levels from the shard's memory limit, when the
+    /// process's overhead has moved it (once a tick at most; see `crate::memory`). Each keeps
+    /// its configured share of the limit.
+    fn follow_limit(&self) {
+        let limit = self.memory.target();
+        let mut state = self.state.borrow_mut();
+        if limit == state.followed_limit {
+            return;
+        }
+        state.followed_limit = limit;
+        state.relief.set_budget(limit);
+        let soft = crate::memory::scaled(
+            self.settings.limits.soft_bytes,
+            self.memory.configured_limit(),
+            limit,
+        );
+        state.buffer.set_soft_bytes(soft);
     }
 
     /// The decision task's tick: stress relief may end while nothing arrives, and changes the
@@ -511,6 +539,7 @@ impl Sampler {
     /// and late spans, until [`Sampler::shutdown`].
     async fn run_decisions(self: Rc<Self>) {
         while !self.stop.is_triggered() {
+            self.follow_limit();
             self.decide(false).await;
             let now = Instant::now();
             self.tick_relief(now);

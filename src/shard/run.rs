@@ -14,7 +14,7 @@ use crate::export::{Batcher, Connect, Exporter, ExporterSettings, Pipeline};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle;
-use crate::memory::{Overload, ShardMemory};
+use crate::memory::{Overload, ProcessMemory, ShardMemory, MEASURE_INTERVAL};
 use crate::plan::{ConnectorKind, PipelinePlan, Plan};
 use crate::telemetry::Health;
 use crate::tier::{self, Tier};
@@ -38,6 +38,8 @@ pub(crate) struct Node {
     pub(crate) flag: Arc<AtomicBool>,
     /// Which shards hold their share of the memory budget.
     pub(crate) overload: Arc<Overload>,
+    /// The process's resident memory against what the shards hold.
+    pub(crate) process_memory: Arc<ProcessMemory>,
     /// The reload mailboxes.
     pub(crate) reloads: Arc<Reloads>,
 }
@@ -57,6 +59,7 @@ pub(crate) async fn run(
         health,
         flag,
         overload,
+        process_memory,
         reloads,
     } = node;
     let id = shard.id;
@@ -85,6 +88,20 @@ pub(crate) async fn run(
         .with_tier(tier),
     );
     let stop = Rc::new(Stop::default());
+    // Set here, on the shard, its only writer (the follow task below sets it from then on).
+    telemetry
+        .shard
+        .memory_effective_limit_bytes
+        .set(i64::try_from(memory.limit()).unwrap_or(i64::MAX));
+    let budget_task = plan.memory_whole_process.then(|| {
+        glommio::spawn_local(follow_process_memory(
+            memory.clone(),
+            process_memory,
+            telemetry.shard.memory_effective_limit_bytes.clone(),
+            stop.clone(),
+        ))
+        .detach()
+    });
     let reload_task = glommio::spawn_local(super::reload::serve(
         id,
         reloads,
@@ -120,10 +137,31 @@ pub(crate) async fn run(
     // A reload in progress finishes its swap first: the drain then sees the stages it left.
     reload_task.await;
     drain(id, listeners, &ingest, mesh_tasks, &pipelines).await;
+    if let Some(task) = budget_task {
+        task.cancel();
+    }
     if up {
         health.shard_down();
     }
     up
+}
+
+/// Every [`MEASURE_INTERVAL`] until `stop`: publishes what the shard holds to the process's
+/// view, and takes the shard's share of the process's overhead off its memory limit (shown in
+/// `limit_gauge`). The sampler's soft limit and stress relief levels follow on its next tick.
+async fn follow_process_memory(
+    memory: Rc<ShardMemory>,
+    process: Arc<ProcessMemory>,
+    limit_gauge: crate::telemetry::Gauge,
+    stop: Rc<Stop>,
+) {
+    while !stop.is_triggered() {
+        process.publish_held(memory.shard(), memory.held());
+        if memory.follow_overhead(process.overhead_share()) {
+            limit_gauge.set(i64::try_from(memory.limit()).unwrap_or(i64::MAX));
+        }
+        glommio::timer::sleep(MEASURE_INTERVAL).await;
+    }
 }
 
 /// Every pipeline of the plan as a stage of shard `id`, and why any exporter would not build

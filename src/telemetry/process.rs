@@ -26,7 +26,7 @@ pub(super) fn render(out: &mut String, started: Instant, counter_suffix: &str) {
         );
         out.push_str(&format!("{name} {cpu_s}\n"));
     }
-    if let Some(rss) = rss_bytes() {
+    if let Some(rss) = crate::memory::rss_bytes() {
         let name = "otelcol_process_memory_rss";
         exposition::write_header(
             out,
@@ -47,13 +47,6 @@ fn cpu_seconds() -> Option<f64> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some((utime + stime) as f64 / crate::sys::clock_ticks_per_second() as f64)
-}
-
-/// Resident bytes (`/proc/self/statm` field 2, in pages).
-fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * crate::sys::page_bytes())
 }
 
 #[cfg(test)]

@@ -25,9 +25,12 @@ pub struct ShardMetrics {
     /// `tailgate_shard_export_bytes`: bytes of batches this shard's exporters hold, queued or
     /// being sent; with the trace buffer's bytes, what the shard's memory budget is enforced on.
     pub export_bytes: Gauge,
-    /// `tailgate_shard_memory_limit_bytes`: the shard's share of the memory budget, where
-    /// refusing starts (set once at start-up).
+    /// `tailgate_shard_memory_limit_bytes`: the shard's share of the memory budget (set once
+    /// at start-up).
     pub memory_limit_bytes: Gauge,
+    /// `tailgate_shard_memory_effective_limit_bytes`: where refusing starts now, its share less
+    /// its share of the process's overhead (see `crate::memory`).
+    pub memory_effective_limit_bytes: Gauge,
     /// `tailgate_shard_batching_spans`, `_metric_points`, `_log_records`: items in the shard's
     /// batchers, not yet handed to an exporter (by signal, in `Signal` order).
     pub batching: [Gauge; 3],
@@ -68,8 +71,14 @@ impl ShardMetrics {
             ),
             memory_limit_bytes: builder.gauge(
                 "tailgate_shard_memory_limit_bytes",
-                "This shard's share of the memory budget in bytes: buffered and export bytes \
-                 above it are refused.",
+                "This shard's share of the memory budget in bytes, as configured.",
+                &labels,
+            ),
+            memory_effective_limit_bytes: builder.gauge(
+                "tailgate_shard_memory_effective_limit_bytes",
+                "This shard's memory limit in bytes now: its share of the budget less its share \
+                 of the process memory the shards do not hold. Buffered and export bytes above \
+                 it are refused.",
                 &labels,
             ),
             batching: [

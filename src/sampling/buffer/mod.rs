@@ -232,6 +232,14 @@ impl TraceBuffer {
         &self.limits
     }
 
+    /// Decides the oldest traces early above `bytes` from now on: the soft limit follows the
+    /// shard's effective memory limit (`crate::memory::ShardMemory::follow_overhead`).
+    /// The oversized-trace bound stays the configured one, so what counts as a huge trace does
+    /// not change with the process's overhead.
+    pub(crate) fn set_soft_bytes(&mut self, bytes: u64) {
+        self.limits.soft_bytes = bytes;
+    }
+
     /// Traces buffered.
     pub fn trace_count(&self) -> usize {
         self.traces.len()

@@ -21,6 +21,9 @@ pub enum Transition {
 #[derive(Debug, Clone)]
 pub struct ReliefState {
     mode: StressReliefMode,
+    /// The levels as percentages of the budget, for [`ReliefState::set_budget`].
+    activation_level: f64,
+    deactivation_level: f64,
     /// Held bytes at or above which `monitor` turns stress relief on.
     activate_bytes: u64,
     /// Held bytes below which it may turn off again.
@@ -42,6 +45,8 @@ impl ReliefState {
     pub fn new(config: &StressRelief, budget: u64, now: Instant) -> Self {
         ReliefState {
             mode: config.mode,
+            activation_level: config.activation_level,
+            deactivation_level: config.deactivation_level,
             activate_bytes: level_bytes(budget, config.activation_level),
             deactivate_bytes: level_bytes(budget, config.deactivation_level),
             minimum: config.minimum_activation_duration,
@@ -84,6 +89,14 @@ impl ReliefState {
             }
             _ => None,
         }
+    }
+
+    /// The shard's limit is `budget` bytes now (it follows the process's overhead): the levels
+    /// become the same percentages of it. The state itself does not change until the next
+    /// [`ReliefState::update`], which compares against the new levels.
+    pub fn set_budget(&mut self, budget: u64) {
+        self.activate_bytes = level_bytes(budget, self.activation_level);
+        self.deactivate_bytes = level_bytes(budget, self.deactivation_level);
     }
 
     /// The activation and deactivation levels, in bytes.
@@ -159,6 +172,37 @@ mod tests {
         // The minimum duration counts from the latest activation.
         assert_eq!(state.update(0, t0 + 70 * SECOND), None);
         assert!(state.update(0, t0 + 74 * SECOND).is_some());
+    }
+
+    #[test]
+    fn the_levels_follow_the_budget_and_keep_their_hysteresis() {
+        let t0 = Instant::now();
+        let mut state = ReliefState::new(&config(StressReliefMode::Monitor), 1000, t0);
+        assert_eq!(state.update(800, t0), None, "below 900");
+        // The overhead takes 400 bytes off the limit: 800 held is past 90 % of 600.
+        state.set_budget(600);
+        assert_eq!(state.levels(), (540, 450));
+        assert_eq!(state.update(800, t0), Some(Transition::Activated));
+        // Below the old deactivation level (750) but not the new one (450): stays on.
+        assert_eq!(state.update(500, t0 + 20 * SECOND), None);
+        // The overhead goes away: 500 is below 75 % of 1000, so it ends.
+        state.set_budget(1000);
+        assert_eq!(
+            state.update(500, t0 + 21 * SECOND),
+            Some(Transition::Deactivated {
+                active_for: 21 * SECOND
+            })
+        );
+        // Between the new levels (450, 540) neither turns it on nor, once on, off.
+        state.set_budget(600);
+        assert_eq!(state.update(500, t0 + 22 * SECOND), None);
+        assert!(!state.is_active());
+        assert_eq!(
+            state.update(540, t0 + 23 * SECOND),
+            Some(Transition::Activated)
+        );
+        assert_eq!(state.update(450, t0 + 40 * SECOND), None, "not below 450");
+        assert!(state.update(449, t0 + 41 * SECOND).is_some());
     }
 
     #[test]
