@@ -393,6 +393,20 @@ fn post_protobuf(gateway: &Gateway, body: &[u8]) -> HttpReply {
     )
 }
 
+/// A protobuf traces request whose body is in `encoding` (`Content-Encoding`).
+fn post_encoded(gateway: &Gateway, encoding: &str, body: &[u8]) -> HttpReply {
+    http(
+        gateway.http,
+        "POST",
+        "/v1/traces",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", encoding),
+        ],
+        body,
+    )
+}
+
 /// The gateway still serves: ready, and a valid request over each transport is accepted.
 fn assert_still_serving(gateway: &Gateway, span_id: u64) {
     assert_eq!(
@@ -826,16 +840,7 @@ fn http_gzip_bomb_is_413_with_bounded_memory() {
     assert!(bomb.len() < HTTP_LIMIT / 4, "{} bytes", bomb.len());
     let peak = PeakRss::start(gateway.pid());
     for encoding in ["gzip", "GZIP"] {
-        let reply = http(
-            gateway.http,
-            "POST",
-            "/v1/traces",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", encoding),
-            ],
-            &bomb,
-        );
+        let reply = post_encoded(&gateway, encoding, &bomb);
         assert_eq!(reply.status, 413, "{reply:?}");
         assert_eq!(reply.rpc_status().0, 8);
     }
@@ -847,14 +852,9 @@ fn http_gzip_bomb_is_413_with_bounded_memory() {
         BOMB_BYTES >> 20
     );
     // A gzip body within the limit is accepted.
-    let reply = http(
-        gateway.http,
-        "POST",
-        "/v1/traces",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "gzip"),
-        ],
+    let reply = post_encoded(
+        &gateway,
+        "gzip",
         &gzip(&traces(vec![span(0x71, 7, "gzipped")])),
     );
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -876,18 +876,7 @@ fn http_snappy_bombs_framed_or_block_are_413_with_bounded_memory() {
         encoder.into_inner().unwrap()
     };
     let block = |data: &[u8]| snap::raw::Encoder::new().compress_vec(data).unwrap();
-    let post = |encoding: &str, body: &[u8]| {
-        http(
-            gateway.http,
-            "POST",
-            "/v1/traces",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", encoding),
-            ],
-            body,
-        )
-    };
+    let post = |encoding: &str, body: &[u8]| post_encoded(&gateway, encoding, body);
     let peak = PeakRss::start(gateway.pid());
     for (encoding, bomb) in [
         ("snappy", framed(&zeros)),
@@ -918,18 +907,7 @@ fn http_snappy_bombs_framed_or_block_are_413_with_bounded_memory() {
 fn http_bodies_of_several_gzip_members_and_unsized_zstd_frames_are_read_whole() {
     let (sink, sink_grpc, _) = start_sink();
     let gateway = Gateway::start(sink_grpc, 2, "");
-    let post = |encoding: &str, body: &[u8]| {
-        http(
-            gateway.http,
-            "POST",
-            "/v1/traces",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", encoding),
-            ],
-            body,
-        )
-    };
+    let post = |encoding: &str, body: &[u8]| post_encoded(&gateway, encoding, body);
     // Two gzip members (RFC 1952 allows several): the protobuf of both requests, concatenated,
     // is one request holding the spans of both.
     let mut members = gzip(&traces(
