@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::gateway::{start_sink, wait_for, Gateway};
+use common::gateway::{free_port, loopback, start_sink, wait_for, Gateway};
 use tailgate_bench::peers;
 
 /// telemetrygen's traces: a parent and one child span each (`--child-spans` left at 1).
@@ -120,16 +120,9 @@ fn snappy_from_and_to_the_collector_over_grpc_and_http() {
     }
     let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
     let (sink, upstream, _) = start_sink();
-    let (collector_in, back_grpc, back_http) = (
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-    );
-    let (grpc, http, admin) = (
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-    );
+    let address = || loopback(free_port());
+    let (collector_in, back_grpc, back_http) = (address(), address(), address());
+    let (grpc, http, admin) = (address(), address(), address());
     let gateway = Gateway::start_with_config(
         &format!(
             "receivers:

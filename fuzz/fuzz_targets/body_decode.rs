@@ -6,8 +6,8 @@
 //! rest is the body. Whatever the bytes: no crash, no output over the limit, and an accepted
 //! body is exactly what a streaming reference decoder (flate2's multi-member gzip reader,
 //! zstd's streaming reader, snap's frame reader for a body opening with snappy's stream
-//! identifier and its raw decoder otherwise) makes of it. A body the reference reads whole within the limit is
-//! accepted too.
+//! identifier and its raw decoder otherwise) makes of it. A body the reference reads whole
+//! within the limit is accepted too.
 
 #![no_main]
 

@@ -84,8 +84,10 @@ pub(crate) fn compress(kind: Compression, level: Option<i32>, data: &[u8]) -> io
             })
         }
         Compression::Snappy => {
+            // A block's bound also bounds the frames: each 64 KiB chunk adds 8 bytes and the
+            // stream identifier 10, less than the block bound's 32 + 1/6 over the input.
             let mut encoder = snap::write::FrameEncoder::new(Vec::with_capacity(
-                snap::raw::max_compress_len(data.len()).saturating_add(data.len() / 4096 + 16),
+                snap::raw::max_compress_len(data.len()),
             ));
             io::Write::write_all(&mut encoder, data)?;
             encoder.into_inner().map_err(|err| err.into_error())

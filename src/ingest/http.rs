@@ -13,9 +13,10 @@
 //! buffer of its announced, checked size. Timeouts ([`HttpTimeouts`]): `idle_timeout` between
 //! requests, `read_header_timeout` for a whole head (408), `read_timeout` for a whole body
 //! (408), `write_timeout` for a whole response; a slow client cannot hold a connection longer
-//! than their sum per request. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs` (configurable); bodies are
-//! `application/x-protobuf` or `application/json`, plain, gzip, zstd or snappy. Errors answer with the
-//! OTLP status codes and a `google.rpc.Status` body in the request's encoding.
+//! than their sum per request. Paths are `/v1/traces`, `/v1/metrics` and `/v1/logs`
+//! (configurable); bodies are `application/x-protobuf` or `application/json`, plain, gzip, zstd
+//! or snappy. Errors answer with the OTLP status codes and a `google.rpc.Status` body in the
+//! request's encoding.
 //!
 //! With an authenticator, a request's credentials are checked as soon as its head is read; a
 //! refused request's body is still read (within the same limits) and discarded, so that the
