@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub(crate) mod bell;
 pub mod config;
 pub mod doctor;
 pub mod export;

@@ -1,9 +1,14 @@
 //! Process lifecycle: turning SIGTERM and SIGINT into each shard's stop signal.
 //!
-//! Signals arrive on one process-wide flag, set by `signal-hook`'s handler. Shards are
-//! single-threaded executors that share nothing, so each shard runs a small watcher task that
-//! looks at the flag every `SIGNAL_POLL_MS` milliseconds and, once it is set, triggers the
-//! shard's own [`Stop`]. The poll costs one atomic load per interval per shard.
+//! Signals arrive on one process-wide [`Shutdown`]: `signal-hook`'s handler sets its flag and
+//! then rings a bell per shard ([`crate::bell`]). Shards are single-threaded executors that share
+//! nothing, so each shard runs a small watcher task that sleeps until its bell rings and then,
+//! the flag being set, triggers the shard's own [`Stop`]. A fatal panic and a shard that could
+//! not start trigger the same shutdown. Nothing polls: an idle shard does not wake for it.
+//!
+//! Each shard also beats its heartbeat (read by the systemd watchdog, [`crate::notify`]) every
+//! [`HEARTBEAT`], on the shard's common beat so it shares its wake with the other periodic
+//! tasks.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,10 +17,11 @@ use std::time::Duration;
 
 use tailgate_shards::sync::Stop;
 
+use crate::bell::{Bell, Ear};
 use crate::telemetry::Health;
 
-/// How often a shard looks at the process-wide shutdown flag.
-pub(crate) const SIGNAL_POLL_MS: u64 = 20;
+/// How often each shard beats its heartbeat.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// Raises this process's open-file limit to its hard limit: every client connection is a file
 /// descriptor, and the default soft limit (often 1024) is far below what a gateway holds.
@@ -27,13 +33,47 @@ pub fn raise_open_files_limit() {
     }
 }
 
-/// Registers SIGTERM and SIGINT to set the returned flag.
-pub(crate) fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, flag.clone())?;
+/// The process-wide shutdown: a flag, and a bell per shard rung each time it is set.
+pub(crate) struct Shutdown {
+    flag: Arc<AtomicBool>,
+    bells: Vec<Bell>,
+}
+
+impl Shutdown {
+    /// The shutdown of a gateway of `shards` shards, set by SIGTERM and SIGINT from now on.
+    pub(crate) fn register(shards: usize) -> std::io::Result<Arc<Shutdown>> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let bells = (0..shards)
+            .map(|_| Bell::new())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            // The flag first: signal-hook runs a signal's actions in the order they were
+            // registered, so a shard woken by its bell finds the flag set.
+            signal_hook::flag::register(signal, flag.clone())?;
+            for bell in &bells {
+                bell.ring_on_signal(signal)?;
+            }
+        }
+        Ok(Arc::new(Shutdown { flag, bells }))
     }
-    Ok(flag)
+
+    /// Begins the shutdown: every shard's watcher wakes and stops its shard.
+    pub(crate) fn trigger(&self) {
+        self.flag.store(true, Ordering::Release);
+        for bell in &self.bells {
+            bell.ring();
+        }
+    }
+
+    /// Whether the shutdown has begun.
+    pub(crate) fn is_triggered(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Shard `shard`'s bell, for its watcher (once).
+    fn take_ear(&self, shard: usize) -> Option<Ear> {
+        self.bells.get(shard)?.take_ear()
+    }
 }
 
 /// Registers SIGHUP to set the returned flag: a configuration reload, which the main thread
@@ -44,14 +84,26 @@ pub(crate) fn reload_flag() -> std::io::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// Triggers `stop` once `flag` is set, or once `stop` is triggered by other means; beats
-/// shard `shard`'s heartbeat in `health` each time it looks.
-pub(crate) async fn watch(flag: Arc<AtomicBool>, stop: Rc<Stop>, health: &Health, shard: usize) {
-    while !flag.load(Ordering::Relaxed) && !stop.is_triggered() {
-        health.beat(shard);
-        glommio::timer::sleep(Duration::from_millis(SIGNAL_POLL_MS)).await;
+/// Triggers `stop` once `shutdown` is (or once `stop` is triggered by other means), waking only
+/// when shard `shard`'s bell rings.
+pub(crate) async fn watch(shutdown: Arc<Shutdown>, stop: Rc<Stop>, shard: usize) {
+    let mut ear = shutdown.take_ear(shard);
+    while !shutdown.is_triggered() && !stop.is_triggered() {
+        match ear.as_mut() {
+            Some(ear) => futures_lite::future::or(ear.heard(), stop.wait()).await,
+            // A shard's bell is taken once, by its one watcher; never here.
+            None => glommio::timer::sleep(HEARTBEAT).await,
+        }
     }
     stop.trigger();
+}
+
+/// Beats shard `shard`'s heartbeat in `health` every [`HEARTBEAT`] until `stop`.
+pub(crate) async fn beat(health: Arc<Health>, stop: Rc<Stop>, shard: usize) {
+    while !stop.is_triggered() {
+        health.beat(shard);
+        crate::bell::sleep_to_beat(HEARTBEAT).await;
+    }
 }
 
 /// The exit status of a gateway stopped by a fatal internal error (a panic on a shard):
@@ -74,7 +126,7 @@ pub(crate) const FATAL_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// other shards stop accepting and drain what they hold (sending it upstream), and ends the
 /// process with [`FATAL_EXIT_CODE`] once they have, or after [`FATAL_DRAIN_TIMEOUT`] at most —
 /// so that systemd (`Restart=on-failure`) or the orchestrator starts a fresh one.
-pub(crate) fn fail_stop_on_panic(flag: Arc<AtomicBool>) {
+pub(crate) fn fail_stop_on_panic(shutdown: Arc<Shutdown>) {
     static FATAL: AtomicBool = AtomicBool::new(false);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -85,7 +137,7 @@ pub(crate) fn fail_stop_on_panic(flag: Arc<AtomicBool>) {
             "fatal: {name} panicked ({info}); stopping the gateway: the other shards drain, \
              then the process exits with status {FATAL_EXIT_CODE} for its supervisor to restart it"
         );
-        flag.store(true, Ordering::Relaxed);
+        shutdown.trigger();
         if !FATAL.swap(true, Ordering::SeqCst) {
             let _ = std::thread::Builder::new()
                 .name("tailgate-fail-stop".into())

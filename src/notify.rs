@@ -27,9 +27,11 @@ use crate::telemetry::Health;
 /// How often the notifier looks at the shards' health.
 pub const POLL: Duration = Duration::from_millis(50);
 
-/// The shortest watchdog ping interval honoured: systemd's `WatchdogSec` is whole
-/// milliseconds at least, and pinging faster than the poll would not be checked anyway.
-const WATCHDOG_PING_MIN: Duration = POLL;
+/// The shortest watchdog ping interval honoured (a `WatchdogSec` of at least twice it): each
+/// ping checks that every shard beat since the last one, and shards beat every
+/// [`HEARTBEAT`](crate::lifecycle::HEARTBEAT), seen by this thread within a [`POLL`].
+const WATCHDOG_PING_MIN: Duration =
+    Duration::from_millis(crate::lifecycle::HEARTBEAT.as_millis() as u64 + POLL.as_millis() as u64);
 
 /// Where notifications go: the socket systemd named.
 pub struct Notifier {

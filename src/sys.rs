@@ -196,6 +196,17 @@ pub(crate) fn page_bytes() -> u64 {
     u64::try_from(bytes).ok().filter(|&b| b > 0).unwrap_or(4096)
 }
 
+/// `socket` as a glommio socket of the calling shard: its reads go through the shard's ring.
+/// Must be called on a glommio executor.
+pub(crate) fn glommio_unix_stream(
+    socket: std::os::unix::net::UnixStream,
+) -> glommio::net::UnixStream {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `into_raw_fd` hands over the descriptor of an open, connected Unix stream socket
+    // that nothing else owns any more; glommio's stream takes ownership and closes it on drop.
+    unsafe { glommio::net::UnixStream::from_raw_fd(socket.into_raw_fd()) }
+}
+
 /// Takes an exclusive `flock` on `file` without waiting: `Err` with `WouldBlock` if another
 /// open file description holds it. Released when the file is closed.
 pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> io::Result<()> {

@@ -174,8 +174,8 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         )?;
         health_checks.push(server);
     }
-    let flag = lifecycle::shutdown_flag()?;
-    lifecycle::fail_stop_on_panic(flag.clone());
+    let shutdown = lifecycle::Shutdown::register(shard_count)?;
+    lifecycle::fail_stop_on_panic(shutdown.clone());
     let reload_requested = lifecycle::reload_flag()?;
     // Under systemd (`Type=notify`): READY=1, the watchdog and STOPPING=1, until `run` returns.
     let _notifier = match crate::notify::Notifier::from_env() {
@@ -255,7 +255,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         })
         .collect();
     let (answers_to, answers) = std::sync::mpsc::channel();
-    let reloads = Arc::new(shard::Reloads::new(shard_count, answers_to));
+    let reloads = Arc::new(shard::Reloads::new(shard_count, answers_to)?);
     let mut reloader = reload::Reloader {
         config: config.clone(),
         gates,
@@ -286,7 +286,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
                     .expect("each shard takes its own telemetry once");
                 let node = shard::Node {
                     health,
-                    flag,
+                    shutdown,
                     overload,
                     process_memory,
                     reloads,

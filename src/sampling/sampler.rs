@@ -544,9 +544,12 @@ impl Sampler {
             let now = Instant::now();
             self.tick_relief(now);
             let next = self.state.borrow_mut().buffer.next_due();
-            let sleep = next
-                .map_or(TICK_MAX, |due| due.saturating_duration_since(now))
-                .clamp(TICK_MIN, TICK_MAX);
+            // Nothing due within the longest tick: sleep to the shard's common beat, so that
+            // an idle shard wakes once for this and its other periodic tasks.
+            let sleep = match next.map(|due| due.saturating_duration_since(now)) {
+                Some(wait) if wait < TICK_MAX => wait.max(TICK_MIN),
+                _ => crate::bell::next_beat(TICK_MAX).saturating_duration_since(now),
+            };
             futures_lite::future::or(glommio::timer::sleep(sleep), self.wakeup.wait()).await;
         }
     }

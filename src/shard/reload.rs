@@ -3,21 +3,20 @@
 //! them in ([`super::dispatch::Pipelines::replace`]).
 //!
 //! The main thread is not on any executor, so it cannot use glommio's channels; like the
-//! shutdown flag ([`crate::lifecycle`]), a reload is a flag each shard looks at every
-//! [`SIGNAL_POLL_MS`](crate::lifecycle::SIGNAL_POLL_MS), with its message in a slot beside it.
-//! Each shard answers on a channel the main thread waits on. Shards switch one after the other,
-//! each within a poll of the message; a trace's spans all meet one shard, so a trace is never
+//! shutdown ([`crate::lifecycle`]), a reload is a flag per shard with its message in a slot
+//! beside it, and a bell ([`crate::bell`]) the main thread rings after posting, which wakes the
+//! shard's reload task. Each shard answers on a channel the main thread waits on. Shards switch
+//! one after the other, each as soon as it gets to its message; a trace's spans all meet one shard, so a trace is never
 //! decided half by the old policies and half by the new.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tailgate_shards::sync::Stop;
 
-use crate::lifecycle::SIGNAL_POLL_MS;
+use crate::bell::Bell;
 use crate::memory::ShardMemory;
 use crate::plan::Plan;
 
@@ -42,23 +41,28 @@ pub(crate) type ShardAnswer = (usize, Result<(), String>);
 pub(crate) struct Reloads {
     slots: Vec<Mutex<Option<ShardReload>>>,
     pending: Vec<AtomicBool>,
+    bells: Vec<Bell>,
     answers: Mutex<Sender<ShardAnswer>>,
 }
 
 impl Reloads {
     /// Mailboxes for `shards` shards, answering on `answers`.
-    pub(crate) fn new(shards: usize, answers: Sender<ShardAnswer>) -> Reloads {
-        Reloads {
+    pub(crate) fn new(shards: usize, answers: Sender<ShardAnswer>) -> std::io::Result<Reloads> {
+        Ok(Reloads {
             slots: (0..shards).map(|_| Mutex::new(None)).collect(),
             pending: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            bells: (0..shards)
+                .map(|_| Bell::new())
+                .collect::<std::io::Result<_>>()?,
             answers: Mutex::new(answers),
-        }
+        })
     }
 
     /// Gives shard `shard` its reload; it answers once it switched (or could not).
     pub(crate) fn post(&self, shard: usize, reload: ShardReload) {
         *self.slots[shard].lock().expect("reload slot") = Some(reload);
         self.pending[shard].store(true, Ordering::Release);
+        self.bells[shard].ring();
     }
 
     fn take(&self, shard: usize) -> Option<ShardReload> {
@@ -82,6 +86,9 @@ pub(super) async fn serve(
     memory: Rc<ShardMemory>,
     stop: Rc<Stop>,
 ) {
+    let mut bell = reloads.bells[id]
+        .take_ear()
+        .expect("each shard's one reload task takes its bell");
     while !stop.is_triggered() {
         if let Some(reload) = reloads.take(id) {
             let draining = pipelines.retiring();
@@ -111,6 +118,6 @@ pub(super) async fn serve(
             };
             reloads.answer((id, answer));
         }
-        glommio::timer::sleep(Duration::from_millis(SIGNAL_POLL_MS)).await;
+        futures_lite::future::or(bell.heard(), stop.wait()).await;
     }
 }

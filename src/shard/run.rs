@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tailgate_shards::runtime::Shard;
@@ -13,7 +12,7 @@ use crate::export::upstream::{ShardUpstream, UpstreamHealth};
 use crate::export::{Batcher, Connect, Exporter, ExporterSettings, Pipeline};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
-use crate::lifecycle;
+use crate::lifecycle::{self, Shutdown};
 use crate::memory::{Overload, ProcessMemory, ShardMemory, MEASURE_INTERVAL};
 use crate::plan::{ConnectorKind, PipelinePlan, Plan};
 use crate::telemetry::Health;
@@ -34,8 +33,8 @@ use super::ShardTelemetry;
 pub(crate) struct Node {
     /// Readiness and heartbeats.
     pub(crate) health: Arc<Health>,
-    /// The process-wide stop flag (signals, a shard that could not start).
-    pub(crate) flag: Arc<AtomicBool>,
+    /// The process-wide shutdown (signals, a fatal panic, a shard that could not start).
+    pub(crate) shutdown: Arc<Shutdown>,
     /// Which shards hold their share of the memory budget.
     pub(crate) overload: Arc<Overload>,
     /// The process's resident memory against what the shards hold.
@@ -45,7 +44,7 @@ pub(crate) struct Node {
 }
 
 /// Runs one shard until shutdown; returns whether it started (its exporters built, its
-/// listeners bound). A shard missing an exporter or a listener raises `flag`, stopping the
+/// listeners bound). A shard missing an exporter or a listener triggers the shutdown, stopping the
 /// whole gateway rather than running degraded (data for a missing exporter would be lost
 /// without a count).
 pub(crate) async fn run(
@@ -57,7 +56,7 @@ pub(crate) async fn run(
 ) -> bool {
     let Node {
         health,
-        flag,
+        shutdown,
         overload,
         process_memory,
         reloads,
@@ -129,10 +128,14 @@ pub(crate) async fn run(
     if up {
         health.shard_up();
     } else {
-        flag.store(true, Ordering::Relaxed);
+        shutdown.trigger();
     }
 
-    lifecycle::watch(flag, stop.clone(), &health, id).await;
+    let heartbeat =
+        glommio::spawn_local(lifecycle::beat(health.clone(), stop.clone(), id)).detach();
+    lifecycle::watch(shutdown, stop.clone(), id).await;
+    // Shards stop beating once they drain (the watchdog knows: see `crate::notify`).
+    heartbeat.cancel();
     health.start_draining();
     // A reload in progress finishes its swap first: the drain then sees the stages it left.
     reload_task.await;
@@ -160,7 +163,7 @@ async fn follow_process_memory(
         if memory.follow_overhead(process.overhead_share()) {
             limit_gauge.set(i64::try_from(memory.limit()).unwrap_or(i64::MAX));
         }
-        glommio::timer::sleep(MEASURE_INTERVAL).await;
+        crate::bell::sleep_to_beat(MEASURE_INTERVAL).await;
     }
 }
 

@@ -63,7 +63,8 @@ impl Health {
         }
     }
 
-    /// Shard `shard` is running its tasks (called by its watcher, every few milliseconds).
+    /// Shard `shard` is running its tasks (called by its heartbeat task, every
+    /// [`HEARTBEAT`](crate::lifecycle::HEARTBEAT)).
     pub fn beat(&self, shard: usize) {
         self.heartbeats[shard].fetch_add(1, Ordering::Relaxed);
     }
