@@ -9,7 +9,7 @@
 //!
 //! - the sending node frames each member's spans into that member's outbox (under their
 //!   resource and scope, original bytes) and compresses the outbox (one request of ~1,700 spans
-//!   a member, what a 50 ms outbox holds at the scenario's rate);
+//!   a member; at the tier scenario's rate a 100 ms outbox holds about 5,000);
 //! - the owning node decompresses it and validates and routes it again (its own `Split::run`,
 //!   one shard).
 //!

@@ -109,6 +109,13 @@ sum() { local t=0; for a in "${admins[@]}"; do t=$((t + $(metric "$a" "$@"))); d
 ticks() { local t=0; for p in "${gws[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 # each_ticks: every node's ticks, space-separated.
 each_ticks() { for p in "${gws[@]}"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done; }
+# each_wakes: every node's context switches (all threads, voluntary: it slept and was woken;
+# involuntary: preempted), space-separated — what two CPUs shared by five processes cost.
+each_wakes() {
+  for p in "${gws[@]}"; do
+    cat /proc/$p/task/*/status | awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {printf "%d:%d ", v, n}'
+  done
+}
 
 # run MODE: one measurement; prints a JSON line.
 run() {
@@ -146,9 +153,9 @@ run() {
   if [ -n "${PERF:-}" ] && [ "$mode" = tier ]; then
     perf record -F 999 -g -p "${gws[${PERF_NODE:-0}]}" -o "$PERF" -- sleep $((seconds - warm - 1)) > /dev/null 2>&1 &
   fi
-  local t1 a1 f1; t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans)
+  local t1 a1 f1 w1; t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans); w1=$(each_wakes)
   sleep $((seconds - warm - 1))
-  local t2 a2 f2; t2=$(ticks); a2=$(metric 28888 otelcol_receiver_accepted_spans); f2=$(sum tailgate_tier_forwarded_spans)
+  local t2 a2 f2 w2; t2=$(ticks); a2=$(metric 28888 otelcol_receiver_accepted_spans); f2=$(sum tailgate_tier_forwarded_spans); w2=$(each_wakes)
   wait $lp
   local accepted; accepted=$(python3 -c "import json; print(json.load(open('$work/load.json'))['spans_accepted'])")
   for _ in $(seq 1200); do [ "$(sum tailgate_decided_spans)" -ge "$accepted" ] && break; sleep 0.05; done
@@ -163,7 +170,7 @@ run() {
   kill -TERM $sink; wait $sink || true
   python3 - "$mode" "$work/load.json" "$work/sink.json" "$before" "$after" "$(getconf CLK_TCK)" \
     "$forwarded" "$received" "$other" "$decisions" "$each_before" "$each_after" \
-    "$t1 $t2 $a1 $a2 $f1 $f2" <<'PY'
+    "$t1 $t2 $a1 $a2 $f1 $f2" "$w1" "$w2" "$((seconds - warm - 1))" <<'PY'
 import json, sys
 mode = sys.argv[1]
 load = json.load(open(sys.argv[2])); sink = json.load(open(sys.argv[3]))
@@ -171,7 +178,11 @@ cpu_s = (int(sys.argv[5]) - int(sys.argv[4])) / int(sys.argv[6])
 accepted = load["spans_accepted"]
 t1, t2, a1, a2, f1, f2 = (int(x) for x in sys.argv[13].split())
 steady = {"cpu_s": round((t2 - t1) / int(sys.argv[6]), 2), "spans": a2 - a1, "forwarded": f2 - f1,
-          "cpu_ns_per_span": round((t2 - t1) / int(sys.argv[6]) * 1e9 / max(a2 - a1, 1))}
+          "cpu_ns_per_span": round((t2 - t1) / int(sys.argv[6]) * 1e9 / max(a2 - a1, 1)),
+          # Per node, a second: [voluntary, involuntary] context switches.
+          "node_switches_per_s": [[round((int(b) - int(a)) / int(sys.argv[16])) for a, b in
+                                   zip(w1.split(":"), w2.split(":"))]
+                                  for w1, w2 in zip(sys.argv[14].split(), sys.argv[15].split())]}
 print(json.dumps({
     "mode": mode, "spans_accepted": accepted, "spans_refused": load["spans_refused"],
     "ingest_spans_per_s": round(load["spans_per_s"]),

@@ -74,8 +74,13 @@ pub(crate) enum Origin {
 pub(crate) const OUTBOX_SPANS: u64 = 8192;
 /// ... or this many bytes...
 pub(crate) const OUTBOX_BYTES: usize = 4 << 20;
-/// ... or this long after its first part: short next to any `decision_wait`.
-pub(crate) const OUTBOX_WAIT: Duration = Duration::from_millis(50);
+/// ... or this long after its first part: short next to any `decision_wait`, and long enough
+/// that a member receives a few large requests a second rather than many small ones. Each
+/// request costs both nodes a wake and the caches it finds cold, whatever its size: on the tier
+/// scenario (`bench-rig/scenarios/tier.sh`, docs/BENCHMARKS.md) a forwarded span cost about
+/// 1.27 µs with 50 ms, 0.85–1.07 µs with 100 ms and 0.99–1.00 µs with 200 ms, and 1.6–1.75 µs
+/// with outboxes sent at 256 KiB.
+pub(crate) const OUTBOX_WAIT: Duration = Duration::from_millis(100);
 
 /// The spans framed for one member, not yet sent: an export request.
 #[derive(Default)]
