@@ -33,6 +33,11 @@ pub(crate) struct Bell {
 }
 
 impl Bell {
+    /// One bell for each of `shards` shards.
+    pub(crate) fn per_shard(shards: usize) -> io::Result<Vec<Bell>> {
+        (0..shards).map(|_| Bell::new()).collect()
+    }
+
     /// A new bell, not rung.
     pub(crate) fn new() -> io::Result<Bell> {
         let (ringer, ear) = UnixStream::pair()?;
@@ -87,12 +92,13 @@ impl Ear {
             let mut rings = [0u8; 64];
             match self.socket.read(&mut rings).await {
                 Ok(n) if n > 0 => return,
-                Ok(_) => tracing::warn!("a shard's bell was closed; looking every 20 ms instead"),
-                Err(err) => {
-                    tracing::warn!(
-                        "a shard's bell cannot be read ({err}); looking every 20 ms instead"
-                    )
-                }
+                Ok(_) => tracing::warn!(
+                    "a shard's bell was closed; looking every {UNREADABLE_RETRY:?} instead"
+                ),
+                Err(err) => tracing::warn!(
+                    "a shard's bell cannot be read ({err}); looking every {UNREADABLE_RETRY:?} \
+                     instead"
+                ),
             }
             self.failed = true;
         }

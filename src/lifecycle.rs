@@ -43,9 +43,7 @@ impl Shutdown {
     /// The shutdown of a gateway of `shards` shards, set by SIGTERM and SIGINT from now on.
     pub(crate) fn register(shards: usize) -> std::io::Result<Arc<Shutdown>> {
         let flag = Arc::new(AtomicBool::new(false));
-        let bells = (0..shards)
-            .map(|_| Bell::new())
-            .collect::<std::io::Result<Vec<_>>>()?;
+        let bells = Bell::per_shard(shards)?;
         for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
             // The flag first: signal-hook runs a signal's actions in the order they were
             // registered, so a shard woken by its bell finds the flag set.
@@ -72,7 +70,7 @@ impl Shutdown {
 
     /// Shard `shard`'s bell, for its watcher (once).
     fn take_ear(&self, shard: usize) -> Option<Ear> {
-        self.bells.get(shard)?.take_ear()
+        self.bells[shard].take_ear()
     }
 }
 
@@ -87,13 +85,11 @@ pub(crate) fn reload_flag() -> std::io::Result<Arc<AtomicBool>> {
 /// Triggers `stop` once `shutdown` is (or once `stop` is triggered by other means), waking only
 /// when shard `shard`'s bell rings.
 pub(crate) async fn watch(shutdown: Arc<Shutdown>, stop: Rc<Stop>, shard: usize) {
-    let mut ear = shutdown.take_ear(shard);
+    let mut ear = shutdown
+        .take_ear(shard)
+        .expect("each shard's one watcher takes its bell");
     while !shutdown.is_triggered() && !stop.is_triggered() {
-        match ear.as_mut() {
-            Some(ear) => futures_lite::future::or(ear.heard(), stop.wait()).await,
-            // A shard's bell is taken once, by its one watcher; never here.
-            None => glommio::timer::sleep(HEARTBEAT).await,
-        }
+        futures_lite::future::or(ear.heard(), stop.wait()).await;
     }
     stop.trigger();
 }

@@ -30,8 +30,7 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// The shortest watchdog ping interval honoured (a `WatchdogSec` of at least twice it): each
 /// ping checks that every shard beat since the last one, and shards beat every
 /// [`HEARTBEAT`](crate::lifecycle::HEARTBEAT), seen by this thread within a [`POLL`].
-const WATCHDOG_PING_MIN: Duration =
-    Duration::from_millis(crate::lifecycle::HEARTBEAT.as_millis() as u64 + POLL.as_millis() as u64);
+const WATCHDOG_PING_MIN: Duration = crate::lifecycle::HEARTBEAT.saturating_add(POLL);
 
 /// Where notifications go: the socket systemd named.
 pub struct Notifier {

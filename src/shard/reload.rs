@@ -6,8 +6,8 @@
 //! shutdown ([`crate::lifecycle`]), a reload is a flag per shard with its message in a slot
 //! beside it, and a bell ([`crate::bell`]) the main thread rings after posting, which wakes the
 //! shard's reload task. Each shard answers on a channel the main thread waits on. Shards switch
-//! one after the other, each as soon as it gets to its message; a trace's spans all meet one shard, so a trace is never
-//! decided half by the old policies and half by the new.
+//! one after the other, each as soon as it gets to its message; a trace's spans all meet one
+//! shard, so a trace is never decided half by the old policies and half by the new.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,9 +51,7 @@ impl Reloads {
         Ok(Reloads {
             slots: (0..shards).map(|_| Mutex::new(None)).collect(),
             pending: (0..shards).map(|_| AtomicBool::new(false)).collect(),
-            bells: (0..shards)
-                .map(|_| Bell::new())
-                .collect::<std::io::Result<_>>()?,
+            bells: Bell::per_shard(shards)?,
             answers: Mutex::new(answers),
         })
     }

@@ -10,8 +10,8 @@
 //! memory; the levels follow that limit on the decision task's tick). In `monitor` mode it turns
 //! on when the shard holds `activation_level` percent of that limit and off once it holds less
 //! than `deactivation_level` percent and has been on for `minimum_activation_duration`;
-//! `always` keeps it on. The state is per shard because the memory it watches, the buffer it relieves
-//! and the refusals it prevents are per shard; no shard waits on another's state.
+//! `always` keeps it on. The state is per shard because the memory it watches, the buffer it
+//! relieves and the refusals it prevents are per shard; no shard waits on another's state.
 //!
 //! While on, a span whose trace is neither buffered nor already decided is decided at once by
 //! [`ArrivalSampling`]: the OTEP-235 consistent-sampling rule on the trace id's 56 bits of
