@@ -9,9 +9,11 @@
 //!
 //! - deflating an 8,192-span export batch (`send_batch_size` of the pass-through scenario) with
 //!   gzip (miniz_oxide, zlib-rs, libdeflate; levels 1 and 6) and zstd (levels 3 and 1, and the
-//!   fast levels -1 and -5: the tier forwards at -1) and snappy (its framing format);
+//!   fast levels -1 and -5: the tier forwards at -1), snappy (its framing format), zlib
+//!   (libdeflate, level 6, what `zlib` and `deflate` send) and lz4 (liblz4's frame format);
 //! - inflating a 500-span client request (the load's request size), gzip and zstd, the way a
-//!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd);
+//!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd); and
+//!   snappy, zlib and lz4 the way the receivers read them;
 //! - reassembling that request from 16 KiB DATA frames, compressed and not.
 //!
 //! miniz_oxide is called directly (raw deflate plus the gzip trailer's CRC-32), because flate2
@@ -64,11 +66,32 @@ fn snappy_framed(data: &[u8]) -> Vec<u8> {
     encoder.into_inner().expect("in memory")
 }
 
+/// A zlib stream, as the exporters write `zlib` and `deflate`.
+fn zlib_libdeflate(compressor: &mut libdeflater::Compressor, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; compressor.zlib_compress_bound(data.len())];
+    let len = compressor.zlib_compress(data, &mut out).expect("room");
+    out.truncate(len);
+    out
+}
+
+/// One LZ4 frame of independent blocks, as the exporters write `lz4`.
+fn lz4_frame(data: &[u8]) -> Vec<u8> {
+    let mut encoder = lz4::EncoderBuilder::new()
+        .block_mode(lz4::BlockMode::Independent)
+        .build(Vec::with_capacity(data.len() / 2))
+        .expect("in memory");
+    encoder.write_all(data).expect("in memory");
+    let (out, finished) = encoder.finish();
+    finished.expect("in memory");
+    out
+}
+
 type Compress = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
 
 fn candidates() -> Vec<(&'static str, Compress)> {
     let mut libdeflate_6 = libdeflate(6);
     let mut libdeflate_1 = libdeflate(1);
+    let mut libdeflate_zlib_6 = libdeflate(6);
     let mut zstd_3 = zstd::bulk::Compressor::new(3).expect("level");
     let mut zstd_1 = zstd::bulk::Compressor::new(1).expect("level");
     let mut zstd_fast_1 = zstd::bulk::Compressor::new(-1).expect("level");
@@ -103,6 +126,11 @@ fn candidates() -> Vec<(&'static str, Compress)> {
             Box::new(move |d| zstd_fast_5.compress(d).expect("in memory")),
         ),
         ("snappy_framed", Box::new(snappy_framed)),
+        (
+            "zlib_libdeflate_6",
+            Box::new(move |d| zlib_libdeflate(&mut libdeflate_zlib_6, d)),
+        ),
+        ("lz4_frame", Box::new(lz4_frame)),
     ]
 }
 
@@ -203,6 +231,28 @@ fn main() {
                 snap::read::FrameDecoder::new(black_box(&snapped[..]))
                     .read_to_end(&mut out)
                     .expect("valid snappy");
+                out
+            })
+        });
+        // zlib and lz4, streaming as the receivers read them (flate2 on zlib-rs; liblz4).
+        let zlibbed = zlib_libdeflate(&mut libdeflate(6), &request);
+        group.bench_function("unzlib_zlib_rs", |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                flate2::read::ZlibDecoder::new(black_box(&zlibbed[..]))
+                    .read_to_end(&mut out)
+                    .expect("valid zlib");
+                out
+            })
+        });
+        let lz4ed = lz4_frame(&request);
+        group.bench_function("unlz4_frame", |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                lz4::Decoder::new(black_box(&lz4ed[..]))
+                    .expect("a frame")
+                    .read_to_end(&mut out)
+                    .expect("valid lz4");
                 out
             })
         });

@@ -837,6 +837,53 @@ service:
         "exporters.otlp.compression_params.level",
         "needs a compression",
     );
+    // zlib, deflate and lz4 over HTTP, as confighttp takes them; zlib and deflate at gzip's
+    // levels, lz4 at none.
+    let http_level = |yaml: &str| {
+        let config = parse(yaml).unwrap();
+        match config.exporters.get(&id("otlphttp")) {
+            Some(Exporter::OtlpHttp(http)) => (http.compression, http.compression_level),
+            _ => panic!("no otlphttp exporter"),
+        }
+    };
+    let otlphttp = |body: &str| {
+        config(&format!(
+            "  otlp:\n    endpoint: http://central:4317\n  otlphttp:\n    endpoint: \
+             http://central:4318\n{body}"
+        ))
+    };
+    for (name, compression) in [
+        ("zlib", Compression::Zlib),
+        ("deflate", Compression::Deflate),
+        ("lz4", Compression::Lz4),
+    ] {
+        assert_eq!(
+            http_level(&otlphttp(&format!("    compression: {name}\n"))),
+            (compression, None)
+        );
+    }
+    assert_eq!(
+        http_level(&otlphttp(
+            "    compression: deflate\n    compression_params: {level: 9}\n"
+        )),
+        (Compression::Deflate, Some(9))
+    );
+    assert_error(
+        &error(&otlphttp(
+            "    compression: zlib\n    compression_params: {level: 10}\n",
+        )),
+        11,
+        "exporters.otlphttp.compression_params.level",
+        "10 is not a zlib level",
+    );
+    assert_error(
+        &error(&otlphttp(
+            "    compression: lz4\n    compression_params: {level: 1}\n",
+        )),
+        11,
+        "exporters.otlphttp.compression_params.level",
+        "lz4 has no levels",
+    );
     assert_error(
         &error(&otlp("    compression_params:\n      speed: 3\n")),
         9,
@@ -1956,7 +2003,22 @@ exporters:
         &err,
         4,
         "exporters.otlp.compression",
-        "`lz4` compression is not supported; use gzip, zstd, snappy or none",
+        "`lz4` compression is not supported over gRPC (the Collector's gRPC client refuses it \
+         too); use gzip, zstd, snappy or none, or `lz4` on an otlphttp exporter",
+    );
+    let err = error(
+        "
+exporters:
+  otlphttp:
+    endpoint: http://central:4318
+    compression: br
+",
+    );
+    assert_error(
+        &err,
+        4,
+        "exporters.otlphttp.compression",
+        "`br` is not a compression; use gzip, zstd, snappy, zlib, deflate, lz4 or none",
     );
 
     let err = error(

@@ -477,6 +477,16 @@ fn python_sdk_over_http_json_arrives_intact() {
     python_sdk_round_trip("http/json", "gzip");
 }
 
+/// `deflate`, the SDK's other compression (`OTEL_EXPORTER_OTLP_COMPRESSION=deflate`): a zlib
+/// stream under `Content-Encoding: deflate` over HTTP, and grpcio's deflate codec under
+/// `grpc-encoding: deflate` over gRPC.
+#[test]
+fn python_sdk_with_deflate_arrives_intact_over_grpc_and_http() {
+    python_sdk_round_trip("grpc", "deflate");
+    python_sdk_round_trip("http/protobuf", "deflate");
+    python_sdk_round_trip("http/json", "deflate");
+}
+
 #[test]
 fn exports_at_the_configured_compression_levels_arrive_intact() {
     // gzip at the fastest level, and zstd at a high one (any zstd level is taken, as the

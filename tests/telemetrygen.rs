@@ -112,6 +112,58 @@ fn telemetrygen_over_grpc_and_http_reaches_the_sink_through_the_gateway_whole() 
 /// failed on the way.
 #[test]
 fn snappy_from_and_to_the_collector_over_grpc_and_http() {
+    through_the_collector_both_ways(&[Link::Grpc("snappy"), Link::Http("snappy")]);
+}
+
+/// zlib, deflate and lz4, which the Collector's HTTP client (confighttp) sends and its HTTP
+/// server reads, the same way: the Collector sends to the gateway's HTTP receiver once in each,
+/// and the gateway exports everything in each to the Collector's HTTP receiver, so every span
+/// reaches the sink nine times.
+#[test]
+fn zlib_deflate_and_lz4_from_and_to_the_collector_over_http() {
+    through_the_collector_both_ways(&[
+        Link::Http("zlib"),
+        Link::Http("deflate"),
+        Link::Http("lz4"),
+    ]);
+}
+
+/// One compressed link between the Collector and the gateway: an `otlp` (gRPC) or `otlphttp`
+/// exporter with this `compression`, on both sides.
+#[derive(Clone, Copy)]
+enum Link {
+    Grpc(&'static str),
+    Http(&'static str),
+}
+
+impl Link {
+    /// The exporter's name, e.g. `otlphttp/lz4`, and its configuration (indented as an
+    /// exporter), sending to the gRPC endpoint `grpc` or the HTTP one `http`.
+    fn exporter(self, grpc: std::net::SocketAddr, http: std::net::SocketAddr) -> (String, String) {
+        match self {
+            Link::Grpc(compression) => (
+                format!("otlp/{compression}"),
+                format!(
+                    "  otlp/{compression}:\n    endpoint: {grpc}\n    tls:\n      insecure: true\n    \
+                     compression: {compression}\n"
+                ),
+            ),
+            Link::Http(compression) => (
+                format!("otlphttp/{compression}"),
+                format!(
+                    "  otlphttp/{compression}:\n    endpoint: http://{http}\n    compression: \
+                     {compression}\n"
+                ),
+            ),
+        }
+    }
+}
+
+/// telemetrygen sends to a Collector that exports to the gateway's receivers over each of
+/// `links`; the gateway exports everything over each of `links` to a second receiver of the
+/// same Collector, which passes it to the sink uncompressed. Every span must reach the sink once
+/// through each pair of links (`links²` times in all), nothing refused or failed on the way.
+fn through_the_collector_both_ways(links: &[Link]) {
     if !peers::go_on_path() {
         println!(
             "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
@@ -120,9 +172,20 @@ fn snappy_from_and_to_the_collector_over_grpc_and_http() {
     }
     let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
     let (sink, upstream, _) = start_sink();
-    let address = || loopback(free_port());
-    let (collector_in, back_grpc, back_http) = (address(), address(), address());
-    let (grpc, http, admin) = (address(), address(), address());
+    let (collector_in, back_grpc, back_http) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let (names, exporters): (Vec<String>, Vec<String>) = links
+        .iter()
+        .map(|link| link.exporter(back_grpc, back_http))
+        .unzip();
     let gateway = Gateway::start_with_config(
         &format!(
             "receivers:
@@ -136,33 +199,29 @@ processors:
   batch:
     timeout: 50ms
 exporters:
-  otlp:
-    endpoint: {back_grpc}
-    tls:
-      insecure: true
-    compression: snappy
-  otlphttp:
-    endpoint: http://{back_http}
-    compression: snappy
-service:
+{}service:
   pipelines:
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlp, otlphttp]
+      exporters: [{}]
   telemetry:
     metrics:
       address: {admin}
 shards:
   cpus: [0]
-"
+",
+            exporters.concat(),
+            names.join(", ")
         ),
         grpc,
         http,
         admin,
     );
+    let (collector_names, collector_exporters): (Vec<String>, Vec<String>) =
+        links.iter().map(|link| link.exporter(grpc, http)).unzip();
     let config = std::env::temp_dir().join(format!(
-        "tailgate-snappy-{}-{}.yaml",
+        "tailgate-collector-links-{}-{}.yaml",
         std::process::id(),
         collector_in.port()
     ));
@@ -181,15 +240,7 @@ shards:
       http:
         endpoint: {back_http}
 exporters:
-  otlp/snappy:
-    endpoint: {grpc}
-    tls:
-      insecure: true
-    compression: snappy
-  otlphttp/snappy:
-    endpoint: http://{http}
-    compression: snappy
-  otlp/sink:
+{}  otlp/sink:
     endpoint: {upstream}
     tls:
       insecure: true
@@ -198,7 +249,7 @@ service:
   pipelines:
     traces/in:
       receivers: [otlp/in]
-      exporters: [otlp/snappy, otlphttp/snappy]
+      exporters: [{}]
     traces/out:
       receivers: [otlp/back]
       exporters: [otlp/sink]
@@ -207,7 +258,9 @@ service:
       level: warn
     metrics:
       level: none
-"
+",
+            collector_exporters.concat(),
+            collector_names.join(", ")
         ),
     )
     .expect("write the Collector's configuration");
@@ -229,6 +282,11 @@ service:
     let endpoint = vec!["--otlp-endpoint".to_string(), collector_in.to_string()];
     telemetrygen(&built.join("telemetrygen"), &endpoint, workers, traces);
 
+    let n = links.len() as u64;
+    let (grpc_links, http_links) = links.iter().fold((0, 0), |(g, h), link| match link {
+        Link::Grpc(_) => (g + 1, h),
+        Link::Http(_) => (g, h + 1),
+    });
     let accepted = |transport: &str| {
         gateway.metric(
             "otelcol_receiver_accepted_spans",
@@ -239,22 +297,24 @@ service:
         gateway.metric("otelcol_exporter_sent_spans", &[("exporter", exporter)]) as u64
     };
     let through = wait_for(Duration::from_secs(60), || {
-        accepted("grpc") == sent
-            && accepted("http") == sent
-            && sent_by("otlp") == 2 * sent
-            && sent_by("otlphttp") == 2 * sent
-            && sink.spans_received() == 4 * sent
+        accepted("grpc") == grpc_links * sent
+            && accepted("http") == http_links * sent
+            && names.iter().all(|name| sent_by(name) == n * sent)
+            && sink.spans_received() == n * n * sent
     });
+    let exported: Vec<String> = names
+        .iter()
+        .map(|name| format!("{name} {}", sent_by(name)))
+        .collect();
     assert!(
         through,
-        "{sent} sent: accepted {} over gRPC and {} over HTTP; exported {} over gRPC and {} over \
-         HTTP; {} at the sink (want {})\ngateway:\n{}\nCollector:\n{}",
+        "{sent} sent over {n} links: accepted {} over gRPC and {} over HTTP; exported {}; {} at \
+         the sink (want {})\ngateway:\n{}\nCollector:\n{}",
         accepted("grpc"),
         accepted("http"),
-        sent_by("otlp"),
-        sent_by("otlphttp"),
+        exported.join(", "),
         sink.spans_received(),
-        4 * sent,
+        n * n * sent,
         gateway.stderr(),
         collector.log()
     );
@@ -267,7 +327,7 @@ service:
     drop(collector);
     assert!(gateway.stop().success());
     let report = sink.stop().expect("stop the sink").report;
-    assert_eq!(report["spans_received"], 4 * sent, "{report}");
+    assert_eq!(report["spans_received"], n * n * sent, "{report}");
     assert_eq!(report["traces_received"], workers * traces, "{report}");
     assert_eq!(report["spans_bad_trace_id"], 0, "{report}");
     let _ = std::fs::remove_file(&config);

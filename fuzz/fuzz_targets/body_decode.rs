@@ -1,13 +1,16 @@
 //! Fuzzes the receivers' body decoding (`tailgate::ingest::body::decode`): gzip through
-//! libdeflate's whole-buffer decoder, member by member, zstd in one call or streaming, and
-//! snappy framed or as one block.
+//! libdeflate's whole-buffer decoder, member by member, zstd in one call or streaming, snappy
+//! framed or as one block, zlib (or bare deflate) and lz4 frames.
 //!
 //! The first input byte picks the coding, the second the output limit (in 256-byte steps); the
 //! rest is the body. Whatever the bytes: no crash, no output over the limit, and an accepted
 //! body is exactly what a streaming reference decoder (flate2's multi-member gzip reader,
 //! zstd's streaming reader, snap's frame reader for a body opening with snappy's stream
 //! identifier and its raw decoder otherwise) makes of it. A body the reference reads whole
-//! within the limit is accepted too.
+//! within the limit is accepted too. For zlib and lz4 the reference is the same libraries read
+//! to the end with no limit (flate2's zlib reader for a body with a zlib header, its bare
+//! deflate reader otherwise; liblz4's frame reader), so there the target checks the limit, the
+//! header rule and that nothing crashes.
 
 #![no_main]
 
@@ -39,6 +42,16 @@ fn reference(coding: Coding, body: &[u8], limit: usize) -> Option<Vec<u8>> {
             out = snap::raw::Decoder::new().decompress_vec(body).ok()?;
             Ok(out.len())
         }
+        Coding::Zlib => {
+            let zlib = matches!(body, [cmf, flg, ..] if cmf & 0x0f == 8 && cmf >> 4 <= 7
+                && flg & 0x20 == 0 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0);
+            if zlib {
+                flate2::read::ZlibDecoder::new(body).take(bound).read_to_end(&mut out)
+            } else {
+                flate2::read::DeflateDecoder::new(body).take(bound).read_to_end(&mut out)
+            }
+        }
+        Coding::Lz4 => lz4::Decoder::new(body).ok()?.take(bound).read_to_end(&mut out),
     };
     (read.is_ok() && out.len() <= limit).then_some(out)
 }
@@ -47,11 +60,13 @@ fuzz_target!(|data: &[u8]| {
     let [which, limit, body @ ..] = data else {
         return;
     };
-    let coding = match which % 4 {
+    let coding = match which % 6 {
         0 => Coding::Identity,
         1 => Coding::Gzip,
         2 => Coding::Zstd,
-        _ => Coding::Snappy,
+        3 => Coding::Snappy,
+        4 => Coding::Zlib,
+        _ => Coding::Lz4,
     };
     let limit = usize::from(*limit) * 256;
     let ours = decode(coding, body.to_vec(), limit);

@@ -252,6 +252,12 @@ pub enum Compression {
     Zstd,
     /// `snappy`: snappy's framing format (what the Collector sends under that name).
     Snappy,
+    /// `zlib` (`otlphttp` only, as in the Collector).
+    Zlib,
+    /// `deflate`: zlib-wrapped, as HTTP names it (`otlphttp` only, as in the Collector).
+    Deflate,
+    /// `lz4`: the LZ4 frame format (`otlphttp` only, as in the Collector).
+    Lz4,
     /// `none`: bodies are sent as they are.
     None,
 }
@@ -614,7 +620,12 @@ fn check_otlp(
         (None, Some(false) | None) => (true, String::new()),
     };
     let tls = client_tls(raw.tls, secure, &because, &path.key("tls"), ctx)?;
-    let compression = check_compression(raw.compression, &path.key("compression"), ctx)?;
+    let compression = check_compression(
+        raw.compression,
+        Transport::Grpc,
+        &path.key("compression"),
+        ctx,
+    )?;
     Ok(OtlpExporter {
         endpoint,
         tls,
@@ -711,7 +722,12 @@ fn check_otlphttp(
             ))
         }
     };
-    let compression = check_compression(raw.compression, &path.key("compression"), ctx)?;
+    let compression = check_compression(
+        raw.compression,
+        Transport::Http,
+        &path.key("compression"),
+        ctx,
+    )?;
     Ok(OtlpHttpExporter {
         tls,
         traces_url,
@@ -790,27 +806,53 @@ fn check_headers(
     Ok(headers)
 }
 
+/// Which client a `compression` key configures: the Collector's gRPC client (configgrpc) takes
+/// gzip, zstd and snappy, its HTTP client (confighttp) zlib, deflate and lz4 as well.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Grpc,
+    Http,
+}
+
 fn check_compression(
     raw: Option<String>,
+    transport: Transport,
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<Compression, ConfigError> {
-    match raw.as_deref() {
-        None | Some("gzip") => Ok(Compression::Gzip),
-        Some("zstd") => Ok(Compression::Zstd),
-        Some("snappy") => Ok(Compression::Snappy),
-        Some("none" | "") => Ok(Compression::None),
-        Some(other @ ("zlib" | "deflate" | "lz4")) => Err(ctx.error(
-            path,
-            Target::Value,
-            ConfigErrorKind::Unsupported(format!(
-                "`{other}` compression is not supported; use gzip, zstd, snappy or none"
-            )),
-        )),
-        Some(other) => Err(ctx.invalid(
-            path,
-            format!("`{other}` is not a compression; use gzip, zstd, snappy or none"),
-        )),
+    let compression = match raw.as_deref() {
+        None | Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
+        Some("snappy") => Compression::Snappy,
+        Some("zlib") => Compression::Zlib,
+        Some("deflate") => Compression::Deflate,
+        Some("lz4") => Compression::Lz4,
+        Some("none" | "") => Compression::None,
+        Some(other) => {
+            let choices = match transport {
+                Transport::Grpc => "gzip, zstd, snappy or none",
+                Transport::Http => "gzip, zstd, snappy, zlib, deflate, lz4 or none",
+            };
+            return Err(ctx.invalid(
+                path,
+                format!("`{other}` is not a compression; use {choices}"),
+            ));
+        }
+    };
+    match (transport, compression) {
+        (Transport::Grpc, Compression::Zlib | Compression::Deflate | Compression::Lz4) => {
+            let name = compression_name(compression);
+            Err(ctx.error(
+                path,
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{name}` compression is not supported over gRPC (the Collector's gRPC \
+                     client refuses it too); use gzip, zstd, snappy or none, or `{name}` on an \
+                     otlphttp exporter"
+                )),
+            ))
+        }
+        _ => Ok(compression),
     }
 }
 
@@ -827,30 +869,48 @@ fn check_compression_level(
         return Ok(None);
     };
     match (compression, level) {
-        (Compression::Gzip, -1..=9) | (Compression::Zstd, _) => {
-            Ok(Some(level.clamp(i32::MIN.into(), i32::MAX.into()) as i32))
-        }
-        (Compression::Gzip, -2) => Err(ctx.error(
+        (Compression::Gzip | Compression::Zlib | Compression::Deflate, -1..=9)
+        | (Compression::Zstd, _) => Ok(Some(level.clamp(i32::MIN.into(), i32::MAX.into()) as i32)),
+        (Compression::Gzip | Compression::Zlib | Compression::Deflate, -2) => Err(ctx.error(
             path,
             Target::Value,
             ConfigErrorKind::Unsupported(
-                "gzip level -2 (Huffman-only) is not supported; use 1 for the fastest gzip".into(),
+                "level -2 (Huffman-only) is not supported; use 1 for the fastest deflate".into(),
             ),
         )),
-        (Compression::Gzip, _) => Err(ctx.invalid(
+        (Compression::Gzip | Compression::Zlib | Compression::Deflate, _) => Err(ctx.invalid(
             path,
-            format!("{level} is not a gzip level; use -1 (the default, 6), 0 (stored) or 1 to 9"),
+            format!(
+                "{level} is not a {} level; use -1 (the default, 6), 0 (stored) or 1 to 9",
+                compression_name(compression)
+            ),
         )),
-        // 0 is the Collector's "no level", which snappy takes.
-        (Compression::Snappy, 0) => Ok(None),
-        (Compression::Snappy, _) => Err(ctx.invalid(
+        // 0 is the Collector's "no level", which snappy and lz4 take.
+        (Compression::Snappy | Compression::Lz4, 0) => Ok(None),
+        (Compression::Snappy | Compression::Lz4, _) => Err(ctx.invalid(
             path,
-            "snappy has no levels; remove the level, or use gzip or zstd for one",
+            format!(
+                "{} has no levels; remove the level, or use gzip or zstd for one",
+                compression_name(compression)
+            ),
         )),
         (Compression::None, _) => Err(ctx.invalid(
             path,
             "a level needs a compression; set compression: gzip or zstd, or remove the level",
         )),
+    }
+}
+
+/// The name `compression` has in a configuration.
+fn compression_name(compression: Compression) -> &'static str {
+    match compression {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::Snappy => "snappy",
+        Compression::Zlib => "zlib",
+        Compression::Deflate => "deflate",
+        Compression::Lz4 => "lz4",
+        Compression::None => "none",
     }
 }
 

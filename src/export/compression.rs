@@ -1,4 +1,5 @@
-//! gzip, zstd and snappy for request bodies, and bounded decompression of responses.
+//! gzip, zstd, snappy, zlib (also as `deflate`) and lz4 for request bodies, and bounded
+//! decompression of responses.
 //!
 //! A batch is compressed once, before its first attempt, and the compressed bytes are reused by
 //! every retry. gzip is libdeflate's, whole-buffer (a batch is one buffer): at the same level it
@@ -9,6 +10,10 @@
 //! snappy is written in its framing format, as the Collector's gRPC and HTTP clients write it
 //! under that name (grpc-go's snappy codec; confighttp unless its `confighttp.framedSnappy`
 //! gate is on): every receiver of the Collector's that takes snappy reads it.
+//!
+//! zlib is libdeflate's too, at gzip's levels; `deflate` is the same zlib stream under HTTP's
+//! name for it, as the Collector's HTTP client sends it. lz4 is liblz4's frame format (what the
+//! Collector's HTTP client writes), its blocks independent; it has no levels.
 //!
 //! Levels are the Collector's `compression_params.level`. The defaults are the Collector's:
 //! gzip level 6 (Go's `DefaultCompression`), zstd level 3. Level 6 is kept, not level 1, because
@@ -63,7 +68,7 @@ thread_local! {
 pub(crate) fn compress(kind: Compression, level: Option<i32>, data: &[u8]) -> io::Result<Vec<u8>> {
     match kind {
         Compression::None => Ok(data.to_vec()),
-        Compression::Gzip => {
+        Compression::Gzip | Compression::Zlib | Compression::Deflate => {
             let level = gzip_level(level);
             GZIP.with_borrow_mut(|compressors| {
                 let at = level as usize;
@@ -75,13 +80,30 @@ pub(crate) fn compress(kind: Compression, level: Option<i32>, data: &[u8]) -> io
                         libdeflater::CompressionLvl::new(level).unwrap_or_default(),
                     )
                 });
-                let mut out = vec![0; compressor.gzip_compress_bound(data.len())];
-                let len = compressor
-                    .gzip_compress(data, &mut out)
-                    .map_err(|err| io::Error::other(format!("gzip: {err:?}")))?;
+                let written = if kind == Compression::Gzip {
+                    let mut out = vec![0; compressor.gzip_compress_bound(data.len())];
+                    compressor
+                        .gzip_compress(data, &mut out)
+                        .map(|len| (out, len))
+                } else {
+                    let mut out = vec![0; compressor.zlib_compress_bound(data.len())];
+                    compressor
+                        .zlib_compress(data, &mut out)
+                        .map(|len| (out, len))
+                };
+                let (mut out, len) =
+                    written.map_err(|err| io::Error::other(format!("{kind:?}: {err:?}")))?;
                 out.truncate(len);
                 Ok(out)
             })
+        }
+        Compression::Lz4 => {
+            let mut encoder = lz4::EncoderBuilder::new()
+                .block_mode(lz4::BlockMode::Independent)
+                .build(Vec::with_capacity(data.len() / 2))?;
+            io::Write::write_all(&mut encoder, data)?;
+            let (out, finished) = encoder.finish();
+            finished.map(|()| out)
         }
         Compression::Snappy => {
             // A block's bound also bounds the frames: each 64 KiB chunk adds 8 bytes and the
@@ -131,16 +153,14 @@ pub(crate) fn decompress_bounded(
                 .take(bound)
                 .read_to_end(&mut out)?;
         }
+        Compression::Zlib | Compression::Deflate => {
+            out = crate::ingest::body::unzlib(data, limit_bytes).map_err(invalid_data)?;
+        }
+        Compression::Lz4 => {
+            out = crate::ingest::body::unlz4(data, limit_bytes).map_err(invalid_data)?;
+        }
         Compression::Snappy => {
-            out = crate::ingest::body::unsnappy(data, limit_bytes).map_err(|err| match err {
-                crate::ingest::body::BodyError::TooLarge { .. } => io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("decompressed body exceeds {limit_bytes} bytes"),
-                ),
-                crate::ingest::body::BodyError::Corrupt(why) => {
-                    io::Error::new(io::ErrorKind::InvalidData, why)
-                }
-            })?;
+            out = crate::ingest::body::unsnappy(data, limit_bytes).map_err(invalid_data)?;
         }
     }
     if out.len() > limit_bytes {
@@ -152,6 +172,19 @@ pub(crate) fn decompress_bounded(
     Ok(out)
 }
 
+/// A body decoder's error as the exporter reports a response it cannot read.
+fn invalid_data(err: crate::ingest::body::BodyError) -> io::Error {
+    match err {
+        crate::ingest::body::BodyError::TooLarge { limit } => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("decompressed body exceeds {limit} bytes"),
+        ),
+        crate::ingest::body::BodyError::Corrupt(why) => {
+            io::Error::new(io::ErrorKind::InvalidData, why)
+        }
+    }
+}
+
 /// The compression a `grpc-encoding` or `Content-Encoding` token names, if it is one we read.
 pub(crate) fn from_token(token: &str) -> Option<Compression> {
     match token.trim() {
@@ -159,6 +192,9 @@ pub(crate) fn from_token(token: &str) -> Option<Compression> {
         "gzip" => Some(Compression::Gzip),
         "zstd" => Some(Compression::Zstd),
         "snappy" | "x-snappy-framed" => Some(Compression::Snappy),
+        "zlib" => Some(Compression::Zlib),
+        "deflate" => Some(Compression::Deflate),
+        "lz4" => Some(Compression::Lz4),
         _ => None,
     }
 }
@@ -177,6 +213,9 @@ mod tests {
             Compression::Gzip,
             Compression::Zstd,
             Compression::Snappy,
+            Compression::Zlib,
+            Compression::Deflate,
+            Compression::Lz4,
         ] {
             for level in [None, Some(-1), Some(0), Some(1), Some(9), Some(22)] {
                 let packed = compress(kind, level, &data).unwrap();
@@ -188,7 +227,13 @@ mod tests {
     #[test]
     fn decompression_is_bounded() {
         let zeros = vec![0u8; 100_000];
-        for kind in [Compression::Gzip, Compression::Zstd, Compression::Snappy] {
+        for kind in [
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Snappy,
+            Compression::Zlib,
+            Compression::Lz4,
+        ] {
             let packed = compress(kind, None, &zeros).unwrap();
             assert!(packed.len() < 10_000, "{kind:?}: {}", packed.len());
             assert!(decompress_bounded(kind, &packed, 99_999).is_err());
@@ -238,10 +283,49 @@ mod tests {
         assert!(stored.len() > text.len());
     }
 
+    /// zlib and deflate go out as zlib streams (what Go's `zlib.NewReader`, behind the
+    /// Collector's `zlib` and `deflate`, reads), lz4 as an LZ4 frame (what its `lz4.NewReader`
+    /// reads), at the levels asked for.
+    #[test]
+    fn zlib_and_lz4_are_written_as_the_collector_reads_them() {
+        let text: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("span-{} ", i % 97).into_bytes())
+            .collect();
+        for kind in [Compression::Zlib, Compression::Deflate] {
+            let fast = compress(kind, Some(1), &text).unwrap();
+            let small = compress(kind, Some(9), &text).unwrap();
+            assert!(
+                small.len() < fast.len(),
+                "{kind:?}: {} !< {}",
+                small.len(),
+                fast.len()
+            );
+            for packed in [fast, small] {
+                assert_eq!(packed[0], 0x78, "{kind:?}: a zlib header");
+                let mut read = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::ZlibDecoder::new(&packed[..]),
+                    &mut read,
+                )
+                .unwrap();
+                assert_eq!(read, text);
+            }
+        }
+        let packed = compress(Compression::Lz4, None, &text).unwrap();
+        assert!(
+            packed.starts_with(&[0x04, 0x22, 0x4d, 0x18]),
+            "an LZ4 frame"
+        );
+        assert!(packed.len() < text.len() / 3, "{}", packed.len());
+    }
+
     #[test]
     fn tokens() {
         assert_eq!(from_token("gzip"), Some(Compression::Gzip));
         assert_eq!(from_token("identity"), Some(Compression::None));
         assert_eq!(from_token("br"), None);
+        assert_eq!(from_token("deflate"), Some(Compression::Deflate));
+        assert_eq!(from_token("zlib"), Some(Compression::Zlib));
+        assert_eq!(from_token("lz4"), Some(Compression::Lz4));
     }
 }

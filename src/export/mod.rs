@@ -47,7 +47,7 @@
 
 mod balance;
 mod batch;
-mod compression;
+pub(crate) mod compression;
 mod connect;
 mod debug;
 mod error;

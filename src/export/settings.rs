@@ -29,6 +29,14 @@ pub enum Compression {
     Zstd,
     /// `snappy`, in snappy's framing format.
     Snappy,
+    /// `zlib`: a zlib stream (RFC 1950), as the Collector's HTTP client writes it.
+    Zlib,
+    /// `deflate`: the same zlib stream under HTTP's name for it (RFC 9110's `deflate` is
+    /// zlib-wrapped), as the Collector's HTTP client writes it.
+    Deflate,
+    /// `lz4`: one LZ4 frame (the frame format, not a bare block), as the Collector's HTTP client
+    /// writes it.
+    Lz4,
 }
 
 impl Compression {
@@ -39,6 +47,9 @@ impl Compression {
             Compression::Gzip => Some("gzip"),
             Compression::Zstd => Some("zstd"),
             Compression::Snappy => Some("snappy"),
+            Compression::Zlib => Some("zlib"),
+            Compression::Deflate => Some("deflate"),
+            Compression::Lz4 => Some("lz4"),
         }
     }
 }

@@ -29,6 +29,12 @@ pub enum Coding {
     Zstd,
     /// `snappy` (or `x-snappy-framed`): snappy's framing format, or one raw block.
     Snappy,
+    /// `zlib` or `deflate`: a zlib stream (HTTP's `deflate` is zlib-wrapped, and the
+    /// Collector's HTTP client and the OpenTelemetry SDKs send it so), or a bare deflate
+    /// stream, which some clients send under `deflate`.
+    Zlib,
+    /// `lz4`: LZ4 frames, as the Collector's HTTP client sends them.
+    Lz4,
 }
 
 impl Coding {
@@ -39,6 +45,8 @@ impl Coding {
             "gzip" | "x-gzip" => Some(Coding::Gzip),
             "zstd" => Some(Coding::Zstd),
             "snappy" | "x-snappy-framed" => Some(Coding::Snappy),
+            "zlib" | "deflate" => Some(Coding::Zlib),
+            "lz4" => Some(Coding::Lz4),
             _ => None,
         }
     }
@@ -61,7 +69,9 @@ pub fn decode(coding: Coding, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, Bo
     match coding {
         Coding::Identity if body.len() > limit => Err(BodyError::TooLarge { limit }),
         Coding::Identity => Ok(body),
-        Coding::Gzip | Coding::Zstd | Coding::Snappy => decompress(coding, &body, limit),
+        Coding::Gzip | Coding::Zstd | Coding::Snappy | Coding::Zlib | Coding::Lz4 => {
+            decompress(coding, &body, limit)
+        }
     }
 }
 
@@ -73,6 +83,8 @@ pub fn decompress(coding: Coding, body: &[u8], limit: usize) -> Result<Vec<u8>, 
         Coding::Gzip => gunzip(body, limit),
         Coding::Zstd => unzstd(body, limit),
         Coding::Snappy => unsnappy(body, limit),
+        Coding::Zlib => unzlib(body, limit),
+        Coding::Lz4 => unlz4(body, limit),
     }
 }
 
@@ -234,6 +246,44 @@ pub(crate) fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> 
     snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|err| BodyError::Corrupt(format!("snappy: {err}")))
+}
+
+/// Whether `body` opens with a zlib header (RFC 1950): the deflate method, a window of at most
+/// 32 KiB, no preset dictionary (which no HTTP client can send), and the header's check bits.
+fn zlib_header(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8
+                && cmf >> 4 <= 7
+                && flg & 0x20 == 0
+                && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
+/// Decodes a `zlib` or `deflate` body: a zlib stream, its Adler-32 checked, or a bare deflate
+/// stream when it does not open with a zlib header.
+pub(crate) fn unzlib(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    let read = if zlib_header(body) {
+        inflate(flate2::read::ZlibDecoder::new(body), limit)
+    } else {
+        inflate(flate2::read::DeflateDecoder::new(body), limit)
+    };
+    read.map_err(|err| match err {
+        BodyError::Corrupt(why) => BodyError::Corrupt(format!("deflate: {why}")),
+        other => other,
+    })
+}
+
+/// Decodes an `lz4` body: one or more LZ4 frames.
+pub(crate) fn unlz4(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    let decoder =
+        lz4::Decoder::new(body).map_err(|err| BodyError::Corrupt(format!("lz4: {err}")))?;
+    inflate(decoder, limit).map_err(|err| match err {
+        BodyError::Corrupt(why) => BodyError::Corrupt(format!("lz4: {why}")),
+        other => other,
+    })
 }
 
 /// Reads a decoder to its end, at most `limit` bytes.
@@ -481,7 +531,109 @@ mod tests {
             decode(Coding::Zstd, b"not zstd".to_vec(), 100),
             Err(BodyError::Corrupt(_))
         ));
+        for (coding, name) in [(Coding::Zlib, "deflate"), (Coding::Lz4, "lz4")] {
+            match decode(coding, b"neither zlib nor lz4".to_vec(), 100) {
+                Err(BodyError::Corrupt(why)) => assert!(why.starts_with(name), "{why}"),
+                other => panic!("{coding:?}: {other:?}"),
+            }
+        }
+        // A zlib stream whose Adler-32 does not match what it inflates to.
+        let mut zlib = zlib(b"spans and more spans");
+        let last = zlib.len() - 1;
+        zlib[last] ^= 1;
+        assert!(matches!(
+            decode(Coding::Zlib, zlib, 100),
+            Err(BodyError::Corrupt(_))
+        ));
         assert_eq!(Coding::parse("br"), None);
         assert_eq!(Coding::parse("GZIP"), Some(Coding::Gzip));
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn lz4_frames(data: &[u8], block: lz4::BlockSize) -> Vec<u8> {
+        let mut encoder = lz4::EncoderBuilder::new()
+            .block_size(block)
+            .checksum(lz4::ContentChecksum::ChecksumEnabled)
+            .build(Vec::new())
+            .unwrap();
+        encoder.write_all(data).unwrap();
+        let (out, finished) = encoder.finish();
+        finished.unwrap();
+        out
+    }
+
+    /// `zlib` and `deflate` name the same decoder: a zlib stream as the Collector and the SDKs
+    /// send it, or a bare deflate stream as some other clients send under `deflate`.
+    #[test]
+    fn zlib_and_bare_deflate_under_either_name() {
+        let data: Vec<u8> = (0..30_000u32)
+            .flat_map(|i| (i % 253).to_le_bytes())
+            .collect();
+        assert_eq!(Coding::parse("deflate"), Some(Coding::Zlib));
+        assert_eq!(Coding::parse("zlib"), Some(Coding::Zlib));
+        assert_eq!(decode(Coding::Zlib, zlib(&data), data.len()).unwrap(), data);
+        let mut bare = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        bare.write_all(&data).unwrap();
+        let bare = bare.finish().unwrap();
+        assert!(
+            !zlib_header(&bare),
+            "this stream does not pass for a zlib header"
+        );
+        assert_eq!(decode(Coding::Zlib, bare, data.len()).unwrap(), data);
+        // Bombs stop at the limit in both forms.
+        let bomb = zlib(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20);
+        assert_eq!(
+            decode(Coding::Zlib, bomb, 4 << 20),
+            Err(BodyError::TooLarge { limit: 4 << 20 })
+        );
+        assert_eq!(
+            decode(Coding::Zlib, zlib(&data), data.len() - 1),
+            Err(BodyError::TooLarge {
+                limit: data.len() - 1
+            })
+        );
+    }
+
+    /// lz4 in the frame format, in blocks of any size, one frame or several; a bomb stops at the
+    /// limit.
+    #[test]
+    fn lz4_frames_within_the_limit() {
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for block in [lz4::BlockSize::Max64KB, lz4::BlockSize::Max4MB] {
+            let framed = lz4_frames(&data, block);
+            assert!(
+                framed.starts_with(&[0x04, 0x22, 0x4d, 0x18]),
+                "the frame magic"
+            );
+            assert_eq!(
+                decode(Coding::Lz4, framed.clone(), data.len()).unwrap(),
+                data
+            );
+            assert_eq!(
+                decode(Coding::Lz4, framed, data.len() - 1),
+                Err(BodyError::TooLarge {
+                    limit: data.len() - 1
+                })
+            );
+        }
+        let bomb = lz4_frames(&vec![0u8; 64 << 20], lz4::BlockSize::Max4MB);
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        assert_eq!(
+            decode(Coding::Lz4, bomb, 4 << 20),
+            Err(BodyError::TooLarge { limit: 4 << 20 })
+        );
+        // What the exporters send reads back.
+        let sent =
+            crate::export::compression::compress(crate::export::Compression::Lz4, None, &data)
+                .unwrap();
+        assert_eq!(decode(Coding::Lz4, sent, data.len()).unwrap(), data);
     }
 }

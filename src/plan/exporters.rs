@@ -162,6 +162,9 @@ fn compression(config: config::Compression) -> export::Compression {
         config::Compression::Gzip => export::Compression::Gzip,
         config::Compression::Zstd => export::Compression::Zstd,
         config::Compression::Snappy => export::Compression::Snappy,
+        config::Compression::Zlib => export::Compression::Zlib,
+        config::Compression::Deflate => export::Compression::Deflate,
+        config::Compression::Lz4 => export::Compression::Lz4,
     }
 }
 

@@ -145,6 +145,7 @@ def read_file(path):
 def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float, tls) -> SpanExporter:
     """`tls` is (ca_file, client_cert_file, client_key_file), each None when not given."""
     gzip = compression == "gzip"
+    deflate = compression == "deflate"
     ca_file, cert_file, key_file = tls
     if protocol == "grpc":
         import grpc
@@ -162,7 +163,13 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
             endpoint=endpoint,
             insecure=not secure,
             credentials=credentials,
-            compression=grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression,
+            compression=(
+                grpc.Compression.Gzip
+                if gzip
+                else grpc.Compression.Deflate
+                if deflate
+                else grpc.Compression.NoCompression
+            ),
             timeout=timeout,
         )
     if protocol == "http/protobuf":
@@ -174,7 +181,13 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
             certificate_file=ca_file,
             client_certificate_file=cert_file,
             client_key_file=key_file,
-            compression=Compression.Gzip if gzip else Compression.NoCompression,
+            compression=(
+                Compression.Gzip
+                if gzip
+                else Compression.Deflate
+                if deflate
+                else Compression.NoCompression
+            ),
             timeout=timeout,
         )
     if protocol == "http/json":
@@ -183,7 +196,13 @@ def make_exporter(protocol: str, endpoint: str, compression: str, timeout: float
 
         return OTLPSpanExporter(
             endpoint=http_url(endpoint),
-            compression=Compression.GZIP if gzip else Compression.NONE,
+            compression=(
+                Compression.GZIP
+                if gzip
+                else Compression.DEFLATE
+                if deflate
+                else Compression.NONE
+            ),
             timeout=timeout,
         )
     raise ValueError(f"unknown protocol {protocol!r}")
@@ -255,7 +274,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--error-every", type=int, default=0, help="0 = no error traces")
-    p.add_argument("--compression", choices=("none", "gzip"), default="none")
+    p.add_argument("--compression", choices=("none", "gzip", "deflate"), default="none")
     p.add_argument("--batch-size", type=int, default=512, help="BatchSpanProcessor max_export_batch_size")
     p.add_argument("--timeout", type=float, default=10.0, help="exporter timeout, seconds")
     p.add_argument("--ca-file", help="TLS: trust only this CA (https:// endpoints)")
