@@ -22,7 +22,10 @@
 # against traces sent (decided once), and the sink's verdict (kept traces complete, none extra).
 # Usage: bench-rig/scenarios/tier.sh [seconds] [spans/s] [pairs] [compression[:level]]
 # (GWBIN=path runs another gateway binary; PERF=FILE records a perf profile of the tier's first
-# node over the steady window there, PERF_NODE=1 or 2 of another node; TLS=1 puts every hop on
+# node over the steady window there, with call graphs, PERF_NODE=1 or 2 of another node;
+# PERF=FILE with PERF_NODE=all profiles every gateway of both layouts over their steady windows,
+# into FILE.single and FILE.tier, and prints after each pair where the extra CPU went: each
+# symbol's samples in the tier less the single node's, in ns a forwarded span; TLS=1 puts every hop on
 # mutual TLS — the clients' to the first node, and the members' to each other, with certificates
 # from a private authority — in both layouts, so the difference is still forwarding alone.)
 set -euo pipefail
@@ -34,6 +37,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 tls=${TLS:-0}
+perf_hz=999
 if [ "$tls" = 1 ]; then
   $bin/tailgate-bench certs --out "$work/certs" --host 127.0.0.1 --host 127.0.0.2 --host 127.0.0.3
 fi
@@ -150,7 +154,10 @@ run() {
   # over the tier's nodes, spans as the first node accepted them from the client.
   local warm=$(( seconds / 2 > 4 ? seconds / 2 : 4 ))
   sleep $warm
-  if [ -n "${PERF:-}" ] && [ "$mode" = tier ]; then
+  if [ -n "${PERF:-}" ] && [ "${PERF_NODE:-0}" = all ]; then
+    perf record -F "$perf_hz" -p "$(IFS=,; echo "${gws[*]}")" -o "$PERF.$mode" \
+      -- sleep $((seconds - warm - 1)) > /dev/null 2>&1 &
+  elif [ -n "${PERF:-}" ] && [ "$mode" = tier ]; then
     perf record -F 999 -g -p "${gws[${PERF_NODE:-0}]}" -o "$PERF" -- sleep $((seconds - warm - 1)) > /dev/null 2>&1 &
   fi
   local t1 a1 f1 w1; t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans); w1=$(each_wakes)
@@ -213,4 +220,30 @@ print(json.dumps({"pair_cpu_ns_per_forwarded_span": round(extra / max(t["forward
                   "pair_steady_cpu_ns_per_forwarded_span": round(steady / max(ts["forwarded"], 1)),
                   "forwarded_share": round(t["forwarded"] / max(t["spans_accepted"], 1), 3)}))
 PY
+  if [ -n "${PERF:-}" ] && [ "${PERF_NODE:-0}" = all ]; then
+    for mode in single tier; do
+      perf report -i "$PERF.$mode" --no-children --sort symbol --stdio -n 2> /dev/null > "$work/symbols.$mode"
+    done
+    python3 - "$work/symbols.single" "$work/symbols.tier" "$single" "$tier" "$perf_hz" <<'PY'
+import json, sys
+# The single node's samples scaled to the spans the tier's window took, as the pair's steady
+# figure is.
+def samples(path):
+    counts = {}
+    for line in open(path):
+        fields = line.split()
+        if len(fields) > 3 and fields[0].endswith("%") and fields[1].isdigit():
+            symbol = " ".join(fields[3:]).rstrip(" -")
+            counts[symbol] = counts.get(symbol, 0) + int(fields[1])
+    return counts
+s, t = json.loads(sys.argv[3])["steady"], json.loads(sys.argv[4])["steady"]
+scale = t["spans"] / max(s["spans"], 1)
+single = {k: v * scale for k, v in samples(sys.argv[1]).items()}
+tier = samples(sys.argv[2])
+ns = 1e9 / int(sys.argv[5]) / max(t["forwarded"], 1)
+deltas = sorted(((tier.get(k, 0) - single.get(k, 0), k) for k in set(single) | set(tier)), reverse=True)
+print(json.dumps({"extra_ns_per_forwarded_span": round((sum(tier.values()) - sum(single.values())) * ns),
+                  "top": [[round(d * ns), k[:80]] for d, k in deltas[:15]]}))
+PY
+  fi
 done
