@@ -93,7 +93,12 @@ impl Ring {
         if len == 0 {
             return None;
         }
-        let start = self.first_at_or_after(key) % len;
+        // Past the last point is round to the first (a compare: a division costs more than the
+        // rest of the lookup).
+        let start = match self.first_at_or_after(key) {
+            at if at == len => 0,
+            at => at,
+        };
         let first = self.points[start].1 as usize;
         if usable(first) {
             return Some(first);
