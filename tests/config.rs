@@ -1990,6 +1990,45 @@ fn tls_keys_are_checked_as_configtls_reads_them() {
 }
 
 #[test]
+fn http_compression_algorithms_are_the_collectors_names() {
+    let config = |list: &str| {
+        format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      http:
+        compression_algorithms: {list}
+exporters:
+  otlp:
+    endpoint: http://central:4317
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+"
+        )
+    };
+    let algorithms = |list: &str| match parse(&config(list)).unwrap().receivers.get(&id("otlp")) {
+        Some(Receiver::Otlp(otlp)) => otlp.http.as_ref().unwrap().compression_algorithms.clone(),
+        _ => panic!("no otlp receiver"),
+    };
+    assert_eq!(
+        algorithms("[\"\", gzip, zstd, gzip]"),
+        Some(vec!["".to_string(), "gzip".to_string(), "zstd".to_string()]),
+        "in order, once each"
+    );
+    assert_eq!(algorithms("[]"), Some(vec![]));
+    assert_error(
+        &error(&config("[gzip, brotli]")),
+        5,
+        "receivers.otlp.protocols.http.compression_algorithms",
+        "`brotli` is not a compression algorithm",
+    );
+}
+
+#[test]
 fn exporter_enumerations() {
     let err = error(
         "

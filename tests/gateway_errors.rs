@@ -781,6 +781,58 @@ fn http_wrong_path_method_and_media_are_refused() {
     assert!(reply.rpc_status().1.contains("br"), "{reply:?}");
 }
 
+/// `compression_algorithms` on the HTTP receiver reads only what it lists, as the Collector's
+/// does: a body in any other coding is refused with the reason and nothing of it is kept, while
+/// the listed ones go through; `identity` is the `""` entry.
+#[test]
+fn http_compression_algorithms_reads_only_what_it_lists() {
+    let (sink, sink_grpc, _) = start_sink();
+    let (config, grpc, http_addr, admin) = Gateway::standard_config(
+        sink_grpc,
+        1,
+        "",
+        "        compression_algorithms: [gzip, lz4]",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http_addr, admin);
+    let proto = ("Content-Type", "application/x-protobuf");
+    let post = |coding: &str, body: &[u8]| {
+        let mut headers = vec![proto];
+        if !coding.is_empty() {
+            headers.push(("Content-Encoding", coding));
+        }
+        http(gateway.http, "POST", "/v1/traces", &headers, body)
+    };
+
+    let refused = traces(vec![span(0x71, 1, "plain")]);
+    for coding in ["", "identity"] {
+        let reply = post(coding, &refused);
+        assert_eq!(reply.status, 415, "{coding:?}: {reply:?}");
+        assert!(
+            reply.rpc_status().1.contains("compression_algorithms"),
+            "{coding:?}: {reply:?}"
+        );
+    }
+    let zstd = zstd::encode_all(&traces(vec![span(0x72, 2, "zstd")])[..], 3).unwrap();
+    let reply = post("zstd", &zstd);
+    assert_eq!(reply.status, 415, "{reply:?}");
+    assert!(reply.rpc_status().1.contains("\"zstd\""), "{reply:?}");
+
+    let reply = post("gzip", &gzip(&traces(vec![span(0x73, 3, "gzip")])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut lz4 = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+    lz4.write_all(&traces(vec![span(0x74, 4, "lz4")])).unwrap();
+    let (lz4, finished) = lz4.finish();
+    finished.unwrap();
+    let reply = post("lz4", &lz4);
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    assert_eq!(
+        span_ids(&finish(gateway, sink)),
+        [3, 4],
+        "only the listed codings' spans"
+    );
+}
+
 /// Sends `head` and then `body` from another thread (the gateway may answer, and close, before
 /// it has read the body: a failed write is expected), and reads the response.
 fn http_with_large_body(addr: SocketAddr, head: &str, body: Vec<u8>) -> HttpReply {

@@ -69,6 +69,19 @@ pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 100;
 /// The largest `max_concurrent_streams`: with `max_recv_msg_size_mib`, it bounds what one
 /// connection can make the gateway buffer (streams × message size).
 pub const MAX_CONCURRENT_STREAMS_MAX: u32 = 1024;
+/// The names `compression_algorithms` takes: the Collector's, every one of which tailgate reads
+/// (`""`: a body with no `Content-Encoding`, or `identity`).
+pub const COMPRESSION_ALGORITHMS: [&str; 8] = [
+    "",
+    "gzip",
+    "zstd",
+    "zlib",
+    "deflate",
+    "snappy",
+    "x-snappy-framed",
+    "lz4",
+];
+
 /// `max_request_body_size` when not given: 20 MiB, the Collector's default.
 pub const MAX_REQUEST_BODY_SIZE_DEFAULT: u64 = 20 * 1024 * 1024;
 /// The largest `max_request_body_size` (1 GiB), for the same reason as the gRPC bound.
@@ -141,6 +154,9 @@ pub struct HttpReceiver {
     pub metrics_url_path: String,
     /// The path logs are posted to (default `/v1/logs`).
     pub logs_url_path: String,
+    /// `compression_algorithms`: the `Content-Encoding`s read, as named there (`""`: none);
+    /// `None`: every one tailgate reads, as the Collector's default lists them all.
+    pub compression_algorithms: Option<Vec<String>>,
     /// The connection's timeouts.
     pub timeouts: HttpTimeouts,
     /// `tls`: TLS (and mTLS with `client_ca_file`); `None`: plaintext.
@@ -226,6 +242,7 @@ struct RawHttp {
     traces_url_path: Option<String>,
     metrics_url_path: Option<String>,
     logs_url_path: Option<String>,
+    compression_algorithms: Option<Vec<String>>,
     read_timeout: Option<Dur>,
     read_header_timeout: Option<Dur>,
     write_timeout: Option<Dur>,
@@ -551,6 +568,28 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
             ));
         }
     }
+    let compression_algorithms = match raw.compression_algorithms {
+        None => None,
+        Some(names) => {
+            let key = path.key("compression_algorithms");
+            let mut checked: Vec<String> = Vec::with_capacity(names.len());
+            for name in names {
+                if !COMPRESSION_ALGORITHMS.contains(&name.as_str()) {
+                    return Err(ctx.invalid(
+                        &key,
+                        format!(
+                            "`{name}` is not a compression algorithm; use any of \"\" (no \
+                             compression), gzip, zstd, zlib, deflate, snappy, x-snappy-framed, lz4"
+                        ),
+                    ));
+                }
+                if !checked.contains(&name) {
+                    checked.push(name);
+                }
+            }
+            Some(checked)
+        }
+    };
     let defaults = HttpTimeouts::default();
     let timeouts = HttpTimeouts {
         read_header: timeout(
@@ -589,6 +628,7 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
         traces_url_path,
         metrics_url_path,
         logs_url_path,
+        compression_algorithms,
         timeouts,
         tls,
     })

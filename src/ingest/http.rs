@@ -95,6 +95,25 @@ pub struct HttpSettings {
     pub traces_path: String,
     pub metrics_path: String,
     pub logs_path: String,
+    /// The `Content-Encoding`s read, by name (`""`: none, which `identity` also names);
+    /// `None`: all.
+    pub compression_algorithms: Option<Vec<String>>,
+}
+
+impl HttpSettings {
+    /// Whether `compression_algorithms` lets a body in `content_encoding` through.
+    fn reads(&self, content_encoding: &str) -> bool {
+        let Some(names) = &self.compression_algorithms else {
+            return true;
+        };
+        let name = content_encoding.trim().to_ascii_lowercase();
+        let name = if name == "identity" {
+            ""
+        } else {
+            name.as_str()
+        };
+        names.iter().any(|allowed| allowed == name)
+    }
 }
 
 /// One shard's HTTP receiver.
@@ -323,6 +342,13 @@ impl HttpReceiver {
             let err = IngestError::Unsupported(format!("content encoding {content_encoding:?}"));
             return Err(error_reply(&err, encoding));
         };
+        if !self.settings.reads(content_encoding) {
+            let err = IngestError::Unsupported(format!(
+                "content encoding {content_encoding:?}: not in this receiver's \
+                 compression_algorithms"
+            ));
+            return Err(error_reply(&err, encoding));
+        }
         Ok((signal, encoding, coding))
     }
 

@@ -645,6 +645,7 @@ impl ReceiverPlan {
                     traces_path: http.traces_url_path.clone(),
                     metrics_path: http.metrics_url_path.clone(),
                     logs_path: http.logs_url_path.clone(),
+                    compression_algorithms: http.compression_algorithms.clone(),
                 },
                 server_tls(&name, "http", http.tls.as_ref(), crate::tls::ALPN_HTTP1)?,
             )),
