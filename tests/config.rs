@@ -2647,26 +2647,65 @@ exporters:
     );
 }
 
+/// `${VAR}` is `${env:VAR}` (the Collector's distributions set `DefaultScheme: env`), and
+/// `${file:PATH}` is a one-line file's content, as the Collector's file provider gives a secret
+/// kept in a file; other providers are refused with the reason.
 #[test]
-fn env_references_need_the_env_provider() {
-    let err = error(
+fn env_references_without_a_provider_and_file_references() {
+    std::env::set_var("TAILGATE_CFG_TEST_BACKEND", "central.example.com:4317");
+    let token = std::env::temp_dir().join(format!("tailgate-cfg-token-{}", std::process::id()));
+    std::fs::write(&token, "Bearer s3cr3t\n").unwrap();
+    let config = parse(&format!(
         "
+receivers:
+  otlp:
+    protocols:
+      grpc:
 exporters:
   otlp:
-    endpoint: ${BACKEND}
+    endpoint: ${{TAILGATE_CFG_TEST_BACKEND}}
+    headers:
+      authorization: ${{file:{}}}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
 ",
+        token.display()
+    ))
+    .unwrap();
+    let _ = std::fs::remove_file(&token);
+    let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
+    assert_eq!(otlp.endpoint.to_string(), "central.example.com:4317");
+    assert_eq!(
+        otlp.headers.get("authorization").map(String::as_str),
+        Some("Bearer s3cr3t")
     );
-    assert_eq!(err.line(), Some(3), "{err}");
-    assert!(err.to_string().contains("write `${env:BACKEND}`"), "{err}");
 
     let err = error(
         "
 exporters:
   otlp:
-    endpoint: ${file:/etc/backend}
+    endpoint: ${TAILGATE_CFG_TEST_SURELY_UNSET_TOO}
 ",
     );
-    assert!(err.to_string().contains("only `${env:VAR}`"), "{err}");
+    assert_eq!(err.line(), Some(3), "{err}");
+    assert!(
+        err.to_string()
+            .contains("TAILGATE_CFG_TEST_SURELY_UNSET_TOO is not set"),
+        "{err}"
+    );
+    let err = error(
+        "
+exporters:
+  otlp:
+    endpoint: ${http:example.com/backend}
+",
+    );
+    assert!(err.to_string().contains("`http` provider"), "{err}");
 }
 
 #[test]

@@ -1,14 +1,18 @@
-//! `${env:VAR}` substitution, done on the text before YAML parsing, as the Collector's syntax
-//! reads.
+//! `${env:VAR}` and `${file:PATH}` substitution, done on the text before YAML parsing, as the
+//! Collector's syntax reads.
 //!
-//! The forms, as in the Collector:
+//! The forms, as in the Collector (its distributions, built with `DefaultScheme: env`):
 //!
 //! - `${env:VAR}` becomes the variable's value; unset is an error naming the variable and line
 //!   (the Collector substitutes an empty string and logs a warning, which hides typos).
+//! - `${VAR}` (no provider) is `${env:VAR}`, the Collector's default scheme.
 //! - `${env:VAR:-default}` becomes `default` when the variable is unset or empty.
+//! - `${file:PATH}` becomes the file's content, one trailing line break dropped (a token or a
+//!   password kept in a file, as the Collector's file provider reads one): at most
+//!   [`FILE_VALUE_BYTES_MAX`], one line, UTF-8; a relative path is from the working directory.
 //! - `$$` is a literal `$`, so `$${env:VAR}` is the text `${env:VAR}`.
-//! - `${VAR}` (no provider) is an error asking for `${env:VAR}`; other providers (`${file:...}`,
-//!   `${http:...}`) are errors. A `$` before anything else stays as written.
+//! - Other providers (`${http:...}`, `${yaml:...}`) are errors. A `$` before anything else stays
+//!   as written.
 //!
 //! Substituting text before parsing could change the YAML's structure, so a value is placed
 //! according to where the reference sits: inside a double-quoted scalar it is escaped, inside a
@@ -89,6 +93,9 @@ pub(crate) enum Lookup {
     Unset,
     NotUnicode,
 }
+
+/// The largest file `${file:PATH}` reads: a secret or a setting, not a configuration fragment.
+pub const FILE_VALUE_BYTES_MAX: u64 = 64 << 10;
 
 /// Looks variables up in the process environment.
 pub(crate) fn process_env(name: &str) -> Lookup {
@@ -248,17 +255,18 @@ fn ends_token(chars: &[char], i: usize) -> bool {
 
 /// Resolves the inside of `${...}` to a value.
 fn resolve(inner: &str, lookup: &impl Fn(&str) -> Lookup) -> Result<String, String> {
-    let Some((provider, rest)) = inner.split_once(':') else {
-        return Err(format!(
-            "`${{{inner}}}` has no provider; write `${{env:{inner}}}` (tailgate, like the \
-             Collector, substitutes only `${{env:VAR}}`)"
-        ));
-    };
-    if provider != "env" {
-        return Err(format!(
-            "`${{{inner}}}` uses the `{provider}` provider; tailgate substitutes only \
-             `${{env:VAR}}` (write `$${{` for a literal `${{`)"
-        ));
+    // No provider: the Collector's default scheme, `env`.
+    let (provider, rest) = inner.split_once(':').unwrap_or(("env", inner));
+    match provider {
+        "env" => {}
+        "file" => return read_file_value(rest),
+        _ => {
+            return Err(format!(
+                "`${{{inner}}}` uses the `{provider}` provider; tailgate substitutes \
+                 `${{env:VAR}}` (or `${{VAR}}`) and `${{file:PATH}}` (write `$${{` for a literal \
+                 `${{`)"
+            ))
+        }
     }
     let (name, default) = match rest.split_once(":-") {
         Some((name, default)) => (name, Some(default)),
@@ -298,6 +306,42 @@ fn resolve(inner: &str, lookup: &impl Fn(&str) -> Lookup) -> Result<String, Stri
         return Err(format!(
             "the value of {name} contains a line break, which would change the file's \
              structure and line numbers"
+        ));
+    }
+    Ok(value)
+}
+
+/// The value of `${file:PATH}`: the file's content, one trailing line break dropped.
+fn read_file_value(path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Err("`${file:}` names no file; write `${file:/path/to/file}`".into());
+    }
+    let file = std::fs::File::open(path).map_err(|err| format!("cannot read {path}: {err}"))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, FILE_VALUE_BYTES_MAX + 1),
+        &mut bytes,
+    )
+    .map_err(|err| format!("cannot read {path}: {err}"))?;
+    if bytes.len() as u64 > FILE_VALUE_BYTES_MAX {
+        return Err(format!(
+            "{path} is over {} KiB; `${{file:...}}` takes a value (a token, a password), not a \
+             configuration fragment",
+            FILE_VALUE_BYTES_MAX >> 10
+        ));
+    }
+    let mut value =
+        String::from_utf8(bytes).map_err(|_| format!("{path} is not valid UTF-8 text"))?;
+    for ending in ["\r\n", "\n"] {
+        if value.ends_with(ending) {
+            value.truncate(value.len() - ending.len());
+            break;
+        }
+    }
+    if value.contains(['\n', '\r']) {
+        return Err(format!(
+            "{path} holds more than one line, which would change the file's structure and line \
+             numbers; `${{file:...}}` takes a one-line value"
         ));
     }
     Ok(value)
@@ -391,11 +435,15 @@ mod tests {
         assert!(sub("x: ${NOPE}")
             .unwrap_err()
             .message
-            .contains("${env:NOPE}"));
-        assert!(sub("x: ${file:/etc/x}")
+            .contains("NOPE is not set"));
+        assert!(sub("x: ${http://example.com/c.yaml}")
             .unwrap_err()
             .message
-            .contains("`file`"));
+            .contains("`http` provider"));
+        assert!(sub("x: ${file:/nonexistent/tailgate-secret}")
+            .unwrap_err()
+            .message
+            .contains("cannot read /nonexistent/tailgate-secret"));
         assert!(sub("x: ${env:MULTI}")
             .unwrap_err()
             .message
@@ -403,6 +451,53 @@ mod tests {
         assert!(sub("x: pre${env:COLON}").is_err());
         assert!(sub("x: ${env:PORT").is_err());
         assert!(sub("x: ${env:1BAD}").is_err());
+    }
+
+    /// `${VAR}` is `${env:VAR}`, as in the Collector's distributions (`DefaultScheme: env`).
+    #[test]
+    fn no_provider_is_env() {
+        assert_eq!(
+            sub("endpoint: 0.0.0.0:${PORT}").unwrap(),
+            "endpoint: 0.0.0.0:4317"
+        );
+        assert_eq!(sub("x: \"${TOKEN}\"").unwrap(), "x: \"a\\\"b\\\\c\"");
+        assert_eq!(sub("x: $${PORT}").unwrap(), "x: ${PORT}");
+    }
+
+    /// `${file:PATH}`: a one-line file's content, its line break dropped, placed as any value;
+    /// more than one line, or a file over the bound, is refused with the reason.
+    #[test]
+    fn file_values() {
+        let dir = std::env::temp_dir().join(format!("tailgate-env-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, content: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, content).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let token = write("token", b"s3cr3t: \"x\"\n");
+        assert_eq!(
+            sub(&format!("token: ${{file:{token}}}")).unwrap(),
+            "token: \"s3cr3t: \\\"x\\\"\""
+        );
+        let crlf = write("crlf", b"abc\r\n");
+        assert_eq!(sub(&format!("t: '${{file:{crlf}}}'")).unwrap(), "t: 'abc'");
+        let two = write("two", b"a\nb\n");
+        assert!(sub(&format!("t: ${{file:{two}}}"))
+            .unwrap_err()
+            .message
+            .contains("more than one line"));
+        let big = write("big", &vec![b'a'; FILE_VALUE_BYTES_MAX as usize + 1]);
+        assert!(sub(&format!("t: ${{file:{big}}}"))
+            .unwrap_err()
+            .message
+            .contains("over 64 KiB"));
+        let binary = write("binary", b"\xff\xfe");
+        assert!(sub(&format!("t: ${{file:{binary}}}"))
+            .unwrap_err()
+            .message
+            .contains("not valid UTF-8"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
