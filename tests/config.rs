@@ -1793,7 +1793,7 @@ processors:
 // Settings tailgate does not support yet.
 
 #[test]
-fn receiver_auth_must_name_a_defined_authenticator_and_cors_is_not_supported() {
+fn receiver_auth_must_name_a_defined_authenticator_and_cors_is_checked() {
     let err = error(
         "
 receivers:
@@ -1812,21 +1812,61 @@ receivers:
          defined)",
     );
 
-    let err = error(
-        "
+    let cors = |body: &str| {
+        format!(
+            "
 receivers:
   otlp:
     protocols:
       http:
         cors:
-          allowed_origins: [https://*.example.com]
-",
+{body}
+exporters:
+  otlp:
+    endpoint: http://central:4317
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+"
+        )
+    };
+    let parsed = |body: &str| match parse(&cors(body)).unwrap().receivers.get(&id("otlp")) {
+        Some(Receiver::Otlp(otlp)) => otlp.http.as_ref().unwrap().cors.clone(),
+        _ => panic!("no otlp receiver"),
+    };
+    assert_eq!(
+        parsed(
+            "          allowed_origins: [https://*.example.com]\n          allowed_headers: \
+             [X-Tenant]\n          max_age: 7200"
+        ),
+        Some(Cors {
+            allowed_origins: vec!["https://*.example.com".into()],
+            allowed_headers: vec!["X-Tenant".into()],
+            max_age: Some(7200),
+        })
+    );
+    assert_eq!(
+        parsed("          allowed_headers: [X-Tenant]"),
+        None,
+        "no origin: off, as in the Collector"
     );
     assert_error(
-        &err,
-        5,
-        "receivers.otlp.protocols.http.cors",
-        "CORS is not supported yet",
+        &error(&cors(
+            "          allowed_origins: [\"https://*.*.example.com\"]",
+        )),
+        6,
+        "receivers.otlp.protocols.http.cors.allowed_origins",
+        "more than one `*`",
+    );
+    assert_error(
+        &error(&cors(
+            "          allowed_origins: [\"*\"]\n          max_age: 100000",
+        )),
+        7,
+        "receivers.otlp.protocols.http.cors.max_age",
+        "86400",
     );
 }
 

@@ -78,7 +78,7 @@ pub use processors::{
     SEND_BATCH_SIZE_DEFAULT,
 };
 pub use receivers::{
-    GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
+    Cors, GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
     HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_RECV_MSG_SIZE_MIB_DEFAULT,
 };
 pub use service::{

@@ -157,10 +157,24 @@ pub struct HttpReceiver {
     /// `compression_algorithms`: the `Content-Encoding`s read, as named there (`""`: none);
     /// `None`: every one tailgate reads, as the Collector's default lists them all.
     pub compression_algorithms: Option<Vec<String>>,
+    /// `cors`: answers for browsers posting from other origins; `None`: off (no origin given).
+    pub cors: Option<Cors>,
     /// The connection's timeouts.
     pub timeouts: HttpTimeouts,
     /// `tls`: TLS (and mTLS with `client_ca_file`); `None`: plaintext.
     pub tls: Option<TlsServerSettings>,
+}
+
+/// `protocols.http.cors`, as confighttp reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    /// Origins allowed, as written: `*` for any, or with one `*` standing for any run of
+    /// characters (`https://*.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// Request headers allowed beyond those always allowed; `*` for any.
+    pub allowed_headers: Vec<String>,
+    /// `Access-Control-Max-Age`, in seconds.
+    pub max_age: Option<u64>,
 }
 
 pub(crate) enum RawReceiver {
@@ -488,21 +502,10 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
             return Err(auth_unsupported(ctx, path, auth));
         }
     }
-    if let Some(cors) = &raw.cors {
-        let origins = cors.allowed_origins.as_ref().map_or(0, Vec::len);
-        let headers = cors.allowed_headers.as_ref().map_or(0, Vec::len);
-        let max_age = cors
-            .max_age
-            .map(|UInt(s)| format!(", max_age {s}s"))
-            .unwrap_or_default();
-        return Err(ctx.unsupported(
-            &path.key("cors"),
-            format!(
-                "CORS is not supported yet ({origins} allowed origins, {headers} allowed \
-                 headers{max_age}); remove `cors`"
-            ),
-        ));
-    }
+    let cors = match raw.cors {
+        Some(cors) => check_cors(cors, &path.key("cors"), ctx)?,
+        None => None,
+    };
     let endpoint = listen_endpoint(
         ctx,
         &path.key("endpoint"),
@@ -629,7 +632,62 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
         metrics_url_path,
         logs_url_path,
         compression_algorithms,
+        cors,
         timeouts,
         tls,
     })
+}
+
+/// The most origins `cors.allowed_origins` takes (each request's origin is compared with them).
+const CORS_ORIGINS_MAX: usize = 256;
+/// The longest `cors.max_age`: browsers cap it lower anyway (Chromium at 2 hours).
+const CORS_MAX_AGE_MAX: u64 = 86_400;
+
+/// `cors`: `None` when it names no origin, as the Collector then ignores it (it warns when
+/// headers were given; so does the plan).
+fn check_cors(raw: RawCors, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Option<Cors>, ConfigError> {
+    let origins = raw.allowed_origins.unwrap_or_default();
+    let headers = raw.allowed_headers.unwrap_or_default();
+    if origins.len() > CORS_ORIGINS_MAX {
+        return Err(ctx.invalid(
+            &path.key("allowed_origins"),
+            format!(
+                "{} origins; at most {CORS_ORIGINS_MAX} (use a wildcard such as \
+                 `https://*.example.com`)",
+                origins.len()
+            ),
+        ));
+    }
+    for origin in &origins {
+        if origin != "*" && origin.matches('*').count() > 1 {
+            return Err(ctx.invalid(
+                &path.key("allowed_origins"),
+                format!("`{origin}` has more than one `*`; an origin takes one wildcard"),
+            ));
+        }
+    }
+    let max_age = match raw.max_age {
+        Some(UInt(seconds)) => Some(in_range(
+            ctx,
+            &path.key("max_age"),
+            seconds,
+            0,
+            CORS_MAX_AGE_MAX,
+        )?),
+        None => None,
+    };
+    if origins.is_empty() {
+        if !headers.is_empty() {
+            tracing::warn!(
+                "{}: allowed_headers without allowed_origins: CORS stays off, as in the Collector",
+                path
+            );
+        }
+        return Ok(None);
+    }
+    Ok(Some(Cors {
+        allowed_origins: origins,
+        allowed_headers: headers,
+        max_age,
+    }))
 }

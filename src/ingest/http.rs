@@ -32,6 +32,7 @@ use glommio::net::{TcpListener, TcpStream};
 
 use super::accept::{serve_connections, Connections};
 use super::body::{self, BodyError, Coding};
+use super::cors::CorsPolicy;
 use super::http1::{header_value, parse_head, BodyFraming, ChunkedDecoder, FramingError, Head};
 use super::status::{IngestError, RETRY_AFTER};
 use super::tls_accept::{Refused, TlsAcceptor};
@@ -98,6 +99,8 @@ pub struct HttpSettings {
     /// The `Content-Encoding`s read, by name (`""`: none, which `identity` also names);
     /// `None`: all.
     pub compression_algorithms: Option<Vec<String>>,
+    /// `cors`: answers for browsers on pages of other origins; `None`: off.
+    pub cors: Option<Arc<CorsPolicy>>,
 }
 
 impl HttpSettings {
@@ -145,6 +148,8 @@ struct Reply {
     allow_post: bool,
     /// `WWW-Authenticate`, on a 401.
     challenge: Option<Rc<str>>,
+    /// CORS header lines, each ending in CRLF, for a browser's request.
+    cors: Option<String>,
 }
 
 /// Why a connection ends.
@@ -260,6 +265,43 @@ impl HttpReceiver {
     async fn serve_request(&self, stream: &mut Conn, buffer: &mut Vec<u8>) -> Result<bool, Close> {
         let timeouts = &self.settings.timeouts;
         let (head, head_len) = read_head(stream, buffer, timeouts).await?;
+        if let (Some(policy), "OPTIONS", Some(method)) = (
+            &self.settings.cors,
+            head.method.as_str(),
+            head.access_control_request_method.as_deref(),
+        ) {
+            // A browser's preflight: answered before authentication, which it carries none for.
+            buffer.drain(..head_len);
+            let reply = Reply {
+                status: 204,
+                encoding: Encoding::Protobuf,
+                body: Vec::new(),
+                retry_after: None,
+                allow_post: false,
+                challenge: None,
+                cors: Some(policy.preflight_headers(
+                    head.origin.as_deref(),
+                    method,
+                    head.access_control_request_headers.as_deref(),
+                )),
+            };
+            // A preflight has no body; one that says otherwise is not read, and ends the
+            // connection.
+            let keep_alive = head.keep_alive && matches!(head.body, BodyFraming::Length(0));
+            self.write_reply(stream, &reply, keep_alive)
+                .await
+                .map_err(|_| Close::Quietly)?;
+            return Ok(keep_alive);
+        }
+        let cors = self
+            .settings
+            .cors
+            .as_ref()
+            .and_then(|policy| policy.answer_headers(head.origin.as_deref()));
+        let with_cors = |reply: Reply| Reply {
+            cors: cors.clone(),
+            ..reply
+        };
         // Boxed: the check's state (a bcrypt hand-off among it) is allocated while it runs, not
         // carried by every connection that is reading a head.
         let auth = Box::pin(self.authenticate(&buffer[..head_len])).await;
@@ -269,9 +311,11 @@ impl HttpReceiver {
             panic!("fault injection: a request for {}", head.path);
         }
 
-        let (signal, encoding, coding) = self.classify(&head).map_err(Close::After)?;
+        let (signal, encoding, coding) = self
+            .classify(&head)
+            .map_err(|reply| Close::After(with_cors(reply)))?;
         if let (Err(err), true) = (&auth, head.expect_continue) {
-            return Err(Close::After(error_reply(err, encoding)));
+            return Err(Close::After(with_cors(error_reply(err, encoding))));
         }
         if head.expect_continue {
             stream
@@ -282,7 +326,7 @@ impl HttpReceiver {
         let limit = self.settings.limits.max_message_bytes;
         let raw = read_body_within(stream, buffer, head.body, limit, timeouts.read)
             .await
-            .map_err(|err| Close::After(framing_reply(&err, encoding)))?;
+            .map_err(|err| Close::After(with_cors(framing_reply(&err, encoding))))?;
 
         let result = match auth {
             // Boxed, as the credential check is: a request still reading its head does not carry
@@ -298,9 +342,11 @@ impl HttpReceiver {
                 retry_after: None,
                 allow_post: false,
                 challenge: None,
+                cors: None,
             },
             Err(err) => error_reply(&err, encoding),
         };
+        let reply = with_cors(reply);
         self.write_reply(stream, &reply, head.keep_alive)
             .await
             .map_err(|_| Close::Quietly)?;
@@ -649,6 +695,7 @@ fn error_reply(err: &IngestError, encoding: Encoding) -> Reply {
         retry_after: err.retry_after(),
         allow_post: false,
         challenge: err.challenge(),
+        cors: None,
     }
 }
 
@@ -711,6 +758,9 @@ async fn write_reply(stream: &mut Conn, reply: &Reply, keep_alive: bool) -> std:
     }
     if let Some(challenge) = &reply.challenge {
         head.push_str(&format!("WWW-Authenticate: {challenge}\r\n"));
+    }
+    if let Some(cors) = &reply.cors {
+        head.push_str(cors);
     }
     head.push_str(if keep_alive {
         "Connection: keep-alive\r\n\r\n"

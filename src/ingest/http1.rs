@@ -118,6 +118,12 @@ pub struct Head {
     pub keep_alive: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// `Origin`, trimmed: a browser's request from a page.
+    pub origin: Option<String>,
+    /// `Access-Control-Request-Method`, trimmed: a browser's preflight.
+    pub access_control_request_method: Option<String>,
+    /// `Access-Control-Request-Headers`, trimmed.
+    pub access_control_request_headers: Option<String>,
 }
 
 /// Reads a request head from the start of `buffer`: `Ok(None)` while it is incomplete (and
@@ -148,6 +154,9 @@ fn read_head(request: &httparse::Request<'_, '_>) -> Result<Head, FramingError> 
         body: BodyFraming::Length(0),
         keep_alive: request.version == Some(1),
         expect_continue: false,
+        origin: None,
+        access_control_request_method: None,
+        access_control_request_headers: None,
     };
     let mut content_length: Option<usize> = None;
     let mut transfer_codings: Vec<String> = Vec::new();
@@ -180,6 +189,12 @@ fn read_head(request: &httparse::Request<'_, '_>) -> Result<Head, FramingError> 
             }
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue = value.eq_ignore_ascii_case("100-continue");
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.origin = Some(value);
+        } else if name.eq_ignore_ascii_case("access-control-request-method") {
+            head.access_control_request_method = Some(value);
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            head.access_control_request_headers = Some(value);
         }
     }
     head.body = match (content_length, transfer_codings.as_slice()) {

@@ -39,6 +39,7 @@
 
 pub(crate) mod accept;
 pub mod body;
+pub(crate) mod cors;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub mod http1;

@@ -646,6 +646,10 @@ impl ReceiverPlan {
                     metrics_path: http.metrics_url_path.clone(),
                     logs_path: http.logs_url_path.clone(),
                     compression_algorithms: http.compression_algorithms.clone(),
+                    cors: http
+                        .cors
+                        .as_ref()
+                        .map(|cors| Arc::new(crate::ingest::cors::CorsPolicy::new(cors))),
                 },
                 server_tls(&name, "http", http.tls.as_ref(), crate::tls::ALPN_HTTP1)?,
             )),
