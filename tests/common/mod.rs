@@ -3,6 +3,7 @@
 pub mod dns;
 pub mod gateway;
 pub mod grpc;
+pub mod node;
 pub mod parity;
 pub mod python;
 pub mod spread;

@@ -413,7 +413,7 @@ pub fn hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -421,7 +421,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// Runs `cmd` with piped output, killing it after `timeout` (the returned status then shows the
 /// signal). stdout and stderr are drained on threads so a chatty child cannot block.
-fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -469,10 +469,10 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Out
 /// A directory created with `create_dir` (atomic) used as a cross-process mutex. Holds the
 /// owner's pid; a lock whose owner is gone (checked through /proc where there is one) or that is
 /// older than [`STALE_LOCK`] is broken.
-struct DirLock(PathBuf);
+pub struct DirLock(PathBuf);
 
 impl DirLock {
-    fn acquire(path: PathBuf) -> DirLock {
+    pub fn acquire(path: PathBuf) -> DirLock {
         let started = Instant::now();
         let mut told = false;
         loop {
@@ -535,10 +535,10 @@ impl Drop for DirLock {
 }
 
 /// A uniquely named file in the temp directory, removed on drop.
-struct TempFile(PathBuf);
+pub struct TempFile(pub PathBuf);
 
 impl TempFile {
-    fn new(ext: &str) -> TempFile {
+    pub fn new(ext: &str) -> TempFile {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
