@@ -161,3 +161,74 @@ fn a_browser_page_of_an_allowed_origin_posts_and_another_is_stopped() {
     assert_eq!(names, ["from-the-allowed-page"]);
     let _ = std::fs::remove_dir_all(&profile);
 }
+
+/// The same answers on the wire, without a browser: a preflight is answered 204 with the
+/// allowing headers and no body or length, one from another origin without them, and a post
+/// from an allowed origin carries `Access-Control-Allow-Origin` even when it is refused.
+#[test]
+fn preflights_and_answers_on_the_wire() {
+    let (_sink, sink_grpc, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(
+        sink_grpc,
+        1,
+        "",
+        "        cors:\n          allowed_origins: [\"https://*.example.com\"]\n          \
+         allowed_headers: [X-Tenant]\n          max_age: 60",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let exchange = |request: String| {
+        let mut conn = std::net::TcpStream::connect(gateway.http).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("read to the close");
+        answer
+    };
+    let preflight = |origin: &str, headers: &str| {
+        exchange(format!(
+            "OPTIONS /v1/traces HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: {headers}\r\n\
+             Connection: close\r\n\r\n"
+        ))
+    };
+    let allowed = preflight("https://app.example.com", "content-type, x-tenant");
+    assert!(
+        allowed.starts_with("HTTP/1.1 204 No Content\r\n"),
+        "{allowed}"
+    );
+    for line in [
+        "Access-Control-Allow-Origin: https://app.example.com\r\n",
+        "Access-Control-Allow-Methods: POST\r\n",
+        "Access-Control-Allow-Headers: content-type, x-tenant\r\n",
+        "Access-Control-Allow-Credentials: true\r\n",
+        "Access-Control-Max-Age: 60\r\n",
+    ] {
+        assert!(allowed.contains(line), "{line:?} in {allowed}");
+    }
+    assert!(!allowed.contains("Content-Length"), "{allowed}");
+    for refused in [
+        preflight("https://example.org", "content-type"),
+        preflight("https://app.example.com", "authorization"),
+    ] {
+        assert!(
+            refused.starts_with("HTTP/1.1 204 No Content\r\n"),
+            "{refused}"
+        );
+        assert!(
+            !refused.contains("Access-Control-Allow-Origin"),
+            "{refused}"
+        );
+    }
+    let post = exchange(
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\n\
+         Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+            .to_string(),
+    );
+    assert!(post.starts_with("HTTP/1.1 415 "), "{post}");
+    assert!(
+        post.contains("Access-Control-Allow-Origin: https://app.example.com\r\n"),
+        "{post}"
+    );
+    assert!(gateway.stop().success());
+}

@@ -723,6 +723,7 @@ fn success_body(signal: Signal, encoding: Encoding, outcome: &Outcome) -> Vec<u8
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
@@ -744,12 +745,14 @@ async fn write_reply(stream: &mut Conn, reply: &Reply, keep_alive: bool) -> std:
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
     };
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-        reply.status,
-        reason(reply.status),
-        reply.body.len()
-    );
+    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
+    // 204 (a CORS preflight's answer) has neither a body nor a length (RFC 9110, 8.6).
+    if reply.status != 204 {
+        head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            reply.body.len()
+        ));
+    }
     if let Some(delay) = reply.retry_after {
         head.push_str(&format!("Retry-After: {}\r\n", delay.as_secs().max(1)));
     }
