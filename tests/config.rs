@@ -1812,30 +1812,8 @@ receivers:
          defined)",
     );
 
-    let cors = |body: &str| {
-        format!(
-            "
-receivers:
-  otlp:
-    protocols:
-      http:
-        cors:
-{body}
-exporters:
-  otlp:
-    endpoint: http://central:4317
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlp]
-"
-        )
-    };
-    let parsed = |body: &str| match parse(&cors(body)).unwrap().receivers.get(&id("otlp")) {
-        Some(Receiver::Otlp(otlp)) => otlp.http.as_ref().unwrap().cors.clone(),
-        _ => panic!("no otlp receiver"),
-    };
+    let cors = |body: &str| http_keys_config(&format!("        cors:\n{body}"));
+    let parsed = |body: &str| http_receiver(&format!("        cors:\n{body}")).cors;
     assert_eq!(
         parsed(
             "          allowed_origins: [https://*.example.com]\n          allowed_headers: \
@@ -2029,16 +2007,16 @@ fn tls_keys_are_checked_as_configtls_reads_them() {
     );
 }
 
-#[test]
-fn http_compression_algorithms_are_the_collectors_names() {
-    let config = |list: &str| {
-        format!(
-            "
+/// A configuration whose OTLP receiver serves HTTP with `keys` (lines indented as its keys),
+/// one traces pipeline around it.
+fn http_keys_config(keys: &str) -> String {
+    format!(
+        "
 receivers:
   otlp:
     protocols:
       http:
-        compression_algorithms: {list}
+{keys}
 exporters:
   otlp:
     endpoint: http://central:4317
@@ -2048,11 +2026,26 @@ service:
       receivers: [otlp]
       exporters: [otlp]
 "
-        )
-    };
-    let algorithms = |list: &str| match parse(&config(list)).unwrap().receivers.get(&id("otlp")) {
-        Some(Receiver::Otlp(otlp)) => otlp.http.as_ref().unwrap().compression_algorithms.clone(),
+    )
+}
+
+/// The HTTP receiver [`http_keys_config`] of `keys` parses to.
+fn http_receiver(keys: &str) -> HttpReceiver {
+    match parse(&http_keys_config(keys))
+        .unwrap()
+        .receivers
+        .get(&id("otlp"))
+    {
+        Some(Receiver::Otlp(otlp)) => otlp.http.clone().expect("an HTTP receiver"),
         _ => panic!("no otlp receiver"),
+    }
+}
+
+#[test]
+fn http_compression_algorithms_are_the_collectors_names() {
+    let config = |list: &str| http_keys_config(&format!("        compression_algorithms: {list}"));
+    let algorithms = |list: &str| {
+        http_receiver(&format!("        compression_algorithms: {list}")).compression_algorithms
     };
     assert_eq!(
         algorithms("[\"\", gzip, zstd, gzip]"),
