@@ -13,7 +13,7 @@
 //!   (libdeflate, level 6, what `zlib` and `deflate` send) and lz4 (liblz4's frame format);
 //! - inflating a 500-span client request (the load's request size), gzip and zstd, the way a
 //!   receiver can: streaming (miniz_oxide, zlib-rs) or whole-buffer (libdeflate, zstd); and
-//!   snappy, zlib and lz4 the way the receivers read them;
+//!   snappy, zlib and lz4 the way the receivers read them (zlib also streamed through zlib-rs);
 //! - reassembling that request from 16 KiB DATA frames, compressed and not.
 //!
 //! miniz_oxide is called directly (raw deflate plus the gzip trailer's CRC-32), because flate2
@@ -242,6 +242,17 @@ fn main() {
                 flate2::read::ZlibDecoder::new(black_box(&zlibbed[..]))
                     .read_to_end(&mut out)
                     .expect("valid zlib");
+                out
+            })
+        });
+        group.bench_function("unzlib_libdeflate", |b| {
+            let mut decompressor = libdeflater::Decompressor::new();
+            b.iter(|| {
+                let mut out = vec![0; request.len()];
+                let len = decompressor
+                    .zlib_decompress(black_box(&zlibbed), &mut out)
+                    .expect("valid zlib");
+                out.truncate(len);
                 out
             })
         });

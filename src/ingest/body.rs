@@ -91,6 +91,8 @@ pub fn decompress(coding: Coding, body: &[u8], limit: usize) -> Result<Vec<u8>, 
 thread_local! {
     /// This thread's (this shard's) gzip decoder: its tables are allocated once.
     static GZIP: RefCell<Option<GzipInflater>> = const { RefCell::new(None) };
+    /// This thread's zlib and bare-deflate decoder (libdeflate's tables, allocated once).
+    static DEFLATE: RefCell<Option<libdeflater::Decompressor>> = const { RefCell::new(None) };
     /// This thread's zstd decoding context.
     static ZSTD: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
@@ -263,16 +265,42 @@ fn zlib_header(body: &[u8]) -> bool {
 }
 
 /// Decodes a `zlib` or `deflate` body: a zlib stream, its Adler-32 checked, or a bare deflate
-/// stream when it does not open with a zlib header.
+/// stream when it does not open with a zlib header; bytes after the stream's end are ignored,
+/// as Go's and flate2's readers ignore them.
+///
+/// Whole-buffer, by libdeflate, as gzip is (2.7× faster than streaming through zlib-rs:
+/// docs/BENCHMARKS.md, "zlib, deflate and lz4"). A zlib stream does not state its size, so the
+/// first buffer is four times the body and, when it is short, the body is inflated again into
+/// one twice the size, never past `limit`: a bomb costs about twice `limit` of work at most.
 pub(crate) fn unzlib(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
-    let read = if zlib_header(body) {
-        inflate(flate2::read::ZlibDecoder::new(body), limit)
-    } else {
-        inflate(flate2::read::DeflateDecoder::new(body), limit)
-    };
-    read.map_err(|err| match err {
-        BodyError::Corrupt(why) => BodyError::Corrupt(format!("deflate: {why}")),
-        other => other,
+    let zlib = zlib_header(body);
+    DEFLATE.with_borrow_mut(|slot| {
+        let decompressor = slot.get_or_insert_with(libdeflater::Decompressor::new);
+        let mut room = body.len().saturating_mul(GZIP_RATIO_GUESS).min(limit);
+        loop {
+            let mut out = vec![0; room];
+            let inflated = if zlib {
+                decompressor.zlib_decompress(body, &mut out)
+            } else {
+                decompressor.deflate_decompress(body, &mut out)
+            };
+            match inflated {
+                Ok(len) => {
+                    out.truncate(len);
+                    return Ok(out);
+                }
+                Err(libdeflater::DecompressionError::InsufficientSpace) if room >= limit => {
+                    return Err(BodyError::TooLarge { limit });
+                }
+                Err(libdeflater::DecompressionError::InsufficientSpace) => {
+                    room = room.saturating_mul(2).max(1).min(limit);
+                }
+                Err(libdeflater::DecompressionError::BadData) => {
+                    let what = if zlib { "zlib" } else { "bare deflate" };
+                    return Err(BodyError::Corrupt(format!("deflate: invalid {what} data")));
+                }
+            }
+        }
     })
 }
 
