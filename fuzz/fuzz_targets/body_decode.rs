@@ -7,10 +7,10 @@
 //! body is exactly what a streaming reference decoder (flate2's multi-member gzip reader,
 //! zstd's streaming reader, snap's frame reader for a body opening with snappy's stream
 //! identifier and its raw decoder otherwise) makes of it. A body the reference reads whole
-//! within the limit is accepted too. For zlib and lz4 the reference is the same libraries read
-//! to the end with no limit (flate2's zlib reader for a body with a zlib header, its bare
-//! deflate reader otherwise; liblz4's frame reader), so there the target checks the limit, the
-//! header rule and that nothing crashes.
+//! within the limit is accepted too. zlib (inflated whole by libdeflate) is checked against
+//! flate2's streaming zlib reader for a body with a zlib header and its bare deflate reader
+//! otherwise; lz4 against liblz4's own frame reader with no limit, so there the target checks
+//! the limit and that nothing crashes.
 
 #![no_main]
 
