@@ -628,6 +628,53 @@ mod tests {
         );
     }
 
+    /// libdeflate's whole-buffer zlib and bare-deflate inflating says what flate2's streaming
+    /// readers say (the fuzz target's reference) on streams cut short, flipped, or followed by
+    /// other bytes: the same output where both accept, a refusal where flate2 refuses.
+    #[test]
+    fn zlib_whole_buffer_agrees_with_a_streaming_reader() {
+        let data: Vec<u8> = (0..5_000u32)
+            .flat_map(|i| format!("{} ", i % 71).into_bytes())
+            .collect();
+        let mut bare =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        bare.write_all(&data).unwrap();
+        let streams = [zlib(&data), bare.finish().unwrap()];
+        let reference = |body: &[u8]| {
+            let mut out = Vec::new();
+            let read = if zlib_header(body) {
+                flate2::read::ZlibDecoder::new(body).read_to_end(&mut out)
+            } else {
+                flate2::read::DeflateDecoder::new(body).read_to_end(&mut out)
+            };
+            read.ok().map(|_| out)
+        };
+        let mut variants: Vec<Vec<u8>> = Vec::new();
+        for stream in &streams {
+            for cut in (0..stream.len()).step_by(7) {
+                variants.push(stream[..cut].to_vec());
+            }
+            for at in (0..stream.len()).step_by(11) {
+                let mut flipped = stream.clone();
+                flipped[at] ^= 0x5a;
+                variants.push(flipped);
+            }
+            variants.push([stream.as_slice(), b"trailing bytes"].concat());
+        }
+        for body in variants {
+            match (unzlib(&body, 1 << 20), reference(&body)) {
+                (Ok(ours), Some(theirs)) => assert_eq!(ours, theirs),
+                (Err(_), None) => {}
+                (ours, theirs) => panic!(
+                    "{} bytes: ours {:?}, flate2 {:?}",
+                    body.len(),
+                    ours.map(|o| o.len()),
+                    theirs.map(|t| t.len())
+                ),
+            }
+        }
+    }
+
     /// lz4 in the frame format, in blocks of any size, one frame or several; a bomb stops at the
     /// limit.
     #[test]
