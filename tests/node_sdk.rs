@@ -21,7 +21,7 @@ fn round_trip(protocol: &str, compression: &str) {
         "grpc" => format!("http://{}", gateway.grpc),
         _ => format!("http://{}", gateway.http),
     };
-    let sent = node::send_spans(protocol, &endpoint, 20, 4, compression);
+    let sent = node::send_spans(protocol, &endpoint, 20, 4, compression, None);
     assert_eq!(
         sent.len(),
         80,
@@ -86,4 +86,51 @@ fn the_javascript_sdk_over_grpc_http_protobuf_and_http_json_arrives_intact() {
             round_trip(protocol, compression);
         }
     }
+}
+
+/// Over TLS, with a private authority given as an SDK user gives it
+/// (`OTEL_EXPORTER_OTLP_CERTIFICATE`): Node's TLS (OpenSSL) and grpc-js against the receivers'
+/// rustls, every span through once over each protocol.
+#[test]
+fn the_javascript_sdk_sends_over_tls_with_a_private_authority() {
+    if !node::available() {
+        println!("skipped: node or npm is not on PATH (the machine image carries Node.js)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tailgate-node-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_, files) = tailgate_bench::certs::write_set_keeping(&dir, &["localhost", "127.0.0.1"])
+        .expect("certificates");
+    let block = format!(
+        "        tls:\n          cert_file: {}\n          key_file: {}\n",
+        files.server_cert.display(),
+        files.server_key.display()
+    );
+    let (sink, sink_grpc, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 2, &block, &block);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let mut sent = Vec::new();
+    for (protocol, address) in [("grpc", grpc), ("http/protobuf", http), ("http/json", http)] {
+        let endpoint = format!("https://{address}");
+        sent.extend(node::send_spans(
+            protocol,
+            &endpoint,
+            5,
+            3,
+            "gzip",
+            Some(&files.ca),
+        ));
+    }
+    assert_eq!(sent.len(), 45);
+    let stderr = gateway.stderr();
+    assert!(gateway.stop().success(), "{stderr}");
+    let mut got: Vec<Vec<u8>> = received_spans(&sink.stop().expect("sink"))
+        .into_iter()
+        .map(|(_, span)| span.span_id)
+        .collect();
+    let mut ids: Vec<Vec<u8>> = sent.into_iter().map(|span| span.span_id).collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids, "every span the SDK sent over TLS arrived once");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -110,30 +110,39 @@ pub struct NodeSpan {
 }
 
 /// Sends `traces` traces of `spans_per_trace` spans through the JavaScript SDK's exporter for
-/// `protocol` (`grpc`, `http/protobuf`, `http/json`) to `endpoint` (`http://host:port`), with
-/// `compression` (`none`, `gzip`); returns the spans the exporter was handed. Panics when an
-/// export fails.
+/// `protocol` (`grpc`, `http/protobuf`, `http/json`) to `endpoint` (`http://host:port`, or
+/// `https://` trusting the authority in `ca`, given as an SDK user gives it:
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`), with `compression` (`none`, `gzip`); returns the spans the
+/// exporter was handed. Panics when an export fails.
 pub fn send_spans(
     protocol: &str,
     endpoint: &str,
     traces: usize,
     spans_per_trace: usize,
     compression: &str,
+    ca: Option<&std::path::Path>,
 ) -> Vec<NodeSpan> {
     let dir = client_dir();
     let report = TempFile::new("json");
-    let out = run_with_timeout(
-        Command::new("node")
-            .arg(dir.join("send_spans.mjs"))
-            .args([protocol, endpoint])
-            .args([traces.to_string(), spans_per_trace.to_string()])
-            .arg(compression)
-            .arg(&report.0)
-            .current_dir(&dir)
-            .env_remove("NODE_OPTIONS"),
-        SEND_TIMEOUT,
-    )
-    .expect("run node");
+    let mut command = Command::new("node");
+    command
+        .arg(dir.join("send_spans.mjs"))
+        .args([protocol, endpoint])
+        .args([traces.to_string(), spans_per_trace.to_string()])
+        .arg(compression)
+        .arg(&report.0)
+        .current_dir(&dir)
+        .env_remove("NODE_OPTIONS");
+    // The SDK reads its settings from the environment: none but these from the tests'.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    if let Some(ca) = ca {
+        command.env("OTEL_EXPORTER_OTLP_CERTIFICATE", ca);
+    }
+    let out = run_with_timeout(&mut command, SEND_TIMEOUT).expect("run node");
     assert!(
         out.status.success(),
         "the JavaScript SDK's {protocol} export to {endpoint} failed ({}):\n{}\n{}",
