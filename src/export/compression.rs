@@ -1,5 +1,5 @@
-//! gzip, zstd, snappy, zlib (also as `deflate`) and lz4 for request bodies, and bounded
-//! decompression of responses.
+//! gzip, zstd, snappy, zlib (also as `deflate`) and lz4 for request bodies. Responses are
+//! decompressed by the receivers' decoders ([`crate::ingest::body`]), bounded as requests are.
 //!
 //! A batch is compressed once, before its first attempt, and the compressed bytes are reused by
 //! every retry. gzip is libdeflate's, whole-buffer (a batch is one buffer): at the same level it
@@ -22,7 +22,7 @@
 //! an operator who pays for CPU more than for egress sets `compression_params: {level: 1}`.
 
 use std::cell::RefCell;
-use std::io::{self, Read};
+use std::io;
 
 use super::settings::Compression;
 
@@ -132,76 +132,23 @@ pub(crate) fn compress(kind: Compression, level: Option<i32>, data: &[u8]) -> io
     }
 }
 
-/// Decompresses `data`, refusing output past `limit_bytes` so a hostile or broken upstream
-/// cannot make a shard inflate a bomb.
-pub(crate) fn decompress_bounded(
-    kind: Compression,
-    data: &[u8],
-    limit_bytes: usize,
-) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let bound = limit_bytes as u64 + 1;
-    match kind {
-        Compression::None => out.extend_from_slice(data),
-        Compression::Gzip => {
-            flate2::read::GzDecoder::new(data)
-                .take(bound)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(data)?
-                .take(bound)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Zlib | Compression::Deflate => {
-            out = crate::ingest::body::unzlib(data, limit_bytes).map_err(invalid_data)?;
-        }
-        Compression::Lz4 => {
-            out = crate::ingest::body::unlz4(data, limit_bytes).map_err(invalid_data)?;
-        }
-        Compression::Snappy => {
-            out = crate::ingest::body::unsnappy(data, limit_bytes).map_err(invalid_data)?;
-        }
-    }
-    if out.len() > limit_bytes {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("decompressed body exceeds {limit_bytes} bytes"),
-        ));
-    }
-    Ok(out)
-}
-
-/// A body decoder's error as the exporter reports a response it cannot read.
-fn invalid_data(err: crate::ingest::body::BodyError) -> io::Error {
-    match err {
-        crate::ingest::body::BodyError::TooLarge { limit } => io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("decompressed body exceeds {limit} bytes"),
-        ),
-        crate::ingest::body::BodyError::Corrupt(why) => {
-            io::Error::new(io::ErrorKind::InvalidData, why)
-        }
-    }
-}
-
-/// The compression a `grpc-encoding` or `Content-Encoding` token names, if it is one we read.
-pub(crate) fn from_token(token: &str) -> Option<Compression> {
-    match token.trim() {
-        "" | "identity" => Some(Compression::None),
-        "gzip" => Some(Compression::Gzip),
-        "zstd" => Some(Compression::Zstd),
-        "snappy" | "x-snappy-framed" => Some(Compression::Snappy),
-        "zlib" => Some(Compression::Zlib),
-        "deflate" => Some(Compression::Deflate),
-        "lz4" => Some(Compression::Lz4),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::body::{decompress, Coding};
+
+    /// How the receivers (and the exporters, for responses) read `kind`.
+    fn decompress_bounded(kind: Compression, data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+        let coding = match kind {
+            Compression::None => Coding::Identity,
+            Compression::Gzip => Coding::Gzip,
+            Compression::Zstd => Coding::Zstd,
+            Compression::Snappy => Coding::Snappy,
+            Compression::Zlib | Compression::Deflate => Coding::Zlib,
+            Compression::Lz4 => Coding::Lz4,
+        };
+        decompress(coding, data, limit).map_err(|err| err.to_string())
+    }
 
     #[test]
     fn round_trips() {
@@ -317,15 +264,5 @@ mod tests {
             "an LZ4 frame"
         );
         assert!(packed.len() < text.len() / 3, "{}", packed.len());
-    }
-
-    #[test]
-    fn tokens() {
-        assert_eq!(from_token("gzip"), Some(Compression::Gzip));
-        assert_eq!(from_token("identity"), Some(Compression::None));
-        assert_eq!(from_token("br"), None);
-        assert_eq!(from_token("deflate"), Some(Compression::Deflate));
-        assert_eq!(from_token("zlib"), Some(Compression::Zlib));
-        assert_eq!(from_token("lz4"), Some(Compression::Lz4));
     }
 }

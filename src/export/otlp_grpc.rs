@@ -44,13 +44,14 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AG
 use http::{Method, Request, Uri};
 
 use super::batch::Batch;
-use super::compression::{self, compress, decompress_bounded};
+use super::compression::compress;
 use super::connect::connect;
 use super::error::SendError;
 use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
 use crate::auth::{AuthHeader, ClientAuth};
+use crate::ingest::body::{decompress, Coding};
 use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
@@ -460,9 +461,9 @@ fn response_message(data: &[u8], encoding: &str) -> Result<Delivered, SendError>
         split_message(data).map_err(|e| SendError::Protocol(format!("response: {e}")))?;
     let decoded;
     let message = if compressed {
-        let kind = compression::from_token(encoding)
+        let coding = Coding::parse(encoding)
             .ok_or_else(|| protocol("response compressed with an unknown grpc-encoding"))?;
-        decoded = decompress_bounded(kind, message, RESPONSE_BYTES_MAX)
+        decoded = decompress(coding, message, RESPONSE_BYTES_MAX)
             .map_err(|e| SendError::Protocol(format!("cannot decompress the response: {e}")))?;
         &decoded[..]
     } else {

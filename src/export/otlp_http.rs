@@ -33,7 +33,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use httparse::Status;
 
 use super::batch::Batch;
-use super::compression::{self, compress, decompress_bounded};
+use super::compression::compress;
 use super::connect::connect;
 use super::error::SendError;
 use super::retry::parse_retry_after;
@@ -43,6 +43,7 @@ use super::settings::{
 use super::status::{delivered_from_json, delivered_from_proto, http_error_message, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
 use crate::auth::{AuthHeader, ClientAuth};
+use crate::ingest::body::{decompress, Coding};
 use tailgate_wire::{json, Signal};
 
 /// Bound on a response's status line and headers.
@@ -225,9 +226,9 @@ impl HttpClient {
     }
 
     fn outcome(&self, response: Response) -> Result<Delivered, SendError> {
-        let body = match response.encoding.as_deref().map(compression::from_token) {
+        let body = match response.encoding.as_deref().map(Coding::parse) {
             None => response.body,
-            Some(Some(kind)) => decompress_bounded(kind, &response.body, RESPONSE_BYTES_MAX)
+            Some(Some(coding)) => decompress(coding, &response.body, RESPONSE_BYTES_MAX)
                 .map_err(|e| SendError::Protocol(format!("cannot decompress the response: {e}")))?,
             Some(None) => {
                 return Err(SendError::Protocol(

@@ -64,6 +64,15 @@ pub enum BodyError {
     Corrupt(String),
 }
 
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge { limit } => write!(f, "decompressed body exceeds {limit} bytes"),
+            BodyError::Corrupt(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Decodes `body` in `coding`, refusing to produce more than `limit` bytes.
 pub fn decode(coding: Coding, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, BodyError> {
     match coding {
