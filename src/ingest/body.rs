@@ -242,7 +242,7 @@ const SNAPPY_STREAM_IDENTIFIER: &[u8] = b"\xff\x06\x00\x00sNaPpY";
 /// otherwise one raw block, whose stated length is checked against `limit` before anything is
 /// allocated (the block format of Prometheus remote write and of clients that follow the
 /// content coding's registration).
-pub(crate) fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     if body.starts_with(SNAPPY_STREAM_IDENTIFIER) {
         return inflate(snap::read::FrameDecoder::new(body), limit).map_err(|err| match err {
             BodyError::Corrupt(why) => BodyError::Corrupt(format!("snappy: {why}")),
@@ -281,7 +281,7 @@ fn zlib_header(body: &[u8]) -> bool {
 /// docs/BENCHMARKS.md, "zlib, deflate and lz4"). A zlib stream does not state its size, so the
 /// first buffer is four times the body and, when it is short, the body is inflated again into
 /// one twice the size, never past `limit`: a bomb costs about twice `limit` of work at most.
-pub(crate) fn unzlib(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+fn unzlib(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let zlib = zlib_header(body);
     DEFLATE.with_borrow_mut(|slot| {
         let decompressor = slot.get_or_insert_with(libdeflater::Decompressor::new);
@@ -313,14 +313,70 @@ pub(crate) fn unzlib(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     })
 }
 
-/// Decodes an `lz4` body: one or more LZ4 frames.
-pub(crate) fn unlz4(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
-    let decoder =
-        lz4::Decoder::new(body).map_err(|err| BodyError::Corrupt(format!("lz4: {err}")))?;
-    inflate(decoder, limit).map_err(|err| match err {
-        BodyError::Corrupt(why) => BodyError::Corrupt(format!("lz4: {why}")),
-        other => other,
-    })
+/// The LZ4 frame format's magic number (little-endian on the wire).
+const LZ4_MAGIC: u32 = 0x184d_2204;
+
+/// The length of the LZ4 frame at the start of `body`, found from its header and block sizes
+/// without decompressing: liblz4's reader stops at a frame's end and would leave what follows
+/// unread, so each frame is measured, then handed to it on its own.
+fn lz4_frame_len(body: &[u8]) -> Result<usize, BodyError> {
+    let corrupt = |why: &str| BodyError::Corrupt(format!("lz4: {why}"));
+    let word = |at: usize| {
+        body.get(at..at.saturating_add(4))
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| corrupt("truncated frame"))
+    };
+    if word(0)? != LZ4_MAGIC {
+        return Err(corrupt("not an LZ4 frame (bad magic number)"));
+    }
+    let flags = *body.get(4).ok_or_else(|| corrupt("truncated frame"))?;
+    let block_checksums = flags & 0x10 != 0;
+    let content_size = flags & 0x08 != 0;
+    let content_checksum = flags & 0x04 != 0;
+    let dictionary = flags & 0x01 != 0;
+    // Magic, FLG, BD, the optional content size and dictionary id, the header checksum.
+    let mut at: usize = 7;
+    if content_size {
+        at = at.saturating_add(8);
+    }
+    if dictionary {
+        at = at.saturating_add(4);
+    }
+    loop {
+        let size = word(at)?;
+        at = at.saturating_add(4);
+        if size == 0 {
+            break;
+        }
+        let data = (size & 0x7fff_ffff) as usize;
+        let checksum = if block_checksums { 4 } else { 0 };
+        at = at.saturating_add(data).saturating_add(checksum);
+    }
+    let end = at.saturating_add(if content_checksum { 4 } else { 0 });
+    if end > body.len() {
+        return Err(corrupt("truncated frame"));
+    }
+    Ok(end)
+}
+
+/// Decodes an `lz4` body: one or more LZ4 frames, one after another, each read whole (nothing
+/// after the last frame is left unread or ignored).
+fn unlz4(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let len = lz4_frame_len(rest)?;
+        let (frame, after) = rest.split_at(len);
+        let decoder =
+            lz4::Decoder::new(frame).map_err(|err| BodyError::Corrupt(format!("lz4: {err}")))?;
+        let part = inflate(decoder, limit.saturating_sub(out.len())).map_err(|err| match err {
+            BodyError::Corrupt(why) => BodyError::Corrupt(format!("lz4: {why}")),
+            BodyError::TooLarge { .. } => BodyError::TooLarge { limit },
+        })?;
+        out.extend_from_slice(&part);
+        rest = after;
+    }
+    Ok(out)
 }
 
 /// Reads a decoder to its end, at most `limit` bytes.
@@ -714,6 +770,24 @@ mod tests {
             decode(Coding::Lz4, bomb, 4 << 20),
             Err(BodyError::TooLarge { limit: 4 << 20 })
         );
+        // Frames one after another, as the frame format allows, are read as one body; bytes
+        // after the last frame that are not a frame are refused, not ignored.
+        let first = lz4_frames(b"first ", lz4::BlockSize::Max64KB);
+        let two = [
+            first.clone(),
+            lz4_frames(b"second", lz4::BlockSize::Max64KB),
+        ]
+        .concat();
+        assert_eq!(decode(Coding::Lz4, two, 100).unwrap(), b"first second");
+        let trailing = [first.clone(), b"junk".to_vec()].concat();
+        assert!(matches!(
+            decode(Coding::Lz4, trailing, 100),
+            Err(BodyError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode(Coding::Lz4, first[..first.len() - 3].to_vec(), 100),
+            Err(BodyError::Corrupt(_))
+        ));
         // What the exporters send reads back.
         let sent =
             crate::export::compression::compress(crate::export::Compression::Lz4, None, &data)
