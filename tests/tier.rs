@@ -6,7 +6,10 @@
 //! - steady membership: every trace is decided once, on one node, with all its spans;
 //! - membership from a DNS name the test changes: a node killed, its traces re-routed once the
 //!   answer drops it; a node added, about 1/N of the traces move to it;
-//! - the two-tier layout: a front tailgate's `loadbalancing` exporter over sampling tailgates.
+//! - the two-tier layout: a front tailgate's `loadbalancing` exporter over sampling tailgates;
+//!   and with the Collector (built from its modules by `bench-rig/peers/build.sh`) in either
+//!   tier: its `loadbalancing` exporter over sampling tailgates, or a front tailgate over
+//!   Collectors that tail sample.
 
 mod common;
 
@@ -14,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tailgate_bench::certs::CertFiles;
+use tailgate_bench::peers;
 use tailgate_bench::sink::Sink;
 
 use common::dns::{start_with_resolver, DnsServer};
@@ -183,14 +187,25 @@ fn send_spans(
     round: u64,
     spans: std::ops::Range<u64>,
 ) {
+    let receivers: Vec<SocketAddr> = nodes.iter().map(|node| node.gateway.http).collect();
+    post_spans(&receivers, traces, round, spans);
+}
+
+/// [`send_spans`] to OTLP/HTTP receivers at `receivers`, a gateway's or a Collector's.
+fn post_spans(
+    receivers: &[SocketAddr],
+    traces: std::ops::Range<u64>,
+    round: u64,
+    spans: std::ops::Range<u64>,
+) {
     for span in spans {
         let mut first = traces.start;
         let mut chunk = 0;
         while first < traces.end {
             let last = (first + 50).min(traces.end);
-            let node = nodes[(chunk + span as usize) % nodes.len()];
+            let receiver = receivers[(chunk + span as usize) % receivers.len()];
             let (status, _, body) = http_request(
-                node.gateway.http,
+                receiver,
                 "POST",
                 "/v1/traces",
                 &[("Content-Type", "application/x-protobuf")],
@@ -539,6 +554,209 @@ fn two_tiers_front_load_balancer_over_sampling_tailgates() {
     assert_eq!(decisions(&all), TRACES as f64, "decided once");
     assert!(front.gateway.stop().success());
     stop_and_check_half_kept(samplers, sinks, TRACES);
+}
+
+/// The Collector's `loadbalancing` exporter block for `backends`, routing by trace id, as a
+/// user's front tier has it (the same keys a front tailgate takes, [`front_config_at`]).
+fn collector_load_balancer(backends: &[SocketAddr]) -> String {
+    let hostnames = backends
+        .iter()
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        timeout: 1s
+        tls:
+          insecure: true
+    resolver:
+      static:
+        hostnames: [{hostnames}]
+"
+    )
+}
+
+/// Starts the Collector built from its modules on `config` (written to a file named after
+/// `name`), and waits until it listens on every address of `listens`. `None`, with a message,
+/// where Go is not on PATH to build it.
+fn start_collector(config: &str, name: &str, listens: &[SocketAddr]) -> Option<peers::Collector> {
+    if !peers::go_on_path() {
+        println!(
+            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
+        );
+        return None;
+    }
+    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    let path = std::env::temp_dir().join(format!(
+        "tailgate-tier-{name}-{}-{}.yaml",
+        std::process::id(),
+        listens[0].port()
+    ));
+    std::fs::write(&path, config).expect("write the Collector's configuration");
+    let log = path.with_extension("log");
+    let collector = peers::Collector::start(&built, &path, log).expect("start the Collector");
+    let listening = wait_for(Duration::from_secs(30), || {
+        listens
+            .iter()
+            .all(|addr| std::net::TcpStream::connect(addr).is_ok())
+    });
+    assert!(
+        listening,
+        "the Collector did not listen:\n{}",
+        collector.log()
+    );
+    Some(collector)
+}
+
+/// The Collector's telemetry, quiet: warnings only, no metrics server.
+const COLLECTOR_TELEMETRY: &str = "  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: none
+";
+
+/// The migration users make first: the Collectors of their `loadbalancing` tier stay in front,
+/// and tailgates replace the sampling tier behind them. The Collector's own `loadbalancing`
+/// exporter (contrib's, static resolver, routing by trace id) spreads traces over three
+/// sampling tailgates: every trace decided once, whole, by one of them.
+#[test]
+fn the_collectors_load_balancer_over_sampling_tailgates() {
+    let port = free_port();
+    let samplers_at: Vec<SocketAddr> = (84..=86).map(|h| address(h, port)).collect();
+    let front_http = loopback(free_port());
+    let front = format!(
+        "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: {front_http}
+exporters:
+{}service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [loadbalancing]
+{COLLECTOR_TELEMETRY}",
+        collector_load_balancer(&samplers_at)
+    );
+    let (sinks, sink_addrs): (Vec<Sink>, Vec<SocketAddr>) = (94..=96).map(sink_at).unzip();
+    let samplers: Vec<Node> = (84..=86)
+        .zip(&sink_addrs)
+        .map(|(host, sink)| start_node(host, port, *sink, &Membership::None, HALF, None))
+        .collect();
+    let Some(mut collector) = start_collector(&front, "lb-front", &[front_http]) else {
+        return;
+    };
+    const TRACES: u64 = 900;
+    post_spans(&[front_http], 0..TRACES, 1, 0..SPANS_PER_TRACE);
+    let all: Vec<&Node> = samplers.iter().collect();
+    await_decisions(&all, TRACES);
+    assert_eq!(decisions(&all), TRACES as f64, "decided once");
+    // Every sampler had a share: the Collector spread the traces.
+    for node in &samplers {
+        let own = node.gateway.metric(
+            "otelcol_processor_tail_sampling_global_count_traces_sampled",
+            &[],
+        );
+        assert!(own > (TRACES / 6) as f64, "{} decided {own}", node.member);
+    }
+    assert!(collector.running(), "{}", collector.log());
+    drop(collector);
+    stop_and_check_half_kept(samplers, sinks, TRACES);
+}
+
+/// The other way round: a front tailgate's `loadbalancing` exporter in front of three
+/// Collectors that tail sample (contrib's `tail_sampling`, keeping everything): every trace
+/// arrives whole at exactly one of their sinks, and every span once.
+#[test]
+fn a_front_tailgate_over_sampling_collectors() {
+    let port = free_port();
+    let samplers_at: Vec<SocketAddr> = (87..=89).map(|h| address(h, port)).collect();
+    let (sinks, sink_addrs): (Vec<Sink>, Vec<SocketAddr>) = (97..=99).map(sink_at).unzip();
+    let mut collectors = Vec::new();
+    for (at, sink) in samplers_at.iter().zip(&sink_addrs) {
+        let config = format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {at}
+processors:
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+{ALL}
+exporters:
+  otlp:
+    endpoint: {sink}
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [otlp]
+{COLLECTOR_TELEMETRY}"
+        );
+        let Some(collector) = start_collector(&config, "sampler", &[*at]) else {
+            return;
+        };
+        collectors.push(collector);
+    }
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let front = Gateway::start_with_config(
+        &front_config_at(&samplers_at, grpc, http, admin),
+        grpc,
+        http,
+        admin,
+    );
+    const TRACES: u64 = 900;
+    post_spans(&[http], 0..TRACES, 1, 0..SPANS_PER_TRACE);
+    let spans = TRACES * SPANS_PER_TRACE;
+    let arrived = || sinks.iter().map(Sink::spans_received).sum::<u64>();
+    assert!(
+        wait_for(Duration::from_secs(30), || arrived() >= spans),
+        "{} of {spans} spans at the sinks\nfront:\n{}\nCollector:\n{}",
+        arrived(),
+        front.stderr(),
+        collectors[0].log()
+    );
+    assert_eq!(
+        front.metric(
+            "otelcol_exporter_sent_spans",
+            &[("exporter", "loadbalancing")]
+        ),
+        spans as f64
+    );
+    assert!(front.stop().success());
+    for collector in &mut collectors {
+        assert!(collector.running(), "{}", collector.log());
+    }
+    drop(collectors);
+    let received = stop_all(sinks);
+    assert_eq!(
+        check_decided_once(&received, 1, TRACES),
+        TRACES,
+        "every trace kept once"
+    );
+    // The Collectors each sampled a share.
+    for (at, traces) in samplers_at.iter().zip(&received) {
+        assert!(
+            traces.len() as u64 > TRACES / 6,
+            "{at} got {} traces",
+            traces.len()
+        );
+    }
 }
 
 /// `config` with mutual TLS between the members: each node's gRPC receiver (where members

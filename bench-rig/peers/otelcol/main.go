@@ -4,7 +4,8 @@
 // distribution's. bench-rig/peers/build.sh builds it into target/peers/otelcol.
 //
 // Components: the otlp receiver; the batch, memory_limiter and tail_sampling processors; the
-// otlp, otlphttp and debug exporters; the health_check extension. Configuration comes from
+// otlp, otlphttp, debug and loadbalancing exporters (the last for the Collector's two-tier
+// layout in front of tailgate, tests/tier.rs); the health_check extension. Configuration comes from
 // files, environment variables and inline YAML (the file, env and yaml confmap providers), with
 // ${VAR} read from the environment as the Collector's own distributions do.
 package main
@@ -12,6 +13,7 @@ package main
 import (
 	"log"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/tailsamplingprocessor"
 	"go.opentelemetry.io/collector/component"
@@ -55,6 +57,7 @@ func components() (otelcol.Factories, error) {
 		otlpexporter.NewFactory(),
 		otlphttpexporter.NewFactory(),
 		debugexporter.NewFactory(),
+		loadbalancingexporter.NewFactory(),
 	); err != nil {
 		return factories, err
 	}
