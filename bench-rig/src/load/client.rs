@@ -498,10 +498,15 @@ impl Client {
                 Failure::Refused(format!("HTTP {} without grpc-status", head.status))
             })?;
         grpc_status(&trailers)?;
-        // One uncompressed message, or none: an empty answer is a full success.
+        // One message, or none: an empty answer is a full success. A compressed one is in
+        // the answer's `grpc-encoding` (grpc-go, the Collector's server, answers in the
+        // request's).
         match data.get(5..) {
             Some(message) if data[0] == 0 => rejected_protobuf(message),
-            Some(_) => Err(Failure::Refused("a compressed answer".into())),
+            Some(message) => {
+                let coding = head.headers.get("grpc-encoding").map(HeaderValue::as_bytes);
+                rejected_protobuf(&decompress_answer(coding, message)?)
+            }
             None => Ok(0),
         }
     }
@@ -626,6 +631,34 @@ fn grpc_status(headers: &HeaderMap) -> Result<(), Failure> {
         }
         None => Err(Failure::Refused("an unreadable grpc-status".into())),
     }
+}
+
+/// A compressed gRPC answer's message in `coding` (gzip or zstd, what the load sends), at most
+/// [`RESPONSE_BYTES_MAX`] bytes of it.
+fn decompress_answer(coding: Option<&[u8]>, message: &[u8]) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let read = match coding {
+        Some(b"gzip") => flate2::read::GzDecoder::new(message)
+            .take(RESPONSE_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut out),
+        Some(b"zstd") => zstd::stream::read::Decoder::new(message).and_then(|decoder| {
+            decoder
+                .take(RESPONSE_BYTES_MAX as u64 + 1)
+                .read_to_end(&mut out)
+        }),
+        other => {
+            return Err(Failure::Refused(format!(
+                "a compressed answer in {:?}",
+                other.map(String::from_utf8_lossy)
+            )))
+        }
+    };
+    read.map_err(|err| Failure::Broken(format!("a compressed answer: {err}")))?;
+    if out.len() > RESPONSE_BYTES_MAX {
+        return Err(Failure::Broken("an oversized answer".into()));
+    }
+    Ok(out)
 }
 
 /// Spans a protobuf `ExportTraceServiceResponse` says were rejected.
@@ -758,5 +791,42 @@ mod tests {
         let json = br#"{"partialSuccess":{"rejectedSpans":"3"}}"#;
         assert_eq!(rejected_json(json).ok(), Some(3));
         assert_eq!(rejected_json(b"{}").ok(), Some(0));
+    }
+
+    /// A compressed answer, as grpc-go answers a compressed request: read in its
+    /// `grpc-encoding`, bounded; another coding is a refusal that names it.
+    #[test]
+    fn compressed_answers_are_read_in_their_coding() {
+        use std::io::Write;
+        let response = ExportTraceServiceResponse {
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: 5,
+                    error_message: String::new(),
+                },
+            ),
+        };
+        let plain = response.encode_to_vec();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(&plain).unwrap();
+        let gzipped = gzip.finish().unwrap();
+        let zstded = zstd::bulk::compress(&plain, 3).unwrap();
+        for (coding, message) in [(&b"gzip"[..], &gzipped), (&b"zstd"[..], &zstded)] {
+            let answer = decompress_answer(Some(coding), message)
+                .ok()
+                .expect("decompressed");
+            assert_eq!(rejected_protobuf(&answer).ok(), Some(5));
+        }
+        assert!(decompress_answer(Some(b"snappy"), &plain).is_err());
+        assert!(decompress_answer(None, &plain).is_err());
+        assert!(
+            decompress_answer(Some(b"gzip"), &plain).is_err(),
+            "not gzip"
+        );
+        let bomb = zstd::bulk::compress(&vec![0u8; RESPONSE_BYTES_MAX + 1], 3).unwrap();
+        assert!(
+            decompress_answer(Some(b"zstd"), &bomb).is_err(),
+            "over the bound"
+        );
     }
 }
