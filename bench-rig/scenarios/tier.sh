@@ -111,6 +111,8 @@ metric() {
 # sum NAME [FILTER]: over the running nodes.
 sum() { local t=0; for a in "${admins[@]}"; do t=$((t + $(metric "$a" "$@"))); done; echo $t; }
 ticks() { local t=0; for p in "${gws[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+# faults: the nodes' minor page faults (each a page the kernel clears and maps on first touch).
+faults() { local t=0; for p in "${gws[@]}"; do t=$((t + $(awk '{print $10}' "/proc/$p/stat"))); done; echo $t; }
 # each_ticks: every node's ticks, space-separated.
 each_ticks() { for p in "${gws[@]}"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done; }
 # each_wakes: every node's context switches (all threads, voluntary: it slept and was woken;
@@ -160,9 +162,9 @@ run() {
   elif [ -n "${PERF:-}" ] && [ "$mode" = tier ]; then
     perf record -F 999 -g -p "${gws[${PERF_NODE:-0}]}" -o "$PERF" -- sleep $((seconds - warm - 1)) > /dev/null 2>&1 &
   fi
-  local t1 a1 f1 w1; t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans); w1=$(each_wakes)
+  local t1 a1 f1 w1 m1; m1=$(faults); t1=$(ticks); a1=$(metric 28888 otelcol_receiver_accepted_spans); f1=$(sum tailgate_tier_forwarded_spans); w1=$(each_wakes)
   sleep $((seconds - warm - 1))
-  local t2 a2 f2 w2; t2=$(ticks); a2=$(metric 28888 otelcol_receiver_accepted_spans); f2=$(sum tailgate_tier_forwarded_spans); w2=$(each_wakes)
+  local t2 a2 f2 w2 m2; m2=$(faults); t2=$(ticks); a2=$(metric 28888 otelcol_receiver_accepted_spans); f2=$(sum tailgate_tier_forwarded_spans); w2=$(each_wakes)
   wait $lp
   local accepted; accepted=$(python3 -c "import json; print(json.load(open('$work/load.json'))['spans_accepted'])")
   for _ in $(seq 1200); do [ "$(sum tailgate_decided_spans)" -ge "$accepted" ] && break; sleep 0.05; done
@@ -177,7 +179,7 @@ run() {
   kill -TERM $sink; wait $sink || true
   python3 - "$mode" "$work/load.json" "$work/sink.json" "$before" "$after" "$(getconf CLK_TCK)" \
     "$forwarded" "$received" "$other" "$decisions" "$each_before" "$each_after" \
-    "$t1 $t2 $a1 $a2 $f1 $f2" "$w1" "$w2" "$((seconds - warm - 1))" <<'PY'
+    "$t1 $t2 $a1 $a2 $f1 $f2" "$w1" "$w2" "$((seconds - warm - 1))" "$m1 $m2" <<'PY'
 import json, sys
 mode = sys.argv[1]
 load = json.load(open(sys.argv[2])); sink = json.load(open(sys.argv[3]))
@@ -186,6 +188,7 @@ accepted = load["spans_accepted"]
 t1, t2, a1, a2, f1, f2 = (int(x) for x in sys.argv[13].split())
 steady = {"cpu_s": round((t2 - t1) / int(sys.argv[6]), 2), "spans": a2 - a1, "forwarded": f2 - f1,
           "cpu_ns_per_span": round((t2 - t1) / int(sys.argv[6]) * 1e9 / max(a2 - a1, 1)),
+          "minor_faults": (lambda m: int(m[1]) - int(m[0]))(sys.argv[17].split()),
           # Per node, a second: [voluntary, involuntary] context switches.
           "node_switches_per_s": [[round((int(b) - int(a)) / int(sys.argv[16])) for a, b in
                                    zip(w1.split(":"), w2.split(":"))]
