@@ -433,6 +433,138 @@ shards:
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `basicauth` client credentials from files, as a Kubernetes secret mounts them: the
+/// exporter sends what the files hold (trimmed, the file over the inline `username`), and
+/// sends a changed pair from its next requests on, without a restart.
+#[test]
+fn an_exporter_sends_basic_credentials_from_files_and_follows_them() {
+    let dir = test_dir("basic-files");
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!(
+            "alice:{}\nbob:{}\n",
+            bcrypt::hash("one", 4).unwrap(),
+            bcrypt::hash("two", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let (username, password) = (dir.join("username"), dir.join("password"));
+    std::fs::write(&username, "alice\n").unwrap();
+    std::fs::write(&password, "one\n").unwrap();
+
+    // B: requires Basic credentials, exports to the sink.
+    let (sink, sink_grpc, _) = start_sink();
+    let upstream = gateway_with_auth(
+        sink_grpc,
+        &format!(
+            "  basicauth/in:\n    htpasswd:\n      file: {}\n",
+            htpasswd.display()
+        ),
+        &["basicauth/in"],
+        "basicauth/in",
+    );
+    // A: exports to B over OTLP/gRPC with the files' credentials; a refusal is not retried,
+    // so each one is counted at once.
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "extensions:
+  basicauth/out:
+    client_auth:
+      username: mallory
+      username_file: {username}
+      password_file: {password}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+  otlp:
+    endpoint: http://{b_grpc}
+    auth:
+      authenticator: basicauth/out
+    retry_on_failure:
+      enabled: false
+service:
+  extensions: [basicauth/out]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+",
+        username = username.display(),
+        password = password.display(),
+        b_grpc = upstream.grpc,
+    );
+    let downstream = Gateway::start_with_config(&config, grpc, http, admin);
+    let send = || {
+        let (status, _) = post_traces(&downstream, &[]);
+        assert_eq!(status, 200);
+    };
+    let failed = || downstream.metric("otelcol_exporter_send_failed_spans", &[]);
+
+    // alice:one, from the files.
+    send();
+    assert!(
+        wait_for(Duration::from_secs(20), || sink.spans_received() == 1),
+        "A:\n{}\nB:\n{}",
+        downstream.stderr(),
+        upstream.stderr()
+    );
+    assert_eq!(failed(), 0.0);
+
+    // A wrong password in the file: B refuses A's exports from the next ones on.
+    replace_file(&password, "wrong\n");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            send();
+            failures(&upstream, "grpc", "invalid") >= 1.0 && failed() >= 1.0
+        }),
+        "A:\n{}",
+        downstream.stderr()
+    );
+
+    // Rotated to bob:two: delivered again.
+    replace_file(&username, "bob");
+    replace_file(&password, "two");
+    let before = sink.spans_received();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            send();
+            sink.spans_received() > before
+        }),
+        "A:\n{}",
+        downstream.stderr()
+    );
+    // Every span A accepted was delivered or counted as failed.
+    let accepted = || downstream.metric("otelcol_receiver_accepted_spans", &[]);
+    assert!(wait_for(Duration::from_secs(20), || accepted()
+        == sink.spans_received() as f64 + failed()));
+    let log = downstream.stderr();
+    assert!(log.contains("client_auth's credentials changed"), "{log}");
+
+    assert!(downstream.stop().success());
+    assert!(upstream.stop().success());
+    sink.stop().expect("sink");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Runs the gateway on `config` until it exits (it must, at start): its exit code and stderr.
 fn start_refused(config: &str) -> (Option<i32>, String) {
     let dir = test_dir("refused");
@@ -514,6 +646,16 @@ fn authenticator_mistakes_are_refused_at_start_with_their_key_path() {
             ),
             "extensions.bearertokenauth/file.filename",
             "/nonexistent/tailgate.token: cannot read it",
+        ),
+        (
+            base(
+                "",
+                &on_exporter("basicauth/out"),
+                "  basicauth/out:\n    client_auth:\n      username: u\n      password_file: /nonexistent/tailgate.password\n",
+                "basicauth/out",
+            ),
+            "extensions.basicauth/out.client_auth.password_file",
+            "/nonexistent/tailgate.password: cannot read it",
         ),
     ] {
         let (code, stderr) = start_refused(&config);

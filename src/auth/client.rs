@@ -5,26 +5,84 @@
 //! - `bearertokenauth`: `HEADER: SCHEME TOKEN` with the first token (the Collector's rule when
 //!   several are given); a token from `filename` follows the file, the next request after the
 //!   watcher saw a change carrying the new one.
-//! - `basicauth` with `client_auth`: `Authorization: Basic base64(username:password)`.
+//! - `basicauth` with `client_auth`: `Authorization: Basic base64(username:password)`, kept in
+//!   a [`TokenCell`] of scheme `Basic` as a bearer token is; with `username_file` or
+//!   `password_file` the watcher reads the files every second and publishes the new pair.
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
 
-use super::tokens::{TokenCell, TokenView};
+use super::tokens::{TokenCell, TokenView, TOKEN_FILE_BYTES_MAX};
+use crate::config::Credential;
 
-/// What a client authenticator sends.
-enum Credentials {
-    Bearer {
-        header: HeaderName,
-        tokens: Arc<TokenCell>,
-    },
-    Basic {
-        value: HeaderValue,
-    },
+/// What a client authenticator sends: `header` with the first of `tokens`' values.
+struct Credentials {
+    header: HeaderName,
+    tokens: Arc<TokenCell>,
+}
+
+/// Why a Basic username cannot be sent, if it cannot.
+pub fn check_basic_username(username: &str) -> Result<(), &'static str> {
+    if username.contains(':') || username.chars().any(char::is_control) {
+        return Err("a Basic username may not contain `:` or control characters");
+    }
+    Ok(())
+}
+
+/// Why a Basic password cannot be sent, if it cannot.
+pub fn check_basic_password(password: &str) -> Result<(), &'static str> {
+    if password.chars().any(char::is_control) {
+        return Err("the password may not contain control characters or line breaks");
+    }
+    Ok(())
+}
+
+/// The token of `Authorization: Basic TOKEN`.
+fn basic_token(username: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+}
+
+/// A credential file's value, as the Collector reads one: its text, trimmed of surrounding
+/// whitespace; refused when empty, larger than 64 KiB or not UTF-8.
+fn read_credential_file(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(TOKEN_FILE_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() > TOKEN_FILE_BYTES_MAX {
+        return Err(format!("it is larger than {TOKEN_FILE_BYTES_MAX} bytes"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    Ok(value.to_string())
+}
+
+/// The Basic token `client_auth` sends now: its files read and checked. The error names the
+/// key and the file.
+pub(crate) fn current_basic_token(
+    username: &Credential,
+    password: &Credential,
+) -> Result<String, String> {
+    let value = |credential: &Credential, key: &str| match credential {
+        Credential::Inline(value) => Ok(value.expose().to_string()),
+        Credential::File(path) => read_credential_file(path)
+            .map_err(|why| format!("{key}_file: {}: {why}", path.display())),
+    };
+    let user = value(username, "username")?;
+    check_basic_username(&user).map_err(|why| format!("username: {why}"))?;
+    let pass = value(password, "password")?;
+    check_basic_password(&pass).map_err(|why| format!("password: {why}"))?;
+    Ok(basic_token(&user, &pass))
 }
 
 /// A client authenticator, as the exporter settings carry it; see the module documentation.
@@ -42,24 +100,39 @@ impl ClientAuth {
             .map_err(|_| format!("`{header}` is not an HTTP header name"))?;
         Ok(ClientAuth {
             name: name.to_string(),
-            credentials: Arc::new(Credentials::Bearer { header, tokens }),
+            credentials: Arc::new(Credentials { header, tokens }),
         })
     }
 
-    /// `basicauth` extension `name` with `client_auth`: `Authorization: Basic ...`.
-    pub fn basic(name: &str, username: &str, password: &str) -> Result<ClientAuth, String> {
-        if username.contains(':') {
-            return Err("the username may not contain `:`".into());
-        }
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
-            .map_err(|_| "the credentials cannot form a header".to_string())?;
-        value.set_sensitive(true);
-        Ok(ClientAuth {
+    /// `basicauth` extension `name` with `client_auth`: `Authorization: Basic ...` with the
+    /// token `tokens` holds (scheme `Basic`, see [`ClientAuth::basic_cell`]).
+    pub fn basic_from(name: &str, tokens: Arc<TokenCell>) -> ClientAuth {
+        ClientAuth {
             name: name.to_string(),
-            credentials: Arc::new(Credentials::Basic { value }),
-        })
+            credentials: Arc::new(Credentials {
+                header: http::header::AUTHORIZATION,
+                tokens,
+            }),
+        }
+    }
+
+    /// A cell holding `client_auth`'s credentials as they are now (its files read); the
+    /// watcher publishes to it when a file changes.
+    pub fn basic_cell(
+        username: &Credential,
+        password: &Credential,
+    ) -> Result<Arc<TokenCell>, String> {
+        let token = current_basic_token(username, password)?;
+        Ok(Arc::new(TokenCell::new("Basic", &[token], None)))
+    }
+
+    /// `basicauth` extension `name` with an inline `username` and `password`.
+    pub fn basic(name: &str, username: &str, password: &str) -> Result<ClientAuth, String> {
+        check_basic_username(username)?;
+        check_basic_password(password)?;
+        let token = basic_token(username, password);
+        let cell = Arc::new(TokenCell::new("Basic", &[token], None));
+        Ok(Self::basic_from(name, cell))
     }
 
     /// The extension's id.
@@ -69,25 +142,13 @@ impl ClientAuth {
 
     /// The header it sets.
     pub fn header_name(&self) -> &HeaderName {
-        match &*self.credentials {
-            Credentials::Bearer { header, .. } => header,
-            Credentials::Basic { .. } => &http::header::AUTHORIZATION,
-        }
+        &self.credentials.header
     }
 
     /// The header for the calling shard's exporter.
     pub fn for_shard(&self) -> AuthHeader {
-        let view = match &*self.credentials {
-            Credentials::Bearer { tokens, .. } => Some(TokenView::new(tokens.clone())),
-            Credentials::Basic { .. } => None,
-        };
-        let value = match (&*self.credentials, &view) {
-            (Credentials::Basic { value }, _) => value.clone(),
-            (Credentials::Bearer { .. }, Some(view)) => {
-                first_value(&view.current().0).unwrap_or_else(|| HeaderValue::from_static(""))
-            }
-            (Credentials::Bearer { .. }, None) => unreachable!("a bearer authenticator has a view"),
-        };
+        let view = TokenView::new(self.credentials.tokens.clone());
+        let value = first_value(&view.current().0).unwrap_or_else(|| HeaderValue::from_static(""));
         AuthHeader {
             auth: self.clone(),
             view,
@@ -119,7 +180,7 @@ impl PartialEq for ClientAuth {
 /// One exporter's authentication header on one shard.
 pub struct AuthHeader {
     auth: ClientAuth,
-    view: Option<TokenView>,
+    view: TokenView,
     value: RefCell<HeaderValue>,
 }
 
@@ -132,12 +193,10 @@ impl AuthHeader {
     /// The header's value for the next request: the current token's, when it comes from a
     /// file that changed.
     pub fn value(&self) -> HeaderValue {
-        if let Some(view) = &self.view {
-            let (values, changed) = view.current();
-            if changed {
-                if let Some(value) = first_value(&values) {
-                    *self.value.borrow_mut() = value;
-                }
+        let (values, changed) = self.view.current();
+        if changed {
+            if let Some(value) = first_value(&values) {
+                *self.value.borrow_mut() = value;
             }
         }
         self.value.borrow().clone()

@@ -6,9 +6,10 @@
 //! At start-up, on the main thread, [`Authenticators::from_config`] turns every enabled
 //! extension into a [`ServerAuth`] (for receivers) and a [`ClientAuth`] (for exporters), reading
 //! token and htpasswd files once; what it refuses stops the start. Both are shared by every
-//! shard (`Arc`) and read-only, with one exception: bearer tokens from a `filename`, which the
-//! watcher thread ([`Watcher`], a plain thread, never a shard) re-reads every second and
-//! publishes to the extension's [`TokenCell`]. A shard sees a publication through its own view
+//! shard (`Arc`) and read-only, with one exception: bearer tokens from a `filename` and
+//! `basicauth` client credentials from `username_file` / `password_file`, which the watcher
+//! thread ([`Watcher`], a plain thread, never a shard) re-reads every second and publishes to
+//! the extension's [`TokenCell`]. A shard sees a publication through its own view
 //! of the cell, at the cost of one atomic load per request (see `tokens`).
 //!
 //! Each shard then builds, on its own thread, a [`Gatekeeper`] per authenticated receiver
@@ -34,7 +35,7 @@ mod setup;
 mod tokens;
 mod watch;
 
-pub use client::{AuthHeader, ClientAuth};
+pub use client::{check_basic_password, check_basic_username, AuthHeader, ClientAuth};
 pub use htpasswd::{
     Htpasswd, HtpasswdError, HtpasswdErrorKind, PasswordHash, BCRYPT_COST_MAX, HTPASSWD_BYTES_MAX,
 };
@@ -47,4 +48,4 @@ pub use tokens::{
     check_token, parse_token_file, read_token_file, tokens_of, TokenCell, TokenError, TokenView,
     TOKENS_MAX, TOKEN_FILE_BYTES_MAX,
 };
-pub use watch::{WatchedFile, Watcher, TOKEN_POLL_INTERVAL};
+pub use watch::{Followed, WatchedFile, Watcher, TOKEN_POLL_INTERVAL};

@@ -12,9 +12,10 @@ use super::client::ClientAuth;
 use super::htpasswd::{Htpasswd, HTPASSWD_BYTES_MAX};
 use super::server::ServerAuth;
 use super::tokens::{read_token_file, tokens_of, TokenCell};
-use super::watch::WatchedFile;
+use super::watch::{Followed, WatchedFile};
 use crate::config::{
-    BasicAuth, BearerTokenAuth, BearerTokens, ComponentId, Config, Extension, HtpasswdSource,
+    BasicAuth, BearerTokenAuth, BearerTokens, ComponentId, Config, Credential, Extension,
+    HtpasswdSource,
 };
 
 /// Why an extension cannot start.
@@ -62,6 +63,7 @@ impl Authenticators {
                         built.watched.push(WatchedFile {
                             extension: name.clone(),
                             cell: cell.clone(),
+                            followed: Followed::Tokens,
                         });
                     }
                     let server = ServerAuth::bearer(&bearer.header, &bearer.scheme, cell.clone());
@@ -77,9 +79,24 @@ impl Authenticators {
                         .insert(id.clone(), Arc::new(ServerAuth::basic(users)));
                 }
                 Extension::BasicAuth(BasicAuth::Client { username, password }) => {
-                    let client = ClientAuth::basic(&name, username, password.expose())
-                        .map_err(|why| error(format!("client_auth: {why}")))?;
-                    built.clients.insert(id.clone(), client);
+                    let cell = ClientAuth::basic_cell(username, password)
+                        .map_err(|why| error(format!("client_auth.{why}")))?;
+                    let from_files = [username, password]
+                        .iter()
+                        .any(|c| matches!(c, Credential::File(_)));
+                    if from_files {
+                        built.watched.push(WatchedFile {
+                            extension: name.clone(),
+                            cell: cell.clone(),
+                            followed: Followed::Basic {
+                                username: username.clone(),
+                                password: password.clone(),
+                            },
+                        });
+                    }
+                    built
+                        .clients
+                        .insert(id.clone(), ClientAuth::basic_from(&name, cell));
                 }
                 // Served by the gateway beside the admin endpoint, or not at all: no
                 // authenticators.

@@ -1,5 +1,6 @@
-//! The token-file watcher: one plain thread, off the shards, that re-reads every token file
-//! each [`TOKEN_POLL_INTERVAL`] and publishes a changed, valid token set to its
+//! The credential-file watcher: one plain thread, off the shards, that re-reads every token
+//! file (and every `basicauth` `username_file` and `password_file`) each
+//! [`TOKEN_POLL_INTERVAL`] and publishes a changed, valid token set (or Basic pair) to its
 //! [`TokenCell`]; the shards see it at their next request.
 //!
 //! Reading the whole (small, bounded) file each time is simpler and surer than watching
@@ -14,18 +15,37 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::client::current_basic_token;
 use super::tokens::{read_token_file, tokens_of, TokenCell, TokenError};
+use crate::config::Credential;
 
 /// How often each token file is read.
 pub const TOKEN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// One token file to follow: the extension it belongs to and its cell.
+/// One credential source to follow: the extension it belongs to, its cell, and what it reads.
 #[derive(Debug, Clone)]
 pub struct WatchedFile {
     /// The extension's id, for the log.
     pub extension: String,
     /// Where its tokens are published.
     pub cell: Arc<TokenCell>,
+    /// What is read.
+    pub followed: Followed,
+}
+
+/// What a [`WatchedFile`] reads.
+#[derive(Debug, Clone)]
+pub enum Followed {
+    /// `bearertokenauth`'s token file, the cell's [`TokenCell::file`].
+    Tokens,
+    /// `basicauth`'s `client_auth`, at least one of them a file: its pair is published as
+    /// one Basic token.
+    Basic {
+        /// `username` or `username_file`.
+        username: Credential,
+        /// `password` or `password_file`.
+        password: Credential,
+    },
 }
 
 /// What the last poll of a file saw.
@@ -41,12 +61,51 @@ enum Seen {
 
 struct Follow {
     file: WatchedFile,
+    /// The token file (for [`Followed::Tokens`]).
     path: PathBuf,
     seen: Seen,
 }
 
 impl Follow {
     fn poll(&mut self) {
+        match &self.file.followed {
+            Followed::Tokens => self.poll_tokens(),
+            Followed::Basic { username, password } => {
+                let now = current_basic_token(username, password);
+                self.basic_seen(now);
+            }
+        }
+    }
+
+    /// Publishes the Basic pair read now when it changed; a failure keeps the last good pair,
+    /// logged once when it begins.
+    fn basic_seen(&mut self, now: Result<String, String>) {
+        let extension = &self.file.extension;
+        match now {
+            Ok(token) => {
+                if self.seen == Seen::Good(token.clone().into_bytes()) {
+                    return;
+                }
+                self.file.cell.publish(std::slice::from_ref(&token));
+                tracing::info!(
+                    "extensions.{extension}: client_auth's credentials changed; sent from the \
+                     next request"
+                );
+                self.seen = Seen::Good(token.into_bytes());
+            }
+            Err(why) => {
+                if self.seen != Seen::Unreadable(why.clone()) {
+                    tracing::warn!(
+                        "extensions.{extension}.client_auth.{why}; keeping the last good \
+                         credentials"
+                    );
+                    self.seen = Seen::Unreadable(why);
+                }
+            }
+        }
+    }
+
+    fn poll_tokens(&mut self) {
         let extension = &self.file.extension;
         let path = self.path.display();
         let now = match read_token_file(&self.path) {
@@ -104,6 +163,21 @@ impl Watcher {
         let mut follows: Vec<Follow> = files
             .into_iter()
             .filter_map(|file| {
+                if let Followed::Basic { username, password } = &file.followed {
+                    // What start-up read, as the token files below.
+                    let seen = match current_basic_token(username, password) {
+                        Ok(token) => {
+                            file.cell.publish(std::slice::from_ref(&token));
+                            Seen::Good(token.into_bytes())
+                        }
+                        Err(why) => Seen::Unreadable(why),
+                    };
+                    return Some(Follow {
+                        file,
+                        path: PathBuf::new(),
+                        seen,
+                    });
+                }
                 let path = file.cell.file()?.to_path_buf();
                 // The file may have changed since start-up read it: what is there now is
                 // published, quietly (it is what start-up would have read), and counts as seen.
@@ -163,6 +237,7 @@ mod tests {
             file: WatchedFile {
                 extension: "bearertokenauth".into(),
                 cell,
+                followed: Followed::Tokens,
             },
             path,
             seen: Seen::Good(text.as_bytes().to_vec()),
@@ -195,6 +270,55 @@ mod tests {
         std::fs::write(&follow.path, "third\nfourth\n").unwrap();
         follow.poll();
         assert_eq!(&*view.current().0, ["Bearer third", "Bearer fourth"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `basicauth`'s files: a changed pair is published, trimmed; an empty, missing or
+    /// refused one keeps the last good pair.
+    #[test]
+    fn basic_credential_files_are_followed_and_a_broken_one_keeps_the_last_pair() {
+        use crate::auth::ClientAuth;
+        let dir = std::env::temp_dir().join(format!("tailgate-watch3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (user, pass) = (dir.join("username"), dir.join("password"));
+        std::fs::write(&user, "alice\n").unwrap();
+        std::fs::write(&pass, "  one\n").unwrap();
+        let (username, password) = (
+            Credential::File(user.clone()),
+            Credential::File(pass.clone()),
+        );
+        let cell = ClientAuth::basic_cell(&username, &password).unwrap();
+        let view = TokenView::new(cell.clone());
+        // base64("alice:one")
+        assert_eq!(&*view.current().0, ["Basic YWxpY2U6b25l"]);
+        let mut follow = Follow {
+            file: WatchedFile {
+                extension: "basicauth/out".into(),
+                cell,
+                followed: Followed::Basic { username, password },
+            },
+            path: PathBuf::new(),
+            seen: Seen::Good(b"YWxpY2U6b25l".to_vec()),
+        };
+        std::fs::write(&pass, "two").unwrap();
+        follow.poll();
+        // base64("alice:two")
+        assert_eq!(&*view.current().0, ["Basic YWxpY2U6dHdv"]);
+        for (file, broken) in [(&pass, "\n"), (&user, "bob:by"), (&pass, "a\u{1}b")] {
+            let good = std::fs::read(file).unwrap();
+            std::fs::write(file, broken).unwrap();
+            follow.poll();
+            assert!(matches!(follow.seen, Seen::Unreadable(_)), "{broken:?}");
+            assert_eq!(&*view.current().0, ["Basic YWxpY2U6dHdv"], "{broken:?}");
+            std::fs::write(file, good).unwrap();
+        }
+        std::fs::remove_file(&user).unwrap();
+        follow.poll();
+        assert_eq!(&*view.current().0, ["Basic YWxpY2U6dHdv"]);
+        std::fs::write(&user, "bob").unwrap();
+        follow.poll();
+        // base64("bob:two")
+        assert_eq!(&*view.current().0, ["Basic Ym9iOnR3bw=="]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

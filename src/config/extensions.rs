@@ -227,11 +227,22 @@ pub enum BasicAuth {
     Server(HtpasswdSource),
     /// `client_auth`: what an exporter sends.
     Client {
-        /// `client_auth.username`.
-        username: String,
-        /// `client_auth.password`.
-        password: Secret,
+        /// `client_auth.username`, or `username_file`.
+        username: Credential,
+        /// `client_auth.password`, or `password_file` (an empty password when neither).
+        password: Credential,
     },
+}
+
+/// One of `client_auth`'s credentials: given in the configuration, or the file that holds it
+/// (which takes precedence, as in the Collector, and is followed while the gateway runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `username` / `password`, already checked.
+    Inline(Secret),
+    /// `username_file` / `password_file`: read at start (its text trimmed of surrounding
+    /// whitespace; empty is refused) and every second after.
+    File(PathBuf),
 }
 
 /// `basicauth.htpasswd`: `file`, `inline` or both (inline lines win for a user in both).
@@ -641,41 +652,42 @@ fn check_client_auth(
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<BasicAuth, ConfigError> {
-    for (key, set) in [
-        ("username_file", raw.username_file.is_some()),
-        ("password_file", raw.password_file.is_some()),
-        ("aws_secrets_manager", raw.aws_secrets_manager.is_some()),
-    ] {
-        if set {
-            return Err(ctx.unsupported(
-                &path.key(key),
-                format!(
-                    "`{key}` is not supported yet; give `username` and `password` (a \
-                     `${{env:VAR}}` keeps a password out of the file)"
-                ),
-            ));
+    if raw.aws_secrets_manager.is_some() {
+        return Err(ctx.unsupported(
+            &path.key("aws_secrets_manager"),
+            "`aws_secrets_manager` is not supported; give `username_file` and `password_file` \
+             (a secret mounted as files, followed while the gateway runs), or `username` and \
+             `password`",
+        ));
+    }
+    // A file takes precedence over the inline value, as in the Collector.
+    let file = |key: &str, value: Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+        match value {
+            Some(file) if file.is_empty() => Err(ctx.invalid(&path.key(key), "is empty")),
+            value => Ok(value.map(PathBuf::from)),
         }
-    }
-    let Some(username) = raw.username.filter(|u| !u.is_empty()) else {
-        return Err(ctx.missing(path, "username"));
     };
-    if username.contains(':') || username.chars().any(char::is_control) {
-        return Err(ctx.invalid(
-            &path.key("username"),
-            "a Basic username may not contain `:` or control characters",
-        ));
-    }
-    let password = raw.password.unwrap_or_default();
-    if password.chars().any(char::is_control) {
-        return Err(ctx.invalid(
-            &path.key("password"),
-            "the password may not contain control characters or line breaks",
-        ));
-    }
-    Ok(BasicAuth::Client {
-        username,
-        password: Secret(password),
-    })
+    let username = match file("username_file", raw.username_file)? {
+        Some(file) => Credential::File(file),
+        None => {
+            let Some(username) = raw.username.filter(|u| !u.is_empty()) else {
+                return Err(ctx.invalid(path, "set `username` or `username_file`"));
+            };
+            crate::auth::check_basic_username(&username)
+                .map_err(|why| ctx.invalid(&path.key("username"), why))?;
+            Credential::Inline(Secret(username))
+        }
+    };
+    let password = match file("password_file", raw.password_file)? {
+        Some(file) => Credential::File(file),
+        None => {
+            let password = raw.password.unwrap_or_default();
+            crate::auth::check_basic_password(&password)
+                .map_err(|why| ctx.invalid(&path.key("password"), why))?;
+            Credential::Inline(Secret(password))
+        }
+    };
+    Ok(BasicAuth::Client { username, password })
 }
 
 /// `auth.authenticator` of a receiver protocol or an exporter at `path`, as an id.
@@ -903,7 +915,7 @@ fn resolve<'a>(
 mod tests {
     use std::path::PathBuf;
 
-    use super::FILE_STORAGE_DIRECTORY_DEFAULT;
+    use super::{Credential, Secret, FILE_STORAGE_DIRECTORY_DEFAULT};
     use crate::config::{
         BasicAuth, BearerTokens, Config, Extension, ResponseBody, HEALTH_CHECK_ENDPOINT_DEFAULT,
     };
@@ -1016,15 +1028,30 @@ mod tests {
         else {
             panic!("client")
         };
-        assert_eq!((username.as_str(), password.expose()), ("u", "p"));
+        assert_eq!(
+            (username, password),
+            (
+                Credential::Inline(Secret("u".into())),
+                Credential::Inline(Secret("p".into()))
+            )
+        );
+        // Files win over inline values, as in the Collector.
+        let Extension::BasicAuth(BasicAuth::Client { username, password }) = extension(
+            "  basicauth/out:\n    client_auth:\n      username: u\n      username_file: /run/u\n      password_file: /run/p\n",
+        ) else {
+            panic!("client")
+        };
+        assert_eq!(username, Credential::File("/run/u".into()));
+        assert_eq!(password, Credential::File("/run/p".into()));
         for (yaml, path, message) in [
             ("  basicauth:\n", "extensions.basicauth", "set `htpasswd`"),
             ("  basicauth:\n    htpasswd:\n    client_auth:\n      username: u\n", "extensions.basicauth.client_auth", "not both"),
             ("  basicauth:\n    htpasswd:\n", "extensions.basicauth.htpasswd", "set `file`, `inline`"),
             ("  basicauth:\n    htpasswd:\n      inline: |\n        ok:pw\n        md5:$apr1$x$y\n", "extensions.basicauth.htpasswd.inline", "line 2: the password is MD5-crypt"),
-            ("  basicauth:\n    client_auth:\n      password: p\n", "extensions.basicauth.client_auth.username", "missing required key"),
+            ("  basicauth:\n    client_auth:\n      password: p\n", "extensions.basicauth.client_auth", "set `username` or `username_file`"),
             ("  basicauth:\n    client_auth:\n      username: \"a:b\"\n", "extensions.basicauth.client_auth.username", "may not contain `:`"),
-            ("  basicauth:\n    client_auth:\n      username: u\n      password_file: /p\n", "extensions.basicauth.client_auth.password_file", "not supported yet"),
+            ("  basicauth:\n    client_auth:\n      username: u\n      password_file: \"\"\n", "extensions.basicauth.client_auth.password_file", "is empty"),
+            ("  basicauth:\n    client_auth:\n      username_file: /u\n      aws_secrets_manager: {secret_arn: x}\n", "extensions.basicauth.client_auth.aws_secrets_manager", "not supported"),
         ] {
             let err = parse(yaml).expect_err(yaml);
             assert!(err.contains(&format!(": {path}: ")), "{yaml}: {err}");

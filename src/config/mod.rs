@@ -68,8 +68,8 @@ pub use exporters::{
     SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
 };
 pub use extensions::{
-    BasicAuth, BearerTokenAuth, BearerTokens, Extension, Extensions, HealthCheck, HtpasswdSource,
-    ResponseBody, Secret, BEARER_HEADER_DEFAULT, BEARER_SCHEME_DEFAULT,
+    BasicAuth, BearerTokenAuth, BearerTokens, Credential, Extension, Extensions, HealthCheck,
+    HtpasswdSource, ResponseBody, Secret, BEARER_HEADER_DEFAULT, BEARER_SCHEME_DEFAULT,
     HEALTH_CHECK_ENDPOINT_DEFAULT,
 };
 pub use feature_gates::{FeatureGates, UnknownGate, COUNT_SPANS_SAMPLED, USE_TRACESTATE};
