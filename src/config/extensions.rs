@@ -435,14 +435,16 @@ fn check_file_storage(
         Some(dir) if dir.is_empty() => {
             return Err(ctx.invalid(&path.key("directory"), "is empty; name a directory"))
         }
-        Some(dir) if !dir.starts_with('/') => {
-            return Err(ctx.invalid(
-                &path.key("directory"),
-                format!(
-                    "`{dir}` is relative; write an absolute path, so the queue does not move                      with the working directory"
-                ),
-            ))
-        }
+        // Relative to the working directory, as in the Collector; taken once, here, so the
+        // queue stays where this start found it.
+        Some(dir) if !dir.starts_with('/') => std::env::current_dir()
+            .map_err(|err| {
+                ctx.invalid(
+                    &path.key("directory"),
+                    format!("`{dir}` is relative, and the working directory cannot be read: {err}"),
+                )
+            })?
+            .join(dir),
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(FILE_STORAGE_DIRECTORY_DEFAULT),
     };
@@ -1134,8 +1136,13 @@ mod tests {
             (PathBuf::from("/var/q"), false, true, 0o700)
         );
         assert_eq!(fs.max_size, Some(1 << 30));
+        // A relative directory is the working directory's, as in the Collector.
+        let Extension::FileStorage(fs) = extension("  file_storage:\n    directory: queue\n")
+        else {
+            panic!("a file_storage");
+        };
+        assert_eq!(fs.directory, std::env::current_dir().unwrap().join("queue"));
         for (yaml, says) in [
-            ("    directory: queue\n", "is relative"),
             (
                 "    directory_permissions: \"0999\"\n",
                 "not a permission mode",
