@@ -1011,7 +1011,7 @@ exporters:
     assert_error(&err, 3, "exporters.kafka", "unknown exporter type `kafka`");
     assert!(
         err.to_string()
-            .contains("`otlp`, `otlphttp`, `debug` and `loadbalancing`"),
+            .contains("`otlp`, `otlp_grpc`, `otlphttp`, `otlp_http`, `debug`, `loadbalancing` and `load_balancing`"),
         "{err}"
     );
 }
@@ -1822,8 +1822,22 @@ receivers:
         Some(Cors {
             allowed_origins: vec!["https://*.example.com".into()],
             allowed_headers: vec!["X-Tenant".into()],
+            exposed_headers: Vec::new(),
             max_age: Some(7200),
         })
+    );
+    assert_eq!(
+        parsed("          allowed_origins: [\"*\"]\n          exposed_headers: [X-Custom-Header]")
+            .map(|cors| cors.exposed_headers),
+        Some(vec!["X-Custom-Header".to_string()])
+    );
+    assert_error(
+        &error(&cors(
+            "          allowed_origins: [\"*\"]\n          exposed_headers: [\"bad header\"]",
+        )),
+        7,
+        "receivers.otlp.protocols.http.cors.exposed_headers",
+        "not an HTTP header name",
     );
     assert_eq!(
         parsed("          allowed_headers: [X-Tenant]"),
@@ -3263,8 +3277,23 @@ fn loadbalancing_takes_the_collectors_layout() {
             timeout: Duration::from_secs(1),
         }
     );
-    assert_eq!(lb.routing_key(Signal::Logs), Some(RoutingKey::TraceId));
+    // Logs by service unless told otherwise, as the Collector (v0.161.0) routes them.
+    assert_eq!(lb.routing_key(Signal::Logs), Some(RoutingKey::Service));
     assert_eq!(lb.routing_key(Signal::Metrics), Some(RoutingKey::Service));
+    for key in ["traceID", "service", "resource"] {
+        let config = parse(&loadbalancing(
+            &format!("    routing_key: {key}\n    protocol:\n      otlp: {{}}\n    resolver:\n      static:\n        hostnames: [a]\n"),
+            "logs",
+        ))
+        .expect("logs route by any of them");
+        let Some(Exporter::LoadBalancing(lb)) = config.exporters.get(&id("loadbalancing")) else {
+            panic!("a loadbalancing exporter");
+        };
+        assert_eq!(
+            lb.routing_key(Signal::Logs).map(RoutingKey::as_str),
+            Some(key)
+        );
+    }
 }
 
 #[test]
@@ -3431,4 +3460,108 @@ tier:
         "{base}  resolver:\n    static:\n      hostnames: [a:4317]\n  protocol:\n    otlp:\n      endpoint: a:4317\n"
     ));
     assert_error(&err, 19, "tier.protocol.otlp.endpoint", "from the resolver");
+}
+
+/// The Collector (v0.161.0) names its OTLP exporters `otlp_grpc` and `otlp_http` and its load
+/// balancer `load_balancing`, keeping the older names as aliases; its `headers` are a map or a
+/// list of `name`/`value` pairs (configopaque.MapList). Configurations written either way load.
+#[test]
+fn the_collectors_current_exporter_names_and_header_lists_load() {
+    let config = parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  otlp_grpc/central:
+    endpoint: central.example.com:4317
+    headers:
+      - name: x-tenant
+        value: blue
+      - name: authorization
+        value: Bearer t
+  otlp_http:
+    endpoint: https://central.example.com:4318
+    headers:
+      x-tenant: green
+  load_balancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        tls:
+          insecure: true
+        headers:
+          - name: x-tier
+            value: front
+    resolver:
+      static:
+        hostnames: [127.0.0.2:4317, 127.0.0.3:4317]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp_grpc/central, otlp_http, load_balancing]
+",
+    )
+    .unwrap();
+    let Some(Exporter::Otlp(grpc)) = config.exporters.get(&id("otlp_grpc/central")) else {
+        panic!("otlp_grpc is the otlp exporter");
+    };
+    assert_eq!(grpc.headers["x-tenant"], "blue");
+    assert_eq!(grpc.headers["authorization"], "Bearer t");
+    let Some(Exporter::OtlpHttp(http)) = config.exporters.get(&id("otlp_http")) else {
+        panic!("otlp_http is the otlphttp exporter");
+    };
+    assert_eq!(http.headers["x-tenant"], "green");
+    assert!(matches!(
+        config.exporters.get(&id("load_balancing")),
+        Some(Exporter::LoadBalancing(_))
+    ));
+
+    // A name given twice in the list form, and a pair without a name, are refused.
+    let err = error(
+        "
+exporters:
+  otlp_grpc:
+    endpoint: central.example.com:4317
+    headers:
+      - name: x-tenant
+        value: a
+      - name: x-tenant
+        value: b
+",
+    );
+    assert!(
+        err.to_string().contains("`x-tenant` is given twice"),
+        "{err}"
+    );
+    let err = error(
+        "
+exporters:
+  otlp_grpc:
+    endpoint: central.example.com:4317
+    headers:
+      - value: a
+",
+    );
+    assert!(
+        err.to_string().contains("is not an HTTP header name"),
+        "{err}"
+    );
+    let err = error("exporters:\n  kafka:\n");
+    assert!(err.to_string().contains("`otlp_grpc`"), "{err}");
+
+    // `protocol.otlp` empty, or `protocol` left out: the otlp exporter's defaults, as the
+    // Collector's factory fills them in (a bare backend dialled with TLS).
+    for protocol in ["    protocol:\n      otlp:\n", ""] {
+        let config = parse(&format!(
+            "exporters:\n  load_balancing:\n{protocol}    resolver:\n      static:\n        hostnames: [a]\nreceivers:\n  otlp:\n    protocols:\n      grpc:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [load_balancing]\n"
+        ))
+        .unwrap_or_else(|err| panic!("{protocol:?}: {err}"));
+        let Some(Exporter::LoadBalancing(lb)) = config.exporters.get(&id("load_balancing")) else {
+            panic!("a load balancer");
+        };
+        assert!(lb.protocol.tls.is_some(), "{protocol:?}");
+    }
 }

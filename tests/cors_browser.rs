@@ -173,7 +173,8 @@ fn preflights_and_answers_on_the_wire() {
         1,
         "",
         "        cors:\n          allowed_origins: [\"https://*.example.com\"]\n          \
-         allowed_headers: [X-Tenant]\n          max_age: 60",
+         allowed_headers: [X-Tenant]\n          exposed_headers: [X-Trace-Kept]\n          \
+         max_age: 60",
     );
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     let exchange = |request: String| {
@@ -207,6 +208,7 @@ fn preflights_and_answers_on_the_wire() {
         assert!(allowed.contains(line), "{line:?} in {allowed}");
     }
     assert!(!allowed.contains("Content-Length"), "{allowed}");
+    assert!(!allowed.contains("Expose"), "not on a preflight: {allowed}");
     for refused in [
         preflight("https://example.org", "content-type"),
         preflight("https://app.example.com", "authorization"),
@@ -228,6 +230,10 @@ fn preflights_and_answers_on_the_wire() {
     assert!(post.starts_with("HTTP/1.1 415 "), "{post}");
     assert!(
         post.contains("Access-Control-Allow-Origin: https://app.example.com\r\n"),
+        "{post}"
+    );
+    assert!(
+        post.contains("Access-Control-Expose-Headers: X-Trace-Kept\r\n"),
         "{post}"
     );
     assert!(gateway.stop().success());

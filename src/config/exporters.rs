@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::de::{Deserializer, IgnoredAny};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
@@ -23,8 +23,18 @@ use super::tls::{check_client, RawTls, TlsClientSettings};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
 use tailgate_wire::Signal;
 
-/// Exporter types tailgate has.
-pub const EXPORTER_KINDS: &[&str] = &["otlp", "otlphttp", "debug", "loadbalancing"];
+/// Exporter types tailgate has: the Collector's names, each type under both of its names where
+/// it has two (v0.161.0 names the OTLP exporters `otlp_grpc` and `otlp_http` and the load
+/// balancer `load_balancing`, and keeps `otlp`, `otlphttp` and `loadbalancing` as aliases).
+pub const EXPORTER_KINDS: &[&str] = &[
+    "otlp",
+    "otlp_grpc",
+    "otlphttp",
+    "otlp_http",
+    "debug",
+    "loadbalancing",
+    "load_balancing",
+];
 
 /// `timeout` when not given (the Collector's default).
 pub const EXPORT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
@@ -96,9 +106,10 @@ pub struct LoadBalancingExporter {
 }
 
 impl LoadBalancingExporter {
-    /// The routing key for `signal`, as the Collector picks it: traces by `traceID` unless
-    /// `service` is asked for; metrics by `service` unless `resource` is; logs always by the
-    /// log records' trace ids. `None`: `signal` cannot be routed by the key written.
+    /// The routing key for `signal`, as the Collector (v0.161.0) picks it: traces by `traceID`
+    /// unless `service` is asked for; metrics by `service` unless `resource` is; logs by
+    /// `service` unless `traceID` or `resource` is. `None`: `signal` cannot be routed by the
+    /// key written.
     pub fn routing_key(&self, signal: Signal) -> Option<RoutingKey> {
         match (signal, self.routing_key) {
             (Signal::Traces, None) => Some(RoutingKey::TraceId),
@@ -107,7 +118,8 @@ impl LoadBalancingExporter {
             (Signal::Metrics, Some(key @ (RoutingKey::Service | RoutingKey::Resource))) => {
                 Some(key)
             }
-            (Signal::Logs, None | Some(RoutingKey::TraceId)) => Some(RoutingKey::TraceId),
+            (Signal::Logs, None) => Some(RoutingKey::Service),
+            (Signal::Logs, Some(key)) => Some(key),
             _ => None,
         }
     }
@@ -116,13 +128,13 @@ impl LoadBalancingExporter {
 /// `loadbalancing.routing_key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoutingKey {
-    /// `traceID` (the default for traces and logs): every span of a trace, and every log record
-    /// of a trace, to one backend.
+    /// `traceID` (the default for traces): every span of a trace, and every log record of a
+    /// trace, to one backend.
     TraceId,
-    /// `service` (the default for metrics): every resource group with the same `service.name`
-    /// to one backend.
+    /// `service` (the default for metrics and logs): every resource group with the same
+    /// `service.name` to one backend (a group without one goes with the empty name's).
     Service,
-    /// `resource` (metrics): every resource group with the same resource to one backend.
+    /// `resource` (metrics, logs): every resource group with the same resource to one backend.
     Resource,
 }
 
@@ -371,12 +383,14 @@ pub(crate) enum RawExporter {
 impl RawComponent for RawExporter {
     fn from_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(match kind {
-            "otlp" => RawExporter::Otlp(Option::<RawOtlp>::deserialize(d)?.unwrap_or_default()),
-            "otlphttp" => {
+            "otlp" | "otlp_grpc" => {
+                RawExporter::Otlp(Option::<RawOtlp>::deserialize(d)?.unwrap_or_default())
+            }
+            "otlphttp" | "otlp_http" => {
                 RawExporter::OtlpHttp(Option::<RawOtlpHttp>::deserialize(d)?.unwrap_or_default())
             }
             "debug" => RawExporter::Debug(Option::<RawDebug>::deserialize(d)?.unwrap_or_default()),
-            "loadbalancing" => RawExporter::LoadBalancing(
+            "loadbalancing" | "load_balancing" => RawExporter::LoadBalancing(
                 Option::<RawLoadBalancing>::deserialize(d)?.unwrap_or_default(),
             ),
             _ => {
@@ -392,7 +406,7 @@ impl RawComponent for RawExporter {
 pub(crate) struct RawOtlp {
     endpoint: Option<String>,
     tls: Option<RawTls>,
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<RawHeaders>,
     auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
@@ -410,7 +424,7 @@ pub(crate) struct RawOtlpHttp {
     logs_endpoint: Option<String>,
     encoding: Option<String>,
     tls: Option<RawTls>,
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<RawHeaders>,
     auth: Option<RawAuth>,
     compression: Option<String>,
     compression_params: Option<RawCompressionParams>,
@@ -772,20 +786,75 @@ fn check_debug(raw: RawDebug, path: &KeyPath, ctx: &Ctx<'_>) -> Result<DebugExpo
     })
 }
 
+/// `headers` as written: a map of names to values, or, as the Collector's `configopaque.MapList`
+/// also reads it, a list of `{name: ..., value: ...}` pairs.
+pub(crate) struct RawHeaders(Vec<(String, String)>);
+
+/// One pair of the list form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderPair {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+impl<'de> Deserialize<'de> for RawHeaders {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = RawHeaders;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of header names to values, or a list of `name`/`value` pairs")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeaders, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    pairs.push(pair);
+                }
+                Ok(RawHeaders(pairs))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut list: A) -> Result<RawHeaders, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = list.next_element::<RawHeaderPair>()? {
+                    pairs.push((pair.name, pair.value));
+                }
+                Ok(RawHeaders(pairs))
+            }
+
+            fn visit_unit<E>(self) -> Result<RawHeaders, E> {
+                Ok(RawHeaders(Vec::new()))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
+
 fn check_headers(
-    raw: Option<BTreeMap<String, String>>,
+    raw: Option<RawHeaders>,
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let headers = raw.unwrap_or_default();
-    if headers.len() > HEADERS_MAX {
+    let pairs = raw.map(|raw| raw.0).unwrap_or_default();
+    if pairs.len() > HEADERS_MAX {
         return Err(ctx.invalid(
             path,
             format!(
                 "has {} headers; at most {HEADERS_MAX} are allowed",
-                headers.len()
+                pairs.len()
             ),
         ));
+    }
+    let mut headers = BTreeMap::new();
+    for (name, value) in pairs {
+        if headers.contains_key(&name) {
+            return Err(ctx.invalid(path, format!("`{name}` is given twice")));
+        }
+        headers.insert(name, value);
     }
     for (name, value) in &headers {
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
@@ -1127,7 +1196,12 @@ fn check_loadbalancing(
             ))
         }
     };
-    let protocol = check_protocol(raw.protocol, &path.key("protocol"), ctx)?;
+    // `protocol` or `protocol.otlp` left out (or empty) is the `otlp` exporter's defaults, as
+    // the Collector's factory fills them in.
+    let raw_protocol = RawProtocol {
+        otlp: Some(raw.protocol.and_then(|p| p.otlp).unwrap_or_default()),
+    };
+    let protocol = check_protocol(Some(raw_protocol), &path.key("protocol"), ctx)?;
     let resolver = check_resolver(raw.resolver, &path.key("resolver"), path, ctx)?;
     Ok(LoadBalancingExporter {
         routing_key,

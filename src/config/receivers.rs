@@ -173,6 +173,8 @@ pub struct Cors {
     pub allowed_origins: Vec<String>,
     /// Request headers allowed beyond those always allowed; `*` for any.
     pub allowed_headers: Vec<String>,
+    /// Response headers a page may read (`Access-Control-Expose-Headers`), as written.
+    pub exposed_headers: Vec<String>,
     /// `Access-Control-Max-Age`, in seconds.
     pub max_age: Option<u64>,
 }
@@ -282,6 +284,7 @@ pub(crate) struct RawAuth {
 struct RawCors {
     allowed_origins: Option<Vec<String>>,
     allowed_headers: Option<Vec<String>>,
+    exposed_headers: Option<Vec<String>>,
     max_age: Option<UInt>,
 }
 
@@ -640,6 +643,8 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
 
 /// The most origins `cors.allowed_origins` takes (each request's origin is compared with them).
 const CORS_ORIGINS_MAX: usize = 256;
+/// The most headers `cors.exposed_headers` takes (they are sent on every answer to a page).
+const CORS_EXPOSED_MAX: usize = 64;
 /// The longest `cors.max_age`: browsers cap it lower anyway (Chromium at 2 hours).
 const CORS_MAX_AGE_MAX: u64 = 86_400;
 
@@ -666,6 +671,23 @@ fn check_cors(raw: RawCors, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Option<Cors
             ));
         }
     }
+    let exposed = raw.exposed_headers.unwrap_or_default();
+    if exposed.len() > CORS_EXPOSED_MAX {
+        return Err(ctx.invalid(
+            &path.key("exposed_headers"),
+            format!("{} headers; at most {CORS_EXPOSED_MAX}", exposed.len()),
+        ));
+    }
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if let Some(bad) = exposed
+        .iter()
+        .find(|h| h.is_empty() || !h.chars().all(token))
+    {
+        return Err(ctx.invalid(
+            &path.key("exposed_headers"),
+            format!("`{bad}` is not an HTTP header name"),
+        ));
+    }
     let max_age = match raw.max_age {
         Some(UInt(seconds)) => Some(in_range(
             ctx,
@@ -688,6 +710,7 @@ fn check_cors(raw: RawCors, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Option<Cors
     Ok(Some(Cors {
         allowed_origins: origins,
         allowed_headers: headers,
+        exposed_headers: exposed,
         max_age,
     }))
 }

@@ -70,6 +70,8 @@ pub struct CorsPolicy {
     headers: Vec<String>,
     any_header: bool,
     max_age: Option<u64>,
+    /// `Access-Control-Expose-Headers`' line, when `exposed_headers` names any.
+    expose: String,
 }
 
 impl CorsPolicy {
@@ -89,6 +91,14 @@ impl CorsPolicy {
             any_header: cors.allowed_headers.iter().any(|h| h == "*"),
             headers,
             max_age: cors.max_age,
+            expose: if cors.exposed_headers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Access-Control-Expose-Headers: {}\r\n",
+                    cors.exposed_headers.join(", ")
+                )
+            },
         }
     }
 
@@ -98,14 +108,16 @@ impl CorsPolicy {
         self.origins.iter().any(|allowed| allowed.matches(&origin))
     }
 
-    /// The header lines (each ending in CRLF) an answer to a request from `origin` carries;
-    /// `None` when it has no origin or one that is not allowed.
+    /// The header lines (each ending in CRLF) an answer to a request from `origin` carries
+    /// (`exposed_headers` among them; a preflight's answer has its own); `None` when it has no
+    /// origin or one that is not allowed.
     pub fn answer_headers(&self, origin: Option<&str>) -> Option<String> {
         let origin = origin?;
         self.allows_origin(origin).then(|| {
             format!(
                 "Access-Control-Allow-Origin: {origin}\r\nAccess-Control-Allow-Credentials: \
-                 true\r\nVary: Origin\r\n"
+                 true\r\nVary: Origin\r\n{}",
+                self.expose
             )
         })
     }
@@ -160,6 +172,7 @@ mod tests {
         CorsPolicy::new(&Cors {
             allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
             allowed_headers: headers.iter().map(|h| h.to_string()).collect(),
+            exposed_headers: Vec::new(),
             max_age,
         })
     }
@@ -194,6 +207,28 @@ mod tests {
             .unwrap();
         assert!(answer.starts_with("Access-Control-Allow-Origin: https://app.example.com\r\n"));
         assert!(answer.contains("Access-Control-Allow-Credentials: true\r\n"));
+        assert!(!answer.contains("Expose"));
+    }
+
+    /// `exposed_headers` go on answers to allowed pages' requests, not on preflights (as
+    /// confighttp's CORS handler sends them).
+    #[test]
+    fn exposed_headers_go_on_answers_to_allowed_pages() {
+        let cors = CorsPolicy::new(&Cors {
+            allowed_origins: vec!["https://app.example.com".into()],
+            allowed_headers: Vec::new(),
+            exposed_headers: vec!["X-Custom-Header".into(), "X-Another-Header".into()],
+            max_age: None,
+        });
+        let answer = cors
+            .answer_headers(Some("https://app.example.com"))
+            .unwrap();
+        assert!(
+            answer.contains("Access-Control-Expose-Headers: X-Custom-Header, X-Another-Header\r\n")
+        );
+        assert_eq!(cors.answer_headers(Some("https://evil.example.com")), None);
+        let preflight = cors.preflight_headers(Some("https://app.example.com"), "POST", None);
+        assert!(!preflight.contains("Expose"), "{preflight}");
     }
 
     #[test]
