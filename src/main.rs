@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
-use tailgate::config::{Config, FeatureGates, LogLevel};
+use tailgate::config::{Config, FeatureGates, LogLevel, TelemetryLogs};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -138,19 +138,62 @@ fn feature_gates(values: &[String]) -> Result<FeatureGates, String> {
     Ok(gates)
 }
 
-fn init_logs(level: LogLevel) {
-    let level = match level {
+fn init_logs(logs: &TelemetryLogs) {
+    let level = match logs.level {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Info => tracing::Level::INFO,
         LogLevel::Warn => tracing::Level::WARN,
         LogLevel::Error => tracing::Level::ERROR,
     };
+    let ansi = std::io::stderr().is_terminal();
+    let format = tracing_subscriber::fmt::format()
+        .with_target(false)
+        .with_ansi(ansi);
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
+        .event_format(WithFields {
+            inner: format,
+            fields: logs
+                .initial_fields
+                .iter()
+                .map(|(name, value)| format!(" {name}={value:?}"))
+                .collect(),
+        })
         .init();
+}
+
+/// The log line format with `service.telemetry.logs.initial_fields` at the end of every line.
+struct WithFields {
+    inner: tracing_subscriber::fmt::format::Format,
+    /// ` name="value"` for each field.
+    fields: String,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for WithFields
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if self.fields.is_empty() {
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        let body = line.strip_suffix('\n').unwrap_or(&line);
+        writeln!(writer, "{body}{}", self.fields)
+    }
 }
 
 fn main() -> ExitCode {
@@ -237,7 +280,7 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logs(config.service.telemetry.logs.level);
+    init_logs(&config.service.telemetry.logs);
     match tailgate::gateway::run(&config, gates) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -502,3 +502,37 @@ fn exports_at_the_configured_compression_levels_arrive_intact() {
         "    compression: zstd\n    compression_params:\n      level: 19\n",
     );
 }
+
+/// `service.telemetry.resource` and `logs.initial_fields`, as the Collector's documentation
+/// writes them: the resource is served as `target_info` (label names made Prometheus names,
+/// `null` removing a default), and every log line carries the initial fields.
+#[test]
+fn the_telemetry_resource_is_target_info_and_initial_fields_are_on_every_log_line() {
+    let (sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let config = config.replacen(
+        "  telemetry:\n    metrics:\n",
+        "  telemetry:\n    resource:\n      service.name: edge-gateway\n      service.version: null\n      deployment.environment: prod\n      k8s.pod.uid: 42\n    logs:\n      initial_fields:\n        node: gw-1\n    metrics:\n",
+        1,
+    );
+    assert!(config.contains("initial_fields"));
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let page = gateway.metrics();
+    let line = page
+        .lines()
+        .find(|l| l.starts_with("target_info{"))
+        .unwrap_or_else(|| panic!("no target_info in:\n{page}"));
+    assert_eq!(
+        line,
+        "target_info{deployment_environment=\"prod\",k8s_pod_uid=\"42\",service_name=\"edge-gateway\"} 1"
+    );
+    // The start-up lines (listening, shards up) are logged before the gateway is ready.
+    let log = gateway.stderr();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        assert!(line.ends_with(" node=\"gw-1\""), "{line}");
+    }
+    assert!(gateway.stop().success());
+    sink.stop().expect("sink");
+}

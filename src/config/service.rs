@@ -19,7 +19,7 @@ use super::exporters::{Exporter, Exporters};
 use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
-use super::scalar::UInt;
+use super::scalar::{Text, UInt};
 use super::values::{ComponentId, Endpoint, KeyPath};
 use tailgate_wire::Signal;
 
@@ -97,6 +97,34 @@ pub struct Telemetry {
     pub metrics: TelemetryMetrics,
     /// `logs`: the gateway's log level.
     pub logs: TelemetryLogs,
+    /// `resource`: the attributes describing this gateway in its own telemetry, as written
+    /// (`None`: the attribute is removed), applied over `service.name` and `service.version`.
+    pub resource: Vec<(String, Option<String>)>,
+}
+
+/// The most `resource` attributes and `logs.initial_fields` (each goes on every scrape or
+/// every log line).
+pub const TELEMETRY_FIELDS_MAX: usize = 64;
+
+impl Telemetry {
+    /// The resource attributes of this gateway's telemetry: `service.name` (`tailgate`) and
+    /// `service.version`, with `resource` applied over them, in name order.
+    pub fn resource_attributes(&self) -> Vec<(String, String)> {
+        let mut attributes = std::collections::BTreeMap::from([
+            ("service.name".to_string(), "tailgate".to_string()),
+            (
+                "service.version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+        ]);
+        for (name, value) in &self.resource {
+            match value {
+                Some(value) => attributes.insert(name.clone(), value.clone()),
+                None => attributes.remove(name),
+            };
+        }
+        attributes.into_iter().collect()
+    }
 }
 
 /// `service.telemetry.metrics`.
@@ -123,10 +151,12 @@ pub enum MetricsLevel {
 }
 
 /// `service.telemetry.logs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryLogs {
     /// The lowest level logged (default info).
     pub level: LogLevel,
+    /// `initial_fields`: `name=value` pairs every log line carries, in name order.
+    pub initial_fields: Vec<(String, String)>,
 }
 
 /// `service.telemetry.logs.level`.
@@ -169,6 +199,7 @@ impl RawComponent for RawPipeline {
 struct RawTelemetry {
     metrics: Option<RawTelemetryMetrics>,
     logs: Option<RawTelemetryLogs>,
+    resource: Option<std::collections::BTreeMap<String, Option<Text>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -221,6 +252,7 @@ const PROMETHEUS_PORT_DEFAULT: u64 = 8888;
 #[serde(deny_unknown_fields, default)]
 struct RawTelemetryLogs {
     level: Option<String>,
+    initial_fields: Option<std::collections::BTreeMap<String, Text>>,
 }
 
 /// The components a pipeline may use.
@@ -949,12 +981,70 @@ fn check_telemetry(
             ))
         }
     };
+    let resource: Vec<(String, Option<String>)> = raw
+        .resource
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, value.map(|Text(text)| text)))
+        .collect();
+    check_fields(
+        resource.iter().map(|(n, v)| (n.as_str(), v.as_deref())),
+        &path.key("resource"),
+        ctx,
+    )?;
+    let initial_fields: Vec<(String, String)> = logs
+        .initial_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, Text(value))| (name, value))
+        .collect();
+    check_fields(
+        initial_fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), Some(v.as_str()))),
+        &path.key("logs").key("initial_fields"),
+        ctx,
+    )?;
     Ok(Telemetry {
         metrics: TelemetryMetrics {
             address,
             level,
             counter_total,
         },
-        logs: TelemetryLogs { level: log_level },
+        logs: TelemetryLogs {
+            level: log_level,
+            initial_fields,
+        },
+        resource,
     })
+}
+
+/// `resource` and `logs.initial_fields`: at most [`TELEMETRY_FIELDS_MAX`], names not empty,
+/// neither names nor values with control characters (they go into /metrics and log lines).
+fn check_fields<'a>(
+    fields: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>)>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    if fields.len() > TELEMETRY_FIELDS_MAX {
+        return Err(ctx.invalid(
+            path,
+            format!("{} entries; at most {TELEMETRY_FIELDS_MAX}", fields.len()),
+        ));
+    }
+    for (name, value) in fields {
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(ctx.invalid(
+                path,
+                format!("`{name}` is not a name: empty, or with control characters"),
+            ));
+        }
+        if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(ctx.invalid(
+                &path.key(name),
+                "a value may not contain control characters or line breaks",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -385,6 +385,16 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
     }
     .counter_suffix(suffix);
     let reload_metrics = reload::ReloadMetrics::register(&mut builder);
+    // The gateway's resource (service.telemetry.resource over service.name and
+    // service.version), as the Collector's Prometheus reader serves it.
+    let labels: Vec<(&str, &str)> = plan
+        .target_info
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    builder
+        .gauge("target_info", "Target metadata", &labels)
+        .set(1);
     let memory_gauges = (
         builder.gauge(
             "tailgate_memory_rss_bytes",

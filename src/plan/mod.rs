@@ -64,6 +64,9 @@ pub(crate) struct Plan {
     pub(crate) admin: SocketAddr,
     /// Whether counter samples carry `_total` (`without_type_suffix: false`).
     pub(crate) counter_total: bool,
+    /// `target_info`'s labels: the telemetry's resource attributes, their names made
+    /// Prometheus label names (`service.name` → `service_name`).
+    pub(crate) target_info: Vec<(String, String)>,
     /// The enabled `health_check` extensions, each with the address it listens on.
     pub(crate) health_checks: Vec<(SocketAddr, config::HealthCheck)>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
@@ -443,6 +446,7 @@ impl Plan {
             memory_whole_process: config.shards.memory_budget_whole_process,
             admin: resolve(&config.service.telemetry.metrics.address)?,
             counter_total: config.service.telemetry.metrics.counter_total,
+            target_info: target_info(&config.service.telemetry.resource_attributes()),
             health_checks: health_checks(config)?,
             tls,
             tier,
@@ -791,6 +795,37 @@ fn listed_cpus(list: &[u16]) -> Result<Vec<usize>, StartError> {
         "shards.cpus lists CPU(s) {missing:?}, which this process may not run on here (it may \
          run on {allowed:?}); list CPUs of this machine, or write `all`"
     )))
+}
+
+/// Prometheus label names and values for `target_info` from resource attributes, as the
+/// OpenTelemetry Prometheus exporter writes them: every character outside `[A-Za-z0-9_]`
+/// becomes `_`, a name starting with a digit gets a `_` in front, and values whose names meet
+/// are joined with `;`.
+pub(crate) fn target_info(attributes: &[(String, String)]) -> Vec<(String, String)> {
+    let mut labels: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (name, value) in attributes {
+        let mut label: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if label.starts_with(|c: char| c.is_ascii_digit()) {
+            label.insert(0, '_');
+        }
+        labels
+            .entry(label)
+            .and_modify(|joined| {
+                joined.push(';');
+                joined.push_str(value);
+            })
+            .or_insert_with(|| value.clone());
+    }
+    labels.into_iter().collect()
 }
 
 #[cfg(test)]
