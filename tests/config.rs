@@ -2791,9 +2791,9 @@ fn load_reports_unreadable_files() {
 }
 
 #[test]
-fn metrics_levels_other_than_normal_and_none_are_refused_naming_what_to_write() {
-    for level in ["basic", "detailed"] {
-        let err = error(&format!(
+fn metrics_levels_basic_and_detailed_are_read_as_normal() {
+    for level in ["basic", "detailed", "Detailed"] {
+        let config = parse(&format!(
             "
 receivers:
   otlp:
@@ -2810,14 +2810,13 @@ service:
     metrics:
       level: {level}
 "
-        ));
-        assert_error(
-            &err,
-            14,
-            "service.telemetry.metrics.level",
-            "write `normal`",
+        ))
+        .unwrap_or_else(|err| panic!("{level}: {err}"));
+        assert_eq!(
+            config.service.telemetry.metrics.level,
+            MetricsLevel::Normal,
+            "{level}"
         );
-        assert!(err.to_string().contains(level), "{err}");
     }
     let config = parse(
         "
@@ -3473,6 +3472,8 @@ receivers:
   otlp:
     protocols:
       grpc:
+        read_buffer_size: 524288
+        write_buffer_size: 524288
 exporters:
   otlp_grpc/central:
     endpoint: central.example.com:4317
@@ -3483,6 +3484,9 @@ exporters:
         value: Bearer t
   otlp_http:
     endpoint: https://central.example.com:4318
+    profiles_endpoint: https://central.example.com:4318/v1development/profiles
+    read_buffer_size: 123
+    write_buffer_size: 345
     headers:
       x-tenant: green
   load_balancing:

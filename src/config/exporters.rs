@@ -431,6 +431,15 @@ pub(crate) struct RawOtlpHttp {
     timeout: Option<Dur>,
     retry_on_failure: Option<RawRetry>,
     sending_queue: Option<RawQueue>,
+    /// The URL for profiles: accepted, so the Collector's configurations load; tailgate has no
+    /// profiles pipelines, so nothing is sent to it.
+    #[serde(rename = "profiles_endpoint")]
+    _profiles_endpoint: Option<String>,
+    /// confighttp's client buffer sizes: accepted, with no effect (docs/CONFIGURATION.md).
+    #[serde(rename = "read_buffer_size")]
+    _read_buffer_size: Option<UInt>,
+    #[serde(rename = "write_buffer_size")]
+    _write_buffer_size: Option<UInt>,
 }
 
 #[derive(Deserialize, Default)]

@@ -223,6 +223,13 @@ struct RawGrpc {
     keepalive: Option<RawKeepalive>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
+    /// configgrpc's buffer sizes for grpc-go's transport: accepted, so the Collector's
+    /// configurations load, with no effect (the receive path reads through io_uring into
+    /// buffers of its own; docs/CONFIGURATION.md).
+    #[serde(rename = "read_buffer_size")]
+    _read_buffer_size: Option<UInt>,
+    #[serde(rename = "write_buffer_size")]
+    _write_buffer_size: Option<UInt>,
 }
 
 /// `keepalive`, as gRPC and the Collector's configgrpc spell it.

@@ -140,8 +140,9 @@ pub struct TelemetryMetrics {
 }
 
 /// `service.telemetry.metrics.level`: the Collector's `none` and `normal`. tailgate has one
-/// set of self-metrics, the Collector's `normal` one, so `basic` and `detailed` (which would
-/// drop or add series) are refused rather than read as `normal`.
+/// set of self-metrics, the Collector's `normal` one: `basic` and `detailed` (which in the
+/// Collector drop or add series) are read as `normal`, with a warning, so the configurations
+/// the Collector's documentation writes (`detailed`) load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricsLevel {
     /// No `/metrics`; `/healthz` and `/readyz` are still served.
@@ -946,15 +947,13 @@ fn check_telemetry(
         None | Some("normal") => MetricsLevel::Normal,
         Some("none") => MetricsLevel::None,
         Some(other @ ("basic" | "detailed")) => {
-            return Err(ctx.error(
-                &metrics_path.key("level"),
-                Target::Value,
-                ConfigErrorKind::Unsupported(format!(
-                    "`{other}` is not supported: tailgate has one set of self-metrics, the \
-                     Collector's normal level; write `normal` (or remove the key), or `none` to \
-                     turn /metrics off"
-                )),
-            ))
+            tracing::warn!(
+                "{}: `{other}` is served as `normal`: tailgate has one set of self-metrics, the \
+                 Collector's normal level (write `normal` to silence this, or `none` to turn \
+                 /metrics off)",
+                metrics_path.key("level")
+            );
+            MetricsLevel::Normal
         }
         Some(other) => {
             return Err(ctx.invalid(
