@@ -369,6 +369,7 @@ fn gateway_config_loads_with_every_field_in_place() {
             verbosity: Verbosity::Detailed,
             sampling_initial: 2,
             sampling_thereafter: 1,
+            to_stderr: false,
         }))
     );
 
@@ -3555,6 +3556,24 @@ exporters:
     );
     let err = error("exporters:\n  kafka:\n");
     assert!(err.to_string().contains("`otlp_grpc`"), "{err}");
+
+    // The debug exporter's `use_internal_logger` and `output_paths`.
+    let debug = |keys: &str| {
+        parse(&format!(
+            "exporters:\n  debug:\n{keys}receivers:\n  otlp:\n    protocols:\n      grpc:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n"
+        ))
+        .map(|config| match config.exporters.get(&id("debug")) {
+            Some(Exporter::Debug(debug)) => debug.to_stderr,
+            _ => panic!("a debug exporter"),
+        })
+    };
+    assert!(!debug("").unwrap());
+    assert!(debug("    use_internal_logger: true\n").unwrap());
+    assert!(!debug("    use_internal_logger: false\n").unwrap());
+    assert!(debug("    use_internal_logger: false\n    output_paths: [stderr]\n").unwrap());
+    let err = debug("    use_internal_logger: false\n    output_paths: [/var/log/debug.log]\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("files are not supported"), "{err}");
 
     // `protocol.otlp` empty, or `protocol` left out: the otlp exporter's defaults, as the
     // Collector's factory fills them in (a bare backend dialled with TLS).

@@ -536,3 +536,64 @@ fn the_telemetry_resource_is_target_info_and_initial_fields_are_on_every_log_lin
     assert!(gateway.stop().success());
     sink.stop().expect("sink");
 }
+
+/// The debug exporter prints to standard output, or to standard error (the log's stream) with
+/// `use_internal_logger: true`, as the Collector's prints through its logger.
+#[test]
+fn the_debug_exporter_prints_where_use_internal_logger_says() {
+    let (grpc, http, admin) = (
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+exporters:
+  debug/out:
+  debug/log:
+    use_internal_logger: true
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug/out, debug/log]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+"
+    );
+    let stdout = std::env::temp_dir().join(format!("tailgate-debug-out-{}", std::process::id()));
+    let file = std::fs::File::create(&stdout).unwrap();
+    let gateway = Gateway::start_customised(&config, grpc, http, admin, |command| {
+        command.stdout(file);
+    });
+    let (status, _, _) = common::gateway::http_request(
+        http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &common::gateway::one_span_request(7, 1, "printed"),
+    )
+    .expect("post");
+    assert_eq!(status, 200);
+    let printed = |text: &str| text.lines().filter(|l| l.contains("spans=1")).count();
+    assert!(
+        common::gateway::wait_for(Duration::from_secs(10), || {
+            printed(&std::fs::read_to_string(&stdout).unwrap_or_default()) == 1
+                && printed(&gateway.stderr()) == 1
+        }),
+        "stdout:\n{}\nstderr:\n{}",
+        std::fs::read_to_string(&stdout).unwrap_or_default(),
+        gateway.stderr()
+    );
+    assert!(gateway.stop().success());
+    let _ = std::fs::remove_file(&stdout);
+}

@@ -253,6 +253,10 @@ pub struct DebugExporter {
     pub sampling_initial: u32,
     /// Then one batch in this many is printed (default 1: all).
     pub sampling_thereafter: u32,
+    /// Whether it prints to standard error, the log's stream (`use_internal_logger: true`, or
+    /// `false` with `output_paths: [stderr]`) rather than standard output (left out, or
+    /// `false` with `output_paths` left out or `[stdout]`).
+    pub to_stderr: bool,
 }
 
 /// `compression`.
@@ -448,6 +452,8 @@ pub(crate) struct RawDebug {
     verbosity: Option<String>,
     sampling_initial: Option<UInt>,
     sampling_thereafter: Option<UInt>,
+    use_internal_logger: Option<bool>,
+    output_paths: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -788,10 +794,33 @@ fn check_debug(raw: RawDebug, path: &KeyPath, ctx: &Ctx<'_>) -> Result<DebugExpo
         Some(UInt(v)) => in_range(ctx, &path.key(key), v, 1, u64::from(u32::MAX)).map(|v| v as u32),
         None => Ok(default),
     };
+    // The Collector prints through its logger (standard error) unless `use_internal_logger`
+    // is false, and then to `output_paths` (standard output by default). tailgate prints to
+    // standard output when neither key is given, as it always has.
+    let to_stderr = match (raw.use_internal_logger, raw.output_paths.as_deref()) {
+        (Some(true), Some(_)) => {
+            return Err(ctx.invalid(
+                &path.key("output_paths"),
+                "applies only with use_internal_logger: false",
+            ))
+        }
+        (Some(true), None) => true,
+        (_, None) => false,
+        (_, Some([one])) if one == "stdout" => false,
+        (_, Some([one])) if one == "stderr" => true,
+        (_, Some(_)) => {
+            return Err(ctx.invalid(
+                &path.key("output_paths"),
+                "tailgate prints to one stream: write [stdout] or [stderr]; files are not \
+                 supported",
+            ))
+        }
+    };
     Ok(DebugExporter {
         verbosity,
         sampling_initial: count("sampling_initial", raw.sampling_initial, 2)?,
         sampling_thereafter: count("sampling_thereafter", raw.sampling_thereafter, 1)?,
+        to_stderr,
     })
 }
 

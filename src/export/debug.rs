@@ -1,4 +1,5 @@
-//! The `debug` exporter: prints what it is given to stdout, as the Collector's does.
+//! The `debug` exporter: prints what it is given to stdout (or, with `use_internal_logger: true`
+//! or `output_paths: [stderr]`, to stderr, the log's stream).
 //!
 //! `basic` prints one summary line per batch, counting resource and scope groups with the wire
 //! layer's scanner (a validation pass, which also proves the batch is a well-formed export
@@ -14,7 +15,7 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
@@ -35,6 +36,7 @@ pub(crate) struct DebugPrinter {
     shard: usize,
     verbosity: Verbosity,
     sampling: PrintSampling,
+    to_stderr: bool,
 }
 
 impl DebugPrinter {
@@ -43,6 +45,7 @@ impl DebugPrinter {
             shard,
             verbosity: settings.verbosity,
             sampling: PrintSampling::new(settings.sampling_initial, settings.sampling_thereafter),
+            to_stderr: settings.to_stderr,
         }
     }
 
@@ -52,11 +55,20 @@ impl DebugPrinter {
             return Ok(Delivered::default());
         }
         let text = render(self.shard, self.verbosity, batch).map_err(SendError::Invalid)?;
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes()).map_err(SendError::Io)?;
-        out.flush().map_err(SendError::Io)?;
+        let written = if self.to_stderr {
+            emit(std::io::stderr().lock(), &text)
+        } else {
+            emit(std::io::stdout().lock(), &text)
+        };
+        written.map_err(SendError::Io)?;
         Ok(Delivered::default())
     }
+}
+
+/// Writes `text` to `out` whole, then flushes it.
+fn emit(mut out: impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// Which batches are printed: see the module documentation. Owned by one shard's exporter.

@@ -288,6 +288,8 @@ pub struct DebugSettings {
     /// Past `sampling_initial` in a second, one batch in this many is printed (default 1: all;
     /// at least 1).
     pub sampling_thereafter: u64,
+    /// Whether it prints to standard error instead of standard output.
+    pub to_stderr: bool,
 }
 
 impl Default for DebugSettings {
@@ -296,6 +298,7 @@ impl Default for DebugSettings {
             verbosity: Verbosity::Basic,
             sampling_initial: 2,
             sampling_thereafter: 1,
+            to_stderr: false,
         }
     }
 }

@@ -264,6 +264,7 @@ pub(crate) fn exporter_settings(
             // The Collector's figure is per second for the process; each shard prints its share.
             sampling_initial: u64::from(debug.sampling_initial).div_ceil(shards as u64),
             sampling_thereafter: u64::from(debug.sampling_thereafter),
+            to_stderr: debug.to_stderr,
         }),
     }
 }
