@@ -3557,6 +3557,20 @@ exporters:
     let err = error("exporters:\n  kafka:\n");
     assert!(err.to_string().contains("`otlp_grpc`"), "{err}");
 
+    // Batching in the exporter's queue: refused, saying what to write instead.
+    let err = error(
+        "
+exporters:
+  otlp_grpc:
+    endpoint: central.example.com:4317
+    sending_queue:
+      batch:
+        flush_timeout: 1s
+",
+    );
+    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("`batch` processor"), "{err}");
+
     // The debug exporter's `use_internal_logger` and `output_paths`.
     let debug = |keys: &str| {
         parse(&format!(

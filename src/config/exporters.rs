@@ -544,6 +544,7 @@ struct RawQueue {
     block_on_overflow: Option<bool>,
     drop_oldest_on_overflow: Option<bool>,
     storage: Option<String>,
+    batch: Option<IgnoredAny>,
 }
 
 pub(crate) fn check(
@@ -1116,6 +1117,14 @@ fn check_queue(
 ) -> Result<SendingQueue, ConfigError> {
     let d = SendingQueue::default();
     let Some(raw) = raw else { return Ok(d) };
+    if raw.batch.is_some() {
+        return Err(ctx.unsupported(
+            &path.key("batch"),
+            "batching in the exporter's queue is not supported; batch in the pipeline with the \
+             `batch` processor instead (flush_timeout is its timeout, min_size its \
+             send_batch_size, max_size its send_batch_max_size)",
+        ));
+    }
     let storage = match &raw.storage {
         Some(name) => {
             Some(ComponentId::parse(name).map_err(|why| ctx.invalid(&path.key("storage"), why))?)
