@@ -3568,7 +3568,10 @@ exporters:
         flush_timeout: 1s
 ",
     );
-    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)), "{err}");
+    assert!(
+        matches!(err.kind(), ConfigErrorKind::Unsupported(_)),
+        "{err}"
+    );
     assert!(err.to_string().contains("`batch` processor"), "{err}");
 
     // The debug exporter's `use_internal_logger` and `output_paths`.

@@ -597,3 +597,73 @@ shards:
     assert!(gateway.stop().success());
     let _ = std::fs::remove_file(&stdout);
 }
+
+/// An `otlphttp` exporter with a URL for logs only (no `endpoint`, no `traces_endpoint`), as
+/// the Collector takes it: it starts, and the logs reach that URL.
+#[test]
+fn an_otlphttp_exporter_with_only_a_logs_url_sends_logs_there() {
+    let (sink, _, sink_http) = start_sink();
+    let (free_port, loopback) = (common::gateway::free_port, common::gateway::loopback);
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+exporters:
+  otlphttp:
+    logs_endpoint: http://{sink_http}/v1/logs
+    compression: none
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+"
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let request = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+            scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
+                log_records: vec![opentelemetry_proto::tonic::logs::v1::LogRecord {
+                    time_unix_nano: 1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let (status, _, body) = common::gateway::http_request(
+        http,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        &prost::Message::encode_to_vec(&request),
+    )
+    .expect("post logs");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        common::gateway::wait_for(Duration::from_secs(10), || gateway.metric(
+            "otelcol_exporter_sent_log_records",
+            &[("exporter", "otlphttp")]
+        ) == 1.0),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(gateway.stop().success());
+    let report = sink.stop().expect("sink").report;
+    assert_eq!(report["log_records_received"], 1, "{report}");
+}
