@@ -145,30 +145,84 @@ fn init_logs(logs: &TelemetryLogs) {
         LogLevel::Warn => tracing::Level::WARN,
         LogLevel::Error => tracing::Level::ERROR,
     };
-    let ansi = std::io::stderr().is_terminal();
+    let ansi = !logs.json
+        && if logs.to_stdout {
+            std::io::stdout().is_terminal()
+        } else {
+            std::io::stderr().is_terminal()
+        };
     let format = tracing_subscriber::fmt::format()
         .with_target(false)
         .with_ansi(ansi);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .event_format(WithFields {
-            inner: format,
-            fields: logs
-                .initial_fields
+    let event_format = WithFields {
+        inner: format,
+        fields: logs
+            .initial_fields
+            .iter()
+            .map(|(name, value)| format!(" {name}={value:?}"))
+            .collect(),
+        json: logs.json.then(|| {
+            logs.initial_fields
                 .iter()
-                .map(|(name, value)| format!(" {name}={value:?}"))
-                .collect(),
-        })
-        .init();
+                .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
+                .collect()
+        }),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(ansi)
+        .event_format(event_format);
+    if logs.to_stdout {
+        builder.with_writer(std::io::stdout).init();
+    } else {
+        builder.with_writer(std::io::stderr).init();
+    }
 }
 
-/// The log line format with `service.telemetry.logs.initial_fields` at the end of every line.
+/// The log line format with `service.telemetry.logs.initial_fields` at the end of every line,
+/// or, with `encoding: json`, one JSON object a line (`level`, `ts`, `msg`, the event's fields
+/// and the initial fields).
 struct WithFields {
     inner: tracing_subscriber::fmt::format::Format,
     /// ` name="value"` for each field.
     fields: String,
+    /// With `encoding: json`: the initial fields, as JSON members.
+    json: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// An event's fields as JSON members (`message` as `msg`, as zap names it).
+struct JsonFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl JsonFields<'_> {
+    fn name(field: &tracing::field::Field) -> String {
+        match field.name() {
+            "message" => "msg".to_string(),
+            name => name.to_string(),
+        }
+    }
+}
+
+impl tracing::field::Visit for JsonFields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(Self::name(field), format!("{value:?}").into());
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(Self::name(field), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(Self::name(field), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(Self::name(field), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(Self::name(field), value.into());
+    }
 }
 
 impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for WithFields
@@ -182,6 +236,28 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
+        if let Some(initial) = &self.json {
+            use tracing_subscriber::fmt::time::FormatTime;
+            let mut ts = String::new();
+            tracing_subscriber::fmt::time::SystemTime
+                .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut ts))?;
+            let mut line = serde_json::Map::new();
+            line.insert(
+                "level".into(),
+                event
+                    .metadata()
+                    .level()
+                    .as_str()
+                    .to_ascii_lowercase()
+                    .into(),
+            );
+            line.insert("ts".into(), ts.into());
+            event.record(&mut JsonFields(&mut line));
+            for (name, value) in initial {
+                line.insert(name.clone(), value.clone());
+            }
+            return writeln!(writer, "{}", serde_json::Value::Object(line));
+        }
         if self.fields.is_empty() {
             return self.inner.format_event(ctx, writer, event);
         }

@@ -3605,3 +3605,37 @@ exporters:
         assert!(lb.protocol.tls.is_some(), "{protocol:?}");
     }
 }
+
+/// `service.telemetry.logs`: zap's keys the Collector takes, and what tailgate refuses of them.
+#[test]
+fn the_collectors_log_keys_are_taken_or_refused_naming_the_key() {
+    let logs = |keys: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    logs:\n{keys}"
+        ))
+    };
+    let config = logs("      encoding: json\n      output_paths: [stdout]\n      sampling:\n        enabled: false\n        initial: 10\n").unwrap();
+    let telemetry = &config.service.telemetry.logs;
+    assert!(telemetry.json && telemetry.to_stdout);
+    for (keys, path, says) in [
+        (
+            "      encoding: logfmt\n",
+            "service.telemetry.logs.encoding",
+            "not a log encoding",
+        ),
+        (
+            "      output_paths: [/var/log/tailgate.log]\n",
+            "service.telemetry.logs.output_paths",
+            "files are not supported",
+        ),
+        (
+            "      sampling:\n        initial: 5\n",
+            "service.telemetry.logs.sampling",
+            "does not sample",
+        ),
+    ] {
+        let err = logs(keys).expect_err(keys);
+        assert_eq!(err.path(), Some(path), "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}

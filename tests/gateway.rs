@@ -667,3 +667,34 @@ shards:
     let report = sink.stop().expect("sink").report;
     assert_eq!(report["log_records_received"], 1, "{report}");
 }
+
+/// `service.telemetry.logs` as the Collector's configurations write it: `encoding: json` gives
+/// one JSON object a line, with zap's `level`, `ts` and `msg` and the initial fields; zap's
+/// other keys are taken where they change nothing here.
+#[test]
+fn json_log_lines_with_the_collectors_log_keys() {
+    let (sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let config = config.replacen(
+        "  telemetry:\n    metrics:\n",
+        "  telemetry:\n    logs:\n      level: info\n      encoding: json\n      development: false\n      disable_caller: true\n      disable_stacktrace: true\n      output_paths: [stderr]\n      error_output_paths: [stderr]\n      sampling:\n        enabled: false\n      initial_fields:\n        node: gw-1\n    metrics:\n",
+        1,
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let log = gateway.stderr();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+        assert!(object["level"].is_string(), "{line}");
+        assert!(
+            object["ts"].as_str().is_some_and(|t| t.starts_with("20")),
+            "{line}"
+        );
+        assert!(object["msg"].is_string(), "{line}");
+        assert_eq!(object["node"], "gw-1", "{line}");
+    }
+    assert!(gateway.stop().success());
+    sink.stop().expect("sink");
+}

@@ -19,7 +19,7 @@ use super::exporters::{Exporter, Exporters};
 use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
-use super::scalar::{Text, UInt};
+use super::scalar::{Dur, Text, UInt};
 use super::values::{ComponentId, Endpoint, KeyPath};
 use tailgate_wire::Signal;
 
@@ -156,6 +156,10 @@ pub enum MetricsLevel {
 pub struct TelemetryLogs {
     /// The lowest level logged (default info).
     pub level: LogLevel,
+    /// `encoding`: `console` (the default: text lines) or `json` (one JSON object a line).
+    pub json: bool,
+    /// `output_paths: [stdout]` (the default is standard error).
+    pub to_stdout: bool,
     /// `initial_fields`: `name=value` pairs every log line carries, in name order.
     pub initial_fields: Vec<(String, String)>,
 }
@@ -254,6 +258,31 @@ const PROMETHEUS_PORT_DEFAULT: u64 = 8888;
 struct RawTelemetryLogs {
     level: Option<String>,
     initial_fields: Option<std::collections::BTreeMap<String, Text>>,
+    encoding: Option<String>,
+    output_paths: Option<Vec<String>>,
+    error_output_paths: Option<Vec<String>>,
+    sampling: Option<RawLogSampling>,
+    // zap's: tailgate's log lines carry no caller and no stack trace, so these change nothing.
+    #[serde(rename = "development")]
+    _development: Option<bool>,
+    #[serde(rename = "disable_caller")]
+    _disable_caller: Option<bool>,
+    #[serde(rename = "disable_stacktrace")]
+    _disable_stacktrace: Option<bool>,
+}
+
+/// `logs.sampling`: zap's sampler of repeated lines. tailgate does not sample its log; only
+/// `enabled: false` is taken.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLogSampling {
+    enabled: Option<bool>,
+    #[serde(rename = "tick")]
+    _tick: Option<Dur>,
+    #[serde(rename = "initial")]
+    _initial: Option<UInt>,
+    #[serde(rename = "thereafter")]
+    _thereafter: Option<UInt>,
 }
 
 /// The components a pipeline may use.
@@ -963,6 +992,39 @@ fn check_telemetry(
         }
     };
     let logs = raw.logs.unwrap_or_default();
+    let logs_path = path.key("logs");
+    let json = match logs.encoding.as_deref() {
+        None | Some("console") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &logs_path.key("encoding"),
+                format!("`{other}` is not a log encoding; use console or json"),
+            ))
+        }
+    };
+    // One stream: standard error (the default) or standard output; files are not written.
+    let stream = |key: &str, paths: Option<&[String]>| match paths {
+        None => Ok(false),
+        Some([one]) if one == "stderr" => Ok(false),
+        Some([one]) if one == "stdout" => Ok(true),
+        Some(_) => Err(ctx.invalid(
+            &logs_path.key(key),
+            "tailgate logs to one stream: write [stderr] or [stdout]; files are not supported \
+             (let systemd or the container runtime keep the log)",
+        )),
+    };
+    let to_stdout = stream("output_paths", logs.output_paths.as_deref())?;
+    stream("error_output_paths", logs.error_output_paths.as_deref())?;
+    if let Some(sampling) = &logs.sampling {
+        if sampling.enabled != Some(false) {
+            return Err(ctx.unsupported(
+                &logs_path.key("sampling"),
+                "tailgate does not sample its log lines (it logs little, and repeated refusals \
+                 at most once a minute); write `enabled: false` or remove the key",
+            ));
+        }
+    }
     let log_level = match logs
         .level
         .as_deref()
@@ -1012,6 +1074,8 @@ fn check_telemetry(
         },
         logs: TelemetryLogs {
             level: log_level,
+            json,
+            to_stdout,
             initial_fields,
         },
         resource,
