@@ -3573,6 +3573,72 @@ exporters:
         "{err}"
     );
     assert!(err.to_string().contains("`batch` processor"), "{err}");
+    // `batch:` alone turns the Collector's batching on with its defaults: refused too, not
+    // read as absent.
+    let err = error(
+        "
+exporters:
+  otlp_grpc:
+    endpoint: central.example.com:4317
+    sending_queue:
+      batch:
+",
+    );
+    assert!(err.to_string().contains("`batch` processor"), "{err}");
+    // grpc-go's resolver targets on an otlp exporter, as configgrpc passes them on; and a
+    // load balancer's static backends written with a scheme, which must agree with its TLS.
+    let exporter = |block: &str, name: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n{block}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [{name}]\n"
+        ))
+    };
+    for target in [
+        "dns:///central.example.com:4317",
+        "dns://8.8.8.8/central.example.com:4317",
+        "passthrough:///central.example.com:4317",
+    ] {
+        let config = exporter(
+            &format!("  otlp_grpc:\n    endpoint: {target}\n"),
+            "otlp_grpc",
+        )
+        .unwrap_or_else(|err| panic!("{target}: {err}"));
+        let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp_grpc")) else {
+            panic!("an otlp exporter");
+        };
+        assert_eq!(
+            otlp.endpoint.to_string(),
+            "central.example.com:4317",
+            "{target}"
+        );
+        assert!(otlp.tls.is_some(), "TLS as for a bare host:port: {target}");
+    }
+    assert!(exporter("  otlp_grpc:\n    endpoint: xds:///svc:4317\n", "otlp_grpc").is_err());
+    let lb = |tls: &str, host: &str| {
+        exporter(
+            &format!("  load_balancing:\n    protocol:\n      otlp:\n{tls}    resolver:\n      static:\n        hostnames: [\"{host}\"]\n"),
+            "load_balancing",
+        )
+    };
+    let insecure = "        tls:\n          insecure: true\n";
+    assert!(lb(insecure, "http://127.0.0.2:4320").is_ok());
+    assert!(lb("", "https://backend.example.com:4317").is_ok());
+    let err = lb("", "http://127.0.0.2:4320").unwrap_err();
+    assert!(err.to_string().contains("says plaintext"), "{err}");
+    let err = lb(insecure, "https://backend.example.com:4317").unwrap_err();
+    assert!(err.to_string().contains("says TLS"), "{err}");
+
+    // The HTTP receiver's `transport`: `tcp`, as confignet's.
+    let http = |transport: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        transport: {transport}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n"
+        ))
+    };
+    assert!(http("tcp").is_ok());
+    let err = http("udp").unwrap_err();
+    assert!(
+        err.to_string().contains("transport `udp` is not supported"),
+        "{err}"
+    );
 
     // The debug exporter's `use_internal_logger` and `output_paths`.
     let debug = |keys: &str| {

@@ -698,3 +698,35 @@ fn json_log_lines_with_the_collectors_log_keys() {
     assert!(gateway.stop().success());
     sink.stop().expect("sink");
 }
+
+/// An otlp exporter whose endpoint is a grpc-go `dns:///` target, as configgrpc takes it: the
+/// host:port is resolved and dialled, and spans arrive.
+#[test]
+fn an_otlp_exporter_dials_a_dns_resolver_target() {
+    let (sink, sink_grpc, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 1, "", "");
+    let upstream = format!("endpoint: {sink_grpc}\n");
+    assert!(config.contains(&upstream));
+    let config = config.replacen(
+        &upstream,
+        &format!("endpoint: dns:///localhost:{}\n", sink_grpc.port()),
+        1,
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let (status, _, _) = common::gateway::http_request(
+        http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &common::gateway::one_span_request(5, 1, "via dns:///"),
+    )
+    .expect("post");
+    assert_eq!(status, 200);
+    assert!(
+        common::gateway::wait_for(Duration::from_secs(20), || sink.spans_received() == 1),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(gateway.stop().success());
+    sink.stop().expect("sink");
+}

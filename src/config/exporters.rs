@@ -544,7 +544,15 @@ struct RawQueue {
     block_on_overflow: Option<bool>,
     drop_oldest_on_overflow: Option<bool>,
     storage: Option<String>,
-    batch: Option<IgnoredAny>,
+    /// Present at all, even empty (`batch:` alone turns the Collector's batching on with its
+    /// defaults): refused.
+    #[serde(deserialize_with = "present")]
+    batch: bool,
+}
+
+/// `true` for a key that is written, whatever its value, `null` included.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
 }
 
 pub(crate) fn check(
@@ -614,13 +622,28 @@ fn check_otlp(
     let endpoint_path = path.key("endpoint");
     let (scheme, rest) = match Scheme::strip(&text) {
         Some((scheme, rest)) => (Some(scheme), rest),
+        // grpc-go's `dns` and `passthrough` resolver targets, `SCHEME://[authority]/host:port`,
+        // which configgrpc hands to grpc-go as they are: the host:port is dialled (resolved
+        // by name, every address, as a bare host:port is), TLS as for a bare one.
+        None if text.starts_with("dns://") || text.starts_with("passthrough://") => {
+            let after = text.split_once("://").map_or("", |(_, after)| after);
+            match after.split_once('/') {
+                Some((_authority, target)) => (None, target),
+                None => {
+                    return Err(ctx.invalid(
+                        &endpoint_path,
+                        format!("`{text}`: a resolver target is SCHEME:///host:port"),
+                    ))
+                }
+            }
+        }
         None if text.contains("://") => {
             return Err(ctx.error(
                 &endpoint_path,
                 Target::Value,
                 ConfigErrorKind::Unsupported(format!(
-                    "`{text}`: only host:port, http://host:port and https://host:port endpoints \
-                     are supported"
+                    "`{text}`: only host:port, http://host:port, https://host:port and grpc-go's \
+                     dns:/// and passthrough:/// targets are supported"
                 )),
             ))
         }
@@ -1117,7 +1140,7 @@ fn check_queue(
 ) -> Result<SendingQueue, ConfigError> {
     let d = SendingQueue::default();
     let Some(raw) = raw else { return Ok(d) };
-    if raw.batch.is_some() {
+    if raw.batch {
         return Err(ctx.unsupported(
             &path.key("batch"),
             "batching in the exporter's queue is not supported; batch in the pipeline with the \
@@ -1249,7 +1272,13 @@ fn check_loadbalancing(
         otlp: Some(raw.protocol.and_then(|p| p.otlp).unwrap_or_default()),
     };
     let protocol = check_protocol(Some(raw_protocol), &path.key("protocol"), ctx)?;
-    let resolver = check_resolver(raw.resolver, &path.key("resolver"), path, ctx)?;
+    let resolver = check_resolver(
+        raw.resolver,
+        &path.key("resolver"),
+        path,
+        Some(protocol.tls.is_some()),
+        ctx,
+    )?;
     Ok(LoadBalancingExporter {
         routing_key,
         protocol,
@@ -1285,10 +1314,14 @@ pub(super) fn check_protocol(
 
 /// `resolver` of a load balancer (or of the tier): exactly one of `static` and `dns`;
 /// `exporter` is the section it belongs to, for the error when it is missing.
+/// `secure`: for a load balancer, whether its backends are dialled with TLS (`protocol.otlp`),
+/// so that a static backend written with `http://` or `https://` (which configgrpc strips) can
+/// be checked against it; `None` (the tier) takes no scheme.
 pub(super) fn check_resolver(
     raw: Option<RawResolver>,
     path: &KeyPath,
     exporter: &KeyPath,
+    secure: Option<bool>,
     ctx: &Ctx<'_>,
 ) -> Result<BackendResolver, ConfigError> {
     let Some(raw) = raw else {
@@ -1332,7 +1365,25 @@ pub(super) fn check_resolver(
             let mut parsed: Vec<Endpoint> = Vec::with_capacity(hostnames.len());
             for (i, text) in hostnames.iter().enumerate() {
                 let at = list_path.index(i);
-                let endpoint = backend_endpoint(text).map_err(|why| ctx.invalid(&at, why))?;
+                let bare =
+                    match (secure, Scheme::strip(text)) {
+                        (Some(secure), Some((scheme, bare))) => {
+                            if (scheme == Scheme::Https) != secure {
+                                return Err(ctx.invalid(
+                                    &at,
+                                    format!(
+                                    "`{text}` says {}, but protocol.otlp dials every backend {}; \
+                                     write the backend as host:port, or change protocol.otlp.tls",
+                                    if scheme == Scheme::Https { "TLS" } else { "plaintext" },
+                                    if secure { "with TLS" } else { "in plaintext" }
+                                ),
+                                ));
+                            }
+                            bare
+                        }
+                        _ => text.as_str(),
+                    };
+                let endpoint = backend_endpoint(bare).map_err(|why| ctx.invalid(&at, why))?;
                 if parsed.contains(&endpoint) {
                     return Err(ctx.invalid(&at, format!("`{text}` is listed twice")));
                 }

@@ -273,6 +273,8 @@ struct RawHttp {
     cors: Option<RawCors>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
+    /// confignet's transport, squashed into confighttp's server settings: `tcp` only.
+    transport: Option<String>,
 }
 
 /// `auth: {authenticator: NAME}`, naming an authenticator extension.
@@ -511,6 +513,15 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
         if auth.request_params.is_some() {
             return Err(auth_unsupported(ctx, path, auth));
         }
+    }
+    if let Some(transport) = raw.transport.as_deref().filter(|t| *t != "tcp") {
+        return Err(ctx.error(
+            &path.key("transport"),
+            Target::Value,
+            ConfigErrorKind::Unsupported(format!(
+                "transport `{transport}` is not supported; tailgate serves HTTP over `tcp`"
+            )),
+        ));
     }
     let cors = match raw.cors {
         Some(cors) => check_cors(cors, &path.key("cors"), ctx)?,

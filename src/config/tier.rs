@@ -64,7 +64,7 @@ pub(super) fn check(raw: Option<RawTier>, ctx: &Ctx<'_>) -> Result<Option<Tier>,
         return Ok(None);
     };
     let path = KeyPath::root().key("tier");
-    let resolver = check_resolver(raw.resolver, &path.key("resolver"), &path, ctx)?;
+    let resolver = check_resolver(raw.resolver, &path.key("resolver"), &path, None, ctx)?;
     let self_address = match raw.self_address {
         None => None,
         Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
