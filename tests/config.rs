@@ -3705,3 +3705,41 @@ fn the_collectors_log_keys_are_taken_or_refused_naming_the_key() {
         assert!(err.to_string().contains(says), "{err}");
     }
 }
+
+/// `service.telemetry.resource` in both of the Collector's forms: the map, and the declarative
+/// configuration's `attributes` list (and `attributes_list`), over the defaults.
+#[test]
+fn the_telemetry_resource_takes_both_forms() {
+    let resource = |block: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    resource:\n{block}"
+        ))
+        .map(|config| config.service.telemetry.resource_attributes())
+    };
+    let attributes = resource(
+        "      attributes:\n        - name: service.name\n          value: gateway-a\n        - name: replicas\n          value: 3\n          type: int\n      attributes_list: \"team=obs, zone=eu-1\"\n      schema_url: https://opentelemetry.io/schemas/1.26.0\n",
+    )
+    .unwrap();
+    let get = |name: &str| {
+        attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("service.name"), Some("gateway-a"));
+    assert_eq!(get("replicas"), Some("3"));
+    assert_eq!(get("team"), Some("obs"));
+    assert_eq!(get("zone"), Some("eu-1"));
+    assert!(get("service.version").is_some(), "a default kept");
+    let legacy = resource("      service.name: gateway-b\n      service.version: null\n").unwrap();
+    assert_eq!(
+        legacy,
+        vec![("service.name".to_string(), "gateway-b".to_string())]
+    );
+    let err = resource("      detection/development:\n        detectors: [host]\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("resource detectors are not supported"),
+        "{err}"
+    );
+}

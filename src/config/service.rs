@@ -204,7 +204,82 @@ impl RawComponent for RawPipeline {
 struct RawTelemetry {
     metrics: Option<RawTelemetryMetrics>,
     logs: Option<RawTelemetryLogs>,
-    resource: Option<std::collections::BTreeMap<String, Option<Text>>>,
+    resource: Option<RawResource>,
+}
+
+/// `service.telemetry.resource`, in either of the Collector's forms: the legacy map of
+/// attribute names to values (`null` removes a default), or the declarative configuration's
+/// `attributes: [{name, value, type}]`, `attributes_list: "k=v,..."` and `schema_url`, in the
+/// order written. `detection/development` is refused.
+#[derive(Default)]
+struct RawResource {
+    attributes: Vec<(String, Option<String>)>,
+    detection: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResourceAttribute {
+    name: String,
+    value: Option<Text>,
+    #[serde(rename = "type")]
+    _kind: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawResource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawResource;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of resource attributes, or `attributes: [{name, value}]`")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawResource, A::Error> {
+                let mut out = RawResource::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "attributes" => {
+                            for a in map.next_value::<Vec<RawResourceAttribute>>()? {
+                                out.attributes.push((a.name, a.value.map(|Text(t)| t)));
+                            }
+                        }
+                        "attributes_list" => {
+                            let list = map.next_value::<String>()?;
+                            for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+                                let (name, value) = pair.split_once('=').ok_or_else(|| {
+                                    serde::de::Error::custom(format!(
+                                        "attributes_list: `{pair}` is not name=value"
+                                    ))
+                                })?;
+                                out.attributes.push((
+                                    name.trim().to_string(),
+                                    Some(value.trim().to_string()),
+                                ));
+                            }
+                        }
+                        "schema_url" => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        "detection/development" => {
+                            map.next_value::<IgnoredAny>()?;
+                            out.detection = true;
+                        }
+                        _ => {
+                            let value = map.next_value::<Option<Text>>()?;
+                            out.attributes.push((key, value.map(|Text(t)| t)));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Either)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -1042,12 +1117,14 @@ fn check_telemetry(
             ))
         }
     };
-    let resource: Vec<(String, Option<String>)> = raw
-        .resource
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| (name, value.map(|Text(text)| text)))
-        .collect();
+    let raw_resource = raw.resource.unwrap_or_default();
+    if raw_resource.detection {
+        return Err(ctx.unsupported(
+            &path.key("resource").key("detection/development"),
+            "resource detectors are not supported; give the attributes under `attributes`",
+        ));
+    }
+    let resource = raw_resource.attributes;
     check_fields(
         resource.iter().map(|(n, v)| (n.as_str(), v.as_deref())),
         &path.key("resource"),
