@@ -3622,7 +3622,18 @@ exporters:
     let insecure = "        tls:\n          insecure: true\n";
     assert!(lb(insecure, "http://127.0.0.2:4320").is_ok());
     assert!(lb("", "https://backend.example.com:4317").is_ok());
-    let err = lb("", "http://127.0.0.2:4320").unwrap_err();
+    // Every backend `http://` and no `tls` block: plaintext, as configgrpc dials them.
+    let config = lb("", "http://127.0.0.2:4320").unwrap();
+    let Some(Exporter::LoadBalancing(balancer)) = config.exporters.get(&id("load_balancing"))
+    else {
+        panic!("a load balancer");
+    };
+    assert!(balancer.protocol.tls.is_none());
+    let err = lb(
+        "        tls:\n          insecure: false\n",
+        "http://127.0.0.2:4320",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("says plaintext"), "{err}");
     let err = lb(insecure, "https://backend.example.com:4317").unwrap_err();
     assert!(err.to_string().contains("says TLS"), "{err}");

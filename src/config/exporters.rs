@@ -1268,9 +1268,21 @@ fn check_loadbalancing(
     };
     // `protocol` or `protocol.otlp` left out (or empty) is the `otlp` exporter's defaults, as
     // the Collector's factory fills them in.
-    let raw_protocol = RawProtocol {
-        otlp: Some(raw.protocol.and_then(|p| p.otlp).unwrap_or_default()),
-    };
+    let mut otlp = raw.protocol.and_then(|p| p.otlp).unwrap_or_default();
+    // Static backends all written `http://...` with no `tls` block: configgrpc dials each in
+    // plaintext, whatever the defaults say, so the backends' link is plaintext here too.
+    let all_http = raw
+        .resolver
+        .as_ref()
+        .and_then(|r| r.static_list.as_ref())
+        .and_then(|s| s.hostnames.as_ref())
+        .is_some_and(|h| !h.is_empty() && h.iter().all(|b| b.starts_with("http://")));
+    if all_http && otlp.tls.is_none() {
+        let mut tls = RawTls::default();
+        tls.insecure = Some(true);
+        otlp.tls = Some(tls);
+    }
+    let raw_protocol = RawProtocol { otlp: Some(otlp) };
     let protocol = check_protocol(Some(raw_protocol), &path.key("protocol"), ctx)?;
     let resolver = check_resolver(
         raw.resolver,
