@@ -126,7 +126,9 @@ impl ClientAuth {
         Ok(Arc::new(TokenCell::new("Basic", &[token], None)))
     }
 
-    /// `basicauth` extension `name` with an inline `username` and `password`.
+    /// `basicauth` extension `name` with an inline `username` and `password` (the tests'
+    /// shorthand for [`ClientAuth::basic_cell`] and [`ClientAuth::basic_from`]).
+    #[cfg(test)]
     pub fn basic(name: &str, username: &str, password: &str) -> Result<ClientAuth, String> {
         check_basic_username(username)?;
         check_basic_password(password)?;

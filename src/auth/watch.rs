@@ -9,7 +9,6 @@
 //! empty or holds an invalid token keeps the last good tokens in use; each such state is logged
 //! once, when it begins (not every poll), and the recovery when it ends.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -61,8 +60,6 @@ enum Seen {
 
 struct Follow {
     file: WatchedFile,
-    /// The token file (for [`Followed::Tokens`]).
-    path: PathBuf,
     seen: Seen,
 }
 
@@ -83,7 +80,7 @@ impl Follow {
         let extension = &self.file.extension;
         match now {
             Ok(token) => {
-                if self.seen == Seen::Good(token.clone().into_bytes()) {
+                if matches!(&self.seen, Seen::Good(bytes) if bytes == token.as_bytes()) {
                     return;
                 }
                 self.file.cell.publish(std::slice::from_ref(&token));
@@ -107,8 +104,12 @@ impl Follow {
 
     fn poll_tokens(&mut self) {
         let extension = &self.file.extension;
-        let path = self.path.display();
-        let now = match read_token_file(&self.path) {
+        // A token cell that is followed was read from a file (`Watcher::start` keeps no other).
+        let Some(file) = self.file.cell.file() else {
+            return;
+        };
+        let path = file.display();
+        let now = match read_token_file(file) {
             Ok(bytes) => bytes,
             Err(err) => {
                 let why = err.to_string();
@@ -172,16 +173,11 @@ impl Watcher {
                         }
                         Err(why) => Seen::Unreadable(why),
                     };
-                    return Some(Follow {
-                        file,
-                        path: PathBuf::new(),
-                        seen,
-                    });
+                    return Some(Follow { file, seen });
                 }
-                let path = file.cell.file()?.to_path_buf();
                 // The file may have changed since start-up read it: what is there now is
                 // published, quietly (it is what start-up would have read), and counts as seen.
-                let seen = match read_token_file(&path) {
+                let seen = match read_token_file(file.cell.file()?) {
                     Ok(bytes) => match tokens_of(&bytes) {
                         Ok(tokens) => {
                             file.cell.publish(&tokens);
@@ -191,7 +187,7 @@ impl Watcher {
                     },
                     Err(err) => Seen::Unreadable(err.to_string()),
                 };
-                Some(Follow { file, path, seen })
+                Some(Follow { file, seen })
             })
             .collect();
         if follows.is_empty() {
@@ -224,10 +220,12 @@ impl Drop for Watcher {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::auth::TokenView;
 
-    fn follow(dir: &std::path::Path, text: &str) -> (Follow, TokenView) {
+    fn follow(dir: &std::path::Path, text: &str) -> (Follow, TokenView, PathBuf) {
         let path = dir.join("token");
         std::fs::write(&path, text).unwrap();
         let tokens = tokens_of(text.as_bytes()).unwrap();
@@ -239,35 +237,34 @@ mod tests {
                 cell,
                 followed: Followed::Tokens,
             },
-            path,
             seen: Seen::Good(text.as_bytes().to_vec()),
         };
-        (follow, view)
+        (follow, view, path)
     }
 
     #[test]
     fn a_changed_file_is_published_and_a_broken_one_keeps_the_last_tokens() {
         let dir = std::env::temp_dir().join(format!("tailgate-watch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (mut follow, view) = follow(&dir, "first\n");
+        let (mut follow, view, path) = follow(&dir, "first\n");
         follow.poll();
         assert_eq!(&*view.current().0, ["Bearer first"]);
 
-        std::fs::write(&follow.path, "second\n").unwrap();
+        std::fs::write(&path, "second\n").unwrap();
         follow.poll();
         assert_eq!(&*view.current().0, ["Bearer second"]);
 
         for broken in ["", "\n  \n", "bad\u{1}token\n"] {
-            std::fs::write(&follow.path, broken).unwrap();
+            std::fs::write(&path, broken).unwrap();
             follow.poll();
             assert_eq!(&*view.current().0, ["Bearer second"], "{broken:?}");
         }
-        std::fs::remove_file(&follow.path).unwrap();
+        std::fs::remove_file(&path).unwrap();
         follow.poll();
         assert!(matches!(follow.seen, Seen::Unreadable(_)));
         assert_eq!(&*view.current().0, ["Bearer second"]);
 
-        std::fs::write(&follow.path, "third\nfourth\n").unwrap();
+        std::fs::write(&path, "third\nfourth\n").unwrap();
         follow.poll();
         assert_eq!(&*view.current().0, ["Bearer third", "Bearer fourth"]);
         let _ = std::fs::remove_dir_all(&dir);
@@ -297,7 +294,6 @@ mod tests {
                 cell,
                 followed: Followed::Basic { username, password },
             },
-            path: PathBuf::new(),
             seen: Seen::Good(b"YWxpY2U6b25l".to_vec()),
         };
         std::fs::write(&pass, "two").unwrap();
@@ -326,7 +322,7 @@ mod tests {
     fn the_watcher_thread_stops_when_dropped() {
         let dir = std::env::temp_dir().join(format!("tailgate-watch2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (follow, _view) = follow(&dir, "t\n");
+        let (follow, _view, _path) = follow(&dir, "t\n");
         let watcher = Watcher::start(vec![follow.file.clone()]).unwrap();
         assert!(watcher.is_some());
         drop(watcher);
