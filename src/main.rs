@@ -151,22 +151,25 @@ fn init_logs(logs: &TelemetryLogs) {
         } else {
             std::io::stderr().is_terminal()
         };
-    let format = tracing_subscriber::fmt::format()
-        .with_target(false)
-        .with_ansi(ansi);
-    let event_format = WithFields {
-        inner: format,
-        fields: logs
-            .initial_fields
-            .iter()
-            .map(|(name, value)| format!(" {name}={value:?}"))
-            .collect(),
-        json: logs.json.then(|| {
-            logs.initial_fields
+    let event_format = if logs.json {
+        LineFormat::Json {
+            initial: logs
+                .initial_fields
                 .iter()
                 .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
-                .collect()
-        }),
+                .collect(),
+        }
+    } else {
+        LineFormat::Text {
+            inner: tracing_subscriber::fmt::format()
+                .with_target(false)
+                .with_ansi(ansi),
+            suffix: logs
+                .initial_fields
+                .iter()
+                .map(|(name, value)| format!(" {name}={value:?}"))
+                .collect(),
+        }
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -179,15 +182,18 @@ fn init_logs(logs: &TelemetryLogs) {
     }
 }
 
-/// The log line format with `service.telemetry.logs.initial_fields` at the end of every line,
-/// or, with `encoding: json`, one JSON object a line (`level`, `ts`, `msg`, the event's fields
-/// and the initial fields).
-struct WithFields {
-    inner: tracing_subscriber::fmt::format::Format,
-    /// ` name="value"` for each field.
-    fields: String,
-    /// With `encoding: json`: the initial fields, as JSON members.
-    json: Option<serde_json::Map<String, serde_json::Value>>,
+/// The log's line format: `service.telemetry.logs.encoding` with its `initial_fields`.
+enum LineFormat {
+    /// `console`: tracing's text line with ` name="value"` for each initial field at the end.
+    Text {
+        inner: tracing_subscriber::fmt::format::Format,
+        suffix: String,
+    },
+    /// `json`: one JSON object a line, the event's fields, the initial fields, then `level` and
+    /// `ts` (which a field of the same name does not replace).
+    Json {
+        initial: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// An event's fields as JSON members (`message` as `msg`, as zap names it).
@@ -225,7 +231,7 @@ impl tracing::field::Visit for JsonFields<'_> {
     }
 }
 
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for WithFields
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LineFormat
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
@@ -236,39 +242,36 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        if let Some(initial) = &self.json {
-            use tracing_subscriber::fmt::time::FormatTime;
-            let mut ts = String::new();
-            tracing_subscriber::fmt::time::SystemTime
-                .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut ts))?;
-            let mut line = serde_json::Map::new();
-            line.insert(
-                "level".into(),
-                event
-                    .metadata()
-                    .level()
-                    .as_str()
-                    .to_ascii_lowercase()
-                    .into(),
-            );
-            line.insert("ts".into(), ts.into());
-            event.record(&mut JsonFields(&mut line));
-            for (name, value) in initial {
-                line.insert(name.clone(), value.clone());
+        match self {
+            LineFormat::Json { initial } => {
+                use tracing_subscriber::fmt::time::FormatTime;
+                let mut ts = String::new();
+                tracing_subscriber::fmt::time::SystemTime
+                    .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut ts))?;
+                let mut line = serde_json::Map::new();
+                event.record(&mut JsonFields(&mut line));
+                for (name, value) in initial {
+                    line.insert(name.clone(), value.clone());
+                }
+                let level = event.metadata().level().as_str().to_ascii_lowercase();
+                line.insert("level".into(), level.into());
+                line.insert("ts".into(), ts.into());
+                writeln!(writer, "{}", serde_json::Value::Object(line))
             }
-            return writeln!(writer, "{}", serde_json::Value::Object(line));
+            LineFormat::Text { inner, suffix } if suffix.is_empty() => {
+                inner.format_event(ctx, writer, event)
+            }
+            LineFormat::Text { inner, suffix } => {
+                let mut line = String::new();
+                inner.format_event(
+                    ctx,
+                    tracing_subscriber::fmt::format::Writer::new(&mut line),
+                    event,
+                )?;
+                let body = line.strip_suffix('\n').unwrap_or(&line);
+                writeln!(writer, "{body}{suffix}")
+            }
         }
-        if self.fields.is_empty() {
-            return self.inner.format_event(ctx, writer, event);
-        }
-        let mut line = String::new();
-        self.inner.format_event(
-            ctx,
-            tracing_subscriber::fmt::format::Writer::new(&mut line),
-            event,
-        )?;
-        let body = line.strip_suffix('\n').unwrap_or(&line);
-        writeln!(writer, "{body}{}", self.fields)
     }
 }
 
