@@ -373,7 +373,12 @@ fn unlz4(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
             BodyError::Corrupt(why) => BodyError::Corrupt(format!("lz4: {why}")),
             BodyError::TooLarge { .. } => BodyError::TooLarge { limit },
         })?;
-        out.extend_from_slice(&part);
+        // The usual body is one frame: its output is the body's, not copied.
+        if out.is_empty() {
+            out = part;
+        } else {
+            out.extend_from_slice(&part);
+        }
         rest = after;
     }
     Ok(out)

@@ -109,13 +109,15 @@ impl HttpSettings {
         let Some(names) = &self.compression_algorithms else {
             return true;
         };
-        let name = content_encoding.trim().to_ascii_lowercase();
-        let name = if name == "identity" {
+        let name = content_encoding.trim();
+        let name = if name.eq_ignore_ascii_case("identity") {
             ""
         } else {
-            name.as_str()
+            name
         };
-        names.iter().any(|allowed| allowed == name)
+        names
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(name))
     }
 }
 
