@@ -919,8 +919,7 @@ fn check_headers(
         headers.insert(name, value);
     }
     for (name, value) in &headers {
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || !name.chars().all(token) {
+        if !super::values::is_header_name(name) {
             return Err(ctx.error(
                 &path.key(name.as_str()),
                 Target::Key,

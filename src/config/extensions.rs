@@ -541,8 +541,7 @@ fn check_bearer(
     let header = raw
         .header
         .unwrap_or_else(|| BEARER_HEADER_DEFAULT.to_string());
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if header.is_empty() || !header.chars().all(is_token_char) {
+    if !super::values::is_header_name(&header) {
         return Err(ctx.invalid(
             &path.key("header"),
             format!("`{header}` is not an HTTP header name"),
@@ -551,7 +550,8 @@ fn check_bearer(
     let scheme = raw
         .scheme
         .unwrap_or_else(|| BEARER_SCHEME_DEFAULT.to_string());
-    if !scheme.chars().all(is_token_char) {
+    // Empty is allowed (the token alone); otherwise a token, as a header name is.
+    if !scheme.is_empty() && !super::values::is_header_name(&scheme) {
         return Err(ctx.invalid(
             &path.key("scheme"),
             format!(

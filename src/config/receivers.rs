@@ -696,11 +696,7 @@ fn check_cors(raw: RawCors, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Option<Cors
             format!("{} headers; at most {CORS_EXPOSED_MAX}", exposed.len()),
         ));
     }
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if let Some(bad) = exposed
-        .iter()
-        .find(|h| h.is_empty() || !h.chars().all(token))
-    {
+    if let Some(bad) = exposed.iter().find(|h| !super::values::is_header_name(h)) {
         return Err(ctx.invalid(
             &path.key("exposed_headers"),
             format!("`{bad}` is not an HTTP header name"),

@@ -318,6 +318,14 @@ impl fmt::Display for HttpUrl {
     }
 }
 
+/// Whether `name` is an HTTP header name (a token: RFC 9110, 5.1 and 5.6.2).
+pub(crate) fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
 /// Parses a duration as Go's `time.ParseDuration` does (the Collector's format): one or more
 /// decimal numbers, each with a unit among `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, as in
 /// `200ms`, `1.5s` or `1h30m`; `0` alone is zero. Negative durations are refused: no setting
