@@ -59,7 +59,8 @@ const INTERIM_RESPONSES_MAX: usize = 8;
 
 /// The exporter's HTTP/1.1 client.
 pub(crate) struct HttpClient {
-    targets: [Target; 3],
+    /// Per signal: where it is posted; `None` for a signal the exporter has no URL for.
+    targets: [Option<Target>; 3],
     /// Per signal: the request head up to (not including) `Content-Length`.
     heads: [String; 3],
     /// The authenticator's header, when the exporter has one.
@@ -102,7 +103,7 @@ struct Failure {
 impl HttpClient {
     /// Shard `n`'s first connections start at each endpoint's `n`th address.
     pub fn spread_from(&self, shard: usize) {
-        for target in &self.targets {
+        for target in self.targets.iter().flatten() {
             target.resolver.start_at(shard);
         }
     }
@@ -135,10 +136,12 @@ impl HttpClient {
             let _ = write!(fixed, "{name}: {value}\r\n");
         }
         let heads = targets.clone().map(|t| {
-            format!(
-                "POST {} HTTP/1.1\r\nHost: {}\r\n{fixed}",
-                t.path, t.authority
-            )
+            t.map_or_else(String::new, |t| {
+                format!(
+                    "POST {} HTTP/1.1\r\nHost: {}\r\n{fixed}",
+                    t.path, t.authority
+                )
+            })
         });
         Ok(HttpClient {
             targets,
@@ -175,7 +178,14 @@ impl HttpClient {
         prepared: &Prepared,
     ) -> Result<Delivered, SendError> {
         let index = batch.signal.index();
-        let target = &self.targets[index];
+        let Some(target) = &self.targets[index] else {
+            // The configuration check gives a URL to every signal a pipeline sends here.
+            return Err(SendError::Protocol(format!(
+                "no URL for {}: give endpoint or {}_endpoint",
+                batch.signal.as_str(),
+                batch.signal.as_str()
+            )));
+        };
         let mut reused = self.take_idle(&target.authority);
         loop {
             let was_reused = reused.is_some();

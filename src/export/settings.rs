@@ -525,11 +525,12 @@ pub(crate) fn grpc_target(
 }
 
 /// The URL an OTLP/HTTP exporter posts `signal` to: the per-signal override as given, or the
-/// base endpoint with `/v1/<signal>` appended to its path.
+/// base endpoint with `/v1/<signal>` appended to its path; `None` when it has neither (an
+/// exporter given only `logs_endpoint` has no traces URL, as in the Collector).
 pub(crate) fn http_target(
     settings: &OtlpHttpSettings,
     signal: Signal,
-) -> Result<Target, SettingsError> {
+) -> Result<Option<Target>, SettingsError> {
     let overridden = match signal {
         Signal::Traces => &settings.traces_endpoint,
         Signal::Metrics => &settings.metrics_endpoint,
@@ -537,12 +538,15 @@ pub(crate) fn http_target(
     };
     let tls = settings.tls.as_ref();
     if let Some(url) = overridden {
-        return parse_url(url, url, tls);
+        return parse_url(url, url, tls).map(Some);
+    }
+    if settings.endpoint.is_empty() {
+        return Ok(None);
     }
     let mut target = parse_url(&settings.endpoint, &settings.endpoint, tls)?;
     let base = target.path.trim_end_matches('/');
     target.path = format!("{base}/v1/{}", signal.as_str());
-    Ok(target)
+    Ok(Some(target))
 }
 
 fn parse_url(
@@ -632,18 +636,28 @@ mod tests {
             endpoint: "http://collector:4318".into(),
             ..Default::default()
         };
-        assert_eq!(http_target(&s, Signal::Traces).unwrap().path, "/v1/traces");
+        assert_eq!(
+            http_target(&s, Signal::Traces).unwrap().unwrap().path,
+            "/v1/traces"
+        );
         s.endpoint = "http://collector:4318/otlp/".into();
         assert_eq!(
-            http_target(&s, Signal::Metrics).unwrap().path,
+            http_target(&s, Signal::Metrics).unwrap().unwrap().path,
             "/otlp/v1/metrics"
         );
         s.logs_endpoint = Some("http://other:8080/ingest?tenant=a".into());
-        let t = http_target(&s, Signal::Logs).unwrap();
+        let t = http_target(&s, Signal::Logs).unwrap().unwrap();
         assert_eq!((t.host.as_str(), t.resolver.port()), ("other", 8080));
         assert_eq!(t.path, "/ingest?tenant=a");
         s.endpoint = "http://collector".into();
-        assert_eq!(http_target(&s, Signal::Traces).unwrap().resolver.port(), 80);
+        assert_eq!(
+            http_target(&s, Signal::Traces)
+                .unwrap()
+                .unwrap()
+                .resolver
+                .port(),
+            80
+        );
     }
 
     #[test]

@@ -237,14 +237,9 @@ pub(crate) fn exporter_settings(
         ExporterConfig::OtlpHttp(http) => {
             let url = |signal| http.url(signal).map(ToString::to_string);
             ExporterSettings::OtlpHttp(OtlpHttpSettings {
-                // The base a signal without a URL of its own would be sent under; no pipeline
-                // sends such a signal (the configuration check refuses it), so any of the URLs
-                // will do. An exporter with only `metrics_endpoint` or `logs_endpoint` has no
-                // traces URL, and an empty base would fail to build.
-                endpoint: [Signal::Traces, Signal::Metrics, Signal::Logs]
-                    .into_iter()
-                    .find_map(url)
-                    .unwrap_or_default(),
+                // Every signal with a URL has it below, whole; a signal without one (only
+                // `logs_endpoint` given, say) has no target, and no pipeline sends it here.
+                endpoint: String::new(),
                 tls,
                 traces_endpoint: url(Signal::Traces),
                 metrics_endpoint: url(Signal::Metrics),
