@@ -11,14 +11,13 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
 
-use super::tokens::{TokenCell, TokenView, TOKEN_FILE_BYTES_MAX};
+use super::tokens::{read_token_file, TokenCell, TokenError, TokenView, TOKEN_FILE_BYTES_MAX};
 use crate::config::Credential;
 
 /// What a client authenticator sends: `header` with the first of `tokens`' values.
@@ -51,14 +50,11 @@ fn basic_token(username: &str, password: &str) -> String {
 /// A credential file's value, as the Collector reads one: its text, trimmed of surrounding
 /// whitespace; refused when empty, larger than 64 KiB or not UTF-8.
 fn read_credential_file(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(TOKEN_FILE_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if bytes.len() > TOKEN_FILE_BYTES_MAX {
-        return Err(format!("it is larger than {TOKEN_FILE_BYTES_MAX} bytes"));
-    }
+    // Read as a token file is, within the same bound.
+    let bytes = read_token_file(path).map_err(|err| match err {
+        TokenError::TooLarge => format!("it is larger than {TOKEN_FILE_BYTES_MAX} bytes"),
+        other => other.to_string(),
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
     let value = text.trim();
     if value.is_empty() {
