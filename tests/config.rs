@@ -3754,3 +3754,141 @@ fn the_telemetry_resource_takes_both_forms() {
         "{err}"
     );
 }
+
+#[test]
+fn grpc_client_keys_read_as_configgrpc_and_grpc_go_read_them() {
+    let exporter = |keys: &str| {
+        let yaml = format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  otlp:
+    endpoint: central:4317
+{keys}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+"
+        );
+        match parse(&yaml).map(|c| c.exporters.get(&id("otlp")).cloned()) {
+            Ok(Some(Exporter::Otlp(otlp))) => Ok(otlp),
+            Ok(other) => panic!("not an otlp exporter: {other:?}"),
+            Err(err) => Err(err),
+        }
+    };
+    // Left out: the Collector's defaults.
+    let otlp = exporter("").unwrap();
+    assert_eq!(otlp.keepalive, Some(ClientKeepalive::default()));
+    assert_eq!(
+        otlp.keepalive
+            .map(|k| (k.time, k.timeout, k.permit_without_stream)),
+        Some((Duration::from_secs(10), Duration::from_secs(10), false))
+    );
+    assert_eq!(otlp.balancer, Balancer::RoundRobin);
+    assert_eq!((otlp.authority, otlp.wait_for_ready), (None, false));
+
+    // grpc-go raises a `time` below 10 s to 10 s, and reads a `timeout` of 0 as 20 s.
+    let otlp = exporter(
+        "    keepalive:\n      time: 1s\n      timeout: 0s\n      permit_without_stream: true\n    \
+         balancer_name: pick_first\n    authority: central.example:443\n    wait_for_ready: true",
+    )
+    .unwrap();
+    let keepalive = otlp.keepalive.unwrap();
+    assert_eq!(keepalive.time, Duration::from_secs(10));
+    assert_eq!(keepalive.timeout, Duration::from_secs(20));
+    assert!(keepalive.permit_without_stream);
+    assert_eq!(otlp.balancer, Balancer::PickFirst);
+    assert_eq!(otlp.authority.as_deref(), Some("central.example:443"));
+    assert!(otlp.wait_for_ready);
+
+    // An optional section turned off; a null section is the default.
+    let otlp = exporter("    keepalive:\n      enabled: false\n      time: 30s").unwrap();
+    assert_eq!(otlp.keepalive, None);
+    let otlp = exporter("    keepalive:").unwrap();
+    assert_eq!(otlp.keepalive, Some(ClientKeepalive::default()));
+    // grpc-go's own default balancer is the empty name; configgrpc's empty authority is none.
+    let otlp = exporter("    balancer_name: \"\"\n    authority: \"\"").unwrap();
+    assert_eq!((otlp.balancer, otlp.authority), (Balancer::PickFirst, None));
+
+    let err = exporter("    balancer_name: least_request_experimental").unwrap_err();
+    assert_error(
+        &err,
+        8,
+        "exporters.otlp.balancer_name",
+        "use round_robin or pick_first",
+    );
+    let err = exporter("    authority: user@central:4317").unwrap_err();
+    assert_error(&err, 8, "exporters.otlp.authority", "is not an authority");
+    let err = exporter("    keepalive:\n      timeout: 48h").unwrap_err();
+    assert_error(&err, 9, "exporters.otlp.keepalive.timeout", "at most 24h");
+}
+
+#[test]
+fn http_keepalive_and_response_headers_read_as_confighttp_reads_them() {
+    let receiver = |keys: &str| {
+        let yaml = format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      http:
+{keys}
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+"
+        );
+        match parse(&yaml).map(|c| c.receivers.get(&id("otlp")).cloned()) {
+            Ok(Some(Receiver::Otlp(otlp))) => Ok(otlp.http.unwrap()),
+            Ok(other) => panic!("not an otlp receiver: {other:?}"),
+            Err(err) => Err(err),
+        }
+    };
+    let http = receiver("").unwrap();
+    assert!(http.keep_alives);
+    assert!(http.response_headers.is_empty());
+    // v0.160.0's section, and the keys it replaces.
+    let http = receiver("        keepalive:\n          idle_timeout: 45s").unwrap();
+    assert!(http.keep_alives);
+    assert_eq!(http.timeouts.idle, Duration::from_secs(45));
+    let http = receiver("        keepalive:\n          enabled: false").unwrap();
+    assert!(!http.keep_alives);
+    let http = receiver("        keep_alives_enabled: false\n        idle_timeout: 30s").unwrap();
+    assert!(!http.keep_alives);
+    assert_eq!(http.timeouts.idle, Duration::from_secs(30));
+    let err = receiver("        idle_timeout: 30s\n        keepalive:\n          idle_timeout: 1m")
+        .unwrap_err();
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.http.idle_timeout",
+        "alongside the `keepalive` section",
+    );
+
+    // response_headers: a map, or a list of name/value pairs.
+    let http =
+        receiver("        response_headers:\n          X-B: two\n          X-A: one").unwrap();
+    assert_eq!(
+        http.response_headers,
+        vec![("X-A".into(), "one".into()), ("X-B".into(), "two".into())]
+    );
+    let err = receiver("        response_headers:\n          content-length: 5").unwrap_err();
+    assert_error(
+        &err,
+        6,
+        "receivers.otlp.protocols.http.response_headers.content-length",
+        "a header the receiver writes itself",
+    );
+    let err =
+        receiver("        response_headers:\n          X-A: one\n          x-a: two").unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+}

@@ -1403,3 +1403,79 @@ shards:
     // The gateway is stuck on its upstream by design here; it is killed, not drained.
     drop(gateway);
 }
+
+#[test]
+fn http_response_headers_are_on_every_answer_and_keep_alives_can_be_turned_off() {
+    let (sink, sink_grpc, _) = start_sink();
+    let http_extra = "        keepalive:\n          enabled: false\n        response_headers:\n          \
+                      - name: Strict-Transport-Security\n            value: max-age=31536000\n          \
+                      - name: X-Served-By\n            value: gateway-a\n";
+    let (config, grpc, http, admin) = Gateway::standard_config(sink_grpc, 1, "", http_extra);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let proto = ("Content-Type", "application/x-protobuf");
+
+    // A client that asks to keep the connection is answered, with the headers, and the
+    // connection is closed after it.
+    let mut conn = Conn::open(gateway.http);
+    conn.send(&http_request_bytes(
+        "POST",
+        "/v1/traces",
+        &[proto],
+        &traces(vec![span(0xb1, 1, "first")]),
+    ))
+    .unwrap();
+    let reply = conn.response().expect("a response");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    assert_eq!(reply.header("x-served-by"), Some("gateway-a"));
+    assert!(
+        conn.closed(),
+        "keep-alives are off: closed after the answer"
+    );
+
+    // A refusal carries them too.
+    let mut conn = Conn::open(gateway.http);
+    conn.send(&http_request_bytes("POST", "/v1/nothing", &[proto], b""))
+        .unwrap();
+    let reply = conn.response().expect("a response");
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert_eq!(reply.header("x-served-by"), Some("gateway-a"));
+
+    // Python's http.client, a real client: it sees the headers, and its one connection object
+    // reconnects for the second request because the first answer said close.
+    let body = traces(vec![span(0xb2, 2, "from-python")]);
+    let body_path = std::env::temp_dir().join(format!("tailgate-{}-rh.bin", std::process::id()));
+    std::fs::write(&body_path, &body).unwrap();
+    let script = format!(
+        "import http.client\n\
+         body = open({path:?}, 'rb').read()\n\
+         conn = http.client.HTTPConnection('{host}', {port}, timeout=10)\n\
+         for _ in range(2):\n\
+         \x20   conn.request('POST', '/v1/traces', body, {{'Content-Type': 'application/x-protobuf'}})\n\
+         \x20   r = conn.getresponse(); r.read()\n\
+         \x20   print(r.status, r.getheader('X-Served-By'), r.getheader('Connection'), r.will_close)\n",
+        path = body_path.display().to_string(),
+        host = gateway.http.ip(),
+        port = gateway.http.port(),
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    let _ = std::fs::remove_file(&body_path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 gateway-a close True\n200 gateway-a close True\n"
+    );
+    assert_eq!(span_ids(&finish(gateway, sink)), vec![1, 2, 2]);
+}

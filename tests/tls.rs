@@ -774,3 +774,89 @@ fn the_exporter_checks_the_name_it_is_told_and_can_skip_verification() {
     central.stop();
     sink.stop().unwrap();
 }
+
+#[test]
+fn the_exporters_authority_names_the_server_its_certificate_is_checked_by() {
+    // The central's certificate names central.example only; the exporter dials its address.
+    let dir = std::env::temp_dir().join(format!("tailgate-tls-{}-authority", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = certs::write_set(&dir, &["central.example"]).expect("certificates");
+    let (sink, upstream, _) = start_sink();
+    let block = format!(
+        "        tls:\n          cert_file: {}\n          key_file: {}\n",
+        files.server_cert.display(),
+        files.server_key.display()
+    );
+    let (config, central_grpc, central_http, admin) =
+        Gateway::standard_config(upstream, 1, &block, "");
+    let central = Gateway::start_with_config(&config, central_grpc, central_http, admin);
+    let ca = files.ca.display().to_string();
+    let exporter = |extra: &str| {
+        format!("  otlp:\n    endpoint: {central_grpc}\n{extra}    tls:\n      ca_file: {ca}\n")
+    };
+
+    // Without `authority` the certificate is checked against 127.0.0.1, which it lacks.
+    let edge = start_edge(&exporter(""), "otlp");
+    send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        1,
+        2,
+        61,
+        0,
+        "none",
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || edge
+            .stderr()
+            .contains("(certificate_invalid")),
+        "{}",
+        edge.stderr()
+    );
+    edge.stop();
+    assert_eq!(sink.spans_received(), 0);
+
+    // With it, against the name it gives, as grpc-go's WithAuthority does.
+    let edge = start_edge(&exporter("    authority: central.example:4317\n"), "otlp");
+    let sent = send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        2,
+        3,
+        62,
+        0,
+        "none",
+    );
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received()
+        >= sent.len() as u64));
+    edge.stop();
+
+    // server_name_override outranks it.
+    let edge = start_edge(
+        &format!(
+            "  otlp:\n    endpoint: {central_grpc}\n    authority: central.example\n    tls:\n      \
+             ca_file: {ca}\n      server_name_override: other.example\n"
+        ),
+        "otlp",
+    );
+    send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        1,
+        2,
+        63,
+        0,
+        "none",
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || edge
+            .stderr()
+            .contains("(certificate_invalid")),
+        "{}",
+        edge.stderr()
+    );
+    edge.stop();
+    central.stop();
+    sink.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

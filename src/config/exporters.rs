@@ -21,6 +21,7 @@ use super::receivers::RawAuth;
 use super::scalar::{Dur, Float, SInt, UInt};
 use super::tls::{check_client, RawTls, TlsClientSettings};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
+use crate::export::{Balancer, ClientKeepalive};
 use tailgate_wire::Signal;
 
 /// Exporter types tailgate has: the Collector's names, each type under both of its names where
@@ -202,6 +203,14 @@ pub struct OtlpExporter {
     pub retry_on_failure: RetryOnFailure,
     /// The bounded queue in front of the exporter.
     pub sending_queue: SendingQueue,
+    /// `keepalive` (default on: 10 s, 10 s); `None`: `enabled: false`.
+    pub keepalive: Option<ClientKeepalive>,
+    /// `balancer_name` (default `round_robin`).
+    pub balancer: Balancer,
+    /// `authority`: the `:authority` sent instead of the endpoint's.
+    pub authority: Option<String>,
+    /// `wait_for_ready`.
+    pub wait_for_ready: bool,
 }
 
 /// `otlphttp`: OTLP/HTTP to one destination.
@@ -417,6 +426,20 @@ pub(crate) struct RawOtlp {
     timeout: Option<Dur>,
     retry_on_failure: Option<RawRetry>,
     sending_queue: Option<RawQueue>,
+    keepalive: Option<RawClientKeepalive>,
+    balancer_name: Option<String>,
+    authority: Option<String>,
+    wait_for_ready: Option<bool>,
+}
+
+/// configgrpc's client `keepalive`, an optional section (`enabled: false` turns it off).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawClientKeepalive {
+    enabled: Option<bool>,
+    time: Option<Dur>,
+    timeout: Option<Dur>,
+    permit_without_stream: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -694,7 +717,86 @@ fn check_otlp(
         timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
         retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
         sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
+        keepalive: check_client_keepalive(raw.keepalive, &path.key("keepalive"), ctx)?,
+        balancer: check_balancer(raw.balancer_name, &path.key("balancer_name"), ctx)?,
+        authority: check_authority(raw.authority, &path.key("authority"), ctx)?,
+        wait_for_ready: raw.wait_for_ready.unwrap_or(false),
     })
+}
+
+/// The longest client `keepalive.time` and `timeout`.
+const CLIENT_KEEPALIVE_MAX: Duration = Duration::from_secs(24 * 3600);
+/// `keepalive.timeout: 0` reads as grpc-go's default timeout.
+const CLIENT_KEEPALIVE_TIMEOUT_ZERO: Duration = Duration::from_secs(20);
+
+/// `keepalive` of a gRPC exporter, read as grpc-go reads its client parameters: a `time` below
+/// 10 s (0 included) is 10 s, a `timeout` of 0 is 20 s.
+fn check_client_keepalive(
+    raw: Option<RawClientKeepalive>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<ClientKeepalive>, ConfigError> {
+    let defaults = ClientKeepalive::default();
+    let Some(raw) = raw else {
+        return Ok(Some(defaults));
+    };
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let time = match raw.time {
+        None => defaults.time,
+        Some(Dur(time)) => duration_at_most(ctx, &path.key("time"), time, CLIENT_KEEPALIVE_MAX)?
+            .max(ClientKeepalive::TIME_MIN),
+    };
+    let timeout = match raw.timeout {
+        None => defaults.timeout,
+        Some(Dur(timeout)) if timeout.is_zero() => CLIENT_KEEPALIVE_TIMEOUT_ZERO,
+        Some(Dur(timeout)) => {
+            duration_at_most(ctx, &path.key("timeout"), timeout, CLIENT_KEEPALIVE_MAX)?
+        }
+    };
+    Ok(Some(ClientKeepalive {
+        time,
+        timeout,
+        permit_without_stream: raw.permit_without_stream.unwrap_or(false),
+    }))
+}
+
+/// `balancer_name`: gRPC's `round_robin` (the Collector's default) or `pick_first` (also the
+/// empty name, grpc-go's own default).
+fn check_balancer(
+    raw: Option<String>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Balancer, ConfigError> {
+    match raw.as_deref() {
+        None | Some("round_robin") => Ok(Balancer::RoundRobin),
+        Some("pick_first" | "") => Ok(Balancer::PickFirst),
+        Some(other) => Err(ctx.invalid(
+            path,
+            format!("`{other}` is not a balancer tailgate has; use round_robin or pick_first"),
+        )),
+    }
+}
+
+/// `authority`: `host` or `host:port` as HTTP/2 carries it; empty is none, as in configgrpc.
+fn check_authority(
+    raw: Option<String>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(text) = raw.filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    match text.parse::<http::uri::Authority>() {
+        Ok(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {
+            Ok(Some(text))
+        }
+        _ => Err(ctx.invalid(
+            path,
+            format!("`{text}` is not an authority: write host or host:port"),
+        )),
+    }
 }
 
 fn check_otlphttp(
@@ -896,7 +998,7 @@ impl<'de> Deserialize<'de> for RawHeaders {
     }
 }
 
-fn check_headers(
+pub(crate) fn check_headers(
     raw: Option<RawHeaders>,
     path: &KeyPath,
     ctx: &Ctx<'_>,

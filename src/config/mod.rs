@@ -56,6 +56,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+/// The gRPC client's `keepalive` and `balancer_name`, as read: the export layer's own types.
+pub use crate::export::{Balancer, ClientKeepalive};
 pub use connectors::{
     Connector, Connectors, Failover, Route, RouteAction, Routing, CONNECTOR_KINDS,
     MAX_RETRIES_DEFAULT, PRIORITY_LEVELS_MAX, RETRY_GAP_DEFAULT, RETRY_INTERVAL_DEFAULT,

@@ -43,6 +43,7 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::exporters::{check_headers, RawHeaders};
 use super::extensions::check_auth;
 use super::locate::Target;
 use super::processors::duration_at_most;
@@ -163,6 +164,11 @@ pub struct HttpReceiver {
     pub timeouts: HttpTimeouts,
     /// `tls`: TLS (and mTLS with `client_ca_file`); `None`: plaintext.
     pub tls: Option<TlsServerSettings>,
+    /// Whether a connection is kept open for the next request (default on): off with
+    /// `keepalive: {enabled: false}` or `keep_alives_enabled: false`.
+    pub keep_alives: bool,
+    /// `response_headers`: sent on every response (by name, in byte order).
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// `protocols.http.cors`, as confighttp reads it.
@@ -270,11 +276,23 @@ struct RawHttp {
     read_header_timeout: Option<Dur>,
     write_timeout: Option<Dur>,
     idle_timeout: Option<Dur>,
+    keep_alives_enabled: Option<bool>,
+    keepalive: Option<RawHttpKeepalive>,
+    response_headers: Option<RawHeaders>,
     cors: Option<RawCors>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
     /// confignet's transport, squashed into confighttp's server settings: `tcp` only.
     transport: Option<String>,
+}
+
+/// confighttp's `keepalive` section (v0.160.0 on), which replaces `idle_timeout` and
+/// `keep_alives_enabled`: an optional section, off with `enabled: false`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttpKeepalive {
+    enabled: Option<bool>,
+    idle_timeout: Option<Dur>,
 }
 
 /// `auth: {authenticator: NAME}`, naming an authenticator extension.
@@ -523,6 +541,7 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
             )),
         ));
     }
+    let keep_alives = check_keep_alives(&raw, path, ctx)?;
     let cors = match raw.cors {
         Some(cors) => check_cors(cors, &path.key("cors"), ctx)?,
         None => None,
@@ -634,13 +653,22 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
             raw.write_timeout,
             defaults.write,
         )?,
-        idle: timeout(
-            ctx,
-            &path.key("idle_timeout"),
-            raw.idle_timeout,
-            defaults.idle,
-        )?,
+        idle: match raw.keepalive.as_ref().and_then(|k| k.idle_timeout) {
+            Some(idle) => timeout(
+                ctx,
+                &path.key("keepalive").key("idle_timeout"),
+                Some(idle),
+                defaults.idle,
+            )?,
+            None => timeout(
+                ctx,
+                &path.key("idle_timeout"),
+                raw.idle_timeout,
+                defaults.idle,
+            )?,
+        },
     };
+    let response_headers = check_response_headers(raw.response_headers, path, ctx)?;
     let tls = match raw.tls {
         Some(tls) => Some(check_server(tls, &path.key("tls"), ctx)?),
         None => None,
@@ -656,7 +684,84 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
         cors,
         timeouts,
         tls,
+        keep_alives,
+        response_headers,
     })
+}
+
+/// Whether keep-alives are on, as confighttp folds its two spellings: the `keepalive` section
+/// (present: on unless `enabled: false`) or the deprecated `keep_alives_enabled`, not both.
+fn check_keep_alives(raw: &RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<bool, ConfigError> {
+    let Some(section) = &raw.keepalive else {
+        return Ok(raw.keep_alives_enabled.unwrap_or(true));
+    };
+    let deprecated = [
+        ("idle_timeout", raw.idle_timeout.is_some()),
+        (
+            "keep_alives_enabled",
+            raw.keep_alives_enabled == Some(false),
+        ),
+    ];
+    if let Some((key, _)) = deprecated.iter().find(|(_, given)| *given) {
+        return Err(ctx.invalid(
+            &path.key(*key),
+            "cannot be used alongside the `keepalive` section (the Collector refuses the mix \
+             too); move it into `keepalive`",
+        ));
+    }
+    Ok(section.enabled != Some(false))
+}
+
+/// The most `response_headers`.
+const RESPONSE_HEADERS_MAX: usize = 64;
+/// Headers tailgate writes itself on a response (framing, the answer's own, CORS), which
+/// `response_headers` may not set.
+const RESPONSE_HEADERS_OWN: [&str; 11] = [
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "trailer",
+    "retry-after",
+    "allow",
+    "www-authenticate",
+    "vary",
+];
+
+/// `response_headers`: a map or a list of `{name, value}`, as exporter `headers` are.
+fn check_response_headers(
+    raw: Option<RawHeaders>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let path = path.key("response_headers");
+    let headers = check_headers(raw, &path, ctx)?;
+    if headers.len() > RESPONSE_HEADERS_MAX {
+        return Err(ctx.invalid(
+            &path,
+            format!("{} headers; at most {RESPONSE_HEADERS_MAX}", headers.len()),
+        ));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(headers.len());
+    for name in headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if RESPONSE_HEADERS_OWN.contains(&lower.as_str()) || lower.starts_with("access-control-") {
+            return Err(ctx.error(
+                &path.key(name.as_str()),
+                Target::Key,
+                ConfigErrorKind::InvalidValue(format!(
+                    "`{name}` is a header the receiver writes itself"
+                )),
+            ));
+        }
+        if seen.contains(&lower) {
+            return Err(ctx.invalid(&path, format!("`{name}` is given twice")));
+        }
+        seen.push(lower);
+    }
+    Ok(headers.into_iter().collect())
 }
 
 /// The most origins `cors.allowed_origins` takes (each request's origin is compared with them).

@@ -140,9 +140,11 @@ struct Inner {
     fallback: RefCell<Option<(Weak<dyn Fallback>, usize)>>,
 }
 
+/// An exporter's transport; one per exporter per shard, so the clients are boxed rather than
+/// the enum sized to the largest.
 enum Transport {
-    Grpc(GrpcClient),
-    Http(HttpClient),
+    Grpc(Box<GrpcClient>),
+    Http(Box<HttpClient>),
     Debug(DebugPrinter),
 }
 
@@ -158,7 +160,12 @@ impl Transport {
                 s.queue.validate()?;
                 let client = GrpcClient::new(&s)?;
                 client.spread_from(shard);
-                (Transport::Grpc(client), s.retry, s.timeout, s.queue)
+                (
+                    Transport::Grpc(Box::new(client)),
+                    s.retry,
+                    s.timeout,
+                    s.queue,
+                )
             }
             ExporterSettings::OtlpHttp(s) => {
                 validate_timeout(s.timeout)?;
@@ -170,7 +177,12 @@ impl Transport {
                 };
                 let client = HttpClient::new(&s, max_idle)?;
                 client.spread_from(shard);
-                (Transport::Http(client), s.retry, s.timeout, s.queue)
+                (
+                    Transport::Http(Box::new(client)),
+                    s.retry,
+                    s.timeout,
+                    s.queue,
+                )
             }
             ExporterSettings::LoadBalancing(_) => {
                 unreachable!("a load balancer is built by LoadBalancer::new, its backends as otlp")

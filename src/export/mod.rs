@@ -70,9 +70,9 @@ pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use settings::{
-    is_listening_on, Backends, Compression, DebugSettings, Encoding, ExporterSettings,
-    LoadBalancingSettings, Local, OtlpGrpcSettings, OtlpHttpSettings, QueueSettings, QueueSizer,
-    RetrySettings, SettingsError, StorageSettings, Verbosity,
+    is_listening_on, Backends, Balancer, ClientKeepalive, Compression, DebugSettings, Encoding,
+    ExporterSettings, LoadBalancingSettings, Local, OtlpGrpcSettings, OtlpHttpSettings,
+    QueueSettings, QueueSizer, RetrySettings, SettingsError, StorageSettings, Verbosity,
 };
 
 use std::future::Future;

@@ -26,6 +26,16 @@
 //! `grpc-message` and possibly `grpc-status-details-bin`, whose `RetryInfo` is the server's
 //! retry delay.
 //!
+//! # Keepalive
+//!
+//! With `keepalive` (on by default, as in the Collector: 10 s and 10 s), a connection on which
+//! nothing has arrived for `time` is pinged — only while an export is in flight unless
+//! `permit_without_stream` — and if nothing at all arrives within `timeout` of the ping, the
+//! connection is closed: its calls in flight fail at once (and are retried on a new
+//! connection) rather than at their deadline, and an idle connection to a central that went
+//! away silently is replaced before the next export needs it rather than during it. What the
+//! connection receives is noted as it passes the socket adapter ([`crate::io::Observe`]).
+//!
 //! # Health
 //!
 //! [`GrpcClient::health`] asks the upstream's `grpc.health.v1.Health/Check` (service `""`, the
@@ -35,9 +45,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_lite::future;
 use glommio::sync::Semaphore;
 use h2::client::SendRequest;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
@@ -47,11 +58,14 @@ use super::batch::Batch;
 use super::compression::compress;
 use super::connect::connect;
 use super::error::SendError;
-use super::settings::{grpc_target, parse_headers, Compression, OtlpGrpcSettings, Target};
+use super::settings::{
+    grpc_target, parse_headers, Balancer, ClientKeepalive, Compression, OtlpGrpcSettings, Target,
+};
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
 use crate::auth::{AuthHeader, ClientAuth};
 use crate::ingest::body::{decompress, Coding};
+use crate::ingest::keepalive::deadline;
 use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
@@ -83,16 +97,62 @@ pub(crate) struct GrpcClient {
     /// `compression_params.level`.
     compression_level: Option<i32>,
     timeout: Duration,
+    /// `keepalive`: `None`, never pinged.
+    keepalive: Option<ClientKeepalive>,
+    /// `wait_for_ready`: an attempt keeps trying to connect until its deadline.
+    wait_for_ready: bool,
     connection: RefCell<Option<Connection>>,
     /// One unit: held by the task that is connecting.
     connecting: Semaphore,
 }
 
+/// The current connection, as the tasks that send on it hold it.
+#[derive(Clone)]
 struct Connection {
     send: SendRequest<Bytes>,
     /// Cleared by the connection's driver task when it ends.
     alive: Rc<Cell<bool>>,
+    /// What the connection received last, and how many calls are in flight on it: what its
+    /// keepalive watches.
+    activity: Rc<Activity>,
 }
+
+/// A connection's activity, for its keepalive.
+struct Activity {
+    /// When anything last arrived.
+    last_read: Cell<Instant>,
+    /// Calls in flight.
+    calls: Cell<usize>,
+}
+
+impl crate::io::Observe for Activity {
+    fn received(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.last_read.set(Instant::now());
+        }
+    }
+}
+
+/// Counts a call in flight on a connection for as long as it lives.
+struct InFlight(Rc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Rc<Activity>) -> Self {
+        activity.calls.set(activity.calls.get().saturating_add(1));
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.calls.set(self.0.calls.get().saturating_sub(1));
+    }
+}
+
+/// How long a `wait_for_ready` attempt waits before it tries to connect again, at first and at
+/// most (doubling in between); the attempt's deadline bounds the whole.
+const READY_PAUSE_MIN: Duration = Duration::from_millis(50);
+const READY_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// A batch framed for gRPC, kept across retries.
 pub(crate) struct Prepared {
@@ -107,14 +167,34 @@ impl GrpcClient {
     }
 
     pub fn new(settings: &OtlpGrpcSettings) -> Result<Self, SettingsError> {
-        let target = grpc_target(&settings.endpoint, settings.tls.as_ref())?;
+        let mut target = grpc_target(&settings.endpoint, settings.tls.as_ref())?;
+        if settings.balancer == Balancer::PickFirst {
+            target.resolver.pick_first();
+        }
+        let not_authority = || SettingsError::Endpoint {
+            endpoint: settings.endpoint.clone(),
+            reason: "not a valid authority",
+        };
+        // `authority` replaces the endpoint's in every request, and names the server TLS
+        // checks (as grpc-go's WithAuthority does) unless `server_name_override` names one.
+        let authority = match &settings.authority {
+            Some(authority) => {
+                let parsed: http::uri::Authority =
+                    authority.parse().map_err(|_| not_authority())?;
+                let host = parsed.host();
+                target.host = host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host)
+                    .to_string();
+                authority.clone()
+            }
+            None => target.authority.clone(),
+        };
         let uri = |service: &str| -> Result<Uri, SettingsError> {
-            format!("http://{}/{service}/Export", target.authority)
+            format!("http://{authority}/{service}/Export")
                 .parse()
-                .map_err(|_| SettingsError::Endpoint {
-                    endpoint: settings.endpoint.clone(),
-                    reason: "not a valid authority",
-                })
+                .map_err(|_| not_authority())
         };
         let uris = [
             uri("opentelemetry.proto.collector.trace.v1.TraceService")?,
@@ -145,6 +225,8 @@ impl GrpcClient {
             compression: settings.compression,
             compression_level: settings.compression_level,
             timeout: settings.timeout,
+            keepalive: settings.keepalive,
+            wait_for_ready: settings.wait_for_ready,
             connection: RefCell::new(None),
             connecting: Semaphore::new(1),
         })
@@ -176,14 +258,34 @@ impl GrpcClient {
         batch: &Batch,
         prepared: &Prepared,
     ) -> Result<Delivered, SendError> {
-        let (send, alive) = self.sender().await?;
-        let result = self.exchange(send, batch.signal, prepared).await;
+        let connection = self.ready_sender().await?;
+        let in_flight = InFlight::start(&connection.activity);
+        let result = self
+            .exchange(connection.send.clone(), batch.signal, prepared)
+            .await;
+        drop(in_flight);
         if let Err(err) = &result {
             if err.breaks_connection() {
-                self.forget(&alive);
+                self.forget(&connection.alive);
             }
         }
         result
+    }
+
+    /// The connection to send on; with `wait_for_ready`, a failure to connect is tried again
+    /// (after a pause that doubles from [`READY_PAUSE_MIN`] to [`READY_PAUSE_MAX`]) until the
+    /// attempt's deadline ends the wait, as a gRPC call that waits for its channel to be ready.
+    async fn ready_sender(&self) -> Result<Connection, SendError> {
+        let mut pause = READY_PAUSE_MIN;
+        loop {
+            match self.sender().await {
+                Err(SendError::Connect { .. } | SendError::Tls { .. }) if self.wait_for_ready => {
+                    glommio::timer::sleep(pause).await;
+                    pause = (pause * 2).min(READY_PAUSE_MAX);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Asks the upstream's `grpc.health.v1` service whether it serves (see the module
@@ -191,11 +293,13 @@ impl GrpcClient {
     /// `timeout` as an export is.
     pub async fn health(&self) -> Health {
         let call = async {
-            let (send, alive) = self.sender().await?;
-            let result = self.check(send).await;
+            let connection = self.sender().await?;
+            let in_flight = InFlight::start(&connection.activity);
+            let result = self.check(connection.send.clone()).await;
+            drop(in_flight);
             if let Err(err) = &result {
                 if err.breaks_connection() {
-                    self.forget(&alive);
+                    self.forget(&connection.alive);
                 }
             }
             result
@@ -285,8 +389,8 @@ impl GrpcClient {
         self.connection.borrow_mut().take();
     }
 
-    /// The current connection's sender, connecting first if there is none.
-    async fn sender(&self) -> Result<(SendRequest<Bytes>, Rc<Cell<bool>>), SendError> {
+    /// The current connection, connecting first if there is none.
+    async fn sender(&self) -> Result<Connection, SendError> {
         if let Some(live) = self.live() {
             return Ok(live);
         }
@@ -296,33 +400,60 @@ impl GrpcClient {
             return Ok(live);
         }
         let stream = connect(&self.target).await?;
-        let (send, driver) = h2::client::Builder::new()
+        let activity = Rc::new(Activity {
+            last_read: Cell::new(Instant::now()),
+            calls: Cell::new(0),
+        });
+        let (send, mut driver) = h2::client::Builder::new()
             .initial_window_size(RESPONSE_WINDOW_BYTES)
             .enable_push(false)
-            .handshake::<_, Bytes>(crate::io::Stream::conn(stream))
+            .handshake::<_, Bytes>(crate::io::Stream::conn(stream).observed_by(activity.clone()))
             .await
             .map_err(SendError::from_h2)?;
         let alive = Rc::new(Cell::new(true));
         let flag = alive.clone();
         let authority = self.target.authority.clone();
+        let watch = self
+            .keepalive
+            .zip(driver.ping_pong())
+            .map(|(keepalive, pings)| silence(keepalive, pings, activity.clone()));
         glommio::spawn_local(async move {
-            if let Err(err) = driver.await {
-                tracing::debug!(upstream = %authority, error = %err, "OTLP/gRPC connection ended");
+            let run = async {
+                if let Err(err) = driver.await {
+                    tracing::debug!(upstream = %authority, error = %err, "OTLP/gRPC connection ended");
+                }
+            };
+            match watch {
+                None => run.await,
+                // The watch ends only when a ping went unanswered: the driver is dropped, which
+                // closes the socket and fails the calls still on it.
+                Some(watch) => {
+                    future::or(run, async {
+                        let timeout = watch.await;
+                        tracing::warn!(
+                            upstream = %authority,
+                            "nothing received within {timeout:?} of a keepalive ping; closing \
+                             the connection (the next export opens another)"
+                        );
+                    })
+                    .await
+                }
             }
             flag.set(false);
         })
         .detach();
-        *self.connection.borrow_mut() = Some(Connection {
-            send: send.clone(),
-            alive: alive.clone(),
-        });
-        Ok((send, alive))
+        let connection = Connection {
+            send,
+            alive,
+            activity,
+        };
+        *self.connection.borrow_mut() = Some(connection.clone());
+        Ok(connection)
     }
 
-    fn live(&self) -> Option<(SendRequest<Bytes>, Rc<Cell<bool>>)> {
+    fn live(&self) -> Option<Connection> {
         let connection = self.connection.borrow();
-        let c = connection.as_ref().filter(|c| c.alive.get())?;
-        Some((c.send.clone(), c.alive.clone()))
+        connection.as_ref().filter(|c| c.alive.get()).cloned()
     }
 
     /// Drops the connection `alive` belongs to, if it is still the current one.
@@ -373,6 +504,58 @@ impl GrpcClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         response_message(&data, encoding)
+    }
+}
+
+/// Watches a connection under `keepalive` (see the module documentation); returns, with the
+/// timeout, only when a ping's answer and everything else failed to arrive within it.
+async fn silence(
+    keepalive: ClientKeepalive,
+    mut pings: h2::PingPong,
+    activity: Rc<Activity>,
+) -> Duration {
+    let time = keepalive.time.max(ClientKeepalive::TIME_MIN);
+    loop {
+        let quiet_until = deadline(activity.last_read.get(), time);
+        let now = Instant::now();
+        if now < quiet_until {
+            glommio::timer::sleep(quiet_until - now).await;
+            continue;
+        }
+        if activity.calls.get() == 0 && !keepalive.permit_without_stream {
+            // Idle, and not to be pinged while idle: look again a `time` later.
+            glommio::timer::sleep(time).await;
+            continue;
+        }
+        if pings.send_ping(h2::Ping::opaque()).is_err() {
+            // The connection is ending of itself.
+            return future::pending().await;
+        }
+        let mut sent = Instant::now();
+        loop {
+            let answered = future::or(
+                async {
+                    match std::future::poll_fn(|cx| pings.poll_pong(cx)).await {
+                        Ok(_) => true,
+                        // The connection is ending of itself; its driver reports that.
+                        Err(_) => future::pending().await,
+                    }
+                },
+                async {
+                    glommio::timer::sleep(keepalive.timeout).await;
+                    false
+                },
+            )
+            .await;
+            if answered {
+                break;
+            }
+            if activity.last_read.get() <= sent {
+                return keepalive.timeout;
+            }
+            // Other frames arrive, only not the answer yet: give it another timeout.
+            sent = Instant::now();
+        }
     }
 }
 

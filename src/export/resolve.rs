@@ -36,6 +36,8 @@ pub(crate) struct Resolver {
     answer: RefCell<Answer>,
     /// Where the next connection starts in the answer.
     next: Cell<usize>,
+    /// `balancer_name: pick_first`: every connection starts at the first address.
+    first_always: Cell<bool>,
     /// A lookup is under way: others use the last answer instead of starting one more, so a
     /// DNS server that hangs queues at most one lookup per [`RESOLVE_TIMEOUT`] per endpoint on
     /// the blocking-task thread, however many connections are being made.
@@ -62,6 +64,7 @@ impl Resolver {
                 .map(|ip| SocketAddr::new(ip, port)),
             answer: RefCell::new(Answer::default()),
             next: Cell::new(0),
+            first_always: Cell::new(false),
             resolving: Cell::new(false),
         }
     }
@@ -113,6 +116,12 @@ impl Resolver {
         self.next.set(offset);
     }
 
+    /// Makes every connection start at the first address (`pick_first`) rather than the next
+    /// in turn.
+    pub(crate) fn pick_first(&self) {
+        self.first_always.set(true);
+    }
+
     /// The port connections go to.
     #[cfg(test)]
     pub(crate) fn port(&self) -> u16 {
@@ -152,6 +161,9 @@ impl Resolver {
         let len = answer.addresses.len();
         if len == 0 {
             return Vec::new();
+        }
+        if self.first_always.get() {
+            return answer.addresses.clone();
         }
         let start = self.next.get() % len;
         self.next.set(start + 1);
@@ -237,6 +249,19 @@ mod tests {
             .collect();
         assert_eq!(firsts, vec![a, b, c, a]);
         assert_eq!(run(resolver.addresses()).unwrap(), vec![b, c, a]);
+    }
+
+    #[test]
+    fn pick_first_starts_every_connection_at_the_first_address() {
+        let resolver = Resolver::new("central.example", 4317);
+        resolver.pick_first();
+        resolver.start_at(2);
+        let a: SocketAddr = "10.0.0.1:4317".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:4317".parse().unwrap();
+        resolver.answered(vec![a, b]);
+        for _ in 0..3 {
+            assert_eq!(run(resolver.addresses()).unwrap(), vec![a, b]);
+        }
     }
 
     #[test]

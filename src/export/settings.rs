@@ -187,6 +187,16 @@ pub struct OtlpGrpcSettings {
     pub retry: RetrySettings,
     /// `sending_queue`.
     pub queue: QueueSettings,
+    /// `keepalive`: pinging a connection that has been silent; `None`: never pinged.
+    pub keepalive: Option<ClientKeepalive>,
+    /// `balancer_name`: where each new connection starts among the endpoint's addresses.
+    pub balancer: Balancer,
+    /// `authority`: the `:authority` of every request (and the TLS server name, unless
+    /// `tls.server_name_override` gives one); `None`: the endpoint's `host:port`.
+    pub authority: Option<String>,
+    /// `wait_for_ready`: an attempt that cannot connect keeps trying until its `timeout`
+    /// instead of failing at once.
+    pub wait_for_ready: bool,
 }
 
 impl Default for OtlpGrpcSettings {
@@ -201,8 +211,54 @@ impl Default for OtlpGrpcSettings {
             timeout: Duration::from_secs(5),
             retry: RetrySettings::default(),
             queue: QueueSettings::default(),
+            keepalive: Some(ClientKeepalive::default()),
+            balancer: Balancer::RoundRobin,
+            authority: None,
+            wait_for_ready: false,
         }
     }
+}
+
+/// `keepalive` of the gRPC client, with grpc-go's meaning: after `time` without receiving
+/// anything, the client pings; if nothing at all arrives within `timeout` of the ping, the
+/// connection is closed (and the next attempt opens another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientKeepalive {
+    /// `time`: silence before a ping; at least [`ClientKeepalive::TIME_MIN`].
+    pub time: Duration,
+    /// `timeout`: how long the ping's answer may take.
+    pub timeout: Duration,
+    /// `permit_without_stream`: ping also when no export is in flight (an idle connection).
+    pub permit_without_stream: bool,
+}
+
+impl ClientKeepalive {
+    /// The shortest `time`: grpc-go raises anything below it to it, and so does tailgate.
+    pub const TIME_MIN: Duration = Duration::from_secs(10);
+}
+
+impl Default for ClientKeepalive {
+    /// The Collector's defaults (configgrpc): 10 s and 10 s, not while idle.
+    fn default() -> Self {
+        ClientKeepalive {
+            time: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            permit_without_stream: false,
+        }
+    }
+}
+
+/// `balancer_name`: how a gRPC exporter's connections use the addresses its endpoint resolves
+/// to. Each shard holds one connection per exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balancer {
+    /// `round_robin` (the Collector's default): each new connection starts at the next address
+    /// in turn, so the shards' connections spread over every address.
+    #[default]
+    RoundRobin,
+    /// `pick_first`: every connection goes to the first address that answers, in the
+    /// resolver's order.
+    PickFirst,
 }
 
 /// `encoding` of `otlphttp`.

@@ -101,6 +101,11 @@ pub struct HttpSettings {
     pub compression_algorithms: Option<Vec<String>>,
     /// `cors`: answers for browsers on pages of other origins; `None`: off.
     pub cors: Option<Arc<CorsPolicy>>,
+    /// Whether a connection stays open after a response (`keepalive.enabled`,
+    /// `keep_alives_enabled`); off, every response says `Connection: close` and ends it.
+    pub keep_alives: bool,
+    /// `response_headers`, as header lines each ending in CRLF: written on every response.
+    pub response_headers: Arc<str>,
 }
 
 impl HttpSettings {
@@ -289,7 +294,9 @@ impl HttpReceiver {
             };
             // A preflight has no body; one that says otherwise is not read, and ends the
             // connection.
-            let keep_alive = head.keep_alive && matches!(head.body, BodyFraming::Length(0));
+            let keep_alive = head.keep_alive
+                && self.settings.keep_alives
+                && matches!(head.body, BodyFraming::Length(0));
             self.write_reply(stream, &reply, keep_alive)
                 .await
                 .map_err(|_| Close::Quietly)?;
@@ -349,10 +356,11 @@ impl HttpReceiver {
             Err(err) => error_reply(&err, encoding),
         };
         let reply = with_cors(reply);
-        self.write_reply(stream, &reply, head.keep_alive)
+        let keep_alive = head.keep_alive && self.settings.keep_alives;
+        self.write_reply(stream, &reply, keep_alive)
             .await
             .map_err(|_| Close::Quietly)?;
-        Ok(head.keep_alive)
+        Ok(keep_alive)
     }
 
     /// What a request head asks for: its signal (by path), the body's encoding (by content
@@ -422,7 +430,7 @@ impl HttpReceiver {
         keep_alive: bool,
     ) -> std::io::Result<()> {
         glommio::timer::timeout(self.settings.timeouts.write, async {
-            Ok(write_reply(stream, reply, keep_alive).await)
+            Ok(write_reply(stream, reply, &self.settings.response_headers, keep_alive).await)
         })
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
@@ -742,7 +750,12 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn write_reply(stream: &mut Conn, reply: &Reply, keep_alive: bool) -> std::io::Result<()> {
+async fn write_reply(
+    stream: &mut Conn,
+    reply: &Reply,
+    extra_headers: &str,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let content_type = match reply.encoding {
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
@@ -767,6 +780,7 @@ async fn write_reply(stream: &mut Conn, reply: &Reply, keep_alive: bool) -> std:
     if let Some(cors) = &reply.cors {
         head.push_str(cors);
     }
+    head.push_str(extra_headers);
     head.push_str(if keep_alive {
         "Connection: keep-alive\r\n\r\n"
     } else {

@@ -204,6 +204,10 @@ pub(super) fn otlp_settings(
         auth: None,
         retry: retry(&otlp.retry_on_failure),
         queue: queue(&otlp.sending_queue, shards),
+        keepalive: otlp.keepalive,
+        balancer: otlp.balancer,
+        authority: otlp.authority.clone(),
+        wait_for_ready: otlp.wait_for_ready,
     }
 }
 

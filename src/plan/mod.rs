@@ -654,6 +654,13 @@ impl ReceiverPlan {
                         .cors
                         .as_ref()
                         .map(|cors| Arc::new(crate::ingest::cors::CorsPolicy::new(cors))),
+                    keep_alives: http.keep_alives,
+                    response_headers: http
+                        .response_headers
+                        .iter()
+                        .map(|(name, value)| format!("{name}: {value}\r\n"))
+                        .collect::<String>()
+                        .into(),
                 },
                 server_tls(&name, "http", http.tls.as_ref(), crate::tls::ALPN_HTTP1)?,
             )),

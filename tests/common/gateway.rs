@@ -509,54 +509,79 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
-/// A TCP relay in front of the sink that can stop reading from the gateway: the gateway's
-/// exports then stall as against an upstream that stopped answering.
+/// A TCP relay in front of the sink that can stop reading from the gateway (`paused`: the
+/// gateway's exports then stall as against an upstream that stopped answering), or read and
+/// drop what the gateway sends (`blackhole`: a network that loses every packet, where the relay
+/// still sees the gateway close its side). It counts the connections it accepted and those the
+/// gateway closed.
 pub struct Relay {
     pub addr: SocketAddr,
     pub paused: Arc<AtomicBool>,
+    pub blackhole: Arc<AtomicBool>,
+    pub accepted: Arc<AtomicUsize>,
+    pub closed_by_gateway: Arc<AtomicUsize>,
 }
 
 impl Relay {
     pub fn start(to: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("relay listener");
         let addr = listener.local_addr().unwrap();
-        let paused = Arc::new(AtomicBool::new(false));
-        let flag = paused.clone();
+        let relay = Relay {
+            addr,
+            paused: Arc::new(AtomicBool::new(false)),
+            blackhole: Arc::new(AtomicBool::new(false)),
+            accepted: Arc::new(AtomicUsize::new(0)),
+            closed_by_gateway: Arc::new(AtomicUsize::new(0)),
+        };
+        let (paused, blackhole) = (relay.paused.clone(), relay.blackhole.clone());
+        let (accepted, closed) = (relay.accepted.clone(), relay.closed_by_gateway.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let Ok(server) = TcpStream::connect(to) else {
                     continue;
                 };
-                let pump =
-                    |mut from: TcpStream, mut to: TcpStream, flag: Option<Arc<AtomicBool>>| {
-                        std::thread::spawn(move || {
-                            let mut buf = vec![0u8; 64 * 1024];
-                            loop {
-                                while flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
-                                    std::thread::sleep(Duration::from_millis(10));
-                                }
-                                match from.read(&mut buf) {
-                                    Ok(0) | Err(_) => break,
-                                    Ok(n) => {
-                                        if to.write_all(&buf[..n]).is_err() {
-                                            break;
-                                        }
+                accepted.fetch_add(1, Ordering::Relaxed);
+                // `from_gateway`: the flags that apply, and the count of its closes.
+                type FromGateway = Option<(Arc<AtomicBool>, Arc<AtomicBool>, Arc<AtomicUsize>)>;
+                let pump = |mut from: TcpStream, mut to: TcpStream, from_gateway: FromGateway| {
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            while from_gateway
+                                .as_ref()
+                                .is_some_and(|(paused, _, _)| paused.load(Ordering::Relaxed))
+                            {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_)
+                                    if from_gateway.as_ref().is_some_and(|(_, hole, _)| {
+                                        hole.load(Ordering::Relaxed)
+                                    }) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
                                     }
                                 }
                             }
-                            let _ = to.shutdown(std::net::Shutdown::Write);
-                        });
-                    };
+                        }
+                        if let Some((_, _, closed)) = &from_gateway {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
                 pump(
                     client.try_clone().unwrap(),
                     server.try_clone().unwrap(),
-                    Some(flag.clone()),
+                    Some((paused.clone(), blackhole.clone(), closed.clone())),
                 );
                 pump(server, client, None);
             }
         });
-        Relay { addr, paused }
+        relay
     }
 }
 

@@ -1,0 +1,137 @@
+//! The `otlp` exporter's gRPC client settings the Collector's configurations carry, through the
+//! real binary over real sockets: `keepalive` closes a connection whose upstream went silent
+//! (and only while idle with `permit_without_stream`), and `wait_for_ready` holds an attempt
+//! until the upstream can be reached instead of failing it at once.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::gateway::{
+    free_port, http_request, loopback, one_span_request, start_sink, start_sink_at, wait_for,
+    Gateway, Relay,
+};
+
+/// The standard one-shard gateway exporting to `upstream`, with `client` (exporter keys,
+/// indented by 4) added to its `otlp` exporter.
+fn start(upstream: SocketAddr, client: &str) -> Gateway {
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let tls = "    tls:\n      insecure: true\n";
+    assert!(config.contains(tls));
+    let config = config.replace(tls, &format!("{tls}{client}"));
+    Gateway::start_with_config(&config, grpc, http, admin)
+}
+
+fn post_span(gateway: &Gateway, id: u64) {
+    let (status, _, _) = http_request(
+        gateway.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &one_span_request(5, id, "grpc-client-test"),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn keepalive_closes_a_silent_connection_and_only_pings_an_idle_one_when_permitted() {
+    let (sink, sink_grpc, _) = start_sink();
+    // Three exporters, each through a relay of its own to the same sink.
+    let cases = [
+        (
+            "permit_without_stream",
+            "    keepalive:\n      time: 10s\n      timeout: 1s\n      permit_without_stream: true\n",
+        ),
+        // The Collector's default: 10 s and 10 s, no pings while no export is in flight.
+        ("default", ""),
+        ("disabled", "    keepalive:\n      enabled: false\n"),
+    ];
+    let runs: Vec<(&str, Relay, Gateway)> = cases
+        .iter()
+        .map(|(name, client)| {
+            let relay = Relay::start(sink_grpc);
+            let gateway = start(relay.addr, client);
+            (*name, relay, gateway)
+        })
+        .collect();
+    for (id, (_, _, gateway)) in runs.iter().enumerate() {
+        post_span(gateway, id as u64 + 1);
+    }
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 3));
+    // The network between every exporter and its upstream now loses everything it carries.
+    for (_, relay, _) in &runs {
+        assert_eq!(relay.accepted.load(Ordering::Relaxed), 1);
+        relay.blackhole.store(true, Ordering::Relaxed);
+    }
+    let silent_since = Instant::now();
+
+    // The idle connection allowed pings is pinged 10 s after its last answer; nothing comes
+    // back within 1 s, so the exporter closes it.
+    let (_, pinged, pinged_gateway) = &runs[0];
+    assert!(
+        wait_for(Duration::from_secs(30), || pinged
+            .closed_by_gateway
+            .load(Ordering::Relaxed)
+            == 1),
+        "{}",
+        pinged_gateway.stderr()
+    );
+    assert!(silent_since.elapsed() >= Duration::from_secs(8));
+    assert!(pinged_gateway
+        .stderr()
+        .contains("of a keepalive ping; closing the connection"));
+    // The other two, idle just as long, kept theirs: the default does not ping an idle
+    // connection, and a disabled keepalive never pings.
+    for (name, relay, gateway) in &runs[1..] {
+        assert_eq!(
+            relay.closed_by_gateway.load(Ordering::Relaxed),
+            0,
+            "{name}: {}",
+            gateway.stderr()
+        );
+    }
+
+    // The network heals: the next export opens a new connection and is delivered.
+    for (_, relay, _) in &runs {
+        relay.blackhole.store(false, Ordering::Relaxed);
+    }
+    post_span(pinged_gateway, 10);
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 4));
+    assert_eq!(pinged.accepted.load(Ordering::Relaxed), 2);
+    for (_, _, gateway) in runs {
+        assert!(gateway.stop().success());
+    }
+    sink.stop().unwrap();
+}
+
+#[test]
+fn wait_for_ready_holds_an_attempt_until_the_upstream_listens() {
+    // Two upstreams that are not listening yet.
+    let (waiting_at, failing_at) = (loopback(free_port()), loopback(free_port()));
+    let waiting = start(waiting_at, "    timeout: 10s\n    wait_for_ready: true\n");
+    let failing = start(failing_at, "    timeout: 10s\n");
+    post_span(&waiting, 1);
+    post_span(&failing, 2);
+    let failing_logged = |gateway: &Gateway| gateway.stderr().contains("the upstream is failing");
+    // Without wait_for_ready the first attempt fails at once (connection refused), logged.
+    assert!(
+        wait_for(Duration::from_secs(10), || failing_logged(&failing)),
+        "{}",
+        failing.stderr()
+    );
+    // Both upstreams come up, well within the 10 s deadline.
+    let sinks = [start_sink_at(waiting_at), start_sink_at(failing_at)];
+    for sink in &sinks {
+        assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 1));
+    }
+    // The waiting attempt was held, not failed: it was delivered by its first attempt.
+    assert!(!failing_logged(&waiting), "{}", waiting.stderr());
+    assert!(waiting.stop().success());
+    assert!(failing.stop().success());
+    for sink in sinks {
+        sink.stop().unwrap();
+    }
+}
