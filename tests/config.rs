@@ -3892,3 +3892,44 @@ service:
         receiver("        response_headers:\n          X-A: one\n          x-a: two").unwrap_err();
     assert!(err.to_string().contains("given twice"), "{err}");
 }
+
+#[test]
+fn otlphttp_proxy_url_is_checked_where_it_is_written() {
+    let with = |url: &str| {
+        parse(&format!(
+            "
+exporters:
+  otlphttp:
+    endpoint: https://central.example
+    proxy_url: {url}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+receivers:
+  otlp:
+    protocols:
+      http:
+"
+        ))
+    };
+    let config = with("http://svc:pw@proxy.corp:3128").unwrap();
+    let Some(Exporter::OtlpHttp(http)) = config.exporters.get(&id("otlphttp")) else {
+        panic!("no otlphttp exporter");
+    };
+    let proxy = http.proxy_url.as_ref().unwrap();
+    assert_eq!((proxy.host.as_str(), proxy.port), ("proxy.corp", 3128));
+    assert_eq!(proxy.shown(), "http://svc:***@proxy.corp:3128");
+    assert!(matches!(
+        with("\"\"").unwrap().exporters.get(&id("otlphttp")),
+        Some(Exporter::OtlpHttp(http)) if http.proxy_url.is_none()
+    ));
+    let err = with("socks5://proxy.corp:1080").unwrap_err();
+    assert_error(
+        &err,
+        4,
+        "exporters.otlphttp.proxy_url",
+        "socks5 proxies are not supported",
+    );
+}

@@ -21,7 +21,7 @@ use super::receivers::RawAuth;
 use super::scalar::{Dur, Float, SInt, UInt};
 use super::tls::{check_client, RawTls, TlsClientSettings};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
-use crate::export::{Balancer, ClientKeepalive};
+use crate::export::{Balancer, ClientKeepalive, ProxyUrl};
 use tailgate_wire::Signal;
 
 /// Exporter types tailgate has: the Collector's names, each type under both of its names where
@@ -240,6 +240,8 @@ pub struct OtlpHttpExporter {
     pub retry_on_failure: RetryOnFailure,
     /// The bounded queue in front of the exporter.
     pub sending_queue: SendingQueue,
+    /// `proxy_url`: the HTTP proxy every request goes through; `None`: the environment's.
+    pub proxy_url: Option<ProxyUrl>,
 }
 
 impl OtlpHttpExporter {
@@ -458,6 +460,7 @@ pub(crate) struct RawOtlpHttp {
     timeout: Option<Dur>,
     retry_on_failure: Option<RawRetry>,
     sending_queue: Option<RawQueue>,
+    proxy_url: Option<String>,
     /// The URL for profiles: accepted, so the Collector's configurations load; tailgate has no
     /// profiles pipelines, so nothing is sent to it.
     #[serde(rename = "profiles_endpoint")]
@@ -901,6 +904,12 @@ fn check_otlphttp(
         timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
         retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
         sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
+        proxy_url: match raw.proxy_url.filter(|url| !url.is_empty()) {
+            Some(url) => Some(
+                ProxyUrl::parse(&url).map_err(|why| ctx.invalid(&path.key("proxy_url"), why))?,
+            ),
+            None => None,
+        },
     })
 }
 

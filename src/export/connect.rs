@@ -11,6 +11,8 @@ use std::io;
 use glommio::net::TcpStream;
 
 use super::error::SendError;
+use super::proxy::tunnel;
+use super::resolve::Resolver;
 use super::settings::Target;
 use crate::tls::{failure_reason, Conn};
 
@@ -48,25 +50,48 @@ pub(crate) async fn connect(target: &Target) -> Result<Conn, SendError> {
     }
 }
 
-/// Connects to `target` over TCP, trying each of its addresses.
+/// Connects to `target` over TCP, trying each of its addresses; or, with a proxy, to the proxy
+/// (each of its addresses), and through it to the target's host and port.
 async fn connect_tcp(target: &Target) -> Result<TcpStream, SendError> {
     let failed = |source| SendError::Connect {
         endpoint: target.authority.clone(),
         source,
     };
-    let addrs = target.resolver.addresses().await.map_err(failed)?;
+    let Some((proxy, proxy_resolver)) = &target.proxy else {
+        return connect_any(&target.resolver).await.map_err(failed);
+    };
+    let mut stream = connect_any(proxy_resolver).await.map_err(|e| {
+        failed(std::io::Error::new(
+            e.kind(),
+            format!("proxy {}: {e}", proxy.shown()),
+        ))
+    })?;
+    tunnel(
+        &mut stream,
+        proxy,
+        target.resolver.host(),
+        target.resolver.port(),
+    )
+    .await
+    .map_err(failed)?;
+    Ok(stream)
+}
+
+/// Connects to one of `resolver`'s addresses, in its order.
+async fn connect_any(resolver: &Resolver) -> io::Result<TcpStream> {
+    let addrs = resolver.addresses().await?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 // Requests are written whole and waited on; Nagle would only delay the tail.
-                stream.set_nodelay(true).map_err(|e| failed(e.into()))?;
+                stream.set_nodelay(true)?;
                 return Ok(stream);
             }
             Err(err) => last = err.into(),
         }
     }
     // None answered: the name may point elsewhere now.
-    target.resolver.all_failed();
-    Err(failed(last))
+    resolver.all_failed();
+    Err(last)
 }

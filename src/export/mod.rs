@@ -56,6 +56,7 @@ mod otlp_grpc;
 mod otlp_http;
 mod persist;
 mod pipeline;
+pub mod proxy;
 mod queue;
 mod resolve;
 mod retry;
@@ -69,6 +70,7 @@ pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings};
 pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
 pub use pipeline::{Pipeline, PipelineClosed};
+pub use proxy::{ProxyEnv, ProxyUrl};
 pub use settings::{
     is_listening_on, Backends, Balancer, ClientKeepalive, Compression, DebugSettings, Encoding,
     ExporterSettings, LoadBalancingSettings, Local, OtlpGrpcSettings, OtlpHttpSettings,

@@ -171,6 +171,9 @@ impl GrpcClient {
         if settings.balancer == Balancer::PickFirst {
             target.resolver.pick_first();
         }
+        // grpc-go asks the environment for the proxy of `https://host:port`, TLS or not.
+        let env = super::proxy::env().map_err(SettingsError::Proxy)?;
+        target.via(env.for_target(true, target.resolver.host(), target.resolver.port()));
         let not_authority = || SettingsError::Endpoint {
             endpoint: settings.endpoint.clone(),
             reason: "not a valid authority",

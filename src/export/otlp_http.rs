@@ -109,11 +109,24 @@ impl HttpClient {
     }
 
     pub fn new(settings: &OtlpHttpSettings, max_idle: usize) -> Result<Self, SettingsError> {
-        let targets = [
+        let mut targets = [
             http_target(settings, Signal::Traces)?,
             http_target(settings, Signal::Metrics)?,
             http_target(settings, Signal::Logs)?,
         ];
+        let env = super::proxy::env().map_err(SettingsError::Proxy)?;
+        for target in targets.iter_mut().flatten() {
+            // `proxy_url` serves every target; the environment's proxy depends on the scheme
+            // and on NO_PROXY, as Go's ProxyFromEnvironment decides.
+            let proxy = settings.proxy.as_ref().or_else(|| {
+                env.for_target(
+                    target.tls.is_some(),
+                    target.resolver.host(),
+                    target.resolver.port(),
+                )
+            });
+            target.via(proxy);
+        }
         let mut fixed = String::new();
         let content_type = match settings.encoding {
             Encoding::Proto => "application/x-protobuf",

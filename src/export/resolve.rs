@@ -123,9 +123,13 @@ impl Resolver {
     }
 
     /// The port connections go to.
-    #[cfg(test)]
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The name (or IP address) resolved.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
     }
 
     /// Every address of the last answer failed: the next connection resolves again.

@@ -14,6 +14,7 @@ use http::{HeaderName, HeaderValue, Uri};
 
 use crate::tls::ClientTls;
 
+use super::proxy::ProxyUrl;
 use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
 use crate::auth::ClientAuth;
 use tailgate_wire::Signal;
@@ -299,6 +300,9 @@ pub struct OtlpHttpSettings {
     pub retry: RetrySettings,
     /// `sending_queue`.
     pub queue: QueueSettings,
+    /// `proxy_url`: the proxy every connection tunnels through; `None`: the environment's
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), if any.
+    pub proxy: Option<ProxyUrl>,
 }
 
 impl Default for OtlpHttpSettings {
@@ -317,6 +321,7 @@ impl Default for OtlpHttpSettings {
             timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),
             queue: QueueSettings::default(),
+            proxy: None,
         }
     }
 }
@@ -498,6 +503,8 @@ pub enum SettingsError {
     },
     /// A load balancer without a backend to route to.
     NoBackends,
+    /// `HTTPS_PROXY` or `HTTP_PROXY` names a proxy tailgate cannot use.
+    Proxy(String),
 }
 
 impl fmt::Display for SettingsError {
@@ -526,6 +533,7 @@ impl fmt::Display for SettingsError {
             ),
             SettingsError::ZeroTimeout => write!(f, "timeout must be above 0"),
             SettingsError::NoBackends => write!(f, "a load balancer needs at least one backend"),
+            SettingsError::Proxy(why) => write!(f, "{why}"),
         }
     }
 }
@@ -560,6 +568,18 @@ pub(crate) struct Target {
     pub path: String,
     /// The host's addresses, resolved when connecting (shared by the clones of one target).
     pub resolver: std::rc::Rc<super::resolve::Resolver>,
+    /// The HTTP proxy connections tunnel through, and its addresses; `None`: direct.
+    pub proxy: Option<(ProxyUrl, std::rc::Rc<super::resolve::Resolver>)>,
+}
+
+impl Target {
+    /// Sends this target's connections through `proxy`.
+    pub(crate) fn via(&mut self, proxy: Option<&ProxyUrl>) {
+        self.proxy = proxy.map(|proxy| {
+            let resolver = super::resolve::Resolver::new(&proxy.host, proxy.port);
+            (proxy.clone(), std::rc::Rc::new(resolver))
+        });
+    }
 }
 
 /// Parses a gRPC endpoint: `host:port` or `http://host:port`; any path is ignored, as gRPC
@@ -644,6 +664,7 @@ fn parse_url(
         authority: authority.as_str().to_string(),
         path,
         resolver: std::rc::Rc::new(super::resolve::Resolver::new(host, port)),
+        proxy: None,
     })
 }
 

@@ -259,6 +259,7 @@ pub(crate) fn exporter_settings(
                 auth: None,
                 retry: retry(&http.retry_on_failure),
                 queue: queue(&http.sending_queue, shards),
+                proxy: http.proxy_url.clone(),
             })
         }
         ExporterConfig::Debug(debug) => ExporterSettings::Debug(DebugSettings {

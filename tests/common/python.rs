@@ -27,6 +27,8 @@ pub enum Venv {
     Json,
     /// `dnslib`, for a DNS server whose records a test changes (`requirements-dns.txt`).
     Dns,
+    /// `proxy.py`, an HTTP proxy exporters tunnel through (`requirements-proxy.txt`).
+    Proxy,
 }
 
 impl Venv {
@@ -35,6 +37,7 @@ impl Venv {
             Venv::Proto => "proto",
             Venv::Json => "json",
             Venv::Dns => "dns",
+            Venv::Proxy => "proxy",
         }
     }
 
@@ -107,10 +110,12 @@ pub fn venv(kind: Venv) -> PathBuf {
     static PROTO: OnceLock<PathBuf> = OnceLock::new();
     static JSON: OnceLock<PathBuf> = OnceLock::new();
     static DNS: OnceLock<PathBuf> = OnceLock::new();
+    static PROXY: OnceLock<PathBuf> = OnceLock::new();
     let cell = match kind {
         Venv::Proto => &PROTO,
         Venv::Json => &JSON,
         Venv::Dns => &DNS,
+        Venv::Proxy => &PROXY,
     };
     cell.get_or_init(|| ensure_venv(kind)).clone()
 }
