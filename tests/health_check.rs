@@ -146,3 +146,65 @@ fn pprof_and_zpages_load_with_a_warning_and_are_not_served() {
     );
     gateway.stop();
 }
+
+#[test]
+fn health_check_serves_https_with_its_tls_block() {
+    let dir = std::env::temp_dir().join(format!("tailgate-health-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files =
+        tailgate_bench::certs::write_set(&dir, &["localhost", "127.0.0.1"]).expect("certificates");
+    let port = loopback(free_port());
+    let gateway = start_with(
+        &format!(
+            "  health_check:\n    endpoint: {port}\n    path: /health\n    tls:\n      \
+             cert_file: {}\n      key_file: {}\n",
+            files.server_cert.display(),
+            files.server_key.display()
+        ),
+        "health_check",
+    );
+    // Python's urllib, verifying the certificate against the test's CA: a real HTTPS client.
+    let script = format!(
+        "import ssl, urllib.request, urllib.error\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         r = urllib.request.urlopen('https://127.0.0.1:{p}/health', context=ctx, timeout=10)\n\
+         print(r.status, r.read().decode())\n\
+         try:\n\
+         \x20   urllib.request.urlopen('https://127.0.0.1:{p}/other', context=ctx, timeout=10)\n\
+         except urllib.error.HTTPError as e:\n\
+         \x20   print(e.code)\n\
+         try:\n\
+         \x20   urllib.request.urlopen('https://127.0.0.1:{p}/health', context=ssl.create_default_context(), timeout=10)\n\
+         except urllib.error.URLError as e:\n\
+         \x20   print('unverified:', 'CERTIFICATE_VERIFY_FAILED' in str(e.reason))\n",
+        ca = files.ca.display().to_string(),
+        p = port.port(),
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("200 {\"status\":\"Server available\""),
+        "{stdout}"
+    );
+    assert_eq!(lines[1..], ["404", "unverified: True"], "{stdout}");
+    // Plaintext on the TLS port gets no answer, and the server goes on.
+    assert!(http_request(port, "GET", "/health", &[], b"").is_err());
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("200 "));
+    assert!(gateway.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -860,3 +860,66 @@ fn the_exporters_authority_names_the_server_its_certificate_is_checked_by() {
     sink.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_certificate_rotated_after_a_live_reload_is_still_served() {
+    let certs = Certs::new("rotate-after-reload");
+    let (sink, upstream, _) = start_sink();
+    let cert = certs.path("live.pem");
+    let key = certs.path("live-key.pem");
+    std::fs::copy(&certs.files.server_cert, &cert).unwrap();
+    std::fs::copy(&certs.files.server_key, &key).unwrap();
+    let block = format!(
+        "        tls:\n          cert_file: {}\n          key_file: {}\n          reload_interval: 1s\n",
+        cert.display(),
+        key.display()
+    );
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", &block);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let client = client_config(&read(&certs.files.ca), None);
+    let (status, first_cert) = post_tls(http, &client, &traces(6, 0)).unwrap();
+    assert_eq!(status, 200);
+
+    // A live reload that leaves the receiver as it is (the batch timeout changes).
+    assert!(config.contains("timeout: 50ms"));
+    std::fs::write(
+        gateway.config_path(),
+        config.replace("timeout: 50ms", "timeout: 60ms"),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on the gateway process this test spawned; no memory is involved.
+    unsafe {
+        libc::kill(gateway.pid() as i32, libc::SIGHUP);
+    }
+    assert!(
+        wait_for(Duration::from_secs(15), || gateway
+            .metric("tailgate_config_reloads", &[])
+            >= 1.0),
+        "{}",
+        gateway.stderr()
+    );
+
+    // The receiver still serves from the configuration the reloader now watches.
+    let next = certs
+        .authority
+        .issue(Leaf::Server(&["localhost", "127.0.0.1"]), Validity::Current)
+        .unwrap();
+    std::fs::write(&key, &next.key_pem).unwrap();
+    std::fs::write(&cert, &next.cert_pem).unwrap();
+    let next_der = CertificateDer::from_pem_slice(next.cert_pem.as_bytes())
+        .unwrap()
+        .to_vec();
+    assert_ne!(next_der, first_cert);
+    assert!(
+        wait_for(Duration::from_secs(15), || post_tls(
+            http,
+            &client,
+            &traces(6, 1)
+        )
+        .is_ok_and(|(_, peer)| peer == next_der)),
+        "the rotated certificate is not served after the reload: {}",
+        gateway.stderr()
+    );
+    gateway.stop();
+    sink.stop().unwrap();
+}

@@ -58,6 +58,7 @@ use super::exporters::{Exporter, Exporters};
 use super::locate::{has_key, Target};
 use super::receivers::{RawAuth, Receiver, Receivers};
 use super::scalar::{Dur, UInt};
+use super::tls::{check_server, RawTls, TlsServerSettings};
 use super::values::{ComponentId, Endpoint, KeyPath};
 use crate::auth::{check_token, Htpasswd, HTPASSWD_BYTES_MAX, TOKENS_MAX};
 
@@ -172,6 +173,9 @@ pub struct HealthCheck {
     pub path: String,
     /// `response_body`: what to answer instead of the Collector's JSON status.
     pub response_body: Option<ResponseBody>,
+    /// `tls`: HTTPS (and mTLS with `client_ca_file`); `None`: plaintext. Boxed: most health
+    /// checks have none.
+    pub tls: Option<Box<TlsServerSettings>>,
 }
 
 /// `health_check.response_body`.
@@ -319,8 +323,8 @@ impl RawComponent for RawExtension {
 }
 
 /// The legacy `health_check` configuration. Its v2 keys (`use_v2`, `http`, `grpc`,
-/// `component_health`) and confighttp's server keys besides `endpoint` (`tls`, `cors`, `auth`,
-/// ...) are unknown keys here, refused by name.
+/// `component_health`) and confighttp's server keys besides `endpoint` and `tls` (`cors`,
+/// `auth`, ...) are unknown keys here, refused by name.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawHealthCheck {
@@ -328,6 +332,7 @@ pub(crate) struct RawHealthCheck {
     path: Option<String>,
     response_body: Option<RawResponseBody>,
     check_collector_pipeline: Option<IgnoredAny>,
+    tls: Option<Box<RawTls>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -526,10 +531,15 @@ fn check_health_check(
         }
         None => None,
     };
+    let tls = match raw.tls {
+        Some(tls) => Some(Box::new(check_server(*tls, &path.key("tls"), ctx)?)),
+        None => None,
+    };
     Ok(HealthCheck {
         endpoint,
         path: url_path,
         response_body,
+        tls,
     })
 }
 

@@ -164,14 +164,14 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     }
     // Each enabled health_check extension, on its own address, stopped when dropped.
     let mut health_checks = Vec::new();
-    for (addr, health_check) in plan.health_checks.iter().cloned() {
-        let server = AdminServer::start_health_check(addr, health_check, health.clone()).map_err(
-            |source| StartError::Bind {
+    for check in plan.health_checks.iter().cloned() {
+        let addr = check.addr;
+        let server = AdminServer::start_health_check(addr, check.config, check.tls, health.clone())
+            .map_err(|source| StartError::Bind {
                 listener: "a health_check extension (extensions.health_check.endpoint)",
                 addr,
                 source,
-            },
-        )?;
+            })?;
         health_checks.push(server);
     }
     let shutdown = lifecycle::Shutdown::register(shard_count)?;

@@ -159,7 +159,8 @@ impl Reloader {
             Config::load(std::path::Path::new(&self.config.source)).map_err(|e| e.to_string())?;
         config.apply_feature_gates(self.gates);
         needs_no_restart(&self.config, &config)?;
-        let plan = Plan::from_config(&config).map_err(|e| e.to_string())?;
+        let mut plan = Plan::from_config(&config).map_err(|e| e.to_string())?;
+        plan.keep_running_tls(&self.plan);
         if plan.memory_limit != self.plan.memory_limit || plan.cpus != self.plan.cpus {
             return Err("the memory budget or the shard CPUs changed; restart to apply".into());
         }

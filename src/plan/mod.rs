@@ -67,8 +67,8 @@ pub(crate) struct Plan {
     /// `target_info`'s labels: the telemetry's resource attributes, their names made
     /// Prometheus label names (`service.name` → `service_name`).
     pub(crate) target_info: Vec<(String, String)>,
-    /// The enabled `health_check` extensions, each with the address it listens on.
-    pub(crate) health_checks: Vec<(SocketAddr, config::HealthCheck)>,
+    /// The enabled `health_check` extensions, each with the address it listens on and its TLS.
+    pub(crate) health_checks: Vec<HealthCheckPlan>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
     pub(crate) tls: Vec<Arc<dyn Reload>>,
     /// The tier's forwarder (`crate::tier`), if the node is part of one.
@@ -299,6 +299,23 @@ impl ReceiverAuth {
 }
 
 impl Plan {
+    /// After a live reload, what keeps running — the receivers' and `health_check`'s
+    /// listeners and the tier, none of which a reload rebuilds — serves with the TLS
+    /// configurations it started with; the certificate reloader must go on watching those, not
+    /// the copies this plan loaded (a rotation would be read, logged, and never served). A
+    /// change to any of them needs a restart, so a label kept is the same configuration.
+    /// Exporters are rebuilt from this plan, so theirs stay this plan's.
+    pub(crate) fn keep_running_tls(&mut self, running: &Plan) {
+        for tls in &mut self.tls {
+            if tls.label().starts_with("exporter ") {
+                continue;
+            }
+            if let Some(kept) = running.tls.iter().find(|old| old.label() == tls.label()) {
+                *tls = kept.clone();
+            }
+        }
+    }
+
     /// The plan for `config` on this machine; every check a shard's start would make, made once.
     pub(crate) fn from_config(config: &Config) -> Result<Plan, StartError> {
         let cpus = shard_cpus(&config.shards)?;
@@ -447,7 +464,7 @@ impl Plan {
             admin: resolve(&config.service.telemetry.metrics.address)?,
             counter_total: config.service.telemetry.metrics.counter_total,
             target_info: target_info(&config.service.telemetry.resource_attributes()),
-            health_checks: health_checks(config)?,
+            health_checks: health_checks(config, &mut tls)?,
             tls,
             tier,
         })
@@ -759,12 +776,44 @@ fn memory_nodes(cpus: &[usize]) -> Result<Vec<usize>, StartError> {
     Ok(nodes)
 }
 
-/// The `health_check` extensions `service.extensions` enables, with their addresses.
-fn health_checks(config: &Config) -> Result<Vec<(SocketAddr, config::HealthCheck)>, StartError> {
+/// An enabled `health_check` extension.
+#[derive(Debug, Clone)]
+pub(crate) struct HealthCheckPlan {
+    pub addr: SocketAddr,
+    pub config: config::HealthCheck,
+    /// Its TLS, files read (and added to the reloaded set).
+    pub tls: Option<Arc<ServerTls>>,
+}
+
+/// The `health_check` extensions `service.extensions` enables, with their addresses; each TLS
+/// configuration is added to `tls`, the set certificate rotation watches.
+fn health_checks(
+    config: &Config,
+    tls: &mut Vec<Arc<dyn Reload>>,
+) -> Result<Vec<HealthCheckPlan>, StartError> {
     let mut out = Vec::new();
     for id in &config.service.extensions {
         if let Some(config::Extension::HealthCheck(health_check)) = config.extensions.get(id) {
-            out.push((resolve(&health_check.endpoint)?, health_check.clone()));
+            let served = match &health_check.tls {
+                Some(settings) => {
+                    let loaded = ServerTls::load(
+                        format!("extension {id}"),
+                        (**settings).clone(),
+                        crate::tls::ALPN_HTTP1,
+                    )
+                    .map_err(|why| {
+                        tls_error(&format!("extensions.{id}.tls"), &settings.common, why)
+                    })?;
+                    tls.push(loaded.clone());
+                    Some(loaded)
+                }
+                None => None,
+            };
+            out.push(HealthCheckPlan {
+                addr: resolve(&health_check.endpoint)?,
+                config: health_check.clone(),
+                tls: served,
+            });
         }
     }
     Ok(out)

@@ -36,6 +36,7 @@ use super::health_check;
 use super::process;
 use super::registry::{CounterSuffix, PublishedRegistry};
 use crate::config::HealthCheck;
+use crate::tls::ServerTls;
 
 /// The most bytes a request line and headers may take; larger requests get 431.
 pub const ADMIN_HEADER_BYTES_MAX: usize = 8 * 1024;
@@ -96,19 +97,28 @@ impl AdminServer {
         registry: Option<Arc<PublishedRegistry>>,
         health: Arc<Health>,
     ) -> io::Result<AdminServer> {
-        Self::start_serving(addr, Serves::Admin(registry), health, "tailgate-admin")
+        Self::start_serving(
+            addr,
+            Serves::Admin(registry),
+            None,
+            health,
+            "tailgate-admin",
+        )
     }
 
     /// Binds `addr` and serves the `health_check` extension `config` there, on a thread named
-    /// `tailgate-health`, with the admin endpoint's bounds.
+    /// `tailgate-health`, with the admin endpoint's bounds; with `tls`, over HTTPS (the
+    /// handshake within the time a request head has).
     pub fn start_health_check(
         addr: SocketAddr,
         config: HealthCheck,
+        tls: Option<Arc<ServerTls>>,
         health: Arc<Health>,
     ) -> io::Result<AdminServer> {
         Self::start_serving(
             addr,
             Serves::HealthCheck(Arc::new(config)),
+            tls,
             health,
             "tailgate-health",
         )
@@ -117,6 +127,7 @@ impl AdminServer {
     fn start_serving(
         addr: SocketAddr,
         serves: Serves,
+        tls: Option<Arc<ServerTls>>,
         health: Arc<Health>,
         name: &str,
     ) -> io::Result<AdminServer> {
@@ -129,6 +140,7 @@ impl AdminServer {
                 stop: Arc::clone(&stop),
                 active: Arc::clone(&active),
                 serves,
+                tls,
                 health,
                 started: Instant::now(),
             };
@@ -197,6 +209,8 @@ struct Shared {
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
     serves: Serves,
+    /// TLS on every connection (a `health_check` with `tls`).
+    tls: Option<Arc<ServerTls>>,
     health: Arc<Health>,
     /// When the server started (at the process's start): `otelcol_process_uptime`.
     started: Instant,
@@ -338,10 +352,59 @@ fn route(method: &str, target: &str) -> Route {
     }
 }
 
+/// A served connection: the socket, or a TLS session over it.
+enum Client {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Client {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Client::Plain(stream) => stream,
+            Client::Tls(session) => &session.sock,
+        }
+    }
+
+    /// Ends the response: TLS's `close_notify` first, then the socket's write side.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Client::Tls(session) = self {
+            session.conn.send_close_notify();
+            session.flush()?;
+        }
+        self.socket().shutdown(Shutdown::Write)
+    }
+}
+
+impl Read for Client {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Client::Plain(stream) => stream.read(buf),
+            Client::Tls(session) => session.read(buf),
+        }
+    }
+}
+
+impl Write for Client {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Client::Plain(stream) => stream.write(buf),
+            Client::Tls(session) => session.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Client::Plain(stream) => stream.flush(),
+            Client::Tls(session) => session.flush(),
+        }
+    }
+}
+
 /// Reads one request head, within the bounds; `None` when the client went away or shutdown
-/// began.
+/// began. Over TLS the handshake happens within the same reads and bounds.
 fn read_request(
-    stream: &mut TcpStream,
+    stream: &mut Client,
     stop: &AtomicBool,
     serves: &Serves,
     head: &mut [u8],
@@ -385,7 +448,7 @@ fn read_request(
     }
 }
 
-fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> io::Result<()> {
+fn serve_connection(stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> io::Result<()> {
     let (stop, health) = (&*shared.stop, &*shared.health);
     // The registry of this scrape: a reload replaces it between scrapes.
     let registry = match &shared.serves {
@@ -395,6 +458,13 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
     stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
     stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)))?;
     stream.set_nodelay(true)?;
+    let mut stream = match &shared.tls {
+        None => Client::Plain(stream),
+        Some(tls) => {
+            let session = rustls::ServerConnection::new(tls.config()).map_err(io::Error::other)?;
+            Client::Tls(Box::new(rustls::StreamOwned::new(session, stream)))
+        }
+    };
 
     let Some(route) = read_request(&mut stream, stop, &shared.serves, &mut bufs.head) else {
         return Ok(());
@@ -487,7 +557,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
     stream.write_all(response)?;
     stream.flush()?;
 
-    stream.shutdown(Shutdown::Write)?;
+    stream.finish()?;
     drain(&mut stream, stop, &mut bufs.head);
     Ok(())
 }
@@ -495,7 +565,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, bufs: &mut Buffers) 
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Reads and discards what the client still sends, until it closes or a bound is reached.
-fn drain(stream: &mut TcpStream, stop: &AtomicBool, scratch: &mut [u8]) {
+fn drain(stream: &mut Client, stop: &AtomicBool, scratch: &mut [u8]) {
     let deadline = Instant::now() + Duration::from_millis(DRAIN_TIME_MS);
     let mut drained = 0;
     while drained < DRAIN_BYTES_MAX && Instant::now() < deadline {

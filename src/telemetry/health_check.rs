@@ -177,6 +177,7 @@ mod tests {
             endpoint: crate::config::Endpoint::parse("localhost:0").unwrap(),
             path: "/".to_string(),
             response_body: None,
+            tls: None,
         };
         let mut body = String::new();
         let now = SystemTime::now();
