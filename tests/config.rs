@@ -3933,3 +3933,30 @@ receivers:
         "socks5 proxies are not supported",
     );
 }
+
+#[test]
+fn a_receiver_endpoint_written_without_a_value_is_refused() {
+    // The Collector then listens on a random port of every interface: never what was meant.
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.http.endpoint",
+        "is empty; write host:port, or leave the key out",
+    );
+}

@@ -222,6 +222,9 @@ struct RawProtocols {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawGrpc {
+    /// A key written with no value is `Some("")`, refused: the Collector then listens on a
+    /// random port of every interface.
+    #[serde(deserialize_with = "present")]
     endpoint: Option<String>,
     max_recv_msg_size_mib: Option<UInt>,
     max_concurrent_streams: Option<UInt>,
@@ -266,6 +269,9 @@ struct RawEnforcementPolicy {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawHttp {
+    /// A key written with no value is `Some("")`, refused: the Collector then listens on a
+    /// random port of every interface.
+    #[serde(deserialize_with = "present")]
     endpoint: Option<String>,
     max_request_body_size: Option<UInt>,
     traces_url_path: Option<String>,
@@ -388,6 +394,16 @@ pub(crate) fn listen_endpoint(
     default: &str,
 ) -> Result<Endpoint, ConfigError> {
     let text = raw.unwrap_or_else(|| default.to_string());
+    if text.trim().is_empty() {
+        return Err(ctx.invalid(
+            path,
+            format!(
+                "is empty; write host:port, or leave the key out for the default \
+                 ({default}) (a Collector receiver given no value listens on a random port of \
+                 every interface)"
+            ),
+        ));
+    }
     Endpoint::parse(&text).map_err(|why| ctx.invalid(path, why))
 }
 
