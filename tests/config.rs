@@ -3960,3 +3960,62 @@ service:
         "is empty; write host:port, or leave the key out",
     );
 }
+
+#[test]
+fn otlphttp_pool_keys_read_as_confighttp_folds_them() {
+    let pool = |keys: &str| {
+        let yaml = format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      http:
+exporters:
+  otlphttp:
+    endpoint: https://central.example
+{keys}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"
+        );
+        match parse(&yaml).map(|c| c.exporters.get(&id("otlphttp")).cloned()) {
+            Ok(Some(Exporter::OtlpHttp(http))) => Ok(http.pool),
+            Ok(other) => panic!("not otlphttp: {other:?}"),
+            Err(err) => Err(err),
+        }
+    };
+    let default = pool("").unwrap();
+    assert!(default.keep_alives);
+    assert_eq!(default.idle_timeout, Some(Duration::from_secs(90)));
+    assert_eq!((default.max_idle, default.max_idle_per_host), (None, None));
+    let p = pool(
+        "    keepalive:\n      idle_conn_timeout: 30s\n      max_idle_conns: 8\n      \
+         max_idle_conns_per_host: 2",
+    )
+    .unwrap();
+    assert_eq!(p.idle_timeout, Some(Duration::from_secs(30)));
+    assert_eq!((p.max_idle, p.max_idle_per_host), (Some(8), Some(2)));
+    // The older flat keys; 0 is "no limit" for the timeout and the total, as in Go.
+    let p = pool("    idle_conn_timeout: 0s\n    max_idle_conns: 0\n    disable_keep_alives: true")
+        .unwrap();
+    assert!(!p.keep_alives);
+    assert_eq!((p.idle_timeout, p.max_idle), (None, None));
+    assert!(
+        !pool("    keepalive:\n      enabled: false")
+            .unwrap()
+            .keep_alives
+    );
+    // Go's HTTP/2 settings load; the client speaks HTTP/1.1.
+    pool("    http2_read_idle_timeout: 10s\n    http2_ping_timeout: 5s\n    force_attempt_http2: true")
+        .unwrap();
+    let err = pool("    max_idle_conns: 10\n    keepalive:\n      max_idle_conns: 20").unwrap_err();
+    assert_error(
+        &err,
+        8,
+        "exporters.otlphttp.max_idle_conns",
+        "alongside the `keepalive` section",
+    );
+}

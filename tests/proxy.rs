@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::gateway::{free_port, loopback, start_sink, wait_for, Gateway};
+use common::gateway::{loopback, start_sink, traces_config, wait_for, Gateway};
 use common::python::{venv, Venv};
 
 /// A `proxy.py` process on a loopback port, its access log in a file.
@@ -85,44 +85,9 @@ impl Drop for Proxy {
     }
 }
 
-/// A one-shard gateway's configuration whose traces go to `exporter` (YAML for the one
-/// exporter `id`, indented by 2).
-fn config(id: &str, exporter: &str) -> (String, SocketAddr, SocketAddr, SocketAddr) {
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: {http}
-processors:
-  batch:
-    timeout: 20ms
-exporters:
-{exporter}
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [{id}]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0]
-"
-    );
-    (config, grpc, http, admin)
-}
-
-/// Starts a gateway on [`config`], run with `env` set.
+/// Starts a gateway on [`traces_config`], run with `env` set.
 fn start(id: &str, exporter: &str, env: &[(&str, &str)]) -> Gateway {
-    let (config, grpc, http, admin) = config(id, exporter);
+    let (config, grpc, http, admin) = traces_config(id, exporter);
     Gateway::start_customised(&config, grpc, http, admin, |command| {
         for (name, value) in env {
             command.env(name, value);
@@ -218,7 +183,7 @@ fn https_proxy_is_read_as_go_reads_it() {
     assert_eq!(proxy.tunnels_to(sink_grpc), 0);
 
     // A proxy tailgate cannot use stops the start, naming the variable.
-    let (config, _, _, _) = config("otlp", &otlp);
+    let (config, _, _, _) = traces_config("otlp", &otlp);
     let dir = std::env::temp_dir().join(format!("tailgate-proxy-{}-bad", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");

@@ -21,7 +21,7 @@ use super::receivers::RawAuth;
 use super::scalar::{Dur, Float, SInt, UInt};
 use super::tls::{check_client, RawTls, TlsClientSettings};
 use super::values::{format_duration, ComponentId, Endpoint, HttpUrl, KeyPath, Scheme};
-use crate::export::{Balancer, ClientKeepalive, ProxyUrl};
+use crate::export::{Balancer, ClientKeepalive, HttpPool, ProxyUrl};
 use tailgate_wire::Signal;
 
 /// Exporter types tailgate has: the Collector's names, each type under both of its names where
@@ -242,6 +242,8 @@ pub struct OtlpHttpExporter {
     pub sending_queue: SendingQueue,
     /// `proxy_url`: the HTTP proxy every request goes through; `None`: the environment's.
     pub proxy_url: Option<ProxyUrl>,
+    /// confighttp's `keepalive` (or its older flat keys): the connection pool.
+    pub pool: HttpPool,
 }
 
 impl OtlpHttpExporter {
@@ -434,6 +436,17 @@ pub(crate) struct RawOtlp {
     wait_for_ready: Option<bool>,
 }
 
+/// confighttp's client `keepalive` section (v0.160.0 on), which replaces `idle_conn_timeout`,
+/// `max_idle_conns`, `max_idle_conns_per_host` and `disable_keep_alives`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttpClientKeepalive {
+    enabled: Option<bool>,
+    idle_conn_timeout: Option<Dur>,
+    max_idle_conns: Option<UInt>,
+    max_idle_conns_per_host: Option<UInt>,
+}
+
 /// configgrpc's client `keepalive`, an optional section (`enabled: false` turns it off).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -461,6 +474,19 @@ pub(crate) struct RawOtlpHttp {
     retry_on_failure: Option<RawRetry>,
     sending_queue: Option<RawQueue>,
     proxy_url: Option<String>,
+    keepalive: Option<RawHttpClientKeepalive>,
+    idle_conn_timeout: Option<Dur>,
+    max_idle_conns: Option<UInt>,
+    max_idle_conns_per_host: Option<UInt>,
+    disable_keep_alives: Option<bool>,
+    /// Go's HTTP/2 client settings: accepted, with no effect (tailgate's client speaks
+    /// HTTP/1.1; docs/CONFIGURATION.md).
+    #[serde(rename = "http2_read_idle_timeout")]
+    _http2_read_idle_timeout: Option<Dur>,
+    #[serde(rename = "http2_ping_timeout")]
+    _http2_ping_timeout: Option<Dur>,
+    #[serde(rename = "force_attempt_http2")]
+    _force_attempt_http2: Option<bool>,
     /// The URL for profiles: accepted, so the Collector's configurations load; tailgate has no
     /// profiles pipelines, so nothing is sent to it.
     #[serde(rename = "profiles_endpoint")]
@@ -727,6 +753,76 @@ fn check_otlp(
     })
 }
 
+/// The longest `idle_conn_timeout`.
+const IDLE_CONN_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// An `otlphttp` exporter's connection pool, as confighttp folds its two spellings: the
+/// `keepalive` section or the deprecated flat keys, not both. Zero is "no limit" for the
+/// timeout and `max_idle_conns`; for `max_idle_conns_per_host` Go's zero means 2, which
+/// tailgate does not copy (its pool is per shard and sized to the consumers).
+fn check_http_pool(
+    raw: &RawOtlpHttp,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<HttpPool, ConfigError> {
+    let flat = [
+        ("idle_conn_timeout", raw.idle_conn_timeout.is_some()),
+        ("max_idle_conns", raw.max_idle_conns.is_some()),
+        (
+            "max_idle_conns_per_host",
+            raw.max_idle_conns_per_host.is_some(),
+        ),
+        ("disable_keep_alives", raw.disable_keep_alives == Some(true)),
+    ];
+    let (enabled, idle, max, per_host, at) = match &raw.keepalive {
+        Some(section) => {
+            if let Some((key, _)) = flat.iter().find(|(_, given)| *given) {
+                return Err(ctx.invalid(
+                    &path.key(*key),
+                    "cannot be used alongside the `keepalive` section (the Collector refuses \
+                     the mix too); move it into `keepalive`",
+                ));
+            }
+            (
+                section.enabled != Some(false),
+                section.idle_conn_timeout,
+                section.max_idle_conns,
+                section.max_idle_conns_per_host,
+                path.key("keepalive"),
+            )
+        }
+        None => (
+            raw.disable_keep_alives != Some(true),
+            raw.idle_conn_timeout,
+            raw.max_idle_conns,
+            raw.max_idle_conns_per_host,
+            path.clone(),
+        ),
+    };
+    let defaults = HttpPool::default();
+    let idle_timeout = match idle {
+        None => defaults.idle_timeout,
+        Some(Dur(d)) if d.is_zero() => None,
+        Some(Dur(d)) => Some(duration_at_most(
+            ctx,
+            &at.key("idle_conn_timeout"),
+            d,
+            IDLE_CONN_TIMEOUT_MAX,
+        )?),
+    };
+    let count = |value: Option<UInt>| {
+        value
+            .map(|UInt(n)| usize::try_from(n).unwrap_or(usize::MAX))
+            .filter(|&n| n > 0)
+    };
+    Ok(HttpPool {
+        keep_alives: enabled,
+        idle_timeout,
+        max_idle: count(max),
+        max_idle_per_host: count(per_host),
+    })
+}
+
 /// The longest client `keepalive.time` and `timeout`.
 const CLIENT_KEEPALIVE_MAX: Duration = Duration::from_secs(24 * 3600);
 /// `keepalive.timeout: 0` reads as grpc-go's default timeout.
@@ -807,6 +903,7 @@ fn check_otlphttp(
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<OtlpHttpExporter, ConfigError> {
+    let pool = check_http_pool(&raw, path, ctx)?;
     let url = |key: &str, text: Option<String>| -> Result<Option<HttpUrl>, ConfigError> {
         let Some(text) = text else { return Ok(None) };
         let at = path.key(key);
@@ -904,6 +1001,7 @@ fn check_otlphttp(
         timeout: check_timeout(raw.timeout, &path.key("timeout"), ctx)?,
         retry_on_failure: check_retry(raw.retry_on_failure, &path.key("retry_on_failure"), ctx)?,
         sending_queue: check_queue(raw.sending_queue, &path.key("sending_queue"), ctx)?,
+        pool,
         proxy_url: match raw.proxy_url.filter(|url| !url.is_empty()) {
             Some(url) => Some(
                 ProxyUrl::parse(&url).map_err(|why| ctx.invalid(&path.key("proxy_url"), why))?,

@@ -73,7 +73,7 @@ pub use pipeline::{Pipeline, PipelineClosed};
 pub use proxy::{ProxyEnv, ProxyUrl};
 pub use settings::{
     is_listening_on, Backends, Balancer, ClientKeepalive, Compression, DebugSettings, Encoding,
-    ExporterSettings, LoadBalancingSettings, Local, OtlpGrpcSettings, OtlpHttpSettings,
+    ExporterSettings, HttpPool, LoadBalancingSettings, Local, OtlpGrpcSettings, OtlpHttpSettings,
     QueueSettings, QueueSizer, RetrySettings, SettingsError, StorageSettings, Verbosity,
 };
 

@@ -6,7 +6,10 @@
 //! of its own: an idle one from the exporter's pool when one to the same upstream is there,
 //! otherwise a new one. After a complete response that allows it (no `Connection: close`, a
 //! delimited body) the connection goes back to the pool, which keeps at most
-//! `num_consumers` of them (the most that can be busy at once); anything else closes it.
+//! `num_consumers` of them (the most that can be busy at once) — fewer with confighttp's
+//! `max_idle_conns` or `max_idle_conns_per_host` — for at most `idle_conn_timeout` unused (a
+//! sweeper task closes what outlived it); anything else closes it. With keep-alives off
+//! (`keepalive.enabled: false`, `disable_keep_alives`) every request says `Connection: close`.
 //!
 //! An upstream may close an idle connection just as it is reused. When an attempt on a reused
 //! connection fails before a single response byte arrives, it is made again at once on a new
@@ -22,10 +25,11 @@
 //! `Content-Length`, by chunked coding, or by the end of the connection, up to
 //! [`RESPONSE_BYTES_MAX`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io;
-use std::time::SystemTime;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::tls;
 use bytes::Bytes;
@@ -69,8 +73,82 @@ pub(crate) struct HttpClient {
     /// `compression_params.level`.
     compression_level: Option<i32>,
     encoding: Encoding,
-    idle: RefCell<Vec<(String, Conn)>>,
-    max_idle: usize,
+    idle: Rc<Pool>,
+}
+
+/// Idle connections, newest last.
+struct Pool {
+    conns: RefCell<Vec<Idle>>,
+    /// The most kept in all, and per authority.
+    max: usize,
+    max_per_host: usize,
+    /// How long one may stay unused; `None`: until the upstream closes it.
+    timeout: Option<Duration>,
+    /// Whether keep-alives are on at all.
+    keep_alives: bool,
+    /// The sweeper task is running.
+    sweeping: Cell<bool>,
+}
+
+struct Idle {
+    authority: String,
+    conn: Conn,
+    since: Instant,
+}
+
+impl Pool {
+    /// The newest idle connection to `authority` not past the timeout; expired ones are closed.
+    fn take(&self, authority: &str) -> Option<Conn> {
+        let mut conns = self.conns.borrow_mut();
+        if let Some(timeout) = self.timeout {
+            conns.retain(|idle| idle.since.elapsed() < timeout);
+        }
+        let at = conns.iter().rposition(|idle| idle.authority == authority)?;
+        Some(conns.remove(at).conn)
+    }
+
+    /// Keeps `conn` for the next request to `authority`, if there is room; starts the sweeper.
+    fn put(self: &Rc<Self>, authority: &str, conn: Conn) {
+        if !self.keep_alives {
+            return;
+        }
+        {
+            let mut conns = self.conns.borrow_mut();
+            let to_host = conns.iter().filter(|i| i.authority == authority).count();
+            if conns.len() >= self.max || to_host >= self.max_per_host {
+                return;
+            }
+            conns.push(Idle {
+                authority: authority.to_string(),
+                conn,
+                since: Instant::now(),
+            });
+        }
+        if let (Some(timeout), false) = (self.timeout, self.sweeping.get()) {
+            self.sweeping.set(true);
+            glommio::spawn_local(sweep(Rc::downgrade(self), timeout)).detach();
+        }
+    }
+}
+
+/// Closes idle connections as they pass `timeout`; ends when the pool is empty (the next
+/// connection kept starts it again) or gone.
+async fn sweep(pool: Weak<Pool>, timeout: Duration) {
+    loop {
+        let next = {
+            let Some(pool) = pool.upgrade() else { return };
+            let mut conns = pool.conns.borrow_mut();
+            conns.retain(|idle| idle.since.elapsed() < timeout);
+            match conns.iter().map(|idle| idle.since).min() {
+                Some(oldest) => timeout.saturating_sub(oldest.elapsed()),
+                None => {
+                    pool.sweeping.set(false);
+                    return;
+                }
+            }
+        };
+        glommio::timer::sleep(next.max(Duration::from_millis(10))).await;
+    }
 }
 
 /// A body ready to send, kept across retries.
@@ -141,6 +219,9 @@ impl HttpClient {
             "User-Agent: tailgate/{}\r\n",
             env!("CARGO_PKG_VERSION")
         );
+        if !settings.pool.keep_alives {
+            fixed.push_str("Connection: close\r\n");
+        }
         for (name, value) in parse_headers(&settings.headers)? {
             // Checked by `http`'s types: no CR or LF can smuggle a header in.
             let value = value.to_str().map_err(|_| SettingsError::Header {
@@ -163,8 +244,18 @@ impl HttpClient {
             compression: settings.compression,
             compression_level: settings.compression_level,
             encoding: settings.encoding,
-            idle: RefCell::new(Vec::new()),
-            max_idle: max_idle.max(1),
+            idle: Rc::new(Pool {
+                conns: RefCell::new(Vec::new()),
+                max: settings
+                    .pool
+                    .max_idle
+                    .map_or(max_idle, |max| max.min(max_idle))
+                    .max(1),
+                max_per_host: settings.pool.max_idle_per_host.unwrap_or(usize::MAX).max(1),
+                timeout: settings.pool.idle_timeout,
+                keep_alives: settings.pool.keep_alives,
+                sweeping: Cell::new(false),
+            }),
         })
     }
 
@@ -199,7 +290,7 @@ impl HttpClient {
                 batch.signal.as_str()
             )));
         };
-        let mut reused = self.take_idle(&target.authority);
+        let mut reused = self.idle.take(&target.authority);
         loop {
             let was_reused = reused.is_some();
             let mut conn = match reused.take() {
@@ -213,7 +304,7 @@ impl HttpClient {
             match exchange(&mut conn, head, auth, &prepared.body).await {
                 Ok(response) => {
                     if response.keep_alive {
-                        self.put_idle(&target.authority, conn);
+                        self.idle.put(&target.authority, conn);
                     }
                     return self.outcome(response);
                 }
@@ -232,20 +323,7 @@ impl HttpClient {
 
     /// Closes the idle connections (at shutdown).
     pub fn close_idle(&self) {
-        self.idle.borrow_mut().clear();
-    }
-
-    fn take_idle(&self, authority: &str) -> Option<Conn> {
-        let mut idle = self.idle.borrow_mut();
-        let at = idle.iter().rposition(|(a, _)| a == authority)?;
-        Some(idle.swap_remove(at).1)
-    }
-
-    fn put_idle(&self, authority: &str, conn: Conn) {
-        let mut idle = self.idle.borrow_mut();
-        if idle.len() < self.max_idle {
-            idle.push((authority.to_string(), conn));
-        }
+        self.idle.conns.borrow_mut().clear();
     }
 
     fn outcome(&self, response: Response) -> Result<Delivered, SendError> {

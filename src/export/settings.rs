@@ -303,6 +303,34 @@ pub struct OtlpHttpSettings {
     /// `proxy_url`: the proxy every connection tunnels through; `None`: the environment's
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), if any.
     pub proxy: Option<ProxyUrl>,
+    /// confighttp's `keepalive`: how connections are kept between requests.
+    pub pool: HttpPool,
+}
+
+/// How an `otlphttp` exporter keeps connections between requests (per shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpPool {
+    /// Off (`keepalive.enabled: false`, `disable_keep_alives`): every request says
+    /// `Connection: close` and has a connection of its own.
+    pub keep_alives: bool,
+    /// `idle_conn_timeout`: an idle connection unused this long is closed; `None`: kept.
+    pub idle_timeout: Option<Duration>,
+    /// `max_idle_conns`: the most idle connections kept in all; `None`: one per consumer.
+    pub max_idle: Option<usize>,
+    /// `max_idle_conns_per_host`: the most kept per host; `None`: as many as `max_idle`.
+    pub max_idle_per_host: Option<usize>,
+}
+
+impl Default for HttpPool {
+    /// Go's transport's idle timeout (90 s), and one idle connection per consumer.
+    fn default() -> Self {
+        HttpPool {
+            keep_alives: true,
+            idle_timeout: Some(Duration::from_secs(90)),
+            max_idle: None,
+            max_idle_per_host: None,
+        }
+    }
 }
 
 impl Default for OtlpHttpSettings {
@@ -322,6 +350,7 @@ impl Default for OtlpHttpSettings {
             retry: RetrySettings::default(),
             queue: QueueSettings::default(),
             proxy: None,
+            pool: HttpPool::default(),
         }
     }
 }

@@ -260,6 +260,7 @@ pub(crate) fn exporter_settings(
                 retry: retry(&http.retry_on_failure),
                 queue: queue(&http.sending_queue, shards),
                 proxy: http.proxy_url.clone(),
+                pool: http.pool,
             })
         }
         ExporterConfig::Debug(debug) => ExporterSettings::Debug(DebugSettings {

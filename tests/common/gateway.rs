@@ -509,6 +509,41 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
+/// A one-shard gateway's configuration, OTLP/HTTP in, whose traces go to `exporter` (YAML for the one
+/// exporter `id`, indented by 2).
+pub fn traces_config(id: &str, exporter: &str) -> (String, SocketAddr, SocketAddr, SocketAddr) {
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: {http}
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+{exporter}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [{id}]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+"
+    );
+    (config, grpc, http, admin)
+}
+
 /// A TCP relay in front of the sink that can stop reading from the gateway (`paused`: the
 /// gateway's exports then stall as against an upstream that stopped answering), or read and
 /// drop what the gateway sends (`blackhole`: a network that loses every packet, where the relay
