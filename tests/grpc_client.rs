@@ -9,31 +9,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::gateway::{
-    free_port, http_request, loopback, one_span_request, start_sink, start_sink_at, wait_for,
-    Gateway, Relay,
-};
+use common::gateway::{free_port, loopback, start_sink, start_sink_at, wait_for, Gateway, Relay};
 
-/// The standard one-shard gateway exporting to `upstream`, with `client` (exporter keys,
-/// indented by 4) added to its `otlp` exporter.
 fn start(upstream: SocketAddr, client: &str) -> Gateway {
-    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
-    let tls = "    tls:\n      insecure: true\n";
-    assert!(config.contains(tls));
-    let config = config.replace(tls, &format!("{tls}{client}"));
-    Gateway::start_with_config(&config, grpc, http, admin)
+    Gateway::start_exporting_with(upstream, client)
 }
 
 fn post_span(gateway: &Gateway, id: u64) {
-    let (status, _, _) = http_request(
-        gateway.http,
-        "POST",
-        "/v1/traces",
-        &[("Content-Type", "application/x-protobuf")],
-        &one_span_request(5, id, "grpc-client-test"),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
+    gateway.post_one_span(5, id);
 }
 
 #[test]

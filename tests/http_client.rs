@@ -7,9 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::gateway::{
-    http_request, one_span_request, start_sink, traces_config, wait_for, Gateway, Relay,
-};
+use common::gateway::{start_sink, traces_config, wait_for, Gateway, Relay};
 
 fn start(pool: &str, upstream: std::net::SocketAddr) -> Gateway {
     let exporter = format!("  otlphttp:\n    endpoint: http://{upstream}\n{pool}");
@@ -19,15 +17,7 @@ fn start(pool: &str, upstream: std::net::SocketAddr) -> Gateway {
 
 /// Posts one span and waits until the sink has `total` spans.
 fn deliver(gateway: &Gateway, sink: &tailgate_bench::sink::Sink, id: u64, total: u64) {
-    let (status, _, _) = http_request(
-        gateway.http,
-        "POST",
-        "/v1/traces",
-        &[("Content-Type", "application/x-protobuf")],
-        &one_span_request(8, id, "pooled"),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
+    gateway.post_one_span(8, id);
     assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= total));
 }
 

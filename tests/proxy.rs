@@ -96,15 +96,7 @@ fn start(id: &str, exporter: &str, env: &[(&str, &str)]) -> Gateway {
 }
 
 fn post_span(gateway: &Gateway, id: u64) {
-    let (status, _, _) = common::gateway::http_request(
-        gateway.http,
-        "POST",
-        "/v1/traces",
-        &[("Content-Type", "application/x-protobuf")],
-        &common::gateway::one_span_request(7, id, "behind-a-proxy"),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
+    gateway.post_one_span(7, id);
 }
 
 /// An `otlphttp` exporter to `sink_http` through `proxy_url`.

@@ -10,29 +10,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::gateway::{
-    free_port, http_request, loopback, one_span_request, start_sink, wait_for, Gateway, Relay,
-};
+use common::gateway::{free_port, loopback, start_sink, wait_for, Gateway, Relay};
 
 /// The standard one-shard configuration exporting to `upstream`, each attempt bounded by 300 ms.
 fn start(upstream: SocketAddr) -> Gateway {
-    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
-    let retry = "    retry_on_failure:\n      initial_interval: 100ms\n";
-    assert!(config.contains(retry));
-    let config = config.replace(retry, &format!("    timeout: 300ms\n{retry}"));
-    Gateway::start_with_config(&config, grpc, http, admin)
+    Gateway::start_exporting_with(upstream, "    timeout: 300ms\n")
 }
 
 fn post_span(gateway: &Gateway, id: u64) {
-    let (status, _, _) = http_request(
-        gateway.http,
-        "POST",
-        "/v1/traces",
-        &[("Content-Type", "application/x-protobuf")],
-        &one_span_request(3, id, "upstream-test"),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
+    gateway.post_one_span(3, id);
 }
 
 #[test]

@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use tailgate_wire::grpc::percent_decode;
 
 /// The most bytes a proxy's answer to `CONNECT` may take.
 const ANSWER_BYTES_MAX: usize = 8 * 1024;
@@ -99,7 +100,8 @@ impl ProxyUrl {
                 (
                     Some(format!(
                         "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(percent_decode(userinfo))
+                        base64::engine::general_purpose::STANDARD
+                            .encode(percent_decode(userinfo.as_bytes()))
                     )),
                     format!("http://{user}:***@{hostport}"),
                 )
@@ -124,31 +126,6 @@ impl std::fmt::Debug for ProxyUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("ProxyUrl").field(&self.shown).finish()
     }
-}
-
-/// Decodes `%XX` escapes (a password with `@` or `:` in it is written escaped in a URL).
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// One `NO_PROXY` entry.

@@ -215,6 +215,29 @@ shards:
         (config, grpc, http, admin)
     }
 
+    /// [`Gateway::start`] on one shard, with `keys` (exporter keys, indented by 4) added to its
+    /// `otlp` exporter.
+    pub fn start_exporting_with(upstream: SocketAddr, keys: &str) -> Gateway {
+        let (config, grpc, http, admin) = Self::standard_config(upstream, 1, "", "");
+        let tls = "    tls:\n      insecure: true\n";
+        assert!(config.contains(tls));
+        let config = config.replace(tls, &format!("{tls}{keys}"));
+        Self::start_with_config(&config, grpc, http, admin)
+    }
+
+    /// Posts one span (trace `trace`, span id `id`) over OTLP/HTTP; asserts the 200.
+    pub fn post_one_span(&self, trace: u8, id: u64) {
+        let (status, _, _) = http_request(
+            self.http,
+            "POST",
+            "/v1/traces",
+            &[("Content-Type", "application/x-protobuf")],
+            &one_span_request(trace, id, "one-span"),
+        )
+        .expect("post a span");
+        assert_eq!(status, 200);
+    }
+
     /// Starts the gateway on `config`, whose receivers and admin address are the ones given.
     pub fn start_with_config(
         config: &str,

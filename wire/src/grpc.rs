@@ -24,5 +24,6 @@ pub use code::GrpcCode;
 pub use message::{message_prefix, split_message, MessageError, MessageReader, PREFIX_BYTES};
 pub use metadata::{
     decode_binary_header, decode_grpc_message, encode_binary_header, encode_grpc_message,
+    percent_decode,
 };
 pub use status::{decode_status, encode_status, Status};

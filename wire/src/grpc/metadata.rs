@@ -20,6 +20,12 @@ pub fn encode_grpc_message(message: &str) -> String {
 /// Decodes a `grpc-message` value (percent-encoded UTF-8). Malformed escapes and invalid UTF-8
 /// are kept as they are (the latter replaced): the message is for people, not for decisions.
 pub fn decode_grpc_message(value: &[u8]) -> String {
+    String::from_utf8_lossy(&percent_decode(value)).into_owned()
+}
+
+/// Decodes `%XX` escapes (as in `grpc-message`, or a URL's user information); a `%` not
+/// followed by two hex digits is kept as it is.
+pub fn percent_decode(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());
     let mut rest = value;
     while let Some((&byte, after)) = rest.split_first() {
@@ -39,7 +45,7 @@ pub fn decode_grpc_message(value: &[u8]) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// A binary header's value: base64, unpadded, as gRPC sends it.
