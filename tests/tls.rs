@@ -496,6 +496,27 @@ shards:
     )
 }
 
+/// Sends spans through `edge` (seed `seed`) and waits for its exporter to log that the
+/// upstream's certificate was refused.
+fn assert_refused_as_invalid_certificate(edge: &Gateway, seed: u64) {
+    send_spans(
+        "grpc",
+        &format!("http://{}", edge.grpc),
+        1,
+        2,
+        seed,
+        0,
+        "none",
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || edge
+            .stderr()
+            .contains("(certificate_invalid")),
+        "{}",
+        edge.stderr()
+    );
+}
+
 fn start_edge(exporters: &str, ids: &str) -> Gateway {
     let (grpc, admin) = (loopback(free_port()), loopback(free_port()));
     let http = loopback(free_port());
@@ -726,22 +747,7 @@ fn the_exporter_checks_the_name_it_is_told_and_can_skip_verification() {
         ),
         "otlp",
     );
-    send_spans(
-        "grpc",
-        &format!("http://{}", edge.grpc),
-        1,
-        2,
-        52,
-        0,
-        "none",
-    );
-    assert!(
-        wait_for(Duration::from_secs(20), || edge
-            .stderr()
-            .contains("(certificate_invalid")),
-        "{}",
-        edge.stderr()
-    );
+    assert_refused_as_invalid_certificate(&edge, 52);
     edge.stop();
     let before = sink.spans_received();
 
@@ -797,22 +803,7 @@ fn the_exporters_authority_names_the_server_its_certificate_is_checked_by() {
 
     // Without `authority` the certificate is checked against 127.0.0.1, which it lacks.
     let edge = start_edge(&exporter(""), "otlp");
-    send_spans(
-        "grpc",
-        &format!("http://{}", edge.grpc),
-        1,
-        2,
-        61,
-        0,
-        "none",
-    );
-    assert!(
-        wait_for(Duration::from_secs(20), || edge
-            .stderr()
-            .contains("(certificate_invalid")),
-        "{}",
-        edge.stderr()
-    );
+    assert_refused_as_invalid_certificate(&edge, 61);
     edge.stop();
     assert_eq!(sink.spans_received(), 0);
 
@@ -839,22 +830,7 @@ fn the_exporters_authority_names_the_server_its_certificate_is_checked_by() {
         ),
         "otlp",
     );
-    send_spans(
-        "grpc",
-        &format!("http://{}", edge.grpc),
-        1,
-        2,
-        63,
-        0,
-        "none",
-    );
-    assert!(
-        wait_for(Duration::from_secs(20), || edge
-            .stderr()
-            .contains("(certificate_invalid")),
-        "{}",
-        edge.stderr()
-    );
+    assert_refused_as_invalid_certificate(&edge, 63);
     edge.stop();
     central.stop();
     sink.stop().unwrap();
