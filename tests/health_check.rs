@@ -7,7 +7,9 @@
 
 mod common;
 
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use common::gateway::*;
 
@@ -154,19 +156,23 @@ fn health_check_serves_https_with_its_tls_block() {
     let files =
         tailgate_bench::certs::write_set(&dir, &["localhost", "127.0.0.1"]).expect("certificates");
     let port = loopback(free_port());
+    // mTLS: the probe must present a certificate from the client CA.
     let gateway = start_with(
         &format!(
             "  health_check:\n    endpoint: {port}\n    path: /health\n    tls:\n      \
-             cert_file: {}\n      key_file: {}\n",
+             cert_file: {}\n      key_file: {}\n      client_ca_file: {}\n",
             files.server_cert.display(),
-            files.server_key.display()
+            files.server_key.display(),
+            files.ca.display()
         ),
         "health_check",
     );
-    // Python's urllib, verifying the certificate against the test's CA: a real HTTPS client.
+    // Python's urllib, verifying the certificate against the test's CA and presenting the
+    // client's: a real HTTPS client.
     let script = format!(
         "import ssl, urllib.request, urllib.error\n\
          ctx = ssl.create_default_context(cafile={ca:?})\n\
+         ctx.load_cert_chain({cert:?}, {key:?})\n\
          r = urllib.request.urlopen('https://127.0.0.1:{p}/health', context=ctx, timeout=10)\n\
          print(r.status, r.read().decode())\n\
          try:\n\
@@ -176,35 +182,70 @@ fn health_check_serves_https_with_its_tls_block() {
          try:\n\
          \x20   urllib.request.urlopen('https://127.0.0.1:{p}/health', context=ssl.create_default_context(), timeout=10)\n\
          except urllib.error.URLError as e:\n\
-         \x20   print('unverified:', 'CERTIFICATE_VERIFY_FAILED' in str(e.reason))\n",
+         \x20   print('unverified:', 'CERTIFICATE_VERIFY_FAILED' in str(e.reason))\n\
+         try:\n\
+         \x20   urllib.request.urlopen('https://127.0.0.1:{p}/health', context=ssl.create_default_context(cafile={ca:?}), timeout=10)\n\
+         \x20   print('no client certificate: answered')\n\
+         except (urllib.error.URLError, ConnectionError, ssl.SSLError) as e:\n\
+         \x20   print('no client certificate: refused')\n",
         ca = files.ca.display().to_string(),
+        cert = files.client_cert.display().to_string(),
+        key = files.client_key.display().to_string(),
         p = port.port(),
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = || {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("python3");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let stdout = run();
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[0].starts_with("200 {\"status\":\"Server available\""),
         "{stdout}"
     );
-    assert_eq!(lines[1..], ["404", "unverified: True"], "{stdout}");
+    assert_eq!(
+        lines[1..],
+        ["404", "unverified: True", "no client certificate: refused"],
+        "{stdout}"
+    );
+
     // Plaintext on the TLS port gets no answer, and the server goes on.
     assert!(http_request(port, "GET", "/health", &[], b"").is_err());
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("200 "));
+    // A client that trickles a handshake, one byte every 50 ms (never a pause long enough for a
+    // socket timeout), is cut off at the request head's 5 s, not when its 16 KiB record ends.
+    let mut slow = TcpStream::connect(port).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    slow.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]).unwrap();
+    let started = Instant::now();
+    let mut scratch = [0u8; 512];
+    let closed_after = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a trickling client held the connection for 15 s"
+        );
+        if slow.write_all(&[0x01]).is_err() {
+            break started.elapsed();
+        }
+        match slow.read(&mut scratch) {
+            Ok(0) => break started.elapsed(),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break started.elapsed(),
+        }
+    };
+    assert!(closed_after >= Duration::from_secs(4), "{closed_after:?}");
+    assert!(run().starts_with("200 "));
     assert!(gateway.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -274,7 +274,7 @@ fn serve(listener: &TcpListener, shared: &Shared) {
             Ok((stream, _)) => {
                 if shared.active.fetch_add(1, Ordering::AcqRel) >= ADMIN_CONNECTIONS_MAX {
                     shared.active.fetch_sub(1, Ordering::AcqRel);
-                    refuse_busy(stream);
+                    refuse_busy(stream, shared.tls.is_some());
                     continue;
                 }
                 let slot = Slot(Arc::clone(&shared.active));
@@ -306,12 +306,15 @@ fn serve(listener: &TcpListener, shared: &Shared) {
 /// Answers 503 without waiting on the client: one non-blocking write of a response that fits
 /// any socket buffer, then close. What the client already sent is read first (without
 /// waiting, at most [`DRAIN_BYTES_MAX`]): closing over unread input would make the kernel send
-/// a reset that can destroy the response.
-fn refuse_busy(stream: TcpStream) {
+/// a reset that can destroy the response. On a TLS port, where a plaintext answer would only
+/// be a handshake failure to the client, the connection is closed without one.
+fn refuse_busy(stream: TcpStream, tls: bool) {
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let _ = (&stream).write(BUSY_RESPONSE);
+    if !tls {
+        let _ = (&stream).write(BUSY_RESPONSE);
+    }
     let _ = stream.shutdown(Shutdown::Write);
     let mut scratch = [0u8; 1024];
     let mut drained = 0;
@@ -352,18 +355,58 @@ fn route(method: &str, target: &str) -> Route {
     }
 }
 
+/// The socket, with a deadline on reads: past it, a read fails with `TimedOut` before it
+/// reads. A client that trickles bytes never leaves a read waiting long enough for the socket's
+/// own timeout, and rustls reads on for as long as a handshake's bytes keep coming; the deadline
+/// cuts either off at the bound however steadily it sends.
+struct Timed {
+    socket: TcpStream,
+    until: Instant,
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= self.until {
+            return Err(io::Error::from(ErrorKind::TimedOut));
+        }
+        self.socket.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.socket.flush()
+    }
+}
+
 /// A served connection: the socket, or a TLS session over it.
 enum Client {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+    Plain(Timed),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, Timed>>),
 }
 
 impl Client {
+    fn timed(&mut self) -> &mut Timed {
+        match self {
+            Client::Plain(timed) => timed,
+            Client::Tls(session) => &mut session.sock,
+        }
+    }
+
     fn socket(&self) -> &TcpStream {
         match self {
-            Client::Plain(stream) => stream,
-            Client::Tls(session) => &session.sock,
+            Client::Plain(timed) => &timed.socket,
+            Client::Tls(session) => &session.sock.socket,
         }
+    }
+
+    /// Reads fail with `TimedOut` from `until` on.
+    fn read_until(&mut self, until: Instant) {
+        self.timed().until = until;
     }
 
     /// Ends the response: TLS's `close_notify` first, then the socket's write side.
@@ -402,7 +445,7 @@ impl Write for Client {
 }
 
 /// Reads one request head, within the bounds; `None` when the client went away or shutdown
-/// began. Over TLS the handshake happens within the same reads and bounds.
+/// began. Over TLS the handshake happens within the same reads and the same deadline.
 fn read_request(
     stream: &mut Client,
     stop: &AtomicBool,
@@ -410,6 +453,7 @@ fn read_request(
     head: &mut [u8],
 ) -> Option<Route> {
     let deadline = Instant::now() + Duration::from_millis(ADMIN_READ_TIMEOUT_MS);
+    stream.read_until(deadline);
     let mut filled = 0;
     loop {
         if filled == head.len() {
@@ -458,11 +502,15 @@ fn serve_connection(stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> i
     stream.set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MS)))?;
     stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)))?;
     stream.set_nodelay(true)?;
+    let timed = Timed {
+        socket: stream,
+        until: Instant::now() + Duration::from_millis(ADMIN_READ_TIMEOUT_MS),
+    };
     let mut stream = match &shared.tls {
-        None => Client::Plain(stream),
+        None => Client::Plain(timed),
         Some(tls) => {
             let session = rustls::ServerConnection::new(tls.config()).map_err(io::Error::other)?;
-            Client::Tls(Box::new(rustls::StreamOwned::new(session, stream)))
+            Client::Tls(Box::new(rustls::StreamOwned::new(session, timed)))
         }
     };
 
@@ -567,6 +615,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// Reads and discards what the client still sends, until it closes or a bound is reached.
 fn drain(stream: &mut Client, stop: &AtomicBool, scratch: &mut [u8]) {
     let deadline = Instant::now() + Duration::from_millis(DRAIN_TIME_MS);
+    stream.read_until(deadline);
     let mut drained = 0;
     while drained < DRAIN_BYTES_MAX && Instant::now() < deadline {
         match stream.read(scratch) {
