@@ -164,18 +164,66 @@ fn otlphttp_tunnels_through_proxy_url_with_and_without_credentials() {
 fn https_proxy_is_read_as_go_reads_it() {
     let (sink, sink_grpc, _) = start_sink();
     let proxy = Proxy::start("env", None);
-    let otlp = format!("  otlp:\n    endpoint: {sink_grpc}\n    tls:\n      insecure: true\n");
+    let otlp_to = |addr: SocketAddr| {
+        format!("  otlp:\n    endpoint: {addr}\n    tls:\n      insecure: true\n")
+    };
+    let mut delivered = 0;
+    let mut deliver = |gateway: &Gateway, id: u64| {
+        post_span(gateway, id);
+        delivered += 1;
+        assert!(wait_for(Duration::from_secs(20), || sink.spans_received()
+            >= delivered));
+    };
 
     // A loopback upstream is never sent through the environment's proxy.
-    let gateway = start("otlp", &otlp, &[("HTTPS_PROXY", &proxy.url(""))]);
-    post_span(&gateway, 1);
-    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 1));
+    let gateway = start(
+        "otlp",
+        &otlp_to(sink_grpc),
+        &[("HTTPS_PROXY", &proxy.url(""))],
+    );
+    deliver(&gateway, 1);
     assert!(gateway.stop().success());
-    std::thread::sleep(Duration::from_millis(300));
+
+    // 0.0.0.0 is not a loopback address to Go's rule, yet a connection to it reaches the
+    // sink's loopback port: an upstream the environment's proxy serves, on this machine. The
+    // gRPC exporter tunnels to it (plaintext HTTP/2 through CONNECT).
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], sink_grpc.port()));
+    let gateway = start(
+        "otlp",
+        &otlp_to(unspecified),
+        &[("HTTPS_PROXY", &proxy.url(""))],
+    );
+    deliver(&gateway, 2);
+    assert!(gateway.stop().success());
+    assert!(
+        wait_for(Duration::from_secs(10), || proxy.tunnels_to(unspecified)
+            == 1),
+        "{}",
+        std::fs::read_to_string(&proxy.log).unwrap_or_default()
+    );
     assert_eq!(proxy.tunnels_to(sink_grpc), 0);
 
-    // A proxy tailgate cannot use stops the start, naming the variable.
-    let (config, _, _, _) = traces_config("otlp", &otlp);
+    // NO_PROXY names it: direct again.
+    let gateway = start(
+        "otlp",
+        &otlp_to(unspecified),
+        &[
+            ("HTTPS_PROXY", &proxy.url("")),
+            ("NO_PROXY", "10.0.0.0/8,0.0.0.0"),
+        ],
+    );
+    deliver(&gateway, 3);
+    assert!(gateway.stop().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(proxy.tunnels_to(unspecified), 1);
+
+    // A proxy tailgate cannot use stops the start of an exporter that would go through it,
+    // naming the variable; one whose upstream it does not serve starts.
+    let bad = [("HTTPS_PROXY", "socks5://svc:hunter2@127.0.0.1:1080")];
+    let gateway = start("otlp", &otlp_to(sink_grpc), &bad);
+    deliver(&gateway, 4);
+    assert!(gateway.stop().success());
+    let (config, _, _, _) = traces_config("otlp", &otlp_to(unspecified));
     let dir = std::env::temp_dir().join(format!("tailgate-proxy-{}-bad", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");
@@ -184,15 +232,18 @@ fn https_proxy_is_read_as_go_reads_it() {
     let out = Command::new(env!("CARGO_BIN_EXE_tailgate"))
         .arg("--config")
         .arg(&path)
-        .env("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+        .env(bad[0].0, bad[0].1)
         .output()
         .expect("run tailgate");
     assert!(started.elapsed() < Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("HTTPS_PROXY: `socks5://127.0.0.1:1080`: socks5 proxies are not supported"),
+        stderr.contains(
+            "HTTPS_PROXY: `socks5://svc:***@127.0.0.1:1080`: socks5 proxies are not supported"
+        ),
         "{stderr}"
     );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
     sink.stop().unwrap();
 }

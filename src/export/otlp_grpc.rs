@@ -123,6 +123,8 @@ struct Activity {
     last_read: Cell<Instant>,
     /// Calls in flight.
     calls: Cell<usize>,
+    /// The keepalive task, while it waits for a call on an idle connection.
+    waiting: Cell<Option<std::task::Waker>>,
 }
 
 impl crate::io::Observe for Activity {
@@ -139,6 +141,9 @@ struct InFlight(Rc<Activity>);
 impl InFlight {
     fn start(activity: &Rc<Activity>) -> Self {
         activity.calls.set(activity.calls.get().saturating_add(1));
+        if let Some(waker) = activity.waiting.take() {
+            waker.wake();
+        }
         InFlight(activity.clone())
     }
 }
@@ -172,8 +177,10 @@ impl GrpcClient {
             target.resolver.pick_first();
         }
         // grpc-go asks the environment for the proxy of `https://host:port`, TLS or not.
-        let env = super::proxy::env().map_err(SettingsError::Proxy)?;
-        target.via(env.for_target(true, target.resolver.host(), target.resolver.port()));
+        let proxy = super::proxy::env()
+            .for_target(true, target.resolver.host(), target.resolver.port())
+            .map_err(SettingsError::Proxy)?;
+        target.via(proxy);
         let not_authority = || SettingsError::Endpoint {
             endpoint: settings.endpoint.clone(),
             reason: "not a valid authority",
@@ -406,6 +413,7 @@ impl GrpcClient {
         let activity = Rc::new(Activity {
             last_read: Cell::new(Instant::now()),
             calls: Cell::new(0),
+            waiting: Cell::new(None),
         });
         let (send, mut driver) = h2::client::Builder::new()
             .initial_window_size(RESPONSE_WINDOW_BYTES)
@@ -526,8 +534,16 @@ async fn silence(
             continue;
         }
         if activity.calls.get() == 0 && !keepalive.permit_without_stream {
-            // Idle, and not to be pinged while idle: look again a `time` later.
-            glommio::timer::sleep(time).await;
+            // Idle, and not to be pinged while idle: wait for a call (a connection silent for
+            // `time` is pinged as soon as one starts, as grpc-go wakes from dormancy).
+            std::future::poll_fn(|cx| {
+                if activity.calls.get() > 0 {
+                    return std::task::Poll::Ready(());
+                }
+                activity.waiting.set(Some(cx.waker().clone()));
+                std::task::Poll::Pending
+            })
+            .await;
             continue;
         }
         if pings.send_ping(h2::Ping::opaque()).is_err() {

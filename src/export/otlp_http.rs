@@ -192,17 +192,19 @@ impl HttpClient {
             http_target(settings, Signal::Metrics)?,
             http_target(settings, Signal::Logs)?,
         ];
-        let env = super::proxy::env().map_err(SettingsError::Proxy)?;
         for target in targets.iter_mut().flatten() {
             // `proxy_url` serves every target; the environment's proxy depends on the scheme
             // and on NO_PROXY, as Go's ProxyFromEnvironment decides.
-            let proxy = settings.proxy.as_ref().or_else(|| {
-                env.for_target(
-                    target.tls.is_some(),
-                    target.resolver.host(),
-                    target.resolver.port(),
-                )
-            });
+            let proxy = match &settings.proxy {
+                Some(proxy) => Some(proxy),
+                None => super::proxy::env()
+                    .for_target(
+                        target.tls.is_some(),
+                        target.resolver.host(),
+                        target.resolver.port(),
+                    )
+                    .map_err(SettingsError::Proxy)?,
+            };
             target.via(proxy);
         }
         let mut fixed = String::new();

@@ -9,16 +9,16 @@
 //! - `otlphttp`: `proxy_url` when given, else `HTTPS_PROXY` for an `https://` URL and
 //!   `HTTP_PROXY` for an `http://` one;
 //! - a target the environment's proxy does not serve: `localhost`, a loopback address, and what
-//!   `NO_PROXY` names (`*`; an IP address; a CIDR block; a domain, which also covers its
-//!   subdomains, with or without a leading `.` or `*.`; each optionally with `:port`). An
-//!   explicit `proxy_url` serves every target.
+//!   `NO_PROXY` names (`*`; an IP address; a CIDR block; `example.com`, which covers the domain
+//!   and its subdomains, or `.example.com` and `*.example.com`, its subdomains only; each
+//!   optionally with `:port`). An explicit `proxy_url` serves every target.
 //!
 //! The connection is a tunnel: `CONNECT host:port` to the proxy (with `Proxy-Authorization:
 //! Basic` when the proxy URL carries `user:password@`), a `200` answer, then TLS or plaintext
 //! through it as without a proxy. The proxy resolves the target's name. A proxy URL without a
 //! scheme is `http://`, as in Go; `https://` (TLS to the proxy) and `socks5://` proxies are
-//! refused at start rather than bypassed. The environment is read once, at the first exporter's
-//! start.
+//! refused rather than bypassed: an exporter that would go through one does not start. The
+//! environment is read once, at the first exporter's start.
 
 use std::io;
 use std::net::IpAddr;
@@ -49,70 +49,75 @@ pub struct ProxyUrl {
 
 impl ProxyUrl {
     /// Parses a proxy URL as Go reads `HTTPS_PROXY`: `http://[user[:password]@]host[:port]`, or
-    /// the same without a scheme; the port defaults to 80.
+    /// the same without a scheme; the port defaults to 80. An error shows the URL with its
+    /// password hidden.
     pub fn parse(text: &str) -> Result<ProxyUrl, String> {
         let text = text.trim();
         let (scheme, rest) = match text.split_once("://") {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
             None => ("http".to_string(), text),
         };
+        // The user information ends at the last `@` before the path, if any.
+        let (userinfo, after) = match rest.rsplit_once('@') {
+            Some((userinfo, after)) => (Some(userinfo), after),
+            None => (None, rest),
+        };
+        let user = userinfo.map(|u| u.split(':').next().unwrap_or(""));
+        let shown_as = |scheme: &str| match user {
+            Some(user) => format!("{scheme}://{user}:***@{after}"),
+            None => format!("{scheme}://{after}"),
+        };
+        let shown = shown_as(&scheme);
         match scheme.as_str() {
             "http" => {}
             "https" => {
                 return Err(format!(
-                    "`{text}`: TLS to the proxy (https://) is not supported; use an http:// proxy \
-                     (the tunnel still carries TLS to the upstream)"
+                    "`{shown}`: TLS to the proxy (https://) is not supported; use an http:// \
+                     proxy (the tunnel still carries TLS to the upstream)"
                 ))
             }
             other => {
                 return Err(format!(
-                    "`{text}`: {other} proxies are not supported; use an http:// proxy, which \
+                    "`{shown}`: {other} proxies are not supported; use an http:// proxy, which \
                      tailgate tunnels through with CONNECT"
                 ))
             }
         }
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-            return Err(format!("`{text}`: a proxy URL has no path"));
+        let hostport = after.strip_suffix('/').unwrap_or(after);
+        if hostport.contains('/') || hostport.contains('?') || hostport.contains('#') {
+            return Err(format!("`{shown}`: a proxy URL has no path"));
         }
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
-            None => (None, rest),
-        };
         let authority: http::uri::Authority = hostport
             .parse()
-            .map_err(|_| format!("`{text}`: not a host or host:port"))?;
+            .map_err(|_| format!("`{shown}`: not a host or host:port"))?;
         let host = authority.host();
         let host = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if host.is_empty() {
-            return Err(format!("`{text}`: no host"));
+            return Err(format!("`{shown}`: no host"));
         }
         let port = authority.port_u16().unwrap_or(80);
         if port == 0 {
-            return Err(format!("`{text}`: port 0"));
+            return Err(format!("`{shown}`: port 0"));
         }
-        let (authorization, shown) = match userinfo {
-            Some(userinfo) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                (
-                    Some(format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD
-                            .encode(percent_decode(userinfo.as_bytes()))
-                    )),
-                    format!("http://{user}:***@{hostport}"),
-                )
+        // As Go encodes it: `user:password`, the colon there even without a password.
+        let authorization = userinfo.map(|userinfo| {
+            let mut credentials = percent_decode(userinfo.as_bytes());
+            if !userinfo.contains(':') {
+                credentials.push(b':');
             }
-            None => (None, format!("http://{hostport}")),
-        };
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(credentials)
+            )
+        });
         Ok(ProxyUrl {
             host: host.to_string(),
             port,
             authorization,
-            shown,
+            shown: shown_as("http").trim_end_matches('/').to_string(),
         })
     }
 
@@ -135,11 +140,18 @@ enum Bypass {
     All,
     Ip(IpAddr, Option<u16>),
     Cidr(IpAddr, u8),
-    /// A domain, lower-cased, without a leading dot: it and its subdomains.
-    Domain(String, Option<u16>),
+    /// A domain, lower-cased, with a leading dot: its subdomains; with `and_itself` (written
+    /// without the dot), the domain itself too.
+    Domain {
+        suffix: String,
+        and_itself: bool,
+        port: Option<u16>,
+    },
 }
 
 impl Bypass {
+    /// An entry as Go's `httpproxy` reads it: `*.example.com` is `.example.com` (subdomains
+    /// only), `example.com` the domain and its subdomains.
     fn parse(entry: &str) -> Option<Bypass> {
         let entry = entry.trim().to_ascii_lowercase();
         if entry.is_empty() {
@@ -166,8 +178,16 @@ impl Bypass {
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Some(Bypass::Ip(ip, port));
         }
-        let domain = host.trim_start_matches('*').trim_start_matches('.');
-        (!domain.is_empty()).then(|| Bypass::Domain(domain.to_string(), port))
+        let host = host.strip_prefix('*').unwrap_or(&host);
+        let (suffix, and_itself) = match host.strip_prefix('.') {
+            Some(_) => (host.to_string(), false),
+            None => (format!(".{host}"), true),
+        };
+        (suffix.len() > 1).then_some(Bypass::Domain {
+            suffix,
+            and_itself,
+            port,
+        })
     }
 
     fn covers(&self, host: &str, ip: Option<IpAddr>, port: u16) -> bool {
@@ -176,12 +196,14 @@ impl Bypass {
             Bypass::All => true,
             Bypass::Ip(want, want_port) => ip == Some(*want) && port_matches(want_port),
             Bypass::Cidr(net, bits) => ip.is_some_and(|ip| in_block(ip, *net, *bits)),
-            Bypass::Domain(domain, want_port) => {
-                let host = host.trim_end_matches('.');
-                let matches = host.eq_ignore_ascii_case(domain)
-                    || (host.len() > domain.len()
-                        && host[..host.len() - domain.len()].ends_with('.')
-                        && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain));
+            Bypass::Domain {
+                suffix,
+                and_itself,
+                port: want_port,
+            } => {
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                let matches =
+                    host.ends_with(suffix.as_str()) || (*and_itself && host == suffix[1..]);
                 matches && port_matches(want_port)
             }
         }
@@ -202,18 +224,18 @@ fn in_block(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
-/// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`, as read at start.
+/// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`, as read at start. A variable that names a proxy
+/// tailgate cannot use is kept as its error, raised when a connection would go through it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProxyEnv {
-    http: Option<ProxyUrl>,
-    https: Option<ProxyUrl>,
+    http: Option<Result<ProxyUrl, String>>,
+    https: Option<Result<ProxyUrl, String>>,
     bypass: Vec<Bypass>,
 }
 
 impl ProxyEnv {
-    /// Reads the variables through `get` (upper case first, as Go does); an unusable proxy URL
-    /// is an error naming the variable.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ProxyEnv, String> {
+    /// Reads the variables through `get` (upper case first, as Go does).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> ProxyEnv {
         let any = |names: [&'static str; 2]| {
             names.iter().find_map(|name| {
                 get(name)
@@ -221,10 +243,9 @@ impl ProxyEnv {
                     .map(|v| (*name, v))
             })
         };
-        let proxy = |names: [&'static str; 2]| -> Result<Option<ProxyUrl>, String> {
+        let proxy = |names: [&'static str; 2]| {
             any(names)
                 .map(|(name, value)| ProxyUrl::parse(&value).map_err(|e| format!("{name}: {e}")))
-                .transpose()
         };
         let bypass = any(["NO_PROXY", "no_proxy"])
             .map(|(_, value)| {
@@ -235,40 +256,47 @@ impl ProxyEnv {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(ProxyEnv {
-            http: proxy(["HTTP_PROXY", "http_proxy"])?,
-            https: proxy(["HTTPS_PROXY", "https_proxy"])?,
+        ProxyEnv {
+            http: proxy(["HTTP_PROXY", "http_proxy"]),
+            https: proxy(["HTTPS_PROXY", "https_proxy"]),
             bypass,
-        })
+        }
     }
 
     /// The proxy for a connection to `host:port`: `HTTPS_PROXY`'s for TLS targets and every
     /// gRPC one (`https_scheme`), `HTTP_PROXY`'s otherwise; none for a target the environment
-    /// exempts (see the module documentation).
-    pub fn for_target(&self, https_scheme: bool, host: &str, port: u16) -> Option<&ProxyUrl> {
+    /// exempts (see the module documentation). An error when the variable that applies names a
+    /// proxy tailgate cannot use.
+    pub fn for_target(
+        &self,
+        https_scheme: bool,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<&ProxyUrl>, String> {
         let proxy = if https_scheme {
-            self.https.as_ref()
+            &self.https
         } else {
-            self.http.as_ref()
-        }?;
+            &self.http
+        };
+        let Some(proxy) = proxy else {
+            return Ok(None);
+        };
         let host = host.trim_matches(['[', ']']);
         let ip = host.parse::<IpAddr>().ok();
         if host.eq_ignore_ascii_case("localhost") || ip.is_some_and(|ip| ip.is_loopback()) {
-            return None;
+            return Ok(None);
         }
         if self.bypass.iter().any(|b| b.covers(host, ip, port)) {
-            return None;
+            return Ok(None);
         }
-        Some(proxy)
+        proxy.as_ref().map(Some).map_err(Clone::clone)
     }
 }
 
 /// The process's proxy variables, read once.
-pub fn env() -> Result<&'static ProxyEnv, String> {
-    static ENV: OnceLock<Result<ProxyEnv, String>> = OnceLock::new();
+pub fn env() -> &'static ProxyEnv {
+    static ENV: OnceLock<ProxyEnv> = OnceLock::new();
     ENV.get_or_init(|| ProxyEnv::from_lookup(|name| std::env::var(name).ok()))
-        .as_ref()
-        .map_err(Clone::clone)
 }
 
 /// Asks `proxy`, over `stream` (connected to it), for a tunnel to `host:port`.
@@ -354,18 +382,33 @@ mod tests {
             p.authorization.as_deref(),
             Some("Basic c3ZjQGNvcnA6cDpzcw==")
         );
+        // A user without a password is sent as `user:`, as Go sends it.
+        let p = ProxyUrl::parse("http://user@proxy:3128").unwrap();
+        assert_eq!(p.authorization.as_deref(), Some("Basic dXNlcjo="));
         let p = ProxyUrl::parse("http://[::1]:8080").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("::1", 8080));
         assert!(ProxyUrl::parse("socks5://proxy:1080")
             .unwrap_err()
             .contains("socks5 proxies"));
-        assert!(ProxyUrl::parse("https://proxy:443")
-            .unwrap_err()
-            .contains("TLS to the proxy"));
         assert!(ProxyUrl::parse("http://proxy:3128/path").is_err());
+        // No error shows a password.
+        for bad in [
+            "https://svc:hunter2@proxy:443",
+            "socks5://svc:hunter2@proxy:1080",
+            "http://svc:hunter2@proxy:3128/path",
+            "http://svc:hunter2@pro xy:3128",
+            "http://svc:hunter2@proxy:0",
+        ] {
+            let err = ProxyUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("svc:***@"), "{err}");
+        }
+        assert!(
+            format!("{:?}", ProxyUrl::parse("http://u:hunter2@p:1").unwrap()).contains("u:***@")
+        );
     }
 
-    fn env(vars: &[(&str, &str)]) -> Result<ProxyEnv, String> {
+    fn env(vars: &[(&str, &str)]) -> ProxyEnv {
         ProxyEnv::from_lookup(|name| {
             vars.iter()
                 .find(|(n, _)| *n == name)
@@ -383,15 +426,14 @@ mod tests {
                 "NO_PROXY",
                 "internal.corp, .svc.local,*.mesh, 10.1.0.0/16, 192.0.2.7, api.example:8443",
             ),
-        ])
-        .unwrap();
+        ]);
         let via = |https: bool, host: &str, port: u16| {
-            e.for_target(https, host, port).map(|p| p.host.clone())
+            e.for_target(https, host, port)
+                .unwrap()
+                .map(|p| p.host.clone())
         };
-        assert_eq!(
-            via(true, "central.example", 4317).as_deref(),
-            Some("secure-proxy")
-        );
+        let proxied = Some("secure-proxy".to_string());
+        assert_eq!(via(true, "central.example", 4317), proxied);
         assert_eq!(
             via(false, "central.example", 4318).as_deref(),
             Some("plain-proxy")
@@ -400,38 +442,37 @@ mod tests {
         for host in ["localhost", "127.0.0.5", "::1", "[::1]"] {
             assert_eq!(via(true, host, 4317), None, "{host}");
         }
+        // `internal.corp` covers itself and its subdomains; `.svc.local` and `*.mesh` only
+        // subdomains, as Go's httpproxy reads them.
         for host in [
             "internal.corp",
             "a.internal.corp",
             "x.svc.local",
-            "svc.local",
             "b.mesh",
             "10.1.2.3",
             "192.0.2.7",
         ] {
             assert_eq!(via(true, host, 4317), None, "{host}");
         }
-        assert_eq!(
-            via(true, "notinternal.corp", 4317).as_deref(),
-            Some("secure-proxy")
-        );
-        assert_eq!(via(true, "10.2.0.1", 4317).as_deref(), Some("secure-proxy"));
+        for host in ["svc.local", "mesh", "notinternal.corp", "10.2.0.1"] {
+            assert_eq!(via(true, host, 4317), proxied, "{host}");
+        }
         // A port in an entry exempts that port only.
         assert_eq!(via(true, "api.example", 8443), None);
-        assert_eq!(
-            via(true, "api.example", 443).as_deref(),
-            Some("secure-proxy")
-        );
+        assert_eq!(via(true, "api.example", 443), proxied);
         // `*` exempts everything.
-        let all = env(&[("HTTPS_PROXY", "p:1"), ("no_proxy", "*")]).unwrap();
-        assert_eq!(all.for_target(true, "central.example", 4317), None);
-        // Nothing set, nothing proxied; a bad value names its variable.
-        assert_eq!(
-            env(&[]).unwrap().for_target(true, "central.example", 4317),
-            None
-        );
-        assert!(env(&[("HTTPS_PROXY", "socks5://p:1")])
+        let all = env(&[("HTTPS_PROXY", "p:1"), ("no_proxy", "*")]);
+        assert_eq!(all.for_target(true, "central.example", 4317), Ok(None));
+        // Nothing set, nothing proxied.
+        assert_eq!(env(&[]).for_target(true, "central.example", 4317), Ok(None));
+        // A bad value is an error only where it would be used, naming its variable.
+        let bad = env(&[("HTTPS_PROXY", "socks5://p:1"), ("NO_PROXY", "ok.corp")]);
+        assert!(bad
+            .for_target(true, "central.example", 4317)
             .unwrap_err()
             .starts_with("HTTPS_PROXY: "));
+        assert_eq!(bad.for_target(true, "ok.corp", 4317), Ok(None));
+        assert_eq!(bad.for_target(true, "127.0.0.1", 4317), Ok(None));
+        assert_eq!(bad.for_target(false, "central.example", 80), Ok(None));
     }
 }

@@ -29,9 +29,11 @@ pub fn percent_decode(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());
     let mut rest = value;
     while let Some((&byte, after)) = rest.split_first() {
+        // Two hex digits exactly (`from_str_radix` alone would take a sign: `%+1`).
         let escaped = (byte == b'%')
             .then(|| after.get(..2))
             .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
             .and_then(|hex| std::str::from_utf8(hex).ok())
             .and_then(|hex| u8::from_str_radix(hex, 16).ok());
         match escaped {
@@ -82,6 +84,7 @@ mod tests {
         );
         assert_eq!(decode_grpc_message(b"100%"), "100%");
         assert_eq!(decode_grpc_message(b"%4"), "%4");
+        assert_eq!(percent_decode(b"%+1%2b"), b"%+1+");
         let message = "a 100% é\n";
         assert_eq!(
             decode_grpc_message(encode_grpc_message(message).as_bytes()),
