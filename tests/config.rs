@@ -3959,6 +3959,28 @@ service:
         "receivers.otlp.protocols.http.endpoint",
         "is empty; write host:port, or leave the key out",
     );
+    let err = error(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: \"\"
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+",
+    );
+    assert_error(
+        &err,
+        5,
+        "receivers.otlp.protocols.grpc.endpoint",
+        "is empty; write host:port, or leave the key out",
+    );
 }
 
 #[test]

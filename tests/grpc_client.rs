@@ -22,15 +22,21 @@ fn post_span(gateway: &Gateway, id: u64) {
 #[test]
 fn keepalive_closes_a_silent_connection_and_only_pings_an_idle_one_when_permitted() {
     let (sink, sink_grpc, _) = start_sink();
-    // Three exporters, each through a relay of its own to the same sink.
+    let fast = "    keepalive:\n      time: 10s\n      timeout: 1s\n";
+    // Four exporters, each through a relay of its own to the same sink. A 1 s ping timeout
+    // everywhere it pings at all, so a wrong ping would show within 11 s of the silence.
     let cases = [
         (
-            "permit_without_stream",
-            "    keepalive:\n      time: 10s\n      timeout: 1s\n      permit_without_stream: true\n",
+            "idle, pings permitted",
+            format!("{fast}      permit_without_stream: true\n"),
         ),
-        // The Collector's default: 10 s and 10 s, no pings while no export is in flight.
-        ("default", ""),
-        ("disabled", "    keepalive:\n      enabled: false\n"),
+        ("idle, pings not permitted", fast.to_string()),
+        (
+            "disabled",
+            "    keepalive:\n      enabled: false\n".to_string(),
+        ),
+        // An export waits on the silent connection, with a deadline far beyond the ping's.
+        ("export in flight", format!("{fast}    timeout: 60s\n")),
     ];
     let runs: Vec<(&str, Relay, Gateway)> = cases
         .iter()
@@ -43,47 +49,58 @@ fn keepalive_closes_a_silent_connection_and_only_pings_an_idle_one_when_permitte
     for (id, (_, _, gateway)) in runs.iter().enumerate() {
         post_span(gateway, id as u64 + 1);
     }
-    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 3));
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 4));
     // The network between every exporter and its upstream now loses everything it carries.
     for (_, relay, _) in &runs {
         assert_eq!(relay.accepted.load(Ordering::Relaxed), 1);
         relay.blackhole.store(true, Ordering::Relaxed);
     }
     let silent_since = Instant::now();
+    let (_, in_flight, in_flight_gateway) = &runs[3];
+    post_span(in_flight_gateway, 10);
+    let closed = |relay: &Relay| relay.closed_by_gateway.load(Ordering::Relaxed);
 
-    // The idle connection allowed pings is pinged 10 s after its last answer; nothing comes
-    // back within 1 s, so the exporter closes it.
-    let (_, pinged, pinged_gateway) = &runs[0];
-    assert!(
-        wait_for(Duration::from_secs(30), || pinged
-            .closed_by_gateway
-            .load(Ordering::Relaxed)
-            == 1),
-        "{}",
-        pinged_gateway.stderr()
-    );
-    assert!(silent_since.elapsed() >= Duration::from_secs(8));
-    assert!(pinged_gateway
-        .stderr()
-        .contains("of a keepalive ping; closing the connection"));
-    // The other two, idle just as long, kept theirs: the default does not ping an idle
-    // connection, and a disabled keepalive never pings.
-    for (name, relay, gateway) in &runs[1..] {
-        assert_eq!(
-            relay.closed_by_gateway.load(Ordering::Relaxed),
-            0,
+    // The idle connection allowed pings is pinged 10 s after its last answer, and so is the
+    // one an export waits on; nothing comes back within 1 s, so the exporter closes both.
+    for (name, relay, gateway) in [&runs[0], &runs[3]] {
+        assert!(
+            wait_for(Duration::from_secs(30), || closed(relay) >= 1),
+            "{name}: {}",
+            gateway.stderr()
+        );
+        assert!(
+            gateway
+                .stderr()
+                .contains("of a keepalive ping; closing the connection"),
             "{name}: {}",
             gateway.stderr()
         );
     }
+    let elapsed = silent_since.elapsed();
+    assert!(elapsed >= Duration::from_secs(8), "{elapsed:?}");
+    // The export in flight failed then, long before its 60 s deadline, and is retried.
+    assert!(elapsed < Duration::from_secs(25), "{elapsed:?}");
+    assert!(in_flight_gateway
+        .stderr()
+        .contains("the upstream is failing"));
+    // The other two, idle as long and past the moment a wrong ping would have closed them,
+    // kept theirs: pings are not sent while idle unless permitted, nor ever when disabled.
+    let after_wrong_ping = silent_since + Duration::from_secs(13);
+    std::thread::sleep(after_wrong_ping.saturating_duration_since(Instant::now()));
+    for (name, relay, gateway) in &runs[1..3] {
+        assert_eq!(closed(relay), 0, "{name}: {}", gateway.stderr());
+    }
 
-    // The network heals: the next export opens a new connection and is delivered.
+    // The network heals: the next export opens a new connection and is delivered, and the
+    // retried one arrives too.
     for (_, relay, _) in &runs {
         relay.blackhole.store(false, Ordering::Relaxed);
     }
-    post_span(pinged_gateway, 10);
-    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 4));
+    let (_, pinged, pinged_gateway) = &runs[0];
+    post_span(pinged_gateway, 11);
+    assert!(wait_for(Duration::from_secs(30), || sink.spans_received() >= 6));
     assert_eq!(pinged.accepted.load(Ordering::Relaxed), 2);
+    assert!(in_flight.accepted.load(Ordering::Relaxed) >= 2);
     for (_, _, gateway) in runs {
         assert!(gateway.stop().success());
     }
