@@ -3197,15 +3197,19 @@ service:
     .unwrap_err();
     assert_eq!(err.path(), Some("service.telemetry.metrics.readers"));
     assert!(err.to_string().contains("not both"), "{err}");
-    let err = with(
+    // A periodic reader loads (periodic_readers_read_as_otelconf_reads_them has the rest); a
+    // second pull reader does not.
+    let config = with(
         "      readers: [{periodic: {exporter: {otlp: {protocol: grpc, endpoint: http://x:4317}}}}]\n",
     )
+    .unwrap();
+    assert_eq!(config.service.telemetry.metrics.pushes.len(), 1);
+    let err = with(
+        "      readers: [{pull: {exporter: {prometheus: {}}}}, {pull: {exporter: {prometheus: {port: 9999}}}}]\n",
+    )
     .unwrap_err();
-    assert_eq!(
-        err.path(),
-        Some("service.telemetry.metrics.readers[0].periodic")
-    );
-    assert!(matches!(err.kind(), ConfigErrorKind::Unsupported(_)));
+    assert_eq!(err.path(), Some("service.telemetry.metrics.readers[1]"));
+    assert!(err.to_string().contains("a second pull reader"), "{err}");
     // `without_type_suffix: false` turns `_total` on; the unit suffixes and scope labels stay
     // off.
     let config = with(
@@ -4039,5 +4043,110 @@ service:
         8,
         "exporters.otlphttp.max_idle_conns",
         "alongside the `keepalive` section",
+    );
+}
+
+#[test]
+fn periodic_readers_read_as_otelconf_reads_them() {
+    let with = |readers: &str| {
+        parse(&format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      readers:
+{readers}
+"
+        ))
+    };
+    let config = with(
+        "        - periodic:
+            interval: 15_000
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: https://lgtm.example:4318
+                compression: gzip
+                headers_list: x-a=1,x-b=2
+                headers:
+                  - name: x-b
+                    value: three
+        - periodic:
+            exporter:
+              otlp:
+                protocol: grpc
+                endpoint: collector:4317
+                insecure: true
+                timeout: 40000",
+    )
+    .unwrap();
+    let metrics = &config.service.telemetry.metrics;
+    // No pull reader: the admin endpoint keeps its default address.
+    assert_eq!(
+        metrics.address,
+        Endpoint::parse(TELEMETRY_ADDRESS_DEFAULT).unwrap()
+    );
+    let [http, grpc] = &metrics.pushes[..] else {
+        panic!("{:?}", metrics.pushes);
+    };
+    assert_eq!(http.protocol, PushProtocol::HttpProtobuf);
+    assert_eq!(http.endpoint, "https://lgtm.example:4318/v1/metrics");
+    assert_eq!(http.interval, Duration::from_secs(15));
+    assert_eq!(http.timeout, Duration::from_secs(10));
+    assert!(http.gzip && http.tls.is_some());
+    assert_eq!(
+        http.headers,
+        vec![("x-a".into(), "1".into()), ("x-b".into(), "three".into())]
+    );
+    assert_eq!(grpc.endpoint, "collector:4317");
+    assert!(grpc.tls.is_none(), "insecure: true is plaintext");
+    assert_eq!(grpc.interval, Duration::from_secs(60));
+    // The shorter of the reader's 30 s and the exporter's 40 s.
+    assert_eq!(grpc.timeout, Duration::from_secs(30));
+
+    let reader = |otlp: &str| {
+        with(&format!(
+            "        - periodic:\n            exporter:\n              otlp:\n{otlp}"
+        ))
+    };
+    for (otlp, key, needle) in [
+        (
+            "                protocol: http/json\n                endpoint: http://c:4318",
+            "protocol",
+            "use grpc or http/protobuf",
+        ),
+        (
+            "                protocol: grpc\n                endpoint: c:4317\n                temporality_preference: delta",
+            "temporality_preference",
+            "cumulative",
+        ),
+        (
+            "                protocol: grpc\n                endpoint: http://c:4317\n                certificate: /ca.pem",
+            "certificate",
+            "plaintext",
+        ),
+    ] {
+        let err = reader(otlp).unwrap_err();
+        assert!(
+            err.path().is_some_and(|p| p.ends_with(key)) && err.to_string().contains(needle),
+            "{key}: {err}"
+        );
+    }
+    let err =
+        with("        - periodic:\n            exporter:\n              console: {}").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("console exporter is not supported"),
+        "{err}"
     );
 }

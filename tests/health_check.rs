@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::gateway::*;
+use tailgate_wire::Signal;
 
 /// [`Gateway::standard_config`] with `extensions` added and `service.extensions` enabling
 /// `enabled`.
@@ -248,4 +249,103 @@ fn health_check_serves_https_with_its_tls_block() {
     assert!(run().starts_with("200 "));
     assert!(gateway.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn periodic_readers_push_the_self_metrics_over_grpc_and_http() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+    use prost::Message;
+
+    let (grpc_sink, grpc_at, _) = start_sink();
+    let (http_sink, _, http_at) = start_sink();
+    let (_data_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    // The Collector's declarative layout, as its docs and the cookbook write it: one reader per
+    // protocol (the HTTP endpoint without a path posts to /v1/metrics) beside the pull reader
+    // that places /metrics.
+    let readers = format!(
+        "  telemetry:
+    resource:
+      service.name: gateway-a
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: {host}
+                port: {port}
+        - periodic:
+            interval: 300
+            exporter:
+              otlp:
+                protocol: grpc
+                endpoint: http://{grpc_at}
+        - periodic:
+            interval: 300
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: http://{http_at}
+                compression: gzip
+",
+        host = admin.ip(),
+        port = admin.port()
+    );
+    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
+    assert!(config.contains(&telemetry));
+    let config = config.replace(&telemetry, &readers);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    gateway.post_one_span(9, 1);
+    for sink in [&grpc_sink, &http_sink] {
+        assert!(
+            wait_for(Duration::from_secs(20), || sink.requests_received() >= 3),
+            "{}",
+            gateway.stderr()
+        );
+    }
+    // Stopping pushes once more: the last request holds the final counts.
+    assert!(gateway.stop().success());
+    for sink in [grpc_sink, http_sink] {
+        let result = sink.stop().unwrap();
+        let last = result
+            .requests
+            .iter()
+            .rev()
+            .find(|(signal, _)| *signal == Signal::Metrics)
+            .expect("a metrics request");
+        let request = ExportMetricsServiceRequest::decode(&last.1[..]).unwrap();
+        let resource = request.resource_metrics[0].resource.as_ref().unwrap();
+        let service = resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| kv.value.as_ref()?.value.clone());
+        assert_eq!(
+            service,
+            Some(any_value::Value::StringValue("gateway-a".into()))
+        );
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let accepted = metrics
+            .iter()
+            .find(|m| m.name == "otelcol_receiver_accepted_spans")
+            .expect("otelcol_receiver_accepted_spans");
+        let Some(metric::Data::Sum(sum)) = &accepted.data else {
+            panic!("{accepted:?}");
+        };
+        assert!(sum.is_monotonic);
+        let total: i64 = sum
+            .data_points
+            .iter()
+            .map(|p| match p.value {
+                Some(number_data_point::Value::AsInt(n)) => n,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(total, 1);
+        assert!(metrics
+            .iter()
+            .any(|m| m.name == "otelcol_process_memory_rss"));
+    }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Duration;
 
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
@@ -20,6 +21,7 @@ use super::locate::Target;
 use super::processors::{Processor, Processors};
 use super::receivers::{listen_endpoint, Receivers};
 use super::scalar::{Dur, Text, UInt};
+use super::tls::{Pem, TlsClientSettings, TlsCommon, TlsVersion};
 use super::values::{ComponentId, Endpoint, KeyPath};
 use tailgate_wire::Signal;
 
@@ -137,6 +139,39 @@ pub struct TelemetryMetrics {
     /// Whether counter samples carry Prometheus' `_total` suffix: a Prometheus reader's
     /// `without_type_suffix: false` (default: no suffix, as the Collector serves by default).
     pub counter_total: bool,
+    /// `readers[].periodic`: where the self-metrics are pushed over OTLP, and how often.
+    pub pushes: Vec<MetricsPush>,
+}
+
+/// A periodic reader: the self-metrics pushed over OTLP every `interval`, as the Collector's
+/// declarative telemetry configuration (otelconf v0.3) writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsPush {
+    /// `interval` (default 60 s).
+    pub interval: Duration,
+    /// The bound on one push: the reader's `timeout` (default 30 s) or the exporter's
+    /// (default 10 s), whichever is shorter.
+    pub timeout: Duration,
+    /// `exporter.otlp.protocol`.
+    pub protocol: PushProtocol,
+    /// gRPC: `host:port`; HTTP: the URL posted to (`/v1/metrics` when the endpoint has no path).
+    pub endpoint: String,
+    /// TLS to the endpoint (`https://`, or a bare gRPC `host:port` without `insecure: true`),
+    /// with `certificate` as its CA and `client_certificate`/`client_key`; `None`: plaintext.
+    pub tls: Option<TlsClientSettings>,
+    /// `compression: gzip` (default none).
+    pub gzip: bool,
+    /// `headers` and `headers_list`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// `exporter.otlp.protocol` of a periodic reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushProtocol {
+    /// `grpc`.
+    Grpc,
+    /// `http/protobuf`.
+    HttpProtobuf,
 }
 
 /// `service.telemetry.metrics.level`: the Collector's `none` and `normal`. tailgate has one
@@ -296,7 +331,47 @@ struct RawTelemetryMetrics {
 #[serde(deny_unknown_fields, default)]
 struct RawReader {
     pull: Option<RawPull>,
-    periodic: Option<IgnoredAny>,
+    periodic: Option<RawPeriodic>,
+}
+
+/// `readers[].periodic`, otelconf v0.3's layout: intervals in milliseconds.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPeriodic {
+    interval: Option<UInt>,
+    timeout: Option<UInt>,
+    exporter: Option<RawPushExporter>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPushExporter {
+    otlp: Option<RawPushOtlp>,
+    console: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPushOtlp {
+    protocol: Option<String>,
+    endpoint: Option<String>,
+    compression: Option<String>,
+    timeout: Option<UInt>,
+    headers: Option<Vec<RawNameValue>>,
+    headers_list: Option<String>,
+    insecure: Option<bool>,
+    certificate: Option<String>,
+    client_certificate: Option<String>,
+    client_key: Option<String>,
+    temporality_preference: Option<String>,
+    default_histogram_aggregation: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawNameValue {
+    name: Option<String>,
+    value: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -936,43 +1011,279 @@ fn check_no_cycle(
     Ok(())
 }
 
-/// `readers`: one Prometheus pull reader, whose host and port are where `/metrics` (and the
-/// admin endpoint's other paths) are served; and whether counters carry `_total`
-/// (`without_type_suffix: false`; the current Collector's default for a configured reader is
-/// `true`, as it is for the unit suffixes and scope labels, which tailgate never adds).
-fn pull_reader(
+/// A pull reader: where `/metrics` is served, and whether counters carry `_total`.
+type PullReader = (Endpoint, bool);
+
+/// The most periodic readers.
+const PUSHES_MAX: usize = 4;
+/// A periodic reader's `interval` and `timeout`, and its exporter's `timeout`, when not given.
+const PUSH_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+const PUSH_READER_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+const PUSH_EXPORT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// The bounds on those, in milliseconds.
+const PUSH_INTERVAL_MS_MIN: u64 = 100;
+const PUSH_INTERVAL_MS_MAX: u64 = 24 * 3600 * 1000;
+const PUSH_TIMEOUT_MS_MAX: u64 = 600 * 1000;
+
+/// `readers`: at most one Prometheus pull reader, whose host and port are where `/metrics` (and
+/// the admin endpoint's other paths) are served, and whether counters carry `_total`; and the
+/// periodic readers. Without a pull reader the admin endpoint stays at its default address.
+fn check_readers(
     readers: Vec<RawReader>,
     path: &KeyPath,
     ctx: &Ctx<'_>,
-) -> Result<(Endpoint, bool), ConfigError> {
-    let count = readers.len();
-    let Some(reader) = readers.into_iter().next().filter(|_| count == 1) else {
-        return Err(ctx.invalid(
-            path,
-            format!(
-                "has {count} readers; tailgate serves its self-metrics through one Prometheus \
-                 pull reader"
-            ),
-        ));
+) -> Result<(Option<PullReader>, Vec<MetricsPush>), ConfigError> {
+    let mut pull = None;
+    let mut pushes = Vec::new();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let at = path.index(i);
+        match (reader.pull, reader.periodic) {
+            (Some(raw), None) => {
+                if pull.is_some() {
+                    return Err(ctx.invalid(
+                        &at,
+                        "a second pull reader; tailgate serves its self-metrics for scraping on \
+                         one address",
+                    ));
+                }
+                pull = Some(pull_reader(raw, &at.key("pull"), ctx)?);
+            }
+            (None, Some(raw)) => {
+                if pushes.len() == PUSHES_MAX {
+                    return Err(
+                        ctx.invalid(&at, format!("more than {PUSHES_MAX} periodic readers"))
+                    );
+                }
+                pushes.push(periodic_reader(raw, &at.key("periodic"), ctx)?);
+            }
+            (Some(_), Some(_)) => {
+                return Err(ctx.invalid(&at, "a reader is `pull` or `periodic`, not both"))
+            }
+            (None, None) => return Err(ctx.missing(&at, "pull")),
+        }
+    }
+    Ok((pull, pushes))
+}
+
+/// A periodic reader, read as otelconf v0.3 reads it.
+fn periodic_reader(
+    raw: RawPeriodic,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<MetricsPush, ConfigError> {
+    let millis =
+        |key: &KeyPath, value: Option<UInt>, min: u64, max: u64, default: Duration| match value {
+            Some(UInt(ms)) => in_range(ctx, key, ms, min, max).map(Duration::from_millis),
+            None => Ok(default),
+        };
+    let interval = millis(
+        &path.key("interval"),
+        raw.interval,
+        PUSH_INTERVAL_MS_MIN,
+        PUSH_INTERVAL_MS_MAX,
+        PUSH_INTERVAL_DEFAULT,
+    )?;
+    let reader_timeout = millis(
+        &path.key("timeout"),
+        raw.timeout,
+        1,
+        PUSH_TIMEOUT_MS_MAX,
+        PUSH_READER_TIMEOUT_DEFAULT,
+    )?;
+    let Some(exporter) = raw.exporter else {
+        return Err(ctx.missing(path, "exporter"));
     };
-    let at = path.index(0);
-    if reader.periodic.is_some() {
+    let at = path.key("exporter");
+    if exporter.console.is_some() {
         return Err(ctx.error(
-            &at.key("periodic"),
+            &at.key("console"),
             Target::Key,
             ConfigErrorKind::Unsupported(
-                "periodic readers (pushing self-metrics over OTLP) are not supported; tailgate \
-                 serves them for scraping: use `pull: {exporter: {prometheus: {host, port}}}`"
+                "the console exporter is not supported; push over `otlp`, or scrape /metrics"
                     .to_string(),
             ),
         ));
     }
-    let Some(pull) = reader.pull else {
-        return Err(ctx.missing(&at, "pull"));
+    let Some(otlp) = exporter.otlp else {
+        return Err(ctx.missing(&at, "otlp"));
     };
-    let at = at.key("pull");
+    let at = at.key("otlp");
+    let protocol = match otlp.protocol.as_deref() {
+        Some("grpc") => PushProtocol::Grpc,
+        Some("http/protobuf") => PushProtocol::HttpProtobuf,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &at.key("protocol"),
+                format!(
+                    "`{other}` is not a protocol tailgate pushes in; use grpc or http/protobuf"
+                ),
+            ))
+        }
+        None => return Err(ctx.missing(&at, "protocol")),
+    };
+    let Some(text) = otlp.endpoint.filter(|e| !e.is_empty()) else {
+        return Err(ctx.missing(&at, "endpoint"));
+    };
+    let bad_endpoint = |why: &str| ctx.invalid(&at.key("endpoint"), format!("`{text}`: {why}"));
+    let (endpoint, secure) = match protocol {
+        PushProtocol::Grpc => {
+            let (secure, rest) = match text.split_once("://") {
+                Some(("http", rest)) => (false, rest),
+                Some(("https", rest)) => (true, rest),
+                Some(_) => return Err(bad_endpoint("write host:port, http:// or https://")),
+                None => (otlp.insecure != Some(true), text.as_str()),
+            };
+            let rest = rest.trim_end_matches('/');
+            Endpoint::parse(rest).map_err(|why| bad_endpoint(&why))?;
+            (rest.to_string(), secure)
+        }
+        PushProtocol::HttpProtobuf => {
+            let mut url = super::values::HttpUrl::parse(&text).map_err(|why| bad_endpoint(&why))?;
+            let secure = url.scheme.as_str() == "https";
+            // As otlpmetrichttp: the URL's path when it has one, `/v1/metrics` when not (a
+            // bare `/` too, which Go would post to as written and no OTLP receiver serves).
+            if url.path == "/" {
+                url.path = "/v1/metrics".to_string();
+            }
+            (url.to_string(), secure)
+        }
+    };
+    let gzip = match otlp.compression.as_deref() {
+        None | Some("none") => false,
+        Some("gzip") => true,
+        Some(other) => {
+            return Err(ctx.invalid(
+                &at.key("compression"),
+                format!("`{other}` is not a compression here; use gzip or none"),
+            ))
+        }
+    };
+    let export_timeout = millis(
+        &at.key("timeout"),
+        otlp.timeout,
+        1,
+        PUSH_TIMEOUT_MS_MAX,
+        PUSH_EXPORT_TIMEOUT_DEFAULT,
+    )?;
+    match otlp.temporality_preference.as_deref() {
+        None | Some("cumulative") => {}
+        Some(other) => {
+            return Err(ctx.error(
+                &at.key("temporality_preference"),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{other}` is not supported: tailgate pushes its self-metrics cumulative"
+                )),
+            ))
+        }
+    }
+    match otlp.default_histogram_aggregation.as_deref() {
+        None | Some("explicit_bucket_histogram") => {}
+        Some(other) => {
+            return Err(ctx.error(
+                &at.key("default_histogram_aggregation"),
+                Target::Value,
+                ConfigErrorKind::Unsupported(format!(
+                    "`{other}` is not supported: tailgate's histograms have explicit buckets"
+                )),
+            ))
+        }
+    }
+    let mut headers = Vec::new();
+    if let Some(list) = otlp
+        .headers_list
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+    {
+        for pair in list.split(',') {
+            let Some((name, value)) = pair.split_once('=') else {
+                return Err(ctx.invalid(
+                    &at.key("headers_list"),
+                    format!("`{pair}` is not name=value"),
+                ));
+            };
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    for (i, pair) in otlp.headers.unwrap_or_default().into_iter().enumerate() {
+        let (Some(name), Some(value)) = (pair.name, pair.value) else {
+            return Err(ctx.missing(&at.key("headers").index(i), "name and value"));
+        };
+        // `headers` wins over `headers_list`, as otelconf merges them.
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        headers.push((name, value));
+    }
+    if headers.len() > super::exporters::HEADERS_MAX {
+        return Err(ctx.invalid(
+            &at.key("headers"),
+            format!(
+                "{} headers; at most {}",
+                headers.len(),
+                super::exporters::HEADERS_MAX
+            ),
+        ));
+    }
+    for (name, value) in &headers {
+        if !super::values::is_header_name(name) {
+            return Err(ctx.invalid(
+                &at.key("headers"),
+                format!("`{name}` is not an HTTP header name"),
+            ));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ctx.invalid(
+                &at.key("headers"),
+                format!("the value of `{name}` has a control character"),
+            ));
+        }
+    }
+    let files = [
+        ("certificate", &otlp.certificate),
+        ("client_certificate", &otlp.client_certificate),
+        ("client_key", &otlp.client_key),
+    ];
+    if !secure {
+        if let Some((key, _)) = files.iter().find(|(_, f)| f.is_some()) {
+            return Err(ctx.invalid(
+                &at.key(*key),
+                "the endpoint is plaintext (http://, or `insecure: true`): a certificate has \
+                 no use",
+            ));
+        }
+    }
+    if otlp.client_certificate.is_some() != otlp.client_key.is_some() {
+        return Err(ctx.invalid(&at, "client_certificate and client_key go together"));
+    }
+    let tls = secure.then(|| TlsClientSettings {
+        common: TlsCommon {
+            ca: otlp.certificate.map(|f| Pem::File(f.into())),
+            cert: otlp.client_certificate.map(|f| Pem::File(f.into())),
+            key: otlp.client_key.map(|f| Pem::File(f.into())),
+            include_system_ca_certs_pool: false,
+            min_version: TlsVersion::V1_2,
+            max_version: TlsVersion::V1_3,
+            cipher_suites: Vec::new(),
+            curve_preferences: Vec::new(),
+            reload_interval: None,
+        },
+        insecure_skip_verify: false,
+        server_name_override: None,
+    });
+    Ok(MetricsPush {
+        interval,
+        timeout: reader_timeout.min(export_timeout),
+        protocol,
+        endpoint,
+        tls,
+        gzip,
+        headers,
+    })
+}
+
+/// One Prometheus pull reader.
+fn pull_reader(pull: RawPull, at: &KeyPath, ctx: &Ctx<'_>) -> Result<PullReader, ConfigError> {
     let Some(exporter) = pull.exporter else {
-        return Err(ctx.missing(&at, "exporter"));
+        return Err(ctx.missing(at, "exporter"));
     };
     let at = at.key("exporter");
     let Some(prometheus) = exporter.prometheus else {
@@ -1019,7 +1330,7 @@ fn check_telemetry(
 ) -> Result<Telemetry, ConfigError> {
     let metrics = raw.metrics.unwrap_or_default();
     let metrics_path = path.key("metrics");
-    let (address, counter_total) = match metrics.readers {
+    let (address, counter_total, pushes) = match metrics.readers {
         Some(readers) => {
             let readers_path = metrics_path.key("readers");
             if metrics.address.is_some() {
@@ -1029,7 +1340,20 @@ fn check_telemetry(
                      layout of the same setting)",
                 ));
             }
-            pull_reader(readers, &readers_path, ctx)?
+            let (pull, pushes) = check_readers(readers, &readers_path, ctx)?;
+            let (address, counter_total) = match pull {
+                Some(pull) => pull,
+                None => (
+                    listen_endpoint(
+                        ctx,
+                        &metrics_path.key("address"),
+                        None,
+                        TELEMETRY_ADDRESS_DEFAULT,
+                    )?,
+                    false,
+                ),
+            };
+            (address, counter_total, pushes)
         }
         None => (
             listen_endpoint(
@@ -1039,6 +1363,7 @@ fn check_telemetry(
                 TELEMETRY_ADDRESS_DEFAULT,
             )?,
             false,
+            Vec::new(),
         ),
     };
     // Level names are case-insensitive in the Collector.
@@ -1148,6 +1473,7 @@ fn check_telemetry(
             address,
             level,
             counter_total,
+            pushes,
         },
         logs: TelemetryLogs {
             level: log_level,

@@ -77,6 +77,53 @@ pub use settings::{
     QueueSettings, QueueSizer, RetrySettings, SettingsError, StorageSettings, Verbosity,
 };
 
+/// One export at a time, with no queue and no retries: for the gateway's own telemetry,
+/// pushed on an interval, where a failed push is followed by the next interval's fresh values.
+pub(crate) enum OneShot {
+    Grpc(Box<otlp_grpc::GrpcClient>),
+    Http(Box<otlp_http::HttpClient>),
+}
+
+impl OneShot {
+    /// A client for `settings` (`otlp` or `otlphttp`).
+    pub(crate) fn new(settings: &ExporterSettings) -> Result<OneShot, SettingsError> {
+        match settings {
+            ExporterSettings::Otlp(s) => {
+                Ok(OneShot::Grpc(Box::new(otlp_grpc::GrpcClient::new(s)?)))
+            }
+            ExporterSettings::OtlpHttp(s) => {
+                Ok(OneShot::Http(Box::new(otlp_http::HttpClient::new(s, 1)?)))
+            }
+            _ => Err(SettingsError::Endpoint {
+                endpoint: String::new(),
+                reason: "a one-shot client speaks otlp or otlphttp only",
+            }),
+        }
+    }
+
+    /// Sends `batch` once; the caller bounds the wait.
+    pub(crate) async fn send(&self, batch: &Batch) -> Result<status::Delivered, SendError> {
+        match self {
+            OneShot::Grpc(client) => {
+                let prepared = client.prepare(batch)?;
+                client.attempt(batch, &prepared).await
+            }
+            OneShot::Http(client) => {
+                let prepared = client.prepare(batch)?;
+                client.attempt(batch, &prepared).await
+            }
+        }
+    }
+
+    /// After a send that ran out of time: the connection may be black-holed.
+    pub(crate) fn forget_connection(&self) {
+        match self {
+            OneShot::Grpc(client) => client.forget_connection(),
+            OneShot::Http(client) => client.close_idle(),
+        }
+    }
+}
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

@@ -120,6 +120,7 @@ const MAIN_POLL: std::time::Duration = crate::memory::MEASURE_INTERVAL;
 /// Runs the gateway until SIGTERM or SIGINT, reloading `config`'s file on SIGHUP (with the same
 /// `gates`); returns once it has drained.
 pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
+    let started = (std::time::Instant::now(), std::time::SystemTime::now());
     let mut plan = Plan::from_config(config)?;
     let shard_count = plan.cpus.len();
     lifecycle::raise_open_files_limit();
@@ -173,6 +174,34 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
                 source,
             })?;
         health_checks.push(server);
+    }
+    // Each periodic reader pushes the self-metrics from a thread of its own; dropped at the end
+    // of `run`, each pushes once more.
+    let mut pushers = Vec::new();
+    for push in plan.pushes.iter().cloned() {
+        let Some(registry) = &registry else {
+            tracing::warn!(
+                "{}: service.telemetry.metrics.level is none, so there are no self-metrics to \
+                 push",
+                push.label
+            );
+            continue;
+        };
+        let target = crate::telemetry::PushTarget {
+            label: push.label,
+            settings: push.settings,
+            interval: push.interval,
+            timeout: push.timeout,
+        };
+        pushers.push(
+            crate::telemetry::MetricsPusher::start(
+                target,
+                registry.clone(),
+                config.service.telemetry.resource_attributes(),
+                started,
+            )
+            .map_err(StartError::Io)?,
+        );
     }
     let shutdown = lifecycle::Shutdown::register(shard_count)?;
     lifecycle::fail_stop_on_panic(shutdown.clone());

@@ -21,7 +21,10 @@ use crate::auth::{Authenticators, ServerAuth, WatchedFile};
 use crate::config::{self, Config, Cpus, Processor, TailSampling};
 use crate::doctor::{NumaLayout, Tree};
 use crate::export::upstream::UpstreamHealth;
-use crate::export::{BatcherSettings, Exporter, ExporterSettings, BATCH_BYTES_MAX_DEFAULT};
+use crate::export::{
+    BatcherSettings, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
+    BATCH_BYTES_MAX_DEFAULT,
+};
 use crate::gateway::StartError;
 use crate::ingest::accept::{
     open_files_limit, ConnectionBudget, ListenOptions, CONNECTIONS_PER_LISTENER_MAX,
@@ -69,6 +72,8 @@ pub(crate) struct Plan {
     pub(crate) target_info: Vec<(String, String)>,
     /// The enabled `health_check` extensions, each with the address it listens on and its TLS.
     pub(crate) health_checks: Vec<HealthCheckPlan>,
+    /// The periodic readers: where the self-metrics are pushed.
+    pub(crate) pushes: Vec<PushPlan>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
     pub(crate) tls: Vec<Arc<dyn Reload>>,
     /// The tier's forwarder (`crate::tier`), if the node is part of one.
@@ -465,6 +470,7 @@ impl Plan {
             counter_total: config.service.telemetry.metrics.counter_total,
             target_info: target_info(&config.service.telemetry.resource_attributes()),
             health_checks: health_checks(config, &mut tls)?,
+            pushes: pushes(config, &mut tls)?,
             tls,
             tier,
         })
@@ -774,6 +780,76 @@ fn memory_nodes(cpus: &[usize]) -> Result<Vec<usize>, StartError> {
             ))
         })?;
     Ok(nodes)
+}
+
+/// A periodic reader: its client's settings (TLS files read), interval and bound.
+#[derive(Debug, Clone)]
+pub(crate) struct PushPlan {
+    /// `telemetry reader N (ENDPOINT)`, for logs.
+    pub label: String,
+    pub settings: ExporterSettings,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// The periodic readers of `service.telemetry.metrics.readers`; each TLS configuration is
+/// added to `tls`.
+fn pushes(config: &Config, tls: &mut Vec<Arc<dyn Reload>>) -> Result<Vec<PushPlan>, StartError> {
+    let mut out = Vec::new();
+    for (i, push) in config.service.telemetry.metrics.pushes.iter().enumerate() {
+        let label = format!("telemetry reader {i} ({})", push.endpoint);
+        let alpn = match push.protocol {
+            config::PushProtocol::Grpc => crate::tls::ALPN_H2,
+            config::PushProtocol::HttpProtobuf => crate::tls::ALPN_HTTP1,
+        };
+        let client_tls = match &push.tls {
+            Some(settings) => {
+                let loaded =
+                    ClientTls::load(label.clone(), settings.clone(), alpn).map_err(|why| {
+                        tls_error(
+                            &format!(
+                                "service.telemetry.metrics.readers[{i}].periodic.exporter.otlp"
+                            ),
+                            &settings.common,
+                            why,
+                        )
+                    })?;
+                tls.push(loaded.clone());
+                Some(loaded)
+            }
+            None => None,
+        };
+        let compression = if push.gzip {
+            crate::export::Compression::Gzip
+        } else {
+            crate::export::Compression::None
+        };
+        let settings = match push.protocol {
+            config::PushProtocol::Grpc => ExporterSettings::Otlp(OtlpGrpcSettings {
+                endpoint: push.endpoint.clone(),
+                tls: client_tls,
+                headers: push.headers.clone(),
+                compression,
+                timeout: push.timeout,
+                ..OtlpGrpcSettings::default()
+            }),
+            config::PushProtocol::HttpProtobuf => ExporterSettings::OtlpHttp(OtlpHttpSettings {
+                metrics_endpoint: Some(push.endpoint.clone()),
+                tls: client_tls,
+                headers: push.headers.clone(),
+                compression,
+                timeout: push.timeout,
+                ..OtlpHttpSettings::default()
+            }),
+        };
+        out.push(PushPlan {
+            label,
+            settings,
+            interval: push.interval,
+            timeout: push.timeout,
+        });
+    }
+    Ok(out)
 }
 
 /// An enabled `health_check` extension.

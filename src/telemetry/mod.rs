@@ -70,8 +70,10 @@ mod exposition;
 mod health;
 mod health_check;
 mod memory_limiter;
+pub(crate) mod otlp;
 mod pipeline;
 mod process;
+mod push;
 mod registry;
 mod sampling;
 mod shard;
@@ -90,6 +92,7 @@ pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
     QUEUE_DISK_OPERATIONS,
 };
+pub use push::{MetricsPusher, PushTarget};
 pub use registry::{
     CounterSuffix, HistogramPart, LateFamily, MetricType, PublishedRegistry, Registry,
     RegistryBuilder,

@@ -9,32 +9,53 @@ use std::time::Instant;
 
 use super::exposition;
 
+/// One process family's value now.
+pub(super) struct Sample {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// A counter (else a gauge).
+    pub counter: bool,
+    pub value: f64,
+}
+
+/// The process families now: uptime, CPU seconds (when `/proc` answers) and resident bytes.
+pub(super) fn samples(started: Instant) -> Vec<Sample> {
+    let mut samples = vec![Sample {
+        name: "otelcol_process_uptime",
+        help: "Uptime of the process",
+        counter: true,
+        value: started.elapsed().as_secs_f64(),
+    }];
+    if let Some(cpu_s) = cpu_seconds() {
+        samples.push(Sample {
+            name: "otelcol_process_cpu_seconds",
+            help: "Total CPU user and system time in seconds",
+            counter: true,
+            value: cpu_s,
+        });
+    }
+    if let Some(rss) = crate::memory::rss_bytes() {
+        samples.push(Sample {
+            name: "otelcol_process_memory_rss",
+            help: "Total physical memory (resident set size)",
+            counter: false,
+            value: rss as f64,
+        });
+    }
+    samples
+}
+
 /// Appends the process families to a Prometheus page; `counter_suffix` is `""` or `"_total"`,
 /// as for every counter.
 pub(super) fn render(out: &mut String, started: Instant, counter_suffix: &str) {
-    let uptime_s = started.elapsed().as_secs_f64();
-    let name = format!("otelcol_process_uptime{counter_suffix}");
-    exposition::write_header(out, &name, "Uptime of the process", "counter");
-    out.push_str(&format!("{name} {uptime_s}\n"));
-    if let Some(cpu_s) = cpu_seconds() {
-        let name = format!("otelcol_process_cpu_seconds{counter_suffix}");
-        exposition::write_header(
-            out,
-            &name,
-            "Total CPU user and system time in seconds",
-            "counter",
-        );
-        out.push_str(&format!("{name} {cpu_s}\n"));
-    }
-    if let Some(rss) = crate::memory::rss_bytes() {
-        let name = "otelcol_process_memory_rss";
-        exposition::write_header(
-            out,
-            name,
-            "Total physical memory (resident set size)",
-            "gauge",
-        );
-        out.push_str(&format!("{name} {rss}\n"));
+    for sample in samples(started) {
+        let (name, kind) = if sample.counter {
+            (format!("{}{counter_suffix}", sample.name), "counter")
+        } else {
+            (sample.name.to_string(), "gauge")
+        };
+        exposition::write_header(out, &name, sample.help, kind);
+        out.push_str(&format!("{name} {}\n", sample.value));
     }
 }
 

@@ -526,6 +526,16 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
     rendered
 }
 
+/// A series' value, as [`Registry::visit`] reads it.
+pub(crate) enum Value<'a> {
+    /// A counter (or a histogram's count or sum kept as counters).
+    Number(u64),
+    /// A gauge.
+    Signed(i64),
+    /// A histogram.
+    Histogram(super::cell::HistogramSnapshot<'a>),
+}
+
 /// The registry the admin thread serves: the one built at start-up, then each reload's.
 #[derive(Debug)]
 pub struct PublishedRegistry {
@@ -623,6 +633,31 @@ impl Registry {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Visits every series with its family's name, help and type, its labels as written, and
+    /// its value now, in the order [`Registry::render_prometheus`] writes them.
+    pub(crate) fn visit(&self, mut each: impl FnMut(&str, &str, MetricType, &str, Value<'_>)) {
+        for family in &self.families {
+            let late = family
+                .late
+                .as_ref()
+                .map(|late| late.series.lock().expect("late series lock"));
+            let series = family
+                .series
+                .iter()
+                .chain(late.iter().flat_map(|late| late.iter()));
+            for s in series {
+                let value = match (&s.cell, family.kind) {
+                    (Cell::Counter(c), _) => Value::Number(c.get()),
+                    (Cell::HistogramPart(h, HistogramPart::Count), _) => Value::Number(h.count()),
+                    (Cell::HistogramPart(h, HistogramPart::Sum), _) => Value::Number(h.sum()),
+                    (Cell::Gauge(g), _) => Value::Signed(g.get()),
+                    (Cell::Histogram(h), _) => Value::Histogram(h.snapshot()),
+                };
+                each(&family.name, &family.help, family.kind, &s.labels, value);
             }
         }
     }

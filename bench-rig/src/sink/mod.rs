@@ -588,6 +588,11 @@ impl Sink {
         self.progress.spans.load(Ordering::Relaxed)
     }
 
+    /// Requests of every signal received so far, for a caller waiting on metrics or logs.
+    pub fn requests_received(&self) -> u64 {
+        self.progress.requests.load(Ordering::Relaxed)
+    }
+
     /// Stops the sink and returns what it received.
     pub fn stop(self) -> io::Result<SinkResult> {
         self.flag.store(true, Ordering::Relaxed);
