@@ -341,6 +341,7 @@ fn gateway_config_loads_with_every_field_in_place() {
             block_on_overflow: true,
             drop_oldest_on_overflow: false,
             storage: None,
+            batch: None,
         }
     );
     let Some(Exporter::OtlpHttp(archive)) = config.exporters.get(&id("otlphttp/archive")) else {
@@ -712,6 +713,7 @@ service:
             block_on_overflow: true,
             drop_oldest_on_overflow: false,
             storage: None,
+            batch: None,
         }
     );
     let telemetry = &config.service.telemetry;
@@ -3561,34 +3563,31 @@ exporters:
     let err = error("exporters:\n  kafka:\n");
     assert!(err.to_string().contains("`otlp_grpc`"), "{err}");
 
-    // Batching in the exporter's queue: refused, saying what to write instead.
-    let err = error(
+    // Batching in the exporter's queue loads under the v0.161.0 names too
+    // (sending_queue_batch_reads_as_exporterhelper_checks_it has the rules).
+    let config = parse(
         "
+receivers:
+  otlp:
+    protocols:
+      grpc:
 exporters:
   otlp_grpc:
     endpoint: central.example.com:4317
     sending_queue:
       batch:
-        flush_timeout: 1s
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp_grpc]
 ",
-    );
-    assert!(
-        matches!(err.kind(), ConfigErrorKind::Unsupported(_)),
-        "{err}"
-    );
-    assert!(err.to_string().contains("`batch` processor"), "{err}");
-    // `batch:` alone turns the Collector's batching on with its defaults: refused too, not
-    // read as absent.
-    let err = error(
-        "
-exporters:
-  otlp_grpc:
-    endpoint: central.example.com:4317
-    sending_queue:
-      batch:
-",
-    );
-    assert!(err.to_string().contains("`batch` processor"), "{err}");
+    )
+    .unwrap();
+    assert!(matches!(
+        config.exporters.get(&id("otlp_grpc")),
+        Some(Exporter::Otlp(otlp)) if otlp.sending_queue.batch.is_some()
+    ));
     // grpc-go's resolver targets on an otlp exporter, as configgrpc passes them on; and a
     // load balancer's static backends written with a scheme, which must agree with its TLS.
     let exporter = |block: &str, name: &str| {
@@ -4148,5 +4147,124 @@ service:
         err.to_string()
             .contains("console exporter is not supported"),
         "{err}"
+    );
+}
+
+#[test]
+fn sending_queue_batch_reads_as_exporterhelper_checks_it() {
+    let queue = |keys: &str| {
+        let yaml = format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  otlp:
+    endpoint: central:4317
+    sending_queue:
+{keys}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+"
+        );
+        match parse(&yaml).map(|c| c.exporters.get(&id("otlp")).cloned()) {
+            Ok(Some(Exporter::Otlp(otlp))) => Ok(otlp.sending_queue),
+            Ok(other) => panic!("not otlp: {other:?}"),
+            Err(err) => Err(err),
+        }
+    };
+    // `batch:` alone: on, with the Collector's defaults.
+    let q = queue("      batch:").unwrap();
+    assert_eq!(
+        q.batch,
+        Some(QueueBatch {
+            flush_timeout: Duration::from_millis(200),
+            min_size: 8192,
+            max_size: 0
+        })
+    );
+    let q = queue(
+        "      sizer: items\n      queue_size: 10000\n      batch:\n        flush_timeout: 5s\n        \
+         min_size: 512\n        max_size: 1024",
+    )
+    .unwrap();
+    assert_eq!(
+        q.batch,
+        Some(QueueBatch {
+            flush_timeout: Duration::from_secs(5),
+            min_size: 512,
+            max_size: 1024
+        })
+    );
+    assert_eq!(queue("      enabled: true").unwrap().batch, None);
+    for (keys, at, needle) in [
+        (
+            "      batch:\n        flush_timeout: 0s",
+            "exporters.otlp.sending_queue.batch.flush_timeout",
+            "above 0",
+        ),
+        (
+            "      batch:\n        min_size: 10\n        max_size: 5",
+            "exporters.otlp.sending_queue.batch.max_size",
+            "below min_size",
+        ),
+        (
+            // The queue's sizer is the batch's when the batch gives none, as the Collector folds
+            // it; requests cannot size a batch.
+            "      sizer: requests\n      batch:",
+            "exporters.otlp.sending_queue.sizer",
+            "not requests",
+        ),
+        (
+            "      batch:\n        sizer: bytes",
+            "exporters.otlp.sending_queue.batch.sizer",
+            "in bytes are not supported",
+        ),
+        (
+            "      batch:\n        partition:\n          metadata_keys: [tenant]",
+            "exporters.otlp.sending_queue.batch.partition",
+            "metadata",
+        ),
+        (
+            "      sizer: items\n      queue_size: 100\n      batch:\n        min_size: 512",
+            "exporters.otlp.sending_queue.batch.min_size",
+            "more than the queue holds",
+        ),
+    ] {
+        let err = queue(keys).unwrap_err();
+        assert_eq!(err.path(), Some(at), "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    // Per backend of a load balancer it is refused.
+    let err = parse(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  loadbalancing:
+    protocol:
+      otlp:
+        sending_queue:
+          batch:
+    resolver:
+      static:
+        hostnames: [a:4317]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [loadbalancing]
+",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.path(),
+        Some("exporters.loadbalancing.protocol.otlp.sending_queue.batch")
     );
 }

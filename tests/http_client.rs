@@ -76,3 +76,52 @@ fn the_otlphttp_pool_follows_confighttps_keepalive_keys() {
     }
     sink.stop().unwrap();
 }
+
+#[test]
+fn an_exporters_sending_queue_batch_batches_its_pipeline() {
+    let (sink, sink_grpc, _) = start_sink();
+    let (grpc, http, admin) = (
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+        common::gateway::loopback(common::gateway::free_port()),
+    );
+    // No batch processor: the exporter's own batching, as the Collector's newer configurations
+    // write it, holds the spans until it has min_size of them (the flush timeout is far off).
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: {http}
+exporters:
+  otlp:
+    endpoint: {sink_grpc}
+    tls:
+      insecure: true
+    sending_queue:
+      batch:
+        flush_timeout: 60s
+        min_size: 3
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+"
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    gateway.post_one_span(10, 1);
+    gateway.post_one_span(10, 2);
+    assert_eq!(sink.requests_received(), 0);
+    gateway.post_one_span(10, 3);
+    assert!(wait_for(Duration::from_secs(20), || sink.spans_received() >= 3));
+    // One export request carried all three.
+    assert_eq!(sink.requests_received(), 1);
+    assert!(gateway.stop().success());
+    sink.stop().unwrap();
+}

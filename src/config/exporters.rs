@@ -348,6 +348,20 @@ pub struct SendingQueue {
     pub drop_oldest_on_overflow: bool,
     /// `storage`: the `file_storage` extension that keeps the queue on disk.
     pub storage: Option<ComponentId>,
+    /// `batch`: batching before the queue, in items; `None`: off (the Collector's default).
+    pub batch: Option<QueueBatch>,
+}
+
+/// `sending_queue.batch`, in items: the pipeline's batcher takes these settings (see
+/// docs/CONFIGURATION.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBatch {
+    /// `flush_timeout` (default 200 ms): a batch goes out this long after it began at most.
+    pub flush_timeout: Duration,
+    /// `min_size` (default 8192): a batch goes out once it holds this many items.
+    pub min_size: u64,
+    /// `max_size` (default 0: no limit): larger requests are split.
+    pub max_size: u64,
 }
 
 /// `sending_queue.sizer`: the unit of `queue_size`, as the Collector's exporterhelper names it.
@@ -385,6 +399,7 @@ impl Default for SendingQueue {
             block_on_overflow: true,
             drop_oldest_on_overflow: false,
             storage: None,
+            batch: None,
         }
     }
 }
@@ -596,15 +611,21 @@ struct RawQueue {
     block_on_overflow: Option<bool>,
     drop_oldest_on_overflow: Option<bool>,
     storage: Option<String>,
-    /// Present at all, even empty (`batch:` alone turns the Collector's batching on with its
-    /// defaults): refused.
-    #[serde(deserialize_with = "present")]
-    batch: bool,
+    /// Present at all, even empty: `batch:` alone turns the Collector's batching on with its
+    /// defaults.
+    #[serde(deserialize_with = "super::scalar::present")]
+    batch: Option<RawQueueBatch>,
 }
 
-/// `true` for a key that is written, whatever its value, `null` included.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| true)
+/// `sending_queue.batch`: exporterhelper's batching in front of the queue.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawQueueBatch {
+    flush_timeout: Option<Dur>,
+    min_size: Option<UInt>,
+    max_size: Option<UInt>,
+    sizer: Option<String>,
+    partition: Option<IgnoredAny>,
 }
 
 pub(crate) fn check(
@@ -1347,15 +1368,11 @@ fn check_queue(
     ctx: &Ctx<'_>,
 ) -> Result<SendingQueue, ConfigError> {
     let d = SendingQueue::default();
-    let Some(raw) = raw else { return Ok(d) };
-    if raw.batch {
-        return Err(ctx.unsupported(
-            &path.key("batch"),
-            "batching in the exporter's queue is not supported; batch in the pipeline with the \
-             `batch` processor instead (flush_timeout is its timeout, min_size its \
-             send_batch_size, max_size its send_batch_max_size)",
-        ));
-    }
+    let Some(mut raw) = raw else { return Ok(d) };
+    let batch = match raw.batch.take() {
+        Some(batch) => Some(check_queue_batch(batch, &raw, path, ctx)?),
+        None => None,
+    };
     let storage = match &raw.storage {
         Some(name) => {
             Some(ComponentId::parse(name).map_err(|why| ctx.invalid(&path.key("storage"), why))?)
@@ -1415,6 +1432,82 @@ fn check_queue(
         block_on_overflow,
         drop_oldest_on_overflow,
         storage,
+        batch,
+    })
+}
+
+/// The most `flush_timeout` may be.
+const FLUSH_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+/// `sending_queue.batch`, as exporterhelper checks it: a positive `flush_timeout`, `max_size`
+/// 0 or at least `min_size`, a sizer of items (the default, or the queue's `sizer` when only
+/// that is given, as the Collector folds it); with the queue also in items, `min_size` at most
+/// `queue_size`.
+fn check_queue_batch(
+    raw: RawQueueBatch,
+    queue: &RawQueue,
+    queue_path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<QueueBatch, ConfigError> {
+    let path = &queue_path.key("batch");
+    if raw.partition.is_some() {
+        return Err(ctx.unsupported(
+            &path.key("partition"),
+            "batches partitioned by request metadata are not supported: tailgate does not \
+             carry client metadata to its exporters",
+        ));
+    }
+    let (sizer, sizer_path) = match (&raw.sizer, &queue.sizer) {
+        (Some(sizer), _) => (sizer.as_str(), path.key("sizer")),
+        (None, Some(sizer)) => (sizer.as_str(), queue_path.key("sizer")),
+        (None, None) => ("items", path.key("sizer")),
+    };
+    match sizer {
+        "items" => {}
+        "requests" => {
+            return Err(ctx.invalid(
+                &sizer_path,
+                "batches are sized in items or bytes, not requests (the Collector refuses it \
+                 too); set `batch.sizer: items`",
+            ))
+        }
+        "bytes" => {
+            return Err(ctx.unsupported(
+                &sizer_path,
+                "batches sized in bytes are not supported; size them in items",
+            ))
+        }
+        other => {
+            return Err(ctx.invalid(&sizer_path, format!("`{other}` is not a sizer; use items")))
+        }
+    }
+    let flush_timeout = match raw.flush_timeout {
+        None => Duration::from_millis(200),
+        Some(Dur(d)) if d.is_zero() => {
+            return Err(ctx.invalid(&path.key("flush_timeout"), "must be above 0"))
+        }
+        Some(Dur(d)) => duration_at_most(ctx, &path.key("flush_timeout"), d, FLUSH_TIMEOUT_MAX)?,
+    };
+    let min_size = raw.min_size.map_or(8192, |UInt(n)| n);
+    let max_size = raw.max_size.map_or(0, |UInt(n)| n);
+    if max_size > 0 && max_size < min_size {
+        return Err(ctx.invalid(
+            &path.key("max_size"),
+            format!("{max_size} is below min_size ({min_size}); give 0 (no limit) or more"),
+        ));
+    }
+    if let (Some("items"), Some(UInt(queue_size))) = (queue.sizer.as_deref(), queue.queue_size) {
+        if min_size > queue_size {
+            return Err(ctx.invalid(
+                &path.key("min_size"),
+                format!("{min_size} is more than the queue holds ({queue_size} items)"),
+            ));
+        }
+    }
+    Ok(QueueBatch {
+        flush_timeout,
+        min_size,
+        max_size,
     })
 }
 
@@ -1529,7 +1622,15 @@ pub(super) fn check_protocol(
         endpoint: Some(format!("placeholder:{BACKEND_PORT_DEFAULT}")),
         ..otlp
     };
-    check_otlp(otlp, &otlp_path, ctx)
+    let otlp = check_otlp(otlp, &otlp_path, ctx)?;
+    if otlp.sending_queue.batch.is_some() {
+        return Err(ctx.unsupported(
+            &otlp_path.key("sending_queue").key("batch"),
+            "batching per backend is not supported; batch in the pipeline (the `batch` \
+             processor) before the load balancer",
+        ));
+    }
+    Ok(otlp)
 }
 
 /// `resolver` of a load balancer (or of the tier): exactly one of `static` and `dns`;

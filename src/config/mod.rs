@@ -66,8 +66,8 @@ pub use connectors::{
 pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{
     BackendResolver, Compression, DebugExporter, Encoding, Exporter, Exporters,
-    LoadBalancingExporter, OtlpExporter, OtlpHttpExporter, QueueSizer, RetryOnFailure, RoutingKey,
-    SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
+    LoadBalancingExporter, OtlpExporter, OtlpHttpExporter, QueueBatch, QueueSizer, RetryOnFailure,
+    RoutingKey, SendingQueue, Verbosity, EXPORT_TIMEOUT_DEFAULT,
 };
 pub use extensions::{
     BasicAuth, BearerTokenAuth, BearerTokens, Credential, Extension, Extensions, HealthCheck,

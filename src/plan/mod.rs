@@ -557,6 +557,13 @@ impl PipelinePlan {
                 None => {}
             }
         }
+        let has_batch_processor = pipeline
+            .processors
+            .iter()
+            .any(|id| matches!(config.processors.by_id.get(id), Some(Processor::Batch(_))));
+        if let Some(settings) = exporter_batching(config, pipeline, has_batch_processor)? {
+            batch = settings;
+        }
         let sampling = match sampling {
             Some(config) => {
                 if config.num_shards > 1 {
@@ -780,6 +787,64 @@ fn memory_nodes(cpus: &[usize]) -> Result<Vec<usize>, StartError> {
             ))
         })?;
     Ok(nodes)
+}
+
+/// The pipeline batcher's settings from its exporters' `sending_queue.batch`, when the pipeline
+/// has no `batch` processor: tailgate batches once per pipeline, right before its exporters,
+/// which is where the Collector's exporter batching sits. The exporters that batch must agree;
+/// one that does not batch gets batches too (a warning says so). With a `batch` processor in the
+/// pipeline, the processor's settings stand (a warning says the exporter's add nothing).
+fn exporter_batching(
+    config: &Config,
+    pipeline: &config::Pipeline,
+    has_batch_processor: bool,
+) -> Result<Option<BatcherSettings>, StartError> {
+    let mut batching: Vec<(&config::ComponentId, config::QueueBatch)> = Vec::new();
+    let mut plain = Vec::new();
+    for id in &pipeline.exporters {
+        let queue = match config.exporters.by_id.get(id) {
+            Some(config::Exporter::Otlp(e)) => &e.sending_queue,
+            Some(config::Exporter::OtlpHttp(e)) => &e.sending_queue,
+            // Connectors, debug and the load balancer have no exporter batching.
+            _ => continue,
+        };
+        match queue.batch {
+            Some(batch) => batching.push((id, batch)),
+            None => plain.push(id.to_string()),
+        }
+    }
+    let Some(&(first_id, first)) = batching.first() else {
+        return Ok(None);
+    };
+    let name = pipeline.id.to_string();
+    if has_batch_processor {
+        tracing::warn!(
+            "pipeline {name}: its batch processor batches for every exporter; \
+             sending_queue.batch of exporter {first_id} adds nothing here (the Collector would \
+             batch a second time)"
+        );
+        return Ok(None);
+    }
+    if let Some((other, _)) = batching.iter().find(|(_, b)| *b != first) {
+        return Err(StartError::Unsupported(format!(
+            "pipeline {name}: exporters {first_id} and {other} batch differently \
+             (sending_queue.batch); tailgate batches once per pipeline, before its exporters: \
+             give them the same settings, or use the batch processor"
+        )));
+    }
+    if !plain.is_empty() {
+        tracing::warn!(
+            "pipeline {name}: exporter {first_id}'s sending_queue.batch batches the pipeline, so \
+             {} get(s) batches too",
+            plain.join(", ")
+        );
+    }
+    Ok(Some(BatcherSettings {
+        send_batch_size: first.min_size,
+        send_batch_max_size: first.max_size,
+        timeout: first.flush_timeout,
+        batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+    }))
 }
 
 /// A periodic reader: its client's settings (TLS files read), interval and bound.
