@@ -1417,10 +1417,21 @@ fn check_queue(
     };
     let queue_size = match raw.queue_size {
         Some(UInt(v)) => in_range(ctx, &path.key("queue_size"), v, 1, max)?,
-        // The Collector's default, 1000, is meant in batches; in items or bytes it would hold
-        // less than one batch, so a sizer other than requests wants its own size.
+        // The Collector's default, 1000, whatever the sizer; in items or bytes that is less than
+        // a batch of the default size, so the queue holds one batch at a time (one larger than
+        // the queue goes alone): loaded as the Collector loads it, with a warning.
         None if sizer != QueueSizer::Requests => {
-            return Err(ctx.missing(path, "queue_size"));
+            let unit = if sizer == QueueSizer::Items {
+                "items"
+            } else {
+                "bytes"
+            };
+            tracing::warn!(
+                "{}: no queue_size, so the Collector's default of 1000 {unit}: smaller than most \
+                 batches, so the queue holds one batch at a time; give queue_size in {unit}",
+                path.key("queue_size")
+            );
+            d.queue_size
         }
         None => d.queue_size,
     };
@@ -1496,7 +1507,10 @@ fn check_queue_batch(
             format!("{max_size} is below min_size ({min_size}); give 0 (no limit) or more"),
         ));
     }
-    if let (Some("items"), Some(UInt(queue_size))) = (queue.sizer.as_deref(), queue.queue_size) {
+    if queue.sizer.as_deref() == Some("items") {
+        let queue_size = queue
+            .queue_size
+            .map_or(SendingQueue::default().queue_size, |UInt(n)| n);
         if min_size > queue_size {
             return Err(ctx.invalid(
                 &path.key("min_size"),
