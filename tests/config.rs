@@ -2187,12 +2187,15 @@ exporters:
         "exporters.otlp.sending_queue.sizer",
         "`pages` is not a sizer; use requests, items or bytes",
     );
-    // 1000, the default, is meant in batches: a byte or item bound must be given.
-    let err = error(&queue("      sizer: bytes\n"));
+    // Left out, the Collector's 1000 whatever the sizer (with a warning: it holds about one
+    // batch at a time in items or bytes).
+    let config = parse(&queue("      sizer: bytes\n")).unwrap();
+    let Some(Exporter::Otlp(otlp)) = config.exporters.get(&id("otlp")) else {
+        panic!("no otlp exporter");
+    };
     assert_eq!(
-        err.path(),
-        Some("exporters.otlp.sending_queue.queue_size"),
-        "{err}"
+        (otlp.sending_queue.sizer, otlp.sending_queue.queue_size),
+        (QueueSizer::Bytes, 1000)
     );
     let err = error(&queue("      queue_size: 2000000\n"));
     assert_error(
@@ -3745,11 +3748,27 @@ fn the_telemetry_resource_takes_both_forms() {
     assert_eq!(get("team"), Some("obs"));
     assert_eq!(get("zone"), Some("eu-1"));
     assert!(get("service.version").is_some(), "a default kept");
-    let legacy = resource("      service.name: gateway-b\n      service.version: null\n").unwrap();
+    let legacy = resource(
+        "      service.name: gateway-b\n      service.version: null\n      \
+         service.instance.id: gw-b-1\n",
+    )
+    .unwrap();
     assert_eq!(
         legacy,
-        vec![("service.name".to_string(), "gateway-b".to_string())]
+        vec![
+            ("service.instance.id".to_string(), "gw-b-1".to_string()),
+            ("service.name".to_string(), "gateway-b".to_string())
+        ]
     );
+    // Left alone, the instance id is a random UUID, the same for the whole process.
+    let default = resource("      team: obs\n").unwrap();
+    let id = default
+        .iter()
+        .find(|(n, _)| n == "service.instance.id")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(id.len(), 36);
+    assert_eq!(resource("      team: obs\n").unwrap(), default);
     let err = resource("      detection/development:\n        detectors: [host]\n").unwrap_err();
     assert!(
         err.to_string()
@@ -4076,10 +4095,11 @@ service:
                 protocol: http/protobuf
                 endpoint: https://lgtm.example:4318
                 compression: gzip
-                headers_list: x-a=1,x-b=2
+                headers_list: x-a=1,x-b=2,authorization=Basic%20dXNlcjpwdw==;p=1
                 headers:
                   - name: x-b
                     value: three
+                  - name: x-skipped
         - periodic:
             exporter:
               otlp:
@@ -4103,15 +4123,50 @@ service:
     assert_eq!(http.interval, Duration::from_secs(15));
     assert_eq!(http.timeout, Duration::from_secs(10));
     assert!(http.gzip && http.tls.is_some());
+    // headers_list read as baggage: values percent-decoded, properties dropped; an entry of
+    // `headers` without a value skipped; `headers` wins for a name in both.
     assert_eq!(
         http.headers,
-        vec![("x-a".into(), "1".into()), ("x-b".into(), "three".into())]
+        vec![
+            ("x-a".into(), "1".into()),
+            ("authorization".into(), "Basic dXNlcjpwdw==".into()),
+            ("x-b".into(), "three".into())
+        ]
     );
     assert_eq!(grpc.endpoint, "collector:4317");
     assert!(grpc.tls.is_none(), "insecure: true is plaintext");
     assert_eq!(grpc.interval, Duration::from_secs(60));
     // The shorter of the reader's 30 s and the exporter's 40 s.
     assert_eq!(grpc.timeout, Duration::from_secs(30));
+
+    // A bare host:port for HTTP is https://, as the Collector normalizes it; 0 is the default.
+    let config = with(
+        "        - periodic:
+            interval: 0
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: lgtm.example:4318",
+    )
+    .unwrap();
+    let push = &config.service.telemetry.metrics.pushes[0];
+    assert_eq!(push.endpoint, "https://lgtm.example:4318/v1/metrics");
+    assert_eq!(push.interval, Duration::from_secs(60));
+    // A bad headers_list member is named by its place, its value never shown.
+    let err = with(
+        "        - periodic:
+            exporter:
+              otlp:
+                protocol: grpc
+                endpoint: c:4317
+                headers_list: x=1,Bearer s3cret",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("member 2 is not name=value"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("s3cret"), "{err}");
 
     let reader = |otlp: &str| {
         with(&format!(

@@ -522,10 +522,17 @@ fn the_telemetry_resource_is_target_info_and_initial_fields_are_on_every_log_lin
         .lines()
         .find(|l| l.starts_with("target_info{"))
         .unwrap_or_else(|| panic!("no target_info in:\n{page}"));
+    // service.instance.id is this process's random UUID, as the Collector sets it.
+    let (before, after) = line
+        .split_once(",service_instance_id=\"")
+        .unwrap_or_else(|| panic!("{line}"));
     assert_eq!(
-        line,
-        "target_info{deployment_environment=\"prod\",k8s_pod_uid=\"42\",service_name=\"edge-gateway\"} 1"
+        before,
+        "target_info{deployment_environment=\"prod\",k8s_pod_uid=\"42\""
     );
+    let (uuid, rest) = after.split_once('"').unwrap();
+    assert_eq!((uuid.len(), uuid.as_bytes()[14]), (36, b'4'), "{uuid}");
+    assert_eq!(rest, ",service_name=\"edge-gateway\"} 1");
     // The start-up lines (listening, shards up) are logged before the gateway is ready.
     let log = gateway.stderr();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -104,13 +104,45 @@ pub struct Telemetry {
     pub resource: Vec<(String, Option<String>)>,
 }
 
+/// This process's `service.instance.id`: a version 4 UUID from the kernel's random source,
+/// made once.
+fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::io::Read as _;
+        let mut bytes = [0u8; 16];
+        let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+        if read.is_err() {
+            // No random source: the time and the process id, which still differ by node.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            bytes[..12].copy_from_slice(&nanos.to_le_bytes()[..12]);
+            bytes[12..].copy_from_slice(&std::process::id().to_le_bytes());
+        }
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    })
+}
+
 /// The most `resource` attributes and `logs.initial_fields` (each goes on every scrape or
 /// every log line).
 pub const TELEMETRY_FIELDS_MAX: usize = 64;
 
 impl Telemetry {
-    /// The resource attributes of this gateway's telemetry: `service.name` (`tailgate`) and
-    /// `service.version`, with `resource` applied over them, in name order.
+    /// The resource attributes of this gateway's telemetry: `service.name` (`tailgate`),
+    /// `service.version` and `service.instance.id` (a random UUID for this process, as the
+    /// Collector sets one, so that pushed series of a fleet's nodes stay apart), with
+    /// `resource` applied over them, in name order.
     pub fn resource_attributes(&self) -> Vec<(String, String)> {
         let mut attributes = std::collections::BTreeMap::from([
             ("service.name".to_string(), "tailgate".to_string()),
@@ -118,6 +150,7 @@ impl Telemetry {
                 "service.version".to_string(),
                 env!("CARGO_PKG_VERSION").to_string(),
             ),
+            ("service.instance.id".to_string(), instance_id().to_string()),
         ]);
         for (name, value) in &self.resource {
             match value {
@@ -1071,10 +1104,11 @@ fn periodic_reader(
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<MetricsPush, ConfigError> {
+    // 0 is the default, as the SDK reads it.
     let millis =
         |key: &KeyPath, value: Option<UInt>, min: u64, max: u64, default: Duration| match value {
-            Some(UInt(ms)) => in_range(ctx, key, ms, min, max).map(Duration::from_millis),
-            None => Ok(default),
+            Some(UInt(ms)) if ms > 0 => in_range(ctx, key, ms, min, max).map(Duration::from_millis),
+            _ => Ok(default),
         };
     let interval = millis(
         &path.key("interval"),
@@ -1124,7 +1158,8 @@ fn periodic_reader(
     let Some(text) = otlp.endpoint.filter(|e| !e.is_empty()) else {
         return Err(ctx.missing(&at, "endpoint"));
     };
-    let bad_endpoint = |why: &str| ctx.invalid(&at.key("endpoint"), format!("`{text}`: {why}"));
+    // The endpoint is not echoed: it may carry credentials.
+    let bad_endpoint = |why: &str| ctx.invalid(&at.key("endpoint"), why.to_string());
     let (endpoint, secure) = match protocol {
         PushProtocol::Grpc => {
             let (secure, rest) = match text.split_once("://") {
@@ -1134,11 +1169,24 @@ fn periodic_reader(
                 None => (otlp.insecure != Some(true), text.as_str()),
             };
             let rest = rest.trim_end_matches('/');
-            Endpoint::parse(rest).map_err(|why| bad_endpoint(&why))?;
+            Endpoint::parse(rest).map_err(|_| {
+                bad_endpoint("not host:port, http://host:port or https://host:port")
+            })?;
             (rest.to_string(), secure)
         }
         PushProtocol::HttpProtobuf => {
-            let mut url = super::values::HttpUrl::parse(&text).map_err(|why| bad_endpoint(&why))?;
+            // A bare host:port is https://, or http:// with `insecure: true`, as the
+            // Collector normalizes it.
+            let full = if text.contains("://") {
+                text.clone()
+            } else if otlp.insecure == Some(true) {
+                format!("http://{text}")
+            } else {
+                format!("https://{text}")
+            };
+            let mut url = super::values::HttpUrl::parse(&full).map_err(|_| {
+                bad_endpoint("not an http:// or https:// URL (without user information or query)")
+            })?;
             let secure = url.scheme.as_str() == "https";
             // As otlpmetrichttp: the URL's path when it has one, `/v1/metrics` when not (a
             // bare `/` too, which Go would post to as written and no OTLP receiver serves).
@@ -1195,19 +1243,34 @@ fn periodic_reader(
         .as_deref()
         .filter(|l| !l.trim().is_empty())
     {
-        for pair in list.split(',') {
-            let Some((name, value)) = pair.split_once('=') else {
-                return Err(ctx.invalid(
-                    &at.key("headers_list"),
-                    format!("`{pair}` is not name=value"),
-                ));
-            };
-            headers.push((name.trim().to_string(), value.trim().to_string()));
+        // As W3C baggage, which otelconf parses it as: members split by `,`, each `name=value`
+        // with `;properties` dropped and the value percent-decoded. Errors name the member by
+        // its place only: values are often credentials.
+        for (i, member) in list.split(',').enumerate() {
+            let member = member.split(';').next().unwrap_or("");
+            let decoded = member.split_once('=').and_then(|(name, value)| {
+                let value =
+                    String::from_utf8(tailgate_wire::grpc::percent_decode(value.trim().as_bytes()))
+                        .ok()?;
+                Some((name.trim().to_string(), value))
+            });
+            match decoded {
+                Some((name, value)) if !name.is_empty() && !name.contains(' ') => {
+                    headers.push((name, value))
+                }
+                _ => {
+                    return Err(ctx.invalid(
+                        &at.key("headers_list"),
+                        format!("member {} is not name=value", i + 1),
+                    ))
+                }
+            }
         }
     }
-    for (i, pair) in otlp.headers.unwrap_or_default().into_iter().enumerate() {
+    for pair in otlp.headers.unwrap_or_default() {
+        // An entry without a value is skipped, as otelconf skips it.
         let (Some(name), Some(value)) = (pair.name, pair.value) else {
-            return Err(ctx.missing(&at.key("headers").index(i), "name and value"));
+            continue;
         };
         // `headers` wins over `headers_list`, as otelconf merges them.
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));

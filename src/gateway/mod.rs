@@ -177,7 +177,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     }
     // Each periodic reader pushes the self-metrics from a thread of its own; dropped at the end
     // of `run`, each pushes once more.
-    let mut pushers = Vec::new();
+    let mut pushers = crate::telemetry::Pushers::default();
     for push in plan.pushes.iter().cloned() {
         let Some(registry) = &registry else {
             tracing::warn!(
@@ -193,7 +193,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
             interval: push.interval,
             timeout: push.timeout,
         };
-        pushers.push(
+        pushers.0.push(
             crate::telemetry::MetricsPusher::start(
                 target,
                 registry.clone(),

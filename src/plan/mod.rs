@@ -907,6 +907,10 @@ fn pushes(config: &Config, tls: &mut Vec<Arc<dyn Reload>>) -> Result<Vec<PushPla
                 ..OtlpHttpSettings::default()
             }),
         };
+        // What only building the client checks (a proxy variable it cannot use): at start, as
+        // for every exporter, not in the reader's thread once running.
+        crate::export::OneShot::new(&settings)
+            .map_err(|err| StartError::Machine(format!("{label}: {err}")))?;
         out.push(PushPlan {
             label,
             settings,

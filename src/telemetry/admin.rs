@@ -362,6 +362,9 @@ fn route(method: &str, target: &str) -> Route {
 struct Timed {
     socket: TcpStream,
     until: Instant,
+    /// The same for writes: a client that takes the answer a few bytes at a time is cut off
+    /// when the answer's time is up, not only when one write stalls that long.
+    write_until: Instant,
 }
 
 impl Read for Timed {
@@ -375,6 +378,9 @@ impl Read for Timed {
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if Instant::now() >= self.write_until {
+            return Err(io::Error::from(ErrorKind::TimedOut));
+        }
         self.socket.write(buf)
     }
 
@@ -407,6 +413,11 @@ impl Client {
     /// Reads fail with `TimedOut` from `until` on.
     fn read_until(&mut self, until: Instant) {
         self.timed().until = until;
+    }
+
+    /// Writes fail with `TimedOut` from `until` on.
+    fn write_until(&mut self, until: Instant) {
+        self.timed().write_until = until;
     }
 
     /// Ends the response: TLS's `close_notify` first, then the socket's write side.
@@ -505,6 +516,8 @@ fn serve_connection(stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> i
     let timed = Timed {
         socket: stream,
         until: Instant::now() + Duration::from_millis(ADMIN_READ_TIMEOUT_MS),
+        // The handshake's writes are bounded with its reads; the answer's are set below.
+        write_until: Instant::now() + Duration::from_millis(ADMIN_READ_TIMEOUT_MS),
     };
     let mut stream = match &shared.tls {
         None => Client::Plain(timed),
@@ -602,6 +615,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared, bufs: &mut Buffers) -> i
     }
     response.extend_from_slice(b"Connection: close\r\n\r\n");
     response.extend_from_slice(bufs.body.as_bytes());
+    stream.write_until(Instant::now() + Duration::from_millis(WRITE_TIMEOUT_MS));
     stream.write_all(response)?;
     stream.flush()?;
 

@@ -92,7 +92,7 @@ pub use pipeline::{
     ExporterMetrics, ExporterSignalMetrics, ReceiverMetrics, ReceiverSignalMetrics,
     QUEUE_DISK_OPERATIONS,
 };
-pub use push::{MetricsPusher, PushTarget};
+pub use push::{MetricsPusher, PushTarget, Pushers};
 pub use registry::{
     CounterSuffix, HistogramPart, LateFamily, MetricType, PublishedRegistry, Registry,
     RegistryBuilder,

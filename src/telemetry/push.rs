@@ -5,8 +5,9 @@
 //! the shards, sending through the exporters' clients ([`crate::export::OneShot`]): TLS,
 //! proxies and compression as they are there. A push is bounded by the reader's timeout and not
 //! retried: the next interval sends fresh cumulative values. A push that fails is logged once,
-//! and once again when pushing works again. At shutdown a last push goes out, as the SDK's
-//! reader collects once more when it stops.
+//! and once again when pushing works again. At shutdown a last push goes out (every reader's at
+//! once, each within [`LAST_PUSH_MAX`] at most), as the SDK's reader collects once more when it
+//! stops.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,24 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 pub struct MetricsPusher {
     stop: Arc<AtomicBool>,
     thread: Option<ExecutorJoinHandle<()>>,
+}
+
+/// The most the last push, at shutdown, may take: a central that is down does not hold the
+/// process's exit for a reader's whole timeout.
+const LAST_PUSH_MAX: Duration = Duration::from_secs(5);
+
+/// Every periodic reader of the node; dropping it stops them all first, so their last pushes
+/// go out together, then waits for each.
+#[derive(Default)]
+pub struct Pushers(pub Vec<MetricsPusher>);
+
+impl Drop for Pushers {
+    fn drop(&mut self) {
+        for pusher in &self.0 {
+            pusher.stop();
+        }
+        self.0.clear();
+    }
 }
 
 /// What a reader pushes, where and how often.
@@ -65,9 +84,17 @@ impl MetricsPusher {
     }
 }
 
+impl MetricsPusher {
+    /// Tells the thread to push once more and end, without waiting for it: stopping every
+    /// reader first lets their last pushes go out together.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
 impl Drop for MetricsPusher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -108,15 +135,31 @@ async fn run(
             bytes: encoded.bytes.into(),
             items: encoded.points,
         };
-        let timeout = target.timeout;
-        let sent = futures_lite::future::or(
-            async { client.send(&batch).await.map_err(|e| e.to_string()) },
-            async {
-                glommio::timer::sleep(timeout).await;
-                Err(format!("no response within {timeout:?}"))
-            },
-        )
-        .await;
+        let timeout = if stopping {
+            target.timeout.min(LAST_PUSH_MAX)
+        } else {
+            target.timeout
+        };
+        let send = async { client.send(&batch).await.map_err(|e| e.to_string()) };
+        let deadline = async {
+            glommio::timer::sleep(timeout).await;
+            Err(format!("no response within {timeout:?}"))
+        };
+        // A regular push gives way to the stop signal, which makes the last one at once.
+        let stopped = async {
+            if stopping {
+                return std::future::pending().await;
+            }
+            while !stop.load(Ordering::Acquire) {
+                glommio::timer::sleep(STOP_POLL).await;
+            }
+            Err("stopped".to_string())
+        };
+        let sent =
+            futures_lite::future::or(send, futures_lite::future::or(deadline, stopped)).await;
+        if sent.as_ref().is_err_and(|e| e == "stopped") {
+            continue;
+        }
         match sent {
             Ok(_) if failing => {
                 failing = false;
@@ -124,7 +167,11 @@ async fn run(
             }
             Ok(_) => {}
             Err(err) => {
-                client.forget_connection();
+                if err.starts_with("no response within") {
+                    // The connection may be black-holed; the clients drop it themselves on
+                    // the errors that break one.
+                    client.forget_connection();
+                }
                 if !failing {
                     failing = true;
                     tracing::warn!(
