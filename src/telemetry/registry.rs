@@ -110,6 +110,24 @@ struct Family {
     late: Option<Arc<LateSeries>>,
 }
 
+impl Family {
+    /// Runs `each` over the family's series: those registered at start-up, then the late ones,
+    /// under their lock for the while.
+    fn each_series(&self, mut each: impl FnMut(&Series)) {
+        let late = self
+            .late
+            .as_ref()
+            .map(|late| late.series.lock().expect("late series lock"));
+        for series in self
+            .series
+            .iter()
+            .chain(late.iter().flat_map(|late| late.iter()))
+        {
+            each(series);
+        }
+    }
+}
+
 /// The series of a late family; see the module documentation.
 #[derive(Debug)]
 struct LateSeries {
@@ -575,14 +593,6 @@ impl Registry {
     pub fn render_prometheus(&self, out: &mut String) {
         for family in &self.families {
             let name = family.name.as_str();
-            let late = family
-                .late
-                .as_ref()
-                .map(|late| late.series.lock().expect("late series lock"));
-            let series = family
-                .series
-                .iter()
-                .chain(late.iter().flat_map(|late| late.iter()));
             match family.kind {
                 MetricType::Counter => {
                     let suffix = match self.counter_suffix {
@@ -591,28 +601,28 @@ impl Registry {
                     };
                     let full = format!("{name}{suffix}");
                     exposition::write_header(out, &full, &family.help, "counter");
-                    for s in series {
+                    family.each_series(|s| {
                         let value = match &s.cell {
                             Cell::Counter(c) => c.get(),
                             Cell::HistogramPart(h, HistogramPart::Count) => h.count(),
                             Cell::HistogramPart(h, HistogramPart::Sum) => h.sum(),
-                            Cell::Gauge(_) | Cell::Histogram(_) => continue,
+                            Cell::Gauge(_) | Cell::Histogram(_) => return,
                         };
                         exposition::write_sample(out, &full, "", &s.labels, "", value);
-                    }
+                    });
                 }
                 MetricType::Gauge => {
                     exposition::write_header(out, name, &family.help, "gauge");
-                    for s in series {
+                    family.each_series(|s| {
                         if let Cell::Gauge(g) = &s.cell {
                             exposition::write_sample(out, name, "", &s.labels, "", g.get());
                         }
-                    }
+                    });
                 }
                 MetricType::Histogram => {
                     exposition::write_header(out, name, &family.help, "histogram");
                     let mut le = String::new();
-                    for s in series {
+                    family.each_series(|s| {
                         if let Cell::Histogram(h) = &s.cell {
                             let snap = h.snapshot();
                             for (i, count) in snap.cumulative.iter().enumerate() {
@@ -631,7 +641,7 @@ impl Registry {
                             exposition::write_sample(out, name, "_sum", &s.labels, "", snap.sum);
                             exposition::write_sample(out, name, "_count", &s.labels, "", total);
                         }
-                    }
+                    });
                 }
             }
         }
@@ -641,15 +651,7 @@ impl Registry {
     /// its value now, in the order [`Registry::render_prometheus`] writes them.
     pub(crate) fn visit(&self, mut each: impl FnMut(&str, &str, MetricType, &str, Value<'_>)) {
         for family in &self.families {
-            let late = family
-                .late
-                .as_ref()
-                .map(|late| late.series.lock().expect("late series lock"));
-            let series = family
-                .series
-                .iter()
-                .chain(late.iter().flat_map(|late| late.iter()));
-            for s in series {
+            family.each_series(|s| {
                 let value = match (&s.cell, family.kind) {
                     (Cell::Counter(c), _) => Value::Number(c.get()),
                     (Cell::HistogramPart(h, HistogramPart::Count), _) => Value::Number(h.count()),
@@ -658,7 +660,7 @@ impl Registry {
                     (Cell::Histogram(h), _) => Value::Histogram(h.snapshot()),
                 };
                 each(&family.name, &family.help, family.kind, &s.labels, value);
-            }
+            });
         }
     }
 
