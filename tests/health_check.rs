@@ -289,9 +289,16 @@ fn periodic_readers_push_the_self_metrics_over_grpc_and_http() {
                 protocol: http/protobuf
                 endpoint: http://{http_at}
                 compression: gzip
+        - periodic:
+            interval: 200
+            exporter:
+              otlp:
+                protocol: grpc
+                endpoint: http://{nowhere}
 ",
         host = admin.ip(),
-        port = admin.port()
+        port = admin.port(),
+        nowhere = loopback(free_port()),
     );
     let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
     assert!(config.contains(&telemetry));
@@ -306,6 +313,30 @@ fn periodic_readers_push_the_self_metrics_over_grpc_and_http() {
         gateway.stderr()
     );
     assert_eq!(http_sink.requests_received(), 0);
+    // Counted per reader; the one with nothing listening fails, logged once.
+    let pushes = |reader: &str, outcome: &str| {
+        gateway.metric(
+            "tailgate_telemetry_pushes",
+            &[("reader", reader), ("outcome", outcome)],
+        )
+    };
+    assert!(pushes("0", "sent") >= 3.0);
+    assert_eq!(pushes("1", "sent"), 0.0);
+    assert!(
+        wait_for(Duration::from_secs(20), || pushes("2", "failed") >= 2.0),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(pushes("2", "sent"), 0.0);
+    assert_eq!(
+        gateway
+            .stderr()
+            .matches("pushing self-metrics failed")
+            .count(),
+        1,
+        "{}",
+        gateway.stderr()
+    );
     // Stopping pushes once more: the HTTP reader's one request is that last push, and it holds
     // the final counts.
     assert!(gateway.stop().success());

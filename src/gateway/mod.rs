@@ -139,6 +139,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         tls: tls_watched,
         reload_metrics,
         memory_gauges: (rss_gauge, overhead_gauge),
+        push_counters,
     } = register(&plan, None);
     reload_metrics.started();
     // Certificates rotated on disk are picked up by this thread; it stops when dropped, after
@@ -178,7 +179,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
     // Each periodic reader pushes the self-metrics from a thread of its own; dropped at the end
     // of `run`, each pushes once more.
     let mut pushers = crate::telemetry::Pushers::default();
-    for push in plan.pushes.iter().cloned() {
+    for (push, (sent, failed)) in plan.pushes.iter().cloned().zip(push_counters) {
         let Some(registry) = &registry else {
             tracing::warn!(
                 "{}: service.telemetry.metrics.level is none, so there are no self-metrics to \
@@ -192,6 +193,8 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
             settings: push.settings,
             interval: push.interval,
             timeout: push.timeout,
+            sent,
+            failed,
         };
         pushers.0.push(
             crate::telemetry::MetricsPusher::start(
@@ -398,6 +401,8 @@ pub(super) struct Registered {
     reload_metrics: reload::ReloadMetrics,
     /// The node's resident memory and the overhead its budget leaves room for.
     memory_gauges: (Gauge, Gauge),
+    /// Per periodic reader: its pushes sent and failed.
+    push_counters: Vec<(crate::telemetry::Counter, crate::telemetry::Counter)>,
 }
 
 /// Registers every shard's metric cells in one registry: before any shard starts, and again
@@ -466,6 +471,25 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
             )))
         })
         .collect();
+    let push_counters = (0..plan.pushes.len())
+        .map(|i| {
+            let help = "Number of times a periodic reader (service.telemetry.metrics.readers) \
+                        pushed the self-metrics: answered (outcome=sent) or not (outcome=failed; \
+                        the next interval sends fresh values).";
+            let reader = i.to_string();
+            let counter = |builder: &mut crate::telemetry::RegistryBuilder, outcome| {
+                builder.counter(
+                    "tailgate_telemetry_pushes",
+                    help,
+                    &[("reader", reader.as_str()), ("outcome", outcome)],
+                )
+            };
+            (
+                counter(&mut builder, "sent"),
+                counter(&mut builder, "failed"),
+            )
+        })
+        .collect();
     Registered {
         registry: builder.build(),
         telemetry,
@@ -473,5 +497,6 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
         tls,
         reload_metrics,
         memory_gauges,
+        push_counters,
     }
 }

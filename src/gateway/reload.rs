@@ -185,6 +185,8 @@ impl Reloader {
             reload_metrics,
             // The same cells as the first registration's, which the node's measurement sets.
             memory_gauges: _,
+            // The same too (a reload keeps the readers), which the readers count in.
+            push_counters: _,
         } = register(&plan, previous.as_deref());
         let exporter_names = Arc::new(exporter_names);
         for (shard, cells) in telemetry.into_iter().enumerate() {

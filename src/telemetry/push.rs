@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
+use super::cell::Counter;
 use super::otlp::export_request;
 use super::registry::PublishedRegistry;
 use crate::export::{Batch, ExporterSettings, OneShot};
@@ -57,6 +58,10 @@ pub struct PushTarget {
     pub interval: Duration,
     /// The bound on one push.
     pub timeout: Duration,
+    /// `tailgate_telemetry_pushes{outcome="sent"}`.
+    pub sent: Counter,
+    /// `tailgate_telemetry_pushes{outcome="failed"}`.
+    pub failed: Counter,
 }
 
 impl MetricsPusher {
@@ -159,6 +164,10 @@ async fn run(
             futures_lite::future::or(send, futures_lite::future::or(deadline, stopped)).await;
         if sent.as_ref().is_err_and(|e| e == "stopped") {
             continue;
+        }
+        match &sent {
+            Ok(_) => target.sent.inc(),
+            Err(_) => target.failed.inc(),
         }
         match sent {
             Ok(_) if failing => {
