@@ -548,34 +548,11 @@ fn the_telemetry_resource_is_target_info_and_initial_fields_are_on_every_log_lin
 /// `use_internal_logger: true`, as the Collector's prints through its logger.
 #[test]
 fn the_debug_exporter_prints_where_use_internal_logger_says() {
-    let (grpc, http, admin) = (
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-    );
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-exporters:
-  debug/out:
-  debug/log:
-    use_internal_logger: true
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [debug/out, debug/log]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0]
-"
+    let (config, grpc, http, admin) = common::gateway::pipeline_config(
+        "traces",
+        false,
+        "  debug/out:\n  debug/log:\n    use_internal_logger: true\n",
+        "debug/out, debug/log",
     );
     let stdout = std::env::temp_dir().join(format!("tailgate-debug-out-{}", std::process::id()));
     let file = std::fs::File::create(&stdout).unwrap();
@@ -610,35 +587,13 @@ shards:
 #[test]
 fn an_otlphttp_exporter_with_only_a_logs_url_sends_logs_there() {
     let (sink, _, sink_http) = start_sink();
-    let (free_port, loopback) = (common::gateway::free_port, common::gateway::loopback);
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-exporters:
-  otlphttp:
-    logs_endpoint: http://{sink_http}/v1/logs
-    compression: none
-service:
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [otlphttp]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0]
-"
+    let (config, grpc, http, admin) = common::gateway::pipeline_config(
+        "logs",
+        false,
+        &format!(
+            "  otlphttp:\n    logs_endpoint: http://{sink_http}/v1/logs\n    compression: none\n"
+        ),
+        "otlphttp",
     );
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     let request = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {

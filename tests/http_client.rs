@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::gateway::{start_sink, traces_config, wait_for, Gateway, Relay};
+use common::gateway::{pipeline_config, start_sink, traces_config, wait_for, Gateway, Relay};
 
 fn start(pool: &str, upstream: std::net::SocketAddr) -> Gateway {
     let exporter = format!("  otlphttp:\n    endpoint: http://{upstream}\n{pool}");
@@ -80,39 +80,16 @@ fn the_otlphttp_pool_follows_confighttps_keepalive_keys() {
 #[test]
 fn an_exporters_sending_queue_batch_batches_its_pipeline() {
     let (sink, sink_grpc, _) = start_sink();
-    let (grpc, http, admin) = (
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-        common::gateway::loopback(common::gateway::free_port()),
-    );
     // No batch processor: the exporter's own batching, as the Collector's newer configurations
     // write it, holds the spans until it has min_size of them (the flush timeout is far off).
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: {http}
-exporters:
-  otlp:
-    endpoint: {sink_grpc}
-    tls:
-      insecure: true
-    sending_queue:
-      batch:
-        flush_timeout: 60s
-        min_size: 3
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlp]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0]
-"
+    let (config, grpc, http, admin) = pipeline_config(
+        "traces",
+        false,
+        &format!(
+            "  otlp:\n    endpoint: {sink_grpc}\n    tls:\n      insecure: true\n    \
+             sending_queue:\n      batch:\n        flush_timeout: 60s\n        min_size: 3\n"
+        ),
+        "otlp",
     );
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     gateway.post_one_span(10, 1);

@@ -532,31 +532,44 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
-/// A one-shard gateway's configuration, OTLP/HTTP in, whose traces go to `exporter` (YAML for the one
-/// exporter `id`, indented by 2).
-pub fn traces_config(id: &str, exporter: &str) -> (String, SocketAddr, SocketAddr, SocketAddr) {
+/// A one-shard gateway's configuration on fresh loopback ports, OTLP/gRPC and OTLP/HTTP in,
+/// with one `signal` pipeline (through a `batch` processor of 20 ms with `batch`) to the
+/// exporters `ids`, defined by `exporters` (YAML indented by 2); returns it with its gRPC, HTTP
+/// and admin addresses.
+pub fn pipeline_config(
+    signal: &str,
+    batch: bool,
+    exporters: &str,
+    ids: &str,
+) -> (String, SocketAddr, SocketAddr, SocketAddr) {
     let (grpc, http, admin) = (
         loopback(free_port()),
         loopback(free_port()),
         loopback(free_port()),
     );
+    let (section, names) = if batch {
+        (
+            "processors:\n  batch:\n    timeout: 20ms\n",
+            "      processors: [batch]\n",
+        )
+    } else {
+        ("", "")
+    };
     let config = format!(
         "receivers:
   otlp:
     protocols:
+      grpc:
+        endpoint: {grpc}
       http:
         endpoint: {http}
-processors:
-  batch:
-    timeout: 20ms
-exporters:
-{exporter}
+{section}exporters:
+{exporters}
 service:
   pipelines:
-    traces:
+    {signal}:
       receivers: [otlp]
-      processors: [batch]
-      exporters: [{id}]
+{names}      exporters: [{ids}]
   telemetry:
     metrics:
       address: {admin}
@@ -565,6 +578,11 @@ shards:
 "
     );
     (config, grpc, http, admin)
+}
+
+/// [`pipeline_config`] for traces, batched within 20 ms, to the one exporter `id`.
+pub fn traces_config(id: &str, exporter: &str) -> (String, SocketAddr, SocketAddr, SocketAddr) {
+    pipeline_config("traces", true, exporter, id)
 }
 
 /// A TCP relay in front of the sink that can stop reading from the gateway (`paused`: the
