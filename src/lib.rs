@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod io;
 pub mod lifecycle;
 pub(crate) mod memory;
+pub mod metadata;
 pub mod notify;
 pub mod ottl;
 mod plan;

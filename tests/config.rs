@@ -122,6 +122,8 @@ fn gateway_config_loads_with_every_field_in_place() {
             send_batch_size: 10_000,
             send_batch_max_size: Some(11_000),
             timeout: Duration::from_secs(10),
+            metadata_keys: Vec::new(),
+            metadata_cardinality_limit: 1000,
         }))
     );
     assert_eq!(
@@ -130,6 +132,8 @@ fn gateway_config_loads_with_every_field_in_place() {
             send_batch_size: SEND_BATCH_SIZE_DEFAULT,
             send_batch_max_size: None,
             timeout: BATCH_TIMEOUT_DEFAULT,
+            metadata_keys: Vec::new(),
+            metadata_cardinality_limit: 1000,
         }))
     );
 
@@ -518,6 +522,7 @@ receivers:
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
             keepalive: tailgate::ingest::keepalive::Keepalive::default(),
             tls: None,
+            include_metadata: false,
         })
     );
     assert_eq!(otlp.http, None);
@@ -667,6 +672,8 @@ service:
             send_batch_size: 8192,
             send_batch_max_size: None,
             timeout: Duration::from_millis(200),
+            metadata_keys: Vec::new(),
+            metadata_cardinality_limit: 1000,
         }))
     );
     assert_eq!(

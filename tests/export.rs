@@ -127,6 +127,7 @@ fn traces_batch(spans: usize, service: &str) -> Batch {
         signal: Signal::Traces,
         bytes: Bytes::from(traces_request(spans, service)),
         items: spans as u64,
+        metadata: Default::default(),
     }
 }
 
@@ -558,8 +559,14 @@ fn grpc_batches_arrive_as_the_concatenation_with_headers() {
         .unwrap();
         let pipeline = Pipeline::new(batcher, vec![exporter]);
         let (a, b) = (traces_request(6, "a"), traces_request(6, "b"));
-        pipeline.push(Signal::Traces, &a, 6).await.unwrap();
-        pipeline.push(Signal::Traces, &b, 6).await.unwrap();
+        pipeline
+            .push(Signal::Traces, &a, 6, &Default::default())
+            .await
+            .unwrap();
+        pipeline
+            .push(Signal::Traces, &b, 6, &Default::default())
+            .await
+            .unwrap();
         pipeline.shutdown(soon()).await;
 
         let calls = upstream.calls.borrow();
@@ -615,6 +622,7 @@ fn grpc_gzip_and_zstd_bodies_decode_to_the_batch() {
             signal: Signal::Logs,
             bytes: Bytes::from(logs_request(40)),
             items: 40,
+            metadata: Default::default(),
         };
         for (compression, batch) in [
             (Compression::Gzip, traces.clone()),
@@ -1119,7 +1127,10 @@ fn a_full_exporter_does_not_delay_the_others_copy_of_a_batch() {
         let pipeline = Rc::new(Pipeline::new(batcher, vec![slow.clone(), fast.clone()]));
         for i in 0..2 {
             let request = traces_request(1, &format!("p{i}"));
-            pipeline.push(Signal::Traces, &request, 1).await.unwrap();
+            pipeline
+                .push(Signal::Traces, &request, 1, &Default::default())
+                .await
+                .unwrap();
             glommio::timer::sleep(Duration::from_millis(30)).await;
         }
         // The slow one has one batch in flight and one queued: the third waits for it...
@@ -1127,7 +1138,10 @@ fn a_full_exporter_does_not_delay_the_others_copy_of_a_batch() {
             let pipeline = pipeline.clone();
             glommio::spawn_local(async move {
                 let request = traces_request(1, "p2");
-                pipeline.push(Signal::Traces, &request, 1).await.unwrap();
+                pipeline
+                    .push(Signal::Traces, &request, 1, &Default::default())
+                    .await
+                    .unwrap();
             })
         };
         glommio::timer::sleep(Duration::from_millis(100)).await;
@@ -1232,8 +1246,14 @@ fn pipeline_flushes_on_timeout_and_refuses_after_close() {
         let pipeline = Pipeline::new(batcher, vec![exporter]);
         let request = traces_request(3, "t");
         let pushed = Instant::now();
-        pipeline.push(Signal::Traces, &request, 3).await.unwrap();
-        pipeline.push(Signal::Traces, &request, 3).await.unwrap();
+        pipeline
+            .push(Signal::Traces, &request, 3, &Default::default())
+            .await
+            .unwrap();
+        pipeline
+            .push(Signal::Traces, &request, 3, &Default::default())
+            .await
+            .unwrap();
         glommio::timer::sleep(Duration::from_millis(400)).await;
         {
             let calls = upstream.calls.borrow();
@@ -1241,12 +1261,17 @@ fn pipeline_flushes_on_timeout_and_refuses_after_close() {
             assert!(calls[0].at - pushed >= Duration::from_millis(100));
             assert_eq!(calls[0].body, [&request[..], &request[..]].concat());
         }
-        pipeline.push(Signal::Traces, &request, 3).await.unwrap();
+        pipeline
+            .push(Signal::Traces, &request, 3, &Default::default())
+            .await
+            .unwrap();
         pipeline.shutdown(soon()).await;
         assert_eq!(upstream.calls.borrow().len(), 2, "close flushed the rest");
         assert_eq!(recorder.sent_items(), 9);
         assert_eq!(
-            pipeline.push(Signal::Traces, &request, 3).await,
+            pipeline
+                .push(Signal::Traces, &request, 3, &Default::default())
+                .await,
             Err(PipelineClosed)
         );
     });
@@ -1262,6 +1287,7 @@ fn debug_exporter_counts_what_it_prints() {
             signal: Signal::Traces,
             bytes: Bytes::from_static(&[0x0a, 0x09]),
             items: 1,
+            metadata: Default::default(),
         };
         exporter.submit(invalid).await.unwrap();
         assert_eq!(recorder.sent_items(), 2);

@@ -73,6 +73,7 @@ fn send_with_own_client(endpoint: SocketAddr, requests: Vec<(Vec<u8>, u64)>) -> 
                         signal: Signal::Traces,
                         bytes: Bytes::from(bytes),
                         items,
+                        metadata: Default::default(),
                     })
                     .await
                     .expect("submit");

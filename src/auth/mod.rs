@@ -29,6 +29,7 @@
 
 mod client;
 pub mod compare;
+mod headers;
 mod htpasswd;
 mod server;
 mod setup;
@@ -36,6 +37,7 @@ mod tokens;
 mod watch;
 
 pub use client::{check_basic_password, check_basic_username, AuthHeader, ClientAuth};
+pub use headers::HeaderSetter;
 pub use htpasswd::{
     Htpasswd, HtpasswdError, HtpasswdErrorKind, PasswordHash, BCRYPT_COST_MAX, HTPASSWD_BYTES_MAX,
 };

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::client::ClientAuth;
+use super::headers::HeaderSetter;
 use super::htpasswd::{Htpasswd, HTPASSWD_BYTES_MAX};
 use super::server::ServerAuth;
 use super::tokens::{read_token_file, tokens_of, TokenCell};
@@ -40,6 +41,7 @@ impl std::error::Error for SetupError {}
 pub struct Authenticators {
     servers: BTreeMap<ComponentId, Arc<ServerAuth>>,
     clients: BTreeMap<ComponentId, ClientAuth>,
+    setters: BTreeMap<ComponentId, Arc<HeaderSetter>>,
     watched: Vec<WatchedFile>,
 }
 
@@ -98,6 +100,10 @@ impl Authenticators {
                         .clients
                         .insert(id.clone(), ClientAuth::basic_from(&name, cell));
                 }
+                Extension::HeadersSetter(config) => {
+                    let setter = HeaderSetter::new(&name, config).map_err(error)?;
+                    built.setters.insert(id.clone(), Arc::new(setter));
+                }
                 // Served by the gateway beside the admin endpoint, or not at all: no
                 // authenticators.
                 Extension::HealthCheck(_) | Extension::FileStorage(_) | Extension::Unserved(_) => {}
@@ -114,6 +120,11 @@ impl Authenticators {
     /// The client side of extension `id`, when it has one and is enabled.
     pub fn client(&self, id: &ComponentId) -> Option<ClientAuth> {
         self.clients.get(id).cloned()
+    }
+
+    /// The `headers_setter` extension `id`, when it is one and is enabled.
+    pub fn setter(&self, id: &ComponentId) -> Option<Arc<HeaderSetter>> {
+        self.setters.get(id).cloned()
     }
 
     /// The token files the watcher follows.

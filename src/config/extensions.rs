@@ -55,6 +55,7 @@ use serde::Deserialize;
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::exporters::{Exporter, Exporters};
+use super::headers_setter::{self, HeadersSetter, RawHeadersSetter};
 use super::locate::{has_key, Target};
 use super::receivers::{RawAuth, Receiver, Receivers};
 use super::scalar::{Dur, UInt};
@@ -82,6 +83,12 @@ impl Secret {
     /// The credential itself.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
     }
 }
 
@@ -116,6 +123,8 @@ pub enum Extension {
     HealthCheck(HealthCheck),
     /// `file_storage`: a directory for persistent sending queues.
     FileStorage(FileStorage),
+    /// `headers_setter`: headers on exporters' requests, fixed or from client metadata.
+    HeadersSetter(HeadersSetter),
     /// `pprof` or `zpages` (the kind): the Collector's debugging endpoints, accepted so that a
     /// Collector configuration loads, and not served (start-up warns when one is enabled).
     Unserved(String),
@@ -263,13 +272,17 @@ impl Extension {
     pub fn authenticates(&self) -> bool {
         matches!(
             self,
-            Extension::BearerTokenAuth(_) | Extension::BasicAuth(_)
+            Extension::BearerTokenAuth(_) | Extension::BasicAuth(_) | Extension::HeadersSetter(_)
         )
     }
 
     /// Whether a receiver can use it.
     pub fn serves(&self) -> bool {
-        self.authenticates() && !matches!(self, Extension::BasicAuth(BasicAuth::Client { .. }))
+        self.authenticates()
+            && !matches!(
+                self,
+                Extension::BasicAuth(BasicAuth::Client { .. }) | Extension::HeadersSetter(_)
+            )
     }
 
     /// Whether an exporter can use it.
@@ -283,7 +296,10 @@ impl Extension {
         match self {
             Extension::BearerTokenAuth(bearer) => &bearer.header,
             Extension::BasicAuth(_) => "Authorization",
-            Extension::HealthCheck(_) | Extension::FileStorage(_) | Extension::Unserved(_) => "",
+            Extension::HealthCheck(_)
+            | Extension::FileStorage(_)
+            | Extension::HeadersSetter(_)
+            | Extension::Unserved(_) => "",
         }
     }
 }
@@ -293,6 +309,7 @@ pub(crate) enum RawExtension {
     BasicAuth(RawBasic),
     HealthCheck(RawHealthCheck),
     FileStorage(RawFileStorage),
+    HeadersSetter(RawHeadersSetter),
     Unserved(String),
     Unknown,
 }
@@ -309,6 +326,9 @@ impl RawComponent for RawExtension {
             }
             "file_storage" => {
                 RawExtension::FileStorage(Option::deserialize(d)?.unwrap_or_default())
+            }
+            "headers_setter" => {
+                RawExtension::HeadersSetter(Option::deserialize(d)?.unwrap_or_default())
             }
             "pprof" | "zpages" => {
                 IgnoredAny::deserialize(d)?;
@@ -396,8 +416,8 @@ struct RawClientAuth {
 fn unknown_kind(kind: &str) -> String {
     format!(
         "extension type `{kind}` is not supported; tailgate has the authenticators \
-         `bearertokenauth` and `basicauth`, `health_check`, and `file_storage` for persistent \
-         sending queues; it accepts `pprof` and \
+         `bearertokenauth` and `basicauth`, `headers_setter` for exporters' headers, \
+         `health_check`, and `file_storage` for persistent sending queues; it accepts `pprof` and \
          `zpages` without serving them (and serves /healthz, /readyz and /metrics itself on \
          service.telemetry.metrics.address)"
     )
@@ -422,6 +442,9 @@ pub(crate) fn check(
             }
             RawExtension::FileStorage(raw) => {
                 Extension::FileStorage(check_file_storage(raw, &path, ctx)?)
+            }
+            RawExtension::HeadersSetter(raw) => {
+                Extension::HeadersSetter(headers_setter::check(raw, &path, ctx)?)
             }
             RawExtension::Unserved(kind) => Extension::Unserved(kind),
             RawExtension::Unknown => return Err(ctx.unsupported(&path, unknown_kind(&id.kind))),
@@ -864,8 +887,14 @@ pub(crate) fn check_references(
         let Some(auth) = auth else { continue };
         let at = path.key("auth").key("authenticator");
         let extension = resolve(auth, Side::Client, extensions, enabled, &at, ctx)?;
-        let header = extension.header();
-        if let Some(name) = headers.keys().find(|n| n.eq_ignore_ascii_case(header)) {
+        let set = match extension {
+            Extension::HeadersSetter(setter) => headers_setter::names(setter),
+            other => [other.header().to_ascii_lowercase()].into_iter().collect(),
+        };
+        if let Some(name) = headers
+            .keys()
+            .find(|n| set.contains(&n.to_ascii_lowercase()))
+        {
             return Err(ctx.error(
                 &path.key("headers").key(name.as_str()),
                 Target::Key,
@@ -907,10 +936,16 @@ fn resolve<'a>(
     }
     if !extension.authenticates() {
         return Err(reference(format!(
-            "`{id}` is not an authenticator (bearertokenauth or basicauth)"
+            "`{id}` is not an authenticator (bearertokenauth, basicauth or headers_setter)"
         )));
     }
     match side {
+        Side::Server if matches!(extension, Extension::HeadersSetter(_)) => {
+            Err(reference(format!(
+                "`{id}` is a headers_setter, which sets headers on an exporter's requests; a \
+             receiver needs a basicauth extension with `htpasswd`, or a bearertokenauth"
+            )))
+        }
         Side::Server if !extension.serves() => Err(reference(format!(
             "`{id}` has `client_auth`, which signs an exporter's requests; a receiver needs a \
              basicauth extension with `htpasswd`, or a bearertokenauth"

@@ -40,6 +40,7 @@ mod error;
 mod exporters;
 mod extensions;
 mod feature_gates;
+mod headers_setter;
 mod locate;
 mod processors;
 mod receivers;
@@ -75,6 +76,9 @@ pub use extensions::{
     HEALTH_CHECK_ENDPOINT_DEFAULT,
 };
 pub use feature_gates::{FeatureGates, UnknownGate, COUNT_SPANS_SAMPLED, USE_TRACESTATE};
+pub use headers_setter::{
+    HeaderAction, HeaderEntry, HeaderSource, HeadersSetter, HEADERS_SETTER_ENTRIES_MAX,
+};
 pub use processors::{
     BatchProcessor, MemoryLimit, MemoryLimiter, Processor, Processors, BATCH_TIMEOUT_DEFAULT,
     SEND_BATCH_SIZE_DEFAULT,

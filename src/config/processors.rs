@@ -26,6 +26,10 @@ pub const SEND_BATCH_SIZE_MAX: u32 = 1 << 20;
 pub const BATCH_TIMEOUT_DEFAULT: Duration = Duration::from_millis(200);
 /// The longest batch `timeout`: data waits at most this long for company.
 pub const BATCH_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// `metadata_cardinality_limit` when not given: the Collector's.
+pub const METADATA_CARDINALITY_LIMIT_DEFAULT: u32 = 1000;
+/// The most `metadata_keys` one `batch` processor takes.
+pub const METADATA_KEYS_MAX: usize = 32;
 /// The longest `memory_limiter.check_interval`.
 pub const CHECK_INTERVAL_MAX: Duration = Duration::from_secs(600);
 /// The largest `memory_limiter.limit_mib` (16 TiB).
@@ -67,6 +71,12 @@ pub struct BatchProcessor {
     pub send_batch_max_size: Option<u32>,
     /// Time after which a batch is sent regardless of size (default 200ms; 0 sends at once).
     pub timeout: Duration,
+    /// `metadata_keys`: the client metadata keys whose values batch apart (lower-case, sorted;
+    /// empty: one batcher, as in the Collector). See `crate::metadata`.
+    pub metadata_keys: Vec<String>,
+    /// `metadata_cardinality_limit`: the most combinations of `metadata_keys`' values admitted
+    /// on the node (default 1000; 0: no limit).
+    pub metadata_cardinality_limit: u32,
 }
 
 /// `memory_limiter`: refuses data when memory use nears a limit.
@@ -130,6 +140,8 @@ pub(crate) struct RawBatch {
     send_batch_size: Option<UInt>,
     send_batch_max_size: Option<UInt>,
     timeout: Option<Dur>,
+    metadata_keys: Option<Vec<String>>,
+    metadata_cardinality_limit: Option<UInt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -224,10 +236,48 @@ fn check_batch(
         Some(Dur(d)) => duration_at_most(ctx, &path.key("timeout"), d, BATCH_TIMEOUT_MAX)?,
         None => BATCH_TIMEOUT_DEFAULT,
     };
+    let keys_path = path.key("metadata_keys");
+    let raw_keys = raw.metadata_keys.unwrap_or_default();
+    if raw_keys.len() > METADATA_KEYS_MAX {
+        return Err(ctx.invalid(
+            &keys_path,
+            format!(
+                "{} keys; at most {METADATA_KEYS_MAX} are allowed",
+                raw_keys.len()
+            ),
+        ));
+    }
+    let mut metadata_keys: Vec<String> = Vec::with_capacity(raw_keys.len());
+    for key in raw_keys {
+        let lower = key.to_ascii_lowercase();
+        if lower.is_empty() {
+            return Err(ctx.invalid(&keys_path, "an empty key names no metadata"));
+        }
+        if metadata_keys.contains(&lower) {
+            return Err(ctx.invalid(
+                &keys_path,
+                format!("duplicate entry in metadata_keys: {lower:?} (case-insensitive)"),
+            ));
+        }
+        metadata_keys.push(lower);
+    }
+    metadata_keys.sort();
+    let metadata_cardinality_limit = match raw.metadata_cardinality_limit {
+        Some(UInt(v)) => in_range(
+            ctx,
+            &path.key("metadata_cardinality_limit"),
+            v,
+            0,
+            u64::from(u32::MAX),
+        )? as u32,
+        None => METADATA_CARDINALITY_LIMIT_DEFAULT,
+    };
     Ok(BatchProcessor {
         send_batch_size,
         send_batch_max_size,
         timeout,
+        metadata_keys,
+        metadata_cardinality_limit,
     })
 }
 

@@ -137,6 +137,9 @@ pub struct GrpcReceiver {
     pub keepalive: Keepalive,
     /// `tls`: TLS (and mTLS with `client_ca_file`); `None`: plaintext.
     pub tls: Option<TlsServerSettings>,
+    /// `include_metadata`: the request's headers go with its data as client metadata (see
+    /// `crate::metadata`).
+    pub include_metadata: bool,
 }
 
 /// `protocols.http`: OTLP/HTTP.
@@ -169,6 +172,9 @@ pub struct HttpReceiver {
     pub keep_alives: bool,
     /// `response_headers`: sent on every response (by name, in byte order).
     pub response_headers: Vec<(String, String)>,
+    /// `include_metadata`: the request's headers go with its data as client metadata (see
+    /// `crate::metadata`).
+    pub include_metadata: bool,
 }
 
 /// `protocols.http.cors`, as confighttp reads it.
@@ -232,6 +238,7 @@ struct RawGrpc {
     keepalive: Option<RawKeepalive>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
+    include_metadata: Option<bool>,
     /// configgrpc's buffer sizes for grpc-go's transport: accepted, so the Collector's
     /// configurations load, with no effect (the receive path reads through io_uring into
     /// buffers of its own; docs/CONFIGURATION.md).
@@ -288,6 +295,7 @@ struct RawHttp {
     cors: Option<RawCors>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
+    include_metadata: Option<bool>,
     /// confignet's transport, squashed into confighttp's server settings: `tcp` only.
     transport: Option<String>,
 }
@@ -466,6 +474,7 @@ fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceive
         max_concurrent_streams,
         keepalive,
         tls,
+        include_metadata: raw.include_metadata.unwrap_or(false),
     })
 }
 
@@ -702,6 +711,7 @@ fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceive
         tls,
         keep_alives,
         response_headers,
+        include_metadata: raw.include_metadata.unwrap_or(false),
     })
 }
 

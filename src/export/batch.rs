@@ -32,6 +32,8 @@ use bytes::Bytes;
 
 use tailgate_wire::Signal;
 
+use crate::metadata::Metadata;
+
 /// Default bound on a batch's encoded size: large enough that batches are bounded by items in
 /// practice, small enough that a queue of them has a predictable footprint and that it stays
 /// under common upstream limits on request size (gRPC servers often refuse more than 4–16 MiB).
@@ -49,6 +51,9 @@ pub struct Batch {
     /// Spans, metric data points or log records in the batch, counted as the Collector counts
     /// them.
     pub items: u64,
+    /// The client metadata every merged request carried (see [`crate::metadata`]); none for
+    /// most pipelines.
+    pub metadata: Metadata,
 }
 
 /// The `batch` processor's settings, with the Collector's names and defaults.
@@ -147,6 +152,9 @@ impl Pending {
 pub struct Batcher {
     settings: BatcherSettings,
     pending: [Pending; 3],
+    /// What every batch it hands out carries: the metadata of its partition (see
+    /// [`super::partition`]).
+    metadata: Metadata,
 }
 
 impl Batcher {
@@ -156,7 +164,19 @@ impl Batcher {
         Ok(Batcher {
             settings,
             pending: Default::default(),
+            metadata: Metadata::none(),
         })
+    }
+
+    /// The batcher of one partition: every batch it hands out carries `metadata`.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Batcher {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Whether nothing is pending, for any signal.
+    pub fn is_idle(&self) -> bool {
+        self.pending.iter().all(Pending::is_empty)
     }
 
     /// The settings this batcher was made with.
@@ -184,6 +204,7 @@ impl Batcher {
                 signal,
                 bytes: Bytes::copy_from_slice(bytes),
                 items,
+                metadata: self.metadata.clone(),
             });
             return;
         }
@@ -194,13 +215,14 @@ impl Batcher {
         let overflows = (max_items != 0 && pending.items + items > max_items)
             || pending.bytes.len() + bytes.len() > settings.batch_bytes_max;
         if overflows && !pending.is_empty() {
-            out.push(take(signal, pending));
+            out.push(take(signal, pending, &self.metadata));
         }
         if alone_too_big {
             out.push(Batch {
                 signal,
                 bytes: Bytes::copy_from_slice(bytes),
                 items,
+                metadata: self.metadata.clone(),
             });
             return;
         }
@@ -217,7 +239,7 @@ impl Batcher {
         pending.bytes.extend_from_slice(bytes);
         pending.items += items;
         if settings.send_batch_size != 0 && pending.items >= settings.send_batch_size {
-            out.push(take(signal, pending));
+            out.push(take(signal, pending, &self.metadata));
         }
     }
 
@@ -235,7 +257,7 @@ impl Batcher {
         let timeout = self.settings.timeout;
         for (signal, pending) in Signal::ALL.into_iter().zip(self.pending.iter_mut()) {
             if pending.first_at.is_some_and(|first| first + timeout <= now) {
-                out.push(take(signal, pending));
+                out.push(take(signal, pending, &self.metadata));
             }
         }
     }
@@ -244,7 +266,7 @@ impl Batcher {
     pub fn flush_all(&mut self, out: &mut Vec<Batch>) {
         for (signal, pending) in Signal::ALL.into_iter().zip(self.pending.iter_mut()) {
             if !pending.is_empty() {
-                out.push(take(signal, pending));
+                out.push(take(signal, pending, &self.metadata));
             }
         }
     }
@@ -262,13 +284,14 @@ impl Batcher {
 
 /// Hands out the pending batch. `Bytes::from(Vec)` keeps the vector's allocation, so the merged
 /// bytes are copied once, when they were appended.
-fn take(signal: Signal, pending: &mut Pending) -> Batch {
+fn take(signal: Signal, pending: &mut Pending, metadata: &Metadata) -> Batch {
     let bytes = std::mem::take(&mut pending.bytes);
     pending.last_len = bytes.len();
     let batch = Batch {
         signal,
         bytes: Bytes::from(bytes),
         items: pending.items,
+        metadata: metadata.clone(),
     };
     pending.items = 0;
     pending.first_at = None;

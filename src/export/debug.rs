@@ -307,6 +307,7 @@ mod tests {
             signal: Signal::Traces,
             bytes: Bytes::from(bytes.clone()),
             items: 2,
+            metadata: Default::default(),
         };
         assert_eq!(
             render(3, Verbosity::Basic, &batch).unwrap(),
@@ -323,6 +324,7 @@ mod tests {
             signal: Signal::Traces,
             bytes: Bytes::from([request(), request()].concat()),
             items: 4,
+            metadata: Default::default(),
         };
         let normal = render(0, Verbosity::Normal, &batch).unwrap();
         assert!(normal.starts_with("debug: traces shard=0 resource_groups=2 scope_groups=4"));
@@ -367,6 +369,7 @@ mod tests {
             signal: Signal::Logs,
             bytes: Bytes::from_static(&[0x0a, 0x05, 0x01]),
             items: 1,
+            metadata: Default::default(),
         };
         assert!(render(0, Verbosity::Basic, &batch).is_err());
     }

@@ -54,6 +54,7 @@ mod error;
 mod exporter;
 mod otlp_grpc;
 mod otlp_http;
+mod partition;
 mod persist;
 mod pipeline;
 pub mod proxy;
@@ -69,6 +70,7 @@ pub(crate) use batch::BATCH_BYTES_MAX_DEFAULT;
 pub use batch::{Batch, BatchSettingsError, Batcher, BatcherSettings};
 pub use error::SendError;
 pub use exporter::{Exporter, SubmitError};
+pub use partition::{Batchers, Partitioning};
 pub use pipeline::{Pipeline, PipelineClosed};
 pub use proxy::{ProxyEnv, ProxyUrl};
 pub use settings::{

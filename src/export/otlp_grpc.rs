@@ -63,7 +63,7 @@ use super::settings::{
 };
 use super::status::{delivered_from_proto, grpc_message, retry_delay_from_details, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
-use crate::auth::{AuthHeader, ClientAuth};
+use crate::auth::{AuthHeader, ClientAuth, HeaderSetter};
 use crate::ingest::body::{decompress, Coding};
 use crate::ingest::keepalive::deadline;
 use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
@@ -93,6 +93,8 @@ pub(crate) struct GrpcClient {
     headers: HeaderMap,
     /// The authenticator's header, when the exporter has one.
     auth: Option<AuthHeader>,
+    /// The `headers_setter`'s headers, per batch, when the exporter has one.
+    setter: Option<std::sync::Arc<HeaderSetter>>,
     compression: Compression,
     /// `compression_params.level`.
     compression_level: Option<i32>,
@@ -163,6 +165,8 @@ const READY_PAUSE_MAX: Duration = Duration::from_secs(1);
 pub(crate) struct Prepared {
     prefix: Bytes,
     message: Bytes,
+    /// The `headers_setter`'s headers for this batch.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl GrpcClient {
@@ -232,6 +236,7 @@ impl GrpcClient {
             uris,
             headers,
             auth: settings.auth.as_ref().map(ClientAuth::for_shard),
+            setter: settings.setter.clone(),
             compression: settings.compression,
             compression_level: settings.compression_level,
             timeout: settings.timeout,
@@ -256,9 +261,14 @@ impl GrpcClient {
         };
         let prefix = message_prefix(compressed, message.len())
             .ok_or_else(|| SendError::Encode("batch exceeds a gRPC message's 4 GiB".into()))?;
+        let headers = match &self.setter {
+            Some(setter) => setter.headers(&batch.metadata).map_err(SendError::Encode)?,
+            None => Vec::new(),
+        };
         Ok(Prepared {
             prefix: Bytes::copy_from_slice(&prefix),
             message,
+            headers,
         })
     }
 
@@ -493,6 +503,9 @@ impl GrpcClient {
             request
                 .headers_mut()
                 .insert(auth.name().clone(), auth.value());
+        }
+        for (name, value) in &prepared.headers {
+            request.headers_mut().insert(name.clone(), value.clone());
         }
         request.headers_mut().insert(
             HeaderName::from_static("grpc-timeout"),

@@ -46,7 +46,7 @@ use super::settings::{
 };
 use super::status::{delivered_from_json, delivered_from_proto, http_error_message, Delivered};
 use super::{SettingsError, RESPONSE_BYTES_MAX};
-use crate::auth::{AuthHeader, ClientAuth};
+use crate::auth::{AuthHeader, ClientAuth, HeaderSetter};
 use crate::ingest::body::{decompress, Coding};
 use tailgate_wire::{json, Signal};
 
@@ -69,6 +69,8 @@ pub(crate) struct HttpClient {
     heads: [String; 3],
     /// The authenticator's header, when the exporter has one.
     auth: Option<AuthHeader>,
+    /// The `headers_setter`'s headers, per batch, when the exporter has one.
+    setter: Option<std::sync::Arc<HeaderSetter>>,
     compression: Compression,
     /// `compression_params.level`.
     compression_level: Option<i32>,
@@ -154,6 +156,8 @@ async fn sweep(pool: Weak<Pool>, timeout: Duration) {
 /// A body ready to send, kept across retries.
 pub(crate) struct Prepared {
     body: Bytes,
+    /// The `headers_setter`'s headers for this batch, as header lines.
+    headers: Vec<u8>,
 }
 
 struct Conn {
@@ -243,6 +247,7 @@ impl HttpClient {
             targets,
             heads,
             auth: settings.auth.as_ref().map(ClientAuth::for_shard),
+            setter: settings.setter.clone(),
             compression: settings.compression,
             compression_level: settings.compression_level,
             encoding: settings.encoding,
@@ -274,7 +279,17 @@ impl HttpClient {
                     .map_err(|e| SendError::Encode(e.to_string()))?,
             ),
         };
-        Ok(Prepared { body })
+        let mut headers = Vec::new();
+        if let Some(setter) = &self.setter {
+            for (name, value) in setter.headers(&batch.metadata).map_err(SendError::Encode)? {
+                // Checked by `http`'s types: no CR or LF can smuggle a header in.
+                headers.extend_from_slice(name.as_str().as_bytes());
+                headers.extend_from_slice(b": ");
+                headers.extend_from_slice(value.as_bytes());
+                headers.extend_from_slice(b"\r\n");
+            }
+        }
+        Ok(Prepared { body, headers })
     }
 
     /// One export request.
@@ -303,7 +318,7 @@ impl HttpClient {
                 },
             };
             let (head, auth) = (&self.heads[index], self.auth.as_ref());
-            match exchange(&mut conn, head, auth, &prepared.body).await {
+            match exchange(&mut conn, head, auth, prepared).await {
                 Ok(response) => {
                     if response.keep_alive {
                         self.idle.put(&target.authority, conn);
@@ -359,14 +374,15 @@ impl HttpClient {
     }
 }
 
-/// Writes one request (its fixed head, then the authenticator's header when there is one) and
-/// reads its response.
+/// Writes one request (its fixed head, then the authenticator's header when there is one, and
+/// the `headers_setter`'s) and reads its response.
 async fn exchange(
     conn: &mut Conn,
     head: &str,
     auth: Option<&AuthHeader>,
-    body: &[u8],
+    prepared: &Prepared,
 ) -> Result<Response, Failure> {
+    let body = &prepared.body[..];
     let early = |error| Failure {
         error,
         before_response: true,
@@ -380,6 +396,7 @@ async fn exchange(
     if let Some(auth) = auth {
         auth.write_line(&mut request);
     }
+    request.extend_from_slice(&prepared.headers);
     request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     if body.len() <= COALESCE_BODY_BYTES {
         request.extend_from_slice(body);

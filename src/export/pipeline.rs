@@ -1,4 +1,4 @@
-//! A shard's export pipeline: a [`Batcher`] driven on the executor, fanning batches out to
+//! A shard's export pipeline: a [`super::Batcher`] driven on the executor, fanning batches out to
 //! exporters.
 //!
 //! # Who runs what
@@ -37,9 +37,11 @@ use std::time::Instant;
 use futures_lite::future;
 use glommio::task::JoinHandle;
 
-use super::batch::{Batch, Batcher};
+use super::batch::Batch;
 use super::exporter::Exporter;
+use super::partition::Batchers;
 use super::Connect;
+use crate::metadata::Metadata;
 use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
@@ -63,7 +65,7 @@ pub struct Pipeline {
 }
 
 struct Inner {
-    batcher: RefCell<Batcher>,
+    batcher: RefCell<Batchers>,
     exporters: Vec<Rc<Exporter>>,
     connectors: Vec<Rc<dyn Connect>>,
     wakeup: Wakeup,
@@ -80,18 +82,18 @@ pub type BatchingObserver = Rc<dyn Fn(Signal, i64)>;
 
 impl Pipeline {
     /// Builds the pipeline and spawns its timer task. Must run on the shard's executor.
-    pub fn new(batcher: Batcher, exporters: Vec<Rc<Exporter>>) -> Pipeline {
+    pub fn new(batcher: impl Into<Batchers>, exporters: Vec<Rc<Exporter>>) -> Pipeline {
         Pipeline::with_connectors(batcher, exporters, Vec::new())
     }
 
     /// [`Pipeline::new`] for a pipeline that also hands every batch to `connectors`.
     pub fn with_connectors(
-        batcher: Batcher,
+        batcher: impl Into<Batchers>,
         exporters: Vec<Rc<Exporter>>,
         connectors: Vec<Rc<dyn Connect>>,
     ) -> Pipeline {
         let inner = Rc::new(Inner {
-            batcher: RefCell::new(batcher),
+            batcher: RefCell::new(batcher.into()),
             exporters,
             connectors,
             wakeup: Wakeup::default(),
@@ -117,13 +119,15 @@ impl Pipeline {
         &self.inner.exporters
     }
 
-    /// Adds one valid export request of `signal` holding `items` items, and hands every batch
-    /// it completes to the exporters, waiting while their queues are full.
+    /// Adds one valid export request of `signal` holding `items` items, from a request with
+    /// client `metadata`, and hands every batch it completes to the exporters, waiting while
+    /// their queues are full.
     pub async fn push(
         &self,
         signal: Signal,
         bytes: &[u8],
         items: u64,
+        metadata: &Metadata,
     ) -> Result<(), PipelineClosed> {
         let inner = &self.inner;
         if inner.closed.get() {
@@ -133,7 +137,7 @@ impl Pipeline {
         {
             let mut batcher = inner.batcher.borrow_mut();
             let was_idle = batcher.next_deadline().is_none();
-            batcher.push(signal, bytes, items, Instant::now(), &mut ready);
+            batcher.push(signal, bytes, items, metadata, Instant::now(), &mut ready);
             if was_idle && batcher.next_deadline().is_some() {
                 inner.wakeup.notify();
             }

@@ -16,7 +16,7 @@ use crate::tls::ClientTls;
 
 use super::proxy::ProxyUrl;
 use super::retry::{BACKOFF_MULTIPLIER_DEFAULT, BACKOFF_RANDOMIZATION_DEFAULT};
-use crate::auth::ClientAuth;
+use crate::auth::{ClientAuth, HeaderSetter};
 use tailgate_wire::Signal;
 
 /// Body compression, as the Collector's `compression` key spells it.
@@ -178,6 +178,9 @@ pub struct OtlpGrpcSettings {
     pub headers: Vec<(String, String)>,
     /// `auth.authenticator`: the credentials every export carries.
     pub auth: Option<ClientAuth>,
+    /// `auth.authenticator` naming a `headers_setter`: the headers every export carries, some
+    /// from the batch's client metadata.
+    pub setter: Option<Arc<HeaderSetter>>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
@@ -207,6 +210,7 @@ impl Default for OtlpGrpcSettings {
             tls: None,
             headers: Vec::new(),
             auth: None,
+            setter: None,
             compression: Compression::Gzip,
             compression_level: None,
             timeout: Duration::from_secs(5),
@@ -288,6 +292,9 @@ pub struct OtlpHttpSettings {
     pub headers: Vec<(String, String)>,
     /// `auth.authenticator`: the credentials every export carries.
     pub auth: Option<ClientAuth>,
+    /// `auth.authenticator` naming a `headers_setter`: the headers every export carries, some
+    /// from the batch's client metadata.
+    pub setter: Option<Arc<HeaderSetter>>,
     /// `compression` of request bodies (default gzip).
     pub compression: Compression,
     /// `compression_params.level` (`None`: the compression's default, gzip 6 and zstd 3).
@@ -343,6 +350,7 @@ impl Default for OtlpHttpSettings {
             logs_endpoint: None,
             headers: Vec::new(),
             auth: None,
+            setter: None,
             compression: Compression::Gzip,
             compression_level: None,
             encoding: Encoding::Proto,

@@ -31,6 +31,7 @@ use super::status::{IngestError, RETRY_AFTER};
 use super::tls_accept::{Refused, TlsAcceptor};
 use super::{Ingest, Limits, Origin};
 use crate::auth::Gatekeeper;
+use crate::metadata::{Capture, Metadata};
 use crate::telemetry::{Health, ReceiverMetrics};
 use crate::tls::{Conn, ServerTls};
 use tailgate_shards::sync::Stop;
@@ -65,11 +66,13 @@ const FRAME_BYTES_MAX: u32 = 1 << 20;
 const HEADER_LIST_BYTES_MAX: u32 = 16 << 10;
 
 /// Settings of one shard's gRPC receiver.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GrpcSettings {
     pub limits: Limits,
     pub max_concurrent_streams: u32,
     pub keepalive: Keepalive,
+    /// `include_metadata`: the request headers kept as client metadata; `None`: none.
+    pub capture: Option<Arc<Capture>>,
 }
 
 /// One shard's gRPC receiver.
@@ -194,10 +197,19 @@ impl GrpcReceiver {
         } else {
             Origin::Client
         };
+        let metadata = match &self.settings.capture {
+            Some(capture) => capture.from_headers(
+                request
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            ),
+            None => Metadata::none(),
+        };
         let message = read_request(request, self.settings.limits.max_message_bytes).await?;
         let outcome = self
             .ingest
-            .export(signal, message, origin, &self.metrics)
+            .export(signal, message, origin, metadata, &self.metrics)
             .await?;
         Ok(export_response(outcome.rejected, &outcome.message))
     }

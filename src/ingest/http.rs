@@ -38,6 +38,7 @@ use super::status::{IngestError, RETRY_AFTER};
 use super::tls_accept::{Refused, TlsAcceptor};
 use super::{Ingest, Limits, Outcome};
 use crate::auth::Gatekeeper;
+use crate::metadata::{Capture, Metadata};
 use crate::telemetry::ReceiverMetrics;
 use crate::tls::{Conn, ServerTls};
 use tailgate_shards::sync::Stop;
@@ -106,6 +107,8 @@ pub struct HttpSettings {
     pub keep_alives: bool,
     /// `response_headers`, as header lines each ending in CRLF: written on every response.
     pub response_headers: Arc<str>,
+    /// `include_metadata`: the request headers kept as client metadata; `None`: none.
+    pub capture: Option<Arc<Capture>>,
 }
 
 impl HttpSettings {
@@ -314,6 +317,10 @@ impl HttpReceiver {
         // Boxed: the check's state (a bcrypt hand-off among it) is allocated while it runs, not
         // carried by every connection that is reading a head.
         let auth = Box::pin(self.authenticate(&buffer[..head_len])).await;
+        let metadata = match &self.settings.capture {
+            Some(capture) => super::http1::metadata_of(capture, &buffer[..head_len]),
+            None => Metadata::none(),
+        };
         buffer.drain(..head_len);
         #[cfg(debug_assertions)]
         if crate::lifecycle::fault_injected(&head.path) {
@@ -340,7 +347,7 @@ impl HttpReceiver {
         let result = match auth {
             // Boxed, as the credential check is: a request still reading its head does not carry
             // room for the hand-off's state.
-            Ok(()) => Box::pin(self.export(signal, encoding, coding, raw)).await,
+            Ok(()) => Box::pin(self.export(signal, encoding, coding, raw, metadata)).await,
             Err(err) => Err(err),
         };
         let reply = match result {
@@ -442,6 +449,7 @@ impl HttpReceiver {
         encoding: Encoding,
         coding: Coding,
         raw: Vec<u8>,
+        metadata: Metadata,
     ) -> Result<Outcome, IngestError> {
         if self.stop.is_triggered() {
             return Err(IngestError::Unavailable {
@@ -464,6 +472,7 @@ impl HttpReceiver {
                 signal,
                 bytes::Bytes::from(protobuf),
                 super::Origin::Client,
+                metadata,
                 &self.metrics,
             )
             .await

@@ -18,6 +18,8 @@
 
 use std::fmt;
 
+use crate::metadata::{Capture, Metadata};
+
 /// The largest request head (request line and headers) accepted.
 pub const HEAD_BYTES_MAX: usize = 16 << 10;
 /// The most header fields one request may carry.
@@ -221,6 +223,23 @@ pub fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
         .iter()
         .find(|field| field.name.eq_ignore_ascii_case(name))
         .map(|field| field.value.trim_ascii())
+}
+
+/// The client metadata `capture` keeps of a complete request head (none when the head does
+/// not parse, which the caller has refused already).
+pub fn metadata_of(capture: &Capture, head: &[u8]) -> Metadata {
+    let mut fields = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut fields);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Metadata::none(),
+    }
+    capture.from_headers(
+        request
+            .headers
+            .iter()
+            .map(|field| (field.name, field.value.trim_ascii())),
+    )
 }
 
 /// A `Content-Length` value: one or more ASCII digits, nothing else, within `usize`.

@@ -60,6 +60,7 @@ use glommio::{GlommioError, ResourceType};
 use tailgate_shards::route::Router;
 
 use crate::memory::Overload;
+use crate::metadata::{Admissions, Metadata};
 use crate::telemetry::{MemoryLimiterMetrics, ReceiverMetrics, ShardMetrics};
 pub(crate) use crate::tier::Origin;
 use crate::tier::Tier;
@@ -75,6 +76,8 @@ pub(crate) struct Delivery {
     /// its pipeline without a copy.
     pub bytes: Bytes,
     pub items: u64,
+    /// The client metadata of the request it came from (see [`crate::metadata`]).
+    pub metadata: Metadata,
 }
 
 /// The shard's pipeline, as the receivers see it: it takes deliveries, waiting while it is full.
@@ -126,6 +129,8 @@ pub(crate) struct Ingest {
     /// The tier this node is part of, if any: spans of traces another member owns go to that
     /// member's outbox; member `m` is destination `router.shards() + m` of a split.
     tier: Option<Rc<Tier>>,
+    /// The `batch` processors' limits on metadata combinations (see [`crate::metadata`]).
+    admissions: Admissions,
 }
 
 /// How many idle splits a shard keeps for reuse.
@@ -159,7 +164,14 @@ impl Ingest {
             overload,
             memory_limiters,
             tier: None,
+            admissions: Admissions::default(),
         }
+    }
+
+    /// This ingest, admitting client metadata through `admissions`.
+    pub fn with_admissions(mut self, admissions: Admissions) -> Self {
+        self.admissions = admissions;
+        self
     }
 
     /// This ingest, routing clients' spans over `tier` first.
@@ -243,19 +255,26 @@ impl Ingest {
             .collect()
     }
 
-    /// Validates, routes and hands over one decoded export request from `origin`; counts it
-    /// in `metrics`.
+    /// Validates, routes and hands over one decoded export request from `origin`, with the
+    /// client `metadata` its receiver kept; counts it in `metrics`.
     pub async fn export(
         &self,
         signal: Signal,
         body: Bytes,
         origin: Origin,
+        metadata: Metadata,
         metrics: &ReceiverMetrics,
     ) -> Result<Outcome, IngestError> {
         let counters = metrics.signal(signal);
+        if let Err(why) = self.admissions.admit(signal, &metadata) {
+            if let Ok(request) = Request::parse(signal, &body) {
+                counters.refused.add(item_count(&request));
+            }
+            return Err(IngestError::Metadata(why));
+        }
         let result = match signal {
-            Signal::Traces => self.export_traces(body, origin).await,
-            Signal::Metrics | Signal::Logs => self.export_local(signal, body).await,
+            Signal::Traces => self.export_traces(body, origin, metadata).await,
+            Signal::Metrics | Signal::Logs => self.export_local(signal, body, metadata).await,
         };
         // A request refused whole because it did not decode has no known item count; one
         // refused under pressure was validated first, so its items are counted.
@@ -275,7 +294,12 @@ impl Ingest {
         result
     }
 
-    async fn export_local(&self, signal: Signal, body: Bytes) -> Result<Outcome, IngestError> {
+    async fn export_local(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        metadata: Metadata,
+    ) -> Result<Outcome, IngestError> {
         let items = item_count(&Request::parse(signal, &body).map_err(IngestError::Decode)?);
         self.refuse_under_pressure(items)?;
         if self
@@ -293,6 +317,7 @@ impl Ingest {
                 signal,
                 bytes: body,
                 items,
+                metadata,
             }))
             .await;
         }
@@ -302,7 +327,12 @@ impl Ingest {
         })
     }
 
-    async fn export_traces(&self, body: Bytes, origin: Origin) -> Result<Outcome, IngestError> {
+    async fn export_traces(
+        &self,
+        body: Bytes,
+        origin: Origin,
+        metadata: Metadata,
+    ) -> Result<Outcome, IngestError> {
         let shards = self.router.shards();
         let mut split = self
             .splits
@@ -419,7 +449,7 @@ impl Ingest {
             let items = split.spans(*owner).len() as u64;
             let owner = kept_here(*owner);
             self.recycle(split);
-            self.hand_over(owner, body, items).await;
+            self.hand_over(owner, body, items, metadata).await;
             accepted = accepted.saturating_add(items);
         } else {
             let mut parts = Vec::with_capacity(local_owners.len());
@@ -437,7 +467,7 @@ impl Ingest {
             }
             self.recycle(split);
             for (owner, bytes, items) in parts {
-                self.hand_over(owner, bytes, items).await;
+                self.hand_over(owner, bytes, items, metadata.clone()).await;
                 accepted = accepted.saturating_add(items);
             }
         }
@@ -453,11 +483,12 @@ impl Ingest {
 
     /// Gives `owner` its part of a traces request: kept here if this shard owns it, otherwise
     /// sent over the mesh, waiting while the channel is full.
-    async fn hand_over(&self, owner: usize, bytes: Bytes, items: u64) {
+    async fn hand_over(&self, owner: usize, bytes: Bytes, items: u64, metadata: Metadata) {
         let delivery = Delivery {
             signal: Signal::Traces,
             bytes,
             items,
+            metadata,
         };
         if owner == self.shard {
             self.watched(self.receive_owned(delivery)).await;

@@ -54,6 +54,10 @@ pub enum IngestError {
         refusal: Refusal,
         challenge: Option<Rc<str>>,
     },
+    /// The request's client metadata would make one combination more than a `batch`
+    /// processor's `metadata_cardinality_limit` allows: refused permanently, as the Collector
+    /// refuses it (see [`crate::metadata`]).
+    Metadata(&'static str),
 }
 
 impl IngestError {
@@ -69,6 +73,8 @@ impl IngestError {
             IngestError::Unsupported(_) | IngestError::UnknownMethod(_) => GrpcCode::Unimplemented,
             IngestError::Unavailable { .. } => GrpcCode::Unavailable,
             IngestError::Unauthenticated { .. } => GrpcCode::Unauthenticated,
+            // The Collector's answer to a permanent error without a status of its own.
+            IngestError::Metadata(_) => GrpcCode::Internal,
         }
     }
 
@@ -82,6 +88,7 @@ impl IngestError {
             IngestError::Unavailable { .. } => 503,
             IngestError::Overloaded { .. } | IngestError::OverMemory { .. } => 429,
             IngestError::Unauthenticated { .. } => 401,
+            IngestError::Metadata(_) => 500,
         }
     }
 
@@ -126,6 +133,11 @@ impl fmt::Display for IngestError {
                  refused, retry later"
             ),
             IngestError::Unauthenticated { refusal, .. } => write!(f, "unauthenticated: {refusal}"),
+            IngestError::Metadata(why) => write!(
+                f,
+                "{why} (the batch processor's metadata_cardinality_limit); this request's \
+                 client metadata is refused"
+            ),
         }
     }
 }

@@ -202,6 +202,7 @@ pub(super) fn otlp_settings(
         timeout: otlp.timeout,
         // Set from the enabled authenticators once every exporter is planned.
         auth: None,
+        setter: None,
         retry: retry(&otlp.retry_on_failure),
         queue: queue(&otlp.sending_queue, shards),
         keepalive: otlp.keepalive,
@@ -257,6 +258,7 @@ pub(crate) fn exporter_settings(
                 },
                 timeout: http.timeout,
                 auth: None,
+                setter: None,
                 retry: retry(&http.retry_on_failure),
                 queue: queue(&http.sending_queue, shards),
                 proxy: http.proxy_url.clone(),

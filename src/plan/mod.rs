@@ -22,7 +22,7 @@ use crate::config::{self, Config, Cpus, Processor, TailSampling};
 use crate::doctor::{NumaLayout, Tree};
 use crate::export::upstream::UpstreamHealth;
 use crate::export::{
-    BatcherSettings, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings,
+    BatcherSettings, Exporter, ExporterSettings, OtlpGrpcSettings, OtlpHttpSettings, Partitioning,
     BATCH_BYTES_MAX_DEFAULT,
 };
 use crate::gateway::StartError;
@@ -32,6 +32,7 @@ use crate::ingest::accept::{
 use crate::ingest::grpc::GrpcSettings;
 use crate::ingest::http::HttpSettings;
 use crate::ingest::Limits;
+use crate::metadata::{Admission, Capture};
 use crate::sampling::stress_relief::ReliefLog;
 use crate::sampling::{PolicySet, SamplerSettings};
 use crate::tls::{ClientTls, Reload, ServerTls};
@@ -50,6 +51,9 @@ pub(crate) struct Plan {
     /// Each exporter's upstream, watched for the node (`crate::export::upstream`).
     pub(crate) upstreams: BTreeMap<String, Arc<UpstreamHealth>>,
     pub(crate) receivers: Vec<ReceiverPlan>,
+    /// The `batch` processors' limits on client metadata combinations, each with the signal
+    /// of its pipeline (see [`crate::metadata`]).
+    pub(crate) admissions: Vec<(Signal, Arc<Admission>)>,
     /// Bearer token files to follow while running (see [`crate::auth::Watcher`]).
     pub(crate) token_files: Vec<WatchedFile>,
     pub(crate) pipelines: Vec<PipelinePlan>,
@@ -102,6 +106,8 @@ pub(crate) struct PipelinePlan {
     pub(crate) connectors: Vec<usize>,
     pub(crate) sampling: Option<SamplingPlan>,
     pub(crate) batch: BatcherSettings,
+    /// Which client metadata its batches carry.
+    pub(crate) partitioning: Partitioning,
     pub(crate) exporters: Vec<(String, ExporterSettings)>,
     /// The ids of the pipeline's `memory_limiter` processors, for their metric families.
     pub(crate) memory_limiters: Vec<String>,
@@ -419,6 +425,7 @@ impl Plan {
         for receiver in &mut receivers {
             receiver.auth = ReceiverAuth::from_config(config, &receiver.name, &auth);
         }
+        let admissions = metadata_plan(config, &pipelines, &mut receivers);
         let tier = tier::plan(config, &receivers, cpus.len(), &mut tls)?;
         let upstreams = config
             .exporters
@@ -460,6 +467,7 @@ impl Plan {
             incoming_cpu: config.shards.incoming_cpu,
             upstreams,
             receivers,
+            admissions,
             token_files: auth.watched_files(),
             pipelines,
             connectors,
@@ -540,9 +548,21 @@ impl PipelinePlan {
             timeout: Duration::ZERO,
             batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
         };
+        // Without a batch processor, each request's client metadata goes on as it came.
+        let mut partitioning = Partitioning::Keep;
         for id in &pipeline.processors {
             match config.processors.by_id.get(id) {
                 Some(Processor::Batch(b)) => {
+                    partitioning = if b.metadata_keys.is_empty() {
+                        Partitioning::Drop
+                    } else {
+                        Partitioning::Keys(
+                            b.metadata_keys
+                                .iter()
+                                .map(|k| Box::from(k.as_str()))
+                                .collect(),
+                        )
+                    };
                     batch = BatcherSettings {
                         send_batch_size: u64::from(b.send_batch_size),
                         send_batch_max_size: b.send_batch_max_size.map_or(0, u64::from),
@@ -606,6 +626,14 @@ impl PipelinePlan {
                 .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
             exporters.push((id.to_string(), settings));
         }
+        if sampling.is_some() && matches!(partitioning, Partitioning::Keys(_)) {
+            tracing::warn!(
+                "pipeline {}: tail_sampling decides on whole traces gathered from many \
+                 requests and keeps no client metadata (as in the Collector), so its batch \
+                 processor's metadata_keys find none",
+                pipeline.id
+            );
+        }
         Ok(PipelinePlan {
             name: pipeline.id.to_string(),
             signal: pipeline.id.signal,
@@ -613,10 +641,89 @@ impl PipelinePlan {
             connectors: Vec::new(),
             sampling,
             batch,
+            partitioning,
             exporters,
             memory_limiters,
         })
     }
+}
+
+/// Client metadata (see [`crate::metadata`]): gives each receiver with `include_metadata` the
+/// headers to keep — the keys the `batch` processors' `metadata_keys` and the enabled
+/// `headers_setter`s' `from_context` read — and returns the `metadata_cardinality_limit` of
+/// each pipeline the receivers feed that batches by metadata.
+fn metadata_plan(
+    config: &Config,
+    pipelines: &[PipelinePlan],
+    receivers: &mut [ReceiverPlan],
+) -> Vec<(Signal, Arc<Admission>)> {
+    let mut keys: Vec<&str> = config
+        .processors
+        .by_id
+        .values()
+        .filter_map(|p| match p {
+            Processor::Batch(b) => Some(b.metadata_keys.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let setters: Vec<(&config::ComponentId, &config::HeadersSetter)> = config
+        .service
+        .extensions
+        .iter()
+        .filter_map(|id| match config.extensions.get(id) {
+            Some(config::Extension::HeadersSetter(setter)) => Some((id, setter)),
+            _ => None,
+        })
+        .collect();
+    keys.extend(setters.iter().flat_map(|(_, s)| s.context_keys()));
+    let capture = Arc::new(Capture::new(keys));
+    let mut including = false;
+    for receiver in receivers.iter_mut() {
+        let config::Receiver::Otlp(otlp) = &config.receivers.by_id
+            [&config::ComponentId::parse(&receiver.name).expect("a planned receiver's id")];
+        let keeps = |on: bool| (on && !capture.is_empty()).then(|| capture.clone());
+        if let Some((_, settings, _)) = &mut receiver.grpc {
+            let on = otlp.grpc.as_ref().is_some_and(|g| g.include_metadata);
+            including |= on;
+            settings.capture = keeps(on);
+        }
+        if let Some((_, settings, _)) = &mut receiver.http {
+            let on = otlp.http.as_ref().is_some_and(|h| h.include_metadata);
+            including |= on;
+            settings.capture = keeps(on);
+        }
+    }
+    if !including {
+        for (id, setter) in &setters {
+            if setter.context_keys().next().is_some() {
+                tracing::warn!(
+                    "extension {id}: from_context reads client metadata, and no receiver keeps \
+                     any (include_metadata: true); its default_value is sent"
+                );
+            }
+        }
+    }
+    pipelines
+        .iter()
+        .zip(&config.service.pipelines)
+        .filter(|(plan, _)| plan.entry && plan.sampling.is_none())
+        .filter_map(|(plan, pipeline)| {
+            let Partitioning::Keys(keys) = &plan.partitioning else {
+                return None;
+            };
+            let limit = pipeline.processors.iter().find_map(|id| {
+                match config.processors.by_id.get(id) {
+                    Some(Processor::Batch(b)) => Some(b.metadata_cardinality_limit),
+                    _ => None,
+                }
+            })?;
+            Some((
+                plan.signal,
+                Arc::new(Admission::new(keys.clone(), limit as usize)),
+            ))
+        })
+        .collect()
 }
 
 /// Gives each exporter of `pipelines` the client authenticator its configuration names (the
@@ -635,12 +742,15 @@ fn with_client_auth(
             Some(config::Exporter::OtlpHttp(http)) => http.auth.as_ref(),
             Some(config::Exporter::LoadBalancing(lb)) => lb.protocol.auth.as_ref(),
             Some(config::Exporter::Debug(_)) | None => None,
-        }
-        .and_then(|id| auth.client(id));
+        };
+        let setter = client.and_then(|id| auth.setter(id));
+        let client = client.and_then(|id| auth.client(id));
         match settings {
-            ExporterSettings::Otlp(otlp) => otlp.auth = client,
-            ExporterSettings::OtlpHttp(http) => http.auth = client,
-            ExporterSettings::LoadBalancing(lb) => lb.otlp.auth = client,
+            ExporterSettings::Otlp(otlp) => (otlp.auth, otlp.setter) = (client, setter),
+            ExporterSettings::OtlpHttp(http) => (http.auth, http.setter) = (client, setter),
+            ExporterSettings::LoadBalancing(lb) => {
+                (lb.otlp.auth, lb.otlp.setter) = (client, setter)
+            }
             ExporterSettings::Debug(_) => {}
         }
     }
@@ -661,6 +771,7 @@ impl ReceiverPlan {
                     },
                     max_concurrent_streams: grpc.max_concurrent_streams,
                     keepalive: grpc.keepalive,
+                    capture: None,
                 },
                 server_tls(&name, "grpc", grpc.tls.as_ref(), crate::tls::ALPN_H2)?,
             )),
@@ -691,6 +802,7 @@ impl ReceiverPlan {
                         .map(|(name, value)| format!("{name}: {value}\r\n"))
                         .collect::<String>()
                         .into(),
+                    capture: None,
                 },
                 server_tls(&name, "http", http.tls.as_ref(), crate::tls::ALPN_HTTP1)?,
             )),

@@ -40,6 +40,7 @@ use super::PolicySet;
 use crate::config::StressRelief;
 use crate::export::Pipeline;
 use crate::memory::ShardMemory;
+use crate::metadata::Metadata;
 use crate::telemetry::{DropMetrics, DropReason, SamplingMetrics, ShardMetrics};
 use tailgate_shards::sync::{Stop, Wakeup};
 use tailgate_wire::Signal;
@@ -503,7 +504,10 @@ impl Sampler {
 
     async fn push(&self, bytes: &[u8], items: u64) {
         self.pushing.set(items);
-        let pushed = self.pipeline.push(Signal::Traces, bytes, items).await;
+        let pushed = self
+            .pipeline
+            .push(Signal::Traces, bytes, items, &Metadata::none())
+            .await;
         self.pushing.set(0);
         if pushed.is_err() {
             self.drops.add(Signal::Traces, DropReason::Shutdown, items);

@@ -116,7 +116,12 @@ impl Stage {
         // A pipeline is closed only once shutdown has flushed it; a delivery that still
         // arrives (a peer that missed its drain deadline) is lost, and counted so.
         if pipeline
-            .push(delivery.signal, &delivery.bytes, delivery.items)
+            .push(
+                delivery.signal,
+                &delivery.bytes,
+                delivery.items,
+                &delivery.metadata,
+            )
             .await
             .is_err()
         {
@@ -342,6 +347,7 @@ mod tests {
                         signal: Signal::Traces,
                         bytes: bytes::Bytes::new(),
                         items: 7,
+                        metadata: Default::default(),
                     })
                     .await;
             })

@@ -340,6 +340,7 @@ impl Connect for Failover {
                 signal: self.signal,
                 bytes: batch.bytes.clone(),
                 items: batch.items,
+                metadata: batch.metadata.clone(),
             };
             self.send(level, &delivery).await;
         })
@@ -380,6 +381,7 @@ impl Fallback for Failover {
                 signal: me.signal,
                 bytes: batch.bytes,
                 items: batch.items,
+                metadata: batch.metadata,
             };
             me.send(next, &delivery).await;
         })

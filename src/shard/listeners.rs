@@ -53,7 +53,7 @@ impl Listeners {
                             ingest.clone(),
                             grpc_metrics,
                             gatekeeper,
-                            *settings,
+                            settings.clone(),
                             health.clone(),
                             stop.clone(),
                             tls.clone(),

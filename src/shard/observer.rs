@@ -229,6 +229,7 @@ mod tests {
                     signal: Signal::Traces,
                     bytes: bytes::Bytes::new(),
                     items: 5,
+                    metadata: Default::default(),
                 };
                 assert!(exporter.submit(late).await.is_err());
             })

@@ -221,6 +221,7 @@ impl Connect for Router {
                     signal: self.signal,
                     bytes,
                     items,
+                    metadata: batch.metadata.clone(),
                 };
                 self.targets[target].deliver(&delivery, &self.drops).await;
             }
@@ -284,6 +285,7 @@ mod tests {
             signal: Signal::Traces,
             bytes: Bytes::from(request.encode_to_vec()),
             items,
+            metadata: Default::default(),
         }
     }
 

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use tailgate_shards::runtime::Shard;
 
 use crate::export::upstream::{ShardUpstream, UpstreamHealth};
-use crate::export::{Batcher, Connect, Exporter, ExporterSettings, Pipeline};
+use crate::export::{Batchers, Connect, Exporter, ExporterSettings, Pipeline};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle::{self, Shutdown};
 use crate::memory::{Overload, ProcessMemory, ShardMemory, MEASURE_INTERVAL};
+use crate::metadata::Admissions;
 use crate::plan::{ConnectorKind, PipelinePlan, Plan};
 use crate::telemetry::Health;
 use crate::tier::{self, Tier};
@@ -84,7 +85,8 @@ pub(crate) async fn run(
             Some(overload),
             telemetry.memory_limiters.clone(),
         )
-        .with_tier(tier),
+        .with_tier(tier)
+        .with_admissions(Admissions::new(&plan.admissions)),
     );
     let stop = Rc::new(Stop::default());
     // Set here, on the shard, its only writer (the follow task below sets it from then on).
@@ -214,7 +216,8 @@ pub(super) fn build_stages(
             }
             feeds.extend(connectors[c].clone());
         }
-        let batcher = Batcher::new(pipeline.batch.clone()).expect("batch settings were validated");
+        let batcher = Batchers::new(pipeline.batch.clone(), pipeline.partitioning.clone())
+            .expect("batch settings were validated");
         let exporters = built[p].take().expect("each pipeline is built once");
         let direct = Pipeline::with_connectors(batcher, exporters, feeds);
         let batching = telemetry.shard.batching.clone();

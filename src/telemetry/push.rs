@@ -139,6 +139,7 @@ async fn run(
             signal: Signal::Metrics,
             bytes: encoded.bytes.into(),
             items: encoded.points,
+            metadata: Default::default(),
         };
         let timeout = if stopping {
             target.timeout.min(LAST_PUSH_MAX)

@@ -259,6 +259,7 @@ impl Tier {
                 signal: Signal::Traces,
                 bytes: std::mem::take(&mut outbox.bytes).into(),
                 items,
+                metadata: Default::default(),
             },
         })
     }

@@ -3,6 +3,7 @@
 pub mod dns;
 pub mod gateway;
 pub mod grpc;
+pub mod header_sink;
 pub mod node;
 pub mod parity;
 pub mod python;

@@ -117,7 +117,7 @@ impl Router {
             let mut out = Vec::new();
             self.split
                 .frame(&batch.bytes, backend, &mut self.framer, &mut out);
-            parts.push((backend, part(batch.signal, out, spans)));
+            parts.push((backend, part(batch, out, spans)));
         }
         Ok((parts, self.split.rejected()))
     }
@@ -169,7 +169,7 @@ impl Router {
             });
             let mut out = Vec::new();
             self.framer.frame(pieces, &mut out);
-            parts.push((backend, part(batch.signal, out, records.len() as u64)));
+            parts.push((backend, part(batch, out, records.len() as u64)));
         }
         Ok((parts, 0))
     }
@@ -197,7 +197,7 @@ fn by_group(
         .filter(|(_, out)| !out.is_empty())
         .map(|(backend, out)| {
             let items = item_count(&Request::trusted(batch.signal, &out));
-            (backend, part(batch.signal, out, items))
+            (backend, part(batch, out, items))
         })
         .collect()
 }
@@ -221,11 +221,13 @@ fn resource_key(group: &tailgate_wire::ResourceGroup<'_>) -> u64 {
     key_of(group.resource().map_or(&[][..], |resource| resource.raw()))
 }
 
-fn part(signal: Signal, bytes: Vec<u8>, items: u64) -> Batch {
+/// One backend's part of `batch`, carrying its client metadata.
+fn part(batch: &Batch, bytes: Vec<u8>, items: u64) -> Batch {
     Batch {
-        signal,
+        signal: batch.signal,
         bytes: Bytes::from(bytes),
         items,
+        metadata: batch.metadata.clone(),
     }
 }
 
@@ -305,6 +307,7 @@ mod tests {
             signal: Signal::Traces,
             bytes: Bytes::from(bytes),
             items,
+            metadata: Default::default(),
         }
     }
 
@@ -408,6 +411,7 @@ mod tests {
             signal: Signal::Metrics,
             bytes: Bytes::from(bytes),
             items: (1..=12).sum(),
+            metadata: Default::default(),
         };
         let ring = Ring::new(&["a:1", "b:1", "c:1"]);
         let mut router = Router::new(Routing::Service, Xorshift::from_seed(1));
@@ -457,6 +461,7 @@ mod tests {
             signal: Signal::Logs,
             bytes: Bytes::from(bytes),
             items: 30,
+            metadata: Default::default(),
         };
         let ring = Ring::new(&["a:1", "b:1", "c:1"]);
         let mut router = Router::new(Routing::TraceId, Xorshift::from_seed(7));

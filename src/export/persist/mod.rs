@@ -125,6 +125,60 @@ impl Slot {
     }
 }
 
+/// The record header of `batch`, whose body [`record_body`] makes.
+fn header_of(batch: &Batch) -> Header {
+    let with_metadata = !batch.metadata.is_none();
+    let prefix = if with_metadata {
+        metadata_prefix(&batch.metadata).len()
+    } else {
+        0
+    };
+    Header {
+        body_len: u32::try_from(batch.bytes.len().saturating_add(prefix)).unwrap_or(u32::MAX),
+        items: batch.items,
+        signal: batch.signal,
+        with_metadata,
+    }
+}
+
+/// The encoding of `metadata` a record's body starts with; the encoding of none for metadata
+/// past the encoding's lengths, which the receivers' header limits keep it far from.
+fn metadata_prefix(metadata: &crate::metadata::Metadata) -> Vec<u8> {
+    let mut prefix = Vec::new();
+    if metadata.encode(&mut prefix).is_none() {
+        prefix.clear();
+        let _ = crate::metadata::Metadata::none().encode(&mut prefix);
+    }
+    prefix
+}
+
+/// A record's body: the batch's bytes, after its client metadata when it has some (one copy,
+/// for those batches only).
+fn record_body(batch: Batch) -> Bytes {
+    if batch.metadata.is_none() {
+        return batch.bytes;
+    }
+    let mut body = metadata_prefix(&batch.metadata);
+    body.extend_from_slice(&batch.bytes);
+    Bytes::from(body)
+}
+
+/// The batch a record's `body` holds; `None` when its metadata does not decode.
+fn batch_of(header: &Header, body: Bytes) -> Option<Batch> {
+    let (metadata, bytes) = if header.with_metadata {
+        let (metadata, used) = crate::metadata::Metadata::decode(&body)?;
+        (metadata, body.slice(used..))
+    } else {
+        (crate::metadata::Metadata::none(), body)
+    };
+    Some(Batch {
+        signal: header.signal,
+        bytes,
+        items: header.items,
+        metadata,
+    })
+}
+
 /// A queued batch, as the exporter sees it.
 pub(crate) struct Entry {
     slot: Rc<Slot>,
@@ -398,11 +452,7 @@ impl DiskQueue {
     /// Writes `batch` and queues it, waiting for room (`wait`) or refusing it if there is none.
     pub async fn push(&self, batch: Batch, wait: bool) -> Result<(), Refused> {
         self.recovered.wait().await;
-        let header = Header {
-            body_len: u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX),
-            items: batch.items,
-            signal: batch.signal,
-        };
+        let header = header_of(&batch);
         let Some(units) = self.index.reserve(self.weight(&header), wait).await else {
             return Err(if self.index.is_closed() {
                 Refused::Closed(batch)
@@ -438,11 +488,7 @@ impl DiskQueue {
     /// Queues `batch` past every bound: the batcher's last batches at shutdown.
     pub async fn push_unbounded(&self, batch: Batch) {
         self.recovered.wait().await;
-        let header = Header {
-            body_len: u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX),
-            items: batch.items,
-            signal: batch.signal,
-        };
+        let header = header_of(&batch);
         self.enqueue(batch, header, 0, 0).await;
     }
 
@@ -451,12 +497,13 @@ impl DiskQueue {
     /// [`UNWRITTEN_BYTES_MAX`] waiting), unless it is settled first; with no delay it is
     /// written (and with `fsync`, synced) before this returns.
     async fn enqueue(&self, batch: Batch, header: Header, charged: u64, units: u64) {
-        let len = batch.bytes.len();
+        let body = record_body(batch);
+        let len = body.len();
         let slot = Rc::new(Slot {
             header,
             stored: Cell::new(Stored::Unwritten),
             charged,
-            bytes: RefCell::new(Some(batch.bytes)),
+            bytes: RefCell::new(Some(body)),
             waiting: Cell::new(true),
         });
         self.cache_bytes.set(self.cache_bytes.get() + len);
@@ -504,13 +551,15 @@ impl DiskQueue {
                 .expect("a batch waiting for the writer is in memory");
             self.stop_waiting(&slot);
             let header = slot.header;
-            let appended = match record::header_for(header.signal, header.items, &bytes) {
-                Some(head) => self.append(&slot, &head, &bytes).await,
-                None => Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "a batch of 4 GiB or more has no record format",
-                )),
-            };
+            let appended =
+                match record::header_for(header.signal, header.items, header.with_metadata, &bytes)
+                {
+                    Some(head) => self.append(&slot, &head, &bytes).await,
+                    None => Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a batch of 4 GiB or more has no record format",
+                    )),
+                };
             match appended {
                 // Settled while the segment opened: never written after all.
                 Ok(None) => {}
@@ -725,11 +774,8 @@ impl DiskQueue {
                 self.observer.holding(bytes.len() as i64);
                 self.stop_waiting(&slot);
             }
-            let batch = Batch {
-                signal: header.signal,
-                bytes,
-                items: header.items,
-            };
+            let batch =
+                batch_of(&header, bytes).expect("a body in memory was made by `record_body`");
             return Some((batch, Ack { slot }));
         }
         let Stored::Written { seq, offset } = slot.stored.get() else {
@@ -765,12 +811,13 @@ impl DiskQueue {
             return None;
         }
         let body = Bytes::copy_from_slice(&bytes[HEADER_BYTES..]);
-        self.observer.holding(body.len() as i64);
-        let batch = Batch {
-            signal: header.signal,
-            bytes: body,
-            items: header.items,
+        let Some(batch) = batch_of(&header, body) else {
+            // The checksum held, so this version did not write it: skipped and counted.
+            self.damaged(&header, header.record_len());
+            self.ack(Ack { slot }).await;
+            return None;
         };
+        self.observer.holding(header.body_len as i64);
         Some((batch, Ack { slot }))
     }
 
@@ -1180,6 +1227,7 @@ mod tests {
     use glommio::LocalExecutor;
 
     use crate::export::SendError;
+    use crate::metadata::Metadata;
 
     #[derive(Default)]
     struct Seen {
@@ -1226,6 +1274,7 @@ mod tests {
             signal: Signal::Traces,
             bytes: Bytes::from(format!("batch number {n}").into_bytes()),
             items: n,
+            metadata: Default::default(),
         }
     }
 
@@ -1295,6 +1344,52 @@ mod tests {
             );
         });
         assert_eq!(again.recovered.get(), 3 + 4 + 5);
+        assert_eq!(again.damaged_bytes.get(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_batchs_client_metadata_is_kept_in_memory_and_on_disk() {
+        let dir = temp_dir("metadata");
+        let tenant = |t: &'static str| {
+            crate::metadata::Capture::new(["x-tenant"])
+                .from_headers([("x-tenant", t.as_bytes())].into_iter())
+        };
+        let with = move |n: u64, t: &'static str| Batch {
+            metadata: tenant(t),
+            ..batch(n)
+        };
+        let seen = Rc::new(Seen::default());
+        with_queue(&dir, None, seen.clone(), move |queue| async move {
+            queue.push(with(1, "acme"), true).await.ok().unwrap();
+            queue.push(batch(2), true).await.ok().unwrap();
+            queue.push(with(3, "globex"), true).await.ok().unwrap();
+            // From memory: the first, as pushed.
+            let entry = queue.pop().await.unwrap();
+            let (first, ack) = queue.load(entry).await.unwrap();
+            assert_eq!((first.items, first.bytes.clone()), (1, batch_bytes(1)));
+            assert_eq!(first.metadata, tenant("acme"));
+            queue.ack(ack).await;
+        });
+        let again = Rc::new(Seen::default());
+        with_queue(&dir, None, again.clone(), move |queue| async move {
+            let mut read = Vec::new();
+            for _ in 0..2 {
+                let entry = queue.pop().await.unwrap();
+                let (batch, _ack) = queue.load(entry).await.unwrap();
+                assert_eq!(
+                    batch.bytes,
+                    batch_bytes(batch.items),
+                    "the body after the metadata"
+                );
+                read.push((batch.items, batch.metadata));
+            }
+            assert_eq!(
+                read,
+                [(2, Metadata::none()), (3, tenant("globex"))],
+                "from disk after a restart"
+            );
+        });
         assert_eq!(again.damaged_bytes.get(), 0);
         let _ = fs::remove_dir_all(&dir);
     }
@@ -1387,6 +1482,7 @@ mod tests {
                 signal: Signal::Traces,
                 bytes: Bytes::from(vec![n as u8; (cap / 3) as usize]),
                 items: n,
+                metadata: Default::default(),
             };
             queue.push(big(1), false).await.ok().unwrap();
             queue.push(big(2), false).await.ok().unwrap();

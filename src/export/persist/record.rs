@@ -2,12 +2,16 @@
 //! sent.
 //!
 //! ```text
-//!  0      4          8               16      17    20       28
-//!  ┌──────┬──────────┬───────────────┬───────┬─────┬────────┬──────────────── ─ ─
-//!  │magic │ body len │ items         │signal │ 0 0 0│checksum│ body (the batch)
-//!  └──────┴──────────┴───────────────┴───────┴─────┴────────┴──────────────── ─ ─
-//!   u32 LE  u32 LE     u64 LE          u8     pad    u64 LE
+//!  0      4          8               16      17    18   20       28
+//!  ┌──────┬──────────┬───────────────┬───────┬─────┬────┬────────┬──────────────── ─ ─
+//!  │magic │ body len │ items         │signal │flags│ 0 0│checksum│ body (the batch)
+//!  └──────┴──────────┴───────────────┴───────┴─────┴────┴────────┴──────────────── ─ ─
+//!   u32 LE  u32 LE     u64 LE          u8      u8   pad  u64 LE
 //! ```
+//!
+//! Flag 1 says the body starts with the batch's client metadata (`Metadata::encode`), the
+//! batch's bytes after it; records of batches without metadata have no flags, as every record
+//! written before the flag existed.
 //!
 //! The checksum is xxh3-64 of the body seeded with xxh3-64 of bytes 4..20 of the header: it
 //! covers every field but the magic, so a record is either exactly what was written or refused. (xxh3 is the routing hash
@@ -29,7 +33,12 @@ pub(super) struct Header {
     pub body_len: u32,
     pub items: u64,
     pub signal: Signal,
+    /// Whether the body starts with the batch's client metadata.
+    pub with_metadata: bool,
 }
+
+/// The flag of a body that starts with the batch's client metadata.
+const FLAG_METADATA: u8 = 1;
 
 impl Header {
     /// The record's whole length on disk.
@@ -63,13 +72,19 @@ fn checksum(header: &[u8], body: &[u8]) -> u64 {
 
 /// The header of a record holding `body`. `None` if the body is too long for the header's
 /// length field (4 GiB; batches are bounded far below).
-pub(super) fn header_for(signal: Signal, items: u64, body: &[u8]) -> Option<[u8; HEADER_BYTES]> {
+pub(super) fn header_for(
+    signal: Signal,
+    items: u64,
+    with_metadata: bool,
+    body: &[u8],
+) -> Option<[u8; HEADER_BYTES]> {
     let body_len = u32::try_from(body.len()).ok()?;
     let mut header = [0u8; HEADER_BYTES];
     header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
     header[4..8].copy_from_slice(&body_len.to_le_bytes());
     header[8..16].copy_from_slice(&items.to_le_bytes());
     header[16] = signal_byte(signal);
+    header[17] = if with_metadata { FLAG_METADATA } else { 0 };
     let sum = checksum(&header, body);
     header[20..28].copy_from_slice(&sum.to_le_bytes());
     Some(header)
@@ -78,7 +93,7 @@ pub(super) fn header_for(signal: Signal, items: u64, body: &[u8]) -> Option<[u8;
 /// The record for a batch, header and body in one buffer.
 #[cfg(test)]
 pub(super) fn encode(signal: Signal, items: u64, body: &[u8]) -> Option<Vec<u8>> {
-    let mut record = header_for(signal, items, body)?.to_vec();
+    let mut record = header_for(signal, items, false, body)?.to_vec();
     record.extend_from_slice(body);
     Some(record)
 }
@@ -103,10 +118,17 @@ pub(super) fn header(bytes: &[u8]) -> Result<Header, Damage> {
         return Err(Damage::NotARecord);
     }
     let signal = byte_signal(head[16]).ok_or(Damage::Checksum)?;
+    let with_metadata = match head[17] {
+        0 => false,
+        FLAG_METADATA => true,
+        // A flag this version does not know: not a record it can read.
+        _ => return Err(Damage::Checksum),
+    };
     Ok(Header {
         body_len: u32_at(4),
         items: u64_at(8),
         signal,
+        with_metadata,
     })
 }
 
@@ -147,7 +169,8 @@ mod tests {
             Header {
                 body_len: 5,
                 items: 7,
-                signal: Signal::Logs
+                signal: Signal::Logs,
+                with_metadata: false,
             }
         );
         assert_eq!(&record[HEADER_BYTES..], b"hello");

@@ -1,0 +1,274 @@
+//! A pipeline's batching apart by client metadata: one [`Batcher`] per combination of the
+//! metadata a batch may carry, so that no batch ever merges two tenants' data.
+//!
+//! Which metadata a pipeline's batches carry is the Collector's rule ([`Partitioning`], see
+//! [`crate::metadata`]). Requests without any go to one plain batcher, as before; a partition
+//! exists only while it holds something, and is dropped once it has handed out all it held, so
+//! the batchers a pipeline keeps are those with data pending. At most [`PARTITIONS_MAX`] are
+//! kept; a request of one more combination goes out at once, alone, carrying its metadata, so
+//! the bound costs batching and never data.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use tailgate_wire::Signal;
+
+use super::batch::{Batch, BatchSettingsError, Batcher, BatcherSettings};
+use crate::metadata::Metadata;
+
+/// The most partitions a pipeline keeps on a shard, besides its plain batcher.
+pub const PARTITIONS_MAX: usize = 4096;
+
+/// Which metadata a pipeline's batches carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Partitioning {
+    /// None: a `batch` processor without `metadata_keys` merges everything (and tail sampling
+    /// keeps none).
+    #[default]
+    Drop,
+    /// Each request's, as it came: a pipeline without a `batch` processor.
+    Keep,
+    /// These keys' values (lower-case, sorted): a `batch` processor's `metadata_keys`.
+    Keys(Vec<Box<str>>),
+}
+
+/// Batchers by the metadata their batches carry; the interface of one [`Batcher`], with the
+/// metadata of each request.
+#[derive(Debug)]
+pub struct Batchers {
+    partitioning: Partitioning,
+    plain: Batcher,
+    partitions: HashMap<Metadata, Batcher>,
+}
+
+impl Batchers {
+    /// Batchers of `settings`, apart by `partitioning`.
+    pub fn new(
+        settings: BatcherSettings,
+        partitioning: Partitioning,
+    ) -> Result<Batchers, BatchSettingsError> {
+        Ok(Batchers {
+            plain: Batcher::new(settings)?,
+            partitioning,
+            partitions: HashMap::new(),
+        })
+    }
+
+    /// One plain batcher: what every request's batches carry is dropped.
+    pub fn plain(batcher: Batcher) -> Batchers {
+        Batchers {
+            plain: batcher,
+            partitioning: Partitioning::Drop,
+            partitions: HashMap::new(),
+        }
+    }
+
+    /// The batching settings.
+    pub fn settings(&self) -> &BatcherSettings {
+        self.plain.settings()
+    }
+
+    /// [`Batcher::push`] into the batcher of what `metadata` makes the batch carry.
+    pub fn push(
+        &mut self,
+        signal: Signal,
+        bytes: &[u8],
+        items: u64,
+        metadata: &Metadata,
+        now: Instant,
+        out: &mut Vec<Batch>,
+    ) {
+        let carried = match &self.partitioning {
+            Partitioning::Drop => Metadata::none(),
+            Partitioning::Keep => metadata.clone(),
+            Partitioning::Keys(keys) => metadata.project(keys),
+        };
+        if carried.is_none() {
+            self.plain.push(signal, bytes, items, now, out);
+            return;
+        }
+        if let Some(batcher) = self.partitions.get_mut(&carried) {
+            batcher.push(signal, bytes, items, now, out);
+            if batcher.is_idle() {
+                self.partitions.remove(&carried);
+            }
+            return;
+        }
+        let settings = self.plain.settings();
+        if self.partitions.len() >= PARTITIONS_MAX || settings.timeout.is_zero() {
+            // Nothing to merge with (no timeout), or no room for one more partition.
+            if !bytes.is_empty() {
+                out.push(Batch {
+                    signal,
+                    bytes: Bytes::copy_from_slice(bytes),
+                    items,
+                    metadata: carried,
+                });
+            }
+            return;
+        }
+        let mut batcher = Batcher::new(settings.clone())
+            .expect("the plain batcher's settings were valid")
+            .with_metadata(carried.clone());
+        batcher.push(signal, bytes, items, now, out);
+        if !batcher.is_idle() {
+            self.partitions.insert(carried, batcher);
+        }
+    }
+
+    /// When the oldest pending batch of any batcher times out, if anything is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.all().filter_map(Batcher::next_deadline).min()
+    }
+
+    /// [`Batcher::flush_expired`] of every batcher; the partitions left empty are dropped.
+    pub fn flush_expired(&mut self, now: Instant, out: &mut Vec<Batch>) {
+        self.plain.flush_expired(now, out);
+        for batcher in self.partitions.values_mut() {
+            batcher.flush_expired(now, out);
+        }
+        self.partitions.retain(|_, batcher| !batcher.is_idle());
+    }
+
+    /// [`Batcher::flush_all`] of every batcher.
+    pub fn flush_all(&mut self, out: &mut Vec<Batch>) {
+        self.plain.flush_all(out);
+        for (_, mut batcher) in self.partitions.drain() {
+            batcher.flush_all(out);
+        }
+    }
+
+    /// Items pending for `signal`, in every batcher.
+    pub fn pending_items(&self, signal: Signal) -> u64 {
+        self.all().map(|b| b.pending_items(signal)).sum()
+    }
+
+    /// How many partitions hold something.
+    pub fn partitions(&self) -> usize {
+        self.partitions.len()
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Batcher> {
+        std::iter::once(&self.plain).chain(self.partitions.values())
+    }
+}
+
+impl From<Batcher> for Batchers {
+    fn from(batcher: Batcher) -> Batchers {
+        Batchers::plain(batcher)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metadata::Capture;
+
+    fn tenant(t: &'static str) -> Metadata {
+        Capture::new(["x-tenant", "x-user"])
+            .from_headers([("x-tenant", t.as_bytes()), ("x-user", &b"u"[..])].into_iter())
+    }
+
+    fn settings(timeout: Duration) -> BatcherSettings {
+        BatcherSettings {
+            send_batch_size: 3,
+            timeout,
+            ..BatcherSettings::default()
+        }
+    }
+
+    /// One valid one-item request: a traces request holding one empty resource group.
+    const REQUEST: &[u8] = &[0x0a, 0x00];
+
+    #[test]
+    fn tenants_are_batched_apart_and_carry_their_keys_only() {
+        let keys = Partitioning::Keys(vec![Box::from("x-tenant")]);
+        let mut batchers = Batchers::new(settings(Duration::from_secs(1)), keys).expect("valid");
+        let (now, mut out) = (Instant::now(), Vec::new());
+        for t in ["a", "b", "a", "b", "a"] {
+            batchers.push(Signal::Traces, REQUEST, 1, &tenant(t), now, &mut out);
+        }
+        batchers.push(Signal::Traces, REQUEST, 1, &Metadata::none(), now, &mut out);
+        assert_eq!(out.len(), 1, "tenant a reached 3 items");
+        assert_eq!(out[0].items, 3);
+        assert_eq!(out[0].metadata.get("x-tenant"), [Box::from(&b"a"[..])]);
+        assert!(out[0].metadata.get("x-user").is_empty(), "only the keys");
+        assert_eq!(
+            batchers.partitions(),
+            1,
+            "a's partition went with its batch"
+        );
+        assert_eq!(batchers.pending_items(Signal::Traces), 3);
+        out.clear();
+        batchers.flush_expired(now + Duration::from_secs(2), &mut out);
+        let mut got: Vec<(u64, bool)> = out
+            .iter()
+            .map(|b| (b.items, b.metadata.is_none()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(1, true), (2, false)]);
+        assert_eq!(batchers.partitions(), 0);
+        assert_eq!(batchers.next_deadline(), None);
+    }
+
+    #[test]
+    fn keep_sends_each_request_with_its_metadata_and_drop_merges_everything() {
+        let mut keep = Batchers::new(settings(Duration::ZERO), Partitioning::Keep).expect("valid");
+        let mut out = Vec::new();
+        keep.push(
+            Signal::Logs,
+            REQUEST,
+            1,
+            &tenant("a"),
+            Instant::now(),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].metadata, tenant("a"));
+        assert_eq!(keep.partitions(), 0);
+        let mut drop =
+            Batchers::new(settings(Duration::from_secs(1)), Partitioning::Drop).expect("valid");
+        out.clear();
+        for t in ["a", "b", "c"] {
+            drop.push(
+                Signal::Traces,
+                REQUEST,
+                1,
+                &tenant(t),
+                Instant::now(),
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), 1);
+        assert!(out[0].metadata.is_none());
+    }
+
+    #[test]
+    fn past_the_partition_bound_a_request_goes_out_alone_with_its_metadata() {
+        let mut batchers =
+            Batchers::new(settings(Duration::from_secs(1)), Partitioning::Keep).expect("valid");
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let capture = Capture::new(["x-tenant"]);
+        for n in 0..=PARTITIONS_MAX {
+            let name = n.to_string();
+            let m = capture.from_headers([("x-tenant", name.as_bytes())].into_iter());
+            batchers.push(Signal::Traces, REQUEST, 1, &m, now, &mut out);
+        }
+        assert_eq!(batchers.partitions(), PARTITIONS_MAX);
+        assert_eq!(out.len(), 1, "one over the bound");
+        let last = PARTITIONS_MAX.to_string();
+        assert_eq!(
+            out[0].metadata.get("x-tenant"),
+            [Box::from(last.as_bytes())]
+        );
+        out.clear();
+        batchers.flush_all(&mut out);
+        assert_eq!(out.len(), PARTITIONS_MAX);
+        assert_eq!(batchers.partitions(), 0);
+    }
+}

@@ -1,0 +1,350 @@
+//! Multi-tenant gateways through the real binary over real sockets: receivers that keep client
+//! metadata (`include_metadata`), `batch` processors that batch each tenant apart
+//! (`metadata_keys`) and bound how many tenants there are (`metadata_cardinality_limit`), and
+//! the `headers_setter` extension passing each batch's tenant on as a header — to a peer that
+//! records every request's headers (`tests/python/header_sink.py`), over OTLP/gRPC and
+//! OTLP/HTTP. Clients: raw HTTP posts, grpcio, and the official Python SDK.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::gateway::{free_port, http_request, loopback, Gateway};
+use common::grpc::{grpc_call_with, Payload};
+use common::header_sink::{HeaderSink, Recorded};
+use common::python::try_send_spans;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![KeyValue {
+            key: "service.name".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(service.into())),
+            }),
+            ..KeyValue::default()
+        }],
+        ..Resource::default()
+    })
+}
+
+/// `spans` spans of service `service`, each of a trace of its own (so they reach every shard).
+fn traces(service: &str, spans: u8, seed: u8) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(service),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..spans)
+                    .map(|n| Span {
+                        trace_id: vec![seed, n, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+                        span_id: vec![n.wrapping_add(1); 8],
+                        name: "op".into(),
+                        start_time_unix_nano: 1,
+                        end_time_unix_nano: 2,
+                        ..Span::default()
+                    })
+                    .collect(),
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// One gauge point of service `service`.
+fn metrics(service: &str) -> Vec<u8> {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(service),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "depth".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            time_unix_nano: 1,
+                            ..NumberDataPoint::default()
+                        }],
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// One log record of service `service`.
+fn logs(service: &str) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(service),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: 1,
+                    ..LogRecord::default()
+                }],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Posts `body` to `path` with `x-tenant: tenant` (none when empty): the status and body.
+fn post(gateway: &Gateway, path: &str, tenant: &str, body: &[u8]) -> (u16, String) {
+    let mut headers = vec![("Content-Type", "application/x-protobuf")];
+    if !tenant.is_empty() {
+        headers.push(("X-Tenant", tenant));
+    }
+    let (status, _, body) =
+        http_request(gateway.http, "POST", path, &headers, body).expect("post to the gateway");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The gateway's configuration: receivers keeping metadata; traces batched by tenant, to both
+/// exporters; metrics without a batch processor and logs with one without `metadata_keys`, to
+/// the HTTP exporter; `limit` combinations at most.
+fn config(sink: &HeaderSink, grpc: &str, http: &str, admin: &str, limit: u32) -> String {
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+        include_metadata: true
+      http:
+        endpoint: {http}
+        include_metadata: true
+processors:
+  batch:
+    timeout: 300ms
+    metadata_keys: [X-Tenant]
+    metadata_cardinality_limit: {limit}
+  batch/plain:
+    timeout: 100ms
+extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: x-tenant
+        default_value: anonymous
+      - key: X-Gateway
+        value: tg-1
+        action: insert
+exporters:
+  otlp:
+    endpoint: {grpc_sink}
+    tls:
+      insecure: true
+    compression: none
+    auth:
+      authenticator: headers_setter
+  otlphttp:
+    endpoint: http://{http_sink}
+    compression: none
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp, otlphttp]
+    metrics:
+      receivers: [otlp]
+      exporters: [otlphttp]
+    logs:
+      receivers: [otlp]
+      processors: [batch/plain]
+      exporters: [otlphttp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, {second_cpu}]
+",
+        grpc_sink = sink.grpc,
+        second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1),
+        http_sink = sink.http,
+    )
+}
+
+fn start(sink: &HeaderSink, limit: u32) -> Gateway {
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    Gateway::start_with_config(
+        &config(
+            sink,
+            &grpc.to_string(),
+            &http.to_string(),
+            &admin.to_string(),
+            limit,
+        ),
+        grpc,
+        http,
+        admin,
+    )
+}
+
+/// Items of `signal` the sink received, by the `x-scope-orgid` each request carried.
+fn by_tenant(requests: &[Recorded], signal: &str, transport: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in requests
+        .iter()
+        .filter(|r| r.signal == signal && r.transport == transport)
+    {
+        let tenant = r.header("x-scope-orgid").unwrap_or("<none>").to_string();
+        *out.entry(tenant).or_insert(0) += r.items;
+    }
+    out
+}
+
+#[test]
+fn each_tenant_is_batched_apart_and_its_header_set_on_every_export() {
+    let sink = HeaderSink::start();
+    let gateway = start(&sink, 1000);
+    // Raw posts, grpcio and the Python SDK, each tenant's spans named after it.
+    for (tenant, seed) in [("acme", 1u8), ("globex", 2), ("acme", 3), ("", 4)] {
+        let service = if tenant.is_empty() {
+            "anonymous"
+        } else {
+            tenant
+        };
+        let (status, body) = post(&gateway, "/v1/traces", tenant, &traces(service, 5, seed));
+        assert_eq!(status, 200, "{body}");
+    }
+    let request = traces("initech", 4, 9);
+    let reply = grpc_call_with(
+        gateway.grpc,
+        TRACE_EXPORT,
+        Payload::Bytes(&request),
+        "none",
+        &[("x-tenant", "initech")],
+    );
+    assert_eq!(reply.code, "OK", "{:?}", reply.details);
+    let sdk = try_send_spans(
+        "grpc",
+        &format!("http://{}", gateway.grpc),
+        3,
+        2,
+        11,
+        0,
+        "gzip",
+        &["--timeout", "10", "--header", "x-tenant=umbrella"],
+    )
+    .expect("the SDK exports");
+    assert_eq!(sdk.len(), 6);
+    // Metrics: no batch processor, so each request's metadata goes on as it came; logs: a
+    // batch processor without metadata_keys, which keeps none (as in the Collector).
+    for tenant in ["acme", "globex"] {
+        assert_eq!(
+            post(&gateway, "/v1/metrics", tenant, &metrics(tenant)).0,
+            200
+        );
+        assert_eq!(post(&gateway, "/v1/logs", tenant, &logs(tenant)).0, 200);
+    }
+    // Traces reach both exporters: (5 * 4 + 4 + 6) * 2, and 2 points and 2 records.
+    let expected = (5 * 4 + 4 + 6) * 2 + 2 + 2;
+    assert!(
+        sink.wait_for_items(expected, Duration::from_secs(30)),
+        "{} of {expected} items at the sink:\n{}",
+        sink.items(),
+        gateway.stderr()
+    );
+    let requests = sink.requests();
+    let spans_by_tenant: BTreeMap<String, u64> = [
+        ("acme", 10),
+        ("anonymous", 5),
+        ("globex", 5),
+        ("initech", 4),
+        ("umbrella", 6),
+    ]
+    .into_iter()
+    .map(|(t, n)| (t.to_string(), n))
+    .collect();
+    for transport in ["grpc", "http"] {
+        assert_eq!(
+            by_tenant(&requests, "traces", transport),
+            spans_by_tenant,
+            "spans by tenant header over {transport}"
+        );
+    }
+    for r in &requests {
+        assert_eq!(r.header("x-gateway"), Some("tg-1"), "{r:?}");
+        assert_eq!(r.headers["x-scope-orgid"].len(), 1, "one value: {r:?}");
+        let tenant = r.header("x-scope-orgid").expect("set on every request");
+        match r.signal.as_str() {
+            // Never two tenants in one batch: every resource is the tenant's own, except the
+            // SDK's (its own service name).
+            "traces" if tenant != "umbrella" => {
+                assert!(r.services.iter().all(|s| s == tenant), "{r:?}")
+            }
+            "traces" => {}
+            "metrics" => assert_eq!(r.services, [tenant], "{r:?}"),
+            "logs" => assert_eq!(tenant, "anonymous", "no metadata_keys, none kept: {r:?}"),
+            other => panic!("unexpected signal {other}"),
+        }
+    }
+    assert!(gateway.stop().success());
+}
+
+#[test]
+fn one_combination_past_the_limit_is_refused_with_the_collectors_message() {
+    let sink = HeaderSink::start();
+    let gateway = start(&sink, 2);
+    assert_eq!(post(&gateway, "/v1/traces", "a", &traces("a", 2, 1)).0, 200);
+    assert_eq!(post(&gateway, "/v1/traces", "b", &traces("b", 2, 2)).0, 200);
+    let (status, body) = post(&gateway, "/v1/traces", "c", &traces("c", 3, 3));
+    assert_eq!(status, 500, "a permanent error, as the Collector answers");
+    assert!(
+        body.contains("too many batcher metadata-value combinations"),
+        "{body}"
+    );
+    let request = traces("c", 1, 4);
+    let reply = grpc_call_with(
+        gateway.grpc,
+        TRACE_EXPORT,
+        Payload::Bytes(&request),
+        "none",
+        &[("x-tenant", "c")],
+    );
+    assert_eq!(reply.code, "INTERNAL", "{:?}", reply.details);
+    // The admitted ones go on being admitted, and other signals have no limit here.
+    assert_eq!(post(&gateway, "/v1/traces", "a", &traces("a", 2, 5)).0, 200);
+    assert_eq!(post(&gateway, "/v1/logs", "c", &logs("c")).0, 200);
+    assert_eq!(
+        gateway.metric(
+            "otelcol_receiver_refused_spans",
+            &[("receiver", "otlp"), ("transport", "http")]
+        ),
+        3.0
+    );
+    assert!(sink.wait_for_items(2 * 6 + 1, Duration::from_secs(30)));
+    let tenants: BTreeMap<String, u64> = by_tenant(&sink.requests(), "traces", "http");
+    assert_eq!(
+        tenants.into_iter().collect::<Vec<_>>(),
+        [("a".to_string(), 4), ("b".to_string(), 2)]
+    );
+    assert!(gateway.stop().success());
+}
