@@ -4330,3 +4330,163 @@ service:
         Some("exporters.loadbalancing.protocol.otlp.sending_queue.batch")
     );
 }
+
+/// A configuration with `extensions` (enabled) and an `otlphttp` exporter whose `auth` and
+/// `headers` are given: the multi-tenant tests' frame.
+fn with_setter(extensions: &str, exporter_extra: &str) -> Result<Config, ConfigError> {
+    parse(&format!(
+        "
+extensions:
+{extensions}
+receivers:
+  otlp:
+    protocols:
+      http:
+        include_metadata: true
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:4318
+    auth:
+      authenticator: headers_setter
+{exporter_extra}
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"
+    ))
+}
+
+#[test]
+fn client_metadata_keys_load_as_the_collector_reads_them() {
+    let config = with_setter(
+        "  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: X-Tenant
+        default_value: anon
+      - key: X-Extra
+        value: v
+        action: insert
+      - key: X-Gone
+        action: delete",
+        "",
+    )
+    .expect("loads");
+    let Some(Extension::HeadersSetter(setter)) = config.extensions.get(&id("headers_setter"))
+    else {
+        panic!("a headers_setter");
+    };
+    assert_eq!(setter.headers.len(), 3);
+    assert_eq!(setter.headers[0].action, HeaderAction::Upsert);
+    assert_eq!(setter.context_keys().collect::<Vec<_>>(), ["x-tenant"]);
+    assert_eq!(setter.headers[2].source, HeaderSource::None);
+    let Some(Receiver::Otlp(otlp)) = config.receivers.get(&id("otlp")) else {
+        panic!("no otlp receiver");
+    };
+    assert!(otlp.http.as_ref().expect("http").include_metadata);
+    let config = parse(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+processors:
+  batch:
+    metadata_keys: [X-Tenant, region]
+    metadata_cardinality_limit: 0
+{MINIMAL_SERVICE}"
+    ))
+    .expect("loads");
+    let Some(Processor::Batch(batch)) = config.processors.get(&id("batch")) else {
+        panic!("a batch processor");
+    };
+    assert_eq!(batch.metadata_keys, ["region", "x-tenant"]);
+    assert_eq!(batch.metadata_cardinality_limit, 0);
+}
+
+#[test]
+fn client_metadata_mistakes_name_their_key() {
+    let err = error(
+        "
+processors:
+  batch:
+    metadata_keys: [X-Tenant, x-tenant]
+",
+    );
+    assert_error(
+        &err,
+        3,
+        "processors.batch.metadata_keys",
+        "duplicate entry in metadata_keys: \"x-tenant\" (case-insensitive)",
+    );
+    let cases = [
+        ("  headers_setter:\n    headers: []", "", "missing headers configuration"),
+        (
+            "  headers_setter:\n    headers:\n      - from_context: t",
+            "",
+            "missing header name",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: a b\n        value: v",
+            "",
+            "not an HTTP header name",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: A\n        value: v\n        from_context: t",
+            "",
+            "must either 'from_context' or 'value'",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: A",
+            "",
+            "missing header source",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: A\n        from_attribute: subject",
+            "",
+            "tailgate's authenticators attach none",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: A\n        value: v\n        action: append",
+            "",
+            "`append` is no action",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: X-Scope-OrgID\n        value: v",
+            "    headers:\n      x-scope-orgid: other",
+            "also set by auth.authenticator",
+        ),
+    ];
+    for (extensions, extra, needle) in cases {
+        let err = with_setter(extensions, extra).expect_err(needle);
+        assert!(err.to_string().contains(needle), "`{needle}` not in: {err}");
+    }
+    let err = parse(
+        "
+extensions:
+  headers_setter:
+    headers:
+      - key: A
+        value: v
+receivers:
+  otlp:
+    protocols:
+      http:
+        auth:
+          authenticator: headers_setter
+exporters:
+  debug:
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+",
+    )
+    .expect_err("a receiver cannot use it");
+    assert!(err.to_string().contains("is a headers_setter"), "{err}");
+}
