@@ -2226,7 +2226,8 @@ extensions:
         2,
         "extensions.oauth2client",
         "extension type `oauth2client` is not supported; tailgate has the authenticators \
-         `bearertokenauth` and `basicauth`, `health_check`, and `file_storage`",
+         `bearertokenauth` and `basicauth`, `headers_setter` for exporters' headers, \
+         `health_check`, and `file_storage`",
     );
 
     let err = error(&format!(
@@ -4246,7 +4247,8 @@ service:
         Some(QueueBatch {
             flush_timeout: Duration::from_millis(200),
             min_size: 8192,
-            max_size: 0
+            max_size: 0,
+            partition_keys: Vec::new(),
         })
     );
     let q = queue(
@@ -4259,10 +4261,17 @@ service:
         Some(QueueBatch {
             flush_timeout: Duration::from_secs(5),
             min_size: 512,
-            max_size: 1024
+            max_size: 1024,
+            partition_keys: Vec::new(),
         })
     );
     assert_eq!(queue("      enabled: true").unwrap().batch, None);
+    let partitioned =
+        queue("      batch:\n        partition:\n          metadata_keys: [X-Tenant]")
+            .unwrap()
+            .batch
+            .expect("batching");
+    assert_eq!(partitioned.partition_keys, ["x-tenant"]);
     for (keys, at, needle) in [
         (
             "      batch:\n        flush_timeout: 0s",
@@ -4287,9 +4296,9 @@ service:
             "in bytes are not supported",
         ),
         (
-            "      batch:\n        partition:\n          metadata_keys: [tenant]",
-            "exporters.otlp.sending_queue.batch.partition",
-            "metadata",
+            "      batch:\n        partition:\n          metadata_keys: [tenant, Tenant]",
+            "exporters.otlp.sending_queue.batch.partition.metadata_keys",
+            "given twice",
         ),
         (
             "      sizer: items\n      queue_size: 100\n      batch:\n        min_size: 512",

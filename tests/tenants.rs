@@ -348,3 +348,102 @@ fn one_combination_past_the_limit_is_refused_with_the_collectors_message() {
     );
     assert!(gateway.stop().success());
 }
+
+/// The routing connector's `context: request`: each request to the pipeline its tenant names,
+/// over gRPC (whose call metadata the Collector routes on, include_metadata or not) and over
+/// HTTP with include_metadata.
+#[test]
+fn a_request_route_sends_each_tenant_to_its_pipeline() {
+    let sink = HeaderSink::start();
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+        include_metadata: true
+connectors:
+  routing:
+    default_pipelines: [traces/others]
+    table:
+      - context: request
+        condition: request[\"X-Tenant\"] == \"acme\"
+        pipelines: [traces/acme]
+exporters:
+  otlphttp/acme:
+    endpoint: http://{sink}
+    compression: none
+    headers:
+      X-Pipeline: acme
+  otlphttp/others:
+    endpoint: http://{sink}
+    compression: none
+    headers:
+      X-Pipeline: others
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [routing]
+    traces/acme:
+      receivers: [routing]
+      exporters: [otlphttp/acme]
+    traces/others:
+      receivers: [routing]
+      exporters: [otlphttp/others]
+  telemetry:
+    metrics:
+      address: {admin}
+",
+        sink = sink.http,
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    for (tenant, seed) in [("acme", 1u8), ("globex", 2), ("", 3)] {
+        let service = if tenant.is_empty() { "none" } else { tenant };
+        let (status, body) = post(&gateway, "/v1/traces", tenant, &traces(service, 2, seed));
+        assert_eq!(status, 200, "{body}");
+    }
+    for (tenant, seed) in [("acme", 4u8), ("initech", 5)] {
+        let request = traces(tenant, 3, seed);
+        let reply = grpc_call_with(
+            gateway.grpc,
+            TRACE_EXPORT,
+            Payload::Bytes(&request),
+            "none",
+            &[("x-tenant", tenant)],
+        );
+        assert_eq!(reply.code, "OK", "{:?}", reply.details);
+    }
+    assert!(
+        sink.wait_for_items(2 * 3 + 3 * 2, Duration::from_secs(30)),
+        "{}",
+        gateway.stderr()
+    );
+    // Spans by pipeline and service: each request is one resource group of one service.
+    let mut by_pipeline: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for r in sink.requests() {
+        let pipeline = r.header("x-pipeline").expect("each exporter's header");
+        assert_eq!(r.services.len(), 1, "{r:?}");
+        *by_pipeline
+            .entry((pipeline.to_string(), r.services[0].clone()))
+            .or_default() += r.items;
+    }
+    let expected: BTreeMap<(String, String), u64> = [
+        ("acme", "acme", 2 + 3),
+        ("others", "globex", 2),
+        ("others", "initech", 3),
+        ("others", "none", 2),
+    ]
+    .into_iter()
+    .map(|(p, s, n)| ((p.to_string(), s.to_string()), n))
+    .collect();
+    assert_eq!(by_pipeline, expected);
+    assert!(gateway.stop().success());
+}

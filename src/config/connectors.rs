@@ -104,12 +104,97 @@ pub struct Routing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// `condition`, or the condition of a `statement` written `route() where CONDITION`,
-    /// parsed in the resource context.
-    pub condition: Condition,
+    /// parsed in the route's context.
+    pub condition: RouteCondition,
     /// `action` (default `move`).
     pub action: RouteAction,
     /// `pipelines`: at least one.
     pub pipelines: Vec<PipelineId>,
+}
+
+/// A route's condition, in its `context`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteCondition {
+    /// `context: resource` (the default): tailgate's OTTL subset on each resource group.
+    Resource(Condition),
+    /// `context: request`: a client metadata value of the whole request.
+    Request(RequestCondition),
+}
+
+impl RouteCondition {
+    /// The condition as written.
+    pub fn text(&self) -> &str {
+        match self {
+            RouteCondition::Resource(condition) => condition.text(),
+            RouteCondition::Request(condition) => &condition.text,
+        }
+    }
+}
+
+/// `context: request`'s one form, the Collector's: `request["NAME"] == "VALUE"` (or `!=`),
+/// true when one of the request's values of client metadata key `NAME` compares so — false
+/// when it has none, either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestCondition {
+    /// `NAME`, lower-case.
+    pub key: String,
+    /// `==` (or `!=`).
+    pub equal: bool,
+    /// `VALUE`, unquoted.
+    pub value: String,
+    /// The condition as written.
+    pub text: String,
+}
+
+impl RequestCondition {
+    /// Parses `request["NAME"] == "VALUE"` (or `!=`); the reason when it is not that.
+    pub fn parse(text: &str) -> Result<RequestCondition, String> {
+        let form = "a request condition has the form `request[\"NAME\"] == \"VALUE\"` (or `!=`)";
+        let comparators = text.matches("==").count() + text.matches("!=").count();
+        if comparators != 1 {
+            return Err(format!(
+                "{}; {form}",
+                if comparators == 0 {
+                    "no comparator"
+                } else {
+                    "more than one comparator"
+                }
+            ));
+        }
+        let (left, right, equal) = match text.split_once("==") {
+            Some((left, right)) => (left, right, true),
+            None => {
+                let (left, right) = text.split_once("!=").expect("one comparator");
+                (left, right, false)
+            }
+        };
+        let key = left
+            .trim()
+            .strip_prefix("request[\"")
+            .and_then(|rest| rest.strip_suffix("\"]"))
+            .filter(|key| !key.is_empty() && !key.contains('"'))
+            .ok_or_else(|| form.to_string())?;
+        let value = right
+            .trim()
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .filter(|value| !value.contains('"'))
+            .ok_or_else(|| form.to_string())?;
+        Ok(RequestCondition {
+            key: key.to_ascii_lowercase(),
+            equal,
+            value: value.to_string(),
+            text: text.to_string(),
+        })
+    }
+
+    /// Whether a request with client metadata `metadata` meets it.
+    pub fn matches(&self, metadata: &crate::metadata::Metadata) -> bool {
+        metadata
+            .get(&self.key)
+            .iter()
+            .any(|value| (**value == *self.value.as_bytes()) == self.equal)
+    }
 }
 
 /// `table[].action`.
@@ -319,9 +404,10 @@ fn check_routing(raw: RawRouting, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Routi
 
 /// The route at `at`: its condition in tailgate's OTTL subset, its action and pipelines.
 fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, ConfigError> {
-    match raw.context.as_deref() {
-        None | Some("" | "resource") => {}
-        Some(other @ ("span" | "metric" | "datapoint" | "log" | "request")) => {
+    let request = match raw.context.as_deref() {
+        None | Some("" | "resource") => false,
+        Some("request") => true,
+        Some(other @ ("span" | "metric" | "datapoint" | "log")) => {
             return Err(ctx.error(
                 &at.key("context"),
                 Target::Value,
@@ -337,11 +423,11 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
                 &at.key("context"),
                 format!(
                     "`{other}` is not a routing context; the Collector has resource, span, \
-                     metric, datapoint, log and request (tailgate: resource)"
+                     metric, datapoint, log and request (tailgate: resource and request)"
                 ),
             ))
         }
-    }
+    };
     let (key, text, condition_text) = match (raw.condition, raw.statement) {
         (Some(_), Some(_)) => {
             return Err(ctx.invalid(
@@ -373,19 +459,21 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
         }
     };
     let offset = text.len() - condition_text.len();
-    let condition = Condition::parse(&condition_text, ContextKind::Resource).map_err(|err| {
-        let column = text
-            .char_indices()
-            .take_while(|(i, _)| *i < offset + err.at)
-            .count()
-            + 1;
-        let message = format!("the OTTL {key} `{text}`, at character {column}: {err}");
-        let kind = match err.kind {
-            ParseErrorKind::Invalid(_) => ConfigErrorKind::InvalidValue(message),
-            ParseErrorKind::Unsupported(_) => ConfigErrorKind::Unsupported(message),
-        };
-        ctx.error(&at.key(key), Target::Value, kind)
-    })?;
+    let condition = if request {
+        RouteCondition::Request(
+            RequestCondition::parse(condition_text.trim())
+                .map_err(|why| ctx.invalid(&at.key(key), why))?,
+        )
+    } else {
+        RouteCondition::Resource(resource_condition(
+            &text,
+            &condition_text,
+            offset,
+            key,
+            at,
+            ctx,
+        )?)
+    };
     let action = match raw.action.as_deref() {
         None | Some("" | "move") => RouteAction::Move,
         Some("copy") => RouteAction::Copy,
@@ -408,6 +496,31 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
         condition,
         action,
         pipelines,
+    })
+}
+
+/// The resource-context condition `condition_text`, written at `offset` of `text` (under key
+/// `key` of the route at `at`), parsed in tailgate's OTTL subset.
+fn resource_condition(
+    text: &str,
+    condition_text: &str,
+    offset: usize,
+    key: &str,
+    at: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Condition, ConfigError> {
+    Condition::parse(condition_text, ContextKind::Resource).map_err(|err| {
+        let column = text
+            .char_indices()
+            .take_while(|(i, _)| *i < offset + err.at)
+            .count()
+            + 1;
+        let message = format!("the OTTL {key} `{text}`, at character {column}: {err}");
+        let kind = match err.kind {
+            ParseErrorKind::Invalid(_) => ConfigErrorKind::InvalidValue(message),
+            ParseErrorKind::Unsupported(_) => ConfigErrorKind::Unsupported(message),
+        };
+        ctx.error(&at.key(key), Target::Value, kind)
     })
 }
 
@@ -526,7 +639,7 @@ mod tests {
 
 #[cfg(test)]
 mod config_tests {
-    use crate::config::{Config, Connector, RouteAction};
+    use crate::config::{Config, Connector, RequestCondition, RouteAction, RouteCondition};
     use crate::ottl::ContextKind;
 
     const HEAD: &str =
@@ -623,6 +736,62 @@ service:
         assert!(err.contains("`span` context is not supported"), "{err}");
         let err = refused(&ROUTED.replace("attributes[\"tenant\"]", "name"));
         assert!(err.contains("resource context has no `name`"), "{err}");
+    }
+
+    #[test]
+    fn a_request_condition_has_the_collectors_one_form() {
+        let parsed = RequestCondition::parse(r#"request["X-Tenant"] == "acme""#).expect("parses");
+        assert_eq!(
+            (parsed.key.as_str(), parsed.equal, parsed.value.as_str()),
+            ("x-tenant", true, "acme")
+        );
+        let not = RequestCondition::parse(r#" request["t"]!="" "#).expect("parses");
+        assert_eq!((not.equal, not.value.as_str()), (false, ""));
+        for wrong in [
+            r#"request["t"] = "a""#,
+            r#"request["t"] == "a" or request["u"] == "b""#,
+            r#"attributes["t"] == "a""#,
+            r#"request["t"] == a"#,
+            r#"request[""] == "a""#,
+        ] {
+            let why = RequestCondition::parse(wrong).expect_err(wrong);
+            assert!(
+                why.contains("comparator") || why.contains("form"),
+                "{wrong}: {why}"
+            );
+        }
+        let capture = crate::metadata::Capture::new(["x-tenant"]);
+        let of = |values: &[&'static str]| {
+            capture.from_headers(values.iter().map(|v| ("X-Tenant", v.as_bytes())))
+        };
+        assert!(parsed.matches(&of(&["acme"])));
+        assert!(parsed.matches(&of(&["other", "acme"])), "any of the values");
+        assert!(!parsed.matches(&of(&["other"])));
+        assert!(!parsed.matches(&of(&[])), "none: false");
+        let not_acme = RequestCondition::parse(r#"request["x-tenant"] != "acme""#).unwrap();
+        assert!(not_acme.matches(&of(&["other"])));
+        assert!(
+            !not_acme.matches(&of(&[])),
+            "none: false for != too, as in the Collector"
+        );
+        let routed = load(&ROUTED.replace(
+            "      - condition: attributes[\"tenant\"] == \"acme\"",
+            "      - context: request\n        condition: request[\"X-Tenant\"] == \"acme\"",
+        ))
+        .expect("loads");
+        let Some(Connector::Routing(routing)) = routed.connectors.by_id.values().next() else {
+            panic!("a routing connector");
+        };
+        assert!(matches!(
+            &routing.table[0].condition,
+            RouteCondition::Request(c) if c.key == "x-tenant"
+        ));
+        let err = refused(&ROUTED.replace(
+            "      - condition: attributes[\"tenant\"] == \"acme\"",
+            "      - context: request\n        condition: attributes[\"tenant\"] == \"acme\"",
+        ));
+        assert!(err.contains("table[0].condition"), "{err}");
+        assert!(err.contains(r#"request["NAME"] == "VALUE""#), "{err}");
     }
 
     #[test]

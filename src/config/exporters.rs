@@ -354,7 +354,7 @@ pub struct SendingQueue {
 
 /// `sending_queue.batch`, in items: the pipeline's batcher takes these settings (see
 /// docs/CONFIGURATION.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueBatch {
     /// `flush_timeout` (default 200 ms): a batch goes out this long after it began at most.
     pub flush_timeout: Duration,
@@ -362,6 +362,9 @@ pub struct QueueBatch {
     pub min_size: u64,
     /// `max_size` (default 0: no limit): larger requests are split.
     pub max_size: u64,
+    /// `partition.metadata_keys`: client metadata keys whose values batch apart (lower-case,
+    /// sorted; empty: requests of the same metadata merge). See `crate::metadata`.
+    pub partition_keys: Vec<String>,
 }
 
 /// `sending_queue.sizer`: the unit of `queue_size`, as the Collector's exporterhelper names it.
@@ -625,7 +628,14 @@ struct RawQueueBatch {
     min_size: Option<UInt>,
     max_size: Option<UInt>,
     sizer: Option<String>,
-    partition: Option<IgnoredAny>,
+    partition: Option<RawPartition>,
+}
+
+/// `sending_queue.batch.partition`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPartition {
+    metadata_keys: Option<Vec<String>>,
 }
 
 pub(crate) fn check(
@@ -1461,13 +1471,32 @@ fn check_queue_batch(
     ctx: &Ctx<'_>,
 ) -> Result<QueueBatch, ConfigError> {
     let path = &queue_path.key("batch");
-    if raw.partition.is_some() {
-        return Err(ctx.unsupported(
-            &path.key("partition"),
-            "batches partitioned by request metadata are not supported: tailgate does not \
-             carry client metadata to its exporters",
+    let keys_path = path.key("partition").key("metadata_keys");
+    let mut partition_keys: Vec<String> = Vec::new();
+    for key in raw
+        .partition
+        .and_then(|p| p.metadata_keys)
+        .unwrap_or_default()
+    {
+        let lower = key.to_ascii_lowercase();
+        if lower.is_empty() || partition_keys.contains(&lower) {
+            return Err(ctx.invalid(
+                &keys_path,
+                format!("`{key}` is empty or given twice (case-insensitive)"),
+            ));
+        }
+        partition_keys.push(lower);
+    }
+    if partition_keys.len() > super::processors::METADATA_KEYS_MAX {
+        return Err(ctx.invalid(
+            &keys_path,
+            format!(
+                "at most {} keys are allowed",
+                super::processors::METADATA_KEYS_MAX
+            ),
         ));
     }
+    partition_keys.sort();
     let (sizer, sizer_path) = match (&raw.sizer, &queue.sizer) {
         (Some(sizer), _) => (sizer.as_str(), path.key("sizer")),
         (None, Some(sizer)) => (sizer.as_str(), queue_path.key("sizer")),
@@ -1522,6 +1551,7 @@ fn check_queue_batch(
         flush_timeout,
         min_size,
         max_size,
+        partition_keys,
     })
 }
 

@@ -60,9 +60,9 @@ use serde::Deserialize;
 /// The gRPC client's `keepalive` and `balancer_name`, as read: the export layer's own types.
 pub use crate::export::{Balancer, ClientKeepalive};
 pub use connectors::{
-    Connector, Connectors, Failover, Route, RouteAction, Routing, CONNECTOR_KINDS,
-    MAX_RETRIES_DEFAULT, PRIORITY_LEVELS_MAX, RETRY_GAP_DEFAULT, RETRY_INTERVAL_DEFAULT,
-    ROUTES_MAX,
+    Connector, Connectors, Failover, RequestCondition, Route, RouteAction, RouteCondition, Routing,
+    CONNECTOR_KINDS, MAX_RETRIES_DEFAULT, PRIORITY_LEVELS_MAX, RETRY_GAP_DEFAULT,
+    RETRY_INTERVAL_DEFAULT, ROUTES_MAX,
 };
 pub use error::{ConfigError, ConfigErrorKind};
 pub use exporters::{

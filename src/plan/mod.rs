@@ -149,7 +149,7 @@ pub(crate) enum ConnectorKind {
 /// One route of a routing table.
 #[derive(Debug, Clone)]
 pub(crate) struct RoutePlan {
-    pub(crate) condition: crate::ottl::Condition,
+    pub(crate) condition: config::RouteCondition,
     /// `action: copy`: the group stays on offer to the routes after this one.
     pub(crate) copy: bool,
     pub(crate) pipelines: Vec<usize>,
@@ -581,8 +581,9 @@ impl PipelinePlan {
             .processors
             .iter()
             .any(|id| matches!(config.processors.by_id.get(id), Some(Processor::Batch(_))));
-        if let Some(settings) = exporter_batching(config, pipeline, has_batch_processor)? {
+        if let Some((settings, by)) = exporter_batching(config, pipeline, has_batch_processor)? {
             batch = settings;
+            partitioning = by;
         }
         let sampling = match sampling {
             Some(config) => {
@@ -677,7 +678,38 @@ fn metadata_plan(
         })
         .collect();
     keys.extend(setters.iter().flat_map(|(_, s)| s.context_keys()));
+    keys.extend(
+        config
+            .exporters
+            .by_id
+            .values()
+            .filter_map(|e| match e {
+                config::Exporter::Otlp(e) => e.sending_queue.batch.as_ref(),
+                config::Exporter::OtlpHttp(e) => e.sending_queue.batch.as_ref(),
+                _ => None,
+            })
+            .flat_map(|batch| batch.partition_keys.iter().map(String::as_str)),
+    );
+    // The routing connectors' `context: request` keys: read from the client metadata of any
+    // gRPC call (the Collector matches those on the call's metadata, include_metadata or
+    // not), and of HTTP requests to receivers with include_metadata (its client metadata).
+    let routed: Vec<&str> = config
+        .connectors
+        .by_id
+        .values()
+        .filter_map(|c| match c {
+            config::Connector::Routing(routing) => Some(routing.table.iter()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|route| match &route.condition {
+            config::RouteCondition::Request(condition) => Some(condition.key.as_str()),
+            config::RouteCondition::Resource(_) => None,
+        })
+        .collect();
+    keys.extend(routed.iter().copied());
     let capture = Arc::new(Capture::new(keys));
+    let routing_only = (!routed.is_empty()).then(|| Arc::new(Capture::new(routed)));
     let mut including = false;
     for receiver in receivers.iter_mut() {
         let config::Receiver::Otlp(otlp) = &config.receivers.by_id
@@ -686,7 +718,7 @@ fn metadata_plan(
         if let Some((_, settings, _)) = &mut receiver.grpc {
             let on = otlp.grpc.as_ref().is_some_and(|g| g.include_metadata);
             including |= on;
-            settings.capture = keeps(on);
+            settings.capture = keeps(on).or_else(|| routing_only.clone());
         }
         if let Some((_, settings, _)) = &mut receiver.http {
             let on = otlp.http.as_ref().is_some_and(|h| h.include_metadata);
@@ -910,7 +942,7 @@ fn exporter_batching(
     config: &Config,
     pipeline: &config::Pipeline,
     has_batch_processor: bool,
-) -> Result<Option<BatcherSettings>, StartError> {
+) -> Result<Option<(BatcherSettings, Partitioning)>, StartError> {
     let mut batching: Vec<(&config::ComponentId, config::QueueBatch)> = Vec::new();
     let mut plain = Vec::new();
     for id in &pipeline.exporters {
@@ -920,12 +952,12 @@ fn exporter_batching(
             // Connectors, debug and the load balancer have no exporter batching.
             _ => continue,
         };
-        match queue.batch {
-            Some(batch) => batching.push((id, batch)),
+        match &queue.batch {
+            Some(batch) => batching.push((id, batch.clone())),
             None => plain.push(id.to_string()),
         }
     }
-    let Some(&(first_id, first)) = batching.first() else {
+    let Some((first_id, first)) = batching.first() else {
         return Ok(None);
     };
     let name = pipeline.id.to_string();
@@ -937,7 +969,7 @@ fn exporter_batching(
         );
         return Ok(None);
     }
-    if let Some((other, _)) = batching.iter().find(|(_, b)| *b != first) {
+    if let Some((other, _)) = batching.iter().find(|(_, b)| b != first) {
         return Err(StartError::Unsupported(format!(
             "pipeline {name}: exporters {first_id} and {other} batch differently \
              (sending_queue.batch); tailgate batches once per pipeline, before its exporters: \
@@ -951,12 +983,26 @@ fn exporter_batching(
             plain.join(", ")
         );
     }
-    Ok(Some(BatcherSettings {
-        send_batch_size: first.min_size,
-        send_batch_max_size: first.max_size,
-        timeout: first.flush_timeout,
-        batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
-    }))
+    let partitioning = if first.partition_keys.is_empty() {
+        Partitioning::Keep
+    } else {
+        Partitioning::Keys(
+            first
+                .partition_keys
+                .iter()
+                .map(|k| Box::from(k.as_str()))
+                .collect(),
+        )
+    };
+    Ok(Some((
+        BatcherSettings {
+            send_batch_size: first.min_size,
+            send_batch_max_size: first.max_size,
+            timeout: first.flush_timeout,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+        },
+        partitioning,
+    )))
 }
 
 /// A periodic reader: its client's settings (TLS files read), interval and bound.

@@ -36,10 +36,11 @@ use std::rc::Rc;
 use bytes::Bytes;
 use tailgate_wire::{Request, Signal};
 
-use crate::config::ErrorMode;
+use crate::config::{ErrorMode, RouteCondition};
 use crate::export::{Batch, Connect};
 use crate::ingest::Delivery;
-use crate::ottl::{Condition, Scratch, Subject};
+use crate::metadata::Metadata;
+use crate::ottl::{Scratch, Subject};
 use crate::plan::CONNECTOR_TARGETS_MAX;
 use crate::telemetry::{DropMetrics, DropReason};
 
@@ -48,7 +49,7 @@ use super::dispatch::Stage;
 /// One route: its condition, whether it moves or copies, and its pipelines as a set of bits
 /// over [`Router::targets`].
 pub(super) struct Route {
-    pub(super) condition: Condition,
+    pub(super) condition: RouteCondition,
     pub(super) copy: bool,
     pub(super) targets: u64,
 }
@@ -102,10 +103,19 @@ impl Router {
     }
 
     /// The targets of one resource, or `None` when a condition failed under `propagate`.
-    fn route(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Option<u64> {
+    fn route(
+        &self,
+        subject: &Subject<'_>,
+        scratch: &mut Scratch,
+        metadata: &Metadata,
+    ) -> Option<u64> {
         let mut targets = 0;
         for route in &self.routes {
-            match route.condition.eval(subject, scratch) {
+            let met = match &route.condition {
+                RouteCondition::Resource(condition) => condition.eval(subject, scratch),
+                RouteCondition::Request(condition) => Ok(condition.matches(metadata)),
+            };
+            match met {
                 Ok(true) => {
                     targets |= route.targets;
                     if !route.copy {
@@ -150,7 +160,7 @@ impl Router {
                     resource: group.resource(),
                     ..Subject::default()
                 };
-                match self.route(&subject, &mut scratch) {
+                match self.route(&subject, &mut scratch, &batch.metadata) {
                     Some(targets) => marks.push(targets),
                     None => {
                         self.drops
@@ -238,7 +248,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::ottl::ContextKind;
+    use crate::ottl::{Condition, ContextKind};
     use crate::telemetry::RegistryBuilder;
 
     /// A resource group with `spans` spans under `tenant` (none: no such attribute).
@@ -295,7 +305,9 @@ mod tests {
         let mut builder = RegistryBuilder::new();
         let drops = DropMetrics::register(&mut builder, 0);
         let route = |text: &str, copy, targets| Route {
-            condition: Condition::parse(text, ContextKind::Resource).unwrap(),
+            condition: RouteCondition::Resource(
+                Condition::parse(text, ContextKind::Resource).unwrap(),
+            ),
             copy,
             targets,
         };
