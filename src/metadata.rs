@@ -33,7 +33,7 @@
 //! has not seen takes the node's lock — at most `limit` times a shard, plus once for each
 //! refused request.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -232,7 +232,19 @@ impl Admission {
 /// node's lock.
 #[derive(Debug, Default)]
 pub struct Admissions {
-    each: Vec<(Signal, Arc<Admission>, RefCell<HashSet<Metadata>>)>,
+    each: Vec<ShardAdmission>,
+}
+
+/// One admission as a shard sees it.
+#[derive(Debug)]
+struct ShardAdmission {
+    signal: Signal,
+    node: Arc<Admission>,
+    /// The combinations this shard knows to be admitted.
+    seen: RefCell<HashSet<Metadata>>,
+    /// Whether the node's set was full when this shard last looked: then `seen` holds all of
+    /// it (it never changes again), and a combination not in it is refused without the lock.
+    full: Cell<bool>,
 }
 
 impl Admissions {
@@ -241,7 +253,12 @@ impl Admissions {
         Admissions {
             each: admissions
                 .iter()
-                .map(|(signal, a)| (*signal, a.clone(), RefCell::new(HashSet::new())))
+                .map(|(signal, node)| ShardAdmission {
+                    signal: *signal,
+                    node: node.clone(),
+                    seen: RefCell::new(HashSet::new()),
+                    full: Cell::new(false),
+                })
                 .collect(),
         }
     }
@@ -255,28 +272,36 @@ impl Admissions {
     /// for one more. A combination a processor admitted stays admitted (its batcher stays, as
     /// in the Collector), so an admission is never taken back.
     pub fn admit(&self, signal: Signal, metadata: &Metadata) -> Result<(), &'static str> {
-        for (of, admission, seen) in &self.each {
-            if *of != signal {
+        for shard in &self.each {
+            if shard.signal != signal {
                 continue;
             }
+            let admission = &shard.node;
             let combination = metadata.project(&admission.keys);
-            if seen.borrow().contains(&combination) {
+            if shard.seen.borrow().contains(&combination) {
                 continue;
+            }
+            if shard.full.get() {
+                return Err(TOO_MANY_COMBINATIONS);
             }
             {
-                // The node's lock, only for a combination new to this shard; a poisoned lock
-                // (a panic elsewhere, which ends the process) refuses rather than admits.
+                // The node's lock, only for a combination new to this shard (at most `limit`
+                // times a shard, and once more when the set is full); a poisoned lock (a panic
+                // elsewhere, which ends the process) refuses rather than admits.
                 let Ok(mut admitted) = admission.admitted.lock() else {
                     return Err(TOO_MANY_COMBINATIONS);
                 };
                 if !admitted.contains(&combination) {
                     if admission.limit != 0 && admitted.len() >= admission.limit {
+                        // Full for good: this shard keeps all of it and asks no more.
+                        shard.seen.borrow_mut().extend(admitted.iter().cloned());
+                        shard.full.set(true);
                         return Err(TOO_MANY_COMBINATIONS);
                     }
                     admitted.insert(combination.clone());
                 }
             }
-            seen.borrow_mut().insert(combination);
+            shard.seen.borrow_mut().insert(combination);
         }
         Ok(())
     }

@@ -4468,6 +4468,16 @@ processors:
             "    headers:\n      x-scope-orgid: other",
             "also set by auth.authenticator",
         ),
+        (
+            "  headers_setter:\n    headers:\n      - key: Content-Length\n        value: \"1\"",
+            "",
+            "written by the exporter itself",
+        ),
+        (
+            "  headers_setter:\n    headers:\n      - key: grpc-timeout\n        value: 1S",
+            "",
+            "written by the exporter itself",
+        ),
     ];
     for (extensions, extra, needle) in cases {
         let err = with_setter(extensions, extra).expect_err(needle);

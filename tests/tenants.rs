@@ -447,3 +447,45 @@ service:
     assert_eq!(by_pipeline, expected);
     assert!(gateway.stop().success());
 }
+
+/// What the receivers keep and the limits are set at start: a live reload that changes them is
+/// refused with the reason, and the running configuration goes on serving. The limit counts
+/// only requests otherwise accepted: one that does not decode takes no combination.
+#[test]
+fn a_reload_changing_the_kept_metadata_is_refused_and_bad_requests_take_no_combination() {
+    let sink = HeaderSink::start();
+    let gateway = start(&sink, 1);
+    // Refused as undecodable, before the limit is asked: "a" is not admitted by it.
+    let (status, _) = post(&gateway, "/v1/traces", "a", b"\x0a\xff\xff");
+    assert_eq!(status, 400);
+    assert_eq!(post(&gateway, "/v1/traces", "b", &traces("b", 1, 1)).0, 200);
+    let config = std::fs::read_to_string(gateway.config_path()).expect("the config");
+    let changed = config.replace(
+        "metadata_keys: [X-Tenant]",
+        "metadata_keys: [X-Tenant, region]",
+    );
+    assert_ne!(changed, config);
+    std::fs::write(gateway.config_path(), changed).expect("write the config");
+    // SAFETY: kill(2) on the gateway process this test spawned; no memory is involved.
+    unsafe {
+        libc::kill(gateway.pid() as i32, libc::SIGHUP);
+    }
+    assert!(
+        common::gateway::wait_for(Duration::from_secs(20), || gateway
+            .metric("tailgate_config_reload_failures", &[])
+            == 1.0),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(
+        gateway
+            .stderr()
+            .contains("client metadata the receivers keep"),
+        "{}",
+        gateway.stderr()
+    );
+    // Still the start's: "b" admitted, one more refused.
+    assert_eq!(post(&gateway, "/v1/traces", "b", &traces("b", 1, 2)).0, 200);
+    assert_eq!(post(&gateway, "/v1/traces", "c", &traces("c", 1, 3)).0, 500);
+    assert!(gateway.stop().success());
+}

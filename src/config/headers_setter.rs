@@ -32,6 +32,22 @@ use super::error::ConfigError;
 use super::extensions::Secret;
 use super::values::{is_header_name, KeyPath};
 
+/// Headers an exporter writes itself, which an entry may not set: two of them would make a
+/// request ambiguous (its framing, its encoding) or break gRPC; `grpc-*` are refused too.
+const RESERVED: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "trailer",
+    "te",
+    "content-type",
+    "content-encoding",
+    "user-agent",
+];
+
 /// The most entries one `headers_setter` takes.
 pub const HEADERS_SETTER_ENTRIES_MAX: usize = 64;
 
@@ -151,6 +167,16 @@ fn check_entry(
         return Err(ctx.invalid(
             &path.key("key"),
             format!("`{key}` is not an HTTP header name"),
+        ));
+    }
+    let lower = key.to_ascii_lowercase();
+    if RESERVED.contains(&lower.as_str()) || lower.starts_with("grpc-") {
+        return Err(ctx.invalid(
+            &path.key("key"),
+            format!(
+                "`{key}` is written by the exporter itself (framing, encoding or the gRPC \
+                 protocol); a request cannot carry a second one"
+            ),
         ));
     }
     let action = match raw.action.as_deref() {

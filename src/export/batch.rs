@@ -179,6 +179,21 @@ impl Batcher {
         self.pending.iter().all(Pending::is_empty)
     }
 
+    /// Sizes its first buffers as if its last batches had been `len` bytes (a new partition's
+    /// batcher, from its pipeline's last batch), so they grow in one allocation, not a series
+    /// of doublings.
+    pub fn expect_batches_of(mut self, len: usize) -> Batcher {
+        for pending in &mut self.pending {
+            pending.last_len = len;
+        }
+        self
+    }
+
+    /// Bytes pending, all signals together.
+    pub fn pending_bytes_all(&self) -> usize {
+        self.pending.iter().map(|p| p.bytes.len()).sum()
+    }
+
     /// The settings this batcher was made with.
     pub fn settings(&self) -> &BatcherSettings {
         &self.settings

@@ -4,9 +4,15 @@
 //! Which metadata a pipeline's batches carry is the Collector's rule ([`Partitioning`], see
 //! [`crate::metadata`]). Requests without any go to one plain batcher, as before; a partition
 //! exists only while it holds something, and is dropped once it has handed out all it held, so
-//! the batchers a pipeline keeps are those with data pending. At most [`PARTITIONS_MAX`] are
-//! kept; a request of one more combination goes out at once, alone, carrying its metadata, so
-//! the bound costs batching and never data.
+//! the batchers a pipeline keeps are those with data pending. Two bounds hold whatever clients
+//! send: at most [`PARTITIONS_MAX`] partitions (a request of one more combination goes out at
+//! once, alone, carrying its metadata), and at most [`PARTITIONS_PENDING_BYTES_MAX`] pending in
+//! all of them (past it, every partition hands out what it holds before the next request is
+//! taken) — so the bounds cost batching, never data, and the memory a pipeline's batching holds
+//! stays that of a few plain batches.
+//!
+//! What the pipeline asks on every push — whether anything is pending, and how many items — is
+//! kept as counts, not summed over the partitions; only the timer's wake-ups walk them all.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -20,6 +26,9 @@ use crate::metadata::Metadata;
 
 /// The most partitions a pipeline keeps on a shard, besides its plain batcher.
 pub const PARTITIONS_MAX: usize = 4096;
+
+/// The most bytes a pipeline's partitions hold pending on a shard, all together.
+pub const PARTITIONS_PENDING_BYTES_MAX: usize = 64 << 20;
 
 /// Which metadata a pipeline's batches carry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +50,12 @@ pub struct Batchers {
     partitioning: Partitioning,
     plain: Batcher,
     partitions: HashMap<Metadata, Batcher>,
+    /// Items pending in the partitions, by signal.
+    partition_items: [u64; 3],
+    /// Bytes pending in the partitions.
+    partition_bytes: usize,
+    /// The size of the last batch a partition handed out, for a new partition's buffers.
+    last_len: usize,
 }
 
 impl Batchers {
@@ -49,19 +64,22 @@ impl Batchers {
         settings: BatcherSettings,
         partitioning: Partitioning,
     ) -> Result<Batchers, BatchSettingsError> {
-        Ok(Batchers {
-            plain: Batcher::new(settings)?,
-            partitioning,
-            partitions: HashMap::new(),
-        })
+        Ok(Batchers::with(Batcher::new(settings)?, partitioning))
     }
 
     /// One plain batcher: what every request's batches carry is dropped.
     pub fn plain(batcher: Batcher) -> Batchers {
+        Batchers::with(batcher, Partitioning::Drop)
+    }
+
+    fn with(plain: Batcher, partitioning: Partitioning) -> Batchers {
         Batchers {
-            plain: batcher,
-            partitioning: Partitioning::Drop,
+            plain,
+            partitioning,
             partitions: HashMap::new(),
+            partition_items: [0; 3],
+            partition_bytes: 0,
+            last_len: 0,
         }
     }
 
@@ -89,33 +107,35 @@ impl Batchers {
             self.plain.push(signal, bytes, items, now, out);
             return;
         }
-        if let Some(batcher) = self.partitions.get_mut(&carried) {
-            batcher.push(signal, bytes, items, now, out);
-            if batcher.is_idle() {
-                self.partitions.remove(&carried);
-            }
+        if bytes.is_empty() {
             return;
         }
-        let settings = self.plain.settings();
-        if self.partitions.len() >= PARTITIONS_MAX || settings.timeout.is_zero() {
+        if self.partition_bytes.saturating_add(bytes.len()) > PARTITIONS_PENDING_BYTES_MAX {
+            self.flush_partitions(out);
+        }
+        let known = self.partitions.contains_key(&carried);
+        if !known && (self.partitions.len() >= PARTITIONS_MAX || self.settings().timeout.is_zero())
+        {
             // Nothing to merge with (no timeout), or no room for one more partition.
-            if !bytes.is_empty() {
-                out.push(Batch {
-                    signal,
-                    bytes: Bytes::copy_from_slice(bytes),
-                    items,
-                    metadata: carried,
-                });
-            }
+            out.push(Batch {
+                signal,
+                bytes: Bytes::copy_from_slice(bytes),
+                items,
+                metadata: carried,
+            });
             return;
         }
-        let mut batcher = Batcher::new(settings.clone())
-            .expect("the plain batcher's settings were valid")
-            .with_metadata(carried.clone());
+        let mut batcher = match self.partitions.remove(&carried) {
+            Some(batcher) => batcher,
+            None => Batcher::new(self.settings().clone())
+                .expect("the plain batcher's settings were valid")
+                .with_metadata(carried.clone())
+                .expect_batches_of(self.last_len),
+        };
+        self.forget(&batcher);
+        let handed = out.len();
         batcher.push(signal, bytes, items, now, out);
-        if !batcher.is_idle() {
-            self.partitions.insert(carried, batcher);
-        }
+        self.keep(carried, batcher, &out[handed..]);
     }
 
     /// When the oldest pending batch of any batcher times out, if anything is pending.
@@ -123,31 +143,77 @@ impl Batchers {
         self.all().filter_map(Batcher::next_deadline).min()
     }
 
+    /// Whether nothing is pending anywhere.
+    pub fn is_idle(&self) -> bool {
+        self.plain.is_idle() && self.partitions.is_empty()
+    }
+
     /// [`Batcher::flush_expired`] of every batcher; the partitions left empty are dropped.
     pub fn flush_expired(&mut self, now: Instant, out: &mut Vec<Batch>) {
         self.plain.flush_expired(now, out);
-        for batcher in self.partitions.values_mut() {
-            batcher.flush_expired(now, out);
+        let due: Vec<Metadata> = self
+            .partitions
+            .iter()
+            .filter(|(_, b)| b.next_deadline().is_some_and(|at| at <= now))
+            .map(|(m, _)| m.clone())
+            .collect();
+        for metadata in due {
+            if let Some(mut batcher) = self.partitions.remove(&metadata) {
+                self.forget(&batcher);
+                let handed = out.len();
+                batcher.flush_expired(now, out);
+                self.keep(metadata, batcher, &out[handed..]);
+            }
         }
-        self.partitions.retain(|_, batcher| !batcher.is_idle());
     }
 
     /// [`Batcher::flush_all`] of every batcher.
     pub fn flush_all(&mut self, out: &mut Vec<Batch>) {
         self.plain.flush_all(out);
-        for (_, mut batcher) in self.partitions.drain() {
-            batcher.flush_all(out);
-        }
+        self.flush_partitions(out);
     }
 
     /// Items pending for `signal`, in every batcher.
     pub fn pending_items(&self, signal: Signal) -> u64 {
-        self.all().map(|b| b.pending_items(signal)).sum()
+        self.plain.pending_items(signal) + self.partition_items[signal.index()]
     }
 
     /// How many partitions hold something.
     pub fn partitions(&self) -> usize {
         self.partitions.len()
+    }
+
+    /// Every partition hands out all it holds.
+    fn flush_partitions(&mut self, out: &mut Vec<Batch>) {
+        for (_, mut batcher) in self.partitions.drain() {
+            batcher.flush_all(out);
+        }
+        self.partition_items = [0; 3];
+        self.partition_bytes = 0;
+    }
+
+    /// Takes `batcher`'s pending data out of the counts (it is about to change).
+    fn forget(&mut self, batcher: &Batcher) {
+        for signal in Signal::ALL {
+            self.partition_items[signal.index()] -= batcher.pending_items(signal);
+        }
+        self.partition_bytes -= batcher.pending_bytes_all();
+    }
+
+    /// Puts `batcher` back under `metadata` if it still holds something, counted; `handed` is
+    /// what it just handed out.
+    fn keep(&mut self, metadata: Metadata, batcher: Batcher, handed: &[Batch]) {
+        if let Some(last) = handed.last() {
+            self.last_len = last.bytes.len();
+        }
+        if batcher.is_idle() {
+            return;
+        }
+        for signal in Signal::ALL {
+            self.partition_items[signal.index()] += batcher.pending_items(signal);
+        }
+        self.partition_bytes += batcher.pending_bytes_all();
+        self.partitions.insert(metadata, batcher);
     }
 
     fn all(&self) -> impl Iterator<Item = &Batcher> {
@@ -245,6 +311,43 @@ mod tests {
         }
         assert_eq!(out.len(), 1);
         assert!(out[0].metadata.is_none());
+    }
+
+    #[test]
+    fn past_the_pending_bytes_bound_every_partition_hands_out_what_it_holds() {
+        let mut batchers = Batchers::new(
+            BatcherSettings {
+                send_batch_size: 0,
+                timeout: Duration::from_secs(60),
+                // Above what 7 partitions reach before their sum does.
+                batch_bytes_max: 32 << 20,
+                ..BatcherSettings::default()
+            },
+            Partitioning::Keep,
+        )
+        .expect("valid");
+        let request = vec![0u8; 1 << 20];
+        let (now, mut out) = (Instant::now(), Vec::new());
+        let capture = Capture::new(["x-tenant"]);
+        let mut pushed = 0;
+        while out.is_empty() {
+            let name = (pushed % 7).to_string();
+            let m = capture.from_headers([("x-tenant", name.as_bytes())].into_iter());
+            batchers.push(Signal::Traces, &request, 1, &m, now, &mut out);
+            pushed += 1;
+        }
+        assert_eq!(pushed, PARTITIONS_PENDING_BYTES_MAX / request.len() + 1);
+        assert_eq!(out.len(), 7, "every partition, at once");
+        assert_eq!(
+            out.iter().map(|b| b.items).sum::<u64>() + batchers.pending_items(Signal::Traces),
+            pushed as u64
+        );
+        assert_eq!(
+            batchers.pending_items(Signal::Traces),
+            1,
+            "the request that crossed it"
+        );
+        assert!(!batchers.is_idle());
     }
 
     #[test]

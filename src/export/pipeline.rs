@@ -136,9 +136,9 @@ impl Pipeline {
         let mut ready = Vec::new();
         {
             let mut batcher = inner.batcher.borrow_mut();
-            let was_idle = batcher.next_deadline().is_none();
+            let was_idle = batcher.is_idle();
             batcher.push(signal, bytes, items, metadata, Instant::now(), &mut ready);
-            if was_idle && batcher.next_deadline().is_some() {
+            if was_idle && !batcher.is_idle() {
                 inner.wakeup.notify();
             }
         }

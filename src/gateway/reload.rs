@@ -275,6 +275,13 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     if old.tier != new.tier {
         return restart("tier");
     }
+    if crate::plan::metadata_settings(old) != crate::plan::metadata_settings(new) {
+        return restart(
+            "the client metadata the receivers keep (metadata_keys, headers_setter's \
+             from_context, partition.metadata_keys, request routes) or a \
+             metadata_cardinality_limit",
+        );
+    }
     let receivers = |config: &Config| {
         let mut taken: Vec<String> = config
             .service

@@ -215,6 +215,15 @@ impl Ingest {
         }
     }
 
+    /// Admits a valid request of `items` items with client `metadata` past the `batch`
+    /// processors' cardinality limits, once nothing else refuses it: a request refused for
+    /// another reason takes no combination.
+    fn admit(&self, signal: Signal, metadata: &Metadata, items: u64) -> Result<(), IngestError> {
+        self.admissions
+            .admit(signal, metadata)
+            .map_err(|why| IngestError::Metadata { why, items })
+    }
+
     fn refuse_under_pressure(&self, items: u64) -> Result<(), IngestError> {
         if self.under_pressure() {
             return Err(IngestError::Overloaded {
@@ -266,12 +275,6 @@ impl Ingest {
         metrics: &ReceiverMetrics,
     ) -> Result<Outcome, IngestError> {
         let counters = metrics.signal(signal);
-        if let Err(why) = self.admissions.admit(signal, &metadata) {
-            if let Ok(request) = Request::parse(signal, &body) {
-                counters.refused.add(item_count(&request));
-            }
-            return Err(IngestError::Metadata(why));
-        }
         let result = match signal {
             Signal::Traces => self.export_traces(body, origin, metadata).await,
             Signal::Metrics | Signal::Logs => self.export_local(signal, body, metadata).await,
@@ -284,7 +287,9 @@ impl Ingest {
                 counters.refused.add(outcome.rejected);
                 self.memory_limiters.accepted(signal, outcome.accepted);
             }
-            Err(IngestError::Overloaded { items, .. }) => counters.refused.add(*items),
+            Err(IngestError::Overloaded { items, .. } | IngestError::Metadata { items, .. }) => {
+                counters.refused.add(*items)
+            }
             Err(IngestError::OverMemory { items, .. }) => {
                 counters.refused.add(*items);
                 self.memory_limiters.refused(signal, *items);
@@ -312,6 +317,7 @@ impl Ingest {
                 retry_after: PRESSURE_HOLD,
             });
         }
+        self.admit(signal, &metadata, items)?;
         if items > 0 {
             self.watched(self.pipeline.deliver(Delivery {
                 signal,
@@ -402,6 +408,10 @@ impl Ingest {
                     retry_after: PRESSURE_HOLD,
                 });
             }
+        }
+        if let Err(err) = self.admit(Signal::Traces, &metadata, items) {
+            self.recycle(split);
+            return Err(err);
         }
         let message = split
             .first_defect()

@@ -57,7 +57,7 @@ pub enum IngestError {
     /// The request's client metadata would make one combination more than a `batch`
     /// processor's `metadata_cardinality_limit` allows: refused permanently, as the Collector
     /// refuses it (see [`crate::metadata`]).
-    Metadata(&'static str),
+    Metadata { why: &'static str, items: u64 },
 }
 
 impl IngestError {
@@ -74,7 +74,7 @@ impl IngestError {
             IngestError::Unavailable { .. } => GrpcCode::Unavailable,
             IngestError::Unauthenticated { .. } => GrpcCode::Unauthenticated,
             // The Collector's answer to a permanent error without a status of its own.
-            IngestError::Metadata(_) => GrpcCode::Internal,
+            IngestError::Metadata { .. } => GrpcCode::Internal,
         }
     }
 
@@ -88,7 +88,7 @@ impl IngestError {
             IngestError::Unavailable { .. } => 503,
             IngestError::Overloaded { .. } | IngestError::OverMemory { .. } => 429,
             IngestError::Unauthenticated { .. } => 401,
-            IngestError::Metadata(_) => 500,
+            IngestError::Metadata { .. } => 500,
         }
     }
 
@@ -133,7 +133,7 @@ impl fmt::Display for IngestError {
                  refused, retry later"
             ),
             IngestError::Unauthenticated { refusal, .. } => write!(f, "unauthenticated: {refusal}"),
-            IngestError::Metadata(why) => write!(
+            IngestError::Metadata { why, .. } => write!(
                 f,
                 "{why} (the batch processor's metadata_cardinality_limit); this request's \
                  client metadata is refused"

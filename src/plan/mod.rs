@@ -425,8 +425,36 @@ impl Plan {
         for receiver in &mut receivers {
             receiver.auth = ReceiverAuth::from_config(config, &receiver.name, &auth);
         }
-        let admissions = metadata_plan(config, &pipelines, &mut receivers);
+        let admissions = metadata_plan(config, &mut receivers);
         let tier = tier::plan(config, &receivers, cpus.len(), &mut tls)?;
+        let keeps_metadata = receivers.iter().any(|r| {
+            r.grpc.as_ref().is_some_and(|(_, s, _)| s.capture.is_some())
+                || r.http.as_ref().is_some_and(|(_, s, _)| s.capture.is_some())
+        });
+        // Its batches go out apart by metadata, or its exporters read it.
+        let uses_metadata = |p: &PipelinePlan| match p.partitioning {
+            Partitioning::Keys(_) => true,
+            Partitioning::Keep => p.exporters.iter().any(|(_, e)| match e {
+                ExporterSettings::Otlp(e) => e.setter.is_some(),
+                ExporterSettings::OtlpHttp(e) => e.setter.is_some(),
+                ExporterSettings::LoadBalancing(e) => e.otlp.setter.is_some(),
+                ExporterSettings::Debug(_) => false,
+            }),
+            Partitioning::Drop => false,
+        };
+        let carries_traces_metadata = pipelines.iter().find(|p| {
+            p.signal == Signal::Traces && p.entry && p.sampling.is_none() && uses_metadata(p)
+        });
+        if let (Some(_), true, Some(pipeline)) = (&tier, keeps_metadata, carries_traces_metadata) {
+            return Err(StartError::Unsupported(format!(
+                "pipeline {}: a tier forwards spans to the member that owns their trace without \
+                 their client metadata, so this pipeline would send other members' forwarded \
+                 spans under no tenant; on a tier node, let traces pipelines tail sample or \
+                 batch without metadata_keys (a batch processor without them), or keep no \
+                 metadata (include_metadata off)",
+                pipeline.name
+            )));
+        }
         let upstreams = config
             .exporters
             .by_id
@@ -649,15 +677,10 @@ impl PipelinePlan {
     }
 }
 
-/// Client metadata (see [`crate::metadata`]): gives each receiver with `include_metadata` the
-/// headers to keep — the keys the `batch` processors' `metadata_keys` and the enabled
-/// `headers_setter`s' `from_context` read — and returns the `metadata_cardinality_limit` of
-/// each pipeline the receivers feed that batches by metadata.
-fn metadata_plan(
-    config: &Config,
-    pipelines: &[PipelinePlan],
-    receivers: &mut [ReceiverPlan],
-) -> Vec<(Signal, Arc<Admission>)> {
+/// The client metadata keys something reads: every one (`batch` processors' `metadata_keys`,
+/// enabled `headers_setter`s' `from_context`, exporters' `partition.metadata_keys`, request
+/// routes), and those of the routing connectors' `context: request` routes.
+fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
     let mut keys: Vec<&str> = config
         .processors
         .by_id
@@ -668,16 +691,17 @@ fn metadata_plan(
         })
         .flatten()
         .collect();
-    let setters: Vec<(&config::ComponentId, &config::HeadersSetter)> = config
-        .service
-        .extensions
-        .iter()
-        .filter_map(|id| match config.extensions.get(id) {
-            Some(config::Extension::HeadersSetter(setter)) => Some((id, setter)),
-            _ => None,
-        })
-        .collect();
-    keys.extend(setters.iter().flat_map(|(_, s)| s.context_keys()));
+    keys.extend(
+        config
+            .service
+            .extensions
+            .iter()
+            .filter_map(|id| match config.extensions.get(id) {
+                Some(config::Extension::HeadersSetter(setter)) => Some(setter.context_keys()),
+                _ => None,
+            })
+            .flatten(),
+    );
     keys.extend(
         config
             .exporters
@@ -708,6 +732,24 @@ fn metadata_plan(
         })
         .collect();
     keys.extend(routed.iter().copied());
+    (keys, routed)
+}
+
+/// Client metadata (see [`crate::metadata`]): gives each receiver with `include_metadata` the
+/// headers to keep — the keys the `batch` processors' `metadata_keys` and the enabled
+/// `headers_setter`s' `from_context` read — and returns the `metadata_cardinality_limit` of
+/// each pipeline the receivers feed that batches by metadata.
+fn metadata_plan(config: &Config, receivers: &mut [ReceiverPlan]) -> Vec<(Signal, Arc<Admission>)> {
+    let (keys, routed) = kept_keys(config);
+    let setters: Vec<(&config::ComponentId, &config::HeadersSetter)> = config
+        .service
+        .extensions
+        .iter()
+        .filter_map(|id| match config.extensions.get(id) {
+            Some(config::Extension::HeadersSetter(setter)) => Some((id, setter)),
+            _ => None,
+        })
+        .collect();
     let capture = Arc::new(Capture::new(keys));
     let routing_only = (!routed.is_empty()).then(|| Arc::new(Capture::new(routed)));
     let mut including = false;
@@ -736,26 +778,61 @@ fn metadata_plan(
             }
         }
     }
-    pipelines
+    admission_specs(config)
+        .into_iter()
+        .map(|(signal, keys, limit)| {
+            let keys = keys.iter().map(|k| Box::from(k.as_str())).collect();
+            (signal, Arc::new(Admission::new(keys, limit as usize)))
+        })
+        .collect()
+}
+
+/// The `metadata_cardinality_limit` of each pipeline the receivers feed, that does not sample
+/// and whose (last, as its settings are the batcher's) `batch` processor has `metadata_keys`
+/// and a limit: its signal, keys and limit.
+fn admission_specs(config: &Config) -> Vec<(Signal, Vec<String>, u32)> {
+    config
+        .service
+        .pipelines
         .iter()
-        .zip(&config.service.pipelines)
-        .filter(|(plan, _)| plan.entry && plan.sampling.is_none())
-        .filter_map(|(plan, pipeline)| {
-            let Partitioning::Keys(keys) = &plan.partitioning else {
-                return None;
-            };
-            let limit = pipeline.processors.iter().find_map(|id| {
+        .filter(|pipeline| pipeline.is_entry(&config.connectors))
+        .filter(|pipeline| {
+            !pipeline.processors.iter().any(|id| {
+                matches!(
+                    config.processors.by_id.get(id),
+                    Some(Processor::TailSampling(_))
+                )
+            })
+        })
+        .filter_map(|pipeline| {
+            let batch = pipeline.processors.iter().rev().find_map(|id| {
                 match config.processors.by_id.get(id) {
-                    Some(Processor::Batch(b)) => Some(b.metadata_cardinality_limit),
+                    Some(Processor::Batch(b)) => Some(b),
                     _ => None,
                 }
             })?;
-            Some((
-                plan.signal,
-                Arc::new(Admission::new(keys.clone(), limit as usize)),
-            ))
+            // No keys, or no limit: nothing to admit (the partitions are bounded on their own).
+            (!batch.metadata_keys.is_empty() && batch.metadata_cardinality_limit > 0).then(|| {
+                (
+                    pipeline.id.signal,
+                    batch.metadata_keys.clone(),
+                    batch.metadata_cardinality_limit,
+                )
+            })
         })
         .collect()
+}
+
+/// What a live reload cannot change about client metadata, as text to compare: the headers the
+/// receivers keep and the cardinality limits their requests are admitted against, which are
+/// set when they start.
+pub(crate) fn metadata_settings(config: &Config) -> String {
+    let (mut kept, mut routed) = kept_keys(config);
+    kept.sort_unstable();
+    kept.dedup();
+    routed.sort_unstable();
+    routed.dedup();
+    format!("{kept:?} {routed:?} {:?}", admission_specs(config))
 }
 
 /// Gives each exporter of `pipelines` the client authenticator its configuration names (the

@@ -66,6 +66,8 @@ pub struct ClientSettings {
     level: i32,
     /// The largest DATA frame a gRPC request is sent in; `None`: as large as the peer takes.
     frame_bytes: Option<usize>,
+    /// The `x-tenant` header every request carries (`--tenants`); `None`: none.
+    tenant: Option<String>,
     /// Whether the endpoint was given as `https://`.
     https: bool,
     /// TLS towards the endpoint; `None`: in the clear.
@@ -149,6 +151,7 @@ impl ClientSettings {
                 _ => GZIP_LEVEL_DEFAULT,
             },
             frame_bytes: None,
+            tenant: None,
             https,
             tls: None,
         })
@@ -206,6 +209,12 @@ impl ClientSettings {
         }
         self.frame_bytes = Some(bytes);
         Ok(self)
+    }
+
+    /// These settings sending `x-tenant: tenant` with every request (`--tenants`).
+    pub fn with_tenant(mut self, tenant: &str) -> Self {
+        self.tenant = Some(tenant.to_string());
+        self
     }
 
     /// Whether requests are compressed.
@@ -467,6 +476,11 @@ impl Client {
         if let Some(token) = self.settings.compression.token() {
             headers.insert("grpc-encoding", HeaderValue::from_static(token));
         }
+        if let Some(tenant) = &self.settings.tenant {
+            let value =
+                HeaderValue::from_str(tenant).map_err(|_| Failure::Refused("tenant".into()))?;
+            headers.insert("x-tenant", value);
+        }
         let (response, mut stream) = send.send_request(request, false).map_err(broken)?;
         // h2 sends each `send_data` as its own DATA frames, so slices of the frame size are
         // frames of the frame size.
@@ -564,6 +578,9 @@ impl Client {
         );
         if let Some(token) = settings.compression.token() {
             head.push_str(&format!("Content-Encoding: {token}\r\n"));
+        }
+        if let Some(tenant) = &settings.tenant {
+            head.push_str(&format!("X-Tenant: {tenant}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.map_err(broken_io)?;

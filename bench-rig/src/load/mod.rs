@@ -104,6 +104,11 @@ pub struct LoadArgs {
     /// grpc-java send 16384); by default as large as the peer takes.
     #[arg(long)]
     pub frame_size: Option<usize>,
+    /// Spread the connections over this many tenants: connection `k` sends every request with
+    /// `x-tenant: tenant-K` (`K` = `k` mod this), as agents of several teams behind one
+    /// gateway do; 0: no such header.
+    #[arg(long, default_value_t = 0)]
+    pub tenants: usize,
     /// At `--rate max`, the rate in spans/s the pool's traces are composed at: their waves
     /// come due on a clock of this rate, and the pool holds this rate times `--duration` spans.
     #[arg(long, default_value_t = POOL_RATE_DEFAULT)]
@@ -486,6 +491,8 @@ struct ThreadPlan {
     stream: TraceStream,
     pool: Option<Pool>,
     connections: std::ops::Range<usize>,
+    /// `--tenants`.
+    tenants: usize,
     settings: ClientSettings,
     deadline: Instant,
     interval: Option<Duration>,
@@ -516,10 +523,17 @@ async fn thread_main(plan: ThreadPlan) -> Result<ThreadResult, String> {
         tls_misconfigured: RefCell::new(None),
     });
     let mut tasks = Vec::new();
-    for _ in plan.connections {
+    for k in plan.connections {
+        let settings = match plan.tenants {
+            0 => plan.settings.clone(),
+            tenants => plan
+                .settings
+                .clone()
+                .with_tenant(&format!("tenant-{}", k % tenants)),
+        };
         tasks.push(glommio::spawn_local(connection(
             shared.clone(),
-            Client::new(plan.settings.clone()),
+            Client::new(settings),
             plan.deadline,
             plan.interval,
             plan.spans_per_request,
@@ -703,6 +717,7 @@ pub fn run(args: LoadArgs) -> io::Result<()> {
             stream,
             pool: pools[thread].take(),
             connections: connections_of(thread, threads, args.connections),
+            tenants: args.tenants,
             settings: settings.clone(),
             deadline,
             interval,
@@ -836,7 +851,7 @@ fn report(
             "build_cpu_s": pool.build_cpu_s,
         })
     });
-    Ok(serde_json::json!({
+    let mut report = serde_json::json!({
         "protocol": args.protocol,
         "compression": args.compression.as_deref().unwrap_or("none"),
         "compression_level": args.compression_level,
@@ -879,7 +894,9 @@ fn report(
             "p999": histogram.value_at_quantile(0.999),
             "max": histogram.max(),
         },
-    }))
+    });
+    report["tenants"] = args.tenants.into();
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -696,6 +696,9 @@ fn load_command(
     if let Some(bytes) = load.frame_size {
         load_command.args(["--frame-size", &bytes.to_string()]);
     }
+    if load.tenants > 0 {
+        load_command.args(["--tenants", &load.tenants.to_string()]);
+    }
     if let Some(rate) = load.pool_rate {
         load_command.args(["--pool-rate", &rate.to_string()]);
     }

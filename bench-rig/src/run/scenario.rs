@@ -13,7 +13,7 @@
 //!     ...
 //! load: {protocol: grpc, connections: 4, spans_per_request: 500, oracle_policy: always}
 //! # also compression, compression_level, frame_size, pool_rate, pool_spans, corpus, seed,
-//! # error_rate, slow_rate, trace_spread_ms: the load's flags of those names
+//! # error_rate, slow_rate, trace_spread_ms, tenants: the load's flags of those names
 //! sweep: {rates: [max, 50%, 90%], system_cpus: [[1], [1, 2]]}
 //! drain: {settle_ms: 1000, timeout_s: 120}
 //! checks: {verified: true, no_loss: true, complete: false, refusals: false, rss_max_mib: 4096}
@@ -139,6 +139,8 @@ pub(crate) struct Load {
     pub compression_level: Option<i32>,
     /// `--frame-size`: the largest HTTP/2 DATA frame of a gRPC request.
     pub frame_size: Option<usize>,
+    /// `--tenants`: the connections spread over this many `x-tenant` values.
+    pub tenants: usize,
     /// `--pool-rate` and `--pool-spans`: a compressed load's pool.
     pub pool_rate: Option<f64>,
     pub pool_spans: Option<u64>,
@@ -159,6 +161,7 @@ impl Default for Load {
             compression: None,
             compression_level: None,
             frame_size: None,
+            tenants: 0,
             pool_rate: None,
             pool_spans: None,
             corpus: None,

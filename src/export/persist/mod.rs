@@ -762,20 +762,25 @@ impl DiskQueue {
         let header = slot.header;
         let cached = slot.bytes.borrow().clone();
         if let Some(bytes) = cached {
+            let body_len = bytes.len();
+            let batch = batch_of(&header, bytes.clone())
+                .expect("a body in memory was made by `record_body`");
+            // The consumer counts, and lets go of, the batch's bytes: a metadata prefix is
+            // the queue's to give back.
+            let prefix = body_len - batch.bytes.len();
             if matches!(slot.stored.get(), Stored::Written { .. }) {
                 // The batch's memory passes to the consumer, which lets go of it when settled.
                 slot.bytes.borrow_mut().take();
                 self.cache_bytes
-                    .set(self.cache_bytes.get().saturating_sub(bytes.len()));
+                    .set(self.cache_bytes.get().saturating_sub(body_len));
+                self.observer.holding(-(prefix as i64));
             } else {
                 // The writer, or a retry after a refused write, still needs the queue's copy:
                 // the consumer's counts too (the same memory, counted twice for a while). In
                 // a consumer's hands it no longer makes pushes wait for the writer.
-                self.observer.holding(bytes.len() as i64);
+                self.observer.holding(batch.bytes.len() as i64);
                 self.stop_waiting(&slot);
             }
-            let batch =
-                batch_of(&header, bytes).expect("a body in memory was made by `record_body`");
             return Some((batch, Ack { slot }));
         }
         let Stored::Written { seq, offset } = slot.stored.get() else {
@@ -817,7 +822,7 @@ impl DiskQueue {
             self.ack(Ack { slot }).await;
             return None;
         };
-        self.observer.holding(header.body_len as i64);
+        self.observer.holding(batch.bytes.len() as i64);
         Some((batch, Ack { slot }))
     }
 
@@ -1371,6 +1376,26 @@ mod tests {
             assert_eq!(first.metadata, tenant("acme"));
             queue.ack(ack).await;
         });
+        assert!(seen.holding.get() > 0, "batches 2 and 3 still held");
+        // The consumer lets go of the batch's bytes (its claim), the queue of the rest.
+        let held = Rc::new(Seen::default());
+        let dir2 = temp_dir("metadata-held");
+        with_queue(&dir2, None, held.clone(), {
+            let held = held.clone();
+            move |queue| async move {
+                queue.push(with(4, "acme"), true).await.ok().unwrap();
+                let (batch, ack) = queue.load(queue.pop().await.unwrap()).await.unwrap();
+                queue.ack(ack).await;
+                held.holding
+                    .set(held.holding.get() - batch.bytes.len() as i64);
+                assert_eq!(
+                    held.holding.get(),
+                    0,
+                    "nothing of the metadata prefix left counted"
+                );
+            }
+        });
+        let _ = fs::remove_dir_all(&dir2);
         let again = Rc::new(Seen::default());
         with_queue(&dir, None, again.clone(), move |queue| async move {
             let mut read = Vec::new();

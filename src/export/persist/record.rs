@@ -2,16 +2,17 @@
 //! sent.
 //!
 //! ```text
-//!  0      4          8               16      17    18   20       28
-//!  ┌──────┬──────────┬───────────────┬───────┬─────┬────┬────────┬──────────────── ─ ─
-//!  │magic │ body len │ items         │signal │flags│ 0 0│checksum│ body (the batch)
-//!  └──────┴──────────┴───────────────┴───────┴─────┴────┴────────┴──────────────── ─ ─
-//!   u32 LE  u32 LE     u64 LE          u8      u8   pad  u64 LE
+//!  0      4          8               16      17    20       28
+//!  ┌──────┬──────────┬───────────────┬───────┬─────┬────────┬──────────────── ─ ─
+//!  │magic │ body len │ items         │signal │ m 0 0│checksum│ body (the batch)
+//!  └──────┴──────────┴───────────────┴───────┴─────┴────────┴──────────────── ─ ─
+//!   u32 LE  u32 LE     u64 LE          u8     pad    u64 LE
 //! ```
 //!
-//! Flag 1 says the body starts with the batch's client metadata (`Metadata::encode`), the
-//! batch's bytes after it; records of batches without metadata have no flags, as every record
-//! written before the flag existed.
+//! A batch with client metadata is written under a magic of its own ("TGQ2"), its body the
+//! metadata (`Metadata::encode`) and then the batch's bytes, and byte 17 (under the checksum,
+//! where the magic is not) set to 1: a version that predates it finds no record there, and
+//! skips and counts it as damaged rather than sending the metadata as OTLP.
 //!
 //! The checksum is xxh3-64 of the body seeded with xxh3-64 of bytes 4..20 of the header: it
 //! covers every field but the magic, so a record is either exactly what was written or refused. (xxh3 is the routing hash
@@ -24,6 +25,8 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Every record starts with these bytes ("TGQ1" little-endian).
 pub(super) const MAGIC: u32 = u32::from_le_bytes(*b"TGQ1");
+/// The magic of a record whose body starts with the batch's client metadata ("TGQ2").
+pub(super) const MAGIC_METADATA: u32 = u32::from_le_bytes(*b"TGQ2");
 /// The header's length.
 pub(super) const HEADER_BYTES: usize = 28;
 
@@ -36,9 +39,6 @@ pub(super) struct Header {
     /// Whether the body starts with the batch's client metadata.
     pub with_metadata: bool,
 }
-
-/// The flag of a body that starts with the batch's client metadata.
-const FLAG_METADATA: u8 = 1;
 
 impl Header {
     /// The record's whole length on disk.
@@ -80,11 +80,12 @@ pub(super) fn header_for(
 ) -> Option<[u8; HEADER_BYTES]> {
     let body_len = u32::try_from(body.len()).ok()?;
     let mut header = [0u8; HEADER_BYTES];
-    header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    let magic = if with_metadata { MAGIC_METADATA } else { MAGIC };
+    header[0..4].copy_from_slice(&magic.to_le_bytes());
+    header[17] = u8::from(with_metadata);
     header[4..8].copy_from_slice(&body_len.to_le_bytes());
     header[8..16].copy_from_slice(&items.to_le_bytes());
     header[16] = signal_byte(signal);
-    header[17] = if with_metadata { FLAG_METADATA } else { 0 };
     let sum = checksum(&header, body);
     header[20..28].copy_from_slice(&sum.to_le_bytes());
     Some(header)
@@ -114,16 +115,16 @@ pub(super) fn header(bytes: &[u8]) -> Result<Header, Damage> {
     let head = bytes.get(..HEADER_BYTES).ok_or(Damage::Torn)?;
     let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
-    if u32_at(0) != MAGIC {
-        return Err(Damage::NotARecord);
-    }
-    let signal = byte_signal(head[16]).ok_or(Damage::Checksum)?;
-    let with_metadata = match head[17] {
-        0 => false,
-        FLAG_METADATA => true,
-        // A flag this version does not know: not a record it can read.
-        _ => return Err(Damage::Checksum),
+    let with_metadata = match u32_at(0) {
+        MAGIC => false,
+        MAGIC_METADATA => true,
+        _ => return Err(Damage::NotARecord),
     };
+    let signal = byte_signal(head[16]).ok_or(Damage::Checksum)?;
+    // The magic is outside the checksum; byte 17, inside it, says the same.
+    if head[17] != u8::from(with_metadata) {
+        return Err(Damage::Checksum);
+    }
     Ok(Header {
         body_len: u32_at(4),
         items: u64_at(8),
@@ -147,11 +148,11 @@ pub(super) fn verify(bytes: &[u8]) -> Result<Header, Damage> {
 /// The offset of the next place in `bytes` after `from` where a record's magic appears: where
 /// recovery tries again after a damaged record.
 pub(super) fn next_magic(bytes: &[u8], from: usize) -> Option<usize> {
-    let magic = MAGIC.to_le_bytes();
+    let (plain, with_metadata) = (MAGIC.to_le_bytes(), MAGIC_METADATA.to_le_bytes());
     bytes
         .get(from..)?
-        .windows(magic.len())
-        .position(|w| w == magic)
+        .windows(plain.len())
+        .position(|w| w == plain || w == with_metadata)
         .map(|at| from + at)
 }
 
