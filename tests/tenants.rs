@@ -489,3 +489,83 @@ fn a_reload_changing_the_kept_metadata_is_refused_and_bad_requests_take_no_combi
     assert_eq!(post(&gateway, "/v1/traces", "c", &traces("c", 1, 3)).0, 500);
     assert!(gateway.stop().success());
 }
+
+/// The `loadbalancing` exporter splits each tenant's batches over its backends by trace id,
+/// and every part carries the tenant's header.
+#[test]
+fn a_load_balancer_keeps_each_parts_tenant() {
+    let (one, two) = (HeaderSink::start(), HeaderSink::start());
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+        include_metadata: true
+processors:
+  batch:
+    timeout: 200ms
+    metadata_keys: [x-tenant]
+extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: x-tenant
+exporters:
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        tls:
+          insecure: true
+        auth:
+          authenticator: headers_setter
+    resolver:
+      static:
+        hostnames: [\"{}\", \"{}\"]
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [loadbalancing]
+  telemetry:
+    metrics:
+      address: {admin}
+",
+        one.grpc, two.grpc
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    for (tenant, seed) in [("acme", 1u8), ("globex", 2), ("acme", 3)] {
+        let (status, body) = post(&gateway, "/v1/traces", tenant, &traces(tenant, 20, seed));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        common::gateway::wait_for(Duration::from_secs(30), || one.items() + two.items() >= 60),
+        "{} + {} of 60 spans:\n{}",
+        one.items(),
+        two.items(),
+        gateway.stderr()
+    );
+    let mut spans: BTreeMap<String, u64> = BTreeMap::new();
+    for sink in [&one, &two] {
+        let requests = sink.requests();
+        assert!(!requests.is_empty(), "each backend has a share");
+        for r in requests {
+            let tenant = r.header("x-scope-orgid").expect("the tenant's header");
+            assert!(r.services.iter().all(|s| s == tenant), "{r:?}");
+            *spans.entry(tenant.to_string()).or_default() += r.items;
+        }
+    }
+    assert_eq!(spans["acme"], 40);
+    assert_eq!(spans["globex"], 20);
+    assert!(gateway.stop().success());
+}
