@@ -1345,4 +1345,161 @@ shards:
             .collect();
         assert_eq!(names, [["traces/backup2"], ["traces/backup"]]);
     }
+
+    const TENANTS: &str = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:4317
+      http:
+        endpoint: 127.0.0.1:4318
+        include_metadata: true
+processors:
+  batch:
+    metadata_keys: [X-Tenant]
+  batch/unlimited:
+    metadata_keys: [x-tenant]
+    metadata_cardinality_limit: 0
+  batch/plain:
+connectors:
+  routing:
+    default_pipelines: [logs/b]
+    table:
+      - context: request
+        condition: request[\"X-Route\"] == \"a\"
+        pipelines: [logs/a]
+extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: X-Org
+exporters:
+  debug:
+  otlp:
+    endpoint: 127.0.0.1:9
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+    metrics:
+      receivers: [otlp]
+      processors: [batch/unlimited]
+      exporters: [debug]
+    logs:
+      receivers: [otlp]
+      exporters: [routing]
+    logs/a:
+      receivers: [routing]
+      processors: [batch/plain]
+      exporters: [debug]
+    logs/b:
+      receivers: [routing]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+shards:
+  cpus: [0]
+";
+
+    #[test]
+    fn receivers_keep_what_is_read_and_limits_go_to_the_pipelines_they_feed() {
+        let config = Config::from_yaml(TENANTS, "test.yaml").expect("valid");
+        let plan = Plan::from_config(&config).expect("a plan");
+        let receiver = &plan.receivers[0];
+        let kept = |capture: &Option<Arc<Capture>>| {
+            capture.as_deref().map(|c| {
+                c.from_headers(
+                    [("x-tenant", &b"t"[..]), ("x-route", b"r"), ("x-org", b"o")].into_iter(),
+                )
+                .entries()
+                .iter()
+                .map(|(k, _)| k.to_string())
+                .collect::<Vec<_>>()
+            })
+        };
+        let (grpc, http) = (
+            &receiver.grpc.as_ref().expect("grpc").1.capture,
+            &receiver.http.as_ref().expect("http").1.capture,
+        );
+        assert_eq!(
+            kept(http),
+            Some(vec!["x-org".into(), "x-route".into(), "x-tenant".into()]),
+            "include_metadata: every key something reads"
+        );
+        assert_eq!(
+            kept(grpc),
+            Some(vec!["x-route".into()]),
+            "without include_metadata, gRPC keeps the request routes' keys only"
+        );
+        let admitted: Vec<(Signal, usize)> = plan
+            .admissions
+            .iter()
+            .map(|(signal, a)| (*signal, a.admitted()))
+            .collect();
+        assert_eq!(admitted, [(Signal::Traces, 0)], "limit 0 keeps nothing");
+        let by_name = |name: &str| {
+            plan.pipelines
+                .iter()
+                .find(|p| p.name == name)
+                .expect(name)
+                .partitioning
+                .clone()
+        };
+        assert_eq!(
+            by_name("traces"),
+            Partitioning::Keys(vec![Box::from("x-tenant")])
+        );
+        assert_eq!(by_name("logs"), Partitioning::Keep);
+        assert_eq!(by_name("logs/a"), Partitioning::Drop);
+        let setter = plan.pipelines[0]
+            .exporters
+            .iter()
+            .find_map(|(_, e)| match e {
+                ExporterSettings::Otlp(otlp) => otlp.setter.clone(),
+                _ => None,
+            });
+        assert!(setter.is_some(), "the otlp exporter sets headers");
+        // What a reload compares: the same configuration, the same; another key, not.
+        assert_eq!(metadata_settings(&config), metadata_settings(&config));
+        let other = Config::from_yaml(
+            &TENANTS.replace("from_context: X-Org", "from_context: X-Team"),
+            "test.yaml",
+        )
+        .expect("valid");
+        assert_ne!(metadata_settings(&config), metadata_settings(&other));
+    }
+
+    #[test]
+    fn a_tier_node_refuses_to_send_forwarded_spans_under_no_tenant() {
+        let tier = "tier:
+  resolver:
+    static:
+      hostnames: [\"127.0.0.1:4317\", \"127.0.0.2:4317\"]
+  protocol:
+    otlp:
+      tls:
+        insecure: true
+";
+        let config = Config::from_yaml(&format!("{TENANTS}{tier}"), "test.yaml").expect("valid");
+        let Err(err) = Plan::from_config(&config) else {
+            panic!("a tier node whose traces pipeline batches by tenant starts");
+        };
+        assert!(err.to_string().contains("under no tenant"), "{err}");
+        let sampled = TENANTS.replace(
+            "      processors: [batch]\n      exporters: [otlp]",
+            "      processors: [batch/plain]\n      exporters: [debug]",
+        );
+        let config = Config::from_yaml(&format!("{sampled}{tier}"), "test.yaml").expect("valid");
+        assert!(
+            Plan::from_config(&config).is_ok(),
+            "no metadata used by traces"
+        );
+    }
 }
