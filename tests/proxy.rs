@@ -49,6 +49,8 @@ impl Proxy {
         if let Some(credentials) = credentials {
             command.args(["--basic-auth", credentials]);
         }
+        // A process group of its own: proxy.py forks its acceptors, which must end with it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("start proxy.py");
         let mut port = 0;
         assert!(
@@ -80,7 +82,11 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: proxy.py and the acceptor processes it forked.
+        // SAFETY: kill(2) on the process group this test spawned; no memory is involved.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
