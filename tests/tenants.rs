@@ -569,3 +569,84 @@ service:
     assert_eq!(spans["globex"], 20);
     assert!(gateway.stop().success());
 }
+
+/// The Collector's `batch` processor families: batches sent full, batches sent by their
+/// timeout, their sizes, and the metadata combinations being batched.
+#[test]
+fn the_batch_processor_families_count_triggers_sizes_and_combinations() {
+    let sink = HeaderSink::start();
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+        include_metadata: true
+processors:
+  batch/tenants:
+    send_batch_size: 4
+    timeout: 1s
+    metadata_keys: [x-tenant]
+exporters:
+  otlphttp:
+    endpoint: http://{sink}
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch/tenants]
+      exporters: [otlphttp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0]
+",
+        sink = sink.http,
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let labels = [("processor", "batch/tenants")];
+    let metric = |name: &str| gateway.metric(name, &labels);
+    assert_eq!(metric("otelcol_processor_batch_metadata_cardinality"), 1.0);
+    assert_eq!(post(&gateway, "/v1/traces", "a", &traces("a", 4, 1)).0, 200);
+    assert_eq!(
+        metric("otelcol_processor_batch_batch_size_trigger_send"),
+        1.0
+    );
+    assert_eq!(post(&gateway, "/v1/traces", "a", &traces("a", 1, 2)).0, 200);
+    assert_eq!(post(&gateway, "/v1/traces", "b", &traces("b", 2, 3)).0, 200);
+    assert_eq!(
+        metric("otelcol_processor_batch_metadata_cardinality"),
+        3.0,
+        "the plain batcher and two tenants' batches"
+    );
+    assert!(
+        common::gateway::wait_for(Duration::from_secs(10), || metric(
+            "otelcol_processor_batch_timeout_trigger_send"
+        ) == 2.0),
+        "{}",
+        gateway.metrics()
+    );
+    assert_eq!(
+        metric("otelcol_processor_batch_batch_size_trigger_send"),
+        1.0
+    );
+    assert_eq!(metric("otelcol_processor_batch_batch_send_size_count"), 3.0);
+    assert_eq!(metric("otelcol_processor_batch_batch_send_size_sum"), 7.0);
+    assert_eq!(metric("otelcol_processor_batch_metadata_cardinality"), 1.0);
+    let page = gateway.metrics();
+    assert!(
+        page.contains("otelcol_processor_batch_batch_send_size_bucket{processor=\"batch/tenants\",shard=\"0\",le=\"10\"} 3"),
+        "{page}"
+    );
+    assert!(sink.wait_for_items(7, Duration::from_secs(10)));
+    assert!(gateway.stop().success());
+}

@@ -42,6 +42,7 @@ use super::exporter::Exporter;
 use super::partition::Batchers;
 use super::Connect;
 use crate::metadata::Metadata;
+use crate::telemetry::BatchMetrics;
 use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
@@ -74,6 +75,19 @@ struct Inner {
     batching: RefCell<Option<BatchingObserver>>,
     /// What it was last told, per signal.
     reported: Cell<[u64; 3]>,
+    /// The `batch` processor's families, for a pipeline that has one.
+    counted: RefCell<Option<BatchMetrics>>,
+}
+
+/// Why a batch was handed out, for the `batch` processor's families.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Full, or at once without a timeout.
+    Size,
+    /// Its timeout.
+    Timeout,
+    /// Shutdown.
+    Shutdown,
 }
 
 /// Told the change in the items a pipeline's batcher holds of a signal (for the accounting's
@@ -100,12 +114,19 @@ impl Pipeline {
             closed: Cell::new(false),
             batching: RefCell::new(None),
             reported: Cell::new([0; 3]),
+            counted: RefCell::new(None),
         });
         let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
         Pipeline {
             inner,
             flusher: RefCell::new(Some(flusher)),
         }
+    }
+
+    /// Counts the batches it hands out in its `batch` processor's `metrics`.
+    pub fn count_batches(&self, metrics: BatchMetrics) {
+        *self.inner.counted.borrow_mut() = Some(metrics);
+        self.inner.count(Trigger::Size, &[]);
     }
 
     /// Tells `observer` how the items in the batcher change from now on.
@@ -143,6 +164,7 @@ impl Pipeline {
             }
         }
         inner.report_batching_of(signal);
+        inner.count(Trigger::Size, &ready);
         for batch in ready {
             inner.hand_over(batch).await;
         }
@@ -173,6 +195,7 @@ impl Pipeline {
         let mut last = Vec::new();
         inner.batcher.borrow_mut().flush_all(&mut last);
         inner.report_batching();
+        inner.count(Trigger::Shutdown, &last);
         last
     }
 
@@ -228,6 +251,26 @@ impl Inner {
 
     /// Tells the batching observer how the items pending for `signal` changed: on the push
     /// path only the pushed signal can have.
+    /// Counts `batches`, handed out for `trigger`, in the `batch` processor's families.
+    fn count(&self, trigger: Trigger, batches: &[Batch]) {
+        let counted = self.counted.borrow();
+        let Some(metrics) = counted.as_ref() else {
+            return;
+        };
+        for batch in batches {
+            match trigger {
+                Trigger::Size => metrics.size_trigger.add(1),
+                Trigger::Timeout => metrics.timeout_trigger.add(1),
+                Trigger::Shutdown => {}
+            }
+            metrics.send_size.record(batch.items);
+        }
+        let combinations = self.batcher.borrow().partitions() + 1;
+        metrics
+            .cardinality
+            .set(i64::try_from(combinations).unwrap_or(i64::MAX));
+    }
+
     fn report_batching_of(&self, signal: Signal) {
         let observer = self.batching.borrow();
         let Some(observer) = observer.as_ref() else {
@@ -284,6 +327,7 @@ async fn flush_on_timeout(inner: Rc<Inner>) {
             .borrow_mut()
             .flush_expired(Instant::now(), &mut ready);
         inner.report_batching();
+        inner.count(Trigger::Timeout, &ready);
         for batch in ready.drain(..) {
             inner.hand_over(batch).await;
         }

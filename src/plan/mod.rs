@@ -108,6 +108,9 @@ pub(crate) struct PipelinePlan {
     pub(crate) batch: BatcherSettings,
     /// Which client metadata its batches carry.
     pub(crate) partitioning: Partitioning,
+    /// The id of the `batch` processor whose settings its batcher takes (the last it lists),
+    /// for the processor's families; `None` without one.
+    pub(crate) batch_processor: Option<String>,
     pub(crate) exporters: Vec<(String, ExporterSettings)>,
     /// The ids of the pipeline's `memory_limiter` processors, for their metric families.
     pub(crate) memory_limiters: Vec<String>,
@@ -578,9 +581,11 @@ impl PipelinePlan {
         };
         // Without a batch processor, each request's client metadata goes on as it came.
         let mut partitioning = Partitioning::Keep;
+        let mut batch_processor = None;
         for id in &pipeline.processors {
             match config.processors.by_id.get(id) {
                 Some(Processor::Batch(b)) => {
+                    batch_processor = Some(id.to_string());
                     partitioning = if b.metadata_keys.is_empty() {
                         Partitioning::Drop
                     } else {
@@ -671,6 +676,7 @@ impl PipelinePlan {
             sampling,
             batch,
             partitioning,
+            batch_processor,
             exporters,
             memory_limiters,
         })

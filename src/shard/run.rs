@@ -220,6 +220,13 @@ pub(super) fn build_stages(
             .expect("batch settings were validated");
         let exporters = built[p].take().expect("each pipeline is built once");
         let direct = Pipeline::with_connectors(batcher, exporters, feeds);
+        if let Some((_, metrics)) = telemetry
+            .batches
+            .iter()
+            .find(|(id, _)| Some(id) == pipeline.batch_processor.as_ref())
+        {
+            direct.count_batches(metrics.clone());
+        }
         let batching = telemetry.shard.batching.clone();
         direct.observe_batching(Rc::new(move |signal, delta| {
             batching[signal.index()].add(delta);

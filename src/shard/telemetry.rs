@@ -4,8 +4,9 @@
 use crate::export::ExporterSettings;
 use crate::plan::{ConnectorKind, Plan};
 use crate::telemetry::{
-    DropMetrics, ExporterMetrics, FailoverMetrics, LoadBalancerMetrics, MemoryLimiterMetrics,
-    ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics, TierMetrics, TlsMetrics,
+    BatchMetrics, DropMetrics, ExporterMetrics, FailoverMetrics, LoadBalancerMetrics,
+    MemoryLimiterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics,
+    TierMetrics, TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -20,6 +21,8 @@ pub(crate) struct ShardTelemetry {
     pub(super) balancers: Vec<Option<LoadBalancerMetrics>>,
     pub(super) drops: DropMetrics,
     pub(super) memory_limiters: MemoryLimiterMetrics,
+    /// Per `batch` processor a pipeline takes its batching from, by id.
+    pub(super) batches: Vec<(String, BatchMetrics)>,
     /// Per connector of the plan, in its order: a failover's cells (none for a routing one).
     pub(super) connectors: Vec<Option<FailoverMetrics>>,
     /// The tier's cells, if the node is part of one.
@@ -123,6 +126,18 @@ impl ShardTelemetry {
                     .collect::<Vec<_>>(),
                 shard,
             ),
+            batches: {
+                let mut ids: Vec<&String> = plan
+                    .pipelines
+                    .iter()
+                    .filter_map(|p| p.batch_processor.as_ref())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                ids.into_iter()
+                    .map(|id| (id.clone(), BatchMetrics::register(builder, id, shard)))
+                    .collect()
+            },
             connectors: plan
                 .connectors
                 .iter()

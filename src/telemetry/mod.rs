@@ -62,6 +62,7 @@
 mod admin;
 mod auth;
 mod balancer;
+mod batch;
 mod cell;
 mod connections;
 mod connectors;
@@ -82,6 +83,7 @@ mod tier;
 pub use admin::{AdminServer, ADMIN_CONNECTIONS_MAX, ADMIN_HEADER_BYTES_MAX};
 pub use auth::AuthMetrics;
 pub use balancer::{BackendMetrics, LoadBalancerMetrics, BACKEND_LATENCY_MS_BOUNDS};
+pub use batch::{BatchMetrics, BATCH_SEND_SIZE_BOUNDS};
 pub use cell::{Counter, Gauge, Histogram};
 pub use connections::{ConnectionMetrics, TlsMetrics, TLS_FAILURE_REASONS};
 pub use connectors::FailoverMetrics;
