@@ -171,14 +171,21 @@ fn init_logs(logs: &TelemetryLogs) {
                 .collect(),
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The log processors' queues fill from the first line; the gateway starts their pushers.
+    let sizes: Vec<usize> = logs.exports.iter().map(|e| e.max_queue_size).collect();
+    let exports = tailgate::telemetry::log_export::install(&sizes);
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .event_format(event_format);
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+        .with(exports);
     if logs.to_stdout {
-        builder.with_writer(std::io::stdout).init();
+        subscriber.with(lines.with_writer(std::io::stdout)).init();
     } else {
-        builder.with_writer(std::io::stderr).init();
+        subscriber.with(lines.with_writer(std::io::stderr)).init();
     }
 }
 

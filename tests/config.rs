@@ -4509,3 +4509,73 @@ service:
     .expect_err("a receiver cannot use it");
     assert!(err.to_string().contains("is a headers_setter"), "{err}");
 }
+
+/// `service.telemetry.logs.processors`: otelconf's batch and simple processors, their
+/// defaults, and their mistakes refused with the key.
+#[test]
+fn log_processors_load_with_the_sdks_defaults_and_refuse_mistakes() {
+    let with = |processors: &str| {
+        parse(&format!(
+            "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+  telemetry:
+    logs:
+      processors:
+{processors}"
+        ))
+    };
+    let config = with(
+        "        - batch:
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: http://127.0.0.1:4318
+        - simple:
+            exporter:
+              otlp:
+                protocol: grpc
+                endpoint: https://logs.example:4317
+",
+    )
+    .expect("loads");
+    let exports = &config.service.telemetry.logs.exports;
+    assert_eq!(exports.len(), 2);
+    assert_eq!(exports[0].endpoint, "http://127.0.0.1:4318/v1/logs");
+    assert_eq!(exports[0].schedule_delay, Duration::from_secs(1));
+    assert_eq!(exports[0].timeout, Duration::from_secs(10));
+    assert_eq!(
+        (exports[0].max_queue_size, exports[0].max_export_batch_size),
+        (2048, 512)
+    );
+    assert_eq!(exports[1].max_export_batch_size, 1);
+    assert_eq!(exports[1].schedule_delay, Duration::ZERO);
+    assert!(exports[1].tls.is_some(), "https:// is TLS");
+    for (processors, needle) in [
+        (
+            "        - batch:\n            exporter:\n              console: {}\n",
+            "the console exporter is not supported",
+        ),
+        (
+            "        - batch:\n            max_queue_size: 10\n            max_export_batch_size: 20\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: http://127.0.0.1:4317\n",
+            "20 is more than max_queue_size (10)",
+        ),
+        (
+            "        - simple:\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: http://127.0.0.1:4317\n                temporality_preference: delta\n",
+            "a metric exporter's key",
+        ),
+        ("        - {}\n", "batch"),
+    ] {
+        let err = with(processors).expect_err(needle);
+        assert!(err.to_string().contains(needle), "`{needle}` not in: {err}");
+    }
+}

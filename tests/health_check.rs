@@ -383,3 +383,69 @@ fn periodic_readers_push_the_self_metrics_over_grpc_and_http() {
             .any(|m| m.name == "otelcol_process_memory_rss"));
     }
 }
+
+/// Log processors push the gateway's own log records over OTLP: a batch processor over
+/// OTLP/HTTP and a simple one over OTLP/gRPC, each into a peer that records what it got; the
+/// start's lines arrive as records of the `tailgate` service, counted sent.
+#[test]
+fn log_processors_push_the_log_over_http_and_grpc() {
+    use common::header_sink::HeaderSink;
+    let (one, two) = (HeaderSink::start(), HeaderSink::start());
+    let (_data_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
+    assert!(config.contains(&telemetry));
+    let logs = format!(
+        "{telemetry}    logs:
+      processors:
+        - batch:
+            schedule_delay: 200
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: http://{http_at}
+        - simple:
+            exporter:
+              otlp:
+                protocol: grpc
+                endpoint: http://{grpc_at}
+",
+        http_at = one.http,
+        grpc_at = two.grpc,
+    );
+    let config = config.replace(&telemetry, &logs);
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    // The start logs a few lines at info: each processor pushes them.
+    for sink in [&one, &two] {
+        assert!(
+            sink.wait_for_items(2, Duration::from_secs(20)),
+            "{}",
+            gateway.stderr()
+        );
+        for request in sink.requests() {
+            assert_eq!(request.signal, "logs", "{request:?}");
+            assert_eq!(request.services, ["tailgate"], "{request:?}");
+        }
+    }
+    let (http_requests, grpc_requests) = (one.requests(), two.requests());
+    assert!(http_requests.iter().all(|r| r.transport == "http"));
+    assert!(grpc_requests.iter().all(|r| r.transport == "grpc"));
+    assert!(
+        grpc_requests.iter().all(|r| r.items == 1),
+        "a simple processor sends each record alone"
+    );
+    let records = |processor: &str, outcome: &str| {
+        gateway.metric(
+            "tailgate_telemetry_log_records",
+            &[("processor", processor), ("outcome", outcome)],
+        )
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || records("0", "sent") >= 2.0),
+        "{}",
+        gateway.metrics()
+    );
+    assert_eq!(records("0", "failed"), 0.0);
+    assert_eq!(records("1", "dropped"), 0.0);
+    assert!(gateway.stop().success());
+}

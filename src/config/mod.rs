@@ -88,8 +88,8 @@ pub use receivers::{
     HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_RECV_MSG_SIZE_MIB_DEFAULT,
 };
 pub use service::{
-    LogLevel, MetricsLevel, MetricsPush, Pipeline, PipelineId, PushProtocol, Service, Telemetry,
-    TelemetryLogs, TelemetryMetrics, TELEMETRY_ADDRESS_DEFAULT,
+    LogLevel, LogsExport, MetricsLevel, MetricsPush, Pipeline, PipelineId, PushProtocol, Service,
+    Telemetry, TelemetryLogs, TelemetryMetrics, TELEMETRY_ADDRESS_DEFAULT,
 };
 pub use shards::{Cpus, Shards};
 #[cfg(test)]

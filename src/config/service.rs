@@ -230,6 +230,33 @@ pub struct TelemetryLogs {
     pub to_stdout: bool,
     /// `initial_fields`: `name=value` pairs every log line carries, in name order.
     pub initial_fields: Vec<(String, String)>,
+    /// `processors`: where the log's records are also pushed over OTLP.
+    pub exports: Vec<LogsExport>,
+}
+
+/// A log processor (`service.telemetry.logs.processors[]`, otelconf v0.3): the gateway's log
+/// records pushed over OTLP, batched as the SDK's batch processor batches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsExport {
+    /// `schedule_delay` (default 1 s; a `simple` processor: none, each record at once).
+    pub schedule_delay: Duration,
+    /// The bound on one export: `export_timeout` (default 30 s) or the exporter's `timeout`
+    /// (default 10 s), whichever is shorter.
+    pub timeout: Duration,
+    /// `max_queue_size` (default 2048): records waiting; past it a record is dropped, counted.
+    pub max_queue_size: usize,
+    /// `max_export_batch_size` (default 512; `simple`: 1), at most `max_queue_size`.
+    pub max_export_batch_size: usize,
+    /// `exporter.otlp.protocol`.
+    pub protocol: PushProtocol,
+    /// gRPC: `host:port`; HTTP: the URL posted to (`/v1/logs` when the endpoint has no path).
+    pub endpoint: String,
+    /// TLS to the endpoint, as a periodic reader's.
+    pub tls: Option<TlsClientSettings>,
+    /// `compression: gzip` (default none).
+    pub gzip: bool,
+    /// `headers` and `headers_list`.
+    pub headers: Vec<(String, String)>,
 }
 
 /// `service.telemetry.logs.level`.
@@ -445,6 +472,7 @@ struct RawTelemetryLogs {
     output_paths: Option<Vec<String>>,
     error_output_paths: Option<Vec<String>>,
     sampling: Option<RawLogSampling>,
+    processors: Option<Vec<RawLogProcessor>>,
     // zap's: tailgate's log lines carry no caller and no stack trace, so these change nothing.
     #[serde(rename = "development")]
     _development: Option<bool>,
@@ -452,6 +480,30 @@ struct RawTelemetryLogs {
     _disable_caller: Option<bool>,
     #[serde(rename = "disable_stacktrace")]
     _disable_stacktrace: Option<bool>,
+}
+
+/// `logs.processors[]`: a `batch` or a `simple` processor.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLogProcessor {
+    batch: Option<RawBatchLogProcessor>,
+    simple: Option<RawSimpleLogProcessor>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawBatchLogProcessor {
+    schedule_delay: Option<UInt>,
+    export_timeout: Option<UInt>,
+    max_queue_size: Option<UInt>,
+    max_export_batch_size: Option<UInt>,
+    exporter: Option<RawPushExporter>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawSimpleLogProcessor {
+    exporter: Option<RawPushExporter>,
 }
 
 /// `logs.sampling`: zap's sampler of repeated lines. tailgate does not sample its log; only
@@ -1124,7 +1176,45 @@ fn periodic_reader(
         PUSH_TIMEOUT_MS_MAX,
         PUSH_READER_TIMEOUT_DEFAULT,
     )?;
-    let Some(exporter) = raw.exporter else {
+    let (exporter, export_timeout) = push_exporter(raw.exporter, path, ctx, "/v1/metrics", true)?;
+    Ok(MetricsPush {
+        interval,
+        timeout: reader_timeout.min(export_timeout),
+        protocol: exporter.protocol,
+        endpoint: exporter.endpoint,
+        tls: exporter.tls,
+        gzip: exporter.gzip,
+        headers: exporter.headers,
+    })
+}
+
+/// An otelconf OTLP exporter, checked: where and how a periodic reader or a log processor
+/// pushes.
+struct PushExporter {
+    protocol: PushProtocol,
+    endpoint: String,
+    tls: Option<TlsClientSettings>,
+    gzip: bool,
+    headers: Vec<(String, String)>,
+}
+
+/// The `exporter` of a reader or log processor at `path`, as otelconf v0.3 reads it; an HTTP
+/// endpoint without a path posts to `default_path`; `metrics` takes the metric exporter's own
+/// keys (`temporality_preference`, `default_histogram_aggregation`). With its `timeout`.
+fn push_exporter(
+    exporter: Option<RawPushExporter>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+    default_path: &str,
+    metrics: bool,
+) -> Result<(PushExporter, Duration), ConfigError> {
+    // 0 is the default, as the SDK reads it.
+    let millis =
+        |key: &KeyPath, value: Option<UInt>, min: u64, max: u64, default: Duration| match value {
+            Some(UInt(ms)) if ms > 0 => in_range(ctx, key, ms, min, max).map(Duration::from_millis),
+            _ => Ok(default),
+        };
+    let Some(exporter) = exporter else {
         return Err(ctx.missing(path, "exporter"));
     };
     let at = path.key("exporter");
@@ -1132,10 +1222,14 @@ fn periodic_reader(
         return Err(ctx.error(
             &at.key("console"),
             Target::Key,
-            ConfigErrorKind::Unsupported(
+            ConfigErrorKind::Unsupported(if metrics {
                 "the console exporter is not supported; push over `otlp`, or scrape /metrics"
-                    .to_string(),
-            ),
+                    .to_string()
+            } else {
+                "the console exporter is not supported; push over `otlp` (the log lines go to \
+                 output_paths already)"
+                    .to_string()
+            }),
         ));
     }
     let Some(otlp) = exporter.otlp else {
@@ -1188,10 +1282,11 @@ fn periodic_reader(
                 bad_endpoint("not an http:// or https:// URL (without user information or query)")
             })?;
             let secure = url.scheme.as_str() == "https";
-            // As otlpmetrichttp: the URL's path when it has one, `/v1/metrics` when not (a
+            // As otlpmetrichttp and otlploghttp: the URL's path when it has one, the signal's
+            // (`/v1/metrics`, `/v1/logs`) when not (a
             // bare `/` too, which Go would post to as written and no OTLP receiver serves).
             if url.path == "/" {
-                url.path = "/v1/metrics".to_string();
+                url.path = default_path.to_string();
             }
             (url.to_string(), secure)
         }
@@ -1213,6 +1308,25 @@ fn periodic_reader(
         PUSH_TIMEOUT_MS_MAX,
         PUSH_EXPORT_TIMEOUT_DEFAULT,
     )?;
+    if !metrics {
+        for (key, given) in [
+            (
+                "temporality_preference",
+                otlp.temporality_preference.is_some(),
+            ),
+            (
+                "default_histogram_aggregation",
+                otlp.default_histogram_aggregation.is_some(),
+            ),
+        ] {
+            if given {
+                return Err(ctx.invalid(
+                    &at.key(key),
+                    format!("`{key}` is a metric exporter's key; a log exporter has none"),
+                ));
+            }
+        }
+    }
     match otlp.temporality_preference.as_deref() {
         None | Some("cumulative") => {}
         Some(other) => {
@@ -1332,15 +1446,116 @@ fn periodic_reader(
         insecure_skip_verify: false,
         server_name_override: None,
     });
-    Ok(MetricsPush {
-        interval,
-        timeout: reader_timeout.min(export_timeout),
-        protocol,
-        endpoint,
-        tls,
-        gzip,
-        headers,
-    })
+    Ok((
+        PushExporter {
+            protocol,
+            endpoint,
+            tls,
+            gzip,
+            headers,
+        },
+        export_timeout,
+    ))
+}
+
+/// The most log processors.
+const LOG_EXPORTS_MAX: usize = 4;
+/// `max_queue_size` when not given (the SDK's), and the most it may be.
+const LOG_QUEUE_DEFAULT: u64 = 2048;
+const LOG_QUEUE_MAX: u64 = 1 << 20;
+/// `max_export_batch_size` when not given (the SDK's).
+const LOG_BATCH_DEFAULT: u64 = 512;
+/// `schedule_delay` and `export_timeout` when not given (the SDK's).
+const LOG_DELAY_DEFAULT: Duration = Duration::from_secs(1);
+const LOG_EXPORT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// The log processors at `path`, as otelconf v0.3 reads them.
+fn log_processors(
+    raw: Vec<RawLogProcessor>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<LogsExport>, ConfigError> {
+    if raw.len() > LOG_EXPORTS_MAX {
+        return Err(ctx.invalid(path, format!("more than {LOG_EXPORTS_MAX} log processors")));
+    }
+    let mut exports = Vec::with_capacity(raw.len());
+    for (i, processor) in raw.into_iter().enumerate() {
+        let at = path.index(i);
+        let export = match (processor.batch, processor.simple) {
+            (Some(batch), None) => {
+                let at = at.key("batch");
+                let millis = |key: &str, value: Option<UInt>, default: Duration| match value {
+                    // 0 is the default, as the SDK reads it.
+                    Some(UInt(ms)) if ms > 0 => {
+                        in_range(ctx, &at.key(key), ms, 1, PUSH_TIMEOUT_MS_MAX)
+                            .map(Duration::from_millis)
+                    }
+                    _ => Ok(default),
+                };
+                let schedule_delay =
+                    millis("schedule_delay", batch.schedule_delay, LOG_DELAY_DEFAULT)?;
+                let export_timeout = millis(
+                    "export_timeout",
+                    batch.export_timeout,
+                    LOG_EXPORT_TIMEOUT_DEFAULT,
+                )?;
+                let count = |key: &str, value: Option<UInt>, default: u64, max: u64| match value {
+                    Some(UInt(n)) if n > 0 => in_range(ctx, &at.key(key), n, 1, max),
+                    _ => Ok(default),
+                };
+                let queue = count(
+                    "max_queue_size",
+                    batch.max_queue_size,
+                    LOG_QUEUE_DEFAULT,
+                    LOG_QUEUE_MAX,
+                )?;
+                let size = count(
+                    "max_export_batch_size",
+                    batch.max_export_batch_size,
+                    LOG_BATCH_DEFAULT.min(queue),
+                    LOG_QUEUE_MAX,
+                )?;
+                if size > queue {
+                    return Err(ctx.invalid(
+                        &at.key("max_export_batch_size"),
+                        format!("{size} is more than max_queue_size ({queue})"),
+                    ));
+                }
+                let (exporter, timeout) =
+                    push_exporter(batch.exporter, &at, ctx, "/v1/logs", false)?;
+                (
+                    exporter,
+                    schedule_delay,
+                    export_timeout.min(timeout),
+                    queue,
+                    size,
+                )
+            }
+            (None, Some(simple)) => {
+                let at = at.key("simple");
+                let (exporter, timeout) =
+                    push_exporter(simple.exporter, &at, ctx, "/v1/logs", false)?;
+                (exporter, Duration::ZERO, timeout, LOG_QUEUE_DEFAULT, 1)
+            }
+            (Some(_), Some(_)) => {
+                return Err(ctx.invalid(&at, "a log processor is `batch` or `simple`, not both"))
+            }
+            (None, None) => return Err(ctx.missing(&at, "batch")),
+        };
+        let (exporter, schedule_delay, timeout, queue, size) = export;
+        exports.push(LogsExport {
+            schedule_delay,
+            timeout,
+            max_queue_size: queue as usize,
+            max_export_batch_size: size as usize,
+            protocol: exporter.protocol,
+            endpoint: exporter.endpoint,
+            tls: exporter.tls,
+            gzip: exporter.gzip,
+            headers: exporter.headers,
+        });
+    }
+    Ok(exports)
 }
 
 /// One Prometheus pull reader.
@@ -1531,6 +1746,11 @@ fn check_telemetry(
         &path.key("logs").key("initial_fields"),
         ctx,
     )?;
+    let exports = log_processors(
+        logs.processors.unwrap_or_default(),
+        &path.key("logs").key("processors"),
+        ctx,
+    )?;
     Ok(Telemetry {
         metrics: TelemetryMetrics {
             address,
@@ -1543,6 +1763,7 @@ fn check_telemetry(
             json,
             to_stdout,
             initial_fields,
+            exports,
         },
         resource,
     })

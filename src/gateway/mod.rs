@@ -140,6 +140,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         reload_metrics,
         memory_gauges: (rss_gauge, overhead_gauge),
         push_counters,
+        log_counters,
     } = register(&plan, None);
     reload_metrics.started();
     // Certificates rotated on disk are picked up by this thread; it stops when dropped, after
@@ -202,6 +203,37 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
                 registry.clone(),
                 config.service.telemetry.resource_attributes(),
                 started,
+            )
+            .map_err(StartError::Io)?,
+        );
+    }
+    // Each log processor pushes the log's records from a thread of its own, from the queue
+    // the log has filled since the first line; dropped at the end of `run`, each sends what is
+    // queued.
+    let mut log_pushers = Vec::new();
+    let queues = crate::telemetry::log_export::take_queues();
+    for ((export, queue), [sent, failed, dropped]) in plan
+        .log_exports
+        .iter()
+        .cloned()
+        .zip(queues)
+        .zip(log_counters)
+    {
+        let target = crate::telemetry::log_export::LogTarget {
+            label: export.label,
+            settings: export.settings,
+            schedule_delay: export.schedule_delay,
+            timeout: export.timeout,
+            batch_size: export.batch_size,
+            sent,
+            failed,
+            dropped,
+        };
+        log_pushers.push(
+            crate::telemetry::log_export::LogPusher::start(
+                target,
+                queue,
+                config.service.telemetry.resource_attributes(),
             )
             .map_err(StartError::Io)?,
         );
@@ -403,6 +435,8 @@ pub(super) struct Registered {
     memory_gauges: (Gauge, Gauge),
     /// Per periodic reader: its pushes sent and failed.
     push_counters: Vec<(crate::telemetry::Counter, crate::telemetry::Counter)>,
+    /// Per log processor: its records sent, failed and dropped.
+    log_counters: Vec<[crate::telemetry::Counter; 3]>,
 }
 
 /// Registers every shard's metric cells in one registry: before any shard starts, and again
@@ -490,6 +524,22 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
             )
         })
         .collect();
+    let log_counters = (0..plan.log_exports.len())
+        .map(|i| {
+            let help = "Number of the gateway's log records a log processor \
+                        (service.telemetry.logs.processors) pushed (outcome=sent), whose push \
+                        failed (outcome=failed) or which its full queue dropped \
+                        (outcome=dropped).";
+            let processor = i.to_string();
+            ["sent", "failed", "dropped"].map(|outcome| {
+                builder.counter(
+                    "tailgate_telemetry_log_records",
+                    help,
+                    &[("processor", processor.as_str()), ("outcome", outcome)],
+                )
+            })
+        })
+        .collect();
     Registered {
         registry: builder.build(),
         telemetry,
@@ -498,5 +548,6 @@ pub(super) fn register(plan: &Plan, previous: Option<&Registry>) -> Registered {
         reload_metrics,
         memory_gauges,
         push_counters,
+        log_counters,
     }
 }

@@ -187,6 +187,7 @@ impl Reloader {
             memory_gauges: _,
             // The same too (a reload keeps the readers), which the readers count in.
             push_counters: _,
+            log_counters: _,
         } = register(&plan, previous.as_deref());
         let exporter_names = Arc::new(exporter_names);
         for (shard, cells) in telemetry.into_iter().enumerate() {

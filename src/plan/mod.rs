@@ -78,6 +78,8 @@ pub(crate) struct Plan {
     pub(crate) health_checks: Vec<HealthCheckPlan>,
     /// The periodic readers: where the self-metrics are pushed.
     pub(crate) pushes: Vec<PushPlan>,
+    /// The log processors: where the log's records are pushed.
+    pub(crate) log_exports: Vec<LogExportPlan>,
     /// Every TLS configuration (listeners and exporters), for the reload thread.
     pub(crate) tls: Vec<Arc<dyn Reload>>,
     /// The tier's forwarder (`crate::tier`), if the node is part of one.
@@ -510,6 +512,7 @@ impl Plan {
             target_info: target_info(&config.service.telemetry.resource_attributes()),
             health_checks: health_checks(config, &mut tls)?,
             pushes: pushes(config, &mut tls)?,
+            log_exports: log_exports(config, &mut tls)?,
             tls,
             tier,
         })
@@ -1104,54 +1107,20 @@ fn pushes(config: &Config, tls: &mut Vec<Arc<dyn Reload>>) -> Result<Vec<PushPla
     let mut out = Vec::new();
     for (i, push) in config.service.telemetry.metrics.pushes.iter().enumerate() {
         let label = format!("telemetry reader {i} ({})", push.endpoint);
-        let alpn = match push.protocol {
-            config::PushProtocol::Grpc => crate::tls::ALPN_H2,
-            config::PushProtocol::HttpProtobuf => crate::tls::ALPN_HTTP1,
-        };
-        let client_tls = match &push.tls {
-            Some(settings) => {
-                let loaded =
-                    ClientTls::load(label.clone(), settings.clone(), alpn).map_err(|why| {
-                        tls_error(
-                            &format!(
-                                "service.telemetry.metrics.readers[{i}].periodic.exporter.otlp"
-                            ),
-                            &settings.common,
-                            why,
-                        )
-                    })?;
-                tls.push(loaded.clone());
-                Some(loaded)
-            }
-            None => None,
-        };
-        let compression = if push.gzip {
-            crate::export::Compression::Gzip
-        } else {
-            crate::export::Compression::None
-        };
-        let settings = match push.protocol {
-            config::PushProtocol::Grpc => ExporterSettings::Otlp(OtlpGrpcSettings {
-                endpoint: push.endpoint.clone(),
-                tls: client_tls,
-                headers: push.headers.clone(),
-                compression,
+        let settings = push_client(
+            &label,
+            &format!("service.telemetry.metrics.readers[{i}].periodic.exporter.otlp"),
+            PushClient {
+                protocol: push.protocol,
+                endpoint: &push.endpoint,
+                tls: push.tls.as_ref(),
+                gzip: push.gzip,
+                headers: &push.headers,
                 timeout: push.timeout,
-                ..OtlpGrpcSettings::default()
-            }),
-            config::PushProtocol::HttpProtobuf => ExporterSettings::OtlpHttp(OtlpHttpSettings {
-                metrics_endpoint: Some(push.endpoint.clone()),
-                tls: client_tls,
-                headers: push.headers.clone(),
-                compression,
-                timeout: push.timeout,
-                ..OtlpHttpSettings::default()
-            }),
-        };
-        // What only building the client checks (a proxy variable it cannot use): at start, as
-        // for every exporter, not in the reader's thread once running.
-        crate::export::OneShot::new(&settings)
-            .map_err(|err| StartError::Machine(format!("{label}: {err}")))?;
+                signal: Signal::Metrics,
+            },
+            tls,
+        )?;
         out.push(PushPlan {
             label,
             settings,
@@ -1160,6 +1129,120 @@ fn pushes(config: &Config, tls: &mut Vec<Arc<dyn Reload>>) -> Result<Vec<PushPla
         });
     }
     Ok(out)
+}
+
+/// One log processor (`service.telemetry.logs.processors[]`): its client and batching.
+#[derive(Debug, Clone)]
+pub(crate) struct LogExportPlan {
+    /// `telemetry log processor N (ENDPOINT)`, for logs.
+    pub label: String,
+    pub settings: ExporterSettings,
+    pub schedule_delay: Duration,
+    pub timeout: Duration,
+    pub batch_size: usize,
+}
+
+/// The log processors of `service.telemetry.logs.processors`; each TLS configuration is added
+/// to `tls`.
+fn log_exports(
+    config: &Config,
+    tls: &mut Vec<Arc<dyn Reload>>,
+) -> Result<Vec<LogExportPlan>, StartError> {
+    let mut out = Vec::new();
+    for (i, export) in config.service.telemetry.logs.exports.iter().enumerate() {
+        let label = format!("telemetry log processor {i} ({})", export.endpoint);
+        let settings = push_client(
+            &label,
+            &format!("service.telemetry.logs.processors[{i}]"),
+            PushClient {
+                protocol: export.protocol,
+                endpoint: &export.endpoint,
+                tls: export.tls.as_ref(),
+                gzip: export.gzip,
+                headers: &export.headers,
+                timeout: export.timeout,
+                signal: Signal::Logs,
+            },
+            tls,
+        )?;
+        out.push(LogExportPlan {
+            label,
+            settings,
+            schedule_delay: export.schedule_delay,
+            timeout: export.timeout,
+            batch_size: export.max_export_batch_size,
+        });
+    }
+    Ok(out)
+}
+
+/// What a periodic reader's or log processor's client is made of.
+struct PushClient<'a> {
+    protocol: config::PushProtocol,
+    endpoint: &'a str,
+    tls: Option<&'a config::TlsClientSettings>,
+    gzip: bool,
+    headers: &'a [(String, String)],
+    timeout: Duration,
+    signal: Signal,
+}
+
+/// The client settings of a push (`label`, configured at `key`), its TLS files read and added
+/// to `tls`; building the client is tried once here, as every exporter's is at start.
+fn push_client(
+    label: &str,
+    key: &str,
+    push: PushClient<'_>,
+    tls: &mut Vec<Arc<dyn Reload>>,
+) -> Result<ExporterSettings, StartError> {
+    let alpn = match push.protocol {
+        config::PushProtocol::Grpc => crate::tls::ALPN_H2,
+        config::PushProtocol::HttpProtobuf => crate::tls::ALPN_HTTP1,
+    };
+    let client_tls = match push.tls {
+        Some(settings) => {
+            let loaded = ClientTls::load(label.to_string(), settings.clone(), alpn)
+                .map_err(|why| tls_error(key, &settings.common, why))?;
+            tls.push(loaded.clone());
+            Some(loaded)
+        }
+        None => None,
+    };
+    let compression = if push.gzip {
+        crate::export::Compression::Gzip
+    } else {
+        crate::export::Compression::None
+    };
+    let settings = match push.protocol {
+        config::PushProtocol::Grpc => ExporterSettings::Otlp(OtlpGrpcSettings {
+            endpoint: push.endpoint.to_string(),
+            tls: client_tls,
+            headers: push.headers.to_vec(),
+            compression,
+            timeout: push.timeout,
+            ..OtlpGrpcSettings::default()
+        }),
+        config::PushProtocol::HttpProtobuf => {
+            let mut http = OtlpHttpSettings {
+                tls: client_tls,
+                headers: push.headers.to_vec(),
+                compression,
+                timeout: push.timeout,
+                ..OtlpHttpSettings::default()
+            };
+            match push.signal {
+                Signal::Metrics => http.metrics_endpoint = Some(push.endpoint.to_string()),
+                Signal::Logs => http.logs_endpoint = Some(push.endpoint.to_string()),
+                Signal::Traces => http.traces_endpoint = Some(push.endpoint.to_string()),
+            }
+            ExporterSettings::OtlpHttp(http)
+        }
+    };
+    // What only building the client checks (a proxy variable it cannot use): at start, as for
+    // every exporter, not in the pusher's thread once running.
+    crate::export::OneShot::new(&settings)
+        .map_err(|err| StartError::Machine(format!("{label}: {err}")))?;
+    Ok(settings)
 }
 
 /// An enabled `health_check` extension.

@@ -70,6 +70,7 @@ mod drops;
 mod exposition;
 mod health;
 mod health_check;
+pub mod log_export;
 mod memory_limiter;
 pub(crate) mod otlp;
 mod pipeline;
