@@ -367,11 +367,14 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     };
     init_logs(&config.service.telemetry.logs);
-    match tailgate::gateway::run(&config, gates) {
+    let code = match tailgate::gateway::run(&config, gates) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("tailgate: {err}");
             ExitCode::from(err.exit_code())
         }
-    }
+    };
+    // The log processors send what is queued, the line above among it.
+    tailgate::telemetry::log_export::shutdown();
+    code
 }

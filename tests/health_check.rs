@@ -390,7 +390,11 @@ fn periodic_readers_push_the_self_metrics_over_grpc_and_http() {
 #[test]
 fn log_processors_push_the_log_over_http_and_grpc() {
     use common::header_sink::HeaderSink;
-    let (one, two) = (HeaderSink::start(), HeaderSink::start());
+    let (one, two, three) = (
+        HeaderSink::start(),
+        HeaderSink::start(),
+        HeaderSink::start(),
+    );
     let (_data_sink, upstream, _) = start_sink();
     let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
     let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
@@ -409,9 +413,17 @@ fn log_processors_push_the_log_over_http_and_grpc() {
               otlp:
                 protocol: grpc
                 endpoint: http://{grpc_at}
+        - batch:
+            schedule_delay: 600000
+            max_export_batch_size: 2048
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: http://{last_at}
 ",
         http_at = one.http,
         grpc_at = two.grpc,
+        last_at = three.http,
     );
     let config = config.replace(&telemetry, &logs);
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
@@ -446,6 +458,11 @@ fn log_processors_push_the_log_over_http_and_grpc() {
         gateway.metrics()
     );
     assert_eq!(records("0", "failed"), 0.0);
-    assert_eq!(records("1", "dropped"), 0.0);
+    // The third waits ten minutes a batch: what it holds goes out at shutdown.
+    assert!(three.requests().is_empty());
     assert!(gateway.stop().success());
+    assert!(
+        three.wait_for_items(2, Duration::from_secs(10)),
+        "flushed at shutdown"
+    );
 }

@@ -1462,7 +1462,7 @@ fn push_exporter(
 const LOG_EXPORTS_MAX: usize = 4;
 /// `max_queue_size` when not given (the SDK's), and the most it may be.
 const LOG_QUEUE_DEFAULT: u64 = 2048;
-const LOG_QUEUE_MAX: u64 = 1 << 20;
+const LOG_QUEUE_MAX: u64 = 1 << 16;
 /// `max_export_batch_size` when not given (the SDK's).
 const LOG_BATCH_DEFAULT: u64 = 512;
 /// `schedule_delay` and `export_timeout` when not given (the SDK's).

@@ -77,6 +77,8 @@ struct Inner {
     reported: Cell<[u64; 3]>,
     /// The `batch` processor's families, for a pipeline that has one.
     counted: RefCell<Option<BatchMetrics>>,
+    /// What this pipeline last added to the processor's `metadata_cardinality`.
+    combinations: Cell<i64>,
 }
 
 /// Why a batch was handed out, for the `batch` processor's families.
@@ -115,6 +117,7 @@ impl Pipeline {
             batching: RefCell::new(None),
             reported: Cell::new([0; 3]),
             counted: RefCell::new(None),
+            combinations: Cell::new(0),
         });
         let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
         Pipeline {
@@ -125,8 +128,15 @@ impl Pipeline {
 
     /// Counts the batches it hands out in its `batch` processor's `metrics`.
     pub fn count_batches(&self, metrics: BatchMetrics) {
+        // The batcher without metadata, once for the processor on this shard (the Collector's
+        // single batcher counts 1).
+        if !metrics
+            .baseline
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            metrics.cardinality.add(1);
+        }
         *self.inner.counted.borrow_mut() = Some(metrics);
-        self.inner.count(Trigger::Size, &[]);
     }
 
     /// Tells `observer` how the items in the batcher change from now on.
@@ -249,8 +259,6 @@ impl Inner {
         }
     }
 
-    /// Tells the batching observer how the items pending for `signal` changed: on the push
-    /// path only the pushed signal can have.
     /// Counts `batches`, handed out for `trigger`, in the `batch` processor's families.
     fn count(&self, trigger: Trigger, batches: &[Batch]) {
         let counted = self.counted.borrow();
@@ -260,17 +268,20 @@ impl Inner {
         for batch in batches {
             match trigger {
                 Trigger::Size => metrics.size_trigger.add(1),
-                Trigger::Timeout => metrics.timeout_trigger.add(1),
-                Trigger::Shutdown => {}
+                // The Collector sends what shutdown flushes as its timer does.
+                Trigger::Timeout | Trigger::Shutdown => metrics.timeout_trigger.add(1),
             }
             metrics.send_size.record(batch.items);
         }
-        let combinations = self.batcher.borrow().partitions() + 1;
+        // Pipelines that list one processor share its gauge: each adds what it holds.
+        let held = i64::try_from(self.batcher.borrow().partitions()).unwrap_or(i64::MAX);
         metrics
             .cardinality
-            .set(i64::try_from(combinations).unwrap_or(i64::MAX));
+            .add(held - self.combinations.replace(held));
     }
 
+    /// Tells the batching observer how the items pending for `signal` changed: on the push
+    /// path only the pushed signal can have.
     fn report_batching_of(&self, signal: Signal) {
         let observer = self.batching.borrow();
         let Some(observer) = observer.as_ref() else {

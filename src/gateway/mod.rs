@@ -208,9 +208,8 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
         );
     }
     // Each log processor pushes the log's records from a thread of its own, from the queue
-    // the log has filled since the first line; dropped at the end of `run`, each sends what is
-    // queued.
-    let mut log_pushers = Vec::new();
+    // the log has filled since the first line, until the process's last step
+    // (`log_export::shutdown`, after its last line), which sends what is queued.
     let queues = crate::telemetry::log_export::take_queues();
     for ((export, queue), [sent, failed, dropped]) in plan
         .log_exports
@@ -229,7 +228,7 @@ pub fn run(config: &Config, gates: FeatureGates) -> Result<(), StartError> {
             failed,
             dropped,
         };
-        log_pushers.push(
+        crate::telemetry::log_export::keep(
             crate::telemetry::log_export::LogPusher::start(
                 target,
                 queue,

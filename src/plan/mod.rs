@@ -1153,7 +1153,15 @@ fn log_exports(
         let label = format!("telemetry log processor {i} ({})", export.endpoint);
         let settings = push_client(
             &label,
-            &format!("service.telemetry.logs.processors[{i}]"),
+            &format!(
+                "service.telemetry.logs.processors[{i}].{}.exporter.otlp",
+                // A batch processor's delay is 1 ms at least; a simple one's none.
+                if export.schedule_delay.is_zero() {
+                    "simple"
+                } else {
+                    "batch"
+                }
+            ),
             PushClient {
                 protocol: export.protocol,
                 endpoint: &export.endpoint,

@@ -10,11 +10,14 @@
 //!   batcher holds data of right now (at least 1, its plain batcher, as the Collector's single
 //!   batcher counts 1; see `crate::export::partition`).
 //!
-//! Batches handed out at shutdown are counted in the size histogram only, as in the Collector.
+//! Batches handed out at shutdown count as timeout triggers, as the Collector counts them.
 //! The batching a pipeline takes from its exporters' `sending_queue.batch` has no processor and
 //! no series, as there (the exporter's batching has families of its own there, which tailgate
 //! does not have). The Collector's `batch_send_size_bytes` is served at its `detailed` level
 //! only; tailgate serves `normal`, so not it.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use super::cell::{Counter, Gauge, Histogram};
 use super::registry::RegistryBuilder;
@@ -34,9 +37,12 @@ pub struct BatchMetrics {
     pub timeout_trigger: Counter,
     /// `otelcol_processor_batch_batch_send_size`.
     pub send_size: Histogram,
-    /// `otelcol_processor_batch_metadata_cardinality` (set first by the shard, its only
-    /// writer, when its pipeline starts counting).
+    /// `otelcol_processor_batch_metadata_cardinality`: 1 for the batcher without metadata
+    /// (added by the first pipeline that counts, on the shard, its only writer), plus what
+    /// each pipeline of the processor holds.
     pub cardinality: Gauge,
+    /// Whether that 1 was added.
+    pub baseline: Arc<AtomicBool>,
 }
 
 impl BatchMetrics {
@@ -67,6 +73,7 @@ impl BatchMetrics {
                 &labels,
             ),
             cardinality,
+            baseline: Arc::new(AtomicBool::new(false)),
         }
     }
 }

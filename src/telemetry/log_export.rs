@@ -15,12 +15,17 @@
 //! A pusher sends a batch when it holds `max_export_batch_size` records or the oldest has
 //! waited `schedule_delay` (a `simple` processor: each at once), each export bounded by the
 //! processor's timeout and not retried, as the SDK's batch processor does; records of a failed
-//! export are counted failed. A failing processor logs once, and once again when it recovers —
-//! lines that go to its own queue too, so a failure adds one record, not a record per failure.
-//! At shutdown what is queued goes out within [`LAST_EXPORT_MAX`].
+//! export are counted failed. A failing processor logs once, and once again when it recovers.
+//! What the pushers' own threads log (their failures, and the HTTP/2 and TLS libraries' lines
+//! at `debug`) is written to the log's stream only, never queued: exporting it would make more
+//! of it.
+//!
+//! At shutdown ([`shutdown`], the last thing the process does) every pusher is told to stop at
+//! once and sends what is queued, all within [`LAST_EXPORT_MAX`] together: an export under way
+//! is cut off at that deadline, and what is left then is counted dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,8 +44,11 @@ use tailgate_wire::Signal;
 /// The most the last export, at shutdown, may take.
 pub const LAST_EXPORT_MAX: Duration = Duration::from_secs(5);
 
-/// How often a waiting pusher looks at the stop flag.
+/// How often a pusher with an export under way looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// How long a pusher with nothing to send waits before it looks at its queue again.
+const POLL: Duration = Duration::from_millis(50);
 
 /// One processor's queue: encoded records, and how many a full queue dropped.
 struct Queue {
@@ -56,6 +64,14 @@ pub struct LogQueue {
 
 /// The queues [`install`] made, until the gateway takes them.
 static QUEUES: Mutex<Vec<LogQueue>> = Mutex::new(Vec::new());
+
+/// The running pushers, until [`shutdown`].
+static PUSHERS: Mutex<Vec<LogPusher>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// Set on a pusher's thread: what it logs is not queued.
+    static PUSHER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// The log subscriber's layer that offers every record to the processors' queues.
 pub struct LogLayer {
@@ -86,7 +102,7 @@ pub fn take_queues() -> Vec<LogQueue> {
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        if self.queues.is_empty() {
+        if self.queues.is_empty() || PUSHER_THREAD.with(std::cell::Cell::get) {
             return;
         }
         let record = encode_record(event);
@@ -192,11 +208,28 @@ pub struct LogTarget {
     pub dropped: Counter,
 }
 
-/// One processor's thread; dropping it sends what is queued (within [`LAST_EXPORT_MAX`]) and
-/// stops it.
+/// One processor's thread, running until [`shutdown`].
 pub struct LogPusher {
     stop: Arc<AtomicBool>,
     thread: Option<ExecutorJoinHandle<()>>,
+}
+
+/// Keeps `pusher` running until [`shutdown`].
+pub fn keep(pusher: LogPusher) {
+    PUSHERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(pusher);
+}
+
+/// Stops every pusher at once, each sending what is queued within [`LAST_EXPORT_MAX`] of this
+/// call, and waits for them: the process's last step, after its last log line.
+pub fn shutdown() {
+    let pushers = std::mem::take(&mut *PUSHERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for pusher in &pushers {
+        pusher.stop.store(true, Ordering::Release);
+    }
+    drop(pushers);
 }
 
 impl LogPusher {
@@ -212,6 +245,7 @@ impl LogPusher {
             .name("tailgate-logs")
             .ring_depth(32)
             .spawn(move || async move {
+                PUSHER_THREAD.with(|on| on.set(true));
                 run(target, queue, &resource, &flag).await;
             })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -270,44 +304,39 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
     let mut counted_drops = 0u64;
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(target.batch_size);
     let mut first_at: Option<Instant> = None;
+    // Set when the stop is first seen: everything left must go out by then.
+    let mut deadline: Option<Instant> = None;
     loop {
-        let stopping = stop.load(Ordering::Acquire);
-        // Gather until the batch is full, its delay is up, or the stop comes; the channel is
-        // waited on in short steps so the executor stays responsive to nothing else (it runs
-        // this task alone).
-        let due = first_at.map(|at| at + target.schedule_delay);
-        let wait = match due {
-            Some(due) => due.saturating_duration_since(Instant::now()).min(STOP_POLL),
-            None => STOP_POLL,
-        };
+        if deadline.is_none() && stop.load(Ordering::Acquire) {
+            deadline = Some(Instant::now() + LAST_EXPORT_MAX);
+        }
         let mut disconnected = false;
-        if batch.len() < target.batch_size {
-            match queue.records.recv_timeout(wait) {
+        while batch.len() < target.batch_size {
+            match queue.records.try_recv() {
                 Ok(record) => {
                     first_at.get_or_insert_with(Instant::now);
                     batch.push(record);
-                    while batch.len() < target.batch_size {
-                        match queue.records.try_recv() {
-                            Ok(record) => batch.push(record),
-                            Err(_) => break,
-                        }
-                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
             }
         }
         let drops = queue.dropped.load(Ordering::Relaxed);
         target.dropped.add(drops - counted_drops);
         counted_drops = drops;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Past the stop's bound: what is left is lost, and counted so.
+            let left = batch.len() as u64 + queue.records.try_iter().count() as u64;
+            target.dropped.add(left);
+            return;
+        }
         let full = batch.len() >= target.batch_size;
         let late = first_at.is_some_and(|at| at + target.schedule_delay <= Instant::now());
+        let stopping = deadline.is_some();
         if !batch.is_empty() && (full || late || stopping || disconnected) {
-            let timeout = if stopping {
-                target.timeout.min(LAST_EXPORT_MAX)
-            } else {
-                target.timeout
-            };
             let items = batch.len() as u64;
             let request = Batch {
                 signal: Signal::Logs,
@@ -317,13 +346,8 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
             };
             batch.clear();
             first_at = None;
-            let send = async { client.send(&request).await.map_err(|e| e.to_string()) };
-            let deadline = async {
-                glommio::timer::sleep(timeout).await;
-                Err(format!("no response within {timeout:?}"))
-            };
-            match futures_lite::future::or(send, deadline).await {
-                Ok(_) => {
+            match export(&client, &request, target.timeout, stop, deadline).await {
+                Ok(()) => {
                     target.sent.add(items);
                     if failing {
                         failing = false;
@@ -350,9 +374,49 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
         if (stopping || disconnected) && batch.is_empty() {
             return;
         }
-        // Let the executor breathe between waits.
-        glommio::yield_if_needed().await;
+        // Nothing to send yet: wait a little, on the executor's timer, for more.
+        let wait = first_at
+            .map(|at| (at + target.schedule_delay).saturating_duration_since(Instant::now()))
+            .unwrap_or(POLL)
+            .min(POLL);
+        glommio::timer::sleep(wait).await;
     }
+}
+
+/// One export of `request`, bounded by `timeout` and, once the stop is seen, by the stop's
+/// deadline (`deadline`, or the one the stop sets while the export is under way).
+async fn export(
+    client: &OneShot,
+    request: &Batch,
+    timeout: Duration,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+) -> Result<(), String> {
+    let send = async {
+        client
+            .send(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let bounded = async {
+        glommio::timer::sleep(timeout).await;
+        Err(format!("no response within {timeout:?}"))
+    };
+    let stopped = async {
+        let deadline = match deadline {
+            Some(deadline) => deadline,
+            None => {
+                while !stop.load(Ordering::Acquire) {
+                    glommio::timer::sleep(STOP_POLL).await;
+                }
+                Instant::now() + LAST_EXPORT_MAX
+            }
+        };
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        Err("cut off at shutdown".to_string())
+    };
+    futures_lite::future::or(send, futures_lite::future::or(bounded, stopped)).await
 }
 
 #[cfg(test)]
