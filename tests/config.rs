@@ -4298,7 +4298,7 @@ service:
         (
             "      batch:\n        partition:\n          metadata_keys: [tenant, Tenant]",
             "exporters.otlp.sending_queue.batch.partition.metadata_keys",
-            "given twice",
+            "duplicate entry in metadata_keys",
         ),
         (
             "      sizer: items\n      queue_size: 100\n      batch:\n        min_size: 512",

@@ -118,21 +118,49 @@ fn post(gateway: &Gateway, path: &str, tenant: &str, body: &[u8]) -> (u16, Strin
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// The gateway's configuration: receivers keeping metadata; traces batched by tenant, to both
-/// exporters; metrics without a batch processor and logs with one without `metadata_keys`, to
-/// the HTTP exporter; `limit` combinations at most.
-fn config(sink: &HeaderSink, grpc: &str, http: &str, admin: &str, limit: u32) -> String {
-    format!(
+/// A gateway on `rest` (its configuration after the receivers, up to `service.telemetry`): an
+/// OTLP receiver keeping client metadata over HTTP, and over gRPC with `grpc_metadata`, its
+/// self-metrics on a free port, on one shard or, with `two_shards` on a machine of two CPUs
+/// or more, two.
+fn gateway_with(rest: &str, grpc_metadata: bool, two_shards: bool) -> Gateway {
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let grpc_metadata = if grpc_metadata {
+        "        include_metadata: true\n"
+    } else {
+        ""
+    };
+    // Two shards on two CPUs where there are two; one shard on a machine of one.
+    let two = two_shards && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    let cpus = if two { "[0, 1]" } else { "[0]" };
+    let config = format!(
         "receivers:
   otlp:
     protocols:
       grpc:
         endpoint: {grpc}
-        include_metadata: true
-      http:
+{grpc_metadata}      http:
         endpoint: {http}
         include_metadata: true
-processors:
+{rest}  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: {cpus}
+"
+    );
+    Gateway::start_with_config(&config, grpc, http, admin)
+}
+
+/// The tenant gateway: traces batched by tenant, to both exporters, `limit` combinations at
+/// most; metrics without a batch processor and logs with one without `metadata_keys`, to the
+/// HTTP exporter; `headers_setter` on both.
+fn start(sink: &HeaderSink, limit: u32) -> Gateway {
+    let rest = format!(
+        "processors:
   batch:
     timeout: 300ms
     metadata_keys: [X-Tenant]
@@ -175,36 +203,11 @@ service:
       receivers: [otlp]
       processors: [batch/plain]
       exporters: [otlphttp]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0, {second_cpu}]
 ",
         grpc_sink = sink.grpc,
-        second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1),
         http_sink = sink.http,
-    )
-}
-
-fn start(sink: &HeaderSink, limit: u32) -> Gateway {
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
     );
-    Gateway::start_with_config(
-        &config(
-            sink,
-            &grpc.to_string(),
-            &http.to_string(),
-            &admin.to_string(),
-            limit,
-        ),
-        grpc,
-        http,
-        admin,
-    )
+    gateway_with(&rest, true, true)
 }
 
 /// Items of `signal` the sink received, by the `x-scope-orgid` each request carried.
@@ -355,21 +358,8 @@ fn one_combination_past_the_limit_is_refused_with_the_collectors_message() {
 #[test]
 fn a_request_route_sends_each_tenant_to_its_pipeline() {
     let sink = HeaderSink::start();
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-        include_metadata: true
-connectors:
+    let rest = format!(
+        "connectors:
   routing:
     default_pipelines: [traces/others]
     table:
@@ -398,13 +388,10 @@ service:
     traces/others:
       receivers: [routing]
       exporters: [otlphttp/others]
-  telemetry:
-    metrics:
-      address: {admin}
 ",
         sink = sink.http,
     );
-    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let gateway = gateway_with(&rest, false, true);
     for (tenant, seed) in [("acme", 1u8), ("globex", 2), ("", 3)] {
         let service = if tenant.is_empty() { "none" } else { tenant };
         let (status, body) = post(&gateway, "/v1/traces", tenant, &traces(service, 2, seed));
@@ -495,21 +482,8 @@ fn a_reload_changing_the_kept_metadata_is_refused_and_bad_requests_take_no_combi
 #[test]
 fn a_load_balancer_keeps_each_parts_tenant() {
     let (one, two) = (HeaderSink::start(), HeaderSink::start());
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-        include_metadata: true
-processors:
+    let rest = format!(
+        "processors:
   batch:
     timeout: 200ms
     metadata_keys: [x-tenant]
@@ -537,13 +511,10 @@ service:
       receivers: [otlp]
       processors: [batch]
       exporters: [loadbalancing]
-  telemetry:
-    metrics:
-      address: {admin}
 ",
         one.grpc, two.grpc
     );
-    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let gateway = gateway_with(&rest, false, true);
     for (tenant, seed) in [("acme", 1u8), ("globex", 2), ("acme", 3)] {
         let (status, body) = post(&gateway, "/v1/traces", tenant, &traces(tenant, 20, seed));
         assert_eq!(status, 200, "{body}");
@@ -575,21 +546,8 @@ service:
 #[test]
 fn the_batch_processor_families_count_triggers_sizes_and_combinations() {
     let sink = HeaderSink::start();
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let config = format!(
-        "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {grpc}
-      http:
-        endpoint: {http}
-        include_metadata: true
-processors:
+    let rest = format!(
+        "processors:
   batch/tenants:
     send_batch_size: 4
     timeout: 1s
@@ -604,15 +562,10 @@ service:
       receivers: [otlp]
       processors: [batch/tenants]
       exporters: [otlphttp]
-  telemetry:
-    metrics:
-      address: {admin}
-shards:
-  cpus: [0]
 ",
         sink = sink.http,
     );
-    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let gateway = gateway_with(&rest, false, false);
     let labels = [("processor", "batch/tenants")];
     let metric = |name: &str| gateway.metric(name, &labels);
     assert_eq!(metric("otelcol_processor_batch_metadata_cardinality"), 1.0);

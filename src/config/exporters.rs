@@ -1471,32 +1471,13 @@ fn check_queue_batch(
     ctx: &Ctx<'_>,
 ) -> Result<QueueBatch, ConfigError> {
     let path = &queue_path.key("batch");
-    let keys_path = path.key("partition").key("metadata_keys");
-    let mut partition_keys: Vec<String> = Vec::new();
-    for key in raw
-        .partition
-        .and_then(|p| p.metadata_keys)
-        .unwrap_or_default()
-    {
-        let lower = key.to_ascii_lowercase();
-        if lower.is_empty() || partition_keys.contains(&lower) {
-            return Err(ctx.invalid(
-                &keys_path,
-                format!("`{key}` is empty or given twice (case-insensitive)"),
-            ));
-        }
-        partition_keys.push(lower);
-    }
-    if partition_keys.len() > super::processors::METADATA_KEYS_MAX {
-        return Err(ctx.invalid(
-            &keys_path,
-            format!(
-                "at most {} keys are allowed",
-                super::processors::METADATA_KEYS_MAX
-            ),
-        ));
-    }
-    partition_keys.sort();
+    let partition_keys = super::processors::metadata_keys(
+        raw.partition
+            .and_then(|p| p.metadata_keys)
+            .unwrap_or_default(),
+        &path.key("partition").key("metadata_keys"),
+        ctx,
+    )?;
     let (sizer, sizer_path) = match (&raw.sizer, &queue.sizer) {
         (Some(sizer), _) => (sizer.as_str(), path.key("sizer")),
         (None, Some(sizer)) => (sizer.as_str(), queue_path.key("sizer")),

@@ -236,32 +236,11 @@ fn check_batch(
         Some(Dur(d)) => duration_at_most(ctx, &path.key("timeout"), d, BATCH_TIMEOUT_MAX)?,
         None => BATCH_TIMEOUT_DEFAULT,
     };
-    let keys_path = path.key("metadata_keys");
-    let raw_keys = raw.metadata_keys.unwrap_or_default();
-    if raw_keys.len() > METADATA_KEYS_MAX {
-        return Err(ctx.invalid(
-            &keys_path,
-            format!(
-                "{} keys; at most {METADATA_KEYS_MAX} are allowed",
-                raw_keys.len()
-            ),
-        ));
-    }
-    let mut metadata_keys: Vec<String> = Vec::with_capacity(raw_keys.len());
-    for key in raw_keys {
-        let lower = key.to_ascii_lowercase();
-        if lower.is_empty() {
-            return Err(ctx.invalid(&keys_path, "an empty key names no metadata"));
-        }
-        if metadata_keys.contains(&lower) {
-            return Err(ctx.invalid(
-                &keys_path,
-                format!("duplicate entry in metadata_keys: {lower:?} (case-insensitive)"),
-            ));
-        }
-        metadata_keys.push(lower);
-    }
-    metadata_keys.sort();
+    let metadata_keys = metadata_keys(
+        raw.metadata_keys.unwrap_or_default(),
+        &path.key("metadata_keys"),
+        ctx,
+    )?;
     let metadata_cardinality_limit = match raw.metadata_cardinality_limit {
         Some(UInt(v)) => in_range(
             ctx,
@@ -279,6 +258,41 @@ fn check_batch(
         metadata_keys,
         metadata_cardinality_limit,
     })
+}
+
+/// A list of client metadata keys at `path` (a batch processor's `metadata_keys`, an
+/// exporter's `partition.metadata_keys`), as the Collector checks them: each once regardless of
+/// case, none empty; at most [`METADATA_KEYS_MAX`]. Lower-case and sorted.
+pub(crate) fn metadata_keys(
+    raw: Vec<String>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<String>, ConfigError> {
+    if raw.len() > METADATA_KEYS_MAX {
+        return Err(ctx.invalid(
+            path,
+            format!(
+                "{} keys; at most {METADATA_KEYS_MAX} are allowed",
+                raw.len()
+            ),
+        ));
+    }
+    let mut keys: Vec<String> = Vec::with_capacity(raw.len());
+    for key in raw {
+        let lower = key.to_ascii_lowercase();
+        if lower.is_empty() {
+            return Err(ctx.invalid(path, "an empty key names no metadata"));
+        }
+        if keys.contains(&lower) {
+            return Err(ctx.invalid(
+                path,
+                format!("duplicate entry in metadata_keys: {lower:?} (case-insensitive)"),
+            ));
+        }
+        keys.push(lower);
+    }
+    keys.sort();
+    Ok(keys)
 }
 
 fn check_memory_limiter(
