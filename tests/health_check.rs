@@ -466,3 +466,48 @@ fn log_processors_push_the_log_over_http_and_grpc() {
         "flushed at shutdown"
     );
 }
+
+/// A log processor whose endpoint takes connections and never answers does not hold the
+/// process at shutdown: an export under way is cut off at the shutdown's bound (5 s), not left
+/// to its own ten-minute timeout.
+#[test]
+fn a_log_processor_with_a_silent_endpoint_does_not_hold_the_shutdown() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let silent_at = silent.local_addr().expect("its address");
+    // Accepts, and keeps every connection open without reading or answering.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let (_data_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
+    let logs = format!(
+        "{telemetry}    logs:
+      processors:
+        - simple:
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: http://{silent_at}
+                timeout: 600000
+"
+    );
+    let gateway = Gateway::start_with_config(&config.replace(&telemetry, &logs), grpc, http, admin);
+    // The start's first record is on its way, and waits.
+    assert!(
+        wait_for(Duration::from_secs(20), || gateway.metric(
+            "tailgate_telemetry_log_records",
+            &[("processor", "0"), ("outcome", "sent")]
+        ) == 0.0
+            && gateway.stderr().contains("tuning:")),
+        "{}",
+        gateway.stderr()
+    );
+    let asked = Instant::now();
+    assert!(gateway.stop().success());
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(30), "the shutdown took {took:?}");
+}
