@@ -198,8 +198,17 @@ impl Capture {
     }
 }
 
-/// The message a request refused for one combination too many gets: the Collector's.
-pub const TOO_MANY_COMBINATIONS: &str = "too many batcher metadata-value combinations";
+/// A request refused for one combination too many; its message is the Collector's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyCombinations;
+
+impl std::fmt::Display for TooManyCombinations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many batcher metadata-value combinations")
+    }
+}
+
+impl std::error::Error for TooManyCombinations {}
 
 /// The combinations of one `batch` processor's `metadata_keys` admitted on the node (see the
 /// module documentation), shared by every shard.
@@ -271,7 +280,7 @@ impl Admissions {
     /// Admits `metadata`'s combination for every processor of `signal`, or refuses it if one has no room
     /// for one more. A combination a processor admitted stays admitted (its batcher stays, as
     /// in the Collector), so an admission is never taken back.
-    pub fn admit(&self, signal: Signal, metadata: &Metadata) -> Result<(), &'static str> {
+    pub fn admit(&self, signal: Signal, metadata: &Metadata) -> Result<(), TooManyCombinations> {
         for shard in &self.each {
             if shard.signal != signal {
                 continue;
@@ -282,21 +291,21 @@ impl Admissions {
                 continue;
             }
             if shard.full.get() {
-                return Err(TOO_MANY_COMBINATIONS);
+                return Err(TooManyCombinations);
             }
             {
                 // The node's lock, only for a combination new to this shard (at most `limit`
                 // times a shard, and once more when the set is full); a poisoned lock (a panic
                 // elsewhere, which ends the process) refuses rather than admits.
                 let Ok(mut admitted) = admission.admitted.lock() else {
-                    return Err(TOO_MANY_COMBINATIONS);
+                    return Err(TooManyCombinations);
                 };
                 if !admitted.contains(&combination) {
                     if admission.limit != 0 && admitted.len() >= admission.limit {
                         // Full for good: this shard keeps all of it and asks no more.
                         shard.seen.borrow_mut().extend(admitted.iter().cloned());
                         shard.full.set(true);
-                        return Err(TOO_MANY_COMBINATIONS);
+                        return Err(TooManyCombinations);
                     }
                     admitted.insert(combination.clone());
                 }
@@ -401,8 +410,8 @@ mod tests {
             Ok(()),
             "admitted by the other shard"
         );
-        assert_eq!(one.admit(traces, &tenant("c")), Err(TOO_MANY_COMBINATIONS));
-        assert_eq!(two.admit(traces, &tenant("c")), Err(TOO_MANY_COMBINATIONS));
+        assert_eq!(one.admit(traces, &tenant("c")), Err(TooManyCombinations));
+        assert_eq!(two.admit(traces, &tenant("c")), Err(TooManyCombinations));
         assert_eq!(
             one.admit(Signal::Logs, &tenant("c")),
             Ok(()),

@@ -31,6 +31,52 @@ enum Source {
     None,
 }
 
+/// Why a batch's headers cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The batch has several values of a `from_context` key.
+    SeveralValues {
+        /// The extension's id.
+        extension: String,
+        /// The metadata key.
+        key: String,
+        /// How many values it has.
+        count: usize,
+        /// The header it was to set.
+        header: HeaderName,
+    },
+    /// The metadata's value cannot be a header value.
+    NotAHeaderValue {
+        /// The extension's id.
+        extension: String,
+        /// The metadata key.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::SeveralValues {
+                extension,
+                key,
+                count,
+                header,
+            } => write!(
+                f,
+                "{extension}: {count} values of {key} in the client metadata, can't determine \
+                 which one to use for {header}"
+            ),
+            HeaderError::NotAHeaderValue { extension, key } => write!(
+                f,
+                "{extension}: the client metadata's {key} is not a header value"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
 /// A `headers_setter` extension, ready to set headers; shared by every exporter using it.
 #[derive(Debug, PartialEq)]
 pub struct HeaderSetter {
@@ -79,32 +125,34 @@ impl HeaderSetter {
     }
 
     /// The headers a request of a batch with `metadata` carries, or why it cannot be sent.
-    pub fn headers(&self, metadata: &Metadata) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    pub fn headers(
+        &self,
+        metadata: &Metadata,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, HeaderError> {
         let mut set: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(self.entries.len());
         for entry in &self.entries {
             let at = set.iter().position(|(name, _)| *name == entry.name);
-            let value = || -> Result<HeaderValue, String> {
+            let value = || -> Result<HeaderValue, HeaderError> {
                 match &entry.source {
                     Source::Value(value) => Ok(value.clone()),
                     Source::Context { key, default } => match metadata.get(key) {
                         [] => Ok(default.clone()),
                         [one] => {
                             let mut value = HeaderValue::from_bytes(one).map_err(|_| {
-                                format!(
-                                    "{}: the client metadata's {key} is not a header value",
-                                    self.name
-                                )
+                                HeaderError::NotAHeaderValue {
+                                    extension: self.name.clone(),
+                                    key: key.to_string(),
+                                }
                             })?;
                             value.set_sensitive(true);
                             Ok(value)
                         }
-                        many => Err(format!(
-                            "{}: {} values of {key} in the client metadata, can't determine \
-                             which one to use for {}",
-                            self.name,
-                            many.len(),
-                            entry.name
-                        )),
+                        many => Err(HeaderError::SeveralValues {
+                            extension: self.name.clone(),
+                            key: key.to_string(),
+                            count: many.len(),
+                            header: entry.name.clone(),
+                        }),
                     },
                     Source::None => Ok(HeaderValue::from_static("")),
                 }
@@ -191,7 +239,7 @@ mod tests {
         let none = setter.headers(&Metadata::none()).expect("default");
         assert_eq!(shown(&none)[0], ("x-scope-orgid".into(), "anon".into()));
         let two = setter.headers(&metadata(&[("x-tenant", "a"), ("x-tenant", "b")]));
-        let why = two.expect_err("two values");
+        let why = two.expect_err("two values").to_string();
         assert!(why.contains("2 values of x-tenant"), "{why}");
     }
 

@@ -37,7 +37,7 @@ mod tokens;
 mod watch;
 
 pub use client::{check_basic_password, check_basic_username, AuthHeader, ClientAuth};
-pub use headers::HeaderSetter;
+pub use headers::{HeaderError, HeaderSetter};
 pub use htpasswd::{
     Htpasswd, HtpasswdError, HtpasswdErrorKind, PasswordHash, BCRYPT_COST_MAX, HTPASSWD_BYTES_MAX,
 };

@@ -262,7 +262,9 @@ impl GrpcClient {
         let prefix = message_prefix(compressed, message.len())
             .ok_or_else(|| SendError::Encode("batch exceeds a gRPC message's 4 GiB".into()))?;
         let headers = match &self.setter {
-            Some(setter) => setter.headers(&batch.metadata).map_err(SendError::Encode)?,
+            Some(setter) => setter
+                .headers(&batch.metadata)
+                .map_err(|e| SendError::Encode(e.to_string()))?,
             None => Vec::new(),
         };
         Ok(Prepared {

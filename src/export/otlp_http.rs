@@ -281,7 +281,10 @@ impl HttpClient {
         };
         let mut headers = Vec::new();
         if let Some(setter) = &self.setter {
-            for (name, value) in setter.headers(&batch.metadata).map_err(SendError::Encode)? {
+            for (name, value) in setter
+                .headers(&batch.metadata)
+                .map_err(|e| SendError::Encode(e.to_string()))?
+            {
                 // Checked by `http`'s types: no CR or LF can smuggle a header in.
                 headers.extend_from_slice(name.as_str().as_bytes());
                 headers.extend_from_slice(b": ");

@@ -57,7 +57,12 @@ pub enum IngestError {
     /// The request's client metadata would make one combination more than a `batch`
     /// processor's `metadata_cardinality_limit` allows: refused permanently, as the Collector
     /// refuses it (see [`crate::metadata`]).
-    Metadata { why: &'static str, items: u64 },
+    Metadata {
+        /// What the limit refused.
+        why: crate::metadata::TooManyCombinations,
+        /// The request's items, counted refused.
+        items: u64,
+    },
 }
 
 impl IngestError {
