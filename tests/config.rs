@@ -4560,10 +4560,14 @@ service:
     assert_eq!(exports[1].max_export_batch_size, 1);
     assert_eq!(exports[1].schedule_delay, Duration::ZERO);
     assert!(exports[1].tls.is_some(), "https:// is TLS");
+    assert!(!exports[0].console);
+    let console = with("        - simple:\n            exporter:\n              console: {}\n")
+        .expect("the console exporter loads");
+    assert!(console.service.telemetry.logs.exports[0].console);
     for (processors, needle) in [
         (
-            "        - batch:\n            exporter:\n              console: {}\n",
-            "the console exporter is not supported",
+            "        - batch:\n            exporter:\n              console: {}\n              otlp:\n                protocol: grpc\n                endpoint: http://127.0.0.1:4317\n",
+            "`otlp` or `console`, not both",
         ),
         (
             "        - batch:\n            max_queue_size: 10\n            max_export_batch_size: 20\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: http://127.0.0.1:4317\n",

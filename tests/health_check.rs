@@ -511,3 +511,55 @@ fn a_log_processor_with_a_silent_endpoint_does_not_hold_the_shutdown() {
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(30), "the shutdown took {took:?}");
 }
+
+/// A log processor with the console exporter writes each record as a JSON line on standard
+/// output (the Collector's own testdata configures one).
+#[test]
+fn a_console_log_processor_writes_json_lines_on_standard_output() {
+    let (_data_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
+    let logs = format!(
+        "{telemetry}    logs:
+      processors:
+        - batch:
+            schedule_delay: 100
+            exporter:
+              console: {{}}
+"
+    );
+    let out = std::env::temp_dir().join(format!("tailgate-console-{}.out", std::process::id()));
+    let file = std::fs::File::create(&out).expect("stdout file");
+    let gateway = Gateway::start_customised(
+        &config.replace(&telemetry, &logs),
+        grpc,
+        http,
+        admin,
+        |command| {
+            command.stdout(file);
+        },
+    );
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || lines()
+            .iter()
+            .any(|l| l["body"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("tuning:")))),
+        "{}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let line = lines().into_iter().next().expect("a record");
+    assert_eq!(line["severity_text"], "INFO");
+    assert_eq!(line["severity_number"], 9);
+    assert_eq!(line["resource"]["service.name"], "tailgate");
+    assert_eq!(line["scope"], "tailgate");
+    assert!(gateway.stop().success());
+    let _ = std::fs::remove_file(&out);
+}

@@ -247,6 +247,9 @@ pub struct LogsExport {
     pub max_queue_size: usize,
     /// `max_export_batch_size` (default 512; `simple`: 1), at most `max_queue_size`.
     pub max_export_batch_size: usize,
+    /// `exporter.console`: each record written to standard output as a JSON line (the
+    /// `exporter.otlp` fields below are then unused).
+    pub console: bool,
     /// `exporter.otlp.protocol`.
     pub protocol: PushProtocol,
     /// gRPC: `host:port`; HTTP: the URL posted to (`/v1/logs` when the endpoint has no path).
@@ -1222,14 +1225,10 @@ fn push_exporter(
         return Err(ctx.error(
             &at.key("console"),
             Target::Key,
-            ConfigErrorKind::Unsupported(if metrics {
+            ConfigErrorKind::Unsupported(
                 "the console exporter is not supported; push over `otlp`, or scrape /metrics"
-                    .to_string()
-            } else {
-                "the console exporter is not supported; push over `otlp` (the log lines go to \
-                 output_paths already)"
-                    .to_string()
-            }),
+                    .to_string(),
+            ),
         ));
     }
     let Some(otlp) = exporter.otlp else {
@@ -1521,8 +1520,7 @@ fn log_processors(
                         format!("{size} is more than max_queue_size ({queue})"),
                     ));
                 }
-                let (exporter, timeout) =
-                    push_exporter(batch.exporter, &at, ctx, "/v1/logs", false)?;
+                let (exporter, timeout) = log_exporter(batch.exporter, &at, ctx)?;
                 (
                     exporter,
                     schedule_delay,
@@ -1533,8 +1531,7 @@ fn log_processors(
             }
             (None, Some(simple)) => {
                 let at = at.key("simple");
-                let (exporter, timeout) =
-                    push_exporter(simple.exporter, &at, ctx, "/v1/logs", false)?;
+                let (exporter, timeout) = log_exporter(simple.exporter, &at, ctx)?;
                 (exporter, Duration::ZERO, timeout, LOG_QUEUE_DEFAULT, 1)
             }
             (Some(_), Some(_)) => {
@@ -1543,11 +1540,20 @@ fn log_processors(
             (None, None) => return Err(ctx.missing(&at, "batch")),
         };
         let (exporter, schedule_delay, timeout, queue, size) = export;
+        let console = exporter.is_none();
+        let exporter = exporter.unwrap_or(PushExporter {
+            protocol: PushProtocol::Grpc,
+            endpoint: "standard output".to_string(),
+            tls: None,
+            gzip: false,
+            headers: Vec::new(),
+        });
         exports.push(LogsExport {
             schedule_delay,
             timeout,
             max_queue_size: queue as usize,
             max_export_batch_size: size as usize,
+            console,
             protocol: exporter.protocol,
             endpoint: exporter.endpoint,
             tls: exporter.tls,
@@ -1556,6 +1562,29 @@ fn log_processors(
         });
     }
     Ok(exports)
+}
+
+/// A log processor's `exporter` at `at`: `otlp` (with its timeout), or `console` (`None`).
+fn log_exporter(
+    exporter: Option<RawPushExporter>,
+    at: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<(Option<PushExporter>, Duration), ConfigError> {
+    match &exporter {
+        Some(RawPushExporter {
+            console: Some(_),
+            otlp: None,
+        }) => Ok((None, PUSH_EXPORT_TIMEOUT_DEFAULT)),
+        Some(RawPushExporter {
+            console: Some(_),
+            otlp: Some(_),
+        }) => Err(ctx.invalid(
+            &at.key("exporter"),
+            "an exporter is `otlp` or `console`, not both",
+        )),
+        _ => push_exporter(exporter, at, ctx, "/v1/logs", false)
+            .map(|(exporter, timeout)| (Some(exporter), timeout)),
+    }
 }
 
 /// One Prometheus pull reader.

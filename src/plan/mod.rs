@@ -1136,7 +1136,8 @@ fn pushes(config: &Config, tls: &mut Vec<Arc<dyn Reload>>) -> Result<Vec<PushPla
 pub(crate) struct LogExportPlan {
     /// `telemetry log processor N (ENDPOINT)`, for logs.
     pub label: String,
-    pub settings: ExporterSettings,
+    /// The OTLP client; `None`: the console (standard output).
+    pub settings: Option<ExporterSettings>,
     pub schedule_delay: Duration,
     pub timeout: Duration,
     pub batch_size: usize,
@@ -1151,6 +1152,16 @@ fn log_exports(
     let mut out = Vec::new();
     for (i, export) in config.service.telemetry.logs.exports.iter().enumerate() {
         let label = format!("telemetry log processor {i} ({})", export.endpoint);
+        if export.console {
+            out.push(LogExportPlan {
+                label,
+                settings: None,
+                schedule_delay: export.schedule_delay,
+                timeout: export.timeout,
+                batch_size: export.max_export_batch_size,
+            });
+            continue;
+        }
         let settings = push_client(
             &label,
             &format!(
@@ -1175,7 +1186,7 @@ fn log_exports(
         )?;
         out.push(LogExportPlan {
             label,
-            settings,
+            settings: Some(settings),
             schedule_delay: export.schedule_delay,
             timeout: export.timeout,
             batch_size: export.max_export_batch_size,

@@ -192,8 +192,9 @@ fn encode_record(event: &tracing::Event<'_>) -> Vec<u8> {
 pub struct LogTarget {
     /// For logs: `telemetry log processor N (ENDPOINT)`.
     pub label: String,
-    /// The client: `otlp` for gRPC, `otlphttp` for HTTP.
-    pub settings: ExporterSettings,
+    /// The client: `otlp` for gRPC, `otlphttp` for HTTP; `None`: the console, one JSON line a
+    /// record on standard output.
+    pub settings: Option<ExporterSettings>,
     /// `schedule_delay` (zero: each record at once).
     pub schedule_delay: Duration,
     /// The bound on one export.
@@ -293,9 +294,10 @@ fn export_request(records: &[Vec<u8>], resource: &[(String, String)]) -> Vec<u8>
 }
 
 async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], stop: &AtomicBool) {
-    let client = match OneShot::new(&target.settings) {
-        Ok(client) => client,
-        Err(err) => {
+    let client = match target.settings.as_ref().map(OneShot::new) {
+        None => None,
+        Some(Ok(client)) => Some(client),
+        Some(Err(err)) => {
             tracing::error!("{}: cannot push the log: {err}", target.label);
             return;
         }
@@ -338,6 +340,13 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
         let stopping = deadline.is_some();
         if !batch.is_empty() && (full || late || stopping || disconnected) {
             let items = batch.len() as u64;
+            let Some(client) = &client else {
+                print_records(&batch, resource);
+                target.sent.add(items);
+                batch.clear();
+                first_at = None;
+                continue;
+            };
             let request = Batch {
                 signal: Signal::Logs,
                 bytes: export_request(&batch, resource).into(),
@@ -346,7 +355,7 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
             };
             batch.clear();
             first_at = None;
-            match export(&client, &request, target.timeout, stop, deadline).await {
+            match export(client, &request, target.timeout, stop, deadline).await {
                 Ok(()) => {
                     target.sent.add(items);
                     if failing {
@@ -381,6 +390,43 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
             .min(POLL);
         glommio::timer::sleep(wait).await;
     }
+}
+
+/// The console exporter: each of `records` as one JSON line on standard output, with its
+/// resource and scope (the OpenTelemetry SDK's stdout exporter writes the same fields).
+fn print_records(records: &[Vec<u8>], resource: &[(String, String)]) {
+    use std::io::Write;
+    let resource: serde_json::Map<String, serde_json::Value> = resource
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for record in records
+        .iter()
+        .filter_map(|bytes| LogRecord::decode(bytes.as_slice()).ok())
+    {
+        let text = |value: Option<&AnyValue>| match value.and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(text)) => text.clone(),
+            _ => String::new(),
+        };
+        let attributes: serde_json::Map<String, serde_json::Value> = record
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.clone(), text(kv.value.as_ref()).into()))
+            .collect();
+        let line = serde_json::json!({
+            "timestamp": record.time_unix_nano,
+            "severity_number": record.severity_number,
+            "severity_text": record.severity_text,
+            "body": text(record.body.as_ref()),
+            "attributes": attributes,
+            "resource": resource,
+            "scope": "tailgate",
+        });
+        // Standard output closed: the records are lost with it, as any write to it is.
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
 }
 
 /// One export of `request`, bounded by `timeout` and, once the stop is seen, by the stop's
