@@ -9,33 +9,13 @@ use std::time::Duration;
 use common::gateway::http_request;
 use common::grpc::{grpc_call_with, Payload};
 use common::header_sink::HeaderSink;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use common::otlp::{logs_request, metrics_request, resource};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
-
-fn resource(service: &str) -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![KeyValue {
-            key: "service.name".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(service.into())),
-            }),
-            ..KeyValue::default()
-        }],
-        ..Resource::default()
-    })
-}
 
 /// Traces of `spans` spans from `service`, then a resource group without a service name.
 fn traces_request(service: &str, spans: u8) -> Vec<u8> {
@@ -65,42 +45,6 @@ fn traces_request(service: &str, spans: u8) -> Vec<u8> {
                 ..ResourceSpans::default()
             },
         ],
-    }
-    .encode_to_vec()
-}
-
-/// One gauge of `points` data points from `service`.
-fn metrics_request(service: &str, points: usize) -> Vec<u8> {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: resource(service),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "queue_depth".into(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint::default(); points],
-                    })),
-                    ..Metric::default()
-                }],
-                ..ScopeMetrics::default()
-            }],
-            ..ResourceMetrics::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-/// `records` log records from `service`.
-fn logs_request(service: &str, records: usize) -> Vec<u8> {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: resource(service),
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord::default(); records],
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
-        }],
     }
     .encode_to_vec()
 }

@@ -384,6 +384,28 @@ fn periodic_readers_push_the_self_metrics_over_grpc_and_http() {
     }
 }
 
+/// A one-shard gateway's configuration with `processors` (YAML list items, indented for
+/// `service.telemetry.logs.processors`) as its log processors, and its data sink (to keep
+/// running while the gateway does); with its receivers' and admin addresses.
+fn with_log_processors(
+    processors: &str,
+) -> (
+    tailgate_bench::sink::Sink,
+    String,
+    (SocketAddr, SocketAddr, SocketAddr),
+) {
+    let (data_sink, upstream, _) = start_sink();
+    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
+    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
+    assert!(config.contains(&telemetry));
+    let logs = format!("{telemetry}    logs:\n      processors:\n{processors}");
+    (
+        data_sink,
+        config.replace(&telemetry, &logs),
+        (grpc, http, admin),
+    )
+}
+
 /// Log processors push the gateway's own log records over OTLP: a batch processor over
 /// OTLP/HTTP and a simple one over OTLP/gRPC, each into a peer that records what it got; the
 /// start's lines arrive as records of the `tailgate` service, counted sent.
@@ -395,14 +417,8 @@ fn log_processors_push_the_log_over_http_and_grpc() {
         HeaderSink::start(),
         HeaderSink::start(),
     );
-    let (_data_sink, upstream, _) = start_sink();
-    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
-    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
-    assert!(config.contains(&telemetry));
-    let logs = format!(
-        "{telemetry}    logs:
-      processors:
-        - batch:
+    let (_data_sink, config, (grpc, http, admin)) = with_log_processors(&format!(
+        "        - batch:
             schedule_delay: 200
             exporter:
               otlp:
@@ -424,8 +440,7 @@ fn log_processors_push_the_log_over_http_and_grpc() {
         http_at = one.http,
         grpc_at = two.grpc,
         last_at = three.http,
-    );
-    let config = config.replace(&telemetry, &logs);
+    ));
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     // The start logs a few lines at info: each processor pushes them.
     for sink in [&one, &two] {
@@ -481,21 +496,16 @@ fn a_log_processor_with_a_silent_endpoint_does_not_hold_the_shutdown() {
             held.push(stream);
         }
     });
-    let (_data_sink, upstream, _) = start_sink();
-    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
-    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
-    let logs = format!(
-        "{telemetry}    logs:
-      processors:
-        - simple:
+    let (_data_sink, config, (grpc, http, admin)) = with_log_processors(&format!(
+        "        - simple:
             exporter:
               otlp:
                 protocol: http/protobuf
                 endpoint: http://{silent_at}
                 timeout: 600000
 "
-    );
-    let gateway = Gateway::start_with_config(&config.replace(&telemetry, &logs), grpc, http, admin);
+    ));
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
     // The start's first record is on its way, and waits.
     assert!(
         wait_for(Duration::from_secs(20), || gateway.metric(
@@ -516,29 +526,18 @@ fn a_log_processor_with_a_silent_endpoint_does_not_hold_the_shutdown() {
 /// output (the Collector's own testdata configures one).
 #[test]
 fn a_console_log_processor_writes_json_lines_on_standard_output() {
-    let (_data_sink, upstream, _) = start_sink();
-    let (config, grpc, http, admin) = Gateway::standard_config(upstream, 1, "", "");
-    let telemetry = format!("  telemetry:\n    metrics:\n      address: {admin}\n");
-    let logs = format!(
-        "{telemetry}    logs:
-      processors:
-        - batch:
+    let (_data_sink, config, (grpc, http, admin)) = with_log_processors(
+        "        - batch:
             schedule_delay: 100
             exporter:
-              console: {{}}
-"
+              console: {}
+",
     );
     let out = std::env::temp_dir().join(format!("tailgate-console-{}.out", std::process::id()));
     let file = std::fs::File::create(&out).expect("stdout file");
-    let gateway = Gateway::start_customised(
-        &config.replace(&telemetry, &logs),
-        grpc,
-        http,
-        admin,
-        |command| {
-            command.stdout(file);
-        },
-    );
+    let gateway = Gateway::start_customised(&config, grpc, http, admin, |command| {
+        command.stdout(file);
+    });
     let lines = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(&out)
             .unwrap_or_default()

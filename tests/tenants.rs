@@ -13,33 +13,13 @@ use std::time::Duration;
 use common::gateway::{free_port, http_request, loopback, Gateway};
 use common::grpc::{grpc_call_with, Payload};
 use common::header_sink::{HeaderSink, Recorded};
+use common::otlp::{logs_request, metrics_request, resource};
 use common::python::try_send_spans;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-fn resource(service: &str) -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![KeyValue {
-            key: "service.name".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(service.into())),
-            }),
-            ..KeyValue::default()
-        }],
-        ..Resource::default()
-    })
-}
 
 /// `spans` spans of service `service`, each of a trace of its own (so they reach every shard).
 fn traces(service: &str, spans: u8, seed: u8) -> Vec<u8> {
@@ -60,48 +40,6 @@ fn traces(service: &str, spans: u8, seed: u8) -> Vec<u8> {
                 ..ScopeSpans::default()
             }],
             ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-/// One gauge point of service `service`.
-fn metrics(service: &str) -> Vec<u8> {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: resource(service),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "depth".into(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: 1,
-                            ..NumberDataPoint::default()
-                        }],
-                    })),
-                    ..Metric::default()
-                }],
-                ..ScopeMetrics::default()
-            }],
-            ..ResourceMetrics::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-/// One log record of service `service`.
-fn logs(service: &str) -> Vec<u8> {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: resource(service),
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord {
-                    time_unix_nano: 1,
-                    ..LogRecord::default()
-                }],
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
         }],
     }
     .encode_to_vec()
@@ -262,10 +200,13 @@ fn each_tenant_is_batched_apart_and_its_header_set_on_every_export() {
     // batch processor without metadata_keys, which keeps none (as in the Collector).
     for tenant in ["acme", "globex"] {
         assert_eq!(
-            post(&gateway, "/v1/metrics", tenant, &metrics(tenant)).0,
+            post(&gateway, "/v1/metrics", tenant, &metrics_request(tenant, 1)).0,
             200
         );
-        assert_eq!(post(&gateway, "/v1/logs", tenant, &logs(tenant)).0, 200);
+        assert_eq!(
+            post(&gateway, "/v1/logs", tenant, &logs_request(tenant, 1)).0,
+            200
+        );
     }
     // Traces reach both exporters: (5 * 4 + 4 + 6) * 2, and 2 points and 2 records.
     let expected = (5 * 4 + 4 + 6) * 2 + 2 + 2;
@@ -335,7 +276,10 @@ fn one_combination_past_the_limit_is_refused_with_the_collectors_message() {
     assert_eq!(reply.code, "INTERNAL", "{:?}", reply.details);
     // The admitted ones go on being admitted, and other signals have no limit here.
     assert_eq!(post(&gateway, "/v1/traces", "a", &traces("a", 2, 5)).0, 200);
-    assert_eq!(post(&gateway, "/v1/logs", "c", &logs("c")).0, 200);
+    assert_eq!(
+        post(&gateway, "/v1/logs", "c", &logs_request("c", 1)).0,
+        200
+    );
     assert_eq!(
         gateway.metric(
             "otelcol_receiver_refused_spans",

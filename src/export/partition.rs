@@ -113,8 +113,8 @@ impl Batchers {
         if self.partition_bytes.saturating_add(bytes.len()) > PARTITIONS_PENDING_BYTES_MAX {
             self.flush_partitions(out);
         }
-        let known = self.partitions.contains_key(&carried);
-        if !known && (self.partitions.len() >= PARTITIONS_MAX || self.settings().timeout.is_zero())
+        if (self.partitions.len() >= PARTITIONS_MAX || self.settings().timeout.is_zero())
+            && !self.partitions.contains_key(&carried)
         {
             // Nothing to merge with (no timeout), or no room for one more partition.
             out.push(Batch {
@@ -125,17 +125,9 @@ impl Batchers {
             });
             return;
         }
-        let mut batcher = match self.partitions.remove(&carried) {
-            Some(batcher) => batcher,
-            None => Batcher::new(self.settings().clone())
-                .expect("the plain batcher's settings were valid")
-                .with_metadata(carried.clone())
-                .expect_batches_of(self.last_len),
-        };
-        self.forget(&batcher);
-        let handed = out.len();
-        batcher.push(signal, bytes, items, now, out);
-        self.keep(carried, batcher, &out[handed..]);
+        self.on_partition(carried, out, |batcher, out| {
+            batcher.push(signal, bytes, items, now, out)
+        });
     }
 
     /// When the oldest pending batch of any batcher times out, if anything is pending.
@@ -158,12 +150,9 @@ impl Batchers {
             .map(|(m, _)| m.clone())
             .collect();
         for metadata in due {
-            if let Some(mut batcher) = self.partitions.remove(&metadata) {
-                self.forget(&batcher);
-                let handed = out.len();
-                batcher.flush_expired(now, out);
-                self.keep(metadata, batcher, &out[handed..]);
-            }
+            self.on_partition(metadata, out, |batcher, out| {
+                batcher.flush_expired(now, out)
+            });
         }
     }
 
@@ -192,33 +181,51 @@ impl Batchers {
         self.partition_bytes = 0;
     }
 
-    /// Takes `batcher`'s pending data out of the counts (it is about to change).
-    fn forget(&mut self, batcher: &Batcher) {
+    /// Runs `op` on the partition of `metadata` (made if there is none), handing out into
+    /// `out`, and keeps the counts; a partition left holding nothing is dropped. One lookup for
+    /// a partition that stays, which is every request but a tenant's first and last.
+    fn on_partition(
+        &mut self,
+        metadata: Metadata,
+        out: &mut Vec<Batch>,
+        op: impl FnOnce(&mut Batcher, &mut Vec<Batch>),
+    ) {
+        let handed = out.len();
+        let (plain, last_len) = (&self.plain, self.last_len);
+        let batcher = self.partitions.entry(metadata.clone()).or_insert_with(|| {
+            Batcher::new(plain.settings().clone())
+                .expect("the plain batcher's settings were valid")
+                .with_metadata(metadata.clone())
+                .expect_batches_of(last_len)
+        });
+        let before = pending_of(batcher);
+        op(batcher, out);
+        let after = pending_of(batcher);
+        let idle = batcher.is_idle();
         for signal in Signal::ALL {
-            self.partition_items[signal.index()] -= batcher.pending_items(signal);
+            let at = signal.index();
+            self.partition_items[at] = self.partition_items[at] - before.0[at] + after.0[at];
         }
-        self.partition_bytes -= batcher.pending_bytes_all();
-    }
-
-    /// Puts `batcher` back under `metadata` if it still holds something, counted; `handed` is
-    /// what it just handed out.
-    fn keep(&mut self, metadata: Metadata, batcher: Batcher, handed: &[Batch]) {
-        if let Some(last) = handed.last() {
+        self.partition_bytes = self.partition_bytes - before.1 + after.1;
+        if let Some(last) = out[handed..].last() {
             self.last_len = last.bytes.len();
         }
-        if batcher.is_idle() {
-            return;
+        if idle {
+            self.partitions.remove(&metadata);
         }
-        for signal in Signal::ALL {
-            self.partition_items[signal.index()] += batcher.pending_items(signal);
-        }
-        self.partition_bytes += batcher.pending_bytes_all();
-        self.partitions.insert(metadata, batcher);
     }
 
     fn all(&self) -> impl Iterator<Item = &Batcher> {
         std::iter::once(&self.plain).chain(self.partitions.values())
     }
+}
+
+/// What `batcher` holds pending: items by signal, and bytes.
+fn pending_of(batcher: &Batcher) -> ([u64; 3], usize) {
+    (
+        Signal::ALL.map(|signal| batcher.pending_items(signal)),
+        batcher.pending_bytes_all(),
+    )
 }
 
 impl From<Batcher> for Batchers {

@@ -30,10 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::encoding::WireType;
 use prost::Message;
 use tracing_subscriber::layer::Context;
 
@@ -268,29 +268,40 @@ impl Drop for LogPusher {
 
 /// The export request of `records` under `resource`, scope `tailgate`.
 fn export_request(records: &[Vec<u8>], resource: &[(String, String)]) -> Vec<u8> {
-    let log_records = records
-        .iter()
-        .filter_map(|bytes| LogRecord::decode(bytes.as_slice()).ok())
-        .collect();
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: resource.iter().map(|(k, v)| string(k, v.clone())).collect(),
-                ..Resource::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "tailgate".to_string(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    ..InstrumentationScope::default()
-                }),
-                log_records,
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
-        }],
+    // The records are encoded already: framed into their scope as they are (field 2 of
+    // ScopeLogs), not decoded and encoded again. Encoding a message's fields one after the
+    // other is encoding the message.
+    let mut scope_logs = ScopeLogs {
+        scope: Some(InstrumentationScope {
+            name: "tailgate".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..InstrumentationScope::default()
+        }),
+        ..ScopeLogs::default()
     }
-    .encode_to_vec()
+    .encode_to_vec();
+    for record in records {
+        prost::encoding::encode_key(2, WireType::LengthDelimited, &mut scope_logs);
+        prost::encoding::encode_varint(record.len() as u64, &mut scope_logs);
+        scope_logs.extend_from_slice(record);
+    }
+    let mut resource_logs = ResourceLogs {
+        resource: Some(Resource {
+            attributes: resource.iter().map(|(k, v)| string(k, v.clone())).collect(),
+            ..Resource::default()
+        }),
+        ..ResourceLogs::default()
+    }
+    .encode_to_vec();
+    prost::encoding::encode_key(2, WireType::LengthDelimited, &mut resource_logs);
+    prost::encoding::encode_varint(scope_logs.len() as u64, &mut resource_logs);
+    resource_logs.extend_from_slice(&scope_logs);
+    // ExportLogsServiceRequest: its one field, resource_logs (1).
+    let mut request = Vec::with_capacity(resource_logs.len() + 8);
+    prost::encoding::encode_key(1, WireType::LengthDelimited, &mut request);
+    prost::encoding::encode_varint(resource_logs.len() as u64, &mut request);
+    request.extend_from_slice(&resource_logs);
+    request
 }
 
 async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], stop: &AtomicBool) {
@@ -341,8 +352,11 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
         if !batch.is_empty() && (full || late || stopping || disconnected) {
             let items = batch.len() as u64;
             let Some(client) = &client else {
-                print_records(&batch, resource);
-                target.sent.add(items);
+                match print_records(&batch, resource) {
+                    Ok(()) => target.sent.add(items),
+                    // Standard output closed: the records are lost with it, and counted so.
+                    Err(_) => target.failed.add(items),
+                }
                 batch.clear();
                 first_at = None;
                 continue;
@@ -394,7 +408,7 @@ async fn run(target: LogTarget, queue: LogQueue, resource: &[(String, String)], 
 
 /// The console exporter: each of `records` as one JSON line on standard output, with its
 /// resource and scope (the OpenTelemetry SDK's stdout exporter writes the same fields).
-fn print_records(records: &[Vec<u8>], resource: &[(String, String)]) {
+fn print_records(records: &[Vec<u8>], resource: &[(String, String)]) -> std::io::Result<()> {
     use std::io::Write;
     let resource: serde_json::Map<String, serde_json::Value> = resource
         .iter()
@@ -423,10 +437,9 @@ fn print_records(records: &[Vec<u8>], resource: &[(String, String)]) {
             "resource": resource,
             "scope": "tailgate",
         });
-        // Standard output closed: the records are lost with it, as any write to it is.
-        let _ = writeln!(out, "{line}");
+        writeln!(out, "{line}")?;
     }
-    let _ = out.flush();
+    out.flush()
 }
 
 /// One export of `request`, bounded by `timeout` and, once the stop is seen, by the stop's
@@ -468,6 +481,7 @@ async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 
     #[test]
     fn a_records_encoding_carries_time_severity_body_and_fields() {
@@ -511,7 +525,20 @@ mod tests {
             .as_slice(),
         )
         .expect("a request");
-        assert_eq!(request.resource_logs[0].scope_logs[0].log_records.len(), 1);
+        let scope_logs = &request.resource_logs[0].scope_logs[0];
+        assert_eq!(scope_logs.log_records.len(), 1);
+        assert_eq!(scope_logs.log_records[0].severity_number, 9);
+        assert_eq!(
+            scope_logs.scope.as_ref().map(|s| s.name.as_str()),
+            Some("tailgate")
+        );
+        assert_eq!(
+            request.resource_logs[0]
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.len()),
+            Some(1)
+        );
     }
 
     fn record_bytes() -> Vec<u8> {

@@ -5,6 +5,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod header_sink;
 pub mod node;
+pub mod otlp;
 pub mod parity;
 pub mod python;
 pub mod spread;

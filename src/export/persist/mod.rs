@@ -126,19 +126,17 @@ impl Slot {
 }
 
 /// The record header of `batch`, whose body [`record_body`] makes.
-fn header_of(batch: &Batch) -> Header {
-    let with_metadata = !batch.metadata.is_none();
-    let prefix = if with_metadata {
-        metadata_prefix(&batch.metadata).len()
-    } else {
-        0
-    };
-    Header {
-        body_len: u32::try_from(batch.bytes.len().saturating_add(prefix)).unwrap_or(u32::MAX),
+/// With the metadata prefix it starts with (encoded once, here), when the batch has metadata.
+fn header_of(batch: &Batch) -> (Header, Option<Vec<u8>>) {
+    let prefix = (!batch.metadata.is_none()).then(|| metadata_prefix(&batch.metadata));
+    let prefix_len = prefix.as_ref().map_or(0, Vec::len);
+    let header = Header {
+        body_len: u32::try_from(batch.bytes.len().saturating_add(prefix_len)).unwrap_or(u32::MAX),
         items: batch.items,
         signal: batch.signal,
-        with_metadata,
-    }
+        with_metadata: prefix.is_some(),
+    };
+    (header, prefix)
 }
 
 /// The encoding of `metadata` a record's body starts with; the encoding of none for metadata
@@ -152,13 +150,13 @@ fn metadata_prefix(metadata: &crate::metadata::Metadata) -> Vec<u8> {
     prefix
 }
 
-/// A record's body: the batch's bytes, after its client metadata when it has some (one copy,
-/// for those batches only).
-fn record_body(batch: Batch) -> Bytes {
-    if batch.metadata.is_none() {
+/// A record's body: the batch's bytes, after its client metadata's `prefix` when it has some
+/// (one copy, for those batches only).
+fn record_body(batch: Batch, prefix: Option<Vec<u8>>) -> Bytes {
+    let Some(mut body) = prefix else {
         return batch.bytes;
-    }
-    let mut body = metadata_prefix(&batch.metadata);
+    };
+    body.reserve_exact(batch.bytes.len());
     body.extend_from_slice(&batch.bytes);
     Bytes::from(body)
 }
@@ -452,7 +450,7 @@ impl DiskQueue {
     /// Writes `batch` and queues it, waiting for room (`wait`) or refusing it if there is none.
     pub async fn push(&self, batch: Batch, wait: bool) -> Result<(), Refused> {
         self.recovered.wait().await;
-        let header = header_of(&batch);
+        let (header, prefix) = header_of(&batch);
         let Some(units) = self.index.reserve(self.weight(&header), wait).await else {
             return Err(if self.index.is_closed() {
                 Refused::Closed(batch)
@@ -481,23 +479,30 @@ impl DiskQueue {
                 Refused::Full(batch)
             });
         }
-        self.enqueue(batch, header, disk_units, units).await;
+        self.enqueue(batch, prefix, header, disk_units, units).await;
         Ok(())
     }
 
     /// Queues `batch` past every bound: the batcher's last batches at shutdown.
     pub async fn push_unbounded(&self, batch: Batch) {
         self.recovered.wait().await;
-        let header = header_of(&batch);
-        self.enqueue(batch, header, 0, 0).await;
+        let (header, prefix) = header_of(&batch);
+        self.enqueue(batch, prefix, header, 0, 0).await;
     }
 
     /// Queues a batch whose room (`units` of the queue, `charged` of the disk) is taken. Its
     /// record is written by the writer task within `write_delay` (at once with more than
     /// [`UNWRITTEN_BYTES_MAX`] waiting), unless it is settled first; with no delay it is
     /// written (and with `fsync`, synced) before this returns.
-    async fn enqueue(&self, batch: Batch, header: Header, charged: u64, units: u64) {
-        let body = record_body(batch);
+    async fn enqueue(
+        &self,
+        batch: Batch,
+        prefix: Option<Vec<u8>>,
+        header: Header,
+        charged: u64,
+        units: u64,
+    ) {
+        let body = record_body(batch, prefix);
         let len = body.len();
         let slot = Rc::new(Slot {
             header,
