@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
 use tailgate::config::{Config, Processor};
+use tailgate::metadata::Metadata;
 use tailgate::sampling::stress_relief::ArrivalSampling;
-use tailgate::sampling::{BufferLimits, PolicySet, TraceBuffer};
+use tailgate::sampling::{BufferLimits, Framed, PolicySet, TraceBuffer};
 use tailgate::telemetry::{RegistryBuilder, SamplingMetrics};
 use tailgate_bench::generate::{sdk_shaped_request, Rng};
 use tailgate_wire::TracesRequest;
@@ -101,8 +102,8 @@ struct Bench {
     /// The instant each request was inserted at (a fake clock, a millisecond a request).
     clock: Instant,
     next: usize,
-    out: Vec<u8>,
-    late: Vec<u8>,
+    out: Framed,
+    late: Framed,
 }
 
 impl Bench {
@@ -143,8 +144,8 @@ impl Bench {
             metrics,
             clock: Instant::now(),
             next: 0,
-            out: Vec::new(),
-            late: Vec::new(),
+            out: Framed::default(),
+            late: Framed::default(),
         };
         for _ in 0..IN_FLIGHT {
             bench.step();
@@ -159,8 +160,12 @@ impl Bench {
         self.next += 1;
         request.renew(self.next as u64);
         self.late.clear();
-        self.buffer
-            .insert(&request.bytes, self.clock, &mut self.late);
+        self.buffer.insert(
+            &request.bytes,
+            &Metadata::none(),
+            self.clock,
+            &mut self.late,
+        );
         self.out.clear();
         loop {
             let round = self.buffer.decide_round(
@@ -175,7 +180,7 @@ impl Bench {
                 break;
             }
         }
-        self.out.len()
+        self.out.bytes.len()
     }
 }
 

@@ -18,7 +18,9 @@
 //! - a pipeline with a `batch` processor without them merges everything and carries none;
 //! - a pipeline without a `batch` processor carries each request's metadata as it came (its
 //!   batches, when its exporters batch, merge only requests of the same metadata);
-//! - `tail_sampling` decides on traces assembled from many requests and carries none.
+//! - `tail_sampling` keeps each span's metadata in its buffer (with the span's resource and
+//!   scope), and a kept trace goes out as one request per metadata its spans came with; a
+//!   tier forwards each span with its metadata as request headers, which the owner keeps.
 //!
 //! Values are kept as bytes: a header value may hold any byte but CR, LF and NUL, and an
 //! exporter writes it back as it came. What a request keeps is bounded by the receiver's
@@ -182,6 +184,11 @@ impl Capture {
     /// Whether it keeps nothing.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The keys it keeps, lower-case and sorted.
+    pub fn keys(&self) -> &[Box<str>] {
+        &self.keys
     }
 
     /// The metadata of a request with these headers (names in any case).

@@ -547,3 +547,125 @@ service:
     assert!(sink.wait_for_items(7, Duration::from_secs(10)));
     assert!(gateway.stop().success());
 }
+
+/// Spans `(n, error)` of trace `trace` (seed 0xA0 makes its id), of service `service`.
+fn trace_spans(service: &str, trace: u8, spans: &[(u8, bool)]) -> Vec<u8> {
+    use opentelemetry_proto::tonic::trace::v1::{status, Status};
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(service),
+            scope_spans: vec![ScopeSpans {
+                spans: spans
+                    .iter()
+                    .map(|&(n, error)| Span {
+                        trace_id: vec![
+                            0xA0, trace, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, trace,
+                        ],
+                        span_id: vec![n + 1, trace, 0, 0, 0, 0, 0, 1],
+                        name: format!("t{trace}-s{n}"),
+                        start_time_unix_nano: 1,
+                        end_time_unix_nano: 2,
+                        status: error.then(|| Status {
+                            code: status::StatusCode::Error as i32,
+                            ..Status::default()
+                        }),
+                        ..Span::default()
+                    })
+                    .collect(),
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Tail sampling keeps each span's tenant (the Collector's `tail_sampling` drops client
+/// metadata): a kept trace's spans go out under the tenant of the request that brought each,
+/// batched by tenant after the decision; late spans of a kept trace under their own request's
+/// tenant; spans that came without one under the exporter's default. Over HTTP posts and
+/// grpcio, on two shards.
+#[test]
+fn tail_sampling_keeps_each_spans_tenant() {
+    let sink = HeaderSink::start();
+    let rest = format!(
+        "processors:
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+      - name: errors
+        type: status_code
+        status_code: {{status_codes: [ERROR]}}
+  batch:
+    timeout: 200ms
+    metadata_keys: [x-tenant]
+extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: x-tenant
+        default_value: anonymous
+exporters:
+  otlp:
+    endpoint: {}
+    tls:
+      insecure: true
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling, batch]
+      exporters: [otlp]
+",
+        sink.grpc
+    );
+    let gateway = gateway_with(&rest, true, true);
+    let send = |tenant: &str, body: Vec<u8>| {
+        let (status, text) = post(&gateway, "/v1/traces", tenant, &body);
+        assert_eq!(status, 200, "{text}");
+    };
+    // Trace 1 (kept), acme's, in two requests; trace 2 (kept), globex's, over gRPC; trace 3
+    // (not kept), acme's; trace 4 (kept), no tenant; trace 5 (kept), one span from each.
+    send("acme", trace_spans("acme", 1, &[(0, false)]));
+    let reply = grpc_call_with(
+        gateway.grpc,
+        TRACE_EXPORT,
+        Payload::Bytes(&trace_spans("globex", 2, &[(0, true), (1, false)])),
+        "none",
+        &[("x-tenant", "globex")],
+    );
+    assert_eq!(reply.code, "OK", "{:?}", reply.details);
+    send("acme", trace_spans("acme", 1, &[(1, true), (2, false)]));
+    send("acme", trace_spans("acme", 3, &[(0, false), (1, false)]));
+    send("", trace_spans("anonymous", 4, &[(0, true), (1, false)]));
+    send("acme", trace_spans("acme", 5, &[(0, false)]));
+    send("globex", trace_spans("globex", 5, &[(1, true)]));
+    assert!(
+        sink.wait_for_items(9, Duration::from_secs(30)),
+        "{} of 9 spans at the sink:\n{}",
+        sink.items(),
+        gateway.stderr()
+    );
+    // A late span of kept trace 1, from globex this time.
+    send("globex", trace_spans("globex", 1, &[(3, false)]));
+    assert!(
+        sink.wait_for_items(10, Duration::from_secs(30)),
+        "the late span:\n{}",
+        gateway.stderr()
+    );
+    let requests = sink.requests();
+    let expected: BTreeMap<String, u64> = [("acme", 4), ("anonymous", 2), ("globex", 4)]
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), n))
+        .collect();
+    assert_eq!(by_tenant(&requests, "traces", "grpc"), expected);
+    for r in &requests {
+        let tenant = r.header("x-scope-orgid").expect("set on every request");
+        assert!(r.services.iter().all(|s| s == tenant), "{r:?}");
+    }
+    assert_eq!(sink.items(), 10, "trace 3 not kept");
+    assert!(gateway.stop().success());
+}

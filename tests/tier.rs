@@ -853,3 +853,154 @@ fn members_forward_over_mutual_tls() {
     stop_and_check_half_kept(nodes, sinks, TRACES);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The tenants of [`members_forward_each_spans_tenant`].
+const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
+
+/// One request of span `span` of `traces`, each trace's service its tenant's name.
+fn tenant_request(traces: &[u64], span: u64, tenant: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    let spans = traces
+        .iter()
+        .map(|&trace| {
+            let mut trace_id = [0x7E; 16];
+            trace_id[..8].copy_from_slice(&trace.to_be_bytes());
+            Span {
+                trace_id: trace_id.to_vec(),
+                span_id: [span as u8 + 1; 8].to_vec(),
+                name: format!("t{trace}-s{span}"),
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
+                ..Span::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: common::otlp::resource(tenant),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// A multi-tenant tier: each node keeps client metadata, tail samples, batches by tenant and
+/// sets each batch's tenant header. A span reaching a node that does not own its trace is
+/// forwarded with its tenant, so every span reaches the sink (a peer that records headers)
+/// under the tenant of the client that sent it, wherever its trace was decided.
+#[test]
+fn members_forward_each_spans_tenant() {
+    let sink = common::header_sink::HeaderSink::start();
+    let port = free_port();
+    let members: Vec<SocketAddr> = (121..=123).map(|h| address(h, port)).collect();
+    let second_cpu = usize::from(std::thread::available_parallelism().map_or(1, |n| n.get()) > 1);
+    let nodes: Vec<Node> = members
+        .iter()
+        .map(|&member| {
+            let (http, admin) = (loopback(free_port()), loopback(free_port()));
+            let config = format!(
+                "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {member}
+        include_metadata: true
+      http:
+        endpoint: {http}
+        include_metadata: true
+processors:
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+{ALL}
+  batch:
+    timeout: 200ms
+    metadata_keys: [x-tenant]
+extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: x-tenant
+        default_value: anonymous
+exporters:
+  otlp:
+    endpoint: {}
+    tls:
+      insecure: true
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling, batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, {second_cpu}]
+{}",
+                sink.grpc,
+                tier_section(&Membership::Static(members.clone()))
+            );
+            Node {
+                gateway: Gateway::start_with_config(&config, member, http, admin),
+                member,
+            }
+        })
+        .collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    const TRACES: u64 = 150;
+    // Span `s` of trace `t` goes to node (t + s) mod 3, with the header of tenant t mod 3.
+    for span in 0..SPANS_PER_TRACE {
+        for (n, node) in nodes.iter().enumerate() {
+            for (k, tenant) in TENANTS.iter().enumerate() {
+                let traces: Vec<u64> = (0..TRACES)
+                    .filter(|t| (t + span) % 3 == n as u64 && t % 3 == k as u64)
+                    .collect();
+                let (status, _, body) = http_request(
+                    node.gateway.http,
+                    "POST",
+                    "/v1/traces",
+                    &[
+                        ("Content-Type", "application/x-protobuf"),
+                        ("X-Tenant", tenant),
+                    ],
+                    &tenant_request(&traces, span, tenant),
+                )
+                .expect("post traces");
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            }
+        }
+    }
+    let spans = TRACES * SPANS_PER_TRACE;
+    assert!(
+        sink.wait_for_items(spans, Duration::from_secs(30)),
+        "{} of {spans} spans at the sink:\n{}",
+        sink.items(),
+        nodes[0].gateway.stderr()
+    );
+    assert_eq!(decisions(&all), TRACES as f64, "each trace decided once");
+    let forwarded = total(&all, "tailgate_tier_forwarded_spans", &[]);
+    assert!(forwarded >= (spans / 2) as f64, "forwarded {forwarded}");
+    let mut by_tenant = std::collections::BTreeMap::<String, u64>::new();
+    for r in sink.requests() {
+        let tenant = r.header("x-scope-orgid").expect("set on every request");
+        assert!(r.services.iter().all(|s| s == tenant), "{r:?}");
+        *by_tenant.entry(tenant.to_string()).or_default() += r.items;
+    }
+    let expected: std::collections::BTreeMap<String, u64> =
+        TENANTS.iter().map(|t| (t.to_string(), spans / 3)).collect();
+    assert_eq!(by_tenant, expected);
+    for node in nodes {
+        assert!(node.gateway.stop().success());
+    }
+}

@@ -66,6 +66,7 @@ use super::{SettingsError, RESPONSE_BYTES_MAX};
 use crate::auth::{AuthHeader, ClientAuth, HeaderSetter};
 use crate::ingest::body::{decompress, Coding};
 use crate::ingest::keepalive::deadline;
+use crate::metadata::Metadata;
 use tailgate_wire::grpc::{message_prefix, split_message, GrpcCode, PREFIX_BYTES};
 use tailgate_wire::Signal;
 
@@ -95,6 +96,8 @@ pub(crate) struct GrpcClient {
     auth: Option<AuthHeader>,
     /// The `headers_setter`'s headers, per batch, when the exporter has one.
     setter: Option<std::sync::Arc<HeaderSetter>>,
+    /// Whether each batch's client metadata goes on as headers (the tier's forwarder).
+    pass_metadata: bool,
     compression: Compression,
     /// `compression_params.level`.
     compression_level: Option<i32>,
@@ -167,6 +170,8 @@ pub(crate) struct Prepared {
     message: Bytes,
     /// The `headers_setter`'s headers for this batch.
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// The batch's client metadata, passed on (the tier's forwarder).
+    metadata: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl GrpcClient {
@@ -237,6 +242,7 @@ impl GrpcClient {
             headers,
             auth: settings.auth.as_ref().map(ClientAuth::for_shard),
             setter: settings.setter.clone(),
+            pass_metadata: settings.pass_metadata,
             compression: settings.compression,
             compression_level: settings.compression_level,
             timeout: settings.timeout,
@@ -267,10 +273,16 @@ impl GrpcClient {
                 .map_err(|e| SendError::Encode(e.to_string()))?,
             None => Vec::new(),
         };
+        let metadata = if self.pass_metadata {
+            metadata_headers(&batch.metadata)?
+        } else {
+            Vec::new()
+        };
         Ok(Prepared {
             prefix: Bytes::copy_from_slice(&prefix),
             message,
             headers,
+            metadata,
         })
     }
 
@@ -501,6 +513,9 @@ impl GrpcClient {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uris[signal.index()].clone();
         *request.headers_mut() = self.headers.clone();
+        for (name, value) in &prepared.metadata {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
         if let Some(auth) = &self.auth {
             request
                 .headers_mut()
@@ -591,6 +606,29 @@ async fn silence(
             sent = Instant::now();
         }
     }
+}
+
+/// `metadata` as request headers, every value of each key in order. The receiver that kept it
+/// read each as a header, so each is one again; should one not be, the batch cannot be sent
+/// (and is counted failed with the reason).
+fn metadata_headers(metadata: &Metadata) -> Result<Vec<(HeaderName, HeaderValue)>, SendError> {
+    let mut headers = Vec::new();
+    for (name, values) in metadata.entries() {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            SendError::Encode(format!("client metadata key `{name}`: not a header name"))
+        })?;
+        for value in values {
+            let mut value = HeaderValue::from_bytes(value).map_err(|_| {
+                SendError::Encode(format!(
+                    "client metadata `{name}`: a value that is not a header value"
+                ))
+            })?;
+            // Tenants' values can be credentials: kept out of HTTP/2's header table.
+            value.set_sensitive(true);
+            headers.push((header.clone(), value));
+        }
+    }
+    Ok(headers)
 }
 
 /// A unary call's reply: its message bytes (length prefix included) and response headers, or

@@ -201,6 +201,10 @@ pub struct OtlpGrpcSettings {
     /// `wait_for_ready`: an attempt that cannot connect keeps trying until its `timeout`
     /// instead of failing at once.
     pub wait_for_ready: bool,
+    /// Each batch's client metadata sent on as request headers, every value: the tier's
+    /// forwarder, so the member that owns a trace keeps each span's tenant (no `otlp`
+    /// exporter's setting).
+    pub pass_metadata: bool,
 }
 
 impl Default for OtlpGrpcSettings {
@@ -220,6 +224,7 @@ impl Default for OtlpGrpcSettings {
             balancer: Balancer::RoundRobin,
             authority: None,
             wait_for_ready: false,
+            pass_metadata: false,
         }
     }
 }

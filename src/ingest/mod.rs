@@ -434,7 +434,7 @@ impl Ingest {
             };
             let items = split.spans(owner).len() as u64;
             let mut framer = self.framer.borrow_mut();
-            match tier.append(member, generation, items, |out| {
+            match tier.append(member, generation, items, &metadata, |out| {
                 if owners.len() == 1 && rejected == 0 {
                     // The whole request is the member's: as it came.
                     out.extend_from_slice(&body);

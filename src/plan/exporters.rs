@@ -209,6 +209,7 @@ pub(super) fn otlp_settings(
         balancer: otlp.balancer,
         authority: otlp.authority.clone(),
         wait_for_ready: otlp.wait_for_ready,
+        pass_metadata: false,
     }
 }
 

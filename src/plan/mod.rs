@@ -432,34 +432,6 @@ impl Plan {
         }
         let admissions = metadata_plan(config, &mut receivers);
         let tier = tier::plan(config, &receivers, cpus.len(), &mut tls)?;
-        let keeps_metadata = receivers.iter().any(|r| {
-            r.grpc.as_ref().is_some_and(|(_, s, _)| s.capture.is_some())
-                || r.http.as_ref().is_some_and(|(_, s, _)| s.capture.is_some())
-        });
-        // Its batches go out apart by metadata, or its exporters read it.
-        let uses_metadata = |p: &PipelinePlan| match p.partitioning {
-            Partitioning::Keys(_) => true,
-            Partitioning::Keep => p.exporters.iter().any(|(_, e)| match e {
-                ExporterSettings::Otlp(e) => e.setter.is_some(),
-                ExporterSettings::OtlpHttp(e) => e.setter.is_some(),
-                ExporterSettings::LoadBalancing(e) => e.otlp.setter.is_some(),
-                ExporterSettings::Debug(_) => false,
-            }),
-            Partitioning::Drop => false,
-        };
-        let carries_traces_metadata = pipelines.iter().find(|p| {
-            p.signal == Signal::Traces && p.entry && p.sampling.is_none() && uses_metadata(p)
-        });
-        if let (Some(_), true, Some(pipeline)) = (&tier, keeps_metadata, carries_traces_metadata) {
-            return Err(StartError::Unsupported(format!(
-                "pipeline {}: a tier forwards spans to the member that owns their trace without \
-                 their client metadata, so this pipeline would send other members' forwarded \
-                 spans under no tenant; on a tier node, let traces pipelines tail sample or \
-                 batch without metadata_keys (a batch processor without them), or keep no \
-                 metadata (include_metadata off)",
-                pipeline.name
-            )));
-        }
         let upstreams = config
             .exporters
             .by_id
@@ -663,14 +635,6 @@ impl PipelinePlan {
                 .map_err(|err| StartError::Unsupported(format!("exporters.{id}: {err}")))?;
             exporters.push((id.to_string(), settings));
         }
-        if sampling.is_some() && matches!(partitioning, Partitioning::Keys(_)) {
-            tracing::warn!(
-                "pipeline {}: tail_sampling decides on whole traces gathered from many \
-                 requests and keeps no client metadata (as in the Collector), so its batch \
-                 processor's metadata_keys find none",
-                pipeline.id
-            );
-        }
         Ok(PipelinePlan {
             name: pipeline.id.to_string(),
             signal: pipeline.id.signal,
@@ -796,23 +760,16 @@ fn metadata_plan(config: &Config, receivers: &mut [ReceiverPlan]) -> Vec<(Signal
         .collect()
 }
 
-/// The `metadata_cardinality_limit` of each pipeline the receivers feed, that does not sample
-/// and whose (last, as its settings are the batcher's) `batch` processor has `metadata_keys`
-/// and a limit: its signal, keys and limit.
+/// The `metadata_cardinality_limit` of each pipeline the receivers feed whose (last, as its
+/// settings are the batcher's) `batch` processor has `metadata_keys` and a limit: its signal,
+/// keys and limit. A pipeline that tail samples counts too: its kept spans carry their tenant
+/// to that batcher.
 fn admission_specs(config: &Config) -> Vec<(Signal, Vec<String>, u32)> {
     config
         .service
         .pipelines
         .iter()
         .filter(|pipeline| pipeline.is_entry(&config.connectors))
-        .filter(|pipeline| {
-            !pipeline.processors.iter().any(|id| {
-                matches!(
-                    config.processors.by_id.get(id),
-                    Some(Processor::TailSampling(_))
-                )
-            })
-        })
         .filter_map(|pipeline| {
             let batch = pipeline.processors.iter().rev().find_map(|id| {
                 match config.processors.by_id.get(id) {
@@ -1585,7 +1542,7 @@ shards:
     }
 
     #[test]
-    fn a_tier_node_refuses_to_send_forwarded_spans_under_no_tenant() {
+    fn a_tier_node_forwards_client_metadata_to_grpc_receivers_that_keep_it() {
         let tier = "tier:
   resolver:
     static:
@@ -1595,19 +1552,38 @@ shards:
       tls:
         insecure: true
 ";
+        // The gRPC protocol, where members forward to, keeps none: refused, with the reason.
         let config = Config::from_yaml(&format!("{TENANTS}{tier}"), "test.yaml").expect("valid");
         let Err(err) = Plan::from_config(&config) else {
-            panic!("a tier node whose traces pipeline batches by tenant starts");
+            panic!("a tier node whose gRPC receiver keeps no metadata starts");
         };
-        assert!(err.to_string().contains("under no tenant"), "{err}");
-        let sampled = TENANTS.replace(
-            "      processors: [batch]\n      exporters: [otlp]",
-            "      processors: [batch/plain]\n      exporters: [debug]",
+        let err = err.to_string();
+        assert!(err.contains("receivers.otlp.protocols.grpc"), "{err}");
+        assert!(err.contains("x-org, x-route, x-tenant"), "{err}");
+        // Kept there too: the forwarder passes each batch's metadata on.
+        let both = TENANTS.replace(
+            "endpoint: 127.0.0.1:4317\n",
+            "endpoint: 127.0.0.1:4317\n        include_metadata: true\n",
         );
-        let config = Config::from_yaml(&format!("{sampled}{tier}"), "test.yaml").expect("valid");
+        let config = Config::from_yaml(&format!("{both}{tier}"), "test.yaml").expect("valid");
+        let plan = Plan::from_config(&config).expect("a tier node that keeps metadata starts");
+        assert!(plan.tier.expect("a tier").otlp.pass_metadata);
+        // A key the forward request sets itself cannot travel as metadata.
+        let agent = both.replace("from_context: X-Org", "from_context: User-Agent");
+        let config = Config::from_yaml(&format!("{agent}{tier}"), "test.yaml").expect("valid");
+        let Err(err) = Plan::from_config(&config) else {
+            panic!("a tier node forwarding user-agent as metadata starts");
+        };
         assert!(
-            Plan::from_config(&config).is_ok(),
-            "no metadata used by traces"
+            err.to_string().contains("client metadata key user-agent"),
+            "{err}"
         );
+        // No metadata kept: nothing passed.
+        let none = TENANTS.replace("        include_metadata: true\n", "");
+        let none = none.replace("context: request", "context: resource");
+        let none = none.replace(r#"request["X-Route"]"#, r#"attributes["route"]"#);
+        let config = Config::from_yaml(&format!("{none}{tier}"), "test.yaml").expect("valid");
+        let plan = Plan::from_config(&config).expect("starts");
+        assert!(!plan.tier.expect("a tier").otlp.pass_metadata);
     }
 }

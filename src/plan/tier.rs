@@ -40,6 +40,7 @@ pub(super) fn plan(
         None => None,
     };
     let mut otlp = otlp_settings(&tier.protocol, shards, client_tls);
+    otlp.pass_metadata = passes_metadata(receivers, &otlp.headers)?;
     otlp.headers
         .push((FORWARDED_HEADER.to_string(), FORWARDED_VALUE.to_string()));
     let listening: Vec<SocketAddr> = receivers
@@ -57,6 +58,75 @@ pub(super) fn plan(
     Exporter::check(&ExporterSettings::LoadBalancing(settings.clone()))
         .map_err(|err| StartError::Machine(format!("tier.protocol.otlp: {err}")))?;
     Ok(Some(settings))
+}
+
+/// Headers a forward request carries for itself, which no client metadata key may name.
+const FORWARD_HEADERS: [&str; 8] = [
+    "content-type",
+    "te",
+    "user-agent",
+    "host",
+    "content-length",
+    "connection",
+    "authorization",
+    FORWARDED_HEADER,
+];
+
+/// Whether the forwarder passes each span's client metadata on (whether the receivers keep
+/// any). Then every gRPC receiver (where members forward to) must keep the same keys as the
+/// receiver that kept the most, so a tenant reaches the owner whatever receiver took the span,
+/// and no key may be a header the forward request sets itself (`headers`, the tier's own).
+fn passes_metadata(
+    receivers: &[ReceiverPlan],
+    headers: &[(String, String)],
+) -> Result<bool, StartError> {
+    let captures = receivers.iter().flat_map(|r| {
+        let grpc = r
+            .grpc
+            .as_ref()
+            .map(|(_, s, _)| ("grpc", s.capture.as_deref()));
+        let http = r
+            .http
+            .as_ref()
+            .map(|(_, s, _)| ("http", s.capture.as_deref()));
+        grpc.into_iter()
+            .chain(http)
+            .map(move |(protocol, c)| (&r.name, protocol, c))
+    });
+    let Some(kept) = captures
+        .clone()
+        .filter_map(|(_, _, capture)| capture)
+        .max_by_key(|capture| capture.keys().len())
+    else {
+        return Ok(false);
+    };
+    for (name, protocol, capture) in captures {
+        if protocol == "grpc" && capture != Some(kept) {
+            return Err(StartError::Unsupported(format!(
+                "receivers.{name}.protocols.grpc: a tier forwards each span's client metadata \
+                 to the member that owns its trace, over gRPC, and this receiver (where members \
+                 forward to) would not keep {}; set include_metadata: true on every gRPC \
+                 protocol of a tier node's receivers",
+                kept.keys().join(", ")
+            )));
+        }
+    }
+    let taken = kept.keys().iter().find(|key| {
+        FORWARD_HEADERS.contains(&&***key)
+            || key.starts_with("grpc-")
+            || headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(key))
+    });
+    if let Some(key) = taken {
+        return Err(StartError::Unsupported(format!(
+            "client metadata key {key}: a tier forwards each span's client metadata to the member \
+             that owns its trace as request headers, and {key} is a header the forward request \
+             sets itself (gRPC's, or tier.protocol.otlp.headers); batch by, or set headers \
+             from, another key"
+        )));
+    }
+    Ok(true)
 }
 
 /// How this node recognises itself: `tier.self`; or, in a static list, the one entry a gRPC

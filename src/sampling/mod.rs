@@ -58,7 +58,7 @@ pub mod stress_relief;
 mod trace;
 pub(crate) mod trace_state;
 
-pub use buffer::{oversized_bytes, BufferLimits, Inserted, Round, TraceBuffer};
+pub use buffer::{oversized_bytes, BufferLimits, Framed, Inserted, Round, TraceBuffer};
 pub use policy_set::{FinalDecision, PolicyError, PolicySet};
 pub use sampler::{Sampler, SamplerSettings};
 pub use trace::{Trace, TraceSpan};

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use glommio::task::JoinHandle;
 
-use super::buffer::{oversized_bytes, BufferLimits, Inserted, TraceBuffer};
+use super::buffer::{oversized_bytes, BufferLimits, Framed, Inserted, TraceBuffer};
 use super::stress_relief::{ArrivalSampling, ReliefLog, ReliefState, Transition};
 use super::PolicySet;
 use crate::config::StressRelief;
@@ -105,7 +105,7 @@ struct State {
     buffer: TraceBuffer,
     policies: PolicySet,
     /// Late spans of kept traces, framed, waiting for the decision task to push them.
-    late: VecDeque<(Vec<u8>, u64)>,
+    late: VecDeque<Framed>,
     late_bytes: u64,
     relief: ReliefState,
     /// The shard's memory limit the soft limit and the stress relief levels were last set
@@ -259,13 +259,13 @@ impl Sampler {
     /// Takes one export request of traces this shard owns, holding `items` spans. Never waits
     /// on the exporters: the spans are buffered (late spans of kept traces queued for the
     /// decision task), so the request is answered at once; a full buffer is refused upstream.
-    pub async fn accept(&self, bytes: &[u8], items: u64) {
+    pub async fn accept(&self, bytes: &[u8], items: u64, metadata: &Metadata) {
         if self.closed.get() {
             // After shutdown decided everything (a peer that missed its drain deadline).
-            self.push(bytes, items).await;
+            self.push(bytes, items, metadata).await;
             return;
         }
-        let mut late = Vec::new();
+        let mut late = Framed::default();
         let now = Instant::now();
         let (inserted, wake, relief) = {
             let mut state = self.state.borrow_mut();
@@ -274,9 +274,9 @@ impl Sampler {
                 buffer, policies, ..
             } = &mut *state;
             let inserted = if policies.decides_at_ingest() {
-                buffer.insert_deciding(bytes, now, &mut late, policies, &self.metrics)
+                buffer.insert_deciding(bytes, metadata, now, &mut late, policies, &self.metrics)
             } else {
-                buffer.insert(bytes, now, &mut late)
+                buffer.insert(bytes, metadata, now, &mut late)
             };
             for &age in state.buffer.late_ages_s() {
                 self.metrics.late_span_age(age);
@@ -286,8 +286,9 @@ impl Sampler {
             let forwarded =
                 inserted.late_sampled + inserted.relief_sampled + inserted.ingest_sampled;
             if forwarded > 0 {
-                state.late_bytes += late.len() as u64;
-                state.late.push_back((late, forwarded));
+                debug_assert_eq!(late.spans(), forwarded);
+                state.late_bytes += late.bytes.len() as u64;
+                state.late.push_back(late);
             }
             (
                 inserted,
@@ -468,12 +469,12 @@ impl Sampler {
     async fn decide_all(&self, shutdown: bool) {
         loop {
             let next = self.state.borrow_mut().late.pop_front();
-            let Some((bytes, items)) = next else { break };
-            self.state.borrow_mut().late_bytes -= bytes.len() as u64;
-            self.push(&bytes, items).await;
+            let Some(late) = next else { break };
+            self.state.borrow_mut().late_bytes -= late.bytes.len() as u64;
+            self.push_framed(&late).await;
         }
         loop {
-            let mut out = Vec::new();
+            let mut out = Framed::default();
             let round = {
                 let mut state = self.state.borrow_mut();
                 let State {
@@ -497,18 +498,35 @@ impl Sampler {
                 return;
             }
             if round.kept_spans > 0 {
-                self.push(&out, round.kept_spans).await;
+                debug_assert_eq!(out.spans(), round.kept_spans);
+                self.push_framed(&out).await;
             }
         }
     }
 
-    async fn push(&self, bytes: &[u8], items: u64) {
+    /// Pushes each of `framed`'s requests with its client metadata; shutdown cutting it short
+    /// counts what was left as dropped.
+    async fn push_framed(&self, framed: &Framed) {
+        let mut left = framed.spans();
+        for (bytes, items, metadata) in framed.requests() {
+            self.pushing.set(left);
+            self.push_one(bytes, items, metadata).await;
+            left -= items;
+        }
+        self.pushing.set(0);
+    }
+
+    async fn push(&self, bytes: &[u8], items: u64, metadata: &Metadata) {
         self.pushing.set(items);
+        self.push_one(bytes, items, metadata).await;
+        self.pushing.set(0);
+    }
+
+    async fn push_one(&self, bytes: &[u8], items: u64, metadata: &Metadata) {
         let pushed = self
             .pipeline
-            .push(Signal::Traces, bytes, items, &Metadata::none())
+            .push(Signal::Traces, bytes, items, metadata)
             .await;
-        self.pushing.set(0);
         if pushed.is_err() {
             self.drops.add(Signal::Traces, DropReason::Shutdown, items);
         }
@@ -596,7 +614,7 @@ impl Sampler {
         if !finished {
             let mut state = self.state.borrow_mut();
             let mut dropped = self.pushing.replace(0) + state.buffer.drop_all();
-            dropped += state.late.drain(..).map(|(_, items)| items).sum::<u64>();
+            dropped += state.late.drain(..).map(|late| late.spans()).sum::<u64>();
             state.late_bytes = 0;
             drop(state);
             self.drops

@@ -108,7 +108,9 @@ impl Stage {
     pub(super) async fn deliver(&self, delivery: &Delivery, drops: &DropMetrics) {
         let pipeline = match self {
             Stage::Sampled(sampler) => {
-                sampler.accept(&delivery.bytes, delivery.items).await;
+                sampler
+                    .accept(&delivery.bytes, delivery.items, &delivery.metadata)
+                    .await;
                 return;
             }
             Stage::Direct(pipeline) => pipeline,

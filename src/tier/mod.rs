@@ -22,6 +22,14 @@
 //! once on the node that decides it, copied once into its outbox, and travels in requests of
 //! thousands of spans, whatever size the clients' requests are.
 //!
+//! # Client metadata
+//!
+//! Spans that came with client metadata (a tenant's header, see [`crate::metadata`]) are framed
+//! into an outbox of their member and metadata, and their forward request carries that
+//! metadata as headers, which the owner's receiver keeps as it keeps a client's: the tenant of
+//! a span is the same wherever its trace is decided. Those outboxes are opened when needed and
+//! dropped when sent, so a node holds one only for each (member, tenant) with spans pending.
+//!
 //! # Loop prevention
 //!
 //! Forwarded requests carry the gRPC metadata `tailgate-tier: forwarded`. A request with it is
@@ -49,8 +57,11 @@ use futures_lite::future;
 use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
 
+use std::collections::HashMap;
+
 use crate::export::{Batch, Exporter};
 use crate::memory::ShardMemory;
+use crate::metadata::Metadata;
 use crate::telemetry::{Gauge, TierMetrics};
 
 /// The gRPC metadata key that marks a request forwarded by a member.
@@ -85,6 +96,8 @@ pub(crate) const OUTBOX_WAIT: Duration = Duration::from_millis(100);
 /// The spans framed for one member, not yet sent: an export request.
 #[derive(Default)]
 struct Outbox {
+    /// The client metadata its spans came with.
+    metadata: Metadata,
     bytes: Vec<u8>,
     items: u64,
     /// The membership the member's index belongs to.
@@ -105,8 +118,10 @@ pub(crate) struct Ready {
 pub(crate) struct Tier {
     /// A load balancer over the members.
     forwarder: Rc<Exporter>,
-    /// By member index.
+    /// By member index: spans without client metadata.
     outboxes: RefCell<Vec<Outbox>>,
+    /// By member index and client metadata: only those with spans pending.
+    tenants: RefCell<HashMap<(usize, Metadata), Outbox>>,
     /// Wakes the task that sends outboxes whose time is up.
     wakeup: Wakeup,
     /// Set at shutdown: parts are no longer taken.
@@ -136,6 +151,7 @@ impl Tier {
         let tier = Rc::new(Tier {
             forwarder,
             outboxes: RefCell::new(Vec::new()),
+            tenants: RefCell::new(HashMap::new()),
             wakeup: Wakeup::default(),
             closed: Cell::new(false),
             metrics,
@@ -158,26 +174,67 @@ impl Tier {
         balancer.with_owners(f)
     }
 
-    /// Adds `items` spans that member `member` of membership `generation` owns to its outbox:
-    /// `frame` appends them, as an export request, to the outbox's bytes. Returns the outboxes
-    /// now ready to be sent ([`Tier::send`]); `None` once shutdown has begun, when the caller
-    /// keeps the spans.
+    /// Adds `items` spans that member `member` of membership `generation` owns, which came
+    /// with client `metadata`, to its outbox: `frame` appends them, as an export request, to
+    /// the outbox's bytes. Returns the outboxes now ready to be sent ([`Tier::send`]); `None`
+    /// once shutdown has begun, when the caller keeps the spans.
     pub(crate) fn append(
         &self,
         member: usize,
         generation: u64,
         items: u64,
+        metadata: &Metadata,
         frame: impl FnOnce(&mut Vec<u8>),
     ) -> Option<Vec<Ready>> {
         if self.closed.get() {
             return None;
         }
         let mut ready = Vec::new();
-        let mut outboxes = self.outboxes.borrow_mut();
-        if outboxes.len() <= member {
-            outboxes.resize_with(member + 1, Outbox::default);
+        if metadata.is_none() {
+            let mut outboxes = self.outboxes.borrow_mut();
+            if outboxes.len() <= member {
+                outboxes.resize_with(member + 1, Outbox::default);
+            }
+            // Room for the outbox and the part that fills it, so that appending never copies
+            // what it holds (growing by doubling would copy each span about once more).
+            let reserve = OUTBOX_BYTES + OUTBOX_BYTES / 4;
+            self.fill(
+                &mut outboxes[member],
+                member,
+                generation,
+                items,
+                reserve,
+                frame,
+                &mut ready,
+            );
+        } else {
+            let mut tenants = self.tenants.borrow_mut();
+            let key = (member, metadata.clone());
+            let outbox = tenants.entry(key).or_insert_with(|| Outbox {
+                metadata: metadata.clone(),
+                ..Outbox::default()
+            });
+            // A tenant's outbox grows as it fills: there may be many, most of them small.
+            self.fill(outbox, member, generation, items, 0, frame, &mut ready);
+            if outbox.items == 0 {
+                tenants.remove(&(member, metadata.clone()));
+            }
         }
-        let outbox = &mut outboxes[member];
+        Some(ready)
+    }
+
+    /// [`Tier::append`]'s work on one outbox, reserving `reserve` bytes when it opens.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        outbox: &mut Outbox,
+        member: usize,
+        generation: u64,
+        items: u64,
+        reserve: usize,
+        frame: impl FnOnce(&mut Vec<u8>),
+        ready: &mut Vec<Ready>,
+    ) {
         if outbox.items > 0 && outbox.generation != generation {
             // Framed for another membership: sent as it is, routed again on the way.
             ready.extend(self.take(member, outbox));
@@ -185,9 +242,7 @@ impl Tier {
         if outbox.opened.is_none() {
             outbox.opened = Some(Instant::now());
             outbox.generation = generation;
-            // Room for the outbox and the part that fills it, so that appending never copies
-            // what it holds (growing by doubling would copy each span about once more).
-            outbox.bytes.reserve(OUTBOX_BYTES + OUTBOX_BYTES / 4);
+            outbox.bytes.reserve(reserve);
             self.wakeup.notify();
         }
         let before = outbox.bytes.len();
@@ -198,7 +253,6 @@ impl Tier {
         if outbox.items >= OUTBOX_SPANS || outbox.bytes.len() >= OUTBOX_BYTES {
             ready.extend(self.take(member, outbox));
         }
-        Some(ready)
     }
 
     /// Sends outboxes taken by [`Tier::append`], waiting while a member's queue is full.
@@ -259,28 +313,39 @@ impl Tier {
                 signal: Signal::Traces,
                 bytes: std::mem::take(&mut outbox.bytes).into(),
                 items,
-                metadata: Default::default(),
+                metadata: outbox.metadata.clone(),
             },
         })
     }
 
     /// Takes the outboxes opened before `before` (all of them with `None`).
     fn take_expired(&self, before: Option<Instant>) -> Vec<Ready> {
+        let due = |outbox: &Outbox| {
+            before.is_none_or(|before| outbox.opened.is_some_and(|at| at <= before))
+        };
         let mut outboxes = self.outboxes.borrow_mut();
         let mut ready = Vec::new();
         for (member, outbox) in outboxes.iter_mut().enumerate() {
-            if before.is_none_or(|before| outbox.opened.is_some_and(|at| at <= before)) {
+            if due(outbox) {
                 ready.extend(self.take(member, outbox));
             }
         }
+        self.tenants.borrow_mut().retain(|&(member, _), outbox| {
+            if due(outbox) {
+                ready.extend(self.take(member, outbox));
+            }
+            outbox.items > 0
+        });
         ready
     }
 
     /// When the oldest outbox's time is up.
     fn next_due(&self) -> Option<Instant> {
+        let tenants = self.tenants.borrow();
         self.outboxes
             .borrow()
             .iter()
+            .chain(tenants.values())
             .filter_map(|o| o.opened)
             .min()
             .map(|at| at + OUTBOX_WAIT)

@@ -1,6 +1,7 @@
 //! Deciding a round: the due traces, oldest first, each read by the policies (through span
 //! views built only when a policy reads spans), the kept ones' spans framed as one export
-//! request under the headers they arrived with, and every decided trace freed.
+//! request under the headers they arrived with (one per client metadata they came with), and
+//! every decided trace freed.
 //!
 //! A round is taken first, then decided. Usually each trace is decided on its own; under the
 //! tracestate gate with a rate or bytes limiter, the round is decided as a whole: the `drop`
@@ -17,6 +18,7 @@ use super::interner::Headers;
 use super::queues::Due;
 use super::slots::{SpanSlot, TraceEntry, NIL};
 use super::{TraceBuffer, SPAN_OVERHEAD, TRACE_OVERHEAD};
+use crate::metadata::Metadata;
 use crate::sampling::consistent::{write_threshold, Threshold, Written};
 use crate::sampling::trace::{Trace, TraceSpan};
 use crate::sampling::{Decision, FinalDecision, PolicySet};
@@ -39,6 +41,70 @@ pub struct Round {
     /// Kept spans whose tracestate could not take the trace's threshold, as it does not parse
     /// (forwarded as they were).
     pub unparseable_tracestates: u64,
+}
+
+/// Spans framed as export requests, back to back, each with the client metadata its spans came
+/// with: what a round keeps, and what a request's late spans are.
+#[derive(Debug, Default)]
+pub struct Framed {
+    /// The requests, back to back.
+    pub bytes: Vec<u8>,
+    parts: Vec<Part>,
+}
+
+/// One of [`Framed`]'s requests.
+#[derive(Debug)]
+struct Part {
+    end: usize,
+    spans: u64,
+    metadata: Metadata,
+}
+
+impl Framed {
+    /// Records that what was framed since the last part, `spans` spans, came with `metadata`.
+    /// A part of the same metadata as the one before joins it: two export requests back to
+    /// back are one (their resource groups, one after the other).
+    pub(super) fn close_part(&mut self, metadata: &Metadata, spans: u64) {
+        let end = self.bytes.len();
+        if let Some(last) = self.parts.last_mut() {
+            if last.metadata == *metadata {
+                last.end = end;
+                last.spans += spans;
+                return;
+            }
+        }
+        self.parts.push(Part {
+            end,
+            spans,
+            metadata: metadata.clone(),
+        });
+    }
+
+    /// Each request: its bytes, its spans and its metadata.
+    pub fn requests(&self) -> impl Iterator<Item = (&[u8], u64, &Metadata)> + '_ {
+        let mut start = 0;
+        self.parts.iter().map(move |part| {
+            let bytes = &self.bytes[start..part.end];
+            start = part.end;
+            (bytes, part.spans, &part.metadata)
+        })
+    }
+
+    /// The spans framed.
+    pub fn spans(&self) -> u64 {
+        self.parts.iter().map(|part| part.spans).sum()
+    }
+
+    /// Whether nothing was framed.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Forgets what was framed, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.parts.clear();
+    }
 }
 
 /// The buffered spans, read-only: where each span's bytes and headers are.
@@ -130,8 +196,9 @@ fn record(
 /// A round's kept spans, and the rewritten bytes of those whose tracestate took a threshold.
 #[derive(Debug, Default)]
 pub(super) struct KeptSpans {
-    /// (header, slot, rewrite): `rewrite` is [`NIL`] or an index into `ranges`.
-    spans: Vec<(u32, u32, u32)>,
+    /// (metadata class, header, slot, rewrite): `rewrite` is [`NIL`] or an index into
+    /// `ranges`.
+    spans: Vec<(u32, u32, u32, u32)>,
     /// Rewritten spans, back to back, and where each is.
     rewritten: Vec<u8>,
     ranges: Vec<(u32, u32)>,
@@ -177,42 +244,51 @@ impl KeptSpans {
                     Written::Same | Written::Stricter => {}
                 }
             }
-            self.spans.push((header, s, rewrite));
+            self.spans
+                .push((spans.headers.class(header), header, s, rewrite));
         }
         unparseable
     }
 
-    /// Frames the kept spans into `out`, sorted so that spans under one header pair sit
-    /// together and each header is written once.
-    pub(super) fn frame(&mut self, spans: Spans<'_>, framer: &mut Framer, out: &mut Vec<u8>) {
-        if self.spans.is_empty() {
-            return;
-        }
+    /// Frames the kept spans into `out`, one request per client metadata, sorted so that
+    /// spans under one header pair sit together and each header is written once.
+    pub(super) fn frame(&mut self, spans: Spans<'_>, framer: &mut Framer, out: &mut Framed) {
         self.spans.sort_unstable();
         let (rewritten, ranges) = (&self.rewritten, &self.ranges);
-        framer.frame(
-            self.spans.iter().map(|&(header, s, rewrite)| {
-                let (resource, scope) = spans.headers.get(header);
-                let item = if rewrite == NIL {
-                    spans.bytes(s)
-                } else {
-                    let (start, len) = ranges[rewrite as usize];
-                    &rewritten[start as usize..(start + len) as usize]
-                };
-                Piece {
-                    resource,
-                    scope,
-                    item,
-                }
-            }),
-            out,
-        );
+        let mut rest = &self.spans[..];
+        while let Some(&(class, ..)) = rest.first() {
+            let run = rest
+                .iter()
+                .position(|&(c, ..)| c != class)
+                .unwrap_or(rest.len());
+            let (request, after) = rest.split_at(run);
+            rest = after;
+            framer.frame(
+                request.iter().map(|&(_, header, s, rewrite)| {
+                    let (resource, scope) = spans.headers.get(header);
+                    let item = if rewrite == NIL {
+                        spans.bytes(s)
+                    } else {
+                        let (start, len) = ranges[rewrite as usize];
+                        &rewritten[start as usize..(start + len) as usize]
+                    };
+                    Piece {
+                        resource,
+                        scope,
+                        item,
+                    }
+                }),
+                &mut out.bytes,
+            );
+            out.close_part(spans.headers.metadata(class), run as u64);
+        }
     }
 }
 
 impl TraceBuffer {
     /// Decides one round of due traces (at most [`ROUND_TRACES_MAX`], and [`ROUND_BYTES_MAX`]
-    /// of span bytes), frames the kept spans into `out` (one export request, appended) and
+    /// of span bytes), frames the kept spans into `out` (an export request per client metadata,
+    /// appended) and
     /// frees every decided trace. Returns what it did; call again while it decided something.
     /// `early` counts the traces decided before their wait, by reason.
     pub fn decide_round(
@@ -222,7 +298,7 @@ impl TraceBuffer {
         policies: &mut PolicySet,
         metrics: &SamplingMetrics,
         early: &mut impl FnMut(EarlyReason),
-        out: &mut Vec<u8>,
+        out: &mut Framed,
     ) -> Round {
         self.take_round(now, shutdown, early);
         let spans = Spans {

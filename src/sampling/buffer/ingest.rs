@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use super::decide::Spans;
+use super::decide::{Framed, Spans};
 use super::slots::NIL;
 use super::TraceBuffer;
 use crate::sampling::trace::{Facts, Trace, TraceSpan};
@@ -36,7 +36,7 @@ impl TraceBuffer {
         now: Instant,
         policies: &mut PolicySet,
         metrics: &SamplingMetrics,
-        out: &mut Vec<u8>,
+        out: &mut Framed,
         done: &mut Inserted,
     ) {
         let touched = std::mem::take(&mut self.ingest_touched);

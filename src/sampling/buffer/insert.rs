@@ -8,8 +8,10 @@ use std::time::Instant;
 use tailgate_wire::{span_with_trace_state, Item, Piece, Request, Signal, SpanFacts, SpanView};
 
 use super::cache::{Cached, OVERSIZED, RELIEF};
+use super::decide::Framed;
 use super::slots::NIL;
 use super::TraceBuffer;
+use crate::metadata::Metadata;
 use crate::sampling::consistent::{write_threshold, Threshold, Written};
 use crate::sampling::PolicySet;
 use crate::telemetry::SamplingMetrics;
@@ -73,37 +75,48 @@ pub(super) struct LateSpan {
 pub(super) struct GroupHeader {
     /// Length of the resource group's header at the start of the buffer's scratch.
     resource_len: usize,
+    /// The request's client metadata class.
+    class: u32,
     interned: u32,
     late: Option<(u32, u32, u32)>,
 }
 
 impl TraceBuffer {
     /// Buffers the spans of `request`, an export request this process validated, all of whose
-    /// traces this shard owns. Late spans of kept traces are framed into `late` (one export
-    /// request, appended); late spans of traces not kept are dropped.
-    pub fn insert(&mut self, request: &[u8], now: Instant, late: &mut Vec<u8>) -> Inserted {
-        self.insert_with(request, now, late, None)
+    /// traces this shard owns, which came with client `metadata`. Late spans of kept traces
+    /// are framed into `late` (one export request, appended, with `metadata`); late spans of
+    /// traces not kept are dropped.
+    pub fn insert(
+        &mut self,
+        request: &[u8],
+        metadata: &Metadata,
+        now: Instant,
+        late: &mut Framed,
+    ) -> Inserted {
+        self.insert_with(request, metadata, now, late, None)
     }
 
     /// [`TraceBuffer::insert`] under `sampling_strategy: span-ingest`: after each resource
     /// group, the traces it added to are evaluated on its spans (see [`super::ingest`]); the
-    /// spans of those sampled go into `late` too.
+    /// spans of those sampled go into `late` too, each under the metadata it came with.
     pub fn insert_deciding(
         &mut self,
         request: &[u8],
+        metadata: &Metadata,
         now: Instant,
-        late: &mut Vec<u8>,
+        late: &mut Framed,
         policies: &mut PolicySet,
         metrics: &SamplingMetrics,
     ) -> Inserted {
-        self.insert_with(request, now, late, Some((policies, metrics)))
+        self.insert_with(request, metadata, now, late, Some((policies, metrics)))
     }
 
     fn insert_with(
         &mut self,
         request: &[u8],
+        metadata: &Metadata,
         now: Instant,
-        late: &mut Vec<u8>,
+        late: &mut Framed,
         mut ingest: Option<(&mut PolicySet, &SamplingMetrics)>,
     ) -> Inserted {
         let mut done = Inserted::default();
@@ -113,6 +126,7 @@ impl TraceBuffer {
         self.late_ages_s.clear();
         let request_view = Request::trusted(Signal::Traces, request);
         let base = request.as_ptr() as usize;
+        let class = self.headers.pin(metadata);
         for resource_group in request_view.resource_groups() {
             self.scratch.clear();
             resource_group.header().write_to(&mut self.scratch);
@@ -122,6 +136,7 @@ impl TraceBuffer {
                 scope_group.header().write_to(&mut self.scratch);
                 let mut header = GroupHeader {
                     resource_len,
+                    class,
                     interned: NIL,
                     late: None,
                 };
@@ -137,6 +152,7 @@ impl TraceBuffer {
                 self.decide_group(now, policies, metrics, late, &mut done);
             }
         }
+        self.headers.unpin();
         if !self.late.is_empty() {
             let (headers, late_spans) = (&self.late_headers, &self.late);
             let rewritten = &self.late_rewritten;
@@ -149,8 +165,9 @@ impl TraceBuffer {
                         item: &bytes[l.start as usize..(l.start + l.len) as usize],
                     }
                 }),
-                late,
+                &mut late.bytes,
             );
+            late.close_part(metadata, self.late.len() as u64);
         }
         done
     }
@@ -191,7 +208,9 @@ impl TraceBuffer {
             }
         };
         if header.interned == NIL {
-            header.interned = self.headers.intern(&self.scratch, header.resource_len);
+            header.interned = self
+                .headers
+                .intern(&self.scratch, header.resource_len, header.class);
         }
         self.append(entry, item.bytes, &span, header.interned);
         done.buffered += 1;

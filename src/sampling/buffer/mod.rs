@@ -74,7 +74,7 @@ use slots::{SpanSlot, TraceEntry, NIL};
 #[cfg(test)]
 use arena::CHUNK_BYTES;
 use decide::KeptSpans;
-pub use decide::Round;
+pub use decide::{Framed, Round};
 pub use insert::Inserted;
 
 /// What one buffered span costs besides its bytes.

@@ -13,6 +13,7 @@ use super::*;
 use crate::config::{
     ErrorMode, OttlConditionPolicy, PolicyKind, StatusCode, StatusCodePolicy, StringAttributePolicy,
 };
+use crate::metadata::Metadata;
 use crate::ottl::{Condition, ContextKind};
 use crate::sampling::PolicySet;
 use crate::telemetry::{self, EarlyReason, RegistryBuilder, SamplingMetrics};
@@ -125,7 +126,7 @@ fn metrics() -> SamplingMetrics {
 }
 
 struct Rounds {
-    out: Vec<u8>,
+    out: Framed,
     round: Round,
     early: Vec<EarlyReason>,
 }
@@ -139,7 +140,7 @@ fn decide(
     shutdown: bool,
 ) -> Rounds {
     let mut all = Rounds {
-        out: Vec::new(),
+        out: Framed::default(),
         round: Round::default(),
         early: Vec::new(),
     };
@@ -167,7 +168,7 @@ fn traces_wait_then_keep_whole_under_their_resources() {
     let mut buffer = TraceBuffer::new(limits(), 0);
     let (mut policies, metrics) = (errors_policy(), metrics());
     let t0 = Instant::now();
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     // Trace 1 (kept: one error span) and trace 2 (not kept), in two waves, from two
     // services.
     let first = request(vec![
@@ -178,9 +179,14 @@ fn traces_wait_then_keep_whole_under_their_resources() {
         ("db", vec![span(2, 1, false), span(1, 2, true)]),
         ("api", vec![span(1, 3, false)]),
     ]);
-    let done = buffer.insert(&first, t0, &mut late);
+    let done = buffer.insert(&first, &Metadata::none(), t0, &mut late);
     assert_eq!((done.buffered, done.new_traces), (3, 2));
-    let done = buffer.insert(&second, t0 + Duration::from_secs(1), &mut late);
+    let done = buffer.insert(
+        &second,
+        &Metadata::none(),
+        t0 + Duration::from_secs(1),
+        &mut late,
+    );
     assert_eq!((done.buffered, done.new_traces), (3, 0));
     assert!(late.is_empty());
     assert_eq!((buffer.trace_count(), buffer.span_count()), (2, 6));
@@ -200,11 +206,11 @@ fn traces_wait_then_keep_whole_under_their_resources() {
         }
     );
     assert!(due.early.is_empty());
-    let kept = names(&due.out);
+    let kept = names(&due.out.bytes);
     assert_eq!(kept["api"], ["t1-s0", "t1-s3"]);
     assert_eq!(kept["db"], ["t1-s1", "t1-s2"]);
     // Each service's resource group is written once.
-    let groups = ExportTraceServiceRequest::decode(&due.out[..])
+    let groups = ExportTraceServiceRequest::decode(&due.out.bytes[..])
         .unwrap()
         .resource_spans;
     assert_eq!(groups.len(), 2);
@@ -215,7 +221,7 @@ fn traces_wait_then_keep_whole_under_their_resources() {
 
     // Late spans follow their trace's decision.
     let third = request(vec![("api", vec![span(1, 4, false), span(2, 2, true)])]);
-    let done = buffer.insert(&third, t0 + WAIT * 2, &mut late);
+    let done = buffer.insert(&third, &Metadata::none(), t0 + WAIT * 2, &mut late);
     assert_eq!(
         done,
         Inserted {
@@ -224,7 +230,7 @@ fn traces_wait_then_keep_whole_under_their_resources() {
             ..Inserted::default()
         }
     );
-    assert_eq!(names(&late)["api"], ["t1-s4"]);
+    assert_eq!(names(&late.bytes)["api"], ["t1-s4"]);
     assert_eq!(buffer.trace_count(), 0);
 }
 
@@ -235,9 +241,9 @@ fn kept_spans_are_the_bytes_received() {
     let t0 = Instant::now();
     let spans = vec![span(7, 0, true), span(7, 1, false)];
     let bytes = request(vec![("api", spans.clone())]);
-    buffer.insert(&bytes, t0, &mut Vec::new());
+    buffer.insert(&bytes, &Metadata::none(), t0, &mut Framed::default());
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
-    let back = ExportTraceServiceRequest::decode(&due.out[..]).unwrap();
+    let back = ExportTraceServiceRequest::decode(&due.out.bytes[..]).unwrap();
     assert_eq!(back, ExportTraceServiceRequest::decode(&bytes[..]).unwrap());
 }
 
@@ -256,8 +262,9 @@ fn num_traces_decides_the_oldest_early() {
         let at = t0 + Duration::from_millis(u64::from(trace));
         buffer.insert(
             &request(vec![("api", vec![span(trace, 0, trace == 1)])]),
+            &Metadata::none(),
             at,
-            &mut Vec::new(),
+            &mut Framed::default(),
         );
     }
     let now = t0 + Duration::from_millis(10);
@@ -265,7 +272,7 @@ fn num_traces_decides_the_oldest_early() {
     // Trace 1, the oldest, decided with what it had: its error span, so kept.
     assert_eq!(early.early, [EarlyReason::NumTraces]);
     assert_eq!(early.round.kept_spans, 1);
-    assert_eq!(names(&early.out)["api"], ["t1-s0"]);
+    assert_eq!(names(&early.out.bytes)["api"], ["t1-s0"]);
     assert_eq!(buffer.trace_count(), 2);
 }
 
@@ -282,7 +289,12 @@ fn the_soft_limit_decides_early_and_the_arena_gives_memory_back() {
     };
     for trace in 0..200u8 {
         let spans: Vec<Span> = (0..15).map(|n| big(trace, n)).collect();
-        buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+        buffer.insert(
+            &request(vec![("api", spans)]),
+            &Metadata::none(),
+            t0,
+            &mut Framed::default(),
+        );
     }
     let raw = buffer.span_bytes();
     assert!(raw > 3_000_000);
@@ -321,7 +333,12 @@ fn a_peak_that_has_passed_does_not_keep_the_buffer_over_its_limit() {
                 ..span(trace, n, false)
             })
             .collect();
-        buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+        buffer.insert(
+            &request(vec![("api", spans)]),
+            &Metadata::none(),
+            t0,
+            &mut Framed::default(),
+        );
     }
     assert_eq!(buffer.trace_count(), 2000);
     decide(&mut buffer, &mut policies, &metrics, t0, true);
@@ -332,8 +349,9 @@ fn a_peak_that_has_passed_does_not_keep_the_buffer_over_its_limit() {
     assert!(peak > buffer.limits.soft_bytes, "{peak}");
     buffer.insert(
         &request(vec![("api", vec![span(1, 0, true)])]),
+        &Metadata::none(),
         t0,
-        &mut Vec::new(),
+        &mut Framed::default(),
     );
     let calm = decide(&mut buffer, &mut policies, &metrics, t0, false);
     assert_eq!(
@@ -359,19 +377,22 @@ fn a_root_span_can_make_its_trace_due_sooner() {
     // Trace 1 gets its root at once; trace 2 (first seen later) never gets one.
     buffer.insert(
         &request(vec![("api", vec![span(1, 1, true)])]),
+        &Metadata::none(),
         t0,
-        &mut Vec::new(),
+        &mut Framed::default(),
     );
     buffer.insert(
         &request(vec![("api", vec![span(2, 1, true)])]),
+        &Metadata::none(),
         t0 + Duration::from_millis(1),
-        &mut Vec::new(),
+        &mut Framed::default(),
     );
     let root_at = t0 + Duration::from_millis(50);
     buffer.insert(
         &request(vec![("api", vec![span(1, 0, false)])]),
+        &Metadata::none(),
         root_at,
-        &mut Vec::new(),
+        &mut Framed::default(),
     );
     assert_eq!(
         buffer.next_due(),
@@ -385,7 +406,7 @@ fn a_root_span_can_make_its_trace_due_sooner() {
         false,
     );
     assert_eq!(soon.round.traces, 1);
-    assert_eq!(names(&soon.out)["api"], ["t1-s0", "t1-s1"]);
+    assert_eq!(names(&soon.out.bytes)["api"], ["t1-s0", "t1-s1"]);
     // Trace 1's first-arrival queue entry is stale now; trace 2 waits its full time.
     assert_eq!(
         buffer.next_due(),
@@ -393,7 +414,7 @@ fn a_root_span_can_make_its_trace_due_sooner() {
     );
     let rest = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT * 2, false);
     assert_eq!(rest.round.traces, 1);
-    assert_eq!(names(&rest.out)["api"], ["t2-s1"]);
+    assert_eq!(names(&rest.out.bytes)["api"], ["t2-s1"]);
 }
 
 #[test]
@@ -406,9 +427,14 @@ fn a_trace_past_its_size_limit_is_dropped_with_its_later_spans() {
         0,
     );
     let t0 = Instant::now();
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     let spans: Vec<Span> = (0..4).map(|n| span(3, n, true)).collect();
-    let done = buffer.insert(&request(vec![("api", spans)]), t0, &mut late);
+    let done = buffer.insert(
+        &request(vec![("api", spans)]),
+        &Metadata::none(),
+        t0,
+        &mut late,
+    );
     assert!(done.too_large >= 2, "{done:?}");
     assert!(done.late_not_sampled >= 1, "{done:?}");
     assert_eq!(done.too_large + done.late_not_sampled, 4);
@@ -431,11 +457,12 @@ fn an_oversized_trace_is_decided_at_once_and_its_later_spans_follow() {
     let mut policies = errors_policy();
     let metrics = metrics();
     let t0 = Instant::now();
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     // Trace 7 (an error, so kept) grows past 100 bytes; trace 8 stays small.
     let huge: Vec<Span> = (0..4).map(|n| span(7, n, n == 3)).collect();
     let done = buffer.insert(
         &request(vec![("api", huge), ("web", vec![span(8, 0, true)])]),
+        &Metadata::none(),
         t0,
         &mut late,
     );
@@ -445,11 +472,12 @@ fn an_oversized_trace_is_decided_at_once_and_its_later_spans_follow() {
     let first = decide(&mut buffer, &mut policies, &metrics, t0, false);
     assert_eq!(first.round.traces, 1, "only the oversized trace");
     assert_eq!(first.early, [EarlyReason::TraceSize]);
-    assert_eq!(names(&first.out)["api"].len(), 4);
+    assert_eq!(names(&first.out.bytes)["api"].len(), 4);
     assert_eq!(buffer.trace_count(), 1);
     // Its later spans follow the decision, counted as the oversized trace's.
     let done = buffer.insert(
         &request(vec![("api", vec![span(7, 4, false), span(7, 5, false)])]),
+        &Metadata::none(),
         t0 + Duration::from_millis(5),
         &mut late,
     );
@@ -457,7 +485,7 @@ fn an_oversized_trace_is_decided_at_once_and_its_later_spans_follow() {
     assert_eq!(done.late_oversized_sampled, 2);
     assert_eq!(done.oversized, 0);
     assert_eq!(buffer.late_ages_s(), [0, 0]);
-    assert_eq!(names(&late)["api"], ["t7-s4", "t7-s5"]);
+    assert_eq!(names(&late.bytes)["api"], ["t7-s4", "t7-s5"]);
     // The small trace waits its turn.
     let rest = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!(rest.round.traces, 1);
@@ -465,6 +493,7 @@ fn an_oversized_trace_is_decided_at_once_and_its_later_spans_follow() {
     // A late span of the small trace is late, not oversized.
     let done = buffer.insert(
         &request(vec![("web", vec![span(8, 1, false)])]),
+        &Metadata::none(),
         t0 + WAIT + Duration::from_secs(2),
         &mut late,
     );
@@ -503,11 +532,12 @@ fn attribute_policies_see_span_and_resource_attributes() {
             ("api", vec![checkout, span(2, 0, false)]),
             ("billing", vec![span(3, 0, false)]),
         ]),
+        &Metadata::none(),
         t0,
-        &mut Vec::new(),
+        &mut Framed::default(),
     );
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
-    let kept = names(&due.out);
+    let kept = names(&due.out.bytes);
     assert_eq!(kept["api"], ["t1-s0"]);
     assert_eq!(kept["billing"], ["t3-s0"]);
     assert_eq!(due.round.discarded_spans, 1);
@@ -522,8 +552,9 @@ fn a_span_without_a_trace_id_is_counted_not_buffered() {
     };
     let done = buffer.insert(
         &request(vec![("api", vec![short, span(1, 0, false)])]),
+        &Metadata::none(),
         Instant::now(),
-        &mut Vec::new(),
+        &mut Framed::default(),
     );
     assert_eq!((done.invalid, done.buffered), (1, 1));
     assert_eq!(buffer.span_count(), 1);
@@ -539,8 +570,9 @@ fn drop_all_frees_everything() {
                 "api",
                 vec![span(trace, 0, false), span(trace, 1, false)],
             )]),
+            &Metadata::none(),
             t0,
-            &mut Vec::new(),
+            &mut Framed::default(),
         );
     }
     assert_eq!(buffer.drop_all(), 20);
@@ -600,7 +632,7 @@ fn under_the_tracestate_gate_kept_spans_carry_their_traces_threshold() {
     ]);
     let mut buffer = TraceBuffer::new(limits(), 0);
     let t0 = Instant::now();
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     // Trace 1: an error (kept for certain). Trace 2: high randomness, so the 50 % policy keeps
     // it. Trace 3: low randomness, not kept. One span of trace 1 has a tracestate that does not
     // parse; one of trace 2 already carries a stricter threshold.
@@ -614,13 +646,13 @@ fn under_the_tracestate_gate_kept_spans_carry_their_traces_threshold() {
             span_with_state(3, 0, false, "ot=rv:00000000000000"),
         ],
     )]);
-    buffer.insert(&first, t0, &mut late);
+    buffer.insert(&first, &Metadata::none(), t0, &mut late);
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!(
         (due.round.kept_spans, due.round.unparseable_tracestates),
         (4, 1)
     );
-    let states = tracestates(&due.out);
+    let states = tracestates(&due.out.bytes);
     assert_eq!(states["t1-s0"], "ot=th:0,vendor=a");
     assert_eq!(states["t1-s1"], "bad key=1", "unparseable: left as it was");
     assert_eq!(states["t2-s0"], "ot=rv:ffffffffffffff;th:8");
@@ -632,11 +664,12 @@ fn under_the_tracestate_gate_kept_spans_carry_their_traces_threshold() {
     // A late span of trace 2 carries the same threshold.
     let done = buffer.insert(
         &request(vec![("api", vec![span_with_state(2, 2, false, "")])]),
+        &Metadata::none(),
         t0 + WAIT * 2,
         &mut late,
     );
     assert_eq!((done.late_sampled, done.unparseable_tracestates), (1, 0));
-    assert_eq!(tracestates(&late)["t2-s2"], "ot=th:8");
+    assert_eq!(tracestates(&late.bytes)["t2-s2"], "ot=th:8");
 }
 
 #[test]
@@ -661,9 +694,14 @@ fn under_the_tracestate_gate_a_rate_limit_keeps_the_highest_randomness_and_says_
     let spans = (1..=3u8)
         .flat_map(|t| (0..2).map(move |n| span_with_state(t, n, false, rv[t as usize])))
         .collect();
-    buffer.insert(&request(vec![("api", spans)]), t0, &mut Vec::new());
+    buffer.insert(
+        &request(vec![("api", spans)]),
+        &Metadata::none(),
+        t0,
+        &mut Framed::default(),
+    );
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
-    let states = tracestates(&due.out);
+    let states = tracestates(&due.out.bytes);
     assert_eq!(
         states.keys().collect::<Vec<_>>(),
         ["t2-s0", "t2-s1", "t3-s0", "t3-s1"],
@@ -704,12 +742,13 @@ fn errors() -> crate::config::Policy {
 fn span_ingest_decides_a_trace_on_the_request_that_samples_it() {
     let (mut buffer, mut policies, metrics) = at_ingest(vec![errors()]);
     let t0 = Instant::now();
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     let mut insert =
-        |buffer: &mut TraceBuffer, spans: Vec<Span>, at: Instant, late: &mut Vec<u8>| {
+        |buffer: &mut TraceBuffer, spans: Vec<Span>, at: Instant, late: &mut Framed| {
             late.clear();
             buffer.insert_deciding(
                 &request(vec![("api", spans)]),
+                &Metadata::none(),
                 at,
                 late,
                 &mut policies,
@@ -728,12 +767,12 @@ fn span_ingest_decides_a_trace_on_the_request_that_samples_it() {
     // Trace 1's error arrives: the trace is decided, its held span goes with the new one.
     let done = insert(&mut buffer, vec![span(1, 1, true)], t0, &mut late);
     assert_eq!(done.ingest_sampled, 2);
-    assert_eq!(names(&late)["api"], ["t1-s0", "t1-s1"]);
+    assert_eq!(names(&late.bytes)["api"], ["t1-s0", "t1-s1"]);
     assert_eq!(buffer.trace_count(), 1);
     // Its later spans follow the decision.
     let done = insert(&mut buffer, vec![span(1, 2, false)], t0, &mut late);
     assert_eq!(done.late_sampled, 1);
-    assert_eq!(names(&late)["api"], ["t1-s2"]);
+    assert_eq!(names(&late.bytes)["api"], ["t1-s2"]);
     // Trace 2 is not sampled when its wait ends, without evaluation.
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!(
@@ -765,12 +804,13 @@ fn span_ingest_with_a_drop_policy_drops_at_ingest_and_samples_nothing_as_the_col
     );
     let (mut buffer, mut policies, metrics) = at_ingest(vec![errors(), drop]);
     let t0 = Instant::now();
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     let done = buffer.insert_deciding(
         &request(vec![
             ("health", vec![span(1, 0, true)]),
             ("api", vec![span(2, 0, true)]),
         ]),
+        &Metadata::none(),
         t0,
         &mut late,
         &mut policies,
@@ -816,9 +856,10 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
     let (mut policies, metrics) = (errors_policy(), metrics());
     let t0 = Instant::now();
     let ms = Duration::from_millis(1);
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     buffer.insert(
         &request(vec![("api", vec![span(1, 0, true)])]),
+        &Metadata::none(),
         t0,
         &mut late,
     );
@@ -838,6 +879,7 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
                 span_of(dropped, "d1", false),
             ],
         )]),
+        &Metadata::none(),
         t0 + ms,
         &mut late,
     );
@@ -853,7 +895,7 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
             ..Inserted::default()
         }
     );
-    assert_eq!(names(&late)["api"], ["k0", "k1"]);
+    assert_eq!(names(&late.bytes)["api"], ["k0", "k1"]);
     assert!(buffer.late_ages_s().is_empty(), "not late spans");
     assert_eq!((buffer.trace_count(), buffer.span_count()), (1, 2));
 
@@ -868,6 +910,7 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
                 span(2, 0, false),
             ],
         )]),
+        &Metadata::none(),
         t0 + 2 * ms,
         &mut late,
     );
@@ -881,7 +924,7 @@ fn stress_relief_decides_new_traces_at_arrival_and_their_later_spans_follow() {
             ..Inserted::default()
         }
     );
-    assert_eq!(names(&late)["db"], ["k2"]);
+    assert_eq!(names(&late.bytes)["db"], ["k2"]);
     // The buffered traces are decided by the policies, at their wait.
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!(
@@ -963,12 +1006,17 @@ fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
             .map(|(wave, k)| span_of(trace_id(k), &format!("{k}-{wave}"), wave == 2 && error(k)))
             .collect();
         spans_in += spans.len() as u64;
-        let mut late = Vec::new();
+        let mut late = Framed::default();
         let now = t0 + Duration::from_millis(u64::from(r));
-        let done = buffer.insert(&request(vec![("api", spans)]), now, &mut late);
+        let done = buffer.insert(
+            &request(vec![("api", spans)]),
+            &Metadata::none(),
+            now,
+            &mut late,
+        );
         not_kept += done.late_not_sampled + done.relief_not_sampled;
         if !late.is_empty() {
-            let framed = take(&late, &mut out);
+            let framed = take(&late.bytes, &mut out);
             assert_eq!(framed, done.late_sampled + done.relief_sampled);
             spans_out += framed;
         }
@@ -979,7 +1027,7 @@ fn with_stress_relief_coming_and_going_every_span_is_accounted_for() {
         );
     }
     let rest = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, true);
-    spans_out += take(&rest.out, &mut out);
+    spans_out += take(&rest.out.bytes, &mut out);
     not_kept += rest.round.discarded_spans;
     assert_eq!(buffer.span_count(), 0);
     assert_eq!(spans_in, spans_out + not_kept);
@@ -1017,22 +1065,31 @@ fn under_the_tracestate_gate_spans_stress_relief_keeps_carry_its_threshold() {
     let t0 = Instant::now();
     // Randomness 0xf0… clears 10 %'s threshold, 0xe666….
     let kept = relief_id(0xf0, 1);
-    let mut late = Vec::new();
+    let mut late = Framed::default();
     let first = Span {
         trace_state: "vendor=x".to_string(),
         ..span_of(kept, "k0", false)
     };
-    let done = buffer.insert(&request(vec![("api", vec![first])]), t0, &mut late);
+    let done = buffer.insert(
+        &request(vec![("api", vec![first])]),
+        &Metadata::none(),
+        t0,
+        &mut late,
+    );
     assert_eq!((done.relief_sampled, done.unparseable_tracestates), (1, 0));
-    assert_eq!(tracestates(&late)["k0"], "ot=th:e6666666666666,vendor=x");
+    assert_eq!(
+        tracestates(&late.bytes)["k0"],
+        "ot=th:e6666666666666,vendor=x"
+    );
     buffer.set_stress_relief(None);
     late.clear();
     buffer.insert(
         &request(vec![("api", vec![span_of(kept, "k1", false)])]),
+        &Metadata::none(),
         t0,
         &mut late,
     );
-    assert_eq!(tracestates(&late)["k1"], "ot=th:e6666666666666");
+    assert_eq!(tracestates(&late.bytes)["k1"], "ot=th:e6666666666666");
 }
 
 #[test]
@@ -1052,7 +1109,7 @@ fn failed_policy_evaluations_are_counted_in_the_metrics() {
     nan.attributes.push(double_attr("f", f64::NAN));
     let t0 = Instant::now();
     let request = request(vec![("api", vec![nan, span(2, 0, false)])]);
-    buffer.insert(&request, t0, &mut Vec::new());
+    buffer.insert(&request, &Metadata::none(), t0, &mut Framed::default());
     let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
     assert_eq!(due.round.traces, 2);
     assert_eq!(
@@ -1060,4 +1117,134 @@ fn failed_policy_evaluations_are_counted_in_the_metrics() {
         1,
         "trace 1's evaluation failed, trace 2's did not"
     );
+}
+
+fn tenant(name: &str) -> Metadata {
+    Metadata::from_entries(vec![("x-tenant".into(), vec![name.as_bytes().into()])])
+}
+
+/// Each request's export request, its span names by service, and its tenant.
+fn tenants(framed: &Framed) -> Vec<(String, BTreeMap<String, Vec<String>>, u64)> {
+    framed
+        .requests()
+        .map(|(bytes, spans, metadata)| {
+            let name = metadata
+                .get("x-tenant")
+                .first()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            (name, names(bytes), spans)
+        })
+        .collect()
+}
+
+/// Kept spans go out under the client metadata of the request that brought each: a trace
+/// whose spans came from two tenants is framed as two requests, one per tenant; spans of the
+/// same tenant from several requests share one; a header interned for one tenant is not
+/// reused for another; late spans carry their own request's metadata; and once everything is
+/// decided, no metadata is held.
+#[test]
+fn kept_spans_carry_the_client_metadata_they_came_with() {
+    let mut buffer = TraceBuffer::new(limits(), 0);
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    let mut late = Framed::default();
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    // Trace 1 (kept) from acme and globex, trace 2 (kept) from globex only, trace 3 (not
+    // kept) from acme, trace 4 (kept) with no metadata; all under the same resource.
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 0, true), span(3, 0, false)])]),
+        &acme,
+        t0,
+        &mut late,
+    );
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 1, false), span(2, 0, true)])]),
+        &globex,
+        t0,
+        &mut late,
+    );
+    buffer.insert(
+        &request(vec![("api", vec![span(1, 2, false)])]),
+        &tenant("acme"),
+        t0,
+        &mut late,
+    );
+    buffer.insert(
+        &request(vec![("api", vec![span(4, 0, true)])]),
+        &Metadata::none(),
+        t0,
+        &mut late,
+    );
+    assert!(late.is_empty());
+    let held = buffer.headers.bytes;
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    assert_eq!(due.round.kept_spans, 5);
+    let mut got = tenants(&due.out);
+    got.sort();
+    let api = |names: &[&str]| {
+        BTreeMap::from([(
+            "api".to_string(),
+            names.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        )])
+    };
+    assert_eq!(
+        got,
+        [
+            (String::new(), api(&["t4-s0"]), 1),
+            ("acme".into(), api(&["t1-s0", "t1-s2"]), 2),
+            ("globex".into(), api(&["t1-s1", "t2-s0"]), 2),
+        ]
+    );
+    assert_eq!(due.out.spans(), 5);
+    assert_eq!(buffer.headers.bytes, 0, "held {held} before");
+
+    // Late spans of kept traces: under the metadata of their own request.
+    let done = buffer.insert(
+        &request(vec![("api", vec![span(1, 3, false), span(2, 1, false)])]),
+        &acme,
+        t0 + WAIT,
+        &mut late,
+    );
+    assert_eq!(done.late_sampled, 2);
+    assert_eq!(
+        tenants(&late),
+        [("acme".into(), api(&["t1-s3", "t2-s1"]), 2)]
+    );
+    // A request whose spans all followed a decision holds no metadata after it.
+    assert_eq!(buffer.headers.bytes, 0);
+}
+
+/// Under `span-ingest`, a trace sampled by one request frames its spans of earlier requests
+/// under their own metadata.
+#[test]
+fn span_ingest_frames_a_traces_earlier_spans_under_their_metadata() {
+    let (mut buffer, mut policies, metrics) = at_ingest(vec![errors()]);
+    let t0 = Instant::now();
+    let mut late = Framed::default();
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    buffer.insert_deciding(
+        &request(vec![("api", vec![span(1, 0, false)])]),
+        &acme,
+        t0,
+        &mut late,
+        &mut policies,
+        &metrics,
+    );
+    assert!(late.is_empty());
+    let done = buffer.insert_deciding(
+        &request(vec![("api", vec![span(1, 1, true)])]),
+        &globex,
+        t0,
+        &mut late,
+        &mut policies,
+        &metrics,
+    );
+    assert_eq!(done.ingest_sampled, 2);
+    let got: Vec<(String, u64)> = tenants(&late)
+        .into_iter()
+        .map(|(tenant, _, spans)| (tenant, spans))
+        .collect();
+    assert_eq!(got, [("acme".into(), 1), ("globex".into(), 1)]);
+    assert_eq!(buffer.headers.bytes, 0);
 }
