@@ -32,9 +32,10 @@ use super::error::ConfigError;
 use super::extensions::Secret;
 use super::values::{is_header_name, KeyPath};
 
-/// Headers an exporter writes itself, which an entry may not set: two of them would make a
-/// request ambiguous (its framing, its encoding) or break gRPC; `grpc-*` are refused too.
-const RESERVED: &[&str] = &[
+/// Headers an exporter writes itself, which an entry may not set (nor may a tier forward client
+/// metadata under): two of them would make a request ambiguous (its framing, its encoding) or
+/// break gRPC; `grpc-*` are refused too.
+pub(crate) const RESERVED: &[&str] = &[
     "content-length",
     "transfer-encoding",
     "host",

@@ -40,7 +40,7 @@ mod error;
 mod exporters;
 mod extensions;
 mod feature_gates;
-mod headers_setter;
+pub(crate) mod headers_setter;
 mod locate;
 mod processors;
 mod receivers;

@@ -60,18 +60,6 @@ pub(super) fn plan(
     Ok(Some(settings))
 }
 
-/// Headers a forward request carries for itself, which no client metadata key may name.
-const FORWARD_HEADERS: [&str; 8] = [
-    "content-type",
-    "te",
-    "user-agent",
-    "host",
-    "content-length",
-    "connection",
-    "authorization",
-    FORWARDED_HEADER,
-];
-
 /// Whether the forwarder passes each span's client metadata on (whether the receivers keep
 /// any). Then every gRPC receiver (where members forward to) must keep the same keys as the
 /// receiver that kept the most, so a tenant reaches the owner whatever receiver took the span,
@@ -112,7 +100,8 @@ fn passes_metadata(
         }
     }
     let taken = kept.keys().iter().find(|key| {
-        FORWARD_HEADERS.contains(&&***key)
+        crate::config::headers_setter::RESERVED.contains(&&***key)
+            || [FORWARDED_HEADER, "authorization"].contains(&&***key)
             || key.starts_with("grpc-")
             || headers
                 .iter()

@@ -14,7 +14,7 @@ use std::time::Instant;
 use tailgate_wire::{span_with_trace_state, Framer, Item, Piece, SpanView};
 
 use super::arena::Arena;
-use super::interner::Headers;
+use super::interner::{Headers, NO_METADATA};
 use super::queues::Due;
 use super::slots::{SpanSlot, TraceEntry, NIL};
 use super::{TraceBuffer, SPAN_OVERHEAD, TRACE_OVERHEAD};
@@ -224,6 +224,8 @@ impl KeptSpans {
         threshold: Option<Threshold>,
     ) -> u64 {
         let mut unparseable = 0;
+        // Without client metadata (the usual gateway), every span is of class 0.
+        let classes = spans.headers.has_classes();
         for (i, s) in spans.walk(trace.head).enumerate() {
             let header = spans.slots[s as usize].header;
             let mut rewrite = NIL;
@@ -244,8 +246,12 @@ impl KeptSpans {
                     Written::Same | Written::Stricter => {}
                 }
             }
-            self.spans
-                .push((spans.headers.class(header), header, s, rewrite));
+            let class = if classes {
+                spans.headers.class(header)
+            } else {
+                NO_METADATA
+            };
+            self.spans.push((class, header, s, rewrite));
         }
         unparseable
     }
@@ -255,12 +261,16 @@ impl KeptSpans {
     pub(super) fn frame(&mut self, spans: Spans<'_>, framer: &mut Framer, out: &mut Framed) {
         self.spans.sort_unstable();
         let (rewritten, ranges) = (&self.rewritten, &self.ranges);
+        let classes = spans.headers.has_classes();
         let mut rest = &self.spans[..];
         while let Some(&(class, ..)) = rest.first() {
-            let run = rest
-                .iter()
-                .position(|&(c, ..)| c != class)
-                .unwrap_or(rest.len());
+            let run = if classes {
+                rest.iter()
+                    .position(|&(c, ..)| c != class)
+                    .unwrap_or(rest.len())
+            } else {
+                rest.len()
+            };
             let (request, after) = rest.split_at(run);
             rest = after;
             framer.frame(

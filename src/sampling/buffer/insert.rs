@@ -72,11 +72,12 @@ pub(super) struct LateSpan {
 
 /// Where a scope group's header is, once needed: interned on the group's first buffered span,
 /// copied for its first late one.
-pub(super) struct GroupHeader {
+pub(super) struct GroupHeader<'m> {
     /// Length of the resource group's header at the start of the buffer's scratch.
     resource_len: usize,
-    /// The request's client metadata class.
-    class: u32,
+    /// The request's client metadata, interned (as the buffer's `request_class`) with the
+    /// request's first buffered span.
+    metadata: &'m Metadata,
     interned: u32,
     late: Option<(u32, u32, u32)>,
 }
@@ -126,7 +127,6 @@ impl TraceBuffer {
         self.late_ages_s.clear();
         let request_view = Request::trusted(Signal::Traces, request);
         let base = request.as_ptr() as usize;
-        let class = self.headers.pin(metadata);
         for resource_group in request_view.resource_groups() {
             self.scratch.clear();
             resource_group.header().write_to(&mut self.scratch);
@@ -136,7 +136,7 @@ impl TraceBuffer {
                 scope_group.header().write_to(&mut self.scratch);
                 let mut header = GroupHeader {
                     resource_len,
-                    class,
+                    metadata,
                     interned: NIL,
                     late: None,
                 };
@@ -152,7 +152,10 @@ impl TraceBuffer {
                 self.decide_group(now, policies, metrics, late, &mut done);
             }
         }
-        self.headers.unpin();
+        if self.request_class != NIL {
+            self.request_class = NIL;
+            self.headers.unpin();
+        }
         if !self.late.is_empty() {
             let (headers, late_spans) = (&self.late_headers, &self.late);
             let rewritten = &self.late_rewritten;
@@ -179,7 +182,7 @@ impl TraceBuffer {
         &mut self,
         item: Item<'_>,
         base: usize,
-        header: &mut GroupHeader,
+        header: &mut GroupHeader<'_>,
         now: Instant,
         done: &mut Inserted,
     ) {
@@ -208,9 +211,12 @@ impl TraceBuffer {
             }
         };
         if header.interned == NIL {
-            header.interned = self
-                .headers
-                .intern(&self.scratch, header.resource_len, header.class);
+            if self.request_class == NIL {
+                self.request_class = self.headers.pin(header.metadata);
+            }
+            header.interned =
+                self.headers
+                    .intern(&self.scratch, header.resource_len, self.request_class);
         }
         self.append(entry, item.bytes, &span, header.interned);
         done.buffered += 1;
@@ -235,6 +241,11 @@ impl TraceBuffer {
                 let trace = &self.entries[entry as usize];
                 let (spans, id) = (trace.facts.span_count(), trace.id);
                 self.release(entry);
+                // The group's header may have gone with the trace's spans: the next span of
+                // the group interns it again.
+                if !self.headers.is_live(header.interned) {
+                    header.interned = NIL;
+                }
                 self.decisions.insert_not_sampled(id, self.second_of(now));
                 done.too_large += spans;
             }
@@ -249,7 +260,7 @@ impl TraceBuffer {
         &mut self,
         item: Item<'_>,
         base: usize,
-        header: &mut GroupHeader,
+        header: &mut GroupHeader<'_>,
         cached: Cached,
         now: Instant,
         done: &mut Inserted,
@@ -292,7 +303,7 @@ impl TraceBuffer {
         &mut self,
         item: Item<'_>,
         base: usize,
-        header: &mut GroupHeader,
+        header: &mut GroupHeader<'_>,
         threshold: Option<Threshold>,
     ) -> bool {
         let resource_len = header.resource_len as u32;

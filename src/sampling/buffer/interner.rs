@@ -39,6 +39,8 @@ struct Header {
     mapped: bool,
     /// Spans using it.
     refs: u32,
+    /// Whether it is interned (not on the free list).
+    live: bool,
 }
 
 /// Interned headers, counted by the spans using them.
@@ -144,6 +146,7 @@ impl Headers {
             hash,
             mapped,
             refs: 0,
+            live: true,
         };
         self.bytes += bytes.len() as u64;
         if class != NO_METADATA {
@@ -185,6 +188,8 @@ impl Headers {
     pub(super) fn forget(&mut self, id: u32) {
         let entry = &mut self.entries[id as usize];
         debug_assert_eq!(entry.refs, 0);
+        assert!(entry.live, "header {id} forgotten twice");
+        entry.live = false;
         if entry.mapped {
             self.by_hash.remove(&entry.hash);
         }
@@ -201,9 +206,21 @@ impl Headers {
         }
     }
 
-    /// Whether no span uses header `id`.
+    /// Whether header `id` is interned and no span uses it.
     pub(super) fn unused(&self, id: u32) -> bool {
-        self.entries[id as usize].refs == 0
+        let entry = &self.entries[id as usize];
+        entry.live && entry.refs == 0
+    }
+
+    /// Whether header `id` is interned (it may have been freed with the last span using it).
+    pub(super) fn is_live(&self, id: u32) -> bool {
+        self.entries[id as usize].live
+    }
+
+    /// Whether any header has client metadata: while none has, every kept span is of class 0.
+    #[inline]
+    pub(super) fn has_classes(&self) -> bool {
+        self.classes.len() > self.free_classes.len() + 1
     }
 
     /// The resource and scope headers of `id`.

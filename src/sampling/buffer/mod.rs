@@ -169,6 +169,9 @@ pub struct TraceBuffer {
     ingest_touched: Vec<u32>,
     /// In stress relief, how new traces are decided at arrival.
     relief: Option<ArrivalSampling>,
+    /// The metadata class of the request being inserted, once one of its spans is buffered;
+    /// [`NIL`] before.
+    request_class: u32,
 }
 
 impl TraceBuffer {
@@ -201,6 +204,7 @@ impl TraceBuffer {
             entered: Vec::new(),
             ingest_touched: Vec::new(),
             relief: None,
+            request_class: NIL,
             limits,
         }
     }

@@ -40,7 +40,7 @@ impl TraceBuffer {
         &mut self,
         item: Item<'_>,
         base: usize,
-        header: &mut GroupHeader,
+        header: &mut GroupHeader<'_>,
         id: u128,
         sampling: ArrivalSampling,
         now: Instant,

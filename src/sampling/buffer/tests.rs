@@ -1248,3 +1248,66 @@ fn span_ingest_frames_a_traces_earlier_spans_under_their_metadata() {
     assert_eq!(got, [("acme".into(), 1), ("globex".into(), 1)]);
     assert_eq!(buffer.headers.bytes, 0);
 }
+
+/// A trace dropped past its size limit takes its group's header with it; the group's next
+/// span (of another trace) interns the header again rather than using the freed one, and
+/// headers interned later, for other tenants, are each their own.
+#[test]
+fn a_header_freed_with_a_too_large_trace_is_not_used_again() {
+    let mut buffer = TraceBuffer::new(
+        BufferLimits {
+            max_trace_bytes: Some(100),
+            ..limits()
+        },
+        0,
+    );
+    let (mut policies, metrics) = (errors_policy(), metrics());
+    let t0 = Instant::now();
+    let mut late = Framed::default();
+    // Trace 3 passes the limit within the group; trace 4's span comes after it in the group.
+    let mut spans: Vec<Span> = (0..2).map(|n| span(3, n, true)).collect();
+    spans.push(span(4, 0, true));
+    let done = buffer.insert(
+        &request(vec![("api", spans)]),
+        &tenant("acme"),
+        t0,
+        &mut late,
+    );
+    assert_eq!((done.too_large, done.buffered), (2, 3), "{done:?}");
+    buffer.insert(
+        &request(vec![("db", vec![span(5, 0, true)])]),
+        &tenant("globex"),
+        t0,
+        &mut late,
+    );
+    buffer.insert(
+        &request(vec![("web", vec![span(6, 0, true)])]),
+        &tenant("initech"),
+        t0,
+        &mut late,
+    );
+    let due = decide(&mut buffer, &mut policies, &metrics, t0 + WAIT, false);
+    let mut got = tenants(&due.out);
+    got.sort();
+    let one =
+        |service: &str, name: &str| BTreeMap::from([(service.to_string(), vec![name.to_string()])]);
+    assert_eq!(
+        got,
+        [
+            ("acme".into(), one("api", "t4-s0"), 1),
+            ("globex".into(), one("db", "t5-s0"), 1),
+            ("initech".into(), one("web", "t6-s0"), 1),
+        ]
+    );
+    assert_eq!(buffer.headers.bytes, 0);
+    for trace in 7..9u8 {
+        buffer.insert(
+            &request(vec![("api", vec![span(trace, 0, false)])]),
+            &tenant("acme"),
+            t0,
+            &mut late,
+        );
+    }
+    buffer.drop_all();
+    assert_eq!(buffer.headers.bytes, 0);
+}
