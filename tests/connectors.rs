@@ -538,3 +538,92 @@ fn a_routing_condition_outside_the_ottl_subset_is_refused_at_start_naming_it() {
         );
     }
 }
+
+/// `context: span`: each span routed on its own (by name here), a resource route in the same
+/// table, the rest to the default; every span reaches its pipeline's sink once, under the
+/// resource it came with.
+#[test]
+fn spans_are_routed_one_by_one_with_the_span_context() {
+    let (first, first_addr, _) = start_sink();
+    let (ecorp, ecorp_addr, _) = start_sink();
+    let (other, other_addr, _) = start_sink();
+    let exporters = [
+        otlp("otlp/first", first_addr, ""),
+        otlp("otlp/ecorp", ecorp_addr, ""),
+        otlp("otlp/other", other_addr, ""),
+    ]
+    .concat();
+    let (config, grpc, http, admin) = config(
+        "0, 1",
+        &exporters,
+        "  routing:
+    default_pipelines: [traces/other]
+    table:
+      - context: span
+        condition: IsMatch(name, \"-[123]$\")
+        pipelines: [traces/first]
+      - condition: attributes[\"tenant\"] == \"ecorp\"
+        pipelines: [traces/ecorp]
+",
+        "    traces/in:
+      receivers: [otlp]
+      exporters: [routing]
+    traces/first:
+      receivers: [routing]
+      processors: [batch]
+      exporters: [otlp/first]
+    traces/ecorp:
+      receivers: [routing]
+      exporters: [otlp/ecorp]
+    traces/other:
+      receivers: [routing]
+      exporters: [otlp/other]
+",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    post(
+        &gateway,
+        vec![
+            group(Some("ecorp"), &[1, 4, 5]),
+            group(None, &[2, 6]),
+            group(Some("initech"), &[3, 7]),
+        ],
+    );
+    // A request all of whose spans go one way.
+    post(&gateway, vec![group(Some("ecorp"), &[8, 9])]);
+    assert!(
+        wait_for(WAIT, || first.spans_received() == 3
+            && ecorp.spans_received() == 4
+            && other.spans_received() == 2),
+        "first {}, ecorp {}, other {}\n{}",
+        first.spans_received(),
+        ecorp.spans_received(),
+        other.spans_received(),
+        gateway.stderr()
+    );
+    assert_eq!(
+        gateway.metric("tailgate_dropped_spans", &[("reason", "unrouted")]),
+        0.0
+    );
+    assert!(gateway.stop().success());
+    let first = spans_by_name(first);
+    let expected: BTreeMap<String, Option<String>> = [
+        ("span-1", Some("ecorp")),
+        ("span-2", None),
+        ("span-3", Some("initech")),
+    ]
+    .into_iter()
+    .map(|(name, tenant)| (name.to_string(), tenant.map(String::from)))
+    .collect();
+    assert_eq!(first, expected);
+    let ecorp = spans_by_name(ecorp);
+    assert_eq!(
+        ecorp.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["span-4", "span-5", "span-8", "span-9"]
+    );
+    assert!(ecorp.values().all(|t| t.as_deref() == Some("ecorp")));
+    let other = spans_by_name(other);
+    assert_eq!(other.get("span-6"), Some(&None));
+    assert_eq!(other.get("span-7"), Some(&Some("initech".to_string())));
+    assert_eq!(other.len(), 2);
+}

@@ -119,13 +119,18 @@ pub enum RouteCondition {
     Resource(Condition),
     /// `context: request`: a client metadata value of the whole request.
     Request(RequestCondition),
+    /// `context: span` (traces): tailgate's OTTL subset on each span, with its resource and
+    /// scope.
+    Span(Condition),
 }
 
 impl RouteCondition {
     /// The condition as written.
     pub fn text(&self) -> &str {
         match self {
-            RouteCondition::Resource(condition) => condition.text(),
+            RouteCondition::Resource(condition) | RouteCondition::Span(condition) => {
+                condition.text()
+            }
             RouteCondition::Request(condition) => &condition.text,
         }
     }
@@ -404,17 +409,18 @@ fn check_routing(raw: RawRouting, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Routi
 
 /// The route at `at`: its condition in tailgate's OTTL subset, its action and pipelines.
 fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, ConfigError> {
-    let request = match raw.context.as_deref() {
-        None | Some("" | "resource") => false,
-        Some("request") => true,
-        Some(other @ ("span" | "metric" | "datapoint" | "log")) => {
+    let context = match raw.context.as_deref() {
+        None | Some("" | "resource") => Some(ContextKind::Resource),
+        Some("span") => Some(ContextKind::Span),
+        Some("request") => None,
+        Some(other @ ("metric" | "datapoint" | "log")) => {
             return Err(ctx.error(
                 &at.key("context"),
                 Target::Value,
                 ConfigErrorKind::Unsupported(format!(
-                    "the `{other}` context is not supported; tailgate routes whole resource \
-                     groups by their resource (`context: resource`, the default), so a request \
-                     is split without decoding its spans, metrics or logs"
+                    "the `{other}` context is not supported; tailgate routes by resource \
+                     (`context: resource`, the default), by span (`context: span`, traces) and \
+                     by client metadata (`context: request`)"
                 )),
             ))
         }
@@ -423,7 +429,7 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
                 &at.key("context"),
                 format!(
                     "`{other}` is not a routing context; the Collector has resource, span, \
-                     metric, datapoint, log and request (tailgate: resource and request)"
+                     metric, datapoint, log and request (tailgate: resource, span and request)"
                 ),
             ))
         }
@@ -459,20 +465,18 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
         }
     };
     let offset = text.len() - condition_text.len();
-    let condition = if request {
-        RouteCondition::Request(
+    let condition = match context {
+        None => RouteCondition::Request(
             RequestCondition::parse(condition_text.trim())
                 .map_err(|why| ctx.invalid(&at.key(key), why))?,
-        )
-    } else {
-        RouteCondition::Resource(resource_condition(
-            &text,
-            &condition_text,
-            offset,
-            key,
-            at,
-            ctx,
-        )?)
+        ),
+        Some(kind) => {
+            let condition = ottl_condition(&text, &condition_text, offset, key, kind, at, ctx)?;
+            match kind {
+                ContextKind::Span => RouteCondition::Span(condition),
+                _ => RouteCondition::Resource(condition),
+            }
+        }
     };
     let action = match raw.action.as_deref() {
         None | Some("" | "move") => RouteAction::Move,
@@ -499,17 +503,18 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
     })
 }
 
-/// The resource-context condition `condition_text`, written at `offset` of `text` (under key
+/// The condition `condition_text` of context `kind`, written at `offset` of `text` (under key
 /// `key` of the route at `at`), parsed in tailgate's OTTL subset.
-fn resource_condition(
+fn ottl_condition(
     text: &str,
     condition_text: &str,
     offset: usize,
     key: &str,
+    kind: ContextKind,
     at: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<Condition, ConfigError> {
-    Condition::parse(condition_text, ContextKind::Resource).map_err(|err| {
+    Condition::parse(condition_text, kind).map_err(|err| {
         let column = text
             .char_indices()
             .take_while(|(i, _)| *i < offset + err.at)
@@ -730,10 +735,34 @@ service:
         assert!(err.contains("set(attributes"), "{err}");
         let err = refused(&ROUTED.replace(
             "      - condition: attributes",
-            "      - context: span\n        condition: attributes",
+            "      - context: log\n        condition: attributes",
         ));
         assert!(err.contains("table[0].context"), "{err}");
-        assert!(err.contains("`span` context is not supported"), "{err}");
+        assert!(err.contains("`log` context is not supported"), "{err}");
+        // The span context: span paths, and its resource's under `resource.`.
+        let spans = ROUTED.replace(
+            "      - condition: attributes[\"tenant\"]",
+            "      - context: span\n        condition: name == \"GET\" and resource.attributes[\"tenant\"]",
+        );
+        let config = load(&spans).expect("a span route");
+        let Some(Connector::Routing(routing)) = config.connectors.by_id.values().next() else {
+            panic!("a routing connector");
+        };
+        assert!(matches!(
+            routing.table[0].condition,
+            RouteCondition::Span(_)
+        ));
+        assert!(matches!(
+            routing.table[1].condition,
+            RouteCondition::Resource(_)
+        ));
+        let err = refused(&spans.replace("name ==", "nombre =="));
+        assert!(err.contains("table[0].condition"), "{err}");
+        // Between metrics pipelines, refused.
+        let metrics = spans.replace("traces/", "metrics/");
+        let err = refused(&metrics);
+        assert!(err.contains("routes by span"), "{err}");
+        assert!(err.contains("metrics pipeline"), "{err}");
         let err = refused(&ROUTED.replace("attributes[\"tenant\"]", "name"));
         assert!(err.contains("resource context has no `name`"), "{err}");
     }

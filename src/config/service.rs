@@ -978,6 +978,22 @@ fn check_connections(
         if let Connector::Failover(failover) = connector {
             check_levels_fed_only_by(id, failover, pipelines, keys, section, ctx)?;
         }
+        if let Connector::Routing(routing) = connector {
+            let span = routing.table.iter().position(|route| {
+                matches!(route.condition, super::connectors::RouteCondition::Span(_))
+            });
+            if let (Some(_), false) = (span, signal == Signal::Traces) {
+                return Err(reference(
+                    &listed_at(sources[0], Role::Exporter, id),
+                    format!(
+                        "connector `{id}` routes by span (a route with `context: span`), and \
+                         pipeline `{}` is a {} pipeline; the span context routes traces",
+                        pipelines[sources[0]].id,
+                        signal.as_str()
+                    ),
+                ));
+            }
+        }
         for target in connector.targets() {
             if !sinks.iter().any(|&p| &pipelines[p].id == target) {
                 let exists = pipelines.iter().any(|p| &p.id == target);

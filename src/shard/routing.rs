@@ -16,6 +16,13 @@
 //! bytes go on as they are (a `Bytes` clone); otherwise each pipeline gets a new request made
 //! of its groups' byte ranges, copied, each under its field tag and length.
 //!
+//! A table with a `context: span` route (traces) is evaluated on each span instead, its
+//! resource and scope beside it: every route, in order, whatever its context (a resource
+//! route's condition reads the span's resource, a request route the batch's metadata), which
+//! routes each span as the Collector's route-by-route passes do. Each pipeline then gets its
+//! spans framed under the resource and scope they came with (their bytes copied, never
+//! re-encoded); a batch all of whose spans go the same way goes on as it is.
+//!
 //! # Where it runs
 //!
 //! On the shard that owns the data, after the receivers split requests by trace id: a trace's
@@ -34,7 +41,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use tailgate_wire::{Request, Signal};
+use tailgate_wire::{Framer, Piece, Request, Signal, SpanView};
 
 use crate::config::{ErrorMode, RouteCondition};
 use crate::export::{Batch, Connect};
@@ -68,6 +75,9 @@ pub(super) struct Router {
     scratch: RefCell<Scratch>,
     /// Each resource group's set of targets, for the batch being split.
     marks: RefCell<Vec<u64>>,
+    /// Whether a route reads spans (`context: span`): the batch is split span by span.
+    by_span: bool,
+    framer: RefCell<Framer>,
 }
 
 /// Where one batch goes: a request for each target stage, with its item count.
@@ -89,9 +99,15 @@ impl Router {
             targets.len() <= CONNECTOR_TARGETS_MAX,
             "the plan bounds a connector's targets"
         );
+        let by_span = signal == Signal::Traces
+            && routes
+                .iter()
+                .any(|route| matches!(route.condition, RouteCondition::Span(_)));
         Router {
             name,
             signal,
+            by_span,
+            framer: RefCell::new(Framer::new()),
             routes,
             default,
             error_mode,
@@ -112,7 +128,9 @@ impl Router {
         let mut targets = 0;
         for route in &self.routes {
             let met = match &route.condition {
-                RouteCondition::Resource(condition) => condition.eval(subject, scratch),
+                RouteCondition::Resource(condition) | RouteCondition::Span(condition) => {
+                    condition.eval(subject, scratch)
+                }
                 RouteCondition::Request(condition) => Ok(condition.matches(metadata)),
             };
             match met {
@@ -147,9 +165,12 @@ impl Router {
         Some(targets | self.default)
     }
 
-    /// Splits `batch` by resource group: the request each target stage gets. Counts what goes
-    /// nowhere.
+    /// Splits `batch` by resource group (by span, with a span route): the request each target
+    /// stage gets. Counts what goes nowhere.
     fn split(&self, batch: &Batch) -> Split {
+        if self.by_span {
+            return self.split_spans(batch);
+        }
         let request = Request::trusted(self.signal, &batch.bytes);
         let mut marks = self.marks.borrow_mut();
         marks.clear();
@@ -206,6 +227,90 @@ impl Router {
                 items += group.item_count(self.signal);
             }
             out.push((target, Bytes::from(bytes), items));
+        }
+        out
+    }
+}
+
+/// One span of a batch split by span: its targets, where its resource and scope headers are in
+/// the split's header scratch, and where its bytes are in the batch.
+struct Routed {
+    targets: u64,
+    resource: (u32, u32),
+    scope: (u32, u32),
+    item: (usize, usize),
+}
+
+impl Router {
+    /// [`Router::split`] span by span.
+    fn split_spans(&self, batch: &Batch) -> Split {
+        let request = Request::trusted(Signal::Traces, &batch.bytes);
+        let base = batch.bytes.as_ptr() as usize;
+        let mut headers: Vec<u8> = Vec::new();
+        let mut spans: Vec<Routed> = Vec::with_capacity(batch.items as usize);
+        {
+            let mut scratch = self.scratch.borrow_mut();
+            for group in request.resource_groups() {
+                let start = headers.len() as u32;
+                group.header().write_to(&mut headers);
+                let resource_header = (start, headers.len() as u32);
+                let resource = group.resource();
+                for scope_group in group.scope_groups() {
+                    let start = headers.len() as u32;
+                    scope_group.header().write_to(&mut headers);
+                    let scope_header = (start, headers.len() as u32);
+                    let scope = scope_group.scope();
+                    for item in scope_group.items() {
+                        let subject = Subject {
+                            resource,
+                            scope,
+                            span: Some(SpanView::new(item)),
+                            event: None,
+                        };
+                        let Some(targets) = self.route(&subject, &mut scratch, &batch.metadata)
+                        else {
+                            self.drops
+                                .add(self.signal, DropReason::RoutingError, batch.items);
+                            return Vec::new();
+                        };
+                        let at = item.bytes.as_ptr() as usize - base;
+                        spans.push(Routed {
+                            targets,
+                            resource: resource_header,
+                            scope: scope_header,
+                            item: (at, at + item.bytes.len()),
+                        });
+                    }
+                }
+            }
+        }
+        let mut out = Split::new();
+        let unrouted = spans.iter().filter(|s| s.targets == 0).count() as u64;
+        if unrouted > 0 {
+            self.drops.add(self.signal, DropReason::Unrouted, unrouted);
+        }
+        if let Some(first) = spans.first().map(|s| s.targets) {
+            if spans.iter().all(|s| s.targets == first) {
+                for target in bits(first) {
+                    out.push((target, batch.bytes.clone(), batch.items));
+                }
+                return out;
+            }
+        }
+        let all = spans.iter().fold(0, |acc, s| acc | s.targets);
+        let mut framer = self.framer.borrow_mut();
+        for target in bits(all) {
+            let mine = || spans.iter().filter(move |s| s.targets & (1 << target) != 0);
+            let mut bytes = Vec::new();
+            framer.frame(
+                mine().map(|s| Piece {
+                    resource: &headers[s.resource.0 as usize..s.resource.1 as usize],
+                    scope: &headers[s.scope.0 as usize..s.scope.1 as usize],
+                    item: &batch.bytes[s.item.0..s.item.1],
+                }),
+                &mut bytes,
+            );
+            out.push((target, Bytes::from(bytes), mine().count() as u64));
         }
         out
     }
@@ -382,6 +487,77 @@ mod tests {
         let all_unrouted = router.split(&super::tests::batch(vec![group(None, 4)]));
         assert!(all_unrouted.is_empty());
         assert_eq!(drops.counter(Signal::Traces, DropReason::Unrouted).get(), 7);
+    }
+
+    /// With a span route, each span goes its own way (a resource route in the same table read
+    /// on each span's resource), under the resource it came with; a batch all of whose spans
+    /// go one way goes on uncopied.
+    #[test]
+    fn a_span_route_splits_groups_span_by_span() {
+        let mut builder = RegistryBuilder::new();
+        let drops = DropMetrics::register(&mut builder, 0);
+        let routes = vec![
+            Route {
+                condition: RouteCondition::Span(
+                    Condition::parse(r#"IsMatch(name, "^x")"#, ContextKind::Span).unwrap(),
+                ),
+                copy: false,
+                targets: 0b01,
+            },
+            Route {
+                condition: RouteCondition::Resource(
+                    Condition::parse(r#"attributes["tenant"] == "acme""#, ContextKind::Resource)
+                        .unwrap(),
+                ),
+                copy: false,
+                targets: 0b10,
+            },
+        ];
+        let router = Router::new(
+            "routing".into(),
+            Signal::Traces,
+            routes,
+            0,
+            ErrorMode::Propagate,
+            Vec::new(),
+            drops.clone(),
+        );
+        let named = |tenant: Option<&str>, names: &[&str]| {
+            let mut g = group(tenant, names.len());
+            for (span, name) in g.scope_spans[0].spans.iter_mut().zip(names) {
+                span.name = name.to_string();
+            }
+            g
+        };
+        let mixed = batch(vec![
+            named(Some("acme"), &["x1", "a1", "x2"]),
+            named(None, &["b1", "x3"]),
+        ]);
+        let split = router.split(&mixed);
+        let targets: Vec<(usize, u64)> = split.iter().map(|(t, _, n)| (*t, *n)).collect();
+        assert_eq!(targets, [(0, 3), (1, 1)]);
+        assert_eq!(names(&split[0].1), ["x1", "x2", "x3"]);
+        assert_eq!(names(&split[1].1), ["a1"]);
+        // x1 and x2 under acme's resource, x3 under the one without a tenant.
+        let groups = ExportTraceServiceRequest::decode(&split[0].1[..])
+            .unwrap()
+            .resource_spans;
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].resource, mixed_resource(&mixed, 0));
+        assert_eq!(groups[1].resource, mixed_resource(&mixed, 1));
+        assert_eq!(drops.counter(Signal::Traces, DropReason::Unrouted).get(), 1);
+        let one_way = batch(vec![named(None, &["x4", "x5"])]);
+        let split = router.split(&one_way);
+        assert_eq!(split.len(), 1);
+        assert_eq!(split[0].1.as_ptr(), one_way.bytes.as_ptr());
+    }
+
+    fn mixed_resource(batch: &Batch, group: usize) -> Option<Resource> {
+        ExportTraceServiceRequest::decode(&batch.bytes[..])
+            .unwrap()
+            .resource_spans[group]
+            .resource
+            .clone()
     }
 
     #[test]
