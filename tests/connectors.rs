@@ -627,3 +627,92 @@ fn spans_are_routed_one_by_one_with_the_span_context() {
     assert_eq!(other.get("span-7"), Some(&Some("initech".to_string())));
     assert_eq!(other.len(), 2);
 }
+
+/// `context: log`: each log record routed on its own, by severity, to a peer that records
+/// every request; the rest to the default. Each record reaches its pipeline once, under the
+/// resource it came with.
+#[test]
+fn log_records_are_routed_one_by_one_with_the_log_context() {
+    use common::header_sink::HeaderSink;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let (errors, rest) = (HeaderSink::start(), HeaderSink::start());
+    let exporters = format!(
+        "  otlphttp/errors:\n    endpoint: http://{}\n    compression: none\n  otlphttp/rest:\n    endpoint: http://{}\n    compression: none\n",
+        errors.http, rest.http
+    );
+    let (config, grpc, http, admin) = config(
+        "0",
+        &exporters,
+        "  routing:
+    default_pipelines: [logs/rest]
+    table:
+      - context: log
+        condition: severity_number >= SEVERITY_NUMBER_ERROR
+        pipelines: [logs/errors]
+",
+        "    logs/in:
+      receivers: [otlp]
+      exporters: [routing]
+    logs/errors:
+      receivers: [routing]
+      processors: [batch]
+      exporters: [otlphttp/errors]
+    logs/rest:
+      receivers: [routing]
+      exporters: [otlphttp/rest]
+",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let group = |service: &str, severities: &[i32]| ResourceLogs {
+        resource: common::otlp::resource(service),
+        scope_logs: vec![ScopeLogs {
+            log_records: severities
+                .iter()
+                .map(|&severity_number| LogRecord {
+                    time_unix_nano: 1,
+                    severity_number,
+                    ..LogRecord::default()
+                })
+                .collect(),
+            ..ScopeLogs::default()
+        }],
+        ..ResourceLogs::default()
+    };
+    // INFO, ERROR, WARN, FATAL from checkout; ERROR from billing.
+    let body = ExportLogsServiceRequest {
+        resource_logs: vec![group("checkout", &[9, 17, 13, 21]), group("billing", &[17])],
+    }
+    .encode_to_vec();
+    let (status, _, reply) = http_request(
+        gateway.http,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    )
+    .expect("post");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        wait_for(WAIT, || errors.items() == 3 && rest.items() == 2),
+        "errors {}, rest {}\n{}",
+        errors.items(),
+        rest.items(),
+        gateway.stderr()
+    );
+    // Each sink's resources: errors from both services, the rest from checkout alone.
+    let services = |sink: &HeaderSink| {
+        let mut all: Vec<String> = sink
+            .requests()
+            .into_iter()
+            .inspect(|r| assert_eq!(r.signal, "logs"))
+            .flat_map(|r| r.services)
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    assert_eq!(services(&errors), ["billing", "checkout"]);
+    assert_eq!(services(&rest), ["checkout"]);
+    assert!(gateway.stop().success());
+}

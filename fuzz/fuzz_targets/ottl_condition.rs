@@ -1,7 +1,7 @@
-//! Fuzzes the OTTL condition parser (`tailgate::ottl::Condition::parse`) in both contexts.
+//! Fuzzes the OTTL condition parser (`tailgate::ottl::Condition::parse`) in every context.
 //!
-//! The input, read as UTF-8 with replacement (configuration text is UTF-8), is parsed as a span
-//! and as a spanevent condition. Whatever the text: no crash, and a refusal points inside it,
+//! The input, read as UTF-8 with replacement (configuration text is UTF-8), is parsed as a span,
+//! a spanevent, a resource and a log condition. Whatever the text: no crash, and a refusal points inside it,
 //! at a character boundary. An accepted condition keeps its text.
 
 #![no_main]
@@ -11,7 +11,12 @@ use tailgate::ottl::{Condition, ContextKind};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    for context in [ContextKind::Span, ContextKind::SpanEvent] {
+    for context in [
+        ContextKind::Span,
+        ContextKind::SpanEvent,
+        ContextKind::Resource,
+        ContextKind::Log,
+    ] {
         match Condition::parse(&text, context) {
             Ok(condition) => assert_eq!(condition.text(), text),
             Err(err) => {

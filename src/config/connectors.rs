@@ -122,15 +122,18 @@ pub enum RouteCondition {
     /// `context: span` (traces): tailgate's OTTL subset on each span, with its resource and
     /// scope.
     Span(Condition),
+    /// `context: log` (logs): tailgate's OTTL subset on each log record, with its resource and
+    /// scope.
+    Log(Condition),
 }
 
 impl RouteCondition {
     /// The condition as written.
     pub fn text(&self) -> &str {
         match self {
-            RouteCondition::Resource(condition) | RouteCondition::Span(condition) => {
-                condition.text()
-            }
+            RouteCondition::Resource(condition)
+            | RouteCondition::Span(condition)
+            | RouteCondition::Log(condition) => condition.text(),
             RouteCondition::Request(condition) => &condition.text,
         }
     }
@@ -412,15 +415,17 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
     let context = match raw.context.as_deref() {
         None | Some("" | "resource") => Some(ContextKind::Resource),
         Some("span") => Some(ContextKind::Span),
+        Some("log") => Some(ContextKind::Log),
         Some("request") => None,
-        Some(other @ ("metric" | "datapoint" | "log")) => {
+        Some(other @ ("metric" | "datapoint")) => {
             return Err(ctx.error(
                 &at.key("context"),
                 Target::Value,
                 ConfigErrorKind::Unsupported(format!(
                     "the `{other}` context is not supported; tailgate routes by resource \
-                     (`context: resource`, the default), by span (`context: span`, traces) and \
-                     by client metadata (`context: request`)"
+                     (`context: resource`, the default), by span (`context: span`, traces), by \
+                     log record (`context: log`, logs) and by client metadata \
+                     (`context: request`)"
                 )),
             ))
         }
@@ -429,7 +434,7 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
                 &at.key("context"),
                 format!(
                     "`{other}` is not a routing context; the Collector has resource, span, \
-                     metric, datapoint, log and request (tailgate: resource, span and request)"
+                     metric, datapoint, log and request (tailgate: resource, span, log and request)"
                 ),
             ))
         }
@@ -474,6 +479,7 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
             let condition = ottl_condition(&text, &condition_text, offset, key, kind, at, ctx)?;
             match kind {
                 ContextKind::Span => RouteCondition::Span(condition),
+                ContextKind::Log => RouteCondition::Log(condition),
                 _ => RouteCondition::Resource(condition),
             }
         }
@@ -735,10 +741,16 @@ service:
         assert!(err.contains("set(attributes"), "{err}");
         let err = refused(&ROUTED.replace(
             "      - condition: attributes",
-            "      - context: log\n        condition: attributes",
+            "      - context: metric\n        condition: attributes",
         ));
         assert!(err.contains("table[0].context"), "{err}");
-        assert!(err.contains("`log` context is not supported"), "{err}");
+        assert!(err.contains("`metric` context is not supported"), "{err}");
+        let err = refused(&ROUTED.replace(
+            "      - condition: attributes",
+            "      - context: log\n        condition: attributes",
+        ));
+        assert!(err.contains("routes by log"), "{err}");
+        assert!(err.contains("traces pipeline"), "{err}");
         // The span context: span paths, and its resource's under `resource.`.
         let spans = ROUTED.replace(
             "      - condition: attributes[\"tenant\"]",

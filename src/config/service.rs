@@ -979,15 +979,22 @@ fn check_connections(
             check_levels_fed_only_by(id, failover, pipelines, keys, section, ctx)?;
         }
         if let Connector::Routing(routing) = connector {
-            let span = routing.table.iter().position(|route| {
-                matches!(route.condition, super::connectors::RouteCondition::Span(_))
-            });
-            if let (Some(_), false) = (span, signal == Signal::Traces) {
+            use super::connectors::RouteCondition;
+            let wrong = routing
+                .table
+                .iter()
+                .find_map(|route| match route.condition {
+                    RouteCondition::Span(_) if signal != Signal::Traces => Some(("span", "traces")),
+                    RouteCondition::Log(_) if signal != Signal::Logs => Some(("log", "logs")),
+                    _ => None,
+                });
+            if let Some((context, routes)) = wrong {
                 return Err(reference(
                     &listed_at(sources[0], Role::Exporter, id),
                     format!(
-                        "connector `{id}` routes by span (a route with `context: span`), and \
-                         pipeline `{}` is a {} pipeline; the span context routes traces",
+                        "connector `{id}` routes by {context} (a route with `context: \
+                         {context}`), and pipeline `{}` is a {} pipeline; the {context} context \
+                         routes {routes}",
                         pipelines[sources[0]].id,
                         signal.as_str()
                     ),

@@ -1,12 +1,12 @@
 //! A subset of the OpenTelemetry Transformation Language's conditions (contrib `pkg/ottl`
-//! v0.161.0), parsed and type-checked at start, evaluated against spans and span events read in
-//! place.
+//! v0.161.0), parsed and type-checked at start, evaluated against spans, span events, resources
+//! and log records read in place.
 //!
 //! # Model
 //!
 //! [`Condition::parse`] turns one condition's text into a typed expression for a context (the
-//! span or the span event context, as the Collector's `ottlspan` and `ottlspanevent` define
-//! them): paths resolved to the fields they read, enums to their numbers, literals to values,
+//! span, span event, resource or log context, as the Collector's `ottlspan`, `ottlspanevent`,
+//! `ottlresource` and `ottllog` define them): paths resolved to the fields they read, enums to their numbers, literals to values,
 //! `IsMatch` patterns compiled. Anything outside the subset is refused there, with the byte
 //! offset and what is not supported, so a configuration that starts evaluates only what the
 //! subset has. A parsed condition is immutable and cheap to clone; each user (a shard's policy)
@@ -14,8 +14,8 @@
 //! the span's, resource's, scope's and event's views — and allocates nothing after its scratch
 //! has grown, except for `IsMatch` on a map value (see `render.rs`).
 //!
-//! The subset serves the routing connector's resource conditions (the `resource` context,
-//! `ottlresource`) as well as `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
+//! The subset serves the routing connector's conditions (its `resource`, `span` and `log`
+//! contexts) as well as `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
 //! traces, routes or policies.
 //!
 //! # The subset
@@ -40,6 +40,11 @@
 //!   plus `resource.…` and `instrumentation_scope.…`/`scope.…` as above.
 //! - Resource context paths (bare, or after `resource.`): `attributes["k"]`,
 //!   `dropped_attributes_count`. The context has no enums and no `IsRootSpan`.
+//! - Log context paths (bare, or after `log.`; the routing connector's `context: log`):
+//!   `body` (its value, of whatever type), `severity_number`, `severity_text`,
+//!   `attributes["k"]`, `time_unix_nano`, `observed_time_unix_nano`, `flags`,
+//!   `dropped_attributes_count`, `event_name`; `resource.…` and `instrumentation_scope.…`/
+//!   `scope.…` as above; the enums `SEVERITY_NUMBER_*`. No `IsRootSpan`.
 //!
 //! Refused: arithmetic, other converters and editors, list, map and bytes literals, comparing
 //! two paths or a converter's result, indexes other than one string (`attributes[0]`,
@@ -66,7 +71,7 @@ mod value;
 
 use std::fmt;
 
-use tailgate_wire::{EventView, ResourceView, ScopeView, SpanView};
+use tailgate_wire::{EventView, LogRecordView, ResourceView, ScopeView, SpanView};
 
 use lexer::CmpOp;
 use path::Path;
@@ -94,11 +99,13 @@ pub enum ContextKind {
     SpanEvent,
     /// `ottlresource`: bare paths read the resource; nothing else can be read.
     Resource,
+    /// `ottllog`: bare paths read the log record.
+    Log,
 }
 
-/// What a condition reads: the span (and, in the spanevent context, one of its events) with
-/// the resource and scope it arrived under, or (in the resource context) the resource alone. A
-/// missing resource or scope reads as an empty one.
+/// What a condition reads: the span (and, in the spanevent context, one of its events) or the
+/// log record, with the resource and scope it arrived under, or (in the resource context) the
+/// resource alone. A missing resource or scope reads as an empty one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Subject<'a> {
     /// The resource.
@@ -109,6 +116,8 @@ pub struct Subject<'a> {
     pub span: Option<SpanView<'a>>,
     /// The span event: required by spanevent conditions.
     pub event: Option<EventView<'a>>,
+    /// The log record: required by log conditions.
+    pub log: Option<LogRecordView<'a>>,
 }
 
 /// A condition that cannot be used: where (a byte offset into it) and why.
@@ -211,7 +220,11 @@ impl Condition {
 
     /// Whether the condition holds for `subject`.
     pub fn eval(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Result<bool, EvalError> {
-        debug_assert!(self.context == ContextKind::Resource || subject.span.is_some());
+        debug_assert!(
+            matches!(self.context, ContextKind::Resource | ContextKind::Log)
+                || subject.span.is_some()
+        );
+        debug_assert!(self.context != ContextKind::Log || subject.log.is_some());
         debug_assert!(self.context != ContextKind::SpanEvent || subject.event.is_some());
         let result = self.expr.eval(subject, scratch);
         if scratch.text.capacity() > SCRATCH_KEEP_MAX {

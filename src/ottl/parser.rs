@@ -341,16 +341,29 @@ impl<'s> Parser<'s> {
         if self.context == ContextKind::Resource {
             return Err(self.invalid_at(at, format!("`{name}`: the resource context has no enums")));
         }
-        let value = enum_value(&name).ok_or_else(|| {
-            self.invalid_at(
-                at,
-                format!(
-                    "`{name}` is not an enum of this context (SPAN_KIND_UNSPECIFIED, \
-                     SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, SPAN_KIND_CLIENT, SPAN_KIND_PRODUCER, \
-                     SPAN_KIND_CONSUMER, STATUS_CODE_UNSET, STATUS_CODE_OK, STATUS_CODE_ERROR)"
-                ),
-            )
-        })?;
+        let value = if self.context == ContextKind::Log {
+            severity_value(&name).ok_or_else(|| {
+                self.invalid_at(
+                    at,
+                    format!(
+                        "`{name}` is not an enum of the log context (SEVERITY_NUMBER_UNSPECIFIED, \
+                         SEVERITY_NUMBER_TRACE … SEVERITY_NUMBER_FATAL4)"
+                    ),
+                )
+            })?
+        } else {
+            enum_value(&name).ok_or_else(|| {
+                self.invalid_at(
+                    at,
+                    format!(
+                        "`{name}` is not an enum of this context (SPAN_KIND_UNSPECIFIED, \
+                         SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, SPAN_KIND_CLIENT, \
+                         SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER, STATUS_CODE_UNSET, \
+                         STATUS_CODE_OK, STATUS_CODE_ERROR)"
+                    ),
+                )
+            })?
+        };
         Ok(Operand::Literal(Literal::Int(value)))
     }
 
@@ -543,6 +556,27 @@ fn enum_value(name: &str) -> Option<i64> {
         "STATUS_CODE_ERROR" => 2,
         _ => return None,
     })
+}
+
+/// The log context's enums (contrib `ctxlog`): `SEVERITY_NUMBER_UNSPECIFIED` 0, then
+/// `TRACE`, `TRACE2`…`TRACE4`, `DEBUG`…, `INFO`…, `WARN`…, `ERROR`…, `FATAL`…`FATAL4`, 1 to 24.
+fn severity_value(name: &str) -> Option<i64> {
+    let level = name.strip_prefix("SEVERITY_NUMBER_")?;
+    if level == "UNSPECIFIED" {
+        return Some(0);
+    }
+    let names = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let (base, step) = names.iter().enumerate().find_map(|(i, n)| {
+        let step = match level.strip_prefix(n)? {
+            "" => 0,
+            "2" => 1,
+            "3" => 2,
+            "4" => 3,
+            _ => return None,
+        };
+        Some((i as i64 * 4 + 1, step))
+    })?;
+    Some(base + step)
 }
 
 /// A float literal as Go's `ParseFloat` reads it; `None` when it overflows (Go refuses it).

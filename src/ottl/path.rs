@@ -1,5 +1,5 @@
 //! Paths: resolving `span.attributes["k"]`, `status.code`, `resource.attributes["k"]`… as the
-//! Collector's span, spanevent and resource contexts resolve them, and reading them from a [`Subject`].
+//! Collector's span, spanevent, resource and log contexts resolve them, and reading them from a [`Subject`].
 //!
 //! A path is dot-separated lowercase names, each optionally indexed (`attributes["k"]`). As in
 //! the Collector with path context names on (how `tail_sampling` parses its conditions), a
@@ -8,7 +8,7 @@
 //! meant: `status.code` in the span context is `span.status.code`, `name` in the spanevent
 //! context is the event's name.
 
-use tailgate_wire::{ResourceView, ScopeView, SpanView};
+use tailgate_wire::{LogRecordView, ResourceView, ScopeView, SpanView};
 
 use super::value::Value;
 use super::{ContextKind, ParseError, ParseErrorKind, Subject};
@@ -21,6 +21,21 @@ pub(crate) enum Path {
     Event(EventField),
     Resource(ResourceField),
     Scope(ScopeField),
+    Log(LogField),
+}
+
+/// What a path reads from the log record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LogField {
+    Body,
+    SeverityNumber,
+    SeverityText,
+    Attribute(Box<[u8]>),
+    TimeUnixNano,
+    ObservedTimeUnixNano,
+    Flags,
+    DroppedAttributesCount,
+    EventName,
 }
 
 /// What a path reads from the span.
@@ -114,6 +129,13 @@ impl Path {
                     Value::Nil
                 }
             },
+            Path::Log(field) => match &subject.log {
+                Some(log) => read_log(field, log),
+                None => {
+                    debug_assert!(false, "a log path read without a log record");
+                    Value::Nil
+                }
+            },
             Path::Resource(field) => read_resource(field, subject.resource.as_ref()),
             Path::Scope(field) => read_scope(field, subject.scope.as_ref()),
         }
@@ -145,6 +167,20 @@ fn read_span<'a>(field: &SpanField, span: &SpanView<'a>) -> Value<'a> {
         SpanField::DroppedAttributesCount => Value::Int(i64::from(span.dropped_attributes_count())),
         SpanField::DroppedEventsCount => Value::Int(i64::from(span.dropped_events_count())),
         SpanField::DroppedLinksCount => Value::Int(i64::from(span.dropped_links_count())),
+    }
+}
+
+fn read_log<'a>(field: &LogField, log: &LogRecordView<'a>) -> Value<'a> {
+    match field {
+        LogField::Body => Value::from_any(log.body()),
+        LogField::SeverityNumber => Value::Int(i64::from(log.severity_number())),
+        LogField::SeverityText => Value::Str(log.severity_text()),
+        LogField::Attribute(key) => attribute(log.attributes().get(key)),
+        LogField::TimeUnixNano => Value::Int(log.time_unix_nano() as i64),
+        LogField::ObservedTimeUnixNano => Value::Int(log.observed_time_unix_nano() as i64),
+        LogField::Flags => Value::Int(i64::from(log.flags())),
+        LogField::DroppedAttributesCount => Value::Int(i64::from(log.dropped_attributes_count())),
+        LogField::EventName => Value::Str(log.event_name()),
     }
 }
 
@@ -189,6 +225,13 @@ fn context_names(context: ContextKind) -> &'static [&'static str] {
             "otelcol",
         ],
         ContextKind::Resource => &["resource", "otelcol"],
+        ContextKind::Log => &[
+            "log",
+            "resource",
+            "scope",
+            "instrumentation_scope",
+            "otelcol",
+        ],
     }
 }
 
@@ -211,6 +254,7 @@ pub(crate) fn resolve(
                 ContextKind::Span => "span",
                 ContextKind::SpanEvent => "spanevent",
                 ContextKind::Resource => "resource",
+                ContextKind::Log => "log",
             },
             &segments[..],
         ),
@@ -229,6 +273,7 @@ pub(crate) fn resolve(
         "span" => Path::Span(resolver.span(first, rest)?),
         "spanevent" => Path::Event(resolver.event(first, rest)?),
         "resource" => Path::Resource(resolver.resource(first, rest)?),
+        "log" => Path::Log(resolver.log(first, rest)?),
         "otelcol" => return Err(resolver.unsupported("`otelcol` paths")),
         _ => Path::Scope(resolver.scope(first, rest)?),
     };
@@ -394,6 +439,35 @@ impl Resolver<'_> {
             "dropped_attributes_count" => plain(EventField::DroppedAttributesCount),
             "time" => Err(self.unsupported("the time as a time value; compare `time_unix_nano`")),
             "event_index" => Err(self.unsupported("the event's index")),
+            _ => Err(self.unknown(field)),
+        }
+    }
+
+    fn log(&self, field: &Segment<'_>, rest: &[Segment<'_>]) -> Result<LogField, ParseError> {
+        let plain = |value| self.plain(field, rest, value);
+        match field.name {
+            "body" => match rest.first().map(|s| s.name) {
+                Some("string") => Err(self.unsupported(
+                    "the body rendered as a string; compare `body` (a string body compares as \
+                     one) or match it with IsMatch(body, …)",
+                )),
+                _ if !field.keys.is_empty() => {
+                    Err(self.unsupported("indexing into the body (a map or list body)"))
+                }
+                _ => plain(LogField::Body),
+            },
+            "severity_number" => plain(LogField::SeverityNumber),
+            "severity_text" => plain(LogField::SeverityText),
+            "attributes" => Ok(LogField::Attribute(self.attribute_key(field, rest)?)),
+            "time_unix_nano" => plain(LogField::TimeUnixNano),
+            "observed_time_unix_nano" => plain(LogField::ObservedTimeUnixNano),
+            "flags" => plain(LogField::Flags),
+            "dropped_attributes_count" => plain(LogField::DroppedAttributesCount),
+            "event_name" => plain(LogField::EventName),
+            "trace_id" | "span_id" => Err(self.unsupported("ids")),
+            "time" | "observed_time" => Err(self.unsupported(
+                "times as time values; compare `time_unix_nano` or `observed_time_unix_nano`",
+            )),
             _ => Err(self.unknown(field)),
         }
     }

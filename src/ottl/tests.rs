@@ -153,6 +153,7 @@ fn eval_on(bytes: &[u8], context: ContextKind, condition: &str) -> Result<bool, 
         scope: scope.scope(),
         span: Some(span),
         event: span.events().next(),
+        log: None,
     };
     cond.eval(&subject, &mut Scratch::default())
 }
@@ -563,7 +564,8 @@ fn any_text_is_parsed_or_refused_without_a_panic() {
     // target (fuzz/fuzz_targets/ottl_condition.rs) that runs with every test run.
     const FRAGMENTS: &str = "name|attributes|[\"k\"]|[0]|[|]|.|span|spanevent|resource|scope|\
         status|code|==|!=|<|>=|=|and|or|not|(|)|true|nil|1|-|+|1.5e3|.5|0x1f|\"a\\\"b\"|\
-        \"\\u00e9\"|\"|\\|IsMatch|IsRootSpan|Concat|SPAN_KIND_SERVER|,|\"[a\"|é| |\u{2028}|{|}|=>|_";
+        \"\\u00e9\"|\"|\\|IsMatch|IsRootSpan|Concat|SPAN_KIND_SERVER|,|\"[a\"|é| |\u{2028}|{|}|=>|_|\
+        log|body|severity_number|SEVERITY_NUMBER_ERROR2|SEVERITY_NUMBER_|event_name|string";
     let fragments: Vec<&str> = FRAGMENTS.split('|').collect();
     let mut x = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..20_000 {
@@ -578,6 +580,7 @@ fn any_text_is_parsed_or_refused_without_a_panic() {
             ContextKind::Span,
             ContextKind::SpanEvent,
             ContextKind::Resource,
+            ContextKind::Log,
         ] {
             if let Err(err) = Condition::parse(&text, context) {
                 assert!(
@@ -649,4 +652,114 @@ fn the_resource_context_refuses_what_is_not_the_resource() {
     assert!(refused("dropped_attributes_count == SPAN_KIND_SERVER").contains("no enums"));
     assert!(refused("Concat([\"a\"], \"\") == attributes[\"x\"]").contains("Concat"));
     assert!(refused("schema_url == \"\"").contains("schema URLs"));
+}
+
+/// One log record under a resource and scope, as an export request.
+fn log_request() -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s("checkout"))],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "app.audit".to_string(),
+                    ..Default::default()
+                }),
+                log_records: vec![LogRecord {
+                    time_unix_nano: 1_700_000_000_000_000_000,
+                    observed_time_unix_nano: 1_700_000_000_500_000_000,
+                    severity_number: 18,
+                    severity_text: "ERROR2".to_string(),
+                    body: Some(AnyValue {
+                        value: Some(s("payment declined")),
+                    }),
+                    attributes: vec![kv("http.status", any_value::Value::IntValue(402))],
+                    dropped_attributes_count: 3,
+                    flags: 1,
+                    event_name: "payment.failed".to_string(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Evaluates `condition` in the log context on the only record of [`log_request`].
+fn on_log(condition: &str) -> bool {
+    let cond = Condition::parse(condition, ContextKind::Log)
+        .unwrap_or_else(|err| panic!("`{condition}` refused: {err}"));
+    let bytes = log_request();
+    let request = tailgate_wire::Request::parse(tailgate_wire::Signal::Logs, &bytes).unwrap();
+    let group = request.resource_groups().next().unwrap();
+    let scope = group.scope_groups().next().unwrap();
+    let item = scope.items().next().unwrap();
+    let subject = Subject {
+        resource: group.resource(),
+        scope: scope.scope(),
+        log: Some(tailgate_wire::LogRecordView::new(item)),
+        ..Subject::default()
+    };
+    cond.eval(&subject, &mut Scratch::default()).unwrap()
+}
+
+#[test]
+fn the_log_context_reads_the_record_its_resource_and_scope() {
+    for holds in [
+        r#"body == "payment declined""#,
+        r#"log.body == "payment declined""#,
+        r#"IsMatch(body, "declined$")"#,
+        "severity_number == SEVERITY_NUMBER_ERROR2",
+        "severity_number >= SEVERITY_NUMBER_ERROR and severity_number < SEVERITY_NUMBER_FATAL",
+        r#"severity_text == "ERROR2""#,
+        r#"attributes["http.status"] == 402"#,
+        "time_unix_nano == 1700000000000000000",
+    ] {
+        assert!(on_log(holds), "{holds}");
+    }
+    for holds in [
+        "observed_time_unix_nano == 1700000000500000000",
+        "flags == 1",
+        "dropped_attributes_count == 3",
+        r#"event_name == "payment.failed""#,
+        r#"resource.attributes["service.name"] == "checkout""#,
+        r#"instrumentation_scope.name == "app.audit""#,
+        r#"scope.name == "app.audit""#,
+        "severity_number != SEVERITY_NUMBER_UNSPECIFIED",
+        "SEVERITY_NUMBER_FATAL4 == 24",
+        "SEVERITY_NUMBER_TRACE == 1",
+    ] {
+        assert!(on_log(holds), "{holds}");
+    }
+    for fails in [
+        r#"body == "payment""#,
+        "severity_number == SEVERITY_NUMBER_ERROR",
+        r#"attributes["missing"] != nil"#,
+    ] {
+        assert!(!on_log(fails), "{fails}");
+    }
+}
+
+#[test]
+fn the_log_context_refuses_what_it_does_not_have() {
+    let refused = |condition: &str| {
+        Condition::parse(condition, ContextKind::Log)
+            .expect_err(condition)
+            .to_string()
+    };
+    assert!(refused("name == \"x\"").contains("the log context has no `name`"));
+    assert!(refused("IsRootSpan()").contains("IsRootSpan"));
+    assert!(refused("severity_number == SPAN_KIND_SERVER").contains("SPAN_KIND_SERVER"));
+    assert!(refused("severity_number == SEVERITY_NUMBER_LOUD").contains("log context"));
+    assert!(refused("trace_id == \"x\"").contains("ids"));
+    assert!(refused("body.string == \"x\"").contains("body rendered as a string"));
+    assert!(refused("span.name == \"x\"").contains("log context has no `span`"));
+    // And the span context has no severities.
+    assert!(Condition::parse("SEVERITY_NUMBER_INFO == 9", ContextKind::Span).is_err());
 }

@@ -701,7 +701,9 @@ fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
         .flatten()
         .filter_map(|route| match &route.condition {
             config::RouteCondition::Request(condition) => Some(condition.key.as_str()),
-            config::RouteCondition::Resource(_) | config::RouteCondition::Span(_) => None,
+            config::RouteCondition::Resource(_)
+            | config::RouteCondition::Span(_)
+            | config::RouteCondition::Log(_) => None,
         })
         .collect();
     keys.extend(routed.iter().copied());

@@ -138,6 +138,7 @@ impl OttlFilter {
                 scope: s.scope,
                 span: Some(s.span),
                 event: None,
+                log: None,
             };
             if !span.is_empty() && any(span, &subject)? {
                 return Ok(true);

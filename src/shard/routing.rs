@@ -16,12 +16,13 @@
 //! bytes go on as they are (a `Bytes` clone); otherwise each pipeline gets a new request made
 //! of its groups' byte ranges, copied, each under its field tag and length.
 //!
-//! A table with a `context: span` route (traces) is evaluated on each span instead, its
-//! resource and scope beside it: every route, in order, whatever its context (a resource
-//! route's condition reads the span's resource, a request route the batch's metadata), which
-//! routes each span as the Collector's route-by-route passes do. Each pipeline then gets its
-//! spans framed under the resource and scope they came with (their bytes copied, never
-//! re-encoded); a batch all of whose spans go the same way goes on as it is.
+//! A table with a `context: span` route (traces) or `context: log` route (logs) is evaluated on
+//! each span or log record instead, its resource and scope beside it: every route, in order,
+//! whatever its context (a resource route's condition reads the item's resource, a request
+//! route the batch's metadata), which routes each item as the Collector's route-by-route passes
+//! do. Each pipeline then gets its items framed under the resource and scope they came with
+//! (their bytes copied, never re-encoded); a batch all of whose items go the same way goes on
+//! as it is.
 //!
 //! # Where it runs
 //!
@@ -41,7 +42,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use tailgate_wire::{Framer, Piece, Request, Signal, SpanView};
+use tailgate_wire::{Framer, LogRecordView, Piece, Request, Signal, SpanView};
 
 use crate::config::{ErrorMode, RouteCondition};
 use crate::export::{Batch, Connect};
@@ -75,8 +76,9 @@ pub(super) struct Router {
     scratch: RefCell<Scratch>,
     /// Each resource group's set of targets, for the batch being split.
     marks: RefCell<Vec<u64>>,
-    /// Whether a route reads spans (`context: span`): the batch is split span by span.
-    by_span: bool,
+    /// Whether a route reads spans or log records (`context: span`, `context: log`): the batch
+    /// is split item by item.
+    by_item: bool,
     framer: RefCell<Framer>,
 }
 
@@ -99,14 +101,15 @@ impl Router {
             targets.len() <= CONNECTOR_TARGETS_MAX,
             "the plan bounds a connector's targets"
         );
-        let by_span = signal == Signal::Traces
-            && routes
-                .iter()
-                .any(|route| matches!(route.condition, RouteCondition::Span(_)));
+        let by_item = routes.iter().any(|route| match route.condition {
+            RouteCondition::Span(_) => signal == Signal::Traces,
+            RouteCondition::Log(_) => signal == Signal::Logs,
+            _ => false,
+        });
         Router {
             name,
             signal,
-            by_span,
+            by_item,
             framer: RefCell::new(Framer::new()),
             routes,
             default,
@@ -128,9 +131,9 @@ impl Router {
         let mut targets = 0;
         for route in &self.routes {
             let met = match &route.condition {
-                RouteCondition::Resource(condition) | RouteCondition::Span(condition) => {
-                    condition.eval(subject, scratch)
-                }
+                RouteCondition::Resource(condition)
+                | RouteCondition::Span(condition)
+                | RouteCondition::Log(condition) => condition.eval(subject, scratch),
                 RouteCondition::Request(condition) => Ok(condition.matches(metadata)),
             };
             match met {
@@ -165,11 +168,11 @@ impl Router {
         Some(targets | self.default)
     }
 
-    /// Splits `batch` by resource group (by span, with a span route): the request each target
-    /// stage gets. Counts what goes nowhere.
+    /// Splits `batch` by resource group (by item, with a span or log route): the request each
+    /// target stage gets. Counts what goes nowhere.
     fn split(&self, batch: &Batch) -> Split {
-        if self.by_span {
-            return self.split_spans(batch);
+        if self.by_item {
+            return self.split_items(batch);
         }
         let request = Request::trusted(self.signal, &batch.bytes);
         let mut marks = self.marks.borrow_mut();
@@ -232,7 +235,7 @@ impl Router {
     }
 }
 
-/// One span of a batch split by span: its targets, where its resource and scope headers are in
+/// One item of a batch split by item: its targets, where its resource and scope headers are in
 /// the split's header scratch, and where its bytes are in the batch.
 struct Routed {
     targets: u64,
@@ -242,9 +245,9 @@ struct Routed {
 }
 
 impl Router {
-    /// [`Router::split`] span by span.
-    fn split_spans(&self, batch: &Batch) -> Split {
-        let request = Request::trusted(Signal::Traces, &batch.bytes);
+    /// [`Router::split`] item by item (spans or log records).
+    fn split_items(&self, batch: &Batch) -> Split {
+        let request = Request::trusted(self.signal, &batch.bytes);
         let base = batch.bytes.as_ptr() as usize;
         let mut headers: Vec<u8> = Vec::new();
         let mut spans: Vec<Routed> = Vec::with_capacity(batch.items as usize);
@@ -261,11 +264,16 @@ impl Router {
                     let scope_header = (start, headers.len() as u32);
                     let scope = scope_group.scope();
                     for item in scope_group.items() {
+                        let (span, log) = match self.signal {
+                            Signal::Traces => (Some(SpanView::new(item)), None),
+                            _ => (None, Some(LogRecordView::new(item))),
+                        };
                         let subject = Subject {
                             resource,
                             scope,
-                            span: Some(SpanView::new(item)),
+                            span,
                             event: None,
+                            log,
                         };
                         let Some(targets) = self.route(&subject, &mut scratch, &batch.metadata)
                         else {

@@ -5,6 +5,8 @@
 
 use super::common::{last_bytes, last_varint, AnyValueView, KeyValues};
 use super::envelope::{last_message, Item};
+use super::fields::Fields;
+use super::proto::Value;
 
 /// One `LogRecord`.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +22,42 @@ impl<'a> LogRecordView<'a> {
             bytes: item.bytes,
             offset: item.offset,
         }
+    }
+
+    /// The record's `time_unix_nano` (0 when unset).
+    pub fn time_unix_nano(&self) -> u64 {
+        self.last_fixed64(1)
+    }
+
+    /// The record's `observed_time_unix_nano` (0 when unset).
+    pub fn observed_time_unix_nano(&self) -> u64 {
+        self.last_fixed64(11)
+    }
+
+    /// The record's `flags` (W3C trace flags in the low byte).
+    pub fn flags(&self) -> u32 {
+        Fields::new(self.bytes, self.offset).fold(0, |acc, f| match (f.number, f.value) {
+            (8, Value::I32(v)) => v,
+            _ => acc,
+        })
+    }
+
+    /// How many attributes the sender dropped from the record.
+    pub fn dropped_attributes_count(&self) -> u32 {
+        last_varint(self.bytes, self.offset, 7) as u32
+    }
+
+    /// The record's `event_name`.
+    pub fn event_name(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 12)
+    }
+
+    /// The last fixed64 field `number`, 0 when absent.
+    fn last_fixed64(&self, number: u32) -> u64 {
+        Fields::new(self.bytes, self.offset).fold(0, |acc, f| match (f.number, f.value) {
+            (n, Value::I64(v)) if n == number => v,
+            _ => acc,
+        })
     }
 
     /// `SeverityNumber` as its integer value.
