@@ -716,3 +716,121 @@ fn log_records_are_routed_one_by_one_with_the_log_context() {
     assert_eq!(services(&rest), ["checkout"]);
     assert!(gateway.stop().success());
 }
+
+/// `context: metric`: each metric routed on its own, by type, with its data points counted
+/// where it goes.
+#[test]
+fn metrics_are_routed_one_by_one_with_the_metric_context() {
+    use common::header_sink::HeaderSink;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum,
+    };
+    let (histograms, rest) = (HeaderSink::start(), HeaderSink::start());
+    let exporters = format!(
+        "  otlphttp/histograms:\n    endpoint: http://{}\n    compression: none\n  otlphttp/rest:\n    endpoint: http://{}\n    compression: none\n",
+        histograms.http, rest.http
+    );
+    let (config, grpc, http, admin) = config(
+        "0",
+        &exporters,
+        "  routing:
+    default_pipelines: [metrics/rest]
+    table:
+      - context: metric
+        condition: type == METRIC_DATA_TYPE_HISTOGRAM or IsMatch(name, \"duration$\")
+        pipelines: [metrics/histograms]
+",
+        "    metrics/in:
+      receivers: [otlp]
+      exporters: [routing]
+    metrics/histograms:
+      receivers: [routing]
+      exporters: [otlphttp/histograms]
+    metrics/rest:
+      receivers: [routing]
+      processors: [batch]
+      exporters: [otlphttp/rest]
+",
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let point = NumberDataPoint {
+        time_unix_nano: 1,
+        ..NumberDataPoint::default()
+    };
+    let metric = |name: &str, data| Metric {
+        name: name.to_string(),
+        data: Some(data),
+        ..Metric::default()
+    };
+    let body = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: common::otlp::resource("checkout"),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    metric(
+                        "requests",
+                        metric::Data::Sum(Sum {
+                            data_points: vec![point.clone(), point.clone()],
+                            aggregation_temporality: 2,
+                            is_monotonic: true,
+                        }),
+                    ),
+                    metric(
+                        "latency",
+                        metric::Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint::default(); 3],
+                            aggregation_temporality: 2,
+                        }),
+                    ),
+                    metric(
+                        "memory",
+                        metric::Data::Gauge(Gauge {
+                            data_points: vec![point.clone()],
+                        }),
+                    ),
+                    metric(
+                        "queue.duration",
+                        metric::Data::Gauge(Gauge {
+                            data_points: vec![point],
+                        }),
+                    ),
+                ],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+    .encode_to_vec();
+    let (status, _, reply) = http_request(
+        gateway.http,
+        "POST",
+        "/v1/metrics",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    )
+    .expect("post");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    // The histogram's 3 points and the duration gauge's 1; the sum's 2 and the memory gauge's 1.
+    assert!(
+        wait_for(WAIT, || histograms.items() == 4 && rest.items() == 3),
+        "histograms {}, rest {}\n{}",
+        histograms.items(),
+        rest.items(),
+        gateway.stderr()
+    );
+    for sink in [&histograms, &rest] {
+        for r in sink.requests() {
+            assert_eq!(
+                (r.signal.as_str(), r.services.as_slice()),
+                ("metrics", &["checkout".to_string()][..])
+            );
+        }
+    }
+    assert_eq!(
+        gateway.metric("otelcol_receiver_accepted_metric_points", &[]),
+        7.0
+    );
+    assert!(gateway.stop().success());
+}

@@ -1,7 +1,7 @@
 //! Fuzzes the OTTL condition parser (`tailgate::ottl::Condition::parse`) in every context.
 //!
 //! The input, read as UTF-8 with replacement (configuration text is UTF-8), is parsed as a span,
-//! a spanevent, a resource and a log condition. Whatever the text: no crash, and a refusal points inside it,
+//! a spanevent, a resource, a log and a metric condition. Whatever the text: no crash, and a refusal points inside it,
 //! at a character boundary. An accepted condition keeps its text.
 
 #![no_main]
@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         ContextKind::SpanEvent,
         ContextKind::Resource,
         ContextKind::Log,
+        ContextKind::Metric,
     ] {
         match Condition::parse(&text, context) {
             Ok(condition) => assert_eq!(condition.text(), text),

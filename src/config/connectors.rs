@@ -125,6 +125,9 @@ pub enum RouteCondition {
     /// `context: log` (logs): tailgate's OTTL subset on each log record, with its resource and
     /// scope.
     Log(Condition),
+    /// `context: metric` (metrics): tailgate's OTTL subset on each metric, with its resource
+    /// and scope.
+    Metric(Condition),
 }
 
 impl RouteCondition {
@@ -133,7 +136,8 @@ impl RouteCondition {
         match self {
             RouteCondition::Resource(condition)
             | RouteCondition::Span(condition)
-            | RouteCondition::Log(condition) => condition.text(),
+            | RouteCondition::Log(condition)
+            | RouteCondition::Metric(condition) => condition.text(),
             RouteCondition::Request(condition) => &condition.text,
         }
     }
@@ -416,16 +420,17 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
         None | Some("" | "resource") => Some(ContextKind::Resource),
         Some("span") => Some(ContextKind::Span),
         Some("log") => Some(ContextKind::Log),
+        Some("metric") => Some(ContextKind::Metric),
         Some("request") => None,
-        Some(other @ ("metric" | "datapoint")) => {
+        Some(other @ "datapoint") => {
             return Err(ctx.error(
                 &at.key("context"),
                 Target::Value,
                 ConfigErrorKind::Unsupported(format!(
                     "the `{other}` context is not supported; tailgate routes by resource \
                      (`context: resource`, the default), by span (`context: span`, traces), by \
-                     log record (`context: log`, logs) and by client metadata \
-                     (`context: request`)"
+                     log record (`context: log`, logs), by metric (`context: metric`, metrics) \
+                     and by client metadata (`context: request`)"
                 )),
             ))
         }
@@ -434,7 +439,7 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
                 &at.key("context"),
                 format!(
                     "`{other}` is not a routing context; the Collector has resource, span, \
-                     metric, datapoint, log and request (tailgate: resource, span, log and request)"
+                     metric, datapoint, log and request (tailgate: all but datapoint)"
                 ),
             ))
         }
@@ -480,6 +485,7 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
             match kind {
                 ContextKind::Span => RouteCondition::Span(condition),
                 ContextKind::Log => RouteCondition::Log(condition),
+                ContextKind::Metric => RouteCondition::Metric(condition),
                 _ => RouteCondition::Resource(condition),
             }
         }
@@ -741,10 +747,13 @@ service:
         assert!(err.contains("set(attributes"), "{err}");
         let err = refused(&ROUTED.replace(
             "      - condition: attributes",
-            "      - context: metric\n        condition: attributes",
+            "      - context: datapoint\n        condition: attributes",
         ));
         assert!(err.contains("table[0].context"), "{err}");
-        assert!(err.contains("`metric` context is not supported"), "{err}");
+        assert!(
+            err.contains("`datapoint` context is not supported"),
+            "{err}"
+        );
         let err = refused(&ROUTED.replace(
             "      - condition: attributes",
             "      - context: log\n        condition: attributes",

@@ -6,7 +6,7 @@
 //! `processors.tail_sampling.policies`, `exporters.otlp/NAME`, `service.pipelines`); `shards` is
 //! tailgate's own section. What the Collector has and tailgate does not is an error that says
 //! so, never silently ignored: unknown keys, unknown component types, settings parsed but not
-//! supported yet (the routing contexts `metric` and `datapoint`, OTTL beyond the subset
+//! supported yet (the routing context `datapoint`, OTTL beyond the subset
 //! `ottl_condition` policies and routing conditions accept).
 //!
 //! # How a file becomes a [`Config`]

@@ -986,6 +986,9 @@ fn check_connections(
                 .find_map(|route| match route.condition {
                     RouteCondition::Span(_) if signal != Signal::Traces => Some(("span", "traces")),
                     RouteCondition::Log(_) if signal != Signal::Logs => Some(("log", "logs")),
+                    RouteCondition::Metric(_) if signal != Signal::Metrics => {
+                        Some(("metric", "metrics"))
+                    }
                     _ => None,
                 });
             if let Some((context, routes)) = wrong {

@@ -1,12 +1,12 @@
 //! A subset of the OpenTelemetry Transformation Language's conditions (contrib `pkg/ottl`
-//! v0.161.0), parsed and type-checked at start, evaluated against spans, span events, resources
-//! and log records read in place.
+//! v0.161.0), parsed and type-checked at start, evaluated against spans, span events, resources,
+//! log records and metrics read in place.
 //!
 //! # Model
 //!
 //! [`Condition::parse`] turns one condition's text into a typed expression for a context (the
-//! span, span event, resource or log context, as the Collector's `ottlspan`, `ottlspanevent`,
-//! `ottlresource` and `ottllog` define them): paths resolved to the fields they read, enums to their numbers, literals to values,
+//! span, span event, resource, log or metric context, as the Collector's `ottlspan`,
+//! `ottlspanevent`, `ottlresource`, `ottllog` and `ottlmetric` define them): paths resolved to the fields they read, enums to their numbers, literals to values,
 //! `IsMatch` patterns compiled. Anything outside the subset is refused there, with the byte
 //! offset and what is not supported, so a configuration that starts evaluates only what the
 //! subset has. A parsed condition is immutable and cheap to clone; each user (a shard's policy)
@@ -14,8 +14,8 @@
 //! the span's, resource's, scope's and event's views — and allocates nothing after its scratch
 //! has grown, except for `IsMatch` on a map value (see `render.rs`).
 //!
-//! The subset serves the routing connector's conditions (its `resource`, `span` and `log`
-//! contexts) as well as `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
+//! The subset serves the routing connector's conditions (its `resource`, `span`, `log` and
+//! `metric` contexts) as well as `tail_sampling`'s `ottl_condition`: evaluation knows nothing of
 //! traces, routes or policies.
 //!
 //! # The subset
@@ -45,6 +45,11 @@
 //!   `attributes["k"]`, `time_unix_nano`, `observed_time_unix_nano`, `flags`,
 //!   `dropped_attributes_count`, `event_name`; `resource.…` and `instrumentation_scope.…`/
 //!   `scope.…` as above; the enums `SEVERITY_NUMBER_*`. No `IsRootSpan`.
+//! - Metric context paths (bare, or after `metric.`; the routing connector's `context:
+//!   metric`): `name`, `description`, `unit`, `type`, `aggregation_temporality` and
+//!   `is_monotonic` (nil for the kinds without them, as pdata reads them); `resource.…` and
+//!   `instrumentation_scope.…`/`scope.…` as above; the enums `METRIC_DATA_TYPE_*` and
+//!   `AGGREGATION_TEMPORALITY_*`. No `IsRootSpan`.
 //!
 //! Refused: arithmetic, other converters and editors, list, map and bytes literals, comparing
 //! two paths or a converter's result, indexes other than one string (`attributes[0]`,
@@ -71,7 +76,7 @@ mod value;
 
 use std::fmt;
 
-use tailgate_wire::{EventView, LogRecordView, ResourceView, ScopeView, SpanView};
+use tailgate_wire::{EventView, LogRecordView, MetricView, ResourceView, ScopeView, SpanView};
 
 use lexer::CmpOp;
 use path::Path;
@@ -101,10 +106,12 @@ pub enum ContextKind {
     Resource,
     /// `ottllog`: bare paths read the log record.
     Log,
+    /// `ottlmetric`: bare paths read the metric.
+    Metric,
 }
 
-/// What a condition reads: the span (and, in the spanevent context, one of its events) or the
-/// log record, with the resource and scope it arrived under, or (in the resource context) the
+/// What a condition reads: the span (and, in the spanevent context, one of its events), the
+/// log record or the metric, with the resource and scope it arrived under, or (in the resource context) the
 /// resource alone. A missing resource or scope reads as an empty one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Subject<'a> {
@@ -118,6 +125,8 @@ pub struct Subject<'a> {
     pub event: Option<EventView<'a>>,
     /// The log record: required by log conditions.
     pub log: Option<LogRecordView<'a>>,
+    /// The metric: required by metric conditions.
+    pub metric: Option<MetricView<'a>>,
 }
 
 /// A condition that cannot be used: where (a byte offset into it) and why.
@@ -221,10 +230,13 @@ impl Condition {
     /// Whether the condition holds for `subject`.
     pub fn eval(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Result<bool, EvalError> {
         debug_assert!(
-            matches!(self.context, ContextKind::Resource | ContextKind::Log)
-                || subject.span.is_some()
+            matches!(
+                self.context,
+                ContextKind::Resource | ContextKind::Log | ContextKind::Metric
+            ) || subject.span.is_some()
         );
         debug_assert!(self.context != ContextKind::Log || subject.log.is_some());
+        debug_assert!(self.context != ContextKind::Metric || subject.metric.is_some());
         debug_assert!(self.context != ContextKind::SpanEvent || subject.event.is_some());
         let result = self.expr.eval(subject, scratch);
         if scratch.text.capacity() > SCRATCH_KEEP_MAX {

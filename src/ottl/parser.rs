@@ -341,7 +341,18 @@ impl<'s> Parser<'s> {
         if self.context == ContextKind::Resource {
             return Err(self.invalid_at(at, format!("`{name}`: the resource context has no enums")));
         }
-        let value = if self.context == ContextKind::Log {
+        let value = if self.context == ContextKind::Metric {
+            metric_enum_value(&name).ok_or_else(|| {
+                self.invalid_at(
+                    at,
+                    format!(
+                        "`{name}` is not an enum of the metric context (METRIC_DATA_TYPE_NONE, \
+                         _GAUGE, _SUM, _HISTOGRAM, _EXPONENTIAL_HISTOGRAM, _SUMMARY; \
+                         AGGREGATION_TEMPORALITY_UNSPECIFIED, _DELTA, _CUMULATIVE)"
+                    ),
+                )
+            })?
+        } else if self.context == ContextKind::Log {
             severity_value(&name).ok_or_else(|| {
                 self.invalid_at(
                     at,
@@ -554,6 +565,23 @@ fn enum_value(name: &str) -> Option<i64> {
         "STATUS_CODE_UNSET" => 0,
         "STATUS_CODE_OK" => 1,
         "STATUS_CODE_ERROR" => 2,
+        _ => return None,
+    })
+}
+
+/// The metric context's enums (contrib `ctxmetric`: pdata's `MetricType` and
+/// `AggregationTemporality`).
+fn metric_enum_value(name: &str) -> Option<i64> {
+    Some(match name {
+        "METRIC_DATA_TYPE_NONE" => 0,
+        "METRIC_DATA_TYPE_GAUGE" => 1,
+        "METRIC_DATA_TYPE_SUM" => 2,
+        "METRIC_DATA_TYPE_HISTOGRAM" => 3,
+        "METRIC_DATA_TYPE_EXPONENTIAL_HISTOGRAM" => 4,
+        "METRIC_DATA_TYPE_SUMMARY" => 5,
+        "AGGREGATION_TEMPORALITY_UNSPECIFIED" => 0,
+        "AGGREGATION_TEMPORALITY_DELTA" => 1,
+        "AGGREGATION_TEMPORALITY_CUMULATIVE" => 2,
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
 //! Paths: resolving `span.attributes["k"]`, `status.code`, `resource.attributes["k"]`… as the
-//! Collector's span, spanevent, resource and log contexts resolve them, and reading them from a [`Subject`].
+//! Collector's span, spanevent, resource, log and metric contexts resolve them, and reading them from a [`Subject`].
 //!
 //! A path is dot-separated lowercase names, each optionally indexed (`attributes["k"]`). As in
 //! the Collector with path context names on (how `tail_sampling` parses its conditions), a
@@ -8,7 +8,7 @@
 //! meant: `status.code` in the span context is `span.status.code`, `name` in the spanevent
 //! context is the event's name.
 
-use tailgate_wire::{LogRecordView, ResourceView, ScopeView, SpanView};
+use tailgate_wire::{LogRecordView, MetricView, ResourceView, ScopeView, SpanView};
 
 use super::value::Value;
 use super::{ContextKind, ParseError, ParseErrorKind, Subject};
@@ -22,6 +22,18 @@ pub(crate) enum Path {
     Resource(ResourceField),
     Scope(ScopeField),
     Log(LogField),
+    Metric(MetricField),
+}
+
+/// What a path reads from the metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum MetricField {
+    Name,
+    Description,
+    Unit,
+    Type,
+    AggregationTemporality,
+    IsMonotonic,
 }
 
 /// What a path reads from the log record.
@@ -136,6 +148,13 @@ impl Path {
                     Value::Nil
                 }
             },
+            Path::Metric(field) => match &subject.metric {
+                Some(metric) => read_metric(*field, metric),
+                None => {
+                    debug_assert!(false, "a metric path read without a metric");
+                    Value::Nil
+                }
+            },
             Path::Resource(field) => read_resource(field, subject.resource.as_ref()),
             Path::Scope(field) => read_scope(field, subject.scope.as_ref()),
         }
@@ -184,6 +203,21 @@ fn read_log<'a>(field: &LogField, log: &LogRecordView<'a>) -> Value<'a> {
     }
 }
 
+/// pdata's getters: the temporality of a sum or a histogram, the monotonicity of a sum, nil
+/// for the kinds without.
+fn read_metric<'a>(field: MetricField, metric: &MetricView<'a>) -> Value<'a> {
+    match field {
+        MetricField::Name => Value::Str(metric.name()),
+        MetricField::Description => Value::Str(metric.description()),
+        MetricField::Unit => Value::Str(metric.unit()),
+        MetricField::Type => Value::Int(i64::from(metric.data_type())),
+        MetricField::AggregationTemporality => metric
+            .aggregation_temporality()
+            .map_or(Value::Nil, |t| Value::Int(i64::from(t))),
+        MetricField::IsMonotonic => metric.is_monotonic().map_or(Value::Nil, Value::Bool),
+    }
+}
+
 /// A span group without a `Resource` reads as an empty one, as in pdata.
 fn read_resource<'a>(field: &ResourceField, resource: Option<&ResourceView<'a>>) -> Value<'a> {
     match field {
@@ -225,6 +259,13 @@ fn context_names(context: ContextKind) -> &'static [&'static str] {
             "otelcol",
         ],
         ContextKind::Resource => &["resource", "otelcol"],
+        ContextKind::Metric => &[
+            "metric",
+            "resource",
+            "scope",
+            "instrumentation_scope",
+            "otelcol",
+        ],
         ContextKind::Log => &[
             "log",
             "resource",
@@ -255,6 +296,7 @@ pub(crate) fn resolve(
                 ContextKind::SpanEvent => "spanevent",
                 ContextKind::Resource => "resource",
                 ContextKind::Log => "log",
+                ContextKind::Metric => "metric",
             },
             &segments[..],
         ),
@@ -274,6 +316,7 @@ pub(crate) fn resolve(
         "spanevent" => Path::Event(resolver.event(first, rest)?),
         "resource" => Path::Resource(resolver.resource(first, rest)?),
         "log" => Path::Log(resolver.log(first, rest)?),
+        "metric" => Path::Metric(resolver.metric(first, rest)?),
         "otelcol" => return Err(resolver.unsupported("`otelcol` paths")),
         _ => Path::Scope(resolver.scope(first, rest)?),
     };
@@ -468,6 +511,23 @@ impl Resolver<'_> {
             "time" | "observed_time" => Err(self.unsupported(
                 "times as time values; compare `time_unix_nano` or `observed_time_unix_nano`",
             )),
+            _ => Err(self.unknown(field)),
+        }
+    }
+
+    fn metric(&self, field: &Segment<'_>, rest: &[Segment<'_>]) -> Result<MetricField, ParseError> {
+        let plain = |value| self.plain(field, rest, value);
+        match field.name {
+            "name" => plain(MetricField::Name),
+            "description" => plain(MetricField::Description),
+            "unit" => plain(MetricField::Unit),
+            "type" => plain(MetricField::Type),
+            "aggregation_temporality" => plain(MetricField::AggregationTemporality),
+            "is_monotonic" => plain(MetricField::IsMonotonic),
+            "data_points" => Err(self.unsupported(
+                "the data points; route whole metrics by their name, type and temporality",
+            )),
+            "metadata" => Err(self.unsupported("the metric's metadata")),
             _ => Err(self.unknown(field)),
         }
     }

@@ -154,6 +154,7 @@ fn eval_on(bytes: &[u8], context: ContextKind, condition: &str) -> Result<bool, 
         span: Some(span),
         event: span.events().next(),
         log: None,
+        metric: None,
     };
     cond.eval(&subject, &mut Scratch::default())
 }
@@ -565,7 +566,8 @@ fn any_text_is_parsed_or_refused_without_a_panic() {
     const FRAGMENTS: &str = "name|attributes|[\"k\"]|[0]|[|]|.|span|spanevent|resource|scope|\
         status|code|==|!=|<|>=|=|and|or|not|(|)|true|nil|1|-|+|1.5e3|.5|0x1f|\"a\\\"b\"|\
         \"\\u00e9\"|\"|\\|IsMatch|IsRootSpan|Concat|SPAN_KIND_SERVER|,|\"[a\"|é| |\u{2028}|{|}|=>|_|\
-        log|body|severity_number|SEVERITY_NUMBER_ERROR2|SEVERITY_NUMBER_|event_name|string";
+        log|body|severity_number|SEVERITY_NUMBER_ERROR2|SEVERITY_NUMBER_|event_name|string|\
+        metric|type|unit|is_monotonic|METRIC_DATA_TYPE_SUM|AGGREGATION_TEMPORALITY_DELTA";
     let fragments: Vec<&str> = FRAGMENTS.split('|').collect();
     let mut x = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..20_000 {
@@ -581,6 +583,7 @@ fn any_text_is_parsed_or_refused_without_a_panic() {
             ContextKind::SpanEvent,
             ContextKind::Resource,
             ContextKind::Log,
+            ContextKind::Metric,
         ] {
             if let Err(err) = Condition::parse(&text, context) {
                 assert!(
@@ -762,4 +765,128 @@ fn the_log_context_refuses_what_it_does_not_have() {
     assert!(refused("span.name == \"x\"").contains("log context has no `span`"));
     // And the span context has no severities.
     assert!(Condition::parse("SEVERITY_NUMBER_INFO == 9", ContextKind::Span).is_err());
+}
+
+/// Metrics of each kind under one resource and scope, as an export request: a monotonic
+/// cumulative sum, a gauge, a delta histogram.
+fn metrics_request() -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum,
+    };
+    let point = NumberDataPoint::default();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s("checkout"))],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    Metric {
+                        name: "http.server.requests".to_string(),
+                        description: "requests served".to_string(),
+                        unit: "{request}".to_string(),
+                        data: Some(metric::Data::Sum(Sum {
+                            data_points: vec![point.clone(), point.clone()],
+                            aggregation_temporality: 2,
+                            is_monotonic: true,
+                        })),
+                        ..Default::default()
+                    },
+                    Metric {
+                        name: "process.memory".to_string(),
+                        unit: "By".to_string(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: vec![point],
+                        })),
+                        ..Default::default()
+                    },
+                    Metric {
+                        name: "http.server.duration".to_string(),
+                        data: Some(metric::Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint::default()],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Which of [`metrics_request`]'s metrics `condition` (metric context) holds for, by name.
+fn metrics_where(condition: &str) -> Vec<String> {
+    let cond = Condition::parse(condition, ContextKind::Metric)
+        .unwrap_or_else(|err| panic!("`{condition}` refused: {err}"));
+    let bytes = metrics_request();
+    let request = tailgate_wire::Request::parse(tailgate_wire::Signal::Metrics, &bytes).unwrap();
+    let group = request.resource_groups().next().unwrap();
+    let scope = group.scope_groups().next().unwrap();
+    scope
+        .items()
+        .filter_map(|item| {
+            let metric = tailgate_wire::MetricView::new(item);
+            let subject = Subject {
+                resource: group.resource(),
+                scope: scope.scope(),
+                metric: Some(metric),
+                ..Subject::default()
+            };
+            cond.eval(&subject, &mut Scratch::default())
+                .unwrap()
+                .then(|| String::from_utf8_lossy(metric.name()).into_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_metric_context_reads_the_metric_as_pdata_does() {
+    let (sum, gauge, histogram) = (
+        "http.server.requests",
+        "process.memory",
+        "http.server.duration",
+    );
+    assert_eq!(
+        metrics_where(r#"IsMatch(name, "^http\\.")"#),
+        [sum, histogram]
+    );
+    assert_eq!(metrics_where(r#"metric.unit == "By""#), [gauge]);
+    assert_eq!(metrics_where(r#"description == "requests served""#), [sum]);
+    assert_eq!(metrics_where("type == METRIC_DATA_TYPE_SUM"), [sum]);
+    assert_eq!(metrics_where("type == METRIC_DATA_TYPE_GAUGE"), [gauge]);
+    assert_eq!(
+        metrics_where("type == METRIC_DATA_TYPE_HISTOGRAM"),
+        [histogram]
+    );
+    assert_eq!(
+        metrics_where("aggregation_temporality == AGGREGATION_TEMPORALITY_CUMULATIVE"),
+        [sum]
+    );
+    assert_eq!(
+        metrics_where("aggregation_temporality == AGGREGATION_TEMPORALITY_DELTA"),
+        [histogram]
+    );
+    // A gauge has no temporality and no monotonicity: nil.
+    assert_eq!(metrics_where("aggregation_temporality == nil"), [gauge]);
+    assert_eq!(metrics_where("is_monotonic == true"), [sum]);
+    assert_eq!(metrics_where("is_monotonic == nil"), [gauge, histogram]);
+    assert_eq!(
+        metrics_where(r#"resource.attributes["service.name"] == "checkout""#).len(),
+        3
+    );
+    let refused = |condition: &str| {
+        Condition::parse(condition, ContextKind::Metric)
+            .expect_err(condition)
+            .to_string()
+    };
+    assert!(refused("data_points == nil").contains("data points"));
+    assert!(refused("type == SEVERITY_NUMBER_INFO").contains("metric context"));
+    assert!(refused("IsRootSpan()").contains("IsRootSpan"));
+    assert!(refused("kind == 1").contains("the metric context has no `kind`"));
 }

@@ -703,7 +703,8 @@ fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
             config::RouteCondition::Request(condition) => Some(condition.key.as_str()),
             config::RouteCondition::Resource(_)
             | config::RouteCondition::Span(_)
-            | config::RouteCondition::Log(_) => None,
+            | config::RouteCondition::Log(_)
+            | config::RouteCondition::Metric(_) => None,
         })
         .collect();
     keys.extend(routed.iter().copied());

@@ -139,6 +139,7 @@ impl OttlFilter {
                 span: Some(s.span),
                 event: None,
                 log: None,
+                metric: None,
             };
             if !span.is_empty() && any(span, &subject)? {
                 return Ok(true);

@@ -16,8 +16,8 @@
 //! bytes go on as they are (a `Bytes` clone); otherwise each pipeline gets a new request made
 //! of its groups' byte ranges, copied, each under its field tag and length.
 //!
-//! A table with a `context: span` route (traces) or `context: log` route (logs) is evaluated on
-//! each span or log record instead, its resource and scope beside it: every route, in order,
+//! A table with a `context: span` route (traces), `context: log` route (logs) or `context:
+//! metric` route (metrics) is evaluated on each span, log record or metric instead, its resource and scope beside it: every route, in order,
 //! whatever its context (a resource route's condition reads the item's resource, a request
 //! route the batch's metadata), which routes each item as the Collector's route-by-route passes
 //! do. Each pipeline then gets its items framed under the resource and scope they came with
@@ -42,7 +42,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use tailgate_wire::{Framer, LogRecordView, Piece, Request, Signal, SpanView};
+use tailgate_wire::{Framer, LogRecordView, MetricView, Piece, Request, Signal, SpanView};
 
 use crate::config::{ErrorMode, RouteCondition};
 use crate::export::{Batch, Connect};
@@ -104,6 +104,7 @@ impl Router {
         let by_item = routes.iter().any(|route| match route.condition {
             RouteCondition::Span(_) => signal == Signal::Traces,
             RouteCondition::Log(_) => signal == Signal::Logs,
+            RouteCondition::Metric(_) => signal == Signal::Metrics,
             _ => false,
         });
         Router {
@@ -133,7 +134,8 @@ impl Router {
             let met = match &route.condition {
                 RouteCondition::Resource(condition)
                 | RouteCondition::Span(condition)
-                | RouteCondition::Log(condition) => condition.eval(subject, scratch),
+                | RouteCondition::Log(condition)
+                | RouteCondition::Metric(condition) => condition.eval(subject, scratch),
                 RouteCondition::Request(condition) => Ok(condition.matches(metadata)),
             };
             match met {
@@ -239,6 +241,8 @@ impl Router {
 /// the split's header scratch, and where its bytes are in the batch.
 struct Routed {
     targets: u64,
+    /// Spans and log records count 1; a metric its data points.
+    count: u64,
     resource: (u32, u32),
     scope: (u32, u32),
     item: (usize, usize),
@@ -264,16 +268,26 @@ impl Router {
                     let scope_header = (start, headers.len() as u32);
                     let scope = scope_group.scope();
                     for item in scope_group.items() {
-                        let (span, log) = match self.signal {
-                            Signal::Traces => (Some(SpanView::new(item)), None),
-                            _ => (None, Some(LogRecordView::new(item))),
-                        };
-                        let subject = Subject {
+                        let mut subject = Subject {
                             resource,
                             scope,
-                            span,
-                            event: None,
-                            log,
+                            ..Subject::default()
+                        };
+                        // What the item counts for: a metric, its data points.
+                        let count = match self.signal {
+                            Signal::Traces => {
+                                subject.span = Some(SpanView::new(item));
+                                1
+                            }
+                            Signal::Logs => {
+                                subject.log = Some(LogRecordView::new(item));
+                                1
+                            }
+                            Signal::Metrics => {
+                                let metric = MetricView::new(item);
+                                subject.metric = Some(metric);
+                                metric.data_point_count()
+                            }
                         };
                         let Some(targets) = self.route(&subject, &mut scratch, &batch.metadata)
                         else {
@@ -284,6 +298,7 @@ impl Router {
                         let at = item.bytes.as_ptr() as usize - base;
                         spans.push(Routed {
                             targets,
+                            count,
                             resource: resource_header,
                             scope: scope_header,
                             item: (at, at + item.bytes.len()),
@@ -293,7 +308,11 @@ impl Router {
             }
         }
         let mut out = Split::new();
-        let unrouted = spans.iter().filter(|s| s.targets == 0).count() as u64;
+        let unrouted: u64 = spans
+            .iter()
+            .filter(|s| s.targets == 0)
+            .map(|s| s.count)
+            .sum();
         if unrouted > 0 {
             self.drops.add(self.signal, DropReason::Unrouted, unrouted);
         }
@@ -318,7 +337,7 @@ impl Router {
                 }),
                 &mut bytes,
             );
-            out.push((target, Bytes::from(bytes), mine().count() as u64));
+            out.push((target, Bytes::from(bytes), mine().map(|s| s.count).sum()));
         }
         out
     }

@@ -4,7 +4,7 @@
 //! read only for its name and for the number of data points it carries (what the Collector's
 //! `*_metric_points` counters count).
 
-use super::common::last_bytes;
+use super::common::{last_bytes, last_varint};
 use super::envelope::Item;
 use super::fields::{Fields, Repeated};
 use super::proto::Value;
@@ -32,6 +32,56 @@ impl<'a> MetricView<'a> {
     /// The metric's `name`.
     pub fn name(&self) -> &'a [u8] {
         last_bytes(self.bytes, self.offset, 1)
+    }
+
+    /// The metric's `description`.
+    pub fn description(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 2)
+    }
+
+    /// The metric's `unit`.
+    pub fn unit(&self) -> &'a [u8] {
+        last_bytes(self.bytes, self.offset, 3)
+    }
+
+    /// The kind of data the metric carries, as pdata's `MetricType` numbers it: 0 none,
+    /// 1 gauge, 2 sum, 3 histogram, 4 exponential histogram, 5 summary (the last data field
+    /// wins, as the oneof reads).
+    pub fn data_type(&self) -> u8 {
+        match self.data().map(|(n, _, _)| n) {
+            Some(5) => 1,
+            Some(7) => 2,
+            Some(9) => 3,
+            Some(10) => 4,
+            Some(11) => 5,
+            _ => 0,
+        }
+    }
+
+    /// `aggregation_temporality` (0 unspecified, 1 delta, 2 cumulative) of a sum, histogram or
+    /// exponential histogram; `None` for the other kinds, which have none.
+    pub fn aggregation_temporality(&self) -> Option<i32> {
+        let (n, bytes, at) = self.data()?;
+        matches!(n, 7 | 9 | 10).then(|| last_varint(bytes, at, 2) as i32)
+    }
+
+    /// `is_monotonic` of a sum; `None` for the other kinds.
+    pub fn is_monotonic(&self) -> Option<bool> {
+        let (n, bytes, at) = self.data()?;
+        (n == 7).then(|| last_varint(bytes, at, 3) != 0)
+    }
+
+    /// The last data field: its number, and its message's bytes and offset.
+    fn data(&self) -> Option<(u32, &'a [u8], usize)> {
+        let mut last = None;
+        for field in Fields::new(self.bytes, self.offset) {
+            if let (n, Value::Len(b, at)) = (field.number, field.value) {
+                if DATA_FIELDS.contains(&n) {
+                    last = Some((n, b, at));
+                }
+            }
+        }
+        last
     }
 
     /// Number of data points, whichever kind of data the metric carries.
