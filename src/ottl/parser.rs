@@ -417,11 +417,19 @@ impl<'s> Parser<'s> {
             }
             "IsRootSpan" => {
                 if self.context != ContextKind::Span {
+                    let context = match self.context {
+                        ContextKind::SpanEvent => "spanevent",
+                        ContextKind::Resource => "resource",
+                        ContextKind::Log => "log",
+                        ContextKind::Metric => "metric",
+                        ContextKind::Span => unreachable!("checked"),
+                    };
                     return Err(self.invalid_at(
                         at,
-                        "IsRootSpan is a span context converter; in a spanevent or resource \
-                         condition it does not exist"
-                            .to_string(),
+                        format!(
+                            "IsRootSpan is a span context converter; in a {context} condition \
+                             it does not exist"
+                        ),
                     ));
                 }
                 self.expect(Tok::LParen, "`(`")?;

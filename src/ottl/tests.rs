@@ -890,3 +890,44 @@ fn the_metric_context_reads_the_metric_as_pdata_does() {
     assert!(refused("IsRootSpan()").contains("IsRootSpan"));
     assert!(refused("kind == 1").contains("the metric context has no `kind`"));
 }
+
+/// A metric whose data comes in two fields of the same kind reads as a decoder merges them:
+/// the temporality and monotonicity of the field that has them; a later field of another kind
+/// replaces both.
+#[test]
+fn metric_data_fields_merge_as_a_decoder_merges_them() {
+    use opentelemetry_proto::tonic::metrics::v1::{metric, Gauge, Metric, NumberDataPoint, Sum};
+    let sum = |temporality, monotonic, points| Metric {
+        name: "m".to_string(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![NumberDataPoint::default(); points],
+            aggregation_temporality: temporality,
+            is_monotonic: monotonic,
+        })),
+        ..Default::default()
+    };
+    let view = |bytes: &[u8]| -> (u8, Option<i32>, Option<bool>, u64) {
+        let metric = tailgate_wire::MetricView::new(tailgate_wire::Item { bytes, offset: 0 });
+        (
+            metric.data_type(),
+            metric.aggregation_temporality(),
+            metric.is_monotonic(),
+            metric.data_point_count(),
+        )
+    };
+    // Two encodings back to back are one message: the sums merge.
+    let mut merged = sum(2, true, 2).encode_to_vec();
+    merged.extend(sum(0, false, 1).encode_to_vec());
+    assert_eq!(view(&merged), (2, Some(2), Some(true), 3));
+    let mut gauge_after = merged.clone();
+    gauge_after.extend(
+        Metric {
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default()],
+            })),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    assert_eq!(view(&gauge_after), (1, None, None, 1));
+}

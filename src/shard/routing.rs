@@ -36,7 +36,7 @@
 //! Everything here belongs to one shard and runs on its executor; the scratch space is reused
 //! from batch to batch and never held across an await.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -76,8 +76,13 @@ pub(super) struct Router {
     scratch: RefCell<Scratch>,
     /// Each resource group's set of targets, for the batch being split.
     marks: RefCell<Vec<u64>>,
-    /// Whether a route reads spans or log records (`context: span`, `context: log`): the batch
-    /// is split item by item.
+    /// Scratch of a batch split by item: its headers, and each item.
+    headers: RefCell<Vec<u8>>,
+    items: RefCell<Vec<Routed>>,
+    /// Whether the batch being split logged a failed condition (`error_mode: ignore`).
+    warned: Cell<bool>,
+    /// Whether a route reads spans, log records or metrics (`context: span`, `log`, `metric`):
+    /// the batch is split item by item.
     by_item: bool,
     framer: RefCell<Framer>,
 }
@@ -101,11 +106,15 @@ impl Router {
             targets.len() <= CONNECTOR_TARGETS_MAX,
             "the plan bounds a connector's targets"
         );
-        let by_item = routes.iter().any(|route| match route.condition {
-            RouteCondition::Span(_) => signal == Signal::Traces,
-            RouteCondition::Log(_) => signal == Signal::Logs,
-            RouteCondition::Metric(_) => signal == Signal::Metrics,
-            _ => false,
+        let by_item = routes.iter().any(|route| {
+            let item = match route.condition {
+                RouteCondition::Span(_) => Signal::Traces,
+                RouteCondition::Log(_) => Signal::Logs,
+                RouteCondition::Metric(_) => Signal::Metrics,
+                RouteCondition::Resource(_) | RouteCondition::Request(_) => return false,
+            };
+            assert_eq!(item, signal, "the configuration checks a route's context");
+            true
         });
         Router {
             name,
@@ -119,10 +128,14 @@ impl Router {
             drops,
             scratch: RefCell::new(Scratch::default()),
             marks: RefCell::new(Vec::new()),
+            headers: RefCell::new(Vec::new()),
+            items: RefCell::new(Vec::new()),
+            warned: Cell::new(false),
         }
     }
 
-    /// The targets of one resource, or `None` when a condition failed under `propagate`.
+    /// The targets of one resource group (or item), or `None` when a condition failed under
+    /// `propagate`. Under `ignore`, a failure is logged once a batch (`warned`).
     fn route(
         &self,
         subject: &Subject<'_>,
@@ -157,12 +170,17 @@ impl Router {
                         );
                         return None;
                     }
-                    ErrorMode::Ignore => tracing::warn!(
-                        connector = %self.name,
-                        condition = route.condition.text(),
-                        error = %err,
-                        "a routing condition failed; read as false (error_mode: ignore)"
-                    ),
+                    ErrorMode::Ignore => {
+                        if !self.warned.replace(true) {
+                            tracing::warn!(
+                                connector = %self.name,
+                                condition = route.condition.text(),
+                                error = %err,
+                                "a routing condition failed; read as false (error_mode: \
+                                 ignore); logged once a batch"
+                            );
+                        }
+                    }
                     ErrorMode::Silent => {}
                 },
             }
@@ -173,8 +191,15 @@ impl Router {
     /// Splits `batch` by resource group (by item, with a span or log route): the request each
     /// target stage gets. Counts what goes nowhere.
     fn split(&self, batch: &Batch) -> Split {
+        self.warned.set(false);
         if self.by_item {
-            return self.split_items(batch);
+            let out = self.split_items(batch);
+            // A huge batch's scratch is not kept (tens of bytes an item).
+            if self.items.borrow().capacity() > ITEMS_KEEP_MAX {
+                *self.items.borrow_mut() = Vec::new();
+                *self.headers.borrow_mut() = Vec::new();
+            }
+            return out;
         }
         let request = Request::trusted(self.signal, &batch.bytes);
         let mut marks = self.marks.borrow_mut();
@@ -237,6 +262,9 @@ impl Router {
     }
 }
 
+/// The most items whose scratch a router keeps between batches.
+const ITEMS_KEEP_MAX: usize = 65_536;
+
 /// One item of a batch split by item: its targets, where its resource and scope headers are in
 /// the split's header scratch, and where its bytes are in the batch.
 struct Routed {
@@ -249,12 +277,13 @@ struct Routed {
 }
 
 impl Router {
-    /// [`Router::split`] item by item (spans or log records).
+    /// [`Router::split`] item by item (spans, log records or metrics).
     fn split_items(&self, batch: &Batch) -> Split {
         let request = Request::trusted(self.signal, &batch.bytes);
         let base = batch.bytes.as_ptr() as usize;
-        let mut headers: Vec<u8> = Vec::new();
-        let mut spans: Vec<Routed> = Vec::with_capacity(batch.items as usize);
+        let (mut headers, mut spans) = (self.headers.borrow_mut(), self.items.borrow_mut());
+        headers.clear();
+        spans.clear();
         {
             let mut scratch = self.scratch.borrow_mut();
             for group in request.resource_groups() {

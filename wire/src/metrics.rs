@@ -4,7 +4,7 @@
 //! read only for its name and for the number of data points it carries (what the Collector's
 //! `*_metric_points` counters count).
 
-use super::common::{last_bytes, last_varint};
+use super::common::last_bytes;
 use super::envelope::Item;
 use super::fields::{Fields, Repeated};
 use super::proto::Value;
@@ -48,12 +48,12 @@ impl<'a> MetricView<'a> {
     /// 1 gauge, 2 sum, 3 histogram, 4 exponential histogram, 5 summary (the last data field
     /// wins, as the oneof reads).
     pub fn data_type(&self) -> u8 {
-        match self.data().map(|(n, _, _)| n) {
-            Some(5) => 1,
-            Some(7) => 2,
-            Some(9) => 3,
-            Some(10) => 4,
-            Some(11) => 5,
+        match self.data_fields().0 {
+            5 => 1,
+            7 => 2,
+            9 => 3,
+            10 => 4,
+            11 => 5,
             _ => 0,
         }
     }
@@ -61,27 +61,41 @@ impl<'a> MetricView<'a> {
     /// `aggregation_temporality` (0 unspecified, 1 delta, 2 cumulative) of a sum, histogram or
     /// exponential histogram; `None` for the other kinds, which have none.
     pub fn aggregation_temporality(&self) -> Option<i32> {
-        let (n, bytes, at) = self.data()?;
-        matches!(n, 7 | 9 | 10).then(|| last_varint(bytes, at, 2) as i32)
+        let (kind, temporality, _) = self.data_fields();
+        matches!(kind, 7 | 9 | 10).then_some(temporality as i32)
     }
 
     /// `is_monotonic` of a sum; `None` for the other kinds.
     pub fn is_monotonic(&self) -> Option<bool> {
-        let (n, bytes, at) = self.data()?;
-        (n == 7).then(|| last_varint(bytes, at, 3) != 0)
+        let (kind, _, monotonic) = self.data_fields();
+        (kind == 7).then_some(monotonic)
     }
 
-    /// The last data field: its number, and its message's bytes and offset.
-    fn data(&self) -> Option<(u32, &'a [u8], usize)> {
-        let mut last = None;
+    /// The data oneof's kind (its field number, 0 for none), and its `aggregation_temporality`
+    /// (field 2) and `is_monotonic` (field 3) as a decoder merges them: a later data field of
+    /// another kind replaces what came before, repeated ones of the same kind merge, and within
+    /// them the last value present wins.
+    fn data_fields(&self) -> (u32, u64, bool) {
+        let (mut kind, mut temporality, mut monotonic) = (0, 0, false);
         for field in Fields::new(self.bytes, self.offset) {
-            if let (n, Value::Len(b, at)) = (field.number, field.value) {
-                if DATA_FIELDS.contains(&n) {
-                    last = Some((n, b, at));
+            let (n, Value::Len(b, at)) = (field.number, field.value) else {
+                continue;
+            };
+            if !DATA_FIELDS.contains(&n) {
+                continue;
+            }
+            if n != kind {
+                (kind, temporality, monotonic) = (n, 0, false);
+            }
+            for inner in Fields::new(b, at) {
+                match (inner.number, inner.value) {
+                    (2, Value::Varint(v)) => temporality = v,
+                    (3, Value::Varint(v)) => monotonic = v != 0,
+                    _ => {}
                 }
             }
         }
-        last
+        (kind, temporality, monotonic)
     }
 
     /// Number of data points, whichever kind of data the metric carries.
