@@ -583,8 +583,8 @@ fn trace_spans(service: &str, trace: u8, spans: &[(u8, bool)]) -> Vec<u8> {
 /// Tail sampling keeps each span's tenant (the Collector's `tail_sampling` drops client
 /// metadata): a kept trace's spans go out under the tenant of the request that brought each,
 /// batched by tenant after the decision; late spans of a kept trace under their own request's
-/// tenant; spans that came without one under the exporter's default. Over HTTP posts and
-/// grpcio, on two shards.
+/// tenant; spans that came without one under the exporter's default. Over HTTP posts, grpcio
+/// and the Python SDK, on two shards.
 #[test]
 fn tail_sampling_keeps_each_spans_tenant() {
     let sink = HeaderSink::start();
@@ -643,29 +643,50 @@ service:
     send("", trace_spans("anonymous", 4, &[(0, true), (1, false)]));
     send("acme", trace_spans("acme", 5, &[(0, false)]));
     send("globex", trace_spans("globex", 5, &[(1, true)]));
+    // The Python SDK, as tenant umbrella: 3 traces of 2 spans, every one an error trace.
+    let sdk = try_send_spans(
+        "grpc",
+        &format!("http://{}", gateway.grpc),
+        3,
+        2,
+        21,
+        1,
+        "gzip",
+        &["--timeout", "10", "--header", "x-tenant=umbrella"],
+    )
+    .expect("the SDK exports");
+    assert_eq!(sdk.len(), 6);
     assert!(
-        sink.wait_for_items(9, Duration::from_secs(30)),
-        "{} of 9 spans at the sink:\n{}",
+        sink.wait_for_items(15, Duration::from_secs(30)),
+        "{} of 15 spans at the sink:\n{}",
         sink.items(),
         gateway.stderr()
     );
     // A late span of kept trace 1, from globex this time.
     send("globex", trace_spans("globex", 1, &[(3, false)]));
     assert!(
-        sink.wait_for_items(10, Duration::from_secs(30)),
+        sink.wait_for_items(16, Duration::from_secs(30)),
         "the late span:\n{}",
         gateway.stderr()
     );
     let requests = sink.requests();
-    let expected: BTreeMap<String, u64> = [("acme", 4), ("anonymous", 2), ("globex", 4)]
-        .into_iter()
-        .map(|(t, n)| (t.to_string(), n))
-        .collect();
+    let expected: BTreeMap<String, u64> = [
+        ("acme", 4),
+        ("anonymous", 2),
+        ("globex", 4),
+        ("umbrella", 6),
+    ]
+    .into_iter()
+    .map(|(t, n)| (t.to_string(), n))
+    .collect();
     assert_eq!(by_tenant(&requests, "traces", "grpc"), expected);
     for r in &requests {
         let tenant = r.header("x-scope-orgid").expect("set on every request");
-        assert!(r.services.iter().all(|s| s == tenant), "{r:?}");
+        // Every resource is its tenant's own, but the SDK's (its own service name).
+        if tenant != "umbrella" {
+            assert!(r.services.iter().all(|s| s == tenant), "{r:?}");
+        }
     }
-    assert_eq!(sink.items(), 10, "trace 3 not kept");
+    assert_eq!(sink.items(), 16, "trace 3 not kept");
     assert!(gateway.stop().success());
 }
