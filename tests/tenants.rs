@@ -13,36 +13,25 @@ use std::time::Duration;
 use common::gateway::{free_port, http_request, loopback, Gateway};
 use common::grpc::{grpc_call_with, Payload};
 use common::header_sink::{HeaderSink, Recorded};
-use common::otlp::{logs_request, metrics_request, resource};
+use common::otlp::{logs_request, metrics_request, spans_request};
 use common::python::try_send_spans;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::Span;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// `spans` spans of service `service`, each of a trace of its own (so they reach every shard).
 fn traces(service: &str, spans: u8, seed: u8) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(service),
-            scope_spans: vec![ScopeSpans {
-                spans: (0..spans)
-                    .map(|n| Span {
-                        trace_id: vec![seed, n, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
-                        span_id: vec![n.wrapping_add(1); 8],
-                        name: "op".into(),
-                        start_time_unix_nano: 1,
-                        end_time_unix_nano: 2,
-                        ..Span::default()
-                    })
-                    .collect(),
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
+    let spans = (0..spans)
+        .map(|n| Span {
+            trace_id: vec![seed, n, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+            span_id: vec![n.wrapping_add(1); 8],
+            name: "op".into(),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            ..Span::default()
+        })
+        .collect();
+    spans_request(service, spans)
 }
 
 /// Posts `body` to `path` with `x-tenant: tenant` (none when empty): the status and body.
@@ -551,33 +540,24 @@ service:
 /// Spans `(n, error)` of trace `trace` (seed 0xA0 makes its id), of service `service`.
 fn trace_spans(service: &str, trace: u8, spans: &[(u8, bool)]) -> Vec<u8> {
     use opentelemetry_proto::tonic::trace::v1::{status, Status};
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(service),
-            scope_spans: vec![ScopeSpans {
-                spans: spans
-                    .iter()
-                    .map(|&(n, error)| Span {
-                        trace_id: vec![
-                            0xA0, trace, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, trace,
-                        ],
-                        span_id: vec![n + 1, trace, 0, 0, 0, 0, 0, 1],
-                        name: format!("t{trace}-s{n}"),
-                        start_time_unix_nano: 1,
-                        end_time_unix_nano: 2,
-                        status: error.then(|| Status {
-                            code: status::StatusCode::Error as i32,
-                            ..Status::default()
-                        }),
-                        ..Span::default()
-                    })
-                    .collect(),
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
+    let spans = spans
+        .iter()
+        .map(|&(n, error)| Span {
+            trace_id: vec![
+                0xA0, trace, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, trace,
+            ],
+            span_id: vec![n + 1, trace, 0, 0, 0, 0, 0, 1],
+            name: format!("t{trace}-s{n}"),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            status: error.then(|| Status {
+                code: status::StatusCode::Error as i32,
+                ..Status::default()
+            }),
+            ..Span::default()
+        })
+        .collect();
+    spans_request(service, spans)
 }
 
 /// Tail sampling keeps each span's tenant (the Collector's `tail_sampling` drops client
@@ -588,40 +568,10 @@ fn trace_spans(service: &str, trace: u8, spans: &[(u8, bool)]) -> Vec<u8> {
 #[test]
 fn tail_sampling_keeps_each_spans_tenant() {
     let sink = HeaderSink::start();
-    let rest = format!(
-        "processors:
-  tail_sampling:
-    decision_wait: 1s
-    policies:
-      - name: errors
+    let errors = "      - name: errors
         type: status_code
-        status_code: {{status_codes: [ERROR]}}
-  batch:
-    timeout: 200ms
-    metadata_keys: [x-tenant]
-extensions:
-  headers_setter:
-    headers:
-      - key: X-Scope-OrgID
-        from_context: x-tenant
-        default_value: anonymous
-exporters:
-  otlp:
-    endpoint: {}
-    tls:
-      insecure: true
-    auth:
-      authenticator: headers_setter
-service:
-  extensions: [headers_setter]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [tail_sampling, batch]
-      exporters: [otlp]
-",
-        sink.grpc
-    );
+        status_code: {status_codes: [ERROR]}";
+    let rest = common::header_sink::tenant_sampling(errors, sink.grpc);
     let gateway = gateway_with(&rest, true, true);
     let send = |tenant: &str, body: Vec<u8>| {
         let (status, text) = post(&gateway, "/v1/traces", tenant, &body);

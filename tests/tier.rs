@@ -859,9 +859,7 @@ const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 
 /// One request of span `span` of `traces`, each trace's service its tenant's name.
 fn tenant_request(traces: &[u64], span: u64, tenant: &str) -> Vec<u8> {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-    use prost::Message;
+    use opentelemetry_proto::tonic::trace::v1::Span;
     let spans = traces
         .iter()
         .map(|&trace| {
@@ -877,17 +875,7 @@ fn tenant_request(traces: &[u64], span: u64, tenant: &str) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: common::otlp::resource(tenant),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
+    common::otlp::spans_request(tenant, spans)
 }
 
 /// A multi-tenant tier: each node keeps client metadata, tail samples, batches by tenant and
@@ -914,41 +902,13 @@ fn members_forward_each_spans_tenant() {
       http:
         endpoint: {http}
         include_metadata: true
-processors:
-  tail_sampling:
-    decision_wait: 1s
-    policies:
-{ALL}
-  batch:
-    timeout: 200ms
-    metadata_keys: [x-tenant]
-extensions:
-  headers_setter:
-    headers:
-      - key: X-Scope-OrgID
-        from_context: x-tenant
-        default_value: anonymous
-exporters:
-  otlp:
-    endpoint: {}
-    tls:
-      insecure: true
-    auth:
-      authenticator: headers_setter
-service:
-  extensions: [headers_setter]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [tail_sampling, batch]
-      exporters: [otlp]
-  telemetry:
+{}  telemetry:
     metrics:
       address: {admin}
 shards:
   cpus: [0, {second_cpu}]
 {}",
-                sink.grpc,
+                common::header_sink::tenant_sampling(ALL, sink.grpc),
                 tier_section(&Membership::Static(members.clone()))
             );
             Node {

@@ -212,3 +212,42 @@ impl Drop for HeaderSink {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// A multi-tenant gateway's configuration after its receivers, up to `service.telemetry`:
+/// tail sampling by `policies` (YAML under `policies:`, indented by 6) with a one-second
+/// decision wait, a `batch` processor batching by `x-tenant`, and `headers_setter` setting each
+/// batch's tenant as `X-Scope-OrgID` (`anonymous` without one) on every export to `sink` (a
+/// [`HeaderSink`]'s gRPC address).
+pub fn tenant_sampling(policies: &str, sink: SocketAddr) -> String {
+    format!(
+        "processors:
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+{policies}
+  batch:
+    timeout: 200ms
+    metadata_keys: [x-tenant]
+extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: x-tenant
+        default_value: anonymous
+exporters:
+  otlp:
+    endpoint: {sink}
+    tls:
+      insecure: true
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling, batch]
+      exporters: [otlp]
+"
+    )
+}
