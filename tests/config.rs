@@ -3665,6 +3665,26 @@ service:
         "{err}"
     );
 
+    // Receivers' `middlewares`: an empty list is no middleware; an entry is refused, named.
+    let middlewares = |protocol: &str, list: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      {protocol}:\n        middlewares: {list}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n"
+        ))
+    };
+    for protocol in ["grpc", "http"] {
+        assert!(middlewares(protocol, "[]").is_ok());
+        let err = middlewares(protocol, "[{id: limitermiddleware}]").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains(&format!("receivers.otlp.protocols.{protocol}.middlewares")),
+            "{err}"
+        );
+        assert!(
+            err.contains("middleware extensions (`limitermiddleware`) are not supported"),
+            "{err}"
+        );
+    }
+
     // The debug exporter's `use_internal_logger` and `output_paths`.
     let debug = |keys: &str| {
         parse(&format!(

@@ -239,6 +239,7 @@ struct RawGrpc {
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
     include_metadata: Option<bool>,
+    middlewares: Option<Vec<RawMiddleware>>,
     /// configgrpc's buffer sizes for grpc-go's transport: accepted, so the Collector's
     /// configurations load, with no effect (the receive path reads through io_uring into
     /// buffers of its own; docs/CONFIGURATION.md).
@@ -296,8 +297,39 @@ struct RawHttp {
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
     include_metadata: Option<bool>,
+    middlewares: Option<Vec<RawMiddleware>>,
     /// confignet's transport, squashed into confighttp's server settings: `tcp` only.
     transport: Option<String>,
+}
+
+/// configmiddleware's entry: the id of a middleware extension.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawMiddleware {
+    id: String,
+}
+
+/// `middlewares`: the Collector's middleware extensions wrap a receiver's request handling with
+/// code of their own, which tailgate cannot host; an empty list is what no key says.
+fn check_middlewares(
+    middlewares: Option<&[RawMiddleware]>,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let Some(first) = middlewares.and_then(<[_]>::first) else {
+        return Ok(());
+    };
+    Err(ctx.error(
+        &path.key("middlewares"),
+        Target::Value,
+        ConfigErrorKind::Unsupported(format!(
+            "middleware extensions (`{}`) are not supported: they wrap the Collector's request \
+             handling with Go code of their own, which tailgate does not run; tailgate's \
+             receivers have their own limits (the memory budget, `max_request_body_size`, \
+             `max_concurrent_streams`) and authenticators (`auth`); remove the entry",
+            first.id
+        )),
+    ))
 }
 
 /// confighttp's `keepalive` section (v0.160.0 on), which replaces `idle_timeout` and
@@ -416,6 +448,7 @@ pub(crate) fn listen_endpoint(
 }
 
 fn check_grpc(raw: RawGrpc, path: &KeyPath, ctx: &Ctx<'_>) -> Result<GrpcReceiver, ConfigError> {
+    check_middlewares(raw.middlewares.as_deref(), path, ctx)?;
     if let Some(auth) = &raw.auth {
         if auth.request_params.is_some() {
             return Err(auth_unsupported(ctx, path, auth));
@@ -552,6 +585,7 @@ fn check_keepalive(
 }
 
 fn check_http(raw: RawHttp, path: &KeyPath, ctx: &Ctx<'_>) -> Result<HttpReceiver, ConfigError> {
+    check_middlewares(raw.middlewares.as_deref(), path, ctx)?;
     if let Some(auth) = &raw.auth {
         if auth.request_params.is_some() {
             return Err(auth_unsupported(ctx, path, auth));
