@@ -27,7 +27,10 @@
 # into FILE.single and FILE.tier, and prints after each pair where the extra CPU went: each
 # symbol's samples in the tier less the single node's, in ns a forwarded span; TLS=1 puts every hop on
 # mutual TLS — the clients' to the first node, and the members' to each other, with certificates
-# from a private authority — in both layouts, so the difference is still forwarding alone.)
+# from a private authority — in both layouts, so the difference is still forwarding alone;
+# TENANTS=N spreads the load's connections over N tenants (`x-tenant`), which every node keeps
+# (include_metadata), batches apart and sets as X-Scope-OrgID on its exports, in both layouts,
+# so the tier forwards each span with its tenant, in an outbox per member and tenant.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}; rate=${2:-200000}; pairs=${3:-3}; compression=${4:-zstd:-1}
@@ -37,6 +40,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 tls=${TLS:-0}
+tenants=${TENANTS:-0}
 perf_hz=999
 if [ "$tls" = 1 ]; then
   $bin/tailgate-bench certs --out "$work/certs" --host 127.0.0.1 --host 127.0.0.2 --host 127.0.0.3
@@ -51,12 +55,14 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.$host:24317
+$([ "$tenants" -gt 0 ] && printf '        include_metadata: true\n')
 $([ "$tls" = 1 ] && printf '        tls:\n          cert_file: %s\n          key_file: %s\n          client_ca_file: %s\n' \
     "$work/certs/server.pem" "$work/certs/server-key.pem" "$work/certs/ca.pem")
 processors:
   batch:
     send_batch_size: 8192
     timeout: 200ms
+$([ "$tenants" -gt 0 ] && printf '    metadata_keys: [x-tenant]\n')
   tail_sampling:
     decision_wait: 2s
     num_traces: 2000000
@@ -71,7 +77,9 @@ exporters:
     tls:
       insecure: true
     compression: none
+$([ "$tenants" -gt 0 ] && printf '    auth:\n      authenticator: headers_setter\nextensions:\n  headers_setter:\n    headers:\n      - key: X-Scope-OrgID\n        from_context: x-tenant\n')
 service:
+$([ "$tenants" -gt 0 ] && printf '  extensions: [headers_setter]\n')
   pipelines:
     traces:
       receivers: [otlp]
@@ -148,7 +156,7 @@ run() {
   fi
   $bin/tailgate-bench load --endpoint $endpoint "${tls_args[@]}" --protocol grpc --connections 4 \
     --rate "$rate" --duration "$seconds" --spans-per-request "${SPANS:-500}" --cpu 1 --quiet \
-    --corpus "${CORPUS:-semantic}" --compression gzip --frame-size 16384 \
+    --corpus "${CORPUS:-semantic}" --compression gzip --frame-size 16384 --tenants "$tenants" \
     --oracle-policy probabilistic:10 --expect-out "$work/expect.json" \
     --report "$work/load.json" > /dev/null & local lp=$!
   # The steady window: from half-way through the load (at least 4 s in: the trace buffers have
