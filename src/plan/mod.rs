@@ -1544,6 +1544,35 @@ shards:
         assert_ne!(metadata_settings(&config), metadata_settings(&other));
     }
 
+    /// A pipeline that tail samples keeps each span's tenant to its batcher, so its `batch`
+    /// processor's cardinality limit admits its requests as any pipeline's does.
+    #[test]
+    fn a_sampled_pipelines_cardinality_limit_admits_its_requests() {
+        let sampled = TENANTS
+            .replace(
+                "processors:\n  batch:\n",
+                "processors:\n  tail_sampling:\n    policies:\n      - name: all\n        type: always_sample\n  batch:\n",
+            )
+            .replace(
+                "      processors: [batch]\n      exporters: [otlp]",
+                "      processors: [tail_sampling, batch]\n      exporters: [otlp]",
+            );
+        let config = Config::from_yaml(&sampled, "test.yaml").expect("valid");
+        let plan = Plan::from_config(&config).expect("starts");
+        let traces = plan.pipelines.iter().find(|p| p.name == "traces").unwrap();
+        assert!(traces.sampling.is_some(), "the traces pipeline samples");
+        assert_eq!(
+            traces.partitioning,
+            Partitioning::Keys(vec![Box::from("x-tenant")])
+        );
+        let signals: Vec<Signal> = plan.admissions.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            signals,
+            [Signal::Traces],
+            "the sampled pipeline's limit admits"
+        );
+    }
+
     #[test]
     fn a_tier_node_forwards_client_metadata_to_grpc_receivers_that_keep_it() {
         let tier = "tier:
