@@ -115,30 +115,34 @@ pub struct Route {
 /// A route's condition, in its `context`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteCondition {
-    /// `context: resource` (the default): tailgate's OTTL subset on each resource group.
-    Resource(Condition),
+    /// `context: resource` (the default), `span`, `log` or `metric`: tailgate's OTTL subset in
+    /// that context ([`Condition::context`]), on each resource group, or on each span, log
+    /// record or metric with its resource and scope.
+    Ottl(Condition),
     /// `context: request`: a client metadata value of the whole request.
     Request(RequestCondition),
-    /// `context: span` (traces): tailgate's OTTL subset on each span, with its resource and
-    /// scope.
-    Span(Condition),
-    /// `context: log` (logs): tailgate's OTTL subset on each log record, with its resource and
-    /// scope.
-    Log(Condition),
-    /// `context: metric` (metrics): tailgate's OTTL subset on each metric, with its resource
-    /// and scope.
-    Metric(Condition),
 }
 
 impl RouteCondition {
     /// The condition as written.
     pub fn text(&self) -> &str {
         match self {
-            RouteCondition::Resource(condition)
-            | RouteCondition::Span(condition)
-            | RouteCondition::Log(condition)
-            | RouteCondition::Metric(condition) => condition.text(),
+            RouteCondition::Ottl(condition) => condition.text(),
             RouteCondition::Request(condition) => &condition.text,
+        }
+    }
+
+    /// For a condition on items (the span, log and metric contexts), the signal whose items it
+    /// reads and its context's name; `None` for the resource and request contexts.
+    pub fn item_signal(&self) -> Option<(Signal, &'static str)> {
+        match self {
+            RouteCondition::Ottl(condition) => match condition.context() {
+                ContextKind::Span => Some((Signal::Traces, "span")),
+                ContextKind::Log => Some((Signal::Logs, "log")),
+                ContextKind::Metric => Some((Signal::Metrics, "metric")),
+                ContextKind::Resource | ContextKind::SpanEvent => None,
+            },
+            RouteCondition::Request(_) => None,
         }
     }
 }
@@ -480,15 +484,15 @@ fn check_route(raw: RawRoute, at: &KeyPath, ctx: &Ctx<'_>) -> Result<Route, Conf
             RequestCondition::parse(condition_text.trim())
                 .map_err(|why| ctx.invalid(&at.key(key), why))?,
         ),
-        Some(kind) => {
-            let condition = ottl_condition(&text, &condition_text, offset, key, kind, at, ctx)?;
-            match kind {
-                ContextKind::Span => RouteCondition::Span(condition),
-                ContextKind::Log => RouteCondition::Log(condition),
-                ContextKind::Metric => RouteCondition::Metric(condition),
-                _ => RouteCondition::Resource(condition),
-            }
-        }
+        Some(kind) => RouteCondition::Ottl(ottl_condition(
+            &text,
+            &condition_text,
+            offset,
+            key,
+            kind,
+            at,
+            ctx,
+        )?),
     };
     let action = match raw.action.as_deref() {
         None | Some("" | "move") => RouteAction::Move,
@@ -770,12 +774,12 @@ service:
             panic!("a routing connector");
         };
         assert!(matches!(
-            routing.table[0].condition,
-            RouteCondition::Span(_)
+            &routing.table[0].condition,
+            RouteCondition::Ottl(c) if c.context() == ContextKind::Span
         ));
         assert!(matches!(
-            routing.table[1].condition,
-            RouteCondition::Resource(_)
+            &routing.table[1].condition,
+            RouteCondition::Ottl(c) if c.context() == ContextKind::Resource
         ));
         let err = refused(&spans.replace("name ==", "nombre =="));
         assert!(err.contains("table[0].condition"), "{err}");

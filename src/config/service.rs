@@ -979,19 +979,13 @@ fn check_connections(
             check_levels_fed_only_by(id, failover, pipelines, keys, section, ctx)?;
         }
         if let Connector::Routing(routing) = connector {
-            use super::connectors::RouteCondition;
             let wrong = routing
                 .table
                 .iter()
-                .find_map(|route| match route.condition {
-                    RouteCondition::Span(_) if signal != Signal::Traces => Some(("span", "traces")),
-                    RouteCondition::Log(_) if signal != Signal::Logs => Some(("log", "logs")),
-                    RouteCondition::Metric(_) if signal != Signal::Metrics => {
-                        Some(("metric", "metrics"))
-                    }
-                    _ => None,
-                });
-            if let Some((context, routes)) = wrong {
+                .filter_map(|route| route.condition.item_signal())
+                .find(|&(routes, _)| routes != signal);
+            if let Some((routes, context)) = wrong {
+                let routes = routes.as_str();
                 return Err(reference(
                     &listed_at(sources[0], Role::Exporter, id),
                     format!(

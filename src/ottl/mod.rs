@@ -222,6 +222,11 @@ impl Condition {
         &self.text
     }
 
+    /// The context it was parsed for.
+    pub fn context(&self) -> ContextKind {
+        self.context
+    }
+
     /// Whether some path reads the instrumentation scope.
     pub fn reads_scope(&self) -> bool {
         self.expr.reads_scope()

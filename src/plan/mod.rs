@@ -701,10 +701,7 @@ fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
         .flatten()
         .filter_map(|route| match &route.condition {
             config::RouteCondition::Request(condition) => Some(condition.key.as_str()),
-            config::RouteCondition::Resource(_)
-            | config::RouteCondition::Span(_)
-            | config::RouteCondition::Log(_)
-            | config::RouteCondition::Metric(_) => None,
+            config::RouteCondition::Ottl(_) => None,
         })
         .collect();
     keys.extend(routed.iter().copied());

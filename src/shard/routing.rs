@@ -107,11 +107,8 @@ impl Router {
             "the plan bounds a connector's targets"
         );
         let by_item = routes.iter().any(|route| {
-            let item = match route.condition {
-                RouteCondition::Span(_) => Signal::Traces,
-                RouteCondition::Log(_) => Signal::Logs,
-                RouteCondition::Metric(_) => Signal::Metrics,
-                RouteCondition::Resource(_) | RouteCondition::Request(_) => return false,
+            let Some((item, _)) = route.condition.item_signal() else {
+                return false;
             };
             assert_eq!(item, signal, "the configuration checks a route's context");
             true
@@ -145,10 +142,7 @@ impl Router {
         let mut targets = 0;
         for route in &self.routes {
             let met = match &route.condition {
-                RouteCondition::Resource(condition)
-                | RouteCondition::Span(condition)
-                | RouteCondition::Log(condition)
-                | RouteCondition::Metric(condition) => condition.eval(subject, scratch),
+                RouteCondition::Ottl(condition) => condition.eval(subject, scratch),
                 RouteCondition::Request(condition) => Ok(condition.matches(metadata)),
             };
             match met {
@@ -353,7 +347,15 @@ impl Router {
                 return out;
             }
         }
-        let all = spans.iter().fold(0, |acc, s| acc | s.targets);
+        // Each target's items counted in one pass, rather than once a target.
+        let mut counts = [0u64; u64::BITS as usize];
+        let mut all = 0;
+        for s in spans.iter() {
+            all |= s.targets;
+            for target in bits(s.targets) {
+                counts[target] += s.count;
+            }
+        }
         let mut framer = self.framer.borrow_mut();
         for target in bits(all) {
             let mine = || spans.iter().filter(move |s| s.targets & (1 << target) != 0);
@@ -366,7 +368,7 @@ impl Router {
                 }),
                 &mut bytes,
             );
-            out.push((target, Bytes::from(bytes), mine().map(|s| s.count).sum()));
+            out.push((target, Bytes::from(bytes), counts[target]));
         }
         out
     }
@@ -466,9 +468,7 @@ mod tests {
         let mut builder = RegistryBuilder::new();
         let drops = DropMetrics::register(&mut builder, 0);
         let route = |text: &str, copy, targets| Route {
-            condition: RouteCondition::Resource(
-                Condition::parse(text, ContextKind::Resource).unwrap(),
-            ),
+            condition: RouteCondition::Ottl(Condition::parse(text, ContextKind::Resource).unwrap()),
             copy,
             targets,
         };
@@ -554,14 +554,14 @@ mod tests {
         let drops = DropMetrics::register(&mut builder, 0);
         let routes = vec![
             Route {
-                condition: RouteCondition::Span(
+                condition: RouteCondition::Ottl(
                     Condition::parse(r#"IsMatch(name, "^x")"#, ContextKind::Span).unwrap(),
                 ),
                 copy: false,
                 targets: 0b01,
             },
             Route {
-                condition: RouteCondition::Resource(
+                condition: RouteCondition::Ottl(
                     Condition::parse(r#"attributes["tenant"] == "acme""#, ContextKind::Resource)
                         .unwrap(),
                 ),
