@@ -14,6 +14,7 @@ pub(crate) mod bell;
 pub mod config;
 pub mod doctor;
 pub mod export;
+pub mod filter;
 pub mod gateway;
 pub(crate) mod host;
 pub mod ingest;

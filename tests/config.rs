@@ -4603,3 +4603,102 @@ service:
         assert!(err.to_string().contains(needle), "`{needle}` not in: {err}");
     }
 }
+
+/// `filter`: both layouts read into one list of rules per signal, resource conditions first;
+/// what tailgate does not do is refused naming the key and the reason.
+#[test]
+fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
+    let with = |keys: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  filter/f:\n{keys}exporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [filter/f]\n      exporters: [debug]\n"
+        ))
+        .map(|config| match config.processors.get(&id("filter/f")) {
+            Some(Processor::Filter(filter)) => filter.clone(),
+            other => panic!("a filter processor, not {other:?}"),
+        })
+    };
+    let filter = with(
+        "    traces:\n      span:\n        - name == \"a\"\n      resource:\n        - attributes[\"k\"] == \"v\"\n    trace_conditions:\n      - span.kind == SPAN_KIND_SERVER\n      - context: resource\n        error_mode: propagate\n        conditions:\n          - attributes[\"x\"] == 1\n    logs:\n      log_record: [severity_number < SEVERITY_NUMBER_WARN]\n",
+    )
+    .expect("a valid filter");
+    let texts: Vec<(&str, bool, ErrorMode)> = filter
+        .traces
+        .iter()
+        .map(|r| {
+            (
+                r.condition.text(),
+                r.condition.context() == tailgate::ottl::ContextKind::Resource,
+                r.error_mode,
+            )
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("attributes[\"k\"] == \"v\"", true, ErrorMode::Ignore),
+            ("attributes[\"x\"] == 1", true, ErrorMode::Propagate),
+            ("name == \"a\"", false, ErrorMode::Ignore),
+            ("span.kind == SPAN_KIND_SERVER", false, ErrorMode::Ignore),
+        ]
+    );
+    assert_eq!(filter.logs.len(), 1);
+    assert!(filter.metrics.is_empty());
+    // The processor's mode, any case.
+    let silent =
+        with("    error_mode: SILENT\n    logs:\n      log_record: [flags == 1]\n").unwrap();
+    assert_eq!(silent.logs[0].error_mode, ErrorMode::Silent);
+    for (keys, needles) in [
+        (
+            "    traces:\n      spanevent: [name == \"x\"]\n",
+            &[
+                "processors.filter/f.traces.spanevent",
+                "`spanevent` context is not supported",
+            ][..],
+        ),
+        (
+            "    metrics:\n      datapoint: [value_int > 1]\n",
+            &[
+                "processors.filter/f.metrics.datapoint",
+                "`datapoint` context is not supported",
+            ],
+        ),
+        (
+            "    spans:\n      exclude:\n        match_type: strict\n        span_names: [a]\n",
+            &["processors.filter/f.spans", "match-properties layout"],
+        ),
+        (
+            "    metrics:\n      include:\n        match_type: strict\n        metric_names: [a]\n",
+            &["processors.filter/f.metrics.include", "IsMatch"][..],
+        ),
+        (
+            "    trace_conditions:\n      - context: scope\n        conditions: [name == \"x\"]\n",
+            &[
+                "trace_conditions[0].context",
+                "`scope` context is not supported",
+            ],
+        ),
+        (
+            "    log_conditions:\n      - context: span\n        conditions: [name == \"x\"]\n",
+            &["`span` is not a context of logs conditions"],
+        ),
+        (
+            "    traces:\n      span: [Len(name) > 3]\n",
+            &["processors.filter/f.traces.span[0]", "Len(name) > 3"],
+        ),
+        ("    error_mode: loud\n", &["`loud` is not an error mode"]),
+        (
+            "    profiles:\n      profile: [x]\n",
+            &["no profiles pipelines"],
+        ),
+    ] {
+        let err = with(keys).expect_err(needles[0]).to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "`{needle}` not in: {err}");
+        }
+    }
+    let many = format!(
+        "    traces:\n      span:\n{}",
+        "        - name == \"a\"\n".repeat(65)
+    );
+    assert!(with(&many).unwrap_err().to_string().contains("at most 64"));
+}

@@ -40,6 +40,7 @@ mod error;
 mod exporters;
 mod extensions;
 mod feature_gates;
+mod filter;
 pub(crate) mod headers_setter;
 mod locate;
 mod processors;
@@ -76,6 +77,7 @@ pub use extensions::{
     HEALTH_CHECK_ENDPOINT_DEFAULT,
 };
 pub use feature_gates::{FeatureGates, UnknownGate, COUNT_SPANS_SAMPLED, USE_TRACESTATE};
+pub use filter::{FilterProcessor, FilterRule, FILTER_CONDITIONS_MAX};
 pub use headers_setter::{
     HeaderAction, HeaderEntry, HeaderSource, HeadersSetter, HEADERS_SETTER_ENTRIES_MAX,
 };

@@ -1,5 +1,6 @@
-//! `processors`: `batch`, `memory_limiter` and `tail_sampling` (each also as `TYPE/NAME`), with
-//! the Collector's keys and defaults. `tail_sampling` has its own module.
+//! `processors`: `batch`, `filter`, `memory_limiter` and `tail_sampling` (each also as
+//! `TYPE/NAME`), with the Collector's keys and defaults. `filter` and `tail_sampling` have
+//! modules of their own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,13 +10,14 @@ use serde::Deserialize;
 
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::filter::{check_filter, FilterProcessor, RawFilter};
 use super::locate::Target;
 use super::scalar::{Dur, UInt};
 use super::tail_sampling::{self, RawTailSampling, TailSampling};
 use super::values::{format_duration, ComponentId, KeyPath};
 
 /// Processor types tailgate has.
-pub const PROCESSOR_KINDS: &[&str] = &["batch", "memory_limiter", "tail_sampling"];
+pub const PROCESSOR_KINDS: &[&str] = &["batch", "filter", "memory_limiter", "tail_sampling"];
 
 /// `send_batch_size` when not given (the Collector's default).
 pub const SEND_BATCH_SIZE_DEFAULT: u32 = 8192;
@@ -54,6 +56,8 @@ impl Processors {
 pub enum Processor {
     /// `batch`.
     Batch(BatchProcessor),
+    /// `filter`: drops what meets its conditions.
+    Filter(FilterProcessor),
     /// `memory_limiter`.
     MemoryLimiter(MemoryLimiter),
     /// `tail_sampling` (traces pipelines only).
@@ -111,6 +115,7 @@ pub enum MemoryLimit {
 
 pub(crate) enum RawProcessor {
     Batch(RawBatch),
+    Filter(Box<RawFilter>),
     MemoryLimiter(RawMemoryLimiter),
     TailSampling(Box<RawTailSampling>),
     Unknown,
@@ -120,6 +125,9 @@ impl RawComponent for RawProcessor {
     fn from_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(match kind {
             "batch" => RawProcessor::Batch(Option::<RawBatch>::deserialize(d)?.unwrap_or_default()),
+            "filter" => RawProcessor::Filter(Box::new(
+                Option::<RawFilter>::deserialize(d)?.unwrap_or_default(),
+            )),
             "memory_limiter" => RawProcessor::MemoryLimiter(
                 Option::<RawMemoryLimiter>::deserialize(d)?.unwrap_or_default(),
             ),
@@ -165,6 +173,7 @@ pub(crate) fn check(
         let path = section.key(key.as_str());
         let processor = match raw {
             RawProcessor::Batch(batch) => Processor::Batch(check_batch(batch, &path, ctx)?),
+            RawProcessor::Filter(filter) => Processor::Filter(check_filter(*filter, &path, ctx)?),
             RawProcessor::MemoryLimiter(ml) => {
                 Processor::MemoryLimiter(check_memory_limiter(ml, &path, ctx)?)
             }

@@ -41,6 +41,7 @@ use super::batch::Batch;
 use super::exporter::Exporter;
 use super::partition::Batchers;
 use super::Connect;
+use crate::filter::{Filtered, Filters};
 use crate::metadata::Metadata;
 use crate::telemetry::BatchMetrics;
 use tailgate_shards::sync::Wakeup;
@@ -79,6 +80,8 @@ struct Inner {
     counted: RefCell<Option<BatchMetrics>>,
     /// What this pipeline last added to the processor's `metadata_cardinality`.
     combinations: Cell<i64>,
+    /// The `filter` processors listed after `tail_sampling`, applied to what is pushed.
+    filters: RefCell<Filters>,
 }
 
 /// Why a batch was handed out, for the `batch` processor's families.
@@ -118,6 +121,7 @@ impl Pipeline {
             reported: Cell::new([0; 3]),
             counted: RefCell::new(None),
             combinations: Cell::new(0),
+            filters: RefCell::new(Filters::default()),
         });
         let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
         Pipeline {
@@ -137,6 +141,12 @@ impl Pipeline {
             metrics.cardinality.add(1);
         }
         *self.inner.counted.borrow_mut() = Some(metrics);
+    }
+
+    /// Applies `filters` to every request pushed from now on, before the batcher: the
+    /// `filter` processors a pipeline lists after `tail_sampling`.
+    pub fn filter_with(&self, filters: Filters) {
+        *self.inner.filters.borrow_mut() = filters;
     }
 
     /// Tells `observer` how the items in the batcher change from now on.
@@ -164,6 +174,15 @@ impl Pipeline {
         if inner.closed.get() {
             return Err(PipelineClosed);
         }
+        let part;
+        let (bytes, items) = match inner.filters.borrow().apply(bytes, items) {
+            Filtered::All => (bytes, items),
+            Filtered::Nothing => return Ok(()),
+            Filtered::Part(kept, n) => {
+                part = kept;
+                (&part[..], n)
+            }
+        };
         let mut ready = Vec::new();
         {
             let mut batcher = inner.batcher.borrow_mut();

@@ -116,6 +116,19 @@ pub(crate) struct PipelinePlan {
     pub(crate) exporters: Vec<(String, ExporterSettings)>,
     /// The ids of the pipeline's `memory_limiter` processors, for their metric families.
     pub(crate) memory_limiters: Vec<String>,
+    /// Its `filter` processors with conditions for its signal, in the order listed.
+    pub(crate) filters: Vec<FilterPlan>,
+}
+
+/// One `filter` processor of a pipeline.
+#[derive(Debug, Clone)]
+pub(crate) struct FilterPlan {
+    /// The processor's id (`filter/health`), for its families and logs.
+    pub(crate) id: String,
+    /// Its conditions for the pipeline's signal, resource conditions first.
+    pub(crate) rules: Vec<config::FilterRule>,
+    /// Whether the pipeline lists it after `tail_sampling`: it filters the kept spans.
+    pub(crate) after_sampling: bool,
 }
 
 /// The most pipelines one connector may send to: a routing connector marks each resource group
@@ -557,8 +570,20 @@ impl PipelinePlan {
         // Without a batch processor, each request's client metadata goes on as it came.
         let mut partitioning = Partitioning::Keep;
         let mut batch_processor = None;
+        let mut filters = Vec::new();
         for id in &pipeline.processors {
             match config.processors.by_id.get(id) {
+                Some(Processor::Filter(filter)) => {
+                    let rules = filter.rules(pipeline.id.signal);
+                    // A filter without conditions for the signal passes everything.
+                    if !rules.is_empty() {
+                        filters.push(FilterPlan {
+                            id: id.to_string(),
+                            rules: rules.to_vec(),
+                            after_sampling: sampling.is_some(),
+                        });
+                    }
+                }
                 Some(Processor::Batch(b)) => {
                     batch_processor = Some(id.to_string());
                     partitioning = if b.metadata_keys.is_empty() {
@@ -646,6 +671,7 @@ impl PipelinePlan {
             batch_processor,
             exporters,
             memory_limiters,
+            filters,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The shard's dispatcher: what a delivery meets once it reaches the shard that owns it.
 //!
-//! Every configured pipeline becomes one [`Stage`] on each shard: straight into the pipeline's
-//! batcher, or through the tail sampler first. [`Pipelines`] is the receivers' and the mesh's
+//! Every configured pipeline becomes one [`Stage`] on each shard: its `filter` processors (those
+//! listed before `tail_sampling`, [`crate::filter`]), then straight into the pipeline's batcher,
+//! or through the tail sampler first (the filters listed after it run in the pipeline, on what
+//! the sampler keeps). [`Pipelines`] is the receivers' and the mesh's
 //! [`Deliver`]: it hands each delivery to every *entry* stage of its signal (a pipeline that
 //! lists one of the gateway's receivers). The other stages are fed by connectors
 //! ([`super::routing`], [`super::failover`]), which the pipelines exporting to them hand their
@@ -25,7 +27,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::export::{Exporter, Pipeline};
+use crate::filter::{Filtered, Filters};
 use crate::ingest::{Deliver, Delivery};
 use crate::memory::ShardMemory;
 use crate::plan::PipelinePlan;
@@ -34,29 +39,62 @@ use crate::telemetry::{DropMetrics, DropReason};
 
 use super::ShardTelemetry;
 
-/// One pipeline of a shard: straight into its batcher, or through the tail sampler first.
-pub(super) enum Stage {
+/// One pipeline of a shard: its filters, then straight into its batcher or through the tail
+/// sampler first.
+pub(super) struct Stage {
+    /// The `filter` processors listed before `tail_sampling` (all of them, without it).
+    filters: Filters,
+    kind: Kind,
+}
+
+/// Where a stage's data goes once filtered.
+enum Kind {
     Direct(Pipeline),
     Sampled(Rc<Sampler>),
 }
 
 impl Stage {
-    /// The stage `plan` asks for in front of `pipeline`, on a node of `shards` shards; a
-    /// sampled stage takes over `previous`'s buffered traces where a reload gives one.
+    /// The stage `plan` asks for in front of `pipeline`, on a node of `shards` shards, with
+    /// `filters` first; a sampled stage takes over `previous`'s buffered traces where a reload
+    /// gives one.
     pub(super) fn new(
         plan: &PipelinePlan,
+        filters: Filters,
         pipeline: Pipeline,
         shards: usize,
         telemetry: &ShardTelemetry,
         memory: &Rc<ShardMemory>,
         previous: Option<&Rc<Sampler>>,
     ) -> Stage {
+        Stage {
+            filters,
+            kind: Stage::kind(plan, pipeline, shards, telemetry, memory, previous),
+        }
+    }
+
+    /// A stage without filters, straight into `pipeline`.
+    #[cfg(test)]
+    pub(super) fn direct(pipeline: Pipeline) -> Stage {
+        Stage {
+            filters: Filters::default(),
+            kind: Kind::Direct(pipeline),
+        }
+    }
+
+    fn kind(
+        plan: &PipelinePlan,
+        pipeline: Pipeline,
+        shards: usize,
+        telemetry: &ShardTelemetry,
+        memory: &Rc<ShardMemory>,
+        previous: Option<&Rc<Sampler>>,
+    ) -> Kind {
         match (&plan.sampling, &telemetry.sampling) {
             (Some(sampling), Some(metrics)) => {
                 let policies = PolicySet::new(&sampling.config, shards)
                     .expect("policies compile: checked when the plan was made");
                 if let Some(previous) = previous {
-                    return Stage::Sampled(Sampler::take_over(
+                    return Kind::Sampled(Sampler::take_over(
                         previous,
                         policies,
                         pipeline,
@@ -64,7 +102,7 @@ impl Stage {
                         telemetry.shard.clone(),
                     ));
                 }
-                Stage::Sampled(Sampler::start(
+                Kind::Sampled(Sampler::start(
                     sampling.settings,
                     policies,
                     pipeline,
@@ -75,75 +113,73 @@ impl Stage {
                     sampling.relief_log.clone(),
                 ))
             }
-            _ => Stage::Direct(pipeline),
+            _ => Kind::Direct(pipeline),
         }
     }
 
     /// The exporters the stage's pipeline feeds.
     pub(super) fn exporters(&self) -> &[Rc<Exporter>] {
-        match self {
-            Stage::Direct(pipeline) => pipeline.exporters(),
-            Stage::Sampled(sampler) => sampler.pipeline().exporters(),
+        match &self.kind {
+            Kind::Direct(pipeline) => pipeline.exporters(),
+            Kind::Sampled(sampler) => sampler.pipeline().exporters(),
         }
     }
 
     /// The sampler of a sampled stage.
     pub(super) fn sampler(&self) -> Option<&Rc<Sampler>> {
-        match self {
-            Stage::Sampled(sampler) => Some(sampler),
-            Stage::Direct(_) => None,
+        match &self.kind {
+            Kind::Sampled(sampler) => Some(sampler),
+            Kind::Direct(_) => None,
         }
     }
 
     /// After a reload replaced it: drains what it holds by `deadline` (a sampled stage's
     /// successor has taken its traces already).
     async fn retire(&self, deadline: Instant) {
-        match self {
-            Stage::Direct(pipeline) => pipeline.shutdown(deadline).await,
-            Stage::Sampled(sampler) => sampler.retire(deadline).await,
+        match &self.kind {
+            Kind::Direct(pipeline) => pipeline.shutdown(deadline).await,
+            Kind::Sampled(sampler) => sampler.retire(deadline).await,
         }
     }
 
     /// Takes `delivery`, waiting while the pipeline pushes back.
     pub(super) async fn deliver(&self, delivery: &Delivery, drops: &DropMetrics) {
-        let pipeline = match self {
-            Stage::Sampled(sampler) => {
-                sampler
-                    .accept(&delivery.bytes, delivery.items, &delivery.metadata)
-                    .await;
+        let (bytes, items) = match self.filters.apply(&delivery.bytes, delivery.items) {
+            Filtered::All => (delivery.bytes.clone(), delivery.items),
+            Filtered::Nothing => return,
+            Filtered::Part(bytes, items) => (Bytes::from(bytes), items),
+        };
+        let pipeline = match &self.kind {
+            Kind::Sampled(sampler) => {
+                sampler.accept(&bytes, items, &delivery.metadata).await;
                 return;
             }
-            Stage::Direct(pipeline) => pipeline,
+            Kind::Direct(pipeline) => pipeline,
         };
         // A pipeline is closed only once shutdown has flushed it; a delivery that still
         // arrives (a peer that missed its drain deadline) is lost, and counted so.
         if pipeline
-            .push(
-                delivery.signal,
-                &delivery.bytes,
-                delivery.items,
-                &delivery.metadata,
-            )
+            .push(delivery.signal, &bytes, items, &delivery.metadata)
             .await
             .is_err()
         {
-            drops.add(delivery.signal, DropReason::Shutdown, delivery.items);
+            drops.add(delivery.signal, DropReason::Shutdown, items);
         }
     }
 
     /// Shutdown, before the batchers flush: decides (or drops) what the stage still holds.
     async fn settle(&self, deadline: Instant) {
-        match self {
-            Stage::Direct(_) => {}
-            Stage::Sampled(sampler) => sampler.shutdown(deadline).await,
+        match &self.kind {
+            Kind::Direct(_) => {}
+            Kind::Sampled(sampler) => sampler.shutdown(deadline).await,
         }
     }
 
     /// Shutdown, last: flushes the batcher into the exporters, then drains the exporters.
     async fn flush(&self, deadline: Instant) {
-        match self {
-            Stage::Direct(pipeline) => pipeline.shutdown(deadline).await,
-            Stage::Sampled(sampler) => sampler.pipeline().shutdown(deadline).await,
+        match &self.kind {
+            Kind::Direct(pipeline) => pipeline.shutdown(deadline).await,
+            Kind::Sampled(sampler) => sampler.pipeline().shutdown(deadline).await,
         }
     }
 }
@@ -339,7 +375,7 @@ mod tests {
                     .await;
                 let mut pipelines = Pipelines::new(drops);
                 let mut stages = Stages::default();
-                stages.all.push(Rc::new(Stage::Direct(pipeline)));
+                stages.all.push(Rc::new(Stage::direct(pipeline)));
                 stages.entry[Signal::Traces.index()].push(0);
                 stages.order.push(0);
                 stages.fed.push(false);

@@ -10,6 +10,7 @@ use tailgate_shards::runtime::Shard;
 
 use crate::export::upstream::{ShardUpstream, UpstreamHealth};
 use crate::export::{Batchers, Connect, Exporter, ExporterSettings, Pipeline};
+use crate::filter::{Filter, Filters};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle::{self, Shutdown};
@@ -231,8 +232,33 @@ pub(super) fn build_stages(
         direct.observe_batching(Rc::new(move |signal, delta| {
             batching[signal.index()].add(delta);
         }));
+        let filters = |after_sampling: bool| {
+            Filters::new(
+                pipeline
+                    .filters
+                    .iter()
+                    .filter(|f| f.after_sampling == after_sampling)
+                    .map(|f| {
+                        let counter = telemetry
+                            .filters
+                            .counter(&f.id, pipeline.signal)
+                            .expect("each filter of a pipeline has its counter")
+                            .clone();
+                        Filter::new(
+                            f.id.clone(),
+                            pipeline.signal,
+                            f.rules.clone(),
+                            counter,
+                            telemetry.drops.clone(),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        direct.filter_with(filters(true));
         all[p] = Some(Rc::new(Stage::new(
             pipeline,
+            filters(false),
             direct,
             plan.cpus.len(),
             telemetry,

@@ -4,9 +4,9 @@
 use crate::export::ExporterSettings;
 use crate::plan::{ConnectorKind, Plan};
 use crate::telemetry::{
-    BatchMetrics, DropMetrics, ExporterMetrics, FailoverMetrics, LoadBalancerMetrics,
-    MemoryLimiterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics, ShardMetrics,
-    TierMetrics, TlsMetrics,
+    BatchMetrics, DropMetrics, ExporterMetrics, FailoverMetrics, FilterMetrics,
+    LoadBalancerMetrics, MemoryLimiterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics,
+    ShardMetrics, TierMetrics, TlsMetrics,
 };
 
 /// One shard's metric cells, registered on the main thread before the shards start.
@@ -21,6 +21,8 @@ pub(crate) struct ShardTelemetry {
     pub(super) balancers: Vec<Option<LoadBalancerMetrics>>,
     pub(super) drops: DropMetrics,
     pub(super) memory_limiters: MemoryLimiterMetrics,
+    /// The `filter` processors' counters, by id and signal.
+    pub(super) filters: FilterMetrics,
     /// Per `batch` processor a pipeline takes its batching from, by id.
     pub(super) batches: Vec<(String, BatchMetrics)>,
     /// Per connector of the plan, in its order: a failover's cells (none for a routing one).
@@ -123,6 +125,15 @@ impl ShardTelemetry {
                     .pipelines
                     .iter()
                     .flat_map(|p| p.memory_limiters.iter().map(|id| (p.signal, id.clone())))
+                    .collect::<Vec<_>>(),
+                shard,
+            ),
+            filters: FilterMetrics::register(
+                builder,
+                &plan
+                    .pipelines
+                    .iter()
+                    .flat_map(|p| p.filters.iter().map(|f| (p.signal, f.id.clone())))
                     .collect::<Vec<_>>(),
                 shard,
             ),

@@ -48,11 +48,17 @@ pub enum DropReason {
     RoutingError,
     /// A failover connector's lowest priority level failed the data too.
     FailoverExhausted,
+    /// A `filter` processor's condition met it: dropped by the operator's choice (the same
+    /// count as `otelcol_processor_filter_*_filtered`).
+    Filtered,
+    /// A filter condition failed to evaluate under `error_mode: propagate`: the Collector
+    /// fails the whole request, and so does tailgate, after accepting it.
+    FilterError,
 }
 
 impl DropReason {
     /// Every reason, in the order their series are registered.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::InvalidSpan,
         DropReason::ExportFailed,
         DropReason::TraceTooLarge,
@@ -63,6 +69,8 @@ impl DropReason {
         DropReason::Unrouted,
         DropReason::RoutingError,
         DropReason::FailoverExhausted,
+        DropReason::Filtered,
+        DropReason::FilterError,
     ];
 
     /// The value of the `reason` label.
@@ -78,6 +86,8 @@ impl DropReason {
             DropReason::Unrouted => "unrouted",
             DropReason::RoutingError => "routing_error",
             DropReason::FailoverExhausted => "failover_exhausted",
+            DropReason::Filtered => "filtered",
+            DropReason::FilterError => "filter_error",
         }
     }
 

@@ -68,6 +68,7 @@ mod connections;
 mod connectors;
 mod drops;
 mod exposition;
+mod filter;
 mod health;
 mod health_check;
 pub mod log_export;
@@ -89,6 +90,7 @@ pub use cell::{Counter, Gauge, Histogram};
 pub use connections::{ConnectionMetrics, TlsMetrics, TLS_FAILURE_REASONS};
 pub use connectors::FailoverMetrics;
 pub use drops::{DropMetrics, DropReason};
+pub use filter::FilterMetrics;
 pub use health::{Health, NotReady};
 pub use memory_limiter::MemoryLimiterMetrics;
 pub use pipeline::{
