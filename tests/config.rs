@@ -4617,28 +4617,71 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
             other => panic!("a filter processor, not {other:?}"),
         })
     };
+    let rules = |filter: &FilterProcessor| -> Vec<(String, bool, ErrorMode)> {
+        filter
+            .traces
+            .iter()
+            .map(|r| {
+                (
+                    r.condition.text().to_string(),
+                    r.condition.context() == tailgate::ottl::ContextKind::Resource,
+                    r.error_mode,
+                )
+            })
+            .collect()
+    };
     let filter = with(
-        "    traces:\n      span:\n        - name == \"a\"\n      resource:\n        - attributes[\"k\"] == \"v\"\n    trace_conditions:\n      - span.kind == SPAN_KIND_SERVER\n      - context: resource\n        error_mode: propagate\n        conditions:\n          - attributes[\"x\"] == 1\n    logs:\n      log_record: [severity_number < SEVERITY_NUMBER_WARN]\n",
+        "    traces:\n      span:\n        - name == \"a\"\n      resource:\n        - attributes[\"k\"] == \"v\"\n    logs:\n      log_record: [severity_number < SEVERITY_NUMBER_WARN]\n",
     )
     .expect("a valid filter");
-    let texts: Vec<(&str, bool, ErrorMode)> = filter
-        .traces
-        .iter()
-        .map(|r| {
-            (
-                r.condition.text(),
-                r.condition.context() == tailgate::ottl::ContextKind::Resource,
-                r.error_mode,
-            )
-        })
-        .collect();
     assert_eq!(
-        texts,
+        rules(&filter),
         [
-            ("attributes[\"k\"] == \"v\"", true, ErrorMode::Ignore),
-            ("attributes[\"x\"] == 1", true, ErrorMode::Propagate),
-            ("name == \"a\"", false, ErrorMode::Ignore),
-            ("span.kind == SPAN_KIND_SERVER", false, ErrorMode::Ignore),
+            (
+                "attributes[\"k\"] == \"v\"".to_string(),
+                true,
+                ErrorMode::Ignore
+            ),
+            ("name == \"a\"".to_string(), false, ErrorMode::Ignore),
+        ]
+    );
+    let grouped = with(
+        "    trace_conditions:\n      - context: span\n        conditions: [span.kind == SPAN_KIND_SERVER]\n      - context: resource\n        error_mode: propagate\n        conditions:\n          - attributes[\"x\"] == 1\n",
+    )
+    .expect("a valid filter");
+    assert_eq!(
+        rules(&grouped),
+        [
+            (
+                "attributes[\"x\"] == 1".to_string(),
+                true,
+                ErrorMode::Propagate
+            ),
+            (
+                "span.kind == SPAN_KIND_SERVER".to_string(),
+                false,
+                ErrorMode::Ignore
+            ),
+        ]
+    );
+    let inferred = with(
+        "    trace_conditions:\n      - span.kind == SPAN_KIND_SERVER\n      - resource.attributes[\"x\"] == 1\n",
+    )
+    .expect("a valid filter");
+    // Read in the span context, a resource path and all.
+    assert_eq!(
+        rules(&inferred),
+        [
+            (
+                "span.kind == SPAN_KIND_SERVER".to_string(),
+                false,
+                ErrorMode::Ignore
+            ),
+            (
+                "resource.attributes[\"x\"] == 1".to_string(),
+                false,
+                ErrorMode::Ignore
+            ),
         ]
     );
     assert_eq!(filter.logs.len(), 1);

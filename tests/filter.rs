@@ -320,3 +320,291 @@ shards:
     );
     assert!(gateway.stop().success());
 }
+
+/// The parity test's filters, in each of the Collector's layouts: by signal and context;
+/// conditions whose paths name their context; groups naming theirs, one overriding the
+/// processor's error mode. Each line indented as the YAML needs.
+const PARITY_FILTERS: [&str; 3] = [
+    r#"    error_mode: ignore
+    traces:
+      resource:
+        - attributes["service.name"] == "canary"
+      span:
+        - attributes["http.route"] == "/healthz"
+        - IsMatch(name, "^GET /ping")
+        - kind == SPAN_KIND_INTERNAL and attributes["http.status_code"] < 300
+        - IsMatch(attributes["ratio"], "^0\\.2")
+        - instrumentation_scope.name == "lib-b" and status.code != STATUS_CODE_ERROR
+        - not IsRootSpan() and attributes["keep"] == false
+        - resource.attributes["tier"] == nil and attributes["http.status_code"] == 404
+"#,
+    r#"    trace_conditions:
+      - resource.attributes["service.name"] == "canary"
+      - span.attributes["http.route"] == "/healthz" or IsMatch(span.name, "^GET /ping")
+      - span.kind == SPAN_KIND_INTERNAL and span.attributes["http.status_code"] < 300
+      - IsMatch(span.attributes["ratio"], "^0\\.2")
+      - not IsRootSpan() and span.attributes["keep"] == false
+"#,
+    r#"    error_mode: propagate
+    trace_conditions:
+      - context: span
+        error_mode: silent
+        conditions:
+          - IsMatch(attributes["ratio"], "^0\\.2")
+          - instrumentation_scope.name == "lib-b" and status.code != STATUS_CODE_ERROR
+      - context: resource
+        conditions:
+          - attributes["tier"] == "web" and attributes["service.name"] == "billing"
+"#,
+];
+
+/// Traces from four services over two scopes, with names, kinds, statuses and attributes the
+/// parity conditions test (a NaN `ratio` now and then, which fails `IsMatch` under `ignore`):
+/// `requests` requests of 25 traces of 4 spans, as OTLP/HTTP protobuf bodies; and the number
+/// of spans.
+fn parity_load(requests: usize) -> (Vec<Vec<u8>>, usize) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value::Value, AnyValue, InstrumentationScope, KeyValue,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+    let kv = |key: &str, value: Value| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    let services = ["checkout", "canary", "billing", "health"];
+    let names = [
+        "GET /ping",
+        "GET /pay",
+        "db.query",
+        "render",
+        "GET /pingback",
+    ];
+    let routes = ["/healthz", "/pay", "/cart"];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut bodies = Vec::new();
+    let mut spans_sent = 0;
+    for r in 0..requests {
+        let mut groups: Vec<ResourceSpans> = Vec::new();
+        for t in 0..25u64 {
+            let service = services[next(4) as usize];
+            let mut attributes = vec![kv("service.name", Value::StringValue(service.into()))];
+            if next(2) == 0 {
+                attributes.push(kv("tier", Value::StringValue("web".into())));
+            }
+            let trace = (r as u64) << 32 | t;
+            let spans: Vec<(String, Span)> = (0..4u64)
+                .map(|i| {
+                    let code = [200, 204, 404, 500, 503][next(5) as usize];
+                    let ratio = if next(10) == 0 {
+                        f64::NAN
+                    } else {
+                        next(8) as f64 / 8.0
+                    };
+                    let mut attrs = vec![
+                        kv("http.status_code", Value::IntValue(code)),
+                        kv("ratio", Value::DoubleValue(ratio)),
+                    ];
+                    if next(3) == 0 {
+                        attrs.push(kv(
+                            "http.route",
+                            Value::StringValue(routes[next(3) as usize].into()),
+                        ));
+                    }
+                    if next(2) == 0 {
+                        attrs.push(kv("keep", Value::BoolValue(next(2) == 0)));
+                    }
+                    let scope = if next(2) == 0 { "lib-a" } else { "lib-b" };
+                    let span = Span {
+                        trace_id: [trace.to_be_bytes(), 0x5eed_u64.to_be_bytes()].concat(),
+                        span_id: (trace * 4 + i + 1).to_be_bytes().to_vec(),
+                        parent_span_id: if i == 0 {
+                            Vec::new()
+                        } else {
+                            (trace * 4 + 1).to_be_bytes().to_vec()
+                        },
+                        name: names[next(5) as usize].into(),
+                        kind: 1 + next(5) as i32,
+                        start_time_unix_nano: 1_000,
+                        end_time_unix_nano: 2_000,
+                        attributes: attrs,
+                        status: Some(Status {
+                            code: [
+                                status::StatusCode::Unset,
+                                status::StatusCode::Ok,
+                                status::StatusCode::Error,
+                            ][next(3) as usize] as i32,
+                            ..Status::default()
+                        }),
+                        ..Span::default()
+                    };
+                    (scope.to_string(), span)
+                })
+                .collect();
+            spans_sent += spans.len();
+            let scope_group = |name: &str| ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: name.into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans: spans
+                    .iter()
+                    .filter(|(s, _)| s == name)
+                    .map(|(_, span)| span.clone())
+                    .collect(),
+                ..ScopeSpans::default()
+            };
+            groups.push(ResourceSpans {
+                resource: Some(Resource {
+                    attributes,
+                    ..Resource::default()
+                }),
+                scope_spans: vec![scope_group("lib-a"), scope_group("lib-b")],
+                ..ResourceSpans::default()
+            });
+        }
+        bodies.push(
+            ExportTraceServiceRequest {
+                resource_spans: groups,
+            }
+            .encode_to_vec(),
+        );
+    }
+    (bodies, spans_sent)
+}
+
+/// The same spans through tailgate and the Collector built from its modules (contrib's
+/// `filter` v0.161.0), each with the same `filter` processor, must leave the same spans at
+/// each one's sink: resource and span conditions, both layouts, kinds, statuses, scopes,
+/// `IsRootSpan()`, `nil`, `not`, numbers and booleans, and `IsMatch` failing on NaN under
+/// `error_mode: ignore` and `silent`. Skipped, with a message, only where `go` is not on PATH.
+#[test]
+fn the_same_spans_are_dropped_as_the_collector_drops_them() {
+    use tailgate_bench::peers;
+    if !peers::go_on_path() {
+        println!(
+            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
+        );
+        return;
+    }
+    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    let (bodies, sent) = parity_load(40);
+    for filter in PARITY_FILTERS {
+        filter_parity(&built, filter, &bodies, sent);
+    }
+}
+
+/// One parity run of `filter` on `bodies`, which hold `sent` spans.
+fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent: usize) {
+    use common::gateway::{http_get, start_sink_on};
+    use common::parity::{settle, sum};
+    use tailgate_bench::peers;
+    let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
+    let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
+    let processors = format!("processors:\n  filter:\n{filter}  batch:\n    timeout: 50ms\n");
+    let pipeline = "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [filter, batch]\n      exporters: [otlp]\n";
+    let exporter = |to| {
+        format!("exporters:\n  otlp:\n    endpoint: {to}\n    tls:\n      insecure: true\n    compression: none\n")
+    };
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let ours = Gateway::start_with_config(
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: {grpc}\n      http:\n        endpoint: {http}\n{processors}{}{pipeline}  telemetry:\n    metrics:\n      address: {admin}\nshards:\n  cpus: [0, 1]\n",
+            exporter(ours_upstream)
+        ),
+        grpc,
+        http,
+        admin,
+    );
+    let (their_http, their_metrics) = (loopback(free_port()), loopback(free_port()));
+    let config = std::env::temp_dir().join(format!(
+        "tailgate-filter-parity-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {their_http}\n{processors}{}{pipeline}  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: detailed\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: {}\n",
+            exporter(theirs_upstream),
+            their_metrics.port()
+        ),
+    )
+    .unwrap();
+    let mut theirs = peers::Collector::start(built, &config, config.with_extension("log"))
+        .expect("start the Collector");
+    assert!(
+        wait_for(Duration::from_secs(30), || theirs.running()
+            && http_get(their_metrics, "/metrics")
+                .is_ok_and(|(s, _)| s == 200)
+            && std::net::TcpStream::connect(their_http).is_ok()),
+        "the Collector did not start:\n{}",
+        theirs.log()
+    );
+    for body in bodies {
+        for addr in [http, their_http] {
+            let (status, _, reply) = http_request(
+                addr,
+                "POST",
+                "/v1/traces",
+                &[("Content-Type", "application/x-protobuf")],
+                body,
+            )
+            .expect("a response");
+            assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
+        }
+    }
+    // Every span has been through each system's filter once its receiver counted it.
+    for metrics in [admin, their_metrics] {
+        assert!(
+            wait_for(WAIT, || sum(metrics, "otelcol_receiver_accepted_spans")
+                == sent as f64),
+            "{metrics}: {} of {sent} spans accepted",
+            sum(metrics, "otelcol_receiver_accepted_spans")
+        );
+    }
+    settle(admin, &ours_sink);
+    settle(their_metrics, &theirs_sink);
+    let ours_filtered = sum(admin, "otelcol_processor_filter_spans_filtered");
+    let theirs_filtered = sum(their_metrics, "otelcol_processor_filter_spans_filtered");
+    drop(theirs);
+    assert!(ours.stop().success());
+    let _ = std::fs::remove_file(&config);
+    let ids = |sink: tailgate_bench::sink::Sink| -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+        received_spans(&sink.stop().expect("stop the sink"))
+            .into_iter()
+            .map(|(_, s)| (s.trace_id, s.span_id))
+            .collect()
+    };
+    let (ours, theirs) = (ids(ours_sink), ids(theirs_sink));
+    println!(
+        "filter parity: {sent} spans sent; tailgate kept {}, the Collector {}; filtered {ours_filtered} and {theirs_filtered}",
+        ours.len(),
+        theirs.len()
+    );
+    // The load exercises the conditions: some spans kept, most dropped by something.
+    assert!(
+        theirs.len() > sent / 20 && theirs.len() < sent / 2,
+        "{}",
+        theirs.len()
+    );
+    let only_ours: Vec<_> = ours.difference(&theirs).take(5).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).take(5).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "kept by tailgate only: {only_ours:?}; by the Collector only: {only_theirs:?}"
+    );
+    assert_eq!(ours_filtered, theirs_filtered);
+    assert_eq!(ours_filtered as usize + ours.len(), sent);
+}

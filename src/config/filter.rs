@@ -212,8 +212,46 @@ pub(crate) fn check_filter(
         profiles,
         ctx,
     )?;
+    // The Collector refuses a signal's two layouts together.
+    let given =
+        |list: &Option<Vec<RawContextConditions>>| list.as_ref().is_some_and(|l| !l.is_empty());
+    for (layout, signal, conditions, old) in [
+        (
+            "trace_conditions",
+            "traces",
+            given(&raw.trace_conditions),
+            raw.traces
+                .as_ref()
+                .is_some_and(|t| t.resource.is_some() || t.span.is_some() || t.spanevent.is_some()),
+        ),
+        (
+            "metric_conditions",
+            "metrics",
+            given(&raw.metric_conditions),
+            raw.metrics.as_ref().is_some_and(|m| {
+                m.resource.is_some() || m.metric.is_some() || m.datapoint.is_some()
+            }),
+        ),
+        (
+            "log_conditions",
+            "logs",
+            given(&raw.log_conditions),
+            raw.logs
+                .as_ref()
+                .is_some_and(|l| l.resource.is_some() || l.log_record.is_some()),
+        ),
+    ] {
+        if conditions && old {
+            return Err(ctx.invalid(
+                &path.key(layout),
+                format!(
+                    "give the {signal} conditions in one layout, `{layout}` or `{signal}`, not \
+                     both (the Collector refuses them together)"
+                ),
+            ));
+        }
+    }
     let mut out = FilterProcessor::default();
-
     let mut lists = Lists {
         mode,
         ctx,
@@ -322,7 +360,19 @@ impl Lists<'_, '_> {
     ) -> Result<(), ConfigError> {
         let list = parent.key(key);
         let item = item_context(signal);
-        for (i, entry) in raw.unwrap_or_default().into_iter().enumerate() {
+        let raw = raw.unwrap_or_default();
+        let inferred = raw
+            .iter()
+            .filter(|e| matches!(e, RawContextConditions::Inferred(_)))
+            .count();
+        if inferred > 0 && inferred < raw.len() {
+            return Err(self.ctx.invalid(
+                &list,
+                "mixes conditions and `{context, conditions}` groups; write the list in one \
+                 style (the Collector refuses the mix)",
+            ));
+        }
+        for (i, entry) in raw.into_iter().enumerate() {
             let at = list.index(i);
             match entry {
                 // A condition's paths name their contexts; read in the item's context, a

@@ -193,26 +193,8 @@ service:
         decided(admin),
         decided(their_metrics)
     );
-    // An exporter's request leaves the queue before it is in flight, and is counted sent only
-    // when answered: what the sink holds is final once, on five polls in a row (half a second),
-    // the queue is empty, nothing is in flight and the sink holds exactly what was sent.
     for (metrics, sink) in [(admin, &ours_sink), (their_metrics, &theirs_sink)] {
-        let mut quiet = 0;
-        let settled = wait_for(Duration::from_secs(30), || {
-            let sent = sum(metrics, "otelcol_exporter_sent_spans");
-            let idle = sum(metrics, "otelcol_exporter_queue_size") == 0.0
-                && sum(metrics, "otelcol_exporter_in_flight_requests") <= 0.0
-                && sink.spans_received() as f64 == sent;
-            quiet = if idle { quiet + 1 } else { 0 };
-            std::thread::sleep(Duration::from_millis(100));
-            quiet >= 5
-        });
-        assert!(
-            settled,
-            "{metrics}: the sink has {} spans, the exporter reports {} sent",
-            sink.spans_received(),
-            sum(metrics, "otelcol_exporter_sent_spans")
-        );
+        settle(metrics, sink);
     }
     drop(theirs);
     ours.stop();
@@ -224,6 +206,29 @@ service:
     };
     let _ = std::fs::remove_file(&config);
     (spans(ours_sink), spans(theirs_sink))
+}
+
+/// Waits until what `sink` holds is final for the exporter whose metrics are at `metrics`: an
+/// exporter's request leaves the queue before it is in flight, and is counted sent only when
+/// answered, so the sink is settled once, on five polls in a row (half a second), the queue is
+/// empty, nothing is in flight and the sink holds exactly what was sent.
+pub fn settle(metrics: SocketAddr, sink: &tailgate_bench::sink::Sink) {
+    let mut quiet = 0;
+    let settled = wait_for(Duration::from_secs(30), || {
+        let sent = sum(metrics, "otelcol_exporter_sent_spans");
+        let idle = sum(metrics, "otelcol_exporter_queue_size") == 0.0
+            && sum(metrics, "otelcol_exporter_in_flight_requests") <= 0.0
+            && sink.spans_received() as f64 == sent;
+        quiet = if idle { quiet + 1 } else { 0 };
+        std::thread::sleep(Duration::from_millis(100));
+        quiet >= 5
+    });
+    assert!(
+        settled,
+        "{metrics}: the sink has {} spans, the exporter reports {} sent",
+        sink.spans_received(),
+        sum(metrics, "otelcol_exporter_sent_spans")
+    );
 }
 
 /// The trace ids of `spans`.
