@@ -165,7 +165,9 @@ processors:
       log_record:
         - severity_number < SEVERITY_NUMBER_WARN
     metric_conditions:
-      - metric.name == "noisy"
+      - context: metric
+        conditions:
+          - name == "noisy"
       - context: resource
         conditions:
           - attributes["service.name"] == "canary"
