@@ -167,6 +167,9 @@ impl Filter {
         let request = Request::trusted(self.signal, bytes);
         let base = bytes.as_ptr() as usize;
         let (resource_rules, item_rules) = self.rules.split_at(self.resource_rules);
+        if item_rules.is_empty() {
+            return self.filter_groups(&request, items);
+        }
         let mut headers = self.headers.borrow_mut();
         let mut kept = self.kept.borrow_mut();
         let mut scratch = self.scratch.borrow_mut();
@@ -254,6 +257,46 @@ impl Filter {
             }),
             &mut out,
         );
+        Filtered::Part(out, items.saturating_sub(dropped))
+    }
+
+    /// [`Filter::filter`] with resource conditions alone: each group kept or dropped whole,
+    /// no item read (but a dropped group's, to count them).
+    fn filter_groups(&self, request: &Request<'_>, items: u64) -> Filtered {
+        let mut scratch = self.scratch.borrow_mut();
+        let mut dropped = 0u64;
+        let mut kept_groups = 0usize;
+        for group in request.resource_groups() {
+            let subject = Subject {
+                resource: group.resource(),
+                ..Subject::default()
+            };
+            match self.meets(&self.rules, &subject, &mut scratch) {
+                Ok(true) => dropped += group.item_count(self.signal),
+                Ok(false) => kept_groups += 1,
+                Err(()) => return self.fail(items),
+            }
+        }
+        if dropped == 0 {
+            return Filtered::All;
+        }
+        self.filtered.add(dropped);
+        self.drops.add(self.signal, DropReason::Filtered, dropped);
+        if kept_groups == 0 {
+            return Filtered::Nothing;
+        }
+        // The conditions again, on the groups to write: a second pass rather than a mark a
+        // group, and only for requests that lose something.
+        let mut out = Vec::new();
+        for group in request.resource_groups() {
+            let subject = Subject {
+                resource: group.resource(),
+                ..Subject::default()
+            };
+            if self.meets(&self.rules, &subject, &mut scratch) == Ok(false) {
+                group.write_to(&mut out);
+            }
+        }
         Filtered::Part(out, items.saturating_sub(dropped))
     }
 

@@ -7,7 +7,7 @@
 //! are handed out as bytes, as they were received; [`std::str::from_utf8`] is the caller's.
 
 use super::fields::{Fields, Repeated};
-use super::proto::Value;
+use super::proto::{read_varint, Value};
 
 /// The value of one attribute, as a typed view.
 #[derive(Debug, Clone)]
@@ -105,10 +105,63 @@ impl<'a> KeyValues<'a> {
         }
     }
 
-    /// The value of the first attribute named `key`, if any.
-    pub fn get(mut self, key: &[u8]) -> Option<AnyValueView<'a>> {
-        self.find(|kv| kv.key == key).map(|kv| kv.value)
+    /// The value of the first attribute named `key`, if any. Only that attribute's value is
+    /// decoded: the others' keys are compared and their values skipped.
+    pub fn get(self, key: &[u8]) -> Option<AnyValueView<'a>> {
+        for (bytes, offset) in self.inner {
+            // The layout encoders write: the key, then the value filling the rest. Then the key
+            // is the key (no later occurrence overrides it), read without a field loop.
+            if let Some((name, value)) = key_then_value(bytes) {
+                if name != key {
+                    continue;
+                }
+                return Some(value.map_or(AnyValueView::Empty, |(at, len)| {
+                    AnyValueView::decode(&bytes[at..at + len], offset + at)
+                }));
+            }
+            let (mut name, mut value): (&[u8], _) = (&[], None);
+            for field in Fields::new(bytes, offset) {
+                match (field.number, field.value) {
+                    (1, Value::Len(k, _)) => name = k,
+                    (2, Value::Len(v, at)) => value = Some((v, at)),
+                    _ => {}
+                }
+            }
+            if name == key {
+                return Some(
+                    value.map_or(AnyValueView::Empty, |(v, at)| AnyValueView::decode(v, at)),
+                );
+            }
+        }
+        None
     }
+}
+
+/// Where a field's payload is in its message: offset and length.
+type Payload = (usize, usize);
+
+/// A `KeyValue`'s key, and where its value's payload is (offset, length; none without one),
+/// when the message is laid out as encoders write it: field 1 with a one-byte length, then at
+/// most field 2 reaching the end. `None` for any other layout.
+#[inline]
+fn key_then_value(bytes: &[u8]) -> Option<(&[u8], Option<Payload>)> {
+    let (&[0x0A, n], rest) = bytes.split_first_chunk::<2>()? else {
+        return None;
+    };
+    let n = usize::from(n);
+    if n >= 0x80 || rest.len() < n {
+        return None;
+    }
+    let (name, after) = rest.split_at(n);
+    if after.is_empty() {
+        return Some((name, None));
+    }
+    if after[0] != 0x12 {
+        return None;
+    }
+    let mut pos = 1;
+    let len = usize::try_from(read_varint(after, &mut pos).ok()?).ok()?;
+    (pos.checked_add(len)? == after.len()).then_some((name, Some((2 + n + pos, len))))
 }
 
 impl<'a> Iterator for KeyValues<'a> {
@@ -201,5 +254,75 @@ impl<'a> ScopeView<'a> {
     /// How many attributes the sender dropped from the scope.
     pub fn dropped_attributes_count(&self) -> u32 {
         last_varint(self.bytes, self.offset, 4) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A length-delimited field `number` holding `payload`.
+    fn len_field(number: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![number << 3 | 2];
+        let mut n = payload.len();
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// An `AnyValue` holding the string `s`.
+    fn string(s: &str) -> Vec<u8> {
+        len_field(1, s.as_bytes())
+    }
+
+    /// Attributes (field 1 of the outer message) from each `KeyValue`'s fields, as written.
+    fn attributes(kvs: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        kvs.iter()
+            .flat_map(|fields| len_field(1, &fields.concat()))
+            .collect()
+    }
+
+    fn get<'a>(bytes: &'a [u8], key: &str) -> Option<AnyValueView<'a>> {
+        KeyValues::new(bytes, 0, 1).get(key.as_bytes())
+    }
+
+    #[test]
+    fn get_reads_the_first_attribute_named_key_in_any_layout() {
+        let long = "k".repeat(200);
+        let bytes = attributes(&[
+            // Key, then value: the encoders' layout.
+            vec![len_field(1, b"a"), len_field(2, &string("first"))],
+            // The same key again: the first wins.
+            vec![len_field(1, b"a"), len_field(2, &string("second"))],
+            // Value before key.
+            vec![len_field(2, &string("reversed")), len_field(1, b"b")],
+            // A key written twice in one message: the last occurrence is the key.
+            vec![
+                len_field(1, b"x"),
+                len_field(2, &string("twice")),
+                len_field(1, b"c"),
+            ],
+            // No value.
+            vec![len_field(1, b"d")],
+            // A key longer than a one-byte length.
+            vec![len_field(1, long.as_bytes()), len_field(2, &string("long"))],
+        ]);
+        let text = |v: Option<AnyValueView<'_>>| match v {
+            Some(AnyValueView::String(s)) => Some(String::from_utf8(s.to_vec()).unwrap()),
+            Some(AnyValueView::Empty) => Some(String::new()),
+            Some(other) => panic!("{other:?}"),
+            None => None,
+        };
+        assert_eq!(text(get(&bytes, "a")).as_deref(), Some("first"));
+        assert_eq!(text(get(&bytes, "b")).as_deref(), Some("reversed"));
+        assert_eq!(text(get(&bytes, "c")).as_deref(), Some("twice"));
+        assert_eq!(text(get(&bytes, "x")), None);
+        assert_eq!(text(get(&bytes, "d")).as_deref(), Some(""));
+        assert_eq!(text(get(&bytes, &long)).as_deref(), Some("long"));
+        assert_eq!(text(get(&bytes, "missing")), None);
     }
 }

@@ -1,0 +1,87 @@
+//! What the `filter` processor costs a span, outside the network: `bench-rig/scenarios/
+//! filter.yaml` measures it in place. One 500-span request of the semantic corpus through:
+//!
+//! - `noise-none-met`: the conditions a gateway drops noise with (a health-check route, a
+//!   ping name by pattern, a canary service's resource), none of which the corpus meets: every
+//!   span read and tested, the request passed on as it came (the common case, where a small
+//!   share is dropped);
+//! - `drop-an-eighth`: one span condition meeting one operation in eight (`redis GET`): the
+//!   kept spans framed into a new request;
+//! - `resource-only`: the canary resource condition alone: one test a resource group, no span
+//!   read.
+//!
+//! Criterion reports time per span.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput};
+use mimalloc::MiMalloc;
+use tailgate::config::{ErrorMode, FilterRule};
+use tailgate::filter::{Filter, Filtered};
+use tailgate::ottl::{Condition, ContextKind};
+use tailgate::telemetry::{DropMetrics, RegistryBuilder};
+use tailgate_bench::corpus::Corpus;
+use tailgate_bench::generate::{request_of, Rng};
+use tailgate_wire::Signal;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+const REQUEST_SPANS: u64 = 500;
+
+fn filter(rules: &[(&str, ContextKind)]) -> Filter {
+    let mut builder = RegistryBuilder::new();
+    let drops = DropMetrics::register(&mut builder, 0);
+    let filtered = builder.counter("filtered", "bench", &[]);
+    let rules = rules
+        .iter()
+        .map(|&(text, context)| FilterRule {
+            condition: Condition::parse(text, context).expect("a valid condition"),
+            error_mode: ErrorMode::Ignore,
+        })
+        .collect();
+    Filter::new("filter".into(), Signal::Traces, rules, filtered, drops)
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut rng = Rng(31);
+    let request = request_of(Corpus::Semantic, &mut rng, REQUEST_SPANS as usize);
+    let canary = (
+        r#"attributes["service.name"] == "canary""#,
+        ContextKind::Resource,
+    );
+    let cases = [
+        (
+            "noise-none-met",
+            vec![
+                canary,
+                (
+                    r#"attributes["http.route"] == "/healthz""#,
+                    ContextKind::Span,
+                ),
+                (r#"IsMatch(name, "^GET /(health|ping)")"#, ContextKind::Span),
+            ],
+        ),
+        (
+            "drop-an-eighth",
+            vec![(r#"name == "redis GET""#, ContextKind::Span)],
+        ),
+        ("resource-only", vec![canary]),
+    ];
+    let mut group = criterion.benchmark_group("filter");
+    group.throughput(Throughput::Elements(REQUEST_SPANS));
+    for (name, rules) in cases {
+        let filter = filter(&rules);
+        let kept = match filter.apply(&request, REQUEST_SPANS) {
+            Filtered::All => REQUEST_SPANS,
+            Filtered::Part(_, n) => n,
+            Filtered::Nothing => 0,
+        };
+        println!("filter/{name}: {kept} of {REQUEST_SPANS} spans kept");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(filter.apply(black_box(&request), REQUEST_SPANS)))
+        });
+    }
+    group.finish();
+}
