@@ -17,8 +17,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
 use tailgate::config::{ErrorMode, FilterRule};
-use tailgate::filter::{Filter, Filtered};
 use tailgate::ottl::{Condition, ContextKind};
+use tailgate::processors::{Filter, Outcome};
 use tailgate::telemetry::{DropMetrics, RegistryBuilder};
 use tailgate_bench::corpus::Corpus;
 use tailgate_bench::generate::{request_of, Rng};
@@ -74,9 +74,9 @@ fn main() {
     for (name, rules) in cases {
         let filter = filter(&rules);
         let kept = match filter.apply(&request, REQUEST_SPANS) {
-            Filtered::All => REQUEST_SPANS,
-            Filtered::Part(_, n) => n,
-            Filtered::Nothing => 0,
+            Outcome::Unchanged => REQUEST_SPANS,
+            Outcome::Changed(_, n) => n,
+            Outcome::Nothing => 0,
         };
         println!("filter/{name}: {kept} of {REQUEST_SPANS} spans kept");
         group.bench_function(name, |b| {

@@ -14,7 +14,6 @@ pub(crate) mod bell;
 pub mod config;
 pub mod doctor;
 pub mod export;
-pub mod filter;
 pub mod gateway;
 pub(crate) mod host;
 pub mod ingest;
@@ -25,6 +24,7 @@ pub mod metadata;
 pub mod notify;
 pub mod ottl;
 mod plan;
+pub mod processors;
 pub mod sampling;
 mod shard;
 #[allow(unsafe_code)]

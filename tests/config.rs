@@ -994,19 +994,19 @@ receivers:
     let err = error(
         "
 processors:
-  filter:
-    traces: {}
+  transform:
+    trace_statements: []
 ",
     );
     assert_error(
         &err,
         2,
-        "processors.filter",
-        "unknown processor type `filter`",
+        "processors.transform",
+        "unknown processor type `transform`",
     );
     assert!(
         err.to_string()
-            .contains("`batch`, `memory_limiter` and `tail_sampling`"),
+            .contains("`batch`, `filter`, `memory_limiter`, `resource` and `tail_sampling`"),
         "{err}"
     );
 
@@ -4668,22 +4668,28 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
         "    trace_conditions:\n      - span.kind == SPAN_KIND_SERVER\n      - resource.attributes[\"x\"] == 1\n",
     )
     .expect("a valid filter");
-    // Read in the span context, a resource path and all.
+    // One that reads the resource alone is a resource condition, tried first; the others are
+    // read in the span context, their resource paths and all.
     assert_eq!(
         rules(&inferred),
         [
+            (
+                "resource.attributes[\"x\"] == 1".to_string(),
+                true,
+                ErrorMode::Ignore
+            ),
             (
                 "span.kind == SPAN_KIND_SERVER".to_string(),
                 false,
                 ErrorMode::Ignore
             ),
-            (
-                "resource.attributes[\"x\"] == 1".to_string(),
-                false,
-                ErrorMode::Ignore
-            ),
         ]
     );
+    let mixed = with(
+        "    trace_conditions:\n      - resource.attributes[\"x\"] == 1 and span.name == \"a\"\n",
+    )
+    .expect("a valid filter");
+    assert!(!rules(&mixed)[0].1);
     assert_eq!(filter.logs.len(), 1);
     assert!(filter.metrics.is_empty());
     // The processor's mode, any case.
@@ -4728,6 +4734,13 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
             "    traces:\n      span: [Len(name) > 3]\n",
             &["processors.filter/f.traces.span[0]", "Len(name) > 3"],
         ),
+        (
+            "    trace_conditions:\n      - spanevent.name == \"x\"\n",
+            &[
+                "processors.filter/f.trace_conditions[0]",
+                "`spanevent` context, which is not supported",
+            ],
+        ),
         ("    error_mode: loud\n", &["`loud` is not an error mode"]),
         (
             "    profiles:\n      profile: [x]\n",
@@ -4744,4 +4757,90 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
         "        - name == \"a\"\n".repeat(65)
     );
     assert!(with(&many).unwrap_err().to_string().contains("at most 64"));
+}
+
+/// `resource`: the attraction package's checks, each refusal naming the key.
+#[test]
+fn resource_processors_check_their_actions_as_the_collector_does() {
+    let with = |actions: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  resource:\n    attributes:\n{actions}exporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      processors: [resource]\n      exporters: [debug]\n"
+        ))
+        .map(|config| match config.processors.get(&id("resource")) {
+            Some(Processor::Resource(r)) => r.clone(),
+            other => panic!("a resource processor, not {other:?}"),
+        })
+    };
+    let ok = with(
+        "      - {key: env, value: prod, action: INSERT}\n      - {key: n, value: 3, action: upsert}\n      - {key: t, from_context: metadata.X-Tenant, action: insert}\n      - {action: delete, pattern: ^tmp}\n",
+    )
+    .expect("valid actions");
+    assert_eq!(
+        ok.actions[0].kind,
+        ActionKind::Insert(ValueSource::Value(ConfigValue::Str("prod".into())))
+    );
+    assert_eq!(
+        ok.actions[1].kind,
+        ActionKind::Upsert(ValueSource::Value(ConfigValue::Int(3)))
+    );
+    assert_eq!(
+        ok.actions[2].kind,
+        ActionKind::Insert(ValueSource::FromContext("x-tenant".into()))
+    );
+    for (actions, needles) in [
+        ("      - {key: a, action: insert}\n", &["needs `value`"][..]),
+        (
+            "      - {key: a, value: 1, from_attribute: b, action: upsert}\n",
+            &["processors.resource.attributes[0]", "not several"],
+        ),
+        (
+            "      - {value: 1, action: upsert}\n",
+            &["missing required key `key`"],
+        ),
+        (
+            "      - {action: delete}\n",
+            &["needs `key`, `pattern` or both"],
+        ),
+        (
+            "      - {key: a, action: extract, pattern: '(x)'}\n",
+            &["every group of the pattern must be named"],
+        ),
+        (
+            "      - {key: a, action: convert, converted_type: bool}\n",
+            &["processors.resource.attributes[0].converted_type", "`bool`"],
+        ),
+        (
+            "      - {key: a, action: rename}\n",
+            &["`rename` is not an action"],
+        ),
+        (
+            "      - {key: a, value: [1, 2], action: insert}\n",
+            &[
+                "processors.resource.attributes[0].value",
+                "a list as a value",
+            ],
+        ),
+        (
+            "      - {key: a, from_context: auth.subject, action: insert}\n",
+            &["authenticators attach none"],
+        ),
+        (
+            "      - {key: a, action: delete, pattern: '(?<x'}\n",
+            &[
+                "processors.resource.attributes[0].pattern",
+                "does not compile",
+            ],
+        ),
+    ] {
+        let err = with(actions).expect_err(needles[0]).to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "`{needle}` not in: {err}");
+        }
+    }
+    let err = parse(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  resource:\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      processors: [resource]\n      exporters: [debug]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("attributes"), "{err}");
 }

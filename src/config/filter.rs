@@ -365,6 +365,14 @@ impl Lists<'_, '_> {
             .iter()
             .filter(|e| matches!(e, RawContextConditions::Inferred(_)))
             .count();
+        if inferred > OTTL_CONDITIONS_MAX {
+            return Err(self.ctx.invalid(
+                &list,
+                format!(
+                    "{inferred} conditions; at most {OTTL_CONDITIONS_MAX} are allowed in one list"
+                ),
+            ));
+        }
         if inferred > 0 && inferred < raw.len() {
             return Err(self.ctx.invalid(
                 &list,
@@ -375,11 +383,11 @@ impl Lists<'_, '_> {
         for (i, entry) in raw.into_iter().enumerate() {
             let at = list.index(i);
             match entry {
-                // A condition's paths name their contexts; read in the item's context, a
-                // resource or scope path reads the item's resource or scope, which drops the
-                // same items a resource condition would.
+                // A condition's paths name their contexts: one that reads the resource alone
+                // is a resource condition (tried on each group, first), any other is read in
+                // the item's context, where a resource or scope path reads the item's.
                 RawContextConditions::Inferred(text) => {
-                    let condition = self.parse(&text, item, &at)?;
+                    let condition = self.parse_inferred(&text, signal, &at)?;
                     self.rules.push(FilterRule {
                         condition,
                         error_mode: self.mode,
@@ -440,6 +448,46 @@ impl Lists<'_, '_> {
                 ),
             )),
         }
+    }
+
+    /// A condition of `signal` whose paths name their contexts (see [`Lists::add_groups`]).
+    fn parse_inferred(
+        &self,
+        text: &str,
+        signal: Signal,
+        at: &KeyPath,
+    ) -> Result<Condition, ConfigError> {
+        let item = item_context(signal);
+        let condition = match self.parse(text, item, at) {
+            Ok(condition) => condition,
+            Err(err) => {
+                // A span event or data point path: a context tailgate does not filter in.
+                let other = match signal {
+                    Signal::Traces => Condition::parse(text, ContextKind::SpanEvent)
+                        .is_ok()
+                        .then_some("spanevent"),
+                    Signal::Metrics => text.contains("datapoint.").then_some("datapoint"),
+                    Signal::Logs => None,
+                };
+                return Err(match other {
+                    Some(name) => self.ctx.unsupported(
+                        at,
+                        format!(
+                            "`{text}` reads the `{name}` context, which is not supported; \
+                             filter by `resource` or by `{}`",
+                            context_name(item)
+                        ),
+                    ),
+                    None => err,
+                });
+            }
+        };
+        if condition.reads_only_resource() {
+            if let Ok(resource) = Condition::parse(text, ContextKind::Resource) {
+                return Ok(resource);
+            }
+        }
+        Ok(condition)
     }
 
     fn bound(&self, raw: &[String], at: &KeyPath) -> Result<(), ConfigError> {

@@ -45,6 +45,7 @@ pub(crate) mod headers_setter;
 mod locate;
 mod processors;
 mod receivers;
+mod resource;
 mod scalar;
 mod service;
 mod shards;
@@ -88,6 +89,10 @@ pub use processors::{
 pub use receivers::{
     Cors, GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
     HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_RECV_MSG_SIZE_MIB_DEFAULT,
+};
+pub use resource::{
+    ActionKind, AttributeAction, ConfigValue, ConvertTo, ResourceProcessor, ValueSource,
+    RESOURCE_ACTIONS_MAX,
 };
 pub use service::{
     LogLevel, LogsExport, MetricsLevel, MetricsPush, Pipeline, PipelineId, PushProtocol, Service,

@@ -1,6 +1,6 @@
-//! `processors`: `batch`, `filter`, `memory_limiter` and `tail_sampling` (each also as
-//! `TYPE/NAME`), with the Collector's keys and defaults. `filter` and `tail_sampling` have
-//! modules of their own.
+//! `processors`: `batch`, `filter`, `memory_limiter`, `resource` and `tail_sampling` (each also
+//! as `TYPE/NAME`), with the Collector's keys and defaults. `filter`, `resource` and
+//! `tail_sampling` have modules of their own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,12 +12,19 @@ use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::filter::{check_filter, FilterProcessor, RawFilter};
 use super::locate::Target;
+use super::resource::{check_resource, RawResourceProcessor, ResourceProcessor};
 use super::scalar::{Dur, UInt};
 use super::tail_sampling::{self, RawTailSampling, TailSampling};
 use super::values::{format_duration, ComponentId, KeyPath};
 
 /// Processor types tailgate has.
-pub const PROCESSOR_KINDS: &[&str] = &["batch", "filter", "memory_limiter", "tail_sampling"];
+pub const PROCESSOR_KINDS: &[&str] = &[
+    "batch",
+    "filter",
+    "memory_limiter",
+    "resource",
+    "tail_sampling",
+];
 
 /// `send_batch_size` when not given (the Collector's default).
 pub const SEND_BATCH_SIZE_DEFAULT: u32 = 8192;
@@ -60,6 +67,8 @@ pub enum Processor {
     Filter(FilterProcessor),
     /// `memory_limiter`.
     MemoryLimiter(MemoryLimiter),
+    /// `resource`: edits each resource's attributes.
+    Resource(ResourceProcessor),
     /// `tail_sampling` (traces pipelines only).
     TailSampling(TailSampling),
 }
@@ -117,6 +126,7 @@ pub(crate) enum RawProcessor {
     Batch(RawBatch),
     Filter(Box<RawFilter>),
     MemoryLimiter(RawMemoryLimiter),
+    Resource(RawResourceProcessor),
     TailSampling(Box<RawTailSampling>),
     Unknown,
 }
@@ -130,6 +140,9 @@ impl RawComponent for RawProcessor {
             )),
             "memory_limiter" => RawProcessor::MemoryLimiter(
                 Option::<RawMemoryLimiter>::deserialize(d)?.unwrap_or_default(),
+            ),
+            "resource" => RawProcessor::Resource(
+                Option::<RawResourceProcessor>::deserialize(d)?.unwrap_or_default(),
             ),
             "tail_sampling" => RawProcessor::TailSampling(Box::new(
                 Option::<RawTailSampling>::deserialize(d)?.unwrap_or_default(),
@@ -177,6 +190,7 @@ pub(crate) fn check(
             RawProcessor::MemoryLimiter(ml) => {
                 Processor::MemoryLimiter(check_memory_limiter(ml, &path, ctx)?)
             }
+            RawProcessor::Resource(r) => Processor::Resource(check_resource(r, &path, ctx)?),
             RawProcessor::TailSampling(ts) => {
                 Processor::TailSampling(tail_sampling::check(*ts, &path, ctx)?)
             }

@@ -41,8 +41,8 @@ use super::batch::Batch;
 use super::exporter::Exporter;
 use super::partition::Batchers;
 use super::Connect;
-use crate::filter::{Filtered, Filters};
 use crate::metadata::Metadata;
+use crate::processors::{Outcome, Steps};
 use crate::telemetry::BatchMetrics;
 use tailgate_shards::sync::Wakeup;
 use tailgate_wire::Signal;
@@ -80,8 +80,9 @@ struct Inner {
     counted: RefCell<Option<BatchMetrics>>,
     /// What this pipeline last added to the processor's `metadata_cardinality`.
     combinations: Cell<i64>,
-    /// The `filter` processors listed after `tail_sampling`, applied to what is pushed.
-    filters: RefCell<Filters>,
+    /// The `filter` and `resource` processors listed after `tail_sampling`, applied to what is
+    /// pushed.
+    filters: RefCell<Steps>,
 }
 
 /// Why a batch was handed out, for the `batch` processor's families.
@@ -121,7 +122,7 @@ impl Pipeline {
             reported: Cell::new([0; 3]),
             counted: RefCell::new(None),
             combinations: Cell::new(0),
-            filters: RefCell::new(Filters::default()),
+            filters: RefCell::new(Steps::default()),
         });
         let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
         Pipeline {
@@ -143,10 +144,10 @@ impl Pipeline {
         *self.inner.counted.borrow_mut() = Some(metrics);
     }
 
-    /// Applies `filters` to every request pushed from now on, before the batcher: the
-    /// `filter` processors a pipeline lists after `tail_sampling`.
-    pub fn filter_with(&self, filters: Filters) {
-        *self.inner.filters.borrow_mut() = filters;
+    /// Applies `steps` to every request pushed from now on, before the batcher: the `filter`
+    /// and `resource` processors a pipeline lists after `tail_sampling`.
+    pub fn process_with(&self, steps: Steps) {
+        *self.inner.filters.borrow_mut() = steps;
     }
 
     /// Tells `observer` how the items in the batcher change from now on.
@@ -175,10 +176,10 @@ impl Pipeline {
             return Err(PipelineClosed);
         }
         let part;
-        let (bytes, items) = match inner.filters.borrow().apply(bytes, items) {
-            Filtered::All => (bytes, items),
-            Filtered::Nothing => return Ok(()),
-            Filtered::Part(kept, n) => {
+        let (bytes, items) = match inner.filters.borrow().apply(bytes, items, metadata) {
+            Outcome::Unchanged => (bytes, items),
+            Outcome::Nothing => return Ok(()),
+            Outcome::Changed(kept, n) => {
                 part = kept;
                 (&part[..], n)
             }

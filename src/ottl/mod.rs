@@ -71,6 +71,8 @@ mod lexer;
 mod parser;
 mod path;
 mod pattern;
+
+pub(crate) use pattern::compile as compile_go_regex;
 mod render;
 mod value;
 
@@ -232,6 +234,17 @@ impl Condition {
         self.expr.reads_scope()
     }
 
+    /// Whether the condition reads the resource and nothing else: some path, every one of them
+    /// a resource path (`resource.attributes["k"]`), and no function of the item.
+    pub fn reads_only_resource(&self) -> bool {
+        let (mut resource, mut other) = (false, false);
+        self.expr.visit_paths(&mut |path| match path {
+            Some(path::Path::Resource(_)) => resource = true,
+            _ => other = true,
+        });
+        resource && !other
+    }
+
     /// Whether the condition holds for `subject`.
     pub fn eval(&self, subject: &Subject<'_>, scratch: &mut Scratch) -> Result<bool, EvalError> {
         debug_assert!(
@@ -312,6 +325,19 @@ pub(crate) enum Expr {
 }
 
 impl Expr {
+    /// Calls `f` with each path the expression reads, and with `None` for each function of
+    /// the item (`IsRootSpan()`).
+    fn visit_paths(&self, f: &mut dyn FnMut(Option<&path::Path>)) {
+        match self {
+            Expr::Const(_) => {}
+            Expr::IsRootSpan => f(None),
+            Expr::Not(e) => e.visit_paths(f),
+            Expr::And(es) | Expr::Or(es) => es.iter().for_each(|e| e.visit_paths(f)),
+            Expr::Compare(c) => f(Some(&c.path)),
+            Expr::IsMatch(m) => f(Some(&m.target)),
+        }
+    }
+
     fn reads_scope(&self) -> bool {
         match self {
             Expr::Const(_) | Expr::IsRootSpan => false,

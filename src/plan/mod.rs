@@ -116,19 +116,28 @@ pub(crate) struct PipelinePlan {
     pub(crate) exporters: Vec<(String, ExporterSettings)>,
     /// The ids of the pipeline's `memory_limiter` processors, for their metric families.
     pub(crate) memory_limiters: Vec<String>,
-    /// Its `filter` processors with conditions for its signal, in the order listed.
-    pub(crate) filters: Vec<FilterPlan>,
+    /// Its `filter` (with conditions for its signal) and `resource` processors, in the order
+    /// listed.
+    pub(crate) steps: Vec<StepPlan>,
 }
 
-/// One `filter` processor of a pipeline.
+/// One `filter` or `resource` processor of a pipeline.
 #[derive(Debug, Clone)]
-pub(crate) struct FilterPlan {
+pub(crate) struct StepPlan {
     /// The processor's id (`filter/health`), for its families and logs.
     pub(crate) id: String,
-    /// Its conditions for the pipeline's signal, resource conditions first.
-    pub(crate) rules: Vec<config::FilterRule>,
-    /// Whether the pipeline lists it after `tail_sampling`: it filters the kept spans.
+    pub(crate) kind: StepKind,
+    /// Whether the pipeline lists it after `tail_sampling`: it runs on the kept spans.
     pub(crate) after_sampling: bool,
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub(crate) enum StepKind {
+    /// A `filter`'s conditions for the pipeline's signal, resource conditions first.
+    Filter(Vec<config::FilterRule>),
+    /// A `resource` processor's actions.
+    Resource(config::ResourceProcessor),
 }
 
 /// The most pipelines one connector may send to: a routing connector marks each resource group
@@ -570,20 +579,25 @@ impl PipelinePlan {
         // Without a batch processor, each request's client metadata goes on as it came.
         let mut partitioning = Partitioning::Keep;
         let mut batch_processor = None;
-        let mut filters = Vec::new();
+        let mut steps = Vec::new();
         for id in &pipeline.processors {
             match config.processors.by_id.get(id) {
                 Some(Processor::Filter(filter)) => {
                     let rules = filter.rules(pipeline.id.signal);
                     // A filter without conditions for the signal passes everything.
                     if !rules.is_empty() {
-                        filters.push(FilterPlan {
+                        steps.push(StepPlan {
                             id: id.to_string(),
-                            rules: rules.to_vec(),
+                            kind: StepKind::Filter(rules.to_vec()),
                             after_sampling: sampling.is_some(),
                         });
                     }
                 }
+                Some(Processor::Resource(resource)) => steps.push(StepPlan {
+                    id: id.to_string(),
+                    kind: StepKind::Resource(resource.clone()),
+                    after_sampling: sampling.is_some(),
+                }),
                 Some(Processor::Batch(b)) => {
                     batch_processor = Some(id.to_string());
                     partitioning = if b.metadata_keys.is_empty() {
@@ -671,24 +685,38 @@ impl PipelinePlan {
             batch_processor,
             exporters,
             memory_limiters,
-            filters,
+            steps,
         })
     }
 }
 
 /// The client metadata keys something reads: every one (`batch` processors' `metadata_keys`,
-/// enabled `headers_setter`s' `from_context`, exporters' `partition.metadata_keys`, request
-/// routes), and those of the routing connectors' `context: request` routes.
+/// `resource` processors' and enabled `headers_setter`s' `from_context`, exporters'
+/// `partition.metadata_keys`, request routes), and those of the routing connectors' `context:
+/// request` routes.
 fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
     let mut keys: Vec<&str> = config
         .processors
         .by_id
         .values()
-        .filter_map(|p| match p {
-            Processor::Batch(b) => Some(b.metadata_keys.iter().map(String::as_str)),
-            _ => None,
+        .flat_map(|p| -> Vec<&str> {
+            match p {
+                Processor::Batch(b) => b.metadata_keys.iter().map(String::as_str).collect(),
+                Processor::Resource(r) => r
+                    .actions
+                    .iter()
+                    .filter_map(|a| match &a.kind {
+                        config::ActionKind::Insert(config::ValueSource::FromContext(k))
+                        | config::ActionKind::Update(config::ValueSource::FromContext(k))
+                        | config::ActionKind::Upsert(config::ValueSource::FromContext(k)) => {
+                            Some(k.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
         })
-        .flatten()
         .collect();
     keys.extend(
         config

@@ -1,9 +1,9 @@
 //! The shard's dispatcher: what a delivery meets once it reaches the shard that owns it.
 //!
-//! Every configured pipeline becomes one [`Stage`] on each shard: its `filter` processors (those
-//! listed before `tail_sampling`, [`crate::filter`]), then straight into the pipeline's batcher,
-//! or through the tail sampler first (the filters listed after it run in the pipeline, on what
-//! the sampler keeps). [`Pipelines`] is the receivers' and the mesh's
+//! Every configured pipeline becomes one [`Stage`] on each shard: its `filter` and `resource`
+//! processors (those listed before `tail_sampling`, [`crate::processors`]), then straight into
+//! the pipeline's batcher, or through the tail sampler first (the processors listed after it
+//! run in the pipeline, on what the sampler keeps). [`Pipelines`] is the receivers' and the mesh's
 //! [`Deliver`]: it hands each delivery to every *entry* stage of its signal (a pipeline that
 //! lists one of the gateway's receivers). The other stages are fed by connectors
 //! ([`super::routing`], [`super::failover`]), which the pipelines exporting to them hand their
@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::export::{Exporter, Pipeline};
-use crate::filter::{Filtered, Filters};
 use crate::ingest::{Deliver, Delivery};
 use crate::memory::ShardMemory;
 use crate::plan::PipelinePlan;
+use crate::processors::{Outcome, Steps};
 use crate::sampling::{PolicySet, Sampler};
 use crate::telemetry::{DropMetrics, DropReason};
 
@@ -42,8 +42,9 @@ use super::ShardTelemetry;
 /// One pipeline of a shard: its filters, then straight into its batcher or through the tail
 /// sampler first.
 pub(super) struct Stage {
-    /// The `filter` processors listed before `tail_sampling` (all of them, without it).
-    filters: Filters,
+    /// The `filter` and `resource` processors listed before `tail_sampling` (all of them,
+    /// without it).
+    filters: Steps,
     kind: Kind,
 }
 
@@ -59,7 +60,7 @@ impl Stage {
     /// gives one.
     pub(super) fn new(
         plan: &PipelinePlan,
-        filters: Filters,
+        filters: Steps,
         pipeline: Pipeline,
         shards: usize,
         telemetry: &ShardTelemetry,
@@ -76,7 +77,7 @@ impl Stage {
     #[cfg(test)]
     pub(super) fn direct(pipeline: Pipeline) -> Stage {
         Stage {
-            filters: Filters::default(),
+            filters: Steps::default(),
             kind: Kind::Direct(pipeline),
         }
     }
@@ -144,10 +145,13 @@ impl Stage {
 
     /// Takes `delivery`, waiting while the pipeline pushes back.
     pub(super) async fn deliver(&self, delivery: &Delivery, drops: &DropMetrics) {
-        let (bytes, items) = match self.filters.apply(&delivery.bytes, delivery.items) {
-            Filtered::All => (delivery.bytes.clone(), delivery.items),
-            Filtered::Nothing => return,
-            Filtered::Part(bytes, items) => (Bytes::from(bytes), items),
+        let applied = self
+            .filters
+            .apply(&delivery.bytes, delivery.items, &delivery.metadata);
+        let (bytes, items) = match applied {
+            Outcome::Unchanged => (delivery.bytes.clone(), delivery.items),
+            Outcome::Nothing => return,
+            Outcome::Changed(bytes, items) => (Bytes::from(bytes), items),
         };
         let pipeline = match &self.kind {
             Kind::Sampled(sampler) => {

@@ -10,13 +10,13 @@ use tailgate_shards::runtime::Shard;
 
 use crate::export::upstream::{ShardUpstream, UpstreamHealth};
 use crate::export::{Batchers, Connect, Exporter, ExporterSettings, Pipeline};
-use crate::filter::{Filter, Filters};
 use crate::ingest::accept::ListenOptions;
 use crate::ingest::{Delivery, Ingest};
 use crate::lifecycle::{self, Shutdown};
 use crate::memory::{Overload, ProcessMemory, ShardMemory, MEASURE_INTERVAL};
 use crate::metadata::Admissions;
-use crate::plan::{ConnectorKind, PipelinePlan, Plan};
+use crate::plan::{ConnectorKind, PipelinePlan, Plan, StepKind};
+use crate::processors::{Filter, ResourceEditor, Step, Steps};
 use crate::telemetry::Health;
 use crate::tier::{self, Tier};
 use tailgate_shards::sync::Stop;
@@ -232,33 +232,38 @@ pub(super) fn build_stages(
         direct.observe_batching(Rc::new(move |signal, delta| {
             batching[signal.index()].add(delta);
         }));
-        let filters = |after_sampling: bool| {
-            Filters::new(
+        let steps = |after_sampling: bool| {
+            Steps::new(
                 pipeline
-                    .filters
+                    .steps
                     .iter()
-                    .filter(|f| f.after_sampling == after_sampling)
-                    .map(|f| {
-                        let counter = telemetry
-                            .filters
-                            .counter(&f.id, pipeline.signal)
-                            .expect("each filter of a pipeline has its counter")
-                            .clone();
-                        Filter::new(
-                            f.id.clone(),
-                            pipeline.signal,
-                            f.rules.clone(),
-                            counter,
-                            telemetry.drops.clone(),
-                        )
+                    .filter(|step| step.after_sampling == after_sampling)
+                    .map(|step| match &step.kind {
+                        StepKind::Filter(rules) => {
+                            let counter = telemetry
+                                .filters
+                                .counter(&step.id, pipeline.signal)
+                                .expect("each filter of a pipeline has its counter")
+                                .clone();
+                            Step::Filter(Box::new(Filter::new(
+                                step.id.clone(),
+                                pipeline.signal,
+                                rules.clone(),
+                                counter,
+                                telemetry.drops.clone(),
+                            )))
+                        }
+                        StepKind::Resource(config) => {
+                            Step::Resource(ResourceEditor::new(pipeline.signal, config))
+                        }
                     })
                     .collect(),
             )
         };
-        direct.filter_with(filters(true));
+        direct.process_with(steps(true));
         all[p] = Some(Rc::new(Stage::new(
             pipeline,
-            filters(false),
+            steps(false),
             direct,
             plan.cpus.len(),
             telemetry,

@@ -2,7 +2,7 @@
 //! the registry is read-only from then on), then handed to the shard, which alone writes them.
 
 use crate::export::ExporterSettings;
-use crate::plan::{ConnectorKind, Plan};
+use crate::plan::{ConnectorKind, Plan, StepKind};
 use crate::telemetry::{
     BatchMetrics, DropMetrics, ExporterMetrics, FailoverMetrics, FilterMetrics,
     LoadBalancerMetrics, MemoryLimiterMetrics, ReceiverMetrics, RegistryBuilder, SamplingMetrics,
@@ -133,7 +133,12 @@ impl ShardTelemetry {
                 &plan
                     .pipelines
                     .iter()
-                    .flat_map(|p| p.filters.iter().map(|f| (p.signal, f.id.clone())))
+                    .flat_map(|p| {
+                        p.steps
+                            .iter()
+                            .filter(|s| matches!(s.kind, StepKind::Filter(_)))
+                            .map(|s| (p.signal, s.id.clone()))
+                    })
                     .collect::<Vec<_>>(),
                 shard,
             ),

@@ -137,6 +137,47 @@ impl<'a> KeyValues<'a> {
     }
 }
 
+/// One attribute as received: its encoded `KeyValue` message (without tag and length), its key,
+/// and its value's encoded `AnyValue` payload (empty without one).
+#[derive(Debug, Clone, Copy)]
+pub struct RawKeyValue<'a> {
+    /// The `KeyValue` message.
+    pub message: &'a [u8],
+    /// The key (the last, should the field repeat).
+    pub key: &'a [u8],
+    /// The value's `AnyValue` payload (the last, should the field repeat).
+    pub value: &'a [u8],
+}
+
+impl<'a> KeyValues<'a> {
+    /// Each attribute as received, in order.
+    pub fn raw(self) -> impl Iterator<Item = RawKeyValue<'a>> + 'a {
+        self.inner.map(|(message, offset)| {
+            let mut out = RawKeyValue {
+                message,
+                key: &[],
+                value: &[],
+            };
+            for field in Fields::new(message, offset) {
+                match (field.number, field.value) {
+                    (1, Value::Len(k, _)) => out.key = k,
+                    (2, Value::Len(v, _)) => out.value = v,
+                    _ => {}
+                }
+            }
+            out
+        })
+    }
+}
+
+impl<'a> AnyValueView<'a> {
+    /// The value an `AnyValue` payload holds: one from [`RawKeyValue::value`], or one this
+    /// process encoded (both valid).
+    pub fn parse(payload: &'a [u8]) -> AnyValueView<'a> {
+        AnyValueView::decode(payload, 0)
+    }
+}
+
 /// Where a field's payload is in its message: offset and length.
 type Payload = (usize, usize);
 

@@ -1,17 +1,23 @@
 //! Encoding the few small messages the gateway writes itself: export responses (with partial
-//! success) here, `google.rpc.Status` in [`crate::grpc`]. Everything else it sends is framed
-//! from received bytes.
+//! success) here, `google.rpc.Status` in [`crate::grpc`], and the fields of the attributes the
+//! resource processor sets. Everything else it sends is framed from received bytes.
 
 use super::proto::put_varint;
 
 /// Appends a varint field.
-pub(crate) fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
+pub fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
     put_varint(out, u64::from(number) << 3);
     put_varint(out, value);
 }
 
+/// Appends a 64-bit field (`fixed64`, `double`).
+pub fn put_fixed64_field(out: &mut Vec<u8>, number: u32, value: u64) {
+    put_varint(out, u64::from(number) << 3 | 1);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
 /// Appends a length-delimited field.
-pub(crate) fn put_bytes_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+pub fn put_bytes_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_varint(out, u64::from(number) << 3 | 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);

@@ -61,7 +61,7 @@ impl Signal {
 }
 
 /// The field number of the child list in a request, a resource group and a scope group.
-const RESOURCE_GROUPS: u32 = 1;
+pub(crate) const RESOURCE_GROUPS: u32 = 1;
 pub(crate) const CHILDREN: u32 = 2;
 
 /// A validated export request of one signal, borrowed from its bytes.

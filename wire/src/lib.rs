@@ -37,14 +37,16 @@ mod schema;
 mod split;
 mod trace;
 
-pub use common::{AnyValueView, ArrayView, KeyValueView, KeyValues, ResourceView, ScopeView};
+pub use common::{
+    AnyValueView, ArrayView, KeyValueView, KeyValues, RawKeyValue, ResourceView, ScopeView,
+};
 pub use envelope::{item_count, Header, Item, Request, ResourceGroup, ScopeGroup, Signal};
 pub use error::{SpanDefect, WireError, WireErrorKind};
 pub use frame::{Framer, Piece};
 pub use logs::LogRecordView;
 pub use metrics::MetricView;
 pub use proto::WireType;
-pub use rewrite::span_with_trace_state;
+pub use rewrite::{group_with_resource_attributes, span_with_trace_state};
 pub use split::{SpanRef, Split};
 pub use trace::{EventView, LinkView, SpanFacts, SpanView, TracesRequest, STATUS_CODE_ERROR};
 

@@ -35,6 +35,40 @@ pub fn span_with_trace_state(span: &[u8], trace_state: &[u8], out: &mut Vec<u8>)
     }
 }
 
+/// `Resource{Spans,Metrics,Logs}.resource`, and `Resource.attributes`.
+const RESOURCE: u32 = 1;
+const ATTRIBUTES: u32 = 1;
+
+/// Appends `group` (a validated resource group) to `out` as a resource group field of an export
+/// request, with its resource's attributes replaced by `attributes` (each an encoded `KeyValue`
+/// message, without its tag and length). The resource's other fields (its dropped-attribute
+/// count, fields this crate does not know), the group's scope groups and schema URL keep their
+/// bytes and their order. The new resource is written first; a group with several `resource`
+/// fields (which a decoder merges) gets one, holding the others' fields but attributes.
+pub fn group_with_resource_attributes<'a>(
+    group: &super::ResourceGroup<'_>,
+    attributes: impl IntoIterator<Item = &'a [u8]>,
+    out: &mut Vec<u8>,
+) {
+    let mut resource = Vec::new();
+    for attribute in attributes {
+        put_bytes_field(&mut resource, ATTRIBUTES, attribute);
+    }
+    for field in Fields::new(group.raw(), 0).filter(|f| f.number == RESOURCE) {
+        if let Value::Len(payload, _) = field.value {
+            for inner in Fields::new(payload, 0).filter(|f| f.number != ATTRIBUTES) {
+                resource.extend_from_slice(inner.raw);
+            }
+        }
+    }
+    let mut payload = Vec::with_capacity(group.raw().len() + resource.len());
+    put_bytes_field(&mut payload, RESOURCE, &resource);
+    for field in Fields::new(group.raw(), 0).filter(|f| f.number != RESOURCE) {
+        payload.extend_from_slice(field.raw);
+    }
+    put_bytes_field(out, super::envelope::RESOURCE_GROUPS, &payload);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,9 @@
 // only those the peer scenarios configure, so its figures are the Collector's and not a
 // distribution's. bench-rig/peers/build.sh builds it into target/peers/otelcol.
 //
-// Components: the otlp receiver; the batch, filter, memory_limiter and tail_sampling processors
-// (filter for the filter parity test, tests/filter.rs); the
+// Components: the otlp receiver; the batch, filter, memory_limiter, resource and tail_sampling
+// processors (filter and resource for the parity tests of tests/filter.rs and
+// tests/resource.rs); the
 // otlp, otlphttp, debug and loadbalancing exporters (the last for the Collector's two-tier
 // layout in front of tailgate, tests/tier.rs); the health_check extension. Configuration comes from
 // files, environment variables and inline YAML (the file, env and yaml confmap providers), with
@@ -17,6 +18,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/tailsamplingprocessor"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -52,6 +54,7 @@ func components() (otelcol.Factories, error) {
 		batchprocessor.NewFactory(),
 		filterprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
+		resourceprocessor.NewFactory(),
 		tailsamplingprocessor.NewFactory(),
 	); err != nil {
 		return factories, err

@@ -31,23 +31,15 @@ use std::cell::{Cell, RefCell};
 
 use tailgate_wire::{Framer, LogRecordView, MetricView, Piece, Request, Signal, SpanView};
 
+use super::Outcome;
 use crate::config::{ErrorMode, FilterRule};
 use crate::ottl::{Scratch, Subject};
 use crate::telemetry::{Counter, DropMetrics, DropReason};
 
 /// The most items whose scratch a filter keeps between requests.
 const ITEMS_KEEP_MAX: usize = 65_536;
-
-/// What a filter left of a request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Filtered {
-    /// Every item: the request goes on as it is.
-    All,
-    /// No item.
-    Nothing,
-    /// A new request of the kept items, and their count.
-    Part(Vec<u8>, u64),
-}
+/// The most bytes of resource and scope headers a filter keeps between requests.
+const HEADERS_KEEP_MAX: usize = 1 << 20;
 
 /// One kept item: where its resource and scope headers are in the header scratch, and its
 /// bytes in the request.
@@ -152,18 +144,20 @@ impl Filter {
     }
 
     /// Filters `bytes`, a valid export request of the filter's signal holding `items` items.
-    pub fn apply(&self, bytes: &[u8], items: u64) -> Filtered {
+    pub fn apply(&self, bytes: &[u8], items: u64) -> Outcome {
         self.warned.set(false);
         let out = self.filter(bytes, items);
-        // A huge request's scratch is not kept (tens of bytes an item).
-        if self.kept.borrow().capacity() > ITEMS_KEEP_MAX {
+        // A huge request's scratch is not kept (tens of bytes an item, its groups' headers).
+        if self.kept.borrow().capacity() > ITEMS_KEEP_MAX
+            || self.headers.borrow().capacity() > HEADERS_KEEP_MAX
+        {
             *self.kept.borrow_mut() = Vec::new();
             *self.headers.borrow_mut() = Vec::new();
         }
         out
     }
 
-    fn filter(&self, bytes: &[u8], items: u64) -> Filtered {
+    fn filter(&self, bytes: &[u8], items: u64) -> Outcome {
         let request = Request::trusted(self.signal, bytes);
         let base = bytes.as_ptr() as usize;
         let (resource_rules, item_rules) = self.rules.split_at(self.resource_rules);
@@ -175,7 +169,8 @@ impl Filter {
         let mut scratch = self.scratch.borrow_mut();
         headers.clear();
         kept.clear();
-        let mut dropped = 0u64;
+        // Items dropped, and whether any was: a metric without data points counts none.
+        let (mut dropped, mut any) = (0u64, false);
         for group in request.resource_groups() {
             let resource = group.resource();
             if !resource_rules.is_empty() {
@@ -186,6 +181,7 @@ impl Filter {
                 match self.meets(resource_rules, &subject, &mut scratch) {
                     Ok(true) => {
                         dropped += group.item_count(self.signal);
+                        any = true;
                         continue;
                     }
                     Ok(false) => {}
@@ -207,24 +203,16 @@ impl Filter {
                             scope,
                             ..Subject::default()
                         };
-                        let count = match self.signal {
-                            Signal::Traces => {
-                                subject.span = Some(SpanView::new(item));
-                                1
-                            }
-                            Signal::Logs => {
-                                subject.log = Some(LogRecordView::new(item));
-                                1
-                            }
-                            Signal::Metrics => {
-                                let metric = MetricView::new(item);
-                                subject.metric = Some(metric);
-                                metric.data_point_count()
-                            }
-                        };
+                        match self.signal {
+                            Signal::Traces => subject.span = Some(SpanView::new(item)),
+                            Signal::Logs => subject.log = Some(LogRecordView::new(item)),
+                            Signal::Metrics => subject.metric = Some(MetricView::new(item)),
+                        }
                         match self.meets(item_rules, &subject, &mut scratch) {
                             Ok(true) => {
-                                dropped += count;
+                                // What the item counts for: a metric, its data points.
+                                dropped += subject.metric.map_or(1, |m| m.data_point_count());
+                                any = true;
                                 continue;
                             }
                             Ok(false) => {}
@@ -240,13 +228,14 @@ impl Filter {
                 }
             }
         }
-        if dropped == 0 {
-            return Filtered::All;
+        if !any {
+            return Outcome::Unchanged;
         }
+        debug_assert!(dropped <= items, "{dropped} of {items} items dropped");
         self.filtered.add(dropped);
         self.drops.add(self.signal, DropReason::Filtered, dropped);
         if kept.is_empty() {
-            return Filtered::Nothing;
+            return Outcome::Nothing;
         }
         let mut out = Vec::new();
         self.framer.borrow_mut().frame(
@@ -257,33 +246,36 @@ impl Filter {
             }),
             &mut out,
         );
-        Filtered::Part(out, items.saturating_sub(dropped))
+        Outcome::Changed(out, items.saturating_sub(dropped))
     }
 
     /// [`Filter::filter`] with resource conditions alone: each group kept or dropped whole,
     /// no item read (but a dropped group's, to count them).
-    fn filter_groups(&self, request: &Request<'_>, items: u64) -> Filtered {
+    fn filter_groups(&self, request: &Request<'_>, items: u64) -> Outcome {
         let mut scratch = self.scratch.borrow_mut();
-        let mut dropped = 0u64;
-        let mut kept_groups = 0usize;
+        let (mut dropped, mut dropped_groups, mut kept_groups) = (0u64, 0usize, 0usize);
         for group in request.resource_groups() {
             let subject = Subject {
                 resource: group.resource(),
                 ..Subject::default()
             };
             match self.meets(&self.rules, &subject, &mut scratch) {
-                Ok(true) => dropped += group.item_count(self.signal),
+                Ok(true) => {
+                    dropped += group.item_count(self.signal);
+                    dropped_groups += 1;
+                }
                 Ok(false) => kept_groups += 1,
                 Err(()) => return self.fail(items),
             }
         }
-        if dropped == 0 {
-            return Filtered::All;
+        if dropped_groups == 0 {
+            return Outcome::Unchanged;
         }
+        debug_assert!(dropped <= items, "{dropped} of {items} items dropped");
         self.filtered.add(dropped);
         self.drops.add(self.signal, DropReason::Filtered, dropped);
         if kept_groups == 0 {
-            return Filtered::Nothing;
+            return Outcome::Nothing;
         }
         // The conditions again, on the groups to write: a second pass rather than a mark a
         // group, and only for requests that lose something.
@@ -297,43 +289,13 @@ impl Filter {
                 group.write_to(&mut out);
             }
         }
-        Filtered::Part(out, items.saturating_sub(dropped))
+        Outcome::Changed(out, items.saturating_sub(dropped))
     }
 
     /// A condition failed under `propagate`: the whole request is dropped, and counted.
-    fn fail(&self, items: u64) -> Filtered {
+    fn fail(&self, items: u64) -> Outcome {
         self.drops.add(self.signal, DropReason::FilterError, items);
-        Filtered::Nothing
-    }
-}
-
-/// The filters of one place in a pipeline, applied in the order listed.
-#[derive(Default)]
-pub struct Filters(Vec<Filter>);
-
-impl Filters {
-    /// `filters`, applied in this order.
-    pub fn new(filters: Vec<Filter>) -> Filters {
-        Filters(filters)
-    }
-
-    /// Whether there is nothing to apply.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Applies every filter in turn to `bytes`, a valid export request holding `items` items.
-    pub fn apply(&self, bytes: &[u8], items: u64) -> Filtered {
-        let mut part: Option<(Vec<u8>, u64)> = None;
-        for filter in &self.0 {
-            let (current, count) = part.as_ref().map_or((bytes, items), |(b, n)| (&b[..], *n));
-            match filter.apply(current, count) {
-                Filtered::All => {}
-                Filtered::Nothing => return Filtered::Nothing,
-                Filtered::Part(b, n) => part = Some((b, n)),
-            }
-        }
-        part.map_or(Filtered::All, |(b, n)| Filtered::Part(b, n))
+        Outcome::Nothing
     }
 }
 
@@ -352,7 +314,9 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::metadata::Metadata;
     use crate::ottl::{Condition, ContextKind};
+    use crate::processors::{Step, Steps};
     use crate::telemetry::RegistryBuilder;
 
     fn attribute(key: &str, value: any_value::Value) -> KeyValue {
@@ -474,7 +438,7 @@ mod tests {
             group("canary", &[&["d", "e"]]),
             group("billing", &[&["health"]]),
         ]);
-        let Filtered::Part(kept, items) = filter.apply(&bytes, 8) else {
+        let Outcome::Changed(kept, items) = filter.apply(&bytes, 8) else {
             panic!("a part kept");
         };
         assert_eq!(items, 3);
@@ -493,9 +457,9 @@ mod tests {
 
         // Nothing met: the request goes on as it came; everything met: nothing does.
         let clean = request(vec![group("checkout", &[&["a"]])]);
-        assert_eq!(filter.apply(&clean, 1), Filtered::All);
+        assert_eq!(filter.apply(&clean, 1), Outcome::Unchanged);
         let noise = request(vec![group("canary", &[&["a"]]), group("x", &[&["ping"]])]);
-        assert_eq!(filter.apply(&noise, 2), Filtered::Nothing);
+        assert_eq!(filter.apply(&noise, 2), Outcome::Nothing);
         assert_eq!(filter.filtered.get(), 7);
     }
 
@@ -508,7 +472,7 @@ mod tests {
             Signal::Traces,
             &[(condition, ContextKind::Span, ErrorMode::Ignore)],
         );
-        let Filtered::Part(kept, 1) = ignore.apply(&bytes, 2) else {
+        let Outcome::Changed(kept, 1) = ignore.apply(&bytes, 2) else {
             panic!("one span kept");
         };
         assert_eq!(shape(&kept)[0].1, [["nan"]]);
@@ -520,7 +484,7 @@ mod tests {
             Signal::Traces,
             &[(condition, ContextKind::Span, ErrorMode::Propagate)],
         );
-        assert_eq!(propagate.apply(&bytes, 2), Filtered::Nothing);
+        assert_eq!(propagate.apply(&bytes, 2), Outcome::Nothing);
         assert_eq!(
             drops.counter(Signal::Traces, DropReason::FilterError).get(),
             2
@@ -551,7 +515,7 @@ mod tests {
             Signal::Metrics,
             &[(r#"name == "noisy""#, ContextKind::Metric, ErrorMode::Ignore)],
         );
-        let Filtered::Part(kept, 3) = filter.apply(&bytes, 8) else {
+        let Outcome::Changed(kept, 3) = filter.apply(&bytes, 8) else {
             panic!("three points kept");
         };
         let names: Vec<String> = ExportMetricsServiceRequest::decode(&kept[..])
@@ -569,6 +533,51 @@ mod tests {
         );
     }
 
+    /// A metric without data points counts none, and is dropped all the same (the request no
+    /// longer goes on as it came).
+    #[test]
+    fn a_metric_without_points_is_dropped_when_it_meets_a_condition() {
+        let bytes = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "keep".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint::default(); 3],
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "empty".into(),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        let (filter, _) = filter(
+            Signal::Metrics,
+            &[(r#"name == "empty""#, ContextKind::Metric, ErrorMode::Ignore)],
+        );
+        let Outcome::Changed(kept, 3) = filter.apply(&bytes, 3) else {
+            panic!("the empty metric dropped");
+        };
+        assert_eq!(
+            ExportMetricsServiceRequest::decode(&kept[..])
+                .unwrap()
+                .resource_metrics[0]
+                .scope_metrics[0]
+                .metrics
+                .len(),
+            1
+        );
+        assert_eq!(filter.filtered.get(), 0);
+    }
+
     #[test]
     fn filters_apply_in_turn_each_to_what_the_last_kept() {
         let (first, _) = filter(
@@ -579,14 +588,24 @@ mod tests {
             Signal::Traces,
             &[(r#"name == "b""#, ContextKind::Span, ErrorMode::Ignore)],
         );
-        let filters = Filters::new(vec![first, second]);
+        let filters = Steps::new(vec![
+            Step::Filter(Box::new(first)),
+            Step::Filter(Box::new(second)),
+        ]);
         let bytes = request(vec![group("checkout", &[&["a", "b", "c"]])]);
-        let Filtered::Part(kept, 1) = filters.apply(&bytes, 3) else {
+        let Outcome::Changed(kept, 1) = filters.apply(&bytes, 3, &Metadata::none()) else {
             panic!("one span kept");
         };
         assert_eq!(shape(&kept)[0].1, [["c"]]);
-        assert_eq!(filters.0[0].filtered.get(), 1);
-        assert_eq!(filters.0[1].filtered.get(), 1);
-        assert_eq!(Filters::default().apply(&bytes, 3), Filtered::All);
+        for step in &filters.0 {
+            let Step::Filter(filter) = step else {
+                panic!("filters");
+            };
+            assert_eq!(filter.filtered.get(), 1);
+        }
+        assert_eq!(
+            Steps::default().apply(&bytes, 3, &Metadata::none()),
+            Outcome::Unchanged
+        );
     }
 }
