@@ -8,7 +8,13 @@
 //! - `drop-an-eighth`: one span condition meeting one operation in eight (`redis GET`): the
 //!   kept spans framed into a new request;
 //! - `resource-only`: the canary resource condition alone: one test a resource group, no span
-//!   read.
+//!   read;
+//!
+//! and through the `resource` processor (`resource/*`):
+//!
+//! - `upsert-region`: one `upsert` of a value: every resource written again;
+//! - `four-actions`: an `insert`, an `upsert`, a `delete` and a `hash`;
+//! - `nothing-to-do`: an `update` of a key no resource has: the request passed on as it came.
 //!
 //! Criterion reports time per span.
 
@@ -16,9 +22,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
-use tailgate::config::{ErrorMode, FilterRule};
+use tailgate::config::{
+    ActionKind, AttributeAction, ConfigValue, ErrorMode, FilterRule, ResourceProcessor, ValueSource,
+};
+use tailgate::metadata::Metadata;
 use tailgate::ottl::{Condition, ContextKind};
-use tailgate::processors::{Filter, Outcome};
+use tailgate::processors::{Filter, Outcome, ResourceEditor};
 use tailgate::telemetry::{DropMetrics, RegistryBuilder};
 use tailgate_bench::corpus::Corpus;
 use tailgate_bench::generate::{request_of, Rng};
@@ -81,6 +90,50 @@ fn main() {
         println!("filter/{name}: {kept} of {REQUEST_SPANS} spans kept");
         group.bench_function(name, |b| {
             b.iter(|| black_box(filter.apply(black_box(&request), REQUEST_SPANS)))
+        });
+    }
+    group.finish();
+
+    let value = |v: &str| ValueSource::Value(ConfigValue::Str(v.into()));
+    let action = |key: &str, kind: ActionKind| AttributeAction {
+        key: key.into(),
+        kind,
+        default: None,
+    };
+    let cases = [
+        (
+            "upsert-region",
+            vec![action(
+                "cloud.region",
+                ActionKind::Upsert(value("eu-west-1")),
+            )],
+        ),
+        (
+            "four-actions",
+            vec![
+                action("deployment.environment", ActionKind::Insert(value("prod"))),
+                action("cloud.region", ActionKind::Upsert(value("eu-west-1"))),
+                action("host.name", ActionKind::Delete { pattern: None }),
+                action("service.instance.id", ActionKind::Hash { pattern: None }),
+            ],
+        ),
+        (
+            "nothing-to-do",
+            vec![action("absent", ActionKind::Update(value("x")))],
+        ),
+    ];
+    let mut group = criterion.benchmark_group("resource");
+    group.throughput(Throughput::Elements(REQUEST_SPANS));
+    let none = Metadata::none();
+    for (name, actions) in cases {
+        let editor = ResourceEditor::new(Signal::Traces, &ResourceProcessor { actions });
+        let changed = matches!(
+            editor.apply(&request, REQUEST_SPANS, &none),
+            Outcome::Changed(..)
+        );
+        println!("resource/{name}: request changed {changed}");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(editor.apply(black_box(&request), REQUEST_SPANS, &none)))
         });
     }
     group.finish();

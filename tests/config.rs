@@ -4787,6 +4787,23 @@ fn resource_processors_check_their_actions_as_the_collector_does() {
         ok.actions[2].kind,
         ActionKind::Insert(ValueSource::FromContext("x-tenant".into()))
     );
+    // `default_value` alone is the value; beside a source, its fallback.
+    let defaults = with(
+        "      - {key: a, default_value: 7, action: insert}
+      - {key: b, from_attribute: c, default_value: x, action: upsert}
+      - {key: d, from_context: t, action: delete}
+",
+    )
+    .expect("valid actions");
+    assert_eq!(
+        defaults.actions[0].kind,
+        ActionKind::Insert(ValueSource::Value(ConfigValue::Int(7)))
+    );
+    assert_eq!(defaults.actions[0].default, None);
+    assert_eq!(
+        defaults.actions[1].default,
+        Some(ConfigValue::Str("x".into()))
+    );
     for (actions, needles) in [
         ("      - {key: a, action: insert}\n", &["needs `value`"][..]),
         (

@@ -2,9 +2,10 @@
 //! action (insert, update, upsert from a value, another attribute or the client's metadata;
 //! delete and hash by key and by pattern; extract; convert to each type) on resources of every
 //! value type, duplicated keys included, against the Collector built from its modules (contrib
-//! `resource` v0.161.0) with the same configuration: each span must arrive under the same
-//! resource attributes, in the same order, at both sinks. And the spans themselves are
-//! forwarded as they came.
+//! `resource` v0.161.0) with the same configuration (`default_value` and a group whose
+//! resource is written in two fields, which a decoder merges, among them): each span must
+//! arrive under the same resource attributes, in the same order, at both sinks. And the spans
+//! themselves are forwarded as they came.
 
 mod common;
 
@@ -43,6 +44,10 @@ const ACTIONS: &str = r#"    attributes:
       - {key: port, action: convert, converted_type: int}
       - {key: ratio, action: convert, converted_type: double}
       - {key: count, action: convert, converted_type: string}
+      - {key: zone, from_attribute: missing.attr, default_value: fallback, action: upsert}
+      - {key: team, from_attribute: missing.attr, default_value: 0, action: update}
+      - {key: only.default, default_value: 7, action: insert}
+      - {key: pii.phone, from_context: x-caller, action: delete}
 "#;
 
 fn kv(key: &str, value: Option<Value>) -> KeyValue {
@@ -146,13 +151,43 @@ fn request() -> (Vec<u8>, usize) {
         }];
         spans += 2;
     }
-    (
-        ExportTraceServiceRequest {
-            resource_spans: groups,
-        }
-        .encode_to_vec(),
-        spans,
-    )
+    let mut body = ExportTraceServiceRequest {
+        resource_spans: groups,
+    }
+    .encode_to_vec();
+    // A group with two `resource` fields, which a decoder merges: service.name in the first,
+    // tier and host in the second.
+    let first = ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", s("merged"))],
+            ..Resource::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: [99u64.to_be_bytes(), 9u64.to_be_bytes()].concat(),
+                span_id: 999u64.to_be_bytes().to_vec(),
+                name: "merged".into(),
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
+                ..Span::default()
+            }],
+            ..ScopeSpans::default()
+        }],
+        ..ResourceSpans::default()
+    };
+    let second = Resource {
+        attributes: vec![kv("tier", s("web")), kv("host", s("h"))],
+        ..Resource::default()
+    }
+    .encode_to_vec();
+    let mut group = first.encode_to_vec();
+    prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut group);
+    prost::encoding::encode_varint(second.len() as u64, &mut group);
+    group.extend_from_slice(&second);
+    prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut body);
+    prost::encoding::encode_varint(group.len() as u64, &mut body);
+    body.extend_from_slice(&group);
+    (body, spans + 1)
 }
 
 type Received = BTreeMap<String, (Option<Resource>, Span)>;

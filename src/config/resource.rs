@@ -27,6 +27,9 @@ pub struct AttributeAction {
     pub key: String,
     /// `action`, with what it needs.
     pub kind: ActionKind,
+    /// `default_value`: for `insert`, `update` and `upsert`, the value set when the source gives
+    /// none (an attribute or metadata the request lacks; alone, it is the value).
+    pub default: Option<ConfigValue>,
 }
 
 /// The action and its settings.
@@ -107,6 +110,7 @@ pub(crate) struct RawResourceProcessor {
 struct RawAction {
     key: Option<String>,
     value: Option<RawValue>,
+    default_value: Option<RawValue>,
     from_attribute: Option<String>,
     from_context: Option<String>,
     action: Option<String>,
@@ -201,16 +205,25 @@ fn check_action(
     };
     // One of `value`, `from_attribute`, `from_context` (an empty string is none, as in the
     // Collector).
+    let scalar = |raw: Option<RawValue>, key: &str| -> Result<Option<ConfigValue>, ConfigError> {
+        raw.map(|RawValue(value)| {
+            value.map_err(|what| {
+                ctx.unsupported(
+                    &at.key(key),
+                    format!(
+                        "{what} as a value is not supported; give a string, a number or a \
+                         boolean"
+                    ),
+                )
+            })
+        })
+        .transpose()
+    };
     let mut sources = Vec::new();
-    if let Some(RawValue(value)) = raw.value {
-        let value = value.map_err(|what| {
-            ctx.unsupported(
-                &at.key("value"),
-                format!("{what} as a value is not supported; give a string, a number or a boolean"),
-            )
-        })?;
+    if let Some(value) = scalar(raw.value, "value")? {
         sources.push(ValueSource::Value(value));
     }
+    let mut default = scalar(raw.default_value, "default_value")?;
     if let Some(from) = raw.from_attribute.filter(|f| !f.is_empty()) {
         sources.push(ValueSource::FromAttribute(from));
     }
@@ -250,10 +263,17 @@ fn check_action(
                     "give one of `value`, `from_attribute` and `from_context`, not several",
                 ));
             }
-            let Some(source) = sources.pop() else {
+            // `default_value` alone is the value.
+            let Some(source) = sources
+                .pop()
+                .or_else(|| default.take().map(ValueSource::Value))
+            else {
                 return Err(ctx.invalid(
                     at,
-                    format!("action `{action}` needs `value`, `from_attribute` or `from_context`"),
+                    format!(
+                        "action `{action}` needs `value`, `from_attribute`, `from_context` or \
+                         `default_value`"
+                    ),
                 ));
             };
             needs_key(match action.as_str() {
@@ -263,12 +283,15 @@ fn check_action(
             })?
         }
         "delete" | "hash" => {
-            if !sources.is_empty() {
-                return refuse(
-                    "value",
-                    "a value source (`value`, `from_attribute`, `from_context`)",
-                );
+            // The Collector refuses `value` and `from_attribute` here, and lets `from_context`
+            // and `default_value` be.
+            if sources
+                .iter()
+                .any(|s| !matches!(s, ValueSource::FromContext(_)))
+            {
+                return refuse("value", "`value` or `from_attribute`");
             }
+            default = None;
             if converted.is_some() {
                 return refuse("converted_type", "`converted_type`");
             }
@@ -344,7 +367,7 @@ fn check_action(
             ))
         }
     };
-    Ok(AttributeAction { key, kind })
+    Ok(AttributeAction { key, kind, default })
 }
 
 /// The client metadata key `from_context` names: `metadata.NAME` or `NAME`, lower-case.

@@ -695,10 +695,20 @@ impl PipelinePlan {
 /// `partition.metadata_keys`, request routes), and those of the routing connectors' `context:
 /// request` routes.
 fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
+    // Processors a pipeline lists: one defined and unused reads nothing.
+    let used = |id: &&config::ComponentId| {
+        config
+            .service
+            .pipelines
+            .iter()
+            .any(|p| p.processors.contains(id))
+    };
     let mut keys: Vec<&str> = config
         .processors
         .by_id
-        .values()
+        .iter()
+        .filter(|(id, _)| used(id))
+        .map(|(_, p)| p)
         .flat_map(|p| -> Vec<&str> {
             match p {
                 Processor::Batch(b) => b.metadata_keys.iter().map(String::as_str).collect(),
@@ -796,6 +806,31 @@ fn metadata_plan(config: &Config, receivers: &mut [ReceiverPlan]) -> Vec<(Signal
         }
     }
     if !including {
+        for (id, processor) in &config.processors.by_id {
+            let reads_context = match processor {
+                Processor::Resource(r) => r.actions.iter().any(|a| {
+                    matches!(
+                        &a.kind,
+                        config::ActionKind::Insert(config::ValueSource::FromContext(_))
+                            | config::ActionKind::Update(config::ValueSource::FromContext(_))
+                            | config::ActionKind::Upsert(config::ValueSource::FromContext(_))
+                    )
+                }),
+                _ => false,
+            };
+            if reads_context
+                && config
+                    .service
+                    .pipelines
+                    .iter()
+                    .any(|p| p.processors.contains(id))
+            {
+                tracing::warn!(
+                    "processor {id}: from_context reads client metadata, and no receiver keeps \
+                     any (include_metadata: true); its actions find no value there"
+                );
+            }
+        }
         for (id, setter) in &setters {
             if setter.context_keys().next().is_some() {
                 tracing::warn!(

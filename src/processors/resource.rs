@@ -19,6 +19,9 @@ use super::Outcome;
 use crate::config::{ActionKind, ConfigValue, ConvertTo, ResourceProcessor, ValueSource};
 use crate::metadata::Metadata;
 
+/// The most bytes of encoded attributes an editor keeps between requests.
+const ENCODED_KEEP_MAX: usize = 1 << 20;
+
 /// One attribute being edited: its key, its value's `AnyValue` payload, and its message as
 /// received while no action has changed it.
 struct Attr<'a> {
@@ -31,6 +34,9 @@ struct Attr<'a> {
 struct Action {
     key: Vec<u8>,
     kind: Kind,
+    /// `default_value`, encoded: what `insert`, `update` and `upsert` set when their source
+    /// gives nothing.
+    default: Option<Vec<u8>>,
 }
 
 enum Kind {
@@ -94,6 +100,7 @@ impl ResourceEditor {
                 Action {
                     key: a.key.as_bytes().to_vec(),
                     kind,
+                    default: a.default.as_ref().map(encode_config_value),
                 }
             })
             .collect();
@@ -111,19 +118,15 @@ impl ResourceEditor {
         let mut out: Option<Vec<u8>> = None;
         let mut encoded = self.encoded.borrow_mut();
         for (i, group) in request.resource_groups().enumerate() {
+            // Every `resource` field's attributes, as pdata merges them.
             let mut attrs: Vec<Attr<'_>> = group
-                .resource()
-                .map(|r| {
-                    r.attributes()
-                        .raw()
-                        .map(|kv| Attr {
-                            key: Cow::Borrowed(kv.key),
-                            value: Cow::Borrowed(kv.value),
-                            received: Some(kv.message),
-                        })
-                        .collect()
+                .resource_attributes()
+                .map(|kv| Attr {
+                    key: Cow::Borrowed(kv.key),
+                    value: Cow::Borrowed(kv.value),
+                    received: Some(kv.message),
                 })
-                .unwrap_or_default();
+                .collect();
             let mut changed = false;
             for action in &self.actions {
                 changed |= self.act(action, &mut attrs, metadata);
@@ -163,6 +166,10 @@ impl ResourceEditor {
                 out,
             );
         }
+        // A huge resource's scratch is not kept.
+        if encoded.capacity() > ENCODED_KEEP_MAX {
+            *encoded = Vec::new();
+        }
         match out {
             Some(out) => Outcome::Changed(out, items),
             None => Outcome::Unchanged,
@@ -172,9 +179,12 @@ impl ResourceEditor {
     /// Applies `action` to `attrs`; whether it changed them.
     fn act(&self, action: &Action, attrs: &mut Vec<Attr<'_>>, metadata: &Metadata) -> bool {
         let key = &action.key[..];
+        let source_value = |source: &Source, attrs: &[Attr<'_>]| {
+            source_value(source, attrs, metadata).or_else(|| action.default.clone())
+        };
         match &action.kind {
             Kind::Insert(source) => {
-                let Some(value) = source_value(source, attrs, metadata) else {
+                let Some(value) = source_value(source, attrs) else {
                     return false;
                 };
                 if find(attrs, key).is_some() {
@@ -184,7 +194,7 @@ impl ResourceEditor {
                 true
             }
             Kind::Update(source) => {
-                let Some(value) = source_value(source, attrs, metadata) else {
+                let Some(value) = source_value(source, attrs) else {
                     return false;
                 };
                 let Some(at) = find(attrs, key) else {
@@ -194,7 +204,7 @@ impl ResourceEditor {
                 true
             }
             Kind::Upsert(source) => {
-                let Some(value) = source_value(source, attrs, metadata) else {
+                let Some(value) = source_value(source, attrs) else {
                     return false;
                 };
                 put(attrs, key, value);
@@ -349,13 +359,18 @@ fn go_float_to_int(f: f64) -> i64 {
 }
 
 /// Go's `strconv.ParseFloat(s, 64)` where it succeeds, for what Rust's parser reads alike:
-/// decimal forms and `inf`, `infinity`, `nan` in any case with a sign. A finite form out of
+/// decimal forms, `inf` and `infinity` in any case with or without a sign, `nan` in any case
+/// without one. A finite form out of
 /// range fails in Go (its error beside ±Inf), and here. Hexadecimal floats and underscores,
 /// which Go reads in some forms, are read as failures: the value is left as it is.
 fn go_parse_float(s: &str) -> Option<f64> {
     let f: f64 = s.parse().ok()?;
     let literal = s.trim_start_matches(['+', '-']).to_ascii_lowercase();
     if f.is_infinite() && literal != "inf" && literal != "infinity" {
+        return None;
+    }
+    // Go reads `nan` unsigned only.
+    if f.is_nan() && literal.len() != s.len() {
         return None;
     }
     Some(f)
@@ -491,6 +506,7 @@ mod tests {
                 actions: vec![AttributeAction {
                     key: key.into(),
                     kind,
+                    default: None,
                 }],
             },
         )
@@ -533,6 +549,7 @@ mod tests {
                     kind: ActionKind::Delete {
                         pattern: Some(r"^service\.name$".into()),
                     },
+                    default: None,
                 }],
             },
         );

@@ -181,6 +181,13 @@ impl<'a> ResourceGroup<'a> {
             .map(|(b, at)| ResourceView::new(b, at))
     }
 
+    /// The attributes of the group's resource as received: those of every `resource` field, in
+    /// order, as a decoder merging the repeated message lists them.
+    pub fn resource_attributes(&self) -> impl Iterator<Item = super::RawKeyValue<'a>> + 'a {
+        Repeated::new(self.bytes, self.offset, 1)
+            .flat_map(|(b, at)| super::common::KeyValues::new(b, at, 1).raw())
+    }
+
     /// The schema URL of the resource group (`Resource{Spans,Metrics,Logs}.schema_url`).
     pub fn schema_url(&self) -> &'a [u8] {
         super::common::last_bytes(self.bytes, self.offset, 3)
