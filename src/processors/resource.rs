@@ -12,7 +12,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 use regex::bytes::Regex;
-use tailgate_wire::encode::{put_bytes_field, put_fixed64_field, put_varint_field};
+use tailgate_wire::encode::{
+    bytes_field_len as field_len, put_bytes_field, put_fixed64_field, put_varint, put_varint_field,
+};
 use tailgate_wire::{group_with_resource_attributes, AnyValueView, Request, Signal};
 
 use super::Outcome;
@@ -117,19 +119,20 @@ impl ResourceEditor {
         let request = Request::trusted(self.signal, bytes);
         let mut out: Option<Vec<u8>> = None;
         let mut encoded = self.encoded.borrow_mut();
+        // One list for every group of the request: its attributes borrow the request's bytes
+        // and the actions' keys and values, so it lives as long as this call.
+        let mut attrs: Vec<Attr<'_>> = Vec::new();
         for (i, group) in request.resource_groups().enumerate() {
             // Every `resource` field's attributes, as pdata merges them.
-            let mut attrs: Vec<Attr<'_>> = group
-                .resource_attributes()
-                .map(|kv| Attr {
-                    key: Cow::Borrowed(kv.key),
-                    value: Cow::Borrowed(kv.value),
-                    received: Some(kv.message),
-                })
-                .collect();
+            attrs.clear();
+            attrs.extend(group.resource_attributes().map(|kv| Attr {
+                key: Cow::Borrowed(kv.key),
+                value: Cow::Borrowed(kv.value),
+                received: Some(kv.message),
+            }));
             let mut changed = false;
             for action in &self.actions {
-                changed |= self.act(action, &mut attrs, metadata);
+                changed |= act(action, &mut attrs, metadata);
             }
             if !changed {
                 if let Some(out) = &mut out {
@@ -146,25 +149,20 @@ impl ResourceEditor {
                 out
             });
             encoded.clear();
-            let mut ends = Vec::with_capacity(attrs.len());
             for attr in &attrs {
                 match attr.received {
-                    Some(message) => encoded.extend_from_slice(message),
+                    Some(message) => put_bytes_field(&mut encoded, 1, message),
                     None => {
-                        put_bytes_field(&mut encoded, 1, &attr.key);
-                        put_bytes_field(&mut encoded, 2, &attr.value);
+                        let (key, value) = (&attr.key[..], &attr.value[..]);
+                        let len = field_len(key.len()) + field_len(value.len());
+                        put_varint(&mut encoded, 1 << 3 | 2);
+                        put_varint(&mut encoded, len as u64);
+                        put_bytes_field(&mut encoded, 1, key);
+                        put_bytes_field(&mut encoded, 2, value);
                     }
                 }
-                ends.push(encoded.len());
             }
-            let starts = std::iter::once(0).chain(ends.iter().copied());
-            group_with_resource_attributes(
-                &group,
-                starts
-                    .zip(ends.iter().copied())
-                    .map(|(s, e)| &encoded[s..e]),
-                out,
-            );
+            group_with_resource_attributes(&group, &encoded, out);
         }
         // A huge resource's scratch is not kept.
         if encoded.capacity() > ENCODED_KEEP_MAX {
@@ -175,90 +173,91 @@ impl ResourceEditor {
             None => Outcome::Unchanged,
         }
     }
+}
 
-    /// Applies `action` to `attrs`; whether it changed them.
-    fn act(&self, action: &Action, attrs: &mut Vec<Attr<'_>>, metadata: &Metadata) -> bool {
-        let key = &action.key[..];
-        let source_value = |source: &Source, attrs: &[Attr<'_>]| {
-            source_value(source, attrs, metadata).or_else(|| action.default.clone())
-        };
-        match &action.kind {
-            Kind::Insert(source) => {
-                let Some(value) = source_value(source, attrs) else {
-                    return false;
-                };
-                if find(attrs, key).is_some() {
-                    return false;
+/// Applies `action` to `attrs`; whether it changed them.
+fn act<'a>(action: &'a Action, attrs: &mut Vec<Attr<'a>>, metadata: &Metadata) -> bool {
+    let key = &action.key[..];
+    let source_value = |source: &'a Source, attrs: &[Attr<'a>]| {
+        source_value(source, attrs, metadata)
+            .or_else(|| action.default.as_deref().map(Cow::Borrowed))
+    };
+    match &action.kind {
+        Kind::Insert(source) => {
+            let Some(value) = source_value(source, attrs) else {
+                return false;
+            };
+            if find(attrs, key).is_some() {
+                return false;
+            }
+            attrs.push(new_attr(key, value));
+            true
+        }
+        Kind::Update(source) => {
+            let Some(value) = source_value(source, attrs) else {
+                return false;
+            };
+            let Some(at) = find(attrs, key) else {
+                return false;
+            };
+            set(&mut attrs[at], value);
+            true
+        }
+        Kind::Upsert(source) => {
+            let Some(value) = source_value(source, attrs) else {
+                return false;
+            };
+            put(attrs, key, value);
+            true
+        }
+        Kind::Delete(pattern) => {
+            let mut changed = remove(attrs, key);
+            if let Some(regex) = pattern {
+                // pdata's `RemoveIf`: every match, the others kept in order.
+                let before = attrs.len();
+                attrs.retain(|a| !regex.is_match(&a.key));
+                changed |= attrs.len() != before;
+            }
+            changed
+        }
+        Kind::Hash(pattern) => {
+            let mut changed = find(attrs, key).is_some_and(|at| hash(&mut attrs[at]));
+            if let Some(regex) = pattern {
+                // Every attribute whose key matches, each once.
+                for attr in attrs.iter_mut().filter(|a| regex.is_match(&a.key)) {
+                    changed |= hash(attr);
                 }
-                attrs.push(new_attr(key, value));
-                true
             }
-            Kind::Update(source) => {
-                let Some(value) = source_value(source, attrs) else {
-                    return false;
-                };
-                let Some(at) = find(attrs, key) else {
-                    return false;
-                };
-                set(&mut attrs[at], value);
-                true
+            changed
+        }
+        Kind::Extract(regex, names) => {
+            let Some(at) = find(attrs, key) else {
+                return false;
+            };
+            let AnyValueView::String(text) = AnyValueView::parse(&attrs[at].value) else {
+                return false;
+            };
+            let Some(captures) = regex.captures(text) else {
+                return false;
+            };
+            let values: Vec<Vec<u8>> = (1..=names.len())
+                .map(|i| encode_str(captures.get(i).map_or(&[][..], |m| m.as_bytes())))
+                .collect();
+            for (name, value) in names.iter().zip(values) {
+                put(attrs, name, Cow::Owned(value));
             }
-            Kind::Upsert(source) => {
-                let Some(value) = source_value(source, attrs) else {
-                    return false;
-                };
-                put(attrs, key, value);
-                true
-            }
-            Kind::Delete(pattern) => {
-                let mut changed = remove(attrs, key);
-                if let Some(regex) = pattern {
-                    // pdata's `RemoveIf`: every match, the others kept in order.
-                    let before = attrs.len();
-                    attrs.retain(|a| !regex.is_match(&a.key));
-                    changed |= attrs.len() != before;
+            true
+        }
+        Kind::Convert(to) => {
+            let Some(at) = find(attrs, key) else {
+                return false;
+            };
+            match convert(AnyValueView::parse(&attrs[at].value), *to) {
+                Some(value) => {
+                    set(&mut attrs[at], Cow::Owned(value));
+                    true
                 }
-                changed
-            }
-            Kind::Hash(pattern) => {
-                let mut changed = find(attrs, key).is_some_and(|at| hash(&mut attrs[at]));
-                if let Some(regex) = pattern {
-                    // Every attribute whose key matches, each once.
-                    for attr in attrs.iter_mut().filter(|a| regex.is_match(&a.key)) {
-                        changed |= hash(attr);
-                    }
-                }
-                changed
-            }
-            Kind::Extract(regex, names) => {
-                let Some(at) = find(attrs, key) else {
-                    return false;
-                };
-                let AnyValueView::String(text) = AnyValueView::parse(&attrs[at].value) else {
-                    return false;
-                };
-                let Some(captures) = regex.captures(text) else {
-                    return false;
-                };
-                let values: Vec<Vec<u8>> = (1..=names.len())
-                    .map(|i| encode_str(captures.get(i).map_or(&[][..], |m| m.as_bytes())))
-                    .collect();
-                for (name, value) in names.iter().zip(values) {
-                    put(attrs, name, value);
-                }
-                true
-            }
-            Kind::Convert(to) => {
-                let Some(at) = find(attrs, key) else {
-                    return false;
-                };
-                match convert(AnyValueView::parse(&attrs[at].value), *to) {
-                    Some(value) => {
-                        set(&mut attrs[at], value);
-                        true
-                    }
-                    None => false,
-                }
+                None => false,
             }
         }
     }
@@ -269,21 +268,21 @@ fn find(attrs: &[Attr<'_>], key: &[u8]) -> Option<usize> {
     attrs.iter().position(|a| a.key.as_ref() == key)
 }
 
-fn new_attr<'a>(key: &[u8], value: Vec<u8>) -> Attr<'a> {
+fn new_attr<'a>(key: &'a [u8], value: Cow<'a, [u8]>) -> Attr<'a> {
     Attr {
-        key: Cow::Owned(key.to_vec()),
-        value: Cow::Owned(value),
+        key: Cow::Borrowed(key),
+        value,
         received: None,
     }
 }
 
-fn set(attr: &mut Attr<'_>, value: Vec<u8>) {
-    attr.value = Cow::Owned(value);
+fn set<'a>(attr: &mut Attr<'a>, value: Cow<'a, [u8]>) {
+    attr.value = value;
     attr.received = None;
 }
 
 /// pdata's `Map.Put*`: the first occurrence set, or a new attribute appended.
-fn put(attrs: &mut Vec<Attr<'_>>, key: &[u8], value: Vec<u8>) {
+fn put<'a>(attrs: &mut Vec<Attr<'a>>, key: &'a [u8], value: Cow<'a, [u8]>) {
     match find(attrs, key) {
         Some(at) => set(&mut attrs[at], value),
         None => attrs.push(new_attr(key, value)),
@@ -319,7 +318,7 @@ fn hash(attr: &mut Attr<'_>) -> bool {
         }
         None => String::new(),
     };
-    set(attr, encode_str(hashed.as_bytes()));
+    set(attr, Cow::Owned(encode_str(hashed.as_bytes())));
     true
 }
 
@@ -418,16 +417,20 @@ fn pdata_float(f: f64) -> String {
 }
 
 /// The value `source` gives, as an `AnyValue` payload; `None` when it gives none.
-fn source_value(source: &Source, attrs: &[Attr<'_>], metadata: &Metadata) -> Option<Vec<u8>> {
+fn source_value<'a>(
+    source: &'a Source,
+    attrs: &[Attr<'a>],
+    metadata: &Metadata,
+) -> Option<Cow<'a, [u8]>> {
     match source {
-        Source::Value(v) => Some(v.clone()),
-        Source::FromAttribute(k) => find(attrs, k).map(|at| attrs[at].value.to_vec()),
+        Source::Value(v) => Some(Cow::Borrowed(v)),
+        Source::FromAttribute(k) => find(attrs, k).map(|at| attrs[at].value.clone()),
         Source::FromContext(k) => {
             let values = metadata.get(k);
             if values.is_empty() {
                 return None;
             }
-            Some(encode_str(&values.join(&b';')))
+            Some(Cow::Owned(encode_str(&values.join(&b';'))))
         }
     }
 }

@@ -2,7 +2,18 @@
 //! success) here, `google.rpc.Status` in [`crate::grpc`], and the fields of the attributes the
 //! resource processor sets. Everything else it sends is framed from received bytes.
 
-use super::proto::put_varint;
+use super::proto::varint_len;
+
+/// Appends a varint.
+pub fn put_varint(out: &mut Vec<u8>, value: u64) {
+    super::proto::put_varint(out, value);
+}
+
+/// The size of a length-delimited field with a one-byte tag (numbers 1 to 15) around `len`
+/// bytes.
+pub fn bytes_field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
 
 /// Appends a varint field.
 pub fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {

@@ -8,7 +8,7 @@
 
 use super::encode::put_bytes_field;
 use super::fields::Fields;
-use super::proto::Value;
+use super::proto::{put_varint, varint_len, Value};
 
 /// `Span.trace_state`.
 const TRACE_STATE: u32 = 3;
@@ -40,33 +40,44 @@ const RESOURCE: u32 = 1;
 const ATTRIBUTES: u32 = 1;
 
 /// Appends `group` (a validated resource group) to `out` as a resource group field of an export
-/// request, with its resource's attributes replaced by `attributes` (each an encoded `KeyValue`
-/// message, without its tag and length). The resource's other fields (its dropped-attribute
-/// count, fields this crate does not know), the group's scope groups and schema URL keep their
-/// bytes and their order. The new resource is written first; a group with several `resource`
-/// fields (which a decoder merges) gets one, holding the others' fields but attributes.
-pub fn group_with_resource_attributes<'a>(
+/// request, with its resource's attributes replaced by `attributes`: `Resource.attributes`
+/// fields, each its tag, length and `KeyValue` message, concatenated. The resource's other
+/// fields (its dropped-attribute count, fields this crate does not know), the group's scope
+/// groups and schema URL keep their bytes and their order. The new resource is written first; a
+/// group with several `resource` fields (which a decoder merges) gets one, holding the others'
+/// fields but attributes. Nothing is allocated: lengths are summed, then the bytes written.
+pub fn group_with_resource_attributes(
     group: &super::ResourceGroup<'_>,
-    attributes: impl IntoIterator<Item = &'a [u8]>,
+    attributes: &[u8],
     out: &mut Vec<u8>,
 ) {
-    let mut resource = Vec::new();
-    for attribute in attributes {
-        put_bytes_field(&mut resource, ATTRIBUTES, attribute);
+    let resource_fields = || {
+        Fields::new(group.raw(), 0)
+            .filter(|f| f.number == RESOURCE)
+            .filter_map(|f| match f.value {
+                Value::Len(payload, _) => Some(payload),
+                _ => None,
+            })
+            .flat_map(|payload| Fields::new(payload, 0).filter(|f| f.number != ATTRIBUTES))
+    };
+    let resource_len = attributes.len() + resource_fields().map(|f| f.raw.len()).sum::<usize>();
+    let rest: usize = Fields::new(group.raw(), 0)
+        .filter(|f| f.number != RESOURCE)
+        .map(|f| f.raw.len())
+        .sum();
+    let resource_field = 1 + varint_len(resource_len as u64) + resource_len;
+    put_varint(out, u64::from(super::envelope::RESOURCE_GROUPS) << 3 | 2);
+    put_varint(out, (resource_field + rest) as u64);
+    out.reserve(resource_field + rest);
+    put_varint(out, u64::from(RESOURCE) << 3 | 2);
+    put_varint(out, resource_len as u64);
+    out.extend_from_slice(attributes);
+    for field in resource_fields() {
+        out.extend_from_slice(field.raw);
     }
-    for field in Fields::new(group.raw(), 0).filter(|f| f.number == RESOURCE) {
-        if let Value::Len(payload, _) = field.value {
-            for inner in Fields::new(payload, 0).filter(|f| f.number != ATTRIBUTES) {
-                resource.extend_from_slice(inner.raw);
-            }
-        }
-    }
-    let mut payload = Vec::with_capacity(group.raw().len() + resource.len());
-    put_bytes_field(&mut payload, RESOURCE, &resource);
     for field in Fields::new(group.raw(), 0).filter(|f| f.number != RESOURCE) {
-        payload.extend_from_slice(field.raw);
+        out.extend_from_slice(field.raw);
     }
-    put_bytes_field(out, super::envelope::RESOURCE_GROUPS, &payload);
 }
 
 #[cfg(test)]
