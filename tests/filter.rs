@@ -506,9 +506,8 @@ fn the_same_spans_are_dropped_as_the_collector_drops_them() {
 
 /// One parity run of `filter` on `bodies`, which hold `sent` spans.
 fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent: usize) {
-    use common::gateway::{http_get, start_sink_on};
-    use common::parity::{settle, sum};
-    use tailgate_bench::peers;
+    use common::gateway::start_sink_on;
+    use common::parity::{post_all, settle, sum, Peer};
     let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
     let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
     let processors = format!("processors:\n  filter:\n{filter}  batch:\n    timeout: 50ms\n");
@@ -530,43 +529,18 @@ fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent
         http,
         admin,
     );
-    let (their_http, their_metrics) = (loopback(free_port()), loopback(free_port()));
-    let config = std::env::temp_dir().join(format!(
-        "tailgate-filter-parity-{}.yaml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {their_http}\n{processors}{}{pipeline}  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: detailed\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: {}\n",
-            exporter(theirs_upstream),
-            their_metrics.port()
+    let their_http = loopback(free_port());
+    let theirs = Peer::start(
+        built,
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {their_http}\n{processors}{}{pipeline}",
+            exporter(theirs_upstream)
         ),
-    )
-    .unwrap();
-    let mut theirs = peers::Collector::start(built, &config, config.with_extension("log"))
-        .expect("start the Collector");
-    assert!(
-        wait_for(Duration::from_secs(30), || theirs.running()
-            && http_get(their_metrics, "/metrics")
-                .is_ok_and(|(s, _)| s == 200)
-            && std::net::TcpStream::connect(their_http).is_ok()),
-        "the Collector did not start:\n{}",
-        theirs.log()
+        their_http,
+        &[],
     );
-    for body in bodies {
-        for addr in [http, their_http] {
-            let (status, _, reply) = http_request(
-                addr,
-                "POST",
-                "/v1/traces",
-                &[("Content-Type", "application/x-protobuf")],
-                body,
-            )
-            .expect("a response");
-            assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
-        }
-    }
+    let their_metrics = theirs.metrics;
+    post_all(&[http, their_http], bodies, &[]);
     // Every span has been through each system's filter once its receiver counted it.
     for metrics in [admin, their_metrics] {
         assert!(
@@ -582,7 +556,6 @@ fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent
     let theirs_filtered = sum(their_metrics, "otelcol_processor_filter_spans_filtered");
     drop(theirs);
     assert!(ours.stop().success());
-    let _ = std::fs::remove_file(&config);
     let ids = |sink: tailgate_bench::sink::Sink| -> BTreeSet<(Vec<u8>, Vec<u8>)> {
         received_spans(&sink.stop().expect("stop the sink"))
             .into_iter()

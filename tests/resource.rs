@@ -18,10 +18,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use common::gateway::{
-    free_port, http_get, http_request, loopback, received_spans, start_sink_on, wait_for, Gateway,
-};
-use common::parity::{settle, sum};
+use common::gateway::{free_port, loopback, received_spans, start_sink_on, wait_for, Gateway};
+use common::parity::{post_all, settle, sum, Peer};
 use tailgate_bench::peers;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -230,45 +228,14 @@ fn resources_are_edited_as_the_collector_edits_them() {
         http,
         admin,
     );
-    let (their_http, their_metrics) = (loopback(free_port()), loopback(free_port()));
-    let config = std::env::temp_dir().join(format!(
-        "tailgate-resource-parity-{}.yaml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "{}  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: detailed\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: {}\n",
-            rest(their_http, theirs_upstream),
-            their_metrics.port()
-        ),
-    )
-    .unwrap();
-    let mut theirs = peers::Collector::start(&built, &config, config.with_extension("log"))
-        .expect("start the Collector");
-    assert!(
-        wait_for(WAIT, || theirs.running()
-            && http_get(their_metrics, "/metrics")
-                .is_ok_and(|(s, _)| s == 200)
-            && std::net::TcpStream::connect(their_http).is_ok()),
-        "the Collector did not start:\n{}",
-        theirs.log()
+    let their_http = loopback(free_port());
+    let theirs = Peer::start(&built, &rest(their_http, theirs_upstream), their_http, &[]);
+    let their_metrics = theirs.metrics;
+    post_all(
+        &[http, their_http],
+        &[body],
+        &[("X-Tenant", "acme"), ("X-Caller", "a")],
     );
-    for addr in [http, their_http] {
-        let (status, _, reply) = http_request(
-            addr,
-            "POST",
-            "/v1/traces",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("X-Tenant", "acme"),
-                ("X-Caller", "a"),
-            ],
-            &body,
-        )
-        .expect("a response");
-        assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
-    }
     for (metrics, sink) in [(admin, &ours_sink), (their_metrics, &theirs_sink)] {
         assert!(
             wait_for(WAIT, || sum(metrics, "otelcol_exporter_sent_spans")
@@ -280,7 +247,6 @@ fn resources_are_edited_as_the_collector_edits_them() {
     }
     drop(theirs);
     assert!(ours.stop().success());
-    let _ = std::fs::remove_file(&config);
     let (ours, theirs) = (received(ours_sink), received(theirs_sink));
     assert_eq!(ours.len(), sent);
     assert_eq!(theirs.len(), sent);

@@ -188,6 +188,57 @@ impl fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
+/// Where a condition that failed to evaluate was: the component's kind and id, the condition,
+/// and what a failure under `propagate` drops (`batch`, `request`).
+pub(crate) struct Failure<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) condition: &'a str,
+    pub(crate) drops: &'a str,
+}
+
+impl Failure<'_> {
+    /// The Collector's error modes for a condition that failed with `err`: whether `propagate`
+    /// drops what it was evaluated for (logged), or the condition reads as false (`ignore`:
+    /// logged while `warned` is unset, which this sets; `silent`: not logged).
+    pub(crate) fn handle(
+        &self,
+        mode: crate::config::ErrorMode,
+        err: &EvalError,
+        warned: &std::cell::Cell<bool>,
+    ) -> bool {
+        use crate::config::ErrorMode;
+        match mode {
+            ErrorMode::Propagate => {
+                tracing::warn!(
+                    component = self.name,
+                    condition = self.condition,
+                    error = %err,
+                    "a {} condition failed; the {} is dropped (error_mode: propagate)",
+                    self.kind,
+                    self.drops
+                );
+                true
+            }
+            ErrorMode::Ignore => {
+                if !warned.replace(true) {
+                    tracing::warn!(
+                        component = self.name,
+                        condition = self.condition,
+                        error = %err,
+                        "a {} condition failed; read as false (error_mode: ignore); logged once \
+                         a {}",
+                        self.kind,
+                        self.drops
+                    );
+                }
+                false
+            }
+            ErrorMode::Silent => false,
+        }
+    }
+}
+
 /// Reusable memory for evaluations: the text `IsMatch` matches when it is not a string.
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {

@@ -32,8 +32,8 @@ use std::cell::{Cell, RefCell};
 use tailgate_wire::{Framer, LogRecordView, MetricView, Piece, Request, Signal, SpanView};
 
 use super::Outcome;
-use crate::config::{ErrorMode, FilterRule};
-use crate::ottl::{Scratch, Subject};
+use crate::config::FilterRule;
+use crate::ottl::{Failure, Scratch, Subject};
 use crate::telemetry::{Counter, DropMetrics, DropReason};
 
 /// The most items whose scratch a filter keeps between requests.
@@ -114,30 +114,17 @@ impl Filter {
             match rule.condition.eval(subject, scratch) {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
-                Err(err) => match rule.error_mode {
-                    ErrorMode::Propagate => {
-                        tracing::warn!(
-                            processor = %self.name,
-                            condition = rule.condition.text(),
-                            error = %err,
-                            "a filter condition failed; the request is dropped (error_mode: \
-                             propagate)"
-                        );
+                Err(err) => {
+                    let failure = Failure {
+                        kind: "filter",
+                        name: &self.name,
+                        condition: rule.condition.text(),
+                        drops: "request",
+                    };
+                    if failure.handle(rule.error_mode, &err, &self.warned) {
                         return Err(());
                     }
-                    ErrorMode::Ignore => {
-                        if !self.warned.replace(true) {
-                            tracing::warn!(
-                                processor = %self.name,
-                                condition = rule.condition.text(),
-                                error = %err,
-                                "a filter condition failed; read as false (error_mode: \
-                                 ignore); logged once a request"
-                            );
-                        }
-                    }
-                    ErrorMode::Silent => {}
-                },
+                }
             }
         }
         Ok(false)
@@ -314,6 +301,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::config::ErrorMode;
     use crate::metadata::Metadata;
     use crate::ottl::{Condition, ContextKind};
     use crate::processors::{Step, Steps};

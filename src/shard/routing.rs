@@ -48,7 +48,7 @@ use crate::config::{ErrorMode, RouteCondition};
 use crate::export::{Batch, Connect};
 use crate::ingest::Delivery;
 use crate::metadata::Metadata;
-use crate::ottl::{Scratch, Subject};
+use crate::ottl::{Failure, Scratch, Subject};
 use crate::plan::CONNECTOR_TARGETS_MAX;
 use crate::telemetry::{DropMetrics, DropReason};
 
@@ -153,30 +153,17 @@ impl Router {
                     }
                 }
                 Ok(false) => {}
-                Err(err) => match self.error_mode {
-                    ErrorMode::Propagate => {
-                        tracing::warn!(
-                            connector = %self.name,
-                            condition = route.condition.text(),
-                            error = %err,
-                            "a routing condition failed; the batch is dropped (error_mode: \
-                             propagate)"
-                        );
+                Err(err) => {
+                    let failure = Failure {
+                        kind: "routing",
+                        name: &self.name,
+                        condition: route.condition.text(),
+                        drops: "batch",
+                    };
+                    if failure.handle(self.error_mode, &err, &self.warned) {
                         return None;
                     }
-                    ErrorMode::Ignore => {
-                        if !self.warned.replace(true) {
-                            tracing::warn!(
-                                connector = %self.name,
-                                condition = route.condition.text(),
-                                error = %err,
-                                "a routing condition failed; read as false (error_mode: \
-                                 ignore); logged once a batch"
-                            );
-                        }
-                    }
-                    ErrorMode::Silent => {}
-                },
+                }
             }
         }
         Some(targets | self.default)

@@ -110,15 +110,10 @@ shards:
         },
     );
 
-    let (their_http, their_metrics) = (loopback(free_port()), loopback(free_port()));
-    let config = std::env::temp_dir().join(format!(
-        "tailgate-parity-{}-{}.yaml",
-        std::process::id(),
-        their_http.port()
-    ));
-    std::fs::write(
-        &config,
-        format!(
+    let their_http = loopback(free_port());
+    let theirs = Peer::start(
+        peers,
+        &format!(
             "receivers:
   otlp:
     protocols:
@@ -137,45 +132,13 @@ service:
       receivers: [otlp]
       processors: [tail_sampling, batch]
       exporters: [otlp]
-  telemetry:
-    logs:
-      level: warn
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: {}
-",
-            their_metrics.port()
+"
         ),
-    )
-    .unwrap();
-    let log = config.with_extension("log");
-    let mut theirs =
-        peers::Collector::start_with(peers, &config, log, &gates).expect("start the Collector");
-    let ready = wait_for(Duration::from_secs(30), || {
-        theirs.running()
-            && http_get(their_metrics, "/metrics").is_ok_and(|(s, _)| s == 200)
-            && std::net::TcpStream::connect(their_http).is_ok()
-    });
-    assert!(ready, "the Collector did not start:\n{}", theirs.log());
-
-    for body in bodies {
-        for addr in [http, their_http] {
-            let (status, _, reply) = http_request(
-                addr,
-                "POST",
-                "/v1/traces",
-                &[("Content-Type", "application/x-protobuf")],
-                body,
-            )
-            .expect("a response");
-            assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
-        }
-    }
+        their_http,
+        &gates,
+    );
+    let their_metrics = theirs.metrics;
+    post_all(&[http, their_http], bodies, &[]);
 
     // Both decide every trace; then what they kept reaches their sinks (the exporter's queue
     // empty, and the sink holding every span the exporter reports sent).
@@ -204,8 +167,85 @@ service:
             .map(|(_, s)| s)
             .collect()
     };
-    let _ = std::fs::remove_file(&config);
     (spans(ours_sink), spans(theirs_sink))
+}
+
+/// The Collector built in `peers`, running a configuration whose OTLP/HTTP receiver listens at
+/// `http`, serving its own metrics at [`Peer::metrics`]; stopped, its files removed, when
+/// dropped.
+pub struct Peer {
+    collector: peers::Collector,
+    config: std::path::PathBuf,
+    /// Where its Prometheus reader serves its metrics.
+    pub metrics: SocketAddr,
+}
+
+impl Peer {
+    /// Starts the Collector on `config` (everything up to `service.telemetry`, which this adds:
+    /// warnings only in its log, detailed metrics on a pull reader) with `args`, and waits
+    /// until it serves its metrics and accepts connections at `http`.
+    pub fn start(peers: &Path, config: &str, http: SocketAddr, args: &[String]) -> Peer {
+        let metrics = loopback(free_port());
+        let file = std::env::temp_dir().join(format!(
+            "tailgate-peer-{}-{}.yaml",
+            std::process::id(),
+            http.port()
+        ));
+        std::fs::write(
+            &file,
+            format!(
+                "{config}  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: {}
+",
+                metrics.port()
+            ),
+        )
+        .unwrap();
+        let mut collector =
+            peers::Collector::start_with(peers, &file, file.with_extension("log"), args)
+                .expect("start the Collector");
+        let ready = wait_for(Duration::from_secs(30), || {
+            collector.running()
+                && http_get(metrics, "/metrics").is_ok_and(|(s, _)| s == 200)
+                && std::net::TcpStream::connect(http).is_ok()
+        });
+        assert!(ready, "the Collector did not start:\n{}", collector.log());
+        Peer {
+            collector,
+            config: file,
+            metrics,
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // The Collector stops when its handle, a field, drops after this.
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Posts each of `bodies` (OTLP/HTTP protobuf traces requests), in order, to each of `addrs`,
+/// with `headers` besides the content type; each must be answered 200.
+pub fn post_all(addrs: &[SocketAddr], bodies: &[Vec<u8>], headers: &[(&str, &str)]) {
+    let mut all = vec![("Content-Type", "application/x-protobuf")];
+    all.extend_from_slice(headers);
+    for body in bodies {
+        for &addr in addrs {
+            let (status, _, reply) =
+                http_request(addr, "POST", "/v1/traces", &all, body).expect("a response");
+            assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
+        }
+    }
 }
 
 /// Waits until what `sink` holds is final for the exporter whose metrics are at `metrics`: an
