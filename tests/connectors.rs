@@ -635,7 +635,6 @@ fn spans_are_routed_one_by_one_with_the_span_context() {
 fn log_records_are_routed_one_by_one_with_the_log_context() {
     use common::header_sink::HeaderSink;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     let (errors, rest) = (HeaderSink::start(), HeaderSink::start());
     let exporters = format!(
         "  otlphttp/errors:\n    endpoint: http://{}\n    compression: none\n  otlphttp/rest:\n    endpoint: http://{}\n    compression: none\n",
@@ -664,21 +663,7 @@ fn log_records_are_routed_one_by_one_with_the_log_context() {
 ",
     );
     let gateway = Gateway::start_with_config(&config, grpc, http, admin);
-    let group = |service: &str, severities: &[i32]| ResourceLogs {
-        resource: common::otlp::resource(service),
-        scope_logs: vec![ScopeLogs {
-            log_records: severities
-                .iter()
-                .map(|&severity_number| LogRecord {
-                    time_unix_nano: 1,
-                    severity_number,
-                    ..LogRecord::default()
-                })
-                .collect(),
-            ..ScopeLogs::default()
-        }],
-        ..ResourceLogs::default()
-    };
+    let group = common::otlp::log_group;
     // INFO, ERROR, WARN, FATAL from checkout; ERROR from billing.
     let body = ExportLogsServiceRequest {
         resource_logs: vec![group("checkout", &[9, 17, 13, 21]), group("billing", &[17])],

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
@@ -205,21 +204,7 @@ shards:
         .expect("post");
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
     };
-    let logs = |service: &str, severities: &[i32]| ResourceLogs {
-        resource: common::otlp::resource(service),
-        scope_logs: vec![ScopeLogs {
-            log_records: severities
-                .iter()
-                .map(|&severity_number| LogRecord {
-                    time_unix_nano: 1,
-                    severity_number,
-                    ..LogRecord::default()
-                })
-                .collect(),
-            ..ScopeLogs::default()
-        }],
-        ..ResourceLogs::default()
-    };
+    let logs = common::otlp::log_group;
     // Checkout: INFO, ERROR, DEBUG, WARN (two kept); canary: ERROR (dropped with its
     // resource); billing: INFO only (its group left empty, not written).
     post(

@@ -90,3 +90,22 @@ pub fn logs_request(service: &str, records: usize) -> Vec<u8> {
     }
     .encode_to_vec()
 }
+
+/// A resource group of `service` holding a log record of each severity number of `severities`.
+pub fn log_group(service: &str, severities: &[i32]) -> ResourceLogs {
+    ResourceLogs {
+        resource: resource(service),
+        scope_logs: vec![ScopeLogs {
+            log_records: severities
+                .iter()
+                .map(|&severity_number| LogRecord {
+                    time_unix_nano: 1,
+                    severity_number,
+                    ..LogRecord::default()
+                })
+                .collect(),
+            ..ScopeLogs::default()
+        }],
+        ..ResourceLogs::default()
+    }
+}
