@@ -137,3 +137,119 @@ mod tests {
         assert!(out.ends_with(&[0x98, 0x06, 0x05]));
     }
 }
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+    use crate::{Request, Signal};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// `group` (a `ResourceLogs`'s fields, as bytes) rewritten with `attributes`, then read
+    /// back through the validator and prost.
+    fn rewrite(group: &[u8], attributes: &[KeyValue]) -> ResourceLogs {
+        let mut request = Vec::new();
+        put_bytes_field(&mut request, 1, group);
+        let request_view = Request::parse(Signal::Logs, &request).expect("a valid input");
+        let group_view = request_view.resource_groups().next().expect("a group");
+        let mut fields = Vec::new();
+        for attribute in attributes {
+            put_bytes_field(&mut fields, 1, &attribute.encode_to_vec());
+        }
+        let mut out = Vec::new();
+        group_with_resource_attributes(&group_view, &fields, &mut out);
+        Request::parse(Signal::Logs, &out).expect("a valid output");
+        let mut decoded = ExportLogsServiceRequest::decode(out.as_slice()).expect("decodes");
+        assert_eq!(decoded.resource_logs.len(), 1);
+        decoded.resource_logs.remove(0)
+    }
+
+    fn records() -> ScopeLogs {
+        ScopeLogs {
+            log_records: vec![LogRecord {
+                time_unix_nano: 5,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_group_keeps_everything_but_its_resource_attributes() {
+        let group = ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("old", "1")],
+                dropped_attributes_count: 3,
+                ..Default::default()
+            }),
+            scope_logs: vec![records(), records()],
+            schema_url: "https://schema".into(),
+        };
+        let got = rewrite(&group.encode_to_vec(), &[kv("new", "2"), kv("more", "3")]);
+        let mut want = group;
+        want.resource.as_mut().unwrap().attributes = vec![kv("new", "2"), kv("more", "3")];
+        assert_eq!(got, want);
+
+        // No resource at all: one is written, holding the attributes alone.
+        let bare = ResourceLogs {
+            scope_logs: vec![records()],
+            ..Default::default()
+        };
+        let got = rewrite(&bare.encode_to_vec(), &[kv("a", "b")]);
+        assert_eq!(got.resource.unwrap().attributes, vec![kv("a", "b")]);
+        assert_eq!(got.scope_logs, bare.scope_logs);
+    }
+
+    #[test]
+    fn two_resource_fields_and_unknown_fields_become_one_resource_with_the_rest_kept() {
+        let first = Resource {
+            attributes: vec![kv("a", "1")],
+            dropped_attributes_count: 1,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut second = Resource {
+            attributes: vec![kv("b", "2")],
+            dropped_attributes_count: 9,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // An unknown varint field (number 15) inside the second resource.
+        second.extend_from_slice(&[15 << 3, 7]);
+        let mut group = Vec::new();
+        put_bytes_field(&mut group, 1, &first);
+        put_bytes_field(&mut group, 2, &records().encode_to_vec());
+        put_bytes_field(&mut group, 1, &second);
+        // An unknown length-delimited field (number 30) of the group.
+        put_bytes_field(&mut group, 30, b"kept");
+        let got = rewrite(&group, &[kv("c", "3")]);
+        let resource = got.resource.unwrap();
+        assert_eq!(resource.attributes, vec![kv("c", "3")]);
+        // The last dropped count wins, as a decoder merging the two reads it.
+        assert_eq!(resource.dropped_attributes_count, 9);
+        assert_eq!(got.scope_logs, vec![records()]);
+        // The bytes kept as they came: the unknown fields are still there.
+        let mut request = Vec::new();
+        put_bytes_field(&mut request, 1, &group);
+        let view = Request::parse(Signal::Logs, &request).unwrap();
+        let mut out = Vec::new();
+        let mut fields = Vec::new();
+        put_bytes_field(&mut fields, 1, &kv("c", "3").encode_to_vec());
+        group_with_resource_attributes(&view.resource_groups().next().unwrap(), &fields, &mut out);
+        assert!(out.windows(2).any(|w| w == [15 << 3, 7]));
+        assert!(out.ends_with(b"kept"));
+    }
+}
