@@ -20,7 +20,7 @@ use super::locate::Target;
 use super::processors::duration_at_most;
 use super::scalar::{Dur, SInt};
 use super::service::PipelineId;
-use super::tail_sampling::ErrorMode;
+use super::tail_sampling::{error_mode, ErrorMode};
 use super::values::{format_duration, ComponentId, KeyPath};
 use crate::ottl::{Condition, ContextKind, ParseErrorKind};
 use tailgate_wire::Signal;
@@ -355,21 +355,8 @@ fn pipeline_list(
 }
 
 fn check_routing(raw: RawRouting, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Routing, ConfigError> {
-    // Case-insensitive, as the Collector's `ErrorMode.UnmarshalText`.
-    let error_mode = match raw.error_mode.as_deref().map(str::to_ascii_lowercase) {
-        None => ErrorMode::Propagate,
-        Some(mode) => match mode.as_str() {
-            "propagate" => ErrorMode::Propagate,
-            "ignore" => ErrorMode::Ignore,
-            "silent" => ErrorMode::Silent,
-            _ => {
-                return Err(ctx.invalid(
-                    &path.key("error_mode"),
-                    format!("`{mode}` is not an error mode; use propagate, ignore or silent"),
-                ))
-            }
-        },
-    };
+    let error_mode = error_mode(raw.error_mode.as_deref(), &path.key("error_mode"), ctx)?
+        .unwrap_or(ErrorMode::Propagate);
     let default_pipelines = pipeline_list(
         raw.default_pipelines.unwrap_or_default(),
         &path.key("default_pipelines"),

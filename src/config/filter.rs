@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::component::Ctx;
 use super::error::{ConfigError, ConfigErrorKind};
 use super::locate::Target;
-use super::tail_sampling::{ErrorMode, OTTL_CONDITIONS_MAX};
+use super::tail_sampling::{error_mode, ErrorMode, OTTL_CONDITIONS_MAX};
 use super::values::KeyPath;
 use crate::ottl::{Condition, ContextKind, ParseErrorKind};
 use tailgate_wire::Signal;
@@ -144,27 +144,6 @@ impl<'de> Visitor<'de> for ContextConditionsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         RawConditionGroup::deserialize(de::value::MapAccessDeserializer::new(map))
             .map(RawContextConditions::Group)
-    }
-}
-
-/// An `error_mode` value at `at`; `None` when not given.
-fn error_mode(
-    raw: Option<&str>,
-    at: &KeyPath,
-    ctx: &Ctx<'_>,
-) -> Result<Option<ErrorMode>, ConfigError> {
-    // Case-insensitive, as the Collector's `ErrorMode.UnmarshalText`.
-    let Some(mode) = raw.map(str::to_ascii_lowercase) else {
-        return Ok(None);
-    };
-    match mode.as_str() {
-        "propagate" => Ok(Some(ErrorMode::Propagate)),
-        "ignore" => Ok(Some(ErrorMode::Ignore)),
-        "silent" => Ok(Some(ErrorMode::Silent)),
-        _ => Err(ctx.invalid(
-            at,
-            format!("`{mode}` is not an error mode; use propagate, ignore or silent"),
-        )),
     }
 }
 

@@ -20,6 +20,18 @@ pub struct ResourceProcessor {
     pub actions: Vec<AttributeAction>,
 }
 
+impl ResourceProcessor {
+    /// The client metadata keys its actions read (`from_context`).
+    pub fn context_keys(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().filter_map(|a| match &a.kind {
+            ActionKind::Insert(ValueSource::FromContext(k))
+            | ActionKind::Update(ValueSource::FromContext(k))
+            | ActionKind::Upsert(ValueSource::FromContext(k)) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+}
+
 /// One action on a resource's attributes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributeAction {

@@ -82,7 +82,7 @@ struct Inner {
     combinations: Cell<i64>,
     /// The `filter` and `resource` processors listed after `tail_sampling`, applied to what is
     /// pushed.
-    filters: RefCell<Steps>,
+    steps: RefCell<Steps>,
 }
 
 /// Why a batch was handed out, for the `batch` processor's families.
@@ -122,7 +122,7 @@ impl Pipeline {
             reported: Cell::new([0; 3]),
             counted: RefCell::new(None),
             combinations: Cell::new(0),
-            filters: RefCell::new(Steps::default()),
+            steps: RefCell::new(Steps::default()),
         });
         let flusher = glommio::spawn_local(flush_on_timeout(inner.clone())).detach();
         Pipeline {
@@ -147,7 +147,7 @@ impl Pipeline {
     /// Applies `steps` to every request pushed from now on, before the batcher: the `filter`
     /// and `resource` processors a pipeline lists after `tail_sampling`.
     pub fn process_with(&self, steps: Steps) {
-        *self.inner.filters.borrow_mut() = steps;
+        *self.inner.steps.borrow_mut() = steps;
     }
 
     /// Tells `observer` how the items in the batcher change from now on.
@@ -176,7 +176,7 @@ impl Pipeline {
             return Err(PipelineClosed);
         }
         let part;
-        let (bytes, items) = match inner.filters.borrow().apply(bytes, items, metadata) {
+        let (bytes, items) = match inner.steps.borrow().apply(bytes, items, metadata) {
             Outcome::Unchanged => (bytes, items),
             Outcome::Nothing => return Ok(()),
             Outcome::Changed(kept, n) => {

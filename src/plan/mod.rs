@@ -694,36 +694,23 @@ impl PipelinePlan {
 /// `resource` processors' and enabled `headers_setter`s' `from_context`, exporters'
 /// `partition.metadata_keys`, request routes), and those of the routing connectors' `context:
 /// request` routes.
-fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
-    // Processors a pipeline lists: one defined and unused reads nothing.
-    let used = |id: &&config::ComponentId| {
+/// The processors some pipeline lists: one defined and unused reads nothing.
+fn listed_processors(config: &Config) -> impl Iterator<Item = (&config::ComponentId, &Processor)> {
+    config.processors.by_id.iter().filter(|(id, _)| {
         config
             .service
             .pipelines
             .iter()
             .any(|p| p.processors.contains(id))
-    };
-    let mut keys: Vec<&str> = config
-        .processors
-        .by_id
-        .iter()
-        .filter(|(id, _)| used(id))
-        .map(|(_, p)| p)
-        .flat_map(|p| -> Vec<&str> {
+    })
+}
+
+fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
+    let mut keys: Vec<&str> = listed_processors(config)
+        .flat_map(|(_, p)| -> Vec<&str> {
             match p {
                 Processor::Batch(b) => b.metadata_keys.iter().map(String::as_str).collect(),
-                Processor::Resource(r) => r
-                    .actions
-                    .iter()
-                    .filter_map(|a| match &a.kind {
-                        config::ActionKind::Insert(config::ValueSource::FromContext(k))
-                        | config::ActionKind::Update(config::ValueSource::FromContext(k))
-                        | config::ActionKind::Upsert(config::ValueSource::FromContext(k)) => {
-                            Some(k.as_str())
-                        }
-                        _ => None,
-                    })
-                    .collect(),
+                Processor::Resource(r) => r.context_keys().collect(),
                 _ => Vec::new(),
             }
         })
@@ -806,29 +793,14 @@ fn metadata_plan(config: &Config, receivers: &mut [ReceiverPlan]) -> Vec<(Signal
         }
     }
     if !including {
-        for (id, processor) in &config.processors.by_id {
-            let reads_context = match processor {
-                Processor::Resource(r) => r.actions.iter().any(|a| {
-                    matches!(
-                        &a.kind,
-                        config::ActionKind::Insert(config::ValueSource::FromContext(_))
-                            | config::ActionKind::Update(config::ValueSource::FromContext(_))
-                            | config::ActionKind::Upsert(config::ValueSource::FromContext(_))
-                    )
-                }),
-                _ => false,
-            };
-            if reads_context
-                && config
-                    .service
-                    .pipelines
-                    .iter()
-                    .any(|p| p.processors.contains(id))
-            {
-                tracing::warn!(
-                    "processor {id}: from_context reads client metadata, and no receiver keeps \
-                     any (include_metadata: true); its actions find no value there"
-                );
+        for (id, processor) in listed_processors(config) {
+            if let Processor::Resource(r) = processor {
+                if r.context_keys().next().is_some() {
+                    tracing::warn!(
+                        "processor {id}: from_context reads client metadata, and no receiver \
+                         keeps any (include_metadata: true); its actions find no value there"
+                    );
+                }
             }
         }
         for (id, setter) in &setters {

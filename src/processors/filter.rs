@@ -148,6 +148,7 @@ impl Filter {
         let request = Request::trusted(self.signal, bytes);
         let base = bytes.as_ptr() as usize;
         let (resource_rules, item_rules) = self.rules.split_at(self.resource_rules);
+        // Resource conditions alone: no item is read.
         if item_rules.is_empty() {
             return self.filter_groups(&request, items);
         }
@@ -184,27 +185,25 @@ impl Filter {
                 let scope_header = (start, headers.len() as u32);
                 let scope = scope_group.scope();
                 for item in scope_group.items() {
-                    if !item_rules.is_empty() {
-                        let mut subject = Subject {
-                            resource,
-                            scope,
-                            ..Subject::default()
-                        };
-                        match self.signal {
-                            Signal::Traces => subject.span = Some(SpanView::new(item)),
-                            Signal::Logs => subject.log = Some(LogRecordView::new(item)),
-                            Signal::Metrics => subject.metric = Some(MetricView::new(item)),
+                    let mut subject = Subject {
+                        resource,
+                        scope,
+                        ..Subject::default()
+                    };
+                    match self.signal {
+                        Signal::Traces => subject.span = Some(SpanView::new(item)),
+                        Signal::Logs => subject.log = Some(LogRecordView::new(item)),
+                        Signal::Metrics => subject.metric = Some(MetricView::new(item)),
+                    }
+                    match self.meets(item_rules, &subject, &mut scratch) {
+                        Ok(true) => {
+                            // What the item counts for: a metric, its data points.
+                            dropped += subject.metric.map_or(1, |m| m.data_point_count());
+                            any = true;
+                            continue;
                         }
-                        match self.meets(item_rules, &subject, &mut scratch) {
-                            Ok(true) => {
-                                // What the item counts for: a metric, its data points.
-                                dropped += subject.metric.map_or(1, |m| m.data_point_count());
-                                any = true;
-                                continue;
-                            }
-                            Ok(false) => {}
-                            Err(()) => return self.fail(items),
-                        }
+                        Ok(false) => {}
+                        Err(()) => return self.fail(items),
                     }
                     let at = item.bytes.as_ptr() as usize - base;
                     kept.push(Kept {
@@ -240,8 +239,11 @@ impl Filter {
     /// no item read (but a dropped group's, to count them).
     fn filter_groups(&self, request: &Request<'_>, items: u64) -> Outcome {
         let mut scratch = self.scratch.borrow_mut();
-        let (mut dropped, mut dropped_groups, mut kept_groups) = (0u64, 0usize, 0usize);
-        for group in request.resource_groups() {
+        let (mut dropped, mut kept_groups) = (0u64, 0usize);
+        // The kept groups, written from the first group dropped on (those before it copied
+        // then): a request that loses nothing is not copied.
+        let mut out: Option<Vec<u8>> = None;
+        for (i, group) in request.resource_groups().enumerate() {
             let subject = Subject {
                 resource: group.resource(),
                 ..Subject::default()
@@ -249,32 +251,31 @@ impl Filter {
             match self.meets(&self.rules, &subject, &mut scratch) {
                 Ok(true) => {
                     dropped += group.item_count(self.signal);
-                    dropped_groups += 1;
+                    out.get_or_insert_with(|| {
+                        let mut out = Vec::with_capacity(request.bytes().len());
+                        for earlier in request.resource_groups().take(i) {
+                            earlier.write_to(&mut out);
+                        }
+                        out
+                    });
                 }
-                Ok(false) => kept_groups += 1,
+                Ok(false) => {
+                    kept_groups += 1;
+                    if let Some(out) = &mut out {
+                        group.write_to(out);
+                    }
+                }
                 Err(()) => return self.fail(items),
             }
         }
-        if dropped_groups == 0 {
+        let Some(out) = out else {
             return Outcome::Unchanged;
-        }
+        };
         debug_assert!(dropped <= items, "{dropped} of {items} items dropped");
         self.filtered.add(dropped);
         self.drops.add(self.signal, DropReason::Filtered, dropped);
         if kept_groups == 0 {
             return Outcome::Nothing;
-        }
-        // The conditions again, on the groups to write: a second pass rather than a mark a
-        // group, and only for requests that lose something.
-        let mut out = Vec::new();
-        for group in request.resource_groups() {
-            let subject = Subject {
-                resource: group.resource(),
-                ..Subject::default()
-            };
-            if self.meets(&self.rules, &subject, &mut scratch) == Ok(false) {
-                group.write_to(&mut out);
-            }
         }
         Outcome::Changed(out, items.saturating_sub(dropped))
     }
@@ -519,6 +520,36 @@ mod tests {
             drops.counter(Signal::Metrics, DropReason::Filtered).get(),
             5
         );
+    }
+
+    /// Resource conditions alone: groups kept or dropped whole, the kept ones in order, a
+    /// request that loses nothing passed on as it came.
+    #[test]
+    fn resource_conditions_alone_keep_or_drop_whole_groups() {
+        let (filter, drops) = filter(
+            Signal::Traces,
+            &[(
+                r#"attributes["service.name"] == "canary""#,
+                ContextKind::Resource,
+                ErrorMode::Ignore,
+            )],
+        );
+        let bytes = request(vec![
+            group("checkout", &[&["a", "b"]]),
+            group("canary", &[&["c"], &["d"]]),
+            group("billing", &[&["e"]]),
+        ]);
+        let Outcome::Changed(kept, 3) = filter.apply(&bytes, 5) else {
+            panic!("two groups kept");
+        };
+        let services: Vec<String> = shape(&kept).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(services, ["checkout", "billing"]);
+        assert_eq!(drops.counter(Signal::Traces, DropReason::Filtered).get(), 2);
+        let clean = request(vec![group("checkout", &[&["a"]])]);
+        assert_eq!(filter.apply(&clean, 1), Outcome::Unchanged);
+        let canary = request(vec![group("canary", &[&["a"]])]);
+        assert_eq!(filter.apply(&canary, 1), Outcome::Nothing);
+        assert_eq!(filter.filtered.get(), 3);
     }
 
     /// A metric without data points counts none, and is dropped all the same (the request no

@@ -51,11 +51,6 @@ impl Steps {
         Steps(steps)
     }
 
-    /// Whether there is nothing to apply.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Applies every step in turn to `bytes`, a valid export request holding `items` items
     /// that came with client `metadata`, each to what the last one left.
     pub fn apply(&self, bytes: &[u8], items: u64, metadata: &Metadata) -> Outcome {

@@ -27,7 +27,7 @@ const ENCODED_KEEP_MAX: usize = 1 << 20;
 /// One attribute being edited: its key, its value's `AnyValue` payload, and its message as
 /// received while no action has changed it.
 struct Attr<'a> {
-    key: Cow<'a, [u8]>,
+    key: &'a [u8],
     value: Cow<'a, [u8]>,
     received: Option<&'a [u8]>,
 }
@@ -39,6 +39,18 @@ struct Action {
     /// `default_value`, encoded: what `insert`, `update` and `upsert` set when their source
     /// gives nothing.
     default: Option<Vec<u8>>,
+}
+
+impl Action {
+    /// The client metadata key its `from_context` reads.
+    fn context_key(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Insert(Source::FromContext(k))
+            | Kind::Update(Source::FromContext(k))
+            | Kind::Upsert(Source::FromContext(k)) => Some(k),
+            _ => None,
+        }
+    }
 }
 
 enum Kind {
@@ -119,20 +131,26 @@ impl ResourceEditor {
         let request = Request::trusted(self.signal, bytes);
         let mut out: Option<Vec<u8>> = None;
         let mut encoded = self.encoded.borrow_mut();
-        // One list for every group of the request: its attributes borrow the request's bytes
-        // and the actions' keys and values, so it lives as long as this call.
+        // The client metadata each action reads, encoded once for the request's groups.
+        let context: Vec<Option<Vec<u8>>> = self
+            .actions
+            .iter()
+            .map(|a| a.context_key().and_then(|k| context_value(metadata, k)))
+            .collect();
+        // One list for every group of the request: its attributes borrow the request's bytes,
+        // the actions' keys and values and `context`, so it lives as long as this call.
         let mut attrs: Vec<Attr<'_>> = Vec::new();
         for (i, group) in request.resource_groups().enumerate() {
             // Every `resource` field's attributes, as pdata merges them.
             attrs.clear();
             attrs.extend(group.resource_attributes().map(|kv| Attr {
-                key: Cow::Borrowed(kv.key),
+                key: kv.key,
                 value: Cow::Borrowed(kv.value),
                 received: Some(kv.message),
             }));
             let mut changed = false;
-            for action in &self.actions {
-                changed |= act(action, &mut attrs, metadata);
+            for (action, context) in self.actions.iter().zip(&context) {
+                changed |= act(action, context.as_deref(), &mut attrs);
             }
             if !changed {
                 if let Some(out) = &mut out {
@@ -153,7 +171,7 @@ impl ResourceEditor {
                 match attr.received {
                     Some(message) => put_bytes_field(&mut encoded, 1, message),
                     None => {
-                        let (key, value) = (&attr.key[..], &attr.value[..]);
+                        let (key, value) = (attr.key, &attr.value[..]);
                         let len = field_len(key.len()) + field_len(value.len());
                         put_varint(&mut encoded, 1 << 3 | 2);
                         put_varint(&mut encoded, len as u64);
@@ -175,11 +193,12 @@ impl ResourceEditor {
     }
 }
 
-/// Applies `action` to `attrs`; whether it changed them.
-fn act<'a>(action: &'a Action, attrs: &mut Vec<Attr<'a>>, metadata: &Metadata) -> bool {
+/// Applies `action` to `attrs`, with `context` the request's metadata value its
+/// `from_context` reads (encoded); whether it changed them.
+fn act<'a>(action: &'a Action, context: Option<&'a [u8]>, attrs: &mut Vec<Attr<'a>>) -> bool {
     let key = &action.key[..];
     let source_value = |source: &'a Source, attrs: &[Attr<'a>]| {
-        source_value(source, attrs, metadata)
+        source_value(source, attrs, context)
             .or_else(|| action.default.as_deref().map(Cow::Borrowed))
     };
     match &action.kind {
@@ -215,7 +234,7 @@ fn act<'a>(action: &'a Action, attrs: &mut Vec<Attr<'a>>, metadata: &Metadata) -
             if let Some(regex) = pattern {
                 // pdata's `RemoveIf`: every match, the others kept in order.
                 let before = attrs.len();
-                attrs.retain(|a| !regex.is_match(&a.key));
+                attrs.retain(|a| !regex.is_match(a.key));
                 changed |= attrs.len() != before;
             }
             changed
@@ -224,7 +243,7 @@ fn act<'a>(action: &'a Action, attrs: &mut Vec<Attr<'a>>, metadata: &Metadata) -
             let mut changed = find(attrs, key).is_some_and(|at| hash(&mut attrs[at]));
             if let Some(regex) = pattern {
                 // Every attribute whose key matches, each once.
-                for attr in attrs.iter_mut().filter(|a| regex.is_match(&a.key)) {
+                for attr in attrs.iter_mut().filter(|a| regex.is_match(a.key)) {
                     changed |= hash(attr);
                 }
             }
@@ -265,12 +284,12 @@ fn act<'a>(action: &'a Action, attrs: &mut Vec<Attr<'a>>, metadata: &Metadata) -
 
 /// The first attribute named `key`, as pdata's `Map.Get` finds it.
 fn find(attrs: &[Attr<'_>], key: &[u8]) -> Option<usize> {
-    attrs.iter().position(|a| a.key.as_ref() == key)
+    attrs.iter().position(|a| a.key == key)
 }
 
 fn new_attr<'a>(key: &'a [u8], value: Cow<'a, [u8]>) -> Attr<'a> {
     Attr {
-        key: Cow::Borrowed(key),
+        key,
         value,
         received: None,
     }
@@ -420,19 +439,19 @@ fn pdata_float(f: f64) -> String {
 fn source_value<'a>(
     source: &'a Source,
     attrs: &[Attr<'a>],
-    metadata: &Metadata,
+    context: Option<&'a [u8]>,
 ) -> Option<Cow<'a, [u8]>> {
     match source {
         Source::Value(v) => Some(Cow::Borrowed(v)),
         Source::FromAttribute(k) => find(attrs, k).map(|at| attrs[at].value.clone()),
-        Source::FromContext(k) => {
-            let values = metadata.get(k);
-            if values.is_empty() {
-                return None;
-            }
-            Some(Cow::Owned(encode_str(&values.join(&b';'))))
-        }
+        Source::FromContext(_) => context.map(Cow::Borrowed),
     }
+}
+
+/// The client metadata value of `key`, several joined with `;`, encoded; `None` without one.
+fn context_value(metadata: &Metadata, key: &str) -> Option<Vec<u8>> {
+    let values = metadata.get(key);
+    (!values.is_empty()).then(|| encode_str(&values.join(&b';')))
 }
 
 fn encode_config_value(value: &ConfigValue) -> Vec<u8> {

@@ -27,8 +27,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use crate::export::{Exporter, Pipeline};
 use crate::ingest::{Deliver, Delivery};
 use crate::memory::ShardMemory;
@@ -39,16 +37,16 @@ use crate::telemetry::{DropMetrics, DropReason};
 
 use super::ShardTelemetry;
 
-/// One pipeline of a shard: its filters, then straight into its batcher or through the tail
-/// sampler first.
+/// One pipeline of a shard: its filter and resource processors, then straight into its batcher
+/// or through the tail sampler first.
 pub(super) struct Stage {
     /// The `filter` and `resource` processors listed before `tail_sampling` (all of them,
     /// without it).
-    filters: Steps,
+    steps: Steps,
     kind: Kind,
 }
 
-/// Where a stage's data goes once filtered.
+/// Where a stage's data goes once its processors are through.
 enum Kind {
     Direct(Pipeline),
     Sampled(Rc<Sampler>),
@@ -56,11 +54,11 @@ enum Kind {
 
 impl Stage {
     /// The stage `plan` asks for in front of `pipeline`, on a node of `shards` shards, with
-    /// `filters` first; a sampled stage takes over `previous`'s buffered traces where a reload
+    /// `steps` first; a sampled stage takes over `previous`'s buffered traces where a reload
     /// gives one.
     pub(super) fn new(
         plan: &PipelinePlan,
-        filters: Steps,
+        steps: Steps,
         pipeline: Pipeline,
         shards: usize,
         telemetry: &ShardTelemetry,
@@ -68,16 +66,16 @@ impl Stage {
         previous: Option<&Rc<Sampler>>,
     ) -> Stage {
         Stage {
-            filters,
+            steps,
             kind: Stage::kind(plan, pipeline, shards, telemetry, memory, previous),
         }
     }
 
-    /// A stage without filters, straight into `pipeline`.
+    /// A stage without processors, straight into `pipeline`.
     #[cfg(test)]
     pub(super) fn direct(pipeline: Pipeline) -> Stage {
         Stage {
-            filters: Steps::default(),
+            steps: Steps::default(),
             kind: Kind::Direct(pipeline),
         }
     }
@@ -146,16 +144,20 @@ impl Stage {
     /// Takes `delivery`, waiting while the pipeline pushes back.
     pub(super) async fn deliver(&self, delivery: &Delivery, drops: &DropMetrics) {
         let applied = self
-            .filters
+            .steps
             .apply(&delivery.bytes, delivery.items, &delivery.metadata);
-        let (bytes, items) = match applied {
-            Outcome::Unchanged => (delivery.bytes.clone(), delivery.items),
+        let changed;
+        let (bytes, items): (&[u8], u64) = match applied {
+            Outcome::Unchanged => (&delivery.bytes, delivery.items),
             Outcome::Nothing => return,
-            Outcome::Changed(bytes, items) => (Bytes::from(bytes), items),
+            Outcome::Changed(bytes, items) => {
+                changed = bytes;
+                (&changed, items)
+            }
         };
         let pipeline = match &self.kind {
             Kind::Sampled(sampler) => {
-                sampler.accept(&bytes, items, &delivery.metadata).await;
+                sampler.accept(bytes, items, &delivery.metadata).await;
                 return;
             }
             Kind::Direct(pipeline) => pipeline,
@@ -163,7 +165,7 @@ impl Stage {
         // A pipeline is closed only once shutdown has flushed it; a delivery that still
         // arrives (a peer that missed its drain deadline) is lost, and counted so.
         if pipeline
-            .push(delivery.signal, &bytes, items, &delivery.metadata)
+            .push(delivery.signal, bytes, items, &delivery.metadata)
             .await
             .is_err()
         {

@@ -63,6 +63,7 @@ pub use attribute::{
     BooleanAttributePolicy, NumericAttributePolicy, StringAttributePolicy, TraceStatePolicy,
 };
 pub use composite::{CompositePolicy, RateAllocation};
+pub(crate) use ottl::error_mode;
 pub use ottl::{ErrorMode, OttlConditionPolicy, OTTL_CONDITIONS_MAX};
 pub use policy::{Policy, PolicyKind};
 pub use rate::{BytesLimitingPolicy, RateLimitingPolicy};

@@ -38,6 +38,28 @@ pub enum ErrorMode {
     Silent,
 }
 
+/// An `error_mode` value at `at` (any case, as the Collector's `ErrorMode.UnmarshalText`);
+/// `None` when not given. The filter and tail-sampling processors and the routing connector
+/// read theirs with it.
+pub(crate) fn error_mode(
+    raw: Option<&str>,
+    at: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<ErrorMode>, ConfigError> {
+    let Some(mode) = raw.map(str::to_ascii_lowercase) else {
+        return Ok(None);
+    };
+    match mode.as_str() {
+        "propagate" => Ok(Some(ErrorMode::Propagate)),
+        "ignore" => Ok(Some(ErrorMode::Ignore)),
+        "silent" => Ok(Some(ErrorMode::Silent)),
+        _ => Err(ctx.invalid(
+            at,
+            format!("`{mode}` is not an error mode; use propagate, ignore or silent"),
+        )),
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawOttlCondition {
@@ -52,24 +74,8 @@ pub(super) fn check_ottl_condition(
     path: &KeyPath,
     ctx: &Ctx<'_>,
 ) -> Result<OttlConditionPolicy, ConfigError> {
-    // Case-insensitive, as the Collector's `ErrorMode.UnmarshalText`.
-    let error_mode = match raw.error_mode.as_deref().map(str::to_ascii_lowercase) {
-        None => ErrorMode::Silent,
-        Some(mode) => match mode.as_str() {
-            "propagate" => ErrorMode::Propagate,
-            "ignore" => ErrorMode::Ignore,
-            "silent" => ErrorMode::Silent,
-            _ => {
-                return Err(ctx.invalid(
-                    &path.key("error_mode"),
-                    format!(
-                        "policy `{policy}`: `{mode}` is not an error mode; use propagate, \
-                         ignore or silent"
-                    ),
-                ))
-            }
-        },
-    };
+    let error_mode = error_mode(raw.error_mode.as_deref(), &path.key("error_mode"), ctx)?
+        .unwrap_or(ErrorMode::Silent);
     let span = conditions(raw.span, ContextKind::Span, "span", policy, path, ctx)?;
     let spanevent = conditions(
         raw.spanevent,
