@@ -33,6 +33,8 @@
 //! it is within a stated bound (the `*_MAX` constants of each section), so code sizing buffers
 //! and queues from it can rely on those bounds.
 
+mod actions;
+mod attributes;
 mod component;
 mod connectors;
 mod env;
@@ -61,6 +63,11 @@ use serde::Deserialize;
 
 /// The gRPC client's `keepalive` and `balancer_name`, as read: the export layer's own types.
 pub use crate::export::{Balancer, ClientKeepalive};
+pub use actions::{ActionKind, AttributeAction, ConfigValue, ConvertTo, ValueSource, ACTIONS_MAX};
+pub use attributes::{
+    AttributeMatch, AttributesProcessor, LibraryMatch, MatchProperties, MatchType, SeverityMatch,
+    MATCH_ENTRIES_MAX, SPAN_KINDS,
+};
 pub use connectors::{
     Connector, Connectors, Failover, RequestCondition, Route, RouteAction, RouteCondition, Routing,
     CONNECTOR_KINDS, MAX_RETRIES_DEFAULT, PRIORITY_LEVELS_MAX, RETRY_GAP_DEFAULT,
@@ -90,10 +97,7 @@ pub use receivers::{
     Cors, GrpcReceiver, HttpReceiver, OtlpReceiver, Receiver, Receivers, GRPC_ENDPOINT_DEFAULT,
     HTTP_ENDPOINT_DEFAULT, MAX_CONCURRENT_STREAMS_DEFAULT, MAX_RECV_MSG_SIZE_MIB_DEFAULT,
 };
-pub use resource::{
-    ActionKind, AttributeAction, ConfigValue, ConvertTo, ResourceProcessor, ValueSource,
-    RESOURCE_ACTIONS_MAX,
-};
+pub use resource::ResourceProcessor;
 pub use service::{
     LogLevel, LogsExport, MetricsLevel, MetricsPush, Pipeline, PipelineId, PushProtocol, Service,
     Telemetry, TelemetryLogs, TelemetryMetrics, TELEMETRY_ADDRESS_DEFAULT,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 
+use super::attributes::{check_attributes, AttributesProcessor, RawAttributesProcessor};
 use super::component::{in_range, Ctx, RawComponent, RawComponents};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::filter::{check_filter, FilterProcessor, RawFilter};
@@ -19,6 +20,7 @@ use super::values::{format_duration, ComponentId, KeyPath};
 
 /// Processor types tailgate has.
 pub const PROCESSOR_KINDS: &[&str] = &[
+    "attributes",
     "batch",
     "filter",
     "memory_limiter",
@@ -61,6 +63,9 @@ impl Processors {
 /// One processor's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Processor {
+    /// `attributes`: edits each span's, log record's or data point's attributes (boxed: its
+    /// matching is most of a processor's size).
+    Attributes(Box<AttributesProcessor>),
     /// `batch`.
     Batch(BatchProcessor),
     /// `filter`: drops what meets its conditions.
@@ -123,6 +128,7 @@ pub enum MemoryLimit {
 }
 
 pub(crate) enum RawProcessor {
+    Attributes(Box<RawAttributesProcessor>),
     Batch(RawBatch),
     Filter(Box<RawFilter>),
     MemoryLimiter(RawMemoryLimiter),
@@ -134,6 +140,9 @@ pub(crate) enum RawProcessor {
 impl RawComponent for RawProcessor {
     fn from_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(match kind {
+            "attributes" => RawProcessor::Attributes(Box::new(
+                Option::<RawAttributesProcessor>::deserialize(d)?.unwrap_or_default(),
+            )),
             "batch" => RawProcessor::Batch(Option::<RawBatch>::deserialize(d)?.unwrap_or_default()),
             "filter" => RawProcessor::Filter(Box::new(
                 Option::<RawFilter>::deserialize(d)?.unwrap_or_default(),
@@ -185,6 +194,9 @@ pub(crate) fn check(
         let id = ctx.component_id(&section, &key)?;
         let path = section.key(key.as_str());
         let processor = match raw {
+            RawProcessor::Attributes(a) => {
+                Processor::Attributes(Box::new(check_attributes(*a, &path, ctx)?))
+            }
             RawProcessor::Batch(batch) => Processor::Batch(check_batch(batch, &path, ctx)?),
             RawProcessor::Filter(filter) => Processor::Filter(check_filter(*filter, &path, ctx)?),
             RawProcessor::MemoryLimiter(ml) => {

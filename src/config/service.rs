@@ -747,6 +747,15 @@ fn check_list(
                 role.noun(),
             )));
         }
+        if let (Role::Processor, Some(Processor::Attributes(attributes))) =
+            (role, components.processors.get(&id))
+        {
+            if let Some(why) = attributes.refusal(pipeline.signal) {
+                return Err(reference(format!(
+                    "pipeline `{pipeline}` uses `{id}`: {why}"
+                )));
+            }
+        }
         if role == Role::Processor && pipeline.signal != Signal::Traces {
             if let Some(Processor::TailSampling(_)) = components.processors.get(&id) {
                 return Err(reference(format!(

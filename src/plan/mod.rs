@@ -138,6 +138,8 @@ pub(crate) enum StepKind {
     Filter(Vec<config::FilterRule>),
     /// A `resource` processor's actions.
     Resource(config::ResourceProcessor),
+    /// An `attributes` processor's actions and matching.
+    Attributes(Box<config::AttributesProcessor>),
 }
 
 /// The most pipelines one connector may send to: a routing connector marks each resource group
@@ -598,6 +600,25 @@ impl PipelinePlan {
                     kind: StepKind::Resource(resource.clone()),
                     after_sampling: sampling.is_some(),
                 }),
+                Some(Processor::Attributes(attributes)) => {
+                    let resources = [&attributes.include, &attributes.exclude]
+                        .into_iter()
+                        .flatten()
+                        .any(|m| !m.resources.is_empty());
+                    if pipeline.id.signal == Signal::Metrics && resources {
+                        tracing::warn!(
+                            "processor {id} in pipeline {}: for metrics, the Collector's \
+                             attributes processor matches by metric_names alone, and its \
+                             resources narrow nothing; tailgate does the same",
+                            pipeline.id
+                        );
+                    }
+                    steps.push(StepPlan {
+                        id: id.to_string(),
+                        kind: StepKind::Attributes(attributes.clone()),
+                        after_sampling: sampling.is_some(),
+                    })
+                }
                 Some(Processor::Batch(b)) => {
                     batch_processor = Some(id.to_string());
                     partitioning = if b.metadata_keys.is_empty() {
@@ -711,6 +732,7 @@ fn kept_keys(config: &Config) -> (Vec<&str>, Vec<&str>) {
             match p {
                 Processor::Batch(b) => b.metadata_keys.iter().map(String::as_str).collect(),
                 Processor::Resource(r) => r.context_keys().collect(),
+                Processor::Attributes(a) => a.context_keys().collect(),
                 _ => Vec::new(),
             }
         })
@@ -794,13 +816,16 @@ fn metadata_plan(config: &Config, receivers: &mut [ReceiverPlan]) -> Vec<(Signal
     }
     if !including {
         for (id, processor) in listed_processors(config) {
-            if let Processor::Resource(r) = processor {
-                if r.context_keys().next().is_some() {
-                    tracing::warn!(
-                        "processor {id}: from_context reads client metadata, and no receiver \
-                         keeps any (include_metadata: true); its actions find no value there"
-                    );
-                }
+            let reads = match processor {
+                Processor::Resource(r) => r.context_keys().next().is_some(),
+                Processor::Attributes(a) => a.context_keys().next().is_some(),
+                _ => false,
+            };
+            if reads {
+                tracing::warn!(
+                    "processor {id}: from_context reads client metadata, and no receiver keeps \
+                     any (include_metadata: true); its actions find no value there"
+                );
             }
         }
         for (id, setter) in &setters {

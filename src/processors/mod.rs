@@ -1,13 +1,19 @@
 //! The processors that drop or edit what passes, on the shard that owns it: `filter`
-//! ([`filter`]) and `resource` ([`resource`]). A pipeline runs them in the order it lists them,
+//! ([`filter`]), `resource` ([`resource`]) and `attributes` ([`attributes`]). A pipeline runs them in the order it lists them,
 //! split where it lists `tail_sampling`: those before it in the pipeline's stage, on what the
 //! receivers deliver (so the sampler sees what they leave), those after it on what the sampler
 //! keeps, before the batcher. Nothing they keep is re-encoded: a filter frames the kept items
-//! again, a resource edit writes a new resource message ahead of the group's bytes as received.
+//! again, a resource edit writes a new resource message ahead of the group's bytes as received,
+//! an attributes edit writes an item's attributes field again beside its other fields as
+//! received.
 
+mod actions;
+pub mod attributes;
 pub mod filter;
+mod pdata;
 pub mod resource;
 
+pub use attributes::AttributesEditor;
 pub use filter::Filter;
 pub use resource::ResourceEditor;
 
@@ -30,6 +36,8 @@ pub enum Step {
     Filter(Box<Filter>),
     /// A `resource`.
     Resource(ResourceEditor),
+    /// An `attributes` (boxed, as a filter).
+    Attributes(Box<AttributesEditor>),
 }
 
 impl Step {
@@ -37,6 +45,7 @@ impl Step {
         match self {
             Step::Filter(filter) => filter.apply(bytes, items),
             Step::Resource(editor) => editor.apply(bytes, items, metadata),
+            Step::Attributes(editor) => editor.apply(bytes, items, metadata),
         }
     }
 }

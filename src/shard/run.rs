@@ -16,7 +16,7 @@ use crate::lifecycle::{self, Shutdown};
 use crate::memory::{Overload, ProcessMemory, ShardMemory, MEASURE_INTERVAL};
 use crate::metadata::Admissions;
 use crate::plan::{ConnectorKind, PipelinePlan, Plan, StepKind};
-use crate::processors::{Filter, ResourceEditor, Step, Steps};
+use crate::processors::{AttributesEditor, Filter, ResourceEditor, Step, Steps};
 use crate::telemetry::Health;
 use crate::tier::{self, Tier};
 use tailgate_shards::sync::Stop;
@@ -256,6 +256,9 @@ pub(super) fn build_stages(
                         StepKind::Resource(config) => {
                             Step::Resource(ResourceEditor::new(pipeline.signal, config))
                         }
+                        StepKind::Attributes(config) => Step::Attributes(Box::new(
+                            AttributesEditor::new(pipeline.signal, config),
+                        )),
                     })
                     .collect(),
             )

@@ -237,12 +237,18 @@ impl Drop for Peer {
 /// Posts each of `bodies` (OTLP/HTTP protobuf traces requests), in order, to each of `addrs`,
 /// with `headers` besides the content type; each must be answered 200.
 pub fn post_all(addrs: &[SocketAddr], bodies: &[Vec<u8>], headers: &[(&str, &str)]) {
+    post_to(addrs, "/v1/traces", bodies, headers);
+}
+
+/// [`post_all`] for any signal: each of `bodies` posted to `path` (`/v1/logs`, ...) of each of
+/// `addrs`.
+pub fn post_to(addrs: &[SocketAddr], path: &str, bodies: &[Vec<u8>], headers: &[(&str, &str)]) {
     let mut all = vec![("Content-Type", "application/x-protobuf")];
     all.extend_from_slice(headers);
     for body in bodies {
         for &addr in addrs {
             let (status, _, reply) =
-                http_request(addr, "POST", "/v1/traces", &all, body).expect("a response");
+                http_request(addr, "POST", path, &all, body).expect("a response");
             assert_eq!(status, 200, "{addr}: {}", String::from_utf8_lossy(&reply));
         }
     }
@@ -269,6 +275,36 @@ pub fn settle(metrics: SocketAddr, sink: &tailgate_bench::sink::Sink) {
         sink.spans_received(),
         sum(metrics, "otelcol_exporter_sent_spans")
     );
+}
+
+/// [`settle`] for every signal: once the families `sent` (`otelcol_exporter_sent_spans`,
+/// `..._log_records`, `..._metric_points`) reach their counts, waits until, on five polls in a
+/// row, the queues are empty, nothing is in flight and the sink's request count holds still.
+pub fn settle_signals(
+    metrics: SocketAddr,
+    sink: &tailgate_bench::sink::Sink,
+    sent: &[(&str, usize)],
+) {
+    for (family, count) in sent {
+        assert!(
+            wait_for(Duration::from_secs(30), || sum(metrics, family)
+                == *count as f64),
+            "{metrics}: {} of {count} {family}",
+            sum(metrics, family)
+        );
+    }
+    let (mut quiet, mut last) = (0, u64::MAX);
+    let settled = wait_for(Duration::from_secs(30), || {
+        let requests = sink.requests_received();
+        let idle = sum(metrics, "otelcol_exporter_queue_size") == 0.0
+            && sum(metrics, "otelcol_exporter_in_flight_requests") <= 0.0
+            && requests == last;
+        last = requests;
+        quiet = if idle { quiet + 1 } else { 0 };
+        std::thread::sleep(Duration::from_millis(100));
+        quiet >= 5
+    });
+    assert!(settled, "{metrics}: the exporters did not settle");
 }
 
 /// The trace ids of `spans`.

@@ -80,6 +80,139 @@ pub fn group_with_resource_attributes(
     }
 }
 
+/// `Span.attributes`.
+pub const SPAN_ATTRIBUTES: u32 = 9;
+/// `LogRecord.attributes`.
+pub const LOG_RECORD_ATTRIBUTES: u32 = 6;
+
+/// The attributes of `message` (a validated message's bytes) held in its field `number`: a
+/// span's ([`SPAN_ATTRIBUTES`]), a log record's ([`LOG_RECORD_ATTRIBUTES`]), a data point's
+/// ([`DataPoint::attributes_field`]).
+pub fn attributes_of(message: &[u8], number: u32) -> super::KeyValues<'_> {
+    super::KeyValues::new(message, 0, number)
+}
+
+/// Appends `message` (a validated message's bytes, without its tag and length) to `out` with
+/// its attributes (field `number`) replaced by `attributes`: fields of that number, each its
+/// tag, length and `KeyValue` message, concatenated. They are written where the first
+/// attributes field was or, without one, before the first field numbered above `number` (the
+/// order encoders write); every other field, unknown ones included, keeps its bytes and order.
+pub fn with_attributes(message: &[u8], number: u32, attributes: &[u8], out: &mut Vec<u8>) {
+    let mut written = false;
+    for field in Fields::new(message, 0) {
+        let is_attribute = field.number == number && matches!(field.value, Value::Len(..));
+        if !written && (is_attribute || field.number > number) {
+            out.extend_from_slice(attributes);
+            written = true;
+        }
+        if !is_attribute {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    if !written {
+        out.extend_from_slice(attributes);
+    }
+}
+
+/// The `Metric.data` oneof's field numbers (gauge, sum, histogram, exponential histogram,
+/// summary), each with the field its data points keep their attributes in. Each of those
+/// messages holds its data points in field 1.
+const DATA_ATTRIBUTES: [(u32, u32); 5] = [(5, 7), (7, 7), (9, 9), (10, 1), (11, 7)];
+const DATA_POINTS: u32 = 1;
+
+/// One data point of a metric.
+#[derive(Debug, Clone, Copy)]
+pub struct DataPoint<'a> {
+    /// The data point's message (a `NumberDataPoint`, `HistogramDataPoint`,
+    /// `ExponentialHistogramDataPoint` or `SummaryDataPoint`), without tag or length.
+    pub bytes: &'a [u8],
+    /// The field holding its attributes.
+    pub attributes_field: u32,
+}
+
+fn data_attributes(number: u32) -> Option<u32> {
+    DATA_ATTRIBUTES
+        .iter()
+        .find(|(data, _)| *data == number)
+        .map(|(_, attributes)| *attributes)
+}
+
+/// Every data point of `metric` (a validated `Metric`'s bytes), in wire order, whatever data
+/// field holds it (those a later field of another kind replaces included: editing them changes
+/// nothing a decoder reads).
+pub fn data_points(metric: &[u8]) -> impl Iterator<Item = DataPoint<'_>> + '_ {
+    Fields::new(metric, 0).flat_map(|field| {
+        let data = match (data_attributes(field.number), field.value) {
+            (Some(attributes), Value::Len(payload, _)) => Some((attributes, payload)),
+            _ => None,
+        };
+        data.into_iter().flat_map(|(attributes_field, payload)| {
+            Fields::new(payload, 0).filter_map(move |f| match (f.number, f.value) {
+                (DATA_POINTS, Value::Len(bytes, _)) => Some(DataPoint {
+                    bytes,
+                    attributes_field,
+                }),
+                _ => None,
+            })
+        })
+    })
+}
+
+/// Appends `metric` (a validated `Metric`'s bytes) to `out` with some of its data points
+/// replaced: `replacement(i)` gives the new bytes of the `i`-th point [`data_points`] yields,
+/// or `None` to keep it as it came. Every other field of the metric and of its data messages
+/// keeps its bytes and order. Lengths are summed first, then the bytes written once.
+pub fn metric_with_data_points<'r>(
+    metric: &[u8],
+    replacement: impl Fn(usize) -> Option<&'r [u8]>,
+    out: &mut Vec<u8>,
+) {
+    // Each data message's new length, for its tag; the same walk writes it below.
+    let walk = |out: Option<&mut Vec<u8>>, lens: &mut Vec<usize>| {
+        let mut out = out;
+        let mut point = 0;
+        let mut data_index = 0;
+        for field in Fields::new(metric, 0) {
+            let payload = match (data_attributes(field.number), field.value) {
+                (Some(_), Value::Len(payload, _)) => payload,
+                _ => {
+                    if let Some(out) = out.as_deref_mut() {
+                        out.extend_from_slice(field.raw);
+                    }
+                    continue;
+                }
+            };
+            if let Some(out) = out.as_deref_mut() {
+                put_varint(out, u64::from(field.number) << 3 | 2);
+                put_varint(out, lens[data_index] as u64);
+            }
+            let mut len = 0;
+            for inner in Fields::new(payload, 0) {
+                let new = match (inner.number, inner.value) {
+                    (DATA_POINTS, Value::Len(..)) => {
+                        point += 1;
+                        replacement(point - 1)
+                    }
+                    _ => None,
+                };
+                match (new, out.as_deref_mut()) {
+                    (Some(bytes), Some(out)) => put_bytes_field(out, DATA_POINTS, bytes),
+                    (None, Some(out)) => out.extend_from_slice(inner.raw),
+                    (Some(bytes), None) => len += 1 + varint_len(bytes.len() as u64) + bytes.len(),
+                    (None, None) => len += inner.raw.len(),
+                }
+            }
+            if out.is_none() {
+                lens.push(len);
+            }
+            data_index += 1;
+        }
+    };
+    let mut lens = Vec::new();
+    walk(None, &mut lens);
+    walk(Some(out), &mut lens);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,9 @@
 // only those the peer scenarios configure, so its figures are the Collector's and not a
 // distribution's. bench-rig/peers/build.sh builds it into target/peers/otelcol.
 //
-// Components: the otlp receiver; the batch, filter, memory_limiter, resource and tail_sampling
-// processors (filter and resource for the parity tests of tests/filter.rs and
-// tests/resource.rs); the
+// Components: the otlp receiver; the attributes, batch, filter, memory_limiter, resource and
+// tail_sampling processors (attributes, filter and resource for the parity tests of
+// tests/attributes.rs, tests/filter.rs and tests/resource.rs); the
 // otlp, otlphttp, debug and loadbalancing exporters (the last for the Collector's two-tier
 // layout in front of tailgate, tests/tier.rs); the health_check extension. Configuration comes from
 // files, environment variables and inline YAML (the file, env and yaml confmap providers), with
@@ -17,6 +17,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/tailsamplingprocessor"
@@ -51,6 +52,7 @@ func components() (otelcol.Factories, error) {
 		return factories, err
 	}
 	if factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
+		attributesprocessor.NewFactory(),
 		batchprocessor.NewFactory(),
 		filterprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
