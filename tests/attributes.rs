@@ -14,10 +14,14 @@
 //!
 //! Each span, log record and metric must arrive with the same attributes, in the same order, at
 //! both sinks; everything else as it was sent.
+//!
+//! And spans from the official Python SDK over gRPC, edited before tail sampling (a policy keeps
+//! the traces an edit marked) and after it (on the kept spans alone).
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -37,8 +41,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tailgate_wire::Signal;
 
-use common::gateway::{free_port, loopback, start_sink_on, Gateway};
+use common::gateway::{
+    free_port, loopback, received_spans, start_sink, start_sink_on, wait_for, Gateway,
+};
 use common::parity::{post_to, settle_signals, Peer};
+use common::python::send_spans;
 use tailgate_bench::peers;
 
 /// The processors both systems run, indented for `processors:`.
@@ -717,4 +724,124 @@ fn items_are_edited_as_the_collector_edits_them() {
     assert!(text.contains("matched.metrics") && text.contains("every.point"));
     let text = format!("{:?}", ours.metrics["http.skip"].1);
     assert!(!text.contains("matched.metrics") && text.contains("every.point"));
+}
+
+/// Traces of four spans from the Python SDK over gRPC, every third an error. `attributes/mark`,
+/// listed before `tail_sampling`, marks the root span of every fifth trace (its name ends in
+/// `/root`, its `test.trace_index` as text ends in 0 or 5), and a policy keeps the marked traces
+/// beside the errors. `attributes/after`, listed after it, edits the kept spans but the roots.
+/// The sink gets exactly the kept traces' spans, edited so.
+#[test]
+fn python_sdk_spans_are_edited_before_and_after_tail_sampling() {
+    let (sink, sink_addr, _) = start_sink();
+    let (grpc, http, admin) = (
+        loopback(free_port()),
+        loopback(free_port()),
+        loopback(free_port()),
+    );
+    let config = format!(
+        r#"receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        endpoint: {http}
+processors:
+  attributes/mark:
+    include:
+      match_type: regexp
+      span_names: ["/root$"]
+      attributes: [{{key: test.trace_index, value: "^[0-9]*[05]$"}}]
+    actions:
+      - {{key: sampling.keep, value: true, action: insert}}
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+      - name: errors
+        type: status_code
+        status_code:
+          status_codes: [ERROR]
+      - name: marked
+        type: boolean_attribute
+        boolean_attribute:
+          key: sampling.keep
+          value: true
+  attributes/after:
+    exclude:
+      match_type: strict
+      span_kinds: [SPAN_KIND_SERVER]
+    actions:
+      - {{key: test.tags, action: delete}}
+      - {{key: region, value: eu, action: insert}}
+  batch:
+    timeout: 50ms
+exporters:
+  otlp:
+    endpoint: {sink_addr}
+    tls:
+      insecure: true
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [attributes/mark, tail_sampling, attributes/after, batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: {admin}
+shards:
+  cpus: [0, 1]
+"#
+    );
+    let gateway = Gateway::start_with_config(&config, grpc, http, admin);
+    let sent = send_spans("grpc", &format!("http://{grpc}"), 30, 4, 7, 3, "none");
+    assert_eq!(sent.len(), 120);
+    let trace_index = |span: &common::python::SentSpan| {
+        span.attributes["test.trace_index"]
+            .as_i64()
+            .expect("an int")
+    };
+    let kept = |t: i64| t % 3 == 2 || t % 5 == 0;
+    let expected: BTreeMap<[u8; 8], &common::python::SentSpan> = sent
+        .iter()
+        .filter(|s| kept(trace_index(s)))
+        .map(|s| (s.span_id, s))
+        .collect();
+    // Errors at 2, 5, ..., 29 (10) and marks at 0, 5, ..., 25 (6), 5 and 20 among both.
+    assert_eq!(expected.len(), 14 * 4);
+    assert!(
+        wait_for(Duration::from_secs(30), || sink.spans_received()
+            >= expected.len() as u64),
+        "the sink has {} of {} spans",
+        sink.spans_received(),
+        expected.len()
+    );
+    assert!(gateway.stop().success());
+    let received = received_spans(&sink.stop().expect("stop the sink"));
+    assert_eq!(received.len(), expected.len());
+    for (_, span) in received {
+        let id: [u8; 8] = span.span_id.clone().try_into().expect("8 bytes");
+        let sent = expected[&id];
+        let key_list = keys(&span.attributes);
+        let root = sent.parent_span_id.is_empty();
+        let marked = root && trace_index(sent) % 5 == 0;
+        assert_eq!(
+            key_list.contains(&"sampling.keep"),
+            marked,
+            "{}: {key_list:?}",
+            sent.name
+        );
+        // The roots are servers: left as they were; the others lost their tags and gained a
+        // region.
+        assert_eq!(key_list.contains(&"test.tags"), root, "{}", sent.name);
+        assert_eq!(key_list.contains(&"region"), !root, "{}", sent.name);
+        assert_eq!(
+            key_list.len(),
+            // One gained by the mark; one lost and one gained by the rest.
+            sent.attributes.len() + usize::from(marked),
+            "{}: {key_list:?}",
+            sent.name
+        );
+    }
 }

@@ -1005,8 +1005,9 @@ processors:
         "unknown processor type `transform`",
     );
     assert!(
-        err.to_string()
-            .contains("`batch`, `filter`, `memory_limiter`, `resource` and `tail_sampling`"),
+        err.to_string().contains(
+            "`attributes`, `batch`, `filter`, `memory_limiter`, `resource` and `tail_sampling`"
+        ),
         "{err}"
     );
 
@@ -4860,4 +4861,145 @@ fn resource_processors_check_their_actions_as_the_collector_does() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("attributes"), "{err}");
+}
+
+/// `attributes`: its actions checked as `resource`'s are; `include`/`exclude` checked as
+/// contrib's `filterconfig` checks them, the keys a signal does not read refused where a
+/// pipeline of that signal lists the processor.
+#[test]
+fn attributes_processors_check_their_matches_as_the_collector_does() {
+    let with = |signal: &str, body: &str| {
+        parse(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  attributes/a:\n{body}exporters:\n  debug:\nservice:\n  pipelines:\n    {signal}:\n      receivers: [otlp]\n      processors: [attributes/a]\n      exporters: [debug]\n"
+        ))
+        .map(|config| match config.processors.get(&id("attributes/a")) {
+            Some(Processor::Attributes(a)) => (**a).clone(),
+            other => panic!("an attributes processor, not {other:?}"),
+        })
+    };
+    let actions = "    actions:\n      - {key: env, value: prod, action: insert}\n";
+    let ok = with(
+        "traces",
+        &format!(
+            "    include:\n      match_type: strict\n      services: [a]\n      span_kinds: [SPAN_KIND_SERVER]\n      attributes: [{{key: code, value: 500}}, {{key: flag}}]\n      libraries: [{{name: lib, version: '1.0'}}]\n    exclude:\n      match_type: regexp\n      regexp: {{cacheenabled: true, cachemaxnumentries: 10}}\n      span_names: ['^health']\n{actions}"
+        ),
+    )
+    .expect("valid");
+    let include = ok.include.expect("include");
+    assert_eq!(include.match_type, Some(MatchType::Strict));
+    assert_eq!(include.attributes[0].value, Some(ConfigValue::Int(500)));
+    assert_eq!(include.attributes[1].value, None);
+    assert_eq!(include.libraries[0].version.as_deref(), Some("1.0"));
+    assert_eq!(ok.exclude.expect("exclude").span_names, ["^health"]);
+    // Attributes without values need no match type, as in the Collector.
+    with(
+        "logs",
+        &format!("    include:\n      attributes: [{{key: k}}]\n{actions}"),
+    )
+    .expect("no match type needed");
+    // Metrics take `resources` (and then match everything, as the Collector does).
+    with(
+        "metrics",
+        &format!("    exclude:\n      match_type: strict\n      resources: [{{key: k, value: v}}]\n{actions}"),
+    )
+    .expect("resources for metrics");
+    for (signal, body, needles) in [
+        (
+            "traces",
+            "    include:\n      match_type: strict\n      services: [a]\n",
+            &["actions"][..],
+        ),
+        (
+            "traces",
+            "    include:\n      services: [a]\n",
+            &["processors.attributes/a.include.match_type", "missing"],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: fuzzy\n      services: [a]\n",
+            &["`fuzzy` is not a match type"],
+        ),
+        (
+            "metrics",
+            "    include:\n      match_type: expr\n      metric_names: [a]\n",
+            &["`expr` is not supported"],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: strict\n      span_kinds: [server]\n",
+            &[
+                "processors.attributes/a.include.span_kinds[0]",
+                "`server` is not a span kind",
+            ],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: regexp\n      span_names: ['(?<x']\n",
+            &[
+                "processors.attributes/a.include.span_names[0]",
+                "does not compile",
+            ],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: regexp\n      attributes: [{key: code, value: 5}]\n",
+            &[
+                "processors.attributes/a.include.attributes[0].value",
+                "must be a string",
+            ],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: strict\n      attributes: [{value: 5}]\n",
+            &["processors.attributes/a.include.attributes[0].key"],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: strict\n      attributes: [{key: a, value: [1]}]\n",
+            &["a list as a value"],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: strict\n      log_bodies: [a]\n",
+            &[
+                "pipeline `traces` uses `attributes/a`",
+                "`log_bodies` does not apply to spans",
+            ],
+        ),
+        (
+            "traces",
+            "    exclude:\n      match_type: strict\n",
+            &["its `exclude`", "for spans, give at least one of"],
+        ),
+        (
+            "logs",
+            "    include:\n      match_type: strict\n      span_names: [a]\n",
+            &["`span_names` does not apply to log records"],
+        ),
+        (
+            "metrics",
+            "    include:\n      match_type: strict\n      attributes: [{key: a}]\n",
+            &["`attributes` does not apply to metrics"],
+        ),
+        (
+            "metrics",
+            "    include:\n      match_type: strict\n      log_severity_number: {min: 9}\n",
+            &["`log_severity_number` does not apply to metrics"],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: strict\n      services: [a]\n      colour: red\n",
+            &["colour"],
+        ),
+    ] {
+        let body = if needles[0] == "actions" {
+            body.to_string()
+        } else {
+            format!("{body}{actions}")
+        };
+        let err = with(signal, &body).expect_err(needles[0]).to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "`{needle}` not in: {err}");
+        }
+    }
 }

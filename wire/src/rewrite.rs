@@ -386,3 +386,193 @@ mod group_tests {
         assert!(out.ends_with(b"kept"));
     }
 }
+
+#[cfg(test)]
+mod item_tests {
+    use super::*;
+    use crate::MetricView;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric,
+        NumberDataPoint, Sum,
+    };
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fields(number: u32, attributes: &[KeyValue]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for attribute in attributes {
+            put_bytes_field(&mut out, number, &attribute.encode_to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn an_item_keeps_every_field_but_its_attributes_in_place() {
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "op".into(),
+            attributes: vec![kv("a", "1"), kv("b", "2")],
+            dropped_attributes_count: 4,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        with_attributes(
+            &span.encode_to_vec(),
+            SPAN_ATTRIBUTES,
+            &fields(SPAN_ATTRIBUTES, &[kv("c", "3")]),
+            &mut out,
+        );
+        let want = Span {
+            attributes: vec![kv("c", "3")],
+            ..span.clone()
+        };
+        // Written where the attributes were: the encoder's bytes exactly.
+        assert_eq!(out, want.encode_to_vec());
+        // No attributes at all: written before the first field numbered above them.
+        let bare = Span {
+            attributes: Vec::new(),
+            ..span
+        };
+        out.clear();
+        with_attributes(
+            &bare.encode_to_vec(),
+            SPAN_ATTRIBUTES,
+            &fields(SPAN_ATTRIBUTES, &[kv("c", "3")]),
+            &mut out,
+        );
+        assert_eq!(out, want.encode_to_vec());
+        // Emptied: every attributes field gone, an unknown field kept.
+        let mut record = LogRecord {
+            time_unix_nano: 9,
+            attributes: vec![kv("a", "1")],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        record.extend_from_slice(&[0x98, 0x06, 0x05]);
+        put_bytes_field(
+            &mut record,
+            LOG_RECORD_ATTRIBUTES,
+            &kv("late", "x").encode_to_vec(),
+        );
+        out.clear();
+        with_attributes(&record, LOG_RECORD_ATTRIBUTES, &[], &mut out);
+        assert_eq!(
+            LogRecord::decode(out.as_slice()).unwrap(),
+            LogRecord {
+                time_unix_nano: 9,
+                ..Default::default()
+            }
+        );
+        assert!(out.ends_with(&[0x98, 0x06, 0x05]));
+    }
+
+    fn number(time: u64, attributes: Vec<KeyValue>) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes,
+            time_unix_nano: time,
+            value: Some(number_data_point::Value::AsInt(1)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_metric_gets_its_changed_points_and_keeps_the_rest() {
+        let metric = Metric {
+            name: "m".into(),
+            unit: "1".into(),
+            data: Some(Data::Sum(Sum {
+                data_points: vec![number(1, vec![kv("a", "1")]), number(2, vec![kv("b", "2")])],
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        let bytes = metric.encode_to_vec();
+        let points: Vec<DataPoint<'_>> = data_points(&bytes).collect();
+        assert_eq!(points.len(), 2);
+        assert!(points.iter().all(|p| p.attributes_field == 7));
+        // The second point replaced.
+        let mut second = Vec::new();
+        with_attributes(points[1].bytes, 7, &fields(7, &[kv("c", "3")]), &mut second);
+        let mut out = Vec::new();
+        metric_with_data_points(&bytes, |i| (i == 1).then_some(&second[..]), &mut out);
+        let mut want = metric.clone();
+        if let Some(Data::Sum(sum)) = &mut want.data {
+            sum.data_points[1].attributes = vec![kv("c", "3")];
+        }
+        assert_eq!(out, want.encode_to_vec());
+        // Nothing replaced: the bytes as they came.
+        out.clear();
+        metric_with_data_points(&bytes, |_| None, &mut out);
+        assert_eq!(out, bytes);
+
+        // A histogram keeps its attributes in field 9; a metric with two data fields (the
+        // later one wins for a decoder) numbers its points across both.
+        let histogram = Metric {
+            name: "h".into(),
+            data: Some(Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    attributes: vec![kv("h", "1")],
+                    count: 1,
+                    ..Default::default()
+                }],
+                aggregation_temporality: 1,
+            })),
+            ..Default::default()
+        };
+        let mut both = Metric {
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![number(5, vec![kv("g", "1")])],
+            })),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        both.extend_from_slice(&histogram.encode_to_vec());
+        let fields_of: Vec<u32> = data_points(&both).map(|p| p.attributes_field).collect();
+        assert_eq!(fields_of, [7, 9]);
+        let mut new_histogram_point = Vec::new();
+        let points: Vec<DataPoint<'_>> = data_points(&both).collect();
+        with_attributes(
+            points[1].bytes,
+            9,
+            &fields(9, &[kv("z", "9")]),
+            &mut new_histogram_point,
+        );
+        out.clear();
+        metric_with_data_points(
+            &both,
+            |i| (i == 1).then_some(&new_histogram_point[..]),
+            &mut out,
+        );
+        let decoded = Metric::decode(out.as_slice()).unwrap();
+        let Some(Data::Histogram(h)) = decoded.data else {
+            panic!("the later data field wins");
+        };
+        assert_eq!(h.data_points[0].attributes, vec![kv("z", "9")]);
+        assert_eq!(h.data_points[0].count, 1);
+        assert_eq!(decoded.name, "h");
+        // The output is a valid metric for the crate's own reader.
+        let mut request = Vec::new();
+        let mut scope = Vec::new();
+        put_bytes_field(&mut scope, 2, &out);
+        let mut group = Vec::new();
+        put_bytes_field(&mut group, 2, &scope);
+        put_bytes_field(&mut request, 1, &group);
+        let request = crate::Request::parse(crate::Signal::Metrics, &request).expect("valid");
+        let (_, _, item) = request.items().next().expect("one metric");
+        assert_eq!(MetricView::new(item).data_point_count(), 1);
+    }
+}
