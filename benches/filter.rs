@@ -14,7 +14,16 @@
 //!
 //! - `upsert-region`: one `upsert` of a value: every resource written again;
 //! - `four-actions`: an `insert`, an `upsert`, a `delete` and a `hash`;
-//! - `nothing-to-do`: an `update` of a key no resource has: the request passed on as it came.
+//! - `nothing-to-do`: an `update` of a key no resource has: the request passed on as it came;
+//!
+//! and through the `attributes` processor (`attributes/*`), on each span's attributes:
+//!
+//! - `pii-every-span`: a `hash` of `enduser.id`, a `delete` by pattern and an `insert`: every
+//!   span written again;
+//! - `include-an-eighth`: `include` by span name (`redis GET`, one operation in eight), a `hash`
+//!   on those: an eighth of the spans written again, the rest matched and skipped;
+//! - `nothing-to-do`: an `update` of a key no span has: every span's attributes read, the
+//!   request passed on as it came.
 //!
 //! Criterion reports time per span.
 
@@ -23,11 +32,12 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput};
 use mimalloc::MiMalloc;
 use tailgate::config::{
-    ActionKind, AttributeAction, ConfigValue, ErrorMode, FilterRule, ResourceProcessor, ValueSource,
+    ActionKind, AttributeAction, AttributesProcessor, ConfigValue, ErrorMode, FilterRule,
+    MatchProperties, MatchType, ResourceProcessor, ValueSource,
 };
 use tailgate::metadata::Metadata;
 use tailgate::ottl::{Condition, ContextKind};
-use tailgate::processors::{Filter, Outcome, ResourceEditor};
+use tailgate::processors::{AttributesEditor, Filter, Outcome, ResourceEditor};
 use tailgate::telemetry::{DropMetrics, RegistryBuilder};
 use tailgate_bench::corpus::Corpus;
 use tailgate_bench::generate::{request_of, Rng};
@@ -132,6 +142,60 @@ fn main() {
             Outcome::Changed(..)
         );
         println!("resource/{name}: request changed {changed}");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(editor.apply(black_box(&request), REQUEST_SPANS, &none)))
+        });
+    }
+    group.finish();
+
+    let hash = |key: &str| action(key, ActionKind::Hash { pattern: None });
+    let by_name = MatchProperties {
+        match_type: Some(MatchType::Strict),
+        span_names: vec!["redis GET".into()],
+        ..MatchProperties::default()
+    };
+    let cases = [
+        (
+            "pii-every-span",
+            AttributesProcessor {
+                actions: vec![
+                    hash("enduser.id"),
+                    action(
+                        "",
+                        ActionKind::Delete {
+                            pattern: Some(r"^http\.request\.header\.".into()),
+                        },
+                    ),
+                    action("deployment.environment", ActionKind::Insert(value("prod"))),
+                ],
+                ..AttributesProcessor::default()
+            },
+        ),
+        (
+            "include-an-eighth",
+            AttributesProcessor {
+                actions: vec![hash("enduser.id")],
+                include: Some(by_name),
+                ..AttributesProcessor::default()
+            },
+        ),
+        (
+            "nothing-to-do",
+            AttributesProcessor {
+                actions: vec![action("absent", ActionKind::Update(value("x")))],
+                ..AttributesProcessor::default()
+            },
+        ),
+    ];
+    let mut group = criterion.benchmark_group("attributes");
+    group.throughput(Throughput::Elements(REQUEST_SPANS));
+    for (name, config) in cases {
+        let editor = AttributesEditor::new(Signal::Traces, &config);
+        let changed = matches!(
+            editor.apply(&request, REQUEST_SPANS, &none),
+            Outcome::Changed(..)
+        );
+        println!("attributes/{name}: request changed {changed}");
         group.bench_function(name, |b| {
             b.iter(|| black_box(editor.apply(black_box(&request), REQUEST_SPANS, &none)))
         });

@@ -293,21 +293,38 @@ fn remove(attrs: &mut Vec<Attr<'_>>, key: &[u8]) -> bool {
 /// bool's byte (1 or 0), an int's or a double's 8 little-endian bytes; any other value becomes
 /// the empty string.
 fn hash(attr: &mut Attr<'_>) -> bool {
-    let input: Option<Vec<u8>> = match AnyValueView::parse(&attr.value) {
-        AnyValueView::String(s) => Some(s.to_vec()),
-        AnyValueView::Bool(b) => Some(vec![u8::from(b)]),
-        AnyValueView::Int(i) => Some(i.to_le_bytes().to_vec()),
-        AnyValueView::Double(d) => Some(d.to_bits().to_le_bytes().to_vec()),
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut scalar = [0u8; 8];
+    let input: Option<&[u8]> = match AnyValueView::parse(&attr.value) {
+        AnyValueView::String(s) => Some(s),
+        AnyValueView::Bool(b) => {
+            scalar[0] = u8::from(b);
+            Some(&scalar[..1])
+        }
+        AnyValueView::Int(i) => {
+            scalar = i.to_le_bytes();
+            Some(&scalar[..])
+        }
+        AnyValueView::Double(d) => {
+            scalar = d.to_bits().to_le_bytes();
+            Some(&scalar[..])
+        }
         _ => None,
     };
+    let mut hex = [0u8; 64];
     let hashed = match input {
         Some(input) => {
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
-            digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input);
+            for (i, b) in digest.as_ref().iter().enumerate() {
+                hex[2 * i] = HEX[usize::from(b >> 4)];
+                hex[2 * i + 1] = HEX[usize::from(b & 15)];
+            }
+            &hex[..]
         }
-        None => String::new(),
+        None => &[][..],
     };
-    set(attr, Cow::Owned(encode_str(hashed.as_bytes())));
+    let value = encode_str(hashed);
+    set(attr, Cow::Owned(value));
     true
 }
 
