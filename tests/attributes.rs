@@ -113,7 +113,7 @@ const PROCESSORS: &str = r#"  attributes/edit:
   attributes/json:
     include:
       match_type: strict
-      log_bodies: ['{"level":"warn","msg":"a<b & \"c\"","n":1e+21}', '{"level":"warn"}', '["error"]', "5", ZXJyb3I=]
+      log_bodies: ['{"level":"warn","msg":"a<b & \"c\"","n":1e+21}', '{"level":"warn"}', '["error"]', "5", ZXJyb3I=, NaN, -Infinity, '{"b":null}']
     actions:
       - {key: matched.json, value: true, action: insert}
   attributes/log-resources:
@@ -181,6 +181,7 @@ fn values() -> Vec<Option<Value>> {
         Some(Value::DoubleValue(5.5)),
         Some(Value::DoubleValue(1e21)),
         Some(Value::DoubleValue(5e-7)),
+        Some(Value::DoubleValue(f64::NAN)),
         Some(Value::DoubleValue(500.0)),
         Some(Value::BoolValue(true)),
         Some(Value::BoolValue(false)),
@@ -265,7 +266,8 @@ fn spans_request() -> (Vec<u8>, usize) {
                             let v = &values[i % values.len()];
                             let w = &values[(i * 5 + 3) % values.len()];
                             let mut attributes = vec![
-                                kv("code", values[(i * 2) % values.len()].clone()),
+                                // A stride prime to the list's length: every value in turn.
+                                kv("code", values[(i * 3) % values.len()].clone()),
                                 kv("port", v.clone()),
                                 kv("ratio", w.clone()),
                                 kv("count", v.clone()),
@@ -275,7 +277,7 @@ fn spans_request() -> (Vec<u8>, usize) {
                                 kv("secret", s("one")),
                                 kv("secret", s("two")),
                             ];
-                            match i % 4 {
+                            match i % 5 {
                                 0 => attributes.push(kv("flag", Some(Value::BoolValue(true)))),
                                 1 => attributes.push(kv("flag", Some(Value::BoolValue(false)))),
                                 2 => attributes.push(kv("flag", s("true"))),
@@ -338,6 +340,11 @@ fn logs_request() -> (Vec<u8>, usize) {
             values: vec![AnyValue { value: s("error") }],
         })),
         Some(Value::BytesValue(b"error".to_vec())),
+        Some(Value::DoubleValue(f64::NAN)),
+        Some(Value::DoubleValue(f64::NEG_INFINITY)),
+        Some(Value::KvlistValue(KeyValueList {
+            values: vec![kv("b", Some(Value::BytesValue(Vec::new())))],
+        })),
         None,
     ];
     let severities = [
@@ -569,6 +576,13 @@ fn normal_metric(metric: &Metric) -> Metric {
     metric
 }
 
+/// Fails with `what` unless `ours` and `theirs` encode alike (so a NaN equals a NaN).
+fn assert_same<M: Message + std::fmt::Debug>(ours: &M, theirs: &M, what: impl FnOnce() -> String) {
+    if ours.encode_to_vec() != theirs.encode_to_vec() {
+        panic!("{}\n  tailgate:  {ours:?}\n  Collector: {theirs:?}", what());
+    }
+}
+
 /// The keys of `attributes`, for a failure's message.
 fn keys(attributes: &[KeyValue]) -> Vec<&str> {
     attributes.iter().map(|kv| kv.key.as_str()).collect()
@@ -643,15 +657,15 @@ fn items_are_edited_as_the_collector_edits_them() {
             resource.clone().unwrap_or_default(),
             "span {id:?}: its resource"
         );
-        assert_eq!(
-            normal(our_span),
-            normal(span),
-            "span {id:?} ({}, kind {}): tailgate's attributes {:?}, the Collector's {:?}",
-            span.name,
-            span.kind,
-            keys(&our_span.attributes),
-            keys(&span.attributes)
-        );
+        assert_same(&normal(our_span), &normal(span), || {
+            format!(
+                "span {id:?} ({}, kind {}): tailgate's attributes {:?}, the Collector's {:?}",
+                span.name,
+                span.kind,
+                keys(&our_span.attributes),
+                keys(&span.attributes)
+            )
+        });
         for kv in &span.attributes {
             if let Some(which) = kv.key.strip_prefix("matched.") {
                 *matched.entry(which).or_default() += 1;
@@ -678,17 +692,17 @@ fn items_are_edited_as_the_collector_edits_them() {
             resource.clone().unwrap_or_default(),
             "log record {time}: its resource"
         );
-        assert_eq!(
-            our_log,
-            log,
-            "log record {time} (body {:?}, severity {} {:?}): tailgate's attributes {:?}, the \
-             Collector's {:?}",
-            log.body,
-            log.severity_number,
-            log.severity_text,
-            keys(&our_log.attributes),
-            keys(&log.attributes)
-        );
+        assert_same(our_log, log, || {
+            format!(
+                "log record {time} (body {:?}, severity {} {:?}): tailgate's attributes {:?}, \
+                 the Collector's {:?}",
+                log.body,
+                log.severity_number,
+                log.severity_text,
+                keys(&our_log.attributes),
+                keys(&log.attributes)
+            )
+        });
         for kv in &log.attributes {
             if let Some(which) = kv.key.strip_prefix("matched.") {
                 *matched.entry(which).or_default() += 1;
@@ -713,11 +727,9 @@ fn items_are_edited_as_the_collector_edits_them() {
             resource.clone().unwrap_or_default(),
             "metric {name}: its resource"
         );
-        assert_eq!(
-            normal_metric(our_metric),
-            normal_metric(metric),
-            "metric {name}"
-        );
+        assert_same(&normal_metric(our_metric), &normal_metric(metric), || {
+            format!("metric {name}")
+        });
     }
     // The names chose: http.requests edited, http.skip not; every point got `every.point`.
     let text = format!("{:?}", ours.metrics["http.requests"].1);

@@ -4897,12 +4897,35 @@ fn attributes_processors_check_their_matches_as_the_collector_does() {
         &format!("    include:\n      attributes: [{{key: k}}]\n{actions}"),
     )
     .expect("no match type needed");
-    // Metrics take `resources` (and then match everything, as the Collector does).
-    with(
-        "metrics",
-        &format!("    exclude:\n      match_type: strict\n      resources: [{{key: k, value: v}}]\n{actions}"),
-    )
-    .expect("resources for metrics");
+    // Metrics take `resources` and never read them (as the Collector, which checks them only
+    // for spans and log records): wrong ones refuse a traces pipeline alone.
+    for resources in [
+        "match_type: strict\n      resources: [{key: k, value: v}]",
+        "resources: [{key: k, value: v}]",
+        "match_type: strict\n      resources: [{key: ''}]",
+        "match_type: regexp\n      resources: [{key: k, value: 5}]",
+        "match_type: regexp\n      resources: [{key: k, value: '('}]",
+    ] {
+        let body = format!("    exclude:\n      {resources}\n{actions}");
+        with("metrics", &body).unwrap_or_else(|err| panic!("{resources}: {err}"));
+        if resources.starts_with("match_type: strict\n      resources: [{key: k,") {
+            continue;
+        }
+        let err = with("traces", &body).expect_err(resources).to_string();
+        assert!(
+            err.contains("pipeline `traces` uses `attributes/a`: its `exclude`"),
+            "{err}"
+        );
+    }
+    // A misspelt or `expr` match type where nothing needs one, and a whole float as a
+    // severity number, as the Collector reads them.
+    for body in [
+        "    include:\n      match_type: expr\n      attributes: [{key: k}]\n",
+        "    include:\n      match_type: STRICT\n      attributes: [{key: k}]\n",
+        "    include:\n      match_type: strict\n      log_severity_number: {min: 9.0}\n",
+    ] {
+        with("logs", &format!("{body}{actions}")).unwrap_or_else(|err| panic!("{body}: {err}"));
+    }
     for (signal, body, needles) in [
         (
             "traces",
@@ -4990,6 +5013,16 @@ fn attributes_processors_check_their_matches_as_the_collector_does() {
             "traces",
             "    include:\n      match_type: strict\n      services: [a]\n      colour: red\n",
             &["colour"],
+        ),
+        (
+            "traces",
+            "    include:\n      match_type: regexp\n      regexp: {cacheenabled: true, cachemaxnumentries: -1}\n      span_names: [a]\n",
+            &["cachemaxnumentries", "positive size"],
+        ),
+        (
+            "logs",
+            "    include:\n      match_type: strict\n      log_severity_number: {min: 9.5}\n",
+            &["log_severity_number.min", "an integer"],
         ),
     ] {
         let body = if needles[0] == "actions" {

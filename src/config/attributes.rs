@@ -91,6 +91,10 @@ pub struct MatchProperties {
     pub attributes: Vec<AttributeMatch>,
     /// `resources`: the resource's attributes.
     pub resources: Vec<AttributeMatch>,
+    /// Why `resources` cannot be read, if they cannot: it refuses the processor where a spans
+    /// or logs pipeline lists it (metrics pipelines never read them, and neither does the
+    /// Collector's).
+    pub resources_refusal: Option<String>,
     /// `libraries`: the instrumentation scope.
     pub libraries: Vec<LibraryMatch>,
 }
@@ -98,6 +102,11 @@ pub struct MatchProperties {
 impl MatchProperties {
     /// contrib's `ValidateFor{Spans,Logs,Metrics}`.
     fn refusal(&self, signal: Signal) -> Option<String> {
+        if signal != Signal::Metrics {
+            if let Some(why) = &self.resources_refusal {
+                return Some(why.clone());
+            }
+        }
         let given = |list: &[String], key: &'static str| (!list.is_empty()).then_some(key);
         match signal {
             Signal::Traces => {
@@ -226,16 +235,14 @@ struct RawMatch {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawRegexp {
-    #[allow(dead_code)]
     cacheenabled: Option<bool>,
-    #[allow(dead_code)]
     cachemaxnumentries: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawSeverity {
-    min: Option<i32>,
+    min: Option<RawValue>,
     match_undefined: Option<bool>,
 }
 
@@ -275,28 +282,38 @@ pub(crate) fn check_attributes(
 }
 
 fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProperties, ConfigError> {
-    let match_type =
-        match raw.match_type.as_deref() {
-            None | Some("") => None,
-            Some("strict") => Some(MatchType::Strict),
-            Some("regexp") => Some(MatchType::Regexp),
-            Some("expr") => return Err(ctx.unsupported(
-                &at.key("match_type"),
-                "`expr` is not supported: the Collector reads it for metrics alone, and there it \
-                 has no expressions to read; use strict or regexp",
-            )),
-            Some(other) => {
-                return Err(ctx.invalid(
-                    &at.key("match_type"),
-                    format!("`{other}` is not a match type; use strict or regexp"),
-                ))
-            }
-        };
+    // The match type, or why it cannot be read: the Collector asks for it only where it builds
+    // a string set (a list, a library, an attribute with a value), so only there is it an
+    // error to leave it out or misspell it.
+    let type_at = at.key("match_type");
+    let match_type: Result<MatchType, ConfigError> = match raw.match_type.as_deref() {
+        None | Some("") => Err(ctx.missing(at, "match_type")),
+        Some("strict") => Ok(MatchType::Strict),
+        Some("regexp") => Ok(MatchType::Regexp),
+        Some("expr") => Err(ctx.unsupported(
+            &type_at,
+            "`expr` is not supported: the Collector reads it for metrics alone, and there it has \
+             no expressions to read; use strict or regexp",
+        )),
+        Some(other) => Err(ctx.invalid(
+            &type_at,
+            format!("`{other}` is not a match type; use strict or regexp"),
+        )),
+    };
+    let regexp = matches!(match_type, Ok(MatchType::Regexp));
+    if let Some(cache) = &raw.regexp {
+        if regexp && cache.cacheenabled == Some(true) && cache.cachemaxnumentries < Some(0) {
+            return Err(ctx.invalid(
+                &at.key("regexp").key("cachemaxnumentries"),
+                "the cache needs a positive size (0 for no bound)",
+            ));
+        }
+    }
     let mut total = 0usize;
     let mut list = |raw: Option<Vec<String>>, key: &str| -> Result<Vec<String>, ConfigError> {
         let list = raw.unwrap_or_default();
         total += list.len();
-        if let Some(MatchType::Regexp) = match_type {
+        if regexp {
             for (i, pattern) in list.iter().enumerate() {
                 compile(pattern, &at.key(key).index(i), ctx)?;
             }
@@ -309,7 +326,7 @@ fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProper
     let log_bodies = list(raw.log_bodies, "log_bodies")?;
     let log_severity_texts = list(raw.log_severity_texts, "log_severity_texts")?;
     let metric_names = list(raw.metric_names, "metric_names")?;
-    if match_type == Some(MatchType::Strict) {
+    if matches!(match_type, Ok(MatchType::Strict)) {
         for (i, kind) in span_kinds.iter().enumerate() {
             if !SPAN_KINDS.contains(&kind.as_str()) {
                 return Err(ctx.invalid(
@@ -322,13 +339,11 @@ fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProper
             }
         }
     }
-    let attributes = check_attribute_list(raw.attributes, match_type, &at.key("attributes"), ctx)?;
-    let resources = check_attribute_list(raw.resources, match_type, &at.key("resources"), ctx)?;
     let mut libraries = Vec::new();
     for (i, raw) in raw.libraries.unwrap_or_default().into_iter().enumerate() {
         let at = at.key("libraries").index(i);
         let name = raw.name.unwrap_or_default();
-        if match_type == Some(MatchType::Regexp) {
+        if regexp {
             compile(&name, &at.key("name"), ctx)?;
             if let Some(version) = &raw.version {
                 compile(version, &at.key("version"), ctx)?;
@@ -339,27 +354,57 @@ fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProper
             version: raw.version,
         });
     }
-    let log_severity_number = raw.log_severity_number.map(|s| SeverityMatch {
-        min: s.min.unwrap_or(0),
-        match_undefined: s.match_undefined.unwrap_or(false),
-    });
-    total += attributes.len() + resources.len() + libraries.len();
+    total += libraries.len();
+    let attributes =
+        match check_attribute_list(raw.attributes, &match_type, &at.key("attributes"), ctx) {
+            (attributes, None) => attributes,
+            (_, Some(err)) => return Err(err),
+        };
+    let needs_type = total > 0 || attributes.iter().any(|a| a.value.is_some());
+    // `resources` are read for spans and log records alone: what is wrong with them refuses
+    // the processor where a pipeline of those lists it (a metrics pipeline never reads them).
+    let (resources, err) =
+        check_attribute_list(raw.resources, &match_type, &at.key("resources"), ctx);
+    let resources_refusal = match (err, &match_type) {
+        (Some(err), _) => Some(err.to_string()),
+        (None, Err(err)) if resources.iter().any(|a| a.value.is_some()) => Some(err.to_string()),
+        _ => None,
+    };
+    let log_severity_number = match raw.log_severity_number {
+        None => None,
+        Some(raw) => Some(SeverityMatch {
+            min: match raw.min {
+                None => 0,
+                Some(RawValue(Ok(ConfigValue::Int(n)))) if i32::try_from(n).is_ok() => n as i32,
+                // A float with no fraction reads as the integer, as the Collector's decoder
+                // reads it.
+                Some(RawValue(Ok(ConfigValue::Double(f))))
+                    if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) =>
+                {
+                    f as i32
+                }
+                Some(_) => {
+                    return Err(ctx.invalid(
+                        &at.key("log_severity_number").key("min"),
+                        "a severity number is an integer",
+                    ))
+                }
+            },
+            match_undefined: raw.match_undefined.unwrap_or(false),
+        }),
+    };
+    total += attributes.len() + resources.len();
     if total > MATCH_ENTRIES_MAX {
         return Err(ctx.invalid(
             at,
             format!("{total} entries; at most {MATCH_ENTRIES_MAX} are allowed"),
         ));
     }
-    // Where the Collector builds a string set (every list, a library, an attribute with a
-    // value), it needs the match type.
-    let needs_type = total > attributes.len() + resources.len()
-        || attributes
-            .iter()
-            .chain(&resources)
-            .any(|a| a.value.is_some());
-    if match_type.is_none() && needs_type {
-        return Err(ctx.missing(at, "match_type"));
-    }
+    let match_type = match match_type {
+        Ok(t) => Some(t),
+        Err(err) if needs_type => return Err(err),
+        Err(_) => None,
+    };
     Ok(MatchProperties {
         match_type,
         services,
@@ -371,47 +416,66 @@ fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProper
         metric_names,
         attributes,
         resources,
+        resources_refusal,
         libraries,
     })
 }
 
+/// The entries of `attributes` or `resources`, and the first thing wrong with them (the
+/// entries are all read either way, a wrong one's value left out).
 fn check_attribute_list(
     raw: Option<Vec<RawAttribute>>,
-    match_type: Option<MatchType>,
+    match_type: &Result<MatchType, ConfigError>,
     at: &KeyPath,
     ctx: &Ctx<'_>,
-) -> Result<Vec<AttributeMatch>, ConfigError> {
+) -> (Vec<AttributeMatch>, Option<ConfigError>) {
     let mut out = Vec::new();
+    let mut first_error = None;
     for (i, raw) in raw.unwrap_or_default().into_iter().enumerate() {
         let at = at.index(i);
         let key = raw.key.unwrap_or_default();
-        if key.is_empty() {
-            return Err(ctx.missing(&at, "key"));
+        let checked = check_attribute(&key, raw.value, match_type, &at, ctx);
+        if let Err(err) = &checked {
+            first_error.get_or_insert(err.clone());
         }
-        let value = raw
-            .value
-            .map(|RawValue(value)| {
-                value.map_err(|what| {
-                    ctx.unsupported(
-                        &at.key("value"),
-                        format!(
-                            "{what} as a value is not supported; give a string, a number or a \
-                             boolean"
-                        ),
-                    )
-                })
-            })
-            .transpose()?;
-        if let (Some(MatchType::Regexp), Some(value)) = (match_type, &value) {
-            let ConfigValue::Str(pattern) = value else {
-                return Err(ctx.invalid(
-                    &at.key("value"),
-                    format!("under match_type regexp, the value of `{key}` must be a string"),
-                ));
-            };
-            compile(pattern, &at.key("value"), ctx)?;
-        }
-        out.push(AttributeMatch { key, value });
+        out.push(AttributeMatch {
+            key,
+            value: checked.ok().flatten(),
+        });
     }
-    Ok(out)
+    (out, first_error)
+}
+
+fn check_attribute(
+    key: &str,
+    value: Option<RawValue>,
+    match_type: &Result<MatchType, ConfigError>,
+    at: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Option<ConfigValue>, ConfigError> {
+    if key.is_empty() {
+        return Err(ctx.missing(at, "key"));
+    }
+    let value = value
+        .map(|RawValue(value)| {
+            value.map_err(|what| {
+                ctx.unsupported(
+                    &at.key("value"),
+                    format!(
+                        "{what} as a value is not supported; give a string, a number or a boolean"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    if let (Ok(MatchType::Regexp), Some(value)) = (match_type, &value) {
+        let ConfigValue::Str(pattern) = value else {
+            return Err(ctx.invalid(
+                &at.key("value"),
+                format!("under match_type regexp, the value of `{key}` must be a string"),
+            ));
+        };
+        compile(pattern, &at.key("value"), ctx)?;
+    }
+    Ok(value)
 }

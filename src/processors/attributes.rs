@@ -14,15 +14,16 @@
 //! An item whose attributes an action changed is copied with its attributes field written again
 //! (untouched attributes as received, changed ones encoded) and every other field as received;
 //! a metric, with the data messages holding a changed point written again around it. When no
-//! item changes, the request goes on as it came; otherwise a new request holds every item
-//! (changed or as received) under the resource and scope headers it came with, framed again.
+//! item changes, the request goes on as it came; otherwise a new request of the same shape
+//! holds the changed items in their places: the groups holding one get new lengths, every
+//! other group and field (empty groups included) is copied as received.
 
 use std::cell::RefCell;
 
 use regex::bytes::Regex;
 use tailgate_wire::{
-    attributes_of, data_points, metric_with_data_points, with_attributes, AnyValueView, Framer,
-    KeyValues, LogRecordView, MetricView, Piece, Request, ResourceGroup, ScopeView, Signal,
+    attributes_of, data_points, metric_with_data_points, request_with_items, with_attributes,
+    AnyValueView, KeyValues, LogRecordView, MetricView, Request, ResourceGroup, ScopeView, Signal,
     SpanView, LOG_RECORD_ATTRIBUTES, SPAN_ATTRIBUTES,
 };
 
@@ -39,35 +40,18 @@ const ITEMS_KEEP_MAX: usize = 65_536;
 /// requests.
 const BYTES_KEEP_MAX: usize = 1 << 20;
 
-/// Where one item of the new request is: in the request as received, or in the rewritten
-/// items' scratch.
-#[derive(Clone, Copy)]
-enum At {
-    Received(usize, usize),
-    Rewritten(usize, usize),
-}
-
-/// One item of the new request: its resource and scope headers in the header scratch, and
-/// where its bytes are.
-struct Kept {
-    resource: (u32, u32),
-    scope: (u32, u32),
-    item: At,
-}
-
 /// The scratch space one shard's editor reuses from request to request.
 #[derive(Default)]
 struct Scratch {
-    headers: Vec<u8>,
-    kept: Vec<Kept>,
+    /// Where each item of the request, in wire order, was rewritten to in `items`, if it was.
+    replaced: Vec<Option<(usize, usize)>>,
     /// Rewritten items.
     items: Vec<u8>,
     /// Encoded attributes of the item (or data point) being written.
     encoded: Vec<u8>,
     /// Rewritten data points of the metric being written, and where each is.
     points: Vec<u8>,
-    replaced: Vec<Option<(usize, usize)>>,
-    framer: Framer,
+    points_replaced: Vec<Option<(usize, usize)>>,
 }
 
 /// One `attributes` processor, for one signal, on one shard.
@@ -99,9 +83,9 @@ impl AttributesEditor {
         let out = self.edit(bytes, items, metadata, &mut scratch);
         // A huge request's scratch is not kept.
         let s = &mut *scratch;
-        if s.kept.capacity() > ITEMS_KEEP_MAX
-            || s.replaced.capacity() > ITEMS_KEEP_MAX
-            || [&s.headers, &s.items, &s.encoded, &s.points]
+        if s.replaced.capacity() > ITEMS_KEEP_MAX
+            || s.points_replaced.capacity() > ITEMS_KEEP_MAX
+            || [&s.items, &s.encoded, &s.points]
                 .iter()
                 .any(|b| b.capacity() > BYTES_KEEP_MAX)
         {
@@ -112,34 +96,20 @@ impl AttributesEditor {
 
     fn edit(&self, bytes: &[u8], items: u64, metadata: &Metadata, s: &mut Scratch) -> Outcome {
         let request = Request::trusted(self.signal, bytes);
-        let base = bytes.as_ptr() as usize;
         let context = self.actions.context(metadata);
-        s.headers.clear();
-        s.kept.clear();
+        s.replaced.clear();
         s.items.clear();
         let mut changed = false;
         // One list for every item of the request: it borrows the request and the actions.
         let mut attrs: Vec<Attr<'_>> = Vec::new();
         for group in request.resource_groups() {
-            let start = s.headers.len() as u32;
-            group.header().write_to(&mut s.headers);
-            let resource_header = (start, s.headers.len() as u32);
             let include_group = self.include.as_ref().map(|m| m.group_matches(&group));
             let exclude_group = self.exclude.as_ref().map(|m| m.group_matches(&group));
             for scope_group in group.scope_groups() {
-                let start = s.headers.len() as u32;
-                scope_group.header().write_to(&mut s.headers);
-                let scope_header = (start, s.headers.len() as u32);
                 let scope = scope_group.scope();
                 let included = include_group.map(|g| g && self.include_scope(scope));
                 let excluded = exclude_group.map(|g| g && self.exclude_scope(scope));
                 for item in scope_group.items() {
-                    let at = item.bytes.as_ptr() as usize - base;
-                    let mut kept = Kept {
-                        resource: resource_header,
-                        scope: scope_header,
-                        item: At::Received(at, at + item.bytes.len()),
-                    };
                     let skip = included.is_some_and(|ok| {
                         !(ok && self
                             .include
@@ -151,37 +121,24 @@ impl AttributesEditor {
                             .as_ref()
                             .is_some_and(|m| m.item_matches(item.bytes))
                     });
-                    if !skip {
-                        let start = s.items.len();
-                        if self.rewrite(item.bytes, &context, &mut attrs, s) {
-                            kept.item = At::Rewritten(start, s.items.len());
-                            changed = true;
-                        }
+                    let start = s.items.len();
+                    if !skip && self.rewrite(item.bytes, &context, &mut attrs, s) {
+                        s.replaced.push(Some((start, s.items.len())));
+                        changed = true;
+                    } else {
+                        s.replaced.push(None);
                     }
-                    s.kept.push(kept);
                 }
             }
         }
         if !changed {
             return Outcome::Unchanged;
         }
-        let mut out = Vec::new();
-        let Scratch {
-            headers,
-            kept,
-            items: rewritten,
-            framer,
-            ..
-        } = s;
-        framer.frame(
-            kept.iter().map(|k| Piece {
-                resource: &headers[k.resource.0 as usize..k.resource.1 as usize],
-                scope: &headers[k.scope.0 as usize..k.scope.1 as usize],
-                item: match k.item {
-                    At::Received(from, to) => &bytes[from..to],
-                    At::Rewritten(from, to) => &rewritten[from..to],
-                },
-            }),
+        let mut out = Vec::with_capacity(bytes.len() + s.items.len() / 4);
+        let (replaced, rewritten) = (&s.replaced, &s.items);
+        request_with_items(
+            bytes,
+            |i| replaced[i].map(|(from, to)| &rewritten[from..to]),
             &mut out,
         );
         Outcome::Changed(out, items)
@@ -232,7 +189,7 @@ impl AttributesEditor {
         s: &mut Scratch,
     ) -> bool {
         s.points.clear();
-        s.replaced.clear();
+        s.points_replaced.clear();
         let mut changed = false;
         for point in data_points(metric) {
             attrs.clear();
@@ -242,7 +199,7 @@ impl AttributesEditor {
                     .map(Attr::received),
             );
             if !self.actions.apply(context, attrs) {
-                s.replaced.push(None);
+                s.points_replaced.push(None);
                 continue;
             }
             s.encoded.clear();
@@ -254,11 +211,11 @@ impl AttributesEditor {
                 &s.encoded,
                 &mut s.points,
             );
-            s.replaced.push(Some((start, s.points.len())));
+            s.points_replaced.push(Some((start, s.points.len())));
             changed = true;
         }
         if changed {
-            let (points, replaced) = (&s.points, &s.replaced);
+            let (points, replaced) = (&s.points, &s.points_replaced);
             metric_with_data_points(
                 metric,
                 |i| replaced[i].map(|(from, to)| &points[from..to]),
@@ -289,7 +246,10 @@ impl Set {
     fn matches(&self, text: &[u8]) -> bool {
         match self {
             Set::Strict(list) => list.iter().any(|s| s == text),
-            Set::Regexp(list) => list.iter().any(|r| r.is_match(text)),
+            Set::Regexp(list) => {
+                let text = pdata::go_regex_text(text);
+                list.iter().any(|r| r.is_match(&text))
+            }
         }
     }
 }
@@ -340,7 +300,7 @@ impl AttrMatch {
                 // contrib's `attributeStringValue`: Go's `FormatFloat(f, 'f', -1, 64)` for a
                 // double; other types do not match.
                 let text = match value {
-                    AnyValueView::String(s) => return regex.is_match(s),
+                    AnyValueView::String(s) => return regex.is_match(&pdata::go_regex_text(s)),
                     AnyValueView::Bool(b) => b.to_string(),
                     AnyValueView::Int(i) => i.to_string(),
                     AnyValueView::Double(d) if d.is_nan() => "NaN".into(),

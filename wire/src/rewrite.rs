@@ -213,6 +213,93 @@ pub fn metric_with_data_points<'r>(
     walk(Some(out), &mut lens);
 }
 
+/// The payload of `field` when it is a length-delimited field numbered `number`.
+fn child<'a>(field: &crate::proto::Field<'a>, number: u32) -> Option<&'a [u8]> {
+    match field.value {
+        Value::Len(payload, _) if field.number == number => Some(payload),
+        _ => None,
+    }
+}
+
+/// Appends `request` (a validated export request's bytes, of any signal) to `out` with some of
+/// its items replaced: `replacement(i)` gives the new bytes of the `i`-th item in wire order
+/// (the order [`crate::Request::items`] yields them), or `None` to keep it. The request keeps
+/// its shape: every group (empty ones included) and every other field keeps its bytes and its
+/// place, and a resource group none of whose items is replaced is copied whole. Lengths are
+/// summed first, then the bytes written once.
+pub fn request_with_items<'r>(
+    request: &[u8],
+    replacement: impl Fn(usize) -> Option<&'r [u8]>,
+    out: &mut Vec<u8>,
+) {
+    use crate::envelope::{CHILDREN, RESOURCE_GROUPS};
+    let field_len = |len: usize| 1 + varint_len(len as u64) + len;
+    let mut item = 0;
+    let mut scope_lens: Vec<usize> = Vec::new();
+    for field in Fields::new(request, 0) {
+        let Some(group) = child(&field, RESOURCE_GROUPS) else {
+            out.extend_from_slice(field.raw);
+            continue;
+        };
+        // Measured: the group's new length, each scope group's, and whether anything changed.
+        let first = item;
+        scope_lens.clear();
+        let (mut group_len, mut changed) = (0, false);
+        for group_field in Fields::new(group, 0) {
+            let Some(scope) = child(&group_field, CHILDREN) else {
+                group_len += group_field.raw.len();
+                continue;
+            };
+            let mut scope_len = 0;
+            for scope_field in Fields::new(scope, 0) {
+                if child(&scope_field, CHILDREN).is_none() {
+                    scope_len += scope_field.raw.len();
+                    continue;
+                }
+                scope_len += match replacement(item) {
+                    Some(new) => {
+                        changed = true;
+                        field_len(new.len())
+                    }
+                    None => scope_field.raw.len(),
+                };
+                item += 1;
+            }
+            scope_lens.push(scope_len);
+            group_len += field_len(scope_len);
+        }
+        if !changed {
+            out.extend_from_slice(field.raw);
+            continue;
+        }
+        // Written, in the same order.
+        item = first;
+        out.reserve(field_len(group_len));
+        put_varint(out, u64::from(RESOURCE_GROUPS) << 3 | 2);
+        put_varint(out, group_len as u64);
+        let mut scope_lens = scope_lens.iter();
+        for group_field in Fields::new(group, 0) {
+            let Some(scope) = child(&group_field, CHILDREN) else {
+                out.extend_from_slice(group_field.raw);
+                continue;
+            };
+            put_varint(out, u64::from(CHILDREN) << 3 | 2);
+            put_varint(out, *scope_lens.next().expect("measured") as u64);
+            for scope_field in Fields::new(scope, 0) {
+                if child(&scope_field, CHILDREN).is_none() {
+                    out.extend_from_slice(scope_field.raw);
+                    continue;
+                }
+                match replacement(item) {
+                    Some(new) => put_bytes_field(out, CHILDREN, new),
+                    None => out.extend_from_slice(scope_field.raw),
+                }
+                item += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,5 +661,73 @@ mod item_tests {
         let request = crate::Request::parse(crate::Signal::Metrics, &request).expect("valid");
         let (_, _, item) = request.items().next().expect("one metric");
         assert_eq!(MetricView::new(item).data_point_count(), 1);
+    }
+
+    /// A request keeps its shape: empty groups, two equal groups side by side, unknown fields
+    /// and the groups without a changed item, byte for byte.
+    #[test]
+    fn a_request_keeps_its_shape_around_its_replaced_items() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+        let span = |n: u8| Span {
+            trace_id: vec![n; 16],
+            span_id: vec![n; 8],
+            name: format!("s{n}"),
+            ..Default::default()
+        };
+        let group = |spans: Vec<Span>| ResourceSpans {
+            scope_spans: vec![
+                ScopeSpans {
+                    spans,
+                    schema_url: "scope".into(),
+                    ..Default::default()
+                },
+                ScopeSpans::default(),
+            ],
+            ..Default::default()
+        };
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![
+                group(vec![span(1), span(2)]),
+                group(vec![span(3)]),
+                ResourceSpans::default(),
+                group(vec![span(4)]),
+            ],
+        };
+        let mut bytes = request.encode_to_vec();
+        // An unknown top-level field.
+        put_bytes_field(&mut bytes, 9, b"kept");
+        let named = Span {
+            name: "renamed".into(),
+            ..span(2)
+        }
+        .encode_to_vec();
+        let mut out = Vec::new();
+        request_with_items(&bytes, |i| (i == 1).then_some(&named[..]), &mut out);
+        crate::Request::parse(crate::Signal::Traces, &out).expect("a valid request");
+        let mut want = request.clone();
+        want.resource_spans[0].scope_spans[0].spans[1].name = "renamed".into();
+        assert_eq!(
+            ExportTraceServiceRequest::decode(out.as_slice()).unwrap(),
+            want
+        );
+        // The groups after the first as they came, and the unknown field.
+        let rest = &bytes[request.resource_spans[0].encoded_len() + 2..];
+        assert!(out.ends_with(rest), "the unchanged groups are copied whole");
+        // The last item replaced: the groups before it copied whole.
+        out.clear();
+        let last = Span {
+            name: "last".into(),
+            ..span(4)
+        }
+        .encode_to_vec();
+        request_with_items(&bytes, |i| (i == 3).then_some(&last[..]), &mut out);
+        let mut want = request;
+        want.resource_spans[3].scope_spans[0].spans[0].name = "last".into();
+        assert_eq!(
+            ExportTraceServiceRequest::decode(out.as_slice()).unwrap(),
+            want
+        );
+        assert!(out.ends_with(b"kept"));
     }
 }
