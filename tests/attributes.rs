@@ -41,10 +41,8 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tailgate_wire::Signal;
 
-use common::gateway::{
-    free_port, loopback, received_spans, start_sink, start_sink_on, wait_for, Gateway,
-};
-use common::parity::{post_to, settle_signals, Peer};
+use common::gateway::{free_port, loopback, received_spans, start_sink, wait_for, Gateway};
+use common::parity::{post_to, settle_signals, Pair};
 use common::python::send_spans;
 use tailgate_bench::peers;
 
@@ -600,44 +598,23 @@ fn items_are_edited_as_the_collector_edits_them() {
     let (spans, span_count) = spans_request();
     let (logs, log_count) = logs_request();
     let (metrics, point_count) = metrics_request();
-    let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
-    let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
-    let rest = |http: std::net::SocketAddr, upstream: std::net::SocketAddr| {
+    let pair = Pair::start(&built, |http, upstream| {
         format!(
             "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {http}\n        include_metadata: true\nprocessors:\n{PROCESSORS}exporters:\n  otlp:\n    endpoint: {upstream}\n    tls:\n      insecure: true\n    compression: none\nservice:\n  pipelines:\n{PIPELINES}"
         )
-    };
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let ours = Gateway::start_with_config(
-        &format!(
-            "{}  telemetry:\n    metrics:\n      address: {admin}\nshards:\n  cpus: [0, 1]\n",
-            rest(http, ours_upstream)
-        ),
-        grpc,
-        http,
-        admin,
-    );
-    let their_http = loopback(free_port());
-    let theirs = Peer::start(&built, &rest(their_http, theirs_upstream), their_http, &[]);
-    let their_metrics = theirs.metrics;
-    let addrs = [http, their_http];
+    });
     let headers = [("X-Tenant", "acme")];
-    post_to(&addrs, "/v1/traces", &[spans], &headers);
-    post_to(&addrs, "/v1/logs", &[logs], &headers);
-    post_to(&addrs, "/v1/metrics", &[metrics], &headers);
+    post_to(&pair.receivers(), "/v1/traces", &[spans], &headers);
+    post_to(&pair.receivers(), "/v1/logs", &[logs], &headers);
+    post_to(&pair.receivers(), "/v1/metrics", &[metrics], &headers);
     let sent = [
         ("otelcol_exporter_sent_spans", span_count),
         ("otelcol_exporter_sent_log_records", log_count),
         ("otelcol_exporter_sent_metric_points", point_count),
     ];
-    settle_signals(admin, &ours_sink, &sent);
-    settle_signals(their_metrics, &theirs_sink, &sent);
-    drop(theirs);
-    assert!(ours.stop().success());
+    settle_signals(pair.admin, &pair.ours_sink, &sent);
+    settle_signals(pair.theirs.metrics, &pair.theirs_sink, &sent);
+    let (ours_sink, theirs_sink) = pair.stop();
     let (ours, theirs) = (received(ours_sink), received(theirs_sink));
 
     assert_eq!(ours.spans.len(), span_count);

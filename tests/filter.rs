@@ -491,41 +491,14 @@ fn the_same_spans_are_dropped_as_the_collector_drops_them() {
 
 /// One parity run of `filter` on `bodies`, which hold `sent` spans.
 fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent: usize) {
-    use common::gateway::start_sink_on;
-    use common::parity::{post_all, settle, sum, Peer};
-    let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
-    let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
-    let processors = format!("processors:\n  filter:\n{filter}  batch:\n    timeout: 50ms\n");
-    let pipeline = "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [filter, batch]\n      exporters: [otlp]\n";
-    let exporter = |to| {
-        format!("exporters:\n  otlp:\n    endpoint: {to}\n    tls:\n      insecure: true\n    compression: none\n")
-    };
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let ours = Gateway::start_with_config(
-        &format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: {grpc}\n      http:\n        endpoint: {http}\n{processors}{}{pipeline}  telemetry:\n    metrics:\n      address: {admin}\nshards:\n  cpus: [0, 1]\n",
-            exporter(ours_upstream)
-        ),
-        grpc,
-        http,
-        admin,
-    );
-    let their_http = loopback(free_port());
-    let theirs = Peer::start(
-        built,
-        &format!(
-            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {their_http}\n{processors}{}{pipeline}",
-            exporter(theirs_upstream)
-        ),
-        their_http,
-        &[],
-    );
-    let their_metrics = theirs.metrics;
-    post_all(&[http, their_http], bodies, &[]);
+    use common::parity::{post_all, settle, sum, Pair};
+    let pair = Pair::start(built, |http, upstream| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {http}\nprocessors:\n  filter:\n{filter}  batch:\n    timeout: 50ms\nexporters:\n  otlp:\n    endpoint: {upstream}\n    tls:\n      insecure: true\n    compression: none\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [filter, batch]\n      exporters: [otlp]\n"
+        )
+    });
+    let (admin, their_metrics) = (pair.admin, pair.theirs.metrics);
+    post_all(&pair.receivers(), bodies, &[]);
     // Every span has been through each system's filter once its receiver counted it.
     for metrics in [admin, their_metrics] {
         assert!(
@@ -535,12 +508,11 @@ fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent
             sum(metrics, "otelcol_receiver_accepted_spans")
         );
     }
-    settle(admin, &ours_sink);
-    settle(their_metrics, &theirs_sink);
+    settle(admin, &pair.ours_sink);
+    settle(their_metrics, &pair.theirs_sink);
     let ours_filtered = sum(admin, "otelcol_processor_filter_spans_filtered");
     let theirs_filtered = sum(their_metrics, "otelcol_processor_filter_spans_filtered");
-    drop(theirs);
-    assert!(ours.stop().success());
+    let (ours_sink, theirs_sink) = pair.stop();
     let ids = |sink: tailgate_bench::sink::Sink| -> BTreeSet<(Vec<u8>, Vec<u8>)> {
         received_spans(&sink.stop().expect("stop the sink"))
             .into_iter()

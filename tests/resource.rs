@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
@@ -18,11 +17,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use common::gateway::{free_port, loopback, received_spans, start_sink_on, wait_for, Gateway};
-use common::parity::{post_all, settle, sum, Peer};
+use common::gateway::received_spans;
+use common::parity::{post_all, settle_signals, Pair};
 use tailgate_bench::peers;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// The actions both systems run, indented for `processors.resource`.
 const ACTIONS: &str = r#"    attributes:
@@ -207,46 +204,20 @@ fn resources_are_edited_as_the_collector_edits_them() {
     }
     let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
     let (body, sent) = request();
-    let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
-    let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
-    let rest = |http: std::net::SocketAddr, upstream: std::net::SocketAddr| {
+    let pair = Pair::start(&built, |http, upstream| {
         format!(
             "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: {http}\n        include_metadata: true\nprocessors:\n  resource:\n{ACTIONS}exporters:\n  otlp:\n    endpoint: {upstream}\n    tls:\n      insecure: true\n    compression: none\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [resource]\n      exporters: [otlp]\n"
         )
-    };
-    let (grpc, http, admin) = (
-        loopback(free_port()),
-        loopback(free_port()),
-        loopback(free_port()),
-    );
-    let ours = Gateway::start_with_config(
-        &format!(
-            "{}  telemetry:\n    metrics:\n      address: {admin}\nshards:\n  cpus: [0, 1]\n",
-            rest(http, ours_upstream)
-        ),
-        grpc,
-        http,
-        admin,
-    );
-    let their_http = loopback(free_port());
-    let theirs = Peer::start(&built, &rest(their_http, theirs_upstream), their_http, &[]);
-    let their_metrics = theirs.metrics;
+    });
     post_all(
-        &[http, their_http],
+        &pair.receivers(),
         &[body],
         &[("X-Tenant", "acme"), ("X-Caller", "a")],
     );
-    for (metrics, sink) in [(admin, &ours_sink), (their_metrics, &theirs_sink)] {
-        assert!(
-            wait_for(WAIT, || sum(metrics, "otelcol_exporter_sent_spans")
-                == sent as f64),
-            "{metrics}: {} of {sent} spans sent",
-            sum(metrics, "otelcol_exporter_sent_spans")
-        );
-        settle(metrics, sink);
-    }
-    drop(theirs);
-    assert!(ours.stop().success());
+    let sent_spans = [("otelcol_exporter_sent_spans", sent)];
+    settle_signals(pair.admin, &pair.ours_sink, &sent_spans);
+    settle_signals(pair.theirs.metrics, &pair.theirs_sink, &sent_spans);
+    let (ours_sink, theirs_sink) = pair.stop();
     let (ours, theirs) = (received(ours_sink), received(theirs_sink));
     assert_eq!(ours.len(), sent);
     assert_eq!(theirs.len(), sent);

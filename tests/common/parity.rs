@@ -314,3 +314,65 @@ pub fn trace_ids(spans: &[Span]) -> BTreeSet<[u8; 16]> {
         .map(|s| s.trace_id.clone().try_into().unwrap())
         .collect()
 }
+
+/// tailgate and the Collector side by side on the same configuration, each exporting to a sink
+/// of its own that keeps what it receives.
+pub struct Pair {
+    pub ours: Gateway,
+    pub theirs: Peer,
+    pub ours_sink: tailgate_bench::sink::Sink,
+    pub theirs_sink: tailgate_bench::sink::Sink,
+    /// tailgate's OTLP/HTTP receiver, and where it serves its metrics.
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    /// The Collector's OTLP/HTTP receiver.
+    pub their_http: SocketAddr,
+}
+
+impl Pair {
+    /// Starts both on `config(http, upstream)`: everything up to `service.telemetry`, with an
+    /// OTLP/HTTP receiver at `http` and an exporter to `upstream`. tailgate gets its metrics
+    /// address and two shards besides; the Collector what [`Peer::start`] adds.
+    pub fn start(built: &Path, config: impl Fn(SocketAddr, SocketAddr) -> String) -> Pair {
+        let (ours_sink, ours_upstream, _) = start_sink_on(Vec::new(), true);
+        let (theirs_sink, theirs_upstream, _) = start_sink_on(Vec::new(), true);
+        let (grpc, http, admin) = (
+            loopback(free_port()),
+            loopback(free_port()),
+            loopback(free_port()),
+        );
+        let ours = Gateway::start_with_config(
+            &format!(
+                "{}  telemetry:\n    metrics:\n      address: {admin}\nshards:\n  cpus: [0, 1]\n",
+                config(http, ours_upstream)
+            ),
+            grpc,
+            http,
+            admin,
+        );
+        let their_http = loopback(free_port());
+        let theirs = Peer::start(built, &config(their_http, theirs_upstream), their_http, &[]);
+        Pair {
+            ours,
+            theirs,
+            ours_sink,
+            theirs_sink,
+            http,
+            admin,
+            their_http,
+        }
+    }
+
+    /// Both receivers.
+    pub fn receivers(&self) -> [SocketAddr; 2] {
+        [self.http, self.their_http]
+    }
+
+    /// Stops both systems (tailgate must exit cleanly) and returns their sinks, tailgate's
+    /// first.
+    pub fn stop(self) -> (tailgate_bench::sink::Sink, tailgate_bench::sink::Sink) {
+        drop(self.theirs);
+        assert!(self.ours.stop().success());
+        (self.ours_sink, self.theirs_sink)
+    }
+}
