@@ -42,6 +42,7 @@ use prost::Message;
 use tailgate_wire::Signal;
 
 use common::gateway::{free_port, loopback, received_spans, start_sink, wait_for, Gateway};
+use common::otlp::{kv, s};
 use common::parity::{post_to, settle_signals, Pair};
 use common::python::send_spans;
 use tailgate_bench::peers;
@@ -153,18 +154,6 @@ const PIPELINES: &str = "    traces:
       processors: [attributes/metrics, attributes/metric-resources]
       exporters: [otlp]
 ";
-
-fn kv(key: &str, value: Option<Value>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value }),
-        ..KeyValue::default()
-    }
-}
-
-fn s(text: &str) -> Option<Value> {
-    Some(Value::StringValue(text.into()))
-}
 
 /// Values of every type, for the actions and the matches to meet.
 fn values() -> Vec<Option<Value>> {

@@ -12,12 +12,13 @@ mod common;
 use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use common::gateway::received_spans;
+use common::otlp::{kv, s};
 use common::parity::{post_all, settle_signals, Pair};
 use tailgate_bench::peers;
 
@@ -44,18 +45,6 @@ const ACTIONS: &str = r#"    attributes:
       - {key: only.default, default_value: 7, action: insert}
       - {key: pii.phone, from_context: x-caller, action: delete}
 "#;
-
-fn kv(key: &str, value: Option<Value>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value }),
-        ..KeyValue::default()
-    }
-}
-
-fn s(text: &str) -> Option<Value> {
-    Some(Value::StringValue(text.into()))
-}
 
 /// Resources that exercise every action on every value type.
 fn resources() -> Vec<Vec<KeyValue>> {

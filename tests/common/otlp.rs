@@ -109,3 +109,17 @@ pub fn log_group(service: &str, severities: &[i32]) -> ResourceLogs {
         ..ResourceLogs::default()
     }
 }
+
+/// An attribute `key` holding `value` (`None`: an `AnyValue` with no value set).
+pub fn kv(key: &str, value: Option<any_value::Value>) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value }),
+        ..KeyValue::default()
+    }
+}
+
+/// A string value, for [`kv`].
+pub fn s(text: &str) -> Option<any_value::Value> {
+    Some(any_value::Value::StringValue(text.into()))
+}
