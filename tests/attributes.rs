@@ -98,6 +98,11 @@ const PROCESSORS: &str = r#"  attributes/edit:
     actions:
       - {key: matched.libraries, value: lib, action: insert}
       - {key: code, action: delete}
+  attributes/keyed:
+    actions:
+      - {key: note, value: seen, action: update}
+      - {key: team, action: hash}
+      - {key: ratio, action: convert, converted_type: string}
   attributes/logs:
     include:
       match_type: regexp
@@ -143,7 +148,7 @@ const PROCESSORS: &str = r#"  attributes/edit:
 
 const PIPELINES: &str = "    traces:
       receivers: [otlp]
-      processors: [attributes/edit, attributes/services, attributes/regexp, attributes/values, attributes/libraries]
+      processors: [attributes/keyed, attributes/edit, attributes/services, attributes/regexp, attributes/values, attributes/libraries]
       exporters: [otlp]
     logs:
       receivers: [otlp]
@@ -151,7 +156,7 @@ const PIPELINES: &str = "    traces:
       exporters: [otlp]
     metrics:
       receivers: [otlp]
-      processors: [attributes/metrics, attributes/metric-resources]
+      processors: [attributes/metrics, attributes/metric-resources, attributes/keyed]
       exporters: [otlp]
 ";
 
@@ -269,6 +274,9 @@ fn spans_request() -> (Vec<u8>, usize) {
                                 1 => attributes.push(kv("flag", Some(Value::BoolValue(false)))),
                                 2 => attributes.push(kv("flag", s("true"))),
                                 _ => {}
+                            }
+                            if i.is_multiple_of(2) {
+                                attributes.push(kv("note", s("n")));
                             }
                             if i.is_multiple_of(3) {
                                 attributes
@@ -391,10 +399,14 @@ fn logs_request() -> (Vec<u8>, usize) {
 /// points each.
 fn metrics_request() -> (Vec<u8>, usize) {
     let attributes = |i: u64| {
-        vec![
+        let mut attributes = vec![
             kv("host", s("h1")),
             kv("code", if i == 0 { s("200") } else { s("x") }),
-        ]
+        ];
+        if i == 0 {
+            attributes.push(kv("note", s("n")));
+        }
+        attributes
     };
     let number = |i: u64| NumberDataPoint {
         attributes: attributes(i),

@@ -60,8 +60,8 @@ enum Kind {
     Insert(Source),
     Update(Source),
     Upsert(Source),
-    Delete(Option<Regex>),
-    Hash(Option<Regex>),
+    Delete(Option<KeyPattern>),
+    Hash(Option<KeyPattern>),
     Extract(Regex, Vec<Vec<u8>>),
     Convert(ConvertTo),
 }
@@ -73,8 +73,76 @@ enum Source {
     FromContext(String),
 }
 
+/// A `pattern` of `delete` or `hash`, matched against every key of every item: with the literal
+/// prefix a pattern anchored at the start requires (`^http\.request\.header\.` requires
+/// `http.request.header.`), a key without it is passed over without running the expression.
+struct KeyPattern {
+    regex: Regex,
+    prefix: Vec<u8>,
+}
+
+impl KeyPattern {
+    fn new(pattern: &str) -> KeyPattern {
+        KeyPattern {
+            regex: crate::ottl::compile_go_regex(pattern)
+                .expect("patterns compile: checked with the config"),
+            prefix: required_prefix(pattern),
+        }
+    }
+
+    /// Whether `key` matches, read as Go reads it (invalid UTF-8 as U+FFFD).
+    fn is_match(&self, key: &[u8]) -> bool {
+        key.starts_with(&self.prefix) && self.regex.is_match(&pdata::go_regex_text(key))
+    }
+}
+
+/// The literal text every match of `pattern` starts with, read conservatively: after a leading
+/// `^`, the letters, digits and `_-/:@` and backslash-escaped punctuation up to the first
+/// other character, less the last one when a quantifier may leave it out. Empty (no prefix
+/// asked of a key) for anything else: no leading `^`, an alternation anywhere, flags.
+fn required_prefix(pattern: &str) -> Vec<u8> {
+    let Some(rest) = pattern.strip_prefix('^') else {
+        return Vec::new();
+    };
+    if pattern.contains('|') {
+        return Vec::new();
+    }
+    let mut prefix = Vec::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        let literal = match c {
+            c if c.is_ascii_alphanumeric() || "_-/:@".contains(c) => c,
+            '\\' => {
+                let mut ahead = chars.clone();
+                ahead.next();
+                match ahead.next() {
+                    Some(e) if e.is_ascii_punctuation() => {
+                        chars.next();
+                        e
+                    }
+                    _ => break,
+                }
+            }
+            _ => break,
+        };
+        chars.next();
+        prefix.push(literal as u8);
+    }
+    // `ab?`, `ab*`, `ab{0,1}`: the last letter may be absent.
+    if matches!(chars.peek(), Some('?' | '*' | '{')) {
+        prefix.pop();
+    }
+    prefix
+}
+
 /// A processor's actions, compiled, in the order written.
-pub(crate) struct Actions(Vec<Action>);
+pub(crate) struct Actions {
+    actions: Vec<Action>,
+    /// When every action acts only on an attribute already there (`update`, `delete` and
+    /// `hash` of a key, `extract`, `convert`): those keys. Attributes holding none of them are
+    /// left as they are without being read into a list.
+    keys_needed: Option<Vec<Vec<u8>>>,
+}
 
 impl Actions {
     /// `actions`, their patterns compiled when the configuration was checked.
@@ -82,49 +150,70 @@ impl Actions {
         let compile = |p: &str| {
             crate::ottl::compile_go_regex(p).expect("patterns compile: checked with the config")
         };
-        Actions(
-            actions
-                .iter()
-                .map(|a| {
-                    let source = |s: &ValueSource| match s {
-                        ValueSource::Value(v) => Source::Value(encode_config_value(v)),
-                        ValueSource::FromAttribute(k) => {
-                            Source::FromAttribute(k.as_bytes().to_vec())
-                        }
-                        ValueSource::FromContext(k) => Source::FromContext(k.clone()),
-                    };
-                    let kind = match &a.kind {
-                        ActionKind::Insert(s) => Kind::Insert(source(s)),
-                        ActionKind::Update(s) => Kind::Update(source(s)),
-                        ActionKind::Upsert(s) => Kind::Upsert(source(s)),
-                        ActionKind::Delete { pattern } => {
-                            Kind::Delete(pattern.as_deref().map(compile))
-                        }
-                        ActionKind::Hash { pattern } => Kind::Hash(pattern.as_deref().map(compile)),
-                        ActionKind::Extract { pattern } => {
-                            let regex = compile(pattern);
-                            let names = regex
-                                .capture_names()
-                                .skip(1)
-                                .map(|n| n.unwrap_or_default().as_bytes().to_vec())
-                                .collect();
-                            Kind::Extract(regex, names)
-                        }
-                        ActionKind::Convert(to) => Kind::Convert(*to),
-                    };
-                    Action {
-                        key: a.key.as_bytes().to_vec(),
-                        kind,
-                        default: a.default.as_ref().map(encode_config_value),
+        let actions: Vec<Action> = actions
+            .iter()
+            .map(|a| {
+                let source = |s: &ValueSource| match s {
+                    ValueSource::Value(v) => Source::Value(encode_config_value(v)),
+                    ValueSource::FromAttribute(k) => Source::FromAttribute(k.as_bytes().to_vec()),
+                    ValueSource::FromContext(k) => Source::FromContext(k.clone()),
+                };
+                let kind = match &a.kind {
+                    ActionKind::Insert(s) => Kind::Insert(source(s)),
+                    ActionKind::Update(s) => Kind::Update(source(s)),
+                    ActionKind::Upsert(s) => Kind::Upsert(source(s)),
+                    ActionKind::Delete { pattern } => {
+                        Kind::Delete(pattern.as_deref().map(KeyPattern::new))
                     }
-                })
-                .collect(),
-        )
+                    ActionKind::Hash { pattern } => {
+                        Kind::Hash(pattern.as_deref().map(KeyPattern::new))
+                    }
+                    ActionKind::Extract { pattern } => {
+                        let regex = compile(pattern);
+                        let names = regex
+                            .capture_names()
+                            .skip(1)
+                            .map(|n| n.unwrap_or_default().as_bytes().to_vec())
+                            .collect();
+                        Kind::Extract(regex, names)
+                    }
+                    ActionKind::Convert(to) => Kind::Convert(*to),
+                };
+                Action {
+                    key: a.key.as_bytes().to_vec(),
+                    kind,
+                    default: a.default.as_ref().map(encode_config_value),
+                }
+            })
+            .collect();
+        let keys_needed = actions
+            .iter()
+            .map(|a| match &a.kind {
+                Kind::Update(_)
+                | Kind::Delete(None)
+                | Kind::Hash(None)
+                | Kind::Extract(..)
+                | Kind::Convert(_) => Some(a.key.clone()),
+                _ => None,
+            })
+            .collect();
+        Actions {
+            actions,
+            keys_needed,
+        }
+    }
+
+    /// Whether the actions may change `attributes`: false when each acts only on a key they
+    /// lack (read without decoding the other values).
+    pub(crate) fn may_change(&self, attributes: tailgate_wire::KeyValues<'_>) -> bool {
+        self.keys_needed
+            .as_ref()
+            .is_none_or(|keys| keys.iter().any(|key| attributes.clone().get(key).is_some()))
     }
 
     /// The client metadata value each action reads (`from_context`), encoded: once a request.
     pub(crate) fn context(&self, metadata: &Metadata) -> Vec<Option<Vec<u8>>> {
-        self.0
+        self.actions
             .iter()
             .map(|a| a.context_key().and_then(|k| context_value(metadata, k)))
             .collect()
@@ -138,7 +227,7 @@ impl Actions {
         attrs: &mut Vec<Attr<'a>>,
     ) -> bool {
         let mut changed = false;
-        for (action, context) in self.0.iter().zip(context) {
+        for (action, context) in self.actions.iter().zip(context) {
             changed |= act(action, context.as_deref(), attrs);
         }
         changed
@@ -204,7 +293,7 @@ fn act<'a>(action: &'a Action, context: Option<&'a [u8]>, attrs: &mut Vec<Attr<'
             if let Some(regex) = pattern {
                 // pdata's `RemoveIf`: every match, the others kept in order.
                 let before = attrs.len();
-                attrs.retain(|a| !regex.is_match(&pdata::go_regex_text(a.key)));
+                attrs.retain(|a| !regex.is_match(a.key));
                 changed |= attrs.len() != before;
             }
             changed
@@ -213,10 +302,7 @@ fn act<'a>(action: &'a Action, context: Option<&'a [u8]>, attrs: &mut Vec<Attr<'
             let mut changed = find(attrs, key).is_some_and(|at| hash(&mut attrs[at]));
             if let Some(regex) = pattern {
                 // Every attribute whose key matches, each once.
-                for attr in attrs
-                    .iter_mut()
-                    .filter(|a| regex.is_match(&pdata::go_regex_text(a.key)))
-                {
+                for attr in attrs.iter_mut().filter(|a| regex.is_match(a.key)) {
                     changed |= hash(attr);
                 }
             }
@@ -377,12 +463,15 @@ fn go_parse_float(s: &str) -> Option<f64> {
     if f.is_infinite() && literal != "inf" && literal != "infinity" {
         return None;
     }
-    // Go reads `nan` unsigned only.
-    if f.is_nan() && literal.len() != s.len() {
-        return None;
+    // Go reads `nan` unsigned only, as its `math.NaN()`, whose bits differ from Rust's NaN.
+    if f.is_nan() {
+        return (literal.len() == s.len()).then_some(GO_NAN);
     }
     Some(f)
 }
+
+/// Go's `math.NaN()`: the bits its `ParseFloat` gives `NaN`.
+const GO_NAN: f64 = f64::from_bits(0x7FF8_0000_0000_0001);
 
 /// The value `source` gives, as an `AnyValue` payload; `None` when it gives none.
 fn source_value<'a>(
@@ -439,10 +528,58 @@ fn encode_double(d: f64) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// The prefix a pattern requires never changes an answer: every key the expression
+    /// matches has it.
+    #[test]
+    fn a_required_prefix_only_passes_over_keys_that_cannot_match() {
+        for (pattern, prefix) in [
+            (r"^http\.request\.header\.", "http.request.header."),
+            (r"^tmp", "tmp"),
+            (r"^tm?p", "t"),
+            (r"^ab*", "a"),
+            (r"^a{0,1}b", ""),
+            (r"^a|^b", ""),
+            (r"tmp", ""),
+            (r"^(?i)tmp", ""),
+            (r"^pii\.\w+", "pii."),
+            (r"^x+y", "x"),
+        ] {
+            assert_eq!(required_prefix(pattern), prefix.as_bytes(), "{pattern}");
+            let with = KeyPattern::new(pattern);
+            let regex = crate::ottl::compile_go_regex(pattern).unwrap();
+            for key in [
+                "http.request.header.x",
+                "http.request",
+                "tmp.a",
+                "tp",
+                "tmp",
+                "abbb",
+                "b",
+                "ab",
+                "pii.name",
+                "pii.",
+                "xxy",
+                "TMP",
+                "",
+            ] {
+                assert_eq!(
+                    with.is_match(key.as_bytes()),
+                    regex.is_match(key.as_bytes()),
+                    "{pattern} on {key}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn numbers_convert_as_go_converts_them() {
         assert_eq!(go_parse_float("1e400"), None);
         assert_eq!(go_parse_float("-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(
+            go_parse_float("NaN").map(f64::to_bits),
+            Some(0x7FF8_0000_0000_0001)
+        );
+        assert_eq!(go_parse_float("-nan"), None);
         assert_eq!(go_float_to_int(3.7), 3);
         assert_eq!(go_float_to_int(f64::NAN), i64::MIN);
     }

@@ -170,8 +170,12 @@ impl AttributesEditor {
             Signal::Logs => LOG_RECORD_ATTRIBUTES,
             Signal::Metrics => return self.rewrite_metric(item, context, attrs, s),
         };
+        let attributes = attributes_of(item, field);
+        if !self.actions.may_change(attributes.clone()) {
+            return false;
+        }
         attrs.clear();
-        attrs.extend(attributes_of(item, field).raw().map(Attr::received));
+        attrs.extend(attributes.raw().map(Attr::received));
         if !self.actions.apply(context, attrs) {
             return false;
         }
@@ -192,12 +196,13 @@ impl AttributesEditor {
         s.points_replaced.clear();
         let mut changed = false;
         for point in data_points(metric) {
+            let attributes = attributes_of(point.bytes, point.attributes_field);
+            if !self.actions.may_change(attributes.clone()) {
+                s.points_replaced.push(None);
+                continue;
+            }
             attrs.clear();
-            attrs.extend(
-                attributes_of(point.bytes, point.attributes_field)
-                    .raw()
-                    .map(Attr::received),
-            );
+            attrs.extend(attributes.raw().map(Attr::received));
             if !self.actions.apply(context, attrs) {
                 s.points_replaced.push(None);
                 continue;
