@@ -4699,11 +4699,8 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
     assert_eq!(silent.logs[0].error_mode, ErrorMode::Silent);
     for (keys, needles) in [
         (
-            "    traces:\n      spanevent: [name == \"x\"]\n",
-            &[
-                "processors.filter/f.traces.spanevent",
-                "`spanevent` context is not supported",
-            ][..],
+            "    traces:\n      spanevent: [nam == \"x\"]\n",
+            &["processors.filter/f.traces.spanevent[0]", "nam"][..],
         ),
         (
             "    metrics:\n      datapoint: [value_int > 1]\n",
@@ -4736,10 +4733,10 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
             &["processors.filter/f.traces.span[0]", "Len(name) > 3"],
         ),
         (
-            "    trace_conditions:\n      - spanevent.name == \"x\"\n",
+            "    metric_conditions:\n      - datapoint.value_int == 1\n",
             &[
-                "processors.filter/f.trace_conditions[0]",
-                "`spanevent` context, which is not supported",
+                "processors.filter/f.metric_conditions[0]",
+                "`datapoint` context, which is not supported",
             ],
         ),
         ("    error_mode: loud\n", &["`loud` is not an error mode"]),
@@ -4752,6 +4749,20 @@ fn filter_processors_read_both_layouts_and_refuse_what_they_cannot_do() {
         for needle in needles {
             assert!(err.contains(needle), "`{needle}` not in: {err}");
         }
+    }
+    // Span event conditions in each layout, tried last.
+    for keys in [
+        "    traces:\n      spanevent: [name == \"x\"]\n      span: [name == \"y\"]\n",
+        "    trace_conditions:\n      - spanevent.name == \"x\"\n      - span.name == \"y\"\n",
+        "    trace_conditions:\n      - context: spanevent\n        conditions: [name == \"x\"]\n      - context: span\n        conditions: [name == \"y\"]\n",
+    ] {
+        let filter = with(keys).unwrap_or_else(|err| panic!("{keys}: {err}"));
+        let contexts: Vec<_> = filter.traces.iter().map(|r| r.condition.context()).collect();
+        assert_eq!(
+            contexts,
+            [tailgate::ottl::ContextKind::Span, tailgate::ottl::ContextKind::SpanEvent],
+            "{keys}"
+        );
     }
     let many = format!(
         "    traces:\n      span:\n{}",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -324,6 +324,9 @@ const PARITY_FILTERS: [&str; 3] = [
         - instrumentation_scope.name == "lib-b" and status.code != STATUS_CODE_ERROR
         - not IsRootSpan() and attributes["keep"] == false
         - resource.attributes["tier"] == nil and attributes["http.status_code"] == 404
+      spanevent:
+        - name == "retry" and attributes["attempt"] > 1
+        - IsMatch(span.name, "^db") and name == "checkpoint"
 "#,
     r#"    trace_conditions:
       - resource.attributes["service.name"] == "canary"
@@ -331,6 +334,7 @@ const PARITY_FILTERS: [&str; 3] = [
       - span.kind == SPAN_KIND_INTERNAL and span.attributes["http.status_code"] < 300
       - IsMatch(span.attributes["ratio"], "^0\\.2")
       - not IsRootSpan() and span.attributes["keep"] == false
+      - spanevent.name == "checkpoint" and span.kind == SPAN_KIND_SERVER
 "#,
     r#"    error_mode: propagate
     trace_conditions:
@@ -342,6 +346,9 @@ const PARITY_FILTERS: [&str; 3] = [
       - context: resource
         conditions:
           - attributes["tier"] == "web" and attributes["service.name"] == "billing"
+      - context: spanevent
+        conditions:
+          - name == "exception" or attributes["attempt"] == 3
 "#,
 ];
 
@@ -355,7 +362,9 @@ fn parity_load(requests: usize) -> (Vec<Vec<u8>>, usize) {
         any_value::Value, AnyValue, InstrumentationScope, KeyValue,
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+    use opentelemetry_proto::tonic::trace::v1::{
+        span::Event, status, ResourceSpans, ScopeSpans, Span, Status,
+    };
     let kv = |key: &str, value: Value| KeyValue {
         key: key.into(),
         value: Some(AnyValue { value: Some(value) }),
@@ -423,6 +432,14 @@ fn parity_load(requests: usize) -> (Vec<Vec<u8>>, usize) {
                         start_time_unix_nano: 1_000,
                         end_time_unix_nano: 2_000,
                         attributes: attrs,
+                        events: (0..next(4))
+                            .map(|e| Event {
+                                time_unix_nano: 1_000 + e,
+                                name: ["exception", "checkpoint", "retry"][next(3) as usize].into(),
+                                attributes: vec![kv("attempt", Value::IntValue(next(4) as i64))],
+                                ..Event::default()
+                            })
+                            .collect(),
                         status: Some(Status {
                             code: [
                                 status::StatusCode::Unset,
@@ -513,21 +530,60 @@ fn filter_parity(built: &std::path::Path, filter: &str, bodies: &[Vec<u8>], sent
     let ours_filtered = sum(admin, "otelcol_processor_filter_spans_filtered");
     let theirs_filtered = sum(their_metrics, "otelcol_processor_filter_spans_filtered");
     let (ours_sink, theirs_sink) = pair.stop();
-    let ids = |sink: tailgate_bench::sink::Sink| -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+    // Each span kept, with the events it kept (their times and names).
+    type Kept = BTreeMap<(Vec<u8>, Vec<u8>), Vec<(u64, String)>>;
+    let kept = |sink: tailgate_bench::sink::Sink| -> Kept {
         received_spans(&sink.stop().expect("stop the sink"))
             .into_iter()
-            .map(|(_, s)| (s.trace_id, s.span_id))
+            .map(|(_, s)| {
+                let events = s.events.iter().map(|e| (e.time_unix_nano, e.name.clone()));
+                ((s.trace_id, s.span_id), events.collect())
+            })
             .collect()
     };
-    let (ours, theirs) = (ids(ours_sink), ids(theirs_sink));
+    let (ours_kept, theirs_kept) = (kept(ours_sink), kept(theirs_sink));
+    let events = |k: &Kept| k.values().map(Vec::len).sum::<usize>();
+    println!(
+        "filter parity: events kept: tailgate {}, the Collector {}",
+        events(&ours_kept),
+        events(&theirs_kept)
+    );
+    // The span event conditions dropped some events of the spans kept, not all.
+    let sent_events: usize = bodies
+        .iter()
+        .flat_map(|body| {
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                &body[..],
+            )
+            .expect("a request")
+            .resource_spans
+        })
+        .flat_map(|g| g.scope_spans)
+        .flat_map(|s| s.spans)
+        .filter(|s| theirs_kept.contains_key(&(s.trace_id.clone(), s.span_id.clone())))
+        .map(|s| s.events.len())
+        .sum();
+    assert!(
+        events(&theirs_kept) > 0 && events(&theirs_kept) < sent_events,
+        "{} of {sent_events} events kept",
+        events(&theirs_kept)
+    );
+    let differing: Vec<_> = theirs_kept
+        .iter()
+        .filter(|(id, events)| ours_kept.get(*id).is_some_and(|ours| ours != *events))
+        .take(3)
+        .collect();
+    assert!(differing.is_empty(), "events differ: {differing:?}");
+    let ids = |k: &Kept| -> BTreeSet<(Vec<u8>, Vec<u8>)> { k.keys().cloned().collect() };
+    let (ours, theirs) = (ids(&ours_kept), ids(&theirs_kept));
     println!(
         "filter parity: {sent} spans sent; tailgate kept {}, the Collector {}; filtered {ours_filtered} and {theirs_filtered}",
         ours.len(),
         theirs.len()
     );
-    // The load exercises the conditions: some spans kept, most dropped by something.
+    // The load exercises the conditions: some spans kept, many dropped by something.
     assert!(
-        theirs.len() > sent / 20 && theirs.len() < sent / 2,
+        theirs.len() > sent / 20 && theirs.len() < sent * 2 / 3,
         "{}",
         theirs.len()
     );

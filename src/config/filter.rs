@@ -11,10 +11,11 @@
 //!   name their context (`span.name`, `resource.attributes["k"]`), or a list of groups, each
 //!   `{context, conditions, error_mode}`.
 //!
-//! What tailgate does not do is refused with the reason: the `spanevent` and `datapoint`
-//! contexts (they edit what is inside a span or a metric, which tailgate forwards as it came),
-//! the `scope` context, profiles, and the deprecated match-properties layout (`spans`,
-//! `metrics.include`/`exclude`, `logs.include`/`exclude`), each of which has an OTTL equivalent.
+//! A `spanevent` condition drops the events that meet it from the spans kept (the span is
+//! written again without them). What tailgate does not do is refused with the reason: the
+//! `datapoint` context (it would edit inside a metric), the `scope` context, profiles, and the
+//! deprecated match-properties layout (`spans`, `metrics.include`/`exclude`,
+//! `logs.include`/`exclude`), each of which has an OTTL equivalent.
 
 use std::fmt;
 
@@ -55,7 +56,8 @@ impl FilterProcessor {
 }
 
 /// One condition: data that meets it is dropped. A condition of the resource context drops
-/// its whole resource group; one of the span, log or metric context drops the item.
+/// its whole resource group; one of the span, log or metric context drops the item; one of the
+/// span event context drops the event from its span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterRule {
     /// The condition, parsed in its context.
@@ -238,16 +240,9 @@ pub(crate) fn check_filter(
     };
     if let Some(traces) = raw.traces {
         let at = path.key("traces");
-        refuse(
-            &traces.spanevent,
-            &at,
-            "spanevent",
-            "the `spanevent` context is not supported: dropping a span's events rewrites the \
-             span, and tailgate forwards spans as they came; filter whole spans (`traces.span`)",
-            ctx,
-        )?;
         lists.add(traces.resource, &at, "resource", ContextKind::Resource)?;
         lists.add(traces.span, &at, "span", ContextKind::Span)?;
+        lists.add(traces.spanevent, &at, "spanevent", ContextKind::SpanEvent)?;
     }
     lists.add_groups(
         raw.trace_conditions,
@@ -406,18 +401,17 @@ impl Lists<'_, '_> {
         match (name, signal) {
             ("resource", _) => Ok(ContextKind::Resource),
             ("span", Signal::Traces) => Ok(ContextKind::Span),
+            ("spanevent", Signal::Traces) => Ok(ContextKind::SpanEvent),
             ("metric", Signal::Metrics) => Ok(ContextKind::Metric),
             ("log", Signal::Logs) => Ok(ContextKind::Log),
-            ("spanevent", Signal::Traces) | ("datapoint", Signal::Metrics) | ("scope", _) => {
-                Err(self.ctx.unsupported(
-                    at,
-                    format!(
-                        "the `{name}` context is not supported; filter by `resource` or by `{}` \
+            ("datapoint", Signal::Metrics) | ("scope", _) => Err(self.ctx.unsupported(
+                at,
+                format!(
+                    "the `{name}` context is not supported; filter by `resource` or by `{}` \
                          (a scope's fields read as `scope.name`, `scope.attributes[...]` there)",
-                        context_name(item_context(signal))
-                    ),
-                ))
-            }
+                    context_name(item_context(signal))
+                ),
+            )),
             _ => Err(self.ctx.invalid(
                 at,
                 format!(
@@ -440,13 +434,16 @@ impl Lists<'_, '_> {
         let condition = match self.parse(text, item, at) {
             Ok(condition) => condition,
             Err(err) => {
-                // A span event or data point path: a context tailgate does not filter in.
+                // A span event's paths: a span event condition.
+                if signal == Signal::Traces {
+                    if let Ok(event) = Condition::parse(text, ContextKind::SpanEvent) {
+                        return Ok(event);
+                    }
+                }
+                // A data point path: a context tailgate does not filter in.
                 let other = match signal {
-                    Signal::Traces => Condition::parse(text, ContextKind::SpanEvent)
-                        .is_ok()
-                        .then_some("spanevent"),
                     Signal::Metrics => text.contains("datapoint.").then_some("datapoint"),
-                    Signal::Logs => None,
+                    _ => None,
                 };
                 return Err(match other {
                     Some(name) => self.ctx.unsupported(
@@ -500,7 +497,8 @@ impl Lists<'_, '_> {
     }
 
     /// The rules read for one signal, resource conditions first (they drop whole groups before
-    /// any item is read, as the Collector evaluates them).
+    /// any item is read, as the Collector evaluates them), span event conditions last (tried on
+    /// the events of the spans kept).
     fn take(&mut self, path: &KeyPath, signal: &str) -> Result<Vec<FilterRule>, ConfigError> {
         let mut rules = std::mem::take(&mut self.rules);
         if rules.len() > FILTER_CONDITIONS_MAX {
@@ -512,7 +510,12 @@ impl Lists<'_, '_> {
                 ),
             ));
         }
-        rules.sort_by_key(|r| r.condition.context() != ContextKind::Resource);
+        // Stable: each context's conditions keep the order written.
+        rules.sort_by_key(|r| match r.condition.context() {
+            ContextKind::Resource => 0,
+            ContextKind::SpanEvent => 2,
+            _ => 1,
+        });
         Ok(rules)
     }
 }

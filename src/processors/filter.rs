@@ -9,6 +9,10 @@
 //! scope beside it; an item that meets any is dropped. Conditions are tried in the order written
 //! and the first that holds decides, as the Collector ORs them.
 //!
+//! Span event conditions come last: each event of a span no condition dropped is tried, and a
+//! span that loses events is written again without them (`span_without_events`: its other
+//! fields as they came). Spans are counted as filtered, events are not, as in the Collector.
+//!
 //! What is kept goes on as it came: when nothing is dropped, the request itself; otherwise a
 //! new request of the kept items' bytes, each under the resource and scope it came with
 //! (copied, never re-encoded; groups left empty are not written, as the Collector removes them).
@@ -29,7 +33,9 @@
 
 use std::cell::{Cell, RefCell};
 
-use tailgate_wire::{Framer, LogRecordView, MetricView, Piece, Request, Signal, SpanView};
+use tailgate_wire::{
+    span_without_events, Framer, LogRecordView, MetricView, Piece, Request, Signal, SpanView,
+};
 
 use super::Outcome;
 use crate::config::FilterRule;
@@ -42,11 +48,12 @@ const ITEMS_KEEP_MAX: usize = 65_536;
 const HEADERS_KEEP_MAX: usize = 1 << 20;
 
 /// One kept item: where its resource and scope headers are in the header scratch, and its
-/// bytes in the request.
+/// bytes: in the request, or (a span that lost events) in the rewritten spans' scratch.
 struct Kept {
     resource: (u32, u32),
     scope: (u32, u32),
     item: (usize, usize),
+    rewritten: bool,
 }
 
 /// One `filter` processor, for one signal, on one shard.
@@ -57,11 +64,17 @@ pub struct Filter {
     rules: Vec<FilterRule>,
     /// How many of `rules` are resource conditions.
     resource_rules: usize,
+    /// Where the span event conditions (the last of `rules`) start.
+    event_rules: usize,
     filtered: Counter,
     drops: DropMetrics,
     scratch: RefCell<Scratch>,
     headers: RefCell<Vec<u8>>,
     kept: RefCell<Vec<Kept>>,
+    /// Spans written again without the events a span event condition dropped, and which
+    /// events of the span being read are dropped.
+    rewritten: RefCell<Vec<u8>>,
+    events: RefCell<Vec<bool>>,
     framer: RefCell<Framer>,
     /// Whether the request being filtered logged a failed condition (`error_mode: ignore`).
     warned: Cell<bool>,
@@ -82,22 +95,32 @@ impl Filter {
             .iter()
             .take_while(|r| r.condition.context() == crate::ottl::ContextKind::Resource)
             .count();
-        assert!(
-            rules[resource_rules..]
+        let event_rules = rules.len()
+            - rules
                 .iter()
-                .all(|r| r.condition.context() != crate::ottl::ContextKind::Resource),
-            "the configuration puts resource conditions first"
+                .rev()
+                .take_while(|r| r.condition.context() == crate::ottl::ContextKind::SpanEvent)
+                .count();
+        assert!(
+            rules[resource_rules..event_rules].iter().all(|r| !matches!(
+                r.condition.context(),
+                crate::ottl::ContextKind::Resource | crate::ottl::ContextKind::SpanEvent
+            )),
+            "the configuration puts resource conditions first and span event conditions last"
         );
         Filter {
             name,
             signal,
             rules,
             resource_rules,
+            event_rules,
             filtered,
             drops,
             scratch: RefCell::new(Scratch::default()),
             headers: RefCell::new(Vec::new()),
             kept: RefCell::new(Vec::new()),
+            rewritten: RefCell::new(Vec::new()),
+            events: RefCell::new(Vec::new()),
             framer: RefCell::new(Framer::new()),
             warned: Cell::new(false),
         }
@@ -136,10 +159,14 @@ impl Filter {
         let out = self.filter(bytes, items);
         // A huge request's scratch is not kept (tens of bytes an item, its groups' headers).
         if self.kept.borrow().capacity() > ITEMS_KEEP_MAX
+            || self.events.borrow().capacity() > ITEMS_KEEP_MAX
             || self.headers.borrow().capacity() > HEADERS_KEEP_MAX
+            || self.rewritten.borrow().capacity() > HEADERS_KEEP_MAX
         {
             *self.kept.borrow_mut() = Vec::new();
+            *self.events.borrow_mut() = Vec::new();
             *self.headers.borrow_mut() = Vec::new();
+            *self.rewritten.borrow_mut() = Vec::new();
         }
         out
     }
@@ -147,16 +174,20 @@ impl Filter {
     fn filter(&self, bytes: &[u8], items: u64) -> Outcome {
         let request = Request::trusted(self.signal, bytes);
         let base = bytes.as_ptr() as usize;
-        let (resource_rules, item_rules) = self.rules.split_at(self.resource_rules);
+        let (resource_rules, rest) = self.rules.split_at(self.resource_rules);
+        let (item_rules, event_rules) = rest.split_at(self.event_rules - self.resource_rules);
         // Resource conditions alone: no item is read.
-        if item_rules.is_empty() {
+        if item_rules.is_empty() && event_rules.is_empty() {
             return self.filter_groups(&request, items);
         }
         let mut headers = self.headers.borrow_mut();
         let mut kept = self.kept.borrow_mut();
         let mut scratch = self.scratch.borrow_mut();
+        let mut rewritten = self.rewritten.borrow_mut();
+        let mut events = self.events.borrow_mut();
         headers.clear();
         kept.clear();
+        rewritten.clear();
         // Items dropped, and whether any was: a metric without data points counts none.
         let (mut dropped, mut any) = (0u64, false);
         for group in request.resource_groups() {
@@ -205,11 +236,35 @@ impl Filter {
                         Ok(false) => {}
                         Err(()) => return self.fail(items),
                     }
+                    // A kept span loses the events a span event condition meets.
+                    if let (Some(span), false) = (subject.span, event_rules.is_empty()) {
+                        events.clear();
+                        for event in span.events() {
+                            subject.event = Some(event);
+                            match self.meets(event_rules, &subject, &mut scratch) {
+                                Ok(met) => events.push(met),
+                                Err(()) => return self.fail(items),
+                            }
+                        }
+                        if events.contains(&true) {
+                            let start = rewritten.len();
+                            span_without_events(item.bytes, |i| events[i], &mut rewritten);
+                            kept.push(Kept {
+                                resource: resource_header,
+                                scope: scope_header,
+                                item: (start, rewritten.len()),
+                                rewritten: true,
+                            });
+                            any = true;
+                            continue;
+                        }
+                    }
                     let at = item.bytes.as_ptr() as usize - base;
                     kept.push(Kept {
                         resource: resource_header,
                         scope: scope_header,
                         item: (at, at + item.bytes.len()),
+                        rewritten: false,
                     });
                 }
             }
@@ -228,7 +283,11 @@ impl Filter {
             kept.iter().map(|k| Piece {
                 resource: &headers[k.resource.0 as usize..k.resource.1 as usize],
                 scope: &headers[k.scope.0 as usize..k.scope.1 as usize],
-                item: &bytes[k.item.0..k.item.1],
+                item: if k.rewritten {
+                    &rewritten[k.item.0..k.item.1]
+                } else {
+                    &bytes[k.item.0..k.item.1]
+                },
             }),
             &mut out,
         );

@@ -48,8 +48,8 @@ pub use metrics::MetricView;
 pub use proto::WireType;
 pub use rewrite::{
     attributes_of, data_points, group_with_resource_attributes, metric_with_data_points,
-    request_with_items, span_with_trace_state, with_attributes, DataPoint, LOG_RECORD_ATTRIBUTES,
-    SPAN_ATTRIBUTES,
+    request_with_items, span_with_trace_state, span_without_events, with_attributes, DataPoint,
+    LOG_RECORD_ATTRIBUTES, SPAN_ATTRIBUTES,
 };
 pub use split::{SpanRef, Split};
 pub use trace::{EventView, LinkView, SpanFacts, SpanView, TracesRequest, STATUS_CODE_ERROR};

@@ -213,6 +213,25 @@ pub fn metric_with_data_points<'r>(
     walk(Some(out), &mut lens);
 }
 
+/// `Span.events`.
+const SPAN_EVENTS: u32 = 11;
+
+/// Appends `span` (a validated `Span`'s bytes) to `out` without the events `remove(i)` picks,
+/// `i` numbering its events in wire order (the order [`crate::SpanView::events`] yields them).
+/// Every other field keeps its bytes and its order.
+pub fn span_without_events(span: &[u8], remove: impl Fn(usize) -> bool, out: &mut Vec<u8>) {
+    let mut event = 0;
+    for field in Fields::new(span, 0) {
+        if child(&field, SPAN_EVENTS).is_some() {
+            event += 1;
+            if remove(event - 1) {
+                continue;
+            }
+        }
+        out.extend_from_slice(field.raw);
+    }
+}
+
 /// The payload of `field` when it is a length-delimited field numbered `number`.
 fn child<'a>(field: &crate::proto::Field<'a>, number: u32) -> Option<&'a [u8]> {
     match field.value {
@@ -729,5 +748,39 @@ mod item_tests {
             want
         );
         assert!(out.ends_with(b"kept"));
+    }
+
+    #[test]
+    fn a_span_loses_the_events_picked_and_keeps_the_rest() {
+        use opentelemetry_proto::tonic::trace::v1::span::Event;
+        let event = |name: &str| Event {
+            name: name.into(),
+            time_unix_nano: 3,
+            ..Default::default()
+        };
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "op".into(),
+            events: vec![event("a"), event("b"), event("c")],
+            dropped_events_count: 2,
+            ..Default::default()
+        };
+        let mut bytes = span.encode_to_vec();
+        bytes.extend_from_slice(&[0x98, 0x06, 0x05]);
+        let mut out = Vec::new();
+        span_without_events(&bytes, |i| i != 1, &mut out);
+        let got = Span::decode(out.as_slice()).unwrap();
+        assert_eq!(
+            got,
+            Span {
+                events: vec![event("b")],
+                ..span.clone()
+            }
+        );
+        assert!(out.ends_with(&[0x98, 0x06, 0x05]));
+        out.clear();
+        span_without_events(&bytes, |_| false, &mut out);
+        assert_eq!(out, bytes);
     }
 }
