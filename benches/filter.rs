@@ -9,6 +9,9 @@
 //!   kept spans framed into a new request;
 //! - `resource-only`: the canary resource condition alone: one test a resource group, no span
 //!   read;
+//! - `events-none-met`: a span event condition (`name == "exception"`) none of the corpus's
+//!   events meets: every span's events read, the request passed on as it came;
+//! - `events-every-span`: one every span's event meets: every span written again without it;
 //!
 //! and through the `resource` processor (`resource/*`):
 //!
@@ -87,6 +90,14 @@ fn main() {
             vec![(r#"name == "redis GET""#, ContextKind::Span)],
         ),
         ("resource-only", vec![canary]),
+        (
+            "events-none-met",
+            vec![(r#"name == "exception""#, ContextKind::SpanEvent)],
+        ),
+        (
+            "events-every-span",
+            vec![(r#"name == "message""#, ContextKind::SpanEvent)],
+        ),
     ];
     let mut group = criterion.benchmark_group("filter");
     group.throughput(Throughput::Elements(REQUEST_SPANS));

@@ -4934,6 +4934,11 @@ fn attributes_processors_check_their_matches_as_the_collector_does() {
         "    include:\n      match_type: expr\n      attributes: [{key: k}]\n",
         "    include:\n      match_type: STRICT\n      attributes: [{key: k}]\n",
         "    include:\n      match_type: strict\n      log_severity_number: {min: 9.0}\n",
+        "    include:\n      match_type: strict\n      log_severity_number: {min: 9.5}\n",
+        // A regexp cache without a size is unbounded; a negative one is refused only where
+        // a regexp set is built, as the Collector does.
+        "    include:\n      match_type: regexp\n      regexp: {cacheenabled: true}\n      log_bodies: [a]\n",
+        "    include:\n      match_type: regexp\n      regexp: {cacheenabled: true, cachemaxnumentries: -1}\n      attributes: [{key: k}]\n",
     ] {
         with("logs", &format!("{body}{actions}")).unwrap_or_else(|err| panic!("{body}: {err}"));
     }
@@ -5032,7 +5037,7 @@ fn attributes_processors_check_their_matches_as_the_collector_does() {
         ),
         (
             "logs",
-            "    include:\n      match_type: strict\n      log_severity_number: {min: 9.5}\n",
+            "    include:\n      match_type: strict\n      log_severity_number: {min: high}\n",
             &["log_severity_number.min", "an integer"],
         ),
     ] {

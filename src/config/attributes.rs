@@ -301,14 +301,22 @@ fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProper
         )),
     };
     let regexp = matches!(match_type, Ok(MatchType::Regexp));
-    if let Some(cache) = &raw.regexp {
-        if regexp && cache.cacheenabled == Some(true) && cache.cachemaxnumentries < Some(0) {
-            return Err(ctx.invalid(
+    // A regexp cache of a negative size: the Collector refuses it where it builds a regexp
+    // set, so this is an error only where the match type is needed.
+    let cache_error = raw
+        .regexp
+        .as_ref()
+        .filter(|c| {
+            regexp
+                && c.cacheenabled == Some(true)
+                && matches!(c.cachemaxnumentries, Some(n) if n < 0)
+        })
+        .map(|_| {
+            ctx.invalid(
                 &at.key("regexp").key("cachemaxnumentries"),
                 "the cache needs a positive size (0 for no bound)",
-            ));
-        }
-    }
+            )
+        });
     let mut total = 0usize;
     let mut list = |raw: Option<Vec<String>>, key: &str| -> Result<Vec<String>, ConfigError> {
         let list = raw.unwrap_or_default();
@@ -365,21 +373,25 @@ fn check_match(raw: RawMatch, at: &KeyPath, ctx: &Ctx<'_>) -> Result<MatchProper
     // the processor where a pipeline of those lists it (a metrics pipeline never reads them).
     let (resources, err) =
         check_attribute_list(raw.resources, &match_type, &at.key("resources"), ctx);
-    let resources_refusal = match (err, &match_type) {
-        (Some(err), _) => Some(err.to_string()),
-        (None, Err(err)) if resources.iter().any(|a| a.value.is_some()) => Some(err.to_string()),
+    let resources_need_type = resources.iter().any(|a| a.value.is_some());
+    let resources_refusal = match (err, &match_type, &cache_error) {
+        (Some(err), _, _) => Some(err.to_string()),
+        (None, Err(err), _) if resources_need_type => Some(err.to_string()),
+        (None, Ok(_), Some(err)) if resources_need_type => Some(err.to_string()),
         _ => None,
     };
+    if let (true, Some(err)) = (needs_type, cache_error) {
+        return Err(err);
+    }
     let log_severity_number = match raw.log_severity_number {
         None => None,
         Some(raw) => Some(SeverityMatch {
             min: match raw.min {
                 None => 0,
                 Some(RawValue(Ok(ConfigValue::Int(n)))) if i32::try_from(n).is_ok() => n as i32,
-                // A float with no fraction reads as the integer, as the Collector's decoder
-                // reads it.
+                // A float reads as its integer part, as the Collector's decoder reads it.
                 Some(RawValue(Ok(ConfigValue::Double(f))))
-                    if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) =>
+                    if f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) =>
                 {
                     f as i32
                 }

@@ -161,6 +161,15 @@ impl ast::Visitor for Check {
                 GroupKind::CaptureIndex(_) => {}
             },
             Ast::Repetition(r) => {
+                // Go's parser refuses an operator on an operator ("invalid nested repetition
+                // operator"), which this one reads as the outer applied to the inner.
+                if matches!(*r.ast, Ast::Repetition(_)) {
+                    return Err(Refusal::GoRefuses(
+                        "it does not allow a repetition of a repetition (`a+*`, `a{2}{3}`); \
+                         group the inner one: `(?:a+)*`"
+                            .to_string(),
+                    ));
+                }
                 if let RepetitionKind::Range(
                     RepetitionRange::Exactly(n)
                     | RepetitionRange::AtLeast(n)

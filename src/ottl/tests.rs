@@ -293,6 +293,14 @@ fn what_the_collector_refuses_is_refused_as_invalid() {
     );
     invalid("attributes[\"n\"] == 1.5e400", "out of range");
     invalid("IsMatch(name, \"(\")", "does not compile");
+    // Go's "invalid nested repetition operator"; a group between them is allowed.
+    for pattern in ["a+*", "a**", "a+??", "a{2}{3}", "^tmp_+*"] {
+        invalid(
+            &format!("IsMatch(name, \"{pattern}\")"),
+            "a repetition of a repetition",
+        );
+    }
+    Condition::parse("IsMatch(name, \"(?:a+)*\")", ContextKind::Span).expect("a group between");
     invalid("name ~ \"x\"", "not part of OTTL");
     let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
     invalid(&deep, "nest deeper than 32");
