@@ -43,9 +43,8 @@ use tailgate_wire::Signal;
 
 use common::gateway::{free_port, loopback, received_spans, start_sink, wait_for, Gateway};
 use common::otlp::{kv, s};
-use common::parity::{post_to, settle_signals, Pair};
+use common::parity::{built_peers, post_to, settle_signals, Pair};
 use common::python::send_spans;
-use tailgate_bench::peers;
 
 /// The processors both systems run, indented for `processors:`.
 const PROCESSORS: &str = r#"  attributes/edit:
@@ -589,13 +588,9 @@ fn keys(attributes: &[KeyValue]) -> Vec<&str> {
 
 #[test]
 fn items_are_edited_as_the_collector_edits_them() {
-    if !peers::go_on_path() {
-        println!(
-            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
-        );
+    let Some(built) = built_peers() else {
         return;
-    }
-    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    };
     let (spans, span_count) = spans_request();
     let (logs, log_count) = logs_request();
     let (metrics, point_count) = metrics_request();

@@ -405,13 +405,9 @@ fn load_with(
 
 #[test]
 fn every_deterministic_policy_decides_as_the_collector_does() {
-    if !peers::go_on_path() {
-        println!(
-            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
-        );
+    let Some(built) = parity::built_peers() else {
         return;
-    }
-    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    };
     let count: u64 = std::env::var("TAILGATE_PARITY_TRACES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -492,14 +492,10 @@ fn parity_load(requests: usize) -> (Vec<Vec<u8>>, usize) {
 /// `error_mode: ignore` and `silent`. Skipped, with a message, only where `go` is not on PATH.
 #[test]
 fn the_same_spans_are_dropped_as_the_collector_drops_them() {
-    use tailgate_bench::peers;
-    if !peers::go_on_path() {
-        println!(
-            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
-        );
+    use common::parity::built_peers;
+    let Some(built) = built_peers() else {
         return;
-    }
-    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    };
     let (bodies, sent) = parity_load(40);
     for filter in PARITY_FILTERS {
         filter_parity(&built, filter, &bodies, sent);

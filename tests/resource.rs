@@ -19,8 +19,7 @@ use prost::Message;
 
 use common::gateway::received_spans;
 use common::otlp::{kv, s};
-use common::parity::{post_all, settle_signals, Pair};
-use tailgate_bench::peers;
+use common::parity::{built_peers, post_all, settle_signals, Pair};
 
 /// The actions both systems run, indented for `processors.resource`.
 const ACTIONS: &str = r#"    attributes:
@@ -185,13 +184,9 @@ fn received(sink: tailgate_bench::sink::Sink) -> Received {
 
 #[test]
 fn resources_are_edited_as_the_collector_edits_them() {
-    if !peers::go_on_path() {
-        println!(
-            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
-        );
+    let Some(built) = built_peers() else {
         return;
-    }
-    let built = peers::build().unwrap_or_else(|err| panic!("{err}"));
+    };
     let (body, sent) = request();
     let pair = Pair::start(&built, |http, upstream| {
         format!(

@@ -376,3 +376,15 @@ impl Pair {
         (self.ours_sink, self.theirs_sink)
     }
 }
+
+/// The peers built from their Go modules (`bench-rig/peers/build.sh`), or `None`, with a
+/// message saying the test is skipped, where `go` is not on PATH.
+pub fn built_peers() -> Option<std::path::PathBuf> {
+    if !peers::go_on_path() {
+        println!(
+            "skipped: go is not on PATH, so bench-rig/peers/build.sh cannot build the Collector"
+        );
+        return None;
+    }
+    Some(peers::build().unwrap_or_else(|err| panic!("{err}")))
+}
