@@ -100,30 +100,31 @@ impl AttributesEditor {
         s.replaced.clear();
         s.items.clear();
         let mut changed = false;
+        // How much the rewritten items outgrow the ones they replace, and how many there are:
+        // the new request's size, bar the length prefixes they lengthen.
+        let (mut growth, mut rewritten_items) = (0usize, 0usize);
         // One list for every item of the request: it borrows the request and the actions.
         let mut attrs: Vec<Attr<'_>> = Vec::new();
         for group in request.resource_groups() {
-            let include_group = self.include.as_ref().map(|m| m.group_matches(&group));
-            let exclude_group = self.exclude.as_ref().map(|m| m.group_matches(&group));
+            // Each matcher given, with what the group (then the scope) decides.
+            let (include_group, exclude_group) = (
+                Matcher::at_group(&self.include, &group),
+                Matcher::at_group(&self.exclude, &group),
+            );
             for scope_group in group.scope_groups() {
                 let scope = scope_group.scope();
-                let included = include_group.map(|g| g && self.include_scope(scope));
-                let excluded = exclude_group.map(|g| g && self.exclude_scope(scope));
+                let (include, exclude) = (
+                    Matcher::at_scope(include_group, scope),
+                    Matcher::at_scope(exclude_group, scope),
+                );
                 for item in scope_group.items() {
-                    let skip = included.is_some_and(|ok| {
-                        !(ok && self
-                            .include
-                            .as_ref()
-                            .is_some_and(|m| m.item_matches(item.bytes)))
-                    }) || excluded.is_some_and(|ok| {
-                        ok && self
-                            .exclude
-                            .as_ref()
-                            .is_some_and(|m| m.item_matches(item.bytes))
-                    });
+                    let skip = include.is_some_and(|(m, ok)| !(ok && m.item_matches(item.bytes)))
+                        || exclude.is_some_and(|(m, ok)| ok && m.item_matches(item.bytes));
                     let start = s.items.len();
                     if !skip && self.rewrite(item.bytes, &context, &mut attrs, s) {
                         s.replaced.push(Some((start, s.items.len())));
+                        growth += (s.items.len() - start).saturating_sub(item.bytes.len());
+                        rewritten_items += 1;
                         changed = true;
                     } else {
                         s.replaced.push(None);
@@ -134,7 +135,9 @@ impl AttributesEditor {
         if !changed {
             return Outcome::Unchanged;
         }
-        let mut out = Vec::with_capacity(bytes.len() + s.items.len() / 4);
+        // Sized once: a rewritten item lengthens at most three length prefixes (its own, its
+        // scope group's, its resource group's), each by at most 4 bytes below 2^35 bytes.
+        let mut out = Vec::with_capacity(bytes.len() + growth + 12 * rewritten_items);
         let (replaced, rewritten) = (&s.replaced, &s.items);
         request_with_items(
             bytes,
@@ -142,18 +145,6 @@ impl AttributesEditor {
             &mut out,
         );
         Outcome::Changed(out, items)
-    }
-
-    fn include_scope(&self, scope: Option<ScopeView<'_>>) -> bool {
-        self.include
-            .as_ref()
-            .is_some_and(|m| m.scope_matches(scope))
-    }
-
-    fn exclude_scope(&self, scope: Option<ScopeView<'_>>) -> bool {
-        self.exclude
-            .as_ref()
-            .is_some_and(|m| m.scope_matches(scope))
     }
 
     /// Applies the actions to `item`; when they change it, appends the rewritten item to
@@ -395,6 +386,22 @@ impl Matcher {
             matcher.resources.clear();
         }
         matcher
+    }
+
+    /// `matcher`, if given, with what `group` decides.
+    fn at_group<'m>(
+        matcher: &'m Option<Matcher>,
+        group: &ResourceGroup<'_>,
+    ) -> Option<(&'m Matcher, bool)> {
+        matcher.as_ref().map(|m| (m, m.group_matches(group)))
+    }
+
+    /// `matched` (a matcher and what its group decided), with what `scope` decides beside.
+    fn at_scope<'m>(
+        matched: Option<(&'m Matcher, bool)>,
+        scope: Option<ScopeView<'_>>,
+    ) -> Option<(&'m Matcher, bool)> {
+        matched.map(|(m, ok)| (m, ok && m.scope_matches(scope)))
     }
 
     /// What a resource group decides: its service and resource attributes (pdata merges
